@@ -1,0 +1,98 @@
+/**
+ * A device owns one gpu.js GPU in one mode and checks that every kernel runs
+ * in the mode that was asked for: gpu.js silently degrades to `cpu` when a
+ * kernel uses something a backend lacks, and this project never runs slower
+ * than asked without saying so.
+ */
+import { GPU } from 'gpu.js';
+
+export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
+export type RequestedBackend = BackendMode | 'auto';
+export const backendChoices: readonly RequestedBackend[] = ['auto', 'webgpu', 'webasm', 'cpu'];
+
+export class BackendFallbackError extends Error {
+  constructor(readonly kernelName: string, readonly asked: BackendMode, readonly ran: string, readonly reason: string | null) {
+    super(`kernel ${kernelName} asked for gpu.js mode "${asked}" but ran on "${ran}"${reason ? `: ${reason}` : ''}`);
+    this.name = 'BackendFallbackError';
+  }
+}
+
+export class NoWebGPUError extends Error {
+  constructor(detail: string) {
+    super(`no WebGPU adapter answered (${detail}); use --backend webasm on machines without a GPU`);
+    this.name = 'NoWebGPUError';
+  }
+}
+
+let webgpuInstalled: Promise<boolean> | null = null;
+
+/** Gives Node a `navigator.gpu` from Dawn (the `webgpu` npm package), once. Resolves whether an adapter answers. */
+export function installWebGPU(): Promise<boolean> {
+  webgpuInstalled ??= (async () => {
+    try {
+      const mod = (await import('webgpu')) as { create: (flags: string[]) => unknown; globals: Record<string, unknown> };
+      Object.assign(globalThis, mod.globals);
+      const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
+      if (!g.navigator?.gpu) {
+        Object.defineProperty(globalThis, 'navigator', { value: { ...(g.navigator ?? {}), gpu: mod.create([]) }, configurable: true, writable: true });
+      }
+      const gpu = (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<unknown> } } }).navigator.gpu;
+      return (await gpu.requestAdapter()) !== null;
+    } catch {
+      return false;
+    }
+  })();
+  return webgpuInstalled;
+}
+
+export interface FallbackPolicy {
+  /** 'throw' in tests and benchmarks; 'warn' prints once per kernel and carries on. */
+  onFallback: 'throw' | 'warn';
+  warn?: (msg: string) => void;
+}
+
+/** What gpu.js exposes about a compiled kernel, read back after its first run. */
+interface KernelIntrospection {
+  kernel?: { constructor?: { mode?: string }; fallbackReason?: string | null };
+}
+
+export class Device {
+  readonly executed = new Map<string, string>();
+  private warned = new Set<string>();
+
+  private constructor(readonly mode: BackendMode, readonly gpu: GPU, readonly policy: FallbackPolicy) {}
+
+  static async create(requested: RequestedBackend, policy: FallbackPolicy = { onFallback: 'throw' }): Promise<Device> {
+    let mode: BackendMode;
+    if (requested === 'auto') {
+      mode = (await installWebGPU()) ? 'webgpu' : 'webasm';
+    } else {
+      mode = requested;
+      if (mode === 'webgpu' && !(await installWebGPU())) throw new NoWebGPUError('navigator.gpu.requestAdapter() returned null');
+    }
+    const gpu = new GPU({ mode });
+    return new Device(mode, gpu, policy);
+  }
+
+  /** Called after a kernel's run: compares the mode that executed with the one asked for. */
+  checkKernel(name: string, kernel: unknown): void {
+    const k = kernel as KernelIntrospection;
+    const ran = k.kernel?.constructor?.mode ?? 'unknown';
+    this.checkRan(name, ran, k.kernel?.fallbackReason ?? null);
+  }
+
+  checkRan(name: string, ran: string, reason: string | null): void {
+    this.executed.set(name, ran);
+    if (ran === this.mode) return;
+    const err = new BackendFallbackError(name, this.mode, ran, reason);
+    if (this.policy.onFallback === 'throw') throw err;
+    if (!this.warned.has(name)) {
+      this.warned.add(name);
+      (this.policy.warn ?? ((m: string) => process.stderr.write(`warning: ${m} (slower than asked)\n`)))(err.message);
+    }
+  }
+
+  destroy(): void {
+    this.gpu.destroy();
+  }
+}

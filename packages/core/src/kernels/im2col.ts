@@ -1,0 +1,103 @@
+/**
+ * im2col for conv2d in our activation layout CNHW ([channel][image][y][x]):
+ *   col[(c, ky, kx)][(n, oy, ox)] = x[c][n][oy*s + ky - p][ox*s + kx - p]  (0 outside the image)
+ * so that conv2d forward is one GEMM: out[o][(n, oy, ox)] = W[o][(c, ky, kx)] col + b[o],
+ * which lands directly in CNHW. col2im is its adjoint, written gather-style
+ * (each input pixel sums the columns that read it) so no two threads write one cell.
+ */
+import type { Device } from '../device.js';
+import { Kernel, type KernelThis } from './kernel-runner.js';
+
+export interface ConvGeometry {
+  readonly C: number; // input channels
+  readonly N: number; // images in this chunk
+  readonly NT: number; // images in the whole activation (the chunk starts at image n0)
+  readonly H: number;
+  readonly W: number;
+  readonly R: number; // kernel size
+  readonly S: number; // stride
+  readonly P: number; // padding
+  readonly OH: number;
+  readonly OW: number;
+}
+
+const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
+  const p = this.thread.x; // (n, oy, ox) within the chunk
+  const row = this.thread.y; // (c, ky, kx)
+  const R = this.constants.R;
+  const c = Math.floor(row / (R * R));
+  const kk = row - c * R * R;
+  const ky = Math.floor(kk / R);
+  const kx = kk - ky * R;
+  const OHW = this.constants.OH * this.constants.OW;
+  const n = Math.floor(p / OHW);
+  const pp = p - n * OHW;
+  const oy = Math.floor(pp / this.constants.OW);
+  const ox = pp - oy * this.constants.OW;
+  const iy = oy * this.constants.S + ky - this.constants.P;
+  const ix = ox * this.constants.S + kx - this.constants.P;
+  let v = 0;
+  if (iy >= 0 && iy < this.constants.H && ix >= 0 && ix < this.constants.W) {
+    v = x[((c * this.constants.NT + n0 + n) * this.constants.H + iy) * this.constants.W + ix];
+  }
+  return v;
+};
+
+const col2imBody = function (this: KernelThis, col: Float32Array) {
+  const ix = this.thread.x;
+  const iy = this.thread.y;
+  const cn = this.thread.z; // c * N + n
+  const N = this.constants.N;
+  const c = Math.floor(cn / N);
+  const n = cn - c * N;
+  const R = this.constants.R;
+  const S = this.constants.S;
+  const P = this.constants.P;
+  const OH = this.constants.OH;
+  const OW = this.constants.OW;
+  const cols = N * OH * OW;
+  let sum = 0;
+  for (let ky = 0; ky < R; ky++) {
+    const ty = iy + P - ky;
+    const oy = Math.floor(ty / S);
+    if (ty >= 0 && oy * S === ty && oy < OH) {
+      for (let kx = 0; kx < R; kx++) {
+        const tx = ix + P - kx;
+        const ox = Math.floor(tx / S);
+        if (tx >= 0 && ox * S === tx && ox < OW) {
+          sum += col[((c * R + ky) * R + kx) * cols + (n * OH + oy) * OW + ox];
+        }
+      }
+    }
+  }
+  return sum;
+};
+
+export class Im2col {
+  private readonly kernel: Kernel;
+  constructor(device: Device, name: string, readonly g: ConvGeometry) {
+    this.kernel = new Kernel(device, name, im2colBody, {
+      output: [g.N * g.OH * g.OW, g.C * g.R * g.R],
+      constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, NT: g.NT },
+    });
+  }
+  /** col for images n0 .. n0+N-1 of x. */
+  run(x: Float32Array, n0: number): Promise<Float32Array> {
+    return this.kernel.run(x, n0);
+  }
+}
+
+export class Col2im {
+  private readonly kernel: Kernel;
+  constructor(device: Device, name: string, readonly g: ConvGeometry) {
+    if (g.N !== g.NT) throw new Error('col2im works on whole activations');
+    this.kernel = new Kernel(device, name, col2imBody, {
+      output: [g.W, g.H, g.C * g.N],
+      constants: { N: g.N, R: g.R, S: g.S, P: g.P, OH: g.OH, OW: g.OW },
+    });
+  }
+  /** dx in CNHW from dcol [(c, ky, kx)][(n, oy, ox)]. */
+  run(col: Float32Array): Promise<Float32Array> {
+    return this.kernel.run(col);
+  }
+}

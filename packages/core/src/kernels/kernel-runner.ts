@@ -1,0 +1,80 @@
+/**
+ * One place where gpu.js kernels are created and run, so that every kernel:
+ * - runs under the async contract (webasm splits big kernels over worker threads; webgpu is async anyway),
+ * - has its executed mode read back and checked against the device's mode after its first run.
+ */
+import type { Device } from '../device.js';
+import { flattenResult, installFlatOutput } from './flat-output.js';
+
+/** What a kernel body sees as `this`. */
+export interface KernelThis {
+  readonly thread: { readonly x: number; readonly y: number; readonly z: number };
+  readonly constants: Readonly<Record<string, number>>;
+}
+
+/** A kernel argument: a flat Float32Array, or a number. */
+export type KernelArg = Float32Array | number;
+
+export type KernelOutput = number[] | [number, number] | [number, number, number];
+
+export interface KernelOptions {
+  readonly output: KernelOutput;
+  readonly constants?: Record<string, number>;
+  /** 'Array(4)' lets one thread produce four results: how the GEMM amortises its gathers on SIMD lanes. */
+  readonly returnType?: 'Number' | 'Array(4)';
+}
+
+/** Time spent per kernel name, when profiling is on (benchmarks' --profile). */
+let profile: Map<string, { calls: number; ms: number }> | null = null;
+
+export function startKernelProfile(): void {
+  profile = new Map();
+}
+
+export function kernelProfile(): { name: string; calls: number; ms: number }[] {
+  return [...(profile ?? new Map<string, { calls: number; ms: number }>()).entries()].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
+}
+
+type GpuKernel = ((...args: KernelArg[]) => Promise<unknown> | unknown) & { destroy?: () => void };
+
+export class Kernel {
+  private checked = false;
+  private readonly k: GpuKernel;
+  /** Number of floats the kernel produces: output cells x components. */
+  readonly length: number;
+
+  // eslint-disable-next-line @typescript-eslint/ban-types
+  constructor(private readonly device: Device, readonly name: string, fn: Function, opts: KernelOptions) {
+    installFlatOutput();
+    this.length = opts.output.reduce((a, b) => a * b, 1) * (opts.returnType === 'Array(4)' ? 4 : 1);
+    const create = device.gpu.createKernel as unknown as (f: Function, s: object) => GpuKernel;
+    this.k = create.call(device.gpu, fn, {
+      output: opts.output,
+      constants: opts.constants ?? {},
+      returnType: opts.returnType,
+      asyncMode: true,
+      tactic: 'precision',
+      dynamicOutput: false,
+      dynamicArguments: false,
+      // gpu.js caps loops with a run-time bound at 1000 iterations by default
+      loopMaxIterations: 1 << 30,
+    });
+  }
+
+  /** Runs the kernel; the result is packed [z][y][x][component] whatever the backend. */
+  async run(...args: KernelArg[]): Promise<Float32Array> {
+    const t0 = profile ? performance.now() : 0;
+    const r = await this.k(...args);
+    if (profile) {
+      const e = profile.get(this.name) ?? { calls: 0, ms: 0 };
+      e.calls++;
+      e.ms += performance.now() - t0;
+      profile.set(this.name, e);
+    }
+    if (!this.checked) {
+      this.device.checkKernel(this.name, this.k);
+      this.checked = true;
+    }
+    return flattenResult(r, this.length);
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Cross-channel local response normalisation (paper section 3.3), in layout CNHW:
+ *   s_c = k + alpha * sum_{j=c-n/2}^{c+n/2} a_j^2     (alpha NOT divided by n: the paper's convention)
+ *   b_c = a_c * s_c^-beta
+ * Backward:
+ *   da_c = dy_c * s_c^-beta - 2 alpha beta a_c * sum_{j: |j-c| <= n/2} dy_j b_j / s_j
+ * The forward keeps s for the backward pass. With beta = 0.75 (the paper's)
+ * s^-beta is computed as 1 / (sqrt(s) sqrt(sqrt(s))): sqrt is a native wasm
+ * opcode while pow is a call out to JavaScript.
+ */
+import type { Device } from '../device.js';
+import { Kernel, type KernelThis } from './kernel-runner.js';
+import type { LrnLayer } from '../model/spec.js';
+
+const scaleBody = function (this: KernelThis, a: Float32Array) {
+  const i = this.thread.x;
+  const plane = this.constants.plane; // N*H*W: distance between channels
+  const c = Math.floor(i / plane);
+  const half = this.constants.half;
+  const lo = Math.max(c - half, 0);
+  const hi = Math.min(c + half, this.constants.C - 1);
+  const base = i - c * plane;
+  let sum = 0;
+  for (let j = lo; j <= hi; j++) {
+    const v = a[j * plane + base];
+    sum += v * v;
+  }
+  return this.constants.k + this.constants.alpha * sum;
+};
+
+const outputBody075 = function (this: KernelThis, a: Float32Array, s: Float32Array) {
+  const sv = s[this.thread.x];
+  const r = Math.sqrt(sv);
+  return a[this.thread.x] / (r * Math.sqrt(r));
+};
+
+const outputBodyPow = function (this: KernelThis, a: Float32Array, s: Float32Array) {
+  return a[this.thread.x] * Math.pow(s[this.thread.x], -this.constants.beta);
+};
+
+const backwardBody075 = function (this: KernelThis, a: Float32Array, s: Float32Array, b: Float32Array, dy: Float32Array) {
+  const i = this.thread.x;
+  const plane = this.constants.plane;
+  const c = Math.floor(i / plane);
+  const half = this.constants.half;
+  const lo = Math.max(c - half, 0);
+  const hi = Math.min(c + half, this.constants.C - 1);
+  const base = i - c * plane;
+  let sum = 0;
+  for (let j = lo; j <= hi; j++) {
+    const idx = j * plane + base;
+    sum += (dy[idx] * b[idx]) / s[idx];
+  }
+  const sv = s[i];
+  const r = Math.sqrt(sv);
+  return dy[i] / (r * Math.sqrt(r)) - this.constants.twoAlphaBeta * a[i] * sum;
+};
+
+const backwardBodyPow = function (this: KernelThis, a: Float32Array, s: Float32Array, b: Float32Array, dy: Float32Array) {
+  const i = this.thread.x;
+  const plane = this.constants.plane;
+  const c = Math.floor(i / plane);
+  const half = this.constants.half;
+  const lo = Math.max(c - half, 0);
+  const hi = Math.min(c + half, this.constants.C - 1);
+  const base = i - c * plane;
+  let sum = 0;
+  for (let j = lo; j <= hi; j++) {
+    const idx = j * plane + base;
+    sum += (dy[idx] * b[idx]) / s[idx];
+  }
+  return dy[i] * Math.pow(s[i], -this.constants.beta) - this.constants.twoAlphaBeta * a[i] * sum;
+};
+
+export interface LrnState {
+  readonly a: Float32Array;
+  readonly s: Float32Array;
+  readonly b: Float32Array;
+}
+
+export class Lrn {
+  private readonly scale: Kernel;
+  private readonly out: Kernel;
+  private readonly bwd: Kernel;
+  constructor(device: Device, name: string, spec: LrnLayer, C: number, plane: number) {
+    const size = C * plane;
+    const constants = { plane, C, half: (spec.size - 1) / 2, k: spec.k, alpha: spec.alpha, beta: spec.beta, twoAlphaBeta: 2 * spec.alpha * spec.beta };
+    const fast = spec.beta === 0.75;
+    this.scale = new Kernel(device, `${name}.scale`, scaleBody, { output: [size], constants });
+    this.out = new Kernel(device, `${name}.forward`, fast ? outputBody075 : outputBodyPow, { output: [size], constants });
+    this.bwd = new Kernel(device, `${name}.backward`, fast ? backwardBody075 : backwardBodyPow, { output: [size], constants });
+  }
+  async forward(a: Float32Array): Promise<LrnState> {
+    const s = await this.scale.run(a);
+    const b = await this.out.run(a, s);
+    return { a, s, b };
+  }
+  backward(st: LrnState, dy: Float32Array): Promise<Float32Array> {
+    return this.bwd.run(st.a, st.s, st.b, dy);
+  }
+}

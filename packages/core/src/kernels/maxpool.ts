@@ -1,0 +1,87 @@
+/**
+ * Overlapping max-pooling (3x3, stride 2 in AlexNet) in layout CNHW.
+ * The forward records, per output, which cell of its window won (0 .. size*size-1,
+ * first maximum in row-major order): a window offset rather than a flat index,
+ * so it stays exact in float32 at any activation size. The backward is
+ * gather-style: each input cell sums the gradients of the windows it won.
+ */
+import type { Device } from '../device.js';
+import { Kernel, type KernelThis } from './kernel-runner.js';
+
+const argmaxBody = function (this: KernelThis, x: Float32Array) {
+  const ox = this.thread.x;
+  const oy = this.thread.y;
+  const cn = this.thread.z;
+  const base = cn * this.constants.H * this.constants.W;
+  const y0 = oy * this.constants.S;
+  const x0 = ox * this.constants.S;
+  let best = x[base + y0 * this.constants.W + x0];
+  let arg = 0;
+  for (let ky = 0; ky < this.constants.K; ky++) {
+    for (let kx = 0; kx < this.constants.K; kx++) {
+      const v = x[base + (y0 + ky) * this.constants.W + x0 + kx];
+      if (v > best) {
+        best = v;
+        arg = ky * this.constants.K + kx;
+      }
+    }
+  }
+  return arg;
+};
+
+const gatherBody = function (this: KernelThis, x: Float32Array, arg: Float32Array) {
+  const ox = this.thread.x;
+  const oy = this.thread.y;
+  const cn = this.thread.z;
+  const a = arg[(cn * this.constants.OH + oy) * this.constants.OW + ox];
+  const ky = Math.floor(a / this.constants.K);
+  const kx = a - ky * this.constants.K;
+  return x[(cn * this.constants.H + oy * this.constants.S + ky) * this.constants.W + ox * this.constants.S + kx];
+};
+
+const backwardBody = function (this: KernelThis, arg: Float32Array, dy: Float32Array) {
+  const ix = this.thread.x;
+  const iy = this.thread.y;
+  const cn = this.thread.z;
+  const S = this.constants.S;
+  const K = this.constants.K;
+  // windows oy with oy*S <= iy <= oy*S + K - 1
+  const oyLo = Math.max(Math.floor((iy - K + S) / S), 0);
+  const oyHi = Math.min(Math.floor(iy / S), this.constants.OH - 1);
+  const oxLo = Math.max(Math.floor((ix - K + S) / S), 0);
+  const oxHi = Math.min(Math.floor(ix / S), this.constants.OW - 1);
+  let sum = 0;
+  for (let oy = oyLo; oy <= oyHi; oy++) {
+    for (let ox = oxLo; ox <= oxHi; ox++) {
+      const o = (cn * this.constants.OH + oy) * this.constants.OW + ox;
+      if (arg[o] === (iy - oy * S) * K + (ix - ox * S)) sum += dy[o];
+    }
+  }
+  return sum;
+};
+
+export interface PoolState {
+  readonly arg: Float32Array;
+}
+
+export class MaxPool {
+  private readonly argmax: Kernel;
+  private readonly gather: Kernel;
+  private readonly bwd: Kernel;
+  constructor(device: Device, name: string, CN: number, H: number, W: number, K: number, S: number) {
+    const OH = Math.floor((H - K) / S) + 1;
+    const OW = Math.floor((W - K) / S) + 1;
+    const constants = { H, W, K, S, OH, OW };
+    this.argmax = new Kernel(device, `${name}.argmax`, argmaxBody, { output: [OW, OH, CN], constants });
+    this.gather = new Kernel(device, `${name}.forward`, gatherBody, { output: [OW, OH, CN], constants });
+    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [W, H, CN], constants });
+  }
+  async forward(x: Float32Array): Promise<{ y: Float32Array; state: PoolState }> {
+    const arg = await this.argmax.run(x);
+    const y = await this.gather.run(x, arg);
+    return { y, state: { arg } };
+  }
+  backward(state: PoolState, dy: Float32Array): Promise<Float32Array> {
+    return this.bwd.run(state.arg, dy);
+  }
+}

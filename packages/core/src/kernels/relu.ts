@@ -1,0 +1,29 @@
+/** ReLU forward (max(0, x)) and backward (dy where the forward output was positive), elementwise. */
+import type { Device } from '../device.js';
+import { Kernel, type KernelThis } from './kernel-runner.js';
+
+const forwardBody = function (this: KernelThis, x: Float32Array) {
+  return Math.max(x[this.thread.x], 0);
+};
+
+const backwardBody = function (this: KernelThis, y: Float32Array, dy: Float32Array) {
+  let g = 0;
+  if (y[this.thread.x] > 0) g = dy[this.thread.x];
+  return g;
+};
+
+export class Relu {
+  private readonly fwd: Kernel;
+  private readonly bwd: Kernel;
+  constructor(device: Device, name: string, readonly size: number) {
+    this.fwd = new Kernel(device, `${name}.forward`, forwardBody, { output: [size] });
+    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size] });
+  }
+  forward(x: Float32Array): Promise<Float32Array> {
+    return this.fwd.run(x);
+  }
+  /** Gradient through ReLU, from its output y (y > 0 exactly where x > 0). */
+  backward(y: Float32Array, dy: Float32Array): Promise<Float32Array> {
+    return this.bwd.run(y, dy);
+  }
+}

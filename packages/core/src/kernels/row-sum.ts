@@ -1,0 +1,20 @@
+/** Sum along rows: out[m] = sum_n x[m][n]. The bias gradient of conv and fc layers (x = dy in [out][positions]). */
+import type { Device } from '../device.js';
+import { Kernel, type KernelThis } from './kernel-runner.js';
+
+const body = function (this: KernelThis, x: Float32Array) {
+  const base = this.thread.x * this.constants.N;
+  let s = 0;
+  for (let n = 0; n < this.constants.N; n++) s += x[base + n];
+  return s;
+};
+
+export class RowSum {
+  private readonly kernel: Kernel;
+  constructor(device: Device, name: string, M: number, N: number) {
+    this.kernel = new Kernel(device, name, body, { output: [M], constants: { N } });
+  }
+  run(x: Float32Array): Promise<Float32Array> {
+    return this.kernel.run(x);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The one-process trainer: both towers in one process, crossing tensors
+ * passed as arrays. Seeded and deterministic. It is the oracle for the
+ * two-worker run (which must give the same losses and weights) and the
+ * fastest way to debug the model.
+ */
+import { Device, type FallbackPolicy, type RequestedBackend } from '../device.js';
+import type { ModelSpec, TowerIndex } from '../model/spec.js';
+import { initTowerParams, type TowerParams } from '../model/params.js';
+import { Tower, type StepContext } from '../tower/tower.js';
+import { concatTowers, sumSlices, towerSlice } from '../tower/crossing.js';
+import { paperSgd, type SgdHyper } from '../kernels/sgd.js';
+import { mean, topKCorrect } from './metrics.js';
+
+export interface Batch {
+  /** Images in layout CNHW: [3][N][H][W], already normalised (mean subtracted). */
+  readonly images: Float32Array;
+  /** Class indices as floats (kernels read float arrays). */
+  readonly labels: Float32Array;
+}
+
+export interface StepResult {
+  readonly loss: number;
+  readonly correct: number;
+  readonly batch: number;
+}
+
+export interface GroupedTrainerOptions {
+  readonly spec: ModelSpec;
+  readonly backend: RequestedBackend;
+  readonly batch: number;
+  readonly seed: number;
+  readonly hyper?: SgdHyper;
+  readonly fallback?: FallbackPolicy;
+  /** Start from these parameters instead of the paper's initialisation. */
+  readonly params?: [TowerParams, TowerParams];
+}
+
+export class GroupedTrainer {
+  step = 0;
+  hyper: SgdHyper;
+  private evalTowers = new Map<number, [Tower, Tower]>();
+
+  private constructor(readonly device: Device, readonly spec: ModelSpec, readonly towers: [Tower, Tower], readonly seed: number, hyper: SgdHyper) {
+    this.hyper = hyper;
+  }
+
+  static async create(o: GroupedTrainerOptions): Promise<GroupedTrainer> {
+    const device = await Device.create(o.backend, o.fallback);
+    const params = o.params ?? [initTowerParams(o.spec, 0, o.seed), initTowerParams(o.spec, 1, o.seed)];
+    const towers: [Tower, Tower] = [new Tower(device, o.spec, 0, o.batch, params[0]), new Tower(device, o.spec, 1, o.batch, params[1])];
+    return new GroupedTrainer(device, o.spec, towers, o.seed, o.hyper ?? paperSgd);
+  }
+
+  get params(): [TowerParams, TowerParams] {
+    return [this.towers[0].params, this.towers[1].params];
+  }
+
+  private async forward(towers: [Tower, Tower], images: Float32Array, ctx: StepContext): Promise<void> {
+    let outs: Float32Array[] = [images, images];
+    for (let i = 0; i < towers[0].segments.length; i++) {
+      const x = i === 0 ? images : concatTowers(outs[0]!, outs[1]!);
+      const next: Float32Array[] = [];
+      for (const t of towers) next.push(t.runs(i) ? await t.forwardSegment(i, x, ctx) : new Float32Array(0));
+      outs = next;
+    }
+  }
+
+  /** One training step: forward, loss, backward, update. */
+  async trainStep(b: Batch): Promise<StepResult> {
+    const ctx: StepContext = { seed: this.seed, step: this.step, train: true };
+    const [t0, t1] = this.towers;
+    await this.forward(this.towers, b.images, ctx);
+    const { losses, logits, dlogits } = await t0.lossAndGradient(b.labels);
+    const last = t0.segments.length - 1;
+    // the classifier (tower 0) gives the gradient of both towers' fc7
+    const dIn = (await t0.backwardSegment(last, dlogits))!;
+    let d: [Float32Array, Float32Array] = [towerSlice(dIn, 0), towerSlice(dIn, 1)];
+    for (let i = last - 1; i >= 0; i--) {
+      const g0 = await t0.backwardSegment(i, d[0]);
+      const g1 = await t1.backwardSegment(i, d[1]);
+      if (i > 0) d = [sumSlices(towerSlice(g0!, 0), towerSlice(g1!, 0)), sumSlices(towerSlice(g0!, 1), towerSlice(g1!, 1))];
+    }
+    await Promise.all([t0.update(this.hyper), t1.update(this.hyper)]);
+    this.step++;
+    return { loss: mean(losses), correct: topKCorrect(logits, b.labels, this.spec.classes, 1), batch: b.labels.length };
+  }
+
+  /** Logits [class][image] without dropout, for evaluation (any batch size; kernels are made once per size). */
+  async predict(images: Float32Array, n: number): Promise<Float32Array> {
+    let towers = this.evalTowers.get(n);
+    if (!towers) {
+      const p = this.params;
+      towers = [new Tower(this.device, this.spec, 0, n, p[0]), new Tower(this.device, this.spec, 1, n, p[1])];
+      this.evalTowers.set(n, towers);
+    }
+    await this.forward(towers, images, { seed: this.seed, step: this.step, train: false });
+    return towers[0].lastLogits();
+  }
+
+  tower(t: TowerIndex): Tower {
+    return this.towers[t];
+  }
+
+  destroy(): void {
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,45 @@
+import test from 'ava';
+import { Gemm, gemmShape } from '../src/kernels/gemm.js';
+import { assertClose, randomArray, webasm } from './helpers.js';
+
+function reference(M: number, N: number, K: number, a: Float32Array, b: Float32Array, bias: Float32Array, ta: boolean, tb: boolean): Float64Array {
+  const c = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = bias[m]!;
+      for (let k = 0; k < K; k++) s += (ta ? a[k * M + m]! : a[m * K + k]!) * (tb ? b[n * K + k]! : b[k * N + n]!);
+      c[m * N + n] = s;
+    }
+  }
+  return c;
+}
+
+const cases: [number, number, number, boolean, boolean][] = [
+  [7, 5, 3, false, false], // M not a multiple of 4, odd K
+  [9, 13, 7, true, true],
+  [16, 33, 1200, false, true], // long K: split-K and more than gpu.js's default 1000 loop iterations
+  [75, 300, 32, true, false],
+  [4, 4096, 5, false, false],
+];
+
+for (const [M, N, K, ta, tb] of cases) {
+  test(`gemm ${M}x${N}x${K} transA=${ta} transB=${tb} matches float64 reference`, async (t) => {
+    const dev = await webasm();
+    const a = randomArray(M * K, 1);
+    const b = randomArray(K * N, 2);
+    const bias = randomArray(M, 3);
+    const g = new Gemm(dev, 'gemm', gemmShape(M, N, K, ta, tb));
+    const got = await g.run(a, b, bias);
+    assertClose(t, got, reference(M, N, K, a, b, bias, ta, tb), 1e-3, 'C');
+    t.is(dev.executed.get('gemm'), 'webasm');
+  });
+}
+
+test('gemm splits K when the output is small', async (t) => {
+  const dev = await webasm();
+  const g = new Gemm(dev, 'gemm-split', gemmShape(8, 16, 5000));
+  t.true(g.splits > 1);
+  const a = randomArray(8 * 5000, 4);
+  const b = randomArray(5000 * 16, 5);
+  assertClose(t, await g.run(a, b), reference(8, 16, 5000, a, b, new Float32Array(8), false, false), 1e-3, 'C');
+});

@@ -1,0 +1,62 @@
+/** Shared test helpers: random data, comparisons, finite differences in float64. */
+import type { ExecutionContext } from 'ava';
+import { Rng } from '../src/random.js';
+import { Device } from '../src/device.js';
+
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * scale);
+}
+
+export function f64(a: ArrayLike<number>): Float64Array {
+  return Float64Array.from(a as ArrayLike<number>);
+}
+
+/** Largest |a-b| / (atol + |b|) over the arrays: a relative error that tolerates values near zero. */
+export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-3): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / (atol + Math.abs(b[i]!)));
+  return m;
+}
+
+export function assertClose(t: ExecutionContext, got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
+  const e = maxRelError(got, want);
+  t.true(e < tol, `${what}: relative error ${e.toExponential(2)} >= ${tol}`);
+}
+
+/**
+ * Central finite differences of a scalar function of x in float64, at `count`
+ * positions chosen by seed; returns the positions and the numerical gradient.
+ */
+export function finiteDifferences(f: (x: Float64Array) => number, x: Float64Array, count: number, seed: number, h = 1e-6): { idx: number[]; grad: number[] } {
+  const r = new Rng(seed);
+  const idx: number[] = [];
+  const grad: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const j = r.int(x.length);
+    const old = x[j]!;
+    x[j] = old + h;
+    const fp = f(x);
+    x[j] = old - h;
+    const fm = f(x);
+    x[j] = old;
+    idx.push(j);
+    grad.push((fp - fm) / (2 * h));
+  }
+  return { idx, grad };
+}
+
+/** L = sum(y * g) for a fixed random g: its gradient with respect to y is g. */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+let shared: Promise<Device> | null = null;
+/** One webasm device per test file (kernels must run on webasm, never silently on cpu). */
+export function webasm(): Promise<Device> {
+  shared ??= Device.create('webasm', { onFallback: 'throw' });
+  return shared;
+}

@@ -1,0 +1,138 @@
+import test from 'ava';
+import { Relu } from '../src/kernels/relu.js';
+import { Lrn } from '../src/kernels/lrn.js';
+import { MaxPool } from '../src/kernels/maxpool.js';
+import { FullyConnected } from '../src/kernels/fully-connected.js';
+import { Flatten } from '../src/kernels/flatten.js';
+import { Dropout, dropoutMask } from '../src/kernels/dropout.js';
+import { SoftmaxCrossEntropy } from '../src/kernels/softmax-xent.js';
+import { Sgd } from '../src/kernels/sgd.js';
+import * as ref from '../src/reference/layers.js';
+import { assertClose, dot, f64, finiteDifferences, randomArray, webasm } from './helpers.js';
+
+test('relu forward and backward match the reference', async (t) => {
+  const dev = await webasm();
+  const x = randomArray(5000, 1);
+  const dy = randomArray(5000, 2);
+  const k = new Relu(dev, 'relu', x.length);
+  const y = await k.forward(x);
+  assertClose(t, y, ref.reluForward(x), 1e-6, 'y');
+  assertClose(t, await k.backward(y, dy), ref.reluBackward(ref.reluForward(x), dy), 1e-6, 'dx');
+});
+
+for (const beta of [0.75, 0.6]) {
+  test(`lrn (paper's k, n, alpha; beta ${beta}) forward and backward match the reference`, async (t) => {
+    const dev = await webasm();
+    const p = { C: 7, plane: 2 * 5 * 3, size: 5, alpha: 1e-4, beta, k: 2 };
+    // large activations so that the alpha term matters
+    const a = randomArray(p.C * p.plane, 3, 40);
+    const dy = randomArray(a.length, 4);
+    const k = new Lrn(dev, `lrn${beta}`, { type: 'lrn', name: 'lrn', size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }, p.C, p.plane);
+    const st = await k.forward(a);
+    assertClose(t, st.b, ref.lrnForward(p, a), 1e-4, 'b');
+    assertClose(t, await k.backward(st, dy), ref.lrnBackward(p, a, dy), 1e-3, 'da');
+  });
+}
+
+test('lrn reference backward matches finite differences in float64', (t) => {
+  const p = { C: 6, plane: 4, size: 5, alpha: 1e-2, beta: 0.75, k: 2 };
+  const a = f64(randomArray(p.C * p.plane, 5, 5));
+  const g = f64(randomArray(a.length, 6));
+  const da = ref.lrnBackward(p, a, g);
+  const fd = finiteDifferences((x) => dot(ref.lrnForward(p, x), g), a, 24, 7);
+  fd.idx.forEach((j, i) => t.true(Math.abs(da[j]! - fd.grad[i]!) < 1e-6, `da[${j}] ${da[j]} vs ${fd.grad[i]}`));
+});
+
+for (const [H, W] of [[7, 7], [8, 11]]) {
+  test(`max-pool 3x3 stride 2 on ${H}x${W} forward and backward match the reference`, async (t) => {
+    const dev = await webasm();
+    const p = { CN: 6, H, W, K: 3, S: 2 };
+    const { OH, OW } = ref.poolOut(p);
+    const x = randomArray(p.CN * H * W, 8);
+    const dy = randomArray(p.CN * OH * OW, 9);
+    const k = new MaxPool(dev, `pool${H}x${W}`, p.CN, H, W, 3, 2);
+    const { y, state } = await k.forward(x);
+    assertClose(t, y, ref.maxPoolForward(p, x).y, 1e-7, 'y');
+    assertClose(t, await k.backward(state, dy), ref.maxPoolBackward(p, x, dy), 1e-6, 'dx');
+  });
+}
+
+test('max-pool reference backward matches finite differences in float64', (t) => {
+  const p = { CN: 2, H: 7, W: 7, K: 3, S: 2 };
+  const x = f64(randomArray(p.CN * p.H * p.W, 10));
+  const { OH, OW } = ref.poolOut(p);
+  const g = f64(randomArray(p.CN * OH * OW, 11));
+  const dx = ref.maxPoolBackward(p, x, g);
+  const fd = finiteDifferences((xx) => dot(ref.maxPoolForward(p, xx).y, g), x, 30, 12);
+  fd.idx.forEach((j, i) => t.true(Math.abs(dx[j]! - fd.grad[i]!) < 1e-6, `dx[${j}]`));
+});
+
+test('fully connected forward and backward match the reference, and the reference matches finite differences', async (t) => {
+  const dev = await webasm();
+  const [O, K, N] = [13, 37, 6];
+  const x = randomArray(K * N, 12);
+  const w = randomArray(O * K, 13);
+  const b = randomArray(O, 14);
+  const dy = randomArray(O * N, 15);
+  const k = new FullyConnected(dev, 'fc', O, K, N);
+  assertClose(t, await k.forward(x, w, b), ref.fcForward(O, K, N, x, w, b), 1e-4, 'y');
+  const g = await k.backward(x, w, dy);
+  const r = ref.fcBackward(O, K, N, x, w, dy);
+  assertClose(t, g.dx, r.dx, 1e-4, 'dx');
+  assertClose(t, g.dw, r.dw, 1e-4, 'dw');
+  assertClose(t, g.db, r.db, 1e-4, 'db');
+  const x64 = f64(x);
+  const w64 = f64(w);
+  const fx = finiteDifferences((xx) => dot(ref.fcForward(O, K, N, xx, w64, b), dy), x64, 10, 16);
+  fx.idx.forEach((j, i) => t.true(Math.abs(r.dx[j]! - fx.grad[i]!) < 1e-6));
+  const fw = finiteDifferences((ww) => dot(ref.fcForward(O, K, N, x64, ww, b), dy), w64, 10, 17);
+  fw.idx.forEach((j, i) => t.true(Math.abs(r.dw[j]! - fw.grad[i]!) < 1e-6));
+});
+
+test('flatten between CNHW and [feature][image] is a permutation and its own adjoint', async (t) => {
+  const dev = await webasm();
+  const [C, N, HW] = [3, 4, 5];
+  const x = randomArray(C * N * HW, 18);
+  const k = new Flatten(dev, 'flatten', C, N, HW);
+  const f = await k.forward(x);
+  for (let c = 0; c < C; c++) for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) t.is(f[(c * HW + i) * N + n], x[(c * N + n) * HW + i]);
+  t.deepEqual(Array.from(await k.backward(f)), Array.from(x));
+});
+
+test('dropout keeps about half the units, scales them by 2, and is reproducible from its seed', async (t) => {
+  const dev = await webasm();
+  const mask = dropoutMask(10000, 0.5, 42);
+  const kept = mask.filter((m) => m !== 0);
+  t.true(Math.abs(kept.length - 5000) < 300, `kept ${kept.length}`);
+  t.true(kept.every((m) => m === 2));
+  t.deepEqual(Array.from(dropoutMask(100, 0.5, 42)), Array.from(mask.subarray(0, 100)));
+  t.notDeepEqual(Array.from(dropoutMask(100, 0.5, 43)), Array.from(mask.subarray(0, 100)));
+  const x = randomArray(10000, 19);
+  const k = new Dropout(dev, 'dropout', 10000);
+  assertClose(t, await k.apply(x, mask), ref.dropoutForward(x, mask), 1e-7, 'y');
+});
+
+test('softmax cross-entropy loss and gradient match the reference and finite differences', async (t) => {
+  const dev = await webasm();
+  const [C, N] = [10, 7];
+  const z = randomArray(C * N, 20, 3);
+  const labels = Float32Array.from({ length: N }, (_, i) => (i * 3) % C);
+  const k = new SoftmaxCrossEntropy(dev, 'xent', C, N);
+  const r = ref.softmaxCrossEntropy(C, N, z, labels);
+  assertClose(t, await k.forward(z, labels), r.losses, 1e-5, 'losses');
+  assertClose(t, await k.backward(z, labels), r.dz, 1e-5, 'dz');
+  const fd = finiteDifferences((zz) => ref.softmaxCrossEntropy(C, N, zz, labels).loss, f64(z), 20, 21);
+  fd.idx.forEach((j, i) => t.true(Math.abs(r.dz[j]! - fd.grad[i]!) < 1e-6));
+});
+
+test("sgd follows the paper's update with momentum and weight decay", async (t) => {
+  const dev = await webasm();
+  const w = randomArray(5000, 22);
+  const v = randomArray(5000, 23, 0.1);
+  const g = randomArray(5000, 24);
+  const k = new Sgd(dev, 'sgd', 5000);
+  const got = await k.step(w, v, g, { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 });
+  const want = ref.sgdStep(w, v, g, 0.01, 0.9, 0.0005);
+  assertClose(t, got.v, want.v, 1e-5, 'v');
+  assertClose(t, got.w, want.w, 1e-5, 'w');
+});
