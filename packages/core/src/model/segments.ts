@@ -21,6 +21,15 @@ export interface Segment {
   readonly tower0Only: boolean;
 }
 
+/** A crossing is named after the layer whose output crosses: the last one that is not an elementwise ReLU or dropout. */
+function crossingName(plans: readonly LayerPlan[]): string {
+  for (let i = plans.length - 1; i >= 0; i--) {
+    const t = plans[i]!.layer.type;
+    if (t !== 'relu' && t !== 'dropout') return plans[i]!.layer.name;
+  }
+  return plans[plans.length - 1]!.layer.name;
+}
+
 export function segmentModel(spec: ModelSpec): Segment[] {
   const plans = planModel(spec);
   const segments: Segment[] = [];
@@ -34,7 +43,7 @@ export function segmentModel(spec: ModelSpec): Segment[] {
       index: segments.length,
       plans: cur,
       input,
-      crossing: prevSeg ? prevSeg.plans[prevSeg.plans.length - 1]!.layer.name : null,
+      crossing: prevSeg ? crossingName(prevSeg.plans) : null,
       outShape: cur[cur.length - 1]!.outShape,
       tower0Only: cur.some((p) => p.tower0Only),
     });

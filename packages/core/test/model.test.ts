@@ -1,0 +1,55 @@
+import test from 'ava';
+import { cifar, paper, tiny, getPreset } from '../src/model/presets.js';
+import { countParameters, forwardMacs, planModel } from '../src/model/shapes.js';
+import { crossingSizes, segmentModel } from '../src/model/segments.js';
+
+test("the paper preset has the paper's shape at every layer, per tower", (t) => {
+  const shapes = Object.fromEntries(planModel(paper).map((p) => [p.layer.name, [p.outShape.h, p.outShape.w, p.outShape.c]]));
+  t.deepEqual(shapes.conv1, [55, 55, 48]);
+  t.deepEqual(shapes.pool1, [27, 27, 48]);
+  t.deepEqual(shapes.conv2, [27, 27, 128]);
+  t.deepEqual(shapes.pool2, [13, 13, 128]);
+  t.deepEqual(shapes.conv3, [13, 13, 192]);
+  t.deepEqual(shapes.conv4, [13, 13, 192]);
+  t.deepEqual(shapes.conv5, [13, 13, 128]);
+  t.deepEqual(shapes.pool5, [6, 6, 128]);
+  t.deepEqual(shapes.fc6, [1, 1, 2048]);
+  t.deepEqual(shapes.fc7, [1, 1, 2048]);
+  t.deepEqual(shapes.fc8, [1, 1, 1000]);
+  const conv3 = planModel(paper).find((p) => p.layer.name === 'conv3')!;
+  t.is(conv3.inShape.c, 256, 'conv3 reads both towers (2 x 128 channels)');
+  const fc6 = planModel(paper).find((p) => p.layer.name === 'fc6')!;
+  t.is(fc6.inShape.c * fc6.inShape.h * fc6.inShape.w, 2 * 4608, 'fc6 reads both towers (2 x 4608)');
+});
+
+test('the paper preset has exactly 60,965,224 parameters', (t) => {
+  const { total, perLayer } = countParameters(paper);
+  t.is(total, 60_965_224);
+  const conv1 = perLayer.find((l) => l.layer === 'conv1')!;
+  t.is(conv1.weights, 96 * 11 * 11 * 3);
+  const fc8 = perLayer.find((l) => l.layer === 'fc8')!;
+  t.is(fc8.weights, 1000 * 4096);
+});
+
+test('the towers cross exactly at pool2, pool5, fc6 and fc7', (t) => {
+  for (const spec of [paper, cifar, tiny]) {
+    const segs = segmentModel(spec);
+    t.deepEqual(segs.map((s) => s.crossing), [null, 'pool2', 'pool5', 'fc6', 'fc7'], spec.name);
+    t.deepEqual(segs.map((s) => s.tower0Only), [false, false, false, false, true]);
+  }
+  t.deepEqual(crossingSizes(paper, 1), [
+    { name: 'pool2', floats: 13 * 13 * 128 },
+    { name: 'pool5', floats: 6 * 6 * 128 },
+    { name: 'fc6', floats: 2048 },
+    { name: 'fc7', floats: 2048 },
+  ]);
+});
+
+test('the cifar preset does about 54 M multiply-adds per image forward', (t) => {
+  const macs = forwardMacs(cifar);
+  t.true(macs > 53e6 && macs < 56e6, `${macs}`);
+});
+
+test('an unknown preset is a clear error', (t) => {
+  t.throws(() => getPreset('vgg'), { message: /unknown preset "vgg": choose one of paper, cifar, tiny/ });
+});
