@@ -1,0 +1,96 @@
+/** `alexnet worker`: one tower on one device, serving alexnet.v1 Worker and Peer over gRPC. */
+import type { CommandModule } from 'yargs';
+import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
+import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, startWorker } from '@alexnet-mp/worker';
+import { UserError } from './errors.js';
+import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
+
+interface Args {
+  port: number;
+  host: string;
+  backend: string;
+  device: number;
+  tower: number;
+  peer?: string;
+  preset: string;
+  'max-batch': number;
+  'on-fallback': 'throw' | 'warn';
+  'exchange-timeout': number;
+  'protocol-version': number;
+  'exit-with-stdin': boolean;
+}
+
+export const workerCommand: CommandModule<object, Args> = {
+  command: 'worker',
+  describe: 'run one tower on one device as a gRPC server (start two: --tower 0 and --tower 1)',
+  builder: (y) =>
+    y
+      .usage(
+        '$0 worker --tower 0|1 [options]\n\nOwns one gpu.js device and one tower of the model (its parameters and momentum); ' +
+          'trains when a coordinator calls it, exchanging the crossing tensors directly with its peer worker. ' +
+          'Prints "listening on HOST:PORT" once ready.',
+      )
+      .options({
+        tower: { type: 'number', choices: [0, 1], demandOption: true, describe: 'which tower (column) this worker computes; tower 0 also runs fc8 and the loss' },
+        port: { type: 'number', default: 50051, describe: 'port to listen on (0: let the OS choose)' },
+        host: { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 to accept other machines)' },
+        peer: { type: 'string', describe: "the other worker's HOST:PORT (default: the address the coordinator knows it by)" },
+        preset: { choices: presetNames, default: DEFAULT_PRESET, describe: 'model preset (must match the coordinator and the peer)' },
+        backend: backendOption,
+        device: { type: 'number', default: 0, describe: 'device index, reported in the handshake (gpu.js picks the adapter itself)' },
+        'max-batch': { type: 'number', default: DEFAULT_MAX_BATCH, describe: 'largest batch accepted; sets the gRPC message size limits' },
+        'on-fallback': fallbackOption,
+        'exchange-timeout': { type: 'number', default: 600, describe: 'seconds to wait for a tensor from the peer before failing the step' },
+        'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
+        'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it)' },
+      }) as never,
+  handler: async (a) => {
+    const spec = getPreset(a.preset);
+    positiveInt(a.port, 'port', 0);
+    if (a.port > 65535) throw new UserError(`--port must be 0..65535, got ${a.port}`);
+    positiveInt(a.device, 'device', 0);
+    positiveInt(a['max-batch'], 'max-batch');
+    if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
+    const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
+    const tower = a.tower as TowerIndex;
+    const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
+    let running;
+    try {
+      running = await startWorker({
+        spec,
+        tower,
+        backend: a.backend as RequestedBackend,
+        device: a.device,
+        host: a.host,
+        port: a.port,
+        peer,
+        maxBatch: a['max-batch'],
+        protocolVersion: a['protocol-version'],
+        fallback: { onFallback: a['on-fallback'] },
+        exchangeTimeoutMs: a['exchange-timeout'] * 1000,
+        log,
+      });
+    } catch (e) {
+      const msg = (e as Error).message ?? String(e);
+      if (/No address added|EADDRINUSE|EACCES|EADDRNOTAVAIL|bind/i.test(msg)) throw new UserError(`cannot listen on ${a.host}:${a.port}: ${msg}`);
+      throw e;
+    }
+    const r = running;
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      log(`stopping (${why})`);
+      void r.close().then(() => process.exit(0));
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    if (a['exit-with-stdin']) {
+      process.stdin.on('end', () => stop('stdin closed'));
+      process.stdin.on('error', () => stop('stdin closed'));
+      process.stdin.resume();
+    }
+    log(`preset ${spec.name}, ${r.worker.device.mode}, device ${a.device}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch}`);
+    log(`listening on ${r.address}`);
+  },
+};

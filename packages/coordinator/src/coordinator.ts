@@ -1,0 +1,232 @@
+/**
+ * The coordinator: checks that the two workers belong together (handshake),
+ * configures them for a run, then for each step sends the batch to both,
+ * waits for both, and logs the metrics. It never sees a parameter or an
+ * activation: the workers exchange crossing tensors directly.
+ */
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { ModelSpec, SgdHyper } from '@alexnet-mp/core';
+import {
+  PROTOCOL_VERSION,
+  WorkerClient,
+  describeError,
+  identityDifferences,
+  isServiceError,
+  maxMessageBytes,
+  modelIdentity,
+  trafficTotals,
+  type ConfigureReply,
+  type CrossingTraffic,
+  type HandshakeReply,
+  type ModelIdentity,
+  type StepReply,
+} from '@alexnet-mp/worker';
+import type { BatchSource, U8Batch } from './batch-source.js';
+import { UserError } from './cli/errors.js';
+
+export interface CoordinatorOptions {
+  readonly spec: ModelSpec;
+  /** Addresses of tower 0's and tower 1's workers, in that order. */
+  readonly workers: readonly [string, string];
+  readonly batch: number;
+  readonly seed: number;
+  readonly hyper: SgdHyper;
+  readonly source: BatchSource;
+  readonly runId?: string;
+  /** How long to wait for a worker to answer the handshake (it may still be starting). */
+  readonly connectTimeoutMs?: number;
+  /** Pretend to speak another protocol version (tests of the refusal). */
+  readonly protocolVersion?: number;
+  /** Human-readable progress (stderr in the CLI). */
+  readonly info?: (line: string) => void;
+}
+
+/** A worker failed or vanished during a run; the message names it. */
+export class WorkerFailure extends Error {
+  constructor(message: string, readonly tower: number) {
+    super(message);
+    this.name = 'WorkerFailure';
+  }
+}
+
+export interface WorkerStepMetrics {
+  tower: number;
+  total_ms: number;
+  compute_ms: number;
+  exchange_ms: number;
+  update_ms: number;
+  sent_bytes: number;
+  received_bytes: number;
+  messages_sent: number;
+  messages_received: number;
+}
+
+export interface StepMetrics {
+  event: 'step';
+  step: number;
+  loss: number;
+  top1: number;
+  top5: number;
+  batch: number;
+  ms: number;
+  images_per_s: number;
+  /** Tensor bytes that crossed between the workers in this step (both directions). */
+  crossing_bytes: number;
+  workers: WorkerStepMetrics[];
+  /** Per crossing point, as counted by each worker. */
+  traffic: CrossingTraffic[][];
+}
+
+export const newRunId = () => `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+
+export class Coordinator {
+  readonly runId: string;
+  readonly identity: ModelIdentity;
+  readonly clients: [WorkerClient, WorkerClient];
+  handshakes: [HandshakeReply, HandshakeReply] | null = null;
+  configured: [ConfigureReply, ConfigureReply] | null = null;
+  private readonly info: (line: string) => void;
+  private stepsDone = 0;
+  private inFlight: AbortController | null = null;
+
+  constructor(readonly o: CoordinatorOptions) {
+    this.runId = o.runId ?? newRunId();
+    this.identity = modelIdentity(o.spec, o.protocolVersion ?? PROTOCOL_VERSION);
+    const limit = maxMessageBytes(o.spec, o.batch);
+    this.clients = [new WorkerClient(o.workers[0], limit), new WorkerClient(o.workers[1], limit)];
+    this.info = o.info ?? (() => {});
+  }
+
+  private label(t: number): string {
+    return `worker ${t} (tower ${t}) at ${this.o.workers[t]}`;
+  }
+
+  /** Handshake with both workers, then configure both (they say hello to each other). */
+  async start(): Promise<void> {
+    const timeoutMs = this.o.connectTimeoutMs ?? 30_000;
+    this.handshakes = (await Promise.all([0, 1].map((t) => this.handshake(t, timeoutMs)))) as [HandshakeReply, HandshakeReply];
+    const [h0, h1] = this.handshakes;
+    if (h0.backend !== h1.backend) this.info(`warning: the workers run different backends (${h0.backend}, ${h1.backend}); results may differ from the one-process run in the last bits`);
+    this.configured = (await Promise.all(
+      [0, 1].map(async (t) => {
+        try {
+          return await this.clients[t]!.configure({ run_id: this.runId, batch: this.o.batch, seed: this.o.seed, peer_address: this.o.workers[1 - t]! });
+        } catch (e) {
+          throw new UserError(`${this.label(t)} could not be configured: ${isServiceError(e) ? e.details : describeError(e)}`);
+        }
+      }),
+    )) as [ConfigureReply, ConfigureReply];
+    for (const t of [0, 1]) this.info(`${this.label(t)}: configured, ${this.configured[t]!.parameters} parameters, peer ${this.configured[t]!.peer_address}`);
+  }
+
+  private async handshake(t: number, timeoutMs: number): Promise<HandshakeReply> {
+    const c = this.clients[t]!;
+    let reply: HandshakeReply;
+    try {
+      reply = await c.handshake({ model: this.identity, tower: t, peer_address: this.o.workers[1 - t]!, run_id: this.runId }, { timeoutMs, waitForReady: true });
+    } catch (e) {
+      if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${this.label(t)} refused the handshake: ${e.details}`);
+      if (isServiceError(e) && e.code === grpc.status.UNIMPLEMENTED) {
+        throw new UserError(`${this.o.workers[t]} does not serve alexnet.v1.Worker (${describeError(e)}): is it an alexnet worker speaking protocol version ${PROTOCOL_VERSION}?`);
+      }
+      if (isServiceError(e) && (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.UNAVAILABLE)) {
+        throw new UserError(`no worker answered at ${this.o.workers[t]} within ${(timeoutMs / 1000).toFixed(0)} s (${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\``);
+      }
+      throw e;
+    }
+    // the worker checked us; check it back (an older worker might not compare everything)
+    const diffs = identityDifferences(this.identity, reply.model, 'coordinator', 'worker');
+    if (reply.tower !== t) diffs.push(`tower differs (expected tower ${t}, the worker is tower ${reply.tower})`);
+    if (diffs.length > 0) throw new UserError(`${this.label(t)} refused: ${diffs.join('; ')}`);
+    if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is larger than ${this.label(t)} accepts (--max-batch ${reply.max_batch})`);
+    this.info(`${this.label(t)}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, device ${reply.device}, pid ${reply.pid} on ${reply.hostname}`);
+    return reply;
+  }
+
+  /** One step on both workers; throws WorkerFailure naming the worker that failed first. */
+  async step(b: U8Batch): Promise<StepMetrics> {
+    const step = this.stepsDone;
+    const labels = Array.from(b.labels);
+    const t0 = performance.now();
+    const abort = new AbortController();
+    this.inFlight = abort;
+    let firstFailed: number | null = null;
+    const hyper = { lr: this.o.hyper.lr, momentum: this.o.hyper.momentum, weight_decay: this.o.hyper.weightDecay };
+    const settled = await Promise.allSettled(
+      [0, 1].map((t) =>
+        this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal: abort.signal }).catch((e: unknown) => {
+          // the first failure cancels the other worker's step (it may be waiting for a tensor that will never come)
+          if (firstFailed === null) {
+            firstFailed = t;
+            abort.abort(new Error(`tower ${t} failed`));
+          }
+          throw e;
+        }),
+      ),
+    );
+    this.inFlight = null;
+    if (firstFailed !== null) {
+      const ft: number = firstFailed;
+      const why = (t: number) => describeError((settled[t] as PromiseRejectedResult).reason);
+      const other = 1 - ft;
+      const otherFailed = settled[other]!.status === 'rejected' && !(isServiceError((settled[other] as PromiseRejectedResult).reason) && ((settled[other] as PromiseRejectedResult).reason as grpc.ServiceError).code === grpc.status.CANCELLED);
+      throw new WorkerFailure(`${this.label(ft)} failed at step ${step}: ${why(ft)}${otherFailed ? `; ${this.label(other)} also failed: ${why(other)}` : ''}`, ft);
+    }
+    const replies = settled.map((s) => (s as PromiseFulfilledResult<StepReply>).value);
+    this.stepsDone++;
+    const ms = performance.now() - t0;
+    const r0 = replies[0]!;
+    const workers = replies.map((r): WorkerStepMetrics => {
+      const tt = trafficTotals(r.traffic);
+      return {
+        tower: r.tower,
+        total_ms: r.timing.total_ms,
+        compute_ms: r.timing.compute_ms,
+        exchange_ms: r.timing.exchange_ms,
+        update_ms: r.timing.update_ms,
+        sent_bytes: tt.sent,
+        received_bytes: tt.received,
+        messages_sent: tt.messagesSent,
+        messages_received: tt.messagesReceived,
+      };
+    });
+    return {
+      event: 'step',
+      step,
+      loss: r0.loss,
+      top1: r0.correct / r0.batch,
+      top5: r0.correct_top5 / r0.batch,
+      batch: r0.batch,
+      ms,
+      images_per_s: (r0.batch / ms) * 1000,
+      crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
+      workers,
+      traffic: replies.map((r) => r.traffic),
+    };
+  }
+
+  /** Runs `steps` steps from the source, prefetching the next batch while the workers compute. */
+  async run(steps: number, onStep: (m: StepMetrics) => void, signal?: AbortSignal): Promise<StepMetrics[]> {
+    const all: StepMetrics[] = [];
+    let next = steps > 0 ? this.o.source.batch(this.stepsDone, this.o.batch) : null;
+    for (let i = 0; i < steps; i++) {
+      if (signal?.aborted) throw signal.reason;
+      const b = await next!;
+      next = i + 1 < steps ? this.o.source.batch(this.stepsDone + 1, this.o.batch) : null;
+      const m = await this.step(b);
+      all.push(m);
+      onStep(m);
+    }
+    return all;
+  }
+
+  /** Cancels a step in flight (the workers abort it). */
+  cancel(): void {
+    this.inFlight?.abort(new Error('cancelled'));
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}

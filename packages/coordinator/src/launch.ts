@@ -1,0 +1,219 @@
+/**
+ * `alexnet launch`: both workers and the coordinator as child processes on
+ * this machine, their output prefixed ([worker0], [worker1], [coord]).
+ *
+ * - Workers listen on port 0: the OS picks free ports, which the launcher
+ *   reads from their "listening on HOST:PORT" line (no race for a port).
+ * - The run ends when the coordinator ends; then the workers get SIGTERM.
+ * - A worker that exits before that is a failure: the launcher says which,
+ *   how (exit code or signal) and its last stderr lines, stops the others,
+ *   and exits 1.
+ * - SIGINT/SIGTERM stop every child. Children also exit when their stdin
+ *   closes, so none outlives a launcher that is killed outright.
+ * - The launcher exits only after every child has exited.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
+
+export interface LaunchOptions {
+  /** Arguments of each worker (without --tower/--port/--host, which the launcher adds). */
+  readonly workerArgs: readonly string[];
+  /** Arguments of the coordinator (without --workers). */
+  readonly coordinatorArgs: readonly string[];
+  readonly host: string;
+  /** Fixed ports for the two workers; 0 lets the OS choose. */
+  readonly ports: readonly [number, number];
+  /** Each child's output is also written to <runDir>/<name>.log. */
+  readonly runDir?: string;
+  /** How long a worker may take to start listening. */
+  readonly startTimeoutMs?: number;
+  readonly out?: (line: string) => void;
+  readonly err?: (line: string) => void;
+}
+
+type Name = 'worker0' | 'worker1' | 'coord';
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+class Child {
+  readonly stderrTail: string[] = [];
+  exit: Exit | null = null;
+  readonly exited: Promise<Exit>;
+  private readonly log: fs.WriteStream | null;
+
+  constructor(readonly name: Name, readonly proc: ChildProcess, o: LaunchOptions, onLine: (child: Child, line: string, stream: 'out' | 'err') => void) {
+    this.log = o.runDir ? fs.createWriteStream(path.join(o.runDir, `${name}.log`)) : null;
+    this.exited = new Promise<Exit>((resolve) => {
+      proc.on('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+      proc.on('error', (e) => {
+        // spawn failed: no 'exit' will follow
+        this.stderrTail.push(e.message);
+        if (!this.exit) {
+          this.exit = { code: 127, signal: null };
+          resolve(this.exit);
+        }
+      });
+    });
+    for (const [stream, s] of [['out', proc.stdout], ['err', proc.stderr]] as const) {
+      if (!s) continue;
+      readline.createInterface({ input: s, crlfDelay: Infinity }).on('line', (line) => {
+        this.log?.write(line + '\n');
+        if (stream === 'err') {
+          this.stderrTail.push(line);
+          if (this.stderrTail.length > 12) this.stderrTail.shift();
+        }
+        onLine(this, line, stream);
+      });
+    }
+    // a closed pipe when the child dies must not crash the launcher
+    proc.stdin?.on('error', () => {});
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  alive(): boolean {
+    return this.exit === null;
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+  async stop(graceMs: number): Promise<Exit> {
+    if (this.exit) return this.exit;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!this.exit) this.proc.kill('SIGKILL');
+    }, graceMs);
+    const e = await this.exited;
+    clearTimeout(timer);
+    this.log?.end();
+    return e;
+  }
+
+  describeExit(): string {
+    const e = this.exit;
+    if (!e) return 'still running';
+    return e.signal ? `killed by signal ${e.signal}` : `exited with code ${e.code}`;
+  }
+}
+
+export interface LaunchResult {
+  readonly code: number;
+  readonly pids: Record<Name, number>;
+}
+
+/** Starts everything, waits for the run to end or fail, stops everything; resolves with the exit code to use. */
+export async function launch(o: LaunchOptions): Promise<LaunchResult> {
+  const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
+  const err = o.err ?? ((l: string) => process.stderr.write(l + '\n'));
+  const say = (l: string) => err(`[launch] ${l}`);
+  if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
+  const children: Child[] = [];
+  const listening = new Map<Name, (address: string) => void>();
+  const onLine = (c: Child, line: string, stream: 'out' | 'err') => {
+    (stream === 'out' ? out : err)(`[${c.name}] ${line}`);
+    const m = / listening on (\S+)$/.exec(line);
+    if (m && stream === 'out') listening.get(c.name)?.(m[1]!);
+  };
+  const start = (name: Name, args: string[]): Child => {
+    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+    const c = new Child(name, proc, o, onLine);
+    children.push(c);
+    say(`${name}: pid ${c.pid}`);
+    return c;
+  };
+
+  let stopping: Promise<void> | null = null;
+  const stopAll = (graceMs = 5000): Promise<void> => {
+    stopping ??= Promise.all(children.map((c) => c.stop(graceMs))).then(() => undefined);
+    return stopping;
+  };
+  const pids = () => Object.fromEntries(children.map((c) => [c.name, c.pid])) as Record<Name, number>;
+
+  // a signal to the launcher stops the run
+  let signalled: NodeJS.Signals | null = null;
+  let wakeOnSignal: () => void = () => {};
+  const signalSeen = new Promise<void>((resolve) => (wakeOnSignal = resolve));
+  const onSignal = (s: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = s;
+    say(`${s}: stopping all processes`);
+    wakeOnSignal();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const workerFailure = (w: Child): string => {
+    const tail = w.stderrTail.length ? `; its last stderr lines:\n${w.stderrTail.map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)';
+    return `${w.name} (tower ${w.name.slice(-1)}, pid ${w.pid}) ${w.describeExit()}${tail}`;
+  };
+
+  try {
+    // ---- workers
+    const workers = ([0, 1] as const).map((t) =>
+      start(`worker${t}` as Name, ['worker', '--tower', String(t), '--host', o.host, '--port', String(o.ports[t]), ...o.workerArgs]),
+    );
+    const addresses = await Promise.race([
+      Promise.all(workers.map((w) => new Promise<string>((resolve) => listening.set(w.name, resolve)))),
+      Promise.race(workers.map((w) => w.exited.then(() => w))).then((w) => {
+        throw new LaunchFailure(`${workerFailure(w)}\n  before it was listening`, w.exit?.code === 2 ? 2 : 1);
+      }),
+      signalSeen.then(() => null),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new LaunchFailure(`the workers did not start listening within ${((o.startTimeoutMs ?? 120_000) / 1000).toFixed(0)} s`, 1)), o.startTimeoutMs ?? 120_000).unref()),
+    ]);
+    if (!addresses) return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
+    say(`workers listening on ${addresses.join(' and ')}`);
+
+    // ---- coordinator
+    const coord = start('coord', ['coordinator', '--workers', addresses.join(','), ...o.coordinatorArgs]);
+    const firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
+    const ended = await Promise.race([
+      coord.exited.then(() => 'coord' as const),
+      firstWorkerExit.then(() => 'worker' as const),
+      signalSeen.then(() => 'signal' as const),
+    ]);
+    if (ended === 'signal') return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
+    if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {
+      say('run finished; stopping the workers');
+      return { code: 0, pids: pids() };
+    }
+    // something failed: give a dying worker a moment to be seen, it is the likely cause
+    await Promise.race([firstWorkerExit, new Promise((r) => setTimeout(r, 500))]);
+    const dead = workers.filter((w) => !w.alive());
+    if (dead.length > 0) {
+      for (const w of dead) say(`${workerFailure(w)}`);
+      say(`stopping the run: ${dead.map((w) => w.name).join(' and ')} died`);
+      return { code: 1, pids: pids() };
+    }
+    say(`the coordinator ${coord.describeExit()}`);
+    return { code: coord.exit!.code && coord.exit!.code > 0 ? coord.exit!.code : 1, pids: pids() };
+  } catch (e) {
+    if (e instanceof LaunchFailure) {
+      say(e.message);
+      return { code: e.code, pids: pids() };
+    }
+    throw e;
+  } finally {
+    await stopAll();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    say(`all processes stopped (${children.map((c) => `${c.name} ${c.describeExit()}`).join(', ')})`);
+  }
+}
+
+class LaunchFailure extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+  }
+}

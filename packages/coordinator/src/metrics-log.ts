@@ -1,0 +1,50 @@
+/** Metrics as JSON lines: to stdout, and to <run-dir>/metrics.jsonl when a run directory is given. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { StepMetrics } from './coordinator.js';
+
+export class MetricsLog {
+  private readonly file: string | null;
+
+  constructor(readonly runDir: string | undefined, private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {
+    if (runDir) {
+      fs.mkdirSync(runDir, { recursive: true });
+      this.file = path.join(runDir, 'metrics.jsonl');
+    } else this.file = null;
+  }
+
+  write(event: object): void {
+    const line = JSON.stringify(event);
+    this.out(line);
+    if (this.file) fs.appendFileSync(this.file, line + '\n');
+  }
+
+  /** run.json: what the run was (the 'run' event). */
+  writeRunFile(event: object): void {
+    if (this.runDir) fs.writeFileSync(path.join(this.runDir, 'run.json'), JSON.stringify(event, null, 2) + '\n');
+  }
+}
+
+const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : 0);
+
+/** The end-of-run summary. Step 0 compiles the kernels, so the rates leave it out when there are more steps. */
+export function summarise(steps: StepMetrics[], elapsedMs: number): object {
+  const timed = steps.length > 1 ? steps.slice(1) : steps;
+  const tail = steps.slice(-Math.min(10, steps.length));
+  const share = (t: number) => {
+    const tot = timed.reduce((s, m) => s + m.workers[t]!.total_ms, 0);
+    return tot > 0 ? timed.reduce((s, m) => s + m.workers[t]!.exchange_ms, 0) / tot : 0;
+  };
+  const stepMs = median(timed.map((m) => m.ms));
+  return {
+    event: 'done',
+    steps: steps.length,
+    elapsed_s: elapsedMs / 1000,
+    median_step_ms: stepMs,
+    images_per_s: stepMs > 0 ? ((steps[0]?.batch ?? 0) / stepMs) * 1000 : 0,
+    loss_last: tail.length ? tail.reduce((s, m) => s + m.loss, 0) / tail.length : null,
+    top1_last: tail.length ? tail.reduce((s, m) => s + m.top1, 0) / tail.length : null,
+    exchange_share: steps.length ? [share(0), share(1)] : [],
+    crossing_bytes_per_step: steps[0]?.crossing_bytes ?? 0,
+  };
+}

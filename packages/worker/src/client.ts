@@ -1,0 +1,64 @@
+/** A typed client of one worker's Worker service (the coordinator's side; tests and benchmarks use it too). */
+import * as grpc from '@grpc/grpc-js';
+import { collectStream, unary, type CallOptions } from './rpc.js';
+import {
+  decodeTensor,
+  protocol,
+  sizeLimitOptions,
+  type ConfigureReply,
+  type ConfigureRequest,
+  type HandshakeReply,
+  type HandshakeRequest,
+  type ParameterTensor,
+  type StatusReply,
+  type StepReply,
+  type StepRequest,
+} from './protocol.js';
+
+export interface LayerTensors {
+  w: Float32Array;
+  b: Float32Array;
+  vw?: Float32Array;
+  vb?: Float32Array;
+}
+
+export class WorkerClient {
+  readonly client: grpc.Client;
+
+  constructor(readonly address: string, limitBytes: number) {
+    const Worker = protocol().Worker;
+    this.client = new Worker(address, grpc.credentials.createInsecure(), sizeLimitOptions(limitBytes));
+  }
+
+  handshake(req: HandshakeRequest, o?: CallOptions): Promise<HandshakeReply> {
+    return unary(this.client, 'Handshake', req, o);
+  }
+
+  configure(req: ConfigureRequest, o?: CallOptions): Promise<ConfigureReply> {
+    return unary(this.client, 'Configure', req, o);
+  }
+
+  step(req: StepRequest, o?: CallOptions): Promise<StepReply> {
+    return unary(this.client, 'Step', req, o);
+  }
+
+  status(o?: CallOptions): Promise<StatusReply> {
+    return unary(this.client, 'Status', {}, o);
+  }
+
+  /** This tower's parameters by layer, decoded. */
+  async parameters(includeMomentum = false, o?: CallOptions): Promise<Map<string, LayerTensors>> {
+    const msgs = await collectStream<{ include_momentum: boolean }, ParameterTensor>(this.client, 'GetParameters', { include_momentum: includeMomentum }, o);
+    const out = new Map<string, LayerTensors>();
+    for (const m of msgs) {
+      const e = out.get(m.layer) ?? ({} as LayerTensors);
+      e[m.kind] = decodeTensor(m.tensor);
+      out.set(m.layer, e);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,7 @@
+/** @alexnet-mp/worker: the gRPC server that owns one device and one tower, and the alexnet.v1 protocol. */
+export * from './protocol.js';
+export * from './rpc.js';
+export * from './images.js';
+export { Mailbox, Traffic, trafficTotals } from './exchange.js';
+export { startWorker, TowerWorker, DEFAULT_MAX_BATCH, type WorkerOptions, type RunningWorker } from './worker.js';
+export { WorkerClient } from './client.js';

@@ -1,0 +1,297 @@
+/**
+ * The alexnet.v1 wire protocol as TypeScript: loading proto/alexnet/v1/*.proto
+ * with @grpc/proto-loader, hand-written types of the messages (as the loader
+ * gives them: keepCase, longs as Number, enums as String, defaults on), the
+ * model identity both ends compare, message size limits from the preset, and
+ * tensors as little-endian float32 bytes.
+ */
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { crossingSizes, planModel, shapeSize, towerParamLayers, type ModelSpec } from '@alexnet-mp/core';
+
+/** The protocol this build speaks; alexnet.v1 on the wire. */
+export const PROTOCOL_VERSION = 1;
+
+export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
+export const protoFiles = ['alexnet/v1/common.proto', 'alexnet/v1/worker.proto', 'alexnet/v1/peer.proto'];
+
+export const loaderOptions: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+  arrays: true,
+  oneofs: true,
+  includeDirs: [protoRoot],
+};
+
+interface V1Package {
+  Worker: grpc.ServiceClientConstructor;
+  Peer: grpc.ServiceClientConstructor;
+}
+
+let loaded: V1Package | null = null;
+
+/** The alexnet.v1 services (loaded once per process). */
+export function protocol(): V1Package {
+  if (!loaded) {
+    const def = protoLoader.loadSync(protoFiles, loaderOptions);
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { alexnet: { v1: V1Package } };
+    loaded = pkg.alexnet.v1;
+  }
+  return loaded;
+}
+
+// ---- messages (field names as in the .proto files) ----
+
+export interface ModelIdentity {
+  protocol_version: number;
+  preset: string;
+  model_hash: string;
+}
+
+export interface Tensor {
+  shape: number[];
+  data: Buffer;
+}
+
+export interface SgdHyperMsg {
+  lr: number;
+  momentum: number;
+  weight_decay: number;
+}
+
+export interface CrossingTraffic {
+  point: string;
+  forward_sent_bytes: number;
+  forward_received_bytes: number;
+  backward_sent_bytes: number;
+  backward_received_bytes: number;
+  messages_sent: number;
+  messages_received: number;
+}
+
+export interface StepTiming {
+  total_ms: number;
+  compute_ms: number;
+  exchange_ms: number;
+  update_ms: number;
+}
+
+export interface HandshakeRequest {
+  model: ModelIdentity;
+  tower: number;
+  peer_address: string;
+  run_id: string;
+}
+
+export interface HandshakeReply {
+  model: ModelIdentity;
+  tower: number;
+  backend: string;
+  device: number;
+  peer_address: string;
+  max_batch: number;
+  hostname: string;
+  pid: number;
+}
+
+export interface ConfigureRequest {
+  run_id: string;
+  batch: number;
+  seed: number;
+  peer_address: string;
+}
+
+export interface ConfigureReply {
+  tower: number;
+  parameters: number;
+  peer_address: string;
+  crossings: { point: string; floats: number }[];
+}
+
+export interface StepRequest {
+  run_id: string;
+  step: number;
+  images: Uint8Array;
+  labels: number[];
+  hyper: SgdHyperMsg;
+}
+
+export interface StepReply {
+  step: number;
+  tower: number;
+  has_loss: boolean;
+  loss: number;
+  correct: number;
+  correct_top5: number;
+  batch: number;
+  timing: StepTiming;
+  traffic: CrossingTraffic[];
+}
+
+export type WorkerState = 'IDLE' | 'READY' | 'STEPPING' | 'FAILED';
+
+export interface StatusReply {
+  model: ModelIdentity;
+  tower: number;
+  backend: string;
+  device: number;
+  state: WorkerState;
+  run_id: string;
+  batch: number;
+  steps_done: number;
+  last_error: string;
+  peer_address: string;
+  last_step_traffic: CrossingTraffic[];
+  run_traffic: CrossingTraffic[];
+  last_step_timing: StepTiming;
+  uptime_s: number;
+  pid: number;
+}
+
+export interface ParameterTensor {
+  layer: string;
+  kind: 'w' | 'b' | 'vw' | 'vb';
+  tensor: Tensor;
+  step: number;
+}
+
+export interface PeerHello {
+  model: ModelIdentity;
+  tower: number;
+  run_id: string;
+}
+
+export type Direction = 'FORWARD' | 'BACKWARD';
+
+export interface ExchangeRequest {
+  run_id: string;
+  step: number;
+  point: string;
+  direction: Direction;
+  from_tower: number;
+  tensor: Tensor;
+}
+
+// ---- identity ----
+
+/** JSON with object keys sorted at every level: the same text for the same spec whatever the key order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** sha256 (hex) of the spec's canonical JSON. */
+export function modelHash(spec: ModelSpec): string {
+  return createHash('sha256').update(canonicalJson(spec)).digest('hex');
+}
+
+export function modelIdentity(spec: ModelSpec, protocolVersion = PROTOCOL_VERSION): ModelIdentity {
+  return { protocol_version: protocolVersion, preset: spec.name, model_hash: modelHash(spec) };
+}
+
+/** Every way two identities differ, as phrases ("preset differs (...)"); empty when they agree. */
+export function identityDifferences(mine: ModelIdentity, theirs: ModelIdentity, me: string, them: string): string[] {
+  const out: string[] = [];
+  if (mine.protocol_version !== theirs.protocol_version) {
+    out.push(`protocol version differs (${me} speaks alexnet.v${mine.protocol_version}, ${them} alexnet.v${theirs.protocol_version})`);
+  }
+  if (mine.preset !== theirs.preset) out.push(`preset differs (${me}: ${mine.preset}, ${them}: ${theirs.preset})`);
+  else if (mine.model_hash !== theirs.model_hash) {
+    out.push(`model hash differs for preset ${mine.preset} (${me}: ${mine.model_hash.slice(0, 12)}, ${them}: ${theirs.model_hash.slice(0, 12)}): the two builds define the model differently`);
+  }
+  return out;
+}
+
+// ---- message size limits ----
+
+/** Room for everything in a message that is not its largest tensor. */
+const MESSAGE_SLACK = 1 << 20;
+
+/**
+ * The largest message of a run of this preset with batches up to maxBatch:
+ * a Step request (uint8 images and labels), a crossing tensor, or one
+ * parameter tensor (GetParameters sends them one at a time), plus slack.
+ */
+export function maxMessageBytes(spec: ModelSpec, maxBatch: number): number {
+  const images = spec.inputChannels * spec.inputSize * spec.inputSize * maxBatch + 5 * maxBatch;
+  const crossing = Math.max(...crossingSizes(spec, maxBatch).map((c) => c.floats)) * 4;
+  let param = 0;
+  for (const t of [0, 1] as const) {
+    for (const l of towerParamLayers(spec, t)) param = Math.max(param, l.shape.reduce((a, b) => a * b, 1) * 4);
+  }
+  return Math.max(images, crossing, param) + MESSAGE_SLACK;
+}
+
+/** gRPC channel/server options with both size limits set to `bytes`. */
+export function sizeLimitOptions(bytes: number): grpc.ChannelOptions {
+  return { 'grpc.max_send_message_length': bytes, 'grpc.max_receive_message_length': bytes };
+}
+
+// ---- tensors ----
+
+const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** A tensor message: the floats as little-endian bytes (no copy on little-endian hosts). */
+export function encodeTensor(shape: number[], x: Float32Array): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== x.length) throw new Error(`tensor of shape [${shape}] needs ${n} floats, got ${x.length}`);
+  if (littleEndian) return { shape, data: Buffer.from(x.buffer, x.byteOffset, x.byteLength) };
+  const data = Buffer.alloc(x.byteLength);
+  for (let i = 0; i < x.length; i++) data.writeFloatLE(x[i]!, i * 4);
+  return { shape, data };
+}
+
+/** The floats of a tensor message (a copy, aligned), checked against the expected shape when given. */
+export function decodeTensor(t: Tensor, expectShape?: readonly number[]): Float32Array {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (expectShape && (expectShape.length !== t.shape.length || expectShape.some((d, i) => d !== t.shape[i]))) {
+    throw new Error(`tensor shape [${t.shape}] where [${expectShape}] was expected`);
+  }
+  if (t.data.byteLength !== n * 4) throw new Error(`tensor of shape [${t.shape}] has ${t.data.byteLength} bytes, expected ${n * 4}`);
+  const out = new Float32Array(n);
+  if (littleEndian) new Uint8Array(out.buffer).set(t.data);
+  else for (let i = 0; i < n; i++) out[i] = t.data.readFloatLE(i * 4);
+  return out;
+}
+
+/** Shape of one tower's output at the end of segment `segment - 1`, i.e. what crosses into segment `segment`. */
+export function crossingShape(spec: ModelSpec, point: string, batch: number): number[] {
+  const plans = planModel(spec);
+  const p = plans.find((q) => q.layer.name === point);
+  if (!p) throw new Error(`no layer ${point} in preset ${spec.name}`);
+  const s = p.outShape;
+  return s.h === 1 && s.w === 1 ? [shapeSize(s), batch] : [s.c, batch, s.h, s.w];
+}
+
+// ---- addresses ----
+
+export interface Address {
+  host: string;
+  port: number;
+}
+
+/** Parses HOST:PORT (IPv6 as [addr]:port); throws with a message fit for a user. */
+export function parseAddress(s: string, what = 'address'): Address {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d+)$/.exec(s.trim());
+  if (!m) throw new Error(`${what} "${s}" is not HOST:PORT`);
+  const port = Number(m[3]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${what} "${s}": port must be 0..65535`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+export function formatAddress(a: Address): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}

@@ -1,0 +1,105 @@
+/**
+ * Small helpers around @grpc/grpc-js: unary calls as promises (with a
+ * deadline and an AbortSignal that cancels the call), errors that carry a
+ * gRPC status code, and handler wrappers that turn thrown errors into
+ * statuses with a readable message.
+ */
+import * as grpc from '@grpc/grpc-js';
+
+/** An error with the gRPC status the caller should see. */
+export class RpcError extends Error {
+  constructor(readonly code: grpc.status, message: string) {
+    super(message);
+    this.name = 'RpcError';
+  }
+}
+
+export function isServiceError(e: unknown): e is grpc.ServiceError {
+  return e instanceof Error && typeof (e as Partial<grpc.ServiceError>).code === 'number' && 'details' in e;
+}
+
+/** "UNAVAILABLE: No connection established ..." for a gRPC error, the message for anything else. */
+export function describeError(e: unknown): string {
+  if (isServiceError(e)) return `${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export interface CallOptions {
+  /** Milliseconds from now; none by default. */
+  timeoutMs?: number;
+  /** Aborting cancels the call (its promise rejects with CANCELLED). */
+  signal?: AbortSignal;
+  /** Wait for the channel to connect instead of failing fast when the server is not there yet. */
+  waitForReady?: boolean;
+}
+
+type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
+
+/** Calls a unary method of a client made from a proto-loader service. */
+export function unary<Req, Res>(client: grpc.Client, method: string, req: Req, o: CallOptions = {}): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    if (o.signal?.aborted) {
+      reject(new RpcError(grpc.status.CANCELLED, 'cancelled before it started'));
+      return;
+    }
+    const fn = (client as unknown as Record<string, UnaryMethod>)[method];
+    if (typeof fn !== 'function') throw new Error(`no method ${method} on this client`);
+    const opts: grpc.CallOptions = {};
+    if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
+    if (o.waitForReady) (opts as Record<string, unknown>).waitForReady = true;
+    const onAbort = () => call.cancel();
+    const call = fn.call(client, req, new grpc.Metadata(), opts, (err, res) => {
+      o.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(res as Res);
+    });
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Reads a server stream to the end. */
+export function collectStream<Req, Res>(client: grpc.Client, method: string, req: Req, o: CallOptions = {}): Promise<Res[]> {
+  return new Promise<Res[]>((resolve, reject) => {
+    const fn = (client as unknown as Record<string, (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<Res>>)[method];
+    if (typeof fn !== 'function') throw new Error(`no method ${method} on this client`);
+    const opts: grpc.CallOptions = {};
+    if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
+    const call = fn.call(client, req, new grpc.Metadata(), opts);
+    const out: Res[] = [];
+    call.on('data', (m: Res) => out.push(m));
+    call.on('error', reject);
+    call.on('end', () => resolve(out));
+    o.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+  });
+}
+
+function toStatus(e: unknown): Partial<grpc.StatusObject> {
+  if (e instanceof RpcError) return { code: e.code, details: e.message };
+  if (isServiceError(e)) return { code: e.code, details: e.details || e.message };
+  return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
+}
+
+/** A unary handler from an async function; thrown RpcErrors become their status, anything else INTERNAL. */
+export function unaryHandler<Req, Res>(f: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    f(call.request, call).then(
+      (res) => callback(null, res),
+      (e: unknown) => callback(toStatus(e) as grpc.ServerErrorResponse, null),
+    );
+  };
+}
+
+/** A server-streaming handler from an async function that writes to the call (waiting for drain) and returns. */
+export function streamHandler<Req, Res>(f: (req: Req, write: (m: Res) => Promise<void>, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>): grpc.handleServerStreamingCall<Req, Res> {
+  return (call) => {
+    const write = (m: Res) =>
+      new Promise<void>((resolve) => {
+        if (call.write(m)) resolve();
+        else call.once('drain', () => resolve());
+      });
+    f(call.request, write, call).then(
+      () => call.end(),
+      (e: unknown) => call.emit('error', toStatus(e)),
+    );
+  };
+}
