@@ -31,7 +31,7 @@ test('webasm and cpu modes compute the same kernels, each in the mode it asked f
 test('a kernel that gpu.js silently moves to cpu is an error under the strict policy and a warning otherwise', async (t) => {
   // kernel maps are one of the things webasm hands to the cpu backend
   const make = (d: Device) =>
-    (d.gpu.createKernelMap as unknown as (m: object, f: (this: unknown, a: number[]) => number, s: object) => (a: Float32Array) => unknown)(
+    (d.gpu.createKernelMap as unknown as (m: object, f: (this: never, a: number[]) => number, s: object) => (a: Float32Array) => unknown)(
       { twice: function (v: number) { return v * 2; } },
       function (this: { thread: { x: number } }, a: number[]) { return a[this.thread.x]! + 1; },
       { output: [8] },

@@ -10,6 +10,7 @@ const cases: Case[] = [
   { name: '3x3 pad 1', p: { C: 3, N: 2, H: 11, W: 11, O: 4, R: 3, stride: 1, pad: 1, groups: 1 } },
   { name: '11x11 stride 4 pad 2 (paper conv1 shape)', p: { C: 3, N: 2, H: 27, W: 27, O: 8, R: 11, stride: 4, pad: 2, groups: 1 } },
   { name: 'odd sizes, stride 2', p: { C: 5, N: 3, H: 7, W: 9, O: 6, R: 5, stride: 2, pad: 2, groups: 1 } },
+  { name: 'P = 1024 columns (padded im2col rows)', p: { C: 2, N: 4, H: 16, W: 16, O: 4, R: 3, stride: 1, pad: 1, groups: 1 } },
   { name: 'batch cut into im2col chunks', p: { C: 4, N: 5, H: 6, W: 6, O: 4, R: 3, stride: 1, pad: 1, groups: 1 }, maxCol: 36 * 36 * 2 },
 ];
 

@@ -8,10 +8,19 @@
  */
 import type { Device } from '../device.js';
 import { Gemm, gemmShape } from './gemm.js';
-import { Col2im } from './im2col.js';
+import { Col2im, colStride } from './im2col.js';
 import { RowSum } from './row-sum.js';
 import { placeImages, sliceImages, type Conv2dShape } from './conv2d-geometry.js';
 import type { Conv2dForward, Conv2dForwardState } from './conv2d-forward.js';
+
+/** [rows][P] copied into rows colStride(P) apart (the same array when no padding is needed). */
+function padRows(x: Float32Array, rows: number, P: number): Float32Array {
+  const stride = colStride(P);
+  if (stride === P) return x;
+  const out = new Float32Array(rows * stride);
+  for (let r = 0; r < rows; r++) out.set(x.subarray(r * P, (r + 1) * P), r * stride);
+  return out;
+}
 
 export interface Conv2dGradients {
   readonly dx: Float32Array | null;
@@ -42,9 +51,11 @@ export class Conv2dBackward {
         }
         continue;
       }
-      this.weightGrad.push(new Gemm(device, `${name}.weightGrad`, gemmShape(s.O, K, P, false, true)));
+      // A = dy and B^T = col, both with rows colStride(P) apart (dy is copied into that stride when it differs)
+      const stride = colStride(P);
+      this.weightGrad.push(new Gemm(device, `${name}.weightGrad`, { ...gemmShape(s.O, K, P, false, true), sam: stride, sbn: stride }));
       if (needInput) {
-        this.colGrad.push(new Gemm(device, `${name}.colGrad`, gemmShape(K, P, s.O, true, false)));
+        this.colGrad.push(new Gemm(device, `${name}.colGrad`, gemmShape(K, P, s.O, true, false), { splitK: false }));
         this.col2im.push(new Col2im(device, `${name}.col2im`, { ...fwd.chunks.geometry(n), NT: n }));
       }
     }
@@ -62,11 +73,11 @@ export class Conv2dBackward {
       const n = Math.min(chunk, s.N - n0);
       const col = state.cols?.[i] ?? (await this.fwd.col(i, x));
       const dyChunk = sliceImages(dy, s.O, s.N, plane, n0, n);
-      const part = await this.weightGrad[i]!.run(dyChunk, col);
+      const part = await this.weightGrad[i]!.run(padRows(dyChunk, s.O, n * plane), col);
       if (dw === null) dw = part;
       else for (let j = 0; j < dw.length; j++) dw[j] += part[j]!;
       if (dx) {
-        const dcol = await this.colGrad[i]!.run(w, dyChunk);
+        const dcol = await this.colGrad[i]!.runPacked(w, dyChunk);
         const dxChunk = await this.col2im[i]!.run(dcol);
         if (starts.length === 1) return { dx: dxChunk, dw, db };
         placeImages(dx, dxChunk, s.C, s.N, s.H * s.W, n0, n);

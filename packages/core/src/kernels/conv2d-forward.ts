@@ -6,7 +6,7 @@
  */
 import type { Device } from '../device.js';
 import { Gemm, gemmShape } from './gemm.js';
-import { Im2col } from './im2col.js';
+import { Im2col, colStride } from './im2col.js';
 import { chunkConv, placeImages, type Conv2dShape, type ConvChunking } from './conv2d-geometry.js';
 
 export interface Conv2dForwardState {
@@ -30,7 +30,9 @@ export class Conv2dForward {
         continue;
       }
       this.im2col.push(new Im2col(device, `${name}.im2col`, this.chunks.geometry(n)));
-      this.gemm.push(new Gemm(device, `${name}.gemm`, gemmShape(s.O, n * this.chunks.OH * this.chunks.OW, K)));
+      const P = n * this.chunks.OH * this.chunks.OW;
+      // B = col, rows colStride(P) apart
+      this.gemm.push(new Gemm(device, `${name}.gemm`, { ...gemmShape(s.O, P, K), sbk: colStride(P) }));
     }
   }
 

@@ -8,6 +8,16 @@
 import type { Device } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
+/**
+ * Row stride of an im2col buffer with P columns. Rows a multiple of 4 KiB
+ * apart map to the same cache sets, and the weight-gradient GEMM streams 8 of
+ * them at once: cifar's conv1 (P = 64*32*32) ran at a quarter of the speed of
+ * the other layers until its rows were padded.
+ */
+export function colStride(P: number): number {
+  return P % 1024 === 0 ? P + 16 : P;
+}
+
 export interface ConvGeometry {
   readonly C: number; // input channels
   readonly N: number; // images in this chunk
@@ -22,7 +32,7 @@ export interface ConvGeometry {
 }
 
 const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
-  const p = this.thread.x; // (n, oy, ox) within the chunk
+  const p = this.thread.x; // (n, oy, ox) within the chunk; p >= P is row padding
   const row = this.thread.y; // (c, ky, kx)
   const R = this.constants.R;
   const c = Math.floor(row / (R * R));
@@ -37,12 +47,13 @@ const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
   const iy = oy * this.constants.S + ky - this.constants.P;
   const ix = ox * this.constants.S + kx - this.constants.P;
   let v = 0;
-  if (iy >= 0 && iy < this.constants.H && ix >= 0 && ix < this.constants.W) {
+  if (iy >= 0 && iy < this.constants.H && ix >= 0 && ix < this.constants.W && p < this.constants.cols) {
     v = x[((c * this.constants.NT + n0 + n) * this.constants.H + iy) * this.constants.W + ix];
   }
   return v;
 };
 
+// dcol arrives as the GEMM packed it: row m, column p at ((m >> 2) * cols + p) * 4 + (m & 3)
 const col2imBody = function (this: KernelThis, col: Float32Array) {
   const ix = this.thread.x;
   const iy = this.thread.y;
@@ -65,7 +76,9 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
         const tx = ix + P - kx;
         const ox = Math.floor(tx / S);
         if (tx >= 0 && ox * S === tx && ox < OW) {
-          sum += col[((c * R + ky) * R + kx) * cols + (n * OH + oy) * OW + ox];
+          const m = (c * R + ky) * R + kx;
+          const q = Math.floor(m / 4);
+          sum += col[(q * cols + (n * OH + oy) * OW + ox) * 4 + (m - q * 4)];
         }
       }
     }
@@ -77,11 +90,11 @@ export class Im2col {
   private readonly kernel: Kernel;
   constructor(device: Device, name: string, readonly g: ConvGeometry) {
     this.kernel = new Kernel(device, name, im2colBody, {
-      output: [g.N * g.OH * g.OW, g.C * g.R * g.R],
-      constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, NT: g.NT },
+      output: [colStride(g.N * g.OH * g.OW), g.C * g.R * g.R],
+      constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, NT: g.NT, cols: g.N * g.OH * g.OW },
     });
   }
-  /** col for images n0 .. n0+N-1 of x. */
+  /** col [(c, ky, kx)][colStride(P)] for images n0 .. n0+N-1 of x. */
   run(x: Float32Array, n0: number): Promise<Float32Array> {
     return this.kernel.run(x, n0);
   }
@@ -96,7 +109,7 @@ export class Col2im {
       constants: { N: g.N, R: g.R, S: g.S, P: g.P, OH: g.OH, OW: g.OW },
     });
   }
-  /** dx in CNHW from dcol [(c, ky, kx)][(n, oy, ox)]. */
+  /** dx in CNHW from dcol [(c, ky, kx)][(n, oy, ox)], as packed by Gemm.runPacked. */
   run(col: Float32Array): Promise<Float32Array> {
     return this.kernel.run(col);
   }
