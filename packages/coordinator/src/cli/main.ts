@@ -1,0 +1,34 @@
+/** The one `alexnet` command line: every sub-command with its help text. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { paramsCommand } from './params-command.js';
+import { workerCommand } from './worker-command.js';
+import { coordinatorCommand } from './coordinator-command.js';
+import { launchCommand } from './launch-command.js';
+import { reportAndExit } from './errors.js';
+
+process.on('unhandledRejection', reportAndExit);
+
+try {
+  await yargs(hideBin(process.argv))
+    .scriptName('alexnet')
+    .usage('$0 <command> [options]\n\nAlexNet trained as in the 2012 paper: two towers on two devices, gpu.js kernels, gRPC between them.')
+    .command(launchCommand)
+    .command(workerCommand)
+    .command(coordinatorCommand)
+    .command(paramsCommand)
+    .demandCommand(1, 'name a command (see the list above)')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .fail((msg, err, y) => {
+      if (err) reportAndExit(err);
+      process.stderr.write(`${y.help()}\n\nalexnet: ${msg}\n`);
+      process.exit(2);
+    })
+    .parseAsync();
+} catch (err) {
+  reportAndExit(err);
+}
