@@ -2,7 +2,7 @@ import test from 'ava';
 import { Conv2dForward } from '../src/kernels/conv2d-forward.js';
 import { Conv2dBackward } from '../src/kernels/conv2d-backward.js';
 import { conv2dBackward, conv2dForward, convOut, type ConvParams } from '../src/reference/conv2d.js';
-import { assertClose, dot, f64, finiteDifferences, randomArray, webasm } from './helpers.js';
+import { assertClose, dot, f64, finiteDifferences, randomArray, testDevice } from './helpers.js';
 
 interface Case { name: string; p: ConvParams; maxCol?: number }
 
@@ -16,7 +16,7 @@ const cases: Case[] = [
 
 for (const c of cases) {
   test(`conv2d forward and backward, ${c.name}, match the float64 reference`, async (t) => {
-    const dev = await webasm();
+    const dev = await testDevice();
     const p = c.p;
     const { OH, OW } = convOut(p);
     const x = randomArray(p.C * p.N * p.H * p.W, 1);

@@ -1,7 +1,7 @@
 /** Shared test helpers: random data, comparisons, finite differences in float64. */
 import type { ExecutionContext } from 'ava';
 import { Rng } from '../src/random.js';
-import { Device } from '../src/device.js';
+import { Device, type BackendMode } from '../src/device.js';
 
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   const r = new Rng(seed);
@@ -54,9 +54,15 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return s;
 }
 
+/**
+ * The backend the kernel tests run on: webasm here and in CI; ALEXNET_TEST_BACKEND=webgpu
+ * runs the same tests on a GPU (bench/gpu-check.sh).
+ */
+export const testBackend: BackendMode = process.env.ALEXNET_TEST_BACKEND === 'webgpu' ? 'webgpu' : 'webasm';
+
 let shared: Promise<Device> | null = null;
-/** One webasm device per test file (kernels must run on webasm, never silently on cpu). */
-export function webasm(): Promise<Device> {
-  shared ??= Device.create('webasm', { onFallback: 'throw' });
+/** One device per test file; a kernel that silently falls back to cpu fails the test. */
+export function testDevice(): Promise<Device> {
+  shared ??= Device.create(testBackend, { onFallback: 'throw' });
   return shared;
 }

@@ -8,10 +8,10 @@ import { Dropout, dropoutMask } from '../src/kernels/dropout.js';
 import { SoftmaxCrossEntropy } from '../src/kernels/softmax-xent.js';
 import { Sgd } from '../src/kernels/sgd.js';
 import * as ref from '../src/reference/layers.js';
-import { assertClose, dot, f64, finiteDifferences, randomArray, webasm } from './helpers.js';
+import { assertClose, dot, f64, finiteDifferences, randomArray, testDevice } from './helpers.js';
 
 test('relu forward and backward match the reference', async (t) => {
-  const dev = await webasm();
+  const dev = await testDevice();
   const x = randomArray(5000, 1);
   const dy = randomArray(5000, 2);
   const k = new Relu(dev, 'relu', x.length);
@@ -22,7 +22,7 @@ test('relu forward and backward match the reference', async (t) => {
 
 for (const beta of [0.75, 0.6]) {
   test(`lrn (paper's k, n, alpha; beta ${beta}) forward and backward match the reference`, async (t) => {
-    const dev = await webasm();
+    const dev = await testDevice();
     const p = { C: 7, plane: 2 * 5 * 3, size: 5, alpha: 1e-4, beta, k: 2 };
     // large activations so that the alpha term matters
     const a = randomArray(p.C * p.plane, 3, 40);
@@ -45,7 +45,7 @@ test('lrn reference backward matches finite differences in float64', (t) => {
 
 for (const [H, W] of [[7, 7], [8, 11]]) {
   test(`max-pool 3x3 stride 2 on ${H}x${W} forward and backward match the reference`, async (t) => {
-    const dev = await webasm();
+    const dev = await testDevice();
     const p = { CN: 6, H, W, K: 3, S: 2 };
     const { OH, OW } = ref.poolOut(p);
     const x = randomArray(p.CN * H * W, 8);
@@ -68,7 +68,7 @@ test('max-pool reference backward matches finite differences in float64', (t) =>
 });
 
 test('fully connected forward and backward match the reference, and the reference matches finite differences', async (t) => {
-  const dev = await webasm();
+  const dev = await testDevice();
   const [O, K, N] = [13, 37, 6];
   const x = randomArray(K * N, 12);
   const w = randomArray(O * K, 13);
@@ -90,7 +90,7 @@ test('fully connected forward and backward match the reference, and the referenc
 });
 
 test('flatten between CNHW and [feature][image] is a permutation and its own adjoint', async (t) => {
-  const dev = await webasm();
+  const dev = await testDevice();
   const [C, N, HW] = [3, 4, 5];
   const x = randomArray(C * N * HW, 18);
   const k = new Flatten(dev, 'flatten', C, N, HW);
@@ -100,7 +100,7 @@ test('flatten between CNHW and [feature][image] is a permutation and its own adj
 });
 
 test('dropout keeps about half the units, scales them by 2, and is reproducible from its seed', async (t) => {
-  const dev = await webasm();
+  const dev = await testDevice();
   const mask = dropoutMask(10000, 0.5, 42);
   const kept = mask.filter((m) => m !== 0);
   t.true(Math.abs(kept.length - 5000) < 300, `kept ${kept.length}`);
@@ -113,7 +113,7 @@ test('dropout keeps about half the units, scales them by 2, and is reproducible 
 });
 
 test('softmax cross-entropy loss and gradient match the reference and finite differences', async (t) => {
-  const dev = await webasm();
+  const dev = await testDevice();
   const [C, N] = [10, 7];
   const z = randomArray(C * N, 20, 3);
   const labels = Float32Array.from({ length: N }, (_, i) => (i * 3) % C);
@@ -126,7 +126,7 @@ test('softmax cross-entropy loss and gradient match the reference and finite dif
 });
 
 test("sgd follows the paper's update with momentum and weight decay", async (t) => {
-  const dev = await webasm();
+  const dev = await testDevice();
   const w = randomArray(5000, 22);
   const v = randomArray(5000, 23, 0.1);
   const g = randomArray(5000, 24);

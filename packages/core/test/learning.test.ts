@@ -3,9 +3,10 @@ import { GroupedTrainer } from '../src/train/grouped-trainer.js';
 import { tiny } from '../src/model/presets.js';
 import { topKCorrect } from '../src/train/metrics.js';
 import { syntheticBatch } from './synthetic.js';
+import { testBackend } from './helpers.js';
 
 test('300 steps of the tiny preset drive the training loss well down and generalise to new images', async (t) => {
-  const tr = await GroupedTrainer.create({ spec: tiny, backend: 'webasm', batch: 16, seed: 1, hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 } });
+  const tr = await GroupedTrainer.create({ spec: tiny, backend: testBackend, batch: 16, seed: 1, hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 } });
   const data = Array.from({ length: 8 }, (_, i) => syntheticBatch(16, tiny.inputSize, 100 + i));
   const losses: number[] = [];
   for (let s = 0; s < 300; s++) losses.push((await tr.trainStep(data[s % 8]!)).loss);
@@ -19,6 +20,6 @@ test('300 steps of the tiny preset drive the training loss well down and general
   const correct = topKCorrect(logits, held.labels, tiny.classes, 1);
   t.log(`held-out accuracy ${correct}/64`);
   t.true(correct >= 48, `held-out accuracy ${correct}/64`);
-  t.true([...tr.device.executed.values()].every((m) => m === 'webasm'));
+  t.true([...tr.device.executed.values()].every((m) => m === testBackend));
   tr.destroy();
 });

@@ -5,7 +5,7 @@ import { Tower } from '../src/tower/tower.js';
 import { concatTowers, sumSlices, towerSlice } from '../src/tower/crossing.js';
 import { referenceLoss, referenceStep } from '../src/reference/grouped-model.js';
 import { syntheticBatch } from './synthetic.js';
-import { assertClose, finiteDifferences, webasm } from './helpers.js';
+import { assertClose, finiteDifferences, testDevice } from './helpers.js';
 
 const N = 4;
 const ctx = { seed: 7, step: 3, train: true };
@@ -15,7 +15,7 @@ function params(): [TowerParams, TowerParams] {
 }
 
 test('the gpu.js towers give the float64 reference model\'s loss and every gradient (dropout on)', async (t) => {
-  const dev = await webasm();
+  const dev = await testDevice();
   const p = params();
   const b = syntheticBatch(N, tiny.inputSize, 5);
   const ref = referenceStep(tiny, p, b.images, b.labels, N, ctx);
