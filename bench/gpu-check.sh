@@ -17,9 +17,9 @@ bash .device/enter.sh bash -c '
     console.log(JSON.stringify(a?.info ?? {}));
   " 2>&1 | tail -5
   echo "== kernel tests on webgpu"
-  timeout 240 node node_modules/ava/entrypoints/cli.mjs packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts 2>&1 | tail -60
+  timeout 200 node node_modules/ava/entrypoints/cli.mjs packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts 2>&1 | tail -60
   echo "== bench cifar 64"
-  timeout 150 node --import tsx bench/train-step.ts --backend webgpu --preset cifar --batch 64 --peer none --iters 5 --json --profile 2>&1 | tail -30
+  timeout 100 node --import tsx bench/train-step.ts --backend webgpu --preset cifar --batch 64 --peer none --iters 5 --profile 2>&1 | tail -30
   echo "== bench paper 128"
-  timeout 240 node --import tsx bench/train-step.ts --backend webgpu --preset paper --batch 128 --peer none --iters 5 --warmup 1 --json --profile 2>&1 | tail -30
+  timeout 200 node --import tsx bench/train-step.ts --backend webgpu --preset paper --batch 128 --peer none --iters 4 --warmup 1 --profile 2>&1 | tail -30
 ' 2>&1 | tee "$OUT/gpu-check.log"

@@ -105,7 +105,15 @@ export class Coordinator {
   /** Handshake with both workers, then configure both (they say hello to each other). */
   async start(): Promise<void> {
     const timeoutMs = this.o.connectTimeoutMs ?? 30_000;
-    this.handshakes = (await Promise.all([0, 1].map((t) => this.handshake(t, timeoutMs)))) as [HandshakeReply, HandshakeReply];
+    const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs)));
+    const refused = hs.flatMap((h) => (h.status === 'rejected' ? [h.reason as unknown] : []));
+    if (refused.length > 0) {
+      // say everything that is wrong at once; anything but a UserError is a bug and keeps its stack
+      const bug = refused.find((e) => !(e instanceof UserError));
+      if (bug) throw bug;
+      throw new UserError(refused.map((e) => (e as Error).message).join('\n  and '));
+    }
+    this.handshakes = hs.map((h) => (h as PromiseFulfilledResult<HandshakeReply>).value) as [HandshakeReply, HandshakeReply];
     const [h0, h1] = this.handshakes;
     if (h0.backend !== h1.backend) this.info(`warning: the workers run different backends (${h0.backend}, ${h1.backend}); results may differ from the one-process run in the last bits`);
     this.configured = (await Promise.all(

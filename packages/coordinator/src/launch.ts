@@ -52,7 +52,8 @@ class Child {
   constructor(readonly name: Name, readonly proc: ChildProcess, o: LaunchOptions, onLine: (child: Child, line: string, stream: 'out' | 'err') => void) {
     this.log = o.runDir ? fs.createWriteStream(path.join(o.runDir, `${name}.log`)) : null;
     this.exited = new Promise<Exit>((resolve) => {
-      proc.on('exit', (code, signal) => {
+      // 'close' comes after 'exit' once the child's output is all read, so its last lines print first
+      proc.on('close', (code, signal) => {
         this.exit = { code, signal };
         resolve(this.exit);
       });
