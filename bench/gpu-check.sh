@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 bash .device/enter.sh bash -c '
   export ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=1
   echo "== webgpu adapter"
-  timeout 60 node --import tsx -e "
+  timeout 60 node --import tsx --input-type=module -e "
     const { installWebGPU } = await import(\"./packages/core/src/device.ts\");
     console.log(\"adapter:\", await installWebGPU());
     const a = await navigator.gpu.requestAdapter();
