@@ -1,0 +1,102 @@
+/** Helpers for the cross-package tests: real `alexnet` processes on loopback. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
+import type { ExecutionContext } from 'ava';
+import { alexnetBin } from '@alexnet-mp/coordinator';
+
+export interface Proc {
+  readonly proc: ChildProcess;
+  readonly stdout: string[];
+  readonly stderr: string[];
+  /** Resolves with the exit code (or 128 + signal number's name) once the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first line (stdout or stderr, past or future) that matches. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  output(): string;
+}
+
+/** Runs `node bin/alexnet.mjs ...args`. */
+export function alexnet(args: string[]): Proc {
+  const proc = spawn(process.execPath, [alexnetBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const watchers: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
+  const onLine = (buf: string[]) => (line: string) => {
+    buf.push(line);
+    for (const w of [...watchers]) {
+      const m = w.re.exec(line);
+      if (m) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  };
+  readline.createInterface({ input: proc.stdout! }).on('line', onLine(stdout));
+  readline.createInterface({ input: proc.stderr! }).on('line', onLine(stderr));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const output = () => [...stdout, ...stderr].join('\n');
+  return {
+    proc,
+    stdout,
+    stderr,
+    exited,
+    output,
+    waitFor(re, timeoutMs = 60_000) {
+      for (const line of [...stdout, ...stderr]) {
+        const m = re.exec(line);
+        if (m) return Promise.resolve(m);
+      }
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output so far:\n${output()}`)), timeoutMs);
+        watchers.push({
+          re,
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        });
+        void exited.then(() =>
+          setTimeout(() => {
+            clearTimeout(timer);
+            reject(new Error(`exited before a line matching ${re}; output:\n${output()}`));
+          }, 50),
+        );
+      });
+    },
+  };
+}
+
+/**
+ * Starts `alexnet worker` on a free port (webasm, failing on any fallback); killed when the test ends
+ * (or, given a function instead of a test, when that function's callback is called).
+ */
+export async function startWorker(t: ExecutionContext | ((cleanup: () => Promise<void>) => void), tower: 0 | 1, extra: string[] = []): Promise<{ p: Proc; address: string }> {
+  const p = alexnet(['worker', '--tower', String(tower), '--port', '0', '--backend', 'webasm', '--on-fallback', 'throw', ...extra]);
+  const register = typeof t === 'function' ? t : (f: () => Promise<void>) => t.teardown(f);
+  register(async () => {
+    if (p.proc.exitCode === null && p.proc.signalCode === null) {
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
+  });
+  const m = await p.waitFor(/listening on (\S+)$/);
+  return { p, address: m[1]! };
+}
+
+/** Whether a process with this pid exists (a zombie counts: it has not been reaped). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Largest |a-b| / (atol + |b|). */
+export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-6): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / (atol + Math.abs(b[i]!)));
+  return m;
+}

@@ -1,0 +1,57 @@
+/** `alexnet launch` as a user runs it: real processes, ports from the OS, clean exits. */
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { alexnet, alive } from './helpers.js';
+
+const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
+
+function childPids(lines: string[]): Record<string, number> {
+  const pids: Record<string, number> = {};
+  for (const l of lines) {
+    const m = /^\[launch\] (worker0|worker1|coord): pid (\d+)$/.exec(l);
+    if (m) pids[m[1]!] = Number(m[2]);
+  }
+  return pids;
+}
+
+test('launch trains a few steps, writes its run directory and exits 0 leaving no process behind', async (t) => {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-'));
+  t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
+  const p = alexnet([...common, '--steps', '3', '--run-dir', runDir]);
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+  const pids = childPids(p.stderr);
+  t.deepEqual(Object.keys(pids).sort(), ['coord', 'worker0', 'worker1']);
+  for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+  // prefixed output from all three
+  for (const prefix of ['[worker0] ', '[worker1] ', '[coord] ']) t.true(p.stdout.some((l) => l.startsWith(prefix)), `lines prefixed ${prefix}`);
+  const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; loss?: number; step?: number });
+  t.deepEqual(events.map((e) => e.event), ['run', 'step', 'step', 'step', 'done']);
+  t.true(events.filter((e) => e.event === 'step').every((e) => Number.isFinite(e.loss)));
+  t.true(fs.existsSync(path.join(runDir, 'run.json')));
+  for (const f of ['worker0.log', 'worker1.log', 'coord.log']) t.true(fs.existsSync(path.join(runDir, f)), f);
+});
+
+test('when a worker is killed mid-run, launch names it, exits non-zero and leaves no process behind', async (t) => {
+  const p = alexnet([...common, '--steps', '100000']);
+  t.teardown(() => {
+    if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
+  });
+  await p.waitFor(/"event":"step","step":2,/, 120_000);
+  const pids = childPids(p.stderr);
+  t.truthy(pids.worker1);
+  const killedAt = Date.now();
+  process.kill(pids.worker1!, 'SIGKILL');
+  const { code } = await p.exited;
+  const took = Date.now() - killedAt;
+  t.log(`launch exited ${took} ms after the kill`);
+  t.not(code, 0);
+  const err = p.stderr.join('\n');
+  t.regex(err, /\[launch\] worker1 \(tower 1, pid \d+\) killed by signal SIGKILL/);
+  t.regex(err, /stopping the run: worker1 died/);
+  t.notRegex(err, /internal error|\n\s+at /, 'no stack trace');
+  t.true(took < 20_000, 'no hang');
+  for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
