@@ -37,6 +37,25 @@ export function kernelProfile(): { name: string; calls: number; ms: number }[] {
 
 type GpuKernel = ((...args: KernelArg[]) => Promise<unknown> | unknown) & { destroy?: () => void };
 
+/**
+ * gpu.js's WGSL code computes our flat indices in f32, exact only below 2^24:
+ * refuse larger arrays on webgpu rather than read the wrong elements.
+ */
+export const WEBGPU_MAX_FLOATS = 1 << 24;
+
+export class ArrayTooLargeError extends Error {
+  constructor(kernel: string, floats: number) {
+    super(`kernel ${kernel} would address ${floats} floats, more than webgpu mode indexes exactly (2^24 = ${WEBGPU_MAX_FLOATS}); use a smaller batch`);
+    this.name = 'ArrayTooLargeError';
+  }
+}
+
+function checkWebGPUIndexRange(name: string, outLength: number, args: KernelArg[]): void {
+  let biggest = outLength;
+  for (const a of args) if (typeof a !== 'number') biggest = Math.max(biggest, a.length);
+  if (biggest > WEBGPU_MAX_FLOATS) throw new ArrayTooLargeError(name, biggest);
+}
+
 export class Kernel {
   private checked = false;
   private readonly k: GpuKernel;
@@ -63,6 +82,7 @@ export class Kernel {
 
   /** Runs the kernel; the result is packed [z][y][x][component] whatever the backend. */
   async run(...args: KernelArg[]): Promise<Float32Array> {
+    if (this.device.mode === 'webgpu') checkWebGPUIndexRange(this.name, this.length, args);
     const t0 = profile ? performance.now() : 0;
     const r = await this.k(...args);
     if (profile) {

@@ -17,13 +17,15 @@ const scaleBody = function (this: KernelThis, a: Float32Array) {
   const plane = this.constants.plane; // N*H*W: distance between channels
   const c = Math.floor(i / plane);
   const half = this.constants.half;
-  const lo = Math.max(c - half, 0);
-  const hi = Math.min(c + half, this.constants.C - 1);
   const base = i - c * plane;
   let sum = 0;
-  for (let j = lo; j <= hi; j++) {
-    const v = a[j * plane + base];
-    sum += v * v;
+  // counters start at a literal: gpu.js's WGSL types other loop counters as f32, which cannot be incremented
+  for (let d = 0; d < this.constants.size; d++) {
+    const j = c - half + d;
+    if (j >= 0 && j < this.constants.C) {
+      const v = a[j * plane + base];
+      sum += v * v;
+    }
   }
   return this.constants.k + this.constants.alpha * sum;
 };
@@ -43,13 +45,14 @@ const backwardBody075 = function (this: KernelThis, a: Float32Array, s: Float32A
   const plane = this.constants.plane;
   const c = Math.floor(i / plane);
   const half = this.constants.half;
-  const lo = Math.max(c - half, 0);
-  const hi = Math.min(c + half, this.constants.C - 1);
   const base = i - c * plane;
   let sum = 0;
-  for (let j = lo; j <= hi; j++) {
-    const idx = j * plane + base;
-    sum += (dy[idx] * b[idx]) / s[idx];
+  for (let d = 0; d < this.constants.size; d++) {
+    const j = c - half + d;
+    if (j >= 0 && j < this.constants.C) {
+      const idx = j * plane + base;
+      sum += (dy[idx] * b[idx]) / s[idx];
+    }
   }
   const sv = s[i];
   const r = Math.sqrt(sv);
@@ -61,13 +64,14 @@ const backwardBodyPow = function (this: KernelThis, a: Float32Array, s: Float32A
   const plane = this.constants.plane;
   const c = Math.floor(i / plane);
   const half = this.constants.half;
-  const lo = Math.max(c - half, 0);
-  const hi = Math.min(c + half, this.constants.C - 1);
   const base = i - c * plane;
   let sum = 0;
-  for (let j = lo; j <= hi; j++) {
-    const idx = j * plane + base;
-    sum += (dy[idx] * b[idx]) / s[idx];
+  for (let d = 0; d < this.constants.size; d++) {
+    const j = c - half + d;
+    if (j >= 0 && j < this.constants.C) {
+      const idx = j * plane + base;
+      sum += (dy[idx] * b[idx]) / s[idx];
+    }
   }
   return dy[i] * Math.pow(s[i], -this.constants.beta) - this.constants.twoAlphaBeta * a[i] * sum;
 };
@@ -84,7 +88,7 @@ export class Lrn {
   private readonly bwd: Kernel;
   constructor(device: Device, name: string, spec: LrnLayer, C: number, plane: number) {
     const size = C * plane;
-    const constants = { plane, C, half: (spec.size - 1) / 2, k: spec.k, alpha: spec.alpha, beta: spec.beta, twoAlphaBeta: 2 * spec.alpha * spec.beta };
+    const constants = { plane, C, size: spec.size, half: (spec.size - 1) / 2, k: spec.k, alpha: spec.alpha, beta: spec.beta, twoAlphaBeta: 2 * spec.alpha * spec.beta };
     const fast = spec.beta === 0.75;
     this.scale = new Kernel(device, `${name}.scale`, scaleBody, { output: [size], constants });
     this.out = new Kernel(device, `${name}.forward`, fast ? outputBody075 : outputBodyPow, { output: [size], constants });

@@ -51,10 +51,17 @@ const backwardBody = function (this: KernelThis, arg: Float32Array, dy: Float32A
   const oxLo = Math.max(Math.floor((ix - K + S) / S), 0);
   const oxHi = Math.min(Math.floor(ix / S), this.constants.OW - 1);
   let sum = 0;
-  for (let oy = oyLo; oy <= oyHi; oy++) {
-    for (let ox = oxLo; ox <= oxHi; ox++) {
-      const o = (cn * this.constants.OH + oy) * this.constants.OW + ox;
-      if (arg[o] === (iy - oy * S) * K + (ix - ox * S)) sum += dy[o];
+  // at most span = ceil(K / S) windows per axis; counters start at a literal (see lrn.ts)
+  for (let a = 0; a < this.constants.span; a++) {
+    const oy = oyLo + a;
+    if (oy <= oyHi) {
+      for (let b = 0; b < this.constants.span; b++) {
+        const ox = oxLo + b;
+        if (ox <= oxHi) {
+          const o = (cn * this.constants.OH + oy) * this.constants.OW + ox;
+          if (arg[o] === (iy - oy * S) * K + (ix - ox * S)) sum += dy[o];
+        }
+      }
     }
   }
   return sum;
@@ -71,7 +78,7 @@ export class MaxPool {
   constructor(device: Device, name: string, CN: number, H: number, W: number, K: number, S: number) {
     const OH = Math.floor((H - K) / S) + 1;
     const OW = Math.floor((W - K) / S) + 1;
-    const constants = { H, W, K, S, OH, OW };
+    const constants = { H, W, K, S, OH, OW, span: Math.ceil(K / S) };
     this.argmax = new Kernel(device, `${name}.argmax`, argmaxBody, { output: [OW, OH, CN], constants });
     this.gather = new Kernel(device, `${name}.forward`, gatherBody, { output: [OW, OH, CN], constants });
     this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [W, H, CN], constants });
