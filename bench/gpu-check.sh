@@ -6,6 +6,7 @@
 # 2. the training-step benchmark: cifar preset batch 64, paper preset batch 128
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-check}
+export OUT
 mkdir -p "$OUT"
 bash .device/enter.sh bash -c '
   export ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=1
