@@ -89,6 +89,22 @@ test('fully connected forward and backward match the reference, and the referenc
   fw.idx.forEach((j, i) => t.true(Math.abs(r.dw[j]! - fw.grad[i]!) < 1e-6));
 });
 
+test('fully connected in blocks of output rows (for weights beyond 2^24 floats) gives the same result', async (t) => {
+  const dev = await testDevice();
+  const [O, K, N] = [22, 30, 5];
+  const x = randomArray(K * N, 30);
+  const w = randomArray(O * K, 31);
+  const b = randomArray(O, 32);
+  const dy = randomArray(O * N, 33);
+  const k = new FullyConnected(dev, 'fc-blocks', O, K, N, 8 * K);
+  assertClose(t, await k.forward(x, w, b), ref.fcForward(O, K, N, x, w, b), 1e-4, 'y');
+  const g = await k.backward(x, w, dy);
+  const r = ref.fcBackward(O, K, N, x, w, dy);
+  assertClose(t, g.dx, r.dx, 1e-4, 'dx');
+  assertClose(t, g.dw, r.dw, 1e-4, 'dw');
+  assertClose(t, g.db, r.db, 1e-4, 'db');
+});
+
 test('flatten between CNHW and [feature][image] is a permutation and its own adjoint', async (t) => {
   const dev = await testDevice();
   const [C, N, HW] = [3, 4, 5];

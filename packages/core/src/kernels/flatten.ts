@@ -10,7 +10,9 @@ const toFeaturesBody = function (this: KernelThis, x: Float32Array) {
   const n = this.thread.x;
   const f = this.thread.y;
   const HW = this.constants.HW;
-  const c = Math.floor(f / HW);
+  let c = Math.floor(f / HW);
+  if (f - c * HW < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (f - c * HW >= HW) c += 1;
   const hw = f - c * HW;
   return x[(c * this.constants.N + n) * HW + hw];
 };
@@ -20,7 +22,9 @@ const fromFeaturesBody = function (this: KernelThis, g: Float32Array) {
   const hw = this.thread.x;
   const cn = this.thread.y;
   const N = this.constants.N;
-  const c = Math.floor(cn / N);
+  let c = Math.floor(cn / N);
+  if (cn - c * N < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (cn - c * N >= N) c += 1;
   const n = cn - c * N;
   return g[(c * this.constants.HW + hw) * N + n];
 };

@@ -2,30 +2,72 @@
  * Fully connected layer on [feature][image] activations: three GEMMs.
  *   forward:  y[o][n]  = W[o][k] x[k][n] + b[o]
  *   backward: dW[o][k] = dy[o][n] x[k][n]^T ;  dx[k][n] = W^T dy ;  db = row sums of dy
+ * Weights larger than MAX_BLOCK_FLOATS (the paper's fc6: 2048 x 9216 per tower)
+ * are processed in blocks of output rows, so that no kernel addresses more than
+ * webgpu mode indexes exactly; dx then sums the blocks' contributions.
  */
 import type { Device } from '../device.js';
 import { Gemm, gemmShape } from './gemm.js';
 import { RowSum } from './row-sum.js';
+import { WEBGPU_MAX_FLOATS } from './kernel-runner.js';
+
+interface Block {
+  readonly o0: number;
+  readonly rows: number;
+  readonly fwd: Gemm;
+  readonly weightGrad: Gemm;
+  readonly inputGrad: Gemm;
+}
 
 export class FullyConnected {
-  private readonly fwd: Gemm;
-  private readonly weightGrad: Gemm;
-  private readonly inputGrad: Gemm;
+  private readonly blocks: Block[] = [];
   private readonly biasGrad: RowSum;
 
-  constructor(device: Device, name: string, readonly O: number, readonly K: number, readonly N: number) {
-    this.fwd = new Gemm(device, `${name}.forward`, gemmShape(O, N, K));
-    this.weightGrad = new Gemm(device, `${name}.weightGrad`, gemmShape(O, K, N, false, true));
-    this.inputGrad = new Gemm(device, `${name}.inputGrad`, gemmShape(K, N, O, true, false));
+  constructor(device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = WEBGPU_MAX_FLOATS) {
+    const rowsPerBlock = Math.max(4, Math.floor(maxBlockFloats / K / 4) * 4);
+    for (let o0 = 0; o0 < O; o0 += rowsPerBlock) {
+      const rows = Math.min(rowsPerBlock, O - o0);
+      const prev = this.blocks[0];
+      if (prev && prev.rows === rows) {
+        this.blocks.push({ ...prev, o0 });
+        continue;
+      }
+      this.blocks.push({
+        o0,
+        rows,
+        fwd: new Gemm(device, `${name}.forward`, gemmShape(rows, N, K)),
+        weightGrad: new Gemm(device, `${name}.weightGrad`, gemmShape(rows, K, N, false, true)),
+        inputGrad: new Gemm(device, `${name}.inputGrad`, gemmShape(K, N, rows, true, false)),
+      });
+    }
     this.biasGrad = new RowSum(device, `${name}.biasGrad`, O, N);
   }
 
-  forward(x: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
-    return this.fwd.run(w, x, b);
+  async forward(x: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
+    if (this.blocks.length === 1) return this.blocks[0]!.fwd.run(w, x, b);
+    const y = new Float32Array(this.O * this.N);
+    for (const blk of this.blocks) {
+      const { o0, rows } = blk;
+      y.set(await blk.fwd.run(w.subarray(o0 * this.K, (o0 + rows) * this.K), x, b.subarray(o0, o0 + rows)), o0 * this.N);
+    }
+    return y;
   }
 
   async backward(x: Float32Array, w: Float32Array, dy: Float32Array): Promise<{ dx: Float32Array; dw: Float32Array; db: Float32Array }> {
-    const [dw, dx, db] = [await this.weightGrad.run(dy, x), await this.inputGrad.run(w, dy), await this.biasGrad.run(dy)];
+    const db = await this.biasGrad.run(dy);
+    if (this.blocks.length === 1) {
+      const blk = this.blocks[0]!;
+      return { dw: await blk.weightGrad.run(dy, x), dx: await blk.inputGrad.run(w, dy), db };
+    }
+    const dw = new Float32Array(this.O * this.K);
+    const dx = new Float32Array(this.K * this.N);
+    for (const blk of this.blocks) {
+      const { o0, rows } = blk;
+      const dyb = dy.subarray(o0 * this.N, (o0 + rows) * this.N);
+      dw.set(await blk.weightGrad.run(dyb, x), o0 * this.K);
+      const part = await blk.inputGrad.run(w.subarray(o0 * this.K, (o0 + rows) * this.K), dyb);
+      for (let i = 0; i < dx.length; i++) dx[i] += part[i]!;
+    }
     return { dx, dw, db };
   }
 }

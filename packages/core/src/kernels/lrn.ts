@@ -15,7 +15,9 @@ import type { LrnLayer } from '../model/spec.js';
 const scaleBody = function (this: KernelThis, a: Float32Array) {
   const i = this.thread.x;
   const plane = this.constants.plane; // N*H*W: distance between channels
-  const c = Math.floor(i / plane);
+  let c = Math.floor(i / plane);
+  if (i - c * plane < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (i - c * plane >= plane) c += 1;
   const half = this.constants.half;
   const base = i - c * plane;
   let sum = 0;
@@ -43,7 +45,9 @@ const outputBodyPow = function (this: KernelThis, a: Float32Array, s: Float32Arr
 const backwardBody075 = function (this: KernelThis, a: Float32Array, s: Float32Array, b: Float32Array, dy: Float32Array) {
   const i = this.thread.x;
   const plane = this.constants.plane;
-  const c = Math.floor(i / plane);
+  let c = Math.floor(i / plane);
+  if (i - c * plane < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (i - c * plane >= plane) c += 1;
   const half = this.constants.half;
   const base = i - c * plane;
   let sum = 0;
@@ -62,7 +66,9 @@ const backwardBody075 = function (this: KernelThis, a: Float32Array, s: Float32A
 const backwardBodyPow = function (this: KernelThis, a: Float32Array, s: Float32Array, b: Float32Array, dy: Float32Array) {
   const i = this.thread.x;
   const plane = this.constants.plane;
-  const c = Math.floor(i / plane);
+  let c = Math.floor(i / plane);
+  if (i - c * plane < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (i - c * plane >= plane) c += 1;
   const half = this.constants.half;
   const base = i - c * plane;
   let sum = 0;

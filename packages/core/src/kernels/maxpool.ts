@@ -34,7 +34,9 @@ const gatherBody = function (this: KernelThis, x: Float32Array, arg: Float32Arra
   const oy = this.thread.y;
   const cn = this.thread.z;
   const a = arg[(cn * this.constants.OH + oy) * this.constants.OW + ox];
-  const ky = Math.floor(a / this.constants.K);
+  let ky = Math.floor(a / this.constants.K);
+  if (a - ky * this.constants.K < 0) ky -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (a - ky * this.constants.K >= this.constants.K) ky += 1;
   const kx = a - ky * this.constants.K;
   return x[(cn * this.constants.H + oy * this.constants.S + ky) * this.constants.W + ox * this.constants.S + kx];
 };

@@ -4,7 +4,7 @@
  *   w <- w + v
  */
 import type { Device } from '../device.js';
-import { Kernel, type KernelThis } from './kernel-runner.js';
+import { Kernel, WEBGPU_MAX_FLOATS, type KernelThis } from './kernel-runner.js';
 
 const velocityBody = function (this: KernelThis, w: Float32Array, v: Float32Array, g: Float32Array, lr: number, momentum: number, weightDecay: number) {
   const i = this.thread.x;
@@ -23,17 +23,35 @@ export interface SgdHyper {
 
 export const paperSgd: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
 
+/** Parameters are updated in blocks of at most this many (the paper's fc6 has 18.9 M per tower; see WEBGPU_MAX_FLOATS). */
+const BLOCK = WEBGPU_MAX_FLOATS;
+
 export class Sgd {
-  private readonly velocity: Kernel;
-  private readonly weight: Kernel;
-  constructor(device: Device, name: string, size: number) {
-    this.velocity = new Kernel(device, `${name}.velocity`, velocityBody, { output: [size] });
-    this.weight = new Kernel(device, `${name}.weight`, weightBody, { output: [size] });
+  private readonly velocity: Kernel[] = [];
+  private readonly weight: Kernel[] = [];
+  constructor(device: Device, name: string, readonly size: number) {
+    for (let i0 = 0; i0 < size; i0 += BLOCK) {
+      const n = Math.min(BLOCK, size - i0);
+      this.velocity.push(new Kernel(device, `${name}.velocity`, velocityBody, { output: [n] }));
+      this.weight.push(new Kernel(device, `${name}.weight`, weightBody, { output: [n] }));
+    }
   }
   /** Returns the new weights and velocity. */
   async step(w: Float32Array, v: Float32Array, g: Float32Array, h: SgdHyper): Promise<{ w: Float32Array; v: Float32Array }> {
-    const vNew = await this.velocity.run(w, v, g, h.lr, h.momentum, h.weightDecay);
-    const wNew = await this.weight.run(w, vNew);
-    return { w: wNew, v: vNew };
+    if (this.velocity.length === 1) {
+      const vNew = await this.velocity[0]!.run(w, v, g, h.lr, h.momentum, h.weightDecay);
+      return { w: await this.weight[0]!.run(w, vNew), v: vNew };
+    }
+    const wOut = new Float32Array(this.size);
+    const vOut = new Float32Array(this.size);
+    for (let b = 0; b < this.velocity.length; b++) {
+      const i0 = b * BLOCK;
+      const i1 = Math.min(this.size, i0 + BLOCK);
+      const wb = w.subarray(i0, i1);
+      const vNew = await this.velocity[b]!.run(wb, v.subarray(i0, i1), g.subarray(i0, i1), h.lr, h.momentum, h.weightDecay);
+      vOut.set(vNew, i0);
+      wOut.set(await this.weight[b]!.run(wb, vNew), i0);
+    }
+    return { w: wOut, v: vOut };
   }
 }
