@@ -27,8 +27,21 @@ export class MetricsLog {
 
 const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : 0);
 
+export interface RunSummary {
+  event: 'done';
+  steps: number;
+  elapsed_s: number;
+  median_step_ms: number;
+  images_per_s: number;
+  loss_last: number | null;
+  top1_last: number | null;
+  /** Per worker: the share of its step time spent waiting on the exchange with its peer. */
+  exchange_share: number[];
+  crossing_bytes_per_step: number;
+}
+
 /** The end-of-run summary. Step 0 compiles the kernels, so the rates leave it out when there are more steps. */
-export function summarise(steps: StepMetrics[], elapsedMs: number): object {
+export function summarise(steps: StepMetrics[], elapsedMs: number): RunSummary {
   const timed = steps.length > 1 ? steps.slice(1) : steps;
   const tail = steps.slice(-Math.min(10, steps.length));
   const share = (t: number) => {

@@ -90,7 +90,15 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       log.write(runEvent);
       const t0 = performance.now();
       const steps: StepMetrics[] = await c.run(a.steps, (m) => log.write(m));
-      log.write(summarise(steps, performance.now() - t0));
+      const done = summarise(steps, performance.now() - t0);
+      log.write(done);
+      if (steps.length > 0) {
+        info(
+          `done: ${done.steps} steps in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
+            `loss ${done.loss_last!.toFixed(3)} and top-1 ${(100 * done.top1_last!).toFixed(0)}% over the last ${Math.min(10, steps.length)} steps, ` +
+            `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time`,
+        );
+      }
     } catch (e) {
       if (e instanceof WorkerFailure) {
         log.write({ event: 'failed', tower: e.tower, error: e.message });
