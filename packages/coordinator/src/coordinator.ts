@@ -147,7 +147,7 @@ export class Coordinator {
     const diffs = identityDifferences(this.identity, reply.model, 'coordinator', 'worker');
     if (reply.tower !== t) diffs.push(`tower differs (expected tower ${t}, the worker is tower ${reply.tower})`);
     if (diffs.length > 0) throw new UserError(`${this.label(t)} refused: ${diffs.join('; ')}`);
-    if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is larger than ${this.label(t)} accepts (--max-batch ${reply.max_batch})`);
+    if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
     this.info(`${this.label(t)}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, device ${reply.device}, pid ${reply.pid} on ${reply.hostname}`);
     return reply;
   }

@@ -1,5 +1,6 @@
 /** `alexnet worker`: one tower on one device, serving alexnet.v1 Worker and Peer over gRPC. */
 import type { CommandModule } from 'yargs';
+import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
 import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, startWorker } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
@@ -55,6 +56,8 @@ export const workerCommand: CommandModule<object, Args> = {
     const tower = a.tower as TowerIndex;
     const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
     let running;
+    // grpc-js logs a failed bind on its own; the error below says it better
+    grpc.setLogVerbosity(grpc.logVerbosity.NONE);
     try {
       running = await startWorker({
         spec,
@@ -72,8 +75,14 @@ export const workerCommand: CommandModule<object, Args> = {
       });
     } catch (e) {
       const msg = (e as Error).message ?? String(e);
-      if (/No address added|EADDRINUSE|EACCES|EADDRNOTAVAIL|bind/i.test(msg)) throw new UserError(`cannot listen on ${a.host}:${a.port}: ${msg}`);
+      const where = `cannot listen on ${a.host}:${a.port}`;
+      if (/EADDRINUSE/.test(msg)) throw new UserError(`${where}: the port is in use (choose another --port, or 0 to let the OS pick one)`);
+      if (/EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(msg)) throw new UserError(`${where}: no such address on this machine (--host)`);
+      if (/EACCES/.test(msg)) throw new UserError(`${where}: permission denied (ports below 1024 need privileges)`);
+      if (/No address added/.test(msg)) throw new UserError(`${where}: ${msg}`);
       throw e;
+    } finally {
+      grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
     }
     const r = running;
     let stopping = false;
