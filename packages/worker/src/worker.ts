@@ -148,8 +148,8 @@ export class TowerWorker {
     this.log = o.log ?? (() => {});
     this.segments = segmentModel(o.spec);
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
-    const cls = this.segments.findIndex((s) => s.tower0Only);
-    if (cls !== -1 && cls !== this.segments.length - 1) throw new Error('the tower-0-only segment (the classifier) must be the last');
+    // the step below assumes the cuda-convnet2 layout of every preset: the last segment (fc8) runs on tower 0 only
+    if (this.segments.findIndex((s) => s.tower0Only) !== this.segments.length - 1) throw new Error(`preset ${o.spec.name}: the classifier must be the last segment, on tower 0 only`);
   }
 
   get tower(): TowerIndex {
@@ -433,27 +433,19 @@ export class TowerWorker {
     const labels = Float32Array.from(req.labels);
     let lossInfo: { loss: number; correct: number; top5: number } | null = null;
     let d: Float32Array;
-    let top = last;
-    if (segs[last]!.tower0Only) {
-      top = last - 1;
-      const point = segs[last]!.crossing!;
-      if (t === 0) {
-        const { losses, logits, dlogits } = await tw.lossAndGradient(labels);
-        lossInfo = {
-          loss: mean(losses),
-          correct: topKCorrect(logits, labels, this.o.spec.classes, 1),
-          top5: topKCorrect(logits, labels, this.o.spec.classes, Math.min(5, this.o.spec.classes)),
-        };
-        const dIn = (await tw.backwardSegment(last, dlogits))!;
-        await cross(point, 'BACKWARD', towerSlice(dIn, 1), false);
-        d = towerSlice(dIn, 0);
-      } else {
-        d = (await cross(point, 'BACKWARD', null, true))!;
-      }
+    const fc7 = segs[last]!.crossing!;
+    if (t === 0) {
+      const { losses, logits, dlogits } = await tw.lossAndGradient(labels);
+      const classes = this.o.spec.classes;
+      lossInfo = { loss: mean(losses), correct: topKCorrect(logits, labels, classes, 1), top5: topKCorrect(logits, labels, classes, Math.min(5, classes)) };
+      // the classifier gives the gradient of both towers' fc7: tower 1's half goes back to it
+      const dIn = (await tw.backwardSegment(last, dlogits))!;
+      await cross(fc7, 'BACKWARD', towerSlice(dIn, 1), false);
+      d = towerSlice(dIn, 0);
     } else {
-      throw new Error('a model without a tower-0 classifier is not supported');
+      d = (await cross(fc7, 'BACKWARD', null, true))!;
     }
-    for (let i = top; i >= 0; i--) {
+    for (let i = last - 1; i >= 0; i--) {
       const g = await tw.backwardSegment(i, d);
       if (i > 0) {
         const theirs = (await cross(segs[i]!.crossing!, 'BACKWARD', towerSlice(g!, this.other), true))!;
