@@ -15,9 +15,9 @@ import { runTfjsPeer } from './peer/tfjs-alexnet.js';
 
 const argv = await yargs(hideBin(process.argv))
   .usage('npm run bench -- [options]\n\nTimes one training step of alexnet-mp and of a TensorFlow.js peer.')
-  .option('preset', { choices: presetNames, default: 'cifar' as const })
-  .option('backend', { choices: backendChoices, default: 'webasm' as RequestedBackend })
-  .option('batch', { type: 'number', default: 64 })
+  .option('preset', { choices: presetNames, default: 'cifar' as const, describe: 'model preset' })
+  .option('backend', { choices: backendChoices, default: 'webasm' as RequestedBackend, describe: 'gpu.js mode (auto: webgpu if an adapter answers, else webasm)' })
+  .option('batch', { type: 'number', default: 64, describe: 'images per step' })
   .option('iters', { type: 'number', default: 5, describe: 'timed steps (median reported)' })
   .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first (kernels compile on the first)' })
   .option('peer', { choices: ['tfjs', 'none'] as const, default: 'tfjs' as const, describe: 'the peer measured in the same run' })
@@ -25,6 +25,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
   .option('profile', { type: 'boolean', default: false, describe: 'print time per kernel for one step' })
   .strict()
+  .version(false)
   .help()
   .parseAsync();
 
