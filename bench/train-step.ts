@@ -52,7 +52,7 @@ for (let i = 0; i < argv.iters; i++) {
   times.push(performance.now() - t0);
   log(`  step ${i + 1}/${argv.iters}: ${times[i]!.toFixed(0)} ms`);
 }
-const modes = [...new Set(trainer.device.executed.values())];
+const modes = trainer.executedModes();
 trainer.destroy();
 const stepMs = median(times);
 const imagesPerSec = (B / stepMs) * 1000;
