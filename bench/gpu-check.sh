@@ -25,7 +25,7 @@ bash .device/enter.sh bash -c '
     console.log(JSON.stringify(a?.info ?? {}));
   " 2>&1 | tail -5
   echo "== kernel tests on webgpu"
-  timeout 150 node node_modules/ava/entrypoints/cli.mjs packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts > /tmp/ava-webgpu.log 2>&1; cp /tmp/ava-webgpu.log "$OUT/"; grep -E "✔|✘|passed|failed|Error" /tmp/ava-webgpu.log | head -60
+  timeout 150 node node_modules/ava/entrypoints/cli.mjs packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts packages/core/test/residency.test.ts > /tmp/ava-webgpu.log 2>&1; cp /tmp/ava-webgpu.log "$OUT/"; grep -E "✔|✘|passed|failed|Error" /tmp/ava-webgpu.log | head -60
   echo "== bench cifar 64"
   timeout 90 node --import tsx bench/train-step.ts --backend webgpu --preset cifar --batch 64 --peer none --iters 5 --profile 2>&1 | tail -30
   echo "== bench paper 64"

@@ -56,11 +56,69 @@ interface KernelIntrospection {
   kernel?: { constructor?: { mode?: string }; fallbackReason?: string | null };
 }
 
+/**
+ * A kernel result that stays in device memory (gpu.js's WebGPU buffer handle,
+ * from kernels created with `pipeline: true, immutable: true`). It can be
+ * passed straight to the next kernel; reading it costs a copy back.
+ */
+export interface ResidentTensor {
+  toArray(): Promise<unknown>;
+  delete(): void;
+}
+
+/** What flows between kernels: a host array, or (on webgpu) a device-resident buffer. */
+export type DeviceTensor = Float32Array | ResidentTensor;
+
 export class Device {
   readonly executed = new Map<string, string>();
   private warned = new Set<string>();
+  /**
+   * Whether kernel results stay on the device. On webgpu they do, so that a
+   * tower's work between two crossings never round-trips through JavaScript;
+   * on webasm and cpu "device memory" is host memory anyway.
+   */
+  readonly resident: boolean;
+  /** Results read back to the host (toHost calls on resident tensors): the round trips. */
+  readbacks = 0;
+  private readonly arena = new Set<ResidentTensor>();
+  private readonly kept = new Set<ResidentTensor>();
 
-  private constructor(readonly mode: BackendMode, readonly gpu: GPU, readonly policy: FallbackPolicy) {}
+  private constructor(readonly mode: BackendMode, readonly gpu: GPU, readonly policy: FallbackPolicy) {
+    this.resident = mode === 'webgpu';
+  }
+
+  /** Registers a resident result; it lives until the next release() unless kept. */
+  track(t: ResidentTensor): void {
+    this.arena.add(t);
+  }
+
+  /** Keeps a resident tensor across release() (parameters and momentum); `drop` frees one kept before. */
+  keep(t: DeviceTensor): void {
+    if (!(t instanceof Float32Array)) this.kept.add(t);
+  }
+
+  drop(t: DeviceTensor): void {
+    if (t instanceof Float32Array) return;
+    this.kept.delete(t);
+    this.arena.delete(t);
+    t.delete();
+  }
+
+  /** Frees every resident result of the step that was not kept (called after each update). */
+  release(): void {
+    for (const t of this.arena) if (!this.kept.has(t)) t.delete();
+    for (const t of [...this.arena]) if (!this.kept.has(t)) this.arena.delete(t);
+  }
+
+  /** The values of a tensor as a host array (a copy back from the GPU for resident ones). */
+  async toHost(t: DeviceTensor, length?: number): Promise<Float32Array> {
+    if (t instanceof Float32Array) return t;
+    this.readbacks++;
+    const r = await t.toArray();
+    const flat = r instanceof Float32Array ? r : null;
+    if (!flat || (length !== undefined && flat.length !== length)) throw new Error(`read back ${flat ? flat.length : typeof r} values, expected ${length}`);
+    return flat;
+  }
 
   static async create(requested: RequestedBackend, policy: FallbackPolicy = { onFallback: 'throw' }): Promise<Device> {
     let mode: BackendMode;

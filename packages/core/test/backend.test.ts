@@ -14,13 +14,13 @@ test('webasm and cpu modes compute the same kernels, each in the mode it asked f
   const b = randomArray(4, 3);
   const shape = { C: 3, N: 2, H: 9, W: 9, O: 4, R: 3, stride: 2, pad: 1 };
   const [yw, yc] = await Promise.all([new Conv2dForward(wasm, 'conv', shape).run(x, w, b), new Conv2dForward(cpu, 'conv', shape).run(x, w, b)]);
-  assertClose(t, yw.y, yc.y, 1e-5, 'conv2d');
+  await assertClose(t, yw.y, yc.y, 1e-5, 'conv2d');
   const lrn = { type: 'lrn' as const, name: 'lrn', size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
-  assertClose(t, (await new Lrn(wasm, 'lrn', lrn, 3, 162).forward(x)).b, (await new Lrn(cpu, 'lrn', lrn, 3, 162).forward(x)).b, 1e-5, 'lrn');
-  assertClose(t, (await new MaxPool(wasm, 'pool', 6, 9, 9, 3, 2).forward(x)).y, (await new MaxPool(cpu, 'pool', 6, 9, 9, 3, 2).forward(x)).y, 1e-7, 'pool');
+  await assertClose(t, (await new Lrn(wasm, 'lrn', lrn, 3, 162).forward(x)).b, (await new Lrn(cpu, 'lrn', lrn, 3, 162).forward(x)).b, 1e-5, 'lrn');
+  await assertClose(t, (await new MaxPool(wasm, 'pool', 6, 9, 9, 3, 2).forward(x)).y, (await new MaxPool(cpu, 'pool', 6, 9, 9, 3, 2).forward(x)).y, 1e-7, 'pool');
   const a = randomArray(10 * 20, 4);
   const bb = randomArray(20 * 30, 5);
-  assertClose(t, await new Gemm(wasm, 'gemm', gemmShape(10, 30, 20)).run(a, bb), await new Gemm(cpu, 'gemm', gemmShape(10, 30, 20)).run(a, bb), 1e-4, 'gemm');
+  await assertClose(t, await new Gemm(wasm, 'gemm', gemmShape(10, 30, 20)).run(a, bb), await new Gemm(cpu, 'gemm', gemmShape(10, 30, 20)).run(a, bb), 1e-4, 'gemm');
   t.true(wasm.executed.size >= 5);
   for (const [name, mode] of wasm.executed) t.is(mode, 'webasm', name);
   for (const [name, mode] of cpu.executed) t.is(mode, 'cpu', name);

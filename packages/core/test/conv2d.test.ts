@@ -28,12 +28,12 @@ for (const c of cases) {
     if (c.maxCol) t.true(fwd.chunks.starts.length > 1, 'the batch is cut into chunks');
     const bwd = new Conv2dBackward(dev, 'conv.bwd', fwd, true);
     const { y, state } = await fwd.run(x, w, b);
-    assertClose(t, y, conv2dForward(p, x, w, b), 1e-3, 'y');
+    await assertClose(t, y, conv2dForward(p, x, w, b), 1e-3, 'y');
     const g = await bwd.run(x, w, dy, state);
     const ref = conv2dBackward(p, x, w, dy);
-    assertClose(t, g.dx!, ref.dx, 1e-3, 'dx');
-    assertClose(t, g.dw, ref.dw, 1e-3, 'dw');
-    assertClose(t, g.db, ref.db, 1e-3, 'db');
+    await assertClose(t, g.dx!, ref.dx, 1e-3, 'dx');
+    await assertClose(t, g.dw, ref.dw, 1e-3, 'dw');
+    await assertClose(t, g.db, ref.db, 1e-3, 'db');
   });
 }
 

@@ -30,7 +30,7 @@ for (const [M, N, K, ta, tb] of cases) {
     const bias = randomArray(M, 3);
     const g = new Gemm(dev, 'gemm', gemmShape(M, N, K, ta, tb));
     const got = await g.run(a, b, bias);
-    assertClose(t, got, reference(M, N, K, a, b, bias, ta, tb), 1e-3, 'C');
+    await assertClose(t, got, reference(M, N, K, a, b, bias, ta, tb), 1e-3, 'C');
     t.is(dev.executed.get('gemm'), testBackend);
   });
 }
@@ -42,5 +42,5 @@ test('gemm splits a long K when the output is small', async (t) => {
   if (testBackend === 'webasm') t.true(g.splits > 1);
   const a = randomArray(8 * K, 4);
   const b = randomArray(K * 16, 5);
-  assertClose(t, await g.run(a, b), reference(8, 16, K, a, b, new Float32Array(8), false, true), 1e-3, 'C');
+  await assertClose(t, await g.run(a, b), reference(8, 16, K, a, b, new Float32Array(8), false, true), 1e-3, 'C');
 });

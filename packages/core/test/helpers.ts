@@ -1,7 +1,7 @@
 /** Shared test helpers: random data, comparisons, finite differences in float64. */
 import type { ExecutionContext } from 'ava';
 import { Rng } from '../src/random.js';
-import { Device, type BackendMode } from '../src/device.js';
+import { Device, type BackendMode, type DeviceTensor } from '../src/device.js';
 
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   const r = new Rng(seed);
@@ -20,8 +20,14 @@ export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1
   return m;
 }
 
-export function assertClose(t: ExecutionContext, got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
-  const e = maxRelError(got, want);
+/** A kernel result on the host (read back from the GPU when it stayed there). */
+export async function host(x: DeviceTensor | ArrayLike<number>): Promise<ArrayLike<number>> {
+  if (x instanceof Float32Array || !('toArray' in x)) return x as ArrayLike<number>;
+  return (await x.toArray()) as Float32Array;
+}
+
+export async function assertClose(t: ExecutionContext, got: DeviceTensor | ArrayLike<number>, want: DeviceTensor | ArrayLike<number>, tol: number, what: string): Promise<void> {
+  const e = maxRelError(await host(got), await host(want));
   t.true(e < tol, `${what}: relative error ${e.toExponential(2)} >= ${tol}`);
 }
 

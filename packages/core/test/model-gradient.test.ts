@@ -37,8 +37,8 @@ test('the gpu.js towers give the float64 reference model\'s loss and every gradi
   for (const tw of [0, 1] as const) {
     for (const [name, want] of ref.grads[tw]) {
       const got = towers[tw].grads.get(name)!;
-      assertClose(t, got.dw, want.dw, 1e-3, `tower ${tw} ${name} dw`);
-      assertClose(t, got.db, want.db, 1e-3, `tower ${tw} ${name} db`);
+      await assertClose(t, got.dw, want.dw, 1e-3, `tower ${tw} ${name} dw`);
+      await assertClose(t, got.db, want.db, 1e-3, `tower ${tw} ${name} db`);
     }
   }
 });

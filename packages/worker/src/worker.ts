@@ -318,8 +318,9 @@ export class TowerWorker {
     if (!run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: no parameters yet');
     if (this.state === 'STEPPING') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'a step is running; ask between steps');
     const step = run.stepsDone;
+    const params = await run.tower.syncParams();
     for (const l of towerParamLayers(this.o.spec, this.tower)) {
-      const p = run.tower.params.get(l.name)!;
+      const p = params.get(l.name)!;
       await write({ layer: l.name, kind: 'w', tensor: encodeTensor(l.shape, p.w), step });
       await write({ layer: l.name, kind: 'b', tensor: encodeTensor([l.shape[0]], p.b), step });
       if (req.include_momentum) {

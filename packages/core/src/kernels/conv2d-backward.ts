@@ -6,7 +6,7 @@
  *   dx           = col2im(dcol)                                      (gather, no write conflicts)
  * `needInput: false` skips dx for the first layer, whose input is the image.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Gemm, gemmShape } from './gemm.js';
 import { Col2im, colStride } from './im2col.js';
 import { RowSum } from './row-sum.js';
@@ -14,18 +14,19 @@ import { placeImages, sliceImages, type Conv2dShape } from './conv2d-geometry.js
 import type { Conv2dForward, Conv2dForwardState } from './conv2d-forward.js';
 
 /** [rows][P] copied into rows colStride(P) apart (the same array when no padding is needed). */
-function padRows(x: Float32Array, rows: number, P: number): Float32Array {
-  const stride = colStride(P);
-  if (stride === P) return x;
+async function padRows(device: Device, t: DeviceTensor, rows: number, P: number): Promise<DeviceTensor> {
+  const stride = colStride(P, device);
+  if (stride === P) return t;
+  const x = await device.toHost(t, rows * P);
   const out = new Float32Array(rows * stride);
   for (let r = 0; r < rows; r++) out.set(x.subarray(r * P, (r + 1) * P), r * stride);
   return out;
 }
 
 export interface Conv2dGradients {
-  readonly dx: Float32Array | null;
-  readonly dw: Float32Array;
-  readonly db: Float32Array;
+  readonly dx: DeviceTensor | null;
+  readonly dw: DeviceTensor;
+  readonly db: DeviceTensor;
 }
 
 export class Conv2dBackward {
@@ -35,7 +36,7 @@ export class Conv2dBackward {
   private readonly col2im: Col2im[] = [];
   private readonly s: Conv2dShape;
 
-  constructor(device: Device, name: string, private readonly fwd: Conv2dForward, readonly needInput: boolean) {
+  constructor(private readonly device: Device, name: string, private readonly fwd: Conv2dForward, readonly needInput: boolean) {
     const s = (this.s = fwd.s);
     const { OH, OW, starts, chunk } = fwd.chunks;
     const K = s.C * s.R * s.R;
@@ -52,20 +53,37 @@ export class Conv2dBackward {
         continue;
       }
       // A = dy and B^T = col, both with rows colStride(P) apart (dy is copied into that stride when it differs)
-      const stride = colStride(P);
+      const stride = colStride(P, device);
       this.weightGrad.push(new Gemm(device, `${name}.weightGrad`, { ...gemmShape(s.O, K, P, false, true), sam: stride, sbn: stride }));
       if (needInput) {
         this.colGrad.push(new Gemm(device, `${name}.colGrad`, gemmShape(K, P, s.O, true, false), { splitK: false }));
-        this.col2im.push(new Col2im(device, `${name}.col2im`, { ...fwd.chunks.geometry(n), NT: n }));
+        const colGrad = this.colGrad[this.colGrad.length - 1]!;
+        this.col2im.push(new Col2im(device, `${name}.col2im`, { ...fwd.chunks.geometry(n), NT: n }, colGrad.packed));
       }
     }
   }
 
-  async run(x: Float32Array, w: Float32Array, dy: Float32Array, state: Conv2dForwardState): Promise<Conv2dGradients> {
+  async run(x: DeviceTensor, w: DeviceTensor, dy: DeviceTensor, state: Conv2dForwardState): Promise<Conv2dGradients> {
+    const s = this.s;
+    const { OH, OW, starts } = this.fwd.chunks;
+    const db = await this.biasGrad.run(dy);
+    if (starts.length === 1) {
+      // the whole batch in one chunk: everything stays on the device
+      const col = state.cols?.[0] ?? (await this.fwd.col(0, x));
+      const dw = await this.weightGrad[0]!.run(await padRows(this.device, dy, s.O, s.N * OH * OW), col);
+      if (!this.needInput) return { dx: null, dw, db };
+      const dx = await this.col2im[0]!.run(await this.colGrad[0]!.runPacked(w, dy));
+      return { dx, dw, db };
+    }
+    return this.runChunks(x, w, await this.device.toHost(dy, s.O * s.N * OH * OW), state, db);
+  }
+
+  /** Several chunks of images: their results are combined on the host (on webgpu, a round trip). */
+  private async runChunks(x: DeviceTensor, w: DeviceTensor, dy: Float32Array, state: Conv2dForwardState, db: DeviceTensor): Promise<Conv2dGradients> {
     const s = this.s;
     const { OH, OW, starts, chunk } = this.fwd.chunks;
     const plane = OH * OW;
-    const db = await this.biasGrad.run(dy);
+    const K = s.C * s.R * s.R;
     let dw: Float32Array | null = null;
     const dx = this.needInput ? new Float32Array(s.C * s.N * s.H * s.W) : null;
     for (let i = 0; i < starts.length; i++) {
@@ -73,16 +91,16 @@ export class Conv2dBackward {
       const n = Math.min(chunk, s.N - n0);
       const col = state.cols?.[i] ?? (await this.fwd.col(i, x));
       const dyChunk = sliceImages(dy, s.O, s.N, plane, n0, n);
-      const part = await this.weightGrad[i]!.run(padRows(dyChunk, s.O, n * plane), col);
-      if (dw === null) dw = part;
+      const part = await this.device.toHost(await this.weightGrad[i]!.run(await padRows(this.device, dyChunk, s.O, n * plane), col), s.O * K);
+      if (dw === null) dw = Float32Array.from(part);
       else for (let j = 0; j < dw.length; j++) dw[j] += part[j]!;
       if (dx) {
         const dcol = await this.colGrad[i]!.runPacked(w, dyChunk);
-        const dxChunk = await this.col2im[i]!.run(dcol);
-        if (starts.length === 1) return { dx: dxChunk, dw, db };
+        const dxChunk = await this.device.toHost(await this.col2im[i]!.run(dcol), s.C * n * s.H * s.W);
         placeImages(dx, dxChunk, s.C, s.N, s.H * s.W, n0, n);
       }
     }
     return { dx, dw: dw!, db };
   }
+
 }

@@ -4,14 +4,14 @@
  * Groups are not a kernel feature: AlexNet's groups are its two towers, each running
  * its own conv2d on its own (or, at conv3, the concatenated) input.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Gemm, gemmShape } from './gemm.js';
 import { Im2col, colStride } from './im2col.js';
 import { chunkConv, placeImages, type Conv2dShape, type ConvChunking } from './conv2d-geometry.js';
 
 export interface Conv2dForwardState {
   /** The im2col buffers of each chunk, kept for the weight gradient when the batch is one chunk. */
-  readonly cols: Float32Array[] | null;
+  readonly cols: DeviceTensor[] | null;
 }
 
 export class Conv2dForward {
@@ -19,7 +19,7 @@ export class Conv2dForward {
   private readonly im2col: Im2col[] = [];
   private readonly gemm: Gemm[] = [];
 
-  constructor(device: Device, name: string, readonly s: Conv2dShape, maxColFloats?: number) {
+  constructor(private readonly device: Device, name: string, readonly s: Conv2dShape, maxColFloats?: number) {
     this.chunks = chunkConv(s, maxColFloats);
     const K = s.C * s.R * s.R;
     for (const n0 of this.chunks.starts) {
@@ -32,11 +32,11 @@ export class Conv2dForward {
       this.im2col.push(new Im2col(device, `${name}.im2col`, this.chunks.geometry(n)));
       const P = n * this.chunks.OH * this.chunks.OW;
       // B = col, rows colStride(P) apart
-      this.gemm.push(new Gemm(device, `${name}.gemm`, { ...gemmShape(s.O, P, K), sbk: colStride(P) }));
+      this.gemm.push(new Gemm(device, `${name}.gemm`, { ...gemmShape(s.O, P, K), sbk: colStride(P, device) }));
     }
   }
 
-  async run(x: Float32Array, w: Float32Array, b: Float32Array): Promise<{ y: Float32Array; state: Conv2dForwardState }> {
+  async run(x: DeviceTensor, w: DeviceTensor, b: DeviceTensor): Promise<{ y: DeviceTensor; state: Conv2dForwardState }> {
     const { OH, OW, starts, chunk } = this.chunks;
     const plane = OH * OW;
     if (starts.length === 1) {
@@ -44,18 +44,20 @@ export class Conv2dForward {
       const y = await this.gemm[0]!.run(w, col, b);
       return { y, state: { cols: [col] } };
     }
+    // several chunks are placed on the host: on webgpu a round trip (large batches of the paper preset)
     const y = new Float32Array(this.s.O * this.s.N * plane);
     for (let i = 0; i < starts.length; i++) {
       const n0 = starts[i]!;
       const n = Math.min(chunk, this.s.N - n0);
       const col = await this.im2col[i]!.run(x, n0);
-      placeImages(y, await this.gemm[i]!.run(w, col, b), this.s.O, this.s.N, plane, n0, n);
+      const part = await this.device.toHost(await this.gemm[i]!.run(w, col, b), this.s.O * n * plane);
+      placeImages(y, part, this.s.O, this.s.N, plane, n0, n);
     }
     return { y, state: { cols: null } };
   }
 
   /** im2col of chunk i (the backward pass recomputes it when the batch spans several chunks). */
-  col(i: number, x: Float32Array): Promise<Float32Array> {
+  col(i: number, x: DeviceTensor): Promise<DeviceTensor> {
     return this.im2col[i]!.run(x, this.chunks.starts[i]!);
   }
 }

@@ -4,7 +4,7 @@
  * runs drop the same units. At test time the layer is the identity, which is
  * equivalent to the paper's multiplying by 0.5 at test time.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 import { Rng } from '../random.js';
 
@@ -26,7 +26,7 @@ export class Dropout {
     this.kernel = new Kernel(device, name, body, { output: [size] });
   }
   /** Forward (x) and backward (dy) are the same product with the mask. */
-  apply(x: Float32Array, mask: Float32Array): Promise<Float32Array> {
-    return this.kernel.run(x, mask);
+  apply(x: DeviceTensor, mask: DeviceTensor): Promise<DeviceTensor> {
+    return this.kernel.exec(x, mask);
   }
 }

@@ -2,7 +2,7 @@
  * Between the conv stack (CNHW: [channel][image][y][x]) and the fully connected
  * layers ([feature][image] with feature = (c, y, x), PyTorch's flatten order).
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
 // out[(c*HW + hw)][n] = in[c][n][hw]
@@ -36,10 +36,10 @@ export class Flatten {
     this.fwd = new Kernel(device, `${name}.forward`, toFeaturesBody, { output: [N, C * HW], constants: { N, HW } });
     this.bwd = new Kernel(device, `${name}.backward`, fromFeaturesBody, { output: [HW, C * N], constants: { N, HW } });
   }
-  forward(x: Float32Array): Promise<Float32Array> {
-    return this.fwd.run(x);
+  forward(x: DeviceTensor): Promise<DeviceTensor> {
+    return this.fwd.exec(x);
   }
-  backward(g: Float32Array): Promise<Float32Array> {
-    return this.bwd.run(g);
+  backward(g: DeviceTensor): Promise<DeviceTensor> {
+    return this.bwd.exec(g);
   }
 }

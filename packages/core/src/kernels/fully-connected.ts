@@ -6,7 +6,7 @@
  * are processed in blocks of output rows, so that no kernel addresses more than
  * webgpu mode indexes exactly; dx then sums the blocks' contributions.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Gemm, gemmShape } from './gemm.js';
 import { RowSum } from './row-sum.js';
 import { WEBGPU_MAX_FLOATS } from './kernel-runner.js';
@@ -23,7 +23,7 @@ export class FullyConnected {
   private readonly blocks: Block[] = [];
   private readonly biasGrad: RowSum;
 
-  constructor(device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = WEBGPU_MAX_FLOATS) {
+  constructor(private readonly device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = WEBGPU_MAX_FLOATS) {
     const rowsPerBlock = Math.max(4, Math.floor(maxBlockFloats / K / 4) * 4);
     for (let o0 = 0; o0 < O; o0 += rowsPerBlock) {
       const rows = Math.min(rowsPerBlock, O - o0);
@@ -43,29 +43,33 @@ export class FullyConnected {
     this.biasGrad = new RowSum(device, `${name}.biasGrad`, O, N);
   }
 
-  async forward(x: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
+  async forward(x: DeviceTensor, w: DeviceTensor, b: DeviceTensor): Promise<DeviceTensor> {
     if (this.blocks.length === 1) return this.blocks[0]!.fwd.run(w, x, b);
+    // blocks are slices of host arrays: on webgpu a round trip (the paper's fc6 only)
+    const [wh, bh] = [await this.device.toHost(w, this.O * this.K), await this.device.toHost(b, this.O)];
     const y = new Float32Array(this.O * this.N);
     for (const blk of this.blocks) {
       const { o0, rows } = blk;
-      y.set(await blk.fwd.run(w.subarray(o0 * this.K, (o0 + rows) * this.K), x, b.subarray(o0, o0 + rows)), o0 * this.N);
+      const part = await blk.fwd.run(wh.subarray(o0 * this.K, (o0 + rows) * this.K), x, bh.subarray(o0, o0 + rows));
+      y.set(await this.device.toHost(part, rows * this.N), o0 * this.N);
     }
     return y;
   }
 
-  async backward(x: Float32Array, w: Float32Array, dy: Float32Array): Promise<{ dx: Float32Array; dw: Float32Array; db: Float32Array }> {
+  async backward(x: DeviceTensor, w: DeviceTensor, dy: DeviceTensor): Promise<{ dx: DeviceTensor; dw: DeviceTensor; db: DeviceTensor }> {
     const db = await this.biasGrad.run(dy);
     if (this.blocks.length === 1) {
       const blk = this.blocks[0]!;
       return { dw: await blk.weightGrad.run(dy, x), dx: await blk.inputGrad.run(w, dy), db };
     }
+    const [wh, dyh] = [await this.device.toHost(w, this.O * this.K), await this.device.toHost(dy, this.O * this.N)];
     const dw = new Float32Array(this.O * this.K);
     const dx = new Float32Array(this.K * this.N);
     for (const blk of this.blocks) {
       const { o0, rows } = blk;
-      const dyb = dy.subarray(o0 * this.N, (o0 + rows) * this.N);
-      dw.set(await blk.weightGrad.run(dyb, x), o0 * this.K);
-      const part = await blk.inputGrad.run(w.subarray(o0 * this.K, (o0 + rows) * this.K), dyb);
+      const dyb = dyh.subarray(o0 * this.N, (o0 + rows) * this.N);
+      dw.set(await this.device.toHost(await blk.weightGrad.run(dyb, x), rows * this.K), o0 * this.K);
+      const part = await this.device.toHost(await blk.inputGrad.run(wh.subarray(o0 * this.K, (o0 + rows) * this.K), dyb), this.K * this.N);
       for (let i = 0; i < dx.length; i++) dx[i] += part[i]!;
     }
     return { dx, dw, db };

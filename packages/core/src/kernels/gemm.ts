@@ -17,7 +17,7 @@
  * cells): measured on conv1's weight gradient (32x75x65536), the unthreaded
  * SIMD kernel ran in 165 ms, the same work split over the worker pool in 350 ms.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
 export interface GemmShape {
@@ -96,6 +96,24 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
   return [s0, s1, s2, s3];
 };
 
+// One output per thread, for webgpu: gpu.js cannot pass Array(4) results on to
+// other kernels on the device, and a GPU has threads to spare.
+const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array) {
+  const n = this.thread.x;
+  const m = this.thread.y;
+  const sak = this.constants.sak;
+  const sbk = this.constants.sbk;
+  let s = bias[m];
+  let ai = m * this.constants.sam;
+  let bi = n * this.constants.sbn;
+  for (let k = 0; k < this.constants.K; k++) {
+    s += a[ai] * b[bi];
+    ai += sak;
+    bi += sbk;
+  }
+  return s;
+};
+
 /** gpu.js webasm hands a kernel to its worker pool from this many output cells. */
 const THREAD_CELLS = 4096;
 const MAX_CHUNK = 16384;
@@ -104,11 +122,22 @@ export class Gemm {
   private readonly kernel: Kernel;
   readonly splits: number;
   private readonly rowQuads: number;
+  /** webgpu: one output per thread, the result stays on the device as a plain [M][N] array. */
+  readonly scalar: boolean;
 
   /** `splitK: false` keeps the output unsplit (required by runPacked). */
   constructor(device: Device, readonly name: string, readonly shape: GemmShape, opts: { splitK?: boolean } = {}, private readonly zeroBias = new Float32Array(shape.M)) {
     const { M, N, K } = shape;
     this.rowQuads = Math.ceil(M / 4);
+    this.scalar = device.resident;
+    if (this.scalar) {
+      this.splits = 1;
+      this.kernel = new Kernel(device, name, gemmScalarBody, {
+        output: [N, M],
+        constants: { K, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn },
+      });
+      return;
+    }
     const cells = this.rowQuads * N;
     // split K only on CPU backends, and only for outputs too small to be threaded anyway
     const wantSplits = device.mode === 'webgpu' || opts.splitK === false || cells >= THREAD_CELLS ? 1 : Math.ceil(K / MAX_CHUNK);
@@ -128,13 +157,19 @@ export class Gemm {
    * ((m >> 2) * N + n) * 4 + (m & 3)), for a consumer that reads that layout
    * directly (col2im) instead of paying for a de-interleave. No split-K.
    */
-  async runPacked(a: Float32Array, b: Float32Array, bias?: Float32Array): Promise<Float32Array> {
+  async runPacked(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
     if (this.splits !== 1) throw new Error(`${this.name}: packed output needs an unsplit GEMM`);
-    return this.kernel.run(a, b, bias ?? this.zeroBias);
+    return this.kernel.exec(a, b, bias ?? this.zeroBias);
   }
 
-  /** C = A B (+ bias per row m). Returns C as a flat [M][N] array. */
-  async run(a: Float32Array, b: Float32Array, bias?: Float32Array): Promise<Float32Array> {
+  /** Whether runPacked's result is packed in quads of rows (false: plain [M][N], on webgpu). */
+  get packed(): boolean {
+    return !this.scalar;
+  }
+
+  /** C = A B (+ bias per row m), as a flat [M][N] array (left on the device on webgpu). */
+  async run(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
+    if (this.scalar) return this.kernel.exec(a, b, bias ?? this.zeroBias);
     const { M, N } = this.shape;
     // packed as [split][rowQuad][n][lane]: lane j of quad q is row 4q+j
     const raw = await this.kernel.run(a, b, bias ?? this.zeroBias);

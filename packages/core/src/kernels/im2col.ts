@@ -5,7 +5,7 @@
  * which lands directly in CNHW. col2im is its adjoint, written gather-style
  * (each input pixel sums the columns that read it) so no two threads write one cell.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
 /**
@@ -14,8 +14,9 @@ import { Kernel, type KernelThis } from './kernel-runner.js';
  * them at once: cifar's conv1 (P = 64*32*32) ran at a quarter of the speed of
  * the other layers until its rows were padded.
  */
-export function colStride(P: number): number {
-  return P % 1024 === 0 ? P + 16 : P;
+export function colStride(P: number, device: Device): number {
+  // (on webgpu the GEMM is a plain kernel reading with other strides: no padding)
+  return P % 1024 === 0 && !device.resident ? P + 16 : P;
 }
 
 export interface ConvGeometry {
@@ -62,6 +63,7 @@ const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
 };
 
 // dcol arrives as the GEMM packed it: row m, column p at ((m >> 2) * cols + p) * 4 + (m & 3)
+// (constant packed = 0: a plain [m][p] array, as the webgpu GEMM leaves it)
 const col2imBody = function (this: KernelThis, col: Float32Array) {
   const ix = this.thread.x;
   const iy = this.thread.y;
@@ -91,8 +93,13 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
         if (tx - ox * S >= S) ox += 1;
         if (tx >= 0 && ox * S === tx && ox < OW) {
           const m = (c * R + ky) * R + kx;
-          const q = Math.floor(m / 4);
-          sum += col[(q * cols + (n * OH + oy) * OW + ox) * 4 + (m - q * 4)];
+          const p = (n * OH + oy) * OW + ox;
+          if (this.constants.packed === 1) {
+            const q = Math.floor(m / 4);
+            sum += col[(q * cols + p) * 4 + (m - q * 4)];
+          } else {
+            sum += col[m * cols + p];
+          }
         }
       }
     }
@@ -104,27 +111,27 @@ export class Im2col {
   private readonly kernel: Kernel;
   constructor(device: Device, name: string, readonly g: ConvGeometry) {
     this.kernel = new Kernel(device, name, im2colBody, {
-      output: [colStride(g.N * g.OH * g.OW), g.C * g.R * g.R],
+      output: [colStride(g.N * g.OH * g.OW, device), g.C * g.R * g.R],
       constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, NT: g.NT, cols: g.N * g.OH * g.OW },
     });
   }
   /** col [(c, ky, kx)][colStride(P)] for images n0 .. n0+N-1 of x. */
-  run(x: Float32Array, n0: number): Promise<Float32Array> {
-    return this.kernel.run(x, n0);
+  run(x: DeviceTensor, n0: number): Promise<DeviceTensor> {
+    return this.kernel.exec(x, n0);
   }
 }
 
 export class Col2im {
   private readonly kernel: Kernel;
-  constructor(device: Device, name: string, readonly g: ConvGeometry) {
+  constructor(device: Device, name: string, readonly g: ConvGeometry, packed: boolean) {
     if (g.N !== g.NT) throw new Error('col2im works on whole activations');
     this.kernel = new Kernel(device, name, col2imBody, {
       output: [g.W, g.H, g.C * g.N],
-      constants: { N: g.N, R: g.R, S: g.S, P: g.P, OH: g.OH, OW: g.OW },
+      constants: { N: g.N, R: g.R, S: g.S, P: g.P, OH: g.OH, OW: g.OW, packed: packed ? 1 : 0 },
     });
   }
-  /** dx in CNHW from dcol [(c, ky, kx)][(n, oy, ox)], as packed by Gemm.runPacked. */
-  run(col: Float32Array): Promise<Float32Array> {
-    return this.kernel.run(col);
+  /** dx in CNHW from dcol [(c, ky, kx)][(n, oy, ox)], as Gemm.runPacked leaves it. */
+  run(col: DeviceTensor): Promise<DeviceTensor> {
+    return this.kernel.exec(col);
   }
 }

@@ -3,7 +3,7 @@
  * - runs under the async contract (webasm splits big kernels over worker threads; webgpu is async anyway),
  * - has its executed mode read back and checked against the device's mode after its first run.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor, ResidentTensor } from '../device.js';
 import { flattenResult, installFlatOutput } from './flat-output.js';
 
 /** What a kernel body sees as `this`. */
@@ -12,8 +12,8 @@ export interface KernelThis {
   readonly constants: Readonly<Record<string, number>>;
 }
 
-/** A kernel argument: a flat Float32Array, or a number. */
-export type KernelArg = Float32Array | number;
+/** A kernel argument: a flat Float32Array, a device-resident result, or a number. */
+export type KernelArg = DeviceTensor | number;
 
 export type KernelOutput = number[] | [number, number] | [number, number, number];
 
@@ -52,7 +52,7 @@ export class ArrayTooLargeError extends Error {
 
 function checkWebGPUIndexRange(name: string, outLength: number, args: KernelArg[]): void {
   let biggest = outLength;
-  for (const a of args) if (typeof a !== 'number') biggest = Math.max(biggest, a.length);
+  for (const a of args) if (a instanceof Float32Array) biggest = Math.max(biggest, a.length);
   if (biggest > WEBGPU_MAX_FLOATS) throw new ArrayTooLargeError(name, biggest);
 }
 
@@ -61,11 +61,13 @@ export class Kernel {
   private readonly k: GpuKernel;
   /** Number of floats the kernel produces: output cells x components. */
   readonly length: number;
+  private readonly returnsVector: boolean;
 
   // eslint-disable-next-line @typescript-eslint/ban-types
   constructor(private readonly device: Device, readonly name: string, fn: Function, opts: KernelOptions) {
     installFlatOutput();
-    this.length = opts.output.reduce((a, b) => a * b, 1) * (opts.returnType === 'Array(4)' ? 4 : 1);
+    this.returnsVector = opts.returnType === 'Array(4)';
+    this.length = opts.output.reduce((a, b) => a * b, 1) * (this.returnsVector ? 4 : 1);
     const create = device.gpu.createKernel as unknown as (f: Function, s: object) => GpuKernel;
     this.k = create.call(device.gpu, fn, {
       output: opts.output,
@@ -77,11 +79,39 @@ export class Kernel {
       dynamicArguments: false,
       // gpu.js caps loops with a run-time bound at 1000 iterations by default
       loopMaxIterations: 1 << 30,
+      // on webgpu results stay on the device, each call in a buffer of its own
+      pipeline: device.resident,
+      immutable: device.resident,
     });
   }
 
-  /** Runs the kernel; the result is packed [z][y][x][component] whatever the backend. */
+  /**
+   * Runs the kernel. On a resident device (webgpu) the result stays there;
+   * otherwise it is the packed [z][y][x][component] Float32Array.
+   */
+  async exec(...args: KernelArg[]): Promise<DeviceTensor> {
+    if (!this.device.resident) return this.run(...args);
+    if (this.returnsVector) throw new Error(`kernel ${this.name}: vector results cannot stay on the device`);
+    checkWebGPUIndexRange(this.name, this.length, args);
+    const t0 = profile ? performance.now() : 0;
+    const r = (await this.k(...args)) as ResidentTensor;
+    if (profile) {
+      const e = profile.get(this.name) ?? { calls: 0, ms: 0 };
+      e.calls++;
+      e.ms += performance.now() - t0;
+      profile.set(this.name, e);
+    }
+    if (!this.checked) {
+      this.device.checkKernel(this.name, this.k);
+      this.checked = true;
+    }
+    this.device.track(r);
+    return r;
+  }
+
+  /** Runs the kernel and returns its result on the host (read back on a resident device). */
   async run(...args: KernelArg[]): Promise<Float32Array> {
+    if (this.device.resident) return this.device.toHost(await this.exec(...args), this.length);
     if (this.device.mode === 'webgpu') checkWebGPUIndexRange(this.name, this.length, args);
     const t0 = profile ? performance.now() : 0;
     const r = await this.k(...args);

@@ -8,7 +8,7 @@
  * s^-beta is computed as 1 / (sqrt(s) sqrt(sqrt(s))): sqrt is a native wasm
  * opcode while pow is a call out to JavaScript.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 import type { LrnLayer } from '../model/spec.js';
 
@@ -83,9 +83,9 @@ const backwardBodyPow = function (this: KernelThis, a: Float32Array, s: Float32A
 };
 
 export interface LrnState {
-  readonly a: Float32Array;
-  readonly s: Float32Array;
-  readonly b: Float32Array;
+  readonly a: DeviceTensor;
+  readonly s: DeviceTensor;
+  readonly b: DeviceTensor;
 }
 
 export class Lrn {
@@ -100,12 +100,12 @@ export class Lrn {
     this.out = new Kernel(device, `${name}.forward`, fast ? outputBody075 : outputBodyPow, { output: [size], constants });
     this.bwd = new Kernel(device, `${name}.backward`, fast ? backwardBody075 : backwardBodyPow, { output: [size], constants });
   }
-  async forward(a: Float32Array): Promise<LrnState> {
-    const s = await this.scale.run(a);
-    const b = await this.out.run(a, s);
+  async forward(a: DeviceTensor): Promise<LrnState> {
+    const s = await this.scale.exec(a);
+    const b = await this.out.exec(a, s);
     return { a, s, b };
   }
-  backward(st: LrnState, dy: Float32Array): Promise<Float32Array> {
-    return this.bwd.run(st.a, st.s, st.b, dy);
+  backward(st: LrnState, dy: DeviceTensor): Promise<DeviceTensor> {
+    return this.bwd.exec(st.a, st.s, st.b, dy);
   }
 }

@@ -5,7 +5,7 @@
  * so it stays exact in float32 at any activation size. The backward is
  * gather-style: each input cell sums the gradients of the windows it won.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
 const argmaxBody = function (this: KernelThis, x: Float32Array) {
@@ -70,7 +70,7 @@ const backwardBody = function (this: KernelThis, arg: Float32Array, dy: Float32A
 };
 
 export interface PoolState {
-  readonly arg: Float32Array;
+  readonly arg: DeviceTensor;
 }
 
 export class MaxPool {
@@ -85,12 +85,12 @@ export class MaxPool {
     this.gather = new Kernel(device, `${name}.forward`, gatherBody, { output: [OW, OH, CN], constants });
     this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [W, H, CN], constants });
   }
-  async forward(x: Float32Array): Promise<{ y: Float32Array; state: PoolState }> {
-    const arg = await this.argmax.run(x);
-    const y = await this.gather.run(x, arg);
+  async forward(x: DeviceTensor): Promise<{ y: DeviceTensor; state: PoolState }> {
+    const arg = await this.argmax.exec(x);
+    const y = await this.gather.exec(x, arg);
     return { y, state: { arg } };
   }
-  backward(state: PoolState, dy: Float32Array): Promise<Float32Array> {
-    return this.bwd.run(state.arg, dy);
+  backward(state: PoolState, dy: DeviceTensor): Promise<DeviceTensor> {
+    return this.bwd.exec(state.arg, dy);
   }
 }

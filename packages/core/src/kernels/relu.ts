@@ -1,5 +1,5 @@
 /** ReLU forward (max(0, x)) and backward (dy where the forward output was positive), elementwise. */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
 const forwardBody = function (this: KernelThis, x: Float32Array) {
@@ -19,11 +19,11 @@ export class Relu {
     this.fwd = new Kernel(device, `${name}.forward`, forwardBody, { output: [size] });
     this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size] });
   }
-  forward(x: Float32Array): Promise<Float32Array> {
-    return this.fwd.run(x);
+  forward(x: DeviceTensor): Promise<DeviceTensor> {
+    return this.fwd.exec(x);
   }
   /** Gradient through ReLU, from its output y (y > 0 exactly where x > 0). */
-  backward(y: Float32Array, dy: Float32Array): Promise<Float32Array> {
-    return this.bwd.run(y, dy);
+  backward(y: DeviceTensor, dy: DeviceTensor): Promise<DeviceTensor> {
+    return this.bwd.exec(y, dy);
   }
 }

@@ -1,5 +1,5 @@
 /** Sum along rows: out[m] = sum_n x[m][n]. The bias gradient of conv and fc layers (x = dy in [out][positions]). */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
 const body = function (this: KernelThis, x: Float32Array) {
@@ -14,7 +14,7 @@ export class RowSum {
   constructor(device: Device, name: string, M: number, N: number) {
     this.kernel = new Kernel(device, name, body, { output: [M], constants: { N } });
   }
-  run(x: Float32Array): Promise<Float32Array> {
-    return this.kernel.run(x);
+  run(x: DeviceTensor): Promise<DeviceTensor> {
+    return this.kernel.exec(x);
   }
 }

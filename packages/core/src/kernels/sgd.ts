@@ -3,7 +3,7 @@
  *   v <- momentum v - weightDecay lr w - lr dL/dw
  *   w <- w + v
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, WEBGPU_MAX_FLOATS, type KernelThis } from './kernel-runner.js';
 
 const velocityBody = function (this: KernelThis, w: Float32Array, v: Float32Array, g: Float32Array, lr: number, momentum: number, weightDecay: number) {
@@ -29,7 +29,7 @@ const BLOCK = WEBGPU_MAX_FLOATS;
 export class Sgd {
   private readonly velocity: Kernel[] = [];
   private readonly weight: Kernel[] = [];
-  constructor(device: Device, name: string, readonly size: number) {
+  constructor(private readonly device: Device, name: string, readonly size: number) {
     for (let i0 = 0; i0 < size; i0 += BLOCK) {
       const n = Math.min(BLOCK, size - i0);
       this.velocity.push(new Kernel(device, `${name}.velocity`, velocityBody, { output: [n] }));
@@ -37,18 +37,20 @@ export class Sgd {
     }
   }
   /** Returns the new weights and velocity. */
-  async step(w: Float32Array, v: Float32Array, g: Float32Array, h: SgdHyper): Promise<{ w: Float32Array; v: Float32Array }> {
+  async step(w: DeviceTensor, v: DeviceTensor, g: DeviceTensor, h: SgdHyper): Promise<{ w: DeviceTensor; v: DeviceTensor }> {
     if (this.velocity.length === 1) {
-      const vNew = await this.velocity[0]!.run(w, v, g, h.lr, h.momentum, h.weightDecay);
-      return { w: await this.weight[0]!.run(w, vNew), v: vNew };
+      const vNew = await this.velocity[0]!.exec(w, v, g, h.lr, h.momentum, h.weightDecay);
+      return { w: await this.weight[0]!.exec(w, vNew), v: vNew };
     }
+    // blocks are slices of host arrays: on webgpu this is a round trip (the paper's fc6 only)
+    [w, v, g] = await Promise.all([w, v, g].map((t) => this.device.toHost(t, this.size)));
     const wOut = new Float32Array(this.size);
     const vOut = new Float32Array(this.size);
     for (let b = 0; b < this.velocity.length; b++) {
       const i0 = b * BLOCK;
       const i1 = Math.min(this.size, i0 + BLOCK);
-      const wb = w.subarray(i0, i1);
-      const vNew = await this.velocity[b]!.run(wb, v.subarray(i0, i1), g.subarray(i0, i1), h.lr, h.momentum, h.weightDecay);
+      const wb = (w as Float32Array).subarray(i0, i1);
+      const vNew = await this.velocity[b]!.run(wb, (v as Float32Array).subarray(i0, i1), (g as Float32Array).subarray(i0, i1), h.lr, h.momentum, h.weightDecay);
       vOut.set(vNew, i0);
       wOut.set(await this.weight[b]!.run(wb, vNew), i0);
     }

@@ -3,7 +3,7 @@
  *   loss_n = logsumexp(z[:, n]) - z[label_n, n]
  *   dz[c][n] = (softmax(z)[c][n] - [c == label_n]) / N      (gradient of the batch mean)
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
 
 const lossBody = function (this: KernelThis, z: Float32Array, labels: Float32Array) {
@@ -37,11 +37,11 @@ export class SoftmaxCrossEntropy {
     this.loss = new Kernel(device, `${name}.loss`, lossBody, { output: [batch], constants });
     this.grad = new Kernel(device, `${name}.backward`, gradBody, { output: [batch, classes], constants });
   }
-  /** Per-image losses. */
-  forward(z: Float32Array, labels: Float32Array): Promise<Float32Array> {
+  /** Per-image losses, on the host. */
+  forward(z: DeviceTensor, labels: DeviceTensor): Promise<Float32Array> {
     return this.loss.run(z, labels);
   }
-  backward(z: Float32Array, labels: Float32Array): Promise<Float32Array> {
-    return this.grad.run(z, labels);
+  backward(z: DeviceTensor, labels: DeviceTensor): Promise<DeviceTensor> {
+    return this.grad.exec(z, labels);
   }
 }

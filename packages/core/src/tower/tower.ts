@@ -8,7 +8,8 @@
  * [unit][image]. A 'both' input is the concatenation [tower 0's; tower 1's]
  * along the channel axis, which in CNHW is plain array concatenation.
  */
-import type { Device } from '../device.js';
+import type { Device, DeviceTensor } from '../device.js';
+import { ParamStore } from './param-store.js';
 import type { ModelSpec, TowerIndex } from '../model/spec.js';
 import type { LayerPlan } from '../model/shapes.js';
 import { segmentModel, type Segment } from '../model/segments.js';
@@ -35,36 +36,36 @@ export interface StepContext {
 /** A layer's runtime: forward keeps what its backward needs. */
 interface LayerRuntime {
   readonly name: string;
-  forward(x: Float32Array, ctx: StepContext): Promise<Float32Array>;
-  backward(dy: Float32Array): Promise<Float32Array | null>;
+  forward(x: DeviceTensor, ctx: StepContext): Promise<DeviceTensor>;
+  backward(dy: DeviceTensor): Promise<DeviceTensor | null>;
 }
 
 export interface Gradients {
-  dw: Float32Array;
-  db: Float32Array;
+  dw: DeviceTensor;
+  db: DeviceTensor;
 }
 
 class ConvRuntime implements LayerRuntime {
   private readonly fwd: Conv2dForward;
   private readonly bwd: Conv2dBackward;
-  private x: Float32Array | null = null;
+  private x: DeviceTensor | null = null;
   private state: Conv2dForwardState | null = null;
-  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: TowerParams, private readonly grads: Map<string, Gradients>, first: boolean) {
+  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>, first: boolean) {
     const l = plan.layer;
     if (l.type !== 'conv') throw new Error('not a conv layer');
     const shape = { C: plan.inShape.c, N, H: plan.inShape.h, W: plan.inShape.w, O: l.filtersPerTower, R: l.size, stride: l.stride, pad: l.pad };
     this.fwd = new Conv2dForward(device, name, shape);
     this.bwd = new Conv2dBackward(device, name, this.fwd, !first);
   }
-  async forward(x: Float32Array): Promise<Float32Array> {
-    const p = this.params.get(this.name)!;
+  async forward(x: DeviceTensor): Promise<DeviceTensor> {
+    const p = this.params.get(this.name);
     const { y, state } = await this.fwd.run(x, p.w, p.b);
     this.x = x;
     this.state = state;
     return y;
   }
-  async backward(dy: Float32Array): Promise<Float32Array | null> {
-    const p = this.params.get(this.name)!;
+  async backward(dy: DeviceTensor): Promise<DeviceTensor | null> {
+    const p = this.params.get(this.name);
     const g = await this.bwd.run(this.x!, p.w, dy, this.state!);
     this.grads.set(this.name, { dw: g.dw, db: g.db });
     this.state = null;
@@ -75,21 +76,21 @@ class ConvRuntime implements LayerRuntime {
 class FcRuntime implements LayerRuntime {
   private readonly fc: FullyConnected;
   private readonly flatten: Flatten | null;
-  private x: Float32Array | null = null;
-  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: TowerParams, private readonly grads: Map<string, Gradients>) {
+  private x: DeviceTensor | null = null;
+  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>) {
     const l = plan.layer;
     if (l.type !== 'fc') throw new Error('not an fc layer');
     const hw = plan.inShape.h * plan.inShape.w;
     this.flatten = hw > 1 ? new Flatten(device, `${name}.flatten`, plan.inShape.c, N, hw) : null;
     this.fc = new FullyConnected(device, name, l.unitsPerTower, plan.inShape.c * hw, N);
   }
-  async forward(x: Float32Array): Promise<Float32Array> {
-    const p = this.params.get(this.name)!;
+  async forward(x: DeviceTensor): Promise<DeviceTensor> {
+    const p = this.params.get(this.name);
     this.x = this.flatten ? await this.flatten.forward(x) : x;
     return this.fc.forward(this.x, p.w, p.b);
   }
-  async backward(dy: Float32Array): Promise<Float32Array> {
-    const p = this.params.get(this.name)!;
+  async backward(dy: DeviceTensor): Promise<DeviceTensor> {
+    const p = this.params.get(this.name);
     const g = await this.fc.backward(this.x!, p.w, dy);
     this.grads.set(this.name, { dw: g.dw, db: g.db });
     return this.flatten ? this.flatten.backward(g.dx) : g.dx;
@@ -98,15 +99,15 @@ class FcRuntime implements LayerRuntime {
 
 class ReluRuntime implements LayerRuntime {
   private readonly k: Relu;
-  private y: Float32Array | null = null;
+  private y: DeviceTensor | null = null;
   constructor(device: Device, readonly name: string, size: number) {
     this.k = new Relu(device, name, size);
   }
-  async forward(x: Float32Array): Promise<Float32Array> {
+  async forward(x: DeviceTensor): Promise<DeviceTensor> {
     this.y = await this.k.forward(x);
     return this.y;
   }
-  backward(dy: Float32Array): Promise<Float32Array> {
+  backward(dy: DeviceTensor): Promise<DeviceTensor> {
     return this.k.backward(this.y!, dy);
   }
 }
@@ -118,11 +119,11 @@ class LrnRuntime implements LayerRuntime {
     if (plan.layer.type !== 'lrn') throw new Error('not an lrn layer');
     this.k = new Lrn(device, name, plan.layer, plan.inShape.c, N * plan.inShape.h * plan.inShape.w);
   }
-  async forward(x: Float32Array): Promise<Float32Array> {
+  async forward(x: DeviceTensor): Promise<DeviceTensor> {
     this.st = await this.k.forward(x);
     return this.st.b;
   }
-  backward(dy: Float32Array): Promise<Float32Array> {
+  backward(dy: DeviceTensor): Promise<DeviceTensor> {
     return this.k.backward(this.st!, dy);
   }
 }
@@ -134,12 +135,12 @@ class PoolRuntime implements LayerRuntime {
     if (plan.layer.type !== 'maxpool') throw new Error('not a pool layer');
     this.k = new MaxPool(device, name, plan.inShape.c * N, plan.inShape.h, plan.inShape.w, plan.layer.size, plan.layer.stride);
   }
-  async forward(x: Float32Array): Promise<Float32Array> {
+  async forward(x: DeviceTensor): Promise<DeviceTensor> {
     const { y, state } = await this.k.forward(x);
     this.st = state;
     return y;
   }
-  backward(dy: Float32Array): Promise<Float32Array> {
+  backward(dy: DeviceTensor): Promise<DeviceTensor> {
     return this.k.backward(this.st!, dy);
   }
 }
@@ -150,7 +151,7 @@ class DropoutRuntime implements LayerRuntime {
   constructor(device: Device, readonly name: string, private readonly rate: number, private readonly size: number, private readonly layerIndex: number, private readonly tower: TowerIndex) {
     this.k = new Dropout(device, name, size);
   }
-  async forward(x: Float32Array, ctx: StepContext): Promise<Float32Array> {
+  async forward(x: DeviceTensor, ctx: StepContext): Promise<DeviceTensor> {
     if (!ctx.train) {
       this.mask = null;
       return x;
@@ -158,7 +159,7 @@ class DropoutRuntime implements LayerRuntime {
     this.mask = dropoutMask(this.size, this.rate, deriveSeed(ctx.seed, ctx.step, this.layerIndex, this.tower));
     return this.k.apply(x, this.mask);
   }
-  backward(dy: Float32Array): Promise<Float32Array> {
+  backward(dy: DeviceTensor): Promise<DeviceTensor> {
     return this.mask ? this.k.apply(dy, this.mask) : Promise.resolve(dy);
   }
 }
@@ -169,9 +170,18 @@ export class Tower {
   readonly grads = new Map<string, Gradients>();
   private readonly loss: SoftmaxCrossEntropy | null;
   private readonly sgd = new Map<string, { w: Sgd; b: Sgd }>();
-  private logits: Float32Array | null = null;
+  private logits: DeviceTensor | null = null;
+  /** The parameters as the kernels see them (on webgpu, resident between steps). */
+  readonly store: ParamStore;
 
-  constructor(readonly device: Device, readonly spec: ModelSpec, readonly tower: TowerIndex, readonly batch: number, readonly params: TowerParams) {
+  /**
+   * `params` are this tower's host arrays, or the ParamStore of another Tower of
+   * the same tower index (an evaluation batch size sharing the training weights).
+   */
+  constructor(readonly device: Device, readonly spec: ModelSpec, readonly tower: TowerIndex, readonly batch: number, params: TowerParams | ParamStore) {
+    this.store = params instanceof ParamStore ? params : new ParamStore(device, params);
+    if (this.store.device !== device) throw new Error('a ParamStore is shared only between towers on the same device');
+    const store = this.store;
     this.segments = segmentModel(spec);
     let layerIndex = 0;
     this.runtimes = this.segments.map((seg): LayerRuntime[] =>
@@ -183,9 +193,9 @@ export class Tower {
         const name = l.name;
         switch (l.type) {
           case 'conv':
-            return new ConvRuntime(device, name, plan, batch, params, this.grads, l.input === 'image');
+            return new ConvRuntime(device, name, plan, batch, store, this.grads, l.input === 'image');
           case 'fc':
-            return new FcRuntime(device, name, plan, batch, params, this.grads);
+            return new FcRuntime(device, name, plan, batch, store, this.grads);
           case 'relu':
             return new ReluRuntime(device, name, size);
           case 'lrn':
@@ -198,9 +208,14 @@ export class Tower {
       }).filter((r): r is LayerRuntime => r !== null),
     );
     this.loss = tower === 0 ? new SoftmaxCrossEntropy(device, 'loss', spec.classes, batch) : null;
-    for (const [name, p] of params) {
+    for (const [name, p] of store.host) {
       this.sgd.set(name, { w: new Sgd(device, `${name}.sgd.w`, p.w.length), b: new Sgd(device, `${name}.sgd.b`, p.b.length) });
     }
+  }
+
+  /** This tower's parameters and momentum as host arrays (read back from the device on webgpu). */
+  syncParams(): Promise<TowerParams> {
+    return this.store.sync();
   }
 
   /** Whether this tower runs segment i (tower 1 skips the classifier). */
@@ -208,52 +223,69 @@ export class Tower {
     return !this.segments[i]!.tower0Only || this.tower === 0;
   }
 
-  /** Forward through segment i. Input: the image batch (segment 0) or both towers' previous outputs concatenated. */
-  async forwardSegment(i: number, x: Float32Array, ctx: StepContext): Promise<Float32Array> {
+  /** Floats in one tower's output of segment i for the whole batch. */
+  private outFloats(i: number): number {
+    const o = this.segments[i]!.outShape;
+    return o.c * o.h * o.w * this.batch;
+  }
+
+  /**
+   * Forward through segment i. Input: the image batch (segment 0) or both towers'
+   * previous outputs concatenated. Inside the segment every intermediate stays on
+   * the device; the output comes back to the host because it crosses to the other tower.
+   */
+  async forwardSegment(i: number, x: DeviceTensor, ctx: StepContext): Promise<Float32Array> {
     let cur = x;
     for (const r of this.runtimes[i]!) cur = await r.forward(cur, ctx);
     if (this.segments[i]!.tower0Only) this.logits = cur;
-    return cur;
+    return this.device.toHost(cur, this.outFloats(i));
   }
 
-  /** Backward through segment i: from the gradient of its output to the gradient of its (concatenated) input; null for segment 0. */
-  async backwardSegment(i: number, dy: Float32Array): Promise<Float32Array | null> {
-    let cur: Float32Array | null = dy;
+  /**
+   * Backward through segment i: from the gradient of its output to the gradient
+   * of its (concatenated) input, on the host because it crosses; null for segment 0.
+   */
+  async backwardSegment(i: number, dy: DeviceTensor): Promise<Float32Array | null> {
+    let cur: DeviceTensor | null = dy;
     const rs = this.runtimes[i]!;
     for (let j = rs.length - 1; j >= 0; j--) {
       cur = await rs[j]!.backward(cur!);
-      if (cur === null) break;
+      if (cur === null) return null;
     }
-    return cur;
+    const inShape = this.segments[i]!.plans[0]!.inShape;
+    return this.device.toHost(cur!, inShape.c * inShape.h * inShape.w * this.batch);
   }
 
-  /** Tower 0 only: loss of the logits from the last forward; returns per-image losses, the logits and their gradient. */
-  async lossAndGradient(labels: Float32Array): Promise<{ losses: Float32Array; logits: Float32Array; dlogits: Float32Array }> {
+  /** Tower 0 only: loss of the logits from the last forward; per-image losses and logits (host) and the logits' gradient (device). */
+  async lossAndGradient(labels: Float32Array): Promise<{ losses: Float32Array; logits: Float32Array; dlogits: DeviceTensor }> {
     if (!this.loss || !this.logits) throw new Error('loss is computed on tower 0 after a forward pass');
     const losses = await this.loss.forward(this.logits, labels);
     const dlogits = await this.loss.backward(this.logits, labels);
-    return { losses, logits: this.logits, dlogits };
+    return { losses, logits: await this.lastLogits(), dlogits };
   }
 
-  /** Logits of the last forward pass (tower 0). */
-  lastLogits(): Float32Array {
+  /** Logits of the last forward pass (tower 0), [class][image]. */
+  lastLogits(): Promise<Float32Array> {
     if (!this.logits) throw new Error('no forward pass yet');
-    return this.logits;
+    return this.device.toHost(this.logits, this.spec.classes * this.batch);
   }
 
-  /** The paper's SGD update of every parameter of this tower, from the gradients of the last backward. */
+  /**
+   * The paper's SGD update of every parameter of this tower, from the gradients
+   * of the last backward; then the step's intermediates are freed on the device.
+   */
   async update(h: SgdHyper): Promise<void> {
-    for (const [name, p] of this.params) {
+    for (const name of this.store.names()) {
       const g = this.grads.get(name);
       if (!g) throw new Error(`no gradient for ${name}: run backward before update`);
+      const p = this.store.get(name);
       const k = this.sgd.get(name)!;
       const w = await k.w.step(p.w, p.vw, g.dw, h);
       const b = await k.b.step(p.b, p.vb, g.db, h);
-      p.w = w.w;
-      p.vw = w.v;
-      p.b = b.w;
-      p.vb = b.v;
+      this.store.set(name, { w: w.w, vw: w.v, b: b.w, vb: b.v });
     }
     this.grads.clear();
+    this.logits = null;
+    this.device.release();
   }
 }

@@ -68,8 +68,14 @@ export class GroupedTrainer {
     return [...new Set([...this.devices[0].executed.values(), ...this.devices[1].executed.values()])];
   }
 
+  /** Both towers' host parameters: current on webasm and cpu; on webgpu call syncParams() first. */
   get params(): [TowerParams, TowerParams] {
-    return [this.towers[0].params, this.towers[1].params];
+    return [this.towers[0].store.host, this.towers[1].store.host];
+  }
+
+  /** Both towers' parameters and momentum as host arrays, read back from the devices where they live there. */
+  async syncParams(): Promise<[TowerParams, TowerParams]> {
+    return [await this.towers[0].syncParams(), await this.towers[1].syncParams()];
   }
 
   private async forward(towers: [Tower, Tower], images: Float32Array, ctx: StepContext): Promise<void> {
@@ -103,12 +109,15 @@ export class GroupedTrainer {
   async predict(images: Float32Array, n: number): Promise<Float32Array> {
     let towers = this.evalTowers.get(n);
     if (!towers) {
-      const p = this.params;
-      towers = [new Tower(this.devices[0], this.spec, 0, n, p[0]), new Tower(this.devices[1], this.spec, 1, n, p[1])];
+      // the same weights (on the same devices) as the training towers
+      towers = [new Tower(this.devices[0], this.spec, 0, n, this.towers[0].store), new Tower(this.devices[1], this.spec, 1, n, this.towers[1].store)];
       this.evalTowers.set(n, towers);
     }
     await this.forward(towers, images, { seed: this.seed, step: this.step, train: false });
-    return towers[0].lastLogits();
+    const logits = await towers[0].lastLogits();
+    this.devices[0].release();
+    this.devices[1].release();
+    return logits;
   }
 
   tower(t: TowerIndex): Tower {
