@@ -110,6 +110,29 @@ export class Device {
     for (const t of [...this.arena]) if (!this.kept.has(t)) this.arena.delete(t);
   }
 
+  private uploaders = new Map<number, (a: Float32Array) => Promise<unknown>>();
+
+  /**
+   * A host array as a device tensor (a copy kernel on webgpu; the array itself
+   * elsewhere). On webgpu every kernel argument that can be a device tensor is
+   * always one: gpu.js rebuilds a kernel whose argument types change between
+   * calls, and a rebuilt kernel refused the buffers of its predecessor.
+   */
+  async upload(a: DeviceTensor): Promise<DeviceTensor> {
+    if (!this.resident || !(a instanceof Float32Array)) return a;
+    let up = this.uploaders.get(a.length);
+    if (!up) {
+      const create = this.gpu.createKernel as unknown as (f: (this: { thread: { x: number } }, v: Float32Array) => number, s: object) => (v: Float32Array) => Promise<unknown>;
+      up = create.call(this.gpu, function (v: Float32Array) {
+        return v[this.thread.x]!;
+      }, { output: [a.length], pipeline: true, immutable: true });
+      this.uploaders.set(a.length, up);
+    }
+    const t = (await up(a)) as ResidentTensor;
+    this.track(t);
+    return t;
+  }
+
   /** The values of a tensor as a host array (a copy back from the GPU for resident ones). */
   async toHost(t: DeviceTensor, length?: number): Promise<Float32Array> {
     if (t instanceof Float32Array) return t;

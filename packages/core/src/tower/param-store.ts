@@ -18,9 +18,22 @@ export interface DeviceLayerParams {
 export class ParamStore {
   private readonly current = new Map<string, DeviceLayerParams>();
   private stale = false;
+  private uploaded = false;
 
   constructor(readonly device: Device, readonly host: TowerParams) {
     for (const [name, p] of host) this.current.set(name, { w: p.w, b: p.b, vw: p.vw, vb: p.vb });
+  }
+
+  /** On webgpu, puts the initial parameters on the device (once), so that kernels always see device tensors. */
+  async ready(): Promise<void> {
+    if (this.uploaded || !this.device.resident) return;
+    this.uploaded = true;
+    for (const [name, p] of this.current) {
+      const next = { w: await this.device.upload(p.w), b: await this.device.upload(p.b), vw: await this.device.upload(p.vw), vb: await this.device.upload(p.vb) };
+      for (const k of ['w', 'b', 'vw', 'vb'] as const) this.device.keep(next[k]);
+      this.current.set(name, next);
+    }
+    this.stale = true;
   }
 
   names(): string[] {

@@ -235,7 +235,8 @@ export class Tower {
    * the device; the output comes back to the host because it crosses to the other tower.
    */
   async forwardSegment(i: number, x: DeviceTensor, ctx: StepContext): Promise<Float32Array> {
-    let cur = x;
+    await this.store.ready();
+    let cur = await this.device.upload(x);
     for (const r of this.runtimes[i]!) cur = await r.forward(cur, ctx);
     if (this.segments[i]!.tower0Only) this.logits = cur;
     return this.device.toHost(cur, this.outFloats(i));
@@ -246,7 +247,7 @@ export class Tower {
    * of its (concatenated) input, on the host because it crosses; null for segment 0.
    */
   async backwardSegment(i: number, dy: DeviceTensor): Promise<Float32Array | null> {
-    let cur: DeviceTensor | null = dy;
+    let cur: DeviceTensor | null = await this.device.upload(dy);
     const rs = this.runtimes[i]!;
     for (let j = rs.length - 1; j >= 0; j--) {
       cur = await rs[j]!.backward(cur!);
