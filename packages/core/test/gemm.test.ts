@@ -44,3 +44,16 @@ test('gemm splits a long K when the output is small', async (t) => {
   const b = randomArray(K * 16, 5);
   await assertClose(t, await g.run(a, b), reference(8, 16, K, a, b, new Float32Array(8), false, true), 1e-3, 'C');
 });
+
+for (const [M, N, K] of [[9, 300, 20], [8, 16, 40000]] as const) {
+  test(`gemm ${M}x${N}x${K} with the ReLU fused gives max(0, C)`, async (t) => {
+    const dev = await testDevice();
+    const a = randomArray(M * K, 6);
+    const b = randomArray(K * N, 7);
+    const bias = randomArray(M, 8);
+    const g = new Gemm(dev, `gemm-relu-${K}`, gemmShape(M, N, K), { relu: true });
+    const want = reference(M, N, K, a, b, bias, false, false).map((v) => Math.max(v, 0));
+    t.true(want.some((v) => v === 0) && want.some((v) => v > 0));
+    await assertClose(t, await g.run(a, b, bias), want, 1e-3, 'relu(C)');
+  });
+}

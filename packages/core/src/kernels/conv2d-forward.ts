@@ -19,7 +19,8 @@ export class Conv2dForward {
   private readonly im2col: Im2col[] = [];
   private readonly gemm: Gemm[] = [];
 
-  constructor(private readonly device: Device, name: string, readonly s: Conv2dShape, maxColFloats?: number) {
+  /** `relu` fuses the ReLU that follows the layer into its GEMM. */
+  constructor(private readonly device: Device, name: string, readonly s: Conv2dShape, maxColFloats?: number, relu = false) {
     this.chunks = chunkConv(s, maxColFloats);
     const K = s.C * s.R * s.R;
     for (const n0 of this.chunks.starts) {
@@ -32,7 +33,7 @@ export class Conv2dForward {
       this.im2col.push(new Im2col(device, `${name}.im2col`, this.chunks.geometry(n)));
       const P = n * this.chunks.OH * this.chunks.OW;
       // B = col, rows colStride(P) apart
-      this.gemm.push(new Gemm(device, `${name}.gemm`, { ...gemmShape(s.O, P, K), sbk: colStride(P, device) }));
+      this.gemm.push(new Gemm(device, `${name}.gemm`, { ...gemmShape(s.O, P, K), sbk: colStride(P, device) }, { relu }));
     }
   }
 

@@ -23,7 +23,8 @@ export class FullyConnected {
   private readonly blocks: Block[] = [];
   private readonly biasGrad: RowSum;
 
-  constructor(private readonly device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = WEBGPU_MAX_FLOATS) {
+  /** `relu` fuses the ReLU that follows the layer into its forward GEMM. */
+  constructor(private readonly device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = WEBGPU_MAX_FLOATS, relu = false) {
     const rowsPerBlock = Math.max(4, Math.floor(maxBlockFloats / K / 4) * 4);
     for (let o0 = 0; o0 < O; o0 += rowsPerBlock) {
       const rows = Math.min(rowsPerBlock, O - o0);
@@ -35,7 +36,7 @@ export class FullyConnected {
       this.blocks.push({
         o0,
         rows,
-        fwd: new Gemm(device, `${name}.forward`, gemmShape(rows, N, K)),
+        fwd: new Gemm(device, `${name}.forward`, gemmShape(rows, N, K), { relu }),
         weightGrad: new Gemm(device, `${name}.weightGrad`, gemmShape(rows, K, N, false, true)),
         inputGrad: new Gemm(device, `${name}.inputGrad`, gemmShape(K, N, rows, true, false)),
       });

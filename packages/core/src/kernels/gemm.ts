@@ -93,6 +93,12 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
     s2 += a[a2] * bv;
     s3 += a[a3] * bv;
   }
+  if (this.constants.relu === 1) {
+    s0 = Math.max(s0, 0);
+    s1 = Math.max(s1, 0);
+    s2 = Math.max(s2, 0);
+    s3 = Math.max(s3, 0);
+  }
   return [s0, s1, s2, s3];
 };
 
@@ -111,6 +117,7 @@ const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Ar
     ai += sak;
     bi += sbk;
   }
+  if (this.constants.relu === 1) s = Math.max(s, 0);
   return s;
 };
 
@@ -125,8 +132,12 @@ export class Gemm {
   /** webgpu: one output per thread, the result stays on the device as a plain [M][N] array. */
   readonly scalar: boolean;
 
-  /** `splitK: false` keeps the output unsplit (required by runPacked). */
-  constructor(device: Device, readonly name: string, readonly shape: GemmShape, opts: { splitK?: boolean } = {}, private readonly zeroBias = new Float32Array(shape.M)) {
+  /** Whether a ReLU is applied to the output (a conv or fc layer followed by ReLU, fused). */
+  readonly relu: boolean;
+
+  /** `splitK: false` keeps the output unsplit (required by runPacked); `relu` fuses max(0, .) into the output. */
+  constructor(device: Device, readonly name: string, readonly shape: GemmShape, opts: { splitK?: boolean; relu?: boolean } = {}, private readonly zeroBias = new Float32Array(shape.M)) {
+    this.relu = opts.relu === true;
     const { M, N, K } = shape;
     this.rowQuads = Math.ceil(M / 4);
     this.scalar = device.resident;
@@ -134,7 +145,7 @@ export class Gemm {
       this.splits = 1;
       this.kernel = new Kernel(device, name, gemmScalarBody, {
         output: [N, M],
-        constants: { K, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn },
+        constants: { K, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0 },
       });
       return;
     }
@@ -147,7 +158,8 @@ export class Gemm {
     this.splits = Math.ceil(K / chunk);
     this.kernel = new Kernel(device, name, gemmBody, {
       output: [N, this.rowQuads, this.splits],
-      constants: { M, K, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn },
+      // with K split, the ReLU waits for the chunks' sum (in run())
+      constants: { M, K, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0 },
       returnType: 'Array(4)',
     });
   }
@@ -189,6 +201,7 @@ export class Gemm {
         }
       }
     }
+    if (this.relu && this.splits > 1) for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i]!, 0);
     return out;
   }
 }

@@ -50,11 +50,11 @@ class ConvRuntime implements LayerRuntime {
   private readonly bwd: Conv2dBackward;
   private x: DeviceTensor | null = null;
   private state: Conv2dForwardState | null = null;
-  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>, first: boolean) {
+  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>, first: boolean, relu: boolean) {
     const l = plan.layer;
     if (l.type !== 'conv') throw new Error('not a conv layer');
     const shape = { C: plan.inShape.c, N, H: plan.inShape.h, W: plan.inShape.w, O: l.filtersPerTower, R: l.size, stride: l.stride, pad: l.pad };
-    this.fwd = new Conv2dForward(device, name, shape);
+    this.fwd = new Conv2dForward(device, name, shape, undefined, relu);
     this.bwd = new Conv2dBackward(device, name, this.fwd, !first);
   }
   async forward(x: DeviceTensor): Promise<DeviceTensor> {
@@ -77,12 +77,12 @@ class FcRuntime implements LayerRuntime {
   private readonly fc: FullyConnected;
   private readonly flatten: Flatten | null;
   private x: DeviceTensor | null = null;
-  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>) {
+  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>, relu: boolean) {
     const l = plan.layer;
     if (l.type !== 'fc') throw new Error('not an fc layer');
     const hw = plan.inShape.h * plan.inShape.w;
     this.flatten = hw > 1 ? new Flatten(device, `${name}.flatten`, plan.inShape.c, N, hw) : null;
-    this.fc = new FullyConnected(device, name, l.unitsPerTower, plan.inShape.c * hw, N);
+    this.fc = new FullyConnected(device, name, l.unitsPerTower, plan.inShape.c * hw, N, undefined, relu);
   }
   async forward(x: DeviceTensor): Promise<DeviceTensor> {
     const p = this.params.get(this.name);
@@ -97,14 +97,15 @@ class FcRuntime implements LayerRuntime {
   }
 }
 
+/** ReLU; `fused` when the conv or fc layer before it already applied it in its GEMM (forward is then the identity). */
 class ReluRuntime implements LayerRuntime {
   private readonly k: Relu;
   private y: DeviceTensor | null = null;
-  constructor(device: Device, readonly name: string, size: number) {
+  constructor(device: Device, readonly name: string, size: number, private readonly fused: boolean) {
     this.k = new Relu(device, name, size);
   }
   async forward(x: DeviceTensor): Promise<DeviceTensor> {
-    this.y = await this.k.forward(x);
+    this.y = this.fused ? x : await this.k.forward(x);
     return this.y;
   }
   backward(dy: DeviceTensor): Promise<DeviceTensor> {
@@ -191,13 +192,17 @@ export class Tower {
         const l = plan.layer;
         const size = plan.outShape.c * plan.outShape.h * plan.outShape.w * batch;
         const name = l.name;
+        const pos = seg.plans.indexOf(plan);
+        // a conv or fc followed by ReLU computes max(0, .) in its GEMM (measured: saves the ReLU pass)
+        const nextIsRelu = seg.plans[pos + 1]?.layer.type === 'relu';
+        const prevType = pos > 0 ? seg.plans[pos - 1]!.layer.type : null;
         switch (l.type) {
           case 'conv':
-            return new ConvRuntime(device, name, plan, batch, store, this.grads, l.input === 'image');
+            return new ConvRuntime(device, name, plan, batch, store, this.grads, l.input === 'image', nextIsRelu);
           case 'fc':
-            return new FcRuntime(device, name, plan, batch, store, this.grads);
+            return new FcRuntime(device, name, plan, batch, store, this.grads, nextIsRelu);
           case 'relu':
-            return new ReluRuntime(device, name, size);
+            return new ReluRuntime(device, name, size, prevType === 'conv' || prevType === 'fc');
           case 'lrn':
             return new LrnRuntime(device, name, plan, batch);
           case 'maxpool':
