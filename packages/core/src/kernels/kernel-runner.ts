@@ -85,34 +85,8 @@ export class Kernel {
     });
   }
 
-  /**
-   * Runs the kernel. On a resident device (webgpu) the result stays there;
-   * otherwise it is the packed [z][y][x][component] Float32Array.
-   */
-  async exec(...args: KernelArg[]): Promise<DeviceTensor> {
-    if (!this.device.resident) return this.run(...args);
-    if (this.returnsVector) throw new Error(`kernel ${this.name}: vector results cannot stay on the device`);
-    checkWebGPUIndexRange(this.name, this.length, args);
-    const t0 = profile ? performance.now() : 0;
-    const r = (await this.k(...args)) as ResidentTensor;
-    if (profile) {
-      const e = profile.get(this.name) ?? { calls: 0, ms: 0 };
-      e.calls++;
-      e.ms += performance.now() - t0;
-      profile.set(this.name, e);
-    }
-    if (!this.checked) {
-      this.device.checkKernel(this.name, this.k);
-      this.checked = true;
-    }
-    this.device.track(r);
-    return r;
-  }
-
-  /** Runs the kernel and returns its result on the host (read back on a resident device). */
-  async run(...args: KernelArg[]): Promise<Float32Array> {
-    if (this.device.resident) return this.device.toHost(await this.exec(...args), this.length);
-    if (this.device.mode === 'webgpu') checkWebGPUIndexRange(this.name, this.length, args);
+  /** Calls gpu.js, timing the call when profiling and checking the mode that ran after the first. */
+  private async call(args: KernelArg[]): Promise<unknown> {
     const t0 = profile ? performance.now() : 0;
     const r = await this.k(...args);
     if (profile) {
@@ -125,6 +99,25 @@ export class Kernel {
       this.device.checkKernel(this.name, this.k);
       this.checked = true;
     }
-    return flattenResult(r, this.length);
+    return r;
+  }
+
+  /**
+   * Runs the kernel. On a resident device (webgpu) the result stays there;
+   * otherwise it is the packed [z][y][x][component] Float32Array.
+   */
+  async exec(...args: KernelArg[]): Promise<DeviceTensor> {
+    if (!this.device.resident) return this.run(...args);
+    if (this.returnsVector) throw new Error(`kernel ${this.name}: vector results cannot stay on the device`);
+    checkWebGPUIndexRange(this.name, this.length, args);
+    const r = (await this.call(args)) as ResidentTensor;
+    this.device.track(r);
+    return r;
+  }
+
+  /** Runs the kernel and returns its result on the host (read back on a resident device). */
+  async run(...args: KernelArg[]): Promise<Float32Array> {
+    if (this.device.resident) return this.device.toHost(await this.exec(...args), this.length);
+    return flattenResult(await this.call(args), this.length);
   }
 }

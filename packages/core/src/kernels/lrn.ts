@@ -32,17 +32,20 @@ const scaleBody = function (this: KernelThis, a: Float32Array) {
   return this.constants.k + this.constants.alpha * sum;
 };
 
-const outputBody075 = function (this: KernelThis, a: Float32Array, s: Float32Array) {
+// s^-beta: for the paper's beta = 0.75 as 1 / (sqrt(s) sqrt(sqrt(s))) (constant fast = 1)
+const outputBody = function (this: KernelThis, a: Float32Array, s: Float32Array) {
   const sv = s[this.thread.x];
-  const r = Math.sqrt(sv);
-  return a[this.thread.x] / (r * Math.sqrt(r));
+  let f = 0;
+  if (this.constants.fast === 1) {
+    const r = Math.sqrt(sv);
+    f = 1 / (r * Math.sqrt(r));
+  } else {
+    f = Math.pow(sv, -this.constants.beta);
+  }
+  return a[this.thread.x] * f;
 };
 
-const outputBodyPow = function (this: KernelThis, a: Float32Array, s: Float32Array) {
-  return a[this.thread.x] * Math.pow(s[this.thread.x], -this.constants.beta);
-};
-
-const backwardBody075 = function (this: KernelThis, a: Float32Array, s: Float32Array, b: Float32Array, dy: Float32Array) {
+const backwardBody = function (this: KernelThis, a: Float32Array, s: Float32Array, b: Float32Array, dy: Float32Array) {
   const i = this.thread.x;
   const plane = this.constants.plane;
   let c = Math.floor(i / plane);
@@ -59,27 +62,14 @@ const backwardBody075 = function (this: KernelThis, a: Float32Array, s: Float32A
     }
   }
   const sv = s[i];
-  const r = Math.sqrt(sv);
-  return dy[i] / (r * Math.sqrt(r)) - this.constants.twoAlphaBeta * a[i] * sum;
-};
-
-const backwardBodyPow = function (this: KernelThis, a: Float32Array, s: Float32Array, b: Float32Array, dy: Float32Array) {
-  const i = this.thread.x;
-  const plane = this.constants.plane;
-  let c = Math.floor(i / plane);
-  if (i - c * plane < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
-  if (i - c * plane >= plane) c += 1;
-  const half = this.constants.half;
-  const base = i - c * plane;
-  let sum = 0;
-  for (let d = 0; d < this.constants.size; d++) {
-    const j = c - half + d;
-    if (j >= 0 && j < this.constants.C) {
-      const idx = j * plane + base;
-      sum += (dy[idx] * b[idx]) / s[idx];
-    }
+  let f = 0;
+  if (this.constants.fast === 1) {
+    const r = Math.sqrt(sv);
+    f = 1 / (r * Math.sqrt(r));
+  } else {
+    f = Math.pow(sv, -this.constants.beta);
   }
-  return dy[i] * Math.pow(s[i], -this.constants.beta) - this.constants.twoAlphaBeta * a[i] * sum;
+  return dy[i] * f - this.constants.twoAlphaBeta * a[i] * sum;
 };
 
 export interface LrnState {
@@ -94,11 +84,11 @@ export class Lrn {
   private readonly bwd: Kernel;
   constructor(device: Device, name: string, spec: LrnLayer, C: number, plane: number) {
     const size = C * plane;
-    const constants = { plane, C, size: spec.size, half: (spec.size - 1) / 2, k: spec.k, alpha: spec.alpha, beta: spec.beta, twoAlphaBeta: 2 * spec.alpha * spec.beta };
-    const fast = spec.beta === 0.75;
+    const fast = spec.beta === 0.75 ? 1 : 0;
+    const constants = { plane, C, size: spec.size, half: (spec.size - 1) / 2, k: spec.k, alpha: spec.alpha, beta: spec.beta, twoAlphaBeta: 2 * spec.alpha * spec.beta, fast };
     this.scale = new Kernel(device, `${name}.scale`, scaleBody, { output: [size], constants });
-    this.out = new Kernel(device, `${name}.forward`, fast ? outputBody075 : outputBodyPow, { output: [size], constants });
-    this.bwd = new Kernel(device, `${name}.backward`, fast ? backwardBody075 : backwardBodyPow, { output: [size], constants });
+    this.out = new Kernel(device, `${name}.forward`, outputBody, { output: [size], constants });
+    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size], constants });
   }
   async forward(a: DeviceTensor): Promise<LrnState> {
     const s = await this.scale.exec(a);
