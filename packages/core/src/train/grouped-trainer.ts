@@ -11,6 +11,7 @@ import { Tower, type StepContext } from '../tower/tower.js';
 import { concatTowers, sumSlices, towerSlice } from '../tower/crossing.js';
 import { paperSgd, type SgdHyper } from '../kernels/sgd.js';
 import { mean, topKCorrect } from './metrics.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../checkpoint/checkpoint.js';
 
 export interface Batch {
   /** Images in layout CNHW: [3][N][H][W], already normalised (mean subtracted). */
@@ -118,6 +119,21 @@ export class GroupedTrainer {
     this.devices[0].release();
     this.devices[1].release();
     return logits;
+  }
+
+  /** A checkpoint of this run: both towers' weights and momentum, the step, the seed, the update rule, and `extra` (data order...). */
+  async checkpoint(extra: Record<string, unknown> = {}): Promise<Buffer> {
+    return encodeCheckpoint(this.spec, await this.syncParams(), { step: this.step, seed: this.seed, preset: this.spec.name, extra: { ...extra, hyper: this.hyper } });
+  }
+
+  /** A trainer that continues from a checkpoint: the next step's losses equal those of the run that was not interrupted. */
+  static async resume(o: Omit<GroupedTrainerOptions, 'params' | 'seed'>, checkpoint: Buffer, where?: string): Promise<{ trainer: GroupedTrainer; extra: Record<string, unknown> }> {
+    const { params, state } = decodeCheckpoint(o.spec, checkpoint, where);
+    const extra = state.extra ?? {};
+    const hyper = o.hyper ?? (extra.hyper as SgdHyper | undefined);
+    const trainer = await GroupedTrainer.create({ ...o, seed: state.seed, params, hyper });
+    trainer.step = state.step;
+    return { trainer, extra };
   }
 
   tower(t: TowerIndex): Tower {
