@@ -10,6 +10,7 @@ export * from './tower/tower.js';
 export * from './tower/crossing.js';
 export * from './train/grouped-trainer.js';
 export * from './train/metrics.js';
+export * from './train/lr-schedule.js';
 export * from './model/hash.js';
 export * from './checkpoint/safetensors.js';
 export * from './checkpoint/pytorch-names.js';
