@@ -1,0 +1,168 @@
+/**
+ * `--data DIR|cifar10`: training batches from real images, for the
+ * coordinator. Opens the data set once (CIFAR-10 downloaded into the cache
+ * folder, an image folder decoded into the decoded cache, the training set's
+ * colour statistics computed: @alexnet-mp/core/data's openDataset), then
+ * makes every batch in a worker thread (BatchThread) and keeps the next ones
+ * coming (Prefetcher) while the workers compute.
+ *
+ * Batch `step` of `size` images is positions step*size .. of the endless
+ * sequence of epochs, each epoch a shuffle of the training split seeded by
+ * (seed, epoch), each image augmented from (seed, epoch, index): random
+ * crops (paper: 224 of 256; cifar: 32 of the 4-padded 40) and flips, and the
+ * PCA colour noise added to the uint8 pixels (rounded; the exact per-image
+ * shifts travel in `shifts` for a worker that can take them). The workers
+ * normalise (u8 - 128) / 64; see core/src/data/augment.ts for why that stands
+ * in for the per-channel mean.
+ */
+import type { ModelSpec } from '@alexnet-mp/core';
+import {
+  BatchThread,
+  DataError,
+  Prefetcher,
+  augmentFor,
+  openDataset,
+  type AugmentConfig,
+  type AugmentedU8Batch,
+  type Cifar10Options,
+  type DataWarning,
+  type Dataset,
+  type PrefetchStats,
+} from '@alexnet-mp/core/data';
+import type { BatchSource, U8Batch } from './batch-source.js';
+
+export interface FolderBatch extends U8Batch {
+  /** Per-image PCA colour shift in pixel levels [N][3], already added (rounded) to `images`. */
+  readonly shifts: Float32Array;
+  /** Epoch and training-set index of every image. */
+  readonly epochs: Uint32Array;
+  readonly indices: Uint32Array;
+}
+
+export interface FolderSourceOptions {
+  /** "cifar10", or a folder: an image folder (train/<class>/..., val/ or test/) or CIFAR-10's binary batches. */
+  readonly data: string;
+  readonly spec: ModelSpec;
+  readonly seed: number;
+  /** Default: $ALEXNET_CACHE_DIR, $XDG_CACHE_HOME/alexnet-mp or ~/.cache/alexnet-mp. */
+  readonly cacheDir?: string;
+  /** Batches made ahead of the one asked for (default 2). */
+  readonly prefetch?: number;
+  /** Default: augmentFor(spec.inputSize) (paper style from 64 pixels, CIFAR style below). */
+  readonly augment?: AugmentConfig;
+  /** For "cifar10": where and what to download (tests). */
+  readonly download?: Omit<Cifar10Options, 'cacheDir' | 'log'>;
+  /** Progress lines (download, decoding). */
+  readonly info?: (line: string) => void;
+  /** Every skipped file; by default they are summarised through `info`. */
+  readonly onWarning?: (w: DataWarning) => void;
+}
+
+export class FolderSource implements BatchSource {
+  readonly description: string;
+  private prefetcher: Prefetcher<AugmentedU8Batch> | null = null;
+  private prefetchSize = 0;
+
+  private constructor(
+    readonly dataset: Dataset,
+    readonly augment: AugmentConfig,
+    private readonly thread: BatchThread,
+    private readonly depth: number,
+    seed: number,
+  ) {
+    const a = augment;
+    const geometry =
+      a.pad > 0 ? `random ${a.crop}x${a.crop} crops of the ${a.pad}-pixel zero-padded ${a.storedSize}x${a.storedSize}` : `random ${a.crop}x${a.crop} crops of ${a.storedSize}x${a.storedSize}`;
+    this.description =
+      `${dataset.description}; ${geometry}${a.flip ? ', flips' : ''}${a.pcaStd > 0 ? `, PCA colour noise (std ${a.pcaStd})` : ''}, seed ${seed}` +
+      (dataset.warnings.length > 0 ? `; ${dataset.warnings.length} files skipped` : '');
+  }
+
+  static async open(o: FolderSourceOptions): Promise<FolderSource> {
+    const { spec } = o;
+    if (spec.inputChannels !== 3) throw new DataError(o.data, `preset ${spec.name} takes ${spec.inputChannels} input channels; image data sets are RGB (3)`);
+    const augment = o.augment ?? augmentFor(spec.inputSize);
+    if (augment.crop !== spec.inputSize) throw new DataError(o.data, `augmentation crops ${augment.crop} pixels, preset ${spec.name} takes ${spec.inputSize}`);
+    const warnings: DataWarning[] = [];
+    const dataset = await openDataset(o.data, {
+      size: augment.storedSize,
+      cacheDir: o.cacheDir,
+      download: o.download,
+      log: o.info,
+      onWarning: (w) => {
+        warnings.push(w);
+        o.onWarning?.(w);
+      },
+    });
+    if (!o.onWarning && warnings.length > 0) {
+      const shown = warnings.slice(0, 5).map((w) => `${w.path}: ${w.message}`);
+      o.info?.(`${warnings.length} problem(s) in ${o.data}, files skipped:\n  ${shown.join('\n  ')}${warnings.length > 5 ? `\n  ... and ${warnings.length - 5} more` : ''}`);
+    }
+    if (dataset.classes.length > spec.classes) {
+      throw new DataError(dataset.root, `${dataset.root} has ${dataset.classes.length} classes but preset ${spec.name} has ${spec.classes} outputs`);
+    }
+    const thread = new BatchThread({
+      train: dataset.train,
+      heldOut: dataset.heldOut,
+      size: augment.storedSize,
+      maker: { seed: o.seed, augment, stats: dataset.stats },
+    });
+    return new FolderSource(dataset, augment, thread, o.prefetch ?? 2, o.seed);
+  }
+
+  /** Images in one epoch of the training split. */
+  get imagesPerEpoch(): number {
+    return this.dataset.trainCount;
+  }
+
+  async batch(step: number, size: number): Promise<FolderBatch> {
+    if (!this.prefetcher || this.prefetchSize !== size) {
+      this.prefetcher?.clear();
+      this.prefetcher = new Prefetcher((k) => this.thread.u8(k, size), this.depth);
+      this.prefetchSize = size;
+    }
+    const b = await this.prefetcher.get(step);
+    return { images: b.images, labels: b.labels, shifts: b.shifts, epochs: b.epochs, indices: b.indices };
+  }
+
+  /**
+   * The held-out split (val/ or test/) as fixed evaluation batches: the
+   * centre crop of every image, in the split's order, `batchSize` images a
+   * batch (the last one shorter), at most `limit` images. Shaped like
+   * evaluation.ts's EvalSet (description, maxBatch, batches()). Ten-patch
+   * evaluation (eval.ts: tenViews, averageViewSoftmax) needs the workers to
+   * return logits per view; with centre crops the top-1/top-5 of the
+   * evaluation itself are the paper's single-crop numbers.
+   */
+  heldOut(batchSize: number, limit = Infinity): { readonly description: string; readonly maxBatch: number; readonly images: number; batches(): AsyncIterable<U8Batch> } {
+    const d = this.dataset;
+    if (!d.heldOut) throw new DataError(d.root, `${d.root} has no held-out split (val/ or test/) to evaluate on`);
+    const images = Math.min(d.heldOutCount, limit);
+    const crop = this.augment.crop;
+    const thread = this.thread;
+    return {
+      description: `${images} ${d.heldOutName} images of ${d.root}, centre ${crop}x${crop} crops, batches of ${batchSize}`,
+      maxBatch: batchSize,
+      images,
+      async *batches() {
+        let next = images > 0 ? thread.evalU8(0, Math.min(batchSize, images), crop, 'centre') : null;
+        for (let start = 0; start < images; start += batchSize) {
+          const b = await next!;
+          const after = start + batchSize;
+          next = after < images ? thread.evalU8(after, Math.min(batchSize, images - after), crop, 'centre') : null;
+          yield { images: b.images, labels: b.labels };
+        }
+      },
+    };
+  }
+
+  /** How long the consumer waited for batches, as a share of the time since the first. */
+  dataWait(): PrefetchStats {
+    return this.prefetcher?.stats() ?? { items: 0, waitedMs: 0, spanMs: 0, waitShare: 0 };
+  }
+
+  async close(): Promise<void> {
+    this.prefetcher?.clear();
+    await this.thread.close();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * `--data DIR|cifar10`: one entry point that finds what kind of data set a
+ * name is, gets it ready (downloads CIFAR-10, decodes an image folder into the
+ * decoded cache, computes the training set's colour statistics, all once) and
+ * describes its splits by reference (set-ref.ts).
+ *
+ *   cifar10                     the official binary archive, downloaded into the cache folder
+ *   DIR with data_batch_1.bin   CIFAR-10's binary batches (also DIR/cifar-10-batches-bin/)
+ *   DIR with train/             an image folder: train/<class>/*.jpg|jpeg|png, val/ or test/
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DataError, type DataWarning, type WarningSink } from './errors.js';
+import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
+import { buildDecodedCache, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
+import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
+import { isImageFolderRoot, listImageFolder, type SplitListing } from './image-folder.js';
+import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
+import type { SetRef } from './set-ref.js';
+import type { DecodedSet } from './decoded-set.js';
+
+export interface Dataset {
+  readonly kind: 'image-folder' | 'cifar-binary';
+  /** The folder read (for cifar10: the extracted batches folder in the cache). */
+  readonly root: string;
+  readonly description: string;
+  readonly classes: readonly string[];
+  /** Side of the stored images; openSet(ref, size) resizes when it differs. */
+  readonly storedSize: number;
+  readonly train: SetRef;
+  readonly trainCount: number;
+  readonly heldOut: SetRef | null;
+  readonly heldOutName: 'val' | 'test' | null;
+  readonly heldOutCount: number;
+  /** The training split's colour statistics (mean, covariance, PCA). */
+  readonly stats: ChannelStats;
+  /** Files skipped (unreadable, truncated) and other problems survived. */
+  readonly warnings: readonly DataWarning[];
+}
+
+export interface OpenDatasetOptions {
+  /** Side to decode image folders to (paper preset: 256; cifar: 32). CIFAR binaries stay 32. */
+  readonly size: number;
+  /** Default: defaultCacheDir(). */
+  readonly cacheDir?: string;
+  /** For `cifar10`: URL, checksum, tries (tests point it at 127.0.0.1). */
+  readonly download?: Omit<Cifar10Options, 'cacheDir' | 'log'>;
+  readonly onWarning?: WarningSink;
+  readonly log?: (line: string) => void;
+}
+
+export async function openDataset(data: string, o: OpenDatasetOptions): Promise<Dataset> {
+  const cacheDir = resolve(o.cacheDir ?? defaultCacheDir());
+  const warnings: DataWarning[] = [];
+  const onWarning: WarningSink = (w) => {
+    warnings.push(w);
+    o.onWarning?.(w);
+  };
+  if (data === 'cifar10') {
+    const dir = await ensureCifar10({ ...o.download, cacheDir, log: o.log });
+    return openCifarBinary(dir, cacheDir, warnings, 'cifar10');
+  }
+  const abs = resolve(data);
+  if (!existsSync(abs)) {
+    throw new DataError(abs, `data folder ${abs} does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`);
+  }
+  if (!statSync(abs).isDirectory()) throw new DataError(abs, `${abs} is not a folder: expected an image folder or the CIFAR-10 binary folder`);
+  const bin = findCifarBinaryDir(abs);
+  if (bin) return openCifarBinary(bin, cacheDir, warnings, bin);
+  if (await isImageFolderRoot(abs)) return openImageFolder(abs, cacheDir, o, warnings, onWarning);
+  throw new DataError(abs, `${abs} is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`);
+}
+
+async function openCifarBinary(dir: string, cacheDir: string, warnings: DataWarning[], name: string): Promise<Dataset> {
+  const files = cifarBinaryFiles(dir);
+  const classes = cifarClassNames(dir);
+  const bytes = (fs: string[]) => fs.reduce((s, f) => s + statSync(f).size, 0);
+  const trainCount = Math.floor(bytes(files.train) / (CIFAR_PIXELS + 1));
+  const testCount = Math.floor(bytes(files.test) / (CIFAR_PIXELS + 1));
+  const key = createHash('sha256')
+    .update(JSON.stringify(files.train.map((f) => [f, statSync(f).size, Math.round(statSync(f).mtimeMs)])))
+    .digest('hex')
+    .slice(0, 16);
+  const statsPath = join(cacheDir, 'stats', `cifar-bin-${key}.json`);
+  let stats = readStatsFile(statsPath);
+  if (!stats) {
+    stats = statsOf(loadCifarFiles(files.train, classes));
+    writeStatsFile(statsPath, stats);
+  }
+  return {
+    kind: 'cifar-binary',
+    root: dir,
+    description: `CIFAR-10 binary (${name}): ${trainCount} training and ${testCount} test images, ${classes.length} classes`,
+    classes,
+    storedSize: CIFAR_SIZE,
+    train: { kind: 'cifar-bin', files: files.train, classes },
+    trainCount,
+    heldOut: { kind: 'cifar-bin', files: files.test, classes },
+    heldOutName: 'test',
+    heldOutCount: testCount,
+    stats,
+    warnings,
+  };
+}
+
+/** Colour statistics of a whole decoded set. */
+export function statsOf(set: DecodedSet): ChannelStats {
+  const acc = new ChannelStatsAccumulator();
+  for (let i = 0; i < set.count; i++) acc.add(set.image(i), set.size * set.size);
+  return acc.finish();
+}
+
+async function ensureCache(
+  listing: SplitListing,
+  size: number,
+  cacheDir: string,
+  withStats: boolean,
+  o: OpenDatasetOptions,
+  onWarning: WarningSink,
+): Promise<{ path: string; count: number; stats: ChannelStats | null }> {
+  const path = await cachePathFor(cacheDir, listing, size);
+  if (existsSync(path)) {
+    const h = readCacheHeader(path);
+    for (const w of h.skipped) onWarning(w);
+    let stats = withStats ? readStatsFile(statsPathFor(path)) : null;
+    if (withStats && !stats) {
+      const set = openCacheFile(path, 0);
+      stats = statsOf(set);
+      set.close?.();
+      writeStatsFile(statsPathFor(path), stats);
+    }
+    return { path, count: h.count, stats };
+  }
+  o.log?.(`decoding ${listing.items.length} images of ${listing.dir} at ${size}x${size} into ${path} (once)`);
+  const t0 = performance.now();
+  let lastLog = t0;
+  const r = await buildDecodedCache({
+    items: listing.items,
+    classes: listing.classes,
+    size,
+    path,
+    source: listing.dir,
+    stats: withStats,
+    onWarning,
+    onProgress: (p) => {
+      if (p.done < p.total && performance.now() - lastLog > 10_000) {
+        lastLog = performance.now();
+        o.log?.(`decoding ${listing.dir}: ${p.done} of ${p.total}`);
+      }
+    },
+  });
+  const s = (performance.now() - t0) / 1000;
+  o.log?.(`decoded ${r.header.count} images of ${listing.dir} in ${s.toFixed(1)} s (${(listing.items.length / s).toFixed(0)} images/s), ${r.header.skipped.length} skipped`);
+  return { path, count: r.header.count, stats: r.stats };
+}
+
+async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOptions, warnings: DataWarning[], onWarning: WarningSink): Promise<Dataset> {
+  const f = await listImageFolder(root, { onWarning });
+  const train = await ensureCache(f.train, o.size, cacheDir, true, o, onWarning);
+  const held = f.heldOut ? await ensureCache(f.heldOut, o.size, cacheDir, false, o, onWarning) : null;
+  return {
+    kind: 'image-folder',
+    root,
+    description: `image folder ${root}: ${train.count} training${held ? ` and ${held.count} ${f.heldOutName}` : ''} images, ${f.train.classes.length} classes, decoded at ${o.size}x${o.size}`,
+    classes: f.train.classes,
+    storedSize: o.size,
+    train: { kind: 'cache', path: train.path },
+    trainCount: train.count,
+    heldOut: held ? { kind: 'cache', path: held.path } : null,
+    heldOutName: f.heldOutName,
+    heldOutCount: held?.count ?? 0,
+    stats: train.stats!,
+    warnings,
+  };
+}

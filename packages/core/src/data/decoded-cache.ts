@@ -1,0 +1,329 @@
+/**
+ * The decoded cache: a folder of JPEG/PNG files decoded once into one file of
+ * uint8 pixels, N x [3][size][size] plus labels, so that training reads
+ * fixed-size records instead of decoding (decode.ts) at every use.
+ *
+ * File layout (little-endian):
+ *   0      "AXNDEC01"                              magic, 8 bytes
+ *   8      float64  offset of the JSON header
+ *   16     uint32   length of the JSON header
+ *   4096   images, N x 3 x size x size bytes, image i at 4096 + i * 3 * size^2
+ *   ...    labels, N x uint32
+ *   ...    JSON header: { version, count, size, classes, labelsOffset,
+ *          imagesOffset, source, skipped: [{ path, message }] }
+ *
+ * The file is written under a temporary name and renamed when complete, so a
+ * crash never leaves a half cache behind. Its name carries a hash of the
+ * source folder's listing (paths, sizes, modification times) and the size, so
+ * a changed folder is decoded anew. The training split's colour statistics
+ * (stats.ts), accumulated while decoding, are saved beside it as
+ * `<cache>.stats.json`.
+ *
+ * Decoding runs in a worker thread (decode-worker.ts) with several images in
+ * flight in sharp's thread pool; the calling thread only receives progress
+ * and warnings. Readers open the file per image with positioned reads (Node
+ * has no mmap); a cache small enough (default up to 1 GiB) is read whole into
+ * memory instead.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
+import { DataError, type DataWarning, type WarningSink } from './errors.js';
+import { MemorySet, type DecodedSet } from './decoded-set.js';
+import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
+import { decodeImage } from './decode.js';
+import type { ImageItem, SplitListing } from './image-folder.js';
+import { startWorker } from './threads.js';
+
+const MAGIC = 'AXNDEC01';
+const IMAGES_OFFSET = 4096;
+const VERSION = 1;
+
+export interface CacheHeader {
+  readonly version: number;
+  readonly count: number;
+  readonly size: number;
+  readonly classes: readonly string[];
+  readonly labelsOffset: number;
+  readonly imagesOffset: number;
+  readonly source: string;
+  readonly skipped: readonly DataWarning[];
+}
+
+/** Appends decoded images to a new cache file (synchronous: meant for a worker thread). */
+export class CacheWriter {
+  private readonly fd: number;
+  private readonly labels: number[] = [];
+  private readonly tmp: string;
+  private offset = IMAGES_OFFSET;
+
+  constructor(private readonly path: string, private readonly size: number, private readonly classes: readonly string[]) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+    this.fd = openSync(this.tmp, 'w');
+  }
+
+  append(chw: Uint8Array, label: number): void {
+    if (chw.length !== 3 * this.size * this.size) throw new Error(`CacheWriter: image of ${chw.length} bytes, expected 3x${this.size}x${this.size}`);
+    writeSync(this.fd, chw, 0, chw.length, this.offset);
+    this.offset += chw.length;
+    this.labels.push(label);
+  }
+
+  /** Writes labels and header and renames the file into place. */
+  finish(source: string, skipped: readonly DataWarning[]): CacheHeader {
+    const labels = Uint32Array.from(this.labels);
+    const labelsOffset = this.offset;
+    writeSync(this.fd, new Uint8Array(labels.buffer), 0, labels.byteLength, labelsOffset);
+    const header: CacheHeader = {
+      version: VERSION,
+      count: labels.length,
+      size: this.size,
+      classes: this.classes,
+      labelsOffset,
+      imagesOffset: IMAGES_OFFSET,
+      source,
+      skipped,
+    };
+    const json = Buffer.from(JSON.stringify(header));
+    const jsonOffset = labelsOffset + labels.byteLength;
+    writeSync(this.fd, json, 0, json.length, jsonOffset);
+    const prefix = Buffer.alloc(20);
+    prefix.write(MAGIC, 0, 'latin1');
+    prefix.writeDoubleLE(jsonOffset, 8);
+    prefix.writeUInt32LE(json.length, 16);
+    writeSync(this.fd, prefix, 0, prefix.length, 0);
+    closeSync(this.fd);
+    renameSync(this.tmp, this.path);
+    return header;
+  }
+
+  abort(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+    rmSync(this.tmp, { force: true });
+  }
+}
+
+/** Reads a cache file's header; a DataError when it is not one. */
+export function readCacheHeader(path: string): CacheHeader {
+  const fd = openSync(path, 'r');
+  try {
+    const prefix = Buffer.alloc(20);
+    readSync(fd, prefix, 0, 20, 0);
+    if (prefix.toString('latin1', 0, 8) !== MAGIC) throw new DataError(path, `${path} is not a decoded cache file (no ${MAGIC} magic)`);
+    const jsonOffset = prefix.readDoubleLE(8);
+    const jsonLength = prefix.readUInt32LE(16);
+    const json = Buffer.alloc(jsonLength);
+    readSync(fd, json, 0, jsonLength, jsonOffset);
+    const h = JSON.parse(json.toString('utf8')) as CacheHeader;
+    if (h.version !== VERSION) throw new DataError(path, `${path}: decoded cache version ${h.version}, this program reads version ${VERSION}`);
+    return h;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A cache file read image by image with positioned reads. */
+export class CacheFileSet implements DecodedSet {
+  readonly count: number;
+  readonly size: number;
+  readonly classes: readonly string[];
+  readonly labels: Uint32Array;
+  private fd: number;
+  private readonly buf: Uint8Array;
+  private readonly bytes: number;
+
+  constructor(readonly path: string, readonly header: CacheHeader) {
+    this.count = header.count;
+    this.size = header.size;
+    this.classes = header.classes;
+    this.bytes = 3 * this.size * this.size;
+    this.buf = new Uint8Array(this.bytes);
+    this.fd = openSync(path, 'r');
+    const lab = Buffer.alloc(4 * this.count);
+    readSync(this.fd, lab, 0, lab.length, header.labelsOffset);
+    this.labels = new Uint32Array(lab.buffer.slice(lab.byteOffset, lab.byteOffset + lab.length));
+  }
+
+  image(i: number): Uint8Array {
+    if (!(i >= 0 && i < this.count)) throw new RangeError(`image ${i} of ${this.count}`);
+    const got = readSync(this.fd, this.buf, 0, this.bytes, this.header.imagesOffset + i * this.bytes);
+    if (got !== this.bytes) throw new DataError(this.path, `${this.path}: short read at image ${i} (file truncated?)`);
+    return this.buf;
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Opens a cache file: whole in memory when its images take at most `memoryLimit` bytes, else read per image. */
+export function openCacheFile(path: string, memoryLimit = 1 << 30): DecodedSet {
+  const h = readCacheHeader(path);
+  const bytes = h.count * 3 * h.size * h.size;
+  if (bytes > memoryLimit) return new CacheFileSet(path, h);
+  const fd = openSync(path, 'r');
+  try {
+    const total = fstatSync(fd).size;
+    if (total < h.labelsOffset + 4 * h.count) throw new DataError(path, `${path} is truncated`);
+    const pixels = new Uint8Array(bytes);
+    let o = 0;
+    while (o < bytes) o += readSync(fd, pixels, o, Math.min(bytes - o, 1 << 28), h.imagesOffset + o);
+    const lab = new Uint8Array(4 * h.count);
+    readSync(fd, lab, 0, lab.length, h.labelsOffset);
+    return new MemorySet(pixels, new Uint32Array(lab.buffer), h.size, h.classes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function statsPathFor(cachePath: string): string {
+  return `${cachePath}.stats.json`;
+}
+
+export function readStatsFile(path: string): ChannelStats | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ChannelStats;
+  } catch {
+    return null;
+  }
+}
+
+export function writeStatsFile(path: string, stats: ChannelStats): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(stats, null, 1));
+  renameSync(tmp, path);
+}
+
+export interface DecodeProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly skipped: number;
+}
+
+export interface DecodeResult {
+  readonly header: CacheHeader;
+  readonly stats: ChannelStats | null;
+  readonly ms: number;
+}
+
+/**
+ * Decodes `items` into a cache file at `path`, on the calling thread (the
+ * worker's body; use buildDecodedCache from a training process). Images are
+ * written in the items' order whatever order sharp finishes them in; an image
+ * that fails to decode is skipped and reported.
+ */
+export async function decodeToCache(o: {
+  items: readonly ImageItem[];
+  classes: readonly string[];
+  size: number;
+  path: string;
+  source: string;
+  stats?: boolean;
+  concurrency?: number;
+  onWarning?: WarningSink;
+  onProgress?: (p: DecodeProgress) => void;
+}): Promise<DecodeResult> {
+  const t0 = performance.now();
+  const writer = new CacheWriter(o.path, o.size, o.classes);
+  const acc = o.stats ? new ChannelStatsAccumulator() : null;
+  const skipped: DataWarning[] = [];
+  const inFlight = Math.max(1, o.concurrency ?? 8);
+  const pending: Promise<Uint8Array | Error>[] = [];
+  const start = (i: number) => {
+    pending[i] = decodeImage(o.items[i]!.path, o.size).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  };
+  try {
+    for (let i = 0; i < Math.min(inFlight, o.items.length); i++) start(i);
+    for (let i = 0; i < o.items.length; i++) {
+      const r = await pending[i]!;
+      delete pending[i];
+      if (i + inFlight < o.items.length) start(i + inFlight);
+      if (r instanceof Error) {
+        const w = { path: o.items[i]!.path, message: `${r.message.split('\n')[0]} (skipped)` };
+        skipped.push(w);
+        o.onWarning?.(w);
+      } else {
+        writer.append(r, o.items[i]!.label);
+        acc?.add(r, o.size * o.size);
+      }
+      if (o.onProgress && ((i + 1) % 500 === 0 || i + 1 === o.items.length)) o.onProgress({ done: i + 1, total: o.items.length, skipped: skipped.length });
+    }
+    if (skipped.length === o.items.length) throw new DataError(o.source, `none of the ${o.items.length} images in ${o.source} could be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.message})`);
+    const header = writer.finish(o.source, skipped);
+    const stats = acc ? acc.finish() : null;
+    if (stats) writeStatsFile(statsPathFor(o.path), stats);
+    return { header, stats, ms: performance.now() - t0 };
+  } catch (e) {
+    writer.abort();
+    await Promise.allSettled(pending.filter(Boolean));
+    throw e;
+  }
+}
+
+/** decodeToCache in a worker thread; progress and warnings come back as they happen. */
+export function buildDecodedCache(o: {
+  items: readonly ImageItem[];
+  classes: readonly string[];
+  size: number;
+  path: string;
+  source: string;
+  stats?: boolean;
+  concurrency?: number;
+  onWarning?: WarningSink;
+  onProgress?: (p: DecodeProgress) => void;
+}): Promise<DecodeResult> {
+  const { onWarning, onProgress, ...data } = o;
+  const w = startWorker(new URL('./decode-worker.ts', import.meta.url), data);
+  return new Promise<DecodeResult>((resolvePromise, reject) => {
+    let settled = false;
+    w.on('message', (m: { type: string; [k: string]: unknown }) => {
+      if (m.type === 'warning') onWarning?.(m.warning as DataWarning);
+      else if (m.type === 'progress') onProgress?.(m.progress as DecodeProgress);
+      else if (m.type === 'done') {
+        settled = true;
+        resolvePromise(m.result as DecodeResult);
+        void w.terminate();
+      } else if (m.type === 'error') {
+        settled = true;
+        const e = m.error as { name: string; message: string; path?: string };
+        reject(e.name === 'DataError' ? new DataError(e.path ?? o.source, e.message) : new Error(`decoding ${o.source}: ${e.message}`));
+        void w.terminate();
+      }
+    });
+    w.on('error', (e) => {
+      if (!settled) reject(new Error(`decode worker for ${o.source} failed: ${e.message}`, { cause: e }));
+      settled = true;
+    });
+    w.on('exit', (code) => {
+      if (!settled) reject(new Error(`decode worker for ${o.source} exited with code ${code} before finishing`));
+      settled = true;
+    });
+  });
+}
+
+/**
+ * The cache file for a split at a size: `<cacheDir>/decoded/<name>-<split>-<size>px-<hash>.u8`,
+ * the hash over the listing's paths, file sizes and modification times.
+ */
+export async function cachePathFor(cacheDir: string, listing: SplitListing, size: number): Promise<string> {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ v: VERSION, size, dir: listing.dir, classes: listing.classes }));
+  const STAT_BATCH = 256;
+  for (let i = 0; i < listing.items.length; i += STAT_BATCH) {
+    const part = listing.items.slice(i, i + STAT_BATCH);
+    const stats = await Promise.all(part.map((it) => stat(it.path).then((s) => `${s.size}:${Math.round(s.mtimeMs)}`, () => 'missing')));
+    part.forEach((it, j) => h.update(`${relative(listing.dir, it.path)}|${it.label}|${stats[j]}\n`));
+  }
+  const root = basename(dirname(listing.dir)).replace(/[^A-Za-z0-9._-]/g, '_') || 'data';
+  const split = basename(listing.dir).replace(/[^A-Za-z0-9._-]/g, '_');
+  return join(cacheDir, 'decoded', `${root}-${split}-${size}px-${h.digest('hex').slice(0, 16)}.u8`);
+}

@@ -1,0 +1,115 @@
+/** The decoded cache file, batches made in a worker thread, and the prefetch queue's wait measurement. */
+import test from 'ava';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import {
+  BatchMaker,
+  BatchThread,
+  CacheFileSet,
+  CacheWriter,
+  DataError,
+  MemorySet,
+  Prefetcher,
+  cifarAugment,
+  openCacheFile,
+  openSet,
+  readCacheHeader,
+  type ChannelStats,
+} from '../src/data/index.js';
+import { randomCifar, tempDir, writeCifarFolder } from './data-fixtures.js';
+
+const stats: ChannelStats = {
+  images: 1,
+  mean: [125, 123, 114],
+  covariance: [],
+  eigenvalues: [0.2, 0.02, 0.005],
+  eigenvectors: [0.58, -0.7, 0.41, 0.58, 0, -0.82, 0.58, 0.7, 0.41],
+};
+
+test('cache file: written in order, read back whole or image by image', (t) => {
+  const dir = tempDir(t);
+  const { pixels, labels } = randomCifar(9, 4);
+  const path = join(dir, 'c.u8');
+  const w = new CacheWriter(path, 32, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']);
+  for (let i = 0; i < 9; i++) w.append(pixels.subarray(i * 3072, (i + 1) * 3072), labels[i]!);
+  const h = w.finish('/src', [{ path: '/src/x.jpg', message: 'bad (skipped)' }]);
+  t.is(h.count, 9);
+  t.deepEqual(readCacheHeader(path), h);
+  const mem = openCacheFile(path);
+  t.true(mem instanceof MemorySet);
+  t.deepEqual((mem as MemorySet).pixels, pixels);
+  t.deepEqual(mem.labels, labels);
+  const perImage = openCacheFile(path, 0);
+  t.true(perImage instanceof CacheFileSet);
+  for (const i of [8, 0, 4]) t.deepEqual(perImage.image(i), pixels.subarray(i * 3072, (i + 1) * 3072));
+  t.deepEqual(perImage.labels, labels);
+  perImage.close?.();
+  writeFileSync(join(dir, 'not.u8'), 'hello world, not a cache file');
+  t.throws(() => readCacheHeader(join(dir, 'not.u8')), { instanceOf: DataError, message: /not a decoded cache file/ });
+});
+
+test('batches made in a worker thread equal those made here, buffers transferred', async (t) => {
+  const dir = join(tempDir(t), 'bin');
+  writeCifarFolder(dir, 8);
+  const ref = { kind: 'cifar-bin' as const, files: [1, 2, 3, 4, 5].map((b) => join(dir, `data_batch_${b}.bin`)), classes: [] };
+  const heldOut = { kind: 'cifar-bin' as const, files: [join(dir, 'test_batch.bin')], classes: [] };
+  const opts = { seed: 3, augment: cifarAugment(), stats };
+  const th = new BatchThread({ train: ref, heldOut, size: 32, maker: opts });
+  t.teardown(() => th.close());
+  const here = new BatchMaker(openSet(ref), opts);
+  const [a, b] = await Promise.all([th.u8(5, 16), th.f32(5, 16)]);
+  t.deepEqual(a, here.u8(5, 16));
+  t.deepEqual(b, here.f32(5, 16));
+  const ev = await th.evalU8(2, 3, 28, 'ten');
+  t.is(ev.views, 10);
+  t.is(ev.images.length, 3 * 30 * 28 * 28);
+  // a 16x16 preset: resized in the thread
+  const small = new BatchThread({ train: ref, size: 16, maker: { ...opts, augment: cifarAugment(16) } });
+  t.teardown(() => small.close());
+  t.is((await small.u8(0, 4)).images.length, 3 * 4 * 16 * 16);
+  // an error in the thread comes back as a rejection; the thread lives on
+  const broken = new BatchThread({ train: { kind: 'cifar-bin', files: [join(dir, 'missing.bin')], classes: [] }, size: 32, maker: opts });
+  t.teardown(() => broken.close());
+  await t.throwsAsync(broken.u8(0, 4), { instanceOf: DataError, message: /missing\.bin/ });
+  await t.throwsAsync(th.evalU8(0, 1, 40, 'centre'));
+  t.is((await th.u8(0, 2)).labels.length, 2);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('prefetch: items come in order, the next ones are made ahead, and the wait share is measured', async (t) => {
+  // a slow producer (40 ms) and a fast consumer: the consumer mostly waits
+  const made: number[] = [];
+  const slow = new Prefetcher(async (k) => {
+    made.push(k);
+    await sleep(40);
+    return k;
+  }, 2);
+  for (let k = 0; k < 6; k++) t.is(await slow.get(k), k);
+  t.deepEqual(made.slice(0, 3), [0, 1, 2], 'k+1 and k+2 requested with k');
+  const s1 = slow.stats();
+  t.is(s1.items, 6);
+  t.true(s1.waitShare > 0.6, `slow producer: waited ${(100 * s1.waitShare).toFixed(0)}%`);
+
+  // a fast producer (5 ms) and a slow consumer (40 ms a step): after the first item, no waiting
+  const fast = new Prefetcher(async (k) => {
+    await sleep(5);
+    return k;
+  }, 2);
+  for (let k = 0; k < 6; k++) {
+    t.is(await fast.get(k), k);
+    await sleep(40);
+  }
+  const s2 = fast.stats();
+  t.true(s2.waitShare < 0.15, `fast producer: waited ${(100 * s2.waitShare).toFixed(0)}%`);
+
+  // a jump (resume at another step) and a failing item
+  const p = new Prefetcher(async (k) => {
+    if (k === 11) throw new Error('eleven');
+    return k * 2;
+  }, 1);
+  t.is(await p.get(10), 20);
+  await t.throwsAsync(p.get(11), { message: 'eleven' });
+  t.is(await p.get(3), 6);
+  p.clear();
+});

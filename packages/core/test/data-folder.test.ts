@@ -1,0 +1,211 @@
+/** Image folders: listing, decoding (grayscale, CMYK, PNG), corrupt files skipped and reported, missing and empty folders. */
+import test from 'ava';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import {
+  DataError,
+  buildDecodedCache,
+  decodeImage,
+  listImageFolder,
+  listImageSplit,
+  openCacheFile,
+  openDataset,
+  openSet,
+  type DataWarning,
+} from '../src/data/index.js';
+import { gradientImage, sharedDatasets, tempDir, writeFile } from './data-fixtures.js';
+
+const cifarDir = join(sharedDatasets, 'cifar10');
+const imagenetteDir = join(sharedDatasets, 'imagenette-mini');
+
+test('the shared data sets are beside the repository', (t) => {
+  t.true(existsSync(cifarDir), `expected ${cifarDir} (../shared/datasets beside the repository)`);
+  t.true(existsSync(imagenetteDir), `expected ${imagenetteDir}`);
+});
+
+test('cifar10 image folder: sorted classes, test/ as the held-out split, a few images decode to 32x32 RGB', async (t) => {
+  const f = await listImageFolder(cifarDir);
+  t.deepEqual(f.train.classes, ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
+  t.is(f.heldOutName, 'test');
+  t.is(f.train.items.length, 50000);
+  t.is(f.heldOut!.items.length, 10000);
+  const first = f.train.items[0]!;
+  t.is(first.path, join(cifarDir, 'train', 'airplane', '0000.jpg'));
+  t.is(first.label, 0);
+  const cat = f.train.items.find((it) => it.path.endsWith(join('cat', '0003.jpg')))!;
+  t.is(cat.label, 3);
+  for (const it of f.train.items.filter((_, i) => i % 5000 === 0)) {
+    const img = await decodeImage(it.path, 32);
+    t.is(img.length, 3 * 32 * 32);
+    // a real photograph: the planes differ and are not constant
+    let diff = 0;
+    for (let p = 0; p < 1024; p++) diff += Math.abs(img[p]! - img[2048 + p]!);
+    t.true(diff > 0, it.path);
+  }
+  // sharp decodes what sharp's raw RGB says, in CHW
+  const { data } = await sharp(first.path).raw().toBuffer({ resolveWithObject: true });
+  const chw = await decodeImage(first.path, 32);
+  t.is(chw[0], data[0]);
+  t.is(chw[1024 + 5], data[5 * 3 + 1]);
+  t.is(chw[2048 + 1023], data[1023 * 3 + 2]);
+});
+
+test('imagenette-mini: val/ split, .JPEG names, grayscale images become RGB', async (t) => {
+  const f = await listImageFolder(imagenetteDir);
+  t.is(f.heldOutName, 'val');
+  t.is(f.train.classes.length, 10);
+  t.is(f.train.classes[0], 'n01440764');
+  t.is(f.train.items.length + f.heldOut!.items.length, 400);
+  const all = [...f.train.items, ...f.heldOut!.items];
+  const gray: string[] = [];
+  for (const it of all) if ((await sharp(it.path).metadata()).channels === 1) gray.push(it.path);
+  t.true(gray.length > 0, 'imagenette-mini has grayscale images');
+  for (const p of gray.slice(0, 3)) {
+    const img = await decodeImage(p, 64);
+    t.is(img.length, 3 * 64 * 64);
+    let same = true;
+    for (let i = 0; i < 64 * 64; i++) if (img[i] !== img[4096 + i] || img[i] !== img[8192 + i]) same = false;
+    t.true(same, `${p}: R = G = B`);
+  }
+});
+
+test('imagenette-mini end to end: decoded cache in a worker thread, reused the second time, statistics beside it', async (t) => {
+  const cache = tempDir(t);
+  const logs: string[] = [];
+  const warnings: DataWarning[] = [];
+  const d = await openDataset(imagenetteDir, { size: 32, cacheDir: cache, log: (l) => logs.push(l), onWarning: (w) => warnings.push(w) });
+  t.is(d.kind, 'image-folder');
+  t.is(d.trainCount, 300);
+  t.is(d.heldOutCount, 100);
+  t.is(warnings.length, 0);
+  t.true(logs.some((l) => l.startsWith('decoded 300 images')), logs.join('\n'));
+  const files = readdirSync(join(cache, 'decoded'));
+  t.is(files.filter((f) => f.endsWith('.u8')).length, 2);
+  t.is(files.filter((f) => f.endsWith('.stats.json')).length, 1);
+  // the stats are plausible photographs' statistics
+  for (const m of d.stats.mean) t.true(m > 50 && m < 200);
+  t.true(d.stats.eigenvalues[0] > d.stats.eigenvalues[1] && d.stats.eigenvalues[1] >= d.stats.eigenvalues[2] && d.stats.eigenvalues[2] > 0);
+  const set = openSet(d.train);
+  t.is(set.count, 300);
+  t.is(set.size, 32);
+  t.is(set.labels[0], 0);
+  t.is(set.labels[299], 9);
+  // reused: nothing decoded the second time
+  const logs2: string[] = [];
+  const d2 = await openDataset(imagenetteDir, { size: 32, cacheDir: cache, log: (l) => logs2.push(l) });
+  t.deepEqual(logs2, []);
+  t.deepEqual(d2.stats, d.stats);
+  t.deepEqual(d2.train, d.train);
+});
+
+/** A small image folder with every kind of file the loader must survive. */
+async function fixtureFolder(root: string): Promise<{ truncated: string; garbage: string }> {
+  const jpg = await gradientImage(40, 30, [200, 120, 40], 'jpeg');
+  writeFile(join(root, 'train', 'a', '0.jpg'), jpg);
+  writeFile(join(root, 'train', 'a', '1.JPEG'), await gradientImage(30, 40, [20, 200, 90], 'jpeg'));
+  writeFile(join(root, 'train', 'a', 'notes.txt'), 'not an image');
+  writeFile(join(root, 'train', 'b', '0.png'), await gradientImage(32, 32, [10, 20, 250], 'png'));
+  writeFile(join(root, 'train', 'b', 'gray.jpg'), await sharp(jpg).toColourspace('b-w').jpeg().toBuffer());
+  writeFile(join(root, 'train', 'b', 'cmyk.jpg'), await sharp(jpg).toColourspace('cmyk').jpeg().toBuffer());
+  const truncated = writeFile(join(root, 'train', 'b', 'truncated.jpg'), jpg.subarray(0, Math.floor(jpg.length * 0.6)));
+  const garbage = writeFile(join(root, 'train', 'c', 'garbage.png'), 'this is not a PNG');
+  writeFile(join(root, 'train', 'c', 'rgba.png'), await sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 1 } } }).png().toBuffer());
+  writeFile(join(root, 'val', 'b', '0.jpg'), jpg);
+  return { truncated, garbage };
+}
+
+test('grayscale and CMYK JPEGs and RGBA PNGs decode to RGB; the shorter side is resized and the centre kept', async (t) => {
+  const root = tempDir(t);
+  await fixtureFolder(root);
+  const rgb = await decodeImage(join(root, 'train', 'a', '0.jpg'), 16);
+  const gray = await decodeImage(join(root, 'train', 'b', 'gray.jpg'), 16);
+  const cmyk = await decodeImage(join(root, 'train', 'b', 'cmyk.jpg'), 16);
+  const rgba = await decodeImage(join(root, 'train', 'c', 'rgba.png'), 16);
+  for (const img of [rgb, gray, cmyk, rgba]) t.is(img.length, 3 * 16 * 16);
+  for (let i = 0; i < 256; i++) t.true(gray[i] === gray[256 + i] && gray[i] === gray[512 + i]);
+  // CMYK through the ICC profiles comes back near the RGB original (orange: R > G > B; the round trip through
+  // the CMYK gamut moves dark blues by ~30 levels)
+  const meanOf = (img: Uint8Array, c: number) => img.subarray(c * 256, (c + 1) * 256).reduce((s, v) => s + v, 0) / 256;
+  for (let c = 0; c < 3; c++) t.true(Math.abs(meanOf(cmyk, c) - meanOf(rgb, c)) < 40, `channel ${c}: ${meanOf(cmyk, c)} vs ${meanOf(rgb, c)}`);
+  t.true(meanOf(cmyk, 0) > meanOf(cmyk, 1) && meanOf(cmyk, 1) > meanOf(cmyk, 2));
+  t.deepEqual([meanOf(rgba, 0), meanOf(rgba, 1), meanOf(rgba, 2)], [255, 0, 0]);
+  // half-transparent red onto black; gray + alpha
+  const half = await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer();
+  const h = await decodeImage(half, 4);
+  t.true(Math.abs(h[0]! - 128) <= 1 && h[16] === 0 && h[32] === 0, `${h[0]} ${h[16]} ${h[32]}`);
+  const grayAlpha = await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 200, g: 200, b: 200, alpha: 0.5 } } }).toColourspace('b-w').png().toBuffer();
+  t.is((await sharp(grayAlpha).metadata()).channels, 2);
+  const ga = await decodeImage(grayAlpha, 4);
+  t.true(Math.abs(ga[0]! - 100) <= 1 && ga[0] === ga[16] && ga[0] === ga[32], `${ga[0]} ${ga[16]} ${ga[32]}`);
+  // 40x30 -> 21x16 -> centre 16x16: the gradient runs left to right
+  t.true(rgb[15]! > rgb[0]!);
+});
+
+test('an unreadable or truncated file is skipped and reported with its path, never a crash', async (t) => {
+  const root = tempDir(t);
+  const cache = tempDir(t);
+  const { truncated, garbage } = await fixtureFolder(root);
+  const warnings: DataWarning[] = [];
+  const split = await listImageSplit(join(root, 'train'), { onWarning: (w) => warnings.push(w) });
+  t.deepEqual(split.classes, ['a', 'b', 'c']);
+  t.is(split.items.length, 8, 'notes.txt is not an image');
+  const r = await buildDecodedCache({ items: split.items, classes: split.classes, size: 16, path: join(cache, 'x.u8'), source: split.dir, stats: true, onWarning: (w) => warnings.push(w) });
+  t.is(r.header.count, 6);
+  t.deepEqual(warnings.map((w) => w.path).sort(), [garbage, truncated].sort());
+  t.regex(warnings.find((w) => w.path === truncated)!.message, /premature end|truncat/i);
+  t.deepEqual(r.header.skipped.map((w) => w.path).sort(), [garbage, truncated].sort());
+  const set = openCacheFile(join(cache, 'x.u8'));
+  t.deepEqual([...set.labels], [0, 0, 1, 1, 1, 2]);
+  t.deepEqual(set.image(2), await decodeImage(join(root, 'train', 'b', '0.png'), 16));
+
+  // through openDataset: the skipped files are counted, and reported again when the cache is reused
+  const seen: DataWarning[] = [];
+  const d = await openDataset(root, { size: 16, cacheDir: cache, onWarning: (w) => seen.push(w) });
+  t.is(d.trainCount, 6);
+  t.is(d.heldOutName, 'val');
+  t.is(d.heldOutCount, 1);
+  t.is(d.warnings.length, 2);
+  const again: DataWarning[] = [];
+  await openDataset(root, { size: 16, cacheDir: cache, onWarning: (w) => again.push(w) });
+  t.deepEqual(again, seen);
+});
+
+test('missing and empty folders are DataErrors naming the path and what is expected', async (t) => {
+  const root = tempDir(t);
+  const missing = join(root, 'nope');
+  const e1 = await t.throwsAsync(openDataset(missing, { size: 32, cacheDir: root }), { instanceOf: DataError });
+  t.is(e1.path, missing);
+  t.regex(e1.message, /does not exist.*train\/<class>/);
+
+  mkdirSync(join(root, 'empty'));
+  const e2 = await t.throwsAsync(openDataset(join(root, 'empty'), { size: 32, cacheDir: root }), { instanceOf: DataError });
+  t.regex(e2.message, /neither an image folder .*nor the CIFAR-10 binary folder/);
+
+  mkdirSync(join(root, 'noclasses', 'train'), { recursive: true });
+  const e3 = await t.throwsAsync(listImageFolder(join(root, 'noclasses')), { instanceOf: DataError });
+  t.is(e3.path, join(root, 'noclasses', 'train'));
+  t.regex(e3.message, /has no class folders: expected .*train\/<class>\/\*\.jpg\|jpeg\|png/);
+
+  mkdirSync(join(root, 'noimages', 'train', 'a'), { recursive: true });
+  mkdirSync(join(root, 'noimages', 'train', 'b'), { recursive: true });
+  writeFile(join(root, 'noimages', 'train', 'a', 'readme.txt'), 'x');
+  const e4 = await t.throwsAsync(listImageFolder(join(root, 'noimages')), { instanceOf: DataError });
+  t.regex(e4.message, /no images in its 2 class folders/);
+
+  const e5 = await t.throwsAsync(listImageSplit(join(root, 'nope', 'train')), { instanceOf: DataError });
+  t.regex(e5.message, /does not exist/);
+
+  // a held-out class unknown to the training split
+  writeFile(join(root, 'mismatch', 'train', 'a', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  writeFile(join(root, 'mismatch', 'val', 'z', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  const e6 = await t.throwsAsync(listImageFolder(join(root, 'mismatch')), { instanceOf: DataError });
+  t.regex(e6.message, /not among the training split's 1 classes/);
+
+  // every file unreadable: an error, not an empty cache
+  writeFile(join(root, 'allbad', 'train', 'a', '0.jpg'), 'garbage');
+  const e7 = await t.throwsAsync(openDataset(join(root, 'allbad'), { size: 8, cacheDir: join(root, 'c') }), { instanceOf: DataError });
+  t.regex(e7.message, /none of the 1 images/);
+  t.false(existsSync(join(root, 'c', 'decoded')) && readdirSync(join(root, 'c', 'decoded')).some((f) => f.endsWith('.u8')));
+  t.truthy(readFileSync);
+});
