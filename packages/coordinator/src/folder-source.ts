@@ -32,7 +32,7 @@ import {
 import type { BatchSource, U8Batch } from './batch-source.js';
 
 export interface FolderBatch extends U8Batch {
-  /** Per-image PCA colour shift in pixel levels [N][3], already added (rounded) to `images`. */
+  /** Per-image PCA colour shift in pixel levels [N][3], already added (rounded) to `images` unless shiftInU8 is false. */
   readonly shifts: Float32Array;
   /** Epoch and training-set index of every image. */
   readonly epochs: Uint32Array;
@@ -50,6 +50,12 @@ export interface FolderSourceOptions {
   readonly prefetch?: number;
   /** Default: augmentFor(spec.inputSize) (paper style from 64 pixels, CIFAR style below). */
   readonly augment?: AugmentConfig;
+  /**
+   * Add the PCA colour shift to the uint8 pixels (rounded; default true).
+   * False sends the pixels unshifted with the exact shifts in `shifts`, for
+   * workers that add them in their normalisation.
+   */
+  readonly shiftInU8?: boolean;
   /** For "cifar10": where and what to download (tests). */
   readonly download?: Omit<Cifar10Options, 'cacheDir' | 'log'>;
   /** Progress lines (download, decoding). */
@@ -105,7 +111,7 @@ export class FolderSource implements BatchSource {
       train: dataset.train,
       heldOut: dataset.heldOut,
       size: augment.storedSize,
-      maker: { seed: o.seed, augment, stats: dataset.stats },
+      maker: { seed: o.seed, augment, stats: dataset.stats, shiftInU8: o.shiftInU8 },
     });
     return new FolderSource(dataset, augment, thread, o.prefetch ?? 2, o.seed);
   }

@@ -212,6 +212,12 @@ test('batches: every image once per epoch, batches straddle epochs, u8 and f32 a
         t.true(Math.abs(f.images[j]! - (want[c * size * size + p]! + shift[c]! - stats.mean[c]!) / 64) < 1e-5);
       }
   }
+  // the shifts alone, pixels left as they are (for a worker that adds them exactly)
+  const plain = new BatchMaker(set, { seed: 4, augment: cifarAugment(size), stats, shiftInU8: false }).u8(2, 4);
+  t.deepEqual(plain.shifts, u.shifts);
+  const none = new BatchMaker(set, { seed: 4, augment: { ...cifarAugment(size), pcaStd: 0 }, stats }).u8(2, 4);
+  t.deepEqual(plain.images, none.images);
+  t.notDeepEqual(plain.images, u.images);
   const again = new BatchMaker(set, { seed: 4, augment: cifarAugment(size), stats });
   t.deepEqual(again.u8(2, 4), u);
   t.notDeepEqual(new BatchMaker(set, { seed: 5, augment: cifarAugment(size), stats }).u8(2, 4).images, u.images);

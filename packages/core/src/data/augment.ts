@@ -21,9 +21,11 @@
  *   and flips are exact on uint8. PCA noise: the per-image shift (standard
  *   deviation ~5 levels along p_1) is added and rounded to the nearest level
  *   and clamped to 0..255 (`quantise`), an error of at most half a level.
- *   The per-image shift vectors are returned as well, so a worker that learns
- *   to add them (and to subtract the true mean, see images.ts) can be sent the
- *   exact values instead. Mean: the workers subtract 128 from every channel;
+ *   The per-image shift vectors are returned as well (BatchMaker's
+ *   `shiftInU8: false` leaves them out of the pixels), so a worker that learns
+ *   to add them (and to subtract the true mean, see the worker's images.ts) can
+ *   be sent the exact values instead: x = (u8 + shift_c - mean_c) / 64, 12
+ *   bytes per image on the wire. Mean: the workers subtract 128 from every channel;
  *   the difference from the true per-channel mean (CIFAR-10: 125, 123, 114)
  *   is a constant input offset that conv1's biases absorb (exactly so away
  *   from the zero padding).

@@ -42,6 +42,12 @@ export interface BatchMakerOptions {
   readonly mean?: readonly number[];
   /** Default true; false keeps the set's order in every epoch. */
   readonly shuffle?: boolean;
+  /**
+   * uint8 output: add the PCA shift to the pixels, rounded and clamped
+   * (default true). False leaves the pixels as they are and only returns the
+   * shifts, for a consumer that adds them exactly (augment.ts).
+   */
+  readonly shiftInU8?: boolean;
 }
 
 export interface BatchInfo {
@@ -55,7 +61,7 @@ export interface BatchInfo {
 export interface AugmentedU8Batch extends BatchInfo {
   readonly images: Uint8Array;
   readonly labels: Uint32Array;
-  /** Per-image PCA colour shift in pixel levels, [N][3] (already added, rounded, to `images`). */
+  /** Per-image PCA colour shift in pixel levels, [N][3] (already added, rounded, to `images` unless shiftInU8 is false). */
   readonly shifts: Float32Array;
 }
 
@@ -116,7 +122,7 @@ export class BatchMaker {
       const aug = drawAugment(a, this.o.seed, epochs[i]!, idx);
       const shift = shiftFor(aug, this.o.stats);
       shifts.set(shift, 3 * i);
-      cropU8(this.set.image(idx), this.set.size, a.pad, aug, a.crop, images, { n: size, i }, shift);
+      cropU8(this.set.image(idx), this.set.size, a.pad, aug, a.crop, images, { n: size, i }, this.o.shiftInU8 === false ? undefined : shift);
       labels[i] = this.set.labels[idx]!;
     }
     return { images, labels, shifts, epochs, indices };
