@@ -19,7 +19,8 @@ function childPids(lines: string[]): Record<string, number> {
 test('launch trains a few steps, writes its run directory and exits 0 leaving no process behind', async (t) => {
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-'));
   t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
-  const p = alexnet([...common, '--steps', '3', '--run-dir', runDir]);
+  // with an evaluation after step 2 and after the last step, on batches of another size than training's
+  const p = alexnet([...common, '--steps', '3', '--eval-every', '2', '--eval-batch', '5', '--eval-batches', '2', '--run-dir', runDir]);
   const { code } = await p.exited;
   t.is(code, 0, p.output());
   const pids = childPids(p.stderr);
@@ -27,9 +28,12 @@ test('launch trains a few steps, writes its run directory and exits 0 leaving no
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
   // prefixed output from all three
   for (const prefix of ['[worker0] ', '[worker1] ', '[coord] ']) t.true(p.stdout.some((l) => l.startsWith(prefix)), `lines prefixed ${prefix}`);
-  const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; loss?: number; step?: number });
-  t.deepEqual(events.map((e) => e.event), ['run', 'step', 'step', 'step', 'done']);
+  const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; loss?: number; step?: number; images?: number; top1_error?: number });
+  t.deepEqual(events.map((e) => e.event), ['run', 'step', 'step', 'eval', 'step', 'eval', 'done']);
   t.true(events.filter((e) => e.event === 'step').every((e) => Number.isFinite(e.loss)));
+  const evals = events.filter((e) => e.event === 'eval');
+  t.deepEqual(evals.map((e) => [e.step, e.images]), [[2, 10], [3, 10]]);
+  t.true(evals.every((e) => Number.isFinite(e.loss) && e.top1_error! >= 0 && e.top1_error! <= 1));
   t.true(fs.existsSync(path.join(runDir, 'run.json')));
   for (const f of ['worker0.log', 'worker1.log', 'coord.log']) t.true(fs.existsSync(path.join(runDir, f)), f);
 });

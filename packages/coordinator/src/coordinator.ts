@@ -1,8 +1,10 @@
 /**
  * The coordinator: checks that the two workers belong together (handshake),
  * configures them for a run, then for each step sends the batch to both,
- * waits for both, and logs the metrics. It never sees a parameter or an
- * activation: the workers exchange crossing tensors directly.
+ * waits for both, and logs the metrics; between steps it evaluates held-out
+ * batches the same way (Evaluate: forward only), and gets the logits back
+ * from tower 0. It never sees a parameter or an activation: the workers
+ * exchange crossing tensors directly.
  */
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -10,6 +12,7 @@ import type { ModelSpec, SgdHyper } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
+  decodeTensor,
   describeError,
   identityDifferences,
   isServiceError,
@@ -18,11 +21,13 @@ import {
   trafficTotals,
   type ConfigureReply,
   type CrossingTraffic,
+  type EvaluateReply,
   type HandshakeReply,
   type ModelIdentity,
   type StepReply,
 } from '@alexnet-mp/worker';
 import type { BatchSource, U8Batch } from './batch-source.js';
+import { summariseEval, type EvalBatchResult, type EvalMetrics, type EvalResult, type EvalSet } from './evaluation.js';
 import { UserError } from './cli/errors.js';
 
 export interface CoordinatorOptions {
@@ -33,6 +38,10 @@ export interface CoordinatorOptions {
   readonly seed: number;
   readonly hyper: SgdHyper;
   readonly source: BatchSource;
+  /** Evaluation during `run`: over `set` every `every` steps, and after the last step. */
+  readonly eval?: { readonly every: number; readonly set: EvalSet };
+  /** The largest batch `evaluate` will be given, when more than `batch` and `eval.set.maxBatch` (message size limits). */
+  readonly evalBatch?: number;
   readonly runId?: string;
   /** How long to wait for a worker to answer the handshake (it may still be starting). */
   readonly connectTimeoutMs?: number;
@@ -88,12 +97,17 @@ export class Coordinator {
   configured: [ConfigureReply, ConfigureReply] | null = null;
   private readonly info: (line: string) => void;
   private stepsDone = 0;
+  private evaluationsDone = 0;
   private inFlight: AbortController | null = null;
+  /** The largest evaluation batch the message size limits allow. */
+  readonly maxEvalBatch: number;
 
   constructor(readonly o: CoordinatorOptions) {
     this.runId = o.runId ?? newRunId();
     this.identity = modelIdentity(o.spec, o.protocolVersion ?? PROTOCOL_VERSION);
-    const limit = maxMessageBytes(o.spec, o.batch);
+    if (o.eval && !(Number.isInteger(o.eval.every) && o.eval.every >= 1)) throw new UserError(`evaluation every ${o.eval.every} steps: give an integer >= 1`);
+    this.maxEvalBatch = Math.max(o.batch, o.evalBatch ?? 0, o.eval?.set.maxBatch ?? 0);
+    const limit = maxMessageBytes(o.spec, this.maxEvalBatch);
     this.clients = [new WorkerClient(o.workers[0], limit), new WorkerClient(o.workers[1], limit)];
     this.info = o.info ?? (() => {});
   }
@@ -148,23 +162,25 @@ export class Coordinator {
     if (reply.tower !== t) diffs.push(`tower differs (expected tower ${t}, the worker is tower ${reply.tower})`);
     if (diffs.length > 0) throw new UserError(`${this.label(t)} refused: ${diffs.join('; ')}`);
     if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
+    if (this.o.eval) {
+      if (!reply.features.includes('evaluate')) throw new UserError(`${this.label(t)} cannot evaluate (an older build without Worker.Evaluate): update it or run without evaluation`);
+      if (this.o.eval.set.maxBatch > reply.max_batch) throw new UserError(`evaluation batch ${this.o.eval.set.maxBatch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
+    }
     this.info(`${this.label(t)}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, device ${reply.device}, pid ${reply.pid} on ${reply.hostname}`);
     return reply;
   }
 
-  /** One step on both workers; throws WorkerFailure naming the worker that failed first. */
-  async step(b: U8Batch): Promise<StepMetrics> {
-    const step = this.stepsDone;
-    const labels = Array.from(b.labels);
-    const t0 = performance.now();
+  /**
+   * The same call on both workers at once; the first failure cancels the other call (its worker may be
+   * waiting for a tensor that will never come) and throws a WorkerFailure naming the worker that failed first.
+   */
+  private async onBoth<R>(what: string, call: (t: number, signal: AbortSignal) => Promise<R>): Promise<[R, R]> {
     const abort = new AbortController();
     this.inFlight = abort;
     let firstFailed: number | null = null;
-    const hyper = { lr: this.o.hyper.lr, momentum: this.o.hyper.momentum, weight_decay: this.o.hyper.weightDecay };
     const settled = await Promise.allSettled(
       [0, 1].map((t) =>
-        this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal: abort.signal }).catch((e: unknown) => {
-          // the first failure cancels the other worker's step (it may be waiting for a tensor that will never come)
+        call(t, abort.signal).catch((e: unknown) => {
           if (firstFailed === null) {
             firstFailed = t;
             abort.abort(new Error(`tower ${t} failed`));
@@ -179,9 +195,18 @@ export class Coordinator {
       const why = (t: number) => describeError((settled[t] as PromiseRejectedResult).reason);
       const other = 1 - ft;
       const otherFailed = settled[other]!.status === 'rejected' && !(isServiceError((settled[other] as PromiseRejectedResult).reason) && ((settled[other] as PromiseRejectedResult).reason as grpc.ServiceError).code === grpc.status.CANCELLED);
-      throw new WorkerFailure(`${this.label(ft)} failed at step ${step}: ${why(ft)}${otherFailed ? `; ${this.label(other)} also failed: ${why(other)}` : ''}`, ft);
+      throw new WorkerFailure(`${this.label(ft)} failed at ${what}: ${why(ft)}${otherFailed ? `; ${this.label(other)} also failed: ${why(other)}` : ''}`, ft);
     }
-    const replies = settled.map((s) => (s as PromiseFulfilledResult<StepReply>).value);
+    return settled.map((s) => (s as PromiseFulfilledResult<R>).value) as [R, R];
+  }
+
+  /** One step on both workers; throws WorkerFailure naming the worker that failed first. */
+  async step(b: U8Batch): Promise<StepMetrics> {
+    const step = this.stepsDone;
+    const labels = Array.from(b.labels);
+    const t0 = performance.now();
+    const hyper = { lr: this.o.hyper.lr, momentum: this.o.hyper.momentum, weight_decay: this.o.hyper.weightDecay };
+    const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal }));
     this.stepsDone++;
     const ms = performance.now() - t0;
     const r0 = replies[0]!;
@@ -214,17 +239,101 @@ export class Coordinator {
     };
   }
 
-  /** Runs `steps` steps from the source, prefetching the next batch while the workers compute. */
-  async run(steps: number, onStep: (m: StepMetrics) => void, signal?: AbortSignal): Promise<StepMetrics[]> {
+  /**
+   * One batch through both workers' forward pass (Worker.Evaluate) with the current parameters: tower 0's
+   * logits ([class][image]) and, when the batch has labels, its loss and top-1/top-5 counts. Between steps only.
+   */
+  async evaluateBatch(b: U8Batch): Promise<EvalBatchResult> {
+    const { inputChannels: C, inputSize: S, classes } = this.o.spec;
+    const n = b.images.length / (C * S * S);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`an evaluation batch of ${b.images.length} bytes is not uint8 [${C}][N][${S}][${S}]`);
+    if (n > this.maxEvalBatch) throw new Error(`an evaluation batch of ${n} images is more than this coordinator's message size limits allow (${this.maxEvalBatch}: pass evalBatch)`);
+    if (b.labels.length !== 0 && b.labels.length !== n) throw new Error(`${b.labels.length} labels for an evaluation batch of ${n} images`);
+    for (const [t, h] of (this.handshakes ?? []).entries()) {
+      if (!h.features.includes('evaluate')) throw new UserError(`${this.label(t)} cannot evaluate (an older build without Worker.Evaluate)`);
+      if (n > h.max_batch) throw new UserError(`an evaluation batch of ${n} is more than ${this.label(t)} accepts (it was started with --max-batch ${h.max_batch})`);
+    }
+    const evaluation = this.evaluationsDone;
+    const req = { run_id: this.runId, evaluation, step: this.stepsDone, images: b.images, labels: Array.from(b.labels) };
+    const replies: EvaluateReply[] = await this.onBoth(`evaluation ${evaluation} (after step ${this.stepsDone})`, (t, signal) => this.clients[t]!.evaluate(req, { signal }));
+    this.evaluationsDone++;
+    const r0 = replies[0]!;
+    if (!r0.logits) throw new Error(`tower 0 returned no logits for evaluation ${evaluation}`);
+    return {
+      evaluation,
+      batch: n,
+      loss: r0.loss,
+      correct: r0.correct,
+      correct_top5: r0.correct_top5,
+      logits: decodeTensor(r0.logits, [classes, n]),
+      labels: b.labels,
+      workers: replies.map((r) => {
+        const tt = trafficTotals(r.traffic);
+        return { tower: r.tower, compute_ms: r.timing.compute_ms, exchange_ms: r.timing.exchange_ms, sent_bytes: tt.sent, received_bytes: tt.received };
+      }),
+      traffic: replies.map((r) => r.traffic),
+    };
+  }
+
+  /**
+   * Evaluates a set of labelled batches (they may differ in size) with the current parameters: mean loss,
+   * top-1 and top-5 error over all their images, and with `logits: true` (the default) each batch's logits,
+   * e.g. for averaging the softmax over an image's ten patches. The next batch is fetched while the
+   * workers compute.
+   */
+  async evaluate(batches: AsyncIterable<U8Batch> | Iterable<U8Batch | Promise<U8Batch>>, o: { logits?: boolean } = {}): Promise<EvalResult> {
+    const keep = o.logits ?? true;
+    const t0 = performance.now();
+    const step = this.stepsDone;
+    const results: EvalBatchResult[] = [];
+    const logits: Float32Array[] = [];
+    const labels: Uint32Array[] = [];
+    const it = Symbol.asyncIterator in batches ? batches[Symbol.asyncIterator]() : (batches as Iterable<U8Batch | Promise<U8Batch>>)[Symbol.iterator]();
+    let next = Promise.resolve(it.next());
+    for (;;) {
+      const r = await next;
+      if (r.done) break;
+      const b = await r.value;
+      if (b.labels.length === 0) throw new Error('evaluate needs labelled batches (use evaluateBatch for logits only)');
+      const pending = this.evaluateBatch(b);
+      // the next batch is made while the workers compute (a failure surfaces when it is awaited)
+      next = Promise.resolve(it.next());
+      next.catch(() => {});
+      const res = await pending;
+      results.push({ ...res, logits: new Float32Array(0) });
+      if (keep) {
+        logits.push(res.logits);
+        labels.push(res.labels);
+      }
+    }
+    return { ...summariseEval(step, results, performance.now() - t0), logits, labels };
+  }
+
+  /** Evaluates `eval.set` (see the options), as a metrics line. */
+  async evaluateHeldOut(): Promise<EvalMetrics> {
+    if (!this.o.eval) throw new Error('no evaluation set: give the eval option');
+    const { logits: _l, labels: _b, ...summary } = await this.evaluate(this.o.eval.set.batches(), { logits: false });
+    return { event: 'eval', ...summary };
+  }
+
+  /**
+   * Runs `steps` steps from the source, prefetching the next batch while the workers compute; with the
+   * eval option, evaluates the held-out set every `eval.every` steps and after the last step.
+   */
+  async run(steps: number, onStep: (m: StepMetrics) => void, o: { signal?: AbortSignal; onEval?: (m: EvalMetrics) => void } = {}): Promise<StepMetrics[]> {
     const all: StepMetrics[] = [];
     let next = steps > 0 ? this.o.source.batch(this.stepsDone, this.o.batch) : null;
     for (let i = 0; i < steps; i++) {
-      if (signal?.aborted) throw signal.reason;
+      if (o.signal?.aborted) throw o.signal.reason;
       const b = await next!;
       next = i + 1 < steps ? this.o.source.batch(this.stepsDone + 1, this.o.batch) : null;
       const m = await this.step(b);
       all.push(m);
       onStep(m);
+      if (this.o.eval && (this.stepsDone % this.o.eval.every === 0 || i === steps - 1)) {
+        const e = await this.evaluateHeldOut();
+        o.onEval?.(e);
+      }
     }
     return all;
   }

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StepMetrics } from './coordinator.js';
+import type { EvalMetrics } from './evaluation.js';
 
 export class MetricsLog {
   private readonly file: string | null;
@@ -38,10 +39,12 @@ export interface RunSummary {
   /** Per worker: the share of its step time spent waiting on the exchange with its peer. */
   exchange_share: number[];
   crossing_bytes_per_step: number;
+  /** The last evaluation (--eval-every), null when none ran. */
+  eval_last: { step: number; loss: number; top1_error: number; top5_error: number; images: number } | null;
 }
 
 /** The end-of-run summary. Step 0 compiles the kernels, so the rates leave it out when there are more steps. */
-export function summarise(steps: StepMetrics[], elapsedMs: number): RunSummary {
+export function summarise(steps: StepMetrics[], elapsedMs: number, evals: readonly EvalMetrics[] = []): RunSummary {
   const timed = steps.length > 1 ? steps.slice(1) : steps;
   const tail = steps.slice(-Math.min(10, steps.length));
   const share = (t: number) => {
@@ -59,5 +62,6 @@ export function summarise(steps: StepMetrics[], elapsedMs: number): RunSummary {
     top1_last: tail.length ? tail.reduce((s, m) => s + m.top1, 0) / tail.length : null,
     exchange_share: steps.length ? [share(0), share(1)] : [],
     crossing_bytes_per_step: steps[0]?.crossing_bytes ?? 0,
+    eval_last: evals.length ? (({ step, loss, top1_error, top5_error, images }) => ({ step, loss, top1_error, top5_error, images }))(evals[evals.length - 1]!) : null,
   };
 }

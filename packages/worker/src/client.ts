@@ -7,6 +7,8 @@ import {
   sizeLimitOptions,
   type ConfigureReply,
   type ConfigureRequest,
+  type EvaluateReply,
+  type EvaluateRequest,
   type HandshakeReply,
   type HandshakeRequest,
   type ParameterTensor,
@@ -40,6 +42,10 @@ export class WorkerClient {
 
   step(req: StepRequest, o?: CallOptions): Promise<StepReply> {
     return unary(this.client, 'Step', req, o);
+  }
+
+  evaluate(req: EvaluateRequest, o?: CallOptions): Promise<EvaluateReply> {
+    return unary(this.client, 'Evaluate', req, o);
   }
 
   status(o?: CallOptions): Promise<StatusReply> {

@@ -3,12 +3,25 @@
  *
  * Tensors are pushed by the peer (Peer.Exchange) whenever it has them, which
  * may be before this worker needs them, or even before this worker has
- * received the Step call of that step: the mailbox keeps them by
- * (step, point, direction) until `take`.
+ * received the Step (or Evaluate) call: the mailbox keeps them by
+ * (phase, point, direction) until `take`, the phase being a training step
+ * or an evaluation, numbered separately: their keys never collide.
  */
 import type { CrossingTraffic, Direction } from './protocol.js';
 
-export const mailKey = (step: number, point: string, dir: Direction) => `${step}/${point}/${dir}`;
+/** What a crossing tensor belongs to: training step n (Peer.Exchange) or the run's n-th Evaluate call (Peer.EvalExchange). */
+export interface Phase {
+  readonly kind: 'step' | 'eval';
+  readonly n: number;
+}
+
+export const stepPhase = (n: number): Phase => ({ kind: 'step', n });
+export const evalPhase = (n: number): Phase => ({ kind: 'eval', n });
+
+/** "step 3" or "evaluation 3", for messages. */
+export const describePhase = (p: Phase) => `${p.kind === 'step' ? 'step' : 'evaluation'} ${p.n}`;
+
+export const mailKey = (phase: Phase, point: string, dir: Direction) => `${phase.kind}/${phase.n}/${point}/${dir}`;
 
 export class Mailbox {
   private readonly arrived = new Map<string, Float32Array>();
@@ -65,9 +78,12 @@ export class Mailbox {
     });
   }
 
-  /** Drops what arrived for steps before `step`. */
-  dropBefore(step: number): void {
-    for (const k of this.arrived.keys()) if (Number(k.split('/')[0]) < step) this.arrived.delete(k);
+  /** Drops what arrived for phases of the same kind before `phase` (steps before a step, evaluations before an evaluation). */
+  dropBefore(phase: Phase): void {
+    for (const k of [...this.arrived.keys()]) {
+      const [kind, n] = k.split('/');
+      if (kind === phase.kind && Number(n) < phase.n) this.arrived.delete(k);
+    }
   }
 
   /** Rejects every waiter and refuses further tensors. */

@@ -2,6 +2,6 @@
 export * from './protocol.js';
 export * from './rpc.js';
 export * from './images.js';
-export { Mailbox, Traffic, trafficTotals } from './exchange.js';
-export { startWorker, TowerWorker, DEFAULT_MAX_BATCH, type WorkerOptions, type RunningWorker } from './worker.js';
+export { Mailbox, Traffic, trafficTotals, mailKey, stepPhase, evalPhase, type Phase } from './exchange.js';
+export { startWorker, TowerWorker, DEFAULT_MAX_BATCH, meanCrossEntropy, type WorkerOptions, type RunningWorker } from './worker.js';
 export { WorkerClient } from './client.js';

@@ -14,6 +14,14 @@ import { crossingSizes, planModel, shapeSize, towerParamLayers, type ModelSpec }
 /** The protocol this build speaks; alexnet.v1 on the wire. */
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * Calls added within alexnet.v1 that this build serves, listed in
+ * HandshakeReply.features (older workers list none):
+ * - "evaluate": Worker.Evaluate and Peer.EvalExchange.
+ */
+export const FEATURES = ['evaluate'] as const;
+export type Feature = (typeof FEATURES)[number];
+
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
 export const protoFiles = ['alexnet/v1/common.proto', 'alexnet/v1/worker.proto', 'alexnet/v1/peer.proto'];
 
@@ -97,6 +105,7 @@ export interface HandshakeReply {
   max_batch: number;
   hostname: string;
   pid: number;
+  features: string[];
 }
 
 export interface ConfigureRequest {
@@ -133,7 +142,29 @@ export interface StepReply {
   traffic: CrossingTraffic[];
 }
 
-export type WorkerState = 'IDLE' | 'READY' | 'STEPPING' | 'FAILED';
+export interface EvaluateRequest {
+  run_id: string;
+  evaluation: number;
+  step: number;
+  images: Uint8Array;
+  labels: number[];
+}
+
+export interface EvaluateReply {
+  evaluation: number;
+  tower: number;
+  batch: number;
+  has_loss: boolean;
+  loss: number;
+  correct: number;
+  correct_top5: number;
+  /** Tower 0: [classes, N]; tower 1: null (proto-loader leaves an unset message field null). */
+  logits: Tensor | null;
+  timing: StepTiming;
+  traffic: CrossingTraffic[];
+}
+
+export type WorkerState = 'IDLE' | 'READY' | 'STEPPING' | 'FAILED' | 'EVALUATING';
 
 export interface StatusReply {
   model: ModelIdentity;
@@ -151,6 +182,8 @@ export interface StatusReply {
   last_step_timing: StepTiming;
   uptime_s: number;
   pid: number;
+  evaluations_done: number;
+  eval_traffic: CrossingTraffic[];
 }
 
 export interface ParameterTensor {
@@ -174,6 +207,15 @@ export interface ExchangeRequest {
   point: string;
   direction: Direction;
   from_tower: number;
+  tensor: Tensor;
+}
+
+export interface EvalExchangeRequest {
+  run_id: string;
+  evaluation: number;
+  point: string;
+  from_tower: number;
+  batch: number;
   tensor: Tensor;
 }
 
@@ -222,12 +264,13 @@ const MESSAGE_SLACK = 1 << 20;
 
 /**
  * The largest message of a run of this preset with batches up to maxBatch:
- * a Step request (uint8 images and labels), a crossing tensor, or one
- * parameter tensor (GetParameters sends them one at a time), plus slack.
+ * a Step or Evaluate request (uint8 images and labels), a crossing tensor,
+ * an Evaluate reply's logits, or one parameter tensor (GetParameters sends
+ * them one at a time), plus slack.
  */
 export function maxMessageBytes(spec: ModelSpec, maxBatch: number): number {
   const images = spec.inputChannels * spec.inputSize * spec.inputSize * maxBatch + 5 * maxBatch;
-  const crossing = Math.max(...crossingSizes(spec, maxBatch).map((c) => c.floats)) * 4;
+  const crossing = Math.max(...crossingSizes(spec, maxBatch).map((c) => c.floats), spec.classes * maxBatch) * 4;
   let param = 0;
   for (const t of [0, 1] as const) {
     for (const l of towerParamLayers(spec, t)) param = Math.max(param, l.shape.reduce((a, b) => a * b, 1) * 4);

@@ -12,6 +12,11 @@
  *   gradient and adds (tower 0's slice) + (tower 1's slice) of its own;
  * - the SGD update is local.
  * Both towers compute at the same time between exchanges.
+ *
+ * An evaluation (Evaluate) is the forward pass alone, without dropout, on a
+ * Tower for the evaluation's batch size that shares the training tower's
+ * parameters; its crossing tensors travel with Peer.EvalExchange and are
+ * keyed by the evaluation's number, apart from the steps' tensors.
  */
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
@@ -34,6 +39,7 @@ import {
   type TowerIndex,
 } from '@alexnet-mp/core';
 import {
+  FEATURES,
   PROTOCOL_VERSION,
   crossingShape,
   decodeTensor,
@@ -48,6 +54,9 @@ import {
   type ConfigureReply,
   type ConfigureRequest,
   type Direction,
+  type EvalExchangeRequest,
+  type EvaluateReply,
+  type EvaluateRequest,
   type ExchangeRequest,
   type HandshakeReply,
   type HandshakeRequest,
@@ -58,10 +67,11 @@ import {
   type StepReply,
   type StepRequest,
   type StepTiming,
+  type Tensor,
   type WorkerState,
 } from './protocol.js';
 import { RpcError, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
-import { Mailbox, Traffic, mailKey } from './exchange.js';
+import { Mailbox, Traffic, describePhase, evalPhase, mailKey, stepPhase, type Phase } from './exchange.js';
 import { normaliseImages } from './images.js';
 
 export interface WorkerOptions {
@@ -104,12 +114,24 @@ interface Run {
   readonly peer: PeerLink;
   readonly mailbox: Mailbox;
   stepsDone: number;
-  /** Traffic per step, created by whichever comes first: the peer's tensor or the Step call. */
-  readonly stepTraffic: Map<number, Traffic>;
+  /** Evaluate calls done (the next one's number). */
+  evaluationsDone: number;
+  /** Traffic per step or evaluation (by phaseKey), created by whichever comes first: the peer's tensor or the call. */
+  readonly phaseTraffic: Map<string, Traffic>;
   readonly total: Traffic;
+  readonly evalTotal: Traffic;
   lastTraffic: Traffic;
   lastTiming: StepTiming;
+  /** Towers for evaluation batch sizes other than the training batch, sharing the training tower's ParamStore. */
+  readonly evalTowers: Map<number, Tower>;
   abort: AbortController | null;
+}
+
+/** The crossing exchanges of one step or evaluation, and the time spent blocked on them. */
+interface Crossings {
+  /** Sends `send` (if any) and takes the peer's tensor (if `take`), both at once. */
+  cross(point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null>;
+  readonly exchangeMs: number;
 }
 
 /** The client side of the other worker's Peer service. */
@@ -124,7 +146,23 @@ class PeerLink {
   }
 }
 
+const phaseKey = (p: Phase) => `${p.kind}/${p.n}`;
+
 const zeroTiming = (): StepTiming => ({ total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0 });
+
+/** Mean softmax cross-entropy, in float64, of logits laid out [class][image]. */
+export function meanCrossEntropy(logits: Float32Array, labels: ArrayLike<number>, classes: number): number {
+  const N = labels.length;
+  let sum = 0;
+  for (let n = 0; n < N; n++) {
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, logits[c * N + n]!);
+    let z = 0;
+    for (let c = 0; c < classes; c++) z += Math.exp(logits[c * N + n]! - max);
+    sum += max + Math.log(z) - logits[labels[n]! * N + n]!;
+  }
+  return sum / N;
+}
 
 export class TowerWorker {
   private state: WorkerState = 'IDLE';
@@ -188,12 +226,13 @@ export class TowerWorker {
       max_batch: this.maxBatch,
       hostname: os.hostname(),
       pid: process.pid,
+      features: [...FEATURES],
     };
   });
 
   configure = unaryHandler<ConfigureRequest, ConfigureReply>(async (req) => {
     if (!this.handshaken.has(req.run_id)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} has not shaken hands with this worker`);
-    if (this.state === 'STEPPING') throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: a step of run ${this.run?.id} is running`);
+    if (this.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of run ${this.run?.id} is running`);
     if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > this.maxBatch) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch} is outside 1..${this.maxBatch} (start the worker with a larger --max-batch)`);
     }
@@ -222,10 +261,13 @@ export class TowerWorker {
       peer,
       mailbox: new Mailbox(),
       stepsDone: 0,
-      stepTraffic: new Map(),
+      evaluationsDone: 0,
+      phaseTraffic: new Map(),
       total: new Traffic(this.points),
+      evalTotal: new Traffic(this.points),
       lastTraffic: new Traffic(this.points),
       lastTiming: zeroTiming(),
+      evalTowers: new Map(),
       abort: null,
     };
     this.state = 'READY';
@@ -258,8 +300,7 @@ export class TowerWorker {
     const run = this.run;
     if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${run.id}`);
-    if (this.state === 'STEPPING') throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: step ${run.stepsDone} is running`);
-    if (this.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `the run failed earlier (${this.lastError}); configure again`);
+    this.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
     const S = this.o.spec.inputSize;
     const want = this.o.spec.inputChannels * run.batch * S * S;
@@ -269,28 +310,66 @@ export class TowerWorker {
     const hp = req.hyper;
     if (!hp || !(hp.lr >= 0)) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'a step needs SGD hyper-parameters');
 
-    this.state = 'STEPPING';
+    return this.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => this.runStep(run, req, signal));
+  });
+
+  evaluate = unaryHandler<EvaluateRequest, EvaluateReply>(async (req, call) => {
+    const run = this.run;
+    if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
+    if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${run.id}`);
+    this.checkIdle(run);
+    if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation after step ${req.step} asked of a worker that has done ${run.stepsDone} steps`);
+    if (req.evaluation !== run.evaluationsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation ${req.evaluation} out of order: this worker is at evaluation ${run.evaluationsDone}`);
+    const { inputChannels: C, inputSize: S, classes } = this.o.spec;
+    const perImage = C * S * S;
+    const n = req.images.length / perImage;
+    if (!Number.isInteger(n) || n < 1 || n > this.maxBatch) {
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.images.length} image bytes: expected uint8 [${C}][N][${S}][${S}] with N in 1..${this.maxBatch} (${perImage} bytes an image)`);
+    }
+    if (req.labels.length !== 0 && req.labels.length !== n) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.labels.length} labels for an evaluation batch of ${n} (give ${n} or none)`);
+    if (req.labels.some((l) => l >= classes)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a label is not below ${classes} classes`);
+    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => this.runEvaluation(run, req, n, signal));
+  });
+
+  private get busy(): boolean {
+    return this.state === 'STEPPING' || this.state === 'EVALUATING';
+  }
+
+  /** Refuses a step or evaluation while another runs or after a failure. */
+  private checkIdle(run: Run): void {
+    if (this.state === 'STEPPING') throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: step ${run.stepsDone} is running`);
+    if (this.state === 'EVALUATING') throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: evaluation ${run.evaluationsDone} is running`);
+    if (this.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `the run failed earlier (${this.lastError}); configure again`);
+  }
+
+  /**
+   * Runs a step or an evaluation in state `state`: the coordinator cancelling the call aborts it;
+   * on any failure the worker is FAILED (the peer may be waiting for a tensor that will never come).
+   */
+  private async guarded<T>(run: Run, phase: Phase, state: 'STEPPING' | 'EVALUATING', call: grpc.ServerUnaryCall<unknown, unknown>, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const what = describePhase(phase);
+    this.state = state;
     const abort = new AbortController();
     run.abort = abort;
-    const onCancel = () => abort.abort(new RpcError(grpc.status.CANCELLED, `step ${req.step} cancelled by the coordinator`));
+    const onCancel = () => abort.abort(new RpcError(grpc.status.CANCELLED, `${what} cancelled by the coordinator`));
     call.on('cancelled', onCancel);
     try {
-      const reply = await this.runStep(run, req, abort.signal);
+      const reply = await f(abort.signal);
       this.state = 'READY';
       return reply;
     } catch (e) {
       const err = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : e;
       this.state = 'FAILED';
-      this.lastError = `step ${req.step}: ${describeError(err)}`;
-      run.mailbox.close(new Error(`the run failed at step ${req.step}`));
-      this.log(`step ${req.step} failed: ${describeError(err)}`);
+      this.lastError = `${what}: ${describeError(err)}`;
+      run.mailbox.close(new Error(`the run failed at ${what}`));
+      this.log(`${what} failed: ${describeError(err)}`);
       if (err instanceof RpcError) throw err;
-      throw new RpcError(isServiceError(err) ? err.code : grpc.status.INTERNAL, `tower ${this.tower}, step ${req.step}: ${describeError(err)}`);
+      throw new RpcError(isServiceError(err) ? err.code : grpc.status.INTERNAL, `tower ${this.tower}, ${what}: ${describeError(err)}`);
     } finally {
       run.abort = null;
       call.removeListener('cancelled', onCancel);
     }
-  });
+  }
 
   status = unaryHandler<unknown, StatusReply>(async () => {
     const run = this.run;
@@ -310,13 +389,15 @@ export class TowerWorker {
       last_step_timing: run?.lastTiming ?? zeroTiming(),
       uptime_s: (Date.now() - this.started) / 1000,
       pid: process.pid,
+      evaluations_done: run?.evaluationsDone ?? 0,
+      eval_traffic: (run?.evalTotal ?? new Traffic(this.points)).list(),
     };
   });
 
   getParameters = streamHandler<{ include_momentum: boolean }, ParameterTensor>(async (req, write) => {
     const run = this.run;
     if (!run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: no parameters yet');
-    if (this.state === 'STEPPING') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'a step is running; ask between steps');
+    if (this.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
     const step = run.stepsDone;
     const params = await run.tower.syncParams();
     for (const l of towerParamLayers(this.o.spec, this.tower)) {
@@ -340,28 +421,49 @@ export class TowerWorker {
   });
 
   exchange = unaryHandler<ExchangeRequest, object>(async (req) => {
-    const run = this.run;
-    if (!run || req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} is not configured for run ${req.run_id}`);
-    if (this.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} failed: ${this.lastError}`);
-    if (req.from_tower !== this.other) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a tensor from tower ${req.from_tower} reached tower ${this.tower}`);
+    const run = this.acceptingRun(req.run_id, req.from_tower);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for step ${req.step} reached tower ${this.tower} at step ${run.stepsDone}`);
-    if (!this.points.includes(req.point)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no crossing point ${req.point}`);
-    if (req.direction !== 'FORWARD' && req.direction !== 'BACKWARD') throw new RpcError(grpc.status.INVALID_ARGUMENT, `direction ${req.direction}`);
-    if (!this.receives(req.point, req.direction)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${this.tower} takes no ${req.direction.toLowerCase()} tensor at ${req.point}`);
+    this.accept(run, stepPhase(req.step), req.point, req.direction, run.batch, req.tensor);
+    return {};
+  });
+
+  evalExchange = unaryHandler<EvalExchangeRequest, object>(async (req) => {
+    const run = this.acceptingRun(req.run_id, req.from_tower);
+    if (req.evaluation !== run.evaluationsDone) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for evaluation ${req.evaluation} reached tower ${this.tower} at evaluation ${run.evaluationsDone}`);
+    }
+    if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > this.maxBatch) throw new RpcError(grpc.status.INVALID_ARGUMENT, `evaluation batch ${req.batch} is outside 1..${this.maxBatch}`);
+    this.accept(run, evalPhase(req.evaluation), req.point, 'FORWARD', req.batch, req.tensor);
+    return {};
+  });
+
+  /** The run a peer's tensor is for, if this worker takes tensors for it. */
+  private acceptingRun(runId: string, fromTower: number): Run {
+    const run = this.run;
+    if (!run || runId !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} is not configured for run ${runId}`);
+    if (this.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} failed: ${this.lastError}`);
+    if (fromTower !== this.other) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a tensor from tower ${fromTower} reached tower ${this.tower}`);
+    return run;
+  }
+
+  /** Checks a peer's tensor (point, direction, shape for `batch` images), counts it and leaves it in the mailbox. */
+  private accept(run: Run, phase: Phase, point: string, dir: Direction, batch: number, tensor: Tensor): void {
+    if (!this.points.includes(point)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no crossing point ${point}`);
+    if (dir !== 'FORWARD' && dir !== 'BACKWARD') throw new RpcError(grpc.status.INVALID_ARGUMENT, `direction ${dir}`);
+    if (!this.receives(point, dir)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${this.tower} takes no ${dir.toLowerCase()} tensor at ${point}`);
     let x: Float32Array;
     try {
-      x = decodeTensor(req.tensor, crossingShape(this.o.spec, req.point, run.batch));
+      x = decodeTensor(tensor, crossingShape(this.o.spec, point, batch));
     } catch (e) {
-      throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.point} ${req.direction.toLowerCase()}: ${(e as Error).message}`);
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `${point} ${dir.toLowerCase()}: ${(e as Error).message}`);
     }
-    this.trafficOf(run, req.step).received(req.point, req.direction, req.tensor.data.byteLength);
+    this.trafficOf(run, phase).received(point, dir, tensor.data.byteLength);
     try {
-      run.mailbox.put(mailKey(req.step, req.point, req.direction), x);
+      run.mailbox.put(mailKey(phase, point, dir), x);
     } catch (e) {
       throw new RpcError(grpc.status.FAILED_PRECONDITION, (e as Error).message);
     }
-    return {};
-  });
+  }
 
   /** What tower t takes from its peer: everything but tower 0's fc7 (forward) and tower 1's d(fc7) slice sent by tower 1 (backward). */
   private receives(point: string, dir: Direction): boolean {
@@ -369,13 +471,77 @@ export class TowerWorker {
     return dir === 'FORWARD' ? this.tower === 0 : this.tower === 1;
   }
 
-  private trafficOf(run: Run, step: number): Traffic {
-    let t = run.stepTraffic.get(step);
+  private trafficOf(run: Run, phase: Phase): Traffic {
+    const key = phaseKey(phase);
+    let t = run.phaseTraffic.get(key);
     if (!t) {
       t = new Traffic(this.points);
-      run.stepTraffic.set(step, t);
+      run.phaseTraffic.set(key, t);
     }
     return t;
+  }
+
+  /**
+   * The exchanges of one step or evaluation of `batch` images: sending with Peer.Exchange (steps) or
+   * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys; blocked time counted.
+   */
+  private crossings(run: Run, phase: Phase, batch: number, traffic: Traffic, signal: AbortSignal): Crossings {
+    let exchangeMs = 0;
+    const what = describePhase(phase);
+    const cross = async (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
+      signal.throwIfAborted();
+      const ts = performance.now();
+      const jobs: Promise<unknown>[] = [];
+      let got: Float32Array | null = null;
+      if (send) jobs.push(this.send(run, phase, batch, point, dir, send, signal, traffic));
+      if (take) {
+        jobs.push(
+          run.mailbox
+            .take(mailKey(phase, point, dir), signal, this.exchangeTimeoutMs, () => `${point} ${dir.toLowerCase()} tensor of ${what}`)
+            .then((x) => {
+              // a step's tensors were checked on arrival; an evaluation's may arrive before its batch size is known here
+              const want = crossingShape(this.o.spec, point, batch).reduce((a, b) => a * b, 1);
+              if (x.length !== want) throw new RpcError(grpc.status.FAILED_PRECONDITION, `the peer's ${point} tensor of ${what} has ${x.length} floats, this worker expects ${want} (the two were sent different batches)`);
+              got = x;
+            }),
+        );
+      }
+      await Promise.all(jobs);
+      exchangeMs += performance.now() - ts;
+      return got;
+    };
+    return {
+      cross,
+      get exchangeMs() {
+        return exchangeMs;
+      },
+    };
+  }
+
+  /**
+   * The forward pass of tower `tw` with the crossing exchanges: [tower 0's; tower 1's] into every
+   * segment after a crossing; at fc7 only tower 1 sends. Returns the logits (host) on tower 0, null on tower 1.
+   */
+  private async forwardPass(tw: Tower, images: Float32Array, ctx: StepContext, x: Crossings): Promise<Float32Array | null> {
+    const t = this.tower;
+    const segs = this.segments;
+    const last = segs.length - 1;
+    let out = await tw.forwardSegment(0, images, ctx);
+    for (let i = 1; i <= last; i++) {
+      const point = segs[i]!.crossing!;
+      if (segs[i]!.tower0Only) {
+        // the classifier runs on tower 0 only: tower 1 sends its fc7, tower 0 sends nothing
+        if (t === 1) {
+          await x.cross(point, 'FORWARD', out, false);
+          return null;
+        }
+        const theirs = (await x.cross(point, 'FORWARD', null, true))!;
+        return tw.forwardSegment(i, concatTowers(out, theirs), ctx);
+      }
+      const theirs = (await x.cross(point, 'FORWARD', out, true))!;
+      out = await tw.forwardSegment(i, t === 0 ? concatTowers(out, theirs) : concatTowers(theirs, out), ctx);
+    }
+    throw new Error('the model has no classifier segment');
   }
 
   // ---------------------------------------------------------------- the step
@@ -387,48 +553,14 @@ export class TowerWorker {
     const segs = this.segments;
     const last = segs.length - 1;
     const step = req.step;
+    const phase = stepPhase(step);
     const ctx: StepContext = { seed: run.seed, step, train: true };
-    const traffic = this.trafficOf(run, step);
-    const timing = { exchange: 0 };
-
-    /** Sends `send` (if any) and takes the peer's tensor (if `take`), both at once; the time is exchange time. */
-    const cross = async (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
-      signal.throwIfAborted();
-      const ts = performance.now();
-      const jobs: Promise<unknown>[] = [];
-      let got: Float32Array | null = null;
-      if (send) jobs.push(this.send(run, step, point, dir, send, signal, traffic));
-      if (take) {
-        jobs.push(
-          run.mailbox
-            .take(mailKey(step, point, dir), signal, this.exchangeTimeoutMs, () => `${point} ${dir.toLowerCase()} tensor of step ${step}`)
-            .then((x) => {
-              got = x;
-            }),
-        );
-      }
-      await Promise.all(jobs);
-      timing.exchange += performance.now() - ts;
-      return got;
-    };
+    const traffic = this.trafficOf(run, phase);
+    const x = this.crossings(run, phase, run.batch, traffic, signal);
+    const cross = x.cross;
 
     // ---- forward
-    const images = normaliseImages(req.images);
-    let out = await tw.forwardSegment(0, images, ctx);
-    for (let i = 1; i <= last; i++) {
-      const point = segs[i]!.crossing!;
-      if (segs[i]!.tower0Only) {
-        // the classifier runs on tower 0 only: tower 1 sends its fc7, tower 0 sends nothing
-        if (t === 1) await cross(point, 'FORWARD', out, false);
-        else {
-          const theirs = (await cross(point, 'FORWARD', null, true))!;
-          await tw.forwardSegment(i, concatTowers(out, theirs), ctx);
-        }
-        break;
-      }
-      const theirs = (await cross(point, 'FORWARD', out, true))!;
-      out = await tw.forwardSegment(i, t === 0 ? concatTowers(out, theirs) : concatTowers(theirs, out), ctx);
-    }
+    await this.forwardPass(tw, normaliseImages(req.images), ctx, x);
 
     // ---- loss (tower 0) and backward
     const labels = Float32Array.from(req.labels);
@@ -462,12 +594,12 @@ export class TowerWorker {
     const updateMs = performance.now() - tu;
 
     run.stepsDone = step + 1;
-    run.stepTraffic.delete(step);
-    run.mailbox.dropBefore(run.stepsDone);
+    run.phaseTraffic.delete(phaseKey(phase));
+    run.mailbox.dropBefore(stepPhase(run.stepsDone));
     run.total.add(traffic);
     run.lastTraffic = traffic;
     const total = performance.now() - t0;
-    run.lastTiming = { total_ms: total, compute_ms: total - timing.exchange - updateMs, exchange_ms: timing.exchange, update_ms: updateMs };
+    run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs };
     return {
       step,
       tower: t,
@@ -481,18 +613,76 @@ export class TowerWorker {
     };
   }
 
-  /** Pushes one crossing tensor to the peer and waits for its acknowledgement. */
-  private async send(run: Run, step: number, point: string, dir: Direction, x: Float32Array, signal: AbortSignal, traffic: Traffic): Promise<void> {
-    const tensor = encodeTensor(crossingShape(this.o.spec, point, run.batch), x);
-    const req: ExchangeRequest = { run_id: run.id, step, point, direction: dir, from_tower: this.tower, tensor };
+  /** Pushes one crossing tensor of a step (Exchange) or an evaluation (EvalExchange) to the peer and waits for its acknowledgement. */
+  private async send(run: Run, phase: Phase, batch: number, point: string, dir: Direction, x: Float32Array, signal: AbortSignal, traffic: Traffic): Promise<void> {
+    const tensor = encodeTensor(crossingShape(this.o.spec, point, batch), x);
     try {
-      await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: this.exchangeTimeoutMs, signal });
+      if (phase.kind === 'step') {
+        const req: ExchangeRequest = { run_id: run.id, step: phase.n, point, direction: dir, from_tower: this.tower, tensor };
+        await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: this.exchangeTimeoutMs, signal });
+      } else {
+        const req: EvalExchangeRequest = { run_id: run.id, evaluation: phase.n, point, from_tower: this.tower, batch, tensor };
+        await unary<EvalExchangeRequest, object>(run.peer.client, 'EvalExchange', req, { timeoutMs: this.exchangeTimeoutMs, signal });
+      }
     } catch (e) {
       if (signal.aborted) throw signal.reason;
       const code = isServiceError(e) ? e.code : grpc.status.INTERNAL;
-      throw new RpcError(code === grpc.status.DEADLINE_EXCEEDED ? code : grpc.status.UNAVAILABLE, `tower ${this.tower} could not send ${point} (${dir.toLowerCase()}) of step ${step} to its peer at ${run.peer.address}: ${describeError(e)}`);
+      const unimplemented = code === grpc.status.UNIMPLEMENTED ? ' (the peer is an older build without evaluation)' : '';
+      throw new RpcError(
+        code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.UNIMPLEMENTED ? code : grpc.status.UNAVAILABLE,
+        `tower ${this.tower} could not send ${point} (${dir.toLowerCase()}) of ${describePhase(phase)} to its peer at ${run.peer.address}: ${describeError(e)}${unimplemented}`,
+      );
     }
     traffic.sent(point, dir, tensor.data.byteLength);
+  }
+
+  // ---------------------------------------------------------------- an evaluation
+
+  /** The Tower that evaluates `n` images: the training tower for the training batch, else one per size (cached) sharing its parameters. */
+  private evalTower(run: Run, n: number): Tower {
+    if (n === run.batch) return run.tower;
+    let tw = run.evalTowers.get(n);
+    if (!tw) {
+      tw = new Tower(this.device, this.o.spec, this.tower, n, run.tower.store);
+      run.evalTowers.set(n, tw);
+      this.log(`built the evaluation tower for batch ${n}`);
+    }
+    return tw;
+  }
+
+  private async runEvaluation(run: Run, req: EvaluateRequest, n: number, signal: AbortSignal): Promise<EvaluateReply> {
+    const t0 = performance.now();
+    const phase = evalPhase(req.evaluation);
+    const traffic = this.trafficOf(run, phase);
+    const x = this.crossings(run, phase, n, traffic, signal);
+    // no dropout (train: false); the seed and step do not matter then
+    const ctx: StepContext = { seed: run.seed, step: run.stepsDone, train: false };
+    let logits: Float32Array | null;
+    try {
+      logits = await this.forwardPass(this.evalTower(run, n), normaliseImages(req.images), ctx, x);
+    } finally {
+      // the forward's intermediates (nothing else is resident between steps but the parameters)
+      this.device.release();
+    }
+    const classes = this.o.spec.classes;
+    const hasLoss = logits !== null && req.labels.length === n;
+    run.evaluationsDone = req.evaluation + 1;
+    run.phaseTraffic.delete(phaseKey(phase));
+    run.mailbox.dropBefore(evalPhase(run.evaluationsDone));
+    run.evalTotal.add(traffic);
+    const total = performance.now() - t0;
+    return {
+      evaluation: req.evaluation,
+      tower: this.tower,
+      batch: n,
+      has_loss: hasLoss,
+      loss: hasLoss ? meanCrossEntropy(logits!, req.labels, classes) : 0,
+      correct: hasLoss ? topKCorrect(logits!, req.labels, classes, 1) : 0,
+      correct_top5: hasLoss ? topKCorrect(logits!, req.labels, classes, Math.min(5, classes)) : 0,
+      logits: logits ? encodeTensor([classes, n], logits) : null,
+      timing: { total_ms: total, compute_ms: total - x.exchangeMs, exchange_ms: x.exchangeMs, update_ms: 0 },
+      traffic: traffic.list(),
+    };
   }
 
   private dropRun(reason: Error): void {
@@ -522,10 +712,11 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     Handshake: worker.handshake,
     Configure: worker.configure,
     Step: worker.step,
+    Evaluate: worker.evaluate,
     Status: worker.status,
     GetParameters: worker.getParameters,
   });
-  server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange });
+  server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(formatAddress({ host, port: o.port ?? 0 }), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));

@@ -4,9 +4,10 @@ import { getPreset } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
 import { createSource } from '../batch-source.js';
+import { heldOutSet, type EvalMetrics } from '../evaluation.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
-import { checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
+import { checkAddress, checkRunArgs, evalBatchOf, runOptions, type RunArgs } from './options.js';
 
 interface Args extends RunArgs {
   workers: string;
@@ -24,7 +25,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       .usage(
         '$0 coordinator --workers HOST:PORT,HOST:PORT [options]\n\nThe first address is tower 0, the second tower 1. ' +
           'Sends each step its batch (uint8 images and labels) to both workers, which exchange activations and gradients directly; ' +
-          'prints one JSON object per line: a "run" event, a "step" event per step, a "done" event.',
+          'prints one JSON object per line: a "run" event, a "step" event per step, an "eval" event per evaluation (--eval-every), a "done" event.',
       )
       .options({
         workers: { type: 'string', demandOption: true, describe: "the two workers' HOST:PORT, tower 0's first, comma-separated" },
@@ -44,6 +45,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (!(a['connect-timeout'] > 0)) throw new UserError('--connect-timeout must be > 0 seconds');
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
     const source = createSource(a.data, spec, a.seed);
+    const evalSet = a['eval-every'] > 0 ? heldOutSet(a.data, spec, a.seed, evalBatchOf(a), a['eval-batches']) : null;
     const c = new Coordinator({
       spec,
       workers,
@@ -51,6 +53,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       seed: a.seed,
       hyper,
       source,
+      eval: evalSet ? { every: a['eval-every'], set: evalSet } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
       protocolVersion: a['protocol-version'],
@@ -82,6 +85,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         seed: a.seed,
         hyper,
         data: source.description,
+        eval: evalSet ? { every: a['eval-every'], data: evalSet.description } : null,
         workers: c.handshakes!.map((h, t) => ({ tower: t, address: workers[t], backend: h.backend, device: h.device, host: h.hostname, pid: h.pid })),
         crossings: c.configured![0].crossings,
         started: new Date().toISOString(),
@@ -89,8 +93,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       log.writeRunFile(runEvent);
       log.write(runEvent);
       const t0 = performance.now();
-      const steps: StepMetrics[] = await c.run(a.steps, (m) => log.write(m));
-      const done = summarise(steps, performance.now() - t0);
+      const evals: EvalMetrics[] = [];
+      const onEval = (m: EvalMetrics) => {
+        evals.push(m);
+        log.write(m);
+        info(`evaluation after step ${m.step}: loss ${m.loss.toFixed(3)}, top-1 error ${(100 * m.top1_error).toFixed(1)}%, top-5 error ${(100 * m.top5_error).toFixed(1)}% (${m.images} held-out images)`);
+      };
+      const steps: StepMetrics[] = await c.run(a.steps, (m) => log.write(m), { onEval });
+      const done = summarise(steps, performance.now() - t0, evals);
       log.write(done);
       if (steps.length > 0) {
         info(

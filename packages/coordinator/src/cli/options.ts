@@ -18,6 +18,15 @@ export const runOptions = {
   'weight-decay': { type: 'number', default: 0.0005, describe: 'weight decay (paper: 0.0005)' },
   data: { choices: sourceNames, default: 'synthetic' as const, describe: 'batch source (real data sets come later)' },
   'run-dir': { type: 'string', describe: 'directory for run.json and metrics.jsonl (created if missing)' },
+  'eval-every': {
+    type: 'number',
+    default: 0,
+    describe:
+      'evaluate every N steps and after the last one (0: never): the held-out batches through both workers, forward only, no dropout; ' +
+      'logs {"event":"eval", step, loss, top1_error, top5_error, images}. Held out for --data synthetic: the same generator with a seed derived from --seed',
+  },
+  'eval-batch': { type: 'number', describe: 'images per evaluation batch (default: --batch; may differ from it)' },
+  'eval-batches': { type: 'number', default: 4, describe: 'batches per evaluation (the same ones every time)' },
 } satisfies Record<string, Options>;
 
 export const backendOption = {
@@ -42,6 +51,9 @@ export interface RunArgs {
   'weight-decay': number;
   data: 'synthetic';
   'run-dir'?: string;
+  'eval-every': number;
+  'eval-batch'?: number;
+  'eval-batches': number;
 }
 
 export function positiveInt(v: number, name: string, min = 1): number {
@@ -53,12 +65,18 @@ export function positiveInt(v: number, name: string, min = 1): number {
 export function checkRunArgs(a: RunArgs): SgdHyper {
   positiveInt(a.steps, 'steps', 0);
   positiveInt(a.batch, 'batch');
+  positiveInt(a['eval-every'], 'eval-every', 0);
+  if (a['eval-batch'] !== undefined) positiveInt(a['eval-batch'], 'eval-batch');
+  positiveInt(a['eval-batches'], 'eval-batches');
   if (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff) throw new UserError(`--seed must be an integer in 0..4294967295, got ${a.seed}`);
   for (const k of ['lr', 'momentum', 'weight-decay'] as const) {
     if (!Number.isFinite(a[k]) || a[k] < 0) throw new UserError(`--${k} must be a number >= 0, got ${a[k]}`);
   }
   return { lr: a.lr, momentum: a.momentum, weightDecay: a['weight-decay'] };
 }
+
+/** The evaluation batch size: --eval-batch, else --batch. */
+export const evalBatchOf = (a: RunArgs): number => a['eval-batch'] ?? a.batch;
 
 /** Parses an address given on the command line; a user error if malformed. */
 export function checkAddress(s: string, option: string): string {

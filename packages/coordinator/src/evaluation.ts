@@ -1,0 +1,124 @@
+/**
+ * Evaluation on held-out data: what one evaluation covers (an EvalSet: the
+ * same batches every time, so successive evaluations are comparable), and
+ * the metrics it gives. The coordinator runs the batches through both
+ * workers (Worker.Evaluate: forward only, no dropout, no update).
+ */
+import { deriveSeed, type ModelSpec } from '@alexnet-mp/core';
+import type { CrossingTraffic } from '@alexnet-mp/worker';
+import { SyntheticSource, type BatchSource, type SourceName, type U8Batch } from './batch-source.js';
+
+/** The batches of one evaluation. */
+export interface EvalSet {
+  /** One line for logs. */
+  readonly description: string;
+  /** The largest batch it yields (sets the message size limits and is checked against the workers' --max-batch). */
+  readonly maxBatch: number;
+  /** The batches, in order; every call yields the same ones. */
+  batches(): AsyncIterable<U8Batch>;
+}
+
+/** Batches 0 .. count-1 of a source (each `batchSize` images): a fixed evaluation set. */
+export class SourceEvalSet implements EvalSet {
+  readonly description: string;
+  constructor(readonly source: BatchSource, readonly maxBatch: number, readonly count: number) {
+    this.description = `${count} batches of ${maxBatch} from ${source.description}`;
+  }
+  async *batches(): AsyncIterable<U8Batch> {
+    for (let i = 0; i < this.count; i++) yield await this.source.batch(i, this.maxBatch);
+  }
+}
+
+/** Mixed into the run seed for the synthetic held-out set: other images than the training batches', from the same classes. */
+export const HELD_OUT_SEED_TAG = 0x4e1d0;
+
+/**
+ * The held-out set of a data source: for `synthetic`, the same generator
+ * with a seed derived from the run seed (images the training never sees).
+ * Real data sets bring their own validation split (the data loaders).
+ */
+export function heldOutSet(name: SourceName, spec: ModelSpec, seed: number, batchSize: number, batches: number): EvalSet {
+  switch (name) {
+    case 'synthetic':
+      return new SourceEvalSet(new SyntheticSource(spec, deriveSeed(seed, HELD_OUT_SEED_TAG)), batchSize, batches);
+  }
+}
+
+/** One evaluation's numbers: a metrics line (`event: "eval"`) in the log. */
+export interface EvalSummary {
+  /** Training steps done when evaluated. */
+  step: number;
+  /** Mean cross-entropy over the images. */
+  loss: number;
+  /** Share of images whose label is not the top-1 / not in the top 5 (ties count as correct). */
+  top1_error: number;
+  top5_error: number;
+  images: number;
+  batches: number;
+  /** Wall clock of the whole evaluation at the coordinator. */
+  ms: number;
+  /** Tensor bytes that crossed between the workers (forward only: both towers' pool2, pool5, fc6 and tower 1's fc7). */
+  crossing_bytes: number;
+  /** Per worker, summed over the batches: time blocked on its peer, and the bytes it sent and received. */
+  workers: { tower: number; compute_ms: number; exchange_ms: number; sent_bytes: number; received_bytes: number }[];
+}
+
+export interface EvalMetrics extends EvalSummary {
+  event: 'eval';
+}
+
+/** One batch's result from tower 0 (and the traffic of both). */
+export interface EvalBatchResult {
+  /** The Evaluate call's number in the run. */
+  evaluation: number;
+  batch: number;
+  /** Mean cross-entropy, correct top-1 and top-5 counts (0 when the batch had no labels). */
+  loss: number;
+  correct: number;
+  correct_top5: number;
+  /** fc8's output, [class][image]. */
+  logits: Float32Array;
+  labels: Uint32Array;
+  workers: EvalSummary['workers'];
+  /** Per worker (tower 0's list first), per crossing point: what crossed for this batch (forward only). */
+  traffic: CrossingTraffic[][];
+}
+
+export interface EvalResult extends EvalSummary {
+  /** Per batch, when asked for (`logits: true`): [class][image], e.g. to average the softmax of views. */
+  logits: Float32Array[];
+  labels: Uint32Array[];
+}
+
+/** Totals over the batches of one evaluation. */
+export function summariseEval(step: number, results: readonly EvalBatchResult[], ms: number): EvalSummary {
+  let images = 0;
+  let loss = 0;
+  let correct = 0;
+  let top5 = 0;
+  const workers = [0, 1].map((tower) => ({ tower, compute_ms: 0, exchange_ms: 0, sent_bytes: 0, received_bytes: 0 }));
+  for (const r of results) {
+    images += r.batch;
+    loss += r.loss * r.batch;
+    correct += r.correct;
+    top5 += r.correct_top5;
+    for (const w of r.workers) {
+      const e = workers[w.tower]!;
+      e.compute_ms += w.compute_ms;
+      e.exchange_ms += w.exchange_ms;
+      e.sent_bytes += w.sent_bytes;
+      e.received_bytes += w.received_bytes;
+    }
+  }
+  return {
+    step,
+    loss: images ? loss / images : 0,
+    top1_error: images ? 1 - correct / images : 0,
+    top5_error: images ? 1 - top5 / images : 0,
+    images,
+    batches: results.length,
+    ms,
+    crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
+    workers,
+  };
+}
