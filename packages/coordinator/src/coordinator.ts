@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { ModelSpec, SgdHyper } from '@alexnet-mp/core';
+import { encodeCheckpoint, towerParamLayers, writeCheckpointFile, type LrSchedule, type ModelSpec, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
@@ -38,8 +38,23 @@ export interface CoordinatorOptions {
   readonly seed: number;
   readonly hyper: SgdHyper;
   readonly source: BatchSource;
-  /** Evaluation during `run`: over `set` every `every` steps, and after the last step. */
+  /**
+   * Evaluation during `run`: over `set` every `every` steps (0: only at the end of each epoch), at the end of
+   * each epoch (with `stepsPerEpoch`), and after the last step.
+   */
   readonly eval?: { readonly every: number; readonly set: EvalSet };
+  /** Steps in one epoch (epoch e is steps e*stepsPerEpoch ..): where the schedule's epochs, the epoch-end evaluations and checkpoints fall. */
+  readonly stepsPerEpoch?: number;
+  /** The learning rate of each step by its epoch (default: hyper.lr throughout); a plateau schedule is told the top-1 error of each epoch-end evaluation. */
+  readonly schedule?: LrSchedule;
+  /**
+   * Checkpoints during `run` into `dir` (core's writeCheckpointFile: atomic, the last `keep` kept): every
+   * `every` steps (0: never by count), at the end of each epoch, and after the last step. `extra` is saved in the
+   * run state with the hyper-parameters, the schedule's state and the data position.
+   */
+  readonly checkpoint?: { readonly dir: string; readonly every: number; readonly keep: number; readonly extra?: () => Record<string, unknown> };
+  /** A resumed run: both towers' parameters and momentum, and the steps done, set on the workers (SetParameters) after Configure. */
+  readonly resume?: { readonly params: readonly [TowerParams, TowerParams]; readonly step: number };
   /** The largest batch `evaluate` will be given, when more than `batch` and `eval.set.maxBatch` (message size limits). */
   readonly evalBatch?: number;
   readonly runId?: string;
@@ -74,6 +89,8 @@ export interface WorkerStepMetrics {
 export interface StepMetrics {
   event: 'step';
   step: number;
+  /** The learning rate of this step (the schedule's for its epoch). */
+  lr: number;
   loss: number;
   top1: number;
   top5: number;
@@ -97,6 +114,9 @@ export class Coordinator {
   configured: [ConfigureReply, ConfigureReply] | null = null;
   private readonly info: (line: string) => void;
   private stepsDone = 0;
+  /** Time `run` waited for the data source, and the time it ran, in ms. */
+  private dataWaitMs = 0;
+  private runMs = 0;
   private evaluationsDone = 0;
   private inFlight: AbortController | null = null;
   /** The largest evaluation batch the message size limits allow. */
@@ -105,7 +125,9 @@ export class Coordinator {
   constructor(readonly o: CoordinatorOptions) {
     this.runId = o.runId ?? newRunId();
     this.identity = modelIdentity(o.spec, o.protocolVersion ?? PROTOCOL_VERSION);
-    if (o.eval && !(Number.isInteger(o.eval.every) && o.eval.every >= 1)) throw new UserError(`evaluation every ${o.eval.every} steps: give an integer >= 1`);
+    const epochs = o.stepsPerEpoch !== undefined;
+    if (o.eval && !(Number.isInteger(o.eval.every) && o.eval.every >= (epochs ? 0 : 1))) throw new UserError(`evaluation every ${o.eval.every} steps: give an integer >= ${epochs ? 0 : 1}`);
+    if (epochs && !(Number.isInteger(o.stepsPerEpoch) && o.stepsPerEpoch! >= 1)) throw new Error(`stepsPerEpoch ${o.stepsPerEpoch}: give an integer >= 1`);
     this.maxEvalBatch = Math.max(o.batch, o.evalBatch ?? 0, o.eval?.set.maxBatch ?? 0);
     const limit = maxMessageBytes(o.spec, this.maxEvalBatch);
     this.clients = [new WorkerClient(o.workers[0], limit), new WorkerClient(o.workers[1], limit)];
@@ -140,6 +162,77 @@ export class Coordinator {
       }),
     )) as [ConfigureReply, ConfigureReply];
     for (const t of [0, 1]) this.info(`${this.label(t)}: configured, ${this.configured[t]!.parameters} parameters, peer ${this.configured[t]!.peer_address}`);
+    const r = this.o.resume;
+    if (r) {
+      await Promise.all(
+        [0, 1].map(async (t) => {
+          const shapes = new Map<string, number[]>(towerParamLayers(this.o.spec, t as 0 | 1).map((l) => [l.name, [...l.shape]]));
+          try {
+            await this.clients[t]!.setParameters(r.params[t]! as ReadonlyMap<string, Required<{ w: Float32Array; b: Float32Array; vw: Float32Array; vb: Float32Array }>>, shapes, r.step);
+          } catch (e) {
+            throw new UserError(`${this.label(t)} did not take the checkpoint's parameters: ${isServiceError(e) ? e.details : describeError(e)}`);
+          }
+        }),
+      );
+      this.stepsDone = r.step;
+      this.info(`both workers continue from the checkpoint at step ${r.step}`);
+    }
+  }
+
+  /** Steps done (the next step's number). */
+  get stepsCompleted(): number {
+    return this.stepsDone;
+  }
+
+  /** The epoch of a step (0-based; 0 without stepsPerEpoch). */
+  epochOf(step: number): number {
+    return this.o.stepsPerEpoch ? Math.floor(step / this.o.stepsPerEpoch) : 0;
+  }
+
+  /** The SGD hyper-parameters of a step: the schedule's learning rate for its epoch. */
+  hyperOf(step: number): SgdHyper {
+    return { ...this.o.hyper, lr: this.o.schedule ? this.o.schedule.lr(this.epochOf(step)) : this.o.hyper.lr };
+  }
+
+  /** The share of `run`'s time spent waiting for the data source (0 when it kept ahead). */
+  get dataWaitShare(): number {
+    return this.runMs > 0 ? this.dataWaitMs / this.runMs : 0;
+  }
+
+  /**
+   * Pulls both workers' parameters and momentum (GetParameters) and writes a checkpoint of the steps done
+   * into `checkpoint.dir`; returns its path.
+   */
+  async writeCheckpoint(): Promise<string> {
+    const ck = this.o.checkpoint;
+    if (!ck) throw new Error('no checkpoint option');
+    const params = (await Promise.all(
+      [0, 1].map(async (t) => {
+        try {
+          return (await this.clients[t]!.parameters(true)) as TowerParams;
+        } catch (e) {
+          throw new WorkerFailure(`${this.label(t)} failed to send its parameters for the checkpoint at step ${this.stepsDone}: ${describeError(e)}`, t);
+        }
+      }),
+    )) as [TowerParams, TowerParams];
+    const step = this.stepsDone;
+    const s = this.o.schedule;
+    const bytes = encodeCheckpoint(this.o.spec, params, {
+      step,
+      seed: this.o.seed,
+      preset: this.o.spec.name,
+      extra: {
+        run_id: this.runId,
+        batch: this.o.batch,
+        hyper: this.o.hyper,
+        lr: this.hyperOf(step).lr,
+        lr_schedule: s ? { spec: s.spec, state: s.state } : null,
+        // the data order is a function of (seed, position): batch k is images k*batch .. of the endless sequence of seeded epochs
+        data: { position: step * this.o.batch, epoch: this.epochOf(step), steps_per_epoch: this.o.stepsPerEpoch ?? null, order_seed: this.o.seed, source: this.o.source.description },
+        ...(ck.extra?.() ?? {}),
+      },
+    });
+    return writeCheckpointFile(ck.dir, step, bytes, ck.keep);
   }
 
   private async handshake(t: number, timeoutMs: number): Promise<HandshakeReply> {
@@ -205,7 +298,8 @@ export class Coordinator {
     const step = this.stepsDone;
     const labels = Array.from(b.labels);
     const t0 = performance.now();
-    const hyper = { lr: this.o.hyper.lr, momentum: this.o.hyper.momentum, weight_decay: this.o.hyper.weightDecay };
+    const h = this.hyperOf(step);
+    const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay };
     const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal }));
     this.stepsDone++;
     const ms = performance.now() - t0;
@@ -227,6 +321,7 @@ export class Coordinator {
     return {
       event: 'step',
       step,
+      lr: hyper.lr,
       loss: r0.loss,
       top1: r0.correct / r0.batch,
       top5: r0.correct_top5 / r0.batch,
@@ -317,23 +412,44 @@ export class Coordinator {
   }
 
   /**
-   * Runs `steps` steps from the source, prefetching the next batch while the workers compute; with the
-   * eval option, evaluates the held-out set every `eval.every` steps and after the last step.
+   * Runs `steps` more steps from the source, prefetching the next batch while the workers compute; with the
+   * eval option, evaluates the held-out set every `eval.every` steps, at each epoch's end (feeding a plateau
+   * schedule) and after the last step; with the checkpoint option, writes checkpoints (see the options).
    */
-  async run(steps: number, onStep: (m: StepMetrics) => void, o: { signal?: AbortSignal; onEval?: (m: EvalMetrics) => void } = {}): Promise<StepMetrics[]> {
+  async run(
+    steps: number,
+    onStep: (m: StepMetrics) => void,
+    o: { signal?: AbortSignal; onEval?: (m: EvalMetrics) => void; onCheckpoint?: (file: string, step: number) => void; onLrDrop?: (lr: number, epoch: number) => void } = {},
+  ): Promise<StepMetrics[]> {
     const all: StepMetrics[] = [];
+    const tRun = performance.now();
+    const spe = this.o.stepsPerEpoch;
+    const ev = this.o.eval;
+    const ck = this.o.checkpoint;
     let next = steps > 0 ? this.o.source.batch(this.stepsDone, this.o.batch) : null;
-    for (let i = 0; i < steps; i++) {
-      if (o.signal?.aborted) throw o.signal.reason;
-      const b = await next!;
-      next = i + 1 < steps ? this.o.source.batch(this.stepsDone + 1, this.o.batch) : null;
-      const m = await this.step(b);
-      all.push(m);
-      onStep(m);
-      if (this.o.eval && (this.stepsDone % this.o.eval.every === 0 || i === steps - 1)) {
-        const e = await this.evaluateHeldOut();
-        o.onEval?.(e);
+    try {
+      for (let i = 0; i < steps; i++) {
+        if (o.signal?.aborted) throw o.signal.reason;
+        const tw = performance.now();
+        const b = await next!;
+        this.dataWaitMs += performance.now() - tw;
+        next = i + 1 < steps ? this.o.source.batch(this.stepsDone + 1, this.o.batch) : null;
+        const m = await this.step(b);
+        all.push(m);
+        onStep(m);
+        const done = this.stepsDone;
+        const last = i === steps - 1;
+        const epochEnd = spe !== undefined && done % spe === 0;
+        if (ev && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last)) {
+          const e = await this.evaluateHeldOut();
+          o.onEval?.(e);
+          if (epochEnd && this.o.schedule?.observe(e.top1_error)) o.onLrDrop?.(this.hyperOf(done).lr, this.epochOf(done));
+        }
+        if (ck && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last)) o.onCheckpoint?.(await this.writeCheckpoint(), done);
       }
+    } finally {
+      next?.catch(() => {});
+      this.runMs += performance.now() - tRun;
     }
     return all;
   }

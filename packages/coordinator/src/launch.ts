@@ -50,7 +50,7 @@ class Child {
   private readonly log: fs.WriteStream | null;
 
   constructor(readonly name: Name, readonly proc: ChildProcess, o: LaunchOptions, onLine: (child: Child, line: string, stream: 'out' | 'err') => void) {
-    this.log = o.runDir ? fs.createWriteStream(path.join(o.runDir, `${name}.log`)) : null;
+    this.log = o.runDir ? fs.createWriteStream(path.join(o.runDir, `${name}.log`), { flags: 'a' }) : null;
     this.exited = new Promise<Exit>((resolve) => {
       // 'close' comes after 'exit' once the child's output is all read, so its last lines print first
       proc.on('close', (code, signal) => {

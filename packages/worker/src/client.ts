@@ -1,6 +1,6 @@
 /** A typed client of one worker's Worker service (the coordinator's side; tests and benchmarks use it too). */
 import * as grpc from '@grpc/grpc-js';
-import { collectStream, unary, type CallOptions } from './rpc.js';
+import { clientStream, collectStream, unary, type CallOptions } from './rpc.js';
 import {
   decodeTensor,
   protocol,
@@ -11,7 +11,9 @@ import {
   type EvaluateRequest,
   type HandshakeReply,
   type HandshakeRequest,
+  encodeTensor,
   type ParameterTensor,
+  type SetParametersReply,
   type StatusReply,
   type StepReply,
   type StepRequest,
@@ -62,6 +64,20 @@ export class WorkerClient {
       out.set(m.layer, e);
     }
     return out;
+  }
+
+  /** Replaces this tower's parameters and momentum and sets its step counter (right after Configure: a resumed run). */
+  setParameters(params: ReadonlyMap<string, Required<LayerTensors>>, shapes: ReadonlyMap<string, number[]>, step: number, o?: CallOptions): Promise<SetParametersReply> {
+    const msgs: ParameterTensor[] = [];
+    for (const [layer, p] of params) {
+      const shape = shapes.get(layer);
+      if (!shape) throw new Error(`no shape for layer ${layer}`);
+      msgs.push({ layer, kind: 'w', tensor: encodeTensor(shape, p.w), step });
+      msgs.push({ layer, kind: 'b', tensor: encodeTensor([shape[0]!], p.b), step });
+      msgs.push({ layer, kind: 'vw', tensor: encodeTensor(shape, p.vw), step });
+      msgs.push({ layer, kind: 'vb', tensor: encodeTensor([shape[0]!], p.vb), step });
+    }
+    return clientStream(this.client, 'SetParameters', msgs, o);
   }
 
   close(): void {

@@ -17,9 +17,10 @@ export const PROTOCOL_VERSION = 1;
 /**
  * Calls added within alexnet.v1 that this build serves, listed in
  * HandshakeReply.features (older workers list none):
- * - "evaluate": Worker.Evaluate and Peer.EvalExchange.
+ * - "evaluate": Worker.Evaluate and Peer.EvalExchange;
+ * - "set-parameters": Worker.SetParameters (resuming from a checkpoint).
  */
-export const FEATURES = ['evaluate'] as const;
+export const FEATURES = ['evaluate', 'set-parameters'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
@@ -191,6 +192,12 @@ export interface ParameterTensor {
   kind: 'w' | 'b' | 'vw' | 'vb';
   tensor: Tensor;
   step: number;
+}
+
+export interface SetParametersReply {
+  tower: number;
+  step: number;
+  tensors: number;
 }
 
 export interface PeerHello {

@@ -73,6 +73,54 @@ export function collectStream<Req, Res>(client: grpc.Client, method: string, req
   });
 }
 
+/** Sends `msgs` on a client stream (waiting for drain) and resolves with the reply. */
+export function clientStream<Req, Res>(client: grpc.Client, method: string, msgs: Iterable<Req>, o: CallOptions = {}): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    const fn = (client as unknown as Record<string, (meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientWritableStream<Req>>)[method];
+    if (typeof fn !== 'function') throw new Error(`no method ${method} on this client`);
+    const opts: grpc.CallOptions = {};
+    if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
+    let failed = false;
+    const call = fn.call(client, new grpc.Metadata(), opts, (err, res) => {
+      if (err) {
+        failed = true;
+        reject(err);
+      } else resolve(res as Res);
+    });
+    o.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+    void (async () => {
+      for (const m of msgs) {
+        if (failed) return;
+        if (!call.write(m)) await new Promise<void>((r) => call.once('drain', () => r()));
+      }
+      call.end();
+    })();
+  });
+}
+
+/** A client-streaming handler from an async function of all the messages (read to the end first). */
+export function clientStreamHandler<Req, Res>(f: (msgs: Req[]) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> {
+  return (call, callback) => {
+    const msgs: Req[] = [];
+    let done = false;
+    call.on('data', (m: Req) => msgs.push(m));
+    call.on('error', (e) => {
+      if (!done) {
+        done = true;
+        callback(toStatus(e) as grpc.ServerErrorResponse, null);
+      }
+    });
+    call.on('end', () => {
+      if (done) return;
+      done = true;
+      f(msgs).then(
+        (res) => callback(null, res),
+        (e: unknown) => callback(toStatus(e) as grpc.ServerErrorResponse, null),
+      );
+    });
+  };
+}
+
 function toStatus(e: unknown): Partial<grpc.StatusObject> {
   if (e instanceof RpcError) return { code: e.code, details: e.message };
   if (isServiceError(e)) return { code: e.code, details: e.details || e.message };

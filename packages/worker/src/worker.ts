@@ -37,6 +37,7 @@ import {
   type Segment,
   type StepContext,
   type TowerIndex,
+  type TowerParams,
 } from '@alexnet-mp/core';
 import {
   FEATURES,
@@ -63,6 +64,7 @@ import {
   type ModelIdentity,
   type ParameterTensor,
   type PeerHello,
+  type SetParametersReply,
   type StatusReply,
   type StepReply,
   type StepRequest,
@@ -70,7 +72,7 @@ import {
   type Tensor,
   type WorkerState,
 } from './protocol.js';
-import { RpcError, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
+import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, mailKey, stepPhase, type Phase } from './exchange.js';
 import { normaliseImages } from './images.js';
 
@@ -110,7 +112,8 @@ interface Run {
   readonly id: string;
   readonly batch: number;
   readonly seed: number;
-  readonly tower: Tower;
+  /** Replaced by SetParameters (a resumed run). */
+  tower: Tower;
   readonly peer: PeerLink;
   readonly mailbox: Mailbox;
   stepsDone: number;
@@ -409,6 +412,51 @@ export class TowerWorker {
         await write({ layer: l.name, kind: 'vb', tensor: encodeTensor([l.shape[0]], p.vb), step });
       }
     }
+  });
+
+  /**
+   * A resumed run: this tower's parameters and momentum, and the step counter, from a checkpoint.
+   * Only right after Configure (no step or evaluation yet); checks every tensor before changing anything.
+   */
+  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(async (msgs) => {
+    const run = this.run;
+    if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
+    if (this.state !== 'READY' || run.stepsDone !== 0 || run.evaluationsDone !== 0) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `parameters are set only right after Configure (this worker is ${this.state}, ${run.stepsDone} steps and ${run.evaluationsDone} evaluations done)`);
+    }
+    const layers = towerParamLayers(this.o.spec, this.tower);
+    const got = new Map<string, Float32Array>();
+    let step: number | null = null;
+    for (const m of msgs) {
+      const l = layers.find((x) => x.name === m.layer);
+      if (!l) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${this.tower} has no layer ${m.layer}`);
+      if (!['w', 'b', 'vw', 'vb'].includes(m.kind)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${m.layer}: unknown kind "${m.kind}"`);
+      if (step !== null && m.step !== step) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tensors for steps ${step} and ${m.step} in one call`);
+      step = m.step;
+      const shape = m.kind === 'w' || m.kind === 'vw' ? l.shape : [l.shape[0]];
+      try {
+        got.set(`${m.layer}/${m.kind}`, decodeTensor(m.tensor, shape));
+      } catch (e) {
+        throw new RpcError(grpc.status.INVALID_ARGUMENT, `${m.layer}.${m.kind}: ${(e as Error).message}`);
+      }
+    }
+    const params: TowerParams = new Map();
+    for (const l of layers) {
+      const take = (k: string) => {
+        const x = got.get(`${l.name}/${k}`);
+        if (!x) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no ${k} tensor for ${l.name}: send every layer's w, b, vw and vb`);
+        return x;
+      };
+      params.set(l.name, { w: take('w'), b: take('b'), vw: take('vw'), vb: take('vb') });
+    }
+    if (this.state !== 'READY' || this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'the run changed while the parameters arrived');
+    run.tower = new Tower(this.device, this.o.spec, this.tower, run.batch, params);
+    run.evalTowers.clear();
+    this.device.release();
+    run.stepsDone = step ?? 0;
+    run.mailbox.dropBefore(stepPhase(run.stepsDone));
+    this.log(`run ${run.id}: parameters and momentum set from the coordinator (${msgs.length} tensors), continuing at step ${run.stepsDone}`);
+    return { tower: this.tower, step: run.stepsDone, tensors: msgs.length };
   });
 
   // ---------------------------------------------------------------- Peer service
@@ -715,6 +763,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     Evaluate: worker.evaluate,
     Status: worker.status,
     GetParameters: worker.getParameters,
+    SetParameters: worker.setParameters,
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';

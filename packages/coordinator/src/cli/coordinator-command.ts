@@ -1,13 +1,15 @@
 /** `alexnet coordinator`: drives two workers through a training run and logs metrics as JSON lines. */
 import type { CommandModule } from 'yargs';
-import { getPreset } from '@alexnet-mp/core';
+import { LrSchedule, getPreset, parseLrSchedule, type SgdHyper } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
-import { createSource } from '../batch-source.js';
-import { heldOutSet, type EvalMetrics } from '../evaluation.js';
+import type { EvalMetrics, EvalSet } from '../evaluation.js';
+import { openTrainingData } from '../training-data.js';
+import { checkpointDir, loadResume, type SavedRun } from '../resume.js';
+import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
-import { checkAddress, checkRunArgs, evalBatchOf, runOptions, type RunArgs } from './options.js';
+import { DEFAULTS, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
 
 interface Args extends RunArgs {
   workers: string;
@@ -37,30 +39,101 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       }) as never,
   handler: async (a) => {
     const spec = getPreset(a.preset);
-    const hyper = checkRunArgs(a);
+    checkRunArgs(a);
     const list = a.workers.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     if (list.length !== 2) throw new UserError(`--workers needs exactly two addresses (tower 0's, then tower 1's), got ${list.length}`);
     const workers = [checkAddress(list[0]!, 'workers'), checkAddress(list[1]!, 'workers')] as const;
     if (workers[0] === workers[1]) throw new UserError(`--workers names ${workers[0]} twice: the two towers need two workers`);
     if (!(a['connect-timeout'] > 0)) throw new UserError('--connect-timeout must be > 0 seconds');
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
-    const source = createSource(a.data, spec, a.seed);
-    const evalSet = a['eval-every'] > 0 ? heldOutSet(a.data, spec, a.seed, evalBatchOf(a), a['eval-batches']) : null;
+
+    // ---- what this run is: the command line, or for --resume the checkpoint's run state where the command line is silent
+    const resumed = a.resume !== undefined ? loadResume(a.resume, spec) : null;
+    const saved: SavedRun = resumed?.saved ?? {};
+    const plan = saved.plan ?? {};
+    if (resumed) {
+      if (a.batch !== undefined && saved.batch !== undefined && a.batch !== saved.batch) throw new UserError(`--batch ${a.batch}: the run in ${a.resume} has batch ${saved.batch} (the data order depends on it); leave --batch out`);
+      if (a.seed !== undefined && a.seed !== resumed.seed) throw new UserError(`--seed ${a.seed}: the run in ${a.resume} has seed ${resumed.seed}; leave --seed out`);
+    }
+    const batch = a.batch ?? saved.batch ?? DEFAULTS.batch;
+    const seed = a.seed ?? resumed?.seed ?? DEFAULTS.seed;
+    const hyper: SgdHyper = {
+      lr: a.lr ?? saved.hyper?.lr ?? DEFAULTS.lr,
+      momentum: a.momentum ?? saved.hyper?.momentum ?? DEFAULTS.momentum,
+      weightDecay: a['weight-decay'] ?? saved.hyper?.weightDecay ?? DEFAULTS.weightDecay,
+    };
+    let schedule: LrSchedule | null = null;
+    if (a['lr-schedule'] !== undefined) {
+      const sspec = parseLrSchedule(a['lr-schedule'], hyper.lr);
+      // the same schedule as the checkpoint's continues with its state (a plateau's best error and drops)
+      const same = saved.lr_schedule && JSON.stringify(saved.lr_schedule.spec) === JSON.stringify(sspec);
+      schedule = new LrSchedule(sspec, same ? saved.lr_schedule!.state : undefined);
+    } else if (saved.lr_schedule) schedule = new LrSchedule({ ...saved.lr_schedule.spec, base: hyper.lr }, saved.lr_schedule.state);
+    const epochs = a.epochs ?? plan.epochs ?? undefined;
+    const runDir = a['run-dir'] ?? a.resume;
+    const checkpointEvery = a['checkpoint-every'] || plan.checkpoint_every || 0;
+    const keep = a.keep;
+    const evalEvery = a['eval-every'] || plan.eval_every || 0;
+    const evalBatch = a['eval-batch'] ?? plan.eval_batch ?? batch;
+    const evalBatches = a['eval-batches'] ?? plan.eval_batches ?? undefined;
+
+    const data = await openTrainingData({ data: a.data, spec, seed, cacheDir: a['cache-dir'], info });
+    const stepsPerEpoch = Math.ceil(data.imagesPerEpoch / batch);
+    // epochs exist for real data, and for synthetic data when asked for (--epochs or a schedule by epochs)
+    const useEpochs = data.real || epochs !== undefined || schedule !== null;
+    const cap = a.steps ?? (epochs === undefined ? plan.steps : undefined);
+    const total = Math.min(cap ?? Infinity, epochs !== undefined ? epochs * stepsPerEpoch : Infinity);
+    const targetSteps = Number.isFinite(total) ? total : DEFAULTS.steps;
+    if (schedule?.spec.kind === 'plateau' && !(evalEvery > 0 || useEpochs)) throw new UserError('--lr-schedule plateau needs evaluations: give --epochs');
+    let evalSet: EvalSet | null = null;
+    if (evalEvery > 0 || epochs !== undefined || (data.real && evalBatches !== undefined)) {
+      try {
+        evalSet = data.heldOut(evalBatch, evalBatches);
+      } catch (e) {
+        // no held-out split: an error only when evaluations were asked for
+        if (evalEvery > 0 || schedule?.spec.kind === 'plateau') throw e;
+        info(`no evaluation: ${(e as Error).message}`);
+      }
+    }
+    const checkpoints = runDir !== undefined && (checkpointEvery > 0 || epochs !== undefined);
+    const startStep = resumed?.step ?? 0;
+    const stepsToRun = Math.max(0, targetSteps - startStep);
+    if (resumed) info(`resuming from ${resumed.file}: step ${startStep} (epoch ${Math.floor(startStep / stepsPerEpoch)}), ${stepsToRun} more to step ${targetSteps}`);
+
     const c = new Coordinator({
       spec,
       workers,
-      batch: a.batch,
-      seed: a.seed,
+      batch,
+      seed,
       hyper,
-      source,
-      eval: evalSet ? { every: a['eval-every'], set: evalSet } : undefined,
+      source: data.source,
+      eval: evalSet ? { every: evalEvery, set: evalSet } : undefined,
+      stepsPerEpoch: useEpochs ? stepsPerEpoch : undefined,
+      schedule: schedule ?? undefined,
+      checkpoint: checkpoints
+        ? {
+            dir: checkpointDir(runDir!),
+            every: checkpointEvery,
+            keep,
+            extra: () => ({
+              data_name: a.data,
+              plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null },
+            }),
+          }
+        : undefined,
+      resume: resumed ? { params: resumed.params, step: resumed.step } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
       protocolVersion: a['protocol-version'],
       info,
     });
-    const log = new MetricsLog(a['run-dir']);
+    // with a progress bar on the terminal the JSON lines go to RUN_DIR/metrics.jsonl only
+    const bar = progressBarWanted();
+    if (bar && runDir === undefined) info('the metrics (JSON lines) go to RUN_DIR/metrics.jsonl: give --run-dir to keep them');
+    const log = new MetricsLog(runDir, bar ? () => {} : undefined);
+    const progress = new Progress({ total: targetSteps, start: startStep, batch, info, bar });
     const stop = (why: string, code: number) => {
+      progress.stop();
       c.cancel();
       log.write({ event: 'stopped', reason: why });
       c.close();
@@ -80,12 +153,18 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         protocol_version: c.identity.protocol_version,
         preset: spec.name,
         model_hash: modelHash(spec),
-        steps: a.steps,
-        batch: a.batch,
-        seed: a.seed,
+        steps: targetSteps,
+        start_step: startStep,
+        resumed_from: resumed?.file ?? null,
+        epochs: epochs ?? null,
+        steps_per_epoch: useEpochs ? stepsPerEpoch : null,
+        batch,
+        seed,
         hyper,
-        data: source.description,
-        eval: evalSet ? { every: a['eval-every'], data: evalSet.description } : null,
+        lr_schedule: schedule ? { spec: schedule.spec, state: schedule.state } : null,
+        data: data.source.description,
+        eval: evalSet ? { every: evalEvery, data: evalSet.description } : null,
+        checkpoints: checkpoints ? { dir: checkpointDir(runDir!), every: checkpointEvery, keep } : null,
         workers: c.handshakes!.map((h, t) => ({ tower: t, address: workers[t], backend: h.backend, device: h.device, host: h.hostname, pid: h.pid })),
         crossings: c.configured![0].crossings,
         started: new Date().toISOString(),
@@ -97,19 +176,37 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       const onEval = (m: EvalMetrics) => {
         evals.push(m);
         log.write(m);
-        info(`evaluation after step ${m.step}: loss ${m.loss.toFixed(3)}, top-1 error ${(100 * m.top1_error).toFixed(1)}%, top-5 error ${(100 * m.top5_error).toFixed(1)}% (${m.images} held-out images)`);
+        progress.note(`evaluation after step ${m.step}: loss ${m.loss.toFixed(3)}, top-1 error ${(100 * m.top1_error).toFixed(1)}%, top-5 error ${(100 * m.top5_error).toFixed(1)}% (${m.images} held-out images)`);
       };
-      const steps: StepMetrics[] = await c.run(a.steps, (m) => log.write(m), { onEval });
-      const done = summarise(steps, performance.now() - t0, evals);
+      const onCheckpoint = (file: string, step: number) => {
+        log.write({ event: 'checkpoint', step, file });
+        progress.note(`checkpoint ${file}`);
+      };
+      const onLrDrop = (lr: number, epoch: number) => {
+        log.write({ event: 'lr', step: c.stepsCompleted, epoch, lr });
+        progress.note(`the top-1 error stopped improving: learning rate now ${lr} (epoch ${epoch})`);
+      };
+      const steps: StepMetrics[] = await c.run(
+        stepsToRun,
+        (m) => {
+          log.write(m);
+          progress.step(m);
+        },
+        { onEval, onCheckpoint, onLrDrop },
+      );
+      progress.stop();
+      const done = { ...summarise(steps, performance.now() - t0, evals), data_wait_share: c.dataWaitShare };
       log.write(done);
       if (steps.length > 0) {
         info(
           `done: ${done.steps} steps in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
             `loss ${done.loss_last!.toFixed(3)} and top-1 ${(100 * done.top1_last!).toFixed(0)}% over the last ${Math.min(10, steps.length)} steps, ` +
-            `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time`,
+            `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time, on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run`,
         );
-      }
+      } else if (resumed) info(`nothing to do: the run is at step ${startStep} of ${targetSteps}`);
     } catch (e) {
+      progress.stop();
+      await data.close().catch(() => {});
       if (e instanceof WorkerFailure) {
         log.write({ event: 'failed', tower: e.tower, error: e.message });
         process.stderr.write(`alexnet coordinator: ${e.message}\n`);
@@ -119,6 +216,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       c.close();
       throw e;
     }
+    await data.close();
     c.close();
     if (a['exit-with-stdin']) process.stdin.destroy();
   },

@@ -3,7 +3,8 @@ import type { CommandModule } from 'yargs';
 import { getPreset } from '@alexnet-mp/core';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
-import { backendOption, checkRunArgs, evalBatchOf, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { DEFAULTS, backendOption, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { latestOf, readCheckpointHeader } from '../resume.js';
 
 interface Args extends RunArgs {
   backend: string;
@@ -32,24 +33,45 @@ export const launchCommand: CommandModule<object, Args> = {
       })
       .example('$0 launch', 'tiny preset, 20 steps, metrics as JSON lines on stdout')
       .example('$0 launch --preset cifar --steps 5 --backend webasm --run-dir runs/c1', 'a few cifar steps, logs and metrics in runs/c1')
-      .example('$0 launch --steps 100 --eval-every 20 --eval-batch 32', 'held-out loss and top-1/top-5 error every 20 steps') as never,
+      .example('$0 launch --steps 100 --eval-every 20 --eval-batch 32', 'held-out loss and top-1/top-5 error every 20 steps')
+      .example('$0 launch --preset cifar --data cifar10 --epochs 30 --lr-schedule steps:15,25 --run-dir runs/c10', 'CIFAR-10 (downloaded once), evaluation and a checkpoint at each epoch end')
+      .example('$0 launch --resume runs/c10', 'continue that run from its latest checkpoint') as never,
   handler: async (a) => {
     getPreset(a.preset);
     checkRunArgs(a);
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
     const common = ['--preset', a.preset];
+    // a resumed run keeps its batch (the data order depends on it): the workers' limits follow it
+    const saved = a.resume !== undefined ? readCheckpointHeader(latestOf(a.resume)).state : null;
+    const batch = a.batch ?? saved?.extra?.batch ?? DEFAULTS.batch;
+    const plan = saved?.extra?.plan;
+    const evalBatch = a['eval-batch'] ?? plan?.eval_batch ?? batch;
     // the workers' message size limits follow the largest batch they will see (training or evaluation)
-    const maxBatch = a['eval-every'] > 0 ? Math.max(a.batch, evalBatchOf(a)) : a.batch;
+    const maxBatch = Math.max(batch, evalBatch);
     const workerArgs = [...common, '--backend', a.backend, '--on-fallback', a['on-fallback'], '--max-batch', String(maxBatch)];
+    const opt = (name: string, v: string | number | undefined): string[] => (v === undefined ? [] : [`--${name}`, String(v)]);
     const coordinatorArgs = [
       ...common,
-      ...['--steps', a.steps, '--batch', a.batch, '--seed', a.seed, '--lr', a.lr, '--momentum', a.momentum, '--weight-decay', a['weight-decay'], '--data', a.data].map(String),
-      ...(a['run-dir'] ? ['--run-dir', a['run-dir']] : []),
-      ...['--eval-every', a['eval-every'], '--eval-batches', a['eval-batches']].map(String),
-      ...(a['eval-batch'] !== undefined ? ['--eval-batch', String(a['eval-batch'])] : []),
+      ...opt('steps', a.steps),
+      ...opt('epochs', a.epochs),
+      ...opt('batch', a.batch),
+      ...opt('seed', a.seed),
+      ...opt('lr', a.lr),
+      ...opt('lr-schedule', a['lr-schedule']),
+      ...opt('momentum', a.momentum),
+      ...opt('weight-decay', a['weight-decay']),
+      ...opt('data', a.data),
+      ...opt('cache-dir', a['cache-dir']),
+      ...opt('run-dir', a['run-dir']),
+      ...opt('eval-every', a['eval-every']),
+      ...opt('eval-batch', a['eval-batch']),
+      ...opt('eval-batches', a['eval-batches']),
+      ...opt('checkpoint-every', a['checkpoint-every']),
+      ...opt('keep', a.keep),
+      ...opt('resume', a.resume),
     ];
-    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] });
+    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume });
     process.exit(r.code);
   },
 };

@@ -1,8 +1,7 @@
 /** Options shared by `alexnet coordinator` and `alexnet launch`, and their checks. */
 import type { Options } from 'yargs';
-import { backendChoices, presetNames, type SgdHyper } from '@alexnet-mp/core';
+import { backendChoices, parseLrSchedule, presetNames } from '@alexnet-mp/core';
 import { parseAddress } from '@alexnet-mp/worker';
-import { sourceNames } from '../batch-source.js';
 import { UserError } from './errors.js';
 
 /** The preset every command starts with unless told: fast enough on two CPU cores. */
@@ -10,23 +9,29 @@ export const DEFAULT_PRESET = 'tiny';
 
 export const runOptions = {
   preset: { choices: presetNames, default: DEFAULT_PRESET, describe: 'model preset (the same on the workers and the coordinator)' },
-  steps: { type: 'number', default: 20, describe: 'training steps' },
-  batch: { type: 'number', default: 16, describe: 'images per step (both towers see all of them)' },
-  seed: { type: 'number', default: 1, describe: 'run seed: initial weights, dropout masks and synthetic data derive from it' },
-  lr: { type: 'number', default: 0.01, describe: 'learning rate (paper: 0.01)' },
-  momentum: { type: 'number', default: 0.9, describe: 'SGD momentum (paper: 0.9)' },
-  'weight-decay': { type: 'number', default: 0.0005, describe: 'weight decay (paper: 0.0005)' },
-  data: { choices: sourceNames, default: 'synthetic' as const, describe: 'batch source (real data sets come later)' },
-  'run-dir': { type: 'string', describe: 'directory for run.json and metrics.jsonl (created if missing)' },
+  steps: { type: 'number', describe: 'training steps in all (default 20; with --epochs, a cap on epochs x steps an epoch; with --resume, the steps counted from the start of the run)' },
+  epochs: { type: 'number', describe: 'train this many epochs: ceil(training images / batch) steps each (synthetic data: 1024 images an epoch)' },
+  batch: { type: 'number', describe: 'images per step (both towers see all of them; default 16)' },
+  seed: { type: 'number', describe: 'run seed: initial weights, dropout masks, data order and augmentation derive from it (default 1)' },
+  lr: { type: 'number', describe: 'learning rate (paper: 0.01; default 0.01)' },
+  'lr-schedule': { type: 'string', describe: 'divide the learning rate by 10 at given epochs ("steps:30,60,80") or when the epoch-end top-1 error stops improving ("plateau[:PATIENCE[:MIN_DELTA]]", at most 3 times); default: constant' },
+  momentum: { type: 'number', describe: 'SGD momentum (paper: 0.9; default 0.9)' },
+  'weight-decay': { type: 'number', describe: 'weight decay (paper: 0.0005; default 0.0005)' },
+  data: { type: 'string', default: 'synthetic', describe: 'synthetic, cifar10 (downloaded into --cache-dir), or a folder: train/<class>/*.jpg with val/ or test/, or CIFAR-10\'s binary batches' },
+  'cache-dir': { type: 'string', describe: 'downloads and decoded images (default: $ALEXNET_CACHE_DIR, $XDG_CACHE_HOME/alexnet-mp or ~/.cache/alexnet-mp)' },
+  'run-dir': { type: 'string', describe: 'directory for run.json, metrics.jsonl and checkpoints/ (created if missing)' },
   'eval-every': {
     type: 'number',
     default: 0,
     describe:
-      'evaluate every N steps and after the last one (0: never): the held-out batches through both workers, forward only, no dropout; ' +
-      'logs {"event":"eval", step, loss, top1_error, top5_error, images}. Held out for --data synthetic: the same generator with a seed derived from --seed',
+      'evaluate every N steps, at the end of each epoch and after the last step (0: only at epoch ends and after the last step with --epochs, else never): the held-out batches through both workers, forward only, no dropout; ' +
+      'logs {"event":"eval", step, loss, top1_error, top5_error, images}. Held out: the data set\'s val/ or test/ split (centre crops); for --data synthetic the same generator with a seed derived from --seed',
   },
   'eval-batch': { type: 'number', describe: 'images per evaluation batch (default: --batch; may differ from it)' },
-  'eval-batches': { type: 'number', default: 4, describe: 'batches per evaluation (the same ones every time)' },
+  'eval-batches': { type: 'number', describe: 'batches per evaluation, the same ones every time (default: 4 for synthetic data, the whole held-out split for real data)' },
+  'checkpoint-every': { type: 'number', default: 0, describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (0: only at epoch ends and after the last step, and only with --epochs)' },
+  keep: { type: 'number', default: 3, describe: 'checkpoints kept (the latest ones)' },
+  resume: { type: 'string', describe: "continue the run in RUN_DIR from its latest checkpoint: both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
 } satisfies Record<string, Options>;
 
 export const backendOption = {
@@ -43,40 +48,59 @@ export const fallbackOption = {
 
 export interface RunArgs {
   preset: string;
-  steps: number;
-  batch: number;
-  seed: number;
-  lr: number;
-  momentum: number;
-  'weight-decay': number;
-  data: 'synthetic';
+  steps?: number;
+  epochs?: number;
+  batch?: number;
+  seed?: number;
+  lr?: number;
+  'lr-schedule'?: string;
+  momentum?: number;
+  'weight-decay'?: number;
+  data: string;
+  'cache-dir'?: string;
   'run-dir'?: string;
   'eval-every': number;
   'eval-batch'?: number;
-  'eval-batches': number;
+  'eval-batches'?: number;
+  'checkpoint-every': number;
+  keep: number;
+  resume?: string;
 }
+
+export const DEFAULTS = { steps: 20, batch: 16, seed: 1, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 } as const;
 
 export function positiveInt(v: number, name: string, min = 1): number {
   if (!Number.isInteger(v) || v < min) throw new UserError(`--${name} must be an integer >= ${min}, got ${v}`);
   return v;
 }
 
-/** Checks the numbers of a run and returns the SGD hyper-parameters. */
-export function checkRunArgs(a: RunArgs): SgdHyper {
-  positiveInt(a.steps, 'steps', 0);
-  positiveInt(a.batch, 'batch');
+/** Checks the numbers given on the command line (what is not given is checked once resolved). */
+export function checkRunArgs(a: RunArgs): void {
+  if (a.steps !== undefined) positiveInt(a.steps, 'steps', 0);
+  if (a.epochs !== undefined) positiveInt(a.epochs, 'epochs');
+  if (a.batch !== undefined) positiveInt(a.batch, 'batch');
   positiveInt(a['eval-every'], 'eval-every', 0);
   if (a['eval-batch'] !== undefined) positiveInt(a['eval-batch'], 'eval-batch');
-  positiveInt(a['eval-batches'], 'eval-batches');
-  if (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff) throw new UserError(`--seed must be an integer in 0..4294967295, got ${a.seed}`);
+  if (a['eval-batches'] !== undefined) positiveInt(a['eval-batches'], 'eval-batches');
+  positiveInt(a['checkpoint-every'], 'checkpoint-every', 0);
+  positiveInt(a.keep, 'keep');
+  if (a.seed !== undefined && (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff)) throw new UserError(`--seed must be an integer in 0..4294967295, got ${a.seed}`);
   for (const k of ['lr', 'momentum', 'weight-decay'] as const) {
-    if (!Number.isFinite(a[k]) || a[k] < 0) throw new UserError(`--${k} must be a number >= 0, got ${a[k]}`);
+    const v = a[k];
+    if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new UserError(`--${k} must be a number >= 0, got ${v}`);
   }
-  return { lr: a.lr, momentum: a.momentum, weightDecay: a['weight-decay'] };
+  if (a['lr-schedule'] !== undefined) {
+    try {
+      parseLrSchedule(a['lr-schedule'], 1);
+    } catch (e) {
+      throw new UserError((e as Error).message);
+    }
+  }
+  if (!a.data || a.data.trim() === '') throw new UserError('--data needs synthetic, cifar10 or a folder');
 }
 
 /** The evaluation batch size: --eval-batch, else --batch. */
-export const evalBatchOf = (a: RunArgs): number => a['eval-batch'] ?? a.batch;
+export const evalBatchOf = (a: RunArgs, batch = a.batch ?? DEFAULTS.batch): number => a['eval-batch'] ?? batch;
 
 /** Parses an address given on the command line; a user error if malformed. */
 export function checkAddress(s: string, option: string): string {

@@ -1,0 +1,74 @@
+/**
+ * Resuming a run: the latest checkpoint of RUN_DIR/checkpoints, decoded for
+ * this preset (core's decodeCheckpoint refuses another preset's with a clear
+ * message), and what the coordinator saved in its run state.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CheckpointError, decodeCheckpoint, latestCheckpoint, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+
+/** What the coordinator keeps in a checkpoint's run state (`extra`). */
+export interface SavedRun {
+  run_id?: string;
+  batch?: number;
+  hyper?: SgdHyper;
+  lr_schedule?: { spec: LrScheduleSpec; state: LrScheduleState } | null;
+  data?: { name?: string; position?: number; epoch?: number; steps_per_epoch?: number | null; order_seed?: number };
+  /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
+  plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null };
+}
+
+export const checkpointDir = (runDir: string) => path.join(runDir, 'checkpoints');
+
+/** The latest checkpoint file of a run directory; a CheckpointError when there is none. */
+export function latestOf(runDir: string): string {
+  if (!fs.existsSync(runDir)) throw new CheckpointError(`--resume ${runDir}: no such run directory`);
+  const file = latestCheckpoint(checkpointDir(runDir));
+  if (!file) throw new CheckpointError(`--resume ${runDir}: no checkpoint in ${checkpointDir(runDir)} (runs write them with --run-dir and --checkpoint-every or --epochs)`);
+  return file;
+}
+
+/** The run state in a checkpoint's header, without reading its tensors (safetensors: 8-byte length, JSON header). */
+export function readCheckpointHeader(file: string): { preset?: string; state: RunState & { extra?: SavedRun } } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    fs.readSync(fd, len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    if (!(n > 0 && n < 100 * 1024 * 1024)) throw new CheckpointError(`${file} is not a safetensors file`);
+    const head = Buffer.alloc(n);
+    fs.readSync(fd, head, 0, n, 8);
+    const meta = (JSON.parse(head.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
+    return { preset: meta.preset, state: JSON.parse(meta.state ?? 'null') as RunState & { extra?: SavedRun } };
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(`${file}: unreadable checkpoint header (${(e as Error).message})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export interface Resumed {
+  readonly file: string;
+  readonly params: [TowerParams, TowerParams];
+  readonly step: number;
+  readonly seed: number;
+  readonly saved: SavedRun;
+}
+
+/** Reads and checks the latest checkpoint of a run directory for this preset. */
+export function loadResume(runDir: string, spec: ModelSpec): Resumed {
+  const file = latestOf(runDir);
+  const head = readCheckpointHeader(file);
+  if (head.preset !== undefined && head.preset !== spec.name) {
+    throw new CheckpointError(`cannot resume from ${file}: it is a checkpoint of preset "${head.preset}", this run is preset "${spec.name}" (give --preset ${head.preset})`);
+  }
+  let decoded: ReturnType<typeof decodeCheckpoint>;
+  try {
+    decoded = decodeCheckpoint(spec, fs.readFileSync(file), file);
+  } catch (e) {
+    if (e instanceof CheckpointError) throw new CheckpointError(`cannot resume: ${e.message}`);
+    throw new CheckpointError(`cannot resume from ${file}: ${(e as Error).message}`);
+  }
+  return { file, params: decoded.params, step: decoded.state.step, seed: decoded.state.seed, saved: (decoded.state.extra ?? {}) as SavedRun };
+}

@@ -1,0 +1,57 @@
+/**
+ * The data of a run, from `--data`: `synthetic` (SyntheticSource, with a
+ * held-out set from the same generator) or a real data set (`cifar10` or a
+ * folder: FolderSource, whose held-out split is the data set's val/ or test/).
+ * FolderSource is loaded only for real data, so that a synthetic run never
+ * loads the image decoders.
+ */
+import type { ModelSpec } from '@alexnet-mp/core';
+import { SyntheticSource, type BatchSource } from './batch-source.js';
+import { heldOutSet, type EvalSet } from './evaluation.js';
+
+/**
+ * Synthetic data has no epochs of its own: `--epochs` counts this many images an epoch
+ * (the learning-rate schedule, epoch-end evaluations and checkpoints fall on these).
+ */
+export const SYNTHETIC_EPOCH_IMAGES = 1024;
+
+export interface TrainingData {
+  readonly source: BatchSource;
+  /** Real data (a held-out split of its own) or synthetic. */
+  readonly real: boolean;
+  /** Training images in one epoch. */
+  readonly imagesPerEpoch: number;
+  /** The evaluation set: `batches` batches of `batchSize` (real data: default the whole held-out split). */
+  heldOut(batchSize: number, batches?: number): EvalSet;
+  close(): Promise<void>;
+}
+
+export interface OpenDataOptions {
+  readonly data: string;
+  readonly spec: ModelSpec;
+  readonly seed: number;
+  readonly cacheDir?: string;
+  readonly info?: (line: string) => void;
+}
+
+export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData> {
+  if (o.data === 'synthetic') {
+    const source = new SyntheticSource(o.spec, o.seed);
+    return {
+      source,
+      real: false,
+      imagesPerEpoch: SYNTHETIC_EPOCH_IMAGES,
+      heldOut: (batchSize, batches = 4) => heldOutSet('synthetic', o.spec, o.seed, batchSize, batches),
+      close: async () => {},
+    };
+  }
+  const { FolderSource } = await import('./folder-source.js');
+  const source = await FolderSource.open({ data: o.data, spec: o.spec, seed: o.seed, cacheDir: o.cacheDir, info: o.info });
+  return {
+    source,
+    real: true,
+    imagesPerEpoch: source.imagesPerEpoch,
+    heldOut: (batchSize, batches) => source.heldOut(batchSize, batches === undefined ? Infinity : batches * batchSize),
+    close: () => source.close(),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * The training run of issue 4 with real processes (`alexnet launch`, tiny preset): resuming from a checkpoint
+ * continues exactly, epochs drive the learning-rate schedule, evaluations and checkpoints, and real data
+ * (an image folder) trains and evaluates on its own held-out split.
+ */
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeCheckpoint, getPreset, initTowerParams, writeCheckpointFile } from '@alexnet-mp/core';
+import { gradientImage, writeFile } from '../packages/core/test/data-fixtures.js';
+import { alexnet } from './helpers.js';
+
+const common = ['launch', '--preset', 'tiny', '--backend', 'webasm'];
+
+interface Event {
+  event: string;
+  step?: number;
+  loss?: number;
+  lr?: number;
+  images?: number;
+  file?: string;
+  data?: string;
+  start_step?: number;
+  steps_per_epoch?: number | null;
+  data_wait_share?: number;
+  eval?: { data: string } | null;
+}
+
+function tempDir(t: { teardown(f: () => void): void }, prefix = 'alexnet-run-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+const events = (runDir: string): Event[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Event);
+
+async function launchOk(t: { is(a: unknown, b: unknown, m?: string): void }, args: string[]): Promise<void> {
+  const p = alexnet([...common, ...args]);
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+}
+
+test('a run resumed from its checkpoint by a new coordinator continues exactly (dropout on): steps 4-6 equal the uninterrupted run', async (t) => {
+  const straight = tempDir(t);
+  const split = tempDir(t);
+  await launchOk(t, ['--batch', '8', '--steps', '6', '--run-dir', straight]);
+  await launchOk(t, ['--batch', '8', '--steps', '3', '--checkpoint-every', '3', '--run-dir', split]);
+  t.deepEqual(fs.readdirSync(path.join(split, 'checkpoints')), ['step-000000003.safetensors']);
+  // a new launch: new workers, a new coordinator; batch, seed, hyper-parameters and checkpointing come from the checkpoint
+  await launchOk(t, ['--steps', '6', '--resume', split]);
+  const losses = (dir: string) => events(dir).filter((e) => e.event === 'step').map((e) => [e.step, e.loss]);
+  const a = losses(straight);
+  const b = losses(split);
+  t.is(a.length, 6);
+  t.deepEqual(b, a, 'every loss, steps 1-3 of the first run and 4-6 of the resumed one, equals the uninterrupted run');
+  const runs = events(split).filter((e) => e.event === 'run');
+  t.deepEqual(runs.map((r) => r.start_step), [0, 3]);
+  t.deepEqual(fs.readdirSync(path.join(split, 'checkpoints')), ['step-000000003.safetensors', 'step-000000006.safetensors']);
+});
+
+test('a checkpoint of another preset is refused with a clear message, before any worker is contacted', async (t) => {
+  const dir = tempDir(t);
+  const spec = getPreset('tiny');
+  const params = [initTowerParams(spec, 0, 1), initTowerParams(spec, 1, 1)] as const;
+  writeCheckpointFile(path.join(dir, 'checkpoints'), 5, encodeCheckpoint(spec, [params[0], params[1]], { step: 5, seed: 1, preset: 'tiny', extra: { batch: 8 } }));
+  const p = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--resume', dir]);
+  const { code } = await p.exited;
+  t.is(code, 2, p.output());
+  t.regex(p.stderr.join('\n'), /^alexnet: cannot resume from .*step-000000005\.safetensors: it is a checkpoint of preset "tiny", this run is preset "cifar" \(give --preset tiny\)$/m);
+  t.notRegex(p.output(), /internal error|\n\s+at /, 'no stack trace');
+  // no checkpoint at all
+  const empty = tempDir(t);
+  const q = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--resume', empty]);
+  t.is((await q.exited).code, 2);
+  t.regex(q.stderr.join('\n'), /^alexnet: --resume .*: no checkpoint in .*checkpoints/m);
+});
+
+test('epochs: the lr schedule by epoch, an evaluation and a checkpoint at each epoch end, the last --keep kept', async (t) => {
+  const dir = tempDir(t);
+  // synthetic epochs are 1024 images: batches of 128 make 8 steps an epoch
+  await launchOk(t, ['--batch', '128', '--epochs', '2', '--lr', '0.02', '--lr-schedule', 'steps:1', '--keep', '1', '--eval-batches', '1', '--run-dir', dir]);
+  const ev = events(dir);
+  const steps = ev.filter((e) => e.event === 'step');
+  t.is(steps.length, 16);
+  t.deepEqual(steps.map((e) => e.lr), [...Array<number>(8).fill(0.02), ...Array<number>(8).fill(0.002)]);
+  t.is(ev[0]!.steps_per_epoch, 8);
+  t.deepEqual(ev.filter((e) => e.event === 'eval').map((e) => [e.step, e.images]), [[8, 128], [16, 128]]);
+  t.deepEqual(ev.filter((e) => e.event === 'checkpoint').map((e) => e.step), [8, 16]);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), ['step-000000016.safetensors']);
+  const done = ev[ev.length - 1]!;
+  t.is(done.event, 'done');
+  t.true(done.data_wait_share! >= 0 && done.data_wait_share! < 1);
+});
+
+test('real data: an image folder trains by epochs and evaluates on its own val/ split; a missing folder is one line', async (t) => {
+  const root = tempDir(t, 'alexnet-folder-');
+  const colours: [number, number, number][] = [[250, 40, 40], [40, 250, 40], [40, 40, 250], [230, 230, 40]];
+  for (const [c, rgb] of colours.entries()) {
+    for (let i = 0; i < 6; i++) writeFile(path.join(root, 'train', `c${c}`, `${i}.png`), await gradientImage(16 + i, 16, rgb, 'png'));
+    for (let i = 0; i < 2; i++) writeFile(path.join(root, 'val', `c${c}`, `${i}.png`), await gradientImage(16, 16 + i, rgb, 'png'));
+  }
+  const cache = tempDir(t, 'alexnet-cache-');
+  const dir = tempDir(t);
+  // 24 training images, batches of 8: 3 steps an epoch
+  await launchOk(t, ['--batch', '8', '--data', root, '--cache-dir', cache, '--epochs', '2', '--run-dir', dir]);
+  const ev = events(dir);
+  t.true(ev[0]!.data!.includes(root), ev[0]!.data);
+  t.regex(ev[0]!.eval!.data, /8 val images/);
+  t.is(ev.filter((e) => e.event === 'step').length, 6);
+  t.deepEqual(ev.filter((e) => e.event === 'eval').map((e) => [e.step, e.images]), [[3, 8], [6, 8]]);
+  const done = ev[ev.length - 1]!;
+  t.true(typeof done.data_wait_share === 'number');
+
+  const p = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--data', path.join(root, 'nope'), '--cache-dir', cache]);
+  t.is((await p.exited).code, 2, p.output());
+  const err = p.stderr.filter((l) => l.startsWith('alexnet: '));
+  t.is(err.length, 1, p.output());
+  t.regex(err[0]!, /nope/);
+  t.notRegex(p.output(), /internal error|\n\s+at /, 'no stack trace');
+});
