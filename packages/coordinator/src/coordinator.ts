@@ -255,6 +255,7 @@ export class Coordinator {
     if (reply.tower !== t) diffs.push(`tower differs (expected tower ${t}, the worker is tower ${reply.tower})`);
     if (diffs.length > 0) throw new UserError(`${this.label(t)} refused: ${diffs.join('; ')}`);
     if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
+    if (this.o.resume && !reply.features.includes('set-parameters')) throw new UserError(`${this.label(t)} cannot resume a run (an older build without Worker.SetParameters): update it`);
     if (this.o.eval) {
       if (!reply.features.includes('evaluate')) throw new UserError(`${this.label(t)} cannot evaluate (an older build without Worker.Evaluate): update it or run without evaluation`);
       if (this.o.eval.set.maxBatch > reply.max_batch) throw new UserError(`evaluation batch ${this.o.eval.set.maxBatch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);

@@ -64,6 +64,20 @@ export interface FolderSourceOptions {
   readonly onWarning?: (w: DataWarning) => void;
 }
 
+/** Images k = start .. start+count-1 of `images` evenly spaced over a split of `total` (image floor(k * total / images)), as one CNHW batch. */
+async function spacedBatch(thread: BatchThread, start: number, count: number, images: number, total: number, crop: number): Promise<U8Batch> {
+  const parts = await Promise.all(Array.from({ length: count }, (_, i) => thread.evalU8(Math.floor(((start + i) * total) / images), 1, crop, 'centre')));
+  const plane = crop * crop;
+  const channels = parts[0]!.images.length / plane;
+  const out = new Uint8Array(channels * count * plane);
+  const labels = new Uint32Array(count);
+  parts.forEach((p, i) => {
+    labels[i] = p.labels[0]!;
+    for (let c = 0; c < channels; c++) out.set(p.images.subarray(c * plane, (c + 1) * plane), (c * count + i) * plane);
+  });
+  return { images: out, labels };
+}
+
 export class FolderSource implements BatchSource {
   readonly description: string;
   private prefetcher: Prefetcher<AugmentedU8Batch> | null = null;
@@ -146,16 +160,19 @@ export class FolderSource implements BatchSource {
     const images = Math.min(d.heldOutCount, limit);
     const crop = this.augment.crop;
     const thread = this.thread;
+    // a limited evaluation takes evenly spaced images of the split (a folder's split is in class order: its first images are one class)
+    const spaced = images < d.heldOutCount;
+    const make = (start: number, count: number): Promise<U8Batch> => (spaced ? spacedBatch(thread, start, count, images, d.heldOutCount, crop) : thread.evalU8(start, count, crop, 'centre'));
     return {
-      description: `${images} ${d.heldOutName} images of ${d.root}, centre ${crop}x${crop} crops, batches of ${batchSize}`,
+      description: `${images} ${d.heldOutName} images of ${d.root}${spaced ? ' (evenly spaced)' : ''}, centre ${crop}x${crop} crops, batches of ${batchSize}`,
       maxBatch: batchSize,
       images,
       async *batches() {
-        let next = images > 0 ? thread.evalU8(0, Math.min(batchSize, images), crop, 'centre') : null;
+        let next = images > 0 ? make(0, Math.min(batchSize, images)) : null;
         for (let start = 0; start < images; start += batchSize) {
           const b = await next!;
           const after = start + batchSize;
-          next = after < images ? thread.evalU8(after, Math.min(batchSize, images - after), crop, 'centre') : null;
+          next = after < images ? make(after, Math.min(batchSize, images - after)) : null;
           yield { images: b.images, labels: b.labels };
         }
       },

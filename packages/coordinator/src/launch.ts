@@ -12,6 +12,8 @@
  *   closes, so none outlives a launcher that is killed outright.
  * - The launcher exits only after every child has exited.
  */
+import { Progress, progressBarWanted } from './progress.js';
+import type { StepMetrics } from './coordinator.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,6 +34,8 @@ export interface LaunchOptions {
   readonly runDir?: string;
   /** How long a worker may take to start listening. */
   readonly startTimeoutMs?: number;
+  /** A progress bar on stderr fed by the coordinator's step lines instead of printing them (default: when stdout and stderr are terminals and out/err are not given). */
+  readonly bar?: boolean;
   readonly out?: (line: string) => void;
   readonly err?: (line: string) => void;
 }
@@ -122,8 +126,23 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
   const children: Child[] = [];
   const listening = new Map<Name, (address: string) => void>();
+  // on a terminal, a progress bar fed by the coordinator's step lines (which stay in RUN_DIR/metrics.jsonl and coord.log); other lines print above it
+  const barWanted = o.bar ?? (o.out === undefined && o.err === undefined && progressBarWanted());
+  let progress: Progress | null = null;
   const onLine = (c: Child, line: string, stream: 'out' | 'err') => {
-    (stream === 'out' ? out : err)(`[${c.name}] ${line}`);
+    if (barWanted && c.name === 'coord' && stream === 'out' && line.startsWith('{"event":')) {
+      try {
+        const m = JSON.parse(line) as { event: string; steps?: number; start_step?: number; batch?: number };
+        if (m.event === 'run' && progress === null) progress = new Progress({ total: m.steps ?? 0, start: m.start_step ?? 0, batch: m.batch ?? 0, info: err, bar: true });
+        if (m.event === 'step' && progress) progress.step(m as unknown as StepMetrics);
+        // the JSON lines are in RUN_DIR/metrics.jsonl; the coordinator says the same on stderr in words
+        return;
+      } catch {
+        // not ours: printed as it is
+      }
+    }
+    if (progress) progress.note(`[${c.name}] ${line}`);
+    else (stream === 'out' ? out : err)(`[${c.name}] ${line}`);
     const m = / listening on (\S+)$/.exec(line);
     if (m && stream === 'out') listening.get(c.name)?.(m[1]!);
   };
@@ -184,6 +203,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       firstWorkerExit.then(() => 'worker' as const),
       signalSeen.then(() => 'signal' as const),
     ]);
+    (progress as Progress | null)?.stop();
     if (ended === 'signal') return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {
       say('run finished; stopping the workers');
@@ -206,6 +226,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     }
     throw e;
   } finally {
+    (progress as Progress | null)?.stop();
     await stopAll();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -38,6 +38,7 @@ export class Progress {
         {
           stream: process.stderr,
           format: 'step {value}/{total} [{bar}] {percentage}% | {ips} images/s | loss {loss} | ETA {eta_formatted}',
+          barsize: 24,
           hideCursor: true,
           clearOnComplete: false,
           etaBuffer: 20,

@@ -1,0 +1,35 @@
+/** FolderSource's held-out evaluation when limited: evenly spaced over the split (whose folders come in class order). */
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { getPreset } from '@alexnet-mp/core';
+import { gradientImage, writeFile } from '../../core/test/data-fixtures.js';
+import { FolderSource } from '../src/folder-source.js';
+
+test('a limited held-out evaluation takes evenly spaced images of the split, not the first class only', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-heldout-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const colours: [number, number, number][] = [[250, 40, 40], [40, 250, 40], [40, 40, 250], [230, 230, 40]];
+  for (const [c, rgb] of colours.entries()) {
+    writeFile(path.join(root, 'train', `c${c}`, '0.png'), await gradientImage(16, 16, rgb, 'png'));
+    for (let i = 0; i < 2; i++) writeFile(path.join(root, 'val', `c${c}`, `${i}.png`), await gradientImage(16 + 4 * i, 16, rgb, 'png'));
+  }
+  const src = await FolderSource.open({ data: root, spec: getPreset('tiny'), seed: 1, cacheDir: path.join(root, 'cache') });
+  t.teardown(() => src.close());
+  const all = [];
+  for await (const b of src.heldOut(8).batches()) all.push(b);
+  t.deepEqual([...all[0]!.labels], [0, 0, 1, 1, 2, 2, 3, 3]);
+  const limited = src.heldOut(3, 4);
+  t.regex(limited.description, /4 val images .*\(evenly spaced\)/);
+  const got = [];
+  for await (const b of limited.batches()) got.push(b);
+  t.deepEqual(got.map((b) => [...b.labels]), [[0, 1, 2], [3]]);
+  // CNHW: image k of the limited set is image 2k of the split
+  const plane = 16 * 16;
+  for (let c = 0; c < 3; c++) {
+    for (const [slot, k] of [[0, 0], [1, 1], [2, 2]] as const) {
+      t.deepEqual(got[0]!.images.subarray((c * 3 + slot) * plane, (c * 3 + slot + 1) * plane), all[0]!.images.subarray((c * 8 + 2 * k) * plane, (c * 8 + 2 * k + 1) * plane));
+    }
+  }
+});
