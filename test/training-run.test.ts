@@ -7,9 +7,10 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeCheckpoint, getPreset, initTowerParams, writeCheckpointFile } from '@alexnet-mp/core';
+import { encodeCheckpoint, getPreset, initTowerParams, towerParamLayers, writeCheckpointFile } from '@alexnet-mp/core';
 import { gradientImage, writeFile } from '../packages/core/test/data-fixtures.js';
-import { alexnet } from './helpers.js';
+import { Coordinator, SyntheticSource, readCheckpointHeader } from '@alexnet-mp/coordinator';
+import { alexnet, startWorker } from './helpers.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm'];
 
@@ -18,6 +19,7 @@ interface Event {
   step?: number;
   loss?: number;
   lr?: number;
+  epoch?: number;
   images?: number;
   file?: string;
   data?: string;
@@ -118,4 +120,48 @@ test('real data: an image folder trains by epochs and evaluates on its own val/ 
   t.is(err.length, 1, p.output());
   t.regex(err[0]!, /nope/);
   t.notRegex(p.output(), /internal error|\n\s+at /, 'no stack trace');
+});
+
+test('a plateau schedule is fed the epoch-end evaluations, drops the rate, and its state is in the checkpoint', async (t) => {
+  const dir = tempDir(t);
+  // min delta 1: the top-1 error never improves enough, so with patience 1 every epoch-end evaluation after the first drops the rate
+  await launchOk(t, ['--batch', '128', '--epochs', '3', '--lr', '0.02', '--lr-schedule', 'plateau:1:1', '--eval-batches', '1', '--run-dir', dir]);
+  const ev = events(dir);
+  const lrs = ev.filter((e) => e.event === 'step').map((e) => e.lr);
+  t.deepEqual(lrs, [...Array<number>(16).fill(0.02), ...Array<number>(8).fill(0.002)]);
+  t.deepEqual(ev.filter((e) => e.event === 'lr').map((e) => [e.step, e.lr]), [[16, 0.002], [24, 0.0002]]);
+  const head = readCheckpointHeader(path.join(dir, 'checkpoints', 'step-000000024.safetensors'));
+  t.is(head.state.step, 24);
+  t.is(head.state.extra!.lr_schedule!.state.drops, 2);
+});
+
+test('SetParameters: the weights, momentum and step set on the workers are what GetParameters returns; refused after a step or with a tensor missing', async (t) => {
+  const spec = getPreset('tiny');
+  const [w0, w1] = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
+  const params = [initTowerParams(spec, 0, 7), initTowerParams(spec, 1, 7)] as const;
+  for (const p of params) for (const l of p.values()) l.vw = l.w.map((x) => x / 3);
+  const hyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+  const c = new Coordinator({ spec, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(spec, 1), resume: { params: [params[0], params[1]], step: 5 } });
+  t.teardown(() => c.close());
+  await c.start();
+  t.is(c.stepsCompleted, 5);
+  for (const tw of [0, 1] as const) {
+    const got = await c.clients[tw].parameters(true);
+    t.is((await c.clients[tw].status()).steps_done, 5);
+    for (const [name, p] of params[tw]) t.deepEqual(got.get(name), p, `tower ${tw} ${name}`);
+  }
+  const m = await c.step(await new SyntheticSource(spec, 1).batch(5, 4));
+  t.is(m.step, 5);
+  // after a step: refused, nothing changed
+  const shapes = new Map<string, number[]>(towerParamLayers(spec, 0).map((l) => [l.name, [...l.shape]]));
+  const e = await t.throwsAsync(c.clients[0].setParameters(params[0], shapes, 0));
+  t.regex(String(e?.message), /FAILED_PRECONDITION.*only right after Configure/);
+  t.is((await c.clients[0].status()).steps_done, 6);
+  // a fresh run, one layer missing: refused
+  const d = new Coordinator({ spec, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(spec, 1) });
+  t.teardown(() => d.close());
+  await d.start();
+  const partial = new Map([...params[0]].slice(1));
+  const f = await t.throwsAsync(d.clients[0].setParameters(partial, shapes, 0));
+  t.regex(String(f?.message), /INVALID_ARGUMENT: no w tensor for conv1/);
 });
