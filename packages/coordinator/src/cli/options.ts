@@ -30,7 +30,7 @@ export const runOptions = {
   'eval-batch': { type: 'number', describe: 'images per evaluation batch (default: --batch; may differ from it)' },
   'eval-batches': { type: 'number', describe: 'batches per evaluation, the same ones every time (default: 4 for synthetic data, the whole held-out split for real data)' },
   'checkpoint-every': { type: 'number', default: 0, describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (0: only at epoch ends and after the last step, and only with --epochs)' },
-  keep: { type: 'number', default: 3, describe: 'checkpoints kept (the latest ones)' },
+  keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
   resume: { type: 'string', describe: "continue the run in RUN_DIR from its latest checkpoint: both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
 } satisfies Record<string, Options>;
 
@@ -63,7 +63,7 @@ export interface RunArgs {
   'eval-batch'?: number;
   'eval-batches'?: number;
   'checkpoint-every': number;
-  keep: number;
+  keep?: number;
   resume?: string;
 }
 
@@ -83,7 +83,7 @@ export function checkRunArgs(a: RunArgs): void {
   if (a['eval-batch'] !== undefined) positiveInt(a['eval-batch'], 'eval-batch');
   if (a['eval-batches'] !== undefined) positiveInt(a['eval-batches'], 'eval-batches');
   positiveInt(a['checkpoint-every'], 'checkpoint-every', 0);
-  positiveInt(a.keep, 'keep');
+  if (a.keep !== undefined) positiveInt(a.keep, 'keep');
   if (a.seed !== undefined && (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff)) throw new UserError(`--seed must be an integer in 0..4294967295, got ${a.seed}`);
   for (const k of ['lr', 'momentum', 'weight-decay'] as const) {
     const v = a[k];
