@@ -72,3 +72,13 @@ export function loadResume(runDir: string, spec: ModelSpec): Resumed {
   }
   return { file, params: decoded.params, step: decoded.state.step, seed: decoded.state.seed, saved: (decoded.state.extra ?? {}) as SavedRun };
 }
+
+/** The preset of a run: the command line's, else (with --resume) the checkpoint's, else the default. */
+export function resolvePreset(explicit: string | undefined, resume: string | undefined, fallback: string): string {
+  if (explicit !== undefined) return explicit;
+  if (resume !== undefined) {
+    const saved = readCheckpointHeader(latestOf(resume)).preset;
+    if (saved !== undefined) return saved;
+  }
+  return fallback;
+}

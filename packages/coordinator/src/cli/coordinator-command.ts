@@ -5,11 +5,11 @@ import { PROTOCOL_VERSION, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
-import { checkpointDir, loadResume, type SavedRun } from '../resume.js';
+import { checkpointDir, loadResume, resolvePreset, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
-import { DEFAULTS, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
+import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
 
 interface Args extends RunArgs {
   workers: string;
@@ -38,7 +38,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (used by launch)' },
       }) as never,
   handler: async (a) => {
-    const spec = getPreset(a.preset);
+    const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
     checkRunArgs(a);
     const list = a.workers.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     if (list.length !== 2) throw new UserError(`--workers needs exactly two addresses (tower 0's, then tower 1's), got ${list.length}`);

@@ -3,8 +3,8 @@ import type { CommandModule } from 'yargs';
 import { getPreset } from '@alexnet-mp/core';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
-import { DEFAULTS, backendOption, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
-import { latestOf, readCheckpointHeader } from '../resume.js';
+import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
 
 interface Args extends RunArgs {
   backend: string;
@@ -37,11 +37,11 @@ export const launchCommand: CommandModule<object, Args> = {
       .example('$0 launch --preset cifar --data cifar10 --epochs 30 --lr-schedule steps:15,25 --run-dir runs/c10', 'CIFAR-10 (downloaded once), evaluation and a checkpoint at each epoch end')
       .example('$0 launch --resume runs/c10', 'continue that run from its latest checkpoint') as never,
   handler: async (a) => {
-    getPreset(a.preset);
+    const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
-    const common = ['--preset', a.preset];
+    const common = ['--preset', preset];
     // a resumed run keeps its batch (the data order depends on it): the workers' limits follow it
     const saved = a.resume !== undefined ? readCheckpointHeader(latestOf(a.resume)).state : null;
     const batch = a.batch ?? saved?.extra?.batch ?? DEFAULTS.batch;

@@ -8,7 +8,7 @@ import { UserError } from './errors.js';
 export const DEFAULT_PRESET = 'tiny';
 
 export const runOptions = {
-  preset: { choices: presetNames, default: DEFAULT_PRESET, describe: 'model preset (the same on the workers and the coordinator)' },
+  preset: { choices: presetNames, describe: `model preset (the same on the workers and the coordinator; default ${DEFAULT_PRESET}, or with --resume the run's own)` },
   steps: { type: 'number', describe: 'training steps in all (default 20; with --epochs, a cap on epochs x steps an epoch; with --resume, the steps counted from the start of the run)' },
   epochs: { type: 'number', describe: 'train this many epochs: ceil(training images / batch) steps each (synthetic data: 1024 images an epoch)' },
   batch: { type: 'number', describe: 'images per step (both towers see all of them; default 16)' },
@@ -47,7 +47,7 @@ export const fallbackOption = {
 } satisfies Options;
 
 export interface RunArgs {
-  preset: string;
+  preset?: string;
   steps?: number;
   epochs?: number;
   batch?: number;
