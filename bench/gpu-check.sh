@@ -10,13 +10,7 @@ export OUT
 mkdir -p "$OUT"
 bash .device/enter.sh bash -c '
   export ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=1
-  # the GLX ICD that the driver lists needs an X display; its EGL library is the headless Vulkan driver
-  egl=$(ldconfig -p | awk "/libEGL_nvidia.so.0/ {print \$NF; exit}")
-  if [ -n "$egl" ]; then
-    printf "{\"file_format_version\":\"1.0.1\",\"ICD\":{\"library_path\":\"%s\",\"api_version\":\"1.3\"}}" "$egl" > /tmp/nvidia_egl_icd.json
-    export VK_DRIVER_FILES=/tmp/nvidia_egl_icd.json
-  fi
-  echo "VK_DRIVER_FILES=$VK_DRIVER_FILES"
+  . bench/gpu-env.sh
   echo "== webgpu adapter"
   timeout 60 node --import tsx --input-type=module -e "
     const { installWebGPU } = await import(\"./packages/core/src/device.ts\");
