@@ -5,11 +5,10 @@
  * model identity both ends compare, message size limits from the preset, and
  * tensors as little-endian float32 bytes.
  */
-import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { crossingSizes, planModel, shapeSize, towerParamLayers, type ModelSpec } from '@alexnet-mp/core';
+import { canonicalJson, crossingSizes, modelHash, planModel, shapeSize, towerParamLayers, type ModelSpec } from '@alexnet-mp/core';
 
 /** The protocol this build speaks; alexnet.v1 on the wire. */
 export const PROTOCOL_VERSION = 1;
@@ -228,24 +227,8 @@ export interface EvalExchangeRequest {
 
 // ---- identity ----
 
-/** JSON with object keys sorted at every level: the same text for the same spec whatever the key order. */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
-/** sha256 (hex) of the spec's canonical JSON. */
-export function modelHash(spec: ModelSpec): string {
-  return createHash('sha256').update(canonicalJson(spec)).digest('hex');
-}
+// the model hash (sha256 of the preset's canonical JSON) is core's, shared with checkpoints
+export { canonicalJson, modelHash };
 
 export function modelIdentity(spec: ModelSpec, protocolVersion = PROTOCOL_VERSION): ModelIdentity {
   return { protocol_version: protocolVersion, preset: spec.name, model_hash: modelHash(spec) };
