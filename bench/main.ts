@@ -3,10 +3,21 @@
  * TensorFlow.js peer (bench/train-step.ts), or with --distributed the two-worker run
  * against the one-process run (bench/distributed.ts). `--help` on either.
  */
-const i = process.argv.indexOf('--distributed');
-if (i >= 0) {
-  process.argv.splice(i, 1);
-  await import('./distributed.js');
-} else {
-  await import('./train-step.js');
+// errors that say what to change (no GPU, a batch too large for webgpu, a kernel that fell back): one line, no stack
+const userErrors = new Set(['NoWebGPUError', 'ArrayTooLargeError', 'BackendFallbackError', 'UserError', 'DataError']);
+
+try {
+  const i = process.argv.indexOf('--distributed');
+  if (i >= 0) {
+    process.argv.splice(i, 1);
+    await import('./distributed.js');
+  } else {
+    await import('./train-step.js');
+  }
+} catch (e) {
+  if (e instanceof Error && userErrors.has(e.name)) {
+    process.stderr.write(`bench: ${e.message}\n`);
+    process.exit(2);
+  }
+  throw e;
 }
