@@ -27,7 +27,7 @@ import {
   type StepReply,
 } from '@alexnet-mp/worker';
 import type { BatchSource, U8Batch } from './batch-source.js';
-import { summariseEval, type EvalBatchResult, type EvalMetrics, type EvalResult, type EvalSet } from './evaluation.js';
+import { scoreViews, summariseEval, type EvalBatchResult, type EvalMetrics, type EvalResult, type EvalSet } from './evaluation.js';
 import { UserError } from './cli/errors.js';
 
 export interface CoordinatorOptions {
@@ -374,11 +374,14 @@ export class Coordinator {
   /**
    * Evaluates a set of labelled batches (they may differ in size) with the current parameters: mean loss,
    * top-1 and top-5 error over all their images, and with `logits: true` (the default) each batch's logits,
-   * e.g. for averaging the softmax over an image's ten patches. The next batch is fetched while the
-   * workers compute.
+   * e.g. for averaging the softmax over an image's ten patches. With `views` > 1 each batch holds
+   * `labels.length * views` images (image j's view v in column j * views + v) and every image is scored
+   * from the softmax averaged over its views (evaluation.ts's scoreViews; the logits kept are those
+   * averaged probabilities). The next batch is fetched while the workers compute.
    */
-  async evaluate(batches: AsyncIterable<U8Batch> | Iterable<U8Batch | Promise<U8Batch>>, o: { logits?: boolean } = {}): Promise<EvalResult> {
+  async evaluate(batches: AsyncIterable<U8Batch> | Iterable<U8Batch | Promise<U8Batch>>, o: { logits?: boolean; views?: number } = {}): Promise<EvalResult> {
     const keep = o.logits ?? true;
+    const views = o.views ?? 1;
     const t0 = performance.now();
     const step = this.stepsDone;
     const results: EvalBatchResult[] = [];
@@ -391,7 +394,8 @@ export class Coordinator {
       if (r.done) break;
       const b = await r.value;
       if (b.labels.length === 0) throw new Error('evaluate needs labelled batches (use evaluateBatch for logits only)');
-      const pending = this.evaluateBatch(b);
+      // views > 1: the workers see the views unlabelled; each image is scored here from its views' averaged softmax
+      const pending = views > 1 ? this.evaluateBatch({ images: b.images, labels: new Uint32Array(0) }).then((r) => scoreViews(r, b.labels, this.o.spec.classes, views)) : this.evaluateBatch(b);
       // the next batch is made while the workers compute (a failure surfaces when it is awaited)
       next = Promise.resolve(it.next());
       next.catch(() => {});
@@ -408,8 +412,9 @@ export class Coordinator {
   /** Evaluates `eval.set` (see the options), as a metrics line. */
   async evaluateHeldOut(): Promise<EvalMetrics> {
     if (!this.o.eval) throw new Error('no evaluation set: give the eval option');
-    const { logits: _l, labels: _b, ...summary } = await this.evaluate(this.o.eval.set.batches(), { logits: false });
-    return { event: 'eval', ...summary };
+    const views = this.o.eval.set.views ?? 1;
+    const { logits: _l, labels: _b, ...summary } = await this.evaluate(this.o.eval.set.batches(), { logits: false, views });
+    return views > 1 ? { event: 'eval', ...summary, views } : { event: 'eval', ...summary };
   }
 
   /**

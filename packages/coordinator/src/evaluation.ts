@@ -4,7 +4,7 @@
  * the metrics it gives. The coordinator runs the batches through both
  * workers (Worker.Evaluate: forward only, no dropout, no update).
  */
-import { deriveSeed, type ModelSpec } from '@alexnet-mp/core';
+import { deriveSeed, topKCorrect, type ModelSpec } from '@alexnet-mp/core';
 import type { CrossingTraffic } from '@alexnet-mp/worker';
 import { SyntheticSource, type BatchSource, type SourceName, type U8Batch } from './batch-source.js';
 
@@ -14,6 +14,11 @@ export interface EvalSet {
   readonly description: string;
   /** The largest batch it yields (sets the message size limits and is checked against the workers' --max-batch). */
   readonly maxBatch: number;
+  /**
+   * Views per image (default 1). With 10 (ten-patch evaluation) each batch holds `labels.length * views`
+   * images, image j's view v in column j * views + v, and one label per image.
+   */
+  readonly views?: number;
   /** The batches, in order; every call yields the same ones. */
   batches(): AsyncIterable<U8Batch>;
 }
@@ -65,6 +70,8 @@ export interface EvalSummary {
 
 export interface EvalMetrics extends EvalSummary {
   event: 'eval';
+  /** Views averaged per image: 10 for ten-patch evaluation (absent for centre crops). */
+  views?: number;
 }
 
 /** One batch's result from tower 0 (and the traffic of both). */
@@ -120,5 +127,30 @@ export function summariseEval(step: number, results: readonly EvalBatchResult[],
     ms,
     crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
     workers,
+  };
+}
+
+/**
+ * One batch of view logits (`r.logits` [class][image * views + view], evaluated without labels) scored per
+ * image: the softmax averaged over each image's views (averageViewSoftmax), the mean of -log of the label's
+ * averaged probability, and top-1/top-5 counts from the averaged probabilities. `batch` becomes the number of
+ * images and `logits` the averaged probabilities [class][image].
+ */
+export async function scoreViews(r: EvalBatchResult, labels: Uint32Array, classes: number, views: number): Promise<EvalBatchResult> {
+  // loaded here only: a synthetic run never loads the data package (image decoders)
+  const { averageViewSoftmax } = await import('@alexnet-mp/core/data');
+  const probs = averageViewSoftmax(r.logits, classes, views);
+  const n = probs.length / classes;
+  if (n !== labels.length) throw new Error(`${labels.length} labels for ${n} images of ${views} views`);
+  let loss = 0;
+  for (let j = 0; j < n; j++) loss -= Math.log(Math.max(probs[labels[j]! * n + j]!, Number.MIN_VALUE));
+  return {
+    ...r,
+    batch: n,
+    loss: n ? loss / n : 0,
+    correct: topKCorrect(probs, labels, classes, 1),
+    correct_top5: topKCorrect(probs, labels, classes, 5),
+    logits: probs,
+    labels,
   };
 }

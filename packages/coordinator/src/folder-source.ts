@@ -28,6 +28,7 @@ import {
   type DataWarning,
   type Dataset,
   type PrefetchStats,
+  type ViewMode,
 } from '@alexnet-mp/core/data';
 import type { BatchSource, U8Batch } from './batch-source.js';
 
@@ -64,16 +65,20 @@ export interface FolderSourceOptions {
   readonly onWarning?: (w: DataWarning) => void;
 }
 
-/** Images k = start .. start+count-1 of `images` evenly spaced over a split of `total` (image floor(k * total / images)), as one CNHW batch. */
-async function spacedBatch(thread: BatchThread, start: number, count: number, images: number, total: number, crop: number): Promise<U8Batch> {
-  const parts = await Promise.all(Array.from({ length: count }, (_, i) => thread.evalU8(Math.floor(((start + i) * total) / images), 1, crop, 'centre')));
-  const plane = crop * crop;
-  const channels = parts[0]!.images.length / plane;
-  const out = new Uint8Array(channels * count * plane);
+/**
+ * Images k = start .. start+count-1 of `images` evenly spaced over a split of `total` (image floor(k * total / images)), as one CNHW batch
+ * (with mode 'ten', `views` columns per image, image j's view v in column j * views + v).
+ */
+async function spacedBatch(thread: BatchThread, start: number, count: number, images: number, total: number, crop: number, mode: ViewMode): Promise<U8Batch> {
+  const parts = await Promise.all(Array.from({ length: count }, (_, i) => thread.evalU8(Math.floor(((start + i) * total) / images), 1, crop, mode)));
+  const views = parts[0]!.views;
+  const block = views * crop * crop;
+  const channels = parts[0]!.images.length / block;
+  const out = new Uint8Array(channels * count * block);
   const labels = new Uint32Array(count);
   parts.forEach((p, i) => {
     labels[i] = p.labels[0]!;
-    for (let c = 0; c < channels; c++) out.set(p.images.subarray(c * plane, (c + 1) * plane), (c * count + i) * plane);
+    for (let c = 0; c < channels; c++) out.set(p.images.subarray(c * block, (c + 1) * block), (c * count + i) * block);
   });
   return { images: out, labels };
 }
@@ -149,12 +154,17 @@ export class FolderSource implements BatchSource {
    * The held-out split (val/ or test/) as fixed evaluation batches: the
    * centre crop of every image, in the split's order, `batchSize` images a
    * batch (the last one shorter), at most `limit` images. Shaped like
-   * evaluation.ts's EvalSet (description, maxBatch, batches()). Ten-patch
-   * evaluation (eval.ts: tenViews, averageViewSoftmax) needs the workers to
-   * return logits per view; with centre crops the top-1/top-5 of the
-   * evaluation itself are the paper's single-crop numbers.
+   * evaluation.ts's EvalSet (description, maxBatch, views, batches()). With
+   * centre crops the top-1/top-5 of the evaluation itself are the paper's
+   * single-crop numbers; with mode 'ten' every image comes as its ten patches
+   * (eval.ts's tenViews: a batch of `batchSize` images sends 10 x batchSize,
+   * which is maxBatch), whose softmax the coordinator averages per image.
    */
-  heldOut(batchSize: number, limit = Infinity): { readonly description: string; readonly maxBatch: number; readonly images: number; batches(): AsyncIterable<U8Batch> } {
+  heldOut(
+    batchSize: number,
+    limit = Infinity,
+    mode: ViewMode = 'centre',
+  ): { readonly description: string; readonly maxBatch: number; readonly views: number; readonly images: number; batches(): AsyncIterable<U8Batch> } {
     const d = this.dataset;
     if (!d.heldOut) throw new DataError(d.root, `${d.root} has no held-out split (val/ or test/) to evaluate on`);
     const images = Math.min(d.heldOutCount, limit);
@@ -162,10 +172,13 @@ export class FolderSource implements BatchSource {
     const thread = this.thread;
     // a limited evaluation takes evenly spaced images of the split (a folder's split is in class order: its first images are one class)
     const spaced = images < d.heldOutCount;
-    const make = (start: number, count: number): Promise<U8Batch> => (spaced ? spacedBatch(thread, start, count, images, d.heldOutCount, crop) : thread.evalU8(start, count, crop, 'centre'));
+    const views = mode === 'ten' ? 10 : 1;
+    const make = (start: number, count: number): Promise<U8Batch> => (spaced ? spacedBatch(thread, start, count, images, d.heldOutCount, crop, mode) : thread.evalU8(start, count, crop, mode));
+    const how = mode === 'ten' ? `ten ${crop}x${crop} patches each (corners, centre, flipped; softmax averaged)` : `centre ${crop}x${crop} crops`;
     return {
-      description: `${images} ${d.heldOutName} images of ${d.root}${spaced ? ' (evenly spaced)' : ''}, centre ${crop}x${crop} crops, batches of ${batchSize}`,
-      maxBatch: batchSize,
+      description: `${images} ${d.heldOutName} images of ${d.root}${spaced ? ' (evenly spaced)' : ''}, ${how}, batches of ${batchSize}`,
+      maxBatch: batchSize * views,
+      views,
       images,
       async *batches() {
         let next = images > 0 ? make(0, Math.min(batchSize, images)) : null;

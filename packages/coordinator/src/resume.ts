@@ -15,7 +15,7 @@ export interface SavedRun {
   lr_schedule?: { spec: LrScheduleSpec; state: LrScheduleState } | null;
   data?: { name?: string; position?: number; epoch?: number; steps_per_epoch?: number | null; order_seed?: number };
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
-  plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null };
+  plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
 }
 
 export const checkpointDir = (runDir: string) => path.join(runDir, 'checkpoints');

@@ -8,6 +8,7 @@
 import type { ModelSpec } from '@alexnet-mp/core';
 import { SyntheticSource, type BatchSource } from './batch-source.js';
 import { heldOutSet, type EvalSet } from './evaluation.js';
+import { UserError } from './cli/errors.js';
 
 /**
  * Synthetic data has no epochs of its own: `--epochs` counts this many images an epoch
@@ -15,14 +16,20 @@ import { heldOutSet, type EvalSet } from './evaluation.js';
  */
 export const SYNTHETIC_EPOCH_IMAGES = 1024;
 
+/** `--eval-views`: the centre crop of each held-out image, or its ten patches (softmax averaged). */
+export type EvalViews = 'centre' | 'ten';
+
 export interface TrainingData {
   readonly source: BatchSource;
   /** Real data (a held-out split of its own) or synthetic. */
   readonly real: boolean;
   /** Training images in one epoch. */
   readonly imagesPerEpoch: number;
-  /** The evaluation set: `batches` batches of `batchSize` (real data: default the whole held-out split). */
-  heldOut(batchSize: number, batches?: number): EvalSet;
+  /**
+   * The evaluation set: `batches` batches of `batchSize` (real data: default the whole held-out split); `views`
+   * 'ten' (real data only) sends each image as its ten patches.
+   */
+  heldOut(batchSize: number, batches?: number, views?: EvalViews): EvalSet;
   close(): Promise<void>;
 }
 
@@ -41,7 +48,10 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
       source,
       real: false,
       imagesPerEpoch: SYNTHETIC_EPOCH_IMAGES,
-      heldOut: (batchSize, batches = 4) => heldOutSet('synthetic', o.spec, o.seed, batchSize, batches),
+      heldOut: (batchSize, batches = 4, views = 'centre') => {
+        if (views !== 'centre') throw new UserError(`--eval-views ${views} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
+        return heldOutSet('synthetic', o.spec, o.seed, batchSize, batches);
+      },
       close: async () => {},
     };
   }
@@ -51,7 +61,7 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
     source,
     real: true,
     imagesPerEpoch: source.imagesPerEpoch,
-    heldOut: (batchSize, batches) => source.heldOut(batchSize, batches === undefined ? Infinity : batches * batchSize),
+    heldOut: (batchSize, batches, views = 'centre') => source.heldOut(batchSize, batches === undefined ? Infinity : batches * batchSize, views),
     close: () => source.close(),
   };
 }

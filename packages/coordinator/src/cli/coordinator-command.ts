@@ -76,8 +76,10 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const evalEvery = a['eval-every'] || plan.eval_every || 0;
     const evalBatch = a['eval-batch'] ?? plan.eval_batch ?? batch;
     const evalBatches = a['eval-batches'] ?? plan.eval_batches ?? undefined;
+    const evalViews = a['eval-views'] ?? plan.eval_views ?? 'centre';
 
     const data = await openTrainingData({ data: a.data, spec, seed, cacheDir: a['cache-dir'], info });
+    if (evalViews !== 'centre' && !data.real) throw new UserError(`--eval-views ${evalViews} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
     const stepsPerEpoch = Math.ceil(data.imagesPerEpoch / batch);
     // epochs exist for real data, and for synthetic data when asked for (--epochs or a schedule by epochs)
     const useEpochs = data.real || epochs !== undefined || schedule !== null;
@@ -88,7 +90,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     let evalSet: EvalSet | null = null;
     if (evalEvery > 0 || epochs !== undefined || (data.real && evalBatches !== undefined)) {
       try {
-        evalSet = data.heldOut(evalBatch, evalBatches);
+        evalSet = data.heldOut(evalBatch, evalBatches, evalViews);
       } catch (e) {
         // no held-out split: an error only when evaluations were asked for
         if (evalEvery > 0 || schedule?.spec.kind === 'plateau') throw e;
@@ -117,7 +119,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             keep,
             extra: () => ({
               data_name: a.data,
-              plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null },
+              plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
             }),
           }
         : undefined,

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { getPreset } from '@alexnet-mp/core';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
-import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
 import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
 
 interface Args extends RunArgs {
@@ -47,8 +47,8 @@ export const launchCommand: CommandModule<object, Args> = {
     const batch = a.batch ?? saved?.extra?.batch ?? DEFAULTS.batch;
     const plan = saved?.extra?.plan;
     const evalBatch = a['eval-batch'] ?? plan?.eval_batch ?? batch;
-    // the workers' message size limits follow the largest batch they will see (training or evaluation)
-    const maxBatch = Math.max(batch, evalBatch);
+    // the workers' message size limits follow the largest batch they will see (training, or evaluation: 10 images per held-out image with --eval-views ten)
+    const maxBatch = Math.max(batch, evalBatch * viewsPerImage(a['eval-views'] ?? plan?.eval_views));
     const workerArgs = [...common, '--backend', a.backend, '--on-fallback', a['on-fallback'], '--max-batch', String(maxBatch)];
     const opt = (name: string, v: string | number | undefined): string[] => (v === undefined ? [] : [`--${name}`, String(v)]);
     const coordinatorArgs = [
@@ -67,6 +67,7 @@ export const launchCommand: CommandModule<object, Args> = {
       ...opt('eval-every', a['eval-every']),
       ...opt('eval-batch', a['eval-batch']),
       ...opt('eval-batches', a['eval-batches']),
+      ...opt('eval-views', a['eval-views']),
       ...opt('checkpoint-every', a['checkpoint-every']),
       ...opt('keep', a.keep),
       ...opt('resume', a.resume),

@@ -25,10 +25,17 @@ export const runOptions = {
     default: 0,
     describe:
       'evaluate every N steps, at the end of each epoch and after the last step (0: only at epoch ends and after the last step with --epochs, else never): the held-out batches through both workers, forward only, no dropout; ' +
-      'logs {"event":"eval", step, loss, top1_error, top5_error, images}. Held out: the data set\'s val/ or test/ split (centre crops); for --data synthetic the same generator with a seed derived from --seed',
+      'logs {"event":"eval", step, loss, top1_error, top5_error, images}. Held out: the data set\'s val/ or test/ split (centre crops, or ten patches with --eval-views ten); for --data synthetic the same generator with a seed derived from --seed',
   },
   'eval-batch': { type: 'number', describe: 'images per evaluation batch (default: --batch; may differ from it)' },
   'eval-batches': { type: 'number', describe: 'batches per evaluation, the same ones every time (default: 4 for synthetic data, the whole held-out split for real data)' },
+  'eval-views': {
+    type: 'string',
+    choices: ['centre', 'ten'],
+    describe:
+      'real data: evaluate each held-out image on its centre crop (default, or the resumed run\'s), or on its ten patches (four corners and centre, and their flips; the paper\'s section 4.1), ' +
+      'the softmax averaged per image: each image is 10 in the evaluation batches sent to the workers; the eval lines gain views: 10',
+  },
   'checkpoint-every': { type: 'number', default: 0, describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (0: only at epoch ends and after the last step, and only with --epochs)' },
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
   resume: { type: 'string', describe: "continue the run in RUN_DIR from its latest checkpoint: both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
@@ -62,6 +69,7 @@ export interface RunArgs {
   'eval-every': number;
   'eval-batch'?: number;
   'eval-batches'?: number;
+  'eval-views'?: 'centre' | 'ten';
   'checkpoint-every': number;
   keep?: number;
   resume?: string;
@@ -101,6 +109,9 @@ export function checkRunArgs(a: RunArgs): void {
 
 /** The evaluation batch size: --eval-batch, else --batch. */
 export const evalBatchOf = (a: RunArgs, batch = a.batch ?? DEFAULTS.batch): number => a['eval-batch'] ?? batch;
+
+/** Images the workers see per held-out image: 10 for --eval-views ten. */
+export const viewsPerImage = (views: string | undefined): number => (views === 'ten' ? 10 : 1);
 
 /** Parses an address given on the command line; a user error if malformed. */
 export function checkAddress(s: string, option: string): string {
