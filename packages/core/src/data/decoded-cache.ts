@@ -215,13 +215,8 @@ export interface DecodeResult {
   readonly ms: number;
 }
 
-/**
- * Decodes `items` into a cache file at `path`, on the calling thread (the
- * worker's body; use buildDecodedCache from a training process). Images are
- * written in the items' order whatever order sharp finishes them in; an image
- * that fails to decode is skipped and reported.
- */
-export async function decodeToCache(o: {
+/** What to decode into a cache file, and where progress and warnings go. */
+export interface DecodeOptions {
   items: readonly ImageItem[];
   classes: readonly string[];
   size: number;
@@ -231,7 +226,15 @@ export async function decodeToCache(o: {
   concurrency?: number;
   onWarning?: WarningSink;
   onProgress?: (p: DecodeProgress) => void;
-}): Promise<DecodeResult> {
+}
+
+/**
+ * Decodes `items` into a cache file at `path`, on the calling thread (the
+ * worker's body; use buildDecodedCache from a training process). Images are
+ * written in the items' order whatever order sharp finishes them in; an image
+ * that fails to decode is skipped and reported.
+ */
+export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   const t0 = performance.now();
   const writer = new CacheWriter(o.path, o.size, o.classes);
   const acc = o.stats ? new ChannelStatsAccumulator() : null;
@@ -270,17 +273,7 @@ export async function decodeToCache(o: {
 }
 
 /** decodeToCache in a worker thread; progress and warnings come back as they happen. */
-export function buildDecodedCache(o: {
-  items: readonly ImageItem[];
-  classes: readonly string[];
-  size: number;
-  path: string;
-  source: string;
-  stats?: boolean;
-  concurrency?: number;
-  onWarning?: WarningSink;
-  onProgress?: (p: DecodeProgress) => void;
-}): Promise<DecodeResult> {
+export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
   const { onWarning, onProgress, ...data } = o;
   const w = startWorker(new URL('./decode-worker.ts', import.meta.url), data);
   return new Promise<DecodeResult>((resolvePromise, reject) => {
