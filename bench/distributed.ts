@@ -17,7 +17,7 @@ import readline from 'node:readline';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { GroupedTrainer, backendChoices, getPreset, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
-import { normaliseImages } from '@alexnet-mp/worker';
+import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, alexnetBin, type StepMetrics } from '@alexnet-mp/coordinator';
 
 const argv = await yargs(hideBin(process.argv))
@@ -107,7 +107,7 @@ if (argv['one-process']) {
   const times: number[] = [];
   for (let s = 0; s < steps; s++) {
     const b = await source.batch(s, B);
-    const batch = { images: normaliseImages(b.images), labels: Float32Array.from(b.labels) };
+    const batch = { images: normaliseImages(b.images, inputNormalisation(spec)), labels: Float32Array.from(b.labels) };
     const t0 = performance.now();
     await trainer.trainStep(batch);
     const ms = performance.now() - t0;

@@ -9,7 +9,7 @@
 import test from 'ava';
 import net from 'node:net';
 import { GroupedTrainer, crossingSizes, tiny, type SgdHyper } from '@alexnet-mp/core';
-import { normaliseImages, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
+import { inputNormalisation, normaliseImages, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, type StepMetrics } from '@alexnet-mp/coordinator';
 import { maxRelError, startWorker } from './helpers.js';
 
@@ -101,7 +101,7 @@ function setUp(): Promise<Fixture> {
     const oracleLosses: number[] = [];
     for (let s = 0; s < STEPS; s++) {
       const b = await source.batch(s, B);
-      oracleLosses.push((await oracle.trainStep({ images: normaliseImages(b.images), labels: Float32Array.from(b.labels) })).loss);
+      oracleLosses.push((await oracle.trainStep({ images: normaliseImages(b.images, inputNormalisation(tiny)), labels: Float32Array.from(b.labels) })).loss);
     }
     onCleanup(() => {
       coordinator.close();

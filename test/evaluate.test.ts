@@ -8,7 +8,7 @@
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { GroupedTrainer, crossingSizes, tiny, topKCorrect, type SgdHyper } from '@alexnet-mp/core';
-import { Mailbox, evalPhase, mailKey, meanCrossEntropy, normaliseImages, stepPhase, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
+import { Mailbox, evalPhase, inputNormalisation, mailKey, meanCrossEntropy, normaliseImages, stepPhase, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, heldOutSet, type EvalBatchResult, type EvalMetrics, type EvalResult, type StepMetrics, type U8Batch } from '@alexnet-mp/coordinator';
 import { maxRelError, startWorker } from './helpers.js';
 
@@ -76,13 +76,13 @@ function setUp(): Promise<Fixture> {
     onCleanup(() => oracle.destroy());
     const train = async (s: number) => {
       const b = await source.batch(s, B);
-      return (await oracle.trainStep({ images: normaliseImages(b.images), labels: Float32Array.from(b.labels) })).loss;
+      return (await oracle.trainStep({ images: normaliseImages(b.images, inputNormalisation(tiny)), labels: Float32Array.from(b.labels) })).loss;
     };
     const losses = [await train(0), await train(1)];
     const heldOut: { logits: Float32Array; labels: Uint32Array }[] = [];
-    for await (const b of set.batches()) heldOut.push({ logits: await oracle.predict(normaliseImages(b.images), b.labels.length), labels: b.labels });
+    for await (const b of set.batches()) heldOut.push({ logits: await oracle.predict(normaliseImages(b.images, inputNormalisation(tiny)), b.labels.length), labels: b.labels });
     const explicitOracle: Float32Array[] = [];
-    for (const b of explicitBatches) explicitOracle.push(await oracle.predict(normaliseImages(b.images), b.labels.length));
+    for (const b of explicitBatches) explicitOracle.push(await oracle.predict(normaliseImages(b.images, inputNormalisation(tiny)), b.labels.length));
     losses.push(await train(2));
     return { runSteps, runEvals, explicit, explicitBatches, single, after, status, refusal, oracle: { losses, heldOut, explicit: explicitOracle } };
   })();

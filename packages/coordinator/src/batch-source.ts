@@ -21,6 +21,8 @@ export interface BatchSource {
    * size) gives the same batch, so a run can be repeated or resumed.
    */
   batch(step: number, size: number): Promise<U8Batch>;
+  /** The per-channel mean (pixel levels) the workers subtract from these images: the training set's; absent, 128. */
+  readonly inputMean?: readonly number[];
   close?(): Promise<void>;
 }
 

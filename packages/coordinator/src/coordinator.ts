@@ -155,7 +155,13 @@ export class Coordinator {
     this.configured = (await Promise.all(
       [0, 1].map(async (t) => {
         try {
-          return await this.clients[t]!.configure({ run_id: this.runId, batch: this.o.batch, seed: this.o.seed, peer_address: this.o.workers[1 - t]! });
+          return await this.clients[t]!.configure({
+            run_id: this.runId,
+            batch: this.o.batch,
+            seed: this.o.seed,
+            peer_address: this.o.workers[1 - t]!,
+            input_mean: [...(this.o.source.inputMean ?? [])],
+          });
         } catch (e) {
           throw new UserError(`${this.label(t)} could not be configured: ${isServiceError(e) ? e.details : describeError(e)}`);
         }

@@ -85,6 +85,7 @@ async function spacedBatch(thread: BatchThread, start: number, count: number, im
 
 export class FolderSource implements BatchSource {
   readonly description: string;
+  readonly inputMean: readonly number[];
   private prefetcher: Prefetcher<AugmentedU8Batch> | null = null;
   private prefetchSize = 0;
 
@@ -95,6 +96,7 @@ export class FolderSource implements BatchSource {
     private readonly depth: number,
     seed: number,
   ) {
+    this.inputMean = dataset.stats.mean;
     const a = augment;
     const geometry =
       a.pad > 0 ? `random ${a.crop}x${a.crop} crops of the ${a.pad}-pixel zero-padded ${a.storedSize}x${a.storedSize}` : `random ${a.crop}x${a.crop} crops of ${a.storedSize}x${a.storedSize}`;

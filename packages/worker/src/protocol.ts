@@ -113,6 +113,8 @@ export interface ConfigureRequest {
   batch: number;
   seed: number;
   peer_address: string;
+  /** Per-channel mean in pixel levels subtracted from every image; empty: 128 each (images.ts). */
+  input_mean?: number[];
 }
 
 export interface ConfigureReply {

@@ -74,7 +74,7 @@ import {
 } from './protocol.js';
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, mailKey, stepPhase, type Phase } from './exchange.js';
-import { normaliseImages } from './images.js';
+import { inputMeanFrom, normaliseImages, type InputNormalisation } from './images.js';
 
 export interface WorkerOptions {
   readonly spec: ModelSpec;
@@ -125,6 +125,8 @@ interface Run {
   readonly evalTotal: Traffic;
   lastTraffic: Traffic;
   lastTiming: StepTiming;
+  /** How this run's uint8 images become the network's input (images.ts). */
+  readonly input: InputNormalisation;
   /** Towers for evaluation batch sizes other than the training batch, sharing the training tower's ParamStore. */
   readonly evalTowers: Map<number, Tower>;
   abort: AbortController | null;
@@ -239,6 +241,8 @@ export class TowerWorker {
     if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > this.maxBatch) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch} is outside 1..${this.maxBatch} (start the worker with a larger --max-batch)`);
     }
+    const mean = inputMeanFrom(req.input_mean, this.o.spec.inputChannels);
+    if (typeof mean === 'string') throw new RpcError(grpc.status.INVALID_ARGUMENT, mean);
     const peerAddress = this.o.peer ?? req.peer_address;
     if (!peerAddress) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'no peer address: start the worker with --peer or have the coordinator send one');
     try {
@@ -270,6 +274,7 @@ export class TowerWorker {
       evalTotal: new Traffic(this.points),
       lastTraffic: new Traffic(this.points),
       lastTiming: zeroTiming(),
+      input: { mean, scale: this.o.spec.inputScale },
       evalTowers: new Map(),
       abort: null,
     };
@@ -277,7 +282,7 @@ export class TowerWorker {
     this.lastError = '';
     let parameters = 0;
     for (const p of params.values()) parameters += p.w.length + p.b.length;
-    this.log(`configured for run ${req.run_id}: batch ${req.batch}, seed ${req.seed}, ${parameters} parameters, peer ${peerAddress}`);
+    this.log(`configured for run ${req.run_id}: batch ${req.batch}, seed ${req.seed}, ${parameters} parameters, input (u8 - [${mean.map((m) => m.toFixed(1)).join(', ')}]) / ${this.o.spec.inputScale}, peer ${peerAddress}`);
     return {
       tower: this.tower,
       parameters,
@@ -608,7 +613,7 @@ export class TowerWorker {
     const cross = x.cross;
 
     // ---- forward
-    await this.forwardPass(tw, normaliseImages(req.images), ctx, x);
+    await this.forwardPass(tw, normaliseImages(req.images, run.input), ctx, x);
 
     // ---- loss (tower 0) and backward
     const labels = Float32Array.from(req.labels);
@@ -707,7 +712,7 @@ export class TowerWorker {
     const ctx: StepContext = { seed: run.seed, step: run.stepsDone, train: false };
     let logits: Float32Array | null;
     try {
-      logits = await this.forwardPass(this.evalTower(run, n), normaliseImages(req.images), ctx, x);
+      logits = await this.forwardPass(this.evalTower(run, n), normaliseImages(req.images, run.input), ctx, x);
     } finally {
       // the forward's intermediates (nothing else is resident between steps but the parameters)
       this.device.release();

@@ -14,9 +14,10 @@
  *
  * Two outputs, one geometry:
  * - float32 CNHW for the one-process trainer (`Batch`): (pixel + shift_c -
- *   mean_c) / scale, the training set's per-channel mean subtracted and the
- *   scale (default 64) that of the workers' (u8 - 128) / 64, so both paths feed
- *   the network numbers of the same size. No clamping, no rounding.
+ *   mean_c) / scale, the training set's per-channel mean subtracted; pass the
+ *   preset's inputScale as `scale` (1 for paper and cifar; the default 64 is
+ *   tiny's), as the workers' (u8 - mean_c) / inputScale does. No clamping, no
+ *   rounding.
  * - uint8 CNHW for the coordinator, which sends uint8 to the workers. Crops
  *   and flips are exact on uint8. PCA noise: the per-image shift (standard
  *   deviation ~5 levels along p_1) is added and rounded to the nearest level
@@ -24,11 +25,9 @@
  *   The per-image shift vectors are returned as well (BatchMaker's
  *   `shiftInU8: false` leaves them out of the pixels), so a worker that learns
  *   to add them (and to subtract the true mean, see the worker's images.ts) can
- *   be sent the exact values instead: x = (u8 + shift_c - mean_c) / 64, 12
- *   bytes per image on the wire. Mean: the workers subtract 128 from every channel;
- *   the difference from the true per-channel mean (CIFAR-10: 125, 123, 114)
- *   is a constant input offset that conv1's biases absorb (exactly so away
- *   from the zero padding).
+ *   be sent the exact values instead: x = (u8 + shift_c - mean_c) / scale, 12
+ *   bytes per image on the wire. Mean: the coordinator sends the training
+ *   set's per-channel mean at Configure and the workers subtract it.
  */
 import { Rng, deriveSeed } from '../random.js';
 import { pcaShift, type ChannelStats } from './stats.js';

@@ -44,6 +44,7 @@ export const paper: ModelSpec = {
   classes: 1000,
   towers: 2,
   initStd: 0.01,
+  inputScale: 1,
   layers: alexnetLayers({ conv: [48, 128, 192, 192, 128], sizes: [11, 5, 3, 3, 3], conv1: { stride: 4, pad: 2 }, fc: 2048 }, 1000),
 };
 
@@ -55,12 +56,14 @@ export const cifar: ModelSpec = {
   classes: 10,
   towers: 2,
   initStd: 0.01,
+  inputScale: 1,
   layers: alexnetLayers({ conv: [32, 64, 96, 96, 64], sizes: [5, 5, 3, 3, 3], conv1: { stride: 1, pad: 2 }, fc: 512 }, 10),
 };
 
 /**
- * For tests: the same graph at 16x16 with a few channels per tower. Its init
- * std is larger than the paper's so that a few hundred steps learn something.
+ * For tests: the same graph at 16x16 with a few channels per tower. Its input
+ * is scaled to about unit size and its init std is larger than the paper's, so
+ * that a few hundred steps learn something at this width.
  */
 export const tiny: ModelSpec = {
   name: 'tiny',
@@ -69,6 +72,7 @@ export const tiny: ModelSpec = {
   classes: 4,
   towers: 2,
   initStd: 0.3,
+  inputScale: 64,
   layers: alexnetLayers({ conv: [4, 8, 8, 8, 4], sizes: [3, 3, 3, 3, 3], conv1: { stride: 1, pad: 1 }, fc: 16 }, 4),
 };
 

@@ -85,6 +85,14 @@ export interface ModelSpec {
   readonly layers: readonly LayerSpec[];
   /** Standard deviation of the N(0, std^2) weight initialisation (paper: 0.01). */
   readonly initStd: number;
+  /**
+   * The network's input is (pixel - mean_c) / inputScale, pixels in 0..255 and
+   * mean_c the training set's per-channel mean. The paper only subtracts the
+   * mean (inputScale 1): its N(0, 0.01^2) initialisation is sized for pixel
+   * values of that magnitude, and with inputs scaled down by 64 the signal
+   * dies out layer by layer and the net stays at chance.
+   */
+  readonly inputScale: number;
 }
 
 export function isParamLayer(l: LayerSpec): l is ParamLayer {
