@@ -119,6 +119,9 @@ export class Coordinator {
   private runMs = 0;
   private evaluationsDone = 0;
   private inFlight: AbortController | null = null;
+  /** Inside `run` (between-step tasks wait for the current step), and the tasks waiting. */
+  private running = false;
+  private readonly betweenStepTasks: (() => Promise<void>)[] = [];
   /** The largest evaluation batch the message size limits allow. */
   readonly maxEvalBatch: number;
 
@@ -439,6 +442,7 @@ export class Coordinator {
     const ev = this.o.eval;
     const ck = this.o.checkpoint;
     let next = steps > 0 ? this.o.source.batch(this.stepsDone, this.o.batch) : null;
+    this.running = true;
     try {
       for (let i = 0; i < steps; i++) {
         if (o.signal?.aborted) throw o.signal.reason;
@@ -458,12 +462,30 @@ export class Coordinator {
           if (epochEnd && this.o.schedule?.observe(e.top1_error)) o.onLrDrop?.(this.hyperOf(done).lr, this.epochOf(done));
         }
         if (ck && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last)) o.onCheckpoint?.(await this.writeCheckpoint(), done);
+        await this.runBetweenStepTasks();
       }
     } finally {
+      this.running = false;
+      // tasks queued during the last step run now (nothing is in flight any more)
+      void this.runBetweenStepTasks();
       next?.catch(() => {});
       this.runMs += performance.now() - tRun;
     }
     return all;
+  }
+
+  /**
+   * Runs `task` while no step or evaluation is in flight: during `run`, after the current step (and its
+   * evaluation or checkpoint) and before the next, so training waits for the task once; outside `run`, at once.
+   * For calls that a worker answers only between steps (GetParameters, inspection), e.g. from the dashboard.
+   */
+  betweenSteps<T>(task: () => Promise<T>): Promise<T> {
+    if (!this.running && this.inFlight === null) return task();
+    return new Promise<T>((resolve, reject) => this.betweenStepTasks.push(() => task().then(resolve, reject)));
+  }
+
+  private async runBetweenStepTasks(): Promise<void> {
+    for (let f = this.betweenStepTasks.shift(); f; f = this.betweenStepTasks.shift()) await f();
   }
 
   /** Cancels a step in flight (the workers abort it). */
