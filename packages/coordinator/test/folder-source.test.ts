@@ -17,6 +17,9 @@ test('a limited held-out evaluation takes evenly spaced images of the split, not
   }
   const src = await FolderSource.open({ data: root, spec: getPreset('tiny'), seed: 1, cacheDir: path.join(root, 'cache') });
   t.teardown(() => src.close());
+  // the workers are sent the training split's per-channel mean (red, green, blue, yellow images: red highest)
+  t.deepEqual(src.inputMean, src.dataset.stats.mean);
+  t.true(src.inputMean[0]! > src.inputMean[2]! && src.inputMean.every((m) => m > 0 && m < 255), `${src.inputMean}`);
   const all = [];
   for await (const b of src.heldOut(8).batches()) all.push(b);
   t.deepEqual([...all[0]!.labels], [0, 0, 1, 1, 2, 2, 3, 3]);
