@@ -67,3 +67,8 @@ export function crossingSizes(spec: ModelSpec, batch: number): { name: string; f
       return { name: s.crossing!, floats: shapeSize(prev.outShape) * batch };
     });
 }
+
+/** The index of the segment that computes layer `layer` (-1 when the model has no such layer). */
+export function segmentOfLayer(segments: readonly Segment[], layer: string): number {
+  return segments.findIndex((s) => s.plans.some((p) => p.layer.name === layer));
+}

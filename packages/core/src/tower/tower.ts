@@ -11,7 +11,7 @@
 import type { Device, DeviceTensor } from '../device.js';
 import { ParamStore } from './param-store.js';
 import type { ModelSpec, TowerIndex } from '../model/spec.js';
-import type { LayerPlan } from '../model/shapes.js';
+import { shapeSize, type LayerPlan } from '../model/shapes.js';
 import { segmentModel, type Segment } from '../model/segments.js';
 import type { TowerParams } from '../model/params.js';
 import { Conv2dForward, type Conv2dForwardState } from '../kernels/conv2d-forward.js';
@@ -25,6 +25,16 @@ import { Dropout, dropoutMask } from '../kernels/dropout.js';
 import { SoftmaxCrossEntropy } from '../kernels/softmax-xent.js';
 import { Sgd, type SgdHyper } from '../kernels/sgd.js';
 import { deriveSeed } from '../random.js';
+
+/**
+ * Asks forwardSegment for one layer's output as well (inspection): `out` is set to that layer's output on
+ * this tower, host floats laid out as the layer's (CNHW, or [unit][image] for fc). A conv or fc layer
+ * followed by ReLU has the ReLU applied already (it is computed in the layer's GEMM).
+ */
+export interface TowerTap {
+  readonly layer: string;
+  out?: Float32Array;
+}
 
 export interface StepContext {
   /** Run seed and step number: dropout masks are derived from them. */
@@ -238,11 +248,17 @@ export class Tower {
    * Forward through segment i. Input: the image batch (segment 0) or both towers'
    * previous outputs concatenated. Inside the segment every intermediate stays on
    * the device; the output comes back to the host because it crosses to the other tower.
+   * With `tap`, one layer of the segment also reads its output back (see TowerTap).
    */
-  async forwardSegment(i: number, x: DeviceTensor, ctx: StepContext): Promise<Float32Array> {
+  async forwardSegment(i: number, x: DeviceTensor, ctx: StepContext, tap?: TowerTap): Promise<Float32Array> {
     await this.store.ready();
     let cur = await this.device.upload(x);
-    for (const r of this.runtimes[i]!) cur = await r.forward(cur, ctx);
+    const tapPlan = tap ? this.segments[i]!.plans.find((p) => p.layer.name === tap.layer) : undefined;
+    if (tap && !tapPlan) throw new Error(`layer ${tap.layer} is not in segment ${i}`);
+    for (const r of this.runtimes[i]!) {
+      cur = await r.forward(cur, ctx);
+      if (tap && r.name === tap.layer) tap.out = await this.device.toHost(cur, shapeSize(tapPlan!.outShape) * this.batch);
+    }
     if (this.segments[i]!.tower0Only) this.logits = cur;
     return this.device.toHost(cur, this.outFloats(i));
   }

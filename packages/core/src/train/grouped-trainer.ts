@@ -8,7 +8,8 @@ import { Device, type FallbackPolicy, type RequestedBackend } from '../device.js
 import type { ModelSpec, TowerIndex } from '../model/spec.js';
 import { initTowerParams, type TowerParams } from '../model/params.js';
 import { Tower, type StepContext } from '../tower/tower.js';
-import { concatTowers, sumSlices, towerSlice } from '../tower/crossing.js';
+import { sumSlices, towerSlice } from '../tower/crossing.js';
+import { forwardBothTowers } from '../tower/forward-both.js';
 import { paperSgd, type SgdHyper } from '../kernels/sgd.js';
 import { mean, topKCorrect } from './metrics.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../checkpoint/checkpoint.js';
@@ -80,11 +81,7 @@ export class GroupedTrainer {
   }
 
   private async forward(towers: [Tower, Tower], images: Float32Array, ctx: StepContext): Promise<void> {
-    let outs: Float32Array[] = [images, images];
-    for (let i = 0; i < towers[0].segments.length; i++) {
-      const x = i === 0 ? images : concatTowers(outs[0]!, outs[1]!);
-      outs = await Promise.all(towers.map((t) => (t.runs(i) ? t.forwardSegment(i, x, ctx) : new Float32Array(0))));
-    }
+    await forwardBothTowers(towers, images, ctx);
   }
 
   /** One training step: forward, loss, backward, update. */
@@ -108,17 +105,35 @@ export class GroupedTrainer {
 
   /** Logits [class][image] without dropout, for evaluation (any batch size; kernels are made once per size). */
   async predict(images: Float32Array, n: number): Promise<Float32Array> {
-    let towers = this.evalTowers.get(n);
-    if (!towers) {
-      // the same weights (on the same devices) as the training towers
-      towers = [new Tower(this.devices[0], this.spec, 0, n, this.towers[0].store), new Tower(this.devices[1], this.spec, 1, n, this.towers[1].store)];
-      this.evalTowers.set(n, towers);
-    }
+    const towers = this.evalTowersFor(n);
     await this.forward(towers, images, { seed: this.seed, step: this.step, train: false });
     const logits = await towers[0].lastLogits();
     this.devices[0].release();
     this.devices[1].release();
     return logits;
+  }
+
+  /**
+   * Each tower's output of layer `layer` for `n` images (normalised, CNHW) without dropout, as forwardBothTowers
+   * gives it (null on a tower that does not compute the layer): feature maps for inspection.
+   */
+  async activations(images: Float32Array, n: number, layer: string): Promise<[Float32Array | null, Float32Array | null]> {
+    try {
+      return await forwardBothTowers(this.evalTowersFor(n), images, { seed: this.seed, step: this.step, train: false }, layer);
+    } finally {
+      this.devices[0].release();
+      this.devices[1].release();
+    }
+  }
+
+  /** Towers for `n` images sharing the training towers' weights (on the same devices), made once per size. */
+  private evalTowersFor(n: number): [Tower, Tower] {
+    let towers = this.evalTowers.get(n);
+    if (!towers) {
+      towers = [new Tower(this.devices[0], this.spec, 0, n, this.towers[0].store), new Tower(this.devices[1], this.spec, 1, n, this.towers[1].store)];
+      this.evalTowers.set(n, towers);
+    }
+    return towers;
   }
 
   /** A checkpoint of this run: both towers' weights and momentum, the step, the seed, the update rule, and `extra` (data order...). */
