@@ -23,7 +23,7 @@ export const FEATURES = ['evaluate', 'set-parameters'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
-export const protoFiles = ['alexnet/v1/common.proto', 'alexnet/v1/worker.proto', 'alexnet/v1/peer.proto'];
+export const protoFiles = ['alexnet/v1/common.proto', 'alexnet/v1/worker.proto', 'alexnet/v1/peer.proto', 'alexnet/v1/coordinator.proto'];
 
 export const loaderOptions: protoLoader.Options = {
   keepCase: true,
@@ -39,6 +39,8 @@ export const loaderOptions: protoLoader.Options = {
 interface V1Package {
   Worker: grpc.ServiceClientConstructor;
   Peer: grpc.ServiceClientConstructor;
+  /** The coordinator's inspection service (coordinator.proto). */
+  Coordinator: grpc.ServiceClientConstructor;
 }
 
 let loaded: V1Package | null = null;
@@ -193,6 +195,82 @@ export interface ParameterTensor {
   kind: 'w' | 'b' | 'vw' | 'vb';
   tensor: Tensor;
   step: number;
+}
+
+export interface GetParametersRequest {
+  include_momentum: boolean;
+  /** Only these layers; empty or absent: all. */
+  layers?: string[];
+}
+
+export interface GetActivationsRequest {
+  run_id: string;
+  evaluation: number;
+  step: number;
+  images: Uint8Array;
+  layer: string;
+}
+
+export interface GetActivationsReply {
+  evaluation: number;
+  tower: number;
+  layer: string;
+  has_activations: boolean;
+  /** [C, N, H, W] or [units, N]; null when has_activations is false. */
+  activations: Tensor | null;
+  timing: StepTiming;
+  traffic: CrossingTraffic[];
+}
+
+// ---- the Coordinator service (coordinator.proto)
+
+export interface CoordinatorWorker {
+  tower: number;
+  address: string;
+  status: StatusReply | null;
+  error: string;
+}
+
+export interface ListWorkersReply {
+  run_id: string;
+  model: ModelIdentity;
+  steps_done: number;
+  workers: CoordinatorWorker[];
+  input_mean: number[];
+  data: string;
+}
+
+export interface TowerParameters {
+  tower: number;
+  weights: Tensor;
+  biases: Tensor;
+}
+
+export interface GetKernelsReply {
+  step: number;
+  layer: string;
+  towers: TowerParameters[];
+}
+
+export interface InspectActivationsRequest {
+  layer: string;
+  images: Uint8Array;
+}
+
+export interface InspectActivationsReply {
+  step: number;
+  layer: string;
+  towers: GetActivationsReply[];
+}
+
+export interface GetPredictionsReply {
+  step: number;
+  images: Buffer;
+  count: number;
+  size: number;
+  labels: number[];
+  logits: Tensor | null;
+  class_names: string[];
 }
 
 export interface SetParametersReply {
