@@ -5,6 +5,7 @@ import { paramsCommand } from './params-command.js';
 import { workerCommand } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
 import { launchCommand } from './launch-command.js';
+import { certsCommand } from './certs-command.js';
 import { reportAndExit } from './errors.js';
 
 process.on('unhandledRejection', reportAndExit);
@@ -17,6 +18,7 @@ try {
     .command(workerCommand)
     .command(coordinatorCommand)
     .command(paramsCommand)
+    .command(certsCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()
     .recommendCommands()

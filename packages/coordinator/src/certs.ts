@@ -1,0 +1,149 @@
+/**
+ * A local certificate authority and one certificate per process of a test
+ * cluster (`alexnet certs`), made with @peculiar/x509 on Node's WebCrypto:
+ * ECDSA P-256 keys, SHA-256 signatures, no external binary.
+ *
+ * One certificate per process (coordinator, worker0, worker1 by default)
+ * rather than one shared: each private key only has to be on its own
+ * machine, and the logs name the caller. Every certificate is for both
+ * server and client authentication (a worker is the server of the
+ * coordinator and of its peer, and the client of its peer) and names every
+ * host of the cluster (--hosts), so any process may run on any of them.
+ * Trust is the CA: any certificate it signed may make any call.
+ */
+import 'reflect-metadata'; // @peculiar/x509's dependency injection (tsyringe) needs it, once per process
+import { webcrypto } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+type CryptoKey = webcrypto.CryptoKey;
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const DAY_MS = 86_400_000;
+
+export const DEFAULT_CERT_NAMES = ['coordinator', 'worker0', 'worker1'] as const;
+export const DEFAULT_CERT_HOSTS = ['localhost', '127.0.0.1', '::1'] as const;
+
+export interface CertsOptions {
+  /** Directory to write into (created; existing files are not overwritten unless `force`). */
+  readonly out: string;
+  /** DNS names and IP addresses every certificate is valid for. */
+  readonly hosts?: readonly string[];
+  /** One certificate per name: NAME.pem and NAME-key.pem. */
+  readonly names?: readonly string[];
+  /** Validity in days, from now (a minute back for clock skew). */
+  readonly days?: number;
+  readonly force?: boolean;
+  /** Sign with the CA already in `out` (ca.pem, ca-key.pem) instead of making one: more names for the same cluster. */
+  readonly reuseCa?: boolean;
+}
+
+export interface CertsResult {
+  readonly ca: string;
+  readonly caKey: string;
+  readonly files: readonly { name: string; cert: string; key: string }[];
+}
+
+/** The files of a process's identity in a directory made by `alexnet certs`. */
+export const identityFiles = (dir: string, name: string) => ({ ca: path.join(dir, 'ca.pem'), cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}-key.pem`) });
+
+const pemKey = async (k: CryptoKey) => x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', k), 'PRIVATE KEY');
+const serial = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1');
+const keyPair = async () => (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+
+/** A name for the CN and the file names: letters, digits, '.', '_', '-'. */
+export function checkCertName(name: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new Error(`certificate name "${name}": use 1..64 letters, digits, '.', '_' or '-'`);
+  return name;
+}
+
+export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
+  const hosts = [...(o.hosts ?? DEFAULT_CERT_HOSTS)];
+  const names = (o.names ?? DEFAULT_CERT_NAMES).map(checkCertName);
+  if (names.length === 0) throw new Error('no certificate names');
+  if (new Set(names).size !== names.length) throw new Error(`a certificate name is given twice: ${names.join(',')}`);
+  if (names.includes('ca')) throw new Error('"ca" is the CA\'s file name: choose another certificate name');
+  for (const h of hosts) if (!(net.isIP(h) || /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h))) throw new Error(`host "${h}" is neither an IP address nor a DNS name`);
+  const days = o.days ?? 365;
+  if (!(Number.isInteger(days) && days >= 1)) throw new Error(`days ${days}: give an integer >= 1`);
+  fs.mkdirSync(o.out, { recursive: true });
+  const caFile = path.join(o.out, 'ca.pem');
+  const caKeyFile = path.join(o.out, 'ca-key.pem');
+  const written = [...(o.reuseCa ? [] : [caFile, caKeyFile]), ...names.flatMap((n) => [identityFiles(o.out, n).cert, identityFiles(o.out, n).key])];
+  if (!o.force) {
+    const there = written.filter((f) => fs.existsSync(f));
+    if (there.length) throw new Error(`${there.join(', ')} already exist${there.length === 1 ? 's' : ''}: give --force to replace, or another --out`);
+  }
+  const notBefore = new Date(Date.now() - 60_000);
+  const notAfter = new Date(Date.now() + days * DAY_MS);
+
+  let ca: x509.X509Certificate;
+  let caKey: CryptoKey;
+  if (o.reuseCa) {
+    try {
+      ca = new x509.X509Certificate(fs.readFileSync(caFile, 'utf8'));
+      const der = x509.PemConverter.decodeFirst(fs.readFileSync(caKeyFile, 'utf8'));
+      caKey = await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']);
+    } catch (e) {
+      throw new Error(`cannot use the CA in ${o.out} (ca.pem, ca-key.pem): ${(e as Error).message}`);
+    }
+  } else {
+    const keys = await keyPair();
+    ca = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: serial(),
+      name: `CN=alexnet-mp cluster CA ${new Date().toISOString().slice(0, 10)} ${serial().slice(0, 8)}`,
+      notBefore,
+      notAfter,
+      keys,
+      signingAlgorithm: ALG,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    caKey = keys.privateKey;
+    writePrivate(caKeyFile, await pemKey(caKey));
+    fs.writeFileSync(caFile, ca.toString('pem') + '\n');
+  }
+
+  const sans = hosts.map((h) => (net.isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }));
+  const files: { name: string; cert: string; key: string }[] = [];
+  for (const name of names) {
+    const keys = await keyPair();
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: serial(),
+      subject: `CN=${name}`,
+      issuer: ca.subject,
+      notBefore,
+      notAfter,
+      signingKey: caKey,
+      publicKey: keys.publicKey,
+      signingAlgorithm: ALG,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+        new x509.SubjectAlternativeNameExtension(sans),
+        await x509.AuthorityKeyIdentifierExtension.create(ca),
+      ],
+    });
+    const f = identityFiles(o.out, name);
+    writePrivate(f.key, await pemKey(keys.privateKey));
+    fs.writeFileSync(f.cert, cert.toString('pem') + '\n');
+    files.push({ name, cert: f.cert, key: f.key });
+  }
+  return { ca: caFile, caKey: caKeyFile, files };
+}
+
+/** A private key: readable by its owner only, written whole (temporary file, then renamed). */
+function writePrivate(file: string, pem: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, pem + '\n', { mode: 0o600 });
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,253 @@
+/**
+ * Who may call a worker: mutual TLS (a certificate signed by the cluster's
+ * CA, both ways), a shared token in every call's metadata, both, or neither.
+ *
+ * - TLS: the server asks every client for a certificate and OpenSSL refuses
+ *   the connection unless it chains to the CA (rejectUnauthorized); the
+ *   client checks the server's certificate the same way (and its name).
+ *   grpc-js does the TLS of clients; on the server side the TLS listener is
+ *   ours (node:tls, its connections handed to grpc-js's connection injector)
+ *   so that a refused handshake is logged with the address and the reason:
+ *   grpc-js would drop it without a word.
+ * - Token: every call carries `authorization: Bearer TOKEN`; a server
+ *   interceptor refuses a call without the right one with UNAUTHENTICATED
+ *   before its message reaches a handler, and logs who and which call.
+ *   Compared in constant time. A token alone does not encrypt anything.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { formatAddress } from './protocol.js';
+
+/** PEM bytes of the CA certificate, this process's certificate and its private key. */
+export interface TlsIdentity {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** The certificate's subject CN, for logs. */
+  readonly name: string;
+}
+
+/** How this process authenticates its calls and checks incoming ones; nothing set: plain gRPC. */
+export interface Security {
+  readonly tls?: TlsIdentity;
+  readonly token?: string;
+}
+
+/** Metadata key of the token (value "Bearer TOKEN"). */
+export const TOKEN_METADATA_KEY = 'authorization';
+export const MIN_TOKEN_LENGTH = 16;
+const MAX_TOKEN_LENGTH = 1024;
+
+/** A token the user gave is unusable; the message says why. */
+export class CredentialsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CredentialsError';
+  }
+}
+
+/** Checks a token's form (length, characters a metadata value can carry); returns it. */
+export function checkToken(token: string, where: string): string {
+  if (token.length < MIN_TOKEN_LENGTH) throw new CredentialsError(`the token from ${where} has ${token.length} characters: use at least ${MIN_TOKEN_LENGTH} (e.g. ${randomTokenHint})`);
+  if (token.length > MAX_TOKEN_LENGTH) throw new CredentialsError(`the token from ${where} is longer than ${MAX_TOKEN_LENGTH} characters`);
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new CredentialsError(`the token from ${where} has a space or a character outside printable ASCII`);
+  return token;
+}
+
+export const randomTokenHint = `node -e "console.log(require('crypto').randomBytes(24).toString('base64url'))"`;
+
+/** A random token (192 bits), e.g. for the children of one `alexnet launch`. */
+export const randomToken = (): string => crypto.randomBytes(24).toString('base64url');
+
+/** A token file's first line (a trailing newline is not part of the token). */
+export function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CredentialsError(`cannot read the token file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return checkToken(text.split(/\r?\n/)[0] ?? '', file);
+}
+
+/** Whether two tokens are equal, in time that does not depend on where they differ (nor on their lengths: sha256 first). */
+export function tokensEqual(a: string, b: string): boolean {
+  const h = (s: string) => crypto.createHash('sha256').update(s, 'utf8').digest();
+  return crypto.timingSafeEqual(h(a), h(b));
+}
+
+/**
+ * Reads and checks the PEM files of a TLS identity: the certificate is signed by the CA, in its validity
+ * period, and the key is its key; each failure is a message naming the file.
+ */
+export function loadTlsIdentity(files: { ca: string; cert: string; key: string }): TlsIdentity {
+  const read = (f: string, what: string) => {
+    try {
+      return fs.readFileSync(f);
+    } catch (e) {
+      throw new CredentialsError(`cannot read the ${what} ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (make them with \`alexnet certs --out DIR\`)`);
+    }
+  };
+  const [ca, cert, key] = [read(files.ca, 'CA certificate'), read(files.cert, 'certificate'), read(files.key, 'private key')];
+  const parse = (pem: Buffer, f: string) => {
+    try {
+      return new crypto.X509Certificate(pem);
+    } catch (e) {
+      throw new CredentialsError(`${f} is not a PEM certificate: ${(e as Error).message}`);
+    }
+  };
+  const caCert = parse(ca, files.ca);
+  const own = parse(cert, files.cert);
+  if (!own.checkIssued(caCert) || !own.verify(caCert.publicKey)) throw new CredentialsError(`${files.cert} (${own.subject.replace(/\n/g, ', ')}) is not signed by the CA in ${files.ca} (${caCert.subject.replace(/\n/g, ', ')})`);
+  const now = Date.now();
+  for (const [c, f] of [[caCert, files.ca], [own, files.cert]] as const) {
+    if (now < Date.parse(c.validFrom) || now > Date.parse(c.validTo)) throw new CredentialsError(`${f} is valid from ${c.validFrom} to ${c.validTo}, not now: make new certificates`);
+  }
+  let privateKey: crypto.KeyObject;
+  try {
+    privateKey = crypto.createPrivateKey(key);
+  } catch (e) {
+    throw new CredentialsError(`${files.key} is not a PEM private key: ${(e as Error).message}`);
+  }
+  if (!own.checkPrivateKey(privateKey)) throw new CredentialsError(`${files.key} is not the key of ${files.cert}`);
+  return { ca, cert, key, name: /(?:^|\n)CN=([^\n]*)/.exec(own.subject)?.[1] ?? own.subject };
+}
+
+/** In words, for the processes' first lines: "mutual TLS as worker0 and a token", "no authentication". */
+export function describeSecurity(s: Security | undefined): string {
+  const parts = [s?.tls ? `mutual TLS as ${s.tls.name}` : '', s?.token ? 'a shared token' : ''].filter((x) => x);
+  return parts.length ? parts.join(' and ') : 'no authentication (plain gRPC)';
+}
+
+// ---------------------------------------------------------------- clients
+
+/** Adds the token to every call's metadata. */
+function tokenInterceptor(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set(TOKEN_METADATA_KEY, `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+/** A client of a proto-loader service (Worker, Peer) with this process's credentials and the channel `options` (size limits, keepalive). */
+export function secureClient(Ctor: grpc.ServiceClientConstructor, address: string, s: Security | undefined, options: grpc.ChannelOptions): grpc.Client {
+  const creds = s?.tls ? grpc.credentials.createSsl(s.tls.ca, s.tls.key, s.tls.cert) : grpc.credentials.createInsecure();
+  return new Ctor(address, creds, s?.token ? { ...options, interceptors: [tokenInterceptor(s.token)] } : options);
+}
+
+// ---------------------------------------------------------------- servers
+
+/**
+ * Refusal log lines, at most `burst` a minute (a stranger hammering the port must not fill the disk);
+ * the lines left out are counted in the next one.
+ */
+export class RefusalLog {
+  private windowStart = 0;
+  private inWindow = 0;
+  private dropped = 0;
+  /** Refusals seen, logged or not. */
+  count = 0;
+  constructor(private readonly log: (line: string) => void, private readonly burst = 20) {}
+
+  note(who: string, what: string, why: string): void {
+    this.count++;
+    const now = Date.now();
+    if (now - this.windowStart > 60_000) {
+      this.windowStart = now;
+      this.inWindow = 0;
+    }
+    if (this.inWindow >= this.burst) {
+      this.dropped++;
+      return;
+    }
+    this.inWindow++;
+    const more = this.dropped ? ` (and ${this.dropped} refusals not logged before this one)` : '';
+    this.dropped = 0;
+    this.log(`refused ${what} from ${who}: ${why}${more}`);
+  }
+}
+
+/** The method's name in logs: "Worker.Step". */
+const methodName = (path: string) => path.replace(/^\/alexnet\.v1\./, '').replace('/', '.');
+
+/**
+ * The server interceptors for `s`: with a token, calls without it (or with another) end with
+ * UNAUTHENTICATED at their metadata, before any message is read, and are logged.
+ */
+export function serverInterceptors(s: Security | undefined, refusals: RefusalLog): grpc.ServerInterceptor[] {
+  const token = s?.token;
+  if (!token) return [];
+  return [
+    (method, call) =>
+      new grpc.ServerInterceptingCall(call, {
+        start(next) {
+          next({
+            onReceiveMetadata(metadata, mdNext) {
+              const values = metadata.get(TOKEN_METADATA_KEY);
+              const got = values.length === 1 && typeof values[0] === 'string' && values[0].startsWith('Bearer ') ? values[0].slice(7) : null;
+              if (got !== null && tokensEqual(got, token)) {
+                mdNext(metadata);
+                return;
+              }
+              const why = got === null ? 'no token' : 'wrong token';
+              refusals.note(call.getPeer(), methodName(method.path), why);
+              call.sendStatus({
+                code: grpc.status.UNAUTHENTICATED,
+                details: `${why}: this worker takes calls with its shared token only (give the caller the same --token-file or ALEXNET_TOKEN)`,
+              });
+            },
+          });
+        },
+      }),
+  ];
+}
+
+/**
+ * Listens on host:port for `server`: plain gRPC (grpc-js binds), or with TLS our node:tls listener that asks
+ * every client for a certificate of the CA, refuses (and logs) a connection without one, and hands the
+ * others to grpc-js. Resolves with the port and a function that stops listening.
+ */
+export async function listenSecurely(server: grpc.Server, host: string, port: number, s: Security | undefined, refusals: RefusalLog): Promise<{ port: number; stop: () => void }> {
+  const address = formatAddress({ host, port });
+  if (!s?.tls) {
+    const bound = await new Promise<number>((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    return { port: bound, stop: () => {} };
+  }
+  const id = s.tls;
+  // the TLS is done here; grpc-js sees an HTTP/2 connection over an authenticated TLS socket (its auth context included)
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const listener = tls.createServer({ ca: id.ca, cert: id.cert, key: id.key, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], minVersion: 'TLSv1.2' }, (socket) => injector.injectConnection(socket));
+  listener.on('tlsClientError', (err, socket) => {
+    const who = socket.remoteAddress ? formatAddress({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'an unknown address';
+    refusals.note(who, 'a TLS connection', tlsReason(err));
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(port, host, () => {
+      listener.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (listener.address() as { port: number }).port;
+  return {
+    port: bound,
+    stop: () => {
+      injector.destroy();
+      listener.close();
+    },
+  };
+}
+
+/** OpenSSL's reason for a refused handshake, in words a person can act on. */
+function tlsReason(err: Error & { code?: string; reason?: string }): string {
+  const raw = err.reason ?? err.message;
+  if (/peer did not return a certificate|CERTIFICATE_REQUIRED/i.test(raw)) return `no client certificate (${raw})`;
+  if (/unknown ca|certificate verify failed|unable to get local issuer|self.signed/i.test(raw)) return `a certificate not signed by this cluster's CA (${raw})`;
+  if (/ECONNRESET|socket hang up/i.test(raw)) return `the client closed the connection during the TLS handshake (${raw}; it may not trust this server's certificate)`;
+  return raw;
+}
