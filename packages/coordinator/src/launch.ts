@@ -145,6 +145,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     else (stream === 'out' ? out : err)(`[${c.name}] ${line}`);
     const m = / listening on (\S+)$/.exec(line);
     if (m && stream === 'out') listening.get(c.name)?.(m[1]!);
+    const ui = c.name === 'coord' ? /: dashboard at (http:\/\/\S+)$/.exec(line) : null;
+    if (ui) (progress ? (l: string) => progress!.note(l) : err)(`[launch] dashboard: ${ui[1]}`);
   };
   const start = (name: Name, args: string[]): Child => {
     const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });

@@ -6,6 +6,7 @@ import type { EvalMetrics } from './evaluation.js';
 
 export class MetricsLog {
   private readonly file: string | null;
+  private readonly observers: ((event: object) => void)[] = [];
 
   constructor(readonly runDir: string | undefined, private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {
     if (runDir) {
@@ -18,6 +19,12 @@ export class MetricsLog {
     const line = JSON.stringify(event);
     this.out(line);
     if (this.file) fs.appendFileSync(this.file, line + '\n');
+    for (const o of this.observers) o(event);
+  }
+
+  /** Also gives every event written from now on to `fn` (e.g. the dashboard's feed). */
+  observe(fn: (event: object) => void): void {
+    this.observers.push(fn);
   }
 
   /** run.json: what the run was (the 'run' event). */

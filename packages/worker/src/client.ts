@@ -1,6 +1,7 @@
 /** A typed client of one worker's Worker service (the coordinator's side; tests and benchmarks use it too). */
 import * as grpc from '@grpc/grpc-js';
 import { clientStream, collectStream, unary, type CallOptions } from './rpc.js';
+import { clientKeepaliveOptions } from './keepalive.js';
 import {
   decodeTensor,
   protocol,
@@ -31,7 +32,7 @@ export class WorkerClient {
 
   constructor(readonly address: string, limitBytes: number) {
     const Worker = protocol().Worker;
-    this.client = new Worker(address, grpc.credentials.createInsecure(), sizeLimitOptions(limitBytes));
+    this.client = new Worker(address, grpc.credentials.createInsecure(), { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
   }
 
   handshake(req: HandshakeRequest, o?: CallOptions): Promise<HandshakeReply> {

@@ -74,6 +74,7 @@ import {
 } from './protocol.js';
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, mailKey, stepPhase, type Phase } from './exchange.js';
+import { clientKeepaliveOptions, serverKeepaliveOptions } from './keepalive.js';
 import { inputMeanFrom, normaliseImages, type InputNormalisation } from './images.js';
 
 export interface WorkerOptions {
@@ -144,7 +145,7 @@ class PeerLink {
   readonly client: grpc.Client;
   constructor(readonly address: string, limitBytes: number) {
     const Peer = protocol().Peer;
-    this.client = new Peer(address, grpc.credentials.createInsecure(), sizeLimitOptions(limitBytes));
+    this.client = new Peer(address, grpc.credentials.createInsecure(), { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
   }
   close(): void {
     this.client.close();
@@ -759,7 +760,7 @@ export class TowerWorker {
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' });
   const worker = new TowerWorker(o, device);
-  const server = new grpc.Server(sizeLimitOptions(worker.limitBytes));
+  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions });
   const { Worker, Peer } = protocol();
   server.addService(Worker.service, {
     Handshake: worker.handshake,

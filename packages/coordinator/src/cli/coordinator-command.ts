@@ -9,9 +9,11 @@ import { checkpointDir, loadResume, resolvePreset, type SavedRun } from '../resu
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
+import { checkUiArgs, uiOptions, type UiArgs } from './ui-options.js';
+import { openDashboard, type Dashboard } from '../dashboard/open.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
 
-interface Args extends RunArgs {
+interface Args extends RunArgs, UiArgs {
   workers: string;
   'run-id'?: string;
   'connect-timeout': number;
@@ -32,6 +34,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       .options({
         workers: { type: 'string', demandOption: true, describe: "the two workers' HOST:PORT, tower 0's first, comma-separated" },
         ...runOptions,
+        ...uiOptions,
         'run-id': { type: 'string', describe: 'name of the run (default: time and a random suffix)' },
         'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for the workers to answer the handshake' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
@@ -40,6 +43,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
     checkRunArgs(a);
+    checkUiArgs(a);
     const list = a.workers.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     if (list.length !== 2) throw new UserError(`--workers needs exactly two addresses (tower 0's, then tower 1's), got ${list.length}`);
     const workers = [checkAddress(list[0]!, 'workers'), checkAddress(list[1]!, 'workers')] as const;
@@ -134,6 +138,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (bar && runDir === undefined) info('the metrics (JSON lines) go to RUN_DIR/metrics.jsonl: give --run-dir to keep them');
     const log = new MetricsLog(runDir, bar ? () => {} : undefined);
     const progress = new Progress({ total: targetSteps, start: startStep, batch, info, bar });
+    let dashboard: Dashboard | null = null;
+    if (a['ui-port'] !== undefined) {
+      dashboard = await openDashboard({ host: a['ui-host'], port: a['ui-port'], refreshS: a['ui-refresh'], coordinator: c, spec, data, info: (l) => progress.note(l) });
+      log.observe((e) => dashboard!.feed.record(e));
+    }
     const stop = (why: string, code: number) => {
       progress.stop();
       c.cancel();
@@ -218,6 +227,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       c.close();
       throw e;
     }
+    await dashboard?.close();
     await data.close();
     c.close();
     if (a['exit-with-stdin']) process.stdin.destroy();

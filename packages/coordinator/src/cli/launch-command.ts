@@ -5,8 +5,9 @@ import { launch } from '../launch.js';
 import { UserError } from './errors.js';
 import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
 import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
+import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 
-interface Args extends RunArgs {
+interface Args extends RunArgs, UiArgs {
   backend: string;
   host: string;
   ports: string;
@@ -26,6 +27,7 @@ export const launchCommand: CommandModule<object, Args> = {
       )
       .options({
         ...runOptions,
+        ...uiOptions,
         backend: backendOption,
         'on-fallback': fallbackOption,
         host: { type: 'string', default: '127.0.0.1', describe: 'address the workers listen on' },
@@ -35,10 +37,12 @@ export const launchCommand: CommandModule<object, Args> = {
       .example('$0 launch --preset cifar --steps 5 --backend webasm --run-dir runs/c1', 'a few cifar steps, logs and metrics in runs/c1')
       .example('$0 launch --steps 100 --eval-every 20 --eval-batch 32', 'held-out loss and top-1/top-5 error every 20 steps')
       .example('$0 launch --preset cifar --data cifar10 --epochs 30 --lr-schedule steps:15,25 --run-dir runs/c10', 'CIFAR-10 (downloaded once), evaluation and a checkpoint at each epoch end')
-      .example('$0 launch --resume runs/c10', 'continue that run from its latest checkpoint') as never,
+      .example('$0 launch --resume runs/c10', 'continue that run from its latest checkpoint')
+      .example('$0 launch --steps 2000 --eval-every 50 --ui-port 8080', 'with the dashboard at http://127.0.0.1:8080/') as never,
   handler: async (a) => {
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
+    checkUiArgs(a);
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
     const common = ['--preset', preset];
@@ -71,6 +75,7 @@ export const launchCommand: CommandModule<object, Args> = {
       ...opt('checkpoint-every', a['checkpoint-every']),
       ...opt('keep', a.keep),
       ...opt('resume', a.resume),
+      ...uiArgsToForward(a),
     ];
     const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume });
     process.exit(r.code);

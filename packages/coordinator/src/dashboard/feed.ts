@@ -1,0 +1,125 @@
+/**
+ * What the dashboard shows of a run, kept in the coordinator's memory: the
+ * metrics log's events (run, step, eval, checkpoint, lr, done, ...) as
+ * chart points, the latest step in full, and subscribers that get every new
+ * event as it comes (the Server-Sent Events stream).
+ */
+import type { StepMetrics, WorkerStepMetrics } from '../coordinator.js';
+import type { CrossingTraffic } from '@alexnet-mp/worker';
+
+/** One training step as the charts plot it; `step` is the steps done after it (1 for the first). */
+export interface StepPoint {
+  step: number;
+  loss: number;
+  top1: number;
+  images_per_s: number;
+  ms: number;
+  lr: number;
+}
+
+/** One held-out evaluation; `step` is the steps done when it ran. */
+export interface EvalPoint {
+  step: number;
+  loss: number;
+  top1_error: number;
+  top5_error: number;
+  images: number;
+}
+
+/** The latest step's per-worker figures (timing, bytes exchanged per crossing point). */
+export interface LastStep {
+  step: number;
+  workers: WorkerStepMetrics[];
+  traffic: CrossingTraffic[][];
+}
+
+export type FeedEvent =
+  | { type: 'run'; run: Record<string, unknown> }
+  | { type: 'step'; point: StepPoint; last: LastStep }
+  | { type: 'eval'; point: EvalPoint }
+  | { type: 'note'; event: Record<string, unknown> }
+  /** A tower's conv1 kernels were fetched after `step` steps; `colour`: their mean colour share (inspect/colour.ts), null unless RGB. */
+  | { type: 'kernels'; tower: number; step: number; colour: number | null }
+  | { type: 'status'; workers: unknown[] };
+
+export interface Snapshot {
+  run: Record<string, unknown> | null;
+  steps: StepPoint[];
+  evals: EvalPoint[];
+  last: LastStep | null;
+  /** checkpoint, lr, done, failed, stopped events, in order. */
+  notes: Record<string, unknown>[];
+  /** Only every `stride`-th step is kept once the history is long (see MAX_POINTS). */
+  stride: number;
+}
+
+/** Step points kept: past this, every other one is dropped and only every 2^k-th step is kept from then on. */
+export const MAX_POINTS = 20_000;
+
+export class DashboardFeed {
+  private run: Record<string, unknown> | null = null;
+  private steps: StepPoint[] = [];
+  private readonly evals: EvalPoint[] = [];
+  private readonly notes: Record<string, unknown>[] = [];
+  private last: LastStep | null = null;
+  private stride = 1;
+  private readonly subscribers = new Set<(e: FeedEvent) => void>();
+
+  constructor(private readonly maxPoints = MAX_POINTS) {}
+
+  /** An event as the coordinator writes it to the metrics log. */
+  record(event: object): void {
+    const e = event as { event?: unknown } & Record<string, unknown>;
+    switch (e.event) {
+      case 'run':
+        this.run = e;
+        this.publish({ type: 'run', run: e });
+        return;
+      case 'step': {
+        const m = e as unknown as StepMetrics;
+        const point: StepPoint = { step: m.step + 1, loss: m.loss, top1: m.top1, images_per_s: m.images_per_s, ms: m.ms, lr: m.lr };
+        this.last = { step: point.step, workers: m.workers, traffic: m.traffic };
+        if (point.step % this.stride === 0) this.keep(point);
+        this.publish({ type: 'step', point, last: this.last });
+        return;
+      }
+      case 'eval': {
+        const point: EvalPoint = { step: Number(e.step), loss: Number(e.loss), top1_error: Number(e.top1_error), top5_error: Number(e.top5_error), images: Number(e.images) };
+        this.evals.push(point);
+        this.publish({ type: 'eval', point });
+        return;
+      }
+      default:
+        if (typeof e.event !== 'string') return;
+        this.notes.push(e);
+        this.publish({ type: 'note', event: e });
+    }
+  }
+
+  private keep(p: StepPoint): void {
+    this.steps.push(p);
+    if (this.steps.length > this.maxPoints) {
+      this.stride *= 2;
+      this.steps = this.steps.filter((q) => q.step % this.stride === 0);
+    }
+  }
+
+  /** Events that are not metrics (kernels refreshed, worker status) go to the subscribers only. */
+  publish(e: FeedEvent): void {
+    for (const s of this.subscribers) s(e);
+  }
+
+  snapshot(): Snapshot {
+    return { run: this.run, steps: [...this.steps], evals: [...this.evals], last: this.last, notes: [...this.notes], stride: this.stride };
+  }
+
+  /** Calls `fn` with every event from now on; returns the unsubscribe function. */
+  subscribe(fn: (e: FeedEvent) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  get watchers(): number {
+    return this.subscribers.size;
+  }
+}

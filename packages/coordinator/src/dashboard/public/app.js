@@ -1,0 +1,294 @@
+// The dashboard page: one Server-Sent Events stream (/api/events) feeds the charts (uPlot), the figures and
+// the worker cards; kernel and feature-map images are plain <img> elements pointed at the coordinator's PNGs.
+'use strict';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, attrs = {}, text) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+const state = {
+  run: null,
+  steps: [], // {step, loss, top1, images_per_s, ms, lr}; step = steps done
+  evals: [], // {step, loss, top1_error, top5_error, images}
+  last: null,
+  ended: null,
+  kernelStep: [null, null],
+  image: null, // chosen test image index
+};
+
+// ---- formatting
+const bytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+const num = (x, d = 3) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : Number(x).toFixed(d));
+
+// ---- charts
+const charts = {};
+
+function chartSize(div) {
+  const w = Math.max(280, div.clientWidth || 400);
+  return { width: w, height: 220 };
+}
+
+function makeChart(id, series, yLabel) {
+  const div = document.getElementById(id);
+  const opts = {
+    ...chartSize(div),
+    scales: { x: { time: false } },
+    axes: [{ label: 'step' }, { label: yLabel }],
+    series: [{ label: 'step' }, ...series],
+    legend: { live: true },
+  };
+  const data = [[], ...series.map(() => [])];
+  charts[id] = new uPlot(opts, data, div);
+}
+
+function initCharts() {
+  makeChart('loss-chart', [
+    { label: 'training', stroke: '#1f77b4', width: 1 },
+    { label: 'held-out', stroke: '#d62728', width: 2, spanGaps: true, points: { show: true, size: 6 } },
+  ], 'loss');
+  makeChart('error-chart', [
+    { label: 'training top-1', stroke: '#1f77b4', width: 1, value: (u, v) => (v == null ? '-' : pct(v)) },
+    { label: 'held-out top-1', stroke: '#d62728', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: (u, v) => (v == null ? '-' : pct(v)) },
+    { label: 'held-out top-5', stroke: '#ff7f0e', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: (u, v) => (v == null ? '-' : pct(v)) },
+  ], 'error');
+  makeChart('rate-chart', [{ label: 'images/s', stroke: '#2ca02c', width: 1 }], 'images/s');
+  window.addEventListener('resize', () => {
+    for (const [id, c] of Object.entries(charts)) c.setSize(chartSize(document.getElementById(id)));
+  });
+}
+
+/** Step points and evaluation points merged on one x axis (steps done); gaps are null. */
+function chartData() {
+  const xs = [], loss = [], evalLoss = [], err = [], e1 = [], e5 = [], rate = [];
+  let i = 0, j = 0;
+  const S = state.steps, E = state.evals;
+  while (i < S.length || j < E.length) {
+    const sx = i < S.length ? S[i].step : Infinity;
+    const ex = j < E.length ? E[j].step : Infinity;
+    const x = Math.min(sx, ex);
+    const s = sx === x ? S[i++] : null;
+    const e = ex === x ? E[j++] : null;
+    xs.push(x);
+    loss.push(s ? s.loss : null);
+    err.push(s ? 1 - s.top1 : null);
+    rate.push(s ? s.images_per_s : null);
+    evalLoss.push(e ? e.loss : null);
+    e1.push(e ? e.top1_error : null);
+    e5.push(e ? e.top5_error : null);
+  }
+  return { xs, loss, evalLoss, err, e1, e5, rate };
+}
+
+let redrawPending = false;
+function redraw() {
+  if (redrawPending) return;
+  redrawPending = true;
+  requestAnimationFrame(() => {
+    redrawPending = false;
+    const d = chartData();
+    charts['loss-chart'].setData([d.xs, d.loss, d.evalLoss]);
+    charts['error-chart'].setData([d.xs, d.err, d.e1, d.e5]);
+    charts['rate-chart'].setData([d.xs, d.rate]);
+    // the points each chart holds (read back from uPlot), for people and for the end-to-end test
+    for (const [id, c] of Object.entries(charts)) {
+      document.getElementById(id).dataset.points = String(c.data.slice(1).reduce((a, ys) => a + ys.filter((y) => y != null).length, 0));
+    }
+    figures();
+  });
+}
+
+function figures() {
+  const S = state.steps;
+  const last = S[S.length - 1];
+  const total = state.run && state.run.steps;
+  $('#fig-step').textContent = last ? (total ? `${last.step} / ${total}` : String(last.step)) : '-';
+  const tail = S.slice(-10);
+  const sorted = tail.map((s) => s.images_per_s).sort((a, b) => a - b);
+  $('#fig-rate').textContent = sorted.length ? sorted[Math.floor(sorted.length / 2)].toFixed(1) : '-';
+  $('#fig-loss').textContent = tail.length ? num(tail.reduce((a, s) => a + s.loss, 0) / tail.length) : '-';
+  const ev = state.evals[state.evals.length - 1];
+  $('#fig-eval').textContent = ev ? `${pct(ev.top1_error)} (step ${ev.step})` : '-';
+  $('#fig-lr').textContent = last ? String(last.lr) : '-';
+  if (state.last) $('#fig-bytes').textContent = bytes(state.last.workers.reduce((a, w) => a + w.sent_bytes, 0));
+}
+
+// ---- run header and events list
+function showRun(run) {
+  state.run = run;
+  if (!run) return;
+  const parts = [run.run_id, `preset ${run.preset}`, `batch ${run.batch}`, run.data];
+  if (run.eval) parts.push(`evaluation: ${run.eval.data}${run.eval.every ? `, every ${run.eval.every} steps` : ''}`);
+  $('#run-title').textContent = parts.filter(Boolean).join(' · ');
+  setState(state.ended ? state.ended : 'running');
+  for (const w of run.workers || []) {
+    const card = document.getElementById(`worker-${w.tower}`);
+    if (card) $('.addr', card).textContent = `${w.address} · ${w.host} · pid ${w.pid}`;
+  }
+}
+
+function setState(s) {
+  const b = $('#run-state');
+  b.textContent = s;
+  b.className = `badge ${s.split(' ')[0]}`;
+}
+
+function note(e) {
+  const li = el('li');
+  const what = { ...e };
+  delete what.event;
+  li.textContent = `${e.event}: ${JSON.stringify(what)}`;
+  $('#notes').prepend(li);
+  if (['done', 'failed', 'stopped'].includes(e.event)) {
+    state.ended = e.event === 'done' ? 'finished' : e.event === 'failed' ? `failed (worker ${e.tower})` : `stopped (${e.reason})`;
+    setState(state.ended);
+  }
+}
+
+// ---- workers
+function workerCard(w) {
+  const card = document.getElementById(`worker-${w.tower}`);
+  if (!card) return;
+  card.classList.toggle('unreachable', Boolean(w.unreachable));
+  const timing = w.last_step_timing;
+  const rows = w.unreachable
+    ? [['status', `no answer: ${w.unreachable}`]]
+    : [
+        ['state', w.state],
+        ['device', String(w.device)],
+        ['gpu.js mode', w.backend],
+        ['steps done', String(w.steps_done)],
+        ['evaluations', String(w.evaluations_done)],
+        ['step time', timing ? `${num(timing.total_ms, 1)} ms (compute ${num(timing.compute_ms, 1)}, exchange ${num(timing.exchange_ms, 1)}, update ${num(timing.update_ms, 1)})` : '-'],
+        ['uptime', `${num(w.uptime_s, 0)} s`],
+      ];
+  if (w.last_error) rows.push(['last error', w.last_error]);
+  const dl = $('dl.status', card);
+  dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-key': k }, v ?? '-')]));
+  const total = new Map((w.run_traffic || []).map((t) => [t.point, t]));
+  const body = $('table.traffic tbody', card);
+  body.replaceChildren(
+    ...(w.last_step_traffic || []).map((t) => {
+      const r = total.get(t.point) || {};
+      const cell = (k) => {
+        const td = el('td', {}, bytes(t[k]));
+        td.append(el('small', {}, bytes(r[k] || 0)));
+        return td;
+      };
+      const tr = el('tr', { 'data-point': t.point });
+      tr.append(el('td', {}, t.point), cell('forward_sent_bytes'), cell('forward_received_bytes'), cell('backward_sent_bytes'), cell('backward_received_bytes'));
+      return tr;
+    }),
+  );
+}
+
+// ---- kernels and feature maps
+function fitPixels(img) {
+  // small images (tiny preset: 3x3 kernels) are scaled up by a whole factor, pixels kept sharp
+  const scale = Math.max(1, Math.min(12, Math.floor(Math.min(440, img.parentElement.clientWidth || 440) / img.naturalWidth)));
+  img.style.width = `${img.naturalWidth * scale}px`;
+}
+
+function refreshKernels(tower, step, colour) {
+  if (state.kernelStep[tower] === step) return;
+  state.kernelStep[tower] = step;
+  const img = document.getElementById(`kernels-${tower}`);
+  img.onload = () => {
+    fitPixels(img);
+    img.alt = `tower ${tower}'s conv1 kernels after step ${step}`;
+    const score = colour === null || colour === undefined ? '' : `, colour share ${colour.toFixed(2)} (0 grey, 1 pure colour, ~0.67 random)`;
+    $('.kernels-step', img.closest('.worker')).textContent = `after step ${step}${score}`;
+  };
+  img.src = `/api/kernels/${tower}.png?step=${step}`;
+  if (state.image !== null && tower === 1) showMaps();
+}
+
+async function initMaps() {
+  const r = await fetch('/api/test-images');
+  const { images, layers } = await r.json();
+  const sel = $('#map-layer');
+  sel.replaceChildren(...layers.map((l) => el('option', { value: l }, l)));
+  sel.onchange = () => state.image !== null && showMaps();
+  if (images.length === 0) {
+    $('#maps-note').textContent = 'no test images in this run';
+    return;
+  }
+  const box = $('#test-images');
+  box.replaceChildren(
+    ...images.map((t) => {
+      const b = el('button', { type: 'button', 'data-index': String(t.index), title: `test image ${t.index}, class ${t.label}` });
+      const img = el('img', { src: `/api/test-images/${t.index}.png`, alt: `test image ${t.index}` });
+      img.className = 'pixels thumb';
+      b.append(img);
+      b.onclick = () => {
+        state.image = t.index;
+        for (const o of box.children) o.classList.toggle('chosen', o === b);
+        showMaps();
+      };
+      return b;
+    }),
+  );
+}
+
+function showMaps() {
+  const layer = $('#map-layer').value;
+  const i = state.image;
+  $('#maps-note').textContent = `test image ${i}, ${layer}: loading`;
+  let loaded = 0;
+  for (const tower of [0, 1]) {
+    const img = document.getElementById(`maps-${tower}`);
+    img.onload = () => {
+      fitPixels(img);
+      if (++loaded === 2) $('#maps-note').textContent = `test image ${i}, ${layer}, weights after step ${state.kernelStep[1] ?? '?'}: one tile per channel`;
+    };
+    img.onerror = () => ($('#maps-note').textContent = `test image ${i}, ${layer}: the workers did not answer`);
+    img.alt = `worker ${tower}'s ${layer} feature maps of test image ${i}`;
+    img.src = `/api/activations/${tower}.png?image=${i}&layer=${encodeURIComponent(layer)}&t=${Date.now()}`;
+  }
+}
+
+// ---- the stream
+function connect() {
+  const es = new EventSource('/api/events');
+  es.addEventListener('open', () => setState(state.ended || (state.run ? 'running' : 'waiting')));
+  es.addEventListener('error', () => setState(state.ended ? `${state.ended}; coordinator gone` : 'disconnected'));
+  es.addEventListener('snapshot', (m) => {
+    const s = JSON.parse(m.data);
+    state.steps = s.steps;
+    state.evals = s.evals;
+    state.last = s.last;
+    $('#notes').replaceChildren();
+    for (const n of s.notes) note(n);
+    showRun(s.run);
+    redraw();
+  });
+  es.addEventListener('run', (m) => showRun(JSON.parse(m.data).run));
+  es.addEventListener('step', (m) => {
+    const e = JSON.parse(m.data);
+    state.steps.push(e.point);
+    state.last = e.last;
+    redraw();
+  });
+  es.addEventListener('eval', (m) => {
+    state.evals.push(JSON.parse(m.data).point);
+    redraw();
+  });
+  es.addEventListener('note', (m) => note(JSON.parse(m.data).event));
+  es.addEventListener('status', (m) => {
+    for (const w of JSON.parse(m.data).workers) workerCard(w);
+  });
+  es.addEventListener('kernels', (m) => {
+    const e = JSON.parse(m.data);
+    refreshKernels(e.tower, e.step, e.colour);
+  });
+}
+
+window.addEventListener('DOMContentLoaded', () => {
+  initCharts();
+  connect();
+  initMaps().catch((e) => ($('#maps-note').textContent = `test images: ${e.message}`));
+});

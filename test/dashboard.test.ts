@@ -1,0 +1,119 @@
+/**
+ * The dashboard end to end: `alexnet launch --ui-port 0` on the tiny preset, the page opened in headless
+ * Chromium (Debian's chromium package driven by playwright-core; `npm test` installs it when missing,
+ * see scripts/ensure-chromium.sh), the curves seen moving, both workers' status and conv1 kernels seen,
+ * nothing asked of any other host, and a screenshot saved.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { alexnet } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const HOW = "install Debian's chromium package: apt-get update && apt-get install -y chromium (as root; `npm test` does it by itself when run as root with access to the Debian mirrors)";
+
+/** Chromium with no profile, no network services of its own, no GPU. */
+async function openBrowser(userDataDir: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+// the page's own code runs in the browser: given as text (this project's TypeScript has no DOM types)
+/** The points a chart holds (app.js writes them to data-points from uPlot's data). */
+const pointsOf = (id: string) => `Number(document.getElementById('${id}').dataset.points)`;
+const points = (page: Page, id: string) => page.evaluate<number>(pointsOf(id));
+/** Tower t's kernels image: size, src and pixels (drawn on a canvas), or null until loaded. */
+const kernelsImage = (t: number) => `(() => {
+  const img = document.getElementById('kernels-${t}');
+  if (!img.complete || img.naturalWidth === 0) return null;
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth;
+  c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  return { src: img.getAttribute('src'), width: img.naturalWidth, height: img.naturalHeight, pixels: Array.from(g.getImageData(0, 0, c.width, c.height).data) };
+})()`;
+interface KernelsImage {
+  src: string;
+  width: number;
+  height: number;
+  pixels: number[];
+}
+
+test('dashboard: the curves move, both workers show their status and conv1 kernels, and a screenshot is saved', async (t) => {
+  if (!fs.existsSync(CHROMIUM)) {
+    t.fail(`${CHROMIUM} is missing: ${HOW}`);
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-dashboard-'));
+  // the browser profile goes at the end; the screenshot stays (its path is logged)
+  t.teardown(() => fs.rmSync(path.join(dir, 'profile'), { recursive: true, force: true }));
+  // many more steps than the test needs: it stops the run when it has seen enough
+  const run = alexnet(['launch', '--steps', '100000', '--eval-every', '10', '--backend', 'webasm', '--ui-port', '0', '--ui-refresh', '1']);
+  t.teardown(async () => {
+    if (run.proc.exitCode === null && run.proc.signalCode === null) {
+      run.proc.kill('SIGTERM');
+      await run.exited;
+    }
+  });
+  const url = (await run.waitFor(/^\[launch\] dashboard: (http:\/\/127\.0\.0\.1:\d+\/)$/, 120_000))[1]!;
+
+  const browser = await openBrowser(path.join(dir, 'profile'));
+  t.teardown(() => browser.close());
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+  // the offline guarantee: every request goes to the coordinator
+  const elsewhere: string[] = [];
+  page.on('request', (r) => !r.url().startsWith(url) && !r.url().startsWith('data:') && elsewhere.push(r.url()));
+  await page.goto(url);
+  await page.waitForFunction(`typeof window.uPlot === 'function'`);
+
+  // the curves move: the loss chart gains points while we watch, and held-out evaluations appear
+  await page.waitForFunction(`${pointsOf('loss-chart')} >= 3`, null, { timeout: 120_000 });
+  const before = await points(page, 'loss-chart');
+  await page.waitForFunction(`${pointsOf('loss-chart')} >= ${before + 5}`, null, { timeout: 60_000 });
+  const after = await points(page, 'loss-chart');
+  t.true(after >= before + 5, `loss chart: ${before} -> ${after} points`);
+  // the error chart has the training points and the held-out ones
+  await page.waitForFunction(`${pointsOf('error-chart')} > ${pointsOf('loss-chart')}`, null, { timeout: 60_000 });
+  t.regex(await page.textContent('#fig-rate') ?? '', /^\d+(\.\d+)?$/, 'images/s shown');
+  t.regex(await page.textContent('#fig-eval') ?? '', /^\d+(\.\d)?% \(step \d+\)$/, 'the last held-out error shown');
+
+  // both workers: their status (gpu.js mode, device, step time) and the bytes of each crossing point
+  for (const tower of [0, 1]) {
+    const card = `#worker-${tower}`;
+    await page.waitForFunction(`document.querySelector('${card} dd[data-key="gpu.js mode"]')?.textContent === 'webasm'`, null, { timeout: 30_000 });
+    t.is(await page.textContent(`${card} dd[data-key="device"]`), '0');
+    t.regex((await page.textContent(`${card} dd[data-key="step time"]`)) ?? '', /^\d+\.\d ms \(compute/);
+    const rows = await page.$$eval(`${card} table.traffic tbody tr`, (trs) => trs.map((tr) => tr.getAttribute('data-point')));
+    t.deepEqual(rows, ['pool2', 'pool5', 'fc6', 'fc7'], `worker ${tower}'s crossing points`);
+    t.regex((await page.textContent(`${card} table.traffic tbody tr td:nth-child(2)`)) ?? '', /^[1-9][\d.]* (B|KiB|MiB)[1-9][\d.]* (B|KiB|MiB)$/, 'forward bytes sent at pool2');
+  }
+
+  // both workers' conv1 kernels: loaded, not empty, different from each other; refreshed as training runs
+  await page.waitForFunction(`${kernelsImage(0)} !== null && ${kernelsImage(1)} !== null`, null, { timeout: 60_000 });
+  const k0 = await page.evaluate<KernelsImage | null>(kernelsImage(0));
+  const k1 = await page.evaluate<KernelsImage | null>(kernelsImage(1));
+  t.truthy(k0 && k1);
+  t.true(k0!.width > 0 && k0!.height > 0 && k1!.width > 0 && k1!.height > 0);
+  t.notDeepEqual(k0!.pixels, k1!.pixels, "the two towers' kernels differ");
+  await page.waitForFunction(`document.getElementById('kernels-0').getAttribute('src') !== ${JSON.stringify(k0!.src)}`, null, { timeout: 60_000 });
+  t.pass('kernels refreshed');
+
+  const shot = path.join(dir, 'dashboard.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  const png = fs.readFileSync(shot);
+  t.true(png.length > 10_000 && png.subarray(1, 4).toString() === 'PNG', `screenshot ${shot}`);
+  t.log(`screenshot: ${shot}`);
+  if (process.env.DASHBOARD_SCREENSHOT) fs.copyFileSync(shot, process.env.DASHBOARD_SCREENSHOT);
+  t.deepEqual(elsewhere, [], 'no request left the coordinator');
+  t.deepEqual(problems, [], 'no script errors');
+});
