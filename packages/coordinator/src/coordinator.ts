@@ -488,6 +488,21 @@ export class Coordinator {
     for (let f = this.betweenStepTasks.shift(); f; f = this.betweenStepTasks.shift()) await f();
   }
 
+  /**
+   * A call on both workers at once that the workers count as an evaluation (Worker.GetActivations for
+   * inspection: inspect/live.ts), between steps: `call` gets the evaluation number and the steps done; the
+   * number is used up only when both workers answered. Callers serialise their calls (LiveInspector does).
+   */
+  asEvaluation<R>(what: string, call: (t: number, evaluation: number, step: number, signal: AbortSignal) => Promise<R>): Promise<{ step: number; replies: [R, R] }> {
+    return this.betweenSteps(async () => {
+      const evaluation = this.evaluationsDone;
+      const step = this.stepsDone;
+      const replies = await this.onBoth(`${what} (after step ${step})`, (t, signal) => call(t, evaluation, step, signal));
+      this.evaluationsDone++;
+      return { step, replies };
+    });
+  }
+
   /** Cancels a step in flight (the workers abort it). */
   cancel(): void {
     this.inFlight?.abort(new Error('cancelled'));

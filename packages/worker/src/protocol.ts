@@ -17,9 +17,10 @@ export const PROTOCOL_VERSION = 1;
  * Calls added within alexnet.v1 that this build serves, listed in
  * HandshakeReply.features (older workers list none):
  * - "evaluate": Worker.Evaluate and Peer.EvalExchange;
- * - "set-parameters": Worker.SetParameters (resuming from a checkpoint).
+ * - "set-parameters": Worker.SetParameters (resuming from a checkpoint);
+ * - "activations": Worker.GetActivations (inspection) and GetParametersRequest.layers.
  */
-export const FEATURES = ['evaluate', 'set-parameters'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));

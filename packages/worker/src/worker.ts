@@ -27,6 +27,7 @@ import {
   initTowerParams,
   mean,
   segmentModel,
+  segmentOfLayer,
   sumSlices,
   topKCorrect,
   towerParamLayers,
@@ -38,6 +39,7 @@ import {
   type StepContext,
   type TowerIndex,
   type TowerParams,
+  type TowerTap,
 } from '@alexnet-mp/core';
 import {
   FEATURES,
@@ -58,6 +60,9 @@ import {
   type EvalExchangeRequest,
   type EvaluateReply,
   type EvaluateRequest,
+  type GetActivationsReply,
+  type GetActivationsRequest,
+  type GetParametersRequest,
   type ExchangeRequest,
   type HandshakeReply,
   type HandshakeRequest,
@@ -153,6 +158,12 @@ class PeerLink {
 }
 
 const phaseKey = (p: Phase) => `${p.kind}/${p.n}`;
+
+/** Inspection: read one layer's output in segment `segment` and stop the forward pass there. */
+interface SegmentTap {
+  readonly segment: number;
+  readonly tap: TowerTap;
+}
 
 const zeroTiming = (): StepTiming => ({ total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0 });
 
@@ -323,6 +334,15 @@ export class TowerWorker {
   });
 
   evaluate = unaryHandler<EvaluateRequest, EvaluateReply>(async (req, call) => {
+    const { run, n } = this.checkEvaluation(req);
+    const classes = this.o.spec.classes;
+    if (req.labels.length !== 0 && req.labels.length !== n) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.labels.length} labels for an evaluation batch of ${n} (give ${n} or none)`);
+    if (req.labels.some((l) => l >= classes)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a label is not below ${classes} classes`);
+    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => this.runEvaluation(run, req, n, signal));
+  });
+
+  /** An Evaluate or GetActivations request's run, checked (configured, idle, in order), and its number of images. */
+  private checkEvaluation(req: { run_id: string; step: number; evaluation: number; images: Uint8Array }): { run: Run; n: number } {
     const run = this.run;
     if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${run.id}`);
@@ -335,9 +355,33 @@ export class TowerWorker {
     if (!Number.isInteger(n) || n < 1 || n > this.maxBatch) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.images.length} image bytes: expected uint8 [${C}][N][${S}][${S}] with N in 1..${this.maxBatch} (${perImage} bytes an image)`);
     }
-    if (req.labels.length !== 0 && req.labels.length !== n) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.labels.length} labels for an evaluation batch of ${n} (give ${n} or none)`);
-    if (req.labels.some((l) => l >= classes)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a label is not below ${classes} classes`);
-    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => this.runEvaluation(run, req, n, signal));
+    return { run, n };
+  }
+
+  /**
+   * Inspection: this tower's output of one layer for the request's images, from the evaluation forward pass
+   * stopped after the segment that computes the layer (numbered with the Evaluate calls).
+   */
+  getActivations = unaryHandler<GetActivationsRequest, GetActivationsReply>(async (req, call) => {
+    const segment = segmentOfLayer(this.segments, req.layer);
+    if (segment < 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no layer "${req.layer}" in preset ${this.o.spec.name} (layers: ${this.o.spec.layers.map((l) => l.name).join(', ')})`);
+    const { run, n } = this.checkEvaluation(req);
+    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, async (signal) => {
+      const tap: TowerTap = { layer: req.layer };
+      const pass = await this.evaluationPass(run, req.evaluation, req.images, n, signal, { segment, tap });
+      const plan = this.segments[segment]!.plans.find((p) => p.layer.name === req.layer)!;
+      const o = plan.outShape;
+      const shape = o.h === 1 && o.w === 1 ? [o.c, n] : [o.c, n, o.h, o.w];
+      return {
+        evaluation: req.evaluation,
+        tower: this.tower,
+        layer: req.layer,
+        has_activations: tap.out !== undefined,
+        activations: tap.out ? encodeTensor(shape, tap.out) : null,
+        timing: pass.timing,
+        traffic: pass.traffic.list(),
+      };
+    });
   });
 
   private get busy(): boolean {
@@ -403,13 +447,18 @@ export class TowerWorker {
     };
   });
 
-  getParameters = streamHandler<{ include_momentum: boolean }, ParameterTensor>(async (req, write) => {
+  getParameters = streamHandler<GetParametersRequest, ParameterTensor>(async (req, write) => {
     const run = this.run;
     if (!run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: no parameters yet');
     if (this.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
+    const layers = towerParamLayers(this.o.spec, this.tower);
+    const only = req.layers ?? [];
+    const unknown = only.filter((name) => !layers.some((l) => l.name === name));
+    if (unknown.length > 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${this.tower} has no parameters in ${unknown.join(', ')} (layers with parameters: ${layers.map((l) => l.name).join(', ')})`);
     const step = run.stepsDone;
     const params = await run.tower.syncParams();
-    for (const l of towerParamLayers(this.o.spec, this.tower)) {
+    for (const l of layers) {
+      if (only.length > 0 && !only.includes(l.name)) continue;
       const p = params.get(l.name)!;
       await write({ layer: l.name, kind: 'w', tensor: encodeTensor(l.shape, p.w), step });
       await write({ layer: l.name, kind: 'b', tensor: encodeTensor([l.shape[0]], p.b), step });
@@ -576,11 +625,14 @@ export class TowerWorker {
    * The forward pass of tower `tw` with the crossing exchanges: [tower 0's; tower 1's] into every
    * segment after a crossing; at fc7 only tower 1 sends. Returns the logits (host) on tower 0, null on tower 1.
    */
-  private async forwardPass(tw: Tower, images: Float32Array, ctx: StepContext, x: Crossings): Promise<Float32Array | null> {
+  private async forwardPass(tw: Tower, images: Float32Array, ctx: StepContext, x: Crossings, tap?: SegmentTap): Promise<Float32Array | null> {
     const t = this.tower;
     const segs = this.segments;
     const last = segs.length - 1;
-    let out = await tw.forwardSegment(0, images, ctx);
+    // with a tap (inspection), both towers stop after the tapped segment
+    const tapAt = (i: number) => (tap?.segment === i ? tap.tap : undefined);
+    let out = await tw.forwardSegment(0, images, ctx, tapAt(0));
+    if (tap?.segment === 0) return null;
     for (let i = 1; i <= last; i++) {
       const point = segs[i]!.crossing!;
       if (segs[i]!.tower0Only) {
@@ -590,10 +642,11 @@ export class TowerWorker {
           return null;
         }
         const theirs = (await x.cross(point, 'FORWARD', null, true))!;
-        return tw.forwardSegment(i, concatTowers(out, theirs), ctx);
+        return tw.forwardSegment(i, concatTowers(out, theirs), ctx, tapAt(i));
       }
       const theirs = (await x.cross(point, 'FORWARD', out, true))!;
-      out = await tw.forwardSegment(i, t === 0 ? concatTowers(out, theirs) : concatTowers(theirs, out), ctx);
+      out = await tw.forwardSegment(i, t === 0 ? concatTowers(out, theirs) : concatTowers(theirs, out), ctx, tapAt(i));
+      if (tap?.segment === i) return null;
     }
     throw new Error('the model has no classifier segment');
   }
@@ -704,9 +757,13 @@ export class TowerWorker {
     return tw;
   }
 
-  private async runEvaluation(run: Run, req: EvaluateRequest, n: number, signal: AbortSignal): Promise<EvaluateReply> {
+  /**
+   * The forward pass of evaluation number `evaluation` (no dropout) on `n` images with its crossing exchanges
+   * (EvalExchange), counted as an evaluation; with `tap`, stopped after the tapped segment.
+   */
+  private async evaluationPass(run: Run, evaluation: number, images: Uint8Array, n: number, signal: AbortSignal, tap?: SegmentTap): Promise<{ logits: Float32Array | null; timing: StepTiming; traffic: Traffic }> {
     const t0 = performance.now();
-    const phase = evalPhase(req.evaluation);
+    const phase = evalPhase(evaluation);
     const traffic = this.trafficOf(run, phase);
     const x = this.crossings(run, phase, n, traffic, signal);
     // no dropout (train: false); the seed and step do not matter then
@@ -718,13 +775,18 @@ export class TowerWorker {
       // the forward's intermediates (nothing else is resident between steps but the parameters)
       this.device.release();
     }
-    const classes = this.o.spec.classes;
-    const hasLoss = logits !== null && req.labels.length === n;
-    run.evaluationsDone = req.evaluation + 1;
+    run.evaluationsDone = evaluation + 1;
     run.phaseTraffic.delete(phaseKey(phase));
     run.mailbox.dropBefore(evalPhase(run.evaluationsDone));
     run.evalTotal.add(traffic);
     const total = performance.now() - t0;
+    return { logits, timing: { total_ms: total, compute_ms: total - x.exchangeMs, exchange_ms: x.exchangeMs, update_ms: 0 }, traffic };
+  }
+
+  private async runEvaluation(run: Run, req: EvaluateRequest, n: number, signal: AbortSignal): Promise<EvaluateReply> {
+    const { logits, timing, traffic } = await this.evaluationPass(run, req.evaluation, req.images, n, signal);
+    const classes = this.o.spec.classes;
+    const hasLoss = logits !== null && req.labels.length === n;
     return {
       evaluation: req.evaluation,
       tower: this.tower,
@@ -734,7 +796,7 @@ export class TowerWorker {
       correct: hasLoss ? topKCorrect(logits!, req.labels, classes, 1) : 0,
       correct_top5: hasLoss ? topKCorrect(logits!, req.labels, classes, Math.min(5, classes)) : 0,
       logits: logits ? encodeTensor([classes, n], logits) : null,
-      timing: { total_ms: total, compute_ms: total - x.exchangeMs, exchange_ms: x.exchangeMs, update_ms: 0 },
+      timing,
       traffic: traffic.list(),
     };
   }
@@ -770,6 +832,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     Status: worker.status,
     GetParameters: worker.getParameters,
     SetParameters: worker.setParameters,
+    GetActivations: worker.getActivations,
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';
