@@ -770,7 +770,7 @@ export class TowerWorker {
     const ctx: StepContext = { seed: run.seed, step: run.stepsDone, train: false };
     let logits: Float32Array | null;
     try {
-      logits = await this.forwardPass(this.evalTower(run, n), normaliseImages(req.images, run.input), ctx, x);
+      logits = await this.forwardPass(this.evalTower(run, n), normaliseImages(images, run.input), ctx, x, tap);
     } finally {
       // the forward's intermediates (nothing else is resident between steps but the parameters)
       this.device.release();
