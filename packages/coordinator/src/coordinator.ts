@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { encodeCheckpoint, towerParamLayers, writeCheckpointFile, type LrSchedule, type ModelSpec, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { encodeCheckpoint, towerParamLayers, writeCheckpointFile, type LrSchedule, type LrScheduleState, type ModelSpec, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
@@ -29,6 +29,8 @@ import {
 import type { BatchSource, U8Batch } from './batch-source.js';
 import { scoreViews, summariseEval, type EvalBatchResult, type EvalMetrics, type EvalResult, type EvalSet } from './evaluation.js';
 import { UserError } from './cli/errors.js';
+import { CallDeadlines, isLostWorker, retryWhileBusy, type DeadlineOptions } from './health.js';
+import { checkLoss, checkParams } from './divergence.js';
 
 export interface CoordinatorOptions {
   readonly spec: ModelSpec;
@@ -54,7 +56,9 @@ export interface CoordinatorOptions {
    */
   readonly checkpoint?: { readonly dir: string; readonly every: number; readonly keep: number; readonly extra?: () => Record<string, unknown> };
   /** A resumed run: both towers' parameters and momentum, and the steps done, set on the workers (SetParameters) after Configure. */
-  readonly resume?: { readonly params: readonly [TowerParams, TowerParams]; readonly step: number };
+  readonly resume?: ResumePoint;
+  /** Deadlines of Step and Evaluate calls (health.ts; default: 60 s or 10x the slowest so far, the first 10 min). */
+  readonly deadlines?: DeadlineOptions;
   /** The largest batch `evaluate` will be given, when more than `batch` and `eval.set.maxBatch` (message size limits). */
   readonly evalBatch?: number;
   readonly runId?: string;
@@ -66,9 +70,16 @@ export interface CoordinatorOptions {
   readonly info?: (line: string) => void;
 }
 
-/** A worker failed or vanished during a run; the message names it. */
+/** Where a run continues: both towers' parameters and momentum, the steps done and the schedule's state. */
+export interface ResumePoint {
+  readonly params: readonly [TowerParams, TowerParams];
+  readonly step: number;
+  readonly schedule?: LrScheduleState;
+}
+
+/** A worker failed or vanished during a run; the message names it. `lost`: it is gone or hung (health.ts), not refusing. */
 export class WorkerFailure extends Error {
-  constructor(message: string, readonly tower: number) {
+  constructor(message: string, readonly tower: number, readonly lost = false) {
     super(message);
     this.name = 'WorkerFailure';
   }
@@ -124,6 +135,9 @@ export class Coordinator {
   private readonly betweenStepTasks: (() => Promise<void>)[] = [];
   /** The largest evaluation batch the message size limits allow. */
   readonly maxEvalBatch: number;
+  private readonly deadlines: CallDeadlines;
+  /** The schedule's state at the start (restored when a restart goes back to step 0). */
+  private readonly initialSchedule: LrScheduleState | null;
 
   constructor(readonly o: CoordinatorOptions) {
     this.runId = o.runId ?? newRunId();
@@ -135,15 +149,26 @@ export class Coordinator {
     const limit = maxMessageBytes(o.spec, this.maxEvalBatch);
     this.clients = [new WorkerClient(o.workers[0], limit), new WorkerClient(o.workers[1], limit)];
     this.info = o.info ?? (() => {});
+    this.deadlines = new CallDeadlines(o.deadlines);
+    this.initialSchedule = o.schedule ? { ...o.schedule.state } : null;
   }
 
   private label(t: number): string {
     return `worker ${t} (tower ${t}) at ${this.o.workers[t]}`;
   }
 
-  /** Handshake with both workers, then configure both (they say hello to each other). */
-  async start(): Promise<void> {
-    const timeoutMs = this.o.connectTimeoutMs ?? 30_000;
+  /**
+   * Handshake with both workers, then configure both (they say hello to each other) and continue from `from`
+   * (default: the resume option; null: step 0). Called again after a lost worker (recovery.ts): a worker still
+   * finishing an abandoned step is asked again until `timeoutMs`.
+   */
+  async start(o: { from?: ResumePoint | null; timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = o.timeoutMs ?? this.o.connectTimeoutMs ?? 30_000;
+    const from = o.from === undefined ? (this.o.resume ?? null) : o.from;
+    this.deadlines.reset();
+    this.evaluationsDone = 0;
+    this.stepsDone = 0;
+    if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
     const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs)));
     const refused = hs.flatMap((h) => (h.status === 'rejected' ? [h.reason as unknown] : []));
     if (refused.length > 0) {
@@ -158,20 +183,23 @@ export class Coordinator {
     this.configured = (await Promise.all(
       [0, 1].map(async (t) => {
         try {
-          return await this.clients[t]!.configure({
-            run_id: this.runId,
-            batch: this.o.batch,
-            seed: this.o.seed,
-            peer_address: this.o.workers[1 - t]!,
-            input_mean: [...(this.o.source.inputMean ?? [])],
-          });
+          const configure = () =>
+            this.clients[t]!.configure({
+              run_id: this.runId,
+              batch: this.o.batch,
+              seed: this.o.seed,
+              peer_address: this.o.workers[1 - t]!,
+              input_mean: [...(this.o.source.inputMean ?? [])],
+            });
+          return await retryWhileBusy(configure, timeoutMs);
         } catch (e) {
+          if (isLostWorker(e)) throw new WorkerFailure(`${this.label(t)} was lost while being configured: ${describeError(e)}`, t, true);
           throw new UserError(`${this.label(t)} could not be configured: ${isServiceError(e) ? e.details : describeError(e)}`);
         }
       }),
     )) as [ConfigureReply, ConfigureReply];
     for (const t of [0, 1]) this.info(`${this.label(t)}: configured, ${this.configured[t]!.parameters} parameters, peer ${this.configured[t]!.peer_address}`);
-    const r = this.o.resume;
+    const r = from;
     if (r) {
       await Promise.all(
         [0, 1].map(async (t) => {
@@ -179,6 +207,7 @@ export class Coordinator {
           try {
             await this.clients[t]!.setParameters(r.params[t]! as ReadonlyMap<string, Required<{ w: Float32Array; b: Float32Array; vw: Float32Array; vb: Float32Array }>>, shapes, r.step);
           } catch (e) {
+            if (isLostWorker(e)) throw new WorkerFailure(`${this.label(t)} was lost while taking the checkpoint's parameters: ${describeError(e)}`, t, true);
             throw new UserError(`${this.label(t)} did not take the checkpoint's parameters: ${isServiceError(e) ? e.details : describeError(e)}`);
           }
         }),
@@ -220,11 +249,13 @@ export class Coordinator {
         try {
           return (await this.clients[t]!.parameters(true)) as TowerParams;
         } catch (e) {
-          throw new WorkerFailure(`${this.label(t)} failed to send its parameters for the checkpoint at step ${this.stepsDone}: ${describeError(e)}`, t);
+          throw new WorkerFailure(`${this.label(t)} failed to send its parameters for the checkpoint at step ${this.stepsDone}: ${describeError(e)}`, t, isLostWorker(e));
         }
       }),
     )) as [TowerParams, TowerParams];
     const step = this.stepsDone;
+    // never a checkpoint of diverged weights: the previous one stays the latest
+    checkParams(params, step);
     const s = this.o.schedule;
     const bytes = encodeCheckpoint(this.o.spec, params, {
       step,
@@ -298,7 +329,7 @@ export class Coordinator {
       const why = (t: number) => describeError((settled[t] as PromiseRejectedResult).reason);
       const other = 1 - ft;
       const otherFailed = settled[other]!.status === 'rejected' && !(isServiceError((settled[other] as PromiseRejectedResult).reason) && ((settled[other] as PromiseRejectedResult).reason as grpc.ServiceError).code === grpc.status.CANCELLED);
-      throw new WorkerFailure(`${this.label(ft)} failed at ${what}: ${why(ft)}${otherFailed ? `; ${this.label(other)} also failed: ${why(other)}` : ''}`, ft);
+      throw new WorkerFailure(`${this.label(ft)} failed at ${what}: ${why(ft)}${otherFailed ? `; ${this.label(other)} also failed: ${why(other)}` : ''}`, ft, isLostWorker((settled[ft] as PromiseRejectedResult).reason));
     }
     return settled.map((s) => (s as PromiseFulfilledResult<R>).value) as [R, R];
   }
@@ -310,10 +341,14 @@ export class Coordinator {
     const t0 = performance.now();
     const h = this.hyperOf(step);
     const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay };
-    const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal }));
-    this.stepsDone++;
+    const timeoutMs = this.deadlines.next('step');
+    const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal, timeoutMs }));
     const ms = performance.now() - t0;
+    this.deadlines.observe('step', ms);
     const r0 = replies[0]!;
+    // a diverged step ends the run before anything counts it (its update already made the weights non-finite)
+    checkLoss(step, r0.loss, hyper.lr);
+    this.stepsDone++;
     const workers = replies.map((r): WorkerStepMetrics => {
       const tt = trafficTotals(r.traffic);
       return {
@@ -360,7 +395,11 @@ export class Coordinator {
     }
     const evaluation = this.evaluationsDone;
     const req = { run_id: this.runId, evaluation, step: this.stepsDone, images: b.images, labels: Array.from(b.labels) };
-    const replies: EvaluateReply[] = await this.onBoth(`evaluation ${evaluation} (after step ${this.stepsDone})`, (t, signal) => this.clients[t]!.evaluate(req, { signal }));
+    const kind = `eval/${n}`;
+    const timeoutMs = this.deadlines.next(kind);
+    const te = performance.now();
+    const replies: EvaluateReply[] = await this.onBoth(`evaluation ${evaluation} (after step ${this.stepsDone})`, (t, signal) => this.clients[t]!.evaluate(req, { signal, timeoutMs }));
+    this.deadlines.observe(kind, performance.now() - te);
     this.evaluationsDone++;
     const r0 = replies[0]!;
     if (!r0.logits) throw new Error(`tower 0 returned no logits for evaluation ${evaluation}`);

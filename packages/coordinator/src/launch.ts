@@ -5,9 +5,11 @@
  * - Workers listen on port 0: the OS picks free ports, which the launcher
  *   reads from their "listening on HOST:PORT" line (no race for a port).
  * - The run ends when the coordinator ends; then the workers get SIGTERM.
- * - A worker that exits before that is a failure: the launcher says which,
- *   how (exit code or signal) and its last stderr lines, stops the others,
- *   and exits 1.
+ * - A worker that exits before that is restarted on the same address, up to
+ *   `maxRestarts` times in the run (the coordinator waits for it and resumes
+ *   from the last checkpoint: recovery.ts); after that, or with 0, it is a
+ *   failure: the launcher says which, how (exit code or signal) and its last
+ *   stderr lines, stops the others, and exits 1.
  * - SIGINT/SIGTERM stop every child. Children also exit when their stdin
  *   closes, so none outlives a launcher that is killed outright.
  * - The launcher exits only after every child has exited.
@@ -34,6 +36,8 @@ export interface LaunchOptions {
   readonly runDir?: string;
   /** How long a worker may take to start listening. */
   readonly startTimeoutMs?: number;
+  /** Times a worker that dies is started again (default 0: the run ends). */
+  readonly maxRestarts?: number;
   /** A progress bar on stderr fed by the coordinator's step lines instead of printing them (default: when stdout and stderr are terminals and out/err are not given). */
   readonly bar?: boolean;
   readonly out?: (line: string) => void;
@@ -199,12 +203,33 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
 
     // ---- coordinator
     const coord = start('coord', ['coordinator', '--workers', addresses.join(','), ...o.coordinatorArgs]);
-    const firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
-    const ended = await Promise.race([
-      coord.exited.then(() => 'coord' as const),
-      firstWorkerExit.then(() => 'worker' as const),
-      signalSeen.then(() => 'signal' as const),
-    ]);
+    let firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
+    let ended: 'coord' | 'worker' | 'signal';
+    for (let restarts = 0; ; restarts++) {
+      ended = await Promise.race([coord.exited.then(() => 'coord' as const), firstWorkerExit.then(() => 'worker' as const), signalSeen.then(() => 'signal' as const)]);
+      if (ended !== 'worker' || restarts >= (o.maxRestarts ?? 0) || !coord.alive()) break;
+      // a lost worker: the same tower again on the same address; the coordinator waits for it and resumes (recovery.ts)
+      const w = await firstWorkerExit;
+      const t = workers.indexOf(w);
+      const port = addresses[t]!.slice(addresses[t]!.lastIndexOf(':') + 1);
+      say(workerFailure(w));
+      say(`restarting ${w.name} on ${addresses[t]} (restart ${restarts + 1} of ${o.maxRestarts})`);
+      const again = start(w.name, ['worker', '--tower', String(t), '--host', o.host, '--port', port, ...o.workerArgs]);
+      workers[t] = again;
+      const up = await Promise.race([
+        new Promise<boolean>((resolve) => listening.set(again.name, () => resolve(true))),
+        again.exited.then(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), o.startTimeoutMs ?? 120_000).unref()),
+        signalSeen.then(() => false),
+      ]);
+      if (signalled) return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
+      if (!up) {
+        say(again.alive() ? `${again.name} did not start listening again within ${((o.startTimeoutMs ?? 120_000) / 1000).toFixed(0)} s` : workerFailure(again));
+        say(`stopping the run: ${again.name} could not be restarted`);
+        return { code: 1, pids: pids() };
+      }
+      firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
+    }
     (progress as Progress | null)?.stop();
     if (ended === 'signal') return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {

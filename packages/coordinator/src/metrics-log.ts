@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { StepMetrics } from './coordinator.js';
 import type { EvalMetrics } from './evaluation.js';
+import { repairTornTail, runDirError, writeFileAtomic } from './run-files.js';
 
 export class MetricsLog {
   private readonly file: string | null;
@@ -12,13 +13,24 @@ export class MetricsLog {
     if (runDir) {
       fs.mkdirSync(runDir, { recursive: true });
       this.file = path.join(runDir, 'metrics.jsonl');
+      // a run killed in the middle of a line (or a full disk) left it torn: cut it off, say so
+      const dropped = repairTornTail(this.file);
+      if (dropped > 0) fs.appendFileSync(this.file, JSON.stringify({ event: 'repaired', file: 'metrics.jsonl', dropped_bytes: dropped }) + '\n');
     } else this.file = null;
   }
 
   write(event: object): void {
     const line = JSON.stringify(event);
     this.out(line);
-    if (this.file) fs.appendFileSync(this.file, line + '\n');
+    if (this.file) {
+      try {
+        fs.appendFileSync(this.file, line + '\n');
+      } catch (e) {
+        // a part of the line may have been written: cut it off so that the next line starts clean
+        repairTornTail(this.file);
+        throw runDirError(this.file, e);
+      }
+    }
     for (const o of this.observers) o(event);
   }
 
@@ -29,7 +41,7 @@ export class MetricsLog {
 
   /** run.json: what the run was (the 'run' event). */
   writeRunFile(event: object): void {
-    if (this.runDir) fs.writeFileSync(path.join(this.runDir, 'run.json'), JSON.stringify(event, null, 2) + '\n');
+    if (this.runDir) writeFileAtomic(path.join(this.runDir, 'run.json'), JSON.stringify(event, null, 2) + '\n');
   }
 }
 

@@ -9,11 +9,14 @@ import { checkpointDir, loadResume, resolvePreset, type SavedRun } from '../resu
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
+import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
+import { Recovery } from '../recovery.js';
+import { DivergedError } from '../divergence.js';
 import { checkUiArgs, uiOptions, type UiArgs } from './ui-options.js';
 import { openDashboard, type Dashboard } from '../dashboard/open.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
 
-interface Args extends RunArgs, UiArgs {
+interface Args extends RunArgs, RecoveryArgs, UiArgs {
   workers: string;
   'run-id'?: string;
   'connect-timeout': number;
@@ -37,6 +40,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...uiOptions,
         'run-id': { type: 'string', describe: 'name of the run (default: time and a random suffix)' },
         'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for the workers to answer the handshake' },
+        ...recoveryOptions,
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (used by launch)' },
       }) as never,
@@ -49,6 +53,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const workers = [checkAddress(list[0]!, 'workers'), checkAddress(list[1]!, 'workers')] as const;
     if (workers[0] === workers[1]) throw new UserError(`--workers names ${workers[0]} twice: the two towers need two workers`);
     if (!(a['connect-timeout'] > 0)) throw new UserError('--connect-timeout must be > 0 seconds');
+    const deadlines = checkRecoveryArgs(a);
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
 
     // ---- what this run is: the command line, or for --resume the checkpoint's run state where the command line is silent
@@ -130,6 +135,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       resume: resumed ? { params: resumed.params, step: resumed.step } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
+      deadlines,
       protocolVersion: a['protocol-version'],
       info,
     });
@@ -197,8 +203,16 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         log.write({ event: 'lr', step: c.stepsCompleted, epoch, lr });
         progress.note(`the top-1 error stopped improving: learning rate now ${lr} (epoch ${epoch})`);
       };
-      const steps: StepMetrics[] = await c.run(
-        stepsToRun,
+      // a lost worker: wait for it, then continue from the last checkpoint (recovery.ts)
+      const recovery = new Recovery(c, {
+        maxRestarts: a['max-restarts'],
+        waitMs: a['wait-for-workers'] * 1000,
+        resumedFrom: resumed?.file,
+        info: (l) => progress.note(l),
+        onRestart: (e) => log.write(e),
+      });
+      const steps: StepMetrics[] = await recovery.run(
+        targetSteps,
         (m) => {
           log.write(m);
           progress.step(m);
@@ -218,8 +232,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     } catch (e) {
       progress.stop();
       await data.close().catch(() => {});
+      if (e instanceof DivergedError) {
+        logFailure(log, { event: 'failed', step: e.step, error: e.message });
+        process.stderr.write(`alexnet coordinator: ${e.message}\n`);
+        c.close();
+        process.exit(1);
+      }
       if (e instanceof WorkerFailure) {
-        log.write({ event: 'failed', tower: e.tower, error: e.message });
+        logFailure(log, { event: 'failed', tower: e.tower, error: e.message });
         process.stderr.write(`alexnet coordinator: ${e.message}\n`);
         c.close();
         process.exit(1);
@@ -233,3 +253,12 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (a['exit-with-stdin']) process.stdin.destroy();
   },
 };
+
+/** The failure as a metrics line, unless the run directory cannot take it (a full disk): the error is said on stderr anyway. */
+function logFailure(log: MetricsLog, event: object): void {
+  try {
+    log.write(event);
+  } catch {
+    // nothing more to do
+  }
+}

@@ -3,11 +3,12 @@ import type { CommandModule } from 'yargs';
 import { getPreset } from '@alexnet-mp/core';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
+import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
 import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 
-interface Args extends RunArgs, UiArgs {
+interface Args extends RunArgs, RecoveryArgs, UiArgs {
   backend: string;
   host: string;
   ports: string;
@@ -32,6 +33,7 @@ export const launchCommand: CommandModule<object, Args> = {
         'on-fallback': fallbackOption,
         host: { type: 'string', default: '127.0.0.1', describe: 'address the workers listen on' },
         ports: { type: 'string', default: '0,0', describe: "the workers' ports, tower 0's first (0: the OS picks a free one)" },
+        ...recoveryOptions,
       })
       .example('$0 launch', 'tiny preset, 20 steps, metrics as JSON lines on stdout')
       .example('$0 launch --preset cifar --steps 5 --backend webasm --run-dir runs/c1', 'a few cifar steps, logs and metrics in runs/c1')
@@ -42,6 +44,7 @@ export const launchCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
+    checkRecoveryArgs(a);
     checkUiArgs(a);
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
@@ -75,9 +78,10 @@ export const launchCommand: CommandModule<object, Args> = {
       ...opt('checkpoint-every', a['checkpoint-every']),
       ...opt('keep', a.keep),
       ...opt('resume', a.resume),
+      ...recoveryArgv(a),
       ...uiArgsToForward(a),
     ];
-    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume });
+    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume, maxRestarts: a['max-restarts'] });
     process.exit(r.code);
   },
 };

@@ -105,22 +105,35 @@ export function decodeCheckpoint(spec: ModelSpec, buf: Buffer, where = 'checkpoi
 
 const NAME = /^step-(\d{9})\.safetensors$/;
 
-/** Writes `bytes` as DIR/step-NNNNNNNNN.safetensors atomically and keeps the last `keep` checkpoints. */
-export function writeCheckpointFile(dir: string, step: number, bytes: Buffer, keep = 3): string {
-  fs.mkdirSync(dir, { recursive: true });
-  const final = path.join(dir, `step-${String(step).padStart(9, '0')}.safetensors`);
-  const tmp = path.join(dir, `.step-${String(step).padStart(9, '0')}.${process.pid}.tmp`);
+/**
+ * Replaces `file` with `data` atomically: a temporary file beside it (.NAME.PID.tmp), fsync, rename. Readers
+ * (and a crash) see the old file or the new one, never a part; on failure the temporary file is removed and
+ * the error thrown.
+ */
+export function replaceFile(file: string, data: string | Uint8Array): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
     const fd = fs.openSync(tmp, 'w');
     try {
-      fs.writeSync(fd, bytes);
+      fs.writeFileSync(fd, data);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(tmp, final);
+    fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Writes `bytes` as DIR/step-NNNNNNNNN.safetensors atomically and keeps the last `keep` checkpoints. */
+export function writeCheckpointFile(dir: string, step: number, bytes: Buffer, keep = 3): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const final = path.join(dir, `step-${String(step).padStart(9, '0')}.safetensors`);
+  try {
+    replaceFile(final, bytes);
+  } catch (e) {
     throw new CheckpointError(`could not write checkpoint ${final}: ${(e as Error).message} (the previous checkpoint is kept)`);
   }
   const dfd = fs.openSync(dir, 'r');

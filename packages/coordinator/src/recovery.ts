@@ -1,0 +1,168 @@
+/**
+ * Surviving a lost worker: when a step (or an evaluation, or a checkpoint's
+ * GetParameters) fails because a worker is gone or hung (health.ts), the step
+ * is abandoned (the coordinator already cancelled the other worker's call),
+ * the coordinator waits for both workers to answer again (a restarted worker:
+ * `alexnet launch` restarts it, or its operator does), configures both again
+ * and continues from the last checkpoint of this run (Worker.SetParameters,
+ * as `--resume` does), or from step 0 when there is none yet. At most
+ * `maxRestarts` times in a run; the steps from the checkpoint on are done and
+ * logged again, with the same numbers, batches and dropout masks.
+ */
+import fs from 'node:fs';
+import { decodeCheckpoint, type LrScheduleState, type TowerParams } from '@alexnet-mp/core';
+import { describeError } from '@alexnet-mp/worker';
+import { WorkerFailure, type Coordinator, type ResumePoint, type StepMetrics } from './coordinator.js';
+import type { EvalMetrics } from './evaluation.js';
+import type { SavedRun } from './resume.js';
+
+export interface RecoveryOptions {
+  /** Restarts allowed in the run (0: a lost worker ends it, as before). */
+  readonly maxRestarts: number;
+  /** How long to wait, each time, for the lost worker to answer again. */
+  readonly waitMs: number;
+  /** The checkpoint the run was resumed from, if any: the starting point until this run writes one. */
+  readonly resumedFrom?: string;
+  readonly info: (line: string) => void;
+  /** Told of each restart before it happens (a metrics line). */
+  readonly onRestart?: (e: RestartEvent) => void;
+}
+
+export interface RestartEvent {
+  event: 'restart';
+  /** 1 for the first restart of the run. */
+  restart: number;
+  max_restarts: number;
+  /** The failure that caused it. */
+  reason: string;
+  tower: number;
+  /** The step the run continues from (the checkpoint's, or 0). */
+  from_step: number;
+  checkpoint: string | null;
+  waited_s: number;
+}
+
+export interface RunHooks {
+  onEval?: (m: EvalMetrics) => void;
+  onCheckpoint?: (file: string, step: number) => void;
+  onLrDrop?: (lr: number, epoch: number) => void;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Recovery {
+  private lastCheckpoint: string | null;
+  restarts = 0;
+
+  constructor(
+    readonly c: Coordinator,
+    readonly o: RecoveryOptions,
+  ) {
+    this.lastCheckpoint = o.resumedFrom ?? null;
+  }
+
+  /**
+   * Runs the coordinator up to `targetSteps` steps done, restarting after lost workers; returns the metrics of
+   * the steps that count (after a restart, those from the checkpoint on replace the earlier ones).
+   */
+  async run(targetSteps: number, onStep: (m: StepMetrics) => void, hooks: RunHooks = {}): Promise<StepMetrics[]> {
+    let kept: StepMetrics[] = [];
+    const onCheckpoint = (file: string, step: number) => {
+      this.lastCheckpoint = file;
+      hooks.onCheckpoint?.(file, step);
+    };
+    for (;;) {
+      try {
+        const todo = Math.max(0, targetSteps - this.c.stepsCompleted);
+        await this.c.run(todo, (m) => {
+          kept.push(m);
+          onStep(m);
+        }, { ...hooks, onCheckpoint });
+        return kept;
+      } catch (e) {
+        const from = await this.recover(e);
+        kept = kept.filter((m) => m.step < from);
+      }
+    }
+  }
+
+  /** After a failure: rethrows it unless a restart is allowed; else waits, restarts and returns the step continued from. */
+  private async recover(failure: unknown): Promise<number> {
+    let e = failure;
+    for (;;) {
+      if (!(e instanceof WorkerFailure && e.lost)) throw e;
+      if (this.restarts >= this.o.maxRestarts) {
+        if (this.o.maxRestarts > 0) e.message += ` (after ${this.restarts} restart${this.restarts === 1 ? '' : 's'}, the --max-restarts)`;
+        throw e;
+      }
+      this.restarts++;
+      this.o.info(`${e.message}`);
+      this.o.info(`restart ${this.restarts} of ${this.o.maxRestarts}: step abandoned; waiting for both workers`);
+      try {
+        const t0 = performance.now();
+        await this.waitForWorkers();
+        const from = this.load();
+        const step = from?.step ?? 0;
+        this.o.onRestart?.({
+          event: 'restart',
+          restart: this.restarts,
+          max_restarts: this.o.maxRestarts,
+          reason: e.message,
+          tower: e.tower,
+          from_step: step,
+          checkpoint: this.lastCheckpoint,
+          waited_s: (performance.now() - t0) / 1000,
+        });
+        this.o.info(from ? `resuming from ${this.lastCheckpoint} (step ${step})` : 'no checkpoint of this run yet: restarting the run from step 0');
+        await this.c.start({ from, timeoutMs: this.o.waitMs });
+        return step;
+      } catch (e2) {
+        e = e2;
+      }
+    }
+  }
+
+  /** Asks both workers for their status until both answer; a WorkerFailure (not lost) after waitMs. */
+  private async waitForWorkers(): Promise<void> {
+    const until = Date.now() + this.o.waitMs;
+    const answered = [false, false];
+    let lastSaid = 0;
+    for (let wait = 250; ; wait = Math.min(5000, wait * 2)) {
+      await Promise.all(
+        [0, 1].map(async (t) => {
+          if (answered[t]) return;
+          try {
+            await this.c.clients[t]!.status({ timeoutMs: 2000 });
+            answered[t] = true;
+          } catch (err) {
+            const left = until - Date.now();
+            if (left <= 0) {
+              throw new WorkerFailure(
+                `worker ${t} (tower ${t}) at ${this.c.o.workers[t]} did not come back within ${(this.o.waitMs / 1000).toFixed(0)} s (--wait-for-workers): ${describeError(err)}`,
+                t,
+              );
+            }
+            if (Date.now() - lastSaid > 4000) {
+              lastSaid = Date.now();
+              this.o.info(`waiting for worker ${t} (tower ${t}) at ${this.c.o.workers[t]} to come back (${(left / 1000).toFixed(0)} s left): ${describeError(err)}`);
+            }
+          }
+        }),
+      );
+      if (answered[0] && answered[1]) return;
+      await sleep(wait);
+    }
+  }
+
+  /** The last checkpoint of this run, decoded; null when there is none (step 0). */
+  private load(): ResumePoint | null {
+    const file = this.lastCheckpoint;
+    if (!file) return null;
+    const { params, state } = decodeCheckpoint(this.c.o.spec, fs.readFileSync(file), file);
+    const saved = (state.extra ?? {}) as SavedRun;
+    const sch = this.c.o.schedule;
+    // the schedule's state as it was at that step, when it is the same schedule
+    const schedule: LrScheduleState | undefined = sch && saved.lr_schedule && JSON.stringify(saved.lr_schedule.spec) === JSON.stringify(sch.spec) ? saved.lr_schedule.state : undefined;
+    return { params: params as [TowerParams, TowerParams], step: state.step, schedule };
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Writing the run directory's small files so that a kill at any moment
+ * leaves no half-written file: run.json is replaced atomically (temporary
+ * file, fsync, rename), metrics.jsonl is appended one line per write, and a
+ * torn last line (a crash or a full disk in the middle of a write) is cut off
+ * when the file is opened again. Checkpoints have their own atomic writer (core).
+ */
+import fs from 'node:fs';
+import { replaceFile } from '@alexnet-mp/core';
+import { UserError } from './cli/errors.js';
+
+/** Cuts a JSON-lines file back to its last complete line; returns the bytes dropped (0 when it was whole or absent). */
+export function repairTornTail(file: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r+');
+  } catch {
+    return 0;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) return 0;
+    // read back from the end until a newline
+    const chunk = Buffer.alloc(Math.min(size, 64 * 1024));
+    for (let end = size; end > 0; ) {
+      const start = Math.max(0, end - chunk.length);
+      const n = fs.readSync(fd, chunk, 0, end - start, start);
+      const i = chunk.subarray(0, n).lastIndexOf(0x0a);
+      if (i >= 0) {
+        const keep = start + i + 1;
+        if (keep < size) fs.ftruncateSync(fd, keep);
+        return size - keep;
+      }
+      end = start;
+    }
+    fs.ftruncateSync(fd, 0);
+    return size;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Replaces `file` with `data` atomically (core's replaceFile); a failure is one clear line. */
+export function writeFileAtomic(file: string, data: string): void {
+  try {
+    replaceFile(file, data);
+  } catch (e) {
+    throw runDirError(file, e);
+  }
+}
+
+/** A failed write into the run directory as one clear line (a full disk is the usual cause). */
+export function runDirError(file: string, e: unknown): UserError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' ? 'no space left on the device' : code === 'EDQUOT' ? 'disk quota exceeded' : (e as Error).message;
+  return new UserError(`cannot write ${file}: ${why} (the checkpoints already written are intact; free space, then --resume)`);
+}
