@@ -2,7 +2,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { clientStream, collectStream, unary, type CallOptions } from './rpc.js';
 import { clientKeepaliveOptions } from './keepalive.js';
-import { clientKeepaliveOptions } from './keepalive.js';
 import {
   decodeTensor,
   protocol,

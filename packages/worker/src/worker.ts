@@ -80,7 +80,6 @@ import {
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, mailKey, stepPhase, type Phase } from './exchange.js';
 import { clientKeepaliveOptions, serverKeepaliveOptions } from './keepalive.js';
-import { clientKeepaliveOptions, serverKeepaliveOptions } from './keepalive.js';
 import { inputMeanFrom, normaliseImages, type InputNormalisation } from './images.js';
 
 export interface WorkerOptions {
