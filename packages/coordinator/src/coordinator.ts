@@ -25,6 +25,8 @@ import {
   type HandshakeReply,
   type ModelIdentity,
   type StepReply,
+  type Security,
+  unreachableHint,
 } from '@alexnet-mp/worker';
 import type { BatchSource, U8Batch } from './batch-source.js';
 import { scoreViews, summariseEval, type EvalBatchResult, type EvalMetrics, type EvalResult, type EvalSet } from './evaluation.js';
@@ -68,6 +70,8 @@ export interface CoordinatorOptions {
   readonly protocolVersion?: number;
   /** Human-readable progress (stderr in the CLI). */
   readonly info?: (line: string) => void;
+  /** Mutual TLS and/or the shared token the workers ask for (worker's auth.ts); none: plain gRPC. */
+  readonly security?: Security;
 }
 
 /** Where a run continues: both towers' parameters and momentum, the steps done and the schedule's state. */
@@ -147,7 +151,7 @@ export class Coordinator {
     if (epochs && !(Number.isInteger(o.stepsPerEpoch) && o.stepsPerEpoch! >= 1)) throw new Error(`stepsPerEpoch ${o.stepsPerEpoch}: give an integer >= 1`);
     this.maxEvalBatch = Math.max(o.batch, o.evalBatch ?? 0, o.eval?.set.maxBatch ?? 0);
     const limit = maxMessageBytes(o.spec, this.maxEvalBatch);
-    this.clients = [new WorkerClient(o.workers[0], limit), new WorkerClient(o.workers[1], limit)];
+    this.clients = [new WorkerClient(o.workers[0], limit, o.security), new WorkerClient(o.workers[1], limit, o.security)];
     this.info = o.info ?? (() => {});
     this.deadlines = new CallDeadlines(o.deadlines);
     this.initialSchedule = o.schedule ? { ...o.schedule.state } : null;
@@ -282,11 +286,12 @@ export class Coordinator {
       reply = await c.handshake({ model: this.identity, tower: t, peer_address: this.o.workers[1 - t]!, run_id: this.runId }, { timeoutMs, waitForReady: true });
     } catch (e) {
       if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${this.label(t)} refused the handshake: ${e.details}`);
+      if (isServiceError(e) && e.code === grpc.status.UNAUTHENTICATED) throw new UserError(`${this.label(t)} refused us: ${e.details}`);
       if (isServiceError(e) && e.code === grpc.status.UNIMPLEMENTED) {
         throw new UserError(`${this.o.workers[t]} does not serve alexnet.v1.Worker (${describeError(e)}): is it an alexnet worker speaking protocol version ${PROTOCOL_VERSION}?`);
       }
       if (isServiceError(e) && (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.UNAVAILABLE)) {
-        throw new UserError(`no worker answered at ${this.o.workers[t]} within ${(timeoutMs / 1000).toFixed(0)} s (${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\``);
+        throw new UserError(`no worker answered at ${this.o.workers[t]} within ${(timeoutMs / 1000).toFixed(0)} s (${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, this.o.security)}`);
       }
       throw e;
     }

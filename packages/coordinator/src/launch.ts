@@ -34,6 +34,8 @@ export interface LaunchOptions {
   readonly ports: readonly [number, number];
   /** Each child's output is also written to <runDir>/<name>.log. */
   readonly runDir?: string;
+  /** Added to the children's environment (the run's shared token: not on a command line, where `ps` shows it). */
+  readonly env?: Readonly<Record<string, string>>;
   /** How long a worker may take to start listening. */
   readonly startTimeoutMs?: number;
   /** Times a worker that dies is started again (default 0: the run ends). */
@@ -153,7 +155,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (ui) (progress ? (l: string) => progress!.note(l) : err)(`[launch] dashboard: ${ui[1]}`);
   };
   const start = (name: Name, args: string[]): Child => {
-    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
     const c = new Child(name, proc, o, onLine);
     children.push(c);
     say(`${name}: pid ${c.pid}`);

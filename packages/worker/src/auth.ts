@@ -136,8 +136,32 @@ function tokenInterceptor(token: string): grpc.Interceptor {
 
 /** A client of a proto-loader service (Worker, Peer) with this process's credentials and the channel `options` (size limits, keepalive). */
 export function secureClient(Ctor: grpc.ServiceClientConstructor, address: string, s: Security | undefined, options: grpc.ChannelOptions): grpc.Client {
+  if (s?.tls) quietIpServerNameWarning();
   const creds = s?.tls ? grpc.credentials.createSsl(s.tls.ca, s.tls.key, s.tls.cert) : grpc.credentials.createInsecure();
   return new Ctor(address, creds, s?.token ? { ...options, interceptors: [tokenInterceptor(s.token)] } : options);
+}
+
+/**
+ * grpc-js passes an IP address target as the TLS server name, which Node answers with a deprecation warning
+ * (DEP0123) on stderr: noise in every TLS process's log about code we do not own. That one warning is dropped.
+ */
+let quieted = false;
+function quietIpServerNameWarning(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const code = typeof args[1] === 'object' && args[1] !== null ? (args[1] as { code?: string }).code : args[2];
+    if (code === 'DEP0123') return;
+    emit(...args);
+  }) as typeof process.emitWarning;
+}
+
+/** A hint for a caller that could not reach a server: what in the credentials may be wrong. */
+export function unreachableHint(details: string, s: Security | undefined): string {
+  if (/certificate|SSL|TLS|self.signed|wrong version|handshake/i.test(details)) return 'the TLS handshake failed: are both sides started with --tls and certificates of the same CA (alexnet certs)?';
+  if (!s?.tls) return 'if it was started with --tls, give --tls here too';
+  return 'if it was started without --tls, it cannot answer a TLS connection';
 }
 
 // ---------------------------------------------------------------- servers
@@ -246,8 +270,12 @@ export async function listenSecurely(server: grpc.Server, host: string, port: nu
 /** OpenSSL's reason for a refused handshake, in words a person can act on. */
 function tlsReason(err: Error & { code?: string; reason?: string }): string {
   const raw = err.reason ?? err.message;
+  if (/wrong version number|http request/i.test(raw)) return `not TLS: a client without --tls (${raw})`;
   if (/peer did not return a certificate|CERTIFICATE_REQUIRED/i.test(raw)) return `no client certificate (${raw})`;
   if (/unknown ca|certificate verify failed|unable to get local issuer|self.signed/i.test(raw)) return `a certificate not signed by this cluster's CA (${raw})`;
   if (/ECONNRESET|socket hang up/i.test(raw)) return `the client closed the connection during the TLS handshake (${raw}; it may not trust this server's certificate)`;
   return raw;
 }
+
+/** Whether a listen address is this machine only (127.0.0.0/8, ::1, localhost). */
+export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);

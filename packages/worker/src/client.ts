@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { clientStream, collectStream, unary, type CallOptions } from './rpc.js';
 import { clientKeepaliveOptions } from './keepalive.js';
+import { secureClient, type Security } from './auth.js';
 import {
   decodeTensor,
   protocol,
@@ -30,9 +31,9 @@ export interface LayerTensors {
 export class WorkerClient {
   readonly client: grpc.Client;
 
-  constructor(readonly address: string, limitBytes: number) {
-    const Worker = protocol().Worker;
-    this.client = new Worker(address, grpc.credentials.createInsecure(), { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
+  /** `security`: the credentials the worker asks for (auth.ts); none: plain gRPC. */
+  constructor(readonly address: string, limitBytes: number, security?: Security) {
+    this.client = secureClient(protocol().Worker, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
   }
 
   handshake(req: HandshakeRequest, o?: CallOptions): Promise<HandshakeReply> {

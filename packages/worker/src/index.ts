@@ -6,3 +6,4 @@ export { Mailbox, Traffic, trafficTotals, mailKey, stepPhase, evalPhase, type Ph
 export { startWorker, TowerWorker, DEFAULT_MAX_BATCH, meanCrossEntropy, type WorkerOptions, type RunningWorker } from './worker.js';
 export { WorkerClient } from './client.js';
 export * from './auth.js';
+export * from './validate.js';

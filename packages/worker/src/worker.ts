@@ -80,6 +80,8 @@ import {
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, mailKey, stepPhase, type Phase } from './exchange.js';
 import { clientKeepaliveOptions, serverKeepaliveOptions } from './keepalive.js';
+import { RefusalLog, listenSecurely, secureClient, serverInterceptors, type Security } from './auth.js';
+import { checkFinite, checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { inputMeanFrom, normaliseImages, type InputNormalisation } from './images.js';
 
 export interface WorkerOptions {
@@ -101,6 +103,8 @@ export interface WorkerOptions {
   /** How long to wait for one tensor from the peer, or for the peer to take one. */
   readonly exchangeTimeoutMs?: number;
   readonly log?: (line: string) => void;
+  /** Mutual TLS and/or a shared token, for this worker's server and its calls to the peer (auth.ts); none: plain gRPC. */
+  readonly security?: Security;
 }
 
 export interface RunningWorker {
@@ -148,9 +152,8 @@ interface Crossings {
 /** The client side of the other worker's Peer service. */
 class PeerLink {
   readonly client: grpc.Client;
-  constructor(readonly address: string, limitBytes: number) {
-    const Peer = protocol().Peer;
-    this.client = new Peer(address, grpc.credentials.createInsecure(), { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
+  constructor(readonly address: string, limitBytes: number, security: Security | undefined) {
+    this.client = secureClient(protocol().Peer, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
   }
   close(): void {
     this.client.close();
@@ -224,6 +227,7 @@ export class TowerWorker {
   // ---------------------------------------------------------------- Worker service
 
   handshake = unaryHandler<HandshakeRequest, HandshakeReply>(async (req) => {
+    checkRunId(req.run_id, 'Handshake');
     const diffs = identityDifferences(req.model, this.identity, 'coordinator', 'worker');
     if (req.tower !== this.tower) {
       diffs.push(`tower differs (the coordinator expects tower ${req.tower} at this address, this worker is tower ${this.tower}; list the tower 0 worker first in --workers)`);
@@ -232,7 +236,6 @@ export class TowerWorker {
       this.log(`refused handshake for run ${req.run_id}: ${diffs.join('; ')}`);
       throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
     }
-    if (!req.run_id) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'handshake without a run id');
     this.handshaken.add(req.run_id);
     return {
       model: this.identity,
@@ -263,7 +266,7 @@ export class TowerWorker {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, (e as Error).message);
     }
     this.dropRun(new Error(`run ${this.run?.id} was replaced by run ${req.run_id}`));
-    const peer = new PeerLink(peerAddress, this.limitBytes);
+    const peer = new PeerLink(peerAddress, this.limitBytes, this.o.security);
     try {
       await this.hello(peer, req.run_id);
     } catch (e) {
@@ -322,22 +325,16 @@ export class TowerWorker {
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${run.id}`);
     this.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
-    const S = this.o.spec.inputSize;
-    const want = this.o.spec.inputChannels * run.batch * S * S;
-    if (req.images.length !== want) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.images.length} image bytes, expected ${want} (uint8 [${this.o.spec.inputChannels}][${run.batch}][${S}][${S}])`);
-    if (req.labels.length !== run.batch) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.labels.length} labels for a batch of ${run.batch}`);
-    if (req.labels.some((l) => l >= this.o.spec.classes)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a label is not below ${this.o.spec.classes} classes`);
-    const hp = req.hyper;
-    if (!hp || !(hp.lr >= 0)) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'a step needs SGD hyper-parameters');
+    checkStepImages(this.o.spec, run.batch, req.images);
+    checkLabels(this.o.spec, req.labels, run.batch, 'Step');
+    checkHyper(req.hyper);
 
     return this.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => this.runStep(run, req, signal));
   });
 
   evaluate = unaryHandler<EvaluateRequest, EvaluateReply>(async (req, call) => {
     const { run, n } = this.checkEvaluation(req);
-    const classes = this.o.spec.classes;
-    if (req.labels.length !== 0 && req.labels.length !== n) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${req.labels.length} labels for an evaluation batch of ${n} (give ${n} or none)`);
-    if (req.labels.some((l) => l >= classes)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a label is not below ${classes} classes`);
+    checkLabels(this.o.spec, req.labels, n, 'Evaluate', true);
     return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => this.runEvaluation(run, req, n, signal));
   });
 
@@ -349,7 +346,7 @@ export class TowerWorker {
     this.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation after step ${req.step} asked of a worker that has done ${run.stepsDone} steps`);
     if (req.evaluation !== run.evaluationsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation ${req.evaluation} out of order: this worker is at evaluation ${run.evaluationsDone}`);
-    const { inputChannels: C, inputSize: S, classes } = this.o.spec;
+    const { inputChannels: C, inputSize: S } = this.o.spec;
     const perImage = C * S * S;
     const n = req.images.length / perImage;
     if (!Number.isInteger(n) || n < 1 || n > this.maxBatch) {
@@ -490,8 +487,11 @@ export class TowerWorker {
       step = m.step;
       const shape = m.kind === 'w' || m.kind === 'vw' ? l.shape : [l.shape[0]];
       try {
-        got.set(`${m.layer}/${m.kind}`, decodeTensor(m.tensor, shape));
+        const x = decodeTensor(m.tensor, shape);
+        checkFinite(x, `${m.layer}.${m.kind}`);
+        got.set(`${m.layer}/${m.kind}`, x);
       } catch (e) {
+        if (e instanceof RpcError) throw e;
         throw new RpcError(grpc.status.INVALID_ARGUMENT, `${m.layer}.${m.kind}: ${(e as Error).message}`);
       }
     }
@@ -822,7 +822,9 @@ export class TowerWorker {
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' });
   const worker = new TowerWorker(o, device);
-  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions });
+  // calls without the credentials are refused (and logged) before they reach a handler
+  const refusals = new RefusalLog(o.log ?? (() => {}));
+  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions, interceptors: serverInterceptors(o.security, refusals) });
   const { Worker, Peer } = protocol();
   server.addService(Worker.service, {
     Handshake: worker.handshake,
@@ -836,9 +838,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(formatAddress({ host, port: o.port ?? 0 }), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
+  const { port, stop: stopListening } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals);
   const address = formatAddress({ host, port });
   return {
     address,
@@ -847,6 +847,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     close: () =>
       new Promise<void>((resolve) => {
         worker.shutdown();
+        stopListening();
         server.tryShutdown(() => resolve());
         setTimeout(() => {
           server.forceShutdown();

@@ -15,8 +15,9 @@ import { DivergedError } from '../divergence.js';
 import { checkUiArgs, uiOptions, type UiArgs } from './ui-options.js';
 import { openDashboard, type Dashboard } from '../dashboard/open.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
+import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 
-interface Args extends RunArgs, RecoveryArgs, UiArgs {
+interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs {
   workers: string;
   'run-id'?: string;
   'connect-timeout': number;
@@ -43,6 +44,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...recoveryOptions,
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (used by launch)' },
+        ...securityOptions,
       }) as never,
   handler: async (a) => {
     const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
@@ -53,6 +55,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const workers = [checkAddress(list[0]!, 'workers'), checkAddress(list[1]!, 'workers')] as const;
     if (workers[0] === workers[1]) throw new UserError(`--workers names ${workers[0]} twice: the two towers need two workers`);
     if (!(a['connect-timeout'] > 0)) throw new UserError('--connect-timeout must be > 0 seconds');
+    const security = securityFrom(a, 'coordinator');
     const deadlines = checkRecoveryArgs(a);
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
 
@@ -135,6 +138,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       resume: resumed ? { params: resumed.params, step: resumed.step } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
+      security,
       deadlines,
       protocolVersion: a['protocol-version'],
       info,

@@ -3,12 +3,13 @@ import type { CommandModule } from 'yargs';
 import { getPreset } from '@alexnet-mp/core';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
+import { launchSecurity, launchSecurityOptions, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
 import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 
-interface Args extends RunArgs, RecoveryArgs, UiArgs {
+interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs {
   backend: string;
   host: string;
   ports: string;
@@ -33,6 +34,7 @@ export const launchCommand: CommandModule<object, Args> = {
         'on-fallback': fallbackOption,
         host: { type: 'string', default: '127.0.0.1', describe: 'address the workers listen on' },
         ports: { type: 'string', default: '0,0', describe: "the workers' ports, tower 0's first (0: the OS picks a free one)" },
+        ...launchSecurityOptions,
         ...recoveryOptions,
       })
       .example('$0 launch', 'tiny preset, 20 steps, metrics as JSON lines on stdout')
@@ -48,7 +50,9 @@ export const launchCommand: CommandModule<object, Args> = {
     checkUiArgs(a);
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
-    const common = ['--preset', preset];
+    // the children authenticate each other: a shared token (random per launch unless given), and mutual TLS with --tls DIR
+    const security = launchSecurity(a);
+    const common = ['--preset', preset, ...security.args];
     // a resumed run keeps its batch (the data order depends on it): the workers' limits follow it
     const saved = a.resume !== undefined ? readCheckpointHeader(latestOf(a.resume)).state : null;
     const batch = a.batch ?? saved?.extra?.batch ?? DEFAULTS.batch;
@@ -81,7 +85,7 @@ export const launchCommand: CommandModule<object, Args> = {
       ...recoveryArgv(a),
       ...uiArgsToForward(a),
     ];
-    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume, maxRestarts: a['max-restarts'] });
+    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume, maxRestarts: a['max-restarts'], env: security.env });
     process.exit(r.code);
   },
 };

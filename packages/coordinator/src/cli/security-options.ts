@@ -1,6 +1,6 @@
 /** The authentication options of `worker`, `coordinator` and `launch`, and the Security they make. */
 import type { Options } from 'yargs';
-import { CredentialsError, checkToken, loadTlsIdentity, readTokenFile, type Security } from '@alexnet-mp/worker';
+import { CredentialsError, checkToken, loadTlsIdentity, randomToken, readTokenFile, type Security } from '@alexnet-mp/worker';
 import { identityFiles } from '../certs.js';
 import { UserError } from './errors.js';
 
@@ -63,4 +63,23 @@ export function securityFrom(a: SecurityArgs, name: string, env: NodeJS.ProcessE
   }
   if (!tls && !token) return undefined;
   return { ...(tls ? { tls } : {}), ...(token ? { token } : {}) };
+}
+
+/** `launch`'s options: one certificate per process, so a directory, not files. */
+export const launchSecurityOptions = {
+  tls: { ...securityOptions.tls, describe: 'mutual TLS between all three processes with the certificates in DIR (`alexnet certs --out DIR`: ca.pem, worker0, worker1, coordinator); default: a random shared token' },
+  'token-file': { ...securityOptions['token-file'], describe: `the shared token the three processes use (default: ${TOKEN_ENV}, else a random one for this launch)` },
+  token: securityOptions.token,
+} satisfies Record<string, Options>;
+
+/**
+ * What `launch` gives its children: `--tls DIR` on their command lines (every process's certificate checked
+ * here first), and a shared token in their environment, never on a command line: the user's, or a random one
+ * per launch, so that nothing else on the machine can drive its workers, at the cost of one metadata header a call.
+ */
+export function launchSecurity(a: SecurityArgs, env: NodeJS.ProcessEnv = process.env): { args: string[]; env: Record<string, string> } {
+  if (a['tls-ca'] !== undefined || a['tls-cert'] !== undefined || a['tls-key'] !== undefined) throw new UserError('launch takes --tls DIR (a certificate per process), not --tls-ca/--tls-cert/--tls-key');
+  const token = tokenFrom(a, env) ?? randomToken();
+  if (a.tls !== undefined) for (const name of ['worker0', 'worker1', 'coordinator']) securityFrom({ tls: a.tls }, name, {});
+  return { args: a.tls !== undefined ? ['--tls', a.tls] : [], env: { [TOKEN_ENV]: token } };
 }

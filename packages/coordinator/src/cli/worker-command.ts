@@ -2,11 +2,12 @@
 import type { CommandModule } from 'yargs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
-import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, startWorker } from '@alexnet-mp/worker';
+import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
+import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 
-interface Args {
+interface Args extends SecurityArgs {
   port: number;
   host: string;
   backend: string;
@@ -44,6 +45,7 @@ export const workerCommand: CommandModule<object, Args> = {
         'exchange-timeout': { type: 'number', default: 600, describe: 'seconds to wait for a tensor from the peer before failing the step' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it)' },
+        ...securityOptions,
       }) as never,
   handler: async (a) => {
     const spec = getPreset(a.preset);
@@ -54,6 +56,7 @@ export const workerCommand: CommandModule<object, Args> = {
     if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
     const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
     const tower = a.tower as TowerIndex;
+    const security = securityFrom(a, `worker${tower}`);
     const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
     let running;
     // grpc-js logs a failed bind on its own; the error below says it better
@@ -72,6 +75,7 @@ export const workerCommand: CommandModule<object, Args> = {
         fallback: { onFallback: a['on-fallback'] },
         exchangeTimeoutMs: a['exchange-timeout'] * 1000,
         log,
+        security,
       });
     } catch (e) {
       const msg = (e as Error).message ?? String(e);
@@ -99,7 +103,9 @@ export const workerCommand: CommandModule<object, Args> = {
       process.stdin.on('error', () => stop('stdin closed'));
       process.stdin.resume();
     }
-    log(`preset ${spec.name}, ${r.worker.device.mode}, device ${a.device}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch}`);
+    log(`preset ${spec.name}, ${r.worker.device.mode}, device ${a.device}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
+    log(`authentication: ${describeSecurity(security)}`);
+    if (!security && !isLoopback(a.host)) log(`warning: listening on ${a.host} without authentication: anyone who reaches this port can drive this worker (give --tls DIR or --token-file)`);
     log(`listening on ${r.address}`);
   },
 };
