@@ -153,6 +153,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (m && stream === 'out') listening.get(c.name)?.(m[1]!);
     const ui = c.name === 'coord' ? /: dashboard at (http:\/\/\S+)$/.exec(line) : null;
     if (ui) (progress ? (l: string) => progress!.note(l) : err)(`[launch] dashboard: ${ui[1]}`);
+    const inspect = c.name === 'coord' ? /: inspection service \(alexnet\.v1\.Coordinator\) at (\S+): /.exec(line) : null;
+    if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]})`);
   };
   const start = (name: Name, args: string[]): Child => {
     const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });

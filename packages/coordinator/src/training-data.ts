@@ -25,6 +25,8 @@ export interface TrainingData {
   readonly real: boolean;
   /** Training images in one epoch. */
   readonly imagesPerEpoch: number;
+  /** Class names in class order (real data; synthetic data has none). */
+  readonly classes?: readonly string[];
   /**
    * The evaluation set: `batches` batches of `batchSize` (real data: default the whole held-out split); `views`
    * 'ten' (real data only) sends each image as its ten patches.
@@ -61,6 +63,7 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
     source,
     real: true,
     imagesPerEpoch: source.imagesPerEpoch,
+    classes: source.dataset.classes,
     heldOut: (batchSize, batches, views = 'centre') => source.heldOut(batchSize, batches === undefined ? Infinity : batches * batchSize, views),
     close: () => source.close(),
   };

@@ -14,10 +14,13 @@ import { Recovery } from '../recovery.js';
 import { DivergedError } from '../divergence.js';
 import { checkUiArgs, uiOptions, type UiArgs } from './ui-options.js';
 import { openDashboard, type Dashboard } from '../dashboard/open.js';
+import { checkInspectServeArgs, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
+import { openInspectService } from '../inspect/open.js';
+import type { InspectService } from '../inspect/service.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 
-interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs {
+interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   workers: string;
   'run-id'?: string;
   'connect-timeout': number;
@@ -39,6 +42,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         workers: { type: 'string', demandOption: true, describe: "the two workers' HOST:PORT, tower 0's first, comma-separated" },
         ...runOptions,
         ...uiOptions,
+        ...inspectServeOptions,
         'run-id': { type: 'string', describe: 'name of the run (default: time and a random suffix)' },
         'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for the workers to answer the handshake' },
         ...recoveryOptions,
@@ -50,6 +54,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
     checkRunArgs(a);
     checkUiArgs(a);
+    checkInspectServeArgs(a);
     const list = a.workers.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     if (list.length !== 2) throw new UserError(`--workers needs exactly two addresses (tower 0's, then tower 1's), got ${list.length}`);
     const workers = [checkAddress(list[0]!, 'workers'), checkAddress(list[1]!, 'workers')] as const;
@@ -131,6 +136,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             keep,
             extra: () => ({
               data_name: a.data,
+              // the mean the workers subtract: `alexnet inspect --run` feeds images to the checkpoint the same way
+              input_mean: data.source.inputMean ?? null,
               plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
             }),
           }
@@ -149,6 +156,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const log = new MetricsLog(runDir, bar ? () => {} : undefined);
     const progress = new Progress({ total: targetSteps, start: startStep, batch, info, bar });
     let dashboard: Dashboard | null = null;
+    let inspection: InspectService | null = null;
     if (a['ui-port'] !== undefined) {
       dashboard = await openDashboard({ host: a['ui-host'], port: a['ui-port'], refreshS: a['ui-refresh'], coordinator: c, spec, data, info: (l) => progress.note(l) });
       log.observe((e) => dashboard!.feed.record(e));
@@ -168,6 +176,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     }
     try {
       await c.start();
+      if (a['inspect-port'] !== undefined) inspection = await openInspectService({ coordinator: c, spec, data, dataName: a.data, host: a['inspect-host'], port: a['inspect-port'], info: (l) => progress.note(l) });
       const runEvent = {
         event: 'run',
         run_id: c.runId,
@@ -252,6 +261,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       throw e;
     }
     await dashboard?.close();
+    await inspection?.close();
     await data.close();
     c.close();
     if (a['exit-with-stdin']) process.stdin.destroy();

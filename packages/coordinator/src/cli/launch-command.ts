@@ -8,8 +8,9 @@ import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } f
 import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
 import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
+import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 
-interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs {
+interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   backend: string;
   host: string;
   ports: string;
@@ -30,6 +31,7 @@ export const launchCommand: CommandModule<object, Args> = {
       .options({
         ...runOptions,
         ...uiOptions,
+        ...inspectServeOptions,
         backend: backendOption,
         'on-fallback': fallbackOption,
         host: { type: 'string', default: '127.0.0.1', describe: 'address the workers listen on' },
@@ -48,6 +50,7 @@ export const launchCommand: CommandModule<object, Args> = {
     checkRunArgs(a);
     checkRecoveryArgs(a);
     checkUiArgs(a);
+    checkInspectServeArgs(a);
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
     // the children authenticate each other: a shared token (random per launch unless given), and mutual TLS with --tls DIR
@@ -84,6 +87,7 @@ export const launchCommand: CommandModule<object, Args> = {
       ...opt('resume', a.resume),
       ...recoveryArgv(a),
       ...uiArgsToForward(a),
+      ...inspectArgsToForward(a),
     ];
     const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume, maxRestarts: a['max-restarts'], env: security.env });
     process.exit(r.code);

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { paramsCommand } from './params-command.js';
+import { inspectCommand } from './inspect-command.js';
 import { workerCommand } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
 import { launchCommand } from './launch-command.js';
@@ -18,6 +19,7 @@ try {
     .command(workerCommand)
     .command(coordinatorCommand)
     .command(paramsCommand)
+    .command(inspectCommand)
     .command(certsCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()

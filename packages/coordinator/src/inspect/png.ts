@@ -14,10 +14,11 @@ export function encodePng(r: Raster): Promise<Buffer> {
     .toBuffer();
 }
 
-/** Writes a raster as a PNG file (the folder is created); returns the path. */
-export async function writePng(file: string, r: Raster): Promise<string> {
+/** Writes a raster, or PNG bytes, as a PNG file (the folder is created); returns the path. */
+export async function writePng(file: string, r: Raster | Buffer): Promise<string> {
+  const bytes = Buffer.isBuffer(r) ? r : await encodePng(r);
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, await encodePng(r));
+  fs.writeFileSync(file, bytes);
   return file;
 }
 

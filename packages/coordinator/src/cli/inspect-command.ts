@@ -1,0 +1,148 @@
+/**
+ * `alexnet inspect kernels|activations|predictions`: pictures of what each
+ * tower holds, from a run directory's latest checkpoint (--run) or from a
+ * running coordinator (--coordinator HOST:PORT, its --inspect-port). See
+ * docs/inspect.md.
+ */
+import path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
+import { UserError } from './errors.js';
+import { checkAddress, positiveInt } from './options.js';
+import { CheckpointSource, LiveSource, type InspectSource } from '../inspect/source.js';
+import { imageInput } from '../inspect/image-input.js';
+import { activationPicture, describeScore, kernelPicture, predictionsPicture } from '../inspect/render.js';
+import { writePng } from '../inspect/png.js';
+
+interface CommonArgs {
+  run?: string;
+  coordinator?: string;
+  out?: string;
+  columns?: number;
+  backend: string;
+  data?: string;
+  'cache-dir'?: string;
+}
+
+const commonOptions = (y: Argv) =>
+  y.options({
+    run: { type: 'string', describe: "a run directory: its latest checkpoint (RUN_DIR/checkpoints), both towers computed in this process" },
+    coordinator: { type: 'string', describe: "a running coordinator's inspection address HOST:PORT (alexnet coordinator --inspect-port; launch prints it): asks the workers, between two training steps" },
+    out: { type: 'string', describe: 'the PNG to write (default: RUN_DIR/inspect/... with --run, ./inspect/... with --coordinator)' },
+    columns: { type: 'number', describe: 'tiles a row (default 16, or fewer)' },
+    backend: { choices: backendChoices, default: 'auto', describe: 'with --run: the gpu.js mode of the forward passes' },
+    data: { type: 'string', describe: "with --run: the data set for predictions and the input mean (default: the run's own)" },
+    'cache-dir': { type: 'string', describe: 'with --run: the data cache folder (as for training)' },
+  });
+
+/** The source named by --run or --coordinator (exactly one). */
+async function openSource(a: CommonArgs): Promise<InspectSource> {
+  if ((a.run === undefined) === (a.coordinator === undefined)) throw new UserError('give either --run RUN_DIR (a checkpoint) or --coordinator HOST:PORT (a running coordinator)');
+  if (a.columns !== undefined) positiveInt(a.columns, 'columns');
+  if (a.run !== undefined) return CheckpointSource.open(a.run, { backend: a.backend as RequestedBackend, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet inspect: ${l}\n`) });
+  return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'));
+}
+
+/** --out, or a file named for what it shows under RUN_DIR/inspect (or ./inspect). */
+const outFile = (a: CommonArgs, name: string): string => a.out ?? path.join(a.run ?? '.', 'inspect', name);
+
+async function withSource(a: CommonArgs, f: (s: InspectSource) => Promise<void>): Promise<void> {
+  const s = await openSource(a);
+  try {
+    await f(s);
+  } finally {
+    await s.close();
+  }
+}
+
+const say = (line: string) => process.stdout.write(line + '\n');
+
+interface KernelArgs extends CommonArgs {
+  layer: string;
+  'input-idx'?: string;
+}
+
+const kernelsCommand: CommandModule<object, KernelArgs> = {
+  command: 'kernels',
+  describe: "a layer's kernels, tower 0's above tower 1's (as the paper's Figure 3), and each tower's colour score",
+  builder: (y) =>
+    commonOptions(y).options({
+      layer: { type: 'string', default: 'conv1', describe: 'a conv layer: conv1 .. conv5' },
+      'input-idx': { type: 'string', describe: 'for kernels with more than 3 input channels: the input channel K to show (grey), or a slice A:B of 1 or 3 channels (3: as RGB); default 0' },
+    }) as never,
+  handler: (a) =>
+    withSource(a, async (s) => {
+      const k = await s.kernels(a.layer);
+      const pic = kernelPicture(k, a['input-idx'], { columns: a.columns });
+      const file = await writePng(outFile(a, `kernels-${a.layer}-step${k.step}.png`), pic.raster);
+      const [out, inCh, kh, kw] = k.towers[0].shape;
+      say(`${file}: ${a.layer} after step ${k.step}, ${out} kernels ${kh}x${kw} per tower (${pic.shows}; each kernel scaled on its own, 0 = mid grey), tower 0 above tower 1, ${pic.raster.width}x${pic.raster.height} pixels`);
+      say(`from ${s.description}`);
+      if (pic.scores[0] && pic.scores[1]) {
+        say(`colour score (share of each kernel's energy in the two chroma channels of an opponent colour transform; grey 0, pure colour 1, random ~0.667):`);
+        pic.scores.forEach((sc, t) => say(`  tower ${t}: ${describeScore(sc!)}`));
+      } else say(`no colour score: ${a.layer}'s kernels have ${inCh} input channels, not RGB`);
+    }),
+};
+
+interface ActivationArgs extends CommonArgs {
+  layer: string;
+  image: string;
+  scale: 'shared' | 'each';
+}
+
+const activationsCommand: CommandModule<object, ActivationArgs> = {
+  command: 'activations',
+  describe: "each tower's feature maps of one layer for one image (centre view, as evaluated), tower 0's above tower 1's in one PNG",
+  builder: (y) =>
+    commonOptions(y).options({
+      image: { type: 'string', demandOption: true, describe: 'an image file (JPEG, PNG, ...): decoded like the training images, its centre crop as evaluation takes it' },
+      layer: { type: 'string', default: 'conv2', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (conv and fc layers after their ReLU)' },
+      scale: { choices: ['shared', 'each'] as const, default: 'shared' as const, describe: 'one brightness scale for all maps of both towers, or each map on its own' },
+    }) as never,
+  handler: (a) =>
+    withSource(a, async (s) => {
+      const images = await imageInput(a.image, s.spec);
+      const act = await s.activations(images, a.layer);
+      const raster = activationPicture(s.spec, a.layer, act, 1, 0, { columns: a.columns, scale: a.scale });
+      const base = path.basename(a.image).replace(/\.[^.]*$/, '');
+      const file = await writePng(outFile(a, `activations-${a.layer}-${base}-step${act.step}.png`), raster);
+      const towers = act.towers.map((x, t) => (x ? `tower ${t}` : null)).filter((x) => x !== null);
+      say(`${file}: ${a.layer} of ${a.image} after step ${act.step}, ${towers.join(' above ')}${towers.length < 2 ? ' (tower 1 does not compute it)' : ''}, ${a.scale === 'shared' ? 'one scale for both towers' : 'each map scaled on its own'}, ${raster.width}x${raster.height} pixels`);
+      say(`from ${s.description}`);
+    }),
+};
+
+interface PredictionArgs extends CommonArgs {
+  count: number;
+}
+
+const predictionsCommand: CommandModule<object, PredictionArgs> = {
+  command: 'predictions',
+  describe: 'held-out images with their top-5 predictions (as cuda-convnet shownet --show-preds)',
+  builder: (y) => commonOptions(y).options({ count: { type: 'number', default: 8, describe: 'how many held-out images (evenly spaced over the split)' } }) as never,
+  handler: (a) =>
+    withSource(a, async (s) => {
+      positiveInt(a.count, 'count');
+      const p = await s.predictions(a.count);
+      const png = await predictionsPicture(s.spec, p, a.columns);
+      const file = await writePng(outFile(a, `predictions-step${p.step}.png`), png);
+      say(`${file}: ${p.labels.length} held-out images after step ${p.step} with their top-5 predictions`);
+      say(`from ${s.description}`);
+    }),
+};
+
+export const inspectCommand: CommandModule = {
+  command: 'inspect',
+  describe: "pictures of each tower: its kernels, an image's feature maps, predictions on held-out images (from a checkpoint or a running coordinator)",
+  builder: (y) =>
+    y
+      .command(kernelsCommand)
+      .command(activationsCommand)
+      .command(predictionsCommand)
+      .demandCommand(1, 'name what to inspect: kernels, activations or predictions')
+      .example('$0 inspect kernels --run runs/c10', "conv1's kernels of both towers and their colour scores")
+      .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer conv2', "each tower's conv2 maps for cat.jpg")
+      .example('$0 inspect kernels --coordinator 127.0.0.1:50070', 'the same, live from a running coordinator'),
+  handler: () => {},
+};

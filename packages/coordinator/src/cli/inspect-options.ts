@@ -1,0 +1,30 @@
+/** The inspection service's options, on `alexnet coordinator` (which serves it) and `alexnet launch` (which passes them on). */
+import type { Options } from 'yargs';
+import { UserError } from './errors.js';
+
+export const inspectServeOptions = {
+  'inspect-port': {
+    type: 'number',
+    describe:
+      'serve alexnet.v1.Coordinator (inspection: `alexnet inspect ... --coordinator HOST:PORT` and tools) on this port; 0: a free port; not given: none. ' +
+      'The address is printed. Each request waits for the current step to end and delays the next step by its own time',
+  },
+  'inspect-host': { type: 'string', default: '127.0.0.1', describe: 'address the inspection service listens on (default: this machine only; it has no authentication)' },
+} satisfies Record<string, Options>;
+
+export interface InspectServeArgs {
+  'inspect-port'?: number;
+  'inspect-host': string;
+}
+
+export function checkInspectServeArgs(a: InspectServeArgs): void {
+  const p = a['inspect-port'];
+  if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--inspect-port must be a port 0..65535 (0: a free one), got ${p}`);
+  if (!a['inspect-host'] || a['inspect-host'].trim() === '') throw new UserError('--inspect-host needs an address, e.g. 127.0.0.1');
+}
+
+/** The options as `launch` passes them to the coordinator (none without --inspect-port). */
+export function inspectArgsToForward(a: InspectServeArgs): string[] {
+  if (a['inspect-port'] === undefined) return [];
+  return ['--inspect-port', String(a['inspect-port']), '--inspect-host', a['inspect-host']];
+}

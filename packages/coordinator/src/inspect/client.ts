@@ -1,0 +1,81 @@
+/** A typed client of a coordinator's inspection service (alexnet.v1.Coordinator, coordinator.proto). */
+import * as grpc from '@grpc/grpc-js';
+import {
+  decodeTensor,
+  describeError,
+  isServiceError,
+  protocol,
+  sizeLimitOptions,
+  unary,
+  type GetKernelsReply,
+  type GetPredictionsReply,
+  type InspectActivationsReply,
+  type InspectActivationsRequest,
+  type ListWorkersReply,
+} from '@alexnet-mp/worker';
+import { UserError } from '../cli/errors.js';
+import type { ActivationsAt, KernelsAt, LayerKernels, PredictionsAt } from './live.js';
+
+/** Replies carry a layer's kernels or maps, or a few images: far below this (paper conv3: 1.8 MB a tower). */
+const CLIENT_LIMIT_BYTES = 256 * 1024 * 1024;
+
+export class InspectClient {
+  private readonly client: grpc.Client;
+
+  constructor(readonly address: string) {
+    this.client = new (protocol().Coordinator)(address, grpc.credentials.createInsecure(), sizeLimitOptions(CLIENT_LIMIT_BYTES));
+  }
+
+  /** A service error as one line for the user (a refusal's message as it is). */
+  private explain(e: unknown): Error {
+    if (isServiceError(e)) {
+      if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+        return new UserError(`no coordinator answered at ${this.address} (${describeError(e)}): start it with --inspect-port (alexnet launch prints the address)`);
+      }
+      if (e.code === grpc.status.UNIMPLEMENTED) return new UserError(`${this.address} does not serve alexnet.v1.Coordinator (${describeError(e)})`);
+      return new UserError(`the coordinator at ${this.address}: ${e.details || e.message}`);
+    }
+    return e instanceof Error ? e : new Error(String(e));
+  }
+
+  private async call<Req, Res>(method: string, req: Req, timeoutMs?: number): Promise<Res> {
+    try {
+      return await unary<Req, Res>(this.client, method, req, { timeoutMs, waitForReady: timeoutMs !== undefined });
+    } catch (e) {
+      throw this.explain(e);
+    }
+  }
+
+  listWorkers(timeoutMs?: number): Promise<ListWorkersReply> {
+    return this.call('ListWorkers', {}, timeoutMs);
+  }
+
+  async kernels(layer: string, shape: LayerKernels['shape']): Promise<KernelsAt> {
+    const r = await this.call<{ layer: string }, GetKernelsReply>('GetKernels', { layer });
+    const towers = [0, 1].map((t) => {
+      const p = r.towers.find((x) => x.tower === t);
+      if (!p) throw new Error(`the coordinator sent no ${layer} kernels of tower ${t}`);
+      return { w: decodeTensor(p.weights, shape), b: decodeTensor(p.biases), shape };
+    }) as [LayerKernels, LayerKernels];
+    return { step: r.step, towers };
+  }
+
+  async activations(images: Uint8Array, layer: string): Promise<ActivationsAt> {
+    const r = await this.call<InspectActivationsRequest, InspectActivationsReply>('GetActivations', { layer, images });
+    const towers = [0, 1].map((t) => {
+      const a = r.towers.find((x) => x.tower === t);
+      return a?.has_activations && a.activations ? decodeTensor(a.activations) : null;
+    }) as [Float32Array | null, Float32Array | null];
+    return { step: r.step, towers };
+  }
+
+  async predictions(count: number): Promise<PredictionsAt> {
+    const r = await this.call<{ count: number }, GetPredictionsReply>('GetPredictions', { count });
+    if (!r.logits) throw new Error('the coordinator sent no logits');
+    return { step: r.step, images: new Uint8Array(r.images), labels: Uint32Array.from(r.labels), logits: decodeTensor(r.logits), classNames: r.class_names };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
