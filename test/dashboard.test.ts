@@ -2,7 +2,8 @@
  * The dashboard end to end: `alexnet launch --ui-port 0` on the tiny preset, the page opened in headless
  * Chromium (Debian's chromium package driven by playwright-core; `npm test` installs it when missing,
  * see scripts/ensure-chromium.sh), the curves seen moving, both workers' status and conv1 kernels seen,
- * nothing asked of any other host, and a screenshot saved.
+ * the feature maps of a chosen test image on both workers, nothing asked of any other host, and a
+ * screenshot saved.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,13 +25,40 @@ async function openBrowser(userDataDir: string): Promise<BrowserContext> {
   });
 }
 
-// the page's own code runs in the browser: given as text (this project's TypeScript has no DOM types)
-/** The points a chart holds (app.js writes them to data-points from uPlot's data). */
-const pointsOf = (id: string) => `Number(document.getElementById('${id}').dataset.points)`;
-const points = (page: Page, id: string) => page.evaluate<number>(pointsOf(id));
-/** Tower t's kernels image: size, src and pixels (drawn on a canvas), or null until loaded. */
-const kernelsImage = (t: number) => `(() => {
-  const img = document.getElementById('kernels-${t}');
+// ---- code that runs in the page. This project's TypeScript has no DOM types (lib ES2022): the little of the
+// DOM these callbacks use is declared here, for this module only.
+interface PageElement {
+  readonly dataset: Record<string, string | undefined>;
+  readonly textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+interface PageImage extends PageElement {
+  readonly complete: boolean;
+  readonly naturalWidth: number;
+  readonly naturalHeight: number;
+}
+interface PageCanvas {
+  width: number;
+  height: number;
+  getContext(kind: '2d'): { drawImage(img: PageImage, x: number, y: number): void; getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } };
+}
+declare const document: { getElementById(id: string): PageImage; querySelector(selector: string): PageElement | null; createElement(tag: 'canvas'): PageCanvas };
+declare const window: { uPlot?: unknown };
+
+/** The points a chart holds (app.js writes them to data-points from uPlot's own data). */
+const chartPoints = (id: string): number => Number(document.getElementById(id).dataset.points);
+const points = (page: Page, id: string) => page.evaluate(chartPoints, id);
+
+interface LoadedImage {
+  src: string | null;
+  width: number;
+  height: number;
+  /** RGBA, drawn on a canvas */
+  pixels: number[];
+}
+/** An <img>'s pixels, or null until it has loaded. */
+const imageById = (id: string): LoadedImage | null => {
+  const img = document.getElementById(id);
   if (!img.complete || img.naturalWidth === 0) return null;
   const c = document.createElement('canvas');
   c.width = img.naturalWidth;
@@ -38,15 +66,9 @@ const kernelsImage = (t: number) => `(() => {
   const g = c.getContext('2d');
   g.drawImage(img, 0, 0);
   return { src: img.getAttribute('src'), width: img.naturalWidth, height: img.naturalHeight, pixels: Array.from(g.getImageData(0, 0, c.width, c.height).data) };
-})()`;
-interface KernelsImage {
-  src: string;
-  width: number;
-  height: number;
-  pixels: number[];
-}
+};
 
-test('dashboard: the curves move, both workers show their status and conv1 kernels, and a screenshot is saved', async (t) => {
+test('dashboard: the curves move, both workers show their status, conv1 kernels and feature maps, and a screenshot is saved', async (t) => {
   if (!fs.existsSync(CHROMIUM)) {
     t.fail(`${CHROMIUM} is missing: ${HOW}`);
     return;
@@ -74,23 +96,23 @@ test('dashboard: the curves move, both workers show their status and conv1 kerne
   const elsewhere: string[] = [];
   page.on('request', (r) => !r.url().startsWith(url) && !r.url().startsWith('data:') && elsewhere.push(r.url()));
   await page.goto(url);
-  await page.waitForFunction(`typeof window.uPlot === 'function'`);
+  await page.waitForFunction(() => typeof window.uPlot === 'function');
 
   // the curves move: the loss chart gains points while we watch, and held-out evaluations appear
-  await page.waitForFunction(`${pointsOf('loss-chart')} >= 3`, null, { timeout: 120_000 });
+  await page.waitForFunction(() => Number(document.getElementById('loss-chart').dataset.points) >= 3, null, { timeout: 120_000 });
   const before = await points(page, 'loss-chart');
-  await page.waitForFunction(`${pointsOf('loss-chart')} >= ${before + 5}`, null, { timeout: 60_000 });
+  await page.waitForFunction((n) => Number(document.getElementById('loss-chart').dataset.points) >= n + 5, before, { timeout: 60_000 });
   const after = await points(page, 'loss-chart');
   t.true(after >= before + 5, `loss chart: ${before} -> ${after} points`);
   // the error chart has the training points and the held-out ones
-  await page.waitForFunction(`${pointsOf('error-chart')} > ${pointsOf('loss-chart')}`, null, { timeout: 60_000 });
+  await page.waitForFunction(() => Number(document.getElementById('error-chart').dataset.points) > Number(document.getElementById('loss-chart').dataset.points), null, { timeout: 60_000 });
   t.regex(await page.textContent('#fig-rate') ?? '', /^\d+(\.\d+)?$/, 'images/s shown');
   t.regex(await page.textContent('#fig-eval') ?? '', /^\d+(\.\d)?% \(step \d+\)$/, 'the last held-out error shown');
 
   // both workers: their status (gpu.js mode, device, step time) and the bytes of each crossing point
   for (const tower of [0, 1]) {
     const card = `#worker-${tower}`;
-    await page.waitForFunction(`document.querySelector('${card} dd[data-key="gpu.js mode"]')?.textContent === 'webasm'`, null, { timeout: 30_000 });
+    await page.waitForFunction((c) => document.querySelector(`${c} dd[data-key="gpu.js mode"]`)?.textContent === 'webasm', card, { timeout: 30_000 });
     t.is(await page.textContent(`${card} dd[data-key="device"]`), '0');
     t.regex((await page.textContent(`${card} dd[data-key="step time"]`)) ?? '', /^\d+\.\d ms \(compute/);
     const rows = await page.$$eval(`${card} table.traffic tbody tr`, (trs) => trs.map((tr) => tr.getAttribute('data-point')));
@@ -99,14 +121,33 @@ test('dashboard: the curves move, both workers show their status and conv1 kerne
   }
 
   // both workers' conv1 kernels: loaded, not empty, different from each other; refreshed as training runs
-  await page.waitForFunction(`${kernelsImage(0)} !== null && ${kernelsImage(1)} !== null`, null, { timeout: 60_000 });
-  const k0 = await page.evaluate<KernelsImage | null>(kernelsImage(0));
-  const k1 = await page.evaluate<KernelsImage | null>(kernelsImage(1));
+  await page.waitForFunction(() => [0, 1].every((t) => document.getElementById(`kernels-${t}`).naturalWidth > 0), null, { timeout: 60_000 });
+  const k0 = await page.evaluate(imageById, 'kernels-0');
+  const k1 = await page.evaluate(imageById, 'kernels-1');
   t.truthy(k0 && k1);
   t.true(k0!.width > 0 && k0!.height > 0 && k1!.width > 0 && k1!.height > 0);
   t.notDeepEqual(k0!.pixels, k1!.pixels, "the two towers' kernels differ");
-  await page.waitForFunction(`document.getElementById('kernels-0').getAttribute('src') !== ${JSON.stringify(k0!.src)}`, null, { timeout: 60_000 });
+  await page.waitForFunction((src) => document.getElementById('kernels-0').getAttribute('src') !== src, k0!.src, { timeout: 60_000 });
   t.pass('kernels refreshed');
+
+  // the feature maps of a chosen test image on both workers: conv1 (the first layer offered), then pool5 (past the pool2 crossing)
+  const layers = await page.$$eval('#map-layer option', (os) => os.map((o) => o.getAttribute('value')));
+  t.deepEqual(layers, ['conv1', 'lrn1', 'pool1', 'conv2', 'lrn2', 'pool2', 'conv3', 'conv4', 'conv5', 'pool5', 'fc6', 'fc7']);
+  t.false(layers.includes('fc8'), 'fc8 is not offered: tower 1 does not compute it');
+  await page.click('#test-images button[data-index="2"]');
+  const mapsLoaded = (query: string) =>
+    [0, 1].every((t) => {
+      const img = document.getElementById(`maps-${t}`);
+      return img.complete && img.naturalWidth > 0 && (img.getAttribute('src') ?? '').includes(query);
+    });
+  await page.waitForFunction(mapsLoaded, 'image=2&layer=conv1', { timeout: 60_000 });
+  const m0 = await page.evaluate(imageById, 'maps-0');
+  const m1 = await page.evaluate(imageById, 'maps-1');
+  t.deepEqual([m0!.width, m0!.height], [m1!.width, m1!.height], 'both towers show the same number of maps of the same size');
+  t.notDeepEqual(m0!.pixels, m1!.pixels, "the two towers' feature maps differ");
+  t.regex((await page.textContent('#maps-note')) ?? '', /^test image 2, conv1, weights after step \d+/);
+  await page.selectOption('#map-layer', 'pool5');
+  await page.waitForFunction(mapsLoaded, 'image=2&layer=pool5', { timeout: 60_000 });
 
   const shot = path.join(dir, 'dashboard.png');
   await page.screenshot({ path: shot, fullPage: true });

@@ -137,6 +137,8 @@ export class Coordinator {
   /** Inside `run` (between-step tasks wait for the current step), and the tasks waiting. */
   private running = false;
   private readonly betweenStepTasks: (() => Promise<void>)[] = [];
+  /** The tasks started outside `run`, one after the other; `run` waits for them before its first step. */
+  private outsideRun: Promise<unknown> = Promise.resolve();
   /** The largest evaluation batch the message size limits allow. */
   readonly maxEvalBatch: number;
   private readonly deadlines: CallDeadlines;
@@ -488,6 +490,8 @@ export class Coordinator {
     let next = steps > 0 ? this.o.source.batch(this.stepsDone, this.o.batch) : null;
     this.running = true;
     try {
+      // a task begun outside `run` finishes first (tasks from now on wait for the first step)
+      await this.outsideRun;
       for (let i = 0; i < steps; i++) {
         if (o.signal?.aborted) throw o.signal.reason;
         const tw = performance.now();
@@ -510,8 +514,8 @@ export class Coordinator {
       }
     } finally {
       this.running = false;
-      // tasks queued during the last step run now (nothing is in flight any more)
-      void this.runBetweenStepTasks();
+      // tasks queued during the last step run now (nothing is in flight any more), before any later ones
+      this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks()).catch(() => {});
       next?.catch(() => {});
       this.runMs += performance.now() - tRun;
     }
@@ -520,11 +524,16 @@ export class Coordinator {
 
   /**
    * Runs `task` while no step or evaluation is in flight: during `run`, after the current step (and its
-   * evaluation or checkpoint) and before the next, so training waits for the task once; outside `run`, at once.
+   * evaluation or checkpoint) and before the next, so training waits for the task once; outside `run`, at once
+   * (one task at a time; `run` starts its first step after them).
    * For calls that a worker answers only between steps (GetParameters, inspection), e.g. from the dashboard.
    */
   betweenSteps<T>(task: () => Promise<T>): Promise<T> {
-    if (!this.running && this.inFlight === null) return task();
+    if (!this.running && this.inFlight === null) {
+      const p = this.outsideRun.then(task);
+      this.outsideRun = p.catch(() => {});
+      return p;
+    }
     return new Promise<T>((resolve, reject) => this.betweenStepTasks.push(() => task().then(resolve, reject)));
   }
 

@@ -119,6 +119,11 @@ export class DashboardFeed {
     return () => this.subscribers.delete(fn);
   }
 
+  /** Whether the run has begun (its 'run' event: the workers are configured). */
+  get started(): boolean {
+    return this.run !== null;
+  }
+
   get watchers(): number {
     return this.subscribers.size;
   }

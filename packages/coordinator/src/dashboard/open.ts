@@ -5,6 +5,7 @@ import type { Coordinator } from '../coordinator.js';
 import type { TrainingData } from '../training-data.js';
 import { DashboardFeed } from './feed.js';
 import { LiveImages, MAX_TEST_IMAGES } from './live-images.js';
+import { LiveInspector } from '../inspect/live.js';
 import { DashboardServer } from './server.js';
 import { workerViews } from './worker-status.js';
 import { UserError } from '../cli/errors.js';
@@ -16,6 +17,8 @@ export interface OpenDashboardOptions {
   /** Seconds between kernel fetches while a page watches. */
   readonly refreshS: number;
   readonly coordinator: Coordinator;
+  /** The run's inspector, when the coordinator has one already (its calls are then queued with the dashboard's). */
+  readonly inspector?: LiveInspector;
   readonly spec: ModelSpec;
   /** Where the feature maps' test images come from: the first held-out batch (none without a held-out split). */
   readonly data: Pick<TrainingData, 'heldOut'>;
@@ -42,7 +45,7 @@ async function testBatch(data: Pick<TrainingData, 'heldOut'>, info: (line: strin
 export async function openDashboard(o: OpenDashboardOptions): Promise<Dashboard> {
   const feed = new DashboardFeed();
   const c = o.coordinator;
-  const images = new LiveImages({ coordinator: c, spec: o.spec, feed, testBatch: await testBatch(o.data, o.info), refreshMs: o.refreshS * 1000, info: o.info });
+  const images = new LiveImages({ inspector: o.inspector ?? new LiveInspector(c, o.spec), spec: o.spec, feed, testBatch: await testBatch(o.data, o.info), refreshMs: o.refreshS * 1000, info: o.info });
   const server = new DashboardServer({
     host: o.host,
     port: o.port,

@@ -150,6 +150,18 @@ function note(e) {
 }
 
 // ---- workers
+function initWorkers() {
+  const template = document.getElementById('worker-card');
+  for (const tower of [0, 1]) {
+    const card = template.content.firstElementChild.cloneNode(true);
+    card.id = `worker-${tower}`;
+    card.dataset.tower = String(tower);
+    $('.tower', card).textContent = String(tower);
+    $('.kernels img', card).id = `kernels-${tower}`;
+    $('#workers').append(card);
+  }
+}
+
 function workerCard(w) {
   const card = document.getElementById(`worker-${w.tower}`);
   if (!card) return;
@@ -289,6 +301,7 @@ function connect() {
 
 window.addEventListener('DOMContentLoaded', () => {
   initCharts();
+  initWorkers();
   connect();
   initMaps().catch((e) => ($('#maps-note').textContent = `test images: ${e.message}`));
 });

@@ -1,0 +1,216 @@
+/**
+ * The dashboard's feed (metrics events to chart points, thinning of long histories) and its HTTP server
+ * (routes, the offline page, the event stream, refusals), without workers: the pictures and the worker
+ * status come from stand-ins. The whole thing with real workers in a browser: test/dashboard.test.ts.
+ */
+import http from 'node:http';
+import test from 'ava';
+import { DashboardFeed, type FeedEvent } from '../src/dashboard/feed.js';
+import { DashboardServer, type DashboardImages, type StepImage } from '../src/dashboard/server.js';
+import type { WorkerView } from '../src/dashboard/worker-status.js';
+
+const stepEvent = (step: number, loss: number) => ({
+  event: 'step',
+  step,
+  lr: 0.01,
+  loss,
+  top1: 0.5,
+  top5: 1,
+  batch: 4,
+  ms: 10,
+  images_per_s: 400,
+  crossing_bytes: 100,
+  workers: [0, 1].map((tower) => ({ tower, total_ms: 9, compute_ms: 5, exchange_ms: 4, update_ms: 0, sent_bytes: 50, received_bytes: 50, messages_sent: 4, messages_received: 4 })),
+  traffic: [[], []],
+});
+
+test('feed: steps become chart points (x = steps done), evaluations and notes kept, subscribers told', (t) => {
+  const feed = new DashboardFeed();
+  const seen: FeedEvent[] = [];
+  const off = feed.subscribe((e) => seen.push(e));
+  t.false(feed.started);
+  feed.record({ event: 'run', run_id: 'r', steps: 3 });
+  t.true(feed.started);
+  feed.record(stepEvent(0, 2.5));
+  feed.record(stepEvent(1, 2.0));
+  feed.record({ event: 'eval', step: 2, loss: 1.9, top1_error: 0.6, top5_error: 0.1, images: 32 });
+  feed.record({ event: 'checkpoint', step: 2, file: 'x' });
+  off();
+  feed.record(stepEvent(2, 1.5));
+  const s = feed.snapshot();
+  t.deepEqual(s.steps.map((p) => [p.step, p.loss]), [[1, 2.5], [2, 2.0], [3, 1.5]]);
+  t.deepEqual(s.evals, [{ step: 2, loss: 1.9, top1_error: 0.6, top5_error: 0.1, images: 32 }]);
+  t.deepEqual(s.notes, [{ event: 'checkpoint', step: 2, file: 'x' }]);
+  t.is(s.last?.step, 3);
+  t.deepEqual(seen.map((e) => e.type), ['run', 'step', 'step', 'eval', 'note']);
+});
+
+test('feed: a long history keeps every 2^k-th step and stays under its limit', (t) => {
+  const feed = new DashboardFeed(100);
+  for (let i = 0; i < 1000; i++) feed.record(stepEvent(i, 1));
+  const s = feed.snapshot();
+  t.true(s.steps.length <= 100 && s.steps.length >= 50, `${s.steps.length} points`);
+  t.is(s.stride, 16);
+  t.true(s.steps.every((p) => p.step % s.stride === 0));
+  t.is(s.steps[s.steps.length - 1]!.step, 992);
+  t.is(s.last?.step, 1000, 'the latest step is always there in full');
+});
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function get(url: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    }).on('error', reject);
+  });
+}
+
+/** Reads Server-Sent Events until `until` says stop; returns them as [event, data]. */
+function readEvents(url: string, until: (events: [string, unknown][]) => boolean): Promise<[string, unknown][]> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, (res) => {
+      let text = '';
+      const events: [string, unknown][] = [];
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+        for (let i = text.indexOf('\n\n'); i >= 0; i = text.indexOf('\n\n')) {
+          const block = text.slice(0, i);
+          text = text.slice(i + 2);
+          const ev = /^event: (.*)$/m.exec(block);
+          const data = /^data: (.*)$/m.exec(block);
+          if (ev && data) events.push([ev[1]!, JSON.parse(data[1]!)]);
+        }
+        if (until(events)) {
+          req.destroy();
+          resolve(events);
+        }
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+class StandInImages implements DashboardImages {
+  readonly testImages = [{ index: 0, label: 3 }];
+  readonly layers = ['conv1', 'pool5'];
+  watched: boolean[] = [];
+  readonly asked: string[] = [];
+  kernels(tower: number): StepImage | null {
+    return { png: Buffer.from(`kernels ${tower}`), step: 7, colour: tower === 0 ? 0.3 : 0.7 };
+  }
+  async testImagePng(): Promise<Uint8Array> {
+    return Buffer.from('image');
+  }
+  async activations(tower: number, index: number, layer: string): Promise<StepImage> {
+    this.asked.push(`${tower}/${index}/${layer}`);
+    return { png: Buffer.from(`maps ${tower}`), step: 8 };
+  }
+  watching(on: boolean): void {
+    this.watched.push(on);
+  }
+}
+
+const standInWorkers = async (): Promise<WorkerView[]> =>
+  [0, 1].map((tower) => ({
+    tower,
+    address: `127.0.0.1:5005${tower}`,
+    host: 'h',
+    device: 0,
+    backend: 'webasm',
+    state: 'READY',
+    pid: 1,
+    steps_done: 3,
+    evaluations_done: 0,
+    uptime_s: 1,
+    last_step_timing: { total_ms: 9, compute_ms: 5, exchange_ms: 4, update_ms: 0 },
+    last_step_traffic: [],
+    run_traffic: [],
+    last_error: '',
+    unreachable: null,
+  }));
+
+test('server: the page and uPlot from this machine only, the API, the event stream, refusals', async (t) => {
+  const feed = new DashboardFeed();
+  const images = new StandInImages();
+  const server = new DashboardServer({ host: '127.0.0.1', port: 0, feed, images, workers: standInWorkers, statusEveryMs: 50 });
+  const url = await server.start();
+  t.teardown(() => server.close());
+  t.regex(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  feed.record({ event: 'run', run_id: 'r1', steps: 10 });
+  feed.record(stepEvent(0, 3));
+
+  // the page refers to nothing outside this server, and says so to the browser
+  const page = await get(url);
+  t.is(page.status, 200);
+  t.regex(String(page.headers['content-type']), /^text\/html/);
+  t.regex(String(page.headers['content-security-policy']), /default-src 'self'/);
+  const html = page.body.toString();
+  t.notRegex(html, /(src|href)="(https?:)?\/\//, 'no address of another host in the page');
+  const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!).filter((r) => !r.startsWith('data:'));
+  t.deepEqual(refs.sort(), ['/static/app.js', '/static/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']);
+  for (const r of refs) {
+    const res = await get(new URL(r, url).href);
+    t.is(res.status, 200, r);
+    t.true(res.body.length > 1000, `${r}: ${res.body.length} bytes`);
+    t.notRegex(res.body.toString(), /\b(import|fetch)\s*\(\s*['"]https?:/, `${r} fetches nothing from elsewhere`);
+  }
+  t.regex((await get(`${url}vendor/uPlot.iife.min.js`)).body.toString(), /uPlot/);
+
+  const snap = JSON.parse((await get(`${url}api/snapshot`)).body.toString()) as { run: { run_id: string }; steps: unknown[] };
+  t.is(snap.run.run_id, 'r1');
+  t.is(snap.steps.length, 1);
+  const workers = JSON.parse((await get(`${url}api/workers`)).body.toString()) as WorkerView[];
+  t.deepEqual(workers.map((w) => w.backend), ['webasm', 'webasm']);
+  const k1 = await get(`${url}api/kernels/1.png`);
+  t.is(k1.status, 200);
+  t.is(k1.headers['content-type'], 'image/png');
+  t.is(k1.headers['x-alexnet-step'], '7');
+  t.is(k1.body.toString(), 'kernels 1');
+  t.deepEqual(JSON.parse((await get(`${url}api/test-images`)).body.toString()), { images: [{ index: 0, label: 3 }], layers: ['conv1', 'pool5'] });
+  t.is((await get(`${url}api/test-images/0.png`)).body.toString(), 'image');
+  const maps = await get(`${url}api/activations/1.png?image=0&layer=pool5`);
+  t.is(maps.body.toString(), 'maps 1');
+  t.is(maps.headers['x-alexnet-step'], '8');
+  t.deepEqual(images.asked, ['1/0/pool5']);
+
+  // refusals: one line each, nothing asked of the workers
+  t.is((await get(`${url}api/activations/0.png?image=0&layer=fc8`)).status, 400);
+  t.is((await get(`${url}api/activations/0.png?image=5&layer=conv1`)).status, 404);
+  t.is((await get(`${url}api/kernels/2.png`)).status, 404);
+  t.is((await get(`${url}../../etc/passwd`)).status, 404);
+  t.is((await get(`${url}static/../server.ts`)).status, 404);
+  t.deepEqual(images.asked, ['1/0/pool5']);
+
+  // the stream: the snapshot, the cached kernels, then new steps and the workers' status as they come
+  const events = readEvents(`${url}api/events`, (es) => es.some(([e]) => e === 'step') && es.some(([e]) => e === 'status'));
+  setTimeout(() => feed.record(stepEvent(1, 2)), 100);
+  const got = await events;
+  t.is(got[0]![0], 'snapshot');
+  t.deepEqual(
+    got.filter(([e]) => e === 'kernels').map(([, d]) => d),
+    [
+      { type: 'kernels', tower: 0, step: 7, colour: 0.3 },
+      { type: 'kernels', tower: 1, step: 7, colour: 0.7 },
+    ],
+  );
+  t.is((got.find(([e]) => e === 'step')![1] as { point: { step: number } }).point.step, 2);
+  t.is(images.watched[0], true, 'the pictures refresh while a page watches');
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(images.watched[images.watched.length - 1], false, '... and stop when it leaves');
+});
+
+test('server: a port in use is an error of start()', async (t) => {
+  const a = new DashboardServer({ host: '127.0.0.1', port: 0, feed: new DashboardFeed() });
+  const url = await a.start();
+  t.teardown(() => a.close());
+  const b = new DashboardServer({ host: '127.0.0.1', port: Number(new URL(url).port), feed: new DashboardFeed() });
+  await t.throwsAsync(b.start(), { code: 'EADDRINUSE' });
+});

@@ -1,0 +1,84 @@
+/**
+ * Coordinator.betweenSteps, with real workers: a task asked for during a run runs after the step in flight and
+ * before the next one (the workers answer GetParameters only then: they refuse it during a step), training waits
+ * for it once and carries on; a task asked for before `run` finishes before the first step.
+ */
+import test from 'ava';
+import { tiny, type SgdHyper } from '@alexnet-mp/core';
+import { Coordinator, SyntheticSource } from '@alexnet-mp/coordinator';
+import { startWorker } from './helpers.js';
+
+const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+
+test('betweenSteps: tasks run between two steps, never during one, and training carries on', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper, source: new SyntheticSource(tiny, 3) });
+  t.teardown(() => c.close());
+  await c.start();
+
+  const log: string[] = [];
+  // before the run: begun at once, and the first step waits for it
+  const before = c.betweenSteps(async () => {
+    const p = await c.clients[0].parameters();
+    log.push(`task before run, steps done ${c.stepsCompleted}`);
+    return p.get('conv1')!.w;
+  });
+  const tasks: Promise<number>[] = [];
+  // when each step and each task ran (ms): they must not overlap
+  const spans: { what: string; from: number; to: number }[] = [];
+  const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    const from = performance.now();
+    const r = await f();
+    spans.push({ what, from, to: performance.now() });
+    return r;
+  };
+  // also tasks asked for at any moment, most of them while a step is in flight
+  const timerTasks: Promise<string>[] = [];
+  const timer = setInterval(() => {
+    if (timerTasks.length < 6) timerTasks.push(c.betweenSteps(() => timed('timer task', async () => (await c.clients[1].status()).state)));
+  }, 15);
+  const steps = await c.run(5, (m) => {
+    const now = performance.now();
+    spans.push({ what: `step ${m.step}`, from: now - m.ms, to: now });
+    log.push(`step ${m.step}`);
+    // asked while step m.step is being reported: they run before step m.step + 1
+    if (m.step === 1 || m.step === 3) {
+      for (const tower of [0, 1]) {
+        tasks.push(
+          c.betweenSteps(() =>
+            timed(`task tower ${tower}`, async () => {
+              const p = await c.clients[tower]!.parameters(); // refused by a worker during a step
+              log.push(`task tower ${tower}, steps done ${c.stepsCompleted}`);
+              return p.get('conv1')!.w.length;
+            }),
+          ),
+        );
+      }
+    }
+  });
+  clearInterval(timer);
+  const sizes = await Promise.all(tasks);
+  const states = await Promise.all(timerTasks);
+  t.is(steps.length, 5);
+  t.true(states.length > 0);
+  t.deepEqual(states, states.map(() => 'READY'), 'the workers were between steps during every task');
+  spans.sort((a, b) => a.from - b.from);
+  for (let i = 1; i < spans.length; i++) t.true(spans[i]!.from >= spans[i - 1]!.to - 1, `${spans[i - 1]!.what} and ${spans[i]!.what} overlap`);
+  t.true((await before).length > 0);
+  t.deepEqual(sizes, [sizes[0]!, sizes[0]!, sizes[0]!, sizes[0]!]);
+  t.deepEqual(log, [
+    'task before run, steps done 0',
+    'step 0',
+    'step 1',
+    'task tower 0, steps done 2',
+    'task tower 1, steps done 2',
+    'step 2',
+    'step 3',
+    'task tower 0, steps done 4',
+    'task tower 1, steps done 4',
+    'step 4',
+  ]);
+
+  // after the run: at once
+  t.is(await c.betweenSteps(async () => c.stepsCompleted), 5);
+});
