@@ -38,8 +38,8 @@ test('launch trains a few steps, writes its run directory and exits 0 leaving no
   for (const f of ['worker0.log', 'worker1.log', 'coord.log']) t.true(fs.existsSync(path.join(runDir, f)), f);
 });
 
-test('when a worker is killed mid-run, launch names it, exits non-zero and leaves no process behind', async (t) => {
-  const p = alexnet([...common, '--steps', '100000']);
+test('with --max-restarts 0, a worker killed mid-run ends the run: launch names it, exits non-zero and leaves no process behind', async (t) => {
+  const p = alexnet([...common, '--steps', '100000', '--max-restarts', '0']);
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
   });

@@ -30,24 +30,31 @@ export const DEFAULT_DEADLINES: DeadlineOptions = { floorMs: 60_000, factor: 10,
  */
 export class CallDeadlines {
   private readonly slowest = new Map<string, number>();
+  private readonly seen = new Set<string>();
 
   constructor(readonly o: DeadlineOptions = DEFAULT_DEADLINES) {}
 
   /** The deadline, in ms from now, for the next call of `kind`. */
   next(kind: string): number {
+    if (!this.seen.has(kind)) return Math.max(this.o.firstMs, this.o.floorMs);
     const s = this.slowest.get(kind);
-    if (s === undefined) return Math.max(this.o.firstMs, this.o.floorMs);
+    if (s === undefined) return this.o.floorMs;
     return Math.max(this.o.floorMs, this.o.factor * s);
   }
 
-  /** A call of `kind` took `ms`. */
+  /** A call of `kind` took `ms`; the first of each kind (compiling) does not set the pace of the others. */
   observe(kind: string, ms: number): void {
+    if (!this.seen.has(kind)) {
+      this.seen.add(kind);
+      return;
+    }
     this.slowest.set(kind, Math.max(ms, this.slowest.get(kind) ?? 0));
   }
 
   /** After the workers were restarted: their kernels compile again. */
   reset(): void {
     this.slowest.clear();
+    this.seen.clear();
   }
 }
 

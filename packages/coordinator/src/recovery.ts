@@ -54,6 +54,11 @@ export class Recovery {
   private lastCheckpoint: string | null;
   restarts = 0;
 
+  /** The latest checkpoint of this run (the one a restart continues from), null when none yet. */
+  get checkpoint(): string | null {
+    return this.lastCheckpoint;
+  }
+
   constructor(
     readonly c: Coordinator,
     readonly o: RecoveryOptions,
@@ -144,7 +149,9 @@ export class Recovery {
             }
             if (Date.now() - lastSaid > 4000) {
               lastSaid = Date.now();
-              this.o.info(`waiting for worker ${t} (tower ${t}) at ${this.c.o.workers[t]} to come back (${(left / 1000).toFixed(0)} s left): ${describeError(err)}`);
+              // "UNAVAILABLE: No connection established" without grpc-js's resolution notes
+              const why = describeError(err).split('. ')[0];
+              this.o.info(`waiting for worker ${t} (tower ${t}) at ${this.c.o.workers[t]} to come back (${(left / 1000).toFixed(0)} s left of --wait-for-workers): ${why}`);
             }
           }
         }),

@@ -174,6 +174,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       process.stdin.on('end', () => stop('stdin closed', 1));
       process.stdin.resume();
     }
+    let recovery: Recovery | null = null;
     try {
       await c.start();
       if (a['inspect-port'] !== undefined) inspection = await openInspectService({ coordinator: c, spec, data, dataName: a.data, host: a['inspect-host'], port: a['inspect-port'], info: (l) => progress.note(l) });
@@ -217,7 +218,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         progress.note(`the top-1 error stopped improving: learning rate now ${lr} (epoch ${epoch})`);
       };
       // a lost worker: wait for it, then continue from the last checkpoint (recovery.ts)
-      const recovery = new Recovery(c, {
+      recovery = new Recovery(c, {
         maxRestarts: a['max-restarts'],
         waitMs: a['wait-for-workers'] * 1000,
         resumedFrom: resumed?.file,
@@ -246,8 +247,10 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       progress.stop();
       await data.close().catch(() => {});
       if (e instanceof DivergedError) {
-        logFailure(log, { event: 'failed', step: e.step, error: e.message });
-        process.stderr.write(`alexnet coordinator: ${e.message}\n`);
+        const last = recovery?.checkpoint;
+        const kept = last ? `; the latest checkpoint is ${last}` : checkpoints ? '; no checkpoint was written yet' : '';
+        logFailure(log, { event: 'failed', step: e.step, error: e.message, checkpoint: last ?? null });
+        process.stderr.write(`alexnet coordinator: ${e.message}${kept}\n`);
         c.close();
         process.exit(1);
       }

@@ -1,0 +1,299 @@
+/**
+ * Faults (issue 6) with real processes, tiny preset: a worker killed or hung mid-step, restarted by launch or
+ * by hand, the coordinator killed and resumed, a torn metrics line, a full disk while checkpointing, a loss
+ * that diverges. After a restart the losses of every step equal those of an uninterrupted run.
+ * Serial: the kills are timed against a running training, and two cores are shared.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { decodeCheckpoint, encodeCheckpoint, getPreset, initTowerParams, listCheckpoints } from '@alexnet-mp/core';
+import { WorkerClient } from '@alexnet-mp/worker';
+import { firstNonFinite } from '../packages/coordinator/src/divergence.js';
+import { alexnet, alive, startWorker, type Proc } from './helpers.js';
+
+const spec = getPreset('tiny');
+const STEPS = 30;
+const run = (steps = STEPS) => ['--preset', 'tiny', '--batch', '8', '--steps', String(steps)];
+const launchArgs = ['launch', ...run(), '--backend', 'webasm'];
+
+interface Event {
+  event: string;
+  step?: number;
+  loss?: number;
+  from_step?: number;
+  checkpoint?: string | null;
+  tower?: number;
+  error?: string;
+  dropped_bytes?: number;
+  file?: string;
+}
+
+function tempDir(t: ExecutionContext, prefix = 'alexnet-faults-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** Every line of RUN_DIR/metrics.jsonl, parsed (a line that does not parse fails the test). */
+const events = (runDir: string): Event[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Event);
+
+/** Step -> loss, the last time each step was logged (after a restart the steps from the checkpoint on are done again). */
+function lossesByStep(evs: Event[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const e of evs) if (e.event === 'step') m.set(e.step!, e.loss!);
+  return m;
+}
+
+/** The uninterrupted run's losses, computed once for the file. */
+let reference: Promise<Map<number, number>> | null = null;
+function referenceLosses(t: ExecutionContext): Promise<Map<number, number>> {
+  reference ??= (async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-faults-ref-'));
+    try {
+      const p = alexnet([...launchArgs, '--run-dir', dir]);
+      const { code } = await p.exited;
+      if (code !== 0) throw new Error(`the reference run failed:\n${p.output()}`);
+      return lossesByStep(events(dir));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return reference.then((r) => {
+    t.is(r.size, STEPS);
+    return r;
+  });
+}
+
+async function sameLossesAsReference(t: ExecutionContext, runDir: string): Promise<void> {
+  const ref = await referenceLosses(t);
+  const got = lossesByStep(events(runDir));
+  t.deepEqual([...got.entries()].sort((a, b) => a[0] - b[0]), [...ref.entries()].sort((a, b) => a[0] - b[0]), 'every loss equals the uninterrupted run');
+}
+
+function childPids(lines: string[]): Map<string, number[]> {
+  const pids = new Map<string, number[]>();
+  for (const l of lines) {
+    const m = /^\[launch\] (worker0|worker1|coord): pid (\d+)$/.exec(l);
+    if (m) pids.set(m[1]!, [...(pids.get(m[1]!) ?? []), Number(m[2])]);
+  }
+  return pids;
+}
+
+function killOnTeardown(t: ExecutionContext, p: Proc): void {
+  t.teardown(async () => {
+    if (p.proc.exitCode === null && p.proc.signalCode === null) {
+      p.proc.kill('SIGCONT');
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
+  });
+}
+
+const stepLine = (n: number) => new RegExp(`"event":"step","step":${n},`);
+const noTempFiles = (dir: string): string[] => (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => /\.tmp$/.test(f));
+
+async function twoWorkers(t: ExecutionContext): Promise<[{ p: Proc; address: string }, { p: Proc; address: string }]> {
+  return Promise.all([startWorker(t, 0, ['--max-batch', '8']), startWorker(t, 1, ['--max-batch', '8'])]);
+}
+
+const coordinator = (workers: readonly string[], extra: string[], steps = STEPS): Proc => alexnet(['coordinator', '--workers', workers.join(','), ...run(steps), ...extra]);
+
+test.serial('a worker killed mid-step is noticed at once, the survivor is told to abandon the step, and with --max-restarts 0 the run ends naming it', async (t) => {
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--max-restarts', '0'], 100_000);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(5), 120_000);
+  const killedAt = Date.now();
+  w1.p.proc.kill('SIGKILL');
+  const { code } = await c.exited;
+  const took = Date.now() - killedAt;
+  t.log(`the coordinator exited ${took} ms after the kill`);
+  t.is(code, 1, c.output());
+  t.true(took < 5000, 'noticed within seconds');
+  t.regex(c.stderr.join('\n'), /worker [01] \(tower [01]\) at \S+ failed at step \d+: UNAVAILABLE/);
+  t.notRegex(c.output(), /internal error|\n\s+at /, 'no stack trace');
+  // the survivor: its step was cancelled (or failed sending to its dead peer), it is not waiting for its peer any more
+  await w0.p.waitFor(/step \d+ failed: /, 10_000);
+  const client = new WorkerClient(w0.address, 1 << 20);
+  t.teardown(() => client.close());
+  const status = await client.status({ timeoutMs: 5000 });
+  t.is(status.state, 'FAILED', `worker 0 is ${status.state}, last error: ${status.last_error}`);
+  t.log(`worker 0 after the kill: ${status.last_error}`);
+});
+
+test.serial('a hung worker (SIGSTOP) runs past the step deadline: the run ends within the deadline, not after the 10 min exchange timeout', async (t) => {
+  const [w0, w1] = await twoWorkers(t);
+  t.teardown(() => {
+    w1.p.proc.kill('SIGCONT');
+  });
+  const c = coordinator([w0.address, w1.address], ['--max-restarts', '0', '--step-deadline', '2'], 100_000);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(5), 120_000);
+  const stoppedAt = Date.now();
+  w1.p.proc.kill('SIGSTOP');
+  const { code } = await c.exited;
+  const took = Date.now() - stoppedAt;
+  t.log(`the coordinator gave up ${took} ms after the worker stopped`);
+  t.is(code, 1, c.output());
+  t.regex(c.stderr.join('\n'), /failed at step \d+: DEADLINE_EXCEEDED/);
+  t.true(took < 10_000, 'within the 2 s deadline and some slack');
+});
+
+test.serial('launch restarts a killed worker and the run resumes from its last checkpoint: every loss equals the uninterrupted run', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...launchArgs, '--checkpoint-every', '5', '--run-dir', dir]);
+  killOnTeardown(t, p);
+  await p.waitFor(stepLine(12), 120_000);
+  const first = childPids(p.stderr).get('worker1')![0]!;
+  process.kill(first, 'SIGKILL');
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+  const err = p.stderr.join('\n');
+  t.regex(err, /\[launch\] worker1 \(tower 1, pid \d+\) killed by signal SIGKILL/);
+  t.regex(err, /\[launch\] restarting worker1 on 127\.0\.0\.1:\d+ \(restart 1 of 3\)/);
+  const evs = events(dir);
+  const restarts = evs.filter((e) => e.event === 'restart');
+  t.is(restarts.length, 1);
+  // it continued from the checkpoint written last before the failure
+  const before = evs.slice(0, evs.indexOf(restarts[0]!)).filter((e) => e.event === 'checkpoint');
+  t.is(restarts[0]!.from_step, before[before.length - 1]!.step);
+  t.is(restarts[0]!.checkpoint, before[before.length - 1]!.file);
+  t.log(`killed after step 12; resumed from step ${restarts[0]!.from_step}`);
+  await sameLossesAsReference(t, dir);
+  for (const [name, pids] of childPids(p.stderr)) for (const pid of pids) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
+
+test.serial('launch: a worker killed before the first checkpoint restarts the run from step 0, and says so', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...launchArgs, '--run-dir', dir]);
+  killOnTeardown(t, p);
+  await p.waitFor(stepLine(3), 120_000);
+  process.kill(childPids(p.stderr).get('worker0')![0]!, 'SIGKILL');
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+  t.regex(p.stderr.join('\n'), /no checkpoint of this run yet: restarting the run from step 0/);
+  const restarts = events(dir).filter((e) => e.event === 'restart');
+  t.deepEqual(restarts.map((r) => [r.from_step, r.checkpoint, r.tower]), [[0, null, restarts[0]!.tower]]);
+  await sameLossesAsReference(t, dir);
+});
+
+test.serial('separately started: the coordinator waits for a killed worker to come back on its address, then resumes from the last checkpoint', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '60']);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(12), 120_000);
+  w0.p.proc.kill('SIGKILL');
+  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\)/, 20_000);
+  // the operator starts it again on the same port
+  const port = w0.address.slice(w0.address.lastIndexOf(':') + 1);
+  const again = alexnet(['worker', '--tower', '0', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, again);
+  const { code } = await c.exited;
+  t.is(code, 0, c.output());
+  const restarts = events(dir).filter((e) => e.event === 'restart');
+  t.is(restarts.length, 1);
+  t.true([10, 15].includes(restarts[0]!.from_step!), `resumed from step ${restarts[0]!.from_step}`);
+  await sameLossesAsReference(t, dir);
+});
+
+test.serial('separately started: a worker that does not come back within --wait-for-workers ends the run, naming it', async (t) => {
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--wait-for-workers', '3'], 100_000);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(3), 120_000);
+  w1.p.proc.kill('SIGKILL');
+  const { code } = await c.exited;
+  t.is(code, 1, c.output());
+  t.regex(c.stderr.join('\n'), /worker 1 \(tower 1\) at \S+ did not come back within 3 s \(--wait-for-workers\)/);
+  t.notRegex(c.output(), /internal error|\n\s+at /);
+});
+
+test.serial('the coordinator killed mid-run and started again with --resume continues with the same workers; the torn metrics line is cut, no temporary file is left', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const c1 = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir]);
+  killOnTeardown(t, c1);
+  await c1.waitFor(stepLine(12), 120_000);
+  c1.proc.kill('SIGKILL');
+  await c1.exited;
+  t.deepEqual(noTempFiles(dir), [], 'no temporary file left by the kill');
+  // as if the kill had come in the middle of a line
+  const torn = '{"event":"step","step":13,"lr":0.01,"lo';
+  fs.appendFileSync(path.join(dir, 'metrics.jsonl'), torn);
+  // the same workers, still running (one may still be finishing the abandoned step): configured again
+  const c2 = coordinator([w0.address, w1.address], ['--resume', dir]);
+  killOnTeardown(t, c2);
+  const { code } = await c2.exited;
+  t.is(code, 0, c2.output());
+  const evs = events(dir);
+  t.deepEqual(evs.filter((e) => e.event === 'repaired').map((e) => e.dropped_bytes), [torn.length]);
+  t.is(evs.filter((e) => e.event === 'run').length, 2);
+  await sameLossesAsReference(t, dir);
+  t.deepEqual(noTempFiles(dir), []);
+});
+
+test.serial('a full disk while checkpointing keeps the previous checkpoint (a small tmpfs as the run directory)', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.fail('this test mounts a tmpfs and needs root (CI runs as root)');
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-fulldisk-'));
+  // one checkpoint fits with the metrics and run.json; a second one does not (the first is kept while it is written)
+  const ckBytes = encodeCheckpoint(spec, [initTowerParams(spec, 0, 1), initTowerParams(spec, 1, 1)], { step: 0, seed: 1, preset: 'tiny', extra: {} }).length;
+  const pages = Math.ceil(ckBytes / 4096) + 8;
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${pages * 4096}`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    t.fail(`cannot mount a tmpfs on ${dir}: ${(e as Error).message}`);
+    return;
+  }
+  t.teardown(() => {
+    execFileSync('umount', [dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  t.log(`tmpfs of ${pages * 4096} bytes; a checkpoint is ${ckBytes} bytes`);
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '2', '--keep', '5', '--run-dir', dir]);
+  killOnTeardown(t, c);
+  const { code } = await c.exited;
+  t.not(code, 0, c.output());
+  t.regex(c.stderr.join('\n'), /^alexnet: (could not write checkpoint \S+step-000000004\.safetensors: ENOSPC.*\(the previous checkpoint is kept\)|cannot write \S+metrics\.jsonl: no space left on the device.*)$/m);
+  t.notRegex(c.output(), /internal error|\n\s+at /);
+  const kept = listCheckpoints(path.join(dir, 'checkpoints'));
+  t.deepEqual(kept.map((f) => path.basename(f)), ['step-000000002.safetensors']);
+  const { state, params } = decodeCheckpoint(spec, fs.readFileSync(kept[0]!), kept[0]);
+  t.is(state.step, 2);
+  t.is(firstNonFinite(params[0]), null);
+  t.deepEqual(noTempFiles(dir), [], 'the partial checkpoint was removed');
+  // every line that was written is whole
+  t.true(events(dir).filter((e) => e.event === 'step').length >= 2);
+});
+
+test.serial('a loss that diverges (huge learning rate) stops the run naming the step; every checkpoint on disk is finite', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...launchArgs, '--lr', '1000', '--checkpoint-every', '1', '--run-dir', dir]);
+  killOnTeardown(t, p);
+  const { code } = await p.exited;
+  t.is(code, 1, p.output());
+  const m = /the loss is (NaN|Infinity|-Infinity) at step (\d+) \(learning rate 1000\): training diverged; lower --lr and resume from the last checkpoint; the latest checkpoint is (\S+)$/m.exec(p.stderr.join('\n'));
+  t.truthy(m, p.output());
+  const step = Number(m![2]);
+  t.log(`diverged at step ${step}: loss ${m![1]}`);
+  t.notRegex(p.stderr.join('\n'), /restarting/, 'no restart: a diverged run is not a lost worker');
+  const failed = events(dir).filter((e) => e.event === 'failed');
+  t.deepEqual(failed.map((e) => e.step), [step]);
+  const files = listCheckpoints(path.join(dir, 'checkpoints'));
+  t.true(files.length > 0);
+  t.is(path.basename(m![3]!), path.basename(files[files.length - 1]!));
+  for (const f of files) {
+    const { state, params } = decodeCheckpoint(spec, fs.readFileSync(f), f);
+    t.true(state.step <= step, `${path.basename(f)} is from before the step that diverged`);
+    t.is(firstNonFinite(params[0]), null, path.basename(f));
+    t.is(firstNonFinite(params[1]), null, path.basename(f));
+  }
+});
