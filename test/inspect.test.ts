@@ -1,0 +1,204 @@
+/**
+ * Inspection end to end, with real worker processes: the live answers (the
+ * coordinator's inspection service over gRPC, asking both workers) equal the
+ * checkpoint's (both towers in this process) for the same weights: kernels,
+ * feature maps before and after the crossings, fc8 on tower 0 only, and the
+ * predictions' logits; inspecting while training runs delays it between
+ * steps and leaves it unharmed; `alexnet inspect` writes PNGs of the
+ * expected sizes whose towers differ; mistakes are one line.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import sharp from 'sharp';
+import { tiny, type SgdHyper } from '@alexnet-mp/core';
+import { Coordinator, SyntheticSource, checkpointDir, heldOutSet } from '@alexnet-mp/coordinator';
+import { LiveInspector } from '../packages/coordinator/src/inspect/live.js';
+import { startInspectService, type InspectService } from '../packages/coordinator/src/inspect/service.js';
+import { CheckpointSource, LiveSource } from '../packages/coordinator/src/inspect/source.js';
+import { gridSize } from '../packages/coordinator/src/inspect/grid.js';
+import { mapShape } from '../packages/coordinator/src/inspect/layers.js';
+import { alexnet, maxRelError, startWorker } from './helpers.js';
+
+const B = 8;
+const SEED = 3;
+const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+
+interface Fixture {
+  runDir: string;
+  coordinator: Coordinator;
+  service: InspectService;
+  image: string;
+}
+
+let fixture: Promise<Fixture> | null = null;
+const cleanups: (() => Promise<void> | void)[] = [];
+test.after.always(async () => {
+  for (const f of cleanups.reverse()) await f();
+});
+
+/** Two workers, 3 training steps, a checkpoint of step 3 in runDir, the inspection service; an image file. */
+function setUp(): Promise<Fixture> {
+  fixture ??= (async () => {
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-inspect-'));
+    cleanups.push(() => fs.rmSync(runDir, { recursive: true, force: true }));
+    const [w0, w1] = await Promise.all([startWorker((f) => cleanups.push(f), 0, ['--max-batch', String(B)]), startWorker((f) => cleanups.push(f), 1, ['--max-batch', String(B)])]);
+    const source = new SyntheticSource(tiny, SEED);
+    const coordinator = new Coordinator({
+      spec: tiny,
+      workers: [w0.address, w1.address],
+      batch: B,
+      seed: SEED,
+      hyper,
+      source,
+      checkpoint: { dir: checkpointDir(runDir), every: 3, keep: 1, extra: () => ({ data_name: 'synthetic', input_mean: null }) },
+    });
+    cleanups.push(() => coordinator.close());
+    await coordinator.start();
+    // (Coordinator.run writes checkpoints only for a caller that takes them: onCheckpoint)
+    await coordinator.run(3, () => {}, { onCheckpoint: () => {} });
+    // the held-out examples as `alexnet coordinator` gives them (openTrainingData's heldOut for synthetic data)
+    const inspector = new LiveInspector(coordinator, tiny, {
+      classNames: [],
+      examples: async (count) => {
+        for await (const b of heldOutSet('synthetic', tiny, SEED, count, 1).batches()) return b;
+        throw new Error('no batch');
+      },
+    });
+    const service = await startInspectService({ inspector, coordinator, data: 'synthetic', inputMean: [], port: 0 });
+    cleanups.push(() => service.close());
+    // an image file of another size than the input (decoded and cut to the centre view like evaluation images)
+    const image = path.join(runDir, 'image.png');
+    const px = Buffer.alloc(40 * 30 * 3);
+    for (let i = 0; i < px.length; i++) px[i] = (i * 37) % 251;
+    await sharp(px, { raw: { width: 40, height: 30, channels: 3 } }).png().toFile(image);
+    return { runDir, coordinator, service, image };
+  })();
+  return fixture;
+}
+
+test.serial('the live path (coordinator service, both workers) gives the checkpoint path\'s kernels, feature maps and logits for the same weights', async (t) => {
+  const f = await setUp();
+  const live = await LiveSource.open(f.service.address);
+  const ck = CheckpointSource.open(f.runDir, { backend: 'webasm' });
+  t.teardown(async () => {
+    await live.close();
+    await ck.close();
+  });
+  t.is(ck.step, 3);
+
+  const [lk, ckk] = await Promise.all([live.kernels('conv1'), ck.kernels('conv1')]);
+  t.is(lk.step, 3);
+  for (const tw of [0, 1]) t.deepEqual(Array.from(lk.towers[tw]!.w), Array.from(ckk.towers[tw]!.w));
+  t.notDeepEqual(Array.from(lk.towers[0].w), Array.from(lk.towers[1].w));
+
+  const { imageInput } = await import('../packages/coordinator/src/inspect/image-input.js');
+  const img = await imageInput(f.image, tiny);
+  t.is(img.length, 3 * 16 * 16);
+  // conv2: before any crossing; conv3: after pool2 crosses; fc7: after three crossings; fc8: tower 0 only
+  for (const layer of ['conv2', 'conv3', 'fc7', 'fc8']) {
+    const [la, ca] = await Promise.all([live.activations(img, layer), ck.activations(img, layer)]);
+    t.is(la.step, 3);
+    for (const tw of [0, 1]) {
+      const a = la.towers[tw];
+      const b = ca.towers[tw];
+      if (layer === 'fc8' && tw === 1) {
+        t.is(a, null);
+        t.is(b, null);
+        continue;
+      }
+      t.truthy(a && b, `${layer} tower ${tw}`);
+      const err = maxRelError(a!, b!, 1e-5);
+      t.true(err < 1e-4, `${layer} tower ${tw}: worst relative difference ${err}`);
+      t.log(`${layer} tower ${tw}: ${a!.length} values, worst relative difference live vs checkpoint ${err.toExponential(2)}`);
+    }
+    if (layer !== 'fc8') t.notDeepEqual(Array.from(la.towers[0]!), Array.from(la.towers[1]!));
+  }
+
+  const lp = await live.predictions(4);
+  const cp = await ck.predictions(4);
+  t.deepEqual(Array.from(lp.images), Array.from(cp.images));
+  t.deepEqual(Array.from(lp.labels), Array.from(cp.labels));
+  t.true(maxRelError(lp.logits, cp.logits, 1e-5) < 1e-4);
+});
+
+test.serial('inspecting while training runs: served between steps, training and evaluation numbering unharmed', async (t) => {
+  const f = await setUp();
+  const c = f.coordinator;
+  const live = await LiveSource.open(f.service.address);
+  t.teardown(() => live.close());
+  const start = c.stepsCompleted;
+  const { imageInput } = await import('../packages/coordinator/src/inspect/image-input.js');
+  const img = await imageInput(f.image, tiny);
+  const steps: number[] = [];
+  const running = c.run(4, (m) => steps.push(m.step), { onCheckpoint: () => {} });
+  // asked while a step is in flight: answered between two steps
+  const [a, k] = await Promise.all([live.activations(img, 'pool5'), live.kernels('conv2')]);
+  await running;
+  t.deepEqual(steps, [start, start + 1, start + 2, start + 3]);
+  t.true(a.step >= start && a.step <= start + 4);
+  t.true(k.step >= start && k.step <= start + 4);
+  t.truthy(a.towers[0] && a.towers[1]);
+  // evaluations still number consecutively on both workers after inspections took numbers
+  const e = await c.evaluateBatch(await new SyntheticSource(tiny, SEED + 9).batch(0, 5));
+  t.is(e.batch, 5);
+  const status = await Promise.all(c.clients.map((w) => w.status()));
+  t.deepEqual(status.map((s) => s.state), ['READY', 'READY']);
+  t.is(status[0]!.evaluations_done, status[1]!.evaluations_done);
+});
+
+test.serial('`alexnet inspect` writes PNGs of the expected sizes whose towers differ, and prints each tower\'s colour score', async (t) => {
+  const f = await setUp();
+  const out = path.join(f.runDir, 'k.png');
+  const p = alexnet(['inspect', 'kernels', '--run', f.runDir, '--out', out, '--columns', '4']);
+  t.is((await p.exited).code, 0, p.output());
+  t.regex(p.output(), /tower 0: 0\.\d{3} \(median 0\.\d{3}\) over 4 kernels/);
+  t.regex(p.output(), /tower 1: 0\.\d{3} \(median 0\.\d{3}\) over 4 kernels/);
+  const g = gridSize(4, 3, 3, { columns: 4 });
+  const halves = async (file: string, height: number) => {
+    const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
+    t.is(info.height, 2 * height + 3);
+    const row = info.width * info.channels;
+    return [data.subarray(0, height * row), data.subarray((height + 3) * row)] as const;
+  };
+  t.is((await sharp(out).metadata()).width, g.width);
+  const [k0, k1] = await halves(out, g.height);
+  t.false(Buffer.from(k0).equals(Buffer.from(k1)));
+
+  const aout = path.join(f.runDir, 'a.png');
+  const q = alexnet(['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'conv2', '--out', aout, '--backend', 'webasm']);
+  t.is((await q.exited).code, 0, q.output());
+  const [C, H] = mapShape(tiny, 'conv2').shape;
+  const ga = gridSize(C, H, H, { minTile: 32 });
+  t.is((await sharp(aout).metadata()).width, ga.width);
+  const [a0, a1] = await halves(aout, ga.height);
+  t.false(Buffer.from(a0).equals(Buffer.from(a1)));
+
+  const pout = path.join(f.runDir, 'p.png');
+  const r = alexnet(['inspect', 'predictions', '--coordinator', f.service.address, '--count', '3', '--out', pout]);
+  t.is((await r.exited).code, 0, r.output());
+  t.true((await sharp(pout).metadata()).width! > 0);
+});
+
+test.serial('a bad layer, a missing run directory or image, no coordinator: one line each, exit code 2', async (t) => {
+  const f = await setUp();
+  const cases: [string[], RegExp][] = [
+    [['inspect', 'kernels', '--run', path.join(f.runDir, 'nope')], /^alexnet: --run .*nope: no such run directory$/],
+    [['inspect', 'kernels', '--run', f.runDir, '--layer', 'pool1'], /^alexnet: layer pool1 has no kernels: kernels are drawn for the conv layers, conv1, conv2, conv3, conv4, conv5$/],
+    [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'conv9'], /^alexnet: no layer "conv9" in preset tiny: choose one of conv1, relu1, /],
+    [['inspect', 'activations', '--coordinator', f.service.address, '--image', f.image, '--layer', 'conv9'], /^alexnet: no layer "conv9" in preset tiny/],
+    [['inspect', 'activations', '--run', f.runDir, '--image', path.join(f.runDir, 'none.jpg')], /^alexnet: --image .*none\.jpg: no such file$/],
+    [['inspect', 'kernels', '--run', f.runDir, '--layer', 'conv2', '--input-idx', '0:2'], /^alexnet: --input-idx 0:2: a slice shows one channel \(grey\) or three \(as RGB\), not 2$/],
+    [['inspect', 'kernels'], /^alexnet: give either --run RUN_DIR \(a checkpoint\) or --coordinator HOST:PORT/],
+    [['inspect', 'kernels', '--coordinator', '127.0.0.1:1'], /^alexnet: no coordinator answered at 127\.0\.0\.1:1 /],
+  ];
+  for (const [args, re] of cases) {
+    const p = alexnet(args);
+    const { code } = await p.exited;
+    t.is(code, 2, `${args.join(' ')}: ${p.output()}`);
+    const lines = p.stderr.filter((l) => !/Vulkan|BackendVk|^\s*$/.test(l));
+    t.is(lines.length, 1, `${args.join(' ')}: ${p.output()}`);
+    t.regex(lines[0] ?? '', re);
+  }
+});
