@@ -9,21 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { alexnet } from './helpers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const HOW = "install Debian's chromium package: apt-get update && apt-get install -y chromium (as root; `npm test` does it by itself when run as root with access to the Debian mirrors)";
-
-/** Chromium with no profile, no network services of its own, no GPU. */
-async function openBrowser(userDataDir: string): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-}
+import { chromiumMissing, openBrowser } from './browser.js';
 
 // ---- code that runs in the page. This project's TypeScript has no DOM types (lib ES2022): the little of the
 // DOM these callbacks use is declared here, for this module only.
@@ -69,8 +57,9 @@ const imageById = (id: string): LoadedImage | null => {
 };
 
 test('dashboard: the curves move, both workers show their status, conv1 kernels and feature maps, and a screenshot is saved', async (t) => {
-  if (!fs.existsSync(CHROMIUM)) {
-    t.fail(`${CHROMIUM} is missing: ${HOW}`);
+  const missing = chromiumMissing();
+  if (missing) {
+    t.fail(missing);
     return;
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-dashboard-'));
