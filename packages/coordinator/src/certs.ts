@@ -11,16 +11,25 @@
  * host of the cluster (--hosts), so any process may run on any of them.
  * Trust is the CA: any certificate it signed may make any call.
  */
-import 'reflect-metadata'; // @peculiar/x509's dependency injection (tsyringe) needs it, once per process
 import { webcrypto } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import type * as X509 from '@peculiar/x509';
 
 type CryptoKey = webcrypto.CryptoKey;
+
+let lib: Promise<typeof X509> | null = null;
+/** @peculiar/x509, loaded when certificates are made (not by every process that imports this module). */
+function x509lib(): Promise<typeof X509> {
+  lib ??= (async () => {
+    await import('reflect-metadata'); // its dependency injection (tsyringe) needs the Reflect metadata polyfill
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  })();
+  return lib;
+}
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -51,7 +60,7 @@ export interface CertsResult {
 /** The files of a process's identity in a directory made by `alexnet certs`. */
 export const identityFiles = (dir: string, name: string) => ({ ca: path.join(dir, 'ca.pem'), cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}-key.pem`) });
 
-const pemKey = async (k: CryptoKey) => x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', k), 'PRIVATE KEY');
+const pemKey = async (x509: typeof X509, k: CryptoKey) => x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', k), 'PRIVATE KEY');
 const serial = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1');
 const keyPair = async () => (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
 
@@ -62,6 +71,7 @@ export function checkCertName(name: string): string {
 }
 
 export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
+  const x509 = await x509lib();
   const hosts = [...(o.hosts ?? DEFAULT_CERT_HOSTS)];
   const names = (o.names ?? DEFAULT_CERT_NAMES).map(checkCertName);
   if (names.length === 0) throw new Error('no certificate names');
@@ -81,7 +91,7 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(Date.now() + days * DAY_MS);
 
-  let ca: x509.X509Certificate;
+  let ca: X509.X509Certificate;
   let caKey: CryptoKey;
   if (o.reuseCa) {
     try {
@@ -107,7 +117,7 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
       ],
     });
     caKey = keys.privateKey;
-    writePrivate(caKeyFile, await pemKey(caKey));
+    writePrivate(caKeyFile, await pemKey(x509, caKey));
     fs.writeFileSync(caFile, ca.toString('pem') + '\n');
   }
 
@@ -133,7 +143,7 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
       ],
     });
     const f = identityFiles(o.out, name);
-    writePrivate(f.key, await pemKey(keys.privateKey));
+    writePrivate(f.key, await pemKey(x509, keys.privateKey));
     fs.writeFileSync(f.cert, cert.toString('pem') + '\n');
     files.push({ name, cert: f.cert, key: f.key });
   }

@@ -8,3 +8,4 @@ export { launch, alexnetBin, type LaunchOptions, type LaunchResult } from './lau
 export { openTrainingData, SYNTHETIC_EPOCH_IMAGES, type TrainingData, type OpenDataOptions } from './training-data.js';
 export { loadResume, readCheckpointHeader, latestOf, checkpointDir, type Resumed, type SavedRun } from './resume.js';
 export { Progress, progressBarWanted, type ProgressOptions } from './progress.js';
+export { makeCerts, identityFiles, DEFAULT_CERT_HOSTS, DEFAULT_CERT_NAMES, type CertsOptions, type CertsResult } from './certs.js';

@@ -2,13 +2,14 @@
  * Who may call a worker: mutual TLS (a certificate signed by the cluster's
  * CA, both ways), a shared token in every call's metadata, both, or neither.
  *
- * - TLS: the server asks every client for a certificate and OpenSSL refuses
- *   the connection unless it chains to the CA (rejectUnauthorized); the
- *   client checks the server's certificate the same way (and its name).
- *   grpc-js does the TLS of clients; on the server side the TLS listener is
- *   ours (node:tls, its connections handed to grpc-js's connection injector)
- *   so that a refused handshake is logged with the address and the reason:
- *   grpc-js would drop it without a word.
+ * - TLS: the server asks every client for a certificate, OpenSSL verifies it
+ *   against the CA (chain, validity, purpose), and a connection it did not
+ *   authorise is closed before gRPC sees it; the client checks the server's
+ *   certificate the same way (and its name). grpc-js does the TLS of clients;
+ *   on the server side the TLS listener is ours (node:tls, its authorised
+ *   connections handed to grpc-js's connection injector) so that a refused
+ *   connection is logged with the address and the reason: grpc-js (and
+ *   Node's rejectUnauthorized) would drop it without a word.
  * - Token: every call carries `authorization: Bearer TOKEN`; a server
  *   interceptor refuses a call without the right one with UNAUTHENTICATED
  *   before its message reaches a handler, and logs who and which call.
@@ -245,7 +246,17 @@ export async function listenSecurely(server: grpc.Server, host: string, port: nu
   const id = s.tls;
   // the TLS is done here; grpc-js sees an HTTP/2 connection over an authenticated TLS socket (its auth context included)
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const listener = tls.createServer({ ca: id.ca, cert: id.cert, key: id.key, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], minVersion: 'TLSv1.2' }, (socket) => injector.injectConnection(socket));
+  // OpenSSL verifies the client's certificate against the CA (chain, validity, purpose) and says so in `authorized`;
+  // Node's rejectUnauthorized would drop a failed one silently, so the same check is made here, with a log line
+  const listener = tls.createServer({ ca: id.ca, cert: id.cert, key: id.key, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'], minVersion: 'TLSv1.2' }, (socket) => {
+    if (socket.authorized) {
+      injector.injectConnection(socket);
+      return;
+    }
+    const who = formatAddress({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 });
+    refusals.note(who, 'a TLS connection', unauthorizedReason(socket));
+    socket.destroy();
+  });
   listener.on('tlsClientError', (err, socket) => {
     const who = socket.remoteAddress ? formatAddress({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'an unknown address';
     refusals.note(who, 'a TLS connection', tlsReason(err));
@@ -267,12 +278,22 @@ export async function listenSecurely(server: grpc.Server, host: string, port: nu
   };
 }
 
-/** OpenSSL's reason for a refused handshake, in words a person can act on. */
+/** Why OpenSSL did not authorise a client's certificate, in words a person can act on. */
+function unauthorizedReason(socket: tls.TLSSocket): string {
+  const cert = socket.getPeerCertificate();
+  const code = String(socket.authorizationError ?? 'not authorised');
+  if (!cert || Object.keys(cert).length === 0) return 'no client certificate';
+  const subject = cert.subject?.CN ? `CN=${cert.subject.CN}` : 'a certificate';
+  if (/UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED|CERT_SIGNATURE_FAILURE/.test(code)) return `a certificate not signed by this cluster's CA (${subject}, ${code})`;
+  if (/EXPIRED|NOT_YET_VALID/.test(code)) return `a certificate outside its validity period (${subject}, ${code})`;
+  return `${subject} refused: ${code}`;
+}
+
+/** OpenSSL's reason for a failed handshake, in words a person can act on. */
 function tlsReason(err: Error & { code?: string; reason?: string }): string {
   const raw = err.reason ?? err.message;
   if (/wrong version number|http request/i.test(raw)) return `not TLS: a client without --tls (${raw})`;
-  if (/peer did not return a certificate|CERTIFICATE_REQUIRED/i.test(raw)) return `no client certificate (${raw})`;
-  if (/unknown ca|certificate verify failed|unable to get local issuer|self.signed/i.test(raw)) return `a certificate not signed by this cluster's CA (${raw})`;
+  if (/unknown ca|certificate verify failed|bad certificate/i.test(raw)) return `the client does not trust this server's certificate (${raw})`;
   if (/ECONNRESET|socket hang up/i.test(raw)) return `the client closed the connection during the TLS handshake (${raw}; it may not trust this server's certificate)`;
   return raw;
 }

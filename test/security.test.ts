@@ -1,0 +1,156 @@
+/**
+ * Authentication between real processes on loopback: mutual TLS with the
+ * certificates of `alexnet certs`, the shared token, and `launch`'s random
+ * token; strangers (no certificate, another CA's, plain gRPC, no token, a
+ * wrong token) are refused, on the Worker and the Peer service, and logged.
+ */
+import test, { type ExecutionContext } from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { tiny } from '@alexnet-mp/core';
+import { maxMessageBytes, protocol, randomToken, unary, type ExchangeRequest, type StatusReply } from '@alexnet-mp/worker';
+import { identityFiles, makeCerts } from '@alexnet-mp/coordinator';
+import { alexnet, startWorker } from './helpers.js';
+
+const B = 4;
+const limit = maxMessageBytes(tiny, B);
+
+function tmpDir(t: ExecutionContext, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function coordinate(workers: string[], extra: string[]) {
+  const p = alexnet(['coordinator', '--workers', workers.join(','), '--preset', 'tiny', '--steps', '2', '--batch', String(B), '--connect-timeout', '3', ...extra]);
+  const { code } = await p.exited;
+  return { code, err: p.stderr.join('\n'), out: p.stdout.join('\n') };
+}
+
+/** A call that must fail; its error. */
+async function fails(t: ExecutionContext, what: string, call: Promise<unknown>): Promise<grpc.ServiceError> {
+  const e = (await t.throwsAsync(call, undefined, `${what} was answered`)) as grpc.ServiceError;
+  t.log(`${what}: ${grpc.status[e.code]}: ${e.details}`);
+  return e;
+}
+
+const exchange = (run: string): ExchangeRequest => ({ run_id: run, step: 0, point: 'pool2', direction: 'FORWARD', from_tower: 0, tensor: { shape: [1], data: Buffer.alloc(4) } });
+
+test.serial('mutual TLS: a run works; a client without a certificate, with another CA\'s, or without TLS is refused and logged', async (t) => {
+  const dir = tmpDir(t, 'alexnet-tls-');
+  const [a, b] = [path.join(dir, 'a'), path.join(dir, 'b')];
+  await Promise.all([makeCerts({ out: a }), makeCerts({ out: b })]);
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--tls', a, '--max-batch', String(B)]), startWorker(t, 1, ['--tls', a, '--max-batch', String(B)])]);
+  t.regex(w0.p.output(), /authentication: mutual TLS as worker0/);
+  const addresses = [w0.address, w1.address];
+
+  // the three processes with certificates of one CA: the coordinator's calls and the workers' exchanges over TLS
+  const ok = await coordinate(addresses, ['--tls', a]);
+  t.is(ok.code, 0, ok.err);
+  t.regex(ok.out, /"event":"done"/);
+
+  const file = (d: string, name: string, kind: 'ca' | 'cert' | 'key') => fs.readFileSync(identityFiles(d, name)[kind]);
+  const caA = file(a, 'coordinator', 'ca');
+  const { Worker, Peer } = protocol();
+  const opts = { 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit };
+  const clients: grpc.Client[] = [];
+  const client = (C: grpc.ServiceClientConstructor, address: string, creds: grpc.ChannelCredentials) => {
+    const c = new C(address, creds, opts);
+    clients.push(c);
+    return c;
+  };
+  t.teardown(() => clients.forEach((c) => c.close()));
+  const call = { timeoutMs: 5000 };
+  // no client certificate (it trusts the server)
+  await fails(t, 'Status without a client certificate', unary(client(Worker, w0.address, grpc.credentials.createSsl(caA)), 'Status', {}, call));
+  await w0.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: no client certificate/, 10_000);
+  // a certificate of another CA (made by another `alexnet certs`), trusting this cluster's CA: refused by the server
+  const stranger = grpc.credentials.createSsl(caA, file(b, 'worker0', 'key'), file(b, 'worker0', 'cert'));
+  await fails(t, "Status with another CA's certificate", unary(client(Worker, w0.address, stranger), 'Status', {}, call));
+  await w0.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: a certificate not signed by this cluster's CA/, 10_000);
+  // the Peer service is the same port: another CA's "worker 0" cannot push a tensor to worker 1
+  await fails(t, "Peer.Exchange with another CA's certificate", unary(client(Peer, w1.address, stranger), 'Exchange', exchange('x'), call));
+  await w1.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: a certificate not signed by this cluster's CA/, 10_000);
+  // plain gRPC
+  await fails(t, 'Status without TLS', unary(client(Worker, w0.address, grpc.credentials.createInsecure()), 'Status', {}, call));
+  await w0.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: not TLS/, 10_000);
+
+  // coordinators that cannot join: one line each, saying what to look at
+  const [otherCa, plain] = await Promise.all([coordinate(addresses, ['--tls', b]), coordinate(addresses, [])]);
+  t.is(otherCa.code, 2, otherCa.err);
+  t.regex(otherCa.err, /no worker answered at 127\.0\.0\.1:\d+ within 3 s .*the TLS handshake failed: are both sides started with --tls and certificates of the same CA/);
+  t.is(plain.code, 2, plain.err);
+  t.regex(plain.err, /if it was started with --tls, give --tls here too/);
+  for (const r of [otherCa, plain]) t.notRegex(r.err, /internal error|\n\s+at /);
+
+  // with a certificate of the CA the workers answer (and a worker's own certificate is a client certificate too)
+  const member = client(Worker, w0.address, grpc.credentials.createSsl(caA, file(a, 'worker1', 'key'), file(a, 'worker1', 'cert')));
+  const st = await unary<object, StatusReply>(member, 'Status', {}, call);
+  t.is(st.state, 'READY', 'the refused connections left the worker as the run left it');
+  t.is(st.steps_done, 2);
+});
+
+test.serial('shared token: a run works; a call without the token or with a wrong one is refused (UNAUTHENTICATED) and logged with who and which call', async (t) => {
+  const dir = tmpDir(t, 'alexnet-token-');
+  const tokenFile = path.join(dir, 'token');
+  fs.writeFileSync(tokenFile, randomToken() + '\n', { mode: 0o600 });
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--token-file', tokenFile, '--max-batch', String(B)]), startWorker(t, 1, ['--token-file', tokenFile, '--max-batch', String(B)])]);
+  t.regex(w0.p.output(), /authentication: a shared token/);
+  const addresses = [w0.address, w1.address];
+
+  const ok = await coordinate(addresses, ['--token-file', tokenFile]);
+  t.is(ok.code, 0, ok.err);
+  t.regex(ok.out, /"event":"done"/);
+
+  const [none, wrong] = await Promise.all([coordinate(addresses, []), coordinate(addresses, ['--token', 'not-the-token-of-this-cluster'])]);
+  t.is(none.code, 2, none.err);
+  t.regex(none.err, /worker 0 \(tower 0\) at \S+ refused us: no token: this worker takes calls with its shared token only/);
+  t.is(wrong.code, 2, wrong.err);
+  t.regex(wrong.err, /refused us: wrong token/);
+  for (const r of [none, wrong]) {
+    t.notRegex(r.err, /internal error|\n\s+at /);
+    t.false(r.out.includes('"event":"step"'), 'no step ran');
+  }
+  await w0.p.waitFor(/refused Worker\.Handshake from 127\.0\.0\.1:\d+: no token/, 10_000);
+  await w0.p.waitFor(/refused Worker\.Handshake from 127\.0\.0\.1:\d+: wrong token/, 10_000);
+
+  // the Peer service: a stranger cannot push a tensor into worker 1's mailbox
+  const peer = new (protocol().Peer)(w1.address, grpc.credentials.createInsecure());
+  t.teardown(() => peer.close());
+  const e = await fails(t, 'Peer.Exchange without the token', unary(peer, 'Exchange', exchange('x')));
+  t.is(e.code, grpc.status.UNAUTHENTICATED);
+  await w1.p.waitFor(/refused Peer\.Exchange from 127\.0\.0\.1:\d+: no token/, 10_000);
+
+  // a token too short to be one is a user error at start
+  const short = alexnet(['worker', '--tower', '0', '--port', '0', '--token', 'abc']);
+  t.is((await short.exited).code, 2);
+  t.regex(short.stderr.join('\n'), /^alexnet: the token from --token has 3 characters: use at least 16/);
+});
+
+test.serial('launch gives its three processes a random token by default (in their environment, not on a command line): a stranger is refused', async (t) => {
+  const p = alexnet(['launch', '--steps', '25', '--batch', String(B)]);
+  t.teardown(() => {
+    if (p.proc.exitCode === null) p.proc.kill('SIGTERM');
+  });
+  const m = await p.waitFor(/\[worker0\] .* listening on (\S+)$/);
+  const pid = Number((await p.waitFor(/\[launch\] worker0: pid (\d+)/))[1]);
+  const worker = new (protocol().Worker)(m[1]!, grpc.credentials.createInsecure());
+  t.teardown(() => worker.close());
+  const e = await fails(t, "Status on launch's worker 0 without its token", unary(worker, 'Status', {}, { timeoutMs: 5000 }));
+  t.is(e.code, grpc.status.UNAUTHENTICATED);
+  let cmdline = '';
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    // the run may be over already: the log lines below still tell
+  }
+  t.false(cmdline.includes('--token'), 'the token is not on the command line');
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+  t.regex(p.output(), /\[worker0\] alexnet worker 0: authentication: a shared token/);
+  t.regex(p.output(), /\[worker1\] alexnet worker 1: authentication: a shared token/);
+  t.regex(p.output(), /\[worker0\] alexnet worker 0: refused Worker\.Status from 127\.0\.0\.1:\d+: no token/);
+  t.regex(p.output(), /"event":"done"/);
+});
