@@ -17,8 +17,9 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 echo "ensure-chromium: $CHROMIUM is missing: installing Debian's chromium package (apt-get update; apt-get install -y chromium)" >&2
-if DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/tmp/ensure-chromium.log 2>&1; then
-  echo "ensure-chromium: installed $("$CHROMIUM" --version 2>/dev/null || echo chromium)" >&2
+DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/tmp/ensure-chromium.log 2>&1
+if [ -x "$CHROMIUM" ]; then
+  echo "ensure-chromium: installed $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")" >&2
 else
   echo "ensure-chromium: apt-get could not install chromium (no network to the Debian mirrors?), see /tmp/ensure-chromium.log: $advice; test/dashboard.test.ts will fail until then" >&2
 fi
