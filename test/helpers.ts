@@ -15,9 +15,10 @@ export interface Proc {
   output(): string;
 }
 
-/** Runs `node bin/alexnet.mjs ...args`. */
-export function alexnet(args: string[]): Proc {
-  const proc = spawn(process.execPath, [alexnetBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `node bin/alexnet.mjs ...args`, or with `netns` inside that network namespace (`ip netns exec`, as root). */
+export function alexnet(args: string[], o: { netns?: string } = {}): Proc {
+  const argv = [process.execPath, alexnetBin, ...args];
+  const proc = o.netns ? spawn('ip', ['netns', 'exec', o.netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const watchers: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];

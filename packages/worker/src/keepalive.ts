@@ -9,9 +9,14 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 
-/** A ping every 10 s on a connection; no answer within 10 s drops it (its calls fail with UNAVAILABLE). */
-export const KEEPALIVE_TIME_MS = 10_000;
-export const KEEPALIVE_TIMEOUT_MS = 10_000;
+/**
+ * A ping every 30 s on a connection; no answer within 2 minutes drops it (its calls fail with UNAVAILABLE).
+ * Generous: a worker computing on CPU answers pings only between kernels (its event loop is busy during one),
+ * and a dropped connection in the middle of a long step would be taken for a lost worker. A hung worker is
+ * noticed sooner by the coordinator's step deadlines (health.ts), which follow the step times seen.
+ */
+export const KEEPALIVE_TIME_MS = 30_000;
+export const KEEPALIVE_TIMEOUT_MS = 120_000;
 /** Reconnect backoff: grpc-js's default grows to 120 s, too slow to notice a worker that is back. */
 export const MAX_RECONNECT_BACKOFF_MS = 5_000;
 
