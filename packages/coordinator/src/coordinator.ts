@@ -509,7 +509,11 @@ export class Coordinator {
           o.onEval?.(e);
           if (epochEnd && this.o.schedule?.observe(e.top1_error)) o.onLrDrop?.(this.hyperOf(done).lr, this.epochOf(done));
         }
-        if (ck && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last)) o.onCheckpoint?.(await this.writeCheckpoint(), done);
+        if (ck && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last)) {
+          // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
+          const written = await this.writeCheckpoint();
+          o.onCheckpoint?.(written, done);
+        }
         await this.runBetweenStepTasks();
       }
     } finally {
