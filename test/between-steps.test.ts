@@ -1,7 +1,8 @@
 /**
  * Coordinator.betweenSteps, with real workers: a task asked for during a run runs after the step in flight and
  * before the next one (the workers answer GetParameters only then: they refuse it during a step), training waits
- * for it once and carries on; a task asked for before `run` finishes before the first step.
+ * for it once and carries on; a task asked for before `run` finishes before the first step, one asked for
+ * during an evaluation outside `run` runs after it.
  */
 import test from 'ava';
 import { tiny, type SgdHyper } from '@alexnet-mp/core';
@@ -81,4 +82,9 @@ test('betweenSteps: tasks run between two steps, never during one, and training 
 
   // after the run: at once
   t.is(await c.betweenSteps(async () => c.stepsCompleted), 5);
+  // during a call outside the run (an evaluation on its own): after it
+  const evaluation = c.evaluateBatch(await new SyntheticSource(tiny, 4).batch(0, 4));
+  const afterEval = await c.betweenSteps(async () => (await c.clients[0].status()).state);
+  t.is(afterEval, 'READY');
+  t.is((await evaluation).batch, 4);
 });

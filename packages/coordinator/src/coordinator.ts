@@ -331,6 +331,8 @@ export class Coordinator {
       ),
     );
     this.inFlight = null;
+    // tasks asked for during a call made outside `run` (e.g. an evaluation on its own) run after it
+    if (!this.running && this.betweenStepTasks.length > 0) this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks());
     if (firstFailed !== null) {
       const ft: number = firstFailed;
       const why = (t: number) => describeError((settled[t] as PromiseRejectedResult).reason);
