@@ -264,6 +264,7 @@ test.serial('a full disk while checkpointing keeps the previous checkpoint (a sm
   t.not(code, 0, c.output());
   t.regex(c.stderr.join('\n'), /^alexnet: (could not write checkpoint \S+step-000000004\.safetensors: ENOSPC.*\(the previous checkpoint is kept\)|cannot write \S+metrics\.jsonl: no space left on the device.*)$/m);
   t.notRegex(c.output(), /internal error|\n\s+at /);
+  t.log(c.stderr.find((l) => l.startsWith('alexnet: ')));
   const kept = listCheckpoints(path.join(dir, 'checkpoints'));
   t.deepEqual(kept.map((f) => path.basename(f)), ['step-000000002.safetensors']);
   const { state, params } = decodeCheckpoint(spec, fs.readFileSync(kept[0]!), kept[0]);
