@@ -106,7 +106,7 @@ test.serial('shared token: a run works; a call without the token or with a wrong
 
   const [none, wrong] = await Promise.all([coordinate(addresses, []), coordinate(addresses, ['--token', 'not-the-token-of-this-cluster'])]);
   t.is(none.code, 2, none.err);
-  t.regex(none.err, /worker 0 \(tower 0\) at \S+ refused us: no token: this worker takes calls with its shared token only/);
+  t.regex(none.err, /worker 0 \(tower 0\) at \S+ refused us: no token: this server takes calls with the shared token of its run only/);
   t.is(wrong.code, 2, wrong.err);
   t.regex(wrong.err, /refused us: wrong token/);
   for (const r of [none, wrong]) {
@@ -129,8 +129,9 @@ test.serial('shared token: a run works; a call without the token or with a wrong
   t.regex(short.stderr.join('\n'), /^alexnet: the token from --token has 3 characters: use at least 16/);
 });
 
-test.serial('launch gives its three processes a random token by default (in their environment, not on a command line): a stranger is refused', async (t) => {
-  const p = alexnet(['launch', '--steps', '25', '--batch', String(B)]);
+test.serial("launch gives its three processes a random token by default (in their environment, not on a command line): a stranger is refused; so is one without it at the coordinator's inspection service", async (t) => {
+  const runDir = path.join(tmpDir(t, 'alexnet-launch-'), 'run');
+  const p = alexnet(['launch', '--steps', '60', '--batch', String(B), '--inspect-port', '0', '--run-dir', runDir]);
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGTERM');
   });
@@ -147,10 +148,24 @@ test.serial('launch gives its three processes a random token by default (in thei
     // the run may be over already: the log lines below still tell
   }
   t.false(cmdline.includes('--token'), 'the token is not on the command line');
+
+  // the inspection service asks for the same token; launch says where it wrote it (readable by this user only)
+  const hint = await p.waitFor(/\[launch\] inspection service: (\S+) \(alexnet inspect .* --coordinator \S+ --token-file (\S+)\)/);
+  const [address, tokenFile] = [hint[1]!, hint[2]!];
+  t.is(tokenFile, path.join(runDir, 'token'));
+  t.is(fs.statSync(tokenFile).mode & 0o777, 0o600);
+  const inspect = (extra: string[]) => alexnet(['inspect', 'kernels', '--coordinator', address, '--out', path.join(runDir, 'k.png'), ...extra]);
+  const [without, withToken] = [inspect([]), inspect(['--token-file', tokenFile])];
+  t.is((await without.exited).code, 2, without.output());
+  t.regex(without.stderr.join('\n'), /^alexnet: the coordinator at \S+ refused us: no token/);
+  t.is((await withToken.exited).code, 0, withToken.output());
+  t.true(fs.existsSync(path.join(runDir, 'k.png')));
+
   const { code } = await p.exited;
   t.is(code, 0, p.output());
   t.regex(p.output(), /\[worker0\] alexnet worker 0: authentication: a shared token/);
   t.regex(p.output(), /\[worker1\] alexnet worker 1: authentication: a shared token/);
   t.regex(p.output(), /\[worker0\] alexnet worker 0: refused Worker\.Status from 127\.0\.0\.1:\d+: no token/);
+  t.regex(p.output(), /\[coord\] alexnet coordinator: refused Coordinator\.ListWorkers from 127\.0\.0\.1:\d+: no token/);
   t.regex(p.output(), /"event":"done"/);
 });

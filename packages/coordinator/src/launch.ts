@@ -34,6 +34,8 @@ export interface LaunchOptions {
   readonly ports: readonly [number, number];
   /** Each child's output is also written to <runDir>/<name>.log. */
   readonly runDir?: string;
+  /** The credentials options a tool needs to call the run (shown with the inspection service's address). */
+  readonly toolArgs?: readonly string[];
   /** Added to the children's environment (the run's shared token: not on a command line, where `ps` shows it). */
   readonly env?: Readonly<Record<string, string>>;
   /** How long a worker may take to start listening. */
@@ -154,7 +156,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const ui = c.name === 'coord' ? /: dashboard at (http:\/\/\S+)$/.exec(line) : null;
     if (ui) (progress ? (l: string) => progress!.note(l) : err)(`[launch] dashboard: ${ui[1]}`);
     const inspect = c.name === 'coord' ? /: inspection service \(alexnet\.v1\.Coordinator\) at (\S+): /.exec(line) : null;
-    if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]})`);
+    if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]}${o.toolArgs?.length ? ` ${o.toolArgs.join(' ')}` : ''})`);
   };
   const start = (name: Name, args: string[]): Child => {
     const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });

@@ -223,7 +223,7 @@ export function serverInterceptors(s: Security | undefined, refusals: RefusalLog
               refusals.note(call.getPeer(), methodName(method.path), why);
               call.sendStatus({
                 code: grpc.status.UNAUTHENTICATED,
-                details: `${why}: this worker takes calls with its shared token only (give the caller the same --token-file or ALEXNET_TOKEN)`,
+                details: `${why}: this server takes calls with the shared token of its run only (give the caller the same --token-file or ALEXNET_TOKEN)`,
               });
             },
           });

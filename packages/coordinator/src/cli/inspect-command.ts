@@ -9,12 +9,13 @@ import type { Argv, CommandModule } from 'yargs';
 import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { checkAddress, positiveInt } from './options.js';
+import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { CheckpointSource, LiveSource, type InspectSource } from '../inspect/source.js';
 import { imageInput } from '../inspect/image-input.js';
 import { activationPicture, describeScore, kernelPicture, predictionsPicture } from '../inspect/render.js';
 import { writePng } from '../inspect/png.js';
 
-interface CommonArgs {
+interface CommonArgs extends SecurityArgs {
   run?: string;
   coordinator?: string;
   out?: string;
@@ -33,6 +34,8 @@ const commonOptions = (y: Argv) =>
     backend: { choices: backendChoices, default: 'auto', describe: 'with --run: the gpu.js mode of the forward passes' },
     data: { type: 'string', describe: "with --run: the data set for predictions and the input mean (default: the run's own)" },
     'cache-dir': { type: 'string', describe: 'with --run: the data cache folder (as for training)' },
+    // with --coordinator: the credentials it asks for (its own: --tls DIR takes DIR/coordinator.pem)
+    ...securityOptions,
   });
 
 /** The source named by --run or --coordinator (exactly one). */
@@ -40,7 +43,7 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   if ((a.run === undefined) === (a.coordinator === undefined)) throw new UserError('give either --run RUN_DIR (a checkpoint) or --coordinator HOST:PORT (a running coordinator)');
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
   if (a.run !== undefined) return CheckpointSource.open(a.run, { backend: a.backend as RequestedBackend, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet inspect: ${l}\n`) });
-  return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'));
+  return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator') });
 }
 
 /** --out, or a file named for what it shows under RUN_DIR/inspect (or ./inspect). */

@@ -9,7 +9,7 @@ export const inspectServeOptions = {
       'serve alexnet.v1.Coordinator (inspection: `alexnet inspect ... --coordinator HOST:PORT` and tools) on this port; 0: a free port; not given: none. ' +
       'The address is printed. Each request waits for the current step to end and delays the next step by its own time',
   },
-  'inspect-host': { type: 'string', default: '127.0.0.1', describe: 'address the inspection service listens on (default: this machine only; it has no authentication)' },
+  'inspect-host': { type: 'string', default: '127.0.0.1', describe: "address the inspection service listens on (default: this machine only); callers need the coordinator's credentials (--tls, the token)" },
 } satisfies Record<string, Options>;
 
 export interface InspectServeArgs {

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { getPreset } from '@alexnet-mp/core';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
-import { launchSecurity, launchSecurityOptions, type SecurityArgs } from './security-options.js';
+import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
 import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
@@ -89,7 +89,10 @@ export const launchCommand: CommandModule<object, Args> = {
       ...uiArgsToForward(a),
       ...inspectArgsToForward(a),
     ];
-    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume, maxRestarts: a['max-restarts'], env: security.env });
+    // with the inspection service, `alexnet inspect --coordinator` needs the run's credentials: launch says which
+    const tool = a['inspect-port'] !== undefined ? toolCredentials(a, security, a['run-dir'] ?? a.resume) : null;
+    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume, maxRestarts: a['max-restarts'], env: security.env, toolArgs: tool?.args });
+    tool?.cleanup();
     process.exit(r.code);
   },
 };

@@ -1,4 +1,7 @@
 /** The authentication options of `worker`, `coordinator` and `launch`, and the Security they make. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Options } from 'yargs';
 import { CredentialsError, checkToken, loadTlsIdentity, randomToken, readTokenFile, type Security } from '@alexnet-mp/worker';
 import { identityFiles } from '../certs.js';
@@ -77,9 +80,28 @@ export const launchSecurityOptions = {
  * here first), and a shared token in their environment, never on a command line: the user's, or a random one
  * per launch, so that nothing else on the machine can drive its workers, at the cost of one metadata header a call.
  */
-export function launchSecurity(a: SecurityArgs, env: NodeJS.ProcessEnv = process.env): { args: string[]; env: Record<string, string> } {
+export function launchSecurity(a: SecurityArgs, env: NodeJS.ProcessEnv = process.env): { args: string[]; env: Record<string, string>; generated: boolean } {
   if (a['tls-ca'] !== undefined || a['tls-cert'] !== undefined || a['tls-key'] !== undefined) throw new UserError('launch takes --tls DIR (a certificate per process), not --tls-ca/--tls-cert/--tls-key');
-  const token = tokenFrom(a, env) ?? randomToken();
+  const given = tokenFrom(a, env);
+  const token = given ?? randomToken();
   if (a.tls !== undefined) for (const name of ['worker0', 'worker1', 'coordinator']) securityFrom({ tls: a.tls }, name, {});
-  return { args: a.tls !== undefined ? ['--tls', a.tls] : [], env: { [TOKEN_ENV]: token } };
+  return { args: a.tls !== undefined ? ['--tls', a.tls] : [], env: { [TOKEN_ENV]: token }, generated: given === undefined };
+}
+
+/**
+ * What a tool (`alexnet inspect --coordinator`) needs to call a launched run: `--tls DIR`, and the token as a
+ * file: the user's --token-file, or the launch's random token written where only this user can read it
+ * (RUN_DIR/token, else a temporary folder that `cleanup` removes). A token given with --token or
+ * ALEXNET_TOKEN is the user's to give again.
+ */
+export function toolCredentials(a: SecurityArgs, launched: { env: Record<string, string>; generated: boolean }, runDir: string | undefined): { args: string[]; cleanup: () => void } {
+  const args = a.tls !== undefined ? ['--tls', a.tls] : [];
+  if (a['token-file'] !== undefined) return { args: [...args, '--token-file', a['token-file']], cleanup: () => {} };
+  if (!launched.generated) return { args, cleanup: () => {} };
+  const dir = runDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-'));
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'token');
+  fs.writeFileSync(file, launched.env[TOKEN_ENV] + '\n', { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return { args: [...args, '--token-file', file], cleanup: () => (runDir === undefined ? fs.rmSync(dir, { recursive: true, force: true }) : undefined) };
 }

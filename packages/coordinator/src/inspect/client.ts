@@ -5,6 +5,7 @@ import {
   describeError,
   isServiceError,
   protocol,
+  secureClient,
   sizeLimitOptions,
   unary,
   type GetKernelsReply,
@@ -12,6 +13,7 @@ import {
   type InspectActivationsReply,
   type InspectActivationsRequest,
   type ListWorkersReply,
+  type Security,
 } from '@alexnet-mp/worker';
 import { UserError } from '../cli/errors.js';
 import type { ActivationsAt, KernelsAt, LayerKernels, PredictionsAt } from './live.js';
@@ -22,8 +24,9 @@ const CLIENT_LIMIT_BYTES = 256 * 1024 * 1024;
 export class InspectClient {
   private readonly client: grpc.Client;
 
-  constructor(readonly address: string) {
-    this.client = new (protocol().Coordinator)(address, grpc.credentials.createInsecure(), sizeLimitOptions(CLIENT_LIMIT_BYTES));
+  /** `security`: the coordinator's credentials (its --tls or token), when it asks for them. */
+  constructor(readonly address: string, security?: Security) {
+    this.client = secureClient(protocol().Coordinator, address, security, sizeLimitOptions(CLIENT_LIMIT_BYTES));
   }
 
   /** A service error as one line for the user (a refusal's message as it is). */
@@ -32,6 +35,7 @@ export class InspectClient {
       if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
         return new UserError(`no coordinator answered at ${this.address} (${describeError(e)}): start it with --inspect-port (alexnet launch prints the address)`);
       }
+      if (e.code === grpc.status.UNAUTHENTICATED) return new UserError(`the coordinator at ${this.address} refused us: ${e.details} (alexnet launch says which --token-file to give)`);
       if (e.code === grpc.status.UNIMPLEMENTED) return new UserError(`${this.address} does not serve alexnet.v1.Coordinator (${describeError(e)})`);
       return new UserError(`the coordinator at ${this.address}: ${e.details || e.message}`);
     }

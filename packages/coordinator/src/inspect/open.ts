@@ -37,6 +37,7 @@ export async function openInspectService(o: OpenInspectOptions): Promise<Inspect
     inputMean: o.data.source.inputMean ?? [],
     host: o.host,
     port: o.port,
+    log: o.info,
   });
   o.info(`inspection service (alexnet.v1.Coordinator) at ${service.address}: alexnet inspect kernels --coordinator ${service.address}`);
   return service;

@@ -5,8 +5,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import {
+  RefusalLog,
   RpcError,
   describeError,
+  listenSecurely,
+  serverInterceptors,
   encodeTensor,
   formatAddress,
   maxMessageBytes,
@@ -34,6 +37,8 @@ export interface InspectServiceOptions {
   readonly host?: string;
   /** 0: a free port. */
   readonly port: number;
+  /** Where refused calls are logged (the coordinator's own credentials, `coordinator.o.security`, are asked of callers). */
+  readonly log?: (line: string) => void;
 }
 
 export interface InspectService {
@@ -55,7 +60,9 @@ async function answer<T>(f: () => Promise<T>): Promise<T> {
 export async function startInspectService(o: InspectServiceOptions): Promise<InspectService> {
   const c = o.coordinator;
   const spec = c.o.spec;
-  const server = new grpc.Server(sizeLimitOptions(maxMessageBytes(spec, c.maxEvalBatch)));
+  // callers need the credentials the coordinator uses with its workers (mutual TLS and/or the token; auth.ts)
+  const refusals = new RefusalLog(o.log ?? (() => {}));
+  const server = new grpc.Server({ ...sizeLimitOptions(maxMessageBytes(spec, c.maxEvalBatch)), interceptors: serverInterceptors(c.o.security, refusals) });
   server.addService(protocol().Coordinator.service, {
     ListWorkers: unaryHandler<object, ListWorkersReply>(async () => {
       const workers = await Promise.all(
@@ -119,8 +126,9 @@ export async function startInspectService(o: InspectServiceOptions): Promise<Ins
   });
   const host = o.host ?? '127.0.0.1';
   let port: number;
+  let stopListening = () => {};
   try {
-    port = await new Promise<number>((resolve, reject) => server.bindAsync(formatAddress({ host, port: o.port }), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    ({ port, stop: stopListening } = await listenSecurely(server, host, o.port, c.o.security, refusals));
   } catch (e) {
     throw new UserError(`the inspection service cannot listen on ${formatAddress({ host, port: o.port })}: ${(e as Error).message} (--inspect-port 0 picks a free port)`);
   }
@@ -128,6 +136,7 @@ export async function startInspectService(o: InspectServiceOptions): Promise<Ins
     address: formatAddress({ host, port }),
     close: () =>
       new Promise<void>((resolve) => {
+        stopListening();
         server.tryShutdown(() => resolve());
         setTimeout(() => {
           server.forceShutdown();

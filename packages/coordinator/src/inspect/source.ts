@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { CheckpointError, GroupedTrainer, decodeCheckpoint, getPreset, latestCheckpoint, modelHash, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
 import { augmentFor, openDataset } from '@alexnet-mp/core/data';
-import { DEFAULT_INPUT_MEAN, normaliseImages } from '@alexnet-mp/worker';
+import { DEFAULT_INPUT_MEAN, normaliseImages, type Security } from '@alexnet-mp/worker';
 import { checkpointDir, readCheckpointHeader, type SavedRun } from '../resume.js';
 import { openTrainingData } from '../training-data.js';
 import { UserError } from '../cli/errors.js';
@@ -160,8 +160,8 @@ export class LiveSource implements InspectSource {
   private constructor(readonly spec: ModelSpec, readonly description: string, private readonly client: InspectClient) {}
 
   /** Connects and asks for the run (ListWorkers); a UserError when nothing answers or the preset differs from this build's. */
-  static async open(address: string, o: { timeoutMs?: number } = {}): Promise<LiveSource> {
-    const client = new InspectClient(address);
+  static async open(address: string, o: { timeoutMs?: number; security?: Security } = {}): Promise<LiveSource> {
+    const client = new InspectClient(address, o.security);
     try {
       const run = await client.listWorkers(o.timeoutMs ?? 10_000);
       const spec = getPreset(run.model.preset);
