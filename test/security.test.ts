@@ -85,6 +85,13 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   t.regex(plain.err, /if it was started with --tls, give --tls here too/);
   for (const r of [otherCa, plain]) t.notRegex(r.err, /internal error|\n\s+at /);
 
+  // launch --tls: all three processes with their own certificates, and launch's token
+  const launched = alexnet(['launch', '--tls', a, '--steps', '3', '--batch', String(B)]);
+  t.is((await launched.exited).code, 0, launched.output());
+  t.regex(launched.output(), /\[worker1\] alexnet worker 1: authentication: mutual TLS as worker1 and a shared token/);
+  t.regex(launched.output(), /\[coord\] alexnet coordinator: authentication: mutual TLS as coordinator and a shared token/);
+  t.regex(launched.output(), /"event":"done"/);
+
   // with a certificate of the CA the workers answer (and a worker's own certificate is a client certificate too)
   const member = client(Worker, w0.address, grpc.credentials.createSsl(caA, file(a, 'worker1', 'key'), file(a, 'worker1', 'cert')));
   const st = await unary<object, StatusReply>(member, 'Status', {}, call);

@@ -1,7 +1,7 @@
 /** `alexnet coordinator`: drives two workers through a training run and logs metrics as JSON lines. */
 import type { CommandModule } from 'yargs';
 import { LrSchedule, getPreset, parseLrSchedule, type SgdHyper } from '@alexnet-mp/core';
-import { PROTOCOL_VERSION, modelHash } from '@alexnet-mp/worker';
+import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
@@ -63,6 +63,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const security = securityFrom(a, 'coordinator');
     const deadlines = checkRecoveryArgs(a);
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
+    if (security) info(`authentication: ${describeSecurity(security)}`);
 
     // ---- what this run is: the command line, or for --resume the checkpoint's run state where the command line is silent
     const resumed = a.resume !== undefined ? loadResume(a.resume, spec) : null;
