@@ -283,7 +283,9 @@ function unauthorizedReason(socket: tls.TLSSocket): string {
   const cert = socket.getPeerCertificate();
   const code = String(socket.authorizationError ?? 'not authorised');
   if (!cert || Object.keys(cert).length === 0) return 'no client certificate';
-  const subject = cert.subject?.CN ? `CN=${cert.subject.CN}` : 'a certificate';
+  // the CN is the stranger's to choose: quoted, so that it cannot forge a log line
+  const cn = cert.subject?.CN;
+  const subject = cn ? `CN=${JSON.stringify(String(cn).slice(0, 64))}` : 'a certificate';
   if (/UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED|CERT_SIGNATURE_FAILURE/.test(code)) return `a certificate not signed by this cluster's CA (${subject}, ${code})`;
   if (/EXPIRED|NOT_YET_VALID/.test(code)) return `a certificate outside its validity period (${subject}, ${code})`;
   return `${subject} refused: ${code}`;
