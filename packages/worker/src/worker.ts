@@ -117,6 +117,8 @@ export interface RunningWorker {
 export const DEFAULT_MAX_BATCH = 256;
 const DEFAULT_EXCHANGE_TIMEOUT_MS = 10 * 60_000;
 const HELLO_TIMEOUT_MS = 30_000;
+/** Run ids remembered from handshakes (the oldest forgotten first). */
+const MAX_HANDSHAKEN = 64;
 
 interface Run {
   readonly id: string;
@@ -237,6 +239,8 @@ export class TowerWorker {
       throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
     }
     this.handshaken.add(req.run_id);
+    // a bounded memory: a caller may shake hands without end (Configure follows its handshake at once)
+    if (this.handshaken.size > MAX_HANDSHAKEN) this.handshaken.delete(this.handshaken.values().next().value!);
     return {
       model: this.identity,
       tower: this.tower,
