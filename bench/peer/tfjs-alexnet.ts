@@ -34,6 +34,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import type { ModelSpec } from '../../packages/core/src/model/spec.js';
 import { planModel, weightShape, type LayerPlan } from '../../packages/core/src/model/shapes.js';
+import { initStdOf } from '../../packages/core/src/model/params.js';
 
 export interface PeerResult {
   imagesPerSec: number;
@@ -434,7 +435,7 @@ function createParams(spec: ModelSpec, plans: LayerPlan[], seed: number): Params
       const name = `${prefix}${l.name}_t${t}`;
       list.push({
         name,
-        w: tf.variable(tf.randomNormal(shape, 0, spec.initStd, 'float32', s++), true, `${name}_w`),
+        w: tf.variable(tf.randomNormal(shape, 0, initStdOf(spec, [o, i, kh, kw]), 'float32', s++), true, `${name}_w`),
         b: tf.variable(tf.fill([o], l.biasInit), true, `${name}_b`),
         vw: tf.variable(tf.zeros(shape), false, `${name}_vw`),
         vb: tf.variable(tf.zeros([o]), false, `${name}_vb`),

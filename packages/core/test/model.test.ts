@@ -2,6 +2,7 @@ import test from 'ava';
 import { cifar, paper, tiny, getPreset } from '../src/model/presets.js';
 import { countParameters, forwardMacs, planModel } from '../src/model/shapes.js';
 import { crossingSizes, segmentModel } from '../src/model/segments.js';
+import { initStdOf, initTowerParams, towerParamLayers } from '../src/model/params.js';
 
 test("the paper preset has the paper's shape at every layer, per tower", (t) => {
   const shapes = Object.fromEntries(planModel(paper).map((p) => [p.layer.name, [p.outShape.h, p.outShape.w, p.outShape.c]]));
@@ -52,4 +53,24 @@ test('the cifar preset does about 54 M multiply-adds per image forward', (t) => 
 
 test('an unknown preset is a clear error', (t) => {
   t.throws(() => getPreset('vgg'), { message: /unknown preset "vgg": choose one of paper, cifar, tiny/ });
+});
+
+test("initialisation: the paper's N(0, 0.01^2) and biases of 1 in conv2, conv4, conv5, fc6, fc7; cifar's He init and zero biases", (t) => {
+  const rms = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+  const p = initTowerParams(tiny, 1, 3);
+  for (const l of towerParamLayers(tiny, 1)) {
+    t.true(Math.abs(rms(p.get(l.name)!.w) / 0.3 - 1) < 0.25, `tiny ${l.name}: ${rms(p.get(l.name)!.w)}`);
+    t.true(p.get(l.name)!.b.every((b) => b === (['conv2', 'conv4', 'conv5', 'fc6', 'fc7'].includes(l.name) ? 1 : 0)), l.name);
+  }
+  t.is(initStdOf(paper, [48, 3, 11, 11]), 0.01);
+  const c = initTowerParams(cifar, 0, 3);
+  for (const l of towerParamLayers(cifar, 0)) {
+    const fanIn = l.shape[1] * l.shape[2] * l.shape[3];
+    const want = l.classifier ? 0.01 : Math.sqrt(2 / fanIn);
+    t.is(initStdOf(cifar, l.shape, l.classifier), want);
+    t.true(Math.abs(rms(c.get(l.name)!.w) / want - 1) < 0.05, `cifar ${l.name}: rms ${rms(c.get(l.name)!.w)}, want ${want}`);
+    t.true(c.get(l.name)!.b.every((b) => b === 0), l.name);
+  }
+  t.is(cifar.inputScale, 64);
+  t.is(paper.inputScale, 1);
 });

@@ -83,8 +83,11 @@ export interface ModelSpec {
   readonly classes: number;
   readonly towers: 2;
   readonly layers: readonly LayerSpec[];
-  /** Standard deviation of the N(0, std^2) weight initialisation (paper: 0.01). */
-  readonly initStd: number;
+  /**
+   * Standard deviation of the N(0, std^2) weight initialisation: a number
+   * (paper: 0.01 for every layer) or 'he', sqrt(2 / fan_in) per layer (params.ts).
+   */
+  readonly initStd: number | 'he';
   /**
    * The network's input is (pixel - mean_c) / inputScale, pixels in 0..255 and
    * mean_c the training set's per-channel mean. The paper only subtracts the
