@@ -56,6 +56,20 @@ const imageById = (id: string): LoadedImage | null => {
   return { src: img.getAttribute('src'), width: img.naturalWidth, height: img.naturalHeight, pixels: Array.from(g.getImageData(0, 0, c.width, c.height).data) };
 };
 
+/**
+ * The image once it is loaded and its src contains `query`: polled, because the page swaps an
+ * image's src when a newer step's picture is ready, and a swap between two looks leaves it loading.
+ */
+async function loadedImage(page: Page, id: string, query = ''): Promise<LoadedImage> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const img = await page.evaluate(imageById, id);
+    if (img && (img.src ?? '').includes(query)) return img;
+    if (Date.now() > deadline) throw new Error(`#${id} did not load an image with "${query}" in its src within 60 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 test('dashboard: the curves move, both workers show their status, conv1 kernels and feature maps, and a screenshot is saved', async (t) => {
   const missing = chromiumMissing();
   if (missing) {
@@ -111,12 +125,11 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
 
   // both workers' conv1 kernels: loaded, not empty, different from each other; refreshed as training runs
   await page.waitForFunction(() => [0, 1].every((t) => document.getElementById(`kernels-${t}`).naturalWidth > 0), null, { timeout: 60_000 });
-  const k0 = await page.evaluate(imageById, 'kernels-0');
-  const k1 = await page.evaluate(imageById, 'kernels-1');
-  t.truthy(k0 && k1);
-  t.true(k0!.width > 0 && k0!.height > 0 && k1!.width > 0 && k1!.height > 0);
-  t.notDeepEqual(k0!.pixels, k1!.pixels, "the two towers' kernels differ");
-  await page.waitForFunction((src) => document.getElementById('kernels-0').getAttribute('src') !== src, k0!.src, { timeout: 60_000 });
+  const k0 = await loadedImage(page, 'kernels-0');
+  const k1 = await loadedImage(page, 'kernels-1');
+  t.true(k0.width > 0 && k0.height > 0 && k1.width > 0 && k1.height > 0);
+  t.notDeepEqual(k0.pixels, k1.pixels, "the two towers' kernels differ");
+  await page.waitForFunction((src) => document.getElementById('kernels-0').getAttribute('src') !== src, k0.src, { timeout: 60_000 });
   t.pass('kernels refreshed');
 
   // the feature maps of a chosen test image on both workers: conv1 (the first layer offered), then pool5 (past the pool2 crossing)
@@ -130,10 +143,10 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
       return img.complete && img.naturalWidth > 0 && (img.getAttribute('src') ?? '').includes(query);
     });
   await page.waitForFunction(mapsLoaded, 'image=2&layer=conv1', { timeout: 60_000 });
-  const m0 = await page.evaluate(imageById, 'maps-0');
-  const m1 = await page.evaluate(imageById, 'maps-1');
-  t.deepEqual([m0!.width, m0!.height], [m1!.width, m1!.height], 'both towers show the same number of maps of the same size');
-  t.notDeepEqual(m0!.pixels, m1!.pixels, "the two towers' feature maps differ");
+  const m0 = await loadedImage(page, 'maps-0', 'image=2&layer=conv1');
+  const m1 = await loadedImage(page, 'maps-1', 'image=2&layer=conv1');
+  t.deepEqual([m0.width, m0.height], [m1.width, m1.height], 'both towers show the same number of maps of the same size');
+  t.notDeepEqual(m0.pixels, m1.pixels, "the two towers' feature maps differ");
   t.regex((await page.textContent('#maps-note')) ?? '', /^test image 2, conv1, weights after step \d+/);
   await page.selectOption('#map-layer', 'pool5');
   await page.waitForFunction(mapsLoaded, 'image=2&layer=pool5', { timeout: 60_000 });

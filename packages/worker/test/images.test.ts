@@ -11,9 +11,9 @@ test('images become (u8 - mean_c) / inputScale, channel by channel (CNHW)', (t) 
   t.deepEqual([...half], [0, 127.5, 50, 60, 5, 10]);
 });
 
-test('the paper and cifar presets only subtract the mean, as the paper does; tiny scales by 64', (t) => {
+test('the paper preset only subtracts the mean, as the paper does; cifar and tiny scale by 64 (README, Init)', (t) => {
   t.is(inputNormalisation(paper).scale, 1);
-  t.is(inputNormalisation(cifar).scale, 1);
+  t.is(inputNormalisation(cifar).scale, 64);
   t.is(inputNormalisation(tiny).scale, 64);
   t.deepEqual(inputNormalisation(tiny).mean, DEFAULT_INPUT_MEAN);
 });
