@@ -147,7 +147,9 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   const m1 = await loadedImage(page, 'maps-1', 'image=2&layer=conv1');
   t.deepEqual([m0.width, m0.height], [m1.width, m1.height], 'both towers show the same number of maps of the same size');
   t.notDeepEqual(m0.pixels, m1.pixels, "the two towers' feature maps differ");
-  t.regex((await page.textContent('#maps-note')) ?? '', /^test image 2, conv1, weights after step \d+/);
+  // the note says "loading" while a newer step's maps are fetched: wait for it to name the step
+  await page.waitForFunction(() => /^test image 2, conv1, weights after step \d+/.test(document.getElementById('maps-note').textContent ?? ''), null, { timeout: 60_000 });
+  t.regex((await page.textContent('#maps-note')) ?? '', /^test image 2, conv1/);
   await page.selectOption('#map-layer', 'pool5');
   await page.waitForFunction(mapsLoaded, 'image=2&layer=pool5', { timeout: 60_000 });
 
