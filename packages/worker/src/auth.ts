@@ -235,13 +235,14 @@ export function serverInterceptors(s: Security | undefined, refusals: RefusalLog
 /**
  * Listens on host:port for `server`: plain gRPC (grpc-js binds), or with TLS our node:tls listener that asks
  * every client for a certificate of the CA, refuses (and logs) a connection without one, and hands the
- * others to grpc-js. Resolves with the port and a function that stops listening.
+ * others to grpc-js. Resolves with the port and `close`, which stops listening and shuts the server down: the
+ * calls in flight may finish, for at most 2 s.
  */
-export async function listenSecurely(server: grpc.Server, host: string, port: number, s: Security | undefined, refusals: RefusalLog): Promise<{ port: number; stop: () => void }> {
+export async function listenSecurely(server: grpc.Server, host: string, port: number, s: Security | undefined, refusals: RefusalLog): Promise<{ port: number; close: () => Promise<void> }> {
   const address = formatAddress({ host, port });
   if (!s?.tls) {
     const bound = await new Promise<number>((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    return { port: bound, stop: () => {} };
+    return { port: bound, close: () => shutDown(server) };
   }
   const id = s.tls;
   // the TLS is done here; grpc-js sees an HTTP/2 connection over an authenticated TLS socket (its auth context included)
@@ -271,11 +272,23 @@ export async function listenSecurely(server: grpc.Server, host: string, port: nu
   const bound = (listener.address() as { port: number }).port;
   return {
     port: bound,
-    stop: () => {
+    close: () => {
       injector.destroy();
       listener.close();
+      return shutDown(server);
     },
   };
+}
+
+/** Lets the calls in flight finish, then stops; forced after 2 s. */
+function shutDown(server: grpc.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.tryShutdown(() => resolve());
+    setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, 2000).unref();
+  });
 }
 
 /** Why OpenSSL did not authorise a client's certificate, in words a person can act on. */

@@ -842,21 +842,15 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';
-  const { port, stop: stopListening } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals);
+  const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals);
   const address = formatAddress({ host, port });
   return {
     address,
     port,
     worker,
-    close: () =>
-      new Promise<void>((resolve) => {
-        worker.shutdown();
-        stopListening();
-        server.tryShutdown(() => resolve());
-        setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2000).unref();
-      }),
+    close: () => {
+      worker.shutdown();
+      return close();
+    },
   };
 }

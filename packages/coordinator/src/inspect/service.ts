@@ -126,22 +126,14 @@ export async function startInspectService(o: InspectServiceOptions): Promise<Ins
   });
   const host = o.host ?? '127.0.0.1';
   let port: number;
-  let stopListening = () => {};
+  let close: () => Promise<void>;
   try {
-    ({ port, stop: stopListening } = await listenSecurely(server, host, o.port, c.o.security, refusals));
+    ({ port, close } = await listenSecurely(server, host, o.port, c.o.security, refusals));
   } catch (e) {
     throw new UserError(`the inspection service cannot listen on ${formatAddress({ host, port: o.port })}: ${(e as Error).message} (--inspect-port 0 picks a free port)`);
   }
   return {
     address: formatAddress({ host, port }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        stopListening();
-        server.tryShutdown(() => resolve());
-        setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2000).unref();
-      }),
+    close,
   };
 }
