@@ -136,6 +136,9 @@ export class Coordinator {
   private inFlight: AbortController | null = null;
   /** Inside `run` (between-step tasks wait for the current step), and the tasks waiting. */
   private running = false;
+  private stopRequest: string | null = null;
+  /** Set when `run` ended before its steps were done because of requestStop: why, and after which step. */
+  stoppedEarly: { reason: string; step: number } | null = null;
   private readonly betweenStepTasks: (() => Promise<void>)[] = [];
   /** The tasks started outside `run`, one after the other; `run` waits for them before its first step. */
   private outsideRun: Promise<unknown> = Promise.resolve();
@@ -494,8 +497,15 @@ export class Coordinator {
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
       await this.outsideRun;
+      let checkpointed = -1;
       for (let i = 0; i < steps; i++) {
         if (o.signal?.aborted) throw o.signal.reason;
+        if (this.stopRequest !== null) {
+          // asked to stop (requestStop): the steps since the last checkpoint are kept in one more
+          if (ck && i > 0 && checkpointed !== this.stepsDone) o.onCheckpoint?.(await this.writeCheckpoint(), this.stepsDone);
+          this.stoppedEarly = { reason: this.stopRequest, step: this.stepsDone };
+          break;
+        }
         const tw = performance.now();
         const b = await next!;
         this.dataWaitMs += performance.now() - tw;
@@ -514,6 +524,7 @@ export class Coordinator {
         if (ck && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last)) {
           // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
           const written = await this.writeCheckpoint();
+          checkpointed = done;
           o.onCheckpoint?.(written, done);
         }
         await this.runBetweenStepTasks();
@@ -560,6 +571,19 @@ export class Coordinator {
       this.evaluationsDone++;
       return { step, replies };
     });
+  }
+
+  /** Whether `run` is going on (a stop asked for now is answered after the step in progress). */
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /**
+   * Ends `run` after the step in progress (and its evaluation and checkpoint, if due), writing a checkpoint
+   * of the steps done when the checkpoint option is on and none was just written; `stoppedEarly` then says so.
+   */
+  requestStop(reason: string): void {
+    this.stopRequest ??= reason;
   }
 
   /** Cancels a step in flight (the workers abort it). */

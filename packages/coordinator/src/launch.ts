@@ -10,8 +10,12 @@
  *   from the last checkpoint: recovery.ts); after that, or with 0, it is a
  *   failure: the launcher says which, how (exit code or signal) and its last
  *   stderr lines, stops the others, and exits 1.
- * - SIGINT/SIGTERM stop every child. Children also exit when their stdin
- *   closes, so none outlives a launcher that is killed outright.
+ * - SIGINT/SIGTERM: the first is passed to the coordinator alone, which ends
+ *   the run after the step in progress with a checkpoint (the workers stay up
+ *   to give their parameters), then everything stops; a second stops every
+ *   child at once. The children run in their own process group, so a
+ *   terminal's Ctrl-C reaches the launcher only. Children also exit when their
+ *   stdin closes, so none outlives a launcher that is killed outright.
  * - The launcher exits only after every child has exited.
  */
 import { Progress, progressBarWanted } from './progress.js';
@@ -159,7 +163,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]}${o.toolArgs?.length ? ` ${o.toolArgs.join(' ')}` : ''})`);
   };
   const start = (name: Name, args: string[]): Child => {
-    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
+    // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)
+    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env }, detached: true });
     const c = new Child(name, proc, o, onLine);
     children.push(c);
     say(`${name}: pid ${c.pid}`);
@@ -173,12 +178,20 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   };
   const pids = () => Object.fromEntries(children.map((c) => [c.name, c.pid])) as Record<Name, number>;
 
-  // a signal to the launcher stops the run
+  // a signal to the launcher: the coordinator ends the run gracefully; a second signal (or one before the coordinator runs) stops everything
   let signalled: NodeJS.Signals | null = null;
   let wakeOnSignal: () => void = () => {};
   const signalSeen = new Promise<void>((resolve) => (wakeOnSignal = resolve));
+  let coordinator: Child | null = null;
+  let graceful: NodeJS.Signals | null = null;
   const onSignal = (s: NodeJS.Signals) => {
     if (signalled) return;
+    if (graceful === null && coordinator?.alive()) {
+      graceful = s;
+      say(`${s}: the coordinator ends the run after the step in progress (with a checkpoint when it writes them); ${s} again stops all processes at once`);
+      coordinator.proc.kill(s);
+      return;
+    }
     signalled = s;
     say(`${s}: stopping all processes`);
     wakeOnSignal();
@@ -209,6 +222,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
 
     // ---- coordinator
     const coord = start('coord', ['coordinator', '--workers', addresses.join(','), ...o.coordinatorArgs]);
+    coordinator = coord;
     let firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
     let ended: 'coord' | 'worker' | 'signal';
     for (let restarts = 0; ; restarts++) {
@@ -238,6 +252,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     }
     (progress as Progress | null)?.stop();
     if (ended === 'signal') return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
+    if (graceful !== null && ended === 'coord') {
+      say(`the coordinator ended the run (${graceful}, ${coord.describeExit()}); stopping the workers`);
+      return { code: graceful === 'SIGINT' ? 130 : 143, pids: pids() };
+    }
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {
       say('run finished; stopping the workers');
       return { code: 0, pids: pids() };

@@ -53,6 +53,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class Recovery {
   private lastCheckpoint: string | null;
   restarts = 0;
+  /** True from a lost worker until the run continues (no step to end gracefully then). */
+  recovering = false;
 
   /** The latest checkpoint of this run (the one a restart continues from), null when none yet. */
   get checkpoint(): string | null {
@@ -85,8 +87,13 @@ export class Recovery {
         }, { ...hooks, onCheckpoint });
         return kept;
       } catch (e) {
-        const from = await this.recover(e);
-        kept = kept.filter((m) => m.step < from);
+        this.recovering = true;
+        try {
+          const from = await this.recover(e);
+          kept = kept.filter((m) => m.step < from);
+        } finally {
+          this.recovering = false;
+        }
       }
     }
   }

@@ -17,7 +17,7 @@ import { openDashboard, type Dashboard } from '../dashboard/open.js';
 import { checkInspectServeArgs, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 import { openInspectService } from '../inspect/open.js';
 import type { InspectService } from '../inspect/service.js';
-import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, runOptions, type RunArgs } from './options.js';
+import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, runOptions, type RunArgs } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
@@ -115,7 +115,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         info(`no evaluation: ${(e as Error).message}`);
       }
     }
-    const checkpoints = runDir !== undefined && (checkpointEvery > 0 || epochs !== undefined);
+    // with a run folder: after the last step, when stopped early, at epoch ends (--epochs) and every --checkpoint-every steps
+    const checkpoints = runDir !== undefined;
     const startStep = resumed?.step ?? 0;
     const stepsToRun = Math.max(0, targetSteps - startStep);
     if (resumed) info(`resuming from ${resumed.file}: step ${startStep} (epoch ${Math.floor(startStep / stepsPerEpoch)}), ${stepsToRun} more to step ${targetSteps}`);
@@ -169,8 +170,22 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       c.close();
       process.exit(code);
     };
-    process.on('SIGINT', () => stop('SIGINT', 130));
-    process.on('SIGTERM', () => stop('SIGTERM', 143));
+    // the first signal during training ends the run after the step in progress, with a checkpoint (stop-early.md);
+    // before training, while waiting for a lost worker, or a second time: at once
+    let stopCode = 0;
+    const onSignal = (sig: 'SIGINT' | 'SIGTERM', code: number) => {
+      if (stopCode === 0 && c.isRunning && !recovery?.recovering) {
+        stopCode = code;
+        c.requestStop(sig);
+        progress.note(`${sig}: ending the run after the step in progress${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
+        return;
+      }
+      stop(sig, code);
+    };
+    process.on('SIGINT', () => onSignal('SIGINT', 130));
+    process.on('SIGTERM', () => onSignal('SIGTERM', 143));
+    const stopAfterS = a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : null;
+    if (stopAfterS !== null) setTimeout(() => c.requestStop(`--stop-after ${a['stop-after']}`), stopAfterS * 1000).unref();
     if (a['exit-with-stdin']) {
       process.stdin.on('end', () => stop('stdin closed', 1));
       process.stdin.resume();
@@ -235,6 +250,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         { onEval, onCheckpoint, onLrDrop },
       );
       progress.stop();
+      if (c.stoppedEarly) {
+        const ckpt = checkpoints ? recovery.checkpoint : null;
+        log.write({ event: 'stopped', reason: c.stoppedEarly.reason, step: c.stoppedEarly.step, checkpoint: ckpt });
+        info(
+          `stopped (${c.stoppedEarly.reason}) after step ${c.stoppedEarly.step} of ${targetSteps}` +
+            (ckpt ? `; checkpoint ${ckpt}: \`alexnet launch --resume ${runDir}\` (or coordinator --resume) continues the run` : '; no checkpoint (give --run-dir to keep one)'),
+        );
+      }
       const done = { ...summarise(steps, performance.now() - t0, evals), data_wait_share: c.dataWaitShare };
       log.write(done);
       if (steps.length > 0) {
@@ -269,6 +292,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     await data.close();
     c.close();
     if (a['exit-with-stdin']) process.stdin.destroy();
+    // a run ended by a signal says so in its exit code (a time limit is a normal end)
+    if (stopCode !== 0) process.exitCode = stopCode;
   },
 };
 

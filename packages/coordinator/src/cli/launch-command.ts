@@ -24,7 +24,9 @@ export const launchCommand: CommandModule<object, Args> = {
     y
       .usage(
         '$0 launch [options]\n\nStarts worker 0, worker 1 (on free ports) and the coordinator, prefixes their output ' +
-          '([worker0], [worker1], [coord]) and stops them all at the end, on Ctrl-C, or when one dies. ' +
+          '([worker0], [worker1], [coord]) and stops them all at the end, or when one dies. ' +
+          'Ctrl-C (or SIGTERM) ends the run after the step in progress, with a checkpoint when the run writes them (--run-dir), so that --resume continues it; ' +
+          'a second Ctrl-C stops everything at once. ' +
           'The default (preset tiny, 20 steps of 16 images) takes a few seconds on two CPU cores; ' +
           '--preset cifar --steps 5 --batch 16 takes about a minute.',
       )
@@ -44,6 +46,7 @@ export const launchCommand: CommandModule<object, Args> = {
       .example('$0 launch --steps 100 --eval-every 20 --eval-batch 32', 'held-out loss and top-1/top-5 error every 20 steps')
       .example('$0 launch --preset cifar --data cifar10 --epochs 30 --lr-schedule steps:15,25 --run-dir runs/c10', 'CIFAR-10 (downloaded once), evaluation and a checkpoint at each epoch end')
       .example('$0 launch --resume runs/c10', 'continue that run from its latest checkpoint')
+      .example('$0 launch --resume runs/c10 --stop-after 2h', 'train for two hours, then write a checkpoint and exit (Ctrl-C does the same at once)')
       .example('$0 launch --steps 2000 --eval-every 50 --ui-port 8080', 'with the dashboard at http://127.0.0.1:8080/') as never,
   handler: async (a) => {
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
@@ -85,6 +88,7 @@ export const launchCommand: CommandModule<object, Args> = {
       ...opt('checkpoint-every', a['checkpoint-every']),
       ...opt('keep', a.keep),
       ...opt('resume', a.resume),
+      ...opt('stop-after', a['stop-after']),
       ...recoveryArgv(a),
       ...uiArgsToForward(a),
       ...inspectArgsToForward(a),

@@ -36,9 +36,15 @@ export const runOptions = {
       'real data: evaluate each held-out image on its centre crop (default, or the resumed run\'s), or on its ten patches (four corners and centre, and their flips; the paper\'s section 4.1), ' +
       'the softmax averaged per image: each image is 10 in the evaluation batches sent to the workers; the eval lines gain views: 10',
   },
-  'checkpoint-every': { type: 'number', default: 0, describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (0: only at epoch ends and after the last step, and only with --epochs)' },
+  'checkpoint-every': { type: 'number', default: 0, describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (0: none between); a run with --run-dir always writes one after its last step, when it is stopped early (Ctrl-C, SIGTERM, --stop-after) and, with --epochs, at each epoch\'s end' },
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
   resume: { type: 'string', describe: "continue the run in RUN_DIR from its latest checkpoint: both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
+  'stop-after': {
+    type: 'string',
+    describe:
+      'end the run after this much wall time ("90m", "2h", "1h30m", "45s"; a plain number is seconds) at the end of the step then in progress, with a checkpoint of that step when the run writes them (--run-dir); ' +
+      'exit code 0, and --resume RUN_DIR continues it. Ctrl-C (SIGINT) or SIGTERM does the same at once (exit code 130 or 143); a second one stops without waiting',
+  },
 } satisfies Record<string, Options>;
 
 export const backendOption = {
@@ -73,6 +79,7 @@ export interface RunArgs {
   'checkpoint-every': number;
   keep?: number;
   resume?: string;
+  'stop-after'?: string;
 }
 
 export const DEFAULTS = { steps: 20, batch: 16, seed: 1, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 } as const;
@@ -105,6 +112,22 @@ export function checkRunArgs(a: RunArgs): void {
     }
   }
   if (!a.data || a.data.trim() === '') throw new UserError('--data needs synthetic, cifar10 or a folder');
+  if (a['stop-after'] !== undefined) parseDuration(a['stop-after'], 'stop-after');
+}
+
+/** Seconds in a duration written "2h", "90m", "1h30m", "45s" or "3600" (seconds); a UserError otherwise. */
+export function parseDuration(text: string, option: string): number {
+  const s = String(text).trim();
+  const units: Record<string, number> = { h: 3600, m: 60, s: 1 };
+  let seconds = 0;
+  if (/^\d+(\.\d+)?$/.test(s)) seconds = Number(s);
+  else {
+    const parts = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(s);
+    if (!parts || s === '') throw new UserError(`--${option} must be a duration such as 90m, 2h, 1h30m, 45s or a number of seconds, got "${s}"`);
+    seconds = Number(parts[1] ?? 0) * units.h! + Number(parts[2] ?? 0) * units.m! + Number(parts[3] ?? 0) * units.s!;
+  }
+  if (!(seconds > 0)) throw new UserError(`--${option} must be longer than 0 seconds, got "${s}"`);
+  return seconds;
 }
 
 /** The evaluation batch size: --eval-batch, else --batch. */

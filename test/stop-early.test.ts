@@ -1,0 +1,88 @@
+/**
+ * Ending a run before its last step without losing it: Ctrl-C (SIGINT) or SIGTERM to `alexnet launch`, or
+ * `--stop-after DURATION`, end the run after the step in progress with a checkpoint of that step, and
+ * `--resume` continues from there as if the run had never stopped.
+ */
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { alexnet } from './helpers.js';
+
+const common = ['launch', '--preset', 'tiny', '--backend', 'webasm'];
+
+interface Event {
+  event: string;
+  step?: number;
+  loss?: number;
+  reason?: string;
+  checkpoint?: string | null;
+}
+
+function tempDir(t: { teardown(f: () => void): void }): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-stop-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+const events = (runDir: string): Event[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Event);
+const losses = (runDir: string) => events(runDir).filter((e) => e.event === 'step').map((e) => [e.step, e.loss]);
+const checkpointName = (step: number) => `step-${String(step).padStart(9, '0')}.safetensors`;
+
+async function launchOk(t: { is(a: unknown, b: unknown, m?: string): void }, args: string[]): Promise<void> {
+  const p = alexnet([...common, ...args]);
+  t.is((await p.exited).code, 0, p.output());
+}
+
+test('SIGINT to launch ends the run after the step in progress with a checkpoint of it; --resume continues with the losses of the uninterrupted run', async (t) => {
+  const dir = tempDir(t);
+  // far more steps than will run, and no periodic checkpoint: the only checkpoint is the one the stop writes
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '100000', '--run-dir', dir]);
+  await p.waitFor(/"event":"step","step":3,/, 120_000);
+  p.proc.kill('SIGINT');
+  t.is((await p.exited).code, 130, p.output());
+  t.regex(p.output(), /\[launch\] SIGINT: the coordinator ends the run after the step in progress/);
+  t.regex(p.output(), /\[launch\] all processes stopped/);
+
+  const ev = events(dir);
+  const steps = ev.filter((e) => e.event === 'step');
+  const stopped = ev.find((e) => e.event === 'stopped');
+  t.truthy(stopped, p.output());
+  t.is(stopped!.reason, 'SIGINT');
+  const n = stopped!.step!;
+  t.true(n >= 4);
+  t.is(n, steps.length, 'every step logged is in the checkpoint');
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(n)]);
+  t.is(path.basename(stopped!.checkpoint!), checkpointName(n));
+  t.regex(p.output(), new RegExp(`stopped \\(SIGINT\\) after step ${n} of 100000; checkpoint .*--resume`));
+
+  // continued: three more steps, equal to a run never stopped
+  await launchOk(t, ['--steps', String(n + 3), '--resume', dir]);
+  const straight = tempDir(t);
+  await launchOk(t, ['--batch', '8', '--steps', String(n + 3), '--run-dir', straight]);
+  const a = losses(straight);
+  t.is(a.length, n + 3);
+  t.deepEqual(losses(dir), a);
+});
+
+test('--stop-after ends the run at a step boundary once the time is up, with a checkpoint and exit code 0; a malformed duration is one line', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--stop-after', '10s', '--run-dir', dir]);
+  t.is((await p.exited).code, 0, p.output());
+  const ev = events(dir);
+  const steps = ev.filter((e) => e.event === 'step');
+  const stopped = ev.find((e) => e.event === 'stopped');
+  t.truthy(stopped, p.output());
+  t.is(stopped!.reason, '--stop-after 10s');
+  t.true(steps.length > 0 && steps.length < 100000);
+  t.is(stopped!.step, steps.length);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(steps.length)]);
+  t.is(ev[ev.length - 1]!.event, 'done');
+
+  for (const bad of ['5x', '0', '1d']) {
+    const q = alexnet(['launch', '--stop-after', bad]);
+    t.is((await q.exited).code, 2, q.output());
+    t.regex(q.stderr.join('\n'), /^alexnet: --stop-after must be (a duration such as|longer than 0)/m, bad);
+    t.notRegex(q.output(), /\n\s+at /, 'no stack trace');
+  }
+});
