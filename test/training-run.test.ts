@@ -114,6 +114,14 @@ test('real data: an image folder trains by epochs and evaluates on its own val/ 
   const done = ev[ev.length - 1]!;
   t.true(typeof done.data_wait_share === 'number');
 
+  // resumed with no --data: the run's own data, not the synthetic default
+  await launchOk(t, ['--epochs', '3', '--cache-dir', cache, '--resume', dir]);
+  const runs = events(dir).filter((e) => e.event === 'run');
+  t.is(runs.length, 2);
+  t.true(runs[1]!.data!.includes(root), runs[1]!.data);
+  t.is(runs[1]!.start_step, 6);
+  t.is(events(dir).filter((e) => e.event === 'step').length, 9);
+
   const p = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--data', path.join(root, 'nope'), '--cache-dir', cache]);
   t.is((await p.exited).code, 2, p.output());
   const err = p.stderr.filter((l) => l.startsWith('alexnet: '));

@@ -14,6 +14,8 @@ export interface SavedRun {
   hyper?: SgdHyper;
   lr_schedule?: { spec: LrScheduleSpec; state: LrScheduleState } | null;
   data?: { name?: string; position?: number; epoch?: number; steps_per_epoch?: number | null; order_seed?: number };
+  /** The --data the run was started with (synthetic, cifar10 or a folder, as given): --resume uses it unless told otherwise. */
+  data_name?: string;
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
   plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
 }

@@ -96,7 +96,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const evalBatches = a['eval-batches'] ?? plan.eval_batches ?? undefined;
     const evalViews = a['eval-views'] ?? plan.eval_views ?? 'centre';
 
-    const data = await openTrainingData({ data: a.data, spec, seed, cacheDir: a['cache-dir'], info });
+    // the data: the command line's, else (with --resume) the run's own, else synthetic
+    const savedData = saved.data_name;
+    const dataName = a.data ?? savedData ?? 'synthetic';
+    if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
+    const data = await openTrainingData({ data: dataName, spec, seed, cacheDir: a['cache-dir'], info });
     if (evalViews !== 'centre' && !data.real) throw new UserError(`--eval-views ${evalViews} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
     const stepsPerEpoch = Math.ceil(data.imagesPerEpoch / batch);
     // epochs exist for real data, and for synthetic data when asked for (--epochs or a schedule by epochs)
@@ -137,7 +141,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             every: checkpointEvery,
             keep,
             extra: () => ({
-              data_name: a.data,
+              data_name: dataName,
               // the mean the workers subtract: `alexnet inspect --run` feeds images to the checkpoint the same way
               input_mean: data.source.inputMean ?? null,
               plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
@@ -193,7 +197,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     let recovery: Recovery | null = null;
     try {
       await c.start();
-      if (a['inspect-port'] !== undefined) inspection = await openInspectService({ coordinator: c, spec, data, dataName: a.data, host: a['inspect-host'], port: a['inspect-port'], info: (l) => progress.note(l) });
+      if (a['inspect-port'] !== undefined) inspection = await openInspectService({ coordinator: c, spec, data, dataName, host: a['inspect-host'], port: a['inspect-port'], info: (l) => progress.note(l) });
       const runEvent = {
         event: 'run',
         run_id: c.runId,

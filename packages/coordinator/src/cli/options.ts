@@ -17,7 +17,7 @@ export const runOptions = {
   'lr-schedule': { type: 'string', describe: 'divide the learning rate by 10 at given epochs ("steps:30,60,80") or when the epoch-end top-1 error stops improving ("plateau[:PATIENCE[:MIN_DELTA]]", at most 3 times); default: constant' },
   momentum: { type: 'number', describe: 'SGD momentum (paper: 0.9; default 0.9)' },
   'weight-decay': { type: 'number', describe: 'weight decay (paper: 0.0005; default 0.0005)' },
-  data: { type: 'string', default: 'synthetic', describe: 'synthetic, cifar10 (downloaded into --cache-dir), or a folder: train/<class>/*.jpg with val/ or test/, or CIFAR-10\'s binary batches' },
+  data: { type: 'string', describe: 'synthetic, cifar10 (downloaded into --cache-dir), or a folder: train/<class>/*.jpg with val/ or test/, or CIFAR-10\'s binary batches (default: synthetic, or with --resume the run\'s own)' },
   'cache-dir': { type: 'string', describe: 'downloads and decoded images (default: $ALEXNET_CACHE_DIR, $XDG_CACHE_HOME/alexnet-mp or ~/.cache/alexnet-mp)' },
   'run-dir': { type: 'string', describe: 'directory for run.json, metrics.jsonl and checkpoints/ (created if missing)' },
   'eval-every': {
@@ -69,7 +69,7 @@ export interface RunArgs {
   'lr-schedule'?: string;
   momentum?: number;
   'weight-decay'?: number;
-  data: string;
+  data?: string;
   'cache-dir'?: string;
   'run-dir'?: string;
   'eval-every': number;
@@ -111,7 +111,7 @@ export function checkRunArgs(a: RunArgs): void {
       throw new UserError((e as Error).message);
     }
   }
-  if (!a.data || a.data.trim() === '') throw new UserError('--data needs synthetic, cifar10 or a folder');
+  if (a.data !== undefined && a.data.trim() === '') throw new UserError('--data needs synthetic, cifar10 or a folder');
   if (a['stop-after'] !== undefined) parseDuration(a['stop-after'], 'stop-after');
 }
 
