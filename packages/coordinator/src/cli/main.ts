@@ -7,6 +7,7 @@ import { workerCommand } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
 import { launchCommand } from './launch-command.js';
 import { certsCommand } from './certs-command.js';
+import { summaryCommand } from './summary-command.js';
 import { reportAndExit } from './errors.js';
 
 process.on('unhandledRejection', reportAndExit);
@@ -20,6 +21,7 @@ try {
     .command(coordinatorCommand)
     .command(paramsCommand)
     .command(inspectCommand)
+    .command(summaryCommand)
     .command(certsCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()

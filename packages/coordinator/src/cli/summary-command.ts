@@ -1,0 +1,26 @@
+/** `alexnet summary RUN_DIR`: a run folder's sessions, progress and per-epoch table, from its metrics.jsonl. */
+import type { CommandModule } from 'yargs';
+import { formatRunReport, readRunEvents, summariseRun } from '../run-summary.js';
+import { positiveInt } from './options.js';
+
+interface Args {
+  run: string;
+  per?: number;
+  json: boolean;
+}
+
+export const summaryCommand: CommandModule<object, Args> = {
+  command: 'summary <run>',
+  describe: "a run folder's progress: its sessions (launch, --resume) with their wall time, and a table per epoch of training loss and error and the held-out evaluations",
+  builder: (y) =>
+    y
+      .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run)' })
+      .option('per', { type: 'number', describe: 'steps per table row (default: an epoch, or 100 steps for a run without epochs)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the report as one JSON object' })
+      .example('$0 summary runs/c10', 'Markdown: sessions and one row per epoch') as never,
+  handler: (a) => {
+    if (a.per !== undefined) positiveInt(a.per, 'per');
+    const report = summariseRun(readRunEvents(a.run), a.per);
+    process.stdout.write(a.json ? JSON.stringify(report) + '\n' : formatRunReport(report));
+  },
+};

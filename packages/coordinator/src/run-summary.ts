@@ -1,0 +1,199 @@
+/**
+ * What a run folder's metrics.jsonl says, for a person: the run's sessions (each launch or
+ * --resume, with its wall time), the steps done of those planned, and a table per epoch (or per
+ * N steps) of the training loss and error and the held-out evaluations. A resumed run logs the
+ * steps after its checkpoint again: the last line of each step counts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from './cli/errors.js';
+
+interface RunEvent {
+  event: 'run';
+  run_id: string;
+  preset: string;
+  steps: number;
+  start_step: number;
+  epochs: number | null;
+  steps_per_epoch: number | null;
+  batch: number;
+  data: string;
+  started?: string;
+  workers?: { backend: string }[];
+}
+interface StepEvent {
+  event: 'step';
+  step: number;
+  lr: number;
+  loss: number;
+  /** Share of the batch classified right. */
+  top1: number;
+  ms: number;
+}
+interface EvalEvent {
+  event: 'eval';
+  step: number;
+  loss: number;
+  top1_error: number;
+  top5_error: number;
+  images: number;
+  views?: number;
+  ms?: number;
+}
+type Event = RunEvent | StepEvent | EvalEvent | { event: string; [k: string]: unknown };
+
+export interface Session {
+  readonly runId: string;
+  readonly started: string | null;
+  readonly backend: string | null;
+  readonly fromStep: number;
+  /** Steps done by the end of the session (the last step logged + 1). */
+  readonly toStep: number;
+  /** Wall time of the session's training (its "done" line), or the sum of its steps and evaluations when it has none. */
+  readonly seconds: number;
+  /** How it ended: "done", "stopped: REASON", "failed" or "running or killed" (no last line). */
+  readonly end: string;
+}
+
+export interface Row {
+  readonly from: number;
+  readonly to: number;
+  readonly epoch: number | null;
+  readonly lr: number;
+  readonly loss: number;
+  /** Training top-1 error: the share of the rows' training images misclassified (before each step's update). */
+  readonly top1Error: number;
+  /** The evaluations that fell in the row (after its steps): held-out error at that step. */
+  readonly evals: readonly EvalEvent[];
+}
+
+export interface RunReport {
+  readonly preset: string;
+  readonly data: string;
+  readonly batch: number;
+  readonly plannedSteps: number;
+  readonly stepsPerEpoch: number | null;
+  readonly stepsDone: number;
+  readonly sessions: readonly Session[];
+  readonly seconds: number;
+  readonly rows: readonly Row[];
+  readonly lastEval: EvalEvent | null;
+}
+
+/** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
+export function readRunEvents(runDir: string): Event[] {
+  const file = path.join(runDir, 'metrics.jsonl');
+  if (!fs.existsSync(runDir)) throw new UserError(`${runDir}: no such run folder`);
+  if (!fs.existsSync(file)) throw new UserError(`${runDir} has no metrics.jsonl: is it a run folder (--run-dir)?`);
+  const events: Event[] = [];
+  for (const [i, line] of fs.readFileSync(file, 'utf8').split('\n').entries()) {
+    if (line.trim() === '') continue;
+    try {
+      events.push(JSON.parse(line) as Event);
+    } catch {
+      throw new UserError(`${file}, line ${i + 1}: not JSON`);
+    }
+  }
+  if (!events.some((e) => e.event === 'run')) throw new UserError(`${file} holds no run (no "run" line)`);
+  return events;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** The report of a run's events; rows of `per` steps (default: an epoch, or 100 steps when the run has no epochs). */
+export function summariseRun(events: readonly Event[], per?: number): RunReport {
+  const runs = events.filter((e): e is RunEvent => e.event === 'run');
+  const last = runs[runs.length - 1]!;
+  const steps = new Map<number, StepEvent>();
+  const evals = new Map<number, EvalEvent>();
+  const sessions: Session[] = [];
+  let cur: { run: RunEvent; steps: StepEvent[]; evals: EvalEvent[]; end: string | null; seconds: number | null } | null = null;
+  const close = () => {
+    if (!cur) return;
+    const stepMs = cur.steps.reduce((s, m) => s + m.ms, 0) + cur.evals.reduce((s, m) => s + (m.ms ?? 0), 0);
+    sessions.push({
+      runId: cur.run.run_id,
+      started: cur.run.started ?? null,
+      backend: cur.run.workers?.[0]?.backend ?? null,
+      fromStep: cur.run.start_step,
+      toStep: cur.steps.length ? cur.steps[cur.steps.length - 1]!.step + 1 : cur.run.start_step,
+      seconds: cur.seconds ?? stepMs / 1000,
+      end: cur.end ?? 'running or killed',
+    });
+  };
+  for (const e of events) {
+    if (e.event === 'run') {
+      close();
+      cur = { run: e as RunEvent, steps: [], evals: [], end: null, seconds: null };
+    } else if (e.event === 'step') {
+      const s = e as StepEvent;
+      steps.set(s.step, s);
+      cur?.steps.push(s);
+    } else if (e.event === 'eval') {
+      const v = e as EvalEvent;
+      evals.set(v.step, v);
+      cur?.evals.push(v);
+    } else if (cur && e.event === 'done') {
+      cur.seconds = Number(e.elapsed_s);
+      cur.end ??= 'done';
+    } else if (cur && e.event === 'stopped') cur.end = `stopped: ${String(e.reason)}`;
+    else if (cur && e.event === 'failed') cur.end = 'failed';
+  }
+  close();
+  const spe = last.steps_per_epoch;
+  const width = per ?? spe ?? 100;
+  const ordered = [...steps.values()].sort((a, b) => a.step - b.step);
+  const rows: Row[] = [];
+  for (let i = 0; i < ordered.length; ) {
+    const from = Math.floor(ordered[i]!.step / width) * width;
+    const to = from + width;
+    const chunk: StepEvent[] = [];
+    while (i < ordered.length && ordered[i]!.step < to) chunk.push(ordered[i++]!);
+    rows.push({
+      from,
+      to: chunk[chunk.length - 1]!.step + 1,
+      epoch: spe ? Math.floor(from / spe) : null,
+      lr: chunk[chunk.length - 1]!.lr,
+      loss: mean(chunk.map((m) => m.loss)),
+      top1Error: 1 - mean(chunk.map((m) => m.top1)),
+      evals: [...evals.values()].filter((v) => v.step > from && v.step <= to).sort((a, b) => a.step - b.step),
+    });
+  }
+  const allEvals = [...evals.values()].sort((a, b) => a.step - b.step);
+  return {
+    preset: last.preset,
+    data: last.data,
+    batch: last.batch,
+    plannedSteps: last.steps,
+    stepsPerEpoch: spe,
+    stepsDone: ordered.length ? ordered[ordered.length - 1]!.step + 1 : last.start_step,
+    sessions,
+    seconds: sessions.reduce((s, x) => s + x.seconds, 0),
+    rows,
+    lastEval: allEvals[allEvals.length - 1] ?? null,
+  };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
+
+/** The report as Markdown: a few lines, the sessions and the table. */
+export function formatRunReport(r: RunReport): string {
+  const out: string[] = [];
+  const epochs = r.stepsPerEpoch ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : '';
+  out.push(`preset ${r.preset}, batch ${r.batch}; ${r.data}`);
+  out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${r.sessions.length} session${r.sessions.length === 1 ? '' : 's'}`);
+  if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
+  out.push('');
+  out.push('| session | started | backend | steps | wall time | ended |');
+  out.push('|---|---|---|---|---|---|');
+  for (const [i, s] of r.sessions.entries()) out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${s.end} |`);
+  out.push('');
+  out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out top-1 / top-5 error |`);
+  out.push(`|---|${r.stepsPerEpoch ? '---|' : ''}---|---|---|---|`);
+  for (const row of r.rows) {
+    const ev = row.evals.map((v) => `${pct(v.top1_error)} / ${pct(v.top5_error)} (step ${v.step}, ${v.images} images)`).join('; ');
+    out.push(`| ${row.from}-${row.to - 1} | ${row.epoch !== null ? `${row.epoch} | ` : ''}${row.lr} | ${row.loss.toFixed(3)} | ${pct(row.top1Error)} | ${ev} |`);
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,80 @@
+/** run-summary.ts and `alexnet summary`: a run folder's sessions and per-epoch table from its metrics.jsonl. */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { alexnetBin } from '../src/launch.js';
+import { formatRunReport, readRunEvents, summariseRun } from '../src/run-summary.js';
+
+const run = (start: number, id: string) => ({ event: 'run', run_id: id, preset: 'tiny', steps: 12, start_step: start, epochs: 3, steps_per_epoch: 4, batch: 8, data: 'synthetic', started: `2026-01-0${start ? 2 : 1}T00:00:00.000Z`, workers: [{ backend: 'webasm' }, { backend: 'webasm' }] });
+const step = (s: number, loss: number, top1: number, lr = 0.01) => ({ event: 'step', step: s, lr, loss, top1, ms: 500 });
+const ev = (s: number, top1: number, top5: number) => ({ event: 'eval', step: s, loss: 1, top1_error: top1, top5_error: top5, images: 16, ms: 250 });
+
+// session 1: steps 0-5 (the epoch-end evaluation at 4), killed; session 2 resumed from the checkpoint at step 4: steps 4-8 again and on, stopped by SIGINT
+const events = [
+  run(0, 'a'),
+  ...[0, 1, 2, 3].map((s) => step(s, 2 - s * 0.1, 0.25)),
+  ev(4, 0.8, 0.3),
+  step(4, 9, 0),
+  step(5, 9, 0),
+  run(4, 'b'),
+  step(4, 1.5, 0.5),
+  step(5, 1.5, 0.5),
+  step(6, 1.3, 0.75),
+  step(7, 1.3, 0.75, 0.001),
+  ev(8, 0.6, 0.2),
+  step(8, 1.0, 1),
+  { event: 'stopped', reason: 'SIGINT', step: 9, checkpoint: 'x' },
+  { event: 'done', steps: 5, elapsed_s: 7.5 },
+];
+
+test('sessions, the steps done, and one row per epoch: a step logged again after a resume counts once (the later line)', (t) => {
+  const r = summariseRun(events as never);
+  t.is(r.stepsDone, 9);
+  t.is(r.plannedSteps, 12);
+  t.deepEqual(
+    r.sessions.map((s) => [s.runId, s.fromStep, s.toStep, s.seconds, s.end]),
+    [
+      ['a', 0, 6, (6 * 500 + 250) / 1000, 'running or killed'],
+      ['b', 4, 9, 7.5, 'stopped: SIGINT'],
+    ],
+  );
+  t.is(r.seconds, 3.25 + 7.5);
+  t.deepEqual(r.rows.map((x) => [x.from, x.to, x.epoch, x.lr]), [[0, 4, 0, 0.01], [4, 8, 1, 0.001], [8, 9, 2, 0.01]]);
+  t.is(r.rows[0]!.loss, (2 + 1.9 + 1.8 + 1.7) / 4);
+  t.is(r.rows[0]!.top1Error, 0.75);
+  // steps 4 and 5 are session b's (loss 1.5), not the abandoned ones (loss 9)
+  t.is(r.rows[1]!.loss, (1.5 + 1.5 + 1.3 + 1.3) / 4);
+  t.is(r.rows[1]!.top1Error, 1 - (0.5 + 0.5 + 0.75 + 0.75) / 4);
+  t.deepEqual(r.rows.map((x) => x.evals.map((v) => v.step)), [[4], [8], []]);
+  t.is(r.lastEval!.step, 8);
+  const md = formatRunReport(r);
+  t.regex(md, /^steps done: 9 of 12 \(2\.25 of 3 epochs\); training wall time 10\.8 s in 2 sessions$/m);
+  t.regex(md, /^last evaluation: after step 8, top-1 error 60\.0%, top-5 error 20\.0% on 16 held-out images$/m);
+  t.regex(md, /^\| 2 \| 2026-01-02T00:00:00\.000Z \| webasm \| 4-9 \| 7\.5 s \| stopped: SIGINT \|$/m);
+  t.regex(md, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 80\.0% \/ 30\.0% \(step 4, 16 images\) \|$/m);
+  // rows of another width
+  t.deepEqual(summariseRun(events as never, 3).rows.map((x) => [x.from, x.to]), [[0, 3], [3, 6], [6, 9]]);
+});
+
+test('alexnet summary prints the report of a run folder; a missing folder, or one without metrics, is one line', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-summary-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  t.is(readRunEvents(dir).length, events.length);
+  const ok = spawnSync(process.execPath, [alexnetBin, 'summary', dir], { encoding: 'utf8' });
+  t.is(ok.status, 0, ok.stderr);
+  t.is(ok.stdout, formatRunReport(summariseRun(events as never)));
+  const json = spawnSync(process.execPath, [alexnetBin, 'summary', dir, '--json'], { encoding: 'utf8' });
+  t.is((JSON.parse(json.stdout) as { stepsDone: number }).stepsDone, 9);
+
+  for (const [where, why] of [
+    [path.join(dir, 'nope'), /^alexnet: .*nope: no such run folder$/],
+    [os.tmpdir(), /^alexnet: .* has no metrics\.jsonl: is it a run folder \(--run-dir\)\?$/],
+  ] as const) {
+    const bad = spawnSync(process.execPath, [alexnetBin, 'summary', where], { encoding: 'utf8' });
+    t.is(bad.status, 2);
+    t.regex(bad.stderr.trim(), why);
+  }
+});
