@@ -8,6 +8,7 @@ import { repairTornTail, runDirError, writeFileAtomic } from './run-files.js';
 export class MetricsLog {
   private readonly file: string | null;
   private readonly observers: ((event: object) => void)[] = [];
+  private lastTraffic: string | null = null;
 
   constructor(readonly runDir: string | undefined, private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {
     if (runDir) {
@@ -19,8 +20,21 @@ export class MetricsLog {
     } else this.file = null;
   }
 
+  /**
+   * One event as a line. A step's per-crossing traffic is the same every step of a run: it is written on
+   * the first step line of this process and again only when it changes (it was 60% of every line: a long
+   * run's metrics.jsonl ran to tens of megabytes); observers still get every event whole.
+   */
   write(event: object): void {
-    const line = JSON.stringify(event);
+    let shown = event;
+    if ((event as { event?: string }).event === 'step' && 'traffic' in event) {
+      const traffic = JSON.stringify(event.traffic);
+      if (traffic === this.lastTraffic) {
+        const { traffic: _same, ...rest } = event as { traffic: unknown };
+        shown = rest;
+      } else this.lastTraffic = traffic;
+    }
+    const line = JSON.stringify(shown);
     this.out(line);
     if (this.file) {
       try {
