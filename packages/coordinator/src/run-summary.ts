@@ -1,8 +1,9 @@
 /**
  * What a run folder's metrics.jsonl says, for a person: the run's sessions (each launch or
  * --resume, with its wall time), the steps done of those planned, and a table per epoch (or per
- * N steps) of the training loss and error and the held-out evaluations. A resumed run logs the
- * steps after its checkpoint again: the last line of each step counts.
+ * N steps) of the training loss and error and the held-out evaluations. A resumed run continues
+ * from its checkpoint: the steps (and evaluations) an earlier session logged after that point were
+ * abandoned, and only the resumed run's count.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -125,6 +126,10 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     if (e.event === 'run') {
       close();
       cur = { run: e as RunEvent, steps: [], evals: [], end: null, seconds: null };
+      // a resumed run continues from its checkpoint: what was logged after it was abandoned
+      const from = cur.run.start_step;
+      for (const k of [...steps.keys()]) if (k >= from) steps.delete(k);
+      for (const k of [...evals.keys()]) if (k > from) evals.delete(k);
     } else if (e.event === 'step') {
       const s = e as StepEvent;
       steps.set(s.step, s);

@@ -29,7 +29,7 @@ const events = [
   { event: 'done', steps: 5, elapsed_s: 7.5 },
 ];
 
-test('sessions, the steps done, and one row per epoch: a step logged again after a resume counts once (the later line)', (t) => {
+test('sessions, the steps done, and one row per epoch: after a resume, only the resumed run\'s steps from its checkpoint on count', (t) => {
   const r = summariseRun(events as never);
   t.is(r.stepsDone, 9);
   t.is(r.plannedSteps, 12);
@@ -54,6 +54,11 @@ test('sessions, the steps done, and one row per epoch: a step logged again after
   t.regex(md, /^last evaluation: after step 8, top-1 error 60\.0%, top-5 error 20\.0% on 16 held-out images$/m);
   t.regex(md, /^\| 2 \| 2026-01-02T00:00:00\.000Z \| webasm \| 4-9 \| 7\.5 s \| stopped: SIGINT \|$/m);
   t.regex(md, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 80\.0% \/ 30\.0% \(step 4, 16 images\) \|$/m);
+  // a session resumed from an earlier checkpoint than its predecessor reached: the steps after it do not count
+  const cut = summariseRun([run(0, 'a'), ...[0, 1, 2, 3, 4, 5].map((s) => step(s, 2, 0.5)), ev(4, 0.5, 0.1), run(2, 'b'), step(2, 1, 1)] as never);
+  t.is(cut.stepsDone, 3);
+  t.deepEqual(cut.rows.map((x) => [x.from, x.to, x.loss]), [[0, 3, (2 + 2 + 1) / 3]]);
+  t.is(cut.lastEval, null);
   // rows of another width
   t.deepEqual(summariseRun(events as never, 3).rows.map((x) => [x.from, x.to]), [[0, 3], [3, 6], [6, 9]]);
 });
