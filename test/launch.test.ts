@@ -1,6 +1,7 @@
 /** `alexnet launch` as a user runs it: real processes, ports from the OS, clean exits. */
 import test from 'ava';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { alexnet, alive } from './helpers.js';
@@ -60,4 +61,17 @@ test('with --max-restarts 0, a worker killed mid-run ends the run: launch names 
   t.notRegex(err, /internal error|\n\s+at /, 'no stack trace');
   t.true(took < 20_000, 'no hang');
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
+
+test('a busy --ui-port or --inspect-port is one line before any worker starts', async (t) => {
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as net.AddressInfo).port;
+  for (const option of ['--ui-port', '--inspect-port']) {
+    const p = alexnet([...common, option, String(port)]);
+    t.is((await p.exited).code, 2, p.output());
+    t.deepEqual(p.stderr, [`alexnet: ${option} ${port}: cannot listen on 127.0.0.1:${port}: the port is in use (${option} 0 picks a free one)`]);
+    t.deepEqual(p.stdout, [], 'no worker was started');
+  }
 });

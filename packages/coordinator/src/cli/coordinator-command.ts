@@ -9,6 +9,7 @@ import { checkpointDir, loadResume, resolvePreset, type SavedRun } from '../resu
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
+import { checkPortFree } from './port-check.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { Recovery } from '../recovery.js';
 import { DivergedError } from '../divergence.js';
@@ -55,6 +56,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     checkRunArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
+    await checkPortFree(a['ui-host'], a['ui-port'], '--ui-port');
+    await checkPortFree(a['inspect-host'], a['inspect-port'], '--inspect-port');
     const list = a.workers.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     if (list.length !== 2) throw new UserError(`--workers needs exactly two addresses (tower 0's, then tower 1's), got ${list.length}`);
     const workers = [checkAddress(list[0]!, 'workers'), checkAddress(list[1]!, 'workers')] as const;

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { getPreset } from '@alexnet-mp/core';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
+import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
@@ -54,6 +55,8 @@ export const launchCommand: CommandModule<object, Args> = {
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
+    await checkPortFree(a['ui-host'], a['ui-port'], '--ui-port');
+    await checkPortFree(a['inspect-host'], a['inspect-port'], '--inspect-port');
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
     // the children authenticate each other: a shared token (random per launch unless given), and mutual TLS with --tls DIR
