@@ -9,7 +9,8 @@
 #   call 1:  carry .device/enter.sh .device/debs .device/node.xz   command: bash scripts/gpu-continue-cifar10.sh check
 #   call 2:  carry .devpack/node_modules.tar.xz                    command: bash scripts/gpu-continue-cifar10.sh check
 #   call 3:  carry .devpack/cifar10.tar.gz                         command: bash scripts/gpu-continue-cifar10.sh train 6m
-#            (timeout_s: the minutes given + 3)
+#            (timeout_s: the minutes given + 4: unpacking, decoding the images, the first kernels and the
+#            last checkpoint come on top of --stop-after, which counts from the coordinator's start)
 #   here:    bash scripts/gpu-continue-cifar10.sh unpack FILES_AT   (the folder the call's files came back to)
 #
 # `pack` makes a node_modules without what the run does not use (TensorFlow.js, TypeScript, Playwright:
@@ -73,6 +74,7 @@ case "${1:-}" in
     split -b 15M -d "$ck" "$out/$(basename "$ck").part"
     cp "$run/metrics.jsonl" "$run/run.json" "$out/"
     node bin/alexnet.mjs summary "$run" 2>/dev/null | head -3 || true
+    exit "$rc"
     ;;
   unpack)
     from=${2:?"unpack FOLDER (where the call's files came back)"}
@@ -88,15 +90,20 @@ case "${1:-}" in
       const { state } = decodeCheckpoint(getPreset('cifar'), fs.readFileSync(process.argv[1]), process.argv[1]);
       console.log('checkpoint of step ' + state.step + ' reads');
     " "$tmp" || { rm -f "$tmp"; echo "the parts in $from do not make a readable checkpoint" >&2; exit 1; }
+    # never replace newer work with an older checkpoint (a stale folder)
+    latest=$(ls "$run"/checkpoints/step-*.safetensors 2>/dev/null | sort | tail -1)
+    if [ -n "$latest" ] && [[ "$(basename "$latest")" > "$name" ]]; then
+      rm -f "$tmp"; echo "$from holds $name, older than $latest here: not unpacked" >&2; exit 1
+    fi
     old=$(ls "$run"/checkpoints/step-*.safetensors 2>/dev/null || true)
     mv "$tmp" "$run/checkpoints/$name"
     cp "$from/metrics.jsonl" "$from/run.json" "$run/"
     for f in $old; do [ "$(basename "$f")" = "$name" ] || rm -f "$f"; done
     ls -la "$run/checkpoints"
-    node bin/alexnet.mjs summary "$run" | head -3
+    node bin/alexnet.mjs summary "$run" | head -3 || true
     ;;
   *)
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -78,11 +78,12 @@ test('--stop-after ends the run at a step boundary once the time is up, with a c
   t.is(stopped!.step, steps.length);
   t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(steps.length)]);
   t.is(ev[ev.length - 1]!.event, 'done');
+  t.regex(p.output(), /\[launch\] run stopped at its time limit/);
 
-  for (const bad of ['5x', '0', '1d']) {
+  for (const bad of ['5x', '0', '1d', '600h']) {
     const q = alexnet(['launch', '--stop-after', bad]);
     t.is((await q.exited).code, 2, q.output());
-    t.regex(q.stderr.join('\n'), /^alexnet: --stop-after must be (a duration such as|longer than 0)/m, bad);
+    t.regex(q.stderr.join('\n'), /^alexnet: --stop-after must be (a duration such as|longer than 0|at most 2000000 seconds)/m, bad);
     t.notRegex(q.output(), /\n\s+at /, 'no stack trace');
   }
 });

@@ -157,6 +157,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     else (stream === 'out' ? out : err)(`[${c.name}] ${line}`);
     const m = / listening on (\S+)$/.exec(line);
     if (m && stream === 'out') listening.get(c.name)?.(m[1]!);
+    if (c.name === 'coord' && /^alexnet coordinator: stopped \(--stop-after /.test(line)) stoppedEarly = true;
     const ui = c.name === 'coord' ? /: dashboard at (http:\/\/\S+)$/.exec(line) : null;
     if (ui) (progress ? (l: string) => progress!.note(l) : err)(`[launch] dashboard: ${ui[1]}`);
     const inspect = c.name === 'coord' ? /: inspection service \(alexnet\.v1\.Coordinator\) at (\S+): /.exec(line) : null;
@@ -183,6 +184,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let wakeOnSignal: () => void = () => {};
   const signalSeen = new Promise<void>((resolve) => (wakeOnSignal = resolve));
   let coordinator: Child | null = null;
+  let stoppedEarly = false;
   let graceful: NodeJS.Signals | null = null;
   const onSignal = (s: NodeJS.Signals) => {
     if (signalled) return;
@@ -241,7 +243,12 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         again.exited.then(() => false),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), o.startTimeoutMs ?? 120_000).unref()),
         signalSeen.then(() => false),
+        coord.exited.then(() => false),
       ]);
+      if (graceful !== null && !coord.alive()) {
+        say(`the coordinator ended the run (${graceful}, ${coord.describeExit()}); stopping the workers`);
+        return { code: graceful === 'SIGINT' ? 130 : 143, pids: pids() };
+      }
       if (signalled) return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
       if (!up) {
         say(again.alive() ? `${again.name} did not start listening again within ${((o.startTimeoutMs ?? 120_000) / 1000).toFixed(0)} s` : workerFailure(again));
@@ -252,12 +259,13 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     }
     (progress as Progress | null)?.stop();
     if (ended === 'signal') return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
-    if (graceful !== null && ended === 'coord') {
+    // a stop asked for and done (130/143; 0 when the run ended on its own meanwhile); any other exit is a failure, below
+    if (graceful !== null && ended === 'coord' && [0, 130, 143].includes(coord.exit!.code ?? -1)) {
       say(`the coordinator ended the run (${graceful}, ${coord.describeExit()}); stopping the workers`);
       return { code: graceful === 'SIGINT' ? 130 : 143, pids: pids() };
     }
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {
-      say('run finished; stopping the workers');
+      say(stoppedEarly ? 'run stopped at its time limit (--stop-after; --resume continues it); stopping the workers' : 'run finished; stopping the workers');
       return { code: 0, pids: pids() };
     }
     // something failed: give a dying worker a moment to be seen, it is the likely cause

@@ -87,11 +87,14 @@ export function readRunEvents(runDir: string): Event[] {
   if (!fs.existsSync(runDir)) throw new UserError(`${runDir}: no such run folder`);
   if (!fs.existsSync(file)) throw new UserError(`${runDir} has no metrics.jsonl: is it a run folder (--run-dir)?`);
   const events: Event[] = [];
-  for (const [i, line] of fs.readFileSync(file, 'utf8').split('\n').entries()) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  for (const [i, line] of lines.entries()) {
     if (line.trim() === '') continue;
     try {
       events.push(JSON.parse(line) as Event);
     } catch {
+      // the last line of a run being written (or killed mid-line) may be torn: it is left out
+      if (lines.slice(i + 1).every((l) => l.trim() === '')) break;
       throw new UserError(`${file}, line ${i + 1}: not JSON`);
     }
   }
@@ -122,14 +125,16 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
       end: cur.end ?? 'running or killed',
     });
   };
+  // a resumed or restarted run continues from a checkpoint: what was logged after it was abandoned
+  const abandonFrom = (from: number) => {
+    for (const k of [...steps.keys()]) if (k >= from) steps.delete(k);
+    for (const k of [...evals.keys()]) if (k > from) evals.delete(k);
+  };
   for (const e of events) {
     if (e.event === 'run') {
       close();
       cur = { run: e as RunEvent, steps: [], evals: [], end: null, seconds: null };
-      // a resumed run continues from its checkpoint: what was logged after it was abandoned
-      const from = cur.run.start_step;
-      for (const k of [...steps.keys()]) if (k >= from) steps.delete(k);
-      for (const k of [...evals.keys()]) if (k > from) evals.delete(k);
+      abandonFrom(cur.run.start_step);
     } else if (e.event === 'step') {
       const s = e as StepEvent;
       steps.set(s.step, s);
@@ -138,6 +143,9 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
       const v = e as EvalEvent;
       evals.set(v.step, v);
       cur?.evals.push(v);
+    } else if (e.event === 'restart') {
+      // after a lost worker the run went back to its last checkpoint
+      abandonFrom(Number(e.from_step));
     } else if (cur && e.event === 'done') {
       cur.seconds = Number(e.elapsed_s);
       cur.end ??= 'done';

@@ -59,6 +59,10 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   t.is(cut.stepsDone, 3);
   t.deepEqual(cut.rows.map((x) => [x.from, x.to, x.loss]), [[0, 3, (2 + 2 + 1) / 3]]);
   t.is(cut.lastEval, null);
+  // a restart after a lost worker goes back to the checkpoint the same way
+  const restarted = summariseRun([run(0, 'a'), ...[0, 1, 2, 3].map((s) => step(s, 2, 0.5)), { event: 'restart', from_step: 2 }, step(2, 1, 1), { event: 'failed', error: 'x' }] as never);
+  t.is(restarted.stepsDone, 3);
+  t.is(restarted.sessions[0]!.end, 'failed');
   // rows of another width
   t.deepEqual(summariseRun(events as never, 3).rows.map((x) => [x.from, x.to]), [[0, 3], [3, 6], [6, 9]]);
 });
@@ -67,6 +71,9 @@ test('alexnet summary prints the report of a run folder; a missing folder, or on
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-summary-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  t.is(readRunEvents(dir).length, events.length);
+  // a torn last line (a run killed mid-line, or still writing) is left out
+  fs.appendFileSync(path.join(dir, 'metrics.jsonl'), '{"event":"step","st');
   t.is(readRunEvents(dir).length, events.length);
   const ok = spawnSync(process.execPath, [alexnetBin, 'summary', dir], { encoding: 'utf8' });
   t.is(ok.status, 0, ok.stderr);

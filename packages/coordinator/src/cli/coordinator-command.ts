@@ -184,7 +184,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (stopCode === 0 && c.isRunning && !recovery?.recovering) {
         stopCode = code;
         c.requestStop(sig);
-        progress.note(`${sig}: ending the run after the step in progress${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
+        progress.note(`${sig}: ending the run after the step in progress (and its evaluation, if one is due)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
         return;
       }
       stop(sig, code);
@@ -260,10 +260,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (c.stoppedEarly) {
         const ckpt = checkpoints ? recovery.checkpoint : null;
         log.write({ event: 'stopped', reason: c.stoppedEarly.reason, step: c.stoppedEarly.step, checkpoint: ckpt });
-        info(
-          `stopped (${c.stoppedEarly.reason}) after step ${c.stoppedEarly.step} of ${targetSteps}` +
-            (ckpt ? `; checkpoint ${ckpt}: \`alexnet launch --resume ${runDir}\` (or coordinator --resume) continues the run` : '; no checkpoint (give --run-dir to keep one)'),
-        );
+        const kept = steps.length === 0 ? '; no step was done, nothing new to keep' : ckpt ? `; checkpoint ${ckpt}` : '; no checkpoint (give --run-dir to keep one)';
+        const resume = ckpt ? `: \`alexnet launch --resume ${runDir}\` (or coordinator --resume) continues the run` : '';
+        info(`stopped (${c.stoppedEarly.reason}) after step ${c.stoppedEarly.step} of ${targetSteps}${kept}${resume}`);
       }
       const done = { ...summarise(steps, performance.now() - t0, evals), data_wait_share: c.dataWaitShare };
       log.write(done);
@@ -273,7 +272,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             `loss ${done.loss_last!.toFixed(3)} and top-1 ${(100 * done.top1_last!).toFixed(0)}% over the last ${Math.min(10, steps.length)} steps, ` +
             `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time, on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run`,
         );
-      } else if (resumed) info(`nothing to do: the run is at step ${startStep} of ${targetSteps}`);
+      } else if (resumed && !c.stoppedEarly) info(`nothing to do: the run is at step ${startStep} of ${targetSteps}`);
     } catch (e) {
       progress.stop();
       await data.close().catch(() => {});

@@ -127,6 +127,8 @@ export function parseDuration(text: string, option: string): number {
     seconds = Number(parts[1] ?? 0) * units.h! + Number(parts[2] ?? 0) * units.m! + Number(parts[3] ?? 0) * units.s!;
   }
   if (!(seconds > 0)) throw new UserError(`--${option} must be longer than 0 seconds, got "${s}"`);
+  // a timer waits at most 2^31-1 ms (24.8 days)
+  if (seconds > 2_000_000) throw new UserError(`--${option} must be at most 2000000 seconds (about 555h), got "${s}"`);
   return seconds;
 }
 
