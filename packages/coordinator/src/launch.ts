@@ -178,6 +178,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     return stopping;
   };
   const pids = () => Object.fromEntries(children.map((c) => [c.name, c.pid])) as Record<Name, number>;
+  /** The launcher's result after a signal: 130 for SIGINT, 143 for SIGTERM, as a shell reports them. */
+  const bySignal = (s: NodeJS.Signals): LaunchResult => ({ code: s === 'SIGINT' ? 130 : 143, pids: pids() });
 
   // a signal to the launcher: the coordinator ends the run gracefully; a second signal (or one before the coordinator runs) stops everything
   let signalled: NodeJS.Signals | null = null;
@@ -219,12 +221,16 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       signalSeen.then(() => null),
       new Promise<never>((_, reject) => setTimeout(() => reject(new LaunchFailure(`the workers did not start listening within ${((o.startTimeoutMs ?? 120_000) / 1000).toFixed(0)} s`, 1)), o.startTimeoutMs ?? 120_000).unref()),
     ]);
-    if (!addresses) return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
+    if (!addresses) return bySignal(signalled!);
     say(`workers listening on ${addresses.join(' and ')}`);
 
     // ---- coordinator
     const coord = start('coord', ['coordinator', '--workers', addresses.join(','), ...o.coordinatorArgs]);
     coordinator = coord;
+    const gracefulEnd = (s: NodeJS.Signals): LaunchResult => {
+      say(`the coordinator ended the run (${s}, ${coord.describeExit()}); stopping the workers`);
+      return bySignal(s);
+    };
     let firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
     let ended: 'coord' | 'worker' | 'signal';
     for (let restarts = 0; ; restarts++) {
@@ -245,11 +251,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         signalSeen.then(() => false),
         coord.exited.then(() => false),
       ]);
-      if (graceful !== null && !coord.alive()) {
-        say(`the coordinator ended the run (${graceful}, ${coord.describeExit()}); stopping the workers`);
-        return { code: graceful === 'SIGINT' ? 130 : 143, pids: pids() };
-      }
-      if (signalled) return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
+      if (graceful !== null && !coord.alive()) return gracefulEnd(graceful);
+      if (signalled) return bySignal(signalled);
       if (!up) {
         say(again.alive() ? `${again.name} did not start listening again within ${((o.startTimeoutMs ?? 120_000) / 1000).toFixed(0)} s` : workerFailure(again));
         say(`stopping the run: ${again.name} could not be restarted`);
@@ -258,12 +261,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
     }
     (progress as Progress | null)?.stop();
-    if (ended === 'signal') return { code: signalled === 'SIGINT' ? 130 : 143, pids: pids() };
+    if (ended === 'signal') return bySignal(signalled!);
     // a stop asked for and done (130/143; 0 when the run ended on its own meanwhile); any other exit is a failure, below
-    if (graceful !== null && ended === 'coord' && [0, 130, 143].includes(coord.exit!.code ?? -1)) {
-      say(`the coordinator ended the run (${graceful}, ${coord.describeExit()}); stopping the workers`);
-      return { code: graceful === 'SIGINT' ? 130 : 143, pids: pids() };
-    }
+    if (graceful !== null && ended === 'coord' && [0, 130, 143].includes(coord.exit!.code ?? -1)) return gracefulEnd(graceful);
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {
       say(stoppedEarly ? 'run stopped at its time limit (--stop-after; --resume continues it); stopping the workers' : 'run finished; stopping the workers');
       return { code: 0, pids: pids() };

@@ -118,13 +118,12 @@ export function checkRunArgs(a: RunArgs): void {
 /** Seconds in a duration written "2h", "90m", "1h30m", "45s" or "3600" (seconds); a UserError otherwise. */
 export function parseDuration(text: string, option: string): number {
   const s = String(text).trim();
-  const units: Record<string, number> = { h: 3600, m: 60, s: 1 };
   let seconds = 0;
   if (/^\d+(\.\d+)?$/.test(s)) seconds = Number(s);
   else {
     const parts = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(s);
     if (!parts || s === '') throw new UserError(`--${option} must be a duration such as 90m, 2h, 1h30m, 45s or a number of seconds, got "${s}"`);
-    seconds = Number(parts[1] ?? 0) * units.h! + Number(parts[2] ?? 0) * units.m! + Number(parts[3] ?? 0) * units.s!;
+    seconds = Number(parts[1] ?? 0) * 3600 + Number(parts[2] ?? 0) * 60 + Number(parts[3] ?? 0);
   }
   if (!(seconds > 0)) throw new UserError(`--${option} must be longer than 0 seconds, got "${s}"`);
   // a timer waits at most 2^31-1 ms (24.8 days)
