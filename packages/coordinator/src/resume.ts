@@ -16,6 +16,8 @@ export interface SavedRun {
   data?: { name?: string; position?: number; epoch?: number; steps_per_epoch?: number | null; order_seed?: number };
   /** The --data the run was started with (synthetic, cifar10 or a folder, as given): --resume uses it unless told otherwise. */
   data_name?: string;
+  /** A folder's --data as it resolved when the checkpoint was written (absolute): found again when the run is resumed from another directory. */
+  data_path?: string;
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
   plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
 }
@@ -73,6 +75,31 @@ export function loadResume(runDir: string, spec: ModelSpec): Resumed {
     throw new CheckpointError(`cannot resume from ${file}: ${(e as Error).message}`);
   }
   return { file, params: decoded.params, step: decoded.state.step, seed: decoded.state.seed, saved: (decoded.state.extra ?? {}) as SavedRun };
+}
+
+/** Names of --data that are not folders. */
+const NOT_A_FOLDER = new Set(['synthetic', 'cifar10']);
+
+/** What a checkpoint keeps of --data: as given, and a folder's absolute path. */
+export function savedDataOf(data: string, cwd = process.cwd()): Pick<SavedRun, 'data_name' | 'data_path'> {
+  return NOT_A_FOLDER.has(data) ? { data_name: data } : { data_name: data, data_path: path.resolve(cwd, data) };
+}
+
+/**
+ * The data a resumed run goes on with when no --data is given: the run's own, as given when it
+ * still resolves from here (a relative path keeps a run folder portable: a repository with the data
+ * beside it), else the folder it resolved to when the checkpoint was written. Undefined for runs that
+ * saved no data; a CheckpointError when neither place exists.
+ */
+export function resumedData(saved: SavedRun, cwd = process.cwd()): { data: string; note?: string } | undefined {
+  const name = saved.data_name;
+  if (name === undefined) return undefined;
+  if (NOT_A_FOLDER.has(name) || fs.existsSync(path.resolve(cwd, name))) return { data: name };
+  if (saved.data_path !== undefined && fs.existsSync(saved.data_path)) {
+    return { data: saved.data_path, note: `the run's data ${name} is not there from ${cwd}: using ${saved.data_path}, where it was when the run was checkpointed` };
+  }
+  const where = saved.data_path !== undefined ? `${saved.data_path} when the run was checkpointed` : 'relative to the directory the run was started in';
+  throw new CheckpointError(`the run was trained on ${name} (${where}), which is not there from ${cwd}: resume from that directory, or give --data with the same images`);
 }
 
 /** The preset of a run: the command line's, else (with --resume) the checkpoint's, else the default. */

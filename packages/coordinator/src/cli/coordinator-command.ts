@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worke
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
-import { checkpointDir, loadResume, resolvePreset, type SavedRun } from '../resume.js';
+import { checkpointDir, loadResume, resolvePreset, resumedData, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
@@ -101,7 +101,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
 
     // the data: the command line's, else (with --resume) the run's own, else synthetic
     const savedData = saved.data_name;
-    const dataName = a.data ?? savedData ?? 'synthetic';
+    const fromRun = a.data === undefined ? resumedData(saved) : undefined;
+    if (fromRun?.note) info(fromRun.note);
+    const dataName = a.data ?? fromRun?.data ?? 'synthetic';
     if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
     const data = await openTrainingData({ data: dataName, spec, seed, cacheDir: a['cache-dir'], info });
     if (evalViews !== 'centre' && !data.real) throw new UserError(`--eval-views ${evalViews} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
@@ -144,7 +146,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             every: checkpointEvery,
             keep,
             extra: () => ({
-              data_name: dataName,
+              // a resumed run keeps its --data as first given (relative paths keep the run folder portable)
+              ...savedDataOf(dataName),
+              ...(fromRun ? { data_name: savedData } : {}),
               // the mean the workers subtract: `alexnet inspect --run` feeds images to the checkpoint the same way
               input_mean: data.source.inputMean ?? null,
               plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { CheckpointError, GroupedTrainer, decodeCheckpoint, getPreset, latestCheckpoint, modelHash, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
 import { augmentFor, openDataset } from '@alexnet-mp/core/data';
 import { DEFAULT_INPUT_MEAN, normaliseImages, type Security } from '@alexnet-mp/worker';
-import { checkpointDir, readCheckpointHeader, type SavedRun } from '../resume.js';
+import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from '../resume.js';
 import { openTrainingData } from '../training-data.js';
 import { UserError } from '../cli/errors.js';
 import { kernelShape, mapShape } from './layers.js';
@@ -76,7 +76,7 @@ export class CheckpointSource implements InspectSource {
   }
 
   private get dataName(): string {
-    return this.o.data ?? this.saved.data_name ?? 'synthetic';
+    return this.o.data ?? resumedData(this.saved)?.data ?? 'synthetic';
   }
 
   async kernels(layer: string): Promise<KernelsAt> {

@@ -1,0 +1,50 @@
+/** resume.ts: which data a resumed run goes on with when no --data is given, from wherever it is resumed. */
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CheckpointError } from '@alexnet-mp/core';
+import { resumedData, savedDataOf } from '../src/resume.js';
+
+function tempDir(t: { teardown(f: () => void): void }): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-resume-data-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+test('a checkpoint keeps --data as given and, for a folder, where it resolved', (t) => {
+  t.deepEqual(savedDataOf('cifar10', '/somewhere'), { data_name: 'cifar10' });
+  t.deepEqual(savedDataOf('synthetic', '/somewhere'), { data_name: 'synthetic' });
+  t.deepEqual(savedDataOf('../data/c10', '/work/repo'), { data_name: '../data/c10', data_path: '/work/data/c10' });
+  t.deepEqual(savedDataOf('/abs/c10', '/work/repo'), { data_name: '/abs/c10', data_path: '/abs/c10' });
+});
+
+test('a relative folder is used as given where it resolves, else where it was, else a clear error', (t) => {
+  const root = tempDir(t);
+  const repo = path.join(root, 'repo');
+  const data = path.join(root, 'data', 'c10');
+  const elsewhere = path.join(root, 'elsewhere', 'deeper');
+  for (const d of [repo, data, elsewhere]) fs.mkdirSync(d, { recursive: true });
+  const saved = savedDataOf('../data/c10', repo);
+  t.is(saved.data_path, data);
+
+  // from the directory the run was started in: as given (the run folder stays portable)
+  t.deepEqual(resumedData(saved, repo), { data: '../data/c10' });
+  // from another directory: the folder where it was, said in a note
+  const moved = resumedData(saved, elsewhere);
+  t.is(moved?.data, data);
+  t.regex(moved?.note ?? '', /the run's data \.\.\/data\/c10 is not there from .*deeper: using .*data\/c10/);
+  // gone from both places: one sentence that says what to do
+  fs.rmSync(data, { recursive: true });
+  const e = t.throws(() => resumedData(saved, elsewhere), { instanceOf: CheckpointError });
+  t.regex(e!.message, /trained on \.\.\/data\/c10 \(.*data\/c10 when the run was checkpointed\), which is not there from .*: resume from that directory, or give --data/);
+  // checkpoints written before data_path was saved: the relative name alone
+  t.throws(() => resumedData({ data_name: '../data/c10' }, elsewhere), { message: /relative to the directory the run was started in/ });
+});
+
+test('names that are not folders, and runs without saved data, pass through', (t) => {
+  const nowhere = path.join(os.tmpdir(), 'alexnet-no-such-dir-for-this-test');
+  t.deepEqual(resumedData({ data_name: 'cifar10' }, nowhere), { data: 'cifar10' });
+  t.deepEqual(resumedData({ data_name: 'synthetic' }, nowhere), { data: 'synthetic' });
+  t.is(resumedData({}, nowhere), undefined);
+});
