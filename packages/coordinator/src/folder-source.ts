@@ -12,8 +12,8 @@
  * crops (paper: 224 of 256; cifar: 32 of the 4-padded 40) and flips, and the
  * PCA colour noise added to the uint8 pixels (rounded; the exact per-image
  * shifts travel in `shifts` for a worker that can take them). The workers
- * normalise (u8 - 128) / 64; see core/src/data/augment.ts for why that stands
- * in for the per-channel mean.
+ * normalise (u8 - mean_c) / inputScale with the training set's per-channel
+ * mean, which the coordinator sends them (worker/src/images.ts).
  */
 import type { ModelSpec } from '@alexnet-mp/core';
 import {

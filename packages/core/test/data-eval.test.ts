@@ -80,6 +80,15 @@ test('averaged softmax over views, scored with top-k', (t) => {
   t.is(topKCorrect(p, [0, 1], 2, 1), 2);
   t.is(topKCorrect(p, [1, 0], 2, 1), 0);
   t.is(topKCorrect(p, [1, 0], 2, 2), 2);
+  // ties rank the lower class first (argmax's choice), so a net that outputs a constant is not 100% right;
+  // a NaN among an image's logits makes it wrong
+  const flat = new Float32Array(3 * 2).fill(0.5);
+  t.is(topKCorrect(flat, [0, 2], 3, 1), 1, 'image 0 (class 0) wins its tie, image 1 (class 2) does not');
+  t.is(topKCorrect(flat, [0, 2], 3, 2), 1);
+  t.is(topKCorrect(flat, [0, 2], 3, 3), 2);
+  // [class][image], two images
+  t.is(topKCorrect(Float32Array.from([NaN, 0.1, 0.9, 0.2]), [0, 1], 2, 1), 1, 'image 0: a NaN target is wrong; image 1 is right');
+  t.is(topKCorrect(Float32Array.from([0.2, 0.3, NaN, 0.1]), [0, 0], 2, 1), 1, 'image 0: a NaN rival makes it wrong; image 1 is right');
   // one view: the plain softmax
   const single = averageViewSoftmax(Float32Array.from([1, 2, 3, 0, 0, 0]), 2, 1);
   t.true(Math.abs(single[0]! - sm(1, 0)) < 1e-6);

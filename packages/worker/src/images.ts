@@ -6,8 +6,8 @@
  *
  * mean_c is the training set's per-channel mean, sent by the coordinator in
  * ConfigureRequest.input_mean (128 for each channel when it sends none, e.g.
- * synthetic data); inputScale is the preset's (1 for paper and cifar: the
- * paper subtracts the mean and nothing else; 64 for tiny).
+ * synthetic data); inputScale is the preset's (1 for paper: the paper
+ * subtracts the mean and nothing else; 64 for cifar and tiny).
  *
  * Layout is unchanged: CNHW [channel][image][y][x].
  */

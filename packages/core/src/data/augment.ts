@@ -15,8 +15,8 @@
  * Two outputs, one geometry:
  * - float32 CNHW for the one-process trainer (`Batch`): (pixel + shift_c -
  *   mean_c) / scale, the training set's per-channel mean subtracted; pass the
- *   preset's inputScale as `scale` (1 for paper and cifar; the default 64 is
- *   tiny's), as the workers' (u8 - mean_c) / inputScale does. No clamping, no
+ *   preset's inputScale as `scale` (1 for paper; the default 64 is cifar's
+ *   and tiny's), as the workers' (u8 - mean_c) / inputScale does. No clamping, no
  *   rounding.
  * - uint8 CNHW for the coordinator, which sends uint8 to the workers. Crops
  *   and flips are exact on uint8. PCA noise: the per-image shift (standard
