@@ -5,7 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { CIFAR10_DOWNLOAD } from '@alexnet-mp/core/data';
 import { CheckpointError, decodeCheckpoint, latestCheckpoint, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { sourceNames } from './batch-source.js';
 
 /** What the coordinator keeps in a checkpoint's run state (`extra`). */
 export interface SavedRun {
@@ -77,8 +79,8 @@ export function loadResume(runDir: string, spec: ModelSpec): Resumed {
   return { file, params: decoded.params, step: decoded.state.step, seed: decoded.state.seed, saved: (decoded.state.extra ?? {}) as SavedRun };
 }
 
-/** Names of --data that are not folders. */
-const NOT_A_FOLDER = new Set(['synthetic', 'cifar10']);
+/** Names of --data that are not folders: the generated sources and the CIFAR-10 download. */
+const NOT_A_FOLDER: ReadonlySet<string> = new Set([...sourceNames, CIFAR10_DOWNLOAD]);
 
 /** What a checkpoint keeps of --data: as given, and a folder's absolute path. */
 export function savedDataOf(data: string, cwd = process.cwd()): Pick<SavedRun, 'data_name' | 'data_path'> {

@@ -75,8 +75,16 @@ export class CheckpointSource implements InspectSource {
     return new CheckpointSource(spec, file, state.step, state.seed, params, (state.extra ?? {}) as SavedForInspection, o);
   }
 
+  private resolvedData: string | null = null;
+
+  /** --data, else the run's own (saying so once when it is found where the checkpoint was written, not from here), else synthetic. */
   private get dataName(): string {
-    return this.o.data ?? resumedData(this.saved)?.data ?? 'synthetic';
+    if (this.resolvedData === null) {
+      const fromRun = this.o.data === undefined ? resumedData(this.saved) : undefined;
+      if (fromRun?.note !== undefined) this.o.info?.(fromRun.note);
+      this.resolvedData = this.o.data ?? fromRun?.data ?? 'synthetic';
+    }
+    return this.resolvedData;
   }
 
   async kernels(layer: string): Promise<KernelsAt> {

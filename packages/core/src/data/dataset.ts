@@ -50,6 +50,9 @@ export interface OpenDatasetOptions {
   readonly log?: (line: string) => void;
 }
 
+/** The --data that names the official CIFAR-10 download (cached) rather than a folder. */
+export const CIFAR10_DOWNLOAD = 'cifar10';
+
 export async function openDataset(data: string, o: OpenDatasetOptions): Promise<Dataset> {
   const cacheDir = resolve(o.cacheDir ?? defaultCacheDir());
   const warnings: DataWarning[] = [];
@@ -57,9 +60,9 @@ export async function openDataset(data: string, o: OpenDatasetOptions): Promise<
     warnings.push(w);
     o.onWarning?.(w);
   };
-  if (data === 'cifar10') {
+  if (data === CIFAR10_DOWNLOAD) {
     const dir = await ensureCifar10({ ...o.download, cacheDir, log: o.log });
-    return openCifarBinary(dir, cacheDir, warnings, 'cifar10');
+    return openCifarBinary(dir, cacheDir, warnings, CIFAR10_DOWNLOAD);
   }
   const abs = resolve(data);
   if (!existsSync(abs)) {
