@@ -16,7 +16,8 @@ import { maxRelError, startWorker } from './helpers.js';
 const B = 32;
 const STEPS = 4;
 const SEED = 7;
-const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+// a strong decay, on the biases too, so that the workers' use of decay_biases shows in the comparison with the oracle
+const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.05, decayBiases: true };
 
 interface Proxy {
   address: string;

@@ -352,7 +352,7 @@ export class Coordinator {
     const labels = Array.from(b.labels);
     const t0 = performance.now();
     const h = this.hyperOf(step);
-    const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay };
+    const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay, decay_biases: h.decayBiases === true };
     const timeoutMs = this.deadlines.next('step');
     const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal, timeoutMs }));
     const ms = performance.now() - t0;

@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CIFAR10_DOWNLOAD } from '@alexnet-mp/core/data';
-import { CheckpointError, decodeCheckpoint, latestCheckpoint, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { CheckpointError, decodeCheckpoint, latestCheckpoint, legacyHyper, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import { sourceNames } from './batch-source.js';
+import { DEFAULTS, type RunArgs } from './cli/options.js';
 
 /** What the coordinator keeps in a checkpoint's run state (`extra`). */
 export interface SavedRun {
@@ -102,6 +103,19 @@ export function resumedData(saved: SavedRun, cwd = process.cwd()): { data: strin
   }
   const where = saved.data_path !== undefined ? `${saved.data_path} when the run was checkpointed` : 'relative to the directory the run was started in';
   throw new CheckpointError(`the run was trained on ${name} (${where}), which is not there from ${cwd}: resume from that directory, or give --data with the same images`);
+}
+
+/**
+ * The update rule of a run: the command line's, else (with --resume) the checkpoint's, else the defaults.
+ * A checkpoint from before --decay-biases existed decayed its biases, and its run goes on doing so.
+ */
+export function runHyper(a: Pick<RunArgs, 'lr' | 'momentum' | 'weight-decay' | 'decay-biases'>, saved: SavedRun): Required<SgdHyper> {
+  return {
+    lr: a.lr ?? saved.hyper?.lr ?? DEFAULTS.lr,
+    momentum: a.momentum ?? saved.hyper?.momentum ?? DEFAULTS.momentum,
+    weightDecay: a['weight-decay'] ?? saved.hyper?.weightDecay ?? DEFAULTS.weightDecay,
+    decayBiases: a['decay-biases'] ?? (saved.hyper ? legacyHyper(saved.hyper).decayBiases : DEFAULTS.decayBiases),
+  };
 }
 
 /** The preset of a run: the command line's, else (with --resume) the checkpoint's, else the default. */

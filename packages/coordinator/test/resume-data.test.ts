@@ -1,10 +1,10 @@
-/** resume.ts: which data a resumed run goes on with when no --data is given, from wherever it is resumed. */
+/** resume.ts: which data and update rule a resumed run goes on with when the command line does not say, from wherever it is resumed. */
 import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError } from '@alexnet-mp/core';
-import { resumedData, savedDataOf } from '../src/resume.js';
+import { resumedData, runHyper, savedDataOf } from '../src/resume.js';
 
 function tempDir(t: { teardown(f: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-resume-data-'));
@@ -47,4 +47,16 @@ test('names that are not folders, and runs without saved data, pass through', (t
   t.deepEqual(resumedData({ data_name: 'cifar10' }, nowhere), { data: 'cifar10' });
   t.deepEqual(resumedData({ data_name: 'synthetic' }, nowhere), { data: 'synthetic' });
   t.is(resumedData({}, nowhere), undefined);
+});
+
+test('the update rule: the command line, else the checkpoint, else the defaults; runs saved before --decay-biases keep decaying biases', (t) => {
+  const defaults = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005, decayBiases: false };
+  t.deepEqual(runHyper({}, {}), defaults);
+  const savedNow = { hyper: { lr: 0.001, momentum: 0.8, weightDecay: 0.001, decayBiases: false } };
+  t.deepEqual(runHyper({}, savedNow), savedNow.hyper);
+  // a checkpoint written before the option: its hyper has no decayBiases, and its biases were decayed
+  const savedBefore = { hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 } };
+  t.deepEqual(runHyper({}, savedBefore), { ...savedBefore.hyper, decayBiases: true });
+  t.deepEqual(runHyper({ 'decay-biases': false, lr: 0.02 }, savedBefore), { ...savedBefore.hyper, lr: 0.02, decayBiases: false });
+  t.is(runHyper({ 'decay-biases': true }, {}).decayBiases, true);
 });

@@ -16,5 +16,5 @@ export * from './model/hash.js';
 export * from './checkpoint/safetensors.js';
 export * from './checkpoint/pytorch-names.js';
 export * from './checkpoint/checkpoint.js';
-export { paperSgd, type SgdHyper } from './kernels/sgd.js';
+export { biasHyper, legacyHyper, paperSgd, type SgdHyper } from './kernels/sgd.js';
 export { startKernelProfile, kernelProfile } from './kernels/kernel-runner.js';

@@ -73,6 +73,8 @@ export interface SgdHyperMsg {
   lr: number;
   momentum: number;
   weight_decay: number;
+  /** Weight decay on the biases too (false: the weights only). */
+  decay_biases?: boolean;
 }
 
 export interface CrossingTraffic {

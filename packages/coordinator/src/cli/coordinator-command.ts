@@ -1,11 +1,11 @@
 /** `alexnet coordinator`: drives two workers through a training run and logs metrics as JSON lines. */
 import type { CommandModule } from 'yargs';
-import { LrSchedule, getPreset, parseLrSchedule, type SgdHyper } from '@alexnet-mp/core';
+import { LrSchedule, getPreset, parseLrSchedule } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
-import { checkpointDir, loadResume, resolvePreset, resumedData, savedDataOf, type SavedRun } from '../resume.js';
+import { checkpointDir, loadResume, resolvePreset, resumedData, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
@@ -78,11 +78,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     }
     const batch = a.batch ?? saved.batch ?? DEFAULTS.batch;
     const seed = a.seed ?? resumed?.seed ?? DEFAULTS.seed;
-    const hyper: SgdHyper = {
-      lr: a.lr ?? saved.hyper?.lr ?? DEFAULTS.lr,
-      momentum: a.momentum ?? saved.hyper?.momentum ?? DEFAULTS.momentum,
-      weightDecay: a['weight-decay'] ?? saved.hyper?.weightDecay ?? DEFAULTS.weightDecay,
-    };
+    const hyper = runHyper(a, saved);
     let schedule: LrSchedule | null = null;
     if (a['lr-schedule'] !== undefined) {
       const sspec = parseLrSchedule(a['lr-schedule'], hyper.lr);

@@ -81,6 +81,7 @@ export const launchCommand: CommandModule<object, Args> = {
       ...opt('lr-schedule', a['lr-schedule']),
       ...opt('momentum', a.momentum),
       ...opt('weight-decay', a['weight-decay']),
+      ...(a['decay-biases'] === undefined ? [] : [a['decay-biases'] ? '--decay-biases' : '--no-decay-biases']),
       ...opt('data', a.data),
       ...opt('cache-dir', a['cache-dir']),
       ...opt('run-dir', a['run-dir']),

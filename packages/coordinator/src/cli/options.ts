@@ -17,6 +17,7 @@ export const runOptions = {
   'lr-schedule': { type: 'string', describe: 'divide the learning rate by 10 at given epochs ("steps:30,60,80") or when the epoch-end top-1 error stops improving ("plateau[:PATIENCE[:MIN_DELTA]]", at most 3 times); default: constant' },
   momentum: { type: 'number', describe: 'SGD momentum (paper: 0.9; default 0.9)' },
   'weight-decay': { type: 'number', describe: 'weight decay (paper: 0.0005; default 0.0005)' },
+  'decay-biases': { type: 'boolean', describe: "apply the weight decay to the biases too (cuda-convnet's and Caffe's AlexNet do not; default: no, but a run checkpointed before this option existed goes on decaying them)" },
   data: { type: 'string', describe: 'synthetic, cifar10 (downloaded into --cache-dir), or a folder: train/<class>/*.jpg with val/ or test/, or CIFAR-10\'s binary batches (default: synthetic, or with --resume the run\'s own)' },
   'cache-dir': { type: 'string', describe: 'downloads and decoded images (default: $ALEXNET_CACHE_DIR, $XDG_CACHE_HOME/alexnet-mp or ~/.cache/alexnet-mp)' },
   'run-dir': { type: 'string', describe: 'directory for run.json, metrics.jsonl and checkpoints/ (created if missing)' },
@@ -69,6 +70,7 @@ export interface RunArgs {
   'lr-schedule'?: string;
   momentum?: number;
   'weight-decay'?: number;
+  'decay-biases'?: boolean;
   data?: string;
   'cache-dir'?: string;
   'run-dir'?: string;
@@ -82,7 +84,7 @@ export interface RunArgs {
   'stop-after'?: string;
 }
 
-export const DEFAULTS = { steps: 20, batch: 16, seed: 1, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 } as const;
+export const DEFAULTS = { steps: 20, batch: 16, seed: 1, lr: 0.01, momentum: 0.9, weightDecay: 0.0005, decayBiases: false } as const;
 
 export function positiveInt(v: number, name: string, min = 1): number {
   if (!Number.isInteger(v) || v < min) throw new UserError(`--${name} must be an integer >= ${min}, got ${v}`);

@@ -19,9 +19,25 @@ export interface SgdHyper {
   readonly lr: number;
   readonly momentum: number;
   readonly weightDecay: number;
+  /**
+   * Whether weight decay applies to the biases too (default false). The paper's rule is written for
+   * the weights; cuda-convnet's layer configs and Caffe's AlexNet give biases no decay. Runs checkpointed
+   * before this option existed decayed their biases and keep doing so when resumed (legacyHyper).
+   */
+  readonly decayBiases?: boolean;
 }
 
-export const paperSgd: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+export const paperSgd: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005, decayBiases: false };
+
+/** The update rule of a checkpoint's saved hyper-parameters: those saved without `decayBiases` decayed the biases. */
+export function legacyHyper<H extends Partial<SgdHyper>>(saved: H): H & { decayBiases: boolean } {
+  return { ...saved, decayBiases: saved.decayBiases ?? true };
+}
+
+/** The hyper-parameters that update a layer's biases: no weight decay unless asked for. */
+export function biasHyper(h: SgdHyper): SgdHyper {
+  return h.decayBiases === true ? h : { ...h, weightDecay: 0 };
+}
 
 /** Parameters are updated in blocks of at most this many (the paper's fc6 has 18.9 M per tower; see WEBGPU_MAX_FLOATS). */
 const BLOCK = WEBGPU_MAX_FLOATS;

@@ -23,7 +23,7 @@ import { Lrn, type LrnState } from '../kernels/lrn.js';
 import { MaxPool, type PoolState } from '../kernels/maxpool.js';
 import { Dropout, dropoutMask } from '../kernels/dropout.js';
 import { SoftmaxCrossEntropy } from '../kernels/softmax-xent.js';
-import { Sgd, type SgdHyper } from '../kernels/sgd.js';
+import { Sgd, biasHyper, type SgdHyper } from '../kernels/sgd.js';
 import { deriveSeed } from '../random.js';
 
 /**
@@ -294,7 +294,7 @@ export class Tower {
 
   /**
    * The paper's SGD update of every parameter of this tower, from the gradients
-   * of the last backward; then the step's intermediates are freed on the device.
+   * of the last backward (biases without weight decay unless h.decayBiases); then the step's intermediates are freed on the device.
    */
   async update(h: SgdHyper): Promise<void> {
     for (const name of this.store.names()) {
@@ -303,7 +303,7 @@ export class Tower {
       const p = this.store.get(name);
       const k = this.sgd.get(name)!;
       const w = await k.w.step(p.w, p.vw, g.dw, h);
-      const b = await k.b.step(p.b, p.vb, g.db, h);
+      const b = await k.b.step(p.b, p.vb, g.db, biasHyper(h));
       this.store.set(name, { w: w.w, vw: w.v, b: b.w, vb: b.v });
     }
     this.grads.clear();

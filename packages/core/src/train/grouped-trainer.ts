@@ -10,7 +10,7 @@ import { initTowerParams, type TowerParams } from '../model/params.js';
 import { Tower, type StepContext } from '../tower/tower.js';
 import { sumSlices, towerSlice } from '../tower/crossing.js';
 import { forwardBothTowers } from '../tower/forward-both.js';
-import { paperSgd, type SgdHyper } from '../kernels/sgd.js';
+import { legacyHyper, paperSgd, type SgdHyper } from '../kernels/sgd.js';
 import { mean, topKCorrect } from './metrics.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../checkpoint/checkpoint.js';
 
@@ -44,7 +44,8 @@ export class GroupedTrainer {
   private evalTowers = new Map<number, [Tower, Tower]>();
 
   private constructor(readonly devices: [Device, Device], readonly spec: ModelSpec, readonly towers: [Tower, Tower], readonly seed: number, hyper: SgdHyper) {
-    this.hyper = hyper;
+    // explicit in checkpoints: one saved without decayBiases is read as a run from before the option (legacyHyper)
+    this.hyper = { ...hyper, decayBiases: hyper.decayBiases ?? false };
   }
 
   /** Tower 0's device (both towers' kernels run in the same gpu.js mode). */
@@ -145,7 +146,8 @@ export class GroupedTrainer {
   static async resume(o: Omit<GroupedTrainerOptions, 'params' | 'seed'>, checkpoint: Buffer, where?: string): Promise<{ trainer: GroupedTrainer; extra: Record<string, unknown> }> {
     const { params, state } = decodeCheckpoint(o.spec, checkpoint, where);
     const extra = state.extra ?? {};
-    const hyper = o.hyper ?? (extra.hyper as SgdHyper | undefined);
+    const saved = extra.hyper as SgdHyper | undefined;
+    const hyper = o.hyper ?? (saved ? legacyHyper(saved) : undefined);
     const trainer = await GroupedTrainer.create({ ...o, seed: state.seed, params, hyper });
     trainer.step = state.step;
     return { trainer, extra };
