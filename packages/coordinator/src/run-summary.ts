@@ -68,6 +68,21 @@ export interface Row {
   readonly evals: readonly EvalEvent[];
 }
 
+/** What is left of the planned steps, timed at the run's recent pace. */
+export interface Remaining {
+  readonly steps: number;
+  /** Median step time of the last PACE_STEPS steps logged (this machine's pace of late, whichever session). */
+  readonly stepMs: number;
+  readonly pacedOn: number;
+  /** Epoch-end evaluations still to come (0 for runs without epochs). */
+  readonly evaluations: number;
+  /** Mean time of the last evaluations logged (up to 3); 0 when none was timed. */
+  readonly evalMs: number;
+  readonly seconds: number;
+}
+
+const PACE_STEPS = 500;
+
 export interface RunReport {
   readonly preset: string;
   readonly data: string;
@@ -79,6 +94,8 @@ export interface RunReport {
   readonly seconds: number;
   readonly rows: readonly Row[];
   readonly lastEval: EvalEvent | null;
+  /** Null when the planned steps are done, or no step was logged. */
+  readonly remaining: Remaining | null;
 }
 
 /** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
@@ -111,6 +128,9 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
   const steps = new Map<number, StepEvent>();
   const evals = new Map<number, EvalEvent>();
   const sessions: Session[] = [];
+  // every step and evaluation logged, in the order they ran (abandoned ones too: they still time this machine)
+  const timeline: StepEvent[] = [];
+  const evalTimeline: EvalEvent[] = [];
   let cur: { run: RunEvent; steps: StepEvent[]; evals: EvalEvent[]; end: string | null; seconds: number | null } | null = null;
   const close = () => {
     if (!cur) return;
@@ -138,10 +158,12 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     } else if (e.event === 'step') {
       const s = e as StepEvent;
       steps.set(s.step, s);
+      timeline.push(s);
       cur?.steps.push(s);
     } else if (e.event === 'eval') {
       const v = e as EvalEvent;
       evals.set(v.step, v);
+      if (v.ms !== undefined) evalTimeline.push(v);
       cur?.evals.push(v);
     } else if (e.event === 'restart') {
       // after a lost worker the run went back to its last checkpoint
@@ -173,18 +195,32 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     });
   }
   const allEvals = [...evals.values()].sort((a, b) => a.step - b.step);
+  const stepsDone = ordered.length ? ordered[ordered.length - 1]!.step + 1 : last.start_step;
   return {
     preset: last.preset,
     data: last.data,
     batch: last.batch,
     plannedSteps: last.steps,
     stepsPerEpoch: spe,
-    stepsDone: ordered.length ? ordered[ordered.length - 1]!.step + 1 : last.start_step,
+    stepsDone,
     sessions,
     seconds: sessions.reduce((s, x) => s + x.seconds, 0),
     rows,
     lastEval: allEvals[allEvals.length - 1] ?? null,
+    remaining: remainingOf(stepsDone, last.steps, spe, timeline, evalTimeline),
   };
+}
+
+function remainingOf(done: number, planned: number, spe: number | null, timeline: StepEvent[], evalTimeline: EvalEvent[]): Remaining | null {
+  const steps = planned - done;
+  if (steps <= 0 || timeline.length === 0) return null;
+  const recent = timeline.slice(-PACE_STEPS).map((s) => s.ms).sort((a, b) => a - b);
+  const mid = recent.length >> 1;
+  const stepMs = recent.length % 2 ? recent[mid]! : (recent[mid - 1]! + recent[mid]!) / 2;
+  const evaluations = spe ? Math.floor(planned / spe) - Math.floor(done / spe) : 0;
+  const lastEvals = evalTimeline.slice(-3);
+  const evalMs = lastEvals.length ? mean(lastEvals.map((v) => v.ms!)) : 0;
+  return { steps, stepMs, pacedOn: recent.length, evaluations, evalMs, seconds: (steps * stepMs + evaluations * evalMs) / 1000 };
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -196,6 +232,11 @@ export function formatRunReport(r: RunReport): string {
   const epochs = r.stepsPerEpoch ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : '';
   out.push(`preset ${r.preset}, batch ${r.batch}; ${r.data}`);
   out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${r.sessions.length} session${r.sessions.length === 1 ? '' : 's'}`);
+  const left = r.remaining;
+  if (left) {
+    const evals = left.evaluations > 0 ? ` and ${left.evaluations} epoch-end evaluation${left.evaluations === 1 ? '' : 's'}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
+    out.push(`remaining: ${left.steps} steps at ${(left.stepMs / 1000).toFixed(2)} s a step (median of the last ${left.pacedOn})${evals}: about ${hours(left.seconds)}`);
+  }
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   out.push('');
   out.push('| session | started | backend | steps | wall time | ended |');

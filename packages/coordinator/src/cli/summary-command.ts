@@ -11,7 +11,7 @@ interface Args {
 
 export const summaryCommand: CommandModule<object, Args> = {
   command: 'summary <run>',
-  describe: "a run folder's progress: its sessions (launch, --resume) with their wall time, and a table per epoch of training loss and error and the held-out evaluations",
+  describe: "a run folder's progress: its sessions (launch, --resume) with their wall time, the time the rest should take at its recent pace, and a table per epoch of training loss and error and the held-out evaluations",
   builder: (y) =>
     y
       .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run)' })
