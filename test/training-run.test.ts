@@ -141,6 +141,8 @@ test('a plateau schedule is fed the epoch-end evaluations, drops the rate, and i
   const head = readCheckpointHeader(path.join(dir, 'checkpoints', 'step-000000024.safetensors'));
   t.is(head.state.step, 24);
   t.is(head.state.extra!.lr_schedule!.state.drops, 2);
+  // the update rule saved whole: the bias rule explicit (a checkpoint without it reads as one from before the option)
+  t.deepEqual(head.state.extra!.hyper, { lr: 0.02, momentum: 0.9, weightDecay: 0.0005, decayBiases: false });
 });
 
 test('SetParameters: the weights, momentum and step set on the workers are what GetParameters returns; refused after a step or with a tensor missing', async (t) => {

@@ -520,10 +520,11 @@ export function buildTfjsModel(spec: ModelSpec, seed = 1): TfjsModel {
             onehot, forward(spec, plans, params, x, true), undefined, 0, tf.Reduction.MEAN) as tf.Scalar,
           trainable,
         );
-        // The paper's update: v <- 0.9 v - 0.0005 lr w - lr dL/dw ; w <- w + v (biases too).
+        // The paper's update: v <- 0.9 v - 0.0005 lr w - lr dL/dw ; w <- w + v; biases without the decay term, as ours.
         for (const q of all) {
-          for (const [w, v] of [[q.w, q.vw], [q.b, q.vb]] as const) {
-            const nv = tf.sub(tf.sub(tf.mul(v, MOMENTUM), tf.mul(w, WEIGHT_DECAY * LR)), tf.mul(grads[w.name], LR));
+          for (const [w, v, decays] of [[q.w, q.vw, true], [q.b, q.vb, false]] as const) {
+            const momentum = tf.mul(v, MOMENTUM);
+            const nv = tf.sub(decays ? tf.sub(momentum, tf.mul(w, WEIGHT_DECAY * LR)) : momentum, tf.mul(grads[w.name], LR));
             v.assign(nv);
             w.assign(tf.add(w, nv));
           }
@@ -621,7 +622,7 @@ export async function runTfjsPeer(opts: TfjsPeerOptions): Promise<PeerResult> {
   const medianStepMs = median(stepMs);
   const description =
     `TensorFlow.js ${TFJS_VERSION} wasm backend (XNNPACK, ${variant}, ${threads} thread${threads === 1 ? '' : 's'}), ` +
-    `NHWC, fused conv/matMul+bias, tf.variableGrads, SGD momentum ${MOMENTUM} weight decay ${WEIGHT_DECAY} (all parameters) lr ${LR}, ` +
+    `NHWC, fused conv/matMul+bias, tf.variableGrads, SGD momentum ${MOMENTUM} weight decay ${WEIGHT_DECAY} (weights, not biases) lr ${LR}, ` +
     `one fixed random batch, ` +
     `fallback JS kernels: ${fallbacks.length > 0 ? fallbacks.join(', ') : 'none'}` +
     (gradients.length > 0 ? `; gradients registered here (tfjs-core's Node bundle ships none): ${gradients.join(', ')}` : '');

@@ -33,6 +33,7 @@ import { scoreViews, summariseEval, type EvalBatchResult, type EvalMetrics, type
 import { UserError } from './cli/errors.js';
 import { CallDeadlines, isLostWorker, retryWhileBusy, type DeadlineOptions } from './health.js';
 import { checkLoss, checkParams } from './divergence.js';
+import { unmetNeed } from './worker-features.js';
 
 export interface CoordinatorOptions {
   readonly spec: ModelSpec;
@@ -273,7 +274,8 @@ export class Coordinator {
       extra: {
         run_id: this.runId,
         batch: this.o.batch,
-        hyper: this.o.hyper,
+        // the bias rule always explicit: a checkpoint without it is read as one from before the option (legacyHyper)
+        hyper: { ...this.o.hyper, decayBiases: this.o.hyper.decayBiases === true },
         lr: this.hyperOf(step).lr,
         lr_schedule: s ? { spec: s.spec, state: s.state } : null,
         // the data order is a function of (seed, position): batch k is images k*batch .. of the endless sequence of seeded epochs
@@ -305,9 +307,9 @@ export class Coordinator {
     if (reply.tower !== t) diffs.push(`tower differs (expected tower ${t}, the worker is tower ${reply.tower})`);
     if (diffs.length > 0) throw new UserError(`${this.label(t)} refused: ${diffs.join('; ')}`);
     if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
-    if (this.o.resume && !reply.features.includes('set-parameters')) throw new UserError(`${this.label(t)} cannot resume a run (an older build without Worker.SetParameters): update it`);
+    const unmet = unmetNeed(reply.features, { decayBiases: this.o.hyper.decayBiases, resume: this.o.resume !== undefined, evaluate: this.o.eval !== undefined });
+    if (unmet !== null) throw new UserError(`${this.label(t)} ${unmet}`);
     if (this.o.eval) {
-      if (!reply.features.includes('evaluate')) throw new UserError(`${this.label(t)} cannot evaluate (an older build without Worker.Evaluate): update it or run without evaluation`);
       if (this.o.eval.set.maxBatch > reply.max_batch) throw new UserError(`evaluation batch ${this.o.eval.set.maxBatch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
     }
     this.info(`${this.label(t)}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, device ${reply.device}, pid ${reply.pid} on ${reply.hostname}`);
@@ -352,7 +354,7 @@ export class Coordinator {
     const labels = Array.from(b.labels);
     const t0 = performance.now();
     const h = this.hyperOf(step);
-    const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay, decay_biases: h.decayBiases === true };
+    const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay, no_bias_decay: h.decayBiases !== true };
     const timeoutMs = this.deadlines.next('step');
     const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal, timeoutMs }));
     const ms = performance.now() - t0;

@@ -21,6 +21,8 @@ interface RunEvent {
   data: string;
   started?: string;
   workers?: { backend: string }[];
+  /** The run's held-out evaluation: null when it has none (absent in logs older than it). */
+  eval?: { every: number } | null;
 }
 interface StepEvent {
   event: 'step';
@@ -74,7 +76,7 @@ export interface Remaining {
   /** Median step time of the last PACE_STEPS steps logged (this machine's pace of late, whichever session). */
   readonly stepMs: number;
   readonly pacedOn: number;
-  /** Epoch-end evaluations still to come (0 for runs without epochs). */
+  /** Evaluations still to come: at epoch ends, every `--eval-every` steps and after the last step, as the coordinator runs them (0 for runs without evaluation). */
   readonly evaluations: number;
   /** Mean time of the last evaluations logged (up to 3); 0 when none was timed. */
   readonly evalMs: number;
@@ -207,17 +209,25 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     seconds: sessions.reduce((s, x) => s + x.seconds, 0),
     rows,
     lastEval: allEvals[allEvals.length - 1] ?? null,
-    remaining: remainingOf(stepsDone, last.steps, spe, timeline, evalTimeline),
+    remaining: remainingOf(stepsDone, last.steps, spe, last.eval, timeline, evalTimeline),
   };
 }
 
-function remainingOf(done: number, planned: number, spe: number | null, timeline: StepEvent[], evalTimeline: EvalEvent[]): Remaining | null {
+/** Evaluations after steps done+1 .. planned: the coordinator's rule (epoch ends, every N, the last step). */
+function evaluationsLeft(done: number, planned: number, spe: number | null, every: number): number {
+  let n = 0;
+  for (let k = done + 1; k <= planned; k++) if ((spe && k % spe === 0) || (every > 0 && k % every === 0) || k === planned) n++;
+  return n;
+}
+
+function remainingOf(done: number, planned: number, spe: number | null, ev: RunEvent['eval'], timeline: StepEvent[], evalTimeline: EvalEvent[]): Remaining | null {
   const steps = planned - done;
   if (steps <= 0 || timeline.length === 0) return null;
   const recent = timeline.slice(-PACE_STEPS).map((s) => s.ms).sort((a, b) => a - b);
   const mid = recent.length >> 1;
   const stepMs = recent.length % 2 ? recent[mid]! : (recent[mid - 1]! + recent[mid]!) / 2;
-  const evaluations = spe ? Math.floor(planned / spe) - Math.floor(done / spe) : 0;
+  // logs from before the run line said its evaluation: epoch ends when the run has epochs
+  const evaluations = ev === null ? 0 : ev === undefined ? (spe ? Math.floor(planned / spe) - Math.floor(done / spe) : 0) : evaluationsLeft(done, planned, spe, ev.every);
   const lastEvals = evalTimeline.slice(-3);
   const evalMs = lastEvals.length ? mean(lastEvals.map((v) => v.ms!)) : 0;
   return { steps, stepMs, pacedOn: recent.length, evaluations, evalMs, seconds: (steps * stepMs + evaluations * evalMs) / 1000 };
@@ -234,7 +244,7 @@ export function formatRunReport(r: RunReport): string {
   out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${r.sessions.length} session${r.sessions.length === 1 ? '' : 's'}`);
   const left = r.remaining;
   if (left) {
-    const evals = left.evaluations > 0 ? ` and ${left.evaluations} epoch-end evaluation${left.evaluations === 1 ? '' : 's'}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
+    const evals = left.evaluations > 0 ? ` and ${left.evaluations} evaluation${left.evaluations === 1 ? '' : 's'}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
     out.push(`remaining: ${left.steps} steps at ${(left.stepMs / 1000).toFixed(2)} s a step (median of the last ${left.pacedOn})${evals}: about ${hours(left.seconds)}`);
   }
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);

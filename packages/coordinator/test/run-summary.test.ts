@@ -56,9 +56,14 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   t.regex(md, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 80\.0% \/ 30\.0% \(step 4, 16 images\) \|$/m);
   // what is left: 3 steps at the median step time of the 11 steps logged, and the epoch-end evaluation at step 12
   t.deepEqual(r.remaining, { steps: 3, stepMs: 500, pacedOn: 11, evaluations: 1, evalMs: 250, seconds: 1.75 });
-  t.regex(md, /^remaining: 3 steps at 0\.50 s a step \(median of the last 11\) and 1 epoch-end evaluation of 0\.3 s: about 1\.8 s$/m);
+  t.regex(md, /^remaining: 3 steps at 0\.50 s a step \(median of the last 11\) and 1 evaluation of 0\.3 s: about 1\.8 s$/m);
   const paced = summariseRun([run(0, 'a'), ...[100, 900, 200, 300].map((ms, s) => ({ ...step(s, 1, 1), ms }))] as never).remaining!;
   t.deepEqual([paced.steps, paced.stepMs, paced.evaluations, paced.evalMs, paced.seconds], [8, 250, 2, 0, 2], "the median, not the mean; the evaluations at steps 8 and 12, not yet timed");
+  // the run line says its evaluation: epoch ends (every 4), every N steps and the last step, or none
+  const fourDone = [...[0, 1, 2, 3].map((s) => step(s, 1, 1))];
+  t.is(summariseRun([{ ...run(0, 'a'), eval: { every: 5 } }, ...fourDone] as never).remaining!.evaluations, 4, 'after steps 5, 8, 10 and 12');
+  t.is(summariseRun([{ ...run(0, 'a'), eval: { every: 0 }, steps: 10 }, ...fourDone] as never).remaining!.evaluations, 2, 'after steps 8 and 10 (the last)');
+  t.is(summariseRun([{ ...run(0, 'a'), eval: null }, ...fourDone] as never).remaining!.evaluations, 0, 'a run without evaluation');
   t.is(summariseRun([run(0, 'a'), ...Array.from({ length: 12 }, (_, s) => step(s, 1, 1))] as never).remaining, null, 'all planned steps done');
   // a session resumed from an earlier checkpoint than its predecessor reached: the steps after it do not count
   const cut = summariseRun([run(0, 'a'), ...[0, 1, 2, 3, 4, 5].map((s) => step(s, 2, 0.5)), ev(4, 0.5, 0.1), run(2, 'b'), step(2, 1, 1)] as never);

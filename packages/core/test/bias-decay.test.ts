@@ -67,6 +67,10 @@ test('checkpoints say their bias rule; one saved before the option existed resum
   const resumed = await GroupedTrainer.resume({ spec: tiny, backend: testBackend, batch: 4 }, old);
   t.is(resumed.trainer.hyper.decayBiases, true);
   resumed.trainer.destroy();
+  // a new learning rate given without the bias rule keeps the checkpoint's
+  const relr = await GroupedTrainer.resume({ spec: tiny, backend: testBackend, batch: 4, hyper: { lr: 0.001, momentum: 0.9, weightDecay: 0.0005 } }, old);
+  t.deepEqual(relr.trainer.hyper, { lr: 0.001, momentum: 0.9, weightDecay: 0.0005, decayBiases: true });
+  relr.trainer.destroy();
   t.deepEqual(legacyHyper({ lr: 1, momentum: 0, weightDecay: 0 }), { lr: 1, momentum: 0, weightDecay: 0, decayBiases: true });
   t.is(legacyHyper({ lr: 1, momentum: 0, weightDecay: 0, decayBiases: false }).decayBiases, false);
 });

@@ -18,9 +18,10 @@ export const PROTOCOL_VERSION = 1;
  * HandshakeReply.features (older workers list none):
  * - "evaluate": Worker.Evaluate and Peer.EvalExchange;
  * - "set-parameters": Worker.SetParameters (resuming from a checkpoint);
- * - "activations": Worker.GetActivations (inspection) and GetParametersRequest.layers.
+ * - "activations": Worker.GetActivations (inspection) and GetParametersRequest.layers;
+ * - "no-bias-decay": SgdHyper.no_bias_decay (an older worker decays the biases whatever it is sent).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
@@ -73,8 +74,8 @@ export interface SgdHyperMsg {
   lr: number;
   momentum: number;
   weight_decay: number;
-  /** Weight decay on the biases too (false: the weights only). */
-  decay_biases?: boolean;
+  /** Weight decay on the weights only (absent or false: on the biases too, v1's first rule). */
+  no_bias_decay?: boolean;
 }
 
 export interface CrossingTraffic {

@@ -701,7 +701,7 @@ export class TowerWorker {
     // ---- update
     signal.throwIfAborted();
     const tu = performance.now();
-    await tw.update({ lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.decay_biases === true });
+    await tw.update({ lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.no_bias_decay !== true });
     const updateMs = performance.now() - tu;
 
     run.stepsDone = step + 1;

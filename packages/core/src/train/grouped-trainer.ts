@@ -147,7 +147,9 @@ export class GroupedTrainer {
     const { params, state } = decodeCheckpoint(o.spec, checkpoint, where);
     const extra = state.extra ?? {};
     const saved = extra.hyper as SgdHyper | undefined;
-    const hyper = o.hyper ?? (saved ? legacyHyper(saved) : undefined);
+    // a hyper given without the bias rule keeps the checkpoint's (legacy checkpoints: biases decayed)
+    const rule = saved ? legacyHyper(saved).decayBiases : undefined;
+    const hyper = o.hyper ? { ...o.hyper, decayBiases: o.hyper.decayBiases ?? rule } : saved ? legacyHyper(saved) : undefined;
     const trainer = await GroupedTrainer.create({ ...o, seed: state.seed, params, hyper });
     trainer.step = state.step;
     return { trainer, extra };
