@@ -18,7 +18,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { GroupedTrainer, backendChoices, getPreset, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
-import { Coordinator, SyntheticSource, alexnetBin, type StepMetrics } from '@alexnet-mp/coordinator';
+import { Coordinator, SyntheticSource, alexnetBin, mallocDescription, type StepMetrics } from '@alexnet-mp/coordinator';
 
 const argv = await yargs(hideBin(process.argv))
   .usage('node --import tsx bench/distributed.ts [options]\n\nImages/s of the two-worker run (two processes, gRPC on loopback) next to the one-process trainer.')
@@ -47,7 +47,7 @@ const emit = (o: object) => {
   if (argv.json) process.stdout.write(JSON.stringify(o) + '\n');
 };
 
-log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().length} CPU cores; ${argv.warmup} warm-up + ${argv.iters} timed steps`);
+log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().length} CPU cores; ${argv.warmup} warm-up + ${argv.iters} timed steps; ${mallocDescription()} (workers and the one-process run)`);
 
 // ---- two workers, one coordinator
 const workers = ([0, 1] as const).map((t) => {
@@ -86,6 +86,7 @@ const distributed = {
   backend: argv.backend,
   batch: B,
   cpus: os.cpus().length,
+  malloc: mallocDescription(),
   imagesPerSec: (B / stepMs) * 1000,
   medianStepMs: stepMs,
   exchangeShare: [share(0, 'exchange_ms'), share(1, 'exchange_ms')],

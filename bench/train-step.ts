@@ -11,6 +11,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import os from 'node:os';
 import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, presetNames, startKernelProfile, type RequestedBackend } from '@alexnet-mp/core';
+import { mallocDescription } from '@alexnet-mp/coordinator';
 import { runTfjsPeer } from './peer/tfjs-alexnet.js';
 
 const argv = await yargs(hideBin(process.argv))
@@ -42,7 +43,7 @@ const images = Float32Array.from({ length: 3 * B * S * S }, () => rng.normal());
 const labels = Float32Array.from({ length: B }, () => rng.int(spec.classes));
 
 const trainer = await GroupedTrainer.create({ spec, backend: argv.backend, batch: B, seed: 1 });
-log(`alexnet-mp: preset ${spec.name}, batch ${B}, gpu.js mode ${trainer.device.mode}, ${os.cpus().length} CPU cores`);
+log(`alexnet-mp: preset ${spec.name}, batch ${B}, gpu.js mode ${trainer.device.mode}, ${os.cpus().length} CPU cores; ${mallocDescription()} (both alexnet-mp and the peer)`);
 for (let i = 0; i < argv.warmup; i++) await trainer.trainStep({ images, labels });
 const times: number[] = [];
 for (let i = 0; i < argv.iters; i++) {
@@ -88,6 +89,7 @@ if (argv.json) {
       peerImagesPerSec: peer?.imagesPerSec ?? null,
       ratio: peer ? imagesPerSec / peer.imagesPerSec : null,
       cpus: os.cpus().length,
+      malloc: mallocDescription(),
     }) + '\n',
   );
 }

@@ -49,6 +49,9 @@ test('with --max-restarts 0, a worker killed mid-run ends the run: launch names 
   await p.waitFor(/"event":"step","step":2,/, 120_000);
   const pids = childPids(p.stderr);
   t.truthy(pids.worker1);
+  // the workers run with glibc's malloc reusing big blocks (malloc-tuning.ts); Linux shows a process's environment
+  const environ = `/proc/${pids.worker1}/environ`;
+  if (fs.existsSync(environ)) t.true(fs.readFileSync(environ, 'utf8').split('\0').some((v) => v.startsWith('GLIBC_TUNABLES=') && v.includes('glibc.malloc.mmap_max=0')), 'GLIBC_TUNABLES set');
   const killedAt = Date.now();
   process.kill(pids.worker1!, 'SIGKILL');
   const { code } = await p.exited;

@@ -5,6 +5,7 @@ export { SyntheticSource, createSource, sourceNames, type BatchSource, type U8Ba
 export { MetricsLog, summarise } from './metrics-log.js';
 export { SourceEvalSet, heldOutSet, summariseEval, HELD_OUT_SEED_TAG, type EvalSet, type EvalSummary, type EvalMetrics, type EvalResult, type EvalBatchResult } from './evaluation.js';
 export { launch, alexnetBin, type LaunchOptions, type LaunchResult } from './launch.js';
+export { MALLOC_TUNABLES, mallocTuned, withMallocTuning, mallocDescription } from './malloc-tuning.js';
 export { openTrainingData, SYNTHETIC_EPOCH_IMAGES, type TrainingData, type OpenDataOptions } from './training-data.js';
 export { loadResume, readCheckpointHeader, latestOf, checkpointDir, type Resumed, type SavedRun } from './resume.js';
 export { Progress, progressBarWanted, type ProgressOptions } from './progress.js';

@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { withMallocTuning } from './malloc-tuning.js';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
 
@@ -165,7 +166,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   };
   const start = (name: Name, args: string[]): Child => {
     // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)
-    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env }, detached: true });
+    // with glibc's malloc reusing big freed blocks rather than faulting in fresh pages each kernel call (malloc-tuning.ts)
+    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: withMallocTuning({ ...process.env, ...o.env }), detached: true });
     const c = new Child(name, proc, o, onLine);
     children.push(c);
     say(`${name}: pid ${c.pid}`);

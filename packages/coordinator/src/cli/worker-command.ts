@@ -6,6 +6,7 @@ import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeSecurity, isLoopback, star
 import { UserError } from './errors.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
+import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
 
 interface Args extends SecurityArgs {
   port: number;
@@ -105,6 +106,10 @@ export const workerCommand: CommandModule<object, Args> = {
     }
     log(`preset ${spec.name}, ${r.worker.device.mode}, device ${a.device}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
     log(`authentication: ${describeSecurity(security)}`);
+    // started by hand rather than by launch: say what launch sets and why (malloc-tuning.ts)
+    if (process.platform === 'linux' && r.worker.device.mode === 'webasm' && !mallocTuned()) {
+      log(`note: glibc's default malloc faults in fresh pages for every large kernel result; start the worker with GLIBC_TUNABLES=${MALLOC_TUNABLES.join(':')} (what alexnet launch sets) for faster steps, or ALEXNET_MALLOC_TUNING=0 to silence this`);
+    }
     if (!security && !isLoopback(a.host)) log(`warning: listening on ${a.host} without authentication: anyone who reaches this port can drive this worker (give --tls DIR or --token-file)`);
     log(`listening on ${r.address}`);
   },

@@ -1,0 +1,36 @@
+/**
+ * glibc malloc settings for the processes that train (workers, and the one-process benchmark).
+ *
+ * Why: on webasm every kernel call returns its result in a new Float32Array (gpu.js copies it out of
+ * the module's memory), up to 13 M floats a call for the cifar preset's conv2 im2col. glibc serves
+ * blocks that large with a fresh mmap and unmaps them when freed, so each call's result is written
+ * into pages the kernel must fault in first; on this project's virtual machines that costs about
+ * 25 ns a float, more than the copy itself. With mmap off for the heap and no trimming, a freed
+ * block is reused by the next call instead (measured: 13 M floats copied in ~330 ms before, ~20 ms
+ * after). The price: a process keeps its high-water mark of memory until it exits.
+ *
+ * The variable is read by glibc when a process starts, so it is set for child processes (launch,
+ * the benchmarks); ALEXNET_MALLOC_TUNING=0 leaves the environment alone. Elsewhere than glibc it is
+ * ignored.
+ */
+export const MALLOC_TUNABLES: readonly string[] = ['glibc.malloc.mmap_max=0', 'glibc.malloc.trim_threshold=4294967295'];
+
+/** `env` with MALLOC_TUNABLES added to GLIBC_TUNABLES (a setting already there for the same key is kept). */
+export function withMallocTuning(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env.ALEXNET_MALLOC_TUNING === '0') return env;
+  const given = (env.GLIBC_TUNABLES ?? '').split(':').filter((s) => s !== '');
+  const keys = new Set(given.map((s) => s.split('=')[0]));
+  const added = MALLOC_TUNABLES.filter((s) => !keys.has(s.split('=')[0]));
+  return added.length === 0 ? env : { ...env, GLIBC_TUNABLES: [...given, ...added].join(':') };
+}
+
+/** Whether this process started with the tuning (or was told to go without it). */
+export function mallocTuned(env: NodeJS.ProcessEnv = process.env): boolean {
+  return withMallocTuning(env) === env;
+}
+
+/** One phrase for benchmark output: which malloc settings this process runs with. */
+export function mallocDescription(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.ALEXNET_MALLOC_TUNING === '0') return `glibc malloc defaults (ALEXNET_MALLOC_TUNING=0)${env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${env.GLIBC_TUNABLES}` : ''}`;
+  return mallocTuned(env) ? `GLIBC_TUNABLES=${env.GLIBC_TUNABLES}` : 'glibc malloc defaults';
+}
