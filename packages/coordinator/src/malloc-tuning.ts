@@ -5,9 +5,9 @@
  * the module's memory), up to 13 M floats a call for the cifar preset's conv2 im2col. glibc serves
  * blocks that large with a fresh mmap and unmaps them when freed, so each call's result is written
  * into pages the kernel must fault in first; on this project's virtual machines that costs about
- * 25 ns a float, more than the copy itself. With mmap off for the heap and no trimming, a freed
- * block is reused by the next call instead (measured: 13 M floats copied in ~330 ms before, ~20 ms
- * after). The price: a process keeps its high-water mark of memory until it exits.
+ * 20 ns a float, far more than the copy itself. With mmap off for the heap and no trimming, a freed
+ * block is reused by the next call instead (bench/fresh-pages.mjs: 13 M floats copied in ~270 ms
+ * before, 6-9 ms after). The price: a process keeps its high-water mark of memory until it exits.
  *
  * The variable is read by glibc when a process starts, so it is set for child processes (launch,
  * the benchmarks); ALEXNET_MALLOC_TUNING=0 leaves the environment alone. Elsewhere than glibc it is
