@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './cli/errors.js';
+import { median } from './median.js';
 
 interface RunEvent {
   event: 'run';
@@ -223,9 +224,8 @@ function evaluationsLeft(done: number, planned: number, spe: number | null, ever
 function remainingOf(done: number, planned: number, spe: number | null, ev: RunEvent['eval'], timeline: StepEvent[], evalTimeline: EvalEvent[]): Remaining | null {
   const steps = planned - done;
   if (steps <= 0 || timeline.length === 0) return null;
-  const recent = timeline.slice(-PACE_STEPS).map((s) => s.ms).sort((a, b) => a - b);
-  const mid = recent.length >> 1;
-  const stepMs = recent.length % 2 ? recent[mid]! : (recent[mid - 1]! + recent[mid]!) / 2;
+  const recent = timeline.slice(-PACE_STEPS).map((s) => s.ms);
+  const stepMs = median(recent);
   // logs from before the run line said its evaluation: epoch ends when the run has epochs
   const evaluations = ev === null ? 0 : ev === undefined ? (spe ? Math.floor(planned / spe) - Math.floor(done / spe) : 0) : evaluationsLeft(done, planned, spe, ev.every);
   const lastEvals = evalTimeline.slice(-3);

@@ -23,6 +23,7 @@
  * below 2/3 and "colour-specific" above it. Weights are taken as they are
  * (no mean removed): a kernel's uniform grey part is luminance.
  */
+import { median } from '../median.js';
 
 const INV_SQRT2 = 1 / Math.SQRT2;
 const INV_SQRT6 = 1 / Math.sqrt(6);
@@ -62,9 +63,6 @@ export function colourScore(weights: ArrayLike<number>, shape: readonly [number,
   if (weights.length !== out * 3 * pixels) throw new Error(`${weights.length} weights are not [${shape.join(', ')}]`);
   const shares = new Float64Array(out);
   for (let o = 0; o < out; o++) shares[o] = kernelColourShare(weights, o * 3 * pixels, pixels);
-  const sorted = Float64Array.from(shares).sort();
-  const mid = out >> 1;
-  const median = out === 0 ? 0 : out % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   const mean = out === 0 ? 0 : shares.reduce((s, x) => s + x, 0) / out;
-  return { mean, median, shares };
+  return { mean, median: median(shares), shares };
 }
