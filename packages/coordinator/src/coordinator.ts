@@ -33,7 +33,7 @@ import { scoreViews, summariseEval, type EvalBatchResult, type EvalMetrics, type
 import { UserError } from './cli/errors.js';
 import { CallDeadlines, isLostWorker, retryWhileBusy, type DeadlineOptions } from './health.js';
 import { checkLoss, checkParams } from './divergence.js';
-import { unmetNeed } from './worker-features.js';
+import { lacks, unmetNeed } from './worker-features.js';
 
 export interface CoordinatorOptions {
   readonly spec: ModelSpec;
@@ -404,7 +404,8 @@ export class Coordinator {
     if (n > this.maxEvalBatch) throw new Error(`an evaluation batch of ${n} images is more than this coordinator's message size limits allow (${this.maxEvalBatch}: pass evalBatch)`);
     if (b.labels.length !== 0 && b.labels.length !== n) throw new Error(`${b.labels.length} labels for an evaluation batch of ${n} images`);
     for (const [t, h] of (this.handshakes ?? []).entries()) {
-      if (!h.features.includes('evaluate')) throw new UserError(`${this.label(t)} cannot evaluate (an older build without Worker.Evaluate)`);
+      const lacking = lacks(h.features, 'evaluate');
+      if (lacking) throw new UserError(`${this.label(t)} ${lacking}`);
       if (n > h.max_batch) throw new UserError(`an evaluation batch of ${n} is more than ${this.label(t)} accepts (it was started with --max-batch ${h.max_batch})`);
     }
     const evaluation = this.evaluationsDone;

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { StepMetrics } from './coordinator.js';
 import type { EvalMetrics } from './evaluation.js';
+import { median } from './median.js';
 import { repairTornTail, runDirError, writeFileAtomic } from './run-files.js';
 
 export class MetricsLog {
@@ -58,8 +59,6 @@ export class MetricsLog {
     if (this.runDir) writeFileAtomic(path.join(this.runDir, 'run.json'), JSON.stringify(event, null, 2) + '\n');
   }
 }
-
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : 0);
 
 export interface RunSummary {
   event: 'done';

@@ -13,16 +13,29 @@ export interface RunNeeds {
   readonly evaluate: boolean;
 }
 
+/** What a worker without each feature cannot do, and what to do about it (after the worker's label). */
+const LACKING = {
+  'no-bias-decay': 'would decay the biases (an older build without SgdHyper.no_bias_decay): update it, or give --decay-biases',
+  'set-parameters': 'cannot resume a run (an older build without Worker.SetParameters): update it',
+  evaluate: 'cannot evaluate (an older build without Worker.Evaluate): update it or run without evaluation',
+} as const satisfies Partial<Record<Feature, string>>;
+export type NeededFeature = keyof typeof LACKING;
+
 /** The features a run needs, each with what an older worker lacks and what to do. */
-export function neededFeatures(n: RunNeeds): { feature: Feature; lacking: string }[] {
-  const out: { feature: Feature; lacking: string }[] = [];
-  if (n.decayBiases !== true) out.push({ feature: 'no-bias-decay', lacking: 'would decay the biases (an older build without SgdHyper.no_bias_decay): update it, or give --decay-biases' });
-  if (n.resume) out.push({ feature: 'set-parameters', lacking: 'cannot resume a run (an older build without Worker.SetParameters): update it' });
-  if (n.evaluate) out.push({ feature: 'evaluate', lacking: 'cannot evaluate (an older build without Worker.Evaluate): update it or run without evaluation' });
-  return out;
+export function neededFeatures(n: RunNeeds): { feature: NeededFeature; lacking: string }[] {
+  const needed: NeededFeature[] = [];
+  if (n.decayBiases !== true) needed.push('no-bias-decay');
+  if (n.resume) needed.push('set-parameters');
+  if (n.evaluate) needed.push('evaluate');
+  return needed.map((feature) => ({ feature, lacking: LACKING[feature] }));
 }
 
 /** The first need a worker's feature list does not meet, as the rest of a sentence after its label; null when it meets all. */
 export function unmetNeed(features: readonly string[], n: RunNeeds): string | null {
   return neededFeatures(n).find((x) => !features.includes(x.feature))?.lacking ?? null;
+}
+
+/** Whether a worker lacks one feature: the rest of a sentence after its label, or null when it has it. */
+export function lacks(features: readonly string[], feature: NeededFeature): string | null {
+  return features.includes(feature) ? null : LACKING[feature];
 }

@@ -3,7 +3,8 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MetricsLog } from '../src/metrics-log.js';
+import type { StepMetrics } from '../src/coordinator.js';
+import { MetricsLog, summarise } from '../src/metrics-log.js';
 
 test("a step line carries the per-crossing traffic the first time and when it changes; observers get every event whole", (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-metrics-'));
@@ -27,4 +28,25 @@ test("a step line carries the per-crossing traffic the first time and when it ch
   t.deepEqual(lines.map((l) => l.step), [0, 1, 2, 2, 3]);
   t.deepEqual(out.map((l) => JSON.parse(l) as object), lines);
   t.deepEqual(seen, steps, 'observers (the dashboard) get the traffic of every step');
+});
+
+test("the end-of-run summary leaves out step 0 (kernel compilation) and takes the true median of the rest", (t) => {
+  const worker = (tower: number, total: number, exchange: number) => ({
+    tower, total_ms: total, compute_ms: total - exchange, exchange_ms: exchange, update_ms: 0,
+    sent_bytes: 0, received_bytes: 0, messages_sent: 0, messages_received: 0,
+  });
+  const step = (n: number, ms: number, loss: number): StepMetrics => ({
+    event: 'step', step: n, lr: 0.01, loss, top1: 0.5, top5: 0.9, batch: 64, ms, images_per_s: 64000 / ms,
+    crossing_bytes: 4096, workers: [worker(0, ms, ms / 4), worker(1, ms, 0)], traffic: [],
+  });
+  // step 0 compiles (60 s); the rest: 1000, 4000, 2000, 3000 ms, whose median is 2500 ms
+  const steps = [step(0, 60_000, 3), step(1, 1000, 2), step(2, 4000, 2), step(3, 2000, 1), step(4, 3000, 1)];
+  const done = summarise(steps, 70_000);
+  t.is(done.steps, 5);
+  t.is(done.median_step_ms, 2500);
+  t.is(done.images_per_s, (64 / 2500) * 1000);
+  t.deepEqual(done.exchange_share, [0.25, 0]);
+  t.is(done.crossing_bytes_per_step, 4096);
+  t.is(done.loss_last, 1.8, 'loss_last: the mean over the last ten steps (all five here)');
+  t.is(done.eval_last, null);
 });
