@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper preset end to end on ../shared/datasets/imagenette-mini (224x224 crops of 256x256
 # images, 10 classes) on this machine's CPU: two steps of 4 images, an evaluation, a checkpoint,
-# then --resume (no other option) for a third step on the same data. Writes
+# then --resume with only --steps 3 (and the cache) for a third step on the same data. Writes
 # bench/results/imagenette-paper-cpu.txt. Takes about 4 minutes on 2 cores.
 #   bash bench/imagenette-paper.sh
 # lr 0.001: the paper's 0.01 is for batches of 128; with 4 images a step it diverges.

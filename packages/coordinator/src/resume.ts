@@ -118,6 +118,22 @@ export function runHyper(a: Pick<RunArgs, 'lr' | 'momentum' | 'weight-decay' | '
   };
 }
 
+/** When a run checkpoints and evaluates: the command line's (0 included), else (with --resume) the run's plan, else the defaults. */
+export function runCadence(
+  a: Pick<RunArgs, 'checkpoint-every' | 'keep' | 'eval-every' | 'eval-batch' | 'eval-batches' | 'eval-views'>,
+  plan: NonNullable<SavedRun['plan']>,
+  batch: number,
+) {
+  return {
+    checkpointEvery: a['checkpoint-every'] ?? plan.checkpoint_every ?? 0,
+    keep: a.keep ?? plan.keep ?? 3,
+    evalEvery: a['eval-every'] ?? plan.eval_every ?? 0,
+    evalBatch: a['eval-batch'] ?? plan.eval_batch ?? batch,
+    evalBatches: a['eval-batches'] ?? plan.eval_batches ?? undefined,
+    evalViews: a['eval-views'] ?? plan.eval_views ?? 'centre',
+  };
+}
+
 /** The preset of a run: the command line's, else (with --resume) the checkpoint's, else the default. */
 export function resolvePreset(explicit: string | undefined, resume: string | undefined, fallback: string): string {
   if (explicit !== undefined) return explicit;

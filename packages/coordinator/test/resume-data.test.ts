@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError } from '@alexnet-mp/core';
-import { resumedData, runHyper, savedDataOf } from '../src/resume.js';
+import { resumedData, runCadence, runHyper, savedDataOf } from '../src/resume.js';
 
 function tempDir(t: { teardown(f: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-resume-data-'));
@@ -59,4 +59,14 @@ test('the update rule: the command line, else the checkpoint, else the defaults;
   t.deepEqual(runHyper({}, savedBefore), { ...savedBefore.hyper, decayBiases: true });
   t.deepEqual(runHyper({ 'decay-biases': false, lr: 0.02 }, savedBefore), { ...savedBefore.hyper, lr: 0.02, decayBiases: false });
   t.is(runHyper({ 'decay-biases': true }, {}).decayBiases, true);
+});
+
+test("a resumed run keeps its checkpoint and evaluation cadence unless told, and 0 given turns one off", (t) => {
+  const plan = { checkpoint_every: 100, keep: 1, eval_every: 50, eval_batch: 32, eval_batches: null, eval_views: 'ten' as const };
+  t.deepEqual(runCadence({}, {}, 64), { checkpointEvery: 0, keep: 3, evalEvery: 0, evalBatch: 64, evalBatches: undefined, evalViews: 'centre' });
+  t.deepEqual(runCadence({}, plan, 64), { checkpointEvery: 100, keep: 1, evalEvery: 50, evalBatch: 32, evalBatches: undefined, evalViews: 'ten' });
+  const off = runCadence({ 'checkpoint-every': 0, 'eval-every': 0 }, plan, 64);
+  t.is(off.checkpointEvery, 0, '--checkpoint-every 0 with --resume: no checkpoints between epoch ends');
+  t.is(off.evalEvery, 0, '--eval-every 0 with --resume: evaluations at epoch ends only');
+  t.is(runCadence({ 'eval-batches': 2, keep: 5 }, plan, 64).evalBatches, 2);
 });

@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worke
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
-import { checkpointDir, loadResume, resolvePreset, resumedData, runHyper, savedDataOf, type SavedRun } from '../resume.js';
+import { checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
 import { UserError } from './errors.js';
@@ -88,12 +88,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     } else if (saved.lr_schedule) schedule = new LrSchedule({ ...saved.lr_schedule.spec, base: hyper.lr }, saved.lr_schedule.state);
     const epochs = a.epochs ?? plan.epochs ?? undefined;
     const runDir = a['run-dir'] ?? a.resume;
-    const checkpointEvery = a['checkpoint-every'] || plan.checkpoint_every || 0;
-    const keep = a.keep ?? plan.keep ?? 3;
-    const evalEvery = a['eval-every'] || plan.eval_every || 0;
-    const evalBatch = a['eval-batch'] ?? plan.eval_batch ?? batch;
-    const evalBatches = a['eval-batches'] ?? plan.eval_batches ?? undefined;
-    const evalViews = a['eval-views'] ?? plan.eval_views ?? 'centre';
+    const { checkpointEvery, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
 
     // the data: the command line's, else (with --resume) the run's own, else synthetic
     const savedData = saved.data_name;
@@ -120,7 +115,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         info(`no evaluation: ${(e as Error).message}`);
       }
     }
-    // with a run folder: after the last step, when stopped early, at epoch ends (--epochs) and every --checkpoint-every steps
+    // with a run folder: after the last step, when stopped early, at epoch ends (when epochs are counted) and every --checkpoint-every steps
     const checkpoints = runDir !== undefined;
     const startStep = resumed?.step ?? 0;
     const stepsToRun = Math.max(0, targetSteps - startStep);

@@ -23,9 +23,8 @@ export const runOptions = {
   'run-dir': { type: 'string', describe: 'directory for run.json, metrics.jsonl and checkpoints/ (created if missing)' },
   'eval-every': {
     type: 'number',
-    default: 0,
     describe:
-      'evaluate every N steps, at the end of each epoch and after the last step (0: only at epoch ends and after the last step with --epochs, else never): the held-out batches through both workers, forward only, no dropout; ' +
+      'evaluate every N steps, at the end of each epoch and after the last step (default 0, or the resumed run\'s; 0: only at epoch ends and after the last step with --epochs, else never): the held-out batches through both workers, forward only, no dropout; ' +
       'logs {"event":"eval", step, loss, top1_error, top5_error, images}. Held out: the data set\'s val/ or test/ split (centre crops, or ten patches with --eval-views ten); for --data synthetic the same generator with a seed derived from --seed',
   },
   'eval-batch': { type: 'number', describe: 'images per evaluation batch (default: --batch; may differ from it)' },
@@ -37,7 +36,7 @@ export const runOptions = {
       'real data: evaluate each held-out image on its centre crop (default, or the resumed run\'s), or on its ten patches (four corners and centre, and their flips; the paper\'s section 4.1), ' +
       'the softmax averaged per image: each image is 10 in the evaluation batches sent to the workers; the eval lines gain views: 10',
   },
-  'checkpoint-every': { type: 'number', default: 0, describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (0: none between); a run with --run-dir always writes one after its last step, when it is stopped early (Ctrl-C, SIGTERM, --stop-after) and, with --epochs, at each epoch\'s end' },
+  'checkpoint-every': { type: 'number', describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (default 0, or the resumed run\'s; 0: none between); a run with --run-dir always writes one after its last step, when it is stopped early (Ctrl-C, SIGTERM, --stop-after) and at each epoch\'s end when the run counts epochs (real data, --epochs or an --lr-schedule)' },
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
   resume: { type: 'string', describe: "continue the run in RUN_DIR from its latest checkpoint: both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
   'stop-after': {
@@ -74,11 +73,11 @@ export interface RunArgs {
   data?: string;
   'cache-dir'?: string;
   'run-dir'?: string;
-  'eval-every': number;
+  'eval-every'?: number;
   'eval-batch'?: number;
   'eval-batches'?: number;
   'eval-views'?: 'centre' | 'ten';
-  'checkpoint-every': number;
+  'checkpoint-every'?: number;
   keep?: number;
   resume?: string;
   'stop-after'?: string;
@@ -96,10 +95,10 @@ export function checkRunArgs(a: RunArgs): void {
   if (a.steps !== undefined) positiveInt(a.steps, 'steps', 0);
   if (a.epochs !== undefined) positiveInt(a.epochs, 'epochs');
   if (a.batch !== undefined) positiveInt(a.batch, 'batch');
-  positiveInt(a['eval-every'], 'eval-every', 0);
+  if (a['eval-every'] !== undefined) positiveInt(a['eval-every'], 'eval-every', 0);
   if (a['eval-batch'] !== undefined) positiveInt(a['eval-batch'], 'eval-batch');
   if (a['eval-batches'] !== undefined) positiveInt(a['eval-batches'], 'eval-batches');
-  positiveInt(a['checkpoint-every'], 'checkpoint-every', 0);
+  if (a['checkpoint-every'] !== undefined) positiveInt(a['checkpoint-every'], 'checkpoint-every', 0);
   if (a.keep !== undefined) positiveInt(a.keep, 'keep');
   if (a.seed !== undefined && (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff)) throw new UserError(`--seed must be an integer in 0..4294967295, got ${a.seed}`);
   for (const k of ['lr', 'momentum', 'weight-decay'] as const) {
