@@ -20,6 +20,15 @@ test('relu forward and backward match the reference', async (t) => {
   await assertClose(t, await k.backward(y, dy), ref.reluBackward(ref.reluForward(x), dy), 1e-6, 'dx');
 });
 
+test('relu reference backward matches finite differences in float64', (t) => {
+  const x = f64(randomArray(200, 40));
+  const g = f64(randomArray(200, 41));
+  const dx = ref.reluBackward(ref.reluForward(x), g);
+  t.true(dx.some((v) => v === 0) && dx.some((v) => v !== 0), 'both sides of the kink are sampled');
+  const fd = finiteDifferences((xx) => dot(ref.reluForward(xx), g), x, 60, 42);
+  fd.idx.forEach((j, i) => t.true(Math.abs(dx[j]! - fd.grad[i]!) < 1e-6, `dx[${j}] ${dx[j]} vs ${fd.grad[i]}`));
+});
+
 for (const beta of [0.75, 0.6]) {
   test(`lrn (paper's k, n, alpha; beta ${beta}) forward and backward match the reference`, async (t) => {
     const dev = await testDevice();
@@ -57,6 +66,24 @@ for (const [H, W] of [[7, 7], [8, 11]]) {
   });
 }
 
+test('max-pool after relu (zeros and ties in a window, as in the model) matches the reference, gradient to one element per window', async (t) => {
+  const dev = await testDevice();
+  const p = { CN: 4, H: 9, W: 9, K: 3, S: 2 };
+  const { OH, OW } = ref.poolOut(p);
+  // half the inputs 0 after relu, the rest rounded to a few levels: many windows hold equal maxima
+  const x = Float32Array.from(ref.reluForward(randomArray(p.CN * p.H * p.W, 43)), (v) => Math.round(v * 2) / 2);
+  const dy = randomArray(p.CN * OH * OW, 44);
+  const k = new MaxPool(dev, 'pool-ties', p.CN, p.H, p.W, 3, 2);
+  const { y, state } = await k.forward(x);
+  const want = ref.maxPoolForward(p, x);
+  await assertClose(t, y, want.y, 1e-7, 'y');
+  const dx = await host(await k.backward(state, dy));
+  await assertClose(t, dx, ref.maxPoolBackward(p, x, dy), 1e-6, 'dx');
+  // the gradient sums to dy's sum: each window's goes to exactly one element, even when several tie
+  const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
+  t.true(Math.abs(sum(dx) - sum(dy)) < 1e-4);
+});
+
 test('max-pool reference backward matches finite differences in float64', (t) => {
   const p = { CN: 2, H: 7, W: 7, K: 3, S: 2 };
   const x = f64(randomArray(p.CN * p.H * p.W, 10));
@@ -87,6 +114,8 @@ test('fully connected forward and backward match the reference, and the referenc
   fx.idx.forEach((j, i) => t.true(Math.abs(r.dx[j]! - fx.grad[i]!) < 1e-6));
   const fw = finiteDifferences((ww) => dot(ref.fcForward(O, K, N, x64, ww, b), dy), w64, 10, 17);
   fw.idx.forEach((j, i) => t.true(Math.abs(r.dw[j]! - fw.grad[i]!) < 1e-6));
+  const fb = finiteDifferences((bb) => dot(ref.fcForward(O, K, N, x64, w64, bb), dy), f64(b), O, 18);
+  fb.idx.forEach((j, i) => t.true(Math.abs(r.db[j]! - fb.grad[i]!) < 1e-6, `db[${j}] ${r.db[j]} vs ${fb.grad[i]}`));
 });
 
 test('fully connected in blocks of output rows (for weights beyond 2^24 floats) gives the same result', async (t) => {
@@ -150,6 +179,20 @@ test("sgd follows the paper's update with momentum and weight decay", async (t) 
   const k = new Sgd(dev, 'sgd', 5000);
   const got = await k.step(w, v, g, { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 });
   const want = ref.sgdStep(w, v, g, 0.01, 0.9, 0.0005);
+  await assertClose(t, got.v, want.v, 1e-5, 'v');
+  await assertClose(t, got.w, want.w, 1e-5, 'w');
+});
+
+test('sgd over more floats than one kernel call takes (the paper\'s fc6) updates block by block, the same as at once', async (t) => {
+  const dev = await testDevice();
+  const n = 2500; // blocks of 1000, 1000 and 500: a short last block
+  const w = randomArray(n, 25);
+  const v = randomArray(n, 26, 0.1);
+  const g = randomArray(n, 27);
+  const k = new Sgd(dev, 'sgd-blocks', n, 1000);
+  const got = await k.step(w, v, g, { lr: 0.02, momentum: 0.9, weightDecay: 0.0005 });
+  const want = ref.sgdStep(w, v, g, 0.02, 0.9, 0.0005);
+  t.is((await dev.toHost(got.w, n)).length, n);
   await assertClose(t, got.v, want.v, 1e-5, 'v');
   await assertClose(t, got.w, want.w, 1e-5, 'w');
 });

@@ -43,22 +43,25 @@ test('the gpu.js towers give the float64 reference model\'s loss and every gradi
   }
 });
 
-test('the float64 reference model\'s gradients match finite differences, across the crossings', (t) => {
+test('the float64 reference model\'s gradients (weights and biases, every layer) match finite differences, across the crossings', (t) => {
   const p = params();
   const b = syntheticBatch(N, tiny.inputSize, 6);
   const ref = referenceStep(tiny, p, b.images, b.labels, N, ctx);
-  // float64 copies of the parameters that finite differences perturb
-  for (const [tw, layer] of [[0, 'conv1'], [1, 'conv2'], [1, 'conv3'], [0, 'fc6'], [1, 'fc7'], [0, 'fc8']] as const) {
-    const lp = p[tw].get(layer)!;
-    const w64 = Float64Array.from(lp.w);
-    const fd = finiteDifferences((w) => {
-      const saved = lp.w;
-      lp.w = w as unknown as Float32Array; // the reference reads any ArrayLike<number>
-      const l = referenceLoss(tiny, p, b.images, b.labels, N, ctx);
-      lp.w = saved;
-      return l;
-    }, w64, 6, 99);
-    const g = ref.grads[tw].get(layer)!.dw;
-    fd.idx.forEach((j, i) => t.true(Math.abs(g[j]! - fd.grad[i]!) < 1e-7 + 1e-4 * Math.abs(g[j]!), `tower ${tw} ${layer} dw[${j}]: ${g[j]} vs ${fd.grad[i]}`));
+  const layers = [[0, 'conv1'], [1, 'conv2'], [1, 'conv3'], [0, 'conv4'], [1, 'conv5'], [0, 'fc6'], [1, 'fc7'], [0, 'fc8']] as const;
+  for (const [tw, layer] of layers) {
+    for (const kind of ['w', 'b'] as const) {
+      const lp = p[tw].get(layer)!;
+      // a float64 copy of the parameter that finite differences perturb
+      const x64 = Float64Array.from(lp[kind]);
+      const fd = finiteDifferences((x) => {
+        const saved = lp[kind];
+        lp[kind] = x as unknown as Float32Array; // the reference reads any ArrayLike<number>
+        const l = referenceLoss(tiny, p, b.images, b.labels, N, ctx);
+        lp[kind] = saved;
+        return l;
+      }, x64, 6, 99);
+      const g = ref.grads[tw].get(layer)![kind === 'w' ? 'dw' : 'db'];
+      fd.idx.forEach((j, i) => t.true(Math.abs(g[j]! - fd.grad[i]!) < 1e-7 + 1e-4 * Math.abs(g[j]!), `tower ${tw} ${layer} d${kind}[${j}]: ${g[j]} vs ${fd.grad[i]}`));
+    }
   }
 });

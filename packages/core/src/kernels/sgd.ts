@@ -40,14 +40,15 @@ export function biasHyper(h: SgdHyper): SgdHyper {
 }
 
 /** Parameters are updated in blocks of at most this many (the paper's fc6 has 18.9 M per tower; see WEBGPU_MAX_FLOATS). */
-const BLOCK = WEBGPU_MAX_FLOATS;
+export const SGD_BLOCK = WEBGPU_MAX_FLOATS;
 
 export class Sgd {
   private readonly velocity: Kernel[] = [];
   private readonly weight: Kernel[] = [];
-  constructor(private readonly device: Device, name: string, readonly size: number) {
-    for (let i0 = 0; i0 < size; i0 += BLOCK) {
-      const n = Math.min(BLOCK, size - i0);
+  /** `block`: floats per kernel call (tests make it small to run the blocked path on small arrays). */
+  constructor(private readonly device: Device, name: string, readonly size: number, private readonly block = SGD_BLOCK) {
+    for (let i0 = 0; i0 < size; i0 += block) {
+      const n = Math.min(block, size - i0);
       this.velocity.push(new Kernel(device, `${name}.velocity`, velocityBody, { output: [n] }));
       this.weight.push(new Kernel(device, `${name}.weight`, weightBody, { output: [n] }));
     }
@@ -63,8 +64,8 @@ export class Sgd {
     const wOut = new Float32Array(this.size);
     const vOut = new Float32Array(this.size);
     for (let b = 0; b < this.velocity.length; b++) {
-      const i0 = b * BLOCK;
-      const i1 = Math.min(this.size, i0 + BLOCK);
+      const i0 = b * this.block;
+      const i1 = Math.min(this.size, i0 + this.block);
       const wb = (w as Float32Array).subarray(i0, i1);
       const vNew = await this.velocity[b]!.run(wb, (v as Float32Array).subarray(i0, i1), (g as Float32Array).subarray(i0, i1), h.lr, h.momentum, h.weightDecay);
       vOut.set(vNew, i0);
