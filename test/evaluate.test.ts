@@ -7,14 +7,15 @@
  */
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { GroupedTrainer, crossingSizes, tiny, topKCorrect, type SgdHyper } from '@alexnet-mp/core';
-import { Mailbox, evalPhase, inputNormalisation, mailKey, meanCrossEntropy, normaliseImages, stepPhase, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
+import { GroupedTrainer, crossingSizes, tiny, topKCorrect, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { Mailbox, evalPhase, inputNormalisation, mailKey, meanCrossEntropy, normaliseImages, stepPhase, trafficTotals, type CrossingTraffic, type LayerTensors, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, heldOutSet, type EvalBatchResult, type EvalMetrics, type EvalResult, type StepMetrics, type U8Batch } from '@alexnet-mp/coordinator';
 import { maxRelError, startWorker } from './helpers.js';
 
 const B = 8;
 const SEED = 11;
-const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+// the default rule (no decay on biases) with a strong decay, so that a worker decaying its biases anyway shows in the parameters
+const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.05 };
 /** The held-out set evaluated during `run`: 2 batches of 5 (not the training batch size). */
 const HELD_OUT = { batch: 5, batches: 2 };
 
@@ -30,8 +31,11 @@ interface Fixture {
   /** Then one more training step. */
   after: StepMetrics;
   status: [StatusReply, StatusReply];
+  /** Each worker's parameters and momentum after the three steps. */
+  params: [Map<string, LayerTensors>, Map<string, LayerTensors>];
   refusal: unknown;
   oracle: {
+    params: [TowerParams, TowerParams];
     losses: number[];
     heldOut: { logits: Float32Array; labels: Uint32Array }[];
     explicit: Float32Array[];
@@ -70,6 +74,7 @@ function setUp(): Promise<Fixture> {
     }
     const after = await coordinator.step(await source.batch(2, B));
     const status = (await Promise.all(coordinator.clients.map((c) => c.status()))) as [StatusReply, StatusReply];
+    const params = (await Promise.all(coordinator.clients.map((c) => c.parameters(true)))) as Fixture['params'];
 
     // the one-process trainer: 2 steps, the same evaluations (predict), one more step
     const oracle = await oraclePromise;
@@ -84,7 +89,7 @@ function setUp(): Promise<Fixture> {
     const explicitOracle: Float32Array[] = [];
     for (const b of explicitBatches) explicitOracle.push(await oracle.predict(normaliseImages(b.images, inputNormalisation(tiny)), b.labels.length));
     losses.push(await train(2));
-    return { runSteps, runEvals, explicit, explicitBatches, single, after, status, refusal, oracle: { losses, heldOut, explicit: explicitOracle } };
+    return { runSteps, runEvals, explicit, explicitBatches, single, after, status, params, refusal, oracle: { params: oracle.params, losses, heldOut, explicit: explicitOracle } };
   })();
   return fixture;
 }
@@ -131,6 +136,17 @@ test.serial("two-worker evaluation gives the one-process trainer's predict logit
   // training is untouched by the evaluations: the losses before and after them are the one-process trainer's
   const losses = [...f.runSteps.map((m) => m.loss), f.after.loss];
   for (const [s, l] of losses.entries()) t.true(Math.abs(l - f.oracle.losses[s]!) / f.oracle.losses[s]! < 1e-5, `step ${s}: loss ${l} vs ${f.oracle.losses[s]}`);
+
+  // and the parameters after them: the default update rule (biases undecayed) on the workers too
+  let biases = 0;
+  for (const tower of [0, 1] as const) {
+    for (const [name, lp] of f.oracle.params[tower]) {
+      const rp = f.params[tower].get(name)!;
+      for (const k of ['w', 'b', 'vw', 'vb'] as const) t.true(maxRelError(rp[k]!, lp[k]) < 1e-5, `tower ${tower} ${name}.${k}: relative error ${maxRelError(rp[k]!, lp[k]).toExponential(2)}`);
+      biases += lp.b.filter((b) => Math.abs(b) > 0.5).length;
+    }
+  }
+  t.true(biases > 0, 'some biases are large enough (the ones-initialised) for decay on them to show');
 
   // the same batch evaluated again with the same parameters: the same logits
   t.deepEqual(f.single.logits, f.explicit.logits[0]);

@@ -4,6 +4,6 @@ export * from './rpc.js';
 export * from './images.js';
 export { Mailbox, Traffic, trafficTotals, mailKey, stepPhase, evalPhase, type Phase } from './exchange.js';
 export { startWorker, TowerWorker, DEFAULT_MAX_BATCH, meanCrossEntropy, type WorkerOptions, type RunningWorker } from './worker.js';
-export { WorkerClient } from './client.js';
+export { WorkerClient, type LayerTensors } from './client.js';
 export * from './auth.js';
 export * from './validate.js';
