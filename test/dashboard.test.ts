@@ -130,7 +130,7 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   t.true(k0.width > 0 && k0.height > 0 && k1.width > 0 && k1.height > 0);
   t.notDeepEqual(k0.pixels, k1.pixels, "the two towers' kernels differ");
   await page.waitForFunction((src) => document.getElementById('kernels-0').getAttribute('src') !== src, k0.src, { timeout: 60_000 });
-  t.pass('kernels refreshed');
+  t.not(await page.getAttribute('#kernels-0', 'src'), k0.src, 'kernels refreshed');
 
   // the feature maps of a chosen test image on both workers: conv1 (the first layer offered), then pool5 (past the pool2 crossing)
   const layers = await page.$$eval('#map-layer option', (os) => os.map((o) => o.getAttribute('value')));

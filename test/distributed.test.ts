@@ -8,7 +8,7 @@
  */
 import test from 'ava';
 import net from 'node:net';
-import { GroupedTrainer, crossingSizes, tiny, type SgdHyper } from '@alexnet-mp/core';
+import { GroupedTrainer, crossingSizes, initTowerParams, tiny, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, type StepMetrics } from '@alexnet-mp/coordinator';
 import { maxRelError, startWorker } from './helpers.js';
@@ -139,7 +139,10 @@ test.serial(`${STEPS} steps of the tiny preset on two workers give the one-proce
     }
   }
   t.log(`${compared} parameter and momentum values compared, worst relative error ${worst.toExponential(2)}`);
-  // the run did train: the parameters moved, dropout was on (masks differ per step)
+  // the run did train: every weight tensor moved from its initialisation
+  for (const tower of [0, 1] as const) {
+    for (const [name, init] of initTowerParams(tiny, tower, SEED)) t.true(maxRelError(f.oracle.params[tower].get(name)!.w, init.w) > 1e-4, `tower ${tower} ${name} moved`);
+  }
   t.true(f.status.every((s) => s.steps_done === STEPS && s.state === 'READY' && s.backend === 'webasm'));
 });
 

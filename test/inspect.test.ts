@@ -18,6 +18,7 @@ import { LiveInspector } from '../packages/coordinator/src/inspect/live.js';
 import { startInspectService, type InspectService } from '../packages/coordinator/src/inspect/service.js';
 import { CheckpointSource, LiveSource } from '../packages/coordinator/src/inspect/source.js';
 import { gridSize } from '../packages/coordinator/src/inspect/grid.js';
+import { predictionsSize } from '../packages/coordinator/src/inspect/predictions.js';
 import { mapShape } from '../packages/coordinator/src/inspect/layers.js';
 import { alexnet, maxRelError, startWorker } from './helpers.js';
 
@@ -178,7 +179,10 @@ test.serial('`alexnet inspect` writes PNGs of the expected sizes whose towers di
   const pout = path.join(f.runDir, 'p.png');
   const r = alexnet(['inspect', 'predictions', '--coordinator', f.service.address, '--count', '3', '--out', pout]);
   t.is((await r.exited).code, 0, r.output());
-  t.true((await sharp(pout).metadata()).width! > 0);
+  // three images of the tiny preset's 16 pixels, drawn 8x: the picture predictionsSize lays out
+  const want = predictionsSize(3, tiny.inputSize * Math.floor(128 / tiny.inputSize));
+  const meta = await sharp(pout).metadata();
+  t.deepEqual([meta.width, meta.height], [want.width, want.height]);
 });
 
 test.serial('a bad layer, a missing run directory or image, no coordinator: one line each, exit code 2', async (t) => {

@@ -73,7 +73,8 @@ function get(url: string): Promise<Reply> {
 }
 
 /** Reads Server-Sent Events until `until` says stop; returns them as [event, data]. */
-function readEvents(url: string, until: (events: [string, unknown][]) => boolean): Promise<[string, unknown][]> {
+/** The server-sent events of `url` until `until` holds; `seen` hears the events so far after each chunk. */
+function readEvents(url: string, until: (events: [string, unknown][]) => boolean, seen: (events: [string, unknown][]) => void = () => {}): Promise<[string, unknown][]> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, (res) => {
       let text = '';
@@ -88,6 +89,7 @@ function readEvents(url: string, until: (events: [string, unknown][]) => boolean
           const data = /^data: (.*)$/m.exec(block);
           if (ev && data) events.push([ev[1]!, JSON.parse(data[1]!)]);
         }
+        seen(events);
         if (until(events)) {
           req.destroy();
           resolve(events);
@@ -190,9 +192,18 @@ test('server: the page and uPlot from this machine only, the API, the event stre
   t.deepEqual(images.asked, ['1/0/pool5']);
 
   // the stream: the snapshot, the cached kernels, then new steps and the workers' status as they come
-  const events = readEvents(`${url}api/events`, (es) => es.some(([e]) => e === 'step') && es.some(([e]) => e === 'status'));
-  setTimeout(() => feed.record(stepEvent(1, 2)), 100);
-  const got = await events;
+  // the new step is recorded once the snapshot is in, so that it comes as an event, not in the snapshot
+  let recorded = false;
+  const got = await readEvents(
+    `${url}api/events`,
+    (es) => es.some(([e]) => e === 'step') && es.some(([e]) => e === 'status'),
+    (es) => {
+      if (!recorded && es.some(([e]) => e === 'snapshot')) {
+        recorded = true;
+        feed.record(stepEvent(1, 2));
+      }
+    },
+  );
   t.is(got[0]![0], 'snapshot');
   t.deepEqual(
     got.filter(([e]) => e === 'kernels').map(([, d]) => d),
@@ -203,7 +214,8 @@ test('server: the page and uPlot from this machine only, the API, the event stre
   );
   t.is((got.find(([e]) => e === 'step')![1] as { point: { step: number } }).point.step, 2);
   t.is(images.watched[0], true, 'the pictures refresh while a page watches');
-  await new Promise((r) => setTimeout(r, 100));
+  // the server hears the page leave a moment after the connection closes
+  for (const until = Date.now() + 5000; images.watched[images.watched.length - 1] !== false && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
   t.is(images.watched[images.watched.length - 1], false, '... and stop when it leaves');
 });
 

@@ -127,8 +127,14 @@ test('predictions picture: size, softmax and top-5', async (t) => {
   const logits = Float32Array.from({ length: classes * n }, (_, i) => ((i * 7) % 11) - 5);
   const p = softmaxColumn(logits, classes, n, 1);
   t.true(Math.abs(p.reduce((s, x) => s + x, 0) - 1) < 1e-9);
+  // image 1's column, [class][image] layout: exp(z) / sum exp(z), computed here without the max shift
+  const z = Array.from({ length: classes }, (_, c) => logits[c * n + 1]!);
+  const sum = z.reduce((s, v) => s + Math.exp(v), 0);
+  z.forEach((v, c) => t.true(Math.abs(p[c]! - Math.exp(v) / sum) < 1e-12, `class ${c}`));
   const top = topK(p, 5);
   t.is(top.length, 5);
+  const byP = z.map((v, c) => ({ v, c })).sort((a, b) => b.v - a.v || a.c - b.c).slice(0, 5).map((x) => x.c);
+  t.deepEqual(top.map((g) => g.cls), byP, 'the five largest logits, ties by class index');
   for (let i = 1; i < 5; i++) t.true(top[i - 1]!.p >= top[i]!.p);
   const images = Uint8Array.from({ length: 3 * n * 16 * 16 }, (_, i) => i % 251);
   const items = [0, 1, 2].map((j) => ({ image: inputRaster(images, n, j, 16, 4), label: j === 2 ? null : j, probs: softmaxColumn(logits, classes, n, j) }));
