@@ -16,7 +16,7 @@ import os from 'node:os';
 import readline from 'node:readline';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { GroupedTrainer, backendChoices, getPreset, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
+import { GroupedTrainer, backendChoices, getPreset, median, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, alexnetBin, mallocDescription, type StepMetrics } from '@alexnet-mp/coordinator';
 
@@ -38,7 +38,6 @@ const B = argv.batch;
 const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
 const source = new SyntheticSource(spec, 1);
 const steps = argv.warmup + argv.iters;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const log = (s: string) => {
   if (!argv.json) process.stdout.write(s + '\n');

@@ -10,7 +10,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import os from 'node:os';
-import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, presetNames, startKernelProfile, type RequestedBackend } from '@alexnet-mp/core';
+import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, median, presetNames, startKernelProfile, type RequestedBackend } from '@alexnet-mp/core';
 import { mallocDescription } from '@alexnet-mp/coordinator';
 import { runTfjsPeer } from './peer/tfjs-alexnet.js';
 
@@ -32,7 +32,6 @@ const argv = await yargs(hideBin(process.argv))
 
 const spec = getPreset(argv.preset);
 const B = argv.batch;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const log = (s: string) => {
   if (!argv.json) process.stdout.write(s + '\n');
 };

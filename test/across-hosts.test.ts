@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from '@alexnet-mp/core';
 import { alexnet, type Proc } from './helpers.js';
 
 const STEPS = 6;
@@ -114,7 +115,6 @@ interface StepEvent {
 }
 const steps = (dir: string): StepEvent[] =>
   fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as StepEvent).filter((e) => e.event === 'step');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 test('three processes in three network namespaces with latency train the tiny preset to the same losses as on loopback', async (t) => {
   if (process.getuid?.() !== 0) {

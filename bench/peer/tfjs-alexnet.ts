@@ -35,6 +35,7 @@ import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import type { ModelSpec } from '../../packages/core/src/model/spec.js';
 import { planModel, weightShape, type LayerPlan } from '../../packages/core/src/model/shapes.js';
 import { initStdOf } from '../../packages/core/src/model/params.js';
+import { median } from '../../packages/core/src/median.js';
 
 export interface PeerResult {
   imagesPerSec: number;
@@ -577,12 +578,6 @@ export function randomBatch(spec: ModelSpec, batch: number, seed: number): { x: 
     x: tf.tensor4d(px, [batch, spec.inputSize, spec.inputSize, spec.inputChannels]),
     labels: tf.tensor1d(lab, 'int32'),
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Sets up the wasm backend (and fallbacks) for `threads`; returns what runs. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { StepMetrics } from './coordinator.js';
 import type { EvalMetrics } from './evaluation.js';
-import { median } from './median.js';
+import { median } from '@alexnet-mp/core';
 import { repairTornTail, runDirError, writeFileAtomic } from './run-files.js';
 
 export class MetricsLog {

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './cli/errors.js';
-import { median } from './median.js';
+import { median } from '@alexnet-mp/core';
 
 interface RunEvent {
   event: 'run';

@@ -1,6 +1,7 @@
 /** @alexnet-mp/core: devices, kernels, the model as data, the tower runtime and the one-process trainer. */
 export * from './device.js';
 export * from './random.js';
+export { median } from './median.js';
 export * from './model/spec.js';
 export * from './model/presets.js';
 export * from './model/shapes.js';

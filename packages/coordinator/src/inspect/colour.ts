@@ -23,7 +23,7 @@
  * below 2/3 and "colour-specific" above it. Weights are taken as they are
  * (no mean removed): a kernel's uniform grey part is luminance.
  */
-import { median } from '../median.js';
+import { median } from '@alexnet-mp/core';
 
 const INV_SQRT2 = 1 / Math.SQRT2;
 const INV_SQRT6 = 1 / Math.sqrt(6);

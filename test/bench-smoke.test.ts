@@ -1,0 +1,39 @@
+/**
+ * The benchmarks the README quotes run end to end (`npm run bench`, tiny preset, two timed steps):
+ * ours against the TensorFlow.js peer in one run, and two workers against one process. Their numbers
+ * are not judged here (that is what the benchmarks are for), only that each side ran what it says.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const bench = async (args: string[]) => {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/main.ts', ...args, '--json'], { cwd: root, timeout: 300_000 });
+  return stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+};
+
+test('npm run bench: our step and the peer\'s in one run, the peer\'s missing kernel named, the ratio theirs', async (t) => {
+  const [r] = await bench(['--preset', 'tiny', '--batch', '8', '--iters', '2', '--warmup', '1']);
+  t.truthy(r);
+  t.is(r!.preset, 'tiny');
+  t.deepEqual(r!.kernelModes, ['webasm'], 'every kernel ran on webasm: none fell back to cpu');
+  t.deepEqual(r!.peerFallbacks, ['Conv2DBackpropFilter']);
+  t.regex(String(r!.peer), /TensorFlow\.js 4\.22\.\d+ wasm backend .*fallback JS kernels: Conv2DBackpropFilter/);
+  t.regex(String(r!.malloc), /GLIBC_TUNABLES=.*mmap_max=0/, 'run with the training processes\' malloc settings');
+  const ours = r!.imagesPerSec as number;
+  const peer = r!.peerImagesPerSec as number;
+  t.true(ours > 0 && peer > 0);
+  t.true(Math.abs((r!.ratio as number) - ours / peer) < 1e-9);
+});
+
+test('npm run bench -- --distributed: two worker processes and the one-process run, and their ratio', async (t) => {
+  const lines = await bench(['--distributed', '--preset', 'tiny', '--batch', '8', '--iters', '2']);
+  t.deepEqual(lines.map((l) => l.kind), ['distributed', 'one-process', 'comparison']);
+  const [d, one, cmp] = lines as [Record<string, number>, Record<string, number>, Record<string, number>];
+  t.true(d.imagesPerSec! > 0 && one.imagesPerSec! > 0);
+  t.true(d.crossingBytesPerStep! > 0, 'tensors crossed between the workers');
+  t.true(Math.abs(cmp.ratio! - d.imagesPerSec! / one.imagesPerSec!) < 1e-9);
+});
