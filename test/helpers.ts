@@ -101,3 +101,13 @@ export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / (atol + Math.abs(b[i]!)));
   return m;
 }
+
+/** The pids `alexnet launch` printed for its children (its stderr lines), by name: worker0, worker1, coord. */
+export function childPids(lines: string[]): Record<string, number> {
+  const pids: Record<string, number> = {};
+  for (const l of lines) {
+    const m = /^\[launch\] (worker0|worker1|coord): pid (\d+)$/.exec(l);
+    if (m) pids[m[1]!] = Number(m[2]);
+  }
+  return pids;
+}

@@ -4,18 +4,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { alexnet, alive } from './helpers.js';
+import { alexnet, alive, childPids } from './helpers.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
-
-function childPids(lines: string[]): Record<string, number> {
-  const pids: Record<string, number> = {};
-  for (const l of lines) {
-    const m = /^\[launch\] (worker0|worker1|coord): pid (\d+)$/.exec(l);
-    if (m) pids[m[1]!] = Number(m[2]);
-  }
-  return pids;
-}
 
 test('launch trains a few steps, writes its run directory and exits 0 leaving no process behind', async (t) => {
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-'));

@@ -7,7 +7,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { alexnet } from './helpers.js';
+import { alexnet, alive, childPids } from './helpers.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm'];
 
@@ -86,4 +86,33 @@ test('--stop-after ends the run at a step boundary once the time is up, with a c
     t.regex(q.stderr.join('\n'), /^alexnet: --stop-after must be (a duration such as|longer than 0|at most 2000000 seconds)/m, bad);
     t.notRegex(q.output(), /\n\s+at /, 'no stack trace');
   }
+});
+
+test('SIGTERM to launch ends the run like SIGINT, after the step in progress with a checkpoint, and exits 143', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '100000', '--run-dir', dir]);
+  await p.waitFor(/"event":"step","step":2,/, 120_000);
+  p.proc.kill('SIGTERM');
+  t.is((await p.exited).code, 143, p.output());
+  t.regex(p.output(), /\[launch\] SIGTERM: the coordinator ends the run after the step in progress/);
+  const stopped = events(dir).find((e) => e.event === 'stopped');
+  t.truthy(stopped, p.output());
+  t.is(stopped!.reason, 'SIGTERM');
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(stopped!.step!)]);
+  for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
+
+test('a second Ctrl-C stops every process at once, without waiting for the step in progress', async (t) => {
+  const dir = tempDir(t);
+  // cifar steps take a second or more here: the second signal comes while the first waits for one
+  const p = alexnet(['launch', '--preset', 'cifar', '--backend', 'webasm', '--batch', '16', '--steps', '100000', '--run-dir', dir]);
+  await p.waitFor(/"event":"step","step":1,/, 300_000);
+  p.proc.kill('SIGINT');
+  await p.waitFor(/\[launch\] SIGINT: the coordinator ends the run/, 10_000);
+  p.proc.kill('SIGINT');
+  t.is((await p.exited).code, 130, p.output());
+  t.regex(p.output(), /\[launch\] SIGINT: stopping all processes/);
+  const pids = childPids(p.stderr);
+  t.deepEqual(Object.keys(pids).sort(), ['coord', 'worker0', 'worker1']);
+  for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 });
