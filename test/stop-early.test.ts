@@ -3,7 +3,7 @@
  * `--stop-after DURATION`, end the run after the step in progress with a checkpoint of that step, and
  * `--resume` continues from there as if the run had never stopped.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,27 +34,34 @@ async function launchOk(t: { is(a: unknown, b: unknown, m?: string): void }, arg
   t.is((await p.exited).code, 0, p.output());
 }
 
-test('SIGINT to launch ends the run after the step in progress with a checkpoint of it; --resume continues with the losses of the uninterrupted run', async (t) => {
+/** A tiny run signalled after its step 3: it must end after the step in progress with a checkpoint of it, no process left. Returns its folder and last step. */
+async function stopWith(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM'): Promise<{ dir: string; n: number }> {
   const dir = tempDir(t);
   // far more steps than will run, and no periodic checkpoint: the only checkpoint is the one the stop writes
   const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '100000', '--run-dir', dir]);
   await p.waitFor(/"event":"step","step":3,/, 120_000);
-  p.proc.kill('SIGINT');
-  t.is((await p.exited).code, 130, p.output());
-  t.regex(p.output(), /\[launch\] SIGINT: the coordinator ends the run after the step in progress/);
+  p.proc.kill(signal);
+  t.is((await p.exited).code, signal === 'SIGINT' ? 130 : 143, p.output());
+  t.regex(p.output(), new RegExp(`\\[launch\\] ${signal}: the coordinator ends the run after the step in progress`));
   t.regex(p.output(), /\[launch\] all processes stopped/);
+  for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 
   const ev = events(dir);
   const steps = ev.filter((e) => e.event === 'step');
   const stopped = ev.find((e) => e.event === 'stopped');
   t.truthy(stopped, p.output());
-  t.is(stopped!.reason, 'SIGINT');
+  t.is(stopped!.reason, signal);
   const n = stopped!.step!;
   t.true(n >= 4);
   t.is(n, steps.length, 'every step logged is in the checkpoint');
   t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(n)]);
   t.is(path.basename(stopped!.checkpoint!), checkpointName(n));
-  t.regex(p.output(), new RegExp(`stopped \\(SIGINT\\) after step ${n} of 100000; checkpoint .*--resume`));
+  t.regex(p.output(), new RegExp(`stopped \\(${signal}\\) after step ${n} of 100000; checkpoint .*--resume`));
+  return { dir, n };
+}
+
+test('SIGINT to launch ends the run after the step in progress with a checkpoint of it; --resume continues with the losses of the uninterrupted run', async (t) => {
+  const { dir, n } = await stopWith(t, 'SIGINT');
 
   // continued: three more steps, equal to a run never stopped
   await launchOk(t, ['--steps', String(n + 3), '--resume', dir]);
@@ -89,17 +96,7 @@ test('--stop-after ends the run at a step boundary once the time is up, with a c
 });
 
 test('SIGTERM to launch ends the run like SIGINT, after the step in progress with a checkpoint, and exits 143', async (t) => {
-  const dir = tempDir(t);
-  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '100000', '--run-dir', dir]);
-  await p.waitFor(/"event":"step","step":2,/, 120_000);
-  p.proc.kill('SIGTERM');
-  t.is((await p.exited).code, 143, p.output());
-  t.regex(p.output(), /\[launch\] SIGTERM: the coordinator ends the run after the step in progress/);
-  const stopped = events(dir).find((e) => e.event === 'stopped');
-  t.truthy(stopped, p.output());
-  t.is(stopped!.reason, 'SIGTERM');
-  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(stopped!.step!)]);
-  for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+  await stopWith(t, 'SIGTERM');
 });
 
 test('a second Ctrl-C stops every process at once, without waiting for the step in progress', async (t) => {
