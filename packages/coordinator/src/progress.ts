@@ -21,6 +21,8 @@ export interface ProgressOptions {
   readonly info: (line: string) => void;
   /** Draw a bar; default: when stdout and stderr are terminals. */
   readonly bar?: boolean;
+  /** Where the bar is drawn (default stderr). */
+  readonly stream?: NodeJS.WritableStream;
 }
 
 /** Whether this process shows a progress bar (and then keeps the JSON lines off the terminal). */
@@ -36,7 +38,7 @@ export class Progress {
     if (o.bar ?? progressBarWanted()) {
       this.multi = new cliProgress.MultiBar(
         {
-          stream: process.stderr,
+          stream: o.stream ?? process.stderr,
           format: 'step {value}/{total} [{bar}] {percentage}% | {ips} images/s | loss {loss} | ETA {eta_formatted}',
           barsize: 24,
           hideCursor: true,
@@ -68,6 +70,9 @@ export class Progress {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    // cli-progress prints logged lines at its next redraw (5 a second) and its stop() does not:
+    // redraw once first, or the last notes of a run (its checkpoint, why it stopped) would be lost
+    this.multi?.update();
     this.multi?.stop();
   }
 }
