@@ -2,7 +2,7 @@
 # The paper preset end to end on ../shared/datasets/imagenette-mini (224x224 crops of 256x256
 # images, 10 classes) on this machine's CPU: two steps of 4 images, an evaluation, a checkpoint,
 # then --resume with only --steps 3 (and the cache) for a third step on the same data. Writes
-# bench/results/imagenette-paper-cpu.txt. Takes about 4 minutes on 2 cores.
+# bench/results/imagenette-paper-cpu.txt. Takes 4 to 6 minutes on 2 cores.
 #   bash bench/imagenette-paper.sh
 # lr 0.001: the paper's 0.01 is for batches of 128; with 4 images a step it diverges.
 set -uo pipefail

@@ -99,16 +99,24 @@ test('SIGTERM to launch ends the run like SIGINT, after the step in progress wit
   await stopWith(t, 'SIGTERM');
 });
 
-test('a second Ctrl-C stops every process at once, without waiting for the step in progress', async (t) => {
+// serial: ava runs it before this file's other tests, so its kernel compilation does not slow the --stop-after run
+test.serial('a second Ctrl-C stops every process at once, without waiting for the step in progress', async (t) => {
   const dir = tempDir(t);
   // cifar steps take a second or more here: the second signal comes while the first waits for one
   const p = alexnet(['launch', '--preset', 'cifar', '--backend', 'webasm', '--batch', '16', '--steps', '100000', '--run-dir', dir]);
+  t.teardown(() => {
+    if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+  });
   await p.waitFor(/"event":"step","step":1,/, 300_000);
   p.proc.kill('SIGINT');
   await p.waitFor(/\[launch\] SIGINT: the coordinator ends the run/, 10_000);
   p.proc.kill('SIGINT');
   t.is((await p.exited).code, 130, p.output());
   t.regex(p.output(), /\[launch\] SIGINT: stopping all processes/);
+  // not the graceful end: that one writes a checkpoint of the step in progress and says so
+  const checkpoints = path.join(dir, 'checkpoints');
+  t.deepEqual(fs.existsSync(checkpoints) ? fs.readdirSync(checkpoints) : [], [], 'no checkpoint written');
+  t.notRegex(p.output(), /stopped \(SIGINT\) after step \d+ of 100000; checkpoint/);
   const pids = childPids(p.stderr);
   t.deepEqual(Object.keys(pids).sort(), ['coord', 'worker0', 'worker1']);
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
