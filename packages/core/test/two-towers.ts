@@ -1,0 +1,29 @@
+/**
+ * One training pass of both gpu.js towers on one device, driven by hand the way the workers drive
+ * them (each segment's input: the image, or both towers' outputs joined at a crossing; gradients split
+ * back at each crossing), for comparison with the float64 reference model (reference/grouped-model.ts).
+ */
+import type { Device } from '../src/device.js';
+import type { ModelSpec } from '../src/model/spec.js';
+import type { TowerParams } from '../src/model/params.js';
+import { Tower } from '../src/tower/tower.js';
+import { concatTowers, sumSlices, towerSlice } from '../src/tower/crossing.js';
+
+export async function towersPass(dev: Device, spec: ModelSpec, params: [TowerParams, TowerParams], images: Float32Array, labels: Float32Array, ctx: { seed: number; step: number; train: boolean }) {
+  const N = labels.length;
+  const towers = [new Tower(dev, spec, 0, N, params[0]), new Tower(dev, spec, 1, N, params[1])] as const;
+  let outs: Float32Array[] = [images, images];
+  for (let i = 0; i < towers[0].segments.length; i++) {
+    const x = i === 0 ? images : concatTowers(outs[0]!, outs[1]!);
+    outs = await Promise.all(towers.map((tw) => (tw.runs(i) ? tw.forwardSegment(i, x, ctx) : new Float32Array(0))));
+  }
+  const { losses, dlogits } = await towers[0].lossAndGradient(labels);
+  const last = towers[0].segments.length - 1;
+  const dIn = (await towers[0].backwardSegment(last, dlogits))!;
+  let d = [towerSlice(dIn, 0), towerSlice(dIn, 1)];
+  for (let i = last - 1; i >= 0; i--) {
+    const g = [await towers[0].backwardSegment(i, d[0]!), await towers[1].backwardSegment(i, d[1]!)];
+    if (i > 0) d = [0, 1].map((s) => sumSlices(towerSlice(g[0]!, s as 0 | 1), towerSlice(g[1]!, s as 0 | 1)));
+  }
+  return { loss: losses.reduce((a, v) => a + v, 0) / N, grads: [towers[0].grads, towers[1].grads] as const };
+}
