@@ -10,6 +10,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import os from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, median, presetNames, startKernelProfile, type RequestedBackend } from '@alexnet-mp/core';
 import { mallocDescription } from '@alexnet-mp/coordinator';
 import { runTfjsPeer } from './peer/tfjs-alexnet.js';
@@ -45,6 +46,17 @@ const trainer = await GroupedTrainer.create({ spec, backend: argv.backend, batch
 log(`alexnet-mp: preset ${spec.name}, batch ${B}, gpu.js mode ${trainer.device.mode}, ${os.cpus().length} CPU cores; ${mallocDescription()} (both alexnet-mp and the peer)`);
 for (let i = 0; i < argv.warmup; i++) await trainer.trainStep({ images, labels });
 const times: number[] = [];
+// the main thread's garbage-collection pauses during the timed steps (reused-output.ts says why they matter)
+let gcPauses = 0;
+let gcMs = 0;
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcPauses++;
+    gcMs += e.duration;
+  }
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+const cpu0 = process.cpuUsage();
 for (let i = 0; i < argv.iters; i++) {
   if (argv.profile && i === argv.iters - 1) startKernelProfile();
   const t0 = performance.now();
@@ -52,6 +64,11 @@ for (let i = 0; i < argv.iters; i++) {
   times.push(performance.now() - t0);
   log(`  step ${i + 1}/${argv.iters}: ${times[i]!.toFixed(0)} ms`);
 }
+const cpu = process.cpuUsage(cpu0);
+gcObserver.disconnect();
+const cpuSecondsPerStep = (cpu.user + cpu.system) / 1e6 / argv.iters;
+const gcPausesPerStep = gcPauses / argv.iters;
+const gcMsPerStep = gcMs / argv.iters;
 const modes = trainer.executedModes();
 trainer.destroy();
 const stepMs = median(times);
@@ -59,6 +76,7 @@ const imagesPerSec = (B / stepMs) * 1000;
 // forward multiply-adds x 2 flops x 3 (forward, input gradient, weight gradient)
 const gflops = (forwardMacs(spec) * 2 * 3 * B) / (stepMs / 1000) / 1e9;
 log(`alexnet-mp: ${imagesPerSec.toFixed(1)} images/s (median step ${stepMs.toFixed(0)} ms), ${gflops.toFixed(2)} GFLOP/s, kernels ran on: ${modes.join(', ')}`);
+log(`alexnet-mp: ${cpuSecondsPerStep.toFixed(2)} CPU seconds a step (all threads); main-thread GC ${gcPausesPerStep.toFixed(1)} pauses, ${gcMsPerStep.toFixed(0)} ms a step`);
 if (argv.profile) {
   for (const k of kernelProfile().slice(0, 25)) log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(6)} ms  (${k.calls} calls)`);
 }
@@ -81,6 +99,9 @@ if (argv.json) {
       imagesPerSec,
       medianStepMs: stepMs,
       gflops,
+      cpuSecondsPerStep,
+      gcPausesPerStep,
+      gcMsPerStep,
       kernelModes: modes,
       peer: peer ? peer.description : null,
       peerThreads: peer?.threads ?? null,

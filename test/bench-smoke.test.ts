@@ -43,6 +43,10 @@ test('npm run bench: our step and the peer\'s in one run, the peer\'s missing ke
   const peer = r!.peerImagesPerSec as number;
   t.true(ours > 0 && peer > 0);
   t.true(Math.abs((r!.ratio as number) - ours / peer) < 1e-9);
+  // CPU time and main-thread GC of the timed steps: a step takes CPU, and the observer saw the pauses counted
+  t.true((r!.cpuSecondsPerStep as number) > 0);
+  t.true(Number.isInteger((r!.gcPausesPerStep as number) * 2) && (r!.gcPausesPerStep as number) >= 0);
+  t.true((r!.gcMsPerStep as number) >= 0 && ((r!.gcPausesPerStep as number) > 0 || r!.gcMsPerStep === 0));
 });
 
 test('npm run bench -- --distributed: two worker processes and the one-process run, and their ratio', async (t) => {

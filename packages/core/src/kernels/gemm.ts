@@ -161,13 +161,16 @@ export class Gemm {
       // with K split, the ReLU waits for the chunks' sum (in run())
       constants: { M, K, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0 },
       returnType: 'Array(4)',
+      // run() de-interleaves the raw result at once; runPacked()'s caller hands it straight to col2im
+      reuseOutput: true,
     });
   }
 
   /**
    * C = A B (+ bias) as the kernel packs it, [rowQuad][n][lane] (row m at
    * ((m >> 2) * N + n) * 4 + (m & 3)), for a consumer that reads that layout
-   * directly (col2im) instead of paying for a de-interleave. No split-K.
+   * directly (col2im) instead of paying for a de-interleave. No split-K. On webasm the result
+   * is only valid until this Gemm runs again (KernelOptions.reuseOutput): read it before that.
    */
   async runPacked(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
     if (this.splits !== 1) throw new Error(`${this.name}: packed output needs an unsplit GEMM`);

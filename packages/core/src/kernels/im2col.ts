@@ -113,9 +113,12 @@ export class Im2col {
     this.kernel = new Kernel(device, name, im2colBody, {
       output: [colStride(g.N * g.OH * g.OW, device), g.C * g.R * g.R],
       constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, NT: g.NT, cols: g.N * g.OH * g.OW },
+      // the columns are read by the same step's GEMMs (forward, then the weight gradient) before
+      // this kernel runs again: the next step's forward, or the next chunk's recomputation
+      reuseOutput: true,
     });
   }
-  /** col [(c, ky, kx)][colStride(P)] for images n0 .. n0+N-1 of x. */
+  /** col [(c, ky, kx)][colStride(P)] for images n0 .. n0+N-1 of x; on webasm valid until this Im2col runs again. */
   run(x: DeviceTensor, n0: number): Promise<DeviceTensor> {
     return this.kernel.exec(x, n0);
   }

@@ -5,6 +5,7 @@
  */
 import type { Device, DeviceTensor, ResidentTensor } from '../device.js';
 import { flattenResult, installFlatOutput } from './flat-output.js';
+import { reuseOutputOf } from './reused-output.js';
 
 /** What a kernel body sees as `this`. */
 export interface KernelThis {
@@ -22,6 +23,11 @@ export interface KernelOptions {
   readonly constants?: Record<string, number>;
   /** 'Array(4)' lets one thread produce four results: how the GEMM amortises its gathers on SIMD lanes. */
   readonly returnType?: 'Number' | 'Array(4)';
+  /**
+   * The caller reads each result before it calls this kernel again (reused-output.ts): on webasm
+   * the result then comes back in one buffer kept by the kernel instead of a new array per call.
+   */
+  readonly reuseOutput?: boolean;
 }
 
 /** Time spent per kernel name, when profiling is on (benchmarks' --profile). */
@@ -62,11 +68,14 @@ export class Kernel {
   /** Number of floats the kernel produces: output cells x components. */
   readonly length: number;
   private readonly returnsVector: boolean;
+  /** Results reuse one buffer (set by KernelOptions.reuseOutput, never on a resident device). */
+  private readonly reuseOutput: boolean;
 
   // eslint-disable-next-line @typescript-eslint/ban-types
   constructor(private readonly device: Device, readonly name: string, fn: Function, opts: KernelOptions) {
     installFlatOutput();
     this.returnsVector = opts.returnType === 'Array(4)';
+    this.reuseOutput = opts.reuseOutput === true && !device.resident;
     this.length = opts.output.reduce((a, b) => a * b, 1) * (this.returnsVector ? 4 : 1);
     const create = device.gpu.createKernel as unknown as (f: Function, s: object) => GpuKernel;
     this.k = create.call(device.gpu, fn, {
@@ -99,6 +108,7 @@ export class Kernel {
       this.device.checkKernel(this.name, this.k);
       this.checked = true;
     }
+    if (this.reuseOutput) reuseOutputOf(this.k);
     return r;
   }
 

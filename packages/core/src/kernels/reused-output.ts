@@ -1,0 +1,50 @@
+/**
+ * One result buffer per kernel, for results that are dead before the kernel runs again.
+ *
+ * gpu.js's webasm backend copies every result out of the kernel's WebAssembly memory into a
+ * fresh Float32Array (`entry.f32.slice(...)`, in both its threaded and its one-thread path).
+ * One training step of the cifar preset allocated 562 MiB that way (both towers; measured by
+ * counting the kernels' outputs). V8 counts ArrayBuffer bytes as external memory and starts a
+ * full mark-compact of the heap for about every 64 MiB of it: a worker spent about a quarter of
+ * its CPU time in garbage collection (main thread and V8's helper threads), and more as its heap
+ * grew over hours, which is how a long-running worker slowed down.
+ *
+ * For a kernel whose callers only read its result before calling it again (im2col's columns,
+ * read by the GEMMs of the same step; a GEMM's raw output, de-interleaved or gathered at once),
+ * `reuseOutputOf` swaps the kernel's memory view for one whose slice() copies into a buffer
+ * kept from the previous call: the same bytes, no new allocation.
+ */
+
+/** A view of a kernel's WebAssembly memory whose slice() fills one kept buffer. */
+class ReusingView extends Float32Array {
+  private kept: Float32Array | null = null;
+
+  override slice(start?: number, end?: number): Float32Array<ArrayBuffer> {
+    const from = start ?? 0;
+    const to = end ?? this.length;
+    if (from < 0 || to < from || to > this.length) return super.slice(start, end) as Float32Array<ArrayBuffer>;
+    const n = to - from;
+    if (this.kept === null || this.kept.length !== n) this.kept = new Float32Array(n);
+    this.kept.set(this.subarray(from, to));
+    return this.kept as Float32Array<ArrayBuffer>;
+  }
+}
+
+interface WasmEntry {
+  f32: Float32Array | null;
+}
+
+/**
+ * After a call of a gpu.js kernel function on the webasm backend: makes its active module's
+ * results come back in the kernel's one kept buffer from the next call on. Other backends have
+ * no such module and are left alone. Returns whether the kernel now reuses its output buffer.
+ */
+export function reuseOutputOf(kernelFunction: unknown): boolean {
+  const kernel = (kernelFunction as { kernel?: { _active?: WasmEntry | null } } | null)?.kernel;
+  const entry = kernel?._active;
+  if (!entry?.f32) return false;
+  if (entry.f32 instanceof ReusingView) return true;
+  // the buffer is a SharedArrayBuffer when the kernel runs on worker threads; typed arrays take either
+  entry.f32 = new ReusingView(entry.f32.buffer as ArrayBuffer, entry.f32.byteOffset, entry.f32.length);
+  return true;
+}
