@@ -3,7 +3,7 @@
  * layers ([feature][image] with feature = (c, y, x), PyTorch's flatten order).
  */
 import type { Device, DeviceTensor } from '../device.js';
-import { Kernel, type KernelThis } from './kernel-runner.js';
+import { BACKWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
 
 // out[(c*HW + hw)][n] = in[c][n][hw]
 const toFeaturesBody = function (this: KernelThis, x: Float32Array) {
@@ -34,7 +34,7 @@ export class Flatten {
   private readonly bwd: Kernel;
   constructor(device: Device, name: string, C: number, N: number, HW: number) {
     this.fwd = new Kernel(device, `${name}.forward`, toFeaturesBody, { output: [N, C * HW], constants: { N, HW } });
-    this.bwd = new Kernel(device, `${name}.backward`, fromFeaturesBody, { output: [HW, C * N], constants: { N, HW } });
+    this.bwd = new Kernel(device, `${name}.backward`, fromFeaturesBody, { output: [HW, C * N], constants: { N, HW }, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   forward(x: DeviceTensor): Promise<DeviceTensor> {
     return this.fwd.exec(x);

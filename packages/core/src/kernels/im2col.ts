@@ -6,7 +6,7 @@
  * (each input pixel sums the columns that read it) so no two threads write one cell.
  */
 import type { Device, DeviceTensor } from '../device.js';
-import { Kernel, type KernelThis } from './kernel-runner.js';
+import { BACKWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
 
 /**
  * Row stride of an im2col buffer with P columns. Rows a multiple of 4 KiB
@@ -131,6 +131,7 @@ export class Col2im {
     this.kernel = new Kernel(device, name, col2imBody, {
       output: [g.W, g.H, g.C * g.N],
       constants: { N: g.N, R: g.R, S: g.S, P: g.P, OH: g.OH, OW: g.OW, packed: packed ? 1 : 0 },
+      reuseOutput: BACKWARD_REUSES_OUTPUT,
     });
   }
   /** dx in CNHW from dcol [(c, ky, kx)][(n, oy, ox)], as Gemm.runPacked leaves it. */

@@ -30,6 +30,13 @@ export interface KernelOptions {
   readonly reuseOutput?: boolean;
 }
 
+/**
+ * For the backward kernels (ReLU, LRN, max-pool, flatten, col2im): a layer's input gradient is read
+ * by the layer below it (or sent across, at a crossing) within the same step, and each backward
+ * kernel runs once a step, so its result is dead before its next call.
+ */
+export const BACKWARD_REUSES_OUTPUT = true;
+
 /** Time spent per kernel name, when profiling is on (benchmarks' --profile). */
 let profile: Map<string, { calls: number; ms: number }> | null = null;
 

@@ -9,7 +9,7 @@
  * opcode while pow is a call out to JavaScript.
  */
 import type { Device, DeviceTensor } from '../device.js';
-import { Kernel, type KernelThis } from './kernel-runner.js';
+import { BACKWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
 import type { LrnLayer } from '../model/spec.js';
 
 const scaleBody = function (this: KernelThis, a: Float32Array) {
@@ -88,7 +88,7 @@ export class Lrn {
     const constants = { plane, C, size: spec.size, half: (spec.size - 1) / 2, k: spec.k, alpha: spec.alpha, beta: spec.beta, twoAlphaBeta: 2 * spec.alpha * spec.beta, fast };
     this.scale = new Kernel(device, `${name}.scale`, scaleBody, { output: [size], constants });
     this.out = new Kernel(device, `${name}.forward`, outputBody, { output: [size], constants });
-    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size], constants });
+    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size], constants, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   async forward(a: DeviceTensor): Promise<LrnState> {
     const s = await this.scale.exec(a);

@@ -6,7 +6,7 @@
  * gather-style: each input cell sums the gradients of the windows it won.
  */
 import type { Device, DeviceTensor } from '../device.js';
-import { Kernel, type KernelThis } from './kernel-runner.js';
+import { BACKWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
 
 const argmaxBody = function (this: KernelThis, x: Float32Array) {
   const ox = this.thread.x;
@@ -83,7 +83,7 @@ export class MaxPool {
     const constants = { H, W, K, S, OH, OW, span: Math.ceil(K / S) };
     this.argmax = new Kernel(device, `${name}.argmax`, argmaxBody, { output: [OW, OH, CN], constants });
     this.gather = new Kernel(device, `${name}.forward`, gatherBody, { output: [OW, OH, CN], constants });
-    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [W, H, CN], constants });
+    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [W, H, CN], constants, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   async forward(x: DeviceTensor): Promise<{ y: DeviceTensor; state: PoolState }> {
     const arg = await this.argmax.exec(x);

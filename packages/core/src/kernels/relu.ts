@@ -1,6 +1,6 @@
 /** ReLU forward (max(0, x)) and backward (dy where the forward output was positive), elementwise. */
 import type { Device, DeviceTensor } from '../device.js';
-import { Kernel, type KernelThis } from './kernel-runner.js';
+import { BACKWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
 
 const forwardBody = function (this: KernelThis, x: Float32Array) {
   return Math.max(x[this.thread.x], 0);
@@ -17,7 +17,7 @@ export class Relu {
   private readonly bwd: Kernel;
   constructor(device: Device, name: string, readonly size: number) {
     this.fwd = new Kernel(device, `${name}.forward`, forwardBody, { output: [size] });
-    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size] });
+    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size], reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   forward(x: DeviceTensor): Promise<DeviceTensor> {
     return this.fwd.exec(x);
