@@ -10,7 +10,11 @@ import { Im2col, colStride } from './im2col.js';
 import { chunkConv, placeImages, type Conv2dShape, type ConvChunking } from './conv2d-geometry.js';
 
 export interface Conv2dForwardState {
-  /** The im2col buffers of each chunk, kept for the weight gradient when the batch is one chunk. */
+  /**
+   * The im2col buffers of each chunk, kept for the weight gradient when the batch is one chunk. On
+   * webasm they are the Im2col kernel's one reused buffer (reused-output.ts): valid until this
+   * layer's next forward, so a layer's forward and backward come in pairs, nothing between them.
+   */
   readonly cols: DeviceTensor[] | null;
 }
 

@@ -32,8 +32,8 @@ export interface KernelOptions {
 
 /**
  * For the backward kernels (ReLU, LRN, max-pool, flatten, col2im): a layer's input gradient is read
- * by the layer below it (or sent across, at a crossing) within the same step, and each backward
- * kernel runs once a step, so its result is dead before its next call.
+ * by the layer below it (or sent across, at a crossing, and acknowledged) before that backward kernel
+ * runs again: in the next step, or for col2im's next chunk of images after this chunk is placed.
  */
 export const BACKWARD_REUSES_OUTPUT = true;
 
