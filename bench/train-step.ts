@@ -78,7 +78,12 @@ const gflops = (forwardMacs(spec) * 2 * 3 * B) / (stepMs / 1000) / 1e9;
 log(`alexnet-mp: ${imagesPerSec.toFixed(1)} images/s (median step ${stepMs.toFixed(0)} ms), ${gflops.toFixed(2)} GFLOP/s, kernels ran on: ${modes.join(', ')}`);
 log(`alexnet-mp: ${cpuSecondsPerStep.toFixed(2)} CPU seconds a step (all threads); main-thread GC ${gcPausesPerStep.toFixed(1)} pauses, ${gcMsPerStep.toFixed(0)} ms a step`);
 if (argv.profile) {
-  for (const k of kernelProfile().slice(0, 25)) log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(6)} ms  (${k.calls} calls)`);
+  const kernels = kernelProfile();
+  for (const k of kernels.slice(0, 25)) log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(6)} ms  (${k.calls} calls)`);
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  const resultBytes = kernels.reduce((a, k) => a + k.bytes, 0);
+  const reusedBytes = kernels.reduce((a, k) => a + (k.reused ? k.bytes : 0), 0);
+  log(`    kernel results of that step: ${mib(resultBytes)} MiB, ${mib(reusedBytes)} MiB of them into reused buffers (reused-output.ts)`);
 }
 
 let peer: Awaited<ReturnType<typeof runTfjsPeer>> | null = null;

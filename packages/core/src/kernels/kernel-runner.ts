@@ -37,15 +37,21 @@ export interface KernelOptions {
  */
 export const BACKWARD_REUSES_OUTPUT = true;
 
-/** Time spent per kernel name, when profiling is on (benchmarks' --profile). */
-let profile: Map<string, { calls: number; ms: number }> | null = null;
+/** Per kernel name, when profiling is on (benchmarks' --profile): calls, time, result bytes, whether they land in a reused buffer. */
+interface KernelProfileEntry {
+  calls: number;
+  ms: number;
+  bytes: number;
+  reused: boolean;
+}
+let profile: Map<string, KernelProfileEntry> | null = null;
 
 export function startKernelProfile(): void {
   profile = new Map();
 }
 
-export function kernelProfile(): { name: string; calls: number; ms: number }[] {
-  return [...(profile ?? new Map<string, { calls: number; ms: number }>()).entries()].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
+export function kernelProfile(): ({ name: string } & KernelProfileEntry)[] {
+  return [...(profile ?? new Map<string, KernelProfileEntry>()).entries()].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
 }
 
 type GpuKernel = ((...args: KernelArg[]) => Promise<unknown> | unknown) & { destroy?: () => void };
@@ -106,9 +112,10 @@ export class Kernel {
     const t0 = profile ? performance.now() : 0;
     const r = await this.k(...args);
     if (profile) {
-      const e = profile.get(this.name) ?? { calls: 0, ms: 0 };
+      const e = profile.get(this.name) ?? { calls: 0, ms: 0, bytes: 0, reused: this.reuseOutput };
       e.calls++;
       e.ms += performance.now() - t0;
+      e.bytes += this.length * 4;
       profile.set(this.name, e);
     }
     if (!this.checked) {

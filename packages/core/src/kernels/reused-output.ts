@@ -3,8 +3,8 @@
  *
  * gpu.js's webasm backend copies every result out of the kernel's WebAssembly memory into a
  * fresh Float32Array (`entry.f32.slice(...)`, in both its threaded and its one-thread path).
- * One training step of the cifar preset allocated 562 MiB that way (both towers; measured by
- * counting the kernels' outputs). V8 counts ArrayBuffer bytes as external memory and starts a
+ * One training step of the cifar preset allocated 562 MiB that way (both towers;
+ * `npm run bench -- --profile` prints the kernels' result bytes). V8 counts ArrayBuffer bytes as external memory and starts a
  * full mark-compact of the heap for about every 64 MiB of it: about 40 main-thread GC pauses a
  * step, and V8's helper threads busy besides. A GC's cost grows with the heap, so a worker whose
  * heap grows (the evaluation's towers, for one) pays more for each of them: measured in the
@@ -15,7 +15,7 @@
  * the backward kernels' input gradients, read by the layer below within the step),
  * `reuseOutputOf` swaps the kernel's memory view for one whose slice() copies into a buffer
  * kept from the previous call: the same bytes, no new allocation (`npm run bench` prints the
- * GC pauses a step: 39 before, 21 with it, on this project's 2-core machine).
+ * GC pauses a step: 39 before, 22 with it, on this project's 2-core machine).
  */
 
 /** A view of a kernel's WebAssembly memory whose slice() fills one kept buffer. */
@@ -40,14 +40,12 @@ interface WasmEntry {
 /**
  * After a call of a gpu.js kernel function on the webasm backend: makes its active module's
  * results come back in the kernel's one kept buffer from the next call on. Other backends have
- * no such module and are left alone. Returns whether the kernel now reuses its output buffer.
+ * no such module and are left alone.
  */
-export function reuseOutputOf(kernelFunction: unknown): boolean {
+export function reuseOutputOf(kernelFunction: unknown): void {
   const kernel = (kernelFunction as { kernel?: { _active?: WasmEntry | null } } | null)?.kernel;
   const entry = kernel?._active;
-  if (!entry?.f32) return false;
-  if (entry.f32 instanceof ReusingView) return true;
+  if (!entry?.f32 || entry.f32 instanceof ReusingView) return;
   // the buffer is a SharedArrayBuffer when the kernel runs on worker threads; typed arrays take either
   entry.f32 = new ReusingView(entry.f32.buffer as ArrayBuffer, entry.f32.byteOffset, entry.f32.length);
-  return true;
 }
