@@ -2,8 +2,8 @@
  * Evaluation on two workers (Worker.Evaluate, Peer.EvalExchange) against the
  * one-process trainer's predict, with real worker processes and gRPC on
  * loopback: the same logits for evaluation batches of another size than the
- * training batch, only forward crossing tensors crossing, and training
- * carrying on unchanged afterwards.
+ * training batch (a smaller one runs padded in the training tower), only
+ * forward crossing tensors crossing, and training carrying on unchanged afterwards.
  */
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
@@ -34,6 +34,8 @@ interface Fixture {
   /** Each worker's parameters and momentum after the three steps. */
   params: [Map<string, LayerTensors>, Map<string, LayerTensors>];
   refusal: unknown;
+  /** Both workers' output lines. */
+  workerLogs: () => string;
   oracle: {
     params: [TowerParams, TowerParams];
     losses: number[];
@@ -89,7 +91,8 @@ function setUp(): Promise<Fixture> {
     const explicitOracle: Float32Array[] = [];
     for (const b of explicitBatches) explicitOracle.push(await oracle.predict(normaliseImages(b.images, inputNormalisation(tiny)), b.labels.length));
     losses.push(await train(2));
-    return { runSteps, runEvals, explicit, explicitBatches, single, after, status, params, refusal, oracle: { params: oracle.params, losses, heldOut, explicit: explicitOracle } };
+    const workerLogs = () => w0.p.output() + '\n' + w1.p.output();
+    return { runSteps, runEvals, explicit, explicitBatches, single, after, status, params, refusal, workerLogs, oracle: { params: oracle.params, losses, heldOut, explicit: explicitOracle } };
   })();
   return fixture;
 }
@@ -105,6 +108,8 @@ test.serial("two-worker evaluation gives the one-process trainer's predict logit
     t.true(e < 1e-5, `batch ${i} (${f.explicitBatches[i]!.labels.length} images): logits' relative error ${e.toExponential(2)}`);
   }
   t.log(`logits of evaluation batches of 5 and ${B} images (training batch ${B}): worst relative error ${worst.toExponential(2)}`);
+  // the batches of 5 ran padded in the training tower (batch-padding.ts): no second tower was built
+  t.notRegex(f.workerLogs(), /built the evaluation tower/);
   const expect = (sets: { logits: Float32Array; labels: Uint32Array }[]) => {
     let images = 0;
     let loss = 0;

@@ -9,6 +9,7 @@ export * from './model/segments.js';
 export * from './model/params.js';
 export * from './tower/tower.js';
 export * from './tower/crossing.js';
+export * from './tower/batch-padding.js';
 export * from './tower/forward-both.js';
 export * from './train/grouped-trainer.js';
 export * from './train/metrics.js';

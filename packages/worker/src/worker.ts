@@ -26,9 +26,11 @@ import {
   concatTowers,
   initTowerParams,
   mean,
+  padBatch,
   segmentModel,
   segmentOfLayer,
   sumSlices,
+  takeBatch,
   topKCorrect,
   towerParamLayers,
   towerSlice,
@@ -749,9 +751,12 @@ export class TowerWorker {
 
   // ---------------------------------------------------------------- an evaluation
 
-  /** The Tower that evaluates `n` images: the training tower for the training batch, else one per size (cached) sharing its parameters. */
+  /**
+   * The Tower that evaluates `n` images: the training tower up to the training batch (a smaller batch runs
+   * padded, batch-padding.ts), else one per size (cached) sharing its parameters.
+   */
   private evalTower(run: Run, n: number): Tower {
-    if (n === run.batch) return run.tower;
+    if (n <= run.batch) return run.tower;
     let tw = run.evalTowers.get(n);
     if (!tw) {
       tw = new Tower(this.device, this.o.spec, this.tower, n, run.tower.store);
@@ -759,6 +764,29 @@ export class TowerWorker {
       this.log(`built the evaluation tower for batch ${n}`);
     }
     return tw;
+  }
+
+  /**
+   * forwardPass of `n` images in tower `tw`, built for more: the images, the peer's crossing tensors and the
+   * tapped output padded with zero images, what is sent and the logits cut back to `n` (the wire sees `n`).
+   */
+  private async paddedForwardPass(tw: Tower, images: Float32Array, n: number, ctx: StepContext, x: Crossings, tap?: SegmentTap): Promise<Float32Array | null> {
+    const N = tw.batch;
+    const spec = this.o.spec;
+    // a layer's output channels in this tower (the first dimension of its [channel][image][...] tensor)
+    const channelsAt = (layer: string) => crossingShape(spec, layer, n)[0]!;
+    const padded: Crossings = {
+      cross: async (point, dir, send, take) => {
+        const got = await x.cross(point, dir, send && takeBatch(send, channelsAt(point), N, n), take);
+        return got && padBatch(got, channelsAt(point), n, N);
+      },
+      get exchangeMs() {
+        return x.exchangeMs;
+      },
+    };
+    const logits = await this.forwardPass(tw, padBatch(images, spec.inputChannels, n, N), ctx, padded, tap);
+    if (tap?.tap.out) tap.tap.out = takeBatch(tap.tap.out, channelsAt(tap.tap.layer), N, n);
+    return logits && takeBatch(logits, spec.classes, N, n);
   }
 
   /**
@@ -772,9 +800,11 @@ export class TowerWorker {
     const x = this.crossings(run, phase, n, traffic, signal);
     // no dropout (train: false); the seed and step do not matter then
     const ctx: StepContext = { seed: run.seed, step: run.stepsDone, train: false };
+    const tw = this.evalTower(run, n);
     let logits: Float32Array | null;
     try {
-      logits = await this.forwardPass(this.evalTower(run, n), normaliseImages(images, run.input), ctx, x, tap);
+      if (tw.batch === n) logits = await this.forwardPass(tw, normaliseImages(images, run.input), ctx, x, tap);
+      else logits = await this.paddedForwardPass(tw, normaliseImages(images, run.input), n, ctx, x, tap);
     } finally {
       // the forward's intermediates (nothing else is resident between steps but the parameters)
       this.device.release();
