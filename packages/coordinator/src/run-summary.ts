@@ -57,7 +57,15 @@ export interface Session {
   readonly seconds: number;
   /** How it ended: "done", "stopped: REASON", "failed" or "running or killed" (no last line). */
   readonly end: string;
+  /**
+   * Median step time of the session's first and of its last SESSION_PACE_STEPS steps (the same steps when it
+   * ran fewer): whether a long-running session slowed down. Null when it logged no step.
+   */
+  readonly pace: { readonly firstMs: number; readonly lastMs: number } | null;
 }
+
+/** Steps at each end of a session whose median step times the sessions table shows. */
+export const SESSION_PACE_STEPS = 50;
 
 export interface Row {
   readonly from: number;
@@ -146,6 +154,9 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
       toStep: cur.steps.length ? cur.steps[cur.steps.length - 1]!.step + 1 : cur.run.start_step,
       seconds: cur.seconds ?? stepMs / 1000,
       end: cur.end ?? 'running or killed',
+      pace: cur.steps.length
+        ? { firstMs: median(cur.steps.slice(0, SESSION_PACE_STEPS).map((m) => m.ms)), lastMs: median(cur.steps.slice(-SESSION_PACE_STEPS).map((m) => m.ms)) }
+        : null,
     });
   };
   // a resumed or restarted run continues from a checkpoint: what was logged after it was abandoned
@@ -249,9 +260,12 @@ export function formatRunReport(r: RunReport): string {
   }
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   out.push('');
-  out.push('| session | started | backend | steps | wall time | ended |');
-  out.push('|---|---|---|---|---|---|');
-  for (const [i, s] of r.sessions.entries()) out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${s.end} |`);
+  out.push(`| session | started | backend | steps | wall time | step time, first / last ${SESSION_PACE_STEPS} steps | ended |`);
+  out.push('|---|---|---|---|---|---|---|');
+  for (const [i, s] of r.sessions.entries()) {
+    const pace = s.pace ? `${(s.pace.firstMs / 1000).toFixed(2)} / ${(s.pace.lastMs / 1000).toFixed(2)} s` : '';
+    out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${pace} | ${s.end} |`);
+  }
   out.push('');
   out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out top-1 / top-5 error |`);
   out.push(`|---|${r.stepsPerEpoch ? '---|' : ''}---|---|---|---|`);

@@ -52,7 +52,7 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   const md = formatRunReport(r);
   t.regex(md, /^steps done: 9 of 12 \(2\.25 of 3 epochs\); training wall time 10\.8 s in 2 sessions$/m);
   t.regex(md, /^last evaluation: after step 8, top-1 error 60\.0%, top-5 error 20\.0% on 16 held-out images$/m);
-  t.regex(md, /^\| 2 \| 2026-01-02T00:00:00\.000Z \| webasm \| 4-9 \| 7\.5 s \| stopped: SIGINT \|$/m);
+  t.regex(md, /^\| 2 \| 2026-01-02T00:00:00\.000Z \| webasm \| 4-9 \| 7\.5 s \| 0\.50 \/ 0\.50 s \| stopped: SIGINT \|$/m);
   t.regex(md, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 80\.0% \/ 30\.0% \(step 4, 16 images\) \|$/m);
   // what is left: 3 steps at the median step time of the 11 steps logged, and the epoch-end evaluation at step 12
   t.deepEqual(r.remaining, { steps: 3, stepMs: 500, pacedOn: 11, evaluations: 1, evalMs: 250, seconds: 1.75 });
@@ -74,6 +74,12 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   const restarted = summariseRun([run(0, 'a'), ...[0, 1, 2, 3].map((s) => step(s, 2, 0.5)), { event: 'restart', from_step: 2 }, step(2, 1, 1), { event: 'failed', error: 'x' }] as never);
   t.is(restarted.stepsDone, 3);
   t.is(restarted.sessions[0]!.end, 'failed');
+  // a session's pace: the medians of its first and last 50 steps (a slowdown shows; fewer steps: the same ones)
+  const slowing = summariseRun([run(0, 'a'), ...Array.from({ length: 120 }, (_, s) => ({ ...step(s, 1, 1), ms: s < 50 ? 3000 + s : s < 70 ? 9000 : 4000 + s }))] as never);
+  t.deepEqual(slowing.sessions[0]!.pace, { firstMs: 3024.5, lastMs: 4094.5 });
+  t.regex(formatRunReport(slowing), /\| 0-120 \| 8\.9 min \| 3\.02 \/ 4\.09 s \| running or killed \|$/m);
+  t.deepEqual(summariseRun([run(0, 'a'), step(0, 1, 1), { ...step(1, 1, 1), ms: 700 }] as never).sessions[0]!.pace, { firstMs: 600, lastMs: 600 });
+  t.is(summariseRun([run(0, 'a')] as never).sessions[0]!.pace, null);
   // rows of another width
   t.deepEqual(summariseRun(events as never, 3).rows.map((x) => [x.from, x.to]), [[0, 3], [3, 6], [6, 9]]);
 });
