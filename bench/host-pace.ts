@@ -3,13 +3,14 @@
 // drops when other tenants of the host load its memory) and the median time of the steps the run
 // logged since the last sample (RUN_DIR/metrics.jsonl; intervals with an evaluation or under 5 steps
 // are left out), prints one line per sample, and at the end the correlation of the two.
-//   node bench/host-pace.mjs training/cifar10 [--minutes 60] [--every 60]
+//   node --import tsx bench/host-pace.ts training/cifar10 [--minutes 60] [--every 60]
 import fs from 'node:fs';
 import path from 'node:path';
+import { median } from '@alexnet-mp/core';
 
 const args = process.argv.slice(2);
 const runDir = args.find((a) => !a.startsWith('--'));
-const opt = (name, dflt) => {
+const opt = (name: string, dflt: number): number => {
   const i = args.indexOf(`--${name}`);
   const v = i >= 0 ? Number(args[i + 1]) : dflt;
   if (!(v > 0)) {
@@ -18,8 +19,8 @@ const opt = (name, dflt) => {
   }
   return v;
 };
-if (!runDir || args.includes('--help')) {
-  console.error('usage: node bench/host-pace.mjs RUN_DIR [--minutes 60] [--every 60]');
+if (runDir === undefined || args.includes('--help')) {
+  console.error('usage: node --import tsx bench/host-pace.ts RUN_DIR [--minutes 60] [--every 60]');
   process.exit(runDir ? 0 : 2);
 }
 const metrics = path.join(runDir, 'metrics.jsonl');
@@ -45,7 +46,11 @@ function bandwidthGBs() {
 }
 
 let offset = fs.statSync(metrics).size;
-function newEvents() {
+interface Event {
+  event: string;
+  ms?: number;
+}
+function newEvents(): Event[] {
   const size = fs.statSync(metrics).size;
   if (size < offset) offset = 0;
   const fd = fs.openSync(metrics, 'r');
@@ -61,19 +66,14 @@ function newEvents() {
     .filter((l) => l.trim())
     .flatMap((l) => {
       try {
-        return [JSON.parse(l)];
+        return [JSON.parse(l) as Event];
       } catch {
         return [];
       }
     });
 }
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
-const samples = [];
+const samples: [number, number][] = [];
 const t0 = Date.now();
 console.log(`sampling ${runDir} every ${every} s for ${minutes} min: time, steps, median step (s), memory-copy bandwidth (GiB/s)`);
 while (Date.now() - t0 < minutes * 60_000) {
@@ -82,7 +82,7 @@ while (Date.now() - t0 < minutes * 60_000) {
   const steps = ev.filter((e) => e.event === 'step');
   const gbs = bandwidthGBs();
   const skip = ev.some((e) => e.event === 'eval' || e.event === 'run') || steps.length < 5;
-  const ms = steps.length ? median(steps.map((s) => s.ms)) : NaN;
+  const ms = steps.length ? median(steps.map((s) => s.ms!)) : NaN;
   const when = new Date().toISOString().slice(11, 19);
   console.log(`${when}  steps ${String(steps.length).padStart(3)}  ${Number.isFinite(ms) ? (ms / 1000).toFixed(2) : '  - '} s  ${gbs.toFixed(1)} GiB/s${skip ? '  (left out)' : ''}`);
   if (!skip) samples.push([ms / 1000, gbs]);
