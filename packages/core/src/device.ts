@@ -4,6 +4,8 @@
  * kernel uses something a backend lacks, and this project never runs slower
  * than asked without saying so.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { GPU } from 'gpu.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
@@ -21,6 +23,26 @@ export class NoWebGPUError extends Error {
   constructor(detail: string) {
     super(`no WebGPU adapter answered (${detail}); use --backend webasm on machines without a GPU`);
     this.name = 'NoWebGPUError';
+  }
+}
+
+const VULKAN_LOADER = 'libvulkan.so.1';
+const SYSTEM_LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib'];
+
+/**
+ * Whether the dynamic linker can find the Vulkan loader, which Dawn needs on Linux. Without one,
+ * Dawn writes a native warning with a source location to stderr when asked for an adapter, so
+ * `auto` does not ask: on such a machine the answer (no adapter) is known beforehand.
+ */
+export function vulkanLoaderFindable(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): boolean {
+  if (platform !== 'linux') return true;
+  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...SYSTEM_LIBRARY_DIRS];
+  if (dirs.some((d) => existsSync(join(d, VULKAN_LOADER)))) return true;
+  try {
+    // the linker's cache names every library ldconfig found, wherever it lies
+    return readFileSync('/etc/ld.so.cache').includes(VULKAN_LOADER);
+  } catch {
+    return false;
   }
 }
 
@@ -146,9 +168,10 @@ export class Device {
   static async create(requested: RequestedBackend, policy: FallbackPolicy = { onFallback: 'throw' }): Promise<Device> {
     let mode: BackendMode;
     if (requested === 'auto') {
-      mode = (await installWebGPU()) ? 'webgpu' : 'webasm';
+      mode = vulkanLoaderFindable() && (await installWebGPU()) ? 'webgpu' : 'webasm';
     } else {
       mode = requested;
+      if (mode === 'webgpu' && !vulkanLoaderFindable()) throw new NoWebGPUError(`Dawn needs the Vulkan loader, ${VULKAN_LOADER}, and the dynamic linker has none`);
       if (mode === 'webgpu' && !(await installWebGPU())) throw new NoWebGPUError('navigator.gpu.requestAdapter() returned null');
     }
     const gpu = new GPU({ mode });

@@ -1,5 +1,10 @@
 import test from 'ava';
-import { Device, BackendFallbackError } from '../src/device.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Device, BackendFallbackError, NoWebGPUError, vulkanLoaderFindable } from '../src/device.js';
 import { Gemm, gemmShape } from '../src/kernels/gemm.js';
 import { Conv2dForward } from '../src/kernels/conv2d-forward.js';
 import { Lrn } from '../src/kernels/lrn.js';
@@ -62,4 +67,26 @@ test('asking for webgpu where no adapter answers is a clear error, and auto pick
   const d = await Device.create('auto');
   t.is(d.mode, 'webasm');
   d.destroy();
+});
+
+test('the Vulkan loader is looked for where the dynamic linker looks', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'alexnet-vulkan-'));
+  writeFileSync(join(dir, 'libvulkan.so.1'), '');
+  t.true(vulkanLoaderFindable({ LD_LIBRARY_PATH: `/nonexistent:${dir}` }, 'linux'));
+  t.true(vulkanLoaderFindable({}, 'darwin'), 'Dawn needs no Vulkan loader off Linux');
+  rmSync(dir, { recursive: true });
+});
+
+test('auto on a machine without a Vulkan loader picks webasm without Dawn printing a native warning', async (t) => {
+  if (vulkanLoaderFindable()) {
+    t.pass('this machine has a Vulkan loader: auto asks Dawn for an adapter');
+    return;
+  }
+  const device = fileURLToPath(new URL('../src/device.ts', import.meta.url));
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    `import { Device } from ${JSON.stringify(device)}; const d = await Device.create('auto'); console.log(d.mode); d.destroy();`], { encoding: 'utf8' });
+  t.is(child.status, 0, child.stderr);
+  t.is(child.stdout.trim(), 'webasm');
+  t.notRegex(child.stderr, /Vulkan/);
+  await t.throwsAsync(() => Device.create('webgpu'), { instanceOf: NoWebGPUError, message: /Vulkan loader, libvulkan\.so\.1.*--backend webasm/ });
 });
