@@ -7,8 +7,8 @@
 #
 #   here:    npm ci && bash ../shared/gpu-host/prepare.sh && bash scripts/gpu-continue-cifar10.sh pack
 #   call 1:  carry .device/enter.sh .device/debs .device/node.xz   command: bash scripts/gpu-continue-cifar10.sh check
-#   call 2:  carry .devpack/node_modules.tar.xz                    command: bash scripts/gpu-continue-cifar10.sh check
-#   call 3:  carry .devpack/cifar10.tar.gz                         command: bash scripts/gpu-continue-cifar10.sh train 6m
+#   call 2:  carry .device/node_modules.tar.xz                     command: bash scripts/gpu-continue-cifar10.sh check
+#   call 3:  carry .device/cifar10.tar.gz                          command: bash scripts/gpu-continue-cifar10.sh train 6m
 #            (timeout_s: the minutes given + 4: unpacking, decoding the images, the first kernels and the
 #            last checkpoint come on top of --stop-after, which counts from the coordinator's start)
 #   here:    bash scripts/gpu-continue-cifar10.sh unpack FILES_AT   (the folder the call's files came back to)
@@ -23,19 +23,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=training/cifar10
-pack=.devpack
+# Both archives go into .device/: the machine keeps a carried file for the next call only where the
+# repository's .gitignore ignores it (.git/info/exclude does not travel), and .gitignore names .device/.
+pack=.device
+datapack=.device
 data=../shared/datasets/cifar10
 
 case "${1:-}" in
   pack)
-    grep -qx "/$pack/" .git/info/exclude 2>/dev/null || echo "/$pack/" >> .git/info/exclude
     [ -s .device/node.xz ] || { echo "no .device/: run bash ../shared/gpu-host/prepare.sh first" >&2; exit 2; }
-    mkdir -p "$pack"
     tar -cf - --exclude='node_modules/**/darwin*' --exclude='node_modules/**/win32*' --exclude='node_modules/**/linux-arm*' \
       --exclude='node_modules/**/*arm64*' --exclude='node_modules/**/*musl*' --exclude='node_modules/.cache' \
       --exclude='node_modules/@tensorflow' --exclude='node_modules/typescript' --exclude='node_modules/playwright-core' --exclude='node_modules/@types' \
       $(find . -name node_modules -type d -prune -not -path './.device/*' -not -path "./$pack/*" | sed 's|^\./||') | xz -T2 -3 > "$pack/node_modules.tar.xz"
-    tar -C "$data/.." -cf - cifar10/train cifar10/test | gzip -6 > "$pack/cifar10.tar.gz"
+    tar -C "$data/.." -cf - cifar10/train cifar10/test | gzip -6 > "$datapack/cifar10.tar.gz"
     # what travels besides the carried paths: tracked files and untracked ones git does not ignore
     tree=$(git ls-files -z -co --exclude-standard | xargs -0 du -cb | tail -1 | cut -f1)
     mb() { echo $(( ($1 + 1048575) / 1048576 )); }
@@ -43,7 +44,7 @@ case "${1:-}" in
     echo "the tree: $(mb "$tree") MiB; with each call's carried paths (each must stay under 64):"
     echo "  call 1: $(mb $(( tree + $(size .device/enter.sh .device/debs .device/node.xz) ))) MiB"
     echo "  call 2: $(mb $(( tree + $(size $pack/node_modules.tar.xz) ))) MiB"
-    echo "  call 3: $(mb $(( tree + $(size $pack/cifar10.tar.gz) ))) MiB"
+    echo "  call 3: $(mb $(( tree + $(size $datapack/cifar10.tar.gz) ))) MiB"
     ;;
   check)
     # what has arrived so far (a call carries its part; earlier parts stay on the warm machine)
@@ -53,15 +54,13 @@ case "${1:-}" in
   train)
     limit=${2:?"train DURATION (e.g. 6m)"}
     out=${OUT:?"OUT: the folder whose files come back"}
-    need=("$pack/cifar10.tar.gz")
+    need=("$datapack/cifar10.tar.gz")
     [ -n "${NO_DEVICE:-}" ] || need+=(.device/node.xz "$pack/node_modules.tar.xz")
     for f in "${need[@]}"; do
       [ -s "$f" ] || { echo "missing $f: make the earlier calls first (on a warm machine)" >&2; exit 2; }
     done
-    # enter.sh unpacks .device/node_modules.tar.xz: the slim one
-    [ -n "${NO_DEVICE:-}" ] || cp "$pack/node_modules.tar.xz" .device/node_modules.tar.xz
     mkdir -p "$data/.."
-    tar -C "$data/.." -xzf "$pack/cifar10.tar.gz"
+    tar -C "$data/.." -xzf "$datapack/cifar10.tar.gz"
     echo "images: $(find "$data/train" -type f | wc -l) training, $(find "$data/test" -type f | wc -l) test"
     launch="node bin/alexnet.mjs launch --resume $run --backend ${BACKEND:-webgpu} --stop-after $limit --cache-dir /tmp/alexnet-cache"
     set +e
