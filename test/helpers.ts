@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import type { ExecutionContext } from 'ava';
 import { alexnetBin } from '@alexnet-mp/coordinator';
+import { maxRelError as coreMaxRelError } from '@alexnet-mp/core';
 
 export interface Proc {
   readonly proc: ChildProcess;
@@ -94,12 +95,9 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Largest |a-b| / (atol + |b|). */
+/** core's maxRelError with a tight floor: the distributed run must match its oracle almost exactly. */
 export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-6): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / (atol + Math.abs(b[i]!)));
-  return m;
+  return coreMaxRelError(a, b, atol);
 }
 
 /** The pids `alexnet launch` printed for its children (its stderr lines), by name: worker0, worker1, coord. */

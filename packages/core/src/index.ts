@@ -2,6 +2,7 @@
 export * from './device.js';
 export * from './random.js';
 export { median } from './median.js';
+export { maxRelError } from './reference/compare.js';
 export * from './model/spec.js';
 export * from './model/presets.js';
 export * from './model/shapes.js';

@@ -2,6 +2,7 @@
 import type { ExecutionContext } from 'ava';
 import { Rng } from '../src/random.js';
 import { Device, type BackendMode, type DeviceTensor } from '../src/device.js';
+import { maxRelError as coreMaxRelError } from '../src/reference/compare.js';
 
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   const r = new Rng(seed);
@@ -12,12 +13,9 @@ export function f64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a as ArrayLike<number>);
 }
 
-/** Largest |a-b| / (atol + |b|) over the arrays: a relative error that tolerates values near zero. */
+/** core's maxRelError with the kernel tests' floor: values of order 1, float32 arithmetic. */
 export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-3): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / (atol + Math.abs(b[i]!)));
-  return m;
+  return coreMaxRelError(a, b, atol);
 }
 
 /** A kernel result on the host (read back from the GPU when it stayed there). */

@@ -40,7 +40,7 @@ export function biasHyper(h: SgdHyper): SgdHyper {
 }
 
 /** Parameters are updated in blocks of at most this many (the paper's fc6 has 18.9 M per tower; see WEBGPU_MAX_FLOATS). */
-export const SGD_BLOCK = WEBGPU_MAX_FLOATS;
+const SGD_BLOCK = WEBGPU_MAX_FLOATS;
 
 export class Sgd {
   private readonly velocity: Kernel[] = [];

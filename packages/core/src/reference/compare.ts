@@ -1,0 +1,12 @@
+/**
+ * How far a computed array is from a reference one: the check every kernel test, the distributed
+ * run against its one-process oracle, and the benchmarks' peer comparison make.
+ */
+
+/** Largest |a-b| / (atol + |b|) over the arrays: a relative error that tolerates reference values near zero. */
+export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol: number): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / (atol + Math.abs(b[i]!)));
+  return m;
+}
