@@ -9,9 +9,12 @@
 #   call 1:  carry .device/enter.sh .device/debs .device/node.xz   command: bash scripts/gpu-continue-cifar10.sh check
 #   call 2:  carry .device/node_modules.tar.xz                     command: bash scripts/gpu-continue-cifar10.sh check
 #   call 3:  carry .device/cifar10.tar.gz                          command: bash scripts/gpu-continue-cifar10.sh train 6m
-#            (timeout_s: the minutes given + 4: unpacking, decoding the images, the first kernels and the
-#            last checkpoint come on top of --stop-after, which counts from the coordinator's start)
+#            (timeout_s: the minutes given + 4, and a call runs 600 s at most: unpacking, decoding the
+#            images, the first kernels and the last checkpoint come on top of --stop-after, which counts
+#            from the coordinator's start; 6m took 403 s on the H200, 4m 251 s with the images decoded)
 #   here:    bash scripts/gpu-continue-cifar10.sh unpack FILES_AT   (the folder the call's files came back to)
+#   more:    while the device time lasts: unpack at once (2 s), then call 3 again with fewer minutes
+#            (each call gets this tree, so the run folder it resumes is the one just unpacked)
 #
 # `pack` makes a node_modules without what the run does not use (TensorFlow.js, TypeScript, Playwright:
 # 21 MB instead of 32) and one archive of the CIFAR-10 JPEGs (20 MB gzipped: their identical JPEG headers

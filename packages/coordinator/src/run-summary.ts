@@ -247,12 +247,25 @@ function remainingOf(done: number, planned: number, spe: number | null, ev: RunE
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 
+const sessions = (n: number) => `${n} session${n === 1 ? '' : 's'}`;
+
+/** A run carried across machines (a CPU's webasm, a lent GPU's webgpu): the wall time each backend took. */
+function byBackend(list: readonly Session[]): string {
+  const per = new Map<string, { seconds: number; sessions: number }>();
+  for (const s of list) {
+    const b = per.get(s.backend ?? '?') ?? { seconds: 0, sessions: 0 };
+    per.set(s.backend ?? '?', { seconds: b.seconds + s.seconds, sessions: b.sessions + 1 });
+  }
+  if (per.size < 2) return '';
+  return ` (${[...per].map(([backend, b]) => `${backend}: ${hours(b.seconds)} in ${sessions(b.sessions)}`).join(', ')})`;
+}
+
 /** The report as Markdown: a few lines, the sessions and the table. */
 export function formatRunReport(r: RunReport): string {
   const out: string[] = [];
   const epochs = r.stepsPerEpoch ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : '';
   out.push(`preset ${r.preset}, batch ${r.batch}; ${r.data}`);
-  out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${r.sessions.length} session${r.sessions.length === 1 ? '' : 's'}`);
+  out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${sessions(r.sessions.length)}${byBackend(r.sessions)}`);
   const left = r.remaining;
   if (left) {
     const evals = left.evaluations > 0 ? ` and ${left.evaluations} evaluation${left.evaluations === 1 ? '' : 's'}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';

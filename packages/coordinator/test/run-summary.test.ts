@@ -78,6 +78,11 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   const slowing = summariseRun([run(0, 'a'), ...Array.from({ length: 120 }, (_, s) => ({ ...step(s, 1, 1), ms: s < 50 ? 3000 + s : s < 70 ? 9000 : 4000 + s }))] as never);
   t.deepEqual(slowing.sessions[0]!.pace, { firstMs: 3024.5, lastMs: 4094.5 });
   t.regex(formatRunReport(slowing), /\| 0-120 \| 8\.9 min \| 3\.02 \/ 4\.09 s \| running or killed \|$/m);
+  // a run continued on another machine's backend: the wall time of each
+  const gpu = { ...run(6, 'g'), workers: [{ backend: 'webgpu' }, { backend: 'webgpu' }] };
+  const moved = summariseRun([...events.slice(0, -2), { event: 'stopped', reason: 'SIGINT', step: 6, checkpoint: 'x' }, { event: 'done', steps: 2, elapsed_s: 4 }, gpu, step(6, 1, 1), step(7, 1, 1), { event: 'done', steps: 2, elapsed_s: 0.5 }] as never);
+  t.deepEqual(moved.sessions.map((s) => s.backend), ['webasm', 'webasm', 'webgpu']);
+  t.regex(formatRunReport(moved), /^steps done: 8 of 12 \(2\.00 of 3 epochs\); training wall time 7\.8 s in 3 sessions \(webasm: 7\.3 s in 2 sessions, webgpu: 0\.5 s in 1 session\)$/m);
   t.deepEqual(summariseRun([run(0, 'a'), step(0, 1, 1), { ...step(1, 1, 1), ms: 700 }] as never).sessions[0]!.pace, { firstMs: 600, lastMs: 600 });
   t.is(summariseRun([run(0, 'a')] as never).sessions[0]!.pace, null);
   // rows of another width
