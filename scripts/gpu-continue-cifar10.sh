@@ -26,48 +26,48 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=training/cifar10
-# Both archives go into .device/: the machine keeps a carried file for the next call only where the
-# repository's .gitignore ignores it (.git/info/exclude does not travel), and .gitignore names .device/.
+# Both archives go into .device/, beside prepare.sh's files: the machine keeps a carried file for the
+# next call only where the repository's .gitignore ignores it (.git/info/exclude does not travel), and
+# .gitignore names .device/.
 pack=.device
-datapack=.device
 data=../shared/datasets/cifar10
 
 case "${1:-}" in
   pack)
-    [ -s .device/node.xz ] || { echo "no .device/: run bash ../shared/gpu-host/prepare.sh first" >&2; exit 2; }
+    [ -s "$pack/node.xz" ] || { echo "no $pack/: run bash ../shared/gpu-host/prepare.sh first" >&2; exit 2; }
     tar -cf - --exclude='node_modules/**/darwin*' --exclude='node_modules/**/win32*' --exclude='node_modules/**/linux-arm*' \
       --exclude='node_modules/**/*arm64*' --exclude='node_modules/**/*musl*' --exclude='node_modules/.cache' \
       --exclude='node_modules/@tensorflow' --exclude='node_modules/typescript' --exclude='node_modules/playwright-core' --exclude='node_modules/@types' \
-      $(find . -name node_modules -type d -prune -not -path './.device/*' -not -path "./$pack/*" | sed 's|^\./||') | xz -T2 -3 > "$pack/node_modules.tar.xz"
-    tar -C "$data/.." -cf - cifar10/train cifar10/test | gzip -6 > "$datapack/cifar10.tar.gz"
+      $(find . -name node_modules -type d -prune -not -path "./$pack/*" | sed 's|^\./||') | xz -T2 -3 > "$pack/node_modules.tar.xz"
+    tar -C "$data/.." -cf - cifar10/train cifar10/test | gzip -6 > "$pack/cifar10.tar.gz"
     # what travels besides the carried paths: tracked files and untracked ones git does not ignore
     tree=$(git ls-files -z -co --exclude-standard | xargs -0 du -cb | tail -1 | cut -f1)
     mb() { echo $(( ($1 + 1048575) / 1048576 )); }
     size() { du -cb "$@" | tail -1 | cut -f1; }
     echo "the tree: $(mb "$tree") MiB; with each call's carried paths (each must stay under 64):"
-    echo "  call 1: $(mb $(( tree + $(size .device/enter.sh .device/debs .device/node.xz) ))) MiB"
+    echo "  call 1: $(mb $(( tree + $(size $pack/enter.sh $pack/debs $pack/node.xz) ))) MiB"
     echo "  call 2: $(mb $(( tree + $(size $pack/node_modules.tar.xz) ))) MiB"
-    echo "  call 3: $(mb $(( tree + $(size $datapack/cifar10.tar.gz) ))) MiB"
+    echo "  call 3: $(mb $(( tree + $(size $pack/cifar10.tar.gz) ))) MiB"
     ;;
   check)
     # what has arrived so far (a call carries its part; earlier parts stay on the warm machine)
-    ls -la .device "$pack" 2>/dev/null || true
+    ls -la "$pack" 2>/dev/null || true
     nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null || true
     ;;
   train)
     limit=${2:?"train DURATION (e.g. 6m)"}
     out=${OUT:?"OUT: the folder whose files come back"}
-    need=("$datapack/cifar10.tar.gz")
-    [ -n "${NO_DEVICE:-}" ] || need+=(.device/node.xz "$pack/node_modules.tar.xz")
+    need=("$pack/cifar10.tar.gz")
+    [ -n "${NO_DEVICE:-}" ] || need+=("$pack/node.xz" "$pack/node_modules.tar.xz")
     for f in "${need[@]}"; do
       [ -s "$f" ] || { echo "missing $f: make the earlier calls first (on a warm machine)" >&2; exit 2; }
     done
     mkdir -p "$data/.."
-    tar -C "$data/.." -xzf "$datapack/cifar10.tar.gz"
+    tar -C "$data/.." -xzf "$pack/cifar10.tar.gz"
     echo "images: $(find "$data/train" -type f | wc -l) training, $(find "$data/test" -type f | wc -l) test"
     launch="node bin/alexnet.mjs launch --resume $run --backend ${BACKEND:-webgpu} --stop-after $limit --cache-dir /tmp/alexnet-cache"
     set +e
-    if [ -n "${NO_DEVICE:-}" ]; then bash -c "$launch"; else bash .device/enter.sh bash -c ". bench/gpu-env.sh; $launch"; fi 2>&1 \
+    if [ -n "${NO_DEVICE:-}" ]; then bash -c "$launch"; else bash $pack/enter.sh bash -c ". bench/gpu-env.sh; $launch"; fi 2>&1 \
       | grep -v '"event":"step"' | tee "$out/launch.log" | tail -40
     rc=${PIPESTATUS[0]}
     set -e

@@ -247,7 +247,7 @@ function remainingOf(done: number, planned: number, spe: number | null, ev: RunE
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 
-const sessions = (n: number) => `${n} session${n === 1 ? '' : 's'}`;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** A run carried across machines (a CPU's webasm, a lent GPU's webgpu): the wall time each backend took. */
 function byBackend(list: readonly Session[]): string {
@@ -257,7 +257,7 @@ function byBackend(list: readonly Session[]): string {
     per.set(s.backend ?? '?', { seconds: b.seconds + s.seconds, sessions: b.sessions + 1 });
   }
   if (per.size < 2) return '';
-  return ` (${[...per].map(([backend, b]) => `${backend}: ${hours(b.seconds)} in ${sessions(b.sessions)}`).join(', ')})`;
+  return ` (${[...per].map(([backend, b]) => `${backend}: ${hours(b.seconds)} in ${plural(b.sessions, 'session')}`).join(', ')})`;
 }
 
 /** The report as Markdown: a few lines, the sessions and the table. */
@@ -265,10 +265,10 @@ export function formatRunReport(r: RunReport): string {
   const out: string[] = [];
   const epochs = r.stepsPerEpoch ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : '';
   out.push(`preset ${r.preset}, batch ${r.batch}; ${r.data}`);
-  out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${sessions(r.sessions.length)}${byBackend(r.sessions)}`);
+  out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${plural(r.sessions.length, 'session')}${byBackend(r.sessions)}`);
   const left = r.remaining;
   if (left) {
-    const evals = left.evaluations > 0 ? ` and ${left.evaluations} evaluation${left.evaluations === 1 ? '' : 's'}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
+    const evals = left.evaluations > 0 ? ` and ${plural(left.evaluations, 'evaluation')}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
     out.push(`remaining: ${left.steps} steps at ${(left.stepMs / 1000).toFixed(2)} s a step (median of the last ${left.pacedOn})${evals}: about ${hours(left.seconds)}`);
   }
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);

@@ -67,6 +67,12 @@ export function installWebGPU(): Promise<boolean> {
   return webgpuInstalled;
 }
 
+/** Why gpu.js's webgpu mode cannot run here, or null when a WebGPU adapter answers. */
+async function whyNoWebGPU(): Promise<string | null> {
+  if (!vulkanLoaderFindable()) return `Dawn needs the Vulkan loader, ${VULKAN_LOADER}, and the dynamic linker has none`;
+  return (await installWebGPU()) ? null : 'navigator.gpu.requestAdapter() returned null';
+}
+
 export interface FallbackPolicy {
   /** 'throw' in tests and benchmarks; 'warn' prints once per kernel and carries on. */
   onFallback: 'throw' | 'warn';
@@ -168,11 +174,11 @@ export class Device {
   static async create(requested: RequestedBackend, policy: FallbackPolicy = { onFallback: 'throw' }): Promise<Device> {
     let mode: BackendMode;
     if (requested === 'auto') {
-      mode = vulkanLoaderFindable() && (await installWebGPU()) ? 'webgpu' : 'webasm';
+      mode = (await whyNoWebGPU()) === null ? 'webgpu' : 'webasm';
     } else {
       mode = requested;
-      if (mode === 'webgpu' && !vulkanLoaderFindable()) throw new NoWebGPUError(`Dawn needs the Vulkan loader, ${VULKAN_LOADER}, and the dynamic linker has none`);
-      if (mode === 'webgpu' && !(await installWebGPU())) throw new NoWebGPUError('navigator.gpu.requestAdapter() returned null');
+      const why = mode === 'webgpu' ? await whyNoWebGPU() : null;
+      if (why !== null) throw new NoWebGPUError(why);
     }
     const gpu = new GPU({ mode });
     return new Device(mode, gpu, policy);
