@@ -9,19 +9,8 @@ import { paper } from '../src/model/presets.js';
 import { initTowerParams } from '../src/model/params.js';
 import { referenceStep } from '../src/reference/grouped-model.js';
 import { Rng } from '../src/random.js';
-import { testDevice } from './helpers.js';
+import { scaledError, testDevice } from './helpers.js';
 import { towersPass } from './two-towers.js';
-
-/** max |a - b| over max |b|: the error on the scale of the tensor (the paper's init makes gradients small). */
-function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let size = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    size = Math.max(size, Math.abs(b[i]!));
-  }
-  return size > 0 ? diff / size : diff;
-}
 
 test('the paper preset at 224x224: the gpu.js towers give the float64 reference model\'s loss and every gradient, fc6 included', async (t) => {
   const dev = await testDevice();

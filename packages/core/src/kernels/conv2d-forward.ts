@@ -25,7 +25,7 @@ export class Conv2dForward {
 
   /** `relu` fuses the ReLU that follows the layer into its GEMM. */
   constructor(private readonly device: Device, name: string, readonly s: Conv2dShape, maxColFloats?: number, relu = false) {
-    this.chunks = chunkConv(s, maxColFloats);
+    this.chunks = chunkConv(s, maxColFloats ?? device.maxKernelFloats);
     const K = s.C * s.R * s.R;
     for (const n0 of this.chunks.starts) {
       const n = Math.min(this.chunks.chunk, s.N - n0);

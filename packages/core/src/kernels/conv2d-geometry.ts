@@ -12,14 +12,6 @@ export interface Conv2dShape {
   readonly pad: number;
 }
 
-/**
- * Largest im2col buffer, in floats. Keeps flat indices below 2^24, where the
- * webasm backend's float32 index arithmetic is exact, and the buffer well
- * under WebGPU's per-binding limits (the paper's conv1 at batch 128 would
- * otherwise need 140M floats).
- */
-export const MAX_COL_FLOATS = 1 << 24;
-
 export interface ConvChunking {
   readonly OH: number;
   readonly OW: number;
@@ -29,7 +21,11 @@ export interface ConvChunking {
   geometry(n: number): ConvGeometry;
 }
 
-export function chunkConv(s: Conv2dShape, maxColFloats = MAX_COL_FLOATS): ConvChunking {
+/**
+ * Cuts the batch into chunks whose im2col buffer holds at most maxColFloats (Device.maxKernelFloats:
+ * on webasm 2^24, on webgpu the GPU's largest binding; the paper's conv1 needs 1.1 M floats an image).
+ */
+export function chunkConv(s: Conv2dShape, maxColFloats: number): ConvChunking {
   const OH = Math.floor((s.H + 2 * s.pad - s.R) / s.stride) + 1;
   const OW = Math.floor((s.W + 2 * s.pad - s.R) / s.stride) + 1;
   const perImage = s.C * s.R * s.R * OH * OW;

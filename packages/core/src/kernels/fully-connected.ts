@@ -2,14 +2,13 @@
  * Fully connected layer on [feature][image] activations: three GEMMs.
  *   forward:  y[o][n]  = W[o][k] x[k][n] + b[o]
  *   backward: dW[o][k] = dy[o][n] x[k][n]^T ;  dx[k][n] = W^T dy ;  db = row sums of dy
- * Weights larger than MAX_BLOCK_FLOATS (the paper's fc6: 2048 x 9216 per tower)
- * are processed in blocks of output rows, so that no kernel addresses more than
- * webgpu mode indexes exactly; dx then sums the blocks' contributions.
+ * Weights larger than one kernel may address (Device.maxKernelFloats: on webasm the
+ * paper's fc6, 2048 x 9216 per tower) are processed in blocks of output rows through
+ * the host; dx then sums the blocks' contributions. On webgpu fc6 is one block.
  */
 import type { Device, DeviceTensor } from '../device.js';
 import { Gemm, gemmShape } from './gemm.js';
 import { RowSum } from './row-sum.js';
-import { WEBGPU_MAX_FLOATS } from './kernel-runner.js';
 
 interface Block {
   readonly o0: number;
@@ -24,7 +23,7 @@ export class FullyConnected {
   private readonly biasGrad: RowSum;
 
   /** `relu` fuses the ReLU that follows the layer into its forward GEMM. */
-  constructor(private readonly device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = WEBGPU_MAX_FLOATS, relu = false) {
+  constructor(private readonly device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = device.maxKernelFloats, relu = false) {
     const rowsPerBlock = Math.max(4, Math.floor(maxBlockFloats / K / 4) * 4);
     for (let o0 = 0; o0 < O; o0 += rowsPerBlock) {
       const rows = Math.min(rowsPerBlock, O - o0);

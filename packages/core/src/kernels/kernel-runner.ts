@@ -56,23 +56,18 @@ export function kernelProfile(): ({ name: string } & KernelProfileEntry)[] {
 
 type GpuKernel = ((...args: KernelArg[]) => Promise<unknown> | unknown) & { destroy?: () => void };
 
-/**
- * gpu.js's WGSL code computes our flat indices in f32, exact only below 2^24:
- * refuse larger arrays on webgpu rather than read the wrong elements.
- */
-export const WEBGPU_MAX_FLOATS = 1 << 24;
-
+/** A kernel's array is larger than the device binds in one buffer (Device.maxKernelFloats). */
 export class ArrayTooLargeError extends Error {
-  constructor(kernel: string, floats: number) {
-    super(`kernel ${kernel} would address ${floats} floats, more than webgpu mode indexes exactly (2^24 = ${WEBGPU_MAX_FLOATS}); use a smaller batch`);
+  constructor(kernel: string, floats: number, limit: number) {
+    super(`kernel ${kernel} would address ${floats} floats (${(floats * 4 / 2 ** 20).toFixed(0)} MiB), more than this GPU binds in one buffer (${limit} floats); use a smaller batch`);
     this.name = 'ArrayTooLargeError';
   }
 }
 
-function checkWebGPUIndexRange(name: string, outLength: number, args: KernelArg[]): void {
+function checkWebGPUBindingSize(device: Device, name: string, outLength: number, args: KernelArg[]): void {
   let biggest = outLength;
   for (const a of args) if (a instanceof Float32Array) biggest = Math.max(biggest, a.length);
-  if (biggest > WEBGPU_MAX_FLOATS) throw new ArrayTooLargeError(name, biggest);
+  if (biggest > device.maxKernelFloats) throw new ArrayTooLargeError(name, biggest, device.maxKernelFloats);
 }
 
 export class Kernel {
@@ -104,6 +99,9 @@ export class Kernel {
       // on webgpu results stay on the device, each call in a buffer of its own
       pipeline: device.resident,
       immutable: device.resident,
+      // on webgpu, integer variables, constants and arguments stay i32 in WGSL (our gpu.js patch makes
+      // Math.floor(a / b) of integers an exact division there), so indices are exact past 2^24
+      strictIntegers: device.mode === 'webgpu',
     });
   }
 
@@ -133,7 +131,7 @@ export class Kernel {
   async exec(...args: KernelArg[]): Promise<DeviceTensor> {
     if (!this.device.resident) return this.run(...args);
     if (this.returnsVector) throw new Error(`kernel ${this.name}: vector results cannot stay on the device`);
-    checkWebGPUIndexRange(this.name, this.length, args);
+    checkWebGPUBindingSize(this.device, this.name, this.length, args);
     const r = (await this.call(args)) as ResidentTensor;
     this.device.track(r);
     return r;

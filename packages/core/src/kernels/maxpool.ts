@@ -1,6 +1,6 @@
 /**
  * Overlapping max-pooling (3x3, stride 2 in AlexNet) in layout CNHW.
- * The forward records, per output, which cell of its window won (0 .. size*size-1,
+ * The forward takes each window's maximum and records, per output, which cell of its window won (0 .. size*size-1,
  * first maximum in row-major order): a window offset rather than a flat index,
  * so it stays exact in float32 at any activation size. The backward is
  * gather-style: each input cell sums the gradients of the windows it won.
@@ -29,16 +29,22 @@ const argmaxBody = function (this: KernelThis, x: Float32Array) {
   return arg;
 };
 
-const gatherBody = function (this: KernelThis, x: Float32Array, arg: Float32Array) {
+// the window's maximum, read again rather than gathered through the argmax: the winner's offset is a
+// float (the argmax result), and an index computed from it would be float arithmetic on webgpu
+const maxBody = function (this: KernelThis, x: Float32Array) {
   const ox = this.thread.x;
   const oy = this.thread.y;
   const cn = this.thread.z;
-  const a = arg[(cn * this.constants.OH + oy) * this.constants.OW + ox];
-  let ky = Math.floor(a / this.constants.K);
-  if (a - ky * this.constants.K < 0) ky -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
-  if (a - ky * this.constants.K >= this.constants.K) ky += 1;
-  const kx = a - ky * this.constants.K;
-  return x[(cn * this.constants.H + oy * this.constants.S + ky) * this.constants.W + ox * this.constants.S + kx];
+  const base = cn * this.constants.H * this.constants.W;
+  const y0 = oy * this.constants.S;
+  const x0 = ox * this.constants.S;
+  let best = x[base + y0 * this.constants.W + x0];
+  for (let ky = 0; ky < this.constants.K; ky++) {
+    for (let kx = 0; kx < this.constants.K; kx++) {
+      best = Math.max(best, x[base + (y0 + ky) * this.constants.W + x0 + kx]);
+    }
+  }
+  return best;
 };
 
 const backwardBody = function (this: KernelThis, arg: Float32Array, dy: Float32Array) {
@@ -75,19 +81,19 @@ export interface PoolState {
 
 export class MaxPool {
   private readonly argmax: Kernel;
-  private readonly gather: Kernel;
+  private readonly max: Kernel;
   private readonly bwd: Kernel;
   constructor(device: Device, name: string, CN: number, H: number, W: number, K: number, S: number) {
     const OH = Math.floor((H - K) / S) + 1;
     const OW = Math.floor((W - K) / S) + 1;
     const constants = { H, W, K, S, OH, OW, span: Math.ceil(K / S) };
     this.argmax = new Kernel(device, `${name}.argmax`, argmaxBody, { output: [OW, OH, CN], constants });
-    this.gather = new Kernel(device, `${name}.forward`, gatherBody, { output: [OW, OH, CN], constants });
+    this.max = new Kernel(device, `${name}.forward`, maxBody, { output: [OW, OH, CN], constants });
     this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [W, H, CN], constants, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   async forward(x: DeviceTensor): Promise<{ y: DeviceTensor; state: PoolState }> {
     const arg = await this.argmax.exec(x);
-    const y = await this.gather.exec(x, arg);
+    const y = await this.max.exec(x);
     return { y, state: { arg } };
   }
   backward(state: PoolState, dy: DeviceTensor): Promise<DeviceTensor> {

@@ -4,11 +4,14 @@
  *   w <- w + v
  */
 import type { Device, DeviceTensor } from '../device.js';
-import { Kernel, WEBGPU_MAX_FLOATS, type KernelThis } from './kernel-runner.js';
+import { Kernel, type KernelThis } from './kernel-runner.js';
 
-const velocityBody = function (this: KernelThis, w: Float32Array, v: Float32Array, g: Float32Array, lr: number, momentum: number, weightDecay: number) {
+// h = [lr, momentum, weightDecay]: a tensor rather than three numbers, so that no value is ever typed as
+// an integer argument (on webgpu gpu.js types a whole number as i32 on its first call: strictIntegers)
+const velocityBody = function (this: KernelThis, w: Float32Array, v: Float32Array, g: Float32Array, h: Float32Array) {
   const i = this.thread.x;
-  return momentum * v[i] - weightDecay * lr * w[i] - lr * g[i];
+  const lr = h[0];
+  return h[1] * v[i] - h[2] * lr * w[i] - lr * g[i];
 };
 
 const weightBody = function (this: KernelThis, w: Float32Array, v: Float32Array) {
@@ -39,27 +42,43 @@ export function biasHyper(h: SgdHyper): SgdHyper {
   return h.decayBiases === true ? h : { ...h, weightDecay: 0 };
 }
 
-/** Parameters are updated in blocks of at most this many (the paper's fc6 has 18.9 M per tower; see WEBGPU_MAX_FLOATS). */
-const SGD_BLOCK = WEBGPU_MAX_FLOATS;
-
 export class Sgd {
   private readonly velocity: Kernel[] = [];
   private readonly weight: Kernel[] = [];
-  /** `block`: floats per kernel call (tests make it small to run the blocked path on small arrays). */
-  constructor(private readonly device: Device, name: string, readonly size: number, private readonly block = SGD_BLOCK) {
+  /** The hyper-parameters as the kernels read them, uploaded again only when they change. */
+  private hyper: { key: string; t: DeviceTensor } | null = null;
+  /**
+   * `block`: floats per kernel call; by default all a kernel may address (Device.maxKernelFloats: on
+   * webgpu every layer is one block and stays on the device; on webasm the paper's fc6 is updated in
+   * blocks). Tests make it small to run the blocked path on small arrays.
+   */
+  constructor(private readonly device: Device, name: string, readonly size: number, private readonly block = device.maxKernelFloats) {
     for (let i0 = 0; i0 < size; i0 += block) {
       const n = Math.min(block, size - i0);
       this.velocity.push(new Kernel(device, `${name}.velocity`, velocityBody, { output: [n] }));
       this.weight.push(new Kernel(device, `${name}.weight`, weightBody, { output: [n] }));
     }
   }
+
+  private async hyperTensor(h: SgdHyper): Promise<DeviceTensor> {
+    const key = `${h.lr} ${h.momentum} ${h.weightDecay}`;
+    if (this.hyper?.key !== key) {
+      if (this.hyper) this.device.drop(this.hyper.t);
+      const t = await this.device.upload(Float32Array.of(h.lr, h.momentum, h.weightDecay));
+      this.device.keep(t);
+      this.hyper = { key, t };
+    }
+    return this.hyper.t;
+  }
+
   /** Returns the new weights and velocity. */
   async step(w: DeviceTensor, v: DeviceTensor, g: DeviceTensor, h: SgdHyper): Promise<{ w: DeviceTensor; v: DeviceTensor }> {
+    const ht = await this.hyperTensor(h);
     if (this.velocity.length === 1) {
-      const vNew = await this.velocity[0]!.exec(w, v, g, h.lr, h.momentum, h.weightDecay);
+      const vNew = await this.velocity[0]!.exec(w, v, g, ht);
       return { w: await this.weight[0]!.exec(w, vNew), v: vNew };
     }
-    // blocks are slices of host arrays: on webgpu this is a round trip (the paper's fc6 only)
+    // blocks are slices of host arrays (webasm's fc6; on webgpu only where a layer is larger than the GPU binds)
     [w, v, g] = await Promise.all([w, v, g].map((t) => this.device.toHost(t, this.size)));
     const wOut = new Float32Array(this.size);
     const vOut = new Float32Array(this.size);
@@ -67,7 +86,7 @@ export class Sgd {
       const i0 = b * this.block;
       const i1 = Math.min(this.size, i0 + this.block);
       const wb = (w as Float32Array).subarray(i0, i1);
-      const vNew = await this.velocity[b]!.run(wb, (v as Float32Array).subarray(i0, i1), (g as Float32Array).subarray(i0, i1), h.lr, h.momentum, h.weightDecay);
+      const vNew = await this.velocity[b]!.run(wb, (v as Float32Array).subarray(i0, i1), (g as Float32Array).subarray(i0, i1), ht);
       vOut.set(vNew, i0);
       wOut.set(await this.weight[b]!.run(wb, vNew), i0);
     }

@@ -12,8 +12,14 @@ const lossBody = function (this: KernelThis, z: Float32Array, labels: Float32Arr
   let m = z[n];
   for (let c = 1; c < this.constants.C; c++) m = Math.max(m, z[c * N + n]);
   let s = 0;
-  for (let c = 0; c < this.constants.C; c++) s += Math.exp(z[c * N + n] - m);
-  return Math.log(s) + m - z[labels[n] * N + n];
+  // the label's logit picked in the loop: an index computed from the (float) label would be float arithmetic on webgpu
+  let picked = 0;
+  for (let c = 0; c < this.constants.C; c++) {
+    const v = z[c * N + n];
+    s += Math.exp(v - m);
+    if (labels[n] === c) picked = v;
+  }
+  return Math.log(s) + m - picked;
 };
 
 const gradBody = function (this: KernelThis, z: Float32Array, labels: Float32Array) {
