@@ -34,6 +34,22 @@ onWebGPU('Math.floor of an integer quotient is exact past 2^24 and for negative 
   }
 });
 
+onWebGPU('outputs wider than the GPU dispatches in one dimension (x past 65535 workgroups of 8) reach every cell once (the gpu.js patch)', async (t) => {
+  const dev = await testDevice();
+  const body = function (this: KernelThis) {
+    return this.thread.x * 4 + this.thread.y * 2 + this.thread.z;
+  };
+  // the paper's conv1 at batch 256 has 774,400 columns: im2col's and the GEMM's output width
+  for (const output of [[774400, 2], [600000, 1, 2]] as const) {
+    const k = new Kernel(dev, `wide${output.length}d`, body, { output: [...output] });
+    const got = await k.run();
+    const [X, Y, Z] = [output[0], output[1], output[2] ?? 1];
+    let bad = 0;
+    for (let z = 0; z < Z; z++) for (let y = 0; y < Y; y++) for (let x = 0; x < X; x++) if (got[(z * Y + y) * X + x] !== x * 4 + y * 2 + z) bad++;
+    t.is(bad, 0, `output ${output.join('x')}`);
+  }
+});
+
 onWebGPU("LRN over lrn1's input at batch 128 (48 x 128 x 55 x 55 = 18.6 M floats per tower) matches the reference", async (t) => {
   const dev = await testDevice();
   const p = { C: 48, plane: 128 * 55 * 55, size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
