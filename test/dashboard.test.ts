@@ -112,11 +112,12 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   t.regex(await page.textContent('#fig-rate') ?? '', /^\d+(\.\d+)?$/, 'images/s shown');
   t.regex(await page.textContent('#fig-eval') ?? '', /^\d+(\.\d)?% \(step \d+\)$/, 'the last held-out error shown');
 
-  // both workers: their status (gpu.js mode, device, step time) and the bytes of each crossing point
+  // both workers: their status (gpu.js mode, device, adapter, step time) and the bytes of each crossing point
   for (const tower of [0, 1]) {
     const card = `#worker-${tower}`;
     await page.waitForFunction((c) => document.querySelector(`${c} dd[data-key="gpu.js mode"]`)?.textContent === 'webasm', card, { timeout: 30_000 });
     t.is(await page.textContent(`${card} dd[data-key="device"]`), '0');
+    t.is(await page.textContent(`${card} dd[data-key="adapter"]`), 'no adapter', 'webasm: no WebGPU adapter');
     t.regex((await page.textContent(`${card} dd[data-key="step time"]`)) ?? '', /^\d+\.\d ms \(compute/);
     const rows = await page.$$eval(`${card} table.traffic tbody tr`, (trs) => trs.map((tr) => tr.getAttribute('data-point')));
     t.deepEqual(rows, ['pool2', 'pool5', 'fc6', 'fc7'], `worker ${tower}'s crossing points`);

@@ -14,6 +14,7 @@ import {
   WorkerClient,
   decodeTensor,
   describeError,
+  describeWorkerDevice,
   identityDifferences,
   isServiceError,
   maxMessageBytes,
@@ -312,7 +313,7 @@ export class Coordinator {
     if (this.o.eval) {
       if (this.o.eval.set.maxBatch > reply.max_batch) throw new UserError(`evaluation batch ${this.o.eval.set.maxBatch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
     }
-    this.info(`${this.label(t)}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, device ${reply.device}, pid ${reply.pid} on ${reply.hostname}`);
+    this.info(`${this.label(t)}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, ${describeWorkerDevice(reply)}, pid ${reply.pid} on ${reply.hostname}`);
     return reply;
   }
 

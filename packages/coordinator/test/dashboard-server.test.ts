@@ -127,6 +127,7 @@ const standInWorkers = async (): Promise<WorkerView[]> =>
     host: 'h',
     device: 0,
     backend: 'webasm',
+    adapter: 'no adapter',
     state: 'READY',
     pid: 1,
     steps_done: 3,

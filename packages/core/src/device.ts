@@ -7,6 +7,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPU } from 'gpu.js';
+import { describeAdapter, routeTo, type AdapterInfo, type ListedAdapter } from './adapters.js';
+import { installAdapter, installedAdapter, listAdapters, openAdapter, type OpenedAdapter } from './webgpu-adapter.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
 export type RequestedBackend = BackendMode | 'auto';
@@ -27,6 +29,8 @@ export class NoWebGPUError extends Error {
 }
 
 const VULKAN_LOADER = 'libvulkan.so.1';
+/** The largest array one webasm or cpu kernel addresses exactly: gpu.js's index arithmetic there is float32. */
+const CPU_INDEX_FLOATS = 2 ** 24;
 const SYSTEM_LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib'];
 
 /**
@@ -46,31 +50,69 @@ export function vulkanLoaderFindable(env: NodeJS.ProcessEnv = process.env, platf
   }
 }
 
-let webgpuInstalled: Promise<boolean> | null = null;
+type WebGPUFound = { readonly opened: OpenedAdapter } | { readonly none: string };
+const found = new Map<string, Promise<WebGPUFound>>();
 
-/** Gives Node a `navigator.gpu` from Dawn (the `webgpu` npm package), once. Resolves whether an adapter answers. */
-export function installWebGPU(): Promise<boolean> {
-  webgpuInstalled ??= (async () => {
-    try {
-      const mod = (await import('webgpu')) as { create: (flags: string[]) => unknown; globals: Record<string, unknown> };
-      Object.assign(globalThis, mod.globals);
-      const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
-      if (!g.navigator?.gpu) {
-        Object.defineProperty(globalThis, 'navigator', { value: { ...(g.navigator ?? {}), gpu: mod.create([]) }, configurable: true, writable: true });
-      }
-      const gpu = (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<unknown> } } }).navigator.gpu;
-      return (await gpu.requestAdapter()) !== null;
-    } catch {
-      return false;
-    }
-  })();
-  return webgpuInstalled;
+/**
+ * The WebGPU adapter this process would run on: `device` (Dawn's N-th adapter) when given, else the
+ * first GPU, else the first (software) adapter; `none` says why there is none. Refusals of an index
+ * (AdapterIndexError, AdapterChoiceError) are thrown.
+ */
+function findWebGPU(device: number | undefined): Promise<WebGPUFound> {
+  const key = device === undefined ? 'first' : String(device);
+  let f = found.get(key);
+  if (!f) {
+    f = lookForWebGPU(device);
+    found.set(key, f);
+  }
+  return f;
 }
 
-/** Why gpu.js's webgpu mode cannot run here, or null when a WebGPU adapter answers. */
-async function whyNoWebGPU(): Promise<string | null> {
-  if (!vulkanLoaderFindable()) return `Dawn needs the Vulkan loader, ${VULKAN_LOADER}, and the dynamic linker has none`;
-  return (await installWebGPU()) ? null : 'navigator.gpu.requestAdapter() returned null';
+async function lookForWebGPU(device: number | undefined): Promise<WebGPUFound> {
+  if (!vulkanLoaderFindable()) return { none: `Dawn needs the Vulkan loader, ${VULKAN_LOADER}, and the dynamic linker has none` };
+  let list: ListedAdapter[];
+  try {
+    list = await listAdapters();
+  } catch (e) {
+    return { none: `Dawn could not list its adapters: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  if (list.length === 0) return { none: 'navigator.gpu.requestAdapter() returned null' };
+  if (device !== undefined) return { opened: await openAdapter(list, device) };
+  // no index asked for: the first GPU (Dawn lists GPUs first), else the first adapter
+  let first: OpenedAdapter | null = null;
+  for (const i of list.keys()) {
+    const route = routeTo(list, i);
+    if (route.kind === 'shared' && (route.rank > 0 || route.shadowedBy !== null)) continue;
+    const peeked = await openAdapter(list, i, { peek: true });
+    if (!peeked.info.software) return { opened: route.kind === 'name' ? peeked : await openAdapter(list, i) };
+    if (i === 0 && route.kind === 'name') first = peeked;
+  }
+  return { opened: first ?? (await openAdapter(list, 0)) };
+}
+
+/**
+ * Gives Node a `navigator.gpu` from Dawn (the `webgpu` npm package): Dawn's first GPU, else its first
+ * adapter. Resolves whether an adapter answers. A process that has opened one already (Device.create)
+ * keeps it: gpu.js and every other user of navigator.gpu in the process share that adapter.
+ */
+export async function installWebGPU(): Promise<boolean> {
+  if (installedAdapter() !== null) return true;
+  try {
+    const f = await findWebGPU(undefined);
+    if ('none' in f) return false;
+    installAdapter(f.opened);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let autoNoted = false;
+
+/** Which WebGPU adapter a device opens. */
+export interface AdapterChoice {
+  /** `--device N`: Dawn's N-th adapter; absent: the first GPU, else the first adapter. */
+  readonly device?: number;
 }
 
 export interface FallbackPolicy {
@@ -111,7 +153,25 @@ export class Device {
   private readonly arena = new Set<ResidentTensor>();
   private readonly kept = new Set<ResidentTensor>();
 
-  private constructor(readonly mode: BackendMode, readonly gpu: GPU, readonly policy: FallbackPolicy) {
+  /**
+   * The largest array one kernel may address, in floats; layers cut bigger work into blocks of at most
+   * this many. webasm and cpu: 2^24 (gpu.js's webasm index arithmetic is float32, exact below 2^24).
+   * webgpu: the adapter's largest storage binding (indices are exact i32 there: see strictIntegers in
+   * kernels/kernel-runner.ts and patches/gpu.js+*.patch).
+   */
+  readonly maxKernelFloats: number;
+
+  private constructor(
+    readonly mode: BackendMode,
+    readonly gpu: GPU,
+    readonly policy: FallbackPolicy,
+    maxBindingBytes: number | null,
+    /** The WebGPU adapter the kernels run on (webgpu mode); null on webasm and cpu. */
+    readonly adapter: AdapterInfo | null = null,
+    /** Why `auto` chose webasm although an adapter answered (a software one), in a few words; null otherwise. */
+    readonly note: string | null = null,
+  ) {
+    this.maxKernelFloats = maxBindingBytes === null ? CPU_INDEX_FLOATS : Math.floor(maxBindingBytes / 4);
     this.resident = mode === 'webgpu';
   }
 
@@ -171,17 +231,32 @@ export class Device {
     return flat;
   }
 
-  static async create(requested: RequestedBackend, policy: FallbackPolicy = { onFallback: 'throw' }): Promise<Device> {
-    let mode: BackendMode;
-    if (requested === 'auto') {
-      mode = (await whyNoWebGPU()) === null ? 'webgpu' : 'webasm';
-    } else {
-      mode = requested;
-      const why = mode === 'webgpu' ? await whyNoWebGPU() : null;
-      if (why !== null) throw new NoWebGPUError(why);
+  /**
+   * A device in the mode asked for. `auto` is webgpu on a GPU and webasm otherwise: a software adapter
+   * (a CPU rasteriser such as Mesa's lavapipe) is never chosen for training by `auto`, which says so
+   * once (policy.warn, else stderr); `webgpu` asked for runs on whatever adapter answers, software included.
+   * `choice.device` picks Dawn's N-th adapter (throws AdapterIndexError / AdapterChoiceError when
+   * there is none or it cannot be opened apart from an identical one); webasm and cpu ignore it.
+   */
+  static async create(requested: RequestedBackend, policy: FallbackPolicy = { onFallback: 'throw' }, choice: AdapterChoice = {}): Promise<Device> {
+    if (requested === 'webasm' || requested === 'cpu') return new Device(requested, new GPU({ mode: requested }), policy, null);
+    const f = await findWebGPU(choice.device);
+    if ('none' in f) {
+      if (requested === 'webgpu') throw new NoWebGPUError(f.none);
+      return new Device('webasm', new GPU({ mode: 'webasm' }), policy, null);
     }
-    const gpu = new GPU({ mode });
-    return new Device(mode, gpu, policy);
+    const info = f.opened.info;
+    if (requested === 'auto' && info.software) {
+      const which = choice.device === undefined ? 'the only WebGPU adapter here is a software one' : `--device ${choice.device} is a software adapter`;
+      const note = `auto chose webasm: ${which}, ${describeAdapter(info)}; --backend webgpu runs on it anyway`;
+      if (!autoNoted) {
+        autoNoted = true;
+        (policy.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(note);
+      }
+      return new Device('webasm', new GPU({ mode: 'webasm' }), policy, null, null, `auto does not train on the software adapter ${info.index} '${info.name}'`);
+    }
+    installAdapter(f.opened);
+    return new Device('webgpu', new GPU({ mode: 'webgpu' }), policy, f.opened.maxBindingBytes, info);
   }
 
   /** Called after a kernel's run: compares the mode that executed with the one asked for. */

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Device, BackendFallbackError, NoWebGPUError, vulkanLoaderFindable } from '../src/device.js';
+import { AdapterIndexError, describeAdapter } from '../src/adapters.js';
+import { surveyAdapters } from '../src/adapter-survey.js';
 import { Gemm, gemmShape } from '../src/kernels/gemm.js';
 import { Conv2dForward } from '../src/kernels/conv2d-forward.js';
 import { Lrn } from '../src/kernels/lrn.js';
@@ -57,16 +59,61 @@ test('a kernel that gpu.js silently moves to cpu is an error under the strict po
   lenient.destroy();
 });
 
+// what this machine offers: a GPU (ALEXNET_EXPECT_WEBGPU=1 says one must be found), a software adapter
+// (Mesa's lavapipe through VK_DRIVER_FILES, as the webgpu tests run on CPUs), or no adapter
+const survey = surveyAdapters();
+const softwareDriver = process.env.VK_DRIVER_FILES !== undefined && vulkanLoaderFindable() && process.env.ALEXNET_EXPECT_WEBGPU !== '1';
+
 test('asking for webgpu where no adapter answers is a clear error, and auto picks webasm', async (t) => {
   if (process.env.ALEXNET_EXPECT_WEBGPU === '1') {
-    // this machine has a GPU: auto must find it
-    t.is((await Device.create('auto')).mode, 'webgpu');
+    // this machine has a GPU: auto must find it, and not a software adapter
+    const d = await Device.create('auto');
+    t.is(d.mode, 'webgpu');
+    t.false(d.adapter!.software, JSON.stringify(d.adapter));
+    return;
+  }
+  const adapters = await survey;
+  if (adapters.length > 0) {
+    t.pass(`this machine has WebGPU adapters (${adapters.map((a) => a.name).join(', ')}): the test below covers it`);
     return;
   }
   await t.throwsAsync(() => Device.create('webgpu'), { message: /no WebGPU adapter answered.*--backend webasm/ });
   const d = await Device.create('auto');
   t.is(d.mode, 'webasm');
   d.destroy();
+});
+
+const softwareTitle = 'with only a software adapter, auto trains on webasm and says so once; --backend webgpu runs on it, naming it software; an index with no adapter is refused';
+(softwareDriver ? test : test.skip)(softwareDriver ? softwareTitle : `${softwareTitle} (skipped: no software Vulkan driver named here; VK_DRIVER_FILES set to Mesa's lavapipe ICD gives one)`, async (t) => {
+  const adapters = await survey;
+  if (adapters.length === 0 || adapters.some((a) => !a.software)) {
+    t.pass(`VK_DRIVER_FILES is set but the adapters here are ${adapters.map((a) => `${a.name}${a.software ? ' (software)' : ''}`).join(', ') || 'none'}: not a software-only machine`);
+    return;
+  }
+  const warnings: string[] = [];
+  const policy = { onFallback: 'throw' as const, warn: (m: string) => warnings.push(m) };
+  const auto = await Device.create('auto', policy);
+  t.is(auto.mode, 'webasm');
+  t.is(auto.adapter, null);
+  t.regex(auto.note ?? '', /^auto does not train on the software adapter 0 '.+'$/);
+  t.is(warnings.length, 1);
+  t.regex(warnings[0]!, /^auto chose webasm: the only WebGPU adapter here is a software one, adapter 0 '.+' \(.*; a software adapter: it runs on the CPU\); --backend webgpu runs on it anyway$/);
+  (await Device.create('auto', policy)).destroy();
+  t.is(warnings.length, 1, 'said once per process');
+
+  const explicit = await Device.create('webgpu', policy, { device: 0 });
+  t.is(explicit.mode, 'webgpu');
+  t.is(explicit.adapter?.index, 0);
+  t.is(explicit.adapter?.name, adapters[0]!.name);
+  t.true(explicit.adapter?.software);
+  t.regex(describeAdapter(explicit.adapter!), /a software adapter: it runs on the CPU/);
+
+  const n = adapters.length;
+  await t.throwsAsync(() => Device.create('webgpu', policy, { device: n }), { instanceOf: AdapterIndexError, message: new RegExp(`^--device ${n}: there is no WebGPU adapter ${n} here; the adapters are 0 '`) });
+  await t.throwsAsync(() => Device.create('auto', policy, { device: n }), { instanceOf: AdapterIndexError });
+  t.is(warnings.length, 1);
+  auto.destroy();
+  explicit.destroy();
 });
 
 test('the Vulkan loader is looked for where the dynamic linker looks', (t) => {

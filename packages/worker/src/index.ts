@@ -7,3 +7,4 @@ export { startWorker, TowerWorker, DEFAULT_MAX_BATCH, meanCrossEntropy, type Wor
 export { WorkerClient, type LayerTensors } from './client.js';
 export * from './auth.js';
 export * from './validate.js';
+export { adapterMsg, adapterFromMsg, describeDevice, describeWorkerDevice } from './adapter-report.js';

@@ -102,6 +102,20 @@ export interface HandshakeRequest {
   run_id: string;
 }
 
+/** The WebGPU adapter a worker's device runs on (worker.proto's WebGPUAdapter). */
+export interface WebGPUAdapterMsg {
+  index: number;
+  name: string;
+  backend: string;
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  software: boolean;
+  /** "" unless the adapter was told apart from an identical GPU by its PCI address. */
+  pci_address: string;
+}
+
 export interface HandshakeReply {
   model: ModelIdentity;
   tower: number;
@@ -112,6 +126,8 @@ export interface HandshakeReply {
   hostname: string;
   pid: number;
   features: string[];
+  /** Null on webasm and cpu, and from workers older than the field (proto-loader leaves an unset message null). */
+  adapter?: WebGPUAdapterMsg | null;
 }
 
 export interface ConfigureRequest {
@@ -192,6 +208,8 @@ export interface StatusReply {
   pid: number;
   evaluations_done: number;
   eval_traffic: CrossingTraffic[];
+  /** As in HandshakeReply. */
+  adapter?: WebGPUAdapterMsg | null;
 }
 
 export interface ParameterTensor {

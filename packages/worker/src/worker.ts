@@ -85,12 +85,13 @@ import { clientKeepaliveOptions, serverKeepaliveOptions } from './keepalive.js';
 import { RefusalLog, listenSecurely, secureClient, serverInterceptors, type Security } from './auth.js';
 import { checkFinite, checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { inputMeanFrom, normaliseImages, type InputNormalisation } from './images.js';
+import { adapterMsg } from './adapter-report.js';
 
 export interface WorkerOptions {
   readonly spec: ModelSpec;
   readonly tower: TowerIndex;
   readonly backend: RequestedBackend;
-  /** Device index, reported in the handshake and status. */
+  /** `--device N`: Dawn's N-th WebGPU adapter (webgpu, auto); absent: the first GPU. webasm and cpu ignore it. */
   readonly device?: number;
   readonly host?: string;
   /** 0: the OS picks a free port (read it from `RunningWorker.port`). */
@@ -214,6 +215,11 @@ export class TowerWorker {
     if (this.segments.findIndex((s) => s.tower0Only) !== this.segments.length - 1) throw new Error(`preset ${o.spec.name}: the classifier must be the last segment, on tower 0 only`);
   }
 
+  /** The adapter index on webgpu; elsewhere the --device given (ignored there), 0 when none was. */
+  get deviceIndex(): number {
+    return this.device.adapter?.index ?? this.o.device ?? 0;
+  }
+
   get tower(): TowerIndex {
     return this.o.tower;
   }
@@ -247,12 +253,13 @@ export class TowerWorker {
       model: this.identity,
       tower: this.tower,
       backend: this.device.mode,
-      device: this.o.device ?? 0,
+      device: this.deviceIndex,
       peer_address: this.o.peer ?? '',
       max_batch: this.maxBatch,
       hostname: os.hostname(),
       pid: process.pid,
       features: [...FEATURES],
+      adapter: adapterMsg(this.device.adapter),
     };
   });
 
@@ -433,7 +440,7 @@ export class TowerWorker {
       model: this.identity,
       tower: this.tower,
       backend: this.device.mode,
-      device: this.o.device ?? 0,
+      device: this.deviceIndex,
       state: this.state,
       run_id: run?.id ?? '',
       batch: run?.batch ?? 0,
@@ -447,6 +454,7 @@ export class TowerWorker {
       pid: process.pid,
       evaluations_done: run?.evaluationsDone ?? 0,
       eval_traffic: (run?.evalTotal ?? new Traffic(this.points)).list(),
+      adapter: adapterMsg(this.device.adapter),
     };
   });
 
@@ -854,7 +862,7 @@ export class TowerWorker {
 
 /** Creates the device, binds the server and starts serving. */
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
-  const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' });
+  const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' }, o.device === undefined ? {} : { device: o.device });
   const worker = new TowerWorker(o, device);
   // calls without the credentials are refused (and logged) before they reach a handler
   const refusals = new RefusalLog(o.log ?? (() => {}));

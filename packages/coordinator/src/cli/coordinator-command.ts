@@ -214,7 +214,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         data: data.source.description,
         eval: evalSet ? { every: evalEvery, data: evalSet.description } : null,
         checkpoints: checkpoints ? { dir: checkpointDir(runDir!), every: checkpointEvery, keep } : null,
-        workers: c.handshakes!.map((h, t) => ({ tower: t, address: workers[t], backend: h.backend, device: h.device, host: h.hostname, pid: h.pid })),
+        workers: c.handshakes!.map((h, t) => ({ tower: t, address: workers[t], backend: h.backend, device: h.device, adapter: h.adapter?.name ?? null, host: h.hostname, pid: h.pid })),
         crossings: c.configured![0].crossings,
         started: new Date().toISOString(),
       };

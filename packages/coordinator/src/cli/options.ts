@@ -50,7 +50,7 @@ export const runOptions = {
 export const backendOption = {
   choices: backendChoices,
   default: 'auto',
-  describe: 'gpu.js mode: auto (webgpu if an adapter answers, else webasm), webgpu, webasm, cpu',
+  describe: 'gpu.js mode: auto (webgpu on a GPU, else webasm: never a software adapter), webgpu (any adapter, a software one included), webasm, cpu',
 } satisfies Options;
 
 export const fallbackOption = {

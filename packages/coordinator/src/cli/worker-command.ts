@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
-import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
+import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
@@ -12,7 +12,7 @@ interface Args extends SecurityArgs {
   port: number;
   host: string;
   backend: string;
-  device: number;
+  device?: number;
   tower: number;
   peer?: string;
   preset: string;
@@ -40,7 +40,12 @@ export const workerCommand: CommandModule<object, Args> = {
         peer: { type: 'string', describe: "the other worker's HOST:PORT (default: the address the coordinator knows it by)" },
         preset: { choices: presetNames, default: DEFAULT_PRESET, describe: 'model preset (must match the coordinator and the peer)' },
         backend: backendOption,
-        device: { type: 'number', default: 0, describe: 'device index, reported in the handshake (gpu.js picks the adapter itself)' },
+        device: {
+          type: 'number',
+          describe:
+            "the WebGPU adapter to run on, by its index in Dawn's list (GPUs first; default: the first GPU). An index with no adapter is refused, listing the adapters; " +
+            'so is one that cannot be opened apart from an identical GPU (that takes Mesa\'s device-select Vulkan layer). webasm and cpu ignore it (they run on the CPU cores)',
+        },
         'max-batch': { type: 'number', default: DEFAULT_MAX_BATCH, describe: 'largest batch accepted; sets the gRPC message size limits' },
         'on-fallback': fallbackOption,
         'exchange-timeout': { type: 'number', default: 600, describe: 'seconds to wait for a tensor from the peer before failing the step' },
@@ -52,7 +57,7 @@ export const workerCommand: CommandModule<object, Args> = {
     const spec = getPreset(a.preset);
     positiveInt(a.port, 'port', 0);
     if (a.port > 65535) throw new UserError(`--port must be 0..65535, got ${a.port}`);
-    positiveInt(a.device, 'device', 0);
+    if (a.device !== undefined) positiveInt(a.device, 'device', 0);
     positiveInt(a['max-batch'], 'max-batch');
     if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
     const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
@@ -104,7 +109,8 @@ export const workerCommand: CommandModule<object, Args> = {
       process.stdin.on('error', () => stop('stdin closed'));
       process.stdin.resume();
     }
-    log(`preset ${spec.name}, ${r.worker.device.mode}, device ${a.device}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
+    const d = r.worker.device;
+    log(`preset ${spec.name}, ${describeDevice(d.mode, d.adapter, a.device, d.note)}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
     log(`authentication: ${describeSecurity(security)}`);
     // started by hand rather than by launch: say what launch sets and why (malloc-tuning.ts)
     if (process.platform === 'linux' && r.worker.device.mode === 'webasm' && !mallocTuned()) {

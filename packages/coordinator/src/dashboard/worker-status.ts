@@ -3,7 +3,7 @@
  * reads counters only) on both workers, at most once a second and only while a page is watching.
  */
 import type { CrossingTraffic, StatusReply, StepTiming, WorkerClient } from '@alexnet-mp/worker';
-import { describeError } from '@alexnet-mp/worker';
+import { describeError, describeWorkerDevice } from '@alexnet-mp/worker';
 
 export interface WorkerView {
   tower: number;
@@ -14,6 +14,8 @@ export interface WorkerView {
   device: number | null;
   /** The gpu.js mode the worker's kernels run in. */
   backend: string | null;
+  /** The WebGPU adapter its device runs on, described ("adapter 0 'NVIDIA H200' (nvidia hopper, vulkan)"), or "no adapter" (webasm, cpu). */
+  adapter: string | null;
   state: string | null;
   pid: number | null;
   steps_done: number | null;
@@ -40,6 +42,7 @@ const fromReply = (t: number, target: StatusTarget, r: StatusReply): WorkerView 
   host: target.host,
   device: r.device,
   backend: r.backend,
+  adapter: describeWorkerDevice(r),
   state: r.state,
   pid: r.pid,
   steps_done: r.steps_done,
@@ -65,6 +68,7 @@ export async function workerViews(targets: readonly StatusTarget[], timeoutMs = 
           host: target.host,
           device: null,
           backend: null,
+          adapter: null,
           state: null,
           pid: null,
           steps_done: null,

@@ -172,6 +172,7 @@ function workerCard(w) {
     : [
         ['state', w.state],
         ['device', String(w.device)],
+        ['adapter', w.adapter],
         ['gpu.js mode', w.backend],
         ['steps done', String(w.steps_done)],
         ['evaluations', String(w.evaluations_done)],

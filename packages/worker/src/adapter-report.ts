@@ -1,0 +1,30 @@
+/** The adapter a worker's device runs on, as the wire carries it and as its log, the coordinator and the dashboard say it. */
+import { describeAdapter, type AdapterInfo, type BackendMode } from '@alexnet-mp/core';
+import type { WebGPUAdapterMsg } from './protocol.js';
+
+export function adapterMsg(a: AdapterInfo | null): WebGPUAdapterMsg | null {
+  if (!a) return null;
+  const { index, name, backend, vendor, architecture, device, description, software } = a;
+  return { index, name, backend, vendor, architecture, device, description, software, pci_address: a.pci ?? '' };
+}
+
+export function adapterFromMsg(m: WebGPUAdapterMsg): AdapterInfo {
+  const { index, name, backend, vendor, architecture, device, description, software } = m;
+  return { index, name, backend, vendor, architecture, device, description, software, ...(m.pci_address ? { pci: m.pci_address } : {}) };
+}
+
+/**
+ * The device as a worker's first log line says it: "webgpu on adapter 1 'NVIDIA H200' (nvidia hopper, vulkan)";
+ * "webasm, no adapter (device 1 ignored on webasm: it runs on this machine's CPU cores)".
+ */
+export function describeDevice(mode: BackendMode, adapter: AdapterInfo | null, requested?: number, note?: string | null): string {
+  if (mode === 'webgpu' && adapter) return `webgpu on ${describeAdapter(adapter)}`;
+  const ignored = requested !== undefined && mode !== 'webgpu' ? ` (device ${requested} ignored on ${mode}: it runs on this machine's CPU cores)` : '';
+  return `${mode}, no adapter${ignored}${note ? ` (${note})` : ''}`;
+}
+
+/** A worker's device from its handshake or Status: the adapter, or "no adapter" (webasm, cpu); "device N" from a worker older than the field. */
+export function describeWorkerDevice(r: { readonly backend: string; readonly device: number; readonly adapter?: WebGPUAdapterMsg | null }): string {
+  if (r.adapter) return describeAdapter(adapterFromMsg(r.adapter));
+  return r.backend === 'webgpu' ? `device ${r.device}` : 'no adapter';
+}
