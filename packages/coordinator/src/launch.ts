@@ -30,8 +30,12 @@ import { withMallocTuning } from './malloc-tuning.js';
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
 
 export interface LaunchOptions {
-  /** Arguments of each worker (without --tower/--port/--host, which the launcher adds). */
+  /** Arguments of each worker (without --tower/--port/--host/--device, which the launcher adds). */
   readonly workerArgs: readonly string[];
+  /** `--device` for worker 0 and worker 1 (launch-devices.ts); absent: none given. */
+  readonly devices?: readonly [number, number] | null;
+  /** Printed before the workers start: which GPU each worker gets (launch-devices.ts). */
+  readonly devicesLine?: string | null;
   /** Arguments of the coordinator (without --workers). */
   readonly coordinatorArgs: readonly string[];
   readonly host: string;
@@ -137,6 +141,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const err = o.err ?? ((l: string) => process.stderr.write(l + '\n'));
   const say = (l: string) => err(`[launch] ${l}`);
   if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
+  if (o.devicesLine) say(o.devicesLine);
   const children: Child[] = [];
   const listening = new Map<Name, (address: string) => void>();
   // on a terminal, a progress bar fed by the coordinator's step lines (which stay in RUN_DIR/metrics.jsonl and coord.log); other lines print above it
@@ -164,6 +169,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const inspect = c.name === 'coord' ? /: inspection service \(alexnet\.v1\.Coordinator\) at (\S+): /.exec(line) : null;
     if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]}${o.toolArgs?.length ? ` ${o.toolArgs.join(' ')}` : ''})`);
   };
+  const deviceArgs = (t: number): string[] => (o.devices ? ['--device', String(o.devices[t])] : []);
   const start = (name: Name, args: string[]): Child => {
     // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)
     // with glibc's malloc reusing big freed blocks rather than faulting in fresh pages each kernel call (malloc-tuning.ts)
@@ -213,7 +219,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   try {
     // ---- workers
     const workers = ([0, 1] as const).map((t) =>
-      start(`worker${t}` as Name, ['worker', '--tower', String(t), '--host', o.host, '--port', String(o.ports[t]), ...o.workerArgs]),
+      start(`worker${t}` as Name, ['worker', '--tower', String(t), '--host', o.host, '--port', String(o.ports[t]), ...deviceArgs(t), ...o.workerArgs]),
     );
     const addresses = await Promise.race([
       Promise.all(workers.map((w) => new Promise<string>((resolve) => listening.set(w.name, resolve)))),
@@ -244,7 +250,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       const port = addresses[t]!.slice(addresses[t]!.lastIndexOf(':') + 1);
       say(workerFailure(w));
       say(`restarting ${w.name} on ${addresses[t]} (restart ${restarts + 1} of ${o.maxRestarts})`);
-      const again = start(w.name, ['worker', '--tower', String(t), '--host', o.host, '--port', port, ...o.workerArgs]);
+      const again = start(w.name, ['worker', '--tower', String(t), '--host', o.host, '--port', port, ...deviceArgs(t), ...o.workerArgs]);
       workers[t] = again;
       const up = await Promise.race([
         new Promise<boolean>((resolve) => listening.set(again.name, () => resolve(true))),

@@ -1,6 +1,7 @@
 /** `alexnet launch`: the two workers and the coordinator on this machine, in one command. */
 import type { CommandModule } from 'yargs';
-import { getPreset } from '@alexnet-mp/core';
+import { getPreset, surveyAdapters } from '@alexnet-mp/core';
+import { planDevices } from '../launch-devices.js';
 import { launch } from '../launch.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
@@ -28,6 +29,7 @@ export const launchCommand: CommandModule<object, Args> = {
           '([worker0], [worker1], [coord]) and stops them all at the end, or when one dies. ' +
           'Ctrl-C (or SIGTERM) ends the run after the step in progress, with a checkpoint when the run writes them (--run-dir), so that --resume continues it; ' +
           'a second Ctrl-C stops everything at once. ' +
+          'On webgpu (and auto) each worker gets a GPU of its own (--device 0 and --device 1) where the host has two or more; with one GPU both share it, and launch says so. ' +
           'The default (preset tiny, 20 steps of 16 images) takes a few seconds on two CPU cores; ' +
           '--preset cifar --steps 5 --batch 16 takes about a minute.',
       )
@@ -99,7 +101,20 @@ export const launchCommand: CommandModule<object, Args> = {
     ];
     // with the inspection service, `alexnet inspect --coordinator` needs the run's credentials: launch says which
     const tool = a['inspect-port'] !== undefined ? toolCredentials(a, security, a['run-dir'] ?? a.resume) : null;
-    const r = await launch({ workerArgs, coordinatorArgs, host: a.host, ports: [ports[0]!, ports[1]!], runDir: a['run-dir'] ?? a.resume, maxRestarts: a['max-restarts'], env: security.env, toolArgs: tool?.args });
+    // one GPU per worker where the host has two; both on the one GPU otherwise (launch-devices.ts)
+    const gpuPlan = planDevices(a.backend, a.backend === 'webgpu' || a.backend === 'auto' ? await surveyAdapters() : []);
+    const r = await launch({
+      workerArgs,
+      coordinatorArgs,
+      devices: gpuPlan.devices,
+      devicesLine: gpuPlan.line,
+      host: a.host,
+      ports: [ports[0]!, ports[1]!],
+      runDir: a['run-dir'] ?? a.resume,
+      maxRestarts: a['max-restarts'],
+      env: security.env,
+      toolArgs: tool?.args,
+    });
     tool?.cleanup();
     process.exit(r.code);
   },

@@ -1,0 +1,37 @@
+/** launch gives each worker a GPU of its own where the host has two, and says where they run otherwise. */
+import test from 'ava';
+import type { AdapterInfo } from '@alexnet-mp/core';
+import { planDevices } from '../src/launch-devices.js';
+
+const adapter = (index: number, name: string, software = false): AdapterInfo => ({
+  index,
+  name,
+  backend: 'vulkan',
+  vendor: software ? 'mesa' : 'nvidia',
+  architecture: software ? 'software' : 'hopper',
+  device: '',
+  description: '',
+  software,
+});
+const lavapipe = 'llvmpipe (LLVM 15.0.6, 256 bits)';
+
+test('two GPUs or more: worker 0 on device 0, worker 1 on device 1', (t) => {
+  const two = [adapter(0, 'NVIDIA H200'), adapter(1, 'NVIDIA H200'), adapter(2, lavapipe, true)];
+  t.deepEqual(planDevices('auto', two), { devices: [0, 1], line: "two GPUs: worker 0 on device 0 'NVIDIA H200', worker 1 on device 1 'NVIDIA H200'" });
+  t.deepEqual(planDevices('webgpu', two).devices, [0, 1]);
+  const four = [0, 1, 2, 3].map((i) => adapter(i, 'NVIDIA H200'));
+  t.regex(planDevices('webgpu', four).line!, /\(4 GPUs here; the others stay idle\)$/);
+});
+
+test('one GPU: both workers on it, and launch says so', (t) => {
+  t.deepEqual(planDevices('auto', [adapter(0, 'NVIDIA H200'), adapter(1, lavapipe, true)]), { devices: [0, 0], line: "one GPU: both workers on device 0 'NVIDIA H200' (GPU 0)" });
+});
+
+test('no GPU: auto says the workers run webasm, webgpu puts both on the software adapter, webasm and cpu say nothing', (t) => {
+  const soft = [adapter(0, lavapipe, true)];
+  t.deepEqual(planDevices('auto', soft), { devices: null, line: `no GPU here, only the software adapter device 0 '${lavapipe}': both workers on webasm (--backend webgpu runs them on it)` });
+  t.deepEqual(planDevices('webgpu', soft), { devices: [0, 0], line: `no GPU here: both workers on the software adapter device 0 '${lavapipe}', which runs on the CPU` });
+  t.deepEqual(planDevices('auto', []), { devices: null, line: 'no WebGPU adapter here: both workers on webasm' });
+  t.deepEqual(planDevices('webgpu', []), { devices: null, line: null }, 'the workers refuse, saying why');
+  for (const b of ['webasm', 'cpu']) t.deepEqual(planDevices(b, [adapter(0, 'NVIDIA H200'), adapter(1, 'NVIDIA H200')]), { devices: null, line: null });
+});
