@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Gemm, gemmShape } from '../src/kernels/gemm.js';
+import { Gemm, gemmShape, webgpuGemmKind } from '../src/kernels/gemm.js';
 import { assertClose, randomArray, testBackend, testDevice } from './helpers.js';
 
 function reference(M: number, N: number, K: number, a: Float32Array, b: Float32Array, bias: Float32Array, ta: boolean, tb: boolean): Float64Array {
@@ -57,3 +57,11 @@ for (const [M, N, K] of [[9, 300, 20], [8, 16, 40000]] as const) {
     await assertClose(t, await g.run(a, b, bias), want, 1e-3, 'relu(C)');
   });
 }
+
+test('webgpu GEMM kind: four outputs per thread where N is a multiple of 4, one otherwise, ALEXNET_WEBGPU_GEMM=scalar forces one', (t) => {
+  t.is(webgpuGemmKind(128, {}), 'quad');
+  t.is(webgpuGemmKind(6050, {}), 'scalar');
+  t.is(webgpuGemmKind(128, { ALEXNET_WEBGPU_GEMM: 'scalar' }), 'scalar');
+  t.is(webgpuGemmKind(6050, { ALEXNET_WEBGPU_GEMM: 'quad' }), 'scalar');
+  t.throws(() => webgpuGemmKind(128, { ALEXNET_WEBGPU_GEMM: 'tiled' }), { message: /expected quad or scalar/ });
+});

@@ -102,8 +102,41 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
   return [s0, s1, s2, s3];
 };
 
-// One output per thread, for webgpu: gpu.js cannot pass Array(4) results on to
-// other kernels on the device, and a GPU has threads to spare.
+// webgpu: four consecutive outputs n .. n+3 of one row m per thread, so that one load of A(m, k)
+// serves four products and four sums run side by side. Returned as Array(4), the lanes land
+// packed [m][n/4][lane] = [m][n]: a plain [M][N] array (N a multiple of 4) that the next kernel
+// reads like any other (the gpu.js patch lets a vector result pass on as a kernel argument).
+const gemmRowQuadBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array) {
+  const n = this.thread.x * 4;
+  const m = this.thread.y;
+  const sak = this.constants.sak;
+  const sbk = this.constants.sbk;
+  const sbn = this.constants.sbn;
+  let s0 = bias[m];
+  let s1 = s0;
+  let s2 = s0;
+  let s3 = s0;
+  let ai = m * this.constants.sam;
+  let bi = n * sbn;
+  for (let k = 0; k < this.constants.K; k++) {
+    const av = a[ai];
+    s0 += av * b[bi];
+    s1 += av * b[bi + sbn];
+    s2 += av * b[bi + 2 * sbn];
+    s3 += av * b[bi + 3 * sbn];
+    ai += sak;
+    bi += sbk;
+  }
+  if (this.constants.relu === 1) {
+    s0 = Math.max(s0, 0);
+    s1 = Math.max(s1, 0);
+    s2 = Math.max(s2, 0);
+    s3 = Math.max(s3, 0);
+  }
+  return [s0, s1, s2, s3];
+};
+
+// webgpu, one output per thread: where N is not a multiple of 4 (or ALEXNET_WEBGPU_GEMM=scalar).
 const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array) {
   const n = this.thread.x;
   const m = this.thread.y;
@@ -121,6 +154,19 @@ const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Ar
   return s;
 };
 
+export type WebGPUGemmKind = 'quad' | 'scalar';
+
+/**
+ * Which webgpu GEMM runs an output N columns wide: four outputs per thread where N is a multiple
+ * of 4, else one. ALEXNET_WEBGPU_GEMM=scalar forces one output per thread (for comparing the two
+ * in the benchmark).
+ */
+export function webgpuGemmKind(N: number, env: NodeJS.ProcessEnv = process.env): WebGPUGemmKind {
+  const forced = env.ALEXNET_WEBGPU_GEMM;
+  if (forced !== undefined && forced !== 'quad' && forced !== 'scalar') throw new Error(`ALEXNET_WEBGPU_GEMM=${forced}: expected quad or scalar`);
+  return forced !== 'scalar' && N % 4 === 0 ? 'quad' : 'scalar';
+}
+
 /** gpu.js webasm hands a kernel to its worker pool from this many output cells. */
 const THREAD_CELLS = 4096;
 const MAX_CHUNK = 16384;
@@ -129,8 +175,8 @@ export class Gemm {
   private readonly kernel: Kernel;
   readonly splits: number;
   private readonly rowQuads: number;
-  /** webgpu: one output per thread, the result stays on the device as a plain [M][N] array. */
-  readonly scalar: boolean;
+  /** webgpu: the result stays on the device as a plain [M][N] array (one or four outputs per thread, see webgpuGemmKind). */
+  readonly plain: boolean;
 
   /** Whether a ReLU is applied to the output (a conv or fc layer followed by ReLU, fused). */
   readonly relu: boolean;
@@ -140,13 +186,13 @@ export class Gemm {
     this.relu = opts.relu === true;
     const { M, N, K } = shape;
     this.rowQuads = Math.ceil(M / 4);
-    this.scalar = device.resident;
-    if (this.scalar) {
+    this.plain = device.resident;
+    if (this.plain) {
       this.splits = 1;
-      this.kernel = new Kernel(device, name, gemmScalarBody, {
-        output: [N, M],
-        constants: { K, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0 },
-      });
+      const constants = { K, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0 };
+      this.kernel = webgpuGemmKind(N) === 'quad'
+        ? new Kernel(device, name, gemmRowQuadBody, { output: [N / 4, M], constants, returnType: 'Array(4)' })
+        : new Kernel(device, name, gemmScalarBody, { output: [N, M], constants });
       return;
     }
     const cells = this.rowQuads * N;
@@ -179,12 +225,12 @@ export class Gemm {
 
   /** Whether runPacked's result is packed in quads of rows (false: plain [M][N], on webgpu). */
   get packed(): boolean {
-    return !this.scalar;
+    return !this.plain;
   }
 
   /** C = A B (+ bias per row m), as a flat [M][N] array (left on the device on webgpu). */
   async run(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
-    if (this.scalar) return this.kernel.exec(a, b, bias ?? this.zeroBias);
+    if (this.plain) return this.kernel.exec(a, b, bias ?? this.zeroBias);
     const { M, N } = this.shape;
     // packed as [split][rowQuad][n][lane]: lane j of quad q is row 4q+j
     const raw = await this.kernel.run(a, b, bias ?? this.zeroBias);

@@ -21,7 +21,10 @@ export type KernelOutput = number[] | [number, number] | [number, number, number
 export interface KernelOptions {
   readonly output: KernelOutput;
   readonly constants?: Record<string, number>;
-  /** 'Array(4)' lets one thread produce four results: how the GEMM amortises its gathers on SIMD lanes. */
+  /**
+   * 'Array(4)' lets one thread produce four results: how the GEMM amortises its gathers on SIMD lanes
+   * (webasm) and its loads (webgpu, where the packed result passes on as a plain array: the gpu.js patch).
+   */
   readonly returnType?: 'Number' | 'Array(4)';
   /**
    * The caller reads each result before it calls this kernel again (reused-output.ts): on webasm
@@ -130,7 +133,6 @@ export class Kernel {
    */
   async exec(...args: KernelArg[]): Promise<DeviceTensor> {
     if (!this.device.resident) return this.run(...args);
-    if (this.returnsVector) throw new Error(`kernel ${this.name}: vector results cannot stay on the device`);
     checkWebGPUBindingSize(this.device, this.name, this.length, args);
     const r = (await this.call(args)) as ResidentTensor;
     this.device.track(r);
