@@ -3,6 +3,7 @@ import type { ExecutionContext } from 'ava';
 import { Rng } from '../src/random.js';
 import { Device, type BackendMode, type DeviceTensor } from '../src/device.js';
 import { maxRelError as coreMaxRelError } from '../src/reference/compare.js';
+import { packsWithMomentum, type Sgd, type SgdHyper } from '../src/kernels/sgd.js';
 
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   const r = new Rng(seed);
@@ -86,4 +87,23 @@ let shared: Promise<Device> | null = null;
 export function testDevice(): Promise<Device> {
   shared ??= Device.create(testBackend, { onFallback: 'throw' });
   return shared;
+}
+
+/**
+ * One SGD step from host arrays, as the tower takes it: on webgpu with weights and momentum packed in
+ * one [w; v] tensor where they fit (packsWithMomentum), else apart. The new w and v on the host.
+ */
+export async function sgdStep(dev: Device, k: Sgd, w: Float32Array, v: Float32Array, g: DeviceTensor, h: SgdHyper): Promise<{ w: Float32Array; v: Float32Array; packed: boolean }> {
+  const n = w.length;
+  if (packsWithMomentum(dev, n) && k.packs) {
+    const both = new Float32Array(2 * n);
+    both.set(w);
+    both.set(v, n);
+    const wv = await dev.upload(both);
+    const next = await k.step(wv, wv, g, h);
+    const out = await dev.toHost(next.w, 2 * n);
+    return { w: out.slice(0, n), v: out.slice(n), packed: true };
+  }
+  const next = await k.step(w, v, g, h);
+  return { w: await dev.toHost(next.w, n), v: await dev.toHost(next.v, n), packed: false };
 }

@@ -8,7 +8,7 @@ import { Dropout, dropoutMask } from '../src/kernels/dropout.js';
 import { SoftmaxCrossEntropy } from '../src/kernels/softmax-xent.js';
 import { Sgd } from '../src/kernels/sgd.js';
 import * as ref from '../src/reference/layers.js';
-import { assertClose, dot, f64, finiteDifferences, host, randomArray, testDevice } from './helpers.js';
+import { assertClose, dot, f64, finiteDifferences, host, randomArray, sgdStep, testDevice } from './helpers.js';
 
 test('relu forward and backward match the reference', async (t) => {
   const dev = await testDevice();
@@ -177,10 +177,18 @@ test("sgd follows the paper's update with momentum and weight decay", async (t) 
   const v = randomArray(5000, 23, 0.1);
   const g = randomArray(5000, 24);
   const k = new Sgd(dev, 'sgd', 5000);
-  const got = await k.step(w, v, g, { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 });
+  const h = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
   const want = ref.sgdStep(w, v, g, 0.01, 0.9, 0.0005);
-  await assertClose(t, got.v, want.v, 1e-5, 'v');
-  await assertClose(t, got.w, want.w, 1e-5, 'w');
+  const once = await sgdStep(dev, k, w, v, g, h);
+  t.is(once.packed, dev.resident, 'on webgpu one kernel updates weights and momentum packed in one tensor');
+  await assertClose(t, once.v, want.v, 1e-5, 'v');
+  await assertClose(t, once.w, want.w, 1e-5, 'w');
+  const twice = await sgdStep(dev, k, once.w, once.v, g, h);
+  const want2 = ref.sgdStep(want.w, want.v, g, 0.01, 0.9, 0.0005);
+  // two float32 steps against two float64 ones
+  await assertClose(t, twice.v, want2.v, 3e-5, 'v after two steps');
+  await assertClose(t, twice.w, want2.w, 3e-5, 'w after two steps');
+  if (k.packs) await t.throwsAsync(() => k.step(w, v, g, h), { message: /packed/ });
 });
 
 test('sgd over more floats than one kernel call takes (the paper\'s fc6) updates block by block, the same as at once', async (t) => {

@@ -14,7 +14,7 @@ import { FullyConnected } from '../src/kernels/fully-connected.js';
 import { Sgd } from '../src/kernels/sgd.js';
 import * as ref from '../src/reference/layers.js';
 import { conv2dBackward, conv2dForward, convOut, type ConvParams } from '../src/reference/conv2d.js';
-import { assertClose, assertScaledClose, randomArray, testBackend, testDevice } from './helpers.js';
+import { assertClose, assertScaledClose, randomArray, sgdStep, testBackend, testDevice } from './helpers.js';
 
 const PAST = 1 << 24;
 const onWebGPU = testBackend === 'webgpu' ? test.serial : test.serial.skip;
@@ -113,13 +113,12 @@ onWebGPU("fc6 at the paper's size (2048 x 9216 = 18.9 M weights per tower) is on
   const sgd = new Sgd(dev, 'fc6-big.sgd', O * K);
   const [xd, wd, bd, dyd] = await Promise.all([x, w, b, dy].map((a) => dev.upload(a)));
   const v = randomArray(O * K, 35, 0.001);
-  const vd = await dev.upload(v);
   const before = dev.readbacks;
   const y = await fc.forward(xd!, wd!, bd!);
   const g = await fc.backward(xd!, wd!, dyd!);
-  const h = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
-  const next = await sgd.step(wd!, vd, g.dw, h);
   t.is(dev.readbacks, before, 'nothing read back to the host');
+  const h = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+  const next = await sgdStep(dev, sgd, w, v, g.dw, h);
   // float32 sums of 9216 (forward), 4 (dw) and 2048 (dx) products against float64 ones
   await assertScaledClose(t, y, ref.fcForward(O, K, N, x, w, b), 1e-5, 'y');
   const want = ref.fcBackward(O, K, N, x, w, dy);

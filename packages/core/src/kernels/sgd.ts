@@ -18,6 +18,27 @@ const weightBody = function (this: KernelThis, w: Float32Array, v: Float32Array)
   return w[this.thread.x] + v[this.thread.x];
 };
 
+// webgpu: weights and momentum packed in one tensor [w; v] (n each) and updated by one kernel: row 0
+// of the output is the new w, row 1 the new v, so the result is the next step's packed tensor
+const packedBody = function (this: KernelThis, wv: Float32Array, g: Float32Array, h: Float32Array) {
+  const i = this.thread.x;
+  const w = wv[i];
+  const lr = h[0];
+  const v = h[1] * wv[this.constants.n + i] - h[2] * lr * w - lr * g[i];
+  let out = v;
+  if (this.thread.y === 0) out = w + v;
+  return out;
+};
+
+/**
+ * Whether a parameter tensor of `size` floats lives packed with its momentum, [w; v] in one device
+ * tensor, so that one kernel updates both (ParamStore packs them; Sgd.step sees w === v): on webgpu,
+ * where the pair fits in one binding.
+ */
+export function packsWithMomentum(device: Device, size: number): boolean {
+  return device.resident && 2 * size <= device.maxKernelFloats;
+}
+
 export interface SgdHyper {
   readonly lr: number;
   readonly momentum: number;
@@ -52,7 +73,17 @@ export class Sgd {
    * webgpu every layer is one block and stays on the device; on webasm the paper's fc6 is updated in
    * blocks). Tests make it small to run the blocked path on small arrays.
    */
+  /** The one-kernel update of a packed [w; v] tensor (packsWithMomentum). */
+  private readonly packed: Kernel | null;
+
+  /** Whether step() takes weights and momentum packed in one [w; v] tensor. */
+  get packs(): boolean {
+    return this.packed !== null;
+  }
+
   constructor(private readonly device: Device, name: string, readonly size: number, private readonly block = device.maxKernelFloats) {
+    this.packed = packsWithMomentum(device, size) && 2 * size <= block ? new Kernel(device, `${name}.update`, packedBody, { output: [size, 2], constants: { n: size } }) : null;
+    if (this.packed) return;
     for (let i0 = 0; i0 < size; i0 += block) {
       const n = Math.min(block, size - i0);
       this.velocity.push(new Kernel(device, `${name}.velocity`, velocityBody, { output: [n] }));
@@ -71,9 +102,17 @@ export class Sgd {
     return this.hyper.t;
   }
 
-  /** Returns the new weights and velocity. */
+  /**
+   * Returns the new weights and velocity. Where they are packed (w and v the same [w; v] tensor,
+   * see packsWithMomentum) one kernel updates both and returns the next packed tensor as both.
+   */
   async step(w: DeviceTensor, v: DeviceTensor, g: DeviceTensor, h: SgdHyper): Promise<{ w: DeviceTensor; v: DeviceTensor }> {
     const ht = await this.hyperTensor(h);
+    if (this.packed) {
+      if (w !== v) throw new Error(`${this.packed.name}: weights and momentum arrive packed, as one [w; v] tensor`);
+      const wv = await this.packed.exec(w, g, ht);
+      return { w: wv, v: wv };
+    }
     if (this.velocity.length === 1) {
       const vNew = await this.velocity[0]!.exec(w, v, g, ht);
       return { w: await this.weight[0]!.exec(w, vNew), v: vNew };
