@@ -11,14 +11,13 @@
  * the peer's tensor), and the update; plus the bytes that crossed per step.
  * `--json` prints one JSON object per line (kind: distributed, one-process, comparison).
  */
-import { spawn } from 'node:child_process';
 import os from 'node:os';
-import readline from 'node:readline';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { GroupedTrainer, backendChoices, getPreset, median, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
-import { Coordinator, SyntheticSource, alexnetBin, mallocDescription, type StepMetrics } from '@alexnet-mp/coordinator';
+import { SyntheticSource, mallocDescription } from '@alexnet-mp/coordinator';
+import { describeTwoWorkers, runTwoWorkers } from './two-workers.js';
 
 const argv = await yargs(hideBin(process.argv))
   .usage('node --import tsx bench/distributed.ts [options]\n\nImages/s of the two-worker run (two processes, gRPC on loopback) next to the one-process trainer.')
@@ -38,7 +37,6 @@ const B = argv.batch;
 const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
 const source = new SyntheticSource(spec, 1);
 const steps = argv.warmup + argv.iters;
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const log = (s: string) => {
   if (!argv.json) process.stdout.write(s + '\n');
 };
@@ -48,57 +46,9 @@ const emit = (o: object) => {
 
 log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().length} CPU cores; ${argv.warmup} warm-up + ${argv.iters} timed steps; ${mallocDescription()} (workers and the one-process run)`);
 
-// ---- two workers, one coordinator
-const workers = ([0, 1] as const).map((t) => {
-  const proc = spawn(process.execPath, [alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', argv.backend, '--max-batch', String(B), '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const address = new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const m = / listening on (\S+)$/.exec(line);
-      if (m) resolve(m[1]!);
-    });
-    proc.on('exit', (code, signal) => reject(new Error(`worker ${t} exited (${signal ?? code}) before listening`)));
-  });
-  return { proc, address };
-});
-const stopWorkers = () => Promise.all(workers.map((w) => (w.proc.exitCode !== null ? null : new Promise((r) => (w.proc.on('exit', r), w.proc.kill('SIGTERM'))))));
-process.on('exit', () => workers.forEach((w) => w.proc.kill('SIGKILL')));
-
-const addresses = (await Promise.all(workers.map((w) => w.address))) as [string, string];
-const coordinator = new Coordinator({ spec, workers: addresses, batch: B, seed: 1, hyper, source });
-await coordinator.start();
-const metrics: StepMetrics[] = [];
-for (let s = 0; s < steps; s++) {
-  const m = await coordinator.step(await source.batch(s, B));
-  metrics.push(m);
-  log(`  two workers, step ${s + 1}/${steps}${s < argv.warmup ? ' (warm-up)' : ''}: ${m.ms.toFixed(0)} ms, exchange ${m.workers.map((w) => w.exchange_ms.toFixed(0)).join(' / ')} ms`);
-}
-coordinator.close();
-await stopWorkers();
-
-const timed = metrics.slice(argv.warmup);
-const stepMs = median(timed.map((m) => m.ms));
-const share = (t: number, k: 'exchange_ms' | 'compute_ms' | 'update_ms') => sum(timed.map((m) => m.workers[t]![k])) / sum(timed.map((m) => m.workers[t]!.total_ms));
-const rpcOverheadMs = median(timed.map((m) => m.ms - Math.max(m.workers[0]!.total_ms, m.workers[1]!.total_ms)));
-const distributed = {
-  kind: 'distributed',
-  preset: spec.name,
-  backend: argv.backend,
-  batch: B,
-  cpus: os.cpus().length,
-  malloc: mallocDescription(),
-  imagesPerSec: (B / stepMs) * 1000,
-  medianStepMs: stepMs,
-  exchangeShare: [share(0, 'exchange_ms'), share(1, 'exchange_ms')],
-  computeShare: [share(0, 'compute_ms'), share(1, 'compute_ms')],
-  updateShare: [share(0, 'update_ms'), share(1, 'update_ms')],
-  coordinatorOverheadMs: rpcOverheadMs,
-  crossingBytesPerStep: timed[0]?.crossing_bytes ?? 0,
-};
-log(
-  `two workers: ${distributed.imagesPerSec.toFixed(1)} images/s (median step ${stepMs.toFixed(0)} ms); ` +
-    `time waiting on the exchange: tower 0 ${(100 * distributed.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * distributed.exchangeShare[1]!).toFixed(0)}%; ` +
-    `${(distributed.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${rpcOverheadMs.toFixed(1)} ms`,
-);
+// ---- two workers, one coordinator (bench/two-workers.ts)
+const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log });
+log(describeTwoWorkers(distributed));
 emit(distributed);
 
 // ---- one process, same batches

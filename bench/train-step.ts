@@ -3,28 +3,47 @@
  *
  * Times one full training step (forward, backward, update) of the one-process
  * grouped trainer: median of --iters steps after --warmup, on random images.
- * In the same run, the same model, batch and update written with TensorFlow.js
- * on its WASM backend (bench/peer/tfjs-alexnet.ts), so that the ratio is
- * measured on the same machine at the same time.
+ * In the same run, on the same model, batch and update (the paper's SGD):
+ *  - on webasm/cpu: TensorFlow.js on its WASM backend (bench/peer/tfjs-alexnet.ts);
+ *  - on webgpu: alexnet-mp's two workers (bench/two-workers.ts), TensorFlow.js on its WebGPU
+ *    backend (bench/peer/tfjs-webgpu.ts) and PyTorch where `python3` imports torch
+ *    (bench/peer/torch_alexnet.py, cuda when it sees a GPU);
+ * and each ratio alexnet-mp / peer. `--peer` and `--two-workers` choose other sets.
+ * A part that fails (a batch webgpu refuses, say) is reported in one line and the others still
+ * run; the exit status is then 1.
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, median, presetNames, startKernelProfile, type RequestedBackend } from '@alexnet-mp/core';
+import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, median, paperSgd, presetNames, startKernelProfile, type BackendMode, type RequestedBackend } from '@alexnet-mp/core';
 import { mallocDescription } from '@alexnet-mp/coordinator';
-import { runTfjsPeer } from './peer/tfjs-alexnet.js';
+import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
+import { runTorchPeer, torchPython } from './peer/torch-peer.js';
+
+const peerChoices = ['tfjs', 'tfjs-wasm', 'tfjs-webgpu', 'torch', 'none'] as const;
+type PeerName = Exclude<(typeof peerChoices)[number], 'tfjs' | 'none'>;
+const peerTitle: Record<PeerName, string> = { 'tfjs-wasm': 'TensorFlow.js wasm', 'tfjs-webgpu': 'TensorFlow.js WebGPU', torch: 'PyTorch' };
 
 const argv = await yargs(hideBin(process.argv))
-  .usage('npm run bench -- [options]\n\nTimes one training step of alexnet-mp and of a TensorFlow.js peer.')
+  .usage('npm run bench -- [options]\n\nTimes one training step of alexnet-mp and of its peers (TensorFlow.js, PyTorch) in one run.')
   .option('preset', { choices: presetNames, default: 'cifar' as const, describe: 'model preset' })
   .option('backend', { choices: backendChoices, default: 'webasm' as RequestedBackend, describe: 'gpu.js mode (auto: webgpu if an adapter answers, else webasm)' })
   .option('batch', { type: 'number', default: 64, describe: 'images per step' })
-  .option('iters', { type: 'number', default: 5, describe: 'timed steps (median reported)' })
+  .option('iters', { type: 'number', default: 5, describe: 'timed steps (median reported), for every part' })
   .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first (kernels compile on the first)' })
-  .option('peer', { choices: ['tfjs', 'none'] as const, default: 'tfjs' as const, describe: 'the peer measured in the same run' })
+  .option('peer', {
+    type: 'string',
+    array: true,
+    choices: peerChoices,
+    describe: 'the peers measured in the same run (repeatable). tfjs: TensorFlow.js on wasm, or on WebGPU when alexnet-mp runs on webgpu; torch: PyTorch (python3, or $ALEXNET_PYTHON). Default: tfjs, plus torch on webgpu',
+  })
+  .option('two-workers', { type: 'boolean', describe: "also time alexnet-mp's two-worker run (default: on webgpu; --no-two-workers to skip)" })
+  .option('peer-iters', { type: 'number', describe: 'timed steps of each peer (default: --iters)' })
+  .option('peer-warmup', { type: 'number', describe: 'untimed steps of each peer first (default: --warmup)' })
   .option('peer-threads', { type: 'number', describe: "threads for the tfjs wasm backend (default: tfjs's own default)" })
-  .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
+  .option('torch-device', { choices: ['auto', 'cuda', 'cpu'] as const, default: 'auto' as const, describe: 'where the PyTorch peer runs (auto: cuda if torch sees a GPU)' })
+  .option('json', { type: 'boolean', default: false, describe: 'one JSON object' })
   .option('profile', { type: 'boolean', default: false, describe: 'print time per kernel for one step' })
   .strict()
   .version(false)
@@ -36,85 +55,222 @@ const B = argv.batch;
 const log = (s: string) => {
   if (!argv.json) process.stdout.write(s + '\n');
 };
+const userErrors = new Set(['ArrayTooLargeError', 'BackendFallbackError', 'UserError', 'DataError']);
+/** A part's failure in one line (the stack too, on stderr, where it is not one of the errors that say what to change). */
+function failure(part: string, e: unknown): string {
+  const line = e instanceof Error ? `${userErrors.has(e.name) ? '' : `${e.name}: `}${e.message.split('\n')[0]}` : String(e);
+  if (!(e instanceof Error && userErrors.has(e.name))) process.stderr.write(`${part}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  log(`${part}: failed: ${line}`);
+  return line;
+}
+const failures: string[] = [];
 
+// ---- alexnet-mp, one process
 const rng = new Rng(1);
 const S = spec.inputSize;
 const images = Float32Array.from({ length: 3 * B * S * S }, () => rng.normal());
 const labels = Float32Array.from({ length: B }, () => rng.int(spec.classes));
 
-const trainer = await GroupedTrainer.create({ spec, backend: argv.backend, batch: B, seed: 1 });
-log(`alexnet-mp: preset ${spec.name}, batch ${B}, gpu.js mode ${trainer.device.mode}, ${os.cpus().length} CPU cores; ${mallocDescription()} (both alexnet-mp and the peer)`);
-for (let i = 0; i < argv.warmup; i++) await trainer.trainStep({ images, labels });
-const times: number[] = [];
-// the main thread's garbage-collection pauses during the timed steps (reused-output.ts says why they matter)
-let gcPauses = 0;
-let gcMs = 0;
-const gcObserver = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    gcPauses++;
-    gcMs += e.duration;
-  }
-});
-gcObserver.observe({ entryTypes: ['gc'] });
-const cpu0 = process.cpuUsage();
-for (let i = 0; i < argv.iters; i++) {
-  if (argv.profile && i === argv.iters - 1) startKernelProfile();
-  const t0 = performance.now();
-  await trainer.trainStep({ images, labels });
-  times.push(performance.now() - t0);
-  log(`  step ${i + 1}/${argv.iters}: ${times[i]!.toFixed(0)} ms`);
+// no WebGPU adapter for --backend webgpu (NoWebGPUError) ends the run here: nothing to compare
+const trainer = await GroupedTrainer.create({ spec, backend: argv.backend, batch: B, seed: 1, hyper: paperSgd });
+const mode: BackendMode = trainer.device.mode;
+log(`alexnet-mp: preset ${spec.name}, batch ${B}, gpu.js mode ${mode}, ${os.cpus().length} CPU cores; ${mallocDescription()} (both alexnet-mp and the peer)`);
+
+interface OneProcess {
+  imagesPerSec: number;
+  medianStepMs: number;
+  gflops: number;
+  cpuSecondsPerStep: number;
+  gcPausesPerStep: number;
+  gcMsPerStep: number;
+  kernelModes: string[];
+  launchesPerStep: number;
 }
-const cpu = process.cpuUsage(cpu0);
-gcObserver.disconnect();
-const cpuSecondsPerStep = (cpu.user + cpu.system) / 1e6 / argv.iters;
-const gcPausesPerStep = gcPauses / argv.iters;
-const gcMsPerStep = gcMs / argv.iters;
-const modes = trainer.executedModes();
-trainer.destroy();
-const stepMs = median(times);
-const imagesPerSec = (B / stepMs) * 1000;
-// forward multiply-adds x 2 flops x 3 (forward, input gradient, weight gradient)
-const gflops = (forwardMacs(spec) * 2 * 3 * B) / (stepMs / 1000) / 1e9;
-log(`alexnet-mp: ${imagesPerSec.toFixed(1)} images/s (median step ${stepMs.toFixed(0)} ms), ${gflops.toFixed(2)} GFLOP/s, kernels ran on: ${modes.join(', ')}`);
-log(`alexnet-mp: ${cpuSecondsPerStep.toFixed(2)} CPU seconds a step (all threads); main-thread GC ${gcPausesPerStep.toFixed(1)} pauses, ${gcMsPerStep.toFixed(0)} ms a step`);
-if (argv.profile) {
+let one: OneProcess | null = null;
+let oneError: string | null = null;
+try {
+  for (let i = 0; i < argv.warmup; i++) await trainer.trainStep({ images, labels });
+  const times: number[] = [];
+  // the main thread's garbage-collection pauses during the timed steps (reused-output.ts says why they matter)
+  let gcPauses = 0;
+  let gcMs = 0;
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcPauses++;
+      gcMs += e.duration;
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < argv.iters; i++) {
+    // the last timed step counts its kernel calls (and times them for --profile): one call per launch
+    if (i === argv.iters - 1) startKernelProfile();
+    const t0 = performance.now();
+    await trainer.trainStep({ images, labels });
+    times.push(performance.now() - t0);
+    log(`  step ${i + 1}/${argv.iters}: ${times[i]!.toFixed(0)} ms`);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  gcObserver.disconnect();
   const kernels = kernelProfile();
-  for (const k of kernels.slice(0, 25)) log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(6)} ms  (${k.calls} calls)`);
-  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-  const resultBytes = kernels.reduce((a, k) => a + k.bytes, 0);
-  const reusedBytes = kernels.reduce((a, k) => a + (k.reused ? k.bytes : 0), 0);
-  log(`    kernel results of that step: ${mib(resultBytes)} MiB, ${mib(reusedBytes)} MiB of them into reused buffers (reused-output.ts)`);
+  const stepMs = median(times);
+  one = {
+    imagesPerSec: (B / stepMs) * 1000,
+    medianStepMs: stepMs,
+    // forward multiply-adds x 2 flops x 3 (forward, input gradient, weight gradient)
+    gflops: (forwardMacs(spec) * 2 * 3 * B) / (stepMs / 1000) / 1e9,
+    cpuSecondsPerStep: (cpu.user + cpu.system) / 1e6 / argv.iters,
+    gcPausesPerStep: gcPauses / argv.iters,
+    gcMsPerStep: gcMs / argv.iters,
+    kernelModes: trainer.executedModes(),
+    launchesPerStep: kernels.reduce((a, k) => a + k.calls, 0),
+  };
+  log(`alexnet-mp: ${one.imagesPerSec.toFixed(1)} images/s (median step ${stepMs.toFixed(0)} ms), ${one.gflops.toFixed(2)} GFLOP/s, kernels ran on: ${one.kernelModes.join(', ')}`);
+  log(`alexnet-mp: ${one.cpuSecondsPerStep.toFixed(2)} CPU seconds a step (all threads); main-thread GC ${one.gcPausesPerStep.toFixed(1)} pauses, ${one.gcMsPerStep.toFixed(0)} ms a step`);
+  log(`alexnet-mp: ${one.launchesPerStep} kernel launches a step (gpu.js kernel calls of both towers, last timed step)`);
+  if (argv.profile) {
+    for (const k of kernels.slice(0, 25)) log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(6)} ms  (${k.calls} calls)`);
+    const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+    const resultBytes = kernels.reduce((a, k) => a + k.bytes, 0);
+    const reusedBytes = kernels.reduce((a, k) => a + (k.reused ? k.bytes : 0), 0);
+    log(`    kernel results of that step: ${mib(resultBytes)} MiB, ${mib(reusedBytes)} MiB of them into reused buffers (reused-output.ts)`);
+  }
+} catch (e) {
+  oneError = failure('alexnet-mp, one process', e);
+  failures.push('one process');
+} finally {
+  trainer.destroy();
 }
 
-let peer: Awaited<ReturnType<typeof runTfjsPeer>> | null = null;
-if (argv.peer === 'tfjs') {
-  log('peer: TensorFlow.js, same model, batch and update ...');
-  peer = await runTfjsPeer({ spec, batch: B, warmup: argv.warmup, iters: argv.iters, threads: argv['peer-threads'] });
-  log(`peer: ${peer.imagesPerSec.toFixed(1)} images/s (median step ${peer.medianStepMs.toFixed(0)} ms): ${peer.description}`);
-  if (peer.fallbacks.length > 0) log(`peer: kernels missing from tfjs-backend-wasm, registered as plain JavaScript fallbacks: ${peer.fallbacks.join(', ')}`);
-  log(`ratio (alexnet-mp / peer): ${(imagesPerSec / peer.imagesPerSec).toFixed(2)}`);
+// ---- alexnet-mp, two workers
+let two: TwoWorkerResult | null = null;
+let twoError: string | null = null;
+if (argv['two-workers'] ?? mode === 'webgpu') {
+  log(`two workers: two alexnet worker processes on loopback, gpu.js mode ${mode}, same batch and update ...`);
+  try {
+    two = await runTwoWorkers({ spec, backend: mode, batch: B, warmup: argv.warmup, iters: argv.iters, hyper: paperSgd, log });
+    log(describeTwoWorkers(two));
+  } catch (e) {
+    twoError = failure('alexnet-mp, two workers', e);
+    failures.push('two workers');
+  }
+}
+
+// ---- peers
+const asked = argv.peer ?? (mode === 'webgpu' ? ['tfjs', 'torch'] : ['tfjs']);
+const peerNames = [...new Set(asked.filter((p) => p !== 'none').map((p) => (p === 'tfjs' ? (mode === 'webgpu' ? 'tfjs-webgpu' : 'tfjs-wasm') : p)))] as PeerName[];
+
+interface PeerRow {
+  name: PeerName;
+  title: string;
+  ran: boolean;
+  failed?: boolean;
+  /** Why it did not run (skipped) or what failed. */
+  why?: string;
+  description?: string;
+  imagesPerSec?: number;
+  medianStepMs?: number;
+  firstLoss?: number;
+  lastLoss?: number;
+  fallbacks?: string[];
+  threads?: number;
+  /** alexnet-mp one process / peer, and two workers / peer. */
+  ratio?: number | null;
+  ratioTwoWorkers?: number | null;
+}
+const peers: PeerRow[] = [];
+const peerSteps = { warmup: argv['peer-warmup'] ?? argv.warmup, iters: argv['peer-iters'] ?? argv.iters };
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+
+for (const name of peerNames) {
+  const row: PeerRow = { name, title: peerTitle[name], ran: false };
+  peers.push(row);
+  log(`peer: ${row.title}, same model, batch and update ...`);
+  try {
+    if (name === 'torch') {
+      const outcome = await runTorchPeer({ spec, batch: B, ...peerSteps, device: argv['torch-device'], log: (l) => log(`  torch: ${l}`) });
+      if (!outcome.ran) {
+        row.why = outcome.why;
+        log(`peer: PyTorch skipped: ${outcome.why}`);
+        continue;
+      }
+      Object.assign(row, { ran: true, ...pick(outcome.result) });
+    } else if (name === 'tfjs-webgpu') {
+      // loaded here only: its backend's package registers itself on import, once navigator.gpu exists
+      const { runTfjsWebGPUPeer } = await import('./peer/tfjs-webgpu.js');
+      Object.assign(row, { ran: true, ...pick(await runTfjsWebGPUPeer({ spec, batch: B, ...peerSteps })) });
+    } else {
+      const { runTfjsPeer } = await import('./peer/tfjs-alexnet.js');
+      const r = await runTfjsPeer({ spec, batch: B, ...peerSteps, threads: argv['peer-threads'] });
+      Object.assign(row, { ran: true, ...pick(r), fallbacks: r.fallbacks, threads: r.threads });
+    }
+  } catch (e) {
+    row.why = failure(`peer ${row.title}`, e);
+    row.failed = true;
+    failures.push(row.title);
+    continue;
+  }
+  row.ratio = one ? one.imagesPerSec / row.imagesPerSec! : null;
+  row.ratioTwoWorkers = two ? two.imagesPerSec / row.imagesPerSec! : null;
+  log(`peer: ${fmt(row.imagesPerSec!)} images/s (median step ${row.medianStepMs!.toFixed(0)} ms; loss ${row.firstLoss!.toFixed(3)} at the first step, ${row.lastLoss!.toFixed(3)} at the last): ${row.description}`);
+  if (row.fallbacks && row.fallbacks.length > 0) log(`peer: kernels missing from tfjs-backend-wasm, registered as plain JavaScript fallbacks: ${row.fallbacks.join(', ')}`);
+  const ratios = [row.ratio !== null ? `${row.ratio.toFixed(2)}${two ? ' (one process)' : ''}` : null, row.ratioTwoWorkers !== null ? `${row.ratioTwoWorkers.toFixed(2)} (two workers)` : null].filter(Boolean);
+  if (ratios.length > 0) log(`ratio (alexnet-mp / ${row.title}): ${ratios.join(', ')}`);
+}
+
+function pick(r: { imagesPerSec: number; medianStepMs: number; firstLoss: number; lastLoss: number; description: string }) {
+  return { imagesPerSec: r.imagesPerSec, medianStepMs: r.medianStepMs, firstLoss: r.firstLoss, lastLoss: r.lastLoss, description: r.description };
+}
+
+// ---- summary: every part's images/s and each ratio, in one place
+if (two !== null || twoError !== null || peers.length > 1) {
+  const rows: [string, string][] = [
+    ['alexnet-mp, one process', one ? `${fmt(one.imagesPerSec)} images/s (${one.launchesPerStep} launches a step)` : `failed: ${oneError}`],
+  ];
+  if (two !== null || twoError !== null) rows.push(['alexnet-mp, two workers', two ? `${fmt(two.imagesPerSec)} images/s` : `failed: ${twoError}`]);
+  for (const p of peers) {
+    if (!p.ran) {
+      rows.push([p.title, `${p.failed ? 'failed' : 'not run'}: ${p.why}`]);
+      continue;
+    }
+    const r = [p.ratio != null ? `one process ${p.ratio.toFixed(2)}x` : null, p.ratioTwoWorkers != null ? `two workers ${p.ratioTwoWorkers.toFixed(2)}x` : null].filter(Boolean);
+    rows.push([p.title, `${fmt(p.imagesPerSec!)} images/s${r.length > 0 ? `; alexnet-mp / ${p.title}: ${r.join(', ')}` : ''}`]);
+  }
+  const peerNote = peerSteps.iters !== argv.iters || peerSteps.warmup !== argv.warmup ? ` (peers: ${peerSteps.iters} after ${peerSteps.warmup})` : '';
+  log(`summary: preset ${spec.name}, batch ${B}, gpu.js mode ${mode}, median of ${argv.iters} steps after ${argv.warmup} warm-up${peerNote}`);
+  for (const [k, v] of rows) log(`  ${k.padEnd(26)} ${v}`);
 }
 
 if (argv.json) {
+  const first = peers.find((p) => p.ran && p.name !== 'torch') ?? peers.find((p) => p.ran) ?? null;
   process.stdout.write(
     JSON.stringify({
       preset: spec.name,
-      backend: trainer.device.mode,
+      backend: mode,
       batch: B,
-      imagesPerSec,
-      medianStepMs: stepMs,
-      gflops,
-      cpuSecondsPerStep,
-      gcPausesPerStep,
-      gcMsPerStep,
-      kernelModes: modes,
-      peer: peer ? peer.description : null,
-      peerThreads: peer?.threads ?? null,
-      peerFallbacks: peer?.fallbacks ?? null,
-      peerImagesPerSec: peer?.imagesPerSec ?? null,
-      ratio: peer ? imagesPerSec / peer.imagesPerSec : null,
+      imagesPerSec: one?.imagesPerSec ?? null,
+      medianStepMs: one?.medianStepMs ?? null,
+      gflops: one?.gflops ?? null,
+      cpuSecondsPerStep: one?.cpuSecondsPerStep ?? null,
+      gcPausesPerStep: one?.gcPausesPerStep ?? null,
+      gcMsPerStep: one?.gcMsPerStep ?? null,
+      kernelModes: one?.kernelModes ?? null,
+      launchesPerStep: one?.launchesPerStep ?? null,
+      oneProcessError: oneError,
+      twoWorkers: two,
+      twoWorkersError: twoError,
+      // the first TensorFlow.js peer that ran, as before several peers were measured
+      peer: first?.description ?? null,
+      peerThreads: first?.threads ?? null,
+      peerFallbacks: first?.fallbacks ?? null,
+      peerImagesPerSec: first?.imagesPerSec ?? null,
+      ratio: first?.ratio ?? null,
+      peers,
+      torchPython: peerNames.includes('torch') ? torchPython() : null,
       cpus: os.cpus().length,
       malloc: mallocDescription(),
     }) + '\n',
   );
 }
+// Dawn's instance (webgpu) keeps the event loop alive
+process.exit(failures.length > 0 ? 1 : 0);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The second half of `npm test`: the kernel and model tests again on gpu.js's webgpu mode, on the
+# The second half of `npm test`: the kernel and model tests again on gpu.js's webgpu mode (and the
+# benchmark's TensorFlow.js WebGPU peer and `npm run bench -- --backend webgpu`), on the
 # software WebGPU adapter of scripts/lavapipe.sh (Mesa's lavapipe: Vulkan on the CPU), so that the GPU
 # path (WGSL, i32 indexing past 2^24 floats, results that stay on the device) is tested on every machine.
 # A hardware GPU, where there is one, is used instead: Dawn lists GPUs first.
@@ -17,4 +18,5 @@ exec npx ava --concurrency 1 \
   packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts \
   packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts packages/core/test/residency.test.ts \
   packages/core/test/past-2-24.test.ts packages/core/test/paper-scale.test.ts \
+  test/tfjs-webgpu-peer.test.ts test/bench-webgpu.test.ts \
   2> >(grep -v 'artificially reduced from 1000000 to 16' >&2)

@@ -1,0 +1,111 @@
+/**
+ * The two-worker run of the benchmarks (bench/distributed.ts, bench/train-step.ts): two
+ * `alexnet worker` processes on free loopback ports, driven by a coordinator in this process for
+ * `warmup + iters` steps of synthetic data, then stopped. Reports images/s (median step) and, for
+ * each worker, where its step time went: computing, waiting on the exchange with its peer, and
+ * the update; plus the bytes that crossed per step.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import readline from 'node:readline';
+import { median, type ModelSpec, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
+import { Coordinator, SyntheticSource, alexnetBin, mallocDescription, type StepMetrics } from '@alexnet-mp/coordinator';
+
+export interface TwoWorkerResult {
+  kind: 'distributed';
+  preset: string;
+  backend: RequestedBackend;
+  batch: number;
+  cpus: number;
+  malloc: string;
+  imagesPerSec: number;
+  medianStepMs: number;
+  exchangeShare: number[];
+  computeShare: number[];
+  updateShare: number[];
+  coordinatorOverheadMs: number;
+  crossingBytesPerStep: number;
+}
+
+export interface TwoWorkerOptions {
+  spec: ModelSpec;
+  backend: RequestedBackend;
+  batch: number;
+  warmup: number;
+  iters: number;
+  hyper: SgdHyper;
+  /** One line per step and per event (none: silent). */
+  log?: (line: string) => void;
+  /** The workers' stderr: inherited (default) or dropped. */
+  workerStderr?: 'inherit' | 'ignore';
+}
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/** Runs the two workers for `warmup + iters` steps; the workers are stopped when it returns or throws. */
+export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerResult> {
+  const { spec, backend, batch: B, warmup, iters, hyper } = opts;
+  const log = opts.log ?? (() => {});
+  const source = new SyntheticSource(spec, 1);
+  const steps = warmup + iters;
+  const procs: ChildProcess[] = [];
+  const killAll = () => procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
+  process.on('exit', killAll);
+  let coordinator: Coordinator | null = null;
+  try {
+    const addresses = await Promise.all(
+      ([0, 1] as const).map((t) => {
+        const proc = spawn(process.execPath, [alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), '--exit-with-stdin'], {
+          stdio: ['pipe', 'pipe', opts.workerStderr ?? 'inherit'],
+        });
+        procs.push(proc);
+        return new Promise<string>((resolve, reject) => {
+          readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+            const m = / listening on (\S+)$/.exec(line);
+            if (m) resolve(m[1]!);
+          });
+          proc.on('exit', (code, signal) => reject(new Error(`worker ${t} exited (${signal ?? code}) before listening`)));
+        });
+      }),
+    );
+    coordinator = new Coordinator({ spec, workers: addresses as [string, string], batch: B, seed: 1, hyper, source });
+    await coordinator.start();
+    const metrics: StepMetrics[] = [];
+    for (let s = 0; s < steps; s++) {
+      const m = await coordinator.step(await source.batch(s, B));
+      metrics.push(m);
+      log(`  two workers, step ${s + 1}/${steps}${s < warmup ? ' (warm-up)' : ''}: ${m.ms.toFixed(0)} ms, exchange ${m.workers.map((w) => w.exchange_ms.toFixed(0)).join(' / ')} ms`);
+    }
+    const timed = metrics.slice(warmup);
+    const stepMs = median(timed.map((m) => m.ms));
+    const share = (t: number, k: 'exchange_ms' | 'compute_ms' | 'update_ms') => sum(timed.map((m) => m.workers[t]![k])) / sum(timed.map((m) => m.workers[t]!.total_ms));
+    return {
+      kind: 'distributed',
+      preset: spec.name,
+      backend,
+      batch: B,
+      cpus: os.cpus().length,
+      malloc: mallocDescription(),
+      imagesPerSec: (B / stepMs) * 1000,
+      medianStepMs: stepMs,
+      exchangeShare: [share(0, 'exchange_ms'), share(1, 'exchange_ms')],
+      computeShare: [share(0, 'compute_ms'), share(1, 'compute_ms')],
+      updateShare: [share(0, 'update_ms'), share(1, 'update_ms')],
+      coordinatorOverheadMs: median(timed.map((m) => m.ms - Math.max(m.workers[0]!.total_ms, m.workers[1]!.total_ms))),
+      crossingBytesPerStep: timed[0]?.crossing_bytes ?? 0,
+    };
+  } finally {
+    coordinator?.close();
+    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => (p.on('exit', r), p.kill('SIGTERM'))))));
+    process.off('exit', killAll);
+  }
+}
+
+/** The two-worker result in one line. */
+export function describeTwoWorkers(d: TwoWorkerResult): string {
+  return (
+    `two workers: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
+    `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
+    `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${d.coordinatorOverheadMs.toFixed(1)} ms`
+  );
+}
