@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The GPU comparison in one device call of at most 8 minutes: alexnet-mp on gpu.js's webgpu mode (one
+# process, and two workers at the paper's batch) against TensorFlow.js's WebGPU backend and PyTorch (cuda,
+# groups=2, fp32) on the same GPU, model, batch and update, plus the webgpu kernel and model tests. The
+# output goes to $OUT/bench/results/gpu-h200-YYYY-MM-DD.txt (copy it into bench/results/ here) and the
+# tests' whole log to $OUT/ava-webgpu.log.
+#
+# A call's working tree is limited to 64 MiB and the tree alone is about 34 MiB, so the Node.js binary
+# (24 MiB compressed) and node_modules (19 MiB) travel in two calls on a warm machine (ignored files a call
+# carried stay there for the next call; the machine goes back about 30 s after a call ends, so make the
+# second call right after the first):
+#
+#   here:    npm ci && bash bench/gpu-bench.sh pack
+#            (runs ../shared/gpu-host/prepare.sh if .device/ has no Node.js yet, then replaces
+#            .device/node_modules.tar.xz by a slim one: @tensorflow/tfjs-core's and tfjs-backend-webgpu's
+#            Node bundles, no tfjs-backend-wasm/-cpu, TypeScript, Playwright or @types, no other platforms'
+#            binaries; prints the size of each call's tree, each must stay under 64 MiB)
+#   call 1:  carry .device/enter.sh .device/debs .device/node.xz     command: bash bench/gpu-bench.sh check
+#            timeout_s 120 (lists what arrived, the GPU and python3's torch)
+#   call 2:  carry .device/node_modules.tar.xz .device/commit         command: bash bench/gpu-bench.sh run
+#            timeout_s 540 (the script starts no part after BUDGET_S=450 s and limits each part)
+#   here:    cp FILES_AT/bench/results/gpu-h200-*.txt bench/results/  (FILES_AT: where the call's files came back)
+#
+# What `run` does, each part under its own time limit and all within BUDGET_S (a part that would start
+# with less than 20 s left is skipped, and says so):
+#   1. the WebGPU adapter Dawn gives (gpu.js and TensorFlow.js share it) and its limits;
+#   2. `npm run bench -- --backend webgpu` (bench/train-step.ts) at the paper preset, batch 128, in one
+#      process and in two workers; at cifar, batch 64; the webgpu kernel and model tests
+#      (ALEXNET_TEST_BACKEND=webgpu, the files bench/gpu-check.sh and scripts/test-webgpu.sh list);
+#      cifar, batch 128; paper, batch 64. Each bench times the TensorFlow.js WebGPU and PyTorch peers in
+#      the same run and prints images/s, alexnet-mp's kernel launches a step and every ratio.
+#
+# Without a GPU: `eval "$(bash scripts/lavapipe.sh)"; SMOKE=1 NO_DEVICE=1 bash bench/gpu-bench.sh run` runs
+# the same parts here on a software adapter with the tiny preset at batch 16 and 8 and the first test file
+# only (output under $OUT, default /tmp/gpu-bench). ALEXNET_PYTHON names another Python with torch.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+pack=.device
+
+inner() {
+  # runs on the machine that measures, from the project root, Node.js and node_modules in place
+  local budget=${BUDGET_S:-450} start left
+  start=$(date +%s)
+  left() { echo $(( start + budget - $(date +%s) )); }
+  # part NAME SECONDS COMMAND...: runs COMMAND under the smaller of SECONDS and the time left
+  part() {
+    local name=$1 want=$2 l t t0 rc
+    shift 2
+    l=$(left)
+    if (( l < 20 )); then echo "== $name: skipped, ${l} s left of the ${budget} s budget"; return 0; fi
+    t=$(( want < l ? want : l ))
+    echo "== $name (time limit ${t} s, $(date -u +%H:%M:%S) UTC)"
+    t0=$(date +%s)
+    timeout -k 10 "$t" "$@"
+    rc=$?
+    echo "-- $name: exit status ${rc} after $(( $(date +%s) - t0 )) s$( ((rc == 124 || rc == 137)) && echo ', stopped at its time limit')"
+    echo
+  }
+  # the malloc settings the benchmark would re-execute itself with (so the time limit holds one process group)
+  export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295}
+  local bench=(node --import tsx bench/main.ts --backend webgpu)
+  local tests
+  # the webgpu kernel and model tests: those bench/gpu-check.sh and npm test's webgpu half list
+  tests=$(cat bench/gpu-check.sh scripts/test-webgpu.sh 2>/dev/null | grep -o 'packages/[a-z]*/test/[a-z0-9-]*\.test\.ts' | sort -u | tr '\n' ' ')
+  [ -n "$tests" ] || tests='packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts packages/core/test/residency.test.ts'
+  local commit
+  commit=$(git rev-parse --short HEAD 2>/dev/null || cat .device/commit 2>/dev/null || echo unknown)
+  echo "alexnet-mp GPU comparison, $(date -u '+%Y-%m-%d %H:%M UTC'), commit ${commit}, ${SMOKE:+SMOKE (tiny preset), }budget ${budget} s"
+  echo "host: $(nproc) CPU cores; node $(node --version); python: $(command -v "${ALEXNET_PYTHON:-python3}" || echo none)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
+  echo
+
+  part "adapters" 40 node --import tsx --input-type=module -e "
+    const { installWebGPU } = await import('./packages/core/src/device.ts');
+    console.log('navigator.gpu adapter answers:', await installWebGPU());
+    const a = await navigator.gpu.requestAdapter();
+    const i = a?.info ?? {};
+    console.log('adapter:', JSON.stringify({ vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description }));
+    console.log('limits:', JSON.stringify({ maxBufferSize: a?.limits.maxBufferSize, maxStorageBufferBindingSize: a?.limits.maxStorageBufferBindingSize, maxComputeWorkgroupsPerDimension: a?.limits.maxComputeWorkgroupsPerDimension }));
+    process.exit(0);
+  "
+  # the sizes: the paper's and cifar's presets at batch 128 and 64; SMOKE: the same parts on the tiny
+  # preset at batch 16 and 8, and only the first test file (a software adapter is slow)
+  local paper=paper cifar=cifar big=128 small=64 paper_iters=3 expect=1
+  if [ -n "${SMOKE:-}" ]; then
+    paper=tiny cifar=tiny big=16 small=8 paper_iters=2 expect=0
+    tests=${tests%% *}
+  fi
+  # the peers take more steps than alexnet-mp (theirs are short); alexnet-mp's last timed step counts launches
+  part "bench $paper, batch $big, one process and two workers" 150 "${bench[@]}" --preset $paper --batch $big --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --two-workers
+  part "bench $cifar, batch $small" 60 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers
+  part "kernel and model tests on webgpu: ${tests}" 140 env ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=$expect \
+    bash -c "node node_modules/ava/entrypoints/cli.mjs ${tests} > /tmp/ava-webgpu.log 2>&1; rc=\$?; cp /tmp/ava-webgpu.log \"\$OUT/\"; grep -E '✔|✘|passed|failed|skipped|Error|rejected|Timed out|exceeded' /tmp/ava-webgpu.log | head -80; exit \$rc"
+  part "bench $cifar, batch $big" 60 "${bench[@]}" --preset $cifar --batch $big --iters 10 --warmup 2 --no-two-workers
+  part "bench $paper, batch $small" 100 "${bench[@]}" --preset $paper --batch $small --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --no-two-workers
+  echo "done after $(( $(date +%s) - start )) s"
+}
+
+case "${1:-}" in
+  pack)
+    set -e
+    [ -s "$pack/node.xz" ] && [ -s "$pack/enter.sh" ] || bash ../shared/gpu-host/prepare.sh
+    git rev-parse --short HEAD > "$pack/commit"
+    # node_modules for the run: no other platforms' binaries, no TypeScript, Playwright or type
+    # declarations, and of TensorFlow.js only the two Node bundles the WebGPU peer loads
+    list=$(mktemp)
+    find $(find . -name node_modules -type d -prune -not -path "./$pack/*" | sed 's|^\./||') \
+      \( -path '*/.cache' -o -path 'node_modules/typescript' -o -path 'node_modules/playwright-core' -o -path 'node_modules/@types' \
+         -o -path 'node_modules/@tensorflow' -o -name '*darwin*' -o -name '*win32*' -o -name '*linux-arm*' -o -name '*arm64*' -o -name '*musl*' \) -prune \
+      -o -print > "$list"
+    for p in tfjs-core/dist/tf-core.node.js tfjs-backend-webgpu/dist/tf-backend-webgpu.node.js; do
+      d=node_modules/@tensorflow/${p%%/*}
+      [ -f "node_modules/@tensorflow/$p" ] || { echo "missing node_modules/@tensorflow/$p: npm ci first" >&2; exit 2; }
+      printf '%s\n' node_modules/@tensorflow "$d" "$d/package.json" "$d/dist" "node_modules/@tensorflow/$p" >> "$list"
+    done
+    sort -u "$list" | tar --no-recursion -cf - -T - | xz -T2 -6 > "$pack/node_modules.tar.xz"
+    rm -f "$list"
+    tree=$(git ls-files -z -co --exclude-standard | xargs -0 du -cb | tail -1 | cut -f1)
+    mb() { echo $(( ($1 + 1048575) / 1048576 )); }
+    size() { du -cb "$@" | tail -1 | cut -f1; }
+    echo "the tree: $(mb "$tree") MiB; with each call's carried paths (each must stay under 64):"
+    echo "  call 1 (check): $(mb $(( tree + $(size $pack/enter.sh $pack/debs $pack/node.xz) ))) MiB"
+    echo "  call 2 (run):   $(mb $(( tree + $(size $pack/node_modules.tar.xz) ))) MiB (node_modules.tar.xz: $(mb "$(size $pack/node_modules.tar.xz)") MiB)"
+    ;;
+  check)
+    # what has arrived so far (a call carries its part; earlier parts stay on the warm machine)
+    ls -la "$pack" 2>/dev/null || true
+    nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null || true
+    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1
+    ;;
+  run)
+    OUT=${OUT:-/tmp/gpu-bench}
+    export OUT
+    mkdir -p "$OUT/bench/results"
+    results="$OUT/bench/results/gpu-h200-$(date -u +%F).txt"
+    [ -z "${SMOKE:-}" ] || results="$OUT/bench/results/gpu-smoke-$(date -u +%F).txt"
+    if [ -n "${NO_DEVICE:-}" ]; then
+      inner 2>&1 | tee "$results"
+    else
+      for f in "$pack/node.xz" "$pack/node_modules.tar.xz" "$pack/enter.sh"; do
+        [ -s "$f" ] || { echo "missing $f: make call 1 first (on a warm machine), then this one" >&2; exit 2; }
+      done
+      export -f inner
+      bash "$pack/enter.sh" bash -c '. bench/gpu-env.sh; inner' 2>&1 | tee "$results"
+    fi
+    echo "written: $results"
+    ;;
+  *)
+    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
