@@ -79,6 +79,9 @@ inner() {
     console.log('limits:', JSON.stringify({ maxBufferSize: a?.limits.maxBufferSize, maxStorageBufferBindingSize: a?.limits.maxStorageBufferBindingSize, maxComputeWorkgroupsPerDimension: a?.limits.maxComputeWorkgroupsPerDimension }));
     process.exit(0);
   "
+  # the worker's own adapter choice: its first log line names the adapter; an index with no adapter is refused
+  part "worker --backend auto, --device 0 and 5" 40 bash -c 'for d in "" "--device 0" "--device 5"; do
+      timeout 20 node bin/alexnet.mjs worker --tower 0 --port 0 --backend auto $d 2>&1 | grep -v 'artificially reduced' | head -3 & sleep 12; kill %1 2>/dev/null; wait; done'
   # the sizes: the paper's and cifar's presets at batch 128 and 64; SMOKE: the same parts on the tiny
   # preset at batch 16 and 8, and only the first test file (a software adapter is slow)
   local paper=paper cifar=cifar big=128 small=64 paper_iters=3 expect=1
@@ -89,10 +92,13 @@ inner() {
   # the peers take more steps than alexnet-mp (theirs are short); alexnet-mp's last timed step counts launches
   part "bench $paper, batch $big, one process and two workers" 150 "${bench[@]}" --preset $paper --batch $big --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --two-workers
   part "bench $cifar, batch $small" 60 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers
+  # the GEMM with one output per thread instead of four, and the time per kernel, alexnet-mp only
+  part "bench $cifar, batch $small, ALEXNET_WEBGPU_GEMM=scalar, --profile" 40 env ALEXNET_WEBGPU_GEMM=scalar "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none --profile
   part "kernel and model tests on webgpu: ${tests}" 140 env ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=$expect \
     bash -c "node node_modules/ava/entrypoints/cli.mjs ${tests} > /tmp/ava-webgpu.log 2>&1; rc=\$?; cp /tmp/ava-webgpu.log \"\$OUT/\"; grep -E '✔|✘|passed|failed|skipped|Error|rejected|Timed out|exceeded' /tmp/ava-webgpu.log | head -80; exit \$rc"
   part "bench $cifar, batch $big" 60 "${bench[@]}" --preset $cifar --batch $big --iters 10 --warmup 2 --no-two-workers
   part "bench $paper, batch $small" 100 "${bench[@]}" --preset $paper --batch $small --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --no-two-workers
+  part "bench $paper, batch $big, --profile (alexnet-mp only: the time per kernel)" 60 "${bench[@]}" --preset $paper --batch $big --iters 1 --warmup 1 --no-two-workers --peer none --profile
   echo "done after $(( $(date +%s) - start )) s"
 }
 
