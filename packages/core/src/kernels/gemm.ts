@@ -191,8 +191,8 @@ export class Gemm {
       this.splits = 1;
       const constants = { K, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0 };
       this.kernel = webgpuGemmKind(N) === 'quad'
-        ? new Kernel(device, name, gemmRowQuadBody, { output: [N / 4, M], constants, returnType: 'Array(4)' })
-        : new Kernel(device, name, gemmScalarBody, { output: [N, M], constants });
+        ? new Kernel(device, name, gemmRowQuadBody, { output: [N / 4, M], constants, returnType: 'Array(4)', reuseOutput: true })
+        : new Kernel(device, name, gemmScalarBody, { output: [N, M], constants, reuseOutput: true });
       return;
     }
     const cells = this.rowQuads * N;
@@ -215,8 +215,8 @@ export class Gemm {
   /**
    * C = A B (+ bias) as the kernel packs it, [rowQuad][n][lane] (row m at
    * ((m >> 2) * N + n) * 4 + (m & 3)), for a consumer that reads that layout
-   * directly (col2im) instead of paying for a de-interleave. No split-K. On webasm the result
-   * is only valid until this Gemm runs again (KernelOptions.reuseOutput): read it before that.
+   * directly (col2im) instead of paying for a de-interleave. No split-K. The result is only valid
+   * until this Gemm runs again (KernelOptions.reuseOutput): read it before that.
    */
   async runPacked(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
     if (this.splits !== 1) throw new Error(`${this.name}: packed output needs an unsplit GEMM`);
@@ -228,7 +228,11 @@ export class Gemm {
     return !this.plain;
   }
 
-  /** C = A B (+ bias per row m), as a flat [M][N] array (left on the device on webgpu). */
+  /**
+   * C = A B (+ bias per row m), as a flat [M][N] array (left on the device on webgpu, where it is
+   * valid until this Gemm runs again: a layer's forward output until the next forward, its
+   * gradients until the next backward).
+   */
   async run(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
     if (this.plain) return this.kernel.exec(a, b, bias ?? this.zeroBias);
     const { M, N } = this.shape;

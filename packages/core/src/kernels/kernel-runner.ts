@@ -27,8 +27,12 @@ export interface KernelOptions {
    */
   readonly returnType?: 'Number' | 'Array(4)';
   /**
-   * The caller reads each result before it calls this kernel again (reused-output.ts): on webasm
-   * the result then comes back in one buffer kept by the kernel instead of a new array per call.
+   * The caller is done with each result before it calls this kernel again (reused-output.ts): on
+   * webasm the result then comes back in one buffer kept by the kernel instead of a new array per
+   * call; on webgpu the kernel writes every call into one device buffer (gpu.js's `immutable: false`)
+   * instead of allocating a fresh one (7.3 GiB of fresh buffers a step at the paper preset, batch 128).
+   * GPU work runs in submission order, so on webgpu "done" means: every kernel that reads the result
+   * was called (or its read-back awaited) before this kernel's next call.
    */
   readonly reuseOutput?: boolean;
 }
@@ -79,7 +83,7 @@ export class Kernel {
   /** Number of floats the kernel produces: output cells x components. */
   readonly length: number;
   private readonly returnsVector: boolean;
-  /** Results reuse one buffer (set by KernelOptions.reuseOutput, never on a resident device). */
+  /** Results reuse one host buffer (KernelOptions.reuseOutput on webasm and cpu; webgpu reuses its device buffer instead). */
   private readonly reuseOutput: boolean;
 
   // eslint-disable-next-line @typescript-eslint/ban-types
@@ -99,9 +103,10 @@ export class Kernel {
       dynamicArguments: false,
       // gpu.js caps loops with a run-time bound at 1000 iterations by default
       loopMaxIterations: 1 << 30,
-      // on webgpu results stay on the device, each call in a buffer of its own
+      // on webgpu results stay on the device, each call in a buffer of its own unless the caller is
+      // done with a result before the next call (reuseOutput)
       pipeline: device.resident,
-      immutable: device.resident,
+      immutable: device.resident && opts.reuseOutput !== true,
       // on webgpu, integer variables, constants and arguments stay i32 in WGSL (our gpu.js patch makes
       // Math.floor(a / b) of integers an exact division there), so indices are exact past 2^24
       strictIntegers: device.mode === 'webgpu',
