@@ -64,7 +64,8 @@ inner() {
   tests=$(cat bench/gpu-check.sh scripts/test-webgpu.sh 2>/dev/null | grep -o 'packages/[a-z]*/test/[a-z0-9-]*\.test\.ts' | sort -u | tr '\n' ' ')
   [ -n "$tests" ] || tests='packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts packages/core/test/residency.test.ts'
   local commit
-  commit=$(git rev-parse --short HEAD 2>/dev/null || cat .device/commit 2>/dev/null || echo unknown)
+  # pack writes the commit it packed for; the tree a device call gets may carry an older .git
+  commit=$(cat .device/commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo "alexnet-mp GPU comparison, $(date -u '+%Y-%m-%d %H:%M UTC'), commit ${commit}, ${SMOKE:+SMOKE (tiny preset), }budget ${budget} s"
   echo "host: $(nproc) CPU cores; node $(node --version); python: $(command -v "${ALEXNET_PYTHON:-python3}" || echo none)"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
