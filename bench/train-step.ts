@@ -133,7 +133,7 @@ try {
     const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
     const resultBytes = kernels.reduce((a, k) => a + k.bytes, 0);
     const reusedBytes = kernels.reduce((a, k) => a + (k.reused ? k.bytes : 0), 0);
-    log(`    kernel results of that step: ${mib(resultBytes)} MiB, ${mib(reusedBytes)} MiB of them into reused buffers (reused-output.ts)`);
+    log(`    kernel results of that step: ${mib(resultBytes)} MiB, ${mib(reusedBytes)} MiB of them into reused buffers (KernelOptions.reuseOutput)`);
   }
 } catch (e) {
   oneError = failure('alexnet-mp, one process', e);

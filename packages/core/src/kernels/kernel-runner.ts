@@ -85,12 +85,15 @@ export class Kernel {
   private readonly returnsVector: boolean;
   /** Results reuse one host buffer (KernelOptions.reuseOutput on webasm and cpu; webgpu reuses its device buffer instead). */
   private readonly reuseOutput: boolean;
+  /** Every call's result lands in the same buffer, host (webasm) or device (webgpu): KernelOptions.reuseOutput. */
+  private readonly reusesBuffer: boolean;
 
   // eslint-disable-next-line @typescript-eslint/ban-types
   constructor(private readonly device: Device, readonly name: string, fn: Function, opts: KernelOptions) {
     installFlatOutput();
     this.returnsVector = opts.returnType === 'Array(4)';
-    this.reuseOutput = opts.reuseOutput === true && !device.resident;
+    this.reusesBuffer = opts.reuseOutput === true;
+    this.reuseOutput = this.reusesBuffer && !device.resident;
     this.length = opts.output.reduce((a, b) => a * b, 1) * (this.returnsVector ? 4 : 1);
     const create = device.gpu.createKernel as unknown as (f: Function, s: object) => GpuKernel;
     this.k = create.call(device.gpu, fn, {
@@ -118,7 +121,7 @@ export class Kernel {
     const t0 = profile ? performance.now() : 0;
     const r = await this.k(...args);
     if (profile) {
-      const e = profile.get(this.name) ?? { calls: 0, ms: 0, bytes: 0, reused: this.reuseOutput };
+      const e = profile.get(this.name) ?? { calls: 0, ms: 0, bytes: 0, reused: this.reusesBuffer };
       e.calls++;
       e.ms += performance.now() - t0;
       e.bytes += this.length * 4;
