@@ -4,31 +4,17 @@
  * are not judged here (that is what the benchmarks are for), only that each side ran what it says.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runBench } from './helpers.js';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-
-/** `npm run bench -- ARGS --json`'s JSON lines. Its own process group, killed whole on a timeout (bench/main.ts re-executes itself). */
-function bench(args: string[]): Promise<Record<string, unknown>[]> {
+/** `npm run bench -- ARGS --json`'s JSON lines; a failed run fails the test with its stderr. */
+async function bench(args: string[]): Promise<Record<string, unknown>[]> {
   // the malloc settings as a user who set none gets them
   const env = { ...process.env };
   delete env.ALEXNET_MALLOC_TUNING;
   delete env.GLIBC_TUNABLES;
-  const p = spawn(process.execPath, ['--import', 'tsx', 'bench/main.ts', ...args, '--json'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => process.kill(-p.pid!, 'SIGKILL'), 300_000);
-  return new Promise((resolve, reject) => {
-    p.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`bench ${args.join(' ')}: ${signal ?? `exit ${code}`}\n${err}`));
-      else resolve(out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>));
-    });
-  });
+  const r = await runBench(args, env);
+  if (r.code !== 0) throw new Error(`bench ${args.join(' ')}: ${r.signal ?? `exit ${r.code}`}\n${r.err}`);
+  return r.json;
 }
 
 test('npm run bench: our step and the peer\'s in one run, the peer\'s missing kernel named, the ratio theirs', async (t) => {

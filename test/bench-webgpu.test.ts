@@ -6,30 +6,16 @@
  * The numbers are not judged here, only that each part ran what it says.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { whyNoTfjsWebGPU } from '../bench/peer/tfjs-webgpu.js';
+import { runBench } from './helpers.js';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const why = await whyNoTfjsWebGPU();
 
-/** `npm run bench -- ARGS --json`'s JSON line and exit status. Its own process group, killed whole on a timeout. */
-function bench(args: string[]): Promise<{ code: number | null; json: Record<string, unknown> }> {
-  const p = spawn(process.execPath, ['--import', 'tsx', 'bench/main.ts', ...args, '--json'], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => process.kill(-p.pid!, 'SIGKILL'), 300_000);
-  return new Promise((resolve, reject) => {
-    p.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const line = out.trim().split('\n').find((l) => l.startsWith('{'));
-      if (!line) reject(new Error(`bench ${args.join(' ')}: ${signal ?? `exit ${code}`}, no JSON\n${err}`));
-      else resolve({ code, json: JSON.parse(line) as Record<string, unknown> });
-    });
-  });
+/** `npm run bench -- ARGS --json`'s JSON line and exit status. */
+async function bench(args: string[]): Promise<{ code: number | null; json: Record<string, unknown> }> {
+  const r = await runBench(args);
+  if (!r.json[0]) throw new Error(`bench ${args.join(' ')}: ${r.signal ?? `exit ${r.code}`}, no JSON\n${r.err}`);
+  return { code: r.code, json: r.json[0] };
 }
 
 const title = 'npm run bench -- --backend webgpu: one process, two workers, the TensorFlow.js WebGPU and PyTorch peers in one run, each ratio theirs';

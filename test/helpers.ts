@@ -1,6 +1,8 @@
 /** Helpers for the cross-package tests: real `alexnet` processes on loopback. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { alexnetBin } from '@alexnet-mp/coordinator';
 import { maxRelError as coreMaxRelError } from '@alexnet-mp/core';
@@ -108,4 +110,25 @@ export function childPids(lines: string[]): Record<string, number> {
     if (m) pids[m[1]!] = Number(m[2]);
   }
   return pids;
+}
+
+/**
+ * `npm run bench -- ARGS --json` in its own process group (bench/main.ts re-executes itself), killed
+ * whole on a timeout: its exit status, the JSON lines it printed, and its stderr.
+ */
+export function runBench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; signal: NodeJS.Signals | null; json: Record<string, unknown>[]; err: string }> {
+  const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+  const p = spawn(process.execPath, ['--import', 'tsx', 'bench/main.ts', ...args, '--json'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => process.kill(-p.pid!, 'SIGKILL'), 300_000);
+  return new Promise((resolve) => {
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const json = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code, signal, json, err });
+    });
+  });
 }
