@@ -34,18 +34,20 @@ onWebGPU('Math.floor of an integer quotient is exact past 2^24 and for negative 
   }
 });
 
-onWebGPU('outputs wider than the GPU dispatches in one dimension (x past 65535 workgroups of 8) reach every cell once (the gpu.js patch)', async (t) => {
+onWebGPU('outputs wider or deeper than the GPU dispatches in one dimension (x past 65535 workgroups of 8, z past 65535) reach every cell once (the gpu.js patch)', async (t) => {
   const dev = await testDevice();
+  // each cell holds its own flat index: a cell written by another thread, or by none, shows
   const body = function (this: KernelThis) {
-    return this.thread.x * 4 + this.thread.y * 2 + this.thread.z;
+    return (this.thread.z * this.constants.Y + this.thread.y) * this.constants.X + this.thread.x;
   };
   // the paper's conv1 at batch 256 has 774,400 columns: im2col's and the GEMM's output width
-  for (const output of [[774400, 2], [600000, 1, 2]] as const) {
-    const k = new Kernel(dev, `wide${output.length}d`, body, { output: [...output] });
-    const got = await k.run();
+  // and the paper's conv3 col2im at batch 256: 13 x 13 x 65,536 (256 channels x 256 images)
+  for (const output of [[774400, 2], [600000, 1, 2], [3, 13, 65536 + 7]] as const) {
     const [X, Y, Z] = [output[0], output[1], output[2] ?? 1];
+    const k = new Kernel(dev, `wide${output.join('x')}`, body, { output: [...output], constants: { X, Y } });
+    const got = await k.run();
     let bad = 0;
-    for (let z = 0; z < Z; z++) for (let y = 0; y < Y; y++) for (let x = 0; x < X; x++) if (got[(z * Y + y) * X + x] !== x * 4 + y * 2 + z) bad++;
+    for (let i = 0; i < X * Y * Z; i++) if (got[i] !== i) bad++;
     t.is(bad, 0, `output ${output.join('x')}`);
   }
 });
