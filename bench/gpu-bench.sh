@@ -93,6 +93,8 @@ inner() {
   # the peers take more steps than alexnet-mp (theirs are short); alexnet-mp's last timed step counts launches
   part "bench $paper, batch $big, one process and two workers" 150 "${bench[@]}" --preset $paper --batch $big --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --two-workers
   part "bench $cifar, batch $small" 60 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers
+  # the whole program (launch: two workers, gRPC, the coordinator) at twice the paper's batch
+  part "launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4" 60 bash -c "node bin/alexnet.mjs launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4 2>&1 | grep -E '\"event\":\"(step|done|failed)\"|coordinator: done|rror|refused' | sed -E 's/,\"workers\".*//'"
   # the GEMM with one output per thread instead of four, and the time per kernel, alexnet-mp only
   part "bench $cifar, batch $small, ALEXNET_WEBGPU_GEMM=scalar, --profile" 40 env ALEXNET_WEBGPU_GEMM=scalar "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none --profile
   part "kernel and model tests on webgpu: ${tests}" 140 env ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=$expect \
