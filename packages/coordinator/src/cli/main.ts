@@ -9,11 +9,14 @@ import { launchCommand } from './launch-command.js';
 import { certsCommand } from './certs-command.js';
 import { summaryCommand } from './summary-command.js';
 import { reportAndExit } from './errors.js';
+import { optionsOf, unknownOptionLine } from './unknown-option.js';
+import { packageVersion } from './version.js';
 
 process.on('unhandledRejection', reportAndExit);
 
 try {
-  await yargs(hideBin(process.argv))
+  const cli = yargs(hideBin(process.argv));
+  await cli
     .scriptName('alexnet')
     .usage('$0 <command> [options]\n\nAlexNet trained as in the 2012 paper: two towers on two devices, gpu.js kernels, gRPC between them.')
     .command(launchCommand)
@@ -28,10 +31,11 @@ try {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version(packageVersion)
     .fail((msg, err, y) => {
       if (err) reportAndExit(err);
-      process.stderr.write(`${y.help()}\n\nalexnet: ${msg}\n`);
+      const unknown = unknownOptionLine(msg, optionsOf(cli), hideBin(process.argv));
+      process.stderr.write(unknown ? `alexnet: ${unknown}\n` : `${y.help()}\n\nalexnet: ${msg}\n`);
       process.exit(2);
     })
     .parseAsync();

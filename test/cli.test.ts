@@ -1,0 +1,29 @@
+/** The command line's own behaviour: `--version`, and one line (not the help text) for an unknown flag. */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { alexnetBin } from '@alexnet-mp/coordinator';
+
+const run = (...args: string[]) => spawnSync(process.execPath, [alexnetBin, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+test('--version prints the package version', (t) => {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const r = run('--version');
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.trim(), version);
+});
+
+for (const [args, line] of [
+  [['launch', '--bach', '8'], 'alexnet: unknown option --bach (did you mean --batch?); --help lists them'],
+  [['summary', 'runs/none', '--jsn'], 'alexnet: unknown option --jsn (did you mean --json?); --help lists them'],
+  // a misspelt required option is named as unknown, not reported as the required one missing
+  [['coordinator', '--workerz', '127.0.0.1:1,127.0.0.1:2'], 'alexnet: unknown option --workerz (did you mean --workers?); --help lists them'],
+  [['params', '--preset', 'tiny', '--zzzzzzzz'], 'alexnet: unknown option --zzzzzzzz; --help lists them'],
+] as const) {
+  test(`an unknown flag is one line naming it and the closest valid one, exit 2: alexnet ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2);
+    t.is(r.stdout, '');
+    t.is(r.stderr, `${line}\n`);
+  });
+}
