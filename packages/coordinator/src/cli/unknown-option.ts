@@ -3,10 +3,9 @@
  * This turns that report into one line naming the flag as typed and the closest valid one.
  */
 
-/** The options yargs knows in the current command: its `getOptions()` (keys and aliases). */
+/** The options yargs knows in the current command (`key`: every name, aliases included). */
 export interface KnownOptions {
   key: Record<string, unknown>;
-  alias?: Record<string, string[]>;
 }
 
 /** The options of the command being parsed: yargs' `getOptions()`, which its types do not declare. */
@@ -27,21 +26,19 @@ export function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-/** How a flag is written on the command line: `--batch`, `-h`. */
-const flag = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`);
-
-/** The valid flag closest to `name`, when it is close enough to be a likely misspelling. */
+/** The valid long flag closest to `name` (typed without dashes), when close enough to be a likely misspelling. */
 export function closestOption(name: string, known: KnownOptions): string | undefined {
   const bare = name.replace(/^no-/, '');
+  if (bare.length < 2) return undefined;
   let best: { name: string; distance: number } | undefined;
   for (const candidate of Object.keys(known.key)) {
-    if (candidate.length === 1 || candidate === '$0') continue;
+    if (candidate.length === 1) continue;
     const distance = Math.min(editDistance(name, candidate), editDistance(bare, candidate));
     if (!best || distance < best.distance) best = { name: candidate, distance };
   }
   if (!best) return undefined;
   const bound = Math.max(1, Math.min(3, Math.floor(bare.length / 2)));
-  return best.distance <= bound || best.name.startsWith(bare) || bare.startsWith(best.name) ? flag(best.name) : undefined;
+  return best.distance <= bound || best.name.startsWith(bare) || bare.startsWith(best.name) ? `--${best.name}` : undefined;
 }
 
 /** Whether `name` (as typed after the dashes, camelCase allowed) is one of the known options. */
