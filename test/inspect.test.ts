@@ -194,7 +194,7 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     [['inspect', 'activations', '--coordinator', f.service.address, '--image', f.image, '--layer', 'conv9'], /^alexnet: no layer "conv9" in preset tiny/],
     [['inspect', 'activations', '--run', f.runDir, '--image', path.join(f.runDir, 'none.jpg')], /^alexnet: --image .*none\.jpg: no such file$/],
     [['inspect', 'kernels', '--run', f.runDir, '--layer', 'conv2', '--input-idx', '0:2'], /^alexnet: --input-idx 0:2: a slice shows one channel \(grey\) or three \(as RGB\), not 2$/],
-    [['inspect', 'kernels'], /^alexnet: give either --run RUN_DIR \(a checkpoint\) or --coordinator HOST:PORT/],
+    [['inspect', 'kernels'], /^alexnet: give one of --run RUN_DIR \(a checkpoint\), --model FILE \(a model file\) or --coordinator HOST:PORT/],
     [['inspect', 'kernels', '--coordinator', '127.0.0.1:1'], /^alexnet: no coordinator answered at 127\.0\.0\.1:1 /],
   ];
   for (const [args, re] of cases) {

@@ -16,7 +16,7 @@ export interface SavedRun {
   batch?: number;
   hyper?: SgdHyper;
   lr_schedule?: { spec: LrScheduleSpec; state: LrScheduleState } | null;
-  data?: { name?: string; position?: number; epoch?: number; steps_per_epoch?: number | null; order_seed?: number };
+  data?: { name?: string; position?: number; epoch?: number; steps_per_epoch?: number | null; order_seed?: number; source?: string };
   /** The --data the run was started with (synthetic, cifar10 or a folder, as given): --resume uses it unless told otherwise. */
   data_name?: string;
   /** A folder's --data as it resolved when the checkpoint was written (absolute): found again when the run is resumed from another directory. */

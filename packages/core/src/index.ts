@@ -21,5 +21,6 @@ export * from './model/hash.js';
 export * from './checkpoint/safetensors.js';
 export * from './checkpoint/pytorch-names.js';
 export * from './checkpoint/checkpoint.js';
+export * from './checkpoint/model-file.js';
 export { biasHyper, legacyHyper, paperSgd, type SgdHyper } from './kernels/sgd.js';
 export { startKernelProfile, kernelProfile } from './kernels/kernel-runner.js';

@@ -142,6 +142,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
               ...(fromRun ? { data_name: savedData } : {}),
               // the mean the workers subtract: `alexnet inspect --run` feeds images to the checkpoint the same way
               input_mean: data.source.inputMean ?? null,
+              // the class names in label order: `alexnet export` writes them into the model file
+              class_names: data.classes ? [...data.classes] : null,
               plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
             }),
           }

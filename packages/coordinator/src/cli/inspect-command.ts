@@ -1,8 +1,8 @@
 /**
  * `alexnet inspect kernels|activations|predictions`: pictures of what each
- * tower holds, from a run directory's latest checkpoint (--run) or from a
- * running coordinator (--coordinator HOST:PORT, its --inspect-port). See
- * docs/inspect.md.
+ * tower holds, from a run directory's latest checkpoint (--run), a model file
+ * (--model, alexnet export's) or a running coordinator (--coordinator
+ * HOST:PORT, its --inspect-port). See docs/inspect.md.
  */
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
@@ -17,6 +17,7 @@ import { writePng } from '../inspect/png.js';
 
 interface CommonArgs extends SecurityArgs {
   run?: string;
+  model?: string;
   coordinator?: string;
   out?: string;
   columns?: number;
@@ -28,25 +29,30 @@ interface CommonArgs extends SecurityArgs {
 const commonOptions = (y: Argv) =>
   y.options({
     run: { type: 'string', describe: "a run directory: its latest checkpoint (RUN_DIR/checkpoints), both towers computed in this process" },
+    model: { type: 'string', describe: 'a model file (alexnet export, e.g. models/cifar10.safetensors), both towers computed in this process' },
     coordinator: { type: 'string', describe: "a running coordinator's inspection address HOST:PORT (alexnet coordinator --inspect-port; launch prints it): asks the workers, between two training steps" },
     out: { type: 'string', describe: 'the PNG to write (default: RUN_DIR/inspect/... with --run, ./inspect/... with --coordinator)' },
     columns: { type: 'number', describe: 'tiles a row (default 16, or fewer)' },
-    backend: { choices: backendChoices, default: 'auto', describe: 'with --run: the gpu.js mode of the forward passes' },
-    data: { type: 'string', describe: "with --run: the data set for predictions and the input mean (default: the run's own)" },
-    'cache-dir': { type: 'string', describe: 'with --run: the data cache folder (as for training)' },
+    backend: { choices: backendChoices, default: 'auto', describe: 'with --run or --model: the gpu.js mode of the forward passes' },
+    data: { type: 'string', describe: "with --run or --model: the data set for predictions (default: the run's own; a model file needs it for predictions)" },
+    'cache-dir': { type: 'string', describe: 'with --run or --model: the data cache folder (as for training)' },
     // with --coordinator: the credentials it asks for (its own: --tls DIR takes DIR/coordinator.pem)
     ...securityOptions,
   });
 
-/** The source named by --run or --coordinator (exactly one). */
+/** The source named by --run, --model or --coordinator (exactly one). */
 async function openSource(a: CommonArgs): Promise<InspectSource> {
-  if ((a.run === undefined) === (a.coordinator === undefined)) throw new UserError('give either --run RUN_DIR (a checkpoint) or --coordinator HOST:PORT (a running coordinator)');
+  if ([a.run, a.model, a.coordinator].filter((x) => x !== undefined).length !== 1) {
+    throw new UserError('give one of --run RUN_DIR (a checkpoint), --model FILE (a model file) or --coordinator HOST:PORT (a running coordinator)');
+  }
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
-  if (a.run !== undefined) return CheckpointSource.open(a.run, { backend: a.backend as RequestedBackend, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet inspect: ${l}\n`) });
+  const o = { backend: a.backend as RequestedBackend, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
+  if (a.run !== undefined) return CheckpointSource.open(a.run, o);
+  if (a.model !== undefined) return CheckpointSource.openModel(a.model, o);
   return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator') });
 }
 
-/** --out, or a file named for what it shows under RUN_DIR/inspect (or ./inspect). */
+/** --out, or a file named for what it shows under RUN_DIR/inspect (or ./inspect with --model or --coordinator). */
 const outFile = (a: CommonArgs, name: string): string => a.out ?? path.join(a.run ?? '.', 'inspect', name);
 
 async function withSource(a: CommonArgs, f: (s: InspectSource) => Promise<void>): Promise<void> {
@@ -137,7 +143,7 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
 
 export const inspectCommand: CommandModule = {
   command: 'inspect',
-  describe: "pictures of each tower: its kernels, an image's feature maps, predictions on held-out images (from a checkpoint or a running coordinator)",
+  describe: "pictures of each tower: its kernels, an image's feature maps, predictions on held-out images (from a checkpoint, a model file or a running coordinator)",
   builder: (y) =>
     y
       .command(kernelsCommand)
@@ -145,6 +151,7 @@ export const inspectCommand: CommandModule = {
       .command(predictionsCommand)
       .demandCommand(1, 'name what to inspect: kernels, activations or predictions')
       .example('$0 inspect kernels --run runs/c10', "conv1's kernels of both towers and their colour scores")
+      .example('$0 inspect kernels --model models/cifar10.safetensors', 'the same for the shipped CIFAR-10 model')
       .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer conv2', "each tower's conv2 maps for cat.jpg")
       .example('$0 inspect kernels --coordinator 127.0.0.1:50070', 'the same, live from a running coordinator'),
   handler: () => {},

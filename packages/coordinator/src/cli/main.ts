@@ -8,6 +8,8 @@ import { coordinatorCommand } from './coordinator-command.js';
 import { launchCommand } from './launch-command.js';
 import { certsCommand } from './certs-command.js';
 import { summaryCommand } from './summary-command.js';
+import { exportCommand } from './export-command.js';
+import { predictCommand } from './predict-command.js';
 import { reportAndExit } from './errors.js';
 import { optionsOf, unknownOptionLine } from './unknown-option.js';
 import { packageVersion } from './version.js';
@@ -25,6 +27,8 @@ try {
     .command(paramsCommand)
     .command(inspectCommand)
     .command(summaryCommand)
+    .command(predictCommand)
+    .command(exportCommand)
     .command(certsCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()

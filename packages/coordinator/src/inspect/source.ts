@@ -1,15 +1,13 @@
 /**
  * Where `alexnet inspect` reads a model from: a run directory's latest
- * checkpoint (CheckpointSource: both towers in this process, core's
+ * checkpoint or a model file (CheckpointSource: both towers in this process, core's
  * GroupedTrainer, the one-process oracle of the two-worker run) or a running
  * coordinator (LiveSource: its Coordinator service, which asks the workers).
  * Both give the same answers for the same weights (tested).
  */
-import fs from 'node:fs';
-import { CheckpointError, GroupedTrainer, decodeCheckpoint, getPreset, latestCheckpoint, modelHash, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
-import { augmentFor, openDataset } from '@alexnet-mp/core/data';
-import { DEFAULT_INPUT_MEAN, normaliseImages, type Security } from '@alexnet-mp/worker';
-import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from '../resume.js';
+import { GroupedTrainer, getPreset, modelHash, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
+import { normaliseImages, type Security } from '@alexnet-mp/worker';
+import { TrainedModel } from '../trained-model.js';
 import { openTrainingData } from '../training-data.js';
 import { UserError } from '../cli/errors.js';
 import { kernelShape, mapShape } from './layers.js';
@@ -29,12 +27,6 @@ export interface InspectSource {
   close(): Promise<void>;
 }
 
-/** What the coordinator saved in a checkpoint, with what inspection reads from it. */
-interface SavedForInspection extends SavedRun {
-  data_name?: string;
-  input_mean?: number[] | null;
-}
-
 export interface CheckpointSourceOptions {
   /** gpu.js mode for the forward passes (default auto). */
   readonly backend?: RequestedBackend;
@@ -44,106 +36,89 @@ export interface CheckpointSourceOptions {
   readonly info?: (line: string) => void;
 }
 
-/** The latest checkpoint of RUN_DIR, both towers in this process. */
+/** A run's latest checkpoint (--run) or a model file (--model), both towers in this process. */
 export class CheckpointSource implements InspectSource {
   private trainer: GroupedTrainer | null = null;
-  private mean: readonly number[] | null = null;
 
   private constructor(
-    readonly spec: ModelSpec,
-    readonly file: string,
-    readonly step: number,
-    readonly seed: number,
-    private readonly params: ReturnType<typeof decodeCheckpoint>['params'],
-    private readonly saved: SavedForInspection,
+    readonly model: TrainedModel,
     private readonly o: CheckpointSourceOptions,
   ) {}
 
+  get spec(): ModelSpec {
+    return this.model.spec;
+  }
+
+  get file(): string {
+    return this.model.file;
+  }
+
+  get step(): number {
+    return this.model.step ?? 0;
+  }
+
+  get seed(): number {
+    return this.model.seed;
+  }
+
   get description(): string {
-    return `${this.file} (preset ${this.spec.name}, step ${this.step})`;
+    return this.model.description;
   }
 
   /** Reads the latest checkpoint of a run directory (its preset from the checkpoint); a UserError when there is none. */
   static open(runDir: string, o: CheckpointSourceOptions = {}): CheckpointSource {
-    if (!fs.existsSync(runDir)) throw new UserError(`--run ${runDir}: no such run directory`);
-    const file = latestCheckpoint(checkpointDir(runDir));
-    if (!file) throw new UserError(`--run ${runDir}: no checkpoint in ${checkpointDir(runDir)} (runs write them with --run-dir and --checkpoint-every or --epochs)`);
-    const preset = readCheckpointHeader(file).preset;
-    if (preset === undefined) throw new CheckpointError(`${file} does not say its preset`);
-    const spec = getPreset(preset);
-    const { params, state } = decodeCheckpoint(spec, fs.readFileSync(file), file);
-    return new CheckpointSource(spec, file, state.step, state.seed, params, (state.extra ?? {}) as SavedForInspection, o);
+    return new CheckpointSource(TrainedModel.openRun(runDir, { data: o.data, cacheDir: o.cacheDir, info: o.info }), o);
   }
 
-  private resolvedData: string | null = null;
-
-  /** --data, else the run's own (saying so once when it is found where the checkpoint was written, not from here), else synthetic. */
-  private get dataName(): string {
-    if (this.resolvedData === null) {
-      const fromRun = this.o.data === undefined ? resumedData(this.saved) : undefined;
-      if (fromRun?.note !== undefined) this.o.info?.(fromRun.note);
-      this.resolvedData = this.o.data ?? fromRun?.data ?? 'synthetic';
-    }
-    return this.resolvedData;
+  /** Reads a model file (alexnet export); a one-line error when it is missing or not one. */
+  static openModel(file: string, o: CheckpointSourceOptions = {}): CheckpointSource {
+    return new CheckpointSource(TrainedModel.openFile(file, { data: o.data, cacheDir: o.cacheDir, info: o.info }), o);
   }
 
   async kernels(layer: string): Promise<KernelsAt> {
     const shape = kernelShape(this.spec, layer);
     const of = (t: 0 | 1): LayerKernels => {
-      const p = this.params[t].get(layer)!;
+      const p = this.model.params[t].get(layer)!;
       return { w: p.w, b: p.b, shape };
     };
     return { step: this.step, towers: [of(0), of(1)] };
   }
 
   /** Both towers on this process's devices, built on first use. */
-  private async model(): Promise<GroupedTrainer> {
-    this.trainer ??= await GroupedTrainer.create({ spec: this.spec, backend: this.o.backend ?? 'auto', batch: 1, seed: this.seed, params: this.params, fallback: { onFallback: 'warn' } });
+  private async trainerOf(): Promise<GroupedTrainer> {
+    this.trainer ??= await GroupedTrainer.create({ spec: this.spec, backend: this.o.backend ?? 'auto', batch: 1, seed: this.seed, params: this.model.params, fallback: { onFallback: 'warn' } });
     return this.trainer;
-  }
-
-  /**
-   * The per-channel mean the workers subtracted in this run: saved in the checkpoint, else (older checkpoints)
-   * the data set's training mean, else 128 (synthetic data), exactly as the coordinator sends it at Configure.
-   */
-  private async inputMean(): Promise<readonly number[]> {
-    if (this.mean) return this.mean;
-    const saved = this.saved.input_mean;
-    if (saved && saved.length > 0) this.mean = saved;
-    else if (this.dataName === 'synthetic') this.mean = DEFAULT_INPUT_MEAN.slice(0, this.spec.inputChannels);
-    else {
-      const d = await openDataset(this.dataName, { size: augmentFor(this.spec.inputSize).storedSize, cacheDir: this.o.cacheDir, log: this.o.info });
-      this.mean = d.stats.mean;
-    }
-    return this.mean;
   }
 
   /** uint8 images as the workers would feed them to the network (their own function, the run's mean and the preset's scale). */
   private async normalise(images: Uint8Array): Promise<Float32Array> {
-    return normaliseImages(images, { mean: await this.inputMean(), scale: this.spec.inputScale });
+    return normaliseImages(images, { mean: await this.model.inputMean(), scale: this.spec.inputScale });
   }
 
   async activations(images: Uint8Array, layer: string): Promise<ActivationsAt> {
     mapShape(this.spec, layer);
     const n = imageCount(this.spec, images);
-    const m = await this.model();
+    const m = await this.trainerOf();
     return { step: this.step, towers: await m.activations(await this.normalise(images), n, layer) };
   }
 
   async predictions(count: number): Promise<PredictionsAt> {
     if (!Number.isInteger(count) || count < 1) throw new UserError(`--count must be an integer >= 1, got ${count}`);
-    const data = await openTrainingData({ data: this.dataName, spec: this.spec, seed: this.seed, cacheDir: this.o.cacheDir, info: this.o.info });
+    const dataName = this.model.dataName();
+    if (dataName === null) throw new UserError(`inspect predictions --model needs --data (cifar10 or a folder): the held-out images to show; a model file keeps no data set`);
+    const data = await openTrainingData({ data: dataName, spec: this.spec, seed: this.seed, cacheDir: this.o.cacheDir, info: this.o.info });
     try {
       let batch: { images: Uint8Array; labels: Uint32Array } | null = null;
       for await (const b of data.heldOut(count, 1, 'centre').batches()) {
         batch = b;
         break;
       }
-      if (!batch || batch.labels.length === 0) throw new UserError(`${this.dataName} has no held-out images`);
+      if (!batch || batch.labels.length === 0) throw new UserError(`${dataName} has no held-out images`);
       const n = batch.labels.length;
-      const m = await this.model();
+      const m = await this.trainerOf();
       const logits = await m.predict(await this.normalise(batch.images), n);
-      return { step: this.step, images: batch.images, labels: batch.labels, logits, classNames: data.classes ?? [] };
+      const classNames = this.model.kind === 'model' ? await this.model.classNames() : (data.classes ?? []);
+      return { step: this.step, images: batch.images, labels: batch.labels, logits, classNames };
     } finally {
       await data.close();
     }

@@ -44,13 +44,19 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-export function checkpointTensors(spec: ModelSpec, params: [TowerParams, TowerParams]): NamedTensor[] {
+/** Both towers' weights and biases under their PyTorch names (no momentum): what a trained model file holds. */
+export function weightTensors(spec: ModelSpec, params: [TowerParams, TowerParams]): NamedTensor[] {
   const out: NamedTensor[] = [];
   for (const plan of torchPlan(spec)) {
     const parts = plan.towers.map((t) => params[t].get(plan.layer)!);
     out.push({ name: `${plan.module}.weight`, shape: plan.weightShape, data: concat(parts.map((p) => p.w)) });
     out.push({ name: `${plan.module}.bias`, shape: plan.biasShape, data: concat(parts.map((p) => p.b)) });
   }
+  return out;
+}
+
+export function checkpointTensors(spec: ModelSpec, params: [TowerParams, TowerParams]): NamedTensor[] {
+  const out = weightTensors(spec, params);
   for (const plan of torchPlan(spec)) {
     const parts = plan.towers.map((t) => params[t].get(plan.layer)!);
     out.push({ name: `momentum.${plan.module}.weight`, shape: plan.weightShape, data: concat(parts.map((p) => p.vw)) });

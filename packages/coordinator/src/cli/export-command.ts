@@ -1,0 +1,49 @@
+/**
+ * `alexnet export --run RUN_DIR [--step N] --out FILE.safetensors`: a run's checkpoint as a model file,
+ * weights only (no momentum), under the checkpoint's PyTorch names and layout, with the preset, model hash,
+ * class names, input mean and scale, the run and step, and the date in its metadata (core's model-file.ts;
+ * docs/models.md).
+ */
+import fs from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { positiveInt } from './options.js';
+import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
+
+const size = (bytes: number): string => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`);
+
+interface Args {
+  run: string;
+  step?: number;
+  out: string;
+  data?: string;
+  'cache-dir'?: string;
+}
+
+export const exportCommand: CommandModule<object, Args> = {
+  command: 'export',
+  describe: "a run's checkpoint as a model file to use on its own (alexnet predict --model, PyTorch): weights only, no momentum, with the class names and input normalisation (docs/models.md)",
+  builder: (y) =>
+    y
+      .options({
+        run: { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run): its latest checkpoint unless --step' },
+        step: { type: 'number', describe: 'the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
+        out: { type: 'string', demandOption: true, describe: 'the model file to write (.safetensors); replaced whole if it exists' },
+        data: { type: 'string', describe: "where the run's data is, when its checkpoint predates saving the class names and input mean and the data has moved" },
+        'cache-dir': { type: 'string', describe: 'the data cache folder (as for training), for such older checkpoints' },
+      })
+      .example('$0 export --run runs/c10 --out c10.safetensors', 'the latest checkpoint of runs/c10 as a model file')
+      .example('$0 predict cat.jpg --model c10.safetensors', 'then use it') as never,
+  handler: async (a) => {
+    if (a.step !== undefined) positiveInt(a.step, 'step', 0);
+    checkWritable(a.out);
+    const model = TrainedModel.openRun(a.run, { step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet export: ${l}\n`) });
+    const bytes = await model.encode();
+    writeModelFile(a.out, bytes);
+    const names = await model.classNames();
+    const mean = await model.inputMean();
+    process.stdout.write(
+      `${a.out}: preset ${model.spec.name}, step ${model.step} of ${a.run}${model.runId ? ` (run ${model.runId})` : ''}, ${size(fs.statSync(a.out).size)}, ` +
+        `${names.length} classes (${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}), input (pixel - [${mean.map((m) => m.toFixed(2)).join(', ')}]) / ${model.spec.inputScale}\n`,
+    );
+  },
+};

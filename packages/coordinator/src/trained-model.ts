@@ -1,0 +1,218 @@
+/**
+ * A trained model to use (`alexnet predict`, `alexnet inspect --model`) or to
+ * export (`alexnet export`): a model file (core's model-file.ts: weights and
+ * what it takes to use them) or a run folder's checkpoint, read the same way.
+ *
+ * From a run, the class names and the input mean come from the checkpoint
+ * (runs save both); for checkpoints that lack them, from the run's data set:
+ * the class names by listing it (nothing decoded), the mean from its
+ * training split's statistics (as the coordinator sent it to the workers).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CheckpointError,
+  classNamesFor,
+  decodeCheckpoint,
+  decodeModel,
+  encodeModel,
+  getPreset,
+  listCheckpoints,
+  replaceFile,
+  type ModelInfo,
+  type ModelSpec,
+  type TowerParams,
+} from '@alexnet-mp/core';
+import { DEFAULT_INPUT_MEAN } from '@alexnet-mp/worker';
+import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from './resume.js';
+import { sourceNames } from './batch-source.js';
+import { UserError } from './cli/errors.js';
+
+/** The model shipped with the repository: `alexnet predict`'s default. */
+export const DEFAULT_MODEL_FILE = fileURLToPath(new URL('../../../models/cifar10.safetensors', import.meta.url));
+
+/** What the coordinator keeps in a checkpoint that a trained model needs. */
+export interface SavedForModel extends SavedRun {
+  /** The per-channel mean the workers subtracted (null: synthetic data, the default mean). */
+  input_mean?: number[] | null;
+  /** The data set's class names in label order (null: synthetic data). */
+  class_names?: string[] | null;
+}
+
+export interface TrainedModelOptions {
+  /** The data set whose names and mean a run's checkpoint lacks (default: the run's own). */
+  readonly data?: string;
+  readonly cacheDir?: string;
+  readonly info?: (line: string) => void;
+}
+
+export class TrainedModel {
+  private names: string[] | null;
+  private mean: number[] | null;
+  private resolvedData: string | null | undefined;
+
+  private constructor(
+    readonly spec: ModelSpec,
+    readonly params: [TowerParams, TowerParams],
+    /** The file read: a model file or a run's checkpoint. */
+    readonly file: string,
+    readonly kind: 'model' | 'checkpoint',
+    readonly step: number | undefined,
+    readonly seed: number,
+    /** A model file's metadata; for a checkpoint, what its run saved. */
+    private readonly fromFile: ModelInfo | null,
+    private readonly saved: SavedForModel,
+    private readonly o: TrainedModelOptions,
+    readonly runDir?: string,
+  ) {
+    this.names = fromFile ? [...fromFile.classes] : saved.class_names ? classNamesFor(spec, saved.class_names) : null;
+    this.mean = fromFile ? [...fromFile.inputMean] : saved.input_mean && saved.input_mean.length > 0 ? [...saved.input_mean] : null;
+  }
+
+  /** A model file (`alexnet export`'s); a UserError or CheckpointError, one line, when it is missing or not one. */
+  static openFile(file: string, o: TrainedModelOptions = {}): TrainedModel {
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UserError(code === 'ENOENT' ? `--model ${file}: no such file` : code === 'EISDIR' ? `--model ${file} is a folder: give a model file (.safetensors; a run folder goes with --run)` : `--model ${file}: ${(e as Error).message}`);
+    }
+    const { spec, params, info } = decodeModel(buf, file);
+    return new TrainedModel(spec, params, file, 'model', info.step, info.seed ?? 0, info, {}, o);
+  }
+
+  /** A run folder's checkpoint: the latest, or that of `step`; a UserError, one line, when there is none. */
+  static openRun(runDir: string, o: TrainedModelOptions & { step?: number } = {}): TrainedModel {
+    if (!fs.existsSync(runDir)) throw new UserError(`--run ${runDir}: no such run directory`);
+    if (!fs.statSync(runDir).isDirectory()) throw new UserError(`--run ${runDir} is not a folder: give a run folder (--run-dir of the run; a model file goes with --model)`);
+    const all = listCheckpoints(checkpointDir(runDir));
+    if (all.length === 0) throw new UserError(`--run ${runDir}: no checkpoint in ${checkpointDir(runDir)} (runs write them with --run-dir and --checkpoint-every or --epochs)`);
+    let file = all[all.length - 1]!;
+    if (o.step !== undefined) {
+      const want = `step-${String(o.step).padStart(9, '0')}.safetensors`;
+      const found = all.find((f) => path.basename(f) === want);
+      const steps = all.map((f) => Number(/(\d+)\.safetensors$/.exec(f)![1]));
+      if (!found) throw new UserError(`--step ${o.step}: ${runDir} has no checkpoint of that step (it keeps steps ${steps.join(', ')})`);
+      file = found;
+    }
+    const preset = readCheckpointHeader(file).preset;
+    if (preset === undefined) throw new CheckpointError(`${file} does not say its preset`);
+    const spec = getPreset(preset);
+    const { params, state } = decodeCheckpoint(spec, fs.readFileSync(file), file);
+    return new TrainedModel(spec, params, file, 'checkpoint', state.step, state.seed, null, (state.extra ?? {}) as SavedForModel, o, runDir);
+  }
+
+  /** One line: the file, its preset and step, and the run it came from. */
+  get description(): string {
+    const run = this.fromFile?.runId ?? this.saved.run_id;
+    return `${this.file} (preset ${this.spec.name}${this.step !== undefined ? `, step ${this.step}` : ''}${run ? ` of run ${run}` : ''})`;
+  }
+
+  /** The model file's metadata (null for a checkpoint). */
+  get metadata(): ModelInfo | null {
+    return this.fromFile;
+  }
+
+  /**
+   * The data set this model's names, mean and held-out images come from: --data, else (a checkpoint) the
+   * run's own (saying so once when it is found where the checkpoint was written, not from here), else
+   * synthetic; null for a model file without --data.
+   */
+  dataName(): string | null {
+    if (this.resolvedData === undefined) {
+      if (this.o.data !== undefined) this.resolvedData = this.o.data;
+      else if (this.kind === 'model') this.resolvedData = null;
+      else {
+        const fromRun = resumedData(this.saved);
+        if (fromRun?.note !== undefined) this.o.info?.(fromRun.note);
+        this.resolvedData = fromRun?.data ?? 'synthetic';
+      }
+    }
+    return this.resolvedData;
+  }
+
+  /** One name per output, in output order (`class N` where the data set has none). */
+  async classNames(): Promise<string[]> {
+    this.names ??= classNamesFor(this.spec, await classNamesOfData(this.dataName() ?? 'synthetic'));
+    return this.names;
+  }
+
+  /**
+   * The per-channel mean subtracted from the input: the model file's, else the checkpoint's (what the
+   * coordinator sent the workers), else (older checkpoints) the data set's training mean, else 128.
+   */
+  async inputMean(): Promise<number[]> {
+    if (this.mean) return this.mean;
+    const data = this.dataName() ?? 'synthetic';
+    if ((sourceNames as readonly string[]).includes(data)) this.mean = DEFAULT_INPUT_MEAN.slice(0, this.spec.inputChannels);
+    else {
+      const { augmentFor, openDataset } = await import('@alexnet-mp/core/data');
+      const d = await openDataset(data, { size: augmentFor(this.spec.inputSize).storedSize, cacheDir: this.o.cacheDir, log: this.o.info });
+      this.mean = [...d.stats.mean];
+    }
+    return this.mean;
+  }
+
+  /** The run's data as its checkpoint describes it (a model file: as its metadata says). */
+  get dataDescription(): string | undefined {
+    return this.fromFile?.data ?? this.saved.data?.source;
+  }
+
+  get runId(): string | undefined {
+    return this.fromFile?.runId ?? this.saved.run_id;
+  }
+
+  /** The model file's bytes: weights only, with the names, mean, run and step. */
+  async encode(exported = new Date()): Promise<Buffer> {
+    return encodeModel(this.spec, this.params, {
+      classes: await this.classNames(),
+      inputMean: await this.inputMean(),
+      runId: this.runId,
+      run: this.fromFile?.run ?? this.runDir,
+      step: this.step,
+      seed: this.seed,
+      data: this.dataDescription,
+      exported: exported.toISOString(),
+    });
+  }
+}
+
+/** Class names of a data set by listing it (nothing decoded); null for generated data. */
+export async function classNamesOfData(data: string): Promise<string[] | null> {
+  if ((sourceNames as readonly string[]).includes(data)) return null;
+  const { CIFAR10_CLASSES, CIFAR10_DOWNLOAD, cifarClassNames, findCifarBinaryDir, isImageFolderRoot, listImageSplit } = await import('@alexnet-mp/core/data');
+  if (data === CIFAR10_DOWNLOAD) return [...CIFAR10_CLASSES];
+  const abs = path.resolve(data);
+  const bin = fs.existsSync(abs) ? findCifarBinaryDir(abs) : null;
+  if (bin) return cifarClassNames(bin);
+  if (await isImageFolderRoot(abs)) return [...(await listImageSplit(path.join(abs, 'train'))).classes];
+  throw new UserError(`the class names of ${data} cannot be read: it is neither an image folder (train/<class>/...) nor CIFAR-10's binary folder (give the run's data with --data)`);
+}
+
+/**
+ * Writes a model file atomically (a temporary file beside it, then a rename); a UserError, one line, when
+ * the folder is missing or not writable or the path is a folder.
+ */
+export function writeModelFile(out: string, bytes: Uint8Array): void {
+  try {
+    replaceFile(out, bytes);
+  } catch (e) {
+    throw new UserError(`--out ${out}: cannot write it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** Refuses an --out that cannot be written before any work is done: a missing or read-only folder, a folder as the path. */
+export function checkWritable(out: string): void {
+  const dir = path.dirname(path.resolve(out));
+  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`--out ${out} is a folder: give a file name, e.g. ${path.join(out, 'model.safetensors')}`);
+  if (!fs.existsSync(dir)) throw new UserError(`--out ${out}: the folder ${dir} does not exist`);
+  if (!fs.statSync(dir).isDirectory()) throw new UserError(`--out ${out}: ${dir} is not a folder`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    if (fs.existsSync(out)) fs.accessSync(out, fs.constants.W_OK);
+  } catch {
+    throw new UserError(`--out ${out}: ${fs.existsSync(out) ? 'the file' : `the folder ${dir}`} is not writable`);
+  }
+}
