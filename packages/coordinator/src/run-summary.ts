@@ -100,6 +100,8 @@ export interface RunReport {
   readonly batch: number;
   readonly plannedSteps: number;
   readonly stepsPerEpoch: number | null;
+  /** The epochs planned when the run is counted in epochs (--epochs); null for a run counted in steps (--steps), even on data with epochs. */
+  readonly epochs: number | null;
   readonly stepsDone: number;
   readonly sessions: readonly Session[];
   readonly seconds: number;
@@ -216,6 +218,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     batch: last.batch,
     plannedSteps: last.steps,
     stepsPerEpoch: spe,
+    epochs: last.epochs ?? null,
     stepsDone,
     sessions,
     seconds: sessions.reduce((s, x) => s + x.seconds, 0),
@@ -263,7 +266,8 @@ function byBackend(list: readonly Session[]): string {
 /** The report as Markdown: a few lines, the sessions and the table. */
 export function formatRunReport(r: RunReport): string {
   const out: string[] = [];
-  const epochs = r.stepsPerEpoch ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : '';
+  // a run counted in epochs says them; one counted in steps (--steps, even on data with epochs) says steps
+  const epochs = r.stepsPerEpoch && r.epochs ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : ' steps';
   out.push(`preset ${r.preset}, batch ${r.batch}; ${r.data}`);
   out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${plural(r.sessions.length, 'session')}${byBackend(r.sessions)}`);
   const left = r.remaining;

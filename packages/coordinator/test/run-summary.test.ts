@@ -112,3 +112,16 @@ test('alexnet summary prints the report of a run folder; a missing folder, or on
     t.regex(bad.stderr.trim(), why);
   }
 });
+
+test('a run counted in steps says steps, not "0.00 of 0 epochs", even on data with epochs (--steps on CIFAR-10 or an image folder)', (t) => {
+  const five = Array.from({ length: 5 }, (_, s) => step(s, 1, 0.5));
+  // --steps 5 on data of 3125 steps an epoch: the run line has epochs null and the data's steps_per_epoch
+  const onData = formatRunReport(summariseRun([{ ...run(0, 'a'), steps: 5, epochs: null, steps_per_epoch: 3125, eval: null }, ...five] as never));
+  t.regex(onData, /^steps done: 5 of 5 steps; training wall time /m);
+  t.notRegex(onData, /epochs\)/);
+  // synthetic data: no epochs at all
+  const synthetic = formatRunReport(summariseRun([{ ...run(0, 'a'), steps: 5, epochs: null, steps_per_epoch: null, eval: null }, ...five] as never));
+  t.regex(synthetic, /^steps done: 5 of 5 steps; training wall time /m);
+  // a run counted in epochs still says them
+  t.regex(formatRunReport(summariseRun([run(0, 'a'), ...five] as never)), /^steps done: 5 of 12 \(1\.25 of 3 epochs\);/m);
+});
