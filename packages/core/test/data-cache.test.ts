@@ -1,7 +1,7 @@
 /** The decoded cache file, batches made in a worker thread, and the prefetch queue's wait measurement. */
 import test from 'ava';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import {
   BatchMaker,
   BatchThread,
@@ -11,12 +11,13 @@ import {
   MemorySet,
   Prefetcher,
   cifarAugment,
+  openDataset,
   openCacheFile,
   openSet,
   readCacheHeader,
   type ChannelStats,
 } from '../src/data/index.js';
-import { randomCifar, tempDir, writeCifarFolder } from './data-fixtures.js';
+import { gradientImage, randomCifar, tempDir, writeCifarFolder, writeFile } from './data-fixtures.js';
 
 const stats: ChannelStats = {
   images: 1,
@@ -112,4 +113,36 @@ test('prefetch: items come in order, the next ones are made ahead, and the wait 
   await t.throwsAsync(p.get(11), { message: 'eleven' });
   t.is(await p.get(3), 6);
   p.clear();
+});
+
+test('the decoded cache is keyed by the folder\'s real path and contents: the same folder through a symlink or a/../b is not decoded again; changed contents are', async (t) => {
+  const root = tempDir(t);
+  const cache = tempDir(t);
+  const folder = join(root, 'real', 'pics');
+  writeFile(join(folder, 'train', 'a', '0.jpg'), await gradientImage(20, 20, [200, 120, 40], 'jpeg'));
+  writeFile(join(folder, 'train', 'b', '0.png'), await gradientImage(20, 20, [10, 20, 250], 'png'));
+  writeFile(join(folder, 'val', 'a', '0.jpg'), await gradientImage(20, 20, [200, 120, 40], 'jpeg'));
+  symlinkSync(join(root, 'real'), join(root, 'link'), 'dir');
+  const open = async (data: string) => {
+    const logs: string[] = [];
+    const d = await openDataset(data, { size: 8, cacheDir: cache, log: (l) => logs.push(l) });
+    return { d, decoded: logs.filter((l) => l.startsWith('decoding ')).length };
+  };
+  const first = await open(folder);
+  t.is(first.decoded, 2, 'training and validation decoded once');
+  const caches = () => readdirSync(join(cache, 'decoded')).filter((f) => f.endsWith('.u8')).sort();
+  const names = caches();
+  t.is(names.length, 2);
+  // through a symlink to a folder above it, and through a/../b: the same cache files, nothing decoded
+  for (const other of [join(root, 'link', 'pics'), join(root, 'link', 'pics', 'train', '..'), `${root}/real/../link/pics`]) {
+    const again = await open(other);
+    t.is(again.decoded, 0, other);
+    t.deepEqual(again.d.train, first.d.train, other);
+    t.deepEqual(again.d.heldOut, first.d.heldOut, other);
+  }
+  t.deepEqual(caches(), names);
+  // changed contents (a file's modification time): decoded anew
+  utimesSync(join(folder, 'train', 'a', '0.jpg'), new Date(2020, 0, 1), new Date(2020, 0, 1));
+  t.is((await open(join(root, 'link', 'pics'))).decoded, 1, 'the training split again; validation unchanged');
+  t.is(caches().length, 3);
 });

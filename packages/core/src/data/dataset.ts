@@ -9,7 +9,7 @@
  *   DIR with train/             an image folder: train/<class>/*.jpg|jpeg|png, val/ or test/
  */
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataError, type DataWarning, type WarningSink } from './errors.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
@@ -82,7 +82,8 @@ async function openCifarBinary(dir: string, cacheDir: string, warnings: DataWarn
   const trainCount = Math.floor(bytes(files.train) / (CIFAR_PIXELS + 1));
   const testCount = Math.floor(bytes(files.test) / (CIFAR_PIXELS + 1));
   const key = createHash('sha256')
-    .update(JSON.stringify(files.train.map((f) => [f, statSync(f).size, Math.round(statSync(f).mtimeMs)])))
+    // the files' real paths, sizes and times: the same folder reached through a symlink or `a/../b` has the same key
+    .update(JSON.stringify(files.train.map((f) => [realpathSync(f), statSync(f).size, Math.round(statSync(f).mtimeMs)])))
     .digest('hex')
     .slice(0, 16);
   const statsPath = join(cacheDir, 'stats', `cifar-bin-${key}.json`);

@@ -14,8 +14,9 @@
  *
  * The file is written under a temporary name and renamed when complete, so a
  * crash never leaves a half cache behind. Its name carries a hash of the
- * source folder's listing (paths, sizes, modification times) and the size, so
- * a changed folder is decoded anew. The training split's colour statistics
+ * source folder's real path (not the spelling of its path) and listing (paths,
+ * sizes, modification times) and the size, so a changed folder is decoded anew
+ * and the same folder reached another way is not. The training split's colour statistics
  * (stats.ts), accumulated while decoding, are saved beside it as
  * `<cache>.stats.json`.
  *
@@ -27,7 +28,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { DataError, type DataWarning, type WarningSink } from './errors.js';
 import { MemorySet, type DecodedSet } from './decoded-set.js';
@@ -305,18 +306,21 @@ export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
 
 /**
  * The cache file for a split at a size: `<cacheDir>/decoded/<name>-<split>-<size>px-<hash>.u8`,
- * the hash over the listing's paths, file sizes and modification times.
+ * keyed by the folder's real path (fs.realpath: the same folder reached through a symlink or
+ * `a/../b` is the same cache) and its contents: the hash over the real path, the classes and the
+ * listing's paths relative to the folder, labels, file sizes and modification times.
  */
 export async function cachePathFor(cacheDir: string, listing: SplitListing, size: number): Promise<string> {
+  const real = await realpath(listing.dir).catch(() => listing.dir);
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: VERSION, size, dir: listing.dir, classes: listing.classes }));
+  h.update(JSON.stringify({ v: VERSION, size, dir: real, classes: listing.classes }));
   const STAT_BATCH = 256;
   for (let i = 0; i < listing.items.length; i += STAT_BATCH) {
     const part = listing.items.slice(i, i + STAT_BATCH);
     const stats = await Promise.all(part.map((it) => stat(it.path).then((s) => `${s.size}:${Math.round(s.mtimeMs)}`, () => 'missing')));
     part.forEach((it, j) => h.update(`${relative(listing.dir, it.path)}|${it.label}|${stats[j]}\n`));
   }
-  const root = basename(dirname(listing.dir)).replace(/[^A-Za-z0-9._-]/g, '_') || 'data';
-  const split = basename(listing.dir).replace(/[^A-Za-z0-9._-]/g, '_');
+  const root = basename(dirname(real)).replace(/[^A-Za-z0-9._-]/g, '_') || 'data';
+  const split = basename(real).replace(/[^A-Za-z0-9._-]/g, '_');
   return join(cacheDir, 'decoded', `${root}-${split}-${size}px-${h.digest('hex').slice(0, 16)}.u8`);
 }
