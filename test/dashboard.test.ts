@@ -70,7 +70,7 @@ async function loadedImage(page: Page, id: string, query = ''): Promise<LoadedIm
   }
 }
 
-test('dashboard: the curves move, both workers show their status, conv1 kernels and feature maps, and a screenshot is saved', async (t) => {
+test('dashboard: the curves move, both workers show their status, conv1 kernels and feature maps, a screenshot is saved, and both workers show as stopped once the run ends', async (t) => {
   const missing = chromiumMissing();
   if (missing) {
     t.fail(missing);
@@ -160,6 +160,20 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   t.true(png.length > 10_000 && png.subarray(1, 4).toString() === 'PNG', `screenshot ${shot}`);
   t.log(`screenshot: ${shot}`);
   if (process.env.DASHBOARD_SCREENSHOT) fs.copyFileSync(shot, process.env.DASHBOARD_SCREENSHOT);
+  // the run ends (SIGINT): both workers are shown as stopped, never STEPPING, also once the coordinator is gone
+  run.proc.kill('SIGINT');
+  const bothStopped = () => [0, 1].every((t) => /^stopped \(/.test(document.querySelector(`#worker-${t} dd[data-key="state"]`)?.textContent ?? ''));
+  await page.waitForFunction(bothStopped, null, { timeout: 60_000 });
+  await run.exited;
+  await page.waitForFunction(() => /coordinator gone/.test(document.getElementById('run-state').textContent ?? ''), null, { timeout: 30_000 });
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const tower of [0, 1]) {
+    const shown = (await page.textContent(`#worker-${tower} dd[data-key="state"]`)) ?? '';
+    t.regex(shown, /^stopped \(run (stopped: SIGINT|finished)\)$/, `worker ${tower} after the run and the coordinator are gone`);
+    t.is(await page.textContent(`#worker-${tower} dd[data-key="gpu.js mode"]`), 'webasm', 'its last status is still shown');
+  }
+  t.false(/STEPPING/.test((await page.textContent('#workers')) ?? ''));
+
   t.deepEqual(elsewhere, [], 'no request left the coordinator');
   t.deepEqual(problems, [], 'no script errors');
 });

@@ -16,6 +16,9 @@ const state = {
   evals: [], // {step, loss, top1_error, top5_error, images}
   last: null,
   ended: null,
+  // why both workers are shown as stopped: the run ended, or the coordinator is gone (no steps without it); null while running
+  workersStopped: null,
+  workers: [null, null], // each worker's last status that answered, shown (as stopped) once the run ends
   kernelStep: [null, null],
   image: null, // chosen test image index
 };
@@ -146,6 +149,21 @@ function note(e) {
   if (['done', 'failed', 'stopped'].includes(e.event)) {
     state.ended = e.event === 'done' ? 'finished' : e.event === 'failed' ? `failed (worker ${e.tower})` : `stopped (${e.reason})`;
     setState(state.ended);
+    workersStopped(e.event === 'done' ? 'run finished' : e.event === 'failed' ? 'run failed' : `run stopped: ${e.reason}`);
+  }
+}
+
+/** Both workers shown as stopped (`why`), or as their last status says again (null: the coordinator is back and the run goes on). */
+function workersStopped(why) {
+  state.workersStopped = why;
+  for (const tower of [0, 1]) {
+    const card = document.getElementById(`worker-${tower}`);
+    if (!card) continue;
+    if (state.workers[tower]) workerCard(state.workers[tower]);
+    else {
+      card.classList.toggle('stopped', Boolean(why));
+      if (why) $('dl.status', card).replaceChildren(el('dt', {}, 'state'), el('dd', { 'data-key': 'state' }, `stopped (${why})`));
+    }
   }
 }
 
@@ -165,12 +183,18 @@ function initWorkers() {
 function workerCard(w) {
   const card = document.getElementById(`worker-${w.tower}`);
   if (!card) return;
-  card.classList.toggle('unreachable', Boolean(w.unreachable));
+  if (!w.unreachable) state.workers[w.tower] = w;
+  // once the run has ended (or the coordinator is gone) a worker is stopped, whatever it last said (STEPPING) or
+  // whether it still answers: its last answer is shown with the state "stopped"
+  const stopped = state.workersStopped;
+  if (stopped && w.unreachable && state.workers[w.tower]) w = state.workers[w.tower];
+  card.classList.toggle('unreachable', Boolean(w.unreachable) && !stopped);
+  card.classList.toggle('stopped', Boolean(stopped));
   const timing = w.last_step_timing;
   const rows = w.unreachable
-    ? [['status', `no answer: ${w.unreachable}`]]
+    ? [stopped ? ['state', `stopped (${stopped})`] : ['status', `no answer: ${w.unreachable}`]]
     : [
-        ['state', w.state],
+        ['state', stopped ? `stopped (${stopped})` : w.state],
         ['device', String(w.device)],
         ['adapter', w.adapter],
         ['gpu.js mode', w.backend],
@@ -267,8 +291,15 @@ function showMaps() {
 // ---- the stream
 function connect() {
   const es = new EventSource('/api/events');
-  es.addEventListener('open', () => setState(state.ended || (state.run ? 'running' : 'waiting')));
-  es.addEventListener('error', () => setState(state.ended ? `${state.ended}; coordinator gone` : 'disconnected'));
+  es.addEventListener('open', () => {
+    setState(state.ended || (state.run ? 'running' : 'waiting'));
+    if (!state.ended && state.workersStopped) workersStopped(null);
+  });
+  es.addEventListener('error', () => {
+    setState(state.ended ? `${state.ended}; coordinator gone` : 'disconnected');
+    // nothing steps without the coordinator
+    if (!state.workersStopped) workersStopped('coordinator gone');
+  });
   es.addEventListener('snapshot', (m) => {
     const s = JSON.parse(m.data);
     state.steps = s.steps;
