@@ -109,8 +109,9 @@ export interface StepMetrics {
   /** The learning rate of this step (the schedule's for its epoch). */
   lr: number;
   loss: number;
-  top1: number;
-  top5: number;
+  /** The training batch's top-1 and top-5 error: the share whose label is not the top class / not in the top 5 (as evaluation lines say; logs before 2026-12-04 had `top1`/`top5`, the accuracy). */
+  top1_error: number;
+  top5_error: number;
   batch: number;
   ms: number;
   images_per_s: number;
@@ -383,8 +384,8 @@ export class Coordinator {
       step,
       lr: hyper.lr,
       loss: r0.loss,
-      top1: r0.correct / r0.batch,
-      top5: r0.correct_top5 / r0.batch,
+      top1_error: 1 - r0.correct / r0.batch,
+      top5_error: 1 - r0.correct_top5 / r0.batch,
       batch: r0.batch,
       ms,
       images_per_s: (r0.batch / ms) * 1000,

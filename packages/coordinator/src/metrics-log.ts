@@ -67,7 +67,7 @@ export interface RunSummary {
   median_step_ms: number;
   images_per_s: number;
   loss_last: number | null;
-  top1_last: number | null;
+  top1_error_last: number | null;
   /** Per worker: the share of its step time spent waiting on the exchange with its peer. */
   exchange_share: number[];
   crossing_bytes_per_step: number;
@@ -91,7 +91,7 @@ export function summarise(steps: StepMetrics[], elapsedMs: number, evals: readon
     median_step_ms: stepMs,
     images_per_s: stepMs > 0 ? ((steps[0]?.batch ?? 0) / stepMs) * 1000 : 0,
     loss_last: tail.length ? tail.reduce((s, m) => s + m.loss, 0) / tail.length : null,
-    top1_last: tail.length ? tail.reduce((s, m) => s + m.top1, 0) / tail.length : null,
+    top1_error_last: tail.length ? tail.reduce((s, m) => s + m.top1_error, 0) / tail.length : null,
     exchange_share: steps.length ? [share(0), share(1)] : [],
     crossing_bytes_per_step: steps[0]?.crossing_bytes ?? 0,
     eval_last: evals.length ? (({ step, loss, top1_error, top5_error, images }) => ({ step, loss, top1_error, top5_error, images }))(evals[evals.length - 1]!) : null,

@@ -30,10 +30,15 @@ interface StepEvent {
   step: number;
   lr: number;
   loss: number;
-  /** Share of the batch classified right. */
-  top1: number;
+  /** Share of the batch not classified right (top-1 error), as step lines say it since 2026-12-04. */
+  top1_error?: number;
+  /** Older logs: the share classified right (top-1 accuracy), read as error 1 - top1. */
+  top1?: number;
   ms: number;
 }
+
+/** A step line's training top-1 error, from either naming (top1_error, or an old log's accuracy top1). */
+const stepError = (m: StepEvent): number => (typeof m.top1_error === 'number' ? m.top1_error : 1 - Number(m.top1));
 interface EvalEvent {
   event: 'eval';
   step: number;
@@ -206,7 +211,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
       epoch: spe ? Math.floor(from / spe) : null,
       lr: chunk[chunk.length - 1]!.lr,
       loss: mean(chunk.map((m) => m.loss)),
-      top1Error: 1 - mean(chunk.map((m) => m.top1)),
+      top1Error: mean(chunk.map(stepError)),
       evals: [...evals.values()].filter((v) => v.step > from && v.step <= to).sort((a, b) => a.step - b.step),
     });
   }

@@ -14,8 +14,8 @@ const stepEvent = (step: number, loss: number) => ({
   step,
   lr: 0.01,
   loss,
-  top1: 0.5,
-  top5: 1,
+  top1_error: 0.5,
+  top5_error: 0,
   batch: 4,
   ms: 10,
   images_per_s: 400,
@@ -39,6 +39,7 @@ test('feed: steps become chart points (x = steps done), evaluations and notes ke
   feed.record(stepEvent(2, 1.5));
   const s = feed.snapshot();
   t.deepEqual(s.steps.map((p) => [p.step, p.loss]), [[1, 2.5], [2, 2.0], [3, 1.5]]);
+  t.deepEqual(s.steps.map((p) => p.top1_error), [0.5, 0.5, 0.5], 'the training top-1 error, as step lines say it');
   t.deepEqual(s.evals, [{ step: 2, loss: 1.9, top1_error: 0.6, top5_error: 0.1, images: 32 }]);
   t.deepEqual(s.notes, [{ event: 'checkpoint', step: 2, file: 'x' }]);
   t.is(s.last?.step, 3);

@@ -36,7 +36,7 @@ test("the end-of-run summary leaves out step 0 (kernel compilation) and takes th
     sent_bytes: 0, received_bytes: 0, messages_sent: 0, messages_received: 0,
   });
   const step = (n: number, ms: number, loss: number): StepMetrics => ({
-    event: 'step', step: n, lr: 0.01, loss, top1: 0.5, top5: 0.9, batch: 64, ms, images_per_s: 64000 / ms,
+    event: 'step', step: n, lr: 0.01, loss, top1_error: 0.5, top5_error: 0.1, batch: 64, ms, images_per_s: 64000 / ms,
     crossing_bytes: 4096, workers: [worker(0, ms, ms / 4), worker(1, ms, 0)], traffic: [],
   });
   // step 0 compiles (60 s); the rest: 1000, 4000, 2000, 3000 ms, whose median is 2500 ms
@@ -48,5 +48,6 @@ test("the end-of-run summary leaves out step 0 (kernel compilation) and takes th
   t.deepEqual(done.exchange_share, [0.25, 0]);
   t.is(done.crossing_bytes_per_step, 4096);
   t.is(done.loss_last, 1.8, 'loss_last: the mean over the last ten steps (all five here)');
+  t.is(done.top1_error_last, 0.5, 'top1_error_last: the training top-1 error over the same steps');
   t.is(done.eval_last, null);
 });

@@ -8,7 +8,9 @@ import { alexnetBin } from '../src/launch.js';
 import { formatRunReport, readRunEvents, summariseRun } from '../src/run-summary.js';
 
 const run = (start: number, id: string) => ({ event: 'run', run_id: id, preset: 'tiny', steps: 12, start_step: start, epochs: 3, steps_per_epoch: 4, batch: 8, data: 'synthetic', started: `2026-01-0${start ? 2 : 1}T00:00:00.000Z`, workers: [{ backend: 'webasm' }, { backend: 'webasm' }] });
-const step = (s: number, loss: number, top1: number, lr = 0.01) => ({ event: 'step', step: s, lr, loss, top1, ms: 500 });
+// `acc`: the batch's top-1 accuracy, written as step lines do (top1_error); `oldStep` as logs before 2026-12-04 did (top1, the accuracy)
+const step = (s: number, loss: number, acc: number, lr = 0.01) => ({ event: 'step', step: s, lr, loss, top1_error: 1 - acc, top5_error: 0, ms: 500 });
+const oldStep = (s: number, loss: number, acc: number, lr = 0.01) => ({ event: 'step', step: s, lr, loss, top1: acc, top5: 1, ms: 500 });
 const ev = (s: number, top1: number, top5: number) => ({ event: 'eval', step: s, loss: 1, top1_error: top1, top5_error: top5, images: 16, ms: 250 });
 
 // session 1: steps 0-5 (the epoch-end evaluation at 4), killed; session 2 resumed from the checkpoint at step 4: steps 4-8 again and on, stopped by SIGINT
@@ -124,4 +126,14 @@ test('a run counted in steps says steps, not "0.00 of 0 epochs", even on data wi
   t.regex(synthetic, /^steps done: 5 of 5 steps; training wall time /m);
   // a run counted in epochs still says them
   t.regex(formatRunReport(summariseRun([run(0, 'a'), ...five] as never)), /^steps done: 5 of 12 \(1\.25 of 3 epochs\);/m);
+});
+
+test('step lines say the training top-1 error (top1_error); an old log\'s step lines, with top1 the accuracy, read the same', (t) => {
+  const lines = (mk: (s: number, loss: number, acc: number) => object) => [run(0, 'a'), ...[0, 1, 2, 3].map((s) => mk(s, 1, s < 2 ? 0.25 : 0.75))];
+  const now = summariseRun(lines(step) as never);
+  const old = summariseRun(lines(oldStep) as never);
+  t.is(now.rows[0]!.top1Error, 0.5);
+  t.is(old.rows[0]!.top1Error, 0.5);
+  t.is(formatRunReport(now), formatRunReport(old));
+  t.regex(formatRunReport(old), /^\| 0-3 \| 0 \| 0\.01 \| 1\.000 \| 50\.0% \|/m);
 });

@@ -11,7 +11,8 @@ import type { CrossingTraffic } from '@alexnet-mp/worker';
 export interface StepPoint {
   step: number;
   loss: number;
-  top1: number;
+  /** Training top-1 error of the step's batch (a step line of an old log, with `top1` the accuracy, gives 1 - top1). */
+  top1_error: number;
   images_per_s: number;
   ms: number;
   lr: number;
@@ -76,8 +77,9 @@ export class DashboardFeed {
         this.publish({ type: 'run', run: e });
         return;
       case 'step': {
-        const m = e as unknown as StepMetrics;
-        const point: StepPoint = { step: m.step + 1, loss: m.loss, top1: m.top1, images_per_s: m.images_per_s, ms: m.ms, lr: m.lr };
+        const m = e as unknown as StepMetrics & { top1?: number };
+        const top1Error = typeof m.top1_error === 'number' ? m.top1_error : 1 - Number(m.top1);
+        const point: StepPoint = { step: m.step + 1, loss: m.loss, top1_error: top1Error, images_per_s: m.images_per_s, ms: m.ms, lr: m.lr };
         this.last = { step: point.step, workers: m.workers, traffic: m.traffic };
         if (point.step % this.stride === 0) this.keep(point);
         this.publish({ type: 'step', point, last: this.last });

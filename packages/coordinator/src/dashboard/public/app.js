@@ -12,7 +12,7 @@ const el = (tag, attrs = {}, text) => {
 
 const state = {
   run: null,
-  steps: [], // {step, loss, top1, images_per_s, ms, lr}; step = steps done
+  steps: [], // {step, loss, top1_error, images_per_s, ms, lr}; step = steps done
   evals: [], // {step, loss, top1_error, top5_error, images}
   last: null,
   ended: null,
@@ -78,7 +78,7 @@ function chartData() {
     const e = ex === x ? E[j++] : null;
     xs.push(x);
     loss.push(s ? s.loss : null);
-    err.push(s ? 1 - s.top1 : null);
+    err.push(s ? s.top1_error : null);
     rate.push(s ? s.images_per_s : null);
     evalLoss.push(e ? e.loss : null);
     e1.push(e ? e.top1_error : null);
