@@ -8,6 +8,7 @@ import { coordinatorCommand } from './coordinator-command.js';
 import { launchCommand } from './launch-command.js';
 import { certsCommand } from './certs-command.js';
 import { summaryCommand } from './summary-command.js';
+import { exportMetricsCommand } from './export-metrics-command.js';
 import { exportCommand } from './export-command.js';
 import { predictCommand } from './predict-command.js';
 import { reportAndExit } from './errors.js';
@@ -27,6 +28,7 @@ try {
     .command(paramsCommand)
     .command(inspectCommand)
     .command(summaryCommand)
+    .command(exportMetricsCommand)
     .command(predictCommand)
     .command(exportCommand)
     .command(certsCommand)

@@ -1,0 +1,27 @@
+/** `alexnet export-metrics RUN_DIR (--tensorboard DIR | --csv FILE)`: a run's metrics.jsonl as a TensorBoard event file or a CSV. */
+import type { CommandModule } from 'yargs';
+import { UserError } from './errors.js';
+import { writeCsv, writeTensorBoard } from '../export-metrics.js';
+
+interface Args {
+  run: string;
+  tensorboard?: string;
+  csv?: string;
+}
+
+export const exportMetricsCommand: CommandModule<object, Args> = {
+  command: 'export-metrics <run>',
+  describe: "a run folder's metrics (training loss and error, held-out evaluations, learning rate, images/s, each tower's exchange share) as a TensorBoard event file or a CSV",
+  builder: (y) =>
+    y
+      .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run)' })
+      .option('tensorboard', { type: 'string', describe: 'write an event file (events.out.tfevents.TIME.HOST) into this folder, for `tensorboard --logdir`' })
+      .option('csv', { type: 'string', describe: 'write one row per step to this CSV file' })
+      .example('$0 export-metrics runs/c10 --tensorboard tb/c10', 'then: tensorboard --logdir tb')
+      .example('$0 export-metrics runs/c10 --csv c10.csv', 'a header row, then one row per step') as never,
+  handler: (a) => {
+    if (a.tensorboard === undefined && a.csv === undefined) throw new UserError('export-metrics: name an output, --tensorboard DIR or --csv FILE');
+    if (a.tensorboard !== undefined) process.stdout.write(`wrote ${writeTensorBoard(a.run, a.tensorboard)}\n`);
+    if (a.csv !== undefined) process.stdout.write(`wrote ${writeCsv(a.run, a.csv)} rows to ${a.csv}\n`);
+  },
+};

@@ -1,0 +1,166 @@
+/** `alexnet export-metrics`: a tiny run's metrics.jsonl as a TensorBoard event file (read back record by record) and a CSV. */
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import protobuf from 'protobufjs';
+import { alexnet } from './helpers.js';
+import { crc32c, runScalars } from '../packages/coordinator/src/export-metrics.js';
+
+test('crc32c: the check vector', (t) => {
+  t.is(crc32c(Buffer.from('123456789')), 0xe3069283);
+  t.is(crc32c(new Uint8Array(0)), 0);
+});
+
+test('runScalars: old step lines (accuracy top1/top5) read as error; a resumed session replaces later steps', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-metrics-old-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const lines = [
+    { event: 'run', started: '2026-12-04T00:00:00Z' },
+    { event: 'step', step: 0, lr: 0.1, loss: 2, top1: 0.25, top5: 0.75, ms: 1000 },
+    { event: 'step', step: 1, lr: 0.1, loss: 1.5, top1: 0.5, ms: 1000 },
+    { event: 'run', started: '2026-12-04T01:00:00Z' },
+    { event: 'step', step: 1, lr: 0.1, loss: 1.25, top1_error: 0.375, top5_error: 0.125, ms: 2000 },
+  ];
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const { steps, tags } = runScalars(dir);
+  t.deepEqual(tags, ['train/loss', 'train/top1_error', 'train/top5_error', 'train/learning_rate']);
+  t.deepEqual(steps.map((s) => [s.step, s.wallTime, Object.fromEntries(s.values)]), [
+    [0, Date.parse('2026-12-04T00:00:00Z') / 1000 + 1, { 'train/loss': 2, 'train/top1_error': 0.75, 'train/top5_error': 0.25, 'train/learning_rate': 0.1 }],
+    [1, Date.parse('2026-12-04T01:00:00Z') / 1000 + 2, { 'train/loss': 1.25, 'train/top1_error': 0.375, 'train/top5_error': 0.125, 'train/learning_rate': 0.1 }],
+  ]);
+});
+
+// The event schema, decoded with protobufjs: a second implementation next to the hand-written encoder.
+const root = protobuf.Root.fromJSON({
+  nested: {
+    Event: { fields: { wall_time: { type: 'double', id: 1 }, step: { type: 'int64', id: 2 }, file_version: { type: 'string', id: 3 }, summary: { type: 'Summary', id: 5 } } },
+    Summary: {
+      fields: { value: { rule: 'repeated', type: 'Value', id: 1 } },
+      nested: { Value: { fields: { tag: { type: 'string', id: 1 }, simple_value: { type: 'float', id: 2 } } } },
+    },
+  },
+});
+const EventType = root.lookupType('Event');
+interface DecodedEvent {
+  wall_time: number;
+  step?: number;
+  file_version?: string;
+  summary?: { value: { tag: string; simple_value: number }[] };
+}
+
+const masked = (b: Uint8Array) => {
+  const crc = crc32c(b);
+  return ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
+};
+
+/** The records of a TFRecord file, each CRC checked. */
+function readRecords(t: { is: (a: unknown, b: unknown, m?: string) => void }, buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < buf.length) {
+    const len = Number(buf.readBigUInt64LE(at));
+    t.is(buf.readUInt32LE(at + 8), masked(buf.subarray(at, at + 8)), `length CRC of record ${out.length}`);
+    const data = buf.subarray(at + 12, at + 12 + len);
+    t.is(buf.readUInt32LE(at + 12 + len), masked(data), `data CRC of record ${out.length}`);
+    out.push(data);
+    at += 12 + len + 4;
+  }
+  t.is(at, buf.length, 'the file ends at a record boundary');
+  return out;
+}
+
+const f32 = (x: number) => Math.fround(x);
+
+test('export-metrics: a tiny run as a TensorBoard event file and a CSV', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-metrics-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const runDir = path.join(dir, 'run');
+  const launch = alexnet(['launch', '--steps', '5', '--eval-every', '2', '--run-dir', runDir]);
+  const { code } = await launch.exited;
+  t.is(code, 0, launch.output());
+
+  const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+  const steps = new Map(lines.filter((e) => e.event === 'step').map((e) => [e.step as number, e]));
+  const evals = new Map(lines.filter((e) => e.event === 'eval').map((e) => [e.step as number, e]));
+  t.is(steps.size, 5);
+  t.true(evals.size >= 2);
+
+  const tb = path.join(dir, 'tb');
+  const csv = path.join(dir, 'out.csv');
+  const ex = alexnet(['export-metrics', runDir, '--tensorboard', tb, '--csv', csv]);
+  t.is((await ex.exited).code, 0, ex.output());
+
+  // the event file
+  const files = fs.readdirSync(tb);
+  t.is(files.length, 1);
+  t.regex(files[0]!, new RegExp(`^events\\.out\\.tfevents\\.\\d+\\.${os.hostname().replace(/[.]/g, '\\.')}$`));
+  const records = readRecords(t, fs.readFileSync(path.join(tb, files[0]!)));
+  const events = records.map((r) => EventType.toObject(EventType.decode(r), { longs: Number }) as DecodedEvent);
+  t.is(events[0]!.file_version, 'brain.Event:2');
+  const allSteps = [...new Set([...steps.keys(), ...evals.keys()])].sort((a, b) => a - b);
+  t.deepEqual(events.slice(1).map((e) => e.step ?? 0), allSteps);
+  let lastWall = 0;
+  for (const e of events.slice(1)) {
+    t.true(e.wall_time >= lastWall && e.wall_time > 1.7e9, 'wall times are seconds since 1970, in order');
+    lastWall = e.wall_time;
+    const got = new Map(e.summary!.value.map((v) => [v.tag, v.simple_value]));
+    const want = new Map<string, number>();
+    const s = steps.get(e.step ?? 0);
+    if (s) {
+      want.set('train/loss', s.loss).set('train/top1_error', s.top1_error ?? 1 - s.top1).set('train/top5_error', s.top5_error ?? 1 - s.top5);
+      want.set('train/learning_rate', s.lr).set('train/images_per_s', s.images_per_s);
+      for (const w of s.workers) want.set(`train/exchange_share/tower${w.tower}`, w.exchange_ms / w.total_ms);
+    }
+    const v = evals.get(e.step ?? 0);
+    if (v) want.set('eval/loss', v.loss).set('eval/top1_error', v.top1_error).set('eval/top5_error', v.top5_error);
+    t.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), `tags at step ${e.step}`);
+    for (const [tag, x] of want) t.is(got.get(tag), f32(x), `${tag} at step ${e.step}`);
+  }
+  t.true(events.slice(1).some((e) => e.summary!.value.some((v) => v.tag === 'train/exchange_share/tower1')));
+
+  // the CSV
+  const rows = fs.readFileSync(csv, 'utf8').trim().split('\n').map((l) => l.split(','));
+  const header = rows[0]!;
+  t.deepEqual(header.slice(0, 2), ['step', 'wall_time']);
+  for (const tag of ['train/loss', 'train/top1_error', 'train/top5_error', 'train/learning_rate', 'train/images_per_s', 'train/exchange_share/tower0', 'train/exchange_share/tower1', 'eval/loss', 'eval/top1_error', 'eval/top5_error']) t.true(header.includes(tag), tag);
+  t.deepEqual(rows.slice(1).map((r) => Number(r[0])), allSteps);
+  const col = (r: string[], tag: string) => r[header.indexOf(tag)]!;
+  for (const r of rows.slice(1)) {
+    t.is(r.length, header.length);
+    const s = steps.get(Number(r[0]));
+    const v = evals.get(Number(r[0]));
+    t.is(col(r, 'train/loss'), s ? String(s.loss) : '');
+    t.is(col(r, 'train/learning_rate'), s ? String(s.lr) : '');
+    t.is(col(r, 'eval/top1_error'), v ? String(v.top1_error) : '');
+    t.is(col(r, 'eval/loss'), v ? String(v.loss) : '');
+  }
+});
+
+test('export-metrics: errors are one line and exit 2', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-metrics-err-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = async (args: string[]) => {
+    const p = alexnet(['export-metrics', ...args]);
+    const { code } = await p.exited;
+    return { code, err: p.stderr };
+  };
+  let r = await run([path.join(dir, 'missing'), '--csv', path.join(dir, 'a.csv')]);
+  t.is(r.code, 2);
+  t.deepEqual(r.err.length, 1);
+  t.regex(r.err[0]!, /no such run folder/);
+  r = await run([dir, '--csv', path.join(dir, 'a.csv')]);
+  t.is(r.code, 2);
+  t.regex(r.err.join('\n'), /^alexnet: .*no metrics\.jsonl/);
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), JSON.stringify({ event: 'run', started: '2026-12-04T00:00:00Z' }) + '\n' + JSON.stringify({ event: 'step', step: 0, loss: 1, ms: 10 }) + '\n');
+  fs.writeFileSync(path.join(dir, 'file'), '');
+  for (const out of [['--csv', path.join(dir, 'file', 'a.csv')], ['--tensorboard', path.join(dir, 'file', 'tb')]]) {
+    r = await run([dir, ...out]);
+    t.is(r.code, 2, out.join(' '));
+    t.is(r.err.length, 1);
+    t.regex(r.err[0]!, /^alexnet: cannot (write|make)/);
+  }
+  r = await run([dir]);
+  t.is(r.code, 2);
+  t.regex(r.err.join('\n'), /--tensorboard DIR or --csv FILE/);
+});
