@@ -161,6 +161,8 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   t.log(`screenshot: ${shot}`);
   if (process.env.DASHBOARD_SCREENSHOT) fs.copyFileSync(shot, process.env.DASHBOARD_SCREENSHOT);
   // the run ends (SIGINT): both workers are shown as stopped, never STEPPING, also once the coordinator is gone
+  t.deepEqual(problems, [], 'no script errors while the run was up');
+  problems.length = 0;
   run.proc.kill('SIGINT');
   const bothStopped = () => [0, 1].every((t) => /^stopped \(/.test(document.querySelector(`#worker-${t} dd[data-key="state"]`)?.textContent ?? ''));
   await page.waitForFunction(bothStopped, null, { timeout: 60_000 });
@@ -175,5 +177,8 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   t.false(/STEPPING/.test((await page.textContent('#workers')) ?? ''));
 
   t.deepEqual(elsewhere, [], 'no request left the coordinator');
-  t.deepEqual(problems, [], 'no script errors');
+  // as the coordinator shuts down and once it is gone the browser reports the page's reset and refused
+  // requests as console errors: expected
+  const afterStop = problems.filter((p) => !/^console: Failed to load resource: net::ERR_(CONNECTION_(REFUSED|RESET|CLOSED)|EMPTY_RESPONSE)/.test(p));
+  t.deepEqual(afterStop, [], 'no script errors after the run ended');
 });
