@@ -16,12 +16,12 @@ const scaleBody = function (this: KernelThis, a: Float32Array) {
   const i = this.thread.x;
   const plane = this.constants.plane; // N*H*W: distance between channels
   let c = Math.floor(i / plane);
-  if (i - c * plane < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (i - c * plane < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
   if (i - c * plane >= plane) c += 1;
   const half = this.constants.half;
   const base = i - c * plane;
   let sum = 0;
-  // counters start at a literal: gpu.js's WGSL types other loop counters as f32, which cannot be incremented
+  // counters start at a literal (gpu.js's WGSL without strictIntegers types other loop counters as f32, which cannot be incremented)
   for (let d = 0; d < this.constants.size; d++) {
     const j = c - half + d;
     if (j >= 0 && j < this.constants.C) {
@@ -49,7 +49,7 @@ const backwardBody = function (this: KernelThis, a: Float32Array, s: Float32Arra
   const i = this.thread.x;
   const plane = this.constants.plane;
   let c = Math.floor(i / plane);
-  if (i - c * plane < 0) c -= 1; // exact on GPUs, whose f32 division may round a whole quotient down
+  if (i - c * plane < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
   if (i - c * plane >= plane) c += 1;
   const half = this.constants.half;
   const base = i - c * plane;
