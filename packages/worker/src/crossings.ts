@@ -1,0 +1,104 @@
+/**
+ * The crossings of a step or an evaluation: sending a tensor to the peer (Peer.Exchange, Peer.EvalExchange),
+ * checking and filing the peer's tensors as they arrive, and waiting for the ones a pass needs.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { crossingShape, decodeTensor, encodeTensor, type Direction, type EvalExchangeRequest, type ExchangeRequest, type Tensor } from './protocol.js';
+import { RpcError, describeError, isServiceError, unary } from './rpc.js';
+import { Traffic, describePhase, mailKey, type Phase } from './exchange.js';
+import { phaseKey, type Crossings, type Run, type WorkerContext } from './run.js';
+
+/** Checks a peer's tensor (point, direction, shape for `batch` images), counts it and leaves it in the mailbox. */
+export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: string, dir: Direction, batch: number, tensor: Tensor): void {
+  if (!w.points.includes(point)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no crossing point ${point}`);
+  if (dir !== 'FORWARD' && dir !== 'BACKWARD') throw new RpcError(grpc.status.INVALID_ARGUMENT, `direction ${dir}`);
+  if (!receives(w, point, dir)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${w.tower} takes no ${dir.toLowerCase()} tensor at ${point}`);
+  let x: Float32Array;
+  try {
+    x = decodeTensor(tensor, crossingShape(w.spec, point, batch));
+  } catch (e) {
+    throw new RpcError(grpc.status.INVALID_ARGUMENT, `${point} ${dir.toLowerCase()}: ${(e as Error).message}`);
+  }
+  trafficOf(w, run, phase).received(point, dir, tensor.data.byteLength);
+  try {
+    run.mailbox.put(mailKey(phase, point, dir), x);
+  } catch (e) {
+    throw new RpcError(grpc.status.FAILED_PRECONDITION, (e as Error).message);
+  }
+}
+
+/** What tower t takes from its peer: everything but tower 0's fc7 (forward) and tower 1's d(fc7) slice sent by tower 1 (backward). */
+export function receives(w: WorkerContext, point: string, dir: Direction): boolean {
+  if (point !== w.classifierPoint) return true;
+  return dir === 'FORWARD' ? w.tower === 0 : w.tower === 1;
+}
+
+export function trafficOf(w: WorkerContext, run: Run, phase: Phase): Traffic {
+  const key = phaseKey(phase);
+  let t = run.phaseTraffic.get(key);
+  if (!t) {
+    t = new Traffic(w.points);
+    run.phaseTraffic.set(key, t);
+  }
+  return t;
+}
+
+/**
+ * The exchanges of one step or evaluation of `batch` images: sending with Peer.Exchange (steps) or
+ * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys; blocked time counted.
+ */
+export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: number, traffic: Traffic, signal: AbortSignal): Crossings {
+  let exchangeMs = 0;
+  const what = describePhase(phase);
+  const cross = async (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
+    signal.throwIfAborted();
+    const ts = performance.now();
+    const jobs: Promise<unknown>[] = [];
+    let got: Float32Array | null = null;
+    if (send) jobs.push(sendCrossing(w, run, phase, batch, point, dir, send, signal, traffic));
+    if (take) {
+      jobs.push(
+        run.mailbox
+          .take(mailKey(phase, point, dir), signal, w.exchangeTimeoutMs, () => `${point} ${dir.toLowerCase()} tensor of ${what}`)
+          .then((x) => {
+            // a step's tensors were checked on arrival; an evaluation's may arrive before its batch size is known here
+            const want = crossingShape(w.spec, point, batch).reduce((a, b) => a * b, 1);
+            if (x.length !== want) throw new RpcError(grpc.status.FAILED_PRECONDITION, `the peer's ${point} tensor of ${what} has ${x.length} floats, this worker expects ${want} (the two were sent different batches)`);
+            got = x;
+          }),
+      );
+    }
+    await Promise.all(jobs);
+    exchangeMs += performance.now() - ts;
+    return got;
+  };
+  return {
+    cross,
+    get exchangeMs() {
+      return exchangeMs;
+    },
+  };
+}
+
+/** Pushes one crossing tensor of a step (Exchange) or an evaluation (EvalExchange) to the peer and waits for its acknowledgement. */
+export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, batch: number, point: string, dir: Direction, x: Float32Array, signal: AbortSignal, traffic: Traffic): Promise<void> {
+  const tensor = encodeTensor(crossingShape(w.spec, point, batch), x);
+  try {
+    if (phase.kind === 'step') {
+      const req: ExchangeRequest = { run_id: run.id, step: phase.n, point, direction: dir, from_tower: w.tower, tensor };
+      await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
+    } else {
+      const req: EvalExchangeRequest = { run_id: run.id, evaluation: phase.n, point, from_tower: w.tower, batch, tensor };
+      await unary<EvalExchangeRequest, object>(run.peer.client, 'EvalExchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
+    }
+  } catch (e) {
+    if (signal.aborted) throw signal.reason;
+    const code = isServiceError(e) ? e.code : grpc.status.INTERNAL;
+    const unimplemented = code === grpc.status.UNIMPLEMENTED ? ' (the peer is an older build without evaluation)' : '';
+    throw new RpcError(
+      code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.UNIMPLEMENTED ? code : grpc.status.UNAVAILABLE,
+      `tower ${w.tower} could not send ${point} (${dir.toLowerCase()}) of ${describePhase(phase)} to its peer at ${run.peer.address}: ${describeError(e)}${unimplemented}`,
+    );
+  }
+  traffic.sent(point, dir, tensor.data.byteLength);
+}

@@ -1,0 +1,80 @@
+/**
+ * What the worker's step, exchange and evaluation modules share: the worker's fixed facts (WorkerContext)
+ * and one configured run's state (Run).
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Device, ModelSpec, Segment, Tower, TowerIndex, TowerTap } from '@alexnet-mp/core';
+import { protocol, sizeLimitOptions, type Direction, type StepTiming } from './protocol.js';
+import type { Mailbox, Phase, Traffic } from './exchange.js';
+import { clientKeepaliveOptions } from './keepalive.js';
+import { secureClient, type Security } from './auth.js';
+import type { InputNormalisation } from './images.js';
+
+/** The worker's fixed facts, as its step, exchange and evaluation code reads them. */
+export interface WorkerContext {
+  readonly spec: ModelSpec;
+  readonly tower: TowerIndex;
+  /** The peer's tower. */
+  readonly other: TowerIndex;
+  readonly segments: readonly Segment[];
+  /** The crossing points, in forward order. */
+  readonly points: readonly string[];
+  /** The crossing point at which only tower 1 sends forward and only tower 0 sends back (fc7, into the classifier). */
+  readonly classifierPoint: string | null;
+  readonly device: Device;
+  readonly exchangeTimeoutMs: number;
+  readonly maxBatch: number;
+  readonly log: (line: string) => void;
+}
+
+export interface Run {
+  readonly id: string;
+  readonly batch: number;
+  readonly seed: number;
+  /** Replaced by SetParameters (a resumed run). */
+  tower: Tower;
+  readonly peer: PeerLink;
+  readonly mailbox: Mailbox;
+  stepsDone: number;
+  /** Evaluate calls done (the next one's number). */
+  evaluationsDone: number;
+  /** Traffic per step or evaluation (by phaseKey), created by whichever comes first: the peer's tensor or the call. */
+  readonly phaseTraffic: Map<string, Traffic>;
+  readonly total: Traffic;
+  readonly evalTotal: Traffic;
+  lastTraffic: Traffic;
+  lastTiming: StepTiming;
+  /** How this run's uint8 images become the network's input (images.ts). */
+  readonly input: InputNormalisation;
+  /** Towers for evaluation batch sizes other than the training batch, sharing the training tower's ParamStore. */
+  readonly evalTowers: Map<number, Tower>;
+  abort: AbortController | null;
+}
+
+/** The crossing exchanges of one step or evaluation, and the time spent blocked on them. */
+export interface Crossings {
+  /** Sends `send` (if any) and takes the peer's tensor (if `take`), both at once. */
+  cross(point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null>;
+  readonly exchangeMs: number;
+}
+
+/** The client side of the other worker's Peer service. */
+export class PeerLink {
+  readonly client: grpc.Client;
+  constructor(readonly address: string, limitBytes: number, security: Security | undefined) {
+    this.client = secureClient(protocol().Peer, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
+  }
+  close(): void {
+    this.client.close();
+  }
+}
+
+export const phaseKey = (p: Phase) => `${p.kind}/${p.n}`;
+
+/** Inspection: read one layer's output in segment `segment` and stop the forward pass there. */
+export interface SegmentTap {
+  readonly segment: number;
+  readonly tap: TowerTap;
+}
+
+export const zeroTiming = (): StepTiming => ({ total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0 });

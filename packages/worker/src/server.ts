@@ -1,0 +1,47 @@
+/** The worker's gRPC server: the device, the Worker and Peer services on one port, credentials checked first. */
+import * as grpc from '@grpc/grpc-js';
+import { Device } from '@alexnet-mp/core';
+import { formatAddress, protocol, sizeLimitOptions } from './protocol.js';
+import { serverKeepaliveOptions } from './keepalive.js';
+import { RefusalLog, listenSecurely, serverInterceptors } from './auth.js';
+import { TowerWorker, type WorkerOptions } from './worker.js';
+
+export interface RunningWorker {
+  readonly address: string;
+  readonly port: number;
+  readonly worker: TowerWorker;
+  close(): Promise<void>;
+}
+
+/** Creates the device, binds the server and starts serving. */
+export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
+  const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' }, o.device === undefined ? {} : { device: o.device });
+  const worker = new TowerWorker(o, device);
+  // calls without the credentials are refused (and logged) before they reach a handler
+  const refusals = new RefusalLog(o.log ?? (() => {}));
+  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions, interceptors: serverInterceptors(o.security, refusals) });
+  const { Worker, Peer } = protocol();
+  server.addService(Worker.service, {
+    Handshake: worker.handshake,
+    Configure: worker.configure,
+    Step: worker.step,
+    Evaluate: worker.evaluate,
+    Status: worker.status,
+    GetParameters: worker.getParameters,
+    SetParameters: worker.setParameters,
+    GetActivations: worker.getActivations,
+  });
+  server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
+  const host = o.host ?? '127.0.0.1';
+  const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals);
+  const address = formatAddress({ host, port });
+  return {
+    address,
+    port,
+    worker,
+    close: () => {
+      worker.shutdown();
+      return close();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * A training step on one tower: the forward pass with the crossings, the loss on tower 0, the backward pass
+ * sending each peer its slice of the input gradients, and the local SGD update (see worker.ts for the order).
+ */
+import { concatTowers, mean, sumSlices, topKCorrect, towerSlice, type StepContext, type Tower } from '@alexnet-mp/core';
+import type { StepReply, StepRequest } from './protocol.js';
+import { stepPhase } from './exchange.js';
+import { normaliseImages } from './images.js';
+import { openCrossings, trafficOf } from './crossings.js';
+import { phaseKey, type Crossings, type Run, type SegmentTap, type WorkerContext } from './run.js';
+
+/**
+ * The forward pass of tower `tw` with the crossing exchanges: [tower 0's; tower 1's] into every
+ * segment after a crossing; at fc7 only tower 1 sends. Returns the logits (host) on tower 0, null on tower 1.
+ */
+export async function forwardPass(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Crossings, tap?: SegmentTap): Promise<Float32Array | null> {
+  const t = w.tower;
+  const segs = w.segments;
+  const last = segs.length - 1;
+  // with a tap (inspection), both towers stop after the tapped segment
+  const tapAt = (i: number) => (tap?.segment === i ? tap.tap : undefined);
+  let out = await tw.forwardSegment(0, images, ctx, tapAt(0));
+  if (tap?.segment === 0) return null;
+  for (let i = 1; i <= last; i++) {
+    const point = segs[i]!.crossing!;
+    if (segs[i]!.tower0Only) {
+      // the classifier runs on tower 0 only: tower 1 sends its fc7, tower 0 sends nothing
+      if (t === 1) {
+        await x.cross(point, 'FORWARD', out, false);
+        return null;
+      }
+      const theirs = (await x.cross(point, 'FORWARD', null, true))!;
+      return tw.forwardSegment(i, concatTowers(out, theirs), ctx, tapAt(i));
+    }
+    const theirs = (await x.cross(point, 'FORWARD', out, true))!;
+    out = await tw.forwardSegment(i, t === 0 ? concatTowers(out, theirs) : concatTowers(theirs, out), ctx, tapAt(i));
+    if (tap?.segment === i) return null;
+  }
+  throw new Error('the model has no classifier segment');
+}
+
+export async function runStep(w: WorkerContext, run: Run, req: StepRequest, signal: AbortSignal): Promise<StepReply> {
+  const t0 = performance.now();
+  const t = w.tower;
+  const tw = run.tower;
+  const segs = w.segments;
+  const last = segs.length - 1;
+  const step = req.step;
+  const phase = stepPhase(step);
+  const ctx: StepContext = { seed: run.seed, step, train: true };
+  const traffic = trafficOf(w, run, phase);
+  const x = openCrossings(w, run, phase, run.batch, traffic, signal);
+  const cross = x.cross;
+
+  // ---- forward
+  await forwardPass(w, tw, normaliseImages(req.images, run.input), ctx, x);
+
+  // ---- loss (tower 0) and backward
+  const labels = Float32Array.from(req.labels);
+  let lossInfo: { loss: number; correct: number; top5: number } | null = null;
+  let d: Float32Array;
+  const fc7 = segs[last]!.crossing!;
+  if (t === 0) {
+    const { losses, logits, dlogits } = await tw.lossAndGradient(labels);
+    const classes = w.spec.classes;
+    lossInfo = { loss: mean(losses), correct: topKCorrect(logits, labels, classes, 1), top5: topKCorrect(logits, labels, classes, Math.min(5, classes)) };
+    // the classifier gives the gradient of both towers' fc7: tower 1's half goes back to it
+    const dIn = (await tw.backwardSegment(last, dlogits))!;
+    await cross(fc7, 'BACKWARD', towerSlice(dIn, 1), false);
+    d = towerSlice(dIn, 0);
+  } else {
+    d = (await cross(fc7, 'BACKWARD', null, true))!;
+  }
+  for (let i = last - 1; i >= 0; i--) {
+    const g = await tw.backwardSegment(i, d);
+    if (i > 0) {
+      const theirs = (await cross(segs[i]!.crossing!, 'BACKWARD', towerSlice(g!, w.other), true))!;
+      const mine = towerSlice(g!, t);
+      d = t === 0 ? sumSlices(mine, theirs) : sumSlices(theirs, mine);
+    }
+  }
+
+  // ---- update
+  signal.throwIfAborted();
+  const tu = performance.now();
+  await tw.update({ lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.no_bias_decay !== true });
+  const updateMs = performance.now() - tu;
+
+  run.stepsDone = step + 1;
+  run.phaseTraffic.delete(phaseKey(phase));
+  run.mailbox.dropBefore(stepPhase(run.stepsDone));
+  run.total.add(traffic);
+  run.lastTraffic = traffic;
+  const total = performance.now() - t0;
+  run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs };
+  return {
+    step,
+    tower: t,
+    has_loss: lossInfo !== null,
+    loss: lossInfo?.loss ?? 0,
+    correct: lossInfo?.correct ?? 0,
+    correct_top5: lossInfo?.top5 ?? 0,
+    batch: run.batch,
+    timing: run.lastTiming,
+    traffic: traffic.list(),
+  };
+}
