@@ -145,7 +145,8 @@ test('bad input in the middle of a run is refused (INVALID_ARGUMENT, malformed, 
   }
   const after = await losses(c, 2, 4);
 
-  // ---- the same run without the bad calls, on the same workers
+  // ---- the same run without the bad calls, on the same workers (the first run lets them go: Release)
+  await c.release();
   const clean = new Coordinator({ spec: tiny, workers, batch: B, seed: SEED, hyper, source });
   t.teardown(() => clean.close());
   await clean.start();

@@ -90,6 +90,7 @@ test('ten views: loss, top-1 and top-5 error from the softmax averaged over each
   // centre crops: the same images, no views on the line
   const centre = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }, source: data.source, eval: { every: 1, set: data.heldOut(3) } });
   t.teardown(() => centre.close());
+  await c.release();
   c.close();
   await centre.start();
   const mc = await centre.evaluateHeldOut();

@@ -80,7 +80,7 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   // coordinators that cannot join: one line each, saying what to look at
   const [otherCa, plain] = await Promise.all([coordinate(addresses, ['--tls', b]), coordinate(addresses, [])]);
   t.is(otherCa.code, 2, otherCa.err);
-  t.regex(otherCa.err, /no worker answered at 127\.0\.0\.1:\d+ within 3 s .*the TLS handshake failed: are both sides started with --tls and certificates of the same CA/);
+  t.regex(otherCa.err, /no worker answered at 127\.0\.0\.1:\d+ in 3\.\d s \(--connect-timeout 3;.*the TLS handshake failed: are both sides started with --tls and certificates of the same CA/);
   t.is(plain.code, 2, plain.err);
   t.regex(plain.err, /if it was started with --tls, give --tls here too/);
   for (const r of [otherCa, plain]) t.notRegex(r.err, /internal error|\n\s+at /);

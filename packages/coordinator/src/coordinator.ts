@@ -68,6 +68,8 @@ export interface CoordinatorOptions {
   readonly runId?: string;
   /** How long to wait for a worker to answer the handshake (it may still be starting). */
   readonly connectTimeoutMs?: number;
+  /** Take the workers even if another run holds them (HandshakeRequest.take_over). */
+  readonly takeOver?: boolean;
   /** Pretend to speak another protocol version (tests of the refusal). */
   readonly protocolVersion?: number;
   /** Human-readable progress (stderr in the CLI). */
@@ -291,8 +293,9 @@ export class Coordinator {
   private async handshake(t: number, timeoutMs: number): Promise<HandshakeReply> {
     const c = this.clients[t]!;
     let reply: HandshakeReply;
+    const started = Date.now();
     try {
-      reply = await c.handshake({ model: this.identity, tower: t, peer_address: this.o.workers[1 - t]!, run_id: this.runId }, { timeoutMs, waitForReady: true });
+      reply = await c.handshake({ model: this.identity, tower: t, peer_address: this.o.workers[1 - t]!, run_id: this.runId, take_over: this.o.takeOver === true }, { timeoutMs, waitForReady: true });
     } catch (e) {
       if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${this.label(t)} refused the handshake: ${e.details}`);
       if (isServiceError(e) && e.code === grpc.status.UNAUTHENTICATED) throw new UserError(`${this.label(t)} refused us: ${e.details}`);
@@ -300,7 +303,11 @@ export class Coordinator {
         throw new UserError(`${this.o.workers[t]} does not serve alexnet.v1.Worker (${describeError(e)}): is it an alexnet worker speaking protocol version ${PROTOCOL_VERSION}?`);
       }
       if (isServiceError(e) && (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.UNAVAILABLE)) {
-        throw new UserError(`no worker answered at ${this.o.workers[t]} within ${(timeoutMs / 1000).toFixed(0)} s (${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, this.o.security)}`);
+        const waited = ((Date.now() - started) / 1000).toFixed(1);
+        // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
+        if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake({ model: this.identity, tower: t, peer_address: this.o.workers[1 - t]!, run_id: this.runId }, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
+        if (!isServiceError(e)) throw e;
+        throw new UserError(`no worker answered at ${this.o.workers[t]} in ${waited} s (--connect-timeout ${(timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, this.o.security)}`);
       }
       throw e;
     }
@@ -540,6 +547,8 @@ export class Coordinator {
       this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks()).catch(() => {});
       next?.catch(() => {});
       this.runMs += performance.now() - tRun;
+      // the workers' lease ends with the run (a later call of this run takes them back): another run may use them at once
+      await this.release();
     }
     return all;
   }
@@ -594,6 +603,14 @@ export class Coordinator {
   /** Cancels a step in flight (the workers abort it). */
   cancel(): void {
     this.inFlight?.abort(new Error('cancelled'));
+  }
+
+  /**
+   * Ends this run's lease on both workers (Release), so that another run may use them at once; best effort
+   * (a lost worker or an older one without the call holds no lease worth ending), at most 2 s.
+   */
+  async release(): Promise<void> {
+    await Promise.allSettled(this.clients.map((c) => c.release(this.runId, { timeoutMs: 2000 })));
   }
 
   close(): void {

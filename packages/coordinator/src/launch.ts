@@ -252,17 +252,21 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       say(`restarting ${w.name} on ${addresses[t]} (restart ${restarts + 1} of ${o.maxRestarts})`);
       const again = start(w.name, ['worker', '--tower', String(t), '--host', o.host, '--port', port, ...deviceArgs(t), ...o.workerArgs]);
       workers[t] = again;
+      const restartedAt = Date.now();
       const up = await Promise.race([
-        new Promise<boolean>((resolve) => listening.set(again.name, () => resolve(true))),
-        again.exited.then(() => false),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), o.startTimeoutMs ?? 120_000).unref()),
-        signalSeen.then(() => false),
-        coord.exited.then(() => false),
+        new Promise<'up'>((resolve) => listening.set(again.name, () => resolve('up'))),
+        again.exited.then(() => 'exited' as const),
+        new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), o.startTimeoutMs ?? 120_000).unref()),
+        signalSeen.then(() => 'signal' as const),
+        coord.exited.then(() => 'coord' as const),
       ]);
       if (graceful !== null && !coord.alive()) return gracefulEnd(graceful);
       if (signalled) return bySignal(signalled);
-      if (!up) {
-        say(again.alive() ? `${again.name} did not start listening again within ${((o.startTimeoutMs ?? 120_000) / 1000).toFixed(0)} s` : workerFailure(again));
+      if (up !== 'up') {
+        const waited = `${((Date.now() - restartedAt) / 1000).toFixed(1)} s`;
+        if (up === 'exited') say(workerFailure(again));
+        else if (up === 'coord') say(`the coordinator ${coord.describeExit()} ${waited} after ${again.name} was restarted, before it was listening`);
+        else say(`${again.name} did not start listening again within ${waited}`);
         say(`stopping the run: ${again.name} could not be restarted`);
         return { code: 1, pids: pids() };
       }

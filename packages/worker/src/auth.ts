@@ -17,9 +17,11 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { formatAddress } from './protocol.js';
+import { DEFAULT_CONNECTION_LIMITS, capConnections, injectWhenItSpeaks, type ConnectionLimits } from './connection-limits.js';
 
 /** PEM bytes of the CA certificate, this process's certificate and its private key. */
 export interface TlsIdentity {
@@ -238,30 +240,34 @@ export function serverInterceptors(s: Security | undefined, refusals: RefusalLog
  * others to grpc-js. Resolves with the port and `close`, which stops listening and shuts the server down: the
  * calls in flight may finish, for at most 2 s.
  */
-export async function listenSecurely(server: grpc.Server, host: string, port: number, s: Security | undefined, refusals: RefusalLog): Promise<{ port: number; close: () => Promise<void> }> {
-  const address = formatAddress({ host, port });
-  if (!s?.tls) {
-    const bound = await new Promise<number>((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    return { port: bound, close: () => shutDown(server) };
-  }
-  const id = s.tls;
-  // the TLS is done here; grpc-js sees an HTTP/2 connection over an authenticated TLS socket (its auth context included)
+export async function listenSecurely(server: grpc.Server, host: string, port: number, s: Security | undefined, refusals: RefusalLog, limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS): Promise<{ port: number; close: () => Promise<void> }> {
+  const who = (socket: net.Socket) => (socket.remoteAddress ? formatAddress({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'an unknown address');
+  const silent = (socket: net.Socket) => () => refusals.note(who(socket), 'a connection', `nothing sent within ${limits.firstBytesMs / 1000} s; closed`);
+  // the listener is ours, its connections handed to grpc-js's connection injector: the bounds on them apply (connection-limits.ts)
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  // OpenSSL verifies the client's certificate against the CA (chain, validity, purpose) and says so in `authorized`;
-  // Node's rejectUnauthorized would drop a failed one silently, so the same check is made here, with a log line
-  const listener = tls.createServer({ ca: id.ca, cert: id.cert, key: id.key, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'], minVersion: 'TLSv1.2' }, (socket) => {
-    if (socket.authorized) {
-      injector.injectConnection(socket);
-      return;
-    }
-    const who = formatAddress({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 });
-    refusals.note(who, 'a TLS connection', unauthorizedReason(socket));
-    socket.destroy();
-  });
-  listener.on('tlsClientError', (err, socket) => {
-    const who = socket.remoteAddress ? formatAddress({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'an unknown address';
-    refusals.note(who, 'a TLS connection', tlsReason(err));
-  });
+  let listener: net.Server;
+  if (!s?.tls) {
+    listener = net.createServer((socket) => injectWhenItSpeaks(socket, limits, (sk) => injector.injectConnection(sk), silent(socket)));
+  } else {
+    const id = s.tls;
+    // the TLS is done here; grpc-js sees an HTTP/2 connection over an authenticated TLS socket (its auth context included)
+    // OpenSSL verifies the client's certificate against the CA (chain, validity, purpose) and says so in `authorized`;
+    // Node's rejectUnauthorized would drop a failed one silently, so the same check is made here, with a log line
+    const tlsListener = tls.createServer(
+      { ca: id.ca, cert: id.cert, key: id.key, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'], minVersion: 'TLSv1.2', handshakeTimeout: limits.firstBytesMs },
+      (socket) => {
+        if (socket.authorized) {
+          injectWhenItSpeaks(socket, limits, (sk) => injector.injectConnection(sk), silent(socket));
+          return;
+        }
+        refusals.note(who(socket), 'a TLS connection', unauthorizedReason(socket));
+        socket.destroy();
+      },
+    );
+    tlsListener.on('tlsClientError', (err, socket) => refusals.note(who(socket), 'a TLS connection', tlsReason(err)));
+    listener = tlsListener;
+  }
+  capConnections(listener, limits, (from) => refusals.note(from, 'a connection', `more than ${limits.maxConnections} connections open; closed`));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(port, host, () => {

@@ -15,6 +15,7 @@ import {
   type HandshakeRequest,
   encodeTensor,
   type ParameterTensor,
+  type ReleaseReply,
   type SetParametersReply,
   type StatusReply,
   type StepReply,
@@ -50,6 +51,11 @@ export class WorkerClient {
 
   evaluate(req: EvaluateRequest, o?: CallOptions): Promise<EvaluateReply> {
     return unary(this.client, 'Evaluate', req, o);
+  }
+
+  /** Ends run_id's lease on this worker (a worker without the "lease" feature answers UNIMPLEMENTED). */
+  release(runId: string, o?: CallOptions): Promise<ReleaseReply> {
+    return unary(this.client, 'Release', { run_id: runId }, o);
   }
 
   status(o?: CallOptions): Promise<StatusReply> {

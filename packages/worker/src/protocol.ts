@@ -21,7 +21,7 @@ export const PROTOCOL_VERSION = 1;
  * - "activations": Worker.GetActivations (inspection) and GetParametersRequest.layers;
  * - "no-bias-decay": SgdHyper.no_bias_decay (an older worker decays the biases whatever it is sent).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'lease'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
@@ -100,6 +100,16 @@ export interface HandshakeRequest {
   tower: number;
   peer_address: string;
   run_id: string;
+  /** Take the worker even if another run holds its lease. */
+  take_over?: boolean;
+}
+
+export interface ReleaseRequest {
+  run_id: string;
+}
+
+export interface ReleaseReply {
+  released: boolean;
 }
 
 /** The WebGPU adapter a worker's device runs on (worker.proto's WebGPUAdapter). */

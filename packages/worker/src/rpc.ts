@@ -29,8 +29,18 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Aborting cancels the call (its promise rejects with CANCELLED). */
   signal?: AbortSignal;
-  /** Wait for the channel to connect instead of failing fast when the server is not there yet. */
+  /**
+   * Wait for the channel to connect (until the deadline) instead of failing fast when the server is not there
+   * yet. grpc-js takes this as a metadata option (`Metadata.setOptions`), not as a call option.
+   */
   waitForReady?: boolean;
+}
+
+/** The call's metadata: empty, with the wait-for-ready flag when asked. */
+function callMetadata(o: CallOptions): grpc.Metadata {
+  const meta = new grpc.Metadata();
+  if (o.waitForReady) meta.setOptions({ waitForReady: true });
+  return meta;
 }
 
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
@@ -46,9 +56,8 @@ export function unary<Req, Res>(client: grpc.Client, method: string, req: Req, o
     if (typeof fn !== 'function') throw new Error(`no method ${method} on this client`);
     const opts: grpc.CallOptions = {};
     if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
-    if (o.waitForReady) (opts as Record<string, unknown>).waitForReady = true;
     const onAbort = () => call.cancel();
-    const call = fn.call(client, req, new grpc.Metadata(), opts, (err, res) => {
+    const call = fn.call(client, req, callMetadata(o), opts, (err, res) => {
       o.signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve(res as Res);
@@ -64,7 +73,7 @@ export function collectStream<Req, Res>(client: grpc.Client, method: string, req
     if (typeof fn !== 'function') throw new Error(`no method ${method} on this client`);
     const opts: grpc.CallOptions = {};
     if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
-    const call = fn.call(client, req, new grpc.Metadata(), opts);
+    const call = fn.call(client, req, callMetadata(o), opts);
     const out: Res[] = [];
     call.on('data', (m: Res) => out.push(m));
     call.on('error', reject);
@@ -81,7 +90,7 @@ export function clientStream<Req, Res>(client: grpc.Client, method: string, msgs
     const opts: grpc.CallOptions = {};
     if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
     let failed = false;
-    const call = fn.call(client, new grpc.Metadata(), opts, (err, res) => {
+    const call = fn.call(client, callMetadata(o), opts, (err, res) => {
       if (err) {
         failed = true;
         reject(err);

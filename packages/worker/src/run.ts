@@ -27,6 +27,12 @@ export interface WorkerContext {
   readonly log: (line: string) => void;
 }
 
+/** A run id with its random part hidden ("20261204T120000Z-…"): what strangers may read (Status, refusals). */
+export function redactRunId(id: string): string {
+  const m = /^(\d{8}T\d{6}Z)-/.exec(id);
+  return m ? `${m[1]}-…` : id === '' ? '' : '…';
+}
+
 export interface Run {
   readonly id: string;
   readonly batch: number;
@@ -49,6 +55,16 @@ export interface Run {
   /** Towers for evaluation batch sizes other than the training batch, sharing the training tower's ParamStore. */
   readonly evalTowers: Map<number, Tower>;
   abort: AbortController | null;
+  /** When a call of this run last reached the worker (Date.now()): the lease runs from it. */
+  lastCall: number;
+  /** The coordinator ended the run (Release): its lease is over. */
+  released: boolean;
+}
+
+/** A call of `run` reached the worker: its lease runs again from now (a released run takes it back). */
+export function touch(run: Run): void {
+  run.lastCall = Date.now();
+  run.released = false;
 }
 
 /** The crossing exchanges of one step or evaluation, and the time spent blocked on them. */

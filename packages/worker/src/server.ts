@@ -5,6 +5,7 @@ import { formatAddress, protocol, sizeLimitOptions } from './protocol.js';
 import { serverKeepaliveOptions } from './keepalive.js';
 import { RefusalLog, listenSecurely, serverInterceptors } from './auth.js';
 import { TowerWorker, type WorkerOptions } from './worker.js';
+import { DEFAULT_CONNECTION_LIMITS, idleServerOptions } from './connection-limits.js';
 
 export interface RunningWorker {
   readonly address: string;
@@ -19,7 +20,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const worker = new TowerWorker(o, device);
   // calls without the credentials are refused (and logged) before they reach a handler
   const refusals = new RefusalLog(o.log ?? (() => {}));
-  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions, interceptors: serverInterceptors(o.security, refusals) });
+  const limits = o.connectionLimits ?? DEFAULT_CONNECTION_LIMITS;
+  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions, ...idleServerOptions(limits), interceptors: serverInterceptors(o.security, refusals) });
   const { Worker, Peer } = protocol();
   server.addService(Worker.service, {
     Handshake: worker.handshake,
@@ -30,10 +32,11 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     GetParameters: worker.getParameters,
     SetParameters: worker.setParameters,
     GetActivations: worker.getActivations,
+    Release: worker.release,
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';
-  const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals);
+  const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals, limits);
   const address = formatAddress({ host, port });
   return {
     address,

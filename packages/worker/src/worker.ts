@@ -56,13 +56,15 @@ import {
   type ModelIdentity,
   type ParameterTensor,
   type PeerHello,
+  type ReleaseReply,
+  type ReleaseRequest,
   type SetParametersReply,
   type StatusReply,
   type StepReply,
   type StepRequest,
   type WorkerState,
 } from './protocol.js';
-import { PeerLink, zeroTiming, type Run, type WorkerContext } from './run.js';
+import { PeerLink, redactRunId, touch, zeroTiming, type Run, type WorkerContext } from './run.js';
 import { acceptCrossing } from './crossings.js';
 import { runStep } from './step.js';
 import { evaluationPass, runEvaluation } from './evaluation.js';
@@ -70,6 +72,7 @@ import { parametersFromStream, streamParameters } from './parameters.js';
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
 import type { Security } from './auth.js';
+import type { ConnectionLimits } from './connection-limits.js';
 import { checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { inputMeanFrom } from './images.js';
 import { adapterMsg } from './adapter-report.js';
@@ -95,11 +98,18 @@ export interface WorkerOptions {
   readonly log?: (line: string) => void;
   /** Mutual TLS and/or a shared token, for this worker's server and its calls to the peer (auth.ts); none: plain gRPC. */
   readonly security?: Security;
+  /** How long a run keeps this worker after its last call (another run's Handshake is refused meanwhile); default 60 s. */
+  readonly leaseMs?: number;
+  /** How long Configure waits for the peer to answer its Hello (it may still be starting); default 30 s. */
+  readonly connectTimeoutMs?: number;
+  /** Bounds on open, silent and idle connections (connection-limits.ts); default DEFAULT_CONNECTION_LIMITS. */
+  readonly connectionLimits?: ConnectionLimits;
 }
 
 export const DEFAULT_MAX_BATCH = 256;
 const DEFAULT_EXCHANGE_TIMEOUT_MS = 10 * 60_000;
-const HELLO_TIMEOUT_MS = 30_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+export const DEFAULT_LEASE_MS = 60_000;
 /** Run ids remembered from handshakes (the oldest forgotten first). */
 const MAX_HANDSHAKEN = 64;
 
@@ -108,6 +118,8 @@ export class TowerWorker implements WorkerContext {
   private state: WorkerState = 'IDLE';
   private run: Run | null = null;
   private handshaken = new Set<string>();
+  /** Runs whose handshake asked to take the worker from the run holding its lease. */
+  private takingOver = new Set<string>();
   private lastError = '';
   private readonly started = Date.now();
   readonly identity: ModelIdentity;
@@ -116,6 +128,8 @@ export class TowerWorker implements WorkerContext {
   readonly segments: Segment[];
   readonly points: string[];
   readonly exchangeTimeoutMs: number;
+  readonly leaseMs: number;
+  readonly connectTimeoutMs: number;
   readonly log: (line: string) => void;
 
   constructor(readonly o: WorkerOptions, readonly device: Device) {
@@ -123,6 +137,8 @@ export class TowerWorker implements WorkerContext {
     this.maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH;
     this.limitBytes = maxMessageBytes(o.spec, this.maxBatch);
     this.exchangeTimeoutMs = o.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS;
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+    this.connectTimeoutMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.log = o.log ?? (() => {});
     this.segments = segmentModel(o.spec);
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
@@ -165,9 +181,20 @@ export class TowerWorker implements WorkerContext {
       this.log(`refused handshake for run ${req.run_id}: ${diffs.join('; ')}`);
       throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
     }
+    const holder = this.leaseHolder(req.run_id);
+    if (holder !== null) {
+      if (req.take_over !== true) {
+        this.log(`refused handshake for run ${redactRunId(req.run_id)}: ${holder}`);
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, `${holder}; give the coordinator --take-over to take this worker anyway (that run then fails)`);
+      }
+      this.takingOver.add(req.run_id);
+      this.log(`run ${redactRunId(req.run_id)} takes this worker over (--take-over): ${holder}`);
+    }
+    if (this.run?.id === req.run_id) touch(this.run);
     this.handshaken.add(req.run_id);
     // a bounded memory: a caller may shake hands without end (Configure follows its handshake at once)
     if (this.handshaken.size > MAX_HANDSHAKEN) this.handshaken.delete(this.handshaken.values().next().value!);
+    if (this.takingOver.size > MAX_HANDSHAKEN) this.takingOver.delete(this.takingOver.values().next().value!);
     return {
       model: this.identity,
       tower: this.tower,
@@ -184,7 +211,9 @@ export class TowerWorker implements WorkerContext {
 
   configure = unaryHandler<ConfigureRequest, ConfigureReply>(async (req) => {
     if (!this.handshaken.has(req.run_id)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} has not shaken hands with this worker`);
-    if (this.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of run ${this.run?.id} is running`);
+    const holder = this.takingOver.has(req.run_id) ? null : this.leaseHolder(req.run_id);
+    if (holder !== null) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${holder}; give the coordinator --take-over to take this worker anyway`);
+    if (this.busy && this.run?.id === req.run_id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of this run is running`);
     if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > this.maxBatch) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch} is outside 1..${this.maxBatch} (start the worker with a larger --max-batch)`);
     }
@@ -197,7 +226,8 @@ export class TowerWorker implements WorkerContext {
     } catch (e) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, (e as Error).message);
     }
-    this.dropRun(new Error(`run ${this.run?.id} was replaced by run ${req.run_id}`));
+    this.takingOver.delete(req.run_id);
+    this.dropRun(new Error(`run ${redactRunId(this.run?.id ?? '')} was replaced by run ${redactRunId(req.run_id)}`));
     const peer = new PeerLink(peerAddress, this.limitBytes, this.o.security);
     try {
       await this.hello(peer, req.run_id);
@@ -224,6 +254,8 @@ export class TowerWorker implements WorkerContext {
       input: { mean, scale: this.o.spec.inputScale },
       evalTowers: new Map(),
       abort: null,
+      lastCall: Date.now(),
+      released: false,
     };
     this.state = 'READY';
     this.lastError = '';
@@ -241,7 +273,7 @@ export class TowerWorker implements WorkerContext {
   private async hello(peer: PeerLink, runId: string): Promise<void> {
     let reply: PeerHello;
     try {
-      reply = await unary<PeerHello, PeerHello>(peer.client, 'Hello', { model: this.identity, tower: this.tower, run_id: runId }, { timeoutMs: HELLO_TIMEOUT_MS, waitForReady: true });
+      reply = await unary<PeerHello, PeerHello>(peer.client, 'Hello', { model: this.identity, tower: this.tower, run_id: runId }, { timeoutMs: this.connectTimeoutMs, waitForReady: true });
     } catch (e) {
       const code = isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE;
       throw new RpcError(code, `peer at ${peer.address} ${code === grpc.status.FAILED_PRECONDITION ? 'refused us' : 'did not answer'}: ${describeError(e)}`);
@@ -254,7 +286,8 @@ export class TowerWorker implements WorkerContext {
   step = unaryHandler<StepRequest, StepReply>(async (req, call) => {
     const run = this.run;
     if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
-    if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${run.id}`);
+    if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
+    touch(run);
     this.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
     checkStepImages(this.o.spec, run.batch, req.images);
@@ -274,7 +307,8 @@ export class TowerWorker implements WorkerContext {
   private checkEvaluation(req: { run_id: string; step: number; evaluation: number; images: Uint8Array }): { run: Run; n: number } {
     const run = this.run;
     if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
-    if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${run.id}`);
+    if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
+    touch(run);
     this.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation after step ${req.step} asked of a worker that has done ${run.stepsDone} steps`);
     if (req.evaluation !== run.evaluationsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation ${req.evaluation} out of order: this worker is at evaluation ${run.evaluationsDone}`);
@@ -348,6 +382,7 @@ export class TowerWorker implements WorkerContext {
       if (err instanceof RpcError) throw err;
       throw new RpcError(isServiceError(err) ? err.code : grpc.status.INTERNAL, `tower ${this.tower}, ${what}: ${describeError(err)}`);
     } finally {
+      touch(run);
       run.abort = null;
       call.removeListener('cancelled', onCancel);
     }
@@ -361,7 +396,7 @@ export class TowerWorker implements WorkerContext {
       backend: this.device.mode,
       device: this.deviceIndex,
       state: this.state,
-      run_id: run?.id ?? '',
+      run_id: redactRunId(run?.id ?? ''),
       batch: run?.batch ?? 0,
       steps_done: run?.stepsDone ?? 0,
       last_error: this.lastError,
@@ -405,13 +440,36 @@ export class TowerWorker implements WorkerContext {
     return { tower: this.tower, step: run.stepsDone, tensors: msgs.length };
   });
 
+  /** The end of a run's lease: another run may shake hands at once (the run stays configured for inspection). */
+  release = unaryHandler<ReleaseRequest, ReleaseReply>(async (req) => {
+    const run = this.run;
+    if (!run || run.id !== req.run_id) return { released: false };
+    run.released = true;
+    this.log(`run ${redactRunId(run.id)} released this worker`);
+    return { released: true };
+  });
+
+  /**
+   * Why run `runId` may not take this worker: another run holds its lease (a call in flight, or its last call
+   * less than the lease ago, and not released); null when it may.
+   */
+  private leaseHolder(runId: string): string | null {
+    const run = this.run;
+    if (!run || run.id === runId || run.released || this.state === 'IDLE' || this.state === 'FAILED') return null;
+    const idleMs = Date.now() - run.lastCall;
+    if (!this.busy && idleMs >= this.leaseMs) return null;
+    const when = this.busy ? `${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of it is running` : `its last call was ${(idleMs / 1000).toFixed(0)} s ago`;
+    return `this worker belongs to run ${redactRunId(run.id)} (${run.stepsDone} steps done; ${when}); its lease lapses ${(this.leaseMs / 1000).toFixed(0)} s after its last call`;
+  }
+
   // ---------------------------------------------------------------- Peer service
 
   peerHello = unaryHandler<PeerHello, PeerHello>(async (req) => {
     const diffs = identityDifferences(req.model, this.identity, `tower ${req.tower}`, `tower ${this.tower}`);
     if (req.tower !== this.other) diffs.push(`both workers are tower ${this.tower}: start one with --tower 0 and the other with --tower 1`);
     if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
-    return { model: this.identity, tower: this.tower, run_id: this.run?.id ?? '' };
+    // the run id is what Exchange asks for: echoed only to a peer that knows it already
+    return { model: this.identity, tower: this.tower, run_id: this.run?.id === req.run_id ? req.run_id : '' };
   });
 
   exchange = unaryHandler<ExchangeRequest, object>(async (req) => {

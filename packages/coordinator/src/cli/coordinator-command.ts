@@ -25,6 +25,7 @@ interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServe
   workers: string;
   'run-id'?: string;
   'connect-timeout': number;
+  'take-over': boolean;
   'protocol-version': number;
   'exit-with-stdin': boolean;
 }
@@ -45,7 +46,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...uiOptions,
         ...inspectServeOptions,
         'run-id': { type: 'string', describe: 'name of the run (default: time and a random suffix)' },
-        'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for the workers to answer the handshake' },
+        'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for the workers to answer the handshake (they may still be starting)' },
+        'take-over': { type: 'boolean', default: false, describe: "take the workers even if another coordinator's run holds them (that run then fails at its next step)" },
         ...recoveryOptions,
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (used by launch)' },
@@ -151,6 +153,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       resume: resumed ? { params: resumed.params, step: resumed.step } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
+      takeOver: a['take-over'],
       security,
       deadlines,
       protocolVersion: a['protocol-version'],
@@ -278,6 +281,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         const kept = last ? `; the latest checkpoint is ${last}` : checkpoints ? '; no checkpoint was written yet' : '';
         logFailure(log, { event: 'failed', step: e.step, error: e.message, checkpoint: last ?? null });
         process.stderr.write(`alexnet coordinator: ${e.message}${kept}\n`);
+        await c.release();
         c.close();
         process.exit(1);
       }
@@ -293,6 +297,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     await dashboard?.close();
     await inspection?.close();
     await data.close();
+    // the workers are free for another run at once (their lease would otherwise hold them a while)
+    await c.release();
     c.close();
     if (a['exit-with-stdin']) process.stdin.destroy();
     // a run ended by a signal says so in its exit code (a time limit is a normal end)

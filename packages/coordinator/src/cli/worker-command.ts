@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
-import { DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
@@ -19,6 +19,9 @@ interface Args extends SecurityArgs {
   'max-batch': number;
   'on-fallback': 'throw' | 'warn';
   'exchange-timeout': number;
+  'connect-timeout': number;
+  lease: number;
+  insecure: boolean;
   'protocol-version': number;
   'exit-with-stdin': boolean;
 }
@@ -49,6 +52,9 @@ export const workerCommand: CommandModule<object, Args> = {
         'max-batch': { type: 'number', default: DEFAULT_MAX_BATCH, describe: 'largest batch accepted; sets the gRPC message size limits' },
         'on-fallback': fallbackOption,
         'exchange-timeout': { type: 'number', default: 600, describe: 'seconds to wait for a tensor from the peer before failing the step' },
+        'connect-timeout': { type: 'number', default: 30, describe: 'seconds Configure waits for the peer worker to answer (it may still be starting)' },
+        lease: { type: 'number', default: DEFAULT_LEASE_MS / 1000, describe: "seconds a run keeps this worker after its last call: another coordinator's run is refused meanwhile (unless it gives --take-over)" },
+        insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it)' },
         ...securityOptions,
@@ -60,9 +66,16 @@ export const workerCommand: CommandModule<object, Args> = {
     if (a.device !== undefined) positiveInt(a.device, 'device', 0);
     positiveInt(a['max-batch'], 'max-batch');
     if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
+    if (!(a['connect-timeout'] > 0)) throw new UserError(`--connect-timeout must be > 0 seconds`);
+    if (!(a.lease > 0)) throw new UserError(`--lease must be > 0 seconds`);
     const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
     const tower = a.tower as TowerIndex;
     const security = securityFrom(a, `worker${tower}`);
+    if (!security && !isLoopback(a.host) && !a.insecure) {
+      throw new UserError(
+        `--host ${a.host} without authentication: anyone who reaches the port could drive this worker. Give --token-file FILE (the same token to the peer and the coordinator) or --tls DIR (\`alexnet certs\`), or --insecure to accept that`,
+      );
+    }
     const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
     let running;
     // grpc-js logs a failed bind on its own; the error below says it better
@@ -80,6 +93,8 @@ export const workerCommand: CommandModule<object, Args> = {
         protocolVersion: a['protocol-version'],
         fallback: { onFallback: a['on-fallback'] },
         exchangeTimeoutMs: a['exchange-timeout'] * 1000,
+        connectTimeoutMs: a['connect-timeout'] * 1000,
+        leaseMs: a.lease * 1000,
         log,
         security,
       });
@@ -116,7 +131,7 @@ export const workerCommand: CommandModule<object, Args> = {
     if (process.platform === 'linux' && r.worker.device.mode === 'webasm' && !mallocTuned()) {
       log(`note: glibc's default malloc faults in fresh pages for every large kernel result; start the worker with GLIBC_TUNABLES=${MALLOC_TUNABLES.join(':')} (what alexnet launch sets) for faster steps, or ALEXNET_MALLOC_TUNING=0 to silence this`);
     }
-    if (!security && !isLoopback(a.host)) log(`warning: listening on ${a.host} without authentication: anyone who reaches this port can drive this worker (give --tls DIR or --token-file)`);
+    if (!security && !isLoopback(a.host)) log(`warning: listening on ${a.host} without authentication (--insecure): anyone who reaches this port can drive this worker (give --tls DIR or --token-file)`);
     log(`listening on ${r.address}`);
   },
 };

@@ -1,0 +1,132 @@
+/**
+ * Workers belong to one run at a time, and strangers cannot join it: a second coordinator is refused while
+ * the first holds the lease (naming the run, not revealing its id), takes over only with --take-over, and is
+ * let in once the first releases the workers or its lease lapses; Status and Peer.Hello never hand out the run
+ * id that Step and Peer.Exchange require; a worker beyond loopback without credentials refuses to start unless
+ * told --insecure; a coordinator started before its workers waits for them (--connect-timeout).
+ */
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { tiny, type SgdHyper } from '@alexnet-mp/core';
+import { PROTOCOL_VERSION, modelIdentity, protocol, unary, type PeerHello, type StatusReply } from '@alexnet-mp/worker';
+import { Coordinator, SyntheticSource, UserError } from '@alexnet-mp/coordinator';
+import { alexnet, startWorker } from './helpers.js';
+
+const B = 4;
+const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+
+test('a second coordinator is refused while the first run holds the workers; --take-over, Release and a lapsed lease let it in', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B), '--lease', '3']), startWorker(t, 1, ['--max-batch', String(B), '--lease', '3'])]);
+  const workers = [w0.address, w1.address] as const;
+  const source = new SyntheticSource(tiny, 5);
+  const make = (takeOver = false) => {
+    const c = new Coordinator({ spec: tiny, workers, batch: B, seed: 5, hyper, source, takeOver, connectTimeoutMs: 5000 });
+    t.teardown(() => c.close());
+    return c;
+  };
+  const first = make();
+  await first.start();
+  await first.step(await source.batch(0, B));
+
+  // held: refused, naming the holder by its start time only
+  const second = make();
+  const e = await t.throwsAsync(second.start());
+  t.true(e instanceof UserError, String(e));
+  t.regex(e!.message, /refused the handshake: this worker belongs to run \d{8}T\d{6}Z-… \(1 steps done; its last call was \d+ s ago\); its lease lapses 3 s after its last call; give the coordinator --take-over/);
+  t.false(e!.message.includes(first.runId), 'the refusal does not reveal the run id');
+  t.log(e!.message.split('\n')[0]);
+
+  // Status and a stranger's Peer.Hello do not reveal it either
+  const st = await first.clients[0]!.status();
+  t.regex(st.run_id, /^\d{8}T\d{6}Z-…$/);
+  t.not(st.run_id, first.runId);
+  const peer = new (protocol().Peer)(w1.address, grpc.credentials.createInsecure());
+  t.teardown(() => peer.close());
+  const hello = await unary<PeerHello, PeerHello>(peer, 'Hello', { model: modelIdentity(tiny, PROTOCOL_VERSION), tower: 0, run_id: '' });
+  t.is(hello.run_id, '', 'Peer.Hello tells a stranger no run id');
+
+  // --take-over: the second run has the workers; the first fails at its next step
+  const taker = make(true);
+  await taker.start();
+  const loss = (await taker.step(await source.batch(0, B))).loss;
+  t.true(Number.isFinite(loss));
+  await t.throwsAsync(first.step(await source.batch(1, B)), undefined, 'the run taken over cannot step any more');
+
+  // Release: another run may start at once
+  await taker.release();
+  const afterRelease = make();
+  await afterRelease.start();
+  t.is((await afterRelease.step(await source.batch(0, B))).loss, loss, 'the same seed and batch give the same loss');
+
+  // a lapsed lease (3 s without a call): let in without --take-over
+  await new Promise((r) => setTimeout(r, 3500));
+  const afterLapse = make();
+  await afterLapse.start();
+  t.is((await afterLapse.step(await source.batch(0, B))).loss, loss);
+});
+
+test('a worker beyond loopback without --tls or a token refuses to start unless given --insecure', async (t) => {
+  const refused = alexnet(['worker', '--tower', '0', '--host', '0.0.0.0', '--port', '0', '--backend', 'webasm']);
+  const { code } = await refused.exited;
+  t.is(code, 2, refused.output());
+  t.regex(refused.output(), /--host 0\.0\.0\.0 without authentication: .*--token-file FILE.*--tls DIR.*or --insecure/);
+  t.notRegex(refused.output(), /\n\s+at /, 'no stack trace');
+  t.is(refused.output().trim().split('\n').length, 1, 'one line');
+
+  const { p } = await startWorker(t, 0, ['--host', '0.0.0.0', '--insecure']);
+  t.regex(p.output(), /warning: listening on 0\.0\.0\.0 without authentication \(--insecure\)/);
+});
+
+test('a coordinator started before its workers waits for them within --connect-timeout', async (t) => {
+  // two free ports, known before the workers exist
+  const probe = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
+  const ports = probe.map((w) => w.address.slice(w.address.lastIndexOf(':') + 1));
+  for (const w of probe) {
+    w.p.proc.kill('SIGKILL');
+    await w.p.exited;
+  }
+  const coord = alexnet(['coordinator', '--workers', ports.map((p) => `127.0.0.1:${p}`).join(','), '--connect-timeout', '60', '--steps', '2', '--batch', String(B), '--preset', 'tiny']);
+  t.teardown(() => coord.proc.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 3000));
+  t.is(coord.proc.exitCode, null, `the coordinator waits: ${coord.output()}`);
+  const late = [0, 1].map((tower) => alexnet(['worker', '--tower', String(tower), '--port', ports[tower]!, '--backend', 'webasm', '--on-fallback', 'throw']));
+  t.teardown(() => late.forEach((w) => w.proc.kill('SIGKILL')));
+  const { code } = await coord.exited;
+  t.is(code, 0, coord.output());
+  t.regex(coord.output(), /"event":"done"/);
+});
+
+test('a flood of idle connections is capped and the silent ones are closed; the worker still answers', async (t) => {
+  const { p, address } = await startWorker(t, 0);
+  const pid = p.proc.pid!;
+  const fds = async () => (await import('node:fs')).readdirSync(`/proc/${pid}/fd`).length;
+  const before = await fds();
+  const net = await import('node:net');
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const sockets: import('node:net').Socket[] = [];
+  let closedByWorker = 0;
+  for (let i = 0; i < 200; i++) {
+    const s = net.connect(port, host);
+    s.on('error', () => {});
+    s.on('close', () => closedByWorker++);
+    sockets.push(s);
+  }
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  await new Promise((r) => setTimeout(r, 1500));
+  const during = await fds();
+  t.log(`worker fds: ${before} before, ${during} with 200 silent connections open against it, ${closedByWorker} closed at once`);
+  t.true(during - before <= 64 + 2, `at most 64 connections kept (${during - before} more fds)`);
+  t.true(closedByWorker >= 200 - 64 - 2, `the rest closed at once (${closedByWorker})`);
+  // the silent ones go after 10 s
+  await new Promise((r) => setTimeout(r, 10_500));
+  const after = await fds();
+  t.log(`worker fds ${after} after 12 s; ${closedByWorker} of 200 connections closed by the worker`);
+  t.is(closedByWorker, 200, 'every silent connection closed');
+  t.true(after <= before + 2, `fds back to ${before} (${after})`);
+  // and the worker answers
+  const client = new (protocol().Worker)(address, grpc.credentials.createInsecure());
+  t.teardown(() => client.close());
+  const st = await unary<object, StatusReply>(client, 'Status', {}, { timeoutMs: 5000 });
+  t.is(st.state, 'IDLE');
+  t.regex(p.output(), /refused a connection from 127\.0\.0\.1:\d+: (more than 64 connections open|nothing sent within 10 s); closed/);
+});
