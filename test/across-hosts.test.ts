@@ -140,8 +140,10 @@ test('three processes in three network namespaces with latency train the tiny pr
   }
   const { c, w0, w1 } = hosts;
   const netem = addNetem([c, w0, w1]);
+  // workers reachable beyond loopback take calls with the run's token only (without one they refuse to start)
+  const token = ['--token', 'across-hosts-test-token-0123456789'];
   const workers = [w0, w1].map((h, tower) => {
-    const p = alexnet(['worker', '--tower', String(tower), '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', '8'], { netns: h.ns });
+    const p = alexnet(['worker', '--tower', String(tower), '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', '8', ...token], { netns: h.ns });
     killOnTeardown(t, p);
     return p;
   });
@@ -154,7 +156,7 @@ test('three processes in three network namespaces with latency train the tiny pr
   }
   t.log(netem ? `latency: tc netem delay ${DELAY_MS}ms on every interface` : `latency: this kernel has no netem; a relay holds every byte ${DELAY_MS} ms each way`);
   // the workers are not on the coordinator's loopback: only their namespace addresses reach them
-  const coord = alexnet(['coordinator', '--workers', addresses.join(','), ...run, '--max-restarts', '0', '--run-dir', nsDir], { netns: c.ns });
+  const coord = alexnet(['coordinator', '--workers', addresses.join(','), ...run, '--max-restarts', '0', '--run-dir', nsDir, ...token], { netns: c.ns });
   killOnTeardown(t, coord);
   t.is((await coord.exited).code, 0, coord.output());
 
