@@ -10,6 +10,7 @@ export * from './model/presets.js';
 export * from './model/shapes.js';
 export * from './model/segments.js';
 export * from './model/params.js';
+export * from './model/memory.js';
 export * from './tower/tower.js';
 export * from './tower/crossing.js';
 export * from './tower/batch-padding.js';

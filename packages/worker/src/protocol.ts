@@ -363,6 +363,8 @@ export function identityDifferences(mine: ModelIdentity, theirs: ModelIdentity, 
 
 /** Room for everything in a message that is not its largest tensor. */
 const MESSAGE_SLACK = 1 << 20;
+/** gRPC's largest message (a signed 32-bit length): a batch whose messages pass it cannot run. */
+export const MAX_GRPC_MESSAGE_BYTES = 2 ** 31 - 1;
 
 /**
  * The largest message of a run of this preset with batches up to maxBatch:

@@ -22,7 +22,11 @@ import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import {
   Device,
+  MEMORY_SHARE,
   Tower,
+  largestBatchWithin,
+  stepBytes,
+  towerStepMemory,
   initTowerParams,
   segmentModel,
   segmentOfLayer,
@@ -216,6 +220,16 @@ export class TowerWorker implements WorkerContext {
     if (this.busy && this.run?.id === req.run_id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of this run is running`);
     if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > this.maxBatch) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch} is outside 1..${this.maxBatch} (start the worker with a larger --max-batch)`);
+    }
+    // on the CPU the step's tensors are in this machine's memory: a batch that cannot fit is refused before anything is built
+    if (this.device.mode !== 'webgpu') {
+      const m = towerStepMemory(this.o.spec, this.tower);
+      const need = stepBytes(m, req.batch);
+      const have = MEMORY_SHARE * os.totalmem();
+      if (need > have) {
+        const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+        throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch}: a step of preset ${this.o.spec.name} needs about ${gib(need)} on tower ${this.tower}, more than ${Math.round(100 * MEMORY_SHARE)}% of this machine's ${gib(os.totalmem())}; at most about ${largestBatchWithin(m, have)} fits`);
+      }
     }
     const mean = inputMeanFrom(req.input_mean, this.o.spec.inputChannels);
     if (typeof mean === 'string') throw new RpcError(grpc.status.INVALID_ARGUMENT, mean);

@@ -18,6 +18,7 @@ import { openDashboard, type Dashboard } from '../dashboard/open.js';
 import { checkInspectServeArgs, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 import { openInspectService } from '../inspect/open.js';
 import type { InspectService } from '../inspect/service.js';
+import { checkMessageFits } from './batch-fit.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, runOptions, type RunArgs } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 
@@ -91,6 +92,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const epochs = a.epochs ?? plan.epochs ?? undefined;
     const runDir = a['run-dir'] ?? a.resume;
     const { checkpointEvery, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
+    checkMessageFits(spec, batch, '--batch');
 
     // the data: the command line's, else (with --resume) the run's own, else synthetic
     const savedData = saved.data_name;

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
 import { planDevices } from '../launch-devices.js';
 import { launch } from '../launch.js';
+import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
@@ -71,6 +72,7 @@ export const launchCommand: CommandModule<object, Args> = {
     const evalBatch = a['eval-batch'] ?? plan?.eval_batch ?? batch;
     // the workers' message size limits follow the largest batch they will see (training, or evaluation: 10 images per held-out image with --eval-views ten)
     const maxBatch = Math.max(batch, evalBatch * viewsPerImage(a['eval-views'] ?? plan?.eval_views));
+    checkMessageFits(getPreset(preset), maxBatch, a.batch !== undefined && maxBatch === batch ? '--batch' : 'the largest batch (training or evaluation)');
     const workerArgs = [...common, '--backend', a.backend, '--on-fallback', a['on-fallback'], '--max-batch', String(maxBatch)];
     const opt = (name: string, v: string | number | undefined): string[] => (v === undefined ? [] : [`--${name}`, String(v)]);
     const coordinatorArgs = [
@@ -103,6 +105,8 @@ export const launchCommand: CommandModule<object, Args> = {
     const tool = a['inspect-port'] !== undefined ? toolCredentials(a, security, a['run-dir'] ?? a.resume) : null;
     // one GPU per worker where the host has two; both on the one GPU otherwise (launch-devices.ts)
     const gpuPlan = planDevices(a.backend, a.backend === 'webgpu' || a.backend === 'auto' ? await surveyAdapters() : []);
+    // both workers on this machine's memory unless on a GPU (whose own memory the worker's kernels check)
+    if (gpuPlan.devices === null) checkMemoryFits(getPreset(preset), batch, 2, '--batch');
     const r = await launch({
       workerArgs,
       coordinatorArgs,

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
+import { checkMessageFits } from './batch-fit.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
@@ -65,6 +66,7 @@ export const workerCommand: CommandModule<object, Args> = {
     if (a.port > 65535) throw new UserError(`--port must be 0..65535, got ${a.port}`);
     if (a.device !== undefined) positiveInt(a.device, 'device', 0);
     positiveInt(a['max-batch'], 'max-batch');
+    checkMessageFits(spec, a['max-batch'], '--max-batch');
     if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
     if (!(a['connect-timeout'] > 0)) throw new UserError(`--connect-timeout must be > 0 seconds`);
     if (!(a.lease > 0)) throw new UserError(`--lease must be > 0 seconds`);
