@@ -98,25 +98,51 @@ export function clientStream<Req, Res>(client: grpc.Client, method: string, msgs
   });
 }
 
-/** A client-streaming handler from an async function of all the messages (read to the end first). */
-export function clientStreamHandler<Req, Res>(f: (msgs: Req[]) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> {
+/** What a client-streaming handler does with its messages, one at a time. */
+export interface StreamIntake<Req, Res> {
+  /** Checks and keeps one message; throwing ends the call with that error at once (nothing more is read). */
+  take(m: Req): void;
+  /** After the last message: the reply. */
+  finish(): Promise<Res>;
+}
+
+/**
+ * A client-streaming handler that checks each message as it arrives: `open` runs before any message is read
+ * (throwing refuses the call at once, without reading the stream), `take` for each message (throwing ends the
+ * call), `finish` after the last. Nothing is buffered here: memory is what `take` keeps.
+ */
+export function clientStreamHandler<Req, Res>(open: (call: grpc.ServerReadableStream<Req, Res>) => StreamIntake<Req, Res>): grpc.handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
-    const msgs: Req[] = [];
     let done = false;
-    call.on('data', (m: Req) => msgs.push(m));
-    call.on('error', (e) => {
-      if (!done) {
-        done = true;
-        callback(toStatus(e) as grpc.ServerErrorResponse, null);
-      }
-    });
-    call.on('end', () => {
+    const fail = (e: unknown) => {
       if (done) return;
       done = true;
-      f(msgs).then(
-        (res) => callback(null, res),
-        (e: unknown) => callback(toStatus(e) as grpc.ServerErrorResponse, null),
-      );
+      call.removeAllListeners('data');
+      callback(toStatus(e) as grpc.ServerErrorResponse, null);
+    };
+    let intake: StreamIntake<Req, Res>;
+    try {
+      intake = open(call);
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    call.on('data', (m: Req) => {
+      if (done) return;
+      try {
+        intake.take(m);
+      } catch (e) {
+        fail(e);
+      }
+    });
+    call.on('error', fail);
+    call.on('end', () => {
+      if (done) return;
+      intake.finish().then((res) => {
+        if (done) return;
+        done = true;
+        callback(null, res);
+      }, fail);
     });
   };
 }

@@ -36,6 +36,7 @@ import {
 import {
   FEATURES,
   PROTOCOL_VERSION,
+  activationShape,
   crossingShape,
   encodeTensor,
   identityDifferences,
@@ -66,7 +67,7 @@ import { PeerLink, zeroTiming, type Run, type WorkerContext } from './run.js';
 import { acceptCrossing } from './crossings.js';
 import { runStep } from './step.js';
 import { evaluationPass, runEvaluation } from './evaluation.js';
-import { parametersFromStream, streamParameters } from './parameters.js';
+import { ParameterIntake, streamParameters } from './parameters.js';
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
 import type { Security } from './auth.js';
@@ -299,8 +300,7 @@ export class TowerWorker implements WorkerContext {
       const tap: TowerTap = { layer: req.layer };
       const pass = await evaluationPass(this, run, req.evaluation, req.images, n, signal, { segment, tap });
       const plan = this.segments[segment]!.plans.find((p) => p.layer.name === req.layer)!;
-      const o = plan.outShape;
-      const shape = o.h === 1 && o.w === 1 ? [o.c, n] : [o.c, n, o.h, o.w];
+      const shape = activationShape(plan.outShape, n);
       return {
         evaluation: req.evaluation,
         tower: this.tower,
@@ -386,23 +386,38 @@ export class TowerWorker implements WorkerContext {
 
   /**
    * A resumed run: this tower's parameters and momentum, and the step counter, from a checkpoint.
-   * Only right after Configure (no step or evaluation yet); checks every tensor before changing anything.
+   * Only right after Configure (no step or evaluation yet); each message checked as it arrives, nothing changed before the last.
    */
-  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(async (msgs) => {
+  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(() => {
+    // refused before a message is read: an unconfigured or busy worker takes nothing
     const run = this.run;
-    if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
-    if (this.state !== 'READY' || run.stepsDone !== 0 || run.evaluationsDone !== 0) {
-      throw new RpcError(grpc.status.FAILED_PRECONDITION, `parameters are set only right after Configure (this worker is ${this.state}, ${run.stepsDone} steps and ${run.evaluationsDone} evaluations done)`);
-    }
-    const { params, step } = parametersFromStream(this, msgs);
-    if (this.state !== 'READY' || this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'the run changed while the parameters arrived');
-    run.tower = new Tower(this.device, this.o.spec, this.tower, run.batch, params);
-    run.evalTowers.clear();
-    this.device.release();
-    run.stepsDone = step;
-    run.mailbox.dropBefore(stepPhase(run.stepsDone));
-    this.log(`run ${run.id}: parameters and momentum set from the coordinator (${msgs.length} tensors), continuing at step ${run.stepsDone}`);
-    return { tower: this.tower, step: run.stepsDone, tensors: msgs.length };
+    const settable = () => {
+      if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
+      if (this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'the run changed while the parameters arrived');
+      if (this.state !== 'READY' || run.stepsDone !== 0 || run.evaluationsDone !== 0) {
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, `parameters are set only right after Configure (this worker is ${this.state}, ${run.stepsDone} steps and ${run.evaluationsDone} evaluations done)`);
+      }
+      return run;
+    };
+    settable();
+    const intake = new ParameterIntake(this);
+    return {
+      take: (m) => {
+        settable();
+        intake.take(m);
+      },
+      finish: async () => {
+        const run = settable();
+        const { params, step } = intake.finish();
+        run.tower = new Tower(this.device, this.o.spec, this.tower, run.batch, params);
+        run.evalTowers.clear();
+        this.device.release();
+        run.stepsDone = step;
+        run.mailbox.dropBefore(stepPhase(run.stepsDone));
+        this.log(`run ${run.id}: parameters and momentum set from the coordinator (${params.size * 4} tensors in ${intake.messages} messages), continuing at step ${run.stepsDone}`);
+        return { tower: this.tower, step: run.stepsDone, tensors: params.size * 4 };
+      },
+    };
   });
 
   // ---------------------------------------------------------------- Peer service
