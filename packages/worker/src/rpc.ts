@@ -81,9 +81,13 @@ export function clientStream<Req, Res>(client: grpc.Client, method: string, msgs
     const opts: grpc.CallOptions = {};
     if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
     let failed = false;
+    let onFailed = () => {};
+    // a server that ends the call early (a refusal) never drains the stream: the writer stops then
+    const whenFailed = new Promise<void>((r) => (onFailed = r));
     const call = fn.call(client, new grpc.Metadata(), opts, (err, res) => {
       if (err) {
         failed = true;
+        onFailed();
         reject(err);
       } else resolve(res as Res);
     });
@@ -91,9 +95,9 @@ export function clientStream<Req, Res>(client: grpc.Client, method: string, msgs
     void (async () => {
       for (const m of msgs) {
         if (failed) return;
-        if (!call.write(m)) await new Promise<void>((r) => call.once('drain', () => r()));
+        if (!call.write(m)) await Promise.race([new Promise<void>((r) => call.once('drain', () => r())), whenFailed]);
       }
-      call.end();
+      if (!failed) call.end();
     })();
   });
 }
