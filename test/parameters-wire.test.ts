@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, towerParamLayers } from '@alexnet-mp/core';
-import { DEFAULT_CHUNK_BYTES, assembleParameters, clientStream, collectStream, type GetParametersRequest, type ParameterTensor, type WorkerClient } from '@alexnet-mp/worker';
+import { DEFAULT_CHUNK_BYTES, assembleParameters, clientStream, collectStream, protocol, type GetParametersRequest, type ParameterTensor, type WorkerClient } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource } from '@alexnet-mp/coordinator';
 import { startWorker } from './helpers.js';
 
@@ -134,4 +134,27 @@ test('GetParameters in chunks of at most max_chunk_bytes (whole rows) puts back 
   t.deepEqual({ step: reply.step, tensors: reply.tensors }, { step: 9, tensors: shapes.size * 4 });
   const got = await d.clients[0].parameters(true, { maxChunkBytes: 100 });
   for (const [layer, p] of scaled) t.deepEqual(got.get(layer), p, layer);
+});
+
+test('paper preset: fc6 weights (72 MiB on a tower) reach a client with gRPC default limits (4 MiB) in chunks of 1 MiB', async (t) => {
+  const paper = getPreset('paper');
+  const t0 = performance.now();
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--preset', 'paper', '--max-batch', '1']), startWorker(t, 1, ['--preset', 'paper', '--max-batch', '1'])]);
+  const c = new Coordinator({ spec: paper, workers: [w0.address, w1.address], batch: 1, seed: 2, hyper, source: new SyntheticSource(paper, 2) });
+  t.teardown(() => c.close());
+  await c.start({ timeoutMs: 120_000 });
+  const started = performance.now();
+  // a client as any gRPC library makes it: default options, 4 MiB receive limit
+  const plain = new (protocol().Worker)(w0.address, grpc.credentials.createInsecure());
+  t.teardown(() => plain.close());
+  const msgs = await collectStream<GetParametersRequest, ParameterTensor>(plain, 'GetParameters', { include_momentum: false, layers: ['fc6'] });
+  const fc6 = towerParamLayers(paper, 0).find((l) => l.name === 'fc6')!;
+  const w = assembleParameters(msgs).get('fc6')!.get('w')!;
+  t.is(w.length, fc6.shape.reduce((a, b) => a * b, 1));
+  t.true(msgs.every((m) => m.tensor.data.length <= DEFAULT_CHUNK_BYTES), 'every message at most 1 MiB of data');
+  t.true(msgs.length > 70, `${msgs.length} messages`);
+  // the same floats as the coordinator's own client reads (raised limits, chunks put back together)
+  const theirs = (await c.clients[0].parameters(false)).get('fc6')!.w;
+  t.true(Buffer.from(w.buffer, w.byteOffset, w.byteLength).equals(Buffer.from(theirs.buffer, theirs.byteOffset, theirs.byteLength)));
+  t.log(`paper workers configured in ${((started - t0) / 1000).toFixed(1)} s; fc6 in ${msgs.length} messages, ${((performance.now() - started) / 1000).toFixed(1)} s`);
 });
