@@ -366,8 +366,9 @@ const MESSAGE_SLACK = 1 << 20;
 /**
  * The largest message of a run of this preset with batches up to maxBatch:
  * a Step or Evaluate request (uint8 images and labels), a crossing tensor,
- * an Evaluate reply's logits, or one parameter tensor (GetParameters sends
- * them one at a time), plus slack.
+ * an Evaluate reply's logits, or one whole parameter tensor (this build
+ * sends tensors over 1 MiB in chunks, chunks.ts; older ones send them
+ * whole), plus slack.
  */
 export function maxMessageBytes(spec: ModelSpec, maxBatch: number): number {
   const images = spec.inputChannels * spec.inputSize * spec.inputSize * maxBatch + 5 * maxBatch;
