@@ -185,7 +185,7 @@ function crossingCells(heading: string, phase: 'step' | 'eval'): string[] {
   return out.sort();
 }
 
-test('a run on two workers: every tensor sent (crossings, logits, activations, parameters and their chunks) has its documented shape; the crossings are the tables\' cells', async (t) => {
+test('a run on two workers: every tensor sent (crossings, logits, activations whole and in chunks, parameters and their chunks) has its documented shape; the crossings are the tables\' cells', async (t) => {
   const [w0, w1] = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
   const log: Recorded[] = [];
   // each worker reaches its peer through a recording proxy
@@ -236,6 +236,41 @@ test('a run on two workers: every tensor sent (crossings, logits, activations, p
       t.deepEqual(r.activations!.shape, activation('GetActivationsReply.activations', l.name, 2), `${l.name} on tower ${r.tower}`);
     }
   }
+  // the same in chunks of at most 64 bytes (StreamActivations): each chunk has the documented shape with C its
+  // rows, the first has the timing, and put together they are GetActivations' reply
+  for (const layer of ['conv1', 'pool5', 'fc6', 'fc8']) {
+    const req = (e: number, max_chunk_bytes = 0): GetActivationsRequest => ({ run_id: runId, evaluation: e, step: 2, images: act.images, layer, max_chunk_bytes });
+    const whole = await Promise.all(workers.map((w) => unary<GetActivationsRequest, GetActivationsReply>(w.client, 'GetActivations', req(evaluation))));
+    const parts = await Promise.all(workers.map((w) => collectStream<GetActivationsRequest, GetActivationsReply>(w.client, 'StreamActivations', req(evaluation + 1, 64))));
+    evaluation += 2;
+    for (const [tw, msgs] of parts.entries()) {
+      const full = whole[tw]!;
+      if (!full.has_activations) {
+        t.is(msgs.length, 1, `${layer} on tower ${tw}: one message`);
+        t.false(msgs[0]!.has_activations);
+        continue;
+      }
+      const p = planModel(spec).find((q) => q.layer.name === layer)!;
+      let rows = 0;
+      const data: Buffer[] = [];
+      for (const m of msgs) {
+        const c = m.activations!.shape[0]!;
+        t.deepEqual(m.activations!.shape, evalShape(rowFor('GetActivationsReply.activations').expr, { C: c, H: p.outShape.h, W: p.outShape.w, N: 2 }), `${layer} tower ${tw} rows ${m.row_offset}`);
+        t.is(m.row_offset, rows);
+        t.is(m.total_rows, p.outShape.c);
+        t.true(m.activations!.data.length <= Math.max(64, m.activations!.data.length / c));
+        rows += c;
+        data.push(m.activations!.data);
+      }
+      const rowBytes = full.activations!.data.length / p.outShape.c;
+      t.is(msgs.length, Math.ceil(p.outShape.c / Math.max(1, Math.floor(64 / rowBytes))), `${layer} tower ${tw}: rows of ${rowBytes} bytes in messages of at most 64`);
+      t.true(msgs[0]!.timing !== null && msgs.slice(1).every((m) => m.timing === null), `${layer} tower ${tw}: timing in the first message only`);
+      t.true(Buffer.concat(data).equals(full.activations!.data), `${layer} tower ${tw}: the chunks are GetActivations' reply`);
+    }
+  }
+  const unknown = await t.throwsAsync(collectStream<GetActivationsRequest, GetActivationsReply>(workers[0]!.client, 'StreamActivations', { run_id: runId, evaluation, step: 2, images: act.images, layer: 'conv9' }));
+  t.regex(String(unknown?.message), /^3 INVALID_ARGUMENT: no layer "conv9" in preset tiny/);
+  t.is((await workers[0]!.status()).state, 'READY');
   for (const r of log.filter((x) => x.method === 'EvalExchange').map((x) => x.req as EvalExchangeRequest)) {
     t.deepEqual(r.tensor.shape, activation('EvalExchangeRequest.tensor', r.point, r.batch));
   }

@@ -3,8 +3,9 @@
  * whose data is over the chunk size travels as consecutive messages of whole rows (slices of its first
  * dimension), so that no GetParameters or SetParameters message is over a few MiB at any preset and no client
  * needs a raised receive limit. A tensor that fits is one message at row 0, as older builds send every tensor.
+ * StreamActivations sends a layer's activations the same way (activationChunks).
  */
-import { decodeTensor, encodeTensor, type ParameterTensor, type Tensor } from './protocol.js';
+import { decodeTensor, encodeTensor, type GetActivationsReply, type ParameterTensor, type Tensor } from './protocol.js';
 
 /** The most tensor data a ParameterTensor carries unless GetParametersRequest.max_chunk_bytes says otherwise. */
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -127,4 +128,20 @@ export function assembleParameters(msgs: Iterable<ParameterTensor>): Map<string,
   const left = a.incomplete();
   if (left.length > 0) throw new ChunkError(`the stream ended inside ${left.join(', ')}`);
   return a.byLayer();
+}
+
+/**
+ * A GetActivations reply as StreamActivations sends it: the first message has every field and the first rows of
+ * the activations, each next one the next rows (timing and traffic unset).
+ */
+export function* activationChunks(reply: GetActivationsReply, maxBytes = DEFAULT_CHUNK_BYTES): Generator<GetActivationsReply> {
+  const t = reply.activations;
+  if (!t) {
+    yield reply;
+    return;
+  }
+  for (const c of tensorChunks(t.shape, decodeTensor(t), maxBytes)) {
+    const part = { activations: c.tensor, row_offset: c.row_offset, total_rows: c.total_rows };
+    yield c.row_offset === 0 ? { ...reply, ...part } : { evaluation: reply.evaluation, tower: reply.tower, layer: reply.layer, has_activations: true, timing: null, traffic: [], ...part };
+  }
 }

@@ -7,7 +7,7 @@ export { TowerWorker, DEFAULT_MAX_BATCH, type WorkerOptions } from './worker.js'
 export { startWorker, type RunningWorker } from './server.js';
 export { meanCrossEntropy } from './evaluation.js';
 export { WorkerClient, type LayerTensors } from './client.js';
-export { DEFAULT_CHUNK_BYTES, ChunkError, ParameterAssembly, assembleParameters, tensorChunks, type TensorChunk } from './chunks.js';
+export { DEFAULT_CHUNK_BYTES, ChunkError, ParameterAssembly, activationChunks, assembleParameters, tensorChunks, type TensorChunk } from './chunks.js';
 export * from './auth.js';
 export * from './validate.js';
 export { adapterMsg, adapterFromMsg, describeDevice, describeWorkerDevice } from './adapter-report.js';

@@ -21,9 +21,10 @@ export const PROTOCOL_VERSION = 1;
  * - "activations": Worker.GetActivations (inspection) and GetParametersRequest.layers;
  * - "no-bias-decay": SgdHyper.no_bias_decay (an older worker decays the biases whatever it is sent);
  * - "parameter-chunks": ParameterTensor.row_offset/total_rows and GetParametersRequest.max_chunk_bytes
- *   (tensors over the chunk size travel in chunks of rows, both ways).
+ *   (tensors over the chunk size travel in chunks of rows, both ways);
+ * - "activation-chunks": Worker.StreamActivations (GetActivations' reply in chunks of rows).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
@@ -240,6 +241,8 @@ export interface GetActivationsRequest {
   step: number;
   images: Uint8Array;
   layer: string;
+  /** StreamActivations: the most tensor data in one reply message; 0 or absent: 1 MiB. */
+  max_chunk_bytes?: number;
 }
 
 export interface GetActivationsReply {
@@ -247,10 +250,14 @@ export interface GetActivationsReply {
   tower: number;
   layer: string;
   has_activations: boolean;
-  /** [C, N, H, W] or [units, N]; null when has_activations is false. */
+  /** [C, N, H, W] or [units, N] (activationShape), or rows of it from StreamActivations; null when has_activations is false. */
   activations: Tensor | null;
-  timing: StepTiming;
+  /** Null in StreamActivations' messages after the first. */
+  timing: StepTiming | null;
   traffic: CrossingTraffic[];
+  /** StreamActivations: the first row of `activations` in the whole output, and the output's rows; 0 from GetActivations. */
+  row_offset?: number;
+  total_rows?: number;
 }
 
 // ---- the Coordinator service (coordinator.proto)

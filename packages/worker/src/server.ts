@@ -30,6 +30,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     GetParameters: worker.getParameters,
     SetParameters: worker.setParameters,
     GetActivations: worker.getActivations,
+    StreamActivations: worker.streamActivations,
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';
