@@ -3,8 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import { clientStream, collectStream, unary, type CallOptions } from './rpc.js';
 import { clientKeepaliveOptions } from './keepalive.js';
 import { secureClient, type Security } from './auth.js';
+import { DEFAULT_CHUNK_BYTES, assembleParameters, tensorChunks } from './chunks.js';
 import {
-  decodeTensor,
   protocol,
   sizeLimitOptions,
   type ConfigureReply,
@@ -13,7 +13,7 @@ import {
   type EvaluateRequest,
   type HandshakeReply,
   type HandshakeRequest,
-  encodeTensor,
+  type GetParametersRequest,
   type ParameterTensor,
   type ReleaseReply,
   type SetParametersReply,
@@ -31,6 +31,8 @@ export interface LayerTensors {
 
 export class WorkerClient {
   readonly client: grpc.Client;
+  /** HandshakeReply.features of this client's last handshake; null before one. */
+  private features: readonly string[] | null = null;
 
   /** `security`: the credentials the worker asks for (auth.ts); none: plain gRPC. */
   constructor(readonly address: string, limitBytes: number, security?: Security) {
@@ -38,7 +40,10 @@ export class WorkerClient {
   }
 
   handshake(req: HandshakeRequest, o?: CallOptions): Promise<HandshakeReply> {
-    return unary(this.client, 'Handshake', req, o);
+    return unary<HandshakeRequest, HandshakeReply>(this.client, 'Handshake', req, o).then((r) => {
+      this.features = r.features;
+      return r;
+    });
   }
 
   configure(req: ConfigureRequest, o?: CallOptions): Promise<ConfigureReply> {
@@ -53,8 +58,9 @@ export class WorkerClient {
     return unary(this.client, 'Evaluate', req, o);
   }
 
-  /** Ends run_id's lease on this worker (a worker without the "lease" feature answers UNIMPLEMENTED). */
-  release(runId: string, o?: CallOptions): Promise<ReleaseReply> {
+  /** Ends run_id's lease on this worker; a worker whose handshake did not list "lease" holds none and is not called. */
+  async release(runId: string, o?: CallOptions): Promise<ReleaseReply> {
+    if (this.features && !this.features.includes('lease')) return { released: false };
     return unary(this.client, 'Release', { run_id: runId }, o);
   }
 
@@ -62,30 +68,32 @@ export class WorkerClient {
     return unary(this.client, 'Status', {}, o);
   }
 
-  /** This tower's parameters by layer, decoded. */
-  async parameters(includeMomentum = false, o?: CallOptions): Promise<Map<string, LayerTensors>> {
-    const msgs = await collectStream<{ include_momentum: boolean }, ParameterTensor>(this.client, 'GetParameters', { include_momentum: includeMomentum }, o);
+  /** This tower's parameters by layer, decoded (chunks put back together; `maxChunkBytes`: GetParametersRequest.max_chunk_bytes). */
+  async parameters(includeMomentum = false, o: CallOptions & { maxChunkBytes?: number } = {}): Promise<Map<string, LayerTensors>> {
+    const req: GetParametersRequest = { include_momentum: includeMomentum, max_chunk_bytes: o.maxChunkBytes ?? 0 };
+    const msgs = await collectStream<GetParametersRequest, ParameterTensor>(this.client, 'GetParameters', req, o);
     const out = new Map<string, LayerTensors>();
-    for (const m of msgs) {
-      const e = out.get(m.layer) ?? ({} as LayerTensors);
-      e[m.kind] = decodeTensor(m.tensor);
-      out.set(m.layer, e);
-    }
+    for (const [layer, kinds] of assembleParameters(msgs)) out.set(layer, Object.fromEntries(kinds) as unknown as LayerTensors);
     return out;
   }
 
-  /** Replaces this tower's parameters and momentum and sets its step counter (right after Configure: a resumed run). */
-  setParameters(params: ReadonlyMap<string, Required<LayerTensors>>, shapes: ReadonlyMap<string, number[]>, step: number, o?: CallOptions): Promise<SetParametersReply> {
-    const msgs: ParameterTensor[] = [];
-    for (const [layer, p] of params) {
-      const shape = shapes.get(layer);
-      if (!shape) throw new Error(`no shape for layer ${layer}`);
-      msgs.push({ layer, kind: 'w', tensor: encodeTensor(shape, p.w), step });
-      msgs.push({ layer, kind: 'b', tensor: encodeTensor([shape[0]!], p.b), step });
-      msgs.push({ layer, kind: 'vw', tensor: encodeTensor(shape, p.vw), step });
-      msgs.push({ layer, kind: 'vb', tensor: encodeTensor([shape[0]!], p.vb), step });
+  /**
+   * Replaces this tower's parameters and momentum and sets its step counter (right after Configure: a resumed run).
+   * Tensors over `chunkBytes` (1 MiB) go in chunks of rows to a worker that listed "parameter-chunks" at this
+   * client's handshake (or when there was none); to an older worker, whole.
+   */
+  setParameters(params: ReadonlyMap<string, Required<LayerTensors>>, shapes: ReadonlyMap<string, number[]>, step: number, o: CallOptions & { chunkBytes?: number } = {}): Promise<SetParametersReply> {
+    for (const layer of params.keys()) if (!shapes.has(layer)) throw new Error(`no shape for layer ${layer}`);
+    const chunkBytes = this.features && !this.features.includes('parameter-chunks') ? Infinity : (o.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+    function* messages(): Generator<ParameterTensor> {
+      for (const [layer, p] of params) {
+        const shape = shapes.get(layer)!;
+        for (const kind of ['w', 'b', 'vw', 'vb'] as const) {
+          for (const c of tensorChunks(kind === 'w' || kind === 'vw' ? shape : [shape[0]!], p[kind], chunkBytes)) yield { layer, kind, step, ...c };
+        }
+      }
     }
-    return clientStream(this.client, 'SetParameters', msgs, o);
+    return clientStream(this.client, 'SetParameters', messages(), o);
   }
 
   close(): void {

@@ -3,7 +3,7 @@
  * checking and filing the peer's tensors as they arrive, and waiting for the ones a pass needs.
  */
 import * as grpc from '@grpc/grpc-js';
-import { crossingShape, decodeTensor, encodeTensor, type Direction, type EvalExchangeRequest, type ExchangeRequest, type Tensor } from './protocol.js';
+import { crossingShape, decodeTensor, encodeTensor, squeezeUnitSpatial, type Direction, type EvalExchangeRequest, type ExchangeRequest, type Tensor } from './protocol.js';
 import { RpcError, describeError, isServiceError, unary } from './rpc.js';
 import { Traffic, describePhase, mailKey, type Phase } from './exchange.js';
 import { phaseKey, type Crossings, type Run, type WorkerContext } from './run.js';
@@ -14,8 +14,12 @@ export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: 
   if (dir !== 'FORWARD' && dir !== 'BACKWARD') throw new RpcError(grpc.status.INVALID_ARGUMENT, `direction ${dir}`);
   if (!receives(w, point, dir)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${w.tower} takes no ${dir.toLowerCase()} tensor at ${point}`);
   let x: Float32Array;
+  const want = crossingShape(w.spec, point, batch);
+  // [C, N, 1, 1] is the same tensor as [C, N]; any other shape is refused as it came
+  const squeezed = squeezeUnitSpatial(tensor.shape);
+  const same = squeezed.length === want.length && squeezed.every((d, i) => d === want[i]);
   try {
-    x = decodeTensor(tensor, crossingShape(w.spec, point, batch));
+    x = decodeTensor(same ? { shape: want, data: tensor.data } : tensor, want);
   } catch (e) {
     throw new RpcError(grpc.status.INVALID_ARGUMENT, `${point} ${dir.toLowerCase()}: ${(e as Error).message}`);
   }

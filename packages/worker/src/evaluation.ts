@@ -2,8 +2,8 @@
  * An evaluation on one tower: the forward pass alone, without dropout, on a Tower for the evaluation's batch
  * size that shares the training tower's parameters; its crossings travel with Peer.EvalExchange.
  */
-import { Tower, padBatch, takeBatch, topKCorrect, type StepContext } from '@alexnet-mp/core';
-import { crossingShape, encodeTensor, type EvaluateReply, type EvaluateRequest, type StepTiming } from './protocol.js';
+import { Tower, padBatch, takeBatch, topKCorrect, type StepContext, type TowerTap } from '@alexnet-mp/core';
+import { activationShape, crossingShape, encodeTensor, type EvaluateReply, type EvaluateRequest, type GetActivationsReply, type GetActivationsRequest, type StepTiming } from './protocol.js';
 import { evalPhase, type Traffic } from './exchange.js';
 import { normaliseImages } from './images.js';
 import { openCrossings, trafficOf } from './crossings.js';
@@ -105,5 +105,21 @@ export async function runEvaluation(w: WorkerContext, run: Run, req: EvaluateReq
     logits: logits ? encodeTensor([classes, n], logits) : null,
     timing,
     traffic: traffic.list(),
+  };
+}
+
+/** Inspection: this tower's output of `req.layer` (in segment `segment`) for n images, from the evaluation pass stopped after that segment. */
+export async function runActivations(w: WorkerContext, run: Run, req: GetActivationsRequest, n: number, segment: number, signal: AbortSignal): Promise<GetActivationsReply> {
+  const tap: TowerTap = { layer: req.layer };
+  const pass = await evaluationPass(w, run, req.evaluation, req.images, n, signal, { segment, tap });
+  const plan = w.segments[segment]!.plans.find((p) => p.layer.name === req.layer)!;
+  return {
+    evaluation: req.evaluation,
+    tower: w.tower,
+    layer: req.layer,
+    has_activations: tap.out !== undefined,
+    activations: tap.out ? encodeTensor(activationShape(plan.outShape, n), tap.out) : null,
+    timing: pass.timing,
+    traffic: pass.traffic.list(),
   };
 }

@@ -9,6 +9,7 @@ export { redactRunId } from './run.js';
 export { startWorker, type RunningWorker } from './server.js';
 export { meanCrossEntropy } from './evaluation.js';
 export { WorkerClient, type LayerTensors } from './client.js';
+export { DEFAULT_CHUNK_BYTES, ChunkError, ParameterAssembly, activationChunks, assembleParameters, tensorChunks, type TensorChunk } from './chunks.js';
 export * from './auth.js';
 export * from './validate.js';
 export { adapterMsg, adapterFromMsg, describeDevice, describeWorkerDevice } from './adapter-report.js';

@@ -1,13 +1,17 @@
 /**
- * A tower's parameters on the wire: GetParameters streams them out (weights, biases, momentum on request),
- * SetParameters takes a checkpoint's back, every tensor checked before anything changes.
+ * A tower's parameters on the wire: GetParameters streams them out (weights, biases, momentum on request) in
+ * chunks of bounded size (chunks.ts); SetParameters takes a checkpoint's back, each message checked as it
+ * arrives and nothing changed before the last one.
  */
 import * as grpc from '@grpc/grpc-js';
 import { towerParamLayers, type TowerParams } from '@alexnet-mp/core';
-import { decodeTensor, encodeTensor, type GetParametersRequest, type ParameterTensor } from './protocol.js';
+import type { GetParametersRequest, ParameterTensor } from './protocol.js';
+import { ChunkError, DEFAULT_CHUNK_BYTES, ParameterAssembly, tensorChunks } from './chunks.js';
 import { RpcError } from './rpc.js';
 import { checkFinite } from './validate.js';
 import type { Run, WorkerContext } from './run.js';
+
+const KINDS = ['w', 'b', 'vw', 'vb'] as const;
 
 /** Writes run's parameters of `req.layers` (all when empty), and their momentum with `include_momentum`, at the step reached. */
 export async function streamParameters(w: WorkerContext, run: Run, req: GetParametersRequest, write: (m: ParameterTensor) => Promise<void>): Promise<void> {
@@ -15,49 +19,65 @@ export async function streamParameters(w: WorkerContext, run: Run, req: GetParam
   const only = req.layers ?? [];
   const unknown = only.filter((name) => !layers.some((l) => l.name === name));
   if (unknown.length > 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${w.tower} has no parameters in ${unknown.join(', ')} (layers with parameters: ${layers.map((l) => l.name).join(', ')})`);
+  const chunkBytes = req.max_chunk_bytes || DEFAULT_CHUNK_BYTES;
   const step = run.stepsDone;
   const params = await run.tower.syncParams();
   for (const l of layers) {
     if (only.length > 0 && !only.includes(l.name)) continue;
     const p = params.get(l.name)!;
-    await write({ layer: l.name, kind: 'w', tensor: encodeTensor(l.shape, p.w), step });
-    await write({ layer: l.name, kind: 'b', tensor: encodeTensor([l.shape[0]], p.b), step });
-    if (req.include_momentum) {
-      await write({ layer: l.name, kind: 'vw', tensor: encodeTensor(l.shape, p.vw), step });
-      await write({ layer: l.name, kind: 'vb', tensor: encodeTensor([l.shape[0]], p.vb), step });
+    const kinds = req.include_momentum ? KINDS : KINDS.slice(0, 2);
+    for (const kind of kinds) {
+      const shape = kind === 'w' || kind === 'vw' ? l.shape : [l.shape[0]];
+      for (const c of tensorChunks(shape, p[kind], chunkBytes)) await write({ layer: l.name, kind, step, ...c });
     }
   }
 }
 
-/** The tower's parameters and momentum, and the step they belong to, from a SetParameters stream: every tensor checked. */
-export function parametersFromStream(w: WorkerContext, msgs: readonly ParameterTensor[]): { params: TowerParams; step: number } {
-  const layers = towerParamLayers(w.spec, w.tower);
-  const got = new Map<string, Float32Array>();
-  let step: number | null = null;
-  for (const m of msgs) {
-    const l = layers.find((x) => x.name === m.layer);
-    if (!l) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${w.tower} has no layer ${m.layer}`);
-    if (!['w', 'b', 'vw', 'vb'].includes(m.kind)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${m.layer}: unknown kind "${m.kind}"`);
-    if (step !== null && m.step !== step) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tensors for steps ${step} and ${m.step} in one call`);
-    step = m.step;
-    const shape = m.kind === 'w' || m.kind === 'vw' ? l.shape : [l.shape[0]];
+/**
+ * A SetParameters stream taken message by message: each is checked on arrival against the preset's layers and
+ * shapes (whole tensors or chunks of rows, in order, each once), its values finite, all of one step; memory is
+ * one tower's parameters and momentum, whatever the caller sends.
+ */
+export class ParameterIntake {
+  private readonly layers;
+  private readonly assembly = new ParameterAssembly();
+  private step: number | null = null;
+  messages = 0;
+
+  constructor(private readonly w: WorkerContext) {
+    this.layers = towerParamLayers(w.spec, w.tower);
+  }
+
+  take(m: ParameterTensor): void {
+    const l = this.layers.find((x) => x.name === m.layer);
+    if (!l) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${this.w.tower} has no layer ${JSON.stringify(m.layer.slice(0, 40))} (layers with parameters: ${this.layers.map((x) => x.name).join(', ')})`);
+    if (!(KINDS as readonly string[]).includes(m.kind)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${m.layer}: unknown kind ${JSON.stringify(String(m.kind).slice(0, 20))} (w, b, vw or vb)`);
+    if (this.step !== null && m.step !== this.step) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tensors for steps ${this.step} and ${m.step} in one call`);
+    this.step = m.step;
+    const shape = m.kind === 'w' || m.kind === 'vw' ? l.shape : [l.shape[0]!];
     try {
-      const x = decodeTensor(m.tensor, shape);
-      checkFinite(x, `${m.layer}.${m.kind}`);
-      got.set(`${m.layer}/${m.kind}`, x);
+      const { floats, firstIndex } = this.assembly.add(m, shape);
+      checkFinite(floats, `${m.layer}.${m.kind}`, firstIndex);
     } catch (e) {
-      if (e instanceof RpcError) throw e;
-      throw new RpcError(grpc.status.INVALID_ARGUMENT, `${m.layer}.${m.kind}: ${(e as Error).message}`);
+      if (e instanceof ChunkError) throw new RpcError(grpc.status.INVALID_ARGUMENT, e.message);
+      throw e;
     }
+    this.messages++;
   }
-  const params: TowerParams = new Map();
-  for (const l of layers) {
-    const take = (k: string) => {
-      const x = got.get(`${l.name}/${k}`);
-      if (!x) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no ${k} tensor for ${l.name}: send every layer's w, b, vw and vb`);
-      return x;
-    };
-    params.set(l.name, { w: take('w'), b: take('b'), vw: take('vw'), vb: take('vb') });
+
+  /** Every layer's four tensors and the step, once the stream has ended; INVALID_ARGUMENT naming what is missing. */
+  finish(): { params: TowerParams; step: number } {
+    const left = this.assembly.incomplete();
+    if (left.length > 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, `the stream ended inside ${left.join(', ')}`);
+    const params: TowerParams = new Map();
+    for (const l of this.layers) {
+      const take = (k: (typeof KINDS)[number]) => {
+        const x = this.assembly.get(l.name, k);
+        if (!x) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no ${k} tensor for ${l.name}: send every layer's w, b, vw and vb`);
+        return x;
+      };
+      params.set(l.name, { w: take('w'), b: take('b'), vw: take('vw'), vb: take('vb') });
+    }
+    return { params, step: this.step ?? 0 };
   }
-  return { params, step: step ?? 0 };
 }

@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { canonicalJson, crossingSizes, modelHash, planModel, shapeSize, towerParamLayers, type ModelSpec } from '@alexnet-mp/core';
+import { canonicalJson, crossingSizes, modelHash, planModel, towerParamLayers, type ModelSpec } from '@alexnet-mp/core';
 
 /** The protocol this build speaks; alexnet.v1 on the wire. */
 export const PROTOCOL_VERSION = 1;
@@ -19,9 +19,12 @@ export const PROTOCOL_VERSION = 1;
  * - "evaluate": Worker.Evaluate and Peer.EvalExchange;
  * - "set-parameters": Worker.SetParameters (resuming from a checkpoint);
  * - "activations": Worker.GetActivations (inspection) and GetParametersRequest.layers;
- * - "no-bias-decay": SgdHyper.no_bias_decay (an older worker decays the biases whatever it is sent).
+ * - "no-bias-decay": SgdHyper.no_bias_decay (an older worker decays the biases whatever it is sent);
+ * - "parameter-chunks": ParameterTensor.row_offset/total_rows and GetParametersRequest.max_chunk_bytes
+ *   (tensors over the chunk size travel in chunks of rows, both ways);
+ * - "activation-chunks": Worker.StreamActivations (GetActivations' reply in chunks of rows).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'lease'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
@@ -225,14 +228,21 @@ export interface StatusReply {
 export interface ParameterTensor {
   layer: string;
   kind: 'w' | 'b' | 'vw' | 'vb';
+  /** The whole tensor, or rows row_offset.. of it (a chunk: chunks.ts). */
   tensor: Tensor;
   step: number;
+  /** The chunk's first row; 0 for a whole tensor (and from older workers). */
+  row_offset?: number;
+  /** The whole tensor's first dimension; 0 from older workers (the message is the whole tensor). */
+  total_rows?: number;
 }
 
 export interface GetParametersRequest {
   include_momentum: boolean;
   /** Only these layers; empty or absent: all. */
   layers?: string[];
+  /** The most tensor data in one message; 0 or absent: 1 MiB (chunks.ts). */
+  max_chunk_bytes?: number;
 }
 
 export interface GetActivationsRequest {
@@ -241,6 +251,8 @@ export interface GetActivationsRequest {
   step: number;
   images: Uint8Array;
   layer: string;
+  /** StreamActivations: the most tensor data in one reply message; 0 or absent: 1 MiB. */
+  max_chunk_bytes?: number;
 }
 
 export interface GetActivationsReply {
@@ -248,10 +260,14 @@ export interface GetActivationsReply {
   tower: number;
   layer: string;
   has_activations: boolean;
-  /** [C, N, H, W] or [units, N]; null when has_activations is false. */
+  /** [C, N, H, W] or [units, N] (activationShape), or rows of it from StreamActivations; null when has_activations is false. */
   activations: Tensor | null;
-  timing: StepTiming;
+  /** Null in StreamActivations' messages after the first. */
+  timing: StepTiming | null;
   traffic: CrossingTraffic[];
+  /** StreamActivations: the first row of `activations` in the whole output, and the output's rows; 0 from GetActivations. */
+  row_offset?: number;
+  total_rows?: number;
 }
 
 // ---- the Coordinator service (coordinator.proto)
@@ -369,8 +385,9 @@ export const MAX_GRPC_MESSAGE_BYTES = 2 ** 31 - 1;
 /**
  * The largest message of a run of this preset with batches up to maxBatch:
  * a Step or Evaluate request (uint8 images and labels), a crossing tensor,
- * an Evaluate reply's logits, or one parameter tensor (GetParameters sends
- * them one at a time), plus slack.
+ * an Evaluate reply's logits, or one whole parameter tensor (this build
+ * sends tensors over 1 MiB in chunks, chunks.ts; older ones send them
+ * whole), plus slack.
  */
 export function maxMessageBytes(spec: ModelSpec, maxBatch: number): number {
   const images = spec.inputChannels * spec.inputSize * spec.inputSize * maxBatch + 5 * maxBatch;
@@ -414,13 +431,26 @@ export function decodeTensor(t: Tensor, expectShape?: readonly number[]): Float3
   return out;
 }
 
-/** Shape of one tower's output at the end of segment `segment - 1`, i.e. what crosses into segment `segment`. */
+/**
+ * The wire shape of one tower's activations of a layer whose output (on one tower) is C x H x W, for N images
+ * (proto/README.md, "Tensor shapes"): [C, N, H, W], and [C, N] when H = W = 1 (every fc layer, with C its
+ * units, and a conv or pool layer whose output is 1 x 1, as the tiny preset's pool5).
+ */
+export function activationShape(out: { c: number; h: number; w: number }, n: number): number[] {
+  return out.h === 1 && out.w === 1 ? [out.c, n] : [out.c, n, out.h, out.w];
+}
+
+/** A received activation's shape as the receiver compares it: [C, N, 1, 1] is taken as [C, N] (the same floats in the same order). */
+export function squeezeUnitSpatial(shape: readonly number[]): number[] {
+  return shape.length === 4 && shape[2] === 1 && shape[3] === 1 ? [shape[0]!, shape[1]!] : [...shape];
+}
+
+/** Shape of one tower's output at crossing point `point` (a layer name) for `batch` images: what crosses there. */
 export function crossingShape(spec: ModelSpec, point: string, batch: number): number[] {
   const plans = planModel(spec);
   const p = plans.find((q) => q.layer.name === point);
   if (!p) throw new Error(`no layer ${point} in preset ${spec.name}`);
-  const s = p.outShape;
-  return s.h === 1 && s.w === 1 ? [shapeSize(s), batch] : [s.c, batch, s.h, s.w];
+  return activationShape(p.outShape, batch);
 }
 
 // ---- addresses ----

@@ -90,9 +90,13 @@ export function clientStream<Req, Res>(client: grpc.Client, method: string, msgs
     const opts: grpc.CallOptions = {};
     if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
     let failed = false;
+    let onFailed = () => {};
+    // a server that ends the call early (a refusal) never drains the stream: the writer stops then
+    const whenFailed = new Promise<void>((r) => (onFailed = r));
     const call = fn.call(client, callMetadata(o), opts, (err, res) => {
       if (err) {
         failed = true;
+        onFailed();
         reject(err);
       } else resolve(res as Res);
     });
@@ -100,32 +104,58 @@ export function clientStream<Req, Res>(client: grpc.Client, method: string, msgs
     void (async () => {
       for (const m of msgs) {
         if (failed) return;
-        if (!call.write(m)) await new Promise<void>((r) => call.once('drain', () => r()));
+        if (!call.write(m)) await Promise.race([new Promise<void>((r) => call.once('drain', () => r())), whenFailed]);
       }
-      call.end();
+      if (!failed) call.end();
     })();
   });
 }
 
-/** A client-streaming handler from an async function of all the messages (read to the end first). */
-export function clientStreamHandler<Req, Res>(f: (msgs: Req[]) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> {
+/** What a client-streaming handler does with its messages, one at a time. */
+export interface StreamIntake<Req, Res> {
+  /** Checks and keeps one message; throwing ends the call with that error at once (nothing more is read). */
+  take(m: Req): void;
+  /** After the last message: the reply. */
+  finish(): Promise<Res>;
+}
+
+/**
+ * A client-streaming handler that checks each message as it arrives: `open` runs before any message is read
+ * (throwing refuses the call at once, without reading the stream), `take` for each message (throwing ends the
+ * call), `finish` after the last. Nothing is buffered here: memory is what `take` keeps.
+ */
+export function clientStreamHandler<Req, Res>(open: (call: grpc.ServerReadableStream<Req, Res>) => StreamIntake<Req, Res>): grpc.handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
-    const msgs: Req[] = [];
     let done = false;
-    call.on('data', (m: Req) => msgs.push(m));
-    call.on('error', (e) => {
-      if (!done) {
-        done = true;
-        callback(toStatus(e) as grpc.ServerErrorResponse, null);
-      }
-    });
-    call.on('end', () => {
+    const fail = (e: unknown) => {
       if (done) return;
       done = true;
-      f(msgs).then(
-        (res) => callback(null, res),
-        (e: unknown) => callback(toStatus(e) as grpc.ServerErrorResponse, null),
-      );
+      call.removeAllListeners('data');
+      callback(toStatus(e) as grpc.ServerErrorResponse, null);
+    };
+    let intake: StreamIntake<Req, Res>;
+    try {
+      intake = open(call);
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    call.on('data', (m: Req) => {
+      if (done) return;
+      try {
+        intake.take(m);
+      } catch (e) {
+        fail(e);
+      }
+    });
+    call.on('error', fail);
+    call.on('end', () => {
+      if (done) return;
+      intake.finish().then((res) => {
+        if (done) return;
+        done = true;
+        callback(null, res);
+      }, fail);
     });
   };
 }

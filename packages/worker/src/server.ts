@@ -33,6 +33,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     SetParameters: worker.setParameters,
     GetActivations: worker.getActivations,
     Release: worker.release,
+    StreamActivations: worker.streamActivations,
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';

@@ -55,9 +55,9 @@ export function checkHyper(h: SgdHyperMsg | null | undefined): void {
   }
 }
 
-/** A parameter or momentum tensor: every value finite (a NaN or Inf would spread through the whole run). */
-export function checkFinite(x: Float32Array, what: string): void {
+/** A parameter or momentum tensor (or a chunk of one starting at `offset`): every value finite (a NaN or Inf would spread through the whole run). */
+export function checkFinite(x: Float32Array, what: string, offset = 0): void {
   for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i]!)) throw invalid(`${what}: value ${x[i]} at index ${i}, expected finite numbers`);
+    if (!Number.isFinite(x[i]!)) throw invalid(`${what}: value ${x[i]} at index ${offset + i}, expected finite numbers`);
   }
 }

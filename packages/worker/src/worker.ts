@@ -19,6 +19,7 @@
  * keyed by the evaluation's number, apart from the steps' tensors.
  */
 import os from 'node:os';
+import type { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import {
   Device,
@@ -35,13 +36,11 @@ import {
   type RequestedBackend,
   type Segment,
   type TowerIndex,
-  type TowerTap,
 } from '@alexnet-mp/core';
 import {
   FEATURES,
   PROTOCOL_VERSION,
   crossingShape,
-  encodeTensor,
   identityDifferences,
   maxMessageBytes,
   modelIdentity,
@@ -71,8 +70,9 @@ import {
 import { PeerLink, redactRunId, touch, zeroTiming, type Run, type WorkerContext } from './run.js';
 import { acceptCrossing } from './crossings.js';
 import { runStep } from './step.js';
-import { evaluationPass, runEvaluation } from './evaluation.js';
-import { parametersFromStream, streamParameters } from './parameters.js';
+import { runActivations, runEvaluation } from './evaluation.js';
+import { ParameterIntake, streamParameters } from './parameters.js';
+import { DEFAULT_CHUNK_BYTES, activationChunks } from './chunks.js';
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
 import type { Security } from './auth.js';
@@ -339,27 +339,20 @@ export class TowerWorker implements WorkerContext {
    * Inspection: this tower's output of one layer for the request's images, from the evaluation forward pass
    * stopped after the segment that computes the layer (numbered with the Evaluate calls).
    */
-  getActivations = unaryHandler<GetActivationsRequest, GetActivationsReply>(async (req, call) => {
+  getActivations = unaryHandler<GetActivationsRequest, GetActivationsReply>((req, call) => this.activations(req, call));
+
+  /** GetActivations with the reply in chunks of rows of at most `max_chunk_bytes` (1 MiB) of data. */
+  streamActivations = streamHandler<GetActivationsRequest, GetActivationsReply>(async (req, write, call) => {
+    const reply = await this.activations(req, call);
+    for (const m of activationChunks(reply, req.max_chunk_bytes || DEFAULT_CHUNK_BYTES)) await write(m);
+  });
+
+  private async activations(req: GetActivationsRequest, call: EventEmitter): Promise<GetActivationsReply> {
     const segment = segmentOfLayer(this.segments, req.layer);
     if (segment < 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no layer "${req.layer}" in preset ${this.o.spec.name} (layers: ${this.o.spec.layers.map((l) => l.name).join(', ')})`);
     const { run, n } = this.checkEvaluation(req);
-    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, async (signal) => {
-      const tap: TowerTap = { layer: req.layer };
-      const pass = await evaluationPass(this, run, req.evaluation, req.images, n, signal, { segment, tap });
-      const plan = this.segments[segment]!.plans.find((p) => p.layer.name === req.layer)!;
-      const o = plan.outShape;
-      const shape = o.h === 1 && o.w === 1 ? [o.c, n] : [o.c, n, o.h, o.w];
-      return {
-        evaluation: req.evaluation,
-        tower: this.tower,
-        layer: req.layer,
-        has_activations: tap.out !== undefined,
-        activations: tap.out ? encodeTensor(shape, tap.out) : null,
-        timing: pass.timing,
-        traffic: pass.traffic.list(),
-      };
-    });
-  });
+    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runActivations(this, run, req, n, segment, signal));
+  }
 
   private get busy(): boolean {
     return this.state === 'STEPPING' || this.state === 'EVALUATING';
@@ -376,7 +369,7 @@ export class TowerWorker implements WorkerContext {
    * Runs a step or an evaluation in state `state`: the coordinator cancelling the call aborts it;
    * on any failure the worker is FAILED (the peer may be waiting for a tensor that will never come).
    */
-  private async guarded<T>(run: Run, phase: Phase, state: 'STEPPING' | 'EVALUATING', call: grpc.ServerUnaryCall<unknown, unknown>, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async guarded<T>(run: Run, phase: Phase, state: 'STEPPING' | 'EVALUATING', call: EventEmitter, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const what = describePhase(phase);
     this.state = state;
     const abort = new AbortController();
@@ -435,23 +428,38 @@ export class TowerWorker implements WorkerContext {
 
   /**
    * A resumed run: this tower's parameters and momentum, and the step counter, from a checkpoint.
-   * Only right after Configure (no step or evaluation yet); checks every tensor before changing anything.
+   * Only right after Configure (no step or evaluation yet); each message checked as it arrives, nothing changed before the last.
    */
-  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(async (msgs) => {
+  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(() => {
+    // refused before a message is read: an unconfigured or busy worker takes nothing
     const run = this.run;
-    if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
-    if (this.state !== 'READY' || run.stepsDone !== 0 || run.evaluationsDone !== 0) {
-      throw new RpcError(grpc.status.FAILED_PRECONDITION, `parameters are set only right after Configure (this worker is ${this.state}, ${run.stepsDone} steps and ${run.evaluationsDone} evaluations done)`);
-    }
-    const { params, step } = parametersFromStream(this, msgs);
-    if (this.state !== 'READY' || this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'the run changed while the parameters arrived');
-    run.tower = new Tower(this.device, this.o.spec, this.tower, run.batch, params);
-    run.evalTowers.clear();
-    this.device.release();
-    run.stepsDone = step;
-    run.mailbox.dropBefore(stepPhase(run.stepsDone));
-    this.log(`run ${run.id}: parameters and momentum set from the coordinator (${msgs.length} tensors), continuing at step ${run.stepsDone}`);
-    return { tower: this.tower, step: run.stepsDone, tensors: msgs.length };
+    const settable = () => {
+      if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
+      if (this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'the run changed while the parameters arrived');
+      if (this.state !== 'READY' || run.stepsDone !== 0 || run.evaluationsDone !== 0) {
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, `parameters are set only right after Configure (this worker is ${this.state}, ${run.stepsDone} steps and ${run.evaluationsDone} evaluations done)`);
+      }
+      return run;
+    };
+    settable();
+    const intake = new ParameterIntake(this);
+    return {
+      take: (m) => {
+        settable();
+        intake.take(m);
+      },
+      finish: async () => {
+        const run = settable();
+        const { params, step } = intake.finish();
+        run.tower = new Tower(this.device, this.o.spec, this.tower, run.batch, params);
+        run.evalTowers.clear();
+        this.device.release();
+        run.stepsDone = step;
+        run.mailbox.dropBefore(stepPhase(run.stepsDone));
+        this.log(`run ${run.id}: parameters and momentum set from the coordinator (${params.size * 4} tensors in ${intake.messages} messages), continuing at step ${run.stepsDone}`);
+        return { tower: this.tower, step: run.stepsDone, tensors: params.size * 4 };
+      },
+    };
   });
 
   /** The end of a run's lease: another run may shake hands at once (the run stays configured for inspection). */

@@ -17,7 +17,7 @@
  * follow each other on both workers).
  */
 import type { ModelSpec } from '@alexnet-mp/core';
-import { collectStream, decodeTensor, unary, type GetActivationsReply, type GetActivationsRequest, type GetParametersRequest, type ParameterTensor, type WorkerClient } from '@alexnet-mp/worker';
+import { assembleParameters, collectStream, decodeTensor, unary, type GetActivationsReply, type GetActivationsRequest, type GetParametersRequest, type ParameterTensor, type WorkerClient } from '@alexnet-mp/worker';
 import type { Coordinator } from '../coordinator.js';
 import type { U8Batch } from '../batch-source.js';
 import { kernelShape, mapShape } from './layers.js';
@@ -67,10 +67,11 @@ type LiveCoordinator = Pick<Coordinator, 'runId' | 'betweenSteps' | 'clients' | 
 /** One layer's weights and biases from one worker (GetParameters limited to that layer). */
 export async function layerParameters(client: WorkerClient, layer: string): Promise<{ w: Float32Array; b: Float32Array }> {
   const msgs = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: false, layers: [layer] });
-  const w = msgs.find((m) => m.layer === layer && m.kind === 'w');
-  const b = msgs.find((m) => m.layer === layer && m.kind === 'b');
+  const got = assembleParameters(msgs).get(layer);
+  const w = got?.get('w');
+  const b = got?.get('b');
   if (!w || !b) throw new Error(`the worker at ${client.address} sent no ${layer} weights`);
-  return { w: decodeTensor(w.tensor), b: decodeTensor(b.tensor) };
+  return { w, b };
 }
 
 export class LiveInspector {
