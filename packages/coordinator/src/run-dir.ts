@@ -74,7 +74,7 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
   try {
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
   } catch (e) {
-    throw fileError('write', tmp, e);
+    throw fileError('write the lock file', file, e);
   }
   try {
     for (let attempt = 0; ; attempt++) {

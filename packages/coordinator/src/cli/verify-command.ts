@@ -29,9 +29,11 @@ export function filesToVerify(target: string): string[] {
 
 /** One line per file: name, step, state. */
 export function verdictLine(v: FileVerdict): string {
-  const step = v.step !== undefined ? `step ${v.step}` : 'step ?';
+  // a file that cannot be read says its step by its name
+  const byName = /^step-(\d{9})\.safetensors/.exec(path.basename(v.file));
+  const step = v.step !== undefined ? `step ${v.step}` : byName ? `step ${Number(byName[1])}` : 'step ?';
   const state = v.state === 'ok' ? 'ok' : v.state === 'unverified' ? 'ok, no checksums (written by an older version: structure and values checked)' : `FAILED: ${v.problem}`;
-  return `${path.basename(v.file)}  ${v.kind ?? 'file'}  ${step}  ${state}`;
+  return `${path.basename(v.file)}  ${v.kind ?? (byName ? 'checkpoint' : 'file')}  ${step}  ${state}`;
 }
 
 export const verifyCommand: CommandModule<object, Args> = {

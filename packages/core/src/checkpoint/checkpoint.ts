@@ -36,12 +36,12 @@ export class CheckpointError extends Error {
  * CheckpointError naming `where` and what is wrong when it is empty, truncated, does not parse, does not match
  * a checksum, or holds a non-finite or absurd value.
  */
-export function readVerified(buf: Buffer, where: string): DecodedSafetensors {
+export function readVerified(buf: Buffer, where: string, kind = 'checkpoint'): DecodedSafetensors {
   let d: DecodedSafetensors;
   try {
     d = decodeSafetensors(buf);
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(`${where} is damaged: ${e.message}`, true);
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.notSafetensors ? `${where} is not a ${kind} (not safetensors: ${e.message})` : `${where} is damaged: ${e.message}`, true);
     throw e;
   }
   const bad = unsoundValue(d.tensors.values());

@@ -95,7 +95,7 @@ const optionalInt = (s: string | undefined): number | undefined => (s !== undefi
  * preset, or of another definition of the preset.
  */
 export function decodeModel(buf: Buffer, where = 'model', expect?: ModelSpec): { spec: ModelSpec; params: [TowerParams, TowerParams]; info: ModelInfo; checksums: DecodedSafetensors['checksums'] } {
-  const { tensors, metadata, checksums } = readVerified(buf, where);
+  const { tensors, metadata, checksums } = readVerified(buf, where, 'model file');
   if (metadata.format === CHECKPOINT_FORMAT) {
     throw new CheckpointError(`${where} is a training checkpoint, not a model file: give its run folder with --run, or make a model of it with alexnet export`);
   }

@@ -26,7 +26,8 @@ export interface NamedTensor {
 }
 
 export class SafetensorsError extends Error {
-  constructor(message: string) {
+  /** `notSafetensors`: the file does not even start like a safetensors file (another kind of file). */
+  constructor(message: string, readonly notSafetensors = false) {
     super(message);
     this.name = 'SafetensorsError';
   }
@@ -125,6 +126,7 @@ export interface DecodedSafetensors {
 export function decodeSafetensors(buf: Buffer): DecodedSafetensors {
   if (buf.length === 0) throw new SafetensorsError('the file is empty');
   if (buf.length < 8) throw new SafetensorsError(`the file is ${buf.length} bytes, too short for a safetensors header: truncated?`);
+  if (buf.length > 8 && buf[8] !== 0x7b) throw new SafetensorsError('it does not start like one (an 8-byte header length, then a JSON header)', true);
   const n = Number(buf.readBigUInt64LE(0));
   if (8 + n > buf.length) throw new SafetensorsError(`its header of ${n} bytes runs past the end of the file (${buf.length} bytes): truncated, or the header length is damaged`);
   let header: Record<string, unknown>;
@@ -162,7 +164,7 @@ export function decodeSafetensors(buf: Buffer): DecodedSafetensors {
     if (crcs) {
       const want = crcs[name];
       if (want === undefined) throw new SafetensorsError(`tensor ${name} has no checksum: the header is damaged`);
-      if (crc32cHex(bytes) !== want) throw new SafetensorsError(`tensor ${name} does not match its checksum: its data (bytes ${base + a}..${base + b} of the file) is damaged`);
+      if (crc32cHex(bytes) !== want) throw new SafetensorsError(`tensor ${name} does not match its checksum (its data, bytes ${base + a}..${base + b} of the file)`);
     }
     end = Math.max(end, b);
     let data: Float32Array;
