@@ -26,7 +26,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
-import { fileError, makeDir } from '@alexnet-mp/core';
+import { diskFull, fileError, makeDir } from '@alexnet-mp/core';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
 
@@ -158,7 +158,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   // the first log file that cannot be written stops the run (exit code 2)
   let onLogError: (file: string, e: Error) => void = () => {};
   const logFailed = new Promise<never>((_, reject) => {
-    onLogError = (file, e) => reject(new LaunchFailure(`${fileError('write', file, e).message}: stopping the run (the checkpoints already written are intact; free space, then --resume)`, 2));
+    onLogError = (file, e) => reject(new LaunchFailure(`${fileError('write', file, e).message}: stopping the run${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`, 2));
   });
   logFailed.catch(() => {});
   const children: Child[] = [];

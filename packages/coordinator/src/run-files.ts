@@ -6,7 +6,7 @@
  * when the file is opened again. Checkpoints have their own atomic writer (core).
  */
 import fs from 'node:fs';
-import { fsReason, replaceFile } from '@alexnet-mp/core';
+import { diskFull, fsReason, replaceFile } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 
 /** Cuts a JSON-lines file back to its last complete line; returns the bytes dropped (0 when it was whole or absent). */
@@ -51,5 +51,5 @@ export function writeFileAtomic(file: string, data: string): void {
 
 /** A failed write into the run directory as one clear line (a full disk is the usual cause). */
 export function runDirError(file: string, e: unknown): UserError {
-  return new UserError(`cannot write ${file}: ${fsReason(e)} (the checkpoints already written are intact; free space, then --resume)`);
+  return new UserError(`cannot write ${file}: ${fsReason(e)}${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`);
 }

@@ -41,6 +41,9 @@ export function fsReason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Whether the error is a full disk or an exhausted quota. */
+export const diskFull = (e: unknown): boolean => ['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException | null)?.code ?? '');
+
 /** "cannot VERB PATH: REASON[; HINT]" as a FileError. */
 export function fileError(verb: string, file: string, e: unknown, hint?: string): FileError {
   if (e instanceof FileError) return e;
