@@ -198,3 +198,25 @@ test("a log file launch cannot write ends the run: one line naming it, exit 2, n
   t.true(p.stderr.some((l) => l === `[launch] cannot write ${dir}/worker0.log: it is a folder (EISDIR): stopping the run`), p.output());
   for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 });
+
+const cifarFolder = path.resolve('../shared/datasets/cifar10');
+
+(fs.existsSync(cifarFolder) ? test : test.skip)('a cache folder that cannot be made or fills up is one line naming it, exit 2: under /proc, under a file, a full tmpfs', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, 'x');
+  const mnt = canMount ? mountTmpfs(t, 'size=200k') : null;
+  const cases: [string, RegExp][] = [
+    ['/proc/alexnet-cache', /^alexnet: cannot make the cache folder \/proc\/alexnet-cache\/decoded: no such file or folder \(ENOENT\); set --cache-dir \(or ALEXNET_CACHE_DIR\) to a writable folder$/],
+    [path.join(file, 'cache'), /^alexnet: cannot make the cache folder .*a-file\/cache\/decoded: a part of the path is a file, not a folder \(ENOTDIR\); set --cache-dir/],
+  ];
+  if (mnt) cases.push([path.join(mnt, 'cache'), /^alexnet: cannot write the cache file .*\/cache\/decoded\/\S+\.u8: no space left on the device \(ENOSPC\); set --cache-dir \(or ALEXNET_CACHE_DIR\) to a writable folder with room$/]);
+  for (const [cacheDir, want] of cases) {
+    const p = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cacheDir]);
+    t.is((await p.exited).code, 2, p.output());
+    t.is(own(p).length, 1, p.output());
+    t.regex(own(p)[0]!, want);
+    noStack(t, p);
+  }
+  if (mnt) t.deepEqual(fs.readdirSync(path.join(mnt, 'cache', 'decoded')), [], 'the partial cache file removed');
+});

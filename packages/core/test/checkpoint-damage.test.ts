@@ -118,7 +118,7 @@ test('a planted 3e38, NaN or infinity is damage, reported as such: caught by the
   raw.writeFloatLE(3e38, headerEnd + 16);
   damaged(t, raw, /does not match its checksum/, 'bytes overwritten');
   // written with its checksums by a run gone wrong, or into a file without checksums: the values
-  damaged(t, planted(3e38), /tensor classifier\.1\.weight holds the absurd value 3\.00e\+38 \(beyond ±1000000\) at index \d+, which no trained model holds/, '3e38');
+  damaged(t, planted(3e38), /tensor classifier\.1\.weight holds the absurd value 3\.00e\+38 \(beyond ±1\.84e\+19, where its square overflows float32\) at index \d+, which no trained model holds/, '3e38');
   damaged(t, withoutChecksums(planted(3e38)), /holds the absurd value 3\.00e\+38/, '3e38, no checksums');
   damaged(t, planted(Number.NaN), /holds NaN at index/, 'NaN');
   damaged(t, planted(-Infinity), /holds -Infinity at index/, '-Infinity');

@@ -181,8 +181,13 @@ export function decodeSafetensors(buf: Buffer): DecodedSafetensors {
   return { tensors, metadata, checksums: crcs ? 'verified' : 'absent' };
 }
 
-/** The largest magnitude a checkpoint or model value may have before it is called absurd (a damaged file, not a trained one). */
-export const ABSURD_MAGNITUDE = 1e6;
+/**
+ * The largest magnitude a checkpoint or model value may have: about 1.84e19, the square root of float32's
+ * largest value, past which the value's square (weight decay, the next layer's products) overflows to
+ * infinity. A value beyond it is absurd: a damaged file (a planted 3e38) or a run that diverged, whose
+ * coordinator refuses to write it (the coordinator's divergence check uses the same bound).
+ */
+export const ABSURD_MAGNITUDE = Math.sqrt(3.4028234663852886e38);
 
 /** The first tensor holding a non-finite or absurd (|x| > ABSURD_MAGNITUDE) value, said in words; null when all are sound. */
 export function unsoundValue(tensors: Iterable<NamedTensor>): string | null {
@@ -191,7 +196,7 @@ export function unsoundValue(tensors: Iterable<NamedTensor>): string | null {
     for (let i = 0; i < d.length; i++) {
       const v = d[i]!;
       if (!(Math.abs(v) <= ABSURD_MAGNITUDE)) {
-        const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? String(v) : `the absurd value ${v.toPrecision(3)} (beyond ±${ABSURD_MAGNITUDE})`;
+        const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? String(v) : `the absurd value ${v.toPrecision(3)} (beyond ±${ABSURD_MAGNITUDE.toPrecision(3)}, where its square overflows float32)`;
         return `tensor ${t.name} holds ${what} at index ${i}`;
       }
     }
