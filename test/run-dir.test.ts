@@ -72,6 +72,10 @@ test('a directory holding another run\'s checkpoints is refused (one line, exit 
   t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')).sort(), before, 'nothing of the first run touched');
   t.false(fs.existsSync(path.join(dir, 'run.lock')), 'the lock is released');
 
+  const both = alexnet([...common, '--resume', dir, '--overwrite']);
+  t.is((await both.exited).code, 2, both.output());
+  t.deepEqual(own(both), ['alexnet: --overwrite and --resume: give one (--resume continues the run in the directory, --overwrite starts over there)']);
+
   const over = alexnet([...common, '--steps', '2', '--checkpoint-every', '1', '--keep', '1', '--seed', '7', '--run-dir', dir, '--overwrite']);
   t.is((await over.exited).code, 0, over.output());
   t.regex(over.output(), /--overwrite: removed the previous run's 2 checkpoints and its logs from /);
