@@ -120,8 +120,12 @@ export function loadResume(runDir: string, spec: ModelSpec, info: (line: string)
   const r = newestVerified(runDir, spec);
   if (r.skipped.length > 0) {
     for (const s of r.skipped) {
-      info(`${s.why}: set aside as ${path.basename(s.file)}.damaged`);
-      fs.renameSync(s.file, `${s.file}.damaged`);
+      try {
+        fs.renameSync(s.file, `${s.file}.damaged`);
+        info(`${s.why}: set aside as ${path.basename(s.file)}.damaged`);
+      } catch (e) {
+        info(`${s.why}; ${fileError('set it aside as', `${path.basename(s.file)}.damaged`, e).message}`);
+      }
     }
     const newest = stepOfFile(r.skipped[0]!.file) ?? r.step;
     info(`resuming from ${r.file} (step ${r.step}), the newest checkpoint that verifies: ${newest - r.step} step${newest - r.step === 1 ? '' : 's'} since it (to step ${newest}) are lost and done again`);

@@ -143,6 +143,6 @@ export function prepareRunDir(o: RunDirOptions): RunDirLock | null {
     return lock;
   } catch (e) {
     lock?.release();
-    throw e;
+    throw (e as NodeJS.ErrnoException).code !== undefined ? fileError('ready the run directory', o.runDir, e) : e;
   }
 }
