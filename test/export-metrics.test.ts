@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { alexnet } from './helpers.js';
-import { crc32c, runScalars } from '../packages/coordinator/src/export-metrics.js';
+import { crc32c } from '@alexnet-mp/core';
+import { runScalars } from '../packages/coordinator/src/export-metrics.js';
 
 test('crc32c: the check vector', (t) => {
   t.is(crc32c(Buffer.from('123456789')), 0xe3069283);

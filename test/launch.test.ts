@@ -22,7 +22,7 @@ test('launch trains a few steps, writes its run directory and exits 0 leaving no
   for (const prefix of ['[worker0] ', '[worker1] ', '[coord] ']) t.true(p.stdout.some((l) => l.startsWith(prefix)), `lines prefixed ${prefix}`);
   const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; loss?: number; step?: number; images?: number; top1_error?: number });
   // a run folder always gets a checkpoint after the last step
-  t.deepEqual(events.map((e) => e.event), ['run', 'step', 'step', 'eval', 'step', 'eval', 'checkpoint', 'done']);
+  t.deepEqual(events.map((e) => e.event), ['run', 'step', 'step', 'eval', 'step', 'checkpoint', 'eval', 'done'], 'the last checkpoint before the last evaluation');
   t.deepEqual(fs.readdirSync(path.join(runDir, 'checkpoints')), ['step-000000003.safetensors']);
   t.true(events.filter((e) => e.event === 'step').every((e) => Number.isFinite(e.loss)));
   const evals = events.filter((e) => e.event === 'eval');

@@ -130,7 +130,7 @@ test('real data: an image folder trains by epochs and evaluates on its own val/ 
   t.notRegex(p.output(), /internal error|\n\s+at /, 'no stack trace');
 });
 
-test('a plateau schedule is fed the epoch-end evaluations, drops the rate, and its state is in the checkpoint', async (t) => {
+test('a plateau schedule is fed the epoch-end evaluations, drops the rate, and its state is in the checkpoint, written before the evaluation', async (t) => {
   const dir = tempDir(t);
   // min delta 1: the top-1 error never improves enough, so with patience 1 every epoch-end evaluation after the first drops the rate
   await launchOk(t, ['--batch', '128', '--epochs', '3', '--lr', '0.02', '--lr-schedule', 'plateau:1:1', '--eval-batches', '1', '--run-dir', dir]);
@@ -140,7 +140,12 @@ test('a plateau schedule is fed the epoch-end evaluations, drops the rate, and i
   t.deepEqual(ev.filter((e) => e.event === 'lr').map((e) => [e.step, e.lr]), [[16, 0.002], [24, 0.0002]]);
   const head = readCheckpointHeader(path.join(dir, 'checkpoints', 'step-000000024.safetensors'));
   t.is(head.state.step, 24);
-  t.is(head.state.extra!.lr_schedule!.state.drops, 2);
+  // written before the evaluation of its step (a worker lost during it costs the evaluation alone): the schedule as it was
+  // before that evaluation, and a note that it is due, which a run resumed from it does first
+  t.is(head.state.extra!.eval_due, true);
+  t.is(head.state.extra!.lr_schedule!.state.drops, 1);
+  const order = ev.filter((e) => (e.event === 'checkpoint' || e.event === 'eval') && e.step === 24).map((e) => e.event);
+  t.deepEqual(order, ['checkpoint', 'eval']);
   // the update rule saved whole: the bias rule explicit (a checkpoint without it reads as one from before the option)
   t.deepEqual(head.state.extra!.hyper, { lr: 0.02, momentum: 0.9, weightDecay: 0.0005, decayBiases: false });
 });

@@ -83,6 +83,8 @@ export interface ResumePoint {
   readonly params: readonly [TowerParams, TowerParams];
   readonly step: number;
   readonly schedule?: LrScheduleState;
+  /** The evaluation due after this step was not done when the checkpoint was written (it is written first): `run` does it before its first step. */
+  readonly evalDue?: boolean;
 }
 
 /** A worker failed or vanished during a run; the message names it. `lost`: it is gone or hung (health.ts), not refusing. */
@@ -138,6 +140,8 @@ export class Coordinator {
   private dataWaitMs = 0;
   private runMs = 0;
   private evaluationsDone = 0;
+  /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
+  private evalPending = false;
   private inFlight: AbortController | null = null;
   /** Inside `run` (between-step tasks wait for the current step), and the tasks waiting. */
   private running = false;
@@ -182,6 +186,7 @@ export class Coordinator {
     this.deadlines.reset();
     this.evaluationsDone = 0;
     this.stepsDone = 0;
+    this.evalPending = from?.evalDue === true;
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
     const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs)));
     const refused = hs.flatMap((h) => (h.status === 'rejected' ? [h.reason as unknown] : []));
@@ -253,9 +258,10 @@ export class Coordinator {
 
   /**
    * Pulls both workers' parameters and momentum (GetParameters) and writes a checkpoint of the steps done
-   * into `checkpoint.dir`; returns its path.
+   * into `checkpoint.dir`; returns its path. `evalDue`: an evaluation of this step follows (a run resumed from
+   * this checkpoint does it first).
    */
-  async writeCheckpoint(): Promise<string> {
+  async writeCheckpoint(evalDue = false): Promise<string> {
     const ck = this.o.checkpoint;
     if (!ck) throw new Error('no checkpoint option');
     const params = (await Promise.all(
@@ -284,6 +290,7 @@ export class Coordinator {
         lr_schedule: s ? { spec: s.spec, state: s.state } : null,
         // the data order is a function of (seed, position): batch k is images k*batch .. of the endless sequence of seeded epochs
         data: { position: step * this.o.batch, epoch: this.epochOf(step), steps_per_epoch: this.o.stepsPerEpoch ?? null, order_seed: this.o.seed, source: this.o.source.description },
+        eval_due: evalDue,
         ...(ck.extra?.() ?? {}),
       },
     });
@@ -509,6 +516,9 @@ export class Coordinator {
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
       await this.outsideRun;
+      // resumed from a checkpoint written before its evaluation: that evaluation first
+      if (this.evalPending && ev && steps > 0) await this.evaluateAfterStep(o);
+      this.evalPending = false;
       let checkpointed = -1;
       for (let i = 0; i < steps; i++) {
         if (o.signal?.aborted) throw o.signal.reason;
@@ -528,17 +538,15 @@ export class Coordinator {
         const done = this.stepsDone;
         const last = i === steps - 1;
         const epochEnd = spe !== undefined && done % spe === 0;
-        if (ev && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last)) {
-          const e = await this.evaluateHeldOut();
-          o.onEval?.(e);
-          if (epochEnd && this.o.schedule?.observe(e.top1_error)) o.onLrDrop?.(this.hyperOf(done).lr, this.epochOf(done));
-        }
+        const evalDue = ev !== undefined && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last);
+        // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
         if (ck && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last)) {
           // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
-          const written = await this.writeCheckpoint();
+          const written = await this.writeCheckpoint(evalDue);
           checkpointed = done;
           o.onCheckpoint?.(written, done);
         }
+        if (evalDue) await this.evaluateAfterStep(o);
         await this.runBetweenStepTasks();
       }
     } finally {
@@ -551,6 +559,15 @@ export class Coordinator {
       await this.release();
     }
     return all;
+  }
+
+  /** The held-out evaluation after the step just done; at an epoch's end its top-1 error feeds a plateau schedule. */
+  private async evaluateAfterStep(o: { onEval?: (m: EvalMetrics) => void; onLrDrop?: (lr: number, epoch: number) => void }): Promise<void> {
+    const done = this.stepsDone;
+    const e = await this.evaluateHeldOut();
+    o.onEval?.(e);
+    const epochEnd = this.o.stepsPerEpoch !== undefined && done % this.o.stepsPerEpoch === 0;
+    if (epochEnd && this.o.schedule?.observe(e.top1_error)) o.onLrDrop?.(this.hyperOf(done).lr, this.epochOf(done));
   }
 
   /**

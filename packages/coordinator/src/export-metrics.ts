@@ -9,27 +9,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { crc32c, makeDir } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 import { readRunEvents } from './run-summary.js';
 
-// ---------------------------------------------------------------- CRC-32C
-
-const CRC32C_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32C (Castagnoli, reflected polynomial 0x82f63b78) of the bytes; crc32c("123456789") = 0xe3069283. */
-export function crc32c(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = CRC32C_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
+// ---------------------------------------------------------------- CRC-32C (core's)
 
 /** TFRecord's masked CRC: ((crc >>> 15) | (crc << 17)) + 0xa282ead8, modulo 2^32. */
 export function maskedCrc32c(bytes: Uint8Array): number {
@@ -213,25 +197,10 @@ function writeOrFail(file: string, data: string | Buffer, what: string): void {
   }
 }
 
-/** mkdir -p, a folder at a time (`fs.mkdirSync(d, { recursive: true })` can spin forever under /proc). */
-function makeDirs(dir: string): void {
-  if (fs.existsSync(dir)) {
-    if (!fs.statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
-    return;
-  }
-  const parent = path.dirname(path.resolve(dir));
-  if (parent !== path.resolve(dir)) makeDirs(parent);
-  fs.mkdirSync(dir);
-}
-
 /** Writes the TensorBoard event file into `dir` (made if missing); returns its path. */
 export function writeTensorBoard(runDir: string, dir: string): string {
   const { steps, tags } = runScalars(runDir);
-  try {
-    makeDirs(dir);
-  } catch (err) {
-    throw new UserError(`cannot make the folder ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  makeDir(dir);
   const file = path.join(dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${os.hostname()}`);
   writeOrFail(file, eventFileBytes(steps, tags), 'the event file');
   return file;

@@ -26,6 +26,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
+import { diskFull, fileError, makeDir } from '@alexnet-mp/core';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
 
@@ -68,10 +69,22 @@ class Child {
   readonly stderrTail: string[] = [];
   exit: Exit | null = null;
   readonly exited: Promise<Exit>;
-  private readonly log: fs.WriteStream | null;
+  private log: fs.WriteStream | null;
 
-  constructor(readonly name: Name, readonly proc: ChildProcess, o: LaunchOptions, onLine: (child: Child, line: string, stream: 'out' | 'err') => void) {
-    this.log = o.runDir ? fs.createWriteStream(path.join(o.runDir, `${name}.log`), { flags: 'a' }) : null;
+  constructor(
+    readonly name: Name,
+    readonly proc: ChildProcess,
+    o: LaunchOptions,
+    onLine: (child: Child, line: string, stream: 'out' | 'err') => void,
+    onLogError: (file: string, e: Error) => void,
+  ) {
+    const logFile = o.runDir ? path.join(o.runDir, `${name}.log`) : null;
+    this.log = logFile ? fs.createWriteStream(logFile, { flags: 'a' }) : null;
+    // a log that cannot be written (a full disk, a read-only mount) ends the run with one line, never a crash
+    this.log?.on('error', (e) => {
+      this.log = null;
+      onLogError(logFile!, e);
+    });
     this.exited = new Promise<Exit>((resolve) => {
       // 'close' comes after 'exit' once the child's output is all read, so its last lines print first
       proc.on('close', (code, signal) => {
@@ -140,8 +153,14 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
   const err = o.err ?? ((l: string) => process.stderr.write(l + '\n'));
   const say = (l: string) => err(`[launch] ${l}`);
-  if (o.runDir) fs.mkdirSync(o.runDir, { recursive: true });
+  if (o.runDir) makeDir(o.runDir, 'the run directory');
   if (o.devicesLine) say(o.devicesLine);
+  // the first log file that cannot be written stops the run (exit code 2)
+  let onLogError: (file: string, e: Error) => void = () => {};
+  const logFailed = new Promise<never>((_, reject) => {
+    onLogError = (file, e) => reject(new LaunchFailure(`${fileError('write', file, e).message}: stopping the run${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`, 2));
+  });
+  logFailed.catch(() => {});
   const children: Child[] = [];
   const listening = new Map<Name, (address: string) => void>();
   // on a terminal, a progress bar fed by the coordinator's step lines (which stay in RUN_DIR/metrics.jsonl and coord.log); other lines print above it
@@ -174,7 +193,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)
     // with glibc's malloc reusing big freed blocks rather than faulting in fresh pages each kernel call (malloc-tuning.ts)
     const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: withMallocTuning({ ...process.env, ...o.env }), detached: true });
-    const c = new Child(name, proc, o, onLine);
+    const c = new Child(name, proc, o, onLine, onLogError);
     children.push(c);
     say(`${name}: pid ${c.pid}`);
     return c;
@@ -227,6 +246,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         throw new LaunchFailure(`${workerFailure(w)}\n  before it was listening`, w.exit?.code === 2 ? 2 : 1);
       }),
       signalSeen.then(() => null),
+      logFailed,
       new Promise<never>((_, reject) => setTimeout(() => reject(new LaunchFailure(`the workers did not start listening within ${((o.startTimeoutMs ?? 120_000) / 1000).toFixed(0)} s`, 1)), o.startTimeoutMs ?? 120_000).unref()),
     ]);
     if (!addresses) return bySignal(signalled!);
@@ -242,7 +262,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     let firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
     let ended: 'coord' | 'worker' | 'signal';
     for (let restarts = 0; ; restarts++) {
-      ended = await Promise.race([coord.exited.then(() => 'coord' as const), firstWorkerExit.then(() => 'worker' as const), signalSeen.then(() => 'signal' as const)]);
+      ended = await Promise.race([coord.exited.then(() => 'coord' as const), firstWorkerExit.then(() => 'worker' as const), signalSeen.then(() => 'signal' as const), logFailed]);
       if (ended !== 'worker' || restarts >= (o.maxRestarts ?? 0) || !coord.alive()) break;
       // a lost worker: the same tower again on the same address; the coordinator waits for it and resumes (recovery.ts)
       const w = await firstWorkerExit;
@@ -259,6 +279,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), o.startTimeoutMs ?? 120_000).unref()),
         signalSeen.then(() => 'signal' as const),
         coord.exited.then(() => 'coord' as const),
+        logFailed,
       ]);
       if (graceful !== null && !coord.alive()) return gracefulEnd(graceful);
       if (signalled) return bySignal(signalled);

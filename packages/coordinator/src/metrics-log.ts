@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { StepMetrics } from './coordinator.js';
 import type { EvalMetrics } from './evaluation.js';
-import { median } from '@alexnet-mp/core';
+import { makeDir, median } from '@alexnet-mp/core';
 import { repairTornTail, runDirError, writeFileAtomic } from './run-files.js';
 
 export class MetricsLog {
@@ -13,11 +13,15 @@ export class MetricsLog {
 
   constructor(readonly runDir: string | undefined, private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {
     if (runDir) {
-      fs.mkdirSync(runDir, { recursive: true });
+      makeDir(runDir, 'the run directory');
       this.file = path.join(runDir, 'metrics.jsonl');
-      // a run killed in the middle of a line (or a full disk) left it torn: cut it off, say so
-      const dropped = repairTornTail(this.file);
-      if (dropped > 0) fs.appendFileSync(this.file, JSON.stringify({ event: 'repaired', file: 'metrics.jsonl', dropped_bytes: dropped }) + '\n');
+      try {
+        // a run killed in the middle of a line (or a full disk) left it torn: cut it off, say so
+        const dropped = repairTornTail(this.file);
+        if (dropped > 0) fs.appendFileSync(this.file, JSON.stringify({ event: 'repaired', file: 'metrics.jsonl', dropped_bytes: dropped }) + '\n');
+      } catch (e) {
+        throw runDirError(this.file, e);
+      }
     } else this.file = null;
   }
 
@@ -42,7 +46,11 @@ export class MetricsLog {
         fs.appendFileSync(this.file, line + '\n');
       } catch (e) {
         // a part of the line may have been written: cut it off so that the next line starts clean
-        repairTornTail(this.file);
+        try {
+          repairTornTail(this.file);
+        } catch {
+          // the error below says what is wrong
+        }
         throw runDirError(this.file, e);
       }
     }

@@ -1,12 +1,13 @@
 /**
- * Resuming a run: the latest checkpoint of RUN_DIR/checkpoints, decoded for
- * this preset (core's decodeCheckpoint refuses another preset's with a clear
- * message), and what the coordinator saved in its run state.
+ * Resuming a run: the newest checkpoint of RUN_DIR/checkpoints that verifies
+ * (core's decodeCheckpoint checks its checksums and values and refuses another
+ * preset's with a clear message; damaged ones are passed over, and said), and
+ * what the coordinator saved in its run state.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { CIFAR10_DOWNLOAD } from '@alexnet-mp/core/data';
-import { CheckpointError, decodeCheckpoint, latestCheckpoint, legacyHyper, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { CheckpointError, decodeCheckpoint, fileError, getPreset, latestCheckpoint, legacyHyper, listCheckpoints, stepOfFile, unverifiedNote, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import { sourceNames } from './batch-source.js';
 import { DEFAULTS, type RunArgs } from './cli/options.js';
 
@@ -21,6 +22,8 @@ export interface SavedRun {
   data_name?: string;
   /** A folder's --data as it resolved when the checkpoint was written (absolute): found again when the run is resumed from another directory. */
   data_path?: string;
+  /** The evaluation due after the checkpoint's step was still to do when it was written (a resumed run does it first). */
+  eval_due?: boolean;
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
   plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
 }
@@ -35,21 +38,28 @@ export function latestOf(runDir: string): string {
   return file;
 }
 
-/** The run state in a checkpoint's header, without reading its tensors (safetensors: 8-byte length, JSON header). */
+/** The run state in a checkpoint's header, without reading its tensors (safetensors: 8-byte length, JSON header); a damaged CheckpointError when it cannot be read. */
 export function readCheckpointHeader(file: string): { preset?: string; state: RunState & { extra?: SavedRun } } {
-  const fd = fs.openSync(file, 'r');
+  let fd: number;
   try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new CheckpointError(fileError('read', file, e).message, true);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) throw new CheckpointError(`${file} is damaged: the file is empty`, true);
     const len = Buffer.alloc(8);
-    fs.readSync(fd, len, 0, 8, 0);
+    if (fs.readSync(fd, len, 0, 8, 0) < 8) throw new CheckpointError(`${file} is damaged: the file is ${size} bytes, too short for a safetensors header: truncated?`, true);
     const n = Number(len.readBigUInt64LE(0));
-    if (!(n > 0 && n < 100 * 1024 * 1024)) throw new CheckpointError(`${file} is not a safetensors file`);
+    if (!(n > 0 && 8 + n <= size)) throw new CheckpointError(`${file} is damaged: its header of ${n} bytes runs past the end of the file (${size} bytes): truncated, or the header length is damaged`, true);
     const head = Buffer.alloc(n);
     fs.readSync(fd, head, 0, n, 8);
     const meta = (JSON.parse(head.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
     return { preset: meta.preset, state: JSON.parse(meta.state ?? 'null') as RunState & { extra?: SavedRun } };
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(`${file}: unreadable checkpoint header (${(e as Error).message})`);
+    throw new CheckpointError(`${file} is damaged: its header does not parse (${(e as Error).message})`, true);
   } finally {
     fs.closeSync(fd);
   }
@@ -61,23 +71,68 @@ export interface Resumed {
   readonly step: number;
   readonly seed: number;
   readonly saved: SavedRun;
+  /** Whether the checkpoint had checksums (older ones have none). */
+  readonly checksums: 'verified' | 'absent';
+  /** The newer checkpoints passed over because they are damaged, newest first, with what is wrong. */
+  readonly skipped: readonly { readonly file: string; readonly why: string }[];
 }
 
-/** Reads and checks the latest checkpoint of a run directory for this preset. */
-export function loadResume(runDir: string, spec: ModelSpec): Resumed {
-  const file = latestOf(runDir);
-  const head = readCheckpointHeader(file);
-  if (head.preset !== undefined && head.preset !== spec.name) {
-    throw new CheckpointError(`cannot resume from ${file}: it is a checkpoint of preset "${head.preset}", this run is preset "${spec.name}" (give --preset ${head.preset})`);
+/** Verified checkpoints of this process, by file (resolvePreset, launch and the coordinator read the same one). */
+const verified = new Map<string, { mtimeMs: number; size: number; preset: string; r: Resumed }>();
+
+/**
+ * The newest checkpoint of a run directory that verifies (checksums, values, structure), for `spec` when
+ * given (else the preset it names): damaged ones are passed over and listed in `skipped`. A CheckpointError,
+ * one line, when there is none, or when the newest sound one is of another preset than `spec`.
+ */
+export function newestVerified(runDir: string, spec?: ModelSpec): Resumed {
+  latestOf(runDir); // no run directory, or no checkpoint: said
+  const all = listCheckpoints(checkpointDir(runDir)).reverse();
+  const skipped: { file: string; why: string }[] = [];
+  for (const file of all) {
+    try {
+      const st = fs.statSync(file);
+      const hit = verified.get(file);
+      if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size && (!spec || spec.name === hit.preset)) return { ...hit.r, skipped };
+      const head = readCheckpointHeader(file);
+      if (spec && head.preset !== undefined && head.preset !== spec.name) {
+        throw new CheckpointError(`cannot resume from ${file}: it is a checkpoint of preset "${head.preset}", this run is preset "${spec.name}" (give --preset ${head.preset})`);
+      }
+      const s = spec ?? getPreset(head.preset ?? '');
+      const d = decodeCheckpoint(s, fs.readFileSync(file), file);
+      const r: Resumed = { file, params: d.params, step: d.state.step, seed: d.state.seed, saved: (d.state.extra ?? {}) as SavedRun, checksums: d.checksums, skipped: [] };
+      verified.set(file, { mtimeMs: st.mtimeMs, size: st.size, preset: s.name, r });
+      return { ...r, skipped };
+    } catch (e) {
+      if (!(e instanceof CheckpointError && e.damaged)) throw e;
+      skipped.push({ file, why: e.message });
+    }
   }
-  let decoded: ReturnType<typeof decodeCheckpoint>;
-  try {
-    decoded = decodeCheckpoint(spec, fs.readFileSync(file), file);
-  } catch (e) {
-    if (e instanceof CheckpointError) throw new CheckpointError(`cannot resume: ${e.message}`);
-    throw new CheckpointError(`cannot resume from ${file}: ${(e as Error).message}`);
+  throw new CheckpointError(`--resume ${runDir}: none of its ${all.length} checkpoint${all.length === 1 ? '' : 's'} verifies (${skipped.map((x) => x.why).join('; ')})`);
+}
+
+/**
+ * Reads the newest checkpoint of a run directory that verifies for this preset (newestVerified). Saying so
+ * with `info`: each damaged one passed over (then renamed to NAME.damaged, out of the way of the checkpoints
+ * this run writes) and how many steps falling back loses; a checkpoint without checksums, once.
+ */
+export function loadResume(runDir: string, spec: ModelSpec, info: (line: string) => void = () => {}): Resumed {
+  const r = newestVerified(runDir, spec);
+  if (r.skipped.length > 0) {
+    for (const s of r.skipped) {
+      try {
+        fs.renameSync(s.file, `${s.file}.damaged`);
+        info(`${s.why}: set aside as ${path.basename(s.file)}.damaged`);
+      } catch (e) {
+        info(`${s.why}; ${fileError('set it aside as', `${path.basename(s.file)}.damaged`, e).message}`);
+      }
+    }
+    const newest = stepOfFile(r.skipped[0]!.file) ?? r.step;
+    info(`resuming from ${r.file} (step ${r.step}), the newest checkpoint that verifies: ${newest - r.step} step${newest - r.step === 1 ? '' : 's'} since it (to step ${newest}) are lost and done again`);
   }
-  return { file, params: decoded.params, step: decoded.state.step, seed: decoded.state.seed, saved: (decoded.state.extra ?? {}) as SavedRun };
+  const note = unverifiedNote(r.file, r.checksums);
+  if (note) info(note);
+  return r;
 }
 
 /** Names of --data that are not folders: the generated sources and the CIFAR-10 download. */
@@ -138,7 +193,7 @@ export function runCadence(
 export function resolvePreset(explicit: string | undefined, resume: string | undefined, fallback: string): string {
   if (explicit !== undefined) return explicit;
   if (resume !== undefined) {
-    const saved = readCheckpointHeader(latestOf(resume)).preset;
+    const saved = readCheckpointHeader(newestVerified(resume).file).preset;
     if (saved !== undefined) return saved;
   }
   return fallback;

@@ -6,7 +6,7 @@
  * when the file is opened again. Checkpoints have their own atomic writer (core).
  */
 import fs from 'node:fs';
-import { replaceFile } from '@alexnet-mp/core';
+import { diskFull, fsReason, replaceFile } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 
 /** Cuts a JSON-lines file back to its last complete line; returns the bytes dropped (0 when it was whole or absent). */
@@ -51,7 +51,5 @@ export function writeFileAtomic(file: string, data: string): void {
 
 /** A failed write into the run directory as one clear line (a full disk is the usual cause). */
 export function runDirError(file: string, e: unknown): UserError {
-  const code = (e as NodeJS.ErrnoException).code;
-  const why = code === 'ENOSPC' ? 'no space left on the device' : code === 'EDQUOT' ? 'disk quota exceeded' : (e as Error).message;
-  return new UserError(`cannot write ${file}: ${why} (the checkpoints already written are intact; free space, then --resume)`);
+  return new UserError(`cannot write ${file}: ${fsReason(e)}${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`);
 }

@@ -23,6 +23,7 @@ import {
   type ModelInfo,
   type ModelSpec,
   type TowerParams,
+  unverifiedNote,
 } from '@alexnet-mp/core';
 import { DEFAULT_INPUT_MEAN } from '@alexnet-mp/worker';
 import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from './resume.js';
@@ -79,7 +80,9 @@ export class TrainedModel {
       const code = (e as NodeJS.ErrnoException).code;
       throw new UserError(code === 'ENOENT' ? `--model ${file}: no such file` : code === 'EISDIR' ? `--model ${file} is a folder: give a model file (.safetensors; a run folder goes with --run)` : `--model ${file}: ${(e as Error).message}`);
     }
-    const { spec, params, info } = decodeModel(buf, file);
+    const { spec, params, info, checksums } = decodeModel(buf, file);
+    const note = unverifiedNote(file, checksums);
+    if (note) o.info?.(note);
     return new TrainedModel(spec, params, file, 'model', info.step, info.seed ?? 0, info, {}, o);
   }
 
@@ -97,10 +100,22 @@ export class TrainedModel {
       if (!found) throw new UserError(`--step ${o.step}: ${runDir} has no checkpoint of that step (it keeps steps ${steps.join(', ')})`);
       file = found;
     }
-    const preset = readCheckpointHeader(file).preset;
-    if (preset === undefined) throw new CheckpointError(`${file} does not say its preset`);
-    const spec = getPreset(preset);
-    const { params, state } = decodeCheckpoint(spec, fs.readFileSync(file), file);
+    // a damaged checkpoint is named with what is wrong; the others of the run may be sound
+    const others = o.step === undefined && all.length > 1 ? ` (alexnet verify ${runDir} checks them all; --step N reads another)` : '';
+    let decoded: ReturnType<typeof decodeCheckpoint>;
+    let spec: ModelSpec;
+    try {
+      const preset = readCheckpointHeader(file).preset;
+      if (preset === undefined) throw new CheckpointError(`${file} does not say its preset`);
+      spec = getPreset(preset);
+      decoded = decodeCheckpoint(spec, fs.readFileSync(file), file);
+    } catch (e) {
+      if (e instanceof CheckpointError && e.damaged) throw new CheckpointError(`${e.message}${others}`, true);
+      throw e;
+    }
+    const { params, state, checksums } = decoded;
+    const note = unverifiedNote(file, checksums);
+    if (note) o.info?.(note);
     return new TrainedModel(spec, params, file, 'checkpoint', state.step, state.seed, null, (state.extra ?? {}) as SavedForModel, o, runDir);
   }
 

@@ -33,3 +33,13 @@ test('parameters with an infinite weight or a NaN momentum are refused, naming t
   fc6.vb[0] = NaN;
   t.is(firstNonFinite(towers[0]!), 'fc6.vb[0] = NaN');
 });
+
+test('weights beyond ±1.84e19 (their square overflows float32) have run away: no checkpoint of them, as a reader would call them damage', (t) => {
+  const towers = [initTowerParams(spec, 0, 1), initTowerParams(spec, 1, 1)];
+  towers[0]!.get('fc6')!.w[3] = 2.42e19;
+  t.is(firstNonFinite(towers[0]!), 'fc6.w[3] = 2.42e+19, beyond ±1.84e+19');
+  const e = t.throws(() => checkParams(towers, 2), { instanceOf: DivergedError })!;
+  t.is(e.message, "tower 0's parameters have run away after step 1 (fc6.w[3] = 2.42e+19, beyond ±1.84e+19): training diverged; no checkpoint written, the previous one is kept");
+  towers[0]!.get('fc6')!.w[3] = 1.8e19;
+  t.notThrows(() => checkParams(towers, 2), 'just below the bound');
+});

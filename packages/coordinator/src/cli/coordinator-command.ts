@@ -8,6 +8,7 @@ import { openTrainingData } from '../training-data.js';
 import { checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
+import { prepareRunDir } from '../run-dir.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
@@ -71,8 +72,12 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
     if (security) info(`authentication: ${describeSecurity(security)}`);
 
+    // ---- the run directory: made, locked for this run (or under launch's lock), refused when it holds another run's checkpoints (run-dir.ts)
+    const runDir = a['run-dir'] ?? a.resume;
+    if (runDir !== undefined) prepareRunDir({ runDir, resume: a.resume, overwrite: a.overwrite, command: 'alexnet coordinator', info });
+
     // ---- what this run is: the command line, or for --resume the checkpoint's run state where the command line is silent
-    const resumed = a.resume !== undefined ? loadResume(a.resume, spec) : null;
+    const resumed = a.resume !== undefined ? loadResume(a.resume, spec, info) : null;
     const saved: SavedRun = resumed?.saved ?? {};
     const plan = saved.plan ?? {};
     if (resumed) {
@@ -90,7 +95,6 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       schedule = new LrSchedule(sspec, same ? saved.lr_schedule!.state : undefined);
     } else if (saved.lr_schedule) schedule = new LrSchedule({ ...saved.lr_schedule.spec, base: hyper.lr }, saved.lr_schedule.state);
     const epochs = a.epochs ?? plan.epochs ?? undefined;
-    const runDir = a['run-dir'] ?? a.resume;
     const { checkpointEvery, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
     checkMessageFits(spec, batch, '--batch');
 
@@ -152,7 +156,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             }),
           }
         : undefined,
-      resume: resumed ? { params: resumed.params, step: resumed.step } : undefined,
+      resume: resumed ? { params: resumed.params, step: resumed.step, evalDue: resumed.saved.eval_due === true } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
       takeOver: a['take-over'],

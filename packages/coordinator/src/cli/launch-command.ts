@@ -9,7 +9,8 @@ import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
-import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
+import { newestVerified, resolvePreset } from '../resume.js';
+import { prepareRunDir } from '../run-dir.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 
@@ -66,9 +67,9 @@ export const launchCommand: CommandModule<object, Args> = {
     const security = launchSecurity(a);
     const common = ['--preset', preset, ...security.args];
     // a resumed run keeps its batch (the data order depends on it): the workers' limits follow it
-    const saved = a.resume !== undefined ? readCheckpointHeader(latestOf(a.resume)).state : null;
-    const batch = a.batch ?? saved?.extra?.batch ?? DEFAULTS.batch;
-    const plan = saved?.extra?.plan;
+    const saved = a.resume !== undefined ? newestVerified(a.resume).saved : null;
+    const batch = a.batch ?? saved?.batch ?? DEFAULTS.batch;
+    const plan = saved?.plan;
     const evalBatch = a['eval-batch'] ?? plan?.eval_batch ?? batch;
     // the workers' message size limits follow the largest batch they will see (training, or evaluation: 10 images per held-out image with --eval-views ten)
     const maxBatch = Math.max(batch, evalBatch * viewsPerImage(a['eval-views'] ?? plan?.eval_views));
@@ -101,6 +102,9 @@ export const launchCommand: CommandModule<object, Args> = {
       ...uiArgsToForward(a),
       ...inspectArgsToForward(a),
     ];
+    // the run directory: made and locked for this launch (its coordinator works under the lock), refused when it holds another run's checkpoints (run-dir.ts)
+    const runDir = a['run-dir'] ?? a.resume;
+    if (runDir !== undefined) prepareRunDir({ runDir, resume: a.resume, overwrite: a.overwrite, command: 'alexnet launch', info: (l) => process.stderr.write(`[launch] ${l}\n`) });
     // with the inspection service, `alexnet inspect --coordinator` needs the run's credentials: launch says which
     const tool = a['inspect-port'] !== undefined ? toolCredentials(a, security, a['run-dir'] ?? a.resume) : null;
     // one GPU per worker where the host has two; both on the one GPU otherwise (launch-devices.ts)
@@ -114,7 +118,7 @@ export const launchCommand: CommandModule<object, Args> = {
       devicesLine: gpuPlan.line,
       host: a.host,
       ports: [ports[0]!, ports[1]!],
-      runDir: a['run-dir'] ?? a.resume,
+      runDir,
       maxRestarts: a['max-restarts'],
       env: security.env,
       toolArgs: tool?.args,

@@ -11,6 +11,7 @@ import { summaryCommand } from './summary-command.js';
 import { exportMetricsCommand } from './export-metrics-command.js';
 import { exportCommand } from './export-command.js';
 import { predictCommand } from './predict-command.js';
+import { verifyCommand } from './verify-command.js';
 import { reportAndExit } from './errors.js';
 import { optionsOf, unknownOptionLine } from './unknown-option.js';
 import { packageVersion } from './version.js';
@@ -31,6 +32,7 @@ try {
     .command(exportMetricsCommand)
     .command(predictCommand)
     .command(exportCommand)
+    .command(verifyCommand)
     .command(certsCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()

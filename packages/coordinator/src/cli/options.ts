@@ -38,7 +38,8 @@ export const runOptions = {
   },
   'checkpoint-every': { type: 'number', describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (default 0, or the resumed run\'s; 0: none between); a run with --run-dir always writes one after its last step, when it is stopped early (Ctrl-C, SIGTERM, --stop-after) and at each epoch\'s end when the run counts epochs (real data, --epochs or an --lr-schedule)' },
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
-  resume: { type: 'string', describe: "continue the run in RUN_DIR from its latest checkpoint: both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
+  resume: { type: 'string', describe: "continue the run in RUN_DIR from its newest checkpoint that verifies (damaged ones are passed over and set aside, and said): both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
+  overwrite: { type: 'boolean', describe: "start a new run in a --run-dir that holds another run's checkpoints, removing them, its metrics.jsonl, run.json and logs (without it such a directory is refused: --resume continues that run)" },
   'stop-after': {
     type: 'string',
     describe:
@@ -80,6 +81,7 @@ export interface RunArgs {
   'checkpoint-every'?: number;
   keep?: number;
   resume?: string;
+  overwrite?: boolean;
   'stop-after'?: string;
 }
 
@@ -114,6 +116,8 @@ export function checkRunArgs(a: RunArgs): void {
   }
   if (a.data !== undefined && a.data.trim() === '') throw new UserError('--data needs synthetic, cifar10 or a folder');
   if (a['stop-after'] !== undefined) parseDuration(a['stop-after'], 'stop-after');
+  if (a.overwrite && a.resume !== undefined && (a['run-dir'] === undefined || a['run-dir'] === a.resume)) throw new UserError('--overwrite and --resume: give one (--resume continues the run in the directory, --overwrite starts over there)');
+  if (a.overwrite && a['run-dir'] === undefined) throw new UserError('--overwrite needs --run-dir');
 }
 
 /** Seconds in a duration written "2h", "90m", "1h30m", "45s" or "3600" (seconds); a UserError otherwise. */

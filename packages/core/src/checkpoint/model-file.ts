@@ -19,16 +19,13 @@
  */
 import type { ModelSpec } from '../model/spec.js';
 import type { TowerParams } from '../model/params.js';
-import { towerParamLayers } from '../model/params.js';
 import { getPreset, presetNames } from '../model/presets.js';
 import { modelHash } from '../model/hash.js';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor } from './safetensors.js';
-import { torchPlan } from './pytorch-names.js';
-import { CheckpointError, weightTensors } from './checkpoint.js';
+import { encodeSafetensors, type DecodedSafetensors } from './safetensors.js';
+import { CHECKPOINT_FORMAT, CheckpointError, readVerified, towersFromTensors, weightTensors } from './checkpoint.js';
 import { augmentFor } from '../data/augment.js';
 
 export const MODEL_FORMAT = 'alexnet-mp model v1';
-const CHECKPOINT_FORMAT = 'alexnet-mp checkpoint v1';
 
 export interface ModelInfo {
   readonly preset: string;
@@ -93,18 +90,12 @@ const optionalInt = (s: string | undefined): number | undefined => (s !== undefi
 
 /**
  * Reads a model file: its preset (from the file; `expect`, when given, must be the same), the weights of
- * both towers (momentum zero) and its metadata. A CheckpointError, one line, for a file that is not a
- * model (a training checkpoint included), of an unknown preset, or of another definition of the preset.
+ * both towers (momentum zero) and its metadata, verified as checkpoints are (readVerified). A CheckpointError,
+ * one line, for a damaged file, a file that is not a model (a training checkpoint included), of an unknown
+ * preset, or of another definition of the preset.
  */
-export function decodeModel(buf: Buffer, where = 'model', expect?: ModelSpec): { spec: ModelSpec; params: [TowerParams, TowerParams]; info: ModelInfo } {
-  let decoded: ReturnType<typeof decodeSafetensors>;
-  try {
-    decoded = decodeSafetensors(buf);
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(`${where} is not a model file (not safetensors: ${e.message})`);
-    throw e;
-  }
-  const { tensors, metadata } = decoded;
+export function decodeModel(buf: Buffer, where = 'model', expect?: ModelSpec): { spec: ModelSpec; params: [TowerParams, TowerParams]; info: ModelInfo; checksums: DecodedSafetensors['checksums'] } {
+  const { tensors, metadata, checksums } = readVerified(buf, where, 'model file');
   if (metadata.format === CHECKPOINT_FORMAT) {
     throw new CheckpointError(`${where} is a training checkpoint, not a model file: give its run folder with --run, or make a model of it with alexnet export`);
   }
@@ -125,29 +116,7 @@ export function decodeModel(buf: Buffer, where = 'model', expect?: ModelSpec): {
   if (!Array.isArray(inputMean) || inputMean.length !== spec.inputChannels || !inputMean.every((v) => typeof v === 'number' && Number.isFinite(v))) {
     throw new CheckpointError(`${where}: its input mean is not ${spec.inputChannels} numbers`);
   }
-  const params: [TowerParams, TowerParams] = [new Map(), new Map()];
-  const take = (name: string, shape: readonly number[]): Float32Array => {
-    const t: NamedTensor | undefined = tensors.get(name);
-    if (!t) throw new CheckpointError(`${where} has no tensor ${name}`);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new CheckpointError(`${where}: tensor ${name} is [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    return t.data;
-  };
-  for (const plan of torchPlan(spec)) {
-    const w = take(`${plan.module}.weight`, plan.weightShape);
-    const b = take(`${plan.module}.bias`, plan.biasShape);
-    const k = plan.towers.length;
-    plan.towers.forEach((t, i) => {
-      const slice = (a: Float32Array) => a.slice((i * a.length) / k, ((i + 1) * a.length) / k);
-      const pw = slice(w);
-      const pb = slice(b);
-      params[t].set(plan.layer, { w: pw, b: pb, vw: new Float32Array(pw.length), vb: new Float32Array(pb.length) });
-    });
-  }
-  for (const t of [0, 1] as const) {
-    const ordered: TowerParams = new Map();
-    for (const l of towerParamLayers(spec, t)) ordered.set(l.name, params[t].get(l.name)!);
-    params[t] = ordered;
-  }
+  const params = towersFromTensors(spec, tensors, where, false);
   const info: ModelInfo = {
     preset: spec.name,
     modelHash: hash,
@@ -163,5 +132,5 @@ export function decodeModel(buf: Buffer, where = 'model', expect?: ModelSpec): {
     data: metadata.data,
     exported: metadata.exported,
   };
-  return { spec, params, info };
+  return { spec, params, info, checksums };
 }

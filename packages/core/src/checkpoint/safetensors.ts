@@ -3,7 +3,22 @@
  * 8-byte little-endian header length, a JSON header naming each tensor's
  * dtype, shape and byte range, then the raw little-endian data. Only F32
  * tensors here; string metadata goes in "__metadata__".
+ *
+ * Checksums: the files written here carry a CRC-32C of each tensor's bytes
+ * and of the header, in two metadata entries that other safetensors readers
+ * pass over as plain strings:
+ *
+ *   crc32c_tensors  JSON object: tensor name -> 8 hex digits of the CRC-32C of its data bytes
+ *   crc32c_header   8 hex digits: the CRC-32C of the header without this entry, as canonical JSON
+ *                   (keys sorted at every level, no spaces), so that it covers every tensor's
+ *                   dtype, shape and byte range, the metadata and the tensor checksums
+ *
+ * `decodeSafetensors` checks both when present and says which part is damaged; a file without them
+ * (written before they were added, or by another program) is read unverified and says so
+ * (`checksums: 'absent'`). The checksum entries are not part of the metadata it returns.
  */
+import { crc32cHex } from '../crc32c.js';
+
 export interface NamedTensor {
   readonly name: string;
   readonly shape: readonly number[];
@@ -11,23 +26,52 @@ export interface NamedTensor {
 }
 
 export class SafetensorsError extends Error {
-  constructor(message: string) {
+  /** `notSafetensors`: the file does not even start like a safetensors file (another kind of file). */
+  constructor(message: string, readonly notSafetensors = false) {
     super(message);
     this.name = 'SafetensorsError';
   }
 }
 
+const TENSOR_CRCS = 'crc32c_tensors';
+const HEADER_CRC = 'crc32c_header';
+
+/** JSON with the keys of every object sorted: the form the header checksum is taken of. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const headerCrc = (header: Record<string, unknown>): string => {
+  const meta = { ...(header.__metadata__ as Record<string, string>) };
+  delete meta[HEADER_CRC];
+  return crc32cHex(Buffer.from(canonicalJson({ ...header, __metadata__: meta }), 'utf8'));
+};
+
+const bytesOf = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
 export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Buffer {
   const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  const crcs: Record<string, string> = {};
   let offset = 0;
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) throw new SafetensorsError(`${t.name}: shape [${t.shape.join(', ')}] holds ${n} values, data has ${t.data.length}`);
-    if (t.name in header) throw new SafetensorsError(`tensor ${t.name} named twice`);
+    if (t.name in header || t.name === '__metadata__') throw new SafetensorsError(`tensor ${t.name} named twice`);
     header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    crcs[t.name] = crc32cHex(isLittleEndian ? bytesOf(t.data) : littleEndianBytes(t.data));
     offset += t.data.byteLength;
   }
+  const { [TENSOR_CRCS]: _t, [HEADER_CRC]: _h, ...given } = metadata;
+  header.__metadata__ = { ...given, [TENSOR_CRCS]: JSON.stringify(crcs) };
+  (header.__metadata__ as Record<string, string>)[HEADER_CRC] = headerCrc(header);
   // the header is padded with spaces to a multiple of 8 bytes, as the reference writer does
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
@@ -37,9 +81,7 @@ export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Rec
   head.copy(out, 8);
   let pos = 8 + head.length;
   for (const t of tensors) {
-    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    if (isLittleEndian) bytes.copy(out, pos);
-    else for (let i = 0; i < t.data.length; i++) out.writeFloatLE(t.data[i]!, pos + 4 * i);
+    out.set(isLittleEndian ? bytesOf(t.data) : littleEndianBytes(t.data), pos);
     pos += t.data.byteLength;
   }
   return out;
@@ -47,28 +89,84 @@ export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Rec
 
 const isLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-export function decodeSafetensors(buf: Buffer): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
-  if (buf.length < 8) throw new SafetensorsError('file too short for a safetensors header');
+function littleEndianBytes(a: Float32Array): Uint8Array {
+  const b = Buffer.alloc(a.byteLength);
+  for (let i = 0; i < a.length; i++) b.writeFloatLE(a[i]!, 4 * i);
+  return b;
+}
+
+interface TensorEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+function checkEntry(name: string, e: unknown): TensorEntry {
+  const o = e as Partial<TensorEntry> | null;
+  if (o === null || typeof o !== 'object' || typeof o.dtype !== 'string' || !Array.isArray(o.shape) || !o.shape.every(isCount) || !Array.isArray(o.data_offsets) || o.data_offsets.length !== 2 || !o.data_offsets.every(isCount)) {
+    throw new SafetensorsError(`the header's entry for ${name} is not {dtype, shape, data_offsets}: the header is damaged`);
+  }
+  return o as TensorEntry;
+}
+
+export interface DecodedSafetensors {
+  readonly tensors: Map<string, NamedTensor>;
+  /** The metadata, without the checksum entries. */
+  readonly metadata: Record<string, string>;
+  /** 'verified': the header and every tensor match their CRC-32C; 'absent': the file has no checksums (read unverified). */
+  readonly checksums: 'verified' | 'absent';
+}
+
+/**
+ * Reads a safetensors file, checking its structure and, when it has them, its checksums; a SafetensorsError
+ * saying what is wrong (empty, truncated, a header that does not parse, a damaged header or tensor) otherwise.
+ */
+export function decodeSafetensors(buf: Buffer): DecodedSafetensors {
+  if (buf.length === 0) throw new SafetensorsError('the file is empty');
+  if (buf.length < 8) throw new SafetensorsError(`the file is ${buf.length} bytes, too short for a safetensors header: truncated?`);
+  if (buf.length > 8 && buf[8] !== 0x7b) throw new SafetensorsError('it does not start like one (an 8-byte header length, then a JSON header)', true);
   const n = Number(buf.readBigUInt64LE(0));
-  if (8 + n > buf.length) throw new SafetensorsError(`header of ${n} bytes runs past the end of the file (${buf.length} bytes): truncated?`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  if (8 + n > buf.length) throw new SafetensorsError(`its header of ${n} bytes runs past the end of the file (${buf.length} bytes): truncated, or the header length is damaged`);
+  let header: Record<string, unknown>;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+    header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
   } catch (e) {
-    throw new SafetensorsError(`unreadable header: ${(e as Error).message}`);
+    throw new SafetensorsError(`its header does not parse (${(e as Error).message}): the header is damaged`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError('its header is not a JSON object: the header is damaged');
+  const rawMeta = header.__metadata__ ?? {};
+  if (rawMeta === null || typeof rawMeta !== 'object' || !Object.values(rawMeta).every((v) => typeof v === 'string')) {
+    throw new SafetensorsError('its metadata is not a map of strings: the header is damaged');
+  }
+  const { [TENSOR_CRCS]: tensorCrcText, [HEADER_CRC]: headerCrcText, ...metadata } = rawMeta as Record<string, string>;
+  let crcs: Record<string, string> | null = null;
+  if (headerCrcText !== undefined || tensorCrcText !== undefined) {
+    if (headerCrcText === undefined || headerCrc(header) !== headerCrcText) throw new SafetensorsError('its header does not match its checksum: the header (or metadata) is damaged');
+    try {
+      crcs = JSON.parse(tensorCrcText ?? '') as Record<string, string>;
+    } catch {
+      throw new SafetensorsError('its tensor checksums do not parse: the header is damaged');
+    }
   }
   const base = 8 + n;
   const tensors = new Map<string, NamedTensor>();
-  let metadata: Record<string, string> = {};
+  let end = 0;
   for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') {
-      metadata = entry as Record<string, string>;
-      continue;
-    }
-    const e = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (e.dtype !== 'F32') throw new SafetensorsError(`${name}: dtype ${e.dtype}, only F32 is read`);
+    if (name === '__metadata__') continue;
+    const e = checkEntry(name, entry);
+    if (e.dtype !== 'F32') throw new SafetensorsError(`tensor ${name}: dtype ${e.dtype}, only F32 is read`);
     const [a, b] = e.data_offsets;
-    if (base + b > buf.length || b - a !== 4 * e.shape.reduce((x, y) => x * y, 1)) throw new SafetensorsError(`${name}: byte range [${a}, ${b}) does not fit its shape or the file`);
+    if (base + b > buf.length) throw new SafetensorsError(`tensor ${name}: its bytes [${a}, ${b}) run past the end of the file (${buf.length - base} bytes of data): truncated?`);
+    if (b < a || b - a !== 4 * e.shape.reduce((x, y) => x * y, 1)) throw new SafetensorsError(`tensor ${name}: its byte range [${a}, ${b}) does not fit its shape [${e.shape.join(', ')}]`);
+    const bytes = buf.subarray(base + a, base + b);
+    if (crcs) {
+      const want = crcs[name];
+      if (want === undefined) throw new SafetensorsError(`tensor ${name} has no checksum: the header is damaged`);
+      if (crc32cHex(bytes) !== want) throw new SafetensorsError(`tensor ${name} does not match its checksum (its data, bytes ${base + a}..${base + b} of the file)`);
+    }
+    end = Math.max(end, b);
     let data: Float32Array;
     if (isLittleEndian) {
       // a copy: the file's bytes need not be 4-byte aligned
@@ -79,5 +177,29 @@ export function decodeSafetensors(buf: Buffer): { tensors: Map<string, NamedTens
     }
     tensors.set(name, { name, shape: e.shape, data });
   }
-  return { tensors, metadata };
+  if (crcs && base + end !== buf.length) throw new SafetensorsError(`the file has ${buf.length - base - end} bytes past the end of its data`);
+  return { tensors, metadata, checksums: crcs ? 'verified' : 'absent' };
+}
+
+/**
+ * The largest magnitude a checkpoint or model value may have: about 1.84e19, the square root of float32's
+ * largest value, past which the value's square (weight decay, the next layer's products) overflows to
+ * infinity. A value beyond it is absurd: a damaged file (a planted 3e38) or a run that diverged, whose
+ * coordinator refuses to write it (the coordinator's divergence check uses the same bound).
+ */
+export const ABSURD_MAGNITUDE = Math.sqrt(3.4028234663852886e38);
+
+/** The first tensor holding a non-finite or absurd (|x| > ABSURD_MAGNITUDE) value, said in words; null when all are sound. */
+export function unsoundValue(tensors: Iterable<NamedTensor>): string | null {
+  for (const t of tensors) {
+    const d = t.data;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (!(Math.abs(v) <= ABSURD_MAGNITUDE)) {
+        const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? String(v) : `the absurd value ${v.toPrecision(3)} (beyond ±${ABSURD_MAGNITUDE.toPrecision(3)}, where its square overflows float32)`;
+        return `tensor ${t.name} holds ${what} at index ${i}`;
+      }
+    }
+  }
+  return null;
 }

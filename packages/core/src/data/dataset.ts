@@ -10,8 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { DataError, type DataWarning, type WarningSink } from './errors.js';
+import { dirname, join, resolve } from 'node:path';
+import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
 import { buildDecodedCache, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
@@ -136,6 +136,8 @@ async function ensureCache(
     }
     return { path, count: h.count, stats };
   }
+  // a cache folder that cannot be made is said before any decoding
+  makeCacheDir(dirname(path));
   o.log?.(`decoding ${listing.items.length} images of ${listing.dir} at ${size}x${size} into ${path} (once)`);
   const t0 = performance.now();
   let lastLog = t0;

@@ -27,10 +27,10 @@
  * memory instead.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { DataError, type DataWarning, type WarningSink } from './errors.js';
+import { DataError, cacheError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
 import { MemorySet, type DecodedSet } from './decoded-set.js';
 import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
@@ -60,9 +60,13 @@ export class CacheWriter {
   private offset = IMAGES_OFFSET;
 
   constructor(private readonly path: string, private readonly size: number, private readonly classes: readonly string[]) {
-    mkdirSync(dirname(path), { recursive: true });
+    makeCacheDir(dirname(path));
     this.tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-    this.fd = openSync(this.tmp, 'w');
+    try {
+      this.fd = openSync(this.tmp, 'w');
+    } catch (e) {
+      throw cacheError('write the cache file', this.tmp, e);
+    }
   }
 
   append(chw: Uint8Array, label: number): void {
@@ -198,10 +202,15 @@ export function readStatsFile(path: string): ChannelStats | null {
 }
 
 export function writeStatsFile(path: string, stats: ChannelStats): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeCacheDir(dirname(path));
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(stats, null, 1));
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, JSON.stringify(stats, null, 1));
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw cacheError('write', path, e);
+  }
 }
 
 export interface DecodeProgress {
@@ -269,7 +278,8 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   } catch (e) {
     writer.abort();
     await Promise.allSettled(pending.filter(Boolean));
-    throw e;
+    // a full disk or an unwritable cache: one line (a DataError crosses from the decoding thread whole)
+    throw (e as NodeJS.ErrnoException).code !== undefined ? cacheError('write the cache file', o.path, e) : e;
   }
 }
 

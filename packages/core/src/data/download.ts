@@ -7,12 +7,12 @@
  * a small archive from 127.0.0.1.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tar from 'tar';
-import { DataError } from './errors.js';
+import { DataError, makeCacheDir } from './errors.js';
 import { cifarBinaryFiles } from './cifar-binary.js';
 
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
@@ -65,7 +65,7 @@ export async function downloadFile(o: DownloadOptions): Promise<string> {
   const log = o.log ?? (() => {});
   if (existsSync(o.dest)) return o.dest;
   const part = `${o.dest}.part`;
-  mkdirSync(dirname(o.dest), { recursive: true });
+  makeCacheDir(dirname(o.dest));
   const attempts = o.attempts ?? 5;
   const idle = o.idleTimeoutMs ?? 60_000;
   let lastError: unknown = null;
@@ -163,18 +163,14 @@ export async function ensureCifar10(o: Cifar10Options = {}): Promise<string> {
     cifarBinaryFiles(dir);
     return dir;
   }
-  try {
-    mkdirSync(root, { recursive: true });
-  } catch (e) {
-    throw new DataError(root, `cannot create the cache folder ${root}: ${(e as Error).message}; set --cache-dir (or ALEXNET_CACHE_DIR) to a writable folder`, { cause: e });
-  }
+  makeCacheDir(root);
   const url = o.url ?? CIFAR10_URL;
   const archive = join(root, 'cifar-10-binary.tar.gz');
   o.log?.(`CIFAR-10: fetching ${url} into ${root} (once)`);
   await downloadFile({ url, dest: archive, md5: o.md5 ?? CIFAR10_MD5, attempts: o.attempts, idleTimeoutMs: o.idleTimeoutMs, log: o.log });
   const tmp = join(root, `extract-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  makeCacheDir(tmp);
   try {
     await tar.x({ file: archive, cwd: tmp, strict: true });
   } catch (e) {

@@ -1,0 +1,148 @@
+/**
+ * One run per run directory.
+ *
+ * - A lock file, RUN_DIR/run.lock, names the process that holds the directory (host, pid, since when). It is
+ *   made whole or not at all (written beside it, then hard-linked into place, which fails when one exists).
+ *   A lock whose holder is gone (same host, that pid no longer alive) is broken, and said; a lock of a live
+ *   process, or of another host, is a refusal naming it. The coordinator that `alexnet launch` starts works
+ *   under its launcher's lock (the holder is its parent process).
+ * - A new run in a directory that holds another run's checkpoints is refused unless it resumes that run
+ *   (--resume) or starts over (--overwrite: those checkpoints, metrics.jsonl, run.json and the logs go).
+ * - Temporary files left by a writer killed mid-write are removed at the start.
+ * - The directory is made with a bounded number of attempts (core's makeDir), and every file error is one line.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileError, listCheckpoints, makeDir, removeStrayTemporaries } from '@alexnet-mp/core';
+import { UserError } from './cli/errors.js';
+import { checkpointDir, readCheckpointHeader } from './resume.js';
+
+export const LOCK_NAME = 'run.lock';
+
+export interface LockHolder {
+  readonly host: string;
+  readonly pid: number;
+  readonly since: string;
+  readonly command: string;
+}
+
+export interface RunDirOptions {
+  readonly runDir: string;
+  /** The run directory resumed (--resume), if any: its checkpoints are this run's. */
+  readonly resume?: string;
+  /** --overwrite: another run's checkpoints, metrics and logs are removed instead of refused. */
+  readonly overwrite?: boolean;
+  /** What takes it ('launch', 'coordinator'), written into the lock. */
+  readonly command: string;
+  readonly info: (line: string) => void;
+}
+
+export interface RunDirLock {
+  readonly file: string;
+  /** Removes the lock, when this process made it (idempotent). */
+  release(): void;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, owned by someone else
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+function readHolder(file: string): LockHolder | null {
+  try {
+    const h = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    return typeof h.host === 'string' && Number.isSafeInteger(h.pid) ? (h as LockHolder) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Takes RUN_DIR's lock for this process (see the top of the file); a UserError naming the holder when another
+ * live process has it. Returns null when this process works under its parent's lock (launch's coordinator).
+ */
+export function lockRunDir(runDir: string, command: string, info: (line: string) => void): RunDirLock | null {
+  const file = path.join(runDir, LOCK_NAME);
+  const me: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command };
+  const tmp = path.join(runDir, `.${LOCK_NAME}.${process.pid}.tmp`);
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
+  } catch (e) {
+    throw fileError('write the lock file', file, e);
+  }
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.linkSync(tmp, file);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw fileError('take the lock', file, e);
+      }
+      const h = readHolder(file);
+      if (h && h.host === me.host && h.pid === process.ppid && alive(h.pid)) return null;
+      if (h && h.host === me.host && !alive(h.pid)) {
+        info(`${file}: the run that held it (pid ${h.pid}, ${h.command}, since ${h.since}) is gone: lock broken`);
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      if (h) throw new UserError(`${runDir} is in use by another run: ${h.command}, pid ${h.pid} on ${h.host}, since ${h.since} (${file}; remove it only if that process is gone)`);
+      throw new UserError(`${runDir} is locked by ${file}, which does not say who holds it: remove it if no run uses ${runDir}`);
+    }
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    if (readHolder(file)?.pid === process.pid) fs.rmSync(file, { force: true });
+  };
+  process.on('exit', release);
+  return { file, release };
+}
+
+/** The files of a run in its directory that --overwrite removes. */
+const RUN_FILES = ['metrics.jsonl', 'run.json', 'worker0.log', 'worker1.log', 'coord.log'];
+
+/**
+ * Readies a run directory for a run: makes it, takes its lock, removes stray temporary files, and refuses a
+ * directory holding another run's checkpoints unless resuming it or --overwrite (then clears it). Every
+ * failure is one line: a FileError naming the path and why, or a UserError.
+ */
+export function prepareRunDir(o: RunDirOptions): RunDirLock | null {
+  makeDir(o.runDir, 'the run directory');
+  const lock = lockRunDir(o.runDir, o.command, o.info);
+  try {
+    const ckDir = checkpointDir(o.runDir);
+    const stray = [...removeStrayTemporaries(o.runDir), ...removeStrayTemporaries(ckDir)];
+    if (stray.length > 0) o.info(`removed ${stray.length} temporary file${stray.length === 1 ? '' : 's'} left by a run killed mid-write (${stray.join(', ')})`);
+    const resumesThis = o.resume !== undefined && path.resolve(o.resume) === path.resolve(o.runDir);
+    const theirs = listCheckpoints(ckDir);
+    if (!resumesThis && theirs.length > 0 && lock !== null) {
+      if (!o.overwrite) {
+        const last = theirs[theirs.length - 1]!;
+        let what = '';
+        try {
+          const id = readCheckpointHeader(last).state?.extra?.run_id;
+          if (id) what = ` of run ${id}`;
+        } catch {
+          // damaged: named without its run id
+        }
+        throw new UserError(`${o.runDir} holds another run's checkpoints${what} (${theirs.length}, the latest ${path.basename(last)}): continue that run with --resume ${o.runDir}, start over with --overwrite, or give another --run-dir`);
+      }
+      const gone = [...theirs, ...RUN_FILES.map((f) => path.join(o.runDir, f)).filter((f) => fs.existsSync(f))];
+      for (const f of gone) fs.rmSync(f, { force: true });
+      o.info(`--overwrite: removed the previous run's ${theirs.length} checkpoint${theirs.length === 1 ? '' : 's'} and its logs from ${o.runDir}`);
+    }
+    return lock;
+  } catch (e) {
+    lock?.release();
+    throw (e as NodeJS.ErrnoException).code !== undefined ? fileError('ready the run directory', o.runDir, e) : e;
+  }
+}

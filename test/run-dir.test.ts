@@ -1,0 +1,226 @@
+/**
+ * One run per run directory, and file errors under `launch` (issue 20): the lock, a reused directory,
+ * --overwrite, stray temporary files, run directories that cannot be made or written (under /proc, under a
+ * file, a read-only mount), a disk that fills mid-run, a log file that cannot be opened. Tiny preset, a few
+ * steps each; the mounts need root and are skipped without it.
+ */
+import test from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readCheckpointHeader } from '@alexnet-mp/coordinator';
+import { alexnet, alive, childPids, type Proc } from './helpers.js';
+
+const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
+
+const tempDir = (t: import('ava').ExecutionContext): string => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-rundir-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+};
+
+const kill = (t: import('ava').ExecutionContext, p: Proc) =>
+  t.teardown(async () => {
+    if (p.proc.exitCode === null && p.proc.signalCode === null) {
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
+  });
+
+/** The run's lines of alexnet's own (not a child's): what a user reads as the outcome. */
+const own = (p: Proc) => p.stderr.filter((l) => l.startsWith('alexnet: '));
+
+const events = (runDir: string) =>
+  fs
+    .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { event: string; step?: number; run_id?: string });
+
+const noStack = (t: import('ava').ExecutionContext, p: Proc) => t.notRegex(p.output(), /internal error|\n\s+at [\w.<]+ \(|node:internal/, 'no stack trace');
+
+/** A tmpfs of `size` at a new folder (root only); null when mounting is not allowed here. */
+function mountTmpfs(t: import('ava').ExecutionContext, options: string): string | null {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-mnt-'));
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]);
+  if (r.status !== 0) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+  t.teardown(() => {
+    spawnSync('umount', ['-l', dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
+
+test('a directory holding another run\'s checkpoints is refused (one line, exit 2) unless --resume or --overwrite; --overwrite starts clean', async (t) => {
+  const dir = tempDir(t);
+  const first = alexnet([...common, '--steps', '4', '--checkpoint-every', '2', '--run-dir', dir]);
+  t.is((await first.exited).code, 0, first.output());
+  const firstId = events(dir)[0]!.run_id!;
+  const before = fs.readdirSync(path.join(dir, 'checkpoints')).sort();
+  t.deepEqual(before, ['step-000000002.safetensors', 'step-000000004.safetensors']);
+
+  const again = alexnet([...common, '--steps', '2', '--checkpoint-every', '1', '--seed', '7', '--run-dir', dir]);
+  t.is((await again.exited).code, 2, again.output());
+  t.deepEqual(own(again), [
+    `alexnet: ${dir} holds another run's checkpoints of run ${firstId} (2, the latest step-000000004.safetensors): continue that run with --resume ${dir}, start over with --overwrite, or give another --run-dir`,
+  ]);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')).sort(), before, 'nothing of the first run touched');
+  t.false(fs.existsSync(path.join(dir, 'run.lock')), 'the lock is released');
+
+  const both = alexnet([...common, '--resume', dir, '--overwrite']);
+  t.is((await both.exited).code, 2, both.output());
+  t.deepEqual(own(both), ['alexnet: --overwrite and --resume: give one (--resume continues the run in the directory, --overwrite starts over there)']);
+
+  const over = alexnet([...common, '--steps', '2', '--checkpoint-every', '1', '--keep', '1', '--seed', '7', '--run-dir', dir, '--overwrite']);
+  t.is((await over.exited).code, 0, over.output());
+  t.regex(over.output(), /--overwrite: removed the previous run's 2 checkpoints and its logs from /);
+  // --keep 1: the run's own last checkpoint stays
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), ['step-000000002.safetensors']);
+  const ev = events(dir);
+  t.is(ev.filter((e) => e.event === 'run').length, 1, 'metrics.jsonl of the new run alone');
+  t.not(ev[0]!.run_id, firstId);
+  t.is(readCheckpointHeader(path.join(dir, 'checkpoints', 'step-000000002.safetensors')).state.extra!.run_id, ev[0]!.run_id);
+  t.false(fs.existsSync(path.join(dir, 'run.lock')));
+});
+
+test('the lock: a second launch on a directory in use is refused naming the holder; a lock left by a dead process is broken, and said', async (t) => {
+  const dir = tempDir(t);
+  const running = alexnet([...common, '--steps', '100000', '--checkpoint-every', '1000', '--run-dir', dir]);
+  kill(t, running);
+  await running.waitFor(/"event":"step","step":1,/, 120_000);
+  const lock = JSON.parse(fs.readFileSync(path.join(dir, 'run.lock'), 'utf8')) as { host: string; pid: number; command: string };
+  t.like(lock, { host: os.hostname(), pid: running.proc.pid, command: 'alexnet launch' });
+  for (const args of [[...common, '--steps', '2', '--run-dir', dir], ['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--run-dir', dir]]) {
+    const second = alexnet(args);
+    t.is((await second.exited).code, 2, second.output());
+    t.is(own(second).length, 1, second.output());
+    t.regex(own(second)[0]!, new RegExp(`^alexnet: ${dir} is in use by another run: alexnet launch, pid ${running.proc.pid} on ${os.hostname()}, since \\S+ \\(${dir}/run\\.lock; remove it only if that process is gone\\)$`));
+    t.false('worker0' in childPids(second.stderr), 'no worker started');
+  }
+  // the running one still writes its metrics, alone
+  running.proc.kill('SIGINT');
+  t.is((await running.exited).code, 130, running.output());
+  t.false(fs.existsSync(path.join(dir, 'run.lock')));
+
+  // a lock whose holder is gone (same host, pid not alive): broken
+  const gone = spawnSync(process.execPath, ['-e', '0']);
+  t.is(gone.status, 0);
+  const deadPid = gone.pid!;
+  t.false(alive(deadPid));
+  fs.writeFileSync(path.join(dir, 'run.lock'), JSON.stringify({ host: os.hostname(), pid: deadPid, since: '2026-01-01T00:00:00Z', command: 'alexnet launch' }));
+  const resumed = alexnet([...common, '--resume', dir, '--steps', String(readCheckpointHeader(path.join(dir, 'checkpoints', fs.readdirSync(path.join(dir, 'checkpoints'))[0]!)).state.step + 1)]);
+  t.is((await resumed.exited).code, 0, resumed.output());
+  t.regex(resumed.output(), new RegExp(`run\\.lock: the run that held it \\(pid ${deadPid}, alexnet launch, since 2026-01-01T00:00:00Z\\) is gone: lock broken`));
+});
+
+test('stray temporary files of a run killed mid-write are removed at the start', async (t) => {
+  const dir = tempDir(t);
+  fs.mkdirSync(path.join(dir, 'checkpoints'));
+  const stray = [path.join(dir, 'checkpoints', '.step-000000005.safetensors.999999.tmp'), path.join(dir, '.run.json.999998.tmp')];
+  for (const f of stray) fs.writeFileSync(f, 'half a file');
+  const p = alexnet([...common, '--steps', '1', '--run-dir', dir]);
+  t.is((await p.exited).code, 0, p.output());
+  t.regex(p.output(), /removed 2 temporary files left by a run killed mid-write/);
+  for (const f of stray) t.false(fs.existsSync(f), f);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), ['step-000000001.safetensors']);
+});
+
+test('a run directory that cannot be made is one line naming it and why, exit 2, at once: under /proc, under a file', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, 'x');
+  const cases: [string, RegExp][] = [
+    ['/proc/alexnet-run', /^alexnet: cannot make the run directory \/proc\/alexnet-run: no such file or folder \(ENOENT\)$/],
+    [path.join(file, 'run'), /^alexnet: cannot make the run directory .*a-file\/run: a part of the path is a file, not a folder \(ENOTDIR\)$/],
+    [file, /^alexnet: cannot make the run directory .*a-file: .*a-file is a file, not a folder$/],
+  ];
+  for (const [runDir, want] of cases) {
+    for (const args of [[...common, '--steps', '1', '--run-dir', runDir], ['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--run-dir', runDir]]) {
+      const t0 = Date.now();
+      const p = alexnet(args);
+      const { code } = await p.exited;
+      t.is(code, 2, p.output());
+      t.true(Date.now() - t0 < 60_000, 'no endless retry');
+      t.deepEqual(own(p).length, 1, p.output());
+      t.regex(own(p)[0]!, want, args.join(' '));
+      noStack(t, p);
+    }
+  }
+});
+
+(canMount ? test : test.skip)('a read-only run directory: one line naming it, exit 2, no worker left', async (t) => {
+  const mnt = mountTmpfs(t, 'size=1m');
+  if (!mnt) return t.fail('mount failed');
+  fs.mkdirSync(path.join(mnt, 'run'));
+  execFileSync('mount', ['-o', 'remount,ro', mnt]);
+  for (const [runDir, want] of [
+    [path.join(mnt, 'run'), /^alexnet: cannot write the lock file .*\/run\/run\.lock: read-only file system \(EROFS\)$/],
+    [path.join(mnt, 'new'), /^alexnet: cannot make the run directory .*\/new: read-only file system \(EROFS\)$/],
+  ] as const) {
+    const p = alexnet([...common, '--steps', '1', '--run-dir', runDir]);
+    t.is((await p.exited).code, 2, p.output());
+    t.is(own(p).length, 1, p.output());
+    t.regex(own(p)[0]!, want);
+    noStack(t, p);
+  }
+});
+
+(canMount ? test : test.skip)('a disk that fills mid-run under launch: one line naming the file and the reason, exit 2, every process gone, the checkpoints written intact', async (t) => {
+  // 300 KiB: a few of tiny's 55 KB checkpoints, then no space
+  const mnt = mountTmpfs(t, 'size=300k');
+  if (!mnt) return t.fail('mount failed');
+  const runDir = path.join(mnt, 'run');
+  const p = alexnet([...common, '--steps', '200', '--checkpoint-every', '1', '--keep', '100', '--run-dir', runDir]);
+  kill(t, p);
+  const { code } = await p.exited;
+  t.is(code, 2, p.output());
+  noStack(t, p);
+  const lines = p.stderr.filter((l) => /no space left on the device \(ENOSPC\)/.test(l));
+  t.true(lines.length >= 1, p.output());
+  t.regex(lines[0]!, new RegExp(`cannot write (checkpoint )?${runDir}/\\S+: no space left on the device \\(ENOSPC\\)`));
+  for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+  // what was written verifies
+  const v = alexnet(['verify', runDir]);
+  t.is((await v.exited).code, 0, v.output());
+  t.true(v.stdout.length >= 2 && v.stdout.every((l) => / ok$/.test(l)), v.output());
+  t.false(fs.existsSync(path.join(runDir, 'run.lock')));
+});
+
+test("a log file launch cannot write ends the run: one line naming it, exit 2, no process left", async (t) => {
+  const dir = tempDir(t);
+  // worker0.log is a folder: the launcher's log writer fails to open it
+  fs.mkdirSync(path.join(dir, 'worker0.log'));
+  const p = alexnet([...common, '--steps', '1', '--run-dir', dir]);
+  const { code } = await p.exited;
+  t.is(code, 2, p.output());
+  noStack(t, p);
+  t.true(p.stderr.some((l) => l === `[launch] cannot write ${dir}/worker0.log: it is a folder (EISDIR): stopping the run`), p.output());
+  for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
+
+const cifarFolder = path.resolve('../shared/datasets/cifar10');
+
+(fs.existsSync(cifarFolder) ? test : test.skip)('a cache folder that cannot be made or fills up is one line naming it, exit 2: under /proc, under a file, a full tmpfs', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, 'x');
+  const mnt = canMount ? mountTmpfs(t, 'size=200k') : null;
+  const cases: [string, RegExp][] = [
+    ['/proc/alexnet-cache', /^alexnet: cannot make the cache folder \/proc\/alexnet-cache\/decoded: no such file or folder \(ENOENT\); set --cache-dir \(or ALEXNET_CACHE_DIR\) to a writable folder$/],
+    [path.join(file, 'cache'), /^alexnet: cannot make the cache folder .*a-file\/cache\/decoded: a part of the path is a file, not a folder \(ENOTDIR\); set --cache-dir/],
+  ];
+  if (mnt) cases.push([path.join(mnt, 'cache'), /^alexnet: cannot write the cache file .*\/cache\/decoded\/\S+\.u8: no space left on the device \(ENOSPC\); set --cache-dir \(or ALEXNET_CACHE_DIR\) to a writable folder with room$/]);
+  for (const [cacheDir, want] of cases) {
+    const p = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cacheDir]);
+    t.is((await p.exited).code, 2, p.output());
+    t.is(own(p).length, 1, p.output());
+    t.regex(own(p)[0]!, want);
+    noStack(t, p);
+  }
+  if (mnt) t.deepEqual(fs.readdirSync(path.join(mnt, 'cache', 'decoded')), [], 'the partial cache file removed');
+});
