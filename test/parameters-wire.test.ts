@@ -124,7 +124,8 @@ test('GetParameters in chunks of at most max_chunk_bytes (whole rows) puts back 
     t.is(plain.length, layers.length * 4);
     t.true(plain.every((m) => m.row_offset === 0 && m.tensor.data.length <= DEFAULT_CHUNK_BYTES));
   }
-  // a resumed run's parameters sent in chunks of 200 bytes, read back in chunks of 100
+  // a resumed run's parameters sent in chunks of 200 bytes, read back in chunks of 100 (the first run lets the workers go: Release)
+  await c.release();
   const d = new Coordinator({ spec, workers: c.o.workers, batch: 4, seed: 5, hyper, source: new SyntheticSource(spec, 5) });
   t.teardown(() => d.close());
   await d.start();

@@ -172,7 +172,8 @@ test('SetParameters: the weights, momentum and step set on the workers are what 
   const e = await t.throwsAsync(c.clients[0].setParameters(params[0], shapes, 0));
   t.regex(String(e?.message), /FAILED_PRECONDITION.*only right after Configure/);
   t.is((await c.clients[0].status()).steps_done, 6);
-  // a fresh run, one layer missing: refused
+  // a fresh run, one layer missing: refused (the first run lets the workers go first: Release)
+  await c.release();
   const d = new Coordinator({ spec, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(spec, 1) });
   t.teardown(() => d.close());
   await d.start();

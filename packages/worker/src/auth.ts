@@ -21,7 +21,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { formatAddress } from './protocol.js';
-import { DEFAULT_CONNECTION_LIMITS, capConnections, injectWhenItSpeaks, type ConnectionLimits } from './connection-limits.js';
+import { DEFAULT_CONNECTION_LIMITS, capConnections, injectWhenItSpeaks, type ConnectionLimits, type OpenConnections } from './connection-limits.js';
 
 /** PEM bytes of the CA certificate, this process's certificate and its private key. */
 export interface TlsIdentity {
@@ -240,14 +240,17 @@ export function serverInterceptors(s: Security | undefined, refusals: RefusalLog
  * others to grpc-js. Resolves with the port and `close`, which stops listening and shuts the server down: the
  * calls in flight may finish, for at most 2 s.
  */
-export async function listenSecurely(server: grpc.Server, host: string, port: number, s: Security | undefined, refusals: RefusalLog, limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS): Promise<{ port: number; close: () => Promise<void> }> {
+export async function listenSecurely(server: grpc.Server, host: string, port: number, s: Security | undefined, refusals: RefusalLog, limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS, connections?: OpenConnections): Promise<{ port: number; close: () => Promise<void> }> {
   const who = (socket: net.Socket) => (socket.remoteAddress ? formatAddress({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'an unknown address');
   const silent = (socket: net.Socket) => () => refusals.note(who(socket), 'a connection', `nothing sent within ${limits.firstBytesMs / 1000} s; closed`);
   // the listener is ours, its connections handed to grpc-js's connection injector: the bounds on them apply (connection-limits.ts)
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   let listener: net.Server;
   if (!s?.tls) {
-    listener = net.createServer((socket) => injectWhenItSpeaks(socket, limits, (sk) => injector.injectConnection(sk), silent(socket)));
+    listener = net.createServer((socket) => {
+      connections?.add(socket);
+      injectWhenItSpeaks(socket, limits, (sk) => injector.injectConnection(sk), silent(socket));
+    });
   } else {
     const id = s.tls;
     // the TLS is done here; grpc-js sees an HTTP/2 connection over an authenticated TLS socket (its auth context included)
@@ -257,6 +260,7 @@ export async function listenSecurely(server: grpc.Server, host: string, port: nu
       { ca: id.ca, cert: id.cert, key: id.key, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2'], minVersion: 'TLSv1.2', handshakeTimeout: limits.firstBytesMs },
       (socket) => {
         if (socket.authorized) {
+          connections?.add(socket);
           injectWhenItSpeaks(socket, limits, (sk) => injector.injectConnection(sk), silent(socket));
           return;
         }

@@ -45,3 +45,19 @@ export function injectWhenItSpeaks(socket: net.Socket, l: ConnectionLimits, inje
     inject(socket);
   });
 }
+
+/** The connections open now, by the caller's address as grpc-js's `call.getPeer()` gives it ("HOST:PORT"). */
+export class OpenConnections {
+  private readonly open = new Set<string>();
+
+  /** Counts `socket` as open until it closes. */
+  add(socket: net.Socket): void {
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.open.add(key);
+    socket.once('close', () => this.open.delete(key));
+  }
+
+  has(peer: string): boolean {
+    return this.open.has(peer);
+  }
+}

@@ -59,12 +59,18 @@ export interface Run {
   lastCall: number;
   /** The coordinator ended the run (Release): its lease is over. */
   released: boolean;
+  /** The connection of the run's last call ("HOST:PORT"): once it closes, the lease is over. */
+  holder: string | undefined;
 }
 
-/** A call of `run` reached the worker: its lease runs again from now (a released run takes it back). */
-export function touch(run: Run): void {
+/**
+ * A call of `run` reached the worker: its lease runs again from now (a released run takes it back); `from`, the
+ * caller's connection (`call.getPeer()`), holds it while it stays open.
+ */
+export function touch(run: Run, from?: string): void {
   run.lastCall = Date.now();
   run.released = false;
+  if (from !== undefined) run.holder = from;
 }
 
 /** The crossing exchanges of one step or evaluation, and the time spent blocked on them. */

@@ -5,7 +5,7 @@ import { formatAddress, protocol, sizeLimitOptions } from './protocol.js';
 import { serverKeepaliveOptions } from './keepalive.js';
 import { RefusalLog, listenSecurely, serverInterceptors } from './auth.js';
 import { TowerWorker, type WorkerOptions } from './worker.js';
-import { DEFAULT_CONNECTION_LIMITS, idleServerOptions } from './connection-limits.js';
+import { DEFAULT_CONNECTION_LIMITS, OpenConnections, idleServerOptions } from './connection-limits.js';
 
 export interface RunningWorker {
   readonly address: string;
@@ -17,7 +17,8 @@ export interface RunningWorker {
 /** Creates the device, binds the server and starts serving. */
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' }, o.device === undefined ? {} : { device: o.device });
-  const worker = new TowerWorker(o, device);
+  const connections = new OpenConnections();
+  const worker = new TowerWorker(o, device, connections);
   // calls without the credentials are refused (and logged) before they reach a handler
   const refusals = new RefusalLog(o.log ?? (() => {}));
   const limits = o.connectionLimits ?? DEFAULT_CONNECTION_LIMITS;
@@ -37,7 +38,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   });
   server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
   const host = o.host ?? '127.0.0.1';
-  const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals, limits);
+  const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals, limits, connections);
   const address = formatAddress({ host, port });
   return {
     address,

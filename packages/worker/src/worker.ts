@@ -76,7 +76,7 @@ import { DEFAULT_CHUNK_BYTES, activationChunks } from './chunks.js';
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
 import { Mailbox, Traffic, describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
 import type { Security } from './auth.js';
-import type { ConnectionLimits } from './connection-limits.js';
+import type { ConnectionLimits, OpenConnections } from './connection-limits.js';
 import { checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { inputMeanFrom } from './images.js';
 import { adapterMsg } from './adapter-report.js';
@@ -136,7 +136,11 @@ export class TowerWorker implements WorkerContext {
   readonly connectTimeoutMs: number;
   readonly log: (line: string) => void;
 
-  constructor(readonly o: WorkerOptions, readonly device: Device) {
+  constructor(
+    readonly o: WorkerOptions,
+    readonly device: Device,
+    private readonly connections: OpenConnections | null = null,
+  ) {
     this.identity = modelIdentity(o.spec, o.protocolVersion ?? PROTOCOL_VERSION);
     this.maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH;
     this.limitBytes = maxMessageBytes(o.spec, this.maxBatch);
@@ -175,7 +179,7 @@ export class TowerWorker implements WorkerContext {
 
   // ---------------------------------------------------------------- Worker service
 
-  handshake = unaryHandler<HandshakeRequest, HandshakeReply>(async (req) => {
+  handshake = unaryHandler<HandshakeRequest, HandshakeReply>(async (req, call) => {
     checkRunId(req.run_id, 'Handshake');
     const diffs = identityDifferences(req.model, this.identity, 'coordinator', 'worker');
     if (req.tower !== this.tower) {
@@ -194,7 +198,7 @@ export class TowerWorker implements WorkerContext {
       this.takingOver.add(req.run_id);
       this.log(`run ${redactRunId(req.run_id)} takes this worker over (--take-over): ${holder}`);
     }
-    if (this.run?.id === req.run_id) touch(this.run);
+    if (this.run?.id === req.run_id) touch(this.run, call.getPeer());
     this.handshaken.add(req.run_id);
     // a bounded memory: a caller may shake hands without end (Configure follows its handshake at once)
     if (this.handshaken.size > MAX_HANDSHAKEN) this.handshaken.delete(this.handshaken.values().next().value!);
@@ -213,7 +217,7 @@ export class TowerWorker implements WorkerContext {
     };
   });
 
-  configure = unaryHandler<ConfigureRequest, ConfigureReply>(async (req) => {
+  configure = unaryHandler<ConfigureRequest, ConfigureReply>(async (req, call) => {
     if (!this.handshaken.has(req.run_id)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} has not shaken hands with this worker`);
     const holder = this.takingOver.has(req.run_id) ? null : this.leaseHolder(req.run_id);
     if (holder !== null) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${holder}; give the coordinator --take-over to take this worker anyway`);
@@ -270,6 +274,7 @@ export class TowerWorker implements WorkerContext {
       abort: null,
       lastCall: Date.now(),
       released: false,
+      holder: call.getPeer(),
     };
     this.state = 'READY';
     this.lastError = '';
@@ -301,7 +306,7 @@ export class TowerWorker implements WorkerContext {
     const run = this.run;
     if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
-    touch(run);
+    touch(run, call.getPeer());
     this.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
     checkStepImages(this.o.spec, run.batch, req.images);
@@ -312,17 +317,17 @@ export class TowerWorker implements WorkerContext {
   });
 
   evaluate = unaryHandler<EvaluateRequest, EvaluateReply>(async (req, call) => {
-    const { run, n } = this.checkEvaluation(req);
+    const { run, n } = this.checkEvaluation(req, call.getPeer());
     checkLabels(this.o.spec, req.labels, n, 'Evaluate', true);
     return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runEvaluation(this, run, req, n, signal));
   });
 
   /** An Evaluate or GetActivations request's run, checked (configured, idle, in order), and its number of images. */
-  private checkEvaluation(req: { run_id: string; step: number; evaluation: number; images: Uint8Array }): { run: Run; n: number } {
+  private checkEvaluation(req: { run_id: string; step: number; evaluation: number; images: Uint8Array }, from: string): { run: Run; n: number } {
     const run = this.run;
     if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
-    touch(run);
+    touch(run, from);
     this.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation after step ${req.step} asked of a worker that has done ${run.stepsDone} steps`);
     if (req.evaluation !== run.evaluationsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation ${req.evaluation} out of order: this worker is at evaluation ${run.evaluationsDone}`);
@@ -347,10 +352,10 @@ export class TowerWorker implements WorkerContext {
     for (const m of activationChunks(reply, req.max_chunk_bytes || DEFAULT_CHUNK_BYTES)) await write(m);
   });
 
-  private async activations(req: GetActivationsRequest, call: EventEmitter): Promise<GetActivationsReply> {
+  private async activations(req: GetActivationsRequest, call: EventEmitter & { getPeer(): string }): Promise<GetActivationsReply> {
     const segment = segmentOfLayer(this.segments, req.layer);
     if (segment < 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no layer "${req.layer}" in preset ${this.o.spec.name} (layers: ${this.o.spec.layers.map((l) => l.name).join(', ')})`);
-    const { run, n } = this.checkEvaluation(req);
+    const { run, n } = this.checkEvaluation(req, call.getPeer());
     return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runActivations(this, run, req, n, segment, signal));
   }
 
@@ -472,14 +477,16 @@ export class TowerWorker implements WorkerContext {
   });
 
   /**
-   * Why run `runId` may not take this worker: another run holds its lease (a call in flight, or its last call
-   * less than the lease ago, and not released); null when it may.
+   * Why run `runId` may not take this worker: another run holds its lease (a call in flight; or its last call
+   * less than the lease ago, on a connection still open, and not released); null when it may.
    */
   private leaseHolder(runId: string): string | null {
     const run = this.run;
     if (!run || run.id === runId || run.released || this.state === 'IDLE' || this.state === 'FAILED') return null;
     const idleMs = Date.now() - run.lastCall;
-    if (!this.busy && idleMs >= this.leaseMs) return null;
+    // a coordinator that is gone (killed: its connection closed) holds nothing
+    const gone = run.holder !== undefined && this.connections !== null && !this.connections.has(run.holder);
+    if (!this.busy && (idleMs >= this.leaseMs || gone)) return null;
     const when = this.busy ? `${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of it is running` : `its last call was ${(idleMs / 1000).toFixed(0)} s ago`;
     return `this worker belongs to run ${redactRunId(run.id)} (${run.stepsDone} steps done; ${when}); its lease lapses ${(this.leaseMs / 1000).toFixed(0)} s after its last call`;
   }
