@@ -6,9 +6,10 @@ import { launch } from '../launch.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
-import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
-import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
-import { latestOf, readCheckpointHeader, resolvePreset } from '../resume.js';
+import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
+import { DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { resolvePreset } from '../resume.js';
+import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 
@@ -63,42 +64,8 @@ export const launchCommand: CommandModule<object, Args> = {
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
     // the children authenticate each other: a shared token (random per launch unless given), and mutual TLS with --tls DIR
     const security = launchSecurity(a);
-    const common = ['--preset', preset, ...security.args];
-    // a resumed run keeps its batch (the data order depends on it): the workers' limits follow it
-    const saved = a.resume !== undefined ? readCheckpointHeader(latestOf(a.resume)).state : null;
-    const batch = a.batch ?? saved?.extra?.batch ?? DEFAULTS.batch;
-    const plan = saved?.extra?.plan;
-    const evalBatch = a['eval-batch'] ?? plan?.eval_batch ?? batch;
-    // the workers' message size limits follow the largest batch they will see (training, or evaluation: 10 images per held-out image with --eval-views ten)
-    const maxBatch = Math.max(batch, evalBatch * viewsPerImage(a['eval-views'] ?? plan?.eval_views));
-    const workerArgs = [...common, '--backend', a.backend, '--on-fallback', a['on-fallback'], '--max-batch', String(maxBatch)];
-    const opt = (name: string, v: string | number | undefined): string[] => (v === undefined ? [] : [`--${name}`, String(v)]);
-    const coordinatorArgs = [
-      ...common,
-      ...opt('steps', a.steps),
-      ...opt('epochs', a.epochs),
-      ...opt('batch', a.batch),
-      ...opt('seed', a.seed),
-      ...opt('lr', a.lr),
-      ...opt('lr-schedule', a['lr-schedule']),
-      ...opt('momentum', a.momentum),
-      ...opt('weight-decay', a['weight-decay']),
-      ...(a['decay-biases'] === undefined ? [] : [a['decay-biases'] ? '--decay-biases' : '--no-decay-biases']),
-      ...opt('data', a.data),
-      ...opt('cache-dir', a['cache-dir']),
-      ...opt('run-dir', a['run-dir']),
-      ...opt('eval-every', a['eval-every']),
-      ...opt('eval-batch', a['eval-batch']),
-      ...opt('eval-batches', a['eval-batches']),
-      ...opt('eval-views', a['eval-views']),
-      ...opt('checkpoint-every', a['checkpoint-every']),
-      ...opt('keep', a.keep),
-      ...opt('resume', a.resume),
-      ...opt('stop-after', a['stop-after']),
-      ...recoveryArgv(a),
-      ...uiArgsToForward(a),
-      ...inspectArgsToForward(a),
-    ];
+    const { workerArgs, coordinatorArgs: runArgs } = childArgs(a, preset, security.args);
+    const coordinatorArgs = [...runArgs, ...uiArgsToForward(a), ...inspectArgsToForward(a)];
     // with the inspection service, `alexnet inspect --coordinator` needs the run's credentials: launch says which
     const tool = a['inspect-port'] !== undefined ? toolCredentials(a, security, a['run-dir'] ?? a.resume) : null;
     // one GPU per worker where the host has two; both on the one GPU otherwise (launch-devices.ts)
