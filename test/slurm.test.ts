@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alive } from './helpers.js';
+import { alive, runEvents } from './helpers.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const setupScript = path.join(repo, 'scripts', 'slurm-setup.sh');
@@ -125,19 +125,6 @@ async function submit(t: ExecutionContext, name: string): Promise<{ id: string; 
   return { id, runDir, out };
 }
 
-interface Event {
-  event: string;
-  step?: number;
-  loss?: number;
-  reason?: string;
-  checkpoint?: string | null;
-  start_step?: number;
-  resumed_from?: string | null;
-  steps?: number;
-}
-
-const events = (runDir: string): Event[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Event);
-
 /** The worker processes of a job (from their "pid N" lines) are gone once it ended. */
 function workersGone(t: ExecutionContext, out: string): void {
   const pids = [...fs.readFileSync(out, 'utf8').matchAll(/alexnet worker \d: preset \S+, .*?, pid (\d+)/g)].map((m) => Number(m[1]));
@@ -157,7 +144,7 @@ test.serial('the example batch script trains to its last step as a three-task jo
   t.regex(output, /^2: alexnet slurm: task 2 \(coordinator\) on \S+: workers at \S+:\d+ and \S+:\d+$/m);
   t.regex(output, /^0: alexnet worker 0: authentication: a shared token$/m);
 
-  const ev = events(runDir);
+  const ev = runEvents(runDir);
   const steps = ev.filter((e) => e.event === 'step');
   t.deepEqual(steps.map((e) => e.step), [...Array(STEPS).keys()]);
   t.true(steps.every((e) => Number.isFinite(e.loss)));
@@ -179,7 +166,7 @@ test.serial('requeued in the middle (scontrol requeue), the job checkpoints the 
   const { id, runDir, out } = await submit(t, 'requeued');
   // well into the run, long before its end
   const until = Date.now() + JOB_TIMEOUT_MS;
-  while (!(fs.existsSync(path.join(runDir, 'metrics.jsonl')) && events(runDir).some((e) => e.event === 'step' && e.step! >= 5))) {
+  while (!(fs.existsSync(path.join(runDir, 'metrics.jsonl')) && runEvents(runDir).some((e) => e.event === 'step' && e.step! >= 5))) {
     if (Date.now() > until) return t.fail(`job ${id} logged no step 5 within ${JOB_TIMEOUT_MS / 1000} s:\n${tail(out)}`);
     const j = await jobInfo(id);
     if (j && ENDED.has(j.state)) return t.fail(`job ${id} ended (${j.state}) before step 5:\n${tail(out)}`);
@@ -198,7 +185,7 @@ test.serial('requeued in the middle (scontrol requeue), the job checkpoints the 
   t.is(end.restarts, 1);
   t.regex(output, new RegExp(`job ${id}, restart 1: resuming `));
 
-  const ev = events(runDir);
+  const ev = runEvents(runDir);
   const stopped = ev.find((e) => e.event === 'stopped');
   t.truthy(stopped, `no "stopped" event: the requeue's SIGTERM did not end the run with a checkpoint\n${tail(out)}`);
   t.is(stopped!.reason, 'SIGTERM');
