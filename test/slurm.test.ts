@@ -132,6 +132,21 @@ function workersGone(t: ExecutionContext, out: string): void {
   for (const pid of pids) t.false(alive(pid), `worker pid ${pid} still running after its job ended`);
 }
 
+test.serial("both examples' #SBATCH lines are ones sbatch takes (sbatch --test-only), and the paper example refuses to start without its data folder", async (t) => {
+  for (const f of ['alexnet.sbatch', 'alexnet-paper.sbatch']) {
+    const r = await run('sbatch', ['--test-only', ...SBATCH_HERE, path.join(repo, 'examples', 'slurm', f)], env, 30_000);
+    t.is(r.code, 0, `${f}: ${r.stderr}`);
+    t.regex(r.stderr, /to start at/);
+  }
+  const { ALEXNET_DATA: _, ...noData } = env;
+  const out = path.join(dir, 'paper.out');
+  const r = await run('sbatch', ['--parsable', ...SBATCH_HERE, `--output=${out}`, path.join(repo, 'examples', 'slurm', 'alexnet-paper.sbatch')], noData, 30_000);
+  t.is(r.code, 0, r.stderr);
+  const end = await waitJob(r.stdout.trim(), 'ended', (j) => ENDED.has(j.state), 60_000, out);
+  t.is(end.state, 'FAILED');
+  t.regex(fs.readFileSync(out, 'utf8'), /set ALEXNET_DATA to the ImageNet-style folder/);
+});
+
 let straight: Map<number, number> | null = null;
 
 test.serial('the example batch script trains to its last step as a three-task job step: roles from SLURM_PROCID, rendezvous and token in the run folder', async (t) => {
