@@ -121,6 +121,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+# look at pending jobs every 2 s (default 60): a requeued job released by the test starts at once
+SchedulerParameters=sched_interval=2,bf_interval=2
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none

@@ -2,8 +2,9 @@
  * `alexnet slurm` under a real Slurm: scripts/slurm-setup.sh installs slurm-wlm and munge (as root) and starts
  * a one-node cluster under a temporary folder; examples/slurm/alexnet.sbatch is submitted with sbatch (tiny
  * preset, options for this node given on sbatch's command line), once straight through and once requeued in the
- * middle (scontrol requeue): the requeued job ends the step in progress with a checkpoint, starts again, resumes,
- * and logs the losses of the uninterrupted run. Then the daemons stop and nothing is left running. A cluster that
+ * middle (scontrol requeue), and once stopped by SIGTERM as --signal does before the time limit (the script then
+ * requeues itself): each ends the step in progress with a checkpoint, starts again, resumes, and logs the losses
+ * of the uninterrupted run. Then the daemons stop and nothing is left running. A cluster that
  * cannot start fails the test with the reason (never a silent pass).
  */
 import test, { type ExecutionContext } from 'ava';
@@ -18,7 +19,7 @@ import { alive, runEvents } from './helpers.js';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const setupScript = path.join(repo, 'scripts', 'slurm-setup.sh');
 const example = path.join(repo, 'examples', 'slurm', 'alexnet.sbatch');
-const STEPS = 120;
+const STEPS = 60;
 const TRAIN = `--preset tiny --backend webasm --batch 8 --steps ${STEPS}`;
 // this node has no GPU, no partition called gpu and no memory configured: the example's #SBATCH lines for a GPU cluster, overridden
 const SBATCH_HERE = ['--partition=debug', '--gres=none', '--cpus-per-task=1', '--overcommit', '--mem=0', '--time=10'];
@@ -176,25 +177,32 @@ test.serial('the example batch script trains to its last step as a three-task jo
   workersGone(t, out);
 });
 
-test.serial('requeued in the middle (scontrol requeue), the job checkpoints the step in progress, starts again, resumes, and logs the uninterrupted run\'s losses', async (t) => {
-  if (!straight) return t.fail('the uninterrupted run (the test before) did not finish: nothing to compare with');
-  const { id, runDir, out } = await submit(t, 'requeued');
-  // well into the run, long before its end
+/**
+ * Submits the example, interrupts it at step 5 or later with `interrupt`, lets the requeued job start at once,
+ * and checks that it ran to its end with a checkpoint at the interruption and the uninterrupted run's losses.
+ * Returns the job's output.
+ */
+async function interrupted(t: ExecutionContext, name: string, interrupt: (id: string) => Promise<void>): Promise<string> {
+  if (!straight) {
+    t.fail('the uninterrupted run (the test before) did not finish: nothing to compare with');
+    return '';
+  }
+  const { id, runDir, out } = await submit(t, name);
+  // well into the run, long before its end (read as text: the line being written may be incomplete)
   const until = Date.now() + JOB_TIMEOUT_MS;
-  // (read as text: the line being written may be incomplete)
   const metrics = path.join(runDir, 'metrics.jsonl');
   while (!(fs.existsSync(metrics) && /"event":"step","step":([5-9]|\d\d+),/.test(fs.readFileSync(metrics, 'utf8')))) {
-    if (Date.now() > until) return t.fail(`job ${id} logged no step 5 within ${JOB_TIMEOUT_MS / 1000} s:\n${tail(out)}`);
+    if (Date.now() > until) throw new Error(`job ${id} logged no step 5 within ${JOB_TIMEOUT_MS / 1000} s:\n${tail(out)}`);
     const j = await jobInfo(id);
-    if (j && ENDED.has(j.state)) return t.fail(`job ${id} ended (${j.state}) before step 5:\n${tail(out)}`);
+    if (j && ENDED.has(j.state)) throw new Error(`job ${id} ended (${j.state}) before step 5:\n${tail(out)}`);
     await sleep(100);
   }
-  const rq = await run('scontrol', ['requeue', id], env, 20_000);
-  t.is(rq.code, 0, `scontrol requeue: ${rq.stderr}`);
-  // Slurm holds a requeued job for about two minutes (BeginTime); let it start again at once
+  await interrupt(id);
+  // Slurm holds a requeued job for about two minutes (BeginTime); let it start again in a few seconds. Not at
+  // once: slurmd refuses a job whose credential it revoked in the same second ("Job credential revoked")
   await waitJob(id, 'pending again after the requeue', (j) => j.state === 'PENDING' && j.restarts >= 1, 60_000, out);
-  const release = await run('scontrol', ['update', `jobid=${id}`, 'starttime=now'], env, 20_000);
-  t.is(release.code, 0, `scontrol update starttime=now: ${release.stderr}`);
+  const release = await run('scontrol', ['update', `jobid=${id}`, 'starttime=now+5'], env, 20_000);
+  t.is(release.code, 0, `scontrol update starttime=now+5: ${release.stderr}`);
   const end = await waitJob(id, 'ended after its requeue', (j) => ENDED.has(j.state), JOB_TIMEOUT_MS, out);
   const output = fs.readFileSync(out, 'utf8');
   t.is(end.state, 'COMPLETED', output);
@@ -204,7 +212,7 @@ test.serial('requeued in the middle (scontrol requeue), the job checkpoints the 
 
   const ev = runEvents(runDir);
   const stopped = ev.find((e) => e.event === 'stopped');
-  t.truthy(stopped, `no "stopped" event: the requeue's SIGTERM did not end the run with a checkpoint\n${tail(out)}`);
+  t.truthy(stopped, `no "stopped" event: SIGTERM did not end the run with a checkpoint\n${tail(out)}`);
   t.is(stopped!.reason, 'SIGTERM');
   const k = stopped!.step!;
   t.true(k >= 5 && k < STEPS, `stopped at step ${k}`);
@@ -219,6 +227,25 @@ test.serial('requeued in the middle (scontrol requeue), the job checkpoints the 
   t.deepEqual([...new Set(steps.map((e) => e.step))].sort((a, b) => a! - b!), [...Array(STEPS).keys()]);
   t.is(ev.at(-1)!.event, 'done');
   workersGone(t, out);
+  return output;
+}
+
+test.serial("requeued in the middle (scontrol requeue), the job checkpoints the step in progress, starts again, resumes, and logs the uninterrupted run's losses", async (t) => {
+  await interrupted(t, 'requeued', async (id) => {
+    const r = await run('scontrol', ['requeue', id], env, 20_000);
+    t.is(r.code, 0, `scontrol requeue: ${r.stderr}`);
+  });
+});
+
+test.serial("SIGTERM to the step before the time limit (what --signal=TERM@120 sends; here scancel --signal): checkpoint, exit 143, the script requeues the job, which resumes with the uninterrupted run's losses", async (t) => {
+  const output = await interrupted(t, 'signalled', async (id) => {
+    // without --batch or --full: the step's processes only, not the batch script, as --signal does
+    const r = await run('scancel', ['--signal=TERM', id], env, 20_000);
+    t.is(r.code, 0, `scancel --signal=TERM: ${r.stderr}`);
+  });
+  t.regex(output, new RegExp(`^2: alexnet coordinator: stopped \\(SIGTERM\\) after step \\d+ of ${STEPS}; checkpoint `, 'm'));
+  t.regex(output, /^srun: error: \S+: task 2: Exited with exit code 143$/m);
+  t.regex(output, /stopped with a checkpoint before the time limit: requeueing job \d+$/m);
 });
 
 test.serial('the daemons stop and leave nothing running', async (t) => {
