@@ -42,6 +42,8 @@ test('outside a three-task step: what is wrong, in words', (t) => {
   t.throws(() => slurmTask(step(0, { SLURM_NTASKS: '4' })), { message: /has 4 tasks; a run takes exactly 3/ });
   t.throws(() => slurmTask(step(3, { SLURM_NTASKS: '' })), { message: /SLURM_PROCID is 3; a run has tasks 0, 1 and 2/ });
   t.throws(() => slurmTask(step(0, { SLURM_JOB_ID: '' })), { message: /SLURM_JOB_ID is not set/ });
+  // the batch script itself: SLURM_PROCID 0 and SLURM_NTASKS 3, but no step
+  t.throws(() => slurmTask({ SLURM_PROCID: '0', SLURM_NTASKS: '3', SLURM_JOB_ID: '42' }), { message: /SLURM_STEP_ID is not set: this is the batch script itself/ });
 });
 
 const gpu = (index: number, software = false): AdapterInfo => ({ index, name: software ? 'llvmpipe' : 'NVIDIA H200', backend: 'vulkan', vendor: '', architecture: software ? 'software' : 'hopper', device: '', description: '', software });

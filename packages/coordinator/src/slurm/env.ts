@@ -74,6 +74,9 @@ function allowedCpus(): string | null {
 /** This task, from `env`; a SlurmSetupError saying what is missing or wrong outside a three-task step. */
 export function slurmTask(env: NodeJS.ProcessEnv = process.env): SlurmTask {
   const procid = intVar(env, 'SLURM_PROCID', true)!;
+  const stepId = env.SLURM_STEP_ID ?? env.SLURM_STEPID;
+  // the batch script has SLURM_PROCID 0 but is no task of a step: it would wait as worker 0 for a coordinator that never comes
+  if (stepId === undefined || stepId === '') throw new SlurmSetupError('SLURM_STEP_ID is not set: this is the batch script itself, not a task of a job step; start `alexnet slurm` with srun --ntasks=3');
   const ntasks = intVar(env, 'SLURM_STEP_NUM_TASKS', false) ?? intVar(env, 'SLURM_NTASKS', false);
   if (ntasks !== null && ntasks !== 3) {
     throw new SlurmSetupError(`this job step has ${ntasks} tasks; a run takes exactly 3 (worker 0, worker 1, the coordinator): srun --ntasks=3 (sbatch --ntasks=3)`);
@@ -86,7 +89,7 @@ export function slurmTask(env: NodeJS.ProcessEnv = process.env): SlurmTask {
     procid,
     localid: intVar(env, 'SLURM_LOCALID', false) ?? 0,
     jobId,
-    stepId: env.SLURM_STEP_ID ?? env.SLURM_STEPID ?? '0',
+    stepId,
     restartCount: intVar(env, 'SLURM_RESTART_COUNT', false) ?? 0,
     node: env.SLURMD_NODENAME || os.hostname(),
     nodelist: env.SLURM_STEP_NODELIST || env.SLURM_JOB_NODELIST || env.SLURM_NODELIST || null,
