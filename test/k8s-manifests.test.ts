@@ -7,8 +7,9 @@
  * server's schema).
  */
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +72,7 @@ interface Container {
 }
 
 /** A pod template's containers and volumes, checked field by field. */
-function podSpec(template: unknown, where: string): { labels: Obj; containers: Container[]; volumes: Map<string, Obj>; spec: Obj } {
+function podSpec(template: unknown, where: string): { labels: Obj; containers: Container[]; init: { name: string; image: string; args: string[] }[]; volumes: Map<string, Obj>; spec: Obj } {
   const t = obj(template, where);
   const labels = obj(obj(t.metadata, `${where}.metadata`).labels, `${where}.metadata.labels`);
   const spec = obj(t.spec, `${where}.spec`);
@@ -98,7 +99,11 @@ function podSpec(template: unknown, where: string): { labels: Obj; containers: C
     for (const m of mounts) if (!volumes.has(m)) throw new Error(`${w}: mounts volume ${m}, which the pod does not have`);
     return { name: str(co.name, `${w}.name`), image: str(co.image, `${w}.image`), args: [...arr(co.command ?? [], `${w}.command`), ...arr(co.args ?? [], `${w}.args`)].map((a) => str(a, `${w}.args`)), ports, mounts };
   });
-  return { labels, containers, volumes, spec };
+  const init = arr(spec.initContainers ?? [], `${where}.spec.initContainers`).map((c, i) => {
+    const co = obj(c, `${where}.spec.initContainers[${i}]`);
+    return { name: str(co.name, 'initContainers.name'), image: str(co.image, 'initContainers.image'), args: [...arr(co.command ?? [], 'command'), ...arr(co.args ?? [], 'args')].map((a) => str(a, 'initContainers.args')) };
+  });
+  return { labels, containers, init, volumes, spec };
 }
 
 const matches = (selector: Obj, labels: Obj) => Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -112,7 +117,7 @@ function shellArgv(line: string, env: Record<string, string>, replace: [string, 
   return r.stdout.trimEnd().split('\n');
 }
 
-test('the Kubernetes examples: each manifest well-formed, and the Service, StatefulSet, Job, claim and secret fit together', (t) => {
+test('the Kubernetes examples: each manifest well-formed, and the Service, StatefulSet, Job, claim and secret fit together', async (t) => {
   const all = manifests();
   const one = (kind: string) => {
     const m = all.filter((x) => x.kind === kind);
@@ -168,6 +173,27 @@ test('the Kubernetes examples: each manifest well-formed, and the Service, State
   const again = shellArgv(coordLine, {}, [['/runs', runs]]);
   t.is(again[again.indexOf('--resume') + 1], `${runs}/cifar10`);
   t.false(again.includes('--run-dir'));
+
+  // the init container waits for exactly those two addresses, and its script runs: here against two local ports
+  const wait = jobPod.init.find((c) => c.name === 'wait-for-workers');
+  t.truthy(wait, 'the Job waits for the workers to listen');
+  t.deepEqual(wait!.args.slice(0, 2), ['node', '-e']);
+  const script = wait!.args[2]!;
+  const listed = /const workers = \[([^\]]*)\]/.exec(script)?.[1]?.split(',').map((x) => x.trim().replace(/^'|'$/g, ''));
+  t.deepEqual(listed, first[first.indexOf('--workers') + 1]!.split(','));
+  const servers = await Promise.all([0, 1].map(() => new Promise<net.Server>((resolve) => { const srv = net.createServer((c) => c.destroy()); srv.listen(0, '127.0.0.1', () => resolve(srv)); })));
+  t.teardown(() => servers.forEach((srv) => srv.close()));
+  let local = script;
+  listed!.forEach((w, i) => (local = local.replace(`'${w}'`, `'127.0.0.1:${(servers[i]!.address() as net.AddressInfo).port}'`)));
+  const waited = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const p = spawn(process.execPath, ['-e', local], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('close', (code) => resolve({ code, out }));
+  });
+  t.is(waited.code, 0, waited.out);
+  t.is(waited.out.trim(), 'both workers listen');
 
   // and kubectl's own check, where it reaches a cluster (it needs the API server's schema, even for a client-side dry run)
   const version = spawnSync('kubectl', ['version', '--request-timeout=5s'], { encoding: 'utf8', timeout: 30_000 });
