@@ -99,7 +99,7 @@ wait_for 10 test -S "$dir/munge/munge.socket" || { log_tail "$dir/munged.log"; f
 cat >"$dir/slurm.conf" <<EOF
 # one node, written by scripts/slurm-setup.sh
 ClusterName=alexnet-test
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -132,7 +132,7 @@ JobRequeue=1
 KillWait=30
 InactiveLimit=0
 MinJobAge=300
-NodeName=$host CPUs=$cpus State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF="$dir/slurm.conf"

@@ -9,6 +9,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
+import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -20,7 +21,7 @@ const repo = fileURLToPath(new URL('..', import.meta.url));
 const setupScript = path.join(repo, 'scripts', 'slurm-setup.sh');
 const example = path.join(repo, 'examples', 'slurm', 'alexnet.sbatch');
 const STEPS = 60;
-const TRAIN = `--preset tiny --backend webasm --batch 8 --steps ${STEPS}`;
+let TRAIN = `--preset tiny --backend webasm --batch 8 --steps ${STEPS}`;
 // this node has no GPU, no partition called gpu and no memory configured: the example's #SBATCH lines for a GPU cluster, overridden
 const SBATCH_HERE = ['--partition=debug', '--gres=none', '--cpus-per-task=1', '--overcommit', '--mem=0', '--time=10'];
 const JOB_TIMEOUT_MS = 180_000;
@@ -78,6 +79,8 @@ test.before(async () => {
     if (fs.existsSync(f)) daemonPids[name] = Number(fs.readFileSync(f, 'utf8').trim());
   }
   if (r.code !== 0) throw new Error(`the Slurm cluster for this test did not start (scripts/slurm-setup.sh exited with ${r.code}):\n${r.stderr.trim()}`);
+  // the workers announce the host name; where it does not resolve here (some containers), they bind and announce loopback
+  if (!(await dns.lookup(os.hostname()).then(() => true, () => false))) TRAIN += ' --host 127.0.0.1';
 });
 
 test.after.always(async () => {
