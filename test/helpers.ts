@@ -1,5 +1,6 @@
 /** Helpers for the cross-package tests: real `alexnet` processes on loopback. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import readline from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -132,3 +133,18 @@ export function runBench(args: string[], env: NodeJS.ProcessEnv = process.env): 
     });
   });
 }
+
+/** A line of RUN_DIR/metrics.jsonl: the fields the tests look at. */
+export interface RunEvent {
+  event: string;
+  step?: number;
+  loss?: number;
+  reason?: string;
+  checkpoint?: string | null;
+  start_step?: number;
+  resumed_from?: string | null;
+  steps?: number;
+}
+
+/** Every line of RUN_DIR/metrics.jsonl, parsed. */
+export const runEvents = (runDir: string): RunEvent[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RunEvent);

@@ -7,10 +7,11 @@ import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
-import { checkRecoveryArgs, recoveryArgv, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
-import { DEFAULTS, DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, viewsPerImage, type RunArgs } from './options.js';
-import { newestVerified, resolvePreset } from '../resume.js';
+import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
+import { DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { resolvePreset } from '../resume.js';
 import { prepareRunDir } from '../run-dir.js';
+import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 
@@ -65,43 +66,9 @@ export const launchCommand: CommandModule<object, Args> = {
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
     // the children authenticate each other: a shared token (random per launch unless given), and mutual TLS with --tls DIR
     const security = launchSecurity(a);
-    const common = ['--preset', preset, ...security.args];
-    // a resumed run keeps its batch (the data order depends on it): the workers' limits follow it
-    const saved = a.resume !== undefined ? newestVerified(a.resume).saved : null;
-    const batch = a.batch ?? saved?.batch ?? DEFAULTS.batch;
-    const plan = saved?.plan;
-    const evalBatch = a['eval-batch'] ?? plan?.eval_batch ?? batch;
-    // the workers' message size limits follow the largest batch they will see (training, or evaluation: 10 images per held-out image with --eval-views ten)
-    const maxBatch = Math.max(batch, evalBatch * viewsPerImage(a['eval-views'] ?? plan?.eval_views));
+    const { workerArgs, coordinatorArgs: runArgs, batch, maxBatch } = childArgs(a, preset, security.args);
     checkMessageFits(getPreset(preset), maxBatch, a.batch !== undefined && maxBatch === batch ? '--batch' : 'the largest batch (training or evaluation)');
-    const workerArgs = [...common, '--backend', a.backend, '--on-fallback', a['on-fallback'], '--max-batch', String(maxBatch)];
-    const opt = (name: string, v: string | number | undefined): string[] => (v === undefined ? [] : [`--${name}`, String(v)]);
-    const coordinatorArgs = [
-      ...common,
-      ...opt('steps', a.steps),
-      ...opt('epochs', a.epochs),
-      ...opt('batch', a.batch),
-      ...opt('seed', a.seed),
-      ...opt('lr', a.lr),
-      ...opt('lr-schedule', a['lr-schedule']),
-      ...opt('momentum', a.momentum),
-      ...opt('weight-decay', a['weight-decay']),
-      ...(a['decay-biases'] === undefined ? [] : [a['decay-biases'] ? '--decay-biases' : '--no-decay-biases']),
-      ...opt('data', a.data),
-      ...opt('cache-dir', a['cache-dir']),
-      ...opt('run-dir', a['run-dir']),
-      ...opt('eval-every', a['eval-every']),
-      ...opt('eval-batch', a['eval-batch']),
-      ...opt('eval-batches', a['eval-batches']),
-      ...opt('eval-views', a['eval-views']),
-      ...opt('checkpoint-every', a['checkpoint-every']),
-      ...opt('keep', a.keep),
-      ...opt('resume', a.resume),
-      ...opt('stop-after', a['stop-after']),
-      ...recoveryArgv(a),
-      ...uiArgsToForward(a),
-      ...inspectArgsToForward(a),
-    ];
+    const coordinatorArgs = [...runArgs, ...uiArgsToForward(a), ...inspectArgsToForward(a)];
     // the run directory: made and locked for this launch (its coordinator works under the lock), refused when it holds another run's checkpoints (run-dir.ts)
     const runDir = a['run-dir'] ?? a.resume;
     if (runDir !== undefined) prepareRunDir({ runDir, resume: a.resume, overwrite: a.overwrite, command: 'alexnet launch', info: (l) => process.stderr.write(`[launch] ${l}\n`) });

@@ -6,6 +6,7 @@ import { inspectCommand } from './inspect-command.js';
 import { workerCommand } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
 import { launchCommand } from './launch-command.js';
+import { slurmCommand } from './slurm-command.js';
 import { certsCommand } from './certs-command.js';
 import { summaryCommand } from './summary-command.js';
 import { exportMetricsCommand } from './export-metrics-command.js';
@@ -26,6 +27,7 @@ try {
     .command(launchCommand)
     .command(workerCommand)
     .command(coordinatorCommand)
+    .command(slurmCommand)
     .command(paramsCommand)
     .command(inspectCommand)
     .command(summaryCommand)

@@ -9,7 +9,7 @@ import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveIn
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
 
-interface Args extends SecurityArgs {
+export interface WorkerArgs extends SecurityArgs {
   port: number;
   host: string;
   backend: string;
@@ -27,7 +27,7 @@ interface Args extends SecurityArgs {
   'exit-with-stdin': boolean;
 }
 
-export const workerCommand: CommandModule<object, Args> = {
+export const workerCommand: CommandModule<object, WorkerArgs> = {
   command: 'worker',
   describe: 'run one tower on one device as a gRPC server (start two: --tower 0 and --tower 1)',
   builder: (y) =>
@@ -60,80 +60,91 @@ export const workerCommand: CommandModule<object, Args> = {
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it)' },
         ...securityOptions,
       }) as never,
-  handler: async (a) => {
-    const spec = getPreset(a.preset);
-    positiveInt(a.port, 'port', 0);
-    if (a.port > 65535) throw new UserError(`--port must be 0..65535, got ${a.port}`);
-    if (a.device !== undefined) positiveInt(a.device, 'device', 0);
-    positiveInt(a['max-batch'], 'max-batch');
-    checkMessageFits(spec, a['max-batch'], '--max-batch');
-    if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
-    if (!(a['connect-timeout'] > 0)) throw new UserError(`--connect-timeout must be > 0 seconds`);
-    if (!(a.lease > 0)) throw new UserError(`--lease must be > 0 seconds`);
-    const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
-    const tower = a.tower as TowerIndex;
-    const security = securityFrom(a, `worker${tower}`);
-    if (!security && !isLoopback(a.host) && !a.insecure) {
-      throw new UserError(
-        `--host ${a.host} without authentication: anyone who reaches the port could drive this worker. Give --token-file FILE (the same token to the peer and the coordinator) or --tls DIR (\`alexnet certs\`), or --insecure to accept that`,
-      );
-    }
-    const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
-    let running;
-    // grpc-js logs a failed bind on its own; the error below says it better
-    grpc.setLogVerbosity(grpc.logVerbosity.NONE);
-    try {
-      running = await startWorker({
-        spec,
-        tower,
-        backend: a.backend as RequestedBackend,
-        device: a.device,
-        host: a.host,
-        port: a.port,
-        peer,
-        maxBatch: a['max-batch'],
-        protocolVersion: a['protocol-version'],
-        fallback: { onFallback: a['on-fallback'] },
-        exchangeTimeoutMs: a['exchange-timeout'] * 1000,
-        connectTimeoutMs: a['connect-timeout'] * 1000,
-        leaseMs: a.lease * 1000,
-        log,
-        security,
-      });
-    } catch (e) {
-      const msg = (e as Error).message ?? String(e);
-      const where = `cannot listen on ${a.host}:${a.port}`;
-      if (/EADDRINUSE/.test(msg)) throw new UserError(`${where}: the port is in use (choose another --port, or 0 to let the OS pick one)`);
-      if (/EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(msg)) throw new UserError(`${where}: no such address on this machine (--host)`);
-      if (/EACCES/.test(msg)) throw new UserError(`${where}: permission denied (ports below 1024 need privileges)`);
-      if (/No address added/.test(msg)) throw new UserError(`${where}: ${msg}`);
-      throw e;
-    } finally {
-      grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
-    }
-    const r = running;
-    let stopping = false;
-    const stop = (why: string) => {
-      if (stopping) return;
-      stopping = true;
-      log(`stopping (${why})`);
-      void r.close().then(() => process.exit(0));
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    if (a['exit-with-stdin']) {
-      process.stdin.on('end', () => stop('stdin closed'));
-      process.stdin.on('error', () => stop('stdin closed'));
-      process.stdin.resume();
-    }
-    const d = r.worker.device;
-    log(`preset ${spec.name}, ${describeDevice(d.mode, d.adapter, a.device, d.note)}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
-    log(`authentication: ${describeSecurity(security)}`);
-    // started by hand rather than by launch: say what launch sets and why (malloc-tuning.ts)
-    if (process.platform === 'linux' && r.worker.device.mode === 'webasm' && !mallocTuned()) {
-      log(`note: glibc's default malloc faults in fresh pages for every large kernel result; start the worker with GLIBC_TUNABLES=${MALLOC_TUNABLES.join(':')} (what alexnet launch sets) for faster steps, or ALEXNET_MALLOC_TUNING=0 to silence this`);
-    }
-    if (!security && !isLoopback(a.host)) log(`warning: listening on ${a.host} without authentication (--insecure): anyone who reaches this port can drive this worker (give --tls DIR or --token-file)`);
-    log(`listening on ${r.address}`);
-  },
+  handler: (a) => serveWorker(a),
 };
+
+/** What a caller running the worker in its own process (`alexnet slurm`) may add. */
+export interface WorkerHooks {
+  /** Called once the worker listens, with the address it listens on and the function that stops it. */
+  readonly onListening?: (address: string, stop: (why: string) => void) => void;
+  /** Takes over SIGINT/SIGTERM: called with the signal and the function that stops the worker (default: stop at once). */
+  readonly onSignal?: (signal: 'SIGINT' | 'SIGTERM', stop: (why: string) => void) => void;
+}
+
+/** The worker command's work: checks the options, starts the worker, stops it on SIGINT/SIGTERM (or as `hooks.onSignal` says). */
+export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promise<void> {
+  const spec = getPreset(a.preset);
+  positiveInt(a.port, 'port', 0);
+  if (a.port > 65535) throw new UserError(`--port must be 0..65535, got ${a.port}`);
+  if (a.device !== undefined) positiveInt(a.device, 'device', 0);
+  positiveInt(a['max-batch'], 'max-batch');
+  checkMessageFits(spec, a['max-batch'], '--max-batch');
+  if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
+  if (!(a['connect-timeout'] > 0)) throw new UserError(`--connect-timeout must be > 0 seconds`);
+  if (!(a.lease > 0)) throw new UserError(`--lease must be > 0 seconds`);
+  const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
+  const tower = a.tower as TowerIndex;
+  const security = securityFrom(a, `worker${tower}`);
+  if (!security && !isLoopback(a.host) && !a.insecure) {
+    throw new UserError(
+      `--host ${a.host} without authentication: anyone who reaches the port could drive this worker. Give --token-file FILE (the same token to the peer and the coordinator) or --tls DIR (\`alexnet certs\`), or --insecure to accept that`,
+    );
+  }
+  const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
+  let running;
+  // grpc-js logs a failed bind on its own; the error below says it better
+  grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+  try {
+    running = await startWorker({
+      spec,
+      tower,
+      backend: a.backend as RequestedBackend,
+      device: a.device,
+      host: a.host,
+      port: a.port,
+      peer,
+      maxBatch: a['max-batch'],
+      protocolVersion: a['protocol-version'],
+      fallback: { onFallback: a['on-fallback'] },
+      exchangeTimeoutMs: a['exchange-timeout'] * 1000,
+      connectTimeoutMs: a['connect-timeout'] * 1000,
+      leaseMs: a.lease * 1000,
+      log,
+      security,
+    });
+  } catch (e) {
+    const msg = (e as Error).message ?? String(e);
+    const where = `cannot listen on ${a.host}:${a.port}`;
+    if (/EADDRINUSE/.test(msg)) throw new UserError(`${where}: the port is in use (choose another --port, or 0 to let the OS pick one)`);
+    if (/EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(msg)) throw new UserError(`${where}: no such address on this machine (--host)`);
+    if (/EACCES/.test(msg)) throw new UserError(`${where}: permission denied (ports below 1024 need privileges)`);
+    if (/No address added/.test(msg)) throw new UserError(`${where}: ${msg}`);
+    throw e;
+  } finally {
+    grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
+  }
+  const r = running;
+  let stopping = false;
+  const stop = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`stopping (${why})`);
+    void r.close().then(() => process.exit(0));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => (hooks.onSignal ? hooks.onSignal(sig, stop) : stop(sig)));
+  if (a['exit-with-stdin']) {
+    process.stdin.on('end', () => stop('stdin closed'));
+    process.stdin.on('error', () => stop('stdin closed'));
+    process.stdin.resume();
+  }
+  const d = r.worker.device;
+  log(`preset ${spec.name}, ${describeDevice(d.mode, d.adapter, a.device, d.note)}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
+  log(`authentication: ${describeSecurity(security)}`);
+  // started by hand rather than by launch: say what launch sets and why (malloc-tuning.ts)
+  if (process.platform === 'linux' && r.worker.device.mode === 'webasm' && !mallocTuned()) {
+    log(`note: glibc's default malloc faults in fresh pages for every large kernel result; start the worker with GLIBC_TUNABLES=${MALLOC_TUNABLES.join(':')} (what alexnet launch sets) for faster steps, or ALEXNET_MALLOC_TUNING=0 to silence this`);
+  }
+  if (!security && !isLoopback(a.host)) log(`warning: listening on ${a.host} without authentication (--insecure): anyone who reaches this port can drive this worker (give --tls DIR or --token-file)`);
+  log(`listening on ${r.address}`);
+  hooks.onListening?.(r.address, stop);
+}

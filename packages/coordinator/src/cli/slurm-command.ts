@@ -1,0 +1,142 @@
+/**
+ * `alexnet slurm`: one task of a three-task Slurm job step (`srun --ntasks=3 alexnet slurm ...`). Task 0
+ * runs worker 0, task 1 worker 1, task 2 the coordinator; they meet through files in the run folder
+ * (slurm/rendezvous.ts) and share a random token made for the attempt.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import yargs, { type CommandModule } from 'yargs';
+import { getPreset, surveyAdapters } from '@alexnet-mp/core';
+import { UserError } from './errors.js';
+import { DEFAULT_PRESET, backendOption, checkAddress, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
+import { launchSecurityOptions, tokenFrom, type SecurityArgs } from './security-options.js';
+import { childArgs } from './launch-args.js';
+import { serveWorker, workerCommand, type WorkerArgs, type WorkerHooks } from './worker-command.js';
+import { coordinatorCommand } from './coordinator-command.js';
+import { resolvePreset } from '../resume.js';
+import { SlurmSetupError, roleName, slurmTask, type SlurmTask } from '../slurm/env.js';
+import { chooseGpu } from '../slurm/gpu.js';
+import { RendezvousError, jobTokenFile, readEntry, removeEndedAttempts, rendezvousDir, waitForEntries, writeAtomic, writeExit } from '../slurm/rendezvous.js';
+
+interface Args extends RunArgs, RecoveryArgs, SecurityArgs {
+  backend: string;
+  'on-fallback': string;
+  host: string;
+  'rendezvous-timeout': number;
+}
+
+export const slurmCommand: CommandModule<object, Args> = {
+  command: 'slurm',
+  describe: 'one task of a Slurm job step of three (srun --ntasks=3): task 0 runs worker 0, task 1 worker 1, task 2 the coordinator',
+  builder: (y) =>
+    y
+      .usage(
+        'srun --ntasks=3 $0 slurm --run-dir DIR [options]\n\nRun in each of the three tasks of a job step. Each task takes its role from SLURM_PROCID; ' +
+          'the workers listen on ports the OS picks and write HOST:PORT into DIR/slurm/, where the coordinator finds them (DIR must be on storage every node sees); ' +
+          'the three share a random token made for the job, in a file only the job\'s user can read. A worker opens the GPU Slurm gave its task (--gres=gpu, --gpus-per-task). ' +
+          'SIGTERM (sbatch --signal=TERM@SECONDS, scancel, scontrol requeue) ends the run after the step in progress with a checkpoint; --resume DIR continues it. ' +
+          'examples/slurm/ has complete batch scripts; docs/cluster.md explains them.',
+      )
+      .options({
+        ...runOptions,
+        backend: backendOption,
+        'on-fallback': fallbackOption,
+        host: { type: 'string', default: '0.0.0.0', describe: 'address the workers listen on (they announce their host name and port)' },
+        'rendezvous-timeout': { type: 'number', default: 300, describe: "seconds the coordinator waits for the workers' addresses" },
+        ...launchSecurityOptions,
+        ...recoveryOptions,
+      }) as never,
+  handler: async (a) => {
+    let task: SlurmTask;
+    try {
+      task = slurmTask();
+    } catch (e) {
+      throw e instanceof SlurmSetupError ? new UserError(e.message) : e;
+    }
+    const runDir = a['run-dir'] ?? a.resume;
+    if (runDir === undefined) throw new UserError('give --run-dir DIR (or --resume DIR), a folder every node of the job sees: the tasks meet there, and the checkpoints a requeued job resumes from are kept there');
+    const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
+    checkRunArgs(a);
+    checkRecoveryArgs(a);
+    if (!(a['rendezvous-timeout'] > 0)) throw new UserError(`--rendezvous-timeout must be > 0 seconds, got ${a['rendezvous-timeout']}`);
+    const name = roleName(task.role);
+    const dir = rendezvousDir(path.resolve(runDir), task);
+    process.on('exit', (code) => writeExit(dir, name, code));
+    // until the worker or the coordinator takes them over: a signal ends this task, saying so in its exit file
+    for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(sig, () => process.listenerCount(sig) === 1 && process.exit(code));
+    const say = (line: string) => process.stderr.write(`alexnet slurm: task ${task.procid} (${name}) on ${task.node}: ${line}\n`);
+    say(`job ${task.jobId}${task.restartCount > 0 ? ` (requeued ${task.restartCount}x)` : ''}, step ${task.stepId} on ${task.nodelist ?? task.node}; CPUs ${task.cpus ?? 'unknown'}; rendezvous in ${dir}`);
+    const { workerArgs, coordinatorArgs } = childArgs(a, preset, securityArgs(a, dir));
+    try {
+      if (task.role.kind === 'worker') await workerTask(a, task, task.role.tower, dir, workerArgs, say);
+      else await coordinatorTask(a, dir, coordinatorArgs, say);
+    } catch (e) {
+      throw e instanceof RendezvousError ? new UserError(e.message) : e;
+    }
+  },
+};
+
+/** The credentials options of all three: --tls DIR and the user's token if given, else the attempt's random token. */
+function securityArgs(a: SecurityArgs, dir: string): string[] {
+  const tls = a.tls !== undefined ? ['--tls', a.tls] : [];
+  if (a['token-file'] !== undefined) return [...tls, '--token-file', a['token-file']];
+  if (a.token !== undefined) return [...tls, '--token', a.token];
+  // ALEXNET_TOKEN: each process reads it from the environment srun passes on
+  if (tokenFrom({}) !== undefined) return tls;
+  return [...tls, '--token-file', jobTokenFile(dir)];
+}
+
+async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, workerArgs: string[], say: (l: string) => void): Promise<void> {
+  const gpu = (a.backend === 'webgpu' || a.backend === 'auto') && task.gpus.length > 0 ? chooseGpu(task.gpus, task.localid, await surveyAdapters()) : null;
+  if (gpu) say(gpu.line);
+  let signals = 0;
+  const hooks: WorkerHooks = {
+    onListening: (address, stop) => {
+      const host = a.host === '0.0.0.0' || a.host === '::' ? os.hostname() : a.host;
+      const announced = `${host}:${address.slice(address.lastIndexOf(':') + 1)}`;
+      writeAtomic(path.join(dir, `worker${tower}`), announced + '\n', 0o644);
+      say(`announced ${announced}`);
+      // the run is over when the coordinator has exited
+      const poll = setInterval(() => {
+        const code = readEntry(dir, 'coordinator.exit');
+        if (code === null) return;
+        clearInterval(poll);
+        stop(`the coordinator exited with code ${code}`);
+      }, 500);
+    },
+    // Slurm signals every task of the step: the coordinator's checkpoint needs this worker's parameters, so the first signal is its to act on
+    onSignal: (sig, stop) => {
+      if (++signals > 1) return stop(`${sig} again`);
+      say(`${sig}: serving until the coordinator ends the run after the step in progress (${sig} again: stop at once)`);
+    },
+  };
+  const argv = ['worker', '--tower', String(tower), '--host', a.host, '--port', '0', ...(gpu?.device != null ? ['--device', String(gpu.device)] : []), ...workerArgs];
+  await runCommand({ ...workerCommand, handler: (w: WorkerArgs) => serveWorker(w, hooks) }, argv);
+}
+
+async function coordinatorTask(a: Args, dir: string, coordinatorArgs: string[], say: (l: string) => void): Promise<void> {
+  removeEndedAttempts(path.dirname(path.dirname(dir)), dir);
+  const failedWorker = (): string | null => {
+    for (const t of [0, 1]) {
+      const code = readEntry(dir, `worker${t}.exit`);
+      if (code !== null) return `worker ${t} (task ${t}) exited with code ${code} before it was listening: its lines in the job's output say why`;
+    }
+    return null;
+  };
+  const addresses = await waitForEntries(dir, ['worker0', 'worker1'], a['rendezvous-timeout'] * 1000, failedWorker);
+  for (const w of addresses) checkAddress(w, 'workers');
+  say(`workers at ${addresses.join(' and ')}`);
+  await runCommand(coordinatorCommand, ['coordinator', '--workers', addresses.join(','), ...coordinatorArgs]);
+}
+
+/** Runs one of the CLI's commands in this process with `argv`, as `alexnet ARGV` would. */
+async function runCommand<T>(command: CommandModule<object, T>, argv: string[]): Promise<void> {
+  await yargs(argv)
+    .command(command)
+    .strict()
+    .fail((msg, err) => {
+      throw err ?? new UserError(msg);
+    })
+    .parseAsync();
+}
