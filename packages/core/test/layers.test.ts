@@ -30,14 +30,14 @@ test('relu reference backward matches finite differences in float64', (t) => {
   fd.idx.forEach((j, i) => t.true(Math.abs(dx[j]! - fd.grad[i]!) < 1e-6, `dx[${j}] ${dx[j]} vs ${fd.grad[i]}`));
 });
 
-for (const beta of [0.75, 0.6]) {
-  test(`lrn (paper's k, n, alpha; beta ${beta}) forward and backward match the reference`, async (t) => {
+for (const [beta, size] of [[0.75, 5], [0.6, 5], [0.75, 3]] as const) {
+  test(`lrn (k 2, alpha 1e-4, beta ${beta}, n ${size}) forward and backward match the reference`, async (t) => {
     const dev = await testDevice();
-    const p = { C: 7, plane: 2 * 5 * 3, size: 5, alpha: 1e-4, beta, k: 2 };
+    const p = { C: 7, plane: 2 * 5 * 3, size, alpha: 1e-4, beta, k: 2 };
     // large activations so that the alpha term matters
     const a = randomArray(p.C * p.plane, 3, 40);
     const dy = randomArray(a.length, 4);
-    const k = new Lrn(dev, `lrn${beta}`, { type: 'lrn', name: 'lrn', size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }, p.C, p.plane);
+    const k = new Lrn(dev, `lrn${beta}-${size}`, { type: 'lrn', name: 'lrn', size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }, p.C, p.plane);
     const st = await k.forward(a);
     await assertClose(t, st.b, ref.lrnForward(p, a), 1e-4, 'b');
     await assertClose(t, await k.backward(st, dy), ref.lrnBackward(p, a, dy), 1e-3, 'da');

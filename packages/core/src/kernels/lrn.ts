@@ -20,13 +20,11 @@ import { BACKWARD_REUSES_OUTPUT, FORWARD_REUSES_OUTPUT, Kernel, type KernelThis 
 import type { LrnLayer } from '../model/spec.js';
 
 const forwardBody = function (this: KernelThis, a: Float32Array) {
-  const i = this.thread.x;
+  const base = this.thread.x; // position in the channel's plane
+  const c = this.thread.y; // channel: the same for a whole SIMD quad on webasm, so its branches are real branches
   const plane = this.constants.plane; // N*H*W: distance between channels
-  let c = Math.floor(i / plane);
-  if (i - c * plane < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (i - c * plane >= plane) c += 1;
+  const i = c * plane + base;
   const half = this.constants.half;
-  const base = i - c * plane;
   let sum = 0;
   // counters start at a literal (gpu.js's WGSL without strictIntegers types other loop counters as f32, which cannot be incremented)
   for (let d = 0; d < this.constants.size; d++) {
@@ -49,13 +47,11 @@ const forwardBody = function (this: KernelThis, a: Float32Array) {
 };
 
 const backwardBody = function (this: KernelThis, a: Float32Array, b: Float32Array, dy: Float32Array) {
-  const i = this.thread.x;
+  const base = this.thread.x;
+  const c = this.thread.y;
   const plane = this.constants.plane;
-  let c = Math.floor(i / plane);
-  if (i - c * plane < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (i - c * plane >= plane) c += 1;
+  const i = c * plane + base;
   const half = this.constants.half;
-  const base = i - c * plane;
   let sum = 0;
   let sc = 0;
   for (let d = 0; d < this.constants.size; d++) {
@@ -89,6 +85,91 @@ const backwardBody = function (this: KernelThis, a: Float32Array, b: Float32Arra
   return g;
 };
 
+// the paper's n = 5, unrolled: the squares of a in channels c-4 .. c+4 are loaded once (9 loads, where
+// the loop above makes 25) and each s_j is summed from them in the forward's order (terms outside the
+// channels are 0, and adding 0 to a sum of squares leaves it as it was)
+const backward5Body = function (this: KernelThis, a: Float32Array, b: Float32Array, dy: Float32Array) {
+  const base = this.thread.x;
+  const c = this.thread.y;
+  const plane = this.constants.plane;
+  const i = c * plane + base;
+  const C = this.constants.C;
+  const k = this.constants.k;
+  const alpha = this.constants.alpha;
+  let q0 = 0;
+  let q1 = 0;
+  let q2 = 0;
+  let q3 = 0;
+  let q5 = 0;
+  let q6 = 0;
+  let q7 = 0;
+  let q8 = 0;
+  if (c >= 4) {
+    const v = a[(c - 4) * plane + base];
+    q0 = v * v;
+  }
+  if (c >= 3) {
+    const v = a[(c - 3) * plane + base];
+    q1 = v * v;
+  }
+  if (c >= 2) {
+    const v = a[(c - 2) * plane + base];
+    q2 = v * v;
+  }
+  if (c >= 1) {
+    const v = a[(c - 1) * plane + base];
+    q3 = v * v;
+  }
+  const ac = a[i];
+  const q4 = ac * ac;
+  if (c + 1 < C) {
+    const v = a[(c + 1) * plane + base];
+    q5 = v * v;
+  }
+  if (c + 2 < C) {
+    const v = a[(c + 2) * plane + base];
+    q6 = v * v;
+  }
+  if (c + 3 < C) {
+    const v = a[(c + 3) * plane + base];
+    q7 = v * v;
+  }
+  if (c + 4 < C) {
+    const v = a[(c + 4) * plane + base];
+    q8 = v * v;
+  }
+  let sum = 0;
+  if (c >= 2) {
+    const idx = (c - 2) * plane + base;
+    sum += (dy[idx] * b[idx]) / (k + alpha * (q0 + q1 + q2 + q3 + q4));
+  }
+  if (c >= 1) {
+    const idx = (c - 1) * plane + base;
+    sum += (dy[idx] * b[idx]) / (k + alpha * (q1 + q2 + q3 + q4 + q5));
+  }
+  const sc = k + alpha * (q2 + q3 + q4 + q5 + q6);
+  const dyc = dy[i];
+  sum += (dyc * b[i]) / sc;
+  if (c + 1 < C) {
+    const idx = (c + 1) * plane + base;
+    sum += (dy[idx] * b[idx]) / (k + alpha * (q3 + q4 + q5 + q6 + q7));
+  }
+  if (c + 2 < C) {
+    const idx = (c + 2) * plane + base;
+    sum += (dy[idx] * b[idx]) / (k + alpha * (q4 + q5 + q6 + q7 + q8));
+  }
+  let f = 0;
+  if (this.constants.fast === 1) {
+    const r = Math.sqrt(sc);
+    f = 1 / (r * Math.sqrt(r));
+  } else {
+    f = Math.pow(sc, -this.constants.beta);
+  }
+  let g = 0;
+  if (this.constants.relu === 0 || ac > 0) g = dyc * f - this.constants.twoAlphaBeta * ac * sum;
+  return g;
+};
+
 export interface LrnState {
   readonly a: DeviceTensor;
   readonly b: DeviceTensor;
@@ -102,12 +183,12 @@ export class Lrn {
    * ReLU's input (the ReLU's backward folded in).
    */
   constructor(device: Device, name: string, spec: LrnLayer, C: number, plane: number, readonly reluBefore = false) {
-    const size = C * plane;
+    // [channel][plane] as two output axes: the channel is thread.y, with no division of a flat index
     const fast = spec.beta === 0.75 ? 1 : 0;
     const constants = { plane, C, size: spec.size, half: (spec.size - 1) / 2, k: spec.k, alpha: spec.alpha, beta: spec.beta, twoAlphaBeta: 2 * spec.alpha * spec.beta, fast, relu: reluBefore ? 1 : 0 };
     // the output is read by the next layer and by this layer's backward, both before the next forward
-    this.fwd = new Kernel(device, `${name}.forward`, forwardBody, { output: [size], constants, reuseOutput: FORWARD_REUSES_OUTPUT });
-    this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size], constants, reuseOutput: BACKWARD_REUSES_OUTPUT });
+    this.fwd = new Kernel(device, `${name}.forward`, forwardBody, { output: [plane, C], constants, reuseOutput: FORWARD_REUSES_OUTPUT });
+    this.bwd = new Kernel(device, `${name}.backward`, spec.size === 5 ? backward5Body : backwardBody, { output: [plane, C], constants, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   async forward(a: DeviceTensor): Promise<LrnState> {
     return { a, b: await this.fwd.exec(a) };

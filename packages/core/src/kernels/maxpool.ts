@@ -5,8 +5,10 @@
  * so it stays exact in float32 at any activation size. The backward is
  * gather-style: each input cell sums the gradients of the windows it won. Where a ReLU comes
  * right before the pool (conv5 -> relu5 -> pool5 in AlexNet), its backward is folded into the
- * pool's (`reluBefore`): a cell's gradient passes only where the ReLU's output, the pool's input,
- * is positive, which is what the ReLU's own backward kernel did, one pass over memory less.
+ * pool's (`reluBefore`): a window whose maximum is not positive (all zeros after the ReLU) records
+ * no winner, so its gradient reaches no cell. That is exactly the ReLU's backward: a cell gets
+ * gradient only from windows it won, and it won a window with a positive maximum only if it is
+ * positive itself; one pass over memory less, and no extra load in the pool's backward.
  */
 import type { Device, DeviceTensor } from '../device.js';
 import { BACKWARD_REUSES_OUTPUT, FORWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
@@ -29,6 +31,8 @@ const argmaxBody = function (this: KernelThis, x: Float32Array) {
       }
     }
   }
+  // the ReLU before (reluBefore): a window of zeros has no winner (K*K matches no cell)
+  if (this.constants.relu === 1 && !(best > 0)) arg = this.constants.K * this.constants.K;
   return arg;
 };
 
@@ -50,7 +54,7 @@ const maxBody = function (this: KernelThis, x: Float32Array) {
   return best;
 };
 
-const backwardBody = function (this: KernelThis, arg: Float32Array, dy: Float32Array, x: Float32Array) {
+const backwardBody = function (this: KernelThis, arg: Float32Array, dy: Float32Array) {
   const ix = this.thread.x;
   const iy = this.thread.y;
   const cn = this.thread.z;
@@ -75,26 +79,17 @@ const backwardBody = function (this: KernelThis, arg: Float32Array, dy: Float32A
       }
     }
   }
-  // the ReLU before the pool (reluBefore): its gradient passes only where its output x is positive
-  let g = sum;
-  if (this.constants.relu === 1) {
-    if (!(x[(cn * this.constants.H + iy) * this.constants.W + ix] > 0)) g = 0;
-  }
-  return g;
+  return sum;
 };
 
 export interface PoolState {
   readonly arg: DeviceTensor;
-  /** The pool's input: read by the backward only where a ReLU is folded in (reluBefore). */
-  readonly x: DeviceTensor;
 }
 
 export class MaxPool {
   private readonly argmax: Kernel;
   private readonly max: Kernel;
   private readonly bwd: Kernel;
-  /** Without a ReLU folded in, the backward's unread x argument (one float). */
-  private readonly noInput: Float32Array | null;
   /**
    * `reluBefore`: the input is a ReLU's output and backward() returns the gradient of the ReLU's
    * input (the ReLU's backward folded in).
@@ -103,7 +98,6 @@ export class MaxPool {
     const OH = Math.floor((H - K) / S) + 1;
     const OW = Math.floor((W - K) / S) + 1;
     const constants = { H, W, K, S, OH, OW, span: Math.ceil(K / S), relu: reluBefore ? 1 : 0 };
-    this.noInput = reluBefore ? null : new Float32Array(1);
     // arg is read by this layer's backward, y by the next layer, both before the next forward
     this.argmax = new Kernel(device, `${name}.argmax`, argmaxBody, { output: [OW, OH, CN], constants, reuseOutput: FORWARD_REUSES_OUTPUT });
     this.max = new Kernel(device, `${name}.forward`, maxBody, { output: [OW, OH, CN], constants, reuseOutput: FORWARD_REUSES_OUTPUT });
@@ -112,9 +106,9 @@ export class MaxPool {
   async forward(x: DeviceTensor): Promise<{ y: DeviceTensor; state: PoolState }> {
     const arg = await this.argmax.exec(x);
     const y = await this.max.exec(x);
-    return { y, state: { arg, x } };
+    return { y, state: { arg } };
   }
   backward(state: PoolState, dy: DeviceTensor): Promise<DeviceTensor> {
-    return this.bwd.exec(state.arg, dy, this.noInput ?? state.x);
+    return this.bwd.exec(state.arg, dy);
   }
 }
