@@ -35,7 +35,7 @@ export function dropoutMask(size: number, rate: number, seed: number): Float32Ar
 }
 
 export class Dropout {
-  private fwd: Kernel | null = null;
+  private readonly fwd: Kernel;
   private readonly bwd: Kernel;
   /** Without a ReLU folded in, the backward's unread y argument (one float). */
   private readonly noInput: Float32Array | null;
@@ -43,13 +43,14 @@ export class Dropout {
    * `reluBefore`: the input is a ReLU's output and backward() returns the gradient of the ReLU's
    * input (the ReLU's backward folded in).
    */
-  constructor(private readonly device: Device, private readonly name: string, private readonly size: number, readonly reluBefore = false) {
+  constructor(device: Device, name: string, size: number, readonly reluBefore = false) {
     this.noInput = reluBefore ? null : new Float32Array(1);
+    // not called where the GEMM before applies the mask (gpu.js builds a kernel on its first call)
+    this.fwd = new Kernel(device, `${name}.forward`, forwardBody, { output: [size], reuseOutput: FORWARD_REUSES_OUTPUT });
     this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [size], constants: { relu: reluBefore ? 1 : 0 }, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
-  /** x * mask (not needed where the GEMM before applies the mask: created on first use). */
+  /** x * mask. */
   forward(x: DeviceTensor, mask: DeviceTensor): Promise<DeviceTensor> {
-    this.fwd ??= new Kernel(this.device, `${this.name}.forward`, forwardBody, { output: [this.size], reuseOutput: FORWARD_REUSES_OUTPUT });
     return this.fwd.exec(x, mask);
   }
   /** The gradient of the input from dy: y is the forward's input (read only where a ReLU is folded in). */
