@@ -1,4 +1,5 @@
 import test from 'ava';
+import { dropoutMask } from '../src/kernels/dropout.js';
 import { Gemm, gemmShape, webgpuGemmKind } from '../src/kernels/gemm.js';
 import { assertClose, randomArray, testBackend, testDevice } from './helpers.js';
 
@@ -55,6 +56,18 @@ for (const [M, N, K] of [[9, 300, 20], [8, 16, 40000]] as const) {
     const want = reference(M, N, K, a, b, bias, false, false).map((v) => Math.max(v, 0));
     t.true(want.some((v) => v === 0) && want.some((v) => v > 0));
     await assertClose(t, await g.run(a, b, bias), want, 1e-3, 'relu(C)');
+  });
+
+  test(`gemm ${M}x${N}x${K} with the ReLU and a dropout mask fused gives max(0, C) * mask`, async (t) => {
+    const dev = await testDevice();
+    const a = randomArray(M * K, 9);
+    const b = randomArray(K * N, 10);
+    const bias = randomArray(M, 11);
+    const mask = dropoutMask(M * N, 0.5, 12);
+    const g = new Gemm(dev, `gemm-masked-${K}`, gemmShape(M, N, K), { relu: true, masked: true });
+    if (K > 16384 && dev.mode === 'webasm') t.true(g.splits > 1, 'the long K is split: the mask is applied after the chunks are summed');
+    const want = reference(M, N, K, a, b, bias, false, false).map((v, i) => Math.max(v, 0) * mask[i]!);
+    await assertClose(t, await g.run(a, b, bias, mask), want, 1e-3, 'relu(C) * mask');
   });
 }
 
