@@ -1,6 +1,7 @@
 import test from 'ava';
+import { dropoutMask } from '../src/kernels/dropout.js';
 import { Gemm, gemmShape, webgpuGemmKind } from '../src/kernels/gemm.js';
-import { assertClose, randomArray, testBackend, testDevice } from './helpers.js';
+import { assertClose, assertScaledClose, host, randomArray, testBackend, testDevice } from './helpers.js';
 
 function reference(M: number, N: number, K: number, a: Float32Array, b: Float32Array, bias: Float32Array, ta: boolean, tb: boolean): Float64Array {
   const c = new Float64Array(M * N);
@@ -55,6 +56,22 @@ for (const [M, N, K] of [[9, 300, 20], [8, 16, 40000]] as const) {
     const want = reference(M, N, K, a, b, bias, false, false).map((v) => Math.max(v, 0));
     t.true(want.some((v) => v === 0) && want.some((v) => v > 0));
     await assertClose(t, await g.run(a, b, bias), want, 1e-3, 'relu(C)');
+  });
+
+  test(`gemm ${M}x${N}x${K} with the ReLU and a dropout mask fused gives max(0, C) * mask`, async (t) => {
+    const dev = await testDevice();
+    const a = randomArray(M * K, 9);
+    const b = randomArray(K * N, 10);
+    const bias = randomArray(M, 11);
+    const mask = dropoutMask(M * N, 0.5, 12);
+    const g = new Gemm(dev, `gemm-masked-${K}`, gemmShape(M, N, K), { relu: true, masked: true });
+    if (K > 16384 && dev.mode === 'webasm') t.true(g.splits > 1, 'the long K is split: the mask is applied after the chunks are summed');
+    const got = Array.from(await host(await g.run(a, b, bias, mask)));
+    // exactly the ReLU GEMM's floats times the mask (what the dropout layer computed from them)
+    const relu = await host(await new Gemm(dev, `gemm-masked-relu-${K}`, gemmShape(M, N, K), { relu: true }).run(a, b, bias));
+    t.deepEqual(got, Array.from(relu, (v, i) => v * mask[i]!));
+    const want = reference(M, N, K, a, b, bias, false, false).map((v, i) => Math.max(v, 0) * mask[i]!);
+    await assertScaledClose(t, got, want, 1e-4, 'relu(C) * mask');
   });
 }
 

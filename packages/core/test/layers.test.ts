@@ -7,6 +7,7 @@ import { Flatten } from '../src/kernels/flatten.js';
 import { Dropout, dropoutMask } from '../src/kernels/dropout.js';
 import { SoftmaxCrossEntropy } from '../src/kernels/softmax-xent.js';
 import { Sgd } from '../src/kernels/sgd.js';
+import { kernelProfile, startKernelProfile } from '../src/kernels/kernel-runner.js';
 import * as ref from '../src/reference/layers.js';
 import { assertClose, dot, f64, finiteDifferences, host, randomArray, sgdStep, testDevice } from './helpers.js';
 
@@ -29,19 +30,32 @@ test('relu reference backward matches finite differences in float64', (t) => {
   fd.idx.forEach((j, i) => t.true(Math.abs(dx[j]! - fd.grad[i]!) < 1e-6, `dx[${j}] ${dx[j]} vs ${fd.grad[i]}`));
 });
 
-for (const beta of [0.75, 0.6]) {
-  test(`lrn (paper's k, n, alpha; beta ${beta}) forward and backward match the reference`, async (t) => {
+for (const [beta, size] of [[0.75, 5], [0.6, 5], [0.75, 3]] as const) {
+  test(`lrn (k 2, alpha 1e-4, beta ${beta}, n ${size}) forward and backward match the reference`, async (t) => {
     const dev = await testDevice();
-    const p = { C: 7, plane: 2 * 5 * 3, size: 5, alpha: 1e-4, beta, k: 2 };
+    const p = { C: 7, plane: 2 * 5 * 3, size, alpha: 1e-4, beta, k: 2 };
     // large activations so that the alpha term matters
     const a = randomArray(p.C * p.plane, 3, 40);
     const dy = randomArray(a.length, 4);
-    const k = new Lrn(dev, `lrn${beta}`, { type: 'lrn', name: 'lrn', size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }, p.C, p.plane);
+    const k = new Lrn(dev, `lrn${beta}-${size}`, { type: 'lrn', name: 'lrn', size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }, p.C, p.plane);
     const st = await k.forward(a);
     await assertClose(t, st.b, ref.lrnForward(p, a), 1e-4, 'b');
     await assertClose(t, await k.backward(st, dy), ref.lrnBackward(p, a, dy), 1e-3, 'da');
   });
 }
+
+test('lrn after relu: the backward kernel folds in relu\'s backward, and the forward is one kernel', async (t) => {
+  const dev = await testDevice();
+  const p = { C: 9, plane: 3 * 4 * 4, size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+  const a = Float32Array.from(ref.reluForward(randomArray(p.C * p.plane, 53, 40)));
+  const dy = randomArray(a.length, 54);
+  const k = new Lrn(dev, 'lrn-relu', { type: 'lrn', name: 'lrn', size: p.size, alpha: p.alpha, beta: p.beta, k: p.k }, p.C, p.plane, true);
+  startKernelProfile();
+  const st = await k.forward(a);
+  t.deepEqual(kernelProfile().filter((e) => e.name.startsWith('lrn-relu.')).map((e) => [e.name, e.calls]), [['lrn-relu.forward', 1]]);
+  await assertClose(t, st.b, ref.lrnForward(p, a), 1e-4, 'b');
+  await assertClose(t, await k.backward(st, dy), ref.reluBackward(a, ref.lrnBackward(p, a, dy)), 1e-3, 'dx');
+});
 
 test('lrn reference backward matches finite differences in float64', (t) => {
   const p = { C: 6, plane: 4, size: 5, alpha: 1e-2, beta: 0.75, k: 2 };
@@ -82,6 +96,21 @@ test('max-pool after relu (zeros and ties in a window, as in the model) matches 
   // the gradient sums to dy's sum: each window's goes to exactly one element, even when several tie
   const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
   t.true(Math.abs(sum(dx) - sum(dy)) < 1e-4);
+});
+
+test('max-pool after relu: the backward kernel folds in relu\'s backward (windows of zeros give nothing)', async (t) => {
+  const dev = await testDevice();
+  const p = { CN: 5, H: 9, W: 11, K: 3, S: 2 };
+  const { OH, OW } = ref.poolOut(p);
+  // mostly zeros, as after relu at a negative bias: many windows hold nothing but zeros
+  const x = Float32Array.from(ref.reluForward(Float32Array.from(randomArray(p.CN * p.H * p.W, 55), (v) => v - 0.7)));
+  const dy = randomArray(p.CN * OH * OW, 56);
+  const k = new MaxPool(dev, 'pool-relu', p.CN, p.H, p.W, 3, 2, true);
+  const { y, state } = await k.forward(x);
+  await assertClose(t, y, ref.maxPoolForward(p, x).y, 1e-7, 'y');
+  const want = ref.reluBackward(x, ref.maxPoolBackward(p, x, dy));
+  t.true(want.some((v, i) => v === 0 && ref.maxPoolBackward(p, x, dy)[i] !== 0), 'some window of zeros has a gradient that relu stops');
+  await assertClose(t, await k.backward(state, dy), want, 1e-6, 'dx');
 });
 
 test('max-pool reference backward matches finite differences in float64', (t) => {
@@ -154,8 +183,39 @@ test('dropout keeps about half the units, scales them by 2, and is reproducible 
   t.deepEqual(Array.from(dropoutMask(100, 0.5, 42)), Array.from(mask.subarray(0, 100)));
   t.notDeepEqual(Array.from(dropoutMask(100, 0.5, 43)), Array.from(mask.subarray(0, 100)));
   const x = randomArray(10000, 19);
+  const dy = randomArray(10000, 45);
   const k = new Dropout(dev, 'dropout', 10000);
-  await assertClose(t, await k.apply(x, mask), ref.dropoutForward(x, mask), 1e-7, 'y');
+  await assertClose(t, await k.forward(x, mask), ref.dropoutForward(x, mask), 1e-7, 'y');
+  await assertClose(t, await k.backward(x, dy, mask), ref.dropoutForward(dy, mask), 1e-7, 'dx');
+});
+
+test('dropout after relu: one backward kernel gives relu\'s and dropout\'s gradient, from the relu output or from it masked (the fc GEMM applies the mask)', async (t) => {
+  const dev = await testDevice();
+  const n = 6000;
+  const mask = dropoutMask(n, 0.5, 46);
+  const y = Float32Array.from(ref.reluForward(randomArray(n, 47)));
+  const dy = randomArray(n, 48);
+  const want = ref.reluBackward(y, ref.dropoutForward(dy, mask));
+  const k = new Dropout(dev, 'dropout-relu', n, true);
+  await assertClose(t, await k.backward(y, dy, mask), want, 1e-7, 'dx from y');
+  const got = await host(await k.backward(Float32Array.from(ref.dropoutForward(y, mask)), dy, mask));
+  // the same values (a dropped unit whose y was positive gives +0 where the two kernels gave dy * 0)
+  t.true(Array.from(got).every((v, i) => v === want[i]), 'dx from y * mask');
+});
+
+test('fully connected with relu and the dropout mask in its GEMM matches relu then dropout of the reference, blocks or not', async (t) => {
+  const dev = await testDevice();
+  const [O, K, N] = [12, 30, 8];
+  const x = randomArray(K * N, 49);
+  const w = randomArray(O * K, 50);
+  const b = randomArray(O, 51);
+  const mask = dropoutMask(O * N, 0.5, 52);
+  const want = ref.dropoutForward(ref.reluForward(ref.fcForward(O, K, N, x, w, b)), mask);
+  for (const block of [undefined, 4 * K]) {
+    const k = new FullyConnected(dev, `fc-masked-${block ?? 'one'}`, O, K, N, block, true, true);
+    await assertClose(t, await k.forward(x, w, b, mask), want, 1e-4, `y (blocks of ${block ?? 'all'} floats)`);
+  }
+  await t.throwsAsync(() => new FullyConnected(dev, 'fc-masked-none', O, K, N, undefined, true, true).forward(x, w, b), { message: /needs its mask/ });
 });
 
 test('softmax cross-entropy loss and gradient match the reference and finite differences', async (t) => {

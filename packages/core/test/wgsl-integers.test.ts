@@ -92,13 +92,17 @@ test('every kernel of the model indexes in i32 on webgpu: no thread index or int
     build();
   };
   make('lrn', () => new Lrn(recorder, 'lrn', { type: 'lrn', name: 'lrn', size: 5, alpha: 1e-4, beta: 0.75, k: 2 }, 48, 128 * 55 * 55));
+  make('lrn-relu', () => new Lrn(recorder, 'lrn', { type: 'lrn', name: 'lrn', size: 3, alpha: 1e-4, beta: 0.75, k: 2 }, 48, 128 * 55 * 55, true));
   make('maxpool', () => new MaxPool(recorder, 'pool', 48 * 128, 55, 55, 3, 2));
+  make('maxpool-relu', () => new MaxPool(recorder, 'pool', 128 * 128, 13, 13, 3, 2, true));
   const g = { C: 3, N: 30, NT: 128, H: 227, W: 227, R: 11, S: 4, P: 0, OH: 55, OW: 55 };
   make('im2col', () => new Im2col(recorder, 'im2col', g));
   make('col2im', () => new Col2im(recorder, 'col2im', { ...g, NT: 30 }, false));
   make('gemm', () => new Gemm(recorder, 'gemm', gemmShape(2048, 128, 9216, false, true), { relu: true }));
   make('relu', () => new Relu(recorder, 'relu', 1000));
   make('dropout', () => new Dropout(recorder, 'dropout', 1000));
+  make('dropout-relu', () => new Dropout(recorder, 'dropout', 1000, true));
+  make('gemm-masked', () => new Gemm(recorder, 'gemm', gemmShape(2048, 128, 9216, false, true), { relu: true, masked: true }));
   make('flatten', () => new Flatten(recorder, 'flatten', 128, 128, 36));
   make('rowsum', () => new RowSum(recorder, 'rowsum', 48, 1000));
   make('softmax', () => new SoftmaxCrossEntropy(recorder, 'loss', 1000, 128));

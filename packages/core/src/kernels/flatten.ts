@@ -3,7 +3,7 @@
  * layers ([feature][image] with feature = (c, y, x), PyTorch's flatten order).
  */
 import type { Device, DeviceTensor } from '../device.js';
-import { BACKWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
+import { BACKWARD_REUSES_OUTPUT, FORWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
 
 // out[(c*HW + hw)][n] = in[c][n][hw]
 const toFeaturesBody = function (this: KernelThis, x: Float32Array) {
@@ -33,7 +33,8 @@ export class Flatten {
   private readonly fwd: Kernel;
   private readonly bwd: Kernel;
   constructor(device: Device, name: string, C: number, N: number, HW: number) {
-    this.fwd = new Kernel(device, `${name}.forward`, toFeaturesBody, { output: [N, C * HW], constants: { N, HW } });
+    // the fc layer's input: read by its forward and its backward's weight gradient, before the next forward
+    this.fwd = new Kernel(device, `${name}.forward`, toFeaturesBody, { output: [N, C * HW], constants: { N, HW }, reuseOutput: FORWARD_REUSES_OUTPUT });
     this.bwd = new Kernel(device, `${name}.backward`, fromFeaturesBody, { output: [HW, C * N], constants: { N, HW }, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   forward(x: DeviceTensor): Promise<DeviceTensor> {

@@ -22,8 +22,11 @@ export class FullyConnected {
   private readonly blocks: Block[] = [];
   private readonly biasGrad: RowSum;
 
-  /** `relu` fuses the ReLU that follows the layer into its forward GEMM. */
-  constructor(private readonly device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = device.maxKernelFloats, relu = false) {
+  /**
+   * `relu` fuses the ReLU that follows the layer into its forward GEMM; `masked` the dropout after that
+   * ReLU as well (forward() then takes the mask, [unit][image]).
+   */
+  constructor(private readonly device: Device, name: string, readonly O: number, readonly K: number, readonly N: number, maxBlockFloats = device.maxKernelFloats, relu = false, masked = false) {
     const rowsPerBlock = Math.max(4, Math.floor(maxBlockFloats / K / 4) * 4);
     for (let o0 = 0; o0 < O; o0 += rowsPerBlock) {
       const rows = Math.min(rowsPerBlock, O - o0);
@@ -35,7 +38,7 @@ export class FullyConnected {
       this.blocks.push({
         o0,
         rows,
-        fwd: new Gemm(device, `${name}.forward`, gemmShape(rows, N, K), { relu }),
+        fwd: new Gemm(device, `${name}.forward`, gemmShape(rows, N, K), { relu, masked }),
         weightGrad: new Gemm(device, `${name}.weightGrad`, gemmShape(rows, K, N, false, true)),
         inputGrad: new Gemm(device, `${name}.inputGrad`, gemmShape(K, N, rows, true, false)),
       });
@@ -43,14 +46,15 @@ export class FullyConnected {
     this.biasGrad = new RowSum(device, `${name}.biasGrad`, O, N);
   }
 
-  async forward(x: DeviceTensor, w: DeviceTensor, b: DeviceTensor): Promise<DeviceTensor> {
-    if (this.blocks.length === 1) return this.blocks[0]!.fwd.run(w, x, b);
+  async forward(x: DeviceTensor, w: DeviceTensor, b: DeviceTensor, mask?: DeviceTensor): Promise<DeviceTensor> {
+    if (this.blocks.length === 1) return this.blocks[0]!.fwd.run(w, x, b, mask);
     // blocks are slices of host arrays: on webgpu a round trip (the paper's fc6 only)
     const [wh, bh] = [await this.device.toHost(w, this.O * this.K), await this.device.toHost(b, this.O)];
+    const mh = mask === undefined ? undefined : await this.device.toHost(mask, this.O * this.N);
     const y = new Float32Array(this.O * this.N);
     for (const blk of this.blocks) {
       const { o0, rows } = blk;
-      const part = await blk.fwd.run(wh.subarray(o0 * this.K, (o0 + rows) * this.K), x, bh.subarray(o0, o0 + rows));
+      const part = await blk.fwd.run(wh.subarray(o0 * this.K, (o0 + rows) * this.K), x, bh.subarray(o0, o0 + rows), mh?.subarray(o0 * this.N, (o0 + rows) * this.N));
       y.set(await this.device.toHost(part, rows * this.N), o0 * this.N);
     }
     return y;

@@ -41,7 +41,7 @@ export function gemmShape(M: number, N: number, K: number, transA = false, trans
   };
 }
 
-const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array) {
+const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array, mask: Float32Array) {
   const n = this.thread.x;
   const mq = this.thread.y * 4;
   const M1 = this.constants.M - 1;
@@ -99,6 +99,14 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
     s2 = Math.max(s2, 0);
     s3 = Math.max(s3, 0);
   }
+  // a dropout mask [M][N] (masked), after the ReLU: the products the dropout layer made
+  if (this.constants.masked === 1) {
+    const N = this.constants.N;
+    s0 *= mask[m0 * N + n];
+    s1 *= mask[m1 * N + n];
+    s2 *= mask[m2 * N + n];
+    s3 *= mask[m3 * N + n];
+  }
   return [s0, s1, s2, s3];
 };
 
@@ -106,7 +114,7 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
 // serves four products and four sums run side by side. Returned as Array(4), the lanes land
 // packed [m][n/4][lane] = [m][n]: a plain [M][N] array (N a multiple of 4) that the next kernel
 // reads like any other (the gpu.js patch lets a vector result pass on as a kernel argument).
-const gemmRowQuadBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array) {
+const gemmRowQuadBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array, mask: Float32Array) {
   const n = this.thread.x * 4;
   const m = this.thread.y;
   const sak = this.constants.sak;
@@ -133,11 +141,18 @@ const gemmRowQuadBody = function (this: KernelThis, a: Float32Array, b: Float32A
     s2 = Math.max(s2, 0);
     s3 = Math.max(s3, 0);
   }
+  if (this.constants.masked === 1) {
+    const mi = m * this.constants.N + n;
+    s0 *= mask[mi];
+    s1 *= mask[mi + 1];
+    s2 *= mask[mi + 2];
+    s3 *= mask[mi + 3];
+  }
   return [s0, s1, s2, s3];
 };
 
 // webgpu, one output per thread: where N is not a multiple of 4 (or ALEXNET_WEBGPU_GEMM=scalar).
-const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array) {
+const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array, mask: Float32Array) {
   const n = this.thread.x;
   const m = this.thread.y;
   const sak = this.constants.sak;
@@ -151,6 +166,7 @@ const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Ar
     bi += sbk;
   }
   if (this.constants.relu === 1) s = Math.max(s, 0);
+  if (this.constants.masked === 1) s *= mask[m * this.constants.N + n];
   return s;
 };
 
@@ -180,16 +196,24 @@ export class Gemm {
 
   /** Whether a ReLU is applied to the output (a conv or fc layer followed by ReLU, fused). */
   readonly relu: boolean;
+  /** Whether the output is multiplied by a mask [M][N] (after the ReLU): the dropout after an fc layer's ReLU, fused. */
+  readonly masked: boolean;
+  /** The mask argument of an unmasked GEMM (never read). */
+  private readonly noMask = new Float32Array(1);
 
-  /** `splitK: false` keeps the output unsplit (required by runPacked); `relu` fuses max(0, .) into the output. */
-  constructor(device: Device, readonly name: string, readonly shape: GemmShape, opts: { splitK?: boolean; relu?: boolean } = {}, private readonly zeroBias = new Float32Array(shape.M)) {
+  /**
+   * `splitK: false` keeps the output unsplit (required by runPacked); `relu` fuses max(0, .) into the
+   * output; `masked` multiplies it by run()'s mask, after the ReLU.
+   */
+  constructor(private readonly device: Device, readonly name: string, readonly shape: GemmShape, opts: { splitK?: boolean; relu?: boolean; masked?: boolean } = {}, private readonly zeroBias = new Float32Array(shape.M)) {
     this.relu = opts.relu === true;
+    this.masked = opts.masked === true;
     const { M, N, K } = shape;
     this.rowQuads = Math.ceil(M / 4);
     this.plain = device.resident;
     if (this.plain) {
       this.splits = 1;
-      const constants = { K, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0 };
+      const constants = { K, N, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0, masked: this.masked ? 1 : 0 };
       this.kernel = webgpuGemmKind(N) === 'quad'
         ? new Kernel(device, name, gemmRowQuadBody, { output: [N / 4, M], constants, returnType: 'Array(4)', reuseOutput: true })
         : new Kernel(device, name, gemmScalarBody, { output: [N, M], constants, reuseOutput: true });
@@ -204,8 +228,8 @@ export class Gemm {
     this.splits = Math.ceil(K / chunk);
     this.kernel = new Kernel(device, name, gemmBody, {
       output: [N, this.rowQuads, this.splits],
-      // with K split, the ReLU waits for the chunks' sum (in run())
-      constants: { M, K, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0 },
+      // with K split, the ReLU and the mask wait for the chunks' sum (in run())
+      constants: { M, N, K, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0, masked: this.masked && this.splits === 1 ? 1 : 0 },
       returnType: 'Array(4)',
       // run() de-interleaves the raw result at once; runPacked()'s caller hands it straight to col2im
       reuseOutput: true,
@@ -220,7 +244,12 @@ export class Gemm {
    */
   async runPacked(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
     if (this.splits !== 1) throw new Error(`${this.name}: packed output needs an unsplit GEMM`);
-    return this.kernel.exec(a, b, bias ?? this.zeroBias);
+    return this.kernel.exec(a, b, bias ?? this.zeroBias, this.maskArg());
+  }
+
+  private maskArg(mask?: DeviceTensor): DeviceTensor {
+    if (this.masked !== (mask !== undefined)) throw new Error(`${this.name}: ${this.masked ? 'a masked GEMM needs its mask' : 'an unmasked GEMM takes no mask'}`);
+    return mask ?? this.noMask;
   }
 
   /** Whether runPacked's result is packed in quads of rows (false: plain [M][N], on webgpu). */
@@ -231,13 +260,14 @@ export class Gemm {
   /**
    * C = A B (+ bias per row m), as a flat [M][N] array (left on the device on webgpu, where it is
    * valid until this Gemm runs again: a layer's forward output until the next forward, its
-   * gradients until the next backward).
+   * gradients until the next backward). `mask` [M][N]: a masked GEMM's mask.
    */
-  async run(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
-    if (this.plain) return this.kernel.exec(a, b, bias ?? this.zeroBias);
+  async run(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor, mask?: DeviceTensor): Promise<DeviceTensor> {
+    const maskArg = this.maskArg(mask);
+    if (this.plain) return this.kernel.exec(a, b, bias ?? this.zeroBias, maskArg);
     const { M, N } = this.shape;
     // packed as [split][rowQuad][n][lane]: lane j of quad q is row 4q+j
-    const raw = await this.kernel.run(a, b, bias ?? this.zeroBias);
+    const raw = await this.kernel.run(a, b, bias ?? this.zeroBias, maskArg);
     const out = new Float32Array(M * N);
     for (let z = 0; z < this.splits; z++) {
       for (let q = 0; q < this.rowQuads; q++) {
@@ -254,7 +284,13 @@ export class Gemm {
         }
       }
     }
-    if (this.relu && this.splits > 1) for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i]!, 0);
+    if (this.splits > 1) {
+      if (this.relu) for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i]!, 0);
+      if (this.masked) {
+        const m = await this.device.toHost(maskArg, out.length);
+        for (let i = 0; i < out.length; i++) out[i] = out[i]! * m[i]!;
+      }
+    }
     return out;
   }
 }

@@ -44,6 +44,14 @@ export interface KernelOptions {
  */
 export const BACKWARD_REUSES_OUTPUT = true;
 
+/**
+ * For the forward kernels of layers without parameters (LRN, max-pool, flatten): a step reads their
+ * result in the next layer's forward and in the backward of the same step (or copies it, at a
+ * crossing, and a tap's read-back is copied too), all before the layer's next forward call in the
+ * next step; the tower runs one forward before each backward.
+ */
+export const FORWARD_REUSES_OUTPUT = true;
+
 /** Per kernel name, when profiling is on (benchmarks' --profile): calls, time, result bytes, whether they land in a reused buffer. */
 interface KernelProfileEntry {
   calls: number;

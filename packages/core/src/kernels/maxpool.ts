@@ -3,10 +3,15 @@
  * The forward takes each window's maximum and records, per output, which cell of its window won (0 .. size*size-1,
  * first maximum in row-major order): a window offset rather than a flat index,
  * so it stays exact in float32 at any activation size. The backward is
- * gather-style: each input cell sums the gradients of the windows it won.
+ * gather-style: each input cell sums the gradients of the windows it won. Where a ReLU comes
+ * right before the pool (conv5 -> relu5 -> pool5 in AlexNet), its backward is folded into the
+ * pool's (`reluBefore`): a window whose maximum is not positive (all zeros after the ReLU) records
+ * no winner, so its gradient reaches no cell. That is exactly the ReLU's backward: a cell gets
+ * gradient only from windows it won, and it won a window with a positive maximum only if it is
+ * positive itself; one pass over memory less, and no extra load in the pool's backward.
  */
 import type { Device, DeviceTensor } from '../device.js';
-import { BACKWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
+import { BACKWARD_REUSES_OUTPUT, FORWARD_REUSES_OUTPUT, Kernel, type KernelThis } from './kernel-runner.js';
 
 const argmaxBody = function (this: KernelThis, x: Float32Array) {
   const ox = this.thread.x;
@@ -26,6 +31,8 @@ const argmaxBody = function (this: KernelThis, x: Float32Array) {
       }
     }
   }
+  // the ReLU before (reluBefore): a window of zeros has no winner (K*K matches no cell)
+  if (this.constants.relu === 1 && !(best > 0)) arg = this.constants.K * this.constants.K;
   return arg;
 };
 
@@ -83,12 +90,17 @@ export class MaxPool {
   private readonly argmax: Kernel;
   private readonly max: Kernel;
   private readonly bwd: Kernel;
-  constructor(device: Device, name: string, CN: number, H: number, W: number, K: number, S: number) {
+  /**
+   * `reluBefore`: the input is a ReLU's output and backward() returns the gradient of the ReLU's
+   * input (the ReLU's backward folded in).
+   */
+  constructor(device: Device, name: string, CN: number, H: number, W: number, K: number, S: number, readonly reluBefore = false) {
     const OH = Math.floor((H - K) / S) + 1;
     const OW = Math.floor((W - K) / S) + 1;
-    const constants = { H, W, K, S, OH, OW, span: Math.ceil(K / S) };
-    this.argmax = new Kernel(device, `${name}.argmax`, argmaxBody, { output: [OW, OH, CN], constants });
-    this.max = new Kernel(device, `${name}.forward`, maxBody, { output: [OW, OH, CN], constants });
+    const constants = { H, W, K, S, OH, OW, span: Math.ceil(K / S), relu: reluBefore ? 1 : 0 };
+    // arg is read by this layer's backward, y by the next layer, both before the next forward
+    this.argmax = new Kernel(device, `${name}.argmax`, argmaxBody, { output: [OW, OH, CN], constants, reuseOutput: FORWARD_REUSES_OUTPUT });
+    this.max = new Kernel(device, `${name}.forward`, maxBody, { output: [OW, OH, CN], constants, reuseOutput: FORWARD_REUSES_OUTPUT });
     this.bwd = new Kernel(device, `${name}.backward`, backwardBody, { output: [W, H, CN], constants, reuseOutput: BACKWARD_REUSES_OUTPUT });
   }
   async forward(x: DeviceTensor): Promise<{ y: DeviceTensor; state: PoolState }> {

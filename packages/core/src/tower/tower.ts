@@ -18,36 +18,22 @@ import { Conv2dForward, type Conv2dForwardState } from '../kernels/conv2d-forwar
 import { Conv2dBackward } from '../kernels/conv2d-backward.js';
 import { FullyConnected } from '../kernels/fully-connected.js';
 import { Flatten } from '../kernels/flatten.js';
-import { Relu } from '../kernels/relu.js';
-import { Lrn, type LrnState } from '../kernels/lrn.js';
-import { MaxPool, type PoolState } from '../kernels/maxpool.js';
-import { Dropout, dropoutMask } from '../kernels/dropout.js';
 import { SoftmaxCrossEntropy } from '../kernels/softmax-xent.js';
 import { Sgd, biasHyper, type SgdHyper } from '../kernels/sgd.js';
-import { deriveSeed } from '../random.js';
+import { planFusion } from './fusion.js';
+import { DropoutMasks, DropoutRuntime, LrnRuntime, PoolRuntime, ReluRuntime, type LayerRuntime, type StepContext } from './simple-layers.js';
+
+export type { StepContext } from './simple-layers.js';
 
 /**
  * Asks forwardSegment for one layer's output as well (inspection): `out` is set to that layer's output on
- * this tower, host floats laid out as the layer's (CNHW, or [unit][image] for fc). A conv or fc layer
- * followed by ReLU has the ReLU applied already (it is computed in the layer's GEMM).
+ * this tower, host floats laid out as the layer's (CNHW, or [unit][image] for fc), a copy of its own. A conv
+ * or fc layer followed by ReLU has the ReLU applied already (it is computed in the layer's GEMM), and in
+ * training an fc layer followed by ReLU and dropout the dropout's mask too (tower/fusion.ts).
  */
 export interface TowerTap {
   readonly layer: string;
   out?: Float32Array;
-}
-
-export interface StepContext {
-  /** Run seed and step number: dropout masks are derived from them. */
-  readonly seed: number;
-  readonly step: number;
-  readonly train: boolean;
-}
-
-/** A layer's runtime: forward keeps what its backward needs. */
-interface LayerRuntime {
-  readonly name: string;
-  forward(x: DeviceTensor, ctx: StepContext): Promise<DeviceTensor>;
-  backward(dy: DeviceTensor): Promise<DeviceTensor | null>;
 }
 
 export interface Gradients {
@@ -87,91 +73,28 @@ class FcRuntime implements LayerRuntime {
   private readonly fc: FullyConnected;
   private readonly flatten: Flatten | null;
   private x: DeviceTensor | null = null;
-  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>, relu: boolean) {
+  /** With `masks`, when not training: the mask of a step without dropout. */
+  private ones: Float32Array | null = null;
+  /** `masks`: the dropout after the ReLU is applied in the forward GEMM (tower/fusion.ts). */
+  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number, private readonly params: ParamStore, private readonly grads: Map<string, Gradients>, relu: boolean, private readonly masks: DropoutMasks | null) {
     const l = plan.layer;
     if (l.type !== 'fc') throw new Error('not an fc layer');
     const hw = plan.inShape.h * plan.inShape.w;
     this.flatten = hw > 1 ? new Flatten(device, `${name}.flatten`, plan.inShape.c, N, hw) : null;
-    this.fc = new FullyConnected(device, name, l.unitsPerTower, plan.inShape.c * hw, N, undefined, relu);
+    this.fc = new FullyConnected(device, name, l.unitsPerTower, plan.inShape.c * hw, N, undefined, relu, masks !== null);
   }
-  async forward(x: DeviceTensor): Promise<DeviceTensor> {
+  async forward(x: DeviceTensor, ctx: StepContext): Promise<DeviceTensor> {
     const p = this.params.get(this.name);
     this.x = this.flatten ? await this.flatten.forward(x) : x;
-    return this.fc.forward(this.x, p.w, p.b);
+    if (!this.masks) return this.fc.forward(this.x, p.w, p.b);
+    const mask = this.masks.of(ctx) ?? (this.ones ??= new Float32Array(this.masks.size).fill(1));
+    return this.fc.forward(this.x, p.w, p.b, mask);
   }
   async backward(dy: DeviceTensor): Promise<DeviceTensor> {
     const p = this.params.get(this.name);
     const g = await this.fc.backward(this.x!, p.w, dy);
     this.grads.set(this.name, { dw: g.dw, db: g.db });
     return this.flatten ? this.flatten.backward(g.dx) : g.dx;
-  }
-}
-
-/** ReLU; `fused` when the conv or fc layer before it already applied it in its GEMM (forward is then the identity). */
-class ReluRuntime implements LayerRuntime {
-  private readonly k: Relu;
-  private y: DeviceTensor | null = null;
-  constructor(device: Device, readonly name: string, size: number, private readonly fused: boolean) {
-    this.k = new Relu(device, name, size);
-  }
-  async forward(x: DeviceTensor): Promise<DeviceTensor> {
-    this.y = this.fused ? x : await this.k.forward(x);
-    return this.y;
-  }
-  backward(dy: DeviceTensor): Promise<DeviceTensor> {
-    return this.k.backward(this.y!, dy);
-  }
-}
-
-class LrnRuntime implements LayerRuntime {
-  private readonly k: Lrn;
-  private st: LrnState | null = null;
-  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number) {
-    if (plan.layer.type !== 'lrn') throw new Error('not an lrn layer');
-    this.k = new Lrn(device, name, plan.layer, plan.inShape.c, N * plan.inShape.h * plan.inShape.w);
-  }
-  async forward(x: DeviceTensor): Promise<DeviceTensor> {
-    this.st = await this.k.forward(x);
-    return this.st.b;
-  }
-  backward(dy: DeviceTensor): Promise<DeviceTensor> {
-    return this.k.backward(this.st!, dy);
-  }
-}
-
-class PoolRuntime implements LayerRuntime {
-  private readonly k: MaxPool;
-  private st: PoolState | null = null;
-  constructor(device: Device, readonly name: string, plan: LayerPlan, N: number) {
-    if (plan.layer.type !== 'maxpool') throw new Error('not a pool layer');
-    this.k = new MaxPool(device, name, plan.inShape.c * N, plan.inShape.h, plan.inShape.w, plan.layer.size, plan.layer.stride);
-  }
-  async forward(x: DeviceTensor): Promise<DeviceTensor> {
-    const { y, state } = await this.k.forward(x);
-    this.st = state;
-    return y;
-  }
-  backward(dy: DeviceTensor): Promise<DeviceTensor> {
-    return this.k.backward(this.st!, dy);
-  }
-}
-
-class DropoutRuntime implements LayerRuntime {
-  private readonly k: Dropout;
-  private mask: Float32Array | null = null;
-  constructor(device: Device, readonly name: string, private readonly rate: number, private readonly size: number, private readonly layerIndex: number, private readonly tower: TowerIndex) {
-    this.k = new Dropout(device, name, size);
-  }
-  async forward(x: DeviceTensor, ctx: StepContext): Promise<DeviceTensor> {
-    if (!ctx.train) {
-      this.mask = null;
-      return x;
-    }
-    this.mask = dropoutMask(this.size, this.rate, deriveSeed(ctx.seed, ctx.step, this.layerIndex, this.tower));
-    return this.k.apply(x, this.mask);
-  }
-  backward(dy: DeviceTensor): Promise<DeviceTensor> {
-    return this.mask ? this.k.apply(dy, this.mask) : Promise.resolve(dy);
   }
 }
 
@@ -195,33 +118,32 @@ export class Tower {
     const store = this.store;
     this.segments = segmentModel(spec);
     let layerIndex = 0;
-    this.runtimes = this.segments.map((seg): LayerRuntime[] =>
-      seg.plans.map((plan): LayerRuntime | null => {
-        const idx = layerIndex++;
-        if (seg.tower0Only && tower !== 0) return null;
+    this.runtimes = this.segments.map((seg): LayerRuntime[] => {
+      const fusion = planFusion(seg.plans.map((p) => p.layer));
+      const first = layerIndex;
+      layerIndex += seg.plans.length;
+      if (seg.tower0Only && tower !== 0) return [];
+      const masks = seg.plans.map((plan, pos) => (plan.layer.type === 'dropout' ? new DropoutMasks(plan.layer.rate, shapeSize(plan.outShape) * batch, first + pos, tower) : null));
+      return seg.plans.map((plan, pos): LayerRuntime => {
         const l = plan.layer;
-        const size = plan.outShape.c * plan.outShape.h * plan.outShape.w * batch;
+        const f = fusion[pos]!;
         const name = l.name;
-        const pos = seg.plans.indexOf(plan);
-        // a conv or fc followed by ReLU computes max(0, .) in its GEMM (measured: saves the ReLU pass)
-        const nextIsRelu = seg.plans[pos + 1]?.layer.type === 'relu';
-        const prevType = pos > 0 ? seg.plans[pos - 1]!.layer.type : null;
         switch (l.type) {
           case 'conv':
-            return new ConvRuntime(device, name, plan, batch, store, this.grads, l.input === 'image', nextIsRelu);
+            return new ConvRuntime(device, name, plan, batch, store, this.grads, l.input === 'image', f.reluOut);
           case 'fc':
-            return new FcRuntime(device, name, plan, batch, store, this.grads, nextIsRelu);
+            return new FcRuntime(device, name, plan, batch, store, this.grads, f.reluOut, f.dropoutOut ? masks[pos + 2]! : null);
           case 'relu':
-            return new ReluRuntime(device, name, size, prevType === 'conv' || prevType === 'fc');
+            return new ReluRuntime(device, name, shapeSize(plan.outShape) * batch, f);
           case 'lrn':
-            return new LrnRuntime(device, name, plan, batch);
+            return new LrnRuntime(device, name, plan, batch, f);
           case 'maxpool':
-            return new PoolRuntime(device, name, plan, batch);
+            return new PoolRuntime(device, name, plan, batch, f);
           case 'dropout':
-            return new DropoutRuntime(device, name, l.rate, size, idx, tower);
+            return new DropoutRuntime(device, name, masks[pos]!, f);
         }
-      }).filter((r): r is LayerRuntime => r !== null),
-    );
+      });
+    });
     this.loss = tower === 0 ? new SoftmaxCrossEntropy(device, 'loss', spec.classes, batch) : null;
     for (const [name, p] of store.host) {
       this.sgd.set(name, { w: new Sgd(device, `${name}.sgd.w`, p.w.length), b: new Sgd(device, `${name}.sgd.b`, p.b.length) });
@@ -257,7 +179,7 @@ export class Tower {
     if (tap && !tapPlan) throw new Error(`layer ${tap.layer} is not in segment ${i}`);
     for (const r of this.runtimes[i]!) {
       cur = await r.forward(cur, ctx);
-      if (tap && r.name === tap.layer) tap.out = await this.device.toHost(cur, shapeSize(tapPlan!.outShape) * this.batch);
+      if (tap && r.name === tap.layer) tap.out = (await this.device.toHost(cur, shapeSize(tapPlan!.outShape) * this.batch)).slice(); // the kernel's buffer is reused next call
     }
     if (this.segments[i]!.tower0Only) this.logits = cur;
     return this.device.toHost(cur, this.outFloats(i));
