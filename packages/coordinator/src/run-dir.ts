@@ -25,6 +25,14 @@ export interface LockHolder {
   readonly pid: number;
   readonly since: string;
   readonly command: string;
+  /** Under Slurm: the job and its attempt (SLURM_JOB_ID, SLURM_RESTART_COUNT); a requeued job keeps its id. */
+  readonly slurmJob?: string;
+  readonly slurmAttempt?: string;
+}
+
+/** This process's Slurm job and attempt, when it runs in one. */
+function slurmOf(env: NodeJS.ProcessEnv = process.env): { slurmJob?: string; slurmAttempt?: string } {
+  return env.SLURM_JOB_ID ? { slurmJob: env.SLURM_JOB_ID, slurmAttempt: env.SLURM_RESTART_COUNT ?? '0' } : {};
 }
 
 export interface RunDirOptions {
@@ -69,7 +77,7 @@ function readHolder(file: string): LockHolder | null {
  */
 export function lockRunDir(runDir: string, command: string, info: (line: string) => void): RunDirLock | null {
   const file = path.join(runDir, LOCK_NAME);
-  const me: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command };
+  const me: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command, ...slurmOf() };
   const tmp = path.join(runDir, `.${LOCK_NAME}.${process.pid}.tmp`);
   try {
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
@@ -86,8 +94,11 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
       }
       const h = readHolder(file);
       if (h && h.host === me.host && h.pid === process.ppid && alive(h.pid)) return null;
-      if (h && h.host === me.host && !alive(h.pid)) {
-        info(`${file}: the run that held it (pid ${h.pid}, ${h.command}, since ${h.since}) is gone: lock broken`);
+      // a requeued Slurm job (the same job, a later attempt, maybe on another node): Slurm ended the earlier attempt first
+      const earlierAttempt = h?.slurmJob !== undefined && h.slurmJob === me.slurmJob && h.slurmAttempt !== me.slurmAttempt;
+      if (h && ((h.host === me.host && !alive(h.pid)) || earlierAttempt)) {
+        const who = earlierAttempt ? `attempt ${h.slurmAttempt} of Slurm job ${h.slurmJob}, on ${h.host}` : `pid ${h.pid}`;
+        info(`${file}: the run that held it (${who}, ${h.command}, since ${h.since}) is gone: lock broken`);
         fs.rmSync(file, { force: true });
         continue;
       }
