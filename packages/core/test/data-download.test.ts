@@ -163,3 +163,38 @@ test('offline: a clear DataError saying how to pass a local folder instead', asy
   const e2 = await t.throwsAsync(downloadFile({ url, dest: join(dir, 'x'), md5: 'x' }), { instanceOf: DataError });
   t.regex(e2.message, /HTTP 404/);
 });
+
+// mounting a small tmpfs needs root (CI runs as root)
+(process.getuid?.() === 0 ? test : test.skip)('a disk that fills during the download or the extraction: one FileError naming the file, no retries, what was fetched kept', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdirSync, statSync, writeFileSync } = await import('node:fs');
+  const { FileError } = await import('../src/fs-errors.js');
+  const dir = tempDir(t);
+  const a = await smallArchive(dir);
+  // a download larger than the disk: 256 KiB of archive-like bytes onto a 64 KiB tmpfs
+  const big = Buffer.concat([a.bytes, Buffer.alloc(256 * 1024, 7)]);
+  const { url, requests } = await serve(t, (req, res) => sendRange(big, req, res));
+  const cacheDir = join(dir, 'small');
+  mkdirSync(cacheDir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', cacheDir]);
+  t.teardown(() => execFileSync('umount', ['-l', cacheDir]));
+  const e = await t.throwsAsync(ensureCifar10({ cacheDir, url, md5: createHash('md5').update(big).digest('hex') }));
+  t.true(e instanceof FileError, String(e));
+  t.regex(e!.message, /^cannot write \S+cifar-10-binary\.tar\.gz\.part: no space left on the device \(ENOSPC\); free space \(or give --cache-dir on a larger disk\) and run again: the download resumes from the [\d.]+ MiB kept$/);
+  t.is(requests.length, 1, 'no retry on a full disk');
+  t.true(statSync(join(cacheDir, 'cifar10', 'cifar-10-binary.tar.gz.part')).size > 0, 'what was fetched is kept');
+
+  // the archive fits, its extraction does not: the archive is kept
+  execFileSync('umount', ['-l', cacheDir]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', cacheDir]);
+  const padded = join(dir, 'pad');
+  mkdirSync(join(padded, 'cifar-10-batches-bin'), { recursive: true });
+  writeFileSync(join(padded, 'cifar-10-batches-bin', 'data_batch_1.bin'), Buffer.alloc(512 * 1024));
+  await tar.c({ gzip: true, file: join(dir, 'padded.tar.gz'), cwd: padded }, ['cifar-10-batches-bin']);
+  const zipped = readFileSync(join(dir, 'padded.tar.gz'));
+  const second = await serve(t, (req, res) => sendRange(zipped, req, res));
+  const e2 = await t.throwsAsync(ensureCifar10({ cacheDir, url: second.url, md5: createHash('md5').update(zipped).digest('hex') }));
+  t.true(e2 instanceof FileError, String(e2));
+  t.regex(e2!.message, /^cannot extract into \S+: no space left on the device \(ENOSPC\); free space .* the archive \S+cifar-10-binary\.tar\.gz is kept$/);
+  t.true(existsSync(join(cacheDir, 'cifar10', 'cifar-10-binary.tar.gz')));
+});

@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tar from 'tar';
 import { DataError, makeCacheDir } from './errors.js';
+import { diskFull, fileError } from '../fs-errors.js';
 import { cifarBinaryFiles } from './cifar-binary.js';
 
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
@@ -113,6 +114,8 @@ export async function downloadFile(o: DownloadOptions): Promise<string> {
       break;
     } catch (e) {
       if (e instanceof DataError) throw e;
+      // a full disk is not a network hiccup: retrying cannot help; what was fetched stays for the next run
+      if (diskFull(e)) throw fileError('write', part, e, `free space (or give --cache-dir on a larger disk) and run again: the download resumes from the ${(statSync(part).size / 2 ** 20).toFixed(1)} MiB kept`);
       lastError = e;
       const c = causeOf(e);
       log(`download of ${o.url} interrupted (try ${attempt} of ${attempts}): ${c.message}`);
@@ -138,7 +141,11 @@ export async function downloadFile(o: DownloadOptions): Promise<string> {
     rmSync(part, { force: true });
     throw new DataError(o.url, `checksum mismatch for ${o.url}: MD5 ${got}, expected ${o.md5}; the download was removed (run again to fetch it afresh)`);
   }
-  renameSync(part, o.dest);
+  try {
+    renameSync(part, o.dest);
+  } catch (e) {
+    throw fileError('rename the download to', o.dest, e);
+  }
   return o.dest;
 }
 
@@ -175,6 +182,8 @@ export async function ensureCifar10(o: Cifar10Options = {}): Promise<string> {
     await tar.x({ file: archive, cwd: tmp, strict: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    // a full disk leaves a sound archive: kept, so that the next run only extracts it
+    if (diskFull(e)) throw fileError('extract into', tmp, e, `free space (or give --cache-dir on a larger disk) and run again: the archive ${archive} is kept`);
     rmSync(archive, { force: true });
     throw new DataError(archive, `cannot extract ${archive}: ${(e as Error).message}; it was removed, run again to download it afresh`, { cause: e });
   }
@@ -185,10 +194,14 @@ export async function ensureCifar10(o: Cifar10Options = {}): Promise<string> {
   }
   cifarBinaryFiles(extracted);
   rmSync(dir, { recursive: true, force: true });
-  renameSync(extracted, dir);
-  rmSync(tmp, { recursive: true, force: true });
-  rmSync(archive, { force: true });
-  writeFileSync(done, `${url}\n`);
+  try {
+    renameSync(extracted, dir);
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(archive, { force: true });
+    writeFileSync(done, `${url}\n`);
+  } catch (e) {
+    throw fileError('finish the extraction into', dir, e);
+  }
   o.log?.(`CIFAR-10: extracted to ${dir}`);
   return dir;
 }
