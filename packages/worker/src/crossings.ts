@@ -53,10 +53,10 @@ export function trafficOf(w: WorkerContext, run: Run, phase: Phase): Traffic {
  */
 export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: number, traffic: Traffic, signal: AbortSignal): Crossings {
   let exchangeMs = 0;
+  let hiddenMs = 0;
   const what = describePhase(phase);
-  const cross = async (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
+  const start = (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
     signal.throwIfAborted();
-    const ts = performance.now();
     const jobs: Promise<unknown>[] = [];
     let got: Float32Array | null = null;
     if (send) jobs.push(sendCrossing(w, run, phase, batch, point, dir, send, signal, traffic));
@@ -72,14 +72,39 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
           }),
       );
     }
-    await Promise.all(jobs);
+    return Promise.all(jobs).then(() => got);
+  };
+  const crossDuring = async (point: string, dir: Direction, send: Float32Array | null, take: boolean, work: () => Promise<void>): Promise<Float32Array | null> => {
+    const ts = performance.now();
+    let settled: number | null = null;
+    const exchange = start(point, dir, send, take);
+    // the time it settled, if during `work`; a failure is rethrown by the await below, not left unhandled
+    exchange.then(
+      () => (settled = performance.now()),
+      () => (settled = performance.now()),
+    );
+    await work();
+    const tw = performance.now();
+    const got = await exchange;
+    const end = performance.now();
+    hiddenMs += Math.min(tw, settled ?? tw) - ts;
+    exchangeMs += end - tw;
+    return got;
+  };
+  const cross = async (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
+    const ts = performance.now();
+    const got = await start(point, dir, send, take);
     exchangeMs += performance.now() - ts;
     return got;
   };
   return {
     cross,
+    crossDuring,
     get exchangeMs() {
       return exchangeMs;
+    },
+    get exchangeHiddenMs() {
+      return hiddenMs;
     },
   };
 }
@@ -90,7 +115,9 @@ export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, bat
   try {
     if (phase.kind === 'step') {
       const req: ExchangeRequest = { run_id: run.id, step: phase.n, point, direction: dir, from_tower: w.tower, tensor };
-      await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
+      // on the run's stream when the peer has it (exchange-stream.ts), else one Exchange call
+      if (run.peer.stream) await run.peer.stream.send(req, w.exchangeTimeoutMs, signal);
+      else await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
     } else {
       const req: EvalExchangeRequest = { run_id: run.id, evaluation: phase.n, point, from_tower: w.tower, batch, tensor };
       await unary<EvalExchangeRequest, object>(run.peer.client, 'EvalExchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });

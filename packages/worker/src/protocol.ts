@@ -22,9 +22,12 @@ export const PROTOCOL_VERSION = 1;
  * - "no-bias-decay": SgdHyper.no_bias_decay (an older worker decays the biases whatever it is sent);
  * - "parameter-chunks": ParameterTensor.row_offset/total_rows and GetParametersRequest.max_chunk_bytes
  *   (tensors over the chunk size travel in chunks of rows, both ways);
- * - "activation-chunks": Worker.StreamActivations (GetActivations' reply in chunks of rows).
+ * - "activation-chunks": Worker.StreamActivations (GetActivations' reply in chunks of rows);
+ * - "lease": Worker.Release and HandshakeRequest.take_over;
+ * - "exchange-stream": Peer.Stream (a run's crossing tensors on one stream, each acknowledged) and
+ *   PeerHello.features; StepTiming.exchange_hidden_ms.
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
@@ -96,6 +99,8 @@ export interface StepTiming {
   compute_ms: number;
   exchange_ms: number;
   update_ms: number;
+  /** Exchange time hidden behind compute (0 from older workers: proto-loader's default). */
+  exchange_hidden_ms: number;
 }
 
 export interface HandshakeRequest {
@@ -331,6 +336,8 @@ export interface PeerHello {
   model: ModelIdentity;
   tower: number;
   run_id: string;
+  /** Reply only: the callee's features (empty from older workers). */
+  features?: string[];
 }
 
 export type Direction = 'FORWARD' | 'BACKWARD';
@@ -342,6 +349,15 @@ export interface ExchangeRequest {
   direction: Direction;
   from_tower: number;
   tensor: Tensor;
+}
+
+/** Peer.Stream's answer to one ExchangeRequest: code 0 (taken) or the status Exchange would have failed with. */
+export interface ExchangeAck {
+  step: number;
+  point: string;
+  direction: Direction;
+  code: number;
+  message: string;
 }
 
 export interface EvalExchangeRequest {
