@@ -116,8 +116,8 @@ export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, bat
     if (phase.kind === 'step') {
       const req: ExchangeRequest = { run_id: run.id, step: phase.n, point, direction: dir, from_tower: w.tower, tensor };
       // on the run's stream when the peer has it (exchange-stream.ts), else one Exchange call
-      if (run.peer.stream) await run.peer.stream.send(req, w.exchangeTimeoutMs, signal);
-      else await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
+      const streamed = run.peer.stream !== null && (await sentOnStream(w, run, req, signal));
+      if (!streamed) await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
     } else {
       const req: EvalExchangeRequest = { run_id: run.id, evaluation: phase.n, point, from_tower: w.tower, batch, tensor };
       await unary<EvalExchangeRequest, object>(run.peer.client, 'EvalExchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
@@ -132,4 +132,21 @@ export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, bat
     );
   }
   traffic.sent(point, dir, tensor.data.byteLength);
+}
+
+/**
+ * Sends a step's tensor on the run's stream; false when the peer answers the stream UNIMPLEMENTED (it listed
+ * "exchange-stream" but does not serve Peer.Stream, e.g. a proxy of an older build): nothing was taken, the
+ * stream is given up for the run and the caller sends with Exchange.
+ */
+async function sentOnStream(w: WorkerContext, run: Run, req: ExchangeRequest, signal: AbortSignal): Promise<boolean> {
+  try {
+    await run.peer.stream!.send(req, w.exchangeTimeoutMs, signal);
+    return true;
+  } catch (e) {
+    if (signal.aborted || !isServiceError(e) || e.code !== grpc.status.UNIMPLEMENTED) throw e;
+    if (run.peer.stream) w.log(`the peer at ${run.peer.address} does not serve Peer.Stream (${e.details}): sending one Exchange call a tensor`);
+    run.peer.dropStream();
+    return false;
+  }
 }

@@ -105,6 +105,11 @@ export class PeerLink {
   useFeatures(features: readonly string[], streamHere: boolean): void {
     this.stream = streamHere && features.includes('exchange-stream') ? new ExchangeStream(this.client) : null;
   }
+  /** Gives up the stream for the run (the peer does not serve it after all): Exchange calls from now on. */
+  dropStream(): void {
+    this.stream?.close();
+    this.stream = null;
+  }
   close(): void {
     this.stream?.close();
     this.client.close();
