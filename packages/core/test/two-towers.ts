@@ -25,5 +25,5 @@ export async function towersPass(dev: Device, spec: ModelSpec, params: [TowerPar
     const g = [await towers[0].backwardSegment(i, d[0]!), await towers[1].backwardSegment(i, d[1]!)];
     if (i > 0) d = [0, 1].map((s) => sumSlices(towerSlice(g[0]!, s as 0 | 1), towerSlice(g[1]!, s as 0 | 1)));
   }
-  return { loss: losses.reduce((a, v) => a + v, 0) / N, grads: [towers[0].grads, towers[1].grads] as const };
+  return { loss: losses.reduce((a, v) => a + v, 0) / N, grads: [towers[0].grads, towers[1].grads] as const, towers };
 }
