@@ -19,7 +19,8 @@ export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: 
   const squeezed = squeezeUnitSpatial(tensor.shape);
   const same = squeezed.length === want.length && squeezed.every((d, i) => d === want[i]);
   try {
-    x = decodeTensor(same ? { shape: want, data: tensor.data } : tensor, want);
+    // read-only from here (joined or summed into new arrays, uploaded): a view of the received bytes when aligned
+    x = decodeTensor(same ? { shape: want, data: tensor.data } : tensor, want, true);
   } catch (e) {
     throw new RpcError(grpc.status.INVALID_ARGUMENT, `${point} ${dir.toLowerCase()}: ${(e as Error).message}`);
   }
@@ -83,6 +84,9 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
       () => (settled = performance.now()),
       () => (settled = performance.now()),
     );
+    // one turn of the event loop first: HTTP/2 hands the written tensor to the socket in it (on the CPU
+    // backends `work` holds the thread until it ends)
+    await new Promise((resolve) => setImmediate(resolve));
     await work();
     const tw = performance.now();
     const got = await exchange;

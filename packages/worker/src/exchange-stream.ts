@@ -26,8 +26,9 @@ export class ExchangeStream {
   private call: grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck> | null = null;
   /** Sends written (or being written) and not yet acknowledged, oldest first: acks come in this order. */
   private readonly pending: Pending[] = [];
-  /** Writes wait here, one after the other, for 'drain' when the stream's buffer is full. */
-  private writing: Promise<void> = Promise.resolve();
+  /** The stream's buffer is full (HTTP/2 flow control): writes wait in `queue`, in order, for 'drain'. */
+  private blocked = false;
+  private queue: ExchangeRequest[] = [];
   /** Streams opened so far (a test reads it: one a run unless a stream failed). */
   opened = 0;
 
@@ -61,7 +62,9 @@ export class ExchangeStream {
   private fail(call: grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck>, e: Error): void {
     if (this.call !== call) return;
     this.call = null;
-    this.writing = Promise.resolve(); // a write waiting for this stream's 'drain' is given up with it
+    // writes waiting for this stream's 'drain' are given up with it
+    this.blocked = false;
+    this.queue = [];
     const err = isServiceError(e) ? peerError(e.code, `the exchange stream failed: ${e.details}`) : e;
     for (const p of this.pending.splice(0)) p.reject(err);
     call.removeAllListeners('data');
@@ -102,16 +105,28 @@ export class ExchangeStream {
       timer = setTimeout(() => giveUp(peerError(grpc.status.DEADLINE_EXCEEDED, `no acknowledgement within ${(timeoutMs / 1000).toFixed(0)} s`)), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending.push(p);
-      this.writing = this.writing.then(
-        () =>
-          new Promise<void>((written) => {
-            if (this.call !== call) return written();
-            // false: the stream's buffer is full (HTTP/2 flow control); the next write waits for 'drain'
-            if (call.write(req)) written();
-            else call.once('drain', () => written());
-          }),
-      );
+      this.write(call, req);
     });
+  }
+
+  /** Writes now (serialised at once) unless earlier writes wait for 'drain'; then after them. */
+  private write(call: grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck>, req: ExchangeRequest): void {
+    if (this.call !== call) return;
+    if (this.blocked) {
+      this.queue.push(req);
+      return;
+    }
+    // false: the stream's buffer is full (HTTP/2 flow control); the next write waits for 'drain'
+    if (!call.write(req)) {
+      this.blocked = true;
+      call.once('drain', () => {
+        if (this.call !== call) return;
+        this.blocked = false;
+        const waiting = this.queue;
+        this.queue = [];
+        for (const r of waiting) this.write(call, r);
+      });
+    }
   }
 
   close(): void {

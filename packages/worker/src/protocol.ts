@@ -434,13 +434,18 @@ export function encodeTensor(shape: number[], x: Float32Array): Tensor {
   return { shape, data };
 }
 
-/** The floats of a tensor message (a copy, aligned), checked against the expected shape when given. */
-export function decodeTensor(t: Tensor, expectShape?: readonly number[]): Float32Array {
+/**
+ * The floats of a tensor message (a copy, aligned), checked against the expected shape when given. With
+ * `view`, on a little-endian host whose bytes lie 4-aligned in the received message, the floats are a view of
+ * them, no copy (for a reader that only reads them: the crossing tensors).
+ */
+export function decodeTensor(t: Tensor, expectShape?: readonly number[], view = false): Float32Array {
   const n = t.shape.reduce((a, b) => a * b, 1);
   if (expectShape && (expectShape.length !== t.shape.length || expectShape.some((d, i) => d !== t.shape[i]))) {
     throw new Error(`tensor shape [${t.shape}] where [${expectShape}] was expected`);
   }
   if (t.data.byteLength !== n * 4) throw new Error(`tensor of shape [${t.shape}] has ${t.data.byteLength} bytes, expected ${n * 4}`);
+  if (view && littleEndian && t.data.byteOffset % 4 === 0) return new Float32Array(t.data.buffer, t.data.byteOffset, n);
   const out = new Float32Array(n);
   if (littleEndian) new Uint8Array(out.buffer).set(t.data);
   else for (let i = 0; i < n; i++) out[i] = t.data.readFloatLE(i * 4);
