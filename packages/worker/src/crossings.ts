@@ -149,7 +149,7 @@ async function sentOnStream(w: WorkerContext, run: Run, req: ExchangeRequest, si
     return true;
   } catch (e) {
     if (signal.aborted || !isServiceError(e) || e.code !== grpc.status.UNIMPLEMENTED) throw e;
-    if (run.peer.stream) w.log(`the peer at ${run.peer.address} does not serve Peer.Stream (${e.details}): sending one Exchange call a tensor`);
+    if (run.peer.stream) w.log(`the peer at ${run.peer.address} does not serve Peer.Stream (${describeError(e)}): sending one Exchange call a tensor`);
     run.peer.dropStream();
     return false;
   }

@@ -2,8 +2,9 @@
  * The sending side of Peer.Stream: a run's step tensors on one long-lived bidirectional stream to the peer,
  * opened at the first send and kept for the run. Every ExchangeRequest is answered, in order, by one
  * ExchangeAck; a send resolves when its ack says the peer took the tensor and rejects with the peer's
- * reason otherwise (as grpc.ServiceError, like a failed Exchange call). Writes respect HTTP/2 flow control (a write that fills the buffer waits for 'drain').
- * When the stream fails, every send in flight fails with the stream's error, and the next send opens a new one.
+ * reason otherwise (as a grpc.ServiceError, like a failed Exchange call). Writes respect HTTP/2 flow control
+ * (after a write that fills the buffer, the next waits for 'drain'). When the stream fails, every send in
+ * flight fails with the stream's error, and the next send opens a new one.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ExchangeAck, ExchangeRequest } from './protocol.js';
