@@ -73,6 +73,9 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   // the Peer service is the same port: another CA's "worker 0" cannot push a tensor to worker 1
   await fails(t, "Peer.Exchange with another CA's certificate", unary(client(Peer, w1.address, stranger), 'Exchange', exchange('x'), call));
   await w1.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: a certificate not signed by this cluster's CA/, 10_000);
+  // nor open the exchange stream
+  const streamed = await fails(t, "Peer.Stream with another CA's certificate", new ExchangeStream(client(Peer, w1.address, stranger)).send(exchange('x'), 5000, new AbortController().signal));
+  t.is(streamed.code, grpc.status.UNAVAILABLE);
   // plain gRPC
   await fails(t, 'Status without TLS', unary(client(Worker, w0.address, grpc.credentials.createInsecure()), 'Status', {}, call));
   await w0.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: not TLS/, 10_000);
