@@ -2,7 +2,8 @@
  * A training step on one tower: the forward pass with the crossings, the loss on tower 0, the backward pass
  * sending each peer its slice of the input gradients, and the local SGD update (see worker.ts for the order):
  * each segment's layers are updated while that segment's input gradient is on the wire (their gradients are
- * final by then, and a layer's update reads only its own), the first segment's at the end.
+ * final by then, and a layer's update reads only its own), the first segment's at the end. A step that fails
+ * part way leaves the worker FAILED (worker.ts), its partly updated tower replaced at the next Configure.
  */
 import { concatTowers, mean, sumSlices, topKCorrect, towerSlice, type StepContext, type Tower } from '@alexnet-mp/core';
 import type { StepReply, StepRequest } from './protocol.js';
