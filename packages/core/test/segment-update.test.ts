@@ -8,7 +8,8 @@ import { tiny } from '../src/model/presets.js';
 import { initTowerParams, type TowerParams } from '../src/model/params.js';
 import type { SgdHyper } from '../src/kernels/sgd.js';
 import { syntheticBatch } from './synthetic.js';
-import { testDevice } from './helpers.js';
+import { Device } from '../src/device.js';
+import { testBackend, testDevice } from './helpers.js';
 import { towersPass } from './two-towers.js';
 
 const N = 4;
@@ -18,21 +19,25 @@ const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLen
 const params = (): [TowerParams, TowerParams] => [initTowerParams(tiny, 0, 11), initTowerParams(tiny, 1, 11)];
 
 test('updating segment by segment, last first, gives every weight and momentum of one update at the end, bit for bit', async (t) => {
-  const dev = await testDevice();
+  // a device per tower, as the workers (and the one-process trainer) have
+  const dev = [await testDevice(), await Device.create(testBackend, { onFallback: 'throw' })] as const;
+  t.teardown(() => dev[1].destroy());
   const b = syntheticBatch(N, tiny.inputSize, 5);
   const whole = await towersPass(dev, tiny, params(), b.images, b.labels, ctx);
+  await Promise.all(whole.towers.map((tower) => tower.update(h))); // as the one-process trainer does
+  const want = await Promise.all(whole.towers.map((tower) => tower.syncParams()));
   const split = await towersPass(dev, tiny, params(), b.images, b.labels, ctx);
   let layers = 0;
-  for (const tw of [0, 1] as const) {
-    await whole.towers[tw].update(h);
-    const tower = split.towers[tw];
+  for (const tower of split.towers) {
     for (let i = tower.segments.length - 1; i > 0; i--) {
       const names = tower.paramLayers(i);
       layers += names.length;
       await tower.update(h, names);
     }
-    await tower.update(h); // the first segment's layers, the rest already done
-    const [a, c] = [await whole.towers[tw].syncParams(), await tower.syncParams()];
+  }
+  await Promise.all(split.towers.map((tower) => tower.update(h))); // the first segment's layers, the rest already done
+  for (const tw of [0, 1] as const) {
+    const [a, c] = [want[tw]!, await split.towers[tw].syncParams()];
     t.deepEqual([...c.keys()], [...a.keys()]);
     for (const [name, p] of a) {
       for (const k of ['w', 'b', 'vw', 'vb'] as const) t.deepEqual(bytes(c.get(name)![k]), bytes(p[k]), `tower ${tw} ${name}.${k}`);
