@@ -11,8 +11,9 @@
  */
 import test from 'ava';
 import net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 import { GroupedTrainer, crossingSizes, initTowerParams, tiny, type SgdHyper } from '@alexnet-mp/core';
-import { inputNormalisation, normaliseImages, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
+import { ExchangeStream, inputNormalisation, normaliseImages, protocol, trafficTotals, type CrossingTraffic, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, type StepMetrics } from '@alexnet-mp/coordinator';
 import { maxRelError, startWorker } from './helpers.js';
 
@@ -72,6 +73,8 @@ interface Fixture {
   status: [StatusReply, StatusReply];
   /** Wire bytes per step, 0->1 and 1->0, from the proxies (steps 1.. only: step 0 may carry connection setup). */
   wire: { from0: number; from1: number }[];
+  /** The workers' own addresses. */
+  workers: [string, string];
 }
 
 type Mode = 'stream' | 'unary';
@@ -117,7 +120,7 @@ function setUp(mode: Mode): Promise<Fixture> {
       p10.close();
       oracle.destroy();
     });
-    return { metrics, oracleLosses, oracle, coordinator, status, wire };
+    return { metrics, oracleLosses, oracle, coordinator, status, wire, workers: [w0.address, w1.address] };
   })();
   fixtures.set(mode, fixture);
   return fixture;
@@ -239,6 +242,15 @@ for (const mode of MODES) {
         t.true(over[d]! + smallest + 100 > perCall * calls[d]!, 'the bound would catch one more tensor');
         if (mode === 'unary') t.true(over[d]! > 120 * calls[d]!, `from tower ${d}: ${over[d]} bytes of framing: one call a tensor, not the stream`);
       }
+    }
+    if (mode === 'unary') {
+      // the worker started with --no-exchange-stream answers a stream as a worker without it does
+      const peer = new (protocol().Peer)(f.workers[1], grpc.credentials.createInsecure());
+      const tensor = { shape: [1], data: Buffer.alloc(4) };
+      const e = (await t.throwsAsync(new ExchangeStream(peer).send({ run_id: 'x', step: 0, point: 'pool2', direction: 'FORWARD', from_tower: 0, tensor }, 10_000, new AbortController().signal))) as grpc.ServiceError;
+      peer.close();
+      t.is(e.code, grpc.status.UNIMPLEMENTED);
+      t.regex(e.details, /this worker takes crossing tensors by Peer\.Exchange only/);
     }
   });
 }
