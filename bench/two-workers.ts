@@ -21,6 +21,8 @@ export interface TwoWorkerResult {
   imagesPerSec: number;
   medianStepMs: number;
   exchangeShare: number[];
+  /** Per worker: the share of its step time its tensors were in flight while it computed (the update of finished layers). */
+  exchangeHiddenShare: number[];
   computeShare: number[];
   updateShare: number[];
   coordinatorOverheadMs: number;
@@ -74,11 +76,11 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
     for (let s = 0; s < steps; s++) {
       const m = await coordinator.step(await source.batch(s, B));
       metrics.push(m);
-      log(`  two workers, step ${s + 1}/${steps}${s < warmup ? ' (warm-up)' : ''}: ${m.ms.toFixed(0)} ms, exchange ${m.workers.map((w) => w.exchange_ms.toFixed(0)).join(' / ')} ms`);
+      log(`  two workers, step ${s + 1}/${steps}${s < warmup ? ' (warm-up)' : ''}: ${m.ms.toFixed(0)} ms, exchange waited ${m.workers.map((w) => w.exchange_ms.toFixed(0)).join(' / ')} ms, hidden ${m.workers.map((w) => w.exchange_hidden_ms.toFixed(0)).join(' / ')} ms`);
     }
     const timed = metrics.slice(warmup);
     const stepMs = median(timed.map((m) => m.ms));
-    const share = (t: number, k: 'exchange_ms' | 'compute_ms' | 'update_ms') => sum(timed.map((m) => m.workers[t]![k])) / sum(timed.map((m) => m.workers[t]!.total_ms));
+    const share = (t: number, k: 'exchange_ms' | 'exchange_hidden_ms' | 'compute_ms' | 'update_ms') => sum(timed.map((m) => m.workers[t]![k])) / sum(timed.map((m) => m.workers[t]!.total_ms));
     return {
       kind: 'distributed',
       preset: spec.name,
@@ -89,6 +91,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       imagesPerSec: (B / stepMs) * 1000,
       medianStepMs: stepMs,
       exchangeShare: [share(0, 'exchange_ms'), share(1, 'exchange_ms')],
+      exchangeHiddenShare: [share(0, 'exchange_hidden_ms'), share(1, 'exchange_hidden_ms')],
       computeShare: [share(0, 'compute_ms'), share(1, 'compute_ms')],
       updateShare: [share(0, 'update_ms'), share(1, 'update_ms')],
       coordinatorOverheadMs: median(timed.map((m) => m.ms - Math.max(m.workers[0]!.total_ms, m.workers[1]!.total_ms))),
@@ -106,6 +109,7 @@ export function describeTwoWorkers(d: TwoWorkerResult): string {
   return (
     `two workers: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
     `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
+    `exchange hidden behind compute: tower 0 ${(100 * d.exchangeHiddenShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeHiddenShare[1]!).toFixed(0)}%; ` +
     `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${d.coordinatorOverheadMs.toFixed(1)} ms`
   );
 }

@@ -8,6 +8,7 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { tiny, towerParamLayers, type SgdHyper } from '@alexnet-mp/core';
 import {
+  ExchangeStream,
   crossingShape,
   encodeTensor,
   maxMessageBytes,
@@ -104,11 +105,22 @@ test('bad input in the middle of a run is refused (INVALID_ARGUMENT, malformed, 
   t.teardown(() => peer.close());
   const pool2 = encodeTensor([2, B, 1, 1], new Float32Array(2 * B));
   const ex: ExchangeRequest = { run_id: run, step: 2, point: 'pool2', direction: 'FORWARD', from_tower: 0, tensor: pool2 };
-  await refused(t, 'Exchange of a misshapen tensor', unary(peer, 'Exchange', ex), grpc.status.INVALID_ARGUMENT, /pool2 forward: tensor shape \[2,4,1,1\] where \[\d+,4,\d+,\d+\] was expected/);
-  await refused(t, 'Exchange whose bytes do not fit its shape', unary(peer, 'Exchange', { ...ex, tensor: { shape: crossingShape(tiny, 'pool2', B), data: Buffer.alloc(3) } }), grpc.status.INVALID_ARGUMENT, /pool2 forward: tensor of shape \[\d+,4,\d+,\d+\] has 3 bytes, expected \d+/);
-  await refused(t, 'Exchange from another run', unary(peer, 'Exchange', { ...ex, run_id: 'another-run' }), grpc.status.FAILED_PRECONDITION, /tower 1 is not configured for run another-run/);
-  await refused(t, 'Exchange claiming to be from tower 1', unary(peer, 'Exchange', { ...ex, from_tower: 1 }), grpc.status.INVALID_ARGUMENT, /a tensor from tower 1 reached tower 1/);
-  await refused(t, 'Exchange at no crossing point', unary(peer, 'Exchange', { ...ex, point: 'conv9' }), grpc.status.INVALID_ARGUMENT, /no crossing point conv9/);
+  // one Exchange call a tensor, and the same tensors on one Peer.Stream (refused in its acknowledgements, the stream staying open)
+  const stream = new ExchangeStream(peer);
+  t.teardown(() => stream.close());
+  const signal = new AbortController().signal;
+  for (const [via, send] of [
+    ['Exchange', (r: ExchangeRequest) => unary(peer, 'Exchange', r)],
+    ['Stream', (r: ExchangeRequest) => stream.send(r, 30_000, signal)],
+  ] as const) {
+    await refused(t, `${via} of a misshapen tensor`, send(ex), grpc.status.INVALID_ARGUMENT, /pool2 forward: tensor shape \[2,4,1,1\] where \[\d+,4,\d+,\d+\] was expected/);
+    await refused(t, `${via} whose bytes do not fit its shape`, send({ ...ex, tensor: { shape: crossingShape(tiny, 'pool2', B), data: Buffer.alloc(3) } }), grpc.status.INVALID_ARGUMENT, /pool2 forward: tensor of shape \[\d+,4,\d+,\d+\] has 3 bytes, expected \d+/);
+    await refused(t, `${via} from another run`, send({ ...ex, run_id: 'another-run' }), grpc.status.FAILED_PRECONDITION, /tower 1 is not configured for run another-run/);
+    await refused(t, `${via} claiming to be from tower 1`, send({ ...ex, from_tower: 1 }), grpc.status.INVALID_ARGUMENT, /a tensor from tower 1 reached tower 1/);
+    await refused(t, `${via} at no crossing point`, send({ ...ex, point: 'conv9' }), grpc.status.INVALID_ARGUMENT, /no crossing point conv9/);
+    await refused(t, `${via} of a tensor for a later step`, send({ ...ex, step: 3 }), grpc.status.FAILED_PRECONDITION, /a tensor for step 3 reached tower 1 at step 2/);
+  }
+  t.is(stream.opened, 1, 'the refusals left the stream open');
   const evx: EvalExchangeRequest = { run_id: run, evaluation: 0, point: 'pool2', from_tower: 0, batch: B + 1, tensor: pool2 };
   await refused(t, 'EvalExchange with a batch over --max-batch', unary(peer, 'EvalExchange', evx), grpc.status.INVALID_ARGUMENT, new RegExp(`evaluation batch ${B + 1} is outside 1\\.\\.${B}`));
   await refused(t, 'EvalExchange from another run', unary(peer, 'EvalExchange', { ...evx, run_id: 'another-run', batch: B }), grpc.status.FAILED_PRECONDITION, /not configured for run another-run/);
@@ -135,6 +147,11 @@ test('bad input in the middle of a run is refused (INVALID_ARGUMENT, malformed, 
   const huge = new Worker(workers[0], grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
   t.teardown(() => huge.close());
   await refused(t, `Step of ${limit + 1} image bytes`, unary(huge, 'Step', { ...good, images: new Uint8Array(limit + 1) }), grpc.status.RESOURCE_EXHAUSTED, /larger than max/);
+  const hugePeer = new (protocol().Peer)(workers[1], grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+  t.teardown(() => hugePeer.close());
+  const hugeStream = new ExchangeStream(hugePeer);
+  const hugeTensor = { shape: [limit / 4 + 1], data: Buffer.alloc(limit + 4) };
+  await refused(t, `Stream of a ${limit + 4}-byte tensor`, hugeStream.send({ ...ex, tensor: hugeTensor }, 30_000, signal), grpc.status.RESOURCE_EXHAUSTED, /the exchange stream failed: .*larger than max/);
 
   // both workers are still READY at step 2, without an error
   for (const w of c.clients) {

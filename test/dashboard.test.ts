@@ -118,7 +118,7 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
     await page.waitForFunction((c) => document.querySelector(`${c} dd[data-key="gpu.js mode"]`)?.textContent === 'webasm', card, { timeout: 30_000 });
     t.is(await page.textContent(`${card} dd[data-key="device"]`), '0');
     t.is(await page.textContent(`${card} dd[data-key="adapter"]`), 'no adapter', 'webasm: no WebGPU adapter');
-    t.regex((await page.textContent(`${card} dd[data-key="step time"]`)) ?? '', /^\d+\.\d ms \(compute/);
+    t.regex((await page.textContent(`${card} dd[data-key="step time"]`)) ?? '', /^\d+\.\d ms \(compute [\d.]+, exchange waited [\d.]+, hidden [\d.]+, update [\d.]+\)$/);
     const rows = await page.$$eval(`${card} table.traffic tbody tr`, (trs) => trs.map((tr) => tr.getAttribute('data-point')));
     t.deepEqual(rows, ['pool2', 'pool5', 'fc6', 'fc7'], `worker ${tower}'s crossing points`);
     t.regex((await page.textContent(`${card} table.traffic tbody tr td:nth-child(2)`)) ?? '', /^[1-9][\d.]* (B|KiB|MiB)[1-9][\d.]* (B|KiB|MiB)$/, 'forward bytes sent at pool2');

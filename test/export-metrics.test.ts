@@ -111,7 +111,10 @@ test('export-metrics: a tiny run as a TensorBoard event file and a CSV', async (
     if (s) {
       want.set('train/loss', s.loss).set('train/top1_error', s.top1_error ?? 1 - s.top1).set('train/top5_error', s.top5_error ?? 1 - s.top5);
       want.set('train/learning_rate', s.lr).set('train/images_per_s', s.images_per_s);
-      for (const w of s.workers) want.set(`train/exchange_share/tower${w.tower}`, w.exchange_ms / w.total_ms);
+      for (const w of s.workers) {
+        want.set(`train/exchange_share/tower${w.tower}`, w.exchange_ms / w.total_ms);
+        if (w.exchange_hidden_ms !== undefined) want.set(`train/exchange_hidden_share/tower${w.tower}`, w.exchange_hidden_ms / w.total_ms);
+      }
     }
     const v = evals.get(e.step ?? 0);
     if (v) want.set('eval/loss', v.loss).set('eval/top1_error', v.top1_error).set('eval/top5_error', v.top5_error);
@@ -119,6 +122,7 @@ test('export-metrics: a tiny run as a TensorBoard event file and a CSV', async (
     for (const [tag, x] of want) t.is(got.get(tag), f32(x), `${tag} at step ${e.step}`);
   }
   t.true(events.slice(1).some((e) => e.summary!.value.some((v) => v.tag === 'train/exchange_share/tower1')));
+  t.true(events.slice(1).some((e) => e.summary!.value.some((v) => v.tag === 'train/exchange_hidden_share/tower1')), "this build's workers report the hidden exchange");
 
   // the CSV
   const rows = fs.readFileSync(csv, 'utf8').trim().split('\n').map((l) => l.split(','));

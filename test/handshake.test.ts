@@ -42,6 +42,11 @@ test('workers of another preset, another protocol version or in the wrong order 
   const good = await coordinate([ok0.address, ok1.address]);
   t.is(good.code, 0, good.err);
   t.regex(good.out, /"event":"done"/);
+  // the done line gives each worker's exchange waited for and hidden behind compute, both on stderr and in the JSON line
+  t.regex(good.err, /waiting on the exchange \d+% \/ \d+% of the workers' step time \(\d+% \/ \d+% more hidden behind compute\)/);
+  const done = JSON.parse(good.out.split('\n').find((l) => l.includes('"event":"done"'))!) as { exchange_share: number[]; exchange_hidden_share: number[] };
+  t.is(done.exchange_hidden_share.length, 2);
+  for (const [i, h] of done.exchange_hidden_share.entries()) t.true(h > 0 && h + done.exchange_share[i]! <= 1, `worker ${i}: hidden ${h}, waited ${done.exchange_share[i]}`);
   // the worker logged why it refused
   await cifar1.p.waitFor(/refused handshake for run \S+: preset differs/);
 });

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { tiny } from '@alexnet-mp/core';
-import { maxMessageBytes, protocol, randomToken, unary, type ExchangeRequest, type StatusReply } from '@alexnet-mp/worker';
+import { ExchangeStream, maxMessageBytes, protocol, randomToken, unary, type ExchangeRequest, type StatusReply } from '@alexnet-mp/worker';
 import { identityFiles, makeCerts } from '@alexnet-mp/coordinator';
 import { alexnet, startWorker } from './helpers.js';
 
@@ -73,6 +73,9 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   // the Peer service is the same port: another CA's "worker 0" cannot push a tensor to worker 1
   await fails(t, "Peer.Exchange with another CA's certificate", unary(client(Peer, w1.address, stranger), 'Exchange', exchange('x'), call));
   await w1.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: a certificate not signed by this cluster's CA/, 10_000);
+  // nor open the exchange stream
+  const streamed = await fails(t, "Peer.Stream with another CA's certificate", new ExchangeStream(client(Peer, w1.address, stranger)).send(exchange('x'), 5000, new AbortController().signal));
+  t.is(streamed.code, grpc.status.UNAVAILABLE);
   // plain gRPC
   await fails(t, 'Status without TLS', unary(client(Worker, w0.address, grpc.credentials.createInsecure()), 'Status', {}, call));
   await w0.p.waitFor(/refused a TLS connection from 127\.0\.0\.1:\d+: not TLS/, 10_000);
@@ -129,6 +132,11 @@ test.serial('shared token: a run works; a call without the token or with a wrong
   const e = await fails(t, 'Peer.Exchange without the token', unary(peer, 'Exchange', exchange('x')));
   t.is(e.code, grpc.status.UNAUTHENTICATED);
   await w1.p.waitFor(/refused Peer\.Exchange from 127\.0\.0\.1:\d+: no token/, 10_000);
+  // nor open the exchange stream (the run above sent its tensors on it, with the token)
+  const s = await fails(t, 'Peer.Stream without the token', new ExchangeStream(peer).send(exchange('x'), 30_000, new AbortController().signal));
+  t.is(s.code, grpc.status.UNAUTHENTICATED);
+  t.regex(s.details, /no token: this server takes calls with the shared token of its run only/);
+  await w1.p.waitFor(/refused Peer\.Stream from 127\.0\.0\.1:\d+: no token/, 10_000);
 
   // a token too short to be one is a user error at start
   const short = alexnet(['worker', '--tower', '0', '--port', '0', '--token', 'abc']);

@@ -213,6 +213,8 @@ test('a run on two workers: every tensor sent (crossings, logits, activations wh
   for (const r of steps) t.deepEqual(r.tensor.shape, activation('ExchangeRequest.tensor', r.point, B), `step ${r.step} ${r.point} ${r.direction} from ${r.from_tower}`);
   for (const r of evalX) t.deepEqual(r.tensor.shape, activation('EvalExchangeRequest.tensor', r.point, r.batch), `evaluation ${r.point} from ${r.from_tower}`);
   t.true(steps.some((r) => r.point === 'pool5' && r.tensor.shape.length === 2), 'tiny\'s pool5 (1 x 1) crossed as [C, N]');
+  // the proxies forward Hello (the workers list "exchange-stream") but serve no Peer.Stream: the workers fall back to Exchange
+  for (const w of [w0, w1]) t.regex(w.p.output(), /does not serve Peer\.Stream \(UNIMPLEMENTED.*\): sending one Exchange call a tensor/);
   for (const step of [0, 1]) {
     const cells = steps.filter((r) => r.step === step).map((r) => `${r.point} ${r.direction} ${r.from_tower}`);
     t.deepEqual(cells.sort(), crossingCells('### What crosses, exactly', 'step'), `step ${step}: what crossed`);

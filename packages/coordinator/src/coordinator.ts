@@ -99,8 +99,11 @@ export interface WorkerStepMetrics {
   tower: number;
   total_ms: number;
   compute_ms: number;
+  /** Blocked on the exchange (StepTiming.exchange_ms). */
   exchange_ms: number;
   update_ms: number;
+  /** Exchange time hidden behind compute (StepTiming.exchange_hidden_ms; 0 from older workers). */
+  exchange_hidden_ms: number;
   sent_bytes: number;
   received_bytes: number;
   messages_sent: number;
@@ -387,6 +390,7 @@ export class Coordinator {
         compute_ms: r.timing.compute_ms,
         exchange_ms: r.timing.exchange_ms,
         update_ms: r.timing.update_ms,
+        exchange_hidden_ms: r.timing.exchange_hidden_ms ?? 0,
         sent_bytes: tt.sent,
         received_bytes: tt.received,
         messages_sent: tt.messagesSent,

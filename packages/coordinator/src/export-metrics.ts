@@ -87,6 +87,8 @@ export interface StepScalars {
 export const TRAIN_TAGS = ['train/loss', 'train/top1_error', 'train/top5_error', 'train/learning_rate', 'train/images_per_s'] as const;
 export const EVAL_TAGS = ['eval/loss', 'eval/top1_error', 'eval/top5_error'] as const;
 export const exchangeShareTag = (tower: number) => `train/exchange_share/tower${tower}`;
+/** A worker's exchange time hidden behind compute over its step time (logs of workers that report it). */
+export const exchangeHiddenShareTag = (tower: number) => `train/exchange_hidden_share/tower${tower}`;
 
 interface StepLine {
   event: 'step';
@@ -100,7 +102,7 @@ interface StepLine {
   top5?: number;
   ms?: number;
   images_per_s?: number;
-  workers?: { tower: number; total_ms?: number; exchange_ms?: number }[];
+  workers?: { tower: number; total_ms?: number; exchange_ms?: number; exchange_hidden_ms?: number }[];
 }
 interface EvalLine {
   event: 'eval';
@@ -146,6 +148,7 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
       for (const w of s.workers ?? []) {
         if (finite(w.tower) && finite(w.exchange_ms) && finite(w.total_ms) && w.total_ms > 0) {
           values.set(exchangeShareTag(w.tower), w.exchange_ms / w.total_ms);
+          if (finite(w.exchange_hidden_ms)) values.set(exchangeHiddenShareTag(w.tower), w.exchange_hidden_ms / w.total_ms);
           towers = Math.max(towers, w.tower + 1);
         }
       }
@@ -164,7 +167,7 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
   const steps = [...byStep.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([step, s]) => ({ step, wallTime: s.wallTime, values: new Map([...(s.train ?? []), ...(s.eval ?? [])]) }));
-  const all = [...TRAIN_TAGS, ...Array.from({ length: towers }, (_, i) => exchangeShareTag(i)), ...EVAL_TAGS];
+  const all = [...TRAIN_TAGS, ...Array.from({ length: towers }, (_, i) => exchangeShareTag(i)), ...Array.from({ length: towers }, (_, i) => exchangeHiddenShareTag(i)), ...EVAL_TAGS];
   const present = new Set(steps.flatMap((s) => [...s.values.keys()]));
   return { steps, tags: all.filter((t) => present.has(t)) };
 }

@@ -78,6 +78,8 @@ export interface RunSummary {
   top1_error_last: number | null;
   /** Per worker: the share of its step time spent waiting on the exchange with its peer. */
   exchange_share: number[];
+  /** Per worker: the share of its step time during which its tensors were in flight while it computed (hidden exchange). */
+  exchange_hidden_share: number[];
   crossing_bytes_per_step: number;
   /** The last evaluation (--eval-every), null when none ran. */
   eval_last: { step: number; loss: number; top1_error: number; top5_error: number; images: number } | null;
@@ -87,9 +89,10 @@ export interface RunSummary {
 export function summarise(steps: StepMetrics[], elapsedMs: number, evals: readonly EvalMetrics[] = []): RunSummary {
   const timed = steps.length > 1 ? steps.slice(1) : steps;
   const tail = steps.slice(-Math.min(10, steps.length));
-  const share = (t: number) => {
+  const share = (t: number, k: 'exchange_ms' | 'exchange_hidden_ms' = 'exchange_ms') => {
     const tot = timed.reduce((s, m) => s + m.workers[t]!.total_ms, 0);
-    return tot > 0 ? timed.reduce((s, m) => s + m.workers[t]!.exchange_ms, 0) / tot : 0;
+    // a log of older workers has no hidden time
+    return tot > 0 ? timed.reduce((s, m) => s + (m.workers[t]![k] ?? 0), 0) / tot : 0;
   };
   const stepMs = median(timed.map((m) => m.ms));
   return {
@@ -101,6 +104,7 @@ export function summarise(steps: StepMetrics[], elapsedMs: number, evals: readon
     loss_last: tail.length ? tail.reduce((s, m) => s + m.loss, 0) / tail.length : null,
     top1_error_last: tail.length ? tail.reduce((s, m) => s + m.top1_error, 0) / tail.length : null,
     exchange_share: steps.length ? [share(0), share(1)] : [],
+    exchange_hidden_share: steps.length ? [share(0, 'exchange_hidden_ms'), share(1, 'exchange_hidden_ms')] : [],
     crossing_bytes_per_step: steps[0]?.crossing_bytes ?? 0,
     eval_last: evals.length ? (({ step, loss, top1_error, top5_error, images }) => ({ step, loss, top1_error, top5_error, images }))(evals[evals.length - 1]!) : null,
   };

@@ -20,7 +20,7 @@ const stepEvent = (step: number, loss: number) => ({
   ms: 10,
   images_per_s: 400,
   crossing_bytes: 100,
-  workers: [0, 1].map((tower) => ({ tower, total_ms: 9, compute_ms: 5, exchange_ms: 4, update_ms: 0, sent_bytes: 50, received_bytes: 50, messages_sent: 4, messages_received: 4 })),
+  workers: [0, 1].map((tower) => ({ tower, total_ms: 9, compute_ms: 5, exchange_ms: 4, update_ms: 0, exchange_hidden_ms: 1, sent_bytes: 50, received_bytes: 50, messages_sent: 4, messages_received: 4 })),
   traffic: [[], []],
 });
 
@@ -134,7 +134,7 @@ const standInWorkers = async (): Promise<WorkerView[]> =>
     steps_done: 3,
     evaluations_done: 0,
     uptime_s: 1,
-    last_step_timing: { total_ms: 9, compute_ms: 5, exchange_ms: 4, update_ms: 0 },
+    last_step_timing: { total_ms: 9, compute_ms: 5, exchange_ms: 4, update_ms: 0, exchange_hidden_ms: 1 },
     last_step_traffic: [],
     run_traffic: [],
     last_error: '',

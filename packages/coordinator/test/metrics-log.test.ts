@@ -31,13 +31,13 @@ test("a step line carries the per-crossing traffic the first time and when it ch
 });
 
 test("the end-of-run summary leaves out step 0 (kernel compilation) and takes the true median of the rest", (t) => {
-  const worker = (tower: number, total: number, exchange: number) => ({
-    tower, total_ms: total, compute_ms: total - exchange, exchange_ms: exchange, update_ms: 0,
+  const worker = (tower: number, total: number, exchange: number, hidden: number) => ({
+    tower, total_ms: total, compute_ms: total - exchange, exchange_ms: exchange, update_ms: 0, exchange_hidden_ms: hidden,
     sent_bytes: 0, received_bytes: 0, messages_sent: 0, messages_received: 0,
   });
   const step = (n: number, ms: number, loss: number): StepMetrics => ({
     event: 'step', step: n, lr: 0.01, loss, top1_error: 0.5, top5_error: 0.1, batch: 64, ms, images_per_s: 64000 / ms,
-    crossing_bytes: 4096, workers: [worker(0, ms, ms / 4), worker(1, ms, 0)], traffic: [],
+    crossing_bytes: 4096, workers: [worker(0, ms, ms / 4, ms / 8), worker(1, ms, 0, ms / 2)], traffic: [],
   });
   // step 0 compiles (60 s); the rest: 1000, 4000, 2000, 3000 ms, whose median is 2500 ms
   const steps = [step(0, 60_000, 3), step(1, 1000, 2), step(2, 4000, 2), step(3, 2000, 1), step(4, 3000, 1)];
@@ -46,6 +46,7 @@ test("the end-of-run summary leaves out step 0 (kernel compilation) and takes th
   t.is(done.median_step_ms, 2500);
   t.is(done.images_per_s, (64 / 2500) * 1000);
   t.deepEqual(done.exchange_share, [0.25, 0]);
+  t.deepEqual(done.exchange_hidden_share, [0.125, 0.5], 'the share of the step time the exchange was hidden behind compute, per worker');
   t.is(done.crossing_bytes_per_step, 4096);
   t.is(done.loss_last, 1.8, 'loss_last: the mean over the last ten steps (all five here)');
   t.is(done.top1_error_last, 0.5, 'top1_error_last: the training top-1 error over the same steps');

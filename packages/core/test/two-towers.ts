@@ -9,9 +9,11 @@ import type { TowerParams } from '../src/model/params.js';
 import { Tower } from '../src/tower/tower.js';
 import { concatTowers, sumSlices, towerSlice } from '../src/tower/crossing.js';
 
-export async function towersPass(dev: Device, spec: ModelSpec, params: [TowerParams, TowerParams], images: Float32Array, labels: Float32Array, ctx: { seed: number; step: number; train: boolean }) {
+/** `dev`: one device for both towers, or one each (as the one-process trainer and the workers have: a tower's update frees its device's step results). */
+export async function towersPass(dev: Device | readonly [Device, Device], spec: ModelSpec, params: [TowerParams, TowerParams], images: Float32Array, labels: Float32Array, ctx: { seed: number; step: number; train: boolean }) {
   const N = labels.length;
-  const towers = [new Tower(dev, spec, 0, N, params[0]), new Tower(dev, spec, 1, N, params[1])] as const;
+  const [d0, d1] = 'length' in dev ? dev : [dev, dev];
+  const towers = [new Tower(d0, spec, 0, N, params[0]), new Tower(d1, spec, 1, N, params[1])] as const;
   let outs: Float32Array[] = [images, images];
   for (let i = 0; i < towers[0].segments.length; i++) {
     const x = i === 0 ? images : concatTowers(outs[0]!, outs[1]!);
@@ -25,5 +27,5 @@ export async function towersPass(dev: Device, spec: ModelSpec, params: [TowerPar
     const g = [await towers[0].backwardSegment(i, d[0]!), await towers[1].backwardSegment(i, d[1]!)];
     if (i > 0) d = [0, 1].map((s) => sumSlices(towerSlice(g[0]!, s as 0 | 1), towerSlice(g[1]!, s as 0 | 1)));
   }
-  return { loss: losses.reduce((a, v) => a + v, 0) / N, grads: [towers[0].grads, towers[1].grads] as const };
+  return { loss: losses.reduce((a, v) => a + v, 0) / N, grads: [towers[0].grads, towers[1].grads] as const, towers };
 }

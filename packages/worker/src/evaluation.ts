@@ -43,18 +43,15 @@ export function evalTower(w: WorkerContext, run: Run, n: number): Tower {
  * forwardPass of `n` images in tower `tw`, built for more: the images, the peer's crossing tensors and the
  * tapped output padded with zero images, what is sent and the logits cut back to `n` (the wire sees `n`).
  */
-export async function paddedForwardPass(w: WorkerContext, tw: Tower, images: Float32Array, n: number, ctx: StepContext, x: Crossings, tap?: SegmentTap): Promise<Float32Array | null> {
+export async function paddedForwardPass(w: WorkerContext, tw: Tower, images: Float32Array, n: number, ctx: StepContext, x: Pick<Crossings, 'cross'>, tap?: SegmentTap): Promise<Float32Array | null> {
   const N = tw.batch;
   const spec = w.spec;
   // a layer's output channels in this tower (the first dimension of its [channel][image][...] tensor)
   const channelsAt = (layer: string) => crossingShape(spec, layer, n)[0]!;
-  const padded: Crossings = {
+  const padded: Pick<Crossings, 'cross'> = {
     cross: async (point, dir, send, take) => {
       const got = await x.cross(point, dir, send && takeBatch(send, channelsAt(point), N, n), take);
       return got && padBatch(got, channelsAt(point), n, N);
-    },
-    get exchangeMs() {
-      return x.exchangeMs;
     },
   };
   const logits = await forwardPass(w, tw, padBatch(images, spec.inputChannels, n, N), ctx, padded, tap);
@@ -87,7 +84,7 @@ export async function evaluationPass(w: WorkerContext, run: Run, evaluation: num
   run.mailbox.dropBefore(evalPhase(run.evaluationsDone));
   run.evalTotal.add(traffic);
   const total = performance.now() - t0;
-  return { logits, timing: { total_ms: total, compute_ms: total - x.exchangeMs, exchange_ms: x.exchangeMs, update_ms: 0 }, traffic };
+  return { logits, timing: { total_ms: total, compute_ms: total - x.exchangeMs, exchange_ms: x.exchangeMs, update_ms: 0, exchange_hidden_ms: 0 }, traffic };
 }
 
 export async function runEvaluation(w: WorkerContext, run: Run, req: EvaluateRequest, n: number, signal: AbortSignal): Promise<EvaluateReply> {

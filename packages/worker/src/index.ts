@@ -6,6 +6,7 @@ export { Mailbox, Traffic, trafficTotals, mailKey, stepPhase, evalPhase, type Ph
 export { TowerWorker, DEFAULT_MAX_BATCH, DEFAULT_LEASE_MS, type WorkerOptions } from './worker.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connection-limits.js';
 export { redactRunId } from './run.js';
+export { ExchangeStream } from './exchange-stream.js';
 export { startWorker, type RunningWorker } from './server.js';
 export { meanCrossEntropy } from './evaluation.js';
 export { WorkerClient, type LayerTensors } from './client.js';

@@ -22,9 +22,12 @@ export const PROTOCOL_VERSION = 1;
  * - "no-bias-decay": SgdHyper.no_bias_decay (an older worker decays the biases whatever it is sent);
  * - "parameter-chunks": ParameterTensor.row_offset/total_rows and GetParametersRequest.max_chunk_bytes
  *   (tensors over the chunk size travel in chunks of rows, both ways);
- * - "activation-chunks": Worker.StreamActivations (GetActivations' reply in chunks of rows).
+ * - "activation-chunks": Worker.StreamActivations (GetActivations' reply in chunks of rows);
+ * - "lease": Worker.Release and HandshakeRequest.take_over;
+ * - "exchange-stream": Peer.Stream (a run's crossing tensors on one stream, each acknowledged) and
+ *   PeerHello.features; StepTiming.exchange_hidden_ms.
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));
@@ -96,6 +99,8 @@ export interface StepTiming {
   compute_ms: number;
   exchange_ms: number;
   update_ms: number;
+  /** Exchange time hidden behind compute (0 from older workers: proto-loader's default). */
+  exchange_hidden_ms: number;
 }
 
 export interface HandshakeRequest {
@@ -331,6 +336,8 @@ export interface PeerHello {
   model: ModelIdentity;
   tower: number;
   run_id: string;
+  /** Reply only: the callee's features (empty from older workers). */
+  features?: string[];
 }
 
 export type Direction = 'FORWARD' | 'BACKWARD';
@@ -342,6 +349,15 @@ export interface ExchangeRequest {
   direction: Direction;
   from_tower: number;
   tensor: Tensor;
+}
+
+/** Peer.Stream's answer to one ExchangeRequest: code 0 (taken) or the status Exchange would have failed with. */
+export interface ExchangeAck {
+  step: number;
+  point: string;
+  direction: Direction;
+  code: number;
+  message: string;
 }
 
 export interface EvalExchangeRequest {
@@ -418,13 +434,18 @@ export function encodeTensor(shape: number[], x: Float32Array): Tensor {
   return { shape, data };
 }
 
-/** The floats of a tensor message (a copy, aligned), checked against the expected shape when given. */
-export function decodeTensor(t: Tensor, expectShape?: readonly number[]): Float32Array {
+/**
+ * The floats of a tensor message (a copy, aligned), checked against the expected shape when given. With
+ * `view`, on a little-endian host whose bytes lie 4-aligned in the received message, the floats are a view of
+ * them, no copy (for a reader that only reads them: the crossing tensors).
+ */
+export function decodeTensor(t: Tensor, expectShape?: readonly number[], view = false): Float32Array {
   const n = t.shape.reduce((a, b) => a * b, 1);
   if (expectShape && (expectShape.length !== t.shape.length || expectShape.some((d, i) => d !== t.shape[i]))) {
     throw new Error(`tensor shape [${t.shape}] where [${expectShape}] was expected`);
   }
   if (t.data.byteLength !== n * 4) throw new Error(`tensor of shape [${t.shape}] has ${t.data.byteLength} bytes, expected ${n * 4}`);
+  if (view && littleEndian && t.data.byteOffset % 4 === 0) return new Float32Array(t.data.buffer, t.data.byteOffset, n);
   const out = new Float32Array(n);
   if (littleEndian) new Uint8Array(out.buffer).set(t.data);
   else for (let i = 0; i < n; i++) out[i] = t.data.readFloatLE(i * 4);

@@ -160,7 +160,8 @@ export function clientStreamHandler<Req, Res>(open: (call: grpc.ServerReadableSt
   };
 }
 
-function toStatus(e: unknown): Partial<grpc.StatusObject> {
+/** The gRPC status a handler's error ends its call with: an RpcError's code, a ServiceError's, or INTERNAL. */
+export function toStatus(e: unknown): Partial<grpc.StatusObject> {
   if (e instanceof RpcError) return { code: e.code, details: e.message };
   if (isServiceError(e)) return { code: e.code, details: e.details || e.message };
   return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };

@@ -7,6 +7,7 @@ import type { Device, ModelSpec, Segment, Tower, TowerIndex, TowerTap } from '@a
 import { protocol, sizeLimitOptions, type Direction, type StepTiming } from './protocol.js';
 import type { Mailbox, Phase, Traffic } from './exchange.js';
 import { clientKeepaliveOptions } from './keepalive.js';
+import { ExchangeStream } from './exchange-stream.js';
 import { secureClient, type Security } from './auth.js';
 import type { InputNormalisation } from './images.js';
 
@@ -77,16 +78,40 @@ export function touch(run: Run, from?: string): void {
 export interface Crossings {
   /** Sends `send` (if any) and takes the peer's tensor (if `take`), both at once. */
   cross(point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null>;
+  /**
+   * cross() with work in between: starts the exchange, runs `work` (which must not need the peer's tensor)
+   * while the tensors are on the wire, then waits for the exchange. The exchange time until `work` ended
+   * counts as hidden (exchangeHiddenMs), the time waited after it as blocked (exchangeMs).
+   */
+  crossDuring(point: string, dir: Direction, send: Float32Array | null, take: boolean, work: () => Promise<void>): Promise<Float32Array | null>;
+  /** Time blocked on the exchanges. */
   readonly exchangeMs: number;
+  /** Exchange time spent on other work instead (crossDuring). */
+  readonly exchangeHiddenMs: number;
 }
 
 /** The client side of the other worker's Peer service. */
 export class PeerLink {
   readonly client: grpc.Client;
+  /**
+   * The stream a step's tensors go out on (Peer.Stream), once the peer's Hello listed "exchange-stream" and this
+   * worker uses it; null: one Exchange call a tensor (an older peer).
+   */
+  stream: ExchangeStream | null = null;
   constructor(readonly address: string, limitBytes: number, security: Security | undefined) {
     this.client = secureClient(protocol().Peer, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
   }
+  /** The peer's features, from its Hello reply: streams the step tensors when both ends can. */
+  useFeatures(features: readonly string[], streamHere: boolean): void {
+    this.stream = streamHere && features.includes('exchange-stream') ? new ExchangeStream(this.client) : null;
+  }
+  /** Gives up the stream for the run (the peer does not serve it after all): Exchange calls from now on. */
+  dropStream(): void {
+    this.stream?.close();
+    this.stream = null;
+  }
   close(): void {
+    this.stream?.close();
     this.client.close();
   }
 }
@@ -99,4 +124,4 @@ export interface SegmentTap {
   readonly tap: TowerTap;
 }
 
-export const zeroTiming = (): StepTiming => ({ total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0 });
+export const zeroTiming = (): StepTiming => ({ total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0, exchange_hidden_ms: 0 });

@@ -36,7 +36,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     Release: worker.release,
     StreamActivations: worker.streamActivations,
   });
-  server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange });
+  server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange, Stream: worker.exchangeStream });
   const host = o.host ?? '127.0.0.1';
   const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals, limits, connections);
   const address = formatAddress({ host, port });

@@ -1,6 +1,9 @@
 /**
  * A training step on one tower: the forward pass with the crossings, the loss on tower 0, the backward pass
- * sending each peer its slice of the input gradients, and the local SGD update (see worker.ts for the order).
+ * sending each peer its slice of the input gradients, and the local SGD update (see worker.ts for the order):
+ * each segment's layers are updated while that segment's input gradient is on the wire (their gradients are
+ * final by then, and a layer's update reads only its own), the first segment's at the end. A step that fails
+ * part way leaves the worker FAILED (worker.ts), its partly updated tower replaced at the next Configure.
  */
 import { concatTowers, mean, sumSlices, topKCorrect, towerSlice, type StepContext, type Tower } from '@alexnet-mp/core';
 import type { StepReply, StepRequest } from './protocol.js';
@@ -13,7 +16,7 @@ import { phaseKey, type Crossings, type Run, type SegmentTap, type WorkerContext
  * The forward pass of tower `tw` with the crossing exchanges: [tower 0's; tower 1's] into every
  * segment after a crossing; at fc7 only tower 1 sends. Returns the logits (host) on tower 0, null on tower 1.
  */
-export async function forwardPass(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Crossings, tap?: SegmentTap): Promise<Float32Array | null> {
+export async function forwardPass(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Pick<Crossings, 'cross'>, tap?: SegmentTap): Promise<Float32Array | null> {
   const t = w.tower;
   const segs = w.segments;
   const last = segs.length - 1;
@@ -55,7 +58,15 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   // ---- forward
   await forwardPass(w, tw, normaliseImages(req.images, run.input), ctx, x);
 
-  // ---- loss (tower 0) and backward
+  // ---- loss (tower 0) and backward; a segment's layers are updated while its input gradient crosses
+  const hyper = { lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.no_bias_decay !== true };
+  let updateMs = 0;
+  const updateSegment = (i: number) => async () => {
+    signal.throwIfAborted();
+    const tu = performance.now();
+    await tw.update(hyper, tw.paramLayers(i));
+    updateMs += performance.now() - tu;
+  };
   const labels = Float32Array.from(req.labels);
   let lossInfo: { loss: number; correct: number; top5: number } | null = null;
   let d: Float32Array;
@@ -66,7 +77,7 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
     lossInfo = { loss: mean(losses), correct: topKCorrect(logits, labels, classes, 1), top5: topKCorrect(logits, labels, classes, Math.min(5, classes)) };
     // the classifier gives the gradient of both towers' fc7: tower 1's half goes back to it
     const dIn = (await tw.backwardSegment(last, dlogits))!;
-    await cross(fc7, 'BACKWARD', towerSlice(dIn, 1), false);
+    await x.crossDuring(fc7, 'BACKWARD', towerSlice(dIn, 1), false, updateSegment(last));
     d = towerSlice(dIn, 0);
   } else {
     d = (await cross(fc7, 'BACKWARD', null, true))!;
@@ -74,17 +85,17 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   for (let i = last - 1; i >= 0; i--) {
     const g = await tw.backwardSegment(i, d);
     if (i > 0) {
-      const theirs = (await cross(segs[i]!.crossing!, 'BACKWARD', towerSlice(g!, w.other), true))!;
+      const theirs = (await x.crossDuring(segs[i]!.crossing!, 'BACKWARD', towerSlice(g!, w.other), true, updateSegment(i)))!;
       const mine = towerSlice(g!, t);
       d = t === 0 ? sumSlices(mine, theirs) : sumSlices(theirs, mine);
     }
   }
 
-  // ---- update
+  // ---- the update of the first segment (nothing crosses after it), and the step's intermediates freed
   signal.throwIfAborted();
   const tu = performance.now();
-  await tw.update({ lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.no_bias_decay !== true });
-  const updateMs = performance.now() - tu;
+  await tw.update(hyper);
+  updateMs += performance.now() - tu;
 
   run.stepsDone = step + 1;
   run.phaseTraffic.delete(phaseKey(phase));
@@ -92,7 +103,7 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   run.total.add(traffic);
   run.lastTraffic = traffic;
   const total = performance.now() - t0;
-  run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs };
+  run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs, exchange_hidden_ms: x.exchangeHiddenMs };
   return {
     step,
     tower: t,

@@ -67,6 +67,7 @@ import {
   type StepRequest,
   type WorkerState,
 } from './protocol.js';
+import { exchangeStreamHandler } from './exchange-stream.js';
 import { PeerLink, redactRunId, touch, zeroTiming, type Run, type WorkerContext } from './run.js';
 import { acceptCrossing } from './crossings.js';
 import { runStep } from './step.js';
@@ -108,6 +109,11 @@ export interface WorkerOptions {
   readonly connectTimeoutMs?: number;
   /** Bounds on open, silent and idle connections (connection-limits.ts); default DEFAULT_CONNECTION_LIMITS. */
   readonly connectionLimits?: ConnectionLimits;
+  /**
+   * false: behave as a worker without Peer.Stream (older builds): "exchange-stream" is not listed, a peer's
+   * Stream call is answered UNIMPLEMENTED and this worker sends one Exchange call a tensor. Default true.
+   */
+  readonly exchangeStream?: boolean;
 }
 
 export const DEFAULT_MAX_BATCH = 256;
@@ -152,6 +158,11 @@ export class TowerWorker implements WorkerContext {
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
     // the step below assumes the cuda-convnet2 layout of every preset: the last segment (fc8) runs on tower 0 only
     if (this.segments.findIndex((s) => s.tower0Only) !== this.segments.length - 1) throw new Error(`preset ${o.spec.name}: the classifier must be the last segment, on tower 0 only`);
+  }
+
+  /** What this worker serves of the additions within alexnet.v1 (HandshakeReply.features, PeerHello.features). */
+  get features(): string[] {
+    return FEATURES.filter((f) => f !== 'exchange-stream' || this.o.exchangeStream !== false);
   }
 
   /** The adapter index on webgpu; elsewhere the --device given (ignored there), 0 when none was. */
@@ -212,7 +223,7 @@ export class TowerWorker implements WorkerContext {
       max_batch: this.maxBatch,
       hostname: os.hostname(),
       pid: process.pid,
-      features: [...FEATURES],
+      features: this.features,
       adapter: adapterMsg(this.device.adapter),
     };
   });
@@ -300,6 +311,7 @@ export class TowerWorker implements WorkerContext {
     const diffs = identityDifferences(this.identity, reply.model, `tower ${this.tower}`, `peer tower ${reply.tower}`);
     if (reply.tower !== this.other) diffs.push(`the peer at ${peer.address} is tower ${reply.tower}, not tower ${this.other}`);
     if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${peer.address}: ${diffs.join('; ')}`);
+    peer.useFeatures(reply.features ?? [], this.o.exchangeStream !== false);
   }
 
   step = unaryHandler<StepRequest, StepReply>(async (req, call) => {
@@ -498,15 +510,25 @@ export class TowerWorker implements WorkerContext {
     if (req.tower !== this.other) diffs.push(`both workers are tower ${this.tower}: start one with --tower 0 and the other with --tower 1`);
     if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
     // the run id is what Exchange asks for: echoed only to a peer that knows it already
-    return { model: this.identity, tower: this.tower, run_id: this.run?.id === req.run_id ? req.run_id : '' };
+    return { model: this.identity, tower: this.tower, run_id: this.run?.id === req.run_id ? req.run_id : '', features: this.features };
   });
 
-  exchange = unaryHandler<ExchangeRequest, object>(async (req) => {
+  /** Checks a step's tensor from the peer and files it (Exchange, and each message of Stream). */
+  private acceptStepTensor(req: ExchangeRequest): void {
     const run = this.acceptingRun(req.run_id, req.from_tower);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for step ${req.step} reached tower ${this.tower} at step ${run.stepsDone}`);
     acceptCrossing(this, run, stepPhase(req.step), req.point, req.direction, run.batch, req.tensor);
+  }
+
+  exchange = unaryHandler<ExchangeRequest, object>(async (req) => {
+    this.acceptStepTensor(req);
     return {};
   });
+
+  exchangeStream = exchangeStreamHandler(
+    (req) => this.acceptStepTensor(req),
+    () => (this.o.exchangeStream === false ? new RpcError(grpc.status.UNIMPLEMENTED, 'this worker takes crossing tensors by Peer.Exchange only') : null),
+  );
 
   evalExchange = unaryHandler<EvalExchangeRequest, object>(async (req) => {
     const run = this.acceptingRun(req.run_id, req.from_tower);

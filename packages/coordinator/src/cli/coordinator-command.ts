@@ -276,7 +276,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         info(
           `done: ${done.steps} steps in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
             `loss ${done.loss_last!.toFixed(3)} and top-1 error ${(100 * done.top1_error_last!).toFixed(0)}% over the last ${Math.min(10, steps.length)} steps, ` +
-            `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time, on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run`,
+            `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time ` +
+            `(${done.exchange_hidden_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} more hidden behind compute), on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run`,
         );
       } else if (resumed && !c.stoppedEarly) info(`nothing to do: the run is at step ${startStep} of ${targetSteps}`);
     } catch (e) {

@@ -20,6 +20,7 @@ export interface WorkerArgs extends SecurityArgs {
   'max-batch': number;
   'on-fallback': 'throw' | 'warn';
   'exchange-timeout': number;
+  'exchange-stream': boolean;
   'connect-timeout': number;
   lease: number;
   insecure: boolean;
@@ -53,6 +54,11 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
         'max-batch': { type: 'number', default: DEFAULT_MAX_BATCH, describe: 'largest batch accepted; sets the gRPC message size limits' },
         'on-fallback': fallbackOption,
         'exchange-timeout': { type: 'number', default: 600, describe: 'seconds to wait for a tensor from the peer before failing the step' },
+        'exchange-stream': {
+          type: 'boolean',
+          default: true,
+          describe: 'send the step tensors to the peer on one stream (Peer.Stream) when it has one; --no-exchange-stream: one Exchange call a tensor, as workers without the stream do',
+        },
         'connect-timeout': { type: 'number', default: 30, describe: 'seconds Configure waits for the peer worker to answer (it may still be starting)' },
         lease: { type: 'number', default: DEFAULT_LEASE_MS / 1000, describe: "seconds a run keeps this worker after its last call: another coordinator's run is refused meanwhile (unless it gives --take-over)" },
         insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
@@ -107,6 +113,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
       protocolVersion: a['protocol-version'],
       fallback: { onFallback: a['on-fallback'] },
       exchangeTimeoutMs: a['exchange-timeout'] * 1000,
+      exchangeStream: a['exchange-stream'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
       leaseMs: a.lease * 1000,
       log,

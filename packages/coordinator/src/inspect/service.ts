@@ -102,7 +102,7 @@ export async function startInspectService(o: InspectServiceOptions): Promise<Ins
             layer: req.layer,
             has_activations: x !== null,
             activations: x ? encodeTensor(shape, x) : null,
-            timing: { total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0 },
+            timing: { total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0, exchange_hidden_ms: 0 },
             traffic: [],
           })),
         };

@@ -102,6 +102,8 @@ export class Tower {
   readonly segments: Segment[];
   private readonly runtimes: LayerRuntime[][];
   readonly grads = new Map<string, Gradients>();
+  /** Layers updated this step by update(h, layers) (the closing update(h) skips them). */
+  private readonly updated = new Set<string>();
   private readonly loss: SoftmaxCrossEntropy | null;
   private readonly sgd = new Map<string, { w: Sgd; b: Sgd }>();
   private logits: DeviceTensor | null = null;
@@ -214,12 +216,25 @@ export class Tower {
     return this.device.toHost(this.logits, this.spec.classes * this.batch);
   }
 
+  /** The layers with parameters of segment i on this tower (none for tower 1's classifier segment): what update(h, layers) takes. */
+  paramLayers(i: number): string[] {
+    if (!this.runs(i)) return [];
+    return this.segments[i]!.plans.map((p) => p.layer.name).filter((n) => this.store.host.has(n));
+  }
+
   /**
-   * The paper's SGD update of every parameter of this tower, from the gradients
-   * of the last backward (biases without weight decay unless h.decayBiases); then the step's intermediates are freed on the device.
+   * The paper's SGD update, from the gradients of the last backward (biases without weight decay unless
+   * h.decayBiases). Without `layers`: every parameter not yet updated this step, then the step's intermediates
+   * are freed on the device. With `layers`: only those (their gradients are final once their segment's
+   * backward ran; a layer's update reads only its own gradient, so updating a segment early, while the
+   * next crossing travels, gives the same bits), nothing freed yet.
    */
-  async update(h: SgdHyper): Promise<void> {
-    for (const name of this.store.names()) {
+  async update(h: SgdHyper, layers?: readonly string[]): Promise<void> {
+    for (const name of layers ?? this.store.names()) {
+      if (this.updated.has(name)) {
+        if (layers !== undefined) throw new Error(`${name} was updated already this step`);
+        continue;
+      }
       const g = this.grads.get(name);
       if (!g) throw new Error(`no gradient for ${name}: run backward before update`);
       const p = this.store.get(name);
@@ -227,7 +242,10 @@ export class Tower {
       const w = await k.w.step(p.w, p.vw, g.dw, h);
       const b = await k.b.step(p.b, p.vb, g.db, biasHyper(h));
       this.store.set(name, { w: w.w, vw: w.v, b: b.w, vb: b.v });
+      this.updated.add(name);
     }
+    if (layers !== undefined) return;
+    this.updated.clear();
     this.grads.clear();
     this.logits = null;
     this.device.release();
