@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Device, ModelSpec, Segment, Tower, TowerIndex, TowerTap } from '@alexnet-mp/core';
 import { protocol, sizeLimitOptions, type Direction, type StepTiming } from './protocol.js';
-import type { Mailbox, Phase, Traffic } from './exchange.js';
+import { Mailbox, Traffic, type Phase } from './exchange.js';
 import { clientKeepaliveOptions } from './keepalive.js';
 import { ExchangeStream } from './exchange-stream.js';
 import { secureClient, type Security } from './auth.js';
@@ -125,3 +125,22 @@ export interface SegmentTap {
 }
 
 export const zeroTiming = (): StepTiming => ({ total_ms: 0, compute_ms: 0, exchange_ms: 0, update_ms: 0, exchange_hidden_ms: 0 });
+
+/** A newly configured run: nothing done, no traffic, its lease held by the caller's connection `holder`. */
+export function newRun(points: readonly string[], r: Pick<Run, 'id' | 'batch' | 'seed' | 'tower' | 'peer' | 'input'> & { readonly holder: string }): Run {
+  return {
+    ...r,
+    mailbox: new Mailbox(),
+    stepsDone: 0,
+    evaluationsDone: 0,
+    phaseTraffic: new Map(),
+    total: new Traffic(points),
+    evalTotal: new Traffic(points),
+    lastTraffic: new Traffic(points),
+    lastTiming: zeroTiming(),
+    evalTowers: new Map(),
+    abort: null,
+    lastCall: Date.now(),
+    released: false,
+  };
+}

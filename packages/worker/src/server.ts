@@ -4,7 +4,9 @@ import { Device } from '@alexnet-mp/core';
 import { formatAddress, protocol, sizeLimitOptions } from './protocol.js';
 import { serverKeepaliveOptions } from './keepalive.js';
 import { RefusalLog, listenSecurely, serverInterceptors } from './auth.js';
-import { TowerWorker, type WorkerOptions } from './worker.js';
+import { TowerWorker } from './worker.js';
+import type { WorkerOptions } from './worker-options.js';
+import { peerService } from './peer-service.js';
 import { DEFAULT_CONNECTION_LIMITS, OpenConnections, idleServerOptions } from './connection-limits.js';
 
 export interface RunningWorker {
@@ -36,7 +38,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     Release: worker.release,
     StreamActivations: worker.streamActivations,
   });
-  server.addService(Peer.service, { Hello: worker.peerHello, Exchange: worker.exchange, EvalExchange: worker.evalExchange, Stream: worker.exchangeStream });
+  server.addService(Peer.service, peerService(worker));
   const host = o.host ?? '127.0.0.1';
   const { port, close } = await listenSecurely(server, host, o.port ?? 0, o.security, refusals, limits, connections);
   const address = formatAddress({ host, port });

@@ -23,17 +23,11 @@ import type { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import {
   Device,
-  MEMORY_SHARE,
   Tower,
-  largestBatchWithin,
-  stepBytes,
-  towerStepMemory,
   initTowerParams,
   segmentModel,
   segmentOfLayer,
-  type FallbackPolicy,
   type ModelSpec,
-  type RequestedBackend,
   type Segment,
   type TowerIndex,
 } from '@alexnet-mp/core';
@@ -44,21 +38,17 @@ import {
   identityDifferences,
   maxMessageBytes,
   modelIdentity,
-  parseAddress,
   type ConfigureReply,
   type ConfigureRequest,
-  type EvalExchangeRequest,
   type EvaluateReply,
   type EvaluateRequest,
   type GetActivationsReply,
   type GetActivationsRequest,
   type GetParametersRequest,
-  type ExchangeRequest,
   type HandshakeReply,
   type HandshakeRequest,
   type ModelIdentity,
   type ParameterTensor,
-  type PeerHello,
   type ReleaseReply,
   type ReleaseRequest,
   type SetParametersReply,
@@ -67,64 +57,26 @@ import {
   type StepRequest,
   type WorkerState,
 } from './protocol.js';
-import { exchangeStreamHandler } from './exchange-stream.js';
-import { PeerLink, redactRunId, touch, zeroTiming, type Run, type WorkerContext } from './run.js';
-import { acceptCrossing } from './crossings.js';
+import { PeerLink, newRun, redactRunId, touch, zeroTiming, type Run } from './run.js';
+import { checkConfigure } from './configure-checks.js';
+import { helloPeer, type PeerSide } from './peer-service.js';
+import { leaseRefusal } from './lease.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_EXCHANGE_TIMEOUT_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, type WorkerOptions } from './worker-options.js';
 import { runStep } from './step.js';
 import { runActivations, runEvaluation } from './evaluation.js';
 import { ParameterIntake, streamParameters } from './parameters.js';
 import { DEFAULT_CHUNK_BYTES, activationChunks } from './chunks.js';
-import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unary, unaryHandler } from './rpc.js';
-import { Mailbox, Traffic, describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
-import type { Security } from './auth.js';
-import type { ConnectionLimits, OpenConnections } from './connection-limits.js';
+import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unaryHandler } from './rpc.js';
+import { Traffic, describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
+import type { OpenConnections } from './connection-limits.js';
 import { checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
-import { inputMeanFrom } from './images.js';
 import { adapterMsg } from './adapter-report.js';
 
-export interface WorkerOptions {
-  readonly spec: ModelSpec;
-  readonly tower: TowerIndex;
-  readonly backend: RequestedBackend;
-  /** `--device N`: Dawn's N-th WebGPU adapter (webgpu, auto); absent: the first GPU. webasm and cpu ignore it. */
-  readonly device?: number;
-  readonly host?: string;
-  /** 0: the OS picks a free port (read it from `RunningWorker.port`). */
-  readonly port?: number;
-  /** The peer's HOST:PORT; when absent, the coordinator's Configure gives it. */
-  readonly peer?: string;
-  /** Largest batch accepted; sets the message size limits. */
-  readonly maxBatch?: number;
-  /** Pretend to speak another protocol version (tests of the refusal). */
-  readonly protocolVersion?: number;
-  readonly fallback?: FallbackPolicy;
-  /** How long to wait for one tensor from the peer, or for the peer to take one. */
-  readonly exchangeTimeoutMs?: number;
-  readonly log?: (line: string) => void;
-  /** Mutual TLS and/or a shared token, for this worker's server and its calls to the peer (auth.ts); none: plain gRPC. */
-  readonly security?: Security;
-  /** How long a run keeps this worker after its last call (another run's Handshake is refused meanwhile); default 60 s. */
-  readonly leaseMs?: number;
-  /** How long Configure waits for the peer to answer its Hello (it may still be starting); default 30 s. */
-  readonly connectTimeoutMs?: number;
-  /** Bounds on open, silent and idle connections (connection-limits.ts); default DEFAULT_CONNECTION_LIMITS. */
-  readonly connectionLimits?: ConnectionLimits;
-  /**
-   * false: behave as a worker without Peer.Stream (older builds): "exchange-stream" is not listed, a peer's
-   * Stream call is answered UNIMPLEMENTED and this worker sends one Exchange call a tensor. Default true.
-   */
-  readonly exchangeStream?: boolean;
-}
-
-export const DEFAULT_MAX_BATCH = 256;
-const DEFAULT_EXCHANGE_TIMEOUT_MS = 10 * 60_000;
-const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-export const DEFAULT_LEASE_MS = 60_000;
 /** Run ids remembered from handshakes (the oldest forgotten first). */
 const MAX_HANDSHAKEN = 64;
 
 
-export class TowerWorker implements WorkerContext {
+export class TowerWorker implements PeerSide {
   private state: WorkerState = 'IDLE';
   private run: Run | null = null;
   private handshaken = new Set<string>();
@@ -158,6 +110,21 @@ export class TowerWorker implements WorkerContext {
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
     // the step below assumes the cuda-convnet2 layout of every preset: the last segment (fc8) runs on tower 0 only
     if (this.segments.findIndex((s) => s.tower0Only) !== this.segments.length - 1) throw new Error(`preset ${o.spec.name}: the classifier must be the last segment, on tower 0 only`);
+  }
+
+  /** Whether this worker takes a peer's tensors on Peer.Stream (else by Exchange only, as older builds). */
+  /** The worker's own --peer, if given (it wins over the coordinator's address). */
+  get peerOption(): string | undefined {
+    return this.o.peer;
+  }
+
+  get takesStream(): boolean {
+    return this.o.exchangeStream !== false;
+  }
+
+  /** Whether `runId` is the configured run. */
+  knowsRun(runId: string): boolean {
+    return this.run !== null && this.run.id === runId;
   }
 
   /** What this worker serves of the additions within alexnet.v1 (HandshakeReply.features, PeerHello.features). */
@@ -233,60 +200,19 @@ export class TowerWorker implements WorkerContext {
     const holder = this.takingOver.has(req.run_id) ? null : this.leaseHolder(req.run_id);
     if (holder !== null) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${holder}; give the coordinator --take-over to take this worker anyway`);
     if (this.busy && this.run?.id === req.run_id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of this run is running`);
-    if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > this.maxBatch) {
-      throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch} is outside 1..${this.maxBatch} (start the worker with a larger --max-batch)`);
-    }
-    // on the CPU the step's tensors are in this machine's memory: a batch that cannot fit is refused before anything is built
-    if (this.device.mode !== 'webgpu') {
-      const m = towerStepMemory(this.o.spec, this.tower);
-      const need = stepBytes(m, req.batch);
-      const have = MEMORY_SHARE * os.totalmem();
-      if (need > have) {
-        const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-        throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch}: a step of preset ${this.o.spec.name} needs about ${gib(need)} on tower ${this.tower}, more than ${Math.round(100 * MEMORY_SHARE)}% of this machine's ${gib(os.totalmem())}; at most about ${largestBatchWithin(m, have)} fits`);
-      }
-    }
-    const mean = inputMeanFrom(req.input_mean, this.o.spec.inputChannels);
-    if (typeof mean === 'string') throw new RpcError(grpc.status.INVALID_ARGUMENT, mean);
-    const peerAddress = this.o.peer ?? req.peer_address;
-    if (!peerAddress) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'no peer address: start the worker with --peer or have the coordinator send one');
-    try {
-      parseAddress(peerAddress, 'peer address');
-    } catch (e) {
-      throw new RpcError(grpc.status.INVALID_ARGUMENT, (e as Error).message);
-    }
+    const { mean, peerAddress } = checkConfigure(this, req);
     this.takingOver.delete(req.run_id);
     this.dropRun(new Error(`run ${redactRunId(this.run?.id ?? '')} was replaced by run ${redactRunId(req.run_id)}`));
     const peer = new PeerLink(peerAddress, this.limitBytes, this.o.security);
     try {
-      await this.hello(peer, req.run_id);
+      await helloPeer(this, peer, req.run_id);
     } catch (e) {
       peer.close();
       throw e;
     }
     const params = initTowerParams(this.o.spec, this.tower, req.seed);
     const tower = new Tower(this.device, this.o.spec, this.tower, req.batch, params);
-    this.run = {
-      id: req.run_id,
-      batch: req.batch,
-      seed: req.seed,
-      tower,
-      peer,
-      mailbox: new Mailbox(),
-      stepsDone: 0,
-      evaluationsDone: 0,
-      phaseTraffic: new Map(),
-      total: new Traffic(this.points),
-      evalTotal: new Traffic(this.points),
-      lastTraffic: new Traffic(this.points),
-      lastTiming: zeroTiming(),
-      input: { mean, scale: this.o.spec.inputScale },
-      evalTowers: new Map(),
-      abort: null,
-      lastCall: Date.now(),
-      released: false,
-      holder: call.getPeer(),
-    };
+    this.run = newRun(this.points, { id: req.run_id, batch: req.batch, seed: req.seed, tower, peer, input: { mean, scale: this.o.spec.inputScale }, holder: call.getPeer() });
     this.state = 'READY';
     this.lastError = '';
     let parameters = 0;
@@ -300,19 +226,6 @@ export class TowerWorker implements WorkerContext {
     };
   });
 
-  private async hello(peer: PeerLink, runId: string): Promise<void> {
-    let reply: PeerHello;
-    try {
-      reply = await unary<PeerHello, PeerHello>(peer.client, 'Hello', { model: this.identity, tower: this.tower, run_id: runId }, { timeoutMs: this.connectTimeoutMs, waitForReady: true });
-    } catch (e) {
-      const code = isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE;
-      throw new RpcError(code, `peer at ${peer.address} ${code === grpc.status.FAILED_PRECONDITION ? 'refused us' : 'did not answer'}: ${describeError(e)}`);
-    }
-    const diffs = identityDifferences(this.identity, reply.model, `tower ${this.tower}`, `peer tower ${reply.tower}`);
-    if (reply.tower !== this.other) diffs.push(`the peer at ${peer.address} is tower ${reply.tower}, not tower ${this.other}`);
-    if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${peer.address}: ${diffs.join('; ')}`);
-    peer.useFeatures(reply.features ?? [], this.o.exchangeStream !== false);
-  }
 
   step = unaryHandler<StepRequest, StepReply>(async (req, call) => {
     const run = this.run;
@@ -488,60 +401,14 @@ export class TowerWorker implements WorkerContext {
     return { released: true };
   });
 
-  /**
-   * Why run `runId` may not take this worker: another run holds its lease (a call in flight; or its last call
-   * less than the lease ago, on a connection still open, and not released); null when it may.
-   */
+  /** Why run `runId` may not take this worker (lease.ts); null when it may. */
   private leaseHolder(runId: string): string | null {
-    const run = this.run;
-    if (!run || run.id === runId || run.released || this.state === 'IDLE' || this.state === 'FAILED') return null;
-    const idleMs = Date.now() - run.lastCall;
-    // a coordinator that is gone (killed: its connection closed) holds nothing
-    const gone = run.holder !== undefined && this.connections !== null && !this.connections.has(run.holder);
-    if (!this.busy && (idleMs >= this.leaseMs || gone)) return null;
-    const when = this.busy ? `${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of it is running` : `its last call was ${(idleMs / 1000).toFixed(0)} s ago`;
-    return `this worker belongs to run ${redactRunId(run.id)} (${run.stepsDone} steps done; ${when}); its lease lapses ${(this.leaseMs / 1000).toFixed(0)} s after its last call`;
+    return leaseRefusal({ run: this.run, runId, state: this.state, leaseMs: this.leaseMs, connections: this.connections });
   }
 
-  // ---------------------------------------------------------------- Peer service
 
-  peerHello = unaryHandler<PeerHello, PeerHello>(async (req) => {
-    const diffs = identityDifferences(req.model, this.identity, `tower ${req.tower}`, `tower ${this.tower}`);
-    if (req.tower !== this.other) diffs.push(`both workers are tower ${this.tower}: start one with --tower 0 and the other with --tower 1`);
-    if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
-    // the run id is what Exchange asks for: echoed only to a peer that knows it already
-    return { model: this.identity, tower: this.tower, run_id: this.run?.id === req.run_id ? req.run_id : '', features: this.features };
-  });
-
-  /** Checks a step's tensor from the peer and files it (Exchange, and each message of Stream). */
-  private acceptStepTensor(req: ExchangeRequest): void {
-    const run = this.acceptingRun(req.run_id, req.from_tower);
-    if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for step ${req.step} reached tower ${this.tower} at step ${run.stepsDone}`);
-    acceptCrossing(this, run, stepPhase(req.step), req.point, req.direction, run.batch, req.tensor);
-  }
-
-  exchange = unaryHandler<ExchangeRequest, object>(async (req) => {
-    this.acceptStepTensor(req);
-    return {};
-  });
-
-  exchangeStream = exchangeStreamHandler(
-    (req) => this.acceptStepTensor(req),
-    () => (this.o.exchangeStream === false ? new RpcError(grpc.status.UNIMPLEMENTED, 'this worker takes crossing tensors by Peer.Exchange only') : null),
-  );
-
-  evalExchange = unaryHandler<EvalExchangeRequest, object>(async (req) => {
-    const run = this.acceptingRun(req.run_id, req.from_tower);
-    if (req.evaluation !== run.evaluationsDone) {
-      throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for evaluation ${req.evaluation} reached tower ${this.tower} at evaluation ${run.evaluationsDone}`);
-    }
-    if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > this.maxBatch) throw new RpcError(grpc.status.INVALID_ARGUMENT, `evaluation batch ${req.batch} is outside 1..${this.maxBatch}`);
-    acceptCrossing(this, run, evalPhase(req.evaluation), req.point, 'FORWARD', req.batch, req.tensor);
-    return {};
-  });
-
-  /** The run a peer's tensor is for, if this worker takes tensors for it. */
-  private acceptingRun(runId: string, fromTower: number): Run {
+  /** The run a peer's tensor is for, if this worker takes tensors for it (peer-service.ts). */
+  acceptingRun(runId: string, fromTower: number): Run {
     const run = this.run;
     if (!run || runId !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} is not configured for run ${runId}`);
     if (this.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} failed: ${this.lastError}`);

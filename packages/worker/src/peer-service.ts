@@ -1,0 +1,76 @@
+/**
+ * The Peer service of a worker: what the other worker calls. Hello (who it is, and the run id only to a peer
+ * that knows it already), a step's crossing tensors by Exchange or on the Stream, an evaluation's by
+ * EvalExchange; every tensor checked (crossings.ts) before it is filed for the step or evaluation that waits.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { identityDifferences, type EvalExchangeRequest, type ExchangeRequest, type ModelIdentity, type PeerHello } from './protocol.js';
+import { RpcError, describeError, isServiceError, unary, unaryHandler } from './rpc.js';
+import { evalPhase, stepPhase } from './exchange.js';
+import { exchangeStreamHandler } from './exchange-stream.js';
+import { acceptCrossing } from './crossings.js';
+import type { PeerLink, Run, WorkerContext } from './run.js';
+
+/** What the Peer service needs of its worker. */
+export interface PeerSide extends WorkerContext {
+  readonly identity: ModelIdentity;
+  /** What the worker serves of the additions within alexnet.v1. */
+  readonly features: string[];
+  /** false: the worker takes tensors by Exchange only (as older builds do). */
+  readonly takesStream: boolean;
+  /** Whether `runId` is the configured run. */
+  knowsRun(runId: string): boolean;
+  /** The configured run, if it takes tensors from `fromTower` for `runId`; else an RpcError saying why not. */
+  acceptingRun(runId: string, fromTower: number): Run;
+}
+
+/** Configure's Hello to the peer: it must be the other tower of the same model; its features say how to send to it. */
+export async function helloPeer(w: PeerSide & { readonly connectTimeoutMs: number }, peer: PeerLink, runId: string): Promise<void> {
+  let reply: PeerHello;
+  try {
+    reply = await unary<PeerHello, PeerHello>(peer.client, 'Hello', { model: w.identity, tower: w.tower, run_id: runId }, { timeoutMs: w.connectTimeoutMs, waitForReady: true });
+  } catch (e) {
+    const code = isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE;
+    throw new RpcError(code, `peer at ${peer.address} ${code === grpc.status.FAILED_PRECONDITION ? 'refused us' : 'did not answer'}: ${describeError(e)}`);
+  }
+  const diffs = identityDifferences(w.identity, reply.model, `tower ${w.tower}`, `peer tower ${reply.tower}`);
+  if (reply.tower !== w.other) diffs.push(`the peer at ${peer.address} is tower ${reply.tower}, not tower ${w.other}`);
+  if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${peer.address}: ${diffs.join('; ')}`);
+  peer.useFeatures(reply.features ?? [], w.takesStream);
+}
+
+/** The Peer service's handlers (server.ts registers them). */
+export function peerService(w: PeerSide) {
+  /** Checks a step's tensor from the peer and files it (Exchange, and each message of Stream). */
+  const acceptStepTensor = (req: ExchangeRequest): void => {
+    const run = w.acceptingRun(req.run_id, req.from_tower);
+    if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for step ${req.step} reached tower ${w.tower} at step ${run.stepsDone}`);
+    acceptCrossing(w, run, stepPhase(req.step), req.point, req.direction, run.batch, req.tensor);
+  };
+  return {
+    Hello: unaryHandler<PeerHello, PeerHello>(async (req) => {
+      const diffs = identityDifferences(req.model, w.identity, `tower ${req.tower}`, `tower ${w.tower}`);
+      if (req.tower !== w.other) diffs.push(`both workers are tower ${w.tower}: start one with --tower 0 and the other with --tower 1`);
+      if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
+      // the run id is what Exchange asks for: echoed only to a peer that knows it already
+      return { model: w.identity, tower: w.tower, run_id: w.knowsRun(req.run_id) ? req.run_id : '', features: w.features };
+    }),
+    Exchange: unaryHandler<ExchangeRequest, object>(async (req) => {
+      acceptStepTensor(req);
+      return {};
+    }),
+    Stream: exchangeStreamHandler(
+      (req) => acceptStepTensor(req),
+      () => (w.takesStream ? null : new RpcError(grpc.status.UNIMPLEMENTED, 'this worker takes crossing tensors by Peer.Exchange only')),
+    ),
+    EvalExchange: unaryHandler<EvalExchangeRequest, object>(async (req) => {
+      const run = w.acceptingRun(req.run_id, req.from_tower);
+      if (req.evaluation !== run.evaluationsDone) {
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for evaluation ${req.evaluation} reached tower ${w.tower} at evaluation ${run.evaluationsDone}`);
+      }
+      if (!Number.isInteger(req.batch) || req.batch < 1 || req.batch > w.maxBatch) throw new RpcError(grpc.status.INVALID_ARGUMENT, `evaluation batch ${req.batch} is outside 1..${w.maxBatch}`);
+      acceptCrossing(w, run, evalPhase(req.evaluation), req.point, 'FORWARD', req.batch, req.tensor);
+      return {};
+    }),
+  };
+}
