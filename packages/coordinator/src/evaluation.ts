@@ -154,3 +154,48 @@ export async function scoreViews(r: EvalBatchResult, labels: Uint32Array, classe
     labels,
   };
 }
+
+/** What evaluateBatches needs of a coordinator: one batch evaluated on both workers, the steps done, the model. */
+export interface BatchEvaluator {
+  readonly o: { readonly spec: ModelSpec };
+  readonly stepsCompleted: number;
+  evaluateBatch(b: U8Batch): Promise<EvalBatchResult>;
+}
+
+/**
+ * Evaluates a set of labelled batches (they may differ in size) with the current parameters: mean loss,
+ * top-1 and top-5 error over all their images, and with `logits: true` (the default) each batch's logits,
+ * e.g. for averaging the softmax over an image's ten patches. With `views` > 1 each batch holds
+ * `labels.length * views` images (image j's view v in column j * views + v) and every image is scored
+ * from the softmax averaged over its views (scoreViews above; the logits kept are those
+ * averaged probabilities). The next batch is fetched while the workers compute.
+ */
+export async function evaluateBatches(c: BatchEvaluator, batches: AsyncIterable<U8Batch> | Iterable<U8Batch | Promise<U8Batch>>, o: { logits?: boolean; views?: number } = {}): Promise<EvalResult> {
+  const keep = o.logits ?? true;
+  const views = o.views ?? 1;
+  const t0 = performance.now();
+  const step = c.stepsCompleted;
+  const results: EvalBatchResult[] = [];
+  const logits: Float32Array[] = [];
+  const labels: Uint32Array[] = [];
+  const it = Symbol.asyncIterator in batches ? batches[Symbol.asyncIterator]() : (batches as Iterable<U8Batch | Promise<U8Batch>>)[Symbol.iterator]();
+  let next = Promise.resolve(it.next());
+  for (;;) {
+    const r = await next;
+    if (r.done) break;
+    const b = await r.value;
+    if (b.labels.length === 0) throw new Error('evaluate needs labelled batches (use evaluateBatch for logits only)');
+    // views > 1: the workers see the views unlabelled; each image is scored here from its views' averaged softmax
+    const pending = views > 1 ? c.evaluateBatch({ images: b.images, labels: new Uint32Array(0) }).then((r) => scoreViews(r, b.labels, c.o.spec.classes, views)) : c.evaluateBatch(b);
+    // the next batch is made while the workers compute (a failure surfaces when it is awaited)
+    next = Promise.resolve(it.next());
+    next.catch(() => {});
+    const res = await pending;
+    results.push({ ...res, logits: new Float32Array(0) });
+    if (keep) {
+      logits.push(res.logits);
+      labels.push(res.labels);
+    }
+  }
+  return { ...summariseEval(step, results, performance.now() - t0), logits, labels };
+}
