@@ -2,9 +2,8 @@
  * What a Configure request must be before anything of the old run is dropped: a batch within --max-batch that a
  * CPU worker's memory can hold, an input mean for the preset's channels, a peer address.
  */
-import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { MEMORY_SHARE, largestBatchWithin, stepBytes, towerStepMemory } from '@alexnet-mp/core';
+import { MEMORY_SHARE, formatGiB, memoryShortfall } from '@alexnet-mp/core';
 import { parseAddress, type ConfigureRequest } from './protocol.js';
 import { RpcError } from './rpc.js';
 import { inputMeanFrom } from './images.js';
@@ -17,12 +16,9 @@ export function checkConfigure(w: WorkerContext & { readonly peerOption?: string
   }
   // on the CPU the step's tensors are in this machine's memory: a batch that cannot fit is refused before anything is built
   if (w.device.mode !== 'webgpu') {
-    const m = towerStepMemory(w.spec, w.tower);
-    const need = stepBytes(m, req.batch);
-    const have = MEMORY_SHARE * os.totalmem();
-    if (need > have) {
-      const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-      throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch}: a step of preset ${w.spec.name} needs about ${gib(need)} on tower ${w.tower}, more than ${Math.round(100 * MEMORY_SHARE)}% of this machine's ${gib(os.totalmem())}; at most about ${largestBatchWithin(m, have)} fits`);
+    const short = memoryShortfall(w.spec, req.batch, { tower: w.tower });
+    if (short) {
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch}: a step of preset ${w.spec.name} needs about ${formatGiB(short.need)} on tower ${w.tower}, more than ${Math.round(100 * MEMORY_SHARE)}% of this machine's ${formatGiB(short.total)}; at most about ${short.largest} fits`);
     }
   }
   const mean = inputMeanFrom(req.input_mean, w.spec.inputChannels);

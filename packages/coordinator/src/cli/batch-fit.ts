@@ -3,11 +3,9 @@
  * allocation failure with a stack trace, or gigabytes of work before anything says no).
  */
 import os from 'node:os';
-import { MEMORY_SHARE, largestBatchWithin, stepBytes, towerStepMemory, type ModelSpec } from '@alexnet-mp/core';
+import { MEMORY_SHARE, formatGiB, memoryShortfall, type ModelSpec } from '@alexnet-mp/core';
 import { MAX_GRPC_MESSAGE_BYTES, maxMessageBytes } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
-
-const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
 
 /** Refuses a batch whose largest message (images, a crossing tensor) would pass gRPC's 2 GiB limit. */
 export function checkMessageFits(spec: ModelSpec, batch: number, option: string): void {
@@ -19,7 +17,7 @@ export function checkMessageFits(spec: ModelSpec, batch: number, option: string)
     if (maxMessageBytes(spec, mid) <= MAX_GRPC_MESSAGE_BYTES) lo = mid;
     else hi = mid - 1;
   }
-  throw new UserError(`${option} ${batch}: a message of it would be ${gib(maxMessageBytes(spec, batch))}, more than gRPC's 2 GiB; preset ${spec.name} allows at most ${lo}`);
+  throw new UserError(`${option} ${batch}: a message of it would be ${formatGiB(maxMessageBytes(spec, batch))}, more than gRPC's 2 GiB; preset ${spec.name} allows at most ${lo}`);
 }
 
 /**
@@ -27,13 +25,11 @@ export function checkMessageFits(spec: ModelSpec, batch: number, option: string)
  * `workers` workers on CPU backends (on a GPU the device's own memory is what counts; the worker checks that).
  */
 export function checkMemoryFits(spec: ModelSpec, batch: number, workers: number, option: string, totalBytes = os.totalmem()): void {
-  const m = towerStepMemory(spec);
-  const need = workers * stepBytes(m, batch);
-  const have = MEMORY_SHARE * totalBytes;
-  if (need <= have) return;
-  const each = workers > 1 ? ` (${workers} workers of ${gib(stepBytes(m, batch))} each)` : '';
+  const short = memoryShortfall(spec, batch, { workers, totalBytes });
+  if (!short) return;
+  const each = workers > 1 ? ` (${workers} workers of ${formatGiB(short.each)} each)` : '';
   throw new UserError(
-    `${option} ${batch}: a training step of preset ${spec.name} needs about ${gib(need)}${each}, more than ${Math.round(100 * MEMORY_SHARE)}% of this machine's ${gib(totalBytes)}; ` +
-      `at most about ${largestBatchWithin(m, have / workers)} fits`,
+    `${option} ${batch}: a training step of preset ${spec.name} needs about ${formatGiB(short.need)}${each}, more than ${Math.round(100 * MEMORY_SHARE)}% of this machine's ${formatGiB(short.total)}; ` +
+      `at most about ${short.largest} fits`,
   );
 }

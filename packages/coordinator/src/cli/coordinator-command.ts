@@ -288,7 +288,6 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         const kept = last ? `; the latest checkpoint is ${last}` : checkpoints ? '; no checkpoint was written yet' : '';
         logFailure(log, { event: 'failed', step: e.step, error: e.message, checkpoint: last ?? null });
         process.stderr.write(`alexnet coordinator: ${e.message}${kept}\n`);
-        await c.release();
         c.close();
         process.exit(1);
       }

@@ -3,6 +3,7 @@
  * checked before a run starts, so that a batch too large for the machine is one line, not an
  * out-of-memory kill or an allocation failure halfway into the first step.
  */
+import os from 'node:os';
 import type { ModelSpec } from './spec.js';
 import { planModel } from './shapes.js';
 import { towerParamLayers } from './params.js';
@@ -42,4 +43,31 @@ export function stepBytes(m: StepMemory, batch: number): number {
 /** The largest batch whose estimate fits in `bytes` (0 when not even the parameters do). */
 export function largestBatchWithin(m: StepMemory, bytes: number): number {
   return Math.max(0, Math.floor((bytes - m.fixed) / m.perImage));
+}
+
+/** Bytes as "1.5 GiB". */
+export const formatGiB = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+
+export interface MemoryShortfall {
+  /** What a step of the batch needs on each worker, and on all of them. */
+  readonly each: number;
+  readonly need: number;
+  /** The machine's memory, of which MEMORY_SHARE is what the workers may use. */
+  readonly total: number;
+  /** The largest batch whose steps fit. */
+  readonly largest: number;
+}
+
+/**
+ * Whether `workers` workers of tower `tower` fit a step of `batch` images in MEMORY_SHARE of this machine's
+ * memory (`totalBytes`): null when they do, else what they need and what would fit.
+ */
+export function memoryShortfall(spec: ModelSpec, batch: number, o: { workers?: number; tower?: 0 | 1; totalBytes?: number } = {}): MemoryShortfall | null {
+  const workers = o.workers ?? 1;
+  const total = o.totalBytes ?? os.totalmem();
+  const m = towerStepMemory(spec, o.tower ?? 0);
+  const each = stepBytes(m, batch);
+  const have = MEMORY_SHARE * total;
+  if (workers * each <= have) return null;
+  return { each, need: workers * each, total, largest: largestBatchWithin(m, have / workers) };
 }
