@@ -155,7 +155,7 @@ export class Device {
 
   /**
    * The largest array one kernel may address, in floats; layers cut bigger work into blocks of at most
-   * this many. webasm and cpu: 2^24 (gpu.js's webasm index arithmetic is float32, exact below 2^24).
+   * this many. webasm and cpu: 2^24 (64 MiB: layers cut in blocks this size keep each kernel's memory small; indices are exact beyond it).
    * webgpu: the adapter's largest storage binding (indices are exact i32 there: see strictIntegers in
    * kernels/kernel-runner.ts and patches/gpu.js+*.patch).
    */

@@ -66,28 +66,33 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
     s3 = bias[m3];
   }
   // indices advance by their strides (no multiply per step) and K is unrolled
-  // by two: both measured to matter on webasm (1.3 -> 3.2 GFLOP/s at 64x14400x800)
-  let bi = k0 * sbk + n * this.constants.sbn;
+  // by two: both measured to matter on webasm (1.3 -> 3.2 GFLOP/s at 64x14400x800).
+  // B's index is (uniform row offset) + n * sbn: with sbn = 1 (B row-major) the
+  // patched gpu.js loads the four lanes' B values with one 16-byte load, else per lane
+  let bk = k0 * sbk;
   let a0 = m0 * sam + k0 * sak;
   let a1 = m1 * sam + k0 * sak;
   let a2 = m2 * sam + k0 * sak;
   let a3 = m3 * sam + k0 * sak;
-  const pairs = Math.floor((k1 - k0) / 2);
-  for (let p = 0; p < pairs; p++) {
-    const bv = b[bi];
-    const bw = b[bi + sbk];
+  const sbk2 = 2 * sbk;
+  const sak2 = 2 * sak;
+  // an integer loop counter (k from k0): an i32 in the compiled kernel
+  const kPairs = k0 + Math.floor((k1 - k0) / 2) * 2;
+  for (let k = k0; k < kPairs; k += 2) {
+    const bv = b[bk + n * this.constants.sbn];
+    const bw = b[bk + sbk + n * this.constants.sbn];
     s0 += a[a0] * bv + a[a0 + sak] * bw;
     s1 += a[a1] * bv + a[a1 + sak] * bw;
     s2 += a[a2] * bv + a[a2 + sak] * bw;
     s3 += a[a3] * bv + a[a3 + sak] * bw;
-    bi += 2 * sbk;
-    a0 += 2 * sak;
-    a1 += 2 * sak;
-    a2 += 2 * sak;
-    a3 += 2 * sak;
+    bk += sbk2;
+    a0 += sak2;
+    a1 += sak2;
+    a2 += sak2;
+    a3 += sak2;
   }
-  if (k0 + pairs * 2 < k1) {
-    const bv = b[bi];
+  if (kPairs < k1) {
+    const bv = b[bk + n * this.constants.sbn];
     s0 += a[a0] * bv;
     s1 += a[a1] * bv;
     s2 += a[a2] * bv;

@@ -118,9 +118,10 @@ export class Kernel {
       // done with a result before the next call (reuseOutput)
       pipeline: device.resident,
       immutable: device.resident && opts.reuseOutput !== true,
-      // on webgpu, integer variables, constants and arguments stay i32 in WGSL (our gpu.js patch makes
-      // Math.floor(a / b) of integers an exact division there), so indices are exact past 2^24
-      strictIntegers: device.mode === 'webgpu',
+      // integer variables, constants and arguments stay i32, in WGSL on webgpu and in WebAssembly on
+      // webasm (our gpu.js patch makes Math.floor(a / b) of integers an exact division in both): indices
+      // are exact past 2^24, and on webasm no index converts from float before each load (2-4x faster GEMMs)
+      strictIntegers: device.mode === 'webgpu' || device.mode === 'webasm',
     });
   }
 

@@ -1,0 +1,94 @@
+/**
+ * gpu.js's WebAssembly backend (webasm) as patches/gpu.js+2.24.1.patch extends it: with the kernel setting
+ * `strictIntegers` integer arithmetic stays i32 (exact past 2^24, and no float-to-integer conversion before
+ * each load), a load whose four SIMD lanes read consecutive elements (`a[u + this.thread.x]`) is one 16-byte
+ * load, and a uniform value loaded for all lanes is one v128.load32_splat. Every result here is checked
+ * against JavaScript's own arithmetic; the kernels run on the CPU, no GPU needed.
+ */
+import test from 'ava';
+import { createRequire } from 'node:module';
+import { Device } from '../src/device.js';
+import { Kernel, type KernelThis } from '../src/kernels/kernel-runner.js';
+
+let shared: Promise<Device> | null = null;
+function webasm(): Promise<Device> {
+  shared ??= Device.create('webasm', { onFallback: 'throw' });
+  return shared;
+}
+
+type Fn = (this: KernelThis, a: Float32Array) => number;
+
+async function run(name: string, fn: Fn, width: number, constants: Record<string, number>, a: Float32Array): Promise<Float32Array> {
+  const dev = await webasm();
+  const k = new Kernel(dev, name, fn, { output: [width], constants });
+  const out = await k.run(a);
+  if (dev.executed.get(name) !== 'webasm') throw new Error(`${name} ran on ${dev.executed.get(name)}`);
+  return out;
+}
+
+const none = new Float32Array(16);
+const WIDTH = 13; // three SIMD quads and a scalar tail
+
+// lane-varying operands (thread.x) and uniform ones (a constant) go through different code in the backend
+const cases: [string, Fn, (i: number, d: number) => number][] = [
+  ['floor-div varying', function (this: KernelThis, a: Float32Array) { const i = this.thread.x - 6; return Math.floor(i / this.constants.d) + a[0]; }, (i, d) => Math.floor(i / d)],
+  ['floor-div uniform', function (this: KernelThis, a: Float32Array) { const i = this.constants.c - 6; return Math.floor(i / this.constants.d) + a[this.thread.x]; }, (_i, d) => Math.floor((7 - 6) / d)],
+  ['rem varying', function (this: KernelThis, a: Float32Array) { const i = this.thread.x - 6; return (i % this.constants.d) + a[0]; }, (i, d) => i % d],
+  ['rem uniform', function (this: KernelThis, a: Float32Array) { const i = this.constants.c - 13; return (i % this.constants.d) + a[this.thread.x]; }, (_i, d) => (7 - 13) % d],
+  ['min/max/abs varying', function (this: KernelThis, a: Float32Array) { const i = this.thread.x - 6; return Math.min(i, 2) * 100 + Math.max(i, -2) * 10 + Math.abs(i) + a[0]; }, (i) => Math.min(i, 2) * 100 + Math.max(i, -2) * 10 + Math.abs(i)],
+  ['min/max/abs uniform', function (this: KernelThis, a: Float32Array) { const i = this.constants.c - 13; return Math.min(i, 2) * 100 + Math.max(i, -2) * 10 + Math.abs(i) + a[this.thread.x]; }, () => Math.min(-6, 2) * 100 + Math.max(-6, -2) * 10 + Math.abs(-6)],
+];
+
+for (const [name, fn, expected] of cases) {
+  for (const d of [4, -4, 3]) {
+    test(`strictIntegers on webasm: ${name}, divisor ${d}, equals JavaScript`, async (t) => {
+      const out = await run(`${name.replace(/\W/g, '-')}${d}`, fn, WIDTH, { d, c: 7 }, none);
+      // an integer has no -0: JavaScript's -0 (from -6 % 3, or Math.floor(-0)) is 0 here
+      t.deepEqual([...out], Array.from({ length: WIDTH }, (_, x) => expected(x - 6, d) + 0));
+    });
+  }
+}
+
+test('strictIntegers on webasm: indices past 2^24 are exact, contiguous and strided, SIMD and scalar', async (t) => {
+  const base = 2 ** 24 + 1; // rounds to 2^24 in f32
+  const a = new Float32Array(2 ** 24 + 64);
+  for (let i = 2 ** 24 - 8; i < a.length; i++) a[i] = i - 2 ** 24; // small integers, exact in f32
+  const contiguous = await run('past-2-24-contiguous', function (this: KernelThis, x: Float32Array) {
+    return x[this.constants.base + this.thread.x];
+  }, WIDTH, { base }, a);
+  t.deepEqual([...contiguous], Array.from({ length: WIDTH }, (_, x) => base + x - 2 ** 24));
+  const strided = await run('past-2-24-strided', function (this: KernelThis, x: Float32Array) {
+    const i = this.constants.base + this.thread.x * 3;
+    return x[i];
+  }, WIDTH, { base }, a);
+  t.deepEqual([...strided], Array.from({ length: WIDTH }, (_, x) => base + 3 * x - 2 ** 24));
+});
+
+test('a load of consecutive elements (u + thread.x) reads the same values as per-lane loads, up to the end of the array', async (t) => {
+  const a = Float32Array.from({ length: 10 }, (_, i) => 100 + i);
+  // width 7 with offset 3: the second quad's last lane would read a[10], past the end (it is not an output)
+  for (const [name, fn] of [
+    ['contiguous-plus', function (this: KernelThis, x: Float32Array) { return x[this.constants.u + this.thread.x]; }],
+    ['contiguous-times-one', function (this: KernelThis, x: Float32Array) { const n = this.thread.x; return x[n * this.constants.one + this.constants.u]; }],
+    ['per-lane', function (this: KernelThis, x: Float32Array) { const n = this.thread.x; return x[n * this.constants.two - n + this.constants.u]; }],
+  ] as [string, Fn][]) {
+    const out = await run(name, fn, 7, { u: 3, one: 1, two: 2 }, a);
+    t.deepEqual([...out], [103, 104, 105, 106, 107, 108, 109], name);
+  }
+});
+
+test('the wasm emitter turns f32.load + f32x4.splat into one v128.load32_splat, and leaves other splats alone', (t) => {
+  const { WasmFunctionEmitter } = createRequire(import.meta.url)('gpu.js/src/backend/web-assembly/wasm-builder.js') as {
+    WasmFunctionEmitter: new (builder: null, name: string, params: string[], results: string[], locals: string[]) => { bytes: number[]; i32Const(v: number): unknown; f32Load(offset: number): unknown; f32Const(v: number): unknown; f32x4Splat(): unknown };
+  };
+  const em = new WasmFunctionEmitter(null, 'f', [], [], []);
+  em.i32Const(0);
+  em.f32Load(300);
+  em.f32x4Splat();
+  // i32.const 0; v128.load32_splat align=2 offset=300 (uleb 0xac 0x02)
+  t.deepEqual(em.bytes, [0x41, 0x00, 0xfd, 0x09, 0x02, 0xac, 0x02]);
+  const other = new WasmFunctionEmitter(null, 'g', [], [], []);
+  other.f32Const(1);
+  other.f32x4Splat();
+  t.deepEqual(other.bytes.slice(-2), [0xfd, 0x13]);
+});
