@@ -49,6 +49,22 @@ for (const [name, fn, expected] of cases) {
   }
 }
 
+test('strictIntegers on webasm: floor division and remainder of integers near 2^31, SIMD lanes, equal JavaScript', async (t) => {
+  for (const [big, d] of [[2 ** 31 - 20, 7], [-(2 ** 31) + 20, 7], [2 ** 30 + 3, -(2 ** 24) - 1], [123456789, 2 ** 31 - 1]]) {
+    const q = await run(`big-floor-${big}-${d}`, function (this: KernelThis, a: Float32Array) {
+      const i = this.constants.big + this.thread.x;
+      return Math.floor(i / this.constants.d) - this.constants.q0 + a[0];
+    }, WIDTH, { big: big!, d: d!, q0: Math.floor(big! / d!) }, none);
+    t.deepEqual([...q], Array.from({ length: WIDTH }, (_, x) => Math.floor((big! + x) / d!) - Math.floor(big! / d!) + 0), `floor ${big} / ${d}`);
+    const r = await run(`big-rem-${big}-${d}`, function (this: KernelThis, a: Float32Array) {
+      const i = this.constants.big + this.thread.x;
+      return (i % this.constants.d) + a[0];
+    }, WIDTH, { big: big!, d: d! }, none);
+    // remainders above 2^24 are rounded to float32 on the way out, as JavaScript's would be
+    t.deepEqual([...r], Array.from({ length: WIDTH }, (_, x) => Math.fround(((big! + x) % d!)) + 0), `${big} % ${d}`);
+  }
+});
+
 test('strictIntegers on webasm: indices past 2^24 are exact, contiguous and strided, SIMD and scalar', async (t) => {
   const base = 2 ** 24 + 1; // rounds to 2^24 in f32
   const a = new Float32Array(2 ** 24 + 64);
@@ -64,7 +80,7 @@ test('strictIntegers on webasm: indices past 2^24 are exact, contiguous and stri
   t.deepEqual([...strided], Array.from({ length: WIDTH }, (_, x) => base + 3 * x - 2 ** 24));
 });
 
-test('a load of consecutive elements (u + thread.x) reads the same values as per-lane loads, up to the end of the array', async (t) => {
+test('a load of consecutive elements (u + thread.x, or thread.x alone) reads the same values as per-lane loads, up to the end of the array', async (t) => {
   const a = Float32Array.from({ length: 10 }, (_, i) => 100 + i);
   // width 7 with offset 3: the second quad's last lane would read a[10], past the end (it is not an output)
   for (const [name, fn] of [
@@ -75,6 +91,8 @@ test('a load of consecutive elements (u + thread.x) reads the same values as per
     const out = await run(name, fn, 7, { u: 3, one: 1, two: 2 }, a);
     t.deepEqual([...out], [103, 104, 105, 106, 107, 108, 109], name);
   }
+  const alone = await run('thread-x-alone', function (this: KernelThis, x: Float32Array) { return x[this.thread.x]; }, 10, {}, a);
+  t.deepEqual([...alone], [...a]);
 });
 
 test('the wasm emitter turns f32.load + f32x4.splat into one v128.load32_splat, and leaves other splats alone', (t) => {

@@ -10,9 +10,7 @@ const toFeaturesBody = function (this: KernelThis, x: Float32Array) {
   const n = this.thread.x;
   const f = this.thread.y;
   const HW = this.constants.HW;
-  let c = Math.floor(f / HW);
-  if (f - c * HW < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (f - c * HW >= HW) c += 1;
+  const c = Math.floor(f / HW);
   const hw = f - c * HW;
   return x[(c * this.constants.N + n) * HW + hw];
 };
@@ -22,9 +20,7 @@ const fromFeaturesBody = function (this: KernelThis, g: Float32Array) {
   const hw = this.thread.x;
   const cn = this.thread.y;
   const N = this.constants.N;
-  let c = Math.floor(cn / N);
-  if (cn - c * N < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (cn - c * N >= N) c += 1;
+  const c = Math.floor(cn / N);
   const n = cn - c * N;
   return g[(c * this.constants.HW + hw) * N + n];
 };

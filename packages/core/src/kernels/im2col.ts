@@ -36,22 +36,14 @@ const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
   const p = this.thread.x; // (n, oy, ox) within the chunk; p >= P is row padding
   const row = this.thread.y; // (c, ky, kx)
   const R = this.constants.R;
-  let c = Math.floor(row / (R * R));
-  if (row - c * (R * R) < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (row - c * (R * R) >= (R * R)) c += 1;
+  const c = Math.floor(row / (R * R));
   const kk = row - c * R * R;
-  let ky = Math.floor(kk / R);
-  if (kk - ky * R < 0) ky -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (kk - ky * R >= R) ky += 1;
+  const ky = Math.floor(kk / R);
   const kx = kk - ky * R;
   const OHW = this.constants.OH * this.constants.OW;
-  let n = Math.floor(p / OHW);
-  if (p - n * OHW < 0) n -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (p - n * OHW >= OHW) n += 1;
+  const n = Math.floor(p / OHW);
   const pp = p - n * OHW;
-  let oy = Math.floor(pp / this.constants.OW);
-  if (pp - oy * this.constants.OW < 0) oy -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (pp - oy * this.constants.OW >= this.constants.OW) oy += 1;
+  const oy = Math.floor(pp / this.constants.OW);
   const ox = pp - oy * this.constants.OW;
   const iy = oy * this.constants.S + ky - this.constants.P;
   const ix = ox * this.constants.S + kx - this.constants.P;
@@ -69,9 +61,7 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
   const iy = this.thread.y;
   const cn = this.thread.z; // c * N + n
   const N = this.constants.N;
-  let c = Math.floor(cn / N);
-  if (cn - c * N < 0) c -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-  if (cn - c * N >= N) c += 1;
+  const c = Math.floor(cn / N);
   const n = cn - c * N;
   const R = this.constants.R;
   const S = this.constants.S;
@@ -82,15 +72,11 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
   let sum = 0;
   for (let ky = 0; ky < R; ky++) {
     const ty = iy + P - ky;
-    let oy = Math.floor(ty / S);
-    if (ty - oy * S < 0) oy -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-    if (ty - oy * S >= S) oy += 1;
+    const oy = Math.floor(ty / S);
     if (ty >= 0 && oy * S === ty && oy < OH) {
       for (let kx = 0; kx < R; kx++) {
         const tx = ix + P - kx;
-        let ox = Math.floor(tx / S);
-        if (tx - ox * S < 0) ox -= 1; // exact where the division is float32 (webasm), which may round a whole quotient down; on webgpu Math.floor of integers is exact (strictIntegers)
-        if (tx - ox * S >= S) ox += 1;
+        const ox = Math.floor(tx / S);
         if (tx >= 0 && ox * S === tx && ox < OW) {
           const m = (c * R + ky) * R + kx;
           const p = (n * OH + oy) * OW + ox;
