@@ -42,8 +42,13 @@ export function gemmShape(M: number, N: number, K: number, transA = false, trans
 }
 
 const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array, mask: Float32Array) {
-  const n = this.thread.x;
-  const mq = this.thread.y * 4;
+  // thread.y runs over the row quads first, then the column quads: the threads that follow one
+  // another share one strip of B (four columns), which stays in cache instead of streaming all of B
+  // from memory once per row quad; thread.x (0..3) is the SIMD lane, the column within the quad
+  const lane = this.thread.x;
+  const nq = Math.floor(this.thread.y / this.constants.MQ);
+  const mq = (this.thread.y - nq * this.constants.MQ) * 4;
+  const n = nq * 4 + lane;
   const M1 = this.constants.M - 1;
   const sam = this.constants.sam;
   const sak = this.constants.sak;
@@ -69,7 +74,7 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
   // by two: both measured to matter on webasm (1.3 -> 3.2 GFLOP/s at 64x14400x800).
   // B's index is (uniform row offset) + n * sbn: with sbn = 1 (B row-major) the
   // patched gpu.js loads the four lanes' B values with one 16-byte load, else per lane
-  let bk = k0 * sbk;
+  let bk = k0 * sbk + nq * 4 * this.constants.sbn;
   let a0 = m0 * sam + k0 * sak;
   let a1 = m1 * sam + k0 * sak;
   let a2 = m2 * sam + k0 * sak;
@@ -79,8 +84,8 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
   // an integer loop counter (k from k0): an i32 in the compiled kernel
   const kPairs = k0 + Math.floor((k1 - k0) / 2) * 2;
   for (let k = k0; k < kPairs; k += 2) {
-    const bv = b[bk + n * this.constants.sbn];
-    const bw = b[bk + sbk + n * this.constants.sbn];
+    const bv = b[bk + lane * this.constants.sbn];
+    const bw = b[bk + sbk + lane * this.constants.sbn];
     s0 += a[a0] * bv + a[a0 + sak] * bw;
     s1 += a[a1] * bv + a[a1 + sak] * bw;
     s2 += a[a2] * bv + a[a2 + sak] * bw;
@@ -92,7 +97,7 @@ const gemmBody = function (this: KernelThis, a: Float32Array, b: Float32Array, b
     a3 += sak2;
   }
   if (kPairs < k1) {
-    const bv = b[bk + n * this.constants.sbn];
+    const bv = b[bk + lane * this.constants.sbn];
     s0 += a[a0] * bv;
     s1 += a[a1] * bv;
     s2 += a[a2] * bv;
@@ -224,7 +229,8 @@ export class Gemm {
         : new Kernel(device, name, gemmScalarBody, { output: [N, M], constants, reuseOutput: true });
       return;
     }
-    const cells = this.rowQuads * N;
+    const colQuads = Math.ceil(N / 4);
+    const cells = this.rowQuads * colQuads * 4;
     // split K only on CPU backends, and only for outputs too small to be threaded anyway
     const wantSplits = device.mode === 'webgpu' || opts.splitK === false || cells >= THREAD_CELLS ? 1 : Math.ceil(K / MAX_CHUNK);
     const splits = Math.max(1, Math.min(wantSplits, Math.floor((THREAD_CELLS - 1) / cells)));
@@ -232,9 +238,9 @@ export class Gemm {
     // every chunk non-empty
     this.splits = Math.ceil(K / chunk);
     this.kernel = new Kernel(device, name, gemmBody, {
-      output: [N, this.rowQuads, this.splits],
+      output: [4, this.rowQuads * colQuads, this.splits],
       // with K split, the ReLU and the mask wait for the chunks' sum (in run())
-      constants: { M, N, K, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0, masked: this.masked && this.splits === 1 ? 1 : 0 },
+      constants: { M, N, K, MQ: this.rowQuads, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0, masked: this.masked && this.splits === 1 ? 1 : 0 },
       returnType: 'Array(4)',
       // run() de-interleaves the raw result at once; runPacked()'s caller hands it straight to col2im
       reuseOutput: true,
@@ -242,8 +248,8 @@ export class Gemm {
   }
 
   /**
-   * C = A B (+ bias) as the kernel packs it, [rowQuad][n][lane] (row m at
-   * ((m >> 2) * N + n) * 4 + (m & 3)), for a consumer that reads that layout
+   * C = A B (+ bias) as the kernel packs it (see packedIndex: C(m, n) at
+   * (((n >> 2) * ceil(M / 4) + (m >> 2)) * 4 + (n & 3)) * 4 + (m & 3)), for a consumer that reads that layout
    * directly (col2im) instead of paying for a de-interleave. No split-K. The result is only valid
    * until this Gemm runs again (KernelOptions.reuseOutput): read it before that.
    */
@@ -271,24 +277,8 @@ export class Gemm {
     const maskArg = this.maskArg(mask);
     if (this.plain) return this.kernel.exec(a, b, bias ?? this.zeroBias, maskArg);
     const { M, N } = this.shape;
-    // packed as [split][rowQuad][n][lane]: lane j of quad q is row 4q+j
     const raw = await this.kernel.run(a, b, bias ?? this.zeroBias, maskArg);
-    const out = new Float32Array(M * N);
-    for (let z = 0; z < this.splits; z++) {
-      for (let q = 0; q < this.rowQuads; q++) {
-        const m = q * 4;
-        const lanes = Math.min(4, M - m);
-        const src = (z * this.rowQuads + q) * N * 4;
-        for (let j = 0; j < lanes; j++) {
-          const base = (m + j) * N;
-          if (z === 0) {
-            for (let n = 0; n < N; n++) out[base + n] = raw[src + n * 4 + j]!;
-          } else {
-            for (let n = 0; n < N; n++) out[base + n] += raw[src + n * 4 + j]!;
-          }
-        }
-      }
-    }
+    const out = unpackQuads(raw, M, N, this.splits);
     if (this.splits > 1) {
       if (this.relu) for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i]!, 0);
       if (this.masked) {
@@ -298,4 +288,29 @@ export class Gemm {
     }
     return out;
   }
+}
+
+/**
+ * The webasm GEMM's raw result, split s, row m, column n (four rows and four columns a thread, row
+ * quads before column quads): at ((((s * NQ + (n >> 2)) * MQ + (m >> 2)) * 4 + (n & 3)) * 4 + (m & 3)
+ * with MQ = ceil(M / 4), NQ = ceil(N / 4). As a flat [M][N] array, the splits summed.
+ */
+export function unpackQuads(raw: Float32Array, M: number, N: number, splits: number): Float32Array {
+  const MQ = Math.ceil(M / 4);
+  const NQ = Math.ceil(N / 4);
+  const out = new Float32Array(M * N);
+  for (let z = 0; z < splits; z++) {
+    for (let m = 0; m < M; m++) {
+      const row = m * N;
+      const mOff = (m >> 2) * 16 + (m & 3);
+      for (let nq = 0; nq < NQ; nq++) {
+        const src = (z * NQ + nq) * MQ * 16 + mOff;
+        const lanes = Math.min(4, N - nq * 4);
+        const dst = row + nq * 4;
+        if (z === 0) for (let l = 0; l < lanes; l++) out[dst + l] = raw[src + l * 4]!;
+        else for (let l = 0; l < lanes; l++) out[dst + l] += raw[src + l * 4]!;
+      }
+    }
+  }
+  return out;
 }

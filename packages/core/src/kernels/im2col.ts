@@ -54,7 +54,8 @@ const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
   return v;
 };
 
-// dcol arrives as the GEMM packed it: row m, column p at ((m >> 2) * cols + p) * 4 + (m & 3)
+// dcol arrives as the GEMM packed it: row m, column p at (((p >> 2) * MQ + (m >> 2)) * 4 + (p & 3)) * 4 + (m & 3),
+// MQ = ceil(C * R * R / 4) (gemm.ts unpackQuads)
 // (constant packed = 0: a plain [m][p] array, as the webgpu GEMM leaves it)
 const col2imBody = function (this: KernelThis, col: Float32Array) {
   const ix = this.thread.x;
@@ -82,7 +83,8 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
           const p = (n * OH + oy) * OW + ox;
           if (this.constants.packed === 1) {
             const q = Math.floor(m / 4);
-            sum += col[(q * cols + p) * 4 + (m - q * 4)];
+            const pq = Math.floor(p / 4);
+            sum += col[((pq * this.constants.MQ + q) * 4 + (p - pq * 4)) * 4 + (m - q * 4)];
           } else {
             sum += col[m * cols + p];
           }
@@ -116,7 +118,7 @@ export class Col2im {
     if (g.N !== g.NT) throw new Error('col2im works on whole activations');
     this.kernel = new Kernel(device, name, col2imBody, {
       output: [g.W, g.H, g.C * g.N],
-      constants: { N: g.N, R: g.R, S: g.S, P: g.P, OH: g.OH, OW: g.OW, packed: packed ? 1 : 0 },
+      constants: { N: g.N, R: g.R, S: g.S, P: g.P, OH: g.OH, OW: g.OW, packed: packed ? 1 : 0, MQ: Math.ceil((g.C * g.R * g.R) / 4) },
       reuseOutput: BACKWARD_REUSES_OUTPUT,
     });
   }
