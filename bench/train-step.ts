@@ -20,6 +20,8 @@ import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProf
 import { mallocDescription } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
 import { runTorchPeer, torchPython } from './peer/torch-peer.js';
+import { simdCeiling, type SimdCeiling } from './simd-ceiling.js';
+import { convShare, type ConvShare } from './conv-share.js';
 
 const peerChoices = ['tfjs', 'tfjs-wasm', 'tfjs-webgpu', 'torch', 'none'] as const;
 type PeerName = Exclude<(typeof peerChoices)[number], 'tfjs' | 'none'>;
@@ -45,6 +47,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('torch-device', { choices: ['auto', 'cuda', 'cpu'] as const, default: 'auto' as const, describe: 'where the PyTorch peer runs (auto: cuda if torch sees a GPU)' })
   .option('json', { type: 'boolean', default: false, describe: 'one JSON object' })
   .option('profile', { type: 'boolean', default: false, describe: 'print time per kernel for one step' })
+  .option('conv-share', { type: 'boolean', default: true, describe: "on webasm: time the conv layers alone against the machine's measured wasm SIMD ceiling (--no-conv-share to skip)" })
   .strict()
   .version(false)
   .help()
@@ -138,9 +141,22 @@ try {
 } catch (e) {
   oneError = failure('alexnet-mp, one process', e);
   failures.push('one process');
-} finally {
-  trainer.destroy();
 }
+
+// ---- the convolutions against the wasm SIMD ceiling (webasm)
+let conv: (ConvShare & { ceiling: SimdCeiling }) | null = null;
+if (mode === 'webasm' && argv['conv-share'] && one !== null) {
+  try {
+    const ceiling = await simdCeiling();
+    log(`wasm SIMD ceiling (measured): f32x4 multiply-adds at ${ceiling.perThread.toFixed(1)} GFLOP/s on one thread, ${ceiling.allThreads.toFixed(1)} on ${ceiling.threads} at once`);
+    conv = { ...(await convShare(trainer.device, spec, B, ceiling)), ceiling };
+    log(`convolutions (conv1-conv${spec.layers.filter((l) => l.type === 'conv').length} of one tower, forward and backward, alone): ${conv.gflops.toFixed(1)} GFLOP/s in ${conv.ms.toFixed(0)} ms, ${(conv.share * 100).toFixed(0)}% of the ${ceiling.threads}-thread ceiling`);
+  } catch (e) {
+    failure('convolutions against the SIMD ceiling', e);
+    failures.push('conv share');
+  }
+}
+trainer.destroy();
 
 // ---- alexnet-mp, two workers
 let two: TwoWorkerResult | null = null;
@@ -257,6 +273,7 @@ if (argv.json) {
       kernelModes: one?.kernelModes ?? null,
       launchesPerStep: one?.launchesPerStep ?? null,
       oneProcessError: oneError,
+      convolutions: conv,
       twoWorkers: two,
       twoWorkersError: twoError,
       // the first TensorFlow.js peer that ran, as before several peers were measured

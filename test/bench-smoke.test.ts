@@ -33,6 +33,11 @@ test('npm run bench: our step and the peer\'s in one run, the peer\'s missing ke
   t.true((r!.cpuSecondsPerStep as number) > 0);
   t.true(Number.isInteger((r!.gcPausesPerStep as number) * 2) && (r!.gcPausesPerStep as number) >= 0);
   t.true((r!.gcMsPerStep as number) >= 0 && ((r!.gcPausesPerStep as number) > 0 || r!.gcMsPerStep === 0));
+  // the convolutions alone, against the SIMD ceiling the bench measured on this machine
+  const conv = r!.convolutions as { gflops: number; ms: number; share: number; ceiling: { perThread: number; allThreads: number; threads: number } };
+  t.true(conv.ceiling.perThread > 0 && conv.ceiling.allThreads > 0 && conv.ceiling.threads >= 1);
+  t.true(conv.gflops > 0 && conv.ms > 0);
+  t.true(Math.abs(conv.share - conv.gflops / conv.ceiling.allThreads) < 1e-9);
 });
 
 test('npm run bench -- --distributed: two worker processes and the one-process run, and their ratio', async (t) => {

@@ -25,6 +25,8 @@ export * from './checkpoint/checkpoint.js';
 export * from './checkpoint/model-file.js';
 export { biasHyper, legacyHyper, paperSgd, type SgdHyper } from './kernels/sgd.js';
 export { startKernelProfile, kernelProfile } from './kernels/kernel-runner.js';
+export { Conv2dForward } from './kernels/conv2d-forward.js';
+export { Conv2dBackward } from './kernels/conv2d-backward.js';
 export * from './crc32c.js';
 export * from './fs-errors.js';
 export * from './checkpoint/verify.js';
