@@ -40,7 +40,7 @@ const cases: [string, Fn, (i: number, d: number) => number][] = [
 ];
 
 for (const [name, fn, expected] of cases) {
-  for (const d of [4, -4, 3]) {
+  for (const d of [4, -4, 3, 1, 2]) { // 1, 2 and 4: the shift the patched gpu.js uses for constant powers of two
     test(`strictIntegers on webasm: ${name}, divisor ${d}, equals JavaScript`, async (t) => {
       const out = await run(`${name.replace(/\W/g, '-')}${d}`, fn, WIDTH, { d, c: 7 }, none);
       // an integer has no -0: JavaScript's -0 (from -6 % 3, or Math.floor(-0)) is 0 here

@@ -40,9 +40,9 @@ const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
   const kk = row - c * R * R;
   const ky = Math.floor(kk / R);
   const kx = kk - ky * R;
-  const OHW = this.constants.OH * this.constants.OW;
-  const n = Math.floor(p / OHW);
-  const pp = p - n * OHW;
+  // divisions by kernel constants: by a power of two (1 included), the patched gpu.js shifts
+  const n = Math.floor(p / this.constants.OHW);
+  const pp = p - n * this.constants.OHW;
   const oy = Math.floor(pp / this.constants.OW);
   const ox = pp - oy * this.constants.OW;
   const iy = oy * this.constants.S + ky - this.constants.P;
@@ -73,11 +73,12 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
   let sum = 0;
   for (let ky = 0; ky < R; ky++) {
     const ty = iy + P - ky;
-    const oy = Math.floor(ty / S);
+    const oy = Math.floor(ty / this.constants.S);
     if (ty >= 0 && oy * S === ty && oy < OH) {
       for (let kx = 0; kx < R; kx++) {
         const tx = ix + P - kx;
-        const ox = Math.floor(tx / S);
+        // a kernel constant as divisor: with stride 1 (or 2, 4) the patched gpu.js shifts instead of dividing
+        const ox = Math.floor(tx / this.constants.S);
         if (tx >= 0 && ox * S === tx && ox < OW) {
           const m = (c * R + ky) * R + kx;
           const p = (n * OH + oy) * OW + ox;
@@ -100,7 +101,7 @@ export class Im2col {
   constructor(device: Device, name: string, readonly g: ConvGeometry) {
     this.kernel = new Kernel(device, name, im2colBody, {
       output: [colStride(g.N * g.OH * g.OW, device), g.C * g.R * g.R],
-      constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, NT: g.NT, cols: g.N * g.OH * g.OW },
+      constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, OHW: g.OH * g.OW, NT: g.NT, cols: g.N * g.OH * g.OW },
       // the columns are read by the same step's GEMMs (forward, then the weight gradient) before
       // this kernel runs again: the next step's forward, or the next chunk's recomputation
       reuseOutput: true,
