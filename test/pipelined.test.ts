@@ -8,6 +8,7 @@
  * that cross per step unchanged (N times the messages, each 1/N of the tensor).
  */
 import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
 import { GroupedTrainer, crossingSizes, scaledError, tiny, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages, trafficTotals, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, type StepMetrics } from '@alexnet-mp/coordinator';
@@ -69,4 +70,30 @@ test.serial('two workers with the steps cut into 1, 2 and 4 micro-batches give t
     await c.release();
     c.close();
   }
+});
+
+test.serial('micro-batches that do not divide the batch are refused by Configure and by Step (INVALID_ARGUMENT), and the run goes on', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)]), startWorker(t, 1, ['--max-batch', String(B)])]);
+  const source = new SyntheticSource(tiny, SEED);
+  t.throws(() => new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: B, seed: SEED, hyper, source, microBatches: 3 }), {
+    name: 'UserError',
+    message: '--micro-batches 3: 3 micro-batches do not divide the batch of 32 images (divisors: 1, 2, 4, 8, 16, 32)',
+  });
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: B, seed: SEED, hyper, source, microBatches: 2 });
+  t.teardown(() => c.close());
+  await c.start();
+  const client = c.clients[0];
+  const configure = { run_id: c.runId, batch: B, seed: SEED, peer_address: w1.address, micro_batches: 5 };
+  const e1 = (await t.throwsAsync(client.configure(configure))) as grpc.ServiceError;
+  t.is(e1.code, grpc.status.INVALID_ARGUMENT);
+  t.is(e1.details, 'micro_batches: 5 micro-batches do not divide the batch of 32 images (divisors: 1, 2, 4, 8, 16, 32)');
+  const b = await source.batch(0, B);
+  const hyperMsg = { lr: 0.01, momentum: 0.9, weight_decay: 0.05, no_bias_decay: false };
+  const e2 = (await t.throwsAsync(client.step({ run_id: c.runId, step: 0, images: b.images, labels: Array.from(b.labels), hyper: hyperMsg, micro_batches: 6 }))) as grpc.ServiceError;
+  t.is(e2.code, grpc.status.INVALID_ARGUMENT);
+  t.is(e2.details, 'Step micro_batches: 6 micro-batches do not divide the batch of 32 images (divisors: 1, 2, 4, 8, 16, 32)');
+  t.is((await client.status()).state, 'READY');
+  const m = await c.step(b);
+  t.is(m.micro_batches, 2);
+  t.true(Number.isFinite(m.loss));
 });

@@ -59,6 +59,11 @@ export class MicroBatchChoice {
     return this.n;
   }
 
+  /** Whether N is settled for the rest of the run (forced, or the automatic choice made). */
+  get settled(): boolean {
+    return this.stage === 'fixed';
+  }
+
   /** What ConfigureRequest.micro_batches says: the forced N, or 0 (chosen per step). */
   get configured(): number {
     return this.forced ?? 0;

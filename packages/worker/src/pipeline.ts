@@ -12,6 +12,7 @@
  * trainer: the weights agree to float32 rounding (test/pipelined.test.ts).
  */
 import { GradientSum, concatTowers, mean, microSlice, scaled, sumSlices, topKCorrect, towerSlice, Tower, type SgdHyper, type StepContext } from '@alexnet-mp/core';
+import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { microBatchProblem } from '@alexnet-mp/core';
 import type { StepRequest } from './protocol.js';
@@ -76,6 +77,8 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
   const B = run.batch;
   const n = B / count;
   const { towers: mt, sum } = microTowers(w, run, count);
+  // every exchange in flight listens for the step's abort (its take, its send on the stream): a few per micro-batch
+  setMaxListeners(16 * count + 16, signal);
   const ctx: StepContext = { seed: run.seed, step: req.step, train: true };
   const micro = (k: number): MicroBatch => ({ index: k, count });
   const ks = [...Array(count).keys()];
