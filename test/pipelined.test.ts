@@ -72,8 +72,9 @@ test.serial('two workers with the steps cut into 1, 2 and 4 micro-batches give t
   }
 });
 
-test.serial('micro-batches that do not divide the batch are refused by Configure and by Step (INVALID_ARGUMENT), and the run goes on', async (t) => {
-  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)]), startWorker(t, 1, ['--max-batch', String(B)])]);
+test.serial('micro-batches that do not divide the batch are refused by Configure and by Step (INVALID_ARGUMENT), and the run goes on; micro-batches also travel by Exchange calls', async (t) => {
+  // tower 1 as a worker without the stream: both send one Exchange call a tensor, each with its micro-batch
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)]), startWorker(t, 1, ['--max-batch', String(B), '--no-exchange-stream'])]);
   const source = new SyntheticSource(tiny, SEED);
   t.throws(() => new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: B, seed: SEED, hyper, source, microBatches: 3 }), {
     name: 'UserError',
@@ -96,4 +97,7 @@ test.serial('micro-batches that do not divide the batch are refused by Configure
   const m = await c.step(b);
   t.is(m.micro_batches, 2);
   t.true(Number.isFinite(m.loss));
+  const sizes = crossingSizes(tiny, B).map((x) => 4 * x.floats);
+  t.is(m.crossing_bytes, 2 * (2 * (sizes[0]! + sizes[1]! + sizes[2]!) + sizes[3]!));
+  for (const w of m.workers) t.is(w.messages_sent, 14, `tower ${w.tower}: 7 tensors in 2 micro-batches`);
 });
