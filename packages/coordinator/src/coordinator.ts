@@ -238,10 +238,7 @@ export class Coordinator {
     if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
     const unmet = unmetNeed(reply.features, { decayBiases: this.o.hyper.decayBiases, resume: this.o.resume !== undefined, evaluate: this.o.eval !== undefined });
     if (unmet !== null) throw new UserError(`${this.label(t)} ${unmet}`);
-    if (!reply.features.includes('micro-batches')) {
-      if (this.microBatches.next > 1) throw new UserError(`${this.label(t)} takes no micro-batches (an older build): update it, or give --micro-batches 1`);
-      this.microBatches.disable(`${this.label(t)} is an older build without micro-batches`);
-    }
+    this.microBatches.checkWorker(reply.features, this.label(t));
     if (this.o.eval) {
       if (this.o.eval.set.maxBatch > reply.max_batch) throw new UserError(`evaluation batch ${this.o.eval.set.maxBatch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
     }

@@ -69,7 +69,17 @@ export class MicroBatchChoice {
     return this.forced ?? 0;
   }
 
-  /** A worker cannot take micro-batches (an older build): N = 1 for the run (a forced N > 1 was refused at the handshake). */
+  /**
+   * At the handshake: a worker `label` without the feature "micro-batches" (an older build) makes `auto` 1
+   * for the run and a forced N > 1 a UserError.
+   */
+  checkWorker(features: readonly string[], label: string): void {
+    if (features.includes('micro-batches')) return;
+    if (this.forced !== undefined && this.forced > 1) throw new UserError(`${label} takes no micro-batches (an older build): update it, or give --micro-batches 1`);
+    this.disable(`${label} is an older build without micro-batches`);
+  }
+
+  /** A worker cannot take micro-batches: N = 1 for the run. */
   disable(why: string): void {
     if (this.stage === 'fixed' && this.n === 1) return;
     this.n = 1;

@@ -34,7 +34,7 @@ test('auto: a small exchange share keeps 1; a large one tries the candidate and 
   t.is(lines.pop(), 'micro-batches: 1 (2 micro-batches take 120 ms a step, the whole batch 100 ms)');
 });
 
-test('a forced count is kept and checked against the batch; a worker without micro-batches makes auto 1', (t) => {
+test('a forced count is kept and checked against the batch; a worker without micro-batches makes auto 1 and a forced N > 1 a user error', (t) => {
   const c = new MicroBatchChoice(32, 4);
   c.observe(step(100, 0.9));
   t.true(c.settled);
@@ -45,8 +45,15 @@ test('a forced count is kept and checked against the batch; a worker without mic
   const lines: string[] = [];
   const a = new MicroBatchChoice(32, undefined, (l) => lines.push(l));
   t.is(a.configured, 0);
-  a.disable('worker 1 is an older build without micro-batches');
+  a.checkWorker(['exchange-stream', 'micro-batches'], 'worker 0');
+  t.false(a.settled);
+  a.checkWorker(['exchange-stream'], 'worker 1 (tower 1) at h:1');
   t.true(a.settled);
   t.is(a.next, 1);
-  t.deepEqual(lines, ['micro-batches: 1 (worker 1 is an older build without micro-batches)']);
+  t.deepEqual(lines, ['micro-batches: 1 (worker 1 (tower 1) at h:1 is an older build without micro-batches)']);
+  t.throws(() => new MicroBatchChoice(32, 2).checkWorker([], 'worker 1 (tower 1) at h:1'), {
+    name: 'UserError',
+    message: 'worker 1 (tower 1) at h:1 takes no micro-batches (an older build): update it, or give --micro-batches 1',
+  });
+  t.notThrows(() => new MicroBatchChoice(32, 1).checkWorker([], 'worker 1'));
 });
