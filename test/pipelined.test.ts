@@ -9,8 +9,8 @@
  */
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { GroupedTrainer, crossingSizes, scaledError, tiny, type SgdHyper } from '@alexnet-mp/core';
-import { inputNormalisation, normaliseImages, trafficTotals, type StatusReply } from '@alexnet-mp/worker';
+import { GroupedTrainer, crossingSizes, scaledError, tiny, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { inputNormalisation, normaliseImages, trafficTotals, type LayerTensors, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, type StepMetrics } from '@alexnet-mp/coordinator';
 import { maxRelError, startWorker } from './helpers.js';
 
@@ -100,4 +100,29 @@ test.serial('micro-batches that do not divide the batch are refused by Configure
   const sizes = crossingSizes(tiny, B).map((x) => 4 * x.floats);
   t.is(m.crossing_bytes, 2 * (2 * (sizes[0]! + sizes[1]! + sizes[2]!) + sizes[3]!));
   for (const w of m.workers) t.is(w.messages_sent, 14, `tower ${w.tower}: 7 tensors in 2 micro-batches`);
+});
+
+test.serial('in micro-batches, a run resumed from its parameters and momentum continues exactly; an evaluation runs between such steps', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)]), startWorker(t, 1, ['--max-batch', String(B)])]);
+  const source = new SyntheticSource(tiny, SEED);
+  const workers = [w0.address, w1.address] as const;
+  const a = new Coordinator({ spec: tiny, workers, batch: B, seed: SEED, hyper, source, microBatches: 2 });
+  await a.start();
+  const whole: number[] = [];
+  let saved: [Map<string, LayerTensors>, Map<string, LayerTensors>] | null = null;
+  for (let s = 0; s < 4; s++) {
+    if (s === 2) saved = [await a.clients[0].parameters(true), await a.clients[1].parameters(true)];
+    whole.push((await a.step(await source.batch(s, B))).loss);
+  }
+  const ev = await a.evaluateBatch(await source.batch(9, B));
+  t.true(Number.isFinite(ev.loss) && ev.batch === B, 'an evaluation after steps in micro-batches');
+  await a.release();
+  a.close();
+  // a new run on the same workers from step 2's parameters and momentum (SetParameters), still in 2 micro-batches
+  const params = saved!.map((p) => new Map([...p].map(([name, l]) => [name, { w: l.w, b: l.b, vw: l.vw!, vb: l.vb! }]))) as unknown as [TowerParams, TowerParams];
+  const b = new Coordinator({ spec: tiny, workers, batch: B, seed: SEED, hyper, source, microBatches: 2, resume: { params, step: 2 } });
+  t.teardown(() => b.close());
+  await b.start();
+  const resumed = [(await b.step(await source.batch(2, B))).loss, (await b.step(await source.batch(3, B))).loss];
+  t.deepEqual(resumed, whole.slice(2), 'steps 2 and 3 of the resumed run are the uninterrupted run, bit for bit');
 });
