@@ -1,11 +1,13 @@
 /**
- * `node --import tsx bench/distributed.ts --preset cifar --batch 32 [--backend webasm] [--iters 5] [--warmup 1] [--json]`
+ * `node --import tsx bench/distributed.ts --preset cifar --batch 32 [--backend webasm] [--iters 5] [--warmup 1] [--micro-batches 1 auto] [--json]`
  *
  * The two-worker run on this machine next to the one-process grouped trainer:
  * starts two `alexnet worker` processes on free loopback ports, drives them
  * with the coordinator (in this process) for --warmup + --iters steps of
  * synthetic data, stops them, then times the one-process GroupedTrainer on
- * the same batches. Reports images/s of both (median step), and for the
+ * the same batches. With several --micro-batches values, one two-worker run each
+ * (N micro-batches a step, or auto: the coordinator's choice, made in untimed steps
+ * first). Reports images/s of both (median step), and for the
  * two-worker run where each worker's step time went: computing, waiting on
  * the exchange with its peer (sending until acknowledged, or waiting for
  * the peer's tensor), and the update; plus the bytes that crossed per step.
@@ -14,10 +16,10 @@
 import os from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { GroupedTrainer, backendChoices, getPreset, median, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
+import { GroupedTrainer, backendChoices, getPreset, median, microBatchProblem, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
-import { SyntheticSource, mallocDescription } from '@alexnet-mp/coordinator';
-import { describeTwoWorkers, runTwoWorkers } from './two-workers.js';
+import { SyntheticSource, UserError, mallocDescription } from '@alexnet-mp/coordinator';
+import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
 
 const argv = await yargs(hideBin(process.argv))
   .usage('node --import tsx bench/distributed.ts [options]\n\nImages/s of the two-worker run (two processes, gRPC on loopback) next to the one-process trainer.')
@@ -26,6 +28,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('batch', { type: 'number', default: 32, describe: 'images per step' })
   .option('iters', { type: 'number', default: 5, describe: 'timed steps (median reported)' })
   .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first (kernels compile on the first)' })
+  .option('micro-batches', { type: 'string', array: true, default: ['1'], describe: 'micro-batches a step of the two-worker run: N, or auto (the coordinator chooses); several values: one run each' })
   .option('one-process', { type: 'boolean', default: true, describe: 'also time the one-process trainer (--no-one-process to skip)' })
   .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
   .strict()
@@ -46,10 +49,21 @@ const emit = (o: object) => {
 
 log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().length} CPU cores; ${argv.warmup} warm-up + ${argv.iters} timed steps; ${mallocDescription()} (workers and the one-process run)`);
 
-// ---- two workers, one coordinator (bench/two-workers.ts)
-const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log });
-log(describeTwoWorkers(distributed));
-emit(distributed);
+// ---- two workers, one coordinator (bench/two-workers.ts), once per --micro-batches value
+const counts = argv['micro-batches'].map((v): number | 'auto' => {
+  const n = Number(v);
+  if (v === 'auto') return 'auto';
+  const problem = microBatchProblem(B, n);
+  if (problem) throw new UserError(`--micro-batches ${v}: ${problem}, or auto`);
+  return n;
+});
+const runs: TwoWorkerResult[] = [];
+for (const microBatches of counts) {
+  const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches });
+  log(`${microBatches === 'auto' ? '(auto) ' : ''}${describeTwoWorkers(distributed)}`);
+  emit({ ...distributed, microBatchesAsked: microBatches });
+  runs.push(distributed);
+}
 
 // ---- one process, same batches
 if (argv['one-process']) {
@@ -69,8 +83,10 @@ if (argv['one-process']) {
   const one = { kind: 'one-process', preset: spec.name, backend: argv.backend, batch: B, imagesPerSec: (B / oneMs) * 1000, medianStepMs: oneMs };
   log(`one process: ${one.imagesPerSec.toFixed(1)} images/s (median step ${oneMs.toFixed(0)} ms)`);
   emit(one);
-  const ratio = distributed.imagesPerSec / one.imagesPerSec;
-  log(`two workers / one process: ${ratio.toFixed(2)}x`);
-  emit({ kind: 'comparison', preset: spec.name, batch: B, ratio });
+  for (const [i, d] of runs.entries()) {
+    const ratio = d.imagesPerSec / one.imagesPerSec;
+    log(`two workers (--micro-batches ${counts[i]}: ${d.microBatches}) / one process: ${ratio.toFixed(2)}x`);
+    emit({ kind: 'comparison', preset: spec.name, batch: B, microBatches: d.microBatches, ratio });
+  }
 }
 process.exit(0);

@@ -27,6 +27,8 @@ export interface TwoWorkerResult {
   updateShare: number[];
   coordinatorOverheadMs: number;
   crossingBytesPerStep: number;
+  /** The micro-batches of the timed steps (with 'auto', as chosen before them). */
+  microBatches: number;
 }
 
 export interface TwoWorkerOptions {
@@ -38,6 +40,8 @@ export interface TwoWorkerOptions {
   hyper: SgdHyper;
   /** One line per step and per event (none: silent). */
   log?: (line: string) => void;
+  /** Micro-batches a step (default 1); 'auto' steps untimed until the coordinator has chosen, then times warmup + iters steps. */
+  microBatches?: number | 'auto';
   /** The workers' stderr: inherited (default) or dropped. */
   workerStderr?: 'inherit' | 'ignore';
 }
@@ -70,13 +74,17 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
         });
       }),
     );
-    coordinator = new Coordinator({ spec, workers: addresses as [string, string], batch: B, seed: 1, hyper, source });
+    coordinator = new Coordinator({ spec, workers: addresses as [string, string], batch: B, seed: 1, hyper, source, microBatches: opts.microBatches ?? 1, info: (l) => log(`  ${l}`) });
     await coordinator.start();
     const metrics: StepMetrics[] = [];
+    const describe = (m: StepMetrics) => `${m.ms.toFixed(0)} ms, ${m.micro_batches} micro-batch${m.micro_batches > 1 ? 'es' : ''}, exchange waited ${m.workers.map((w) => w.exchange_ms.toFixed(0)).join(' / ')} ms, hidden ${m.workers.map((w) => w.exchange_hidden_ms.toFixed(0)).join(' / ')} ms`;
+    // 'auto': the steps the coordinator measures before it settles N are not timed
+    let first = 0;
+    for (; !coordinator.microBatches.settled; first++) log(`  two workers, choosing the micro-batches, step ${first + 1}: ${describe(await coordinator.step(await source.batch(first, B)))}`);
     for (let s = 0; s < steps; s++) {
-      const m = await coordinator.step(await source.batch(s, B));
+      const m = await coordinator.step(await source.batch(first + s, B));
       metrics.push(m);
-      log(`  two workers, step ${s + 1}/${steps}${s < warmup ? ' (warm-up)' : ''}: ${m.ms.toFixed(0)} ms, exchange waited ${m.workers.map((w) => w.exchange_ms.toFixed(0)).join(' / ')} ms, hidden ${m.workers.map((w) => w.exchange_hidden_ms.toFixed(0)).join(' / ')} ms`);
+      log(`  two workers, step ${s + 1}/${steps}${s < warmup ? ' (warm-up)' : ''}: ${describe(m)}`);
     }
     const timed = metrics.slice(warmup);
     const stepMs = median(timed.map((m) => m.ms));
@@ -96,6 +104,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       updateShare: [share(0, 'update_ms'), share(1, 'update_ms')],
       coordinatorOverheadMs: median(timed.map((m) => m.ms - Math.max(m.workers[0]!.total_ms, m.workers[1]!.total_ms))),
       crossingBytesPerStep: timed[0]?.crossing_bytes ?? 0,
+      microBatches: timed[timed.length - 1]?.micro_batches ?? 1,
     };
   } finally {
     coordinator?.close();
@@ -107,7 +116,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
 /** The two-worker result in one line. */
 export function describeTwoWorkers(d: TwoWorkerResult): string {
   return (
-    `two workers: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
+    `two workers, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
     `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
     `exchange hidden behind compute: tower 0 ${(100 * d.exchangeHiddenShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeHiddenShare[1]!).toFixed(0)}%; ` +
     `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${d.coordinatorOverheadMs.toFixed(1)} ms`

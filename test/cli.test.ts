@@ -27,3 +27,19 @@ for (const [args, line] of [
     t.is(r.stderr, `${line}\n`);
   });
 }
+
+for (const [args, line] of [
+  [['launch', '--batch', '16', '--micro-batches', '3'], 'alexnet: --micro-batches 3: 3 micro-batches do not divide the batch of 16 images (divisors: 1, 2, 4, 8, 16) (--batch 16)'],
+  [['launch', '--micro-batches', '0'], 'alexnet: --micro-batches 0: give a whole number >= 1 that divides --batch, or auto'],
+  [['launch', '--micro-batches=-2'], 'alexnet: --micro-batches -2: give a whole number >= 1 that divides --batch, or auto'],
+  [['launch', '--micro-batches', 'many'], 'alexnet: --micro-batches many: give a whole number >= 1 that divides --batch, or auto'],
+  [['launch', '--micro-batches', '32'], 'alexnet: --micro-batches 32: 32 micro-batches is more than the batch of 16 images (--batch 16)'],
+  [['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--batch', '8', '--micro-batches', '6'], 'alexnet: --micro-batches 6: 6 micro-batches do not divide the batch of 8 images (divisors: 1, 2, 4, 8) (--batch 8)'],
+] as const) {
+  test(`a bad --micro-batches is one line, exit 2, before anything starts: alexnet ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2, r.stderr);
+    t.is(r.stdout, '');
+    t.is(r.stderr, `${line}\n`);
+  });
+}

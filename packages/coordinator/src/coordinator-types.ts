@@ -46,6 +46,8 @@ export interface CoordinatorOptions {
   readonly info?: (line: string) => void;
   /** Mutual TLS and/or the shared token the workers ask for (worker's auth.ts); none: plain gRPC. */
   readonly security?: Security;
+  /** Micro-batches a step (--micro-batches): N >= 1 always N; 'auto' chosen from the measured exchange (micro-batches.ts); default 1. */
+  readonly microBatches?: number | 'auto';
 }
 
 /** Where a run continues: both towers' parameters and momentum, the steps done and the schedule's state. */
@@ -90,6 +92,8 @@ export interface StepMetrics {
   top1_error: number;
   top5_error: number;
   batch: number;
+  /** The micro-batches the step was cut into (1: the whole batch at once). */
+  micro_batches: number;
   ms: number;
   images_per_s: number;
   /** Tensor bytes that crossed between the workers in this step (both directions). */

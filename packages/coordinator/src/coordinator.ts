@@ -32,6 +32,7 @@ import { UserError } from './cli/errors.js';
 import { CallDeadlines, isLostWorker, retryWhileBusy } from './health.js';
 import { checkLoss, checkParams } from './divergence.js';
 import { lacks, unmetNeed } from './worker-features.js';
+import { MicroBatchChoice } from './micro-batches.js';
 
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
 import { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
@@ -64,6 +65,8 @@ export class Coordinator {
   private readonly deadlines: CallDeadlines;
   /** The schedule's state at the start (restored when a restart goes back to step 0). */
   private readonly initialSchedule: LrScheduleState | null;
+  /** How many micro-batches each step is cut into (micro-batches.ts). */
+  readonly microBatches: MicroBatchChoice;
 
   constructor(readonly o: CoordinatorOptions) {
     this.runId = o.runId ?? newRunId();
@@ -77,6 +80,7 @@ export class Coordinator {
     this.info = o.info ?? (() => {});
     this.deadlines = new CallDeadlines(o.deadlines);
     this.initialSchedule = o.schedule ? { ...o.schedule.state } : null;
+    this.microBatches = new MicroBatchChoice(o.batch, o.microBatches === 'auto' ? undefined : (o.microBatches ?? 1), this.info);
   }
 
   private label(t: number): string {
@@ -117,6 +121,7 @@ export class Coordinator {
               seed: this.o.seed,
               peer_address: this.o.workers[1 - t]!,
               input_mean: [...(this.o.source.inputMean ?? [])],
+              micro_batches: this.microBatches.configured,
             });
           return await retryWhileBusy(configure, timeoutMs);
         } catch (e) {
@@ -233,6 +238,7 @@ export class Coordinator {
     if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
     const unmet = unmetNeed(reply.features, { decayBiases: this.o.hyper.decayBiases, resume: this.o.resume !== undefined, evaluate: this.o.eval !== undefined });
     if (unmet !== null) throw new UserError(`${this.label(t)} ${unmet}`);
+    this.microBatches.checkWorker(reply.features, this.label(t));
     if (this.o.eval) {
       if (this.o.eval.set.maxBatch > reply.max_batch) throw new UserError(`evaluation batch ${this.o.eval.set.maxBatch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
     }
@@ -280,7 +286,8 @@ export class Coordinator {
     const h = this.hyperOf(step);
     const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay, no_bias_decay: h.decayBiases !== true };
     const timeoutMs = this.deadlines.next('step');
-    const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper }, { signal, timeoutMs }));
+    const micro = this.microBatches.next;
+    const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper, micro_batches: micro }, { signal, timeoutMs }));
     const ms = performance.now() - t0;
     this.deadlines.observe('step', ms);
     const r0 = replies[0]!;
@@ -302,6 +309,7 @@ export class Coordinator {
         messages_received: tt.messagesReceived,
       };
     });
+    this.microBatches.observe({ ms, workers });
     return {
       event: 'step',
       step,
@@ -310,6 +318,7 @@ export class Coordinator {
       top1_error: 1 - r0.correct / r0.batch,
       top5_error: 1 - r0.correct_top5 / r0.batch,
       batch: r0.batch,
+      micro_batches: micro,
       ms,
       images_per_s: (r0.batch / ms) * 1000,
       crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,

@@ -81,6 +81,8 @@ export interface RunSummary {
   /** Per worker: the share of its step time during which its tensors were in flight while it computed (hidden exchange). */
   exchange_hidden_share: number[];
   crossing_bytes_per_step: number;
+  /** The micro-batches of the last step (--micro-batches; 1: the whole batch at once). */
+  micro_batches: number;
   /** The last evaluation (--eval-every), null when none ran. */
   eval_last: { step: number; loss: number; top1_error: number; top5_error: number; images: number } | null;
 }
@@ -106,6 +108,8 @@ export function summarise(steps: StepMetrics[], elapsedMs: number, evals: readon
     exchange_share: steps.length ? [share(0), share(1)] : [],
     exchange_hidden_share: steps.length ? [share(0, 'exchange_hidden_ms'), share(1, 'exchange_hidden_ms')] : [],
     crossing_bytes_per_step: steps[0]?.crossing_bytes ?? 0,
+    // a log of older coordinators has no micro-batches: the whole batch
+    micro_batches: steps[steps.length - 1]?.micro_batches ?? 1,
     eval_last: evals.length ? (({ step, loss, top1_error, top5_error, images }) => ({ step, loss, top1_error, top5_error, images }))(evals[evals.length - 1]!) : null,
   };
 }

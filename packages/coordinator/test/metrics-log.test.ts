@@ -36,7 +36,7 @@ test("the end-of-run summary leaves out step 0 (kernel compilation) and takes th
     sent_bytes: 0, received_bytes: 0, messages_sent: 0, messages_received: 0,
   });
   const step = (n: number, ms: number, loss: number): StepMetrics => ({
-    event: 'step', step: n, lr: 0.01, loss, top1_error: 0.5, top5_error: 0.1, batch: 64, ms, images_per_s: 64000 / ms,
+    event: 'step', step: n, lr: 0.01, loss, top1_error: 0.5, top5_error: 0.1, batch: 64, micro_batches: 1, ms, images_per_s: 64000 / ms,
     crossing_bytes: 4096, workers: [worker(0, ms, ms / 4, ms / 8), worker(1, ms, 0, ms / 2)], traffic: [],
   });
   // step 0 compiles (60 s); the rest: 1000, 4000, 2000, 3000 ms, whose median is 2500 ms

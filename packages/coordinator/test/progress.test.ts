@@ -5,7 +5,7 @@ import type { StepMetrics } from '../src/coordinator.js';
 import { Progress } from '../src/progress.js';
 
 const step = (n: number, loss: number): StepMetrics => ({
-  event: 'step', step: n, lr: 0.01, loss, top1_error: 0.5, top5_error: 0.1, batch: 64, ms: 4000, images_per_s: 16, crossing_bytes: 0, workers: [], traffic: [],
+  event: 'step', step: n, lr: 0.01, loss, top1_error: 0.5, top5_error: 0.1, batch: 64, micro_batches: 1, ms: 4000, images_per_s: 16, crossing_bytes: 0, workers: [], traffic: [],
 });
 
 /** A stand-in terminal: what the bar writes, escape codes taken out. */

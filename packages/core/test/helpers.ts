@@ -25,16 +25,8 @@ export async function host(x: DeviceTensor | ArrayLike<number>): Promise<ArrayLi
   return (await x.toArray()) as Float32Array;
 }
 
-/** max |a - b| over max |b|: the error on the scale of the tensor (long float32 sums, values that cancel to near zero). */
-export function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let size = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    size = Math.max(size, Math.abs(b[i]!));
-  }
-  return size > 0 ? diff / size : diff;
-}
+export { scaledError } from '../src/reference/compare.js';
+import { scaledError } from '../src/reference/compare.js';
 
 /** assertClose on the tensor's scale (scaledError). */
 export async function assertScaledClose(t: ExecutionContext, got: DeviceTensor | ArrayLike<number>, want: DeviceTensor | ArrayLike<number>, tol: number, what: string): Promise<void> {

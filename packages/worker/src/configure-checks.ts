@@ -1,9 +1,9 @@
 /**
  * What a Configure request must be before anything of the old run is dropped: a batch within --max-batch that a
- * CPU worker's memory can hold, an input mean for the preset's channels, a peer address.
+ * CPU worker's memory can hold, micro-batches that divide it, an input mean for the preset's channels, a peer address.
  */
 import * as grpc from '@grpc/grpc-js';
-import { MEMORY_SHARE, formatGiB, memoryShortfall } from '@alexnet-mp/core';
+import { MEMORY_SHARE, formatGiB, memoryShortfall, microBatchProblem } from '@alexnet-mp/core';
 import { parseAddress, type ConfigureRequest } from './protocol.js';
 import { RpcError } from './rpc.js';
 import { inputMeanFrom } from './images.js';
@@ -21,6 +21,10 @@ export function checkConfigure(w: WorkerContext & { readonly peerOption?: string
       throw new RpcError(grpc.status.INVALID_ARGUMENT, `batch ${req.batch}: a step of preset ${w.spec.name} needs about ${formatGiB(short.need)} on tower ${w.tower}, more than ${Math.round(100 * MEMORY_SHARE)}% of this machine's ${formatGiB(short.total)}; at most about ${short.largest} fits`);
     }
   }
+  // 0: the coordinator chooses per step
+  const micro = req.micro_batches ?? 0;
+  const problem = micro === 0 ? null : microBatchProblem(req.batch, micro);
+  if (problem) throw new RpcError(grpc.status.INVALID_ARGUMENT, `micro_batches: ${problem}`);
   const mean = inputMeanFrom(req.input_mean, w.spec.inputChannels);
   if (typeof mean === 'string') throw new RpcError(grpc.status.INVALID_ARGUMENT, mean);
   const peerAddress = w.peerOption ?? req.peer_address;

@@ -6,15 +6,23 @@ import * as grpc from '@grpc/grpc-js';
 import { crossingShape, decodeTensor, encodeTensor, squeezeUnitSpatial, type Direction, type EvalExchangeRequest, type ExchangeRequest, type Tensor } from './protocol.js';
 import { RpcError, describeError, isServiceError, unary } from './rpc.js';
 import { Traffic, describePhase, mailKey, type Phase } from './exchange.js';
-import { phaseKey, type Crossings, type Run, type WorkerContext } from './run.js';
+import { WHOLE, phaseKey, type Crossings, type MicroBatch, type Run, type WorkerContext } from './run.js';
+import { microBatchProblem } from '@alexnet-mp/core';
 
-/** Checks a peer's tensor (point, direction, shape for `batch` images), counts it and leaves it in the mailbox. */
-export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: string, dir: Direction, batch: number, tensor: Tensor): void {
+/**
+ * Checks a peer's tensor (point, direction, shape for `batch` images), counts it and leaves it in the mailbox.
+ * `micro`: a step cut into micro-batches, the tensor being micro-batch `index` of `count` (of batch / count images).
+ */
+export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: string, dir: Direction, batch: number, tensor: Tensor, micro: MicroBatch = WHOLE): void {
   if (!w.points.includes(point)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no crossing point ${point}`);
   if (dir !== 'FORWARD' && dir !== 'BACKWARD') throw new RpcError(grpc.status.INVALID_ARGUMENT, `direction ${dir}`);
   if (!receives(w, point, dir)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `tower ${w.tower} takes no ${dir.toLowerCase()} tensor at ${point}`);
+  const problem = microBatchProblem(batch, micro.count);
+  if (problem !== null || !(Number.isInteger(micro.index) && micro.index >= 0 && micro.index < micro.count)) {
+    throw new RpcError(grpc.status.INVALID_ARGUMENT, `${point} ${dir.toLowerCase()}: micro-batch ${micro.index} of ${micro.count}: ${problem ?? `give an index in 0..${micro.count - 1}`}`);
+  }
   let x: Float32Array;
-  const want = crossingShape(w.spec, point, batch);
+  const want = crossingShape(w.spec, point, batch / micro.count);
   // [C, N, 1, 1] is the same tensor as [C, N]; any other shape is refused as it came
   const squeezed = squeezeUnitSpatial(tensor.shape);
   const same = squeezed.length === want.length && squeezed.every((d, i) => d === want[i]);
@@ -26,7 +34,7 @@ export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: 
   }
   trafficOf(w, run, phase).received(point, dir, tensor.data.byteLength);
   try {
-    run.mailbox.put(mailKey(phase, point, dir), x);
+    run.mailbox.put(mailKey(phase, point, dir, micro.index), x);
   } catch (e) {
     throw new RpcError(grpc.status.FAILED_PRECONDITION, (e as Error).message);
   }
@@ -50,75 +58,92 @@ export function trafficOf(w: WorkerContext, run: Run, phase: Phase): Traffic {
 
 /**
  * The exchanges of one step or evaluation of `batch` images: sending with Peer.Exchange (steps) or
- * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys; blocked time counted.
+ * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys. Time accounting: the
+ * time during which at least one exchange was in flight, split into the time the pass was blocked on one
+ * (exchangeMs) and the rest, when it computed meanwhile (exchangeHiddenMs); the two add up to that time
+ * once, however many exchanges overlap (a step cut into micro-batches keeps several in flight).
  */
 export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: number, traffic: Traffic, signal: AbortSignal): Crossings {
-  let exchangeMs = 0;
-  let hiddenMs = 0;
+  let blockedMs = 0;
+  let inFlight = 0;
+  let inFlightSince = 0;
+  let inFlightMs = 0;
   const what = describePhase(phase);
-  const start = (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
+  const start = (point: string, dir: Direction, send: Float32Array | null, take: boolean, micro: MicroBatch = WHOLE): Promise<Float32Array | null> => {
     signal.throwIfAborted();
     const jobs: Promise<unknown>[] = [];
     let got: Float32Array | null = null;
-    if (send) jobs.push(sendCrossing(w, run, phase, batch, point, dir, send, signal, traffic));
+    const n = batch / micro.count;
+    const part = micro.count > 1 ? ` (micro-batch ${micro.index} of ${micro.count})` : '';
+    if (send) jobs.push(sendCrossing(w, run, phase, batch, point, dir, send, signal, traffic, micro));
     if (take) {
       jobs.push(
         run.mailbox
-          .take(mailKey(phase, point, dir), signal, w.exchangeTimeoutMs, () => `${point} ${dir.toLowerCase()} tensor of ${what}`)
+          .take(mailKey(phase, point, dir, micro.index), signal, w.exchangeTimeoutMs, () => `${point} ${dir.toLowerCase()} tensor of ${what}${part}`)
           .then((x) => {
             // a step's tensors were checked on arrival; an evaluation's may arrive before its batch size is known here
-            const want = crossingShape(w.spec, point, batch).reduce((a, b) => a * b, 1);
-            if (x.length !== want) throw new RpcError(grpc.status.FAILED_PRECONDITION, `the peer's ${point} tensor of ${what} has ${x.length} floats, this worker expects ${want} (the two were sent different batches)`);
+            const want = crossingShape(w.spec, point, n).reduce((a, b) => a * b, 1);
+            if (x.length !== want) throw new RpcError(grpc.status.FAILED_PRECONDITION, `the peer's ${point} tensor of ${what}${part} has ${x.length} floats, this worker expects ${want} (the two were sent different batches)`);
             got = x;
           }),
       );
     }
-    return Promise.all(jobs).then(() => got);
+    const exchange = Promise.all(jobs).then(() => got);
+    if (inFlight++ === 0) inFlightSince = performance.now();
+    const settled = () => {
+      if (--inFlight === 0) inFlightMs += performance.now() - inFlightSince;
+    };
+    // a failure is rethrown where the exchange is awaited, not left unhandled here
+    exchange.then(settled, settled);
+    return exchange;
+  };
+  /** Waits for an exchange started before, the time blocked counted. */
+  const wait = async <T>(exchange: Promise<T>): Promise<T> => {
+    const ts = performance.now();
+    try {
+      return await exchange;
+    } finally {
+      blockedMs += performance.now() - ts;
+    }
   };
   const crossDuring = async (point: string, dir: Direction, send: Float32Array | null, take: boolean, work: () => Promise<void>): Promise<Float32Array | null> => {
-    const ts = performance.now();
-    let settled: number | null = null;
     const exchange = start(point, dir, send, take);
-    // the time it settled, if during `work`; a failure is rethrown by the await below, not left unhandled
-    exchange.then(
-      () => (settled = performance.now()),
-      () => (settled = performance.now()),
-    );
+    exchange.catch(() => {}); // awaited below, after `work`
     // one turn of the event loop first: HTTP/2 hands the written tensor to the socket in it (on the CPU
     // backends `work` holds the thread until it ends)
     await new Promise((resolve) => setImmediate(resolve));
     await work();
-    const tw = performance.now();
-    const got = await exchange;
-    const end = performance.now();
-    hiddenMs += Math.min(tw, settled ?? tw) - ts;
-    exchangeMs += end - tw;
-    return got;
+    return wait(exchange);
   };
-  const cross = async (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
-    const ts = performance.now();
-    const got = await start(point, dir, send, take);
-    exchangeMs += performance.now() - ts;
-    return got;
+  const cross = (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => wait(start(point, dir, send, take));
+  const begin = (point: string, dir: Direction, send: Float32Array | null, take: boolean, micro: MicroBatch): Promise<Float32Array | null> => {
+    const exchange = start(point, dir, send, take, micro);
+    exchange.catch(() => {}); // awaited by `wait`, later
+    return exchange;
   };
+  const inFlightNow = () => inFlightMs + (inFlight > 0 ? performance.now() - inFlightSince : 0);
   return {
     cross,
     crossDuring,
+    begin,
+    wait,
     get exchangeMs() {
-      return exchangeMs;
+      return blockedMs;
     },
     get exchangeHiddenMs() {
-      return hiddenMs;
+      return Math.max(0, inFlightNow() - blockedMs);
     },
   };
 }
 
 /** Pushes one crossing tensor of a step (Exchange) or an evaluation (EvalExchange) to the peer and waits for its acknowledgement. */
-export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, batch: number, point: string, dir: Direction, x: Float32Array, signal: AbortSignal, traffic: Traffic): Promise<void> {
-  const tensor = encodeTensor(crossingShape(w.spec, point, batch), x);
+export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, batch: number, point: string, dir: Direction, x: Float32Array, signal: AbortSignal, traffic: Traffic, micro: MicroBatch = WHOLE): Promise<void> {
+  const tensor = encodeTensor(crossingShape(w.spec, point, batch / micro.count), x);
   try {
     if (phase.kind === 'step') {
       const req: ExchangeRequest = { run_id: run.id, step: phase.n, point, direction: dir, from_tower: w.tower, tensor };
+      // only a step cut into micro-batches says so: to an older peer a whole batch's tensor reads as ever
+      if (micro.count > 1) Object.assign(req, { micro_batch: micro.index, micro_batches: micro.count });
       // on the run's stream when the peer has it (exchange-stream.ts), else one Exchange call
       const streamed = run.peer.stream !== null && (await sentOnStream(w, run, req, signal));
       if (!streamed) await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
@@ -130,9 +155,10 @@ export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, bat
     if (signal.aborted) throw signal.reason;
     const code = isServiceError(e) ? e.code : grpc.status.INTERNAL;
     const unimplemented = code === grpc.status.UNIMPLEMENTED ? ' (the peer is an older build without evaluation)' : '';
+    const part = micro.count > 1 ? ` (micro-batch ${micro.index} of ${micro.count})` : '';
     throw new RpcError(
       code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.UNIMPLEMENTED ? code : grpc.status.UNAVAILABLE,
-      `tower ${w.tower} could not send ${point} (${dir.toLowerCase()}) of ${describePhase(phase)} to its peer at ${run.peer.address}: ${describeError(e)}${unimplemented}`,
+      `tower ${w.tower} could not send ${point} (${dir.toLowerCase()}) of ${describePhase(phase)}${part} to its peer at ${run.peer.address}: ${describeError(e)}${unimplemented}`,
     );
   }
   traffic.sent(point, dir, tensor.data.byteLength);

@@ -46,7 +46,7 @@ export class ExchangeStream {
         this.fail(call, peerError(grpc.status.INTERNAL, 'the peer acknowledged a tensor that was not sent'));
         return;
       }
-      if (ack.point !== p.req.point || ack.step !== p.req.step || ack.direction !== p.req.direction) {
+      if (ack.point !== p.req.point || ack.step !== p.req.step || ack.direction !== p.req.direction || (ack.micro_batch ?? 0) !== (p.req.micro_batch ?? 0)) {
         this.fail(call, peerError(grpc.status.INTERNAL, `the peer acknowledged ${ack.point} (${ack.direction.toLowerCase()}) of step ${ack.step} where ${p.req.point} of step ${p.req.step} was next`));
         p.reject(peerError(grpc.status.INTERNAL, 'out-of-order acknowledgement on the exchange stream'));
         return;
@@ -158,7 +158,7 @@ export function exchangeStreamHandler(accept: (req: ExchangeRequest) => void, re
         code = st.code ?? grpc.status.INTERNAL;
         message = st.details ?? '';
       }
-      const ack: ExchangeAck = { step: req.step, point: req.point, direction: req.direction, code, message };
+      const ack: ExchangeAck = { step: req.step, point: req.point, direction: req.direction, code, message, micro_batch: req.micro_batch ?? 0 };
       if (!call.write(ack)) {
         call.pause();
         call.once('drain', () => call.resume());

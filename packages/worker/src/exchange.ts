@@ -21,7 +21,8 @@ export const evalPhase = (n: number): Phase => ({ kind: 'eval', n });
 /** "step 3" or "evaluation 3", for messages. */
 export const describePhase = (p: Phase) => `${p.kind === 'step' ? 'step' : 'evaluation'} ${p.n}`;
 
-export const mailKey = (phase: Phase, point: string, dir: Direction) => `${phase.kind}/${phase.n}/${point}/${dir}`;
+/** The mailbox key of a crossing tensor; `micro`: its micro-batch in a step cut into micro-batches (0: the first, or the whole batch). */
+export const mailKey = (phase: Phase, point: string, dir: Direction, micro = 0) => `${phase.kind}/${phase.n}/${point}/${dir}/${micro}`;
 
 export class Mailbox {
   private readonly arrived = new Map<string, Float32Array>();

@@ -90,6 +90,8 @@ export interface ConfigureRequest {
   peer_address: string;
   /** Per-channel mean in pixel levels subtracted from every image; empty: 128 each (images.ts). */
   input_mean?: number[];
+  /** The steps' micro-batches: 0 (or absent) chosen per step by the coordinator, N >= 1 always N. */
+  micro_batches?: number;
 }
 
 export interface ConfigureReply {
@@ -105,6 +107,8 @@ export interface StepRequest {
   images: Uint8Array;
   labels: number[];
   hyper: SgdHyperMsg;
+  /** Micro-batches of this step (pipeline.ts); 0 (an older coordinator) or 1: the whole batch at once. */
+  micro_batches?: number;
 }
 
 export interface StepReply {
@@ -284,6 +288,9 @@ export interface ExchangeRequest {
   direction: Direction;
   from_tower: number;
   tensor: Tensor;
+  /** Micro-batch `micro_batch` of `micro_batches` (both 0 from older senders: the whole batch). */
+  micro_batch?: number;
+  micro_batches?: number;
 }
 
 /** Peer.Stream's answer to one ExchangeRequest: code 0 (taken) or the status Exchange would have failed with. */
@@ -293,6 +300,8 @@ export interface ExchangeAck {
   direction: Direction;
   code: number;
   message: string;
+  /** The request's micro_batch, echoed (0 from older workers). */
+  micro_batch?: number;
 }
 
 export interface EvalExchangeRequest {

@@ -45,7 +45,9 @@ export function peerService(w: PeerSide) {
   const acceptStepTensor = (req: ExchangeRequest): void => {
     const run = w.acceptingRun(req.run_id, req.from_tower);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for step ${req.step} reached tower ${w.tower} at step ${run.stepsDone}`);
-    acceptCrossing(w, run, stepPhase(req.step), req.point, req.direction, run.batch, req.tensor);
+    // 0 from an older sender: the whole batch
+    const micro = { index: req.micro_batch ?? 0, count: req.micro_batches || 1 };
+    acceptCrossing(w, run, stepPhase(req.step), req.point, req.direction, run.batch, req.tensor, micro);
   };
   return {
     Hello: unaryHandler<PeerHello, PeerHello>(async (req) => {

@@ -25,9 +25,11 @@ export const PROTOCOL_VERSION = 1;
  * - "activation-chunks": Worker.StreamActivations (GetActivations' reply in chunks of rows);
  * - "lease": Worker.Release and HandshakeRequest.take_over;
  * - "exchange-stream": Peer.Stream (a run's crossing tensors on one stream, each acknowledged) and
- *   PeerHello.features; StepTiming.exchange_hidden_ms.
+ *   PeerHello.features; StepTiming.exchange_hidden_ms;
+ * - "micro-batches": StepRequest.micro_batches, ConfigureRequest.micro_batches, ExchangeRequest.micro_batch
+ *   and micro_batches, ExchangeAck.micro_batch (a step cut into micro-batches whose crossings overlap the compute).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream', 'micro-batches'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));

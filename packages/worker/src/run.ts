@@ -84,11 +84,27 @@ export interface Crossings {
    * counts as hidden (exchangeHiddenMs), the time waited after it as blocked (exchangeMs).
    */
   crossDuring(point: string, dir: Direction, send: Float32Array | null, take: boolean, work: () => Promise<void>): Promise<Float32Array | null>;
+  /**
+   * Starts an exchange of one micro-batch's tensor (a step cut into micro-batches: pipeline.ts) and returns
+   * at once; the pass goes on computing and `wait`s for it when it needs the peer's tensor.
+   */
+  begin(point: string, dir: Direction, send: Float32Array | null, take: boolean, micro: MicroBatch): Promise<Float32Array | null>;
+  /** Waits for an exchange `begin` started, the time blocked counted as exchangeMs. */
+  wait<T>(exchange: Promise<T>): Promise<T>;
   /** Time blocked on the exchanges. */
   readonly exchangeMs: number;
-  /** Exchange time spent on other work instead (crossDuring). */
+  /** Time with an exchange in flight while the worker computed instead (crossDuring, begin). */
   readonly exchangeHiddenMs: number;
 }
+
+/** Micro-batch `index` (0-based) of the `count` a step is cut into (pipeline.ts). */
+export interface MicroBatch {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** The whole batch at once: a step not cut into micro-batches, and every evaluation. */
+export const WHOLE: MicroBatch = { index: 0, count: 1 };
 
 /** The client side of the other worker's Peer service. */
 export class PeerLink {
@@ -98,11 +114,14 @@ export class PeerLink {
    * worker uses it; null: one Exchange call a tensor (an older peer).
    */
   stream: ExchangeStream | null = null;
+  /** The peer's features, from its Hello reply (empty from an older worker). */
+  features: readonly string[] = [];
   constructor(readonly address: string, limitBytes: number, security: Security | undefined) {
     this.client = secureClient(protocol().Peer, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
   }
   /** The peer's features, from its Hello reply: streams the step tensors when both ends can. */
   useFeatures(features: readonly string[], streamHere: boolean): void {
+    this.features = features;
     this.stream = streamHere && features.includes('exchange-stream') ? new ExchangeStream(this.client) : null;
   }
   /** Gives up the stream for the run (the peer does not serve it after all): Exchange calls from now on. */

@@ -4,13 +4,15 @@
  * each segment's layers are updated while that segment's input gradient is on the wire (their gradients are
  * final by then, and a layer's update reads only its own), the first segment's at the end. A step that fails
  * part way leaves the worker FAILED (worker.ts), its partly updated tower replaced at the next Configure.
+ * A step cut into micro-batches (StepRequest.micro_batches > 1) runs in pipeline.ts instead.
  */
-import { concatTowers, mean, sumSlices, topKCorrect, towerSlice, type StepContext, type Tower } from '@alexnet-mp/core';
+import { concatTowers, mean, sumSlices, topKCorrect, towerSlice, type SgdHyper, type StepContext, type Tower } from '@alexnet-mp/core';
 import type { StepReply, StepRequest } from './protocol.js';
 import { stepPhase } from './exchange.js';
 import { normaliseImages } from './images.js';
 import { openCrossings, trafficOf } from './crossings.js';
 import { phaseKey, type Crossings, type Run, type SegmentTap, type WorkerContext } from './run.js';
+import { pipelinedStep, type PipelinedStep } from './pipeline.js';
 
 /**
  * The forward pass of tower `tw` with the crossing exchanges: [tower 0's; tower 1's] into every
@@ -44,22 +46,48 @@ export async function forwardPass(w: WorkerContext, tw: Tower, images: Float32Ar
 
 export async function runStep(w: WorkerContext, run: Run, req: StepRequest, signal: AbortSignal): Promise<StepReply> {
   const t0 = performance.now();
+  const step = req.step;
+  const phase = stepPhase(step);
+  const traffic = trafficOf(w, run, phase);
+  const x = openCrossings(w, run, phase, run.batch, traffic, signal);
+  const hyper = { lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.no_bias_decay !== true };
+  // 0 from an older coordinator: the whole batch (the worker's step handler checked the count)
+  const count = req.micro_batches || 1;
+  const { lossInfo, updateMs } = count > 1 ? await pipelinedStep(w, run, req, count, x, hyper, signal) : await wholeStep(w, run, req, x, hyper, signal);
+
+  run.stepsDone = step + 1;
+  run.phaseTraffic.delete(phaseKey(phase));
+  run.mailbox.dropBefore(stepPhase(run.stepsDone));
+  run.total.add(traffic);
+  run.lastTraffic = traffic;
+  const total = performance.now() - t0;
+  run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs, exchange_hidden_ms: x.exchangeHiddenMs };
+  return {
+    step,
+    tower: w.tower,
+    has_loss: lossInfo !== null,
+    loss: lossInfo?.loss ?? 0,
+    correct: lossInfo?.correct ?? 0,
+    correct_top5: lossInfo?.top5 ?? 0,
+    batch: run.batch,
+    timing: run.lastTiming,
+    traffic: traffic.list(),
+  };
+}
+
+/** The step on the whole batch at once (StepRequest.micro_batches 0 or 1). */
+async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossings, hyper: SgdHyper, signal: AbortSignal): Promise<PipelinedStep> {
   const t = w.tower;
   const tw = run.tower;
   const segs = w.segments;
   const last = segs.length - 1;
-  const step = req.step;
-  const phase = stepPhase(step);
-  const ctx: StepContext = { seed: run.seed, step, train: true };
-  const traffic = trafficOf(w, run, phase);
-  const x = openCrossings(w, run, phase, run.batch, traffic, signal);
+  const ctx: StepContext = { seed: run.seed, step: req.step, train: true };
   const cross = x.cross;
 
   // ---- forward
   await forwardPass(w, tw, normaliseImages(req.images, run.input), ctx, x);
 
   // ---- loss (tower 0) and backward; a segment's layers are updated while its input gradient crosses
-  const hyper = { lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.no_bias_decay !== true };
   let updateMs = 0;
   const updateSegment = (i: number) => async () => {
     signal.throwIfAborted();
@@ -96,23 +124,5 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   const tu = performance.now();
   await tw.update(hyper);
   updateMs += performance.now() - tu;
-
-  run.stepsDone = step + 1;
-  run.phaseTraffic.delete(phaseKey(phase));
-  run.mailbox.dropBefore(stepPhase(run.stepsDone));
-  run.total.add(traffic);
-  run.lastTraffic = traffic;
-  const total = performance.now() - t0;
-  run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs, exchange_hidden_ms: x.exchangeHiddenMs };
-  return {
-    step,
-    tower: t,
-    has_loss: lossInfo !== null,
-    loss: lossInfo?.loss ?? 0,
-    correct: lossInfo?.correct ?? 0,
-    correct_top5: lossInfo?.top5 ?? 0,
-    batch: run.batch,
-    timing: run.lastTiming,
-    traffic: traffic.list(),
-  };
+  return { lossInfo, updateMs };
 }

@@ -63,6 +63,7 @@ import { helloPeer, type PeerSide } from './peer-service.js';
 import { leaseRefusal } from './lease.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_EXCHANGE_TIMEOUT_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, type WorkerOptions } from './worker-options.js';
 import { runStep } from './step.js';
+import { checkStepMicroBatches } from './pipeline.js';
 import { runActivations, runEvaluation } from './evaluation.js';
 import { ParameterIntake, streamParameters } from './parameters.js';
 import { DEFAULT_CHUNK_BYTES, activationChunks } from './chunks.js';
@@ -237,6 +238,7 @@ export class TowerWorker implements PeerSide {
     checkStepImages(this.o.spec, run.batch, req.images);
     checkLabels(this.o.spec, req.labels, run.batch, 'Step');
     checkHyper(req.hyper);
+    checkStepMicroBatches(run, req.micro_batches ?? 0);
 
     return this.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => runStep(this, run, req, signal));
   });

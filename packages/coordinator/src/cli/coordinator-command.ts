@@ -20,7 +20,7 @@ import { checkInspectServeArgs, inspectServeOptions, type InspectServeArgs } fro
 import { openInspectService } from '../inspect/open.js';
 import type { InspectService } from '../inspect/service.js';
 import { checkMessageFits } from './batch-fit.js';
-import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, runOptions, type RunArgs } from './options.js';
+import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, parseMicroBatches, runOptions, type RunArgs } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
@@ -129,12 +129,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const stepsToRun = Math.max(0, targetSteps - startStep);
     if (resumed) info(`resuming from ${resumed.file}: step ${startStep} (epoch ${Math.floor(startStep / stepsPerEpoch)}), ${stepsToRun} more to step ${targetSteps}`);
 
+    const microBatches = parseMicroBatches(a['micro-batches'] ?? '1', batch);
     const c = new Coordinator({
       spec,
       workers,
       batch,
       seed,
       hyper,
+      microBatches,
       source: data.source,
       eval: evalSet ? { every: evalEvery, set: evalSet } : undefined,
       stepsPerEpoch: useEpochs ? stepsPerEpoch : undefined,
@@ -219,6 +221,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         epochs: epochs ?? null,
         steps_per_epoch: useEpochs ? stepsPerEpoch : null,
         batch,
+        micro_batches: microBatches,
         seed,
         hyper,
         lr_schedule: schedule ? { spec: schedule.spec, state: schedule.state } : null,
@@ -275,6 +278,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (steps.length > 0) {
         info(
           `done: ${done.steps} steps in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
+            `${done.micro_batches} micro-batch${done.micro_batches === 1 ? '' : 'es'} a step, ` +
             `loss ${done.loss_last!.toFixed(3)} and top-1 error ${(100 * done.top1_error_last!).toFixed(0)}% over the last ${Math.min(10, steps.length)} steps, ` +
             `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time ` +
             `(${done.exchange_hidden_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} more hidden behind compute), on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run`,

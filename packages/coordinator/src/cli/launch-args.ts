@@ -56,6 +56,7 @@ export function childArgs(a: ChildArgsInput, preset: string, securityArgs: reado
     ...opt('keep', a.keep),
     ...opt('resume', a.resume),
     ...opt('stop-after', a['stop-after']),
+    ...opt('micro-batches', a['micro-batches']),
     ...recoveryArgv(a),
   ];
   return { workerArgs, coordinatorArgs, batch, maxBatch };

@@ -1,6 +1,6 @@
 /** Options shared by `alexnet coordinator` and `alexnet launch`, and their checks. */
 import type { Options } from 'yargs';
-import { backendChoices, parseLrSchedule, presetNames } from '@alexnet-mp/core';
+import { backendChoices, microBatchProblem, parseLrSchedule, presetNames } from '@alexnet-mp/core';
 import { parseAddress } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 
@@ -40,6 +40,12 @@ export const runOptions = {
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
   resume: { type: 'string', describe: "continue the run in RUN_DIR from its newest checkpoint that verifies (damaged ones are passed over and set aside, and said): both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
   overwrite: { type: 'boolean', describe: "start a new run in a --run-dir that holds another run's checkpoints, removing them, its metrics.jsonl, run.json and logs (without it such a directory is refused: --resume continues that run)" },
+  'micro-batches': {
+    type: 'string',
+    describe:
+      'cut each step into N micro-batches (N divides --batch) whose crossing tensors travel while the next micro-batch computes (the whole batch\'s arithmetic, to float32 rounding); ' +
+      '1 (default): the whole batch at once, bit for bit reproducible; auto: 1 unless the workers wait on the exchange 15% or more of their step, then 2 or 4 if measured faster (docs/distributed.md)',
+  },
   'stop-after': {
     type: 'string',
     describe:
@@ -83,6 +89,7 @@ export interface RunArgs {
   resume?: string;
   overwrite?: boolean;
   'stop-after'?: string;
+  'micro-batches'?: string;
 }
 
 export const DEFAULTS = { steps: 20, batch: 16, seed: 1, lr: 0.01, momentum: 0.9, weightDecay: 0.0005, decayBiases: false } as const;
@@ -116,8 +123,21 @@ export function checkRunArgs(a: RunArgs): void {
   }
   if (a.data !== undefined && a.data.trim() === '') throw new UserError('--data needs synthetic, cifar10 or a folder');
   if (a['stop-after'] !== undefined) parseDuration(a['stop-after'], 'stop-after');
+  // the batch of a resumed run is known later: the coordinator checks it there (Coordinator, micro-batches.ts)
+  if (a['micro-batches'] !== undefined) parseMicroBatches(a['micro-batches'], a.resume === undefined ? (a.batch ?? DEFAULTS.batch) : undefined);
   if (a.overwrite && a.resume !== undefined && (a['run-dir'] === undefined || a['run-dir'] === a.resume)) throw new UserError('--overwrite and --resume: give one (--resume continues the run in the directory, --overwrite starts over there)');
   if (a.overwrite && a['run-dir'] === undefined) throw new UserError('--overwrite needs --run-dir');
+}
+
+/** --micro-batches: 'auto', or N >= 1 dividing `batch` when it is known; a UserError otherwise. */
+export function parseMicroBatches(text: string, batch?: number): number | 'auto' {
+  const s = String(text).trim();
+  if (s === 'auto') return 'auto';
+  const n = /^\d+$/.test(s) ? Number(s) : NaN;
+  if (!(n >= 1)) throw new UserError(`--micro-batches ${s}: give a whole number >= 1 that divides --batch, or auto`);
+  const problem = batch === undefined ? null : microBatchProblem(batch, n);
+  if (problem) throw new UserError(`--micro-batches ${s}: ${problem} (--batch ${batch})`);
+  return n;
 }
 
 /** Seconds in a duration written "2h", "90m", "1h30m", "45s" or "3600" (seconds); a UserError otherwise. */

@@ -30,6 +30,8 @@ export interface EvalPoint {
 /** The latest step's per-worker figures (timing, bytes exchanged per crossing point). */
 export interface LastStep {
   step: number;
+  /** The micro-batches the step was cut into (1 from logs of older coordinators). */
+  micro_batches: number;
   workers: WorkerStepMetrics[];
   traffic: CrossingTraffic[][];
 }
@@ -80,7 +82,7 @@ export class DashboardFeed {
         const m = e as unknown as StepMetrics & { top1?: number };
         const top1Error = typeof m.top1_error === 'number' ? m.top1_error : 1 - Number(m.top1);
         const point: StepPoint = { step: m.step + 1, loss: m.loss, top1_error: top1Error, images_per_s: m.images_per_s, ms: m.ms, lr: m.lr };
-        this.last = { step: point.step, workers: m.workers, traffic: m.traffic };
+        this.last = { step: point.step, micro_batches: m.micro_batches ?? 1, workers: m.workers, traffic: m.traffic };
         if (point.step % this.stride === 0) this.keep(point);
         this.publish({ type: 'step', point, last: this.last });
         return;

@@ -11,6 +11,7 @@ import { Lrn, type LrnState } from '../kernels/lrn.js';
 import { MaxPool, type PoolState } from '../kernels/maxpool.js';
 import { Dropout, dropoutMask } from '../kernels/dropout.js';
 import { deriveSeed } from '../random.js';
+import { microSlice } from './micro-batch.js';
 
 export interface StepContext {
   /** Run seed and step number: dropout masks are derived from them. */
@@ -27,17 +28,36 @@ export interface LayerRuntime {
 }
 
 /**
+ * A Tower that runs part of a training batch (a micro-batch, tower/micro-batch.ts): images `at` ..
+ * `at + batch - 1` of a batch of `of` images, `batch` being the Tower's own.
+ */
+export interface BatchSlice {
+  readonly of: number;
+  readonly at: number;
+}
+
+/**
  * One dropout layer's masks, keyed by (seed, step, layer, tower) as ever: asked for by the fc layer
- * whose GEMM applies the mask and by the dropout layer's backward, drawn once a step.
+ * whose GEMM applies the mask and by the dropout layer's backward, drawn once a step. With `slice`
+ * (a micro-batch's tower), the whole batch's mask is drawn and this tower's images' columns of it
+ * taken ([unit][image]), so that a step cut into micro-batches drops exactly the units it drops whole.
  */
 export class DropoutMasks {
   private last: { seed: number; step: number; mask: Float32Array } | null = null;
-  constructor(private readonly rate: number, readonly size: number, private readonly layerIndex: number, private readonly tower: TowerIndex) {}
+  constructor(private readonly rate: number, readonly size: number, private readonly layerIndex: number, private readonly tower: TowerIndex, private readonly slice?: BatchSlice & { readonly batch: number }) {}
   /** This step's mask; null when not training (the layer is the identity). */
   of(ctx: StepContext): Float32Array | null {
     if (!ctx.train) return null;
     if (this.last?.seed !== ctx.seed || this.last.step !== ctx.step) {
-      this.last = { seed: ctx.seed, step: ctx.step, mask: dropoutMask(this.size, this.rate, deriveSeed(ctx.seed, ctx.step, this.layerIndex, this.tower)) };
+      const seed = deriveSeed(ctx.seed, ctx.step, this.layerIndex, this.tower);
+      const s = this.slice;
+      let mask: Float32Array;
+      if (!s) mask = dropoutMask(this.size, this.rate, seed);
+      else {
+        const units = this.size / s.batch;
+        mask = microSlice(dropoutMask(units * s.of, this.rate, seed), units, s.of, s.at, s.batch);
+      }
+      this.last = { seed: ctx.seed, step: ctx.step, mask };
     }
     return this.last.mask;
   }

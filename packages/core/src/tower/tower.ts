@@ -21,9 +21,9 @@ import { Flatten } from '../kernels/flatten.js';
 import { SoftmaxCrossEntropy } from '../kernels/softmax-xent.js';
 import { Sgd, biasHyper, type SgdHyper } from '../kernels/sgd.js';
 import { planFusion } from './fusion.js';
-import { DropoutMasks, DropoutRuntime, LrnRuntime, PoolRuntime, ReluRuntime, type LayerRuntime, type StepContext } from './simple-layers.js';
+import { DropoutMasks, DropoutRuntime, LrnRuntime, PoolRuntime, ReluRuntime, type BatchSlice, type LayerRuntime, type StepContext } from './simple-layers.js';
 
-export type { StepContext } from './simple-layers.js';
+export type { BatchSlice, StepContext } from './simple-layers.js';
 
 /**
  * Asks forwardSegment for one layer's output as well (inspection): `out` is set to that layer's output on
@@ -112,9 +112,12 @@ export class Tower {
 
   /**
    * `params` are this tower's host arrays, or the ParamStore of another Tower of
-   * the same tower index (an evaluation batch size sharing the training weights).
+   * the same tower index (an evaluation batch size sharing the training weights). With `slice`, the
+   * tower runs one micro-batch of a larger training batch (tower/micro-batch.ts): its dropout masks are
+   * that micro-batch's columns of the whole batch's.
    */
-  constructor(readonly device: Device, readonly spec: ModelSpec, readonly tower: TowerIndex, readonly batch: number, params: TowerParams | ParamStore) {
+  constructor(readonly device: Device, readonly spec: ModelSpec, readonly tower: TowerIndex, readonly batch: number, params: TowerParams | ParamStore, slice?: BatchSlice) {
+    if (slice && !(Number.isInteger(slice.at) && slice.at >= 0 && slice.at + batch <= slice.of)) throw new Error(`images ${slice.at}..${slice.at + batch - 1} are not in a batch of ${slice.of}`);
     this.store = params instanceof ParamStore ? params : new ParamStore(device, params);
     if (this.store.device !== device) throw new Error('a ParamStore is shared only between towers on the same device');
     const store = this.store;
@@ -125,7 +128,7 @@ export class Tower {
       const first = layerIndex;
       layerIndex += seg.plans.length;
       if (seg.tower0Only && tower !== 0) return [];
-      const masks = seg.plans.map((plan, pos) => (plan.layer.type === 'dropout' ? new DropoutMasks(plan.layer.rate, shapeSize(plan.outShape) * batch, first + pos, tower) : null));
+      const masks = seg.plans.map((plan, pos) => (plan.layer.type === 'dropout' ? new DropoutMasks(plan.layer.rate, shapeSize(plan.outShape) * batch, first + pos, tower, slice && { ...slice, batch }) : null));
       return seg.plans.map((plan, pos): LayerRuntime => {
         const l = plan.layer;
         const f = fusion[pos]!;
@@ -220,6 +223,16 @@ export class Tower {
   paramLayers(i: number): string[] {
     if (!this.runs(i)) return [];
     return this.segments[i]!.plans.map((p) => p.layer.name).filter((n) => this.store.host.has(n));
+  }
+
+  /**
+   * Forgets the step's gradients and forward state without updating (a micro-batch's tower, whose
+   * gradients were summed into the tower that updates: the worker's pipeline.ts).
+   */
+  discardStep(): void {
+    this.updated.clear();
+    this.grads.clear();
+    this.logits = null;
   }
 
   /**

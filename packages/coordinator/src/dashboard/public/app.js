@@ -117,7 +117,9 @@ function figures() {
   const ev = state.evals[state.evals.length - 1];
   $('#fig-eval').textContent = ev ? `${pct(ev.top1_error)} (step ${ev.step})` : '-';
   $('#fig-lr').textContent = last ? String(last.lr) : '-';
-  if (state.last) $('#fig-bytes').textContent = bytes(state.last.workers.reduce((a, w) => a + w.sent_bytes, 0));
+  // a step cut into micro-batches (--micro-batches) sends the same bytes in N parts
+  const micro = state.last && state.last.micro_batches > 1 ? ` in ${state.last.micro_batches} micro-batches` : '';
+  if (state.last) $('#fig-bytes').textContent = bytes(state.last.workers.reduce((a, w) => a + w.sent_bytes, 0)) + micro;
 }
 
 // ---- run header and events list
