@@ -16,6 +16,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { readdirSync } from 'node:fs';
 import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, median, paperSgd, presetNames, startKernelProfile, type BackendMode, type RequestedBackend } from '@alexnet-mp/core';
 import { mallocDescription } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
@@ -68,6 +69,15 @@ function failure(part: string, e: unknown): string {
 }
 const failures: string[] = [];
 
+/** The threads of this process (Linux: /proc/self/task), or null. */
+function processThreads(): number | null {
+  try {
+    return readdirSync('/proc/self/task').length;
+  } catch {
+    return null;
+  }
+}
+
 // ---- alexnet-mp, one process
 const rng = new Rng(1);
 const S = spec.inputSize;
@@ -88,6 +98,9 @@ interface OneProcess {
   gcMsPerStep: number;
   kernelModes: string[];
   launchesPerStep: number;
+  /** Threads of this process after the timed steps (null where /proc is not there), and its resident memory. */
+  threads: number | null;
+  rssMiB: number;
 }
 let one: OneProcess | null = null;
 let oneError: string | null = null;
@@ -127,10 +140,13 @@ try {
     gcMsPerStep: gcMs / argv.iters,
     kernelModes: trainer.executedModes(),
     launchesPerStep: kernels.reduce((a, k) => a + k.calls, 0),
+    threads: processThreads(),
+    rssMiB: process.memoryUsage().rss / 2 ** 20,
   };
   log(`alexnet-mp: ${one.imagesPerSec.toFixed(1)} images/s (median step ${stepMs.toFixed(0)} ms), ${one.gflops.toFixed(2)} GFLOP/s, kernels ran on: ${one.kernelModes.join(', ')}`);
   log(`alexnet-mp: ${one.cpuSecondsPerStep.toFixed(2)} CPU seconds a step (all threads); main-thread GC ${one.gcPausesPerStep.toFixed(1)} pauses, ${one.gcMsPerStep.toFixed(0)} ms a step`);
   log(`alexnet-mp: ${one.launchesPerStep} kernel launches a step (gpu.js kernel calls of both towers, last timed step)`);
+  log(`alexnet-mp: ${one.threads ?? 'an unknown number of'} threads in the process, ${one.rssMiB.toFixed(0)} MiB resident, after the timed steps`);
   if (argv.profile) {
     for (const k of kernels.slice(0, 25)) log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(6)} ms  (${k.calls} calls)`);
     const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
@@ -272,6 +288,8 @@ if (argv.json) {
       gcMsPerStep: one?.gcMsPerStep ?? null,
       kernelModes: one?.kernelModes ?? null,
       launchesPerStep: one?.launchesPerStep ?? null,
+      threads: one?.threads ?? null,
+      rssMiB: one?.rssMiB ?? null,
       oneProcessError: oneError,
       convolutions: conv,
       twoWorkers: two,

@@ -110,3 +110,21 @@ test('the wasm emitter turns f32.load + f32x4.splat into one v128.load32_splat, 
   other.f32x4Splat();
   t.deepEqual(other.bytes.slice(-2), [0xfd, 0x13]);
 });
+
+test('kernels with sharedWorkerPool share one pool of worker threads; one destroyed, the others still run', async (t) => {
+  const { GPU } = createRequire(import.meta.url)('gpu.js') as { GPU: new (s: object) => { createKernel(f: unknown, s: object): { (...a: unknown[]): Promise<Float32Array>; kernel: { _pool: unknown }; destroy(): void }; destroy(): Promise<void> | void } };
+  const gpu = new GPU({ mode: 'webasm' });
+  const settings = { output: [8192], asyncMode: true, sharedWorkerPool: true, strictIntegers: true };
+  const plusOne = gpu.createKernel(function (this: KernelThis, a: Float32Array) { return a[this.thread.x] + 1; }, settings);
+  const twice = gpu.createKernel(function (this: KernelThis, a: Float32Array) { return a[this.thread.x] * 2; }, settings);
+  const a = Float32Array.from({ length: 8192 }, (_, i) => i);
+  const [p, q] = await Promise.all([plusOne(a), twice(a)]);
+  t.is(p[8191], 8192);
+  t.is(q[8191], 16382);
+  t.truthy(plusOne.kernel._pool, 'ran threaded (8192 cells)');
+  t.is(plusOne.kernel._pool, twice.kernel._pool);
+  plusOne.destroy();
+  t.is((await twice(a))[100], 200);
+  twice.destroy();
+  await gpu.destroy();
+});

@@ -122,6 +122,9 @@ export class Kernel {
       // webasm (our gpu.js patch makes Math.floor(a / b) of integers an exact division in both): indices
       // are exact past 2^24, and on webasm no index converts from float before each load (2-4x faster GEMMs)
       strictIntegers: device.mode === 'webgpu' || device.mode === 'webasm',
+      // webasm: every kernel's threaded runs go to one pool of worker threads (our gpu.js patch), not
+      // a pool per kernel: a tower has some eighty kernels, a worker process had hundreds of threads
+      sharedWorkerPool: process.env.ALEXNET_POOL_PER_KERNEL !== '1',
     });
   }
 
