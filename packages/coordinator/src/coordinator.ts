@@ -1,5 +1,5 @@
 /**
- * The coordinator: checks that the two workers belong together (handshake),
+ * The coordinator: checks that the two workers belong together (handshake.ts),
  * configures them for a run, then for each step sends the batch to both,
  * waits for both, and logs the metrics; between steps it evaluates held-out
  * batches the same way (Evaluate: forward only), and gets the logits back
@@ -13,8 +13,6 @@ import {
   WorkerClient,
   decodeTensor,
   describeError,
-  describeWorkerDevice,
-  identityDifferences,
   isServiceError,
   maxMessageBytes,
   modelIdentity,
@@ -24,15 +22,15 @@ import {
   type HandshakeReply,
   type ModelIdentity,
   type StepReply,
-  unreachableHint,
 } from '@alexnet-mp/worker';
 import type { U8Batch } from './batch-source.js';
 import { evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResult } from './evaluation.js';
 import { UserError } from './cli/errors.js';
 import { CallDeadlines, isLostWorker, retryWhileBusy } from './health.js';
 import { checkLoss, checkParams } from './divergence.js';
-import { lacks, unmetNeed } from './worker-features.js';
+import { lacks } from './worker-features.js';
 import { MicroBatchChoice } from './micro-batches.js';
+import { handshakeWorker } from './handshake.js';
 
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
 import { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
@@ -210,40 +208,22 @@ export class Coordinator {
     return writeCheckpointFile(ck.dir, step, bytes, ck.keep);
   }
 
-  private async handshake(t: number, timeoutMs: number): Promise<HandshakeReply> {
-    const c = this.clients[t]!;
-    let reply: HandshakeReply;
-    const started = Date.now();
-    try {
-      reply = await c.handshake({ model: this.identity, tower: t, peer_address: this.o.workers[1 - t]!, run_id: this.runId, take_over: this.o.takeOver === true }, { timeoutMs, waitForReady: true });
-    } catch (e) {
-      if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${this.label(t)} refused the handshake: ${e.details}`);
-      if (isServiceError(e) && e.code === grpc.status.UNAUTHENTICATED) throw new UserError(`${this.label(t)} refused us: ${e.details}`);
-      if (isServiceError(e) && e.code === grpc.status.UNIMPLEMENTED) {
-        throw new UserError(`${this.o.workers[t]} does not serve alexnet.v1.Worker (${describeError(e)}): is it an alexnet worker speaking protocol version ${PROTOCOL_VERSION}?`);
-      }
-      if (isServiceError(e) && (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.UNAVAILABLE)) {
-        const waited = ((Date.now() - started) / 1000).toFixed(1);
-        // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
-        if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake({ model: this.identity, tower: t, peer_address: this.o.workers[1 - t]!, run_id: this.runId }, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
-        if (!isServiceError(e)) throw e;
-        throw new UserError(`no worker answered at ${this.o.workers[t]} in ${waited} s (--connect-timeout ${(timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, this.o.security)}`);
-      }
-      throw e;
-    }
-    // the worker checked us; check it back (an older worker might not compare everything)
-    const diffs = identityDifferences(this.identity, reply.model, 'coordinator', 'worker');
-    if (reply.tower !== t) diffs.push(`tower differs (expected tower ${t}, the worker is tower ${reply.tower})`);
-    if (diffs.length > 0) throw new UserError(`${this.label(t)} refused: ${diffs.join('; ')}`);
-    if (this.o.batch > reply.max_batch) throw new UserError(`batch ${this.o.batch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
-    const unmet = unmetNeed(reply.features, { decayBiases: this.o.hyper.decayBiases, resume: this.o.resume !== undefined, evaluate: this.o.eval !== undefined });
-    if (unmet !== null) throw new UserError(`${this.label(t)} ${unmet}`);
-    this.microBatches.checkWorker(reply.features, this.label(t));
-    if (this.o.eval) {
-      if (this.o.eval.set.maxBatch > reply.max_batch) throw new UserError(`evaluation batch ${this.o.eval.set.maxBatch} is more than ${this.label(t)} accepts (it was started with --max-batch ${reply.max_batch})`);
-    }
-    this.info(`${this.label(t)}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, ${describeWorkerDevice(reply)}, pid ${reply.pid} on ${reply.hostname}`);
-    return reply;
+  private handshake(t: number, timeoutMs: number): Promise<HandshakeReply> {
+    return handshakeWorker(this.clients[t]!, {
+      tower: t,
+      label: this.label(t),
+      identity: this.identity,
+      workers: this.o.workers,
+      runId: this.runId,
+      takeOver: this.o.takeOver === true,
+      security: this.o.security,
+      batch: this.o.batch,
+      needs: { decayBiases: this.o.hyper.decayBiases, resume: this.o.resume !== undefined, evaluate: this.o.eval !== undefined },
+      evalMaxBatch: this.o.eval?.set.maxBatch ?? null,
+      microBatches: this.microBatches,
+      info: this.info,
+      timeoutMs,
+    });
   }
 
   /**

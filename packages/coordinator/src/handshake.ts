@@ -1,0 +1,78 @@
+/**
+ * The coordinator's handshake with one worker: it introduces the run (model identity, tower, the peer's
+ * address, run id) and checks the worker back (the same model, the tower asked for, a batch it accepts,
+ * the features the run needs). Every refusal is a UserError that says what to change; a worker that never
+ * answers is named with how long it was waited for and why it could not be reached.
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  PROTOCOL_VERSION,
+  describeError,
+  describeWorkerDevice,
+  identityDifferences,
+  isServiceError,
+  unreachableHint,
+  type HandshakeReply,
+  type ModelIdentity,
+  type Security,
+  type WorkerClient,
+} from '@alexnet-mp/worker';
+import { UserError } from './cli/errors.js';
+import { unmetNeed, type RunNeeds } from './worker-features.js';
+import type { MicroBatchChoice } from './micro-batches.js';
+
+export interface HandshakeContext {
+  readonly tower: number;
+  /** How messages name the worker ("worker 0 (tower 0) at host:port"). */
+  readonly label: string;
+  readonly identity: ModelIdentity;
+  /** Both workers' addresses: the worker is told its peer's. */
+  readonly workers: readonly [string, string];
+  readonly runId: string;
+  readonly takeOver: boolean;
+  readonly security: Security | undefined;
+  readonly batch: number;
+  readonly needs: RunNeeds;
+  /** The largest evaluation batch of the run, or null without evaluations. */
+  readonly evalMaxBatch: number | null;
+  readonly microBatches: MicroBatchChoice;
+  readonly info: (line: string) => void;
+  readonly timeoutMs: number;
+}
+
+export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Promise<HandshakeReply> {
+  const t = h.tower;
+  const request = { model: h.identity, tower: t, peer_address: h.workers[1 - t]!, run_id: h.runId };
+  let reply: HandshakeReply;
+  const started = Date.now();
+  try {
+    reply = await c.handshake({ ...request, take_over: h.takeOver }, { timeoutMs: h.timeoutMs, waitForReady: true });
+  } catch (e) {
+    if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${h.label} refused the handshake: ${e.details}`);
+    if (isServiceError(e) && e.code === grpc.status.UNAUTHENTICATED) throw new UserError(`${h.label} refused us: ${e.details}`);
+    if (isServiceError(e) && e.code === grpc.status.UNIMPLEMENTED) {
+      throw new UserError(`${h.workers[t]} does not serve alexnet.v1.Worker (${describeError(e)}): is it an alexnet worker speaking protocol version ${PROTOCOL_VERSION}?`);
+    }
+    if (isServiceError(e) && (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.UNAVAILABLE)) {
+      const waited = ((Date.now() - started) / 1000).toFixed(1);
+      // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
+      if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake(request, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
+      if (!isServiceError(e)) throw e;
+      throw new UserError(`no worker answered at ${h.workers[t]} in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, h.security)}`);
+    }
+    throw e;
+  }
+  // the worker checked us; check it back (an older worker might not compare everything)
+  const diffs = identityDifferences(h.identity, reply.model, 'coordinator', 'worker');
+  if (reply.tower !== t) diffs.push(`tower differs (expected tower ${t}, the worker is tower ${reply.tower})`);
+  if (diffs.length > 0) throw new UserError(`${h.label} refused: ${diffs.join('; ')}`);
+  if (h.batch > reply.max_batch) throw new UserError(`batch ${h.batch} is more than ${h.label} accepts (it was started with --max-batch ${reply.max_batch})`);
+  const unmet = unmetNeed(reply.features, h.needs);
+  if (unmet !== null) throw new UserError(`${h.label} ${unmet}`);
+  h.microBatches.checkWorker(reply.features, h.label);
+  if (h.evalMaxBatch !== null && h.evalMaxBatch > reply.max_batch) {
+    throw new UserError(`evaluation batch ${h.evalMaxBatch} is more than ${h.label} accepts (it was started with --max-batch ${reply.max_batch})`);
+  }
+  h.info(`${h.label}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, ${describeWorkerDevice(reply)}, pid ${reply.pid} on ${reply.hostname}`);
+  return reply;
+}
