@@ -9,94 +9,18 @@
  * test says which it used.
  */
 import test, { type ExecutionContext } from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { median } from '@alexnet-mp/core';
 import { alexnet, type Proc } from './helpers.js';
+import { addNetem, startRelay, threeHosts } from '../bench/netns.js';
 
 const STEPS = 6;
 const run = ['--preset', 'tiny', '--batch', '8', '--steps', String(STEPS)];
 const DELAY_MS = 10;
 const PORT = 50051;
 const RELAY_PORT = 50052;
-const relayScript = fileURLToPath(new URL('./fixtures/delay-relay.ts', import.meta.url));
-
-const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' }).toString();
-const inNs = (ns: string, ...cmd: string[]) => execFileSync('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'pipe' }).toString();
-
-interface Host {
-  readonly ns: string;
-  readonly address: string;
-}
-
-/**
- * Three namespaces (coordinator, worker 0, worker 1) on a bridge in a fourth; unique names and a random
- * 10.x.y.0/24; removed when the test ends (deleting a namespace deletes its interfaces).
- */
-function network(t: ExecutionContext): { c: Host; w0: Host; w1: Host } {
-  const id = randomBytes(2).toString('hex');
-  const net = `10.${200 + (randomBytes(1)[0]! % 50)}.${randomBytes(1)[0]!}`;
-  const sw = `amp${id}sw`;
-  const made: string[] = [];
-  t.teardown(() => {
-    for (const ns of made.reverse()) {
-      try {
-        ip('netns', 'del', ns);
-      } catch {
-        // already gone
-      }
-    }
-  });
-  const addNs = (ns: string) => {
-    ip('netns', 'add', ns);
-    made.push(ns);
-    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
-  };
-  addNs(sw);
-  inNs(sw, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
-  inNs(sw, 'ip', 'link', 'set', 'br0', 'up');
-  const host = (name: string, n: number): Host => {
-    const ns = `amp${id}${name}`;
-    addNs(ns);
-    // a veth pair made in the switch namespace: one end stays on the bridge, the other becomes the host's eth0
-    inNs(sw, 'ip', 'link', 'add', `p${name}`, 'type', 'veth', 'peer', 'name', `h${name}`);
-    inNs(sw, 'ip', 'link', 'set', `h${name}`, 'netns', ns);
-    inNs(sw, 'ip', 'link', 'set', `p${name}`, 'master', 'br0');
-    inNs(sw, 'ip', 'link', 'set', `p${name}`, 'up');
-    inNs(ns, 'ip', 'link', 'set', `h${name}`, 'name', 'eth0');
-    inNs(ns, 'ip', 'addr', 'add', `${net}.${n}/24`, 'dev', 'eth0');
-    inNs(ns, 'ip', 'link', 'set', 'eth0', 'up');
-    return { ns, address: `${net}.${n}` };
-  };
-  return { c: host('c', 1), w0: host('w0', 2), w1: host('w1', 3) };
-}
-
-/** netem's delay on every host's way out; false when this kernel has no netem. */
-function addNetem(hosts: Host[]): boolean {
-  try {
-    for (const h of hosts) inNs(h.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'netem', 'delay', `${DELAY_MS}ms`);
-    return true;
-  } catch (e) {
-    const msg = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message);
-    if (/unknown|not found|No such file/i.test(msg)) return false;
-    throw e;
-  }
-}
-
-function spawnIn(t: ExecutionContext, ns: string, argv: string[]): Promise<void> {
-  const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => {
-    p.kill('SIGKILL');
-  });
-  return new Promise((resolve, reject) => {
-    p.stdout.on('data', (d: Buffer) => (/relaying/.test(d.toString()) ? resolve() : undefined));
-    p.on('exit', (code) => reject(new Error(`${argv.join(' ')} exited with ${code}`)));
-  });
-}
 
 function killOnTeardown(t: ExecutionContext, p: Proc): void {
   t.teardown(async () => {
@@ -133,13 +57,13 @@ test('three processes in three network namespaces with latency train the tiny pr
   // ---- three hosts
   let hosts;
   try {
-    hosts = network(t);
+    hosts = threeHosts((f) => t.teardown(f));
   } catch (e) {
     t.fail(`cannot make network namespaces here (ip netns, veth, bridge): ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message)}`);
     return;
   }
   const { c, w0, w1 } = hosts;
-  const netem = addNetem([c, w0, w1]);
+  const netem = addNetem([c, w0, w1], DELAY_MS);
   // workers reachable beyond loopback take calls with the run's token only (without one they refuse to start)
   const token = ['--token', 'across-hosts-test-token-0123456789'];
   const workers = [w0, w1].map((h, tower) => {
@@ -151,7 +75,7 @@ test('three processes in three network namespaces with latency train the tiny pr
   let addresses = [w0, w1].map((h) => `${h.address}:${PORT}`);
   if (!netem) {
     // every byte to a worker (from the coordinator and from its peer) goes through its relay, 10 ms each way
-    await Promise.all([w0, w1].map((h) => spawnIn(t, h.ns, [process.execPath, '--import', 'tsx', relayScript, `${h.address}:${RELAY_PORT}`, `${h.address}:${PORT}`, String(DELAY_MS)])));
+    await Promise.all([w0, w1].map((h) => startRelay(h, RELAY_PORT, PORT, DELAY_MS, (f) => t.teardown(f))));
     addresses = [w0, w1].map((h) => `${h.address}:${RELAY_PORT}`);
   }
   t.log(netem ? `latency: tc netem delay ${DELAY_MS}ms on every interface` : `latency: this kernel has no netem; a relay holds every byte ${DELAY_MS} ms each way`);

@@ -1,0 +1,106 @@
+/**
+ * The two-worker run across three hosts with latency between them, next to the same run on loopback:
+ * `node --import tsx bench/across-hosts.ts [--preset cifar] [--batch 64] [--steps 8] [--delay 10]
+ * [--micro-batches 1 2]` (as root: it makes network namespaces, bench/netns.ts). For each --micro-batches
+ * value, `alexnet launch` on loopback, then the coordinator and the two workers each in its own network
+ * namespace, `--delay` ms added each way (a 2 x delay round trip); it prints the images/s of both (median
+ * step after the first, from the run's metrics) and their ratio. Synthetic data, webasm.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { median, presetNames } from '@alexnet-mp/core';
+import { addNetem, startRelay, threeHosts } from './netns.js';
+
+const argv = await yargs(hideBin(process.argv))
+  .usage('node --import tsx bench/across-hosts.ts [options]\n\nThe two-worker run across three network namespaces with latency, next to loopback (needs root).')
+  .option('preset', { choices: presetNames, default: 'cifar' as const })
+  .option('batch', { type: 'number', default: 64 })
+  .option('steps', { type: 'number', default: 8, describe: 'steps of each run (the first is not timed)' })
+  .option('delay', { type: 'number', default: 10, describe: 'ms added each way between the hosts' })
+  .option('micro-batches', { type: 'string', array: true, default: ['1'], describe: 'one pair of runs for each value' })
+  .strict()
+  .version(false)
+  .help()
+  .parseAsync();
+
+if (process.getuid?.() !== 0) {
+  process.stderr.write('bench/across-hosts.ts makes network namespaces: run it as root\n');
+  process.exit(2);
+}
+
+const alexnetBin = fileURLToPath(new URL('../bin/alexnet.mjs', import.meta.url));
+const PORT = 50051;
+const RELAY_PORT = 50052;
+const TOKEN = ['--token', `across-hosts-bench-${process.pid}-0123456789abcdef`];
+const cleanups: (() => void)[] = [];
+const cleanup = () => {
+  for (const f of cleanups.splice(0).reverse()) f();
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+/** Runs `alexnet ARGS` (in namespace `ns`), resolves with its exit code; `ready` resolves on a line matching `readyRe`. */
+function alexnet(args: string[], ns?: string, readyRe?: RegExp): { done: Promise<number | null>; ready: Promise<void>; output: string[] } {
+  const argv = [process.execPath, alexnetBin, ...args];
+  const p = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanups.push(() => p.exitCode === null && p.kill('SIGKILL'));
+  const output: string[] = [];
+  let onReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  const onData = (d: Buffer) => {
+    const s = d.toString();
+    output.push(s);
+    if (readyRe?.test(s)) onReady();
+  };
+  p.stdout.on('data', onData);
+  p.stderr.on('data', onData);
+  return { done: new Promise((resolve) => p.on('exit', (code) => resolve(code))), ready, output };
+}
+
+function imagesPerSec(runDir: string): { imagesPerSec: number; stepMs: number } {
+  const steps = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { event: string; ms: number }).filter((e) => e.event === 'step');
+  const stepMs = median(steps.slice(1).map((e) => e.ms));
+  return { imagesPerSec: (argv.batch / stepMs) * 1000, stepMs };
+}
+
+async function mustFinish(what: string, r: { done: Promise<number | null>; output: string[] }): Promise<void> {
+  const code = await r.done;
+  if (code !== 0) throw new Error(`${what} exited with ${code}:\n${r.output.join('').slice(-2000)}`);
+}
+
+const run = ['--preset', argv.preset, '--batch', String(argv.batch), '--steps', String(argv.steps), '--max-restarts', '0'];
+const say = (s: string) => process.stdout.write(s + '\n');
+say(`across hosts: preset ${argv.preset}, batch ${argv.batch}, ${argv.steps} steps a run, ${argv.delay} ms each way (${2 * argv.delay} ms round trips), webasm, ${os.cpus().length} CPU cores`);
+try {
+  for (const n of argv['micro-batches']) {
+    const mb = ['--micro-batches', n];
+    const loopDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-bench-loop-'));
+    const nsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-bench-hosts-'));
+    cleanups.push(() => [loopDir, nsDir].forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+    await mustFinish('launch on loopback', alexnet(['launch', ...run, ...mb, '--backend', 'webasm', '--run-dir', loopDir]));
+    const loop = imagesPerSec(loopDir);
+
+    const { c, w0, w1 } = threeHosts((f) => cleanups.push(f));
+    const netem = addNetem([c, w0, w1], argv.delay);
+    const workers = [w0, w1].map((h, tower) => alexnet(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), ...TOKEN], h.ns, /listening on/));
+    await Promise.all(workers.map((w) => w.ready));
+    let addresses = [w0, w1].map((h) => `${h.address}:${PORT}`);
+    if (!netem) {
+      await Promise.all([w0, w1].map((h) => startRelay(h, RELAY_PORT, PORT, argv.delay, (f) => cleanups.push(f))));
+      addresses = [w0, w1].map((h) => `${h.address}:${RELAY_PORT}`);
+    }
+    await mustFinish('the coordinator across the namespaces', alexnet(['coordinator', '--workers', addresses.join(','), ...run, ...mb, '--run-dir', nsDir, ...TOKEN], c.ns));
+    const far = imagesPerSec(nsDir);
+    say(`micro-batches ${n}: loopback ${loop.imagesPerSec.toFixed(1)} images/s (median step ${loop.stepMs.toFixed(0)} ms); across three hosts (${netem ? 'tc netem' : 'a relay in each worker\'s namespace: this kernel has no netem'}) ${far.imagesPerSec.toFixed(1)} images/s (${far.stepMs.toFixed(0)} ms): ${(far.imagesPerSec / loop.imagesPerSec).toFixed(2)}x`);
+    cleanup();
+  }
+} catch (e) {
+  process.stderr.write(`bench/across-hosts.ts: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+}
+cleanup();
