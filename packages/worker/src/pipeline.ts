@@ -11,10 +11,9 @@
  * cross, the first segment's at the end. Only the order of additions differs from the one-process
  * trainer: the weights agree to float32 rounding (test/pipelined.test.ts).
  */
-import { GradientSum, concatTowers, mean, microSlice, scaled, sumSlices, topKCorrect, towerSlice, Tower, type SgdHyper, type StepContext } from '@alexnet-mp/core';
+import { GradientSum, concatTowers, mean, microBatchProblem, microSlice, scaled, sumSlices, topKCorrect, towerSlice, Tower, type SgdHyper, type StepContext } from '@alexnet-mp/core';
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { microBatchProblem } from '@alexnet-mp/core';
 import type { StepRequest } from './protocol.js';
 import { RpcError } from './rpc.js';
 import { normaliseImages } from './images.js';
