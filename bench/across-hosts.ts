@@ -6,15 +6,16 @@
  * namespace, `--delay` ms added each way (a 2 x delay round trip); it prints the images/s of both (median
  * step after the first, from the run's metrics) and their ratio. Synthetic data, webasm.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { median, presetNames } from '@alexnet-mp/core';
+import { readRunEvents, stepTimesMs } from '@alexnet-mp/coordinator';
 import { addNetem, startRelay, threeHosts } from './netns.js';
+// the process runner the tests use (test/helpers.ts): output kept, lines awaited, `ip netns exec` when asked
+import { alexnet, type Proc } from '../test/helpers.js';
 
 const argv = await yargs(hideBin(process.argv))
   .usage('node --import tsx bench/across-hosts.ts [options]\n\nThe two-worker run across three network namespaces with latency, next to loopback (needs root).')
@@ -33,7 +34,6 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 
-const alexnetBin = fileURLToPath(new URL('../bin/alexnet.mjs', import.meta.url));
 const PORT = 50051;
 const RELAY_PORT = 50052;
 const TOKEN = ['--token', `across-hosts-bench-${process.pid}-0123456789abcdef`];
@@ -44,33 +44,22 @@ const cleanup = () => {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-/** Runs `alexnet ARGS` (in namespace `ns`), resolves with its exit code; `ready` resolves on a line matching `readyRe`. */
-function alexnet(args: string[], ns?: string, readyRe?: RegExp): { done: Promise<number | null>; ready: Promise<void>; output: string[] } {
-  const argv = [process.execPath, alexnetBin, ...args];
-  const p = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanups.push(() => p.exitCode === null && p.kill('SIGKILL'));
-  const output: string[] = [];
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const onData = (d: Buffer) => {
-    const s = d.toString();
-    output.push(s);
-    if (readyRe?.test(s)) onReady();
-  };
-  p.stdout.on('data', onData);
-  p.stderr.on('data', onData);
-  return { done: new Promise((resolve) => p.on('exit', (code) => resolve(code))), ready, output };
+/** `alexnet ARGS` (in namespace `ns`), killed when the benchmark ends. */
+function alexnetIn(args: string[], ns?: string): Proc {
+  const p = alexnet(args, { netns: ns });
+  cleanups.push(() => p.proc.exitCode === null && p.proc.kill('SIGKILL'));
+  return p;
 }
 
 function imagesPerSec(runDir: string): { imagesPerSec: number; stepMs: number } {
-  const steps = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { event: string; ms: number }).filter((e) => e.event === 'step');
-  const stepMs = median(steps.slice(1).map((e) => e.ms));
+  // the first step compiles the kernels
+  const stepMs = median(stepTimesMs(readRunEvents(runDir)).slice(1));
   return { imagesPerSec: (argv.batch / stepMs) * 1000, stepMs };
 }
 
-async function mustFinish(what: string, r: { done: Promise<number | null>; output: string[] }): Promise<void> {
-  const code = await r.done;
-  if (code !== 0) throw new Error(`${what} exited with ${code}:\n${r.output.join('').slice(-2000)}`);
+async function mustFinish(what: string, p: Proc): Promise<void> {
+  const { code } = await p.exited;
+  if (code !== 0) throw new Error(`${what} exited with ${code}:\n${p.output().slice(-2000)}`);
 }
 
 const run = ['--preset', argv.preset, '--batch', String(argv.batch), '--steps', String(argv.steps), '--max-restarts', '0'];
@@ -82,19 +71,19 @@ try {
     const loopDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-bench-loop-'));
     const nsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-bench-hosts-'));
     cleanups.push(() => [loopDir, nsDir].forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-    await mustFinish('launch on loopback', alexnet(['launch', ...run, ...mb, '--backend', 'webasm', '--run-dir', loopDir]));
+    await mustFinish('launch on loopback', alexnetIn(['launch', ...run, ...mb, '--backend', 'webasm', '--run-dir', loopDir]));
     const loop = imagesPerSec(loopDir);
 
     const { c, w0, w1 } = threeHosts((f) => cleanups.push(f));
     const netem = addNetem([c, w0, w1], argv.delay);
-    const workers = [w0, w1].map((h, tower) => alexnet(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), ...TOKEN], h.ns, /listening on/));
-    await Promise.all(workers.map((w) => w.ready));
+    const workers = [w0, w1].map((h, tower) => alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), ...TOKEN], h.ns));
+    await Promise.all(workers.map((w) => w.waitFor(/listening on/)));
     let addresses = [w0, w1].map((h) => `${h.address}:${PORT}`);
     if (!netem) {
       await Promise.all([w0, w1].map((h) => startRelay(h, RELAY_PORT, PORT, argv.delay, (f) => cleanups.push(f))));
       addresses = [w0, w1].map((h) => `${h.address}:${RELAY_PORT}`);
     }
-    await mustFinish('the coordinator across the namespaces', alexnet(['coordinator', '--workers', addresses.join(','), ...run, ...mb, '--run-dir', nsDir, ...TOKEN], c.ns));
+    await mustFinish('the coordinator across the namespaces', alexnetIn(['coordinator', '--workers', addresses.join(','), ...run, ...mb, '--run-dir', nsDir, ...TOKEN], c.ns));
     const far = imagesPerSec(nsDir);
     say(`micro-batches ${n}: loopback ${loop.imagesPerSec.toFixed(1)} images/s (median step ${loop.stepMs.toFixed(0)} ms); across three hosts (${netem ? 'tc netem' : 'a relay in each worker\'s namespace: this kernel has no netem'}) ${far.imagesPerSec.toFixed(1)} images/s (${far.stepMs.toFixed(0)} ms): ${(far.imagesPerSec / loop.imagesPerSec).toFixed(2)}x`);
     cleanup();

@@ -5,7 +5,7 @@
  * preset and batch of the benchmark. Their GFLOP/s over the all-core ceiling of bench/simd-ceiling.ts
  * is the share `npm run bench` prints on webasm.
  */
-import { Conv2dBackward, Conv2dForward, median, planModel, type Device, type ModelSpec } from '@alexnet-mp/core';
+import { Conv2dBackward, Conv2dForward, Rng, median, planModel, type Device, type ModelSpec } from '@alexnet-mp/core';
 import type { SimdCeiling } from './simd-ceiling.js';
 
 export interface ConvShare {
@@ -16,10 +16,10 @@ export interface ConvShare {
   readonly share: number;
 }
 
-function filled(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (((i * 2654435761 + seed) >>> 0) % 1000) / 1000 - 0.5;
-  return a;
+/** n floats from the project's seeded generator (as train-step.ts makes its images). */
+export function filled(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.normal());
 }
 
 export async function convShare(device: Device, spec: ModelSpec, batch: number, ceiling: SimdCeiling, iters = 3): Promise<ConvShare> {

@@ -8,6 +8,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Device, getPreset, median, planModel, presetNames } from '@alexnet-mp/core';
 import { Gemm, gemmShape } from '../packages/core/src/kernels/gemm.js';
+import { filled } from './conv-share.js';
 
 const argv = await yargs(hideBin(process.argv))
   .usage('node --import tsx bench/gemm.ts [options]\n\nTimes one conv layer\'s three GEMMs on webasm.')
@@ -29,7 +30,6 @@ const O = l.filtersPerTower;
 const K = plan.inShape.c * l.size * l.size;
 const P = argv.batch * plan.outShape.h * plan.outShape.w;
 const dev = await Device.create('webasm', { onFallback: 'throw' });
-const filled = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
 process.stdout.write(`${argv.preset} ${argv.layer}, batch ${argv.batch}, one tower, gpu.js webasm\n`);
 for (const [name, M, N, KK, ta, tb] of [
   ['forward', O, P, K, false, false],
@@ -37,8 +37,8 @@ for (const [name, M, N, KK, ta, tb] of [
   ['input gradient', K, P, O, true, false],
 ] as const) {
   const g = new Gemm(dev, name, gemmShape(M, N, KK, ta, tb));
-  const a = filled(M * KK);
-  const b = filled(KK * N);
+  const a = filled(M * KK, 1);
+  const b = filled(KK * N, 2);
   await g.run(a, b);
   const wall: number[] = [];
   const cpu: number[] = [];

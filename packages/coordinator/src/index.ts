@@ -3,6 +3,7 @@ export { UserError } from './cli/errors.js';
 export { Coordinator, WorkerFailure, newRunId, type CoordinatorOptions, type StepMetrics, type WorkerStepMetrics } from './coordinator.js';
 export { SyntheticSource, createSource, sourceNames, type BatchSource, type U8Batch, type SourceName } from './batch-source.js';
 export { MetricsLog, summarise } from './metrics-log.js';
+export { readRunEvents, stepTimesMs } from './run-summary.js';
 export { SourceEvalSet, heldOutSet, summariseEval, HELD_OUT_SEED_TAG, type EvalSet, type EvalSummary, type EvalMetrics, type EvalResult, type EvalBatchResult } from './evaluation.js';
 export { launch, alexnetBin, type LaunchOptions, type LaunchResult } from './launch.js';
 export { MALLOC_TUNABLES, mallocTuned, withMallocTuning, mallocDescription } from './malloc-tuning.js';

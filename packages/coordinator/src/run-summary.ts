@@ -137,6 +137,11 @@ export function readRunEvents(runDir: string): Event[] {
   return events;
 }
 
+/** Each logged training step's time in ms, in the order of the log. */
+export function stepTimesMs(events: readonly Event[]): number[] {
+  return events.filter((e): e is StepEvent => e.event === 'step').map((e) => e.ms);
+}
+
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** The report of a run's events; rows of `per` steps (default: an epoch, or 100 steps when the run has no epochs). */
