@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { clientStream, collectStream, unary, type CallOptions } from './rpc.js';
 import { clientKeepaliveOptions } from './keepalive.js';
+import { flowControlOptions } from './flow-control.js';
 import { secureClient, type Security } from './auth.js';
 import { DEFAULT_CHUNK_BYTES, assembleParameters, tensorChunks } from './chunks.js';
 import {
@@ -36,7 +37,7 @@ export class WorkerClient {
 
   /** `security`: the credentials the worker asks for (auth.ts); none: plain gRPC. */
   constructor(readonly address: string, limitBytes: number, security?: Security) {
-    this.client = secureClient(protocol().Worker, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions });
+    this.client = secureClient(protocol().Worker, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions, ...flowControlOptions });
   }
 
   handshake(req: HandshakeRequest, o?: CallOptions): Promise<HandshakeReply> {

@@ -8,6 +8,7 @@ export { DEFAULT_MAX_BATCH, DEFAULT_LEASE_MS, type WorkerOptions } from './worke
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connection-limits.js';
 export { redactRunId } from './run.js';
 export { ExchangeStream } from './exchange-stream.js';
+export { FLOW_CONTROL_WINDOW_BYTES, flowControlOptions } from './flow-control.js';
 export { startWorker, type RunningWorker } from './server.js';
 export { meanCrossEntropy } from './evaluation.js';
 export { WorkerClient, type LayerTensors } from './client.js';

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Device } from '@alexnet-mp/core';
 import { formatAddress, protocol, sizeLimitOptions } from './protocol.js';
 import { serverKeepaliveOptions } from './keepalive.js';
+import { flowControlOptions } from './flow-control.js';
 import { RefusalLog, listenSecurely, serverInterceptors } from './auth.js';
 import { TowerWorker } from './worker.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -24,7 +25,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   // calls without the credentials are refused (and logged) before they reach a handler
   const refusals = new RefusalLog(o.log ?? (() => {}));
   const limits = o.connectionLimits ?? DEFAULT_CONNECTION_LIMITS;
-  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions, ...idleServerOptions(limits), interceptors: serverInterceptors(o.security, refusals) });
+  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions, ...flowControlOptions, ...idleServerOptions(limits), interceptors: serverInterceptors(o.security, refusals) });
   const { Worker, Peer } = protocol();
   server.addService(Worker.service, {
     Handshake: worker.handshake,

@@ -7,6 +7,7 @@ import {
   protocol,
   secureClient,
   sizeLimitOptions,
+  flowControlOptions,
   unary,
   type GetKernelsReply,
   type GetPredictionsReply,
@@ -26,7 +27,7 @@ export class InspectClient {
 
   /** `security`: the coordinator's credentials (its --tls or token), when it asks for them. */
   constructor(readonly address: string, security?: Security) {
-    this.client = secureClient(protocol().Coordinator, address, security, sizeLimitOptions(CLIENT_LIMIT_BYTES));
+    this.client = secureClient(protocol().Coordinator, address, security, { ...sizeLimitOptions(CLIENT_LIMIT_BYTES), ...flowControlOptions });
   }
 
   /** A service error as one line for the user (a refusal's message as it is). */

@@ -15,6 +15,7 @@ import {
   maxMessageBytes,
   protocol,
   sizeLimitOptions,
+  flowControlOptions,
   unaryHandler,
   type CoordinatorWorker,
   type GetKernelsReply,
@@ -62,7 +63,7 @@ export async function startInspectService(o: InspectServiceOptions): Promise<Ins
   const spec = c.o.spec;
   // callers need the credentials the coordinator uses with its workers (mutual TLS and/or the token; auth.ts)
   const refusals = new RefusalLog(o.log ?? (() => {}));
-  const server = new grpc.Server({ ...sizeLimitOptions(maxMessageBytes(spec, c.maxEvalBatch)), interceptors: serverInterceptors(c.o.security, refusals) });
+  const server = new grpc.Server({ ...sizeLimitOptions(maxMessageBytes(spec, c.maxEvalBatch)), ...flowControlOptions, interceptors: serverInterceptors(c.o.security, refusals) });
   server.addService(protocol().Coordinator.service, {
     ListWorkers: unaryHandler<object, ListWorkersReply>(async () => {
       const workers = await Promise.all(
