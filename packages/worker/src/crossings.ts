@@ -58,7 +58,10 @@ export function trafficOf(w: WorkerContext, run: Run, phase: Phase): Traffic {
 
 /**
  * The exchanges of one step or evaluation of `batch` images: sending with Peer.Exchange (steps) or
- * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys. Time accounting: the
+ * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys. An exchange is done when
+ * the peer's tensor is here and this worker's is on its way (serialised: its array may change); the peer's
+ * acknowledgements, a round trip behind, are waited for by `acked` at the end of the pass, and a refusal in
+ * one fails every exchange waited for after it at once. Time accounting: the
  * time during which at least one exchange was in flight, split into the time the pass was blocked on one
  * (exchangeMs) and the rest, when it computed meanwhile (exchangeHiddenMs); the two add up to that time
  * once, however many exchanges overlap (a step cut into micro-batches keeps several in flight).
@@ -69,13 +72,31 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
   let inFlightSince = 0;
   let inFlightMs = 0;
   const what = describePhase(phase);
+  /** Sends not yet known to be acknowledged, and the first of them that failed (all later waits fail with it). */
+  const unacked: Promise<void>[] = [];
+  let failNow: (e: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    failNow = reject;
+  });
+  failed.catch(() => {}); // raced against every exchange; rethrown there
   const start = (point: string, dir: Direction, send: Float32Array | null, take: boolean, micro: MicroBatch = WHOLE): Promise<Float32Array | null> => {
     signal.throwIfAborted();
     const jobs: Promise<unknown>[] = [];
     let got: Float32Array | null = null;
     const n = batch / micro.count;
     const part = micro.count > 1 ? ` (micro-batch ${micro.index} of ${micro.count})` : '';
-    if (send) jobs.push(sendCrossing(w, run, phase, batch, point, dir, send, signal, traffic, micro));
+    let acked: Promise<void> = Promise.resolve();
+    if (send) {
+      let onWritten: () => void = () => {};
+      const written = new Promise<void>((resolve) => {
+        onWritten = resolve;
+      });
+      const sent = sendCrossing(w, run, phase, batch, point, dir, send, signal, traffic, micro, onWritten);
+      sent.catch(failNow);
+      unacked.push(sent);
+      acked = sent;
+      jobs.push(Promise.race([written, sent]));
+    }
     if (take) {
       jobs.push(
         run.mailbox
@@ -88,13 +109,14 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
           }),
       );
     }
-    const exchange = Promise.all(jobs).then(() => got);
+    const exchange = Promise.race([Promise.all(jobs).then(() => got), failed]);
     if (inFlight++ === 0) inFlightSince = performance.now();
     const settled = () => {
       if (--inFlight === 0) inFlightMs += performance.now() - inFlightSince;
     };
-    // a failure is rethrown where the exchange is awaited, not left unhandled here
-    exchange.then(settled, settled);
+    // in flight until the peer's tensor is here and this worker's acknowledged; a failure is rethrown where
+    // the exchange is awaited, not left unhandled here
+    Promise.all([exchange, acked]).then(settled, settled);
     return exchange;
   };
   /** Waits for an exchange started before, the time blocked counted. */
@@ -127,6 +149,7 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     crossDuring,
     begin,
     wait,
+    acked: () => wait(Promise.all(unacked)).then(() => {}),
     get exchangeMs() {
       return blockedMs;
     },
@@ -136,8 +159,24 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
   };
 }
 
-/** Pushes one crossing tensor of a step (Exchange) or an evaluation (EvalExchange) to the peer and waits for its acknowledgement. */
-export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, batch: number, point: string, dir: Direction, x: Float32Array, signal: AbortSignal, traffic: Traffic, micro: MicroBatch = WHOLE): Promise<void> {
+/**
+ * Pushes one crossing tensor of a step (Exchange) or an evaluation (EvalExchange) to the peer and waits for its
+ * acknowledgement. `onWritten`: called once `x` is no longer read (on the stream, when its request is
+ * serialised; a unary call, when it is acknowledged).
+ */
+export async function sendCrossing(
+  w: WorkerContext,
+  run: Run,
+  phase: Phase,
+  batch: number,
+  point: string,
+  dir: Direction,
+  x: Float32Array,
+  signal: AbortSignal,
+  traffic: Traffic,
+  micro: MicroBatch = WHOLE,
+  onWritten: () => void = () => {},
+): Promise<void> {
   const tensor = encodeTensor(crossingShape(w.spec, point, batch / micro.count), x);
   try {
     if (phase.kind === 'step') {
@@ -145,7 +184,7 @@ export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, bat
       // only a step cut into micro-batches says so: to an older peer a whole batch's tensor reads as ever
       if (micro.count > 1) Object.assign(req, { micro_batch: micro.index, micro_batches: micro.count });
       // on the run's stream when the peer has it (exchange-stream.ts), else one Exchange call
-      const streamed = run.peer.stream !== null && (await sentOnStream(w, run, req, signal));
+      const streamed = run.peer.stream !== null && (await sentOnStream(w, run, req, signal, onWritten));
       if (!streamed) await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
     } else {
       const req: EvalExchangeRequest = { run_id: run.id, evaluation: phase.n, point, from_tower: w.tower, batch, tensor };
@@ -161,6 +200,7 @@ export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, bat
       `tower ${w.tower} could not send ${point} (${dir.toLowerCase()}) of ${describePhase(phase)}${part} to its peer at ${run.peer.address}: ${describeError(e)}${unimplemented}`,
     );
   }
+  onWritten();
   traffic.sent(point, dir, tensor.data.byteLength);
 }
 
@@ -169,9 +209,9 @@ export async function sendCrossing(w: WorkerContext, run: Run, phase: Phase, bat
  * "exchange-stream" but does not serve Peer.Stream, e.g. a proxy of an older build): nothing was taken, the
  * stream is given up for the run and the caller sends with Exchange.
  */
-async function sentOnStream(w: WorkerContext, run: Run, req: ExchangeRequest, signal: AbortSignal): Promise<boolean> {
+async function sentOnStream(w: WorkerContext, run: Run, req: ExchangeRequest, signal: AbortSignal, onWritten: () => void): Promise<boolean> {
   try {
-    await run.peer.stream!.send(req, w.exchangeTimeoutMs, signal);
+    await run.peer.stream!.send(req, w.exchangeTimeoutMs, signal, onWritten);
     return true;
   } catch (e) {
     if (signal.aborted || !isServiceError(e) || e.code !== grpc.status.UNIMPLEMENTED) throw e;

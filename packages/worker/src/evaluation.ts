@@ -79,6 +79,7 @@ export async function evaluationPass(w: WorkerContext, run: Run, evaluation: num
     // the forward's intermediates (nothing else is resident between steps but the parameters)
     w.device.release();
   }
+  await x.acked();
   run.evaluationsDone = evaluation + 1;
   run.phaseTraffic.delete(phaseKey(phase));
   run.mailbox.dropBefore(evalPhase(run.evaluationsDone));

@@ -3,8 +3,10 @@
  * opened at the first send and kept for the run. Every ExchangeRequest is answered, in order, by one
  * ExchangeAck; a send resolves when its ack says the peer took the tensor and rejects with the peer's
  * reason otherwise (as a grpc.ServiceError, like a failed Exchange call). Writes respect HTTP/2 flow control
- * (after a write that fills the buffer, the next waits for 'drain'). When the stream fails, every send in
- * flight fails with the stream's error, and the next send opens a new one.
+ * (after a write that fills the buffer, the next waits for 'drain'). A send can also say when its tensor has
+ * been serialised and handed to HTTP/2 (`onWritten`): from then on its array may change, a round trip before
+ * the ack comes. When the stream fails, every send in flight fails with the stream's error, and the next send
+ * opens a new one.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ExchangeAck, ExchangeRequest } from './protocol.js';
@@ -29,7 +31,7 @@ export class ExchangeStream {
   private readonly pending: Pending[] = [];
   /** The stream's buffer is full (HTTP/2 flow control): writes wait in `queue`, in order, for 'drain'. */
   private blocked = false;
-  private queue: ExchangeRequest[] = [];
+  private queue: { req: ExchangeRequest; onWritten?: () => void }[] = [];
   /** Streams opened so far (a test reads it: one a run unless a stream failed). */
   opened = 0;
 
@@ -75,9 +77,10 @@ export class ExchangeStream {
 
   /**
    * Sends `req` and resolves once the peer took it; rejects with the peer's reason (its code and message),
-   * the stream's failure, DEADLINE_EXCEEDED after `timeoutMs`, or `signal`'s reason.
+   * the stream's failure, DEADLINE_EXCEEDED after `timeoutMs`, or `signal`'s reason. `onWritten` is called
+   * once the request is serialised (its tensor's bytes copied out), unless the stream fails first.
    */
-  send(req: ExchangeRequest, timeoutMs: number, signal: AbortSignal): Promise<void> {
+  send(req: ExchangeRequest, timeoutMs: number, signal: AbortSignal, onWritten?: () => void): Promise<void> {
     signal.throwIfAborted();
     const call = (this.call ??= this.open());
     return new Promise<void>((resolve, reject) => {
@@ -106,26 +109,27 @@ export class ExchangeStream {
       timer = setTimeout(() => giveUp(peerError(grpc.status.DEADLINE_EXCEEDED, `no acknowledgement within ${(timeoutMs / 1000).toFixed(0)} s`)), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending.push(p);
-      this.write(call, req);
+      this.write(call, req, onWritten);
     });
   }
 
   /** Writes now (serialised at once) unless earlier writes wait for 'drain'; then after them. */
-  private write(call: grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck>, req: ExchangeRequest): void {
+  private write(call: grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck>, req: ExchangeRequest, onWritten?: () => void): void {
     if (this.call !== call) return;
     if (this.blocked) {
-      this.queue.push(req);
+      this.queue.push({ req, onWritten });
       return;
     }
-    // false: the stream's buffer is full (HTTP/2 flow control); the next write waits for 'drain'
-    if (!call.write(req)) {
+    // the callback runs once grpc-js serialised the request and passed it on; false: the stream's buffer is
+    // full (HTTP/2 flow control), the next write waits for 'drain'
+    if (!call.write(req, () => onWritten?.())) {
       this.blocked = true;
       call.once('drain', () => {
         if (this.call !== call) return;
         this.blocked = false;
         const waiting = this.queue;
         this.queue = [];
-        for (const r of waiting) this.write(call, r);
+        for (const w of waiting) this.write(call, w.req, w.onWritten);
       });
     }
   }

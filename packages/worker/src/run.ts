@@ -92,6 +92,11 @@ export interface Crossings {
   begin(point: string, dir: Direction, send: Float32Array | null, take: boolean, micro: MicroBatch): Promise<Float32Array | null>;
   /** Waits for an exchange `begin` started, the time blocked counted as exchangeMs. */
   wait<T>(exchange: Promise<T>): Promise<T>;
+  /**
+   * Waits for the peer's acknowledgement of every tensor sent so far (an exchange is done once this worker's
+   * tensor is on its way); rejects with the first refusal or failure. Called at the end of a pass.
+   */
+  acked(): Promise<void>;
   /** Time blocked on the exchanges. */
   readonly exchangeMs: number;
   /** Time with an exchange in flight while the worker computed instead (crossDuring, begin). */

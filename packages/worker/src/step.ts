@@ -54,6 +54,8 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   // 0 from an older coordinator: the whole batch (the worker's step handler checked the count)
   const count = req.micro_batches || 1;
   const { lossInfo, updateMs } = count > 1 ? await pipelinedStep(w, run, req, count, x, hyper, signal) : await wholeStep(w, run, req, x, hyper, signal);
+  // the peer took every tensor sent (the pass went on as soon as each was on its way)
+  await x.acked();
 
   run.stepsDone = step + 1;
   run.phaseTraffic.delete(phaseKey(phase));

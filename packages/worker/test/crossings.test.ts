@@ -1,0 +1,115 @@
+/**
+ * A step's crossings (crossings.ts) against a peer whose acknowledgements the test holds back: an exchange is
+ * done once the peer's tensor is here and this worker's is serialised, a round trip before its ack; `acked`
+ * waits for the acks (and only then counts the bytes sent); a tensor the peer refuses fails the next wait at
+ * once, not after the exchange timeout.
+ */
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { getPreset, segmentModel } from '@alexnet-mp/core';
+import { openCrossings } from '../src/crossings.js';
+import { Mailbox, Traffic, mailKey, stepPhase } from '../src/exchange.js';
+import { PeerLink, type Run, type WorkerContext } from '../src/run.js';
+import { crossingShape, protocol, type ExchangeAck, type ExchangeRequest } from '../src/protocol.js';
+import { flowControlOptions } from '../src/flow-control.js';
+
+const spec = getPreset('tiny');
+const BATCH = 4;
+const segments = segmentModel(spec);
+const points = segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
+const POINT = points[0]!;
+const floats = crossingShape(spec, POINT, BATCH).reduce((a, b) => a * b, 1);
+
+/** A Peer.Stream server that answers each tensor only when the test calls `release(code)`. */
+async function holdingPeer(t: import('ava').ExecutionContext) {
+  const { Peer } = protocol();
+  const held: ExchangeRequest[] = [];
+  let call: grpc.ServerDuplexStream<ExchangeRequest, ExchangeAck> | null = null;
+  let arrived: () => void = () => {};
+  const server = new grpc.Server(flowControlOptions);
+  const none = (_: unknown, cb: (e: Partial<grpc.StatusObject>) => void) => cb({ code: grpc.status.UNIMPLEMENTED });
+  server.addService(Peer.service, {
+    Hello: none,
+    Exchange: none,
+    EvalExchange: none,
+    Stream: (c: grpc.ServerDuplexStream<ExchangeRequest, ExchangeAck>) => {
+      call = c;
+      c.on('data', (r: ExchangeRequest) => {
+        held.push(r);
+        arrived();
+      });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const peer = new PeerLink(`127.0.0.1:${port}`, 64 << 20, undefined);
+  peer.useFeatures(['exchange-stream'], true);
+  t.teardown(() => {
+    peer.close();
+    server.forceShutdown();
+  });
+  return {
+    peer,
+    /** Resolves once `n` tensors arrived. */
+    arrivedCount: (n: number) =>
+      new Promise<void>((resolve) => {
+        arrived = () => held.length >= n && resolve();
+        arrived();
+      }),
+    release(code: grpc.status = grpc.status.OK, message = '') {
+      const r = held.shift()!;
+      call!.write({ step: r.step, point: r.point, direction: r.direction, code, message });
+    },
+  };
+}
+
+function context(peer: PeerLink, exchangeTimeoutMs: number): { w: WorkerContext; run: Run } {
+  const w = { spec, tower: 0, other: 1, segments, points, classifierPoint: points[points.length - 1]!, exchangeTimeoutMs, maxBatch: 16, log: () => {} } as unknown as WorkerContext;
+  const run = { id: 'run', batch: BATCH, peer, mailbox: new Mailbox(), phaseTraffic: new Map<string, Traffic>() } as unknown as Run;
+  return { w, run };
+}
+
+/** Whether `p` has settled after the event loop ran a few turns. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  return done;
+}
+
+test("an exchange is done before the peer's ack; acked() waits for it, and the bytes count once acknowledged", async (t) => {
+  const h = await holdingPeer(t);
+  const { w, run } = context(h.peer, 60_000);
+  const phase = stepPhase(0);
+  const traffic = new Traffic(points);
+  const x = openCrossings(w, run, phase, BATCH, traffic, new AbortController().signal);
+  const theirs = new Float32Array(floats).fill(7);
+  run.mailbox.put(mailKey(phase, POINT, 'FORWARD'), theirs);
+  const got = await x.cross(POINT, 'FORWARD', new Float32Array(floats).fill(1), true);
+  t.is(got, theirs, "the peer's tensor, with this worker's still unacknowledged");
+  await h.arrivedCount(1);
+  const acked = x.acked();
+  t.false(await settled(acked), 'acked() waits for the ack');
+  t.is(traffic.list().find((e) => e.point === POINT)!.forward_sent_bytes, 0);
+  h.release();
+  await acked;
+  t.is(traffic.list().find((e) => e.point === POINT)!.forward_sent_bytes, floats * 4);
+});
+
+test('a tensor the peer refuses fails the next wait at once, with its reason', async (t) => {
+  const h = await holdingPeer(t);
+  const { w, run } = context(h.peer, 60_000);
+  const phase = stepPhase(0);
+  const x = openCrossings(w, run, phase, BATCH, new Traffic(points), new AbortController().signal);
+  // sent, nothing to take: done once serialised
+  await x.cross(POINT, 'FORWARD', new Float32Array(floats), false);
+  await h.arrivedCount(1);
+  // a tensor that will never come: without the refusal this would wait for the 60 s exchange timeout
+  const next = x.cross(points[1]!, 'FORWARD', null, true);
+  h.release(grpc.status.INVALID_ARGUMENT, 'not this one');
+  const e = await t.throwsAsync(next);
+  t.regex(e!.message, /could not send .* not this one/);
+  await t.throwsAsync(x.acked(), { message: /not this one/ });
+});
