@@ -119,6 +119,9 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
     t.is(await page.textContent(`${card} dd[data-key="device"]`), '0');
     t.is(await page.textContent(`${card} dd[data-key="adapter"]`), 'no adapter', 'webasm: no WebGPU adapter');
     t.regex((await page.textContent(`${card} dd[data-key="step time"]`)) ?? '', /^\d+\.\d ms \(compute [\d.]+, exchange waited [\d.]+, hidden [\d.]+, update [\d.]+\)$/);
+    // the cards refresh every second (--ui-refresh 1), the curves with every step: a card may still show a
+    // poll from before the first step ended, with no bytes yet
+    await page.waitForFunction((c) => /^[1-9]/.test(document.querySelector(`${c} table.traffic tbody tr td:nth-child(2)`)?.textContent ?? ''), card, { timeout: 30_000 });
     const rows = await page.$$eval(`${card} table.traffic tbody tr`, (trs) => trs.map((tr) => tr.getAttribute('data-point')));
     t.deepEqual(rows, ['pool2', 'pool5', 'fc6', 'fc7'], `worker ${tower}'s crossing points`);
     t.regex((await page.textContent(`${card} table.traffic tbody tr td:nth-child(2)`)) ?? '', /^[1-9][\d.]* (B|KiB|MiB)[1-9][\d.]* (B|KiB|MiB)$/, 'forward bytes sent at pool2');
