@@ -65,6 +65,37 @@ test('strictIntegers on webasm: floor division and remainder of integers near 2^
   }
 });
 
+test('strictIntegers on webasm: floor division by a constant (a multiply by its reciprocal in SIMD code) is exact at and beside every multiple, over the whole i32 range', async (t) => {
+  const width = 4096;
+  // 49, 75, 98, ...: divisors where a multiply by the rounded reciprocal alone falls short at a multiple
+  for (const d of [3, 5, 7, 15, 25, 49, 75, 98, 225, 800, 14400, 65537, 2 ** 31 - 1]) {
+    // numerators k*d - 1, k*d, k*d + 1 for 1365 consecutive multiples k from -600, and for 1365 multiples k
+    // spread from the most negative to the most positive
+    const families: [number, number][] = [[-(2 ** 31) + 2, Math.max(1, Math.floor((2 ** 31 - 2) / d / 1365))]];
+    if (1365 * d < 2 ** 30) families.push([-600 * d, 1]);
+    for (const [base, step] of families) {
+      const first = Math.ceil(base / d) * d;
+      const q = await run(`const-floor-${d}-${base}`, function (this: KernelThis, a: Float32Array) {
+        const j = Math.floor(this.thread.x / 3);
+        const i = this.constants.first + j * this.constants.stepd + (this.thread.x - j * 3) - 1;
+        return Math.floor(i / this.constants.d) - (Math.floor(this.constants.first / this.constants.d) + j * this.constants.step) + a[0];
+      }, width, { d, first, step, stepd: step * d }, none);
+      const want = Array.from({ length: width }, (_, x) => {
+        const j = Math.floor(x / 3);
+        const i = first + j * step * d + (x - j * 3) - 1;
+        return i > 2 ** 31 - 1 || i < -(2 ** 31) ? NaN : Math.floor(i / d) - (Math.floor(first / d) + j * step) + 0;
+      });
+      const wrong = want.map((w, x) => (Number.isNaN(w) || w === q[x] ? -1 : x)).filter((x) => x >= 0);
+      t.deepEqual(wrong, [], `divisor ${d}, from ${first - 1}: lanes ${wrong.slice(0, 5)}`);
+    }
+  }
+  // a divisor that is a product of constants (this.constants.R * this.constants.R) is a constant too
+  const out = await run('const-floor-product', function (this: KernelThis, a: Float32Array) {
+    return Math.floor((this.thread.x - 6) / (this.constants.R * this.constants.R)) + a[0];
+  }, WIDTH, { R: 2 }, none);
+  t.deepEqual([...out], Array.from({ length: WIDTH }, (_, x) => Math.floor((x - 6) / 4) + 0));
+});
+
 test('strictIntegers on webasm: indices past 2^24 are exact, contiguous and strided, SIMD and scalar', async (t) => {
   const base = 2 ** 24 + 1; // rounds to 2^24 in f32
   const a = new Float32Array(2 ** 24 + 64);

@@ -35,12 +35,12 @@ export interface ConvGeometry {
 const im2colBody = function (this: KernelThis, x: Float32Array, n0: number) {
   const p = this.thread.x; // (n, oy, ox) within the chunk; p >= P is row padding
   const row = this.thread.y; // (c, ky, kx)
-  const R = this.constants.R;
-  const c = Math.floor(row / (R * R));
-  const kk = row - c * R * R;
-  const ky = Math.floor(kk / R);
-  const kx = kk - ky * R;
-  // divisions by kernel constants: by a power of two (1 included), the patched gpu.js shifts
+  // divisions by kernel constants: the patched gpu.js shifts for a power of two (1 included) and
+  // multiplies by the reciprocal in f64 otherwise, on webasm (no division instruction)
+  const c = Math.floor(row / (this.constants.R * this.constants.R));
+  const kk = row - c * this.constants.R * this.constants.R;
+  const ky = Math.floor(kk / this.constants.R);
+  const kx = kk - ky * this.constants.R;
   const n = Math.floor(p / this.constants.OHW);
   const pp = p - n * this.constants.OHW;
   const oy = Math.floor(pp / this.constants.OW);
