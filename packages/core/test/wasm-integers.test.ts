@@ -50,7 +50,7 @@ for (const [name, fn, expected] of cases) {
 }
 
 test('strictIntegers on webasm: floor division and remainder of integers near 2^31, SIMD lanes, equal JavaScript', async (t) => {
-  for (const [big, d] of [[2 ** 31 - 20, 7], [-(2 ** 31) + 20, 7], [2 ** 30 + 3, -(2 ** 24) - 1], [123456789, 2 ** 31 - 1]]) {
+  for (const [big, d] of [[2 ** 31 - 20, 7], [-(2 ** 31) + 20, 7], [-(2 ** 31), 3], [-(2 ** 31), 2 ** 31 - 1], [2 ** 30 + 3, -(2 ** 24) - 1], [123456789, 2 ** 31 - 1]]) {
     const q = await run(`big-floor-${big}-${d}`, function (this: KernelThis, a: Float32Array) {
       const i = this.constants.big + this.thread.x;
       return Math.floor(i / this.constants.d) - this.constants.q0 + a[0];
@@ -92,8 +92,33 @@ test('strictIntegers on webasm: floor division by a constant (a multiply by its 
   // a divisor that is a product of constants (this.constants.R * this.constants.R) is a constant too
   const out = await run('const-floor-product', function (this: KernelThis, a: Float32Array) {
     return Math.floor((this.thread.x - 6) / (this.constants.R * this.constants.R)) + a[0];
-  }, WIDTH, { R: 2 }, none);
-  t.deepEqual([...out], Array.from({ length: WIDTH }, (_, x) => Math.floor((x - 6) / 4) + 0));
+  }, WIDTH, { R: 3 }, none);
+  t.deepEqual([...out], Array.from({ length: WIDTH }, (_, x) => Math.floor((x - 6) / 9) + 0));
+});
+
+/** The WebAssembly module gpu.js built for a Kernel's last call. */
+function moduleBytes(k: Kernel): Uint8Array {
+  return (k as unknown as { k: { kernel: { _active: { bytes: Uint8Array } } } }).k.kernel._active.bytes;
+}
+
+/** Whether `bytes` contains the byte sequence `seq`. */
+const contains = (bytes: Uint8Array, seq: number[]) => bytes.some((_, i) => seq.every((b, j) => bytes[i + j] === b));
+
+test('the SIMD floor division by a constant multiplies (f64x2.mul) and does not divide; by a varying divisor it divides (f64x2.div)', async (t) => {
+  const dev = await webasm();
+  const F64X2_MUL = [0xfd, 0xf2, 0x01];
+  const F64X2_DIV = [0xfd, 0xf3, 0x01];
+  const byConstant = new Kernel(dev, 'bytes-const-divisor', function (this: KernelThis, a: Float32Array) {
+    return Math.floor((this.thread.x - 6) / this.constants.d) + a[0];
+  }, { output: [WIDTH], constants: { d: 7 } });
+  t.deepEqual([...(await byConstant.run(none))], Array.from({ length: WIDTH }, (_, x) => Math.floor((x - 6) / 7) + 0));
+  t.true(contains(moduleBytes(byConstant), F64X2_MUL));
+  t.false(contains(moduleBytes(byConstant), F64X2_DIV));
+  const byVarying = new Kernel(dev, 'bytes-varying-divisor', function (this: KernelThis, a: Float32Array) {
+    return Math.floor(this.constants.c / (this.thread.x + 1)) + a[0];
+  }, { output: [WIDTH], constants: { c: 100 } });
+  t.deepEqual([...(await byVarying.run(none))], Array.from({ length: WIDTH }, (_, x) => Math.floor(100 / (x + 1))));
+  t.true(contains(moduleBytes(byVarying), F64X2_DIV));
 });
 
 test('strictIntegers on webasm: indices past 2^24 are exact, contiguous and strided, SIMD and scalar', async (t) => {

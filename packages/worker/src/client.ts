@@ -1,13 +1,11 @@
 /** A typed client of one worker's Worker service (the coordinator's side; tests and benchmarks use it too). */
 import * as grpc from '@grpc/grpc-js';
 import { clientStream, collectStream, unary, type CallOptions } from './rpc.js';
-import { clientKeepaliveOptions } from './keepalive.js';
-import { flowControlOptions } from './flow-control.js';
+import { clientChannelOptions } from './channel-options.js';
 import { secureClient, type Security } from './auth.js';
 import { DEFAULT_CHUNK_BYTES, assembleParameters, tensorChunks } from './chunks.js';
 import {
   protocol,
-  sizeLimitOptions,
   type ConfigureReply,
   type ConfigureRequest,
   type EvaluateReply,
@@ -37,7 +35,7 @@ export class WorkerClient {
 
   /** `security`: the credentials the worker asks for (auth.ts); none: plain gRPC. */
   constructor(readonly address: string, limitBytes: number, security?: Security) {
-    this.client = secureClient(protocol().Worker, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions, ...flowControlOptions });
+    this.client = secureClient(protocol().Worker, address, security, clientChannelOptions(limitBytes));
   }
 
   handshake(req: HandshakeRequest, o?: CallOptions): Promise<HandshakeReply> {

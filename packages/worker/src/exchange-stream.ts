@@ -113,7 +113,10 @@ export class ExchangeStream {
     });
   }
 
-  /** Writes now (serialised at once) unless earlier writes wait for 'drain'; then after them. */
+  /**
+   * Writes now unless earlier writes wait for 'drain', then after them; `onWritten` once grpc-js has serialised
+   * the request and passed it on (a write behind another one still in progress waits, unserialised, in the stream).
+   */
   private write(call: grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck>, req: ExchangeRequest, onWritten?: () => void): void {
     if (this.call !== call) return;
     if (this.blocked) {
@@ -122,7 +125,8 @@ export class ExchangeStream {
     }
     // the callback runs once grpc-js serialised the request and passed it on; false: the stream's buffer is
     // full (HTTP/2 flow control), the next write waits for 'drain'
-    if (!call.write(req, () => onWritten?.())) {
+    // (a write that fails, on a stream that broke, calls back with the error: the send's ack fails instead)
+    if (!call.write(req, (e?: Error | null) => e || onWritten?.())) {
       this.blocked = true;
       call.once('drain', () => {
         if (this.call !== call) return;

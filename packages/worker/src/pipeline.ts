@@ -81,7 +81,7 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
   const ctx: StepContext = { seed: run.seed, step: req.step, train: true };
   const micro = (k: number): MicroBatch => ({ index: k, count });
   const ks = [...Array(count).keys()];
-  /** Exchanges that only send: waited for at the end (their acknowledgements). */
+  /** Exchanges that only send: waited for at the end (until each tensor is on its way; the acks come in Crossings.acked). */
   const sends: Promise<unknown>[] = [];
 
   // ---- forward: segment by segment, micro-batch by micro-batch; each output crosses as soon as it is computed

@@ -4,10 +4,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Device, ModelSpec, Segment, Tower, TowerIndex, TowerTap } from '@alexnet-mp/core';
-import { protocol, sizeLimitOptions, type Direction, type StepTiming } from './protocol.js';
+import { protocol, type Direction, type StepTiming } from './protocol.js';
 import { Mailbox, Traffic, type Phase } from './exchange.js';
-import { clientKeepaliveOptions } from './keepalive.js';
-import { flowControlOptions } from './flow-control.js';
+import { clientChannelOptions } from './channel-options.js';
 import { ExchangeStream } from './exchange-stream.js';
 import { secureClient, type Security } from './auth.js';
 import type { InputNormalisation } from './images.js';
@@ -123,7 +122,7 @@ export class PeerLink {
   /** The peer's features, from its Hello reply (empty from an older worker). */
   features: readonly string[] = [];
   constructor(readonly address: string, limitBytes: number, security: Security | undefined) {
-    this.client = secureClient(protocol().Peer, address, security, { ...sizeLimitOptions(limitBytes), ...clientKeepaliveOptions, ...flowControlOptions });
+    this.client = secureClient(protocol().Peer, address, security, clientChannelOptions(limitBytes));
   }
   /** The peer's features, from its Hello reply: streams the step tensors when both ends can. */
   useFeatures(features: readonly string[], streamHere: boolean): void {

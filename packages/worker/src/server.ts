@@ -1,9 +1,8 @@
 /** The worker's gRPC server: the device, the Worker and Peer services on one port, credentials checked first. */
 import * as grpc from '@grpc/grpc-js';
 import { Device } from '@alexnet-mp/core';
-import { formatAddress, protocol, sizeLimitOptions } from './protocol.js';
-import { serverKeepaliveOptions } from './keepalive.js';
-import { flowControlOptions } from './flow-control.js';
+import { formatAddress, protocol } from './protocol.js';
+import { serverChannelOptions } from './channel-options.js';
 import { RefusalLog, listenSecurely, serverInterceptors } from './auth.js';
 import { TowerWorker } from './worker.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -25,7 +24,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   // calls without the credentials are refused (and logged) before they reach a handler
   const refusals = new RefusalLog(o.log ?? (() => {}));
   const limits = o.connectionLimits ?? DEFAULT_CONNECTION_LIMITS;
-  const server = new grpc.Server({ ...sizeLimitOptions(worker.limitBytes), ...serverKeepaliveOptions, ...flowControlOptions, ...idleServerOptions(limits), interceptors: serverInterceptors(o.security, refusals) });
+  const server = new grpc.Server({ ...serverChannelOptions(worker.limitBytes), ...idleServerOptions(limits), interceptors: serverInterceptors(o.security, refusals) });
   const { Worker, Peer } = protocol();
   server.addService(Worker.service, {
     Handshake: worker.handshake,

@@ -10,7 +10,8 @@ import { getPreset, segmentModel } from '@alexnet-mp/core';
 import { openCrossings } from '../src/crossings.js';
 import { Mailbox, Traffic, mailKey, stepPhase } from '../src/exchange.js';
 import { PeerLink, type Run, type WorkerContext } from '../src/run.js';
-import { crossingShape, protocol, type ExchangeAck, type ExchangeRequest } from '../src/protocol.js';
+import { crossingShape, type ExchangeAck, type ExchangeRequest } from '../src/protocol.js';
+import { streamPeer } from './stream-peer.js';
 import { flowControlOptions } from '../src/flow-control.js';
 
 const spec = getPreset('tiny');
@@ -22,31 +23,23 @@ const floats = crossingShape(spec, POINT, BATCH).reduce((a, b) => a * b, 1);
 
 /** A Peer.Stream server that answers each tensor only when the test calls `release(code)`. */
 async function holdingPeer(t: import('ava').ExecutionContext) {
-  const { Peer } = protocol();
   const held: ExchangeRequest[] = [];
   let call: grpc.ServerDuplexStream<ExchangeRequest, ExchangeAck> | null = null;
   let arrived: () => void = () => {};
-  const server = new grpc.Server(flowControlOptions);
-  const none = (_: unknown, cb: (e: Partial<grpc.StatusObject>) => void) => cb({ code: grpc.status.UNIMPLEMENTED });
-  server.addService(Peer.service, {
-    Hello: none,
-    Exchange: none,
-    EvalExchange: none,
-    Stream: (c: grpc.ServerDuplexStream<ExchangeRequest, ExchangeAck>) => {
+  const port = await streamPeer(
+    t,
+    (c) => {
       call = c;
       c.on('data', (r: ExchangeRequest) => {
         held.push(r);
         arrived();
       });
     },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    flowControlOptions,
+  );
   const peer = new PeerLink(`127.0.0.1:${port}`, 64 << 20, undefined);
   peer.useFeatures(['exchange-stream'], true);
-  t.teardown(() => {
-    peer.close();
-    server.forceShutdown();
-  });
+  t.teardown(() => peer.close());
   return {
     peer,
     /** Resolves once `n` tensors arrived. */
@@ -55,6 +48,8 @@ async function holdingPeer(t: import('ava').ExecutionContext) {
         arrived = () => held.length >= n && resolve();
         arrived();
       }),
+    /** The bytes of the i-th tensor held. */
+    heldTensor: (i: number) => held[i]!.tensor.data,
     release(code: grpc.status = grpc.status.OK, message = '') {
       const r = held.shift()!;
       call!.write({ step: r.step, point: r.point, direction: r.direction, code, message });
@@ -87,9 +82,13 @@ test("an exchange is done before the peer's ack; acked() waits for it, and the b
   const x = openCrossings(w, run, phase, BATCH, traffic, new AbortController().signal);
   const theirs = new Float32Array(floats).fill(7);
   run.mailbox.put(mailKey(phase, POINT, 'FORWARD'), theirs);
-  const got = await x.cross(POINT, 'FORWARD', new Float32Array(floats).fill(1), true);
+  const mine = new Float32Array(floats).fill(1);
+  const got = await x.cross(POINT, 'FORWARD', mine, true);
   t.is(got, theirs, "the peer's tensor, with this worker's still unacknowledged");
+  // once the exchange is done the array is this worker's again: what went out is a copy
+  mine.fill(9);
   await h.arrivedCount(1);
+  t.deepEqual(new Set(new Float32Array(Uint8Array.from(h.heldTensor(0)).buffer)), new Set([1]));
   const acked = x.acked();
   t.false(await settled(acked), 'acked() waits for the ack');
   t.is(traffic.list().find((e) => e.point === POINT)!.forward_sent_bytes, 0);

@@ -6,21 +6,13 @@
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { ExchangeStream } from '../src/exchange-stream.js';
-import { protocol, type ExchangeAck, type ExchangeRequest } from '../src/protocol.js';
+import { protocol, type ExchangeRequest } from '../src/protocol.js';
+import { streamPeer, type StreamHandler } from './stream-peer.js';
 
-type Handler = grpc.handleBidiStreamingCall<ExchangeRequest, ExchangeAck>;
-
-async function peerServer(t: import('ava').ExecutionContext, stream: Handler): Promise<grpc.Client> {
-  const { Peer } = protocol();
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
-  const none = (_: unknown, cb: (e: Partial<grpc.StatusObject>) => void) => cb({ code: grpc.status.UNIMPLEMENTED });
-  server.addService(Peer.service, { Hello: none, Exchange: none, EvalExchange: none, Stream: stream });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const client = new Peer(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 64 << 20 });
-  t.teardown(() => {
-    client.close();
-    server.forceShutdown();
-  });
+async function peerServer(t: import('ava').ExecutionContext, stream: StreamHandler): Promise<grpc.Client> {
+  const port = await streamPeer(t, stream, { 'grpc.max_receive_message_length': 64 << 20 });
+  const client = new (protocol().Peer)(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 64 << 20 });
+  t.teardown(() => client.close());
   return client;
 }
 
@@ -48,9 +40,14 @@ test('sends are acknowledged in order; 24 tensors of 4 MiB at once pass flow con
   });
   const s = new ExchangeStream(client);
   t.teardown(() => s.close());
-  const sends = Array.from({ length: 24 }, (_, i) => s.send(req(i, 'pool2', 1 << 20), 60_000, never()));
+  // most of them wait for 'drain' before they are written: each says when it is, before its ack
+  const written: number[] = [];
+  const sends = Array.from({ length: 24 }, (_, i) =>
+    s.send(req(i, 'pool2', 1 << 20), 60_000, never(), () => written.push(i)).then(() => t.true(written.includes(i), `tensor ${i} written before its ack`)),
+  );
   await Promise.all(sends);
   t.deepEqual(seen, Array.from({ length: 24 }, (_, i) => i), 'the peer took them in the order sent');
+  t.deepEqual(written, Array.from({ length: 24 }, (_, i) => i), 'written once each, in order');
   const e = (await t.throwsAsync(s.send(req(24, 'conv9', 4), 60_000, never()))) as grpc.ServiceError;
   t.is(e.code, grpc.status.INVALID_ARGUMENT);
   t.is(e.details, 'no crossing point conv9');

@@ -9,25 +9,23 @@ import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { FLOW_CONTROL_WINDOW_BYTES, flowControlOptions } from '../src/flow-control.js';
 import { ExchangeStream } from '../src/exchange-stream.js';
-import { protocol, type ExchangeAck, type ExchangeRequest } from '../src/protocol.js';
+import { protocol, type ExchangeRequest } from '../src/protocol.js';
+import { streamPeer } from './stream-peer.js';
 
 const HTTP2_DEFAULT_WINDOW = 65_535;
 
-async function serve(t: import('ava').ExecutionContext, options: grpc.ServerOptions, received: number[] = []): Promise<number> {
-  const { Peer } = protocol();
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20, ...options });
-  const none = (_: unknown, cb: (e: Partial<grpc.StatusObject>) => void) => cb({ code: grpc.status.UNIMPLEMENTED });
-  const stream: grpc.handleBidiStreamingCall<ExchangeRequest, ExchangeAck> = (call) => {
-    call.on('data', (r: ExchangeRequest) => {
-      received.push(r.tensor.data.byteLength);
-      call.write({ step: r.step, point: r.point, direction: r.direction, code: grpc.status.OK, message: '' });
-    });
-    call.on('end', () => call.end());
-  };
-  server.addService(Peer.service, { Hello: none, Exchange: none, EvalExchange: none, Stream: stream });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  t.teardown(() => server.forceShutdown());
-  return port;
+function serve(t: import('ava').ExecutionContext, options: grpc.ServerOptions, received: number[] = []): Promise<number> {
+  return streamPeer(
+    t,
+    (call) => {
+      call.on('data', (r: ExchangeRequest) => {
+        received.push(r.tensor.data.byteLength);
+        call.write({ step: r.step, point: r.point, direction: r.direction, code: grpc.status.OK, message: '' });
+      });
+      call.on('end', () => call.end());
+    },
+    { 'grpc.max_receive_message_length': 64 << 20, ...options },
+  );
 }
 
 /** The server's SETTINGS (its stream window) and, a moment later, the connection window it granted. */

@@ -28,7 +28,7 @@ export interface KernelOptions {
   readonly returnType?: 'Number' | 'Array(4)';
   /**
    * The caller is done with each result before it calls this kernel again (reused-output.ts): on
-   * webasm the result then comes back in one buffer kept by the kernel instead of a new array per
+   * webasm the result then comes back as a view of the kernel's own memory instead of a new array per
    * call; on webgpu the kernel writes every call into one device buffer (gpu.js's `immutable: false`)
    * instead of allocating a fresh one (7.3 GiB of fresh buffers a step at the paper preset, batch 128).
    * GPU work runs in submission order, so on webgpu "done" means: every kernel that reads the result
@@ -39,7 +39,7 @@ export interface KernelOptions {
 
 /**
  * For the backward kernels (ReLU, LRN, max-pool, flatten, col2im): a layer's input gradient is read
- * by the layer below it (or sent across, at a crossing, and acknowledged) before that backward kernel
+ * by the layer below it (or sent across, at a crossing, and serialised onto the stream) before that backward kernel
  * runs again: in the next step, or for col2im's next chunk of images after this chunk is placed.
  */
 export const BACKWARD_REUSES_OUTPUT = true;
