@@ -301,16 +301,37 @@ export function unpackQuads(raw: Float32Array, M: number, N: number, splits: num
   const MQ = Math.ceil(M / 4);
   const NQ = Math.ceil(N / 4);
   const out = new Float32Array(M * N);
+  // raw is read in order, one 4x4 block (16 floats: lane-major, then row) at a time, and each block's four
+  // rows land in four rows of out: the writes stay within 4 * MQ lines, the reads stream
+  let src = 0;
   for (let z = 0; z < splits; z++) {
-    for (let m = 0; m < M; m++) {
-      const row = m * N;
-      const mOff = (m >> 2) * 16 + (m & 3);
-      for (let nq = 0; nq < NQ; nq++) {
-        const src = (z * NQ + nq) * MQ * 16 + mOff;
-        const lanes = Math.min(4, N - nq * 4);
-        const dst = row + nq * 4;
-        if (z === 0) for (let l = 0; l < lanes; l++) out[dst + l] = raw[src + l * 4]!;
-        else for (let l = 0; l < lanes; l++) out[dst + l] += raw[src + l * 4]!;
+    for (let nq = 0; nq < NQ; nq++) {
+      const n0 = nq * 4;
+      const lanes = Math.min(4, N - n0);
+      for (let mq = 0; mq < MQ; mq++, src += 16) {
+        const m0 = mq * 4;
+        const rows = Math.min(4, M - m0);
+        for (let r = 0; r < rows; r++) {
+          const dst = (m0 + r) * N + n0;
+          const s0 = src + r;
+          if (lanes === 4) {
+            if (z === 0) {
+              out[dst] = raw[s0]!;
+              out[dst + 1] = raw[s0 + 4]!;
+              out[dst + 2] = raw[s0 + 8]!;
+              out[dst + 3] = raw[s0 + 12]!;
+            } else {
+              out[dst] += raw[s0]!;
+              out[dst + 1] += raw[s0 + 4]!;
+              out[dst + 2] += raw[s0 + 8]!;
+              out[dst + 3] += raw[s0 + 12]!;
+            }
+          } else if (z === 0) {
+            for (let l = 0; l < lanes; l++) out[dst + l] = raw[s0 + l * 4]!;
+          } else {
+            for (let l = 0; l < lanes; l++) out[dst + l] += raw[s0 + l * 4]!;
+          }
+        }
       }
     }
   }
