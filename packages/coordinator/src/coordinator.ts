@@ -1,13 +1,13 @@
 /**
  * The coordinator: checks that the two workers belong together (handshake.ts),
- * configures them for a run, then for each step sends the batch to both,
- * waits for both, and logs the metrics; between steps it evaluates held-out
+ * configures them for a run (configure.ts), then for each step sends the batch to both,
+ * waits for both, and logs the metrics (step-metrics.ts); it writes checkpoints (run-checkpoint.ts); between steps it evaluates held-out
  * batches the same way (Evaluate: forward only), and gets the logits back
  * from tower 0. It never sees a parameter or an activation: the workers
  * exchange crossing tensors directly.
  */
 import * as grpc from '@grpc/grpc-js';
-import { encodeCheckpoint, towerParamLayers, writeCheckpointFile, type LrScheduleState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { writeCheckpointFile, type LrScheduleState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
@@ -16,7 +16,6 @@ import {
   isServiceError,
   maxMessageBytes,
   modelIdentity,
-  trafficTotals,
   type ConfigureReply,
   type EvaluateReply,
   type HandshakeReply,
@@ -26,14 +25,17 @@ import {
 import type { U8Batch } from './batch-source.js';
 import { evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResult } from './evaluation.js';
 import { UserError } from './cli/errors.js';
-import { CallDeadlines, isLostWorker, retryWhileBusy } from './health.js';
+import { CallDeadlines, isLostWorker } from './health.js';
 import { checkLoss, checkParams } from './divergence.js';
 import { lacks } from './worker-features.js';
 import { MicroBatchChoice } from './micro-batches.js';
 import { handshakeWorker } from './handshake.js';
+import { stepMetrics, workerEvalMetrics, workerStepMetrics } from './step-metrics.js';
+import { encodeRunCheckpoint } from './run-checkpoint.js';
+import { configureWorkers, resumeWorkers } from './configure.js';
 
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
-import { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
+import { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics } from './coordinator-types.js';
 
 export class Coordinator {
   readonly runId: string;
@@ -109,39 +111,13 @@ export class Coordinator {
     this.handshakes = hs.map((h) => (h as PromiseFulfilledResult<HandshakeReply>).value) as [HandshakeReply, HandshakeReply];
     const [h0, h1] = this.handshakes;
     if (h0.backend !== h1.backend) this.info(`warning: the workers run different backends (${h0.backend}, ${h1.backend}); results may differ from the one-process run in the last bits`);
-    this.configured = (await Promise.all(
-      [0, 1].map(async (t) => {
-        try {
-          const configure = () =>
-            this.clients[t]!.configure({
-              run_id: this.runId,
-              batch: this.o.batch,
-              seed: this.o.seed,
-              peer_address: this.o.workers[1 - t]!,
-              input_mean: [...(this.o.source.inputMean ?? [])],
-              micro_batches: this.microBatches.configured,
-            });
-          return await retryWhileBusy(configure, timeoutMs);
-        } catch (e) {
-          if (isLostWorker(e)) throw new WorkerFailure(`${this.label(t)} was lost while being configured: ${describeError(e)}`, t, true);
-          throw new UserError(`${this.label(t)} could not be configured: ${isServiceError(e) ? e.details : describeError(e)}`);
-        }
-      }),
-    )) as [ConfigureReply, ConfigureReply];
-    for (const t of [0, 1]) this.info(`${this.label(t)}: configured, ${this.configured[t]!.parameters} parameters, peer ${this.configured[t]!.peer_address}`);
+    const target = { clients: this.clients, o: this.o, runId: this.runId, microBatches: this.microBatches.configured, label: (t: number) => this.label(t) };
+    const configured = await configureWorkers(target, timeoutMs);
+    this.configured = configured;
+    for (const t of [0, 1]) this.info(`${this.label(t)}: configured, ${configured[t]!.parameters} parameters, peer ${configured[t]!.peer_address}`);
     const r = from;
     if (r) {
-      await Promise.all(
-        [0, 1].map(async (t) => {
-          const shapes = new Map<string, number[]>(towerParamLayers(this.o.spec, t as 0 | 1).map((l) => [l.name, [...l.shape]]));
-          try {
-            await this.clients[t]!.setParameters(r.params[t]! as ReadonlyMap<string, Required<{ w: Float32Array; b: Float32Array; vw: Float32Array; vb: Float32Array }>>, shapes, r.step);
-          } catch (e) {
-            if (isLostWorker(e)) throw new WorkerFailure(`${this.label(t)} was lost while taking the checkpoint's parameters: ${describeError(e)}`, t, true);
-            throw new UserError(`${this.label(t)} did not take the checkpoint's parameters: ${isServiceError(e) ? e.details : describeError(e)}`);
-          }
-        }),
-      );
+      await resumeWorkers(target, r.params, r.step);
       this.stepsDone = r.step;
       this.info(`both workers continue from the checkpoint at step ${r.step}`);
     }
@@ -187,24 +163,7 @@ export class Coordinator {
     const step = this.stepsDone;
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);
-    const s = this.o.schedule;
-    const bytes = encodeCheckpoint(this.o.spec, params, {
-      step,
-      seed: this.o.seed,
-      preset: this.o.spec.name,
-      extra: {
-        run_id: this.runId,
-        batch: this.o.batch,
-        // the bias rule always explicit: a checkpoint without it is read as one from before the option (legacyHyper)
-        hyper: { ...this.o.hyper, decayBiases: this.o.hyper.decayBiases === true },
-        lr: this.hyperOf(step).lr,
-        lr_schedule: s ? { spec: s.spec, state: s.state } : null,
-        // the data order is a function of (seed, position): batch k is images k*batch .. of the endless sequence of seeded epochs
-        data: { position: step * this.o.batch, epoch: this.epochOf(step), steps_per_epoch: this.o.stepsPerEpoch ?? null, order_seed: this.o.seed, source: this.o.source.description },
-        eval_due: evalDue,
-        ...(ck.extra?.() ?? {}),
-      },
-    });
+    const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue });
     return writeCheckpointFile(ck.dir, step, bytes, ck.keep);
   }
 
@@ -274,37 +233,9 @@ export class Coordinator {
     // a diverged step ends the run before anything counts it (its update already made the weights non-finite)
     checkLoss(step, r0.loss, hyper.lr);
     this.stepsDone++;
-    const workers = replies.map((r): WorkerStepMetrics => {
-      const tt = trafficTotals(r.traffic);
-      return {
-        tower: r.tower,
-        total_ms: r.timing.total_ms,
-        compute_ms: r.timing.compute_ms,
-        exchange_ms: r.timing.exchange_ms,
-        update_ms: r.timing.update_ms,
-        exchange_hidden_ms: r.timing.exchange_hidden_ms ?? 0,
-        sent_bytes: tt.sent,
-        received_bytes: tt.received,
-        messages_sent: tt.messagesSent,
-        messages_received: tt.messagesReceived,
-      };
-    });
+    const workers = workerStepMetrics(replies);
     this.microBatches.observe({ ms, workers });
-    return {
-      event: 'step',
-      step,
-      lr: hyper.lr,
-      loss: r0.loss,
-      top1_error: 1 - r0.correct / r0.batch,
-      top5_error: 1 - r0.correct_top5 / r0.batch,
-      batch: r0.batch,
-      micro_batches: micro,
-      ms,
-      images_per_s: (r0.batch / ms) * 1000,
-      crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
-      workers,
-      traffic: replies.map((r) => r.traffic),
-    };
+    return stepMetrics(step, hyper.lr, micro, ms, replies, workers);
   }
 
   /**
@@ -340,10 +271,7 @@ export class Coordinator {
       correct_top5: r0.correct_top5,
       logits: decodeTensor(r0.logits, [classes, n]),
       labels: b.labels,
-      workers: replies.map((r) => {
-        const tt = trafficTotals(r.traffic);
-        return { tower: r.tower, compute_ms: r.timing.compute_ms, exchange_ms: r.timing.exchange_ms, sent_bytes: tt.sent, received_bytes: tt.received };
-      }),
+      workers: workerEvalMetrics(replies),
       traffic: replies.map((r) => r.traffic),
     };
   }

@@ -1,0 +1,57 @@
+/**
+ * Configuring both workers for a run (Worker.Configure: the run, the batch, the seed, the peer to exchange
+ * with) and, for a resumed run, giving them the checkpoint's parameters and momentum (SetParameters).
+ */
+import { towerParamLayers, type TowerParams } from '@alexnet-mp/core';
+import { describeError, isServiceError, type ConfigureReply, type WorkerClient } from '@alexnet-mp/worker';
+import { UserError } from './cli/errors.js';
+import { isLostWorker, retryWhileBusy } from './health.js';
+import { WorkerFailure, type CoordinatorOptions } from './coordinator-types.js';
+
+export interface ConfigureTarget {
+  readonly clients: readonly [WorkerClient, WorkerClient];
+  readonly o: CoordinatorOptions;
+  readonly runId: string;
+  /** The micro-batches each step is cut into, as configured (micro-batches.ts). */
+  readonly microBatches: number;
+  /** "worker t (tower t) at ADDRESS", for messages. */
+  label(t: number): string;
+}
+
+/** Configures both workers; a worker still finishing an abandoned step is asked again until `timeoutMs`. */
+export async function configureWorkers(c: ConfigureTarget, timeoutMs: number): Promise<[ConfigureReply, ConfigureReply]> {
+  return (await Promise.all(
+    [0, 1].map(async (t) => {
+      try {
+        const configure = () =>
+          c.clients[t]!.configure({
+            run_id: c.runId,
+            batch: c.o.batch,
+            seed: c.o.seed,
+            peer_address: c.o.workers[1 - t]!,
+            input_mean: [...(c.o.source.inputMean ?? [])],
+            micro_batches: c.microBatches,
+          });
+        return await retryWhileBusy(configure, timeoutMs);
+      } catch (e) {
+        if (isLostWorker(e)) throw new WorkerFailure(`${c.label(t)} was lost while being configured: ${describeError(e)}`, t, true);
+        throw new UserError(`${c.label(t)} could not be configured: ${isServiceError(e) ? e.details : describeError(e)}`);
+      }
+    }),
+  )) as [ConfigureReply, ConfigureReply];
+}
+
+/** Gives both workers a checkpoint's parameters and momentum, to continue after `step`. */
+export async function resumeWorkers(c: ConfigureTarget, params: readonly [TowerParams, TowerParams], step: number): Promise<void> {
+  await Promise.all(
+    [0, 1].map(async (t) => {
+      const shapes = new Map<string, number[]>(towerParamLayers(c.o.spec, t as 0 | 1).map((l) => [l.name, [...l.shape]]));
+      try {
+        await c.clients[t]!.setParameters(params[t]! as ReadonlyMap<string, Required<{ w: Float32Array; b: Float32Array; vw: Float32Array; vb: Float32Array }>>, shapes, step);
+      } catch (e) {
+        if (isLostWorker(e)) throw new WorkerFailure(`${c.label(t)} was lost while taking the checkpoint's parameters: ${describeError(e)}`, t, true);
+        throw new UserError(`${c.label(t)} did not take the checkpoint's parameters: ${isServiceError(e) ? e.details : describeError(e)}`);
+      }
+    }),
+  );
+}

@@ -1,0 +1,38 @@
+/**
+ * A checkpoint of a two-worker run: both towers' parameters and momentum with the run state a resumed run
+ * needs (hyper-parameters, the schedule's state, the data position), encoded by core's checkpoint format.
+ */
+import { encodeCheckpoint, type TowerParams } from '@alexnet-mp/core';
+import type { CoordinatorOptions } from './coordinator-types.js';
+
+export interface RunCheckpointState {
+  readonly runId: string;
+  /** Steps done. */
+  readonly step: number;
+  /** The learning rate and epoch of the next step. */
+  readonly lr: number;
+  readonly epoch: number;
+  /** An evaluation of this step follows (a run resumed from this checkpoint does it first). */
+  readonly evalDue: boolean;
+}
+
+export function encodeRunCheckpoint(o: CoordinatorOptions, params: [TowerParams, TowerParams], s: RunCheckpointState): Buffer {
+  const schedule = o.schedule;
+  return encodeCheckpoint(o.spec, params, {
+    step: s.step,
+    seed: o.seed,
+    preset: o.spec.name,
+    extra: {
+      run_id: s.runId,
+      batch: o.batch,
+      // the bias rule always explicit: a checkpoint without it is read as one from before the option (legacyHyper)
+      hyper: { ...o.hyper, decayBiases: o.hyper.decayBiases === true },
+      lr: s.lr,
+      lr_schedule: schedule ? { spec: schedule.spec, state: schedule.state } : null,
+      // the data order is a function of (seed, position): batch k is images k*batch .. of the endless sequence of seeded epochs
+      data: { position: s.step * o.batch, epoch: s.epoch, steps_per_epoch: o.stepsPerEpoch ?? null, order_seed: o.seed, source: o.source.description },
+      eval_due: s.evalDue,
+      ...(o.checkpoint?.extra?.() ?? {}),
+    },
+  });
+}

@@ -1,0 +1,50 @@
+/** A step's metrics line (and an evaluation batch's worker figures) from the two workers' replies. */
+import { trafficTotals, type EvaluateReply, type StepReply } from '@alexnet-mp/worker';
+import type { StepMetrics, WorkerStepMetrics } from './coordinator-types.js';
+
+/** Each worker's times and traffic in one step, from its StepReply. */
+export function workerStepMetrics(replies: readonly StepReply[]): WorkerStepMetrics[] {
+  return replies.map((r) => {
+    const tt = trafficTotals(r.traffic);
+    return {
+      tower: r.tower,
+      total_ms: r.timing.total_ms,
+      compute_ms: r.timing.compute_ms,
+      exchange_ms: r.timing.exchange_ms,
+      update_ms: r.timing.update_ms,
+      exchange_hidden_ms: r.timing.exchange_hidden_ms ?? 0,
+      sent_bytes: tt.sent,
+      received_bytes: tt.received,
+      messages_sent: tt.messagesSent,
+      messages_received: tt.messagesReceived,
+    };
+  });
+}
+
+/** The `step` metrics line of step `step`, which took `ms` from the coordinator's side; the loss from tower 0's reply. */
+export function stepMetrics(step: number, lr: number, microBatches: number, ms: number, replies: readonly StepReply[], workers: WorkerStepMetrics[]): StepMetrics {
+  const r0 = replies[0]!;
+  return {
+    event: 'step',
+    step,
+    lr,
+    loss: r0.loss,
+    top1_error: 1 - r0.correct / r0.batch,
+    top5_error: 1 - r0.correct_top5 / r0.batch,
+    batch: r0.batch,
+    micro_batches: microBatches,
+    ms,
+    images_per_s: (r0.batch / ms) * 1000,
+    crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
+    workers,
+    traffic: replies.map((r) => r.traffic),
+  };
+}
+
+/** Each worker's times and traffic in one evaluation batch, from its EvaluateReply. */
+export function workerEvalMetrics(replies: readonly EvaluateReply[]): { tower: number; compute_ms: number; exchange_ms: number; sent_bytes: number; received_bytes: number }[] {
+  return replies.map((r) => {
+    const tt = trafficTotals(r.traffic);
+    return { tower: r.tower, compute_ms: r.timing.compute_ms, exchange_ms: r.timing.exchange_ms, sent_bytes: tt.sent, received_bytes: tt.received };
+  });
+}
