@@ -28,7 +28,10 @@
 #      process and in two workers; at cifar, batch 64; the webgpu kernel and model tests
 #      (ALEXNET_TEST_BACKEND=webgpu, the files bench/gpu-check.sh and scripts/test-webgpu.sh list);
 #      cifar, batch 128; paper, batch 64. Each bench times the TensorFlow.js WebGPU and PyTorch peers in
-#      the same run and prints images/s, alexnet-mp's kernel launches a step and every ratio.
+#      the same run and prints images/s, alexnet-mp's kernel launches a step and every ratio;
+#   3. `npm run bench -- --distributed --backend webgpu` at cifar, batch 64 (1, 2 and 4 micro-batches) and
+#      at the paper preset, batch 128 (1 and 2): two workers on the GPU against one process, the exchange
+#      waited for and hidden.
 #
 # Without a GPU: `eval "$(bash scripts/lavapipe.sh)"; SMOKE=1 NO_DEVICE=1 bash bench/gpu-bench.sh run` runs
 # the same parts here on a software adapter with the tiny preset at batch 16 and 8 and the first test file
@@ -102,6 +105,10 @@ inner() {
   part "bench $cifar, batch $big" 60 "${bench[@]}" --preset $cifar --batch $big --iters 10 --warmup 2 --no-two-workers
   part "bench $paper, batch $small" 100 "${bench[@]}" --preset $paper --batch $small --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --no-two-workers
   part "bench $paper, batch $big, --profile (alexnet-mp only: the time per kernel)" 60 "${bench[@]}" --preset $paper --batch $big --iters 1 --warmup 1 --no-two-workers --peer none --profile
+  # two workers on the one GPU against one process, whole batches and cut into micro-batches: the share of
+  # each worker's step spent waiting on the exchange, and what is hidden behind compute
+  part "bench --distributed $cifar, batch $small, micro-batches 1 2 4" 90 "${bench[@]}" --distributed --preset $cifar --batch $small --iters 5 --warmup 2 --micro-batches 1 2 4
+  part "bench --distributed $paper, batch $big, micro-batches 1 2" 150 "${bench[@]}" --distributed --preset $paper --batch $big --iters 3 --warmup 1 --micro-batches 1 2
   echo "done after $(( $(date +%s) - start )) s"
 }
 
