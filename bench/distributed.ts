@@ -16,9 +16,9 @@
 import os from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { GroupedTrainer, backendChoices, getPreset, median, microBatchProblem, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
+import { GroupedTrainer, backendChoices, getPreset, median, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
-import { SyntheticSource, UserError, mallocDescription } from '@alexnet-mp/coordinator';
+import { SyntheticSource, mallocDescription, parseMicroBatches } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
 
 const argv = await yargs(hideBin(process.argv))
@@ -50,13 +50,7 @@ const emit = (o: object) => {
 log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().length} CPU cores; ${argv.warmup} warm-up + ${argv.iters} timed steps; ${mallocDescription()} (workers and the one-process run)`);
 
 // ---- two workers, one coordinator (bench/two-workers.ts), once per --micro-batches value
-const counts = argv['micro-batches'].map((v): number | 'auto' => {
-  const n = Number(v);
-  if (v === 'auto') return 'auto';
-  const problem = microBatchProblem(B, n);
-  if (problem) throw new UserError(`--micro-batches ${v}: ${problem}, or auto`);
-  return n;
-});
+const counts = argv['micro-batches'].map((v) => parseMicroBatches(v, B));
 const runs: TwoWorkerResult[] = [];
 for (const microBatches of counts) {
   const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches });

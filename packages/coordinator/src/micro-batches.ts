@@ -1,6 +1,6 @@
 /**
  * How many micro-batches each step is cut into (StepRequest.micro_batches; the workers' pipeline.ts):
- * `--micro-batches N` fixes it; `auto` (the default) chooses it from the batch and the measured exchange.
+ * `--micro-batches N` fixes it (default 1); `auto` chooses it from the batch and the measured exchange.
  *
  * The automatic rule, measured rather than assumed:
  * 1. The first steps run whole (N = 1). Step 0 compiles the kernels and is not counted; the next

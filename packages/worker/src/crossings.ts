@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { crossingShape, decodeTensor, encodeTensor, squeezeUnitSpatial, type Direction, type EvalExchangeRequest, type ExchangeRequest, type Tensor } from './protocol.js';
 import { RpcError, describeError, isServiceError, unary } from './rpc.js';
 import { Traffic, describePhase, mailKey, type Phase } from './exchange.js';
-import { WHOLE, phaseKey, type Crossings, type MicroBatch, type Run, type WorkerContext } from './run.js';
+import { WHOLE, describeMicroBatch, phaseKey, type Crossings, type MicroBatch, type Run, type WorkerContext } from './run.js';
 import { microBatchProblem } from '@alexnet-mp/core';
 
 /**
@@ -57,6 +57,12 @@ export function trafficOf(w: WorkerContext, run: Run, phase: Phase): Traffic {
 }
 
 /**
+ * One turn of the event loop, for after starting an exchange: HTTP/2 hands the written tensor to the socket in
+ * it (a kernel that runs on the main thread, as the CPU backends' do, would otherwise hold it until it ends).
+ */
+export const letTensorsLeave = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
  * The exchanges of one step or evaluation of `batch` images: sending with Peer.Exchange (steps) or
  * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys. An exchange is done when
  * the peer's tensor is here and this worker's is on its way (serialised: its array may change); the peer's
@@ -84,7 +90,7 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     const jobs: Promise<unknown>[] = [];
     let got: Float32Array | null = null;
     const n = batch / micro.count;
-    const part = micro.count > 1 ? ` (micro-batch ${micro.index} of ${micro.count})` : '';
+    const part = describeMicroBatch(micro);
     let acked: Promise<void> = Promise.resolve();
     if (send) {
       let onWritten: () => void = () => {};
@@ -131,9 +137,7 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
   const crossDuring = async (point: string, dir: Direction, send: Float32Array | null, take: boolean, work: () => Promise<void>): Promise<Float32Array | null> => {
     const exchange = start(point, dir, send, take);
     exchange.catch(() => {}); // awaited below, after `work`
-    // one turn of the event loop first: HTTP/2 hands the written tensor to the socket in it (on the CPU
-    // backends `work` holds the thread until it ends)
-    await new Promise((resolve) => setImmediate(resolve));
+    await letTensorsLeave();
     await work();
     return wait(exchange);
   };
@@ -194,7 +198,7 @@ export async function sendCrossing(
     if (signal.aborted) throw signal.reason;
     const code = isServiceError(e) ? e.code : grpc.status.INTERNAL;
     const unimplemented = code === grpc.status.UNIMPLEMENTED ? ' (the peer is an older build without evaluation)' : '';
-    const part = micro.count > 1 ? ` (micro-batch ${micro.index} of ${micro.count})` : '';
+    const part = describeMicroBatch(micro);
     throw new RpcError(
       code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.UNIMPLEMENTED ? code : grpc.status.UNAVAILABLE,
       `tower ${w.tower} could not send ${point} (${dir.toLowerCase()}) of ${describePhase(phase)}${part} to its peer at ${run.peer.address}: ${describeError(e)}${unimplemented}`,

@@ -18,6 +18,7 @@ import type { StepRequest } from './protocol.js';
 import { RpcError } from './rpc.js';
 import { normaliseImages } from './images.js';
 import type { Crossings, MicroBatch, Run, WorkerContext } from './run.js';
+import { letTensorsLeave } from './crossings.js';
 
 /**
  * A Step's micro_batches, checked before the step starts: 0 or 1 (the whole batch), or N dividing the batch,
@@ -88,12 +89,6 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
   const images = normaliseImages(req.images, run.input);
   const outs: Float32Array[] = [];
   let pending: Promise<Float32Array | null>[] = [];
-  /**
-   * One turn of the event loop after starting an exchange: HTTP/2 hands the written tensor to the socket in
-   * it (a kernel that runs on the main thread, as webasm's small ones do, would otherwise hold it until the
-   * next micro-batch's segment ends).
-   */
-  const flush = () => new Promise((resolve) => setImmediate(resolve));
   const sendForward = (i: number, k: number) => {
     // the crossing into segment i: at the classifier, tower 1 only sends and tower 0 only takes
     const toClassifier = segs[i]!.tower0Only;
@@ -104,14 +99,14 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
   for (const k of ks) {
     outs[k] = await mt[k]!.forwardSegment(0, microSlice(images, w.spec.inputChannels, B, k * n, n), ctx);
     sendForward(1, k);
-    await flush();
+    await letTensorsLeave();
   }
   for (let i = 1; i < last; i++) {
     for (const k of ks) {
       const theirs = (await x.wait(pending[k]!))!;
       outs[k] = await mt[k]!.forwardSegment(i, t === 0 ? concatTowers(outs[k]!, theirs) : concatTowers(theirs, outs[k]!), ctx);
       sendForward(i + 1, k);
-      await flush();
+      await letTensorsLeave();
     }
   }
 
@@ -148,7 +143,7 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
       const dIn = (await mt[k]!.backwardSegment(last, dlogits))!;
       sends.push(x.begin(fc7, 'BACKWARD', towerSlice(dIn, 1), false, micro(k)));
       d[k] = towerSlice(dIn, 0);
-      await flush();
+      await letTensorsLeave();
     }
     lossInfo = { loss: mean(losses), correct, top5 };
     await update(last);
@@ -169,7 +164,7 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
       if (i > 0) {
         pending[k] = x.begin(segs[i]!.crossing!, 'BACKWARD', towerSlice(g!, w.other), true, micro(k));
         d[k] = towerSlice(g!, t);
-        await flush();
+        await letTensorsLeave();
       }
     }
     await update(i);

@@ -111,6 +111,9 @@ export interface MicroBatch {
 /** The whole batch at once: a step not cut into micro-batches, and every evaluation. */
 export const WHOLE: MicroBatch = { index: 0, count: 1 };
 
+/** " (micro-batch i of N)" for messages about a tensor of a step cut into micro-batches; "" for the whole batch. */
+export const describeMicroBatch = (m: MicroBatch): string => (m.count > 1 ? ` (micro-batch ${m.index} of ${m.count})` : '');
+
 /** The client side of the other worker's Peer service. */
 export class PeerLink {
   readonly client: grpc.Client;

@@ -10,6 +10,7 @@
  * instead of a second tower with its own kernels (and their worker threads)
  * kept alive for the rest of the run.
  */
+import { microSlice } from './micro-batch.js';
 
 /** `x` of `channels` x `n` images as `channels` x `N` images, the extra ones zero. */
 export function padBatch(x: Float32Array, channels: number, n: number, N: number): Float32Array {
@@ -22,11 +23,8 @@ export function padBatch(x: Float32Array, channels: number, n: number, N: number
 
 /** The first `n` images of `x`, which holds `channels` x `N` images. */
 export function takeBatch(x: Float32Array, channels: number, N: number, n: number): Float32Array {
-  const per = checkedImageSize(x, channels, N, n <= N && n > 0);
-  if (n === N) return x;
-  const out = new Float32Array(channels * n * per);
-  for (let c = 0; c < channels; c++) out.set(x.subarray(c * N * per, c * N * per + n * per), c * n * per);
-  return out;
+  checkedImageSize(x, channels, N, n <= N && n > 0);
+  return microSlice(x, channels, N, 0, n);
 }
 
 /** Floats per image and channel; a length that does not divide, or n outside 1..N, is a bug in the caller. */

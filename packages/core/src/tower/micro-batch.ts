@@ -4,7 +4,7 @@
  *
  * Every tensor between kernels is laid out [channel][image][...] (CNHW, or [unit][image] for fc
  * layers and dropout masks), so a micro-batch's part of a tensor is, in each channel's block, the
- * images of that micro-batch: `microSlice` takes it out, `microJoin` puts the parts back in order.
+ * images of that micro-batch: `microSlice` takes it out.
  */
 
 /** Why `n` micro-batches do not fit a batch of `batch` images (a sentence), or null when they do. */
@@ -29,17 +29,6 @@ export function microSlice(x: Float32Array, channels: number, batch: number, at:
   if (channels === 1 || n === batch) return n === batch ? x : x.subarray(at * per, (at + n) * per);
   const out = new Float32Array(channels * n * per);
   for (let c = 0; c < channels; c++) out.set(x.subarray((c * batch + at) * per, (c * batch + at + n) * per), c * n * per);
-  return out;
-}
-
-/** The micro-batches' parts of a tensor (each `channels` blocks of the same number of images), joined in order into one of `channels` blocks. */
-export function microJoin(parts: readonly Float32Array[], channels: number): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const size = parts[0]!.length / channels;
-  const out = new Float32Array(size * channels * parts.length);
-  for (let c = 0; c < channels; c++) {
-    for (let k = 0; k < parts.length; k++) out.set(parts[k]!.subarray(c * size, (c + 1) * size), (c * parts.length + k) * size);
-  }
   return out;
 }
 
