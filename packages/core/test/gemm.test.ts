@@ -46,6 +46,34 @@ test('gemm splits a long K when the output is small', async (t) => {
   await assertClose(t, await g.run(a, b), reference(8, 16, K, a, b, new Float32Array(8), false, true), 1e-3, 'C');
 });
 
+// A and B both contiguous along K (weight gradients): on CPU backends the kernel whose lanes run along K
+// (gemm-dot.ts). Odd M and N (clamped 2x2 blocks), K % 8 = 4 (the last step of four), split K, a bias.
+for (const [M, N, K] of [[7, 5, 20], [3, 9, 44], [16, 33, 1200], [5, 7, 40004]] as const) {
+  test(`gemm ${M}x${N}x${K} with both operands along K (lanes along K on CPU backends) matches float64 reference`, async (t) => {
+    const dev = await testDevice();
+    const a = randomArray(M * K, 21);
+    const b = randomArray(K * N, 22);
+    const bias = randomArray(M, 23);
+    const g = new Gemm(dev, `gemm-dot-${K}`, gemmShape(M, N, K, false, true));
+    t.is(g.dot, dev.mode !== 'webgpu');
+    if (K > 16384 && dev.mode !== 'webgpu') t.true(g.splits > 1);
+    await assertClose(t, await g.run(a, b, bias), reference(M, N, K, a, b, bias, false, true), 1e-3, 'C');
+    // with the ReLU, applied after the lanes are summed
+    const relu = new Gemm(dev, `gemm-dot-relu-${K}`, gemmShape(M, N, K, false, true), { relu: true });
+    await assertClose(t, await relu.run(a, b, bias), reference(M, N, K, a, b, bias, false, true).map((v) => Math.max(v, 0)), 1e-3, 'relu(C)');
+  });
+}
+
+test('gemm keeps the four-row kernel where K is not a multiple of 4 or runPacked needs its layout', async (t) => {
+  const dev = await testDevice();
+  t.false(new Gemm(dev, 'gemm-k-odd', gemmShape(8, 8, 1201, false, true)).dot);
+  const packed = new Gemm(dev, 'gemm-packed', gemmShape(8, 8, 1200, false, true), { splitK: false });
+  t.false(packed.dot);
+  const a = randomArray(8 * 1200, 24);
+  const b = randomArray(8 * 1200, 25);
+  await t.notThrowsAsync(packed.runPacked(a, b));
+});
+
 for (const [M, N, K] of [[9, 300, 20], [8, 16, 40000]] as const) {
   test(`gemm ${M}x${N}x${K} with the ReLU fused gives max(0, C)`, async (t) => {
     const dev = await testDevice();

@@ -121,6 +121,37 @@ test('the SIMD floor division by a constant multiplies (f64x2.mul) and does not 
   t.true(contains(moduleBytes(byVarying), F64X2_DIV));
 });
 
+test('a contiguous load with every lane active is one v128.load, no bounds test; inside a lane-varying branch it keeps the clamped fallback', async (t) => {
+  const dev = await webasm();
+  const IF_V128 = [0x04, 0x7b]; // if with a v128 result: the in-bounds test around the 16-byte load
+  const a = Float32Array.from({ length: 20 }, (_, i) => 100 + i);
+  const plain = new Kernel(dev, 'bytes-contiguous-plain', function (this: KernelThis, x: Float32Array) {
+    return x[this.constants.u + this.thread.x];
+  }, { output: [16], constants: { u: 4 } });
+  t.deepEqual([...(await plain.run(a))], Array.from({ length: 16 }, (_, i) => 104 + i));
+  t.false(contains(moduleBytes(plain), IF_V128));
+  // lanes with x >= 10 skip the load; their index would run past the end of a (20 + 10 - 10 > 19)
+  const guarded = new Kernel(dev, 'bytes-contiguous-guarded', function (this: KernelThis, x: Float32Array) {
+    let v = -1;
+    if (this.thread.x < 10) v = x[this.constants.u + this.thread.x];
+    return v;
+  }, { output: [16], constants: { u: 10 } });
+  t.deepEqual([...(await guarded.run(a))], Array.from({ length: 16 }, (_, i) => (i < 10 ? 110 + i : -1)));
+  t.true(contains(moduleBytes(guarded), IF_V128));
+});
+
+test('threaded runs of rows whose width is not a multiple of 4 (SIMD quads and a scalar tail per row) compute every cell', async (t) => {
+  const dev = await webasm();
+  // 13 x 401 = 5213 cells: past the 4096 that send a kernel to the worker threads, and split between them mid-row
+  const k = new Kernel(dev, 'threaded-odd-rows', function (this: KernelThis, x: Float32Array) {
+    return x[this.thread.y * 13 + this.thread.x] * 2 + this.thread.x * 1000 + this.thread.y;
+  }, { output: [13, 401] });
+  const x = Float32Array.from({ length: 13 * 401 }, (_, i) => i % 97);
+  const out = await k.run(x);
+  t.deepEqual([...out], Array.from({ length: 13 * 401 }, (_, i) => (i % 97) * 2 + (i % 13) * 1000 + Math.floor(i / 13)));
+  t.is((k as unknown as { k: { kernel: { _lastRunPath: string } } }).k.kernel._lastRunPath, 'threaded');
+});
+
 test('strictIntegers on webasm: indices past 2^24 are exact, contiguous and strided, SIMD and scalar', async (t) => {
   const base = 2 ** 24 + 1; // rounds to 2^24 in f32
   const a = new Float32Array(2 ** 24 + 64);

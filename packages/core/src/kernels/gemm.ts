@@ -17,9 +17,13 @@
  * and the chunks are added afterwards: conv1's weight gradient at the cifar
  * preset (32x75x65536) runs in 22 ms on the worker pool in 7 chunks, against
  * 34 ms in 4 chunks on one thread (bench/gemm.ts --layer conv1).
+ *
+ * Where both operands run contiguously along K (A(m, k) at m*sam + k, B(k, n) at n*sbn + k: the
+ * weight gradients), webasm runs gemm-dot.ts's kernel instead, whose lanes run along K.
  */
 import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
+import { dotFits, gemmDotBody, rowPairs, unpackDot } from './gemm-dot.js';
 
 export interface GemmShape {
   readonly M: number;
@@ -202,6 +206,8 @@ export class Gemm {
   private readonly kernel: Kernel;
   readonly splits: number;
   private readonly rowQuads: number;
+  /** webasm: the lanes run along K (gemm-dot.ts), for operands both contiguous along K. */
+  readonly dot: boolean;
   /** webgpu: the result stays on the device as a plain [M][N] array (one or four outputs per thread, see webgpuGemmKind). */
   readonly plain: boolean;
 
@@ -224,23 +230,37 @@ export class Gemm {
     this.plain = device.resident;
     if (this.plain) {
       this.splits = 1;
+      this.dot = false;
       const constants = { K, N, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0, masked: this.masked ? 1 : 0 };
       this.kernel = webgpuGemmKind(N) === 'quad'
         ? new Kernel(device, name, gemmRowQuadBody, { output: [N / 4, M], constants, returnType: 'Array(4)', reuseOutput: true })
         : new Kernel(device, name, gemmScalarBody, { output: [N, M], constants, reuseOutput: true });
       return;
     }
-    const colQuads = Math.ceil(N / 4);
-    const cells = this.rowQuads * colQuads * 4;
+    // on webasm, operands both contiguous along K (weight gradients) take the dot kernel, unless
+    // the caller needs runPacked's layout
+    this.dot = device.mode !== 'webgpu' && opts.splitK !== false && dotFits(shape);
+    const cells = this.dot ? rowPairs(M) * Math.ceil(N / 2) * 4 : this.rowQuads * Math.ceil(N / 4) * 16;
     // split K only on CPU backends, and only for outputs too small to be threaded anyway
     const wantSplits = device.mode === 'webgpu' || opts.splitK === false || cells >= THREAD_CELLS ? 1 : Math.ceil(K / MAX_CHUNK);
     // enough chunks for the split output to reach the threading threshold: both cores then share the sum
     const splits = wantSplits > 1 ? Math.max(wantSplits, Math.ceil(THREAD_CELLS / cells)) : 1;
-    const chunk = Math.ceil(K / splits);
+    // the dot kernel's chunks are whole steps of eight k (K itself is a multiple of 4)
+    const chunk = this.dot ? Math.ceil(K / splits / 8) * 8 : Math.ceil(K / splits);
     // every chunk non-empty
     this.splits = Math.ceil(K / chunk);
+    if (this.dot) {
+      this.kernel = new Kernel(device, name, gemmDotBody, {
+        output: [4, rowPairs(M) * Math.ceil(N / 2), this.splits],
+        constants: { M, N, K, MP: rowPairs(M), chunk, sam: shape.sam, sbn: shape.sbn },
+        returnType: 'Array(4)',
+        // run() sums the lanes at once
+        reuseOutput: true,
+      });
+      return;
+    }
     this.kernel = new Kernel(device, name, gemmBody, {
-      output: [4, this.rowQuads * colQuads, this.splits],
+      output: [4, this.rowQuads * Math.ceil(N / 4), this.splits],
       // with K split, the ReLU and the mask wait for the chunks' sum (in run())
       constants: { M, N, K, MQ: this.rowQuads, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0, masked: this.masked && this.splits === 1 ? 1 : 0 },
       returnType: 'Array(4)',
@@ -256,7 +276,7 @@ export class Gemm {
    * until this Gemm runs again (KernelOptions.reuseOutput): read it before that.
    */
   async runPacked(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor): Promise<DeviceTensor> {
-    if (this.splits !== 1) throw new Error(`${this.name}: packed output needs an unsplit GEMM`);
+    if (this.splits !== 1 || this.dot) throw new Error(`${this.name}: packed output needs an unsplit GEMM (splitK: false)`);
     return this.kernel.exec(a, b, bias ?? this.zeroBias, this.maskArg());
   }
 
@@ -279,14 +299,22 @@ export class Gemm {
     const maskArg = this.maskArg(mask);
     if (this.plain) return this.kernel.exec(a, b, bias ?? this.zeroBias, maskArg);
     const { M, N } = this.shape;
+    if (this.dot) {
+      const raw = await this.kernel.run(a, b);
+      const out = unpackDot(raw, M, N, this.splits, bias === undefined ? undefined : await this.device.toHost(bias, M));
+      return this.afterSum(out, maskArg);
+    }
     const raw = await this.kernel.run(a, b, bias ?? this.zeroBias, maskArg);
     const out = unpackQuads(raw, M, N, this.splits);
-    if (this.splits > 1) {
-      if (this.relu) for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i]!, 0);
-      if (this.masked) {
-        const m = await this.device.toHost(maskArg, out.length);
-        for (let i = 0; i < out.length; i++) out[i] = out[i]! * m[i]!;
-      }
+    return this.splits > 1 ? this.afterSum(out, maskArg) : out;
+  }
+
+  /** The ReLU and the mask, where the kernel could not apply them (K summed after it). */
+  private async afterSum(out: Float32Array, maskArg: DeviceTensor): Promise<Float32Array> {
+    if (this.relu) for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i]!, 0);
+    if (this.masked) {
+      const m = await this.device.toHost(maskArg, out.length);
+      for (let i = 0; i < out.length; i++) out[i] = out[i]! * m[i]!;
     }
     return out;
   }
