@@ -96,20 +96,90 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
   return sum;
 };
 
+// CPU backends: im2col in two passes without a division or a bounds test per column. The chunk's
+// images are copied into a zero-bordered [c][n][H + 2P][W + 2P] array on the host (padInto; a plain
+// copy of rows, the borders written once); then column p of row (c, ky, kx) is
+// xp[offset(c, ky, kx) + q[p]], with q[p] = (n * Hp + oy * S) * Wp + ox * S read from a table made
+// once (whole numbers below 2^24, exact in float32). The division-based kernel above spent most of its
+// time on four divisions and four bounds tests per column (cifar conv2: 23 -> 15 ms).
+const tableBody = function (this: KernelThis, xp: Float32Array, q: Float32Array) {
+  const row = this.thread.y; // (c, ky, kx)
+  const c = Math.floor(row / (this.constants.R * this.constants.R));
+  const kk = row - c * this.constants.R * this.constants.R;
+  const ky = Math.floor(kk / this.constants.R);
+  const kx = kk - ky * this.constants.R;
+  return xp[(c * this.constants.NHp + ky) * this.constants.Wp + kx + q[this.thread.x]];
+};
+
+/**
+ * The column table of the two-pass im2col: q[p] for the chunk's columns, then (row padding, never
+ * read by the GEMMs) the last column's again. Null when an index would reach 2^24 (float32 no
+ * longer holds it exactly): the division-based kernel runs then.
+ */
+export function columnTable(g: ConvGeometry, stride: number): Float32Array | null {
+  const Hp = g.H + 2 * g.P;
+  const Wp = g.W + 2 * g.P;
+  if (g.C * g.N * Hp * Wp >= 2 ** 24) return null;
+  const q = new Float32Array(stride);
+  let p = 0;
+  for (let n = 0; n < g.N; n++) {
+    for (let oy = 0; oy < g.OH; oy++) {
+      for (let ox = 0; ox < g.OW; ox++) q[p++] = (n * Hp + oy * g.S) * Wp + ox * g.S;
+    }
+  }
+  q.fill(q[p - 1]!, p);
+  return q;
+}
+
 export class Im2col {
   private readonly kernel: Kernel;
-  constructor(device: Device, name: string, readonly g: ConvGeometry) {
+  /** The two-pass form (CPU backends): the zero-bordered copy (its borders stay zero) and the column table. */
+  private readonly twoPass: { xp: Float32Array; q: Float32Array } | null = null;
+
+  constructor(private readonly device: Device, name: string, readonly g: ConvGeometry) {
+    const stride = colStride(g.N * g.OH * g.OW, device);
+    // the columns are read by the same step's GEMMs (forward, then the weight gradient) before
+    // this kernel runs again: the next step's forward, or the next chunk's recomputation
+    const q = device.resident ? null : columnTable(g, stride);
+    if (q) {
+      const Hp = g.H + 2 * g.P;
+      const Wp = g.W + 2 * g.P;
+      this.twoPass = { xp: new Float32Array(g.C * g.N * Hp * Wp), q };
+      this.kernel = new Kernel(device, name, tableBody, { output: [stride, g.C * g.R * g.R], constants: { R: g.R, NHp: g.N * Hp, Wp }, reuseOutput: true });
+      return;
+    }
     this.kernel = new Kernel(device, name, im2colBody, {
-      output: [colStride(g.N * g.OH * g.OW, device), g.C * g.R * g.R],
+      output: [stride, g.C * g.R * g.R],
       constants: { R: g.R, S: g.S, P: g.P, H: g.H, W: g.W, OH: g.OH, OW: g.OW, OHW: g.OH * g.OW, NT: g.NT, cols: g.N * g.OH * g.OW },
-      // the columns are read by the same step's GEMMs (forward, then the weight gradient) before
-      // this kernel runs again: the next step's forward, or the next chunk's recomputation
       reuseOutput: true,
     });
   }
-  /** col [(c, ky, kx)][colStride(P)] for images n0 .. n0+N-1 of x; on webasm valid until this Im2col runs again. */
-  run(x: DeviceTensor, n0: number): Promise<DeviceTensor> {
-    return this.kernel.exec(x, n0);
+
+  /**
+   * col [(c, ky, kx)][colStride(P)] for images n0 .. n0+N-1 of x; on webasm valid until this Im2col
+   * runs again. Columns past P (row padding) hold zeros or, in the two-pass form, copies of column
+   * P - 1: the GEMMs never read them.
+   */
+  async run(x: DeviceTensor, n0: number): Promise<DeviceTensor> {
+    if (!this.twoPass) return this.kernel.exec(x, n0);
+    const g = this.g;
+    padInto(this.twoPass.xp, await this.device.toHost(x, g.C * g.NT * g.H * g.W), g, n0);
+    return this.kernel.exec(this.twoPass.xp, this.twoPass.q);
+  }
+}
+
+/** Images n0 .. n0+N-1 of x [C][NT][H][W] into the interior of xp [C][N][H + 2P][W + 2P] (whose border is left as it is: zero). */
+export function padInto(xp: Float32Array, x: Float32Array, g: ConvGeometry, n0: number): void {
+  const Hp = g.H + 2 * g.P;
+  const Wp = g.W + 2 * g.P;
+  for (let c = 0; c < g.C; c++) {
+    for (let n = 0; n < g.N; n++) {
+      for (let iy = 0; iy < g.H; iy++) {
+        const src = ((c * g.NT + n0 + n) * g.H + iy) * g.W;
+        const dst = ((c * g.N + n) * Hp + iy + g.P) * Wp + g.P;
+        for (let ix = 0; ix < g.W; ix++) xp[dst + ix] = x[src + ix]!;
+      }
+    }
   }
 }
 
