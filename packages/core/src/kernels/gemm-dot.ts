@@ -9,8 +9,8 @@
  * sums every fourth k, and the four lanes' partial sums are added when the result is unpacked. A
  * thread computes a 2x2 block of outputs (rows m, m+1, columns n, n+1: the four results gpu.js lets
  * a thread return), so 4 loads feed 16 multiply-adds.
- * Measured on webasm, 2 cores (bench/gemm.ts): cifar conv2's weight gradient, 64x800x14400,
- * 74 -> 52 ms; conv3's, 96x1152x3136, 37 -> 26 ms.
+ * Measured on webasm, 2 cores (bench/gemm.ts --layer conv2): cifar conv2's weight gradient,
+ * 64x800x14400, 43 ms against 75-99 ms on gemm.ts's kernel (docs/performance.md).
  *
  * K must be a multiple of 4. The raw result is split z, block t (row pairs before column pairs),
  * lane l, value c (s00, s01, s10, s11) at ((z * T + t) * 4 + l) * 4 + c.

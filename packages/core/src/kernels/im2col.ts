@@ -101,7 +101,8 @@ const col2imBody = function (this: KernelThis, col: Float32Array) {
 // copy of rows, the borders written once); then column p of row (c, ky, kx) is
 // xp[offset(c, ky, kx) + q[p]], with q[p] = (n * Hp + oy * S) * Wp + ox * S read from a table made
 // once (whole numbers below 2^24, exact in float32). The division-based kernel above spent most of its
-// time on four divisions and four bounds tests per column (cifar conv2: 23 -> 15 ms).
+// time on four divisions and four bounds tests per column (cifar conv2: 109 -> 44 ms a step, both
+// towers, docs/performance.md).
 const tableBody = function (this: KernelThis, xp: Float32Array, q: Float32Array) {
   const row = this.thread.y; // (c, ky, kx)
   const c = Math.floor(row / (this.constants.R * this.constants.R));
