@@ -119,6 +119,7 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
     t.is(await page.textContent(`${card} dd[data-key="device"]`), '0');
     t.is(await page.textContent(`${card} dd[data-key="adapter"]`), 'no adapter', 'webasm: no WebGPU adapter');
     t.regex((await page.textContent(`${card} dd[data-key="step time"]`)) ?? '', /^\d+\.\d ms \(compute [\d.]+, exchange waited [\d.]+, hidden [\d.]+, update [\d.]+\)$/);
+    t.regex((await page.textContent(`${card} dd[data-key="memory"]`)) ?? '', /^[1-9]\d* MiB resident$/, 'the worker process\'s resident memory');
     // the cards refresh every second (--ui-refresh 1), the curves with every step: a card may still show a
     // poll from before the first step ended, with no bytes yet
     await page.waitForFunction((c) => /^[1-9]/.test(document.querySelector(`${c} table.traffic tbody tr td:nth-child(2)`)?.textContent ?? ''), card, { timeout: 30_000 });

@@ -176,6 +176,14 @@ for (const mode of MODES) {
     }
   });
 
+  test.serial(`${mode}: each step line and Status say the worker process's resident memory`, async (t) => {
+    const f = await setUp(mode);
+    for (const m of f.metrics) {
+      for (const w of m.workers) t.true(w.rss_mib !== undefined && w.rss_mib > 10 && w.rss_mib < 64 * 1024, `step ${m.step}, tower ${w.tower}: ${w.rss_mib} MiB resident`);
+    }
+    for (const tower of [0, 1] as const) t.true(Number(f.status[tower].rss_bytes) > 10 * 2 ** 20, `Status of tower ${tower}: ${f.status[tower].rss_bytes} bytes resident`);
+  });
+
   test.serial(`${mode}: per step exactly the crossing tensors cross: pool2, pool5, fc6 both ways, fc7 from tower 1 only, and their gradients back`, async (t) => {
     const f = await setUp(mode);
     const sizes = crossingSizes(tiny, B);

@@ -80,6 +80,8 @@ export interface WorkerStepMetrics {
   received_bytes: number;
   messages_sent: number;
   messages_received: number;
+  /** The worker process's resident memory after the step, MiB (StepReply.rss_bytes); absent from older workers. */
+  rss_mib?: number;
 }
 
 export interface StepMetrics {

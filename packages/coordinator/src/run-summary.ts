@@ -35,6 +35,8 @@ interface StepEvent {
   /** Older logs: the share classified right (top-1 accuracy), read as error 1 - top1. */
   top1?: number;
   ms: number;
+  /** Each worker's figures; `rss_mib` (resident memory after the step) from builds since 2026-12-05. */
+  workers?: { tower: number; rss_mib?: number }[];
 }
 
 /** A step line's training top-1 error, from either naming (top1_error, or an old log's accuracy top1). */
@@ -67,6 +69,11 @@ export interface Session {
    * ran fewer): whether a long-running session slowed down. Null when it logged no step.
    */
   readonly pace: { readonly firstMs: number; readonly lastMs: number } | null;
+  /**
+   * Each worker's resident memory (MiB), the median over the same first and last steps: whether it grew
+   * over a long session. Null when its step lines carry none (logs of older builds).
+   */
+  readonly memory: readonly { readonly tower: number; readonly firstMiB: number; readonly lastMiB: number }[] | null;
 }
 
 /** Steps at each end of a session whose median step times the sessions table shows. */
@@ -144,6 +151,23 @@ export function stepTimesMs(events: readonly Event[]): number[] {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+/** Each tower's resident memory over a session's first and last SESSION_PACE_STEPS steps (medians of the steps that report it). */
+function sessionMemory(steps: readonly StepEvent[]): Session['memory'] {
+  const towers = new Map<number, number[]>();
+  for (const s of steps) {
+    for (const w of s.workers ?? []) {
+      if (typeof w.rss_mib !== 'number' || !(w.rss_mib > 0)) continue;
+      const list = towers.get(w.tower) ?? [];
+      list.push(w.rss_mib);
+      towers.set(w.tower, list);
+    }
+  }
+  if (towers.size === 0) return null;
+  return [...towers.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([tower, mib]) => ({ tower, firstMiB: median(mib.slice(0, SESSION_PACE_STEPS)), lastMiB: median(mib.slice(-SESSION_PACE_STEPS)) }));
+}
+
 /** The report of a run's events; rows of `per` steps (default: an epoch, or 100 steps when the run has no epochs). */
 export function summariseRun(events: readonly Event[], per?: number): RunReport {
   const runs = events.filter((e): e is RunEvent => e.event === 'run');
@@ -169,6 +193,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
       pace: cur.steps.length
         ? { firstMs: median(cur.steps.slice(0, SESSION_PACE_STEPS).map((m) => m.ms)), lastMs: median(cur.steps.slice(-SESSION_PACE_STEPS).map((m) => m.ms)) }
         : null,
+      memory: sessionMemory(cur.steps),
     });
   };
   // a resumed or restarted run continues from a checkpoint: what was logged after it was abandoned
@@ -287,11 +312,14 @@ export function formatRunReport(r: RunReport): string {
   }
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   out.push('');
-  out.push(`| session | started | backend | steps | wall time | step time, first / last ${SESSION_PACE_STEPS} steps | ended |`);
-  out.push('|---|---|---|---|---|---|---|');
+  // the workers' memory, where the step lines carry it (builds since 2026-12-05)
+  const memory = r.sessions.some((s) => s.memory !== null);
+  out.push(`| session | started | backend | steps | wall time | step time, first / last ${SESSION_PACE_STEPS} steps |${memory ? ` worker memory, first / last ${SESSION_PACE_STEPS} steps |` : ''} ended |`);
+  out.push(`|---|---|---|---|---|---|${memory ? '---|' : ''}---|`);
   for (const [i, s] of r.sessions.entries()) {
     const pace = s.pace ? `${(s.pace.firstMs / 1000).toFixed(2)} / ${(s.pace.lastMs / 1000).toFixed(2)} s` : '';
-    out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${pace} | ${s.end} |`);
+    const mem = memory ? ` ${(s.memory ?? []).map((m) => `tower ${m.tower} ${m.firstMiB.toFixed(0)} / ${m.lastMiB.toFixed(0)} MiB`).join(', ')} |` : '';
+    out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${pace} |${mem} ${s.end} |`);
   }
   out.push('');
   out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out top-1 / top-5 error |`);

@@ -6,6 +6,7 @@ import type { StepMetrics, WorkerStepMetrics } from './coordinator-types.js';
 export function workerStepMetrics(replies: readonly StepReply[]): WorkerStepMetrics[] {
   return replies.map((r) => {
     const tt = trafficTotals(r.traffic);
+    const rss = Number(r.rss_bytes ?? 0);
     return {
       tower: r.tower,
       total_ms: r.timing.total_ms,
@@ -17,6 +18,7 @@ export function workerStepMetrics(replies: readonly StepReply[]): WorkerStepMetr
       received_bytes: tt.received,
       messages_sent: tt.messagesSent,
       messages_received: tt.messagesReceived,
+      ...(rss > 0 ? { rss_mib: Math.round((rss / 2 ** 20) * 10) / 10 } : {}),
     };
   });
 }

@@ -134,6 +134,7 @@ const standInWorkers = async (): Promise<WorkerView[]> =>
     steps_done: 3,
     evaluations_done: 0,
     uptime_s: 1,
+    rss_mib: 100,
     last_step_timing: { total_ms: 9, compute_ms: 5, exchange_ms: 4, update_ms: 0, exchange_hidden_ms: 1 },
     last_step_traffic: [],
     run_traffic: [],

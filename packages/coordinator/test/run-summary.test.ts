@@ -137,3 +137,20 @@ test('step lines say the training top-1 error (top1_error); an old log\'s step l
   t.is(formatRunReport(now), formatRunReport(old));
   t.regex(formatRunReport(old), /^\| 0-3 \| 0 \| 0\.01 \| 1\.000 \| 50\.0% \|/m);
 });
+
+test('the sessions table shows each worker\'s resident memory over its first and last 50 steps, where the step lines carry it', (t) => {
+  // 120 steps: tower 0 at 2000 MiB for the first 60, then 2100; tower 1 flat at 1900; a session of an older build has none
+  const withMemory = Array.from({ length: 120 }, (_, s) => ({ ...step(s, 1, 0.5), workers: [{ tower: 0, rss_mib: s < 60 ? 2000 : 2100 }, { tower: 1, rss_mib: 1900 }] }));
+  const r = summariseRun([{ ...run(0, 'a'), steps: 200, epochs: null, steps_per_epoch: null }, ...withMemory, { ...run(120, 'b'), steps: 200, epochs: null, steps_per_epoch: null }, step(120, 1, 0.5)] as never);
+  t.deepEqual(r.sessions[0]!.memory, [
+    { tower: 0, firstMiB: 2000, lastMiB: 2100 },
+    { tower: 1, firstMiB: 1900, lastMiB: 1900 },
+  ]);
+  t.is(r.sessions[1]!.memory, null);
+  const md = formatRunReport(r);
+  t.regex(md, /\| worker memory, first \/ last 50 steps \| ended \|$/m);
+  t.regex(md, /^\| 1 \| .* \| tower 0 2000 \/ 2100 MiB, tower 1 1900 \/ 1900 MiB \| running or killed \|$/m);
+  t.regex(md, /^\| 2 \| .* \|  \| running or killed \|$/m);
+  // logs without it keep the table as it was
+  t.notRegex(formatRunReport(summariseRun(events as never)), /worker memory/);
+});

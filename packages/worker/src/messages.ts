@@ -121,6 +121,8 @@ export interface StepReply {
   batch: number;
   timing: StepTiming;
   traffic: CrossingTraffic[];
+  /** The worker process's resident memory after the step, bytes (0 or absent from older workers). */
+  rss_bytes?: number;
 }
 
 export interface EvaluateRequest {
@@ -167,6 +169,8 @@ export interface StatusReply {
   eval_traffic: CrossingTraffic[];
   /** As in HandshakeReply. */
   adapter?: WebGPUAdapterMsg | null;
+  /** The worker process's resident memory now, bytes (0 or absent from older workers). */
+  rss_bytes?: number;
 }
 
 export interface ParameterTensor {

@@ -74,6 +74,7 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
     batch: run.batch,
     timing: run.lastTiming,
     traffic: traffic.list(),
+    rss_bytes: process.memoryUsage.rss(),
   };
 }
 

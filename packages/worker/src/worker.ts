@@ -344,6 +344,7 @@ export class TowerWorker implements PeerSide {
       run_traffic: (run?.total ?? new Traffic(this.points)).list(),
       last_step_timing: run?.lastTiming ?? zeroTiming(),
       uptime_s: (Date.now() - this.started) / 1000,
+      rss_bytes: process.memoryUsage.rss(),
       pid: process.pid,
       evaluations_done: run?.evaluationsDone ?? 0,
       eval_traffic: (run?.evalTotal ?? new Traffic(this.points)).list(),

@@ -21,6 +21,8 @@ export interface WorkerView {
   steps_done: number | null;
   evaluations_done: number | null;
   uptime_s: number | null;
+  /** The worker process's resident memory, MiB (null when it did not answer, or an older worker does not say). */
+  rss_mib: number | null;
   last_step_timing: StepTiming | null;
   /** Bytes per crossing point, of the last step and of the whole run so far. */
   last_step_traffic: CrossingTraffic[];
@@ -48,6 +50,7 @@ const fromReply = (t: number, target: StatusTarget, r: StatusReply): WorkerView 
   steps_done: r.steps_done,
   evaluations_done: r.evaluations_done,
   uptime_s: r.uptime_s,
+  rss_mib: Number(r.rss_bytes ?? 0) > 0 ? Number(r.rss_bytes) / 2 ** 20 : null,
   last_step_timing: r.last_step_timing,
   last_step_traffic: r.last_step_traffic,
   run_traffic: r.run_traffic,
@@ -74,6 +77,7 @@ export async function workerViews(targets: readonly StatusTarget[], timeoutMs = 
           steps_done: null,
           evaluations_done: null,
           uptime_s: null,
+          rss_mib: null,
           last_step_timing: null,
           last_step_traffic: [],
           run_traffic: [],

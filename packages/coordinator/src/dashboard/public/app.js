@@ -204,6 +204,7 @@ function workerCard(w) {
         ['evaluations', String(w.evaluations_done)],
         ['step time', timing ? `${num(timing.total_ms, 1)} ms (compute ${num(timing.compute_ms, 1)}, exchange waited ${num(timing.exchange_ms, 1)}, hidden ${num(timing.exchange_hidden_ms ?? 0, 1)}, update ${num(timing.update_ms, 1)})` : '-'],
         ['uptime', `${num(w.uptime_s, 0)} s`],
+        ['memory', w.rss_mib == null ? '-' : `${num(w.rss_mib, 0)} MiB resident`],
       ];
   if (w.last_error) rows.push(['last error', w.last_error]);
   const dl = $('dl.status', card);
