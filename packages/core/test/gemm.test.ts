@@ -44,6 +44,15 @@ test('gemm splits a long K when the output is small', async (t) => {
   const a = randomArray(8 * K, 4);
   const b = randomArray(K * 16, 5);
   await assertClose(t, await g.run(a, b), reference(8, 16, K, a, b, new Float32Array(8), false, true), 1e-3, 'C');
+  // enough chunks for the split output to reach the 4096 cells that run on the worker threads: the dot
+  // kernel (B transposed, above) has 4 x 4 x 8 cells a chunk, the four-row kernel (B not transposed) 4 x 2 x 4
+  if (testBackend === 'webasm') {
+    t.true(g.dot && g.splits * 4 * 4 * 8 >= 4096, `dot kernel: ${g.splits} chunks`);
+    const quad = new Gemm(dev, 'gemm-split-quad', gemmShape(8, 16, K));
+    t.true(!quad.dot && quad.splits * 4 * 2 * 4 >= 4096, `four-row kernel: ${quad.splits} chunks`);
+    const bq = randomArray(K * 16, 6);
+    await assertClose(t, await quad.run(a, bq), reference(8, 16, K, a, bq, new Float32Array(8), false, false), 1e-3, 'C');
+  }
 });
 
 // A and B both contiguous along K (weight gradients): on CPU backends the kernel whose lanes run along K
@@ -58,9 +67,12 @@ for (const [M, N, K] of [[7, 5, 20], [3, 9, 44], [16, 33, 1200], [5, 7, 40004]] 
     t.is(g.dot, dev.mode !== 'webgpu');
     if (K > 16384 && dev.mode !== 'webgpu') t.true(g.splits > 1);
     await assertClose(t, await g.run(a, b, bias), reference(M, N, K, a, b, bias, false, true), 1e-3, 'C');
-    // with the ReLU, applied after the lanes are summed
+    // with the ReLU, and a dropout mask after it, applied after the lanes are summed
     const relu = new Gemm(dev, `gemm-dot-relu-${K}`, gemmShape(M, N, K, false, true), { relu: true });
     await assertClose(t, await relu.run(a, b, bias), reference(M, N, K, a, b, bias, false, true).map((v) => Math.max(v, 0)), 1e-3, 'relu(C)');
+    const mask = dropoutMask(M * N, 0.5, 26);
+    const masked = new Gemm(dev, `gemm-dot-masked-${K}`, gemmShape(M, N, K, false, true), { relu: true, masked: true });
+    await assertClose(t, await masked.run(a, b, bias, mask), reference(M, N, K, a, b, bias, false, true).map((v, i) => Math.max(v, 0) * mask[i]!), 1e-3, 'relu(C) * mask');
   });
 }
 

@@ -63,3 +63,17 @@ test('the column table holds whole-number offsets below 2^24, or is refused (the
   t.is(q[q.length - 1], q[2 * 9 * 9 - 1]);
   t.is(columnTable(geometry(64, 128, 128, 200, 3, 1, 1), 128 * 200 * 200), null);
 });
+
+test('one im2col run again on other images of the batch (as a chunked layer does, and its backward recomputing) leaves nothing of the last call', async (t) => {
+  const dev = await testDevice();
+  const g = geometry(3, 2, 5, 9, 3, 2, 1); // stride 2, pad 1, chunks of 2 of 5 images
+  const k = new Im2col(dev, 'im2col-again', g);
+  const P = g.N * g.OH * g.OW;
+  const stride = colStride(P, dev);
+  const rows = (col: ArrayLike<number>) => Array.from({ length: g.C * g.R * g.R }, (_, r) => Array.from(col).slice(r * stride, r * stride + P)).flat();
+  const x = randomArray(g.C * g.NT * g.H * g.W, 7);
+  for (const n0 of [2, 0, 3, 2]) t.deepEqual(rows(await host(await k.run(x, n0))), Array.from(reference(g, x, n0)), `images ${n0}-${n0 + 1}`);
+  // another batch through the same instance
+  const x2 = randomArray(g.C * g.NT * g.H * g.W, 8);
+  t.deepEqual(rows(await host(await k.run(x2, 0))), Array.from(reference(g, x2, 0)));
+});

@@ -9,6 +9,7 @@ import test from 'ava';
 import { createRequire } from 'node:module';
 import { Device } from '../src/device.js';
 import { Kernel, type KernelThis } from '../src/kernels/kernel-runner.js';
+import { gemmDotBody, rowPairs, unpackDot } from '../src/kernels/gemm-dot.js';
 
 let shared: Promise<Device> | null = null;
 function webasm(): Promise<Device> {
@@ -138,18 +139,45 @@ test('a contiguous load with every lane active is one v128.load, no bounds test;
   }, { output: [16], constants: { u: 10 } });
   t.deepEqual([...(await guarded.run(a))], Array.from({ length: 16 }, (_, i) => (i < 10 ? 110 + i : -1)));
   t.true(contains(moduleBytes(guarded), IF_V128));
+  // after a lane-varying return the retired lanes (here the whole last quad) must not read either
+  const retired = new Kernel(dev, 'bytes-contiguous-after-return', function (this: KernelThis, x: Float32Array) {
+    if (this.thread.x >= 10) return -1;
+    return x[this.constants.u + this.thread.x];
+  }, { output: [16], constants: { u: 10 } });
+  t.deepEqual([...(await retired.run(a))], Array.from({ length: 16 }, (_, i) => (i < 10 ? 110 + i : -1)));
+  t.true(contains(moduleBytes(retired), IF_V128));
+});
+
+test('the weight-gradient GEMM (gemm-dot.ts) loads every operand with 16-byte loads: no per-lane gather in its module', async (t) => {
+  const dev = await webasm();
+  const F32X4_REPLACE_LANE = [0xfd, 0x20]; // the gather's lane inserts
+  const [M, N, K] = [4, 6, 64];
+  const k = new Kernel(dev, 'bytes-gemm-dot', gemmDotBody, { output: [4, rowPairs(M) * Math.ceil(N / 2), 1], constants: { M, N, K, MP: rowPairs(M), chunk: K, sam: K, sbn: K }, returnType: 'Array(4)' });
+  const a = Float32Array.from({ length: M * K }, (_, i) => (i % 7) - 3);
+  const b = Float32Array.from({ length: N * K }, (_, i) => (i % 5) - 2);
+  const got = unpackDot(await k.run(a, b), M, N, 1);
+  const want = Array.from({ length: M * N }, (_, i) => {
+    let s = 0;
+    for (let kk = 0; kk < K; kk++) s += a[Math.floor(i / N) * K + kk]! * b[(i % N) * K + kk]!;
+    return s;
+  });
+  t.deepEqual([...got], want);
+  t.false(contains(moduleBytes(k), F32X4_REPLACE_LANE));
 });
 
 test('threaded runs of rows whose width is not a multiple of 4 (SIMD quads and a scalar tail per row) compute every cell', async (t) => {
   const dev = await webasm();
-  // 13 x 401 = 5213 cells: past the 4096 that send a kernel to the worker threads, and split between them mid-row
-  const k = new Kernel(dev, 'threaded-odd-rows', function (this: KernelThis, x: Float32Array) {
-    return x[this.thread.y * 13 + this.thread.x] * 2 + this.thread.x * 1000 + this.thread.y;
-  }, { output: [13, 401] });
-  const x = Float32Array.from({ length: 13 * 401 }, (_, i) => i % 97);
-  const out = await k.run(x);
-  t.deepEqual([...out], Array.from({ length: 13 * 401 }, (_, i) => (i % 97) * 2 + (i % 13) * 1000 + Math.floor(i / 13)));
-  t.is((k as unknown as { k: { kernel: { _lastRunPath: string } } }).k.kernel._lastRunPath, 'threaded');
+  // 13 x 403 = 5239 cells: past the 4096 that send a kernel to the worker threads, split between the two
+  // mid-row (2620 = 201 rows and 7 cells: a scalar head, quads and a tail); rows of 3 cells: no quad at all
+  for (const [w, h] of [[13, 403], [3, 1500]] as const) {
+    const k = new Kernel(dev, `threaded-rows-${w}`, function (this: KernelThis, x: Float32Array) {
+      return x[this.thread.y * this.constants.w + this.thread.x] * 2 + this.thread.x * 1000 + this.thread.y;
+    }, { output: [w, h], constants: { w } });
+    const x = Float32Array.from({ length: w * h }, (_, i) => i % 97);
+    const out = await k.run(x);
+    t.deepEqual([...out], Array.from({ length: w * h }, (_, i) => (i % 97) * 2 + (i % w) * 1000 + Math.floor(i / w)), `rows of ${w}`);
+    t.is((k as unknown as { k: { kernel: { _lastRunPath: string } } }).k.kernel._lastRunPath, 'threaded');
+  }
 });
 
 test('strictIntegers on webasm: indices past 2^24 are exact, contiguous and strided, SIMD and scalar', async (t) => {

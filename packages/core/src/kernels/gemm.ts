@@ -14,12 +14,12 @@
  * Split-K: when K is long (weight gradients sum over the whole batch) and the
  * output small, a third thread axis z sums K in chunks, at least enough of
  * them for the split output to reach gpu.js's threading threshold (4096 cells),
- * and the chunks are added afterwards: conv1's weight gradient at the cifar
- * preset (32x75x65536) runs in 22 ms on the worker pool in 7 chunks, against
- * 34 ms in 4 chunks on one thread (bench/gemm.ts --layer conv1).
+ * and the chunks are added afterwards (a small output with a long K: cifar conv1's
+ * weight gradient, 32x75x65536, 17 ms in 4 chunks on the worker pool, bench/gemm.ts --layer conv1).
  *
  * Where both operands run contiguously along K (A(m, k) at m*sam + k, B(k, n) at n*sbn + k: the
- * weight gradients), webasm runs gemm-dot.ts's kernel instead, whose lanes run along K.
+ * weight gradients) and K is a multiple of 4, CPU backends run gemm-dot.ts's kernel instead, whose
+ * lanes run along K; it splits K the same way.
  */
 import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
@@ -240,7 +240,8 @@ export class Gemm {
     // on webasm, operands both contiguous along K (weight gradients) take the dot kernel, unless
     // the caller needs runPacked's layout
     this.dot = device.mode !== 'webgpu' && opts.splitK !== false && dotFits(shape);
-    const cells = this.dot ? rowPairs(M) * Math.ceil(N / 2) * 4 : this.rowQuads * Math.ceil(N / 4) * 16;
+    // the kernel's output cells (threads) per split: [4, blocks]
+    const cells = 4 * (this.dot ? rowPairs(M) * Math.ceil(N / 2) : this.rowQuads * Math.ceil(N / 4));
     // split K only on CPU backends, and only for outputs too small to be threaded anyway
     const wantSplits = device.mode === 'webgpu' || opts.splitK === false || cells >= THREAD_CELLS ? 1 : Math.ceil(K / MAX_CHUNK);
     // enough chunks for the split output to reach the threading threshold: both cores then share the sum

@@ -118,8 +118,7 @@ const tableBody = function (this: KernelThis, xp: Float32Array, q: Float32Array)
  * longer holds it exactly): the division-based kernel runs then.
  */
 export function columnTable(g: ConvGeometry, stride: number): Float32Array | null {
-  const Hp = g.H + 2 * g.P;
-  const Wp = g.W + 2 * g.P;
+  const { Hp, Wp } = bordered(g);
   if (g.C * g.N * Hp * Wp >= 2 ** 24) return null;
   const q = new Float32Array(stride);
   let p = 0;
@@ -143,8 +142,7 @@ export class Im2col {
     // this kernel runs again: the next step's forward, or the next chunk's recomputation
     const q = device.resident ? null : columnTable(g, stride);
     if (q) {
-      const Hp = g.H + 2 * g.P;
-      const Wp = g.W + 2 * g.P;
+      const { Hp, Wp } = bordered(g);
       this.twoPass = { xp: new Float32Array(g.C * g.N * Hp * Wp), q };
       this.kernel = new Kernel(device, name, tableBody, { output: [stride, g.C * g.R * g.R], constants: { R: g.R, NHp: g.N * Hp, Wp }, reuseOutput: true });
       return;
@@ -171,17 +169,22 @@ export class Im2col {
 
 /** Images n0 .. n0+N-1 of x [C][NT][H][W] into the interior of xp [C][N][H + 2P][W + 2P] (whose border is left as it is: zero). */
 export function padInto(xp: Float32Array, x: Float32Array, g: ConvGeometry, n0: number): void {
-  const Hp = g.H + 2 * g.P;
-  const Wp = g.W + 2 * g.P;
+  const { Hp, Wp } = bordered(g);
   for (let c = 0; c < g.C; c++) {
     for (let n = 0; n < g.N; n++) {
       for (let iy = 0; iy < g.H; iy++) {
+        // a plain loop: rows are short (7-32 floats), and a subarray per row would be garbage to collect
         const src = ((c * g.NT + n0 + n) * g.H + iy) * g.W;
         const dst = ((c * g.N + n) * Hp + iy + g.P) * Wp + g.P;
         for (let ix = 0; ix < g.W; ix++) xp[dst + ix] = x[src + ix]!;
       }
     }
   }
+}
+
+/** The zero-bordered copy's plane: the image and P cells of border on every side. */
+function bordered(g: ConvGeometry): { Hp: number; Wp: number } {
+  return { Hp: g.H + 2 * g.P, Wp: g.W + 2 * g.P };
 }
 
 export class Col2im {
