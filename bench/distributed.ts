@@ -30,6 +30,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first (kernels compile on the first)' })
   .option('micro-batches', { type: 'string', array: true, default: ['1'], describe: 'micro-batches a step of the two-worker run: N, or auto (the coordinator chooses); several values: one run each' })
   .option('one-process', { type: 'boolean', default: true, describe: 'also time the one-process trainer (--no-one-process to skip)' })
+  .option('worker-threads', { type: 'number', describe: "webasm and cpu: each worker's kernel threads (default: half the cores, as launch gives them)" })
   .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
   .strict()
   .help()
@@ -53,7 +54,7 @@ log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().lengt
 const counts = argv['micro-batches'].map((v) => parseMicroBatches(v, B));
 const runs: TwoWorkerResult[] = [];
 for (const microBatches of counts) {
-  const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches });
+  const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches, ...(argv['worker-threads'] === undefined ? {} : { threads: argv['worker-threads'] }) });
   log(`${microBatches === 'auto' ? '(auto) ' : ''}${describeTwoWorkers(distributed)}`);
   emit({ ...distributed, microBatchesAsked: microBatches });
   runs.push(distributed);

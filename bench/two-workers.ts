@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import readline from 'node:readline';
 import { median, type ModelSpec, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
-import { Coordinator, SyntheticSource, alexnetBin, mallocDescription, type StepMetrics } from '@alexnet-mp/coordinator';
+import { Coordinator, SyntheticSource, alexnetBin, colocatedThreads, mallocDescription, type StepMetrics } from '@alexnet-mp/coordinator';
 
 export interface TwoWorkerResult {
   kind: 'distributed';
@@ -29,6 +29,8 @@ export interface TwoWorkerResult {
   crossingBytesPerStep: number;
   /** The micro-batches of the timed steps (with 'auto', as chosen before them). */
   microBatches: number;
+  /** Each worker's kernel threads (`worker --threads`); null: not given (webgpu). */
+  threads: number | null;
 }
 
 export interface TwoWorkerOptions {
@@ -44,6 +46,8 @@ export interface TwoWorkerOptions {
   microBatches?: number | 'auto';
   /** The workers' stderr: inherited (default) or dropped. */
   workerStderr?: 'inherit' | 'ignore';
+  /** Each worker's kernel threads on CPU backends; default: as launch gives them (half the cores each, colocatedThreads). */
+  threads?: number;
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -51,6 +55,8 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 /** Runs the two workers for `warmup + iters` steps; the workers are stopped when it returns or throws. */
 export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerResult> {
   const { spec, backend, batch: B, warmup, iters, hyper } = opts;
+  // on CPU backends the two workers share this machine's cores, as launch shares them
+  const threads = backend === 'webasm' || backend === 'cpu' ? (opts.threads ?? colocatedThreads()) : null;
   const log = opts.log ?? (() => {});
   const source = new SyntheticSource(spec, 1);
   const steps = warmup + iters;
@@ -61,7 +67,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   try {
     const addresses = await Promise.all(
       ([0, 1] as const).map((t) => {
-        const proc = spawn(process.execPath, [alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), '--exit-with-stdin'], {
+        const proc = spawn(process.execPath, [alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), '--exit-with-stdin'], {
           stdio: ['pipe', 'pipe', opts.workerStderr ?? 'inherit'],
         });
         procs.push(proc);
@@ -105,6 +111,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       coordinatorOverheadMs: median(timed.map((m) => m.ms - Math.max(m.workers[0]!.total_ms, m.workers[1]!.total_ms))),
       crossingBytesPerStep: timed[0]?.crossing_bytes ?? 0,
       microBatches: timed[timed.length - 1]?.micro_batches ?? 1,
+      threads,
     };
   } finally {
     coordinator?.close();
@@ -116,7 +123,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
 /** The two-worker result in one line. */
 export function describeTwoWorkers(d: TwoWorkerResult): string {
   return (
-    `two workers, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
+    `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each)`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
     `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
     `exchange hidden behind compute: tower 0 ${(100 * d.exchangeHiddenShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeHiddenShare[1]!).toFixed(0)}%; ` +
     `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${d.coordinatorOverheadMs.toFixed(1)} ms`

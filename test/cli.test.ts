@@ -43,3 +43,16 @@ for (const [args, line] of [
     t.is(r.stderr, `${line}\n`);
   });
 }
+
+for (const [args, line] of [
+  [['launch', '--threads', '0'], 'alexnet: --threads must be an integer >= 1, got 0'],
+  [['launch', '--threads', '2000'], 'alexnet: --threads must be 1..1024, got 2000'],
+  [['worker', '--tower', '0', '--threads', '1.5'], 'alexnet: --threads must be an integer >= 1, got 1.5'],
+] as const) {
+  test(`a bad --threads is one line, exit 2, before anything starts: alexnet ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2, r.stderr);
+    t.is(r.stdout, '');
+    t.is(r.stderr, `${line}\n`);
+  });
+}

@@ -30,6 +30,11 @@ test('launch trains a few steps, writes its run directory and exits 0 leaving no
   t.true(evals.every((e) => Number.isFinite(e.loss) && e.top1_error! >= 0 && e.top1_error! <= 1));
   t.true(fs.existsSync(path.join(runDir, 'run.json')));
   for (const f of ['worker0.log', 'worker1.log', 'coord.log']) t.true(fs.existsSync(path.join(runDir, f)), f);
+  // on CPUs the two workers share the cores: half each, said by launch and by each worker
+  const threads = Math.max(1, Math.floor(os.availableParallelism() / 2));
+  t.true(p.stderr.some((l) => l.startsWith(`[launch] this machine's ${os.availableParallelism()} CPU cores: ${threads} kernel thread`)), p.output());
+  const own = threads === 1 ? 'kernels on its own thread (--threads 1)' : `kernels on ${threads} worker threads (--threads ${threads})`;
+  for (const w of ['[worker0] ', '[worker1] ']) t.true(p.stdout.some((l) => l.startsWith(w) && l.includes(own)), `${w}: ${own}`);
 });
 
 test('with --max-restarts 0, a worker killed mid-run ends the run: launch names it, exits non-zero and leaves no process behind', async (t) => {

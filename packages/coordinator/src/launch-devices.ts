@@ -1,8 +1,26 @@
 /**
  * Which WebGPU adapter each of launch's two workers opens: one GPU each on a host with two or
- * more, both on the one GPU otherwise; what launch says about it.
+ * more, both on the one GPU otherwise; what launch says about it. On CPUs, how many kernel threads
+ * each of the two gets.
  */
+import os from 'node:os';
 import type { AdapterInfo } from '@alexnet-mp/core';
+
+/**
+ * Kernel threads (`worker --threads`) for each of two CPU workers on one host: half its cores, at least 1.
+ * Each worker would otherwise start a worker thread per core and the two processes' threads would contend
+ * for the same cores: on 2 cores, two cifar workers (batch 64) with 1 thread each ran at 60.7-62.0 images/s,
+ * with 2 each at 56.7, and one process on both cores at 57.3-59.6 in the same runs
+ * (bench/results/cpu-distributed-threads-2026-12-05.txt).
+ */
+export function colocatedThreads(cores = os.availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / 2));
+}
+
+/** What launch prints about the CPU workers' threads. */
+export function threadsLine(threads: number, given: boolean, cores = os.availableParallelism()): string {
+  return `this machine's ${cores} CPU core${cores === 1 ? '' : 's'}: ${threads} kernel thread${threads === 1 ? '' : 's'} for each worker (${given ? '--threads' : 'half the cores each; --threads N to choose'})`;
+}
 
 export interface DevicePlan {
   /** `--device` for worker 0 and worker 1; null: none given (webasm, cpu, or no adapter at all). */

@@ -1,7 +1,7 @@
 /** launch gives each worker a GPU of its own where the host has two, and says where they run otherwise. */
 import test from 'ava';
 import type { AdapterInfo } from '@alexnet-mp/core';
-import { planDevices } from '../src/launch-devices.js';
+import { colocatedThreads, planDevices, threadsLine } from '../src/launch-devices.js';
 
 const adapter = (index: number, name: string, software = false): AdapterInfo => ({
   index,
@@ -34,4 +34,13 @@ test('no GPU: auto says the workers run webasm, webgpu puts both on the software
   t.deepEqual(planDevices('auto', []), { devices: null, line: 'no WebGPU adapter here: both workers on webasm' });
   t.deepEqual(planDevices('webgpu', []), { devices: null, line: null }, 'the workers refuse, saying why');
   for (const b of ['webasm', 'cpu']) t.deepEqual(planDevices(b, [adapter(0, 'NVIDIA H200'), adapter(1, 'NVIDIA H200')]), { devices: null, line: null });
+});
+
+test('on CPUs each of the two workers gets half the cores for its kernels, at least one, and launch says so', (t) => {
+  t.is(colocatedThreads(1), 1);
+  t.is(colocatedThreads(2), 1);
+  t.is(colocatedThreads(3), 1);
+  t.is(colocatedThreads(16), 8);
+  t.is(threadsLine(1, false, 2), "this machine's 2 CPU cores: 1 kernel thread for each worker (half the cores each; --threads N to choose)");
+  t.is(threadsLine(4, true, 8), "this machine's 8 CPU cores: 4 kernel threads for each worker (--threads)");
 });

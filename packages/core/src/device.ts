@@ -113,6 +113,13 @@ let autoNoted = false;
 export interface AdapterChoice {
   /** `--device N`: Dawn's N-th adapter; absent: the first GPU, else the first adapter. */
   readonly device?: number;
+  /**
+   * webasm and cpu: the threads a kernel runs on. 1: the calling thread only (no worker threads, gpu.js's
+   * poolSize 0); N >= 2: a pool of N worker threads; absent: one worker thread per core (gpu.js's
+   * default). webgpu ignores it. Two workers sharing one host's cores run fastest with half the cores
+   * each (launch gives them that).
+   */
+  readonly threads?: number;
 }
 
 export interface FallbackPolicy {
@@ -170,6 +177,8 @@ export class Device {
     readonly adapter: AdapterInfo | null = null,
     /** Why `auto` chose webasm although an adapter answered (a software one), in a few words; null otherwise. */
     readonly note: string | null = null,
+    /** webasm and cpu: the threads a kernel runs on (AdapterChoice.threads); null: one per core. */
+    readonly threads: number | null = null,
   ) {
     this.maxKernelFloats = maxBindingBytes === null ? CPU_INDEX_FLOATS : Math.floor(maxBindingBytes / 4);
     this.resident = mode === 'webgpu';
@@ -239,11 +248,13 @@ export class Device {
    * there is none or it cannot be opened apart from an identical one); webasm and cpu ignore it.
    */
   static async create(requested: RequestedBackend, policy: FallbackPolicy = { onFallback: 'throw' }, choice: AdapterChoice = {}): Promise<Device> {
-    if (requested === 'webasm' || requested === 'cpu') return new Device(requested, new GPU({ mode: requested }), policy, null);
+    const threads = choice.threads ?? null;
+    if (threads !== null && !(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`threads must be a whole number >= 1, got ${threads}`);
+    if (requested === 'webasm' || requested === 'cpu') return new Device(requested, new GPU({ mode: requested }), policy, null, null, null, threads);
     const f = await findWebGPU(choice.device);
     if ('none' in f) {
       if (requested === 'webgpu') throw new NoWebGPUError(f.none);
-      return new Device('webasm', new GPU({ mode: 'webasm' }), policy, null);
+      return new Device('webasm', new GPU({ mode: 'webasm' }), policy, null, null, null, threads);
     }
     const info = f.opened.info;
     if (requested === 'auto' && info.software) {
@@ -253,7 +264,7 @@ export class Device {
         autoNoted = true;
         (policy.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(note);
       }
-      return new Device('webasm', new GPU({ mode: 'webasm' }), policy, null, null, `auto does not train on the software adapter ${info.index} '${info.name}'`);
+      return new Device('webasm', new GPU({ mode: 'webasm' }), policy, null, null, `auto does not train on the software adapter ${info.index} '${info.name}'`, threads);
     }
     installAdapter(f.opened);
     return new Device('webgpu', new GPU({ mode: 'webgpu' }), policy, f.opened.maxBindingBytes, info);

@@ -35,6 +35,29 @@ test('webasm and cpu modes compute the same kernels, each in the mode it asked f
   cpu.destroy();
 });
 
+test('webasm threads: 1 runs every kernel on the calling thread, N on N worker threads, absent one per core; the results are the same', async (t) => {
+  const { Kernel } = await import('../src/kernels/kernel-runner.js');
+  const body = function (this: { thread: { x: number; y: number } }, a: Float32Array) {
+    return a[this.thread.y * 64 + this.thread.x] * 3 + this.thread.x;
+  };
+  const a = Float32Array.from({ length: 64 * 128 }, (_, i) => i % 11);
+  const runs: { path: string; out: number[] }[] = [];
+  for (const threads of [1, 2, undefined]) {
+    const dev = await Device.create('webasm', { onFallback: 'throw' }, threads === undefined ? {} : { threads });
+    t.is(dev.threads, threads ?? null);
+    // 8192 cells: past the 4096 from which gpu.js's webasm hands a kernel to its worker threads
+    const k = new Kernel(dev, `threads-${threads}`, body, { output: [64, 128] });
+    const out = [...(await k.run(a))];
+    runs.push({ path: (k as unknown as { k: { kernel: { _lastRunPath: string } } }).k.kernel._lastRunPath, out });
+  }
+  t.not(runs[0]!.path, 'threaded', 'threads 1: on the calling thread');
+  t.is(runs[1]!.path, 'threaded');
+  t.is(runs[2]!.path, 'threaded');
+  t.deepEqual(runs[0]!.out, runs[1]!.out);
+  t.deepEqual(runs[0]!.out, runs[2]!.out);
+  await t.throwsAsync(Device.create('webasm', { onFallback: 'throw' }, { threads: 0 }), { instanceOf: RangeError, message: /threads must be a whole number >= 1, got 0/ });
+});
+
 test('a kernel that gpu.js silently moves to cpu is an error under the strict policy and a warning otherwise', async (t) => {
   // kernel maps are one of the things webasm hands to the cpu backend
   const make = (d: Device) =>

@@ -1,4 +1,5 @@
 /** The adapter a worker's device runs on, as the wire carries it and as its log, the coordinator and the dashboard say it. */
+import os from 'node:os';
 import { describeAdapter, type AdapterInfo, type BackendMode } from '@alexnet-mp/core';
 import type { WebGPUAdapterMsg } from './protocol.js';
 
@@ -27,4 +28,14 @@ export function describeDevice(mode: BackendMode, adapter: AdapterInfo | null, r
 export function describeWorkerDevice(r: { readonly backend: string; readonly device: number; readonly adapter?: WebGPUAdapterMsg | null }): string {
   if (r.adapter) return describeAdapter(adapterFromMsg(r.adapter));
   return r.backend === 'webgpu' ? `device ${r.device}` : 'no adapter';
+}
+
+/**
+ * Where a worker's kernels run, for its first log line: on webasm and cpu, its threads (Device.threads:
+ * `--threads`); on webgpu the GPU, and a `--threads` given is said to be ignored.
+ */
+export function describeThreads(mode: BackendMode, threads: number | null, requested?: number, cores = os.availableParallelism()): string {
+  if (mode === 'webgpu') return requested === undefined ? '' : `--threads ${requested} ignored on webgpu`;
+  if (threads === 1) return 'kernels on its own thread (--threads 1)';
+  return threads === null ? `kernels on ${cores} worker thread${cores === 1 ? '' : 's'} (one per core)` : `kernels on ${threads} worker threads (--threads ${threads})`;
 }

@@ -15,4 +15,4 @@ export { WorkerClient, type LayerTensors } from './client.js';
 export { DEFAULT_CHUNK_BYTES, ChunkError, ParameterAssembly, activationChunks, assembleParameters, tensorChunks, type TensorChunk } from './chunks.js';
 export * from './auth.js';
 export * from './validate.js';
-export { adapterMsg, adapterFromMsg, describeDevice, describeWorkerDevice } from './adapter-report.js';
+export { adapterMsg, adapterFromMsg, describeDevice, describeThreads, describeWorkerDevice } from './adapter-report.js';

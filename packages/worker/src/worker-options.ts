@@ -9,6 +9,8 @@ export interface WorkerOptions {
   readonly backend: RequestedBackend;
   /** `--device N`: Dawn's N-th WebGPU adapter (webgpu, auto); absent: the first GPU. webasm and cpu ignore it. */
   readonly device?: number;
+  /** `--threads N`: webasm and cpu, the threads each kernel runs on (Device's AdapterChoice.threads); absent: one per core. */
+  readonly threads?: number;
   readonly host?: string;
   /** 0: the OS picks a free port (read it from `RunningWorker.port`). */
   readonly port?: number;

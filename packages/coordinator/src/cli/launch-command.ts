@@ -1,14 +1,14 @@
 /** `alexnet launch`: the two workers and the coordinator on this machine, in one command. */
 import type { CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
-import { planDevices } from '../launch-devices.js';
+import { colocatedThreads, planDevices, threadsLine } from '../launch-devices.js';
 import { launch } from '../launch.js';
 import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
-import { DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, positiveInt, runOptions, type RunArgs } from './options.js';
 import { resolvePreset } from '../resume.js';
 import { prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
@@ -17,6 +17,7 @@ import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type 
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   backend: string;
+  threads?: number;
   host: string;
   ports: string;
   'on-fallback': string;
@@ -33,6 +34,7 @@ export const launchCommand: CommandModule<object, Args> = {
           'Ctrl-C (or SIGTERM) ends the run after the step in progress, with a checkpoint when the run writes them (--run-dir), so that --resume continues it; ' +
           'a second Ctrl-C stops everything at once. ' +
           'On webgpu (and auto) each worker gets a GPU of its own (--device 0 and --device 1) where the host has two or more; with one GPU both share it, and launch says so. ' +
+          'On CPUs (webasm, cpu, or auto without a GPU) each worker runs its kernels on half the cores (--threads). ' +
           'The default (preset tiny, 20 steps of 16 images) takes a few seconds on two CPU cores; ' +
           '--preset cifar --steps 5 --batch 16 takes about a minute.',
       )
@@ -42,6 +44,7 @@ export const launchCommand: CommandModule<object, Args> = {
         ...inspectServeOptions,
         backend: backendOption,
         'on-fallback': fallbackOption,
+        threads: { type: 'number', describe: "on CPUs: each worker's kernel threads (default: half this machine's cores, at least 1: the two workers share them); a GPU ignores it" },
         host: { type: 'string', default: '127.0.0.1', describe: 'address the workers listen on' },
         ports: { type: 'string', default: '0,0', describe: "the workers' ports, tower 0's first (0: the OS picks a free one)" },
         ...launchSecurityOptions,
@@ -60,6 +63,10 @@ export const launchCommand: CommandModule<object, Args> = {
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
+    if (a.threads !== undefined) {
+      positiveInt(a.threads, 'threads', 1);
+      if (a.threads > 1024) throw new UserError(`--threads must be 1..1024, got ${a.threads}`);
+    }
     await checkPortFree(a['ui-host'], a['ui-port'], '--ui-port');
     await checkPortFree(a['inspect-host'], a['inspect-port'], '--inspect-port');
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
@@ -78,11 +85,13 @@ export const launchCommand: CommandModule<object, Args> = {
     const gpuPlan = planDevices(a.backend, a.backend === 'webgpu' || a.backend === 'auto' ? await surveyAdapters() : []);
     // both workers on this machine's memory unless on a GPU (whose own memory the worker's kernels check)
     if (gpuPlan.devices === null) checkMemoryFits(getPreset(preset), batch, 2, '--batch');
+    // on CPUs the two workers share this machine's cores: half each (launch-devices.ts)
+    const threads = gpuPlan.devices === null ? (a.threads ?? colocatedThreads()) : null;
     const r = await launch({
-      workerArgs,
+      workerArgs: threads === null ? workerArgs : [...workerArgs, '--threads', String(threads)],
       coordinatorArgs,
       devices: gpuPlan.devices,
-      devicesLine: gpuPlan.line,
+      devicesLine: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined)].filter((l) => l !== null).join('\n') || null,
       host: a.host,
       ports: [ports[0]!, ports[1]!],
       runDir,

@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 import { checkMessageFits } from './batch-fit.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
@@ -14,6 +14,7 @@ export interface WorkerArgs extends SecurityArgs {
   host: string;
   backend: string;
   device?: number;
+  threads?: number;
   tower: number;
   peer?: string;
   preset: string;
@@ -51,6 +52,12 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
             "the WebGPU adapter to run on, by its index in Dawn's list (GPUs first; default: the first GPU). An index with no adapter is refused, listing the adapters; " +
             'so is one that cannot be opened apart from an identical GPU (that takes Mesa\'s device-select Vulkan layer). webasm and cpu ignore it (they run on the CPU cores)',
         },
+        threads: {
+          type: 'number',
+          describe:
+            'webasm and cpu: the threads each kernel runs on; 1 runs them on the worker\'s own thread, N on N worker threads (default: one per core). ' +
+            'Two workers on one machine run fastest with half its cores each (launch gives them that). webgpu ignores it',
+        },
         'max-batch': { type: 'number', default: DEFAULT_MAX_BATCH, describe: 'largest batch accepted; sets the gRPC message size limits' },
         'on-fallback': fallbackOption,
         'exchange-timeout': { type: 'number', default: 600, describe: 'seconds to wait for a tensor from the peer before failing the step' },
@@ -83,6 +90,10 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   positiveInt(a.port, 'port', 0);
   if (a.port > 65535) throw new UserError(`--port must be 0..65535, got ${a.port}`);
   if (a.device !== undefined) positiveInt(a.device, 'device', 0);
+  if (a.threads !== undefined) {
+    positiveInt(a.threads, 'threads', 1);
+    if (a.threads > 1024) throw new UserError(`--threads must be 1..1024, got ${a.threads}`);
+  }
   positiveInt(a['max-batch'], 'max-batch');
   checkMessageFits(spec, a['max-batch'], '--max-batch');
   if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
@@ -106,6 +117,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
       tower,
       backend: a.backend as RequestedBackend,
       device: a.device,
+      threads: a.threads,
       host: a.host,
       port: a.port,
       peer,
@@ -145,7 +157,8 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
     process.stdin.resume();
   }
   const d = r.worker.device;
-  log(`preset ${spec.name}, ${describeDevice(d.mode, d.adapter, a.device, d.note)}, pid ${process.pid}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
+  const threads = describeThreads(d.mode, d.threads, a.threads);
+  log(`preset ${spec.name}, ${describeDevice(d.mode, d.adapter, a.device, d.note)}, pid ${process.pid}${threads ? `, ${threads}` : ''}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
   log(`authentication: ${describeSecurity(security)}`);
   // started by hand rather than by launch: say what launch sets and why (malloc-tuning.ts)
   if (process.platform === 'linux' && r.worker.device.mode === 'webasm' && !mallocTuned()) {

@@ -125,6 +125,8 @@ export class Kernel {
       // webasm: every kernel's threaded runs go to one pool of worker threads (our gpu.js patch), not
       // a pool per kernel: a tower has some eighty kernels, a worker process had hundreds of threads
       sharedWorkerPool: process.env.ALEXNET_POOL_PER_KERNEL !== '1',
+      // webasm: Device.threads 1 runs every kernel on the calling thread (the patch's poolSize 0), N a pool of N
+      ...(device.threads === null || device.resident ? {} : { poolSize: device.threads === 1 ? 0 : device.threads }),
     });
   }
 
