@@ -8,7 +8,7 @@ import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
-import { DEFAULT_PRESET, backendOption, checkRunArgs, fallbackOption, positiveInt, runOptions, type RunArgs } from './options.js';
+import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, runOptions, type RunArgs } from './options.js';
 import { resolvePreset } from '../resume.js';
 import { prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
@@ -63,10 +63,7 @@ export const launchCommand: CommandModule<object, Args> = {
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
-    if (a.threads !== undefined) {
-      positiveInt(a.threads, 'threads', 1);
-      if (a.threads > 1024) throw new UserError(`--threads must be 1..1024, got ${a.threads}`);
-    }
+    checkThreads(a.threads);
     await checkPortFree(a['ui-host'], a['ui-port'], '--ui-port');
     await checkPortFree(a['inspect-host'], a['inspect-port'], '--inspect-port');
     const ports = a.ports.split(',').map((s) => Number(s.trim()));

@@ -99,6 +99,13 @@ export function positiveInt(v: number, name: string, min = 1): number {
   return v;
 }
 
+/** `--threads N` (a worker's kernel threads on CPUs): a whole number 1..1024. */
+export function checkThreads(v: number | undefined): void {
+  if (v === undefined) return;
+  positiveInt(v, 'threads', 1);
+  if (v > 1024) throw new UserError(`--threads must be 1..1024, got ${v}`);
+}
+
 /** Checks the numbers given on the command line (what is not given is checked once resolved). */
 export function checkRunArgs(a: RunArgs): void {
   if (a.steps !== undefined) positiveInt(a.steps, 'steps', 0);

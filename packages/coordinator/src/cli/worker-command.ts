@@ -5,7 +5,7 @@ import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 import { checkMessageFits } from './batch-fit.js';
-import { DEFAULT_PRESET, backendOption, checkAddress, fallbackOption, positiveInt } from './options.js';
+import { DEFAULT_PRESET, backendOption, checkAddress, checkThreads, fallbackOption, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
 
@@ -90,10 +90,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   positiveInt(a.port, 'port', 0);
   if (a.port > 65535) throw new UserError(`--port must be 0..65535, got ${a.port}`);
   if (a.device !== undefined) positiveInt(a.device, 'device', 0);
-  if (a.threads !== undefined) {
-    positiveInt(a.threads, 'threads', 1);
-    if (a.threads > 1024) throw new UserError(`--threads must be 1..1024, got ${a.threads}`);
-  }
+  checkThreads(a.threads);
   positiveInt(a['max-batch'], 'max-batch');
   checkMessageFits(spec, a['max-batch'], '--max-batch');
   if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
