@@ -30,7 +30,12 @@ const argv = await yargs(hideBin(process.argv))
   .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first (kernels compile on the first)' })
   .option('micro-batches', { type: 'string', array: true, default: ['1'], describe: 'micro-batches a step of the two-worker run: N, or auto (the coordinator chooses); several values: one run each' })
   .option('one-process', { type: 'boolean', default: true, describe: 'also time the one-process trainer (--no-one-process to skip)' })
-  .option('worker-threads', { type: 'number', describe: "webasm and cpu: each worker's kernel threads (default: half the cores, as launch gives them)" })
+  .option('worker-threads', { type: 'number', describe: "webasm: each worker's kernel threads, 1..1024 (default: half the cores, as launch gives them)" })
+  .check((a) => {
+    const v = a['worker-threads'];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1 && v <= 1024)) throw new Error(`--worker-threads must be a whole number 1..1024, got ${v}`);
+    return true;
+  })
   .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })
   .strict()
   .help()

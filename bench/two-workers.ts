@@ -46,7 +46,7 @@ export interface TwoWorkerOptions {
   microBatches?: number | 'auto';
   /** The workers' stderr: inherited (default) or dropped. */
   workerStderr?: 'inherit' | 'ignore';
-  /** Each worker's kernel threads on CPU backends; default: as launch gives them (half the cores each, colocatedThreads). */
+  /** Each worker's kernel threads on webasm (and auto); default: as launch gives them (half the cores each, colocatedThreads). */
   threads?: number;
 }
 
@@ -56,7 +56,8 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerResult> {
   const { spec, backend, batch: B, warmup, iters, hyper } = opts;
   // on CPU backends the two workers share this machine's cores, as launch shares them
-  const threads = backend === 'webasm' || backend === 'cpu' ? (opts.threads ?? colocatedThreads()) : null;
+  // (auto: webasm where no GPU answers, as launch decides it; the worker says "ignored" on a GPU)
+  const threads = backend === 'webasm' || backend === 'auto' ? (opts.threads ?? colocatedThreads()) : null;
   const log = opts.log ?? (() => {});
   const source = new SyntheticSource(spec, 1);
   const steps = warmup + iters;

@@ -45,9 +45,10 @@ for (const [args, line] of [
 }
 
 for (const [args, line] of [
-  [['launch', '--threads', '0'], 'alexnet: --threads must be an integer >= 1, got 0'],
-  [['launch', '--threads', '2000'], 'alexnet: --threads must be 1..1024, got 2000'],
-  [['worker', '--tower', '0', '--threads', '1.5'], 'alexnet: --threads must be an integer >= 1, got 1.5'],
+  [['launch', '--threads', '0'], 'alexnet: --threads must be a whole number 1..1024, got 0'],
+  [['launch', '--threads', '2000'], 'alexnet: --threads must be a whole number 1..1024, got 2000'],
+  [['worker', '--tower', '0', '--threads', '1.5'], 'alexnet: --threads must be a whole number 1..1024, got 1.5'],
+  [['worker', '--tower', '0', '--threads', '2000'], 'alexnet: --threads must be a whole number 1..1024, got 2000'],
 ] as const) {
   test(`a bad --threads is one line, exit 2, before anything starts: alexnet ${args.join(' ')}`, (t) => {
     const r = run(...args);

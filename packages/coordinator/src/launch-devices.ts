@@ -19,7 +19,8 @@ export function colocatedThreads(cores = os.availableParallelism()): number {
 
 /** What launch prints about the CPU workers' threads. */
 export function threadsLine(threads: number, given: boolean, cores = os.availableParallelism()): string {
-  return `this machine's ${cores} CPU core${cores === 1 ? '' : 's'}: ${threads} kernel thread${threads === 1 ? '' : 's'} for each worker (${given ? '--threads' : 'half the cores each; --threads N to choose'})`;
+  const why = given ? '--threads' : cores < 2 ? 'at least one each; --threads N to choose' : 'half the cores each; --threads N to choose';
+  return `this machine's ${cores} CPU core${cores === 1 ? '' : 's'}: ${threads} kernel thread${threads === 1 ? '' : 's'} for each worker (${why})`;
 }
 
 export interface DevicePlan {

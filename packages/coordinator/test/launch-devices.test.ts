@@ -43,4 +43,5 @@ test('on CPUs each of the two workers gets half the cores for its kernels, at le
   t.is(colocatedThreads(16), 8);
   t.is(threadsLine(1, false, 2), "this machine's 2 CPU cores: 1 kernel thread for each worker (half the cores each; --threads N to choose)");
   t.is(threadsLine(4, true, 8), "this machine's 8 CPU cores: 4 kernel threads for each worker (--threads)");
+  t.is(threadsLine(1, false, 1), "this machine's 1 CPU core: 1 kernel thread for each worker (at least one each; --threads N to choose)");
 });

@@ -114,10 +114,10 @@ export interface AdapterChoice {
   /** `--device N`: Dawn's N-th adapter; absent: the first GPU, else the first adapter. */
   readonly device?: number;
   /**
-   * webasm and cpu: the threads a kernel runs on. 1: the calling thread only (no worker threads, gpu.js's
-   * poolSize 0); N >= 2: a pool of N worker threads; absent: one worker thread per core (gpu.js's
-   * default). webgpu ignores it. Two workers sharing one host's cores run fastest with half the cores
-   * each (launch gives them that).
+   * webasm: the threads a kernel runs on. 1: the calling thread only (no worker threads, gpu.js's
+   * poolSize 0); N >= 2: a pool of N worker threads; absent: one worker thread per core this process may
+   * run on. webgpu and cpu ignore it (gpu.js's cpu mode has no worker threads). On 2 cores two workers ran
+   * fastest with one thread each (launch gives each half the cores).
    */
   readonly threads?: number;
 }

@@ -36,6 +36,8 @@ export function describeWorkerDevice(r: { readonly backend: string; readonly dev
  */
 export function describeThreads(mode: BackendMode, threads: number | null, requested?: number, cores = os.availableParallelism()): string {
   if (mode === 'webgpu') return requested === undefined ? '' : `--threads ${requested} ignored on webgpu`;
+  // gpu.js's cpu mode has no worker threads
+  if (mode === 'cpu') return `kernels on its own thread (cpu mode${requested === undefined ? '' : `; --threads ${requested} ignored`})`;
   if (threads === 1) return 'kernels on its own thread (--threads 1)';
   return threads === null ? `kernels on ${cores} worker thread${cores === 1 ? '' : 's'} (one per core)` : `kernels on ${threads} worker threads (--threads ${threads})`;
 }

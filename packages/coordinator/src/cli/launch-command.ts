@@ -34,7 +34,7 @@ export const launchCommand: CommandModule<object, Args> = {
           'Ctrl-C (or SIGTERM) ends the run after the step in progress, with a checkpoint when the run writes them (--run-dir), so that --resume continues it; ' +
           'a second Ctrl-C stops everything at once. ' +
           'On webgpu (and auto) each worker gets a GPU of its own (--device 0 and --device 1) where the host has two or more; with one GPU both share it, and launch says so. ' +
-          'On CPUs (webasm, cpu, or auto without a GPU) each worker runs its kernels on half the cores (--threads). ' +
+          'On CPUs (webasm, or auto without a GPU) each worker runs its kernels on half the cores (--threads). ' +
           'The default (preset tiny, 20 steps of 16 images) takes a few seconds on two CPU cores; ' +
           '--preset cifar --steps 5 --batch 16 takes about a minute.',
       )
@@ -44,7 +44,7 @@ export const launchCommand: CommandModule<object, Args> = {
         ...inspectServeOptions,
         backend: backendOption,
         'on-fallback': fallbackOption,
-        threads: { type: 'number', describe: "on CPUs: each worker's kernel threads (default: half this machine's cores, at least 1: the two workers share them); a GPU ignores it" },
+        threads: { type: 'number', describe: "webasm: each worker's kernel threads (default: half this machine's cores, at least 1: the two workers share them); a GPU and the cpu mode ignore it" },
         host: { type: 'string', default: '127.0.0.1', describe: 'address the workers listen on' },
         ports: { type: 'string', default: '0,0', describe: "the workers' ports, tower 0's first (0: the OS picks a free one)" },
         ...launchSecurityOptions,
@@ -82,13 +82,16 @@ export const launchCommand: CommandModule<object, Args> = {
     const gpuPlan = planDevices(a.backend, a.backend === 'webgpu' || a.backend === 'auto' ? await surveyAdapters() : []);
     // both workers on this machine's memory unless on a GPU (whose own memory the worker's kernels check)
     if (gpuPlan.devices === null) checkMemoryFits(getPreset(preset), batch, 2, '--batch');
-    // on CPUs the two workers share this machine's cores: half each (launch-devices.ts)
-    const threads = gpuPlan.devices === null ? (a.threads ?? colocatedThreads()) : null;
+    // on CPUs (webasm) the two workers share this machine's cores: half each (launch-devices.ts); gpu.js's cpu mode
+    // has no worker threads, and a GPU's workers need none
+    const onCpuCores = gpuPlan.devices === null && (a.backend === 'webasm' || a.backend === 'auto');
+    const threads = onCpuCores ? (a.threads ?? colocatedThreads()) : null;
+    const ignored = a.threads !== undefined && !onCpuCores ? `--threads ${a.threads} ignored: the workers run ${a.backend === 'cpu' ? "gpu.js's cpu mode, which has no worker threads" : 'on a GPU'}` : null;
     const r = await launch({
       workerArgs: threads === null ? workerArgs : [...workerArgs, '--threads', String(threads)],
       coordinatorArgs,
       devices: gpuPlan.devices,
-      devicesLine: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined)].filter((l) => l !== null).join('\n') || null,
+      devicesLine: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined), ignored].filter((l) => l !== null).join('\n') || null,
       host: a.host,
       ports: [ports[0]!, ports[1]!],
       runDir,

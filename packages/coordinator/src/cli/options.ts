@@ -102,8 +102,7 @@ export function positiveInt(v: number, name: string, min = 1): number {
 /** `--threads N` (a worker's kernel threads on CPUs): a whole number 1..1024. */
 export function checkThreads(v: number | undefined): void {
   if (v === undefined) return;
-  positiveInt(v, 'threads', 1);
-  if (v > 1024) throw new UserError(`--threads must be 1..1024, got ${v}`);
+  if (!Number.isInteger(v) || v < 1 || v > 1024) throw new UserError(`--threads must be a whole number 1..1024, got ${v}`);
 }
 
 /** Checks the numbers given on the command line (what is not given is checked once resolved). */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import yargs, { type CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
-import { DEFAULT_PRESET, backendOption, checkAddress, checkRunArgs, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { DEFAULT_PRESET, backendOption, checkAddress, checkRunArgs, checkThreads, fallbackOption, runOptions, type RunArgs } from './options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { launchSecurityOptions, tokenFrom, type SecurityArgs } from './security-options.js';
 import { childArgs } from './launch-args.js';
@@ -21,6 +21,7 @@ import { RendezvousError, jobTokenFile, readEntry, removeEndedAttempts, rendezvo
 
 interface Args extends RunArgs, RecoveryArgs, SecurityArgs {
   backend: string;
+  threads?: number;
   'on-fallback': string;
   host: string;
   'rendezvous-timeout': number;
@@ -42,6 +43,7 @@ export const slurmCommand: CommandModule<object, Args> = {
         ...runOptions,
         backend: backendOption,
         'on-fallback': fallbackOption,
+        threads: { type: 'number', describe: "webasm: each worker's kernel threads (worker --threads; default: one per CPU the task may run on)" },
         host: { type: 'string', default: '0.0.0.0', describe: 'address the workers listen on (they announce their host name and port)' },
         'rendezvous-timeout': { type: 'number', default: 300, describe: "seconds the coordinator waits for the workers' addresses" },
         ...launchSecurityOptions,
@@ -59,6 +61,7 @@ export const slurmCommand: CommandModule<object, Args> = {
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
     checkRecoveryArgs(a);
+    checkThreads(a.threads);
     if (!(a['rendezvous-timeout'] > 0)) throw new UserError(`--rendezvous-timeout must be > 0 seconds, got ${a['rendezvous-timeout']}`);
     const name = roleName(task.role);
     const dir = rendezvousDir(path.resolve(runDir), task);
@@ -111,7 +114,7 @@ async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, w
       say(`${sig}: serving until the coordinator ends the run after the step in progress (${sig} again: stop at once)`);
     },
   };
-  const argv = ['worker', '--tower', String(tower), '--host', a.host, '--port', '0', ...(gpu?.device != null ? ['--device', String(gpu.device)] : []), ...workerArgs];
+  const argv = ['worker', '--tower', String(tower), '--host', a.host, '--port', '0', ...(gpu?.device != null ? ['--device', String(gpu.device)] : []), ...(a.threads === undefined ? [] : ['--threads', String(a.threads)]), ...workerArgs];
   await runCommand({ ...workerCommand, handler: (w: WorkerArgs) => serveWorker(w, hooks) }, argv);
 }
 

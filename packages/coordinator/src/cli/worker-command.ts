@@ -55,8 +55,8 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
         threads: {
           type: 'number',
           describe:
-            'webasm and cpu: the threads each kernel runs on; 1 runs them on the worker\'s own thread, N on N worker threads (default: one per core). ' +
-            'Two workers on one machine run fastest with half its cores each (launch gives them that). webgpu ignores it',
+            'webasm: the threads each kernel runs on; 1 runs them on the worker\'s own thread, N on N worker threads (default: one per core). ' +
+            'Two workers sharing a machine\'s cores each take half of them (launch gives them that; on 2 cores, 1 each was fastest). webgpu and cpu ignore it',
         },
         'max-batch': { type: 'number', default: DEFAULT_MAX_BATCH, describe: 'largest batch accepted; sets the gRPC message size limits' },
         'on-fallback': fallbackOption,

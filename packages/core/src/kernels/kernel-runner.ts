@@ -3,6 +3,7 @@
  * - runs under the async contract (webasm splits big kernels over worker threads; webgpu is async anyway),
  * - has its executed mode read back and checked against the device's mode after its first run.
  */
+import os from 'node:os';
 import type { Device, DeviceTensor, ResidentTensor } from '../device.js';
 import { flattenResult, installFlatOutput } from './flat-output.js';
 import { reuseOutputOf } from './reused-output.js';
@@ -125,8 +126,9 @@ export class Kernel {
       // webasm: every kernel's threaded runs go to one pool of worker threads (our gpu.js patch), not
       // a pool per kernel: a tower has some eighty kernels, a worker process had hundreds of threads
       sharedWorkerPool: process.env.ALEXNET_POOL_PER_KERNEL !== '1',
-      // webasm: Device.threads 1 runs every kernel on the calling thread (the patch's poolSize 0), N a pool of N
-      ...(device.threads === null || device.resident ? {} : { poolSize: device.threads === 1 ? 0 : device.threads }),
+      // webasm: Device.threads 1 runs every kernel on the calling thread (the patch's poolSize 0), N a pool of N,
+      // none a thread per core this process may run on (gpu.js alone would count every core of the machine)
+      ...(device.mode !== 'webasm' ? {} : { poolSize: device.threads === null ? os.availableParallelism() : device.threads === 1 ? 0 : device.threads }),
     });
   }
 
