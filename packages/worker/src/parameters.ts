@@ -4,8 +4,9 @@
  * arrives and nothing changed before the last one.
  */
 import * as grpc from '@grpc/grpc-js';
-import { towerParamLayers, type TowerParams } from '@alexnet-mp/core';
-import type { GetParametersRequest, ParameterTensor } from './protocol.js';
+import { Tower, towerParamLayers, type TowerParams } from '@alexnet-mp/core';
+import type { GetParametersRequest, ParameterTensor, SetParametersReply, WorkerState } from './protocol.js';
+import { stepPhase } from './exchange.js';
 import { ChunkError, DEFAULT_CHUNK_BYTES, ParameterAssembly, tensorChunks } from './chunks.js';
 import { RpcError } from './rpc.js';
 import { checkFinite } from './validate.js';
@@ -80,4 +81,47 @@ export class ParameterIntake {
     }
     return { params, step: this.step ?? 0 };
   }
+}
+
+/** A worker as SetParameters sees it: the configured run and its state now, read again at each message. */
+export interface SettableWorker extends WorkerContext {
+  current(): { run: Run | null; state: WorkerState };
+}
+
+/**
+ * One SetParameters call: refused before a message is read when the worker is unconfigured or busy, each
+ * message taken by a ParameterIntake, and at the end the run's tower replaced by one with the checkpoint's
+ * parameters and momentum and its step counter set, only if the run is still the same, READY, with no step
+ * or evaluation done.
+ */
+export function parameterSetter(w: SettableWorker): { take(m: ParameterTensor): void; finish(): Promise<SetParametersReply> } {
+  const run = w.current().run;
+  const settable = (): Run => {
+    const now = w.current();
+    if (!run || now.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
+    if (now.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'the run changed while the parameters arrived');
+    if (now.state !== 'READY' || run.stepsDone !== 0 || run.evaluationsDone !== 0) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `parameters are set only right after Configure (this worker is ${now.state}, ${run.stepsDone} steps and ${run.evaluationsDone} evaluations done)`);
+    }
+    return run;
+  };
+  settable();
+  const intake = new ParameterIntake(w);
+  return {
+    take: (m) => {
+      settable();
+      intake.take(m);
+    },
+    finish: async () => {
+      const r = settable();
+      const { params, step } = intake.finish();
+      r.tower = new Tower(w.device, w.spec, w.tower, r.batch, params);
+      r.evalTowers.clear();
+      w.device.release();
+      r.stepsDone = step;
+      r.mailbox.dropBefore(stepPhase(r.stepsDone));
+      w.log(`run ${r.id}: parameters and momentum set from the coordinator (${params.size * 4} tensors in ${intake.messages} messages), continuing at step ${r.stepsDone}`);
+      return { tower: w.tower, step: r.stepsDone, tensors: params.size * 4 };
+    },
+  };
 }

@@ -57,7 +57,7 @@ import {
   type StepRequest,
   type WorkerState,
 } from './protocol.js';
-import { PeerLink, newRun, redactRunId, touch, zeroTiming, type Run } from './run.js';
+import { PeerLink, newRun, redactRunId, touch, type Run } from './run.js';
 import { checkConfigure } from './configure-checks.js';
 import { helloPeer, type PeerSide } from './peer-service.js';
 import { leaseRefusal } from './lease.js';
@@ -65,10 +65,11 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_EXCHANGE_TIMEOUT_MS, DEFAULT_LEASE_
 import { runStep } from './step.js';
 import { checkStepMicroBatches } from './pipeline.js';
 import { runActivations, runEvaluation } from './evaluation.js';
-import { ParameterIntake, streamParameters } from './parameters.js';
+import { parameterSetter, streamParameters } from './parameters.js';
+import { statusReply } from './status.js';
 import { DEFAULT_CHUNK_BYTES, activationChunks } from './chunks.js';
 import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unaryHandler } from './rpc.js';
-import { Traffic, describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
+import { describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
 import type { OpenConnections } from './connection-limits.js';
 import { checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { adapterMsg } from './adapter-report.js';
@@ -327,30 +328,9 @@ export class TowerWorker implements PeerSide {
     }
   }
 
-  status = unaryHandler<unknown, StatusReply>(async () => {
-    const run = this.run;
-    return {
-      model: this.identity,
-      tower: this.tower,
-      backend: this.device.mode,
-      device: this.deviceIndex,
-      state: this.state,
-      run_id: redactRunId(run?.id ?? ''),
-      batch: run?.batch ?? 0,
-      steps_done: run?.stepsDone ?? 0,
-      last_error: this.lastError,
-      peer_address: run?.peer.address ?? this.o.peer ?? '',
-      last_step_traffic: (run?.lastTraffic ?? new Traffic(this.points)).list(),
-      run_traffic: (run?.total ?? new Traffic(this.points)).list(),
-      last_step_timing: run?.lastTiming ?? zeroTiming(),
-      uptime_s: (Date.now() - this.started) / 1000,
-      rss_bytes: process.memoryUsage.rss(),
-      pid: process.pid,
-      evaluations_done: run?.evaluationsDone ?? 0,
-      eval_traffic: (run?.evalTotal ?? new Traffic(this.points)).list(),
-      adapter: adapterMsg(this.device.adapter),
-    };
-  });
+  status = unaryHandler<unknown, StatusReply>(async () =>
+    statusReply({ identity: this.identity, tower: this.tower, device: this.device, deviceIndex: this.deviceIndex, state: this.state, run: this.run, lastError: this.lastError, peer: this.o.peer, points: this.points, started: this.started }),
+  );
 
   getParameters = streamHandler<GetParametersRequest, ParameterTensor>(async (req, write) => {
     const run = this.run;
@@ -360,40 +340,15 @@ export class TowerWorker implements PeerSide {
   });
 
   /**
-   * A resumed run: this tower's parameters and momentum, and the step counter, from a checkpoint.
-   * Only right after Configure (no step or evaluation yet); each message checked as it arrives, nothing changed before the last.
+   * A resumed run: this tower's parameters and momentum, and the step counter, from a checkpoint
+   * (parameters.ts parameterSetter). Only right after Configure (no step or evaluation yet).
    */
-  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(() => {
-    // refused before a message is read: an unconfigured or busy worker takes nothing
-    const run = this.run;
-    const settable = () => {
-      if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
-      if (this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'the run changed while the parameters arrived');
-      if (this.state !== 'READY' || run.stepsDone !== 0 || run.evaluationsDone !== 0) {
-        throw new RpcError(grpc.status.FAILED_PRECONDITION, `parameters are set only right after Configure (this worker is ${this.state}, ${run.stepsDone} steps and ${run.evaluationsDone} evaluations done)`);
-      }
-      return run;
-    };
-    settable();
-    const intake = new ParameterIntake(this);
-    return {
-      take: (m) => {
-        settable();
-        intake.take(m);
-      },
-      finish: async () => {
-        const run = settable();
-        const { params, step } = intake.finish();
-        run.tower = new Tower(this.device, this.o.spec, this.tower, run.batch, params);
-        run.evalTowers.clear();
-        this.device.release();
-        run.stepsDone = step;
-        run.mailbox.dropBefore(stepPhase(run.stepsDone));
-        this.log(`run ${run.id}: parameters and momentum set from the coordinator (${params.size * 4} tensors in ${intake.messages} messages), continuing at step ${run.stepsDone}`);
-        return { tower: this.tower, step: run.stepsDone, tensors: params.size * 4 };
-      },
-    };
-  });
+  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(() => parameterSetter(this));
+
+  /** The configured run and the state now (parameters.ts checks them while parameters arrive). */
+  current(): { run: Run | null; state: WorkerState } {
+    return { run: this.run, state: this.state };
+  }
 
   /** The end of a run's lease: another run may shake hands at once (the run stays configured for inspection). */
   release = unaryHandler<ReleaseRequest, ReleaseReply>(async (req) => {
