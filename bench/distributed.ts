@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/distributed.ts --preset cifar --batch 32 [--backend webasm] [--iters 5] [--warmup 1] [--micro-batches 1 auto] [--json]`
+ * `node --import tsx bench/distributed.ts --preset cifar --batch 32 [--backend webasm] [--iters 5] [--warmup 1] [--micro-batches 1 auto] [--worker-threads N] [--json]`
  *
  * The two-worker run on this machine next to the one-process grouped trainer:
  * starts two `alexnet worker` processes on free loopback ports, drives them
@@ -7,7 +7,7 @@
  * synthetic data, stops them, then times the one-process GroupedTrainer on
  * the same batches. With several --micro-batches values, one two-worker run each
  * (N micro-batches a step, or auto: the coordinator's choice, made in untimed steps
- * first). Reports images/s of both (median step), and for the
+ * first). On webasm each worker gets half the cores (--worker-threads N to choose), as launch gives them. Reports images/s of both (median step), and for the
  * two-worker run where each worker's step time went: computing, waiting on
  * the exchange with its peer (sending until acknowledged, or waiting for
  * the peer's tensor), and the update; plus the bytes that crossed per step.
