@@ -18,7 +18,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { GroupedTrainer, backendChoices, getPreset, median, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
-import { SyntheticSource, mallocDescription, parseMicroBatches } from '@alexnet-mp/coordinator';
+import { SyntheticSource, checkThreads, mallocDescription, parseMicroBatches } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
 
 const argv = await yargs(hideBin(process.argv))
@@ -32,8 +32,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('one-process', { type: 'boolean', default: true, describe: 'also time the one-process trainer (--no-one-process to skip)' })
   .option('worker-threads', { type: 'number', describe: "webasm: each worker's kernel threads, 1..1024 (default: half the cores, as launch gives them)" })
   .check((a) => {
-    const v = a['worker-threads'];
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1 && v <= 1024)) throw new Error(`--worker-threads must be a whole number 1..1024, got ${v}`);
+    checkThreads(a['worker-threads'], 'worker-threads');
     return true;
   })
   .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' })

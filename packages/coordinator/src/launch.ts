@@ -36,7 +36,7 @@ export interface LaunchOptions {
   /** `--device` for worker 0 and worker 1 (launch-devices.ts); absent: none given. */
   readonly devices?: readonly [number, number] | null;
   /** Printed before the workers start, a line each: which GPU each worker gets, or the CPU threads (launch-devices.ts). */
-  readonly devicesLine?: string | null;
+  readonly deviceLines?: readonly string[];
   /** Arguments of the coordinator (without --workers). */
   readonly coordinatorArgs: readonly string[];
   readonly host: string;
@@ -154,7 +154,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const err = o.err ?? ((l: string) => process.stderr.write(l + '\n'));
   const say = (l: string) => err(`[launch] ${l}`);
   if (o.runDir) makeDir(o.runDir, 'the run directory');
-  if (o.devicesLine) for (const l of o.devicesLine.split('\n')) say(l);
+  for (const l of o.deviceLines ?? []) say(l);
   // the first log file that cannot be written stops the run (exit code 2)
   let onLogError: (file: string, e: Error) => void = () => {};
   const logFailed = new Promise<never>((_, reject) => {

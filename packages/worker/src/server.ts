@@ -18,7 +18,7 @@ export interface RunningWorker {
 
 /** Creates the device, binds the server and starts serving. */
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
-  const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' }, { ...(o.device === undefined ? {} : { device: o.device }), ...(o.threads === undefined ? {} : { threads: o.threads }) });
+  const device = await Device.create(o.backend, o.fallback ?? { onFallback: 'throw' }, { device: o.device, threads: o.threads });
   const connections = new OpenConnections();
   const worker = new TowerWorker(o, device, connections);
   // calls without the credentials are refused (and logged) before they reach a handler

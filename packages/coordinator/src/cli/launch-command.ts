@@ -91,7 +91,7 @@ export const launchCommand: CommandModule<object, Args> = {
       workerArgs: threads === null ? workerArgs : [...workerArgs, '--threads', String(threads)],
       coordinatorArgs,
       devices: gpuPlan.devices,
-      devicesLine: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined), ignored].filter((l) => l !== null).join('\n') || null,
+      deviceLines: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined), ignored].filter((l) => l !== null),
       host: a.host,
       ports: [ports[0]!, ports[1]!],
       runDir,

@@ -99,10 +99,10 @@ export function positiveInt(v: number, name: string, min = 1): number {
   return v;
 }
 
-/** `--threads N` (a worker's kernel threads on CPUs): a whole number 1..1024. */
-export function checkThreads(v: number | undefined): void {
+/** `--threads N` (a worker's kernel threads on CPUs; `flag`: the option's name where it has another): a whole number 1..1024. */
+export function checkThreads(v: number | undefined, flag = 'threads'): void {
   if (v === undefined) return;
-  if (!Number.isInteger(v) || v < 1 || v > 1024) throw new UserError(`--threads must be a whole number 1..1024, got ${v}`);
+  if (!Number.isInteger(v) || v < 1 || v > 1024) throw new UserError(`--${flag} must be a whole number 1..1024, got ${v}`);
 }
 
 /** Checks the numbers given on the command line (what is not given is checked once resolved). */

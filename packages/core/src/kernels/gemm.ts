@@ -240,8 +240,10 @@ export class Gemm {
     // on webasm, operands both contiguous along K (weight gradients) take the dot kernel, unless
     // the caller needs runPacked's layout
     this.dot = device.mode !== 'webgpu' && opts.splitK !== false && dotFits(shape);
-    // the kernel's output cells (threads) per split: [4, blocks]
-    const cells = 4 * (this.dot ? rowPairs(M) * Math.ceil(N / 2) : this.rowQuads * Math.ceil(N / 4));
+    // a thread computes a block of outputs (2x2 on the dot kernel, 4x4 on the other), four threads (its SIMD lanes) a
+    // block: the kernel's output is [4, blocks, splits]
+    const blocks = this.dot ? rowPairs(M) * Math.ceil(N / 2) : this.rowQuads * Math.ceil(N / 4);
+    const cells = 4 * blocks;
     // split K only on CPU backends, and only for outputs too small to be threaded anyway
     const wantSplits = device.mode === 'webgpu' || opts.splitK === false || cells >= THREAD_CELLS ? 1 : Math.ceil(K / MAX_CHUNK);
     // enough chunks for the split output to reach the threading threshold: both cores then share the sum
@@ -252,7 +254,7 @@ export class Gemm {
     this.splits = Math.ceil(K / chunk);
     if (this.dot) {
       this.kernel = new Kernel(device, name, gemmDotBody, {
-        output: [4, rowPairs(M) * Math.ceil(N / 2), this.splits],
+        output: [4, blocks, this.splits],
         constants: { M, N, K, MP: rowPairs(M), chunk, sam: shape.sam, sbn: shape.sbn },
         returnType: 'Array(4)',
         // run() sums the lanes at once
@@ -261,7 +263,7 @@ export class Gemm {
       return;
     }
     this.kernel = new Kernel(device, name, gemmBody, {
-      output: [4, this.rowQuads * Math.ceil(N / 4), this.splits],
+      output: [4, blocks, this.splits],
       // with K split, the ReLU and the mask wait for the chunks' sum (in run())
       constants: { M, N, K, MQ: this.rowQuads, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && this.splits === 1 ? 1 : 0, masked: this.masked && this.splits === 1 ? 1 : 0 },
       returnType: 'Array(4)',
