@@ -17,7 +17,7 @@ import { hideBin } from 'yargs/helpers';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { readdirSync } from 'node:fs';
-import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, median, paperSgd, presetNames, startKernelProfile, type BackendMode, type RequestedBackend } from '@alexnet-mp/core';
+import { GroupedTrainer, Rng, backendChoices, forwardMacs, getPreset, kernelProfile, launchCount, median, paperSgd, presetNames, startKernelProfile, stopKernelProfile, type BackendMode, type RequestedBackend } from '@alexnet-mp/core';
 import { mallocDescription } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
 import { runTorchPeer, torchPython } from './peer/torch-peer.js';
@@ -47,7 +47,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('peer-threads', { type: 'number', describe: "threads for the tfjs wasm backend (default: tfjs's own default)" })
   .option('torch-device', { choices: ['auto', 'cuda', 'cpu'] as const, default: 'auto' as const, describe: 'where the PyTorch peer runs (auto: cuda if torch sees a GPU)' })
   .option('json', { type: 'boolean', default: false, describe: 'one JSON object' })
-  .option('profile', { type: 'boolean', default: false, describe: 'print time per kernel for one step' })
+  .option('profile', { type: 'boolean', default: false, describe: 'time each kernel, upload and read-back of one more step, one at a time (on webgpu: GPU time)' })
   .option('conv-share', { type: 'boolean', default: true, describe: "on webasm: time the conv layers alone against the machine's measured wasm SIMD ceiling (--no-conv-share to skip)" })
   .strict()
   .version(false)
@@ -119,7 +119,7 @@ try {
   gcObserver.observe({ entryTypes: ['gc'] });
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < argv.iters; i++) {
-    // the last timed step counts its kernel calls (and times them for --profile): one call per launch
+    // the last timed step counts its kernel calls: one call per launch
     if (i === argv.iters - 1) startKernelProfile();
     const t0 = performance.now();
     await trainer.trainStep({ images, labels });
@@ -129,6 +129,7 @@ try {
   const cpu = process.cpuUsage(cpu0);
   gcObserver.disconnect();
   const kernels = kernelProfile();
+  stopKernelProfile();
   const stepMs = median(times);
   one = {
     imagesPerSec: (B / stepMs) * 1000,
@@ -139,7 +140,7 @@ try {
     gcPausesPerStep: gcPauses / argv.iters,
     gcMsPerStep: gcMs / argv.iters,
     kernelModes: trainer.executedModes(),
-    launchesPerStep: kernels.reduce((a, k) => a + k.calls, 0),
+    launchesPerStep: launchCount(kernels),
     threads: processThreads(),
     rssMiB: process.memoryUsage().rss / 2 ** 20,
   };
@@ -148,10 +149,24 @@ try {
   log(`alexnet-mp: ${one.launchesPerStep} kernel launches a step (gpu.js kernel calls of both towers, last timed step)`);
   log(`alexnet-mp: ${one.threads ?? 'an unknown number of'} threads in the process, ${one.rssMiB.toFixed(0)} MiB resident, after the timed steps`);
   if (argv.profile) {
-    for (const k of kernels.slice(0, 25)) log(`    ${k.name.padEnd(28)} ${k.ms.toFixed(0).padStart(6)} ms  (${k.calls} calls)`);
+    // one more step, apart from the timed ones: each operation alone, on webgpu with the GPU queue drained before and after (kernel-profile.ts)
+    startKernelProfile({ exclusive: true });
+    const t0 = performance.now();
+    await trainer.trainStep({ images, labels });
+    const profiledMs = performance.now() - t0;
+    const rows = kernelProfile();
+    stopKernelProfile();
+    const total = (kind: string) => rows.filter((r) => r.kind === kind).reduce((a, r) => ({ ms: a.ms + r.ms, calls: a.calls + r.calls }), { ms: 0, calls: 0 });
+    const [k, up, rb] = [total('kernel'), total('upload'), total('read-back')];
+    const how = mode === 'webgpu' ? 'alone, the GPU queue drained before and after: GPU time' : 'alone';
+    log(`profile of one more step, each operation timed ${how} (so the step is slower than the timed ones): ${profiledMs.toFixed(0)} ms`);
+    for (const r of rows.slice(0, 25)) log(`    ${r.name.padEnd(28)} ${r.ms.toFixed(1).padStart(7)} ms  (${r.calls} ${r.kind === 'kernel' ? 'calls' : r.kind + 's'})`);
+    const share = (ms: number) => `${((100 * ms) / profiledMs).toFixed(0)}%`;
+    log(`    kernels ${k.ms.toFixed(0)} ms (${share(k.ms)}, ${k.calls} launches), uploads ${up.ms.toFixed(0)} ms (${share(up.ms)}, ${up.calls}), read-backs ${rb.ms.toFixed(0)} ms (${share(rb.ms)}, ${rb.calls}), the rest ${(profiledMs - k.ms - up.ms - rb.ms).toFixed(0)} ms (host work between them)`);
     const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-    const resultBytes = kernels.reduce((a, k) => a + k.bytes, 0);
-    const reusedBytes = kernels.reduce((a, k) => a + (k.reused ? k.bytes : 0), 0);
+    const kernelRows = rows.filter((r) => r.kind === 'kernel');
+    const resultBytes = kernelRows.reduce((a, r) => a + r.bytes, 0);
+    const reusedBytes = kernelRows.reduce((a, r) => a + (r.reused ? r.bytes : 0), 0);
     log(`    kernel results of that step: ${mib(resultBytes)} MiB, ${mib(reusedBytes)} MiB of them into reused buffers (KernelOptions.reuseOutput)`);
   }
 } catch (e) {

@@ -6,9 +6,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GPU } from 'gpu.js';
+import gpujs, { GPU } from 'gpu.js';
 import { describeAdapter, routeTo, type AdapterInfo, type ListedAdapter } from './adapters.js';
 import { installAdapter, installedAdapter, listAdapters, openAdapter, type OpenedAdapter } from './webgpu-adapter.js';
+import { profiled, type QueueDrain } from './kernels/kernel-profile.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
 export type RequestedBackend = BackendMode | 'auto';
@@ -143,6 +144,21 @@ export interface ResidentTensor {
   delete(): void;
 }
 
+/** The part of gpu.js's WebGPU context (one GPUDevice a process, shared by every kernel) that a queue drain needs. */
+interface WebGPUContextLike {
+  acquire(): Promise<{ device: { queue: { onSubmittedWorkDone(): Promise<void> } } }>;
+}
+
+/** Resolves once the GPU has finished everything submitted to gpu.js's device so far. */
+function webgpuQueueDrain(): () => Promise<void> {
+  const context = (gpujs as unknown as { WebGPUContext?: WebGPUContextLike }).WebGPUContext;
+  if (!context) throw new Error("this gpu.js exports no WebGPUContext (the webgpu backend's shared device); the project needs gpu.js 2.24's webgpu backend");
+  return async () => {
+    const { device } = await context.acquire();
+    await device.queue.onSubmittedWorkDone();
+  };
+}
+
 /** What flows between kernels: a host array, or (on webgpu) a device-resident buffer. */
 export type DeviceTensor = Float32Array | ResidentTensor;
 
@@ -168,6 +184,9 @@ export class Device {
    */
   readonly maxKernelFloats: number;
 
+  /** webgpu: waits until the GPU has done all work submitted so far (the kernel profile's GPU time); null elsewhere. */
+  readonly queueDrain: QueueDrain;
+
   private constructor(
     readonly mode: BackendMode,
     readonly gpu: GPU,
@@ -182,6 +201,7 @@ export class Device {
   ) {
     this.maxKernelFloats = maxBindingBytes === null ? CPU_INDEX_FLOATS : Math.floor(maxBindingBytes / 4);
     this.resident = mode === 'webgpu';
+    this.queueDrain = mode === 'webgpu' ? webgpuQueueDrain() : null;
   }
 
   /** Registers a resident result; it lives until the next release() unless kept. */
@@ -225,7 +245,7 @@ export class Device {
       }, { output: [a.length], pipeline: true, immutable: true });
       this.uploaders.set(a.length, up);
     }
-    const t = (await up(a)) as ResidentTensor;
+    const t = (await profiled('upload', 'upload', a.length * 4, false, this.queueDrain, () => up(a))) as ResidentTensor;
     this.track(t);
     return t;
   }
@@ -234,7 +254,7 @@ export class Device {
   async toHost(t: DeviceTensor, length?: number): Promise<Float32Array> {
     if (t instanceof Float32Array) return t;
     this.readbacks++;
-    const r = await t.toArray();
+    const r = await profiled('read-back', 'read-back', (length ?? 0) * 4, false, this.queueDrain, () => t.toArray());
     const flat = r instanceof Float32Array ? r : null;
     if (!flat || (length !== undefined && flat.length !== length)) throw new Error(`read back ${flat ? flat.length : typeof r} values, expected ${length}`);
     return flat;

@@ -7,7 +7,7 @@ import { Flatten } from '../src/kernels/flatten.js';
 import { Dropout, dropoutMask } from '../src/kernels/dropout.js';
 import { SoftmaxCrossEntropy } from '../src/kernels/softmax-xent.js';
 import { Sgd } from '../src/kernels/sgd.js';
-import { kernelProfile, startKernelProfile } from '../src/kernels/kernel-runner.js';
+import { kernelProfile, startKernelProfile } from '../src/kernels/kernel-profile.js';
 import * as ref from '../src/reference/layers.js';
 import { assertClose, dot, f64, finiteDifferences, host, randomArray, sgdStep, testDevice } from './helpers.js';
 

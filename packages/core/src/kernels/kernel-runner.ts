@@ -7,6 +7,7 @@ import os from 'node:os';
 import type { Device, DeviceTensor, ResidentTensor } from '../device.js';
 import { flattenResult, installFlatOutput } from './flat-output.js';
 import { reuseOutputOf } from './reused-output.js';
+import { profiled } from './kernel-profile.js';
 
 /** What a kernel body sees as `this`. */
 export interface KernelThis {
@@ -52,23 +53,6 @@ export const BACKWARD_REUSES_OUTPUT = true;
  * next step; the tower runs one forward before each backward.
  */
 export const FORWARD_REUSES_OUTPUT = true;
-
-/** Per kernel name, when profiling is on (benchmarks' --profile): calls, time, result bytes, whether they land in a reused buffer. */
-interface KernelProfileEntry {
-  calls: number;
-  ms: number;
-  bytes: number;
-  reused: boolean;
-}
-let profile: Map<string, KernelProfileEntry> | null = null;
-
-export function startKernelProfile(): void {
-  profile = new Map();
-}
-
-export function kernelProfile(): ({ name: string } & KernelProfileEntry)[] {
-  return [...(profile ?? new Map<string, KernelProfileEntry>()).entries()].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
-}
 
 type GpuKernel = ((...args: KernelArg[]) => Promise<unknown> | unknown) & { destroy?: () => void };
 
@@ -132,17 +116,9 @@ export class Kernel {
     });
   }
 
-  /** Calls gpu.js, timing the call when profiling and checking the mode that ran after the first. */
+  /** Calls gpu.js, timing the call when profiling (kernel-profile.ts) and checking the mode that ran after the first. */
   private async call(args: KernelArg[]): Promise<unknown> {
-    const t0 = profile ? performance.now() : 0;
-    const r = await this.k(...args);
-    if (profile) {
-      const e = profile.get(this.name) ?? { calls: 0, ms: 0, bytes: 0, reused: this.reusesBuffer };
-      e.calls++;
-      e.ms += performance.now() - t0;
-      e.bytes += this.length * 4;
-      profile.set(this.name, e);
-    }
+    const r = await profiled(this.name, 'kernel', this.length * 4, this.reusesBuffer, this.device.queueDrain, async () => this.k(...args));
     if (!this.checked) {
       this.device.checkKernel(this.name, this.k);
       this.checked = true;

@@ -1,0 +1,93 @@
+/**
+ * Time per kernel, for the benchmarks' --profile and their launch count: per name, calls, milliseconds and
+ * result bytes, and besides the kernels the device's uploads and read-backs.
+ *
+ * By default a row is the wall time of the calls, which overlap where the two towers of one process run side
+ * by side, and on webgpu a call only records and submits its work: the GPU's time lands on whatever waits for
+ * it next (a read-back, usually). With `exclusive`, every profiled operation runs alone: it starts once the
+ * one before it has finished (on webgpu, once the GPU queue is empty) and is timed until its own work is done
+ * (on webgpu, until the queue is empty again), so that each row is that operation's own time, on webgpu its
+ * GPU time with its submission. The operations then no longer overlap: a step profiled so is slower than
+ * an unprofiled one, and the benchmark times it apart from the timed steps.
+ */
+
+/** What an operation is: a gpu.js kernel call (a launch), a host array copied to the device, or a result copied back. */
+export type ProfileKind = 'kernel' | 'upload' | 'read-back';
+
+export interface KernelProfileEntry {
+  kind: ProfileKind;
+  calls: number;
+  ms: number;
+  bytes: number;
+  /** Every call's result lands in the same buffer (KernelOptions.reuseOutput). */
+  reused: boolean;
+  /** Each call was timed alone, until its work was done (KernelProfileOptions.exclusive); on webgpu, with the GPU queue drained. */
+  exclusive: boolean;
+}
+
+/** Waits until the GPU has done everything submitted so far; null where calls are synchronous (webasm, cpu). */
+export type QueueDrain = (() => Promise<void>) | null;
+
+export interface KernelProfileOptions {
+  /** Each operation runs and is timed alone, until its work is done (see above). */
+  readonly exclusive?: boolean;
+}
+
+let profile: Map<string, KernelProfileEntry> | null = null;
+let exclusive = false;
+/** exclusive: settles when the operation running now has been timed. */
+let running: Promise<void> = Promise.resolve();
+
+/** Starts a new profile (the previous one is dropped). */
+export function startKernelProfile(opts: KernelProfileOptions = {}): void {
+  profile = new Map();
+  exclusive = opts.exclusive === true;
+}
+
+/** Ends the profile: nothing more is recorded, and kernelProfile() is empty until the next start. */
+export function stopKernelProfile(): void {
+  profile = null;
+}
+
+/** The rows of the profile so far, slowest first. */
+export function kernelProfile(): ({ name: string } & KernelProfileEntry)[] {
+  return [...(profile ?? new Map<string, KernelProfileEntry>()).entries()].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
+}
+
+/** Kernel calls (launches) in a profile's rows: uploads and read-backs are not counted. */
+export function launchCount(rows: readonly { kind: ProfileKind; calls: number }[]): number {
+  return rows.reduce((a, r) => a + (r.kind === 'kernel' ? r.calls : 0), 0);
+}
+
+/**
+ * Runs `op`, recording it under `name` when a profile is on. `drain`: the device's queue drain (webgpu), which
+ * an exclusive profile waits on before and after the operation. `op` must not itself call profiled().
+ */
+export async function profiled<T>(name: string, kind: ProfileKind, bytes: number, reused: boolean, drain: QueueDrain, op: () => Promise<T>): Promise<T> {
+  if (!profile) return op();
+  const p = profile;
+  const alone = exclusive;
+  let release = () => {};
+  if (alone) {
+    const before = running;
+    running = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await before;
+  }
+  try {
+    if (alone && drain) await drain();
+    const t0 = performance.now();
+    const r = await op();
+    if (alone && drain) await drain();
+    const ms = performance.now() - t0;
+    const e = p.get(name) ?? { kind, calls: 0, ms: 0, bytes: 0, reused, exclusive: alone };
+    e.calls++;
+    e.ms += ms;
+    e.bytes += bytes;
+    p.set(name, e);
+    return r;
+  } finally {
+    release();
+  }
+}
