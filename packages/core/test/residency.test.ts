@@ -3,11 +3,28 @@ import { GroupedTrainer } from '../src/train/grouped-trainer.js';
 import { paper, tiny } from '../src/model/presets.js';
 import { syntheticBatch } from './synthetic.js';
 import { testBackend } from './helpers.js';
+import { towersPass } from './two-towers.js';
+import { Device } from '../src/device.js';
+import { initTowerParams, type TowerParams } from '../src/model/params.js';
+import { paperSgd } from '../src/kernels/sgd.js';
 
 // webasm and cpu compute in host memory, so there is nothing to count there: this runs on webgpu (the device checks).
 // The paper preset too: fc6 (18.9 M weights per tower, past 2^24) and its update stay on the device.
 for (const [spec, batch] of [[tiny, 8], [paper, 2]] as const) {
   (testBackend === 'webgpu' ? test : test.skip)(`${spec.name} preset: between two crossings a tower's work stays on the device: the only read-backs are the crossing tensors and the loss`, async (t) => {
+    // the towers driven as the workers drive them, every crossing tensor through the host
+    const devices = [await Device.create(testBackend), await Device.create(testBackend)] as const;
+    t.teardown(() => devices.forEach((d) => d.destroy()));
+    const params = [initTowerParams(spec, 0, 3), initTowerParams(spec, 1, 3)] as [TowerParams, TowerParams];
+    const b = syntheticBatch(batch, spec.inputSize, 4);
+    const before = devices.map((d) => d.readbacks);
+    await towersPass(devices, spec, params, b.images, b.labels, { seed: 3, step: 0, train: true });
+    const per = devices.map((d, i) => d.readbacks - before[i]!);
+    // tower 0: 5 segment outputs, 4 input gradients, the losses and the logits; tower 1: 4 outputs, 3 gradients
+    t.deepEqual(per, [11, 7]);
+  });
+
+  (testBackend === 'webgpu' ? test : test.skip)(`${spec.name} preset: the one-process trainer on a GPU reads back its losses and logits only (its crossings stay on the device)`, async (t) => {
     const tr = await GroupedTrainer.create({ spec, backend: testBackend, batch, seed: 3 });
     t.teardown(() => tr.destroy());
     t.true(tr.device.resident);
@@ -15,11 +32,34 @@ for (const [spec, batch] of [[tiny, 8], [paper, 2]] as const) {
     await tr.trainStep(b);
     const before = tr.devices.map((d) => d.readbacks);
     await tr.trainStep(b);
-    const per = tr.devices.map((d, i) => d.readbacks - before[i]!);
-    // tower 0: 5 segment outputs, 4 input gradients, the losses and the logits; tower 1: 4 outputs, 3 gradients
-    t.deepEqual(per, [11, 7]);
+    t.deepEqual(tr.devices.map((d, i) => d.readbacks - before[i]!), [2, 0]);
   });
 }
+
+test(`the one-process trainer's step (${testBackend}${testBackend === 'webgpu' ? ', crossings on the device' : ''}) gives the weights of the towers driven with every crossing through the host, bit for bit`, async (t) => {
+  const spec = tiny;
+  const batch = 8;
+  const h = paperSgd;
+  const params = () => [initTowerParams(spec, 0, 5), initTowerParams(spec, 1, 5)] as [TowerParams, TowerParams];
+  const b = syntheticBatch(batch, spec.inputSize, 6);
+  const tr = await GroupedTrainer.create({ spec, backend: testBackend, batch, seed: 5, params: params(), hyper: h });
+  t.teardown(() => tr.destroy());
+  const r = await tr.trainStep(b);
+  const mine = await tr.syncParams();
+  const devices = [await Device.create(testBackend), await Device.create(testBackend)] as const;
+  t.teardown(() => devices.forEach((d) => d.destroy()));
+  // the same step, dropout on, seed 5, step 0
+  const host = await towersPass(devices, spec, params(), b.images, b.labels, { seed: 5, step: 0, train: true });
+  t.is(Math.fround(r.loss), Math.fround(host.loss));
+  await Promise.all(host.towers.map((tw) => tw.update(h)));
+  for (const k of [0, 1] as const) {
+    const theirs = await host.towers[k].syncParams();
+    for (const [name, p] of mine[k]) {
+      const q = theirs.get(name)!;
+      t.deepEqual([name, k, p.w.every((v, i) => Object.is(v, q.w[i])), p.b.every((v, i) => Object.is(v, q.b[i]))], [name, k, true, true]);
+    }
+  }
+});
 
 test('syncParams gives host arrays that are the parameters the trainer steps with', async (t) => {
   const tr = await GroupedTrainer.create({ spec: tiny, backend: testBackend, batch: 8, seed: 3 });

@@ -165,8 +165,14 @@ export class Tower {
     return !this.segments[i]!.tower0Only || this.tower === 0;
   }
 
+  /** Floats in segment i's (concatenated, after a crossing) input for the whole batch: its input gradient's. */
+  inFloats(i: number): number {
+    const s = this.segments[i]!.plans[0]!.inShape;
+    return s.c * s.h * s.w * this.batch;
+  }
+
   /** Floats in one tower's output of segment i for the whole batch. */
-  private outFloats(i: number): number {
+  outFloats(i: number): number {
     const o = this.segments[i]!.outShape;
     return o.c * o.h * o.w * this.batch;
   }
@@ -178,6 +184,11 @@ export class Tower {
    * With `tap`, one layer of the segment also reads its output back (see TowerTap).
    */
   async forwardSegment(i: number, x: DeviceTensor, ctx: StepContext, tap?: TowerTap): Promise<Float32Array> {
+    return this.device.toHost(await this.forwardSegmentOnDevice(i, x, ctx, tap), this.outFloats(i));
+  }
+
+  /** forwardSegment with the output left on the device (the one-process trainer's crossings on webgpu: crossing-device.ts). */
+  async forwardSegmentOnDevice(i: number, x: DeviceTensor, ctx: StepContext, tap?: TowerTap): Promise<DeviceTensor> {
     await this.store.ready();
     let cur = await this.device.upload(x);
     const tapPlan = tap ? this.segments[i]!.plans.find((p) => p.layer.name === tap.layer) : undefined;
@@ -187,7 +198,7 @@ export class Tower {
       if (tap && r.name === tap.layer) tap.out = (await this.device.toHost(cur, shapeSize(tapPlan!.outShape) * this.batch)).slice(); // the kernel's buffer is reused next call
     }
     if (this.segments[i]!.tower0Only) this.logits = cur;
-    return this.device.toHost(cur, this.outFloats(i));
+    return cur;
   }
 
   /**
@@ -195,14 +206,19 @@ export class Tower {
    * of its (concatenated) input, on the host because it crosses; null for segment 0.
    */
   async backwardSegment(i: number, dy: DeviceTensor): Promise<Float32Array | null> {
+    const g = await this.backwardSegmentOnDevice(i, dy);
+    return g === null ? null : this.device.toHost(g, this.inFloats(i));
+  }
+
+  /** backwardSegment with the input gradient left on the device. */
+  async backwardSegmentOnDevice(i: number, dy: DeviceTensor): Promise<DeviceTensor | null> {
     let cur: DeviceTensor | null = await this.device.upload(dy);
     const rs = this.runtimes[i]!;
     for (let j = rs.length - 1; j >= 0; j--) {
       cur = await rs[j]!.backward(cur!);
       if (cur === null) return null;
     }
-    const inShape = this.segments[i]!.plans[0]!.inShape;
-    return this.device.toHost(cur!, inShape.c * inShape.h * inShape.w * this.batch);
+    return cur;
   }
 
   /** Tower 0 only: loss of the logits from the last forward; per-image losses and logits (host) and the logits' gradient (device). */

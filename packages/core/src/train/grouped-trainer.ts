@@ -4,11 +4,12 @@
  * two-worker run (which must give the same losses and weights) and the
  * fastest way to debug the model.
  */
-import { Device, type FallbackPolicy, type RequestedBackend } from '../device.js';
+import { Device, type DeviceTensor, type FallbackPolicy, type RequestedBackend } from '../device.js';
 import type { ModelSpec, TowerIndex } from '../model/spec.js';
 import { initTowerParams, type TowerParams } from '../model/params.js';
 import { Tower, type StepContext } from '../tower/tower.js';
 import { sumSlices, towerSlice } from '../tower/crossing.js';
+import { deviceCrossings } from '../tower/crossing-device.js';
 import { forwardBothTowers } from '../tower/forward-both.js';
 import { legacyHyper, paperSgd, type SgdHyper } from '../kernels/sgd.js';
 import { mean, topKCorrect } from './metrics.js';
@@ -91,6 +92,16 @@ export class GroupedTrainer {
     const [t0, t1] = this.towers;
     await this.forward(this.towers, b.images, ctx);
     const { losses, logits, dlogits } = await t0.lossAndGradient(b.labels);
+    if (this.devices[0].resident) await this.backwardOnDevice(dlogits);
+    else await this.backwardOnHost(dlogits);
+    await Promise.all([t0.update(this.hyper), t1.update(this.hyper)]);
+    this.step++;
+    return { loss: mean(losses), correct: topKCorrect(logits, b.labels, this.spec.classes, 1), batch: b.labels.length };
+  }
+
+  /** The backward pass of both towers, the crossing tensors as host arrays (webasm, cpu). */
+  private async backwardOnHost(dlogits: DeviceTensor): Promise<void> {
+    const [t0, t1] = this.towers;
     const last = t0.segments.length - 1;
     // the classifier (tower 0) gives the gradient of both towers' fc7
     const dIn = (await t0.backwardSegment(last, dlogits))!;
@@ -99,9 +110,23 @@ export class GroupedTrainer {
       const [g0, g1] = await Promise.all([t0.backwardSegment(i, d[0]), t1.backwardSegment(i, d[1])]);
       if (i > 0) d = [sumSlices(towerSlice(g0!, 0), towerSlice(g1!, 0)), sumSlices(towerSlice(g0!, 1), towerSlice(g1!, 1))];
     }
-    await Promise.all([t0.update(this.hyper), t1.update(this.hyper)]);
-    this.step++;
-    return { loss: mean(losses), correct: topKCorrect(logits, b.labels, this.spec.classes, 1), batch: b.labels.length };
+  }
+
+  /** The same with the crossing tensors left on the one GPU both towers share (webgpu): the same values, nothing read back. */
+  private async backwardOnDevice(dlogits: DeviceTensor): Promise<void> {
+    const [t0, t1] = this.towers;
+    const x = deviceCrossings(this.devices[0]);
+    const last = t0.segments.length - 1;
+    const dIn = (await t0.backwardSegmentOnDevice(last, dlogits))!;
+    let half = t0.inFloats(last) / 2;
+    let d: [DeviceTensor, DeviceTensor] = [await x.slice(dIn, half, 0), await x.slice(dIn, half, 1)];
+    for (let i = last - 1; i >= 0; i--) {
+      const [g0, g1] = await Promise.all([t0.backwardSegmentOnDevice(i, d[0]), t1.backwardSegmentOnDevice(i, d[1])]);
+      if (i > 0) {
+        half = t0.inFloats(i) / 2;
+        d = [await x.sliceSum(g0!, g1!, half, 0), await x.sliceSum(g0!, g1!, half, 1)];
+      }
+    }
   }
 
   /** Logits [class][image] without dropout, for evaluation (any batch size; kernels are made once per size). */

@@ -1,0 +1,72 @@
+/**
+ * The crossings of crossing.ts done on the device, for the one-process trainer on webgpu, whose two towers
+ * share one GPU: the concatenation [tower 0's; tower 1's] and tower t's summed gradient slice are kernels, so
+ * that a step reads back only its loss and logits instead of every crossing tensor, and uploads nothing but
+ * its images (the workers, whose crossings travel over gRPC, read theirs back as ever). The values are those of
+ * concatTowers, towerSlice and sumSlices: copies, and one float32 addition per element in the same order.
+ */
+import type { Device, DeviceTensor } from '../device.js';
+import { Kernel, type KernelThis } from '../kernels/kernel-runner.js';
+
+const concatBody = function (this: KernelThis, a: Float32Array, b: Float32Array) {
+  const x = this.thread.x;
+  const na = this.constants.na!;
+  if (x < na) return a[x]!;
+  return b[x - na]!;
+};
+
+const sliceBody = function (this: KernelThis, g: Float32Array) {
+  return g[this.constants.at! + this.thread.x]!;
+};
+
+// (tower 0's slice) + (tower 1's slice), in that order, as sumSlices adds them
+const sliceSumBody = function (this: KernelThis, g0: Float32Array, g1: Float32Array) {
+  const i = this.constants.at! + this.thread.x;
+  return g0[i]! + g1[i]!;
+};
+
+/**
+ * The crossing kernels of one device, made once per size. Their results are fresh device buffers, freed with
+ * the step's other intermediates (Device.release): a segment keeps its input for its backward pass.
+ */
+export class DeviceCrossings {
+  private readonly kernels = new Map<string, Kernel>();
+
+  constructor(private readonly device: Device) {}
+
+  private kernel(key: string, make: () => Kernel): Kernel {
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = make();
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  /** [out0; out1], each `n` floats. */
+  concat(out0: DeviceTensor, out1: DeviceTensor, n: number): Promise<DeviceTensor> {
+    return this.kernel(`concat ${n}`, () => new Kernel(this.device, 'crossing.concat', concatBody, { output: [2 * n], constants: { na: n } })).exec(out0, out1);
+  }
+
+  /** Tower t's half of a concatenated input's gradient `dIn` (2 * `half` floats): towerSlice. */
+  slice(dIn: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
+    return this.kernel(`slice ${half} ${t}`, () => new Kernel(this.device, 'crossing.slice', sliceBody, { output: [half], constants: { at: t * half } })).exec(dIn);
+  }
+
+  /** Tower t's output gradient from both towers' input gradients (2 * `half` floats each): sumSlices of their slices t. */
+  sliceSum(g0: DeviceTensor, g1: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
+    return this.kernel(`sum ${half} ${t}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: t * half } })).exec(g0, g1);
+  }
+}
+
+const perDevice = new WeakMap<Device, DeviceCrossings>();
+
+/** The crossing kernels of `device`, made at the first use. */
+export function deviceCrossings(device: Device): DeviceCrossings {
+  let c = perDevice.get(device);
+  if (!c) {
+    c = new DeviceCrossings(device);
+    perDevice.set(device, c);
+  }
+  return c;
+}
