@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import readline from 'node:readline';
 import { median, type ModelSpec, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
-import { Coordinator, SyntheticSource, alexnetBin, colocatedThreads, mallocDescription, type StepMetrics } from '@alexnet-mp/coordinator';
+import { Coordinator, SyntheticSource, alexnetBin, colocatedThreads, mallocDescription, workerNodeFlags, type StepMetrics } from '@alexnet-mp/coordinator';
 
 export interface TwoWorkerResult {
   kind: 'distributed';
@@ -31,6 +31,8 @@ export interface TwoWorkerResult {
   microBatches: number;
   /** Each worker's kernel threads (`worker --threads`); null: not given (webgpu). */
   threads: number | null;
+  /** The workers' Node.js flags, as launch gives them (launch-devices.ts workerNodeFlags). */
+  nodeFlags: string[];
 }
 
 export interface TwoWorkerOptions {
@@ -68,7 +70,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   try {
     const addresses = await Promise.all(
       ([0, 1] as const).map((t) => {
-        const proc = spawn(process.execPath, [alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), '--exit-with-stdin'], {
+        const proc = spawn(process.execPath, [...workerNodeFlags(threads), alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), '--exit-with-stdin'], {
           stdio: ['pipe', 'pipe', opts.workerStderr ?? 'inherit'],
         });
         procs.push(proc);
@@ -113,6 +115,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       crossingBytesPerStep: timed[0]?.crossing_bytes ?? 0,
       microBatches: timed[timed.length - 1]?.micro_batches ?? 1,
       threads,
+      nodeFlags: workerNodeFlags(threads),
     };
   } finally {
     coordinator?.close();
@@ -124,7 +127,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
 /** The two-worker result in one line. */
 export function describeTwoWorkers(d: TwoWorkerResult): string {
   return (
-    `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each)`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
+    `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each${d.nodeFlags.length > 0 ? `, node ${d.nodeFlags.join(' ')}` : ''})`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
     `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
     `exchange hidden behind compute: tower 0 ${(100 * d.exchangeHiddenShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeHiddenShare[1]!).toFixed(0)}%; ` +
     `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${d.coordinatorOverheadMs.toFixed(1)} ms`

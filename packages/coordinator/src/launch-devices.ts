@@ -9,7 +9,7 @@ import type { AdapterInfo } from '@alexnet-mp/core';
 /**
  * Kernel threads (`worker --threads`) for each of two CPU workers on one host: half its cores, at least 1.
  * Each worker would otherwise start a worker thread per core and the two processes' threads would contend
- * for the same cores: on 2 cores, two cifar workers (batch 64) with 1 thread each ran at 60.7-62.0 images/s,
+ * for the same cores: on 2 cores, two cifar workers (batch 64) with 1 thread each ran at 60.7-62.0 images/s (V8's default GC),
  * with 2 each at 56.7, and one process on both cores at 57.3-59.6 in the same runs
  * (bench/results/cpu-distributed-threads-2026-12-05.txt).
  */
@@ -17,10 +17,24 @@ export function colocatedThreads(cores = os.availableParallelism()): number {
   return Math.max(1, Math.floor(cores / 2));
 }
 
+/**
+ * Node.js flags for a CPU worker whose kernels run on its own thread (`--threads 1`): V8's garbage collector
+ * on that thread too (`--single-threaded-gc`), instead of helper threads that take time on the cores the
+ * other worker computes on, so that one of the two falls behind and the other waits at the next crossing.
+ * On 2 cores, cifar batch 64, two such workers ran at 64.5-65.5 images/s with it and 58.3-61.1 without,
+ * 1.12-1.17x the one process on both cores against 1.04-1.06x (bench/results/cpu-distributed-gc-2026-12-05.txt).
+ * A worker with a pool of kernel threads keeps V8's default (its main thread is not the one computing), and
+ * ALEXNET_SINGLE_THREADED_GC=0 keeps it for all (for comparison).
+ */
+export function workerNodeFlags(threads: number | null, env: NodeJS.ProcessEnv = process.env): string[] {
+  return threads === 1 && env.ALEXNET_SINGLE_THREADED_GC !== '0' ? ['--single-threaded-gc'] : [];
+}
+
 /** What launch prints about the CPU workers' threads. */
-export function threadsLine(threads: number, given: boolean, cores = os.availableParallelism()): string {
+export function threadsLine(threads: number, given: boolean, cores = os.availableParallelism(), env: NodeJS.ProcessEnv = process.env): string {
   const why = given ? '--threads' : cores < 2 ? 'at least one each; --threads N to choose' : 'half the cores each; --threads N to choose';
-  return `this machine's ${cores} CPU core${cores === 1 ? '' : 's'}: ${threads} kernel thread${threads === 1 ? '' : 's'} for each worker (${why})`;
+  const gc = workerNodeFlags(threads, env).length > 0 ? ', garbage collection on that thread too (node --single-threaded-gc)' : '';
+  return `this machine's ${cores} CPU core${cores === 1 ? '' : 's'}: ${threads} kernel thread${threads === 1 ? '' : 's'} for each worker (${why})${gc}`;
 }
 
 export interface DevicePlan {

@@ -33,6 +33,8 @@ export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', impo
 export interface LaunchOptions {
   /** Arguments of each worker (without --tower/--port/--host/--device, which the launcher adds). */
   readonly workerArgs: readonly string[];
+  /** Node.js flags of the worker processes (launch-devices.ts workerNodeFlags); none by default. */
+  readonly workerNodeArgs?: readonly string[];
   /** `--device` for worker 0 and worker 1 (launch-devices.ts); absent: none given. */
   readonly devices?: readonly [number, number] | null;
   /** Printed before the workers start, a line each: which GPU each worker gets, or the CPU threads (launch-devices.ts). */
@@ -190,9 +192,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   };
   const deviceArgs = (t: number): string[] => (o.devices ? ['--device', String(o.devices[t])] : []);
   const start = (name: Name, args: string[]): Child => {
+    const nodeArgs = name === 'coord' ? [] : (o.workerNodeArgs ?? []);
     // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)
     // with glibc's malloc reusing big freed blocks rather than faulting in fresh pages each kernel call (malloc-tuning.ts)
-    const proc = spawn(process.execPath, [alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: withMallocTuning({ ...process.env, ...o.env }), detached: true });
+    const proc = spawn(process.execPath, [...nodeArgs, alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: withMallocTuning({ ...process.env, ...o.env }), detached: true });
     const c = new Child(name, proc, o, onLine, onLogError);
     children.push(c);
     say(`${name}: pid ${c.pid}`);

@@ -1,7 +1,7 @@
 /** launch gives each worker a GPU of its own where the host has two, and says where they run otherwise. */
 import test from 'ava';
 import type { AdapterInfo } from '@alexnet-mp/core';
-import { colocatedThreads, planDevices, threadsLine } from '../src/launch-devices.js';
+import { colocatedThreads, planDevices, threadsLine, workerNodeFlags } from '../src/launch-devices.js';
 
 const adapter = (index: number, name: string, software = false): AdapterInfo => ({
   index,
@@ -41,7 +41,15 @@ test('on CPUs each of the two workers gets half the cores for its kernels, at le
   t.is(colocatedThreads(2), 1);
   t.is(colocatedThreads(3), 1);
   t.is(colocatedThreads(16), 8);
-  t.is(threadsLine(1, false, 2), "this machine's 2 CPU cores: 1 kernel thread for each worker (half the cores each; --threads N to choose)");
+  t.is(threadsLine(1, false, 2, {}), "this machine's 2 CPU cores: 1 kernel thread for each worker (half the cores each; --threads N to choose), garbage collection on that thread too (node --single-threaded-gc)");
   t.is(threadsLine(4, true, 8), "this machine's 8 CPU cores: 4 kernel threads for each worker (--threads)");
-  t.is(threadsLine(1, false, 1), "this machine's 1 CPU core: 1 kernel thread for each worker (at least one each; --threads N to choose)");
+  t.is(threadsLine(1, false, 1, {}), "this machine's 1 CPU core: 1 kernel thread for each worker (at least one each; --threads N to choose), garbage collection on that thread too (node --single-threaded-gc)");
+});
+
+test("a worker computing on its own thread gets V8's garbage collector there too; one with a pool of kernel threads, or on a GPU, keeps V8's default", (t) => {
+  t.deepEqual(workerNodeFlags(1), ['--single-threaded-gc']);
+  t.deepEqual(workerNodeFlags(2), []);
+  t.deepEqual(workerNodeFlags(null), []);
+  t.deepEqual(workerNodeFlags(1, { ALEXNET_SINGLE_THREADED_GC: '0' }), [], 'V8 default asked for');
+  t.is(threadsLine(1, false, 2, { ALEXNET_SINGLE_THREADED_GC: '0' }), "this machine's 2 CPU cores: 1 kernel thread for each worker (half the cores each; --threads N to choose)");
 });

@@ -34,10 +34,14 @@ export function describeWorkerDevice(r: { readonly backend: string; readonly dev
  * Where a worker's kernels run, for its first log line: on webasm and cpu, its threads (Device.threads:
  * `--threads`); on webgpu the GPU, and a `--threads` given is said to be ignored.
  */
-export function describeThreads(mode: BackendMode, threads: number | null, requested?: number, cores = os.availableParallelism()): string {
+export function describeThreads(mode: BackendMode, threads: number | null, requested?: number, cores = os.availableParallelism(), gcHere = process.execArgv.includes('--single-threaded-gc')): string {
   if (mode === 'webgpu') return requested === undefined ? '' : `--threads ${requested} ignored on webgpu`;
   // gpu.js's cpu mode has no worker threads
   if (mode === 'cpu') return `kernels on its own thread (cpu mode${requested === undefined ? '' : `; --threads ${requested} ignored`})`;
-  if (threads === 1) return 'kernels on its own thread (--threads 1)';
+  if (threads === 1) {
+    return gcHere
+      ? 'kernels and garbage collection on its own thread (--threads 1, node --single-threaded-gc)'
+      : 'kernels on its own thread (--threads 1; node --single-threaded-gc would keep the garbage collector there too, as launch does)';
+  }
   return threads === null ? `kernels on ${cores} worker thread${cores === 1 ? '' : 's'} (one per core)` : `kernels on ${threads} worker threads (--threads ${threads})`;
 }

@@ -1,7 +1,7 @@
 /** `alexnet launch`: the two workers and the coordinator on this machine, in one command. */
 import type { CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
-import { colocatedThreads, planDevices, threadsLine } from '../launch-devices.js';
+import { colocatedThreads, planDevices, threadsLine, workerNodeFlags } from '../launch-devices.js';
 import { launch } from '../launch.js';
 import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
 import { UserError } from './errors.js';
@@ -89,6 +89,7 @@ export const launchCommand: CommandModule<object, Args> = {
     const ignored = a.threads !== undefined && !onCpuCores ? `--threads ${a.threads} ignored: the workers run ${a.backend === 'cpu' ? "gpu.js's cpu mode, which has no worker threads" : 'on a GPU'}` : null;
     const r = await launch({
       workerArgs: threads === null ? workerArgs : [...workerArgs, '--threads', String(threads)],
+      workerNodeArgs: workerNodeFlags(threads),
       coordinatorArgs,
       devices: gpuPlan.devices,
       deviceLines: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined), ignored].filter((l) => l !== null),
