@@ -157,12 +157,13 @@ try {
     const rows = kernelProfile();
     stopKernelProfile();
     const total = (kind: string) => rows.filter((r) => r.kind === kind).reduce((a, r) => ({ ms: a.ms + r.ms, calls: a.calls + r.calls }), { ms: 0, calls: 0 });
-    const [k, up, rb] = [total('kernel'), total('upload'), total('read-back')];
+    const [k, up, rb, q] = [total('kernel'), total('upload'), total('read-back'), total('queue')];
     const how = mode === 'webgpu' ? 'alone, the GPU queue drained before and after: GPU time' : 'alone';
     log(`profile of one more step, each operation timed ${how} (so the step is slower than the timed ones): ${profiledMs.toFixed(0)} ms`);
-    for (const r of rows.slice(0, 25)) log(`    ${r.name.padEnd(28)} ${r.ms.toFixed(1).padStart(7)} ms  (${r.calls} ${r.kind === 'kernel' ? 'calls' : r.kind + 's'})`);
+    for (const r of rows.filter((r) => r.kind !== 'queue').slice(0, 25)) log(`    ${r.name.padEnd(28)} ${r.ms.toFixed(1).padStart(7)} ms  (${r.calls} ${r.kind === 'kernel' ? 'calls' : r.kind + 's'})`);
     const share = (ms: number) => `${((100 * ms) / profiledMs).toFixed(0)}%`;
-    log(`    kernels ${k.ms.toFixed(0)} ms (${share(k.ms)}, ${k.calls} launches), uploads ${up.ms.toFixed(0)} ms (${share(up.ms)}, ${up.calls}), read-backs ${rb.ms.toFixed(0)} ms (${share(rb.ms)}, ${rb.calls}), the rest ${(profiledMs - k.ms - up.ms - rb.ms).toFixed(0)} ms (host work between them)`);
+    const queue = q.calls > 0 ? `, waits for an empty queue ${q.ms.toFixed(0)} ms (${share(q.ms)}, ${q.calls})` : '';
+    log(`    kernels ${k.ms.toFixed(0)} ms (${share(k.ms)}, ${k.calls} launches), uploads ${up.ms.toFixed(0)} ms (${share(up.ms)}, ${up.calls}), read-backs ${rb.ms.toFixed(0)} ms (${share(rb.ms)}, ${rb.calls})${queue}, the rest ${(profiledMs - k.ms - up.ms - rb.ms - q.ms).toFixed(0)} ms (host work between them)`);
     const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
     const kernelRows = rows.filter((r) => r.kind === 'kernel');
     const resultBytes = kernelRows.reduce((a, r) => a + r.bytes, 0);

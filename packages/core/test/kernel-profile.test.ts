@@ -1,5 +1,5 @@
 import test from 'ava';
-import { kernelProfile, launchCount, profiled, startKernelProfile, stopKernelProfile } from '../src/kernels/kernel-profile.js';
+import { QUEUE_WAIT_ROW, kernelProfile, launchCount, profiled, startKernelProfile, stopKernelProfile } from '../src/kernels/kernel-profile.js';
 import { GroupedTrainer } from '../src/train/grouped-trainer.js';
 import { tiny } from '../src/model/presets.js';
 import { syntheticBatch } from './synthetic.js';
@@ -31,6 +31,7 @@ test.serial('an exclusive profile runs operations one at a time, the queue drain
   t.deepEqual(alone.results, [30, 30, 30], 'each call gives its own result');
   t.is(alone.most, 1, 'never two operations at once');
   t.is(alone.drains, 6, 'two drains per operation');
+  t.like(alone.rows.find((r) => r.name === QUEUE_WAIT_ROW), { kind: 'queue', calls: 3 }, 'the waits before each operation, in a row of their own');
   const a = alone.rows.find((r) => r.name === 'a')!;
   t.like(a, { kind: 'kernel', calls: 2, bytes: 32, exclusive: true });
   t.true(a.ms >= 55, `two 30 ms calls timed alone: ${a.ms} ms`);
@@ -40,6 +41,7 @@ test.serial('an exclusive profile runs operations one at a time, the queue drain
   t.is(plain.most, 3, 'without exclusive the three run side by side');
   t.is(plain.drains, 0);
   t.false(plain.rows.find((r) => r.name === 'a')!.exclusive);
+  t.false(plain.rows.some((r) => r.kind === 'queue'));
   t.deepEqual(kernelProfile(), [], 'nothing is recorded after stopKernelProfile');
 });
 
@@ -65,7 +67,10 @@ test.serial(`a training step profiled exclusively (${testBackend}): every kernel
   t.true(rows.some((r) => r.name === 'conv1.gemm' && r.kind === 'kernel'));
   const readbacks = tr.devices.reduce((a, d, i) => a + d.readbacks - readbacks0[i]!, 0);
   t.is(rows.find((r) => r.name === 'read-back')?.calls ?? 0, readbacks, 'every read-back of the step');
-  if (testBackend === 'webgpu') t.true((rows.find((r) => r.name === 'upload')?.calls ?? 0) > 0, 'uploads are rows too');
+  if (testBackend === 'webgpu') {
+    t.true((rows.find((r) => r.name === 'upload')?.calls ?? 0) > 0, 'uploads are rows too');
+    t.is(rows.find((r) => r.kind === 'queue')?.calls, rows.filter((r) => r.kind !== 'queue').reduce((a, r) => a + r.calls, 0), 'one wait for an empty queue before each operation');
+  } else t.false(rows.some((r) => r.kind === 'queue'), 'nothing to wait for on the CPU');
   const sum = rows.reduce((a, r) => a + r.ms, 0);
   t.true(sum <= stepMs + 1, `operations timed alone do not overlap: ${sum.toFixed(1)} ms of a ${stepMs.toFixed(1)} ms step`);
 });

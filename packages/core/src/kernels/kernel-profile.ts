@@ -11,8 +11,14 @@
  * an unprofiled one, and the benchmark times it apart from the timed steps.
  */
 
-/** What an operation is: a gpu.js kernel call (a launch), a host array copied to the device, or a result copied back. */
-export type ProfileKind = 'kernel' | 'upload' | 'read-back';
+/**
+ * What a row is: a gpu.js kernel call (a launch), a host array copied to the device, a result copied back, or
+ * (exclusive profiles on webgpu) the waits for an empty GPU queue before each operation, in one row.
+ */
+export type ProfileKind = 'kernel' | 'upload' | 'read-back' | 'queue';
+
+/** The row of an exclusive profile's waits before each operation (ProfileKind 'queue'). */
+export const QUEUE_WAIT_ROW = 'waits for an empty queue';
 
 export interface KernelProfileEntry {
   kind: ProfileKind;
@@ -76,18 +82,26 @@ export async function profiled<T>(name: string, kind: ProfileKind, bytes: number
     await before;
   }
   try {
-    if (alone && drain) await drain();
+    if (alone && drain) {
+      // usually empty already (the operation before drained it): the time is that of asking, kept apart
+      const tq = performance.now();
+      await drain();
+      record(p, QUEUE_WAIT_ROW, 'queue', 0, false, true, performance.now() - tq);
+    }
     const t0 = performance.now();
     const r = await op();
     if (alone && drain) await drain();
-    const ms = performance.now() - t0;
-    const e = p.get(name) ?? { kind, calls: 0, ms: 0, bytes: 0, reused, exclusive: alone };
-    e.calls++;
-    e.ms += ms;
-    e.bytes += bytes;
-    p.set(name, e);
+    record(p, name, kind, bytes, reused, alone, performance.now() - t0);
     return r;
   } finally {
     release();
   }
+}
+
+function record(p: Map<string, KernelProfileEntry>, name: string, kind: ProfileKind, bytes: number, reused: boolean, exclusive: boolean, ms: number): void {
+  const e = p.get(name) ?? { kind, calls: 0, ms: 0, bytes: 0, reused, exclusive };
+  e.calls++;
+  e.ms += ms;
+  e.bytes += bytes;
+  p.set(name, e);
 }
