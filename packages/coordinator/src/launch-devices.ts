@@ -21,8 +21,8 @@ export function colocatedThreads(cores = os.availableParallelism()): number {
  * Node.js flags for a CPU worker whose kernels run on its own thread (`--threads 1`): V8's garbage collector
  * on that thread too (`--single-threaded-gc`), instead of helper threads that take time on the cores the
  * other worker computes on, so that one of the two falls behind and the other waits at the next crossing.
- * On 2 cores, cifar batch 64, two such workers ran at 64.5-65.5 images/s with it and 58.3-61.1 without,
- * 1.12-1.17x the one process on both cores against 1.04-1.06x (bench/results/cpu-distributed-gc-2026-12-05.txt).
+ * On 2 cores, cifar batch 64, two such workers ran at 65.8-66.7 images/s with it and 61.5-62.8 without,
+ * 1.12-1.15x the one process on both cores against 1.05-1.08x (bench/results/cpu-distributed-gc-2026-12-05.txt).
  * A worker with a pool of kernel threads keeps V8's default (its main thread is not the one computing), and
  * ALEXNET_SINGLE_THREADED_GC=0 keeps it for all (for comparison).
  */

@@ -47,9 +47,9 @@ test('on CPUs each of the two workers gets half the cores for its kernels, at le
 });
 
 test("a worker computing on its own thread gets V8's garbage collector there too; one with a pool of kernel threads, or on a GPU, keeps V8's default", (t) => {
-  t.deepEqual(workerNodeFlags(1), ['--single-threaded-gc']);
-  t.deepEqual(workerNodeFlags(2), []);
-  t.deepEqual(workerNodeFlags(null), []);
+  t.deepEqual(workerNodeFlags(1, {}), ['--single-threaded-gc']);
+  t.deepEqual(workerNodeFlags(2, {}), []);
+  t.deepEqual(workerNodeFlags(null, {}), []);
   t.deepEqual(workerNodeFlags(1, { ALEXNET_SINGLE_THREADED_GC: '0' }), [], 'V8 default asked for');
   t.is(threadsLine(1, false, 2, { ALEXNET_SINGLE_THREADED_GC: '0' }), "this machine's 2 CPU cores: 1 kernel thread for each worker (half the cores each; --threads N to choose)");
 });

@@ -151,9 +151,10 @@ interface WebGPUContextLike {
 
 /** Resolves once the GPU has finished everything submitted to gpu.js's device so far. */
 function webgpuQueueDrain(): () => Promise<void> {
-  const context = (gpujs as unknown as { WebGPUContext?: WebGPUContextLike }).WebGPUContext;
-  if (!context) throw new Error("this gpu.js exports no WebGPUContext (the webgpu backend's shared device); the project needs gpu.js 2.24's webgpu backend");
   return async () => {
+    // looked up at the first use (profiling), so that a gpu.js without it fails the profile, not the device
+    const context = (gpujs as unknown as { WebGPUContext?: WebGPUContextLike }).WebGPUContext;
+    if (!context) throw new Error("this gpu.js exports no WebGPUContext (the webgpu backend's shared device), which the GPU-time profile needs; the project pins gpu.js 2.24.1");
     const { device } = await context.acquire();
     await device.queue.onSubmittedWorkDone();
   };
@@ -173,6 +174,8 @@ export class Device {
   readonly resident: boolean;
   /** Results read back to the host (toHost calls on resident tensors): the round trips. */
   readbacks = 0;
+  /** Host arrays copied to the device (upload calls with a host array on a resident device). */
+  uploads = 0;
   private readonly arena = new Set<ResidentTensor>();
   private readonly kept = new Set<ResidentTensor>();
 
@@ -245,6 +248,7 @@ export class Device {
       }, { output: [a.length], pipeline: true, immutable: true });
       this.uploaders.set(a.length, up);
     }
+    this.uploads++;
     const t = (await profiled('upload', 'upload', a.length * 4, false, this.queueDrain, () => up(a))) as ResidentTensor;
     this.track(t);
     return t;

@@ -45,6 +45,22 @@ test.serial('an exclusive profile runs operations one at a time, the queue drain
   t.deepEqual(kernelProfile(), [], 'nothing is recorded after stopKernelProfile');
 });
 
+test.serial('an exclusive operation that fails, or whose queue drain fails, lets the next one run; one started inside another is refused', async (t) => {
+  startKernelProfile({ exclusive: true });
+  t.teardown(stopKernelProfile);
+  const ok = async () => 'ok';
+  await t.throwsAsync(profiled('bad', 'kernel', 4, false, null, async () => {
+    throw new Error('kernel failed');
+  }), { message: 'kernel failed' });
+  await t.throwsAsync(profiled('a', 'kernel', 4, false, async () => {
+    throw new Error('device lost');
+  }, ok), { message: 'device lost' });
+  t.is(await profiled('next', 'kernel', 4, false, null, ok), 'ok', 'the lock was released both times');
+  await t.throwsAsync(profiled('outer', 'kernel', 4, false, null, () => profiled('inner', 'upload', 4, false, null, ok)), { message: /profiled inner inside profiled outer/ });
+  t.is(await profiled('after', 'kernel', 4, false, null, ok), 'ok');
+  t.deepEqual(kernelProfile().map((r) => r.name).sort(), ['after', 'next']);
+});
+
 test.serial(`a training step profiled exclusively (${testBackend}): every kernel, upload and read-back in its rows, their times within the step's`, async (t) => {
   const tr = await GroupedTrainer.create({ spec: tiny, backend: testBackend, batch: 8, seed: 3 });
   t.teardown(() => tr.destroy());

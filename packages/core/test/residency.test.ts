@@ -17,11 +17,16 @@ for (const [spec, batch] of [[tiny, 8], [paper, 2]] as const) {
     t.teardown(() => devices.forEach((d) => d.destroy()));
     const params = [initTowerParams(spec, 0, 3), initTowerParams(spec, 1, 3)] as [TowerParams, TowerParams];
     const b = syntheticBatch(batch, spec.inputSize, 4);
-    const before = devices.map((d) => d.readbacks);
-    await towersPass(devices, spec, params, b.images, b.labels, { seed: 3, step: 0, train: true });
-    const per = devices.map((d, i) => d.readbacks - before[i]!);
+    const ctx = { seed: 3, step: 0, train: true };
+    // a first pass puts the parameters on the device; the second is counted
+    const { towers } = await towersPass(devices, spec, params, b.images, b.labels, ctx);
+    const before = devices.map((d) => [d.readbacks, d.uploads]);
+    await towersPass(devices, spec, towers, b.images, b.labels, ctx);
+    const per = devices.map((d, i) => d.readbacks - before[i]![0]!);
     // tower 0: 5 segment outputs, 4 input gradients, the losses and the logits; tower 1: 4 outputs, 3 gradients
     t.deepEqual(per, [11, 7]);
+    // each segment's input (tower 0: the images and 4 joined outputs; tower 1: the images and 3) and 4 output gradients
+    t.deepEqual(devices.map((d, i) => d.uploads - before[i]![1]!), [9, 8]);
   });
 
   (testBackend === 'webgpu' ? test : test.skip)(`${spec.name} preset: the one-process trainer on a GPU reads back its losses and logits only (its crossings stay on the device)`, async (t) => {
@@ -30,9 +35,11 @@ for (const [spec, batch] of [[tiny, 8], [paper, 2]] as const) {
     t.true(tr.device.resident);
     const b = syntheticBatch(batch, spec.inputSize, 4);
     await tr.trainStep(b);
-    const before = tr.devices.map((d) => d.readbacks);
+    const before = tr.devices.map((d) => [d.readbacks, d.uploads]);
     await tr.trainStep(b);
-    t.deepEqual(tr.devices.map((d, i) => d.readbacks - before[i]!), [2, 0]);
+    t.deepEqual(tr.devices.map((d, i) => d.readbacks - before[i]![0]!), [2, 0]);
+    // the images, once
+    t.deepEqual(tr.devices.map((d, i) => d.uploads - before[i]![1]!), [1, 0]);
   });
 }
 

@@ -9,11 +9,14 @@ import type { TowerParams } from '../src/model/params.js';
 import { Tower } from '../src/tower/tower.js';
 import { concatTowers, sumSlices, towerSlice } from '../src/tower/crossing.js';
 
-/** `dev`: one device for both towers, or one each (as the one-process trainer and the workers have: a tower's update frees its device's step results). */
-export async function towersPass(dev: Device | readonly [Device, Device], spec: ModelSpec, params: [TowerParams, TowerParams], images: Float32Array, labels: Float32Array, ctx: { seed: number; step: number; train: boolean }) {
+/**
+ * `dev`: one device for both towers, or one each (as the one-process trainer and the workers have: a tower's
+ * update frees its device's step results). `params`: the towers' parameters, or the towers of an earlier pass.
+ */
+export async function towersPass(dev: Device | readonly [Device, Device], spec: ModelSpec, params: [TowerParams, TowerParams] | readonly [Tower, Tower], images: Float32Array, labels: Float32Array, ctx: { seed: number; step: number; train: boolean }) {
   const N = labels.length;
   const [d0, d1] = 'length' in dev ? dev : [dev, dev];
-  const towers = [new Tower(d0, spec, 0, N, params[0]), new Tower(d1, spec, 1, N, params[1])] as const;
+  const towers = params[0] instanceof Tower ? (params as readonly [Tower, Tower]) : ([new Tower(d0, spec, 0, N, params[0] as TowerParams), new Tower(d1, spec, 1, N, params[1] as TowerParams)] as const);
   let outs: Float32Array[] = [images, images];
   for (let i = 0; i < towers[0].segments.length; i++) {
     const x = i === 0 ? images : concatTowers(outs[0]!, outs[1]!);

@@ -41,7 +41,7 @@ export function describeThreads(mode: BackendMode, threads: number | null, reque
   if (threads === 1) {
     return gcHere
       ? 'kernels and garbage collection on its own thread (--threads 1, node --single-threaded-gc)'
-      : 'kernels on its own thread (--threads 1; node --single-threaded-gc would keep the garbage collector there too, as launch does)';
+      : 'kernels on its own thread (--threads 1; node --single-threaded-gc keeps the garbage collector there too)';
   }
   return threads === null ? `kernels on ${cores} worker thread${cores === 1 ? '' : 's'} (one per core)` : `kernels on ${threads} worker threads (--threads ${threads})`;
 }

@@ -3,7 +3,7 @@ import test from 'ava';
 import { describeThreads } from '../src/adapter-report.js';
 
 test('webasm: its own thread, N worker threads, or one per core; cpu mode: its own thread; webgpu: nothing, or --threads ignored', (t) => {
-  t.is(describeThreads('webasm', 1, 1, 2, false), 'kernels on its own thread (--threads 1; node --single-threaded-gc would keep the garbage collector there too, as launch does)');
+  t.is(describeThreads('webasm', 1, 1, 2, false), 'kernels on its own thread (--threads 1; node --single-threaded-gc keeps the garbage collector there too)');
   t.is(describeThreads('webasm', 1, 1, 2, true), 'kernels and garbage collection on its own thread (--threads 1, node --single-threaded-gc)');
   t.is(describeThreads('webasm', 3, 3, 8), 'kernels on 3 worker threads (--threads 3)');
   t.is(describeThreads('webasm', null, undefined, 8), 'kernels on 8 worker threads (one per core)');

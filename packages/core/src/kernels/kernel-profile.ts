@@ -10,6 +10,7 @@
  * GPU time with its submission. The operations then no longer overlap: a step profiled so is slower than
  * an unprofiled one, and the benchmark times it apart from the timed steps.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 
 /**
  * What a row is: a gpu.js kernel call (a launch), a host array copied to the device, a result copied back, or
@@ -43,6 +44,8 @@ let profile: Map<string, KernelProfileEntry> | null = null;
 let exclusive = false;
 /** exclusive: settles when the operation running now has been timed. */
 let running: Promise<void> = Promise.resolve();
+/** Set inside an exclusive operation: a profiled() call from there would wait for itself. */
+const insideOperation = new AsyncLocalStorage<string>();
 
 /** Starts a new profile (the previous one is dropped). */
 export function startKernelProfile(opts: KernelProfileOptions = {}): void {
@@ -75,6 +78,8 @@ export async function profiled<T>(name: string, kind: ProfileKind, bytes: number
   const alone = exclusive;
   let release = () => {};
   if (alone) {
+    const outer = insideOperation.getStore();
+    if (outer !== undefined) throw new Error(`profiled ${name} inside profiled ${outer}: an exclusive profile would wait for ever (an operation must not start another)`);
     const before = running;
     running = new Promise<void>((resolve) => {
       release = resolve;
@@ -89,7 +94,7 @@ export async function profiled<T>(name: string, kind: ProfileKind, bytes: number
       record(p, QUEUE_WAIT_ROW, 'queue', 0, false, true, performance.now() - tq);
     }
     const t0 = performance.now();
-    const r = await op();
+    const r = alone ? await insideOperation.run(name, op) : await op();
     if (alone && drain) await drain();
     record(p, name, kind, bytes, reused, alone, performance.now() - t0);
     return r;

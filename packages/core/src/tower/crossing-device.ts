@@ -27,7 +27,10 @@ const sliceSumBody = function (this: KernelThis, g0: Float32Array, g1: Float32Ar
 
 /**
  * The crossing kernels of one device, made once per size. Their results are fresh device buffers, freed with
- * the step's other intermediates (Device.release): a segment keeps its input for its backward pass.
+ * the step's other intermediates (Device.release): a segment keeps its input for its backward pass. They are
+ * tracked on this device (the trainer's device 0) and read by both towers, so this device must not release
+ * before the other tower's backward pass is done: the one-process trainer updates (and so releases) only
+ * after both towers' backward passes.
  */
 export class DeviceCrossings {
   private readonly kernels = new Map<string, Kernel>();

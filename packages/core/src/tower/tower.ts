@@ -167,14 +167,12 @@ export class Tower {
 
   /** Floats in segment i's (concatenated, after a crossing) input for the whole batch: its input gradient's. */
   inFloats(i: number): number {
-    const s = this.segments[i]!.plans[0]!.inShape;
-    return s.c * s.h * s.w * this.batch;
+    return shapeSize(this.segments[i]!.plans[0]!.inShape) * this.batch;
   }
 
   /** Floats in one tower's output of segment i for the whole batch. */
   outFloats(i: number): number {
-    const o = this.segments[i]!.outShape;
-    return o.c * o.h * o.w * this.batch;
+    return shapeSize(this.segments[i]!.outShape) * this.batch;
   }
 
   /**

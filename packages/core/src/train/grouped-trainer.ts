@@ -1,6 +1,7 @@
 /**
  * The one-process trainer: both towers in one process, crossing tensors
- * passed as arrays. Seeded and deterministic. It is the oracle for the
+ * passed as host arrays, or on webgpu (both towers on one GPU) joined and
+ * split there by kernels (tower/crossing-device.ts). Seeded and deterministic. It is the oracle for the
  * two-worker run (which must give the same losses and weights) and the
  * fastest way to debug the model.
  */
@@ -94,6 +95,7 @@ export class GroupedTrainer {
     const { losses, logits, dlogits } = await t0.lossAndGradient(b.labels);
     if (this.devices[0].resident) await this.backwardOnDevice(dlogits);
     else await this.backwardOnHost(dlogits);
+    // after both backward passes: device 0's release frees the crossing tensors tower 1 read (crossing-device.ts)
     await Promise.all([t0.update(this.hyper), t1.update(this.hyper)]);
     this.step++;
     return { loss: mean(losses), correct: topKCorrect(logits, b.labels, this.spec.classes, 1), batch: b.labels.length };
