@@ -6,10 +6,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import gpujs, { GPU } from 'gpu.js';
+import { GPU } from 'gpu.js';
 import { describeAdapter, routeTo, type AdapterInfo, type ListedAdapter } from './adapters.js';
 import { installAdapter, installedAdapter, listAdapters, openAdapter, type OpenedAdapter } from './webgpu-adapter.js';
 import { profiled, type QueueDrain } from './kernels/kernel-profile.js';
+import { drainQueue } from './webgpu-context.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
 export type RequestedBackend = BackendMode | 'auto';
@@ -144,22 +145,6 @@ export interface ResidentTensor {
   delete(): void;
 }
 
-/** The part of gpu.js's WebGPU context (one GPUDevice a process, shared by every kernel) that a queue drain needs. */
-interface WebGPUContextLike {
-  acquire(): Promise<{ device: { queue: { onSubmittedWorkDone(): Promise<void> } } }>;
-}
-
-/** Resolves once the GPU has finished everything submitted to gpu.js's device so far. */
-function webgpuQueueDrain(): () => Promise<void> {
-  return async () => {
-    // looked up at the first use (profiling), so that a gpu.js without it fails the profile, not the device
-    const context = (gpujs as unknown as { WebGPUContext?: WebGPUContextLike }).WebGPUContext;
-    if (!context) throw new Error("this gpu.js exports no WebGPUContext (the webgpu backend's shared device), which the GPU-time profile needs; the project pins gpu.js 2.24.1");
-    const { device } = await context.acquire();
-    await device.queue.onSubmittedWorkDone();
-  };
-}
-
 /** What flows between kernels: a host array, or (on webgpu) a device-resident buffer. */
 export type DeviceTensor = Float32Array | ResidentTensor;
 
@@ -204,7 +189,7 @@ export class Device {
   ) {
     this.maxKernelFloats = maxBindingBytes === null ? CPU_INDEX_FLOATS : Math.floor(maxBindingBytes / 4);
     this.resident = mode === 'webgpu';
-    this.queueDrain = mode === 'webgpu' ? webgpuQueueDrain() : null;
+    this.queueDrain = mode === 'webgpu' ? drainQueue : null;
   }
 
   /** Registers a resident result; it lives until the next release() unless kept. */

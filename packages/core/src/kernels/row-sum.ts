@@ -12,7 +12,9 @@ const body = function (this: KernelThis, x: Float32Array) {
 export class RowSum {
   private readonly kernel: Kernel;
   constructor(device: Device, name: string, M: number, N: number) {
-    this.kernel = new Kernel(device, name, body, { output: [M], constants: { N } });
+    // a bias gradient is read by the layer's update in the same step, before this kernel's next call (as
+    // the weight gradient's GEMM, whose result is reused the same way)
+    this.kernel = new Kernel(device, name, body, { output: [M], constants: { N }, reuseOutput: true });
   }
   run(x: DeviceTensor): Promise<DeviceTensor> {
     return this.kernel.exec(x);

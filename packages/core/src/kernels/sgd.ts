@@ -73,8 +73,14 @@ export class Sgd {
    * webgpu every layer is one block and stays on the device; on webasm the paper's fc6 is updated in
    * blocks). Tests make it small to run the blocked path on small arrays.
    */
-  /** The one-kernel update of a packed [w; v] tensor (packsWithMomentum). */
-  private readonly packed: Kernel | null;
+  /**
+   * The one-kernel update of a packed [w; v] tensor (packsWithMomentum), as two kernels taking turns: each
+   * writes into one device buffer of its own (KernelOptions.reuseOutput), reading the other's, so that no
+   * step allocates a new one and the kernels that read the weights bind the same two buffers step after step.
+   */
+  private readonly packed: [Kernel, Kernel] | null;
+  /** The result each of the two gave last (the next step reads it: the other kernel takes that turn). */
+  private readonly lastPacked: [DeviceTensor | null, DeviceTensor | null] = [null, null];
 
   /** Whether step() takes weights and momentum packed in one [w; v] tensor. */
   get packs(): boolean {
@@ -82,7 +88,8 @@ export class Sgd {
   }
 
   constructor(private readonly device: Device, name: string, readonly size: number, private readonly block = device.maxKernelFloats) {
-    this.packed = packsWithMomentum(device, size) && 2 * size <= block ? new Kernel(device, `${name}.update`, packedBody, { output: [size, 2], constants: { n: size } }) : null;
+    const packed = () => new Kernel(device, `${name}.update`, packedBody, { output: [size, 2], constants: { n: size }, reuseOutput: true });
+    this.packed = packsWithMomentum(device, size) && 2 * size <= block ? [packed(), packed()] : null;
     if (this.packed) return;
     for (let i0 = 0; i0 < size; i0 += block) {
       const n = Math.min(block, size - i0);
@@ -109,8 +116,11 @@ export class Sgd {
   async step(w: DeviceTensor, v: DeviceTensor, g: DeviceTensor, h: SgdHyper): Promise<{ w: DeviceTensor; v: DeviceTensor }> {
     const ht = await this.hyperTensor(h);
     if (this.packed) {
-      if (w !== v) throw new Error(`${this.packed.name}: weights and momentum arrive packed, as one [w; v] tensor`);
-      const wv = await this.packed.exec(w, g, ht);
+      if (w !== v) throw new Error(`${this.packed[0].name}: weights and momentum arrive packed, as one [w; v] tensor`);
+      // the kernel that did not write w (a kernel reads no buffer of its own)
+      const k = this.lastPacked[0] === w ? 1 : 0;
+      const wv = await this.packed[k].exec(w, g, ht);
+      this.lastPacked[k] = wv;
       return { w: wv, v: wv };
     }
     if (this.velocity.length === 1) {

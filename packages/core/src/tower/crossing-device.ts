@@ -26,11 +26,13 @@ const sliceSumBody = function (this: KernelThis, g0: Float32Array, g1: Float32Ar
 };
 
 /**
- * The crossing kernels of one device, made once per size. Their results are fresh device buffers, freed with
- * the step's other intermediates (Device.release): a segment keeps its input for its backward pass. They are
- * tracked on this device (the trainer's device 0) and read by both towers, so this device must not release
- * before the other tower's backward pass is done: the one-process trainer updates (and so releases) only
- * after both towers' backward passes.
+ * The crossing kernels of one device, one per crossing point, direction and size. Each writes every call into
+ * one device buffer (KernelOptions.reuseOutput): a kernel runs once a step, and what it wrote (a segment's
+ * input, kept for its backward pass; an output gradient) is dead before its next call, in the next step or
+ * evaluation; its consumers' bind groups then stay the same from step to step. The results are tracked on
+ * this device (the trainer's device 0) and read by both towers, so this device must not release them before
+ * the other tower's backward pass is done: the one-process trainer updates (and so releases) only after both
+ * towers' backward passes.
  */
 export class DeviceCrossings {
   private readonly kernels = new Map<string, Kernel>();
@@ -46,19 +48,19 @@ export class DeviceCrossings {
     return k;
   }
 
-  /** [out0; out1], each `n` floats. */
-  concat(out0: DeviceTensor, out1: DeviceTensor, n: number): Promise<DeviceTensor> {
-    return this.kernel(`concat ${n}`, () => new Kernel(this.device, 'crossing.concat', concatBody, { output: [2 * n], constants: { na: n } })).exec(out0, out1);
+  /** Segment i's input [out0; out1], each `n` floats. */
+  concat(i: number, out0: DeviceTensor, out1: DeviceTensor, n: number): Promise<DeviceTensor> {
+    return this.kernel(`concat ${i} ${n}`, () => new Kernel(this.device, 'crossing.concat', concatBody, { output: [2 * n], constants: { na: n }, reuseOutput: true })).exec(out0, out1);
   }
 
-  /** Tower t's half of a concatenated input's gradient `dIn` (2 * `half` floats): towerSlice. */
-  slice(dIn: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
-    return this.kernel(`slice ${half} ${t}`, () => new Kernel(this.device, 'crossing.slice', sliceBody, { output: [half], constants: { at: t * half } })).exec(dIn);
+  /** Tower t's half of segment i's input gradient `dIn` (2 * `half` floats): towerSlice. */
+  slice(i: number, dIn: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
+    return this.kernel(`slice ${i} ${half} ${t}`, () => new Kernel(this.device, 'crossing.slice', sliceBody, { output: [half], constants: { at: t * half }, reuseOutput: true })).exec(dIn);
   }
 
-  /** Tower t's output gradient from both towers' input gradients (2 * `half` floats each): sumSlices of their slices t. */
-  sliceSum(g0: DeviceTensor, g1: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
-    return this.kernel(`sum ${half} ${t}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: t * half } })).exec(g0, g1);
+  /** Tower t's output gradient from both towers' gradients of segment i's input (2 * `half` floats each): sumSlices of their slices t. */
+  sliceSum(i: number, g0: DeviceTensor, g1: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
+    return this.kernel(`sum ${i} ${half} ${t}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: t * half }, reuseOutput: true })).exec(g0, g1);
   }
 }
 

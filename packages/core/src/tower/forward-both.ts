@@ -31,7 +31,7 @@ export async function forwardBothTowers(towers: readonly [Tower, Tower], images:
     const crossings = deviceCrossings(device);
     let x: DeviceTensor = await device.upload(images);
     for (let i = 0; i <= last; i++) {
-      if (i > 0) x = await crossings.concat(outs[0]!, outs[1]!, towers[0].outFloats(i - 1));
+      if (i > 0) x = await crossings.concat(i, outs[0]!, outs[1]!, towers[0].outFloats(i - 1));
       const at = x;
       outs = await Promise.all(towers.map((t, k) => (t.runs(i) ? t.forwardSegmentOnDevice(i, at, ctx, tap(i, k)) : null)));
     }

@@ -121,12 +121,12 @@ export class GroupedTrainer {
     const last = t0.segments.length - 1;
     const dIn = (await t0.backwardSegmentOnDevice(last, dlogits))!;
     let half = t0.inFloats(last) / 2;
-    let d: [DeviceTensor, DeviceTensor] = [await x.slice(dIn, half, 0), await x.slice(dIn, half, 1)];
+    let d: [DeviceTensor, DeviceTensor] = [await x.slice(last, dIn, half, 0), await x.slice(last, dIn, half, 1)];
     for (let i = last - 1; i >= 0; i--) {
       const [g0, g1] = await Promise.all([t0.backwardSegmentOnDevice(i, d[0]), t1.backwardSegmentOnDevice(i, d[1])]);
       if (i > 0) {
         half = t0.inFloats(i) / 2;
-        d = [await x.sliceSum(g0!, g1!, half, 0), await x.sliceSum(g0!, g1!, half, 1)];
+        d = [await x.sliceSum(i, g0!, g1!, half, 0), await x.sliceSum(i, g0!, g1!, half, 1)];
       }
     }
   }
