@@ -63,6 +63,9 @@ export function biasHyper(h: SgdHyper): SgdHyper {
   return h.decayBiases === true ? h : { ...h, weightDecay: 0 };
 }
 
+/** Packed [w; v] tensors up to this many floats (8 MiB) are updated by two kernels taking turns (Sgd.packed). */
+export const TURNS_MAX_FLOATS = 1 << 21;
+
 export class Sgd {
   private readonly velocity: Kernel[] = [];
   private readonly weight: Kernel[] = [];
@@ -74,11 +77,13 @@ export class Sgd {
    * blocks). Tests make it small to run the blocked path on small arrays.
    */
   /**
-   * The one-kernel update of a packed [w; v] tensor (packsWithMomentum), as two kernels taking turns: each
-   * writes into one device buffer of its own (KernelOptions.reuseOutput), reading the other's, so that no
-   * step allocates a new one and the kernels that read the weights bind the same two buffers step after step.
+   * The one-kernel update of a packed [w; v] tensor (packsWithMomentum). Up to TURNS_MAX_FLOATS, two kernels
+   * taking turns: each writes into one device buffer of its own (KernelOptions.reuseOutput), reading the
+   * other's, so that no step allocates a new one and the kernels that read the weights bind the same two
+   * buffers step after step. Larger tensors (the paper's fc7 and fc8) would hold a second copy for the whole
+   * run for a saving that is small beside their update: one kernel, a fresh buffer each step.
    */
-  private readonly packed: [Kernel, Kernel] | null;
+  private readonly packed: [Kernel, Kernel] | [Kernel] | null;
   /** The result each of the two gave last (the next step reads it: the other kernel takes that turn). */
   private readonly lastPacked: [DeviceTensor | null, DeviceTensor | null] = [null, null];
 
@@ -88,8 +93,9 @@ export class Sgd {
   }
 
   constructor(private readonly device: Device, name: string, readonly size: number, private readonly block = device.maxKernelFloats) {
-    const packed = () => new Kernel(device, `${name}.update`, packedBody, { output: [size, 2], constants: { n: size }, reuseOutput: true });
-    this.packed = packsWithMomentum(device, size) && 2 * size <= block ? [packed(), packed()] : null;
+    const turns = 2 * size <= TURNS_MAX_FLOATS;
+    const packed = () => new Kernel(device, `${name}.update`, packedBody, { output: [size, 2], constants: { n: size }, reuseOutput: turns });
+    this.packed = packsWithMomentum(device, size) && 2 * size <= block ? (turns ? [packed(), packed()] : [packed()]) : null;
     if (this.packed) return;
     for (let i0 = 0; i0 < size; i0 += block) {
       const n = Math.min(block, size - i0);
@@ -117,9 +123,9 @@ export class Sgd {
     const ht = await this.hyperTensor(h);
     if (this.packed) {
       if (w !== v) throw new Error(`${this.packed[0].name}: weights and momentum arrive packed, as one [w; v] tensor`);
-      // the kernel that did not write w (a kernel reads no buffer of its own)
-      const k = this.lastPacked[0] === w ? 1 : 0;
-      const wv = await this.packed[k].exec(w, g, ht);
+      // taking turns: the kernel that did not write w (a kernel reads no buffer of its own)
+      const k = this.packed.length === 2 && this.lastPacked[0] === w ? 1 : 0;
+      const wv = await this.packed[k]!.exec(w, g, ht);
       this.lastPacked[k] = wv;
       return { w: wv, v: wv };
     }
