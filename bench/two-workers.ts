@@ -60,6 +60,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   // on CPU backends the two workers share this machine's cores, as launch shares them
   // (auto: webasm where no GPU answers, as launch decides it; the worker says "ignored" on a GPU)
   const threads = backend === 'webasm' || backend === 'auto' ? (opts.threads ?? colocatedThreads()) : null;
+  const nodeFlags = workerNodeFlags(threads);
   const log = opts.log ?? (() => {});
   const source = new SyntheticSource(spec, 1);
   const steps = warmup + iters;
@@ -70,7 +71,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   try {
     const addresses = await Promise.all(
       ([0, 1] as const).map((t) => {
-        const proc = spawn(process.execPath, [...workerNodeFlags(threads), alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), '--exit-with-stdin'], {
+        const proc = spawn(process.execPath, [...nodeFlags, alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), '--exit-with-stdin'], {
           stdio: ['pipe', 'pipe', opts.workerStderr ?? 'inherit'],
         });
         procs.push(proc);
@@ -115,7 +116,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       crossingBytesPerStep: timed[0]?.crossing_bytes ?? 0,
       microBatches: timed[timed.length - 1]?.micro_batches ?? 1,
       threads,
-      nodeFlags: workerNodeFlags(threads),
+      nodeFlags,
     };
   } finally {
     coordinator?.close();

@@ -103,8 +103,8 @@ export async function profiled<T>(name: string, kind: ProfileKind, bytes: number
   }
 }
 
-function record(p: Map<string, KernelProfileEntry>, name: string, kind: ProfileKind, bytes: number, reused: boolean, exclusive: boolean, ms: number): void {
-  const e = p.get(name) ?? { kind, calls: 0, ms: 0, bytes: 0, reused, exclusive };
+function record(p: Map<string, KernelProfileEntry>, name: string, kind: ProfileKind, bytes: number, reused: boolean, alone: boolean, ms: number): void {
+  const e = p.get(name) ?? { kind, calls: 0, ms: 0, bytes: 0, reused, exclusive: alone };
   e.calls++;
   e.ms += ms;
   e.bytes += bytes;

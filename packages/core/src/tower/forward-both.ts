@@ -23,13 +23,13 @@ export async function forwardBothTowers(towers: readonly [Tower, Tower], images:
   const last = tapLayer === undefined ? segments.length - 1 : segmentOfLayer(segments, tapLayer);
   if (last < 0) throw new Error(`no layer ${tapLayer} in preset ${towers[0].spec.name}`);
   const taps: [TowerTap | undefined, TowerTap | undefined] = tapLayer === undefined ? [undefined, undefined] : [{ layer: tapLayer }, { layer: tapLayer }];
-  let outs: (DeviceTensor | null)[] = [];
   const tap = (i: number, k: number) => (i === last ? taps[k] : undefined);
   const device = towers[0].device;
   if (device.resident) {
     // the towers share one GPU: the images go up once, and the crossings are joined there
     const crossings = deviceCrossings(device);
     let x: DeviceTensor = await device.upload(images);
+    let outs: (DeviceTensor | null)[] = [];
     for (let i = 0; i <= last; i++) {
       if (i > 0) x = await crossings.concat(i, outs[0]!, outs[1]!, towers[0].outFloats(i - 1));
       const at = x;
