@@ -4,7 +4,8 @@
  * [--micro-batches 1 2]` (as root: it makes network namespaces, bench/netns.ts). For each --micro-batches
  * value, `alexnet launch` on loopback, then the coordinator and the two workers each in its own network
  * namespace, `--delay` ms added each way (a 2 x delay round trip); it prints the images/s of both (median
- * step after the first, from the run's metrics) and their ratio. Synthetic data, webasm.
+ * step after the first, from the run's metrics) and their ratio. Synthetic data, webasm; the workers in the
+ * namespaces get the threads, Node.js flags and malloc settings launch gives them on loopback.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +13,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { median, presetNames } from '@alexnet-mp/core';
-import { readRunEvents, stepTimesMs } from '@alexnet-mp/coordinator';
+import { colocatedThreads, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
 import { addNetem, startRelay, threeHosts } from './netns.js';
 // the process runner the tests use (test/helpers.ts): output kept, lines awaited, `ip netns exec` when asked
 import { alexnet, type Proc } from '../test/helpers.js';
@@ -44,9 +45,10 @@ const cleanup = () => {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-/** `alexnet ARGS` (in namespace `ns`), killed when the benchmark ends. */
-function alexnetIn(args: string[], ns?: string): Proc {
-  const p = alexnet(args, { netns: ns });
+/** `alexnet ARGS` (in namespace `ns`, with Node.js flags `nodeArgs`), killed when the benchmark ends. */
+function alexnetIn(args: string[], ns?: string, nodeArgs: readonly string[] = []): Proc {
+  // glibc's malloc settings, as launch gives its children (malloc-tuning.ts)
+  const p = alexnet(args, { netns: ns, nodeArgs, env: withMallocTuning(process.env) });
   cleanups.push(() => p.proc.exitCode === null && p.proc.kill('SIGKILL'));
   return p;
 }
@@ -76,7 +78,9 @@ try {
 
     const { c, w0, w1 } = threeHosts((f) => cleanups.push(f));
     const netem = addNetem([c, w0, w1], argv.delay);
-    const workers = [w0, w1].map((h, tower) => alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), ...TOKEN], h.ns));
+    // the workers as launch starts them on loopback: half the cores each, the garbage collector on a lone kernel thread
+    const threads = colocatedThreads();
+    const workers = [w0, w1].map((h, tower) => alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), '--threads', String(threads), ...TOKEN], h.ns, workerNodeFlags(threads)));
     await Promise.all(workers.map((w) => w.waitFor(/listening on/)));
     let addresses = [w0, w1].map((h) => `${h.address}:${PORT}`);
     if (!netem) {

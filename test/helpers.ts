@@ -19,10 +19,14 @@ export interface Proc {
   output(): string;
 }
 
-/** Runs `node bin/alexnet.mjs ...args`, or with `netns` inside that network namespace (`ip netns exec`, as root). */
-export function alexnet(args: string[], o: { netns?: string } = {}): Proc {
-  const argv = [process.execPath, alexnetBin, ...args];
-  const proc = o.netns ? spawn('ip', ['netns', 'exec', o.netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs `node bin/alexnet.mjs ...args`, or with `netns` inside that network namespace (`ip netns exec`, as
+ * root); `nodeArgs`: Node.js flags before the script, `env`: the process's environment (default: this one's).
+ */
+export function alexnet(args: string[], o: { netns?: string; nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Proc {
+  const argv = [process.execPath, ...(o.nodeArgs ?? []), alexnetBin, ...args];
+  const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env };
+  const proc = o.netns ? spawn('ip', ['netns', 'exec', o.netns, ...argv], opts) : spawn(argv[0]!, argv.slice(1), opts);
   const stdout: string[] = [];
   const stderr: string[] = [];
   const watchers: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
