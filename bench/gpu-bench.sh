@@ -25,10 +25,12 @@
 # with less than 20 s left is skipped, and says so):
 #   1. the WebGPU adapter Dawn gives (gpu.js and TensorFlow.js share it) and its limits;
 #   2. `npm run bench -- --backend webgpu` (bench/train-step.ts) at the paper preset, batch 128, in one
-#      process and in two workers; at cifar, batch 64; the webgpu kernel and model tests
-#      (ALEXNET_TEST_BACKEND=webgpu, the files bench/gpu-check.sh and scripts/test-webgpu.sh list);
-#      cifar, batch 128; paper, batch 64. Each bench times the TensorFlow.js WebGPU and PyTorch peers in
-#      the same run and prints images/s, alexnet-mp's kernel launches a step and every ratio;
+#      process and in two workers; at cifar, batch 64, and again with one submit a kernel call
+#      (ALEXNET_WEBGPU_BATCH=1, alexnet-mp only) against the default 16 dispatches a submit; the webgpu
+#      kernel and model tests (ALEXNET_TEST_BACKEND=webgpu, the files bench/gpu-check.sh and
+#      scripts/test-webgpu.sh list); cifar, batch 128; paper, batch 64. Each bench times the TensorFlow.js
+#      WebGPU and PyTorch peers in the same run and prints images/s, alexnet-mp's kernel launches a step
+#      and every ratio;
 #   3. `npm run bench -- --distributed --backend webgpu` at cifar, batch 64 (1, 2 and 4 micro-batches) and
 #      at the paper preset, batch 128 (1 and 2): two workers on the GPU against one process, the exchange
 #      waited for and hidden.
@@ -96,6 +98,8 @@ inner() {
   # the peers take more steps than alexnet-mp (theirs are short); alexnet-mp's last timed step counts launches
   part "bench $paper, batch $big, one process and two workers" 150 "${bench[@]}" --preset $paper --batch $big --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --two-workers
   part "bench $cifar, batch $small" 60 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers
+  # one submit a kernel call, as before dispatches were batched (gpu.js patch item 12), alexnet-mp only
+  part "bench $cifar, batch $small, ALEXNET_WEBGPU_BATCH=1" 25 env ALEXNET_WEBGPU_BATCH=1 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
   # the whole program (launch: two workers, gRPC, the coordinator) at twice the paper's batch
   part "launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4" 60 bash -c "node bin/alexnet.mjs launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4 2>&1 | grep -E '\"event\":\"(step|done|failed)\"|coordinator: done|rror|refused' | sed -E 's/,\"workers\".*//'"
   # the GEMM with one output per thread instead of four, and the time per kernel, alexnet-mp only

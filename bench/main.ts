@@ -14,7 +14,7 @@ if (!mallocTuned()) {
 }
 
 // errors that say what to change (no GPU, a batch too large for webgpu, a kernel that fell back): one line, no stack
-const userErrors = new Set(['NoWebGPUError', 'ArrayTooLargeError', 'BackendFallbackError', 'UserError', 'DataError']);
+const userErrors = new Set(['NoWebGPUError', 'ArrayTooLargeError', 'BackendFallbackError', 'UserError', 'DataError', 'EnvSettingError']);
 
 try {
   const i = process.argv.indexOf('--distributed');

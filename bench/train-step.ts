@@ -17,7 +17,7 @@ import { hideBin } from 'yargs/helpers';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { readdirSync } from 'node:fs';
-import { GroupedTrainer, Rng, backendChoices, countDeviceObjects, forwardMacs, getPreset, kernelProfile, launchCount, median, paperSgd, presetNames, startKernelProfile, stopKernelProfile, type BackendMode, type RequestedBackend } from '@alexnet-mp/core';
+import { GroupedTrainer, Rng, backendChoices, countDeviceObjects, forwardMacs, webgpuBatchFromEnv, getPreset, kernelProfile, launchCount, median, paperSgd, presetNames, startKernelProfile, stopKernelProfile, type BackendMode, type RequestedBackend } from '@alexnet-mp/core';
 import { mallocDescription } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
 import { runTorchPeer, torchPython } from './peer/torch-peer.js';
@@ -119,7 +119,7 @@ try {
   gcObserver.observe({ entryTypes: ['gc'] });
   const cpu0 = process.cpuUsage();
   /** webgpu: the bind groups and buffers the last timed step made. */
-  let made: { bindGroups: number; buffers: number } | null = null;
+  let made: { bindGroups: number; buffers: number; submits: number } | null = null;
   for (let i = 0; i < argv.iters; i++) {
     // the last timed step counts its kernel calls (one call per launch), and on webgpu what it made on the device
     const last = i === argv.iters - 1;
@@ -150,7 +150,7 @@ try {
   };
   log(`alexnet-mp: ${one.imagesPerSec.toFixed(1)} images/s (median step ${stepMs.toFixed(0)} ms), ${one.gflops.toFixed(2)} GFLOP/s, kernels ran on: ${one.kernelModes.join(', ')}`);
   log(`alexnet-mp: ${one.cpuSecondsPerStep.toFixed(2)} CPU seconds a step (all threads); main-thread GC ${one.gcPausesPerStep.toFixed(1)} pauses, ${one.gcMsPerStep.toFixed(0)} ms a step`);
-  log(`alexnet-mp: ${one.launchesPerStep} kernel launches a step (gpu.js kernel calls of both towers, last timed step)${made ? `; it made ${made.bindGroups} bind groups and ${made.buffers} buffers on the GPU` : ''}`);
+  log(`alexnet-mp: ${one.launchesPerStep} kernel launches a step (gpu.js kernel calls of both towers, last timed step)${made ? `; it made ${made.bindGroups} bind groups and ${made.buffers} buffers on the GPU and submitted ${made.submits} command buffers (ALEXNET_WEBGPU_BATCH=${webgpuBatchFromEnv()} dispatches a submit at most)` : ''}`);
   log(`alexnet-mp: ${one.threads ?? 'an unknown number of'} threads in the process, ${one.rssMiB.toFixed(0)} MiB resident, after the timed steps`);
   if (argv.profile) {
     // one more step, apart from the timed ones: each operation alone, on webgpu with the GPU queue drained before and after (kernel-profile.ts)

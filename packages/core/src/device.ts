@@ -10,7 +10,7 @@ import { GPU } from 'gpu.js';
 import { describeAdapter, routeTo, type AdapterInfo, type ListedAdapter } from './adapters.js';
 import { installAdapter, installedAdapter, listAdapters, openAdapter, type OpenedAdapter } from './webgpu-adapter.js';
 import { profiled, type QueueDrain } from './kernels/kernel-profile.js';
-import { drainQueue } from './webgpu-context.js';
+import { drainQueue, setWebgpuBatch, webgpuBatchFromEnv } from './webgpu-context.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
 export type RequestedBackend = BackendMode | 'auto';
@@ -276,6 +276,7 @@ export class Device {
       return new Device('webasm', new GPU({ mode: 'webasm' }), policy, null, null, `auto does not train on the software adapter ${info.index} '${info.name}'`, threads);
     }
     installAdapter(f.opened);
+    setWebgpuBatch(webgpuBatchFromEnv());
     return new Device('webgpu', new GPU({ mode: 'webgpu' }), policy, f.opened.maxBindingBytes, info);
   }
 

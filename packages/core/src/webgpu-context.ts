@@ -1,7 +1,8 @@
 /**
  * gpu.js's one GPUDevice (its webgpu backend shares one device among all kernels of a process), for what
- * the project asks of it directly: waiting until the GPU has done its work (the kernel profile's GPU time)
- * and counting the bind groups and buffers a piece of work makes (the benchmark's per-step figures).
+ * the project asks of it directly: waiting until the GPU has done its work (the kernel profile's GPU time),
+ * how many kernel dispatches go to the GPU in one submit, and counting the bind groups, buffers and
+ * submits a piece of work makes (the benchmark's per-step figures).
  */
 import gpujs from 'gpu.js';
 
@@ -12,20 +13,65 @@ interface DeviceLike {
   queue: { onSubmittedWorkDone(): Promise<void> };
 }
 
-interface WebGPUContextLike {
-  acquire(): Promise<{ device: DeviceLike }>;
+/** The object gpu.js's WebGPUContext.acquire() resolves to. */
+interface ContextLike {
+  device: DeviceLike;
 }
 
-/** gpu.js's device; looked up when first needed, so that a gpu.js without it fails this use, not the Device. */
-async function gpuDevice(): Promise<DeviceLike> {
+interface WebGPUContextLike {
+  acquire(): Promise<ContextLike>;
+  /** Submits the kernel dispatches gpu.js recorded and has not submitted yet (patch item 12). */
+  flush(context: ContextLike): void;
+  batchSize: number;
+}
+
+function webgpuContext(): WebGPUContextLike {
   const context = (gpujs as unknown as { WebGPUContext?: WebGPUContextLike }).WebGPUContext;
   if (!context) throw new Error("this gpu.js exports no WebGPUContext (the webgpu backend's shared device); the project pins gpu.js 2.24.1");
-  return (await context.acquire()).device;
+  return context;
 }
 
-/** Resolves once the GPU has finished everything submitted to gpu.js's device so far. */
+/** gpu.js's device context; looked up when first needed, so that a gpu.js without it fails this use, not the Device. */
+async function gpuContext(): Promise<ContextLike> {
+  return webgpuContext().acquire();
+}
+
+/** Resolves once the GPU has finished everything the kernels asked of gpu.js's device so far. */
 export async function drainQueue(): Promise<void> {
-  await (await gpuDevice()).queue.onSubmittedWorkDone();
+  const context = await gpuContext();
+  // dispatches recorded into gpu.js's open command batch are not on the queue yet
+  webgpuContext().flush(context);
+  await context.device.queue.onSubmittedWorkDone();
+}
+
+/** An environment variable with a value the program cannot use. */
+export class EnvSettingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EnvSettingError';
+  }
+}
+
+/** Default kernel dispatches a submit carries on webgpu; `ALEXNET_WEBGPU_BATCH` overrides (1: one submit a kernel call). */
+export const defaultWebgpuBatch = 16;
+
+/**
+ * The number of kernel dispatches gpu.js records into one command buffer before submitting it
+ * (`ALEXNET_WEBGPU_BATCH`, else 16). A wrong value is an error that names the variable.
+ */
+export function webgpuBatchFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.ALEXNET_WEBGPU_BATCH;
+  if (raw === undefined || raw === '') return defaultWebgpuBatch;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 4096) {
+    throw new EnvSettingError(`ALEXNET_WEBGPU_BATCH=${raw}: give the kernel dispatches a submit carries, a whole number from 1 to 4096`);
+  }
+  return n;
+}
+
+/** Sets how many kernel dispatches gpu.js's webgpu backend submits at once (see webgpuBatchFromEnv). */
+export function setWebgpuBatch(n: number): void {
+  webgpuContext().batchSize = n;
 }
 
 export interface DeviceObjectCounts<T> {
@@ -34,17 +80,22 @@ export interface DeviceObjectCounts<T> {
   readonly bindGroups: number;
   /** createBuffer calls (results, arguments, staging buffers of read-backs). */
   readonly buffers: number;
+  /** queue.submit calls (command buffers handed to the GPU). */
+  readonly submits: number;
 }
 
 /**
- * Runs `run`, counting the bind groups and buffers made on gpu.js's device meanwhile (by wrapping the
- * device's two methods; anything else on the device in that time is counted too).
+ * Runs `run`, counting the bind groups, buffers and submits made on gpu.js's device meanwhile (by wrapping
+ * the device's and the queue's methods; anything else on the device in that time is counted too).
  */
 export async function countDeviceObjects<T>(run: () => Promise<T>): Promise<DeviceObjectCounts<T>> {
-  const proto = Object.getPrototypeOf(await gpuDevice()) as Record<'createBindGroup' | 'createBuffer', Make>;
-  const [bindGroup, buffer] = [proto.createBindGroup, proto.createBuffer];
+  const device = (await gpuContext()).device;
+  const proto = Object.getPrototypeOf(device) as Record<'createBindGroup' | 'createBuffer', Make>;
+  const queueProto = Object.getPrototypeOf(device.queue) as Record<'submit', Make>;
+  const [bindGroup, buffer, submit] = [proto.createBindGroup, proto.createBuffer, queueProto.submit];
   let bindGroups = 0;
   let buffers = 0;
+  let submits = 0;
   proto.createBindGroup = function (this: unknown, ...a: unknown[]) {
     bindGroups++;
     return bindGroup.apply(this, a);
@@ -53,11 +104,16 @@ export async function countDeviceObjects<T>(run: () => Promise<T>): Promise<Devi
     buffers++;
     return buffer.apply(this, a);
   };
+  queueProto.submit = function (this: unknown, ...a: unknown[]) {
+    submits++;
+    return submit.apply(this, a);
+  };
   try {
     const result = await run();
-    return { result, bindGroups, buffers };
+    return { result, bindGroups, buffers, submits };
   } finally {
     proto.createBindGroup = bindGroup;
     proto.createBuffer = buffer;
+    queueProto.submit = submit;
   }
 }
