@@ -62,7 +62,7 @@ export const defaultWebgpuBatch = 16;
 export function webgpuBatchFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.ALEXNET_WEBGPU_BATCH;
   if (raw === undefined || raw === '') return defaultWebgpuBatch;
-  const n = Number(raw);
+  const n = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n < 1 || n > 4096) {
     throw new EnvSettingError(`ALEXNET_WEBGPU_BATCH=${raw}: give the kernel dispatches a submit carries, a whole number from 1 to 4096`);
   }

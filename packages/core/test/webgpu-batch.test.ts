@@ -110,6 +110,18 @@ webgpu('a result freed while a waiting dispatch reads it is destroyed after the 
     t.deepEqual(Array.from(await c.toArray()), new Array(32).fill(20));
     t.deepEqual(Array.from(await r2.toArray()), new Array(32).fill(3));
 
+    // the last handle deleted while the consumer reading its buffer waits (the trainer's Device.release())
+    device.pushErrorScope('validation');
+    const r3 = await k(x, 2);
+    const r4 = await k(x, 4); // submits r3's dispatch; k lets r3's buffer go, the handle holds it
+    const c2 = await consumer(r3, 10);
+    r3.delete(); // the last reference: the buffer is released under the waiting consumer
+    t.truthy(context.batch, 'the consumer still waits');
+    WebGPUContext.flush(context);
+    t.is(await device.popErrorScope(), null, 'no destroyed buffer in the submit');
+    t.deepEqual(Array.from(await c2.toArray()), new Array(32).fill(20));
+    [c2, r4].forEach((h) => h.delete());
+
     // the check itself: a buffer destroyed under a waiting dispatch is an error the scope sees
     device.pushErrorScope('validation');
     const s = await k(x, 3);
@@ -117,6 +129,24 @@ webgpu('a result freed while a waiting dispatch reads it is destroyed after the 
     WebGPUContext.flush(context);
     t.truthy(await device.popErrorScope(), 'destroying under a waiting dispatch is refused at submit');
     [c, r2].forEach((h) => h.delete());
+  });
+});
+
+webgpu('a kernel destroyed while its dispatch waits submits it first', async (t) => {
+  const k = (await scaleKernel(16)) as Scaled & { destroy(): void };
+  const x = new Float32Array(16).fill(3);
+  (await k(x, 1)).delete();
+  const context = await WebGPUContext.acquire();
+  const device = context.device;
+  await withBatchSize(t, 16, async () => {
+    device.pushErrorScope('validation');
+    const r = await k(x, 2);
+    t.truthy(context.batch, 'the dispatch waits');
+    k.destroy(); // its params and argument buffers go
+    WebGPUContext.flush(context);
+    t.is(await device.popErrorScope(), null, 'the dispatch went before its buffers');
+    t.deepEqual(Array.from(await r.toArray()), new Array(16).fill(6));
+    r.delete();
   });
 });
 
@@ -133,8 +163,20 @@ webgpu('recorded work is submitted when the host yields to the event loop, and b
     t.is(context.batch, null, 'submitted at the next turn of the event loop');
     const s = await k(x, 2);
     t.truthy(context.batch);
-    await drainQueue();
-    t.is(context.batch, null, 'drainQueue submits before it waits');
+    // what is still unsubmitted when drainQueue starts to wait (the event loop would submit it later)
+    const queue = (context.device as unknown as { queue: { onSubmittedWorkDone(): Promise<void> } }).queue;
+    const done = queue.onSubmittedWorkDone;
+    let waitingOn: Batch | null | undefined;
+    queue.onSubmittedWorkDone = function (this: unknown) {
+      waitingOn = context.batch;
+      return done.call(this);
+    };
+    try {
+      await drainQueue();
+    } finally {
+      queue.onSubmittedWorkDone = done;
+    }
+    t.is(waitingOn, null, 'drainQueue submits before it waits');
     t.deepEqual(Array.from(await s.toArray()), [4, 4, 4, 4]);
     [r, s].forEach((h) => h.delete());
   });
@@ -144,7 +186,7 @@ test('ALEXNET_WEBGPU_BATCH: 16 by default, a whole number from 1 to 4096, else a
   t.is(webgpuBatchFromEnv({}), 16);
   t.is(webgpuBatchFromEnv({ ALEXNET_WEBGPU_BATCH: '1' }), 1);
   t.is(webgpuBatchFromEnv({ ALEXNET_WEBGPU_BATCH: '64' }), 64);
-  for (const bad of ['0', '-3', '2.5', 'many', '5000']) {
+  for (const bad of ['0', '-3', '2.5', 'many', '5000', '0x10', '1e1', ' 8 ']) {
     const e = t.throws(() => webgpuBatchFromEnv({ ALEXNET_WEBGPU_BATCH: bad }), { instanceOf: EnvSettingError });
     t.regex(e!.message, /^ALEXNET_WEBGPU_BATCH=/);
   }
