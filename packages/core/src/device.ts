@@ -161,6 +161,9 @@ export class Device {
   readbacks = 0;
   /** Host arrays copied to the device (upload calls with a host array on a resident device). */
   uploads = 0;
+  /** Bytes of those read-backs and uploads. */
+  readbackBytes = 0;
+  uploadBytes = 0;
   private readonly arena = new Set<ResidentTensor>();
   private readonly kept = new Set<ResidentTensor>();
 
@@ -234,6 +237,7 @@ export class Device {
       this.uploaders.set(a.length, up);
     }
     this.uploads++;
+    this.uploadBytes += a.byteLength;
     const t = (await profiled('upload', 'upload', a.length * 4, false, this.queueDrain, () => up(a))) as ResidentTensor;
     this.track(t);
     return t;
@@ -246,6 +250,7 @@ export class Device {
     const r = await profiled('read-back', 'read-back', (length ?? 0) * 4, false, this.queueDrain, () => t.toArray());
     const flat = r instanceof Float32Array ? r : null;
     if (!flat || (length !== undefined && flat.length !== length)) throw new Error(`read back ${flat ? flat.length : typeof r} values, expected ${length}`);
+    this.readbackBytes += flat.byteLength;
     return flat;
   }
 

@@ -11,7 +11,8 @@
  * cross, the first segment's at the end. Only the order of additions differs from the one-process
  * trainer: the weights agree to float32 rounding (test/pipelined.test.ts).
  */
-import { GradientSum, concatTowers, mean, microBatchProblem, microSlice, scaled, sumSlices, topKCorrect, towerSlice, Tower, type SgdHyper, type StepContext } from '@alexnet-mp/core';
+import { GradientSum, mean, microBatchProblem, microSlice, scaled, topKCorrect, Tower, type DeviceTensor, type SgdHyper, type StepContext } from '@alexnet-mp/core';
+import { CrossingTensors } from './crossing-tensors.js';
 import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { StepRequest } from './protocol.js';
@@ -87,25 +88,28 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
 
   // ---- forward: segment by segment, micro-batch by micro-batch; each output crosses as soon as it is computed
   const images = normaliseImages(req.images, run.input);
-  const outs: Float32Array[] = [];
+  // each micro-batch's crossing tensors in device buffers of its own (crossing-tensors.ts)
+  const at = ks.map((k) => new CrossingTensors(w.device, mt[k]!, k));
+  const outs: DeviceTensor[] = [];
   let pending: Promise<Float32Array | null>[] = [];
-  const sendForward = (i: number, k: number) => {
+  const sendForward = async (i: number, k: number) => {
     // the crossing into segment i: at the classifier, tower 1 only sends and tower 0 only takes
     const toClassifier = segs[i]!.tower0Only;
-    const p = x.begin(segs[i]!.crossing!, 'FORWARD', toClassifier && t === 0 ? null : outs[k]!, !(toClassifier && t === 1), micro(k));
+    const send = toClassifier && t === 0 ? null : await at[k]!.toSend(i, outs[k]!);
+    const p = x.begin(segs[i]!.crossing!, 'FORWARD', send, !(toClassifier && t === 1), micro(k));
     if (toClassifier && t === 1) sends.push(p);
     pending[k] = p;
   };
   for (const k of ks) {
-    outs[k] = await mt[k]!.forwardSegment(0, microSlice(images, w.spec.inputChannels, B, k * n, n), ctx);
-    sendForward(1, k);
+    outs[k] = await mt[k]!.forwardSegmentOnDevice(0, microSlice(images, w.spec.inputChannels, B, k * n, n), ctx);
+    await sendForward(1, k);
     await letTensorsLeave();
   }
   for (let i = 1; i < last; i++) {
     for (const k of ks) {
       const theirs = (await x.wait(pending[k]!))!;
-      outs[k] = await mt[k]!.forwardSegment(i, t === 0 ? concatTowers(outs[k]!, theirs) : concatTowers(theirs, outs[k]!), ctx);
-      sendForward(i + 1, k);
+      outs[k] = await mt[k]!.forwardSegmentOnDevice(i, await at[k]!.join(i, outs[k]!, theirs), ctx);
+      await sendForward(i + 1, k);
       await letTensorsLeave();
     }
   }
@@ -122,7 +126,7 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
     updateMs += performance.now() - tu;
   };
   const fc7 = segs[last]!.crossing!;
-  const d: Float32Array[] = [];
+  const d: DeviceTensor[] = [];
   let lossInfo: PipelinedStep['lossInfo'] = null;
   if (t === 0) {
     const labels = Float32Array.from(req.labels);
@@ -132,7 +136,7 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
     let top5 = 0;
     for (const k of ks) {
       const theirs = (await x.wait(pending[k]!))!;
-      await mt[k]!.forwardSegment(last, concatTowers(outs[k]!, theirs), ctx);
+      await mt[k]!.forwardSegmentOnDevice(last, await at[k]!.join(last, outs[k]!, theirs), ctx);
       const mine = labels.subarray(k * n, (k + 1) * n);
       const l = await mt[k]!.lossAndGradient(mine);
       losses.set(l.losses, k * n);
@@ -140,9 +144,9 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
       top5 += topKCorrect(l.logits, mine, classes, Math.min(5, classes));
       // the kernel's gradient is of the micro-batch's mean loss: scaled to its part of the batch's mean
       const dlogits = scaled(await w.device.toHost(l.dlogits, classes * n), 1 / count);
-      const dIn = (await mt[k]!.backwardSegment(last, dlogits))!;
-      sends.push(x.begin(fc7, 'BACKWARD', towerSlice(dIn, 1), false, micro(k)));
-      d[k] = towerSlice(dIn, 0);
+      const dIn = (await mt[k]!.backwardSegmentOnDevice(last, dlogits))!;
+      sends.push(x.begin(fc7, 'BACKWARD', await at[k]!.peerSlice(last, dIn), false, micro(k)));
+      d[k] = await at[k]!.ownSlice(last, dIn);
       await letTensorsLeave();
     }
     lossInfo = { loss: mean(losses), correct, top5 };
@@ -158,12 +162,12 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
       if (i === last - 1 && t === 1) d[k] = (await x.wait(pending[k]!))!;
       else if (i < last - 1) {
         const theirs = (await x.wait(pending[k]!))!;
-        d[k] = t === 0 ? sumSlices(d[k]!, theirs) : sumSlices(theirs, d[k]!);
+        d[k] = await at[k]!.sum(i + 1, d[k]!, theirs);
       }
-      const g = await mt[k]!.backwardSegment(i, d[k]!);
+      const g = await mt[k]!.backwardSegmentOnDevice(i, d[k]!);
       if (i > 0) {
-        pending[k] = x.begin(segs[i]!.crossing!, 'BACKWARD', towerSlice(g!, w.other), true, micro(k));
-        d[k] = towerSlice(g!, t);
+        pending[k] = x.begin(segs[i]!.crossing!, 'BACKWARD', await at[k]!.peerSlice(i, g!), true, micro(k));
+        d[k] = await at[k]!.ownSlice(i, g!);
         await letTensorsLeave();
       }
     }

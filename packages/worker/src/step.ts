@@ -6,7 +6,8 @@
  * part way leaves the worker FAILED (worker.ts), its partly updated tower replaced at the next Configure.
  * A step cut into micro-batches (StepRequest.micro_batches > 1) runs in pipeline.ts instead.
  */
-import { concatTowers, mean, sumSlices, topKCorrect, towerSlice, type SgdHyper, type StepContext, type Tower } from '@alexnet-mp/core';
+import { mean, topKCorrect, type DeviceTensor, type SgdHyper, type StepContext, type Tower } from '@alexnet-mp/core';
+import { CrossingTensors } from './crossing-tensors.js';
 import type { StepReply, StepRequest } from './protocol.js';
 import { stepPhase } from './exchange.js';
 import { normaliseImages } from './images.js';
@@ -17,28 +18,41 @@ import { pipelinedStep, type PipelinedStep } from './pipeline.js';
 /**
  * The forward pass of tower `tw` with the crossing exchanges: [tower 0's; tower 1's] into every
  * segment after a crossing; at fc7 only tower 1 sends. Returns the logits (host) on tower 0, null on tower 1.
+ * Each output stays on the device; what is sent is read back (crossing-tensors.ts).
  */
 export async function forwardPass(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Pick<Crossings, 'cross'>, tap?: SegmentTap): Promise<Float32Array | null> {
+  // forwardSegment reads the classifier's output back; the crossing tensors in buffers apart from a step's
+  // (an evaluation or an inspection between steps leaves the next step's alone)
+  return (await forwardSegments(w, tw, images, ctx, x, tap, true, EVALUATION_SLOT)) as Float32Array | null;
+}
+
+/** The crossing tensors' slot (CrossingTensors) of forwardPass: evaluations and inspections. */
+const EVALUATION_SLOT = -1;
+
+/** forwardPass, the logits left where the kernels put them unless `logitsOnHost`; `slot`: CrossingTensors'. */
+async function forwardSegments(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Pick<Crossings, 'cross'>, tap: SegmentTap | undefined, logitsOnHost: boolean, slot: number): Promise<DeviceTensor | null> {
   const t = w.tower;
   const segs = w.segments;
   const last = segs.length - 1;
+  const at = new CrossingTensors(w.device, tw, slot);
   // with a tap (inspection), both towers stop after the tapped segment
   const tapAt = (i: number) => (tap?.segment === i ? tap.tap : undefined);
-  let out = await tw.forwardSegment(0, images, ctx, tapAt(0));
+  let out = await tw.forwardSegmentOnDevice(0, images, ctx, tapAt(0));
   if (tap?.segment === 0) return null;
   for (let i = 1; i <= last; i++) {
     const point = segs[i]!.crossing!;
     if (segs[i]!.tower0Only) {
       // the classifier runs on tower 0 only: tower 1 sends its fc7, tower 0 sends nothing
       if (t === 1) {
-        await x.cross(point, 'FORWARD', out, false);
+        await x.cross(point, 'FORWARD', await at.toSend(i, out), false);
         return null;
       }
       const theirs = (await x.cross(point, 'FORWARD', null, true))!;
-      return tw.forwardSegment(i, concatTowers(out, theirs), ctx, tapAt(i));
+      const input = await at.join(i, out, theirs);
+      return logitsOnHost ? tw.forwardSegment(i, input, ctx, tapAt(i)) : tw.forwardSegmentOnDevice(i, input, ctx, tapAt(i));
     }
-    const theirs = (await x.cross(point, 'FORWARD', out, true))!;
-    out = await tw.forwardSegment(i, t === 0 ? concatTowers(out, theirs) : concatTowers(theirs, out), ctx, tapAt(i));
+    const theirs = (await x.cross(point, 'FORWARD', await at.toSend(i, out), true))!;
+    out = await tw.forwardSegmentOnDevice(i, await at.join(i, out, theirs), ctx, tapAt(i));
     if (tap?.segment === i) return null;
   }
   throw new Error('the model has no classifier segment');
@@ -87,8 +101,8 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
   const ctx: StepContext = { seed: run.seed, step: req.step, train: true };
   const cross = x.cross;
 
-  // ---- forward
-  await forwardPass(w, tw, normaliseImages(req.images, run.input), ctx, x);
+  // ---- forward (lossAndGradient reads the logits back)
+  await forwardSegments(w, tw, normaliseImages(req.images, run.input), ctx, x, undefined, false, 0);
 
   // ---- loss (tower 0) and backward; a segment's layers are updated while its input gradient crosses
   let updateMs = 0;
@@ -100,25 +114,25 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
   };
   const labels = Float32Array.from(req.labels);
   let lossInfo: { loss: number; correct: number; top5: number } | null = null;
-  let d: Float32Array;
+  const at = new CrossingTensors(w.device, tw);
+  let d: DeviceTensor;
   const fc7 = segs[last]!.crossing!;
   if (t === 0) {
     const { losses, logits, dlogits } = await tw.lossAndGradient(labels);
     const classes = w.spec.classes;
     lossInfo = { loss: mean(losses), correct: topKCorrect(logits, labels, classes, 1), top5: topKCorrect(logits, labels, classes, Math.min(5, classes)) };
     // the classifier gives the gradient of both towers' fc7: tower 1's half goes back to it
-    const dIn = (await tw.backwardSegment(last, dlogits))!;
-    await x.crossDuring(fc7, 'BACKWARD', towerSlice(dIn, 1), false, updateSegment(last));
-    d = towerSlice(dIn, 0);
+    const dIn = (await tw.backwardSegmentOnDevice(last, dlogits))!;
+    await x.crossDuring(fc7, 'BACKWARD', await at.peerSlice(last, dIn), false, updateSegment(last));
+    d = await at.ownSlice(last, dIn);
   } else {
     d = (await cross(fc7, 'BACKWARD', null, true))!;
   }
   for (let i = last - 1; i >= 0; i--) {
-    const g = await tw.backwardSegment(i, d);
+    const g = await tw.backwardSegmentOnDevice(i, d);
     if (i > 0) {
-      const theirs = (await x.crossDuring(segs[i]!.crossing!, 'BACKWARD', towerSlice(g!, w.other), true, updateSegment(i)))!;
-      const mine = towerSlice(g!, t);
-      d = t === 0 ? sumSlices(mine, theirs) : sumSlices(theirs, mine);
+      const theirs = (await x.crossDuring(segs[i]!.crossing!, 'BACKWARD', await at.peerSlice(i, g!), true, updateSegment(i)))!;
+      d = await at.sum(i, await at.ownSlice(i, g!), theirs);
     }
   }
 

@@ -2,8 +2,9 @@
  * The crossings of crossing.ts done on the device, for the one-process trainer on webgpu, whose two towers
  * share one GPU: the concatenation [tower 0's; tower 1's] and tower t's summed gradient slice are kernels, so
  * that a step reads back only its loss and logits instead of every crossing tensor, and uploads nothing but
- * its images (the workers, whose crossings travel over gRPC, read theirs back as ever). The values are those of
- * concatTowers, towerSlice and sumSlices: copies, and one float32 addition per element in the same order.
+ * its images. A worker on webgpu (packages/worker's crossing-tensors.ts) joins, slices and sums with them too, so
+ * that only what travels over gRPC goes between host and GPU. The values are those of concatTowers, towerSlice
+ * and sumSlices: copies, and one float32 addition per element in the same order.
  */
 import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from '../kernels/kernel-runner.js';
@@ -48,19 +49,24 @@ export class DeviceCrossings {
     return k;
   }
 
-  /** Segment i's input [out0; out1], each `n` floats. */
-  concat(i: number, out0: DeviceTensor, out1: DeviceTensor, n: number): Promise<DeviceTensor> {
-    return this.kernel(`concat ${i} ${n}`, () => new Kernel(this.device, 'crossing.concat', concatBody, { output: [2 * n], constants: { na: n }, reuseOutput: true })).exec(out0, out1);
+  /** Segment i's input [out0; out1], each `n` floats. `slot`: a buffer of its own (a micro-batch's, whose input lives until its backward). */
+  concat(i: number, out0: DeviceTensor, out1: DeviceTensor, n: number, slot = 0): Promise<DeviceTensor> {
+    return this.kernel(`concat ${i} ${n} ${slot}`, () => new Kernel(this.device, 'crossing.concat', concatBody, { output: [2 * n], constants: { na: n }, reuseOutput: true })).exec(out0, out1);
   }
 
   /** Tower t's half of segment i's input gradient `dIn` (2 * `half` floats): towerSlice. */
-  slice(i: number, dIn: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
-    return this.kernel(`slice ${i} ${half} ${t}`, () => new Kernel(this.device, 'crossing.slice', sliceBody, { output: [half], constants: { at: t * half }, reuseOutput: true })).exec(dIn);
+  slice(i: number, dIn: DeviceTensor, half: number, t: 0 | 1, slot = 0): Promise<DeviceTensor> {
+    return this.kernel(`slice ${i} ${half} ${t} ${slot}`, () => new Kernel(this.device, 'crossing.slice', sliceBody, { output: [half], constants: { at: t * half }, reuseOutput: true })).exec(dIn);
   }
 
   /** Tower t's output gradient from both towers' gradients of segment i's input (2 * `half` floats each): sumSlices of their slices t. */
   sliceSum(i: number, g0: DeviceTensor, g1: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
     return this.kernel(`sum ${i} ${half} ${t}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: t * half }, reuseOutput: true })).exec(g0, g1);
+  }
+
+  /** A tower's output gradient from the two slices t (`half` floats each), tower 0's and tower 1's: sumSlices. */
+  sum(i: number, from0: DeviceTensor, from1: DeviceTensor, half: number, slot = 0): Promise<DeviceTensor> {
+    return this.kernel(`add ${i} ${half} ${slot}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: 0 }, reuseOutput: true })).exec(from0, from1);
   }
 }
 

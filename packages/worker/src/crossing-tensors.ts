@@ -1,0 +1,60 @@
+/**
+ * The tensors at a crossing on this worker's device: a segment's input joined from this tower's output and the
+ * peer's, the peer's slice of an input gradient, and this tower's output gradient summed from its own slice and
+ * the peer's. On webgpu the joining, slicing and summing are kernels (core's DeviceCrossings) and only what
+ * crosses goes between host and GPU: this tower's output and the peer's slice read back, the peer's tensor
+ * uploaded; this tower's own half never leaves the device. On webasm and cpu, whose tensors are host arrays,
+ * they are core's concatTowers, towerSlice and sumSlices. The values are the same either way: copies, and one
+ * float32 addition per element, tower 0's slice + tower 1's.
+ */
+import { concatTowers, deviceCrossings, sumSlices, towerSlice, type Device, type DeviceTensor, type Tower } from '@alexnet-mp/core';
+
+export class CrossingTensors {
+  /**
+   * `slot`: which set of device buffers the results land in. Each result lives until the same crossing's next
+   * call with the same slot; a step cut into micro-batches gives each micro-batch a slot of its own.
+   */
+  constructor(
+    private readonly device: Device,
+    private readonly tw: Tower,
+    private readonly slot = 0,
+  ) {}
+
+  private get t(): 0 | 1 {
+    return this.tw.tower;
+  }
+
+  /** This tower's output of segment i - 1 as the host array sent to the peer. */
+  toSend(i: number, out: DeviceTensor): Promise<Float32Array> {
+    return this.device.toHost(out, this.tw.outFloats(i - 1));
+  }
+
+  /** Segment i's input, [tower 0's output; tower 1's], from this tower's (on the device) and the peer's. */
+  async join(i: number, mine: DeviceTensor, theirs: Float32Array): Promise<DeviceTensor> {
+    if (!this.device.resident) return this.t === 0 ? concatTowers(mine as Float32Array, theirs) : concatTowers(theirs, mine as Float32Array);
+    const up = await this.device.upload(theirs);
+    const n = this.tw.outFloats(i - 1);
+    return deviceCrossings(this.device).concat(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, n, this.slot);
+  }
+
+  /** The peer's slice of segment i's input gradient `g`, as the host array sent to it. */
+  async peerSlice(i: number, g: DeviceTensor): Promise<Float32Array> {
+    const other = this.t === 0 ? 1 : 0;
+    if (!this.device.resident) return towerSlice(g as Float32Array, other);
+    const half = this.tw.inFloats(i) / 2;
+    return this.device.toHost(await deviceCrossings(this.device).slice(i, g, half, other, this.slot), half);
+  }
+
+  /** This tower's slice of segment i's input gradient `g`, left where it is. */
+  ownSlice(i: number, g: DeviceTensor): Promise<DeviceTensor> {
+    if (!this.device.resident) return Promise.resolve(towerSlice(g as Float32Array, this.t));
+    return deviceCrossings(this.device).slice(i, g, this.tw.inFloats(i) / 2, this.t, this.slot);
+  }
+
+  /** This tower's gradient of segment i - 1's output: its own slice of segment i's input gradient plus the peer's. */
+  async sum(i: number, mine: DeviceTensor, theirs: Float32Array): Promise<DeviceTensor> {
+    if (!this.device.resident) return this.t === 0 ? sumSlices(mine as Float32Array, theirs) : sumSlices(theirs, mine as Float32Array);
+    const up = await this.device.upload(theirs);
+    return deviceCrossings(this.device).sum(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, this.tw.inFloats(i) / 2, this.slot);
+  }
+}
