@@ -26,7 +26,8 @@
 #   1. the WebGPU adapter Dawn gives (gpu.js and TensorFlow.js share it) and its limits;
 #   2. `npm run bench -- --backend webgpu` (bench/train-step.ts) at the paper preset, batch 128, in one
 #      process and in two workers; at cifar, batch 64, and again with one submit a kernel call
-#      (ALEXNET_WEBGPU_BATCH=1, alexnet-mp only) against the default 16 dispatches a submit; the webgpu
+#      (ALEXNET_WEBGPU_BATCH=1, alexnet-mp only) against the default 16 dispatches a submit, and with
+#      Dawn's unpaced polling (ALEXNET_DAWN_POLL=spin); the webgpu
 #      kernel and model tests (ALEXNET_TEST_BACKEND=webgpu, the files bench/gpu-check.sh and
 #      scripts/test-webgpu.sh list); cifar, batch 128; paper, batch 64. Each bench times the TensorFlow.js
 #      WebGPU and PyTorch peers in the same run and prints images/s, alexnet-mp's kernel launches a step
@@ -100,6 +101,8 @@ inner() {
   part "bench $cifar, batch $small" 60 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers
   # one submit a kernel call, as before dispatches were batched (gpu.js patch item 12), alexnet-mp only
   part "bench $cifar, batch $small, ALEXNET_WEBGPU_BATCH=1" 25 env ALEXNET_WEBGPU_BATCH=1 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
+  # Dawn's own polling for the GPU (flat out while it waits) against the paced polls (packages/core/src/dawn-polling.ts)
+  part "bench $cifar, batch $small, ALEXNET_DAWN_POLL=spin" 25 env ALEXNET_DAWN_POLL=spin "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
   # the whole program (launch: two workers, gRPC, the coordinator) at twice the paper's batch
   part "launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4" 60 bash -c "node bin/alexnet.mjs launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4 2>&1 | grep -E '\"event\":\"(step|done|failed)\"|coordinator: done|rror|refused' | sed -E 's/,\"workers\".*//'"
   # the GEMM with one output per thread instead of four, and the time per kernel, alexnet-mp only

@@ -4,6 +4,7 @@
  * `navigator.gpu.requestAdapter()`, once per process, so the `navigator.gpu` installed here
  * decides which adapter every kernel of the process runs on.
  */
+import { paceDawnPolling } from './dawn-polling.js';
 import {
   AdapterChoiceError,
   describeList,
@@ -42,6 +43,8 @@ function dawn(): Promise<DawnModule> {
   dawnModule ??= import('webgpu').then((m) => {
     const mod = m as unknown as DawnModule;
     Object.assign(globalThis, mod.globals);
+    // Dawn polls for the GPU with setImmediate, flat out while it waits: paced (dawn-polling.ts)
+    paceDawnPolling();
     return mod;
   });
   return dawnModule;
