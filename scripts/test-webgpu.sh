@@ -17,7 +17,7 @@ export LD_LIBRARY_PATH VK_DRIVER_FILES ALEXNET_TEST_BACKEND=webgpu
 exec npx ava --concurrency 1 \
   packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts \
   packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts packages/core/test/residency.test.ts \
-  packages/core/test/past-2-24.test.ts packages/core/test/paper-scale.test.ts packages/core/test/kernel-profile.test.ts packages/core/test/webgpu-binding.test.ts packages/core/test/webgpu-batch.test.ts test/worker-device-crossings.test.ts packages/core/test/dawn-polling.test.ts \
+  packages/core/test/past-2-24.test.ts packages/core/test/paper-scale.test.ts packages/core/test/kernel-profile.test.ts packages/core/test/webgpu-binding.test.ts packages/core/test/webgpu-batch.test.ts test/worker-device-crossings.test.ts packages/core/test/dawn-polling.test.ts packages/core/test/dawn-polling-installed.test.ts \
   packages/core/test/segment-update.test.ts packages/core/test/micro-batch.test.ts \
   test/tfjs-webgpu-peer.test.ts test/bench-webgpu.test.ts packages/core/test/backend.test.ts test/adapter-choice.test.ts \
   2> >(grep -v 'artificially reduced from 1000000 to 16' >&2)

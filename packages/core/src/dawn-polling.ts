@@ -3,24 +3,28 @@
  * `mapAsync` or `onSubmittedWorkDone` is pending they run `ProcessEvents` from a `setImmediate` that
  * schedules the next one (Dawn's `AsyncRunner::ScheduleProcessEvents`, which looks the global `setImmediate`
  * up at each call, and makes a new function for each). The thread waiting for the GPU therefore runs flat
- * out for the whole wait and makes garbage as it goes: a read-back behind a second of GPU work took 560-740 ms
- * of its CPU on 2 cores, where the rest went to the GPU work itself (Mesa's lavapipe), against 30-50 ms paced
+ * out for the whole wait and makes garbage as it goes: a read-back behind a second of GPU work took 580-780 ms
+ * of its CPU on 2 cores, where the rest went to the GPU work itself (Mesa's lavapipe), against 60-90 ms paced
  * (`bench/readback-wait.ts`). A worker waits for the GPU at every crossing: a core lost to the data pipeline,
  * the peer or, on a software adapter, the GPU.
  *
  * `paceDawnPolling` keeps the first half millisecond of a wait as it is (a short wait ends as soon as
- * before) and then sleeps before each poll, 50 us at first and doubling up to 0.5 ms, so a long wait costs
- * a few percent of a core and ends at most 0.5 ms late. The GPU does not wait for the polls: they only
- * notice that it is done. Dawn's poll callbacks are recognised as native functions without a name passed
- * to `setImmediate` with no arguments; everything else goes to Node's `setImmediate` untouched.
+ * before) and then sleeps before each poll, 50 us at first and doubling up to 0.25 ms, so a long wait costs
+ * a tenth of a core or so and ends at most 0.25 ms late. The GPU does not wait for the polls: they only
+ * notice that it is done. The sleep holds the event loop too (a socket's data waits up to 0.25 ms longer
+ * while the thread waits for the GPU). Dawn's poll callbacks are recognised as native functions without a
+ * name or parameters passed to `setImmediate` with no arguments (a promise's resolve function, also native
+ * and nameless, has one parameter); everything else goes to Node's `setImmediate` untouched.
  * `ALEXNET_DAWN_POLL=spin` leaves Dawn's polling as it is.
  */
+
+import { EnvSettingError } from './env-setting-error.js';
 
 /** How long a wait polls without sleeping, ms. */
 export const SPIN_MS = 0.5;
 /** The first and the longest sleep before a poll, ms. */
 export const FIRST_SLEEP_MS = 0.05;
-export const MAX_SLEEP_MS = 0.5;
+export const MAX_SLEEP_MS = 0.25;
 
 type Immediate = (callback: (...args: unknown[]) => void, ...args: unknown[]) => NodeJS.Immediate;
 
@@ -32,15 +36,22 @@ export function dawnPollCount(): number {
   return polls;
 }
 
-/** Whether `fn` is what Dawn hands to setImmediate: a native function without a name. */
+/** Whether `fn` is what Dawn hands to setImmediate: a native function without a name or parameters. */
 export function isDawnPoll(fn: unknown, argCount: number): boolean {
-  return typeof fn === 'function' && argCount === 0 && fn.name === '' && Function.prototype.toString.call(fn).endsWith('{ [native code] }');
+  return typeof fn === 'function' && argCount === 0 && fn.name === '' && fn.length === 0 && Function.prototype.toString.call(fn).endsWith('{ [native code] }');
 }
 
-/** How polling is paced: `ALEXNET_DAWN_POLL` (paced, the default, or spin). */
+/** How polling is paced: `ALEXNET_DAWN_POLL` (paced, the default, or spin); another value is an EnvSettingError. */
 export function dawnPollingFromEnv(env: NodeJS.ProcessEnv = process.env): 'paced' | 'spin' {
   const v = env.ALEXNET_DAWN_POLL;
-  return v === 'spin' ? 'spin' : 'paced';
+  if (v === undefined || v === '' || v === 'paced') return 'paced';
+  if (v === 'spin') return 'spin';
+  throw new EnvSettingError(`ALEXNET_DAWN_POLL=${v}: give paced (the default) or spin`);
+}
+
+/** Whether the pacing is installed in this process. */
+export function dawnPollingPaced(): boolean {
+  return installed;
 }
 
 /** Paces Dawn's polling in this process (once; see above). No effect with ALEXNET_DAWN_POLL=spin. */

@@ -17,7 +17,7 @@ export * from './tower/batch-padding.js';
 export * from './tower/forward-both.js';
 export * from './tower/micro-batch.js';
 export { GradientSum } from './tower/grad-sum.js';
-export { deviceCrossings } from './tower/crossing-device.js';
+export { towerCrossings } from './tower/crossing-device.js';
 export * from './train/grouped-trainer.js';
 export * from './train/metrics.js';
 export * from './train/lr-schedule.js';

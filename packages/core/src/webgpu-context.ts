@@ -5,6 +5,9 @@
  * submits a piece of work makes (the benchmark's per-step figures).
  */
 import gpujs from 'gpu.js';
+import { EnvSettingError } from './env-setting-error.js';
+
+export { EnvSettingError };
 
 type Make = (...args: unknown[]) => unknown;
 
@@ -44,13 +47,6 @@ export async function drainQueue(): Promise<void> {
   await context.device.queue.onSubmittedWorkDone();
 }
 
-/** An environment variable with a value the program cannot use. */
-export class EnvSettingError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EnvSettingError';
-  }
-}
 
 /** Default kernel dispatches a submit carries on webgpu; `ALEXNET_WEBGPU_BATCH` overrides (1: one submit a kernel call). */
 export const defaultWebgpuBatch = 16;

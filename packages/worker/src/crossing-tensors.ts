@@ -7,18 +7,19 @@
  * they are core's concatTowers, towerSlice and sumSlices. The values are the same either way: copies, and one
  * float32 addition per element, tower 0's slice + tower 1's.
  */
-import { concatTowers, deviceCrossings, sumSlices, towerSlice, type Device, type DeviceTensor, type Tower } from '@alexnet-mp/core';
+import { concatTowers, sumSlices, towerCrossings, towerSlice, type Device, type DeviceTensor, type Tower } from '@alexnet-mp/core';
 
 export class CrossingTensors {
+  private readonly device: Device;
+
   /**
-   * `slot`: which set of device buffers the results land in. Each result lives until the same crossing's next
-   * call with the same slot; a step cut into micro-batches gives each micro-batch a slot of its own.
+   * The crossings of tower `tw`. On webgpu each result lies in a buffer of `tw`'s crossing kernels
+   * (core's towerCrossings) until the same crossing of `tw` runs again: a step cut into micro-batches has a
+   * Tower per micro-batch, an evaluation one per size, so their tensors never share a buffer.
    */
-  constructor(
-    private readonly device: Device,
-    private readonly tw: Tower,
-    private readonly slot = 0,
-  ) {}
+  constructor(private readonly tw: Tower) {
+    this.device = tw.device;
+  }
 
   private get t(): 0 | 1 {
     return this.tw.tower;
@@ -34,7 +35,7 @@ export class CrossingTensors {
     if (!this.device.resident) return this.t === 0 ? concatTowers(mine as Float32Array, theirs) : concatTowers(theirs, mine as Float32Array);
     const up = await this.device.upload(theirs);
     const n = this.tw.outFloats(i - 1);
-    return deviceCrossings(this.device).concat(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, n, this.slot);
+    return towerCrossings(this.tw).concat(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, n);
   }
 
   /** The peer's slice of segment i's input gradient `g`, as the host array sent to it. */
@@ -42,19 +43,19 @@ export class CrossingTensors {
     const other = this.t === 0 ? 1 : 0;
     if (!this.device.resident) return towerSlice(g as Float32Array, other);
     const half = this.tw.inFloats(i) / 2;
-    return this.device.toHost(await deviceCrossings(this.device).slice(i, g, half, other, this.slot), half);
+    return this.device.toHost(await towerCrossings(this.tw).slice(i, g, half, other), half);
   }
 
   /** This tower's slice of segment i's input gradient `g`, left where it is. */
   ownSlice(i: number, g: DeviceTensor): Promise<DeviceTensor> {
     if (!this.device.resident) return Promise.resolve(towerSlice(g as Float32Array, this.t));
-    return deviceCrossings(this.device).slice(i, g, this.tw.inFloats(i) / 2, this.t, this.slot);
+    return towerCrossings(this.tw).slice(i, g, this.tw.inFloats(i) / 2, this.t);
   }
 
   /** This tower's gradient of segment i - 1's output: its own slice of segment i's input gradient plus the peer's. */
   async sum(i: number, mine: DeviceTensor, theirs: Float32Array): Promise<DeviceTensor> {
     if (!this.device.resident) return this.t === 0 ? sumSlices(mine as Float32Array, theirs) : sumSlices(theirs, mine as Float32Array);
     const up = await this.device.upload(theirs);
-    return deviceCrossings(this.device).sum(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, this.tw.inFloats(i) / 2, this.slot);
+    return towerCrossings(this.tw).sum(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, this.tw.inFloats(i) / 2);
   }
 }

@@ -88,8 +88,8 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
 
   // ---- forward: segment by segment, micro-batch by micro-batch; each output crosses as soon as it is computed
   const images = normaliseImages(req.images, run.input);
-  // each micro-batch's crossing tensors in device buffers of its own (crossing-tensors.ts)
-  const at = ks.map((k) => new CrossingTensors(w.device, mt[k]!, k));
+  // each micro-batch's crossing tensors in device buffers of its own Tower's (crossing-tensors.ts)
+  const at = ks.map((k) => new CrossingTensors(mt[k]!));
   const outs: DeviceTensor[] = [];
   let pending: Promise<Float32Array | null>[] = [];
   const sendForward = async (i: number, k: number) => {

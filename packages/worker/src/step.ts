@@ -21,20 +21,16 @@ import { pipelinedStep, type PipelinedStep } from './pipeline.js';
  * Each output stays on the device; what is sent is read back (crossing-tensors.ts).
  */
 export async function forwardPass(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Pick<Crossings, 'cross'>, tap?: SegmentTap): Promise<Float32Array | null> {
-  // forwardSegment reads the classifier's output back; the crossing tensors in buffers apart from a step's
-  // (an evaluation or an inspection between steps leaves the next step's alone)
-  return (await forwardSegments(w, tw, images, ctx, x, tap, true, EVALUATION_SLOT)) as Float32Array | null;
+  // forwardSegment reads the classifier's output back
+  return (await forwardSegments(w, tw, images, ctx, x, tap, true)) as Float32Array | null;
 }
 
-/** The crossing tensors' slot (CrossingTensors) of forwardPass: evaluations and inspections. */
-const EVALUATION_SLOT = -1;
-
-/** forwardPass, the logits left where the kernels put them unless `logitsOnHost`; `slot`: CrossingTensors'. */
-async function forwardSegments(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Pick<Crossings, 'cross'>, tap: SegmentTap | undefined, logitsOnHost: boolean, slot: number): Promise<DeviceTensor | null> {
+/** forwardPass, the logits left where the kernels put them unless `logitsOnHost`. */
+async function forwardSegments(w: WorkerContext, tw: Tower, images: Float32Array, ctx: StepContext, x: Pick<Crossings, 'cross'>, tap: SegmentTap | undefined, logitsOnHost: boolean): Promise<DeviceTensor | null> {
   const t = w.tower;
   const segs = w.segments;
   const last = segs.length - 1;
-  const at = new CrossingTensors(w.device, tw, slot);
+  const at = new CrossingTensors(tw);
   // with a tap (inspection), both towers stop after the tapped segment
   const tapAt = (i: number) => (tap?.segment === i ? tap.tap : undefined);
   let out = await tw.forwardSegmentOnDevice(0, images, ctx, tapAt(0));
@@ -102,7 +98,7 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
   const cross = x.cross;
 
   // ---- forward (lossAndGradient reads the logits back)
-  await forwardSegments(w, tw, normaliseImages(req.images, run.input), ctx, x, undefined, false, 0);
+  await forwardSegments(w, tw, normaliseImages(req.images, run.input), ctx, x, undefined, false);
 
   // ---- loss (tower 0) and backward; a segment's layers are updated while its input gradient crosses
   let updateMs = 0;
@@ -114,7 +110,7 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
   };
   const labels = Float32Array.from(req.labels);
   let lossInfo: { loss: number; correct: number; top5: number } | null = null;
-  const at = new CrossingTensors(w.device, tw);
+  const at = new CrossingTensors(tw);
   let d: DeviceTensor;
   const fc7 = segs[last]!.crossing!;
   if (t === 0) {

@@ -49,14 +49,14 @@ export class DeviceCrossings {
     return k;
   }
 
-  /** Segment i's input [out0; out1], each `n` floats. `slot`: a buffer of its own (a micro-batch's, whose input lives until its backward). */
-  concat(i: number, out0: DeviceTensor, out1: DeviceTensor, n: number, slot = 0): Promise<DeviceTensor> {
-    return this.kernel(`concat ${i} ${n} ${slot}`, () => new Kernel(this.device, 'crossing.concat', concatBody, { output: [2 * n], constants: { na: n }, reuseOutput: true })).exec(out0, out1);
+  /** Segment i's input [out0; out1], each `n` floats. */
+  concat(i: number, out0: DeviceTensor, out1: DeviceTensor, n: number): Promise<DeviceTensor> {
+    return this.kernel(`concat ${i} ${n}`, () => new Kernel(this.device, 'crossing.concat', concatBody, { output: [2 * n], constants: { na: n }, reuseOutput: true })).exec(out0, out1);
   }
 
   /** Tower t's half of segment i's input gradient `dIn` (2 * `half` floats): towerSlice. */
-  slice(i: number, dIn: DeviceTensor, half: number, t: 0 | 1, slot = 0): Promise<DeviceTensor> {
-    return this.kernel(`slice ${i} ${half} ${t} ${slot}`, () => new Kernel(this.device, 'crossing.slice', sliceBody, { output: [half], constants: { at: t * half }, reuseOutput: true })).exec(dIn);
+  slice(i: number, dIn: DeviceTensor, half: number, t: 0 | 1): Promise<DeviceTensor> {
+    return this.kernel(`slice ${i} ${half} ${t}`, () => new Kernel(this.device, 'crossing.slice', sliceBody, { output: [half], constants: { at: t * half }, reuseOutput: true })).exec(dIn);
   }
 
   /** Tower t's output gradient from both towers' gradients of segment i's input (2 * `half` floats each): sumSlices of their slices t. */
@@ -65,12 +65,28 @@ export class DeviceCrossings {
   }
 
   /** A tower's output gradient from the two slices t (`half` floats each), tower 0's and tower 1's: sumSlices. */
-  sum(i: number, from0: DeviceTensor, from1: DeviceTensor, half: number, slot = 0): Promise<DeviceTensor> {
-    return this.kernel(`add ${i} ${half} ${slot}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: 0 }, reuseOutput: true })).exec(from0, from1);
+  sum(i: number, from0: DeviceTensor, from1: DeviceTensor, half: number): Promise<DeviceTensor> {
+    return this.kernel(`add ${i} ${half}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: 0 }, reuseOutput: true })).exec(from0, from1);
   }
 }
 
 const perDevice = new WeakMap<Device, DeviceCrossings>();
+
+const perTower = new WeakMap<object, DeviceCrossings>();
+
+/**
+ * The crossing kernels of one tower of a worker (a Tower object: the run's, a micro-batch's, an evaluation
+ * size's), made at its first use: their buffers hold that tower's crossing tensors, and go with it when a new
+ * run replaces it.
+ */
+export function towerCrossings(tower: { readonly device: Device }): DeviceCrossings {
+  let c = perTower.get(tower);
+  if (!c) {
+    c = new DeviceCrossings(tower.device);
+    perTower.set(tower, c);
+  }
+  return c;
+}
 
 /** The crossing kernels of `device`, made at the first use. */
 export function deviceCrossings(device: Device): DeviceCrossings {
