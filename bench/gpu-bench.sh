@@ -25,7 +25,9 @@
 # with less than 20 s left is skipped, and says so):
 #   1. the WebGPU adapter Dawn gives (gpu.js and TensorFlow.js share it) and its limits;
 #   2. `npm run bench -- --backend webgpu` (bench/train-step.ts) at the paper preset, batch 128, in one
-#      process and in two workers; at cifar, batch 64, and again with one submit a kernel call
+#      process and in two workers; at cifar, batch 64, and again with the GEMMs as they were before four
+#      rows a thread and split K (ALEXNET_WEBGPU_GEMM=quad ALEXNET_WEBGPU_SPLIT_K=off, alexnet-mp only; also
+#      at the paper's batch), with one submit a kernel call
 #      (ALEXNET_WEBGPU_BATCH=1, alexnet-mp only) against the default 16 dispatches a submit, and with
 #      Dawn's unpaced polling (ALEXNET_DAWN_POLL=spin); the webgpu
 #      kernel and model tests (ALEXNET_TEST_BACKEND=webgpu, the files bench/gpu-check.sh and
@@ -99,14 +101,17 @@ inner() {
   # the peers take more steps than alexnet-mp (theirs are short); alexnet-mp's last timed step counts launches
   part "bench $paper, batch $big, one process and two workers" 150 "${bench[@]}" --preset $paper --batch $big --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --two-workers
   part "bench $cifar, batch $small" 60 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers
+  # the GEMMs as they were (four columns of a row per thread, K never split), alexnet-mp only: at cifar and the paper's batch
+  part "bench $cifar, batch $small, ALEXNET_WEBGPU_GEMM=quad ALEXNET_WEBGPU_SPLIT_K=off" 25 env ALEXNET_WEBGPU_GEMM=quad ALEXNET_WEBGPU_SPLIT_K=off "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
+  part "bench $paper, batch $big, ALEXNET_WEBGPU_GEMM=quad ALEXNET_WEBGPU_SPLIT_K=off" 40 env ALEXNET_WEBGPU_GEMM=quad ALEXNET_WEBGPU_SPLIT_K=off "${bench[@]}" --preset $paper --batch $big --iters $paper_iters --warmup 1 --no-two-workers --peer none
   # one submit a kernel call, as before dispatches were batched (gpu.js patch item 12), alexnet-mp only
   part "bench $cifar, batch $small, ALEXNET_WEBGPU_BATCH=1" 25 env ALEXNET_WEBGPU_BATCH=1 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
   # Dawn's own polling for the GPU (flat out while it waits) against the paced polls (packages/core/src/dawn-polling.ts)
   part "bench $cifar, batch $small, ALEXNET_DAWN_POLL=spin" 25 env ALEXNET_DAWN_POLL=spin "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
   # the whole program (launch: two workers, gRPC, the coordinator) at twice the paper's batch
   part "launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4" 60 bash -c "node bin/alexnet.mjs launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4 2>&1 | grep -E '\"event\":\"(step|done|failed)\"|coordinator: done|rror|refused' | sed -E 's/,\"workers\".*//'"
-  # the GEMM with one output per thread instead of four, and the time per kernel, alexnet-mp only
-  part "bench $cifar, batch $small, ALEXNET_WEBGPU_GEMM=scalar, --profile" 40 env ALEXNET_WEBGPU_GEMM=scalar "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none --profile
+  # the GPU time per kernel, alexnet-mp only
+  part "bench $cifar, batch $small, --profile" 40 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none --profile
   part "kernel and model tests on webgpu: ${tests}" 140 env ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=$expect \
     bash -c "node node_modules/ava/entrypoints/cli.mjs ${tests} > /tmp/ava-webgpu.log 2>&1; rc=\$?; cp /tmp/ava-webgpu.log \"\$OUT/\"; grep -E '✔|✘|passed|failed|skipped|Error|rejected|Timed out|exceeded' /tmp/ava-webgpu.log | head -80; exit \$rc"
   part "bench $cifar, batch $big" 60 "${bench[@]}" --preset $cifar --batch $big --iters 10 --warmup 2 --no-two-workers

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { dropoutMask } from '../src/kernels/dropout.js';
-import { Gemm, gemmShape, webgpuGemmKind } from '../src/kernels/gemm.js';
+import { Gemm, WEBGPU_MIN_CHUNK, WEBGPU_SPLIT_THREADS, gemmShape, webgpuGemmKind, webgpuSplits } from '../src/kernels/gemm.js';
 import { assertClose, assertScaledClose, host, randomArray, testBackend, testDevice } from './helpers.js';
 
 function reference(M: number, N: number, K: number, a: Float32Array, b: Float32Array, bias: Float32Array, ta: boolean, tb: boolean): Float64Array {
@@ -40,7 +40,7 @@ test('gemm splits a long K when the output is small', async (t) => {
   const dev = await testDevice();
   const K = 40000;
   const g = new Gemm(dev, 'gemm-split', gemmShape(8, 16, K, false, true));
-  if (testBackend === 'webasm') t.true(g.splits > 1);
+  if (testBackend !== 'cpu') t.true(g.splits > 1);
   const a = randomArray(8 * K, 4);
   const b = randomArray(K * 16, 5);
   await assertClose(t, await g.run(a, b), reference(8, 16, K, a, b, new Float32Array(8), false, true), 1e-3, 'C');
@@ -115,10 +115,71 @@ for (const [M, N, K] of [[9, 300, 20], [8, 16, 40000]] as const) {
   });
 }
 
-test('webgpu GEMM kind: four outputs per thread where N is a multiple of 4, one otherwise, ALEXNET_WEBGPU_GEMM=scalar forces one', (t) => {
-  t.is(webgpuGemmKind(128, {}), 'quad');
-  t.is(webgpuGemmKind(6050, {}), 'scalar');
-  t.is(webgpuGemmKind(128, { ALEXNET_WEBGPU_GEMM: 'scalar' }), 'scalar');
-  t.is(webgpuGemmKind(6050, { ALEXNET_WEBGPU_GEMM: 'quad' }), 'scalar');
-  t.throws(() => webgpuGemmKind(128, { ALEXNET_WEBGPU_GEMM: 'tiled' }), { message: /expected quad or scalar/ });
+test('webgpu GEMM kind: four rows of a column where M is a multiple of 4 and B row-major, else four columns of a row where N is, else one output; ALEXNET_WEBGPU_GEMM asks for one where it fits', (t) => {
+  const shape = (M: number, N: number, transB = false) => gemmShape(M, N, 16, false, transB);
+  t.is(webgpuGemmKind(shape(64, 128), {}), 'rows');
+  t.is(webgpuGemmKind(shape(64, 128, true), {}), 'quad', 'B transposed: its lanes are not contiguous either way');
+  t.is(webgpuGemmKind(shape(66, 128), {}), 'quad');
+  t.is(webgpuGemmKind(shape(64, 6050, true), {}), 'rows');
+  t.is(webgpuGemmKind(shape(66, 6050), {}), 'scalar');
+  t.is(webgpuGemmKind(shape(64, 128), { ALEXNET_WEBGPU_GEMM: 'scalar' }), 'scalar');
+  t.is(webgpuGemmKind(shape(64, 128), { ALEXNET_WEBGPU_GEMM: 'quad' }), 'quad');
+  t.is(webgpuGemmKind(shape(64, 6050), { ALEXNET_WEBGPU_GEMM: 'quad' }), 'rows');
+  t.is(webgpuGemmKind(shape(64, 128, true), { ALEXNET_WEBGPU_GEMM: 'rows' }), 'rows');
+  t.is(webgpuGemmKind(shape(66, 6050), { ALEXNET_WEBGPU_GEMM: 'rows' }), 'scalar');
+  t.throws(() => webgpuGemmKind(shape(64, 128), { ALEXNET_WEBGPU_GEMM: 'tiled' }), { message: /expected rows, quad or scalar/ });
 });
+
+// every webgpu kernel on shapes where it runs (M and N multiples of 4), transposed or not, with the ReLU and a mask
+for (const kind of ['rows', 'quad', 'scalar'] as const) {
+  (testBackend === 'webgpu' ? test : test.skip)(`webgpu GEMM "${kind}": 12x20x37 in all four transposes, relu(C) * mask, against float64`, async (t) => {
+    const dev = await testDevice();
+    const [M, N, K] = [12, 20, 37];
+    const bias = randomArray(M, 31);
+    const mask = dropoutMask(M * N, 0.5, 32);
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const a = randomArray(M * K, 33);
+      const b = randomArray(K * N, 34);
+      const g = new Gemm(dev, `gemm-${kind}-${ta}-${tb}`, gemmShape(M, N, K, ta, tb), { webgpuKind: kind });
+      t.is(g.webgpuKind, kind);
+      await assertClose(t, await g.run(a, b, bias), reference(M, N, K, a, b, bias, ta, tb), 1e-3, `${kind} C, transA=${ta} transB=${tb}`);
+      const masked = new Gemm(dev, `gemm-${kind}-masked-${ta}-${tb}`, gemmShape(M, N, K, ta, tb), { webgpuKind: kind, relu: true, masked: true });
+      const want = reference(M, N, K, a, b, bias, ta, tb).map((v, i) => Math.max(v, 0) * mask[i]!);
+      await assertScaledClose(t, await masked.run(a, b, bias, mask), want, 1e-4, `${kind} relu(C) * mask, transA=${ta} transB=${tb}`);
+    }
+  });
+}
+
+test('webgpu split-K: enough chunks of K for 2^17 threads, none shorter than 256, none where the threads suffice or ALEXNET_WEBGPU_SPLIT_K=off', (t) => {
+  t.is(webgpuSplits(WEBGPU_SPLIT_THREADS, 1 << 20, {}), 1);
+  t.is(webgpuSplits(1000, 200, {}), 1, 'K shorter than two chunks');
+  // the paper's conv1 weight gradient at batch 128 on the four-rows kernel: 363 x 12 threads, K = 128 * 55 * 55
+  const s = webgpuSplits(363 * 12, 387200, {});
+  t.is(s, Math.ceil(WEBGPU_SPLIT_THREADS / (363 * 12)));
+  t.true(363 * 12 * s >= WEBGPU_SPLIT_THREADS);
+  t.is(webgpuSplits(10, 1000, {}), Math.floor(1000 / WEBGPU_MIN_CHUNK) - 0, 'as many as chunks of 256 allow');
+  t.is(webgpuSplits(10, 1 << 20, { ALEXNET_WEBGPU_SPLIT_K: 'off' }), 1);
+  t.throws(() => webgpuSplits(10, 1 << 20, { ALEXNET_WEBGPU_SPLIT_K: 'maybe' }), { message: /expected on or off/ });
+});
+
+// K split on every webgpu kernel: a small output, a long K; the ReLU and the mask after the chunks' sum
+for (const kind of ['rows', 'quad', 'scalar'] as const) {
+  (testBackend === 'webgpu' ? test : test.skip)(`webgpu GEMM "${kind}" with K split: 8x12x3000, transB, relu(C) * mask, against float64`, async (t) => {
+    const dev = await testDevice();
+    const [M, N, K] = [8, 12, 3000];
+    const a = randomArray(M * K, 41);
+    const b = randomArray(K * N, 42);
+    const bias = randomArray(M, 43);
+    const mask = dropoutMask(M * N, 0.5, 44);
+    const g = new Gemm(dev, `gemm-split-${kind}`, gemmShape(M, N, K, false, true), { webgpuKind: kind });
+    t.true(g.splits > 1, `${g.splits} chunks`);
+    const want = reference(M, N, K, a, b, bias, false, true);
+    await assertClose(t, await g.run(a, b, bias), want, 1e-3, `${kind} C`);
+    const masked = new Gemm(dev, `gemm-split-${kind}-masked`, gemmShape(M, N, K, false, true), { webgpuKind: kind, relu: true, masked: true });
+    await assertScaledClose(t, await masked.run(a, b, bias, mask), want.map((v, i) => Math.max(v, 0) * mask[i]!), 1e-4, `${kind} relu(C) * mask`);
+    // unsplit (runPacked's callers ask for it) the same values
+    const whole = new Gemm(dev, `gemm-whole-${kind}`, gemmShape(M, N, K, false, true), { webgpuKind: kind, splitK: false });
+    t.is(whole.splits, 1);
+    await assertClose(t, await whole.run(a, b, bias), want, 1e-3, `${kind} C unsplit`);
+  });
+}

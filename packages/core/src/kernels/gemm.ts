@@ -135,13 +135,19 @@ const gemmRowQuadBody = function (this: KernelThis, a: Float32Array, b: Float32A
   const sak = this.constants.sak;
   const sbk = this.constants.sbk;
   const sbn = this.constants.sbn;
-  let s0 = bias[m];
+  // split-K: thread.z sums its chunk of K (chunk = K when unsplit); the bias goes into chunk 0
+  const k0 = this.thread.z * this.constants.chunk;
+  const k1 = Math.min(k0 + this.constants.chunk, this.constants.K);
+  let s0 = 0;
+  if (this.thread.z === 0) {
+    s0 = bias[m];
+  }
   let s1 = s0;
   let s2 = s0;
   let s3 = s0;
-  let ai = m * this.constants.sam;
-  let bi = n * sbn;
-  for (let k = 0; k < this.constants.K; k++) {
+  let ai = m * this.constants.sam + k0 * sak;
+  let bi = n * sbn + k0 * sbk;
+  for (let k = k0; k < k1; k++) {
     const av = a[ai];
     s0 += av * b[bi];
     s1 += av * b[bi + sbn];
@@ -166,16 +172,77 @@ const gemmRowQuadBody = function (this: KernelThis, a: Float32Array, b: Float32A
   return [s0, s1, s2, s3];
 };
 
-// webgpu, one output per thread: where N is not a multiple of 4 (or ALEXNET_WEBGPU_GEMM=scalar).
+// webgpu: four rows m .. m+3 of one column n per thread. Threads next to each other in x take columns
+// next to each other, so where B is row-major (sbn = 1) the lanes' B(k, n) are one contiguous run (a
+// coalesced load) and so are their outputs; the four A(m, k) are each one value for the lanes of a row. The
+// four results land in four rows of a plain [M][N] array (gpu.js's componentsAsRows, patch item 13).
+const gemmColQuadBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array, mask: Float32Array) {
+  const n = this.thread.x;
+  const m = this.thread.y * 4;
+  const sam = this.constants.sam;
+  const sak = this.constants.sak;
+  const sbk = this.constants.sbk;
+  const k0 = this.thread.z * this.constants.chunk;
+  const k1 = Math.min(k0 + this.constants.chunk, this.constants.K);
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  if (this.thread.z === 0) {
+    s0 = bias[m];
+    s1 = bias[m + 1];
+    s2 = bias[m + 2];
+    s3 = bias[m + 3];
+  }
+  let a0 = m * sam + k0 * sak;
+  let a1 = a0 + sam;
+  let a2 = a1 + sam;
+  let a3 = a2 + sam;
+  let bi = n * this.constants.sbn + k0 * sbk;
+  for (let k = k0; k < k1; k++) {
+    const bv = b[bi];
+    s0 += a[a0] * bv;
+    s1 += a[a1] * bv;
+    s2 += a[a2] * bv;
+    s3 += a[a3] * bv;
+    a0 += sak;
+    a1 += sak;
+    a2 += sak;
+    a3 += sak;
+    bi += sbk;
+  }
+  if (this.constants.relu === 1) {
+    s0 = Math.max(s0, 0);
+    s1 = Math.max(s1, 0);
+    s2 = Math.max(s2, 0);
+    s3 = Math.max(s3, 0);
+  }
+  if (this.constants.masked === 1) {
+    const N = this.constants.N;
+    const mi = m * N + n;
+    s0 *= mask[mi];
+    s1 *= mask[mi + N];
+    s2 *= mask[mi + 2 * N];
+    s3 *= mask[mi + 3 * N];
+  }
+  return [s0, s1, s2, s3];
+};
+
+// webgpu, one output per thread: where neither four rows nor four columns fit (or ALEXNET_WEBGPU_GEMM=scalar).
 const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array, mask: Float32Array) {
   const n = this.thread.x;
   const m = this.thread.y;
   const sak = this.constants.sak;
   const sbk = this.constants.sbk;
-  let s = bias[m];
-  let ai = m * this.constants.sam;
-  let bi = n * this.constants.sbn;
-  for (let k = 0; k < this.constants.K; k++) {
+  const k0 = this.thread.z * this.constants.chunk;
+  const k1 = Math.min(k0 + this.constants.chunk, this.constants.K);
+  let s = 0;
+  if (this.thread.z === 0) {
+    s = bias[m];
+  }
+  let ai = m * this.constants.sam + k0 * sak;
+  let bi = n * this.constants.sbn + k0 * sbk;
+  for (let k = k0; k < k1; k++) {
     s += a[ai] * b[bi];
     ai += sak;
     bi += sbk;
@@ -185,17 +252,61 @@ const gemmScalarBody = function (this: KernelThis, a: Float32Array, b: Float32Ar
   return s;
 };
 
-export type WebGPUGemmKind = 'quad' | 'scalar';
+// webgpu split-K: the chunks' partial sums [S][M][N] added in chunk order, then the ReLU and the mask
+const splitSumBody = function (this: KernelThis, raw: Float32Array, mask: Float32Array) {
+  const i = this.thread.y * this.constants.N + this.thread.x;
+  let s = raw[i];
+  for (let z = 1; z < this.constants.S; z++) s += raw[z * this.constants.MN + i];
+  if (this.constants.relu === 1) s = Math.max(s, 0);
+  if (this.constants.masked === 1) s *= mask[i];
+  return s;
+};
 
 /**
- * Which webgpu GEMM runs an output N columns wide: four outputs per thread where N is a multiple
- * of 4, else one. ALEXNET_WEBGPU_GEMM=scalar forces one output per thread (for comparing the two
- * in the benchmark).
+ * webgpu: the threads a GEMM should have before K is split across more of them. A GPU hides the latency of
+ * its loads with many threads in flight (an H200 holds 132 x 2,048); a weight gradient has few outputs and a
+ * K of the whole batch's positions (the paper's conv1 at batch 128: 48 x 363 outputs, K = 387,200), so a
+ * thread per output leaves most of the GPU idle, each thread walking all of K alone.
  */
-export function webgpuGemmKind(N: number, env: NodeJS.ProcessEnv = process.env): WebGPUGemmKind {
+export const WEBGPU_SPLIT_THREADS = 1 << 17;
+/** webgpu: the shortest chunk of K a thread sums when K is split. */
+export const WEBGPU_MIN_CHUNK = 256;
+
+/**
+ * The chunks K is cut into on webgpu for a GEMM of `threads` threads: enough to reach WEBGPU_SPLIT_THREADS,
+ * none shorter than WEBGPU_MIN_CHUNK; 1 where the threads suffice, K is short, or ALEXNET_WEBGPU_SPLIT_K=off.
+ */
+export function webgpuSplits(threads: number, K: number, env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.ALEXNET_WEBGPU_SPLIT_K;
+  if (v !== undefined && v !== '' && v !== 'on' && v !== 'off') throw new Error(`ALEXNET_WEBGPU_SPLIT_K=${v}: expected on or off`);
+  if (v === 'off' || threads >= WEBGPU_SPLIT_THREADS) return 1;
+  const wanted = Math.min(Math.ceil(WEBGPU_SPLIT_THREADS / threads), Math.floor(K / WEBGPU_MIN_CHUNK));
+  if (wanted <= 1) return 1;
+  // every chunk non-empty
+  return Math.ceil(K / Math.ceil(K / wanted));
+}
+
+/** 'rows': four rows of one column a thread; 'quad': four columns of one row; 'scalar': one output. */
+export type WebGPUGemmKind = 'rows' | 'quad' | 'scalar';
+
+const gemmKinds: readonly WebGPUGemmKind[] = ['rows', 'quad', 'scalar'];
+
+/**
+ * Which webgpu GEMM computes an [M][N] output from `shape`: four rows of a column per thread where M is a
+ * multiple of 4 and B is row-major (sbn = 1: the lanes' loads of B are contiguous), else four columns of a
+ * row where N is a multiple of 4, else one output. ALEXNET_WEBGPU_GEMM=rows|quad|scalar asks for one kind
+ * wherever it fits (for comparing them in the benchmark); where it does not, the next that fits runs.
+ */
+export function webgpuGemmKind(shape: Pick<GemmShape, 'M' | 'N' | 'sbn'>, env: NodeJS.ProcessEnv = process.env): WebGPUGemmKind {
   const forced = env.ALEXNET_WEBGPU_GEMM;
-  if (forced !== undefined && forced !== 'quad' && forced !== 'scalar') throw new Error(`ALEXNET_WEBGPU_GEMM=${forced}: expected quad or scalar`);
-  return forced !== 'scalar' && N % 4 === 0 ? 'quad' : 'scalar';
+  if (forced !== undefined && !gemmKinds.includes(forced as WebGPUGemmKind)) throw new Error(`ALEXNET_WEBGPU_GEMM=${forced}: expected rows, quad or scalar`);
+  const rows = shape.M % 4 === 0;
+  const quad = shape.N % 4 === 0;
+  if (forced === 'scalar') return 'scalar';
+  if (forced === 'quad') return quad ? 'quad' : rows ? 'rows' : 'scalar';
+  if (forced === 'rows') return rows ? 'rows' : quad ? 'quad' : 'scalar';
+  if (rows && shape.sbn === 1) return 'rows';
+  return quad ? 'quad' : rows ? 'rows' : 'scalar';
 }
 
 /** gpu.js webasm hands a kernel to its worker pool from this many output cells. */
@@ -222,21 +333,42 @@ export class Gemm {
    * `splitK: false` keeps the output unsplit (required by runPacked); `relu` fuses max(0, .) into the
    * output; `masked` multiplies it by run()'s mask, after the ReLU.
    */
-  constructor(private readonly device: Device, readonly name: string, readonly shape: GemmShape, opts: { splitK?: boolean; relu?: boolean; masked?: boolean } = {}, private readonly zeroBias = new Float32Array(shape.M)) {
+  /** webgpu: which kernel computes the output (webgpuGemmKind); null elsewhere. */
+  readonly webgpuKind: WebGPUGemmKind | null;
+  /** webgpu with K split: the kernel that adds the chunks' partial sums (then the ReLU and the mask). */
+  private readonly splitSum: Kernel | null;
+
+  constructor(private readonly device: Device, readonly name: string, readonly shape: GemmShape, opts: { splitK?: boolean; relu?: boolean; masked?: boolean; webgpuKind?: WebGPUGemmKind } = {}, private readonly zeroBias = new Float32Array(shape.M)) {
     this.relu = opts.relu === true;
     this.masked = opts.masked === true;
     const { M, N, K } = shape;
     this.rowQuads = Math.ceil(M / 4);
     this.plain = device.resident;
     if (this.plain) {
-      this.splits = 1;
       this.dot = false;
-      const constants = { K, N, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu ? 1 : 0, masked: this.masked ? 1 : 0 };
-      this.kernel = webgpuGemmKind(N) === 'quad'
-        ? new Kernel(device, name, gemmRowQuadBody, { output: [N / 4, M], constants, returnType: 'Array(4)', reuseOutput: true })
-        : new Kernel(device, name, gemmScalarBody, { output: [N, M], constants, reuseOutput: true });
+      const kind = webgpuGemmKind(shape, opts.webgpuKind === undefined ? process.env : { ALEXNET_WEBGPU_GEMM: opts.webgpuKind });
+      this.webgpuKind = kind;
+      // the threads' grid [x, y] of each kind; K split along z where they are too few (webgpuSplits)
+      const grid: [number, number] = kind === 'rows' ? [N, M / 4] : kind === 'quad' ? [N / 4, M] : [N, M];
+      this.splits = opts.splitK === false ? 1 : webgpuSplits(grid[0] * grid[1], K);
+      const split = this.splits > 1;
+      const chunk = Math.ceil(K / this.splits);
+      // with K split, the ReLU and the mask wait for the chunks' sum
+      const constants = { K, N, chunk, sam: shape.sam, sak: shape.sak, sbk: shape.sbk, sbn: shape.sbn, relu: this.relu && !split ? 1 : 0, masked: this.masked && !split ? 1 : 0 };
+      const output = split ? [...grid, this.splits] : grid;
+      this.kernel =
+        kind === 'rows'
+          ? new Kernel(device, name, gemmColQuadBody, { output, constants, returnType: 'Array(4)', componentsAsRows: true, reuseOutput: true })
+          : kind === 'quad'
+            ? new Kernel(device, name, gemmRowQuadBody, { output, constants, returnType: 'Array(4)', reuseOutput: true })
+            : new Kernel(device, name, gemmScalarBody, { output, constants, reuseOutput: true });
+      this.splitSum = split
+        ? new Kernel(device, `${name}.splitSum`, splitSumBody, { output: [N, M], constants: { N, MN: M * N, S: this.splits, relu: this.relu ? 1 : 0, masked: this.masked ? 1 : 0 }, reuseOutput: true })
+        : null;
       return;
     }
+    this.splitSum = null;
+    this.webgpuKind = null;
     // on webasm, operands both contiguous along K (weight gradients) take the dot kernel, unless
     // the caller needs runPacked's layout
     this.dot = device.mode !== 'webgpu' && opts.splitK !== false && dotFits(shape);
@@ -300,7 +432,10 @@ export class Gemm {
    */
   async run(a: DeviceTensor, b: DeviceTensor, bias?: DeviceTensor, mask?: DeviceTensor): Promise<DeviceTensor> {
     const maskArg = this.maskArg(mask);
-    if (this.plain) return this.kernel.exec(a, b, bias ?? this.zeroBias, maskArg);
+    if (this.plain) {
+      const out = await this.kernel.exec(a, b, bias ?? this.zeroBias, maskArg);
+      return this.splitSum ? this.splitSum.exec(out, maskArg) : out;
+    }
     const { M, N } = this.shape;
     if (this.dot) {
       const raw = await this.kernel.run(a, b);

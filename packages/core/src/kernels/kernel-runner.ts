@@ -29,6 +29,12 @@ export interface KernelOptions {
    */
   readonly returnType?: 'Number' | 'Array(4)';
   /**
+   * webgpu, with returnType 'Array(4)' and a 2D or 3D output [X, Y(, Z)]: the four results of thread (x, y, z)
+   * are rows 4y .. 4y + 3 of layer z of a plain [Z][4Y][X] array (gpu.js's componentsAsRows, patch item 13)
+   * instead of four neighbours in a row. Other modes refuse it.
+   */
+  readonly componentsAsRows?: boolean;
+  /**
    * The caller is done with each result before it calls this kernel again (reused-output.ts): on
    * webasm the result then comes back as a view of the kernel's own memory instead of a new array per
    * call; on webgpu the kernel writes every call into one device buffer (gpu.js's `immutable: false`)
@@ -84,6 +90,9 @@ export class Kernel {
   // eslint-disable-next-line @typescript-eslint/ban-types
   constructor(private readonly device: Device, readonly name: string, fn: Function, opts: KernelOptions) {
     installFlatOutput();
+    if (opts.componentsAsRows && (device.mode !== 'webgpu' || opts.returnType !== 'Array(4)' || opts.output.length < 2)) {
+      throw new Error(`kernel ${name}: componentsAsRows is for webgpu kernels returning Array(4) over a 2D or 3D output`);
+    }
     this.returnsVector = opts.returnType === 'Array(4)';
     this.reusesBuffer = opts.reuseOutput === true;
     this.reuseOutput = this.reusesBuffer && !device.resident;
@@ -93,6 +102,7 @@ export class Kernel {
       output: opts.output,
       constants: opts.constants ?? {},
       returnType: opts.returnType,
+      ...(opts.componentsAsRows ? { componentsAsRows: true } : {}),
       asyncMode: true,
       tactic: 'precision',
       dynamicOutput: false,
