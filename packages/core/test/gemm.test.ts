@@ -162,24 +162,37 @@ test('webgpu split-K: enough chunks of K for 2^17 threads, none shorter than 256
   t.throws(() => webgpuSplits(10, 1 << 20, { ALEXNET_WEBGPU_SPLIT_K: 'maybe' }), { message: /expected on or off/ });
 });
 
-// K split on every webgpu kernel: a small output, a long K; the ReLU and the mask after the chunks' sum
+// K split on every webgpu kernel, in all four transposes: a small output, a long K; the ReLU and the mask after the chunks' sum
 for (const kind of ['rows', 'quad', 'scalar'] as const) {
-  (testBackend === 'webgpu' ? test : test.skip)(`webgpu GEMM "${kind}" with K split: 8x12x3000, transB, relu(C) * mask, against float64`, async (t) => {
+  (testBackend === 'webgpu' ? test : test.skip)(`webgpu GEMM "${kind}" with K split: 8x12x3000 in all four transposes, relu(C) * mask, against float64`, async (t) => {
     const dev = await testDevice();
     const [M, N, K] = [8, 12, 3000];
-    const a = randomArray(M * K, 41);
-    const b = randomArray(K * N, 42);
     const bias = randomArray(M, 43);
     const mask = dropoutMask(M * N, 0.5, 44);
-    const g = new Gemm(dev, `gemm-split-${kind}`, gemmShape(M, N, K, false, true), { webgpuKind: kind });
-    t.true(g.splits > 1, `${g.splits} chunks`);
-    const want = reference(M, N, K, a, b, bias, false, true);
-    await assertClose(t, await g.run(a, b, bias), want, 1e-3, `${kind} C`);
-    const masked = new Gemm(dev, `gemm-split-${kind}-masked`, gemmShape(M, N, K, false, true), { webgpuKind: kind, relu: true, masked: true });
-    await assertScaledClose(t, await masked.run(a, b, bias, mask), want.map((v, i) => Math.max(v, 0) * mask[i]!), 1e-4, `${kind} relu(C) * mask`);
-    // unsplit (runPacked's callers ask for it) the same values
-    const whole = new Gemm(dev, `gemm-whole-${kind}`, gemmShape(M, N, K, false, true), { webgpuKind: kind, splitK: false });
-    t.is(whole.splits, 1);
-    await assertClose(t, await whole.run(a, b, bias), want, 1e-3, `${kind} C unsplit`);
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const a = randomArray(M * K, 41);
+      const b = randomArray(K * N, 42);
+      const want = reference(M, N, K, a, b, bias, ta, tb);
+      const g = new Gemm(dev, `gemm-split-${kind}-${ta}-${tb}`, gemmShape(M, N, K, ta, tb), { webgpuKind: kind });
+      t.true(g.splits > 1, `${g.splits} chunks`);
+      await assertClose(t, await g.run(a, b, bias), want, 1e-3, `${kind} C, transA=${ta} transB=${tb}`);
+      const masked = new Gemm(dev, `gemm-split-${kind}-masked-${ta}-${tb}`, gemmShape(M, N, K, ta, tb), { webgpuKind: kind, relu: true, masked: true });
+      await assertScaledClose(t, await masked.run(a, b, bias, mask), want.map((v, i) => Math.max(v, 0) * mask[i]!), 1e-4, `${kind} relu(C) * mask, transA=${ta} transB=${tb}`);
+      // unsplit (runPacked's callers ask for it) the same values
+      const whole = new Gemm(dev, `gemm-whole-${kind}-${ta}-${tb}`, gemmShape(M, N, K, ta, tb), { webgpuKind: kind, splitK: false });
+      t.is(whole.splits, 1);
+      await assertClose(t, await whole.run(a, b, bias), want, 1e-3, `${kind} C unsplit, transA=${ta} transB=${tb}`);
+    }
   });
 }
+
+(testBackend === 'webgpu' ? test : test.skip)('webgpu GEMM "rows" 4,200,000 columns wide (more workgroups of 64 than one dispatch dimension takes: x folds into z)', async (t) => {
+  const dev = await testDevice();
+  const [M, N, K] = [4, 4200000, 3];
+  const a = randomArray(M * K, 51);
+  const b = randomArray(K * N, 52);
+  const bias = randomArray(M, 53);
+  const g = new Gemm(dev, 'gemm-rows-wide', gemmShape(M, N, K), { webgpuKind: 'rows' });
+  t.is(g.webgpuKind, 'rows');
+  await assertClose(t, await g.run(a, b, bias), reference(M, N, K, a, b, bias, false, false), 1e-3, 'C');
+});

@@ -103,6 +103,9 @@ test('every kernel of the model indexes in i32 on webgpu: no thread index or int
   make('dropout', () => new Dropout(recorder, 'dropout', 1000));
   make('dropout-relu', () => new Dropout(recorder, 'dropout', 1000, true));
   make('gemm-masked', () => new Gemm(recorder, 'gemm', gemmShape(2048, 128, 9216, false, true), { relu: true, masked: true }));
+  // four rows of a column, K split (the paper's conv1 weight gradient at batch 128), and unsplit with B row-major (conv2's forward)
+  make('gemm-rows-split', () => new Gemm(recorder, 'gemm', gemmShape(48, 363, 387200, false, true)));
+  make('gemm-rows', () => new Gemm(recorder, 'gemm', gemmShape(128, 93312, 1200), { relu: true }));
   make('flatten', () => new Flatten(recorder, 'flatten', 128, 128, 36));
   make('rowsum', () => new RowSum(recorder, 'rowsum', 48, 1000));
   make('softmax', () => new SoftmaxCrossEntropy(recorder, 'loss', 1000, 128));
@@ -118,6 +121,23 @@ test('every kernel of the model indexes in i32 on webgpu: no thread index or int
     t.notRegex(code, /floor\(\(f32\(/, `${k.name}: an integer quotient floored in f32\n${code}`);
     for (const index of accessorArguments(code)) t.false(index.includes('f32('), `${k.name}: an array index computed in f32: ${index}`);
   }
+  const rows = created.find((k) => k.name === 'gemm-rows')!;
+  t.is(rows.settings.componentsAsRows, true);
+  const rowsCode = wgsl(rows.fn, rows.settings, [new Float32Array(64), new Float32Array(64), new Float32Array(64), new Float32Array(64)]);
+  t.regex(rowsCode, /@workgroup_size\(64, 1, 1\)/, 'the four-rows GEMM runs 64 columns a workgroup');
+  t.regex(kernelCode(rowsCode), /result\[\(\(i32\(threadGid\.z\) \* i32\(params\.outputY\) \+ i32\(threadGid\.y\)\) \* 4 \+ 3\) \* i32\(params\.outputX\) \+ i32\(threadGid\.x\)\]/, 'component 3 of thread (x, y, z) written to row 4y + 3');
+  t.true(created.some((k) => k.name === 'gemm-rows-split' && (k.settings.output as number[]).length === 3), 'the split GEMM runs its chunks on z');
   const im2col = created.find((k) => k.name === 'im2col')!;
   t.regex(kernelCode(wgsl(im2col.fn, im2col.settings, [new Float32Array(64), 4])), /_floor_div_i32/, 'im2col decomposes its indices by exact integer division');
+});
+
+test('workgroupShape: a 2D kernel in workgroups of x by y threads; more than 256 threads, or not whole numbers, refused', (t) => {
+  const body = String(function (this: { thread: { x: number; y: number } }, a: Float32Array) {
+    return a[this.thread.y * 4 + this.thread.x]!;
+  });
+  t.regex(wgsl(body, { output: [4, 4], workgroupShape: [32, 2], strictIntegers: true }, [new Float32Array(16)]), /@workgroup_size\(32, 2, 1\)/);
+  t.regex(wgsl(body, { output: [4, 4], strictIntegers: true }, [new Float32Array(16)]), /@workgroup_size\(8, 8, 1\)/);
+  for (const bad of [[32, 16], [0, 4], [2.5, 2]]) {
+    t.throws(() => wgsl(body, { output: [4, 4], workgroupShape: bad, strictIntegers: true }, [new Float32Array(16)]), { message: /workgroupShape/ });
+  }
 });

@@ -172,10 +172,12 @@ const gemmRowQuadBody = function (this: KernelThis, a: Float32Array, b: Float32A
   return [s0, s1, s2, s3];
 };
 
-// webgpu: four rows m .. m+3 of one column n per thread. Threads next to each other in x take columns
-// next to each other, so where B is row-major (sbn = 1) the lanes' B(k, n) are one contiguous run (a
-// coalesced load) and so are their outputs; the four A(m, k) are each one value for the lanes of a row. The
-// four results land in four rows of a plain [M][N] array (gpu.js's componentsAsRows, patch item 13).
+// webgpu: four rows m .. m+3 of one column n per thread, in workgroups of 64 threads along x (one row
+// quad, 64 columns). Threads next to each other take columns next to each other, so where B is row-major
+// (sbn = 1) a warp's 32 B(k, n) are one contiguous 128-byte run (one coalesced load) and so are its
+// outputs, and each of the four A(m, k) is one value for the whole warp (a broadcast): 8 sectors of
+// memory traffic a warp per k where four columns of a row in 8 x 8 workgroups (gemmRowQuadBody) move 20.
+// The four results land in four rows of a plain [M][N] array (gpu.js's componentsAsRows, patch item 13).
 const gemmColQuadBody = function (this: KernelThis, a: Float32Array, b: Float32Array, bias: Float32Array, mask: Float32Array) {
   const n = this.thread.x;
   const m = this.thread.y * 4;
@@ -358,7 +360,7 @@ export class Gemm {
       const output = split ? [...grid, this.splits] : grid;
       this.kernel =
         kind === 'rows'
-          ? new Kernel(device, name, gemmColQuadBody, { output, constants, returnType: 'Array(4)', componentsAsRows: true, reuseOutput: true })
+          ? new Kernel(device, name, gemmColQuadBody, { output, constants, returnType: 'Array(4)', componentsAsRows: true, workgroupShape: [64, 1], reuseOutput: true })
           : kind === 'quad'
             ? new Kernel(device, name, gemmRowQuadBody, { output, constants, returnType: 'Array(4)', reuseOutput: true })
             : new Kernel(device, name, gemmScalarBody, { output, constants, reuseOutput: true });

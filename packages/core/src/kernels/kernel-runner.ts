@@ -34,6 +34,8 @@ export interface KernelOptions {
    * instead of four neighbours in a row. Other modes refuse it.
    */
   readonly componentsAsRows?: boolean;
+  /** webgpu, a 2D or 3D output: the workgroup's [x, y] threads (gpu.js's workgroupShape, patch item 13; default 8 x 8). */
+  readonly workgroupShape?: readonly [number, number];
   /**
    * The caller is done with each result before it calls this kernel again (reused-output.ts): on
    * webasm the result then comes back as a view of the kernel's own memory instead of a new array per
@@ -103,6 +105,7 @@ export class Kernel {
       constants: opts.constants ?? {},
       returnType: opts.returnType,
       ...(opts.componentsAsRows ? { componentsAsRows: true } : {}),
+      ...(opts.workgroupShape && device.mode === 'webgpu' ? { workgroupShape: [...opts.workgroupShape] } : {}),
       asyncMode: true,
       tactic: 'precision',
       dynamicOutput: false,
