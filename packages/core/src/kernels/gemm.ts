@@ -23,6 +23,7 @@
  */
 import type { Device, DeviceTensor } from '../device.js';
 import { Kernel, type KernelThis } from './kernel-runner.js';
+import { EnvSettingError } from '../env-setting-error.js';
 import { dotFits, gemmDotBody, rowPairs, unpackDot } from './gemm-dot.js';
 
 export interface GemmShape {
@@ -280,7 +281,7 @@ export const WEBGPU_MIN_CHUNK = 256;
  */
 export function webgpuSplits(threads: number, K: number, env: NodeJS.ProcessEnv = process.env): number {
   const v = env.ALEXNET_WEBGPU_SPLIT_K;
-  if (v !== undefined && v !== '' && v !== 'on' && v !== 'off') throw new Error(`ALEXNET_WEBGPU_SPLIT_K=${v}: expected on or off`);
+  if (v !== undefined && v !== '' && v !== 'on' && v !== 'off') throw new EnvSettingError(`ALEXNET_WEBGPU_SPLIT_K=${v}: expected on or off`);
   if (v === 'off' || threads >= WEBGPU_SPLIT_THREADS) return 1;
   const wanted = Math.min(Math.ceil(WEBGPU_SPLIT_THREADS / threads), Math.floor(K / WEBGPU_MIN_CHUNK));
   if (wanted <= 1) return 1;
@@ -301,7 +302,7 @@ const gemmKinds: readonly WebGPUGemmKind[] = ['rows', 'quad', 'scalar'];
  */
 export function webgpuGemmKind(shape: Pick<GemmShape, 'M' | 'N' | 'sbn'>, env: NodeJS.ProcessEnv = process.env): WebGPUGemmKind {
   const forced = env.ALEXNET_WEBGPU_GEMM;
-  if (forced !== undefined && !gemmKinds.includes(forced as WebGPUGemmKind)) throw new Error(`ALEXNET_WEBGPU_GEMM=${forced}: expected rows, quad or scalar`);
+  if (forced !== undefined && !gemmKinds.includes(forced as WebGPUGemmKind)) throw new EnvSettingError(`ALEXNET_WEBGPU_GEMM=${forced}: expected rows, quad or scalar`);
   const rows = shape.M % 4 === 0;
   const quad = shape.N % 4 === 0;
   if (forced === 'scalar') return 'scalar';
