@@ -7,7 +7,7 @@
  * webgpu only (ALEXNET_TEST_BACKEND=webgpu; the software adapter of scripts/lavapipe.sh in `npm test`).
  */
 import test from 'ava';
-import { GroupedTrainer, scaledError, tiny, type SgdHyper } from '@alexnet-mp/core';
+import { GroupedTrainer, paper, scaledError, tiny, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages, startWorker, type RunningWorker } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource } from '@alexnet-mp/coordinator';
 
@@ -80,4 +80,28 @@ webgpu('workers on webgpu move between host and GPU only what crosses, the image
     await c.release();
     c.close();
   }
+});
+
+webgpu('paper preset, batch 2: a worker moves between host and GPU only what crosses, the images and the loss (fc6 past 2^24 floats stays on the device)', async (t) => {
+  const B = 2;
+  const ws: RunningWorker[] = [];
+  for (const tower of [0, 1] as const) ws.push(await startWorker({ spec: paper, tower, backend: 'webgpu', port: 0, maxBatch: B }));
+  t.teardown(() => Promise.all(ws.map((w) => w.close())));
+  const devices = ws.map((w) => w.worker.device);
+  const source = new SyntheticSource(paper, SEED);
+  const c = new Coordinator({ spec: paper, workers: [ws[0]!.address, ws[1]!.address], batch: B, seed: SEED, hyper, source, microBatches: 1 });
+  t.teardown(() => c.close());
+  await c.start();
+  // the first step also puts the parameters on the device
+  await c.step(await source.batch(0, B));
+  const before = devices.map((d) => [d.readbackBytes, d.uploadBytes]);
+  const m = await c.step(await source.batch(1, B));
+  t.true(Number.isFinite(m.loss));
+  const imageBytes = paper.inputChannels * paper.inputSize * paper.inputSize * B * 4;
+  for (const tower of [0, 1] as const) {
+    const w = m.workers.find((x) => x.tower === tower)!;
+    t.is(devices[tower]!.readbackBytes - before[tower]![0]!, w.sent_bytes + (tower === 0 ? B * 4 + paper.classes * B * 4 : 0), `tower ${tower}: bytes read back = bytes sent${tower === 0 ? ' + the loss' : ''}`);
+    t.is(devices[tower]!.uploadBytes - before[tower]![1]!, w.received_bytes + imageBytes, `tower ${tower}: bytes uploaded = bytes received + the images`);
+  }
+  await c.release();
 });
