@@ -108,8 +108,6 @@ inner() {
   part "bench $cifar, batch $small, ALEXNET_WEBGPU_BATCH=1" 25 env ALEXNET_WEBGPU_BATCH=1 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
   # Dawn's own polling for the GPU (flat out while it waits) against the paced polls (packages/core/src/dawn-polling.ts)
   part "bench $cifar, batch $small, ALEXNET_DAWN_POLL=spin" 25 env ALEXNET_DAWN_POLL=spin "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none
-  # the whole program (launch: two workers, gRPC, the coordinator) at twice the paper's batch
-  part "launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4" 60 bash -c "node bin/alexnet.mjs launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4 2>&1 | grep -E '\"event\":\"(step|done|failed)\"|coordinator: done|rror|refused' | sed -E 's/,\"workers\".*//'"
   # the GPU time per kernel, alexnet-mp only
   part "bench $cifar, batch $small, --profile" 40 "${bench[@]}" --preset $cifar --batch $small --iters 10 --warmup 2 --no-two-workers --peer none --profile
   part "kernel and model tests on webgpu: ${tests}" 140 env ALEXNET_TEST_BACKEND=webgpu ALEXNET_EXPECT_WEBGPU=$expect \
@@ -117,6 +115,8 @@ inner() {
   part "bench $cifar, batch $big" 60 "${bench[@]}" --preset $cifar --batch $big --iters 10 --warmup 2 --no-two-workers
   part "bench $paper, batch $small" 100 "${bench[@]}" --preset $paper --batch $small --iters $paper_iters --warmup 1 --peer-iters 10 --peer-warmup 2 --no-two-workers
   part "bench $paper, batch $big, --profile (alexnet-mp only: the time per kernel)" 60 "${bench[@]}" --preset $paper --batch $big --iters 1 --warmup 1 --no-two-workers --peer none --profile
+  # the whole program (launch: two workers, gRPC, the coordinator) at twice the paper's batch
+  part "launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4" 60 bash -c "node bin/alexnet.mjs launch --preset $paper --backend webgpu --batch $((big * 2)) --steps 4 2>&1 | grep -E '\"event\":\"(step|done|failed)\"|coordinator: done|rror|refused' | sed -E 's/,\"workers\".*//'"
   # two workers on the one GPU against one process, whole batches and cut into micro-batches: the share of
   # each worker's step spent waiting on the exchange, and what is hidden behind compute
   part "bench --distributed $cifar, batch $small, micro-batches 1 2 4" 90 "${bench[@]}" --distributed --preset $cifar --batch $small --iters 5 --warmup 2 --micro-batches 1 2 4
