@@ -25,6 +25,11 @@ export class CrossingTensors {
     return this.tw.tower;
   }
 
+  /** This tower's tensor and the peer's as [tower 0's, tower 1's]. */
+  private ordered<T>(mine: T, theirs: T): [T, T] {
+    return this.t === 0 ? [mine, theirs] : [theirs, mine];
+  }
+
   /** This tower's output of segment i - 1 as the host array sent to the peer. */
   toSend(i: number, out: DeviceTensor): Promise<Float32Array> {
     return this.device.toHost(out, this.tw.outFloats(i - 1));
@@ -32,10 +37,9 @@ export class CrossingTensors {
 
   /** Segment i's input, [tower 0's output; tower 1's], from this tower's (on the device) and the peer's. */
   async join(i: number, mine: DeviceTensor, theirs: Float32Array): Promise<DeviceTensor> {
-    if (!this.device.resident) return this.t === 0 ? concatTowers(mine as Float32Array, theirs) : concatTowers(theirs, mine as Float32Array);
-    const up = await this.device.upload(theirs);
-    const n = this.tw.outFloats(i - 1);
-    return towerCrossings(this.tw).concat(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, n);
+    if (!this.device.resident) return concatTowers(...this.ordered(mine as Float32Array, theirs));
+    const [out0, out1] = this.ordered(mine, await this.device.upload(theirs));
+    return towerCrossings(this.tw).concat(i, out0, out1, this.tw.outFloats(i - 1));
   }
 
   /** The peer's slice of segment i's input gradient `g`, as the host array sent to it. */
@@ -54,8 +58,8 @@ export class CrossingTensors {
 
   /** This tower's gradient of segment i - 1's output: its own slice of segment i's input gradient plus the peer's. */
   async sum(i: number, mine: DeviceTensor, theirs: Float32Array): Promise<DeviceTensor> {
-    if (!this.device.resident) return this.t === 0 ? sumSlices(mine as Float32Array, theirs) : sumSlices(theirs, mine as Float32Array);
-    const up = await this.device.upload(theirs);
-    return towerCrossings(this.tw).sum(i, this.t === 0 ? mine : up, this.t === 0 ? up : mine, this.tw.inFloats(i) / 2);
+    if (!this.device.resident) return sumSlices(...this.ordered(mine as Float32Array, theirs));
+    const [from0, from1] = this.ordered(mine, await this.device.upload(theirs));
+    return towerCrossings(this.tw).sum(i, from0, from1, this.tw.inFloats(i) / 2);
   }
 }

@@ -303,13 +303,11 @@ const gemmKinds: readonly WebGPUGemmKind[] = ['rows', 'quad', 'scalar'];
 export function webgpuGemmKind(shape: Pick<GemmShape, 'M' | 'N' | 'sbn'>, env: NodeJS.ProcessEnv = process.env): WebGPUGemmKind {
   const forced = env.ALEXNET_WEBGPU_GEMM;
   if (forced !== undefined && !gemmKinds.includes(forced as WebGPUGemmKind)) throw new EnvSettingError(`ALEXNET_WEBGPU_GEMM=${forced}: expected rows, quad or scalar`);
-  const rows = shape.M % 4 === 0;
-  const quad = shape.N % 4 === 0;
-  if (forced === 'scalar') return 'scalar';
-  if (forced === 'quad') return quad ? 'quad' : rows ? 'rows' : 'scalar';
-  if (forced === 'rows') return rows ? 'rows' : quad ? 'quad' : 'scalar';
-  if (rows && shape.sbn === 1) return 'rows';
-  return quad ? 'quad' : rows ? 'rows' : 'scalar';
+  const fits: Record<WebGPUGemmKind, boolean> = { rows: shape.M % 4 === 0, quad: shape.N % 4 === 0, scalar: true };
+  // in order of preference; scalar always fits
+  const order: WebGPUGemmKind[] =
+    forced === 'scalar' ? ['scalar'] : forced === 'rows' || (forced === undefined && fits.rows && shape.sbn === 1) ? ['rows', 'quad', 'scalar'] : ['quad', 'rows', 'scalar'];
+  return order.find((k) => fits[k])!;
 }
 
 /** gpu.js webasm hands a kernel to its worker pool from this many output cells. */

@@ -66,13 +66,22 @@ export class DeviceCrossings {
 
   /** A tower's output gradient from the two slices t (`half` floats each), tower 0's and tower 1's: sumSlices. */
   sum(i: number, from0: DeviceTensor, from1: DeviceTensor, half: number): Promise<DeviceTensor> {
-    return this.kernel(`add ${i} ${half}`, () => new Kernel(this.device, 'crossing.sum', sliceSumBody, { output: [half], constants: { at: 0 }, reuseOutput: true })).exec(from0, from1);
+    // two tensors of `half` floats are their own slices 0
+    return this.sliceSum(i, from0, from1, half, 0);
   }
 }
 
-const perDevice = new WeakMap<Device, DeviceCrossings>();
+/** Crossing kernels by what owns them: a device (the one-process trainer) or a tower (a worker). */
+const owned = new WeakMap<object, DeviceCrossings>();
 
-const perTower = new WeakMap<object, DeviceCrossings>();
+function crossingsOf(owner: object, device: Device): DeviceCrossings {
+  let c = owned.get(owner);
+  if (!c) {
+    c = new DeviceCrossings(device);
+    owned.set(owner, c);
+  }
+  return c;
+}
 
 /**
  * The crossing kernels of one tower of a worker (a Tower object: the run's, a micro-batch's, an evaluation
@@ -80,20 +89,10 @@ const perTower = new WeakMap<object, DeviceCrossings>();
  * run replaces it.
  */
 export function towerCrossings(tower: { readonly device: Device }): DeviceCrossings {
-  let c = perTower.get(tower);
-  if (!c) {
-    c = new DeviceCrossings(tower.device);
-    perTower.set(tower, c);
-  }
-  return c;
+  return crossingsOf(tower, tower.device);
 }
 
 /** The crossing kernels of `device`, made at the first use. */
 export function deviceCrossings(device: Device): DeviceCrossings {
-  let c = perDevice.get(device);
-  if (!c) {
-    c = new DeviceCrossings(device);
-    perDevice.set(device, c);
-  }
-  return c;
+  return crossingsOf(device, device);
 }
