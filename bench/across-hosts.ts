@@ -5,7 +5,7 @@
  * value, `alexnet launch` on loopback, then the coordinator and the two workers each in its own network
  * namespace, `--delay` ms added each way (a 2 x delay round trip); it prints the images/s of both (median
  * step after the first, from the run's metrics) and their ratio. Synthetic data, webasm; the workers in the
- * namespaces get the threads, Node.js flags and malloc settings launch gives them on loopback.
+ * namespaces get the threads, cores, Node.js flags and malloc settings launch gives them on loopback.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +13,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { median, presetNames } from '@alexnet-mp/core';
-import { colocatedThreads, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
+import { allowedCpus, colocatedThreads, pinningUnavailable, planCpus, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
 import { addNetem, startRelay, threeHosts } from './netns.js';
 // the process runner the tests use (test/helpers.ts): output kept, lines awaited, `ip netns exec` when asked
 import { alexnet, type Proc } from '../test/helpers.js';
@@ -78,9 +78,12 @@ try {
 
     const { c, w0, w1 } = threeHosts((f) => cleanups.push(f));
     const netem = addNetem([c, w0, w1], argv.delay);
-    // the workers as launch starts them on loopback: half the cores each, the garbage collector on a lone kernel thread
+    // the workers as launch starts them on loopback: half the cores each (pinned to them), the garbage collector on a lone kernel thread
     const threads = colocatedThreads();
-    const workers = [w0, w1].map((h, tower) => alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), '--threads', String(threads), ...TOKEN], h.ns, workerNodeFlags(threads)));
+    const { cpus } = planCpus(true, true, allowedCpus(), pinningUnavailable());
+    const workers = [w0, w1].map((h, tower) =>
+      alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), '--threads', String(threads), ...(cpus ? ['--cpus', cpus[tower]!] : []), ...TOKEN], h.ns, workerNodeFlags(threads)),
+    );
     await Promise.all(workers.map((w) => w.waitFor(/listening on/)));
     let addresses = [w0, w1].map((h) => `${h.address}:${PORT}`);
     if (!netem) {

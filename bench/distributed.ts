@@ -31,6 +31,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('micro-batches', { type: 'string', array: true, default: ['1'], describe: 'micro-batches a step of the two-worker run: N, or auto (the coordinator chooses); several values: one run each' })
   .option('one-process', { type: 'boolean', default: true, describe: 'also time the one-process trainer (--no-one-process to skip)' })
   .option('worker-threads', { type: 'number', describe: "webasm: each worker's kernel threads, 1..1024 (default: half the cores, as launch gives them)" })
+  .option('pin-cpus', { type: 'boolean', default: true, describe: 'CPU workers on cores of their own, as launch gives them (Linux); --no-pin-cpus leaves them to the scheduler' })
   .check((a) => {
     checkThreads(a['worker-threads'], 'worker-threads');
     return true;
@@ -58,7 +59,7 @@ log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().lengt
 const counts = argv['micro-batches'].map((v) => parseMicroBatches(v, B));
 const runs: TwoWorkerResult[] = [];
 for (const microBatches of counts) {
-  const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches, ...(argv['worker-threads'] === undefined ? {} : { threads: argv['worker-threads'] }) });
+  const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches, pinCpus: argv['pin-cpus'], ...(argv['worker-threads'] === undefined ? {} : { threads: argv['worker-threads'] }) });
   log(`${microBatches === 'auto' ? '(auto) ' : ''}${describeTwoWorkers(distributed)}`);
   emit({ ...distributed, microBatchesAsked: microBatches });
   runs.push(distributed);

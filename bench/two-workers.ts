@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import readline from 'node:readline';
 import { median, type ModelSpec, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
-import { Coordinator, SyntheticSource, alexnetBin, colocatedThreads, mallocDescription, workerNodeFlags, type StepMetrics } from '@alexnet-mp/coordinator';
+import { Coordinator, SyntheticSource, alexnetBin, allowedCpus, colocatedThreads, mallocDescription, pinningUnavailable, planCpus, workerNodeFlags, type StepMetrics } from '@alexnet-mp/coordinator';
 
 export interface TwoWorkerResult {
   kind: 'distributed';
@@ -33,6 +33,8 @@ export interface TwoWorkerResult {
   threads: number | null;
   /** The workers' Node.js flags, as launch gives them (launch-devices.ts workerNodeFlags). */
   nodeFlags: string[];
+  /** Each worker's CPUs (worker --cpus), null: not pinned. */
+  pinnedTo: readonly [string, string] | null;
 }
 
 export interface TwoWorkerOptions {
@@ -50,6 +52,8 @@ export interface TwoWorkerOptions {
   workerStderr?: 'inherit' | 'ignore';
   /** Each worker's kernel threads on webasm (and auto); default: as launch gives them (half the cores each, colocatedThreads). */
   threads?: number;
+  /** CPU workers (webasm, cpu) on cores of their own, as launch gives them (default true; launch-devices.ts planCpus). */
+  pinCpus?: boolean;
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -61,7 +65,10 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   // (auto: webasm where no GPU answers, as launch decides it; the worker says "ignored" on a GPU)
   const threads = backend === 'webasm' || backend === 'auto' ? (opts.threads ?? colocatedThreads()) : null;
   const nodeFlags = workerNodeFlags(threads);
+  // and, as launch does, each on cores of its own (not on a GPU: 'auto' here means a CPU only where no GPU answers)
+  const cpuPlan = planCpus(backend === 'webasm' || backend === 'cpu', opts.pinCpus ?? true, allowedCpus(), pinningUnavailable());
   const log = opts.log ?? (() => {});
+  if (cpuPlan.line) log(`  ${cpuPlan.line}`);
   const source = new SyntheticSource(spec, 1);
   const steps = warmup + iters;
   const procs: ChildProcess[] = [];
@@ -71,7 +78,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   try {
     const addresses = await Promise.all(
       ([0, 1] as const).map((t) => {
-        const proc = spawn(process.execPath, [...nodeFlags, alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), '--exit-with-stdin'], {
+        const proc = spawn(process.execPath, [...nodeFlags, alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), ...(cpuPlan.cpus ? ['--cpus', cpuPlan.cpus[t]!] : []), '--exit-with-stdin'], {
           stdio: ['pipe', 'pipe', opts.workerStderr ?? 'inherit'],
         });
         procs.push(proc);
@@ -117,6 +124,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       microBatches: timed[timed.length - 1]?.micro_batches ?? 1,
       threads,
       nodeFlags,
+      pinnedTo: cpuPlan.cpus,
     };
   } finally {
     coordinator?.close();
@@ -128,7 +136,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
 /** The two-worker result in one line. */
 export function describeTwoWorkers(d: TwoWorkerResult): string {
   return (
-    `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each${d.nodeFlags.length > 0 ? `, node ${d.nodeFlags.join(' ')}` : ''})`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
+    `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each${d.nodeFlags.length > 0 ? `, node ${d.nodeFlags.join(' ')}` : ''}${d.pinnedTo ? `, on CPUs ${d.pinnedTo.join(' / ')}` : ', not pinned'})`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
     `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
     `exchange hidden behind compute: tower 0 ${(100 * d.exchangeHiddenShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeHiddenShare[1]!).toFixed(0)}%; ` +
     `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${d.coordinatorOverheadMs.toFixed(1)} ms`

@@ -1,10 +1,11 @@
 /**
  * Which WebGPU adapter each of launch's two workers opens: one GPU each on a host with two or
  * more, both on the one GPU otherwise; what launch says about it. On CPUs, how many kernel threads
- * each of the two gets.
+ * each of the two gets, and on which cores.
  */
 import os from 'node:os';
 import type { AdapterInfo } from '@alexnet-mp/core';
+import { cpuHalves, formatCpuList } from './cpu-affinity.js';
 
 /**
  * Kernel threads (`worker --threads`) for each of two CPU workers on one host: half its cores, at least 1.
@@ -60,4 +61,29 @@ export function planDevices(backend: string, adapters: readonly AdapterInfo[]): 
   const soft = adapters[0]!;
   if (backend === 'auto') return { devices: null, line: `no GPU here, only the software adapter ${label(soft)}: both workers on webasm (--backend webgpu runs them on it)` };
   return { devices: [soft.index, soft.index], line: `no GPU here: both workers on the software adapter ${label(soft)}, which runs on the CPU` };
+}
+
+export interface CpuPlan {
+  /** `--cpus` for worker 0 and worker 1; null: the workers are not pinned. */
+  readonly cpus: readonly [string, string] | null;
+  /** What launch prints about it; null when there is nothing to say (GPU workers, or --no-pin-cpus). */
+  readonly line: string | null;
+}
+
+/**
+ * The cores of two CPU workers on one host (cpu-affinity.ts): worker 0 the lower half of the CPUs this
+ * process may run on, worker 1 the upper half, unless `pin` is false. `unavailable`: why pinning cannot be
+ * done here (pinningUnavailable), null where it can.
+ */
+export function planCpus(onCpu: boolean, pin: boolean, allowed: readonly number[] | null, unavailable: string | null): CpuPlan {
+  if (!onCpu || !pin) return { cpus: null, line: null };
+  if (unavailable) return { cpus: null, line: `workers not pinned to cores: ${unavailable}` };
+  const halves = allowed ? cpuHalves(allowed) : null;
+  if (!halves) return { cpus: null, line: `workers not pinned to cores: ${allowed ? `this process may run on ${allowed.length} CPU only` : 'the CPUs this process may run on are not known'}` };
+  const [c0, c1] = [formatCpuList(halves[0]), formatCpuList(halves[1])];
+  const cpu = (l: number[]) => `CPU${l.length === 1 ? '' : 's'}`;
+  return {
+    cpus: [c0, c1],
+    line: `worker 0 on ${cpu(halves[0])} ${c0}, worker 1 on ${cpu(halves[1])} ${c1} (cores of their own: a worker woken by its peer's tensor is not queued behind the peer's compute; --no-pin-cpus leaves them to the scheduler)`,
+  };
 }

@@ -31,12 +31,14 @@ import { diskFull, fileError, makeDir } from '@alexnet-mp/core';
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
 
 export interface LaunchOptions {
-  /** Arguments of each worker (without --tower/--port/--host/--device, which the launcher adds). */
+  /** Arguments of each worker (without --tower/--port/--host/--device/--cpus, which the launcher adds). */
   readonly workerArgs: readonly string[];
   /** Node.js flags of the worker processes (launch-devices.ts workerNodeFlags); none by default. */
   readonly workerNodeArgs?: readonly string[];
   /** `--device` for worker 0 and worker 1 (launch-devices.ts); absent: none given. */
   readonly devices?: readonly [number, number] | null;
+  /** `--cpus` for worker 0 and worker 1 (launch-devices.ts planCpus); absent: not pinned. */
+  readonly cpus?: readonly [string, string] | null;
   /** Printed before the workers start, a line each: which GPU each worker gets, or the CPU threads (launch-devices.ts). */
   readonly deviceLines?: readonly string[];
   /** Arguments of the coordinator (without --workers). */
@@ -190,7 +192,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const inspect = c.name === 'coord' ? /: inspection service \(alexnet\.v1\.Coordinator\) at (\S+): /.exec(line) : null;
     if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]}${o.toolArgs?.length ? ` ${o.toolArgs.join(' ')}` : ''})`);
   };
-  const deviceArgs = (t: number): string[] => (o.devices ? ['--device', String(o.devices[t])] : []);
+  const deviceArgs = (t: number): string[] => [...(o.devices ? ['--device', String(o.devices[t])] : []), ...(o.cpus ? ['--cpus', o.cpus[t]!] : [])];
   const start = (name: Name, args: string[]): Child => {
     const nodeArgs = name === 'coord' ? [] : (o.workerNodeArgs ?? []);
     // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)

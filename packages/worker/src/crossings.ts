@@ -71,6 +71,9 @@ export const letTensorsLeave = (): Promise<void> => new Promise((resolve) => set
  * time during which at least one exchange was in flight, split into the time the pass was blocked on one
  * (exchangeMs) and the rest, when it computed meanwhile (exchangeHiddenMs); the two add up to that time
  * once, however many exchanges overlap (a step cut into micro-batches keeps several in flight).
+ * A crossing that sends lets the event loop turn before it goes on (HTTP/2 writes the tensor in that turn,
+ * not when the worker next waits: the peer may be waiting for it), and a wait that blocked until the peer's
+ * tensor came turns it once more (the acknowledgement written on its arrival leaves before the compute).
  */
 export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: number, traffic: Traffic, signal: AbortSignal): Crossings {
   let blockedMs = 0;
@@ -81,6 +84,8 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
   /** Sends not yet known to be acknowledged, and the first of them that failed (all later waits fail with it). */
   const unacked: Promise<void>[] = [];
   let failNow: (e: unknown) => void = () => {};
+  /** Exchanges whose peer tensor has not arrived yet: a wait for one blocks until a message comes. */
+  const awaitingPeer = new WeakSet<Promise<unknown>>();
   const failed = new Promise<never>((_, reject) => {
     failNow = reject;
   });
@@ -103,10 +108,12 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
       acked = sent;
       jobs.push(Promise.race([written, sent]));
     }
+    const key = mailKey(phase, point, dir, micro.index);
+    const pending = take && !run.mailbox.has(key);
     if (take) {
       jobs.push(
         run.mailbox
-          .take(mailKey(phase, point, dir, micro.index), signal, w.exchangeTimeoutMs, () => `${point} ${dir.toLowerCase()} tensor of ${what}${part}`)
+          .take(key, signal, w.exchangeTimeoutMs, () => `${point} ${dir.toLowerCase()} tensor of ${what}${part}`)
           .then((x) => {
             // a step's tensors were checked on arrival; an evaluation's may arrive before its batch size is known here
             const want = crossingShape(w.spec, point, n).reduce((a, b) => a * b, 1);
@@ -123,13 +130,23 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     // in flight until the peer's tensor is here and this worker's acknowledged; a failure is rethrown where
     // the exchange is awaited, not left unhandled here
     Promise.all([exchange, acked]).then(settled, settled);
+    if (pending) {
+      awaitingPeer.add(exchange);
+      const here = () => void awaitingPeer.delete(exchange);
+      exchange.then(here, here);
+    }
     return exchange;
   };
   /** Waits for an exchange started before, the time blocked counted. */
   const wait = async <T>(exchange: Promise<T>): Promise<T> => {
     const ts = performance.now();
     try {
-      return await exchange;
+      const blocked = awaitingPeer.has(exchange);
+      const x = await exchange;
+      // the peer's tensor came while this worker waited: its acknowledgement, written on arrival, leaves now
+      // rather than after the compute that follows (the peer waits for it at the end of the step)
+      if (blocked) await letTensorsLeave();
+      return x;
     } finally {
       blockedMs += performance.now() - ts;
     }
@@ -141,7 +158,15 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     await work();
     return wait(exchange);
   };
-  const cross = (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => wait(start(point, dir, send, take));
+  const cross = async (point: string, dir: Direction, send: Float32Array | null, take: boolean): Promise<Float32Array | null> => {
+    const exchange = start(point, dir, send, take);
+    if (send) {
+      // the tensor leaves before this worker computes again, even when the peer's is already here
+      exchange.catch(() => {}); // awaited below
+      await letTensorsLeave();
+    }
+    return wait(exchange);
+  };
   const begin = (point: string, dir: Direction, send: Float32Array | null, take: boolean, micro: MicroBatch): Promise<Float32Array | null> => {
     const exchange = start(point, dir, send, take, micro);
     exchange.catch(() => {}); // awaited by `wait`, later

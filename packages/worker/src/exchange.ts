@@ -42,6 +42,11 @@ export class Mailbox {
     this.arrived.set(key, x);
   }
 
+  /** Whether the tensor for `key` is here (take would give it at once). */
+  has(key: string): boolean {
+    return this.arrived.has(key);
+  }
+
   /** The tensor for `key`, now or when it arrives; rejects when the signal aborts, on timeout, or when the mailbox closes. */
   take(key: string, signal: AbortSignal, timeoutMs: number, what: () => string): Promise<Float32Array> {
     if (this.closed) return Promise.reject(this.closed);

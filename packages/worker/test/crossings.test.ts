@@ -74,12 +74,23 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
-test("an exchange is done before the peer's ack; acked() waits for it, and the bytes count once acknowledged", async (t) => {
+/** Step 0's crossings of a worker whose peer holds back its acks (holdingPeer). */
+async function crossingsWithPeer(t: import('ava').ExecutionContext) {
   const h = await holdingPeer(t);
   const { w, run } = context(h.peer, 60_000);
   const phase = stepPhase(0);
   const traffic = new Traffic(points);
   const x = openCrossings(w, run, phase, BATCH, traffic, new AbortController().signal);
+  /** Sends a first tensor (nothing to take: done once serialised) and waits until the peer has it. */
+  const sendFirst = async () => {
+    await x.cross(POINT, 'FORWARD', new Float32Array(floats), false);
+    await h.arrivedCount(1);
+  };
+  return { h, run, phase, traffic, x, sendFirst };
+}
+
+test("an exchange is done before the peer's ack; acked() waits for it, and the bytes count once acknowledged", async (t) => {
+  const { h, run, phase, traffic, x } = await crossingsWithPeer(t);
   const theirs = new Float32Array(floats).fill(7);
   run.mailbox.put(mailKey(phase, POINT, 'FORWARD'), theirs);
   const mine = new Float32Array(floats).fill(1);
@@ -98,17 +109,58 @@ test("an exchange is done before the peer's ack; acked() waits for it, and the b
 });
 
 test('a tensor the peer refuses fails the next wait at once, with its reason', async (t) => {
-  const h = await holdingPeer(t);
-  const { w, run } = context(h.peer, 60_000);
-  const phase = stepPhase(0);
-  const x = openCrossings(w, run, phase, BATCH, new Traffic(points), new AbortController().signal);
-  // sent, nothing to take: done once serialised
-  await x.cross(POINT, 'FORWARD', new Float32Array(floats), false);
-  await h.arrivedCount(1);
+  const { h, x, sendFirst } = await crossingsWithPeer(t);
+  await sendFirst();
   // a tensor that will never come: without the refusal this would wait for the 60 s exchange timeout
   const next = x.cross(points[1]!, 'FORWARD', null, true);
   h.release(grpc.status.INVALID_ARGUMENT, 'not this one');
   const e = await t.throwsAsync(next);
   t.regex(e!.message, /could not send .* not this one/);
   await t.throwsAsync(x.acked(), { message: /not this one/ });
+});
+
+/** Resolves `p` and says whether the event loop ran a turn (a setImmediate queued first) before it settled. */
+async function turnBefore<T>(p: () => Promise<T>): Promise<{ value: T; turned: boolean }> {
+  let turned = false;
+  setImmediate(() => (turned = true));
+  const value = await p();
+  return { value, turned };
+}
+
+test("a crossing lets the event loop turn after sending, even when the peer's tensor is already here (HTTP/2 writes in that turn)", async (t) => {
+  const { h, run, phase, x, sendFirst } = await crossingsWithPeer(t);
+  // the first tensor opens the stream (that takes turns of its own); the second goes on the open stream
+  await sendFirst();
+  const next = points[1]!;
+  const size = crossingShape(spec, next, BATCH).reduce((a, b) => a * b, 1);
+  const theirs = new Float32Array(size).fill(7);
+  run.mailbox.put(mailKey(phase, next, 'FORWARD'), theirs);
+  // without the turn the worker would compute on with its tensor still queued in HTTP/2, its peer waiting for it
+  const r = await turnBefore(() => x.cross(next, 'FORWARD', new Float32Array(size), true));
+  t.is(r.value, theirs);
+  t.true(r.turned);
+  await h.arrivedCount(2);
+  h.release();
+  h.release();
+  await x.acked();
+});
+
+test("a wait that blocked lets the event loop turn once the peer's tensor is here (its acknowledgement, written on arrival, leaves)", async (t) => {
+  const { run, phase, x } = await crossingsWithPeer(t);
+  const theirs = new Float32Array(floats).fill(3);
+  let turned = false;
+  // the tensor arrives after the wait began; in the same turn something else is queued for the next one
+  setTimeout(() => {
+    run.mailbox.put(mailKey(phase, POINT, 'FORWARD'), theirs);
+    setImmediate(() => (turned = true));
+  }, 5);
+  t.is(await x.cross(POINT, 'FORWARD', null, true), theirs);
+  t.true(turned);
+  // one already here: no turn needed, none taken
+  const next = points[1]!;
+  const ready = new Float32Array(crossingShape(spec, next, BATCH).reduce((a, b) => a * b, 1));
+  run.mailbox.put(mailKey(phase, next, 'FORWARD'), ready);
+  const r = await turnBefore(() => x.cross(next, 'FORWARD', null, true));
+  t.is(r.value, ready);
+  t.false(r.turned);
 });

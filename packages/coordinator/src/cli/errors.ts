@@ -9,7 +9,7 @@ export class UserError extends Error {
   }
 }
 
-const userErrorNames = new Set(['UserError', 'NoWebGPUError', 'AdapterIndexError', 'AdapterChoiceError', 'BackendFallbackError', 'ArrayTooLargeError', 'DataError', 'CheckpointError', 'FileError', 'EnvSettingError']);
+const userErrorNames = new Set(['UserError', 'NoWebGPUError', 'AdapterIndexError', 'AdapterChoiceError', 'BackendFallbackError', 'ArrayTooLargeError', 'DataError', 'CheckpointError', 'FileError', 'EnvSettingError', 'CpuAffinityError']);
 
 export function reportAndExit(err: unknown): never {
   if (err instanceof Error && (userErrorNames.has(err.name) || /^unknown preset/.test(err.message))) {

@@ -1,7 +1,8 @@
 /** `alexnet launch`: the two workers and the coordinator on this machine, in one command. */
 import type { CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
-import { colocatedThreads, planDevices, threadsLine, workerNodeFlags } from '../launch-devices.js';
+import { colocatedThreads, planCpus, planDevices, threadsLine, workerNodeFlags } from '../launch-devices.js';
+import { allowedCpus, pinningUnavailable } from '../cpu-affinity.js';
 import { launch } from '../launch.js';
 import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
 import { UserError } from './errors.js';
@@ -18,6 +19,7 @@ import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   backend: string;
   threads?: number;
+  'pin-cpus': boolean;
   host: string;
   ports: string;
   'on-fallback': string;
@@ -34,7 +36,7 @@ export const launchCommand: CommandModule<object, Args> = {
           'Ctrl-C (or SIGTERM) ends the run after the step in progress, with a checkpoint when the run writes them (--run-dir), so that --resume continues it; ' +
           'a second Ctrl-C stops everything at once. ' +
           'On webgpu (and auto) each worker gets a GPU of its own (--device 0 and --device 1) where the host has two or more; with one GPU both share it, and launch says so. ' +
-          'On CPUs (webasm, or auto without a GPU) each worker runs its kernels on half the cores (--threads). ' +
+          'On CPUs (webasm, or auto without a GPU) each worker runs its kernels on half the cores (--threads), pinned to them on Linux (--no-pin-cpus to leave that to the scheduler). ' +
           'The default (preset tiny, 20 steps of 16 images) takes a few seconds on two CPU cores; ' +
           '--preset cifar --steps 5 --batch 16 takes about a minute.',
       )
@@ -45,6 +47,11 @@ export const launchCommand: CommandModule<object, Args> = {
         backend: backendOption,
         'on-fallback': fallbackOption,
         threads: { type: 'number', describe: "webasm: each worker's kernel threads (default: half this machine's cores, at least 1: the two workers share them); a GPU and the cpu mode ignore it" },
+        'pin-cpus': {
+          type: 'boolean',
+          default: true,
+          describe: 'Linux, CPU workers (webasm, cpu): worker 0 on the lower half of the cores, worker 1 on the upper half (worker --cpus); --no-pin-cpus leaves them to the scheduler',
+        },
         host: { type: 'string', default: '127.0.0.1', describe: 'address the workers listen on' },
         ports: { type: 'string', default: '0,0', describe: "the workers' ports, tower 0's first (0: the OS picks a free one)" },
         ...launchSecurityOptions,
@@ -86,13 +93,16 @@ export const launchCommand: CommandModule<object, Args> = {
     // has no worker threads, and a GPU's workers need none
     const onCpuCores = gpuPlan.devices === null && (a.backend === 'webasm' || a.backend === 'auto');
     const threads = onCpuCores ? (a.threads ?? colocatedThreads()) : null;
+    // and each on cores of its own (launch-devices.ts planCpus): gpu.js's cpu mode computes on the worker's thread too
+    const cpuPlan = planCpus(gpuPlan.devices === null && a.backend !== 'webgpu', a['pin-cpus'], allowedCpus(), pinningUnavailable());
     const ignored = a.threads !== undefined && !onCpuCores ? `--threads ${a.threads} ignored: the workers run ${a.backend === 'cpu' ? "gpu.js's cpu mode, which has no worker threads" : 'on a GPU'}` : null;
     const r = await launch({
       workerArgs: threads === null ? workerArgs : [...workerArgs, '--threads', String(threads)],
       workerNodeArgs: workerNodeFlags(threads),
       coordinatorArgs,
       devices: gpuPlan.devices,
-      deviceLines: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined), ignored].filter((l) => l !== null),
+      cpus: cpuPlan.cpus,
+      deviceLines: [gpuPlan.line, threads === null ? null : threadsLine(threads, a.threads !== undefined), cpuPlan.line, ignored].filter((l) => l !== null),
       host: a.host,
       ports: [ports[0]!, ports[1]!],
       runDir,

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
+import { formatCpuList, parseCpuList, pinThisProcess } from '../cpu-affinity.js';
 import { UserError } from './errors.js';
 import { checkMessageFits } from './batch-fit.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, checkThreads, fallbackOption, positiveInt } from './options.js';
@@ -15,6 +16,7 @@ export interface WorkerArgs extends SecurityArgs {
   backend: string;
   device?: number;
   threads?: number;
+  cpus?: string;
   tower: number;
   peer?: string;
   preset: string;
@@ -57,6 +59,12 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
           describe:
             'webasm: the threads each kernel runs on; 1 runs them on the worker\'s own thread, N on N worker threads (default: one per core). ' +
             'Two workers sharing a machine\'s cores each take half of them (launch gives them that; on 2 cores, 1 each was fastest). webgpu and cpu ignore it',
+        },
+        cpus: {
+          type: 'string',
+          describe:
+            'Linux: run this worker on these CPU cores only, e.g. 0-3 or 0,2 (every thread of the process; --threads then defaults to their number). ' +
+            'launch gives two CPU workers half the cores each; with two workers started by hand on one host, give each its own half',
         },
         'max-batch': { type: 'number', default: DEFAULT_MAX_BATCH, describe: 'largest batch accepted; sets the gRPC message size limits' },
         'on-fallback': fallbackOption,
@@ -104,6 +112,9 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
       `--host ${a.host} without authentication: anyone who reaches the port could drive this worker. Give --token-file FILE (the same token to the peer and the coordinator) or --tls DIR (\`alexnet certs\`), or --insecure to accept that`,
     );
   }
+  // pinned before the device starts its kernel threads, which inherit the affinity (cpu-affinity.ts)
+  const cpus = a.cpus === undefined ? null : parseCpuList(a.cpus);
+  if (cpus) pinThisProcess(cpus);
   const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
   let running;
   // grpc-js logs a failed bind on its own; the error below says it better
@@ -155,7 +166,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   }
   const d = r.worker.device;
   const threads = describeThreads(d.mode, d.threads, a.threads);
-  log(`preset ${spec.name}, ${describeDevice(d.mode, d.adapter, a.device, d.note)}, pid ${process.pid}${threads ? `, ${threads}` : ''}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
+  log(`preset ${spec.name}, ${describeDevice(d.mode, d.adapter, a.device, d.note)}, pid ${process.pid}${cpus ? `, CPU${cpus.length === 1 ? '' : 's'} ${formatCpuList(cpus)}` : ''}${threads ? `, ${threads}` : ''}${peer ? `, peer ${peer}` : ''}, max batch ${r.worker.maxBatch} (messages up to ${(r.worker.limitBytes / 2 ** 20).toFixed(2)} MiB)`);
   log(`authentication: ${describeSecurity(security)}`);
   // started by hand rather than by launch: say what launch sets and why (malloc-tuning.ts)
   if (process.platform === 'linux' && r.worker.device.mode === 'webasm' && !mallocTuned()) {
