@@ -115,11 +115,14 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
   const fc7 = segs[last]!.crossing!;
   if (t === 0) {
     const { losses, logits, dlogits } = await tw.lossAndGradient(labels);
-    const classes = w.spec.classes;
-    lossInfo = { loss: mean(losses), correct: topKCorrect(logits, labels, classes, 1), top5: topKCorrect(logits, labels, classes, Math.min(5, classes)) };
-    // the classifier gives the gradient of both towers' fc7: tower 1's half goes back to it
+    // the classifier gives the gradient of both towers' fc7: tower 1's half goes back to it (tower 1 waits for
+    // it), then the step's loss and accuracy are counted while it travels
     const dIn = (await tw.backwardSegmentOnDevice(last, dlogits))!;
-    await x.crossDuring(fc7, 'BACKWARD', await at.peerSlice(last, dIn), false, updateSegment(last));
+    const classes = w.spec.classes;
+    await x.crossDuring(fc7, 'BACKWARD', await at.peerSlice(last, dIn), false, async () => {
+      lossInfo = { loss: mean(losses), correct: topKCorrect(logits, labels, classes, 1), top5: topKCorrect(logits, labels, classes, Math.min(5, classes)) };
+      await updateSegment(last)();
+    });
     d = await at.ownSlice(last, dIn);
   } else {
     d = (await cross(fc7, 'BACKWARD', null, true))!;
