@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { canonicalJson, crossingSizes, modelHash, planModel, towerParamLayers, type ModelSpec } from '@alexnet-mp/core';
+import { canonicalJson, crossingSizes, modelHash, planModel, towerParamLayers, type LayerPlan, type ModelSpec } from '@alexnet-mp/core';
 
 /** The protocol this build speaks; alexnet.v1 on the wire. */
 export const PROTOCOL_VERSION = 1;
@@ -167,11 +167,18 @@ export function squeezeUnitSpatial(shape: readonly number[]): number[] {
 
 /** Shape of one tower's output at crossing point `point` (a layer name) for `batch` images: what crosses there. */
 export function crossingShape(spec: ModelSpec, point: string, batch: number): number[] {
-  const plans = planModel(spec);
-  const p = plans.find((q) => q.layer.name === point);
-  if (!p) throw new Error(`no layer ${point} in preset ${spec.name}`);
-  return activationShape(p.outShape, batch);
+  // asked several times a crossing: the model's plan is made once per spec
+  let outShapes = layerOutShapes.get(spec);
+  if (!outShapes) {
+    outShapes = new Map(planModel(spec).map((q) => [q.layer.name, q.outShape]));
+    layerOutShapes.set(spec, outShapes);
+  }
+  const out = outShapes.get(point);
+  if (!out) throw new Error(`no layer ${point} in preset ${spec.name}`);
+  return activationShape(out, batch);
 }
+
+const layerOutShapes = new WeakMap<ModelSpec, Map<string, LayerPlan['outShape']>>();
 
 // ---- addresses ----
 
