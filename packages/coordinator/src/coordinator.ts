@@ -328,8 +328,15 @@ export class Coordinator {
         const tw = performance.now();
         const b = await next!;
         this.dataWaitMs += performance.now() - tw;
-        next = i + 1 < steps ? this.o.source.batch(this.stepsDone + 1, this.o.batch) : null;
-        const m = await this.step(b);
+        // the step first, then the next batch while the workers compute: a source does its work (synthetic
+        // images, decoding, augmentation) on this thread when asked, and the Step requests leave in the next
+        // turn of the event loop, which would otherwise come only after it
+        const following = this.stepsDone + 1;
+        const stepping = this.step(b);
+        stepping.catch(() => {}); // awaited below
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        next = i + 1 < steps ? this.o.source.batch(following, this.o.batch) : null;
+        const m = await stepping;
         all.push(m);
         onStep(m);
         const done = this.stepsDone;

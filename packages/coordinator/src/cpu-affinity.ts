@@ -4,8 +4,11 @@
  * Two CPU workers on one host compute at the same time and hand each other tensors a few times a step.
  * Left to the Linux scheduler, the worker woken by its peer's tensor is often queued on the core where the
  * peer keeps computing (wake-affine placement) and reads the tensor only when that core is preempted or
- * idles: on 2 cores a tensor that reaches an idle worker in 0.3-0.6 ms then takes 2-3 ms one time in
- * ten or more. Pinned to cores of their own, the two never share one.
+ * idles: on 2 cores a tensor that reaches an idle receiver in 0.21-0.23 ms (median) takes 1.5 ms or more
+ * one time in ten, and at most 0.31-0.33 ms nine times in ten with the two on cores of their own
+ * (bench/stream-latency.ts, bench/results/stream-latency-2026-12-05.txt). Pinned, the two never share one.
+ * The halves are of whole cores: the hardware threads of one core (SMT siblings, which Linux usually numbers
+ * far apart) go to the same worker, and one package's cores before the next's.
  *
  * Linux only: the affinity is set with util-linux's `taskset` (sched_setaffinity on every thread of the
  * process; threads started later inherit it). Node.js has no call for it, and a native addon would need
@@ -59,11 +62,49 @@ export function allowedCpus(status: () => string = () => fs.readFileSync('/proc/
   }
 }
 
-/** The two halves of `allowed` for two workers (worker 0 the lower CPUs); null with fewer than 2 CPUs. An odd one out is left to the rest (the coordinator). */
-export function cpuHalves(allowed: readonly number[]): [number[], number[]] | null {
-  const k = Math.floor(allowed.length / 2);
+/** Where a CPU lies: its package (socket) and the CPUs of its core (itself and its SMT siblings). */
+export interface CpuPlace {
+  readonly pkg: number;
+  readonly core: readonly number[];
+}
+
+/** A CPU's place from Linux's sysfs topology; null where that is not readable (each CPU then counts as a core of its own). */
+export function cpuPlace(cpu: number, read: (file: string) => string = (f) => fs.readFileSync(f, 'utf8')): CpuPlace | null {
+  const dir = `/sys/devices/system/cpu/cpu${cpu}/topology`;
+  try {
+    const pkg = Number(read(`${dir}/physical_package_id`).trim());
+    let siblings: string;
+    try {
+      siblings = read(`${dir}/core_cpus_list`);
+    } catch {
+      siblings = read(`${dir}/thread_siblings_list`); // kernels before 5.x
+    }
+    return { pkg: Number.isInteger(pkg) ? pkg : 0, core: parseCpuList(siblings.trim(), 'core_cpus_list') };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The two halves of `allowed` for two workers, worker 0 the first: whole cores (a core's allowed SMT siblings
+ * stay together), ordered by package, then by their lowest CPU; with fewer than two cores, the CPUs themselves.
+ * An odd core is used by neither worker. Null with fewer than 2 CPUs.
+ */
+export function cpuHalves(allowed: readonly number[], place: (cpu: number) => CpuPlace | null = (c) => cpuPlace(c)): [number[], number[]] | null {
+  const ok = new Set(allowed);
+  const cores = new Map<string, { pkg: number; cpus: number[] }>();
+  for (const c of allowed) {
+    const p = place(c);
+    const cpus = p ? p.core.filter((x) => ok.has(x)) : [c];
+    const key = `${p?.pkg ?? 0}/${cpus.join(',')}`;
+    if (!cores.has(key)) cores.set(key, { pkg: p?.pkg ?? 0, cpus: cpus.includes(c) ? cpus : [c] });
+  }
+  const units = [...cores.values()].sort((a, b) => a.pkg - b.pkg || a.cpus[0]! - b.cpus[0]!).map((u) => u.cpus);
+  // one core with two hardware threads (or CPUs whose topology is unknown): a thread each
+  const parts = units.length >= 2 ? units : allowed.map((c) => [c]);
+  const k = Math.floor(parts.length / 2);
   if (k < 1) return null;
-  return [allowed.slice(0, k), allowed.slice(k, 2 * k)];
+  return [parts.slice(0, k).flat().sort((a, b) => a - b), parts.slice(k, 2 * k).flat().sort((a, b) => a - b)];
 }
 
 /** Why this host cannot pin processes to CPUs; null when it can (Linux with `taskset`). */
@@ -79,6 +120,20 @@ function tasksetInstalled(): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Why a process could not be started on `cpus` here, tried once with `taskset -c LIST true` (a container's
+ * seccomp profile or cpuset may refuse what Cpus_allowed_list seems to allow); null when it can.
+ */
+export function pinningRefused(cpus: readonly number[]): string | null {
+  try {
+    execFileSync('taskset', ['-c', formatCpuList(cpus), 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return null;
+  } catch (e) {
+    const stderr = String((e as { stderr?: Buffer }).stderr ?? '').trim().split('\n')[0];
+    return `taskset could not set the affinity${stderr ? ` (${stderr})` : ''}`;
   }
 }
 
@@ -99,6 +154,6 @@ export function pinThisProcess(cpus: readonly number[], what = '--cpus'): void {
     execFileSync('taskset', ['-a', '-p', '-c', list, String(process.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
     const stderr = String((e as { stderr?: Buffer }).stderr ?? '').trim();
-    throw new CpuAffinityError(`${what} ${list}: taskset failed${stderr ? `: ${stderr.split('\n')[0]}` : ''}`);
+    throw new CpuAffinityError(`${what} ${list}: taskset failed${stderr ? `: ${stderr.split('\n')[0]}` : ''} (alexnet launch: --no-pin-cpus leaves the workers unpinned)`);
   }
 }

@@ -13,4 +13,4 @@ export { loadResume, readCheckpointHeader, latestOf, checkpointDir, type Resumed
 export { Progress, progressBarWanted, type ProgressOptions } from './progress.js';
 export { makeCerts, identityFiles, DEFAULT_CERT_HOSTS, DEFAULT_CERT_NAMES, type CertsOptions, type CertsResult } from './certs.js';
 export { colocatedThreads, planCpus, planDevices, threadsLine, workerNodeFlags } from './launch-devices.js';
-export { allowedCpus, pinningUnavailable } from './cpu-affinity.js';
+export { allowedCpus, cpuHalves, formatCpuList, pinningRefused, pinningUnavailable } from './cpu-affinity.js';

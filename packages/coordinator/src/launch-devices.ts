@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import type { AdapterInfo } from '@alexnet-mp/core';
-import { cpuHalves, formatCpuList } from './cpu-affinity.js';
+import { cpuHalves, formatCpuList, pinningRefused } from './cpu-affinity.js';
 
 /**
  * Kernel threads (`worker --threads`) for each of two CPU workers on one host: half its cores, at least 1.
@@ -71,15 +71,25 @@ export interface CpuPlan {
 }
 
 /**
- * The cores of two CPU workers on one host (cpu-affinity.ts): worker 0 the lower half of the CPUs this
- * process may run on, worker 1 the upper half, unless `pin` is false. `unavailable`: why pinning cannot be
- * done here (pinningUnavailable), null where it can.
+ * The cores of two CPU workers on one host (cpu-affinity.ts): worker 0 the first half of the cores this
+ * process may run on, worker 1 the second (cpuHalves), unless `pin` is false. `unavailable`: why pinning
+ * cannot be done here (pinningUnavailable), null where it can; `refused`: tries it once (pinningRefused).
  */
-export function planCpus(onCpu: boolean, pin: boolean, allowed: readonly number[] | null, unavailable: string | null): CpuPlan {
+export function planCpus(
+  onCpu: boolean,
+  pin: boolean,
+  allowed: readonly number[] | null,
+  unavailable: string | null,
+  halvesOf: (allowed: readonly number[]) => [number[], number[]] | null = (a) => cpuHalves(a),
+  refused: (cpus: readonly number[]) => string | null = pinningRefused,
+): CpuPlan {
   if (!onCpu || !pin) return { cpus: null, line: null };
-  if (unavailable) return { cpus: null, line: `workers not pinned to cores: ${unavailable}` };
-  const halves = allowed ? cpuHalves(allowed) : null;
+  // elsewhere than Linux there is nothing to choose: said only where the user could change it
+  if (unavailable) return { cpus: null, line: unavailable.includes('Linux only') ? null : `workers not pinned to cores: ${unavailable}` };
+  const halves = allowed ? halvesOf(allowed) : null;
   if (!halves) return { cpus: null, line: `workers not pinned to cores: ${allowed ? `this process may run on ${allowed.length} CPU only` : 'the CPUs this process may run on are not known'}` };
+  const no = refused(halves[0]);
+  if (no) return { cpus: null, line: `workers not pinned to cores: ${no}` };
   const [c0, c1] = [formatCpuList(halves[0]), formatCpuList(halves[1])];
   const cpu = (l: number[]) => `CPU${l.length === 1 ? '' : 's'}`;
   return {

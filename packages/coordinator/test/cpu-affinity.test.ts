@@ -1,6 +1,6 @@
 /** `worker --cpus LIST` and launch's halves: CPU lists read and written, the halves of two workers, why pinning is not done. */
 import test from 'ava';
-import { CpuAffinityError, allowedCpus, cpuHalves, formatCpuList, parseCpuList, pinningUnavailable } from '../src/cpu-affinity.js';
+import { CpuAffinityError, allowedCpus, cpuHalves, cpuPlace, formatCpuList, parseCpuList, pinningUnavailable, type CpuPlace } from '../src/cpu-affinity.js';
 import { planCpus } from '../src/launch-devices.js';
 
 test('a CPU list is numbers and ranges separated by commas, sorted and without repeats', (t) => {
@@ -33,14 +33,52 @@ test('the CPUs a process may run on come from Cpus_allowed_list, and are unknown
   if (process.platform === 'linux') t.true(allowedCpus()!.length >= 1);
 });
 
-test('two workers get the lower and the upper half; an odd CPU is left over; one CPU gives no halves', (t) => {
-  t.deepEqual(cpuHalves([0, 1]), [[0], [1]]);
-  t.deepEqual(cpuHalves([0, 1, 2, 3]), [
+/** A host of `packages` x `cores` x `threads` numbered as Linux usually does: every core's first thread, then every core's second. */
+function smtHost(packages: number, cores: number, threads: number): (cpu: number) => CpuPlace {
+  const n = packages * cores;
+  return (cpu) => {
+    const core = cpu % n;
+    return { pkg: Math.floor(core / cores), core: Array.from({ length: threads }, (_, k) => core + k * n) };
+  };
+}
+
+test('two workers get the two halves of the cores: CPUs without topology, SMT siblings together, one package before the next', (t) => {
+  const flat = () => null;
+  t.deepEqual(cpuHalves([0, 1], flat), [[0], [1]]);
+  t.deepEqual(cpuHalves([0, 1, 2, 3], flat), [
     [0, 1],
     [2, 3],
   ]);
-  t.deepEqual(cpuHalves([2, 3, 5]), [[2], [3]]);
-  t.is(cpuHalves([0]), null);
+  t.deepEqual(cpuHalves([2, 3, 5], flat), [[2], [3]], 'an odd core is used by neither');
+  t.is(cpuHalves([0], flat), null);
+  // 4 cores x 2 threads, cpu4 the sibling of cpu0: each worker gets whole cores, not cpu0-3 against their siblings
+  t.deepEqual(cpuHalves([0, 1, 2, 3, 4, 5, 6, 7], smtHost(1, 4, 2)), [
+    [0, 1, 4, 5],
+    [2, 3, 6, 7],
+  ]);
+  // 2 packages x 2 cores x 2 threads: a package each
+  t.deepEqual(cpuHalves([0, 1, 2, 3, 4, 5, 6, 7], smtHost(2, 2, 2)), [
+    [0, 1, 4, 5],
+    [2, 3, 6, 7],
+  ]);
+  // one core, two hardware threads: a thread each
+  t.deepEqual(cpuHalves([0, 1], smtHost(1, 1, 2)), [[0], [1]]);
+  // only some CPUs allowed (a cpuset): their cores, siblings outside the set left out
+  t.deepEqual(cpuHalves([1, 2, 5, 6], smtHost(1, 4, 2)), [
+    [1, 5],
+    [2, 6],
+  ]);
+});
+
+test("a CPU's place is read from sysfs (core_cpus_list, or thread_siblings_list on older kernels), and unknown without it", (t) => {
+  const files: Record<string, string> = { '/sys/devices/system/cpu/cpu3/topology/physical_package_id': '1\n', '/sys/devices/system/cpu/cpu3/topology/thread_siblings_list': '3,11\n' };
+  const read = (f: string) => {
+    if (!(f in files)) throw new Error(`ENOENT ${f}`);
+    return files[f]!;
+  };
+  t.deepEqual(cpuPlace(3, read), { pkg: 1, core: [3, 11] });
+  t.is(cpuPlace(4, read), null);
+  if (process.platform === 'linux') t.true(cpuPlace(allowedCpus()![0]!)?.core.includes(allowedCpus()![0]!) ?? true);
 });
 
 test('pinning is done on Linux with taskset; elsewhere launch says why not', (t) => {
@@ -50,10 +88,23 @@ test('pinning is done on Linux with taskset; elsewhere launch says why not', (t)
 });
 
 test("launch's plan: CPU workers on halves of the cores, GPU workers and --no-pin-cpus not pinned, and why not where it cannot", (t) => {
-  t.deepEqual(planCpus(true, true, [0, 1, 2, 3], null).cpus, ['0-1', '2-3']);
-  t.regex(planCpus(true, true, [0, 1], null).line!, /^worker 0 on CPU 0, worker 1 on CPU 1 \(.*--no-pin-cpus/);
-  t.deepEqual(planCpus(false, true, [0, 1], null), { cpus: null, line: null });
-  t.deepEqual(planCpus(true, false, [0, 1], null), { cpus: null, line: null });
-  t.deepEqual(planCpus(true, true, [0], null), { cpus: null, line: 'workers not pinned to cores: this process may run on 1 CPU only' });
-  t.deepEqual(planCpus(true, true, [0, 1], 'pinning to CPUs is done on Linux only (this is darwin)'), { cpus: null, line: 'workers not pinned to cores: pinning to CPUs is done on Linux only (this is darwin)' });
+  const flat = (a: readonly number[]) => cpuHalves(a, () => null);
+  const allowedHere = () => null;
+  t.deepEqual(planCpus(true, true, [0, 1, 2, 3], null, flat, allowedHere).cpus, ['0-1', '2-3']);
+  t.deepEqual(planCpus(true, true, [0, 1, 2, 3, 4, 5, 6, 7], null, (a) => cpuHalves(a, smtHost(1, 4, 2)), allowedHere).cpus, ['0-1,4-5', '2-3,6-7']);
+  t.regex(planCpus(true, true, [0, 1], null, flat, allowedHere).line!, /^worker 0 on CPU 0, worker 1 on CPU 1 \(.*--no-pin-cpus/);
+  t.deepEqual(planCpus(false, true, [0, 1], null, flat, allowedHere), { cpus: null, line: null });
+  t.deepEqual(planCpus(true, false, [0, 1], null, flat, allowedHere), { cpus: null, line: null });
+  t.deepEqual(planCpus(true, true, [0], null, flat, allowedHere), { cpus: null, line: 'workers not pinned to cores: this process may run on 1 CPU only' });
+  // not Linux: nothing the user could change, nothing said
+  t.deepEqual(planCpus(true, true, [0, 1], 'pinning to CPUs is done on Linux only (this is darwin)', flat, allowedHere), { cpus: null, line: null });
+  t.deepEqual(planCpus(true, true, [0, 1], 'pinning to CPUs needs taskset (util-linux), which is not installed', flat, allowedHere), {
+    cpus: null,
+    line: 'workers not pinned to cores: pinning to CPUs needs taskset (util-linux), which is not installed',
+  });
+  // a container that refuses the affinity: launch runs unpinned rather than failing its workers
+  t.deepEqual(planCpus(true, true, [0, 1], null, flat, () => 'taskset could not set the affinity (Operation not permitted)'), {
+    cpus: null,
+    line: 'workers not pinned to cores: taskset could not set the affinity (Operation not permitted)',
+  });
 });
