@@ -28,6 +28,13 @@ linux('worker --cpus N runs every thread of the worker, its kernel threads inclu
   t.deepEqual([...new Set(threads)], [String(cpu)]);
 });
 
+linux('worker --cpus N without --threads runs its kernels on its own thread: a pool thread on the one CPU would only add the hand-over', async (t) => {
+  const cpu = allowed[0]!;
+  const { p } = await startWorker(t, 1, ['--cpus', String(cpu)]);
+  const first = await p.waitFor(/preset tiny, .*$/);
+  t.regex(first[0], new RegExp(`, CPU ${cpu}, kernels on its own thread \\(the one CPU this process may run on; `));
+});
+
 linux('a CPU this process may not use, or a malformed list, is one line and exit status 2', async (t) => {
   for (const [cpus, message] of [
     ['4096', /^alexnet: --cpus 4096: this process may run on CPUs? [\d,-]+ only \(not 4096\)$/],

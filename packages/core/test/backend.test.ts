@@ -160,3 +160,11 @@ test('auto on a machine without a Vulkan loader picks webasm without Dawn printi
   t.notRegex(child.stderr, /Vulkan/);
   await t.throwsAsync(() => Device.create('webgpu'), { instanceOf: NoWebGPUError, message: /Vulkan loader, libvulkan\.so\.1.*--backend webasm/ });
 });
+
+test("webasm's pool of kernel threads: --threads N gives N, 1 the calling thread, none a thread per CPU this process may use, or the calling thread where it may use one", async (t) => {
+  const { poolSizeOf } = await import('../src/kernels/kernel-runner.js');
+  t.is(poolSizeOf(3, 8), 3);
+  t.is(poolSizeOf(1, 8), 0);
+  t.is(poolSizeOf(null, 8), 8);
+  t.is(poolSizeOf(null, 1), 0);
+});

@@ -38,10 +38,12 @@ export function describeThreads(mode: BackendMode, threads: number | null, reque
   if (mode === 'webgpu') return requested === undefined ? '' : `--threads ${requested} ignored on webgpu`;
   // gpu.js's cpu mode has no worker threads
   if (mode === 'cpu') return `kernels on its own thread (cpu mode${requested === undefined ? '' : `; --threads ${requested} ignored`})`;
-  if (threads === 1) {
+  // one core to run on (--threads 1, or by default where this process may use one CPU): the worker's own thread
+  if (threads === 1 || (threads === null && cores === 1)) {
+    const why = threads === 1 ? '--threads 1' : 'the one CPU this process may run on';
     return gcHere
-      ? 'kernels and garbage collection on its own thread (--threads 1, node --single-threaded-gc)'
-      : 'kernels on its own thread (--threads 1; node --single-threaded-gc keeps the garbage collector there too)';
+      ? `kernels and garbage collection on its own thread (${why}, node --single-threaded-gc)`
+      : `kernels on its own thread (${why}; node --single-threaded-gc keeps the garbage collector there too)`;
   }
-  return threads === null ? `kernels on ${cores} worker thread${cores === 1 ? '' : 's'} (one per core)` : `kernels on ${threads} worker threads (--threads ${threads})`;
+  return threads === null ? `kernels on ${cores} worker threads (one per core)` : `kernels on ${threads} worker threads (--threads ${threads})`;
 }

@@ -124,8 +124,9 @@ export class Kernel {
       // a pool per kernel: a tower has some eighty kernels, a worker process had hundreds of threads
       sharedWorkerPool: process.env.ALEXNET_POOL_PER_KERNEL !== '1',
       // webasm: Device.threads 1 runs every kernel on the calling thread (the patch's poolSize 0), N a pool of N,
-      // none a thread per core this process may run on (gpu.js alone would count every core of the machine)
-      ...(device.mode !== 'webasm' ? {} : { poolSize: device.threads === null ? os.availableParallelism() : device.threads === 1 ? 0 : device.threads }),
+      // none a thread per core this process may run on (gpu.js alone would count every core of the machine),
+      // the calling thread where that is one (a worker thread would only add the hand-over)
+      ...(device.mode !== 'webasm' ? {} : { poolSize: poolSizeOf(device.threads) }),
     });
   }
 
@@ -157,4 +158,10 @@ export class Kernel {
     if (this.device.resident) return this.device.toHost(await this.exec(...args), this.length);
     return flattenResult(await this.call(args), this.length);
   }
+}
+
+/** gpu.js's webasm pool size for Device.threads: 1, or none given where this process may run on one CPU, is 0 (the calling thread). */
+export function poolSizeOf(threads: number | null, cores = os.availableParallelism()): number {
+  const n = threads ?? cores;
+  return n === 1 ? 0 : n;
 }
