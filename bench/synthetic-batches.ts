@@ -1,6 +1,6 @@
 /**
- * How long the coordinator takes to make a synthetic batch (`--data synthetic`, the default), on its own
- * thread: `node --import tsx bench/synthetic-batches.ts`. The training loop makes the next batch while the
+ * How long the coordinator takes to make a synthetic batch (`--data synthetic`, the default; batches of 2 M
+ * pixels or more on worker threads, core's data/synthetic.ts): `node --import tsx bench/synthetic-batches.ts`. The training loop makes the next batch while the
  * workers compute the step (coordinator.ts `run`), so this is hidden where it is shorter than a step and
  * the coordinator has a core to itself.
  */

@@ -4,7 +4,8 @@
  * workers) and class indices. Real data loaders (CIFAR-10, ImageNet) come
  * later and implement the same interface.
  */
-import { Rng, deriveSeed, type ModelSpec } from '@alexnet-mp/core';
+import type { ModelSpec } from '@alexnet-mp/core';
+import { SyntheticBatches } from '@alexnet-mp/core/data';
 
 export interface U8Batch {
   /** uint8 pixels, layout CNHW [channels][N][size][size]. */
@@ -32,40 +33,24 @@ export type SourceName = (typeof sourceNames)[number];
 /**
  * Seeded synthetic images: class c is a sinusoidal grating whose orientation
  * (8 directions), period and colour balance are fixed by c, with a random
- * phase per image and Gaussian pixel noise. Learnable, cheap, deterministic.
+ * phase per image and Gaussian pixel noise. Learnable, cheap, deterministic
+ * (core's data/synthetic.ts; large batches made on worker threads).
  */
 export class SyntheticSource implements BatchSource {
   readonly description: string;
+  private readonly batches: SyntheticBatches;
 
-  constructor(private readonly spec: ModelSpec, private readonly seed: number) {
+  constructor(spec: ModelSpec, seed: number) {
     this.description = `synthetic gratings (${spec.classes} classes, ${spec.inputSize}x${spec.inputSize}), seed ${seed}`;
+    this.batches = new SyntheticBatches(spec, seed);
   }
 
-  async batch(step: number, n: number): Promise<U8Batch> {
-    const { inputSize: S, inputChannels: C, classes } = this.spec;
-    const rng = new Rng(deriveSeed(this.seed, 0x5d47a, step));
-    const images = new Uint8Array(C * n * S * S);
-    const labels = new Uint32Array(n);
-    for (let i = 0; i < n; i++) {
-      const c = rng.int(classes);
-      labels[i] = c;
-      const theta = (Math.PI * (c % 8)) / 8;
-      const period = 3 + 2 * ((c >> 3) % 4);
-      const phase = rng.next() * 2 * Math.PI;
-      const kx = (2 * Math.PI * Math.cos(theta)) / period;
-      const ky = (2 * Math.PI * Math.sin(theta)) / period;
-      for (let ch = 0; ch < C; ch++) {
-        const gain = 30 + 30 * Math.cos(2 * Math.PI * ((c >> 5) * 0.37 + ch / C));
-        const base = (ch * n + i) * S * S;
-        for (let y = 0; y < S; y++) {
-          for (let x = 0; x < S; x++) {
-            const v = 128 + gain * Math.sin(kx * x + ky * y + phase) + 16 * rng.normal();
-            images[base + y * S + x] = Math.max(0, Math.min(255, Math.round(v)));
-          }
-        }
-      }
-    }
-    return { images, labels };
+  batch(step: number, n: number): Promise<U8Batch> {
+    return this.batches.batch(step, n);
+  }
+
+  async close(): Promise<void> {
+    this.batches.close();
   }
 }
 

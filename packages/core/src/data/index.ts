@@ -22,3 +22,4 @@ export * from './set-ref.js';
 export * from './dataset.js';
 export * from './prefetch.js';
 export * from './batch-thread.js';
+export { SyntheticBatches, synthesise, type SyntheticBatch, type SyntheticShape } from './synthetic.js';
