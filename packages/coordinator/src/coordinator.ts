@@ -335,7 +335,8 @@ export class Coordinator {
         const stepping = this.step(b);
         stepping.catch(() => {}); // awaited below
         await new Promise<void>((resolve) => setImmediate(resolve));
-        next = i + 1 < steps ? this.o.source.batch(following, this.o.batch) : null;
+        // (a source that throws rather than rejects fails at the `await` above, with no step in flight)
+        next = i + 1 < steps ? Promise.resolve().then(() => this.o.source.batch(following, this.o.batch)) : null;
         const m = await stepping;
         all.push(m);
         onStep(m);

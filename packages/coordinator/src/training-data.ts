@@ -54,7 +54,7 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
         if (views !== 'centre') throw new UserError(`--eval-views ${views} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
         return heldOutSet('synthetic', o.spec, o.seed, batchSize, batches);
       },
-      close: async () => {},
+      close: () => source.close(),
     };
   }
   const { FolderSource } = await import('./folder-source.js');

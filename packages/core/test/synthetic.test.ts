@@ -64,3 +64,23 @@ test('images that take an odd number of draws: the threads are found out of step
   same(t, await b.batch(1, 7), reference(odd, 2, 1, 7), 'odd draws');
   t.is(b.redrawn, 1);
 });
+
+test('a thread that dies mid-batch: the batch is made here, the same bytes, and later ones too; closing gives up a batch in the making', async (t) => {
+  const b = new SyntheticBatches(cifar, 8, 2, 0);
+  t.teardown(() => b.close());
+  same(t, await b.batch(0, 6), reference(cifar, 8, 0, 6), 'threads up');
+  const pool = (b as unknown as { pool: import('node:worker_threads').Worker[] }).pool;
+  const dying = b.batch(1, 6);
+  void pool[0]!.terminate();
+  same(t, await dying, reference(cifar, 8, 1, 6), 'a thread died');
+  t.is((b as unknown as { pool: unknown }).pool, null, 'the threads ended');
+  same(t, await b.batch(2, 6), reference(cifar, 8, 2, 6), 'made here');
+  t.is((b as unknown as { pool: unknown }).pool, null, 'not started again');
+
+  const c = new SyntheticBatches(cifar, 8, 2, 0);
+  const given = c.batch(3, 6);
+  c.close();
+  await t.throwsAsync(given, { message: /closed/ });
+  same(t, await c.batch(4, 6), reference(cifar, 8, 4, 6), 'started again after close');
+  c.close();
+});

@@ -108,6 +108,9 @@ export const PARALLEL_MIN_PIXELS = 1 << 21;
 /** Makes synthetic batches, the large ones on a few worker threads (started when first needed; `close` ends them). */
 export class SyntheticBatches {
   private pool: Worker[] | null = null;
+  /** Set when the threads failed (they could not start, or one died): every batch is then made on this thread. */
+  private failed: Error | null = null;
+  private closing = false;
   private nextId = 0;
   private readonly waiting = new Map<number, { resolve: (r: SyntheticPartReply) => void; reject: (e: Error) => void }>();
   /** Batches made in order after a thread's generator ended elsewhere than expected (a redrawn Box-Muller zero). */
@@ -124,14 +127,19 @@ export class SyntheticBatches {
     const s = this.shape;
     const pixels = s.inputChannels * n * s.inputSize * s.inputSize;
     const parts = Math.min(this.threads, n);
-    if (pixels < this.parallelMinPixels || parts < 2) return synthesise(s, this.seed, step, n);
+    if (pixels < this.parallelMinPixels || parts < 2 || this.failed) return synthesise(s, this.seed, step, n);
+    this.closing = false;
     const start = syntheticSeed(this.seed, step);
     const per = drawsPerImage(s);
     const bounds = Array.from({ length: parts + 1 }, (_, k) => Math.round((k * n) / parts));
     let replies: SyntheticPartReply[];
     try {
       replies = await Promise.all(bounds.slice(0, -1).map((from, k) => this.part({ id: this.nextId++, shape: { inputSize: s.inputSize, inputChannels: s.inputChannels, classes: s.classes }, from, to: bounds[k + 1]!, state: advance(start, from * per) })));
-    } catch {
+    } catch (e) {
+      // closed meanwhile: the batch is not wanted any more
+      if (this.closing) throw e;
+      // the threads failed: not tried again for this source
+      this.failed = e instanceof Error ? e : new Error(String(e));
       this.close();
       return synthesise(s, this.seed, step, n);
     }
@@ -151,18 +159,37 @@ export class SyntheticBatches {
     return { images, labels };
   }
 
+  private startPool(): Worker[] {
+    const pool: Worker[] = [];
+    try {
+      for (let k = 0; k < this.threads; k++) {
+        const w = startWorker(new URL('./synthetic-worker.ts', import.meta.url), null);
+        pool.push(w);
+        // a pool's events count only while it is the pool (a late error of an ended one is not the next one's)
+        w.on('message', (m: SyntheticPartReply) => {
+          if (this.pool !== pool) return;
+          const p = this.waiting.get(m.id);
+          this.waiting.delete(m.id);
+          this.holdOpen();
+          p?.resolve(m);
+        });
+        w.on('error', (e) => this.pool === pool && this.failAll(e));
+        // a thread that ends without an error event leaves no part waiting forever
+        w.on('exit', (code) => this.pool === pool && this.failAll(new Error(`a synthetic-batch thread exited (${code})`)));
+      }
+    } catch (e) {
+      for (const w of pool) void w.terminate();
+      throw e;
+    }
+    return pool;
+  }
+
   private part(r: SyntheticPartRequest): Promise<SyntheticPartReply> {
-    this.pool ??= Array.from({ length: this.threads }, () => {
-      const w = startWorker(new URL('./synthetic-worker.ts', import.meta.url), null);
-      w.on('message', (m: SyntheticPartReply) => {
-        const p = this.waiting.get(m.id);
-        this.waiting.delete(m.id);
-        this.holdOpen();
-        p?.resolve(m);
-      });
-      w.on('error', (e) => this.failAll(e));
-      return w;
-    });
+    try {
+      this.pool ??= this.startPool();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
       this.waiting.set(r.id, { resolve, reject });
       this.holdOpen();
@@ -183,11 +210,12 @@ export class SyntheticBatches {
     this.waiting.clear();
   }
 
-  /** Ends the worker threads (a later large batch starts them again). */
+  /** Ends the worker threads (a later large batch starts them again); a batch being made by them is given up. */
   close(): void {
     const pool = this.pool;
     this.pool = null;
-    this.failAll(new Error('closed'));
+    if (!this.failed) this.closing = true;
+    this.failAll(new Error('the synthetic batches were closed'));
     for (const w of pool ?? []) void w.terminate();
   }
 }
