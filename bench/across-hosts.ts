@@ -13,7 +13,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { median, presetNames } from '@alexnet-mp/core';
-import { allowedCpus, colocatedThreads, pinningUnavailable, planCpus, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
+import { allowedCpus, colocatedThreads, cpuWorkerArgs, pinningUnavailable, planCpus, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
 import { addNetem, startRelay, threeHosts } from './netns.js';
 // the process runner the tests use (test/helpers.ts): output kept, lines awaited, `ip netns exec` when asked
 import { alexnet, type Proc } from '../test/helpers.js';
@@ -82,7 +82,7 @@ try {
     const threads = colocatedThreads();
     const { cpus } = planCpus(true, true, allowedCpus(), pinningUnavailable());
     const workers = [w0, w1].map((h, tower) =>
-      alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), '--threads', String(threads), ...(cpus ? ['--cpus', cpus[tower]!] : []), ...TOKEN], h.ns, workerNodeFlags(threads)),
+      alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), ...cpuWorkerArgs(tower, threads, cpus), ...TOKEN], h.ns, workerNodeFlags(threads)),
     );
     await Promise.all(workers.map((w) => w.waitFor(/listening on/)));
     let addresses = [w0, w1].map((h) => `${h.address}:${PORT}`);

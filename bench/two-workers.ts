@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import readline from 'node:readline';
 import { median, type ModelSpec, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
-import { Coordinator, SyntheticSource, alexnetBin, allowedCpus, colocatedThreads, mallocDescription, pinningUnavailable, planCpus, workerNodeFlags, type StepMetrics } from '@alexnet-mp/coordinator';
+import { Coordinator, SyntheticSource, alexnetBin, allowedCpus, colocatedThreads, cpuWorkerArgs, mallocDescription, pinningUnavailable, planCpus, workerNodeFlags, type StepMetrics } from '@alexnet-mp/coordinator';
 
 export interface TwoWorkerResult {
   kind: 'distributed';
@@ -78,7 +78,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   try {
     const addresses = await Promise.all(
       ([0, 1] as const).map((t) => {
-        const proc = spawn(process.execPath, [...nodeFlags, alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...(threads === null ? [] : ['--threads', String(threads)]), ...(cpuPlan.cpus ? ['--cpus', cpuPlan.cpus[t]!] : []), '--exit-with-stdin'], {
+        const proc = spawn(process.execPath, [...nodeFlags, alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...cpuWorkerArgs(t, threads, cpuPlan.cpus), '--exit-with-stdin'], {
           stdio: ['pipe', 'pipe', opts.workerStderr ?? 'inherit'],
         });
         procs.push(proc);

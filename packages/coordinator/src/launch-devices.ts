@@ -97,3 +97,8 @@ export function planCpus(
     line: `worker 0 on ${cpu(halves[0])} ${c0}, worker 1 on ${cpu(halves[1])} ${c1} (cores of their own: a worker woken by its peer's tensor is not queued behind the peer's compute; --no-pin-cpus leaves them to the scheduler)`,
   };
 }
+
+/** A CPU worker's `--threads` and `--cpus` (worker `tower`'s half of the cores), as launch and the benchmarks give them; none where null. */
+export function cpuWorkerArgs(tower: number, threads: number | null, cpus: readonly [string, string] | null): string[] {
+  return [...(threads === null ? [] : ['--threads', String(threads)]), ...(cpus ? ['--cpus', cpus[tower]!] : [])];
+}

@@ -26,6 +26,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
+import { cpuWorkerArgs } from './launch-devices.js';
 import { diskFull, fileError, makeDir } from '@alexnet-mp/core';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
@@ -192,7 +193,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const inspect = c.name === 'coord' ? /: inspection service \(alexnet\.v1\.Coordinator\) at (\S+): /.exec(line) : null;
     if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]}${o.toolArgs?.length ? ` ${o.toolArgs.join(' ')}` : ''})`);
   };
-  const deviceArgs = (t: number): string[] => [...(o.devices ? ['--device', String(o.devices[t])] : []), ...(o.cpus ? ['--cpus', o.cpus[t]!] : [])];
+  const deviceArgs = (t: number): string[] => [...(o.devices ? ['--device', String(o.devices[t])] : []), ...cpuWorkerArgs(t, null, o.cpus ?? null)];
   const start = (name: Name, args: string[]): Child => {
     const nodeArgs = name === 'coord' ? [] : (o.workerNodeArgs ?? []);
     // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)

@@ -15,6 +15,7 @@ import { childArgs } from './launch-args.js';
 import { serveWorker, workerCommand, type WorkerArgs, type WorkerHooks } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
 import { resolvePreset } from '../resume.js';
+import { cpuWorkerArgs } from '../launch-devices.js';
 import { SlurmSetupError, roleName, slurmTask, type SlurmTask } from '../slurm/env.js';
 import { chooseGpu } from '../slurm/gpu.js';
 import { RendezvousError, jobTokenFile, readEntry, removeEndedAttempts, rendezvousDir, waitForEntries, writeAtomic, writeExit } from '../slurm/rendezvous.js';
@@ -114,7 +115,7 @@ async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, w
       say(`${sig}: serving until the coordinator ends the run after the step in progress (${sig} again: stop at once)`);
     },
   };
-  const argv = ['worker', '--tower', String(tower), '--host', a.host, '--port', '0', ...(gpu?.device != null ? ['--device', String(gpu.device)] : []), ...(a.threads === undefined ? [] : ['--threads', String(a.threads)]), ...workerArgs];
+  const argv = ['worker', '--tower', String(tower), '--host', a.host, '--port', '0', ...(gpu?.device != null ? ['--device', String(gpu.device)] : []), ...cpuWorkerArgs(tower, a.threads ?? null, null), ...workerArgs];
   await runCommand({ ...workerCommand, handler: (w: WorkerArgs) => serveWorker(w, hooks) }, argv);
 }
 
