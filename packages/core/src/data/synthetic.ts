@@ -173,9 +173,10 @@ export class SyntheticBatches {
           this.holdOpen();
           p?.resolve(m);
         });
-        w.on('error', (e) => this.pool === pool && this.failAll(e));
-        // a thread that ends without an error event leaves no part waiting forever
-        w.on('exit', (code) => this.pool === pool && this.failAll(new Error(`a synthetic-batch thread exited (${code})`)));
+        // a thread that fails or ends (while working or idle) fails what waits and ends the pool: the source makes
+        // its batches itself from then on, and nothing is sent to a thread that is gone
+        w.on('error', (e) => this.pool === pool && this.broken(e));
+        w.on('exit', (code) => this.pool === pool && this.broken(new Error(`a synthetic-batch thread exited (${code})`)));
       }
     } catch (e) {
       for (const w of pool) void w.terminate();
@@ -203,6 +204,11 @@ export class SyntheticBatches {
       if (this.waiting.size > 0) w.ref();
       else w.unref();
     }
+  }
+
+  private broken(e: Error): void {
+    this.failed ??= e;
+    this.close();
   }
 
   private failAll(e: Error): void {
