@@ -132,8 +132,8 @@ export function pinningRefused(cpus: readonly number[]): string | null {
     execFileSync('taskset', ['-c', formatCpuList(cpus), 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
     return null;
   } catch (e) {
-    const stderr = String((e as { stderr?: Buffer }).stderr ?? '').trim().split('\n')[0];
-    return `taskset could not set the affinity${stderr ? ` (${stderr})` : ''}`;
+    const why = firstStderrLine(e);
+    return `taskset could not set the affinity${why ? ` (${why})` : ''}`;
   }
 }
 
@@ -153,7 +153,12 @@ export function pinThisProcess(cpus: readonly number[], what = '--cpus'): void {
   try {
     execFileSync('taskset', ['-a', '-p', '-c', list, String(process.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
-    const stderr = String((e as { stderr?: Buffer }).stderr ?? '').trim();
-    throw new CpuAffinityError(`${what} ${list}: taskset failed${stderr ? `: ${stderr.split('\n')[0]}` : ''} (alexnet launch: --no-pin-cpus leaves the workers unpinned)`);
+    const why = firstStderrLine(e);
+    throw new CpuAffinityError(`${what} ${list}: taskset failed${why ? `: ${why}` : ''} (alexnet launch: --no-pin-cpus leaves the workers unpinned)`);
   }
+}
+
+/** The first line of what a failed execFileSync wrote on stderr ('' if nothing). */
+function firstStderrLine(e: unknown): string {
+  return String((e as { stderr?: Buffer }).stderr ?? '').trim().split('\n')[0]!;
 }

@@ -71,9 +71,7 @@ export function drawImages(s: SyntheticShape, rng: Rng, from: number, to: number
 
 /** The batch of (seed, step) with `n` images, made on this thread. */
 export function synthesise(s: SyntheticShape, seed: number, step: number, n: number): SyntheticBatch {
-  const images = new Uint8Array(s.inputChannels * n * s.inputSize * s.inputSize);
-  const labels = new Uint32Array(n);
-  drawImages(s, new Rng(syntheticSeed(seed, step)), 0, n, images, labels, n, 0);
+  const { images, labels } = drawPart({ id: 0, shape: s, from: 0, to: n, state: syntheticSeed(seed, step) });
   return { images, labels };
 }
 
@@ -110,7 +108,6 @@ export class SyntheticBatches {
   private pool: Worker[] | null = null;
   /** Set when the threads failed (they could not start, or one died): every batch is then made on this thread. */
   private failed: Error | null = null;
-  private closing = false;
   private nextId = 0;
   private readonly waiting = new Map<number, { resolve: (r: SyntheticPartReply) => void; reject: (e: Error) => void }>();
   /** Batches made in order after a thread's generator ended elsewhere than expected (a redrawn Box-Muller zero). */
@@ -128,7 +125,6 @@ export class SyntheticBatches {
     const pixels = s.inputChannels * n * s.inputSize * s.inputSize;
     const parts = Math.min(this.threads, n);
     if (pixels < this.parallelMinPixels || parts < 2 || this.failed) return synthesise(s, this.seed, step, n);
-    this.closing = false;
     const start = syntheticSeed(this.seed, step);
     const per = drawsPerImage(s);
     const bounds = Array.from({ length: parts + 1 }, (_, k) => Math.round((k * n) / parts));
@@ -136,11 +132,9 @@ export class SyntheticBatches {
     try {
       replies = await Promise.all(bounds.slice(0, -1).map((from, k) => this.part({ id: this.nextId++, shape: { inputSize: s.inputSize, inputChannels: s.inputChannels, classes: s.classes }, from, to: bounds[k + 1]!, state: advance(start, from * per) })));
     } catch (e) {
-      // closed meanwhile: the batch is not wanted any more
-      if (this.closing) throw e;
-      // the threads failed: not tried again for this source
-      this.failed = e instanceof Error ? e : new Error(String(e));
-      this.close();
+      // closed meanwhile (nothing failed): the batch is not wanted any more
+      if (!this.failed) throw e;
+      // the threads failed (broken): made here, as every batch of this source from now on
       return synthesise(s, this.seed, step, n);
     }
     if (replies.some((r, k) => r.endState !== advance(start, bounds[k + 1]! * per))) {
@@ -189,6 +183,7 @@ export class SyntheticBatches {
     try {
       this.pool ??= this.startPool();
     } catch (e) {
+      this.broken(e instanceof Error ? e : new Error(String(e)));
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
@@ -220,7 +215,6 @@ export class SyntheticBatches {
   close(): void {
     const pool = this.pool;
     this.pool = null;
-    if (!this.failed) this.closing = true;
     this.failAll(new Error('the synthetic batches were closed'));
     for (const w of pool ?? []) void w.terminate();
   }
