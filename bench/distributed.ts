@@ -32,6 +32,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('one-process', { type: 'boolean', default: true, describe: 'also time the one-process trainer (--no-one-process to skip)' })
   .option('worker-threads', { type: 'number', describe: "webasm: each worker's kernel threads, 1..1024 (default: half the cores, as launch gives them)" })
   .option('pin-cpus', { type: 'boolean', default: true, describe: 'CPU workers on cores of their own, as launch gives them (Linux); --no-pin-cpus leaves them to the scheduler' })
+  .option('queue-steps', { type: 'boolean', default: true, describe: 'each step sent while the one before runs, as training does; --no-queue-steps: each waits for the replies of the one before' })
   .check((a) => {
     checkThreads(a['worker-threads'], 'worker-threads');
     return true;
@@ -59,7 +60,7 @@ log(`preset ${spec.name}, batch ${B}, backend ${argv.backend}, ${os.cpus().lengt
 const counts = argv['micro-batches'].map((v) => parseMicroBatches(v, B));
 const runs: TwoWorkerResult[] = [];
 for (const microBatches of counts) {
-  const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches, pinCpus: argv['pin-cpus'], ...(argv['worker-threads'] === undefined ? {} : { threads: argv['worker-threads'] }) });
+  const distributed = await runTwoWorkers({ spec, backend: argv.backend, batch: B, warmup: argv.warmup, iters: argv.iters, hyper, log, microBatches, pinCpus: argv['pin-cpus'], queueSteps: argv['queue-steps'], ...(argv['worker-threads'] === undefined ? {} : { threads: argv['worker-threads'] }) });
   log(`${microBatches === 'auto' ? '(auto) ' : ''}${describeTwoWorkers(distributed)}`);
   emit({ ...distributed, microBatchesAsked: microBatches });
   runs.push(distributed);

@@ -1,7 +1,8 @@
 /**
  * The two-worker run of the benchmarks (bench/distributed.ts, bench/train-step.ts): two
  * `alexnet worker` processes on free loopback ports, driven by a coordinator in this process for
- * `warmup + iters` steps of synthetic data, then stopped. Reports images/s (median step) and, for
+ * `warmup + iters` steps of synthetic data (`Coordinator.run`, as training drives them: the next batch made
+ * during the step, the next step queued unless `queueSteps` is false), then stopped. Reports images/s (median step) and, for
  * each worker, where its step time went: computing, waiting on the exchange with its peer, and
  * the update; plus the bytes that crossed per step.
  */
@@ -35,6 +36,8 @@ export interface TwoWorkerResult {
   nodeFlags: string[];
   /** Each worker's CPUs (worker --cpus), null: not pinned. */
   pinnedTo: readonly [string, string] | null;
+  /** Whether the steps were queued (each sent while the one before ran). */
+  queueSteps: boolean;
 }
 
 export interface TwoWorkerOptions {
@@ -54,6 +57,8 @@ export interface TwoWorkerOptions {
   threads?: number;
   /** CPU workers (webasm, cpu) on cores of their own, as launch gives them (default true; launch-devices.ts planCpus). */
   pinCpus?: boolean;
+  /** Each step sent while the one before runs (default true; CoordinatorOptions.queueSteps). */
+  queueSteps?: boolean;
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -91,18 +96,18 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
         });
       }),
     );
-    coordinator = new Coordinator({ spec, workers: addresses as [string, string], batch: B, seed: 1, hyper, source, microBatches: opts.microBatches ?? 1, info: (l) => log(`  ${l}`) });
+    coordinator = new Coordinator({ spec, workers: addresses as [string, string], batch: B, seed: 1, hyper, source, microBatches: opts.microBatches ?? 1, queueSteps: opts.queueSteps ?? true, info: (l) => log(`  ${l}`) });
     await coordinator.start();
     const metrics: StepMetrics[] = [];
     const describe = (m: StepMetrics) => `${m.ms.toFixed(0)} ms, ${m.micro_batches} micro-batch${m.micro_batches > 1 ? 'es' : ''}, exchange waited ${m.workers.map((w) => w.exchange_ms.toFixed(0)).join(' / ')} ms, hidden ${m.workers.map((w) => w.exchange_hidden_ms.toFixed(0)).join(' / ')} ms`;
     // 'auto': the steps the coordinator measures before it settles N are not timed
     let first = 0;
     for (; !coordinator.microBatches.settled; first++) log(`  two workers, choosing the micro-batches, step ${first + 1}: ${describe(await coordinator.step(await source.batch(first, B)))}`);
-    for (let s = 0; s < steps; s++) {
-      const m = await coordinator.step(await source.batch(first + s, B));
+    await coordinator.run(steps, (m) => {
       metrics.push(m);
+      const s = metrics.length - 1;
       log(`  two workers, step ${s + 1}/${steps}${s < warmup ? ' (warm-up)' : ''}: ${describe(m)}`);
-    }
+    });
     const timed = metrics.slice(warmup);
     const stepMs = median(timed.map((m) => m.ms));
     const share = (t: number, k: 'exchange_ms' | 'exchange_hidden_ms' | 'compute_ms' | 'update_ms') => sum(timed.map((m) => m.workers[t]![k])) / sum(timed.map((m) => m.workers[t]!.total_ms));
@@ -125,6 +130,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       threads,
       nodeFlags,
       pinnedTo: cpuPlan.cpus,
+      queueSteps: opts.queueSteps ?? true,
     };
   } finally {
     coordinator?.close();
@@ -136,9 +142,9 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
 /** The two-worker result in one line. */
 export function describeTwoWorkers(d: TwoWorkerResult): string {
   return (
-    `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each${d.nodeFlags.length > 0 ? `, node ${d.nodeFlags.join(' ')}` : ''}${d.pinnedTo ? `, on CPUs ${d.pinnedTo.join(' / ')}` : ', not pinned'})`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
+    `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each${d.nodeFlags.length > 0 ? `, node ${d.nodeFlags.join(' ')}` : ''}${d.pinnedTo ? `, on CPUs ${d.pinnedTo.join(' / ')}` : ', not pinned'})`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step${d.queueSteps ? '' : ', steps not queued'}: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
     `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
     `exchange hidden behind compute: tower 0 ${(100 * d.exchangeHiddenShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeHiddenShare[1]!).toFixed(0)}%; ` +
-    `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; coordinator round trip ${d.coordinatorOverheadMs.toFixed(1)} ms`
+    `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; ${d.queueSteps ? 'workers idle between steps' : 'coordinator round trip'} ${Math.max(0, d.coordinatorOverheadMs).toFixed(1)} ms`
   );
 }

@@ -118,7 +118,9 @@ test('bad input in the middle of a run is refused (INVALID_ARGUMENT, malformed, 
     await refused(t, `${via} from another run`, send({ ...ex, run_id: 'another-run' }), grpc.status.FAILED_PRECONDITION, /tower 1 is not configured for run another-run/);
     await refused(t, `${via} claiming to be from tower 1`, send({ ...ex, from_tower: 1 }), grpc.status.INVALID_ARGUMENT, /a tensor from tower 1 reached tower 1/);
     await refused(t, `${via} at no crossing point`, send({ ...ex, point: 'conv9' }), grpc.status.INVALID_ARGUMENT, /no crossing point conv9/);
-    await refused(t, `${via} of a tensor for a later step`, send({ ...ex, step: 3 }), grpc.status.FAILED_PRECONDITION, /a tensor for step 3 reached tower 1 at step 2/);
+    // (the next step's tensors are taken: with steps queued, the peer may start it first)
+    await refused(t, `${via} of a tensor for a step after the next`, send({ ...ex, step: 4 }), grpc.status.FAILED_PRECONDITION, /a tensor for step 4 reached tower 1 at step 2 \(it takes steps 2 and 3\)/);
+    await refused(t, `${via} of a tensor for a step done`, send({ ...ex, step: 1 }), grpc.status.FAILED_PRECONDITION, /a tensor for step 1 reached tower 1 at step 2/);
   }
   t.is(stream.opened, 1, 'the refusals left the stream open');
   const evx: EvalExchangeRequest = { run_id: run, evaluation: 0, point: 'pool2', from_tower: 0, batch: B + 1, tensor: pool2 };

@@ -1,6 +1,7 @@
 /**
- * Coordinator.betweenSteps, with real workers: a task asked for during a run runs after the step in flight and
- * before the next one (the workers answer GetParameters only then: they refuse it during a step), training waits
+ * Coordinator.betweenSteps, with real workers: a task asked for during a run runs after the steps in flight (the
+ * step being reported, and the one queued behind it when there is one) and before the next one sent (the workers
+ * answer GetParameters only then: they refuse it during a step; no step is queued while a task waits), training waits
  * for it once and carries on; a task asked for before `run` finishes before the first step, one asked for
  * during an evaluation outside `run` runs after it.
  */
@@ -42,7 +43,8 @@ test('betweenSteps: tasks run between two steps, never during one, and training 
     const now = performance.now();
     spans.push({ what: `step ${m.step}`, from: now - m.ms, to: now });
     log.push(`step ${m.step}`);
-    // asked while step m.step is being reported: they run before step m.step + 1
+    // asked while step m.step is being reported: they run after the steps in flight, before the next one sent
+    // (step 2 was queued during step 1, step 4 during step 3: the tasks run after steps 2 and 4)
     if (m.step === 1 || m.step === 3) {
       for (const tower of [0, 1]) {
         tasks.push(
@@ -71,13 +73,13 @@ test('betweenSteps: tasks run between two steps, never during one, and training 
     'task before run, steps done 0',
     'step 0',
     'step 1',
-    'task tower 0, steps done 2',
-    'task tower 1, steps done 2',
     'step 2',
+    'task tower 0, steps done 3',
+    'task tower 1, steps done 3',
     'step 3',
-    'task tower 0, steps done 4',
-    'task tower 1, steps done 4',
     'step 4',
+    'task tower 0, steps done 5',
+    'task tower 1, steps done 5',
   ]);
 
   // after the run: at once

@@ -20,11 +20,12 @@ test('the next batch is made while the workers compute the step in flight, not b
   const source: BatchSource = {
     description: 'synthetic gratings, watched',
     batch: (step, size) => {
-      asked.push({ step, stepInFlight: (c as unknown as { inFlight: AbortController | null }).inFlight !== null, turned });
+      asked.push({ step, stepInFlight: (c as unknown as { inFlight: Set<AbortController> }).inFlight.size > 0, turned });
       return synthetic.batch(step, size);
     },
   };
-  c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper, source });
+  // steps not queued: each goes out through `step` (queued-steps.test.ts has the queued ones)
+  c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper, source, queueSteps: false });
   t.teardown(() => c!.close());
   await c.start();
   const step = c.step.bind(c);

@@ -48,6 +48,12 @@ export interface CoordinatorOptions {
   readonly security?: Security;
   /** Micro-batches a step (--micro-batches): N >= 1 always N; 'auto' chosen from the measured exchange (micro-batches.ts); default 1. */
   readonly microBatches?: number | 'auto';
+  /**
+   * Queued steps (default true): when nothing is due between two steps, the next one is sent while the one
+   * before runs and the workers start it the moment they end that one (workers listing "queued-steps"); false:
+   * each step waits for the replies of the one before.
+   */
+  readonly queueSteps?: boolean;
 }
 
 /** Where a run continues: both towers' parameters and momentum, the steps done and the schedule's state. */

@@ -45,13 +45,15 @@ export class Coordinator {
   configured: [ConfigureReply, ConfigureReply] | null = null;
   private readonly info: (line: string) => void;
   private stepsDone = 0;
+  private queuedCount = 0;
   /** Time `run` waited for the data source, and the time it ran, in ms. */
   private dataWaitMs = 0;
   private runMs = 0;
   private evaluationsDone = 0;
   /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
   private evalPending = false;
-  private inFlight: AbortController | null = null;
+  /** The calls on both workers in flight (two steps when one is queued behind the other). */
+  private readonly inFlight = new Set<AbortController>();
   /** Inside `run` (between-step tasks wait for the current step), and the tasks waiting. */
   private running = false;
   private stopRequest: string | null = null;
@@ -98,6 +100,7 @@ export class Coordinator {
     this.deadlines.reset();
     this.evaluationsDone = 0;
     this.stepsDone = 0;
+    this.queuedCount = 0;
     this.evalPending = from?.evalDue === true;
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
     const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs)));
@@ -121,6 +124,11 @@ export class Coordinator {
       this.stepsDone = r.step;
       this.info(`both workers continue from the checkpoint at step ${r.step}`);
     }
+  }
+
+  /** Steps sent while the one before them ran (queued steps), since `start`. */
+  get stepsQueued(): number {
+    return this.queuedCount;
   }
 
   /** Steps done (the next step's number). */
@@ -191,7 +199,7 @@ export class Coordinator {
    */
   private async onBoth<R>(what: string, call: (t: number, signal: AbortSignal) => Promise<R>): Promise<[R, R]> {
     const abort = new AbortController();
-    this.inFlight = abort;
+    this.inFlight.add(abort);
     let firstFailed: number | null = null;
     const settled = await Promise.allSettled(
       [0, 1].map((t) =>
@@ -204,7 +212,7 @@ export class Coordinator {
         }),
       ),
     );
-    this.inFlight = null;
+    this.inFlight.delete(abort);
     // tasks asked for during a call made outside `run` (e.g. an evaluation on its own) run after it
     if (!this.running && this.betweenStepTasks.length > 0) this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks());
     if (firstFailed !== null) {
@@ -218,15 +226,30 @@ export class Coordinator {
   }
 
   /** One step on both workers; throws WorkerFailure naming the worker that failed first. */
-  async step(b: U8Batch): Promise<StepMetrics> {
-    const step = this.stepsDone;
+  step(b: U8Batch): Promise<StepMetrics> {
+    return this.stepAt(this.stepsDone, b, null);
+  }
+
+  /**
+   * Step `step` on both workers. `previous`: the step before it, still running (queued steps): this one is sent
+   * now, the workers start it as they end that one, its time counts from that one's replies, and it is counted
+   * after it (abandoned when it fails: `run` then cancels this one).
+   */
+  private async stepAt(step: number, b: U8Batch, previous: Promise<unknown> | null): Promise<StepMetrics> {
     const labels = Array.from(b.labels);
-    const t0 = performance.now();
+    let t0 = performance.now();
     const h = this.hyperOf(step);
     const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay, no_bias_decay: h.decayBiases !== true };
-    const timeoutMs = this.deadlines.next('step');
+    // a queued step's deadline covers the step it waits for too
+    const timeoutMs = this.deadlines.next('step') * (previous ? 2 : 1);
     const micro = this.microBatches.next;
-    const replies: StepReply[] = await this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper, micro_batches: micro }, { signal, timeoutMs }));
+    const replying = this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper, micro_batches: micro }, { signal, timeoutMs }));
+    if (previous) {
+      replying.catch(() => {}); // awaited below
+      if (await previous.then(() => false, () => true)) throw new Error(`step ${step} abandoned: step ${step - 1} failed`);
+      t0 = Math.max(t0, performance.now());
+    }
+    const replies: StepReply[] = await replying;
     const ms = performance.now() - t0;
     this.deadlines.observe('step', ms);
     const r0 = replies[0]!;
@@ -305,10 +328,12 @@ export class Coordinator {
   ): Promise<StepMetrics[]> {
     const all: StepMetrics[] = [];
     const tRun = performance.now();
-    const spe = this.o.stepsPerEpoch;
     const ev = this.o.eval;
     const ck = this.o.checkpoint;
-    let next = steps > 0 ? this.o.source.batch(this.stepsDone, this.o.batch) : null;
+    // a source does its work (synthetic images, decoding, augmentation) on this thread when asked: in a promise,
+    // so that one that throws rather than rejects fails where the batch is awaited
+    const batchFor = (step: number) => Promise.resolve().then(() => this.o.source.batch(step, this.o.batch));
+    let next = steps > 0 ? batchFor(this.stepsDone) : null;
     this.running = true;
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
@@ -317,42 +342,70 @@ export class Coordinator {
       if (this.evalPending && ev && steps > 0) await this.evaluateAfterStep(o);
       this.evalPending = false;
       let checkpointed = -1;
-      for (let i = 0; i < steps; i++) {
-        if (o.signal?.aborted) throw o.signal.reason;
-        if (this.stopRequest !== null) {
-          // asked to stop (requestStop): the steps since the last checkpoint are kept in one more
-          if (ck && i > 0 && checkpointed !== this.stepsDone) o.onCheckpoint?.(await this.writeCheckpoint(), this.stepsDone);
-          this.stoppedEarly = { reason: this.stopRequest, step: this.stepsDone };
-          break;
+      /** The step sent while the one before it ran (queued steps), not yet counted. */
+      let queued: Promise<StepMetrics> | null = null;
+      const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+      try {
+        for (let i = 0; i < steps; i++) {
+          if (o.signal?.aborted) throw o.signal.reason;
+          if (queued === null && this.stopRequest !== null) {
+            // asked to stop (requestStop): the steps since the last checkpoint are kept in one more
+            if (ck && i > 0 && checkpointed !== this.stepsDone) o.onCheckpoint?.(await this.writeCheckpoint(), this.stepsDone);
+            this.stoppedEarly = { reason: this.stopRequest, step: this.stepsDone };
+            break;
+          }
+          const at = this.stepsDone;
+          let stepping: Promise<StepMetrics>;
+          if (queued) {
+            stepping = queued;
+            queued = null;
+          } else {
+            const tw = performance.now();
+            const b = await next!;
+            this.dataWaitMs += performance.now() - tw;
+            // the step first, then the next batch while the workers compute: the Step requests leave in the
+            // next turn of the event loop, which would otherwise come only after the batch is made
+            stepping = this.step(b);
+            stepping.catch(() => {}); // awaited below
+            await turn();
+            next = i + 1 < steps ? batchFor(at + 1) : null;
+          }
+          // the step after it goes out now when nothing is due between the two: the workers start it the moment
+          // they end this one, with no round trip through the coordinator (a source that failed is left to fail
+          // at the top of the loop, after this step)
+          if (next && this.queueingAfter(at + 1)) {
+            const b = await next.catch(() => null);
+            if (b) {
+              queued = this.stepAt(at + 1, b, stepping);
+              this.queuedCount++;
+              queued.catch(() => {}); // awaited in the next pass of the loop
+              await turn();
+              next = i + 2 < steps ? batchFor(at + 2) : null;
+            }
+          }
+          const m = await stepping;
+          all.push(m);
+          onStep(m);
+          // nothing was due after this step if the next one is queued (queueingAfter)
+          if (queued) continue;
+          const done = this.stepsDone;
+          const due = this.dueAfter(done, i === steps - 1);
+          // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
+          if (due.checkpoint) {
+            // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
+            const written = await this.writeCheckpoint(due.evaluation);
+            checkpointed = done;
+            o.onCheckpoint?.(written, done);
+          }
+          if (due.evaluation) await this.evaluateAfterStep(o);
+          await this.runBetweenStepTasks();
         }
-        const tw = performance.now();
-        const b = await next!;
-        this.dataWaitMs += performance.now() - tw;
-        // the step first, then the next batch while the workers compute: a source does its work (synthetic
-        // images, decoding, augmentation) on this thread when asked, and the Step requests leave in the next
-        // turn of the event loop, which would otherwise come only after it
-        const following = this.stepsDone + 1;
-        const stepping = this.step(b);
-        stepping.catch(() => {}); // awaited below
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        // (a source that throws rather than rejects fails at the `await` above, with no step in flight)
-        next = i + 1 < steps ? Promise.resolve().then(() => this.o.source.batch(following, this.o.batch)) : null;
-        const m = await stepping;
-        all.push(m);
-        onStep(m);
-        const done = this.stepsDone;
-        const last = i === steps - 1;
-        const epochEnd = spe !== undefined && done % spe === 0;
-        const evalDue = ev !== undefined && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last);
-        // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
-        if (ck && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last)) {
-          // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
-          const written = await this.writeCheckpoint(evalDue);
-          checkpointed = done;
-          o.onCheckpoint?.(written, done);
+      } finally {
+        // a step queued behind one that failed (or a run ended by its signal) is cancelled on the workers
+        if (queued) {
+          this.cancel();
+          await queued.catch(() => {});
         }
-        if (evalDue) await this.evaluateAfterStep(o);
-        await this.runBetweenStepTasks();
       }
     } finally {
       this.running = false;
@@ -366,6 +419,28 @@ export class Coordinator {
     return all;
   }
 
+  /** What is due after the step that makes `done` steps (`last`: the run's last): a checkpoint, an evaluation. */
+  private dueAfter(done: number, last: boolean): { checkpoint: boolean; evaluation: boolean } {
+    const { eval: ev, checkpoint: ck, stepsPerEpoch: spe } = this.o;
+    const epochEnd = spe !== undefined && done % spe === 0;
+    return {
+      checkpoint: ck !== undefined && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last),
+      evaluation: ev !== undefined && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last),
+    };
+  }
+
+  /**
+   * Whether the next step may be sent before the step that makes `done` steps (not the run's last) has answered:
+   * both workers take queued steps, the option allows them, the micro-batch count is settled, and nothing is to
+   * happen between the two (a checkpoint, an evaluation, a task, a stop).
+   */
+  private queueingAfter(done: number): boolean {
+    if (this.o.queueSteps === false || this.stopRequest !== null || this.betweenStepTasks.length > 0 || !this.microBatches.settled) return false;
+    if (!this.handshakes?.every((h) => h.features.includes('queued-steps'))) return false;
+    const due = this.dueAfter(done, false);
+    return !due.checkpoint && !due.evaluation;
+  }
+
   /** The held-out evaluation after the step just done; at an epoch's end its top-1 error feeds a plateau schedule. */
   private async evaluateAfterStep(o: { onEval?: (m: EvalMetrics) => void; onLrDrop?: (lr: number, epoch: number) => void }): Promise<void> {
     const done = this.stepsDone;
@@ -376,13 +451,14 @@ export class Coordinator {
   }
 
   /**
-   * Runs `task` while no step or evaluation is in flight: during `run`, after the current step (and its
-   * evaluation or checkpoint) and before the next, so training waits for the task once; outside `run`, at once
+   * Runs `task` while no step or evaluation is in flight: during `run`, after the current step (and the one
+   * queued behind it, if any: none is queued while a task waits; and the evaluation or checkpoint due) and before
+   * the next, so training waits for the task once; outside `run`, at once
    * (one task at a time; `run` starts its first step after them).
    * For calls that a worker answers only between steps (GetParameters, inspection), e.g. from the dashboard.
    */
   betweenSteps<T>(task: () => Promise<T>): Promise<T> {
-    if (!this.running && this.inFlight === null) {
+    if (!this.running && this.inFlight.size === 0) {
       const p = this.outsideRun.then(task);
       this.outsideRun = p.catch(() => {});
       return p;
@@ -415,7 +491,8 @@ export class Coordinator {
   }
 
   /**
-   * Ends `run` after the step in progress (and its evaluation and checkpoint, if due), writing a checkpoint
+   * Ends `run` after the step in progress (and the one queued behind it, already on the workers; and the
+   * evaluation and checkpoint due after it), writing a checkpoint
    * of the steps done when the checkpoint option is on and none was just written; `stoppedEarly` then says so.
    */
   requestStop(reason: string): void {
@@ -424,7 +501,7 @@ export class Coordinator {
 
   /** Cancels a step in flight (the workers abort it). */
   cancel(): void {
-    this.inFlight?.abort(new Error('cancelled'));
+    for (const a of this.inFlight) a.abort(new Error('cancelled'));
   }
 
   /**

@@ -6,7 +6,9 @@
  */
 export class Rng {
   private state: number;
-  private spare: number | null = null;
+  /** Box-Muller's second normal, waiting (a number field of its own: no heap number made at each pair). */
+  private spare = 0;
+  private hasSpare = false;
 
   constructor(seed: number) {
     this.state = seed >>> 0;
@@ -23,16 +25,16 @@ export class Rng {
 
   /** Standard normal. */
   normal(): number {
-    if (this.spare !== null) {
-      const s = this.spare;
-      this.spare = null;
-      return s;
+    if (this.hasSpare) {
+      this.hasSpare = false;
+      return this.spare;
     }
     let u = 0;
     while (u === 0) u = this.next();
     const v = this.next();
     const r = Math.sqrt(-2 * Math.log(u));
     this.spare = r * Math.sin(2 * Math.PI * v);
+    this.hasSpare = true;
     return r * Math.cos(2 * Math.PI * v);
   }
 
@@ -43,13 +45,14 @@ export class Rng {
 
   /** The generator's state, for checkpoints. */
   save(): { state: number; spare: number | null } {
-    return { state: this.state, spare: this.spare };
+    return { state: this.state, spare: this.hasSpare ? this.spare : null };
   }
 
   static restore(s: { state: number; spare: number | null }): Rng {
     const r = new Rng(0);
     r.state = s.state >>> 0;
-    r.spare = s.spare;
+    r.hasSpare = s.spare !== null;
+    r.spare = s.spare ?? 0;
     return r;
   }
 }

@@ -44,7 +44,10 @@ export function peerService(w: PeerSide) {
   /** Checks a step's tensor from the peer and files it (Exchange, and each message of Stream). */
   const acceptStepTensor = (req: ExchangeRequest): void => {
     const run = w.acceptingRun(req.run_id, req.from_tower);
-    if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for step ${req.step} reached tower ${w.tower} at step ${run.stepsDone}`);
+    // the step after this worker's current one too: with steps queued, the peer may start it first
+    if (req.step !== run.stepsDone && req.step !== run.stepsDone + 1) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `a tensor for step ${req.step} reached tower ${w.tower} at step ${run.stepsDone} (it takes steps ${run.stepsDone} and ${run.stepsDone + 1})`);
+    }
     // 0 from an older sender: the whole batch
     const micro = { index: req.micro_batch ?? 0, count: req.micro_batches || 1 };
     acceptCrossing(w, run, stepPhase(req.step), req.point, req.direction, run.batch, req.tensor, micro);

@@ -27,9 +27,11 @@ export const PROTOCOL_VERSION = 1;
  * - "exchange-stream": Peer.Stream (a run's crossing tensors on one stream, each acknowledged) and
  *   PeerHello.features; StepTiming.exchange_hidden_ms;
  * - "micro-batches": StepRequest.micro_batches, ConfigureRequest.micro_batches, ExchangeRequest.micro_batch
- *   and micro_batches, ExchangeAck.micro_batch (a step cut into micro-batches whose crossings overlap the compute).
+ *   and micro_batches, ExchangeAck.micro_batch (a step cut into micro-batches whose crossings overlap the compute);
+ * - "queued-steps": Worker.Step for the step after the one running is held until that one ends (not refused as
+ *   busy), and Peer tensors of the step after the current one are taken (the peer may start it first).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream', 'micro-batches'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream', 'micro-batches', 'queued-steps'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));

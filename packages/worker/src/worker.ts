@@ -85,6 +85,9 @@ export class TowerWorker implements PeerSide {
   /** Runs whose handshake asked to take the worker from the run holding its lease. */
   private takingOver = new Set<string>();
   private lastError = '';
+  /** Settles when the step now running ends, either way (null between steps); whether a step waits for it. */
+  private stepEnds: Promise<void> | null = null;
+  private stepQueued = false;
   private readonly started = Date.now();
   readonly identity: ModelIdentity;
   readonly maxBatch: number;
@@ -234,13 +237,14 @@ export class TowerWorker implements PeerSide {
     if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
     touch(run, call.getPeer());
-    this.checkIdle(run);
-    if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
     checkStepImages(this.o.spec, run.batch, req.images);
     checkLabels(this.o.spec, req.labels, run.batch, 'Step');
     checkHyper(req.hyper);
     checkStepMicroBatches(run, req.micro_batches ?? 0);
-
+    // the next step, sent while this one runs (feature "queued-steps"): it starts the moment this one ends
+    if (this.state === 'STEPPING' && req.step === run.stepsDone + 1) await this.afterCurrentStep(run, req.step, call);
+    this.checkIdle(run);
+    if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
     return this.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => runStep(this, run, req, signal));
   });
 
@@ -287,6 +291,29 @@ export class TowerWorker implements PeerSide {
     return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runActivations(this, run, req, n, segment, signal));
   }
 
+  /**
+   * Holds step `step`, sent while the step before it runs (feature "queued-steps"), until that step ends; the
+   * caller then checks the worker as for any step (a failed step before it refuses it). One step waits at most;
+   * a wait cancelled by the coordinator leaves the worker as it is.
+   */
+  private async afterCurrentStep(run: Run, step: number, call: EventEmitter): Promise<void> {
+    const ends = this.stepEnds;
+    if (ends === null || this.stepQueued) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: step ${run.stepsDone} is running and step ${step} waits for it already`);
+    this.stepQueued = true;
+    let onCancel = () => {};
+    const cancelled = new Promise<never>((_, reject) => {
+      onCancel = () => reject(new RpcError(grpc.status.CANCELLED, `step ${step} cancelled by the coordinator while it waited for step ${step - 1}`));
+    });
+    call.on('cancelled', onCancel);
+    try {
+      await Promise.race([ends, cancelled]);
+    } finally {
+      this.stepQueued = false;
+      call.removeListener('cancelled', onCancel);
+    }
+    if (this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${redactRunId(run.id)} was replaced while step ${step} waited for step ${step - 1}`);
+  }
+
   private get busy(): boolean {
     return this.state === 'STEPPING' || this.state === 'EVALUATING';
   }
@@ -305,6 +332,8 @@ export class TowerWorker implements PeerSide {
   private async guarded<T>(run: Run, phase: Phase, state: 'STEPPING' | 'EVALUATING', call: EventEmitter, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const what = describePhase(phase);
     this.state = state;
+    let ended = () => {};
+    if (state === 'STEPPING') this.stepEnds = new Promise<void>((resolve) => (ended = resolve));
     const abort = new AbortController();
     run.abort = abort;
     const onCancel = () => abort.abort(new RpcError(grpc.status.CANCELLED, `${what} cancelled by the coordinator`));
@@ -325,6 +354,8 @@ export class TowerWorker implements PeerSide {
       touch(run);
       run.abort = null;
       call.removeListener('cancelled', onCancel);
+      if (state === 'STEPPING') this.stepEnds = null;
+      ended();
     }
   }
 

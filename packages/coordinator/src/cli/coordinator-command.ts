@@ -137,6 +137,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       seed,
       hyper,
       microBatches,
+      queueSteps: a['queue-steps'] !== false,
       source: data.source,
       eval: evalSet ? { every: evalEvery, set: evalSet } : undefined,
       stepsPerEpoch: useEpochs ? stepsPerEpoch : undefined,

@@ -57,6 +57,7 @@ export function childArgs(a: ChildArgsInput, preset: string, securityArgs: reado
     ...opt('resume', a.resume),
     ...opt('stop-after', a['stop-after']),
     ...opt('micro-batches', a['micro-batches']),
+    ...(a['queue-steps'] === false ? ['--no-queue-steps'] : []),
     ...recoveryArgv(a),
   ];
   return { workerArgs, coordinatorArgs, batch, maxBatch };

@@ -46,6 +46,11 @@ export const runOptions = {
       'cut each step into N micro-batches (N divides --batch) whose crossing tensors travel while the next micro-batch computes (the whole batch\'s arithmetic, to float32 rounding); ' +
       '1 (default): the whole batch at once, bit for bit reproducible; auto: 1 unless the workers wait on the exchange 15% or more of their step, then 2 or 4 if measured faster (docs/distributed.md)',
   },
+  'queue-steps': {
+    type: 'boolean',
+    describe:
+      'send each step to the workers while the one before runs, when nothing (a checkpoint, an evaluation, a dashboard request) comes between the two: they start it the moment they end that one, without a round trip through the coordinator (default: yes; --no-queue-steps: each step waits for the replies of the one before)',
+  },
   'stop-after': {
     type: 'string',
     describe:
@@ -90,6 +95,7 @@ export interface RunArgs {
   overwrite?: boolean;
   'stop-after'?: string;
   'micro-batches'?: string;
+  'queue-steps'?: boolean;
 }
 
 export const DEFAULTS = { steps: 20, batch: 16, seed: 1, lr: 0.01, momentum: 0.9, weightDecay: 0.0005, decayBiases: false } as const;
