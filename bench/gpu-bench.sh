@@ -36,7 +36,7 @@
 #      and every ratio;
 #   3. `npm run bench -- --distributed --backend webgpu` at cifar, batch 64 (1, 2 and 4 micro-batches) and
 #      at the paper preset, batch 128 (1 and 2): two workers on the GPU against one process, the exchange
-#      waited for and hidden.
+#      waited for and hidden; cifar, batch 64 again with steps not queued (--no-queue-steps).
 #
 # Without a GPU: `eval "$(bash scripts/lavapipe.sh)"; SMOKE=1 NO_DEVICE=1 bash bench/gpu-bench.sh run` runs
 # the same parts here on a software adapter with the tiny preset at batch 16 and 8 and the first test file
@@ -120,6 +120,8 @@ inner() {
   # two workers on the one GPU against one process, whole batches and cut into micro-batches: the share of
   # each worker's step spent waiting on the exchange, and what is hidden behind compute
   part "bench --distributed $cifar, batch $small, micro-batches 1 2 4" 90 "${bench[@]}" --distributed --preset $cifar --batch $small --iters 5 --warmup 2 --micro-batches 1 2 4
+  # steps that each wait for the one before (the default queues the next step during the one in flight)
+  part "bench --distributed $cifar, batch $small, --no-queue-steps" 40 "${bench[@]}" --distributed --preset $cifar --batch $small --iters 10 --warmup 2 --no-queue-steps
   part "bench --distributed $paper, batch $big, micro-batches 1 2" 150 "${bench[@]}" --distributed --preset $paper --batch $big --iters 3 --warmup 1 --micro-batches 1 2
   echo "done after $(( $(date +%s) - start )) s"
 }
