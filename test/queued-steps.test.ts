@@ -9,7 +9,7 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { tiny, type SgdHyper } from '@alexnet-mp/core';
 import type { StepRequest } from '@alexnet-mp/worker';
-import { Coordinator, SyntheticSource, heldOutSet, type StepMetrics } from '@alexnet-mp/coordinator';
+import { Coordinator, SyntheticSource, heldOutSet, type BatchSource, type StepMetrics } from '@alexnet-mp/coordinator';
 import { startWorker } from './helpers.js';
 
 const B = 8;
@@ -59,6 +59,36 @@ test.serial('queued steps give the losses, weights and momentum of steps that wa
     }
   }
   t.true(compared > 6000, `${compared} values compared`);
+});
+
+test.serial('a slow source: the wait for its batches counts in the data-wait share, and a stop asked while the next batch is made is not queued past', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)]), startWorker(t, 1, ['--max-batch', String(B)])]);
+  const synthetic = new SyntheticSource(tiny, SEED);
+  const SLOW_MS = 600;
+  let c: Coordinator | null = null;
+  const source: BatchSource = {
+    description: 'synthetic gratings, slowly',
+    batch: async (step, size) => {
+      await new Promise((r) => setTimeout(r, SLOW_MS));
+      // asked to stop while batch 3 is made (step 2 in flight): step 3 must not be queued behind step 2
+      if (step === 3) c!.requestStop('test');
+      return synthetic.batch(step, size);
+    },
+  };
+  c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: B, seed: SEED, hyper, source });
+  t.teardown(() => c!.close());
+  await c.start();
+  const steps = await c.run(10, () => {});
+  t.deepEqual(
+    steps.map((m) => m.step),
+    [0, 1, 2],
+  );
+  t.deepEqual(c.stoppedEarly, { reason: 'test', step: 3 });
+  // steps 1 and 2 were queued (their batches came while the step before ran); step 3 was not
+  t.is(c.stepsQueued, 2);
+  // the steps take a few ms (the first, compiling, about 0.5 s), the batches 600 ms each: the coordinator waited
+  // for the data most of the run, also while a step was queued (counting only the first batch's wait: about 0.2)
+  t.true(c.dataWaitShare > 0.6, `data-wait share ${c.dataWaitShare}`);
 });
 
 test.serial('a worker holds one step sent during the one before, refuses it after that step failed, and a cancelled wait leaves it as it was', async (t) => {

@@ -246,7 +246,11 @@ export class Coordinator {
     const replying = this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper, micro_batches: micro }, { signal, timeoutMs }));
     if (previous) {
       replying.catch(() => {}); // awaited below
-      if (await previous.then(() => false, () => true)) throw new Error(`step ${step} abandoned: step ${step - 1} failed`);
+      if (await previous.then(() => false, () => true)) {
+        // `run` cancels this step's calls: they have settled when this one does
+        await replying.catch(() => {});
+        throw new Error(`step ${step} abandoned: step ${step - 1} failed`);
+      }
       t0 = Math.max(t0, performance.now());
     }
     const replies: StepReply[] = await replying;
@@ -320,6 +324,9 @@ export class Coordinator {
    * Runs `steps` more steps from the source, prefetching the next batch while the workers compute; with the
    * eval option, evaluates the held-out set every `eval.every` steps, at each epoch's end (feeding a plateau
    * schedule) and after the last step; with the checkpoint option, writes checkpoints (see the options).
+   * With queued steps (the queueSteps option) the next step goes out during this one when nothing is due
+   * between them; a run that ends otherwise than between steps (a failed step, `o.signal`, `onStep`
+   * throwing) cancels the step queued behind it, leaving the workers failed until they are configured again.
    */
   async run(
     steps: number,
@@ -374,8 +381,18 @@ export class Coordinator {
           // they end this one, with no round trip through the coordinator (a source that failed is left to fail
           // at the top of the loop, after this step)
           if (next && this.queueingAfter(at + 1)) {
+            let endedAt = Infinity;
+            let failed = false;
+            stepping.then(
+              () => (endedAt = performance.now()),
+              () => (failed = true),
+            );
+            const tw = performance.now();
             const b = await next.catch(() => null);
-            if (b) {
+            // the coordinator waited for the data only from the step's end on
+            this.dataWaitMs += Math.max(0, performance.now() - Math.max(tw, endedAt));
+            // asked again: a stop, a task or the step's failure may have come while the batch was made
+            if (b && !failed && this.queueingAfter(at + 1)) {
               queued = this.stepAt(at + 1, b, stepping);
               this.queuedCount++;
               queued.catch(() => {}); // awaited in the next pass of the loop

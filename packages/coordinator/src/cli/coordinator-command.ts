@@ -193,7 +193,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (stopCode === 0 && c.isRunning && !recovery?.recovering) {
         stopCode = code;
         c.requestStop(sig);
-        progress.note(`${sig}: ending the run after the step in progress (and its evaluation, if one is due)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
+        progress.note(`${sig}: ending the run after the step in progress (and the one queued behind it, already on the workers; and the evaluation, if one is due)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
         return;
       }
       stop(sig, code);
