@@ -20,7 +20,7 @@ test('the next batch is made while the workers compute the step in flight, not b
   const source: BatchSource = {
     description: 'synthetic gratings, watched',
     batch: (step, size) => {
-      asked.push({ step, stepInFlight: (c as unknown as { inFlight: Set<AbortController> }).inFlight.size > 0, turned });
+      asked.push({ step, stepInFlight: !(c as unknown as { both: { idle: boolean } }).both.idle, turned });
       return synthetic.batch(step, size);
     },
   };

@@ -1,19 +1,18 @@
 /**
  * The coordinator: checks that the two workers belong together (handshake.ts),
- * configures them for a run (configure.ts), then for each step sends the batch to both,
- * waits for both, and logs the metrics (step-metrics.ts); it writes checkpoints (run-checkpoint.ts); between steps it evaluates held-out
+ * configures them for a run (configure.ts), then for each step sends the batch to both at once
+ * (both-workers.ts), the next step queued during this one when nothing falls between them (run-schedule.ts),
+ * and logs the metrics (step-metrics.ts); it writes checkpoints (run-checkpoint.ts); between steps it evaluates held-out
  * batches the same way (Evaluate: forward only), and gets the logits back
  * from tower 0. It never sees a parameter or an activation: the workers
  * exchange crossing tensors directly.
  */
-import * as grpc from '@grpc/grpc-js';
 import { writeCheckpointFile, type LrScheduleState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
   decodeTensor,
   describeError,
-  isServiceError,
   maxMessageBytes,
   modelIdentity,
   type ConfigureReply,
@@ -26,6 +25,8 @@ import type { U8Batch } from './batch-source.js';
 import { evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResult } from './evaluation.js';
 import { UserError } from './cli/errors.js';
 import { CallDeadlines, isLostWorker } from './health.js';
+import { BothWorkers } from './both-workers.js';
+import { dueAfter } from './run-schedule.js';
 import { checkLoss, checkParams } from './divergence.js';
 import { lacks } from './worker-features.js';
 import { MicroBatchChoice } from './micro-batches.js';
@@ -52,8 +53,8 @@ export class Coordinator {
   private evaluationsDone = 0;
   /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
   private evalPending = false;
-  /** The calls on both workers in flight (two steps when one is queued behind the other). */
-  private readonly inFlight = new Set<AbortController>();
+  /** The calls on both workers, and those in flight (two steps when one is queued behind the other). */
+  private readonly both: BothWorkers;
   /** Inside `run` (between-step tasks wait for the current step), and the tasks waiting. */
   private running = false;
   private stopRequest: string | null = null;
@@ -82,6 +83,7 @@ export class Coordinator {
     this.info = o.info ?? (() => {});
     this.deadlines = new CallDeadlines(o.deadlines);
     this.initialSchedule = o.schedule ? { ...o.schedule.state } : null;
+    this.both = new BothWorkers((t) => this.label(t));
     this.microBatches = new MicroBatchChoice(o.batch, o.microBatches === 'auto' ? undefined : (o.microBatches ?? 1), this.info);
   }
 
@@ -193,36 +195,14 @@ export class Coordinator {
     });
   }
 
-  /**
-   * The same call on both workers at once; the first failure cancels the other call (its worker may be
-   * waiting for a tensor that will never come) and throws a WorkerFailure naming the worker that failed first.
-   */
+  /** The same call on both workers at once (both-workers.ts); throws WorkerFailure naming the worker that failed first. */
   private async onBoth<R>(what: string, call: (t: number, signal: AbortSignal) => Promise<R>): Promise<[R, R]> {
-    const abort = new AbortController();
-    this.inFlight.add(abort);
-    let firstFailed: number | null = null;
-    const settled = await Promise.allSettled(
-      [0, 1].map((t) =>
-        call(t, abort.signal).catch((e: unknown) => {
-          if (firstFailed === null) {
-            firstFailed = t;
-            abort.abort(new Error(`tower ${t} failed`));
-          }
-          throw e;
-        }),
-      ),
-    );
-    this.inFlight.delete(abort);
-    // tasks asked for during a call made outside `run` (e.g. an evaluation on its own) run after it
-    if (!this.running && this.betweenStepTasks.length > 0) this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks());
-    if (firstFailed !== null) {
-      const ft: number = firstFailed;
-      const why = (t: number) => describeError((settled[t] as PromiseRejectedResult).reason);
-      const other = 1 - ft;
-      const otherFailed = settled[other]!.status === 'rejected' && !(isServiceError((settled[other] as PromiseRejectedResult).reason) && ((settled[other] as PromiseRejectedResult).reason as grpc.ServiceError).code === grpc.status.CANCELLED);
-      throw new WorkerFailure(`${this.label(ft)} failed at ${what}: ${why(ft)}${otherFailed ? `; ${this.label(other)} also failed: ${why(other)}` : ''}`, ft, isLostWorker((settled[ft] as PromiseRejectedResult).reason));
+    try {
+      return await this.both.call(what, call);
+    } finally {
+      // tasks asked for during a call made outside `run` (e.g. an evaluation on its own) run after it
+      if (!this.running && this.betweenStepTasks.length > 0) this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks());
     }
-    return settled.map((s) => (s as PromiseFulfilledResult<R>).value) as [R, R];
   }
 
   /** One step on both workers; throws WorkerFailure naming the worker that failed first. */
@@ -406,7 +386,7 @@ export class Coordinator {
           // nothing was due after this step if the next one is queued (queueingAfter)
           if (queued) continue;
           const done = this.stepsDone;
-          const due = this.dueAfter(done, i === steps - 1);
+          const due = dueAfter(this.o, done, i === steps - 1);
           // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
           if (due.checkpoint) {
             // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
@@ -436,16 +416,6 @@ export class Coordinator {
     return all;
   }
 
-  /** What is due after the step that makes `done` steps (`last`: the run's last): a checkpoint, an evaluation. */
-  private dueAfter(done: number, last: boolean): { checkpoint: boolean; evaluation: boolean } {
-    const { eval: ev, checkpoint: ck, stepsPerEpoch: spe } = this.o;
-    const epochEnd = spe !== undefined && done % spe === 0;
-    return {
-      checkpoint: ck !== undefined && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last),
-      evaluation: ev !== undefined && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last),
-    };
-  }
-
   /**
    * Whether the next step may be sent before the step that makes `done` steps (not the run's last) has answered:
    * both workers take queued steps, the option allows them, the micro-batch count is settled, and nothing is to
@@ -454,7 +424,7 @@ export class Coordinator {
   private queueingAfter(done: number): boolean {
     if (this.o.queueSteps === false || this.stopRequest !== null || this.betweenStepTasks.length > 0 || !this.microBatches.settled) return false;
     if (!this.handshakes?.every((h) => h.features.includes('queued-steps'))) return false;
-    const due = this.dueAfter(done, false);
+    const due = dueAfter(this.o, done, false);
     return !due.checkpoint && !due.evaluation;
   }
 
@@ -475,7 +445,7 @@ export class Coordinator {
    * For calls that a worker answers only between steps (GetParameters, inspection), e.g. from the dashboard.
    */
   betweenSteps<T>(task: () => Promise<T>): Promise<T> {
-    if (!this.running && this.inFlight.size === 0) {
+    if (!this.running && this.both.idle) {
       const p = this.outsideRun.then(task);
       this.outsideRun = p.catch(() => {});
       return p;
@@ -518,7 +488,7 @@ export class Coordinator {
 
   /** Cancels a step in flight (the workers abort it). */
   cancel(): void {
-    for (const a of this.inFlight) a.abort(new Error('cancelled'));
+    this.both.cancel();
   }
 
   /**

@@ -67,10 +67,10 @@ export const letTensorsLeave = (): Promise<void> => new Promise((resolve) => set
  * Peer.EvalExchange (evaluations), taking from the mailbox under the phase's keys. An exchange is done when
  * the peer's tensor is here and this worker's is on its way (serialised: its array may change); the peer's
  * acknowledgements, a round trip behind, are waited for by `acked` at the end of the pass, and a refusal in
- * one fails every exchange waited for after it at once. Time accounting: the
- * time during which at least one exchange was in flight, split into the time the pass was blocked on one
- * (exchangeMs) and the rest, when it computed meanwhile (exchangeHiddenMs); the two add up to that time
- * once, however many exchanges overlap (a step cut into micro-batches keeps several in flight).
+ * one fails every exchange waited for after it at once. Time accounting: the time the pass was blocked
+ * waiting (exchangeMs), and the time during which at least one exchange was in flight while the pass was not
+ * blocked, computing meanwhile (exchangeHiddenMs), counted once however many exchanges overlap (a step cut into
+ * micro-batches keeps several in flight); the two add up to at most the pass's time.
  * A crossing that sends lets the event loop turn before it goes on (HTTP/2 writes the tensor in that turn,
  * not when the worker next waits: the peer may be waiting for it), and a wait that blocked until the peer's
  * tensor came turns it once more (the acknowledgement written on its arrival leaves before the compute).
@@ -80,6 +80,16 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
   let inFlight = 0;
   let inFlightSince = 0;
   let inFlightMs = 0;
+  // the time blocked while an exchange was in flight (the pass may also block on a turn of the event loop after
+  // its last exchange settled: that is waited, not hidden); `tick` adds the span since the last change of either
+  let blocked = 0;
+  let overlapMs = 0;
+  let lastChange = performance.now();
+  const tick = () => {
+    const now = performance.now();
+    if (blocked > 0 && inFlight > 0) overlapMs += now - lastChange;
+    lastChange = now;
+  };
   const what = describePhase(phase);
   /** Sends not yet known to be acknowledged, and the first of them that failed (all later waits fail with it). */
   const unacked: Promise<void>[] = [];
@@ -123,8 +133,10 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
       );
     }
     const exchange = Promise.race([Promise.all(jobs).then(() => got), failed]);
+    tick();
     if (inFlight++ === 0) inFlightSince = performance.now();
     const settled = () => {
+      tick();
       if (--inFlight === 0) inFlightMs += performance.now() - inFlightSince;
     };
     // in flight until the peer's tensor is here and this worker's acknowledged; a failure is rethrown where
@@ -140,15 +152,19 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
   /** Waits for an exchange started before, the time blocked counted. */
   const wait = async <T>(exchange: Promise<T>): Promise<T> => {
     const ts = performance.now();
+    tick();
+    blocked++;
     try {
-      const blocked = awaitingPeer.has(exchange);
+      const peerPending = awaitingPeer.has(exchange);
       const x = await exchange;
       // the peer's tensor came while this worker waited: its acknowledgement, written on arrival, leaves now
       // rather than after the compute that follows (the peer waits for it at the end of the step)
-      if (blocked) await letTensorsLeave();
+      if (peerPending) await letTensorsLeave();
       return x;
     } finally {
       blockedMs += performance.now() - ts;
+      tick();
+      blocked--;
     }
   };
   const crossDuring = async (point: string, dir: Direction, send: Float32Array | null, take: boolean, work: () => Promise<void>): Promise<Float32Array | null> => {
@@ -183,7 +199,8 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
       return blockedMs;
     },
     get exchangeHiddenMs() {
-      return Math.max(0, inFlightNow() - blockedMs);
+      tick();
+      return inFlightNow() - overlapMs;
     },
   };
 }

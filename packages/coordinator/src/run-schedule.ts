@@ -1,0 +1,15 @@
+/** What falls after a step of a run (Coordinator.run): the checkpoints and evaluations, by step count and epoch. */
+import type { CoordinatorOptions } from './coordinator-types.js';
+
+/**
+ * What is due after the step that makes `done` steps (`last`: the run's last): a checkpoint every
+ * `checkpoint.every` steps, an evaluation every `eval.every`, both at each epoch's end and after the last step.
+ */
+export function dueAfter(o: Pick<CoordinatorOptions, 'eval' | 'checkpoint' | 'stepsPerEpoch'>, done: number, last: boolean): { checkpoint: boolean; evaluation: boolean } {
+  const { eval: ev, checkpoint: ck, stepsPerEpoch: spe } = o;
+  const epochEnd = spe !== undefined && done % spe === 0;
+  return {
+    checkpoint: ck !== undefined && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last),
+    evaluation: ev !== undefined && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last),
+  };
+}
