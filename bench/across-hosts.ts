@@ -1,7 +1,7 @@
 /**
  * The two-worker run across three hosts with latency between them, next to the same run on loopback:
  * `node --import tsx bench/across-hosts.ts [--preset cifar] [--batch 64] [--steps 8] [--delay 10]
- * [--micro-batches 1 2]` (as root: it makes network namespaces, bench/netns.ts). For each --micro-batches
+ * [--micro-batches 1 2] [--no-queue-steps]` (as root: it makes network namespaces, bench/netns.ts). For each --micro-batches
  * value, `alexnet launch` on loopback, then the coordinator and the two workers each in its own network
  * namespace, `--delay` ms added each way (a 2 x delay round trip); it prints the images/s of both (median
  * step after the first, from the run's metrics) and their ratio. Synthetic data, webasm; the workers in the
@@ -25,6 +25,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('steps', { type: 'number', default: 8, describe: 'steps of each run (the first is not timed)' })
   .option('delay', { type: 'number', default: 10, describe: 'ms added each way between the hosts' })
   .option('micro-batches', { type: 'string', array: true, default: ['1'], describe: 'one pair of runs for each value' })
+  .option('queue-steps', { type: 'boolean', default: true, describe: 'each step sent while the one before runs (--no-queue-steps: each waits for the replies of the one before), in both runs' })
   .strict()
   .version(false)
   .help()
@@ -64,9 +65,9 @@ async function mustFinish(what: string, p: Proc): Promise<void> {
   if (code !== 0) throw new Error(`${what} exited with ${code}:\n${p.output().slice(-2000)}`);
 }
 
-const run = ['--preset', argv.preset, '--batch', String(argv.batch), '--steps', String(argv.steps), '--max-restarts', '0'];
+const run = ['--preset', argv.preset, '--batch', String(argv.batch), '--steps', String(argv.steps), '--max-restarts', '0', ...(argv['queue-steps'] ? [] : ['--no-queue-steps'])];
 const say = (s: string) => process.stdout.write(s + '\n');
-say(`across hosts: preset ${argv.preset}, batch ${argv.batch}, ${argv.steps} steps a run, ${argv.delay} ms each way (${2 * argv.delay} ms round trips), webasm, ${os.cpus().length} CPU cores`);
+say(`across hosts: preset ${argv.preset}, batch ${argv.batch}, ${argv.steps} steps a run, ${argv.delay} ms each way (${2 * argv.delay} ms round trips), webasm, ${os.cpus().length} CPU cores, steps ${argv['queue-steps'] ? 'queued' : 'not queued'}`);
 try {
   for (const n of argv['micro-batches']) {
     const mb = ['--micro-batches', n];
