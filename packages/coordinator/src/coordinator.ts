@@ -26,6 +26,7 @@ import { evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResul
 import { UserError } from './cli/errors.js';
 import { CallDeadlines, isLostWorker } from './health.js';
 import { BothWorkers } from './both-workers.js';
+import { BetweenStepTasks } from './between-steps.js';
 import { dueAfter } from './run-schedule.js';
 import { checkLoss, checkParams } from './divergence.js';
 import { lacks } from './worker-features.js';
@@ -55,14 +56,13 @@ export class Coordinator {
   private evalPending = false;
   /** The calls on both workers, and those in flight (two steps when one is queued behind the other). */
   private readonly both: BothWorkers;
-  /** Inside `run` (between-step tasks wait for the current step), and the tasks waiting. */
+  /** Inside `run` (between-step tasks wait for the current step). */
   private running = false;
+  /** The tasks that need the workers between steps (between-steps.ts). */
+  private readonly tasks: BetweenStepTasks;
   private stopRequest: string | null = null;
   /** Set when `run` ended before its steps were done because of requestStop: why, and after which step. */
   stoppedEarly: { reason: string; step: number } | null = null;
-  private readonly betweenStepTasks: (() => Promise<void>)[] = [];
-  /** The tasks started outside `run`, one after the other; `run` waits for them before its first step. */
-  private outsideRun: Promise<unknown> = Promise.resolve();
   /** The largest evaluation batch the message size limits allow. */
   readonly maxEvalBatch: number;
   private readonly deadlines: CallDeadlines;
@@ -84,6 +84,7 @@ export class Coordinator {
     this.deadlines = new CallDeadlines(o.deadlines);
     this.initialSchedule = o.schedule ? { ...o.schedule.state } : null;
     this.both = new BothWorkers((t) => this.label(t));
+    this.tasks = new BetweenStepTasks(() => this.running || !this.both.idle);
     this.microBatches = new MicroBatchChoice(o.batch, o.microBatches === 'auto' ? undefined : (o.microBatches ?? 1), this.info);
   }
 
@@ -201,7 +202,7 @@ export class Coordinator {
       return await this.both.call(what, call);
     } finally {
       // tasks asked for during a call made outside `run` (e.g. an evaluation on its own) run after it
-      if (!this.running && this.betweenStepTasks.length > 0) this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks());
+      if (!this.running && this.tasks.pending) this.tasks.flush();
     }
   }
 
@@ -324,7 +325,7 @@ export class Coordinator {
     this.running = true;
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
-      await this.outsideRun;
+      await this.tasks.settled;
       // resumed from a checkpoint written before its evaluation: that evaluation first
       if (this.evalPending && ev && steps > 0) await this.evaluateAfterStep(o);
       this.evalPending = false;
@@ -395,7 +396,7 @@ export class Coordinator {
             o.onCheckpoint?.(written, done);
           }
           if (due.evaluation) await this.evaluateAfterStep(o);
-          await this.runBetweenStepTasks();
+          await this.tasks.runWaiting();
         }
       } finally {
         // a step queued behind one that failed (or a run ended by its signal) is cancelled on the workers
@@ -407,7 +408,7 @@ export class Coordinator {
     } finally {
       this.running = false;
       // tasks queued during the last step run now (nothing is in flight any more), before any later ones
-      this.outsideRun = this.outsideRun.then(() => this.runBetweenStepTasks()).catch(() => {});
+      this.tasks.flush();
       next?.catch(() => {});
       this.runMs += performance.now() - tRun;
       // the workers' lease ends with the run (a later call of this run takes them back): another run may use them at once
@@ -422,7 +423,7 @@ export class Coordinator {
    * happen between the two (a checkpoint, an evaluation, a task, a stop).
    */
   private queueingAfter(done: number): boolean {
-    if (this.o.queueSteps === false || this.stopRequest !== null || this.betweenStepTasks.length > 0 || !this.microBatches.settled) return false;
+    if (this.o.queueSteps === false || this.stopRequest !== null || this.tasks.pending || !this.microBatches.settled) return false;
     if (!this.handshakes?.every((h) => h.features.includes('queued-steps'))) return false;
     const due = dueAfter(this.o, done, false);
     return !due.checkpoint && !due.evaluation;
@@ -445,16 +446,7 @@ export class Coordinator {
    * For calls that a worker answers only between steps (GetParameters, inspection), e.g. from the dashboard.
    */
   betweenSteps<T>(task: () => Promise<T>): Promise<T> {
-    if (!this.running && this.both.idle) {
-      const p = this.outsideRun.then(task);
-      this.outsideRun = p.catch(() => {});
-      return p;
-    }
-    return new Promise<T>((resolve, reject) => this.betweenStepTasks.push(() => task().then(resolve, reject)));
-  }
-
-  private async runBetweenStepTasks(): Promise<void> {
-    for (let f = this.betweenStepTasks.shift(); f; f = this.betweenStepTasks.shift()) await f();
+    return this.tasks.add(task);
   }
 
   /**
