@@ -13,7 +13,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { median, presetNames } from '@alexnet-mp/core';
-import { allowedCpus, colocatedThreads, cpuWorkerArgs, pinningUnavailable, planCpus, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
+import { colocatedThreads, cpuWorkerArgs, planCpus, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
 import { addNetem, startRelay, threeHosts } from './netns.js';
 // the process runner the tests use (test/helpers.ts): output kept, lines awaited, `ip netns exec` when asked
 import { alexnet, type Proc } from '../test/helpers.js';
@@ -81,7 +81,7 @@ try {
     const netem = addNetem([c, w0, w1], argv.delay);
     // the workers as launch starts them on loopback: half the cores each (pinned to them), the garbage collector on a lone kernel thread
     const threads = colocatedThreads();
-    const { cpus } = planCpus(true, true, allowedCpus(), pinningUnavailable());
+    const { cpus } = planCpus(true, true);
     const workers = [w0, w1].map((h, tower) =>
       alexnetIn(['worker', '--tower', String(tower), '--preset', argv.preset, '--host', h.address, '--port', String(PORT), '--backend', 'webasm', '--max-batch', String(argv.batch), ...cpuWorkerArgs(tower, threads, cpus), ...TOKEN], h.ns, workerNodeFlags(threads)),
     );

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import readline from 'node:readline';
 import { median, type ModelSpec, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
-import { Coordinator, SyntheticSource, alexnetBin, allowedCpus, colocatedThreads, cpuWorkerArgs, mallocDescription, pinningUnavailable, planCpus, workerNodeFlags, type StepMetrics } from '@alexnet-mp/coordinator';
+import { Coordinator, SyntheticSource, alexnetBin, colocatedThreads, cpuWorkerArgs, mallocDescription, planCpus, workerNodeFlags, type StepMetrics } from '@alexnet-mp/coordinator';
 
 export interface TwoWorkerResult {
   kind: 'distributed';
@@ -71,7 +71,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   const threads = backend === 'webasm' || backend === 'auto' ? (opts.threads ?? colocatedThreads()) : null;
   const nodeFlags = workerNodeFlags(threads);
   // and, as launch does, each on cores of its own (not on a GPU: 'auto' here means a CPU only where no GPU answers)
-  const cpuPlan = planCpus(backend === 'webasm' || backend === 'cpu', opts.pinCpus ?? true, allowedCpus(), pinningUnavailable());
+  const cpuPlan = planCpus(backend === 'webasm' || backend === 'cpu', opts.pinCpus ?? true);
   const log = opts.log ?? (() => {});
   if (cpuPlan.line) log(`  ${cpuPlan.line}`);
   const source = new SyntheticSource(spec, 1);

@@ -7,6 +7,7 @@
  * from tower 0. It never sees a parameter or an activation: the workers
  * exchange crossing tensors directly.
  */
+import { setImmediate as turnOfTheLoop } from 'node:timers/promises';
 import { writeCheckpointFile, type LrScheduleState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
@@ -332,7 +333,6 @@ export class Coordinator {
       let checkpointed = -1;
       /** The step sent while the one before it ran (queued steps), not yet counted. */
       let queued: Promise<StepMetrics> | null = null;
-      const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
       try {
         for (let i = 0; i < steps; i++) {
           if (o.signal?.aborted) throw o.signal.reason;
@@ -355,7 +355,7 @@ export class Coordinator {
             // next turn of the event loop, which would otherwise come only after the batch is made
             stepping = this.step(b);
             stepping.catch(() => {}); // awaited below
-            await turn();
+            await turnOfTheLoop();
             next = i + 1 < steps ? batchFor(at + 1) : null;
           }
           // the step after it goes out now when nothing is due between the two: the workers start it the moment
@@ -377,7 +377,7 @@ export class Coordinator {
               queued = this.stepAt(at + 1, b, stepping);
               this.queuedCount++;
               queued.catch(() => {}); // awaited in the next pass of the loop
-              await turn();
+              await turnOfTheLoop();
               next = i + 2 < steps ? batchFor(at + 2) : null;
             }
           }

@@ -12,5 +12,5 @@ export { openTrainingData, SYNTHETIC_EPOCH_IMAGES, type TrainingData, type OpenD
 export { loadResume, readCheckpointHeader, latestOf, checkpointDir, type Resumed, type SavedRun } from './resume.js';
 export { Progress, progressBarWanted, type ProgressOptions } from './progress.js';
 export { makeCerts, identityFiles, DEFAULT_CERT_HOSTS, DEFAULT_CERT_NAMES, type CertsOptions, type CertsResult } from './certs.js';
-export { colocatedThreads, cpuWorkerArgs, planCpus, planDevices, threadsLine, workerNodeFlags } from './launch-devices.js';
+export { colocatedThreads, cpuWorkerArgs, planCpus, planDevices, threadsLine, workerNodeFlags, type CpuHost } from './launch-devices.js';
 export { allowedCpus, cpuHalves, formatCpuList, pinningRefused, pinningUnavailable } from './cpu-affinity.js';

@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import type { AdapterInfo } from '@alexnet-mp/core';
-import { cpuHalves, formatCpuList, pinningRefused } from './cpu-affinity.js';
+import { allowedCpus, cpuHalves, formatCpuList, pinningRefused, pinningUnavailable } from './cpu-affinity.js';
 
 /**
  * Kernel threads (`worker --threads`) for each of two CPU workers on one host: half its cores, at least 1.
@@ -70,22 +70,34 @@ export interface CpuPlan {
   readonly line: string | null;
 }
 
+/** What planCpus asks of the host, each only when it gets that far (a GPU launch asks nothing); tests give their own. */
+export interface CpuHost {
+  /** The OS (default process.platform): elsewhere than Linux there is nothing to choose, and nothing is said. */
+  readonly platform?: NodeJS.Platform;
+  /** Why pinning cannot be done on this Linux host, null where it can (default pinningUnavailable: taskset installed?). */
+  readonly unavailable?: () => string | null;
+  /** The CPUs this process may run on (default allowedCpus). */
+  readonly allowed?: () => readonly number[] | null;
+  /** The two workers' halves of them (default cpuHalves). */
+  readonly halvesOf?: (allowed: readonly number[]) => [number[], number[]] | null;
+  /** Why a process could not be started on those CPUs, tried once (default pinningRefused), null when it can. */
+  readonly refused?: (cpus: readonly number[]) => string | null;
+}
+
 /**
  * The cores of two CPU workers on one host (cpu-affinity.ts): worker 0 the first half of the cores this
- * process may run on, worker 1 the second (cpuHalves), unless `pin` is false. `unavailable`: why pinning
- * cannot be done here (pinningUnavailable), null where it can; `refused`: tries it once (pinningRefused).
+ * process may run on, worker 1 the second (cpuHalves), unless `pin` is false or they are not on CPUs.
  */
-export function planCpus(
-  onCpu: boolean,
-  pin: boolean,
-  allowed: readonly number[] | null,
-  unavailable: string | null,
-  halvesOf: (allowed: readonly number[]) => [number[], number[]] | null = (a) => cpuHalves(a),
-  refused: (cpus: readonly number[]) => string | null = pinningRefused,
-): CpuPlan {
+export function planCpus(onCpu: boolean, pin: boolean, host: CpuHost = {}): CpuPlan {
   if (!onCpu || !pin) return { cpus: null, line: null };
   // elsewhere than Linux there is nothing to choose: said only where the user could change it
-  if (unavailable) return { cpus: null, line: unavailable.includes('Linux only') ? null : `workers not pinned to cores: ${unavailable}` };
+  const platform = host.platform ?? process.platform;
+  if (platform !== 'linux') return { cpus: null, line: null };
+  const unavailable = (host.unavailable ?? (() => pinningUnavailable(platform)))();
+  if (unavailable) return { cpus: null, line: `workers not pinned to cores: ${unavailable}` };
+  const allowed = (host.allowed ?? allowedCpus)();
+  const halvesOf = host.halvesOf ?? ((a: readonly number[]) => cpuHalves(a));
+  const refused = host.refused ?? pinningRefused;
   const halves = allowed ? halvesOf(allowed) : null;
   if (!halves) return { cpus: null, line: `workers not pinned to cores: ${allowed ? `this process may run on ${allowed.length} CPU only` : 'the CPUs this process may run on are not known'}` };
   const no = refused(halves[0]);

@@ -1,7 +1,7 @@
 /** `worker --cpus LIST` and launch's halves: CPU lists read and written, the halves of two workers, why pinning is not done. */
 import test from 'ava';
 import { CpuAffinityError, allowedCpus, cpuHalves, cpuPlace, formatCpuList, parseCpuList, pinningUnavailable, type CpuPlace } from '../src/cpu-affinity.js';
-import { planCpus } from '../src/launch-devices.js';
+import { planCpus, type CpuHost } from '../src/launch-devices.js';
 
 test('a CPU list is numbers and ranges separated by commas, sorted and without repeats', (t) => {
   t.deepEqual(parseCpuList('0'), [0]);
@@ -90,20 +90,22 @@ test('pinning is done on Linux with taskset; elsewhere launch says why not', (t)
 test("launch's plan: CPU workers on halves of the cores, GPU workers and --no-pin-cpus not pinned, and why not where it cannot", (t) => {
   const flat = (a: readonly number[]) => cpuHalves(a, () => null);
   const allowedHere = () => null;
-  t.deepEqual(planCpus(true, true, [0, 1, 2, 3], null, flat, allowedHere).cpus, ['0-1', '2-3']);
-  t.deepEqual(planCpus(true, true, [0, 1, 2, 3, 4, 5, 6, 7], null, (a) => cpuHalves(a, smtHost(1, 4, 2)), allowedHere).cpus, ['0-1,4-5', '2-3,6-7']);
-  t.regex(planCpus(true, true, [0, 1], null, flat, allowedHere).line!, /^worker 0 on CPU 0, worker 1 on CPU 1 \(.*--no-pin-cpus/);
-  t.deepEqual(planCpus(false, true, [0, 1], null, flat, allowedHere), { cpus: null, line: null });
-  t.deepEqual(planCpus(true, false, [0, 1], null, flat, allowedHere), { cpus: null, line: null });
-  t.deepEqual(planCpus(true, true, [0], null, flat, allowedHere), { cpus: null, line: 'workers not pinned to cores: this process may run on 1 CPU only' });
+  // a Linux host with taskset, these CPUs, flat or given halves, and the affinity allowed unless said
+  const host = (allowed: number[] | null, o: CpuHost = {}): CpuHost => ({ platform: 'linux', unavailable: () => null, allowed: () => allowed, halvesOf: flat, refused: allowedHere, ...o });
+  t.deepEqual(planCpus(true, true, host([0, 1, 2, 3])).cpus, ['0-1', '2-3']);
+  t.deepEqual(planCpus(true, true, host([0, 1, 2, 3, 4, 5, 6, 7], { halvesOf: (a) => cpuHalves(a, smtHost(1, 4, 2)) })).cpus, ['0-1,4-5', '2-3,6-7']);
+  t.regex(planCpus(true, true, host([0, 1])).line!, /^worker 0 on CPU 0, worker 1 on CPU 1 \(.*--no-pin-cpus/);
+  t.deepEqual(planCpus(false, true, host([0, 1])), { cpus: null, line: null });
+  t.deepEqual(planCpus(true, false, host([0, 1])), { cpus: null, line: null });
+  t.deepEqual(planCpus(true, true, host([0])), { cpus: null, line: 'workers not pinned to cores: this process may run on 1 CPU only' });
   // not Linux: nothing the user could change, nothing said
-  t.deepEqual(planCpus(true, true, [0, 1], 'pinning to CPUs is done on Linux only (this is darwin)', flat, allowedHere), { cpus: null, line: null });
-  t.deepEqual(planCpus(true, true, [0, 1], 'pinning to CPUs needs taskset (util-linux), which is not installed', flat, allowedHere), {
+  t.deepEqual(planCpus(true, true, host([0, 1], { platform: 'darwin' })), { cpus: null, line: null });
+  t.deepEqual(planCpus(true, true, host([0, 1], { unavailable: () => 'pinning to CPUs needs taskset (util-linux), which is not installed' })), {
     cpus: null,
     line: 'workers not pinned to cores: pinning to CPUs needs taskset (util-linux), which is not installed',
   });
   // a container that refuses the affinity: launch runs unpinned rather than failing its workers
-  t.deepEqual(planCpus(true, true, [0, 1], null, flat, () => 'taskset could not set the affinity (Operation not permitted)'), {
+  t.deepEqual(planCpus(true, true, host([0, 1], { refused: () => 'taskset could not set the affinity (Operation not permitted)' })), {
     cpus: null,
     line: 'workers not pinned to cores: taskset could not set the affinity (Operation not permitted)',
   });

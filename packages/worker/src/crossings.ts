@@ -2,6 +2,7 @@
  * The crossings of a step or an evaluation: sending a tensor to the peer (Peer.Exchange, Peer.EvalExchange),
  * checking and filing the peer's tensors as they arrive, and waiting for the ones a pass needs.
  */
+import { setImmediate as turnOfTheLoop } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { crossingShape, decodeTensor, encodeTensor, squeezeUnitSpatial, type Direction, type EvalExchangeRequest, type ExchangeRequest, type Tensor } from './protocol.js';
 import { RpcError, describeError, isServiceError, unary } from './rpc.js';
@@ -60,7 +61,7 @@ export function trafficOf(w: WorkerContext, run: Run, phase: Phase): Traffic {
  * One turn of the event loop, for after starting an exchange: HTTP/2 hands the written tensor to the socket in
  * it (a kernel that runs on the main thread, as the CPU backends' do, would otherwise hold it until it ends).
  */
-export const letTensorsLeave = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+export const letTensorsLeave = (): Promise<void> => turnOfTheLoop();
 
 /**
  * The exchanges of one step or evaluation of `batch` images: sending with Peer.Exchange (steps) or
@@ -77,17 +78,16 @@ export const letTensorsLeave = (): Promise<void> => new Promise((resolve) => set
  */
 export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: number, traffic: Traffic, signal: AbortSignal): Crossings {
   let blockedMs = 0;
+  // exchanges in flight and waits under way; the hidden time is when the first is not 0 and the second is (a wait
+  // may also go on for a turn of the event loop after its exchange settled: that is waited, not hidden).
+  // `tick`, called before either changes, adds the span since the last change
   let inFlight = 0;
-  let inFlightSince = 0;
-  let inFlightMs = 0;
-  // the time blocked while an exchange was in flight (the pass may also block on a turn of the event loop after
-  // its last exchange settled: that is waited, not hidden); `tick` adds the span since the last change of either
   let blocked = 0;
-  let overlapMs = 0;
+  let hiddenMs = 0;
   let lastChange = performance.now();
   const tick = () => {
     const now = performance.now();
-    if (blocked > 0 && inFlight > 0) overlapMs += now - lastChange;
+    if (blocked === 0 && inFlight > 0) hiddenMs += now - lastChange;
     lastChange = now;
   };
   const what = describePhase(phase);
@@ -134,10 +134,10 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     }
     const exchange = Promise.race([Promise.all(jobs).then(() => got), failed]);
     tick();
-    if (inFlight++ === 0) inFlightSince = performance.now();
+    inFlight++;
     const settled = () => {
       tick();
-      if (--inFlight === 0) inFlightMs += performance.now() - inFlightSince;
+      inFlight--;
     };
     // in flight until the peer's tensor is here and this worker's acknowledged; a failure is rethrown where
     // the exchange is awaited, not left unhandled here
@@ -188,7 +188,6 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     exchange.catch(() => {}); // awaited by `wait`, later
     return exchange;
   };
-  const inFlightNow = () => inFlightMs + (inFlight > 0 ? performance.now() - inFlightSince : 0);
   return {
     cross,
     crossDuring,
@@ -200,7 +199,7 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     },
     get exchangeHiddenMs() {
       tick();
-      return inFlightNow() - overlapMs;
+      return hiddenMs;
     },
   };
 }

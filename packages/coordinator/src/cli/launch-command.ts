@@ -2,7 +2,6 @@
 import type { CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
 import { colocatedThreads, planCpus, planDevices, threadsLine, workerNodeFlags } from '../launch-devices.js';
-import { allowedCpus, pinningUnavailable } from '../cpu-affinity.js';
 import { launch } from '../launch.js';
 import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
 import { UserError } from './errors.js';
@@ -94,7 +93,7 @@ export const launchCommand: CommandModule<object, Args> = {
     const onCpuCores = gpuPlan.devices === null && (a.backend === 'webasm' || a.backend === 'auto');
     const threads = onCpuCores ? (a.threads ?? colocatedThreads()) : null;
     // and each on cores of its own (launch-devices.ts planCpus): gpu.js's cpu mode computes on the worker's thread too
-    const cpuPlan = planCpus(gpuPlan.devices === null && a.backend !== 'webgpu', a['pin-cpus'], allowedCpus(), pinningUnavailable());
+    const cpuPlan = planCpus(gpuPlan.devices === null && a.backend !== 'webgpu', a['pin-cpus']);
     const ignored = a.threads !== undefined && !onCpuCores ? `--threads ${a.threads} ignored: the workers run ${a.backend === 'cpu' ? "gpu.js's cpu mode, which has no worker threads" : 'on a GPU'}` : null;
     const r = await launch({
       workerArgs: threads === null ? workerArgs : [...workerArgs, '--threads', String(threads)],
