@@ -57,8 +57,7 @@ function setUp(): Promise<Fixture> {
     });
     cleanups.push(() => coordinator.close());
     await coordinator.start();
-    // (Coordinator.run writes checkpoints only for a caller that takes them: onCheckpoint)
-    await coordinator.run(3, () => {}, { onCheckpoint: () => {} });
+    await coordinator.run(3, () => {});
     // the held-out examples as `alexnet coordinator` gives them (openTrainingData's heldOut for synthetic data)
     const inspector = new LiveInspector(coordinator, tiny, {
       classNames: [],

@@ -1,19 +1,17 @@
 /**
  * The coordinator: checks that the two workers belong together (handshake.ts),
  * configures them for a run (configure.ts), then for each step sends the batch to both at once
- * (both-workers.ts), the next step queued during this one when nothing falls between them (run-schedule.ts),
- * and logs the metrics (step-metrics.ts); it writes checkpoints (run-checkpoint.ts); between steps it evaluates held-out
+ * (both-workers.ts) in the loop of run-loop.ts, the next step queued during this one when nothing falls between
+ * them (run-schedule.ts), and logs the metrics (step-metrics.ts); it writes checkpoints (run-checkpoint.ts); between steps it evaluates held-out
  * batches the same way (Evaluate: forward only), and gets the logits back
  * from tower 0. It never sees a parameter or an activation: the workers
  * exchange crossing tensors directly.
  */
-import { setImmediate as turnOfTheLoop } from 'node:timers/promises';
-import { writeCheckpointFile, type LrScheduleState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { writeCheckpointFile, type LrScheduleState, type SgdHyper } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
   decodeTensor,
-  describeError,
   maxMessageBytes,
   modelIdentity,
   type ConfigureReply,
@@ -23,22 +21,22 @@ import {
   type StepReply,
 } from '@alexnet-mp/worker';
 import type { U8Batch } from './batch-source.js';
-import { evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResult } from './evaluation.js';
+import { evalBatchSize, evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResult } from './evaluation.js';
 import { UserError } from './cli/errors.js';
-import { CallDeadlines, isLostWorker } from './health.js';
+import { CallDeadlines } from './health.js';
 import { BothWorkers } from './both-workers.js';
 import { BetweenStepTasks } from './between-steps.js';
 import { dueAfter } from './run-schedule.js';
+import { runLoop, type RunLoopHost } from './run-loop.js';
 import { checkLoss, checkParams } from './divergence.js';
-import { lacks } from './worker-features.js';
 import { MicroBatchChoice } from './micro-batches.js';
 import { handshakeWorker } from './handshake.js';
 import { stepMetrics, workerEvalMetrics, workerStepMetrics } from './step-metrics.js';
-import { encodeRunCheckpoint } from './run-checkpoint.js';
+import { encodeRunCheckpoint, pullParameters } from './run-checkpoint.js';
 import { configureWorkers, resumeWorkers } from './configure.js';
 
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
-import { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics } from './coordinator-types.js';
+import { newRunId, type CoordinatorOptions, type ResumePoint, type StepMetrics } from './coordinator-types.js';
 
 export class Coordinator {
   readonly runId: string;
@@ -163,15 +161,7 @@ export class Coordinator {
   async writeCheckpoint(evalDue = false): Promise<string> {
     const ck = this.o.checkpoint;
     if (!ck) throw new Error('no checkpoint option');
-    const params = (await Promise.all(
-      [0, 1].map(async (t) => {
-        try {
-          return (await this.clients[t]!.parameters(true)) as TowerParams;
-        } catch (e) {
-          throw new WorkerFailure(`${this.label(t)} failed to send its parameters for the checkpoint at step ${this.stepsDone}: ${describeError(e)}`, t, isLostWorker(e));
-        }
-      }),
-    )) as [TowerParams, TowerParams];
+    const params = await pullParameters(this.clients, (t) => this.label(t), this.stepsDone);
     const step = this.stepsDone;
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);
@@ -252,16 +242,8 @@ export class Coordinator {
    * logits ([class][image]) and, when the batch has labels, its loss and top-1/top-5 counts. Between steps only.
    */
   async evaluateBatch(b: U8Batch): Promise<EvalBatchResult> {
-    const { inputChannels: C, inputSize: S, classes } = this.o.spec;
-    const n = b.images.length / (C * S * S);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`an evaluation batch of ${b.images.length} bytes is not uint8 [${C}][N][${S}][${S}]`);
-    if (n > this.maxEvalBatch) throw new Error(`an evaluation batch of ${n} images is more than this coordinator's message size limits allow (${this.maxEvalBatch}: pass evalBatch)`);
-    if (b.labels.length !== 0 && b.labels.length !== n) throw new Error(`${b.labels.length} labels for an evaluation batch of ${n} images`);
-    for (const [t, h] of (this.handshakes ?? []).entries()) {
-      const lacking = lacks(h.features, 'evaluate');
-      if (lacking) throw new UserError(`${this.label(t)} ${lacking}`);
-      if (n > h.max_batch) throw new UserError(`an evaluation batch of ${n} is more than ${this.label(t)} accepts (it was started with --max-batch ${h.max_batch})`);
-    }
+    const n = evalBatchSize(this.o.spec, b, this.maxEvalBatch, this.handshakes ?? [], (t) => this.label(t));
+    const classes = this.o.spec.classes;
     const evaluation = this.evaluationsDone;
     const req = { run_id: this.runId, evaluation, step: this.stepsDone, images: b.images, labels: Array.from(b.labels) };
     const kind = `eval/${n}`;
@@ -315,106 +297,48 @@ export class Coordinator {
     onStep: (m: StepMetrics) => void,
     o: { signal?: AbortSignal; onEval?: (m: EvalMetrics) => void; onCheckpoint?: (file: string, step: number) => void; onLrDrop?: (lr: number, epoch: number) => void } = {},
   ): Promise<StepMetrics[]> {
-    const all: StepMetrics[] = [];
     const tRun = performance.now();
-    const ev = this.o.eval;
-    const ck = this.o.checkpoint;
-    // a source does its work (synthetic images, decoding, augmentation) on this thread when asked: in a promise,
-    // so that one that throws rather than rejects fails where the batch is awaited
-    const batchFor = (step: number) => Promise.resolve().then(() => this.o.source.batch(step, this.o.batch));
-    let next = steps > 0 ? batchFor(this.stepsDone) : null;
+    // the first batch is made while the tasks and a pending evaluation run
+    const first = steps > 0 ? Promise.resolve().then(() => this.o.source.batch(this.stepsDone, this.o.batch)) : null;
     this.running = true;
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
       await this.tasks.settled;
       // resumed from a checkpoint written before its evaluation: that evaluation first
-      if (this.evalPending && ev && steps > 0) await this.evaluateAfterStep(o);
+      if (this.evalPending && this.o.eval && steps > 0) await this.evaluateAfterStep(o);
       this.evalPending = false;
-      let checkpointed = -1;
-      /** The step sent while the one before it ran (queued steps), not yet counted. */
-      let queued: Promise<StepMetrics> | null = null;
-      try {
-        for (let i = 0; i < steps; i++) {
-          if (o.signal?.aborted) throw o.signal.reason;
-          if (queued === null && this.stopRequest !== null) {
-            // asked to stop (requestStop): the steps since the last checkpoint are kept in one more
-            if (ck && i > 0 && checkpointed !== this.stepsDone) o.onCheckpoint?.(await this.writeCheckpoint(), this.stepsDone);
-            this.stoppedEarly = { reason: this.stopRequest, step: this.stepsDone };
-            break;
-          }
-          const at = this.stepsDone;
-          let stepping: Promise<StepMetrics>;
-          if (queued) {
-            stepping = queued;
-            queued = null;
-          } else {
-            const tw = performance.now();
-            const b = await next!;
-            this.dataWaitMs += performance.now() - tw;
-            // the step first, then the next batch while the workers compute: the Step requests leave in the
-            // next turn of the event loop, which would otherwise come only after the batch is made
-            stepping = this.step(b);
-            stepping.catch(() => {}); // awaited below
-            await turnOfTheLoop();
-            next = i + 1 < steps ? batchFor(at + 1) : null;
-          }
-          // the step after it goes out now when nothing is due between the two: the workers start it the moment
-          // they end this one, with no round trip through the coordinator (a source that failed is left to fail
-          // at the top of the loop, after this step)
-          if (next && this.queueingAfter(at + 1)) {
-            let endedAt = Infinity;
-            let failed = false;
-            stepping.then(
-              () => (endedAt = performance.now()),
-              () => (failed = true),
-            );
-            const tw = performance.now();
-            const b = await next.catch(() => null);
-            // the coordinator waited for the data only from the step's end on
-            this.dataWaitMs += Math.max(0, performance.now() - Math.max(tw, endedAt));
-            // asked again: a stop, a task or the step's failure may have come while the batch was made
-            if (b && !failed && this.queueingAfter(at + 1)) {
-              queued = this.stepAt(at + 1, b, stepping);
-              this.queuedCount++;
-              queued.catch(() => {}); // awaited in the next pass of the loop
-              await turnOfTheLoop();
-              next = i + 2 < steps ? batchFor(at + 2) : null;
-            }
-          }
-          const m = await stepping;
-          all.push(m);
-          onStep(m);
-          // nothing was due after this step if the next one is queued (queueingAfter)
-          if (queued) continue;
-          const done = this.stepsDone;
-          const due = dueAfter(this.o, done, i === steps - 1);
-          // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
-          if (due.checkpoint) {
-            // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
-            const written = await this.writeCheckpoint(due.evaluation);
-            checkpointed = done;
-            o.onCheckpoint?.(written, done);
-          }
-          if (due.evaluation) await this.evaluateAfterStep(o);
-          await this.tasks.runWaiting();
-        }
-      } finally {
-        // a step queued behind one that failed (or a run ended by its signal) is cancelled on the workers
-        if (queued) {
-          this.cancel();
-          await queued.catch(() => {});
-        }
-      }
+      const c = this;
+      const host: RunLoopHost = {
+        o: this.o,
+        get stepsDone() {
+          return c.stepsDone;
+        },
+        get stopRequest() {
+          return c.stopRequest;
+        },
+        sendStep: (step, b, previous) => {
+          if (previous) this.queuedCount++;
+          return this.stepAt(step, b, previous);
+        },
+        queueingAfter: (done) => this.queueingAfter(done),
+        writeCheckpoint: (evalDue) => this.writeCheckpoint(evalDue),
+        evaluateAfterStep: () => this.evaluateAfterStep(o),
+        runWaitingTasks: () => this.tasks.runWaiting(),
+        cancel: () => this.cancel(),
+        dataWaited: (ms) => (this.dataWaitMs += ms),
+      };
+      const r = await runLoop(host, steps, first, onStep, o);
+      if (r.stopped) this.stoppedEarly = r.stopped;
+      return r.steps;
     } finally {
       this.running = false;
       // tasks queued during the last step run now (nothing is in flight any more), before any later ones
       this.tasks.flush();
-      next?.catch(() => {});
+      first?.catch(() => {});
       this.runMs += performance.now() - tRun;
       // the workers' lease ends with the run (a later call of this run takes them back): another run may use them at once
       await this.release();
     }
-    return all;
   }
 
   /**

@@ -5,8 +5,10 @@
  * workers (Worker.Evaluate: forward only, no dropout, no update).
  */
 import { deriveSeed, topKCorrect, type ModelSpec } from '@alexnet-mp/core';
-import type { CrossingTraffic } from '@alexnet-mp/worker';
+import type { CrossingTraffic, HandshakeReply } from '@alexnet-mp/worker';
 import { SyntheticSource, type BatchSource, type SourceName, type U8Batch } from './batch-source.js';
+import { UserError } from './cli/errors.js';
+import { lacks } from './worker-features.js';
 
 /** The batches of one evaluation. */
 export interface EvalSet {
@@ -32,6 +34,25 @@ export class SourceEvalSet implements EvalSet {
   async *batches(): AsyncIterable<U8Batch> {
     for (let i = 0; i < this.count; i++) yield await this.source.batch(i, this.maxBatch);
   }
+}
+
+/**
+ * The number of images in an evaluation batch of model `spec`, checked: whole uint8 images, at most `maxBatch`
+ * (the coordinator's message size limits), one label per image or none, and a batch both workers evaluate
+ * (`handshakes`, labelled by `label`).
+ */
+export function evalBatchSize(spec: ModelSpec, b: U8Batch, maxBatch: number, handshakes: readonly HandshakeReply[], label: (t: number) => string): number {
+  const { inputChannels: C, inputSize: S } = spec;
+  const n = b.images.length / (C * S * S);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`an evaluation batch of ${b.images.length} bytes is not uint8 [${C}][N][${S}][${S}]`);
+  if (n > maxBatch) throw new Error(`an evaluation batch of ${n} images is more than this coordinator's message size limits allow (${maxBatch}: pass evalBatch)`);
+  if (b.labels.length !== 0 && b.labels.length !== n) throw new Error(`${b.labels.length} labels for an evaluation batch of ${n} images`);
+  for (const [t, h] of handshakes.entries()) {
+    const lacking = lacks(h.features, 'evaluate');
+    if (lacking) throw new UserError(`${label(t)} ${lacking}`);
+    if (n > h.max_batch) throw new UserError(`an evaluation batch of ${n} is more than ${label(t)} accepts (it was started with --max-batch ${h.max_batch})`);
+  }
+  return n;
 }
 
 /** Mixed into the run seed for the synthetic held-out set: other images than the training batches', from the same classes. */

@@ -3,7 +3,9 @@
  * needs (hyper-parameters, the schedule's state, the data position), encoded by core's checkpoint format.
  */
 import { encodeCheckpoint, type TowerParams } from '@alexnet-mp/core';
-import type { CoordinatorOptions } from './coordinator-types.js';
+import { describeError, type WorkerClient } from '@alexnet-mp/worker';
+import { WorkerFailure, type CoordinatorOptions } from './coordinator-types.js';
+import { isLostWorker } from './health.js';
 
 export interface RunCheckpointState {
   readonly runId: string;
@@ -35,4 +37,20 @@ export function encodeRunCheckpoint(o: CoordinatorOptions, params: [TowerParams,
       ...(o.checkpoint?.extra?.() ?? {}),
     },
   });
+}
+
+/**
+ * Both workers' parameters and momentum (GetParameters) for a checkpoint of `step` steps; a worker that fails to
+ * send them is named in a WorkerFailure (lost or not, as health.ts tells).
+ */
+export async function pullParameters(clients: readonly [WorkerClient, WorkerClient], label: (t: number) => string, step: number): Promise<[TowerParams, TowerParams]> {
+  return (await Promise.all(
+    [0, 1].map(async (t) => {
+      try {
+        return (await clients[t]!.parameters(true)) as TowerParams;
+      } catch (e) {
+        throw new WorkerFailure(`${label(t)} failed to send its parameters for the checkpoint at step ${step}: ${describeError(e)}`, t, isLostWorker(e));
+      }
+    }),
+  )) as [TowerParams, TowerParams];
 }

@@ -1,0 +1,101 @@
+// The run loop's schedule on its own (run-loop.ts), against a host that records what it is asked: which steps go
+// out queued behind the step before, where checkpoints, evaluations and tasks fall, what a stop and a failed
+// step do. The same loop with real workers: test/queued-steps.test.ts and test/between-steps.test.ts.
+import test from 'ava';
+import type { U8Batch } from '../src/batch-source.js';
+import type { StepMetrics } from '../src/coordinator-types.js';
+import { runLoop, type RunLoopHost } from '../src/run-loop.js';
+
+interface Options {
+  readonly checkpointEvery?: number;
+  readonly evalEvery?: number;
+  /** The step that fails (its sendStep rejects once it has been waited for). */
+  readonly failAt?: number;
+  /** Asks for a stop when this step is sent. */
+  readonly stopAt?: number;
+  /** queueingAfter's answer (the coordinator's: option, features, tasks, micro-batches). */
+  readonly queueing?: boolean;
+}
+
+function fakeHost(o: Options) {
+  const events: string[] = [];
+  let stepsDone = 0;
+  let stopRequest: string | null = null;
+  const batch = (step: number): U8Batch => ({ images: new Uint8Array([step]), labels: new Int32Array([step % 10]) }) as unknown as U8Batch;
+  const host: RunLoopHost = {
+    o: {
+      batch: 1,
+      source: { description: 'fake', batch: async (step: number) => batch(step) } as unknown as RunLoopHost['o']['source'],
+      checkpoint: o.checkpointEvery ? ({ dir: '/nowhere', every: o.checkpointEvery, keep: 1 } as RunLoopHost['o']['checkpoint']) : undefined,
+      eval: o.evalEvery ? ({ every: o.evalEvery } as RunLoopHost['o']['eval']) : undefined,
+    },
+    get stepsDone() {
+      return stepsDone;
+    },
+    get stopRequest() {
+      return stopRequest;
+    },
+    async sendStep(step, b, previous) {
+      if ((b.images as Uint8Array)[0] !== step) throw new Error(`step ${step} got the batch of step ${(b.images as Uint8Array)[0]}`);
+      events.push(previous ? `queue ${step}` : `send ${step}`);
+      if (step === o.stopAt) stopRequest = 'test';
+      if (previous && (await previous.then(() => false, () => true))) throw new Error(`step ${step} abandoned`);
+      await new Promise((r) => setTimeout(r, 2));
+      if (step === o.failAt) throw new Error(`step ${step} failed`);
+      stepsDone = step + 1;
+      return { step } as unknown as StepMetrics;
+    },
+    queueingAfter(done) {
+      if (o.queueing === false || stopRequest !== null) return false;
+      return !(o.checkpointEvery && done % o.checkpointEvery === 0) && !(o.evalEvery && done % o.evalEvery === 0);
+    },
+    async writeCheckpoint() {
+      events.push(`checkpoint ${stepsDone}`);
+      return `ckpt-${stepsDone}`;
+    },
+    async evaluateAfterStep() {
+      events.push(`eval ${stepsDone}`);
+    },
+    async runWaitingTasks() {},
+    cancel() {
+      events.push('cancel');
+    },
+    dataWaited() {},
+  };
+  return { host, events, first: () => host.o.source.batch(0, 1) };
+}
+
+test('each step but the first goes out queued behind the one before when nothing falls between them', async (t) => {
+  const { host, events, first } = fakeHost({});
+  const seen: number[] = [];
+  const r = await runLoop(host, 5, first(), (m) => seen.push(m.step), {});
+  t.deepEqual(seen, [0, 1, 2, 3, 4]);
+  t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'queue 3', 'queue 4']);
+  t.is(r.stopped, null);
+});
+
+test('a checkpoint or an evaluation due after a step: the next step waits for it and is sent after it', async (t) => {
+  const { host, events, first } = fakeHost({ checkpointEvery: 2, evalEvery: 3 });
+  await runLoop(host, 6, first(), () => {}, {});
+  t.deepEqual(events, ['send 0', 'queue 1', 'checkpoint 2', 'send 2', 'eval 3', 'send 3', 'checkpoint 4', 'send 4', 'queue 5', 'checkpoint 6', 'eval 6']);
+});
+
+test('without queueing every step is sent after the one before answered', async (t) => {
+  const { host, events, first } = fakeHost({ queueing: false });
+  await runLoop(host, 3, first(), () => {}, {});
+  t.deepEqual(events, ['send 0', 'send 1', 'send 2']);
+});
+
+test('a stop asked for during a step ends the loop after it (and the step queued behind it), with a checkpoint of the steps done', async (t) => {
+  const { host, events, first } = fakeHost({ checkpointEvery: 100, stopAt: 2 });
+  const r = await runLoop(host, 10, first(), () => {}, {});
+  t.deepEqual(r.stopped, { reason: 'test', step: 3 });
+  t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'checkpoint 3']);
+  t.is(r.steps.length, 3);
+});
+
+test('a failed step cancels the step queued behind it and fails the loop', async (t) => {
+  const { host, events, first } = fakeHost({ failAt: 2 });
+  await t.throwsAsync(runLoop(host, 6, first(), () => {}, {}), { message: 'step 2 failed' });
+  t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'queue 3', 'cancel']);
+});
