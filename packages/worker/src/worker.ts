@@ -17,6 +17,8 @@
  * Tower for the evaluation's batch size that shares the training tower's
  * parameters; its crossing tensors travel with Peer.EvalExchange and are
  * keyed by the evaluation's number, apart from the steps' tensors.
+ * One step or evaluation runs at a time, a failure leaving the worker FAILED until the next Configure
+ * (activity.ts).
  */
 import os from 'node:os';
 import type { EventEmitter } from 'node:events';
@@ -68,8 +70,9 @@ import { runActivations, runEvaluation } from './evaluation.js';
 import { parameterSetter, streamParameters } from './parameters.js';
 import { statusReply } from './status.js';
 import { DEFAULT_CHUNK_BYTES, activationChunks } from './chunks.js';
-import { RpcError, clientStreamHandler, describeError, isServiceError, streamHandler, unaryHandler } from './rpc.js';
-import { describePhase, evalPhase, stepPhase, type Phase } from './exchange.js';
+import { RpcError, clientStreamHandler, streamHandler, unaryHandler } from './rpc.js';
+import { Activity } from './activity.js';
+import { evalPhase, stepPhase } from './exchange.js';
 import type { OpenConnections } from './connection-limits.js';
 import { checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { adapterMsg } from './adapter-report.js';
@@ -77,17 +80,13 @@ import { adapterMsg } from './adapter-report.js';
 /** Run ids remembered from handshakes (the oldest forgotten first). */
 const MAX_HANDSHAKEN = 64;
 
-
 export class TowerWorker implements PeerSide {
-  private state: WorkerState = 'IDLE';
   private run: Run | null = null;
+  /** What the worker is doing, and the rules of its calls (activity.ts). */
+  private readonly activity: Activity;
   private handshaken = new Set<string>();
   /** Runs whose handshake asked to take the worker from the run holding its lease. */
   private takingOver = new Set<string>();
-  private lastError = '';
-  /** Settles when the step now running ends, either way (null between steps); whether a step waits for it. */
-  private stepEnds: Promise<void> | null = null;
-  private stepQueued = false;
   private readonly started = Date.now();
   readonly identity: ModelIdentity;
   readonly maxBatch: number;
@@ -111,18 +110,19 @@ export class TowerWorker implements PeerSide {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
     this.connectTimeoutMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.log = o.log ?? (() => {});
+    this.activity = new Activity(o.tower, this.log);
     this.segments = segmentModel(o.spec);
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
     // the step below assumes the cuda-convnet2 layout of every preset: the last segment (fc8) runs on tower 0 only
     if (this.segments.findIndex((s) => s.tower0Only) !== this.segments.length - 1) throw new Error(`preset ${o.spec.name}: the classifier must be the last segment, on tower 0 only`);
   }
 
-  /** Whether this worker takes a peer's tensors on Peer.Stream (else by Exchange only, as older builds). */
   /** The worker's own --peer, if given (it wins over the coordinator's address). */
   get peerOption(): string | undefined {
     return this.o.peer;
   }
 
+  /** Whether this worker takes a peer's tensors on Peer.Stream (else by Exchange only, as older builds). */
   get takesStream(): boolean {
     return this.o.exchangeStream !== false;
   }
@@ -204,7 +204,7 @@ export class TowerWorker implements PeerSide {
     if (!this.handshaken.has(req.run_id)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} has not shaken hands with this worker`);
     const holder = this.takingOver.has(req.run_id) ? null : this.leaseHolder(req.run_id);
     if (holder !== null) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${holder}; give the coordinator --take-over to take this worker anyway`);
-    if (this.busy && this.run?.id === req.run_id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} of this run is running`);
+    if (this.activity.busy && this.run?.id === req.run_id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} of this run is running`);
     const { mean, peerAddress } = checkConfigure(this, req);
     this.takingOver.delete(req.run_id);
     this.dropRun(new Error(`run ${redactRunId(this.run?.id ?? '')} was replaced by run ${redactRunId(req.run_id)}`));
@@ -218,8 +218,7 @@ export class TowerWorker implements PeerSide {
     const params = initTowerParams(this.o.spec, this.tower, req.seed);
     const tower = new Tower(this.device, this.o.spec, this.tower, req.batch, params);
     this.run = newRun(this.points, { id: req.run_id, batch: req.batch, seed: req.seed, tower, peer, input: { mean, scale: this.o.spec.inputScale }, holder: call.getPeer() });
-    this.state = 'READY';
-    this.lastError = '';
+    this.activity.ready();
     let parameters = 0;
     for (const p of params.values()) parameters += p.w.length + p.b.length;
     this.log(`configured for run ${req.run_id}: batch ${req.batch}, seed ${req.seed}, ${parameters} parameters, input (u8 - [${mean.map((m) => m.toFixed(1)).join(', ')}]) / ${this.o.spec.inputScale}, peer ${peerAddress}`);
@@ -234,7 +233,7 @@ export class TowerWorker implements PeerSide {
 
   step = unaryHandler<StepRequest, StepReply>(async (req, call) => {
     const run = this.run;
-    if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
+    if (!run || this.activity.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
     touch(run, call.getPeer());
     checkStepImages(this.o.spec, run.batch, req.images);
@@ -242,25 +241,25 @@ export class TowerWorker implements PeerSide {
     checkHyper(req.hyper);
     checkStepMicroBatches(run, req.micro_batches ?? 0);
     // the next step, sent while this one runs (feature "queued-steps"): it starts the moment this one ends
-    if (this.state === 'STEPPING' && req.step === run.stepsDone + 1) await this.afterCurrentStep(run, req.step, call);
-    this.checkIdle(run);
+    if (this.activity.state === 'STEPPING' && req.step === run.stepsDone + 1) await this.activity.afterCurrentStep(run, req.step, call, () => this.run);
+    this.activity.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
-    return this.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => runStep(this, run, req, signal));
+    return this.activity.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => runStep(this, run, req, signal));
   });
 
   evaluate = unaryHandler<EvaluateRequest, EvaluateReply>(async (req, call) => {
     const { run, n } = this.checkEvaluation(req, call.getPeer());
     checkLabels(this.o.spec, req.labels, n, 'Evaluate', true);
-    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runEvaluation(this, run, req, n, signal));
+    return this.activity.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runEvaluation(this, run, req, n, signal));
   });
 
   /** An Evaluate or GetActivations request's run, checked (configured, idle, in order), and its number of images. */
   private checkEvaluation(req: { run_id: string; step: number; evaluation: number; images: Uint8Array }, from: string): { run: Run; n: number } {
     const run = this.run;
-    if (!run || this.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
+    if (!run || this.activity.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
     if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
     touch(run, from);
-    this.checkIdle(run);
+    this.activity.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation after step ${req.step} asked of a worker that has done ${run.stepsDone} steps`);
     if (req.evaluation !== run.evaluationsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation ${req.evaluation} out of order: this worker is at evaluation ${run.evaluationsDone}`);
     const { inputChannels: C, inputSize: S } = this.o.spec;
@@ -288,85 +287,17 @@ export class TowerWorker implements PeerSide {
     const segment = segmentOfLayer(this.segments, req.layer);
     if (segment < 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, `no layer "${req.layer}" in preset ${this.o.spec.name} (layers: ${this.o.spec.layers.map((l) => l.name).join(', ')})`);
     const { run, n } = this.checkEvaluation(req, call.getPeer());
-    return this.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runActivations(this, run, req, n, segment, signal));
-  }
-
-  /**
-   * Holds step `step`, sent while the step before it runs (feature "queued-steps"), until that step ends; the
-   * caller then checks the worker as for any step (a failed step before it refuses it). One step waits at most;
-   * a wait cancelled by the coordinator leaves the worker as it is.
-   */
-  private async afterCurrentStep(run: Run, step: number, call: EventEmitter): Promise<void> {
-    const ends = this.stepEnds;
-    if (ends === null || this.stepQueued) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: step ${run.stepsDone} is running and step ${step} waits for it already`);
-    this.stepQueued = true;
-    let onCancel = () => {};
-    const cancelled = new Promise<never>((_, reject) => {
-      onCancel = () => reject(new RpcError(grpc.status.CANCELLED, `step ${step} cancelled by the coordinator while it waited for step ${step - 1}`));
-    });
-    call.on('cancelled', onCancel);
-    try {
-      await Promise.race([ends, cancelled]);
-    } finally {
-      this.stepQueued = false;
-      call.removeListener('cancelled', onCancel);
-    }
-    if (this.run !== run) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${redactRunId(run.id)} was replaced while step ${step} waited for step ${step - 1}`);
-  }
-
-  private get busy(): boolean {
-    return this.state === 'STEPPING' || this.state === 'EVALUATING';
-  }
-
-  /** Refuses a step or evaluation while another runs or after a failure. */
-  private checkIdle(run: Run): void {
-    if (this.state === 'STEPPING') throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: step ${run.stepsDone} is running`);
-    if (this.state === 'EVALUATING') throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: evaluation ${run.evaluationsDone} is running`);
-    if (this.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `the run failed earlier (${this.lastError}); configure again`);
-  }
-
-  /**
-   * Runs a step or an evaluation in state `state`: the coordinator cancelling the call aborts it;
-   * on any failure the worker is FAILED (the peer may be waiting for a tensor that will never come).
-   */
-  private async guarded<T>(run: Run, phase: Phase, state: 'STEPPING' | 'EVALUATING', call: EventEmitter, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const what = describePhase(phase);
-    this.state = state;
-    let ended = () => {};
-    if (state === 'STEPPING') this.stepEnds = new Promise<void>((resolve) => (ended = resolve));
-    const abort = new AbortController();
-    run.abort = abort;
-    const onCancel = () => abort.abort(new RpcError(grpc.status.CANCELLED, `${what} cancelled by the coordinator`));
-    call.on('cancelled', onCancel);
-    try {
-      const reply = await f(abort.signal);
-      this.state = 'READY';
-      return reply;
-    } catch (e) {
-      const err = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : e;
-      this.state = 'FAILED';
-      this.lastError = `${what}: ${describeError(err)}`;
-      run.mailbox.close(new Error(`the run failed at ${what}`));
-      this.log(`${what} failed: ${describeError(err)}`);
-      if (err instanceof RpcError) throw err;
-      throw new RpcError(isServiceError(err) ? err.code : grpc.status.INTERNAL, `tower ${this.tower}, ${what}: ${describeError(err)}`);
-    } finally {
-      touch(run);
-      run.abort = null;
-      call.removeListener('cancelled', onCancel);
-      if (state === 'STEPPING') this.stepEnds = null;
-      ended();
-    }
+    return this.activity.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runActivations(this, run, req, n, segment, signal));
   }
 
   status = unaryHandler<unknown, StatusReply>(async () =>
-    statusReply({ identity: this.identity, tower: this.tower, device: this.device, deviceIndex: this.deviceIndex, state: this.state, run: this.run, lastError: this.lastError, peer: this.o.peer, points: this.points, started: this.started }),
+    statusReply({ identity: this.identity, tower: this.tower, device: this.device, deviceIndex: this.deviceIndex, state: this.activity.state, run: this.run, lastError: this.activity.lastError, peer: this.o.peer, points: this.points, started: this.started }),
   );
 
   getParameters = streamHandler<GetParametersRequest, ParameterTensor>(async (req, write) => {
     const run = this.run;
     if (!run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: no parameters yet');
-    if (this.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
+    if (this.activity.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
     await streamParameters(this, run, req, write);
   });
 
@@ -378,7 +309,7 @@ export class TowerWorker implements PeerSide {
 
   /** The configured run and the state now (parameters.ts checks them while parameters arrive). */
   current(): { run: Run | null; state: WorkerState } {
-    return { run: this.run, state: this.state };
+    return { run: this.run, state: this.activity.state };
   }
 
   /** The end of a run's lease: another run may shake hands at once (the run stays configured for inspection). */
@@ -392,7 +323,7 @@ export class TowerWorker implements PeerSide {
 
   /** Why run `runId` may not take this worker (lease.ts); null when it may. */
   private leaseHolder(runId: string): string | null {
-    return leaseRefusal({ run: this.run, runId, state: this.state, leaseMs: this.leaseMs, connections: this.connections });
+    return leaseRefusal({ run: this.run, runId, state: this.activity.state, leaseMs: this.leaseMs, connections: this.connections });
   }
 
 
@@ -400,7 +331,7 @@ export class TowerWorker implements PeerSide {
   acceptingRun(runId: string, fromTower: number): Run {
     const run = this.run;
     if (!run || runId !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} is not configured for run ${runId}`);
-    if (this.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} failed: ${this.lastError}`);
+    if (this.activity.state === 'FAILED') throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower} failed: ${this.activity.lastError}`);
     if (fromTower !== this.other) throw new RpcError(grpc.status.INVALID_ARGUMENT, `a tensor from tower ${fromTower} reached tower ${this.tower}`);
     return run;
   }
@@ -412,7 +343,7 @@ export class TowerWorker implements PeerSide {
     run.mailbox.close(reason);
     run.peer.close();
     this.run = null;
-    this.state = 'IDLE';
+    this.activity.state = 'IDLE';
   }
 
   /** Ends the run (if any) and releases the device. */
