@@ -27,6 +27,8 @@ export interface TwoWorkerResult {
   computeShare: number[];
   updateShare: number[];
   coordinatorOverheadMs: number;
+  /** The CPU time of this process (the coordinator, its batch-making threads included) a timed step. */
+  coordinatorCpuMs: number;
   crossingBytesPerStep: number;
   /** The micro-batches of the timed steps (with 'auto', as chosen before them). */
   microBatches: number;
@@ -103,12 +105,15 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
     // 'auto': the steps the coordinator measures before it settles N are not timed
     let first = 0;
     for (; !coordinator.microBatches.settled; first++) log(`  two workers, choosing the micro-batches, step ${first + 1}: ${describe(await coordinator.step(await source.batch(first, B)))}`);
+    let cpuAtWarm = process.cpuUsage();
     await coordinator.run(steps, (m) => {
       metrics.push(m);
       const s = metrics.length - 1;
+      if (s === warmup - 1) cpuAtWarm = process.cpuUsage();
       log(`  two workers, step ${s + 1}/${steps}${s < warmup ? ' (warm-up)' : ''}: ${describe(m)}`);
     });
     const timed = metrics.slice(warmup);
+    const cpu = process.cpuUsage(cpuAtWarm);
     const stepMs = median(timed.map((m) => m.ms));
     const share = (t: number, k: 'exchange_ms' | 'exchange_hidden_ms' | 'compute_ms' | 'update_ms') => sum(timed.map((m) => m.workers[t]![k])) / sum(timed.map((m) => m.workers[t]!.total_ms));
     return {
@@ -125,6 +130,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       computeShare: [share(0, 'compute_ms'), share(1, 'compute_ms')],
       updateShare: [share(0, 'update_ms'), share(1, 'update_ms')],
       coordinatorOverheadMs: median(timed.map((m) => m.ms - Math.max(m.workers[0]!.total_ms, m.workers[1]!.total_ms))),
+      coordinatorCpuMs: (cpu.user + cpu.system) / 1000 / Math.max(1, timed.length),
       crossingBytesPerStep: timed[0]?.crossing_bytes ?? 0,
       microBatches: timed[timed.length - 1]?.micro_batches ?? 1,
       threads,
@@ -145,6 +151,6 @@ export function describeTwoWorkers(d: TwoWorkerResult): string {
     `two workers${d.threads === null ? '' : ` (${d.threads} kernel thread${d.threads === 1 ? '' : 's'} each${d.nodeFlags.length > 0 ? `, node ${d.nodeFlags.join(' ')}` : ''}${d.pinnedTo ? `, on CPUs ${d.pinnedTo.join(' / ')}` : ', not pinned'})`}, ${d.microBatches} micro-batch${d.microBatches > 1 ? 'es' : ''} a step${d.queueSteps ? '' : ', steps not queued'}: ${d.imagesPerSec.toFixed(1)} images/s (median step ${d.medianStepMs.toFixed(0)} ms); ` +
     `time waiting on the exchange: tower 0 ${(100 * d.exchangeShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeShare[1]!).toFixed(0)}%; ` +
     `exchange hidden behind compute: tower 0 ${(100 * d.exchangeHiddenShare[0]!).toFixed(0)}%, tower 1 ${(100 * d.exchangeHiddenShare[1]!).toFixed(0)}%; ` +
-    `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; ${d.queueSteps ? 'workers idle between steps' : 'coordinator round trip'} ${Math.max(0, d.coordinatorOverheadMs).toFixed(1)} ms`
+    `${(d.crossingBytesPerStep / 1024).toFixed(0)} KiB crossed per step; ${d.queueSteps ? 'workers idle between steps' : 'coordinator round trip'} ${Math.max(0, d.coordinatorOverheadMs).toFixed(1)} ms; coordinator CPU ${d.coordinatorCpuMs.toFixed(1)} ms a step`
   );
 }
