@@ -316,8 +316,9 @@ export class TowerWorker implements PeerSide {
   release = unaryHandler<ReleaseRequest, ReleaseReply>(async (req) => {
     const run = this.run;
     if (!run || run.id !== req.run_id) return { released: false };
+    // said once: a coordinator releases at the end of each run() and again as it exits
+    if (!run.released) this.log(`run ${redactRunId(run.id)} released this worker`);
     run.released = true;
-    this.log(`run ${redactRunId(run.id)} released this worker`);
     return { released: true };
   });
 
