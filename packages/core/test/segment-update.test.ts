@@ -1,7 +1,8 @@
 /**
  * Tower.update(h, layers): a worker updates each segment's layers while the segment's input gradient
  * crosses, the first segment's last; the weights and momentum must be the same bits as one update(h)
- * of every layer at the end (the one-process trainer's order).
+ * of every layer at the end (the one-process trainer's order). And the weight gradients of a segment's
+ * first layer computed after its input gradient (backwardSegmentOnDevice's weightsLater): the same bits.
  */
 import test from 'ava';
 import { tiny } from '../src/model/presets.js';
@@ -11,6 +12,7 @@ import { syntheticBatch } from './synthetic.js';
 import { Device } from '../src/device.js';
 import { testBackend, testDevice } from './helpers.js';
 import { towersPass } from './two-towers.js';
+import type { Tower } from '../src/tower/tower.js';
 
 const N = 4;
 const ctx = { seed: 7, step: 3, train: true };
@@ -55,4 +57,37 @@ test('a layer is updated once a step: a second update(h, layers) of it is refuse
   const [first] = tower.paramLayers(tower.segments.length - 1);
   await tower.update(h, [first!]);
   await t.throwsAsync(tower.update(h, [first!]), { message: `${first} was updated already this step` });
+});
+
+/** A tower's gradients as bytes, dw then db, read one at a time. */
+async function gradBytes(tower: Tower): Promise<Map<string, [Buffer, Buffer]>> {
+  const out = new Map<string, [Buffer, Buffer]>();
+  for (const [name, g] of tower.grads) {
+    const p = tower.store.host.get(name)!;
+    out.set(name, [bytes((await tower.device.toHost(g.dw, p.w.length)).slice()), bytes((await tower.device.toHost(g.db, p.b.length)).slice())]);
+  }
+  return out;
+}
+
+test('weight gradients computed after the input gradient (weightsLater): the same gradients, input gradients and updated weights, bit for bit', async (t) => {
+  // devices of its own: the shared test device's step results are freed by the other tests' updates, which run meanwhile
+  const dev = [await Device.create(testBackend, { onFallback: 'throw' }), await Device.create(testBackend, { onFallback: 'throw' })] as const;
+  t.teardown(() => dev.forEach((d) => d.destroy()));
+  const b = syntheticBatch(N, tiny.inputSize, 5);
+  const want = await towersPass(dev, tiny, params(), b.images, b.labels, ctx);
+  const wantGrads = [await gradBytes(want.towers[0]), await gradBytes(want.towers[1])];
+  await Promise.all(want.towers.map((tower) => tower.update(h)));
+  const later = await towersPass(dev, tiny, params(), b.images, b.labels, ctx, { weightsLater: true });
+  t.is(later.loss, want.loss);
+  for (const tw of [0, 1] as const) {
+    const tower = later.towers[tw];
+    const got = await gradBytes(tower);
+    t.deepEqual([...got.keys()].sort(), [...wantGrads[tw]!.keys()].sort());
+    for (const [name, g] of got) t.deepEqual(g, wantGrads[tw]!.get(name), `tower ${tw} ${name}: dw and db`);
+  }
+  await Promise.all(later.towers.map((tower) => tower.update(h)));
+  for (const tw of [0, 1] as const) {
+    const [a, c] = [await want.towers[tw].syncParams(), await later.towers[tw].syncParams()];
+    for (const [name, p] of a) for (const k of ['w', 'b', 'vw', 'vb'] as const) t.deepEqual(bytes(c.get(name)![k]), bytes(p[k]), `tower ${tw} ${name}.${k}`);
+  }
 });

@@ -13,7 +13,15 @@ import { concatTowers, sumSlices, towerSlice } from '../src/tower/crossing.js';
  * `dev`: one device for both towers, or one each (as the one-process trainer and the workers have: a tower's
  * update frees its device's step results). `params`: the towers' parameters, or the towers of an earlier pass.
  */
-export async function towersPass(dev: Device | readonly [Device, Device], spec: ModelSpec, params: [TowerParams, TowerParams] | readonly [Tower, Tower], images: Float32Array, labels: Float32Array, ctx: { seed: number; step: number; train: boolean }) {
+export async function towersPass(
+  dev: Device | readonly [Device, Device],
+  spec: ModelSpec,
+  params: [TowerParams, TowerParams] | readonly [Tower, Tower],
+  images: Float32Array,
+  labels: Float32Array,
+  ctx: { seed: number; step: number; train: boolean },
+  o: { weightsLater?: boolean } = {},
+) {
   const N = labels.length;
   const [d0, d1] = 'length' in dev ? dev : [dev, dev];
   const towers = params[0] instanceof Tower ? (params as readonly [Tower, Tower]) : ([new Tower(d0, spec, 0, N, params[0] as TowerParams), new Tower(d1, spec, 1, N, params[1] as TowerParams)] as const);
@@ -24,11 +32,26 @@ export async function towersPass(dev: Device | readonly [Device, Device], spec: 
   }
   const { losses, dlogits } = await towers[0].lossAndGradient(labels);
   const last = towers[0].segments.length - 1;
-  const dIn = (await towers[0].backwardSegment(last, dlogits))!;
+  const backward = o.weightsLater ? (tw: Tower, i: number, dy: Float32Array) => backwardWeightsLater(tw, i, dy) : (tw: Tower, i: number, dy: Float32Array) => tw.backwardSegment(i, dy);
+  const dIn = (await backward(towers[0], last, await towers[0].device.toHost(dlogits, spec.classes * N)))!;
   let d = [towerSlice(dIn, 0), towerSlice(dIn, 1)];
   for (let i = last - 1; i >= 0; i--) {
-    const g = [await towers[0].backwardSegment(i, d[0]!), await towers[1].backwardSegment(i, d[1]!)];
+    const g = [await backward(towers[0], i, d[0]!), await backward(towers[1], i, d[1]!)];
     if (i > 0) d = [0, 1].map((s) => sumSlices(towerSlice(g[0]!, s as 0 | 1), towerSlice(g[1]!, s as 0 | 1)));
   }
   return { loss: losses.reduce((a, v) => a + v, 0) / N, grads: [towers[0].grads, towers[1].grads] as const, towers };
+}
+
+/**
+ * Tower.backwardSegment with the weight gradients of the segment's first layer computed after its input
+ * gradient, as a worker does while that gradient crosses; throws if computing them changed the input gradient.
+ */
+async function backwardWeightsLater(tw: Tower, i: number, dy: Float32Array): Promise<Float32Array | null> {
+  const dx = await tw.backwardSegmentOnDevice(i, dy, { weightsLater: true });
+  const read = async () => (dx === null ? null : (await tw.device.toHost(dx, tw.inFloats(i))).slice());
+  const before = await read();
+  await tw.weightGradients();
+  const after = await read();
+  if (before && after && !Buffer.from(before.buffer).equals(Buffer.from(after.buffer))) throw new Error(`segment ${i}: the input gradient changed while the weight gradients were computed`);
+  return after;
 }

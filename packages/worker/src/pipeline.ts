@@ -144,10 +144,12 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
       top5 += topKCorrect(l.logits, mine, classes, Math.min(5, classes));
       // the kernel's gradient is of the micro-batch's mean loss: scaled to its part of the batch's mean
       const dlogits = scaled(await w.device.toHost(l.dlogits, classes * n), 1 / count);
-      const dIn = (await mt[k]!.backwardSegmentOnDevice(last, dlogits))!;
+      const dIn = (await mt[k]!.backwardSegmentOnDevice(last, dlogits, { weightsLater: true }))!;
       sends.push(x.begin(fc7, 'BACKWARD', await at[k]!.peerSlice(last, dIn), false, micro(k)));
       d[k] = await at[k]!.ownSlice(last, dIn);
       await letTensorsLeave();
+      // fc8's weight gradients while d(fc7) travels
+      await mt[k]!.weightGradients();
     }
     lossInfo = { loss: mean(losses), correct, top5 };
     await update(last);
@@ -164,11 +166,13 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
         const theirs = (await x.wait(pending[k]!))!;
         d[k] = await at[k]!.sum(i + 1, d[k]!, theirs);
       }
-      const g = await mt[k]!.backwardSegmentOnDevice(i, d[k]!);
+      const g = await mt[k]!.backwardSegmentOnDevice(i, d[k]!, { weightsLater: i > 0 });
       if (i > 0) {
         pending[k] = x.begin(segs[i]!.crossing!, 'BACKWARD', await at[k]!.peerSlice(i, g!), true, micro(k));
         d[k] = await at[k]!.ownSlice(i, g!);
         await letTensorsLeave();
+        // the segment's first layer's weight gradients while its input gradient travels
+        await mt[k]!.weightGradients();
       }
     }
     await update(i);

@@ -1,8 +1,9 @@
 /**
  * A training step on one tower: the forward pass with the crossings, the loss on tower 0, the backward pass
  * sending each peer its slice of the input gradients, and the local SGD update (see worker.ts for the order):
- * each segment's layers are updated while that segment's input gradient is on the wire (their gradients are
- * final by then, and a layer's update reads only its own), the first segment's at the end. A step that fails
+ * each segment's first layer computes its input gradient first, and its weight gradients and the segment's
+ * update run while that input gradient is on the wire (the gradients are final by then, and a layer's update
+ * reads only its own), the first segment's at the end. A step that fails
  * part way leaves the worker FAILED (worker.ts), its partly updated tower replaced at the next Configure.
  * A step cut into micro-batches (StepRequest.micro_batches > 1) runs in pipeline.ts instead.
  */
@@ -104,6 +105,9 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
   let updateMs = 0;
   const updateSegment = (i: number) => async () => {
     signal.throwIfAborted();
+    // the segment's first layer's weight gradients, left for now by its backward (weightsLater): computed while
+    // its input gradient crosses, counted as compute
+    await tw.weightGradients();
     const tu = performance.now();
     await tw.update(hyper, tw.paramLayers(i));
     updateMs += performance.now() - tu;
@@ -117,7 +121,7 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
     const { losses, logits, dlogits } = await tw.lossAndGradient(labels);
     // the classifier gives the gradient of both towers' fc7: tower 1's half goes back to it (tower 1 waits for
     // it), then the step's loss and accuracy are counted while it travels
-    const dIn = (await tw.backwardSegmentOnDevice(last, dlogits))!;
+    const dIn = (await tw.backwardSegmentOnDevice(last, dlogits, { weightsLater: true }))!;
     const classes = w.spec.classes;
     await x.crossDuring(fc7, 'BACKWARD', await at.peerSlice(last, dIn), false, async () => {
       lossInfo = { loss: mean(losses), correct: topKCorrect(logits, labels, classes, 1), top5: topKCorrect(logits, labels, classes, Math.min(5, classes)) };
@@ -128,7 +132,8 @@ async function wholeStep(w: WorkerContext, run: Run, req: StepRequest, x: Crossi
     d = (await cross(fc7, 'BACKWARD', null, true))!;
   }
   for (let i = last - 1; i >= 0; i--) {
-    const g = await tw.backwardSegmentOnDevice(i, d);
+    // the input gradient first where it crosses: the weight gradients are computed while it travels (updateSegment)
+    const g = await tw.backwardSegmentOnDevice(i, d, { weightsLater: i > 0 });
     if (i > 0) {
       const theirs = (await x.crossDuring(segs[i]!.crossing!, 'BACKWARD', await at.peerSlice(i, g!), true, updateSegment(i)))!;
       d = await at.sum(i, await at.ownSlice(i, g!), theirs);

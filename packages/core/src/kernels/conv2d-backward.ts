@@ -78,6 +78,30 @@ export class Conv2dBackward {
     return this.runChunks(x, w, await this.device.toHost(dy, s.O * s.N * OH * OW), state, db);
   }
 
+  /**
+   * run() with the input gradient first and the weight and bias gradients when `weights` is called: where dx
+   * crosses to the other tower, it travels while they are computed (the same kernels on the same inputs: the
+   * same floats). `x`, `dy` and the forward state must be unchanged until then. A batch in several chunks:
+   * all three at once, as run().
+   */
+  async runInputFirst(x: DeviceTensor, w: DeviceTensor, dy: DeviceTensor, state: Conv2dForwardState): Promise<{ dx: DeviceTensor | null; weights: () => Promise<{ dw: DeviceTensor; db: DeviceTensor }> }> {
+    if (this.fwd.chunks.starts.length !== 1 || !this.needInput) {
+      const { dx, dw, db } = await this.run(x, w, dy, state);
+      return { dx, weights: async () => ({ dw, db }) };
+    }
+    const s = this.s;
+    const { OH, OW } = this.fwd.chunks;
+    const dx = await this.col2im[0]!.run(await this.colGrad[0]!.runPacked(w, dy));
+    return {
+      dx,
+      weights: async () => {
+        const db = await this.biasGrad.run(dy);
+        const col = state.cols?.[0] ?? (await this.fwd.col(0, x));
+        return { db, dw: await this.weightGrad[0]!.run(await padRows(this.device, dy, s.O, s.N * OH * OW), col) };
+      },
+    };
+  }
+
   /** Several chunks of images: their results are combined on the host (on webgpu, a round trip). */
   private async runChunks(x: DeviceTensor, w: DeviceTensor, dy: Float32Array, state: Conv2dForwardState, db: DeviceTensor): Promise<Conv2dGradients> {
     const s = this.s;

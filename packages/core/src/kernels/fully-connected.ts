@@ -60,6 +60,22 @@ export class FullyConnected {
     return y;
   }
 
+  /**
+   * backward() with the input gradient first and the weight and bias gradients when `weights` is called: where
+   * dx crosses to the other tower, it travels while they are computed (the same kernels on the same inputs:
+   * the same floats). `x`, `w` and `dy` must be unchanged until then. Weights in blocks through the host: all
+   * three at once, as backward().
+   */
+  async backwardInputFirst(x: DeviceTensor, w: DeviceTensor, dy: DeviceTensor): Promise<{ dx: DeviceTensor; weights: () => Promise<{ dw: DeviceTensor; db: DeviceTensor }> }> {
+    if (this.blocks.length !== 1) {
+      const { dx, dw, db } = await this.backward(x, w, dy);
+      return { dx, weights: async () => ({ dw, db }) };
+    }
+    const blk = this.blocks[0]!;
+    const dx = await blk.inputGrad.run(w, dy);
+    return { dx, weights: async () => ({ db: await this.biasGrad.run(dy), dw: await blk.weightGrad.run(dy, x) }) };
+  }
+
   async backward(x: DeviceTensor, w: DeviceTensor, dy: DeviceTensor): Promise<{ dx: DeviceTensor; dw: DeviceTensor; db: DeviceTensor }> {
     const db = await this.biasGrad.run(dy);
     if (this.blocks.length === 1) {

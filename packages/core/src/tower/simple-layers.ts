@@ -25,6 +25,11 @@ export interface LayerRuntime {
   readonly name: string;
   forward(x: DeviceTensor, ctx: StepContext): Promise<DeviceTensor>;
   backward(dy: DeviceTensor): Promise<DeviceTensor | null>;
+  /**
+   * Layers with parameters: backward with the input gradient first, the layer's weight and bias gradients
+   * computed (and filed) when `weights` is called, before anything else runs on the tower.
+   */
+  backwardInputFirst?(dy: DeviceTensor): Promise<{ dx: DeviceTensor | null; weights: () => Promise<void> }>;
 }
 
 /**

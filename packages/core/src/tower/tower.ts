@@ -67,6 +67,19 @@ class ConvRuntime implements LayerRuntime {
     this.state = null;
     return g.dx;
   }
+  async backwardInputFirst(dy: DeviceTensor): Promise<{ dx: DeviceTensor | null; weights: () => Promise<void> }> {
+    const p = this.params.get(this.name);
+    const state = this.state!;
+    const g = await this.bwd.runInputFirst(this.x!, p.w, dy, state);
+    this.state = null;
+    return {
+      dx: g.dx,
+      weights: async () => {
+        const { dw, db } = await g.weights();
+        this.grads.set(this.name, { dw, db });
+      },
+    };
+  }
 }
 
 class FcRuntime implements LayerRuntime {
@@ -96,6 +109,17 @@ class FcRuntime implements LayerRuntime {
     this.grads.set(this.name, { dw: g.dw, db: g.db });
     return this.flatten ? this.flatten.backward(g.dx) : g.dx;
   }
+  async backwardInputFirst(dy: DeviceTensor): Promise<{ dx: DeviceTensor; weights: () => Promise<void> }> {
+    const p = this.params.get(this.name);
+    const g = await this.fc.backwardInputFirst(this.x!, p.w, dy);
+    return {
+      dx: this.flatten ? await this.flatten.backward(g.dx) : g.dx,
+      weights: async () => {
+        const { dw, db } = await g.weights();
+        this.grads.set(this.name, { dw, db });
+      },
+    };
+  }
 }
 
 export class Tower {
@@ -107,6 +131,8 @@ export class Tower {
   private readonly loss: SoftmaxCrossEntropy | null;
   private readonly sgd = new Map<string, { w: Sgd; b: Sgd }>();
   private logits: DeviceTensor | null = null;
+  /** The weight and bias gradients of a segment's first layer still to compute (backwardSegmentOnDevice's `weightsLater`). */
+  private pendingWeights: (() => Promise<void>) | null = null;
   /** The parameters as the kernels see them (on webgpu, resident between steps). */
   readonly store: ParamStore;
 
@@ -187,6 +213,7 @@ export class Tower {
 
   /** forwardSegment with the output left on the device (the one-process trainer's crossings on webgpu: crossing-device.ts). */
   async forwardSegmentOnDevice(i: number, x: DeviceTensor, ctx: StepContext, tap?: TowerTap): Promise<DeviceTensor> {
+    await this.weightGradients();
     await this.store.ready();
     let cur = await this.device.upload(x);
     const tapPlan = tap ? this.segments[i]!.plans.find((p) => p.layer.name === tap.layer) : undefined;
@@ -208,15 +235,35 @@ export class Tower {
     return g === null ? null : this.device.toHost(g, this.inFloats(i));
   }
 
-  /** backwardSegment with the input gradient left on the device. */
-  async backwardSegmentOnDevice(i: number, dy: DeviceTensor): Promise<DeviceTensor | null> {
+  /**
+   * backwardSegment with the input gradient left on the device. `weightsLater`: the segment's first layer
+   * computes its input gradient first and its weight and bias gradients only at `weightGradients()` (or the
+   * next call on this tower that needs them or could overwrite their inputs), so that the input gradient
+   * crosses to the other tower while they are computed: the same kernels on the same inputs, the same floats.
+   */
+  async backwardSegmentOnDevice(i: number, dy: DeviceTensor, o: { weightsLater?: boolean } = {}): Promise<DeviceTensor | null> {
+    await this.weightGradients();
     let cur: DeviceTensor | null = await this.device.upload(dy);
     const rs = this.runtimes[i]!;
     for (let j = rs.length - 1; j >= 0; j--) {
-      cur = await rs[j]!.backward(cur!);
+      const r = rs[j]!;
+      if (j === 0 && o.weightsLater && r.backwardInputFirst) {
+        const g = await r.backwardInputFirst(cur!);
+        this.pendingWeights = g.weights;
+        return g.dx;
+      }
+      cur = await r.backward(cur!);
       if (cur === null) return null;
     }
     return cur;
+  }
+
+  /** Computes the weight and bias gradients a backward left for later (backwardSegmentOnDevice's `weightsLater`); nothing if none. */
+  async weightGradients(): Promise<void> {
+    const pending = this.pendingWeights;
+    if (!pending) return;
+    this.pendingWeights = null;
+    await pending();
   }
 
   /** Tower 0 only: loss of the logits from the last forward; per-image losses and logits (host) and the logits' gradient (device). */
@@ -244,6 +291,7 @@ export class Tower {
    * gradients were summed into the tower that updates: the worker's pipeline.ts).
    */
   discardStep(): void {
+    this.pendingWeights = null;
     this.updated.clear();
     this.grads.clear();
     this.logits = null;
@@ -257,6 +305,7 @@ export class Tower {
    * next crossing travels, gives the same bits), nothing freed yet.
    */
   async update(h: SgdHyper, layers?: readonly string[]): Promise<void> {
+    await this.weightGradients();
     for (const name of layers ?? this.store.names()) {
       if (this.updated.has(name)) {
         if (layers !== undefined) throw new Error(`${name} was updated already this step`);
