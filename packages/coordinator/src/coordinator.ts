@@ -300,6 +300,7 @@ export class Coordinator {
     const tRun = performance.now();
     // the first batch is made while the tasks and a pending evaluation run
     const first = steps > 0 ? Promise.resolve().then(() => this.o.source.batch(this.stepsDone, this.o.batch)) : null;
+    first?.catch(() => {}); // rejects where it is awaited (run-loop.ts), not unhandled meanwhile
     this.running = true;
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
@@ -334,7 +335,6 @@ export class Coordinator {
       this.running = false;
       // tasks queued during the last step run now (nothing is in flight any more), before any later ones
       this.tasks.flush();
-      first?.catch(() => {});
       this.runMs += performance.now() - tRun;
       // the workers' lease ends with the run (a later call of this run takes them back): another run may use them at once
       await this.release();

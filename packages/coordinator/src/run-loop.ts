@@ -57,8 +57,14 @@ export async function runLoop(
   const all: StepMetrics[] = [];
   const ck = host.o.checkpoint;
   // a source does its work (synthetic images, decoding, augmentation) on this thread when asked: in a promise,
-  // so that one that throws rather than rejects fails where the batch is awaited
-  const batchFor = (step: number) => Promise.resolve().then(() => host.o.source.batch(step, host.o.batch));
+  // so that one that throws rather than rejects fails where the batch is awaited (and only there: a batch that
+  // fails while a step runs is not an unhandled rejection, which would end the process before the steps are
+  // cancelled and the workers released)
+  const batchFor = (step: number) => {
+    const b = Promise.resolve().then(() => host.o.source.batch(step, host.o.batch));
+    b.catch(() => {});
+    return b;
+  };
   let next = first;
   let checkpointed = -1;
   /** The step sent while the one before it ran (queued steps), not yet counted. */

@@ -15,6 +15,8 @@ interface Options {
   readonly stopAt?: number;
   /** queueingAfter's answer (the coordinator's: option, features, tasks, micro-batches). */
   readonly queueing?: boolean;
+  /** The batch the source fails to make. */
+  readonly sourceFailsAt?: number;
 }
 
 function fakeHost(o: Options) {
@@ -25,7 +27,13 @@ function fakeHost(o: Options) {
   const host: RunLoopHost = {
     o: {
       batch: 1,
-      source: { description: 'fake', batch: async (step: number) => batch(step) } as unknown as RunLoopHost['o']['source'],
+      source: {
+        description: 'fake',
+        batch: async (step: number) => {
+          if (step === o.sourceFailsAt) throw new Error(`no batch ${step}`);
+          return batch(step);
+        },
+      } as unknown as RunLoopHost['o']['source'],
       checkpoint: o.checkpointEvery ? ({ dir: '/nowhere', every: o.checkpointEvery, keep: 1 } as RunLoopHost['o']['checkpoint']) : undefined,
       eval: o.evalEvery ? ({ every: o.evalEvery } as RunLoopHost['o']['eval']) : undefined,
     },
@@ -98,4 +106,12 @@ test('a failed step cancels the step queued behind it and fails the loop', async
   const { host, events, first } = fakeHost({ failAt: 2 });
   await t.throwsAsync(runLoop(host, 6, first(), () => {}, {}), { message: 'step 2 failed' });
   t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'queue 3', 'cancel']);
+});
+
+test('a batch that fails while a step runs fails the loop where it is needed, after the steps before it', async (t) => {
+  const { host, events, first } = fakeHost({ sourceFailsAt: 2 });
+  const seen: number[] = [];
+  await t.throwsAsync(runLoop(host, 6, first(), (m) => seen.push(m.step), {}), { message: 'no batch 2' });
+  t.deepEqual(seen, [0, 1]);
+  t.deepEqual(events, ['send 0', 'queue 1']);
 });

@@ -47,10 +47,15 @@ export async function towersPass(
  * gradient, as a worker does while that gradient crosses; throws if computing them changed the input gradient.
  */
 async function backwardWeightsLater(tw: Tower, i: number, dy: Float32Array): Promise<Float32Array | null> {
+  const first = tw.segments[i]!.plans[0]!.layer.name;
+  const had = tw.grads.get(first);
   const dx = await tw.backwardSegmentOnDevice(i, dy, { weightsLater: true });
+  // segment 0 (conv1) has no input gradient: nothing to cross, nothing left for later
+  if (i > 0 && tw.runs(i) && tw.grads.get(first) !== had) throw new Error(`segment ${i}: ${first}'s weight gradients were computed with its input gradient, not left for later`);
   const read = async () => (dx === null ? null : (await tw.device.toHost(dx, tw.inFloats(i))).slice());
   const before = await read();
   await tw.weightGradients();
+  if (tw.runs(i) && tw.grads.get(first) === had) throw new Error(`segment ${i}: no weight gradients for ${first}`);
   const after = await read();
   if (before && after && !Buffer.from(before.buffer).equals(Buffer.from(after.buffer))) throw new Error(`segment ${i}: the input gradient changed while the weight gradients were computed`);
   return after;

@@ -36,8 +36,9 @@ export class GradientSum {
    * parts' order (micro-batch 0 first). `into` may be one of the parts.
    */
   async sum(parts: readonly Tower[], into: Tower, layers: readonly string[]): Promise<void> {
-    // a part's backward may have left its first layer's weight gradients for later
-    for (const p of parts) await p.weightGradients();
+    // a part's backward may have left its first layer's weight gradients for later (and `into`'s, whose own
+    // would otherwise be filed over the sum at its update)
+    for (const p of new Set([...parts, into])) await p.weightGradients();
     for (const name of layers) {
       const gs = parts.map((p) => {
         const g = p.grads.get(name);

@@ -27,7 +27,8 @@ export interface LayerRuntime {
   backward(dy: DeviceTensor): Promise<DeviceTensor | null>;
   /**
    * Layers with parameters: backward with the input gradient first, the layer's weight and bias gradients
-   * computed (and filed) when `weights` is called, before anything else runs on the tower.
+   * computed (and filed) when `weights` is called, before the layer's inputs can change (its forward input, its
+   * output gradient: no kernel of the tower's layers may run in between; the crossing kernels may).
    */
   backwardInputFirst?(dy: DeviceTensor): Promise<{ dx: DeviceTensor | null; weights: () => Promise<void> }>;
 }
