@@ -119,6 +119,9 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
   /** Segment i's gradients summed into the run's Tower and its layers updated; segment 0's last, which ends the step there. */
   const update = async (i: number) => {
     signal.throwIfAborted();
+    // the micro-batches' weight gradients of the segment's first layer, left for later by their backward: computed
+    // now, while the last micro-batch's input gradient travels (counted as compute)
+    for (const m of mt) await m.weightGradients();
     const tu = performance.now();
     const layers = run.tower.paramLayers(i);
     await sum.sum(mt, run.tower, layers);
@@ -148,8 +151,6 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
       sends.push(x.begin(fc7, 'BACKWARD', await at[k]!.peerSlice(last, dIn), false, micro(k)));
       d[k] = await at[k]!.ownSlice(last, dIn);
       await letTensorsLeave();
-      // fc8's weight gradients while d(fc7) travels
-      await mt[k]!.weightGradients();
     }
     lossInfo = { loss: mean(losses), correct, top5 };
     await update(last);
@@ -157,8 +158,9 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
     pending = ks.map((k) => x.begin(fc7, 'BACKWARD', null, true, micro(k)));
   }
 
-  // ---- backward: each segment micro-batch by micro-batch, its input gradients crossing as they come;
-  // the segment's layers updated while the last of them travel
+  // ---- backward: each segment micro-batch by micro-batch, its input gradients crossing as they come (the
+  // segment's first layer leaves its weight gradients for later: every micro-batch's input gradient goes out
+  // first); the weight gradients and the segment's update while the last of them travel
   for (let i = last - 1; i >= 0; i--) {
     for (const k of ks) {
       if (i === last - 1 && t === 1) d[k] = (await x.wait(pending[k]!))!;
@@ -171,8 +173,6 @@ export async function pipelinedStep(w: WorkerContext, run: Run, req: StepRequest
         pending[k] = x.begin(segs[i]!.crossing!, 'BACKWARD', await at[k]!.peerSlice(i, g!), true, micro(k));
         d[k] = await at[k]!.ownSlice(i, g!);
         await letTensorsLeave();
-        // the segment's first layer's weight gradients while its input gradient travels
-        await mt[k]!.weightGradients();
       }
     }
     await update(i);
