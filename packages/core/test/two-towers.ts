@@ -3,7 +3,7 @@
  * them (each segment's input: the image, or both towers' outputs joined at a crossing; gradients split
  * back at each crossing), for comparison with the float64 reference model (reference/grouped-model.ts).
  */
-import type { Device } from '../src/device.js';
+import type { Device, DeviceTensor } from '../src/device.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import type { TowerParams } from '../src/model/params.js';
 import { Tower } from '../src/tower/tower.js';
@@ -32,8 +32,8 @@ export async function towersPass(
   }
   const { losses, dlogits } = await towers[0].lossAndGradient(labels);
   const last = towers[0].segments.length - 1;
-  const backward = o.weightsLater ? (tw: Tower, i: number, dy: Float32Array) => backwardWeightsLater(tw, i, dy) : (tw: Tower, i: number, dy: Float32Array) => tw.backwardSegment(i, dy);
-  const dIn = (await backward(towers[0], last, await towers[0].device.toHost(dlogits, spec.classes * N)))!;
+  const backward = o.weightsLater ? (tw: Tower, i: number, dy: DeviceTensor) => backwardWeightsLater(tw, i, dy) : (tw: Tower, i: number, dy: DeviceTensor) => tw.backwardSegment(i, dy);
+  const dIn = (await backward(towers[0], last, dlogits))!;
   let d = [towerSlice(dIn, 0), towerSlice(dIn, 1)];
   for (let i = last - 1; i >= 0; i--) {
     const g = [await backward(towers[0], i, d[0]!), await backward(towers[1], i, d[1]!)];
@@ -46,7 +46,7 @@ export async function towersPass(
  * Tower.backwardSegment with the weight gradients of the segment's first layer computed after its input
  * gradient, as a worker does while that gradient crosses; throws if computing them changed the input gradient.
  */
-async function backwardWeightsLater(tw: Tower, i: number, dy: Float32Array): Promise<Float32Array | null> {
+async function backwardWeightsLater(tw: Tower, i: number, dy: DeviceTensor): Promise<Float32Array | null> {
   const first = tw.segments[i]!.plans[0]!.layer.name;
   const had = tw.grads.get(first);
   const dx = await tw.backwardSegmentOnDevice(i, dy, { weightsLater: true });
