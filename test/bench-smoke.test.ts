@@ -4,6 +4,8 @@
  * are not judged here (that is what the benchmarks are for), only that each side ran what it says.
  */
 import test from 'ava';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { runBench } from './helpers.js';
 
 /** `npm run bench -- ARGS --json`'s JSON lines; a failed run fails the test with its stderr. */
@@ -46,5 +48,19 @@ test('npm run bench -- --distributed: two worker processes and the one-process r
   const [d, one, cmp] = lines as [Record<string, number>, Record<string, number>, Record<string, number>];
   t.true(d.imagesPerSec! > 0 && one.imagesPerSec! > 0);
   t.true(d.crossingBytesPerStep! > 0, 'tensors crossed between the workers');
+  t.true(d.coordinatorCpuMs! > 0, 'the coordinator\'s CPU a step is measured');
   t.true(Math.abs(cmp.ratio! - d.imagesPerSec! / one.imagesPerSec!) < 1e-9);
+});
+
+test('bench/stream-latency.ts: a large tensor on the exchange stream and on a plain TCP socket, one at a time, with the rate', async (t) => {
+  for (const mode of [[], ['--tcp']]) {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/stream-latency.ts', '--count', '8', '--busy', '0', '--bytes', '2000000', ...mode]);
+    const m = /^(\d+) tensors of 2000000 bytes, .*, (exchange stream|plain TCP): send to arrival p10 ([\d.]+) ms, median ([\d.]+) ms, p90 ([\d.]+) ms \((\d+) MB\/s at the median\)$/.exec(stdout.trim());
+    t.truthy(m, stdout);
+    t.is(m![1], '6', 'the first quarter warms up');
+    t.is(m![2], mode.length > 0 ? 'plain TCP' : 'exchange stream');
+    const [p10, median, p90, rate] = [m![3], m![4], m![5], m![6]].map(Number) as [number, number, number, number];
+    t.true(p10 > 0 && p10 <= median && median <= p90);
+    t.true(Math.abs(rate - 2 / (median / 1000)) <= 1 + rate * 0.01);
+  }
 });
