@@ -116,8 +116,9 @@ if (process.argv[2] === '--receiver') {
   }
   await new Promise((resolve) => setTimeout(resolve, 100));
   arrivals.sort((a, b) => a - b);
-  const q = (f: number) => arrivals[Math.floor(f * (arrivals.length - 1))]!.toFixed(2);
-  process.stdout.write(`${arrivals.length} tensors of ${argv.bytes} bytes, the sender computing ${argv.busy} ms after each, ${argv.pin ? `pinned (sender CPU ${cpus[0]}, receiver CPU ${cpus[1]})` : 'not pinned'}, ${argv.tcp ? 'plain TCP' : 'exchange stream'}: send to arrival p10 ${q(0.1)} ms, median ${q(0.5)} ms, p90 ${q(0.9)} ms${oneAtATime ? ` (${(argv.bytes / 1e6 / (arrivals[arrivals.length >> 1]! / 1000)).toFixed(0)} MB/s at the median)` : ''}\n`);
+  const at = (f: number) => arrivals[Math.floor(f * (arrivals.length - 1))]!;
+  const q = (f: number) => at(f).toFixed(2);
+  process.stdout.write(`${arrivals.length} tensors of ${argv.bytes} bytes, the sender computing ${argv.busy} ms after each, ${argv.pin ? `pinned (sender CPU ${cpus[0]}, receiver CPU ${cpus[1]})` : 'not pinned'}, ${argv.tcp ? 'plain TCP' : 'exchange stream'}: send to arrival p10 ${q(0.1)} ms, median ${q(0.5)} ms, p90 ${q(0.9)} ms${oneAtATime ? ` (${(argv.bytes / 1e6 / (at(0.5) / 1000)).toFixed(0)} MB/s at the median)` : ''}\n`);
   stream.close();
   client.close();
   socket?.destroy();
