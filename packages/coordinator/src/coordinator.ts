@@ -27,7 +27,7 @@ import { CallDeadlines } from './health.js';
 import { BothWorkers } from './both-workers.js';
 import { BetweenStepTasks } from './between-steps.js';
 import { dueAfter } from './run-schedule.js';
-import { runLoop, type RunLoopHost } from './run-loop.js';
+import { batchOf, runLoop, type RunLoopHost } from './run-loop.js';
 import { checkLoss, checkParams } from './divergence.js';
 import { MicroBatchChoice } from './micro-batches.js';
 import { handshakeWorker } from './handshake.js';
@@ -299,8 +299,7 @@ export class Coordinator {
   ): Promise<StepMetrics[]> {
     const tRun = performance.now();
     // the first batch is made while the tasks and a pending evaluation run
-    const first = steps > 0 ? Promise.resolve().then(() => this.o.source.batch(this.stepsDone, this.o.batch)) : null;
-    first?.catch(() => {}); // rejects where it is awaited (run-loop.ts), not unhandled meanwhile
+    const first = steps > 0 ? batchOf(this.o, this.stepsDone) : null;
     this.running = true;
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)

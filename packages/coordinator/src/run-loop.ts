@@ -36,6 +36,18 @@ export interface RunLoopHost {
   dataWaited(ms: number): void;
 }
 
+/**
+ * Asks the source for the batch of `step`. A source does its work (synthetic images, decoding, augmentation) on
+ * this thread when asked: in a promise, so that one that throws rather than rejects fails where the batch is
+ * awaited, and only there: a batch that fails while a step runs is not an unhandled rejection, which would end
+ * the process before the steps are cancelled and the workers released.
+ */
+export function batchOf(o: Pick<CoordinatorOptions, 'source' | 'batch'>, step: number): Promise<U8Batch> {
+  const b = Promise.resolve().then(() => o.source.batch(step, o.batch));
+  b.catch(() => {});
+  return b;
+}
+
 export interface RunLoopResult {
   readonly steps: StepMetrics[];
   /** Set when a stop request ended the loop before its steps were done: why, and after which step. */
@@ -56,15 +68,7 @@ export async function runLoop(
 ): Promise<RunLoopResult> {
   const all: StepMetrics[] = [];
   const ck = host.o.checkpoint;
-  // a source does its work (synthetic images, decoding, augmentation) on this thread when asked: in a promise,
-  // so that one that throws rather than rejects fails where the batch is awaited (and only there: a batch that
-  // fails while a step runs is not an unhandled rejection, which would end the process before the steps are
-  // cancelled and the workers released)
-  const batchFor = (step: number) => {
-    const b = Promise.resolve().then(() => host.o.source.batch(step, host.o.batch));
-    b.catch(() => {});
-    return b;
-  };
+  const batchFor = (step: number) => batchOf(host.o, step);
   let next = first;
   let checkpointed = -1;
   /** The step sent while the one before it ran (queued steps), not yet counted. */

@@ -69,15 +69,11 @@ class ConvRuntime implements LayerRuntime {
   }
   async backwardInputFirst(dy: DeviceTensor): Promise<{ dx: DeviceTensor | null; weights: () => Promise<void> }> {
     const p = this.params.get(this.name);
-    const state = this.state!;
-    const g = await this.bwd.runInputFirst(this.x!, p.w, dy, state);
+    const g = await this.bwd.runInputFirst(this.x!, p.w, dy, this.state!);
     this.state = null;
     return {
       dx: g.dx,
-      weights: async () => {
-        const { dw, db } = await g.weights();
-        this.grads.set(this.name, { dw, db });
-      },
+      weights: async () => void this.grads.set(this.name, await g.weights()),
     };
   }
 }
@@ -114,10 +110,7 @@ class FcRuntime implements LayerRuntime {
     const g = await this.fc.backwardInputFirst(this.x!, p.w, dy);
     return {
       dx: this.flatten ? await this.flatten.backward(g.dx) : g.dx,
-      weights: async () => {
-        const { dw, db } = await g.weights();
-        this.grads.set(this.name, { dw, db });
-      },
+      weights: async () => void this.grads.set(this.name, await g.weights()),
     };
   }
 }
