@@ -4,7 +4,10 @@
  * A receiver process serves Peer.Stream (acknowledging each tensor, as a worker does); this process sends
  * `--count` tensors on the exchange stream, each followed by one turn of the event loop (as a crossing
  * gives it), then `--busy` ms of computing on this thread, then 3 ms idle. Prints the time from each send
- * to the receiver's handler, p10 / median / p90 (both processes on this machine: one clock). `--pin` puts
+ * until the receiver's handler has the floats (read as a worker reads a crossing tensor: in place when they are
+ * 4-byte aligned in the received buffer, else copied), p10 / median / p90 (both processes on this machine: one
+ * clock), and how many were read in place. `--unaligned` sends with the stock serialiser instead of the
+ * exchange stream's (packages/worker/src/aligned-exchange.ts). `--pin` puts
  * the sender on the first CPU this process may use and the receiver on the second (`worker --cpus`).
  * Large tensors (a paper crossing at batch 128 is 11 MB: `--bytes 11075584 --count 30 --busy 0`) are sent one at a
  * time: each after the one before was acknowledged, so that none waits behind another; the line then gives the
@@ -17,7 +20,7 @@ import net from 'node:net';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { allowedCpus, pinThisProcess } from '../packages/coordinator/src/cpu-affinity.js';
-import { ExchangeStream, flowControlOptions, protocol, type ExchangeAck, type ExchangeRequest } from '@alexnet-mp/worker';
+import { ExchangeStream, decodeTensor, flowControlOptions, protocol, type ExchangeAck, type ExchangeRequest } from '@alexnet-mp/worker';
 
 const now = () => performance.timeOrigin + performance.now();
 // messages of any --bytes (gRPC's default limit is 4 MiB; the workers size theirs to the model: protocol.ts maxMessageBytes)
@@ -28,13 +31,15 @@ const busy = (ms: number) => {
 };
 
 if (process.argv[2] === '--receiver') {
-  // the receiver: acknowledges every tensor at once and reports when it arrived (the send time rides in run_id)
+  // the receiver: acknowledges every tensor at once and reports when it arrived and was read as floats, as a
+  // worker reads a crossing tensor (in place when aligned, else copied; the send time rides in run_id)
   if (process.argv[3]) pinThisProcess([Number(process.argv[3])]);
   const server = new grpc.Server(options);
   server.addService(protocol().Peer.service, {
     Stream: (call: grpc.ServerDuplexStream<ExchangeRequest, ExchangeAck>) =>
       call.on('data', (req: ExchangeRequest) => {
-        process.send!({ step: req.step, ms: now() - Number(req.run_id) });
+        const x = decodeTensor(req.tensor, undefined, true);
+        process.send!({ step: req.step, ms: now() - Number(req.run_id), inPlace: x.buffer === req.tensor.data.buffer });
         call.write({ step: req.step, point: req.point, direction: req.direction, code: grpc.status.OK, message: '', micro_batch: 0 });
       }),
   } as grpc.UntypedServiceImplementation);
@@ -77,6 +82,7 @@ if (process.argv[2] === '--receiver') {
     .option('bytes', { type: 'number', default: 4096, describe: 'tensor size' })
     .option('pin', { type: 'boolean', default: false, describe: 'sender and receiver on CPUs of their own' })
     .option('tcp', { type: 'boolean', default: false, describe: 'a plain TCP socket instead of the exchange stream' })
+    .option('unaligned', { type: 'boolean', default: false, describe: "the stock serialiser: the receiver copies the tensors whose floats are not 4-byte aligned in its buffer" })
     .strict()
     .help()
     .parseAsync();
@@ -87,12 +93,17 @@ if (process.argv[2] === '--receiver') {
   if (argv.pin) pinThisProcess([cpus[0]!]);
   const { port, tcpPort } = await new Promise<{ port: number; tcpPort: number }>((resolve) => receiver.once('message', resolve));
   const arrivals: number[] = [];
+  let inPlace = 0;
   const warm = Math.min(20, Math.floor(argv.count / 4));
-  receiver.on('message', (m: { step: number; ms: number }) => m.step >= warm && arrivals.push(m.ms));
+  receiver.on('message', (m: { step: number; ms: number; inPlace?: boolean }) => {
+    if (m.step < warm) return;
+    arrivals.push(m.ms);
+    if (m.inPlace) inPlace++;
+  });
   // past 1 MiB a tensor is sent after the one before was acknowledged
   const oneAtATime = argv.bytes > 1 << 20;
   const client = new (protocol().Peer)(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options);
-  const stream = new ExchangeStream(client);
+  const stream = new ExchangeStream(client, { alignTensors: !argv.unaligned });
   const signal = new AbortController().signal;
   const data = Buffer.alloc(argv.bytes);
   const socket = argv.tcp ? net.connect(tcpPort, '127.0.0.1') : null;
@@ -118,7 +129,7 @@ if (process.argv[2] === '--receiver') {
   arrivals.sort((a, b) => a - b);
   const at = (f: number) => arrivals[Math.floor(f * (arrivals.length - 1))]!;
   const q = (f: number) => at(f).toFixed(2);
-  process.stdout.write(`${arrivals.length} tensors of ${argv.bytes} bytes, the sender computing ${argv.busy} ms after each, ${argv.pin ? `pinned (sender CPU ${cpus[0]}, receiver CPU ${cpus[1]})` : 'not pinned'}, ${argv.tcp ? 'plain TCP' : 'exchange stream'}: send to arrival p10 ${q(0.1)} ms, median ${q(0.5)} ms, p90 ${q(0.9)} ms${oneAtATime ? ` (${(argv.bytes / 1e6 / (at(0.5) / 1000)).toFixed(0)} MB/s at the median)` : ''}\n`);
+  process.stdout.write(`${arrivals.length} tensors of ${argv.bytes} bytes, the sender computing ${argv.busy} ms after each, ${argv.pin ? `pinned (sender CPU ${cpus[0]}, receiver CPU ${cpus[1]})` : 'not pinned'}, ${argv.tcp ? 'plain TCP' : `exchange stream (${argv.unaligned ? 'stock serialiser' : 'aligned'}; ${inPlace} of ${arrivals.length} read in place)`}: send to arrival p10 ${q(0.1)} ms, median ${q(0.5)} ms, p90 ${q(0.9)} ms${oneAtATime ? ` (${(argv.bytes / 1e6 / (at(0.5) / 1000)).toFixed(0)} MB/s at the median)` : ''}\n`);
   stream.close();
   client.close();
   socket?.destroy();

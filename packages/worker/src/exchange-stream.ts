@@ -9,8 +9,9 @@
  * opens a new one.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { ExchangeAck, ExchangeRequest } from './protocol.js';
+import { protocol, type ExchangeAck, type ExchangeRequest } from './protocol.js';
 import { isServiceError, toStatus } from './rpc.js';
+import { alignedExchangeSerializer } from './aligned-exchange.js';
 
 /** An error as a unary call would have failed with (code and details), so that a send's failure reads the same either way. */
 function peerError(code: grpc.status, details: string): grpc.ServiceError {
@@ -23,8 +24,6 @@ interface Pending {
   reject(e: Error): void;
 }
 
-type DuplexMethod = (meta: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck>;
-
 export class ExchangeStream {
   private call: grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck> | null = null;
   /** Sends written (or being written) and not yet acknowledged, oldest first: acks come in this order. */
@@ -35,12 +34,21 @@ export class ExchangeStream {
   /** Streams opened so far (a test reads it: one a run unless a stream failed). */
   opened = 0;
 
-  constructor(private readonly client: grpc.Client) {}
+  /**
+   * `alignTensors: false` writes requests with the stock serialiser, whose tensors the receiver mostly has to copy
+   * (bench/stream-latency.ts --unaligned compares the two).
+   */
+  constructor(
+    private readonly client: grpc.Client,
+    private readonly options: { alignTensors?: boolean } = {},
+  ) {}
 
   private open(): grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck> {
-    const fn = (this.client as unknown as Record<string, DuplexMethod>)['Stream'];
-    if (typeof fn !== 'function') throw new Error('the Peer client has no Stream method');
-    const call = fn.call(this.client, new grpc.Metadata(), {});
+    // Peer.Stream, its requests written so that the receiver reads each tensor in place (aligned-exchange.ts)
+    const m = protocol().Peer.service['Stream']!;
+    const stock = m.requestSerialize as (msg: object) => Buffer;
+    const serialize = this.options.alignTensors === false ? stock : alignedExchangeSerializer(stock);
+    const call = this.client.makeBidiStreamRequest<ExchangeRequest, ExchangeAck>(m.path, serialize, m.responseDeserialize as (b: Buffer) => ExchangeAck, new grpc.Metadata(), {});
     this.opened++;
     call.on('data', (ack: ExchangeAck) => {
       const p = this.pending.shift();

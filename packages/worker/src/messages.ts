@@ -9,6 +9,8 @@ export interface ModelIdentity {
 export interface Tensor {
   shape: number[];
   data: Buffer;
+  /** Zeros a sender may put before `data` so that it lands 4-byte aligned at the receiver (aligned-exchange.ts); ignored. */
+  padding?: Buffer;
 }
 
 export interface SgdHyperMsg {
