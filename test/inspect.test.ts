@@ -12,19 +12,18 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
-import { tiny, type SgdHyper } from '@alexnet-mp/core';
-import { Coordinator, SyntheticSource, checkpointDir, heldOutSet } from '@alexnet-mp/coordinator';
-import { LiveInspector } from '../packages/coordinator/src/inspect/live.js';
-import { startInspectService, type InspectService } from '../packages/coordinator/src/inspect/service.js';
+import { tiny } from '@alexnet-mp/core';
+import { SyntheticSource, type Coordinator } from '@alexnet-mp/coordinator';
+import type { InspectService } from '../packages/coordinator/src/inspect/service.js';
 import { CheckpointSource, LiveSource } from '../packages/coordinator/src/inspect/source.js';
 import { gridSize } from '../packages/coordinator/src/inspect/grid.js';
 import { predictionsSize } from '../packages/coordinator/src/inspect/predictions.js';
 import { mapShape } from '../packages/coordinator/src/inspect/layers.js';
 import { alexnet, maxRelError, startWorker } from './helpers.js';
+import { inspectedRun } from './inspected-run.js';
 
 const B = 8;
 const SEED = 3;
-const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
 
 interface Fixture {
   runDir: string;
@@ -45,29 +44,7 @@ function setUp(): Promise<Fixture> {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-inspect-'));
     cleanups.push(() => fs.rmSync(runDir, { recursive: true, force: true }));
     const [w0, w1] = await Promise.all([startWorker((f) => cleanups.push(f), 0, ['--max-batch', String(B)]), startWorker((f) => cleanups.push(f), 1, ['--max-batch', String(B)])]);
-    const source = new SyntheticSource(tiny, SEED);
-    const coordinator = new Coordinator({
-      spec: tiny,
-      workers: [w0.address, w1.address],
-      batch: B,
-      seed: SEED,
-      hyper,
-      source,
-      checkpoint: { dir: checkpointDir(runDir), every: 3, keep: 1, extra: () => ({ data_name: 'synthetic', input_mean: null }) },
-    });
-    cleanups.push(() => coordinator.close());
-    await coordinator.start();
-    await coordinator.run(3, () => {});
-    // the held-out examples as `alexnet coordinator` gives them (openTrainingData's heldOut for synthetic data)
-    const inspector = new LiveInspector(coordinator, tiny, {
-      classNames: [],
-      examples: async (count) => {
-        for await (const b of heldOutSet('synthetic', tiny, SEED, count, 1).batches()) return b;
-        throw new Error('no batch');
-      },
-    });
-    const service = await startInspectService({ inspector, coordinator, data: 'synthetic', inputMean: [], port: 0 });
-    cleanups.push(() => service.close());
+    const { coordinator, service } = await inspectedRun((f) => cleanups.push(f), [w0.address, w1.address], runDir, { batch: B, seed: SEED, steps: 3 });
     // an image file of another size than the input (decoded and cut to the centre view like evaluation images)
     const image = path.join(runDir, 'image.png');
     const px = Buffer.alloc(40 * 30 * 3);
