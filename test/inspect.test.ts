@@ -19,8 +19,8 @@ import { CheckpointSource, LiveSource } from '../packages/coordinator/src/inspec
 import { gridSize } from '../packages/coordinator/src/inspect/grid.js';
 import { predictionsSize } from '../packages/coordinator/src/inspect/predictions.js';
 import { mapShape } from '../packages/coordinator/src/inspect/layers.js';
-import { alexnet, maxRelError, startWorker } from './helpers.js';
-import { inspectedRun } from './inspected-run.js';
+import { alexnet, startWorker } from './helpers.js';
+import { inspectedRun, liveMatchesCheckpoint } from './inspected-run.js';
 
 const B = 8;
 const SEED = 3;
@@ -63,41 +63,10 @@ test.serial('the live path (coordinator service, both workers) gives the checkpo
     await live.close();
     await ck.close();
   });
-  t.is(ck.step, 3);
-
-  const [lk, ckk] = await Promise.all([live.kernels('conv1'), ck.kernels('conv1')]);
-  t.is(lk.step, 3);
-  for (const tw of [0, 1]) t.deepEqual(Array.from(lk.towers[tw]!.w), Array.from(ckk.towers[tw]!.w));
-  t.notDeepEqual(Array.from(lk.towers[0].w), Array.from(lk.towers[1].w));
-
   const { imageInput } = await import('../packages/coordinator/src/inspect/image-input.js');
   const img = await imageInput(f.image, tiny);
   t.is(img.length, 3 * 16 * 16);
-  // conv2: before any crossing; conv3: after pool2 crosses; fc7: after three crossings; fc8: tower 0 only
-  for (const layer of ['conv2', 'conv3', 'fc7', 'fc8']) {
-    const [la, ca] = await Promise.all([live.activations(img, layer), ck.activations(img, layer)]);
-    t.is(la.step, 3);
-    for (const tw of [0, 1]) {
-      const a = la.towers[tw];
-      const b = ca.towers[tw];
-      if (layer === 'fc8' && tw === 1) {
-        t.is(a, null);
-        t.is(b, null);
-        continue;
-      }
-      t.truthy(a && b, `${layer} tower ${tw}`);
-      const err = maxRelError(a!, b!, 1e-5);
-      t.true(err < 1e-4, `${layer} tower ${tw}: worst relative difference ${err}`);
-      t.log(`${layer} tower ${tw}: ${a!.length} values, worst relative difference live vs checkpoint ${err.toExponential(2)}`);
-    }
-    if (layer !== 'fc8') t.notDeepEqual(Array.from(la.towers[0]!), Array.from(la.towers[1]!));
-  }
-
-  const lp = await live.predictions(4);
-  const cp = await ck.predictions(4);
-  t.deepEqual(Array.from(lp.images), Array.from(cp.images));
-  t.deepEqual(Array.from(lp.labels), Array.from(cp.labels));
-  t.true(maxRelError(lp.logits, cp.logits, 1e-5) < 1e-4);
+  await liveMatchesCheckpoint(t, live, ck, img, 3);
 });
 
 test.serial('inspecting while training runs: served between steps, training and evaluation numbering unharmed', async (t) => {

@@ -76,9 +76,15 @@ test('the rendezvous folder: one per attempt (mode 700), one token for all tasks
   t.deepEqual(fs.readdirSync(first), ['token'], 'no temporary file left');
 
   writeAtomic(path.join(first, 'worker0'), 'gpu07:40001\n', 0o644);
-  const waiting = waitForEntries(first, ['worker0', 'worker1'], 5000, () => null, 20);
-  setTimeout(() => writeAtomic(path.join(first, 'worker1'), 'gpu07:40002\n', 0o644), 100);
-  t.deepEqual(await waiting, ['gpu07:40001', 'gpu07:40002']);
+  // worker1 appears while the wait polls (written at its second poll: no timer, which a busy test process
+  // could fire after the wait's deadline)
+  let polls = 0;
+  const late = () => {
+    if (++polls === 2) writeAtomic(path.join(first, 'worker1'), 'gpu07:40002\n', 0o644);
+    return null;
+  };
+  t.deepEqual(await waitForEntries(first, ['worker0', 'worker1'], 60_000, late, 20), ['gpu07:40001', 'gpu07:40002']);
+  t.is(polls, 2, 'found at the poll after it was written');
   // a worker that exited says so at once; nobody at all: a timeout that says where it looked
   writeExit(first, 'worker1', 2);
   await t.throwsAsync(waitForEntries(first, ['worker9'], 5000, () => 'worker 1 exited', 20), { instanceOf: RendezvousError, message: 'worker 1 exited' });

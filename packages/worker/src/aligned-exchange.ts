@@ -1,23 +1,25 @@
 /**
- * An ExchangeRequest serialised so that its tensor's floats start 4-byte aligned in the buffer the receiving
- * gRPC server decodes it from, so that the receiver reads them as a Float32Array view of that buffer
- * (protocol.ts decodeTensor with `view`) instead of copying every received tensor once more.
+ * A crossing tensor's request (ExchangeRequest on Peer.Stream and Peer.Exchange, EvalExchangeRequest: each
+ * has its Tensor as field 6) serialised so that the tensor's floats start 4-byte aligned in the buffer the
+ * receiving gRPC server decodes it from, so that the receiver reads them as a Float32Array view of that
+ * buffer (protocol.ts decodeTensor with `view`) instead of copying every received tensor once more.
  *
- * grpc-js joins a received message, with its 5-byte frame header, into one new buffer whose start is 8-byte
- * aligned (a fresh ArrayBuffer, or Node's buffer pool, whose slices start at multiples of 8), and protobuf.js
- * decodes a bytes field as a view of that buffer: the floats lie at 5 + their offset in the message. The
+ * grpc-js (1.14, the version this project pins) joins a received message, with its 5-byte frame header, into
+ * one new buffer whose start is 8-byte aligned (a fresh ArrayBuffer, or Node's buffer pool, whose slices start
+ * at multiples of 8), and protobuf.js decodes a bytes field as a view of that buffer: the floats lie at 5 +
+ * their offset in the message. The
  * sender chooses that offset by writing `Tensor.padding` (field 15, zeros, ignored by every reader; a reader
  * of an older build skips it as an unknown field) between the tensor's shape and its data: protobuf lets a
  * message's fields come in any order. A receiver that assembles messages differently still decodes the same
  * tensor, and copies it when it is not aligned, as before.
  */
-import type { ExchangeRequest } from './protocol.js';
+import { protocol, type Tensor } from './protocol.js';
 
 /** gRPC's length prefix before each message on the wire: the compressed flag and the length. */
 export const FRAME_HEADER_BYTES = 5;
 
 // field tags (field number << 3 | wire type 2, length-delimited), each one byte
-const EXCHANGE_TENSOR_TAG = (6 << 3) | 2; // ExchangeRequest.tensor
+const REQUEST_TENSOR_TAG = (6 << 3) | 2; // ExchangeRequest.tensor, EvalExchangeRequest.tensor
 const SHAPE_TAG = (1 << 3) | 2; // Tensor.shape, packed
 const DATA_TAG = (2 << 3) | 2; // Tensor.data
 const PADDING_TAG = (15 << 3) | 2; // Tensor.padding
@@ -47,12 +49,17 @@ function writeVarint(out: Buffer, at: number, n: number): number {
  */
 const PADDING_CHOICES = [0, 2, 3, 4, 5, 6, 7, 8, 9] as const;
 
+/** A request whose field 6 is its Tensor. */
+export interface TensorRequest {
+  tensor: Tensor | null;
+}
+
 /**
- * `serialize` (the stock serialiser of ExchangeRequest) with the tensor written by hand: the rest of the request
- * as `serialize` writes it, then the tensor field with Tensor.padding sized so that the data starts at a
- * multiple of 4 once the frame header is before it. A request without a tensor is serialised as it is.
+ * `serialize` (the stock serialiser of a TensorRequest) with the tensor written by hand: the rest of the
+ * request as `serialize` writes it, then the tensor field with Tensor.padding sized so that the data starts at
+ * a multiple of 4 once the frame header is before it. A request without a tensor is serialised as it is.
  */
-export function alignedExchangeSerializer(serialize: (msg: object) => Buffer): (req: ExchangeRequest) => Buffer {
+export function alignedTensorSerializer<R extends TensorRequest>(serialize: (msg: object) => Buffer): (req: R) => Buffer {
   return (req) => {
     const { tensor: t, ...rest } = req;
     if (!t) return serialize(req);
@@ -70,7 +77,7 @@ export function alignedExchangeSerializer(serialize: (msg: object) => Buffer): (
       const out = Buffer.allocUnsafe(dataAt + t.data.byteLength);
       head.copy(out, 0);
       let at = head.length;
-      out[at++] = EXCHANGE_TENSOR_TAG;
+      out[at++] = REQUEST_TENSOR_TAG;
       at = writeVarint(out, at, tensorBytes);
       if (shapeField > 0) {
         out[at++] = SHAPE_TAG;
@@ -91,4 +98,17 @@ export function alignedExchangeSerializer(serialize: (msg: object) => Buffer): (
     // unreachable: four consecutive sizes after the length prefix's last growth cover every remainder
     throw new Error('no padding aligns the tensor');
   };
+}
+
+type TensorMethod = 'Stream' | 'Exchange' | 'EvalExchange';
+const serializers = new Map<TensorMethod, (req: TensorRequest) => Buffer>();
+
+/** The aligned serialiser of a Peer method's request (Stream, Exchange, EvalExchange: their requests carry a Tensor as field 6). */
+export function peerRequestSerializer<R extends TensorRequest>(method: TensorMethod): (req: R) => Buffer {
+  let s = serializers.get(method);
+  if (!s) {
+    s = alignedTensorSerializer(protocol().Peer.service[method]!.requestSerialize as (msg: object) => Buffer);
+    serializers.set(method, s);
+  }
+  return s;
 }

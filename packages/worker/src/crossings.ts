@@ -9,6 +9,7 @@ import { RpcError, describeError, isServiceError, unary } from './rpc.js';
 import { Traffic, describePhase, mailKey, type Phase } from './exchange.js';
 import { WHOLE, describeMicroBatch, phaseKey, type Crossings, type MicroBatch, type Run, type WorkerContext } from './run.js';
 import { microBatchProblem } from '@alexnet-mp/core';
+import { peerRequestSerializer } from './aligned-exchange.js';
 
 /**
  * Checks a peer's tensor (point, direction, shape for `batch` images), counts it and leaves it in the mailbox.
@@ -228,12 +229,13 @@ export async function sendCrossing(
       const req: ExchangeRequest = { run_id: run.id, step: phase.n, point, direction: dir, from_tower: w.tower, tensor };
       // only a step cut into micro-batches says so: to an older peer a whole batch's tensor reads as ever
       if (micro.count > 1) Object.assign(req, { micro_batch: micro.index, micro_batches: micro.count });
-      // on the run's stream when the peer has it (exchange-stream.ts), else one Exchange call
+      // on the run's stream when the peer has it (exchange-stream.ts), else one Exchange call; either way the
+      // tensor is written where the peer reads it in place (aligned-exchange.ts)
       const streamed = run.peer.stream !== null && (await sentOnStream(w, run, req, signal, onWritten));
-      if (!streamed) await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
+      if (!streamed) await unary<ExchangeRequest, object>(run.peer.client, 'Exchange', req, { timeoutMs: w.exchangeTimeoutMs, signal, serialize: peerRequestSerializer('Exchange') });
     } else {
       const req: EvalExchangeRequest = { run_id: run.id, evaluation: phase.n, point, from_tower: w.tower, batch, tensor };
-      await unary<EvalExchangeRequest, object>(run.peer.client, 'EvalExchange', req, { timeoutMs: w.exchangeTimeoutMs, signal });
+      await unary<EvalExchangeRequest, object>(run.peer.client, 'EvalExchange', req, { timeoutMs: w.exchangeTimeoutMs, signal, serialize: peerRequestSerializer('EvalExchange') });
     }
   } catch (e) {
     if (signal.aborted) throw signal.reason;

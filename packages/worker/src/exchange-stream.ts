@@ -11,7 +11,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { protocol, type ExchangeAck, type ExchangeRequest } from './protocol.js';
 import { isServiceError, toStatus } from './rpc.js';
-import { alignedExchangeSerializer } from './aligned-exchange.js';
+import { peerRequestSerializer } from './aligned-exchange.js';
 
 /** An error as a unary call would have failed with (code and details), so that a send's failure reads the same either way. */
 function peerError(code: grpc.status, details: string): grpc.ServiceError {
@@ -46,8 +46,7 @@ export class ExchangeStream {
   private open(): grpc.ClientDuplexStream<ExchangeRequest, ExchangeAck> {
     // Peer.Stream, its requests written so that the receiver reads each tensor in place (aligned-exchange.ts)
     const m = protocol().Peer.service['Stream']!;
-    const stock = m.requestSerialize as (msg: object) => Buffer;
-    const serialize = this.options.alignTensors === false ? stock : alignedExchangeSerializer(stock);
+    const serialize = this.options.alignTensors === false ? (m.requestSerialize as (req: ExchangeRequest) => Buffer) : peerRequestSerializer<ExchangeRequest>('Stream');
     const call = this.client.makeBidiStreamRequest<ExchangeRequest, ExchangeAck>(m.path, serialize, m.responseDeserialize as (b: Buffer) => ExchangeAck, new grpc.Metadata(), {});
     this.opened++;
     call.on('data', (ack: ExchangeAck) => {

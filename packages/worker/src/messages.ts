@@ -9,7 +9,10 @@ export interface ModelIdentity {
 export interface Tensor {
   shape: number[];
   data: Buffer;
-  /** Zeros a sender may put before `data` so that it lands 4-byte aligned at the receiver (aligned-exchange.ts); ignored. */
+  /**
+   * Zeros a sender may put before `data` so that it lands 4-byte aligned at the receiver (aligned-exchange.ts);
+   * ignored. A decoded Tensor has it (empty where the sender wrote none: the loader fills defaults).
+   */
   padding?: Buffer;
 }
 

@@ -36,6 +36,11 @@ export interface CallOptions {
   waitForReady?: boolean;
 }
 
+/** A unary call's options, with the request's serialiser when it is not the service's own (aligned-exchange.ts). */
+export interface UnaryOptions<Req> extends CallOptions {
+  serialize?: (req: Req) => Buffer;
+}
+
 /** The call's metadata: empty, with the wait-for-ready flag when asked. */
 function callMetadata(o: CallOptions): grpc.Metadata {
   const meta = new grpc.Metadata();
@@ -46,7 +51,7 @@ function callMetadata(o: CallOptions): grpc.Metadata {
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
 
 /** Calls a unary method of a client made from a proto-loader service. */
-export function unary<Req, Res>(client: grpc.Client, method: string, req: Req, o: CallOptions = {}): Promise<Res> {
+export function unary<Req, Res>(client: grpc.Client, method: string, req: Req, o: UnaryOptions<Req> = {}): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
     if (o.signal?.aborted) {
       reject(new RpcError(grpc.status.CANCELLED, 'cancelled before it started'));
@@ -57,11 +62,17 @@ export function unary<Req, Res>(client: grpc.Client, method: string, req: Req, o
     const opts: grpc.CallOptions = {};
     if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
     const onAbort = () => call.cancel();
-    const call = fn.call(client, req, callMetadata(o), opts, (err, res) => {
+    const done = (err: grpc.ServiceError | null, res: unknown) => {
       o.signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve(res as Res);
-    });
+    };
+    // the method as the client's service defines it, but with the caller's serialiser
+    const def = o.serialize ? (client.constructor as Partial<grpc.ServiceClientConstructor>).service?.[method] : undefined;
+    if (o.serialize && !def) throw new Error(`no definition of ${method} on this client`);
+    const call = def
+      ? client.makeUnaryRequest(def.path, o.serialize!, def.responseDeserialize as (b: Buffer) => unknown, req, callMetadata(o), opts, done)
+      : fn.call(client, req, callMetadata(o), opts, done);
     o.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
