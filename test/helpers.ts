@@ -1,6 +1,7 @@
 /** Helpers for the cross-package tests: real `alexnet` processes on loopback. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import readline from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,12 +139,20 @@ export function runBench(args: string[], env: NodeJS.ProcessEnv = process.env): 
   });
 }
 
+/** A folder in the system's temporary folder, removed when the test ends. */
+export function tempDir(t: { teardown(f: () => void): void }, prefix = 'alexnet-test-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
 /** A line of RUN_DIR/metrics.jsonl: the fields the tests look at. */
 export interface RunEvent {
   event: string;
   step?: number;
   loss?: number;
   reason?: string;
+  workers?: { backend: string }[];
   checkpoint?: string | null;
   start_step?: number;
   resumed_from?: string | null;

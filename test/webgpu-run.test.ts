@@ -8,33 +8,17 @@
  * computed on webasm. webgpu only (skipped, saying so, in the CPU half of the tests).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { decodeSafetensors, scaledError, tiny, type NamedTensor } from '@alexnet-mp/core';
 import { CheckpointSource, LiveSource } from '../packages/coordinator/src/inspect/source.js';
-import { alexnet, startWorker } from './helpers.js';
+import { alexnet, runEvents, startWorker, tempDir } from './helpers.js';
 import { inspectedRun, liveMatchesCheckpoint } from './inspected-run.js';
 
 const webgpu = process.env.ALEXNET_TEST_BACKEND === 'webgpu' ? test.serial : test.skip;
 
-function tempDir(t: { teardown(f: () => void): void }): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-webgpu-run-'));
-  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-interface Line {
-  event: string;
-  step?: number;
-  loss?: number;
-  top1_error?: number;
-  workers?: { backend: string }[];
-}
-
-const lines = (runDir: string): Line[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
 /** [event, step, loss] of every training step and evaluation, in order. */
-const losses = (runDir: string) => lines(runDir).filter((e) => e.event === 'step' || e.event === 'eval').map((e) => [e.event, e.step, e.loss] as [string, number, number]);
+const losses = (runDir: string) => runEvents(runDir).filter((e) => e.event === 'step' || e.event === 'eval').map((e) => [e.event, e.step, e.loss] as [string, number, number]);
 
 /** The tensors (weights, biases, momentum of both towers) of a run's checkpoint of `step`. */
 function checkpointTensors(runDir: string, step: number): Map<string, NamedTensor> {
@@ -48,13 +32,13 @@ async function launch(t: { is(a: unknown, b: unknown, m?: string): void }, args:
 }
 
 webgpu('launch --backend webgpu: the losses, evaluations, weights and momentum of webasm to 1e-4; resumed from its middle checkpoint, it continues bit for bit', async (t) => {
-  const gpu = tempDir(t);
-  const cpu = tempDir(t);
+  const gpu = tempDir(t, 'alexnet-webgpu-run-');
+  const cpu = tempDir(t, 'alexnet-webgpu-run-');
   const run = ['--steps', '4', '--eval-every', '2', '--checkpoint-every', '2'];
   await launch(t, ['--backend', 'webgpu', '--run-dir', gpu, ...run]);
   await launch(t, ['--backend', 'webasm', '--run-dir', cpu, ...run]);
   t.deepEqual(
-    lines(gpu).find((e) => e.event === 'run')!.workers!.map((w) => w.backend),
+    runEvents(gpu).find((e) => e.event === 'run')!.workers!.map((w) => w.backend),
     ['webgpu', 'webgpu'],
   );
   const a = losses(gpu);
@@ -84,7 +68,7 @@ webgpu('launch --backend webgpu: the losses, evaluations, weights and momentum o
   t.true(worst.err < 1e-4, `worst tensor ${worst.name}: ${worst.err}`);
   t.log(`after 4 steps, the largest difference of a tensor between webgpu and webasm: ${worst.err.toExponential(2)} of its scale (${worst.name})`);
   // a new launch resumes the webgpu run from step 2: its steps 2-3 and the evaluation at 4 equal the run's
-  const resumed = tempDir(t);
+  const resumed = tempDir(t, 'alexnet-webgpu-run-');
   fs.cpSync(gpu, resumed, { recursive: true });
   fs.rmSync(path.join(resumed, 'checkpoints', 'step-000000004.safetensors'));
   await launch(t, ['--backend', 'webgpu', '--resume', resumed, '--steps', '4']);
@@ -98,7 +82,7 @@ webgpu('launch --backend webgpu: the losses, evaluations, weights and momentum o
 webgpu('live inspection through two webgpu workers gives the feature maps and logits of the checkpoint computed on webasm', async (t) => {
   const B = 8;
   const SEED = 3;
-  const runDir = tempDir(t);
+  const runDir = tempDir(t, 'alexnet-webgpu-run-');
   const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)], 'webgpu'), startWorker(t, 1, ['--max-batch', String(B)], 'webgpu')]);
   const { service } = await inspectedRun((f) => t.teardown(f), [w0.address, w1.address], runDir, { batch: B, seed: SEED, steps: 3 });
   const live = await LiveSource.open(service.address);

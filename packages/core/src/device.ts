@@ -10,7 +10,7 @@ import { GPU } from 'gpu.js';
 import { describeAdapter, routeTo, type AdapterInfo, type ListedAdapter } from './adapters.js';
 import { installAdapter, installedAdapter, listAdapters, openAdapter, type OpenedAdapter } from './webgpu-adapter.js';
 import { profiled, type QueueDrain } from './kernels/kernel-profile.js';
-import { drainQueue, setWebgpuBatch, webgpuBatchFromEnv } from './webgpu-context.js';
+import { drainQueue, gpuDeviceLost, setWebgpuBatch, webgpuBatchFromEnv, type DeviceLoss } from './webgpu-context.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
 export type RequestedBackend = BackendMode | 'auto';
@@ -301,6 +301,15 @@ export class Device {
       this.warned.add(name);
       (this.policy.warn ?? ((m: string) => process.stderr.write(`warning: ${m} (slower than asked)\n`)))(err.message);
     }
+  }
+
+  /**
+   * webgpu: resolves if the GPU device is lost (its kernels fail from then on, and the parameters and
+   * results held on it are gone: only a new process, given them again, goes on). Never resolves on the CPU
+   * modes.
+   */
+  whenLost(): Promise<DeviceLoss> {
+    return this.mode === 'webgpu' ? gpuDeviceLost() : new Promise<DeviceLoss>(() => {});
   }
 
   destroy(): void {

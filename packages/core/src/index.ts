@@ -28,7 +28,7 @@ export * from './checkpoint/checkpoint.js';
 export * from './checkpoint/model-file.js';
 export { biasHyper, legacyHyper, paperSgd, type SgdHyper } from './kernels/sgd.js';
 export { dawnPollingFromEnv } from './dawn-polling.js';
-export { countDeviceObjects, EnvSettingError, webgpuBatchFromEnv, type DeviceObjectCounts } from './webgpu-context.js';
+export { countDeviceObjects, EnvSettingError, webgpuBatchFromEnv, type DeviceLoss, type DeviceObjectCounts } from './webgpu-context.js';
 export { startKernelProfile, stopKernelProfile, kernelProfile, launchCount, type KernelProfileEntry, type KernelProfileOptions, type ProfileKind } from './kernels/kernel-profile.js';
 export { Conv2dForward } from './kernels/conv2d-forward.js';
 export { Conv2dBackward } from './kernels/conv2d-backward.js';

@@ -14,6 +14,13 @@ type Make = (...args: unknown[]) => unknown;
 /** The part of the GPUDevice used here. */
 interface DeviceLike {
   queue: { onSubmittedWorkDone(): Promise<void> };
+  lost: Promise<{ reason?: string; message?: string }>;
+}
+
+/** What ended a WebGPU device (GPUDeviceLostInfo): `destroyed` when something destroyed it, else `unknown`. */
+export interface DeviceLoss {
+  readonly reason: string;
+  readonly message: string;
 }
 
 /** The object gpu.js's WebGPUContext.acquire() resolves to. */
@@ -37,6 +44,15 @@ function webgpuContext(): WebGPUContextLike {
 /** gpu.js's device context; looked up when first needed, so that a gpu.js without it fails this use, not the Device. */
 async function gpuContext(): Promise<ContextLike> {
   return webgpuContext().acquire();
+}
+
+/**
+ * Resolves when gpu.js's device is lost (a driver reset, the GPU falling off the bus, a device destroyed):
+ * its kernels then fail, and whatever holds their results or parameters on it has lost them.
+ */
+export async function gpuDeviceLost(): Promise<DeviceLoss> {
+  const info = await (await gpuContext()).device.lost;
+  return { reason: String(info?.reason ?? 'unknown'), message: String(info?.message ?? '') };
 }
 
 /** Resolves once the GPU has finished everything the kernels asked of gpu.js's device so far. */

@@ -35,6 +35,12 @@ export class Activity {
     this.lastError = '';
   }
 
+  /** FAILED for `why`, outside any call (a lost device). */
+  fail(why: string): void {
+    this.state = 'FAILED';
+    this.lastError = why;
+  }
+
   /** Refuses a step or evaluation while another runs or after a failure. */
   checkIdle(run: Run): void {
     if (this.state === 'STEPPING') throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: step ${run.stepsDone} is running`);

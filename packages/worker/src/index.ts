@@ -4,7 +4,7 @@ export * from './rpc.js';
 export * from './images.js';
 export { Mailbox, Traffic, trafficTotals, mailKey, stepPhase, evalPhase, type Phase } from './exchange.js';
 export { TowerWorker } from './worker.js';
-export { DEFAULT_MAX_BATCH, DEFAULT_LEASE_MS, type WorkerOptions } from './worker-options.js';
+export { DEFAULT_MAX_BATCH, DEFAULT_LEASE_MS, DEVICE_LOST_EXIT_CODE, type WorkerOptions } from './worker-options.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connection-limits.js';
 export { redactRunId } from './run.js';
 export { ExchangeStream } from './exchange-stream.js';

@@ -1,5 +1,5 @@
 /** What a worker is started with, and the defaults of what is left out. */
-import type { FallbackPolicy, ModelSpec, RequestedBackend, TowerIndex } from '@alexnet-mp/core';
+import type { DeviceLoss, FallbackPolicy, ModelSpec, RequestedBackend, TowerIndex } from '@alexnet-mp/core';
 import type { Security } from './auth.js';
 import type { ConnectionLimits } from './connection-limits.js';
 
@@ -37,7 +37,15 @@ export interface WorkerOptions {
    * Stream call is answered UNIMPLEMENTED and this worker sends one Exchange call a tensor. Default true.
    */
   readonly exchangeStream?: boolean;
+  /**
+   * webgpu: called when the GPU device is lost, before the run is dropped (the worker command exits with
+   * DEVICE_LOST_EXIT_CODE here); without it the worker stays up, FAILED, and refuses Configure.
+   */
+  readonly onDeviceLost?: (loss: DeviceLoss) => void;
 }
+
+/** The worker command's exit code when its GPU device is lost (EX_TEMPFAIL: starting it again may work). */
+export const DEVICE_LOST_EXIT_CODE = 75;
 
 export const DEFAULT_MAX_BATCH = 256;
 export const DEFAULT_EXCHANGE_TIMEOUT_MS = 10 * 60_000;

@@ -29,6 +29,7 @@ import {
   initTowerParams,
   segmentModel,
   segmentOfLayer,
+  type DeviceLoss,
   type ModelSpec,
   type Segment,
   type TowerIndex,
@@ -88,6 +89,8 @@ export class TowerWorker implements PeerSide {
   /** Runs whose handshake asked to take the worker from the run holding its lease. */
   private takingOver = new Set<string>();
   private readonly started = Date.now();
+  /** Why the GPU device is gone, once it is lost (webgpu): the worker then refuses to train (deviceLost). */
+  private lostDevice: string | null = null;
   readonly identity: ModelIdentity;
   readonly maxBatch: number;
   readonly limitBytes: number;
@@ -115,6 +118,22 @@ export class TowerWorker implements PeerSide {
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
     // the step below assumes the cuda-convnet2 layout of every preset: the last segment (fc8) runs on tower 0 only
     if (this.segments.findIndex((s) => s.tower0Only) !== this.segments.length - 1) throw new Error(`preset ${o.spec.name}: the classifier must be the last segment, on tower 0 only`);
+    if (device.mode === 'webgpu') void device.whenLost().then((loss) => this.deviceLost(loss));
+  }
+
+  /**
+   * The GPU device is lost (a driver reset, a GPU fallen off the bus): the tower's parameters, momentum and
+   * results on it are gone and its kernels fail. `onDeviceLost` is told first (the worker command exits
+   * there, so that the coordinator sees the worker gone and restarts it from its last checkpoint); without
+   * it the worker is FAILED and refuses Configure, saying why.
+   */
+  private deviceLost(loss: DeviceLoss): void {
+    const why = `the GPU device was lost (${loss.reason}${loss.message ? `: ${loss.message}` : ''})`;
+    this.lostDevice = why;
+    this.log(why);
+    this.o.onDeviceLost?.(loss);
+    this.dropRun(new Error(why));
+    this.activity.fail(why);
   }
 
   /** The worker's own --peer, if given (it wins over the coordinator's address). */
@@ -205,6 +224,7 @@ export class TowerWorker implements PeerSide {
     const holder = this.takingOver.has(req.run_id) ? null : this.leaseHolder(req.run_id);
     if (holder !== null) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${holder}; give the coordinator --take-over to take this worker anyway`);
     if (this.activity.busy && this.run?.id === req.run_id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} of this run is running`);
+    if (this.lostDevice) throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower}: ${this.lostDevice}: this worker cannot train any more; start it again`);
     const { mean, peerAddress } = checkConfigure(this, req);
     this.takingOver.delete(req.run_id);
     this.dropRun(new Error(`run ${redactRunId(this.run?.id ?? '')} was replaced by run ${redactRunId(req.run_id)}`));

@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEVICE_LOST_EXIT_CODE, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
 import { formatCpuList, parseCpuList, pinThisProcess } from '../cpu-affinity.js';
 import { UserError } from './errors.js';
 import { checkMessageFits } from './batch-fit.js';
@@ -39,7 +39,8 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
       .usage(
         '$0 worker --tower 0|1 [options]\n\nOwns one gpu.js device and one tower of the model (its parameters and momentum); ' +
           'trains when a coordinator calls it, exchanging the crossing tensors directly with its peer worker. ' +
-          'Prints "listening on HOST:PORT" once ready.',
+          'Prints "listening on HOST:PORT" once ready. Exits with code 75 if its GPU device is lost (its parameters lived there): ' +
+          'start it again, and the coordinator resumes from the latest checkpoint (alexnet launch does this itself).',
       )
       .options({
         tower: { type: 'number', choices: [0, 1], demandOption: true, describe: 'which tower (column) this worker computes; tower 0 also runs fc8 and the loss' },
@@ -139,6 +140,12 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
       leaseMs: a.lease * 1000,
       log,
       security,
+      // its parameters and momentum on the GPU are gone: exit (the connections close at once), so that the
+      // coordinator restarts the run from its last checkpoint once this worker is started again
+      onDeviceLost: () => {
+        log(`exiting with code ${DEVICE_LOST_EXIT_CODE} so that it can be started again (alexnet launch restarts it, up to --max-restarts; the coordinator resumes from the latest checkpoint)`);
+        process.exit(DEVICE_LOST_EXIT_CODE);
+      },
     });
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
