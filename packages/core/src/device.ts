@@ -10,7 +10,7 @@ import { GPU } from 'gpu.js';
 import { describeAdapter, routeTo, type AdapterInfo, type ListedAdapter } from './adapters.js';
 import { installAdapter, installedAdapter, listAdapters, openAdapter, type OpenedAdapter } from './webgpu-adapter.js';
 import { profiled, type QueueDrain } from './kernels/kernel-profile.js';
-import { drainQueue, gpuDeviceLost, setWebgpuBatch, webgpuBatchFromEnv, type DeviceLoss } from './webgpu-context.js';
+import { drainQueue, gpuDeviceLost, setWebgpuBatch, takeGpuErrors, watchGpuErrors, webgpuBatchFromEnv, type DeviceLoss } from './webgpu-context.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
 export type RequestedBackend = BackendMode | 'auto';
@@ -122,6 +122,21 @@ export interface AdapterChoice {
    * fastest with one thread each (launch gives each half the cores).
    */
   readonly threads?: number;
+}
+
+/** The GPU reported errors (WebGPU's uncaptured errors) while some work ran: its results cannot be trusted. */
+export class GpuError extends Error {
+  constructor(
+    readonly during: string,
+    readonly errors: readonly string[],
+  ) {
+    const oom = errors.some((e) => /out of memory|OutOfMemory/i.test(e));
+    super(
+      `the GPU reported ${errors.length === 1 ? 'an error' : `${errors.length} errors`} during ${during}: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}` +
+        (oom ? '; the step does not fit in the GPU memory: try a smaller batch' : ''),
+    );
+    this.name = 'GpuError';
+  }
 }
 
 export interface FallbackPolicy {
@@ -282,6 +297,7 @@ export class Device {
     }
     installAdapter(f.opened);
     setWebgpuBatch(webgpuBatchFromEnv());
+    await watchGpuErrors();
     return new Device('webgpu', new GPU({ mode: 'webgpu' }), policy, f.opened.maxBindingBytes, info);
   }
 
@@ -301,6 +317,17 @@ export class Device {
       this.warned.add(name);
       (this.policy.warn ?? ((m: string) => process.stderr.write(`warning: ${m} (slower than asked)\n`)))(err.message);
     }
+  }
+
+  /**
+   * webgpu: throws a GpuError naming `during` if the GPU reported errors since the last check (out of memory,
+   * a validation error: the work they spoiled computed nothing or garbage, which gpu.js does not raise). The
+   * device is shared by the process: any of its users' errors count. Nothing on the CPU modes.
+   */
+  checkGpuErrors(during: string): void {
+    if (this.mode !== 'webgpu') return;
+    const errors = takeGpuErrors();
+    if (errors.length > 0) throw new GpuError(during, errors);
   }
 
   /**

@@ -15,6 +15,7 @@ type Make = (...args: unknown[]) => unknown;
 interface DeviceLike {
   queue: { onSubmittedWorkDone(): Promise<void> };
   lost: Promise<{ reason?: string; message?: string }>;
+  addEventListener(type: 'uncapturederror', listener: (e: { error?: { message?: string; constructor?: { name?: string } } }) => void): void;
 }
 
 /** What ended a WebGPU device (GPUDeviceLostInfo): `destroyed` when something destroyed it, else `unknown`. */
@@ -53,6 +54,32 @@ async function gpuContext(): Promise<ContextLike> {
 export async function gpuDeviceLost(): Promise<DeviceLoss> {
   const info = await (await gpuContext()).device.lost;
   return { reason: String(info?.reason ?? 'unknown'), message: String(info?.message ?? '') };
+}
+
+/** Errors the device reported outside any error scope since they were last taken (watchGpuErrors). */
+const gpuErrors: string[] = [];
+let watching: Promise<void> | null = null;
+
+/**
+ * Starts collecting the errors gpu.js's device reports on its own (WebGPU's uncaptured errors: out of memory,
+ * a validation error), which gpu.js only prints: the work they spoiled gives wrong results, not an exception.
+ * takeGpuErrors() hands them on. Once per process.
+ */
+export function watchGpuErrors(): Promise<void> {
+  watching ??= gpuContext().then((c) =>
+    c.device.addEventListener('uncapturederror', (e) => {
+      const kind = e.error?.constructor?.name;
+      // Dawn's messages run over several lines ("... - While calling [Device].CreateBuffer(...)")
+      const message = (e.error?.message ?? 'an unknown error').trim().replace(/\s*\n\s*/g, ' ');
+      gpuErrors.push(`${kind && kind !== 'Object' ? `${kind}: ` : ''}${message}`);
+    }),
+  );
+  return watching;
+}
+
+/** The errors collected by watchGpuErrors since the last call, oldest first (and forgets them). */
+export function takeGpuErrors(): string[] {
+  return gpuErrors.splice(0);
 }
 
 /** Resolves once the GPU has finished everything the kernels asked of gpu.js's device so far. */

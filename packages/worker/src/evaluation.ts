@@ -90,6 +90,7 @@ export async function evaluationPass(w: WorkerContext, run: Run, evaluation: num
 
 export async function runEvaluation(w: WorkerContext, run: Run, req: EvaluateRequest, n: number, signal: AbortSignal): Promise<EvaluateReply> {
   const { logits, timing, traffic } = await evaluationPass(w, run, req.evaluation, req.images, n, signal);
+  w.device.checkGpuErrors(`evaluation ${req.evaluation}`);
   const classes = w.spec.classes;
   const hasLoss = logits !== null && req.labels.length === n;
   return {
