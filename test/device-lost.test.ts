@@ -9,11 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import gpujs from 'gpu.js';
 import { tiny, type DeviceLoss } from '@alexnet-mp/core';
 import { startWorker, type RunningWorker } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource } from '@alexnet-mp/coordinator';
-import { alexnet, runEvents, tempDir } from './helpers.js';
+import { alexnet, gpujsDevice, runEvents, tempDir } from './helpers.js';
 
 const webgpu = process.env.ALEXNET_TEST_BACKEND === 'webgpu' ? test.serial : test.skip;
 const fixture = path.join(import.meta.dirname, 'fixtures', 'lose-gpu-device.mjs');
@@ -33,7 +32,7 @@ webgpu('the worker command exits (code 75) when its GPU device is lost; launch s
   const marker = path.join(lost, 'device-lost-by');
   const a = alexnet([...run, '--run-dir', straight]);
   t.is((await a.exited).code, 0, a.output());
-  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${fixture}`.trim(), ALEXNET_TEST_LOSE_DEVICE_AT_SUBMIT: '160', ALEXNET_TEST_LOSE_DEVICE_ONCE: marker };
+  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${fixture}`.trim(), ALEXNET_TEST_LOSE_DEVICE_AT_SUBMIT: '200', ALEXNET_TEST_LOSE_DEVICE_ONCE: marker };
   const b = alexnet([...run, '--run-dir', lost], { env });
   t.is((await b.exited).code, 0, b.output());
   t.true(fs.existsSync(marker), 'a device was lost');
@@ -43,8 +42,9 @@ webgpu('the worker command exits (code 75) when its GPU device is lost; launch s
   t.regex(out, /\[launch\] restarting worker[01] on 127\.0\.0\.1:\d+ \(restart 1 of 2\)/);
   const restarts = runEvents(lost).filter((e) => e.event === 'restart');
   t.is(restarts.length, 1, JSON.stringify(restarts));
-  // the 160th submit of a worker falls after the first checkpoint (step 2) on the software adapter
+  // the 200th submit of a worker falls after the first checkpoint (step 2): the run resumes from a checkpoint
   t.log(`restart: ${JSON.stringify(restarts[0])}`);
+  t.truthy(restarts[0]!.checkpoint, 'resumed from a checkpoint, not from step 0');
   t.deepEqual(losses(lost), losses(straight), 'every step, those done again after the restart included, as in the uninterrupted run');
   t.is(losses(lost).length, 8);
 });
@@ -60,8 +60,7 @@ webgpu('a worker started as a library stays up when its GPU device is lost: FAIL
   await c.start();
   await c.run(2, () => {});
   // the device both workers of this process share (gpu.js has one), taken away
-  const { WebGPUContext } = gpujs as unknown as { WebGPUContext: { acquire(): Promise<{ device: { destroy(): void } }> } };
-  (await WebGPUContext.acquire()).device.destroy();
+  (await gpujsDevice()).destroy();
   for (let i = 0; i < 100 && told.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
   t.deepEqual(
     told.map((l) => l.reason),

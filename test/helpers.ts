@@ -6,6 +6,7 @@ import readline from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
+import gpujs from 'gpu.js';
 import { alexnetBin } from '@alexnet-mp/coordinator';
 import { maxRelError as coreMaxRelError } from '@alexnet-mp/core';
 
@@ -137,6 +138,19 @@ export function runBench(args: string[], env: NodeJS.ProcessEnv = process.env): 
       resolve({ code, signal, json, err });
     });
   });
+}
+
+/** The part of gpu.js's shared WebGPU device the tests use to break it (device-lost, gpu-errors). */
+export interface GpujsDevice {
+  destroy(): void;
+  createBuffer(d: { size: number; usage: number }): unknown;
+  queue: { submit(buffers: unknown[]): void };
+}
+
+/** gpu.js's WebGPU device (its webgpu backend shares one among all kernels of a process). */
+export async function gpujsDevice(): Promise<GpujsDevice> {
+  const { WebGPUContext } = gpujs as unknown as { WebGPUContext: { acquire(): Promise<{ device: GpujsDevice }> } };
+  return (await WebGPUContext.acquire()).device;
 }
 
 /** A folder in the system's temporary folder, removed when the test ends. */

@@ -133,7 +133,7 @@ export class GpuError extends Error {
     const oom = errors.some((e) => /out of memory|OutOfMemory/i.test(e));
     super(
       `the GPU reported ${errors.length === 1 ? 'an error' : `${errors.length} errors`} during ${during}: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}` +
-        (oom ? '; the step does not fit in the GPU memory: try a smaller batch' : ''),
+        (oom ? '; the work does not fit in the GPU memory: try a smaller batch' : ''),
     );
     this.name = 'GpuError';
   }
@@ -325,9 +325,13 @@ export class Device {
    * device is shared by the process: any of its users' errors count. Nothing on the CPU modes.
    */
   checkGpuErrors(during: string): void {
-    if (this.mode !== 'webgpu') return;
-    const errors = takeGpuErrors();
+    const errors = this.takeGpuErrors();
     if (errors.length > 0) throw new GpuError(during, errors);
+  }
+
+  /** webgpu: the GPU's errors since the last check, forgotten (for work whose results are dropped anyway); none on the CPU modes. */
+  takeGpuErrors(): string[] {
+    return this.mode === 'webgpu' ? takeGpuErrors() : [];
   }
 
   /**

@@ -58,27 +58,35 @@ export async function gpuDeviceLost(): Promise<DeviceLoss> {
 
 /** Errors the device reported outside any error scope since they were last taken (watchGpuErrors). */
 const gpuErrors: string[] = [];
-let watching: Promise<void> | null = null;
+/** The devices watched (gpu.js opens a new one after a loss) and the context last watched, to flush. */
+const watched = new WeakSet<object>();
+let watchedContext: ContextLike | null = null;
 
 /**
  * Starts collecting the errors gpu.js's device reports on its own (WebGPU's uncaptured errors: out of memory,
  * a validation error), which gpu.js only prints: the work they spoiled gives wrong results, not an exception.
- * takeGpuErrors() hands them on. Once per process.
+ * takeGpuErrors() hands them on. Once per device (a device opened after a loss is watched when this is next
+ * called).
  */
-export function watchGpuErrors(): Promise<void> {
-  watching ??= gpuContext().then((c) =>
-    c.device.addEventListener('uncapturederror', (e) => {
-      const kind = e.error?.constructor?.name;
-      // Dawn's messages run over several lines ("... - While calling [Device].CreateBuffer(...)")
-      const message = (e.error?.message ?? 'an unknown error').trim().replace(/\s*\n\s*/g, ' ');
-      gpuErrors.push(`${kind && kind !== 'Object' ? `${kind}: ` : ''}${message}`);
-    }),
-  );
-  return watching;
+export async function watchGpuErrors(): Promise<void> {
+  const c = await gpuContext();
+  watchedContext = c;
+  if (watched.has(c.device)) return;
+  watched.add(c.device);
+  c.device.addEventListener('uncapturederror', (e) => {
+    const kind = e.error?.constructor?.name;
+    // Dawn's messages run over several lines ("... - While calling [Device].CreateBuffer(...)")
+    const message = (e.error?.message ?? 'an unknown error').trim().replace(/\s*\n\s*/g, ' ');
+    gpuErrors.push(`${kind && kind !== 'Object' ? `${kind}: ` : ''}${message}`);
+  });
 }
 
-/** The errors collected by watchGpuErrors since the last call, oldest first (and forgets them). */
+/**
+ * The errors collected by watchGpuErrors, oldest first (and forgets them). The kernel dispatches gpu.js holds
+ * in its open batch are submitted first, so that the errors their validation raises are among them.
+ */
 export function takeGpuErrors(): string[] {
+  if (watchedContext) webgpuContext().flush(watchedContext);
   return gpuErrors.splice(0);
 }
 

@@ -86,7 +86,8 @@ export class Activity {
     call.on('cancelled', onCancel);
     try {
       const reply = await f(abort.signal);
-      this.state = 'READY';
+      // FAILED meanwhile (a lost device) stays FAILED
+      if (this.state === state) this.state = 'READY';
       return reply;
     } catch (e) {
       const err = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : e;

@@ -23,6 +23,8 @@ export async function streamParameters(w: WorkerContext, run: Run, req: GetParam
   const chunkBytes = req.max_chunk_bytes || DEFAULT_CHUNK_BYTES;
   const step = run.stepsDone;
   const params = await run.tower.syncParams();
+  // parameters the GPU spoiled (out of memory, a validation error) never reach a checkpoint
+  w.device.checkGpuErrors(`the steps up to ${step}, read for GetParameters`);
   for (const l of layers) {
     if (only.length > 0 && !only.includes(l.name)) continue;
     const p = params.get(l.name)!;

@@ -118,7 +118,12 @@ export class TowerWorker implements PeerSide {
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
     // the step below assumes the cuda-convnet2 layout of every preset: the last segment (fc8) runs on tower 0 only
     if (this.segments.findIndex((s) => s.tower0Only) !== this.segments.length - 1) throw new Error(`preset ${o.spec.name}: the classifier must be the last segment, on tower 0 only`);
-    if (device.mode === 'webgpu') void device.whenLost().then((loss) => this.deviceLost(loss));
+    if (device.mode === 'webgpu') {
+      device.whenLost().then(
+        (loss) => this.deviceLost(loss),
+        (e: unknown) => this.log(`cannot watch the GPU device for its loss: ${(e as Error).message}`),
+      );
+    }
   }
 
   /**
@@ -131,9 +136,13 @@ export class TowerWorker implements PeerSide {
     const why = `the GPU device was lost (${loss.reason}${loss.message ? `: ${loss.message}` : ''})`;
     this.lostDevice = why;
     this.log(why);
-    this.o.onDeviceLost?.(loss);
-    this.dropRun(new Error(why));
-    this.activity.fail(why);
+    try {
+      // the worker command exits here, before any reply of the step in flight goes out
+      this.o.onDeviceLost?.(loss);
+    } finally {
+      this.dropRun(new Error(why));
+      this.activity.fail(why);
+    }
   }
 
   /** The worker's own --peer, if given (it wins over the coordinator's address). */
@@ -226,6 +235,9 @@ export class TowerWorker implements PeerSide {
     if (this.activity.busy && this.run?.id === req.run_id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `busy: ${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} of this run is running`);
     if (this.lostDevice) throw new RpcError(grpc.status.FAILED_PRECONDITION, `tower ${this.tower}: ${this.lostDevice}: this worker cannot train any more; start it again`);
     const { mean, peerAddress } = checkConfigure(this, req);
+    // errors of a run given up (a step abandoned before its check) go with it: this run starts from new parameters
+    const stale = this.device.takeGpuErrors();
+    if (stale.length > 0) this.log(`the GPU reported ${stale.length === 1 ? 'an error' : `${stale.length} errors`} in work given up before this run: ${stale[0]}`);
     this.takingOver.delete(req.run_id);
     this.dropRun(new Error(`run ${redactRunId(this.run?.id ?? '')} was replaced by run ${redactRunId(req.run_id)}`));
     const peer = new PeerLink(peerAddress, this.limitBytes, this.o.security);

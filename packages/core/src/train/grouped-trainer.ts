@@ -97,9 +97,13 @@ export class GroupedTrainer {
     else await this.backwardOnHost(dlogits);
     // after both backward passes: device 0's release frees the crossing tensors tower 1 read (crossing-device.ts)
     await Promise.all([t0.update(this.hyper), t1.update(this.hyper)]);
-    // out of memory, a validation error: the step computed garbage, which gpu.js does not raise (webgpu)
-    this.devices[0].checkGpuErrors(`step ${this.step}`);
-    this.step++;
+    // out of memory, a validation error: the step computed garbage, which gpu.js does not raise (webgpu); the
+    // step counts either way (its dropout masks are used), and the trainer's parameters are then spoiled
+    try {
+      this.devices[0].checkGpuErrors(`step ${this.step}`);
+    } finally {
+      this.step++;
+    }
     return { loss: mean(losses), correct: topKCorrect(logits, b.labels, this.spec.classes, 1), batch: b.labels.length };
   }
 
