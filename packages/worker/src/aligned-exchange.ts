@@ -7,10 +7,9 @@
  * grpc-js (1.14, the version this project pins) joins a received message, with its 5-byte frame header, into
  * one new buffer whose start is 8-byte aligned (a fresh ArrayBuffer, or Node's buffer pool, whose slices start
  * at multiples of 8), and protobuf.js decodes a bytes field as a view of that buffer: the floats lie at 5 +
- * their offset in the message. The
- * sender chooses that offset by writing `Tensor.padding` (field 15, zeros, ignored by every reader; a reader
- * of an older build skips it as an unknown field) between the tensor's shape and its data: protobuf lets a
- * message's fields come in any order. A receiver that assembles messages differently still decodes the same
+ * their offset in the message. The sender chooses that offset by writing `Tensor.padding` (field 15, zeros,
+ * ignored by every reader; a reader of an older build skips it as an unknown field) between the tensor's
+ * shape and its data: protobuf lets a message's fields come in any order. A receiver that assembles messages differently still decodes the same
  * tensor, and copies it when it is not aligned, as before.
  */
 import { protocol, type Tensor } from './protocol.js';
