@@ -19,5 +19,5 @@ exec npx ava --concurrency 1 \
   packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts packages/core/test/residency.test.ts \
   packages/core/test/past-2-24.test.ts packages/core/test/paper-scale.test.ts packages/core/test/kernel-profile.test.ts packages/core/test/webgpu-binding.test.ts packages/core/test/webgpu-batch.test.ts test/worker-device-crossings.test.ts packages/core/test/dawn-polling.test.ts packages/core/test/dawn-polling-installed.test.ts \
   packages/core/test/segment-update.test.ts packages/core/test/micro-batch.test.ts \
-  test/tfjs-webgpu-peer.test.ts test/bench-webgpu.test.ts test/webgpu-run.test.ts test/device-lost.test.ts test/gpu-errors.test.ts packages/core/test/backend.test.ts test/adapter-choice.test.ts \
+  test/tfjs-webgpu-peer.test.ts test/bench-webgpu.test.ts test/webgpu-run.test.ts test/device-lost.test.ts test/slurm-gpu-lost.test.ts test/gpu-errors.test.ts packages/core/test/backend.test.ts test/adapter-choice.test.ts \
   2> >(grep -v 'artificially reduced from 1000000 to 16' >&2)

@@ -91,6 +91,8 @@ export interface WorkerHooks {
   readonly onListening?: (address: string, stop: (why: string) => void) => void;
   /** Takes over SIGINT/SIGTERM: called with the signal and the function that stops the worker (default: stop at once). */
   readonly onSignal?: (signal: 'SIGINT' | 'SIGTERM', stop: (why: string) => void) => void;
+  /** What starts this worker again after it exits on a lost GPU (default: what launch does), for its last line. */
+  readonly restartedBy?: string;
 }
 
 /** The worker command's work: checks the options, starts the worker, stops it on SIGINT/SIGTERM (or as `hooks.onSignal` says). */
@@ -143,7 +145,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
       // its parameters and momentum on the GPU are gone: exit (the connections close at once), so that the
       // coordinator restarts the run from its last checkpoint once this worker is started again
       onDeviceLost: () => {
-        log(`exiting with code ${DEVICE_LOST_EXIT_CODE} so that it can be started again (alexnet launch restarts it, up to --max-restarts; the coordinator resumes from the latest checkpoint)`);
+        log(`exiting with code ${DEVICE_LOST_EXIT_CODE} so that it can be started again (${hooks.restartedBy ?? 'alexnet launch restarts it, up to --max-restarts; the coordinator resumes from the latest checkpoint'})`);
         process.exit(DEVICE_LOST_EXIT_CODE);
       },
     });
