@@ -8,6 +8,7 @@ import type { Device, DeviceTensor, ResidentTensor } from '../device.js';
 import { flattenResult, installFlatOutput } from './flat-output.js';
 import { reuseOutputOf } from './reused-output.js';
 import { profiled } from './kernel-profile.js';
+import { EnvSettingError } from '../env-setting-error.js';
 
 /** What a kernel body sees as `this`. */
 export interface KernelThis {
@@ -126,7 +127,7 @@ export class Kernel {
       // webasm: Device.threads 1 runs every kernel on the calling thread (the patch's poolSize 0), N a pool of N,
       // none a thread per core this process may run on (gpu.js alone would count every core of the machine),
       // the calling thread where that is one (a worker thread would only add the hand-over)
-      ...(device.mode !== 'webasm' ? {} : { poolSize: poolSizeOf(device.threads) }),
+      ...(device.mode !== 'webasm' ? {} : { poolSize: poolSizeOf(device.threads), threadChoice: wasmThreadChoice() }),
     });
   }
 
@@ -158,6 +159,19 @@ export class Kernel {
     if (this.device.resident) return this.device.toHost(await this.exec(...args), this.length);
     return flattenResult(await this.call(args), this.length);
   }
+}
+
+/**
+ * webasm with worker threads: how a kernel of 4,096 cells or more picks the pool or the calling thread (our gpu.js
+ * patch's threadChoice). `measure` (the default): its first runs of a size go both ways, timed, and the faster
+ * takes the rest (handing a run to the pool costs 50-100 us: a ReLU or an im2col runs faster on the calling
+ * thread, a GEMM on the pool). `ALEXNET_WASM_THREAD_CHOICE=size`: every such kernel on the pool, for comparison.
+ */
+export function wasmThreadChoice(env: NodeJS.ProcessEnv = process.env): 'size' | 'measure' {
+  const v = env.ALEXNET_WASM_THREAD_CHOICE;
+  if (v === undefined || v === '' || v === 'measure') return 'measure';
+  if (v === 'size') return 'size';
+  throw new EnvSettingError(`ALEXNET_WASM_THREAD_CHOICE=${v}: give measure (the default) or size`);
 }
 
 /** gpu.js's webasm pool size for Device.threads: 1, or none given where this process may run on one CPU, is 0 (the calling thread). */
