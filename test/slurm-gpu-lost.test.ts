@@ -53,12 +53,12 @@ serial("a worker that loses its GPU exits 75; the batch script requeues the job,
 
   const marks = tempDir(t, 'alexnet-slurm-gpu-');
   // the 300th submit of a worker falls after the checkpoint of step 5 (about 27 submits a step here)
-  const { id, runDir, out } = await c().submit(t, 'gpu-lost', TRAIN, losingDevice(marks, 300));
+  const { id, runDir, out } = await c().submit(t, 'gpu-lost', TRAIN, { ...losingDevice(marks, 300), ALEXNET_GPU_REQUEUES: '3' });
   const output = await c().requeuedToTheEnd(t, id, out);
   t.true(fs.existsSync(path.join(marks, 'device-lost-by')), 'a device was lost');
   t.regex(output, /^[01]: alexnet worker [01]: the GPU device was lost \(destroyed/m);
-  t.regex(output, /^[01]: alexnet worker [01]: exiting with code 75 so that it can be started again \(the batch script requeues the job, which resumes from the latest checkpoint\)$/m);
-  t.regex(output, new RegExp(`worker[01] lost its GPU: requeueing job ${id} to continue from the latest checkpoint \\(GPU loss 1 of at most 3\\)$`, 'm'));
+  t.regex(output, /^[01]: alexnet worker [01]: exiting with code 75 so that it can be started again \(the example batch scripts of examples\/slurm requeue the job, up to ALEXNET_GPU_REQUEUES times; it resumes from the latest checkpoint\)$/m);
+  t.regex(output, new RegExp(`GPU lost on \\S+ \\(worker[01]\\): requeueing job ${id} to continue from the latest checkpoint \\(GPU loss 1 of at most 3\\)$`, 'm'));
   t.notRegex(output, /before the time limit/, 'told apart from the time limit');
   const lossLog = fs.readFileSync(path.join(runDir, 'slurm', 'gpu-lost'), 'utf8').trim().split('\n');
   t.is(lossLog.length, 1);
@@ -81,14 +81,25 @@ serial('after ALEXNET_GPU_REQUEUES lost GPUs in one job the batch script stops r
   t.is(end.state, 'FAILED', output);
   t.is(end.exitCode, '75:0', output);
   t.is(end.restarts, 0);
-  t.regex(output, new RegExp(`worker[01] lost its GPU, GPU loss 1 of job ${id}: not requeueing \\(ALEXNET_GPU_REQUEUES=0\\); check the node's GPUs`));
+  t.regex(output, new RegExp(`GPU lost on (\\S+) \\(worker[01]\\), GPU loss 1 of job ${id}: not requeueing \\(ALEXNET_GPU_REQUEUES=0\\); check the GPUs of \\1 `));
   t.notRegex(output, /requeueing job/);
   // the checkpoints written before the loss are there for the next submission's --resume
   t.true(fs.readdirSync(path.join(runDir, 'checkpoints')).some((f) => f.endsWith('.safetensors')));
   workersGone(t, out);
 });
 
+serial('a value of ALEXNET_GPU_REQUEUES that is not a whole number is refused before the job step starts', async (t) => {
+  const { id, out } = await c().submit(t, 'gpu-requeues-bad', TRAIN, { ALEXNET_GPU_REQUEUES: 'three' });
+  const end = await c().waitJob(id, 'ended', (j) => ENDED.has(j.state), JOB_TIMEOUT_MS, out);
+  const output = fs.readFileSync(out, 'utf8');
+  t.is(end.state, 'FAILED', output);
+  t.is(end.exitCode, '2:0', output);
+  t.regex(output, /ALEXNET_GPU_REQUEUES=three: give a whole number of requeues \(0: none\)/);
+  t.notRegex(output, /alexnet slurm: task/, 'no task started');
+});
+
 serial('the daemons stop and leave nothing running', async (t) => {
+  t.deepEqual(Object.keys(c().daemonPids).sort(), ['munged', 'slurmctld', 'slurmd']);
   const r = await c().stop();
   t.is(r.code, 0, r.stderr);
   for (const [name, pid] of Object.entries(c().daemonPids)) t.false(alive(pid), `${name} (pid ${pid}) still running`);

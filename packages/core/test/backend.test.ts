@@ -45,7 +45,8 @@ test('webasm threads: 1 runs every kernel on the calling thread, N on N worker t
   for (const threads of [1, 2, undefined]) {
     const dev = await Device.create('webasm', { onFallback: 'throw' }, threads === undefined ? {} : { threads });
     t.is(dev.threads, threads ?? null);
-    // 8192 cells: past the 4096 from which gpu.js's webasm hands a kernel to its worker threads
+    // 8192 cells: past the 4096 from which gpu.js's webasm hands a kernel to its worker threads (the first run
+    // of a size always goes to the pool: the measured choice, wasm-thread-choice.test.ts, starts its trial there)
     const k = new Kernel(dev, `threads-${threads}`, body, { output: [64, 128] });
     const out = [...(await k.run(a))];
     runs.push({ path: (k as unknown as { k: { kernel: { _lastRunPath: string } } }).k.kernel._lastRunPath, out });

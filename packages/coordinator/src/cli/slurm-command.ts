@@ -97,7 +97,7 @@ async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, w
   let signals = 0;
   const hooks: WorkerHooks = {
     // its exit file says 75: the example batch scripts requeue the job (examples/slurm)
-    restartedBy: 'the batch script requeues the job, which resumes from the latest checkpoint',
+    restartedBy: 'the example batch scripts of examples/slurm requeue the job, up to ALEXNET_GPU_REQUEUES times; it resumes from the latest checkpoint',
     onListening: (address, stop) => {
       const host = a.host === '0.0.0.0' || a.host === '::' ? os.hostname() : a.host;
       const announced = `${host}:${address.slice(address.lastIndexOf(':') + 1)}`;
