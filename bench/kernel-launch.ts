@@ -16,7 +16,7 @@ import { Kernel, type KernelThis } from '../packages/core/src/kernels/kernel-run
 const argv = await yargs(hideBin(process.argv))
   .option('threads', { type: 'number', default: 2, describe: 'worker threads of the pool (2 or more)' })
   .option('cells', { type: 'array', number: true, default: [4096, 16384, 262144], describe: 'output sizes, floats' })
-  .option('chains', { type: 'number', default: 100, describe: 'timed chains of 149 calls per size and setting' })
+  .option('chains', { type: 'number', default: 100, describe: 'timed chains of 150 calls per size and setting' })
   .strict()
   .parseAsync();
 

@@ -86,7 +86,9 @@ export class SlurmCluster {
   static async start(): Promise<SlurmCluster> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-slurm-'));
     const [ctld, slurmd] = [await freePort(), await freePort()];
-    const c = new SlurmCluster(dir, { ...process.env, SLURMCTLD_PORT: String(ctld), SLURMD_PORT: String(slurmd), SLURM_CONF: path.join(dir, 'cluster', 'slurm.conf') });
+    // the batch script's own default, whatever this shell has
+    const { ALEXNET_GPU_REQUEUES: _, ...env } = process.env;
+    const c = new SlurmCluster(dir, { ...env, SLURMCTLD_PORT: String(ctld), SLURMD_PORT: String(slurmd), SLURM_CONF: path.join(dir, 'cluster', 'slurm.conf') });
     const r = await run('bash', [setupScript, 'start', path.join(dir, 'cluster')], c.env, 300_000);
     for (const name of ['munged', 'slurmctld', 'slurmd']) {
       const f = path.join(dir, 'cluster', `${name}.pid`);

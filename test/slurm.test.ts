@@ -136,6 +136,16 @@ test.serial("SIGTERM to the step before the time limit (what --signal=TERM@120 s
   t.regex(output, /stopped with a checkpoint before the time limit: requeueing job \d+$/m);
 });
 
+test.serial('the example batch script refuses a value of ALEXNET_GPU_REQUEUES that is not a whole number before the job step starts', async (t) => {
+  const { id, out } = await c().submit(t, 'gpu-requeues-bad', TRAIN, { ALEXNET_GPU_REQUEUES: 'three' });
+  const end = await c().waitJob(id, 'ended', (j) => ENDED.has(j.state), JOB_TIMEOUT_MS, out);
+  const output = fs.readFileSync(out, 'utf8');
+  t.is(end.state, 'FAILED', output);
+  t.is(end.exitCode, '2:0', output);
+  t.regex(output, /ALEXNET_GPU_REQUEUES=three: give a whole number of requeues \(0: none\)/);
+  t.notRegex(output, /alexnet slurm: task/, 'no task started');
+});
+
 test.serial('the daemons stop and leave nothing running', async (t) => {
   t.deepEqual(Object.keys(c().daemonPids).sort(), ['munged', 'slurmctld', 'slurmd']);
   const r = await c().stop();

@@ -16,7 +16,10 @@ interface WasmKernel {
 }
 type KernelFn = ((...args: unknown[]) => Promise<Float32Array> | Float32Array) & { kernel: WasmKernel; destroy(): void };
 
-const { WebAssemblyKernel } = (await import('gpu.js')) as unknown as { WebAssemblyKernel: { chooseThreadPath(pool: number[], here: number[]): 'pool' | 'here' | null } };
+const { WebAssemblyKernel, input } = (await import('gpu.js')) as unknown as {
+  WebAssemblyKernel: { chooseThreadPath(pool: number[], here: number[]): 'pool' | 'here' | null };
+  input(value: Float32Array, size: number[]): unknown;
+};
 
 const N = 8192;
 const a = Float32Array.from({ length: N }, (_, i) => Math.sin(i) * 3);
@@ -44,20 +47,25 @@ function kernel(gpu: GPU, fn: Function, settings: object): KernelFn {
 const same = (x: Float32Array, y: Float32Array) => x.length === y.length && Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
 
 /**
- * Runs kernels made by `make` 8 times each, checking every result with `check`, until both paths have run: a
- * trial ends without a run on the calling thread when the pool's runs are slow (a busy machine), and a new
- * kernel makes a new trial, up to three. Returns the paths that ran.
+ * Runs a kernel made by `make` 8 times, checking every result with `check`; where its trial kept the pool
+ * (its pool runs were slow: a busy machine), the calling thread is then chosen for it by hand and it runs 2
+ * more times, so that both paths run. Returns the paths that ran.
  */
 async function throughBothPaths(make: () => KernelFn, call: (k: KernelFn) => unknown, check: (result: unknown, what: string) => void): Promise<Set<string>> {
   const paths = new Set<string>();
-  for (let attempt = 0; attempt < 3 && paths.size < 2; attempt++) {
-    const k = make();
-    for (let i = 0; i < 8; i++) {
-      check(await call(k), `run ${i} of kernel ${attempt} (${k.kernel._lastRunPath})`);
+  const k = make();
+  const runs = async (n: number, what: string) => {
+    for (let i = 0; i < n; i++) {
+      check(await call(k), `${what} run ${i} (${k.kernel._lastRunPath})`);
       paths.add(k.kernel._lastRunPath === 'threaded' ? 'pool' : 'here');
     }
-    k.destroy();
+  };
+  await runs(8, 'measured:');
+  if (!paths.has('here')) {
+    (k.kernel as unknown as { _active: { threadTrial: { choice: string } } })._active.threadTrial.choice = 'here';
+    await runs(2, 'on the calling thread by hand:');
   }
+  k.destroy();
   return paths;
 }
 
@@ -71,7 +79,26 @@ test.serial('the choice: none before three timed runs of each path; the calling 
   t.is(choose([0.1, 0.1, 0.1], [0.1, 0.2, 0.1]), 'pool');
 });
 
-test.serial("'measure': the first runs of a size alternate between the pool and the calling thread, then the choice holds; every result is bit for bit the unthreaded kernel's", async (t) => {
+test.serial('the trial ends early, for the pool, when a run on the calling thread takes over 1 ms or when the pool runs after the first both do', (t) => {
+  const record = (WebAssemblyKernel as unknown as { _recordTrial(trial: object, path: 'pool' | 'here', ms: number): void })._recordTrial;
+  const trial = (pool: number[], here: number[]) => ({ pool: [...pool], here: [...here], choice: null as string | null, next: 'pool' });
+  const a = trial([0.5, 0.1, 0.1], []);
+  record(a, 'here', 1.5);
+  t.is(a.choice, 'pool');
+  const b = trial([0.1, 2], []);
+  record(b, 'pool', 2);
+  t.is(b.choice, 'pool', 'pool runs 2 and 3 over 1 ms');
+  const c = trial([5, 0.9], []);
+  record(c, 'pool', 2);
+  t.is(c.choice, null, 'one of them under 1 ms: the trial goes on');
+  const d = trial([5, 0.3, 0.2], [0.05, 0.04]);
+  record(d, 'here', 0.06);
+  t.is(d.choice, 'here');
+  record(d, 'pool', 9);
+  t.is(d.choice, 'here', 'a choice made stays');
+});
+
+test.serial("'measure': the first runs of a size go to the pool, then to the calling thread, then the choice holds; every result is bit for bit the unthreaded kernel's", async (t) => {
   const gpu = new GPU({ mode: 'webasm' });
   t.teardown(() => gpu.destroy());
   const reference = kernel(gpu, light, { poolSize: 0 });
@@ -153,15 +180,17 @@ test.serial("'measure' through the project's Kernel with reuseOutput (the result
   const two = await Device.create('webasm', { onFallback: 'throw' }, { threads: 2 });
   const ref = new Kernel(one, 'reuse-1', body, { output: [64, 128], reuseOutput: true });
   const k = new Kernel(two, 'reuse-2', body, { output: [64, 128], reuseOutput: true });
+  const inner = (k as unknown as { k: { kernel: WasmKernel & { _active: { threadTrial: { choice: string } } } } }).k.kernel;
   const paths = new Set<string>();
   for (let i = 0; i < 10; i++) {
+    // after the trial, the calling thread by hand where the pool was kept (a busy machine): both paths run
+    if (i === 8 && !paths.has('here')) inner._active.threadTrial.choice = 'here';
     const want = Float32Array.from(await ref.run(x, i));
     const got = Float32Array.from(await k.run(x, i));
-    t.true(same(got, want), `run ${i}`);
-    paths.add((k as unknown as { k: { kernel: WasmKernel } }).k.kernel._lastRunPath === 'threaded' ? 'pool' : 'here');
+    t.true(same(got, want), `run ${i} (${inner._lastRunPath})`);
+    paths.add(inner._lastRunPath === 'threaded' ? 'pool' : 'here');
   }
-  t.true(paths.has('pool'), 'the pool ran');
-  t.log(`paths: ${[...paths].join(', ')}`);
+  t.deepEqual([...paths].sort(), ['here', 'pool']);
 });
 
 test.serial("'measure': calls made before the last one settled queue on the pool and come out right; a seeded random kernel draws the same on either path", async (t) => {
@@ -175,6 +204,7 @@ test.serial("'measure': calls made before the last one settled queue on the pool
     const results = await Promise.all([k(a, b, 2), k(a, b, 2), k(a, b, 2)]);
     for (const r of results) t.true(same(r as Float32Array, want), `round ${round}`);
   }
+  t.not(k.kernel.getThreadChoice(), null, 'the trial ended');
   const seeded = { randomSeed: 1234 };
   const wantNoise = (await kernel(gpu, noisy, { poolSize: 0, ...seeded })(a)) as Float32Array;
   const paths = await throughBothPaths(
@@ -183,6 +213,19 @@ test.serial("'measure': calls made before the last one settled queue on the pool
     (got, what) => t.true(same(got as Float32Array, wantNoise), `random: ${what}`),
   );
   t.deepEqual([...paths].sort(), ['here', 'pool'], 'both paths ran');
+});
+
+test.serial('a kernel switched for another argument type (an Input where an array was) keeps its pool settings', async (t) => {
+  const gpu = new GPU({ mode: 'webasm' });
+  t.teardown(() => gpu.destroy());
+  const k = kernel(gpu, light, { poolSize: 2, threadChoice: 'measure' });
+  const want = (await k(a, b, 1.5)) as Float32Array;
+  const first = k.kernel;
+  const got = (await k(input(a, [N]), b, 1.5)) as Float32Array;
+  t.not(k.kernel, first, 'switched');
+  t.true(same(got, want));
+  const switched = k.kernel as unknown as { poolSize: number; threadChoice: string; sharedWorkerPool: boolean };
+  t.deepEqual([switched.poolSize, switched.threadChoice, switched.sharedWorkerPool], [2, 'measure', true]);
 });
 
 test.serial("'size' (gpu.js's default): every run of 4,096 cells or more on the pool", async (t) => {

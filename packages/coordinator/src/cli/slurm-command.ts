@@ -94,6 +94,8 @@ function securityArgs(a: SecurityArgs, dir: string): string[] {
 async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, workerArgs: string[], say: (l: string) => void): Promise<void> {
   const gpu = (a.backend === 'webgpu' || a.backend === 'auto') && task.gpus.length > 0 ? chooseGpu(task.gpus, task.localid, await surveyAdapters()) : null;
   if (gpu) say(gpu.line);
+  // which node this worker runs on, for the batch script's lines about a lost GPU
+  writeAtomic(path.join(dir, `worker${tower}.node`), task.node + '\n', 0o644);
   let signals = 0;
   const hooks: WorkerHooks = {
     // its exit file says 75: the example batch scripts requeue the job (examples/slurm)

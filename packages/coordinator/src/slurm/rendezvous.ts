@@ -6,6 +6,7 @@
  * never reads the addresses of its previous attempt:
  * - token: the attempt's random token (mode 600), made by whichever task comes first;
  * - worker0, worker1: each worker's HOST:PORT, once it listens (on a port the OS chose);
+ * - worker0.node, worker1.node: the node each worker task runs on (the batch scripts name it when a GPU is lost);
  * - worker0.exit, worker1.exit, coordinator.exit: a task's exit code, written as it exits.
  * Every file is written to a temporary name first and then linked or renamed into place, so that a reader
  * never sees half a file.
