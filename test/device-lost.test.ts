@@ -12,17 +12,9 @@ import test from 'ava';
 import { tiny, type DeviceLoss } from '@alexnet-mp/core';
 import { startWorker, type RunningWorker } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource } from '@alexnet-mp/coordinator';
-import { alexnet, gpujsDevice, runEvents, tempDir } from './helpers.js';
+import { alexnet, gpujsDevice, losingGpuDevice, runEvents, stepLosses, tempDir } from './helpers.js';
 
 const webgpu = process.env.ALEXNET_TEST_BACKEND === 'webgpu' ? test.serial : test.skip;
-const fixture = path.join(import.meta.dirname, 'fixtures', 'lose-gpu-device.mjs');
-
-/** Each step's loss, the last line of a step done twice (after a restart) counting. */
-const losses = (runDir: string) => {
-  const m = new Map<number, number>();
-  for (const e of runEvents(runDir)) if (e.event === 'step') m.set(e.step!, e.loss!);
-  return [...m.entries()].sort((a, b) => a[0] - b[0]);
-};
 
 const run = ['launch', '--preset', 'tiny', '--backend', 'webgpu', '--batch', '8', '--seed', '4', '--steps', '8', '--checkpoint-every', '2', '--max-restarts', '2'];
 
@@ -32,7 +24,7 @@ webgpu('the worker command exits (code 75) when its GPU device is lost; launch s
   const marker = path.join(lost, 'device-lost-by');
   const a = alexnet([...run, '--run-dir', straight]);
   t.is((await a.exited).code, 0, a.output());
-  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${fixture}`.trim(), ALEXNET_TEST_LOSE_DEVICE_AT_SUBMIT: '200', ALEXNET_TEST_LOSE_DEVICE_ONCE: marker };
+  const env = { ...process.env, ...losingGpuDevice(marker, 200) };
   const b = alexnet([...run, '--run-dir', lost], { env });
   t.is((await b.exited).code, 0, b.output());
   t.true(fs.existsSync(marker), 'a device was lost');
@@ -45,8 +37,8 @@ webgpu('the worker command exits (code 75) when its GPU device is lost; launch s
   // the 200th submit of a worker falls after the first checkpoint (step 2): the run resumes from a checkpoint
   t.log(`restart: ${JSON.stringify(restarts[0])}`);
   t.truthy(restarts[0]!.checkpoint, 'resumed from a checkpoint, not from step 0');
-  t.deepEqual(losses(lost), losses(straight), 'every step, those done again after the restart included, as in the uninterrupted run');
-  t.is(losses(lost).length, 8);
+  t.deepEqual(stepLosses(lost), stepLosses(straight), 'every step, those done again after the restart included, as in the uninterrupted run');
+  t.is(stepLosses(lost).length, 8);
 });
 
 webgpu('a worker started as a library stays up when its GPU device is lost: FAILED, saying why, and it refuses Configure', async (t) => {

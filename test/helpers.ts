@@ -153,6 +153,19 @@ export async function gpujsDevice(): Promise<GpujsDevice> {
   return (await WebGPUContext.acquire()).device;
 }
 
+/**
+ * The environment for a run in which the first process to reach its `atSubmit`-th queue submit on WebGPU loses
+ * its device (test/fixtures/lose-gpu-device.mjs, preloaded), once: it creates `marker` then.
+ */
+export function losingGpuDevice(marker: string, atSubmit: number): NodeJS.ProcessEnv {
+  const fixture = path.join(import.meta.dirname, 'fixtures', 'lose-gpu-device.mjs');
+  return {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${fixture}`.trim(),
+    ALEXNET_TEST_LOSE_DEVICE_AT_SUBMIT: String(atSubmit),
+    ALEXNET_TEST_LOSE_DEVICE_ONCE: marker,
+  };
+}
+
 /** A folder in the system's temporary folder, removed when the test ends. */
 export function tempDir(t: { teardown(f: () => void): void }, prefix = 'alexnet-test-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -175,3 +188,10 @@ export interface RunEvent {
 
 /** Every line of RUN_DIR/metrics.jsonl, parsed. */
 export const runEvents = (runDir: string): RunEvent[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RunEvent);
+
+/** Each step's loss as [step, loss], by step, the last line of a step trained twice (after a restart or a requeue) counting. */
+export function stepLosses(runDir: string): [number, number][] {
+  const m = new Map<number, number>();
+  for (const e of runEvents(runDir)) if (e.event === 'step') m.set(e.step!, e.loss!);
+  return [...m.entries()].sort((a, b) => a[0] - b[0]);
+}

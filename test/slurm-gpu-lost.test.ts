@@ -9,12 +9,11 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { alexnet, alive, runEvents, tempDir } from './helpers.js';
+import { alexnet, alive, losingGpuDevice, runEvents, stepLosses, tempDir } from './helpers.js';
 import { ENDED, JOB_TIMEOUT_MS, SlurmCluster, workersGone } from './slurm-cluster.js';
 
 const webgpu = process.env.ALEXNET_TEST_BACKEND === 'webgpu';
 const serial = webgpu ? test.serial : test.skip;
-const fixture = path.join(import.meta.dirname, 'fixtures', 'lose-gpu-device.mjs');
 const STEPS = 30;
 const TRAIN = `--preset tiny --backend webgpu --batch 8 --seed 4 --steps ${STEPS} --checkpoint-every 5`;
 
@@ -32,20 +31,6 @@ test.after.always(async () => {
   await cluster?.remove();
 });
 
-/** Each step's loss, the last line of a step trained twice (after the requeue) counting. */
-const losses = (runDir: string) => {
-  const m = new Map<number, number>();
-  for (const e of runEvents(runDir)) if (e.event === 'step') m.set(e.step!, e.loss!);
-  return [...m.entries()].sort((a, b) => a[0] - b[0]);
-};
-
-/** The environment that has one worker lose its device at its `at`-th queue submit (once: the marker file). */
-const losingDevice = (dir: string, at: number): NodeJS.ProcessEnv => ({
-  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${fixture}`.trim(),
-  ALEXNET_TEST_LOSE_DEVICE_AT_SUBMIT: String(at),
-  ALEXNET_TEST_LOSE_DEVICE_ONCE: path.join(dir, 'device-lost-by'),
-});
-
 serial("a worker that loses its GPU exits 75; the batch script requeues the job, which resumes from the latest checkpoint with an uninterrupted run's losses", async (t) => {
   const straight = tempDir(t, 'alexnet-slurm-gpu-');
   const a = alexnet(['launch', ...TRAIN.split(' '), '--run-dir', straight]);
@@ -53,7 +38,7 @@ serial("a worker that loses its GPU exits 75; the batch script requeues the job,
 
   const marks = tempDir(t, 'alexnet-slurm-gpu-');
   // the 300th submit of a worker falls after the checkpoint of step 5 (about 27 submits a step here)
-  const { id, runDir, out } = await c().submit(t, 'gpu-lost', TRAIN, losingDevice(marks, 300));
+  const { id, runDir, out } = await c().submit(t, 'gpu-lost', TRAIN, losingGpuDevice(path.join(marks, 'device-lost-by'), 300));
   const output = await c().requeuedToTheEnd(t, id, out);
   t.true(fs.existsSync(path.join(marks, 'device-lost-by')), 'a device was lost');
   t.regex(output, /^[01]: alexnet worker [01]: the GPU device was lost \(destroyed/m);
@@ -71,14 +56,14 @@ serial("a worker that loses its GPU exits 75; the batch script requeues the job,
   t.is(runs.length, 2);
   t.truthy(runs[1]!.resumed_from, 'resumed from a checkpoint, not from step 0');
   t.true(runs[1]!.start_step! >= 5, `resumed at step ${runs[1]!.start_step}`);
-  t.is(losses(runDir).length, STEPS);
-  t.deepEqual(losses(runDir), losses(straight), 'every step, those trained again after the requeue included, as in the uninterrupted run');
+  t.is(stepLosses(runDir).length, STEPS);
+  t.deepEqual(stepLosses(runDir), stepLosses(straight), 'every step, those trained again after the requeue included, as in the uninterrupted run');
   workersGone(t, out);
 });
 
 serial('after ALEXNET_GPU_REQUEUES requeues of one job for lost GPUs the batch script stops requeueing, says why and exits 75', async (t) => {
   const marks = tempDir(t, 'alexnet-slurm-gpu-');
-  const { id, runDir, out } = await c().submit(t, 'gpu-lost-capped', TRAIN, { ...losingDevice(marks, 300), ALEXNET_GPU_REQUEUES: '0' });
+  const { id, runDir, out } = await c().submit(t, 'gpu-lost-capped', TRAIN, { ...losingGpuDevice(path.join(marks, 'device-lost-by'), 300), ALEXNET_GPU_REQUEUES: '0' });
   const end = await c().waitJob(id, 'ended', (j) => ENDED.has(j.state), JOB_TIMEOUT_MS, out);
   const output = fs.readFileSync(out, 'utf8');
   t.is(end.state, 'FAILED', output);

@@ -329,6 +329,17 @@ export class Device {
     if (errors.length > 0) throw new GpuError(during, errors);
   }
 
+  /**
+   * webgpu: runs `work` between two checks for the GPU's errors: those reported before it (a parameter upload,
+   * work given up: they spoil it too) as "the work before WHAT", then its own as WHAT.
+   */
+  async checked<T>(what: string, work: () => Promise<T>): Promise<T> {
+    this.checkGpuErrors(`the work before ${what}`);
+    const result = await work();
+    this.checkGpuErrors(what);
+    return result;
+  }
+
   /** webgpu: the GPU's errors since the last check, forgotten (for work whose results are dropped anyway); none on the CPU modes. */
   takeGpuErrors(): string[] {
     return this.mode === 'webgpu' ? takeGpuErrors() : [];

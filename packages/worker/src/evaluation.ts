@@ -89,9 +89,7 @@ export async function evaluationPass(w: WorkerContext, run: Run, evaluation: num
 }
 
 export async function runEvaluation(w: WorkerContext, run: Run, req: EvaluateRequest, n: number, signal: AbortSignal): Promise<EvaluateReply> {
-  w.device.checkGpuErrors(`the work before evaluation ${req.evaluation}`);
-  const { logits, timing, traffic } = await evaluationPass(w, run, req.evaluation, req.images, n, signal);
-  w.device.checkGpuErrors(`evaluation ${req.evaluation}`);
+  const { logits, timing, traffic } = await w.device.checked(`evaluation ${req.evaluation}`, () => evaluationPass(w, run, req.evaluation, req.images, n, signal));
   const classes = w.spec.classes;
   const hasLoss = logits !== null && req.labels.length === n;
   return {
@@ -111,9 +109,7 @@ export async function runEvaluation(w: WorkerContext, run: Run, req: EvaluateReq
 /** Inspection: this tower's output of `req.layer` (in segment `segment`) for n images, from the evaluation pass stopped after that segment. */
 export async function runActivations(w: WorkerContext, run: Run, req: GetActivationsRequest, n: number, segment: number, signal: AbortSignal): Promise<GetActivationsReply> {
   const tap: TowerTap = { layer: req.layer };
-  w.device.checkGpuErrors(`the work before the activations of ${req.layer}`);
-  const pass = await evaluationPass(w, run, req.evaluation, req.images, n, signal, { segment, tap });
-  w.device.checkGpuErrors(`the activations of ${req.layer}`);
+  const pass = await w.device.checked(`the activations of ${req.layer}`, () => evaluationPass(w, run, req.evaluation, req.images, n, signal, { segment, tap }));
   const plan = w.segments[segment]!.plans.find((p) => p.layer.name === req.layer)!;
   return {
     evaluation: req.evaluation,

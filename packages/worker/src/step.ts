@@ -64,13 +64,13 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   const hyper = { lr: req.hyper.lr, momentum: req.hyper.momentum, weightDecay: req.hyper.weight_decay, decayBiases: req.hyper.no_bias_decay !== true };
   // 0 from an older coordinator: the whole batch (the worker's step handler checked the count)
   const count = req.micro_batches || 1;
-  // an error the GPU reported since the last step (a parameter upload) spoils this one too
-  w.device.checkGpuErrors(`the work before step ${step}`);
-  const { lossInfo, updateMs } = count > 1 ? await pipelinedStep(w, run, req, count, x, hyper, signal) : await wholeStep(w, run, req, x, hyper, signal);
-  // the peer took every tensor sent (the pass went on as soon as each was on its way)
-  await x.acked();
   // out of memory, a validation error: the step computed garbage, which gpu.js does not raise (webgpu)
-  w.device.checkGpuErrors(`step ${step}`);
+  const { lossInfo, updateMs } = await w.device.checked(`step ${step}`, async () => {
+    const done = count > 1 ? await pipelinedStep(w, run, req, count, x, hyper, signal) : await wholeStep(w, run, req, x, hyper, signal);
+    // the peer took every tensor sent (the pass went on as soon as each was on its way)
+    await x.acked();
+    return done;
+  });
 
   run.stepsDone = step + 1;
   run.phaseTraffic.delete(phaseKey(phase));

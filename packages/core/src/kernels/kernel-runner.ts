@@ -166,7 +166,8 @@ export class Kernel {
  * patch's threadChoice, patches/README.md item 14). `measure` (the default): its first runs of a size go both
  * ways, timed, and runs of at most 0.25 ms that are faster on the calling thread stay there (handing a run to
  * the pool costs more than a small elementwise kernel computes: bench/kernel-launch.ts); anything longer keeps
- * the pool (a kernel whose pool runs take over 1 ms, such as cifar's GEMMs, never runs on the calling thread). `ALEXNET_WASM_THREAD_CHOICE=size`: every such kernel on the pool, for comparison.
+ * the pool (a kernel whose pool runs take over 1 ms, such as cifar's GEMMs, never runs on the calling thread).
+ * `ALEXNET_WASM_THREAD_CHOICE=size`: every such kernel on the pool, for comparison.
  */
 export function wasmThreadChoice(env: NodeJS.ProcessEnv = process.env): 'size' | 'measure' {
   const v = env.ALEXNET_WASM_THREAD_CHOICE;
