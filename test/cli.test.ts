@@ -57,3 +57,33 @@ for (const [args, line] of [
     t.is(r.stderr, `${line}\n`);
   });
 }
+
+// what yargs itself refuses (a choice, a missing argument or command, a word for a number): one line, not the help text
+for (const [args, line] of [
+  [['launch', '--preset', 'huge'], 'alexnet: --preset huge: choose paper, cifar, tiny'],
+  [['launch', '--eval-views', 'five'], 'alexnet: --eval-views five: choose centre, ten'],
+  [['worker'], 'alexnet: --tower is required; alexnet worker --help says more'],
+  [['export', '--run', 'runs/none'], 'alexnet: --out is required; alexnet export --help says more'],
+  [['summary'], 'alexnet: missing <run> (usage: alexnet summary <run> [options]); alexnet summary --help says more'],
+  [['predict'], 'alexnet: missing <images..> (usage: alexnet predict <images..> [options]); alexnet predict --help says more'],
+  [['lanch'], 'alexnet: unknown command lanch (did you mean launch?); alexnet --help lists the commands'],
+  [['inspect', 'kernals'], 'alexnet: unknown command inspect kernals (did you mean kernels?); alexnet inspect --help lists the commands'],
+  [['inspect'], 'alexnet: name what to inspect: kernels, activations or predictions; alexnet inspect --help says more'],
+  [['launch', '--batch', 'abc'], 'alexnet: --batch abc: give a number'],
+  [['launch', '--lr=fast'], 'alexnet: --lr fast: give a number'],
+  [['worker', '--tower', '0', '--port', 'abc'], 'alexnet: --port abc: give a number'],
+  [['launch', '--momentum', '5'], "alexnet: --momentum must be below 1 (the paper's is 0.9), got 5"],
+] as const) {
+  test(`a command line yargs refuses is one line, exit 2: alexnet ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2, r.stderr);
+    t.is(r.stdout, '');
+    t.is(r.stderr, `${line}\n`);
+  });
+}
+
+test('alexnet alone lists the commands', (t) => {
+  const r = run();
+  t.is(r.status, 2);
+  t.regex(r.stderr, /Commands:[\s\S]*alexnet launch[\s\S]*alexnet: name a command/);
+});

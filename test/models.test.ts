@@ -147,6 +147,45 @@ test('predict with --model and with --run give the same answer; --views ten; --j
   t.true(p.top.every((g, i) => i === 0 || g.p <= p.top[i - 1]!.p), 'most probable first');
 });
 
+test('predict classifies the files it can read and names each other one, exit 2; --step reads an earlier checkpoint, for inspect too', async (t) => {
+  const { runDir, image } = await setUpRun();
+  const dir = tempDir('alexnet-models-mixed-');
+  const text = path.join(dir, 'notes.jpg');
+  fs.writeFileSync(text, 'not an image\n');
+  const missing = path.join(dir, 'missing.png');
+  const alone = await finished(alexnet(['predict', image, '--run', runDir, '--backend', 'webasm']));
+  t.is(alone.code, 0, alone.err.join('\n'));
+  const mixed = await finished(alexnet(['predict', image, text, missing, image, '--run', runDir, '--backend', 'webasm']));
+  t.is(mixed.code, 2, mixed.err.join('\n'));
+  t.deepEqual(mixed.out, [...alone.out, ...alone.out], 'the readable ones classified, in order');
+  t.deepEqual(
+    mixed.err.filter((l) => l.startsWith('alexnet: ')),
+    [`alexnet: ${text}: not an image this build can read (Input file contains unsupported image format)`, `alexnet: ${missing}: no such file`],
+  );
+  t.true(mixed.err.includes('alexnet predict: 2 of 4 files could not be read (above); the others are classified'));
+  const json = await finished(alexnet(['predict', text, image, '--run', runDir, '--backend', 'webasm', '--json']));
+  t.is(json.code, 2);
+  t.deepEqual(json.out.map((l) => Object.keys(JSON.parse(l) as object)), [['image', 'error'], ['image', 'top']], 'a JSON line for each file, in order');
+
+  // --step: the checkpoint of that step instead of the latest (the weights differ after a step of training)
+  const step1 = await finished(alexnet(['predict', image, '--run', runDir, '--step', '1', '--backend', 'webasm', '--json']));
+  t.is(step1.code, 0, step1.err.join('\n'));
+  t.notDeepEqual(step1.out, (await finished(alexnet(['predict', image, '--run', runDir, '--backend', 'webasm', '--json']))).out);
+  t.regex(step1.err.join('\n'), /step 1\b/);
+  const out = path.join(dir, 'k1.png');
+  const k1 = await finished(alexnet(['inspect', 'kernels', '--run', runDir, '--step', '1', '--out', out, '--backend', 'webasm']));
+  t.is(k1.code, 0, k1.err.join('\n'));
+  t.regex(k1.out.join('\n'), /step 1\b/);
+  t.true(fs.statSync(out).size > 0);
+  for (const args of [['predict', image, '--run', runDir, '--step', '9'], ['inspect', 'kernels', '--run', runDir, '--step', '9']]) {
+    const r = await finished(alexnet(args));
+    t.is(r.code, 2);
+    t.deepEqual(r.err, [`alexnet: --step 9: ${runDir} has no checkpoint of that step (it keeps steps 1, 2, 3)`]);
+  }
+  const noRun = await finished(alexnet(['predict', image, '--step', '1']));
+  t.deepEqual(noRun.err, ['alexnet: --step picks a checkpoint of a run: give it with --run RUN_DIR']);
+});
+
 test('the class names of a data set are read by listing it (checkpoints written before runs saved them)', async (t) => {
   const { data } = await setUpRun();
   t.deepEqual(await classNamesOfData(data), ['blue', 'green', 'red', 'yellow']);

@@ -95,7 +95,8 @@ test('the lock: a second launch on a directory in use is refused naming the hold
   await running.waitFor(/"event":"step","step":1,/, 120_000);
   const lock = JSON.parse(fs.readFileSync(path.join(dir, 'run.lock'), 'utf8')) as { host: string; pid: number; command: string };
   t.like(lock, { host: os.hostname(), pid: running.proc.pid, command: 'alexnet launch' });
-  for (const args of [[...common, '--steps', '2', '--run-dir', dir], ['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--run-dir', dir]]) {
+  // --resume of the run in use says so (not that it has no checkpoint yet)
+  for (const args of [[...common, '--steps', '2', '--run-dir', dir], ['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--run-dir', dir], [...common, '--resume', dir], ['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--resume', dir]]) {
     const second = alexnet(args);
     t.is((await second.exited).code, 2, second.output());
     t.is(own(second).length, 1, second.output());
@@ -116,6 +117,31 @@ test('the lock: a second launch on a directory in use is refused naming the hold
   const resumed = alexnet([...common, '--resume', dir, '--steps', String(readCheckpointHeader(path.join(dir, 'checkpoints', fs.readdirSync(path.join(dir, 'checkpoints'))[0]!)).state.step + 1)]);
   t.is((await resumed.exited).code, 0, resumed.output());
   t.regex(resumed.output(), new RegExp(`run\\.lock: the run that held it \\(pid ${deadPid}, alexnet launch, since 2026-01-01T00:00:00Z\\) is gone: lock broken`));
+});
+
+test('what the coordinator would refuse once the workers are up is said before any process starts: a resumed run\'s batch, seed or preset, a missing data folder', async (t) => {
+  const dir = tempDir(t);
+  const first = alexnet([...common, '--steps', '2', '--run-dir', dir]);
+  t.is((await first.exited).code, 0, first.output());
+  for (const [args, line] of [
+    [['launch', '--backend', 'webasm', '--resume', dir, '--batch', '16'], `alexnet: --batch 16: the run in ${dir} has batch 8 (the data order depends on it); leave --batch out`],
+    [['launch', '--backend', 'webasm', '--resume', dir, '--seed', '7'], `alexnet: --seed 7: the run in ${dir} has seed 1; leave --seed out`],
+    [['launch', '--backend', 'webasm', '--resume', dir, '--preset', 'cifar'], `alexnet: cannot resume from ${dir}/checkpoints/step-000000002.safetensors: it is a checkpoint of preset "tiny", this run is preset "cifar" (give --preset tiny)`],
+    [[...common, '--data', path.join(dir, 'no-such-data')], `alexnet: data folder ${dir}/no-such-data does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`],
+  ] as const) {
+    const p = alexnet([...args]);
+    t.is((await p.exited).code, 2, p.output());
+    t.deepEqual(p.stderr, [line], 'one line, no process started');
+  }
+});
+
+test('options that keep something, without --run-dir, are warned about: the run still trains', async (t) => {
+  const p = alexnet([...common, '--steps', '2', '--checkpoint-every', '1']);
+  t.is((await p.exited).code, 0, p.output());
+  t.regex(p.output(), /alexnet coordinator: warning: this run has no --run-dir: --checkpoint-every 1 writes nothing \(give --run-dir DIR for checkpoints, metrics\.jsonl and --resume\)/);
+  const plain = alexnet([...common, '--steps', '2']);
+  t.is((await plain.exited).code, 0, plain.output());
+  t.notRegex(plain.output(), /no --run-dir/, 'a short run on synthetic data is not warned about');
 });
 
 test('stray temporary files of a run killed mid-write are removed at the start', async (t) => {

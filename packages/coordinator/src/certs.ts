@@ -79,7 +79,9 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   if (names.includes('ca')) throw new Error('"ca" is the CA\'s file name: choose another certificate name');
   for (const h of hosts) if (!(net.isIP(h) || /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h))) throw new Error(`host "${h}" is neither an IP address nor a DNS name`);
   const days = o.days ?? 365;
-  if (!(Number.isInteger(days) && days >= 1)) throw new Error(`days ${days}: give an integer >= 1`);
+  if (hosts.length === 0) throw new Error('--hosts names no host: give the DNS names and IP addresses the processes are reached at');
+  if (!(Number.isInteger(days) && days >= 1)) throw new Error(`--days ${days}: give an integer >= 1`);
+  if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new Error(`--out ${o.out} is a file: give a folder (created if missing)`);
   fs.mkdirSync(o.out, { recursive: true });
   const caFile = path.join(o.out, 'ca.pem');
   const caKeyFile = path.join(o.out, 'ca-key.pem');

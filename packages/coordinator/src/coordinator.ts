@@ -105,7 +105,9 @@ export class Coordinator {
     this.queuedCount = 0;
     this.evalPending = from?.evalDue === true;
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
-    const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs)));
+    // workers started by hand may come up later: said once, after 2 s, rather than waiting in silence
+    const waiting = setTimeout(() => this.info(`waiting for the workers at ${this.o.workers.join(' and ')} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s: --connect-timeout)`), 2000);
+    const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs))).finally(() => clearTimeout(waiting));
     const refused = hs.flatMap((h) => (h.status === 'rejected' ? [h.reason as unknown] : []));
     if (refused.length > 0) {
       // say everything that is wrong at once; anything but a UserError is a bug and keeps its stack

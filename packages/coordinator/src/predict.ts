@@ -12,6 +12,7 @@ import { normaliseImages } from '@alexnet-mp/worker';
 import { imageInput } from './inspect/image-input.js';
 import { topK } from './inspect/predictions.js';
 import type { TrainedModel } from './trained-model.js';
+import { UserError } from './cli/errors.js';
 
 export interface Prediction {
   readonly image: string;
@@ -42,16 +43,36 @@ export function concatViews(parts: readonly Uint8Array[], channels: number, plan
   return out;
 }
 
+/** An image file that could not be read (missing, a folder, not an image): why, in one line. */
+export interface Unreadable {
+  readonly image: string;
+  readonly error: string;
+}
+
 /**
- * Decodes every image first (a bad file is a UserError naming it before any kernel is built), then runs
- * the model on them in passes; the predictions in the order of `files`.
+ * Decodes every image first, then runs the model on those it could read, in passes: the predictions and the
+ * files it could not read (each with why), together in the order of `files`. When it can read none, the first
+ * one's UserError, before any kernel is built.
  */
-export async function predictImages(model: TrainedModel, files: readonly string[], o: PredictOptions = {}): Promise<{ predictions: Prediction[]; modes: string[] }> {
+export async function predictImages(model: TrainedModel, files: readonly string[], o: PredictOptions = {}): Promise<{ results: (Prediction | Unreadable)[]; modes: string[] }> {
   const { spec } = model;
   const views = o.views ?? 'centre';
   const V = views === 'ten' ? 10 : 1;
   const inputs: Uint8Array[] = [];
-  for (const f of files) inputs.push(await imageInput(f, spec, views, null));
+  const readable: string[] = [];
+  const unreadable = new Map<number, Unreadable>();
+  let first: unknown = null;
+  for (const [i, f] of files.entries()) {
+    try {
+      inputs.push(await imageInput(f, spec, views, null));
+      readable.push(f);
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      first ??= e;
+      unreadable.set(i, { image: f, error: e.message });
+    }
+  }
+  if (inputs.length === 0) throw first ?? new UserError('no image files given');
   const names = await model.classNames();
   const norm = { mean: await model.inputMean(), scale: spec.inputScale };
   const perPass = Math.max(1, Math.floor((o.columnsPerPass ?? 64) / V));
@@ -60,7 +81,7 @@ export async function predictImages(model: TrainedModel, files: readonly string[
   const trainer = await GroupedTrainer.create({ spec, backend: o.backend ?? 'auto', batch: 1, seed: model.seed, params: model.params, fallback: { onFallback: 'warn' } });
   try {
     const predictions: Prediction[] = [];
-    for (let start = 0; start < files.length; start += perPass) {
+    for (let start = 0; start < readable.length; start += perPass) {
       const chunk = inputs.slice(start, start + perPass);
       const images = normaliseImages(concatViews(chunk, spec.inputChannels, plane), norm);
       const logits = await trainer.predict(images, chunk.length * V);
@@ -68,10 +89,12 @@ export async function predictImages(model: TrainedModel, files: readonly string[
       const n = chunk.length;
       for (let j = 0; j < n; j++) {
         const p = Array.from({ length: spec.classes }, (_, c) => probs[c * n + j]!);
-        predictions.push({ image: files[start + j]!, top: topK(p, k).map((g) => ({ class: g.cls, name: names[g.cls]!, p: g.p })) });
+        predictions.push({ image: readable[start + j]!, top: topK(p, k).map((g) => ({ class: g.cls, name: names[g.cls]!, p: g.p })) });
       }
     }
-    return { predictions, modes: trainer.executedModes() };
+    const read = predictions.values();
+    const results = files.map((_, i) => unreadable.get(i) ?? read.next().value!);
+    return { results, modes: trainer.executedModes() };
   } finally {
     trainer.destroy();
   }

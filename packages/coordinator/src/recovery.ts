@@ -156,8 +156,7 @@ export class Recovery {
             }
             if (Date.now() - lastSaid > 4000) {
               lastSaid = Date.now();
-              // "UNAVAILABLE: No connection established" without grpc-js's resolution notes
-              const why = describeError(err).split('. ')[0];
+              const why = describeError(err);
               this.o.info(`waiting for worker ${t} (tower ${t}) at ${this.c.o.workers[t]} to come back (${(left / 1000).toFixed(0)} s left of --wait-for-workers): ${why}`);
             }
           }

@@ -6,10 +6,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CIFAR10_DOWNLOAD } from '@alexnet-mp/core/data';
+import { CIFAR10_DOWNLOAD, checkDataPath } from '@alexnet-mp/core/data';
 import { CheckpointError, decodeCheckpoint, fileError, getPreset, latestCheckpoint, legacyHyper, listCheckpoints, stepOfFile, unverifiedNote, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import { sourceNames } from './batch-source.js';
 import { DEFAULTS, type RunArgs } from './cli/options.js';
+import { UserError } from './cli/errors.js';
 
 /** What the coordinator keeps in a checkpoint's run state (`extra`). */
 export interface SavedRun {
@@ -197,4 +198,28 @@ export function resolvePreset(explicit: string | undefined, resume: string | und
     if (saved !== undefined) return saved;
   }
   return fallback;
+}
+
+/**
+ * What a resumed run keeps whatever the command line says: its batch (the data order depends on it) and its
+ * seed. A UserError, one line, for a command line that asks for another.
+ */
+export function checkResumeArgs(a: Pick<RunArgs, 'batch' | 'seed'>, resume: string, r: Pick<Resumed, 'seed' | 'saved'>): void {
+  if (a.batch !== undefined && r.saved.batch !== undefined && a.batch !== r.saved.batch) {
+    throw new UserError(`--batch ${a.batch}: the run in ${resume} has batch ${r.saved.batch} (the data order depends on it); leave --batch out`);
+  }
+  if (a.seed !== undefined && a.seed !== r.seed) throw new UserError(`--seed ${a.seed}: the run in ${resume} has seed ${r.seed}; leave --seed out`);
+}
+
+/**
+ * The checks of a run's command line that need only files: the data folder is there; a resumed run has a
+ * checkpoint of `spec`'s preset that verifies, keeps its batch and seed, and finds its data. `launch` makes
+ * them before it starts any process, rather than have its coordinator refuse once the workers are up.
+ */
+export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume'>, spec: ModelSpec): void {
+  if (a.data !== undefined && !NOT_A_FOLDER.has(a.data)) checkDataPath(a.data);
+  if (a.resume === undefined) return;
+  const r = newestVerified(a.resume, spec);
+  checkResumeArgs(a, a.resume, r);
+  if (a.data === undefined) resumedData(r.saved);
 }

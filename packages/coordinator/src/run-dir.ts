@@ -71,6 +71,20 @@ function readHolder(file: string): LockHolder | null {
   }
 }
 
+const inUse = (runDir: string, file: string, h: LockHolder) =>
+  new UserError(`${runDir} is in use by another run: ${h.command}, pid ${h.pid} on ${h.host}, since ${h.since} (${file}; remove it only if that process is gone)`);
+
+/**
+ * Refuses, before anything reads the run's files, a run directory whose lock a live process of this host holds
+ * (on another host the lock is checked when it is taken): `--resume` of a run still training would otherwise
+ * be told of a missing or older checkpoint.
+ */
+export function checkNotInUse(runDir: string): void {
+  const file = path.join(runDir, LOCK_NAME);
+  const h = readHolder(file);
+  if (h && h.host === os.hostname() && h.pid !== process.pid && h.pid !== process.ppid && alive(h.pid)) throw inUse(runDir, file, h);
+}
+
 /**
  * Takes RUN_DIR's lock for this process (see the top of the file); a UserError naming the holder when another
  * live process has it. Returns null when this process works under its parent's lock (launch's coordinator).
@@ -102,7 +116,7 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         fs.rmSync(file, { force: true });
         continue;
       }
-      if (h) throw new UserError(`${runDir} is in use by another run: ${h.command}, pid ${h.pid} on ${h.host}, since ${h.since} (${file}; remove it only if that process is gone)`);
+      if (h) throw inUse(runDir, file, h);
       throw new UserError(`${runDir} is locked by ${file}, which does not say who holds it: remove it if no run uses ${runDir}`);
     }
   } finally {

@@ -50,6 +50,10 @@ test('existing files are not overwritten without force; more names can be signed
   t.not(fs.readFileSync(path.join(out, 'ca.pem'), 'utf8'), caBefore, 'force makes a new CA');
   await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), hosts: ['bad host'] }), { message: /host "bad host" is neither an IP address nor a DNS name/ });
   await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), names: ['../evil'] }), { message: /certificate name "\.\.\/evil"/ });
+  await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), hosts: [] }), { message: '--hosts names no host: give the DNS names and IP addresses the processes are reached at' });
+  await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), days: 0 }), { message: '--days 0: give an integer >= 1' });
+  await t.throwsAsync(makeCerts({ out: path.join(out, 'ca.pem') }), { message: `--out ${path.join(out, 'ca.pem')} is a file: give a folder (created if missing)` });
+  t.false(fs.existsSync(path.join(out, 'x')), 'nothing made for a refused call');
   t.false(fs.existsSync(path.join(out, 'x')), 'nothing written when the options are wrong');
 });
 

@@ -18,9 +18,22 @@ export function isServiceError(e: unknown): e is grpc.ServiceError {
   return e instanceof Error && typeof (e as Partial<grpc.ServiceError>).code === 'number' && 'details' in e;
 }
 
-/** "UNAVAILABLE: No connection established ..." for a gRPC error, the message for anything else. */
+/**
+ * grpc-js's details without its notes for developers: "No connection established. Last error: Error: connect
+ * ECONNREFUSED 127.0.0.1:1. Resolution note: " is "connect ECONNREFUSED 127.0.0.1:1", and "Deadline exceeded
+ * after 10.001s,name resolution: 0.054s,..." is "Deadline exceeded after 10.001s".
+ */
+export function tidyDetails(details: string): string {
+  return details
+    .replace(/\s*Resolution note:.*$/s, '')
+    .replace(/^No connection established\. Last error: (?:Error: )?/, '')
+    .replace(/^(Deadline exceeded after [\d.]+s),.*$/s, '$1')
+    .replace(/\.$/, '');
+}
+
+/** "UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:1" for a gRPC error, the message for anything else. */
 export function describeError(e: unknown): string {
-  if (isServiceError(e)) return `${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`;
+  if (isServiceError(e)) return `${grpc.status[e.code] ?? e.code}: ${tidyDetails(e.details || e.message)}`;
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -5,10 +5,10 @@ import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worke
 import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
-import { checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
+import { checkResumeArgs, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog, summarise } from '../metrics-log.js';
-import { prepareRunDir } from '../run-dir.js';
+import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
@@ -56,6 +56,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...securityOptions,
       }) as never,
   handler: async (a) => {
+    // a run still training is said to be so before its checkpoints are read
+    if (a.resume !== undefined) checkNotInUse(a.resume);
     const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
     checkRunArgs(a);
     checkUiArgs(a);
@@ -80,10 +82,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const resumed = a.resume !== undefined ? loadResume(a.resume, spec, info) : null;
     const saved: SavedRun = resumed?.saved ?? {};
     const plan = saved.plan ?? {};
-    if (resumed) {
-      if (a.batch !== undefined && saved.batch !== undefined && a.batch !== saved.batch) throw new UserError(`--batch ${a.batch}: the run in ${a.resume} has batch ${saved.batch} (the data order depends on it); leave --batch out`);
-      if (a.seed !== undefined && a.seed !== resumed.seed) throw new UserError(`--seed ${a.seed}: the run in ${a.resume} has seed ${resumed.seed}; leave --seed out`);
-    }
+    if (resumed) checkResumeArgs(a, a.resume!, resumed);
     const batch = a.batch ?? saved.batch ?? DEFAULTS.batch;
     const seed = a.seed ?? resumed?.seed ?? DEFAULTS.seed;
     const hyper = runHyper(a, saved);
@@ -125,6 +124,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     }
     // with a run folder: after the last step, when stopped early, at epoch ends (when epochs are counted) and every --checkpoint-every steps
     const checkpoints = runDir !== undefined;
+    if (!checkpoints && (checkpointEvery > 0 || data.real || epochs !== undefined)) {
+      // options that keep something, or training worth keeping, with nowhere to keep it
+      const why = checkpointEvery > 0 ? `--checkpoint-every ${checkpointEvery} writes nothing` : 'its weights and metrics are gone when it ends';
+      info(`warning: this run has no --run-dir: ${why} (give --run-dir DIR for checkpoints, metrics.jsonl and --resume)`);
+    }
     const startStep = resumed?.step ?? 0;
     const stepsToRun = Math.max(0, targetSteps - startStep);
     if (resumed) info(`resuming from ${resumed.file}: step ${startStep} (epoch ${Math.floor(startStep / stepsPerEpoch)}), ${stepsToRun} more to step ${targetSteps}`);

@@ -17,6 +17,7 @@ import { writePng } from '../inspect/png.js';
 
 interface CommonArgs extends SecurityArgs {
   run?: string;
+  step?: number;
   model?: string;
   coordinator?: string;
   out?: string;
@@ -28,7 +29,8 @@ interface CommonArgs extends SecurityArgs {
 
 const commonOptions = (y: Argv) =>
   y.options({
-    run: { type: 'string', describe: "a run directory: its latest checkpoint (RUN_DIR/checkpoints), both towers computed in this process" },
+    run: { type: 'string', describe: "a run directory: its latest checkpoint (RUN_DIR/checkpoints) unless --step, both towers computed in this process" },
+    step: { type: 'number', describe: 'with --run: the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
     model: { type: 'string', describe: 'a model file (alexnet export, e.g. models/cifar10.safetensors), both towers computed in this process' },
     coordinator: { type: 'string', describe: "a running coordinator's inspection address HOST:PORT (alexnet coordinator --inspect-port; launch prints it): asks the workers, between two training steps" },
     out: { type: 'string', describe: 'the PNG to write (default: RUN_DIR/inspect/... with --run, ./inspect/... with --coordinator)' },
@@ -46,7 +48,11 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
     throw new UserError('give one of --run RUN_DIR (a checkpoint), --model FILE (a model file) or --coordinator HOST:PORT (a running coordinator)');
   }
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
-  const o = { backend: a.backend as RequestedBackend, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
+  if (a.step !== undefined) {
+    if (a.run === undefined) throw new UserError('--step picks a checkpoint of a run: give it with --run RUN_DIR');
+    positiveInt(a.step, 'step', 0);
+  }
+  const o = { backend: a.backend as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
   if (a.run !== undefined) return CheckpointSource.open(a.run, o);
   if (a.model !== undefined) return CheckpointSource.openModel(a.model, o);
   return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator') });
@@ -122,6 +128,9 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
     }),
 };
 
+/** The most held-out images one predictions picture shows (each a tile with its top-5 bars). */
+const MAX_PREDICTIONS = 256;
+
 interface PredictionArgs extends CommonArgs {
   count: number;
 }
@@ -129,10 +138,11 @@ interface PredictionArgs extends CommonArgs {
 const predictionsCommand: CommandModule<object, PredictionArgs> = {
   command: 'predictions',
   describe: 'held-out images with their top-5 predictions (as cuda-convnet shownet --show-preds)',
-  builder: (y) => commonOptions(y).options({ count: { type: 'number', default: 8, describe: 'how many held-out images (evenly spaced over the split)' } }) as never,
+  builder: (y) => commonOptions(y).options({ count: { type: 'number', default: 8, describe: `how many held-out images (evenly spaced over the split; at most ${MAX_PREDICTIONS})` } }) as never,
   handler: (a) =>
     withSource(a, async (s) => {
       positiveInt(a.count, 'count');
+      if (a.count > MAX_PREDICTIONS) throw new UserError(`--count ${a.count}: one picture shows at most ${MAX_PREDICTIONS} images (alexnet predict classifies any number of files)`);
       const p = await s.predictions(a.count);
       const png = await predictionsPicture(s.spec, p, a.columns);
       const file = await writePng(outFile(a, `predictions-step${p.step}.png`), png);
@@ -140,6 +150,9 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
       say(`from ${s.description}`);
     }),
 };
+
+/** What `alexnet inspect` inspects: its sub-commands. */
+export const inspectSubcommands = [kernelsCommand, activationsCommand, predictionsCommand] as const;
 
 export const inspectCommand: CommandModule = {
   command: 'inspect',

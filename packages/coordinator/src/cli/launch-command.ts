@@ -9,8 +9,8 @@ import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, runOptions, type RunArgs } from './options.js';
-import { resolvePreset } from '../resume.js';
-import { prepareRunDir } from '../run-dir.js';
+import { checkRunFiles, resolvePreset } from '../resume.js';
+import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
@@ -37,7 +37,7 @@ export const launchCommand: CommandModule<object, Args> = {
           'On webgpu (and auto) each worker gets a GPU of its own (--device 0 and --device 1) where the host has two or more; with one GPU both share it, and launch says so. ' +
           'On CPUs (webasm, or auto without a GPU) each worker runs its kernels on half the cores (--threads), pinned to them on Linux (--no-pin-cpus to leave that to the scheduler). ' +
           'The default (preset tiny, 20 steps of 16 images) takes a few seconds on two CPU cores; ' +
-          '--preset cifar --steps 5 --batch 16 takes about a minute.',
+          '--preset cifar --steps 5 --batch 16 about ten seconds.',
       )
       .options({
         ...runOptions,
@@ -56,7 +56,7 @@ export const launchCommand: CommandModule<object, Args> = {
         ...launchSecurityOptions,
         ...recoveryOptions,
       })
-      .example('$0 launch', 'tiny preset, 20 steps, metrics as JSON lines on stdout')
+      .example('$0 launch', 'tiny preset, 20 steps: a progress bar on a terminal, else a JSON line a step on stdout')
       .example('$0 launch --preset cifar --steps 5 --backend webasm --run-dir runs/c1', 'a few cifar steps, logs and metrics in runs/c1')
       .example('$0 launch --steps 100 --eval-every 20 --eval-batch 32', 'held-out loss and top-1/top-5 error every 20 steps')
       .example('$0 launch --preset cifar --data cifar10 --epochs 30 --lr-schedule steps:15,25 --run-dir runs/c10', 'CIFAR-10 (downloaded once), evaluation and a checkpoint at each epoch end')
@@ -64,8 +64,12 @@ export const launchCommand: CommandModule<object, Args> = {
       .example('$0 launch --resume runs/c10 --stop-after 2h', 'train for two hours, then write a checkpoint and exit (Ctrl-C does the same at once)')
       .example('$0 launch --steps 2000 --eval-every 50 --ui-port 8080', 'with the dashboard at http://127.0.0.1:8080/') as never,
   handler: async (a) => {
+    // a run still training is said to be so before its checkpoints are read
+    if (a.resume !== undefined) checkNotInUse(a.resume);
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
+    // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
+    checkRunFiles(a, getPreset(preset));
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);

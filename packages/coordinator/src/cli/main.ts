@@ -2,7 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { paramsCommand } from './params-command.js';
-import { inspectCommand } from './inspect-command.js';
+import { inspectCommand, inspectSubcommands } from './inspect-command.js';
 import { workerCommand } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
 import { launchCommand } from './launch-command.js';
@@ -13,14 +13,20 @@ import { exportMetricsCommand } from './export-metrics-command.js';
 import { exportCommand } from './export-command.js';
 import { predictCommand } from './predict-command.js';
 import { verifyCommand } from './verify-command.js';
-import { reportAndExit } from './errors.js';
-import { optionsOf, unknownOptionLine } from './unknown-option.js';
+import { UserError, reportAndExit } from './errors.js';
+import { optionsOf } from './unknown-option.js';
+import { failureLine, notANumberLine, type ParsedOptions } from './failure-line.js';
 import { packageVersion } from './version.js';
 
 process.on('unhandledRejection', reportAndExit);
 
+const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, exportCommand, verifyCommand, certsCommand];
+/** Every command's usage ("summary <run>", "inspect kernels"), for the one-line reports of failure-line.ts. */
+const usages = [...commands, ...inspectSubcommands.map((c) => ({ command: `inspect ${String(c.command)}` }))].map((c) => String(c.command));
+
 try {
-  const cli = yargs(hideBin(process.argv));
+  const argv = hideBin(process.argv);
+  const cli = yargs(argv);
   await cli
     .scriptName('alexnet')
     .usage('$0 <command> [options]\n\nAlexNet trained as in the 2012 paper: two towers on two devices, gpu.js kernels, gRPC between them.')
@@ -36,6 +42,10 @@ try {
     .command(exportCommand)
     .command(verifyCommand)
     .command(certsCommand)
+    .middleware((parsed) => {
+      const line = notANumberLine(parsed, optionsOf(cli) as ParsedOptions, argv);
+      if (line) throw new UserError(line);
+    }, true)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()
     .recommendCommands()
@@ -44,8 +54,8 @@ try {
     .version(packageVersion)
     .fail((msg, err, y) => {
       if (err) reportAndExit(err);
-      const unknown = unknownOptionLine(msg, optionsOf(cli), hideBin(process.argv));
-      process.stderr.write(unknown ? `alexnet: ${unknown}\n` : `${y.help()}\n\nalexnet: ${msg}\n`);
+      const line = failureLine(msg, optionsOf(cli), argv, usages);
+      process.stderr.write(line ? `alexnet: ${line}\n` : `${y.help()}\n\nalexnet: ${msg}\n`);
       process.exit(2);
     })
     .parseAsync();

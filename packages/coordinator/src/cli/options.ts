@@ -32,6 +32,8 @@ export const runOptions = {
   'eval-views': {
     type: 'string',
     choices: ['centre', 'ten'],
+    // the American spelling too, as predict --views takes it
+    coerce: (v: unknown) => (v === 'center' ? 'centre' : v),
     describe:
       'real data: evaluate each held-out image on its centre crop (default, or the resumed run\'s), or on its ten patches (four corners and centre, and their flips; the paper\'s section 4.1), ' +
       'the softmax averaged per image: each image is 10 in the evaluation batches sent to the workers; the eval lines gain views: 10',
@@ -126,6 +128,7 @@ export function checkRunArgs(a: RunArgs): void {
     const v = a[k];
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new UserError(`--${k} must be a number >= 0, got ${v}`);
   }
+  if (a.momentum !== undefined && a.momentum >= 1) throw new UserError(`--momentum must be below 1 (the paper's is 0.9), got ${a.momentum}`);
   if (a['lr-schedule'] !== undefined) {
     try {
       parseLrSchedule(a['lr-schedule'], 1);

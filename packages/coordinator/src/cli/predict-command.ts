@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
+import { positiveInt } from './options.js';
 import { DEFAULT_MODEL_FILE, TrainedModel } from '../trained-model.js';
 import { formatPrediction, predictImages } from '../predict.js';
 
@@ -15,6 +16,7 @@ interface Args {
   images: string[];
   model?: string;
   run?: string;
+  step?: number;
   views: 'centre' | 'center' | 'ten';
   json: boolean;
   backend: string;
@@ -37,7 +39,8 @@ export const predictCommand: CommandModule<object, Args> = {
       .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files' })
       .options({
         model: { type: 'string', describe: `a model file (alexnet export); default ${shown(DEFAULT_MODEL_FILE)}, the shipped CIFAR-10 model, when neither --model nor --run is given` },
-        run: { type: 'string', describe: "a run folder: its latest checkpoint" },
+        run: { type: 'string', describe: 'a run folder: its latest checkpoint unless --step' },
+        step: { type: 'number', describe: 'with --run: the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
         views: { choices: ['centre', 'center', 'ten'] as const, default: 'centre' as const, describe: "the centre crop, or the paper's ten patches (corners, centre and their mirror images) with their softmax averaged" },
         json: { type: 'boolean', default: false, describe: 'one JSON object a line per image: {"image", "top": [{"class", "name", "p"}, ...]}' },
         backend: { choices: backendChoices, default: 'auto', describe: 'the gpu.js mode: auto is webgpu on a GPU, else webasm' },
@@ -47,12 +50,30 @@ export const predictCommand: CommandModule<object, Args> = {
       .example('$0 predict photos/*.jpg --run runs/c10 --views ten --json', "a run's latest checkpoint, ten patches, JSON lines") as never,
   handler: async (a) => {
     if (a.model !== undefined && a.run !== undefined) throw new UserError('give --model FILE or --run RUN_DIR, not both');
+    if (a.step !== undefined) {
+      if (a.run === undefined) throw new UserError('--step picks a checkpoint of a run: give it with --run RUN_DIR');
+      positiveInt(a.step, 'step', 0);
+    }
     const info = (l: string) => process.stderr.write(`alexnet predict: ${l}\n`);
     const model =
-      a.run !== undefined ? TrainedModel.openRun(a.run, { cacheDir: a['cache-dir'], info }) : TrainedModel.openFile(a.model ?? shown(DEFAULT_MODEL_FILE), { info });
+      a.run !== undefined ? TrainedModel.openRun(a.run, { step: a.step, cacheDir: a['cache-dir'], info }) : TrainedModel.openFile(a.model ?? shown(DEFAULT_MODEL_FILE), { info });
     const views = a.views === 'ten' ? 'ten' : 'centre';
-    const { predictions, modes } = await predictImages(model, a.images.map(String), { views, backend: a.backend as RequestedBackend });
+    const { results, modes } = await predictImages(model, a.images.map(String), { views, backend: a.backend as RequestedBackend });
     info(`${model.description}, ${views === 'ten' ? 'ten patches' : 'centre crop'} of ${model.spec.inputSize}x${model.spec.inputSize}; both towers in this process (${modes.join(', ')})`);
-    for (const p of predictions) process.stdout.write((a.json ? JSON.stringify({ image: p.image, top: p.top }) : formatPrediction(p)) + '\n');
+    let unreadable = 0;
+    for (const r of results) {
+      if ('error' in r) {
+        // the rest are still classified; the exit status says that some were not
+        unreadable++;
+        process.stderr.write(`alexnet: ${r.error}\n`);
+        if (a.json) process.stdout.write(JSON.stringify({ image: r.image, error: r.error }) + '\n');
+        continue;
+      }
+      process.stdout.write((a.json ? JSON.stringify({ image: r.image, top: r.top }) : formatPrediction(r)) + '\n');
+    }
+    if (unreadable > 0) {
+      info(`${unreadable} of ${results.length} files could not be read (above); the others are classified`);
+      process.exitCode = 2;
+    }
   },
 };

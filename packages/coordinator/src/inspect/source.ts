@@ -30,6 +30,8 @@ export interface InspectSource {
 export interface CheckpointSourceOptions {
   /** gpu.js mode for the forward passes (default auto). */
   readonly backend?: RequestedBackend;
+  /** With a run directory: the checkpoint of this step (default the latest). */
+  readonly step?: number;
   /** The data set for predictions and the input mean (default: the run's, from the checkpoint). */
   readonly data?: string;
   readonly cacheDir?: string;
@@ -67,7 +69,7 @@ export class CheckpointSource implements InspectSource {
 
   /** Reads the latest checkpoint of a run directory (its preset from the checkpoint); a UserError when there is none. */
   static open(runDir: string, o: CheckpointSourceOptions = {}): CheckpointSource {
-    return new CheckpointSource(TrainedModel.openRun(runDir, { data: o.data, cacheDir: o.cacheDir, info: o.info }), o);
+    return new CheckpointSource(TrainedModel.openRun(runDir, { step: o.step, data: o.data, cacheDir: o.cacheDir, info: o.info }), o);
   }
 
   /** Reads a model file (alexnet export); a one-line error when it is missing or not one. */

@@ -53,6 +53,15 @@ export interface OpenDatasetOptions {
 /** The --data that names the official CIFAR-10 download (cached) rather than a folder. */
 export const CIFAR10_DOWNLOAD = 'cifar10';
 
+/** The absolute path of a --data folder (not "cifar10"); a DataError, one line, when nothing is there. */
+export function checkDataPath(data: string): string {
+  const abs = resolve(data);
+  if (!existsSync(abs)) {
+    throw new DataError(abs, `data folder ${abs} does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`);
+  }
+  return abs;
+}
+
 export async function openDataset(data: string, o: OpenDatasetOptions): Promise<Dataset> {
   const cacheDir = resolve(o.cacheDir ?? defaultCacheDir());
   const warnings: DataWarning[] = [];
@@ -64,10 +73,7 @@ export async function openDataset(data: string, o: OpenDatasetOptions): Promise<
     const dir = await ensureCifar10({ ...o.download, cacheDir, log: o.log });
     return openCifarBinary(dir, cacheDir, warnings, CIFAR10_DOWNLOAD);
   }
-  const abs = resolve(data);
-  if (!existsSync(abs)) {
-    throw new DataError(abs, `data folder ${abs} does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`);
-  }
+  const abs = checkDataPath(data);
   if (!statSync(abs).isDirectory()) throw new DataError(abs, `${abs} is not a folder: expected an image folder or the CIFAR-10 binary folder`);
   const bin = findCifarBinaryDir(abs);
   if (bin) return openCifarBinary(bin, cacheDir, warnings, bin);

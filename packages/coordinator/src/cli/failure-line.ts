@@ -1,0 +1,98 @@
+/**
+ * yargs reports a command line it cannot take (an unknown command or flag, a value outside an option's
+ * choices, a missing argument) below the whole help text, and reads a number option given a word as NaN.
+ * This turns each report into one line that names what is wrong as it was typed and where the help is;
+ * only a missing command (`alexnet` alone) keeps the list of commands.
+ */
+import { unknownOptionLine, type KnownOptions } from './unknown-option.js';
+
+/** The options of the command being parsed, as yargs' `getOptions()` gives them (types included). */
+export interface ParsedOptions extends KnownOptions {
+  number?: string[];
+  alias?: Record<string, string[]>;
+}
+
+/** The command the line names, and its usage ("summary <run>"), from the usages of every command ("inspect kernels"). */
+export function commandOf(argv: readonly string[], usages: readonly string[]): { name: string; usage: string } | undefined {
+  let best: { name: string; usage: string } | undefined;
+  for (const usage of usages) {
+    const words = usage.split(' ').filter((w) => !/^[<[]/.test(w));
+    if (words.every((w, j) => argv[j] === w) && (!best || words.length > best.name.split(' ').length)) best = { name: words.join(' '), usage };
+  }
+  return best;
+}
+
+const unquote = (s: string): string => s.trim().replace(/^"(.*)"$/s, '$1');
+const flag = (name: string): string => (name.length === 1 ? `-${name}` : `--${name}`);
+const both = (xs: string[]): string => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
+
+/**
+ * The one line (without "alexnet: ") for a failure yargs reports with `msg`; undefined when the command is
+ * missing (the list of commands says more than a line). `argv`: the command line as typed; `usages`: every
+ * command's usage string.
+ */
+export function failureLine(msg: string | null | undefined, known: KnownOptions, argv: readonly string[], usages: readonly string[]): string | undefined {
+  const m = msg ?? '';
+  const cmd = commandOf(argv, usages);
+  const help = `alexnet ${cmd ? `${cmd.name} ` : ''}--help`;
+  const typedWord = argv[cmd ? cmd.name.split(' ').length : 0];
+  const suggestion = /^Did you mean (.*)\?$/.exec(m);
+  // a word where a command belongs: `alexnet lanch`, `alexnet inspect kernals`
+  if (suggestion || (/^Unknown arguments?: /.test(m) && typedWord !== undefined && !typedWord.startsWith('-') && (!cmd || cmd.name === 'inspect'))) {
+    if (typedWord !== undefined && !typedWord.startsWith('-')) {
+      return `unknown command ${cmd ? `${cmd.name} ` : ''}${typedWord}${suggestion ? ` (did you mean ${suggestion[1]}?)` : ''}; ${help} lists the commands`;
+    }
+  }
+  if (!cmd && /^name a command/.test(m)) return undefined;
+  const unknown = unknownOptionLine(m, known, argv);
+  if (unknown) return unknown;
+  const usage = cmd ? `usage: alexnet ${cmd.usage} [options]` : 'usage: alexnet <command> [options]';
+  const choices = [...m.matchAll(/Argument: (\S+), Given: (.*), Choices: (.*)/g)];
+  if (choices.length > 0) {
+    return choices.map(([, name, given, list]) => `${flag(name!)} ${unquote(given!)}: choose ${list!.split(/,\s*/).map(unquote).join(', ')}`).join('; ');
+  }
+  let r: RegExpExecArray | null;
+  if ((r = /^Missing required arguments?: (.*)$/.exec(m))) {
+    const names = r[1]!.split(/,\s*/).map(flag);
+    return `${both(names)} ${names.length === 1 ? 'is' : 'are'} required; ${help} says more`;
+  }
+  if ((r = /^Missing argument values?: (.*)$/.exec(m))) {
+    const names = r[1]!.split(/,\s*/).map(flag);
+    return `${both(names)} ${names.length === 1 ? 'needs a value' : 'need values'}; ${help} says more`;
+  }
+  if (/^Not enough non-option arguments/.test(m)) {
+    const wanted = (cmd?.usage.split(' ').filter((w) => /^[<[]/.test(w)) ?? []).join(' ');
+    return `missing ${wanted || 'arguments'} (${usage}); ${help} says more`;
+  }
+  if ((r = /^Too many non-option arguments: got (\d+), maximum of (\d+)/.exec(m))) {
+    return `${r[1]} arguments where the command takes ${r[2]} (${usage}); ${help} says more`;
+  }
+  if ((r = /^Arguments (\S+) and (\S+) are mutually exclusive/.exec(m))) return `${flag(r[1]!)} and ${flag(r[2]!)} cannot be given together`;
+  if ((r = /^Missing dependent arguments:\s*(\S+) -> (\S+)/.exec(m))) return `${flag(r[1]!)} needs ${flag(r[2]!)}; ${help} says more`;
+  return `${m.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')}; ${help} says more`;
+}
+
+/**
+ * The line for a number option given something that is not a number (yargs makes it NaN: "got NaN" would
+ * say nothing), naming the value as typed: "--batch abc: give a number"; undefined when every number is one.
+ */
+export function notANumberLine(parsed: Record<string, unknown>, known: ParsedOptions, argv: readonly string[]): string | undefined {
+  for (const name of known.number ?? []) {
+    const v = parsed[name];
+    const values = Array.isArray(v) ? v : [v];
+    if (!values.some((x) => typeof x === 'number' && Number.isNaN(x))) continue;
+    const names = [name, ...(known.alias?.[name] ?? [])];
+    let typed: string | undefined;
+    for (let i = 0; i < argv.length && typed === undefined; i++) {
+      for (const n of names) {
+        const f = flag(n);
+        if (argv[i] === f) typed = argv[i + 1] ?? '';
+        else if (argv[i]!.startsWith(`${f}=`)) typed = argv[i]!.slice(f.length + 1);
+        if (typed !== undefined && !(typed !== '' && Number.isNaN(Number(typed)))) typed = undefined;
+        if (typed !== undefined) break;
+      }
+    }
+    return `${flag(name)}${typed === undefined ? '' : ` ${typed === '' ? '(no value)' : typed}`}: give a number`;
+  }
+  return undefined;
+}
