@@ -133,6 +133,10 @@ test('what the coordinator would refuse once the workers are up is said before a
     t.is((await p.exited).code, 2, p.output());
     t.deepEqual(p.stderr, [line], 'one line, no process started');
   }
+  // a resumed run already at --steps: nothing to train, and nothing started
+  const done = alexnet(['launch', '--backend', 'webasm', '--resume', dir, '--steps', '2']);
+  t.is((await done.exited).code, 0, done.output());
+  t.deepEqual(done.stderr, [`[launch] nothing to do: the run in ${dir} is at step 2, and --steps 2 counts from its start (give more to train on)`]);
 });
 
 test('options that keep something, without --run-dir, are warned about: the run still trains', async (t) => {

@@ -216,10 +216,11 @@ export function checkResumeArgs(a: Pick<RunArgs, 'batch' | 'seed'>, resume: stri
  * checkpoint of `spec`'s preset that verifies, keeps its batch and seed, and finds its data. `launch` makes
  * them before it starts any process, rather than have its coordinator refuse once the workers are up.
  */
-export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume'>, spec: ModelSpec): void {
+export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume'>, spec: ModelSpec): { resumedStep: number | null } {
   if (a.data !== undefined && !NOT_A_FOLDER.has(a.data)) checkDataPath(a.data);
-  if (a.resume === undefined) return;
+  if (a.resume === undefined) return { resumedStep: null };
   const r = newestVerified(a.resume, spec);
   checkResumeArgs(a, a.resume, r);
   if (a.data === undefined) resumedData(r.saved);
+  return { resumedStep: r.step };
 }

@@ -69,7 +69,12 @@ export const launchCommand: CommandModule<object, Args> = {
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
-    checkRunFiles(a, getPreset(preset));
+    const { resumedStep } = checkRunFiles(a, getPreset(preset));
+    if (resumedStep !== null && a.steps !== undefined && resumedStep >= a.steps) {
+      // --steps counts from the start of the run: nothing is left to train, and nothing is started
+      process.stderr.write(`[launch] nothing to do: the run in ${a.resume} is at step ${resumedStep}, and --steps ${a.steps} counts from its start (give more to train on)\n`);
+      return;
+    }
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
