@@ -72,6 +72,8 @@ for (const [args, line] of [
   [['launch', '--batch', 'abc'], 'alexnet: --batch abc: give a number'],
   [['launch', '--lr=fast'], 'alexnet: --lr fast: give a number'],
   [['worker', '--tower', '0', '--port', 'abc'], 'alexnet: --port abc: give a number'],
+  [['launch', '--batch'], 'alexnet: --batch needs a value'],
+  [['launch', '--data', '--steps', '2'], 'alexnet: --data needs a value'],
   [['launch', '--momentum', '5'], "alexnet: --momentum must be below 1 (the paper's is 0.9), got 5"],
 ] as const) {
   test(`a command line yargs refuses is one line, exit 2: alexnet ${args.join(' ')}`, (t) => {

@@ -1,6 +1,6 @@
 /** failure-line.ts: yargs' reports as one line, and a word given for a number named as typed. */
 import test from 'ava';
-import { commandOf, failureLine, notANumberLine } from '../src/cli/failure-line.js';
+import { commandOf, failureLine, missingValueLine, notANumberLine } from '../src/cli/failure-line.js';
 
 const usages = ['launch', 'summary <run>', 'predict <images..>', 'inspect', 'inspect kernels', 'verify <target>'];
 const known = { key: { batch: true, b: true, lr: true, preset: true, help: true } };
@@ -44,4 +44,15 @@ test('a number option given a word is named with the word as typed', (t) => {
   t.is(notANumberLine({ 'eval-every': [5, NaN] }, opts, ['launch', '--eval-every', '5', '--eval-every', 'x']), '--eval-every x: give a number');
   t.is(notANumberLine({ batch: 16, lr: 0.1 }, opts, ['launch', '--batch', '16']), undefined);
   t.is(notANumberLine({ batch: undefined }, opts, ['launch']), undefined);
+});
+
+test('an option that takes a value, given none, is named', (t) => {
+  const opts = { key: {}, number: ['batch', 'lr'], string: ['data'], choices: { preset: ['tiny'] }, alias: { batch: ['b'] } };
+  t.is(missingValueLine(opts, ['launch', '--batch']), '--batch needs a value');
+  t.is(missingValueLine(opts, ['launch', '-b', '--data', 'x']), '-b needs a value');
+  t.is(missingValueLine(opts, ['launch', '--data']), '--data needs a value');
+  t.is(missingValueLine(opts, ['launch', '--preset', '--batch', '8']), '--preset needs a value');
+  t.is(missingValueLine(opts, ['launch', '--batch=']), '--batch needs a value');
+  t.is(missingValueLine(opts, ['launch', '--lr', '-1', '--batch', '8', '--data', 'x', '--preset', 'tiny']), undefined, 'a negative number is a value');
+  t.is(missingValueLine(opts, ['launch', '--verbose', '--', '--batch']), undefined, 'nothing after --');
 });

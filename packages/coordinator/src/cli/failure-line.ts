@@ -9,7 +9,32 @@ import { unknownOptionLine, type KnownOptions } from './unknown-option.js';
 /** The options of the command being parsed, as yargs' `getOptions()` gives them (types included). */
 export interface ParsedOptions extends KnownOptions {
   number?: string[];
+  string?: string[];
+  choices?: Record<string, unknown>;
   alias?: Record<string, string[]>;
+}
+
+/**
+ * The line for an option that takes a value given without one, as the last word or before another flag
+ * ("--batch needs a value"): yargs drops a number option's missing value (the default then applies without a
+ * word), reads a string option's as "" and a choice's as true. Undefined when every such option has its value.
+ */
+export function missingValueLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
+  const takesValue = new Set<string>();
+  for (const name of [...(known.number ?? []), ...(known.string ?? []), ...Object.keys(known.choices ?? {})]) {
+    takesValue.add(name);
+    for (const a of known.alias?.[name] ?? []) takesValue.add(a);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--') break;
+    const m = /^--?([^=]+)(=?)$/.exec(word);
+    if (!m || /^-\d/.test(word) || !takesValue.has(m[1]!)) continue;
+    if (m[2] === '=') return `${word.slice(0, -1)} needs a value`;
+    const next = argv[i + 1];
+    if (next === undefined || (next.startsWith('-') && !/^-\d|^-$/.test(next))) return `${word} needs a value`;
+  }
+  return undefined;
 }
 
 /** The command the line names, and its usage ("summary <run>"), from the usages of every command ("inspect kernels"). */

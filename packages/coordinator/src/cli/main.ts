@@ -15,7 +15,7 @@ import { predictCommand } from './predict-command.js';
 import { verifyCommand } from './verify-command.js';
 import { UserError, reportAndExit } from './errors.js';
 import { optionsOf } from './unknown-option.js';
-import { failureLine, notANumberLine, type ParsedOptions } from './failure-line.js';
+import { failureLine, missingValueLine, notANumberLine, type ParsedOptions } from './failure-line.js';
 import { packageVersion } from './version.js';
 
 process.on('unhandledRejection', reportAndExit);
@@ -43,7 +43,8 @@ try {
     .command(verifyCommand)
     .command(certsCommand)
     .middleware((parsed) => {
-      const line = notANumberLine(parsed, optionsOf(cli) as ParsedOptions, argv);
+      const known = optionsOf(cli) as ParsedOptions;
+      const line = missingValueLine(known, argv) ?? notANumberLine(parsed, known, argv);
       if (line) throw new UserError(line);
     }, true)
     .demandCommand(1, 'name a command (see the list above)')
