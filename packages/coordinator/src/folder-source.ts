@@ -128,6 +128,9 @@ export class FolderSource implements BatchSource {
     if (dataset.classes.length > spec.classes) {
       throw new DataError(dataset.root, `${dataset.root} has ${dataset.classes.length} classes but preset ${spec.name} has ${spec.classes} outputs`);
     }
+    if (dataset.classes.length < spec.classes) {
+      o.info?.(`${o.data} has ${dataset.classes.length} classes: they take the first ${dataset.classes.length} of preset ${spec.name}'s ${spec.classes} outputs (the others are never a label)`);
+    }
     const thread = new BatchThread({
       train: dataset.train,
       heldOut: dataset.heldOut,

@@ -36,3 +36,18 @@ test('a limited held-out evaluation takes evenly spaced images of the split, not
     }
   }
 });
+
+test('a folder with fewer classes than the preset has outputs is said to take the first ones; more is refused', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-fewer-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  for (const [c, rgb] of ([[250, 40, 40], [40, 250, 40]] as [number, number, number][]).entries()) {
+    writeFile(path.join(root, 'train', `c${c}`, '0.png'), await gradientImage(16, 16, rgb, 'png'));
+    writeFile(path.join(root, 'val', `c${c}`, '0.png'), await gradientImage(16, 16, rgb, 'png'));
+  }
+  const said: string[] = [];
+  const src = await FolderSource.open({ data: root, spec: getPreset('tiny'), seed: 1, cacheDir: path.join(root, 'cache'), info: (l) => said.push(l) });
+  t.teardown(() => src.close());
+  t.true(said.includes(`${root} has 2 classes: they take the first 2 of preset tiny's 4 outputs (the others are never a label)`), said.join('\n'));
+  for (let c = 2; c < 5; c++) writeFile(path.join(root, 'train', `c${c}`, '0.png'), await gradientImage(16, 16, [100, 100, 100], 'png'));
+  await t.throwsAsync(FolderSource.open({ data: root, spec: getPreset('tiny'), seed: 1, cacheDir: path.join(root, 'cache2') }), { message: /has 5 classes but preset tiny has 4 outputs/ });
+});
