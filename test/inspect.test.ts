@@ -140,6 +140,8 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     [['inspect', 'activations', '--run', f.runDir, '--image', path.join(f.runDir, 'none.jpg')], /^alexnet: --image .*none\.jpg: no such file$/],
     [['inspect', 'kernels', '--run', f.runDir, '--layer', 'conv2', '--input-idx', '0:2'], /^alexnet: --input-idx 0:2: a slice shows one channel \(grey\) or three \(as RGB\), not 2$/],
     [['inspect', 'kernels'], /^alexnet: give one of --run RUN_DIR \(a checkpoint\), --model FILE \(a model file\) or --coordinator HOST:PORT/],
+    [['inspect', 'kernels', '--run', f.runDir, '--model', f.image], /^alexnet: give only one of --run RUN_DIR \(a checkpoint\), --model FILE \(a model file\) or --coordinator HOST:PORT/],
+    [['inspect', 'kernels', '--model', f.image, '--step', '1'], /^alexnet: --step picks a checkpoint of a run: give it with --run RUN_DIR$/],
     [['inspect', 'kernels', '--coordinator', '127.0.0.1:1'], /^alexnet: no coordinator answered at 127\.0\.0\.1:1 /],
   ];
   for (const [args, re] of cases) {

@@ -114,7 +114,9 @@ test('the lock: a second launch on a directory in use is refused naming the hold
   const deadPid = gone.pid!;
   t.false(alive(deadPid));
   fs.writeFileSync(path.join(dir, 'run.lock'), JSON.stringify({ host: os.hostname(), pid: deadPid, since: '2026-01-01T00:00:00Z', command: 'alexnet launch' }));
-  const resumed = alexnet([...common, '--resume', dir, '--steps', String(readCheckpointHeader(path.join(dir, 'checkpoints', fs.readdirSync(path.join(dir, 'checkpoints'))[0]!)).state.step + 1)]);
+  // one step past the newest checkpoint (the one SIGINT wrote): a resume with steps to train
+  const newest = fs.readdirSync(path.join(dir, 'checkpoints')).sort().at(-1)!;
+  const resumed = alexnet([...common, '--resume', dir, '--steps', String(readCheckpointHeader(path.join(dir, 'checkpoints', newest)).state.step + 1)]);
   t.is((await resumed.exited).code, 0, resumed.output());
   t.regex(resumed.output(), new RegExp(`run\\.lock: the run that held it \\(pid ${deadPid}, alexnet launch, since 2026-01-01T00:00:00Z\\) is gone: lock broken`));
 });

@@ -44,8 +44,9 @@ const commonOptions = (y: Argv) =>
 
 /** The source named by --run, --model or --coordinator (exactly one). */
 async function openSource(a: CommonArgs): Promise<InspectSource> {
-  if ([a.run, a.model, a.coordinator].filter((x) => x !== undefined).length !== 1) {
-    throw new UserError('give one of --run RUN_DIR (a checkpoint), --model FILE (a model file) or --coordinator HOST:PORT (a running coordinator)');
+  const given = [a.run, a.model, a.coordinator].filter((x) => x !== undefined).length;
+  if (given !== 1) {
+    throw new UserError(`give ${given === 0 ? 'one' : 'only one'} of --run RUN_DIR (a checkpoint), --model FILE (a model file) or --coordinator HOST:PORT (a running coordinator)`);
   }
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
   if (a.step !== undefined) {
