@@ -74,6 +74,7 @@ for (const [args, line] of [
   [['worker', '--tower', '0', '--port', 'abc'], 'alexnet: --port abc: give a number'],
   [['launch', '--batch'], 'alexnet: --batch needs a value'],
   [['launch', '--data', '--steps', '2'], 'alexnet: --data needs a value'],
+  [['launch', '--checkpoint-minutes', '-1'], 'alexnet: --checkpoint-minutes must be a number of minutes >= 0 (0: off), got -1'],
   [['launch', '--momentum', '5'], "alexnet: --momentum must be below 1 (the paper's is 0.9), got 5"],
 ] as const) {
   test(`a command line yargs refuses is one line, exit 2: alexnet ${args.join(' ')}`, (t) => {

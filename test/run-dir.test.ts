@@ -150,6 +150,22 @@ test('options that keep something, without --run-dir, are warned about: the run 
   t.notRegex(plain.output(), /no --run-dir/, 'a short run on synthetic data is not warned about');
 });
 
+test('checkpoints by wall time: --checkpoint-minutes writes one after the first step past the interval; the run folder records the interval', async (t) => {
+  const dir = tempDir(t);
+  // 0.0001 minutes (6 ms): about one a step, with nothing by step count or epoch asked for
+  const p = alexnet([...common, '--steps', '6', '--keep', '10', '--checkpoint-minutes', '0.0001', '--run-dir', dir]);
+  t.is((await p.exited).code, 0, p.output());
+  const written = events(dir).filter((e) => e.event === 'checkpoint').map((e) => e.step);
+  t.true(written.length >= 3 && written.includes(6), `checkpoints after steps ${written.join(', ')}`);
+  const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { checkpoints: { minutes: number } };
+  t.is(run.checkpoints.minutes, 0.0001);
+  const plain = tempDir(t);
+  const q = alexnet([...common, '--steps', '6', '--run-dir', plain]);
+  t.is((await q.exited).code, 0, q.output());
+  t.deepEqual(events(plain).filter((e) => e.event === 'checkpoint').map((e) => e.step), [6], 'the default 30 minutes: the last step only, in a short run');
+  t.is((JSON.parse(fs.readFileSync(path.join(plain, 'run.json'), 'utf8')) as { checkpoints: { minutes: number } }).checkpoints.minutes, 30);
+});
+
 test('stray temporary files of a run killed mid-write are removed at the start', async (t) => {
   const dir = tempDir(t);
   fs.mkdirSync(path.join(dir, 'checkpoints'));

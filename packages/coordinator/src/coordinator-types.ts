@@ -28,7 +28,15 @@ export interface CoordinatorOptions {
    * `every` steps (0: never by count), at the end of each epoch, and after the last step. `extra` is saved in the
    * run state with the hyper-parameters, the schedule's state and the data position.
    */
-  readonly checkpoint?: { readonly dir: string; readonly every: number; readonly keep: number; readonly extra?: () => Record<string, unknown> };
+  readonly checkpoint?: {
+    readonly dir: string;
+    /** Every this many steps (0: none by steps). */
+    readonly every: number;
+    /** After the first step that ends this long (ms) after the last checkpoint or the run's start (0 or absent: none by time). */
+    readonly everyMs?: number;
+    readonly keep: number;
+    readonly extra?: () => Record<string, unknown>;
+  };
   /** A resumed run: both towers' parameters and momentum, and the steps done, set on the workers (SetParameters) after Configure. */
   readonly resume?: ResumePoint;
   /** Deadlines of Step and Evaluate calls (health.ts; default: 60 s or 10x the slowest so far, the first 10 min). */

@@ -50,6 +50,8 @@ export class Coordinator {
   /** Time `run` waited for the data source, and the time it ran, in ms. */
   private dataWaitMs = 0;
   private runMs = 0;
+  /** When the last checkpoint was written, or `run` started (performance.now()): checkpoints by time. */
+  private checkpointedAt = performance.now();
   private evaluationsDone = 0;
   /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
   private evalPending = false;
@@ -168,7 +170,9 @@ export class Coordinator {
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);
     const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue });
-    return writeCheckpointFile(ck.dir, step, bytes, ck.keep);
+    const file = await writeCheckpointFile(ck.dir, step, bytes, ck.keep);
+    this.checkpointedAt = performance.now();
+    return file;
   }
 
   private handshake(t: number, timeoutMs: number): Promise<HandshakeReply> {
@@ -303,6 +307,8 @@ export class Coordinator {
     // the first batch is made while the tasks and a pending evaluation run
     const first = steps > 0 ? batchOf(this.o, this.stepsDone) : null;
     this.running = true;
+    // minutes between checkpoints count from the run's start, or its last checkpoint
+    this.checkpointedAt = performance.now();
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
       await this.tasks.settled;
@@ -328,6 +334,7 @@ export class Coordinator {
         runWaitingTasks: () => this.tasks.runWaiting(),
         cancel: () => this.cancel(),
         dataWaited: (ms) => (this.dataWaitMs += ms),
+        sinceCheckpointMs: () => performance.now() - this.checkpointedAt,
       };
       const r = await runLoop(host, steps, first, onStep, o);
       if (r.stopped) this.stoppedEarly = r.stopped;
@@ -350,7 +357,7 @@ export class Coordinator {
   private queueingAfter(done: number): boolean {
     if (this.o.queueSteps === false || this.stopRequest !== null || this.tasks.pending || !this.microBatches.settled) return false;
     if (!this.handshakes?.every((h) => h.features.includes('queued-steps'))) return false;
-    const due = dueAfter(this.o, done, false);
+    const due = dueAfter(this.o, done, false, performance.now() - this.checkpointedAt);
     return !due.checkpoint && !due.evaluation;
   }
 

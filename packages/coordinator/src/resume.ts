@@ -9,7 +9,7 @@ import path from 'node:path';
 import { CIFAR10_DOWNLOAD, checkDataPath } from '@alexnet-mp/core/data';
 import { CheckpointError, decodeCheckpoint, fileError, getPreset, latestCheckpoint, legacyHyper, listCheckpoints, stepOfFile, unverifiedNote, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import { sourceNames } from './batch-source.js';
-import { DEFAULTS, type RunArgs } from './cli/options.js';
+import { CHECKPOINT_MINUTES, DEFAULTS, type RunArgs } from './cli/options.js';
 import { UserError } from './cli/errors.js';
 
 /** What the coordinator keeps in a checkpoint's run state (`extra`). */
@@ -26,7 +26,7 @@ export interface SavedRun {
   /** The evaluation due after the checkpoint's step was still to do when it was written (a resumed run does it first). */
   eval_due?: boolean;
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
-  plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
+  plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; checkpoint_minutes?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
 }
 
 export const checkpointDir = (runDir: string) => path.join(runDir, 'checkpoints');
@@ -176,12 +176,13 @@ export function runHyper(a: Pick<RunArgs, 'lr' | 'momentum' | 'weight-decay' | '
 
 /** When a run checkpoints and evaluates: the command line's (0 included), else (with --resume) the run's plan, else the defaults. */
 export function runCadence(
-  a: Pick<RunArgs, 'checkpoint-every' | 'keep' | 'eval-every' | 'eval-batch' | 'eval-batches' | 'eval-views'>,
+  a: Pick<RunArgs, 'checkpoint-every' | 'checkpoint-minutes' | 'keep' | 'eval-every' | 'eval-batch' | 'eval-batches' | 'eval-views'>,
   plan: NonNullable<SavedRun['plan']>,
   batch: number,
 ) {
   return {
     checkpointEvery: a['checkpoint-every'] ?? plan.checkpoint_every ?? 0,
+    checkpointMinutes: a['checkpoint-minutes'] ?? plan.checkpoint_minutes ?? CHECKPOINT_MINUTES,
     keep: a.keep ?? plan.keep ?? 3,
     evalEvery: a['eval-every'] ?? plan.eval_every ?? 0,
     evalBatch: a['eval-batch'] ?? plan.eval_batch ?? batch,

@@ -34,6 +34,8 @@ export interface RunLoopHost {
   cancel(): void;
   /** The loop waited `ms` for the data source. */
   dataWaited(ms: number): void;
+  /** Milliseconds since the last checkpoint was written, or since the run started (checkpoints by time). */
+  sinceCheckpointMs(): number;
 }
 
 /**
@@ -129,7 +131,7 @@ export async function runLoop(
       // nothing was due after this step if the next one is queued (queueingAfter)
       if (queued) continue;
       const done = host.stepsDone;
-      const due = dueAfter(host.o, done, i === steps - 1);
+      const due = dueAfter(host.o, done, i === steps - 1, host.sinceCheckpointMs());
       // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
       if (due.checkpoint) {
         // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)

@@ -3,13 +3,15 @@ import type { CoordinatorOptions } from './coordinator-types.js';
 
 /**
  * What is due after the step that makes `done` steps (`last`: the run's last): a checkpoint every
- * `checkpoint.every` steps, an evaluation every `eval.every`, both at each epoch's end and after the last step.
+ * `checkpoint.every` steps and once `checkpoint.everyMs` have passed since the last one (`sinceCheckpointMs`),
+ * an evaluation every `eval.every`, both at each epoch's end and after the last step.
  */
-export function dueAfter(o: Pick<CoordinatorOptions, 'eval' | 'checkpoint' | 'stepsPerEpoch'>, done: number, last: boolean): { checkpoint: boolean; evaluation: boolean } {
+export function dueAfter(o: Pick<CoordinatorOptions, 'eval' | 'checkpoint' | 'stepsPerEpoch'>, done: number, last: boolean, sinceCheckpointMs = 0): { checkpoint: boolean; evaluation: boolean } {
   const { eval: ev, checkpoint: ck, stepsPerEpoch: spe } = o;
   const epochEnd = spe !== undefined && done % spe === 0;
+  const timeDue = ck?.everyMs !== undefined && ck.everyMs > 0 && sinceCheckpointMs >= ck.everyMs;
   return {
-    checkpoint: ck !== undefined && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last),
+    checkpoint: ck !== undefined && ((ck.every > 0 && done % ck.every === 0) || epochEnd || last || timeDue),
     evaluation: ev !== undefined && ((ev.every > 0 && done % ev.every === 0) || epochEnd || last),
   };
 }

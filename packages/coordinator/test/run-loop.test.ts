@@ -17,12 +17,18 @@ interface Options {
   readonly queueing?: boolean;
   /** The batch the source fails to make. */
   readonly sourceFailsAt?: number;
+  /** Checkpoints by time: every this many (fake) ms, each step taking `stepMs` of them. */
+  readonly checkpointMs?: number;
+  readonly stepMs?: number;
 }
 
 function fakeHost(o: Options) {
   const events: string[] = [];
   let stepsDone = 0;
   let stopRequest: string | null = null;
+  // a fake clock: each step advances it by stepMs
+  let clock = 0;
+  let checkpointedAt = 0;
   const batch = (step: number): U8Batch => ({ images: new Uint8Array([step]), labels: new Int32Array([step % 10]) }) as unknown as U8Batch;
   const host: RunLoopHost = {
     o: {
@@ -34,7 +40,7 @@ function fakeHost(o: Options) {
           return batch(step);
         },
       } as unknown as RunLoopHost['o']['source'],
-      checkpoint: o.checkpointEvery ? ({ dir: '/nowhere', every: o.checkpointEvery, keep: 1 } as RunLoopHost['o']['checkpoint']) : undefined,
+      checkpoint: o.checkpointEvery || o.checkpointMs ? ({ dir: '/nowhere', every: o.checkpointEvery ?? 0, everyMs: o.checkpointMs, keep: 1 } as RunLoopHost['o']['checkpoint']) : undefined,
       eval: o.evalEvery ? ({ every: o.evalEvery } as RunLoopHost['o']['eval']) : undefined,
     },
     get stepsDone() {
@@ -51,6 +57,7 @@ function fakeHost(o: Options) {
       await new Promise((r) => setTimeout(r, 2));
       if (step === o.failAt) throw new Error(`step ${step} failed`);
       stepsDone = step + 1;
+      clock += o.stepMs ?? 0;
       return { step } as unknown as StepMetrics;
     },
     queueingAfter(done) {
@@ -59,6 +66,7 @@ function fakeHost(o: Options) {
     },
     async writeCheckpoint() {
       events.push(`checkpoint ${stepsDone}`);
+      checkpointedAt = clock;
       return `ckpt-${stepsDone}`;
     },
     async evaluateAfterStep() {
@@ -69,6 +77,7 @@ function fakeHost(o: Options) {
       events.push('cancel');
     },
     dataWaited() {},
+    sinceCheckpointMs: () => clock - checkpointedAt,
   };
   return { host, events, first: () => host.o.source.batch(0, 1) };
 }
@@ -114,4 +123,13 @@ test('a batch that fails while a step runs fails the loop where it is needed, af
   await t.throwsAsync(runLoop(host, 6, first(), (m) => seen.push(m.step), {}), { message: 'no batch 2' });
   t.deepEqual(seen, [0, 1]);
   t.deepEqual(events, ['send 0', 'queue 1']);
+});
+
+test('checkpoints by time: after the first step that ends checkpoint.everyMs or more after the last checkpoint, and after the last step', async (t) => {
+  const { host, events, first } = fakeHost({ checkpointMs: 1000, stepMs: 400, queueing: false });
+  await runLoop(host, 8, first(), () => {}, {});
+  t.deepEqual(
+    events.filter((e) => e.startsWith('checkpoint')),
+    ['checkpoint 3', 'checkpoint 6', 'checkpoint 8'],
+  );
 });

@@ -94,7 +94,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       schedule = new LrSchedule(sspec, same ? saved.lr_schedule!.state : undefined);
     } else if (saved.lr_schedule) schedule = new LrSchedule({ ...saved.lr_schedule.spec, base: hyper.lr }, saved.lr_schedule.state);
     const epochs = a.epochs ?? plan.epochs ?? undefined;
-    const { checkpointEvery, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
+    const { checkpointEvery, checkpointMinutes, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
     checkMessageFits(spec, batch, '--batch');
 
     // the data: the command line's, else (with --resume) the run's own, else synthetic
@@ -150,6 +150,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ? {
             dir: checkpointDir(runDir!),
             every: checkpointEvery,
+            everyMs: checkpointMinutes * 60_000,
             keep,
             extra: () => ({
               // a resumed run keeps its --data as first given (relative paths keep the run folder portable)
@@ -159,7 +160,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
               input_mean: data.source.inputMean ?? null,
               // the class names in label order: `alexnet export` writes them into the model file
               class_names: data.classes ? [...data.classes] : null,
-              plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
+              plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, checkpoint_minutes: checkpointMinutes, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
             }),
           }
         : undefined,
@@ -232,7 +233,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         lr_schedule: schedule ? { spec: schedule.spec, state: schedule.state } : null,
         data: data.source.description,
         eval: evalSet ? { every: evalEvery, data: evalSet.description } : null,
-        checkpoints: checkpoints ? { dir: checkpointDir(runDir!), every: checkpointEvery, keep } : null,
+        checkpoints: checkpoints ? { dir: checkpointDir(runDir!), every: checkpointEvery, minutes: checkpointMinutes, keep } : null,
         workers: c.handshakes!.map((h, t) => ({ tower: t, address: workers[t], backend: h.backend, device: h.device, adapter: h.adapter?.name ?? null, host: h.hostname, pid: h.pid })),
         crossings: c.configured![0].crossings,
         started: new Date().toISOString(),

@@ -53,6 +53,7 @@ export function childArgs(a: ChildArgsInput, preset: string, securityArgs: reado
     ...opt('eval-batches', a['eval-batches']),
     ...opt('eval-views', a['eval-views']),
     ...opt('checkpoint-every', a['checkpoint-every']),
+    ...opt('checkpoint-minutes', a['checkpoint-minutes']),
     ...opt('keep', a.keep),
     ...opt('resume', a.resume),
     ...opt('stop-after', a['stop-after']),

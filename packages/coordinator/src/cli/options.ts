@@ -4,6 +4,9 @@ import { backendChoices, microBatchProblem, parseLrSchedule, presetNames } from 
 import { parseAddress } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 
+/** Minutes between the checkpoints written by wall time (--checkpoint-minutes), unless told. */
+export const CHECKPOINT_MINUTES = 30;
+
 /** The preset every command starts with unless told: fast enough on two CPU cores. */
 export const DEFAULT_PRESET = 'tiny';
 
@@ -39,6 +42,11 @@ export const runOptions = {
       'the softmax averaged per image: each image is 10 in the evaluation batches sent to the workers; the eval lines gain views: 10',
   },
   'checkpoint-every': { type: 'number', describe: 'with --run-dir: write RUN_DIR/checkpoints/step-N.safetensors every N steps (default 0, or the resumed run\'s; 0: none between); a run with --run-dir always writes one after its last step, when it is stopped early (Ctrl-C, SIGTERM, --stop-after) and at each epoch\'s end when the run counts epochs (real data, --epochs or an --lr-schedule)' },
+  'checkpoint-minutes': {
+    type: 'number',
+    describe:
+      `with --run-dir: also write a checkpoint after the first step that ends M minutes or more after the last one (or the run's start), so that a crash or a killed job loses at most about M minutes (default ${CHECKPOINT_MINUTES}, or the resumed run's; 0: by steps and epochs only)`,
+  },
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
   resume: { type: 'string', describe: "continue the run in RUN_DIR from its newest checkpoint that verifies (damaged ones are passed over and set aside, and said): both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
   overwrite: { type: 'boolean', describe: "start a new run in a --run-dir that holds another run's checkpoints, removing them, its metrics.jsonl, run.json and logs (without it such a directory is refused: --resume continues that run)" },
@@ -92,6 +100,7 @@ export interface RunArgs {
   'eval-batches'?: number;
   'eval-views'?: 'centre' | 'ten';
   'checkpoint-every'?: number;
+  'checkpoint-minutes'?: number;
   keep?: number;
   resume?: string;
   overwrite?: boolean;
@@ -123,6 +132,8 @@ export function checkRunArgs(a: RunArgs): void {
   if (a['eval-batches'] !== undefined) positiveInt(a['eval-batches'], 'eval-batches');
   if (a['checkpoint-every'] !== undefined) positiveInt(a['checkpoint-every'], 'checkpoint-every', 0);
   if (a.keep !== undefined) positiveInt(a.keep, 'keep');
+  const minutes = a['checkpoint-minutes'];
+  if (minutes !== undefined && !(Number.isFinite(minutes) && minutes >= 0)) throw new UserError(`--checkpoint-minutes must be a number of minutes >= 0 (0: off), got ${minutes}`);
   if (a.seed !== undefined && (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff)) throw new UserError(`--seed must be an integer in 0..4294967295, got ${a.seed}`);
   for (const k of ['lr', 'momentum', 'weight-decay'] as const) {
     const v = a[k];
