@@ -139,6 +139,9 @@ test('what the coordinator would refuse once the workers are up is said before a
   const done = alexnet(['launch', '--backend', 'webasm', '--resume', dir, '--steps', '2']);
   t.is((await done.exited).code, 0, done.output());
   t.deepEqual(done.stderr, [`[launch] nothing to do: the run in ${dir} is at step 2, and --steps 2 counts from its start (give more to train on)`]);
+  const none = alexnet([...common, '--steps', '0']);
+  t.is((await none.exited).code, 0, none.output());
+  t.deepEqual(none.stderr, ['[launch] nothing to do: --steps 0']);
 });
 
 test('options that keep something, without --run-dir, are warned about: the run still trains', async (t) => {

@@ -56,7 +56,7 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   const o = { backend: a.backend as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
   if (a.run !== undefined) return CheckpointSource.open(a.run, o);
   if (a.model !== undefined) return CheckpointSource.openModel(a.model, o);
-  return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator') });
+  return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator'), info: o.info });
 }
 
 /** --out, or a file named for what it shows under RUN_DIR/inspect (or ./inspect with --model or --coordinator). */

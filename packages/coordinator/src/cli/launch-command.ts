@@ -70,6 +70,10 @@ export const launchCommand: CommandModule<object, Args> = {
     checkRunArgs(a);
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
     const { resumedStep } = checkRunFiles(a, getPreset(preset));
+    if (a.steps === 0) {
+      process.stderr.write('[launch] nothing to do: --steps 0\n');
+      return;
+    }
     if (resumedStep !== null && a.steps !== undefined && resumedStep >= a.steps) {
       // --steps counts from the start of the run: nothing is left to train, and nothing is started
       process.stderr.write(`[launch] nothing to do: the run in ${a.resume} is at step ${resumedStep}, and --steps ${a.steps} counts from its start (give more to train on)\n`);

@@ -145,10 +145,13 @@ export class LiveSource implements InspectSource {
   private constructor(readonly spec: ModelSpec, readonly description: string, private readonly client: InspectClient) {}
 
   /** Connects and asks for the run (ListWorkers); a UserError when nothing answers or the preset differs from this build's. */
-  static async open(address: string, o: { timeoutMs?: number; security?: Security } = {}): Promise<LiveSource> {
+  static async open(address: string, o: { timeoutMs?: number; security?: Security; info?: (line: string) => void } = {}): Promise<LiveSource> {
     const client = new InspectClient(address, o.security);
+    const timeoutMs = o.timeoutMs ?? 10_000;
+    // a coordinator not (yet) there: said after 2 s rather than waiting in silence
+    const waiting = setTimeout(() => o.info?.(`waiting for the coordinator at ${address} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s)`), 2000);
     try {
-      const run = await client.listWorkers(o.timeoutMs ?? 10_000);
+      const run = await client.listWorkers(timeoutMs).finally(() => clearTimeout(waiting));
       const spec = getPreset(run.model.preset);
       if (modelHash(spec) !== run.model.model_hash) throw new UserError(`the coordinator at ${address} runs another definition of preset ${spec.name} (model hash ${run.model.model_hash.slice(0, 12)}, this build ${modelHash(spec).slice(0, 12)})`);
       return new LiveSource(spec, `the run ${run.run_id} at ${address} (preset ${spec.name}, ${run.steps_done} steps done)`, client);
