@@ -163,6 +163,14 @@ test('predict classifies the files it can read and names each other one, exit 2;
     [`alexnet: ${text}: not an image this build can read (Input file contains unsupported image format)`, `alexnet: ${missing}: no such file`],
   );
   t.true(mixed.err.includes('alexnet predict: 2 of 4 files could not be read (above); the others are classified'));
+  const none = await finished(alexnet(['predict', text, missing, '--run', runDir, '--backend', 'webasm']));
+  t.is(none.code, 2);
+  t.deepEqual(none.out, []);
+  t.deepEqual(none.err, [
+    `alexnet: ${text}: not an image this build can read (Input file contains unsupported image format)`,
+    `alexnet: ${missing}: no such file`,
+    'alexnet predict: none of the 2 files could be read (above)',
+  ]);
   const json = await finished(alexnet(['predict', text, image, '--run', runDir, '--backend', 'webasm', '--json']));
   t.is(json.code, 2);
   t.deepEqual(json.out.map((l) => Object.keys(JSON.parse(l) as object)), [['image', 'error'], ['image', 'top']], 'a JSON line for each file, in order');

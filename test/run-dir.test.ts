@@ -139,6 +139,11 @@ test('what the coordinator would refuse once the workers are up is said before a
   const done = alexnet(['launch', '--backend', 'webasm', '--resume', dir, '--steps', '2']);
   t.is((await done.exited).code, 0, done.output());
   t.deepEqual(done.stderr, [`[launch] nothing to do: the run in ${dir} is at step 2, and --steps 2 counts from its start (give more to train on)`]);
+  const finished = alexnet(['launch', '--backend', 'webasm', '--resume', dir]);
+  t.is((await finished.exited).code, 0, finished.output());
+  t.deepEqual(finished.stderr, [`[launch] nothing to do: the run in ${dir} is at step 2, and its plan was 2 steps (give --steps to train on)`]);
+  const checked = alexnet([...common, '--steps', '0', '--max-restarts', '-1']);
+  t.is((await checked.exited).code, 2, 'the whole command line is checked first');
   const none = alexnet([...common, '--steps', '0']);
   t.is((await none.exited).code, 0, none.output());
   t.deepEqual(none.stderr, ['[launch] nothing to do: --steps 0']);
@@ -155,13 +160,22 @@ test('options that keep something, without --run-dir, are warned about: the run 
 
 test('checkpoints by wall time: --checkpoint-minutes writes one after the first step past the interval; the run folder records the interval', async (t) => {
   const dir = tempDir(t);
-  // 0.0001 minutes (6 ms): about one a step, with nothing by step count or epoch asked for
-  const p = alexnet([...common, '--steps', '6', '--keep', '10', '--checkpoint-minutes', '0.0001', '--run-dir', dir]);
+  // 1e-7 minutes (6 us): due after every step (steps not queued, so each is followed by the check), with
+  // nothing by step count or epoch asked for; those for the time alone replace each other, --keep 2 others
+  const p = alexnet([...common, '--steps', '6', '--keep', '2', '--no-queue-steps', '--checkpoint-minutes', '0.0000001', '--run-dir', dir]);
   t.is((await p.exited).code, 0, p.output());
   const written = events(dir).filter((e) => e.event === 'checkpoint').map((e) => e.step);
-  t.true(written.length >= 3 && written.includes(6), `checkpoints after steps ${written.join(', ')}`);
+  t.deepEqual(written, [1, 2, 3, 4, 5, 6]);
+  // the last step's checkpoint is by steps (the run's end); the one by time before it is replaced
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')).sort(), ['step-000000006.safetensors']);
+  // with checkpoints by steps as well: those by time do not push them out of --keep
+  const mixed = tempDir(t);
+  const m = alexnet([...common, '--steps', '6', '--keep', '2', '--checkpoint-every', '2', '--no-queue-steps', '--checkpoint-minutes', '0.0000001', '--run-dir', mixed]);
+  t.is((await m.exited).code, 0, m.output());
+  t.deepEqual(events(mixed).filter((e) => e.event === 'checkpoint').map((e) => e.step), [1, 2, 3, 4, 5, 6]);
+  t.deepEqual(fs.readdirSync(path.join(mixed, 'checkpoints')).sort(), ['step-000000004.safetensors', 'step-000000006.safetensors']);
   const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { checkpoints: { minutes: number } };
-  t.is(run.checkpoints.minutes, 0.0001);
+  t.is(run.checkpoints.minutes, 0.0000001);
   const plain = tempDir(t);
   const q = alexnet([...common, '--steps', '6', '--run-dir', plain]);
   t.is((await q.exited).code, 0, q.output());

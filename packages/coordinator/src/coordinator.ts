@@ -7,6 +7,7 @@
  * from tower 0. It never sees a parameter or an activation: the workers
  * exchange crossing tensors directly.
  */
+import { rmSync } from 'node:fs';
 import { writeCheckpointFile, type LrScheduleState, type SgdHyper } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
@@ -52,6 +53,8 @@ export class Coordinator {
   private runMs = 0;
   /** When the last checkpoint was written, or `run` started (performance.now()): checkpoints by time. */
   private checkpointedAt = performance.now();
+  /** The latest checkpoint if it was written for the time alone (writeCheckpoint's `byTime`), replaced by the next one. */
+  private byTimeCheckpoint: string | null = null;
   private evaluationsDone = 0;
   /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
   private evalPending = false;
@@ -98,7 +101,7 @@ export class Coordinator {
    * (default: the resume option; null: step 0). Called again after a lost worker (recovery.ts): a worker still
    * finishing an abandoned step is asked again until `timeoutMs`.
    */
-  async start(o: { from?: ResumePoint | null; timeoutMs?: number } = {}): Promise<void> {
+  async start(o: { from?: ResumePoint | null; timeoutMs?: number; timeoutOption?: string } = {}): Promise<void> {
     const timeoutMs = o.timeoutMs ?? this.o.connectTimeoutMs ?? 30_000;
     const from = o.from === undefined ? (this.o.resume ?? null) : o.from;
     this.deadlines.reset();
@@ -108,7 +111,7 @@ export class Coordinator {
     this.evalPending = from?.evalDue === true;
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
     // workers started by hand may come up later: said once, after 2 s, rather than waiting in silence
-    const waiting = setTimeout(() => this.info(`waiting for the workers at ${this.o.workers.join(' and ')} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s: --connect-timeout)`), 2000);
+    const waiting = setTimeout(() => this.info(`waiting for the workers at ${this.o.workers.join(' and ')} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s: ${o.timeoutOption ?? '--connect-timeout'})`), 2000);
     const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs))).finally(() => clearTimeout(waiting));
     const refused = hs.flatMap((h) => (h.status === 'rejected' ? [h.reason as unknown] : []));
     if (refused.length > 0) {
@@ -160,9 +163,11 @@ export class Coordinator {
   /**
    * Pulls both workers' parameters and momentum (GetParameters) and writes a checkpoint of the steps done
    * into `checkpoint.dir`; returns its path. `evalDue`: an evaluation of this step follows (a run resumed from
-   * this checkpoint does it first).
+   * this checkpoint does it first). `byTime`: written only because `checkpoint.everyMs` passed: such a
+   * checkpoint is replaced by the next checkpoint of any kind and does not count against `keep`, so the
+   * checkpoints by steps and epochs stay `keep` deep however often time writes one.
    */
-  async writeCheckpoint(evalDue = false): Promise<string> {
+  async writeCheckpoint(evalDue = false, byTime = false): Promise<string> {
     const ck = this.o.checkpoint;
     if (!ck) throw new Error('no checkpoint option');
     const params = await pullParameters(this.clients, (t) => this.label(t), this.stepsDone);
@@ -170,7 +175,11 @@ export class Coordinator {
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);
     const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue });
-    const file = await writeCheckpointFile(ck.dir, step, bytes, ck.keep);
+    const previous = this.byTimeCheckpoint;
+    // the rotation keeps `keep` others besides this one (if by time) and the previous one by time (removed below)
+    const file = await writeCheckpointFile(ck.dir, step, bytes, ck.keep + (byTime ? 1 : 0) + (previous ? 1 : 0));
+    if (previous && previous !== file) rmSync(previous, { force: true });
+    this.byTimeCheckpoint = byTime ? file : null;
     this.checkpointedAt = performance.now();
     return file;
   }
@@ -329,7 +338,7 @@ export class Coordinator {
           return this.stepAt(step, b, previous);
         },
         queueingAfter: (done) => this.queueingAfter(done),
-        writeCheckpoint: (evalDue) => this.writeCheckpoint(evalDue),
+        writeCheckpoint: (evalDue, byTime) => this.writeCheckpoint(evalDue, byTime),
         evaluateAfterStep: () => this.evaluateAfterStep(o),
         runWaitingTasks: () => this.tasks.runWaiting(),
         cancel: () => this.cancel(),

@@ -51,8 +51,8 @@ export interface Unreadable {
 
 /**
  * Decodes every image first, then runs the model on those it could read, in passes: the predictions and the
- * files it could not read (each with why), together in the order of `files`. When it can read none, the first
- * one's UserError, before any kernel is built.
+ * files it could not read (each with why), together in the order of `files`. When it can read none, no kernel
+ * is built and no mode ran.
  */
 export async function predictImages(model: TrainedModel, files: readonly string[], o: PredictOptions = {}): Promise<{ results: (Prediction | Unreadable)[]; modes: string[] }> {
   const { spec } = model;
@@ -61,18 +61,16 @@ export async function predictImages(model: TrainedModel, files: readonly string[
   const inputs: Uint8Array[] = [];
   const readable: string[] = [];
   const unreadable = new Map<number, Unreadable>();
-  let first: unknown = null;
   for (const [i, f] of files.entries()) {
     try {
       inputs.push(await imageInput(f, spec, views, null));
       readable.push(f);
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
-      first ??= e;
       unreadable.set(i, { image: f, error: e.message });
     }
   }
-  if (inputs.length === 0) throw first ?? new UserError('no image files given');
+  if (inputs.length === 0) return { results: [...unreadable.values()], modes: [] };
   const names = await model.classNames();
   const norm = { mean: await model.inputMean(), scale: spec.inputScale };
   const perPass = Math.max(1, Math.floor((o.columnsPerPass ?? 64) / V));

@@ -126,7 +126,7 @@ export class Recovery {
           waited_s: (performance.now() - t0) / 1000,
         });
         this.o.info(from ? `resuming from ${this.lastCheckpoint} (step ${step})` : 'no checkpoint of this run yet: restarting the run from step 0');
-        await this.c.start({ from, timeoutMs: this.o.waitMs });
+        await this.c.start({ from, timeoutMs: this.o.waitMs, timeoutOption: '--wait-for-workers' });
         return step;
       } catch (e2) {
         e = e2;

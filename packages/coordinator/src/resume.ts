@@ -217,11 +217,16 @@ export function checkResumeArgs(a: Pick<RunArgs, 'batch' | 'seed'>, resume: stri
  * checkpoint of `spec`'s preset that verifies, keeps its batch and seed, and finds its data. `launch` makes
  * them before it starts any process, rather than have its coordinator refuse once the workers are up.
  */
-export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume'>, spec: ModelSpec): { resumedStep: number | null } {
+export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume' | 'steps' | 'epochs'>, spec: ModelSpec): { nothingToDo: string | null } {
   if (a.data !== undefined && !NOT_A_FOLDER.has(a.data)) checkDataPath(a.data);
-  if (a.resume === undefined) return { resumedStep: null };
+  if (a.resume === undefined) return { nothingToDo: a.steps === 0 ? '--steps 0' : null };
   const r = newestVerified(a.resume, spec);
   checkResumeArgs(a, a.resume, r);
   if (a.data === undefined) resumedData(r.saved);
-  return { resumedStep: r.step };
+  // --steps counts from the run's start; without --steps or --epochs the run's own target, when it counts steps
+  const plan = r.saved.plan ?? {};
+  const target = a.steps ?? (a.epochs === undefined && (plan.epochs ?? null) === null ? plan.steps : undefined);
+  if (target === undefined || r.step < target) return { nothingToDo: null };
+  const why = a.steps !== undefined ? `--steps ${a.steps} counts from its start (give more to train on)` : `its plan was ${target} steps (give --steps to train on)`;
+  return { nothingToDo: `the run in ${a.resume} is at step ${r.step}, and ${why}` };
 }

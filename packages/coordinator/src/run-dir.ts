@@ -82,8 +82,13 @@ const inUse = (runDir: string, file: string, h: LockHolder) =>
 export function checkNotInUse(runDir: string): void {
   const file = path.join(runDir, LOCK_NAME);
   const h = readHolder(file);
-  if (h && h.host === os.hostname() && h.pid !== process.pid && h.pid !== process.ppid && alive(h.pid)) throw inUse(runDir, file, h);
+  const me = { host: os.hostname(), ...slurmOf() };
+  if (h && h.host === me.host && h.pid !== process.pid && h.pid !== process.ppid && alive(h.pid) && !isEarlierAttempt(h, me)) throw inUse(runDir, file, h);
 }
+
+/** A requeued Slurm job (the same job, a later attempt, maybe on another node): Slurm ended the earlier attempt first. */
+const isEarlierAttempt = (h: LockHolder, me: { slurmJob?: string; slurmAttempt?: string }): boolean =>
+  h.slurmJob !== undefined && h.slurmJob === me.slurmJob && h.slurmAttempt !== me.slurmAttempt;
 
 /**
  * Takes RUN_DIR's lock for this process (see the top of the file); a UserError naming the holder when another
@@ -108,8 +113,7 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
       }
       const h = readHolder(file);
       if (h && h.host === me.host && h.pid === process.ppid && alive(h.pid)) return null;
-      // a requeued Slurm job (the same job, a later attempt, maybe on another node): Slurm ended the earlier attempt first
-      const earlierAttempt = h?.slurmJob !== undefined && h.slurmJob === me.slurmJob && h.slurmAttempt !== me.slurmAttempt;
+      const earlierAttempt = h !== null && isEarlierAttempt(h, me);
       if (h && ((h.host === me.host && !alive(h.pid)) || earlierAttempt)) {
         const who = earlierAttempt ? `attempt ${h.slurmAttempt} of Slurm job ${h.slurmJob}, on ${h.host}` : `pid ${h.pid}`;
         info(`${file}: the run that held it (${who}, ${h.command}, since ${h.since}) is gone: lock broken`);

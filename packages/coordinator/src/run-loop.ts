@@ -24,8 +24,8 @@ export interface RunLoopHost {
   sendStep(step: number, b: U8Batch, previous: Promise<unknown> | null): Promise<StepMetrics>;
   /** Whether the step after the one that makes `done` steps may go out before that one has answered. */
   queueingAfter(done: number): boolean;
-  /** Writes a checkpoint of the steps done (`evalDue`: their evaluation follows); its path. */
-  writeCheckpoint(evalDue?: boolean): Promise<string>;
+  /** Writes a checkpoint of the steps done (`evalDue`: their evaluation follows; `byTime`: due for the time alone); its path. */
+  writeCheckpoint(evalDue?: boolean, byTime?: boolean): Promise<string>;
   /** The held-out evaluation after the step just done. */
   evaluateAfterStep(): Promise<void>;
   /** Runs the between-step tasks waiting (between-steps.ts). */
@@ -135,7 +135,7 @@ export async function runLoop(
       // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
       if (due.checkpoint) {
         // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
-        const written = await host.writeCheckpoint(due.evaluation);
+        const written = await host.writeCheckpoint(due.evaluation, due.byTimeOnly);
         checkpointed = done;
         o.onCheckpoint?.(written, done);
       }

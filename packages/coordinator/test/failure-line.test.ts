@@ -47,9 +47,12 @@ test('a number option given a word is named with the word as typed', (t) => {
 });
 
 test('an option that takes a value, given none, is named', (t) => {
-  const opts = { key: {}, number: ['batch', 'lr'], string: ['data'], choices: { preset: ['tiny'] }, alias: { batch: ['b'] } };
+  const opts = { key: { batch: true, b: true, lr: true, data: true, preset: true }, number: ['batch', 'lr'], string: ['data'], choices: { preset: ['tiny'] }, alias: { batch: ['b'] } };
   t.is(missingValueLine(opts, ['launch', '--batch']), '--batch needs a value');
   t.is(missingValueLine(opts, ['launch', '-b', '--data', 'x']), '-b needs a value');
+  t.is(missingValueLine(opts, ['launch', '--data', '-odd-folder']), "--data needs a value (one that starts with '-' is written --data=-odd-folder)");
+  t.is(missingValueLine(opts, ['launch', '--lr', '-.5']), undefined, 'a negative number without its 0 is a value');
+  t.is(missingValueLine({ ...opts, string: ['run-dir'] }, ['launch', '--runDir']), '--runDir needs a value', 'the camelCase spelling yargs also takes');
   t.is(missingValueLine(opts, ['launch', '--data']), '--data needs a value');
   t.is(missingValueLine(opts, ['launch', '--preset', '--batch', '8']), '--preset needs a value');
   t.is(missingValueLine(opts, ['launch', '--batch=']), '--batch needs a value');

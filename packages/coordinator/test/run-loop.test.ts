@@ -133,3 +133,16 @@ test('checkpoints by time: after the first step that ends checkpoint.everyMs or 
     ['checkpoint 3', 'checkpoint 6', 'checkpoint 8'],
   );
 });
+
+test('dueAfter: a checkpoint by time once everyMs has passed, said to be for the time alone unless steps or epochs call for one too', async (t) => {
+  const { dueAfter } = await import('../src/run-schedule.js');
+  const ck = (everyMs?: number, every = 0) => ({ checkpoint: { dir: '/nowhere', every, everyMs, keep: 1 } });
+  t.like(dueAfter(ck(1000), 3, false, 999), { checkpoint: false, byTimeOnly: false });
+  t.like(dueAfter(ck(1000), 3, false, 1000), { checkpoint: true, byTimeOnly: true });
+  t.like(dueAfter(ck(1000, 3), 3, false, 5000), { checkpoint: true, byTimeOnly: false }, 'due by steps as well');
+  t.like(dueAfter(ck(1000), 3, true, 5000), { checkpoint: true, byTimeOnly: false }, 'the last step');
+  t.like(dueAfter({ ...ck(1000), stepsPerEpoch: 3 }, 3, false, 5000), { checkpoint: true, byTimeOnly: false }, 'an epoch end');
+  t.like(dueAfter(ck(0), 3, false, 1e9), { checkpoint: false, byTimeOnly: false }, '0: off');
+  t.like(dueAfter(ck(undefined), 3, false, 1e9), { checkpoint: false, byTimeOnly: false }, 'absent: off');
+  t.like(dueAfter({}, 3, false, 1e9), { checkpoint: false, byTimeOnly: false }, 'no checkpoints at all');
+});

@@ -124,9 +124,10 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     }
     // with a run folder: after the last step, when stopped early, at epoch ends (when epochs are counted) and every --checkpoint-every steps
     const checkpoints = runDir !== undefined;
-    if (!checkpoints && (checkpointEvery > 0 || data.real || epochs !== undefined)) {
+    const askedToKeep = checkpointEvery > 0 ? `--checkpoint-every ${checkpointEvery}` : (a['checkpoint-minutes'] ?? 0) > 0 ? `--checkpoint-minutes ${a['checkpoint-minutes']}` : null;
+    if (!checkpoints && (askedToKeep !== null || data.real || epochs !== undefined)) {
       // options that keep something, or training worth keeping, with nowhere to keep it
-      const why = checkpointEvery > 0 ? `--checkpoint-every ${checkpointEvery} writes nothing` : 'its weights and metrics are gone when it ends';
+      const why = askedToKeep !== null ? `${askedToKeep} writes nothing` : 'its weights and metrics are gone when it ends';
       info(`warning: this run has no --run-dir: ${why} (give --run-dir DIR for checkpoints, metrics.jsonl and --resume)`);
     }
     const startStep = resumed?.step ?? 0;

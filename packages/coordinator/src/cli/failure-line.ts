@@ -21,9 +21,9 @@ export interface ParsedOptions extends KnownOptions {
  */
 export function missingValueLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
   const takesValue = new Set<string>();
+  const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   for (const name of [...(known.number ?? []), ...(known.string ?? []), ...Object.keys(known.choices ?? {})]) {
-    takesValue.add(name);
-    for (const a of known.alias?.[name] ?? []) takesValue.add(a);
+    for (const n of [name, ...(known.alias?.[name] ?? [])]) takesValue.add(n).add(camel(n));
   }
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
@@ -32,7 +32,12 @@ export function missingValueLine(known: ParsedOptions, argv: readonly string[]):
     if (!m || /^-\d/.test(word) || !takesValue.has(m[1]!)) continue;
     if (m[2] === '=') return `${word.slice(0, -1)} needs a value`;
     const next = argv[i + 1];
-    if (next === undefined || (next.startsWith('-') && !/^-\d|^-$/.test(next))) return `${word} needs a value`;
+    if (next === undefined) return `${word} needs a value`;
+    if (next.startsWith('-') && !/^-\.?\d|^-$/.test(next)) {
+      // another option, or a value that starts with '-' (a folder named so)
+      const bare = next.replace(/^--?(no-)?/, '').replace(/=.*$/s, '');
+      return bare in known.key || camel(bare) in known.key ? `${word} needs a value` : `${word} needs a value (one that starts with '-' is written ${word}=${next})`;
+    }
   }
   return undefined;
 }

@@ -140,16 +140,17 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
   command: 'predictions',
   describe: 'held-out images with their top-5 predictions (as cuda-convnet shownet --show-preds)',
   builder: (y) => commonOptions(y).options({ count: { type: 'number', default: 8, describe: `how many held-out images (evenly spaced over the split; at most ${MAX_PREDICTIONS})` } }) as never,
-  handler: (a) =>
-    withSource(a, async (s) => {
-      positiveInt(a.count, 'count');
-      if (a.count > MAX_PREDICTIONS) throw new UserError(`--count ${a.count}: one picture shows at most ${MAX_PREDICTIONS} images (alexnet predict classifies any number of files)`);
+  handler: (a) => {
+    positiveInt(a.count, 'count');
+    if (a.count > MAX_PREDICTIONS) throw new UserError(`--count ${a.count}: one picture shows at most ${MAX_PREDICTIONS} images (alexnet predict classifies any number of files)`);
+    return withSource(a, async (s) => {
       const p = await s.predictions(a.count);
       const png = await predictionsPicture(s.spec, p, a.columns);
       const file = await writePng(outFile(a, `predictions-step${p.step}.png`), png);
       say(`${file}: ${p.labels.length} held-out images after step ${p.step} with their top-5 predictions`);
       say(`from ${s.description}`);
-    }),
+    });
+  },
 };
 
 /** What `alexnet inspect` inspects: its sub-commands. */

@@ -33,7 +33,8 @@ export function childArgs(a: ChildArgsInput, preset: string, securityArgs: reado
   // the workers' message size limits follow the largest batch they will see (training, or evaluation: 10 images per held-out image with --eval-views ten)
   const maxBatch = Math.max(batch, evalBatch * viewsPerImage(a['eval-views'] ?? plan?.eval_views));
   const workerArgs = [...common, '--backend', a.backend, '--on-fallback', a['on-fallback'], '--max-batch', String(maxBatch)];
-  const opt = (name: string, v: string | number | undefined): string[] => (v === undefined ? [] : [`--${name}`, String(v)]);
+  // one word, --name=value: a value that starts with '-' (a folder, a negative number) is not read as a flag
+  const opt = (name: string, v: string | number | undefined): string[] => (v === undefined ? [] : [`--${name}=${v}`]);
   const coordinatorArgs = [
     ...common,
     ...opt('steps', a.steps),

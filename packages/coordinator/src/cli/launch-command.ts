@@ -69,20 +69,16 @@ export const launchCommand: CommandModule<object, Args> = {
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
-    const { resumedStep } = checkRunFiles(a, getPreset(preset));
-    if (a.steps === 0) {
-      process.stderr.write('[launch] nothing to do: --steps 0\n');
-      return;
-    }
-    if (resumedStep !== null && a.steps !== undefined && resumedStep >= a.steps) {
-      // --steps counts from the start of the run: nothing is left to train, and nothing is started
-      process.stderr.write(`[launch] nothing to do: the run in ${a.resume} is at step ${resumedStep}, and --steps ${a.steps} counts from its start (give more to train on)\n`);
-      return;
-    }
+    const { nothingToDo } = checkRunFiles(a, getPreset(preset));
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
     checkThreads(a.threads);
+    if (nothingToDo) {
+      // the whole command line checked, nothing is started
+      process.stderr.write(`[launch] nothing to do: ${nothingToDo}\n`);
+      return;
+    }
     await checkPortFree(a['ui-host'], a['ui-port'], '--ui-port');
     await checkPortFree(a['inspect-host'], a['inspect-port'], '--inspect-port');
     const ports = a.ports.split(',').map((s) => Number(s.trim()));

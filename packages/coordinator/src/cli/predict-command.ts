@@ -59,7 +59,8 @@ export const predictCommand: CommandModule<object, Args> = {
       a.run !== undefined ? TrainedModel.openRun(a.run, { step: a.step, cacheDir: a['cache-dir'], info }) : TrainedModel.openFile(a.model ?? shown(DEFAULT_MODEL_FILE), { info });
     const views = a.views === 'ten' ? 'ten' : 'centre';
     const { results, modes } = await predictImages(model, a.images.map(String), { views, backend: a.backend as RequestedBackend });
-    info(`${model.description}, ${views === 'ten' ? 'ten patches' : 'centre crop'} of ${model.spec.inputSize}x${model.spec.inputSize}; both towers in this process (${modes.join(', ')})`);
+    const classified = results.some((r) => !('error' in r));
+    if (classified) info(`${model.description}, ${views === 'ten' ? 'ten patches' : 'centre crop'} of ${model.spec.inputSize}x${model.spec.inputSize}; both towers in this process (${modes.join(', ')})`);
     let unreadable = 0;
     for (const r of results) {
       if ('error' in r) {
@@ -72,7 +73,8 @@ export const predictCommand: CommandModule<object, Args> = {
       process.stdout.write((a.json ? JSON.stringify({ image: r.image, top: r.top }) : formatPrediction(r)) + '\n');
     }
     if (unreadable > 0) {
-      info(`${unreadable} of ${results.length} files could not be read (above); the others are classified`);
+      // one file: its line says it all
+      if (results.length > 1) info(classified ? `${unreadable} of ${results.length} files could not be read (above); the others are classified` : `none of the ${results.length} files could be read (above)`);
       process.exitCode = 2;
     }
   },

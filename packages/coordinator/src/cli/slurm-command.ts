@@ -8,6 +8,8 @@ import path from 'node:path';
 import yargs, { type CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
+import { failureLine } from './failure-line.js';
+import { optionsOf } from './unknown-option.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, checkRunArgs, checkThreads, fallbackOption, runOptions, type RunArgs } from './options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { launchSecurityOptions, tokenFrom, type SecurityArgs } from './security-options.js';
@@ -140,11 +142,13 @@ async function coordinatorTask(a: Args, dir: string, coordinatorArgs: string[], 
 
 /** Runs one of the CLI's commands in this process with `argv`, as `alexnet ARGV` would. */
 async function runCommand<T>(command: CommandModule<object, T>, argv: string[]): Promise<void> {
-  await yargs(argv)
+  const y = yargs(argv);
+  await y
     .command(command)
     .strict()
     .fail((msg, err) => {
-      throw err ?? new UserError(msg);
+      // yargs' report as the one line `alexnet` itself gives (failure-line.ts)
+      throw err ?? new UserError(failureLine(msg, optionsOf(y), argv, [String(command.command)]) ?? msg);
     })
     .parseAsync();
 }
