@@ -62,11 +62,12 @@ test('the update rule: the command line, else the checkpoint, else the defaults;
 });
 
 test("a resumed run keeps its checkpoint and evaluation cadence unless told, and 0 given turns one off", (t) => {
-  const plan = { checkpoint_every: 100, keep: 1, eval_every: 50, eval_batch: 32, eval_batches: null, eval_views: 'ten' as const };
-  t.deepEqual(runCadence({}, {}, 64), { checkpointEvery: 0, keep: 3, evalEvery: 0, evalBatch: 64, evalBatches: undefined, evalViews: 'centre' });
-  t.deepEqual(runCadence({}, plan, 64), { checkpointEvery: 100, keep: 1, evalEvery: 50, evalBatch: 32, evalBatches: undefined, evalViews: 'ten' });
-  const off = runCadence({ 'checkpoint-every': 0, 'eval-every': 0 }, plan, 64);
+  const plan = { checkpoint_every: 100, checkpoint_minutes: 5, keep: 1, eval_every: 50, eval_batch: 32, eval_batches: null, eval_views: 'ten' as const };
+  t.deepEqual(runCadence({}, {}, 64), { checkpointEvery: 0, checkpointMinutes: 30, keep: 3, evalEvery: 0, evalBatch: 64, evalBatches: undefined, evalViews: 'centre' });
+  t.deepEqual(runCadence({}, plan, 64), { checkpointEvery: 100, checkpointMinutes: 5, keep: 1, evalEvery: 50, evalBatch: 32, evalBatches: undefined, evalViews: 'ten' });
+  const off = runCadence({ 'checkpoint-every': 0, 'checkpoint-minutes': 0, 'eval-every': 0 }, plan, 64);
   t.is(off.checkpointEvery, 0, '--checkpoint-every 0 with --resume: no checkpoints between epoch ends');
+  t.is(off.checkpointMinutes, 0, '--checkpoint-minutes 0 with --resume: none by time');
   t.is(off.evalEvery, 0, '--eval-every 0 with --resume: evaluations at epoch ends only');
   t.is(runCadence({ 'eval-batches': 2, keep: 5 }, plan, 64).evalBatches, 2);
 });
