@@ -35,6 +35,7 @@ import { handshakeWorker } from './handshake.js';
 import { stepMetrics, workerEvalMetrics, workerStepMetrics } from './step-metrics.js';
 import { encodeRunCheckpoint, pullParameters } from './run-checkpoint.js';
 import { configureWorkers, resumeWorkers } from './configure.js';
+import { saidIfSlow } from './said-if-slow.js';
 
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
 import { newRunId, type CoordinatorOptions, type ResumePoint, type StepMetrics } from './coordinator-types.js';
@@ -110,9 +111,10 @@ export class Coordinator {
     this.queuedCount = 0;
     this.evalPending = from?.evalDue === true;
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
-    // workers started by hand may come up later: said once, after 2 s, rather than waiting in silence
-    const waiting = setTimeout(() => this.info(`waiting for the workers at ${this.o.workers.join(' and ')} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s: ${o.timeoutOption ?? '--connect-timeout'})`), 2000);
-    const hs = await Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs))).finally(() => clearTimeout(waiting));
+    // workers started by hand may come up later
+    const hs = await saidIfSlow(Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs))), () =>
+      this.info(`waiting for the workers at ${this.o.workers.join(' and ')} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s: ${o.timeoutOption ?? '--connect-timeout'})`),
+    );
     const refused = hs.flatMap((h) => (h.status === 'rejected' ? [h.reason as unknown] : []));
     if (refused.length > 0) {
       // say everything that is wrong at once; anything but a UserError is a bug and keeps its stack
@@ -343,7 +345,7 @@ export class Coordinator {
         runWaitingTasks: () => this.tasks.runWaiting(),
         cancel: () => this.cancel(),
         dataWaited: (ms) => (this.dataWaitMs += ms),
-        sinceCheckpointMs: () => performance.now() - this.checkpointedAt,
+        sinceCheckpointMs: () => this.sinceCheckpointMs(),
       };
       const r = await runLoop(host, steps, first, onStep, o);
       if (r.stopped) this.stoppedEarly = r.stopped;
@@ -358,6 +360,11 @@ export class Coordinator {
     }
   }
 
+  /** Milliseconds since the last checkpoint was written, or `run` started (checkpoints by time). */
+  private sinceCheckpointMs(): number {
+    return performance.now() - this.checkpointedAt;
+  }
+
   /**
    * Whether the next step may be sent before the step that makes `done` steps (not the run's last) has answered:
    * both workers take queued steps, the option allows them, the micro-batch count is settled, and nothing is to
@@ -366,7 +373,7 @@ export class Coordinator {
   private queueingAfter(done: number): boolean {
     if (this.o.queueSteps === false || this.stopRequest !== null || this.tasks.pending || !this.microBatches.settled) return false;
     if (!this.handshakes?.every((h) => h.features.includes('queued-steps'))) return false;
-    const due = dueAfter(this.o, done, false, performance.now() - this.checkpointedAt);
+    const due = dueAfter(this.o, done, false, this.sinceCheckpointMs());
     return !due.checkpoint && !due.evaluation;
   }
 

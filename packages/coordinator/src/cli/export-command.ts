@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { positiveInt } from './options.js';
+import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
 
 const size = (bytes: number): string => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`);
@@ -34,7 +34,7 @@ export const exportCommand: CommandModule<object, Args> = {
       .example('$0 export --run runs/c10 --out c10.safetensors', 'the latest checkpoint of runs/c10 as a model file')
       .example('$0 predict cat.jpg --model c10.safetensors', 'then use it') as never,
   handler: async (a) => {
-    if (a.step !== undefined) positiveInt(a.step, 'step', 0);
+    checkRunStep(a.step, a.run);
     checkWritable(a.out);
     const model = TrainedModel.openRun(a.run, { step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet export: ${l}\n`) });
     const bytes = await model.encode();

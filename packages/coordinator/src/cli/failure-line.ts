@@ -68,10 +68,8 @@ export function failureLine(msg: string | null | undefined, known: KnownOptions,
   const typedWord = argv[cmd ? cmd.name.split(' ').length : 0];
   const suggestion = /^Did you mean (.*)\?$/.exec(m);
   // a word where a command belongs: `alexnet lanch`, `alexnet inspect kernals`
-  if (suggestion || (/^Unknown arguments?: /.test(m) && typedWord !== undefined && !typedWord.startsWith('-') && (!cmd || cmd.name === 'inspect'))) {
-    if (typedWord !== undefined && !typedWord.startsWith('-')) {
-      return `unknown command ${cmd ? `${cmd.name} ` : ''}${typedWord}${suggestion ? ` (did you mean ${suggestion[1]}?)` : ''}; ${help} lists the commands`;
-    }
+  if (typedWord !== undefined && !typedWord.startsWith('-') && (suggestion || (/^Unknown arguments?: /.test(m) && (!cmd || cmd.name === 'inspect')))) {
+    return `unknown command ${cmd ? `${cmd.name} ` : ''}${typedWord}${suggestion ? ` (did you mean ${suggestion[1]}?)` : ''}; ${help} lists the commands`;
   }
   if (!cmd && /^name a command/.test(m)) return undefined;
   const unknown = unknownOptionLine(m, known, argv);
@@ -111,18 +109,12 @@ export function notANumberLine(parsed: Record<string, unknown>, known: ParsedOpt
     const v = parsed[name];
     const values = Array.isArray(v) ? v : [v];
     if (!values.some((x) => typeof x === 'number' && Number.isNaN(x))) continue;
-    const names = [name, ...(known.alias?.[name] ?? [])];
-    let typed: string | undefined;
-    for (let i = 0; i < argv.length && typed === undefined; i++) {
-      for (const n of names) {
-        const f = flag(n);
-        if (argv[i] === f) typed = argv[i + 1] ?? '';
-        else if (argv[i]!.startsWith(`${f}=`)) typed = argv[i]!.slice(f.length + 1);
-        if (typed !== undefined && !(typed !== '' && Number.isNaN(Number(typed)))) typed = undefined;
-        if (typed !== undefined) break;
-      }
-    }
-    return `${flag(name)}${typed === undefined ? '' : ` ${typed === '' ? '(no value)' : typed}`}: give a number`;
+    // the word typed for it (--name WORD or --name=WORD, or an alias) that is not a number
+    const flags = [name, ...(known.alias?.[name] ?? [])].map(flag);
+    const typed = argv
+      .flatMap((w, i) => flags.flatMap((f) => (w === f ? [argv[i + 1] ?? ''] : w.startsWith(`${f}=`) ? [w.slice(f.length + 1)] : [])))
+      .find((v) => v !== '' && Number.isNaN(Number(v)));
+    return `${flag(name)}${typed === undefined ? '' : ` ${typed}`}: give a number`;
   }
   return undefined;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
-import { checkAddress, positiveInt } from './options.js';
+import { checkAddress, checkRunStep, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { CheckpointSource, LiveSource, type InspectSource } from '../inspect/source.js';
 import { imageInput } from '../inspect/image-input.js';
@@ -49,10 +49,7 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
     throw new UserError(`give ${given === 0 ? 'one' : 'only one'} of --run RUN_DIR (a checkpoint), --model FILE (a model file) or --coordinator HOST:PORT (a running coordinator)`);
   }
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
-  if (a.step !== undefined) {
-    if (a.run === undefined) throw new UserError('--step picks a checkpoint of a run: give it with --run RUN_DIR');
-    positiveInt(a.step, 'step', 0);
-  }
+  checkRunStep(a.step, a.run);
   const o = { backend: a.backend as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
   if (a.run !== undefined) return CheckpointSource.open(a.run, o);
   if (a.model !== undefined) return CheckpointSource.openModel(a.model, o);

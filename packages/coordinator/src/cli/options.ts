@@ -116,6 +116,13 @@ export function positiveInt(v: number, name: string, min = 1): number {
   return v;
 }
 
+/** `--step N` of predict, inspect and export: a step of the run given with --run (TrainedModel.openRun checks the run kept it). */
+export function checkRunStep(step: number | undefined, run: string | undefined): void {
+  if (step === undefined) return;
+  if (run === undefined) throw new UserError('--step picks a checkpoint of a run: give it with --run RUN_DIR');
+  positiveInt(step, 'step', 0);
+}
+
 /** `--threads N` (a worker's kernel threads on CPUs; `flag`: the option's name where it has another): a whole number 1..1024. */
 export function checkThreads(v: number | undefined, flag = 'threads'): void {
   if (v === undefined) return;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
-import { positiveInt } from './options.js';
+import { checkRunStep } from './options.js';
 import { DEFAULT_MODEL_FILE, TrainedModel } from '../trained-model.js';
 import { formatPrediction, predictImages } from '../predict.js';
 
@@ -50,10 +50,7 @@ export const predictCommand: CommandModule<object, Args> = {
       .example('$0 predict photos/*.jpg --run runs/c10 --views ten --json', "a run's latest checkpoint, ten patches, JSON lines") as never,
   handler: async (a) => {
     if (a.model !== undefined && a.run !== undefined) throw new UserError('give --model FILE or --run RUN_DIR, not both');
-    if (a.step !== undefined) {
-      if (a.run === undefined) throw new UserError('--step picks a checkpoint of a run: give it with --run RUN_DIR');
-      positiveInt(a.step, 'step', 0);
-    }
+    checkRunStep(a.step, a.run);
     const info = (l: string) => process.stderr.write(`alexnet predict: ${l}\n`);
     const model =
       a.run !== undefined ? TrainedModel.openRun(a.run, { step: a.step, cacheDir: a['cache-dir'], info }) : TrainedModel.openFile(a.model ?? shown(DEFAULT_MODEL_FILE), { info });

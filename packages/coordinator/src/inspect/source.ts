@@ -13,6 +13,7 @@ import { UserError } from '../cli/errors.js';
 import { kernelShape, mapShape } from './layers.js';
 import type { ActivationsAt, KernelsAt, LayerKernels, PredictionsAt } from './live.js';
 import { InspectClient } from './client.js';
+import { saidIfSlow } from '../said-if-slow.js';
 
 export interface InspectSource {
   readonly spec: ModelSpec;
@@ -148,10 +149,9 @@ export class LiveSource implements InspectSource {
   static async open(address: string, o: { timeoutMs?: number; security?: Security; info?: (line: string) => void } = {}): Promise<LiveSource> {
     const client = new InspectClient(address, o.security);
     const timeoutMs = o.timeoutMs ?? 10_000;
-    // a coordinator not (yet) there: said after 2 s rather than waiting in silence
-    const waiting = setTimeout(() => o.info?.(`waiting for the coordinator at ${address} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s)`), 2000);
     try {
-      const run = await client.listWorkers(timeoutMs).finally(() => clearTimeout(waiting));
+      // a coordinator not (yet) there
+      const run = await saidIfSlow(client.listWorkers(timeoutMs), () => o.info?.(`waiting for the coordinator at ${address} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s)`));
       const spec = getPreset(run.model.preset);
       if (modelHash(spec) !== run.model.model_hash) throw new UserError(`the coordinator at ${address} runs another definition of preset ${spec.name} (model hash ${run.model.model_hash.slice(0, 12)}, this build ${modelHash(spec).slice(0, 12)})`);
       return new LiveSource(spec, `the run ${run.run_id} at ${address} (preset ${spec.name}, ${run.steps_done} steps done)`, client);
