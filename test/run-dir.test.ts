@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readCheckpointHeader } from '@alexnet-mp/coordinator';
+import { stepOfFile } from '@alexnet-mp/core';
 import { alexnet, alive, childPids, type Proc } from './helpers.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
@@ -181,6 +182,25 @@ test('checkpoints by wall time: --checkpoint-minutes writes one after the first 
   t.is((await q.exited).code, 0, q.output());
   t.deepEqual(events(plain).filter((e) => e.event === 'checkpoint').map((e) => e.step), [6], 'the default 30 minutes: the last step only, in a short run');
   t.is((JSON.parse(fs.readFileSync(path.join(plain, 'run.json'), 'utf8')) as { checkpoints: { minutes: number } }).checkpoints.minutes, 30);
+});
+
+test('a run resumed from a checkpoint written for the time alone replaces it with its next one (it does not count against --keep)', async (t) => {
+  const dir = tempDir(t);
+  // every step is followed by a checkpoint for the time alone; the stop writes none (one was just written). Its
+  // clock starts with the coordinator: 4 s leave a loaded machine time for the first steps
+  const p = alexnet([...common, '--steps', '100000', '--no-queue-steps', '--checkpoint-minutes', '0.0000001', '--stop-after', '4s', '--run-dir', dir]);
+  t.is((await p.exited).code, 0, p.output());
+  const ckDir = path.join(dir, 'checkpoints');
+  t.true(fs.existsSync(ckDir), p.output());
+  const left = fs.readdirSync(ckDir);
+  t.is(left.length, 1, left.join(' '));
+  const file = path.join(ckDir, left[0]!);
+  t.true(readCheckpointHeader(file).state.extra?.by_time, 'the checkpoint says it was written for the time alone');
+  const step = stepOfFile(file)!;
+  const r = alexnet([...common, '--resume', dir, '--steps', String(step + 1), '--keep', '2', '--checkpoint-minutes', '30']);
+  t.is((await r.exited).code, 0, r.output());
+  t.deepEqual(fs.readdirSync(ckDir), [`step-${String(step + 1).padStart(9, '0')}.safetensors`], 'the one by time is replaced, though --keep 2 would keep it');
+  t.falsy(readCheckpointHeader(path.join(ckDir, fs.readdirSync(ckDir)[0]!)).state.extra?.by_time);
 });
 
 test('stray temporary files of a run killed mid-write are removed at the start', async (t) => {

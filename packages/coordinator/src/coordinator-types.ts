@@ -71,6 +71,9 @@ export interface ResumePoint {
   readonly schedule?: LrScheduleState;
   /** The evaluation due after this step was not done when the checkpoint was written (it is written first): `run` does it before its first step. */
   readonly evalDue?: boolean;
+  /** The checkpoint file it was read from, and whether that checkpoint was written for the time alone (the next checkpoint replaces it). */
+  readonly file?: string;
+  readonly byTime?: boolean;
 }
 
 /** A worker failed or vanished during a run; the message names it. `lost`: it is gone or hung (health.ts), not refusing. */

@@ -7,12 +7,10 @@
  * from tower 0. It never sees a parameter or an activation: the workers
  * exchange crossing tensors directly.
  */
-import { rmSync } from 'node:fs';
-import { writeCheckpointFile, type LrScheduleState, type SgdHyper } from '@alexnet-mp/core';
+import type { LrScheduleState, SgdHyper } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
-  decodeTensor,
   maxMessageBytes,
   modelIdentity,
   type ConfigureReply,
@@ -22,7 +20,7 @@ import {
   type StepReply,
 } from '@alexnet-mp/worker';
 import type { U8Batch } from './batch-source.js';
-import { evalBatchSize, evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResult } from './evaluation.js';
+import { evalBatchResult, evalBatchSize, evaluateBatches, type EvalBatchResult, type EvalMetrics, type EvalResult } from './evaluation.js';
 import { UserError } from './cli/errors.js';
 import { CallDeadlines } from './health.js';
 import { BothWorkers } from './both-workers.js';
@@ -31,11 +29,11 @@ import { dueAfter } from './run-schedule.js';
 import { batchOf, runLoop, type RunLoopHost } from './run-loop.js';
 import { checkLoss, checkParams } from './divergence.js';
 import { MicroBatchChoice } from './micro-batches.js';
-import { handshakeWorker } from './handshake.js';
-import { stepMetrics, workerEvalMetrics, workerStepMetrics } from './step-metrics.js';
+import { handshakeBoth } from './handshake.js';
+import { stepMetrics, workerStepMetrics } from './step-metrics.js';
 import { encodeRunCheckpoint, pullParameters } from './run-checkpoint.js';
 import { configureWorkers, resumeWorkers } from './configure.js';
-import { saidIfSlow } from './said-if-slow.js';
+import { CheckpointFiles } from './checkpoint-files.js';
 
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
 import { newRunId, type CoordinatorOptions, type ResumePoint, type StepMetrics } from './coordinator-types.js';
@@ -52,10 +50,8 @@ export class Coordinator {
   /** Time `run` waited for the data source, and the time it ran, in ms. */
   private dataWaitMs = 0;
   private runMs = 0;
-  /** When the last checkpoint was written, or `run` started (performance.now()): checkpoints by time. */
-  private checkpointedAt = performance.now();
-  /** The latest checkpoint if it was written for the time alone (writeCheckpoint's `byTime`), replaced by the next one. */
-  private byTimeCheckpoint: string | null = null;
+  /** The checkpoint files written, and when (null without the checkpoint option). */
+  private readonly checkpoints: CheckpointFiles | null;
   private evaluationsDone = 0;
   /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
   private evalPending = false;
@@ -90,6 +86,7 @@ export class Coordinator {
     this.initialSchedule = o.schedule ? { ...o.schedule.state } : null;
     this.both = new BothWorkers((t) => this.label(t));
     this.tasks = new BetweenStepTasks(() => this.running || !this.both.idle);
+    this.checkpoints = o.checkpoint ? new CheckpointFiles(o.checkpoint) : null;
     this.microBatches = new MicroBatchChoice(o.batch, o.microBatches === 'auto' ? undefined : (o.microBatches ?? 1), this.info);
   }
 
@@ -110,21 +107,26 @@ export class Coordinator {
     this.stepsDone = 0;
     this.queuedCount = 0;
     this.evalPending = from?.evalDue === true;
+    this.checkpoints?.continueFrom(from?.file ?? null, from?.byTime === true);
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
-    // workers started by hand may come up later
-    const hs = await saidIfSlow(Promise.allSettled([0, 1].map((t) => this.handshake(t, timeoutMs))), () =>
-      this.info(`waiting for the workers at ${this.o.workers.join(' and ')} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s: ${o.timeoutOption ?? '--connect-timeout'})`),
+    this.handshakes = await handshakeBoth(
+      this.clients,
+      {
+        identity: this.identity,
+        workers: this.o.workers,
+        runId: this.runId,
+        takeOver: this.o.takeOver === true,
+        security: this.o.security,
+        batch: this.o.batch,
+        needs: { decayBiases: this.o.hyper.decayBiases, resume: this.o.resume !== undefined, evaluate: this.o.eval !== undefined },
+        evalMaxBatch: this.o.eval?.set.maxBatch ?? null,
+        microBatches: this.microBatches,
+        info: this.info,
+        timeoutMs,
+      },
+      (t) => this.label(t),
+      o.timeoutOption ?? '--connect-timeout',
     );
-    const refused = hs.flatMap((h) => (h.status === 'rejected' ? [h.reason as unknown] : []));
-    if (refused.length > 0) {
-      // say everything that is wrong at once; anything but a UserError is a bug and keeps its stack
-      const bug = refused.find((e) => !(e instanceof UserError));
-      if (bug) throw bug;
-      throw new UserError(refused.map((e) => (e as Error).message).join('\n  and '));
-    }
-    this.handshakes = hs.map((h) => (h as PromiseFulfilledResult<HandshakeReply>).value) as [HandshakeReply, HandshakeReply];
-    const [h0, h1] = this.handshakes;
-    if (h0.backend !== h1.backend) this.info(`warning: the workers run different backends (${h0.backend}, ${h1.backend}); results may differ from the one-process run in the last bits`);
     const target = { clients: this.clients, o: this.o, runId: this.runId, microBatches: this.microBatches.configured, label: (t: number) => this.label(t) };
     const configured = await configureWorkers(target, timeoutMs);
     this.configured = configured;
@@ -170,38 +172,13 @@ export class Coordinator {
    * checkpoints by steps and epochs stay `keep` deep however often time writes one.
    */
   async writeCheckpoint(evalDue = false, byTime = false): Promise<string> {
-    const ck = this.o.checkpoint;
-    if (!ck) throw new Error('no checkpoint option');
+    if (!this.checkpoints) throw new Error('no checkpoint option');
     const params = await pullParameters(this.clients, (t) => this.label(t), this.stepsDone);
     const step = this.stepsDone;
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);
-    const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue });
-    const previous = this.byTimeCheckpoint;
-    // the rotation keeps `keep` others besides this one (if by time) and the previous one by time (removed below)
-    const file = await writeCheckpointFile(ck.dir, step, bytes, ck.keep + (byTime ? 1 : 0) + (previous ? 1 : 0));
-    if (previous && previous !== file) rmSync(previous, { force: true });
-    this.byTimeCheckpoint = byTime ? file : null;
-    this.checkpointedAt = performance.now();
-    return file;
-  }
-
-  private handshake(t: number, timeoutMs: number): Promise<HandshakeReply> {
-    return handshakeWorker(this.clients[t]!, {
-      tower: t,
-      label: this.label(t),
-      identity: this.identity,
-      workers: this.o.workers,
-      runId: this.runId,
-      takeOver: this.o.takeOver === true,
-      security: this.o.security,
-      batch: this.o.batch,
-      needs: { decayBiases: this.o.hyper.decayBiases, resume: this.o.resume !== undefined, evaluate: this.o.eval !== undefined },
-      evalMaxBatch: this.o.eval?.set.maxBatch ?? null,
-      microBatches: this.microBatches,
-      info: this.info,
-      timeoutMs,
-    });
+    const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue, byTime });
+    return this.checkpoints.write(step, bytes, byTime);
   }
 
   /** The same call on both workers at once (both-workers.ts); throws WorkerFailure naming the worker that failed first. */
@@ -269,19 +246,7 @@ export class Coordinator {
     const replies: EvaluateReply[] = await this.onBoth(`evaluation ${evaluation} (after step ${this.stepsDone})`, (t, signal) => this.clients[t]!.evaluate(req, { signal, timeoutMs }));
     this.deadlines.observe(kind, performance.now() - te);
     this.evaluationsDone++;
-    const r0 = replies[0]!;
-    if (!r0.logits) throw new Error(`tower 0 returned no logits for evaluation ${evaluation}`);
-    return {
-      evaluation,
-      batch: n,
-      loss: r0.loss,
-      correct: r0.correct,
-      correct_top5: r0.correct_top5,
-      logits: decodeTensor(r0.logits, [classes, n]),
-      labels: b.labels,
-      workers: workerEvalMetrics(replies),
-      traffic: replies.map((r) => r.traffic),
-    };
+    return evalBatchResult(evaluation, n, classes, b.labels, replies);
   }
 
   /**
@@ -319,7 +284,7 @@ export class Coordinator {
     const first = steps > 0 ? batchOf(this.o, this.stepsDone) : null;
     this.running = true;
     // minutes between checkpoints count from the run's start, or its last checkpoint
-    this.checkpointedAt = performance.now();
+    this.checkpoints?.restartClock();
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
       await this.tasks.settled;
@@ -362,7 +327,7 @@ export class Coordinator {
 
   /** Milliseconds since the last checkpoint was written, or `run` started (checkpoints by time). */
   private sinceCheckpointMs(): number {
-    return performance.now() - this.checkpointedAt;
+    return this.checkpoints?.sinceMs() ?? 0;
   }
 
   /**

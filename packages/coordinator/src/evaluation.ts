@@ -5,7 +5,8 @@
  * workers (Worker.Evaluate: forward only, no dropout, no update).
  */
 import { deriveSeed, topKCorrect, type ModelSpec } from '@alexnet-mp/core';
-import type { CrossingTraffic, HandshakeReply } from '@alexnet-mp/worker';
+import { decodeTensor, type CrossingTraffic, type EvaluateReply, type HandshakeReply } from '@alexnet-mp/worker';
+import { workerEvalMetrics } from './step-metrics.js';
 import { SyntheticSource, type BatchSource, type SourceName, type U8Batch } from './batch-source.js';
 import { UserError } from './cli/errors.js';
 import { lacks } from './worker-features.js';
@@ -110,6 +111,23 @@ export interface EvalBatchResult {
   workers: EvalSummary['workers'];
   /** Per worker (tower 0's list first), per crossing point: what crossed for this batch (forward only). */
   traffic: CrossingTraffic[][];
+}
+
+/** Evaluation `evaluation`'s result for a batch of `n` images from both workers' replies: tower 0 has the logits, loss and counts. */
+export function evalBatchResult(evaluation: number, n: number, classes: number, labels: Uint32Array, replies: readonly EvaluateReply[]): EvalBatchResult {
+  const r0 = replies[0]!;
+  if (!r0.logits) throw new Error(`tower 0 returned no logits for evaluation ${evaluation}`);
+  return {
+    evaluation,
+    batch: n,
+    loss: r0.loss,
+    correct: r0.correct,
+    correct_top5: r0.correct_top5,
+    logits: decodeTensor(r0.logits, [classes, n]),
+    labels,
+    workers: workerEvalMetrics(replies),
+    traffic: replies.map((r) => r.traffic),
+  };
 }
 
 export interface EvalResult extends EvalSummary {

@@ -20,6 +20,7 @@ import {
 import { UserError } from './cli/errors.js';
 import { unmetNeed, type RunNeeds } from './worker-features.js';
 import type { MicroBatchChoice } from './micro-batches.js';
+import { saidIfSlow } from './said-if-slow.js';
 
 export interface HandshakeContext {
   readonly tower: number;
@@ -75,4 +76,25 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
   }
   h.info(`${h.label}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, ${describeWorkerDevice(reply)}, pid ${reply.pid} on ${reply.hostname}`);
   return reply;
+}
+
+/**
+ * The handshake with both workers at once (workers started by hand may come up later: after 2 s the wait is
+ * said, with the option that bounds it); everything wrong with either is said at once, in one UserError.
+ */
+export async function handshakeBoth(clients: readonly [WorkerClient, WorkerClient], h: Omit<HandshakeContext, 'tower' | 'label'>, label: (t: number) => string, timeoutOption: string): Promise<[HandshakeReply, HandshakeReply]> {
+  const hs = await saidIfSlow(Promise.allSettled(([0, 1] as const).map((t) => handshakeWorker(clients[t], { ...h, tower: t, label: label(t) }))), () =>
+    h.info(`waiting for the workers at ${h.workers.join(' and ')} to answer (up to ${(h.timeoutMs / 1000).toFixed(0)} s: ${timeoutOption})`),
+  );
+  const refused = hs.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (refused.length > 0) {
+    // anything but a UserError is a bug and keeps its stack
+    const bug = refused.find((e) => !(e instanceof UserError));
+    if (bug) throw bug;
+    throw new UserError(refused.map((e) => (e as Error).message).join('\n  and '));
+  }
+  const replies = hs.map((r) => (r as PromiseFulfilledResult<HandshakeReply>).value) as [HandshakeReply, HandshakeReply];
+  const [h0, h1] = replies;
+  if (h0.backend !== h1.backend) h.info(`warning: the workers run different backends (${h0.backend}, ${h1.backend}); results may differ from the one-process run in the last bits`);
+  return replies;
 }

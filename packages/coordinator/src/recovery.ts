@@ -176,6 +176,6 @@ export class Recovery {
     const sch = this.c.o.schedule;
     // the schedule's state as it was at that step, when it is the same schedule
     const schedule: LrScheduleState | undefined = sch && saved.lr_schedule && JSON.stringify(saved.lr_schedule.spec) === JSON.stringify(sch.spec) ? saved.lr_schedule.state : undefined;
-    return { params: params as [TowerParams, TowerParams], step: state.step, schedule, evalDue: saved.eval_due === true };
+    return { params: params as [TowerParams, TowerParams], step: state.step, schedule, evalDue: saved.eval_due === true, file, byTime: saved.by_time === true };
   }
 }

@@ -25,6 +25,8 @@ export interface SavedRun {
   data_path?: string;
   /** The evaluation due after the checkpoint's step was still to do when it was written (a resumed run does it first). */
   eval_due?: boolean;
+  /** Written for the time alone (--checkpoint-minutes): the next checkpoint of the run replaces it. */
+  by_time?: boolean;
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
   plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; checkpoint_minutes?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
 }

@@ -16,6 +16,8 @@ export interface RunCheckpointState {
   readonly epoch: number;
   /** An evaluation of this step follows (a run resumed from this checkpoint does it first). */
   readonly evalDue: boolean;
+  /** Written for the time alone (`--checkpoint-minutes`): the next checkpoint replaces it, also in a resumed run. */
+  readonly byTime?: boolean;
 }
 
 export function encodeRunCheckpoint(o: CoordinatorOptions, params: [TowerParams, TowerParams], s: RunCheckpointState): Buffer {
@@ -34,6 +36,7 @@ export function encodeRunCheckpoint(o: CoordinatorOptions, params: [TowerParams,
       // the data order is a function of (seed, position): batch k is images k*batch .. of the endless sequence of seeded epochs
       data: { position: s.step * o.batch, epoch: s.epoch, steps_per_epoch: o.stepsPerEpoch ?? null, order_seed: o.seed, source: o.source.description },
       eval_due: s.evalDue,
+      ...(s.byTime ? { by_time: true } : {}),
       ...(o.checkpoint?.extra?.() ?? {}),
     },
   });

@@ -165,7 +165,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             }),
           }
         : undefined,
-      resume: resumed ? { params: resumed.params, step: resumed.step, evalDue: resumed.saved.eval_due === true } : undefined,
+      resume: resumed ? { params: resumed.params, step: resumed.step, evalDue: resumed.saved.eval_due === true, file: resumed.file, byTime: resumed.saved.by_time === true } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
       takeOver: a['take-over'],
