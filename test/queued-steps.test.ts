@@ -37,7 +37,7 @@ test.serial('queued steps give the losses, weights and momentum of steps that wa
     const steps: StepMetrics[] = await c.run(STEPS, () => {}, { onEval: (e) => evals.push(e.loss) });
     const params = [await c.clients[0].parameters(true), await c.clients[1].parameters(true)];
     c.close();
-    return { losses: steps.map((m) => m.loss), evals, params, queued: c.stepsQueued, steps: steps.map((m) => m.step) };
+    return { losses: steps.map((m) => m.loss), evals, params, queued: c.stepsQueued, steps: steps.map((m) => m.step), metrics: steps };
   };
   const waiting = await runWith(false);
   const queued = await runWith(true);
@@ -48,6 +48,12 @@ test.serial('queued steps give the losses, weights and momentum of steps that wa
   t.deepEqual(queued.losses, waiting.losses);
   t.deepEqual(queued.evals, waiting.evals);
   t.is(queued.evals.length, 3);
+  // a step's time is never less than either worker's time on it (a queued step's replies may be waiting when the
+  // coordinator takes them): no images/s beyond what the workers did
+  for (const m of [...queued.metrics, ...waiting.metrics]) {
+    const longest = Math.max(...m.workers.map((w) => w.total_ms));
+    t.true(m.ms >= longest, `step ${m.step}: ${m.ms} ms, a worker ${longest} ms`);
+  }
   let compared = 0;
   for (const tower of [0, 1] as const) {
     for (const [name, p] of waiting.params[tower]!) {
