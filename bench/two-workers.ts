@@ -140,7 +140,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
     };
   } finally {
     coordinator?.close();
-    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => (p.on('exit', r), p.kill('SIGTERM'))))));
+    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => (p.on('exit', r), p.stdin?.end())))));
     process.off('exit', killAll);
   }
 }

@@ -7,6 +7,8 @@ import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { alexnetBin } from '@alexnet-mp/coordinator';
 import { alexnet, alive, childPids } from './helpers.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm'];
@@ -34,15 +36,23 @@ async function launchOk(t: { is(a: unknown, b: unknown, m?: string): void }, arg
   t.is((await p.exited).code, 0, p.output());
 }
 
-/** A tiny run signalled after its step 3: it must end after the step in progress with a checkpoint of it, no process left. Returns its folder and last step. */
-async function stopWith(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM'): Promise<{ dir: string; n: number }> {
+/**
+ * A tiny run signalled after its step 3: it must end after the step in progress with a checkpoint of it, no process
+ * left. `everyProcess`: the signal goes to launch and its three children at once (pkill, a service manager stopping
+ * the whole group). Returns its folder and last step.
+ */
+async function stopWith(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', everyProcess = false): Promise<{ dir: string; n: number }> {
   const dir = tempDir(t);
   // far more steps than will run, and no periodic checkpoint: the only checkpoint is the one the stop writes
   const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '100000', '--run-dir', dir]);
   await p.waitFor(/"event":"step","step":3,/, 120_000);
   p.proc.kill(signal);
-  t.is((await p.exited).code, signal === 'SIGINT' ? 130 : 143, p.output());
+  if (everyProcess) for (const pid of Object.values(childPids(p.stderr))) process.kill(pid, signal);
+  t.is((await p.exited).code, { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 }[signal], p.output());
   t.regex(p.output(), new RegExp(`\\[launch\\] ${signal}: the coordinator ends the run after the step in progress`));
+  if (everyProcess) t.regex(p.output(), new RegExp(`\\[worker0\\] alexnet worker 0: ${signal}: serving until the run ends`));
+  // the launcher's own lines are kept in the run folder, with their times
+  t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${signal}: the coordinator ends the run`, 'm'));
   t.regex(p.output(), /\[launch\] all processes stopped/);
   for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 
@@ -97,6 +107,41 @@ test('--stop-after ends the run at a step boundary once the time is up, with a c
 
 test('SIGTERM to launch ends the run like SIGINT, after the step in progress with a checkpoint, and exits 143', async (t) => {
   await stopWith(t, 'SIGTERM');
+});
+
+test('SIGHUP to launch (its terminal closed) ends the run like SIGTERM, with a checkpoint, and exits 129', async (t) => {
+  await stopWith(t, 'SIGHUP');
+});
+
+test('SIGTERM to every process of the run at once (pkill, a service manager) still ends it after the step in progress with a checkpoint', async (t) => {
+  await stopWith(t, 'SIGTERM', true);
+});
+
+test('a run whose output nobody reads any more (the reader of its pipe gone) trains on to its end', async (t) => {
+  const dir = tempDir(t);
+  const p = spawn(process.execPath, [alexnetBin, ...common, '--batch', '8', '--steps', '60', '--run-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // the first bytes read, then both pipes closed: every later write of launch fails with EPIPE
+  await new Promise<void>((resolve) => p.stderr.once('data', () => resolve()));
+  p.stdout.destroy();
+  p.stderr.destroy();
+  const code = await new Promise<number | null>((resolve) => p.on('exit', (c) => resolve(c)));
+  t.is(code, 0);
+  const ev = events(dir);
+  t.is(ev[ev.length - 1]!.event, 'done');
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(60)]);
+  t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), /run finished; stopping the workers/);
+});
+
+test('a coordinator killed under launch: launch names the last checkpoint and the command that continues from it', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '3', '--run-dir', dir]);
+  await p.waitFor(/"event":"checkpoint","step":6,/, 120_000);
+  process.kill(childPids(p.stderr).coord!, 'SIGKILL');
+  t.is((await p.exited).code, 1, p.output());
+  const m = /\[launch\] the coordinator killed by signal SIGKILL; its last checkpoint is step (\d+): alexnet launch --resume (\S+) continues from it/.exec(p.output());
+  t.truthy(m, p.output());
+  t.true(Number(m![1]) >= 6);
+  t.is(m![2], dir);
 });
 
 // serial: ava runs it before this file's other tests, so its kernel compilation does not slow the --stop-after run

@@ -27,7 +27,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
 import { cpuWorkerArgs } from './launch-devices.js';
-import { diskFull, fileError, makeDir } from '@alexnet-mp/core';
+import { diskFull, fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
 
@@ -128,14 +128,22 @@ class Child {
     return this.exit === null;
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+  /**
+   * Its stdin closed (a child of launch stops when it closes: --exit-with-stdin), SIGTERM after 2 s (a worker
+   * takes its first signal as a stop of the whole run, and serves until its stdin closes), SIGKILL after
+   * `graceMs`; resolves when the process has exited.
+   */
   async stop(graceMs: number): Promise<Exit> {
     if (this.exit) return this.exit;
-    this.proc.kill('SIGTERM');
+    this.proc.stdin?.end();
+    const term = setTimeout(() => {
+      if (!this.exit) this.proc.kill('SIGTERM');
+    }, Math.min(2000, graceMs / 2));
     const timer = setTimeout(() => {
       if (!this.exit) this.proc.kill('SIGKILL');
     }, graceMs);
     const e = await this.exited;
+    clearTimeout(term);
     clearTimeout(timer);
     this.log?.end();
     return e;
@@ -157,8 +165,14 @@ export interface LaunchResult {
 export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
   const err = o.err ?? ((l: string) => process.stderr.write(l + '\n'));
-  const say = (l: string) => err(`[launch] ${l}`);
   if (o.runDir) makeDir(o.runDir, 'the run directory');
+  // the launcher's own lines (restarts, why the run ended) are also kept in RUN_DIR/launch.log, each with its time
+  let launchLog = o.runDir ? fs.createWriteStream(path.join(o.runDir, 'launch.log'), { flags: 'a' }) : null;
+  launchLog?.on('error', () => (launchLog = null));
+  const say = (l: string) => {
+    launchLog?.write(`${new Date().toISOString()} ${l}\n`);
+    err(`[launch] ${l}`);
+  };
   for (const l of o.deviceLines ?? []) say(l);
   // the first log file that cannot be written stops the run (exit code 2)
   let onLogError: (file: string, e: Error) => void = () => {};
@@ -212,7 +226,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   };
   const pids = () => Object.fromEntries(children.map((c) => [c.name, c.pid])) as Record<Name, number>;
   /** The launcher's result after a signal: 130 for SIGINT, 143 for SIGTERM, as a shell reports them. */
-  const bySignal = (s: NodeJS.Signals): LaunchResult => ({ code: s === 'SIGINT' ? 130 : 143, pids: pids() });
+  const bySignal = (s: NodeJS.Signals): LaunchResult => ({ code: s === 'SIGINT' ? 130 : s === 'SIGHUP' ? 129 : 143, pids: pids() });
 
   // a signal to the launcher: the coordinator ends the run gracefully; a second signal (or one before the coordinator runs) stops everything
   let signalled: NodeJS.Signals | null = null;
@@ -226,15 +240,18 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (graceful === null && coordinator?.alive()) {
       graceful = s;
       say(`${s}: the coordinator ends the run after the step in progress (with a checkpoint when it writes them); ${s} again stops all processes at once`);
-      coordinator.proc.kill(s);
+      // asked on its stdin rather than by a signal: a coordinator that got the same signal itself (pkill, a service
+      // manager stopping the whole group) counts it once, not as a second signal that stops it at once
+      coordinator.proc.stdin?.write(`stop ${s}\n`);
       return;
     }
     signalled = s;
     say(`${s}: stopping all processes`);
     wakeOnSignal();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP: the terminal closed (a dropped SSH session): the run ends as for SIGTERM, with its checkpoint
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
 
   const workerFailure = (w: Child): string => {
     const tail = w.stderrTail.length ? `; its last stderr lines:\n${w.stderrTail.map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)';
@@ -294,7 +311,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         if (up === 'exited') say(workerFailure(again));
         else if (up === 'coord') say(`the coordinator ${coord.describeExit()} ${waited} after ${again.name} was restarted, before it was listening`);
         else say(`${again.name} did not start listening again within ${waited}`);
-        say(`stopping the run: ${again.name} could not be restarted`);
+        say(`stopping the run: ${again.name} could not be restarted${o.runDir ? `; ${resumeHint(o.runDir)}` : ''}`);
         return { code: 1, pids: pids() };
       }
       firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
@@ -302,7 +319,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     (progress as Progress | null)?.stop();
     if (ended === 'signal') return bySignal(signalled!);
     // a stop asked for and done (130/143; 0 when the run ended on its own meanwhile); any other exit is a failure, below
-    if (graceful !== null && ended === 'coord' && [0, 130, 143].includes(coord.exit!.code ?? -1)) return gracefulEnd(graceful);
+    if (graceful !== null && ended === 'coord' && [0, 129, 130, 143].includes(coord.exit!.code ?? -1)) return gracefulEnd(graceful);
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {
       say(stoppedEarly ? 'run stopped at its time limit (--stop-after; --resume continues it); stopping the workers' : 'run finished; stopping the workers');
       return { code: 0, pids: pids() };
@@ -312,10 +329,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const dead = workers.filter((w) => !w.alive());
     if (dead.length > 0) {
       for (const w of dead) say(`${workerFailure(w)}`);
-      say(`stopping the run: ${dead.map((w) => w.name).join(' and ')} died`);
+      say(`stopping the run: ${dead.map((w) => w.name).join(' and ')} died${o.runDir ? `; ${resumeHint(o.runDir)}` : ''}`);
       return { code: 1, pids: pids() };
     }
-    say(`the coordinator ${coord.describeExit()}`);
+    say(`the coordinator ${coord.describeExit()}${o.runDir ? `; ${resumeHint(o.runDir)}` : ''}`);
     return { code: coord.exit!.code && coord.exit!.code > 0 ? coord.exit!.code : 1, pids: pids() };
   } catch (e) {
     if (e instanceof LaunchFailure) {
@@ -326,10 +343,17 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   } finally {
     (progress as Progress | null)?.stop();
     await stopAll();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of signals) process.off(s, onSignal);
     say(`all processes stopped (${children.map((c) => `${c.name} ${c.describeExit()}`).join(', ')})`);
+    launchLog?.end();
   }
+}
+
+/** What a run that ended badly can continue from: its last checkpoint and the command. */
+function resumeHint(runDir: string): string {
+  const last = latestCheckpoint(path.join(runDir, 'checkpoints'));
+  const step = last ? stepOfFile(last) : null;
+  return last ? `its last checkpoint is step ${step}: alexnet launch --resume ${runDir} continues from it` : 'it wrote no checkpoint';
 }
 
 class LaunchFailure extends Error {

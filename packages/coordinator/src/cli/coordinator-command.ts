@@ -22,6 +22,8 @@ import type { InspectService } from '../inspect/service.js';
 import { checkMessageFits } from './batch-fit.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, parseMicroBatches, runOptions, type RunArgs } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
+import { surviveLostOutput } from './output-gone.js';
+import readline from 'node:readline';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   workers: string;
@@ -195,22 +197,42 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     // the first signal during training ends the run after the step in progress, with a checkpoint (stop-early.md);
     // before training, while waiting for a lost worker, or a second time: at once
     let stopCode = 0;
-    const onSignal = (sig: 'SIGINT' | 'SIGTERM', code: number) => {
-      if (stopCode === 0 && c.isRunning && !recovery?.recovering) {
+    /** Ends the run after the step in progress, with a checkpoint; false before training or while waiting for a lost worker (nothing to end gracefully). */
+    const endRun = (sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP', code: number): boolean => {
+      if (!c.isRunning || recovery?.recovering) return false;
+      if (stopCode === 0) {
         stopCode = code;
         c.requestStop(sig);
         progress.note(`${sig}: ending the run after the step in progress (and the one queued behind it, already on the workers; and the evaluation, if one is due)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
-        return;
       }
+      return true;
+    };
+    // this process's own signals: the first ends the run gracefully, a second stops at once
+    let signals = 0;
+    const onSignal = (sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP', code: number) => {
+      if (signals++ === 0 && endRun(sig, code)) return;
       stop(sig, code);
     };
     process.on('SIGINT', () => onSignal('SIGINT', 130));
     process.on('SIGTERM', () => onSignal('SIGTERM', 143));
+    // the terminal closed: as SIGTERM (a run is not lost with an SSH session)
+    process.on('SIGHUP', () => onSignal('SIGHUP', 129));
+    // nobody reads the output any more (the terminal closed, `| tee` killed): the run goes on, its lines in RUN_DIR
+    surviveLostOutput();
     const stopAfterS = a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : null;
     if (stopAfterS !== null) setTimeout(() => c.requestStop(`--stop-after ${a['stop-after']}`), stopAfterS * 1000).unref();
     if (a['exit-with-stdin']) {
       process.stdin.on('end', () => stop('stdin closed', 1));
-      process.stdin.resume();
+      // launch passes on a signal it got as the line "stop SIGNAL": one request however many copies of the signal
+      // arrive (pkill, a service manager stopping the group: this process got it too); a later signal of its own stops at once
+      readline.createInterface({ input: process.stdin }).on('line', (line) => {
+        const m = /^stop (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
+        if (!m) return;
+        const sig = m[1] as 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+        const code = sig === 'SIGINT' ? 130 : sig === 'SIGHUP' ? 129 : 143;
+        // never counted as this process's own signal: the same signal may reach it too, before or after this line
+        if (!endRun(sig, code)) stop(sig, code);
+      });
     }
     let recovery: Recovery | null = null;
     try {

@@ -14,6 +14,7 @@ import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
+import { surviveLostOutput } from './output-gone.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   backend: string;
@@ -64,6 +65,8 @@ export const launchCommand: CommandModule<object, Args> = {
       .example('$0 launch --resume runs/c10 --stop-after 2h', 'train for two hours, then write a checkpoint and exit (Ctrl-C does the same at once)')
       .example('$0 launch --steps 2000 --eval-every 50 --ui-port 8080', 'with the dashboard at http://127.0.0.1:8080/') as never,
   handler: async (a) => {
+    // the run goes on when nobody reads its output any more (the terminal closed, `| tee` killed): RUN_DIR keeps it
+    surviveLostOutput();
     // a run still training is said to be so before its checkpoints are read
     if (a.resume !== undefined) checkNotInUse(a.resume);
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;

@@ -8,6 +8,7 @@ import { UserError } from './errors.js';
 import { checkMessageFits } from './batch-fit.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, checkThreads, fallbackOption, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
+import { surviveLostOutput } from './output-gone.js';
 import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
 
 export interface WorkerArgs extends SecurityArgs {
@@ -79,7 +80,7 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
         lease: { type: 'number', default: DEFAULT_LEASE_MS / 1000, describe: "seconds a run keeps this worker after its last call: another coordinator's run is refused meanwhile (unless it gives --take-over)" },
         insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
-        'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it)' },
+        'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it; a first SIGINT, SIGTERM or SIGHUP then waits for it)' },
         ...securityOptions,
       }) as never,
   handler: (a) => serveWorker(a),
@@ -90,12 +91,12 @@ export interface WorkerHooks {
   /** Called once the worker listens, with the address it listens on and the function that stops it. */
   readonly onListening?: (address: string, stop: (why: string) => void) => void;
   /** Takes over SIGINT/SIGTERM: called with the signal and the function that stops the worker (default: stop at once). */
-  readonly onSignal?: (signal: 'SIGINT' | 'SIGTERM', stop: (why: string) => void) => void;
+  readonly onSignal?: (signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', stop: (why: string) => void) => void;
   /** What starts this worker again after it exits on a lost GPU (default: what launch does), for its last line. */
   readonly restartedBy?: string;
 }
 
-/** The worker command's work: checks the options, starts the worker, stops it on SIGINT/SIGTERM (or as `hooks.onSignal` says). */
+/** The worker command's work: checks the options, starts the worker, stops it on SIGINT/SIGTERM/SIGHUP (or as `hooks.onSignal` says). */
 export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promise<void> {
   const spec = getPreset(a.preset);
   positiveInt(a.port, 'port', 0);
@@ -168,7 +169,17 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
     log(`stopping (${why})`);
     void r.close().then(() => process.exit(0));
   };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => (hooks.onSignal ? hooks.onSignal(sig, stop) : stop(sig)));
+  // under launch (--exit-with-stdin) a signal to this worker is most likely one to the whole run (pkill, a service
+  // manager stopping the group): the coordinator's checkpoint needs this worker's parameters, so it serves on until
+  // launch closes its stdin; a second signal stops it at once. Started by hand, a signal stops it.
+  let signals = 0;
+  const underLaunch = (sig: NodeJS.Signals) => {
+    if (++signals > 1) return stop(`${sig} again`);
+    log(`${sig}: serving until the run ends (the coordinator ends it after the step in progress; ${sig} again: stop at once)`);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => (hooks.onSignal ? hooks.onSignal(sig, stop) : a['exit-with-stdin'] ? underLaunch(sig) : stop(sig)));
+  // nobody reads the output any more (the terminal closed): the worker goes on
+  surviveLostOutput();
   if (a['exit-with-stdin']) {
     process.stdin.on('end', () => stop('stdin closed'));
     process.stdin.on('error', () => stop('stdin closed'));
