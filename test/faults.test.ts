@@ -24,6 +24,7 @@ interface Event {
   step?: number;
   loss?: number;
   from_step?: number;
+  restart?: number;
   checkpoint?: string | null;
   tower?: number;
   error?: string;
@@ -164,6 +165,24 @@ test.serial('launch restarts a killed worker and the run resumes from its last c
   t.log(`killed after step 12; resumed from step ${restarts[0]!.from_step}`);
   await sameLossesAsReference(t, dir);
   for (const [name, pids] of childPids(p.stderr)) for (const pid of pids) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
+
+test.serial('--max-restarts counts restarts in a row: with 1, a run survives a second lost worker once it wrote a checkpoint after the first', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...launchArgs, '--checkpoint-every', '5', '--max-restarts', '1', '--run-dir', dir]);
+  killOnTeardown(t, p);
+  await p.waitFor(stepLine(7), 120_000);
+  process.kill(childPids(p.stderr).get('worker1')![0]!, 'SIGKILL');
+  // restarted from step 5; a checkpoint past it (step 10), then the same worker lost again
+  await p.waitFor(/"event":"checkpoint","step":10,/, 120_000);
+  await p.waitFor(/counts from 0 again/, 10_000);
+  process.kill(childPids(p.stderr).get('worker1')![1]!, 'SIGKILL');
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+  const restarts = events(dir).filter((e) => e.event === 'restart');
+  t.deepEqual(restarts.map((e) => e.restart), [1, 1], 'each the first of its row');
+  t.is((p.stderr.join('\n').match(/\[launch\] restarting worker1 on 127\.0\.0\.1:\d+ \(restart 1 of 1\)/g) ?? []).length, 2);
+  await sameLossesAsReference(t, dir);
 });
 
 test.serial('launch: a worker killed before the first checkpoint restarts the run from step 0, and says so', async (t) => {

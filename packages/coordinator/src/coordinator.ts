@@ -173,7 +173,11 @@ export class Coordinator {
    */
   async writeCheckpoint(evalDue = false, byTime = false): Promise<string> {
     if (!this.checkpoints) throw new Error('no checkpoint option');
-    const params = await pullParameters(this.clients, (t) => this.label(t), this.stepsDone);
+    // a deadline as for steps (10x the slowest so far, at least --step-deadline): a worker that never sends them is lost
+    const timeoutMs = this.deadlines.next('parameters');
+    const tp = performance.now();
+    const params = await pullParameters(this.clients, (t) => this.label(t), this.stepsDone, timeoutMs);
+    this.deadlines.observe('parameters', performance.now() - tp);
     const step = this.stepsDone;
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);

@@ -185,7 +185,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   // on a terminal, a progress bar fed by the coordinator's step lines (which stay in RUN_DIR/metrics.jsonl and coord.log); other lines print above it
   const barWanted = o.bar ?? (o.out === undefined && o.err === undefined && progressBarWanted());
   let progress: Progress | null = null;
+  /** The coordinator's checkpoints so far (its step lines' checkpoint events): a checkpoint after a restart starts the count of restarts again. */
+  let checkpointsSeen = 0;
   const onLine = (c: Child, line: string, stream: 'out' | 'err') => {
+    if (c.name === 'coord' && stream === 'out' && line.startsWith('{"event":"checkpoint"')) checkpointsSeen++;
     if (barWanted && c.name === 'coord' && stream === 'out' && line.startsWith('{"event":')) {
       try {
         const m = JSON.parse(line) as { event: string; steps?: number; start_step?: number; batch?: number };
@@ -284,8 +287,13 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     };
     let firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
     let ended: 'coord' | 'worker' | 'signal';
-    for (let restarts = 0; ; restarts++) {
+    // restarts in a row: a checkpoint written since the last restart starts the count again (the coordinator counts the same way)
+    let restarts = 0;
+    let checkpointsAtRestart = 0;
+    for (; ; restarts++) {
       ended = await Promise.race([coord.exited.then(() => 'coord' as const), firstWorkerExit.then(() => 'worker' as const), signalSeen.then(() => 'signal' as const), logFailed]);
+      if (restarts > 0 && checkpointsSeen > checkpointsAtRestart) restarts = 0;
+      checkpointsAtRestart = checkpointsSeen;
       if (ended !== 'worker' || restarts >= (o.maxRestarts ?? 0) || !coord.alive()) break;
       // a lost worker: the same tower again on the same address; the coordinator waits for it and resumes (recovery.ts)
       const w = await firstWorkerExit;

@@ -52,7 +52,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Recovery {
   private lastCheckpoint: string | null;
+  /** Restarts in a row: since the run last wrote a checkpoint past the step a restart continued from (--max-restarts bounds them). */
   restarts = 0;
+  /** The step the last restart continued from. */
+  private restartedAt = 0;
   /** True from a lost worker until the run continues (no step to end gracefully then). */
   recovering = false;
 
@@ -76,6 +79,11 @@ export class Recovery {
     let kept: StepMetrics[] = [];
     const onCheckpoint = (file: string, step: number) => {
       this.lastCheckpoint = file;
+      // past its restarts, with the progress saved: a run of days may survive more than --max-restarts faults in all
+      if (this.restarts > 0 && step > this.restartedAt) {
+        this.o.info(`checkpoint at step ${step}, past the restart: --max-restarts counts from 0 again`);
+        this.restarts = 0;
+      }
       hooks.onCheckpoint?.(file, step);
     };
     for (;;) {
@@ -115,6 +123,7 @@ export class Recovery {
         await this.waitForWorkers();
         const from = this.load();
         const step = from?.step ?? 0;
+        this.restartedAt = step;
         this.o.onRestart?.({
           event: 'restart',
           restart: this.restarts,

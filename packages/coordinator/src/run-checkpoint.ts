@@ -43,14 +43,15 @@ export function encodeRunCheckpoint(o: CoordinatorOptions, params: [TowerParams,
 }
 
 /**
- * Both workers' parameters and momentum (GetParameters) for a checkpoint of `step` steps; a worker that fails to
- * send them is named in a WorkerFailure (lost or not, as health.ts tells).
+ * Both workers' parameters and momentum (GetParameters) for a checkpoint of `step` steps, within `timeoutMs`; a
+ * worker that fails to send them is named in a WorkerFailure (lost or not, as health.ts tells: one past the
+ * deadline is lost, and the run restarts rather than waiting for it forever).
  */
-export async function pullParameters(clients: readonly [WorkerClient, WorkerClient], label: (t: number) => string, step: number): Promise<[TowerParams, TowerParams]> {
+export async function pullParameters(clients: readonly [Pick<WorkerClient, 'parameters'>, Pick<WorkerClient, 'parameters'>], label: (t: number) => string, step: number, timeoutMs: number): Promise<[TowerParams, TowerParams]> {
   return (await Promise.all(
     [0, 1].map(async (t) => {
       try {
-        return (await clients[t]!.parameters(true)) as TowerParams;
+        return (await clients[t]!.parameters(true, { timeoutMs })) as TowerParams;
       } catch (e) {
         throw new WorkerFailure(`${label(t)} failed to send its parameters for the checkpoint at step ${step}: ${describeError(e)}`, t, isLostWorker(e));
       }

@@ -10,8 +10,8 @@ export const recoveryOptions = {
     type: 'number',
     default: DEFAULT_MAX_RESTARTS,
     describe:
-      'times a run survives a lost worker (killed, crashed, unreachable or hung): the step is abandoned, the worker restarted (launch) or waited for (coordinator), ' +
-      'and the run continues from its last checkpoint (from step 0 when there is none yet); 0: a lost worker ends the run',
+      'times in a row a run survives a lost worker (killed, crashed, unreachable or hung): the step is abandoned, the worker restarted (launch) or waited for (coordinator), ' +
+      'and the run continues from its last checkpoint (from step 0 when there is none yet); the count starts again once the run writes a checkpoint past the restart; 0: a lost worker ends the run',
   },
   'wait-for-workers': { type: 'number', default: 600, describe: 'seconds the coordinator waits, after losing a worker, for it to answer again before giving up' },
   'step-deadline': {
