@@ -210,6 +210,35 @@ export class Device {
     this.queueDrain = mode === 'webgpu' ? drainQueue : null;
   }
 
+  /** The kernels made on this device (kernel-runner.ts), until reset() frees them. */
+  private readonly kernels = new Set<{ destroy(): void }>();
+
+  /** Registers a kernel made on this device: reset() frees it. */
+  adopt(k: { destroy(): void }): void {
+    this.kernels.add(k);
+  }
+
+  /** Kernels made and not freed (every tower, crossing and update kernel of the runs since the last reset). */
+  get kernelCount(): number {
+    return this.kernels.size;
+  }
+
+  /**
+   * Frees everything a run put on this device: its kernels (gpu.js would keep each for the life of the process:
+   * a worker configured again, after its peer was restarted or for a resumed run, would hold every earlier run's
+   * kernels and their memory) and every resident tensor, kept ones (parameters, momentum) included. For when
+   * a run is replaced; nothing made before may be used after it.
+   */
+  reset(): void {
+    // the tensors first, while the kernels that made them still stand
+    for (const t of this.arena) t.delete();
+    for (const t of this.kept) if (!this.arena.has(t)) t.delete();
+    this.arena.clear();
+    this.kept.clear();
+    for (const k of this.kernels) k.destroy();
+    this.kernels.clear();
+  }
+
   /** Registers a resident result; it lives until the next release() unless kept. */
   track(t: ResidentTensor): void {
     this.arena.add(t);

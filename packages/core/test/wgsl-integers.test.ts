@@ -86,6 +86,7 @@ test('every kernel of the model indexes in i32 on webgpu: no thread index or int
         return () => undefined;
       },
     },
+    adopt: () => {},
   } as unknown as Device;
   const make = (name: string, build: () => unknown) => {
     current = name;

@@ -117,9 +117,10 @@ export function parameterSetter(w: SettableWorker): { take(m: ParameterTensor): 
     finish: async () => {
       const r = settable();
       const { params, step } = intake.finish();
-      r.tower = new Tower(w.device, w.spec, w.tower, r.batch, params);
+      // the tower Configure made (and its evaluation towers) go with their kernels and tensors
       r.evalTowers.clear();
-      w.device.release();
+      w.device.reset();
+      r.tower = new Tower(w.device, w.spec, w.tower, r.batch, params);
       r.stepsDone = step;
       r.mailbox.dropBefore(stepPhase(r.stepsDone));
       w.log(`run ${r.id}: parameters and momentum set from the coordinator (${params.size * 4} tensors in ${intake.messages} messages), continuing at step ${r.stepsDone}`);

@@ -240,6 +240,8 @@ export class TowerWorker implements PeerSide {
     if (stale.length > 0) this.log(`the GPU reported ${stale.length === 1 ? 'an error' : `${stale.length} errors`} in work given up before this run: ${stale[0]}`);
     this.takingOver.delete(req.run_id);
     this.dropRun(new Error(`run ${redactRunId(this.run?.id ?? '')} was replaced by run ${redactRunId(req.run_id)}`));
+    // the replaced run's kernels and tensors are freed, not kept for the life of the process
+    this.device.reset();
     const peer = new PeerLink(peerAddress, this.limitBytes, this.o.security);
     try {
       await helloPeer(this, peer, req.run_id);

@@ -90,9 +90,13 @@ export class Kernel {
   /** Every call's result lands in the same buffer, host (webasm) or device (webgpu): KernelOptions.reuseOutput. */
   private readonly reusesBuffer: boolean;
 
+  /** Freed with its run (Device.reset): a call after that is a bug, said rather than silently rebuilt. */
+  private destroyed = false;
+
   // eslint-disable-next-line @typescript-eslint/ban-types
   constructor(private readonly device: Device, readonly name: string, fn: Function, opts: KernelOptions) {
     installFlatOutput();
+    device.adopt(this);
     if (opts.componentsAsRows && (device.mode !== 'webgpu' || opts.returnType !== 'Array(4)' || opts.output.length < 2)) {
       throw new Error(`kernel ${name}: componentsAsRows is for webgpu kernels returning Array(4) over a 2D or 3D output`);
     }
@@ -131,8 +135,20 @@ export class Kernel {
     });
   }
 
+  /**
+   * Frees what gpu.js holds for the kernel (its compiled module and memory, its instances on the worker threads,
+   * its GPU buffers and pipelines) and drops it from the GPU object's list, which would otherwise keep it for the
+   * life of the process. Device.reset calls it for every kernel of a run that is replaced.
+   */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.k.destroy?.();
+  }
+
   /** Calls gpu.js, timing the call when profiling (kernel-profile.ts) and checking the mode that ran after the first. */
   private async call(args: KernelArg[]): Promise<unknown> {
+    if (this.destroyed) throw new Error(`kernel ${this.name} was freed with the run it belonged to (Device.reset) and called again`);
     const r = await profiled(this.name, 'kernel', this.length * 4, this.reusesBuffer, this.device.queueDrain, async () => this.k(...args));
     if (!this.checked) {
       this.device.checkKernel(this.name, this.k);
