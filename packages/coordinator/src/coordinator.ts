@@ -279,11 +279,12 @@ export class Coordinator {
    * With queued steps (the queueSteps option) the next step goes out during this one when nothing is due
    * between them; a run that ends otherwise than between steps (a failed step, `o.signal`, `onStep`
    * throwing) cancels the step queued behind it, leaving the workers failed until they are configured again.
+   * Returns the steps' metrics (none with `keepSteps` false: a long run passes them on through `onStep` only).
    */
   async run(
     steps: number,
     onStep: (m: StepMetrics) => void,
-    o: { signal?: AbortSignal; onEval?: (m: EvalMetrics) => void; onCheckpoint?: (file: string, step: number) => void; onLrDrop?: (lr: number, epoch: number) => void } = {},
+    o: { signal?: AbortSignal; onEval?: (m: EvalMetrics) => void; onCheckpoint?: (file: string, step: number) => void; onLrDrop?: (lr: number, epoch: number) => void; keepSteps?: boolean } = {},
   ): Promise<StepMetrics[]> {
     const tRun = performance.now();
     // the first batch is made while the tasks and a pending evaluation run

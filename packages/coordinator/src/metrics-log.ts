@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { StepMetrics } from './coordinator.js';
 import type { EvalMetrics } from './evaluation.js';
-import { makeDir, median } from '@alexnet-mp/core';
+import { makeDir } from '@alexnet-mp/core';
+import { StepTally } from './step-tally.js';
 import { repairTornTail, runDirError, writeFileAtomic } from './run-files.js';
 
 export class MetricsLog {
@@ -87,29 +88,9 @@ export interface RunSummary {
   eval_last: { step: number; loss: number; top1_error: number; top5_error: number; images: number } | null;
 }
 
-/** The end-of-run summary. Step 0 compiles the kernels, so the rates leave it out when there are more steps. */
+/** The end-of-run summary of `steps` (step-tally.ts). Step 0 compiles the kernels, so the rates leave it out when there are more steps. */
 export function summarise(steps: StepMetrics[], elapsedMs: number, evals: readonly EvalMetrics[] = []): RunSummary {
-  const timed = steps.length > 1 ? steps.slice(1) : steps;
-  const tail = steps.slice(-Math.min(10, steps.length));
-  const share = (t: number, k: 'exchange_ms' | 'exchange_hidden_ms' = 'exchange_ms') => {
-    const tot = timed.reduce((s, m) => s + m.workers[t]!.total_ms, 0);
-    // a log of older workers has no hidden time
-    return tot > 0 ? timed.reduce((s, m) => s + (m.workers[t]![k] ?? 0), 0) / tot : 0;
-  };
-  const stepMs = median(timed.map((m) => m.ms));
-  return {
-    event: 'done',
-    steps: steps.length,
-    elapsed_s: elapsedMs / 1000,
-    median_step_ms: stepMs,
-    images_per_s: stepMs > 0 ? ((steps[0]?.batch ?? 0) / stepMs) * 1000 : 0,
-    loss_last: tail.length ? tail.reduce((s, m) => s + m.loss, 0) / tail.length : null,
-    top1_error_last: tail.length ? tail.reduce((s, m) => s + m.top1_error, 0) / tail.length : null,
-    exchange_share: steps.length ? [share(0), share(1)] : [],
-    exchange_hidden_share: steps.length ? [share(0, 'exchange_hidden_ms'), share(1, 'exchange_hidden_ms')] : [],
-    crossing_bytes_per_step: steps[0]?.crossing_bytes ?? 0,
-    // a log of older coordinators has no micro-batches: the whole batch
-    micro_batches: steps[steps.length - 1]?.micro_batches ?? 1,
-    eval_last: evals.length ? (({ step, loss, top1_error, top5_error, images }) => ({ step, loss, top1_error, top5_error, images }))(evals[evals.length - 1]!) : null,
-  };
+  const tally = new StepTally();
+  for (const m of steps) tally.add(m);
+  return tally.summary(elapsedMs, evals);
 }

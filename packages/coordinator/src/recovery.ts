@@ -15,6 +15,7 @@ import { describeError } from '@alexnet-mp/worker';
 import { WorkerFailure, type Coordinator, type ResumePoint, type StepMetrics } from './coordinator.js';
 import type { EvalMetrics } from './evaluation.js';
 import type { SavedRun } from './resume.js';
+import { StepTally } from './step-tally.js';
 
 export interface RecoveryOptions {
   /** Restarts allowed in the run (0: a lost worker ends it, as before). */
@@ -72,11 +73,11 @@ export class Recovery {
   }
 
   /**
-   * Runs the coordinator up to `targetSteps` steps done, restarting after lost workers; returns the metrics of
+   * Runs the coordinator up to `targetSteps` steps done, restarting after lost workers; returns the tally of
    * the steps that count (after a restart, those from the checkpoint on replace the earlier ones).
    */
-  async run(targetSteps: number, onStep: (m: StepMetrics) => void, hooks: RunHooks = {}): Promise<StepMetrics[]> {
-    let kept: StepMetrics[] = [];
+  async run(targetSteps: number, onStep: (m: StepMetrics) => void, hooks: RunHooks = {}): Promise<StepTally> {
+    const kept = new StepTally();
     const onCheckpoint = (file: string, step: number) => {
       this.lastCheckpoint = file;
       // past its restarts, with the progress saved: a run of days may survive more than --max-restarts faults in all
@@ -89,16 +90,20 @@ export class Recovery {
     for (;;) {
       try {
         const todo = Math.max(0, targetSteps - this.c.stepsCompleted);
-        await this.c.run(todo, (m) => {
-          kept.push(m);
-          onStep(m);
-        }, { ...hooks, onCheckpoint });
+        await this.c.run(
+          todo,
+          (m) => {
+            kept.add(m);
+            onStep(m);
+          },
+          { ...hooks, onCheckpoint, keepSteps: false },
+        );
         return kept;
       } catch (e) {
         this.recovering = true;
         try {
           const from = await this.recover(e);
-          kept = kept.filter((m) => m.step < from);
+          kept.dropFrom(from);
         } finally {
           this.recovering = false;
         }

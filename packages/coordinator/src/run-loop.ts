@@ -66,9 +66,10 @@ export async function runLoop(
   steps: number,
   first: Promise<U8Batch> | null,
   onStep: (m: StepMetrics) => void,
-  o: { signal?: AbortSignal; onCheckpoint?: (file: string, step: number) => void },
+  o: { signal?: AbortSignal; onCheckpoint?: (file: string, step: number) => void; keepSteps?: boolean },
 ): Promise<RunLoopResult> {
   const all: StepMetrics[] = [];
+  const keep = o.keepSteps !== false;
   const ck = host.o.checkpoint;
   const batchFor = (step: number) => batchOf(host.o, step);
   let next = first;
@@ -126,7 +127,7 @@ export async function runLoop(
         }
       }
       const m = await stepping;
-      all.push(m);
+      if (keep) all.push(m);
       onStep(m);
       // nothing was due after this step if the next one is queued (queueingAfter)
       if (queued) continue;

@@ -6,6 +6,7 @@
  * abandoned, and only the resumed run's count.
  */
 import fs from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import { UserError } from './cli/errors.js';
 import { median } from '@alexnet-mp/core';
@@ -129,19 +130,44 @@ export function readRunEvents(runDir: string): Event[] {
   if (!fs.existsSync(runDir)) throw new UserError(`${runDir}: no such run folder`);
   if (!fs.existsSync(file)) throw new UserError(`${runDir} has no metrics.jsonl: is it a run folder (--run-dir)?`);
   const events: Event[] = [];
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  for (const [i, line] of lines.entries()) {
+  // line by line (a log of a long run passes the longest string Node makes, 512 MiB); a line that is not JSON is
+  // an error unless it is the last one: a run being written (or killed mid-line) may leave it torn
+  let torn: number | null = null;
+  let n = 0;
+  for (const line of fileLines(file)) {
+    n++;
     if (line.trim() === '') continue;
+    if (torn !== null) throw new UserError(`${file}, line ${torn}: not JSON`);
     try {
       events.push(JSON.parse(line) as Event);
     } catch {
-      // the last line of a run being written (or killed mid-line) may be torn: it is left out
-      if (lines.slice(i + 1).every((l) => l.trim() === '')) break;
-      throw new UserError(`${file}, line ${i + 1}: not JSON`);
+      torn = n;
     }
   }
   if (!events.some((e) => e.event === 'run')) throw new UserError(`${file} holds no run (no "run" line)`);
   return events;
+}
+
+/** The lines of a text file, read 16 MiB at a time (no limit on the file's size). */
+export function* fileLines(file: string, chunkBytes = 16 << 20): Generator<string> {
+  const fd = fs.openSync(file, 'r');
+  const decoder = new StringDecoder('utf8');
+  try {
+    const buf = Buffer.alloc(chunkBytes);
+    let rest = '';
+    for (;;) {
+      const got = fs.readSync(fd, buf, 0, chunkBytes, null);
+      if (got === 0) break;
+      // a character cut at the chunk's end waits for the next chunk (StringDecoder keeps it)
+      const text = rest + decoder.write(buf.subarray(0, got));
+      const lines = text.split('\n');
+      rest = lines.pop()!;
+      yield* lines;
+    }
+    yield rest + decoder.end();
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Each logged training step's time in ms, in the order of the log. */

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { StepMetrics } from '../src/coordinator.js';
 import { MetricsLog, summarise } from '../src/metrics-log.js';
+import { StepTally } from '../src/step-tally.js';
 
 test("a step line carries the per-crossing traffic the first time and when it changes; observers get every event whole", (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-metrics-'));
@@ -51,4 +52,33 @@ test("the end-of-run summary leaves out step 0 (kernel compilation) and takes th
   t.is(done.loss_last, 1.8, 'loss_last: the mean over the last ten steps (all five here)');
   t.is(done.top1_error_last, 0.5, 'top1_error_last: the training top-1 error over the same steps');
   t.is(done.eval_last, null);
+});
+
+test('the tally of a run of many steps keeps numbers, not metrics objects; a restart drops the steps it does again', (t) => {
+  const worker = (tower: number, total: number, exchange: number) => ({
+    tower, total_ms: total, compute_ms: total - exchange, exchange_ms: exchange, update_ms: 0, exchange_hidden_ms: 0,
+    sent_bytes: 0, received_bytes: 0, messages_sent: 0, messages_received: 0,
+  });
+  const step = (n: number, ms: number, loss: number): StepMetrics => ({
+    event: 'step', step: n, lr: 0.01, loss, top1_error: 0.25, top5_error: 0, batch: 16, micro_batches: 1, ms, images_per_s: 16000 / ms,
+    crossing_bytes: 100, workers: [worker(0, ms, ms / 2), worker(1, ms, 0)], traffic: [],
+  });
+  const tally = new StepTally();
+  // resumed at step 100; steps 100..199, then a restart back to the checkpoint at 150 and 150..199 done again, slower
+  for (let s = 100; s < 200; s++) tally.add(step(s, 10, 1));
+  tally.dropFrom(150);
+  t.is(tally.count, 50);
+  for (let s = 150; s < 200; s++) tally.add(step(s, 30, 0.5));
+  const done = tally.summary(1000);
+  t.is(done.steps, 100);
+  t.is(done.median_step_ms, 30, 'steps 101..199: 49 of 10 ms, 50 of 30 ms');
+  t.is(done.loss_last, 0.5);
+  t.deepEqual(done.exchange_share, [0.5, 0]);
+  // the same as the summary of the metrics objects of the steps that count
+  const counted = [...Array.from({ length: 50 }, (_, i) => step(100 + i, 10, 1)), ...Array.from({ length: 50 }, (_, i) => step(150 + i, 30, 0.5))];
+  t.deepEqual(summarise(counted, 1000), done);
+  // a growing run: 100,000 steps in columns of numbers
+  const big = new StepTally();
+  for (let s = 0; s < 100_000; s++) big.add(step(s, 5 + (s % 3), 1));
+  t.is(big.summary(1).median_step_ms, 6);
 });

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { alexnetBin } from '../src/launch.js';
-import { formatRunReport, readRunEvents, summariseRun } from '../src/run-summary.js';
+import { fileLines, formatRunReport, readRunEvents, summariseRun } from '../src/run-summary.js';
 
 const run = (start: number, id: string) => ({ event: 'run', run_id: id, preset: 'tiny', steps: 12, start_step: start, epochs: 3, steps_per_epoch: 4, batch: 8, data: 'synthetic', started: `2026-01-0${start ? 2 : 1}T00:00:00.000Z`, workers: [{ backend: 'webasm' }, { backend: 'webasm' }] });
 // `acc`: the batch's top-1 accuracy, written as step lines do (top1_error); `oldStep` as logs before 2026-12-04 did (top1, the accuracy)
@@ -153,4 +153,18 @@ test('the sessions table shows each worker\'s resident memory over its first and
   t.regex(md, /^\| 2 \| .* \|  \| running or killed \|$/m);
   // logs without it keep the table as it was
   t.notRegex(formatRunReport(summariseRun(events as never)), /worker memory/);
+});
+
+test('a log is read line by line in chunks: lines and multi-byte characters cut at a chunk boundary come out whole', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lines-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'metrics.jsonl');
+  const lines = ['{"event":"run","data":"Ωmega"}', '', '{"event":"step","step":0,"note":"日本語のテキスト"}', '{"event":"eval","step":1}', 'last line, no newline: ünïcödé'];
+  fs.writeFileSync(file, lines.join('\n'));
+  for (const chunk of [1, 2, 3, 5, 7, 64, 1 << 20]) t.deepEqual([...fileLines(file, chunk)], lines, `chunks of ${chunk} bytes`);
+  // a torn last line is left out; a bad line before others is an error naming it
+  fs.writeFileSync(file, '{"event":"run"}\n{"event":"step","step":0}\n{"event":"st');
+  t.deepEqual(readRunEvents(dir).map((e) => e.event), ['run', 'step']);
+  fs.writeFileSync(file, '{"event":"run"}\nnot json\n{"event":"step","step":0}\n');
+  t.throws(() => readRunEvents(dir), { message: `${file}, line 2: not JSON` });
 });

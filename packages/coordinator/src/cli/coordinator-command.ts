@@ -2,12 +2,12 @@
 import type { CommandModule } from 'yargs';
 import { LrSchedule, getPreset, parseLrSchedule } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worker';
-import { Coordinator, WorkerFailure, type StepMetrics } from '../coordinator.js';
+import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
 import { checkResumeArgs, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
-import { MetricsLog, summarise } from '../metrics-log.js';
+import { MetricsLog } from '../metrics-log.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
@@ -286,7 +286,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         info: (l) => progress.note(l),
         onRestart: (e) => log.write(e),
       });
-      const steps: StepMetrics[] = await recovery.run(
+      const steps = await recovery.run(
         targetSteps,
         (m) => {
           log.write(m);
@@ -298,17 +298,17 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (c.stoppedEarly) {
         const ckpt = checkpoints ? recovery.checkpoint : null;
         log.write({ event: 'stopped', reason: c.stoppedEarly.reason, step: c.stoppedEarly.step, checkpoint: ckpt });
-        const kept = steps.length === 0 ? '; no step was done, nothing new to keep' : ckpt ? `; checkpoint ${ckpt}` : '; no checkpoint (give --run-dir to keep one)';
+        const kept = steps.count === 0 ? '; no step was done, nothing new to keep' : ckpt ? `; checkpoint ${ckpt}` : '; no checkpoint (give --run-dir to keep one)';
         const resume = ckpt ? `: \`alexnet launch --resume ${runDir}\` (or coordinator --resume) continues the run` : '';
         info(`stopped (${c.stoppedEarly.reason}) after step ${c.stoppedEarly.step} of ${targetSteps}${kept}${resume}`);
       }
-      const done = { ...summarise(steps, performance.now() - t0, evals), data_wait_share: c.dataWaitShare };
+      const done = { ...steps.summary(performance.now() - t0, evals), data_wait_share: c.dataWaitShare };
       log.write(done);
-      if (steps.length > 0) {
+      if (steps.count > 0) {
         info(
           `done: ${done.steps} steps in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
             `${done.micro_batches} micro-batch${done.micro_batches === 1 ? '' : 'es'} a step, ` +
-            `loss ${done.loss_last!.toFixed(3)} and top-1 error ${(100 * done.top1_error_last!).toFixed(0)}% over the last ${Math.min(10, steps.length)} steps, ` +
+            `loss ${done.loss_last!.toFixed(3)} and top-1 error ${(100 * done.top1_error_last!).toFixed(0)}% over the last ${Math.min(10, steps.count)} steps, ` +
             `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time ` +
             `(${done.exchange_hidden_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} more hidden behind compute), on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run`,
         );
