@@ -293,3 +293,26 @@ test('decodeModel refuses a model of another preset when one is expected', (t) =
   t.is(decodeModel(good, 'm', getPreset('cifar')).spec.name, 'cifar');
   t.throws(() => decodeModel(good, 'm', tiny), { message: 'm is a model of preset "cifar", not "tiny"' });
 });
+
+test('inspect predictions of a model file decodes only the held-out split of a folder, and refuses one with more classes than the model before decoding anything', async (t) => {
+  const dir = tempDir('alexnet-models-heldout-');
+  const data = path.join(dir, 'data');
+  const names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+  for (const [i, c] of names.entries()) {
+    for (const split of ['train', 'test']) writeFile(path.join(data, split, c, '0.png'), await gradientImage(36, 36, [20 * i, 255 - 20 * i, 128], 'png'));
+  }
+  const env = { ...process.env, ALEXNET_CACHE_DIR: path.join(dir, 'cache') };
+  const out = path.join(dir, 'p.png');
+  const p = await finished(alexnet(['inspect', 'predictions', '--model', DEFAULT_MODEL_FILE, '--data', data, '--count', '4', '--backend', 'webasm', '--out', out], { env }));
+  t.is(p.code, 0, p.err.join('\n'));
+  const said = [...p.out, ...p.err].join('\n');
+  t.regex(said, new RegExp(`decoding 10 images of ${path.join(data, 'test')}`));
+  t.notRegex(said, /decoding \d+ images of .*train/, 'the training split is not decoded');
+  t.true(fs.statSync(out).size > 0);
+  // an eleventh class: refused at once, nothing decoded
+  writeFile(path.join(data, 'train', 'zebra', '0.png'), await gradientImage(36, 36, [1, 2, 3], 'png'));
+  const q = await finished(alexnet(['inspect', 'predictions', '--model', DEFAULT_MODEL_FILE, '--data', data, '--backend', 'webasm', '--out', out], { env: { ...env, ALEXNET_CACHE_DIR: path.join(dir, 'cache2') } }));
+  t.is(q.code, 2, q.err.join('\n'));
+  t.regex(q.err.join('\n'), /has 11 classes but preset cifar has 10 outputs/);
+  t.notRegex([...q.out, ...q.err].join('\n'), /decoding/);
+});

@@ -63,6 +63,8 @@ export interface FolderSourceOptions {
   readonly info?: (line: string) => void;
   /** Every skipped file; by default they are summarised through `info`. */
   readonly onWarning?: (w: DataWarning) => void;
+  /** Only the held-out split is used (a trained model's predictions): an image folder's training split is not decoded (core's openDataset). */
+  readonly heldOutOnly?: boolean;
 }
 
 /**
@@ -113,6 +115,8 @@ export class FolderSource implements BatchSource {
     const warnings: DataWarning[] = [];
     const dataset = await openDataset(o.data, {
       size: augment.storedSize,
+      maxClasses: { count: spec.classes, of: `preset ${spec.name}` },
+      heldOutOnly: o.heldOutOnly,
       cacheDir: o.cacheDir,
       download: o.download,
       log: o.info,

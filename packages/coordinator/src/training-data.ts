@@ -41,6 +41,8 @@ export interface OpenDataOptions {
   readonly seed: number;
   readonly cacheDir?: string;
   readonly info?: (line: string) => void;
+  /** Only the held-out split is used (folder-source.ts). */
+  readonly heldOutOnly?: boolean;
 }
 
 export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData> {
@@ -58,7 +60,7 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
     };
   }
   const { FolderSource } = await import('./folder-source.js');
-  const source = await FolderSource.open({ data: o.data, spec: o.spec, seed: o.seed, cacheDir: o.cacheDir, info: o.info });
+  const source = await FolderSource.open({ data: o.data, spec: o.spec, seed: o.seed, cacheDir: o.cacheDir, info: o.info, heldOutOnly: o.heldOutOnly });
   return {
     source,
     real: true,

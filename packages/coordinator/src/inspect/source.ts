@@ -109,7 +109,7 @@ export class CheckpointSource implements InspectSource {
     if (!Number.isInteger(count) || count < 1) throw new UserError(`--count must be an integer >= 1, got ${count}`);
     const dataName = this.model.dataName();
     if (dataName === null) throw new UserError(`inspect predictions --model needs --data (cifar10 or a folder): the held-out images to show; a model file keeps no data set`);
-    const data = await openTrainingData({ data: dataName, spec: this.spec, seed: this.seed, cacheDir: this.o.cacheDir, info: this.o.info });
+    const data = await openTrainingData({ data: dataName, spec: this.spec, seed: this.seed, cacheDir: this.o.cacheDir, info: this.o.info, heldOutOnly: true });
     try {
       let batch: { images: Uint8Array; labels: Uint32Array } | null = null;
       for await (const b of data.heldOut(count, 1, 'centre').batches()) {

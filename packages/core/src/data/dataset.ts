@@ -48,6 +48,13 @@ export interface OpenDatasetOptions {
   readonly download?: Omit<Cifar10Options, 'cacheDir' | 'log'>;
   readonly onWarning?: WarningSink;
   readonly log?: (line: string) => void;
+  /** The model's outputs, and what has them ("preset cifar"): a data set with more classes is refused before anything is decoded. */
+  readonly maxClasses?: { readonly count: number; readonly of: string };
+  /**
+   * Only the held-out split is wanted (showing a trained model's predictions): an image folder's training
+   * split is listed, not decoded, and the held-out split stands in for it (its colour statistics too).
+   */
+  readonly heldOutOnly?: boolean;
 }
 
 /** The --data that names the official CIFAR-10 download (cached) rather than a folder. */
@@ -71,19 +78,25 @@ export async function openDataset(data: string, o: OpenDatasetOptions): Promise<
   };
   if (data === CIFAR10_DOWNLOAD) {
     const dir = await ensureCifar10({ ...o.download, cacheDir, log: o.log });
-    return openCifarBinary(dir, cacheDir, warnings, CIFAR10_DOWNLOAD);
+    return openCifarBinary(dir, cacheDir, warnings, CIFAR10_DOWNLOAD, o.maxClasses);
   }
   const abs = checkDataPath(data);
   if (!statSync(abs).isDirectory()) throw new DataError(abs, `${abs} is not a folder: expected an image folder or the CIFAR-10 binary folder`);
   const bin = findCifarBinaryDir(abs);
-  if (bin) return openCifarBinary(bin, cacheDir, warnings, bin);
+  if (bin) return openCifarBinary(bin, cacheDir, warnings, bin, o.maxClasses);
   if (await isImageFolderRoot(abs)) return openImageFolder(abs, cacheDir, o, warnings, onWarning);
   throw new DataError(abs, `${abs} is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`);
 }
 
-async function openCifarBinary(dir: string, cacheDir: string, warnings: DataWarning[], name: string): Promise<Dataset> {
+/** A data set with more classes than the model has outputs: refused (before anything is decoded). */
+function checkClassCount(root: string, classes: number, max: OpenDatasetOptions['maxClasses']): void {
+  if (max !== undefined && classes > max.count) throw new DataError(root, `${root} has ${classes} classes but ${max.of} has ${max.count} outputs`);
+}
+
+async function openCifarBinary(dir: string, cacheDir: string, warnings: DataWarning[], name: string, maxClasses?: OpenDatasetOptions['maxClasses']): Promise<Dataset> {
   const files = cifarBinaryFiles(dir);
   const classes = cifarClassNames(dir);
+  checkClassCount(dir, classes.length, maxClasses);
   const bytes = (fs: string[]) => fs.reduce((s, f) => s + statSync(f).size, 0);
   const trainCount = Math.floor(bytes(files.train) / (CIFAR_PIXELS + 1));
   const testCount = Math.floor(bytes(files.test) / (CIFAR_PIXELS + 1));
@@ -169,6 +182,24 @@ async function ensureCache(
 
 async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOptions, warnings: DataWarning[], onWarning: WarningSink): Promise<Dataset> {
   const f = await listImageFolder(root, { onWarning });
+  checkClassCount(root, f.train.classes.length, o.maxClasses);
+  if (o.heldOutOnly && f.heldOut) {
+    const held = await ensureCache(f.heldOut, o.size, cacheDir, true, o, onWarning);
+    return {
+      kind: 'image-folder',
+      root,
+      description: `image folder ${root}: ${held.count} ${f.heldOutName} images (its held-out split only), ${f.train.classes.length} classes, decoded at ${o.size}x${o.size}`,
+      classes: f.train.classes,
+      storedSize: o.size,
+      train: { kind: 'cache', path: held.path },
+      trainCount: held.count,
+      heldOut: { kind: 'cache', path: held.path },
+      heldOutName: f.heldOutName,
+      heldOutCount: held.count,
+      stats: held.stats!,
+      warnings,
+    };
+  }
   const train = await ensureCache(f.train, o.size, cacheDir, true, o, onWarning);
   const held = f.heldOut ? await ensureCache(f.heldOut, o.size, cacheDir, false, o, onWarning) : null;
   return {
