@@ -275,6 +275,10 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     [['export', '--run', emptyRun, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],
     [['export', '--run', runDir, '--out', path.join(dir, 'no-such-folder', 'm.safetensors')], /^alexnet: --out .*: the folder .*no-such-folder does not exist$/],
     [['export', '--run', runDir, '--out', dir], /^alexnet: --out .* is a folder: give a file name/],
+    // the shipped run keeps its exported model, not its checkpoints: the message names the model
+    [['inspect', 'kernels', '--run', 'training/cifar10'], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: --model models\/cifar10\.safetensors\)$/],
+    [['inspect', 'kernels', '--run', emptyRun], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],
+    [['export', '--run', runDir, '--out', path.join(dir, 'weights.npz')], /^alexnet: --out \S+weights\.npz: a model file is safetensors; name it \S+weights\.safetensors \(NumPy, PyTorch and TensorFlow read it/],
     [['export', '--run', runDir, '--out', path.join(text, 'm.safetensors')], /^alexnet: --out .*: .*notes\.jpg is not a folder$/],
   ];
   for (const [args, want] of cases) {
@@ -315,4 +319,49 @@ test('inspect predictions of a model file decodes only the held-out split of a f
   t.is(q.code, 2, q.err.join('\n'));
   t.regex(q.err.join('\n'), /has 11 classes but preset cifar has 10 outputs/);
   t.notRegex([...q.out, ...q.err].join('\n'), /decoding/);
+});
+
+test('evaluate: a model on a folder held-out split gives the error, per class and as a confusion matrix, as predict classifies each image; --wrong lists the misses with their files', async (t) => {
+  const dir = tempDir('alexnet-models-evaluate-');
+  const data = path.join(dir, 'data');
+  const names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+  for (const [i, c] of names.entries()) {
+    writeFile(path.join(data, 'train', c, '0.png'), await gradientImage(36, 36, [25 * i, 200 - 15 * i, 60], 'png'));
+    for (const k of [0, 1]) writeFile(path.join(data, 'test', c, `${k}.png`), await gradientImage(32 + 4 * k, 32, [255 - 25 * i, 40 + 20 * i, 90 * k], 'png'));
+  }
+  const env = { ...process.env, ALEXNET_CACHE_DIR: path.join(dir, 'cache') };
+  const wrong = path.join(dir, 'wrong.jsonl');
+  const e = await finished(alexnet(['evaluate', '--data', data, '--backend', 'webasm', '--json', '--wrong', wrong], { env }));
+  t.is(e.code, 0, e.err.join('\n'));
+  const r = JSON.parse(e.out.join('\n')) as { images: number; top1_error: number; top5_error: number; loss: number; classes: string[]; per_class: { name: string; images: number; top1_error: number }[]; confusion: number[][] };
+  t.is(r.images, 20);
+  t.deepEqual(r.classes, names);
+  t.is(r.confusion.flat().reduce((a, b) => a + b, 0), 20);
+  t.deepEqual(r.per_class.map((c) => c.images), names.map(() => 2));
+  // predict, image by image, gives the same top class: the misses are exactly those listed
+  const files = names.flatMap((c) => [0, 1].map((k) => path.join(data, 'test', c, `${k}.png`)));
+  const p = await finished(alexnet(['predict', ...files, '--json', '--backend', 'webasm']));
+  t.is(p.code, 0, p.err.join('\n'));
+  const predicted = p.out.map((l) => JSON.parse(l) as { image: string; top: { class: number }[] });
+  const misses = predicted.filter((q, i) => q.top[0]!.class !== Math.floor(i / 2)).map((q) => q.image);
+  const listed = fs.readFileSync(wrong, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { index: number; file: string; label: number; top: { class: number }[] });
+  t.deepEqual(listed.map((m) => m.file), misses);
+  t.deepEqual(listed.map((m) => m.index), listed.map((m) => files.indexOf(m.file)));
+  t.is(r.top1_error, misses.length / 20);
+  for (const m of listed) t.not(m.top[0]!.class, m.label);
+  // the text report: the totals, a row per class, the matrix
+  const text = await finished(alexnet(['evaluate', '--data', data, '--backend', 'webasm'], { env }));
+  t.is(text.code, 0, text.err.join('\n'));
+  t.regex(text.out[0]!, new RegExp(`^top-1 error ${(100 * r.top1_error).toFixed(1)}%, top-5 error ${(100 * r.top5_error).toFixed(1)}%, loss ${r.loss.toFixed(3)} on 20 held-out images \\(centre crops\\)$`));
+  t.is(text.out.filter((l) => /^\| (airplane|automobile|bird|cat|deer|dog|frog|horse|ship|truck) \| 2 \| /.test(l)).length, 10);
+  // mistakes: one line each
+  for (const [args, want] of [
+    [['evaluate'], /^alexnet: evaluate --model needs --data \(cifar10 or a folder\)/],
+    [['evaluate', '--data', data, '--wrong', dir], /^alexnet: --wrong \S+ is a folder: give a file name/],
+    [['evaluate', '--model', 'm.safetensors', '--run', dir], /^alexnet: give --model FILE or --run RUN_DIR, not both$/],
+  ] as [string[], RegExp][]) {
+    const q = await finished(alexnet(args, { env }));
+    t.is(q.code, 2, args.join(' '));
+    t.regex(q.err.join('\n'), want, args.join(' '));
+  }
 });

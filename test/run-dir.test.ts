@@ -230,7 +230,9 @@ test('a run directory that cannot be made is one line naming it and why, exit 2,
       const p = alexnet(args);
       const { code } = await p.exited;
       t.is(code, 2, p.output());
-      t.true(Date.now() - t0 < 60_000, 'no endless retry');
+      // the refusal comes at once; the bound is for a loaded 2-core machine running this file's other launches
+      const took = Date.now() - t0;
+      t.true(took < 150_000, `no endless retry (${took} ms)`);
       t.deepEqual(own(p).length, 1, p.output());
       t.regex(own(p)[0]!, want, args.join(' '));
       noStack(t, p);

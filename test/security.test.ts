@@ -169,6 +169,8 @@ test.serial("launch gives its three processes a random token by default (in thei
   const hint = await p.waitFor(/\[launch\] inspection service: (\S+) \(alexnet inspect .* --coordinator \S+ --token-file (\S+)\)/);
   const [address, tokenFile] = [hint[1]!, hint[2]!];
   t.is(tokenFile, path.join(runDir, 'token'));
+  // the coordinator's own line says a token is needed too (launch gave it one in its environment)
+  t.regex(p.output(), /inspection service \(alexnet\.v1\.Coordinator\) at \S+: alexnet inspect kernels --coordinator \S+ \(with this run's token: --token-file FILE or \$ALEXNET_TOKEN\)/);
   t.is(fs.statSync(tokenFile).mode & 0o777, 0o600);
   const inspect = (extra: string[]) => alexnet(['inspect', 'kernels', '--coordinator', address, '--out', path.join(runDir, 'k.png'), ...extra]);
   const [without, withToken] = [inspect([]), inspect(['--token-file', tokenFile])];

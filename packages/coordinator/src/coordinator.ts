@@ -224,9 +224,7 @@ export class Coordinator {
       t0 = Math.max(t0, performance.now());
     }
     const replies: StepReply[] = await replying;
-    // a queued step's replies may have waited while the coordinator took the previous step's: the time from those
-    // is then shorter than the step, which is at least what each worker spent on it
-    const ms = Math.max(performance.now() - t0, previous ? Math.max(...replies.map((r) => r.timing.total_ms)) : 0);
+    const ms = performance.now() - t0;
     this.deadlines.observe('step', ms);
     const r0 = replies[0]!;
     // a diverged step ends the run before anything counts it (its update already made the weights non-finite)

@@ -336,7 +336,7 @@ export function formatRunReport(r: RunReport): string {
     const evals = left.evaluations > 0 ? ` and ${plural(left.evaluations, 'evaluation')}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
     out.push(`remaining: ${left.steps} steps at ${(left.stepMs / 1000).toFixed(2)} s a step (median of the last ${left.pacedOn})${evals}: about ${hours(left.seconds)}`);
   }
-  if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
+  if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${r.lastEval.loss.toFixed(3)}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   out.push('');
   // the workers' memory, where the step lines carry it (builds since 2026-12-05)
   const memory = r.sessions.some((s) => s.memory !== null);
@@ -348,10 +348,10 @@ export function formatRunReport(r: RunReport): string {
     out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${pace} |${mem} ${s.end} |`);
   }
   out.push('');
-  out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out top-1 / top-5 error |`);
+  out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out loss, top-1 / top-5 error |`);
   out.push(`|---|${r.stepsPerEpoch ? '---|' : ''}---|---|---|---|`);
   for (const row of r.rows) {
-    const ev = row.evals.map((v) => `${pct(v.top1_error)} / ${pct(v.top5_error)} (step ${v.step}, ${v.images} images)`).join('; ');
+    const ev = row.evals.map((v) => `${v.loss.toFixed(3)}, ${pct(v.top1_error)} / ${pct(v.top5_error)} (step ${v.step}, ${v.images} images)`).join('; ');
     out.push(`| ${row.from}-${row.to - 1} | ${row.epoch !== null ? `${row.epoch} | ` : ''}${row.lr} | ${row.loss.toFixed(3)} | ${pct(row.top1Error)} | ${ev} |`);
   }
   return out.join('\n') + '\n';

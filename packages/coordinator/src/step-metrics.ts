@@ -36,7 +36,9 @@ export function stepMetrics(step: number, lr: number, microBatches: number, ms: 
     batch: r0.batch,
     micro_batches: microBatches,
     ms,
-    images_per_s: (r0.batch / ms) * 1000,
+    // a queued step's replies may have waited while the coordinator took the previous step's: `ms` (the time
+    // between the two, whose sum is the run's) then reads short, never the workers' own time on the step
+    images_per_s: (r0.batch / Math.max(ms, ...workers.map((w) => w.total_ms))) * 1000,
     crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
     workers,
     traffic: replies.map((r) => r.traffic),

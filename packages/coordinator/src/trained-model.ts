@@ -15,6 +15,7 @@ import {
   CheckpointError,
   classNamesFor,
   decodeCheckpoint,
+  decodeSafetensors,
   decodeModel,
   encodeModel,
   getPreset,
@@ -32,6 +33,33 @@ import { UserError } from './cli/errors.js';
 
 /** The model shipped with the repository: `alexnet predict`'s default. */
 export const DEFAULT_MODEL_FILE = fileURLToPath(new URL('../../../models/cifar10.safetensors', import.meta.url));
+
+/** A path as messages show it: relative to the working directory when it is below it (the default model's stays short). */
+export function shownPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+}
+
+/**
+ * Why a run folder may have no checkpoint: a finished run whose checkpoints were replaced by its exported model
+ * (the shipped CIFAR-10 run and models/cifar10.safetensors: named when the model came from this run), or a run
+ * that wrote none.
+ */
+function noCheckpointHint(runDir: string): string {
+  let runId: string | undefined;
+  try {
+    runId = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: string }).run_id;
+  } catch {
+    return 'runs write them with --run-dir and --checkpoint-every or --epochs';
+  }
+  try {
+    const shipped = decodeSafetensors(fs.readFileSync(DEFAULT_MODEL_FILE)).metadata.run_id;
+    if (runId !== undefined && shipped === runId) return `this finished run keeps its model instead: --model ${shownPath(DEFAULT_MODEL_FILE)}`;
+  } catch {
+    // no shipped model here: the general hint
+  }
+  return 'a finished run may keep only the model exported from it (alexnet export): give that file with --model';
+}
 
 /** What the coordinator keeps in a checkpoint that a trained model needs. */
 export interface SavedForModel extends SavedRun {
@@ -91,7 +119,7 @@ export class TrainedModel {
     if (!fs.existsSync(runDir)) throw new UserError(`--run ${runDir}: no such run directory`);
     if (!fs.statSync(runDir).isDirectory()) throw new UserError(`--run ${runDir} is not a folder: give a run folder (--run-dir of the run; a model file goes with --model)`);
     const all = listCheckpoints(checkpointDir(runDir));
-    if (all.length === 0) throw new UserError(`--run ${runDir}: no checkpoint in ${checkpointDir(runDir)} (runs write them with --run-dir and --checkpoint-every or --epochs)`);
+    if (all.length === 0) throw new UserError(`--run ${runDir}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir)})`);
     let file = all[all.length - 1]!;
     if (o.step !== undefined) {
       const want = `step-${String(o.step).padStart(9, '0')}.safetensors`;
@@ -218,16 +246,16 @@ export function writeModelFile(out: string, bytes: Uint8Array): void {
   }
 }
 
-/** Refuses an --out that cannot be written before any work is done: a missing or read-only folder, a folder as the path. */
-export function checkWritable(out: string): void {
+/** Refuses an --out (or `option`) that cannot be written before any work is done: a missing or read-only folder, a folder as the path. */
+export function checkWritable(out: string, option = '--out', example = 'model.safetensors'): void {
   const dir = path.dirname(path.resolve(out));
-  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`--out ${out} is a folder: give a file name, e.g. ${path.join(out, 'model.safetensors')}`);
-  if (!fs.existsSync(dir)) throw new UserError(`--out ${out}: the folder ${dir} does not exist`);
-  if (!fs.statSync(dir).isDirectory()) throw new UserError(`--out ${out}: ${dir} is not a folder`);
+  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`${option} ${out} is a folder: give a file name, e.g. ${path.join(out, example)}`);
+  if (!fs.existsSync(dir)) throw new UserError(`${option} ${out}: the folder ${dir} does not exist`);
+  if (!fs.statSync(dir).isDirectory()) throw new UserError(`${option} ${out}: ${dir} is not a folder`);
   try {
     fs.accessSync(dir, fs.constants.W_OK);
     if (fs.existsSync(out)) fs.accessSync(out, fs.constants.W_OK);
   } catch {
-    throw new UserError(`--out ${out}: ${fs.existsSync(out) ? 'the file' : `the folder ${dir}`} is not writable`);
+    throw new UserError(`${option} ${out}: ${fs.existsSync(out) ? 'the file' : `the folder ${dir}`} is not writable`);
   }
 }

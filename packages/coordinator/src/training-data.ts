@@ -27,6 +27,8 @@ export interface TrainingData {
   readonly imagesPerEpoch: number;
   /** Class names in class order (real data; synthetic data has none). */
   readonly classes?: readonly string[];
+  /** An image folder's held-out files in the split's order (heldOut's images are these, in order). */
+  readonly heldOutFiles?: readonly string[];
   /**
    * The evaluation set: `batches` batches of `batchSize` (real data: default the whole held-out split); `views`
    * 'ten' (real data only) sends each image as its ten patches.
@@ -66,6 +68,7 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
     real: true,
     imagesPerEpoch: source.imagesPerEpoch,
     classes: source.dataset.classes,
+    heldOutFiles: source.dataset.heldOutFiles,
     heldOut: (batchSize, batches, views = 'centre') => source.heldOut(batchSize, batches === undefined ? Infinity : batches * batchSize, views),
     close: () => source.close(),
   };

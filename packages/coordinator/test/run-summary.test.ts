@@ -53,9 +53,9 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   t.is(r.lastEval!.step, 8);
   const md = formatRunReport(r);
   t.regex(md, /^steps done: 9 of 12 \(2\.25 of 3 epochs\); training wall time 10\.8 s in 2 sessions$/m);
-  t.regex(md, /^last evaluation: after step 8, top-1 error 60\.0%, top-5 error 20\.0% on 16 held-out images$/m);
+  t.regex(md, /^last evaluation: after step 8, loss 1\.000, top-1 error 60\.0%, top-5 error 20\.0% on 16 held-out images$/m);
   t.regex(md, /^\| 2 \| 2026-01-02T00:00:00\.000Z \| webasm \| 4-9 \| 7\.5 s \| 0\.50 \/ 0\.50 s \| stopped: SIGINT \|$/m);
-  t.regex(md, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 80\.0% \/ 30\.0% \(step 4, 16 images\) \|$/m);
+  t.regex(md, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 1\.000, 80\.0% \/ 30\.0% \(step 4, 16 images\) \|$/m);
   // what is left: 3 steps at the median step time of the 11 steps logged, and the epoch-end evaluation at step 12
   t.deepEqual(r.remaining, { steps: 3, stepMs: 500, pacedOn: 11, evaluations: 1, evalMs: 250, seconds: 1.75 });
   t.regex(md, /^remaining: 3 steps at 0\.50 s a step \(median of the last 11\) and 1 evaluation of 0\.3 s: about 1\.8 s$/m);

@@ -21,7 +21,7 @@ import { openInspectService } from '../inspect/open.js';
 import type { InspectService } from '../inspect/service.js';
 import { checkMessageFits } from './batch-fit.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, parseMicroBatches, runOptions, type RunArgs } from './options.js';
-import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
+import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { surviveLostOutput } from './output-gone.js';
 import readline from 'node:readline';
 
@@ -237,7 +237,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     let recovery: Recovery | null = null;
     try {
       await c.start();
-      if (a['inspect-port'] !== undefined) inspection = await openInspectService({ coordinator: c, spec, data, dataName, host: a['inspect-host'], port: a['inspect-port'], info: (l) => progress.note(l) });
+      if (a['inspect-port'] !== undefined) {
+        // the tool is let in with the credentials this coordinator uses: said with the address, so the line works as printed
+        const credentials = a.tls !== undefined ? `--tls ${a.tls}` : a['token-file'] !== undefined ? `--token-file ${a['token-file']}` : security ? `(with this run's token: --token-file FILE or $${TOKEN_ENV})` : '';
+        inspection = await openInspectService({ coordinator: c, spec, data, dataName, host: a['inspect-host'], port: a['inspect-port'], info: (l) => progress.note(l), credentials });
+      }
       const runEvent = {
         event: 'run',
         run_id: c.runId,

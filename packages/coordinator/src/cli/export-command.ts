@@ -5,6 +5,8 @@
  * docs/models.md).
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from './errors.js';
 import type { CommandModule } from 'yargs';
 import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
@@ -36,6 +38,11 @@ export const exportCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     checkRunStep(a.step, a.run);
     checkWritable(a.out);
+    // the file is safetensors whatever its name: another extension would promise a format it is not
+    if (!/\.safetensors$/i.test(a.out)) {
+      const ext = path.extname(a.out);
+      throw new UserError(`--out ${a.out}: a model file is safetensors; name it ${ext ? a.out.slice(0, -ext.length) : a.out}.safetensors (NumPy, PyTorch and TensorFlow read it with the safetensors package: docs/models.md)`);
+    }
     const model = TrainedModel.openRun(a.run, { step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet export: ${l}\n`) });
     const bytes = await model.encode();
     writeModelFile(a.out, bytes);

@@ -33,7 +33,7 @@ const commonOptions = (y: Argv) =>
     step: { type: 'number', describe: 'with --run: the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
     model: { type: 'string', describe: 'a model file (alexnet export, e.g. models/cifar10.safetensors), both towers computed in this process' },
     coordinator: { type: 'string', describe: "a running coordinator's inspection address HOST:PORT (alexnet coordinator --inspect-port; launch prints it): asks the workers, between two training steps" },
-    out: { type: 'string', describe: 'the PNG to write (default: RUN_DIR/inspect/... with --run, ./inspect/... with --coordinator)' },
+    out: { type: 'string', describe: 'the PNG to write (default: RUN_DIR/inspect/... with --run, ./inspect/... with --model or --coordinator)' },
     columns: { type: 'number', describe: 'tiles a row (default 16, or fewer)' },
     backend: { choices: backendChoices, default: 'auto', describe: 'with --run or --model: the gpu.js mode of the forward passes' },
     data: { type: 'string', describe: "with --run or --model: the data set for predictions (default: the run's own; a model file needs it for predictions)" },
@@ -87,7 +87,9 @@ const kernelsCommand: CommandModule<object, KernelArgs> = {
     withSource(a, async (s) => {
       const k = await s.kernels(a.layer);
       const pic = kernelPicture(k, a['input-idx'], { columns: a.columns });
-      const file = await writePng(outFile(a, `kernels-${a.layer}-step${k.step}.png`), pic.raster);
+      // the input channels shown are part of the name: --input-idx 1 does not overwrite the RGB picture
+      const input = a['input-idx'] === undefined ? '' : `-in${a['input-idx'].replace(':', '-')}`;
+      const file = await writePng(outFile(a, `kernels-${a.layer}${input}-step${k.step}.png`), pic.raster);
       const [out, inCh, kh, kw] = k.towers[0].shape;
       say(`${file}: ${a.layer} after step ${k.step}, ${out} kernels ${kh}x${kw} per tower (${pic.shows}; each kernel scaled on its own, 0 = mid grey), tower 0 above tower 1, ${pic.raster.width}x${pic.raster.height} pixels`);
       say(`from ${s.description}`);

@@ -12,6 +12,7 @@ import { summaryCommand } from './summary-command.js';
 import { exportMetricsCommand } from './export-metrics-command.js';
 import { exportCommand } from './export-command.js';
 import { predictCommand } from './predict-command.js';
+import { evaluateCommand } from './evaluate-command.js';
 import { verifyCommand } from './verify-command.js';
 import { UserError, reportAndExit } from './errors.js';
 import { optionsOf } from './unknown-option.js';
@@ -20,7 +21,7 @@ import { packageVersion } from './version.js';
 
 process.on('unhandledRejection', reportAndExit);
 
-const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, exportCommand, verifyCommand, certsCommand];
+const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, evaluateCommand, exportCommand, verifyCommand, certsCommand];
 /** Every command's usage ("summary <run>", "inspect kernels"), for the one-line reports of failure-line.ts. */
 const usages = [...commands, ...inspectSubcommands.map((c) => ({ command: `inspect ${String(c.command)}` }))].map((c) => String(c.command));
 
@@ -39,6 +40,7 @@ try {
     .command(summaryCommand)
     .command(exportMetricsCommand)
     .command(predictCommand)
+    .command(evaluateCommand)
     .command(exportCommand)
     .command(verifyCommand)
     .command(certsCommand)

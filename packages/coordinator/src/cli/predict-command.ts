@@ -4,30 +4,17 @@
  * checkpoint. Both towers run in this process, as the one-process trainer runs them: no worker is
  * started. See docs/models.md.
  */
-import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
-import { UserError } from './errors.js';
-import { checkRunStep } from './options.js';
-import { DEFAULT_MODEL_FILE, TrainedModel } from '../trained-model.js';
+import type { RequestedBackend } from '@alexnet-mp/core';
+import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { formatPrediction, predictImages } from '../predict.js';
 
-interface Args {
+interface Args extends ModelArgs {
   images: string[];
-  model?: string;
-  run?: string;
-  step?: number;
-  views: 'centre' | 'center' | 'ten';
   json: boolean;
-  backend: string;
   'cache-dir'?: string;
 }
 
-/** The default model as a path relative to the working directory when it is below it (messages stay short). */
-const shown = (file: string): string => {
-  const rel = path.relative(process.cwd(), file);
-  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
-};
 
 export const predictCommand: CommandModule<object, Args> = {
   command: 'predict <images..>',
@@ -38,22 +25,16 @@ export const predictCommand: CommandModule<object, Args> = {
     y
       .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files' })
       .options({
-        model: { type: 'string', describe: `a model file (alexnet export); default ${shown(DEFAULT_MODEL_FILE)}, the shipped CIFAR-10 model, when neither --model nor --run is given` },
-        run: { type: 'string', describe: 'a run folder: its latest checkpoint unless --step' },
-        step: { type: 'number', describe: 'with --run: the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
-        views: { choices: ['centre', 'center', 'ten'] as const, default: 'centre' as const, describe: "the centre crop, or the paper's ten patches (corners, centre and their mirror images) with their softmax averaged" },
+        ...modelOptions,
         json: { type: 'boolean', default: false, describe: 'one JSON object a line per image: {"image", "top": [{"class", "name", "p"}, ...]}' },
-        backend: { choices: backendChoices, default: 'auto', describe: 'the gpu.js mode: auto is webgpu on a GPU, else webasm' },
         'cache-dir': { type: 'string', describe: "with --run: the data cache folder, for checkpoints that predate saving the input mean" },
       })
       .example('$0 predict cat.jpg ship.png', 'top-5 CIFAR-10 classes of two images (the shipped model)')
       .example('$0 predict photos/*.jpg --run runs/c10 --views ten --json', "a run's latest checkpoint, ten patches, JSON lines") as never,
   handler: async (a) => {
-    if (a.model !== undefined && a.run !== undefined) throw new UserError('give --model FILE or --run RUN_DIR, not both');
-    checkRunStep(a.step, a.run);
     const info = (l: string) => process.stderr.write(`alexnet predict: ${l}\n`);
-    const model =
-      a.run !== undefined ? TrainedModel.openRun(a.run, { step: a.step, cacheDir: a['cache-dir'], info }) : TrainedModel.openFile(a.model ?? shown(DEFAULT_MODEL_FILE), { info });
+    // a model file reads no data set: --cache-dir is for a run's older checkpoints only
+    const model = openModel(a, { cacheDir: a.run !== undefined ? a['cache-dir'] : undefined, info });
     const views = a.views === 'ten' ? 'ten' : 'centre';
     const { results, modes } = await predictImages(model, a.images.map(String), { views, backend: a.backend as RequestedBackend });
     const classified = results.some((r) => !('error' in r));

@@ -15,6 +15,8 @@ export interface OpenInspectOptions {
   readonly host: string;
   readonly port: number;
   readonly info: (line: string) => void;
+  /** What `alexnet inspect` needs to be let in, as options (`--token-file F`, `--tls DIR`) or a note; empty without authentication. */
+  readonly credentials?: string;
 }
 
 export async function openInspectService(o: OpenInspectOptions): Promise<InspectService> {
@@ -39,6 +41,6 @@ export async function openInspectService(o: OpenInspectOptions): Promise<Inspect
     port: o.port,
     log: o.info,
   });
-  o.info(`inspection service (alexnet.v1.Coordinator) at ${service.address}: alexnet inspect kernels --coordinator ${service.address}`);
+  o.info(`inspection service (alexnet.v1.Coordinator) at ${service.address}: alexnet inspect kernels --coordinator ${service.address}${o.credentials ? ` ${o.credentials}` : ''}`);
   return service;
 }

@@ -154,7 +154,8 @@ export class LiveSource implements InspectSource {
       const run = await saidIfSlow(client.listWorkers(timeoutMs), () => o.info?.(`waiting for the coordinator at ${address} to answer (up to ${(timeoutMs / 1000).toFixed(0)} s)`));
       const spec = getPreset(run.model.preset);
       if (modelHash(spec) !== run.model.model_hash) throw new UserError(`the coordinator at ${address} runs another definition of preset ${spec.name} (model hash ${run.model.model_hash.slice(0, 12)}, this build ${modelHash(spec).slice(0, 12)})`);
-      return new LiveSource(spec, `the run ${run.run_id} at ${address} (preset ${spec.name}, ${run.steps_done} steps done)`, client);
+      // the step the pictures come from is said with them (the run goes on meanwhile: a count of steps here would be older)
+      return new LiveSource(spec, `the run ${run.run_id} at ${address} (preset ${spec.name}, training)`, client);
     } catch (e) {
       client.close();
       throw e;

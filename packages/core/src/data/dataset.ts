@@ -33,6 +33,8 @@ export interface Dataset {
   readonly heldOut: SetRef | null;
   readonly heldOutName: 'val' | 'test' | null;
   readonly heldOutCount: number;
+  /** An image folder's held-out files, in the split's order (those it could not read left out); none for CIFAR-10's binaries. */
+  readonly heldOutFiles?: readonly string[];
   /** The training split's colour statistics (mean, covariance, PCA). */
   readonly stats: ChannelStats;
   /** Files skipped (unreadable, truncated) and other problems survived. */
@@ -141,8 +143,13 @@ async function ensureCache(
   withStats: boolean,
   o: OpenDatasetOptions,
   onWarning: WarningSink,
-): Promise<{ path: string; count: number; stats: ChannelStats | null }> {
+): Promise<{ path: string; count: number; stats: ChannelStats | null; files: string[] }> {
   const path = await cachePathFor(cacheDir, listing, size);
+  // the files the cache holds, in its order: the listing's, less those it could not read
+  const filesOf = (skipped: readonly DataWarning[]) => {
+    const gone = new Set(skipped.map((w) => w.path));
+    return listing.items.map((i) => i.path).filter((f) => !gone.has(f));
+  };
   if (existsSync(path)) {
     const h = readCacheHeader(path);
     for (const w of h.skipped) onWarning(w);
@@ -153,7 +160,7 @@ async function ensureCache(
       set.close?.();
       writeStatsFile(statsPathFor(path), stats);
     }
-    return { path, count: h.count, stats };
+    return { path, count: h.count, stats, files: filesOf(h.skipped) };
   }
   // a cache folder that cannot be made is said before any decoding
   makeCacheDir(dirname(path));
@@ -177,7 +184,7 @@ async function ensureCache(
   });
   const s = (performance.now() - t0) / 1000;
   o.log?.(`decoded ${r.header.count} images of ${listing.dir} in ${s.toFixed(1)} s (${(listing.items.length / s).toFixed(0)} images/s), ${r.header.skipped.length} skipped`);
-  return { path, count: r.header.count, stats: r.stats };
+  return { path, count: r.header.count, stats: r.stats, files: filesOf(r.header.skipped) };
 }
 
 async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOptions, warnings: DataWarning[], onWarning: WarningSink): Promise<Dataset> {
@@ -196,6 +203,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
       heldOut: { kind: 'cache', path: held.path },
       heldOutName: f.heldOutName,
       heldOutCount: held.count,
+      heldOutFiles: held.files,
       stats: held.stats!,
       warnings,
     };
@@ -213,6 +221,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
     heldOut: held ? { kind: 'cache', path: held.path } : null,
     heldOutName: f.heldOutName,
     heldOutCount: held?.count ?? 0,
+    heldOutFiles: held?.files,
     stats: train.stats!,
     warnings,
   };

@@ -1,0 +1,69 @@
+/**
+ * `alexnet evaluate [--model FILE | --run RUN_DIR] --data cifar10|DIR`: a trained model on a data set's whole
+ * held-out split, in this process (no worker): top-1 and top-5 error and loss, per class, the confusion matrix,
+ * and with `--wrong FILE` every misclassified image as a JSON line. See docs/models.md.
+ */
+import fs from 'node:fs';
+import type { CommandModule } from 'yargs';
+import type { RequestedBackend } from '@alexnet-mp/core';
+import { UserError } from './errors.js';
+import { modelOptions, openModel, type ModelArgs } from './model-options.js';
+import { checkWritable } from '../trained-model.js';
+import { openTrainingData } from '../training-data.js';
+import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
+
+interface Args extends ModelArgs {
+  data?: string;
+  json: boolean;
+  wrong?: string;
+  'cache-dir'?: string;
+}
+
+
+export const evaluateCommand: CommandModule<object, Args> = {
+  command: 'evaluate',
+  describe:
+    "a trained model (a model file or a run's checkpoint) on a data set's whole held-out split: top-1 and top-5 error and loss, the error of each class, " +
+    'the confusion matrix, and every misclassified image (--wrong). Both towers run in this one process: no worker is started',
+  builder: (y) =>
+    y
+      .options({
+        ...modelOptions,
+        data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to evaluate on: cifar10 or a folder (default: a run's own; a model file needs it)" },
+        json: { type: 'boolean', default: false, describe: 'the report as one JSON object: images, loss, top1_error, top5_error, classes, per_class, confusion' },
+        wrong: { type: 'string', describe: 'write every misclassified image to this file, a JSON line each: {"index", "file", "label", "name", "top": [{"class", "name", "p"}, ...]}' },
+        'cache-dir': { type: 'string', describe: 'the data cache folder (as for training)' },
+      })
+      .example('$0 evaluate --data ../shared/datasets/cifar10', 'the shipped CIFAR-10 model on the 10,000 test images')
+      .example('$0 evaluate --run runs/c10 --views ten --wrong wrong.jsonl', "a run's latest checkpoint, ten patches, the misclassified images listed") as never,
+  handler: async (a) => {
+    if (a.wrong !== undefined) checkWritable(a.wrong, '--wrong', 'wrong.jsonl');
+    const info = (l: string) => process.stderr.write(`alexnet evaluate: ${l}\n`);
+    const model = openModel(a, { data: a.data, cacheDir: a['cache-dir'], info });
+    const dataName = model.dataName();
+    if (dataName === null) throw new UserError('evaluate --model needs --data (cifar10 or a folder): the held-out images to evaluate on; a model file keeps no data set');
+    const views = a.views === 'ten' ? 'ten' : 'centre';
+    const data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
+    const wrong = a.wrong !== undefined ? fs.openSync(a.wrong, 'w') : null;
+    let last = performance.now();
+    try {
+      const t0 = performance.now();
+      const { report, modes } = await evaluateModel(model, data, {
+        views,
+        backend: a.backend as RequestedBackend,
+        onWrong: wrong === null ? undefined : (m) => fs.writeSync(wrong, JSON.stringify(m) + '\n'),
+        onProgress: (done, total) => {
+          if (performance.now() - last < 10_000) return;
+          last = performance.now();
+          info(`${done} of ${total} images`);
+        },
+      });
+      info(`${model.description} on ${dataName}, ${report.images} images in ${((performance.now() - t0) / 1000).toFixed(1)} s; both towers in this process (${modes.join(', ')})`);
+      process.stdout.write(a.json ? JSON.stringify(report) + '\n' : formatEvaluation(report));
+      if (a.wrong !== undefined) info(`${report.confusion.reduce((s, row, c) => s + row.reduce((x, v) => x + v, 0) - row[c]!, 0)} misclassified images listed in ${a.wrong}`);
+    } finally {
+      if (wrong !== null) fs.closeSync(wrong);
+      await data.close();
+    }
+  },
+};
