@@ -55,11 +55,13 @@ test('an unknown preset is a clear error', (t) => {
   t.throws(() => getPreset('vgg'), { message: /unknown preset "vgg": choose one of paper, cifar, tiny/ });
 });
 
-test("initialisation: the paper's N(0, 0.01^2) and biases of 1 in conv2, conv4, conv5, fc6, fc7; cifar's He init and zero biases", (t) => {
+test("initialisation: the paper's N(0, 0.01^2) and biases of 1 in conv2, conv4, conv5, fc6, fc7; cifar's He init and zero biases; tiny's He init and the paper's biases", (t) => {
   const rms = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
   const p = initTowerParams(tiny, 1, 3);
   for (const l of towerParamLayers(tiny, 1)) {
-    t.true(Math.abs(rms(p.get(l.name)!.w) / 0.3 - 1) < 0.25, `tiny ${l.name}: ${rms(p.get(l.name)!.w)}`);
+    const want = initStdOf(tiny, l.shape, l.classifier);
+    t.is(want, l.classifier ? 0.01 : Math.sqrt(2 / (l.shape[1] * l.shape[2] * l.shape[3])));
+    t.true(Math.abs(rms(p.get(l.name)!.w) / want - 1) < 0.25, `tiny ${l.name}: ${rms(p.get(l.name)!.w)}, want ${want}`);
     t.true(p.get(l.name)!.b.every((b) => b === (['conv2', 'conv4', 'conv5', 'fc6', 'fc7'].includes(l.name) ? 1 : 0)), l.name);
   }
   t.is(initStdOf(paper, [48, 3, 11, 11]), 0.01);

@@ -81,7 +81,7 @@ export const tiny: ModelSpec = {
   inputChannels: 3,
   classes: 4,
   towers: 2,
-  initStd: 0.3,
+  initStd: 'he',
   inputScale: 64,
   layers: alexnetLayers({ conv: [4, 8, 8, 8, 4], sizes: [3, 3, 3, 3, 3], conv1: { stride: 1, pad: 1 }, fc: 16, onesBiases: true }, 4),
 };
