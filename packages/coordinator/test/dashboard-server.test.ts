@@ -229,3 +229,36 @@ test('server: a port in use is an error of start()', async (t) => {
   const b = new DashboardServer({ host: '127.0.0.1', port: Number(new URL(url).port), feed: new DashboardFeed() });
   await t.throwsAsync(b.start(), { code: 'EADDRINUSE' });
 });
+
+test('server: a viewer that stops reading its event stream is dropped once 1 MiB waits for it; the others keep theirs', async (t) => {
+  const feed = new DashboardFeed();
+  const server = new DashboardServer({ host: '127.0.0.1', port: 0, feed });
+  const url = new URL(await server.start());
+  t.teardown(() => server.close());
+  const open = (read: boolean) =>
+    new Promise<() => number>((resolve) => {
+      let bytes = 0;
+      const req = http.get({ host: url.hostname, port: url.port, path: '/api/events' }, (res) => {
+        if (read) res.on('data', (b: Buffer) => (bytes += b.length));
+        else res.pause(); // a sleeping laptop: nothing is read any more
+        resolve(() => bytes);
+      });
+      req.on('error', () => {});
+    });
+  await open(false);
+  const awake = await open(true);
+  for (const until = Date.now() + 5000; server.viewers < 2 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+  t.is(server.viewers, 2);
+  feed.record({ event: 'run', run_id: 'r', steps: 100_000 });
+  // notes of 64 KiB each, until the sleeping viewer's backlog passes the limit (socket buffers hold some first)
+  const big = 'x'.repeat(64 * 1024);
+  for (let i = 0; i < 800 && server.viewers === 2; i++) {
+    feed.record({ event: 'checkpoint', step: i, file: big });
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  t.is(server.viewers, 1, 'the viewer that stopped reading was dropped');
+  const before = awake();
+  feed.record({ event: 'checkpoint', step: 999, file: 'after' });
+  await new Promise((r) => setTimeout(r, 100));
+  t.true(awake() > before, 'the reading viewer still gets events');
+});

@@ -23,6 +23,9 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { DashboardFeed, FeedEvent } from './feed.js';
+
+/** Unread bytes after which an event stream's viewer is taken as gone (broadcast). */
+export const SLOW_VIEWER_BYTES = 1 << 20;
 import type { WorkerView } from './worker-status.js';
 
 /** A PNG and the steps done when the weights it shows were read. */
@@ -200,9 +203,22 @@ export class DashboardServer {
     });
   }
 
+  /** Pages following the event stream now. */
+  get viewers(): number {
+    return this.streams.size;
+  }
+
   private broadcast(e: FeedEvent): void {
     const line = `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
-    for (const s of this.streams) s.write(line);
+    for (const s of this.streams) {
+      // a viewer that stopped reading (a sleeping laptop behind a tunnel) would have every event buffered here
+      // until TCP gives up: past 1 MiB unread its stream is closed (its page reconnects and gets a snapshot)
+      if (s.writableLength > SLOW_VIEWER_BYTES) {
+        s.destroy();
+        continue;
+      }
+      s.write(line);
+    }
   }
 
   private startStatus(): void {
