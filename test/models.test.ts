@@ -365,3 +365,19 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
     t.regex(q.err.join('\n'), want, args.join(' '));
   }
 });
+
+test('predict --top K gives K classes an image (all of them past the model\'s count, summing to 1); a K below 1 is one line', async (t) => {
+  const dir = tempDir('alexnet-models-top-');
+  const image = writeFile(path.join(dir, 'img.png'), await gradientImage(40, 30, [200, 120, 40], 'png'));
+  const all = await finished(alexnet(['predict', image, '--top', '50', '--json', '--backend', 'webasm']));
+  t.is(all.code, 0, all.err.join('\n'));
+  const top = (JSON.parse(all.out[0]!) as { top: { class: number; p: number }[] }).top;
+  t.is(top.length, 10);
+  t.deepEqual([...new Set(top.map((g) => g.class))].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  t.true(Math.abs(top.reduce((s, g) => s + g.p, 0) - 1) < 1e-5);
+  const two = await finished(alexnet(['predict', image, '--top', '2', '--backend', 'webasm']));
+  t.is(two.out.length, 3, two.out.join('\n'));
+  const bad = await finished(alexnet(['predict', image, '--top', '0']));
+  t.is(bad.code, 2);
+  t.deepEqual(bad.err, ['alexnet: --top must be an integer >= 1, got 0']);
+});

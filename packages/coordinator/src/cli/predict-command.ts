@@ -7,10 +7,12 @@
 import type { CommandModule } from 'yargs';
 import type { RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
+import { UserError } from './errors.js';
 import { formatPrediction, predictImages } from '../predict.js';
 
 interface Args extends ModelArgs {
   images: string[];
+  top: number;
   json: boolean;
   'cache-dir'?: string;
 }
@@ -26,6 +28,7 @@ export const predictCommand: CommandModule<object, Args> = {
       .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files' })
       .options({
         ...modelOptions,
+        top: { type: 'number', default: 5, describe: "classes given per image, most probable first (a number above the model's classes gives them all)" },
         json: { type: 'boolean', default: false, describe: 'one JSON object a line per image: {"image", "top": [{"class", "name", "p"}, ...]}' },
         'cache-dir': { type: 'string', describe: "with --run: the data cache folder, for checkpoints that predate saving the input mean" },
       })
@@ -36,7 +39,8 @@ export const predictCommand: CommandModule<object, Args> = {
     // a model file reads no data set: --cache-dir is for a run's older checkpoints only
     const model = openModel(a, { cacheDir: a.run !== undefined ? a['cache-dir'] : undefined, info });
     const views = a.views === 'ten' ? 'ten' : 'centre';
-    const { results, modes } = await predictImages(model, a.images.map(String), { views, backend: a.backend as RequestedBackend });
+    if (!(Number.isInteger(a.top) && a.top >= 1)) throw new UserError(`--top must be an integer >= 1, got ${a.top}`);
+    const { results, modes } = await predictImages(model, a.images.map(String), { views, backend: a.backend as RequestedBackend, top: a.top });
     const classified = results.some((r) => !('error' in r));
     if (classified) info(`${model.description}, ${views === 'ten' ? 'ten patches' : 'centre crop'} of ${model.spec.inputSize}x${model.spec.inputSize}; both towers in this process (${modes.join(', ')})`);
     let unreadable = 0;
