@@ -122,6 +122,10 @@ export interface RunReport {
   readonly lastEval: EvalEvent | null;
   /** Null when the planned steps are done, or no step was logged. */
   readonly remaining: Remaining | null;
+  /** The step of the latest checkpoint written (a resume continues from it; the steps logged after it are done again), null when none was. */
+  readonly lastCheckpoint: number | null;
+  /** Workers lost and the run continued (restart events), over all sessions. */
+  readonly restarts: number;
 }
 
 /** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
@@ -286,6 +290,8 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     rows,
     lastEval: allEvals[allEvals.length - 1] ?? null,
     remaining: remainingOf(stepsDone, last.steps, spe, last.eval, timeline, evalTimeline),
+    lastCheckpoint: events.reduce<number | null>((at, e) => (e.event === 'checkpoint' && typeof e.step === 'number' ? e.step : at), null),
+    restarts: events.filter((e) => e.event === 'restart').length,
   };
 }
 
@@ -336,6 +342,9 @@ export function formatRunReport(r: RunReport): string {
     const evals = left.evaluations > 0 ? ` and ${plural(left.evaluations, 'evaluation')}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
     out.push(`remaining: ${left.steps} steps at ${(left.stepMs / 1000).toFixed(2)} s a step (median of the last ${left.pacedOn})${evals}: about ${hours(left.seconds)}`);
   }
+  // steps logged past the last checkpoint (a run killed since) are done again by --resume
+  const since = r.lastCheckpoint !== null && r.lastCheckpoint < r.stepsDone ? ` (steps ${r.lastCheckpoint}-${r.stepsDone - 1} were logged after it: --resume does them again)` : '';
+  if (r.lastCheckpoint !== null || r.restarts > 0) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : 'no checkpoint'}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${r.lastEval.loss.toFixed(3)}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   out.push('');
   // the workers' memory, where the step lines carry it (builds since 2026-12-05)

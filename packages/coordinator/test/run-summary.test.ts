@@ -168,3 +168,14 @@ test('a log is read line by line in chunks: lines and multi-byte characters cut 
   fs.writeFileSync(file, '{"event":"run"}\nnot json\n{"event":"step","step":0}\n');
   t.throws(() => readRunEvents(dir), { message: `${file}, line 2: not JSON` });
 });
+
+test('the last checkpoint and the restarts: steps logged after the checkpoint are said to be done again by --resume', (t) => {
+  const events = [run(0, 'a'), ...[0, 1, 2, 3, 4, 5].map((s) => step(s, 1, 0.5)), { event: 'checkpoint', step: 4, file: 'x' }, { event: 'restart', restart: 1, from_step: 4 }, ...[4, 5, 6].map((s) => step(s, 1, 0.5))];
+  const r = summariseRun(events as never);
+  t.is(r.lastCheckpoint, 4);
+  t.is(r.restarts, 1);
+  t.regex(formatRunReport(r), /^last checkpoint: step 4 \(steps 4-6 were logged after it: --resume does them again\); 1 restart after a lost worker$/m);
+  const clean = summariseRun([run(0, 'b'), ...[0, 1].map((s) => step(s, 1, 0.5)), { event: 'checkpoint', step: 2, file: 'y' }] as never);
+  t.regex(formatRunReport(clean), /^last checkpoint: step 2$/m);
+  t.notRegex(formatRunReport(summariseRun([run(0, 'c'), step(0, 1, 0.5)] as never)), /checkpoint|restart/);
+});
