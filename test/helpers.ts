@@ -44,7 +44,13 @@ export function alexnet(args: string[], o: { netns?: string; nodeArgs?: readonly
   };
   readline.createInterface({ input: proc.stdout! }).on('line', onLine(stdout));
   readline.createInterface({ input: proc.stderr! }).on('line', onLine(stderr));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  // the process's output is all read before `exited` says it ended ('exit' can come first on a loaded machine); a
+  // descendant that keeps a pipe open (none should) holds it back 2 s at most
+  const ended = (s: import('node:stream').Readable) => new Promise<void>((resolve) => (s.readableEnded ? resolve() : s.once('end', resolve).once('close', resolve)));
+  const outputRead = Promise.all([ended(proc.stdout!), ended(proc.stderr!)]);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => void Promise.race([outputRead, new Promise((r) => setTimeout(r, 2000))]).then(() => resolve({ code, signal }))),
+  );
   const output = () => [...stdout, ...stderr].join('\n');
   return {
     proc,
