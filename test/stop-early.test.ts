@@ -50,7 +50,7 @@ async function stopWith(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM' | 'SIG
   if (everyProcess) for (const pid of Object.values(childPids(p.stderr))) process.kill(pid, signal);
   t.is((await p.exited).code, { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 }[signal], p.output());
   t.regex(p.output(), new RegExp(`\\[launch\\] ${signal}: the coordinator ends the run after the step in progress`));
-  if (everyProcess) t.regex(p.output(), new RegExp(`\\[worker0\\] alexnet worker 0: ${signal}: serving until the run ends`));
+  if (everyProcess) t.regex(p.output(), new RegExp(`\\[worker0\\] alexnet worker 0: ${signal}: serving until the coordinator ends the run after the step in progress`));
   // the launcher's own lines are kept in the run folder, with their times
   t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${signal}: the coordinator ends the run`, 'm'));
   t.regex(p.output(), /\[launch\] all processes stopped/);

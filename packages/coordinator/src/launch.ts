@@ -27,6 +27,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
 import { cpuWorkerArgs } from './launch-devices.js';
+import { signalExitCode } from './signal-exit.js';
 import { diskFull, fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
@@ -228,8 +229,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     return stopping;
   };
   const pids = () => Object.fromEntries(children.map((c) => [c.name, c.pid])) as Record<Name, number>;
-  /** The launcher's result after a signal: 130 for SIGINT, 143 for SIGTERM, as a shell reports them. */
-  const bySignal = (s: NodeJS.Signals): LaunchResult => ({ code: s === 'SIGINT' ? 130 : s === 'SIGHUP' ? 129 : 143, pids: pids() });
+  /** The launcher's result after a signal: its exit code as a shell reports it (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). */
+  const bySignal = (s: NodeJS.Signals): LaunchResult => ({ code: signalExitCode(s), pids: pids() });
 
   // a signal to the launcher: the coordinator ends the run gracefully; a second signal (or one before the coordinator runs) stops everything
   let signalled: NodeJS.Signals | null = null;

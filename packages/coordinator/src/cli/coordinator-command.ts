@@ -23,6 +23,7 @@ import { checkMessageFits } from './batch-fit.js';
 import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, parseMicroBatches, runOptions, type RunArgs } from './options.js';
 import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { surviveLostOutput } from './output-gone.js';
+import { signalExitCode } from '../signal-exit.js';
 import readline from 'node:readline';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
@@ -198,10 +199,10 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     // before training, while waiting for a lost worker, or a second time: at once
     let stopCode = 0;
     /** Ends the run after the step in progress, with a checkpoint; false before training or while waiting for a lost worker (nothing to end gracefully). */
-    const endRun = (sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP', code: number): boolean => {
+    const endRun = (sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP'): boolean => {
       if (!c.isRunning || recovery?.recovering) return false;
       if (stopCode === 0) {
-        stopCode = code;
+        stopCode = signalExitCode(sig);
         c.requestStop(sig);
         progress.note(`${sig}: ending the run after the step in progress (and the one queued behind it, already on the workers; and the evaluation, if one is due)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
       }
@@ -209,14 +210,12 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     };
     // this process's own signals: the first ends the run gracefully, a second stops at once
     let signals = 0;
-    const onSignal = (sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP', code: number) => {
-      if (signals++ === 0 && endRun(sig, code)) return;
-      stop(sig, code);
+    const onSignal = (sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP') => {
+      if (signals++ === 0 && endRun(sig)) return;
+      stop(sig, signalExitCode(sig));
     };
-    process.on('SIGINT', () => onSignal('SIGINT', 130));
-    process.on('SIGTERM', () => onSignal('SIGTERM', 143));
-    // the terminal closed: as SIGTERM (a run is not lost with an SSH session)
-    process.on('SIGHUP', () => onSignal('SIGHUP', 129));
+    // SIGHUP, the terminal closed: as SIGTERM (a run is not lost with an SSH session)
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig));
     // nobody reads the output any more (the terminal closed, `| tee` killed): the run goes on, its lines in RUN_DIR
     surviveLostOutput();
     const stopAfterS = a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : null;
@@ -229,9 +228,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         const m = /^stop (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
         if (!m) return;
         const sig = m[1] as 'SIGINT' | 'SIGTERM' | 'SIGHUP';
-        const code = sig === 'SIGINT' ? 130 : sig === 'SIGHUP' ? 129 : 143;
         // never counted as this process's own signal: the same signal may reach it too, before or after this line
-        if (!endRun(sig, code)) stop(sig, code);
+        if (!endRun(sig)) stop(sig, signalExitCode(sig));
       });
     }
     let recovery: Recovery | null = null;

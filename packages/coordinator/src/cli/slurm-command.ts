@@ -14,7 +14,7 @@ import { DEFAULT_PRESET, backendOption, checkAddress, checkRunArgs, checkThreads
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { launchSecurityOptions, tokenFrom, type SecurityArgs } from './security-options.js';
 import { childArgs } from './launch-args.js';
-import { serveWorker, workerCommand, type WorkerArgs, type WorkerHooks } from './worker-command.js';
+import { serveOnFirstSignal, serveWorker, workerCommand, type WorkerArgs, type WorkerHooks } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
 import { resolvePreset } from '../resume.js';
 import { cpuWorkerArgs } from '../launch-devices.js';
@@ -98,7 +98,6 @@ async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, w
   if (gpu) say(gpu.line);
   // which node this worker runs on, for the batch script's lines about a lost GPU
   writeAtomic(path.join(dir, `worker${tower}.node`), task.node + '\n', 0o644);
-  let signals = 0;
   const hooks: WorkerHooks = {
     // its exit file says 75: the example batch scripts requeue the job (examples/slurm)
     restartedBy: 'the example batch scripts of examples/slurm requeue the job, up to ALEXNET_GPU_REQUEUES times; it resumes from the latest checkpoint',
@@ -115,11 +114,8 @@ async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, w
         stop(`the coordinator exited with code ${code}`);
       }, 500);
     },
-    // Slurm signals every task of the step: the coordinator's checkpoint needs this worker's parameters, so the first signal is its to act on
-    onSignal: (sig, stop) => {
-      if (++signals > 1) return stop(`${sig} again`);
-      say(`${sig}: serving until the coordinator ends the run after the step in progress (${sig} again: stop at once)`);
-    },
+    // Slurm signals every task of the step: the first signal is the coordinator's to act on
+    onSignal: serveOnFirstSignal(say),
   };
   const argv = ['worker', '--tower', String(tower), '--host', a.host, '--port', '0', ...(gpu?.device != null ? ['--device', String(gpu.device)] : []), ...cpuWorkerArgs(tower, a.threads ?? null, null), ...workerArgs];
   await runCommand({ ...workerCommand, handler: (w: WorkerArgs) => serveWorker(w, hooks) }, argv);

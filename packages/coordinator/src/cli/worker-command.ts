@@ -96,6 +96,19 @@ export interface WorkerHooks {
   readonly restartedBy?: string;
 }
 
+/**
+ * A worker's signal handling when the signal is most likely one to every process of the run (Slurm signals every
+ * task of a step; pkill or a service manager the whole group under launch): the coordinator's checkpoint needs
+ * this worker's parameters, so the first signal only says so and the worker serves on; a second stops it at once.
+ */
+export function serveOnFirstSignal(say: (line: string) => void): NonNullable<WorkerHooks['onSignal']> {
+  let signals = 0;
+  return (sig, stop) => {
+    if (++signals > 1) return stop(`${sig} again`);
+    say(`${sig}: serving until the coordinator ends the run after the step in progress (${sig} again: stop at once)`);
+  };
+}
+
 /** The worker command's work: checks the options, starts the worker, stops it on SIGINT/SIGTERM/SIGHUP (or as `hooks.onSignal` says). */
 export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promise<void> {
   const spec = getPreset(a.preset);
@@ -170,14 +183,9 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
     void r.close().then(() => process.exit(0));
   };
   // under launch (--exit-with-stdin) a signal to this worker is most likely one to the whole run (pkill, a service
-  // manager stopping the group): the coordinator's checkpoint needs this worker's parameters, so it serves on until
-  // launch closes its stdin; a second signal stops it at once. Started by hand, a signal stops it.
-  let signals = 0;
-  const underLaunch = (sig: NodeJS.Signals) => {
-    if (++signals > 1) return stop(`${sig} again`);
-    log(`${sig}: serving until the run ends (the coordinator ends it after the step in progress; ${sig} again: stop at once)`);
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => (hooks.onSignal ? hooks.onSignal(sig, stop) : a['exit-with-stdin'] ? underLaunch(sig) : stop(sig)));
+  // manager stopping the group): it serves on until launch closes its stdin. Started by hand, a signal stops it.
+  const onSignal = hooks.onSignal ?? (a['exit-with-stdin'] ? serveOnFirstSignal(log) : (sig: string, stopNow: (why: string) => void) => stopNow(sig));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig, stop));
   // nobody reads the output any more (the terminal closed): the worker goes on
   surviveLostOutput();
   if (a['exit-with-stdin']) {
