@@ -48,14 +48,15 @@ export interface EvaluateOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData, 'heldOut' | 'classes' | 'heldOutFiles'>, o: EvaluateOptions = {}): Promise<{ report: EvaluationReport; modes: string[] }> {
+export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData, 'heldOut' | 'heldOutFiles'>, o: EvaluateOptions = {}): Promise<{ report: EvaluationReport; modes: string[] }> {
   const { spec } = model;
   const C = spec.classes;
   const views = o.views ?? 'centre';
   const V = views === 'ten' ? 10 : 1;
   const set = data.heldOut(o.batch ?? 64, undefined, views);
   const total = 'images' in set && typeof set.images === 'number' ? set.images : undefined;
-  const names = model.kind === 'model' ? await model.classNames() : [...(data.classes ?? (await model.classNames()))];
+  // the model file's names, or those of the data set a checkpoint's run (or --data) names: one per output
+  const names = await model.classNames();
   const nameOf = (c: number) => names[c] ?? `class ${c}`;
   const norm = { mean: await model.inputMean(), scale: spec.inputScale };
   const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
