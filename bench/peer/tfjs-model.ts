@@ -189,9 +189,13 @@ function concatTowers(ts: tf.Tensor[]): tf.Tensor {
   return tf.concat(ts, ts[0].rank - 1);
 }
 
-/** Forward pass of both towers; returns the logits [batch, classes]. */
-function forward(spec: ModelSpec, plans: LayerPlan[], params: Params, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
+/**
+ * Forward pass of both towers; returns the logits [batch, classes]. Dropout is on when `dropoutSeed`
+ * is given: each mask is drawn from it, the layer and the tower, so a run is the same run every time.
+ */
+function forward(spec: ModelSpec, plans: LayerPlan[], params: Params, x: tf.Tensor4D, dropoutSeed?: number): tf.Tensor2D {
   let cur: tf.Tensor[] = [x, x];
+  let masks = 0;
   for (const p of plans) {
     const l = p.layer;
     switch (l.type) {
@@ -223,7 +227,7 @@ function forward(spec: ModelSpec, plans: LayerPlan[], params: Params, x: tf.Tens
         cur = cur.map((t) => tf.maxPool(t as tf.Tensor4D, l.size, l.stride, 'valid'));
         break;
       case 'dropout':
-        if (training) cur = cur.map((t) => tf.dropout(t, l.rate));
+        if (dropoutSeed !== undefined) cur = cur.map((t) => tf.dropout(t, l.rate, undefined, dropoutSeed + masks++));
         break;
     }
   }
@@ -250,6 +254,9 @@ export function buildTfjsModel(spec: ModelSpec, seed = 1): TfjsModel {
   const params = createParams(spec, plans, seed);
   const all = [...params.values()].flat();
   const trainable = all.flatMap((q) => [q.w, q.b]);
+  // each step's dropout masks from its own seeds: the model's seed, then the step's number
+  let steps = 0;
+  const stepSeed = () => seed * 1_000_003 + 1_000 * steps++;
   return {
     stepTensor(x, labels) {
       return tf.tidy(() => {
@@ -257,7 +264,7 @@ export function buildTfjsModel(spec: ModelSpec, seed = 1): TfjsModel {
         const { value, grads } = tf.variableGrads(
           // Softmax cross-entropy, mean over the batch.
           () => tf.losses.softmaxCrossEntropy(
-            onehot, forward(spec, plans, params, x, true), undefined, 0, tf.Reduction.MEAN) as tf.Scalar,
+            onehot, forward(spec, plans, params, x, stepSeed()), undefined, 0, tf.Reduction.MEAN) as tf.Scalar,
           trainable,
         );
         // The paper's update: v <- 0.9 v - 0.0005 lr w - lr dL/dw ; w <- w + v; biases without the decay term, as ours.
@@ -280,12 +287,12 @@ export function buildTfjsModel(spec: ModelSpec, seed = 1): TfjsModel {
     },
     loss(x, labels) {
       const l = tf.tidy(() => tf.losses.softmaxCrossEntropy(
-        tf.oneHot(labels, spec.classes), forward(spec, plans, params, x, false), undefined, 0, tf.Reduction.MEAN));
+        tf.oneHot(labels, spec.classes), forward(spec, plans, params, x), undefined, 0, tf.Reduction.MEAN));
       const value = l.dataSync()[0];
       l.dispose();
       return value;
     },
-    logits: (x, training) => forward(spec, plans, params, x, training),
+    logits: (x, training) => forward(spec, plans, params, x, training ? stepSeed() : undefined),
     trainable,
     dispose() {
       for (const q of all) for (const v of [q.w, q.b, q.vw, q.vb]) v.dispose();
