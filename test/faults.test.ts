@@ -199,6 +199,40 @@ test.serial('launch: a worker killed before the first checkpoint restarts the ru
   await sameLossesAsReference(t, dir);
 });
 
+test.serial('launch starts a coordinator killed outright (as by the out-of-memory killer) again with --resume: every loss equals the uninterrupted run', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...launchArgs, '--checkpoint-every', '5', '--run-dir', dir]);
+  killOnTeardown(t, p);
+  await p.waitFor(stepLine(12), 120_000);
+  process.kill(childPids(p.stderr).get('coord')![0]!, 'SIGKILL');
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+  const m = /\[launch\] restarting the coordinator from its last checkpoint, step (\d+) \(restart 1 of 3\)/.exec(p.stderr.join('\n'));
+  t.truthy(m, p.output());
+  t.regex(p.stderr.join('\n'), /\[launch\] the coordinator \(pid \d+\) killed by signal SIGKILL/);
+  const runs = events(dir).filter((e) => e.event === 'run') as (Event & { resumed_from?: string | null })[];
+  t.is(runs.length, 2);
+  t.is(runs[1]!.resumed_from, path.join(dir, 'checkpoints', `step-${m![1]!.padStart(9, '0')}.safetensors`));
+  t.log(`killed after step 12; resumed from step ${m![1]}`);
+  await sameLossesAsReference(t, dir);
+  t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), /restarting the coordinator/);
+  const pids = childPids(p.stderr);
+  t.is(pids.get('coord')!.length, 2);
+  for (const [name, list] of pids) for (const pid of list) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
+
+test.serial('launch: a coordinator killed before the run\'s first checkpoint starts the run again from step 0', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...launchArgs, '--run-dir', dir]);
+  killOnTeardown(t, p);
+  await p.waitFor(stepLine(3), 120_000);
+  process.kill(childPids(p.stderr).get('coord')![0]!, 'SIGKILL');
+  const { code } = await p.exited;
+  t.is(code, 0, p.output());
+  t.regex(p.stderr.join('\n'), /\[launch\] restarting the coordinator from step 0 \(no checkpoint of this run yet\) \(restart 1 of 3\)/);
+  await sameLossesAsReference(t, dir);
+});
+
 test.serial('separately started: the coordinator waits for a killed worker to come back on its address, then resumes from the last checkpoint', async (t) => {
   const dir = tempDir(t);
   const [w0, w1] = await twoWorkers(t);

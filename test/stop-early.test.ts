@@ -132,9 +132,9 @@ test('a run whose output nobody reads any more (the reader of its pipe gone) tra
   t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), /run finished; stopping the workers/);
 });
 
-test('a coordinator killed under launch: launch names the last checkpoint and the command that continues from it', async (t) => {
+test('a coordinator killed under launch with --max-restarts 0: launch names the last checkpoint and the command that continues from it', async (t) => {
   const dir = tempDir(t);
-  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '3', '--run-dir', dir]);
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '3', '--max-restarts', '0', '--run-dir', dir]);
   await p.waitFor(/"event":"checkpoint","step":6,/, 120_000);
   process.kill(childPids(p.stderr).coord!, 'SIGKILL');
   t.is((await p.exited).code, 1, p.output());

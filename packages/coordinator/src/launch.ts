@@ -16,6 +16,8 @@
  *   child at once. The children run in their own process group, so a
  *   terminal's Ctrl-C reaches the launcher only. Children also exit when their
  *   stdin closes, so none outlives a launcher that is killed outright.
+ * - A coordinator killed by a signal it does not handle (the out-of-memory killer, a crash) is started
+ *   again with --resume RUN_DIR, counted with the workers' restarts (coordinator-restart.ts).
  * - The launcher exits only after every child has exited.
  */
 import { Progress, progressBarWanted } from './progress.js';
@@ -28,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
 import { cpuWorkerArgs } from './launch-devices.js';
 import { signalExitCode } from './signal-exit.js';
+import { crashed, restartPlan } from './coordinator-restart.js';
 import { diskFull, fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
@@ -56,8 +59,10 @@ export interface LaunchOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** How long a worker may take to start listening. */
   readonly startTimeoutMs?: number;
-  /** Times a worker that dies is started again (default 0: the run ends). */
+  /** Times in a row a worker that dies, or a coordinator that crashes (coordinator-restart.ts), is started again (default 0: the run ends). */
   readonly maxRestarts?: number;
+  /** The run's --stop-after in seconds: a coordinator started again gets what is left of it. */
+  readonly stopAfterS?: number;
   /** A progress bar on stderr fed by the coordinator's step lines instead of printing them (default: when stdout and stderr are terminals and out/err are not given). */
   readonly bar?: boolean;
   readonly out?: (line: string) => void;
@@ -257,6 +262,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, onSignal);
 
+  const coordinatorFailure = (c: Child): string =>
+    `the coordinator (pid ${c.pid}) ${c.describeExit()}${c.stderrTail.length ? `; its last stderr lines:\n${c.stderrTail.slice(-4).map((l) => `    ${l}`).join('\n')}` : ''}`;
   const workerFailure = (w: Child): string => {
     const tail = w.stderrTail.length ? `; its last stderr lines:\n${w.stderrTail.map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)';
     return `${w.name} (tower ${w.name.slice(-1)}, pid ${w.pid}) ${w.describeExit()}${tail}`;
@@ -280,8 +287,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     say(`workers listening on ${addresses.join(' and ')}`);
 
     // ---- coordinator
-    const coord = start('coord', ['coordinator', '--workers', addresses.join(','), ...o.coordinatorArgs]);
+    let coord = start('coord', ['coordinator', '--workers', addresses.join(','), ...o.coordinatorArgs]);
     coordinator = coord;
+    const coordStartedAt = performance.now();
     const gracefulEnd = (s: NodeJS.Signals): LaunchResult => {
       say(`the coordinator ended the run (${s}, ${coord.describeExit()}); stopping the workers`);
       return bySignal(s);
@@ -295,6 +303,28 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       ended = await Promise.race([coord.exited.then(() => 'coord' as const), firstWorkerExit.then(() => 'worker' as const), signalSeen.then(() => 'signal' as const), logFailed]);
       if (restarts > 0 && checkpointsSeen > checkpointsAtRestart) restarts = 0;
       checkpointsAtRestart = checkpointsSeen;
+      if (ended === 'coord' && crashed(coord.exit) && graceful === null && o.runDir !== undefined && restarts < (o.maxRestarts ?? 0)) {
+        // killed from outside or crashed: its workers are alive (a dead one is the likelier cause: not this case)
+        await Promise.race([firstWorkerExit, new Promise((r) => setTimeout(r, 500))]);
+        if (workers.every((w) => w.alive())) {
+          const last = latestCheckpoint(path.join(o.runDir, 'checkpoints'));
+          const plan = restartPlan({
+            args: o.coordinatorArgs,
+            runDir: o.runDir,
+            checkpointStep: last ? stepOfFile(last) : null,
+            stopAfterLeftS: o.stopAfterS === undefined ? null : o.stopAfterS - (performance.now() - coordStartedAt) / 1000,
+          });
+          say(coordinatorFailure(coord));
+          if ('refused' in plan) {
+            say(`not restarting the coordinator: ${plan.refused}; ${resumeHint(o.runDir)}`);
+            return { code: 1, pids: pids() };
+          }
+          say(`restarting the coordinator from ${plan.from} (restart ${restarts + 1} of ${o.maxRestarts})`);
+          coord = start('coord', ['coordinator', '--workers', addresses.join(','), ...plan.args]);
+          coordinator = coord;
+          continue;
+        }
+      }
       if (ended !== 'worker' || restarts >= (o.maxRestarts ?? 0) || !coord.alive()) break;
       // a lost worker: the same tower again on the same address; the coordinator waits for it and resumes (recovery.ts)
       const w = await firstWorkerExit;

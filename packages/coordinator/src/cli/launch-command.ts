@@ -8,7 +8,7 @@ import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
-import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, runOptions, type RunArgs } from './options.js';
+import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, parseDuration, runOptions, type RunArgs } from './options.js';
 import { checkRunFiles, resolvePreset } from '../resume.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
@@ -32,7 +32,8 @@ export const launchCommand: CommandModule<object, Args> = {
     y
       .usage(
         '$0 launch [options]\n\nStarts worker 0, worker 1 (on free ports) and the coordinator, prefixes their output ' +
-          '([worker0], [worker1], [coord]) and stops them all at the end, or when one dies. ' +
+          '([worker0], [worker1], [coord]) and stops them all at the end. ' +
+          'A worker that dies, or a coordinator killed by a signal (the out-of-memory killer, a crash), is started again and the run continues from its last checkpoint (--max-restarts in a row; needs --run-dir for the coordinator). ' +
           'Ctrl-C (or SIGTERM) ends the run after the step in progress, with a checkpoint when the run writes them (--run-dir), so that --resume continues it; ' +
           'a second Ctrl-C stops everything at once. ' +
           'On webgpu (and auto) each worker gets a GPU of its own (--device 0 and --device 1) where the host has two or more; with one GPU both share it, and launch says so. ' +
@@ -118,6 +119,7 @@ export const launchCommand: CommandModule<object, Args> = {
       ports: [ports[0]!, ports[1]!],
       runDir,
       maxRestarts: a['max-restarts'],
+      stopAfterS: a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : undefined,
       env: security.env,
       toolArgs: tool?.args,
     });

@@ -1,0 +1,31 @@
+/** coordinator-restart.ts: which deaths of a coordinator launch undoes, and the command line it starts again. */
+import test from 'ava';
+import { CRASH_SIGNALS, crashed, restartPlan } from '../src/coordinator-restart.js';
+
+test('a death by a signal the coordinator does not handle is a crash; an exit code or a handled signal is its own end', (t) => {
+  for (const signal of CRASH_SIGNALS) t.true(crashed({ code: null, signal }), signal);
+  t.true(crashed({ code: null, signal: 'SIGKILL' }));
+  t.true(crashed({ code: null, signal: 'SIGABRT' }), 'Node.js out of heap memory aborts');
+  for (const code of [0, 1, 2, 129, 130, 143]) t.false(crashed({ code, signal: null }), `exit code ${code}`);
+  // SIGTERM/SIGINT/SIGHUP are handled (the run ends with a checkpoint, exit 143/130/129); one that still kills it was meant
+  t.false(crashed({ code: null, signal: 'SIGTERM' }));
+  t.false(crashed(null), 'still running');
+});
+
+test('started again: the same options, resuming the run folder from its checkpoint, with what is left of --stop-after', (t) => {
+  const args = ['--preset', 'tiny', '--steps=30', '--run-dir=/runs/a', '--checkpoint-every=5', '--stop-after=2h', '--max-restarts', '3'];
+  const plan = restartPlan({ args, runDir: '/runs/a', checkpointStep: 10, stopAfterLeftS: 3599.2 });
+  t.deepEqual(plan, {
+    args: ['--preset', 'tiny', '--steps=30', '--checkpoint-every=5', '--max-restarts', '3', '--resume=/runs/a', '--stop-after=3600s'],
+    from: 'its last checkpoint, step 10',
+  });
+  // a run launched with --resume (two words or one): the same folder, once
+  const again = restartPlan({ args: ['--resume', '/runs/b', '--steps=9'], runDir: '/runs/b', checkpointStep: 4, stopAfterLeftS: null });
+  t.deepEqual('args' in again && again.args, ['--steps=9', '--resume=/runs/b']);
+});
+
+test('started again before any checkpoint: from step 0 in the same folder; not at all once --stop-after is up', (t) => {
+  const plan = restartPlan({ args: ['--steps=30', '--run-dir=/runs/a'], runDir: '/runs/a', checkpointStep: null, stopAfterLeftS: null });
+  t.deepEqual(plan, { args: ['--steps=30', '--run-dir=/runs/a'], from: 'step 0 (no checkpoint of this run yet)' });
+  t.deepEqual(restartPlan({ args: ['--run-dir=/r', '--stop-after=60'], runDir: '/r', checkpointStep: 3, stopAfterLeftS: 0.4 }), { refused: 'its --stop-after time is up' });
+});
