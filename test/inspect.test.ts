@@ -19,6 +19,8 @@ import { CheckpointSource, LiveSource } from '../packages/coordinator/src/inspec
 import { gridSize } from '../packages/coordinator/src/inspect/grid.js';
 import { predictionsSize } from '../packages/coordinator/src/inspect/predictions.js';
 import { mapShape } from '../packages/coordinator/src/inspect/layers.js';
+import { decodeNpy } from '../packages/coordinator/src/npy.js';
+import { mapStats } from '../packages/coordinator/src/inspect/stats.js';
 import { alexnet, startWorker } from './helpers.js';
 import { inspectedRun, liveMatchesCheckpoint } from './inspected-run.js';
 
@@ -130,6 +132,36 @@ test.serial('`alexnet inspect` writes PNGs of the expected sizes whose towers di
   t.deepEqual([meta.width, meta.height], [want.width, want.height]);
 });
 
+test.serial('`alexnet inspect activations --npy --json`: the maps as NumPy float32 [tower, map, h, w] and each tower\'s statistics, those of the checkpoint\'s forward pass', async (t) => {
+  const f = await setUp();
+  const ck = CheckpointSource.open(f.runDir, { backend: 'webasm' });
+  t.teardown(() => ck.close());
+  const { imageInput } = await import('../packages/coordinator/src/inspect/image-input.js');
+  const want = await ck.activations(await imageInput(f.image, tiny), 'conv2');
+  const [C, H, W] = mapShape(tiny, 'conv2').shape;
+  const npy = path.join(f.runDir, 'out', 'conv2.npy');
+  const p = alexnet(['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'conv2', '--npy', npy, '--json', '--out', path.join(f.runDir, 'a2.png'), '--backend', 'webasm']);
+  t.is((await p.exited).code, 0, p.output());
+  t.is(p.stdout.length, 1, 'one JSON line');
+  const j = JSON.parse(p.stdout[0]!) as { npy: string; shape: number[]; step: number; towers: { tower: number; maps: number; values_per_map: number; min: number; mean: number; max: number; zeros: number; zero_maps: number }[] };
+  t.deepEqual(j.shape, [2, C, H, W]);
+  t.is(j.step, want.step);
+  const { shape, values } = decodeNpy(fs.readFileSync(j.npy));
+  t.deepEqual(shape, [2, C, H, W]);
+  t.deepEqual(values.subarray(0, C * H * W), want.towers[0]!, 'tower 0, bit for bit');
+  t.deepEqual(values.subarray(C * H * W), want.towers[1]!, 'tower 1, bit for bit');
+  for (const s of j.towers) {
+    const m = mapStats(want.towers[s.tower]!, C, H * W);
+    t.deepEqual([s.maps, s.values_per_map, s.min, s.mean, s.max, s.zeros, s.zero_maps], [m.maps, m.perMap, m.min, m.mean, m.max, m.zeros, m.zeroMaps]);
+  }
+  // without --json: the statistics in words, a line a tower; fc8 only on tower 0, as [tower, unit]
+  const q = alexnet(['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'fc8', '--npy', path.join(f.runDir, 'fc8.npy'), '--out', path.join(f.runDir, 'a8.png'), '--backend', 'webasm']);
+  t.is((await q.exited).code, 0, q.output());
+  t.regex(q.output(), /^ {2}tower 0: 4 units: min -?[\d.e-]+, mean -?[\d.e-]+, std [\d.e-]+, max -?[\d.e-]+; \d+\.\d% zeros; \d of 4 units all zero$/m);
+  t.regex(q.output(), /fc8\.npy: the values, float32 \[1, 4\] \(tower, unit\)/);
+  t.deepEqual(decodeNpy(fs.readFileSync(path.join(f.runDir, 'fc8.npy'))).shape, [1, 4]);
+});
+
 test.serial('a bad layer, a missing run directory or image, no coordinator: one line each, exit code 2', async (t) => {
   const f = await setUp();
   const cases: [string[], RegExp][] = [
@@ -143,6 +175,8 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     [['inspect', 'kernels', '--run', f.runDir, '--model', f.image], /^alexnet: give only one of --run RUN_DIR \(a checkpoint\), --model FILE \(a model file\) or --coordinator HOST:PORT/],
     [['inspect', 'kernels', '--model', f.image, '--step', '1'], /^alexnet: --step picks a checkpoint of a run: give it with --run RUN_DIR$/],
     [['inspect', 'kernels', '--coordinator', '127.0.0.1:1'], /^alexnet: no coordinator answered at 127\.0\.0\.1:1 /],
+    [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--npy', path.join(f.runDir, 'maps.txt')], /^alexnet: --npy .*maps\.txt: give a file name ending in \.npy$/],
+    [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.image, 'k.png')], /^alexnet: cannot make the folder of .*image\.png\/k\.png .*image\.png is a file, not a folder$/],
   ];
   for (const [args, re] of cases) {
     const p = alexnet(args);

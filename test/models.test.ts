@@ -358,6 +358,8 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   for (const [args, want] of [
     [['evaluate'], /^alexnet: evaluate --model needs --data \(cifar10 or a folder\)/],
     [['evaluate', '--data', data, '--wrong', dir], /^alexnet: --wrong \S+ is a folder: give a file name/],
+    // a file that cannot be opened (/proc takes no new files, even from root) is said before anything is decoded
+    [['evaluate', '--data', data, '--wrong', '/proc/wrong.jsonl'], /^alexnet: cannot write \/proc\/wrong\.jsonl: /],
     [['evaluate', '--model', 'm.safetensors', '--run', dir], /^alexnet: give --model FILE or --run RUN_DIR, not both$/],
   ] as [string[], RegExp][]) {
     const q = await finished(alexnet(args, { env }));

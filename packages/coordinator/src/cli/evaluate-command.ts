@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import type { RequestedBackend } from '@alexnet-mp/core';
+import { fileError, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { checkWritable } from '../trained-model.js';
@@ -38,32 +38,49 @@ export const evaluateCommand: CommandModule<object, Args> = {
       .example('$0 evaluate --run runs/c10 --views ten --wrong wrong.jsonl', "a run's latest checkpoint, ten patches, the misclassified images listed") as never,
   handler: async (a) => {
     if (a.wrong !== undefined) checkWritable(a.wrong, '--wrong', 'wrong.jsonl');
+    // opened before anything is decoded or computed: a file that cannot be written is said at once
+    const wrong = a.wrong !== undefined ? openForWriting(a.wrong) : null;
     const info = (l: string) => process.stderr.write(`alexnet evaluate: ${l}\n`);
-    const model = openModel(a, { data: a.data, cacheDir: a['cache-dir'], info });
-    const dataName = model.dataName();
-    if (dataName === null) throw new UserError('evaluate --model needs --data (cifar10 or a folder): the held-out images to evaluate on; a model file keeps no data set');
-    const views = a.views === 'ten' ? 'ten' : 'centre';
-    const data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
-    const wrong = a.wrong !== undefined ? fs.openSync(a.wrong, 'w') : null;
-    let last = performance.now();
     try {
-      const t0 = performance.now();
-      const { report, modes } = await evaluateModel(model, data, {
-        views,
-        backend: a.backend as RequestedBackend,
-        onWrong: wrong === null ? undefined : (m) => fs.writeSync(wrong, JSON.stringify(m) + '\n'),
-        onProgress: (done, total) => {
-          if (performance.now() - last < 10_000) return;
-          last = performance.now();
-          info(`${done} of ${total} images`);
-        },
-      });
-      info(`${model.description} on ${dataName}, ${report.images} images in ${((performance.now() - t0) / 1000).toFixed(1)} s; both towers in this process (${modes.join(', ')})`);
-      process.stdout.write(a.json ? JSON.stringify(report) + '\n' : formatEvaluation(report));
-      if (a.wrong !== undefined) info(`${report.confusion.reduce((s, row, c) => s + row.reduce((x, v) => x + v, 0) - row[c]!, 0)} misclassified images listed in ${a.wrong}`);
+      await evaluateCommandBody(a, info, wrong);
     } finally {
       if (wrong !== null) fs.closeSync(wrong);
-      await data.close();
     }
   },
 };
+
+function openForWriting(file: string): number {
+  try {
+    return fs.openSync(file, 'w');
+  } catch (e) {
+    throw fileError('write', file, e);
+  }
+}
+
+/** The evaluation itself, its misclassified images written to `wrong` (a file descriptor) when given. */
+async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: number | null): Promise<void> {
+  const model = openModel(a, { data: a.data, cacheDir: a['cache-dir'], info });
+  const dataName = model.dataName();
+  if (dataName === null) throw new UserError('evaluate --model needs --data (cifar10 or a folder): the held-out images to evaluate on; a model file keeps no data set');
+  const views = a.views === 'ten' ? 'ten' : 'centre';
+  const data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
+  let last = performance.now();
+  try {
+    const t0 = performance.now();
+    const { report, modes } = await evaluateModel(model, data, {
+      views,
+      backend: a.backend as RequestedBackend,
+      onWrong: wrong === null ? undefined : (m) => fs.writeSync(wrong, JSON.stringify(m) + '\n'),
+      onProgress: (done, total) => {
+        if (performance.now() - last < 10_000) return;
+        last = performance.now();
+        info(`${done} of ${total} images`);
+      },
+    });
+    info(`${model.description} on ${dataName}, ${report.images} images in ${((performance.now() - t0) / 1000).toFixed(1)} s; both towers in this process (${modes.join(', ')})`);
+    process.stdout.write(a.json ? JSON.stringify(report) + '\n' : formatEvaluation(report));
+    if (a.wrong !== undefined) info(`${report.confusion.reduce((s, row, c) => s + row.reduce((x, v) => x + v, 0) - row[c]!, 0)} misclassified images listed in ${a.wrong}`);
+  } finally {
+    await data.close();
+  }
+}

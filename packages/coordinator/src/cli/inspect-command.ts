@@ -6,14 +6,17 @@
  */
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
+import { backendChoices, concatFloats, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { CheckpointSource, LiveSource, type InspectSource } from '../inspect/source.js';
 import { imageInput } from '../inspect/image-input.js';
 import { activationPicture, describeScore, kernelPicture, predictionsPicture } from '../inspect/render.js';
-import { writePng } from '../inspect/png.js';
+import { writeOutput, writePng } from '../inspect/png.js';
+import { mapShape } from '../inspect/layers.js';
+import { describeStats, mapStats } from '../inspect/stats.js';
+import { encodeNpy } from '../npy.js';
 
 interface CommonArgs extends SecurityArgs {
   run?: string;
@@ -104,6 +107,8 @@ interface ActivationArgs extends CommonArgs {
   layer: string;
   image: string;
   scale: 'shared' | 'each';
+  npy?: string;
+  json: boolean;
 }
 
 const activationsCommand: CommandModule<object, ActivationArgs> = {
@@ -114,18 +119,35 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
       image: { type: 'string', demandOption: true, describe: 'an image file (JPEG, PNG, ...): decoded like the training images, its centre crop as evaluation takes it' },
       layer: { type: 'string', default: 'conv2', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (conv and fc layers after their ReLU)' },
       scale: { choices: ['shared', 'each'] as const, default: 'shared' as const, describe: 'one brightness scale for all maps of both towers, or each map on its own' },
+      npy: { type: 'string', describe: 'also write the values as a NumPy .npy file, float32 [tower, map, height, width] (fc layers: [tower, unit]); the towers that compute the layer' },
+      json: { type: 'boolean', default: false, describe: 'print one JSON object (the files, the shape, each tower\'s statistics) instead of the lines' },
     }) as never,
-  handler: (a) =>
-    withSource(a, async (s) => {
+  handler: (a) => {
+    if (a.npy !== undefined && !a.npy.endsWith('.npy')) throw new UserError(`--npy ${a.npy}: give a file name ending in .npy`);
+    return withSource(a, async (s) => {
       const images = await imageInput(a.image, s.spec);
       const act = await s.activations(images, a.layer);
       const raster = activationPicture(s.spec, a.layer, act, 1, 0, { columns: a.columns, scale: a.scale });
       const base = path.basename(a.image).replace(/\.[^.]*$/, '');
       const file = await writePng(outFile(a, `activations-${a.layer}-${base}-step${act.step}.png`), raster);
-      const towers = act.towers.map((x, t) => (x ? `tower ${t}` : null)).filter((x) => x !== null);
+      const [C, H, W] = mapShape(s.spec, a.layer).shape;
+      const computed = act.towers.flatMap((x, t) => (x ? [{ tower: t, values: x }] : []));
+      const stats = computed.map(({ tower, values }) => ({ tower, ...mapStats(values, C, H * W) }));
+      // in the JSON, the field names of the run's other JSON (snake case)
+      const jsonStats = stats.map((st) => ({ tower: st.tower, maps: st.maps, values_per_map: st.perMap, min: st.min, mean: st.mean, std: st.std, max: st.max, zeros: st.zeros, zero_maps: st.zeroMaps }));
+      const shape = H * W === 1 ? [computed.length, C] : [computed.length, C, H, W];
+      const npy = a.npy === undefined ? null : writeOutput(a.npy, encodeNpy(concatFloats(computed.map((c) => c.values)), shape));
+      if (a.json) {
+        say(JSON.stringify({ png: file, npy, layer: a.layer, image: a.image, step: act.step, shape, towers: jsonStats, source: s.description }));
+        return;
+      }
+      const towers = computed.map((c) => `tower ${c.tower}`);
       say(`${file}: ${a.layer} of ${a.image} after step ${act.step}, ${towers.join(' above ')}${towers.length < 2 ? ' (tower 1 does not compute it)' : ''}, ${a.scale === 'shared' ? 'one scale for both towers' : 'each map scaled on its own'}, ${raster.width}x${raster.height} pixels`);
       say(`from ${s.description}`);
-    }),
+      for (const st of stats) say(`  tower ${st.tower}: ${C} ${H * W > 1 ? `maps ${H}x${W}` : 'units'}: ${describeStats(st)}`);
+      if (npy) say(`${npy}: the values, float32 [${shape.join(', ')}] (${shape.length === 4 ? 'tower, map, height, width' : 'tower, unit'})`);
+    });
+  },
 };
 
 /** The most held-out images one predictions picture shows (each a tile with its top-5 bars). */

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
+import { fileError, makeDir } from '@alexnet-mp/core';
 import type { Raster } from './grid.js';
 
 /** PNG bytes of an RGB raster. */
@@ -16,9 +17,17 @@ export function encodePng(r: Raster): Promise<Buffer> {
 
 /** Writes a raster, or PNG bytes, as a PNG file (the folder is created); returns the path. */
 export async function writePng(file: string, r: Raster | Buffer): Promise<string> {
-  const bytes = Buffer.isBuffer(r) ? r : await encodePng(r);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, bytes);
+  return writeOutput(file, Buffer.isBuffer(r) ? r : await encodePng(r));
+}
+
+/** Writes a tool's output file, making its folder; a FileError (one line for the user) naming the file and why it cannot be written. */
+export function writeOutput(file: string, bytes: Buffer): string {
+  makeDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
+  try {
+    fs.writeFileSync(file, bytes);
+  } catch (e) {
+    throw fileError('write', file, e);
+  }
   return file;
 }
 

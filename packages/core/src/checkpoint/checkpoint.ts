@@ -103,8 +103,8 @@ export interface RunState {
   readonly extra?: Record<string, unknown>;
 }
 
-
-function concat(parts: Float32Array[]): Float32Array {
+/** The arrays one after the other, in one new array. */
+export function concatFloats(parts: readonly Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
   for (const p of parts) {
@@ -119,8 +119,8 @@ export function weightTensors(spec: ModelSpec, params: [TowerParams, TowerParams
   const out: NamedTensor[] = [];
   for (const plan of torchPlan(spec)) {
     const parts = plan.towers.map((t) => params[t].get(plan.layer)!);
-    out.push({ name: `${plan.module}.weight`, shape: plan.weightShape, data: concat(parts.map((p) => p.w)) });
-    out.push({ name: `${plan.module}.bias`, shape: plan.biasShape, data: concat(parts.map((p) => p.b)) });
+    out.push({ name: `${plan.module}.weight`, shape: plan.weightShape, data: concatFloats(parts.map((p) => p.w)) });
+    out.push({ name: `${plan.module}.bias`, shape: plan.biasShape, data: concatFloats(parts.map((p) => p.b)) });
   }
   return out;
 }
@@ -129,8 +129,8 @@ export function checkpointTensors(spec: ModelSpec, params: [TowerParams, TowerPa
   const out = weightTensors(spec, params);
   for (const plan of torchPlan(spec)) {
     const parts = plan.towers.map((t) => params[t].get(plan.layer)!);
-    out.push({ name: `momentum.${plan.module}.weight`, shape: plan.weightShape, data: concat(parts.map((p) => p.vw)) });
-    out.push({ name: `momentum.${plan.module}.bias`, shape: plan.biasShape, data: concat(parts.map((p) => p.vb)) });
+    out.push({ name: `momentum.${plan.module}.weight`, shape: plan.weightShape, data: concatFloats(parts.map((p) => p.vw)) });
+    out.push({ name: `momentum.${plan.module}.bias`, shape: plan.biasShape, data: concatFloats(parts.map((p) => p.vb)) });
   }
   return out;
 }
