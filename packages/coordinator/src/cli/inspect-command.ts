@@ -7,6 +7,9 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { backendChoices, concatFloats, type RequestedBackend } from '@alexnet-mp/core';
+import { FEATURE_BATCH, FeatureExtractor } from '../features.js';
+import { captionedTilesPng, nearestHeldOut, tileOf, type Captioned } from '../inspect/neighbours.js';
+import { openTrainingData, type TrainingData } from '../training-data.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
@@ -174,21 +177,106 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
   },
 };
 
+interface NeighbourArgs extends CommonArgs {
+  layer: string;
+  image?: string;
+  index?: number;
+  count: number;
+  limit?: number;
+}
+
+const neighboursCommand: CommandModule<object, NeighbourArgs> = {
+  command: 'neighbours',
+  aliases: ['neighbors'],
+  describe: "the held-out images nearest to an image in a layer's space (Euclidean, both towers' values; the paper's Figure 4 on fc7), as one PNG and a list",
+  builder: (y) =>
+    commonOptions(y).options({
+      image: { type: 'string', describe: 'the query: an image file (decoded and cut to the centre view as evaluation images are)' },
+      index: { type: 'number', describe: 'the query: held-out image N (0-based, in the split\'s order, as evaluate --wrong numbers them); it is not its own neighbour' },
+      layer: { type: 'string', default: 'fc7', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8' },
+      count: { type: 'number', default: 8, describe: 'neighbours to show' },
+      limit: { type: 'number', describe: 'search the first N held-out images only (default all)' },
+    }) as never,
+  handler: async (a) => {
+    if ((a.image === undefined) === (a.index === undefined)) throw new UserError('give the query as --image FILE or --index N (a held-out image), one of them');
+    if (a.coordinator !== undefined) throw new UserError('inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE, not --coordinator');
+    positiveInt(a.count, 'count');
+    if (a.count > 64) throw new UserError(`--count ${a.count}: one picture shows at most 64 neighbours`);
+    if (a.limit !== undefined) positiveInt(a.limit, 'limit');
+    if (a.index !== undefined && !(Number.isInteger(a.index) && a.index >= 0)) throw new UserError(`--index must be a whole number >= 0, got ${a.index}`);
+    return withSource(a, async (s) => {
+      if (!(s instanceof CheckpointSource)) throw new UserError('inspect neighbours needs --run or --model');
+      const model = s.model;
+      mapShape(s.spec, a.layer);
+      const dataName = model.dataName();
+      if (dataName === null) throw new UserError('inspect neighbours --model needs --data (cifar10 or a folder): the held-out images to search; a model file keeps no data set');
+      const info = (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`);
+      const data = await openTrainingData({ data: dataName, spec: s.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
+      const extractor = await FeatureExtractor.create(model, a.layer, a.backend as RequestedBackend);
+      try {
+        const S = s.spec.inputSize;
+        const names = await model.classNames();
+        const nameOf = (c: number) => names[c] ?? `class ${c}`;
+        const files = data.heldOutFiles;
+        const q = a.image !== undefined ? { image: await imageInput(a.image, s.spec), label: null } : await heldOutImage(data, a.index!, S);
+        const query = await extractor.rows(q.image, 1);
+        const t0 = performance.now();
+        const { neighbours, searched } = await nearestHeldOut(model, data, extractor, { query, exclude: a.index, count: a.count, limit: a.limit });
+        const queryName = a.image ?? `held-out image ${a.index}${files?.[a.index!] ? ` (${files[a.index!]})` : ''}`;
+        const tiles: Captioned[] = [
+          { image: tileOf(q.image, S), lines: ['query', q.label === null ? path.basename(a.image!) : nameOf(q.label), a.index !== undefined ? `#${a.index}` : ''], framed: true },
+          ...neighbours.map((n, k) => ({ image: tileOf(n.image, S), lines: [`${k + 1}. ${nameOf(n.label)}`, `distance ${n.distance.toPrecision(3)}`, `#${n.index}`] })),
+        ];
+        const base = a.image !== undefined ? path.basename(a.image).replace(/\.[^.]*$/, '') : `heldout${a.index}`;
+        const file = await writePng(outFile(a, `neighbours-${a.layer}-${base}-step${s.step}.png`), await captionedTilesPng(tiles, a.columns ?? 9));
+        const { dim } = extractor.layout;
+        say(`${file}: the ${neighbours.length} held-out images nearest to ${queryName} in ${a.layer} (${dim} values, ${extractor.layout.towers.length === 2 ? 'both towers' : 'tower 0'}; Euclidean), of ${searched} searched in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        say(`from ${s.description}`);
+        for (const [k, n] of neighbours.entries()) say(`  ${k + 1}. held-out image ${n.index}: ${nameOf(n.label)}, distance ${n.distance.toPrecision(4)}${files?.[n.index] ? `, ${files[n.index]}` : ''}`);
+        if (q.label !== null) say(`${neighbours.filter((n) => n.label === q.label).length} of ${neighbours.length} share the query's class (${nameOf(q.label)})`);
+      } finally {
+        extractor.destroy();
+        await data.close();
+      }
+    });
+  },
+};
+
+/** Held-out image `index` (uint8 [3][1][S][S]) and its label; a UserError past the split's end. */
+async function heldOutImage(data: TrainingData, index: number, S: number): Promise<{ image: Uint8Array; label: number }> {
+  const plane = S * S;
+  let start = 0;
+  // cut as the search cuts the split (synthetic held-out images depend on it)
+  for await (const b of data.heldOut(FEATURE_BATCH, undefined, 'centre').batches()) {
+    const n = b.labels.length;
+    if (index < start + n) {
+      const j = index - start;
+      const image = new Uint8Array(3 * plane);
+      for (let c = 0; c < 3; c++) image.set(b.images.subarray((c * n + j) * plane, (c * n + j + 1) * plane), c * plane);
+      return { image, label: b.labels[j]! };
+    }
+    start += n;
+  }
+  throw new UserError(`--index ${index}: the held-out split has ${start} images (0 to ${start - 1})`);
+}
+
 /** What `alexnet inspect` inspects: its sub-commands. */
-export const inspectSubcommands = [kernelsCommand, activationsCommand, predictionsCommand] as const;
+export const inspectSubcommands = [kernelsCommand, activationsCommand, predictionsCommand, neighboursCommand] as const;
 
 export const inspectCommand: CommandModule = {
   command: 'inspect',
-  describe: "pictures of each tower: its kernels, an image's feature maps, predictions on held-out images (from a checkpoint, a model file or a running coordinator)",
+  describe: "pictures of each tower: its kernels, an image's feature maps, predictions on held-out images (from a checkpoint, a model file or a running coordinator), an image's nearest neighbours in a layer's space",
   builder: (y) =>
     y
       .command(kernelsCommand)
       .command(activationsCommand)
       .command(predictionsCommand)
-      .demandCommand(1, 'name what to inspect: kernels, activations or predictions')
+      .command(neighboursCommand)
+      .demandCommand(1, 'name what to inspect: kernels, activations, predictions or neighbours')
       .example('$0 inspect kernels --run runs/c10', "conv1's kernels of both towers and their colour scores")
       .example('$0 inspect kernels --model models/cifar10.safetensors', 'the same for the shipped CIFAR-10 model')
       .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer conv2', "each tower's conv2 maps for cat.jpg")
+      .example('$0 inspect neighbours --data ../shared/datasets/cifar10 --index 3000', "the shipped model's 8 nearest test images to test image 3000 in fc7")
       .example('$0 inspect kernels --coordinator 127.0.0.1:50070', 'the same, live from a running coordinator'),
   handler: () => {},
 };

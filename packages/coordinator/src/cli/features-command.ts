@@ -1,0 +1,102 @@
+/**
+ * `alexnet features [--model FILE | --run RUN_DIR] --data cifar10|DIR --layer fc7 --out feats.npy`: a layer's
+ * output for every held-out image, as NumPy arrays: FILE.npy float32 [images, values] (both towers' values
+ * of an image in a row, features.ts), FILE.labels.npy int32 [images], and FILE.files.txt (an image file a
+ * line) where the data set is a folder. For linear probes, t-SNE, nearest neighbours (docs/inspect.md).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import type { RequestedBackend } from '@alexnet-mp/core';
+import { UserError } from './errors.js';
+import { modelOptions, openModel, type ModelArgs } from './model-options.js';
+import { positiveInt } from './options.js';
+import { checkWritable } from '../trained-model.js';
+import { openTrainingData, type TrainingData } from '../training-data.js';
+import { featureBatches, featureLayout } from '../features.js';
+import { NpyRowWriter, encodeNpy } from '../npy.js';
+import { writeOutput } from '../inspect/png.js';
+
+interface Args extends Omit<ModelArgs, 'views'> {
+  data?: string;
+  layer: string;
+  out: string;
+  limit?: number;
+  'cache-dir'?: string;
+}
+
+/** FILE.npy's companions: FILE.labels.npy and FILE.files.txt. */
+export const companionFiles = (out: string) => {
+  const stem = out.replace(/\.npy$/, '');
+  return { labels: `${stem}.labels.npy`, files: `${stem}.files.txt` };
+};
+
+export const featuresCommand: CommandModule<object, Args> = {
+  command: 'features',
+  describe:
+    "a layer's output for every image of a data set's held-out split, as NumPy arrays (a row per image, both towers' values; its labels; its files): " +
+    'for linear probes, t-SNE or nearest neighbours. Both towers run in this one process: no worker is started',
+  builder: (y) =>
+    y
+      .options({
+        model: modelOptions.model,
+        run: modelOptions.run,
+        step: modelOptions.step,
+        backend: modelOptions.backend,
+        data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to run: cifar10 or a folder (default: a run's own; a model file needs it)" },
+        layer: { type: 'string', default: 'fc7', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (conv and fc layers after their ReLU)' },
+        out: { type: 'string', demandOption: true, describe: 'the features file, FILE.npy: float32 [images, values]; beside it FILE.labels.npy (int32 [images]) and, for a folder data set, FILE.files.txt' },
+        limit: { type: 'number', describe: 'the first N images of the split only (default all)' },
+        'cache-dir': { type: 'string', describe: 'the data cache folder (as for training)' },
+      })
+      .example('$0 features --data ../shared/datasets/cifar10 --out fc7.npy', "the shipped CIFAR-10 model's fc7 for the 10,000 test images")
+      .example('$0 features --run runs/c10 --layer pool5 --limit 1000 --out pool5.npy', "a run's latest checkpoint, pool5, the first 1,000 held-out images") as never,
+  handler: async (a) => {
+    if (!a.out.endsWith('.npy')) throw new UserError(`--out ${a.out}: give a file name ending in .npy (its labels go beside it, in ${path.basename(companionFiles(a.out + '.npy').labels)})`);
+    if (a.limit !== undefined) positiveInt(a.limit, 'limit');
+    checkWritable(a.out, '--out', 'features.npy');
+    const info = (l: string) => process.stderr.write(`alexnet features: ${l}\n`);
+    const model = openModel({ ...a, views: 'centre' }, { data: a.data, cacheDir: a['cache-dir'], info });
+    const layout = featureLayout(model, a.layer);
+    const dataName = model.dataName();
+    if (dataName === null) throw new UserError('features --model needs --data (cifar10 or a folder): the held-out images to run; a model file keeps no data set');
+    // opened before anything is decoded or computed: a file that cannot be written is said at once
+    const writer = new NpyRowWriter(a.out, [layout.dim]);
+    const labels: number[] = [];
+    let done = false;
+    let data: TrainingData | null = null;
+    try {
+      data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
+      const t0 = performance.now();
+      let said = t0;
+      for await (const b of featureBatches(model, data, { layer: a.layer, backend: a.backend as RequestedBackend, limit: a.limit })) {
+        writer.append(b.rows);
+        for (const l of b.labels) labels.push(l);
+        if (performance.now() - said > 10_000) {
+          said = performance.now();
+          info(`${labels.length} images`);
+        }
+      }
+      const shape = writer.close();
+      done = true;
+      const { labels: labelsFile, files: filesFile } = companionFiles(a.out);
+      writeOutput(labelsFile, encodeNpy(Int32Array.from(labels), [labels.length]));
+      const files = data.heldOutFiles?.slice(0, labels.length);
+      if (files) writeOutput(filesFile, Buffer.from(files.join('\n') + '\n'));
+      const towers = layout.towers.length === 2 ? "tower 0's then tower 1's" : "tower 0's (tower 1 does not compute it)";
+      const [C, H, W] = layout.map;
+      info(`${model.description}, ${a.layer} of ${labels.length} held-out images of ${dataName} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      process.stdout.write(
+        `${a.out}: float32 [${shape.join(', ')}], a row per image: ${towers} ${C}${H * W > 1 ? ` maps ${H}x${W}` : ' units'}\n` +
+          `${labelsFile}: int32 [${labels.length}], the class of each row\n` +
+          (files ? `${filesFile}: the image file of each row\n` : ''),
+      );
+    } finally {
+      if (!done) {
+        writer.abandon();
+        fs.rmSync(a.out, { force: true });
+      }
+      await data?.close();
+    }
+  },
+};

@@ -1,0 +1,125 @@
+/**
+ * `alexnet features` (a layer's rows for every held-out image, as NumPy files) and `alexnet inspect
+ * neighbours` (the held-out images nearest to one in a layer's space), on the shipped CIFAR-10 model and a
+ * small image folder: a row is the image's `inspect activations --npy` values, both towers in a row; the
+ * neighbours are the rows nearest the query's, in order; mistakes are one line, exit 2.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { DEFAULT_MODEL_FILE } from '../packages/coordinator/src/trained-model.js';
+import { decodeNpy } from '../packages/coordinator/src/npy.js';
+import { gradientImage, writeFile } from '../packages/core/test/data-fixtures.js';
+import { alexnet, type Proc } from './helpers.js';
+
+const NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+
+const dirs: string[] = [];
+test.after.always(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function finished(p: Proc): Promise<{ code: number | null; out: string[]; err: string[] }> {
+  const { code } = await p.exited;
+  return { code, out: p.stdout, err: p.stderr };
+}
+
+/** Ten classes, two held-out images each (20, in class order), and their cache. */
+let fixture: Promise<{ dir: string; data: string; env: NodeJS.ProcessEnv }> | null = null;
+function setUp() {
+  fixture ??= (async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-features-'));
+    dirs.push(dir);
+    const data = path.join(dir, 'data');
+    for (const [i, c] of NAMES.entries()) {
+      writeFile(path.join(data, 'train', c, '0.png'), await gradientImage(36, 36, [25 * i, 200 - 15 * i, 60], 'png'));
+      for (const k of [0, 1]) writeFile(path.join(data, 'test', c, `${k}.png`), await gradientImage(32 + 4 * k, 32, [255 - 25 * i, 40 + 20 * i, 90 * k], 'png'));
+    }
+    return { dir, data, env: { ...process.env, ALEXNET_CACHE_DIR: path.join(dir, 'cache') } };
+  })();
+  return fixture;
+}
+
+const row = (values: Float32Array, dim: number, j: number): Float32Array => values.subarray(j * dim, (j + 1) * dim);
+
+test('features: a float32 row per held-out image (both towers\' fc7), its labels and files; a row is the image\'s inspect activations values', async (t) => {
+  const { dir, data, env } = await setUp();
+  const out = path.join(dir, 'fc7.npy');
+  const f = await finished(alexnet(['features', '--data', data, '--out', out, '--backend', 'webasm'], { env }));
+  t.is(f.code, 0, f.err.join('\n'));
+  t.regex(f.out[0]!, /fc7\.npy: float32 \[20, 1024\], a row per image: tower 0's then tower 1's 512 units$/);
+  const feats = decodeNpy(fs.readFileSync(out));
+  t.deepEqual(feats.shape, [20, 1024]);
+  t.true(feats.values instanceof Float32Array);
+  const labels = decodeNpy(fs.readFileSync(path.join(dir, 'fc7.labels.npy')));
+  t.true(labels.values instanceof Int32Array);
+  t.deepEqual([...labels.values], NAMES.flatMap((_, i) => [i, i]));
+  const files = fs.readFileSync(path.join(dir, 'fc7.files.txt'), 'utf8').trimEnd().split('\n');
+  t.deepEqual(files, NAMES.flatMap((c) => [0, 1].map((k) => path.join(data, 'test', c, `${k}.png`))));
+  // image 7 (cat/1.png) alone through inspect activations: the same 2 x 512 values
+  const npy = path.join(dir, 'one.npy');
+  const a = await finished(alexnet(['inspect', 'activations', '--model', DEFAULT_MODEL_FILE, '--image', files[7]!, '--layer', 'fc7', '--npy', npy, '--out', path.join(dir, 'one.png'), '--backend', 'webasm'], { env }));
+  t.is(a.code, 0, a.err.join('\n'));
+  const one = decodeNpy(fs.readFileSync(npy));
+  t.deepEqual(one.shape, [2, 512]);
+  const got = row(Float32Array.from(feats.values), 1024, 7);
+  const scale = Math.max(...[...one.values].map(Math.abs));
+  let worst = 0;
+  for (let k = 0; k < 1024; k++) worst = Math.max(worst, Math.abs(got[k]! - one.values[k]!));
+  t.true(worst <= 1e-5 * scale, `worst difference ${worst} of ${scale}`);
+  // --limit: the first images only
+  const lim = await finished(alexnet(['features', '--data', data, '--layer', 'pool5', '--limit', '3', '--out', path.join(dir, 'p5.npy'), '--backend', 'webasm'], { env }));
+  t.is(lim.code, 0, lim.err.join('\n'));
+  const p5 = decodeNpy(fs.readFileSync(path.join(dir, 'p5.npy')));
+  t.is(p5.shape[0], 3);
+  t.is(fs.readFileSync(path.join(dir, 'p5.files.txt'), 'utf8').trimEnd().split('\n').length, 3);
+});
+
+test('inspect neighbours: the nearest held-out rows to the query\'s, nearest first, the query image not its own neighbour; a file of the split finds itself at distance 0', async (t) => {
+  const { dir, data, env } = await setUp();
+  const out = path.join(dir, 'fc7n.npy');
+  t.is((await finished(alexnet(['features', '--data', data, '--out', out, '--backend', 'webasm'], { env }))).code, 0);
+  const feats = Float32Array.from(decodeNpy(fs.readFileSync(out)).values);
+  const dist = (i: number, j: number) => Math.sqrt(row(feats, 1024, i).reduce((s, v, k) => s + (v - feats[j * 1024 + k]!) ** 2, 0));
+  const want = Array.from({ length: 20 }, (_, j) => j).filter((j) => j !== 6).sort((a, b) => dist(6, a) - dist(6, b) || a - b).slice(0, 4);
+  const png = path.join(dir, 'n.png');
+  const n = await finished(alexnet(['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '6', '--count', '4', '--out', png, '--backend', 'webasm'], { env }));
+  t.is(n.code, 0, n.err.join('\n'));
+  t.regex(n.out[0]!, /n\.png: the 4 held-out images nearest to held-out image 6 \(\S+cat\/0\.png\) in fc7 \(1024 values, both towers; Euclidean\), of 20 searched/);
+  const listed = n.out.flatMap((l) => {
+    const m = /^ {2}(\d)\. held-out image (\d+): (\w+), distance ([\d.]+), (\S+)$/.exec(l);
+    return m ? [{ rank: Number(m[1]), index: Number(m[2]), name: m[3]!, distance: Number(m[4]), file: m[5]! }] : [];
+  });
+  t.deepEqual(listed.map((x) => x.index), want);
+  for (const x of listed) {
+    t.true(Math.abs(x.distance - dist(6, x.index)) <= 1e-3 * Math.max(1, x.distance), `${x.index}: ${x.distance} vs ${dist(6, x.index)}`);
+    t.is(x.name, NAMES[Math.floor(x.index / 2)]);
+  }
+  t.true(fs.statSync(png).size > 0);
+  // a file as the query: held-out image 13 (dog/1.png) is its own nearest, at distance 0
+  const f = await finished(alexnet(['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--image', path.join(data, 'test', 'dog', '1.png'), '--count', '2', '--out', png, '--backend', 'webasm'], { env }));
+  t.is(f.code, 0, f.err.join('\n'));
+  t.regex(f.out.join('\n'), /^ {2}1\. held-out image 11: dog, distance 0\.0+\d*, /m);
+});
+
+test('features and neighbours: mistakes are one line, exit 2', async (t) => {
+  const { dir, data, env } = await setUp();
+  const cases: [string[], RegExp][] = [
+    [['features', '--data', data, '--out', path.join(dir, 'x.txt')], /^alexnet: --out \S+x\.txt: give a file name ending in \.npy/],
+    [['features', '--data', data, '--out', path.join(dir, 'x.npy'), '--layer', 'fc9'], /^alexnet: no layer "fc9" in preset cifar/],
+    [['features', '--data', data, '--out', path.join(dir, 'nope', 'x.npy')], /^alexnet: --out \S+: the folder \S+nope does not exist$/],
+    [['features', '--model', DEFAULT_MODEL_FILE, '--out', path.join(dir, 'x.npy')], /^alexnet: features --model needs --data/],
+    [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data], /^alexnet: give the query as --image FILE or --index N/],
+    [['inspect', 'neighbours', '--coordinator', '127.0.0.1:1', '--index', '0'], /^alexnet: inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE/],
+    [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '20', '--backend', 'webasm'], /^alexnet: --index 20: the held-out split has 20 images \(0 to 19\)$/],
+  ];
+  for (const [args, re] of cases) {
+    const p = await finished(alexnet(args, { env }));
+    t.is(p.code, 2, `${args.join(' ')}: ${p.err.join('\n')}`);
+    const lines = p.err.filter((l) => l.startsWith('alexnet: '));
+    t.is(lines.length, 1, `${args.join(' ')}: ${p.err.join('\n')}`);
+    t.regex(lines[0] ?? '', re);
+  }
+  t.false(fs.existsSync(path.join(dir, 'x.npy')), 'no features file left by a refused run');
+});
