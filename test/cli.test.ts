@@ -91,3 +91,15 @@ test('alexnet alone lists the commands', (t) => {
   t.is(r.status, 2);
   t.regex(r.stderr, /Commands:[\s\S]*alexnet launch[\s\S]*alexnet: name a command/);
 });
+
+test("params --model: the file's own line, then its preset's table; a missing file is one line", (t) => {
+  const r = run('params', '--model', 'models/cifar10.safetensors');
+  t.is(r.status, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  t.regex(lines[0]!, /^models\/cifar10\.safetensors \(preset cifar, step \d+ of run \S+\)$/);
+  t.regex(lines[1]!, /^preset cifar: [\d,]+ parameters/);
+  t.regex(r.stdout, /^conv3 +conv +3x3 \/1 pad 1 +both towers /m);
+  const bad = run('params', '--model', 'models/none.safetensors');
+  t.is(bad.status, 2);
+  t.is(bad.stderr, 'alexnet: --model models/none.safetensors: no such file\n');
+});

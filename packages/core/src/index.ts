@@ -8,6 +8,7 @@ export { maxRelError, scaledError } from './reference/compare.js';
 export * from './model/spec.js';
 export * from './model/presets.js';
 export * from './model/shapes.js';
+export * from './model/layer-table.js';
 export * from './model/segments.js';
 export * from './model/params.js';
 export * from './model/memory.js';

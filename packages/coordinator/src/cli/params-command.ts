@@ -1,32 +1,63 @@
-/** `alexnet params`: the exact parameter count of a preset, per layer, and its model hash (what workers and checkpoints are checked against). */
+/**
+ * `alexnet params`: a preset (or a model file's) as a table, a layer a row (what it does, which towers it
+ * reads, its shapes on one tower, its parameters and multiply-adds), with the totals and the model hash
+ * (what workers and checkpoints are checked against).
+ */
 import type { CommandModule } from 'yargs';
-import { countParameters, forwardMacs, getPreset, modelHash, presetNames } from '@alexnet-mp/core';
+import { countParameters, forwardMacs, getPreset, layerTable, modelHash, presetNames, type ModelSpec } from '@alexnet-mp/core';
+import { TrainedModel } from '../trained-model.js';
 
 interface Args {
   preset: string;
+  model?: string;
   json: boolean;
 }
 
 export const paramsCommand: CommandModule<object, Args> = {
   command: 'params',
-  describe: 'print the exact parameter count of a preset, per layer (both towers), and its model hash',
+  describe: "a preset's layers as a table (kernel, stride, padding, which towers each reads, its shapes on one tower, parameters and multiply-adds), the totals and the model hash",
   builder: (y) =>
     y
       .option('preset', { choices: presetNames, default: 'paper', describe: 'model preset' })
-      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }) as never,
+      .option('model', { type: 'string', describe: 'a model file (alexnet export): the table of its preset, and what the file says of itself' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+      .example('$0 params', "the paper's network: 60,965,224 parameters")
+      .example('$0 params --model models/cifar10.safetensors', "the shipped model's layers") as never,
   handler: (a) => {
-    process.stdout.write(paramsReport(a.preset, a.json));
+    if (a.model !== undefined) {
+      const m = TrainedModel.openFile(a.model);
+      if (!a.json) process.stdout.write(`${m.description}\n`);
+      process.stdout.write(paramsReport(m.spec, a.json));
+      return;
+    }
+    process.stdout.write(paramsReport(getPreset(a.preset), a.json));
   },
 };
 
-/** What `alexnet params` prints: one JSON line, or a line per layer under a headline. */
-export function paramsReport(preset: string, json: boolean): string {
-  const spec = getPreset(preset);
+const fmt = (n: number) => (n === 0 ? '-' : n.toLocaleString('en-US'));
+const shape = (s: readonly number[]) => (s[1] === 1 && s[2] === 1 ? String(s[0]) : s.join('x'));
+
+/** What `alexnet params` prints: one JSON line, or the headline and a table a layer. */
+export function paramsReport(preset: string | ModelSpec, json: boolean): string {
+  const spec = typeof preset === 'string' ? getPreset(preset) : preset;
   const { perLayer, total } = countParameters(spec);
   const hash = modelHash(spec);
-  if (json) return JSON.stringify({ preset: spec.name, modelHash: hash, total, perLayer, forwardMacsPerImage: forwardMacs(spec) }) + '\n';
-  const fmt = (n: number) => n.toLocaleString('en-US');
-  const lines = [`preset ${spec.name}: ${fmt(total)} parameters, ${fmt(forwardMacs(spec))} multiply-adds per image forward; model hash ${hash}`];
-  for (const l of perLayer) lines.push(`  ${l.layer.padEnd(6)} weights ${fmt(l.weights).padStart(12)}  biases ${fmt(l.biases).padStart(7)}`);
-  return lines.join('\n') + '\n';
+  const layers = layerTable(spec);
+  if (json) return JSON.stringify({ preset: spec.name, modelHash: hash, total, perLayer, forwardMacsPerImage: forwardMacs(spec), layers }) + '\n';
+  const head = ['layer', 'type', 'what', 'reads', 'in (a tower)', 'out (a tower)', 'towers', 'weights', 'biases', 'multiply-adds'];
+  const rows = layers.map((l) => [l.layer, l.type, l.op, l.input === 'both' ? 'both towers' : 'own tower', shape(l.inShape), shape(l.outShape), String(l.towers), fmt(l.weights), fmt(l.biases), fmt(l.macs)]);
+  const total_ = ['total', '', '', '', '', '', '', fmt(perLayer.reduce((s, l) => s + l.weights, 0)), fmt(perLayer.reduce((s, l) => s + l.biases, 0)), fmt(forwardMacs(spec))];
+  const all = [head, ...rows, total_];
+  const widths = head.map((_, k) => Math.max(...all.map((r) => r[k]!.length)));
+  // numbers to the right, words to the left
+  const line = (r: string[]) => r.map((c, k) => (k >= 6 ? c.padStart(widths[k]!) : c.padEnd(widths[k]!))).join('  ').trimEnd();
+  return [
+    `preset ${spec.name}: ${total.toLocaleString('en-US')} parameters, ${forwardMacs(spec).toLocaleString('en-US')} multiply-adds per image forward (both towers); model hash ${hash}`,
+    '',
+    line(head),
+    ...rows.map(line),
+    line(total_),
+    '',
+    'shapes are channels x height x width on one tower ("reads both towers": the two towers\' outputs joined, a crossing); weights, biases and multiply-adds count both towers',
+  ].join('\n') + '\n';
 }
