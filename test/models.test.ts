@@ -162,18 +162,35 @@ test('predict classifies the files it can read and names each other one, exit 2;
     mixed.err.filter((l) => l.startsWith('alexnet: ')),
     [`alexnet: ${text}: not an image this build can read (Input file contains unsupported image format)`, `alexnet: ${missing}: no such file`],
   );
-  t.true(mixed.err.includes('alexnet predict: 2 of 4 files could not be read (above); the others are classified'));
+  t.true(mixed.err.includes('alexnet predict: 2 of 4 could not be read (above); the others are classified'));
   const none = await finished(alexnet(['predict', text, missing, '--run', runDir, '--backend', 'webasm']));
   t.is(none.code, 2);
   t.deepEqual(none.out, []);
   t.deepEqual(none.err, [
     `alexnet: ${text}: not an image this build can read (Input file contains unsupported image format)`,
     `alexnet: ${missing}: no such file`,
-    'alexnet predict: none of the 2 files could be read (above)',
+    'alexnet predict: none of the 2 could be read (above)',
   ]);
   const json = await finished(alexnet(['predict', text, image, '--run', runDir, '--backend', 'webasm', '--json']));
   t.is(json.code, 2);
   t.deepEqual(json.out.map((l) => Object.keys(JSON.parse(l) as object)), [['image', 'error'], ['image', 'top']], 'a JSON line for each file, in order');
+
+  // a folder: the images under it, sorted by path, each as predicted alone; one with none is named
+  const { data } = await setUpRun();
+  const val = path.join(data, 'val');
+  const empty = path.join(dir, 'empty');
+  fs.mkdirSync(empty);
+  const folder = await finished(alexnet(['predict', val, empty, '--run', runDir, '--backend', 'webasm', '--json']));
+  t.is(folder.code, 2, folder.err.join('\n'));
+  const lines = folder.out.map((l) => JSON.parse(l) as { image: string; top?: unknown; error?: string });
+  t.deepEqual(lines.map((l) => l.image), [...['blue', 'green', 'red', 'yellow'].map((c) => path.join(val, c, '0.png')), empty]);
+  t.is(lines[4]!.error, `${empty}: a folder with no image files (.jpg, .jpeg, .png) in it or below`);
+  const one = await finished(alexnet(['predict', path.join(val, 'red', '0.png'), '--run', runDir, '--backend', 'webasm', '--json']));
+  // alone or in a batch of four: the same classes, the probabilities to float32 rounding
+  const alone1 = JSON.parse(one.out[0]!) as { top: { class: number; p: number }[] };
+  const inFolder = lines[2]!.top as { class: number; p: number }[];
+  t.deepEqual(inFolder.map((g) => g.class), alone1.top.map((g) => g.class));
+  for (const [k, g] of inFolder.entries()) t.true(Math.abs(g.p - alone1.top[k]!.p) < 1e-5, `${g.p} vs ${alone1.top[k]!.p}`);
 
   // --step: the checkpoint of that step instead of the latest (the weights differ after a step of training)
   const step1 = await finished(alexnet(['predict', image, '--run', runDir, '--step', '1', '--backend', 'webasm', '--json']));

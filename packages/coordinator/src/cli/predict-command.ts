@@ -9,6 +9,7 @@ import type { RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { UserError } from './errors.js';
 import { formatPrediction, predictImages } from '../predict.js';
+import { expandImageArgs } from '../image-args.js';
 
 interface Args extends ModelArgs {
   images: string[];
@@ -21,11 +22,11 @@ interface Args extends ModelArgs {
 export const predictCommand: CommandModule<object, Args> = {
   command: 'predict <images..>',
   describe:
-    "the top-5 classes of image files (JPEG, PNG; any size: resized and centre-cropped as evaluation does) with their probabilities, from a model file or a run's checkpoint. " +
+    "the top-5 classes of image files (JPEG, PNG; any size: resized and centre-cropped as evaluation does; a folder: the images under it) with their probabilities, from a model file or a run's checkpoint. " +
     'Both towers run in this one process (as the one-process trainer runs them): no worker is started',
   builder: (y) =>
     y
-      .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files' })
+      .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files, or folders: the .jpg, .jpeg and .png files under them, sorted' })
       .options({
         ...modelOptions,
         top: { type: 'number', default: 5, describe: "classes given per image, most probable first (a number above the model's classes gives them all)" },
@@ -33,6 +34,7 @@ export const predictCommand: CommandModule<object, Args> = {
         'cache-dir': { type: 'string', describe: "with --run: the data cache folder, for checkpoints that predate saving the input mean" },
       })
       .example('$0 predict cat.jpg ship.png', 'top-5 CIFAR-10 classes of two images (the shipped model)')
+      .example('$0 predict photos/ --top 1 --json', 'every image under photos/, its most probable class')
       .example('$0 predict photos/*.jpg --run runs/c10 --views ten --json', "a run's latest checkpoint, ten patches, JSON lines") as never,
   handler: async (a) => {
     const info = (l: string) => process.stderr.write(`alexnet predict: ${l}\n`);
@@ -40,7 +42,12 @@ export const predictCommand: CommandModule<object, Args> = {
     const model = openModel(a, { cacheDir: a.run !== undefined ? a['cache-dir'] : undefined, info });
     const views = a.views === 'ten' ? 'ten' : 'centre';
     if (!(Number.isInteger(a.top) && a.top >= 1)) throw new UserError(`--top must be an integer >= 1, got ${a.top}`);
-    const { results, modes } = await predictImages(model, a.images.map(String), { views, backend: a.backend as RequestedBackend, top: a.top });
+    // a folder stands for the images under it
+    const args = expandImageArgs(a.images.map(String));
+    const files = args.flatMap((x) => ('file' in x ? [x.file] : []));
+    const { results: done, modes } = await predictImages(model, files, { views, backend: a.backend as RequestedBackend, top: a.top });
+    const predicted = done.values();
+    const results = args.map((x) => ('file' in x ? predicted.next().value! : { image: x.folder, error: x.error }));
     const classified = results.some((r) => !('error' in r));
     if (classified) info(`${model.description}, ${views === 'ten' ? 'ten patches' : 'centre crop'} of ${model.spec.inputSize}x${model.spec.inputSize}; both towers in this process (${modes.join(', ')})`);
     let unreadable = 0;
@@ -56,7 +63,7 @@ export const predictCommand: CommandModule<object, Args> = {
     }
     if (unreadable > 0) {
       // one file: its line says it all
-      if (results.length > 1) info(classified ? `${unreadable} of ${results.length} files could not be read (above); the others are classified` : `none of the ${results.length} files could be read (above)`);
+      if (results.length > 1) info(classified ? `${unreadable} of ${results.length} could not be read (above); the others are classified` : `none of the ${results.length} could be read (above)`);
       process.exitCode = 2;
     }
   },

@@ -39,7 +39,8 @@ export interface FolderSplits {
 
 const expected = (dir: string) => `expected ${dir}/<class>/*.jpg|jpeg|png`;
 
-function isImageName(name: string): boolean {
+/** A file name the image folders take (.jpg, .jpeg, .png, any case; not a hidden file). */
+export function isImageName(name: string): boolean {
   if (name.startsWith('.')) return false;
   const lower = name.toLowerCase();
   return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));

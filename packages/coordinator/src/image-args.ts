@@ -1,0 +1,44 @@
+/**
+ * The image arguments of `alexnet predict`: a file stays as it is (a missing or unreadable one is reported
+ * by the decoder, in its place); a folder becomes the image files under it (.jpg, .jpeg, .png, any depth,
+ * sorted by path; symbolic links to folders are not followed), or one line saying it holds none.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { isImageName } from '@alexnet-mp/core/data';
+
+export type ImageArg = { readonly file: string } | { readonly folder: string; readonly error: string };
+
+/** The image files under `dir`, sorted by path. */
+export function imagesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    const entries = fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && isImageName(e.name)) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export function expandImageArgs(args: readonly string[]): ImageArg[] {
+  return args.flatMap((a): ImageArg[] => {
+    let isDir = false;
+    try {
+      isDir = fs.statSync(a).isDirectory();
+    } catch {
+      // not there: the decoder says so in its place
+    }
+    if (!isDir) return [{ file: a }];
+    let files: string[];
+    try {
+      files = imagesUnder(a);
+    } catch (e) {
+      return [{ folder: a, error: `${a}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }];
+    }
+    return files.length > 0 ? files.map((file) => ({ file })) : [{ folder: a, error: `${a}: a folder with no image files (.jpg, .jpeg, .png) in it or below` }];
+  });
+}
