@@ -14,6 +14,7 @@ import { exportCommand } from './export-command.js';
 import { predictCommand } from './predict-command.js';
 import { evaluateCommand } from './evaluate-command.js';
 import { featuresCommand } from './features-command.js';
+import { compareCommand } from './compare-command.js';
 import { verifyCommand } from './verify-command.js';
 import { UserError, reportAndExit } from './errors.js';
 import { optionsOf } from './unknown-option.js';
@@ -22,7 +23,7 @@ import { packageVersion } from './version.js';
 
 process.on('unhandledRejection', reportAndExit);
 
-const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, evaluateCommand, featuresCommand, exportCommand, verifyCommand, certsCommand];
+const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, evaluateCommand, featuresCommand, compareCommand, exportCommand, verifyCommand, certsCommand];
 /** Every command's usage ("summary <run>", "inspect kernels"), for the one-line reports of failure-line.ts. */
 const usages = [...commands, ...inspectSubcommands.map((c) => ({ command: `inspect ${String(c.command)}` }))].map((c) => String(c.command));
 
@@ -43,6 +44,7 @@ try {
     .command(predictCommand)
     .command(evaluateCommand)
     .command(featuresCommand)
+    .command(compareCommand)
     .command(exportCommand)
     .command(verifyCommand)
     .command(certsCommand)

@@ -1,0 +1,47 @@
+/**
+ * `alexnet compare A B`: two models of one preset, tensor by tensor (compare-models.ts). A and B are each a
+ * model file (alexnet export), a run folder (its latest checkpoint) or a checkpoint file of a run
+ * (RUN_DIR/checkpoints/step-N.safetensors).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { TrainedModel } from '../trained-model.js';
+import { compareModels, formatComparison } from '../compare-models.js';
+import { UserError } from './errors.js';
+
+interface Args {
+  a: string;
+  b: string;
+  json: boolean;
+}
+
+/** A model file, a run folder's latest checkpoint, or a run's checkpoint file. */
+export function openAny(what: string): TrainedModel {
+  let isDir: boolean;
+  try {
+    isDir = fs.statSync(what).isDirectory();
+  } catch {
+    throw new UserError(`${what}: no such file or folder`);
+  }
+  if (isDir) return TrainedModel.openRun(what);
+  const m = /^step-(\d+)\.safetensors$/.exec(path.basename(what));
+  if (m && path.basename(path.dirname(what)) === 'checkpoints') return TrainedModel.openRun(path.dirname(path.dirname(what)), { step: Number(m[1]) });
+  return TrainedModel.openFile(what);
+}
+
+export const compareCommand: CommandModule<object, Args> = {
+  command: 'compare <a> <b>',
+  describe: "how two models of one preset differ, tensor by tensor on each tower: the norms of each and of their difference, the relative change and the cosine; conv1's colour scores",
+  builder: (y) =>
+    y
+      .positional('a', { type: 'string', demandOption: true, describe: 'a model file, a run folder (its latest checkpoint) or a checkpoint file (RUN_DIR/checkpoints/step-N.safetensors)' })
+      .positional('b', { type: 'string', demandOption: true, describe: 'the same, for the other model' })
+      .option('json', { type: 'boolean', default: false, describe: 'one JSON object: preset, a, b, tensors [{layer, tensor, tower, values, norm_a, norm_b, norm_diff, relative, cosine}], colour' })
+      .example('$0 compare runs/c10/checkpoints/step-000001000.safetensors runs/c10', 'how far the weights moved from step 1000 to the latest checkpoint')
+      .example('$0 compare models/cifar10.safetensors mine.safetensors', 'two trained models') as never,
+  handler: (a) => {
+    const c = compareModels(openAny(a.a), openAny(a.b));
+    process.stdout.write(a.json ? JSON.stringify(c) + '\n' : formatComparison(c));
+  },
+};
