@@ -30,6 +30,10 @@ test('launch trains a few steps, writes its run directory and exits 0 leaving no
   t.true(evals.every((e) => Number.isFinite(e.loss) && e.top1_error! >= 0 && e.top1_error! <= 1));
   t.true(fs.existsSync(path.join(runDir, 'run.json')));
   for (const f of ['worker0.log', 'worker1.log', 'coord.log']) t.true(fs.existsSync(path.join(runDir, f)), f);
+  // coord.log: the coordinator's lines but its step lines, which metrics.jsonl has
+  const coordLog = fs.readFileSync(path.join(runDir, 'coord.log'), 'utf8');
+  t.notRegex(coordLog, /^\{"event":"step"/m);
+  t.regex(coordLog, /^\{"event":"checkpoint"/m);
   // on CPUs the two workers share the cores: half each, said by launch and by each worker
   const threads = Math.max(1, Math.floor(os.availableParallelism() / 2));
   t.true(p.stderr.some((l) => l.startsWith(`[launch] this machine's ${os.availableParallelism()} CPU cores: ${threads} kernel thread`)), p.output());

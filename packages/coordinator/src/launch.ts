@@ -114,7 +114,8 @@ class Child {
     for (const [stream, s] of [['out', proc.stdout], ['err', proc.stderr]] as const) {
       if (!s) continue;
       readline.createInterface({ input: s, crlfDelay: Infinity }).on('line', (line) => {
-        this.log?.write(line + '\n');
+        // the coordinator's step lines are in RUN_DIR/metrics.jsonl already: coord.log keeps the rest (half the bytes of a run)
+        if (!(stream === 'out' && name === 'coord' && line.startsWith('{"event":"step"'))) this.log?.write(line + '\n');
         if (stream === 'err') {
           this.stderrTail.push(line);
           if (this.stderrTail.length > 12) this.stderrTail.shift();

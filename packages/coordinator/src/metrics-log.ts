@@ -19,7 +19,7 @@ export class MetricsLog {
       try {
         // a run killed in the middle of a line (or a full disk) left it torn: cut it off, say so
         const dropped = repairTornTail(this.file);
-        if (dropped > 0) fs.appendFileSync(this.file, JSON.stringify({ event: 'repaired', file: 'metrics.jsonl', dropped_bytes: dropped }) + '\n');
+        if (dropped > 0) fs.appendFileSync(this.file, JSON.stringify({ event: 'repaired', file: 'metrics.jsonl', dropped_bytes: dropped, time: new Date().toISOString() }) + '\n');
       } catch (e) {
         throw runDirError(this.file, e);
       }
@@ -33,7 +33,11 @@ export class MetricsLog {
    */
   write(event: object): void {
     let shown = event;
-    if ((event as { event?: string }).event === 'step' && 'traffic' in event) {
+    const kind = (event as { event?: string }).event;
+    // every line but a step's (timed by its ms) and the run's (its started) says when it happened: a restart,
+    // a checkpoint, an evaluation or the end can be dated from the file alone
+    if (kind !== 'step' && kind !== 'run' && !('time' in event)) shown = { ...event, time: new Date().toISOString() };
+    if (kind === 'step' && 'traffic' in event) {
       const traffic = JSON.stringify(event.traffic);
       if (traffic === this.lastTraffic) {
         const { traffic: _same, ...rest } = event as { traffic: unknown };

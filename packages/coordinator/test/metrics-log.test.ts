@@ -28,7 +28,24 @@ test("a step line carries the per-crossing traffic the first time and when it ch
   t.deepEqual(lines.map((l) => l.traffic ?? null), [a, null, null, b, null]);
   t.deepEqual(lines.map((l) => l.step), [0, 1, 2, 2, 3]);
   t.deepEqual(out.map((l) => JSON.parse(l) as object), lines);
+  t.regex((lines[2] as { time?: string }).time ?? '', /^\d{4}-/, 'the eval line says when');
   t.deepEqual(seen, steps, 'observers (the dashboard) get the traffic of every step');
+});
+
+test('every line but a step\'s and the run\'s says when it was written', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-metrics-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const log = new MetricsLog(dir, () => {});
+  const before = Date.now();
+  for (const e of [{ event: 'run', started: 'x' }, { event: 'step', step: 0 }, { event: 'checkpoint', step: 1, file: 'f' }, { event: 'restart', restart: 1 }, { event: 'eval', step: 1 }]) log.write(e);
+  const after = Date.now();
+  const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; time?: string });
+  t.deepEqual(lines.map((l) => l.time === undefined), [true, true, false, false, false]);
+  for (const l of lines.filter((x) => x.time !== undefined)) {
+    t.regex(l.time!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const ms = Date.parse(l.time!);
+    t.true(ms >= before - 1 && ms <= after + 1, `${l.event} at ${l.time}`);
+  }
 });
 
 test("the end-of-run summary leaves out step 0 (kernel compilation) and takes the true median of the rest", (t) => {
