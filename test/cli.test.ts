@@ -71,6 +71,7 @@ for (const [args, line] of [
   [['inspect'], 'alexnet: name what to inspect: kernels, activations, predictions or neighbours; alexnet inspect --help says more'],
   [['features'], 'alexnet: --out is required; alexnet features --help says more'],
   [['compare'], 'alexnet: missing <a> <b> (usage: alexnet compare <a> <b> [options]); alexnet compare --help says more'],
+  [['dashboard'], 'alexnet: missing <run> (usage: alexnet dashboard <run> [options]); alexnet dashboard --help says more'],
   [['launch', '--batch', 'abc'], 'alexnet: --batch abc: give a number'],
   [['launch', '--lr=fast'], 'alexnet: --lr fast: give a number'],
   [['worker', '--tower', '0', '--port', 'abc'], 'alexnet: --port abc: give a number'],

@@ -15,6 +15,7 @@ import { predictCommand } from './predict-command.js';
 import { evaluateCommand } from './evaluate-command.js';
 import { featuresCommand } from './features-command.js';
 import { compareCommand } from './compare-command.js';
+import { dashboardCommand } from './dashboard-command.js';
 import { verifyCommand } from './verify-command.js';
 import { UserError, reportAndExit } from './errors.js';
 import { optionsOf } from './unknown-option.js';
@@ -23,7 +24,7 @@ import { packageVersion } from './version.js';
 
 process.on('unhandledRejection', reportAndExit);
 
-const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, evaluateCommand, featuresCommand, compareCommand, exportCommand, verifyCommand, certsCommand];
+const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, evaluateCommand, featuresCommand, compareCommand, dashboardCommand, exportCommand, verifyCommand, certsCommand];
 /** Every command's usage ("summary <run>", "inspect kernels"), for the one-line reports of failure-line.ts. */
 const usages = [...commands, ...inspectSubcommands.map((c) => ({ command: `inspect ${String(c.command)}` }))].map((c) => String(c.command));
 
@@ -45,6 +46,7 @@ try {
     .command(evaluateCommand)
     .command(featuresCommand)
     .command(compareCommand)
+    .command(dashboardCommand)
     .command(exportCommand)
     .command(verifyCommand)
     .command(certsCommand)

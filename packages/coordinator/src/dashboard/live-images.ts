@@ -1,5 +1,6 @@
 /**
- * The dashboard's pictures, from the running workers: each tower's conv1 kernels, refreshed every
+ * The dashboard's pictures, from the running workers (or a run folder's latest checkpoint: run-dashboard.ts):
+ * each tower's conv1 kernels, refreshed every
  * `refreshMs` while a page watches and only when training moved on, and the feature maps of a test image.
  * Workers answer these calls only between steps, so every fetch goes through Coordinator.betweenSteps:
  * training waits for one fetch at most once per refresh, never longer than the fetch. PNGs are cached
@@ -16,8 +17,10 @@ import type { DashboardFeed } from './feed.js';
 import type { DashboardImages, StepImage } from './server.js';
 
 export interface LiveImagesOptions {
-  /** Kernels and feature maps from the running workers, between steps (inspect/live.ts). */
-  readonly inspector: Pick<LiveInspector, 'kernels' | 'activations' | 'coordinator'>;
+  /** Kernels and feature maps: from the running workers, between steps (inspect/live.ts), or a checkpoint (inspect/source.ts). */
+  readonly inspector: Pick<LiveInspector, 'kernels' | 'activations'>;
+  /** The steps the weights the inspector reads have had: the pictures are fetched again once it moves on. */
+  readonly stepsDone: () => number;
   readonly spec: ModelSpec;
   readonly feed: DashboardFeed;
   /** Held-out images whose feature maps the page can show (uint8 CNHW, as sent to the workers). */
@@ -60,7 +63,7 @@ export class LiveImages implements DashboardImages {
   }
 
   private get stepsDone(): number {
-    return this.o.inspector.coordinator.stepsCompleted;
+    return this.o.stepsDone();
   }
 
   kernels(tower: number): StepImage | null {

@@ -10,6 +10,13 @@ import { DashboardServer } from './server.js';
 import { workerViews } from './worker-status.js';
 import { UserError } from '../cli/errors.js';
 
+/** Why the dashboard's server could not listen, in one line for the user. */
+export function listenError(host: string, port: number, e: unknown): UserError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'EADDRINUSE' ? 'the port is in use (--ui-port 0 picks a free one)' : err.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : err.message;
+  return new UserError(`the dashboard cannot listen on ${host}:${port}: ${why}`);
+}
+
 export interface OpenDashboardOptions {
   readonly host: string;
   /** 0: a free port. */
@@ -33,7 +40,7 @@ export interface Dashboard {
 }
 
 /** The first held-out images, or null (with a note) when the data has no held-out split. */
-async function testBatch(data: Pick<TrainingData, 'heldOut'>, info: (line: string) => void): Promise<U8Batch | null> {
+export async function testBatch(data: Pick<TrainingData, 'heldOut'>, info: (line: string) => void): Promise<U8Batch | null> {
   try {
     for await (const b of data.heldOut(MAX_TEST_IMAGES, 1, 'centre').batches()) return b;
   } catch (e) {
@@ -45,7 +52,7 @@ async function testBatch(data: Pick<TrainingData, 'heldOut'>, info: (line: strin
 export async function openDashboard(o: OpenDashboardOptions): Promise<Dashboard> {
   const feed = new DashboardFeed();
   const c = o.coordinator;
-  const images = new LiveImages({ inspector: o.inspector ?? new LiveInspector(c, o.spec), spec: o.spec, feed, testBatch: await testBatch(o.data, o.info), refreshMs: o.refreshS * 1000, info: o.info });
+  const images = new LiveImages({ inspector: o.inspector ?? new LiveInspector(c, o.spec), stepsDone: () => c.stepsCompleted, spec: o.spec, feed, testBatch: await testBatch(o.data, o.info), refreshMs: o.refreshS * 1000, info: o.info });
   const server = new DashboardServer({
     host: o.host,
     port: o.port,
@@ -57,9 +64,7 @@ export async function openDashboard(o: OpenDashboardOptions): Promise<Dashboard>
   try {
     url = await server.start();
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'EADDRINUSE' ? 'the port is in use (--ui-port 0 picks a free one)' : err.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : err.message;
-    throw new UserError(`the dashboard cannot listen on ${o.host}:${o.port}: ${why}`);
+    throw listenError(o.host, o.port, e);
   }
   o.info(`dashboard at ${url}`);
   return {

@@ -1,0 +1,193 @@
+/**
+ * `alexnet dashboard RUN_DIR`: the dashboard of a run folder, in its own process, for a run that has finished
+ * or one still training (started with or without --ui-port, on this machine or another that shares the
+ * folder). The curves come from RUN_DIR/metrics.jsonl, read whole and then followed as lines are appended;
+ * the kernels and feature maps from the run's latest checkpoint, opened again when a newer one appears. No
+ * worker is asked anything, so no worker status is shown.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { getPreset, latestCheckpoint, stepOfFile, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
+import { checkpointDir } from '../resume.js';
+import { CheckpointSource } from '../inspect/source.js';
+import type { ActivationsAt, KernelsAt } from '../inspect/live.js';
+import { openTrainingData } from '../training-data.js';
+import { DashboardFeed } from './feed.js';
+import { LiveImages } from './live-images.js';
+import { listenError, testBatch } from './open.js';
+import { DashboardServer } from './server.js';
+import { UserError } from '../cli/errors.js';
+
+/** metrics.jsonl, from the first byte and then as it grows: each whole line to `onLine`. */
+export class LineFollower {
+  private offset = 0;
+  private rest = '';
+  private readonly decoder = new StringDecoder('utf8');
+
+  constructor(
+    readonly file: string,
+    private readonly onLine: (line: string) => void,
+  ) {}
+
+  /** Reads what was appended since the last call; a file cut shorter (a torn line repaired) is read on from its new end. */
+  poll(): void {
+    let size: number;
+    try {
+      size = fs.statSync(this.file).size;
+    } catch {
+      return;
+    }
+    if (size < this.offset) {
+      this.offset = size;
+      this.rest = '';
+      return;
+    }
+    if (size === this.offset) return;
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(16 << 20, size - this.offset));
+      while (this.offset < size) {
+        const got = fs.readSync(fd, buf, 0, Math.min(buf.length, size - this.offset), this.offset);
+        if (got === 0) break;
+        this.offset += got;
+        const lines = (this.rest + this.decoder.write(buf.subarray(0, got))).split('\n');
+        this.rest = lines.pop()!;
+        for (const l of lines) if (l.trim() !== '') this.onLine(l);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+/** The kernels and feature maps of a run's latest checkpoint, the checkpoint opened again when a newer one is written. */
+class LatestCheckpoint {
+  private source: CheckpointSource | null = null;
+  private file: string | null = null;
+
+  constructor(
+    private readonly runDir: string,
+    private readonly o: { backend: RequestedBackend; data?: string; cacheDir?: string; info: (l: string) => void },
+  ) {}
+
+  /** The source of the latest checkpoint (null when the run has none). */
+  async current(): Promise<CheckpointSource | null> {
+    const latest = latestCheckpoint(checkpointDir(this.runDir));
+    if (latest !== this.file) {
+      await this.source?.close();
+      this.source = latest ? CheckpointSource.open(this.runDir, { backend: this.o.backend, data: this.o.data, cacheDir: this.o.cacheDir }) : null;
+      this.file = latest;
+    }
+    return this.source;
+  }
+
+  /** The step of the newest checkpoint on disk (-1: none): the pictures are fetched again once it moves on. */
+  get step(): number {
+    const f = latestCheckpoint(checkpointDir(this.runDir));
+    return f ? (stepOfFile(f) ?? -1) : -1;
+  }
+
+  async kernels(layer: string): Promise<KernelsAt> {
+    const s = await this.current();
+    if (!s) throw new UserError(`${this.runDir} has no checkpoint yet`);
+    return s.kernels(layer);
+  }
+
+  async activations(images: Uint8Array, layer: string): Promise<ActivationsAt> {
+    const s = await this.current();
+    if (!s) throw new UserError(`${this.runDir} has no checkpoint yet`);
+    return s.activations(images, layer);
+  }
+
+  async close(): Promise<void> {
+    await this.source?.close();
+    this.source = null;
+  }
+}
+
+export interface RunDashboardOptions {
+  readonly runDir: string;
+  readonly host: string;
+  readonly port: number;
+  /** Seconds between looks for a newer checkpoint (its kernels) while a page watches. */
+  readonly refreshS: number;
+  /** How often metrics.jsonl is read for new lines (ms; default 1000). */
+  readonly followMs?: number;
+  readonly backend?: RequestedBackend;
+  /** The data set for the feature maps' test images (default: the run's own). */
+  readonly data?: string;
+  readonly cacheDir?: string;
+  readonly info: (line: string) => void;
+}
+
+export interface RunDashboard {
+  readonly url: string;
+  readonly feed: DashboardFeed;
+  close(): Promise<void>;
+}
+
+export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashboard> {
+  const metrics = path.join(o.runDir, 'metrics.jsonl');
+  if (!fs.existsSync(o.runDir) || !fs.statSync(o.runDir).isDirectory()) throw new UserError(`${o.runDir}: no such run folder`);
+  if (!fs.existsSync(metrics)) throw new UserError(`${o.runDir} has no metrics.jsonl: not a run folder (--run-dir of a run), or its run has not started`);
+  const feed = new DashboardFeed();
+  let spec: ModelSpec | null = null;
+  let bad = 0;
+  const follower = new LineFollower(metrics, (line) => {
+    let e: { event?: string; preset?: string };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      // a torn last line, cut off when the run folder is opened again
+      bad++;
+      return;
+    }
+    if (e.event === 'run' && spec === null && typeof e.preset === 'string') spec = getPreset(e.preset);
+    feed.record(e);
+  });
+  follower.poll();
+  if (!feed.started || spec === null) throw new UserError(`${metrics} holds no run (no "run" line)`);
+  if (bad > 0) o.info(`${bad} line(s) of ${metrics} are not JSON: left out`);
+  const follow = setInterval(() => follower.poll(), o.followMs ?? 1000);
+  follow.unref();
+
+  // the pictures: from the latest checkpoint, when the run has one
+  const latest = new LatestCheckpoint(o.runDir, { backend: o.backend ?? 'auto', data: o.data, cacheDir: o.cacheDir, info: o.info });
+  let images: LiveImages | undefined;
+  const first = await latest.current();
+  if (first) {
+    let test = null;
+    const dataName = first.model.dataName();
+    if (dataName !== null) {
+      try {
+        const data = await openTrainingData({ data: dataName, spec: first.spec, seed: first.seed, cacheDir: o.cacheDir, info: o.info, heldOutOnly: true });
+        test = await testBatch(data, o.info);
+        await data.close();
+      } catch (e) {
+        o.info(`no test images for the feature maps: ${(e as Error).message}`);
+      }
+    }
+    images = new LiveImages({ inspector: latest, stepsDone: () => latest.step, spec: first.spec, feed, testBatch: test, refreshMs: o.refreshS * 1000, info: o.info });
+  } else o.info(`${o.runDir} has no checkpoint yet: the curves only (kernels and feature maps come from a checkpoint)`);
+
+  const server = new DashboardServer({ host: o.host, port: o.port, feed, images });
+  let url: string;
+  try {
+    url = await server.start();
+  } catch (e) {
+    clearInterval(follow);
+    await latest.close();
+    throw listenError(o.host, o.port, e);
+  }
+  return {
+    url,
+    feed,
+    close: async () => {
+      clearInterval(follow);
+      images?.watching(false);
+      await server.close();
+      await latest.close();
+    },
+  };
+}

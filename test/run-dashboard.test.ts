@@ -1,0 +1,82 @@
+/**
+ * `alexnet dashboard RUN_DIR` (dashboard/run-dashboard.ts): a tiny run's folder served on its own: every step
+ * and evaluation of metrics.jsonl in the snapshot, a line appended later followed, the kernels of the
+ * latest checkpoint (a newer checkpoint's once one is written); mistakes are one line.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { openRunDashboard } from '../packages/coordinator/src/dashboard/run-dashboard.js';
+import type { FeedEvent } from '../packages/coordinator/src/dashboard/feed.js';
+import { alexnet } from './helpers.js';
+
+const dirs: string[] = [];
+test.after.always(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function tinyRun(steps: number, extra: string[] = [], dir?: string): Promise<string> {
+  const runDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-rundash-'));
+  if (!dir) dirs.push(runDir);
+  const p = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8', '--steps', String(steps), '--checkpoint-every', '2', '--eval-every', '2', ...extra, ...(dir ? ['--resume', runDir] : ['--run-dir', runDir])]);
+  const { code } = await p.exited;
+  if (code !== 0) throw new Error(p.output());
+  return runDir;
+}
+
+const until = async (what: string, f: () => boolean | Promise<boolean>, ms = 30_000) => {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+test.serial('a run folder served alone: its steps and evaluations, lines appended later, the kernels of its latest checkpoint and of the next one', async (t) => {
+  const runDir = await tinyRun(4);
+  const said: string[] = [];
+  const d = await openRunDashboard({ runDir, host: '127.0.0.1', port: 0, refreshS: 0.2, followMs: 100, backend: 'webasm', info: (l) => said.push(l) });
+  t.teardown(() => d.close());
+  const snap = (await (await fetch(`${d.url}api/snapshot`)).json()) as { run: { preset: string }; steps: { step: number; loss: number }[]; evals: { step: number }[] };
+  t.is(snap.run.preset, 'tiny');
+  const logged = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: number; loss: number });
+  t.deepEqual(snap.steps.map((s) => [s.step, s.loss]), logged.filter((e) => e.event === 'step').map((e) => [e.step + 1, e.loss]));
+  t.deepEqual(snap.evals.map((e) => e.step), [2, 4]);
+
+  // the kernels: fetched while a page watches (its event stream open), from the checkpoint of step 4
+  const kernels: { tower: number; step: number }[] = [];
+  const off = d.feed.subscribe((e: FeedEvent) => {
+    if (e.type === 'kernels') kernels.push({ tower: e.tower, step: e.step });
+  });
+  t.teardown(off);
+  const events = new AbortController();
+  t.teardown(() => events.abort());
+  void fetch(`${d.url}api/events`, { signal: events.signal }).catch(() => {});
+  await until('the kernels of step 4', () => kernels.filter((k) => k.step === 4).length === 2);
+  const png = await fetch(`${d.url}api/kernels/1.png`);
+  t.is(png.status, 200);
+  t.deepEqual([...new Uint8Array(await png.arrayBuffer()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+
+  // the run goes on (resumed to step 6): its new lines and its new checkpoint's kernels reach the dashboard
+  await tinyRun(6, [], runDir);
+  await until('steps 5 and 6 followed', () => d.feed.snapshot().steps.length === 6);
+  await until('the kernels of step 6', () => kernels.some((k) => k.step === 6)).catch((e: Error) => { throw new Error(`${e.message}; said: ${said.join(' | ')}; kernels ${JSON.stringify(kernels)}`); });
+  // (the resumed run evaluates step 4 again: its checkpoint was written before that evaluation)
+  t.deepEqual(d.feed.snapshot().evals.map((e) => e.step), [2, 4, 4, 6]);
+});
+
+test('a folder that is not a run, a missing one: one line, exit 2', async (t) => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-rundash-empty-'));
+  dirs.push(empty);
+  for (const [args, re] of [
+    [['dashboard', path.join(empty, 'none')], /^alexnet: \S+none: no such run folder$/],
+    [['dashboard', empty], /^alexnet: \S+ has no metrics\.jsonl: not a run folder/],
+    [['dashboard', empty, '--ui-port', '70000'], /^alexnet: --ui-port must be a port 0\.\.65535/],
+  ] as [string[], RegExp][]) {
+    const p = alexnet(args);
+    t.is((await p.exited).code, 2, p.output());
+    t.is(p.stderr.length, 1, p.output());
+    t.regex(p.stderr[0]!, re);
+  }
+});
