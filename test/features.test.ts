@@ -84,9 +84,10 @@ test('inspect neighbours: the nearest held-out rows to the query\'s, nearest fir
   const dist = (i: number, j: number) => Math.sqrt(row(feats, 1024, i).reduce((s, v, k) => s + (v - feats[j * 1024 + k]!) ** 2, 0));
   const want = Array.from({ length: 20 }, (_, j) => j).filter((j) => j !== 6).sort((a, b) => dist(6, a) - dist(6, b) || a - b).slice(0, 4);
   const png = path.join(dir, 'n.png');
-  const n = await finished(alexnet(['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '6', '--count', '4', '--out', png, '--backend', 'webasm'], { env }));
+  // no --model: the shipped one, as for features
+  const n = await finished(alexnet(['inspect', 'neighbours', '--data', data, '--index', '6', '--count', '4', '--out', png, '--backend', 'webasm'], { env }));
   t.is(n.code, 0, n.err.join('\n'));
-  t.regex(n.out[0]!, /n\.png: the 4 held-out images nearest to held-out image 6 \(\S+cat\/0\.png\) in fc7 \(1024 values, both towers; Euclidean\), of 20 searched/);
+  t.regex(n.out[0]!, /n\.png: the 4 held-out images nearest to held-out image 6 \(\S+cat\/0\.png\) in fc7 \(1024 values, both towers; Euclidean\), of 19 searched/);
   const listed = n.out.flatMap((l) => {
     const m = /^ {2}(\d)\. held-out image (\d+): (\w+), distance ([\d.]+), (\S+)$/.exec(l);
     return m ? [{ rank: Number(m[1]), index: Number(m[2]), name: m[3]!, distance: Number(m[4]), file: m[5]! }] : [];
@@ -101,6 +102,43 @@ test('inspect neighbours: the nearest held-out rows to the query\'s, nearest fir
   const f = await finished(alexnet(['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--image', path.join(data, 'test', 'dog', '1.png'), '--count', '2', '--out', png, '--backend', 'webasm'], { env }));
   t.is(f.code, 0, f.err.join('\n'));
   t.regex(f.out.join('\n'), /^ {2}1\. held-out image 11: dog, distance 0\.0+\d*, /m);
+});
+
+test('--limit N takes N images spread over a split of several batches (a folder\'s is in class order), with their files; a failed run leaves an earlier file as it was', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-features-limit-'));
+  dirs.push(dir);
+  const data = path.join(dir, 'data');
+  // 70 held-out images, 7 a class: more than one batch of 64
+  for (const [i, c] of NAMES.entries()) {
+    writeFile(path.join(data, 'train', c, '0.png'), await gradientImage(36, 36, [25 * i, 200 - 15 * i, 60], 'png'));
+    for (let k = 0; k < 7; k++) writeFile(path.join(data, 'test', c, `${k}.png`), await gradientImage(32 + k, 32, [255 - 25 * i, 40 + 20 * i, 30 * k], 'png'));
+  }
+  const env = { ...process.env, ALEXNET_CACHE_DIR: path.join(dir, 'cache') };
+  const out = path.join(dir, 'f.npy');
+  const f = await finished(alexnet(['features', '--data', data, '--limit', '10', '--out', out, '--backend', 'webasm'], { env }));
+  t.is(f.code, 0, f.err.join('\n'));
+  t.notRegex(f.err.join('\n'), /internal error/);
+  t.regex(f.err.join('\n'), /fc7 of 10 held-out images \(spread over the split\): 10 x 1024 floats, 0\.0 MB/);
+  t.deepEqual([...decodeNpy(fs.readFileSync(path.join(dir, 'f.labels.npy'))).values], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'one image of each class');
+  t.deepEqual(fs.readFileSync(path.join(dir, 'f.files.txt'), 'utf8').trimEnd().split('\n'), NAMES.map((c) => path.join(data, 'test', c, '0.png')));
+  // all 70 in two batches
+  const all = await finished(alexnet(['features', '--data', data, '--out', path.join(dir, 'all.npy'), '--backend', 'webasm'], { env }));
+  t.is(all.code, 0, all.err.join('\n'));
+  const rows = decodeNpy(fs.readFileSync(path.join(dir, 'all.npy')));
+  t.deepEqual(rows.shape, [70, 1024]);
+  // the spread rows are those of the whole split's images 0, 7, 14, ...
+  const some = decodeNpy(fs.readFileSync(out)).values;
+  for (let i = 0; i < 10; i++) {
+    const a = row(Float32Array.from(some), 1024, i);
+    const b = row(Float32Array.from(rows.values), 1024, 7 * i);
+    t.true(a.every((v, k) => Math.abs(v - b[k]!) <= 1e-5 * Math.max(1, Math.abs(b[k]!))), `row ${i} is image ${7 * i}`);
+  }
+  // a run that fails (no such data set) leaves the earlier file whole, and no temporary file
+  const before = fs.readFileSync(out);
+  const bad = await finished(alexnet(['features', '--data', path.join(dir, 'none'), '--out', out, '--backend', 'webasm'], { env }));
+  t.is(bad.code, 2, bad.err.join('\n'));
+  t.true(fs.readFileSync(out).equals(before));
+  t.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
 });
 
 test('features and neighbours: mistakes are one line, exit 2', async (t) => {

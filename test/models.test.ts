@@ -383,6 +383,13 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
     t.is(q.code, 2, args.join(' '));
     t.regex(q.err.join('\n'), want, args.join(' '));
   }
+  // an evaluation that fails leaves an earlier --wrong file as it was
+  const kept = path.join(dir, 'kept.jsonl');
+  fs.writeFileSync(kept, 'earlier\n');
+  const failed = await finished(alexnet(['evaluate', '--wrong', kept], { env }));
+  t.is(failed.code, 2);
+  t.is(fs.readFileSync(kept, 'utf8'), 'earlier\n');
+  t.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
 });
 
 test('predict --top K gives K classes an image (all of them past the model\'s count, summing to 1); a K below 1 is one line', async (t) => {

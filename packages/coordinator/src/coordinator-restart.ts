@@ -39,6 +39,14 @@ const REPLACED = new Set(['--run-dir', '--resume', '--stop-after']);
  */
 export function restartPlan(i: RestartInput): RestartPlan {
   if (i.stopAfterLeftS !== null && i.stopAfterLeftS < 1) return { refused: 'its --stop-after time is up' };
+  const stopAfter = i.stopAfterLeftS !== null ? [`--stop-after=${Math.ceil(i.stopAfterLeftS)}s`] : [];
+  if (i.checkpointStep === null) {
+    // nothing of this run to resume yet: the command line as first given (a run forked with --resume OTHER
+    // --run-dir NEW starts again from OTHER's checkpoint, a new run from step 0)
+    const first = i.args.filter((a, k) => !(a.startsWith('--stop-after=') || a === '--stop-after' || i.args[k - 1] === '--stop-after'));
+    const from = first.some((a) => a === '--resume' || a.startsWith('--resume=')) ? 'the checkpoint it was started from (no checkpoint of this run yet)' : 'step 0 (no checkpoint of this run yet)';
+    return { args: [...first, ...stopAfter], from };
+  }
   const args: string[] = [];
   for (let k = 0; k < i.args.length; k++) {
     const a = i.args[k]!;
@@ -51,8 +59,6 @@ export function restartPlan(i: RestartInput): RestartPlan {
     // `--name value` (two words) drops its value too
     if (eq < 0) k++;
   }
-  if (i.checkpointStep !== null) args.push(`--resume=${i.runDir}`);
-  else args.push(`--run-dir=${i.runDir}`);
-  if (i.stopAfterLeftS !== null) args.push(`--stop-after=${Math.ceil(i.stopAfterLeftS)}s`);
-  return { args, from: i.checkpointStep !== null ? `its last checkpoint, step ${i.checkpointStep}` : 'step 0 (no checkpoint of this run yet)' };
+  args.push(`--resume=${i.runDir}`, ...stopAfter);
+  return { args, from: `its last checkpoint, step ${i.checkpointStep}` };
 }

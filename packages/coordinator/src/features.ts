@@ -21,10 +21,12 @@ export interface FeatureLayout {
   readonly map: readonly [number, number, number];
 }
 
-/** A batch of rows: images `start` .. `start + n - 1` of the split. */
+/** A batch of rows: rows `start` .. `start + n - 1`. */
 export interface FeatureBatch {
   readonly start: number;
   readonly n: number;
+  /** Each row's place in the whole held-out split (with --limit, the rows are spread over a folder's split). */
+  readonly indices: readonly number[];
   /** [n][dim], row-major. */
   readonly rows: Float32Array;
   readonly labels: Uint32Array;
@@ -38,7 +40,7 @@ export const FEATURE_BATCH = 64;
 export interface FeatureOptions {
   readonly layer: string;
   readonly backend?: RequestedBackend;
-  /** At most this many images, from the start of the split (default all). */
+  /** At most this many images, spread evenly over a real data set's split (default all). */
   readonly limit?: number;
 }
 
@@ -89,20 +91,24 @@ export class FeatureExtractor {
   }
 }
 
-/** The rows of the held-out split, batch after batch, in the split's order (an extractor of the layer is made, or `extractor` used). */
-export async function* featureBatches(model: TrainedModel, data: Pick<TrainingData, 'heldOut'>, o: FeatureOptions, extractor?: FeatureExtractor): AsyncGenerator<FeatureBatch> {
+/**
+ * The rows of the held-out split, batch after batch, in the split's order (an extractor of the layer is made, or
+ * `extractor` used); with `limit`, that many images spread evenly over a real data set's split.
+ */
+export async function* featureBatches(model: TrainedModel, data: Pick<TrainingData, 'heldOutSubset'>, o: FeatureOptions, extractor?: FeatureExtractor): AsyncGenerator<FeatureBatch> {
   const limit = o.limit ?? Infinity;
   if (!(limit >= 1)) throw new UserError(`--limit must be a whole number >= 1, got ${o.limit}`);
   const x = extractor ?? (await FeatureExtractor.create(model, o.layer, o.backend));
   try {
     let start = 0;
     const S = model.spec.inputSize;
-    for await (const whole of data.heldOut(FEATURE_BATCH, undefined, 'centre').batches()) {
-      if (start >= limit) break;
-      const n = Math.min(whole.labels.length, limit - start);
+    const { set, count, index } = data.heldOutSubset(FEATURE_BATCH, limit);
+    for await (const whole of set.batches()) {
+      if (start >= count) break;
+      const n = Math.min(whole.labels.length, count - start);
       if (n === 0) continue;
       const b = n === whole.labels.length ? whole : { images: firstImages(whole.images, whole.labels.length, n, S), labels: whole.labels.subarray(0, n) };
-      yield { start, n, rows: await x.rows(b.images, n), labels: b.labels, images: b.images };
+      yield { start, n, indices: Array.from({ length: n }, (_, j) => index(start + j)), rows: await x.rows(b.images, n), labels: b.labels, images: b.images };
       start += n;
     }
     if (start === 0) throw new UserError('the held-out split has no images');

@@ -191,11 +191,16 @@ export class FolderSource implements BatchSource {
       images,
       async *batches() {
         let next = images > 0 ? make(0, Math.min(batchSize, images)) : null;
-        for (let start = 0; start < images; start += batchSize) {
-          const b = await next!;
-          const after = start + batchSize;
-          next = after < images ? make(after, Math.min(batchSize, images - after)) : null;
-          yield { images: b.images, labels: b.labels };
+        try {
+          for (let start = 0; start < images; start += batchSize) {
+            const b = await next!;
+            const after = start + batchSize;
+            next = after < images ? make(after, Math.min(batchSize, images - after)) : null;
+            yield { images: b.images, labels: b.labels };
+          }
+        } finally {
+          // a consumer that stops early leaves the batch asked for next: closing the source rejects it, unheard
+          next?.catch(() => {});
         }
       },
     };

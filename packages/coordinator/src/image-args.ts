@@ -1,7 +1,8 @@
 /**
  * The image arguments of `alexnet predict`: a file stays as it is (a missing or unreadable one is reported
  * by the decoder, in its place); a folder becomes the image files under it (.jpg, .jpeg, .png, any depth,
- * sorted by path; symbolic links to folders are not followed), or one line saying it holds none.
+ * sorted by path; hidden files and folders, and symbolic links to folders, left out), or one line saying it
+ * holds none.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,7 @@ export function imagesUnder(dir: string): string[] {
     const entries = fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const p = path.join(d, e.name);
+      if (e.name.startsWith('.')) continue;
       if (e.isDirectory()) walk(p);
       else if (e.isFile() && isImageName(e.name)) out.push(p);
     }

@@ -189,7 +189,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   logFailed.catch(() => {});
   const children: Child[] = [];
   const listening = new Map<Name, (address: string) => void>();
-  // on a terminal, a progress bar fed by the coordinator's step lines (which stay in RUN_DIR/metrics.jsonl and coord.log); other lines print above it
+  // on a terminal, a progress bar fed by the coordinator's step lines (which stay in RUN_DIR/metrics.jsonl); other lines print above it
   const barWanted = o.bar ?? (o.out === undefined && o.err === undefined && progressBarWanted());
   let progress: Progress | null = null;
   /** The coordinator's checkpoints so far (its step lines' checkpoint events): a checkpoint after a restart starts the count of restarts again. */

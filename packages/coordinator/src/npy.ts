@@ -7,6 +7,7 @@
  */
 
 import fs from 'node:fs';
+import path from 'node:path';
 import { fileError } from '@alexnet-mp/core';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
@@ -53,20 +54,24 @@ const STREAM_HEADER = 128;
 
 /**
  * A float32 .npy file of rows of `rowShape` written as they come, the row count unknown until the end: the
- * header's room is kept and filled by close(). A file that cannot be written is a FileError naming it.
+ * header's room is kept and filled by close(). The rows go to a temporary file beside `file`, renamed to it
+ * by close(): a run that fails (or is stopped) leaves `file` as it was. A file that cannot be written is a
+ * FileError naming it.
  */
 export class NpyRowWriter {
   private fd: number;
   private rows = 0;
   private readonly rowLength: number;
+  private readonly tmp: string;
 
   constructor(
     readonly file: string,
     private readonly rowShape: readonly number[],
   ) {
     this.rowLength = rowShape.reduce((a, b) => a * b, 1);
+    this.tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
     try {
-      this.fd = fs.openSync(file, 'w');
+      this.fd = fs.openSync(this.tmp, 'w');
       fs.writeSync(this.fd, Buffer.alloc(STREAM_HEADER, 0x20));
     } catch (e) {
       throw fileError('write', file, e);
@@ -92,19 +97,22 @@ export class NpyRowWriter {
     try {
       fs.writeSync(this.fd, header, 0, header.length, 0);
       fs.closeSync(this.fd);
+      fs.renameSync(this.tmp, this.file);
     } catch (e) {
+      this.abandon();
       throw fileError('write', this.file, e);
     }
     return shape;
   }
 
-  /** Closes the file without a header (after an error: the caller removes it). */
+  /** Closes and removes the temporary file (after an error): `file` stays as it was. */
   abandon(): void {
     try {
       fs.closeSync(this.fd);
     } catch {
       // already closed
     }
+    fs.rmSync(this.tmp, { force: true });
   }
 }
 

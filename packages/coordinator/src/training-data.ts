@@ -34,6 +34,11 @@ export interface TrainingData {
    * 'ten' (real data only) sends each image as its ten patches.
    */
   heldOut(batchSize: number, batches?: number, views?: EvalViews): EvalSet;
+  /**
+   * At most `images` held-out images in batches of `batchSize`, and where each is in the whole split: a real
+   * data set's evenly spaced over it (a folder's split is in class order), synthetic data's the first ones.
+   */
+  heldOutSubset(batchSize: number, images: number): { set: EvalSet; count: number; index: (i: number) => number };
   close(): Promise<void>;
 }
 
@@ -58,6 +63,11 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
         if (views !== 'centre') throw new UserError(`--eval-views ${views} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
         return heldOutSet('synthetic', o.spec, o.seed, batchSize, batches);
       },
+      heldOutSubset: (batchSize, images) => {
+        // the synthetic held-out split: 4 batches of the batch size
+        const count = Math.min(images, 4 * batchSize);
+        return { set: heldOutSet('synthetic', o.spec, o.seed, batchSize, Math.ceil(count / batchSize)), count, index: (i) => i };
+      },
       close: () => source.close(),
     };
   }
@@ -70,6 +80,13 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
     classes: source.dataset.classes,
     heldOutFiles: source.dataset.heldOutFiles,
     heldOut: (batchSize, batches, views = 'centre') => source.heldOut(batchSize, batches === undefined ? Infinity : batches * batchSize, views),
+    heldOutSubset: (batchSize, images) => {
+      const total = source.dataset.heldOutCount;
+      const set = source.heldOut(batchSize, images, 'centre');
+      const count = set.images;
+      // as the folder source spaces them (folder-source.ts spacedBatch)
+      return { set, count, index: (i) => (count < total ? Math.floor((i * total) / count) : i) };
+    },
     close: () => source.close(),
   };
 }

@@ -28,4 +28,7 @@ test('started again before any checkpoint: from step 0 in the same folder; not a
   const plan = restartPlan({ args: ['--steps=30', '--run-dir=/runs/a'], runDir: '/runs/a', checkpointStep: null, stopAfterLeftS: null });
   t.deepEqual(plan, { args: ['--steps=30', '--run-dir=/runs/a'], from: 'step 0 (no checkpoint of this run yet)' });
   t.deepEqual(restartPlan({ args: ['--run-dir=/r', '--stop-after=60'], runDir: '/r', checkpointStep: 3, stopAfterLeftS: 0.4 }), { refused: 'its --stop-after time is up' });
+  // a run forked from another's checkpoint (--resume OTHER --run-dir NEW) that wrote none yet: from OTHER's again, not from scratch
+  const forked = restartPlan({ args: ['--resume=/runs/old', '--run-dir=/runs/new', '--stop-after=2h', '--steps=90'], runDir: '/runs/new', checkpointStep: null, stopAfterLeftS: 7000 });
+  t.deepEqual(forked, { args: ['--resume=/runs/old', '--run-dir=/runs/new', '--steps=90', '--stop-after=7000s'], from: 'the checkpoint it was started from (no checkpoint of this run yet)' });
 });

@@ -27,7 +27,15 @@ export function openAny(what: string): TrainedModel {
   if (isDir) return TrainedModel.openRun(what);
   const m = /^step-(\d+)\.safetensors$/.exec(path.basename(what));
   if (m && path.basename(path.dirname(what)) === 'checkpoints') return TrainedModel.openRun(path.dirname(path.dirname(what)), { step: Number(m[1]) });
-  return TrainedModel.openFile(what);
+  try {
+    return TrainedModel.openFile(what);
+  } catch (e) {
+    // a checkpoint moved out of its run's checkpoints/ folder: say what compare takes
+    if (e instanceof Error && /is a training checkpoint, not a model file/.test(e.message)) {
+      throw new UserError(`${what} is a training checkpoint outside a run's checkpoints/ folder: give its run folder, or the file as RUN_DIR/checkpoints/step-N.safetensors`);
+    }
+    throw e;
+  }
 }
 
 export const compareCommand: CommandModule<object, Args> = {

@@ -4,6 +4,7 @@
  * and with `--wrong FILE` every misclassified image as a JSON line. See docs/models.md.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { fileError, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
@@ -38,20 +39,32 @@ export const evaluateCommand: CommandModule<object, Args> = {
       .example('$0 evaluate --run runs/c10 --views ten --wrong wrong.jsonl', "a run's latest checkpoint, ten patches, the misclassified images listed") as never,
   handler: async (a) => {
     if (a.wrong !== undefined) checkWritable(a.wrong, '--wrong', 'wrong.jsonl');
-    // opened before anything is decoded or computed: a file that cannot be written is said at once
-    const wrong = a.wrong !== undefined ? openForWriting(a.wrong) : null;
+    // a temporary file beside it, opened before anything is decoded or computed (a file that cannot be written
+    // is said at once) and renamed to it at the end: an evaluation that fails leaves --wrong as it was
+    const tmp = a.wrong !== undefined ? path.join(path.dirname(a.wrong), `.${path.basename(a.wrong)}.${process.pid}.tmp`) : null;
+    const wrong = tmp !== null ? openForWriting(tmp, a.wrong!) : null;
     const info = (l: string) => process.stderr.write(`alexnet evaluate: ${l}\n`);
+    let done = false;
     try {
       await evaluateCommandBody(a, info, wrong);
+      done = true;
     } finally {
       if (wrong !== null) fs.closeSync(wrong);
+      if (tmp !== null && done) {
+        try {
+          fs.renameSync(tmp, a.wrong!);
+        } catch (e) {
+          fs.rmSync(tmp, { force: true });
+          throw fileError('write', a.wrong!, e);
+        }
+      } else if (tmp !== null) fs.rmSync(tmp, { force: true });
     }
   },
 };
 
-function openForWriting(file: string): number {
+function openForWriting(tmp: string, file: string): number {
   try {
-    return fs.openSync(file, 'w');
+    return fs.openSync(tmp, 'w');
   } catch (e) {
     throw fileError('write', file, e);
   }

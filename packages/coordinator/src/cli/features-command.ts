@@ -25,6 +25,20 @@ interface Args extends Omit<ModelArgs, 'views'> {
   'cache-dir'?: string;
 }
 
+const megabytes = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+
+/** Refuses, before any work, a features file larger than the room left where it goes. */
+function checkRoom(out: string, bytes: number): void {
+  let free: number;
+  try {
+    const st = fs.statfsSync(path.dirname(path.resolve(out)));
+    free = st.bavail * st.bsize;
+  } catch {
+    return;
+  }
+  if (bytes > free) throw new UserError(`--out ${out}: the features take ${megabytes(bytes)} and ${path.dirname(path.resolve(out))} has ${megabytes(free)} free: give --limit N, a smaller layer, or another folder`);
+}
+
 /** FILE.npy's companions: FILE.labels.npy and FILE.files.txt. */
 export const companionFiles = (out: string) => {
   const stem = out.replace(/\.npy$/, '');
@@ -63,15 +77,21 @@ export const featuresCommand: CommandModule<object, Args> = {
     // opened before anything is decoded or computed: a file that cannot be written is said at once
     const writer = new NpyRowWriter(a.out, [layout.dim]);
     const labels: number[] = [];
+    const indices: number[] = [];
     let done = false;
     let data: TrainingData | null = null;
     try {
       data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
       const t0 = performance.now();
       let said = t0;
+      const { count } = data.heldOutSubset(64, a.limit ?? Infinity);
+      const bytes = count * layout.dim * 4;
+      info(`${a.layer} of ${count} held-out images${a.limit !== undefined && count === a.limit ? ' (spread over the split)' : ''}: ${count} x ${layout.dim} floats, ${megabytes(bytes)}`);
+      checkRoom(a.out, bytes);
       for await (const b of featureBatches(model, data, { layer: a.layer, backend: a.backend as RequestedBackend, limit: a.limit })) {
         writer.append(b.rows);
         for (const l of b.labels) labels.push(l);
+        indices.push(...b.indices);
         if (performance.now() - said > 10_000) {
           said = performance.now();
           info(`${labels.length} images`);
@@ -81,8 +101,10 @@ export const featuresCommand: CommandModule<object, Args> = {
       done = true;
       const { labels: labelsFile, files: filesFile } = companionFiles(a.out);
       writeOutput(labelsFile, encodeNpy(Int32Array.from(labels), [labels.length]));
-      const files = data.heldOutFiles?.slice(0, labels.length);
+      const files = data.heldOutFiles ? indices.map((i) => data!.heldOutFiles![i]!) : null;
       if (files) writeOutput(filesFile, Buffer.from(files.join('\n') + '\n'));
+      // a companion of an earlier run on another data set would name the wrong images
+      else fs.rmSync(filesFile, { force: true });
       const towers = layout.towers.length === 2 ? "tower 0's then tower 1's" : "tower 0's (tower 1 does not compute it)";
       const [C, H, W] = layout.map;
       info(`${model.description}, ${a.layer} of ${labels.length} held-out images of ${dataName} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -92,10 +114,7 @@ export const featuresCommand: CommandModule<object, Args> = {
           (files ? `${filesFile}: the image file of each row\n` : ''),
       );
     } finally {
-      if (!done) {
-        writer.abandon();
-        fs.rmSync(a.out, { force: true });
-      }
+      if (!done) writer.abandon();
       await data?.close();
     }
   },

@@ -6,10 +6,11 @@
  */
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { backendChoices, concatFloats, type RequestedBackend } from '@alexnet-mp/core';
+import { backendChoices, concatFloats, makeDir, type RequestedBackend } from '@alexnet-mp/core';
 import { FEATURE_BATCH, FeatureExtractor } from '../features.js';
 import { captionedTilesPng, nearestHeldOut, tileOf, type Captioned } from '../inspect/neighbours.js';
 import { openTrainingData, type TrainingData } from '../training-data.js';
+import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
@@ -127,6 +128,8 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
     }) as never,
   handler: (a) => {
     if (a.npy !== undefined && !a.npy.endsWith('.npy')) throw new UserError(`--npy ${a.npy}: give a file name ending in .npy`);
+    // its folder made (or said to be impossible) before anything is computed
+    if (a.npy !== undefined) makeDir(path.dirname(path.resolve(a.npy)), `the folder of ${a.npy}`);
     return withSource(a, async (s) => {
       const images = await imageInput(a.image, s.spec);
       const act = await s.activations(images, a.layer);
@@ -191,11 +194,11 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
   describe: "the held-out images nearest to an image in a layer's space (Euclidean, both towers' values; the paper's Figure 4 on fc7), as one PNG and a list",
   builder: (y) =>
     commonOptions(y).options({
-      image: { type: 'string', describe: 'the query: an image file (decoded and cut to the centre view as evaluation images are)' },
+      image: { type: 'string', describe: 'the query: an image file (decoded and cut to the centre view as evaluation images are). The model: --run, --model, else the shipped CIFAR-10 model' },
       index: { type: 'number', describe: 'the query: held-out image N (0-based, in the split\'s order, as evaluate --wrong numbers them); it is not its own neighbour' },
       layer: { type: 'string', default: 'fc7', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8' },
       count: { type: 'number', default: 8, describe: 'neighbours to show' },
-      limit: { type: 'number', describe: 'search the first N held-out images only (default all)' },
+      limit: { type: 'number', describe: 'search N held-out images spread evenly over the split (default all)' },
     }) as never,
   handler: async (a) => {
     if ((a.image === undefined) === (a.index === undefined)) throw new UserError('give the query as --image FILE or --index N (a held-out image), one of them');
@@ -204,7 +207,8 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
     if (a.count > 64) throw new UserError(`--count ${a.count}: one picture shows at most 64 neighbours`);
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
     if (a.index !== undefined && !(Number.isInteger(a.index) && a.index >= 0)) throw new UserError(`--index must be a whole number >= 0, got ${a.index}`);
-    return withSource(a, async (s) => {
+    // as features and evaluate: the shipped model when neither --run nor --model is given
+    return withSource(a.run === undefined && a.model === undefined ? { ...a, model: shownPath(DEFAULT_MODEL_FILE) } : a, async (s) => {
       if (!(s instanceof CheckpointSource)) throw new UserError('inspect neighbours needs --run or --model');
       const model = s.model;
       mapShape(s.spec, a.layer);

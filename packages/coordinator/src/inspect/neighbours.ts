@@ -29,7 +29,7 @@ export interface NeighbourSearch {
 }
 
 /** The `count` nearest held-out images to the query, nearest first (ties: the earlier image first); the images searched. */
-export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingData, 'heldOut'>, extractor: FeatureExtractor, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
+export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingData, 'heldOutSubset'>, extractor: FeatureExtractor, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
   const { dim, layer } = extractor.layout;
   const S = model.spec.inputSize;
   const plane = S * S;
@@ -37,8 +37,9 @@ export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingDat
   let searched = 0;
   for await (const b of featureBatches(model, data, { layer, limit: s.limit }, extractor)) {
     for (let j = 0; j < b.n; j++) {
-      const index = b.start + j;
+      const index = b.indices[j]!;
       if (index === s.exclude) continue;
+      searched++;
       const distance = Math.sqrt(squaredDistance(b.rows, j, dim, s.query));
       if (best.length === s.count && distance >= best[best.length - 1]!.distance) continue;
       const image = new Uint8Array(3 * plane);
@@ -47,7 +48,6 @@ export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingDat
       best.sort((x, y) => x.distance - y.distance || x.index - y.index);
       if (best.length > s.count) best = best.slice(0, s.count);
     }
-    searched += b.n;
   }
   return { neighbours: best, searched };
 }
