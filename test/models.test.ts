@@ -279,7 +279,8 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   const cases: [string[], RegExp][] = [
     [['predict', path.join(dir, 'missing.jpg')], /^alexnet: .*missing\.jpg: no such file$/],
     [['predict', text], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
-    [['predict', dir], /^alexnet: .* is a folder, not an image file$/],
+    // a folder: its image files (here only notes.jpg, which is not an image)
+    [['predict', dir], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
     [['predict', image, '--model', path.join(dir, 'nope.safetensors')], /^alexnet: --model .*nope\.safetensors: no such file$/],
     [['predict', image, '--model', text], /^alexnet: .*notes\.jpg is not a model file \(not safetensors: .+\)$/],
     [['predict', image, '--model', noModel], /^alexnet: .*random\.safetensors is not an alexnet-mp model file/],

@@ -50,9 +50,18 @@ test.serial('a run folder served alone: its steps and evaluations, lines appende
     if (e.type === 'kernels') kernels.push({ tower: e.tower, step: e.step });
   });
   t.teardown(off);
+  // a page watching: its event stream open and read for as long as the test runs (a response left unread may be
+  // collected and its connection closed, which the server takes as the page gone)
   const events = new AbortController();
-  t.teardown(() => events.abort());
-  void fetch(`${d.url}api/events`, { signal: events.signal }).catch(() => {});
+  const reading = (async () => {
+    const r = await fetch(`${d.url}api/events`, { signal: events.signal });
+    const reader = r.body!.getReader();
+    for (;;) if ((await reader.read()).done) return;
+  })().catch(() => {});
+  t.teardown(async () => {
+    events.abort();
+    await reading;
+  });
   await until('the kernels of step 4', () => kernels.filter((k) => k.step === 4).length === 2);
   const png = await fetch(`${d.url}api/kernels/1.png`);
   t.is(png.status, 200);
