@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { backendChoices, concatFloats, makeDir, type RequestedBackend } from '@alexnet-mp/core';
 import { FEATURE_BATCH, FeatureExtractor } from '../features.js';
+import { oneImage } from '../dashboard/live-images.js';
 import { captionedTilesPng, nearestHeldOut, tileOf, type Captioned } from '../inspect/neighbours.js';
 import { openTrainingData, type TrainingData } from '../training-data.js';
 import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
@@ -222,7 +223,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
         const names = await model.classNames();
         const nameOf = (c: number) => names[c] ?? `class ${c}`;
         const files = data.heldOutFiles;
-        const q = a.image !== undefined ? { image: await imageInput(a.image, s.spec), label: null } : await heldOutImage(data, a.index!, S);
+        const q = a.image !== undefined ? { image: await imageInput(a.image, s.spec), label: null } : await heldOutImage(data, a.index!);
         const query = await extractor.rows(q.image, 1);
         const t0 = performance.now();
         const { neighbours, searched } = await nearestHeldOut(model, data, extractor, { query, exclude: a.index, count: a.count, limit: a.limit });
@@ -247,17 +248,14 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
 };
 
 /** Held-out image `index` (uint8 [3][1][S][S]) and its label; a UserError past the split's end. */
-async function heldOutImage(data: TrainingData, index: number, S: number): Promise<{ image: Uint8Array; label: number }> {
-  const plane = S * S;
+async function heldOutImage(data: TrainingData, index: number): Promise<{ image: Uint8Array; label: number }> {
   let start = 0;
   // cut as the search cuts the split (synthetic held-out images depend on it)
   for await (const b of data.heldOut(FEATURE_BATCH, undefined, 'centre').batches()) {
     const n = b.labels.length;
     if (index < start + n) {
       const j = index - start;
-      const image = new Uint8Array(3 * plane);
-      for (let c = 0; c < 3; c++) image.set(b.images.subarray((c * n + j) * plane, (c * n + j + 1) * plane), c * plane);
-      return { image, label: b.labels[j]! };
+      return { image: oneImage(b.images, n, j, 3), label: b.labels[j]! };
     }
     start += n;
   }

@@ -34,7 +34,7 @@ export interface LiveImagesOptions {
 export const MAX_TEST_IMAGES = 8;
 
 /** Image `j` of a uint8 CNHW batch of `n` as a batch of one. */
-function oneImage(images: Uint8Array, n: number, j: number, channels: number): Uint8Array {
+export function oneImage(images: Uint8Array, n: number, j: number, channels: number): Uint8Array {
   const plane = images.length / (channels * n);
   const out = new Uint8Array(channels * plane);
   for (let c = 0; c < channels; c++) out.set(images.subarray((c * n + j) * plane, (c * n + j + 1) * plane), c * plane);

@@ -9,6 +9,7 @@ import { featureBatches, squaredDistance } from '../features.js';
 import type { TrainedModel } from '../trained-model.js';
 import type { TrainingData } from '../training-data.js';
 import { inputRaster } from './png.js';
+import { oneImage } from '../dashboard/live-images.js';
 import type { Raster } from './grid.js';
 
 export interface Neighbour {
@@ -31,8 +32,6 @@ export interface NeighbourSearch {
 /** The `count` nearest held-out images to the query, nearest first (ties: the earlier image first); the images searched. */
 export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingData, 'heldOutSubset'>, extractor: FeatureExtractor, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
   const { dim, layer } = extractor.layout;
-  const S = model.spec.inputSize;
-  const plane = S * S;
   let best: Neighbour[] = [];
   let searched = 0;
   for await (const b of featureBatches(model, data, { layer, limit: s.limit }, extractor)) {
@@ -42,9 +41,7 @@ export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingDat
       searched++;
       const distance = Math.sqrt(squaredDistance(b.rows, j, dim, s.query));
       if (best.length === s.count && distance >= best[best.length - 1]!.distance) continue;
-      const image = new Uint8Array(3 * plane);
-      for (let c = 0; c < 3; c++) image.set(b.images.subarray((c * b.n + j) * plane, (c * b.n + j + 1) * plane), c * plane);
-      best.push({ index, label: b.labels[j]!, distance, image });
+      best.push({ index, label: b.labels[j]!, distance, image: oneImage(b.images, b.n, j, 3) });
       best.sort((x, y) => x.distance - y.distance || x.index - y.index);
       if (best.length > s.count) best = best.slice(0, s.count);
     }
