@@ -10,12 +10,12 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
 import { buildDecodedCache, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
-import { isImageFolderRoot, listImageFolder, type SplitListing } from './image-folder.js';
+import { isImageFolderRoot, listImageFolder, type FolderSplits, type SplitListing } from './image-folder.js';
 import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import type { SetRef } from './set-ref.js';
 import type { DecodedSet } from './decoded-set.js';
@@ -187,6 +187,12 @@ async function ensureCache(
   return { path, count: r.header.count, stats: r.stats, files: filesOf(r.header.skipped) };
 }
 
+/** ", the val images' classes from FILE" for a flat held-out folder, else nothing. */
+function labelsFrom(f: FolderSplits): string {
+  const file = f.heldOut?.labelFile;
+  return file ? `, the ${f.heldOutName} images' classes from ${relative(f.root, file)}` : '';
+}
+
 async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOptions, warnings: DataWarning[], onWarning: WarningSink): Promise<Dataset> {
   const f = await listImageFolder(root, { onWarning });
   checkClassCount(root, f.train.classes.length, o.maxClasses);
@@ -195,7 +201,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
     return {
       kind: 'image-folder',
       root,
-      description: `image folder ${root}: ${held.count} ${f.heldOutName} images (its held-out split only), ${f.train.classes.length} classes, decoded at ${o.size}x${o.size}`,
+      description: `image folder ${root}: ${held.count} ${f.heldOutName} images (its held-out split only), ${f.train.classes.length} classes${labelsFrom(f)}, decoded at ${o.size}x${o.size}`,
       classes: f.train.classes,
       storedSize: o.size,
       train: { kind: 'cache', path: held.path },
@@ -213,7 +219,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
   return {
     kind: 'image-folder',
     root,
-    description: `image folder ${root}: ${train.count} training${held ? ` and ${held.count} ${f.heldOutName}` : ''} images, ${f.train.classes.length} classes, decoded at ${o.size}x${o.size}`,
+    description: `image folder ${root}: ${train.count} training${held ? ` and ${held.count} ${f.heldOutName}` : ''} images, ${f.train.classes.length} classes${labelsFrom(f)}, decoded at ${o.size}x${o.size}`,
     classes: f.train.classes,
     storedSize: o.size,
     train: { kind: 'cache', path: train.path },

@@ -9,10 +9,15 @@
  * ImageNet, `airplane` class 0 of CIFAR-10). Files are taken in sorted order
  * within a class; extensions are matched case-insensitively (ImageNet's files
  * end in `.JPEG`); hidden files and other extensions are ignored.
+ *
+ * The held-out split may instead be one flat folder of images with a labels
+ * file (ILSVRC-2012's validation set: `val/ILSVRC2012_val_*.JPEG` and Kaggle's
+ * `LOC_val_solution.csv`): label-file.ts.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DataError, type WarningSink } from './errors.js';
+import { LABEL_FILES, readLabelFile } from './label-file.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png'] as const;
 
@@ -27,6 +32,8 @@ export interface SplitListing {
   /** Class names, index = label. */
   readonly classes: readonly string[];
   readonly items: readonly ImageItem[];
+  /** A flat held-out folder: the labels file its classes came from. */
+  readonly labelFile?: string;
 }
 
 export interface FolderSplits {
@@ -72,7 +79,12 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
     throw new DataError(abs, `cannot read image folder ${abs}: ${(e as Error).message}`, { cause: e });
   }
   const found = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byCodePoint);
-  if (found.length === 0) throw new DataError(abs, `image folder ${abs} has no class folders: ${expected(abs)}`);
+  if (found.length === 0) {
+    const loose = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).map((e) => e.name);
+    if (opts.classes && loose.length > 0) return listFlatSplit(abs, loose, opts.classes);
+    const flat = loose.length > 0 ? ` (its ${loose.length} images lie loose: a training split needs class folders; only val/ or test/ may be one folder with a labels file)` : '';
+    throw new DataError(abs, `image folder ${abs} has no class folders: ${expected(abs)}${flat}`);
+  }
   const classes = opts.classes ?? found;
   const index = new Map(classes.map((c, i) => [c, i]));
   const items: ImageItem[] = [];
@@ -90,6 +102,49 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
   }
   if (items.length === 0) throw new DataError(abs, `image folder ${abs} has no images in its ${found.length} class folders: ${expected(abs)}`);
   return { dir: abs, classes, items };
+}
+
+/**
+ * A held-out split of loose images (`names`, in `abs`), their classes from the first labels file found in
+ * `abs`, then in the data folder above it; every image must have one.
+ */
+async function listFlatSplit(abs: string, names: readonly string[], classes: readonly string[]): Promise<SplitListing> {
+  const places = [abs, dirname(abs)].flatMap((d) => LABEL_FILES.map((f) => join(d, f)));
+  let labelPath: string | undefined;
+  for (const p of places) {
+    if (await isFile(p)) {
+      labelPath = p;
+      break;
+    }
+  }
+  if (!labelPath) {
+    throw new DataError(
+      abs,
+      `${abs} holds ${names.length} images and no class folders: give their classes in ${join(abs, 'labels.csv')} (a line "FILE CLASS" each, CLASS a training class folder's name) ` +
+        `or put Kaggle's LOC_val_solution.csv in ${abs} or ${dirname(abs)}, or sort the images into ${abs}/<class>/`,
+    );
+  }
+  const labels = await readLabelFile(labelPath, classes);
+  const items: ImageItem[] = [];
+  const unlabelled: string[] = [];
+  for (const name of [...names].sort(byCodePoint)) {
+    const label = labels.labelOf(name);
+    if (label === undefined) unlabelled.push(name);
+    else items.push({ path: join(abs, name), label });
+  }
+  if (unlabelled.length > 0) {
+    const some = unlabelled.slice(0, 3).join(', ') + (unlabelled.length > 3 ? ', ...' : '');
+    throw new DataError(labelPath, `${labelPath} gives no class for ${unlabelled.length} of the ${names.length} images in ${abs} (${some}): add a line "FILE CLASS" for each`);
+  }
+  return { dir: abs, classes, items, labelFile: labelPath };
+}
+
+async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** True when `dir` looks like an image-folder data set (has a `train/` folder). */

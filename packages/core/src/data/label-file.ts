@@ -1,0 +1,112 @@
+/**
+ * Held-out images in one flat folder, their classes in a labels file: how ILSVRC-2012's validation set
+ * comes (50,000 `ILSVRC2012_val_*.JPEG` in one folder). image-folder.ts takes such a `val/` (or `test/`)
+ * when it has image files and no class folders, and reads the classes from the first of LABEL_FILES found
+ * in that folder, then in the data folder:
+ *
+ * - Kaggle's `LOC_val_solution.csv`: a header `ImageId,PredictionString`, then `ID,WNID x y x y ...` rows;
+ *   the class is the first word of the second field and ID is the file name without its extension;
+ * - any of the others: one image a line, `FILE CLASS` (separated by a comma, a tab or spaces; further fields
+ *   are ignored), FILE with or without its extension, CLASS a training class folder's name or its index
+ *   (0-based, in the sorted order the classes take: Caffe's `val.txt` numbers ImageNet's classes so);
+ *   a first line that names no class is taken as a header; empty lines and lines starting `#` are skipped.
+ *
+ * The devkit's `ILSVRC2012_validation_ground_truth.txt` (one number a line, no file names, in the devkit's
+ * own class order) is recognised and refused with what to use instead.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { DataError } from './errors.js';
+
+/** The labels files a flat held-out folder may have, in the order they are looked for. */
+export const LABEL_FILES = ['labels.csv', 'labels.txt', 'LOC_val_solution.csv', 'val.txt'] as const;
+
+/** A labels file read: class index by file name and by file name without its extension. */
+export interface LabelFile {
+  readonly path: string;
+  /** Entries in the file. */
+  readonly count: number;
+  /** The label of an image file, by its name; undefined when the file has no line for it. */
+  labelOf(fileName: string): number | undefined;
+}
+
+const AMBIGUOUS = -1;
+const stem = (name: string) => name.slice(0, name.length - extname(name).length);
+
+/** Reads and checks the labels file at `path` against the training split's class folders. */
+export async function readLabelFile(path: string, classes: readonly string[]): Promise<LabelFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new DataError(path, `cannot read the labels file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  return parseLabelFile(text, path, classes);
+}
+
+/** Parses the text of a labels file (`path` names it in errors), as readLabelFile does. */
+export function parseLabelFile(text: string, path: string, classes: readonly string[]): LabelFile {
+  const index = new Map(classes.map((c, i) => [c, i]));
+  const lines = text.split(/\r?\n/);
+  const content = lines.map((l, i) => ({ line: l.trim(), at: i + 1 })).filter(({ line }) => line !== '' && !line.startsWith('#'));
+  if (content.length === 0) throw new DataError(path, `the labels file ${path} is empty: expected a line "FILE CLASS" for each held-out image`);
+  if (content.every(({ line }) => /^\d+$/.test(line))) {
+    throw new DataError(
+      path,
+      `${path} has one number a line and no file names (the ImageNet devkit's ground truth, whose class numbers follow the devkit's own order, not the sorted class folders): ` +
+        `give "FILE CLASS" lines (CLASS a class folder's name, e.g. "ILSVRC2012_val_00000001.JPEG n01751748"), Kaggle's LOC_val_solution.csv, or sort the images into class folders`,
+    );
+  }
+  const kaggle = /^imageid\s*,\s*predictionstring$/i.test(content[0]!.line);
+  const byName = new Map<string, number>();
+  const byStem = new Map<string, number>();
+  const classOf = (word: string, at: number): number | undefined => {
+    const named = index.get(word);
+    if (named !== undefined) return named;
+    if (/^\d+$/.test(word)) {
+      const n = Number(word);
+      if (n < classes.length) return n;
+      throw new DataError(path, `${path}:${at}: class number ${n} is past the training split's ${classes.length} classes (numbers count from 0 in the class folders' sorted order)`);
+    }
+    return undefined;
+  };
+  content.forEach(({ line, at }, k) => {
+    if (kaggle && k === 0) return;
+    let file: string;
+    let word: string;
+    if (kaggle) {
+      const comma = line.indexOf(',');
+      file = line.slice(0, comma).trim();
+      word = line.slice(comma + 1).trim().split(/\s+/)[0] ?? '';
+      if (comma < 0 || file === '' || word === '') throw new DataError(path, `${path}:${at}: expected "ImageId,WNID ..." as in Kaggle's LOC_val_solution.csv, got "${line.slice(0, 80)}"`);
+    } else {
+      const fields = line.split(/\s*[,\t]\s*|\s+/);
+      if (fields.length < 2 || fields[0] === '' || fields[1] === '') throw new DataError(path, `${path}:${at}: expected "FILE CLASS", got "${line.slice(0, 80)}"`);
+      file = basename(fields[0]!);
+      word = fields[1]!;
+    }
+    const label = classOf(word, at);
+    if (label === undefined) {
+      // a first line naming no class is a header ("file,label")
+      if (k === 0 && !kaggle) return;
+      throw new DataError(path, `${path}:${at}: class "${word.slice(0, 40)}" is not among the training split's ${classes.length} class folders (nor a class number below ${classes.length})`);
+    }
+    const before = byName.get(file);
+    if (before !== undefined && before !== label) {
+      throw new DataError(path, `${path}:${at}: ${file} is given class ${classes[label]} here and ${classes[before]} on an earlier line`);
+    }
+    byName.set(file, label);
+    // two names with one stem and different classes (x.jpg, x.png): the stem alone names neither
+    const s = stem(file);
+    const sb = byStem.get(s);
+    byStem.set(s, sb === undefined || sb === label ? label : AMBIGUOUS);
+  });
+  return {
+    path,
+    count: byName.size,
+    labelOf: (name) => {
+      const l = byName.get(name) ?? byStem.get(stem(name));
+      return l === AMBIGUOUS ? undefined : l;
+    },
+  };
+}
