@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import gpujs from 'gpu.js';
 import { alexnetBin } from '@alexnet-mp/coordinator';
-import { maxRelError as coreMaxRelError } from '@alexnet-mp/core';
+import { maxRelError as coreMaxRelError, processAlive } from '@alexnet-mp/core';
 
 export interface Proc {
   readonly proc: ChildProcess;
@@ -101,14 +101,7 @@ export async function startWorker(t: ExecutionContext | ((cleanup: () => Promise
 }
 
 /** Whether a process with this pid exists (a zombie counts: it has not been reaped). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export const alive = processAlive;
 
 /** core's maxRelError with a tight floor: the distributed run must match its oracle almost exactly. */
 export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-6): number {

@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileError, listCheckpoints, makeDir, removeStrayTemporaries } from '@alexnet-mp/core';
+import { fileError, listCheckpoints, makeDir, processAlive, removeStrayTemporaries } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 import { checkpointDir, readCheckpointHeader } from './resume.js';
 
@@ -52,15 +52,6 @@ export interface RunDirLock {
   release(): void;
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists, owned by someone else
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 function readHolder(file: string): LockHolder | null {
   try {
@@ -83,7 +74,7 @@ export function checkNotInUse(runDir: string): void {
   const file = path.join(runDir, LOCK_NAME);
   const h = readHolder(file);
   const me = { host: os.hostname(), ...slurmOf() };
-  if (h && h.host === me.host && h.pid !== process.pid && h.pid !== process.ppid && alive(h.pid) && !isEarlierAttempt(h, me)) throw inUse(runDir, file, h);
+  if (h && h.host === me.host && h.pid !== process.pid && h.pid !== process.ppid && processAlive(h.pid) && !isEarlierAttempt(h, me)) throw inUse(runDir, file, h);
 }
 
 /** A requeued Slurm job (the same job, a later attempt, maybe on another node): Slurm ended the earlier attempt first. */
@@ -112,9 +103,9 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw fileError('take the lock', file, e);
       }
       const h = readHolder(file);
-      if (h && h.host === me.host && h.pid === process.ppid && alive(h.pid)) return null;
+      if (h && h.host === me.host && h.pid === process.ppid && processAlive(h.pid)) return null;
       const earlierAttempt = h !== null && isEarlierAttempt(h, me);
-      if (h && ((h.host === me.host && !alive(h.pid)) || earlierAttempt)) {
+      if (h && ((h.host === me.host && !processAlive(h.pid)) || earlierAttempt)) {
         const who = earlierAttempt ? `attempt ${h.slurmAttempt} of Slurm job ${h.slurmJob}, on ${h.host}` : `pid ${h.pid}`;
         info(`${file}: the run that held it (${who}, ${h.command}, since ${h.since}) is gone: lock broken`);
         fs.rmSync(file, { force: true });

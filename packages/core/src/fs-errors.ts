@@ -82,3 +82,18 @@ export function makeDir(dir: string, what = 'the folder'): void {
     }
   }
 }
+
+/** The bytes an unprivileged process may still write on the file system holding `dir` (statfs's bavail), or null when it cannot be told. */
+export function freeBytes(dir: string): number | null {
+  try {
+    const st = fs.statfsSync(path.resolve(dir));
+    return st.bavail * st.bsize;
+  } catch {
+    return null;
+  }
+}
+
+/** A size in words, decimal as disks are sold: "812.0 MB", "252.3 GB". */
+export function bytesInWords(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e6).toFixed(1)} MB`;
+}

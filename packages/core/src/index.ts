@@ -35,4 +35,5 @@ export { Conv2dForward } from './kernels/conv2d-forward.js';
 export { Conv2dBackward } from './kernels/conv2d-backward.js';
 export * from './crc32c.js';
 export * from './fs-errors.js';
+export * from './process-alive.js';
 export * from './checkpoint/verify.js';

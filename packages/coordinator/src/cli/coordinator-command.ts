@@ -25,6 +25,7 @@ import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './s
 import { surviveLostOutput } from './output-gone.js';
 import { signalExitCode } from '../signal-exit.js';
 import readline from 'node:readline';
+import { stopBeforeTraining } from './early-stop.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   workers: string;
@@ -106,6 +107,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (fromRun?.note) info(fromRun.note);
     const dataName = a.data ?? fromRun?.data ?? 'synthetic';
     if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
+    // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
+    const early = stopBeforeTraining(a['exit-with-stdin'], info);
     const data = await openTrainingData({ data: dataName, spec, seed, cacheDir: a['cache-dir'], info });
     if (evalViews !== 'centre' && !data.real) throw new UserError(`--eval-views ${evalViews} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
     const stepsPerEpoch = Math.ceil(data.imagesPerEpoch / batch);
@@ -215,6 +218,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       stop(sig, signalExitCode(sig));
     };
     // SIGHUP, the terminal closed: as SIGTERM (a run is not lost with an SSH session)
+    early.dispose();
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig));
     // nobody reads the output any more (the terminal closed, `| tee` killed): the run goes on, its lines in RUN_DIR
     surviveLostOutput();

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import type { RequestedBackend } from '@alexnet-mp/core';
+import { bytesInWords, freeBytes, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { positiveInt } from './options.js';
@@ -25,18 +25,10 @@ interface Args extends Omit<ModelArgs, 'views'> {
   'cache-dir'?: string;
 }
 
-const megabytes = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${(b / 1e6).toFixed(1)} MB`);
-
 /** Refuses, before any work, a features file larger than the room left where it goes. */
 function checkRoom(out: string, bytes: number): void {
-  let free: number;
-  try {
-    const st = fs.statfsSync(path.dirname(path.resolve(out)));
-    free = st.bavail * st.bsize;
-  } catch {
-    return;
-  }
-  if (bytes > free) throw new UserError(`--out ${out}: the features take ${megabytes(bytes)} and ${path.dirname(path.resolve(out))} has ${megabytes(free)} free: give --limit N, a smaller layer, or another folder`);
+  const free = freeBytes(path.dirname(path.resolve(out)));
+  if (free !== null && bytes > free) throw new UserError(`--out ${out}: the features take ${bytesInWords(bytes)} and ${path.dirname(path.resolve(out))} has ${bytesInWords(free)} free: give --limit N, a smaller layer, or another folder`);
 }
 
 /** FILE.npy's companions: FILE.labels.npy and FILE.files.txt. */
@@ -86,7 +78,7 @@ export const featuresCommand: CommandModule<object, Args> = {
       let said = t0;
       const { count } = data.heldOutSubset(64, a.limit ?? Infinity);
       const bytes = count * layout.dim * 4;
-      info(`${a.layer} of ${count} held-out images${a.limit !== undefined && count === a.limit ? ' (spread over the split)' : ''}: ${count} x ${layout.dim} floats, ${megabytes(bytes)}`);
+      info(`${a.layer} of ${count} held-out images${a.limit !== undefined && count === a.limit ? ' (spread over the split)' : ''}: ${count} x ${layout.dim} floats, ${bytesInWords(bytes)}`);
       checkRoom(a.out, bytes);
       for await (const b of featureBatches(model, data, { layer: a.layer, backend: a.backend as RequestedBackend, limit: a.limit })) {
         writer.append(b.rows);

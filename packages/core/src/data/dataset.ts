@@ -12,6 +12,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
+import { bytesInWords, freeBytes } from '../fs-errors.js';
+import { leftoverProgress } from './partial-decode.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
 import { buildDecodedCache, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
@@ -136,6 +138,29 @@ export function statsOf(set: DecodedSet): ChannelStats {
   return acc.finish();
 }
 
+/** The bytes of a cache file of `n` images at `size` (decoded-cache.ts's layout, its JSON header allowed for). */
+export function cacheFileBytes(n: number, size: number): number {
+  return 4096 + n * (3 * size * size + 4) + 65_536;
+}
+
+/** Refuses, before decoding, a cache that the disk has no room for (`need`: what is still to write; `free`: statfs's, unless given). */
+export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path))): void {
+  if (free !== null && need > free) {
+    throw new DataError(
+      dirname(path),
+      `decoding the ${n} images of ${dir} at ${size}x${size} needs ${bytesInWords(need)} in ${dirname(path)}, which has ${bytesInWords(free)} free: free space, or set --cache-dir (or ALEXNET_CACHE_DIR) to a folder on a larger disk`,
+    );
+  }
+}
+
+/** "120000 of 1281167 (9%), 850 images/s, about 23 min left": `fresh` images decoded in `seconds` by this process. */
+export function decodeProgressLine(done: number, total: number, fresh: number, seconds: number): string {
+  const rate = fresh / Math.max(seconds, 1e-3);
+  const left = rate > 0 ? (total - done) / rate : Infinity;
+  const eta = !Number.isFinite(left) ? '' : left >= 5400 ? `, about ${(left / 3600).toFixed(1)} h left` : left >= 90 ? `, about ${Math.round(left / 60)} min left` : `, about ${Math.max(1, Math.round(left))} s left`;
+  return `${done} of ${total} (${Math.floor((100 * done) / total)}%), ${rate.toFixed(0)} images/s${eta}`;
+}
+
 async function ensureCache(
   listing: SplitListing,
   size: number,
@@ -162,11 +187,20 @@ async function ensureCache(
     }
     return { path, count: h.count, stats, files: filesOf(h.skipped) };
   }
-  // a cache folder that cannot be made is said before any decoding
+  // a cache folder that cannot be made, or without room for the images, is said before any decoding
   makeCacheDir(dirname(path));
-  o.log?.(`decoding ${listing.items.length} images of ${listing.dir} at ${size}x${size} into ${path} (once)`);
+  const n = listing.items.length;
+  const left = leftoverProgress(path, n, size);
+  const bytes = cacheFileBytes(n, size);
+  checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size);
+  o.log?.(
+    left
+      ? `decoding ${n} images of ${listing.dir} at ${size}x${size} into ${path} (${bytesInWords(bytes)}), going on from image ${left.done}, where an interrupted decoding stopped`
+      : `decoding ${n} images of ${listing.dir} at ${size}x${size} into ${path} (${bytesInWords(bytes)}, once; an interrupted decoding goes on where it stopped)`,
+  );
   const t0 = performance.now();
   let lastLog = t0;
+  let from = 0;
   const r = await buildDecodedCache({
     items: listing.items,
     classes: listing.classes,
@@ -175,15 +209,18 @@ async function ensureCache(
     source: listing.dir,
     stats: withStats,
     onWarning,
+    onResume: (done) => {
+      from = done;
+    },
     onProgress: (p) => {
       if (p.done < p.total && performance.now() - lastLog > 10_000) {
         lastLog = performance.now();
-        o.log?.(`decoding ${listing.dir}: ${p.done} of ${p.total}`);
+        o.log?.(`decoding ${listing.dir}: ${decodeProgressLine(p.done, p.total, p.done - from, (lastLog - t0) / 1000)}`);
       }
     },
   });
   const s = (performance.now() - t0) / 1000;
-  o.log?.(`decoded ${r.header.count} images of ${listing.dir} in ${s.toFixed(1)} s (${(listing.items.length / s).toFixed(0)} images/s), ${r.header.skipped.length} skipped`);
+  o.log?.(`decoded ${r.header.count} images of ${listing.dir} in ${s.toFixed(1)} s (${((n - from) / s).toFixed(0)} images/s${from > 0 ? `, going on from image ${from}` : ''}), ${r.header.skipped.length} skipped`);
   return { path, count: r.header.count, stats: r.stats, files: filesOf(r.header.skipped) };
 }
 

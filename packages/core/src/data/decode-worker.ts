@@ -9,6 +9,7 @@ try {
     ...o,
     onWarning: (warning) => port.postMessage({ type: 'warning', warning }),
     onProgress: (progress) => port.postMessage({ type: 'progress', progress }),
+    onResume: (done) => port.postMessage({ type: 'resumed', done }),
   });
   port.postMessage({ type: 'done', result });
 } catch (e) {

@@ -13,7 +13,8 @@
  *          imagesOffset, source, skipped: [{ path, message }] }
  *
  * The file is written under a temporary name and renamed when complete, so a
- * crash never leaves a half cache behind. Its name carries a hash of the
+ * crash never leaves a half cache behind; a decoding cut short (Ctrl-C, a crash,
+ * a full disk) is taken up where it stopped by the next one (partial-decode.ts). Its name carries a hash of the
  * source folder's real path (not the spelling of its path) and listing (paths,
  * sizes, modification times) and the size, so a changed folder is decoded anew
  * and the same folder reached another way is not. The training split's colour statistics
@@ -27,7 +28,7 @@
  * memory instead.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { DataError, cacheError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
@@ -36,6 +37,7 @@ import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
+import { claimPartial, markWriting, partialPath, removePartial, writeJournal } from './partial-decode.js';
 
 const MAGIC = 'AXNDEC01';
 const IMAGES_OFFSET = 4096;
@@ -52,25 +54,39 @@ export interface CacheHeader {
   readonly skipped: readonly DataWarning[];
 }
 
-/** Appends decoded images to a new cache file (synchronous: meant for a worker thread). */
+/** Appends decoded images to a new cache file (synchronous: meant for a worker thread), or on to a claimed partial one. */
 export class CacheWriter {
   private readonly fd: number;
-  private readonly labels: number[] = [];
-  private readonly tmp: string;
-  private offset = IMAGES_OFFSET;
+  private readonly labels: number[];
+  /** The file being written: this process's partial name (partial-decode.ts). */
+  readonly tmp: string;
+  private offset: number;
+  private readonly bytes: number;
 
-  constructor(private readonly path: string, private readonly size: number, private readonly classes: readonly string[]) {
+  /** `resume`: carry on in this process's claimed partial file, which holds the images of `labels`. */
+  constructor(private readonly path: string, private readonly size: number, private readonly classes: readonly string[], resume?: { labels: readonly number[] }) {
     makeCacheDir(dirname(path));
-    this.tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+    this.tmp = partialPath(path);
+    this.bytes = 3 * size * size;
+    this.labels = resume ? [...resume.labels] : [];
+    this.offset = IMAGES_OFFSET + this.labels.length * this.bytes;
     try {
-      this.fd = openSync(this.tmp, 'w');
+      this.fd = openSync(this.tmp, resume ? 'r+' : 'w');
+      // a process killed after an image and before its journal left a little more: cut off
+      if (resume) ftruncateSync(this.fd, this.offset);
     } catch (e) {
       throw cacheError('write the cache file', this.tmp, e);
     }
+    markWriting(this.tmp, true);
+  }
+
+  /** Images in the file. */
+  get written(): number {
+    return this.labels.length;
   }
 
   append(chw: Uint8Array, label: number): void {
-    if (chw.length !== 3 * this.size * this.size) throw new Error(`CacheWriter: image of ${chw.length} bytes, expected 3x${this.size}x${this.size}`);
+    if (chw.length !== this.bytes) throw new Error(`CacheWriter: image of ${chw.length} bytes, expected 3x${this.size}x${this.size}`);
     writeSync(this.fd, chw, 0, chw.length, this.offset);
     this.offset += chw.length;
     this.labels.push(label);
@@ -101,16 +117,20 @@ export class CacheWriter {
     writeSync(this.fd, prefix, 0, prefix.length, 0);
     closeSync(this.fd);
     renameSync(this.tmp, this.path);
+    markWriting(this.tmp, false);
+    removePartial(this.tmp);
     return header;
   }
 
-  abort(): void {
+  /** Stops writing: the partial file and its journal are kept for the next decoding to go on from, or removed. */
+  abort(keep: boolean): void {
     try {
       closeSync(this.fd);
     } catch {
       /* already closed */
     }
-    rmSync(this.tmp, { force: true });
+    markWriting(this.tmp, false);
+    if (!keep) removePartial(this.tmp);
   }
 }
 
@@ -234,29 +254,65 @@ export interface DecodeOptions {
   source: string;
   stats?: boolean;
   concurrency?: number;
+  /** Write the journal after this many images as well as every JOURNAL_MS (tests: a small number). */
+  journalEvery?: number;
   onWarning?: WarningSink;
   onProgress?: (p: DecodeProgress) => void;
+  /** Called before decoding when an interrupted decoding of the same cache is taken up: `done` items of the listing are behind it. */
+  onResume?: (done: number) => void;
+}
+
+/** How often a decoding writes its journal: at most this much decoding is done again after a crash. */
+const JOURNAL_MS = 5_000;
+
+/** The state an interrupted decoding left, taken over for this listing; null to start afresh (none, or one that does not fit). */
+function takeUp(o: DecodeOptions): { done: number; labels: number[]; skipped: DataWarning[]; acc: ChannelStatsAccumulator | null } | null {
+  const claimed = claimPartial(o.path, o.items.length, o.size);
+  if (!claimed) return null;
+  const j = claimed.journal;
+  const behind = o.items.slice(0, j.done);
+  // a failure in a warning's handler leaves that image skipped and not yet done: it is taken again
+  const before = new Set(behind.map((it) => it.path));
+  const skipped = j.skipped.filter((w) => before.has(w.path));
+  const gone = new Set(skipped.map((w) => w.path));
+  const labels = behind.filter((it) => !gone.has(it.path)).map((it) => it.label);
+  if (j.done > o.items.length || labels.length !== j.written || (o.stats === true && j.stats === null)) {
+    removePartial(claimed.partial);
+    return null;
+  }
+  return { done: j.done, labels, skipped, acc: o.stats ? ChannelStatsAccumulator.from(j.stats!) : null };
 }
 
 /**
  * Decodes `items` into a cache file at `path`, on the calling thread (the
  * worker's body; use buildDecodedCache from a training process). Images are
  * written in the items' order whatever order sharp finishes them in; an image
- * that fails to decode is skipped and reported.
+ * that fails to decode is skipped and reported. A decoding of the same cache
+ * cut short before is taken up where its journal says it stopped; one that fails
+ * here keeps its partial file for the next (unless no image could be decoded).
  */
 export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   const t0 = performance.now();
-  const writer = new CacheWriter(o.path, o.size, o.classes);
-  const acc = o.stats ? new ChannelStatsAccumulator() : null;
-  const skipped: DataWarning[] = [];
+  const resumed = takeUp(o);
+  if (resumed) o.onResume?.(resumed.done);
+  const writer = new CacheWriter(o.path, o.size, o.classes, resumed ? { labels: resumed.labels } : undefined);
+  const acc = resumed ? resumed.acc : o.stats ? new ChannelStatsAccumulator() : null;
+  const skipped: DataWarning[] = resumed ? resumed.skipped : [];
+  const first = resumed?.done ?? 0;
+  /** Items of the listing done: decoded and written, or skipped. */
+  let done = first;
+  const journal = () => writeJournal(writer.tmp, { items: o.items.length, size: o.size, done, written: writer.written, skipped, stats: acc?.state() ?? null });
+  // a journal taken over names its first writer until written again
+  if (resumed) journal();
+  let lastJournal = performance.now();
   const inFlight = Math.max(1, o.concurrency ?? 8);
   const pending: Promise<Uint8Array | Error>[] = [];
   const start = (i: number) => {
     pending[i] = decodeImage(o.items[i]!.path, o.size).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   };
   try {
-    for (let i = 0; i < Math.min(inFlight, o.items.length); i++) start(i);
-    for (let i = 0; i < o.items.length; i++) {
+    for (let i = first; i < Math.min(first + inFlight, o.items.length); i++) start(i);
+    for (let i = first; i < o.items.length; i++) {
       const r = await pending[i]!;
       delete pending[i];
       if (i + inFlight < o.items.length) start(i + inFlight);
@@ -268,7 +324,12 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
         writer.append(r, o.items[i]!.label);
         acc?.add(r, o.size * o.size);
       }
-      if (o.onProgress && ((i + 1) % 500 === 0 || i + 1 === o.items.length)) o.onProgress({ done: i + 1, total: o.items.length, skipped: skipped.length });
+      done = i + 1;
+      if ((o.journalEvery !== undefined && (done - first) % o.journalEvery === 0) || performance.now() - lastJournal > JOURNAL_MS) {
+        journal();
+        lastJournal = performance.now();
+      }
+      if (o.onProgress && (done % 500 === 0 || done === o.items.length)) o.onProgress({ done, total: o.items.length, skipped: skipped.length });
     }
     if (skipped.length === o.items.length) throw new DataError(o.source, `none of the ${o.items.length} images in ${o.source} could be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.message})`);
     const header = writer.finish(o.source, skipped);
@@ -276,22 +337,33 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
     if (stats) writeStatsFile(statsPathFor(o.path), stats);
     return { header, stats, ms: performance.now() - t0 };
   } catch (e) {
-    writer.abort();
     await Promise.allSettled(pending.filter(Boolean));
+    const keep = !(e instanceof DataError) && writer.written > 0;
+    if (keep) {
+      try {
+        journal();
+      } catch {
+        /* a full disk: the last journal written stands */
+      }
+    }
+    writer.abort(keep);
     // a full disk or an unwritable cache: one line (a DataError crosses from the decoding thread whole)
-    throw (e as NodeJS.ErrnoException).code !== undefined ? cacheError('write the cache file', o.path, e) : e;
+    const err = (e as NodeJS.ErrnoException).code !== undefined ? cacheError('write the cache file', o.path, e) : e;
+    if (keep && err instanceof Error) err.message += `; the ${writer.written} images decoded so far are kept, and the next run goes on from them`;
+    throw err;
   }
 }
 
 /** decodeToCache in a worker thread; progress and warnings come back as they happen. */
 export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
-  const { onWarning, onProgress, ...data } = o;
+  const { onWarning, onProgress, onResume, ...data } = o;
   const w = startWorker(new URL('./decode-worker.ts', import.meta.url), data);
   return new Promise<DecodeResult>((resolvePromise, reject) => {
     let settled = false;
     w.on('message', (m: { type: string; [k: string]: unknown }) => {
       if (m.type === 'warning') onWarning?.(m.warning as DataWarning);
       else if (m.type === 'progress') onProgress?.(m.progress as DecodeProgress);
+      else if (m.type === 'resumed') onResume?.(m.done as number);
       else if (m.type === 'done') {
         settled = true;
         resolvePromise(m.result as DecodeResult);

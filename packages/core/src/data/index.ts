@@ -10,6 +10,7 @@
 export * from './errors.js';
 export * from './image-folder.js';
 export * from './label-file.js';
+export * from './partial-decode.js';
 export * from './decode.js';
 export * from './decoded-set.js';
 export * from './cifar-binary.js';

@@ -25,6 +25,14 @@ export interface ChannelStats {
   readonly eigenvectors: readonly number[];
 }
 
+/** ChannelStatsAccumulator's sums, as JSON. */
+export interface AccumulatorState {
+  readonly n: number;
+  readonly pixels: number;
+  readonly s: readonly number[];
+  readonly ss: readonly number[];
+}
+
 /** Accumulates pixel sums over CHW uint8 images (exact integer sums in float64). */
 export class ChannelStatsAccumulator {
   private n = 0;
@@ -51,6 +59,21 @@ export class ChannelStatsAccumulator {
 
   get images(): number {
     return this.n;
+  }
+
+  /** The sums so far, to carry on from (an interrupted decoding's journal: partial-decode.ts). */
+  state(): AccumulatorState {
+    return { n: this.n, pixels: this.pixels, s: [...this.s], ss: [...this.ss] };
+  }
+
+  /** An accumulator carrying on from `state` (the same sums: the statistics come out as if never interrupted). */
+  static from(state: AccumulatorState): ChannelStatsAccumulator {
+    const a = new ChannelStatsAccumulator();
+    a.n = state.n;
+    a.pixels = state.pixels;
+    a.s.set(state.s);
+    a.ss.set(state.ss);
+    return a;
   }
 
   finish(): ChannelStats {

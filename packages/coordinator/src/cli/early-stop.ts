@@ -1,0 +1,31 @@
+/**
+ * Signals before training starts. Opening the data may decode a folder into the cache for minutes (ILSVRC-2012's
+ * training set: most of an hour); a signal then, or launch's "stop SIGNAL" line on stdin, stops the coordinator at
+ * once, and the decoding's progress is kept for the next run (core's data/partial-decode.ts). The coordinator
+ * command replaces these handlers with its own when training is about to start.
+ */
+import readline from 'node:readline';
+import { signalExitCode } from '../signal-exit.js';
+
+type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+const SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+export function stopBeforeTraining(withStdin: boolean, info: (line: string) => void): { dispose(): void } {
+  const stop = (sig: StopSignal) => {
+    info(`${sig} before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)`);
+    process.exit(signalExitCode(sig));
+  };
+  const handlers = SIGNALS.map((sig) => [sig, () => stop(sig)] as const);
+  for (const [sig, h] of handlers) process.on(sig, h);
+  const lines = withStdin ? readline.createInterface({ input: process.stdin }) : null;
+  lines?.on('line', (line) => {
+    const m = /^stop (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
+    if (m) stop(m[1] as StopSignal);
+  });
+  return {
+    dispose() {
+      for (const [sig, h] of handlers) process.off(sig, h);
+      lines?.close();
+    },
+  };
+}

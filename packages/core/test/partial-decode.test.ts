@@ -1,0 +1,137 @@
+/**
+ * A decoding into the cache cut short goes on where it stopped (partial-decode.ts): after a process killed
+ * part way, and after a failure in this process, the finished cache equals one decoded in one go, image for
+ * image, with the same labels, skipped files and colour statistics; a partial file of a live process is
+ * left alone; the room a cache needs is checked before decoding.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  DataError,
+  cacheFileBytes,
+  checkCacheRoom,
+  decodeProgressLine,
+  decodeToCache,
+  journalPath,
+  listImageSplit,
+  openCacheFile,
+  partialPath,
+  readStatsFile,
+  statsPathFor,
+  type DecodeJournal,
+  type DecodeOptions,
+  type ImageItem,
+} from '../src/data/index.js';
+import { repoRoot, sharedDatasets, tempDir, writeFile } from './data-fixtures.js';
+
+const run = promisify(execFile);
+
+/** imagenette-mini's 300 training images with an unreadable file at index 120. */
+async function listing(t: Parameters<typeof tempDir>[0]): Promise<{ items: ImageItem[]; classes: readonly string[]; bad: string }> {
+  const split = await listImageSplit(join(sharedDatasets, 'imagenette-mini', 'train'));
+  const bad = writeFile(join(tempDir(t), 'broken.jpg'), 'not a jpeg');
+  const items = [...split.items];
+  items.splice(120, 0, { path: bad, label: 3 });
+  return { items, classes: split.classes, bad };
+}
+
+function sameCache(t: Parameters<typeof tempDir>[0], a: string, b: string): void {
+  const x = openCacheFile(a);
+  const y = openCacheFile(b);
+  t.is(y.count, x.count);
+  t.deepEqual([...y.labels], [...x.labels]);
+  let differ = 0;
+  for (let i = 0; i < x.count; i++) if (Buffer.compare(Buffer.from(x.image(i)), Buffer.from(y.image(i))) !== 0) differ++;
+  t.is(differ, 0, 'every image the same');
+  t.deepEqual(readStatsFile(statsPathFor(b)), readStatsFile(statsPathFor(a)), 'the colour statistics the same');
+  t.true(readFileSync(a).equals(readFileSync(b)), 'the cache files the same, byte for byte');
+}
+
+const leftOver = (dir: string) => readdirSync(dir).filter((f) => f.includes('.partial-'));
+
+test('a decoding killed part way goes on from its journal, and the cache equals one decoded in one go', async (t) => {
+  const { items, classes, bad } = await listing(t);
+  const base = { items, classes, size: 16, source: 'imagenette-mini/train', stats: true, concurrency: 4 };
+  const ref = join(tempDir(t), 'ref.u8');
+  await decodeToCache({ ...base, path: ref });
+
+  const dir = tempDir(t);
+  const path = join(dir, 'x.u8');
+  const args = writeFile(join(tempDir(t), 'args.json'), JSON.stringify({ ...base, path } satisfies DecodeOptions));
+  const killed = await run(process.execPath, ['--import', 'tsx', join(repoRoot, 'packages/core/test/decode-killed.ts'), args]).then(
+    () => null,
+    (e: { signal?: string }) => e.signal,
+  );
+  t.is(killed, 'SIGKILL', 'the helper killed itself at the unreadable file');
+  t.false(existsSync(path));
+  const partials = leftOver(dir);
+  t.is(partials.length, 2, `a partial file and its journal: ${partials.join(', ')}`);
+  const journal = JSON.parse(readFileSync(join(dir, partials.find((f) => f.endsWith('.json'))!), 'utf8')) as DecodeJournal;
+  t.is(journal.done, 120);
+  t.is(journal.written, 120);
+
+  let resumedAt = -1;
+  const warned: string[] = [];
+  const r = await decodeToCache({ ...base, path, onResume: (d) => (resumedAt = d), onWarning: (w) => warned.push(w.path) });
+  t.is(resumedAt, 120);
+  t.deepEqual(warned, [bad]);
+  t.deepEqual(r.header.skipped.map((w) => w.path), [bad]);
+  sameCache(t, ref, path);
+  t.deepEqual(leftOver(dir), [], 'the partial file became the cache, its journal gone');
+});
+
+test('a decoding that fails keeps its partial file and says so; the next one in the same process goes on from it', async (t) => {
+  const { items, classes } = await listing(t);
+  const base = { items, classes, size: 16, source: 'imagenette-mini/train', stats: true };
+  const ref = join(tempDir(t), 'ref.u8');
+  await decodeToCache({ ...base, path: ref });
+  const dir = tempDir(t);
+  const path = join(dir, 'x.u8');
+  const e = await t.throwsAsync(
+    decodeToCache({
+      ...base,
+      path,
+      onWarning: () => {
+        throw new Error('the disk went away');
+      },
+    }),
+  );
+  t.regex(e.message, /^the disk went away; the 120 images decoded so far are kept, and the next run goes on from them$/);
+  t.true(existsSync(partialPath(path)) && existsSync(journalPath(partialPath(path))));
+  let resumedAt = -1;
+  await decodeToCache({ ...base, path, onResume: (d) => (resumedAt = d) });
+  t.is(resumedAt, 120);
+  sameCache(t, ref, path);
+  t.deepEqual(leftOver(dir), []);
+});
+
+test("another live process's partial file is left alone", async (t) => {
+  const { items, classes } = await listing(t);
+  const dir = tempDir(t);
+  const path = join(dir, 'x.u8');
+  // the parent of this test process is alive: its "partial decoding" is not taken over
+  const theirs = partialPath(path, process.ppid);
+  writeFileSync(theirs, Buffer.alloc(4096 + 10 * 768));
+  writeFileSync(journalPath(theirs), JSON.stringify({ version: 1, pid: process.ppid, items: items.length, size: 16, done: 10, written: 10, skipped: [], stats: null }));
+  let resumed = false;
+  await decodeToCache({ items, classes, size: 16, path, source: 's', onResume: () => (resumed = true) });
+  t.false(resumed);
+  t.true(existsSync(theirs) && existsSync(journalPath(theirs)));
+  t.is(openCacheFile(path).count, items.length - 1);
+});
+
+test('the room a cache needs is checked before decoding; progress lines give the rate and the time left', (t) => {
+  // ILSVRC-2012's training set at the paper's stored size
+  const bytes = cacheFileBytes(1_281_167, 256);
+  t.true(bytes > 251.8e9 && bytes < 252.0e9, `${bytes}`);
+  const e = t.throws(() => checkCacheRoom('/data/imagenet/train', 1_281_167, 256, '/cache/decoded/x.u8', bytes, 53.1e9), { instanceOf: DataError });
+  t.is(e.message, 'decoding the 1281167 images of /data/imagenet/train at 256x256 needs 251.9 GB in /cache/decoded, which has 53.1 GB free: free space, or set --cache-dir (or ALEXNET_CACHE_DIR) to a folder on a larger disk');
+  t.notThrows(() => checkCacheRoom('d', 10, 16, '/c/x.u8', 1e6, 2e6));
+  t.notThrows(() => checkCacheRoom('d', 10, 16, '/c/x.u8', 1e6, null), 'unknown free space: no refusal');
+  t.is(decodeProgressLine(120_000, 1_281_167, 120_000, 141), '120000 of 1281167 (9%), 851 images/s, about 23 min left');
+  t.is(decodeProgressLine(700_000, 1_281_167, 100_000, 100), '700000 of 1281167 (54%), 1000 images/s, about 10 min left');
+  t.is(decodeProgressLine(10, 100, 10, 1), '10 of 100 (10%), 10 images/s, about 9 s left');
+});

@@ -1,0 +1,51 @@
+/**
+ * Stopping while the data decodes (before training): launch's Ctrl-C reaches the coordinator as a "stop SIGINT"
+ * line and a signal of its own stops it too, at once in both cases, with the decoding kept; the next run goes on from
+ * where it stopped.
+ */
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { alexnet, alive, childPids, tempDir } from './helpers.js';
+
+const cifarFolder = path.resolve('../shared/datasets/cifar10');
+
+/** The journal of a partial decoding in `dir` (of process `pid`, or any), once one is there (written every 5 s). */
+async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{ name: string; done: number }> {
+  const end = Date.now() + timeoutMs;
+  const re = new RegExp(`\\.u8\\.partial-${pid ?? '\\d+'}\\.json$`);
+  for (;;) {
+    const name = fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => re.test(f)) : undefined;
+    if (name) return { name, done: (JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { done: number }).done };
+    if (Date.now() > end) throw new Error(`no journal in ${dir} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+(fs.existsSync(cifarFolder) ? test : test.skip)('Ctrl-C while the training images decode stops at once and keeps them; the next run goes on from there', async (t) => {
+  const cache = tempDir(t);
+  const decoded = path.join(cache, 'decoded');
+  const first = alexnet(['launch', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cache, '--steps', '1', '--batch', '8']);
+  await first.waitFor(/decoding 50000 images of .*cifar10\/train at 32x32 into .* \(153\.9 MB, once; an interrupted decoding goes on where it stopped\)$/);
+  const j1 = await journal(decoded);
+  const at = performance.now();
+  first.proc.kill('SIGINT');
+  const r1 = await first.exited;
+  t.true(performance.now() - at < 10_000, 'stopped without finishing the decoding');
+  t.is(r1.code, 130, first.output());
+  t.true(first.stderr.some((l) => l.endsWith('SIGINT before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)')), first.output());
+  for (const [name, pid] of Object.entries(childPids(first.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+  t.false(fs.readdirSync(decoded).some((f) => f.endsWith('.u8')), 'no finished cache');
+
+  // a coordinator alone (its workers are not reached before the data is open), stopped by its own SIGINT
+  const second = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cache]);
+  const m = await second.waitFor(/\(153\.9 MB\), going on from image (\d+), where an interrupted decoding stopped$/);
+  t.true(Number(m[1]) >= j1.done && Number(m[1]) > 0, `${m[1]} >= ${j1.done}`);
+  // taken over by the second run: its file and journal renamed for it
+  await journal(decoded, second.proc.pid);
+  second.proc.kill('SIGINT');
+  t.is((await second.exited).code, 130, second.output());
+  const j2 = await journal(decoded, second.proc.pid);
+  t.true(j2.done >= Number(m[1]));
+  t.is(fs.readdirSync(decoded).filter((f) => f.includes('.partial-')).length, 2, 'one partial file and its journal');
+});
