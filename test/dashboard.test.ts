@@ -112,6 +112,30 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   t.regex(await page.textContent('#fig-rate') ?? '', /^\d+(\.\d+)?$/, 'images/s shown');
   t.regex(await page.textContent('#fig-eval') ?? '', /^\d+(\.\d)?% \(step \d+\)$/, 'the last held-out error shown');
 
+  // the chart controls: the training curves smoothed (TensorBoard's debiased moving average) beside the raw ones,
+  // the loss on a log scale, both kept by the browser for the next visit
+  const lossSeries = () => page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(charts["loss-chart"].data.slice(1, 3)))))') as Promise<(number | null)[][]>;
+  await page.evaluate(() => {
+    const slider = document.getElementById('smoothing') as unknown as { value: string; dispatchEvent(e: Event): boolean };
+    slider.value = '0.9';
+    slider.dispatchEvent(new Event('input'));
+  });
+  t.is(await page.textContent('#smoothing-value'), '0.90');
+  const [raw, smooth] = await lossSeries();
+  let ema = 0;
+  let n = 0;
+  const want = raw!.map((y) => (y === null ? null : ((ema = 0.9 * ema + 0.1 * y), n++, ema / (1 - 0.9 ** n))));
+  t.true(n >= 8, `${n} training losses`);
+  t.true(want.every((w, i) => (w === null ? smooth![i] === null : Math.abs(w - smooth![i]!) < 1e-9)), `smoothed ${JSON.stringify(smooth)} against ${JSON.stringify(want)}`);
+  t.false(raw!.every((y, i) => y === smooth![i]), 'the smoothed curve is not the raw one');
+  await page.click('#log-loss');
+  t.is(await page.evaluate('charts["loss-chart"].scales.y.distr'), 3, 'the loss chart on a log scale');
+  await page.reload();
+  await page.waitForFunction(() => Number(document.getElementById('loss-chart')?.dataset.points) >= 3, null, { timeout: 60_000 });
+  t.is(await page.inputValue('#smoothing'), '0.9');
+  t.true(await page.isChecked('#log-loss'));
+  t.is(await page.evaluate('charts["loss-chart"].scales.y.distr'), 3, 'still on a log scale after a reload');
+
   // both workers: their status (gpu.js mode, device, adapter, step time) and the bytes of each crossing point
   for (const tower of [0, 1]) {
     const card = `#worker-${tower}`;

@@ -160,11 +160,11 @@ test('server: the page and uPlot from this machine only, the API, the event stre
   const html = page.body.toString();
   t.notRegex(html, /(src|href)="(https?:)?\/\//, 'no address of another host in the page');
   const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!).filter((r) => !r.startsWith('data:'));
-  t.deepEqual(refs.sort(), ['/static/app.js', '/static/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']);
+  t.deepEqual(refs.sort(), ['/static/app.js', '/static/smooth.js', '/static/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']);
   for (const r of refs) {
     const res = await get(new URL(r, url).href);
     t.is(res.status, 200, r);
-    t.true(res.body.length > 1000, `${r}: ${res.body.length} bytes`);
+    t.true(res.body.length > 500, `${r}: ${res.body.length} bytes`);
     t.notRegex(res.body.toString(), /\b(import|fetch)\s*\(\s*['"]https?:/, `${r} fetches nothing from elsewhere`);
   }
   t.regex((await get(`${url}vendor/uPlot.iife.min.js`)).body.toString(), /uPlot/);

@@ -6,7 +6,7 @@
  *
  * Routes (GET):
  *   /                          the page
- *   /static/<file>             its script and style sheet
+ *   /static/<file>             its scripts and style sheet
  *   /vendor/uPlot.iife.min.js, /vendor/uPlot.min.css
  *   /api/snapshot              the run, every chart point so far, the latest step (JSON)
  *   /api/events                the same snapshot, then every new event (text/event-stream)
@@ -76,6 +76,7 @@ const uplotDist = path.join(path.dirname(require.resolve('uplot/package.json')),
 const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: path.join(publicDir, 'index.html'), type: 'text/html; charset=utf-8' },
   '/static/app.js': { file: path.join(publicDir, 'app.js'), type: 'text/javascript; charset=utf-8' },
+  '/static/smooth.js': { file: path.join(publicDir, 'smooth.js'), type: 'text/javascript; charset=utf-8' },
   '/static/style.css': { file: path.join(publicDir, 'style.css'), type: 'text/css; charset=utf-8' },
   '/vendor/uPlot.iife.min.js': { file: path.join(uplotDist, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
   '/vendor/uPlot.min.css': { file: path.join(uplotDist, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },

@@ -30,38 +30,97 @@ const num = (x, d = 3) => (x === null || x === undefined || !Number.isFinite(x) 
 
 // ---- charts
 const charts = {};
+/** Each chart's series (after x) and y label; the series marked `smoothed` are drawn from the one before them. */
+const chartDefs = {};
+
+/** The chart controls, kept in this browser for the next visit. */
+const prefs = {
+  smoothing: 0.6,
+  logLoss: false,
+};
+try {
+  const saved = JSON.parse(localStorage.getItem('alexnet-mp.charts') || '{}');
+  if (typeof saved.smoothing === 'number' && saved.smoothing >= 0 && saved.smoothing < 1) prefs.smoothing = saved.smoothing;
+  if (typeof saved.logLoss === 'boolean') prefs.logLoss = saved.logLoss;
+} catch {
+  /* no storage (a private window): the defaults */
+}
+const savePrefs = () => {
+  try {
+    localStorage.setItem('alexnet-mp.charts', JSON.stringify(prefs));
+  } catch {
+    /* not kept */
+  }
+};
 
 function chartSize(div) {
   const w = Math.max(280, div.clientWidth || 400);
   return { width: w, height: 220 };
 }
 
-function makeChart(id, series, yLabel) {
+function makeChart(id, series, yLabel, yScale = {}) {
+  chartDefs[id] = { series, yLabel, yScale };
+  buildChart(id);
+}
+
+function buildChart(id) {
+  const { series, yLabel, yScale } = chartDefs[id];
   const div = document.getElementById(id);
+  const old = charts[id];
+  if (old) old.destroy();
   const opts = {
     ...chartSize(div),
-    scales: { x: { time: false } },
+    scales: { x: { time: false }, y: yScale() },
     axes: [{ label: 'step' }, { label: yLabel }],
     series: [{ label: 'step' }, ...series],
     legend: { live: true },
   };
-  const data = [[], ...series.map(() => [])];
+  const data = old ? old.data : [[], ...series.map(() => [])];
   charts[id] = new uPlot(opts, data, div);
 }
 
+/** A per-step series: the raw values faint, and their smoothed curve (both in the legend). */
+const perStep = (label, colour, value) => [
+  { label, stroke: colour + '55', width: 1, value },
+  { label: `${label} (smoothed)`, stroke: colour, width: 2, value, smoothed: true },
+];
+
 function initCharts() {
+  const asPct = (u, v) => (v == null ? '-' : pct(v));
   makeChart('loss-chart', [
-    { label: 'training', stroke: '#1f77b4', width: 1 },
+    ...perStep('training', '#1f77b4'),
     { label: 'held-out', stroke: '#d62728', width: 2, spanGaps: true, points: { show: true, size: 6 } },
-  ], 'loss');
+  ], 'loss', () => (prefs.logLoss ? { distr: 3 } : {}));
   makeChart('error-chart', [
-    { label: 'training top-1', stroke: '#1f77b4', width: 1, value: (u, v) => (v == null ? '-' : pct(v)) },
-    { label: 'held-out top-1', stroke: '#d62728', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: (u, v) => (v == null ? '-' : pct(v)) },
-    { label: 'held-out top-5', stroke: '#ff7f0e', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: (u, v) => (v == null ? '-' : pct(v)) },
-  ], 'error');
-  makeChart('rate-chart', [{ label: 'images/s', stroke: '#2ca02c', width: 1 }], 'images/s');
+    ...perStep('training top-1', '#1f77b4', asPct),
+    { label: 'held-out top-1', stroke: '#d62728', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: asPct },
+    { label: 'held-out top-5', stroke: '#ff7f0e', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: asPct },
+  ], 'error', () => ({}));
+  makeChart('rate-chart', perStep('images/s', '#2ca02c'), 'images/s', () => ({}));
   window.addEventListener('resize', () => {
     for (const [id, c] of Object.entries(charts)) c.setSize(chartSize(document.getElementById(id)));
+  });
+  initChartControls();
+}
+
+function initChartControls() {
+  const slider = $('#smoothing');
+  const shown = $('#smoothing-value');
+  const log = $('#log-loss');
+  slider.value = String(prefs.smoothing);
+  shown.textContent = prefs.smoothing.toFixed(2);
+  log.checked = prefs.logLoss;
+  slider.addEventListener('input', () => {
+    prefs.smoothing = Math.min(0.99, Math.max(0, Number(slider.value)));
+    shown.textContent = prefs.smoothing.toFixed(2);
+    savePrefs();
+    redraw();
+  });
+  log.addEventListener('change', () => {
+    prefs.logLoss = log.checked;
+    savePrefs();
+    buildChart('loss-chart');
+    redraw();
   });
 }
 
@@ -87,6 +146,14 @@ function chartData() {
   return { xs, loss, evalLoss, err, e1, e5, rate };
 }
 
+/** A chart's data from its measured series: each smoothed series follows the one before it. */
+function withSmoothed(id, xs, measured) {
+  const out = [xs];
+  let k = 0;
+  for (const def of chartDefs[id].series) out.push(def.smoothed ? smoothSeries(out[out.length - 1], prefs.smoothing) : measured[k++]);
+  return out;
+}
+
 let redrawPending = false;
 function redraw() {
   if (redrawPending) return;
@@ -94,12 +161,11 @@ function redraw() {
   requestAnimationFrame(() => {
     redrawPending = false;
     const d = chartData();
-    charts['loss-chart'].setData([d.xs, d.loss, d.evalLoss]);
-    charts['error-chart'].setData([d.xs, d.err, d.e1, d.e5]);
-    charts['rate-chart'].setData([d.xs, d.rate]);
-    // the points each chart holds (read back from uPlot), for people and for the end-to-end test
-    for (const [id, c] of Object.entries(charts)) {
-      document.getElementById(id).dataset.points = String(c.data.slice(1).reduce((a, ys) => a + ys.filter((y) => y != null).length, 0));
+    const measured = { 'loss-chart': [d.loss, d.evalLoss], 'error-chart': [d.err, d.e1, d.e5], 'rate-chart': [d.rate] };
+    for (const [id, ys] of Object.entries(measured)) {
+      charts[id].setData(withSmoothed(id, d.xs, ys));
+      // the measured points each chart holds (the smoothed curves not counted), for people and for the end-to-end test
+      document.getElementById(id).dataset.points = String(ys.reduce((a, y) => a + y.filter((v) => v != null).length, 0));
     }
     figures();
   });
