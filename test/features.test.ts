@@ -98,6 +98,21 @@ test('inspect neighbours: the nearest held-out rows to the query\'s, nearest fir
     t.is(x.name, NAMES[Math.floor(x.index / 2)]);
   }
   t.true(fs.statSync(png).size > 0);
+  // the same search over the rows of `features` (its layer taken from the file): the same neighbours and distances
+  const viaFile = await finished(alexnet(['inspect', 'neighbours', '--data', data, '--index', '6', '--count', '4', '--features', out, '--out', png, '--backend', 'webasm'], { env }));
+  t.is(viaFile.code, 0, viaFile.err.join('\n'));
+  t.regex(viaFile.out[0]!, /in fc7 \(1024 values, both towers; Euclidean\), of 19 searched \(the rows of \S+fc7n\.npy\) in /);
+  t.deepEqual(viaFile.out.filter((l) => /^ {2}\d\./.test(l)), n.out.filter((l) => /^ {2}\d\./.test(l)));
+  t.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'fc7n.json'), 'utf8')).held_out, Array.from({ length: 20 }, (_, j) => j));
+  // a file of --limit rows: only those are searched, each named by its place in the split
+  const p5 = path.join(dir, 'pool5-spread.npy');
+  t.is((await finished(alexnet(['features', '--data', data, '--layer', 'pool5', '--limit', '5', '--out', p5, '--backend', 'webasm'], { env }))).code, 0);
+  const held = JSON.parse(fs.readFileSync(path.join(dir, 'pool5-spread.json'), 'utf8')).held_out as number[];
+  t.is(held.length, 5);
+  const some = await finished(alexnet(['inspect', 'neighbours', '--data', data, '--index', String(held[0]), '--count', '3', '--features', p5, '--out', png, '--backend', 'webasm'], { env }));
+  t.is(some.code, 0, some.err.join('\n'));
+  t.regex(some.out[0]!, /in pool5 \(\d+ values, both towers; Euclidean\), of 4 searched \(the rows of /);
+  t.true(some.out.filter((l) => /^ {2}\d\./.test(l)).every((l) => held.includes(Number(/held-out image (\d+)/.exec(l)![1]))), some.out.join('\n'));
   // a file as the query: held-out image 13 (dog/1.png) is its own nearest, at distance 0
   const f = await finished(alexnet(['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--image', path.join(data, 'test', 'dog', '1.png'), '--count', '2', '--out', png, '--backend', 'webasm'], { env }));
   t.is(f.code, 0, f.err.join('\n'));
@@ -143,6 +158,11 @@ test('--limit N takes N images spread over a split of several batches (a folder\
 
 test('features and neighbours: mistakes are one line, exit 2', async (t) => {
   const { dir, data, env } = await setUp();
+  // fc7 rows of 3 images, and the same files said to come from other weights
+  t.is((await finished(alexnet(['features', '--data', data, '--limit', '3', '--out', path.join(dir, 'f.npy'), '--backend', 'webasm'], { env }))).code, 0);
+  for (const ext of ['.npy', '.labels.npy', '.files.txt']) fs.copyFileSync(path.join(dir, `f${ext}`), path.join(dir, `other${ext}`));
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'f.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'other.json'), JSON.stringify({ ...meta, model: 'another model', weights: '0123456789abcdef' }));
   const cases: [string[], RegExp][] = [
     [['features', '--data', data, '--out', path.join(dir, 'x.txt')], /^alexnet: --out \S+x\.txt: give a file name ending in \.npy/],
     [['features', '--data', data, '--out', path.join(dir, 'x.npy'), '--layer', 'fc9'], /^alexnet: no layer "fc9" in preset cifar/],
@@ -151,6 +171,10 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data], /^alexnet: give the query as --image FILE or --index N/],
     [['inspect', 'neighbours', '--coordinator', '127.0.0.1:1', '--index', '0'], /^alexnet: inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE/],
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '20', '--backend', 'webasm'], /^alexnet: --index 20: the held-out split has 20 images \(0 to 19\)$/],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'none.npy')], /^alexnet: --features \S+none\.npy: \S+none\.json is missing \(what the rows are\); make the files again with alexnet features --out /],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.npy'), '--limit', '3'], /^alexnet: --limit with --features: the file's rows are searched/],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.npy'), '--layer', 'fc6', '--backend', 'webasm'], /^alexnet: --features \S+f\.npy: its rows are fc7, not fc6: give --layer fc7, or make them again/],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'other.npy'), '--backend', 'webasm'], /^alexnet: --features \S+other\.npy: its rows come from another model \(weights 0123456789abcdef\), not from models\/cifar10\.safetensors .*\(weights [0-9a-f]{16}\): make them again/],
   ];
   for (const [args, re] of cases) {
     const p = await finished(alexnet(args, { env }));

@@ -116,19 +116,25 @@ export class NpyRowWriter {
   }
 }
 
-/** The shape and values of a float32 or int32 .npy file (version 1.0, C order) as encodeNpy writes it; an Error naming what differs. */
-export function decodeNpy(bytes: Buffer): { shape: number[]; values: Float32Array | Int32Array } {
+/** A .npy file's header: its dtype, shape and where its values start; an Error naming what differs from what encodeNpy writes. */
+export function parseNpyHeader(bytes: Buffer): { descr: '<f4' | '<i4'; shape: number[]; body: number } {
   if (bytes.length < 10 || !bytes.subarray(0, 6).equals(MAGIC)) throw new Error('not a .npy file (no \\x93NUMPY magic)');
   if (bytes[6] !== 1) throw new Error(`.npy version ${bytes[6]}.${bytes[7]}: only 1.0 is read`);
   const len = bytes.readUInt16LE(8);
+  if (bytes.length < 10 + len) throw new Error('.npy header cut short');
   const header = bytes.subarray(10, 10 + len).toString('latin1');
   const m = /'descr': '(<f4|<i4)', 'fortran_order': False, 'shape': \(([\d, ]*)\)/.exec(header);
   if (!m) throw new Error(`.npy header not a C-order float32 or int32 array: ${header.trim()}`);
   const shape = m[2]!.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  return { descr: m[1] as '<f4' | '<i4', shape, body: 10 + len };
+}
+
+/** The shape and values of a float32 or int32 .npy file (version 1.0, C order) as encodeNpy writes it; an Error naming what differs. */
+export function decodeNpy(bytes: Buffer): { shape: number[]; values: Float32Array | Int32Array } {
+  const { descr, shape, body } = parseNpyHeader(bytes);
   const count = shape.reduce((a, b) => a * b, 1);
-  const body = 10 + len;
   if (bytes.length !== body + 4 * count) throw new Error(`.npy body is ${bytes.length - body} bytes, the shape (${shape.join(', ')}) needs ${4 * count}`);
-  const values = m[1] === '<f4' ? new Float32Array(count) : new Int32Array(count);
-  for (let i = 0; i < count; i++) values[i] = m[1] === '<f4' ? bytes.readFloatLE(body + 4 * i) : bytes.readInt32LE(body + 4 * i);
+  const values = descr === '<f4' ? new Float32Array(count) : new Int32Array(count);
+  for (let i = 0; i < count; i++) values[i] = descr === '<f4' ? bytes.readFloatLE(body + 4 * i) : bytes.readInt32LE(body + 4 * i);
   return { shape, values };
 }

@@ -8,6 +8,7 @@
  * the class names by listing it (nothing decoded), the mean from its
  * training split's statistics (as the coordinator sent it to the workers).
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,6 +153,28 @@ export class TrainedModel {
     const run = this.fromFile?.runId ?? this.saved.run_id;
     return `${this.file} (preset ${this.spec.name}${this.step !== undefined ? `, step ${this.step}` : ''}${run ? ` of run ${run}` : ''})`;
   }
+
+  /**
+   * A digest of the weights and biases of both towers (SHA-256 over each tower's layers in name order, 16 hex
+   * digits): the same for a checkpoint and the model file exported from it, different after any step.
+   */
+  weightsDigest(): string {
+    if (this.digest === undefined) {
+      const h = createHash('sha256');
+      this.params.forEach((tower, t) => {
+        for (const name of [...tower.keys()].sort()) {
+          const p = tower.get(name)!;
+          h.update(`${t}:${name}:${p.w.length}:${p.b.length};`);
+          h.update(new Uint8Array(p.w.buffer, p.w.byteOffset, p.w.byteLength));
+          h.update(new Uint8Array(p.b.buffer, p.b.byteOffset, p.b.byteLength));
+        }
+      });
+      this.digest = h.digest('hex').slice(0, 16);
+    }
+    return this.digest;
+  }
+
+  private digest: string | undefined;
 
   /** The model file's metadata (null for a checkpoint). */
   get metadata(): ModelInfo | null {

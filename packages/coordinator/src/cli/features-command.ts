@@ -16,6 +16,7 @@ import { openTrainingData, type TrainingData } from '../training-data.js';
 import { featureBatches, featureLayout } from '../features.js';
 import { NpyRowWriter, encodeNpy } from '../npy.js';
 import { writeOutput } from '../inspect/png.js';
+import { FEATURES_FORMAT, companionFiles, type FeatureFileMeta } from '../inspect/feature-file.js';
 
 interface Args extends Omit<ModelArgs, 'views'> {
   data?: string;
@@ -31,11 +32,6 @@ function checkRoom(out: string, bytes: number): void {
   if (free !== null && bytes > free) throw new UserError(`--out ${out}: the features take ${bytesInWords(bytes)} and ${path.dirname(path.resolve(out))} has ${bytesInWords(free)} free: give --limit N, a smaller layer, or another folder`);
 }
 
-/** FILE.npy's companions: FILE.labels.npy and FILE.files.txt. */
-export const companionFiles = (out: string) => {
-  const stem = out.replace(/\.npy$/, '');
-  return { labels: `${stem}.labels.npy`, files: `${stem}.files.txt` };
-};
 
 export const featuresCommand: CommandModule<object, Args> = {
   command: 'features',
@@ -91,8 +87,11 @@ export const featuresCommand: CommandModule<object, Args> = {
       }
       const shape = writer.close();
       done = true;
-      const { labels: labelsFile, files: filesFile } = companionFiles(a.out);
+      const { labels: labelsFile, files: filesFile, meta: metaFile } = companionFiles(a.out);
       writeOutput(labelsFile, encodeNpy(Int32Array.from(labels), [labels.length]));
+      // what the rows are, for inspect neighbours --features (and people)
+      const meta: FeatureFileMeta = { format: FEATURES_FORMAT, version: 1, layer: a.layer, rows: shape[0]!, dim: layout.dim, model: model.description, weights: model.weightsDigest(), data: dataName, held_out: indices };
+      writeOutput(metaFile, Buffer.from(JSON.stringify(meta) + '\n'));
       const files = data.heldOutFiles ? indices.map((i) => data!.heldOutFiles![i]!) : null;
       if (files) writeOutput(filesFile, Buffer.from(files.join('\n') + '\n'));
       // a companion of an earlier run on another data set would name the wrong images
@@ -103,7 +102,8 @@ export const featuresCommand: CommandModule<object, Args> = {
       process.stdout.write(
         `${a.out}: float32 [${shape.join(', ')}], a row per image: ${towers} ${C}${H * W > 1 ? ` maps ${H}x${W}` : ' units'}\n` +
           `${labelsFile}: int32 [${labels.length}], the class of each row\n` +
-          (files ? `${filesFile}: the image file of each row\n` : ''),
+          (files ? `${filesFile}: the image file of each row\n` : '') +
+          `${metaFile}: the layer, model and data set of the rows (inspect neighbours --features reads it)\n`,
       );
     } finally {
       if (!done) writer.abandon();

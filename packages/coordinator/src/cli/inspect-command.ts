@@ -7,10 +7,10 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { backendChoices, concatFloats, makeDir, type RequestedBackend } from '@alexnet-mp/core';
-import { FEATURE_BATCH, FeatureExtractor } from '../features.js';
-import { oneImage } from '../dashboard/live-images.js';
-import { captionedTilesPng, nearestHeldOut, tileOf, type Captioned } from '../inspect/neighbours.js';
-import { openTrainingData, type TrainingData } from '../training-data.js';
+import { FeatureExtractor } from '../features.js';
+import { captionedTilesPng, heldOutImages, nearestHeldOut, nearestInFile, tileOf, type Captioned } from '../inspect/neighbours.js';
+import { FeatureFile } from '../inspect/feature-file.js';
+import { openTrainingData } from '../training-data.js';
 import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
@@ -182,11 +182,12 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
 };
 
 interface NeighbourArgs extends CommonArgs {
-  layer: string;
+  layer?: string;
   image?: string;
   index?: number;
   count: number;
   limit?: number;
+  features?: string;
 }
 
 const neighboursCommand: CommandModule<object, NeighbourArgs> = {
@@ -197,9 +198,10 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
     commonOptions(y).options({
       image: { type: 'string', describe: 'the query: an image file (decoded and cut to the centre view as evaluation images are). The model: --run, --model, else the shipped CIFAR-10 model' },
       index: { type: 'number', describe: 'the query: held-out image N (0-based, in the split\'s order, as evaluate --wrong numbers them); it is not its own neighbour' },
-      layer: { type: 'string', default: 'fc7', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8' },
+      layer: { type: 'string', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (default fc7, or the layer of --features)' },
       count: { type: 'number', default: 8, describe: 'neighbours to show' },
       limit: { type: 'number', describe: 'search N held-out images spread evenly over the split (default all)' },
+      features: { type: 'string', describe: "search the rows of `alexnet features --out F.npy` (checked to be this layer, model and data set) instead of running every held-out image through the model: a query in seconds" },
     }) as never,
   handler: async (a) => {
     if ((a.image === undefined) === (a.index === undefined)) throw new UserError('give the query as --image FILE or --index N (a held-out image), one of them');
@@ -207,35 +209,41 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
     positiveInt(a.count, 'count');
     if (a.count > 64) throw new UserError(`--count ${a.count}: one picture shows at most 64 neighbours`);
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
+    if (a.limit !== undefined && a.features !== undefined) throw new UserError('--limit with --features: the file\'s rows are searched (give --limit to alexnet features instead)');
     if (a.index !== undefined && !(Number.isInteger(a.index) && a.index >= 0)) throw new UserError(`--index must be a whole number >= 0, got ${a.index}`);
+    const file = a.features !== undefined ? FeatureFile.open(a.features) : null;
+    const layer = a.layer ?? file?.meta.layer ?? 'fc7';
     // as features and evaluate: the shipped model when neither --run nor --model is given
     return withSource(a.run === undefined && a.model === undefined ? { ...a, model: shownPath(DEFAULT_MODEL_FILE) } : a, async (s) => {
       if (!(s instanceof CheckpointSource)) throw new UserError('inspect neighbours needs --run or --model');
       const model = s.model;
-      mapShape(s.spec, a.layer);
+      mapShape(s.spec, layer);
       const dataName = model.dataName();
       if (dataName === null) throw new UserError('inspect neighbours --model needs --data (cifar10 or a folder): the held-out images to search; a model file keeps no data set');
       const info = (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`);
       const data = await openTrainingData({ data: dataName, spec: s.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
-      const extractor = await FeatureExtractor.create(model, a.layer, a.backend as RequestedBackend);
+      const extractor = await FeatureExtractor.create(model, layer, a.backend as RequestedBackend);
       try {
         const S = s.spec.inputSize;
         const names = await model.classNames();
         const nameOf = (c: number) => names[c] ?? `class ${c}`;
         const files = data.heldOutFiles;
-        const q = a.image !== undefined ? { image: await imageInput(a.image, s.spec), label: null } : await heldOutImage(data, a.index!);
+        file?.check(model, layer, dataName, files);
+        const q = a.image !== undefined ? { image: await imageInput(a.image, s.spec), label: null } : (await heldOutImages(data, [a.index!])).get(a.index!)!;
         const query = await extractor.rows(q.image, 1);
         const t0 = performance.now();
-        const { neighbours, searched } = await nearestHeldOut(model, data, extractor, { query, exclude: a.index, count: a.count, limit: a.limit });
+        const search = { query, exclude: a.index, count: a.count, limit: a.limit };
+        const { neighbours, searched } = file ? await nearestInFile(file, data, search) : await nearestHeldOut(model, data, extractor, search);
         const queryName = a.image ?? `held-out image ${a.index}${files?.[a.index!] ? ` (${files[a.index!]})` : ''}`;
         const tiles: Captioned[] = [
           { image: tileOf(q.image, S), lines: ['query', q.label === null ? path.basename(a.image!) : nameOf(q.label), a.index !== undefined ? `#${a.index}` : ''], framed: true },
           ...neighbours.map((n, k) => ({ image: tileOf(n.image, S), lines: [`${k + 1}. ${nameOf(n.label)}`, `distance ${n.distance.toPrecision(3)}`, `#${n.index}`] })),
         ];
         const base = a.image !== undefined ? path.basename(a.image).replace(/\.[^.]*$/, '') : `heldout${a.index}`;
-        const file = await writePng(outFile(a, `neighbours-${a.layer}-${base}-step${s.step}.png`), await captionedTilesPng(tiles, a.columns ?? 9));
+        const out = await writePng(outFile(a, `neighbours-${layer}-${base}-step${s.step}.png`), await captionedTilesPng(tiles, a.columns ?? 9));
         const { dim } = extractor.layout;
-        say(`${file}: the ${neighbours.length} held-out images nearest to ${queryName} in ${a.layer} (${dim} values, ${extractor.layout.towers.length === 2 ? 'both towers' : 'tower 0'}; Euclidean), of ${searched} searched in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        const where = file ? ` (the rows of ${file.file})` : '';
+        say(`${out}: the ${neighbours.length} held-out images nearest to ${queryName} in ${layer} (${dim} values, ${extractor.layout.towers.length === 2 ? 'both towers' : 'tower 0'}; Euclidean), of ${searched} searched${where} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         say(`from ${s.description}`);
         for (const [k, n] of neighbours.entries()) say(`  ${k + 1}. held-out image ${n.index}: ${nameOf(n.label)}, distance ${n.distance.toPrecision(4)}${files?.[n.index] ? `, ${files[n.index]}` : ''}`);
         if (q.label !== null) say(`${neighbours.filter((n) => n.label === q.label).length} of ${neighbours.length} share the query's class (${nameOf(q.label)})`);
@@ -246,21 +254,6 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
     });
   },
 };
-
-/** Held-out image `index` (uint8 [3][1][S][S]) and its label; a UserError past the split's end. */
-async function heldOutImage(data: TrainingData, index: number): Promise<{ image: Uint8Array; label: number }> {
-  let start = 0;
-  // cut as the search cuts the split (synthetic held-out images depend on it)
-  for await (const b of data.heldOut(FEATURE_BATCH, undefined, 'centre').batches()) {
-    const n = b.labels.length;
-    if (index < start + n) {
-      const j = index - start;
-      return { image: oneImage(b.images, n, j, 3), label: b.labels[j]! };
-    }
-    start += n;
-  }
-  throw new UserError(`--index ${index}: the held-out split has ${start} images (0 to ${start - 1})`);
-}
 
 /** What `alexnet inspect` inspects: its sub-commands. */
 export const inspectSubcommands = [kernelsCommand, activationsCommand, predictionsCommand, neighboursCommand] as const;
@@ -279,6 +272,7 @@ export const inspectCommand: CommandModule = {
       .example('$0 inspect kernels --model models/cifar10.safetensors', 'the same for the shipped CIFAR-10 model')
       .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer conv2', "each tower's conv2 maps for cat.jpg")
       .example('$0 inspect neighbours --data ../shared/datasets/cifar10 --index 3000', "the shipped model's 8 nearest test images to test image 3000 in fc7")
+      .example('$0 inspect neighbours --data ../shared/datasets/cifar10 --index 3000 --features fc7.npy', 'the same, searching the rows that alexnet features --out fc7.npy wrote: seconds instead of a pass over the test set')
       .example('$0 inspect kernels --coordinator 127.0.0.1:50070', 'the same, live from a running coordinator'),
   handler: () => {},
 };

@@ -5,7 +5,9 @@
  */
 import sharp, { type OverlayOptions } from 'sharp';
 import type { FeatureExtractor } from '../features.js';
-import { featureBatches, squaredDistance } from '../features.js';
+import { FEATURE_BATCH, featureBatches, squaredDistance } from '../features.js';
+import type { FeatureFile, RowBatch } from './feature-file.js';
+import { UserError } from '../cli/errors.js';
 import type { TrainedModel } from '../trained-model.js';
 import type { TrainingData } from '../training-data.js';
 import { inputRaster } from './png.js';
@@ -29,24 +31,61 @@ export interface NeighbourSearch {
   readonly limit?: number;
 }
 
-/** The `count` nearest held-out images to the query, nearest first (ties: the earlier image first); the images searched. */
-export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingData, 'heldOutSubset'>, extractor: FeatureExtractor, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
-  const { dim, layer } = extractor.layout;
-  let best: Neighbour[] = [];
+/** Rows to search, a batch at a time; `images` (uint8 [3][n][S][S]) when the batch has them at hand. */
+interface SearchBatch extends RowBatch {
+  readonly images?: Uint8Array;
+}
+
+/** The `count` rows nearest to the query, nearest first (ties: the earlier image first); the rows searched. */
+async function nearestRows(batches: AsyncIterable<SearchBatch>, dim: number, s: NeighbourSearch): Promise<{ found: (Omit<Neighbour, 'image'> & { image?: Uint8Array })[]; searched: number }> {
+  let best: (Omit<Neighbour, 'image'> & { image?: Uint8Array })[] = [];
   let searched = 0;
-  for await (const b of featureBatches(model, data, { layer, limit: s.limit }, extractor)) {
+  for await (const b of batches) {
     for (let j = 0; j < b.n; j++) {
       const index = b.indices[j]!;
       if (index === s.exclude) continue;
       searched++;
       const distance = Math.sqrt(squaredDistance(b.rows, j, dim, s.query));
       if (best.length === s.count && distance >= best[best.length - 1]!.distance) continue;
-      best.push({ index, label: b.labels[j]!, distance, image: oneImage(b.images, b.n, j, 3) });
+      best.push({ index, label: b.labels[j]!, distance, image: b.images ? oneImage(b.images, b.n, j, 3) : undefined });
       best.sort((x, y) => x.distance - y.distance || x.index - y.index);
       if (best.length > s.count) best = best.slice(0, s.count);
     }
   }
-  return { neighbours: best, searched };
+  return { found: best, searched };
+}
+
+/** The `count` nearest held-out images to the query, nearest first (ties: the earlier image first), every held-out image run through the model; the images searched. */
+export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingData, 'heldOutSubset'>, extractor: FeatureExtractor, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
+  const { dim, layer } = extractor.layout;
+  const { found, searched } = await nearestRows(featureBatches(model, data, { layer, limit: s.limit }, extractor), dim, s);
+  return { neighbours: found.map((n) => ({ ...n, image: n.image! })), searched };
+}
+
+/** The same from the rows of `alexnet features` (checked by the caller against the model and data), the neighbours' images read from the held-out split. */
+export async function nearestInFile(file: FeatureFile, data: Pick<TrainingData, 'heldOut'>, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
+  const { found, searched } = await nearestRows(file.batches(), file.meta.dim, s);
+  const images = await heldOutImages(data, found.map((n) => n.index));
+  return { neighbours: found.map((n) => ({ ...n, image: images.get(n.index)!.image })), searched };
+}
+
+/**
+ * Held-out images by their place in the split (uint8 [3][1][S][S] and label), in one pass over it, cut in batches as
+ * the search cuts it (synthetic held-out images depend on it); a UserError for a place past the split's end.
+ */
+export async function heldOutImages(data: Pick<TrainingData, 'heldOut'>, indices: readonly number[]): Promise<Map<number, { image: Uint8Array; label: number }>> {
+  const want = new Set(indices);
+  const out = new Map<number, { image: Uint8Array; label: number }>();
+  let start = 0;
+  if (want.size === 0) return out;
+  for await (const b of data.heldOut(FEATURE_BATCH, undefined, 'centre').batches()) {
+    const n = b.labels.length;
+    for (let j = 0; j < n; j++) if (want.has(start + j)) out.set(start + j, { image: oneImage(b.images, n, j, 3), label: b.labels[j]! });
+    start += n;
+    if (out.size === want.size) return out;
+  }
+  const past = indices.find((i) => !out.has(i))!;
+  throw new UserError(`--index ${past}: the held-out split has ${start} images (0 to ${start - 1})`);
 }
 
 export interface Captioned {
