@@ -104,4 +104,9 @@ test("params --model: the file's own line, then its preset's table; a missing fi
   const bad = run('params', '--model', 'models/none.safetensors');
   t.is(bad.status, 2);
   t.is(bad.stderr, 'alexnet: --model models/none.safetensors: no such file\n');
+  // a preset that is not the file's is refused, not ignored; the file's own is fine
+  const other = run('params', '--model', 'models/cifar10.safetensors', '--preset', 'paper');
+  t.is(other.status, 2);
+  t.is(other.stderr, "alexnet: --preset paper: models/cifar10.safetensors is a model of preset cifar; leave out --preset (the table is the file's)\n");
+  t.is(run('params', '--model', 'models/cifar10.safetensors', '--preset', 'cifar').status, 0);
 });

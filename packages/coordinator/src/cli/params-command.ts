@@ -6,9 +6,10 @@
 import type { CommandModule } from 'yargs';
 import { countParameters, forwardMacs, getPreset, layerTable, modelHash, presetNames, type ModelSpec } from '@alexnet-mp/core';
 import { TrainedModel } from '../trained-model.js';
+import { UserError } from './errors.js';
 
 interface Args {
-  preset: string;
+  preset?: string;
   model?: string;
   json: boolean;
 }
@@ -18,7 +19,7 @@ export const paramsCommand: CommandModule<object, Args> = {
   describe: "a preset's layers as a table (kernel, stride, padding, which towers each reads, its shapes on one tower, parameters and multiply-adds), the totals and the model hash",
   builder: (y) =>
     y
-      .option('preset', { choices: presetNames, default: 'paper', describe: 'model preset' })
+      .option('preset', { choices: presetNames, describe: 'model preset (default paper; with --model, the file\'s)' })
       .option('model', { type: 'string', describe: 'a model file (alexnet export): the table of its preset, and what the file says of itself' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
       .example('$0 params', "the paper's network: 60,965,224 parameters")
@@ -26,11 +27,12 @@ export const paramsCommand: CommandModule<object, Args> = {
   handler: (a) => {
     if (a.model !== undefined) {
       const m = TrainedModel.openFile(a.model);
+      if (a.preset !== undefined && a.preset !== m.spec.name) throw new UserError(`--preset ${a.preset}: ${a.model} is a model of preset ${m.spec.name}; leave out --preset (the table is the file's)`);
       if (!a.json) process.stdout.write(`${m.description}\n`);
       process.stdout.write(paramsReport(m.spec, a.json));
       return;
     }
-    process.stdout.write(paramsReport(getPreset(a.preset), a.json));
+    process.stdout.write(paramsReport(getPreset(a.preset ?? 'paper'), a.json));
   },
 };
 
