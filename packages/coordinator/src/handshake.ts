@@ -45,7 +45,7 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
   const t = h.tower;
   const request = { model: h.identity, tower: t, peer_address: h.workers[1 - t]!, run_id: h.runId };
   let reply: HandshakeReply;
-  const started = Date.now();
+  const started = performance.now();
   try {
     reply = await c.handshake({ ...request, take_over: h.takeOver }, { timeoutMs: h.timeoutMs, waitForReady: true });
   } catch (e) {
@@ -55,7 +55,7 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
       throw new UserError(`${h.workers[t]} does not serve alexnet.v1.Worker (${describeError(e)}): is it an alexnet worker speaking protocol version ${PROTOCOL_VERSION}?`);
     }
     if (isServiceError(e) && (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.UNAVAILABLE)) {
-      const waited = ((Date.now() - started) / 1000).toFixed(1);
+      const waited = ((performance.now() - started) / 1000).toFixed(1);
       // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
       if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake(request, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
       if (!isServiceError(e)) throw e;

@@ -78,13 +78,13 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * the cancellation at its next crossing), for at most `timeoutMs`, backing off from 100 ms to 2 s.
  */
 export async function retryWhileBusy<T>(f: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const until = Date.now() + timeoutMs;
+  const until = performance.now() + timeoutMs;
   for (let wait = 100; ; wait = Math.min(2000, wait * 2)) {
     try {
       return await f();
     } catch (e) {
       const busy = isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION && /^busy: /.test(e.details);
-      if (!busy || Date.now() + wait > until) throw e;
+      if (!busy || performance.now() + wait > until) throw e;
     }
     await sleep(wait);
   }

@@ -335,7 +335,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       say(`restarting ${w.name} on ${addresses[t]} (restart ${restarts + 1} of ${o.maxRestarts})`);
       const again = start(w.name, ['worker', '--tower', String(t), '--host', o.host, '--port', port, ...deviceArgs(t), ...o.workerArgs]);
       workers[t] = again;
-      const restartedAt = Date.now();
+      const restartedAt = performance.now();
       const up = await Promise.race([
         new Promise<'up'>((resolve) => listening.set(again.name, () => resolve('up'))),
         again.exited.then(() => 'exited' as const),
@@ -347,7 +347,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       if (graceful !== null && !coord.alive()) return gracefulEnd(graceful);
       if (signalled) return bySignal(signalled);
       if (up !== 'up') {
-        const waited = `${((Date.now() - restartedAt) / 1000).toFixed(1)} s`;
+        const waited = `${((performance.now() - restartedAt) / 1000).toFixed(1)} s`;
         if (up === 'exited') say(workerFailure(again));
         else if (up === 'coord') say(`the coordinator ${coord.describeExit()} ${waited} after ${again.name} was restarted, before it was listening`);
         else say(`${again.name} did not start listening again within ${waited}`);

@@ -150,9 +150,9 @@ export class Recovery {
 
   /** Asks both workers for their status until both answer; a WorkerFailure (not lost) after waitMs. */
   private async waitForWorkers(): Promise<void> {
-    const until = Date.now() + this.o.waitMs;
+    const until = performance.now() + this.o.waitMs;
     const answered = [false, false];
-    let lastSaid = 0;
+    let lastSaid = -Infinity;
     for (let wait = 250; ; wait = Math.min(5000, wait * 2)) {
       await Promise.all(
         [0, 1].map(async (t) => {
@@ -161,15 +161,15 @@ export class Recovery {
             await this.c.clients[t]!.status({ timeoutMs: 2000 });
             answered[t] = true;
           } catch (err) {
-            const left = until - Date.now();
+            const left = until - performance.now();
             if (left <= 0) {
               throw new WorkerFailure(
                 `worker ${t} (tower ${t}) at ${this.c.o.workers[t]} did not come back within ${(this.o.waitMs / 1000).toFixed(0)} s (--wait-for-workers): ${describeError(err)}`,
                 t,
               );
             }
-            if (Date.now() - lastSaid > 4000) {
-              lastSaid = Date.now();
+            if (performance.now() - lastSaid > 4000) {
+              lastSaid = performance.now();
               const why = describeError(err);
               this.o.info(`waiting for worker ${t} (tower ${t}) at ${this.c.o.workers[t]} to come back (${(left / 1000).toFixed(0)} s left of --wait-for-workers): ${why}`);
             }

@@ -20,7 +20,7 @@ export interface LeaseQuestion {
 }
 
 /** Why `q.runId` may not take the worker, in words; null when it may. */
-export function leaseRefusal(q: LeaseQuestion, now = Date.now()): string | null {
+export function leaseRefusal(q: LeaseQuestion, now = performance.now()): string | null {
   const { run, state } = q;
   if (!run || run.id === q.runId || run.released || state === 'IDLE' || state === 'FAILED') return null;
   const busy = state === 'STEPPING' || state === 'EVALUATING';

@@ -56,7 +56,7 @@ export interface Run {
   /** Towers for evaluation batch sizes other than the training batch, sharing the training tower's ParamStore. */
   readonly evalTowers: Map<number, Tower>;
   abort: AbortController | null;
-  /** When a call of this run last reached the worker (Date.now()): the lease runs from it. */
+  /** When a call of this run last reached the worker (performance.now(): a monotonic clock, which a change of the wall clock does not move): the lease runs from it. */
   lastCall: number;
   /** The coordinator ended the run (Release): its lease is over. */
   released: boolean;
@@ -69,7 +69,7 @@ export interface Run {
  * caller's connection (`call.getPeer()`), holds it while it stays open.
  */
 export function touch(run: Run, from?: string): void {
-  run.lastCall = Date.now();
+  run.lastCall = performance.now();
   run.released = false;
   if (from !== undefined) run.holder = from;
 }
@@ -167,7 +167,7 @@ export function newRun(points: readonly string[], r: Pick<Run, 'id' | 'batch' | 
     lastTiming: zeroTiming(),
     evalTowers: new Map(),
     abort: null,
-    lastCall: Date.now(),
+    lastCall: performance.now(),
     released: false,
   };
 }

@@ -17,7 +17,7 @@ export interface StatusSource {
   /** The worker's own --peer, if given. */
   readonly peer: string | undefined;
   readonly points: readonly string[];
-  /** When the worker started (Date.now()). */
+  /** When the worker started (performance.now(): monotonic). */
   readonly started: number;
 }
 
@@ -38,7 +38,7 @@ export function statusReply(s: StatusSource): StatusReply {
     last_step_traffic: (run?.lastTraffic ?? new Traffic(points)).list(),
     run_traffic: (run?.total ?? new Traffic(points)).list(),
     last_step_timing: run?.lastTiming ?? zeroTiming(),
-    uptime_s: (Date.now() - s.started) / 1000,
+    uptime_s: (performance.now() - s.started) / 1000,
     rss_bytes: process.memoryUsage.rss(),
     pid: process.pid,
     evaluations_done: run?.evaluationsDone ?? 0,

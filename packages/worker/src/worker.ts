@@ -88,7 +88,7 @@ export class TowerWorker implements PeerSide {
   private handshaken = new Set<string>();
   /** Runs whose handshake asked to take the worker from the run holding its lease. */
   private takingOver = new Set<string>();
-  private readonly started = Date.now();
+  private readonly started = performance.now();
   /** Why the GPU device is gone, once it is lost (webgpu): the worker then refuses to train (deviceLost). */
   private lostDevice: string | null = null;
   readonly identity: ModelIdentity;

@@ -93,13 +93,13 @@ export function removeEndedAttempts(runDir: string, current: string): void {
  * is up; resolves with the files' contents.
  */
 export async function waitForEntries(dir: string, names: readonly string[], timeoutMs: number, abort: () => string | null, pollMs = 200): Promise<string[]> {
-  const until = Date.now() + timeoutMs;
+  const until = performance.now() + timeoutMs;
   for (;;) {
     const got = names.map((n) => readEntry(dir, n));
     if (got.every((g) => g !== null && g !== '')) return got as string[];
     const why = abort();
     if (why !== null) throw new RendezvousError(why);
-    if (Date.now() >= until) {
+    if (performance.now() >= until) {
       const missing = names.filter((_, i) => got[i] === null || got[i] === '');
       throw new RendezvousError(`${missing.join(' and ')} did not appear in ${dir} within ${(timeoutMs / 1000).toFixed(0)} s: did the other tasks start (srun --ntasks=3), and do all nodes see the run folder (it must be on shared storage)?`);
     }
