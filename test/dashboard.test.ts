@@ -80,7 +80,7 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   // the browser profile goes at the end; the screenshot stays (its path is logged)
   t.teardown(() => fs.rmSync(path.join(dir, 'profile'), { recursive: true, force: true }));
   // many more steps than the test needs: it stops the run when it has seen enough
-  const run = alexnet(['launch', '--steps', '100000', '--eval-every', '10', '--backend', 'webasm', '--ui-port', '0', '--ui-refresh', '1']);
+  const run = alexnet(['launch', '--steps', '100000', '--eval-every', '10', '--norms-every', '5', '--backend', 'webasm', '--ui-port', '0', '--ui-refresh', '1']);
   t.teardown(async () => {
     if (run.proc.exitCode === null && run.proc.signalCode === null) {
       run.proc.kill('SIGTERM');
@@ -111,6 +111,14 @@ test('dashboard: the curves move, both workers show their status, conv1 kernels 
   await page.waitForFunction(() => Number(document.getElementById('error-chart').dataset.points) > Number(document.getElementById('loss-chart').dataset.points), null, { timeout: 60_000 });
   t.regex(await page.textContent('#fig-rate') ?? '', /^\d+(\.\d+)?$/, 'images/s shown');
   t.regex(await page.textContent('#fig-eval') ?? '', /^\d+(\.\d)?% \(step \d+\)$/, 'the last held-out error shown');
+
+  // the layers' update/weight ratios, every 5 steps: a curve per layer with parameters (8 in the tiny preset)
+  await page.waitForFunction(() => Number(document.getElementById('norms-chart')?.dataset.points) >= 16, null, { timeout: 60_000 });
+  t.false(await page.evaluate('document.getElementById("norms-figure").hidden'), 'the ratios shown once the first reading came');
+  const ratios = (await page.evaluate('charts["norms-chart"].data')) as (number | null)[][];
+  t.is(ratios.length, 1 + 8, 'steps and a series per layer');
+  t.true(ratios.slice(1).every((ys) => ys.every((v) => v === null || (v > 0 && v < 1))), JSON.stringify(ratios));
+  t.true((ratios[0] as number[]).every((x) => x % 5 === 0), 'read after every 5th step');
 
   // the chart controls: the training curves smoothed (TensorBoard's debiased moving average) beside the raw ones,
   // the loss on a log scale, both kept by the browser for the next visit

@@ -32,6 +32,30 @@ test('runScalars: old step lines (accuracy top1/top5) read as error; a resumed s
   ]);
 });
 
+test('runScalars: a step line with layer_norms gives each layer\'s update/weight ratio and weight norm, both towers together', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-metrics-norms-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const norms = [
+    { tower: 0, layer: 'conv1', weight: 3, update: 0.003, bias: 0.1 },
+    { tower: 1, layer: 'conv1', weight: 4, update: 0.004, bias: 0.1 },
+    { tower: 0, layer: 'fc8', weight: 2, update: 0.01, bias: 0 },
+  ];
+  const lines = [
+    { event: 'run', started: '2026-12-04T00:00:00Z' },
+    { event: 'step', step: 0, lr: 0.1, loss: 2, top1_error: 0.5, top5_error: 0, ms: 1000 },
+    { event: 'step', step: 1, lr: 0.1, loss: 1.5, top1_error: 0.5, top5_error: 0, ms: 1000, layer_norms: norms },
+  ];
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const { steps, tags } = runScalars(dir);
+  t.deepEqual(tags.slice(-4), ['norms/conv1/update_ratio', 'norms/conv1/weight', 'norms/fc8/update_ratio', 'norms/fc8/weight']);
+  t.false(steps[0]!.values.has('norms/conv1/weight'));
+  const v = steps[1]!.values;
+  // conv1 over both towers: |w| = sqrt(9 + 16) = 5, |dw| = sqrt(9 + 16) 1e-3 = 0.005
+  t.true(Math.abs(v.get('norms/conv1/weight')! - 5) < 1e-12);
+  t.true(Math.abs(v.get('norms/conv1/update_ratio')! - 0.001) < 1e-12);
+  t.is(v.get('norms/fc8/update_ratio'), 0.005);
+});
+
 // The event schema, decoded with protobufjs: a second implementation next to the hand-written encoder.
 const root = protobuf.Root.fromJSON({
   nested: {

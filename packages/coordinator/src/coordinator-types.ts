@@ -54,7 +54,9 @@ export interface CoordinatorOptions {
   readonly info?: (line: string) => void;
   /** Mutual TLS and/or the shared token the workers ask for (worker's auth.ts); none: plain gRPC. */
   readonly security?: Security;
-  /** Micro-batches a step (--micro-batches): N >= 1 always N; 'auto' chosen from the measured exchange (micro-batches.ts); default 1. */
+  /** Every N steps (the N-th, 2N-th, ... of the run), the layers' norms after the update in the step's metrics (layer_norms); 0 or absent: never. */
+  readonly normsEvery?: number;
+    /** Micro-batches a step (--micro-batches): N >= 1 always N; 'auto' chosen from the measured exchange (micro-batches.ts); default 1. */
   readonly microBatches?: number | 'auto';
   /**
    * Queued steps (default true): when nothing is due between two steps, the next one is sent while the one
@@ -120,6 +122,17 @@ export interface StepMetrics {
   workers: WorkerStepMetrics[];
   /** Per crossing point, as counted by each worker. */
   traffic: CrossingTraffic[][];
+  /** Every --norms-every steps: each layer's L2 norms after the update, per tower (weights, the step's change of them, biases). */
+  layer_norms?: LayerNormsRow[];
+}
+
+/** A layer's norms on one tower after a step (StepReply.layer_norms). */
+export interface LayerNormsRow {
+  tower: number;
+  layer: string;
+  weight: number;
+  update: number;
+  bias: number;
 }
 
 export const newRunId = () => `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;

@@ -213,7 +213,10 @@ export class Coordinator {
     // a queued step's deadline covers the step it waits for too
     const timeoutMs = this.deadlines.next('step') * (previous ? 2 : 1);
     const micro = this.microBatches.next;
-    const replying = this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper, micro_batches: micro }, { signal, timeoutMs }));
+    // every --norms-every steps (after the N-th, 2N-th, ... step of the run) the workers read their layers' norms too
+    const normsEvery = this.o.normsEvery ?? 0;
+    const norms = normsEvery > 0 && (step + 1) % normsEvery === 0;
+    const replying = this.onBoth(`step ${step}`, (t, signal) => this.clients[t]!.step({ run_id: this.runId, step, images: b.images, labels, hyper, micro_batches: micro, ...(norms ? { layer_norms: true } : {}) }, { signal, timeoutMs }));
     if (previous) {
       replying.catch(() => {}); // awaited below
       if (await previous.then(() => false, () => true)) {

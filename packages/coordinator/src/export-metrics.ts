@@ -12,6 +12,8 @@ import path from 'node:path';
 import { crc32c, makeDir } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 import { readRunEvents } from './run-summary.js';
+import { layerNormTotals } from './layer-norms.js';
+import type { LayerNormsRow } from './coordinator-types.js';
 
 // ---------------------------------------------------------------- CRC-32C (core's)
 
@@ -87,6 +89,8 @@ export interface StepScalars {
 export const TRAIN_TAGS = ['train/loss', 'train/top1_error', 'train/top5_error', 'train/learning_rate', 'train/images_per_s'] as const;
 export const EVAL_TAGS = ['eval/loss', 'eval/top1_error', 'eval/top5_error'] as const;
 export const exchangeShareTag = (tower: number) => `train/exchange_share/tower${tower}`;
+/** A layer's update-to-weight ratio |Δw| / |w| and weight norm, both towers taken together (steps with layer_norms: --norms-every). */
+export const normsTags = (layer: string) => [`norms/${layer}/update_ratio`, `norms/${layer}/weight`] as const;
 /** A worker's exchange time hidden behind compute over its step time (logs of workers that report it). */
 export const exchangeHiddenShareTag = (tower: number) => `train/exchange_hidden_share/tower${tower}`;
 
@@ -103,6 +107,7 @@ interface StepLine {
   ms?: number;
   images_per_s?: number;
   workers?: { tower: number; total_ms?: number; exchange_ms?: number; exchange_hidden_ms?: number }[];
+  layer_norms?: LayerNormsRow[];
 }
 interface EvalLine {
   event: 'eval';
@@ -124,6 +129,8 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
   const byStep = new Map<number, { wallTime: number; train?: Map<string, number>; eval?: Map<string, number> }>();
   let clock = 0;
   let towers = 0;
+  /** Layers with norms, in the order first seen. */
+  const layers: string[] = [];
   for (const e of events) {
     if (e.event === 'run') {
       const started = typeof e.started === 'string' ? Date.parse(e.started) : NaN;
@@ -152,6 +159,14 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
           towers = Math.max(towers, w.tower + 1);
         }
       }
+      if (Array.isArray(s.layer_norms)) {
+        for (const l of layerNormTotals(s.layer_norms)) {
+          if (!layers.includes(l.layer)) layers.push(l.layer);
+          const [ratio, weight] = normsTags(l.layer);
+          if (l.weight > 0) values.set(ratio, l.update / l.weight);
+          values.set(weight, l.weight);
+        }
+      }
     } else {
       const v = e as unknown as EvalLine;
       if (finite(v.loss)) values.set('eval/loss', v.loss);
@@ -167,7 +182,7 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
   const steps = [...byStep.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([step, s]) => ({ step, wallTime: s.wallTime, values: new Map([...(s.train ?? []), ...(s.eval ?? [])]) }));
-  const all = [...TRAIN_TAGS, ...Array.from({ length: towers }, (_, i) => exchangeShareTag(i)), ...Array.from({ length: towers }, (_, i) => exchangeHiddenShareTag(i)), ...EVAL_TAGS];
+  const all = [...TRAIN_TAGS, ...Array.from({ length: towers }, (_, i) => exchangeShareTag(i)), ...Array.from({ length: towers }, (_, i) => exchangeHiddenShareTag(i)), ...EVAL_TAGS, ...layers.flatMap((l) => normsTags(l))];
   const present = new Set(steps.flatMap((s) => [...s.values.keys()]));
   return { steps, tags: all.filter((t) => present.has(t)) };
 }

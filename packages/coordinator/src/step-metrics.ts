@@ -1,6 +1,6 @@
 /** A step's metrics line (and an evaluation batch's worker figures) from the two workers' replies. */
 import { trafficTotals, type EvaluateReply, type StepReply } from '@alexnet-mp/worker';
-import type { StepMetrics, WorkerStepMetrics } from './coordinator-types.js';
+import type { LayerNormsRow, StepMetrics, WorkerStepMetrics } from './coordinator-types.js';
 
 /** Each worker's times and traffic in one step, from its StepReply. */
 export function workerStepMetrics(replies: readonly StepReply[]): WorkerStepMetrics[] {
@@ -42,7 +42,14 @@ export function stepMetrics(step: number, lr: number, microBatches: number, ms: 
     crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
     workers,
     traffic: replies.map((r) => r.traffic),
+    ...layerNormsOf(replies),
   };
+}
+
+/** `{ layer_norms }` when the workers read their layers' norms this step (older workers never do), else nothing. */
+function layerNormsOf(replies: readonly StepReply[]): { layer_norms?: LayerNormsRow[] } {
+  const rows = replies.flatMap((r) => (r.layer_norms ?? []).map((n) => ({ tower: r.tower, layer: n.layer, weight: n.weight_norm, update: n.update_norm, bias: n.bias_norm })));
+  return rows.length > 0 ? { layer_norms: rows } : {};
 }
 
 /** Each worker's times and traffic in one evaluation batch, from its EvaluateReply. */

@@ -114,6 +114,16 @@ export interface StepRequest {
   hyper: SgdHyperMsg;
   /** Micro-batches of this step (pipeline.ts); 0 (an older coordinator) or 1: the whole batch at once. */
   micro_batches?: number;
+  /** Reply with each layer's norms after the update (StepReply.layer_norms). */
+  layer_norms?: boolean;
+}
+
+/** A layer's L2 norms on one tower after a step: weights, the step's change of them (the momentum v), biases. */
+export interface LayerNorms {
+  layer: string;
+  weight_norm: number;
+  update_norm: number;
+  bias_norm: number;
 }
 
 export interface StepReply {
@@ -128,6 +138,8 @@ export interface StepReply {
   traffic: CrossingTraffic[];
   /** The worker process's resident memory after the step, bytes (0 or absent from older workers). */
   rss_bytes?: number;
+  /** With StepRequest.layer_norms: each layer with parameters on this tower (absent from older workers). */
+  layer_norms?: LayerNorms[];
 }
 
 export interface EvaluateRequest {

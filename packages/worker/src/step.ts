@@ -15,6 +15,7 @@ import { normaliseImages } from './images.js';
 import { openCrossings, trafficOf } from './crossings.js';
 import { phaseKey, type Crossings, type Run, type SegmentTap, type WorkerContext } from './run.js';
 import { pipelinedStep, type PipelinedStep } from './pipeline.js';
+import { layerNorms } from './layer-norms.js';
 
 /**
  * The forward pass of tower `tw` with the crossing exchanges: [tower 0's; tower 1's] into every
@@ -79,6 +80,8 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   run.lastTraffic = traffic;
   const total = performance.now() - t0;
   run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs, exchange_hidden_ms: x.exchangeHiddenMs };
+  // after the step's time is taken: the parameters read (on webgpu, back from the device) and summed
+  const norms = req.layer_norms === true ? layerNorms(w.spec, w.tower, await run.tower.syncParams()) : undefined;
   return {
     step,
     tower: w.tower,
@@ -90,6 +93,7 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
     timing: run.lastTiming,
     traffic: traffic.list(),
     rss_bytes: process.memoryUsage.rss(),
+    ...(norms ? { layer_norms: norms } : {}),
   };
 }
 

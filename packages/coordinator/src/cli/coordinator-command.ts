@@ -20,7 +20,7 @@ import { checkInspectServeArgs, inspectServeOptions, type InspectServeArgs } fro
 import { openInspectService } from '../inspect/open.js';
 import type { InspectService } from '../inspect/service.js';
 import { checkMessageFits } from './batch-fit.js';
-import { DEFAULTS, DEFAULT_PRESET, checkAddress, checkRunArgs, parseDuration, parseMicroBatches, runOptions, type RunArgs } from './options.js';
+import { DEFAULTS, DEFAULT_PRESET, NORMS_EVERY, checkAddress, checkRunArgs, parseDuration, parseMicroBatches, runOptions, type RunArgs } from './options.js';
 import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { surviveLostOutput } from './output-gone.js';
 import { signalExitCode } from '../signal-exit.js';
@@ -148,6 +148,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       seed,
       hyper,
       microBatches,
+      normsEvery: a['norms-every'] ?? NORMS_EVERY,
       queueSteps: a['queue-steps'] !== false,
       source: data.source,
       eval: evalSet ? { every: evalEvery, set: evalSet } : undefined,

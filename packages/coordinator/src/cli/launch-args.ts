@@ -59,6 +59,7 @@ export function childArgs(a: ChildArgsInput, preset: string, securityArgs: reado
     ...opt('resume', a.resume),
     ...opt('stop-after', a['stop-after']),
     ...opt('micro-batches', a['micro-batches']),
+    ...opt('norms-every', a['norms-every']),
     ...(a['queue-steps'] === false ? ['--no-queue-steps'] : []),
     ...recoveryArgv(a),
   ];

@@ -4,6 +4,9 @@ import { backendChoices, microBatchProblem, parseLrSchedule, presetNames } from 
 import { parseAddress } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 
+/** Steps between two readings of the layers' norms (--norms-every), unless told. */
+export const NORMS_EVERY = 100;
+
 /** Minutes between the checkpoints written by wall time (--checkpoint-minutes), unless told. */
 export const CHECKPOINT_MINUTES = 30;
 
@@ -56,6 +59,11 @@ export const runOptions = {
       'cut each step into N micro-batches (N divides --batch) whose crossing tensors travel while the next micro-batch computes (the whole batch\'s arithmetic, to float32 rounding); ' +
       '1 (default): the whole batch at once, bit for bit reproducible; auto: 1 unless the workers wait on the exchange 15% or more of their step, then 2 or 4 if measured faster (docs/distributed.md)',
   },
+  'norms-every': {
+    type: 'number',
+    describe:
+      `every N steps, each layer's norms after the update (weights, the step's change of them, biases; per tower) in that step's line as layer_norms, and the update/weight ratio per layer on the dashboard (default ${NORMS_EVERY}; 0: never)`,
+  },
   'queue-steps': {
     type: 'boolean',
     describe:
@@ -106,6 +114,7 @@ export interface RunArgs {
   overwrite?: boolean;
   'stop-after'?: string;
   'micro-batches'?: string;
+  'norms-every'?: number;
   'queue-steps'?: boolean;
 }
 
@@ -138,6 +147,7 @@ export function checkRunArgs(a: RunArgs): void {
   if (a['eval-batch'] !== undefined) positiveInt(a['eval-batch'], 'eval-batch');
   if (a['eval-batches'] !== undefined) positiveInt(a['eval-batches'], 'eval-batches');
   if (a['checkpoint-every'] !== undefined) positiveInt(a['checkpoint-every'], 'checkpoint-every', 0);
+  if (a['norms-every'] !== undefined) positiveInt(a['norms-every'], 'norms-every', 0);
   if (a.keep !== undefined) positiveInt(a.keep, 'keep');
   const minutes = a['checkpoint-minutes'];
   if (minutes !== undefined && !(Number.isFinite(minutes) && minutes >= 0)) throw new UserError(`--checkpoint-minutes must be a number of minutes >= 0 (0: off), got ${minutes}`);

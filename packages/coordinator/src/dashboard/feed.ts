@@ -5,6 +5,7 @@
  * event as it comes (the Server-Sent Events stream).
  */
 import type { StepMetrics, WorkerStepMetrics } from '../coordinator.js';
+import { layerNormTotals, type LayerNormsTotal } from '../layer-norms.js';
 import type { CrossingTraffic } from '@alexnet-mp/worker';
 
 /** One training step as the charts plot it; `step` is the steps done after it (1 for the first). */
@@ -27,6 +28,12 @@ export interface EvalPoint {
   images: number;
 }
 
+/** Each layer's norms after a step (--norms-every), both towers taken together (the layer's whole weight tensor); `step` is the steps done. */
+export interface NormsPoint {
+  step: number;
+  layers: LayerNormsTotal[];
+}
+
 /** The latest step's per-worker figures (timing, bytes exchanged per crossing point). */
 export interface LastStep {
   step: number;
@@ -40,6 +47,7 @@ export type FeedEvent =
   | { type: 'run'; run: Record<string, unknown> }
   | { type: 'step'; point: StepPoint; last: LastStep }
   | { type: 'eval'; point: EvalPoint }
+  | { type: 'norms'; point: NormsPoint }
   | { type: 'note'; event: Record<string, unknown> }
   /** A tower's conv1 kernels were fetched after `step` steps; `colour`: their mean colour share (inspect/colour.ts), null unless RGB. */
   | { type: 'kernels'; tower: number; step: number; colour: number | null }
@@ -49,6 +57,7 @@ export interface Snapshot {
   run: Record<string, unknown> | null;
   steps: StepPoint[];
   evals: EvalPoint[];
+  norms: NormsPoint[];
   last: LastStep | null;
   /** checkpoint, lr, done, failed, stopped events, in order. */
   notes: Record<string, unknown>[];
@@ -63,6 +72,7 @@ export class DashboardFeed {
   private run: Record<string, unknown> | null = null;
   private steps: StepPoint[] = [];
   private readonly evals: EvalPoint[] = [];
+  private norms: NormsPoint[] = [];
   private readonly notes: Record<string, unknown>[] = [];
   private last: LastStep | null = null;
   private stride = 1;
@@ -85,6 +95,13 @@ export class DashboardFeed {
         this.last = { step: point.step, micro_batches: m.micro_batches ?? 1, workers: m.workers, traffic: m.traffic };
         if (point.step % this.stride === 0) this.keep(point);
         this.publish({ type: 'step', point, last: this.last });
+        if (Array.isArray(m.layer_norms) && m.layer_norms.length > 0) {
+          const n: NormsPoint = { step: point.step, layers: layerNormTotals(m.layer_norms) };
+          this.norms.push(n);
+          // as many as the steps at most: past that, every other one
+          if (this.norms.length > this.maxPoints) this.norms = this.norms.filter((_, i) => i % 2 === 1);
+          this.publish({ type: 'norms', point: n });
+        }
         return;
       }
       case 'eval': {
@@ -114,7 +131,7 @@ export class DashboardFeed {
   }
 
   snapshot(): Snapshot {
-    return { run: this.run, steps: [...this.steps], evals: [...this.evals], last: this.last, notes: [...this.notes], stride: this.stride };
+    return { run: this.run, steps: [...this.steps], evals: [...this.evals], norms: [...this.norms], last: this.last, notes: [...this.notes], stride: this.stride };
   }
 
   /** Calls `fn` with every event from now on; returns the unsubscribe function. */

@@ -14,6 +14,7 @@ const state = {
   run: null,
   steps: [], // {step, loss, top1_error, images_per_s, ms, lr}; step = steps done
   evals: [], // {step, loss, top1_error, top5_error, images}
+  norms: [], // {step, layers: [{layer, weight, update, bias}]}: every --norms-every steps
   last: null,
   ended: null,
   // why both workers are shown as stopped: the run ended, or the coordinator is gone (no steps without it); null while running
@@ -58,20 +59,21 @@ function chartSize(div) {
   return { width: w, height: 220 };
 }
 
-function makeChart(id, series, yLabel, yScale = {}) {
-  chartDefs[id] = { series, yLabel, yScale };
+/** `yValues`: the y axis's tick labels (uPlot's `values`), when its own would not do (powers of ten below 0.01). */
+function makeChart(id, series, yLabel, yScale = () => ({}), yValues = undefined) {
+  chartDefs[id] = { series, yLabel, yScale, yValues };
   buildChart(id);
 }
 
 function buildChart(id) {
-  const { series, yLabel, yScale } = chartDefs[id];
+  const { series, yLabel, yScale, yValues } = chartDefs[id];
   const div = document.getElementById(id);
   const old = charts[id];
   if (old) old.destroy();
   const opts = {
     ...chartSize(div),
     scales: { x: { time: false }, y: yScale() },
-    axes: [{ label: 'step' }, { label: yLabel }],
+    axes: [{ label: 'step' }, yValues ? { label: yLabel, values: yValues } : { label: yLabel }],
     series: [{ label: 'step' }, ...series],
     legend: { live: true },
   };
@@ -154,6 +156,29 @@ function withSmoothed(id, xs, measured) {
   return out;
 }
 
+// ---- the layers' update/weight ratios: a chart made when the first reading comes (its series are the layers)
+const LAYER_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+function drawNorms() {
+  const N = state.norms;
+  if (N.length === 0) return;
+  const layers = N[0].layers.map((l) => l.layer);
+  if (!charts['norms-chart']) {
+    $('#norms-figure').hidden = false;
+    const sci = (u, v) => (v == null ? '-' : v.toExponential(2));
+    makeChart('norms-chart', layers.map((name, i) => ({ label: name, stroke: LAYER_COLOURS[i % LAYER_COLOURS.length], width: 2, points: { show: N.length < 50, size: 4 }, value: sci })), '|Δw| / |w|', () => ({ distr: 3 }), (u, ticks) => ticks.map((v) => (v == null ? '' : v.toExponential(0))));
+  }
+  const xs = N.map((p) => p.step);
+  const ys = layers.map((name) =>
+    N.map((p) => {
+      const l = p.layers.find((q) => q.layer === name);
+      return l && l.weight > 0 && l.update > 0 ? l.update / l.weight : null;
+    }),
+  );
+  charts['norms-chart'].setData([xs, ...ys]);
+  document.getElementById('norms-chart').dataset.points = String(ys.reduce((a, y) => a + y.filter((v) => v != null).length, 0));
+}
+
 let redrawPending = false;
 function redraw() {
   if (redrawPending) return;
@@ -167,6 +192,7 @@ function redraw() {
       // the measured points each chart holds (the smoothed curves not counted), for people and for the end-to-end test
       document.getElementById(id).dataset.points = String(ys.reduce((a, y) => a + y.filter((v) => v != null).length, 0));
     }
+    drawNorms();
     figures();
   });
 }
@@ -373,6 +399,7 @@ function connect() {
     const s = JSON.parse(m.data);
     state.steps = s.steps;
     state.evals = s.evals;
+    state.norms = s.norms || [];
     state.last = s.last;
     $('#notes').replaceChildren();
     for (const n of s.notes) note(n);
@@ -388,6 +415,10 @@ function connect() {
   });
   es.addEventListener('eval', (m) => {
     state.evals.push(JSON.parse(m.data).point);
+    redraw();
+  });
+  es.addEventListener('norms', (m) => {
+    state.norms.push(JSON.parse(m.data).point);
     redraw();
   });
   es.addEventListener('note', (m) => note(JSON.parse(m.data).event));
