@@ -32,12 +32,19 @@ test('labels files: FILE CLASS lines by name or number, with or without extensio
   t.is(twin.labelOf('x.jpeg'), undefined);
 });
 
-test('labels files: each mistake is a DataError naming the file and line', (t) => {
+test('labels files: each mistake is a DataError naming the file and line; a class is checked for the images the folder holds', (t) => {
   const bad = (text: string) => t.throws(() => parseLabelFile(text, 'L', classes), { instanceOf: DataError })!.message;
+  // read when an image of the folder asks for its class
+  const badFor = (text: string, name: string) => t.throws(() => parseLabelFile(text, 'L', classes).labelOf(name), { instanceOf: DataError })!.message;
   t.regex(bad(''), /^the labels file L is empty/);
-  t.regex(bad('a.jpg n01440764\nb.jpg n09999999\n'), /^L:2: class "n09999999" is not among the training split's 3 class folders/);
-  t.regex(bad('a.jpg 3\n'), /^L:1: class number 3 is past the training split's 3 classes/);
-  t.regex(bad('a.jpg 0\na.jpg 1\n'), /^L:2: a\.jpg is given class n02102040 here and n01440764 on an earlier line/);
+  t.regex(badFor('a.jpg n01440764\nb.jpg n09999999\n', 'b.jpg'), /^L:2: class "n09999999" is not among the training split's 3 class folders/);
+  t.regex(badFor('a.jpg 3\n', 'a.jpg'), /^L:1: class number 3 is past the training split's 3 classes/);
+  t.regex(badFor('a.jpg 0\na.jpg 1\n', 'a.jpg'), /^L:2: a\.jpg is given class n02102040 here and n01440764 on line 1/);
+  // the whole validation set's file for a folder of a few of its classes: the other classes' lines are never read
+  const subset = parseLabelFile('ImageId,PredictionString\nILSVRC2012_val_00000001,n09999999 1 2 3 4\nILSVRC2012_val_00000002,n01440764 1 2 3 4\n', 'L', classes);
+  t.is(subset.labelOf('ILSVRC2012_val_00000002.JPEG'), 0);
+  // one file given its class twice, by name and by number: the same class
+  t.is(parseLabelFile('a.jpg n02102040\na.jpg 1\n', 'L', classes).labelOf('a.jpg'), 1);
   t.regex(bad('a.jpg 0\nlonely\n'), /^L:2: expected "FILE CLASS", got "lonely"/);
   t.regex(bad('ImageId,PredictionString\nno-comma\n'), /^L:2: expected "ImageId,WNID \.\.\."/);
   // the devkit's ground truth: numbers in another class order, refused with what to use

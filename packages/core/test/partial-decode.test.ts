@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -21,6 +21,8 @@ import {
   partialPath,
   readStatsFile,
   statsPathFor,
+  STALE_MS,
+  thisHost,
   type DecodeJournal,
   type DecodeOptions,
   type ImageItem,
@@ -48,6 +50,16 @@ function sameCache(t: Parameters<typeof tempDir>[0], a: string, b: string): void
   t.is(differ, 0, 'every image the same');
   t.deepEqual(readStatsFile(statsPathFor(b)), readStatsFile(statsPathFor(a)), 'the colour statistics the same');
   t.true(readFileSync(a).equals(readFileSync(b)), 'the cache files the same, byte for byte');
+}
+
+/** The listing's options, a cache decoded in one go from it, and the path of another to decode in a fresh folder. */
+async function withReference(t: Parameters<typeof tempDir>[0]) {
+  const { items, classes } = await listing(t);
+  const base = { items, classes, size: 16, source: 'imagenette-mini/train', stats: true };
+  const ref = join(tempDir(t), 'ref.u8');
+  await decodeToCache({ ...base, path: ref });
+  const dir = tempDir(t);
+  return { items, base, ref, dir, path: join(dir, 'x.u8') };
 }
 
 const leftOver = (dir: string) => readdirSync(dir).filter((f) => f.includes('.partial-'));
@@ -84,12 +96,7 @@ test('a decoding killed part way goes on from its journal, and the cache equals 
 });
 
 test('a decoding that fails keeps its partial file and says so; the next one in the same process goes on from it', async (t) => {
-  const { items, classes } = await listing(t);
-  const base = { items, classes, size: 16, source: 'imagenette-mini/train', stats: true };
-  const ref = join(tempDir(t), 'ref.u8');
-  await decodeToCache({ ...base, path: ref });
-  const dir = tempDir(t);
-  const path = join(dir, 'x.u8');
+  const { base, ref, dir, path } = await withReference(t);
   const e = await t.throwsAsync(
     decodeToCache({
       ...base,
@@ -100,7 +107,11 @@ test('a decoding that fails keeps its partial file and says so; the next one in 
     }),
   );
   t.regex(e.message, /^the disk went away; the 120 images decoded so far are kept, and the next run goes on from them$/);
-  t.true(existsSync(partialPath(path)) && existsSync(journalPath(partialPath(path))));
+  const kept = leftOver(dir);
+  t.is(kept.length, 2, kept.join(', '));
+  const left = JSON.parse(readFileSync(join(dir, kept.find((f) => f.endsWith('.json'))!), 'utf8')) as DecodeJournal;
+  t.true(left.closed, 'left closed for the next decoding, whichever process runs it');
+  t.is(left.written, 120);
   let resumedAt = -1;
   await decodeToCache({ ...base, path, onResume: (d) => (resumedAt = d) });
   t.is(resumedAt, 120);
@@ -108,21 +119,53 @@ test('a decoding that fails keeps its partial file and says so; the next one in 
   t.deepEqual(leftOver(dir), []);
 });
 
-test("another live process's partial file is left alone", async (t) => {
+/** A partial decoding of `written` images (zeros) by another writer, with its journal. */
+function otherWriter(path: string, items: number, who: { host?: string; pid: number }, o: { written: number; closed: boolean; bytes?: number }): string {
+  const theirs = partialPath(path, { host: who.host, pid: who.pid, tag: 'abc123' });
+  writeFileSync(theirs, Buffer.alloc(o.bytes ?? 4096 + o.written * 768));
+  const stats = { n: o.written, pixels: o.written * 256, s: [0, 0, 0], ss: [0, 0, 0, 0, 0, 0] };
+  writeFileSync(journalPath(theirs), JSON.stringify({ version: 1, host: who.host ?? thisHost(), pid: who.pid, closed: o.closed, items, size: 16, done: o.written, written: o.written, skipped: [], stats }));
+  return theirs;
+}
+
+test("a partial file someone still writes is left alone: a live process here, a fresh journal of another machine", async (t) => {
   const { items, classes } = await listing(t);
   const dir = tempDir(t);
   const path = join(dir, 'x.u8');
-  // the parent of this test process is alive: its "partial decoding" is not taken over
-  const theirs = partialPath(path, process.ppid);
-  writeFileSync(theirs, Buffer.alloc(4096 + 10 * 768));
-  writeFileSync(journalPath(theirs), JSON.stringify({ version: 1, pid: process.ppid, items: items.length, size: 16, done: 10, written: 10, skipped: [], stats: null }));
+  // the parent of this test process is alive; the other machine's journal was just written
+  const here = otherWriter(path, items.length, { pid: process.ppid }, { written: 10, closed: false });
+  const there = otherWriter(path, items.length, { host: 'elsewhere', pid: 1 }, { written: 20, closed: false });
   let resumed = false;
   await decodeToCache({ items, classes, size: 16, path, source: 's', onResume: () => (resumed = true) });
   t.false(resumed);
-  t.true(existsSync(theirs) && existsSync(journalPath(theirs)));
+  for (const f of [here, there]) t.true(existsSync(f) && existsSync(journalPath(f)), f);
   t.is(openCacheFile(path).count, items.length - 1);
 });
 
+test('a partial file nobody writes is taken up: closed by its writer, or its journal not renewed for 10 minutes', async (t) => {
+  const { items, classes } = await listing(t);
+  for (const how of ['closed', 'stale'] as const) {
+    const dir = tempDir(t);
+    const path = join(dir, 'x.u8');
+    const theirs = otherWriter(path, items.length, { host: 'elsewhere', pid: 1 }, { written: 10, closed: how === 'closed' });
+    if (how === 'stale') utimesSync(journalPath(theirs), new Date(Date.now() - STALE_MS - 60_000), new Date(Date.now() - STALE_MS - 60_000));
+    let resumedAt = -1;
+    await decodeToCache({ items, classes, size: 16, path, source: 's', onResume: (d) => (resumedAt = d), stats: true });
+    t.is(resumedAt, 10, how);
+    t.false(existsSync(theirs), `${how}: renamed for the new writer, then into the cache`);
+    t.deepEqual(leftOver(dir), []);
+  }
+});
+
+test('a partial file shorter than its journal says (data lost in a crash of the machine) is not taken up: the decoding starts afresh', async (t) => {
+  const { items, base, ref, dir, path } = await withReference(t);
+  otherWriter(path, items.length, { host: 'elsewhere', pid: 1 }, { written: 50, closed: true, bytes: 4096 + 20 * 768 });
+  let resumed = false;
+  await decodeToCache({ ...base, path, onResume: () => (resumed = true) });
+  t.false(resumed);
+  sameCache(t, ref, path);
+  t.deepEqual(leftOver(dir), []);
+});
 test('the room a cache needs is checked before decoding; progress lines give the rate and the time left', (t) => {
   // ILSVRC-2012's training set at the paper's stored size
   const bytes = cacheFileBytes(1_281_167, 256);
@@ -130,6 +173,12 @@ test('the room a cache needs is checked before decoding; progress lines give the
   const e = t.throws(() => checkCacheRoom('/data/imagenet/train', 1_281_167, 256, '/cache/decoded/x.u8', bytes, 53.1e9), { instanceOf: DataError });
   t.is(e.message, 'decoding the 1281167 images of /data/imagenet/train at 256x256 needs 251.9 GB in /cache/decoded, which has 53.1 GB free: free space, or set --cache-dir (or ALEXNET_CACHE_DIR) to a folder on a larger disk');
   t.notThrows(() => checkCacheRoom('d', 10, 16, '/c/x.u8', 1e6, 2e6));
+  // an unfinished decoding of another cache (a folder since changed) that nobody writes is named
+  const dir = tempDir(t);
+  otherWriter(join(dir, 'old.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
+  otherWriter(join(dir, 'x.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
+  const named = t.throws(() => checkCacheRoom('d', 1000, 16, join(dir, 'x.u8'), 1e9, 1e6), { instanceOf: DataError });
+  t.regex(named.message, /; there, 0\.2 MB are taken by 1 unfinished decoding of other folders or sizes that nobody will finish \(old\.u8\.partial-elsewhere-1-abc123\): remove those you no longer need$/);
   t.notThrows(() => checkCacheRoom('d', 10, 16, '/c/x.u8', 1e6, null), 'unknown free space: no refusal');
   t.is(decodeProgressLine(120_000, 1_281_167, 120_000, 141), '120000 of 1281167 (9%), 851 images/s, about 23 min left');
   t.is(decodeProgressLine(700_000, 1_281_167, 100_000, 100), '700000 of 1281167 (54%), 1000 images/s, about 10 min left');

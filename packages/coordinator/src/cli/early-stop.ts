@@ -1,7 +1,8 @@
 /**
  * Signals before training starts. Opening the data may decode a folder into the cache for minutes (ILSVRC-2012's
  * training set: most of an hour); a signal then, or launch's "stop SIGNAL" line on stdin, stops the coordinator at
- * once, and the decoding's progress is kept for the next run (core's data/partial-decode.ts). The coordinator
+ * once, and the decoding's progress is kept for the next run (core's data/partial-decode.ts); so does stdin closing
+ * when launch started it (launch killed outright: nothing outlives it). The coordinator
  * command replaces these handlers with its own when training is about to start.
  */
 import readline from 'node:readline';
@@ -18,12 +19,20 @@ export function stopBeforeTraining(withStdin: boolean, info: (line: string) => v
   const handlers = SIGNALS.map((sig) => [sig, () => stop(sig)] as const);
   for (const [sig, h] of handlers) process.on(sig, h);
   const lines = withStdin ? readline.createInterface({ input: process.stdin }) : null;
+  let disposed = false;
   lines?.on('line', (line) => {
     const m = /^stop (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
     if (m) stop(m[1] as StopSignal);
   });
+  // stdin closed: launch is gone (killed outright); no process outlives it, as later in the run
+  lines?.on('close', () => {
+    if (disposed) return;
+    info('stdin closed before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)');
+    process.exit(1);
+  });
   return {
     dispose() {
+      disposed = true;
       for (const [sig, h] of handlers) process.off(sig, h);
       lines?.close();
     },

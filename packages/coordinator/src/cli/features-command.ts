@@ -64,6 +64,9 @@ export const featuresCommand: CommandModule<object, Args> = {
     if (dataName === null) throw new UserError('features --model needs --data (cifar10 or a folder): the held-out images to run; a model file keeps no data set');
     // opened before anything is decoded or computed: a file that cannot be written is said at once
     const writer = new NpyRowWriter(a.out, [layout.dim]);
+    // an earlier run's description goes now: were this one stopped after its rows are in place, no description
+    // would pass them off as the earlier model's (inspect neighbours --features checks the weights it names)
+    fs.rmSync(companionFiles(a.out).meta, { force: true });
     const labels: number[] = [];
     const indices: number[] = [];
     let done = false;

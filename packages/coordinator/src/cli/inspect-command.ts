@@ -220,6 +220,8 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
       mapShape(s.spec, layer);
       const dataName = model.dataName();
       if (dataName === null) throw new UserError('inspect neighbours --model needs --data (cifar10 or a folder): the held-out images to search; a model file keeps no data set');
+      // the rows' layer and weights before any image is decoded
+      file?.checkModel(model, layer);
       const info = (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`);
       const data = await openTrainingData({ data: dataName, spec: s.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
       const extractor = await FeatureExtractor.create(model, layer, a.backend as RequestedBackend);
@@ -228,7 +230,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
         const names = await model.classNames();
         const nameOf = (c: number) => names[c] ?? `class ${c}`;
         const files = data.heldOutFiles;
-        file?.check(model, layer, dataName, files);
+        file?.checkSplit(layer, dataName, files);
         const q = a.image !== undefined ? { image: await imageInput(a.image, s.spec), label: null } : (await heldOutImages(data, [a.index!])).get(a.index!)!;
         const query = await extractor.rows(q.image, 1);
         const t0 = performance.now();

@@ -108,15 +108,21 @@ export class FeatureFile {
     return new FeatureFile(file, meta, labels, files, head.body);
   }
 
-  /**
-   * Refuses rows that are not what `model` would give for `layer` on the held-out split of `dataName` (whose
-   * files, a folder's, are `heldOutFiles`): another layer, other weights, another data set.
-   */
-  check(model: TrainedModel, layer: string, dataName: string, heldOutFiles: readonly string[] | undefined): void {
+  /** Refuses rows that are not what `model` would give for `layer`: another layer, other weights (before any data is opened). */
+  checkModel(model: TrainedModel, layer: string): void {
     const { meta, file } = this;
-    const again = `make them again (alexnet features --layer ${layer} --out ${file} with this model and data), or leave out --features`;
-    if (meta.layer !== layer) throw new UserError(`--features ${file}: its rows are ${meta.layer}, not ${layer}: give --layer ${meta.layer}, or ${again}`);
-    if (meta.weights !== model.weightsDigest()) throw new UserError(`--features ${file}: its rows come from ${meta.model} (weights ${meta.weights}), not from ${model.description} (weights ${model.weightsDigest()}): ${again}`);
+    if (meta.layer !== layer) throw new UserError(`--features ${file}: its rows are ${meta.layer}, not ${layer}: give --layer ${meta.layer}, or ${this.again(layer)}`);
+    if (meta.weights !== model.weightsDigest()) throw new UserError(`--features ${file}: its rows come from ${meta.model} (weights ${meta.weights}), not from ${model.description} (weights ${model.weightsDigest()}): ${this.again(layer)}`);
+  }
+
+  private again(layer: string): string {
+    return `make them again (alexnet features --layer ${layer} --out ${this.file} with this model and data), or leave out --features`;
+  }
+
+  /** Refuses rows of another data set's held-out split than `dataName`'s (whose files, a folder's, are `heldOutFiles`). */
+  checkSplit(layer: string, dataName: string, heldOutFiles: readonly string[] | undefined): void {
+    const { meta, file } = this;
+    const again = this.again(layer);
     if (heldOutFiles && this.files) {
       const bad = this.files.findIndex((f, r) => heldOutFiles[meta.held_out[r]!] !== f);
       if (bad >= 0) throw new UserError(`--features ${file}: row ${bad} is ${this.files[bad]}, which is not held-out image ${meta.held_out[bad]} of ${dataName}: ${again}`);

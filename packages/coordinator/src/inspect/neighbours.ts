@@ -65,7 +65,7 @@ export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingDat
 /** The same from the rows of `alexnet features` (checked by the caller against the model and data), the neighbours' images read from the held-out split. */
 export async function nearestInFile(file: FeatureFile, data: Pick<TrainingData, 'heldOut'>, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
   const { found, searched } = await nearestRows(file.batches(), file.meta.dim, s);
-  const images = await heldOutImages(data, found.map((n) => n.index));
+  const images = await heldOutImages(data, found.map((n) => n.index), (i, count) => `--features ${file.file}: a row is held-out image ${i}, and the split has ${count} images: make the files again`);
   return { neighbours: found.map((n) => ({ ...n, image: images.get(n.index)!.image })), searched };
 }
 
@@ -73,7 +73,11 @@ export async function nearestInFile(file: FeatureFile, data: Pick<TrainingData, 
  * Held-out images by their place in the split (uint8 [3][1][S][S] and label), in one pass over it, cut in batches as
  * the search cuts it (synthetic held-out images depend on it); a UserError for a place past the split's end.
  */
-export async function heldOutImages(data: Pick<TrainingData, 'heldOut'>, indices: readonly number[]): Promise<Map<number, { image: Uint8Array; label: number }>> {
+export async function heldOutImages(
+  data: Pick<TrainingData, 'heldOut'>,
+  indices: readonly number[],
+  past: (index: number, count: number) => string = (i, count) => `--index ${i}: the held-out split has ${count} images (0 to ${count - 1})`,
+): Promise<Map<number, { image: Uint8Array; label: number }>> {
   const want = new Set(indices);
   const out = new Map<number, { image: Uint8Array; label: number }>();
   let start = 0;
@@ -84,8 +88,7 @@ export async function heldOutImages(data: Pick<TrainingData, 'heldOut'>, indices
     start += n;
     if (out.size === want.size) return out;
   }
-  const past = indices.find((i) => !out.has(i))!;
-  throw new UserError(`--index ${past}: the held-out split has ${start} images (0 to ${start - 1})`);
+  throw new UserError(past(indices.find((i) => !out.has(i))!, start));
 }
 
 export interface Captioned {

@@ -28,7 +28,7 @@
  * memory instead.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { DataError, cacheError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
@@ -37,7 +37,7 @@ import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
-import { claimPartial, markWriting, partialPath, removePartial, writeJournal } from './partial-decode.js';
+import { claimPartial, partialPath, removePartial, writeJournal, type JournalState } from './partial-decode.js';
 
 const MAGIC = 'AXNDEC01';
 const IMAGES_OFFSET = 4096;
@@ -54,6 +54,9 @@ export interface CacheHeader {
   readonly skipped: readonly DataWarning[];
 }
 
+/** The cache file's images are longer than a journal said: a file to start afresh. */
+class ShortPartialError extends Error {}
+
 /** Appends decoded images to a new cache file (synchronous: meant for a worker thread), or on to a claimed partial one. */
 export class CacheWriter {
   private readonly fd: number;
@@ -63,21 +66,30 @@ export class CacheWriter {
   private offset: number;
   private readonly bytes: number;
 
-  /** `resume`: carry on in this process's claimed partial file, which holds the images of `labels`. */
-  constructor(private readonly path: string, private readonly size: number, private readonly classes: readonly string[], resume?: { labels: readonly number[] }) {
+  /**
+   * `resume`: carry on in the claimed partial file `resume.partial`, which holds the images of `resume.labels`
+   * (a ShortPartialError when it is shorter than that: the data the journal counted never reached the disk).
+   */
+  constructor(private readonly path: string, private readonly size: number, private readonly classes: readonly string[], resume?: { partial: string; labels: readonly number[] }) {
     makeCacheDir(dirname(path));
-    this.tmp = partialPath(path);
+    this.tmp = resume?.partial ?? partialPath(path);
     this.bytes = 3 * size * size;
     this.labels = resume ? [...resume.labels] : [];
     this.offset = IMAGES_OFFSET + this.labels.length * this.bytes;
     try {
-      this.fd = openSync(this.tmp, resume ? 'r+' : 'w');
-      // a process killed after an image and before its journal left a little more: cut off
-      if (resume) ftruncateSync(this.fd, this.offset);
+      // a new name of this process's own: never another writer's file
+      this.fd = openSync(this.tmp, resume ? 'r+' : 'wx');
     } catch (e) {
       throw cacheError('write the cache file', this.tmp, e);
     }
-    markWriting(this.tmp, true);
+    if (resume) {
+      if (fstatSync(this.fd).size < this.offset) {
+        closeSync(this.fd);
+        throw new ShortPartialError(`${this.tmp} is shorter than its journal says`);
+      }
+      // a process killed after an image and before its journal left a little more: cut off
+      ftruncateSync(this.fd, this.offset);
+    }
   }
 
   /** Images in the file. */
@@ -87,9 +99,14 @@ export class CacheWriter {
 
   append(chw: Uint8Array, label: number): void {
     if (chw.length !== this.bytes) throw new Error(`CacheWriter: image of ${chw.length} bytes, expected 3x${this.size}x${this.size}`);
-    writeSync(this.fd, chw, 0, chw.length, this.offset);
+    writeAll(this.fd, chw, this.offset);
     this.offset += chw.length;
     this.labels.push(label);
+  }
+
+  /** The images written so far, on the disk (before a journal counts them). */
+  flush(): void {
+    fdatasyncSync(this.fd);
   }
 
   /** Writes labels and header and renames the file into place. */
@@ -117,7 +134,6 @@ export class CacheWriter {
     writeSync(this.fd, prefix, 0, prefix.length, 0);
     closeSync(this.fd);
     renameSync(this.tmp, this.path);
-    markWriting(this.tmp, false);
     removePartial(this.tmp);
     return header;
   }
@@ -129,8 +145,16 @@ export class CacheWriter {
     } catch {
       /* already closed */
     }
-    markWriting(this.tmp, false);
     if (!keep) removePartial(this.tmp);
+  }
+}
+
+/** writeSync until every byte is written (a short write, a nearly full disk, is not an image written). */
+function writeAll(fd: number, bytes: Uint8Array, at: number): void {
+  for (let o = 0; o < bytes.length; ) {
+    const n = writeSync(fd, bytes, o, bytes.length - o, at + o);
+    if (n <= 0) throw Object.assign(new Error('no space left on the device'), { code: 'ENOSPC' });
+    o += n;
   }
 }
 
@@ -266,7 +290,7 @@ export interface DecodeOptions {
 const JOURNAL_MS = 5_000;
 
 /** The state an interrupted decoding left, taken over for this listing; null to start afresh (none, or one that does not fit). */
-function takeUp(o: DecodeOptions): { done: number; labels: number[]; skipped: DataWarning[]; acc: ChannelStatsAccumulator | null } | null {
+function takeUp(o: DecodeOptions): { partial: string; done: number; labels: number[]; skipped: DataWarning[]; acc: ChannelStatsAccumulator } | null {
   const claimed = claimPartial(o.path, o.items.length, o.size);
   if (!claimed) return null;
   const j = claimed.journal;
@@ -276,11 +300,31 @@ function takeUp(o: DecodeOptions): { done: number; labels: number[]; skipped: Da
   const skipped = j.skipped.filter((w) => before.has(w.path));
   const gone = new Set(skipped.map((w) => w.path));
   const labels = behind.filter((it) => !gone.has(it.path)).map((it) => it.label);
-  if (j.done > o.items.length || labels.length !== j.written || (o.stats === true && j.stats === null)) {
+  if (j.done > o.items.length || labels.length !== j.written || j.stats.n !== j.written) {
     removePartial(claimed.partial);
     return null;
   }
-  return { done: j.done, labels, skipped, acc: o.stats ? ChannelStatsAccumulator.from(j.stats!) : null };
+  return { partial: claimed.partial, done: j.done, labels, skipped, acc: ChannelStatsAccumulator.from(j.stats) };
+}
+
+/** How often a decoding writes its journal (ms): ALEXNET_DECODE_JOURNAL_MS, for tests, else JOURNAL_MS. */
+function journalMs(): number {
+  const v = Number(process.env.ALEXNET_DECODE_JOURNAL_MS);
+  return Number.isFinite(v) && v > 0 ? v : JOURNAL_MS;
+}
+
+/** A writer carrying on from an interrupted decoding of the same cache, or a new one (a taken-over file shorter than its journal: afresh). */
+function openWriter(o: DecodeOptions): { writer: CacheWriter; resumed: ReturnType<typeof takeUp> } {
+  const resumed = takeUp(o);
+  if (resumed) {
+    try {
+      return { writer: new CacheWriter(o.path, o.size, o.classes, { partial: resumed.partial, labels: resumed.labels }), resumed };
+    } catch (e) {
+      if (!(e instanceof ShortPartialError)) throw e;
+      removePartial(resumed.partial);
+    }
+  }
+  return { writer: new CacheWriter(o.path, o.size, o.classes), resumed: null };
 }
 
 /**
@@ -290,20 +334,25 @@ function takeUp(o: DecodeOptions): { done: number; labels: number[]; skipped: Da
  * that fails to decode is skipped and reported. A decoding of the same cache
  * cut short before is taken up where its journal says it stopped; one that fails
  * here keeps its partial file for the next (unless no image could be decoded).
+ * The colour sums are kept in the journal whether or not `stats` asks for the
+ * statistics file, so that any decoding can take up any other's.
  */
 export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   const t0 = performance.now();
-  const resumed = takeUp(o);
+  const { writer, resumed } = openWriter(o);
   if (resumed) o.onResume?.(resumed.done);
-  const writer = new CacheWriter(o.path, o.size, o.classes, resumed ? { labels: resumed.labels } : undefined);
-  const acc = resumed ? resumed.acc : o.stats ? new ChannelStatsAccumulator() : null;
+  const acc = resumed ? resumed.acc : new ChannelStatsAccumulator();
   const skipped: DataWarning[] = resumed ? resumed.skipped : [];
   const first = resumed?.done ?? 0;
   /** Items of the listing done: decoded and written, or skipped. */
   let done = first;
-  const journal = () => writeJournal(writer.tmp, { items: o.items.length, size: o.size, done, written: writer.written, skipped, stats: acc?.state() ?? null });
-  // a journal taken over names its first writer until written again
-  if (resumed) journal();
+  const state = (closed: boolean): JournalState => ({ closed, items: o.items.length, size: o.size, done, written: writer.written, skipped, stats: acc.state() });
+  // the images counted on the disk first: a journal never counts more than the file holds
+  const journal = (closed = false) => {
+    writer.flush();
+    writeJournal(writer.tmp, state(closed));
+  };
+  const every = journalMs();
   let lastJournal = performance.now();
   const inFlight = Math.max(1, o.concurrency ?? 8);
   const pending: Promise<Uint8Array | Error>[] = [];
@@ -311,6 +360,8 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
     pending[i] = decodeImage(o.items[i]!.path, o.size).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   };
   try {
+    // at once: the file is found (and taken up, or cleared away) whatever happens next
+    journal();
     for (let i = first; i < Math.min(first + inFlight, o.items.length); i++) start(i);
     for (let i = first; i < o.items.length; i++) {
       const r = await pending[i]!;
@@ -322,10 +373,10 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
         o.onWarning?.(w);
       } else {
         writer.append(r, o.items[i]!.label);
-        acc?.add(r, o.size * o.size);
+        acc.add(r, o.size * o.size);
       }
       done = i + 1;
-      if ((o.journalEvery !== undefined && (done - first) % o.journalEvery === 0) || performance.now() - lastJournal > JOURNAL_MS) {
+      if ((o.journalEvery !== undefined && (done - first) % o.journalEvery === 0) || performance.now() - lastJournal > every) {
         journal();
         lastJournal = performance.now();
       }
@@ -333,7 +384,7 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
     }
     if (skipped.length === o.items.length) throw new DataError(o.source, `none of the ${o.items.length} images in ${o.source} could be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.message})`);
     const header = writer.finish(o.source, skipped);
-    const stats = acc ? acc.finish() : null;
+    const stats = o.stats ? acc.finish() : null;
     if (stats) writeStatsFile(statsPathFor(o.path), stats);
     return { header, stats, ms: performance.now() - t0 };
   } catch (e) {
@@ -341,9 +392,10 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
     const keep = !(e instanceof DataError) && writer.written > 0;
     if (keep) {
       try {
-        journal();
+        // left for the next decoding, whichever process runs it
+        journal(true);
       } catch {
-        /* a full disk: the last journal written stands */
+        /* a full disk: the last journal written stands (the next decoding takes the file over once it is stale) */
       }
     }
     writer.abort(keep);

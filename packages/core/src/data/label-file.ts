@@ -26,11 +26,11 @@ export interface LabelFile {
   readonly path: string;
   /** Entries in the file. */
   readonly count: number;
-  /** The label of an image file, by its name; undefined when the file has no line for it. */
+  /** The label of an image file, by its name; undefined when the file has no line for it; a DataError naming the line when its class is not one of the training split's. */
   labelOf(fileName: string): number | undefined;
 }
 
-const AMBIGUOUS = -1;
+const AMBIGUOUS = Symbol('ambiguous');
 const stem = (name: string) => name.slice(0, name.length - extname(name).length);
 
 /** Reads and checks the labels file at `path` against the training split's class folders. */
@@ -58,8 +58,10 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
     );
   }
   const kaggle = /^imageid\s*,\s*predictionstring$/i.test(content[0]!.line);
-  const byName = new Map<string, number>();
-  const byStem = new Map<string, number>();
+  /**
+   * A line's class, resolved when an image of the folder asks for it: the file may list more images than the
+   * folder holds (the whole validation set for a subset of its classes), whose classes are never checked.
+   */
   const classOf = (word: string, at: number): number | undefined => {
     const named = index.get(word);
     if (named !== undefined) return named;
@@ -68,8 +70,16 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
       if (n < classes.length) return n;
       throw new DataError(path, `${path}:${at}: class number ${n} is past the training split's ${classes.length} classes (numbers count from 0 in the class folders' sorted order)`);
     }
-    return undefined;
+    throw new DataError(path, `${path}:${at}: class "${word.slice(0, 40)}" is not among the training split's ${classes.length} class folders (nor a class number below ${classes.length})`);
   };
+  interface Entry {
+    readonly word: string;
+    readonly at: number;
+    /** Another line gave the same file another class. */
+    readonly conflict?: { word: string; at: number };
+  }
+  const byName = new Map<string, Entry>();
+  const byStem = new Map<string, Entry | typeof AMBIGUOUS>();
   content.forEach(({ line, at }, k) => {
     if (kaggle && k === 0) return;
     let file: string;
@@ -84,29 +94,32 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
       if (fields.length < 2 || fields[0] === '' || fields[1] === '') throw new DataError(path, `${path}:${at}: expected "FILE CLASS", got "${line.slice(0, 80)}"`);
       file = basename(fields[0]!);
       word = fields[1]!;
-    }
-    const label = classOf(word, at);
-    if (label === undefined) {
       // a first line naming no class is a header ("file,label")
-      if (k === 0 && !kaggle) return;
-      throw new DataError(path, `${path}:${at}: class "${word.slice(0, 40)}" is not among the training split's ${classes.length} class folders (nor a class number below ${classes.length})`);
+      if (k === 0 && !index.has(word) && !/^\d+$/.test(word)) return;
     }
     const before = byName.get(file);
-    if (before !== undefined && before !== label) {
-      throw new DataError(path, `${path}:${at}: ${file} is given class ${classes[label]} here and ${classes[before]} on an earlier line`);
-    }
-    byName.set(file, label);
+    const entry: Entry = before === undefined || before.word === word ? { word, at } : { ...before, conflict: before.conflict ?? { word, at } };
+    byName.set(file, entry);
     // two names with one stem and different classes (x.jpg, x.png): the stem alone names neither
     const s = stem(file);
     const sb = byStem.get(s);
-    byStem.set(s, sb === undefined || sb === label ? label : AMBIGUOUS);
+    byStem.set(s, sb === undefined || (sb !== AMBIGUOUS && sb.word === word) ? entry : AMBIGUOUS);
   });
+  const resolve = (name: string, e: Entry): number => {
+    if (e.conflict) {
+      const [a, b] = [classOf(e.word, e.at)!, classOf(e.conflict.word, e.conflict.at)!];
+      if (a !== b) throw new DataError(path, `${path}:${e.conflict.at}: ${name} is given class ${classes[b]} here and ${classes[a]} on line ${e.at}`);
+    }
+    return classOf(e.word, e.at)!;
+  };
   return {
     path,
     count: byName.size,
     labelOf: (name) => {
-      const l = byName.get(name) ?? byStem.get(stem(name));
-      return l === AMBIGUOUS ? undefined : l;
+      const e = byName.get(name);
+      if (e) return resolve(name, e);
+      const s = byStem.get(stem(name));
+      return s === undefined || s === AMBIGUOUS ? undefined : resolve(name, s);
     },
   };
 }

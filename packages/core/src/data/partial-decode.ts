@@ -3,15 +3,23 @@
  * into about 250 GB for the paper preset, for most of an hour: a Ctrl-C, a crash or a full disk should not
  * cost it all.
  *
- * While decoding, a process writes the cache file under `<cache>.partial-<pid>` and, every few seconds, a
- * journal beside it (`<cache>.partial-<pid>.json`): how many of the listing's images are done, how many are
- * in the file, the ones skipped and the colour sums so far. Images are written before the journal that counts
- * them, so the file holds at least what the journal says (a process killed between the two has written a
- * little more, cut off when the decoding goes on). The next decoding of the same cache (same folder
- * contents, size and key: decoded-cache.ts's cachePathFor) takes over the partial file of a process that is
- * gone by renaming it to its own name, an atomic claim, so two processes never write one file.
+ * While decoding, a process writes the cache file under a name of its own, `<cache>.partial-<host>-<pid>-<tag>`,
+ * and a journal beside it (`<same>.json`), written when the file is opened and then every few seconds: how many
+ * of the listing's images are done, how many are in the file, the ones skipped and the colour sums so far. The
+ * file's data is flushed to the disk (fdatasync) before each journal that counts it, so the file holds at least
+ * what the journal says, after a crash of the machine too (a process killed between the two has written a little
+ * more, cut off when the decoding goes on). A journal names its writer; the writer marks it `closed` when it stops
+ * on an error (a full disk), leaving the file for the next decoding.
+ *
+ * The next decoding of the same cache (same folder contents, size and key: decoded-cache.ts's cachePathFor) takes
+ * over the furthest partial file that is no longer being written: closed, or its writer gone (a process of this
+ * machine that no longer exists), or its journal not renewed for STALE_MS (a writer on another machine that
+ * shares the cache folder, or a pid since reused). Taking over is a rename of the file to the new writer's name,
+ * atomic: of two processes only one gets it.
  */
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { DataWarning } from './errors.js';
 import type { AccumulatorState } from './stats.js';
@@ -19,10 +27,16 @@ import { processAlive } from '../process-alive.js';
 
 const VERSION = 1;
 
+/** A journal not renewed for this long belongs to a writer that is gone, wherever it ran (a live one renews it every few seconds). */
+export const STALE_MS = 10 * 60_000;
+
 export interface DecodeJournal {
   readonly version: number;
-  /** The process that wrote it (the one writing the file is named in the file's name). */
+  /** The process writing the file: its machine and pid. */
+  readonly host: string;
   readonly pid: number;
+  /** The writer stopped (an error) and left the file for the next decoding. */
+  readonly closed: boolean;
   /** The listing's length and the decoded size: a journal of another listing is not taken over. */
   readonly items: number;
   readonly size: number;
@@ -31,31 +45,42 @@ export interface DecodeJournal {
   /** Images in the file (done less skipped). */
   readonly written: number;
   readonly skipped: readonly DataWarning[];
-  /** The colour sums over the written images (a training split), else null. */
-  readonly stats: AccumulatorState | null;
+  /** The colour sums over the written images. */
+  readonly stats: AccumulatorState;
 }
 
-/** This process's partial file for the cache file `cachePath`. */
-export const partialPath = (cachePath: string, pid = process.pid): string => `${cachePath}.partial-${pid}`;
+export type JournalState = Omit<DecodeJournal, 'version' | 'host' | 'pid'>;
+
+export const thisHost = (): string => hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'host';
+
+/** A new partial file name for the cache file `cachePath`, this process's (tests name other writers). */
+export function partialPath(cachePath: string, writer: { host?: string; pid?: number; tag?: string } = {}): string {
+  return `${cachePath}.partial-${writer.host ?? thisHost()}-${writer.pid ?? process.pid}-${writer.tag ?? randomBytes(3).toString('hex')}`;
+}
 export const journalPath = (partial: string): string => `${partial}.json`;
-
-/** Partial files this process is writing now: never claimed by another decoding in this process. */
-const writing = new Set<string>();
-
-export function markWriting(partial: string, on: boolean): void {
-  if (on) writing.add(partial);
-  else writing.delete(partial);
-}
-
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 function readJournal(path: string): DecodeJournal | null {
   try {
     const j = JSON.parse(readFileSync(path, 'utf8')) as DecodeJournal;
-    return j.version === VERSION && Number.isInteger(j.done) && Number.isInteger(j.written) ? j : null;
+    return j.version === VERSION && Number.isInteger(j.done) && Number.isInteger(j.written) && typeof j.host === 'string' && j.stats !== null && typeof j.stats === 'object' ? j : null;
   } catch {
     return null;
   }
+}
+
+const ageMs = (path: string): number => {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+};
+
+/** Whether nobody writes the partial file of this journal any more. */
+function abandoned(journal: DecodeJournal, journalFile: string): boolean {
+  if (journal.closed) return true;
+  if (journal.host === thisHost() && journal.pid !== process.pid && !processAlive(journal.pid)) return true;
+  return ageMs(journalFile) > STALE_MS;
 }
 
 interface Leftover {
@@ -63,8 +88,8 @@ interface Leftover {
   readonly journal: DecodeJournal;
 }
 
-/** Partial decodings of `cachePath` whose process is gone (or is this one, between decodings), the furthest first. */
-function leftovers(cachePath: string): Leftover[] {
+/** The partial files of `cachePath` in its folder, each with its journal (null: none, or unreadable). */
+function partials(cachePath: string): { partial: string; journal: DecodeJournal | null }[] {
   const dir = dirname(cachePath);
   const prefix = `${basename(cachePath)}.partial-`;
   let names: string[];
@@ -73,68 +98,101 @@ function leftovers(cachePath: string): Leftover[] {
   } catch {
     return [];
   }
+  return names.filter((n) => n.startsWith(prefix) && !n.endsWith('.json') && !n.endsWith('.tmp')).map((n) => ({ partial: join(dir, n), journal: readJournal(join(dir, `${n}.json`)) }));
+}
+
+/**
+ * Partial decodings of `cachePath` for a listing of `items` images at `size` that nobody writes any more, the
+ * furthest first. On the way, what can never be taken up is removed: a journal whose file is gone (a writer
+ * stopped while taking another's over), and a file without a journal that has not changed for STALE_MS.
+ */
+function leftovers(cachePath: string, items: number, size: number): Leftover[] {
+  const dir = dirname(cachePath);
+  const prefix = `${basename(cachePath)}.partial-`;
+  try {
+    for (const n of readdirSync(dir)) {
+      if (n.startsWith(prefix) && n.endsWith('.json') && !existsSync(join(dir, n.slice(0, -'.json'.length))) && ageMs(join(dir, n)) > 60_000) rmSync(join(dir, n), { force: true });
+    }
+  } catch {
+    return [];
+  }
   const found: Leftover[] = [];
-  for (const n of names) {
-    // the writer's pid is in the name (a claimed journal keeps its first writer's until it is written again)
-    const m = new RegExp(`^${escape(prefix)}(\\d+)\\.json$`).exec(n);
-    if (!m) continue;
-    const partial = join(dir, n.slice(0, -'.json'.length));
-    const journal = readJournal(join(dir, n));
-    if (!journal || writing.has(partial) || !existsSync(partial)) continue;
-    const pid = Number(m[1]);
-    // this process's own, between two decodings, is taken up; another live process's is left alone
-    if (pid !== process.pid && processAlive(pid)) continue;
+  for (const { partial, journal } of partials(cachePath)) {
+    if (journal === null) {
+      if (ageMs(partial) > STALE_MS) removePartial(partial);
+      continue;
+    }
+    if (!abandoned(journal, journalPath(partial)) || journal.items !== items || journal.size !== size) continue;
     found.push({ partial, journal });
   }
   return found.sort((a, b) => b.journal.done - a.journal.done);
 }
 
-/** How far the furthest leftover partial decoding of `cachePath` got, or null when there is none (for the room check and the log). */
+/** How far the furthest partial decoding of `cachePath` that can be taken up got, or null (for the room check and the log). */
 export function leftoverProgress(cachePath: string, items: number, size: number): { done: number; written: number } | null {
-  const l = leftovers(cachePath).find((x) => x.journal.items === items && x.journal.size === size);
+  const l = leftovers(cachePath, items, size)[0];
   return l ? { done: l.journal.done, written: l.journal.written } : null;
 }
 
 /**
- * Takes over the furthest leftover partial decoding of `cachePath` for a listing of `items` images at
- * `size`: its file renamed to this process's partial name, its journal returned; null when there is none.
- * Leftovers of another listing or size are removed (the key covers both: they are damaged).
+ * Takes over the furthest partial decoding of `cachePath` that nobody writes, for a listing of `items` images at
+ * `size`: its journal written again under this process's new name, then its file renamed to it (atomic: another
+ * process taking it at the same time gets ENOENT and goes on to the next), the old journal removed. Null when
+ * there is none.
  */
 export function claimPartial(cachePath: string, items: number, size: number): { partial: string; journal: DecodeJournal } | null {
-  const mine = partialPath(cachePath);
-  for (const l of leftovers(cachePath)) {
-    if (l.journal.items !== items || l.journal.size !== size) {
-      removePartial(l.partial);
+  for (const l of leftovers(cachePath, items, size)) {
+    const mine = partialPath(cachePath);
+    const { version: _v, host: _h, pid: _p, ...state } = l.journal;
+    writeJournal(mine, { ...state, closed: false });
+    try {
+      renameSync(l.partial, mine);
+    } catch {
+      rmSync(journalPath(mine), { force: true });
       continue;
     }
-    if (l.partial !== mine) {
-      try {
-        // atomic: of two processes claiming one leftover, one gets it and the other ENOENT
-        renameSync(l.partial, mine);
-      } catch {
-        continue;
-      }
-      // its journal comes along (a process stopped before it writes its own leaves the two together)
-      try {
-        renameSync(journalPath(l.partial), journalPath(mine));
-      } catch {
-        removePartial(mine);
-        continue;
-      }
-    }
+    rmSync(journalPath(l.partial), { force: true });
     return { partial: mine, journal: l.journal };
   }
   return null;
 }
 
 /** Writes the journal of `partial` (under a temporary name, then renamed: never half a journal). */
-export function writeJournal(partial: string, journal: Omit<DecodeJournal, 'version' | 'pid'>): void {
+export function writeJournal(partial: string, state: JournalState): void {
   const path = journalPath(partial);
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: VERSION, pid: process.pid, ...journal }));
+  writeFileSync(tmp, JSON.stringify({ version: VERSION, host: thisHost(), pid: process.pid, ...state }));
   renameSync(tmp, path);
 }
 
 export function removePartial(partial: string): void {
   for (const p of [partial, journalPath(partial), `${journalPath(partial)}.tmp`]) rmSync(p, { force: true });
+}
+
+/**
+ * Partial files in the cache folder `dir` that nobody writes and that no decoding of the current folders can take
+ * up (another cache's: a folder since changed, another size), with their bytes: named when the disk is short of room.
+ */
+export function strayPartials(dir: string, except: string): { files: string[]; bytes: number } {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return { files: [], bytes: 0 };
+  }
+  const files: string[] = [];
+  let bytes = 0;
+  for (const n of names) {
+    const m = /^(.*\.u8)\.partial-[^/]+$/.exec(n);
+    if (!m || n.endsWith('.json') || n.endsWith('.tmp') || m[1] === basename(except)) continue;
+    const journal = readJournal(join(dir, `${n}.json`));
+    if (journal !== null && !abandoned(journal, join(dir, `${n}.json`))) continue;
+    try {
+      bytes += statSync(join(dir, n)).size;
+      files.push(join(dir, n));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return { files, bytes };
 }

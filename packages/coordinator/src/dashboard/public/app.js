@@ -186,7 +186,9 @@ function redraw() {
   requestAnimationFrame(() => {
     redrawPending = false;
     const d = chartData();
-    const measured = { 'loss-chart': [d.loss, d.evalLoss], 'error-chart': [d.err, d.e1, d.e5], 'rate-chart': [d.rate] };
+    // a log scale has no place for a loss of 0 (float32 can reach it on tiny data): left out there
+    const onScale = (ys) => (prefs.logLoss ? ys.map((v) => (v != null && v <= 0 ? null : v)) : ys);
+    const measured = { 'loss-chart': [onScale(d.loss), onScale(d.evalLoss)], 'error-chart': [d.err, d.e1, d.e5], 'rate-chart': [d.rate] };
     for (const [id, ys] of Object.entries(measured)) {
       charts[id].setData(withSmoothed(id, d.xs, ys));
       // the measured points each chart holds (the smoothed curves not counted), for people and for the end-to-end test
