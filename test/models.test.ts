@@ -372,6 +372,16 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   t.is(text.code, 0, text.err.join('\n'));
   t.regex(text.out[0]!, new RegExp(`^top-1 error ${(100 * r.top1_error).toFixed(1)}%, top-5 error ${(100 * r.top5_error).toFixed(1)}%, loss ${r.loss.toFixed(3)} on 20 held-out images \\(centre crops\\)$`));
   t.is(text.out.filter((l) => /^\| (airplane|automobile|bird|cat|deer|dog|frog|horse|ship|truck) \| 2 \| /.test(l)).length, 10);
+  t.false(e.err.some((l) => /warning: the data set's classes/.test(l)), 'the model\'s own classes: no warning');
+  // a folder whose classes are not the model's (another data set): scored by index, and said
+  const other = path.join(dir, 'other');
+  for (const [i, c] of ['n01440764', 'n02102040'].entries()) {
+    writeFile(path.join(other, 'train', c, '0.png'), await gradientImage(36, 36, [25 * i, 60, 60], 'png'));
+    writeFile(path.join(other, 'val', c, '0.png'), await gradientImage(32, 32, [60, 25 * i, 60], 'png'));
+  }
+  const o = await finished(alexnet(['evaluate', '--data', other, '--backend', 'webasm'], { env }));
+  t.is(o.code, 0, o.err.join('\n'));
+  t.true(o.err.some((l) => l === "alexnet evaluate: warning: the data set's classes are not the model's (class 0 is n01440764 there, airplane in the model; the data's n01440764, n02102040, the model's airplane, automobile, bird, ...): each image is scored as the model's class of the same index"), o.err.join('\n'));
   // mistakes: one line each
   for (const [args, want] of [
     [['evaluate'], /^alexnet: evaluate --model needs --data \(cifar10 or a folder\)/],

@@ -97,6 +97,7 @@ export class TrainedModel {
     readonly runDir?: string,
   ) {
     this.names = fromFile ? [...fromFile.classes] : saved.class_names ? classNamesFor(spec, saved.class_names) : null;
+    this.ownNames = this.names;
     this.mean = fromFile ? [...fromFile.inputMean] : saved.input_mean && saved.input_mean.length > 0 ? [...saved.input_mean] : null;
   }
 
@@ -197,6 +198,23 @@ export class TrainedModel {
       }
     }
     return this.resolvedData;
+  }
+
+  /** The model's own class names: a model file's, or those its run recorded with the checkpoint; null when it has none. */
+  private readonly ownNames: readonly string[] | null;
+
+  /**
+   * A warning when a data set's classes (`dataClasses`, in label order) are not the model's own names: its images
+   * are then scored against the model's classes of the same index (a model of one data set evaluated on another's
+   * folder), which the numbers do not say. Null when they agree, or either has no names.
+   */
+  classMismatch(dataClasses: readonly string[] | undefined): string | null {
+    const own = this.ownNames;
+    if (!own || !dataClasses || dataClasses.length === 0) return null;
+    const differ = dataClasses.findIndex((c, i) => own[i] !== c);
+    if (differ < 0) return null;
+    const few = (xs: readonly string[]) => xs.slice(0, 3).join(', ') + (xs.length > 3 ? ', ...' : '');
+    return `warning: the data set's classes are not the model's (class ${differ} is ${dataClasses[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${few(dataClasses)}, the model's ${few(own)}): each image is scored as the model's class of the same index`;
   }
 
   /** One name per output, in output order (`class N` where the data set has none). */

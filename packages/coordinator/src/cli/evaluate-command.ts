@@ -77,6 +77,8 @@ async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: nu
   if (dataName === null) throw new UserError('evaluate --model needs --data (cifar10 or a folder): the held-out images to evaluate on; a model file keeps no data set');
   const views = a.views === 'ten' ? 'ten' : 'centre';
   const data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
+  const mismatch = model.classMismatch(data.classes);
+  if (mismatch) info(mismatch);
   let last = performance.now();
   try {
     const t0 = performance.now();

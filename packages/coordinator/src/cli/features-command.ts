@@ -73,6 +73,8 @@ export const featuresCommand: CommandModule<object, Args> = {
     let data: TrainingData | null = null;
     try {
       data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
+      const mismatch = model.classMismatch(data.classes);
+      if (mismatch) info(mismatch);
       const t0 = performance.now();
       let said = t0;
       const { count } = data.heldOutSubset(64, a.limit ?? Infinity);

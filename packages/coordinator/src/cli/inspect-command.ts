@@ -224,6 +224,8 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
       file?.checkModel(model, layer);
       const info = (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`);
       const data = await openTrainingData({ data: dataName, spec: s.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
+      const mismatch = model.classMismatch(data.classes);
+      if (mismatch) info(mismatch);
       const extractor = await FeatureExtractor.create(model, layer, a.backend as RequestedBackend);
       try {
         const S = s.spec.inputSize;
