@@ -13,7 +13,8 @@ const cifarFolder = path.resolve('../shared/datasets/cifar10');
 /** The journal of a partial decoding in `dir` (of process `pid`, or any) that counts some images, once one is there. */
 async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{ name: string; done: number }> {
   const end = Date.now() + timeoutMs;
-  const re = new RegExp(`\\.u8\\.partial-[^-]+-${pid ?? '\\d+'}-[0-9a-f]+\\.json$`);
+  // the host name may hold '-' (ip-10-0-0-1): the pid and the tag are the last two parts
+  const re = new RegExp(`\\.u8\\.partial-.+-${pid ?? '\\d+'}-[0-9a-f]{6}\\.json$`);
   for (;;) {
     const name = fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => re.test(f)) : undefined;
     const done = name ? (JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { done: number }).done : 0;

@@ -19,7 +19,10 @@ test('every --norms-every steps the step line has each layer\'s norms after the 
   t.teardown(() => c.close());
   await c.start();
   const steps: StepMetrics[] = [];
-  await c.run(4, (m) => steps.push(m));
+  await c.run(3, (m) => steps.push(m));
+  // the weights before the 4th step: its norms' update is the change the step makes
+  const before = await Promise.all([0, 1].map((t) => c.clients[t]!.parameters()));
+  await c.run(1, (m) => steps.push(m));
   t.deepEqual(
     steps.map((m) => m.layer_norms !== undefined),
     [false, true, false, true],
@@ -40,6 +43,10 @@ test('every --norms-every steps the step line has each layer\'s norms after the 
       t.true(Math.abs(r.update - norm(p.vw!)) <= 1e-9 * norm(p.vw!), `${r.layer} update`);
       t.true(Math.abs(r.bias - norm(p.b)) <= 1e-9 * Math.max(norm(p.b), 1e-30), `${r.layer} bias`);
       t.true(r.update > 0 && r.update < r.weight, `${r.layer}: a step changes the weights a little (${r.update} of ${r.weight})`);
+      // |w after - w before|: the same up to float32 rounding of the weights
+      const w0 = before[tower]!.get(r.layer)!.w;
+      const change = Math.sqrt(p.w.reduce((a, v, i) => a + (v - w0[i]!) ** 2, 0));
+      t.true(Math.abs(change - r.update) <= 1e-3 * r.update + 1e-7 * r.weight, `${r.layer}: the step's change ${change} against ${r.update}`);
     }
   }
 });

@@ -46,10 +46,11 @@ export function stepMetrics(step: number, lr: number, microBatches: number, ms: 
   };
 }
 
-/** `{ layer_norms }` when the workers read their layers' norms this step (older workers never do), else nothing. */
+/** `{ layer_norms }` when both workers read their layers' norms this step (older workers never do), else nothing. */
 function layerNormsOf(replies: readonly StepReply[]): { layer_norms?: LayerNormsRow[] } {
-  const rows = replies.flatMap((r) => (r.layer_norms ?? []).map((n) => ({ tower: r.tower, layer: n.layer, weight: n.weight_norm, update: n.update_norm, bias: n.bias_norm })));
-  return rows.length > 0 ? { layer_norms: rows } : {};
+  // both towers' or none: one tower's alone (an older peer) would read as the whole layer's
+  if (!replies.every((r) => (r.layer_norms ?? []).length > 0)) return {};
+  return { layer_norms: replies.flatMap((r) => r.layer_norms!.map((n) => ({ tower: r.tower, layer: n.layer, weight: n.weight_norm, update: n.update_norm, bias: n.bias_norm }))) };
 }
 
 /** Each worker's times and traffic in one evaluation batch, from its EvaluateReply. */

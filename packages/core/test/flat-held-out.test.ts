@@ -45,6 +45,11 @@ test('labels files: each mistake is a DataError naming the file and line; a clas
   t.is(subset.labelOf('ILSVRC2012_val_00000002.JPEG'), 0);
   // one file given its class twice, by name and by number: the same class
   t.is(parseLabelFile('a.jpg n02102040\na.jpg 1\n', 'L', classes).labelOf('a.jpg'), 1);
+  // every line of a file must agree, however they are spelt or ordered
+  t.regex(badFor('a.jpg n01440764\na.jpg n02102040\na.jpg n01440764\n', 'a.jpg'), /^L:2: a\.jpg is given class n02102040 here and n01440764 on line 1/);
+  t.regex(badFor('a.jpg n01440764\na.jpg 0\na.jpg n02102040\n', 'a.jpg'), /^L:3: a\.jpg is given class n02102040 here and n01440764 on line 1/);
+  // two files of one stem, one class by name and by number: the stem names it
+  t.is(parseLabelFile('x.jpg n01440764\nx.png 0\n', 'L', classes).labelOf('x.JPEG'), 0);
   t.regex(bad('a.jpg 0\nlonely\n'), /^L:2: expected "FILE CLASS", got "lonely"/);
   t.regex(bad('ImageId,PredictionString\nno-comma\n'), /^L:2: expected "ImageId,WNID \.\.\."/);
   // the devkit's ground truth: numbers in another class order, refused with what to use

@@ -22,6 +22,8 @@ import {
   readStatsFile,
   statsPathFor,
   STALE_MS,
+  pidNamespace,
+  processStart,
   thisHost,
   type DecodeJournal,
   type DecodeOptions,
@@ -124,7 +126,9 @@ function otherWriter(path: string, items: number, who: { host?: string; pid: num
   const theirs = partialPath(path, { host: who.host, pid: who.pid, tag: 'abc123' });
   writeFileSync(theirs, Buffer.alloc(o.bytes ?? 4096 + o.written * 768));
   const stats = { n: o.written, pixels: o.written * 256, s: [0, 0, 0], ss: [0, 0, 0, 0, 0, 0] };
-  writeFileSync(journalPath(theirs), JSON.stringify({ version: 1, host: who.host ?? thisHost(), pid: who.pid, closed: o.closed, items, size: 16, done: o.written, written: o.written, skipped: [], stats }));
+  const here = who.host === undefined;
+  const journal = { version: 1, host: who.host ?? thisHost(), ns: here ? pidNamespace() : '', pid: who.pid, started: here ? processStart(who.pid) : '', closed: o.closed, items, size: 16, done: o.written, written: o.written, skipped: [], stats };
+  writeFileSync(journalPath(theirs), JSON.stringify(journal));
   return theirs;
 }
 
@@ -140,6 +144,38 @@ test("a partial file someone still writes is left alone: a live process here, a 
   t.false(resumed);
   for (const f of [here, there]) t.true(existsSync(f) && existsSync(journalPath(f)), f);
   t.is(openCacheFile(path).count, items.length - 1);
+});
+
+test('a live process of this machine keeps its partial file however old its journal (a stopped job); a pid now another process\'s does not', async (t) => {
+  const { items, classes } = await listing(t);
+  for (const how of ['stopped', 'reused'] as const) {
+    const dir = tempDir(t);
+    const path = join(dir, 'x.u8');
+    const theirs = otherWriter(path, items.length, { pid: process.ppid }, { written: 10, closed: false });
+    const old = new Date(Date.now() - STALE_MS - 60_000);
+    utimesSync(journalPath(theirs), old, old);
+    if (how === 'reused') {
+      // the journal's writer started at another time than the process that has its pid now
+      const j = JSON.parse(readFileSync(journalPath(theirs), 'utf8'));
+      writeFileSync(journalPath(theirs), JSON.stringify({ ...j, started: 'another-boot:1' }));
+    }
+    let resumedAt = -1;
+    await decodeToCache({ items, classes, size: 16, path, source: 's', onResume: (d) => (resumedAt = d) });
+    t.is(resumedAt, how === 'stopped' ? -1 : 10, how);
+    t.is(existsSync(theirs), how === 'stopped', `${how}: its file ${how === 'stopped' ? 'left alone' : 'taken over'}`);
+  }
+});
+
+test('once the cache is in place, what other decodings of it left and nobody writes is removed', async (t) => {
+  const { items, classes } = await listing(t);
+  const dir = tempDir(t);
+  const path = join(dir, 'x.u8');
+  // closed, but of another listing's length: never taken up
+  const stale = otherWriter(path, items.length + 5, { host: 'elsewhere', pid: 1 }, { written: 10, closed: true });
+  const live = otherWriter(path, items.length, { pid: process.ppid }, { written: 10, closed: false });
+  await decodeToCache({ items, classes, size: 16, path, source: 's' });
+  t.false(existsSync(stale) || existsSync(journalPath(stale)), 'the abandoned one removed');
+  t.true(existsSync(live), 'one still written is left to its writer');
 });
 
 test('a partial file nobody writes is taken up: closed by its writer, or its journal not renewed for 10 minutes', async (t) => {
@@ -178,7 +214,7 @@ test('the room a cache needs is checked before decoding; progress lines give the
   otherWriter(join(dir, 'old.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
   otherWriter(join(dir, 'x.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
   const named = t.throws(() => checkCacheRoom('d', 1000, 16, join(dir, 'x.u8'), 1e9, 1e6), { instanceOf: DataError });
-  t.regex(named.message, /; there, 0\.2 MB are taken by 1 unfinished decoding of other folders or sizes that nobody will finish \(old\.u8\.partial-elsewhere-1-abc123\): remove those you no longer need$/);
+  t.regex(named.message, /; there, 0\.2 MB are taken by 1 unfinished decoding that no process is writing \(old\.u8\.partial-elsewhere-1-abc123\): remove those of folders or sizes you no longer use$/);
   t.notThrows(() => checkCacheRoom('d', 10, 16, '/c/x.u8', 1e6, null), 'unknown free space: no refusal');
   t.is(decodeProgressLine(120_000, 1_281_167, 120_000, 141), '120000 of 1281167 (9%), 851 images/s, about 23 min left');
   t.is(decodeProgressLine(700_000, 1_281_167, 100_000, 100), '700000 of 1281167 (54%), 1000 images/s, about 10 min left');

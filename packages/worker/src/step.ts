@@ -9,7 +9,7 @@
  */
 import { mean, topKCorrect, type DeviceTensor, type SgdHyper, type StepContext, type Tower } from '@alexnet-mp/core';
 import { CrossingTensors } from './crossing-tensors.js';
-import type { StepReply, StepRequest } from './protocol.js';
+import type { LayerNorms, StepReply, StepRequest } from './protocol.js';
 import { stepPhase } from './exchange.js';
 import { normaliseImages } from './images.js';
 import { openCrossings, trafficOf } from './crossings.js';
@@ -66,10 +66,18 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   // 0 from an older coordinator: the whole batch (the worker's step handler checked the count)
   const count = req.micro_batches || 1;
   // out of memory, a validation error: the step computed garbage, which gpu.js does not raise (webgpu)
+  let norms: LayerNorms[] | undefined;
+  let normsMs = 0;
   const { lossInfo, updateMs } = await w.device.checked(`step ${step}`, async () => {
     const done = count > 1 ? await pipelinedStep(w, run, req, count, x, hyper, signal) : await wholeStep(w, run, req, x, hyper, signal);
     // the peer took every tensor sent (the pass went on as soon as each was on its way)
     await x.acked();
+    if (req.layer_norms === true) {
+      // the parameters after the update (on webgpu read back from the device), outside the step's own time
+      const tn = performance.now();
+      norms = layerNorms(w.spec, w.tower, await run.tower.syncParams());
+      normsMs = performance.now() - tn;
+    }
     return done;
   });
 
@@ -78,10 +86,8 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   run.mailbox.dropBefore(stepPhase(run.stepsDone));
   run.total.add(traffic);
   run.lastTraffic = traffic;
-  const total = performance.now() - t0;
+  const total = performance.now() - t0 - normsMs;
   run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs, exchange_hidden_ms: x.exchangeHiddenMs };
-  // after the step's time is taken: the parameters read (on webgpu, back from the device) and summed
-  const norms = req.layer_norms === true ? layerNorms(w.spec, w.tower, await run.tower.syncParams()) : undefined;
   return {
     step,
     tower: w.tower,

@@ -64,9 +64,6 @@ export const featuresCommand: CommandModule<object, Args> = {
     if (dataName === null) throw new UserError('features --model needs --data (cifar10 or a folder): the held-out images to run; a model file keeps no data set');
     // opened before anything is decoded or computed: a file that cannot be written is said at once
     const writer = new NpyRowWriter(a.out, [layout.dim]);
-    // an earlier run's description goes now: were this one stopped after its rows are in place, no description
-    // would pass them off as the earlier model's (inspect neighbours --features checks the weights it names)
-    fs.rmSync(companionFiles(a.out).meta, { force: true });
     const labels: number[] = [];
     const indices: number[] = [];
     let done = false;
@@ -90,17 +87,20 @@ export const featuresCommand: CommandModule<object, Args> = {
           info(`${labels.length} images`);
         }
       }
+      const { labels: labelsFile, files: filesFile, meta: metaFile } = companionFiles(a.out);
+      // an earlier run's description goes before these rows take its place, and comes back last, theirs: a run
+      // stopped in between leaves rows without a description, never described as another model's
+      fs.rmSync(metaFile, { force: true });
       const shape = writer.close();
       done = true;
-      const { labels: labelsFile, files: filesFile, meta: metaFile } = companionFiles(a.out);
       writeOutput(labelsFile, encodeNpy(Int32Array.from(labels), [labels.length]));
-      // what the rows are, for inspect neighbours --features (and people)
-      const meta: FeatureFileMeta = { format: FEATURES_FORMAT, version: 1, layer: a.layer, rows: shape[0]!, dim: layout.dim, model: model.description, weights: model.weightsDigest(), data: dataName, held_out: indices };
-      writeOutput(metaFile, Buffer.from(JSON.stringify(meta) + '\n'));
       const files = data.heldOutFiles ? indices.map((i) => data!.heldOutFiles![i]!) : null;
       if (files) writeOutput(filesFile, Buffer.from(files.join('\n') + '\n'));
       // a companion of an earlier run on another data set would name the wrong images
       else fs.rmSync(filesFile, { force: true });
+      // what the rows are, for inspect neighbours --features (and people)
+      const meta: FeatureFileMeta = { format: FEATURES_FORMAT, version: 1, layer: a.layer, rows: shape[0]!, dim: layout.dim, model: model.description, weights: model.weightsDigest(), data: dataName, held_out: indices };
+      writeOutput(metaFile, Buffer.from(JSON.stringify(meta) + '\n'));
       const towers = layout.towers.length === 2 ? "tower 0's then tower 1's" : "tower 0's (tower 1 does not compute it)";
       const [C, H, W] = layout.map;
       info(`${model.description}, ${a.layer} of ${labels.length} held-out images of ${dataName} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -13,7 +13,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
 import { bytesInWords, freeBytes } from '../fs-errors.js';
-import { leftoverProgress, strayPartials } from './partial-decode.js';
+import { leftoverProgress, removeAbandoned, strayPartials } from './partial-decode.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
 import { buildDecodedCache, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
@@ -146,10 +146,10 @@ export function cacheFileBytes(n: number, size: number): number {
 /** Refuses, before decoding, a cache that the disk has no room for (`need`: what is still to write; `free`: statfs's, unless given). */
 export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path))): void {
   if (free !== null && need > free) {
-    // decodings of a folder since changed (or at another size) that nobody will finish: said, they may be the room
+    // unfinished decodings nobody writes (of a folder since changed, another size, or the other split): said, they may be the room
     const stray = strayPartials(dirname(path), path);
     const some = stray.files.slice(0, 3).map((f) => basename(f)).join(', ') + (stray.files.length > 3 ? ', ...' : '');
-    const strays = stray.files.length > 0 ? `; there, ${bytesInWords(stray.bytes)} are taken by ${stray.files.length} unfinished decoding${stray.files.length > 1 ? 's' : ''} of other folders or sizes that nobody will finish (${some}): remove those you no longer need` : '';
+    const strays = stray.files.length > 0 ? `; there, ${bytesInWords(stray.bytes)} are taken by ${stray.files.length} unfinished decoding${stray.files.length > 1 ? 's' : ''} that no process is writing (${some}): remove those of folders or sizes you no longer use` : '';
     throw new DataError(
       dirname(path),
       `decoding the ${n} images of ${dir} at ${size}x${size} needs ${bytesInWords(need)} in ${dirname(path)}, which has ${bytesInWords(free)} free: free space, or set --cache-dir (or ALEXNET_CACHE_DIR) to a folder on a larger disk${strays}`,
@@ -180,6 +180,8 @@ async function ensureCache(
     return listing.items.map((i) => i.path).filter((f) => !gone.has(f));
   };
   if (existsSync(path)) {
+    // what interrupted decodings of it left is of no more use
+    removeAbandoned(path);
     const h = readCacheHeader(path);
     for (const w of h.skipped) onWarning(w);
     let stats = withStats ? readStatsFile(statsPathFor(path)) : null;

@@ -28,7 +28,7 @@
  * memory instead.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, statSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { DataError, cacheError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
@@ -37,7 +37,7 @@ import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
-import { claimPartial, partialPath, removePartial, writeJournal, type JournalState } from './partial-decode.js';
+import { claimPartial, partialPath, removeAbandoned, removePartial, writeJournal, type JournalState } from './partial-decode.js';
 
 const MAGIC = 'AXNDEC01';
 const IMAGES_OFFSET = 4096;
@@ -104,16 +104,31 @@ export class CacheWriter {
     this.labels.push(label);
   }
 
-  /** The images written so far, on the disk (before a journal counts them). */
+  /**
+   * The images written so far, on the disk (before a journal counts them); an Error when the file is no longer
+   * under this writer's name (another process took it over, wrongly thinking this one gone): this writer stops.
+   */
   flush(): void {
     fdatasyncSync(this.fd);
+    let same = false;
+    try {
+      same = statSync(this.tmp).ino === fstatSync(this.fd).ino;
+    } catch {
+      /* renamed away */
+    }
+    if (!same) throw new Error(`${this.tmp} was taken over by another process (this one was thought gone): decode again`);
   }
 
-  /** Writes labels and header and renames the file into place. */
+  /** Whether the file is closed: renamed into place by finish(), or given up. */
+  private closed = false;
+  /** Whether finish() put the cache in place: nothing is left to keep or resume. */
+  finished = false;
+
+  /** Writes labels and header, flushes them to the disk and renames the file into place. */
   finish(source: string, skipped: readonly DataWarning[]): CacheHeader {
     const labels = Uint32Array.from(this.labels);
     const labelsOffset = this.offset;
-    writeSync(this.fd, new Uint8Array(labels.buffer), 0, labels.byteLength, labelsOffset);
+    writeAll(this.fd, new Uint8Array(labels.buffer), labelsOffset);
     const header: CacheHeader = {
       version: VERSION,
       count: labels.length,
@@ -126,26 +141,29 @@ export class CacheWriter {
     };
     const json = Buffer.from(JSON.stringify(header));
     const jsonOffset = labelsOffset + labels.byteLength;
-    writeSync(this.fd, json, 0, json.length, jsonOffset);
+    writeAll(this.fd, json, jsonOffset);
     const prefix = Buffer.alloc(20);
     prefix.write(MAGIC, 0, 'latin1');
     prefix.writeDoubleLE(jsonOffset, 8);
     prefix.writeUInt32LE(json.length, 16);
-    writeSync(this.fd, prefix, 0, prefix.length, 0);
+    writeAll(this.fd, prefix, 0);
+    // whole on the disk before it is put in place: a crash never leaves a cache cut short under the final name
+    fdatasyncSync(this.fd);
+    this.closed = true;
     closeSync(this.fd);
     renameSync(this.tmp, this.path);
+    this.finished = true;
     removePartial(this.tmp);
     return header;
   }
 
   /** Stops writing: the partial file and its journal are kept for the next decoding to go on from, or removed. */
   abort(keep: boolean): void {
-    try {
+    if (!this.closed) {
+      this.closed = true;
       closeSync(this.fd);
-    } catch {
-      /* already closed */
     }
-    if (!keep) removePartial(this.tmp);
+    if (!keep && !this.finished) removePartial(this.tmp);
   }
 }
 
@@ -169,7 +187,12 @@ export function readCacheHeader(path: string): CacheHeader {
     const jsonLength = prefix.readUInt32LE(16);
     const json = Buffer.alloc(jsonLength);
     readSync(fd, json, 0, jsonLength, jsonOffset);
-    const h = JSON.parse(json.toString('utf8')) as CacheHeader;
+    let h: CacheHeader;
+    try {
+      h = JSON.parse(json.toString('utf8')) as CacheHeader;
+    } catch {
+      throw new DataError(path, `${path} is damaged (its header does not read): remove it, and it is decoded again`);
+    }
     if (h.version !== VERSION) throw new DataError(path, `${path}: decoded cache version ${h.version}, this program reads version ${VERSION}`);
     return h;
   } finally {
@@ -339,7 +362,14 @@ function openWriter(o: DecodeOptions): { writer: CacheWriter; resumed: ReturnTyp
  */
 export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   const t0 = performance.now();
-  const { writer, resumed } = openWriter(o);
+  let opened: ReturnType<typeof openWriter>;
+  try {
+    opened = openWriter(o);
+  } catch (e) {
+    // a cache folder that cannot be written (or taken from another user): one line
+    throw e instanceof DataError || (e as NodeJS.ErrnoException).code === undefined ? e : cacheError('write the cache file', o.path, e);
+  }
+  const { writer, resumed } = opened;
   if (resumed) o.onResume?.(resumed.done);
   const acc = resumed ? resumed.acc : new ChannelStatsAccumulator();
   const skipped: DataWarning[] = resumed ? resumed.skipped : [];
@@ -384,12 +414,14 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
     }
     if (skipped.length === o.items.length) throw new DataError(o.source, `none of the ${o.items.length} images in ${o.source} could be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.message})`);
     const header = writer.finish(o.source, skipped);
+    // the cache is in place: what other decodings of it left behind is of no more use
+    removeAbandoned(o.path);
     const stats = o.stats ? acc.finish() : null;
     if (stats) writeStatsFile(statsPathFor(o.path), stats);
     return { header, stats, ms: performance.now() - t0 };
   } catch (e) {
     await Promise.allSettled(pending.filter(Boolean));
-    const keep = !(e instanceof DataError) && writer.written > 0;
+    const keep = !(e instanceof DataError) && writer.written > 0 && !writer.finished && !/was taken over by another process/.test((e as Error).message);
     if (keep) {
       try {
         // left for the next decoding, whichever process runs it

@@ -30,7 +30,6 @@ export interface LabelFile {
   labelOf(fileName: string): number | undefined;
 }
 
-const AMBIGUOUS = Symbol('ambiguous');
 const stem = (name: string) => name.slice(0, name.length - extname(name).length);
 
 /** Reads and checks the labels file at `path` against the training split's class folders. */
@@ -72,14 +71,15 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
     }
     throw new DataError(path, `${path}:${at}: class "${word.slice(0, 40)}" is not among the training split's ${classes.length} class folders (nor a class number below ${classes.length})`);
   };
-  interface Entry {
-    readonly word: string;
-    readonly at: number;
-    /** Another line gave the same file another class. */
-    readonly conflict?: { word: string; at: number };
-  }
+  /** A file's lines: every class word it was given, with its line (resolved when an image asks). */
+  type Entry = { word: string; at: number }[];
   const byName = new Map<string, Entry>();
-  const byStem = new Map<string, Entry | typeof AMBIGUOUS>();
+  const byStem = new Map<string, Entry>();
+  const add = (map: Map<string, Entry>, key: string, word: string, at: number) => {
+    const e = map.get(key) ?? [];
+    e.push({ word, at });
+    map.set(key, e);
+  };
   content.forEach(({ line, at }, k) => {
     if (kaggle && k === 0) return;
     let file: string;
@@ -97,20 +97,17 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
       // a first line naming no class is a header ("file,label")
       if (k === 0 && !index.has(word) && !/^\d+$/.test(word)) return;
     }
-    const before = byName.get(file);
-    const entry: Entry = before === undefined || before.word === word ? { word, at } : { ...before, conflict: before.conflict ?? { word, at } };
-    byName.set(file, entry);
-    // two names with one stem and different classes (x.jpg, x.png): the stem alone names neither
-    const s = stem(file);
-    const sb = byStem.get(s);
-    byStem.set(s, sb === undefined || (sb !== AMBIGUOUS && sb.word === word) ? entry : AMBIGUOUS);
+    add(byName, file, word, at);
+    add(byStem, stem(file), word, at);
   });
+  /** The class of a file's lines: all of them must agree (by name or number); `name` for the message. */
   const resolve = (name: string, e: Entry): number => {
-    if (e.conflict) {
-      const [a, b] = [classOf(e.word, e.at)!, classOf(e.conflict.word, e.conflict.at)!];
-      if (a !== b) throw new DataError(path, `${path}:${e.conflict.at}: ${name} is given class ${classes[b]} here and ${classes[a]} on line ${e.at}`);
+    const first = classOf(e[0]!.word, e[0]!.at)!;
+    for (const other of e.slice(1)) {
+      const c = classOf(other.word, other.at)!;
+      if (c !== first) throw new DataError(path, `${path}:${other.at}: ${name} is given class ${classes[c]} here and ${classes[first]} on line ${e[0]!.at}`);
     }
-    return classOf(e.word, e.at)!;
+    return first;
   };
   return {
     path,
@@ -118,8 +115,11 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
     labelOf: (name) => {
       const e = byName.get(name);
       if (e) return resolve(name, e);
+      // by its name without extension: two files of one stem with different classes (x.jpg, x.png) name neither
       const s = byStem.get(stem(name));
-      return s === undefined || s === AMBIGUOUS ? undefined : resolve(name, s);
+      if (s === undefined) return undefined;
+      const classesOf = new Set(s.map((x) => classOf(x.word, x.at)));
+      return classesOf.size === 1 ? [...classesOf][0] : undefined;
     },
   };
 }

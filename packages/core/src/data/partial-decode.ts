@@ -12,13 +12,15 @@
  * on an error (a full disk), leaving the file for the next decoding.
  *
  * The next decoding of the same cache (same folder contents, size and key: decoded-cache.ts's cachePathFor) takes
- * over the furthest partial file that is no longer being written: closed, or its writer gone (a process of this
- * machine that no longer exists), or its journal not renewed for STALE_MS (a writer on another machine that
- * shares the cache folder, or a pid since reused). Taking over is a rename of the file to the new writer's name,
+ * over the furthest partial file that is no longer being written: closed, or its writer gone (a process this one
+ * can see, on this machine and in its pid namespace, that no longer exists or whose pid another process now has),
+ * or, a writer it cannot see (another machine sharing the cache folder, another container), its journal not
+ * renewed for STALE_MS. The writer checks, at each journal, that its file is still under its name, and stops if
+ * not. When the cache is in place, what other decodings of it left is removed. Taking over is a rename of the file to the new writer's name,
  * atomic: of two processes only one gets it.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { DataWarning } from './errors.js';
@@ -32,9 +34,11 @@ export const STALE_MS = 10 * 60_000;
 
 export interface DecodeJournal {
   readonly version: number;
-  /** The process writing the file: its machine and pid. */
+  /** The process writing the file: its machine, pid namespace (Linux; '' elsewhere) and pid, and when that pid started (boot and start time; '' elsewhere). */
   readonly host: string;
+  readonly ns: string;
   readonly pid: number;
+  readonly started: string;
   /** The writer stopped (an error) and left the file for the next decoding. */
   readonly closed: boolean;
   /** The listing's length and the decoded size: a journal of another listing is not taken over. */
@@ -49,9 +53,34 @@ export interface DecodeJournal {
   readonly stats: AccumulatorState;
 }
 
-export type JournalState = Omit<DecodeJournal, 'version' | 'host' | 'pid'>;
+export type JournalState = Omit<DecodeJournal, 'version' | 'host' | 'ns' | 'pid' | 'started'>;
 
 export const thisHost = (): string => hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'host';
+
+const readOr = (f: () => string): string => {
+  try {
+    return f().trim();
+  } catch {
+    return '';
+  }
+};
+
+/** This process's pid namespace (Linux: the link /proc/self/ns/pid names it), '' where it cannot be told. */
+export const pidNamespace = (): string => readOr(() => readlinkSync('/proc/self/ns/pid'));
+
+/**
+ * When process `pid` started: this boot's id and the process's start time in clock ticks (/proc/PID/stat, field
+ * 22), so that a pid reused by another process (or after a reboot) is not taken for the writer; '' where it
+ * cannot be told (not Linux, or no such process).
+ */
+export function processStart(pid: number): string {
+  const stat = readOr(() => readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  // the fields after the command name, which may hold spaces and brackets: from the last ')'
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = fields[19];
+  if (!ticks) return '';
+  return `${readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'))}:${ticks}`;
+}
 
 /** A new partial file name for the cache file `cachePath`, this process's (tests name other writers). */
 export function partialPath(cachePath: string, writer: { host?: string; pid?: number; tag?: string } = {}): string {
@@ -62,7 +91,7 @@ export const journalPath = (partial: string): string => `${partial}.json`;
 function readJournal(path: string): DecodeJournal | null {
   try {
     const j = JSON.parse(readFileSync(path, 'utf8')) as DecodeJournal;
-    return j.version === VERSION && Number.isInteger(j.done) && Number.isInteger(j.written) && typeof j.host === 'string' && j.stats !== null && typeof j.stats === 'object' ? j : null;
+    return j.version === VERSION && Number.isInteger(j.done) && Number.isInteger(j.written) && typeof j.host === 'string' && typeof j.ns === 'string' && typeof j.started === 'string' && j.stats !== null && typeof j.stats === 'object' ? j : null;
   } catch {
     return null;
   }
@@ -76,10 +105,19 @@ const ageMs = (path: string): number => {
   }
 };
 
-/** Whether nobody writes the partial file of this journal any more. */
+/**
+ * Whether nobody writes the partial file of this journal any more: its writer said so (closed); or, a writer this
+ * process can see (this machine, this pid namespace), its process is gone (or its pid is another process's now);
+ * or, a writer elsewhere, its journal has not been renewed for STALE_MS. A writer this process can see that is
+ * alive keeps its file however long it is stopped (Ctrl-Z, a suspended job).
+ */
 function abandoned(journal: DecodeJournal, journalFile: string): boolean {
   if (journal.closed) return true;
-  if (journal.host === thisHost() && journal.pid !== process.pid && !processAlive(journal.pid)) return true;
+  if (journal.host === thisHost() && journal.ns === pidNamespace()) {
+    if (journal.pid === process.pid) return false;
+    if (!processAlive(journal.pid)) return true;
+    return journal.started !== '' && processStart(journal.pid) !== journal.started;
+  }
   return ageMs(journalFile) > STALE_MS;
 }
 
@@ -109,17 +147,20 @@ function partials(cachePath: string): { partial: string; journal: DecodeJournal 
 function leftovers(cachePath: string, items: number, size: number): Leftover[] {
   const dir = dirname(cachePath);
   const prefix = `${basename(cachePath)}.partial-`;
+  let names: string[] = [];
   try {
-    for (const n of readdirSync(dir)) {
-      if (n.startsWith(prefix) && n.endsWith('.json') && !existsSync(join(dir, n.slice(0, -'.json'.length))) && ageMs(join(dir, n)) > 60_000) rmSync(join(dir, n), { force: true });
-    }
+    names = readdirSync(dir);
   } catch {
     return [];
+  }
+  for (const n of names) {
+    const bare = n.replace(/\.json(\.tmp)?$/, '');
+    if (n.startsWith(prefix) && bare !== n && !existsSync(join(dir, bare)) && ageMs(join(dir, n)) > 60_000) removeQuietly(join(dir, n));
   }
   const found: Leftover[] = [];
   for (const { partial, journal } of partials(cachePath)) {
     if (journal === null) {
-      if (ageMs(partial) > STALE_MS) removePartial(partial);
+      if (ageMs(partial) > STALE_MS) removeQuietly(partial);
       continue;
     }
     if (!abandoned(journal, journalPath(partial)) || journal.items !== items || journal.size !== size) continue;
@@ -143,7 +184,7 @@ export function leftoverProgress(cachePath: string, items: number, size: number)
 export function claimPartial(cachePath: string, items: number, size: number): { partial: string; journal: DecodeJournal } | null {
   for (const l of leftovers(cachePath, items, size)) {
     const mine = partialPath(cachePath);
-    const { version: _v, host: _h, pid: _p, ...state } = l.journal;
+    const { version: _v, host: _h, ns: _n, pid: _p, started: _s, ...state } = l.journal;
     writeJournal(mine, { ...state, closed: false });
     try {
       renameSync(l.partial, mine);
@@ -151,7 +192,8 @@ export function claimPartial(cachePath: string, items: number, size: number): { 
       rmSync(journalPath(mine), { force: true });
       continue;
     }
-    rmSync(journalPath(l.partial), { force: true });
+    removeQuietly(journalPath(l.partial));
+    removeQuietly(`${journalPath(l.partial)}.tmp`);
     return { partial: mine, journal: l.journal };
   }
   return null;
@@ -161,12 +203,28 @@ export function claimPartial(cachePath: string, items: number, size: number): { 
 export function writeJournal(partial: string, state: JournalState): void {
   const path = journalPath(partial);
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: VERSION, host: thisHost(), pid: process.pid, ...state }));
+  writeFileSync(tmp, JSON.stringify({ version: VERSION, host: thisHost(), ns: pidNamespace(), pid: process.pid, started: processStart(process.pid), ...state }));
   renameSync(tmp, path);
 }
 
 export function removePartial(partial: string): void {
-  for (const p of [partial, journalPath(partial), `${journalPath(partial)}.tmp`]) rmSync(p, { force: true });
+  for (const p of [partial, journalPath(partial), `${journalPath(partial)}.tmp`]) removeQuietly(p);
+}
+
+/** Removes a file, saying nothing when it cannot (another user's, in a shared folder): clearing up never stops a decoding. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    /* left */
+  }
+}
+
+/** Removes every partial decoding of `cachePath` that nobody writes any more (the cache is in place: they are of no use). */
+export function removeAbandoned(cachePath: string): void {
+  for (const { partial, journal } of partials(cachePath)) {
+    if (journal === null ? ageMs(partial) > STALE_MS : abandoned(journal, journalPath(partial))) removePartial(partial);
+  }
 }
 
 /**
