@@ -155,9 +155,9 @@ test('a live process of this machine keeps its partial file however old its jour
     const old = new Date(Date.now() - STALE_MS - 60_000);
     utimesSync(journalPath(theirs), old, old);
     if (how === 'reused') {
-      // the journal's writer started at another time than the process that has its pid now
+      // the journal's writer started (this boot) at another time than the process that has its pid now
       const j = JSON.parse(readFileSync(journalPath(theirs), 'utf8'));
-      writeFileSync(journalPath(theirs), JSON.stringify({ ...j, started: 'another-boot:1' }));
+      writeFileSync(journalPath(theirs), JSON.stringify({ ...j, started: String(j.started).replace(/:\d+$/, ':1') }));
     }
     let resumedAt = -1;
     await decodeToCache({ items, classes, size: 16, path, source: 's', onResume: (d) => (resumedAt = d) });
@@ -212,8 +212,9 @@ test('the room a cache needs is checked before decoding; progress lines give the
   // an unfinished decoding of another cache (a folder since changed) that nobody writes is named
   const dir = tempDir(t);
   otherWriter(join(dir, 'old.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
-  otherWriter(join(dir, 'x.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
-  const named = t.throws(() => checkCacheRoom('d', 1000, 16, join(dir, 'x.u8'), 1e9, 1e6), { instanceOf: DataError });
+  const takenUp = otherWriter(join(dir, 'x.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
+  // the one the decoding takes up is not named
+  const named = t.throws(() => checkCacheRoom('d', 1000, 16, join(dir, 'x.u8'), 1e9, 1e6, takenUp), { instanceOf: DataError });
   t.regex(named.message, /; there, 0\.2 MB are taken by 1 unfinished decoding that no process is writing \(old\.u8\.partial-elsewhere-1-abc123\): remove those of folders or sizes you no longer use$/);
   t.notThrows(() => checkCacheRoom('d', 10, 16, '/c/x.u8', 1e6, null), 'unknown free space: no refusal');
   t.is(decodeProgressLine(120_000, 1_281_167, 120_000, 141), '120000 of 1281167 (9%), 851 images/s, about 23 min left');

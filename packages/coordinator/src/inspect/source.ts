@@ -110,6 +110,8 @@ export class CheckpointSource implements InspectSource {
     const dataName = this.model.dataName();
     if (dataName === null) throw new UserError(`inspect predictions --model needs --data (cifar10 or a folder): the held-out images to show; a model file keeps no data set`);
     const data = await openTrainingData({ data: dataName, spec: this.spec, seed: this.seed, cacheDir: this.o.cacheDir, info: this.o.info, heldOutOnly: true });
+    const mismatch = this.model.classMismatch(data.classes);
+    if (mismatch) this.o.info?.(mismatch);
     try {
       let batch: { images: Uint8Array; labels: Uint32Array } | null = null;
       for await (const b of data.heldOut(count, 1, 'centre').batches()) {

@@ -144,10 +144,10 @@ export function cacheFileBytes(n: number, size: number): number {
 }
 
 /** Refuses, before decoding, a cache that the disk has no room for (`need`: what is still to write; `free`: statfs's, unless given). */
-export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path))): void {
+export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path)), takenUp: string | null = null): void {
   if (free !== null && need > free) {
-    // unfinished decodings nobody writes (of a folder since changed, another size, or the other split): said, they may be the room
-    const stray = strayPartials(dirname(path), path);
+    // unfinished decodings nobody writes (of a folder since changed, another size, the other split, or more of this one): said, they may be the room
+    const stray = strayPartials(dirname(path), takenUp);
     const some = stray.files.slice(0, 3).map((f) => basename(f)).join(', ') + (stray.files.length > 3 ? ', ...' : '');
     const strays = stray.files.length > 0 ? `; there, ${bytesInWords(stray.bytes)} are taken by ${stray.files.length} unfinished decoding${stray.files.length > 1 ? 's' : ''} that no process is writing (${some}): remove those of folders or sizes you no longer use` : '';
     throw new DataError(
@@ -198,7 +198,7 @@ async function ensureCache(
   const n = listing.items.length;
   const left = leftoverProgress(path, n, size);
   const bytes = cacheFileBytes(n, size);
-  checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size);
+  checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size, undefined, left?.partial ?? null);
   o.log?.(
     left
       ? `decoding ${n} images of ${listing.dir} at ${size}x${size} into ${path} (${bytesInWords(bytes)}), going on from image ${left.done}, where an interrupted decoding stopped`

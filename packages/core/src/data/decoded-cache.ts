@@ -54,6 +54,8 @@ export interface CacheHeader {
   readonly skipped: readonly DataWarning[];
 }
 
+const TAKEN_OVER = 'the other process goes on with it';
+
 /** The cache file's images are longer than a journal said: a file to start afresh. */
 class ShortPartialError extends Error {}
 
@@ -110,13 +112,19 @@ export class CacheWriter {
    */
   flush(): void {
     fdatasyncSync(this.fd);
-    let same = false;
+    this.checkOwn();
+  }
+
+  /** A DataError (TakenOver) when the file is no longer under this writer's name: another process took it over. */
+  private checkOwn(): void {
+    let ino: number | null = null;
     try {
-      same = statSync(this.tmp).ino === fstatSync(this.fd).ino;
-    } catch {
-      /* renamed away */
+      ino = statSync(this.tmp).ino;
+    } catch (e) {
+      // renamed away; any other failure (a flaky network file system) is not a take-over
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    if (!same) throw new Error(`${this.tmp} was taken over by another process (this one was thought gone): decode again`);
+    if (ino !== fstatSync(this.fd).ino) throw new DataError(this.tmp, `${this.tmp} was taken over by another process, which thought this one gone: decode again (${TAKEN_OVER})`);
   }
 
   /** Whether the file is closed: renamed into place by finish(), or given up. */
@@ -126,6 +134,7 @@ export class CacheWriter {
 
   /** Writes labels and header, flushes them to the disk and renames the file into place. */
   finish(source: string, skipped: readonly DataWarning[]): CacheHeader {
+    this.checkOwn();
     const labels = Uint32Array.from(this.labels);
     const labelsOffset = this.offset;
     writeAll(this.fd, new Uint8Array(labels.buffer), labelsOffset);
@@ -343,8 +352,9 @@ function openWriter(o: DecodeOptions): { writer: CacheWriter; resumed: ReturnTyp
     try {
       return { writer: new CacheWriter(o.path, o.size, o.classes, { partial: resumed.partial, labels: resumed.labels }), resumed };
     } catch (e) {
-      if (!(e instanceof ShortPartialError)) throw e;
-      removePartial(resumed.partial);
+      // shorter than its journal: of no use; one this user may not write (another user's, in a shared folder):
+      // left to its owner, whose next run takes it up again
+      if (e instanceof ShortPartialError) removePartial(resumed.partial);
     }
   }
   return { writer: new CacheWriter(o.path, o.size, o.classes), resumed: null };
@@ -378,9 +388,20 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   let done = first;
   const state = (closed: boolean): JournalState => ({ closed, items: o.items.length, size: o.size, done, written: writer.written, skipped, stats: acc.state() });
   // the images counted on the disk first: a journal never counts more than the file holds
-  const journal = (closed = false) => {
-    writer.flush();
-    writeJournal(writer.tmp, state(closed));
+  /** The last state a journal counted, its images flushed: what a failure leaves for the next decoding. */
+  let lastGood: JournalState | null = null;
+  /** A flush failed: later ones may report success on pages that were lost (Linux reports a writeback error once). */
+  let flushFailed = false;
+  const journal = () => {
+    try {
+      writer.flush();
+    } catch (e) {
+      flushFailed = true;
+      throw e;
+    }
+    const st = state(false);
+    writeJournal(writer.tmp, st);
+    lastGood = st;
   };
   const every = journalMs();
   let lastJournal = performance.now();
@@ -421,19 +442,30 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
     return { header, stats, ms: performance.now() - t0 };
   } catch (e) {
     await Promise.allSettled(pending.filter(Boolean));
-    const keep = !(e instanceof DataError) && writer.written > 0 && !writer.finished && !/was taken over by another process/.test((e as Error).message);
+    // what was decoded since the last journal, unless the disk has failed to take it
+    if (!flushFailed && !writer.finished && !(e instanceof DataError)) {
+      try {
+        journal();
+      } catch {
+        /* the last journal stands */
+      }
+    }
+    // (set inside `journal`: a cast, as control flow cannot see it)
+    const good = lastGood as JournalState | null;
+    const keep = !(e instanceof DataError) && good !== null && good.written > 0 && !writer.finished;
     if (keep) {
       try {
-        // left for the next decoding, whichever process runs it
-        journal(true);
+        // left for the next decoding, whichever process runs it: what the last journal counted, whose images are on
+        // the disk (after a failed flush another one may report success on pages that were lost)
+        writeJournal(writer.tmp, { ...good, closed: true });
       } catch {
-        /* a full disk: the last journal written stands (the next decoding takes the file over once it is stale) */
+        /* a full disk: the last journal written stands */
       }
     }
     writer.abort(keep);
     // a full disk or an unwritable cache: one line (a DataError crosses from the decoding thread whole)
     const err = (e as NodeJS.ErrnoException).code !== undefined ? cacheError('write the cache file', o.path, e) : e;
-    if (keep && err instanceof Error) err.message += `; the ${writer.written} images decoded so far are kept, and the next run goes on from them`;
+    if (keep && err instanceof Error) err.message += `; the ${good!.written} images decoded so far are kept, and the next run goes on from them`;
     throw err;
   }
 }

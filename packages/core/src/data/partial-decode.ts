@@ -78,8 +78,8 @@ export function processStart(pid: number): string {
   // the fields after the command name, which may hold spaces and brackets: from the last ')'
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = fields[19];
-  if (!ticks) return '';
-  return `${readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'))}:${ticks}`;
+  const boot = thisBoot();
+  return ticks && boot ? `${boot}:${ticks}` : '';
 }
 
 /** A new partial file name for the cache file `cachePath`, this process's (tests name other writers). */
@@ -113,13 +113,25 @@ const ageMs = (path: string): number => {
  */
 function abandoned(journal: DecodeJournal, journalFile: string): boolean {
   if (journal.closed) return true;
-  if (journal.host === thisHost() && journal.ns === pidNamespace()) {
-    if (journal.pid === process.pid) return false;
-    if (!processAlive(journal.pid)) return true;
-    return journal.started !== '' && processStart(journal.pid) !== journal.started;
+  if (visibleWriter(journal)) {
+    // its pid now: gone, or another process's (started at another time; '' where /proc hides it: taken as the writer)
+    if (journal.pid !== process.pid && !processAlive(journal.pid)) return true;
+    const now = processStart(journal.pid);
+    return now !== '' && now !== journal.started;
   }
   return ageMs(journalFile) > STALE_MS;
 }
+
+/**
+ * Whether the journal's writer is a process this one can see: the same host name, pid namespace and boot (two
+ * machines may share a host name, and every machine's first pid namespace looks alike); not when any is unknown.
+ */
+function visibleWriter(journal: DecodeJournal): boolean {
+  const boot = thisBoot();
+  return journal.host === thisHost() && journal.ns !== '' && journal.ns === pidNamespace() && boot !== '' && journal.started.startsWith(`${boot}:`);
+}
+
+const thisBoot = (): string => readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'));
 
 interface Leftover {
   readonly partial: string;
@@ -170,9 +182,9 @@ function leftovers(cachePath: string, items: number, size: number): Leftover[] {
 }
 
 /** How far the furthest partial decoding of `cachePath` that can be taken up got, or null (for the room check and the log). */
-export function leftoverProgress(cachePath: string, items: number, size: number): { done: number; written: number } | null {
+export function leftoverProgress(cachePath: string, items: number, size: number): { partial: string; done: number; written: number } | null {
   const l = leftovers(cachePath, items, size)[0];
-  return l ? { done: l.journal.done, written: l.journal.written } : null;
+  return l ? { partial: l.partial, done: l.journal.done, written: l.journal.written } : null;
 }
 
 /**
@@ -228,10 +240,11 @@ export function removeAbandoned(cachePath: string): void {
 }
 
 /**
- * Partial files in the cache folder `dir` that nobody writes and that no decoding of the current folders can take
- * up (another cache's: a folder since changed, another size), with their bytes: named when the disk is short of room.
+ * Partial files in the cache folder `dir` that nobody writes, but `except` (the one the decoding about to start
+ * takes up), with their bytes: named when the disk is short of room (of a folder since changed, another size, the
+ * other split, or further leftovers of this cache).
  */
-export function strayPartials(dir: string, except: string): { files: string[]; bytes: number } {
+export function strayPartials(dir: string, except: string | null): { files: string[]; bytes: number } {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -242,7 +255,7 @@ export function strayPartials(dir: string, except: string): { files: string[]; b
   let bytes = 0;
   for (const n of names) {
     const m = /^(.*\.u8)\.partial-[^/]+$/.exec(n);
-    if (!m || n.endsWith('.json') || n.endsWith('.tmp') || m[1] === basename(except)) continue;
+    if (!m || n.endsWith('.json') || n.endsWith('.tmp') || join(dir, n) === except) continue;
     const journal = readJournal(join(dir, `${n}.json`));
     if (journal !== null && !abandoned(journal, join(dir, `${n}.json`))) continue;
     try {
