@@ -40,6 +40,9 @@ async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{
   t.true(first.stderr.some((l) => l.endsWith('SIGINT before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)')), first.output());
   for (const [name, pid] of Object.entries(childPids(first.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
   t.false(fs.readdirSync(decoded).some((f) => f.endsWith('.u8')), 'no finished cache');
+  // left closed: the next run takes it up wherever it runs (another container, another machine)
+  const left = JSON.parse(fs.readFileSync(path.join(decoded, (await journal(decoded)).name), 'utf8')) as { closed: boolean };
+  t.true(left.closed, 'the journal marked closed by the stop');
 
   // a coordinator alone (its workers are not reached before the data is open), stopped by its own SIGINT
   const second = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cache], { env });

@@ -6,6 +6,7 @@
  * command replaces these handlers with its own when training is about to start.
  */
 import readline from 'node:readline';
+import { closeActiveDecodings } from '@alexnet-mp/core/data';
 import { signalExitCode } from '../signal-exit.js';
 
 type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
@@ -13,6 +14,8 @@ const SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export function stopBeforeTraining(withStdin: boolean, info: (line: string) => void): { dispose(): void } {
   const stop = (sig: StopSignal) => {
+    // a decoding in progress: its journal marked closed, the file free for the next run wherever it runs
+    closeActiveDecodings();
     info(`${sig} before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)`);
     process.exit(signalExitCode(sig));
   };
@@ -27,6 +30,7 @@ export function stopBeforeTraining(withStdin: boolean, info: (line: string) => v
   // stdin closed: launch is gone (killed outright); no process outlives it, as later in the run
   lines?.on('close', () => {
     if (disposed) return;
+    closeActiveDecodings();
     info('stdin closed before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)');
     process.exit(1);
   });

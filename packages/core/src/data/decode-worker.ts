@@ -10,6 +10,7 @@ try {
     onWarning: (warning) => port.postMessage({ type: 'warning', warning }),
     onProgress: (progress) => port.postMessage({ type: 'progress', progress }),
     onResume: (done) => port.postMessage({ type: 'resumed', done }),
+    onOpened: (partial) => port.postMessage({ type: 'opened', partial }),
   });
   port.postMessage({ type: 'done', result });
 } catch (e) {

@@ -37,7 +37,7 @@ import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
-import { claimPartial, partialPath, removeAbandoned, removePartial, writeJournal, type JournalState } from './partial-decode.js';
+import { claimPartial, closeJournal, partialPath, removeAbandoned, removePartial, writeJournal, type JournalState } from './partial-decode.js';
 
 const MAGIC = 'AXNDEC01';
 const IMAGES_OFFSET = 4096;
@@ -316,6 +316,8 @@ export interface DecodeOptions {
   onProgress?: (p: DecodeProgress) => void;
   /** Called before decoding when an interrupted decoding of the same cache is taken up: `done` items of the listing are behind it. */
   onResume?: (done: number) => void;
+  /** Called when the partial file is open (its journal written): the file being written, under its own name. */
+  onOpened?: (partial: string) => void;
 }
 
 /** How often a decoding writes its journal: at most this much decoding is done again after a crash. */
@@ -413,6 +415,7 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   try {
     // at once: the file is found (and taken up, or cleared away) whatever happens next
     journal();
+    o.onOpened?.(writer.tmp);
     for (let i = first; i < Math.min(first + inFlight, o.items.length); i++) start(i);
     for (let i = first; i < o.items.length; i++) {
       const r = await pending[i]!;
@@ -471,21 +474,41 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
 }
 
 /** decodeToCache in a worker thread; progress and warnings come back as they happen. */
+/** The partial files this process's decoding threads are writing now (for closeActiveDecodings). */
+const active = new Set<string>();
+
+/**
+ * Marks the journal of every decoding this process is running closed, its file left for the next decoding
+ * whichever process runs it: for a process about to exit on a signal (the decoding threads die with it; a journal
+ * left open would be taken up on this machine only, or after 10 minutes).
+ */
+export function closeActiveDecodings(): void {
+  for (const partial of active) closeJournal(partial);
+}
+
 export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
-  const { onWarning, onProgress, onResume, ...data } = o;
+  const { onWarning, onProgress, onResume, onOpened, ...data } = o;
   const w = startWorker(new URL('./decode-worker.ts', import.meta.url), data);
+  let partial: string | null = null;
+  const forget = () => partial !== null && active.delete(partial);
   return new Promise<DecodeResult>((resolvePromise, reject) => {
     let settled = false;
     w.on('message', (m: { type: string; [k: string]: unknown }) => {
-      if (m.type === 'warning') onWarning?.(m.warning as DataWarning);
+      if (m.type === 'opened') {
+        partial = m.partial as string;
+        active.add(partial);
+        onOpened?.(partial);
+      } else if (m.type === 'warning') onWarning?.(m.warning as DataWarning);
       else if (m.type === 'progress') onProgress?.(m.progress as DecodeProgress);
       else if (m.type === 'resumed') onResume?.(m.done as number);
       else if (m.type === 'done') {
         settled = true;
+        forget();
         resolvePromise(m.result as DecodeResult);
         void w.terminate();
       } else if (m.type === 'error') {
         settled = true;
+        forget();
         const e = m.error as { name: string; message: string; path?: string };
         reject(e.name === 'DataError' ? new DataError(e.path ?? o.source, e.message) : new Error(`decoding ${o.source}: ${e.message}`));
         void w.terminate();
@@ -496,6 +519,7 @@ export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
       settled = true;
     });
     w.on('exit', (code) => {
+      forget();
       if (!settled) reject(new Error(`decode worker for ${o.source} exited with code ${code} before finishing`));
       settled = true;
     });

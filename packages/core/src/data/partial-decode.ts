@@ -148,7 +148,8 @@ function partials(cachePath: string): { partial: string; journal: DecodeJournal 
   } catch {
     return [];
   }
-  return names.filter((n) => n.startsWith(prefix) && !n.endsWith('.json') && !n.endsWith('.tmp')).map((n) => ({ partial: join(dir, n), journal: readJournal(join(dir, `${n}.json`)) }));
+  // the data files: not a journal, nor a journal's temporary file
+  return names.filter((n) => n.startsWith(prefix) && !n.includes('.json')).map((n) => ({ partial: join(dir, n), journal: readJournal(join(dir, `${n}.json`)) }));
 }
 
 /**
@@ -166,7 +167,7 @@ function leftovers(cachePath: string, items: number, size: number): Leftover[] {
     return [];
   }
   for (const n of names) {
-    const bare = n.replace(/\.json(\.tmp)?$/, '');
+    const bare = n.replace(/\.json(\..*)?$/, '');
     if (n.startsWith(prefix) && bare !== n && !existsSync(join(dir, bare)) && ageMs(join(dir, n)) > 60_000) removeQuietly(join(dir, n));
   }
   const found: Leftover[] = [];
@@ -219,8 +220,24 @@ export function writeJournal(partial: string, state: JournalState): void {
   renameSync(tmp, path);
 }
 
+/**
+ * Marks the journal of `partial` closed, as it stands (its images on the disk): left for the next decoding, whichever
+ * process runs it. Quiet when it cannot (the journal is the last one written either way).
+ */
+export function closeJournal(partial: string): void {
+  const j = readJournal(journalPath(partial));
+  if (!j) return;
+  try {
+    const tmp = `${journalPath(partial)}.closing.tmp`;
+    writeFileSync(tmp, JSON.stringify({ ...j, closed: true }));
+    renameSync(tmp, journalPath(partial));
+  } catch {
+    /* the open journal stands */
+  }
+}
+
 export function removePartial(partial: string): void {
-  for (const p of [partial, journalPath(partial), `${journalPath(partial)}.tmp`]) removeQuietly(p);
+  for (const p of [partial, journalPath(partial), `${journalPath(partial)}.tmp`, `${journalPath(partial)}.closing.tmp`]) removeQuietly(p);
 }
 
 /** Removes a file, saying nothing when it cannot (another user's, in a shared folder): clearing up never stops a decoding. */
@@ -255,7 +272,7 @@ export function strayPartials(dir: string, except: string | null): { files: stri
   let bytes = 0;
   for (const n of names) {
     const m = /^(.*\.u8)\.partial-[^/]+$/.exec(n);
-    if (!m || n.endsWith('.json') || n.endsWith('.tmp') || join(dir, n) === except) continue;
+    if (!m || n.includes('.json') || join(dir, n) === except) continue;
     const journal = readJournal(join(dir, `${n}.json`));
     if (journal !== null && !abandoned(journal, join(dir, `${n}.json`))) continue;
     try {
