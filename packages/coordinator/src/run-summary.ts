@@ -10,6 +10,8 @@ import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import { UserError } from './cli/errors.js';
 import { median } from '@alexnet-mp/core';
+import { layerNormTotals } from './layer-norms.js';
+import type { LayerNormsRow } from './coordinator-types.js';
 
 interface RunEvent {
   event: 'run';
@@ -38,6 +40,8 @@ interface StepEvent {
   ms: number;
   /** Each worker's figures; `rss_mib` (resident memory after the step) from builds since 2026-12-05. */
   workers?: { tower: number; rss_mib?: number }[];
+  /** Every --norms-every steps: each layer's norms after the update, per tower. */
+  layer_norms?: LayerNormsRow[];
 }
 
 /** A step line's training top-1 error, from either naming (top1_error, or an old log's accuracy top1). */
@@ -126,6 +130,8 @@ export interface RunReport {
   readonly lastCheckpoint: number | null;
   /** Workers lost and the run continued (restart events), over all sessions. */
   readonly restarts: number;
+  /** The last reading of the layers' norms (--norms-every): after which step, each layer's |dw| / |w| over both towers; null when none. */
+  readonly norms: { readonly step: number; readonly layers: readonly { readonly layer: string; readonly ratio: number }[] } | null;
 }
 
 /** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
@@ -292,7 +298,18 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     remaining: remainingOf(stepsDone, last.steps, spe, last.eval, timeline, evalTimeline),
     lastCheckpoint: events.reduce<number | null>((at, e) => (e.event === 'checkpoint' && typeof e.step === 'number' ? e.step : at), null),
     restarts: events.filter((e) => e.event === 'restart').length,
+    norms: lastNorms(ordered),
   };
+}
+
+/** The last step line with layer norms: each layer's update/weight ratio over both towers. */
+function lastNorms(steps: readonly StepEvent[]): RunReport['norms'] {
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const s = steps[i]!;
+    if (!Array.isArray(s.layer_norms) || s.layer_norms.length === 0) continue;
+    return { step: s.step + 1, layers: layerNormTotals(s.layer_norms).map((l) => ({ layer: l.layer, ratio: l.weight > 0 ? l.update / l.weight : 0 })) };
+  }
+  return null;
 }
 
 /** Evaluations after steps done+1 .. planned: the coordinator's rule (epoch ends, every N, the last step). */
@@ -346,6 +363,7 @@ export function formatRunReport(r: RunReport): string {
   const since = r.lastCheckpoint !== null && r.lastCheckpoint < r.stepsDone ? ` (steps ${r.lastCheckpoint}-${r.stepsDone - 1} were logged after it: --resume does them again)` : '';
   if (r.lastCheckpoint !== null || r.restarts > 0) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : 'no checkpoint'}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${r.lastEval.loss.toFixed(3)}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
+  if (r.norms) out.push(`update / weight after step ${r.norms.step}: ${r.norms.layers.map((l) => `${l.layer} ${l.ratio.toExponential(1)}`).join(', ')}`);
   out.push('');
   // the workers' memory, where the step lines carry it (builds since 2026-12-05)
   const memory = r.sessions.some((s) => s.memory !== null);

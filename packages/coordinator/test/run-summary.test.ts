@@ -179,3 +179,16 @@ test('the last checkpoint and the restarts: steps logged after the checkpoint ar
   t.regex(formatRunReport(clean), /^last checkpoint: step 2$/m);
   t.notRegex(formatRunReport(summariseRun([run(0, 'c'), step(0, 1, 0.5)] as never)), /checkpoint|restart/);
 });
+
+test("the last layer-norms reading: each layer's update/weight ratio over both towers, after its step", (t) => {
+  const norms = [
+    { tower: 0, layer: 'conv1', weight: 3, update: 0.003, bias: 0 },
+    { tower: 1, layer: 'conv1', weight: 4, update: 0.004, bias: 0 },
+    { tower: 0, layer: 'fc8', weight: 2, update: 0.02, bias: 0 },
+  ];
+  const lines = [run(0, 'a'), step(0, 1, 0.5), { ...step(1, 1, 0.5), layer_norms: norms.map((n) => ({ ...n, update: n.update * 2 })) }, { ...step(3, 1, 0.5), layer_norms: norms }, step(4, 1, 0.5)];
+  const r = summariseRun(lines as never);
+  t.deepEqual(r.norms?.step, 4);
+  t.regex(formatRunReport(r), /^update \/ weight after step 4: conv1 1\.0e-3, fc8 1\.0e-2$/m);
+  t.is(summariseRun([run(0, 'a'), step(0, 1, 0.5)] as never).norms, null);
+});
