@@ -6,18 +6,20 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   DataError,
   cacheFileBytes,
+  cachePathFor,
   checkCacheRoom,
   decodeProgressLine,
   decodeToCache,
   journalPath,
   listImageSplit,
   openCacheFile,
+  openDataset,
   partialPath,
   readStatsFile,
   statsPathFor,
@@ -29,7 +31,7 @@ import {
   type DecodeOptions,
   type ImageItem,
 } from '../src/data/index.js';
-import { repoRoot, sharedDatasets, tempDir, writeFile } from './data-fixtures.js';
+import { gradientImage, repoRoot, sharedDatasets, tempDir, writeFile } from './data-fixtures.js';
 
 const run = promisify(execFile);
 
@@ -220,4 +222,33 @@ test('the room a cache needs is checked before decoding; progress lines give the
   t.is(decodeProgressLine(120_000, 1_281_167, 120_000, 141), '120000 of 1281167 (9%), 851 images/s, about 23 min left');
   t.is(decodeProgressLine(700_000, 1_281_167, 100_000, 100), '700000 of 1281167 (54%), 1000 images/s, about 10 min left');
   t.is(decodeProgressLine(10, 100, 10, 1), '10 of 100 (10%), 10 images/s, about 9 s left');
+});
+
+test('a cache another live process is decoding is waited for, not decoded twice', async (t) => {
+  process.env.ALEXNET_DECODE_WAIT_POLL_MS = '100';
+  const root = tempDir(t);
+  for (const [i, c] of ['a', 'b'].entries()) {
+    for (const k of [0, 1, 2]) writeFile(join(root, 'train', c, `${k}.png`), await gradientImage(20, 20, [40 * i, 30 * k, 90], 'png'));
+    writeFile(join(root, 'val', c, '0.png'), await gradientImage(20, 20, [90, 40 * i, 30], 'png'));
+  }
+  const cacheDir = tempDir(t);
+  const listing = await listImageSplit(join(root, 'train'));
+  const path = await cachePathFor(cacheDir, listing, 16);
+  // what the other process will have written
+  const ref = join(tempDir(t), 'ref.u8');
+  await decodeToCache({ items: listing.items, classes: listing.classes, size: 16, path: ref, source: listing.dir, stats: true });
+  mkdirSync(dirname(path), { recursive: true });
+  // this test's parent process, alive, "decoding" the training split; it finishes 1.5 s from now
+  otherWriter(path, listing.items.length, { pid: process.ppid }, { written: 2, closed: false });
+  const done = setTimeout(() => {
+    copyFileSync(statsPathFor(ref), statsPathFor(path));
+    copyFileSync(ref, path);
+  }, 1500);
+  t.teardown(() => clearTimeout(done));
+  const logs: string[] = [];
+  const d = await openDataset(root, { size: 16, cacheDir, log: (l) => logs.push(l) });
+  t.true(logs.some((l) => new RegExp(`^process ${process.ppid} is decoding .*train at 16x16 into .* \\(2 of 6 done\\): waiting for it rather than decoding it twice$`).test(l)), logs.join('\n'));
+  t.false(logs.some((l) => /^decoding 6 images of .*train/.test(l)), 'the training split not decoded here');
+  t.true(logs.some((l) => /^decoding 2 images of .*val/.test(l)), 'the held-out split, which nobody else decodes, decoded here');
+  t.is(d.trainCount, 6);
 });

@@ -13,7 +13,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
 import { bytesInWords, freeBytes } from '../fs-errors.js';
-import { leftoverProgress, removeAbandoned, strayPartials } from './partial-decode.js';
+import { STALE_MS, leftoverProgress, liveWriter, removeAbandoned, strayPartials, thisHost } from './partial-decode.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
 import { buildDecodedCache, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
@@ -165,6 +165,43 @@ export function decodeProgressLine(done: number, total: number, fresh: number, s
   return `${done} of ${total} (${Math.floor((100 * done) / total)}%), ${rate.toFixed(0)} images/s${eta}`;
 }
 
+/** How often a wait for another process's decoding looks again (ms): ALEXNET_DECODE_WAIT_POLL_MS (tests), else 2 s. */
+const waitPollMs = (): number => {
+  const v = Number(process.env.ALEXNET_DECODE_WAIT_POLL_MS);
+  return Number.isFinite(v) && v > 0 ? v : 2000;
+};
+
+/**
+ * Waits while another process decodes the cache at `path` (its journal renewed, its process alive): true once the
+ * cache is in place or that decoding stopped (the caller looks again), false at once when there is none.
+ */
+async function waitForOtherWriter(path: string, listing: SplitListing, size: number, o: OpenDatasetOptions): Promise<boolean> {
+  let other = liveWriter(path, listing.items.length, size);
+  if (!other) return false;
+  const n = listing.items.length;
+  const who = (w: { host: string; pid: number }) => `process ${w.pid}${w.host === thisHost() ? '' : ` on ${w.host}`}`;
+  o.log?.(`${who(other)} is decoding ${listing.dir} at ${size}x${size} into ${path} (${other.done} of ${n} done): waiting for it rather than decoding it twice`);
+  let lastLog = performance.now();
+  let progress = { done: other.done, at: performance.now() };
+  while (other && !existsSync(path)) {
+    await new Promise((r) => setTimeout(r, waitPollMs()));
+    other = liveWriter(path, n, size);
+    if (!other) break;
+    const now = performance.now();
+    if (other.done !== progress.done) progress = { done: other.done, at: now };
+    else if (now - progress.at > STALE_MS) {
+      // alive but not moving (stopped with Ctrl-Z, a suspended job): this process decodes on its own
+      o.log?.(`${who(other)} has decoded nothing for ${STALE_MS / 60_000} minutes: decoding ${listing.dir} here`);
+      return false;
+    }
+    if (now - lastLog > 10_000) {
+      lastLog = now;
+      o.log?.(`waiting for ${who(other)}: ${other.done} of ${n} of ${listing.dir} decoded`);
+    }
+  }
+  return true;
+}
+
 async function ensureCache(
   listing: SplitListing,
   size: number,
@@ -193,6 +230,9 @@ async function ensureCache(
     }
     return { path, count: h.count, stats, files: filesOf(h.skipped) };
   }
+  // another process decoding this very cache now (a sweep's runs started together, evaluate beside a run): its
+  // cache is waited for rather than decoded twice; should it stop, its file is taken up below
+  if (await waitForOtherWriter(path, listing, size, o)) return ensureCache(listing, size, cacheDir, withStats, o, onWarning);
   // a cache folder that cannot be made, or without room for the images, is said before any decoding
   makeCacheDir(dirname(path));
   const n = listing.items.length;

@@ -182,6 +182,20 @@ function leftovers(cachePath: string, items: number, size: number): Leftover[] {
   return found.sort((a, b) => b.journal.done - a.journal.done);
 }
 
+/**
+ * A decoding of `cachePath` for a listing of `items` images at `size` that another process is writing now (its
+ * journal not abandoned), the furthest: its writer and progress; null when none.
+ */
+export function liveWriter(cachePath: string, items: number, size: number): { host: string; pid: number; done: number } | null {
+  let best: { host: string; pid: number; done: number } | null = null;
+  for (const { partial, journal } of partials(cachePath)) {
+    if (journal === null || journal.items !== items || journal.size !== size || abandoned(journal, journalPath(partial))) continue;
+    if (journal.host === thisHost() && journal.pid === process.pid) continue;
+    if (!best || journal.done > best.done) best = { host: journal.host, pid: journal.pid, done: journal.done };
+  }
+  return best;
+}
+
 /** How far the furthest partial decoding of `cachePath` that can be taken up got, or null (for the room check and the log). */
 export function leftoverProgress(cachePath: string, items: number, size: number): { partial: string; done: number; written: number } | null {
   const l = leftovers(cachePath, items, size)[0];
