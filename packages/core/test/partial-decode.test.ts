@@ -238,15 +238,22 @@ test('a cache another live process is decoding is waited for, not decoded twice'
   const ref = join(tempDir(t), 'ref.u8');
   await decodeToCache({ items: listing.items, classes: listing.classes, size: 16, path: ref, source: listing.dir, stats: true });
   mkdirSync(dirname(path), { recursive: true });
-  // this test's parent process, alive, "decoding" the training split; it finishes 1.5 s from now
+  // this test's parent process, alive, "decoding" the training split; it finishes a few polls after this run says
+  // it waits for it (a timer started before would race the listing, slow on a busy machine)
   otherWriter(path, listing.items.length, { pid: process.ppid }, { written: 2, closed: false });
-  const done = setTimeout(() => {
-    copyFileSync(statsPathFor(ref), statsPathFor(path));
-    copyFileSync(ref, path);
-  }, 1500);
+  let done: NodeJS.Timeout | undefined;
   t.teardown(() => clearTimeout(done));
   const logs: string[] = [];
-  const d = await openDataset(root, { size: 16, cacheDir, log: (l) => logs.push(l) });
+  const log = (l: string) => {
+    logs.push(l);
+    if (/waiting for it rather than decoding it twice$/.test(l)) {
+      done = setTimeout(() => {
+        copyFileSync(statsPathFor(ref), statsPathFor(path));
+        copyFileSync(ref, path);
+      }, 500);
+    }
+  };
+  const d = await openDataset(root, { size: 16, cacheDir, log });
   t.true(logs.some((l) => new RegExp(`^process ${process.ppid} is decoding .*train at 16x16 into .* \\(2 of 6 done\\): waiting for it rather than decoding it twice$`).test(l)), logs.join('\n'));
   t.false(logs.some((l) => /^decoding 6 images of .*train/.test(l)), 'the training split not decoded here');
   t.true(logs.some((l) => /^decoding 2 images of .*val/.test(l)), 'the held-out split, which nobody else decodes, decoded here');
