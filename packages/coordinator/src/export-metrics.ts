@@ -163,7 +163,7 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
         for (const l of layerNormTotals(s.layer_norms)) {
           if (!layers.includes(l.layer)) layers.push(l.layer);
           const [ratio, weight] = normsTags(l.layer);
-          if (l.weight > 0) values.set(ratio, l.update / l.weight);
+          if (l.ratio !== null) values.set(ratio, l.ratio);
           values.set(weight, l.weight);
         }
       }

@@ -10,6 +10,8 @@ export interface LayerNormsTotal {
   readonly weight: number;
   readonly update: number;
   readonly bias: number;
+  /** update / weight: the update-to-weight ratio; null for weights of norm 0. */
+  readonly ratio: number | null;
 }
 
 /** Each layer's norms over both towers, in the order the layers first appear. */
@@ -22,5 +24,8 @@ export function layerNormTotals(rows: readonly LayerNormsRow[]): LayerNormsTotal
     l.bias += r.bias * r.bias;
     by.set(r.layer, l);
   }
-  return [...by.entries()].map(([layer, l]) => ({ layer, weight: Math.sqrt(l.weight), update: Math.sqrt(l.update), bias: Math.sqrt(l.bias) }));
+  return [...by.entries()].map(([layer, l]) => {
+    const [weight, update] = [Math.sqrt(l.weight), Math.sqrt(l.update)];
+    return { layer, weight, update, bias: Math.sqrt(l.bias), ratio: weight > 0 ? update / weight : null };
+  });
 }

@@ -52,7 +52,6 @@ export interface RunDirLock {
   release(): void;
 }
 
-
 function readHolder(file: string): LockHolder | null {
   try {
     const h = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockHolder>;

@@ -307,7 +307,7 @@ function lastNorms(steps: readonly StepEvent[]): RunReport['norms'] {
   for (let i = steps.length - 1; i >= 0; i--) {
     const s = steps[i]!;
     if (!Array.isArray(s.layer_norms) || s.layer_norms.length === 0) continue;
-    return { step: s.step + 1, layers: layerNormTotals(s.layer_norms).map((l) => ({ layer: l.layer, ratio: l.weight > 0 ? l.update / l.weight : 0 })) };
+    return { step: s.step + 1, layers: layerNormTotals(s.layer_norms).map((l) => ({ layer: l.layer, ratio: l.ratio ?? 0 })) };
   }
   return null;
 }

@@ -19,6 +19,7 @@ import {
   decodeSafetensors,
   decodeModel,
   encodeModel,
+  firstFew,
   getPreset,
   listCheckpoints,
   replaceFile,
@@ -213,8 +214,7 @@ export class TrainedModel {
     if (!own || !dataClasses || dataClasses.length === 0) return null;
     const differ = dataClasses.findIndex((c, i) => own[i] !== c);
     if (differ < 0) return null;
-    const few = (xs: readonly string[]) => xs.slice(0, 3).join(', ') + (xs.length > 3 ? ', ...' : '');
-    return `warning: the data set's classes are not the model's (class ${differ} is ${dataClasses[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${few(dataClasses)}, the model's ${few(own)}): each image is scored as the model's class of the same index`;
+    return `warning: the data set's classes are not the model's (class ${differ} is ${dataClasses[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${firstFew(dataClasses)}, the model's ${firstFew(own)}): each image is scored as the model's class of the same index`;
   }
 
   /** One name per output, in output order (`class N` where the data set has none). */

@@ -9,6 +9,7 @@ import type { ModelSpec } from '@alexnet-mp/core';
 import { SyntheticSource, type BatchSource } from './batch-source.js';
 import { heldOutSet, type EvalSet } from './evaluation.js';
 import { UserError } from './cli/errors.js';
+import type { TrainedModel } from './trained-model.js';
 
 /**
  * Synthetic data has no epochs of its own: `--epochs` counts this many images an epoch
@@ -50,6 +51,17 @@ export interface OpenDataOptions {
   readonly info?: (line: string) => void;
   /** Only the held-out split is used (folder-source.ts). */
   readonly heldOutOnly?: boolean;
+}
+
+/**
+ * The held-out split of data set `data` for a trained model (its preset and seed), for evaluate, features and
+ * inspect; `info` says when the data's classes are not the model's own (scored by index: TrainedModel.classMismatch).
+ */
+export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
+  const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir, info, heldOutOnly: true });
+  const mismatch = model.classMismatch(opened.classes);
+  if (mismatch) info?.(mismatch);
+  return opened;
 }
 
 export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData> {

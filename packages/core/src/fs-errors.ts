@@ -92,8 +92,3 @@ export function freeBytes(dir: string): number | null {
     return null;
   }
 }
-
-/** A size in words, decimal as disks are sold: "812.0 MB", "252.3 GB". */
-export function bytesInWords(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e6).toFixed(1)} MB`;
-}

@@ -36,4 +36,5 @@ export { Conv2dBackward } from './kernels/conv2d-backward.js';
 export * from './crc32c.js';
 export * from './fs-errors.js';
 export * from './process-alive.js';
+export * from './in-words.js';
 export * from './checkpoint/verify.js';

@@ -13,26 +13,23 @@ type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
 const SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export function stopBeforeTraining(withStdin: boolean, info: (line: string) => void): { dispose(): void } {
-  const stop = (sig: StopSignal) => {
+  const stop = (why: string, code: number) => {
     // a decoding in progress: its journal marked closed, the file free for the next run wherever it runs
     closeActiveDecodings();
-    info(`${sig} before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)`);
-    process.exit(signalExitCode(sig));
+    info(`${why} before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)`);
+    process.exit(code);
   };
-  const handlers = SIGNALS.map((sig) => [sig, () => stop(sig)] as const);
+  const handlers = SIGNALS.map((sig) => [sig, () => stop(sig, signalExitCode(sig))] as const);
   for (const [sig, h] of handlers) process.on(sig, h);
   const lines = withStdin ? readline.createInterface({ input: process.stdin }) : null;
   let disposed = false;
   lines?.on('line', (line) => {
     const m = /^stop (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
-    if (m) stop(m[1] as StopSignal);
+    if (m) stop(m[1]!, signalExitCode(m[1] as StopSignal));
   });
   // stdin closed: launch is gone (killed outright); no process outlives it, as later in the run
   lines?.on('close', () => {
-    if (disposed) return;
-    closeActiveDecodings();
-    info('stdin closed before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)');
-    process.exit(1);
+    if (!disposed) stop('stdin closed', 1);
   });
   return {
     dispose() {

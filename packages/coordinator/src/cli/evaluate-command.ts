@@ -10,7 +10,7 @@ import { fileError, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { checkWritable } from '../trained-model.js';
-import { openTrainingData } from '../training-data.js';
+import { openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
 
 interface Args extends ModelArgs {
@@ -76,9 +76,7 @@ async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: nu
   const dataName = model.dataName();
   if (dataName === null) throw new UserError('evaluate --model needs --data (cifar10 or a folder): the held-out images to evaluate on; a model file keeps no data set');
   const views = a.views === 'ten' ? 'ten' : 'centre';
-  const data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
-  const mismatch = model.classMismatch(data.classes);
-  if (mismatch) info(mismatch);
+  const data = await openHeldOutFor(model, dataName, a['cache-dir'], info);
   let last = performance.now();
   try {
     const t0 = performance.now();

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.js';
 import type { CommandModule } from 'yargs';
+import { firstFew } from '@alexnet-mp/core';
 import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
 
@@ -50,7 +51,7 @@ export const exportCommand: CommandModule<object, Args> = {
     const mean = await model.inputMean();
     process.stdout.write(
       `${a.out}: preset ${model.spec.name}, step ${model.step} of ${a.run}${model.runId ? ` (run ${model.runId})` : ''}, ${size(fs.statSync(a.out).size)}, ` +
-        `${names.length} classes (${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}), input (pixel - [${mean.map((m) => m.toFixed(2)).join(', ')}]) / ${model.spec.inputScale}\n`,
+        `${names.length} classes (${firstFew(names, 4)}), input (pixel - [${mean.map((m) => m.toFixed(2)).join(', ')}]) / ${model.spec.inputScale}\n`,
     );
   },
 };

@@ -12,7 +12,7 @@ import { UserError } from './errors.js';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { positiveInt } from './options.js';
 import { checkWritable } from '../trained-model.js';
-import { openTrainingData, type TrainingData } from '../training-data.js';
+import { openHeldOutFor, type TrainingData } from '../training-data.js';
 import { featureBatches, featureLayout } from '../features.js';
 import { NpyRowWriter, encodeNpy } from '../npy.js';
 import { writeOutput } from '../inspect/png.js';
@@ -69,9 +69,7 @@ export const featuresCommand: CommandModule<object, Args> = {
     let done = false;
     let data: TrainingData | null = null;
     try {
-      data = await openTrainingData({ data: dataName, spec: model.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
-      const mismatch = model.classMismatch(data.classes);
-      if (mismatch) info(mismatch);
+      data = await openHeldOutFor(model, dataName, a['cache-dir'], info);
       const t0 = performance.now();
       let said = t0;
       const { count } = data.heldOutSubset(64, a.limit ?? Infinity);

@@ -10,7 +10,7 @@ import { backendChoices, concatFloats, makeDir, type RequestedBackend } from '@a
 import { FeatureExtractor } from '../features.js';
 import { captionedTilesPng, heldOutImages, nearestHeldOut, nearestInFile, tileOf, type Captioned } from '../inspect/neighbours.js';
 import { FeatureFile } from '../inspect/feature-file.js';
-import { openTrainingData } from '../training-data.js';
+import { openHeldOutFor } from '../training-data.js';
 import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
@@ -223,9 +223,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
       // the rows' layer and weights before any image is decoded
       file?.checkModel(model, layer);
       const info = (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`);
-      const data = await openTrainingData({ data: dataName, spec: s.spec, seed: model.seed, cacheDir: a['cache-dir'], info, heldOutOnly: true });
-      const mismatch = model.classMismatch(data.classes);
-      if (mismatch) info(mismatch);
+      const data = await openHeldOutFor(model, dataName, a['cache-dir'], info);
       const extractor = await FeatureExtractor.create(model, layer, a.backend as RequestedBackend);
       try {
         const S = s.spec.inputSize;

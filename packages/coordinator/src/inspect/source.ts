@@ -8,7 +8,7 @@
 import { GroupedTrainer, getPreset, modelHash, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
 import { normaliseImages, type Security } from '@alexnet-mp/worker';
 import { TrainedModel } from '../trained-model.js';
-import { openTrainingData } from '../training-data.js';
+import { openHeldOutFor } from '../training-data.js';
 import { UserError } from '../cli/errors.js';
 import { kernelShape, mapShape } from './layers.js';
 import type { ActivationsAt, KernelsAt, LayerKernels, PredictionsAt } from './live.js';
@@ -109,9 +109,7 @@ export class CheckpointSource implements InspectSource {
     if (!Number.isInteger(count) || count < 1) throw new UserError(`--count must be an integer >= 1, got ${count}`);
     const dataName = this.model.dataName();
     if (dataName === null) throw new UserError(`inspect predictions --model needs --data (cifar10 or a folder): the held-out images to show; a model file keeps no data set`);
-    const data = await openTrainingData({ data: dataName, spec: this.spec, seed: this.seed, cacheDir: this.o.cacheDir, info: this.o.info, heldOutOnly: true });
-    const mismatch = this.model.classMismatch(data.classes);
-    if (mismatch) this.o.info?.(mismatch);
+    const data = await openHeldOutFor(this.model, dataName, this.o.cacheDir, this.o.info);
     try {
       let batch: { images: Uint8Array; labels: Uint32Array } | null = null;
       for await (const b of data.heldOut(count, 1, 'centre').batches()) {

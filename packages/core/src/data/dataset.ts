@@ -12,10 +12,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
-import { bytesInWords, freeBytes } from '../fs-errors.js';
-import { STALE_MS, leftoverProgress, liveWriter, removeAbandoned, strayPartials, thisHost } from './partial-decode.js';
+import { freeBytes } from '../fs-errors.js';
+import { bytesInWords, firstFew } from '../in-words.js';
+import { STALE_MS, leftoverProgress, liveWriter, msFromEnv, removeAbandoned, strayPartials, thisHost } from './partial-decode.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
-import { buildDecodedCache, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
+import { buildDecodedCache, cacheFileBytes, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
 import { isImageFolderRoot, listImageFolder, type FolderSplits, type SplitListing } from './image-folder.js';
 import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
@@ -138,18 +139,12 @@ export function statsOf(set: DecodedSet): ChannelStats {
   return acc.finish();
 }
 
-/** The bytes of a cache file of `n` images at `size` (decoded-cache.ts's layout, its JSON header allowed for). */
-export function cacheFileBytes(n: number, size: number): number {
-  return 4096 + n * (3 * size * size + 4) + 65_536;
-}
-
 /** Refuses, before decoding, a cache that the disk has no room for (`need`: what is still to write; `free`: statfs's, unless given). */
 export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path)), takenUp: string | null = null): void {
   if (free !== null && need > free) {
     // unfinished decodings nobody writes (of a folder since changed, another size, the other split, or more of this one): said, they may be the room
     const stray = strayPartials(dirname(path), takenUp);
-    const some = stray.files.slice(0, 3).map((f) => basename(f)).join(', ') + (stray.files.length > 3 ? ', ...' : '');
-    const strays = stray.files.length > 0 ? `; there, ${bytesInWords(stray.bytes)} are taken by ${stray.files.length} unfinished decoding${stray.files.length > 1 ? 's' : ''} that no process is writing (${some}): remove those of folders or sizes you no longer use` : '';
+    const strays = stray.files.length > 0 ? `; there, ${bytesInWords(stray.bytes)} are taken by ${stray.files.length} unfinished decoding${stray.files.length > 1 ? 's' : ''} that no process is writing (${firstFew(stray.files.map((f) => basename(f)))}): remove those of folders or sizes you no longer use` : '';
     throw new DataError(
       dirname(path),
       `decoding the ${n} images of ${dir} at ${size}x${size} needs ${bytesInWords(need)} in ${dirname(path)}, which has ${bytesInWords(free)} free: free space, or set --cache-dir (or ALEXNET_CACHE_DIR) to a folder on a larger disk${strays}`,
@@ -165,12 +160,6 @@ export function decodeProgressLine(done: number, total: number, fresh: number, s
   return `${done} of ${total} (${Math.floor((100 * done) / total)}%), ${rate.toFixed(0)} images/s${eta}`;
 }
 
-/** How often a wait for another process's decoding looks again (ms): ALEXNET_DECODE_WAIT_POLL_MS (tests), else 2 s. */
-const waitPollMs = (): number => {
-  const v = Number(process.env.ALEXNET_DECODE_WAIT_POLL_MS);
-  return Number.isFinite(v) && v > 0 ? v : 2000;
-};
-
 /**
  * Waits while another process decodes the cache at `path` (its journal renewed, its process alive): true once the
  * cache is in place or that decoding stopped (the caller looks again), false at once when there is none.
@@ -184,7 +173,8 @@ async function waitForOtherWriter(path: string, listing: SplitListing, size: num
   let lastLog = performance.now();
   let progress = { done: other.done, at: performance.now() };
   while (other && !existsSync(path)) {
-    await new Promise((r) => setTimeout(r, waitPollMs()));
+    // how often it looks again: ALEXNET_DECODE_WAIT_POLL_MS (tests), else 2 s
+    await new Promise((r) => setTimeout(r, msFromEnv('ALEXNET_DECODE_WAIT_POLL_MS', 2000)));
     other = liveWriter(path, n, size);
     if (!other) break;
     const now = performance.now();

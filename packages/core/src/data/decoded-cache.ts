@@ -37,10 +37,15 @@ import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
-import { claimPartial, closeJournal, partialPath, removeAbandoned, removePartial, writeJournal, type JournalState } from './partial-decode.js';
+import { claimPartial, closeJournal, msFromEnv, partialPath, removeAbandoned, removePartial, writeJournal, type JournalState } from './partial-decode.js';
 
 const MAGIC = 'AXNDEC01';
 const IMAGES_OFFSET = 4096;
+
+/** The bytes of a cache file of `n` images at `size` (the layout above, its JSON header allowed for). */
+export function cacheFileBytes(n: number, size: number): number {
+  return IMAGES_OFFSET + n * (3 * size * size + 4) + 65_536;
+}
 const VERSION = 1;
 
 export interface CacheHeader {
@@ -53,8 +58,6 @@ export interface CacheHeader {
   readonly source: string;
   readonly skipped: readonly DataWarning[];
 }
-
-const TAKEN_OVER = 'the other process goes on with it';
 
 /** The cache file's images are longer than a journal said: a file to start afresh. */
 class ShortPartialError extends Error {}
@@ -124,7 +127,7 @@ export class CacheWriter {
       // renamed away; any other failure (a flaky network file system) is not a take-over
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    if (ino !== fstatSync(this.fd).ino) throw new DataError(this.tmp, `${this.tmp} was taken over by another process, which thought this one gone: decode again (${TAKEN_OVER})`);
+    if (ino !== fstatSync(this.fd).ino) throw new DataError(this.tmp, `${this.tmp} was taken over by another process, which thought this one gone: decode again (the other process goes on with it)`);
   }
 
   /** Whether the file is closed: renamed into place by finish(), or given up. */
@@ -341,12 +344,6 @@ function takeUp(o: DecodeOptions): { partial: string; done: number; labels: numb
   return { partial: claimed.partial, done: j.done, labels, skipped, acc: ChannelStatsAccumulator.from(j.stats) };
 }
 
-/** How often a decoding writes its journal (ms): ALEXNET_DECODE_JOURNAL_MS, for tests, else JOURNAL_MS. */
-function journalMs(): number {
-  const v = Number(process.env.ALEXNET_DECODE_JOURNAL_MS);
-  return Number.isFinite(v) && v > 0 ? v : JOURNAL_MS;
-}
-
 /** A writer carrying on from an interrupted decoding of the same cache, or a new one (a taken-over file shorter than its journal: afresh). */
 function openWriter(o: DecodeOptions): { writer: CacheWriter; resumed: ReturnType<typeof takeUp> } {
   const resumed = takeUp(o);
@@ -388,7 +385,7 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   const first = resumed?.done ?? 0;
   /** Items of the listing done: decoded and written, or skipped. */
   let done = first;
-  const state = (closed: boolean): JournalState => ({ closed, items: o.items.length, size: o.size, done, written: writer.written, skipped, stats: acc.state() });
+  const state = (): JournalState => ({ closed: false, items: o.items.length, size: o.size, done, written: writer.written, skipped, stats: acc.state() });
   // the images counted on the disk first: a journal never counts more than the file holds
   /** The last state a journal counted, its images flushed: what a failure leaves for the next decoding. */
   let lastGood: JournalState | null = null;
@@ -401,11 +398,12 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
       flushFailed = true;
       throw e;
     }
-    const st = state(false);
+    const st = state();
     writeJournal(writer.tmp, st);
     lastGood = st;
   };
-  const every = journalMs();
+  // how often: ALEXNET_DECODE_JOURNAL_MS (tests), else JOURNAL_MS
+  const every = msFromEnv('ALEXNET_DECODE_JOURNAL_MS', JOURNAL_MS);
   let lastJournal = performance.now();
   const inFlight = Math.max(1, o.concurrency ?? 8);
   const pending: Promise<Uint8Array | Error>[] = [];
@@ -473,7 +471,6 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   }
 }
 
-/** decodeToCache in a worker thread; progress and warnings come back as they happen. */
 /** The partial files this process's decoding threads are writing now (for closeActiveDecodings). */
 const active = new Set<string>();
 
@@ -486,6 +483,7 @@ export function closeActiveDecodings(): void {
   for (const partial of active) closeJournal(partial);
 }
 
+/** decodeToCache in a worker thread; progress and warnings come back as they happen. */
 export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
   const { onWarning, onProgress, onResume, onOpened, ...data } = o;
   const w = startWorker(new URL('./decode-worker.ts', import.meta.url), data);

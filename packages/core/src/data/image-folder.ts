@@ -18,6 +18,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { DataError, type WarningSink } from './errors.js';
 import { LABEL_FILES, readLabelFile } from './label-file.js';
+import { firstFew } from '../in-words.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png'] as const;
 
@@ -133,8 +134,7 @@ async function listFlatSplit(abs: string, names: readonly string[], classes: rea
     else items.push({ path: join(abs, name), label });
   }
   if (unlabelled.length > 0) {
-    const some = unlabelled.slice(0, 3).join(', ') + (unlabelled.length > 3 ? ', ...' : '');
-    throw new DataError(labelPath, `${labelPath} gives no class for ${unlabelled.length} of the ${names.length} images in ${abs} (${some}): add a line "FILE CLASS" for each`);
+    throw new DataError(labelPath, `${labelPath} gives no class for ${unlabelled.length} of the ${names.length} images in ${abs} (${firstFew(unlabelled)}): add a line "FILE CLASS" for each`);
   }
   return { dir: abs, classes, items, labelFile: labelPath };
 }

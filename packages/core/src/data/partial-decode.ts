@@ -29,6 +29,12 @@ import { processAlive } from '../process-alive.js';
 
 const VERSION = 1;
 
+/** Milliseconds from environment variable `name` (tests shorten the waits of a decoding), else `fallback`. */
+export function msFromEnv(name: string, fallback: number): number {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
 /** A journal not renewed for this long belongs to a writer that is gone, wherever it ran (a live one renews it every few seconds). */
 export const STALE_MS = 10 * 60_000;
 
@@ -87,6 +93,14 @@ export function partialPath(cachePath: string, writer: { host?: string; pid?: nu
   return `${cachePath}.partial-${writer.host ?? thisHost()}-${writer.pid ?? process.pid}-${writer.tag ?? randomBytes(3).toString('hex')}`;
 }
 export const journalPath = (partial: string): string => `${partial}.json`;
+/** A partial file's journal and the temporary files its writes go through (writeJournal's, closeJournal's). */
+const journalFiles = (partial: string): string[] => [journalPath(partial), `${journalPath(partial)}.tmp`, `${journalPath(partial)}.closing.tmp`];
+
+/** Puts `journal` in place as the journal of `partial` through the temporary file `tmp` (never half a journal). */
+function storeJournal(partial: string, journal: object, tmp: string): void {
+  writeFileSync(tmp, JSON.stringify(journal));
+  renameSync(tmp, journalPath(partial));
+}
 
 function readJournal(path: string): DecodeJournal | null {
   try {
@@ -216,11 +230,10 @@ export function claimPartial(cachePath: string, items: number, size: number): { 
     try {
       renameSync(l.partial, mine);
     } catch {
-      rmSync(journalPath(mine), { force: true });
+      removeQuietly(journalPath(mine));
       continue;
     }
-    removeQuietly(journalPath(l.partial));
-    removeQuietly(`${journalPath(l.partial)}.tmp`);
+    for (const f of journalFiles(l.partial)) removeQuietly(f);
     return { partial: mine, journal: l.journal };
   }
   return null;
@@ -228,10 +241,7 @@ export function claimPartial(cachePath: string, items: number, size: number): { 
 
 /** Writes the journal of `partial` (under a temporary name, then renamed: never half a journal). */
 export function writeJournal(partial: string, state: JournalState): void {
-  const path = journalPath(partial);
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: VERSION, host: thisHost(), ns: pidNamespace(), pid: process.pid, started: processStart(process.pid), ...state }));
-  renameSync(tmp, path);
+  storeJournal(partial, { version: VERSION, host: thisHost(), ns: pidNamespace(), pid: process.pid, started: processStart(process.pid), ...state }, journalFiles(partial)[1]!);
 }
 
 /**
@@ -242,16 +252,15 @@ export function closeJournal(partial: string): void {
   const j = readJournal(journalPath(partial));
   if (!j) return;
   try {
-    const tmp = `${journalPath(partial)}.closing.tmp`;
-    writeFileSync(tmp, JSON.stringify({ ...j, closed: true }));
-    renameSync(tmp, journalPath(partial));
+    // a temporary file of its own: the decoding thread may be writing its journal at the same time
+    storeJournal(partial, { ...j, closed: true }, journalFiles(partial)[2]!);
   } catch {
     /* the open journal stands */
   }
 }
 
 export function removePartial(partial: string): void {
-  for (const p of [partial, journalPath(partial), `${journalPath(partial)}.tmp`, `${journalPath(partial)}.closing.tmp`]) removeQuietly(p);
+  for (const p of [partial, ...journalFiles(partial)]) removeQuietly(p);
 }
 
 /** Removes a file, saying nothing when it cannot (another user's, in a shared folder): clearing up never stops a decoding. */
@@ -285,8 +294,7 @@ export function strayPartials(dir: string, except: string | null): { files: stri
   const files: string[] = [];
   let bytes = 0;
   for (const n of names) {
-    const m = /^(.*\.u8)\.partial-[^/]+$/.exec(n);
-    if (!m || n.includes('.json') || join(dir, n) === except) continue;
+    if (!/\.u8\.partial-/.test(n) || n.includes('.json') || join(dir, n) === except) continue;
     const journal = readJournal(join(dir, `${n}.json`));
     if (journal !== null && !abandoned(journal, join(dir, `${n}.json`))) continue;
     try {

@@ -172,7 +172,8 @@ function drawNorms() {
   const ys = layers.map((name) =>
     N.map((p) => {
       const l = p.layers.find((q) => q.layer === name);
-      return l && l.weight > 0 && l.update > 0 ? l.update / l.weight : null;
+      // (a ratio of 0 has no place on the log scale)
+      return l && l.ratio ? l.ratio : null;
     }),
   );
   charts['norms-chart'].setData([xs, ...ys]);
