@@ -11,6 +11,7 @@ import { topK } from './inspect/predictions.js';
 import type { TrainedModel } from './trained-model.js';
 import type { TrainingData } from './training-data.js';
 import { UserError } from './cli/errors.js';
+import { errorWords, pct } from './error-words.js';
 
 /** A held-out image the model got wrong at top-1. */
 export interface Misclassified {
@@ -103,12 +104,11 @@ export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData
   }
 }
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 /** The report as text: the totals, a table per class (with what it is most often taken for) and the confusion matrix. */
 export function formatEvaluation(r: EvaluationReport): string {
   const out: string[] = [];
-  out.push(`top-1 error ${pct(r.top1_error)}, top-5 error ${pct(r.top5_error)}, loss ${r.loss.toFixed(3)} on ${r.images} held-out images (${r.views === 'ten' ? "ten patches each, softmax averaged" : 'centre crops'})`);
+  out.push(`${errorWords(r.top1_error, r.top5_error, r.classes.length)}, loss ${r.loss.toFixed(3)} on ${r.images} held-out images (${r.views === 'ten' ? "ten patches each, softmax averaged" : 'centre crops'})`);
   out.push('');
   out.push('| class | images | top-1 error | most often taken for |');
   out.push('|---|---|---|---|');

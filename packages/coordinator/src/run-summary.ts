@@ -9,8 +9,9 @@ import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import { UserError } from './cli/errors.js';
-import { median } from '@alexnet-mp/core';
+import { median, presetNames, getPreset } from '@alexnet-mp/core';
 import { layerNormTotals } from './layer-norms.js';
+import { errorWords, pct, topFiveMeaningful } from './error-words.js';
 import type { LayerNormsRow } from './coordinator-types.js';
 
 interface RunEvent {
@@ -331,7 +332,6 @@ function remainingOf(done: number, planned: number, spe: number | null, ev: RunE
   return { steps, stepMs, pacedOn: recent.length, evaluations, evalMs, seconds: (steps * stepMs + evaluations * evalMs) / 1000 };
 }
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -349,6 +349,8 @@ function byBackend(list: readonly Session[]): string {
 
 /** The report as Markdown: a few lines, the sessions and the table. */
 export function formatRunReport(r: RunReport): string {
+  // a run's classes are its preset's; a preset this build does not know is read as having more than five
+  const classes = (presetNames as readonly string[]).includes(r.preset) ? getPreset(r.preset).classes : Infinity;
   const out: string[] = [];
   // a run counted in epochs says them; one counted in steps (--steps, even on data with epochs) says steps
   const epochs = r.stepsPerEpoch && r.epochs ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : ' steps';
@@ -362,7 +364,7 @@ export function formatRunReport(r: RunReport): string {
   // steps logged past the last checkpoint (a run killed since) are done again by --resume
   const since = r.lastCheckpoint !== null && r.lastCheckpoint < r.stepsDone ? ` (steps ${r.lastCheckpoint}-${r.stepsDone - 1} were logged after it: --resume does them again)` : '';
   if (r.lastCheckpoint !== null || r.restarts > 0) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : 'no checkpoint'}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
-  if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${r.lastEval.loss.toFixed(3)}, top-1 error ${pct(r.lastEval.top1_error)}, top-5 error ${pct(r.lastEval.top5_error)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
+  if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${r.lastEval.loss.toFixed(3)}, ${errorWords(r.lastEval.top1_error, r.lastEval.top5_error, classes)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   if (r.norms) out.push(`update / weight after step ${r.norms.step}: ${r.norms.layers.map((l) => `${l.layer} ${l.ratio.toExponential(1)}`).join(', ')}`);
   out.push('');
   // the workers' memory, where the step lines carry it (builds since 2026-12-05)
@@ -375,10 +377,11 @@ export function formatRunReport(r: RunReport): string {
     out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${pace} |${mem} ${s.end} |`);
   }
   out.push('');
-  out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out loss, top-1 / top-5 error |`);
+  const five = topFiveMeaningful(classes);
+  out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out loss, top-1${five ? ' / top-5' : ''} error |`);
   out.push(`|---|${r.stepsPerEpoch ? '---|' : ''}---|---|---|---|`);
   for (const row of r.rows) {
-    const ev = row.evals.map((v) => `${v.loss.toFixed(3)}, ${pct(v.top1_error)} / ${pct(v.top5_error)} (step ${v.step}, ${v.images} images)`).join('; ');
+    const ev = row.evals.map((v) => `${v.loss.toFixed(3)}, ${pct(v.top1_error)}${five ? ` / ${pct(v.top5_error)}` : ''} (step ${v.step}, ${v.images} images)`).join('; ');
     out.push(`| ${row.from}-${row.to - 1} | ${row.epoch !== null ? `${row.epoch} | ` : ''}${row.lr} | ${row.loss.toFixed(3)} | ${pct(row.top1Error)} | ${ev} |`);
   }
   return out.join('\n') + '\n';

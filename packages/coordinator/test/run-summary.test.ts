@@ -7,7 +7,7 @@ import path from 'node:path';
 import { alexnetBin } from '../src/launch.js';
 import { fileLines, formatRunReport, readRunEvents, summariseRun } from '../src/run-summary.js';
 
-const run = (start: number, id: string) => ({ event: 'run', run_id: id, preset: 'tiny', steps: 12, start_step: start, epochs: 3, steps_per_epoch: 4, batch: 8, data: 'synthetic', started: `2026-01-0${start ? 2 : 1}T00:00:00.000Z`, workers: [{ backend: 'webasm' }, { backend: 'webasm' }] });
+const run = (start: number, id: string, preset = 'cifar') => ({ event: 'run', run_id: id, preset, steps: 12, start_step: start, epochs: 3, steps_per_epoch: 4, batch: 8, data: 'synthetic', started: `2026-01-0${start ? 2 : 1}T00:00:00.000Z`, workers: [{ backend: 'webasm' }, { backend: 'webasm' }] });
 // `acc`: the batch's top-1 accuracy, written as step lines do (top1_error); `oldStep` as logs before 2026-12-04 did (top1, the accuracy)
 const step = (s: number, loss: number, acc: number, lr = 0.01) => ({ event: 'step', step: s, lr, loss, top1_error: 1 - acc, top5_error: 0, ms: 500 });
 const oldStep = (s: number, loss: number, acc: number, lr = 0.01) => ({ event: 'step', step: s, lr, loss, top1: acc, top5: 1, ms: 500 });
@@ -56,6 +56,11 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   t.regex(md, /^last evaluation: after step 8, loss 1\.000, top-1 error 60\.0%, top-5 error 20\.0% on 16 held-out images$/m);
   t.regex(md, /^\| 2 \| 2026-01-02T00:00:00\.000Z \| webasm \| 4-9 \| 7\.5 s \| 0\.50 \/ 0\.50 s \| stopped: SIGINT \|$/m);
   t.regex(md, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 1\.000, 80\.0% \/ 30\.0% \(step 4, 16 images\) \|$/m);
+  // a model of five classes or fewer (tiny has 4): every label is in the top 5, so no top-5 error is printed
+  const four = formatRunReport(summariseRun(events.map((e) => (e.event === 'run' ? { ...e, preset: 'tiny' } : e)) as never));
+  t.regex(four, /^last evaluation: after step 8, loss 1\.000, top-1 error 60\.0% on 16 held-out images$/m);
+  t.regex(four, /^\| 0-3 \| 0 \| 0\.01 \| 1\.850 \| 75\.0% \| 1\.000, 80\.0% \(step 4, 16 images\) \|$/m);
+  t.regex(four, /^\| steps \| epoch \| lr \| mean training loss \| training top-1 error \| held-out loss, top-1 error \|$/m);
   // what is left: 3 steps at the median step time of the 11 steps logged, and the epoch-end evaluation at step 12
   t.deepEqual(r.remaining, { steps: 3, stepMs: 500, pacedOn: 11, evaluations: 1, evalMs: 250, seconds: 1.75 });
   t.regex(md, /^remaining: 3 steps at 0\.50 s a step \(median of the last 11\) and 1 evaluation of 0\.3 s: about 1\.8 s$/m);

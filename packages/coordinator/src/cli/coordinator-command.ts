@@ -26,6 +26,7 @@ import { surviveLostOutput } from './output-gone.js';
 import { signalExitCode } from '../signal-exit.js';
 import readline from 'node:readline';
 import { stopBeforeTraining } from './early-stop.js';
+import { errorWords } from '../error-words.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   workers: string;
@@ -275,7 +276,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       const onEval = (m: EvalMetrics) => {
         evals.push(m);
         log.write(m);
-        progress.note(`evaluation after step ${m.step}: loss ${m.loss.toFixed(3)}, top-1 error ${(100 * m.top1_error).toFixed(1)}%, top-5 error ${(100 * m.top5_error).toFixed(1)}% (${m.images} held-out images)`);
+        progress.note(`evaluation after step ${m.step}: loss ${m.loss.toFixed(3)}, ${errorWords(m.top1_error, m.top5_error, spec.classes)} (${m.images} held-out images)`);
       };
       const onCheckpoint = (file: string, step: number) => {
         log.write({ event: 'checkpoint', step, file });
