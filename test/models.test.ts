@@ -235,6 +235,14 @@ test('the class names of a data set are read by listing it (checkpoints written 
   // top 5; on all 10,000 test images 18.02% top-1 and 1.00% top-5 error (docs/models.md)
   t.true(right >= 17, `${right} of ${files.length} right at top-1`);
   t.true(top5 >= 18, `${top5} of ${files.length} in the top 5`);
+  // a file whose name starts with a dash, after `--` (before it, it reads as an option); names before `--` count too
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dash-'));
+  fs.copyFileSync(files[0]!, path.join(dir, '-first.jpg'));
+  const dashed = await finished(alexnet(['predict', files[1]!, '--json', '--backend', 'webasm', '--', '-first.jpg'], { cwd: dir }));
+  t.is(dashed.code, 0, dashed.err.join('\n'));
+  t.deepEqual(dashed.out.map((l) => (JSON.parse(l) as { image: string }).image), [files[1], '-first.jpg']);
+  t.deepEqual(JSON.parse(dashed.out[1]!).top, got[0]!.top, 'the same image, the same guesses');
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('inspect --model reads a model file: kernels, an image\'s feature maps; predictions need --data', async (t) => {
