@@ -1,46 +1,42 @@
 #!/usr/bin/env bash
-# The GPU comparison in one device call of at most 8 minutes: alexnet-mp on gpu.js's webgpu mode (one
-# process, and two workers at the paper's batch) against TensorFlow.js's WebGPU backend and PyTorch (cuda,
-# groups=2, fp32) on the same GPU, model, batch and update, plus the webgpu kernel and model tests. The
-# output goes to $OUT/bench/results/gpu-h200-YYYY-MM-DD.txt (copy it into bench/results/ here) and the
-# tests' whole log to $OUT/ava-webgpu.log.
+# The GPU comparison in one run of at most 8 minutes: alexnet-mp on gpu.js's webgpu mode (one process, and
+# two workers at the paper's batch) against TensorFlow.js's WebGPU backend and PyTorch (cuda, groups=2, fp32)
+# on the same GPU, model, batch and update, plus the webgpu kernel and model tests.
 #
-# A call's working tree is limited to 64 MiB and the tree alone is about 34 MiB, so the Node.js binary
-# (24 MiB compressed) and node_modules (19 MiB) travel in two calls on a warm machine (ignored files a call
-# carried stay there for the next call; the machine goes back about 30 s after a call ends, so make the
-# second call right after the first):
+#   npm ci && bash bench/gpu-bench.sh run
 #
-#   here:    npm ci && bash bench/gpu-bench.sh pack
-#            (runs ../shared/gpu-host/prepare.sh if .device/ has no Node.js yet, then replaces
-#            .device/node_modules.tar.xz by a slim one: @tensorflow/tfjs-core's and tfjs-backend-webgpu's
-#            Node bundles, no tfjs-backend-wasm/-cpu, TypeScript, Playwright or @types, no other platforms'
-#            binaries; prints the size of each call's tree, each must stay under 64 MiB)
-#   call 1:  carry .device/enter.sh .device/debs .device/node.xz     command: bash bench/gpu-bench.sh check
-#            timeout_s 120 (lists what arrived, the GPU and python3's torch)
-#   call 2:  carry .device/node_modules.tar.xz .device/commit         command: bash bench/gpu-bench.sh run
-#            timeout_s 540 (the script starts no part after BUDGET_S=450 s and limits each part)
-#   here:    cp FILES_AT/bench/results/gpu-h200-*.txt bench/results/  (FILES_AT: where the call's files came back)
+# on a machine with a GPU, its Vulkan driver and Node.js 20, from the project root. The output goes to
+# bench/results/gpu-NAME-YYYY-MM-DD.txt (NAME from nvidia-smi, e.g. h200; under $OUT/bench/results when OUT
+# is set) and the tests' whole log to ${OUT:-.}/ava-webgpu.log. PyTorch is timed when python3 (or
+# ALEXNET_PYTHON) imports torch.
 #
-# What `run` does, each part under its own time limit and all within BUDGET_S (a part that would start
-# with less than 20 s left is skipped, and says so):
-#   1. the WebGPU adapter Dawn gives (gpu.js and TensorFlow.js share it) and its limits;
+# A GPU machine without Node.js or the Vulkan loader: `bash bench/gpu-bench.sh pack` here (after npm ci) puts
+# a Node.js binary, the loader and a slim node_modules (@tensorflow/tfjs-core's and tfjs-backend-webgpu's
+# Node bundles; no tfjs-backend-wasm/-cpu, TypeScript, Playwright, @types or other platforms' binaries) under
+# .device/; copy the project with .device/ there and `bash bench/gpu-bench.sh run` uses them
+# (`bash bench/gpu-bench.sh check` lists what arrived, the GPU and python3's torch).
+#
+# What `run` does, each part under its own time limit and all within BUDGET_S (default 450 s; a part that
+# would start with less than 20 s left is skipped, and says so):
+#   1. the WebGPU adapter Dawn gives (gpu.js and TensorFlow.js share it) and its limits; the worker's own
+#      choice with --backend auto, --device 0 and an index with no adapter;
 #   2. `npm run bench -- --backend webgpu` (bench/train-step.ts) at the paper preset, batch 128, in one
 #      process and in two workers; at cifar, batch 64, and again with the GEMMs as they were before four
 #      rows a thread and split K (ALEXNET_WEBGPU_GEMM=quad ALEXNET_WEBGPU_SPLIT_K=off, alexnet-mp only; also
 #      at the paper's batch), with one submit a kernel call
 #      (ALEXNET_WEBGPU_BATCH=1, alexnet-mp only) against the default 16 dispatches a submit, and with
 #      Dawn's unpaced polling (ALEXNET_DAWN_POLL=spin); the webgpu
-#      kernel and model tests (ALEXNET_TEST_BACKEND=webgpu, the files bench/gpu-check.sh and
-#      scripts/test-webgpu.sh list); cifar, batch 128; paper, batch 64. Each bench times the TensorFlow.js
+#      kernel and model tests (ALEXNET_TEST_BACKEND=webgpu, the core files scripts/test-webgpu.sh lists);
+#      cifar, batch 128; paper, batch 64. Each bench times the TensorFlow.js
 #      WebGPU and PyTorch peers in the same run and prints images/s, alexnet-mp's kernel launches a step
 #      and every ratio;
 #   3. `npm run bench -- --distributed --backend webgpu` at cifar, batch 64 (1, 2 and 4 micro-batches) and
 #      at the paper preset, batch 128 (1 and 2): two workers on the GPU against one process, the exchange
 #      waited for and hidden; cifar, batch 64 again with steps not queued (--no-queue-steps).
 #
-# Without a GPU: `eval "$(bash scripts/lavapipe.sh)"; SMOKE=1 NO_DEVICE=1 bash bench/gpu-bench.sh run` runs
-# the same parts here on a software adapter with the tiny preset at batch 16 and 8 and the first test file
-# only (output under $OUT, default /tmp/gpu-bench). ALEXNET_PYTHON names another Python with torch.
+# Without a GPU: `eval "$(bash scripts/lavapipe.sh)"; export LD_LIBRARY_PATH VK_DRIVER_FILES; SMOKE=1 bash
+# bench/gpu-bench.sh run` runs the same parts on the software adapter with the tiny preset at batch 16 and 8
+# and the first test file only (output under $OUT, default /tmp/gpu-bench for a smoke run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 pack=.device
@@ -68,11 +64,11 @@ inner() {
   export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295}
   local bench=(node --import tsx bench/main.ts --backend webgpu)
   local tests
-  # the webgpu kernel and model tests: those bench/gpu-check.sh and npm test's webgpu half list
-  tests=$(cat bench/gpu-check.sh scripts/test-webgpu.sh 2>/dev/null | grep -o 'packages/[a-z]*/test/[a-z0-9-]*\.test\.ts' | sort -u | tr '\n' ' ')
+  # the webgpu kernel and model tests: the core ones npm test's webgpu half lists
+  tests=$(cat scripts/test-webgpu.sh 2>/dev/null | grep -o 'packages/[a-z]*/test/[a-z0-9-]*\.test\.ts' | sort -u | tr '\n' ' ')
   [ -n "$tests" ] || tests='packages/core/test/gemm.test.ts packages/core/test/conv2d.test.ts packages/core/test/layers.test.ts packages/core/test/model-gradient.test.ts packages/core/test/learning.test.ts packages/core/test/residency.test.ts'
   local commit
-  # pack writes the commit it packed for; the tree a device call gets may carry an older .git
+  # pack writes the commit it packed for; a copied tree may carry an older .git or none
   commit=$(cat .device/commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo "alexnet-mp GPU comparison, $(date -u '+%Y-%m-%d %H:%M UTC'), commit ${commit}, ${SMOKE:+SMOKE (tiny preset), }budget ${budget} s"
   echo "host: $(nproc) CPU cores; node $(node --version); python: $(command -v "${ALEXNET_PYTHON:-python3}" || echo none)"
@@ -129,7 +125,11 @@ inner() {
 case "${1:-}" in
   pack)
     set -e
-    [ -s "$pack/node.xz" ] && [ -s "$pack/enter.sh" ] || bash ../shared/gpu-host/prepare.sh
+    if ! { [ -s "$pack/node.xz" ] && [ -s "$pack/enter.sh" ]; }; then
+      # Node.js (node.xz), the Vulkan loader (debs/) and enter.sh, which unpacks them and runs a command with them
+      [ -f ../shared/gpu-host/prepare.sh ] || { echo "pack: no $pack/node.xz and $pack/enter.sh, and no ../shared/gpu-host/prepare.sh to make them" >&2; exit 2; }
+      bash ../shared/gpu-host/prepare.sh
+    fi
     git rev-parse --short HEAD > "$pack/commit"
     # node_modules for the run: no other platforms' binaries, no TypeScript, Playwright or type
     # declarations, and of TensorFlow.js only the two Node bundles the WebGPU peer loads
@@ -148,35 +148,38 @@ case "${1:-}" in
     tree=$(git ls-files -z -co --exclude-standard | xargs -0 du -cb | tail -1 | cut -f1)
     mb() { echo $(( ($1 + 1048575) / 1048576 )); }
     size() { du -cb "$@" | tail -1 | cut -f1; }
-    echo "the tree: $(mb "$tree") MiB; with each call's carried paths (each must stay under 64):"
-    echo "  call 1 (check): $(mb $(( tree + $(size $pack/enter.sh $pack/debs $pack/node.xz) ))) MiB"
-    echo "  call 2 (run):   $(mb $(( tree + $(size $pack/node_modules.tar.xz) ))) MiB (node_modules.tar.xz: $(mb "$(size $pack/node_modules.tar.xz)") MiB)"
+    echo "the project's files: $(mb "$tree") MiB; .device/ Node.js and Vulkan loader: $(mb "$(size $pack/enter.sh $pack/debs $pack/node.xz)") MiB; .device/node_modules.tar.xz: $(mb "$(size $pack/node_modules.tar.xz)") MiB"
     ;;
   check)
-    # what has arrived so far (a call carries its part; earlier parts stay on the warm machine)
+    # what of .device/ is here, the GPU, and whether python3 has torch with CUDA
     ls -la "$pack" 2>/dev/null || true
     nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null || true
     python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1
     ;;
   run)
-    OUT=${OUT:-/tmp/gpu-bench}
+    if [ -n "${SMOKE:-}" ]; then OUT=${OUT:-/tmp/gpu-bench}; else OUT=${OUT:-.}; fi
     export OUT
     mkdir -p "$OUT/bench/results"
-    results="$OUT/bench/results/gpu-h200-$(date -u +%F).txt"
+    # the GPU's name for the file: "NVIDIA H200" -> h200, "NVIDIA H100 80GB HBM3" -> h100
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | sed -E 's/^NVIDIA //; s/ .*//' | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9-')
+    results="$OUT/bench/results/gpu-${gpu:-webgpu}-$(date -u +%F).txt"
     [ -z "${SMOKE:-}" ] || results="$OUT/bench/results/gpu-smoke-$(date -u +%F).txt"
-    if [ -n "${NO_DEVICE:-}" ]; then
-      inner 2>&1 | tee "$results"
-    else
-      for f in "$pack/node.xz" "$pack/node_modules.tar.xz" "$pack/enter.sh"; do
-        [ -s "$f" ] || { echo "missing $f: make call 1 first (on a warm machine), then this one" >&2; exit 2; }
+    export -f inner
+    if [ -s "$pack/enter.sh" ] && [ -z "${NO_DEVICE:-}" ]; then
+      # the packed Node.js, Vulkan loader and node_modules (pack, above)
+      for f in "$pack/node.xz" "$pack/node_modules.tar.xz"; do
+        [ -s "$f" ] || { echo "missing $f: copy all of .device/ that pack made" >&2; exit 2; }
       done
-      export -f inner
       bash "$pack/enter.sh" bash -c '. bench/gpu-env.sh; inner' 2>&1 | tee "$results"
+    else
+      command -v node >/dev/null && [ -d node_modules ] || { echo "run needs Node.js and node_modules here (npm ci), or the .device/ that pack makes" >&2; exit 2; }
+      # NVIDIA's headless Vulkan driver unless a driver is named already
+      bash -c '[ -n "${VK_DRIVER_FILES:-}" ] || . bench/gpu-env.sh; inner' 2>&1 | tee "$results"
     fi
     echo "written: $results"
     ;;
   *)
-    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -1,4 +1,4 @@
-# Sourced on the GPU host after .device/enter.sh: NVIDIA's Vulkan ICD file names the GLX library,
+# Sourced by bench/gpu-bench.sh before it runs on an NVIDIA GPU: NVIDIA's Vulkan ICD file names the GLX library,
 # which needs an X display; its EGL library is the headless Vulkan driver.
 egl=$(ldconfig -p | awk '/libEGL_nvidia.so.0/ {print $NF; exit}')
 if [ -n "$egl" ]; then

@@ -70,7 +70,8 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /**
  * The backend the kernel tests run on: webasm here and in CI; ALEXNET_TEST_BACKEND=webgpu
- * runs the same tests on a GPU (bench/gpu-check.sh).
+ * runs the same tests on a GPU (bench/gpu-bench.sh) or the software
+ * adapter (scripts/test-webgpu.sh, npm test's second half).
  */
 export const testBackend: BackendMode = process.env.ALEXNET_TEST_BACKEND === 'webgpu' ? 'webgpu' : 'webasm';
 

@@ -35,7 +35,7 @@ export const evaluateCommand: CommandModule<object, Args> = {
         wrong: { type: 'string', describe: 'write every misclassified image to this file, a JSON line each: {"index", "file", "label", "name", "top": [{"class", "name", "p"}, ...]}' },
         'cache-dir': { type: 'string', describe: 'the data cache folder (as for training)' },
       })
-      .example('$0 evaluate --data ../shared/datasets/cifar10', 'the shipped CIFAR-10 model on the 10,000 test images')
+      .example('$0 evaluate --data cifar10', 'the shipped CIFAR-10 model on the 10,000 test images')
       .example('$0 evaluate --run runs/c10 --views ten --wrong wrong.jsonl', "a run's latest checkpoint, ten patches, the misclassified images listed") as never,
   handler: async (a) => {
     if (a.wrong !== undefined) checkWritable(a.wrong, '--wrong', 'wrong.jsonl');

@@ -51,7 +51,7 @@ export const featuresCommand: CommandModule<object, Args> = {
         limit: { type: 'number', describe: 'the first N images of the split only (default all)' },
         'cache-dir': { type: 'string', describe: 'the data cache folder (as for training)' },
       })
-      .example('$0 features --data ../shared/datasets/cifar10 --out fc7.npy', "the shipped CIFAR-10 model's fc7 for the 10,000 test images")
+      .example('$0 features --data cifar10 --out fc7.npy', "the shipped CIFAR-10 model's fc7 for the 10,000 test images")
       .example('$0 features --run runs/c10 --layer pool5 --limit 1000 --out pool5.npy', "a run's latest checkpoint, pool5, the first 1,000 held-out images") as never,
   handler: async (a) => {
     if (!a.out.endsWith('.npy')) throw new UserError(`--out ${a.out}: give a file name ending in .npy (its labels go beside it, in ${path.basename(companionFiles(a.out + '.npy').labels)})`);

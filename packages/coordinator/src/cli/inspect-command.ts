@@ -273,8 +273,8 @@ export const inspectCommand: CommandModule = {
       .example('$0 inspect kernels --run runs/c10', "conv1's kernels of both towers and their colour scores")
       .example('$0 inspect kernels --model models/cifar10.safetensors', 'the same for the shipped CIFAR-10 model')
       .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer conv2', "each tower's conv2 maps for cat.jpg")
-      .example('$0 inspect neighbours --data ../shared/datasets/cifar10 --index 3000', "the shipped model's 8 nearest test images to test image 3000 in fc7")
-      .example('$0 inspect neighbours --data ../shared/datasets/cifar10 --index 3000 --features fc7.npy', 'the same, searching the rows that alexnet features --out fc7.npy wrote: seconds instead of a pass over the test set')
+      .example('$0 inspect neighbours --data cifar10 --index 3000', "the shipped model's 8 nearest test images to test image 3000 in fc7")
+      .example('$0 inspect neighbours --data cifar10 --index 3000 --features fc7.npy', 'the same, searching the rows that alexnet features --out fc7.npy wrote: seconds instead of a pass over the test set')
       .example('$0 inspect kernels --coordinator 127.0.0.1:50070', 'the same, live from a running coordinator'),
   handler: () => {},
 };
