@@ -79,6 +79,14 @@ for (const [args, line] of [
   [['launch', '--data', '--steps', '2'], 'alexnet: --data needs a value'],
   [['launch', '--checkpoint-minutes', '-1'], 'alexnet: --checkpoint-minutes must be a number of minutes >= 0 (0: off), got -1'],
   [['launch', '--momentum', '5'], "alexnet: --momentum must be below 1 (the paper's is 0.9), got 5"],
+  [['launch', '--steps', '3', '--steps', '5'], 'alexnet: --steps is given twice (3 and 5): give it once'],
+  [['predict', '--top=1', '--top', '2', 'x.jpg'], 'alexnet: --top is given twice (1 and 2): give it once'],
+  [['--versoin'], 'alexnet: unknown option --versoin (did you mean --version?); --help lists them'],
+  [['--', 'summary'], 'alexnet: name a command before --: alexnet --help lists them'],
+  [['summary', '-run'], 'alexnet: unknown option -r, unknown option -u, unknown option -n; --help lists them; a file or folder named -run is written ./-run (or after --)'],
+  // after `--`, a word that starts with a dash is the command's operand
+  [['summary', '--', '-run'], 'alexnet: -run: no such run folder'],
+  [['verify', '--', '-nope'], 'alexnet: -nope: no such file or folder'],
 ] as const) {
   test(`a command line yargs refuses is one line, exit 2: alexnet ${args.join(' ')}`, (t) => {
     const r = run(...args);

@@ -8,6 +8,7 @@ import { unknownOptionLine, type KnownOptions } from './unknown-option.js';
 
 /** The options of the command being parsed, as yargs' `getOptions()` gives them (types included). */
 export interface ParsedOptions extends KnownOptions {
+  array?: string[];
   number?: string[];
   string?: string[];
   choices?: Record<string, unknown>;
@@ -42,6 +43,38 @@ export function missingValueLine(known: ParsedOptions, argv: readonly string[]):
   return undefined;
 }
 
+/**
+ * The line for an option given twice ("--steps is given twice (3 and 5): give it once"): yargs would make an
+ * array of the two values and the option's check then names them as one ("got 3,5"). Options that take
+ * several values (`--micro-batches 1 2 4`) may come again; a word after `--` is no option.
+ */
+export function givenTwiceLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
+  const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const canonical = new Map<string, string>();
+  for (const name of Object.keys(known.key)) canonical.set(name, name);
+  for (const [name, aliases] of Object.entries(known.alias ?? {})) for (const a of aliases) canonical.set(a, name);
+  const many = new Set((known.array ?? []).flatMap((n) => [n, camel(n)]));
+  const seen = new Map<string, { typed: string; values: string[] }>();
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--') break;
+    const m = /^--?([^=]+)(?:=(.*))?$/s.exec(word);
+    if (!m || /^-\d/.test(word) || (word.startsWith('-') && !word.startsWith('--') && m[1]!.length > 1)) continue;
+    const name = canonical.get(m[1]!) ?? canonical.get(camel(m[1]!));
+    if (name === undefined || many.has(name) || name === 'help' || name === 'version') continue;
+    const next = argv[i + 1];
+    const value = m[2] ?? (next !== undefined && !next.startsWith('-') ? next : '');
+    const entry = seen.get(name) ?? { typed: word.replace(/=.*$/s, ''), values: [] };
+    entry.values.push(value);
+    seen.set(name, entry);
+    if (entry.values.length === 2) {
+      const values = entry.values.filter((v) => v !== '');
+      return `${entry.typed} is given twice${values.length === 2 ? ` (${values[0]} and ${values[1]})` : ''}: give it once`;
+    }
+  }
+  return undefined;
+}
+
 /** The command the line names, and its usage ("summary <run>"), from the usages of every command ("inspect kernels"). */
 export function commandOf(argv: readonly string[], usages: readonly string[]): { name: string; usage: string } | undefined {
   let best: { name: string; usage: string } | undefined;
@@ -71,7 +104,8 @@ export function failureLine(msg: string | null | undefined, known: KnownOptions,
   if (typedWord !== undefined && !typedWord.startsWith('-') && (suggestion || (/^Unknown arguments?: /.test(m) && (!cmd || cmd.name === 'inspect')))) {
     return `unknown command ${cmd ? `${cmd.name} ` : ''}${typedWord}${suggestion ? ` (did you mean ${suggestion[1]}?)` : ''}; ${help} lists the commands`;
   }
-  if (!cmd && /^name a command/.test(m)) return undefined;
+  // no command: an unknown flag typed at the top (`alexnet --versoin`) is named; else the list of commands says more
+  if (!cmd && /^name a command/.test(m)) return unknownOptionLine(m, known, argv);
   const unknown = unknownOptionLine(m, known, argv);
   if (unknown) return unknown;
   const usage = cmd ? `usage: alexnet ${cmd.usage} [options]` : 'usage: alexnet <command> [options]';

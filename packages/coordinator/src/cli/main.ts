@@ -19,8 +19,9 @@ import { dashboardCommand } from './dashboard-command.js';
 import { verifyCommand } from './verify-command.js';
 import { UserError, reportAndExit } from './errors.js';
 import { optionsOf } from './unknown-option.js';
-import { failureLine, missingValueLine, notANumberLine, type ParsedOptions } from './failure-line.js';
+import { failureLine, givenTwiceLine, missingValueLine, notANumberLine, type ParsedOptions } from './failure-line.js';
 import { packageVersion } from './version.js';
+import { operandsAfterDashes } from './operands.js';
 
 process.on('unhandledRejection', reportAndExit);
 
@@ -29,8 +30,11 @@ const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand
 const usages = [...commands, ...inspectSubcommands.map((c) => ({ command: `inspect ${String(c.command)}` }))].map((c) => String(c.command));
 
 try {
+  // the command line as typed, for the one-line reports; yargs gets the words after `--` as positionals
   const argv = hideBin(process.argv);
-  const cli = yargs(argv);
+  const operands = operandsAfterDashes(argv);
+  if (argv[0] === '--') throw new UserError('name a command before --: alexnet --help lists them');
+  const cli = yargs(operands.argv);
   await cli
     .scriptName('alexnet')
     .usage('$0 <command> [options]\n\nAlexNet trained as in the 2012 paper: two towers on two devices, gpu.js kernels, gRPC between them.')
@@ -51,8 +55,9 @@ try {
     .command(verifyCommand)
     .command(certsCommand)
     .middleware((parsed) => {
+      operands.restoreAll(parsed);
       const known = optionsOf(cli) as ParsedOptions;
-      const line = missingValueLine(known, argv) ?? notANumberLine(parsed, known, argv);
+      const line = missingValueLine(known, argv) ?? givenTwiceLine(known, argv) ?? notANumberLine(parsed, known, argv);
       if (line) throw new UserError(line);
     }, true)
     .demandCommand(1, 'name a command (see the list above)')
@@ -63,8 +68,8 @@ try {
     .version(packageVersion)
     .fail((msg, err, y) => {
       if (err) reportAndExit(err);
-      const line = failureLine(msg, optionsOf(cli), argv, usages);
-      process.stderr.write(line ? `alexnet: ${line}\n` : `${y.help()}\n\nalexnet: ${msg}\n`);
+      const line = operands.restore(failureLine(msg, optionsOf(cli), argv, usages));
+      process.stderr.write(line ? `alexnet: ${line}\n` : `${y.help()}\n\nalexnet: ${operands.restore(msg)}\n`);
       process.exit(2);
     })
     .parseAsync();

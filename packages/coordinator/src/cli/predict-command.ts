@@ -12,8 +12,7 @@ import { formatPrediction, predictImages } from '../predict.js';
 import { expandImageArgs } from '../image-args.js';
 
 interface Args extends ModelArgs {
-  images?: string[];
-  _: (string | number)[];
+  images: string[];
   top: number;
   json: boolean;
   'cache-dir'?: string;
@@ -21,15 +20,13 @@ interface Args extends ModelArgs {
 
 
 export const predictCommand: CommandModule<object, Args> = {
-  // [images..], not <images..>: yargs leaves the names after `--` (a file named -x.jpg) in `_`, and a demanded
-  // positional would refuse `predict -- -x.jpg` before the handler could take them
-  command: 'predict [images..]',
+  command: 'predict <images..>',
   describe:
     "the top-5 classes of image files (JPEG, PNG; any size: resized and centre-cropped as evaluation does; a folder: the images under it) with their probabilities, from a model file or a run's checkpoint. " +
     'Both towers run in this one process (as the one-process trainer runs them): no worker is started',
   builder: (y) =>
     y
-      .positional('images', { type: 'string', array: true, describe: 'image files, or folders: the .jpg, .jpeg and .png files under them, sorted (after `--`, names that start with a dash)' })
+      .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files, or folders: the .jpg, .jpeg and .png files under them, sorted (after `--`, names that start with a dash)' })
       .options({
         ...modelOptions,
         top: { type: 'number', default: 5, describe: "classes given per image, most probable first (a number above the model's classes gives them all)" },
@@ -41,16 +38,13 @@ export const predictCommand: CommandModule<object, Args> = {
       .example('$0 predict photos/*.jpg --run runs/c10 --views ten --json', "a run's latest checkpoint, ten patches, JSON lines")
       .example('$0 predict -- -scan.jpg', 'a file whose name starts with a dash') as never,
   handler: async (a) => {
-    // the names before `--` and, after it, the rest of `_` (its first word is the command)
-    const images = [...(a.images ?? []), ...a._.slice(1)].map(String);
-    if (images.length === 0) throw new UserError('missing <images..> (usage: alexnet predict <images..> [options]); alexnet predict --help says more');
     const info = (l: string) => process.stderr.write(`alexnet predict: ${l}\n`);
     // a model file reads no data set: --cache-dir is for a run's older checkpoints only
     const model = openModel(a, { cacheDir: a.run !== undefined ? a['cache-dir'] : undefined, info });
     const views = a.views === 'ten' ? 'ten' : 'centre';
     if (!(Number.isInteger(a.top) && a.top >= 1)) throw new UserError(`--top must be an integer >= 1, got ${a.top}`);
     // a folder stands for the images under it
-    const args = expandImageArgs(images);
+    const args = expandImageArgs(a.images.map(String));
     const files = args.flatMap((x) => ('file' in x ? [x.file] : []));
     const { results: done, modes } = await predictImages(model, files, { views, backend: a.backend as RequestedBackend, top: a.top });
     const predicted = done.values();

@@ -77,7 +77,10 @@ export function unknownOptionLine(msg: string | null | undefined, known: KnownOp
       const suggestion = closestOption(typed.replace(/^--?/, ''), known);
       return `unknown option ${typed}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
     });
-    return `${parts.join(', ')}; --help lists them`;
+    // a word after one dash whose letters are not all options is more likely a name that starts with '-'
+    const word = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((a) => /^-[^-\d].+/.test(a) && !/=/.test(a) && [...a.slice(1)].some((l) => flags.includes(`-${l}`)));
+    const name = word ? `; a file or folder named ${word} is written ./${word} (or after --)` : '';
+    return `${parts.join(', ')}; --help lists them${name}`;
   }
   const m = /^Unknown arguments?: (.*)$/.exec(msg ?? '');
   return m ? `unexpected argument${m[1]!.includes(', ') ? 's' : ''} ${m[1]}; --help says what the command takes` : undefined;
