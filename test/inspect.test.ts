@@ -171,7 +171,7 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     [['inspect', 'activations', '--coordinator', f.service.address, '--image', f.image, '--layer', 'conv9'], /^alexnet: no layer "conv9" in preset tiny/],
     [['inspect', 'activations', '--run', f.runDir, '--image', path.join(f.runDir, 'none.jpg')], /^alexnet: --image .*none\.jpg: no such file$/],
     [['inspect', 'kernels', '--run', f.runDir, '--layer', 'conv2', '--input-idx', '0:2'], /^alexnet: --input-idx 0:2: a slice shows one channel \(grey\) or three \(as RGB\), not 2$/],
-    [['inspect', 'kernels'], /^alexnet: give one of --run RUN_DIR \(a checkpoint\), --model FILE \(a model file\) or --coordinator HOST:PORT/],
+    [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.runDir, 'k.jpg')], /^alexnet: --out .*k\.jpg: give a file name ending in \.png \(the picture is a PNG\)$/],
     [['inspect', 'kernels', '--run', f.runDir, '--model', f.image], /^alexnet: give only one of --run RUN_DIR \(a checkpoint\), --model FILE \(a model file\) or --coordinator HOST:PORT/],
     [['inspect', 'kernels', '--model', f.image, '--step', '1'], /^alexnet: --step picks a checkpoint of a run: give it with --run RUN_DIR$/],
     [['inspect', 'kernels', '--coordinator', '127.0.0.1:1'], /^alexnet: no coordinator answered at 127\.0\.0\.1:1 /],
@@ -187,4 +187,8 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     t.is(lines.length, 1, `${args.join(' ')}: ${p.output()}`);
     t.regex(lines[0] ?? '', re);
   }
+  // none of --run, --model and --coordinator: the shipped model, as predict, evaluate and neighbours take it
+  const shipped = alexnet(['inspect', 'kernels', '--out', path.join(f.runDir, 'shipped.png'), '--backend', 'webasm']);
+  t.is((await shipped.exited).code, 0, shipped.output());
+  t.regex(shipped.output(), /shipped\.png: conv1 after step \d+, 32 kernels 5x5 per tower[\s\S]*from models\/cifar10\.safetensors \(preset cifar/);
 });

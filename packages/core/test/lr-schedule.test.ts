@@ -19,4 +19,9 @@ test('a plateau schedule divides by 10 when validation error stops improving, at
 test('a malformed schedule is a clear error', (t) => {
   t.throws(() => parseLrSchedule('steps:a,b', 0.01), { message: /positive whole epochs/ });
   t.throws(() => parseLrSchedule('cosine', 0.01), { message: /must be "steps:E1,E2,\.\.\." or "plateau/ });
+  t.throws(() => parseLrSchedule('steps:', 0.01), { message: /positive whole epochs/ });
+  t.throws(() => parseLrSchedule('steps:5,3,3', 0.01), { message: '--lr-schedule steps:5,3,3: epoch 3 is listed twice (each epoch listed divides the rate by 10 once)' });
+  t.throws(() => parseLrSchedule('plateau:0', 0.01), { message: /PATIENCE is a whole number of evaluations >= 1 .* got "plateau:0"/ });
+  // unsorted epochs are taken in order
+  t.deepEqual(parseLrSchedule('steps:18,14', 0.01), { kind: 'steps', base: 0.01, epochs: [14, 18] });
 });

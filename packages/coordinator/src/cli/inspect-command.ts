@@ -35,27 +35,33 @@ interface CommonArgs extends SecurityArgs {
   'cache-dir'?: string;
 }
 
-const commonOptions = (y: Argv) =>
+/** The options every inspect command has; `heldOut`: it reads a data set's held-out images (predictions, neighbours). */
+const commonOptions = (y: Argv, heldOut = false) =>
   y.options({
     run: { type: 'string', describe: "a run directory: its latest checkpoint (RUN_DIR/checkpoints) unless --step, both towers computed in this process" },
     step: { type: 'number', describe: 'with --run: the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
-    model: { type: 'string', describe: 'a model file (alexnet export, e.g. models/cifar10.safetensors), both towers computed in this process' },
+    model: { type: 'string', describe: 'a model file (alexnet export; none of --run, --model and --coordinator: the shipped models/cifar10.safetensors), both towers computed in this process' },
     coordinator: { type: 'string', describe: "a running coordinator's inspection address HOST:PORT (alexnet coordinator --inspect-port; launch prints it): asks the workers, between two training steps" },
-    out: { type: 'string', describe: 'the PNG to write (default: RUN_DIR/inspect/... with --run, ./inspect/... with --model or --coordinator)' },
+    out: { type: 'string', describe: 'the PNG to write, a name ending in .png (default: RUN_DIR/inspect/... with --run, ./inspect/... otherwise)' },
     columns: { type: 'number', describe: 'tiles a row (default 16, or fewer)' },
     backend: { choices: backendChoices, default: 'auto', describe: 'with --run or --model: the gpu.js mode of the forward passes' },
-    data: { type: 'string', describe: "with --run or --model: the data set for predictions (default: the run's own; a model file needs it for predictions)" },
-    'cache-dir': { type: 'string', describe: 'with --run or --model: the data cache folder (as for training)' },
+    ...(heldOut
+      ? {
+          data: { type: 'string', describe: "with --run or --model: the data set whose held-out images to use (default: the run's own; a model file needs it)" },
+          'cache-dir': { type: 'string', describe: 'with --run or --model: the data cache folder (as for training)' },
+        }
+      : {}),
     // with --coordinator: the credentials it asks for (its own: --tls DIR takes DIR/coordinator.pem)
     ...securityOptions,
-  });
+  } as const);
 
 /** The source named by --run, --model or --coordinator (exactly one). */
 async function openSource(a: CommonArgs): Promise<InspectSource> {
   const given = [a.run, a.model, a.coordinator].filter((x) => x !== undefined).length;
-  if (given !== 1) {
-    throw new UserError(`give ${given === 0 ? 'one' : 'only one'} of --run RUN_DIR (a checkpoint), --model FILE (a model file) or --coordinator HOST:PORT (a running coordinator)`);
-  }
+  if (given > 1) throw new UserError('give only one of --run RUN_DIR (a checkpoint), --model FILE (a model file) or --coordinator HOST:PORT (a running coordinator)');
+  // as predict, evaluate and features: none of them is the shipped model
+  if (given === 0) a = { ...a, model: shownPath(DEFAULT_MODEL_FILE) };
+  if (a.out !== undefined && !/\.png$/i.test(a.out)) throw new UserError(`--out ${a.out}: give a file name ending in .png (the picture is a PNG)`);
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
   checkRunStep(a.step, a.run);
   const o = { backend: a.backend as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
@@ -90,7 +96,9 @@ const kernelsCommand: CommandModule<object, KernelArgs> = {
     commonOptions(y).options({
       layer: { type: 'string', default: 'conv1', describe: 'a conv layer: conv1 .. conv5' },
       'input-idx': { type: 'string', describe: 'for kernels with more than 3 input channels: the input channel K to show (grey), or a slice A:B of 1 or 3 channels (3: as RGB); default 0' },
-    }) as never,
+    })
+      .example('$0 inspect kernels --run runs/c10', "conv1's kernels of both towers after the run's latest checkpoint, with their colour scores")
+      .example('$0 inspect kernels --layer conv2 --input-idx 0:3', "the shipped model's conv2 kernels, their first three input channels as RGB") as never,
   handler: (a) =>
     withSource(a, async (s) => {
       const k = await s.kernels(a.layer);
@@ -126,7 +134,9 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
       scale: { choices: ['shared', 'each'] as const, default: 'shared' as const, describe: 'one brightness scale for all maps of both towers, or each map on its own' },
       npy: { type: 'string', describe: 'also write the values as a NumPy .npy file, float32 [tower, map, height, width] (fc layers: [tower, unit]); the towers that compute the layer' },
       json: { type: 'boolean', default: false, describe: 'print one JSON object (the files, the shape, each tower\'s statistics) instead of the lines' },
-    }) as never,
+    })
+      .example('$0 inspect activations --image cat.jpg', "each tower's conv2 maps of cat.jpg in the shipped model")
+      .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer fc7 --npy fc7.npy', 'fc7 of a run, its values for NumPy too') as never,
   handler: (a) => {
     if (a.npy !== undefined && !a.npy.endsWith('.npy')) throw new UserError(`--npy ${a.npy}: give a file name ending in .npy`);
     // its folder made (or said to be impossible) before anything is computed
@@ -167,7 +177,11 @@ interface PredictionArgs extends CommonArgs {
 const predictionsCommand: CommandModule<object, PredictionArgs> = {
   command: 'predictions',
   describe: 'held-out images with their top-5 predictions (as cuda-convnet shownet --show-preds)',
-  builder: (y) => commonOptions(y).options({ count: { type: 'number', default: 8, describe: `how many held-out images (evenly spaced over the split; at most ${MAX_PREDICTIONS})` } }) as never,
+  builder: (y) =>
+    commonOptions(y, true)
+      .options({ count: { type: 'number', default: 8, describe: `how many held-out images (evenly spaced over the split; at most ${MAX_PREDICTIONS})` } })
+      .example('$0 inspect predictions --run runs/c10', "8 of the run's held-out images with its top-5 guesses")
+      .example('$0 inspect predictions --data cifar10 --count 32', "32 CIFAR-10 test images with the shipped model's guesses") as never,
   handler: (a) => {
     positiveInt(a.count, 'count');
     if (a.count > MAX_PREDICTIONS) throw new UserError(`--count ${a.count}: one picture shows at most ${MAX_PREDICTIONS} images (alexnet predict classifies any number of files)`);
@@ -195,14 +209,16 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
   aliases: ['neighbors'],
   describe: "the held-out images nearest to an image in a layer's space (Euclidean, both towers' values; the paper's Figure 4 on fc7), as one PNG and a list",
   builder: (y) =>
-    commonOptions(y).options({
+    commonOptions(y, true).options({
       image: { type: 'string', describe: 'the query: an image file (decoded and cut to the centre view as evaluation images are). The model: --run, --model, else the shipped CIFAR-10 model' },
       index: { type: 'number', describe: 'the query: held-out image N (0-based, in the split\'s order, as evaluate --wrong numbers them); it is not its own neighbour' },
       layer: { type: 'string', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (default fc7, or the layer of --features)' },
       count: { type: 'number', default: 8, describe: 'neighbours to show' },
       limit: { type: 'number', describe: 'search N held-out images spread evenly over the split (default all)' },
       features: { type: 'string', describe: "search the rows of `alexnet features --out F.npy` (checked to be this layer, model and data set) instead of running every held-out image through the model: a query in seconds" },
-    }) as never,
+    })
+      .example('$0 inspect neighbours --data cifar10 --index 3000', "the shipped model's 8 nearest test images to test image 3000 in fc7")
+      .example('$0 inspect neighbours --run runs/c10 --image cat.jpg --count 16', "a run's 16 nearest held-out images to cat.jpg") as never,
   handler: async (a) => {
     if ((a.image === undefined) === (a.index === undefined)) throw new UserError('give the query as --image FILE or --index N (a held-out image), one of them');
     if (a.coordinator !== undefined) throw new UserError('inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE, not --coordinator');
@@ -213,8 +229,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
     if (a.index !== undefined && !(Number.isInteger(a.index) && a.index >= 0)) throw new UserError(`--index must be a whole number >= 0, got ${a.index}`);
     const file = a.features !== undefined ? FeatureFile.open(a.features) : null;
     const layer = a.layer ?? file?.meta.layer ?? 'fc7';
-    // as features and evaluate: the shipped model when neither --run nor --model is given
-    return withSource(a.run === undefined && a.model === undefined ? { ...a, model: shownPath(DEFAULT_MODEL_FILE) } : a, async (s) => {
+    return withSource(a, async (s) => {
       if (!(s instanceof CheckpointSource)) throw new UserError('inspect neighbours needs --run or --model');
       const model = s.model;
       mapShape(s.spec, layer);

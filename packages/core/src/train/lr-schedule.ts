@@ -54,13 +54,18 @@ export function parseLrSchedule(text: string, base: number): LrScheduleSpec {
   const [kind, a, b] = text.split(':');
   if (kind === 'steps') {
     const epochs = (a ?? '').split(',').filter((x) => x !== '').map(Number);
-    if (epochs.some((e) => !Number.isInteger(e) || e <= 0)) throw new Error(`--lr-schedule steps:E1,E2,... needs positive whole epochs, got "${a ?? ''}"`);
+    if (epochs.length === 0 || epochs.some((e) => !Number.isInteger(e) || e <= 0) || b !== undefined) throw new Error(`--lr-schedule steps:E1,E2,... needs positive whole epochs, got "${text.slice(6)}"`);
+    // each listed epoch divides the rate by 10 once: an epoch listed twice would divide it by 100 there
+    const twice = epochs.find((e, i) => epochs.indexOf(e) !== i);
+    if (twice !== undefined) throw new Error(`--lr-schedule steps:${a}: epoch ${twice} is listed twice (each epoch listed divides the rate by 10 once)`);
     return { kind: 'steps', base, epochs: [...epochs].sort((x, y) => x - y) };
   }
   if (kind === 'plateau') {
     const patience = a === undefined ? 2 : Number(a);
     const minDelta = b === undefined ? 0.001 : Number(b);
-    if (!Number.isInteger(patience) || patience < 1 || !(minDelta >= 0)) throw new Error(`--lr-schedule plateau[:PATIENCE[:MIN_DELTA]]: got "${text}"`);
+    if (!Number.isInteger(patience) || patience < 1 || !(minDelta >= 0) || text.split(':').length > 3) {
+      throw new Error(`--lr-schedule plateau[:PATIENCE[:MIN_DELTA]]: PATIENCE is a whole number of evaluations >= 1 (default 2) and MIN_DELTA a loss change >= 0 (default 0.001), got "${text}"`);
+    }
     return { kind: 'plateau', base, patience, minDelta, maxDrops: 3 };
   }
   throw new Error(`--lr-schedule must be "steps:E1,E2,..." or "plateau[:PATIENCE[:MIN_DELTA]]", got "${text}"`);
