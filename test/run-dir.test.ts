@@ -122,7 +122,7 @@ test('the lock: a second launch on a directory in use is refused naming the hold
   t.regex(resumed.output(), new RegExp(`run\\.lock: the run that held it \\(pid ${deadPid}, alexnet launch, since 2026-01-01T00:00:00Z\\) is gone: lock broken`));
 });
 
-test('what the coordinator would refuse once the workers are up is said before any process starts: a resumed run\'s batch, seed or preset, a missing data folder', async (t) => {
+test('what the coordinator would refuse once the workers are up is said before any process starts: a resumed run\'s batch, seed, preset or classes, a data folder missing or without images, ten views of generated images', async (t) => {
   const dir = tempDir(t);
   const first = alexnet([...common, '--steps', '2', '--run-dir', dir]);
   t.is((await first.exited).code, 0, first.output());
@@ -131,6 +131,11 @@ test('what the coordinator would refuse once the workers are up is said before a
     [['launch', '--backend', 'webasm', '--resume', dir, '--seed', '7'], `alexnet: --seed 7: the run in ${dir} has seed 1; leave --seed out`],
     [['launch', '--backend', 'webasm', '--resume', dir, '--preset', 'cifar'], `alexnet: cannot resume from ${dir}/checkpoints/step-000000002.safetensors: it is a checkpoint of preset "tiny", this run is preset "cifar" (give --preset tiny)`],
     [[...common, '--data', path.join(dir, 'no-such-data')], `alexnet: data folder ${dir}/no-such-data does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`],
+    [[...common, '--data', path.join(dir, 'checkpoints')], `alexnet: ${dir}/checkpoints is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`],
+    [[...common, '--data', path.join(dir, 'metrics.jsonl')], `alexnet: ${dir}/metrics.jsonl is not a folder: expected an image folder or the CIFAR-10 binary folder`],
+    [[...common, '--eval-views', 'ten'], 'alexnet: --eval-views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from'],
+    // the run was trained on synthetic images: CIFAR-10's classes are not its outputs' meaning
+    [['launch', '--backend', 'webasm', '--resume', dir, '--data', 'cifar10'], 'alexnet: --data cifar10: the run was trained on generated (synthetic) images, this data set has 10 classes (airplane, automobile, bird, cat, ...): resume it on the data it was trained on, or start a new run'],
   ] as const) {
     const p = alexnet([...args]);
     t.is((await p.exited).code, 2, p.output());

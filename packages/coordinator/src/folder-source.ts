@@ -104,7 +104,7 @@ export class FolderSource implements BatchSource {
       a.pad > 0 ? `random ${a.crop}x${a.crop} crops of the ${a.pad}-pixel zero-padded ${a.storedSize}x${a.storedSize}` : `random ${a.crop}x${a.crop} crops of ${a.storedSize}x${a.storedSize}`;
     this.description =
       `${dataset.description}; ${geometry}${a.flip ? ', flips' : ''}${a.pcaStd > 0 ? `, PCA colour noise (std ${a.pcaStd})` : ''}, seed ${seed}` +
-      (dataset.warnings.length > 0 ? `; ${dataset.warnings.length} files skipped` : '');
+      (dataset.warnings.length > 0 ? `; ${dataset.warnings.length} ${dataset.warnings.length === 1 ? 'problem' : 'problems'} (files skipped)` : '');
   }
 
   static async open(o: FolderSourceOptions): Promise<FolderSource> {

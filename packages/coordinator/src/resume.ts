@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CIFAR10_DOWNLOAD, checkDataPath } from '@alexnet-mp/core/data';
-import { CheckpointError, decodeCheckpoint, fileError, getPreset, latestCheckpoint, legacyHyper, listCheckpoints, stepOfFile, unverifiedNote, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { CIFAR10_DOWNLOAD, checkDataLayout } from '@alexnet-mp/core/data';
+import { CheckpointError, firstFew, decodeCheckpoint, fileError, getPreset, latestCheckpoint, legacyHyper, listCheckpoints, stepOfFile, unverifiedNote, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import { sourceNames } from './batch-source.js';
 import { CHECKPOINT_MINUTES, DEFAULTS, type RunArgs } from './cli/options.js';
 import { UserError } from './cli/errors.js';
@@ -27,6 +27,8 @@ export interface SavedRun {
   eval_due?: boolean;
   /** Written for the time alone (--checkpoint-minutes): the next checkpoint of the run replaces it. */
   by_time?: boolean;
+  /** The class names of the run's data in label order; null for generated data (absent in older checkpoints). */
+  class_names?: string[] | null;
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */
   plan?: { steps?: number; epochs?: number | null; checkpoint_every?: number; checkpoint_minutes?: number; keep?: number; eval_every?: number; eval_batch?: number; eval_batches?: number | null; eval_views?: 'centre' | 'ten' };
 }
@@ -219,16 +221,41 @@ export function checkResumeArgs(a: Pick<RunArgs, 'batch' | 'seed'>, resume: stri
  * checkpoint of `spec`'s preset that verifies, keeps its batch and seed, and finds its data. `launch` makes
  * them before it starts any process, rather than have its coordinator refuse once the workers are up.
  */
-export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume' | 'steps' | 'epochs'>, spec: ModelSpec): { nothingToDo: string | null } {
-  if (a.data !== undefined && !NOT_A_FOLDER.has(a.data)) checkDataPath(a.data);
-  if (a.resume === undefined) return { nothingToDo: a.steps === 0 ? '--steps 0' : null };
+export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume' | 'steps' | 'epochs' | 'eval-views'>, spec: ModelSpec): { nothingToDo: string | null; saved: SavedRun | null } {
+  if (a.data !== undefined && !NOT_A_FOLDER.has(a.data)) checkDataLayout(a.data);
+  if (a.resume === undefined) {
+    checkViewsOfData(a['eval-views'], a.data ?? 'synthetic');
+    return { nothingToDo: a.steps === 0 ? '--steps 0' : null, saved: null };
+  }
   const r = newestVerified(a.resume, spec);
   checkResumeArgs(a, a.resume, r);
-  if (a.data === undefined) resumedData(r.saved);
+  const fromRun = a.data === undefined ? resumedData(r.saved) : undefined;
+  checkViewsOfData(a['eval-views'], a.data ?? fromRun?.data ?? 'synthetic');
   // --steps counts from the run's start; without --steps or --epochs the run's own target, when it counts steps
   const plan = r.saved.plan ?? {};
   const target = a.steps ?? (a.epochs === undefined && (plan.epochs ?? null) === null ? plan.steps : undefined);
-  if (target === undefined || r.step < target) return { nothingToDo: null };
+  if (target === undefined || r.step < target) return { nothingToDo: null, saved: r.saved };
   const why = a.steps !== undefined ? `--steps ${a.steps} counts from its start (give more to train on)` : `its plan was ${target} steps (give --steps to train on)`;
-  return { nothingToDo: `the run in ${a.resume} is at step ${r.step}, and ${why}` };
+  return { nothingToDo: `the run in ${a.resume} is at step ${r.step}, and ${why}`, saved: r.saved };
+}
+
+/** `--eval-views ten` takes patches of a larger image: generated data has none (refused as the coordinator would). */
+function checkViewsOfData(views: 'centre' | 'ten' | undefined, data: string): void {
+  if (views === 'ten' && (sourceNames as readonly string[]).includes(data)) {
+    throw new UserError(`--eval-views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
+  }
+}
+
+/**
+ * A resumed run goes on with the classes it was trained on: a data set with other classes, generated data for a
+ * run of real images or the reverse, is refused (its outputs would mean other things). `classes`: the data's
+ * class names in label order, null for generated data; a checkpoint that predates recording them passes.
+ */
+export function checkResumedClasses(saved: SavedRun, classes: readonly string[] | null, data: string): void {
+  const had = saved.class_names;
+  if (had === undefined) return;
+  const same = had === null ? classes === null : classes !== null && classes.length === had.length && classes.every((c, i) => c === had[i]);
+  if (same) return;
+  const what = (c: readonly string[] | null) => (c === null ? 'generated (synthetic) images' : `${c.length} classes (${firstFew(c, 4)})`);
+  throw new UserError(`--data ${data}: the run was trained on ${what(had)}, this data set has ${what(classes)}: resume it on the data it was trained on, or start a new run`);
 }

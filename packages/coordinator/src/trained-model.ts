@@ -266,12 +266,12 @@ export class TrainedModel {
 /** Class names of a data set by listing it (nothing decoded); null for generated data. */
 export async function classNamesOfData(data: string): Promise<string[] | null> {
   if ((sourceNames as readonly string[]).includes(data)) return null;
-  const { CIFAR10_CLASSES, CIFAR10_DOWNLOAD, cifarClassNames, findCifarBinaryDir, isImageFolderRoot, listImageSplit } = await import('@alexnet-mp/core/data');
+  const { CIFAR10_CLASSES, CIFAR10_DOWNLOAD, cifarClassNames, classFolderNames, findCifarBinaryDir, isImageFolderRoot } = await import('@alexnet-mp/core/data');
   if (data === CIFAR10_DOWNLOAD) return [...CIFAR10_CLASSES];
   const abs = path.resolve(data);
   const bin = fs.existsSync(abs) ? findCifarBinaryDir(abs) : null;
   if (bin) return cifarClassNames(bin);
-  if (await isImageFolderRoot(abs)) return [...(await listImageSplit(path.join(abs, 'train'))).classes];
+  if (await isImageFolderRoot(abs)) return classFolderNames(path.join(abs, 'train'));
   throw new UserError(`the class names of ${data} cannot be read: it is neither an image folder (train/<class>/...) nor CIFAR-10's binary folder (give the run's data with --data)`);
 }
 

@@ -6,6 +6,8 @@ import sharp from 'sharp';
 import {
   DataError,
   buildDecodedCache,
+  checkDataLayout,
+  classFolderNames,
   decodeImage,
   listImageFolder,
   listImageSplit,
@@ -209,4 +211,30 @@ test('missing and empty folders are DataErrors naming the path and what is expec
   const e7 = await t.throwsAsync(openDataset(join(root, 'allbad'), { size: 8, cacheDir: join(root, 'c') }), { instanceOf: DataError });
   t.regex(e7.message, /none of the 1 images/);
   t.false(existsSync(join(root, 'c', 'decoded')) && readdirSync(join(root, 'c', 'decoded')).some((f) => f.endsWith('.u8')));
+
+  // the quick look launch takes first refuses the same folders in the same words, without listing them all
+  for (const [dir, listed] of [
+    ['empty', e2],
+    ['noclasses', e3],
+    ['noimages', e4],
+  ] as const) {
+    const quick = t.throws(() => checkDataLayout(join(root, dir)), { instanceOf: DataError });
+    t.is(quick.message, listed.message, dir);
+  }
+  t.throws(() => checkDataLayout(join(root, 'nope')), { instanceOf: DataError, message: /does not exist/ });
+  writeFile(join(root, 'file.jpg'), 'x');
+  t.throws(() => checkDataLayout(join(root, 'file.jpg')), { instanceOf: DataError, message: /file\.jpg is not a folder/ });
+  t.notThrows(() => checkDataLayout(join(root, 'mismatch')), 'a class folder with an image: the rest is the full listing\'s');
+  t.notThrows(() => checkDataLayout('cifar10'));
+  t.deepEqual(classFolderNames(join(root, 'noimages', 'train')), ['a', 'b']);
+});
+
+test('images beside the class folders of a training split are said, not silently dropped', async (t) => {
+  const root = tempDir(t);
+  writeFile(join(root, 'train', 'a', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  writeFile(join(root, 'train', 'stray.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  const warnings: DataWarning[] = [];
+  const split = await listImageSplit(join(root, 'train'), { onWarning: (w) => warnings.push(w) });
+  t.deepEqual(split.items.map((i) => i.path), [join(root, 'train', 'a', '0.jpg')]);
+  t.deepEqual(warnings, [{ path: join(root, 'train'), message: '1 image (stray.jpg) lies beside the class folders, in no class: not used' }]);
 });

@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worke
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { openTrainingData } from '../training-data.js';
-import { checkResumeArgs, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
+import { checkResumeArgs, checkResumedClasses, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
@@ -111,6 +111,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
     const early = stopBeforeTraining(a['exit-with-stdin'], info);
     const data = await openTrainingData({ data: dataName, spec, seed, cacheDir: a['cache-dir'], info });
+    if (resumed) checkResumedClasses(saved, data.classes ? [...data.classes] : null, dataName);
     if (evalViews !== 'centre' && !data.real) throw new UserError(`--eval-views ${evalViews} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
     const stepsPerEpoch = Math.ceil(data.imagesPerEpoch / batch);
     // epochs exist for real data, and for synthetic data when asked for (--epochs or a schedule by epochs)
@@ -140,6 +141,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const startStep = resumed?.step ?? 0;
     const stepsToRun = Math.max(0, targetSteps - startStep);
     if (resumed) info(`resuming from ${resumed.file}: step ${startStep} (epoch ${Math.floor(startStep / stepsPerEpoch)}), ${stepsToRun} more to step ${targetSteps}`);
+    // the same classes, another number of images (a subset, a copy with images added): the epochs are this data's from here
+    const hadPerEpoch = saved.data?.steps_per_epoch;
+    if (resumed && useEpochs && typeof hadPerEpoch === 'number' && hadPerEpoch !== stepsPerEpoch) {
+      info(`warning: the run had ${hadPerEpoch} steps an epoch, --data ${dataName} gives ${stepsPerEpoch}: epochs count by this data from step ${startStep} on, as if it had been used from the start`);
+    }
 
     const microBatches = parseMicroBatches(a['micro-batches'] ?? '1', batch);
     const c = new Coordinator({

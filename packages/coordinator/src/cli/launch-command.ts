@@ -9,7 +9,8 @@ import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, parseDuration, runOptions, type RunArgs } from './options.js';
-import { checkRunFiles, resolvePreset } from '../resume.js';
+import { checkResumedClasses, checkRunFiles, resolvePreset } from '../resume.js';
+import { classNamesOfData } from '../trained-model.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
@@ -73,7 +74,9 @@ export const launchCommand: CommandModule<object, Args> = {
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
-    const { nothingToDo } = checkRunFiles(a, getPreset(preset));
+    const { nothingToDo, saved } = checkRunFiles(a, getPreset(preset));
+    // a resumed run on another data set: its classes listed (nothing decoded) and compared before anything starts
+    if (saved !== null && a.data !== undefined) checkResumedClasses(saved, await classNamesOfData(a.data), a.data);
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);

@@ -18,7 +18,7 @@ import { STALE_MS, leftoverProgress, liveWriter, msFromEnv, removeAbandoned, str
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
 import { buildDecodedCache, cacheFileBytes, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
-import { isImageFolderRoot, listImageFolder, type FolderSplits, type SplitListing } from './image-folder.js';
+import { checkTrainSplitQuickly, isImageFolderRoot, listImageFolder, type FolderSplits, type SplitListing } from './image-folder.js';
 import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import type { SetRef } from './set-ref.js';
 import type { DecodedSet } from './decoded-set.js';
@@ -74,6 +74,25 @@ export function checkDataPath(data: string): string {
   return abs;
 }
 
+/**
+ * What openDataset would refuse at once, refused in its words without listing or decoding anything (a folder
+ * that is not one, neither CIFAR-10's binary folder nor an image folder, a training split without class
+ * folders or images): `alexnet launch` asks before it starts the workers. "cifar10" passes (its download is
+ * checked where it happens).
+ */
+export function checkDataLayout(data: string): void {
+  if (data === CIFAR10_DOWNLOAD) return;
+  const abs = checkDataPath(data);
+  if (!statSync(abs).isDirectory()) throw new DataError(abs, notAFolder(abs));
+  if (findCifarBinaryDir(abs)) return;
+  const train = join(abs, 'train');
+  if (!(existsSync(train) && statSync(train).isDirectory())) throw new DataError(abs, neitherKind(abs));
+  checkTrainSplitQuickly(train);
+}
+
+const notAFolder = (abs: string) => `${abs} is not a folder: expected an image folder or the CIFAR-10 binary folder`;
+const neitherKind = (abs: string) => `${abs} is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`;
+
 export async function openDataset(data: string, o: OpenDatasetOptions): Promise<Dataset> {
   const cacheDir = resolve(o.cacheDir ?? defaultCacheDir());
   const warnings: DataWarning[] = [];
@@ -86,11 +105,11 @@ export async function openDataset(data: string, o: OpenDatasetOptions): Promise<
     return openCifarBinary(dir, cacheDir, warnings, CIFAR10_DOWNLOAD, o.maxClasses);
   }
   const abs = checkDataPath(data);
-  if (!statSync(abs).isDirectory()) throw new DataError(abs, `${abs} is not a folder: expected an image folder or the CIFAR-10 binary folder`);
+  if (!statSync(abs).isDirectory()) throw new DataError(abs, notAFolder(abs));
   const bin = findCifarBinaryDir(abs);
   if (bin) return openCifarBinary(bin, cacheDir, warnings, bin, o.maxClasses);
   if (await isImageFolderRoot(abs)) return openImageFolder(abs, cacheDir, o, warnings, onWarning);
-  throw new DataError(abs, `${abs} is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`);
+  throw new DataError(abs, neitherKind(abs));
 }
 
 /** A data set with more classes than the model has outputs: refused (before anything is decoded). */

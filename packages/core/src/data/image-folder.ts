@@ -14,6 +14,7 @@
  * file (ILSVRC-2012's validation set: `val/ILSVRC2012_val_*.JPEG` and Kaggle's
  * `LOC_val_solution.csv`): label-file.ts.
  */
+import { opendirSync, readdirSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { DataError, type WarningSink } from './errors.js';
@@ -80,12 +81,13 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
     throw new DataError(abs, `cannot read image folder ${abs}: ${(e as Error).message}`, { cause: e });
   }
   const found = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byCodePoint);
+  const loose = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).map((e) => e.name);
   if (found.length === 0) {
-    const loose = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).map((e) => e.name);
     if (opts.classes && loose.length > 0) return listFlatSplit(abs, loose, opts.classes);
-    const flat = loose.length > 0 ? ` (its ${loose.length} images lie loose: a training split needs class folders; only val/ or test/ may be one folder with a labels file)` : '';
-    throw new DataError(abs, `image folder ${abs} has no class folders: ${expected(abs)}${flat}`);
+    throw new DataError(abs, noClassFolders(abs, loose.length));
   }
+  // images beside the class folders belong to no class: said, not silently dropped
+  if (loose.length > 0) opts.onWarning?.({ path: abs, message: `${loose.length === 1 ? '1 image' : `${loose.length} images`} (${firstFew(loose, 3)}) ${loose.length === 1 ? 'lies' : 'lie'} beside the class folders, in no class: not used` });
   const classes = opts.classes ?? found;
   const index = new Map(classes.map((c, i) => [c, i]));
   const items: ImageItem[] = [];
@@ -101,8 +103,41 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
     if (files.length === 0) opts.onWarning?.({ path: join(abs, name), message: 'class folder has no .jpg/.jpeg/.png images' });
     for (const f of files) items.push({ path: join(abs, name, f), label });
   }
-  if (items.length === 0) throw new DataError(abs, `image folder ${abs} has no images in its ${found.length} class folders: ${expected(abs)}`);
+  if (items.length === 0) throw new DataError(abs, noImages(abs, found.length));
   return { dir: abs, classes, items };
+}
+
+const noClassFolders = (abs: string, loose: number) =>
+  `image folder ${abs} has no class folders: ${expected(abs)}${loose > 0 ? ` (its ${loose} images lie loose: a training split needs class folders; only val/ or test/ may be one folder with a labels file)` : ''}`;
+const noImages = (abs: string, classFolders: number) => `image folder ${abs} has no images in its ${classFolders} class folders: ${expected(abs)}`;
+
+/** A training split's class names in label order (its class folders, as listImageSplit orders them), nothing else read. */
+export function classFolderNames(dir: string): string[] {
+  return readdirSync(resolve(dir), { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort(byCodePoint);
+}
+
+/**
+ * A quick look at a training split before anything is started (`alexnet launch`): it has class folders and
+ * an image in one of them, refused in listImageSplit's words otherwise. Reads entries until the first image,
+ * not the whole split: the listing and the decoding stay the coordinator's.
+ */
+export function checkTrainSplitQuickly(dir: string): void {
+  const abs = resolve(dir);
+  const entries = readdirSync(abs, { withFileTypes: true });
+  const classes = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
+  if (classes.length === 0) throw new DataError(abs, noClassFolders(abs, entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).length));
+  for (const c of classes) {
+    const d = opendirSync(join(abs, c));
+    try {
+      for (let e = d.readSync(); e !== null; e = d.readSync()) if ((e.isFile() || e.isSymbolicLink()) && isImageName(e.name)) return;
+    } finally {
+      d.closeSync();
+    }
+  }
+  throw new DataError(abs, noImages(abs, classes.length));
 }
 
 /**
