@@ -21,7 +21,7 @@ import {
   tiny,
 } from '@alexnet-mp/core';
 import { checkpointDir } from '@alexnet-mp/coordinator';
-import { DEFAULT_MODEL_FILE, classNamesOfData } from '../packages/coordinator/src/trained-model.js';
+import { DEFAULT_MODEL_FILE, TrainedModel, classNamesOfData } from '../packages/coordinator/src/trained-model.js';
 import { gradientImage, writeFile } from '../packages/core/test/data-fixtures.js';
 import { alexnet, type Proc } from './helpers.js';
 
@@ -44,8 +44,8 @@ async function finished(p: Proc): Promise<{ code: number | null; out: string[]; 
 }
 
 /** A small run of the tiny preset on a 4-class image folder: 3 steps, a checkpoint after each (the last 3 kept). */
-let smallRun: Promise<{ runDir: string; data: string; image: string }> | null = null;
-function setUpRun(): Promise<{ runDir: string; data: string; image: string }> {
+let smallRun: Promise<{ runDir: string; data: string; image: string; cache: string }> | null = null;
+function setUpRun(): Promise<{ runDir: string; data: string; image: string; cache: string }> {
   smallRun ??= (async () => {
     const data = tempDir('alexnet-models-data-');
     const colours: [number, number, number][] = [[250, 40, 40], [40, 250, 40], [40, 40, 250], [230, 230, 40]];
@@ -59,10 +59,22 @@ function setUpRun(): Promise<{ runDir: string; data: string; image: string }> {
     const p = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '4', '--steps', '3', '--checkpoint-every', '1', '--data', data, '--cache-dir', cache, '--run-dir', runDir]);
     const r = await finished(p);
     if (r.code !== 0) throw new Error(`launch failed (${r.code}):\n${p.output()}`);
-    return { runDir, data, image: path.join(data, 'val', 'blue', '0.png') };
+    return { runDir, data, image: path.join(data, 'val', 'blue', '0.png'), cache };
   })();
   return smallRun;
 }
+
+test("a run's checkpoint keeps the --cache-dir it was given: evaluate --run reads the data there, not under the default", async (t) => {
+  const { runDir, cache } = await setUpRun();
+  t.is(TrainedModel.openRun(runDir).dataCacheDir(), cache);
+  const otherDefault = tempDir('alexnet-models-default-cache-');
+  const r = await finished(alexnet(['evaluate', '--run', runDir, '--backend', 'webasm'], { env: { ...process.env, ALEXNET_CACHE_DIR: otherDefault } }));
+  t.is(r.code, 0, r.err.join('\n'));
+  t.regex(r.out[0]!, /^top-1 error [\d.]+%, loss [\d.]+ on 4 held-out images/);
+  t.deepEqual(fs.readdirSync(otherDefault), [], 'nothing decoded under the default cache folder');
+  // given --cache-dir wins
+  t.is(TrainedModel.openRun(runDir, { cacheDir: otherDefault }).dataCacheDir(), otherDefault);
+});
 
 test('export writes the run\'s weights (no momentum) under the checkpoint\'s names, with the metadata to use them alone; the trainer loads it to the checkpoint\'s logits exactly', async (t) => {
   const { runDir } = await setUpRun();

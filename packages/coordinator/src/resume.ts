@@ -27,6 +27,8 @@ export interface SavedRun {
   eval_due?: boolean;
   /** Written for the time alone (--checkpoint-minutes): the next checkpoint of the run replaces it. */
   by_time?: boolean;
+  /** The data cache folder the run was given (--cache-dir or ALEXNET_CACHE_DIR, absolute); null for the default. */
+  cache_dir?: string | null;
   /** The class names of the run's data in label order; null for generated data (absent in older checkpoints). */
   class_names?: string[] | null;
   /** The run's plan: total steps, epochs, checkpoint interval, evaluation. */

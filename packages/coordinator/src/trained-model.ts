@@ -67,8 +67,6 @@ function noCheckpointHint(runDir: string): string {
 export interface SavedForModel extends SavedRun {
   /** The per-channel mean the workers subtracted (null: synthetic data, the default mean). */
   input_mean?: number[] | null;
-  /** The data set's class names in label order (null: synthetic data). */
-  class_names?: string[] | null;
 }
 
 export interface TrainedModelOptions {
@@ -233,10 +231,20 @@ export class TrainedModel {
     if ((sourceNames as readonly string[]).includes(data)) this.mean = DEFAULT_INPUT_MEAN.slice(0, this.spec.inputChannels);
     else {
       const { augmentFor, openDataset } = await import('@alexnet-mp/core/data');
-      const d = await openDataset(data, { size: augmentFor(this.spec.inputSize).storedSize, cacheDir: this.o.cacheDir, log: this.o.info });
+      const d = await openDataset(data, { size: augmentFor(this.spec.inputSize).storedSize, cacheDir: this.dataCacheDir(), log: this.o.info });
       this.mean = [...d.stats.mean];
     }
     return this.mean;
+  }
+
+  /**
+   * Where to find the data's decoded cache: the one given, else the folder the run was given (a run trained
+   * with --cache-dir elsewhere is not decoded again under the default), else the default.
+   */
+  dataCacheDir(): string | undefined {
+    if (this.o.cacheDir !== undefined) return this.o.cacheDir;
+    const own = this.saved.cache_dir;
+    return typeof own === 'string' && fs.existsSync(own) ? own : undefined;
   }
 
   /** The run's data as its checkpoint describes it (a model file: as its metadata says). */

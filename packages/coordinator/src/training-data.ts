@@ -5,6 +5,7 @@
  * FolderSource is loaded only for real data, so that a synthetic run never
  * loads the image decoders.
  */
+import path from 'node:path';
 import type { ModelSpec } from '@alexnet-mp/core';
 import { SyntheticSource, type BatchSource } from './batch-source.js';
 import { heldOutSet, type EvalSet } from './evaluation.js';
@@ -58,7 +59,7 @@ export interface OpenDataOptions {
  * inspect; `info` says when the data's classes are not the model's own (scored by index: TrainedModel.classMismatch).
  */
 export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
-  const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir, info, heldOutOnly: true });
+  const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir: cacheDir ?? model.dataCacheDir(), info, heldOutOnly: true });
   const mismatch = model.classMismatch(opened.classes);
   if (mismatch) info?.(mismatch);
   return opened;
@@ -101,4 +102,10 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
     },
     close: () => source.close(),
   };
+}
+
+/** The cache folder a run was given (--cache-dir, else ALEXNET_CACHE_DIR), absolute, for its checkpoints; null for the default. */
+export function givenCacheDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+  const given = flag ?? (env.ALEXNET_CACHE_DIR ? env.ALEXNET_CACHE_DIR : undefined);
+  return given === undefined ? null : path.resolve(given);
 }

@@ -4,7 +4,7 @@ import { LrSchedule, getPreset, parseLrSchedule } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
-import { openTrainingData } from '../training-data.js';
+import { givenCacheDir, openTrainingData } from '../training-data.js';
 import { checkResumeArgs, checkResumedClasses, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
@@ -175,6 +175,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
               input_mean: data.source.inputMean ?? null,
               // the class names in label order: `alexnet export` writes them into the model file
               class_names: data.classes ? [...data.classes] : null,
+              // where its data was decoded, when not the default: evaluate, features and inspect --run read it there
+              cache_dir: givenCacheDir(a['cache-dir']),
               plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, checkpoint_minutes: checkpointMinutes, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
             }),
           }
