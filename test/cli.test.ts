@@ -87,6 +87,8 @@ for (const [args, line] of [
   // after `--`, a word that starts with a dash is the command's operand
   [['summary', '--', '-run'], 'alexnet: -run: no such run folder'],
   [['verify', '--', '-nope'], 'alexnet: -nope: no such file or folder'],
+  [['export', '--run', '-run', '--out', 'x.safetensors'], "alexnet: --run needs a value (one that starts with '-' is written --run=-run)"],
+  [['certs', '--out', '/nonexistent-alexnet-certs', '--add-names'], 'alexnet: --add-names signs with the CA in /nonexistent-alexnet-certs, which has no ca.pem or ca-key.pem: make the CA first (alexnet certs --out /nonexistent-alexnet-certs) or give the folder that holds it'],
 ] as const) {
   test(`a command line yargs refuses is one line, exit 2: alexnet ${args.join(' ')}`, (t) => {
     const r = run(...args);

@@ -82,9 +82,14 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   if (hosts.length === 0) throw new Error('--hosts names no host: give the DNS names and IP addresses the processes are reached at');
   if (!(Number.isInteger(days) && days >= 1)) throw new Error(`--days ${days}: give an integer >= 1`);
   if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new Error(`--out ${o.out} is a file: give a folder (created if missing)`);
-  fs.mkdirSync(o.out, { recursive: true });
   const caFile = path.join(o.out, 'ca.pem');
   const caKeyFile = path.join(o.out, 'ca-key.pem');
+  // signing with the CA already there: a folder without it is refused before anything is made
+  if (o.reuseCa) {
+    const missing = [caFile, caKeyFile].filter((f) => !fs.existsSync(f));
+    if (missing.length > 0) throw new Error(`--add-names signs with the CA in ${o.out}, which has no ${missing.map((f) => path.basename(f)).join(' or ')}: make the CA first (alexnet certs --out ${o.out}) or give the folder that holds it`);
+  }
+  fs.mkdirSync(o.out, { recursive: true });
   const written = [...(o.reuseCa ? [] : [caFile, caKeyFile]), ...names.flatMap((n) => [identityFiles(o.out, n).cert, identityFiles(o.out, n).key])];
   if (!o.force) {
     const there = written.filter((f) => fs.existsSync(f));

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { crc32c, makeDir } from '@alexnet-mp/core';
+import { crc32c, fsReason, makeDir } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 import { readRunEvents } from './run-summary.js';
 import { layerNormTotals } from './layer-norms.js';
@@ -211,7 +211,7 @@ function writeOrFail(file: string, data: string | Buffer, what: string): void {
   try {
     fs.writeFileSync(file, data);
   } catch (err) {
-    throw new UserError(`cannot write ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UserError(`cannot write ${what} ${file}: ${fsReason(err)}`);
   }
 }
 

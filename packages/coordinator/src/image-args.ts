@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isImageName } from '@alexnet-mp/core/data';
+import { fsReason } from '@alexnet-mp/core';
 
 export type ImageArg = { readonly file: string } | { readonly folder: string; readonly error: string };
 
@@ -39,7 +40,7 @@ export function expandImageArgs(args: readonly string[]): ImageArg[] {
     try {
       files = imagesUnder(a);
     } catch (e) {
-      return [{ folder: a, error: `${a}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }];
+      return [{ folder: a, error: `${a}: cannot list the folder (${fsReason(e)})` }];
     }
     return files.length > 0 ? files.map((file) => ({ file })) : [{ folder: a, error: `${a}: a folder with no image files (.jpg, .jpeg, .png) in it or below` }];
   });

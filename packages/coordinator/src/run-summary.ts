@@ -374,7 +374,7 @@ export function formatRunReport(r: RunReport): string {
   for (const [i, s] of r.sessions.entries()) {
     const pace = s.pace ? `${(s.pace.firstMs / 1000).toFixed(2)} / ${(s.pace.lastMs / 1000).toFixed(2)} s` : '';
     const mem = memory ? ` ${(s.memory ?? []).map((m) => `tower ${m.tower} ${m.firstMiB.toFixed(0)} / ${m.lastMiB.toFixed(0)} MiB`).join(', ')} |` : '';
-    out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.fromStep}-${s.toStep} | ${hours(s.seconds)} | ${pace} |${mem} ${s.end} |`);
+    out.push(`| ${i + 1} | ${s.started ?? '?'} | ${s.backend ?? '?'} | ${s.toStep > s.fromStep ? `${s.fromStep}-${s.toStep - 1}` : 'none'} | ${hours(s.seconds)} | ${pace} |${mem} ${s.end} |`);
   }
   out.push('');
   const five = topFiveMeaningful(classes);

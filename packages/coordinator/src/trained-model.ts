@@ -20,6 +20,7 @@ import {
   decodeModel,
   encodeModel,
   firstFew,
+  fsReason,
   getPreset,
   listCheckpoints,
   replaceFile,
@@ -116,11 +117,13 @@ export class TrainedModel {
   }
 
   /** A run folder's checkpoint: the latest, or that of `step`; a UserError, one line, when there is none. */
-  static openRun(runDir: string, o: TrainedModelOptions & { step?: number } = {}): TrainedModel {
-    if (!fs.existsSync(runDir)) throw new UserError(`--run ${runDir}: no such run directory`);
-    if (!fs.statSync(runDir).isDirectory()) throw new UserError(`--run ${runDir} is not a folder: give a run folder (--run-dir of the run; a model file goes with --model)`);
+  static openRun(runDir: string, o: TrainedModelOptions & { step?: number; named?: string } = {}): TrainedModel {
+    // how the messages name the folder: as the option that gave it, or (compare's operands) as typed
+    const named = o.named ?? `--run ${runDir}`;
+    if (!fs.existsSync(runDir)) throw new UserError(`${named}: no such run directory`);
+    if (!fs.statSync(runDir).isDirectory()) throw new UserError(`${named} is not a folder: give a run folder (--run-dir of the run; a model file goes with --model)`);
     const all = listCheckpoints(checkpointDir(runDir));
-    if (all.length === 0) throw new UserError(`--run ${runDir}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir)})`);
+    if (all.length === 0) throw new UserError(`${named}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir)})`);
     let file = all[all.length - 1]!;
     if (o.step !== undefined) {
       const want = `step-${String(o.step).padStart(9, '0')}.safetensors`;
@@ -291,7 +294,7 @@ export function writeModelFile(out: string, bytes: Uint8Array): void {
   try {
     replaceFile(out, bytes);
   } catch (e) {
-    throw new UserError(`--out ${out}: cannot write it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UserError(`--out ${out}: cannot write it (${fsReason(e)})`);
   }
 }
 

@@ -64,7 +64,7 @@ test('a certificate of another CA, a key of another certificate, a missing file:
   const wb = identityFiles(b, 'worker0');
   t.throws(() => loadTlsIdentity({ ...wa, cert: wb.cert, key: wb.key }), { message: new RegExp(`${wb.cert.replace(/[.]/g, '\\.')} \\(CN=worker0\\) is not signed by the CA in .*ca\\.pem`) });
   t.throws(() => loadTlsIdentity({ ...wa, key: identityFiles(a, 'worker1').key }), { message: /worker1-key\.pem is not the key of .*worker0\.pem/ });
-  t.throws(() => loadTlsIdentity({ ...wa, ca: path.join(dir, 'nope.pem') }), { message: /cannot read the CA certificate .*nope\.pem: ENOENT \(make them with `alexnet certs --out DIR`\)/ });
+  t.throws(() => loadTlsIdentity({ ...wa, ca: path.join(dir, 'nope.pem') }), { message: /cannot read the CA certificate .*nope\.pem: no such file or folder \(ENOENT\) \(make them with `alexnet certs --out DIR`\)/ });
   t.throws(() => loadTlsIdentity({ ...wa, cert: wa.key }), { message: /is not a PEM certificate/ });
 
   // the CLI's options: a directory per process name, explicit files override it; mistakes are UserErrors
@@ -84,7 +84,7 @@ test('the token comes from --token-file, --token or the environment; launch make
   t.is(tokenFrom({ token: 'given-on-the-command-line' }, { [TOKEN_ENV]: 'from-the-environment-5678' }), 'given-on-the-command-line', 'an option before the environment');
   t.is(tokenFrom({}, {}), undefined);
   t.throws(() => tokenFrom({ 'token-file': file, token: 'given-on-the-command-line' }, {}), { instanceOf: UserError, message: /--token-file or --token, not both/ });
-  t.throws(() => tokenFrom({ 'token-file': path.join(dir, 'none') }, {}), { instanceOf: UserError, message: /cannot read the token file .*none: ENOENT/ });
+  t.throws(() => tokenFrom({ 'token-file': path.join(dir, 'none') }, {}), { instanceOf: UserError, message: /cannot read the token file .*none: no such file or folder \(ENOENT\)$/ });
   t.throws(() => tokenFrom({}, { [TOKEN_ENV]: 'short' }), { instanceOf: UserError, message: /the token from ALEXNET_TOKEN has 5 characters/ });
 
   const random = launchSecurity({}, {});

@@ -127,7 +127,7 @@ test('a partial file left by an earlier run is resumed; a server that ignores Ra
   });
   const dest = join(dir, 'dl', 'a.tar.gz');
   const e = await t.throwsAsync(downloadFile({ url: resumable.url, dest, md5: a.md5, attempts: 1 }), { instanceOf: DataError });
-  t.regex(e.message, /the next run resumes it/);
+  t.regex(e.message, /The 0\.0 MiB fetched are kept in .*a\.tar\.gz\.part and the next run resumes from there/);
   t.is(readFileSync(`${dest}.part`).length, 1000);
   cut = false;
   await downloadFile({ url: resumable.url, dest, md5: a.md5 });
@@ -160,6 +160,13 @@ test('offline: a clear DataError saying how to pass a local folder instead', asy
   const { url } = await serve(t, (_req, res) => res.writeHead(404).end());
   const e = await t.throwsAsync(ensureCifar10({ cacheDir: dir, url: closedUrl, md5: CIFAR10_MD5, attempts: 2 }), { instanceOf: DataError });
   t.regex(e.message, /cannot download http:\/\/127\.0\.0\.1:\d+\/.*ECONNREFUSED.*offline.*--data \/path\/to\/cifar-10-batches-bin.*image folder/s);
+  // nothing was fetched: nothing is kept or promised, and an unreachable host is tried twice, not five times
+  t.notRegex(e.message, /kept in|resumes/);
+  t.false(existsSync(join(dir, 'cifar-10-binary.tar.gz.part')) || (existsSync(join(dir, 'cifar10')) && readdirSync(join(dir, 'cifar10')).some((f) => f.endsWith('.part'))));
+  const said: string[] = [];
+  const unreachable = await t.throwsAsync(downloadFile({ url: closedUrl, dest: join(dir, 'y'), md5: 'x', attempts: 5, log: (l) => said.push(l) }), { instanceOf: DataError });
+  t.regex(unreachable.message, /ECONNREFUSED/);
+  t.deepEqual(said.map((l) => /try \d+ of \d+/.exec(l)?.[0]), ['try 1 of 5'], 'the second try is the last');
   const e2 = await t.throwsAsync(downloadFile({ url, dest: join(dir, 'x'), md5: 'x' }), { instanceOf: DataError });
   t.regex(e2.message, /HTTP 404/);
 });

@@ -22,6 +22,7 @@ import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { formatAddress } from './protocol.js';
 import { DEFAULT_CONNECTION_LIMITS, capConnections, injectWhenItSpeaks, type ConnectionLimits, type OpenConnections } from './connection-limits.js';
+import { fsReason } from '@alexnet-mp/core';
 
 /** PEM bytes of the CA certificate, this process's certificate and its private key. */
 export interface TlsIdentity {
@@ -70,7 +71,7 @@ export function readTokenFile(file: string): string {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new CredentialsError(`cannot read the token file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CredentialsError(`cannot read the token file ${file}: ${fsReason(e)}`);
   }
   return checkToken(text.split(/\r?\n/)[0] ?? '', file);
 }
@@ -90,7 +91,7 @@ export function loadTlsIdentity(files: { ca: string; cert: string; key: string }
     try {
       return fs.readFileSync(f);
     } catch (e) {
-      throw new CredentialsError(`cannot read the ${what} ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (make them with \`alexnet certs --out DIR\`)`);
+      throw new CredentialsError(`cannot read the ${what} ${f}: ${fsReason(e)} (make them with \`alexnet certs --out DIR\`)`);
     }
   };
   const [ca, cert, key] = [read(files.ca, 'CA certificate'), read(files.cert, 'certificate'), read(files.key, 'private key')];

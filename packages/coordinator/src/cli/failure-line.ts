@@ -37,7 +37,10 @@ export function missingValueLine(known: ParsedOptions, argv: readonly string[]):
     if (next.startsWith('-') && !/^-\.?\d|^-$/.test(next)) {
       // another option, or a value that starts with '-' (a folder named so)
       const bare = next.replace(/^--?(no-)?/, '').replace(/=.*$/s, '');
-      return bare in known.key || camel(bare) in known.key ? `${word} needs a value` : `${word} needs a value (one that starts with '-' is written ${word}=${next})`;
+      const isKey = (n: string) => n in known.key || camel(n) in known.key;
+      // --name, or -x / -xyz whose letters are all short options; else a value (-run: a folder so named)
+      const option = next.startsWith('--') ? isKey(bare) : [...next.slice(1).replace(/=.*$/s, '')].every(isKey);
+      return option ? `${word} needs a value` : `${word} needs a value (one that starts with '-' is written ${word}=${next})`;
     }
   }
   return undefined;

@@ -118,6 +118,8 @@ export async function downloadFile(o: DownloadOptions): Promise<string> {
       if (diskFull(e)) throw fileError('write', part, e, `free space (or give --cache-dir on a larger disk) and run again: the download resumes from the ${(statSync(part).size / 2 ** 20).toFixed(1)} MiB kept`);
       lastError = e;
       const c = causeOf(e);
+      // never connected and the name or the network is not there (offline): one more try, not five
+      if (!connected && c.code !== undefined && offlineCodes.has(c.code) && attempt >= 2) break;
       log(`download of ${o.url} interrupted (try ${attempt} of ${attempts}): ${c.message}`);
       if (attempt < attempts) await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
     } finally {
@@ -128,10 +130,14 @@ export async function downloadFile(o: DownloadOptions): Promise<string> {
   if (lastError !== null) {
     const c = causeOf(lastError);
     const offline = !connected && (c.code === undefined || offlineCodes.has(c.code));
+    // an empty part file is no start to resume from: not kept, not promised
+    const kept = existsSync(part) ? statSync(part).size : 0;
+    if (kept === 0) rmSync(part, { force: true });
+    const resume = kept > 0 ? `The ${(kept / 2 ** 20).toFixed(1)} MiB fetched are kept in ${part} and the next run resumes from there. ` : '';
     throw new DataError(
       o.url,
       `cannot download ${o.url}: ${c.message}${c.code ? ` (${c.code})` : ''}${offline ? ' - offline, or the host is unreachable' : ''}. ` +
-        `What was fetched is kept in ${part} and the next run resumes it. Or download the archive elsewhere, extract it and pass ` +
+        `${resume}Or download the archive elsewhere, extract it and pass ` +
         `--data /path/to/cifar-10-batches-bin, or pass an image folder (train/<class>/*.jpg and test/<class>/ or val/<class>/)`,
       { cause: lastError },
     );
