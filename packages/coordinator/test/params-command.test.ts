@@ -5,21 +5,24 @@ import { paramsReport } from '../src/cli/params-command.js';
 
 test('params prints the total and the model hash; a row per layer whose parameters and multiply-adds add up to them; --json says the same', (t) => {
   const spec = getPreset('cifar');
-  const json = JSON.parse(paramsReport('cifar', true)) as { preset: string; modelHash: string; total: number; forwardMacsPerImage: number; perLayer: { layer: string; weights: number; biases: number }[]; layers: { layer: string; weights: number; biases: number; macs: number }[] };
-  t.is(json.modelHash, modelHash(spec));
-  t.regex(json.modelHash, /^[0-9a-f]{64}$/);
+  const json = JSON.parse(paramsReport('cifar', true)) as { preset: string; model_hash: string; total: number; forward_macs_per_image: number; per_layer: { layer: string; weights: number; biases: number }[]; layers: { layer: string; weights: number; biases: number; macs: number }[] };
+  t.is(json.model_hash, modelHash(spec));
+  // snake case, as the program's other JSON
+  t.deepEqual(Object.keys(json), ['preset', 'model_hash', 'total', 'per_layer', 'forward_macs_per_image', 'layers']);
+  t.deepEqual(Object.keys(json.layers[0]!), ['layer', 'type', 'op', 'input', 'in_shape', 'out_shape', 'towers', 'weights', 'biases', 'macs']);
+  t.regex(json.model_hash, /^[0-9a-f]{64}$/);
   t.is(json.total, countParameters(spec).total);
-  t.is(json.perLayer.reduce((s, l) => s + l.weights + l.biases, 0), json.total);
+  t.is(json.per_layer.reduce((s, l) => s + l.weights + l.biases, 0), json.total);
   t.is(json.layers.reduce((s, l) => s + l.weights + l.biases, 0), json.total);
   t.is(json.layers.reduce((s, l) => s + l.macs, 0), forwardMacs(spec));
   t.deepEqual(json.layers.map((l) => l.layer), spec.layers.map((l) => l.name));
   const text = paramsReport('cifar', false).trimEnd().split('\n');
   t.true(text[0]!.startsWith(`preset cifar: ${json.total.toLocaleString('en-US')} parameters`));
-  t.true(text[0]!.endsWith(`model hash ${json.modelHash}`));
+  t.true(text[0]!.endsWith(`model hash ${json.model_hash}`));
   // the headline, a blank line, the column names, a row a layer, the totals, a blank line, the note
   t.is(text.length, 3 + spec.layers.length + 3);
-  t.regex(text[3 + spec.layers.length]!, new RegExp(`^total\\s+${json.perLayer.reduce((s, l) => s + l.weights, 0).toLocaleString('en-US')}\\s+[\\d,]+\\s+${forwardMacs(spec).toLocaleString('en-US')}$`));
-  t.not(modelHash(getPreset('paper')), json.modelHash, 'presets hash apart');
+  t.regex(text[3 + spec.layers.length]!, new RegExp(`^total\\s+${json.per_layer.reduce((s, l) => s + l.weights, 0).toLocaleString('en-US')}\\s+[\\d,]+\\s+${forwardMacs(spec).toLocaleString('en-US')}$`));
+  t.not(modelHash(getPreset('paper')), json.model_hash, 'presets hash apart');
 });
 
 test("the paper preset's table is the paper's Figure 2: 48 kernels of 11x11 stride 4 on each tower to 55x55, conv3 and the fc layers reading both towers, fc8 on one", (t) => {

@@ -21,7 +21,7 @@ export const paramsCommand: CommandModule<object, Args> = {
     y
       .option('preset', { choices: presetNames, describe: 'model preset (default paper; with --model, the file\'s)' })
       .option('model', { type: 'string', describe: 'a model file (alexnet export): the table of its preset, and what the file says of itself' })
-      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object: preset, model_hash, total, per_layer, forward_macs_per_image, layers [{layer, type, op, input, in_shape, out_shape, towers, weights, biases, macs}]' })
       .example('$0 params', "the paper's network: 60,965,224 parameters")
       .example('$0 params --model models/cifar10.safetensors', "the shipped model's layers") as never,
   handler: (a) => {
@@ -45,7 +45,11 @@ export function paramsReport(preset: string | ModelSpec, json: boolean): string 
   const { perLayer, total } = countParameters(spec);
   const hash = modelHash(spec);
   const layers = layerTable(spec);
-  if (json) return JSON.stringify({ preset: spec.name, modelHash: hash, total, perLayer, forwardMacsPerImage: forwardMacs(spec), layers }) + '\n';
+  if (json) {
+    // field names in snake case, as every other JSON the program writes (model_hash, top1_error, ...)
+    const row = (l: (typeof layers)[number]) => ({ layer: l.layer, type: l.type, op: l.op, input: l.input, in_shape: l.inShape, out_shape: l.outShape, towers: l.towers, weights: l.weights, biases: l.biases, macs: l.macs });
+    return JSON.stringify({ preset: spec.name, model_hash: hash, total, per_layer: perLayer, forward_macs_per_image: forwardMacs(spec), layers: layers.map(row) }) + '\n';
+  }
   const head = ['layer', 'type', 'what', 'reads', 'in (a tower)', 'out (a tower)', 'towers', 'weights', 'biases', 'multiply-adds'];
   const rows = layers.map((l) => [l.layer, l.type, l.op, l.input === 'both' ? 'both towers' : 'own tower', shape(l.inShape), shape(l.outShape), String(l.towers), fmt(l.weights), fmt(l.biases), fmt(l.macs)]);
   const total_ = ['total', '', '', '', '', '', '', fmt(perLayer.reduce((s, l) => s + l.weights, 0)), fmt(perLayer.reduce((s, l) => s + l.biases, 0)), fmt(forwardMacs(spec))];
