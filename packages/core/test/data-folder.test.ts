@@ -238,3 +238,22 @@ test('images beside the class folders of a training split are said, not silently
   t.deepEqual(split.items.map((i) => i.path), [join(root, 'train', 'a', '0.jpg')]);
   t.deepEqual(warnings, [{ path: join(root, 'train'), message: '1 image (stray.jpg) lies beside the class folders, in no class: not used' }]);
 });
+
+// mounting a small tmpfs needs root (CI runs as root)
+(process.getuid?.() === 0 ? test : test.skip)('training and held-out splits that fit the cache disk one by one but not together: refused before either is decoded', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const root = tempDir(t);
+  // at 32x32 an image takes 3 KiB in the cache, plus 64 KiB a cache: 14 training and 12 val images, 106 and 100 KiB, on a 160 KiB disk
+  for (let i = 0; i < 14; i++) writeFile(join(root, 'data', 'train', i % 2 ? 'a' : 'b', `${i}.png`), await gradientImage(32, 32, [i, 2 * i, 3], 'png'));
+  for (let i = 0; i < 12; i++) writeFile(join(root, 'data', 'val', i % 2 ? 'a' : 'b', `${i}.png`), await gradientImage(32, 32, [3, i, 2 * i], 'png'));
+  const cacheDir = join(root, 'small');
+  mkdirSync(cacheDir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=160k', 'tmpfs', cacheDir]);
+  t.teardown(() => execFileSync('umount', ['-l', cacheDir]));
+  const e = await t.throwsAsync(openDataset(join(root, 'data'), { size: 32, cacheDir }), { instanceOf: DataError });
+  t.regex(e.message, new RegExp(`^decoding the 26 images of ${join(root, 'data')}'s training and val splits at 32x32 needs 219\\.2 kB in ${cacheDir}/decoded, which has 1[56]\\d\\.\\d kB free: free space, or set --cache-dir`));
+  t.deepEqual(readdirSync(join(cacheDir, 'decoded')), [], 'nothing decoded');
+  // either split alone fits: a held-out split only (what evaluate decodes) is decoded
+  const held = await openDataset(join(root, 'data'), { size: 32, cacheDir, heldOutOnly: true });
+  t.is(held.heldOutCount, 12);
+});

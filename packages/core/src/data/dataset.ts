@@ -171,6 +171,26 @@ export function checkCacheRoom(dir: string, n: number, size: number, path: strin
   }
 }
 
+/**
+ * Two splits still to decode (ILSVRC's training and val): the room for both checked before the first starts, not
+ * the second's after hours of the first. One still to decode: its own check (ensureCache) says it.
+ */
+async function checkRoomForSplits(what: string, listings: readonly SplitListing[], size: number, cacheDir: string): Promise<void> {
+  const pending: { path: string; n: number; need: number; partial: string | null }[] = [];
+  for (const listing of listings) {
+    const path = await cachePathFor(cacheDir, listing, size);
+    if (existsSync(path)) continue;
+    const n = listing.items.length;
+    const left = leftoverProgress(path, n, size);
+    pending.push({ path, n, need: cacheFileBytes(n, size) - (left?.written ?? 0) * 3 * size * size, partial: left?.partial ?? null });
+  }
+  if (pending.length < 2) return;
+  makeCacheDir(dirname(pending[0]!.path));
+  const need = pending.reduce((a, p) => a + p.need, 0);
+  const n = pending.reduce((a, p) => a + p.n, 0);
+  checkCacheRoom(what, n, size, pending[0]!.path, need, undefined, pending[0]!.partial);
+}
+
 /** "120000 of 1281167 (9%), 850 images/s, about 23 min left": `fresh` images decoded in `seconds` by this process. */
 export function decodeProgressLine(done: number, total: number, fresh: number, seconds: number): string {
   const rate = fresh / Math.max(seconds, 1e-3);
@@ -306,6 +326,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
       warnings,
     };
   }
+  if (f.heldOut) await checkRoomForSplits(`${root}'s training and ${f.heldOutName} splits`, [f.train, f.heldOut], o.size, cacheDir);
   const train = await ensureCache(f.train, o.size, cacheDir, true, o, onWarning);
   const held = f.heldOut ? await ensureCache(f.heldOut, o.size, cacheDir, false, o, onWarning) : null;
   return {
