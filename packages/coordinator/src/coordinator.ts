@@ -7,7 +7,7 @@
  * from tower 0. It never sees a parameter or an activation: the workers
  * exchange crossing tensors directly.
  */
-import type { LrScheduleState, SgdHyper } from '@alexnet-mp/core';
+import { listCheckpoints, stepOfFile, type LrScheduleState, type SgdHyper } from '@alexnet-mp/core';
 import {
   PROTOCOL_VERSION,
   WorkerClient,
@@ -27,7 +27,7 @@ import { BothWorkers } from './both-workers.js';
 import { BetweenStepTasks } from './between-steps.js';
 import { dueAfter } from './run-schedule.js';
 import { batchOf, runLoop, type RunLoopHost } from './run-loop.js';
-import { checkLoss, checkParams } from './divergence.js';
+import { DivergedError, LossWatch, RUN_AWAY_FACTOR, checkLoss, checkParams } from './divergence.js';
 import { MicroBatchChoice } from './micro-batches.js';
 import { handshakeBoth } from './handshake.js';
 import { stepMetrics, workerStepMetrics } from './step-metrics.js';
@@ -52,6 +52,8 @@ export class Coordinator {
   private runMs = 0;
   /** The checkpoint files written, and when (null without the checkpoint option). */
   private readonly checkpoints: CheckpointFiles | null;
+  /** The training loss watched for running away (divergence.ts). */
+  private readonly lossWatch: LossWatch;
   private evaluationsDone = 0;
   /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
   private evalPending = false;
@@ -87,6 +89,7 @@ export class Coordinator {
     this.both = new BothWorkers((t) => this.label(t));
     this.tasks = new BetweenStepTasks(() => this.running || !this.both.idle);
     this.checkpoints = o.checkpoint ? new CheckpointFiles(o.checkpoint) : null;
+    this.lossWatch = new LossWatch(o.spec.classes);
     this.microBatches = new MicroBatchChoice(o.batch, o.microBatches === 'auto' ? undefined : (o.microBatches ?? 1), this.info);
   }
 
@@ -181,8 +184,22 @@ export class Coordinator {
     const step = this.stepsDone;
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);
+    if (this.lossWatch.runningAway) throw new DivergedError(`the loss has run away over the last steps before step ${step} (above ${RUN_AWAY_FACTOR} times that of guessing): training diverged; no checkpoint written of these weights`, step - 1);
+    this.lossWatch.noteCheckpoint(step);
     const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue, byTime });
     return this.checkpoints.write(step, bytes, byTime);
+  }
+
+  /**
+   * The latest checkpoint on disk written while training was calm (divergence.ts LossWatch; one written before
+   * this coordinator started counts as calm), or null: what a diverged run resumes from.
+   */
+  lastCalmCheckpoint(): string | null {
+    if (!this.o.checkpoint) return null;
+    const files = listCheckpoints(this.o.checkpoint.dir);
+    const steps = files.map((f) => stepOfFile(f)).filter((s): s is number => s !== null);
+    const step = this.lossWatch.lastCalm(steps);
+    return step === null ? null : (files.find((f) => stepOfFile(f) === step) ?? null);
   }
 
   /** The same call on both workers at once (both-workers.ts); throws WorkerFailure naming the worker that failed first. */
@@ -232,6 +249,7 @@ export class Coordinator {
     const r0 = replies[0]!;
     // a diverged step ends the run before anything counts it (its update already made the weights non-finite)
     checkLoss(step, r0.loss, hyper.lr);
+    this.lossWatch.observe(step, r0.loss, hyper.lr);
     this.stepsDone++;
     const workers = workerStepMetrics(replies);
     this.microBatches.observe({ ms, workers });

@@ -391,9 +391,34 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
 
 /** What a run that ended badly can continue from: its last checkpoint and the command. */
 function resumeHint(runDir: string): string {
+  // a diverged run: the coordinator named the checkpoint from before the loss rose (its last line), not the latest
+  const failed = lastFailedEvent(runDir);
+  if (failed && 'resume_from' in failed) {
+    return failed.resume_from ? `it diverged: alexnet launch --resume ${failed.resume_from} with a lower --lr continues from the last checkpoint before its loss rose` : 'it diverged before any checkpoint of calm training: start again with a lower --lr';
+  }
   const last = latestCheckpoint(path.join(runDir, 'checkpoints'));
   const step = last ? stepOfFile(last) : null;
   return last ? `its last checkpoint is step ${step}: alexnet launch --resume ${runDir} continues from it` : 'it wrote no checkpoint';
+}
+
+/** The run's last metrics event when it is a `failed` one (read from the end of RUN_DIR/metrics.jsonl), else null. */
+function lastFailedEvent(runDir: string): { resume_from?: string | null } | null {
+  try {
+    const fd = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const n = Math.min(size, 16384);
+      const buf = Buffer.alloc(n);
+      fs.readSync(fd, buf, 0, n, size - n);
+      const line = buf.toString('utf8').trimEnd().split('\n').at(-1) ?? '';
+      const e = JSON.parse(line) as { event?: string; resume_from?: string | null };
+      return e.event === 'failed' ? e : null;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
 }
 
 class LaunchFailure extends Error {

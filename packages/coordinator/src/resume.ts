@@ -37,6 +37,54 @@ export interface SavedRun {
 
 export const checkpointDir = (runDir: string) => path.join(runDir, 'checkpoints');
 
+/**
+ * Checkpoints chosen by file (`--resume RUN_DIR/checkpoints/step-N.safetensors`), by their run folder: that run
+ * resumes from step N (newestVerified reads that file alone), not from its newest checkpoint.
+ */
+const pinned = new Map<string, number>();
+
+/**
+ * What `--resume` names: a run folder, or one of its checkpoints (an earlier one than the newest: a run that
+ * diverged goes on from before its loss rose). Returns the run folder; a checkpoint file is remembered for
+ * newestVerified. A UserError for a file that is not a run's checkpoint.
+ */
+export function resumeTarget(resume: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(resume);
+  } catch {
+    return resume; // said by latestOf: no such run directory
+  }
+  if (st.isDirectory()) return resume;
+  const step = stepOfFile(resume);
+  const runDir = path.dirname(path.dirname(resume));
+  if (step === null || path.basename(path.dirname(resume)) !== 'checkpoints') {
+    throw new UserError(`--resume ${resume} is a file: give a run folder (its newest checkpoint) or one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors`);
+  }
+  pinned.set(path.resolve(runDir), step);
+  return runDir;
+}
+
+/** The checkpoint file `--resume` chose in `runDir` (resumeTarget), or undefined for its newest. */
+export function pinnedCheckpoint(runDir: string): string | undefined {
+  const step = pinned.get(path.resolve(runDir));
+  return step === undefined ? undefined : path.join(checkpointDir(runDir), `step-${String(step).padStart(9, '0')}.safetensors`);
+}
+
+/**
+ * A run resumed from an earlier checkpoint than its newest: the later ones are of the abandoned course (a
+ * diverged one), and a later `--resume RUN_DIR` would take them over the new course's. They are moved into
+ * RUN_DIR/checkpoints/set-aside-<time>/ (kept, not deleted) and said.
+ */
+export function setAsideLater(runDir: string, step: number, info: (line: string) => void): void {
+  const later = listCheckpoints(checkpointDir(runDir)).filter((f) => (stepOfFile(f) ?? -1) > step);
+  if (later.length === 0) return;
+  const dir = path.join(checkpointDir(runDir), `set-aside-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of later) fs.renameSync(f, path.join(dir, path.basename(f)));
+  info(`resuming from step ${step}: the ${later.length} later checkpoint${later.length === 1 ? '' : 's'} (step${later.length === 1 ? '' : 's'} ${later.map((f) => stepOfFile(f)).join(', ')}) moved to ${dir}`);
+}
+
 /** The latest checkpoint file of a run directory; a CheckpointError when there is none. */
 export function latestOf(runDir: string): string {
   if (!fs.existsSync(runDir)) throw new CheckpointError(`--resume ${runDir}: no such run directory`);
@@ -94,7 +142,10 @@ const verified = new Map<string, { mtimeMs: number; size: number; preset: string
  */
 export function newestVerified(runDir: string, spec?: ModelSpec): Resumed {
   latestOf(runDir); // no run directory, or no checkpoint: said
-  const all = listCheckpoints(checkpointDir(runDir)).reverse();
+  const chosen = pinnedCheckpoint(runDir);
+  if (chosen !== undefined && !fs.existsSync(chosen)) throw new CheckpointError(`--resume ${chosen}: no such checkpoint`);
+  // a checkpoint chosen by file is read alone: damaged, it is an error, not passed over
+  const all = chosen !== undefined ? [chosen] : listCheckpoints(checkpointDir(runDir)).reverse();
   const skipped: { file: string; why: string }[] = [];
   for (const file of all) {
     try {
@@ -111,7 +162,7 @@ export function newestVerified(runDir: string, spec?: ModelSpec): Resumed {
       verified.set(file, { mtimeMs: st.mtimeMs, size: st.size, preset: s.name, r });
       return { ...r, skipped };
     } catch (e) {
-      if (!(e instanceof CheckpointError && e.damaged)) throw e;
+      if (!(e instanceof CheckpointError && e.damaged) || chosen !== undefined) throw e;
       skipped.push({ file, why: e.message });
     }
   }
@@ -171,14 +222,23 @@ export function resumedData(saved: SavedRun, cwd = process.cwd()): { data: strin
  * The update rule of a run: the command line's, else (with --resume) the checkpoint's, else the defaults.
  * A checkpoint from before --decay-biases existed decayed its biases, and its run goes on doing so.
  */
-export function runHyper(a: Pick<RunArgs, 'lr' | 'momentum' | 'weight-decay' | 'decay-biases'>, saved: SavedRun): Required<SgdHyper> {
+export function runHyper(a: Pick<RunArgs, 'lr' | 'momentum' | 'weight-decay' | 'decay-biases'>, saved: SavedRun, preset?: string): Required<SgdHyper> {
   return {
-    lr: a.lr ?? saved.hyper?.lr ?? DEFAULTS.lr,
+    lr: a.lr ?? saved.hyper?.lr ?? defaultLr(preset),
     momentum: a.momentum ?? saved.hyper?.momentum ?? DEFAULTS.momentum,
     weightDecay: a['weight-decay'] ?? saved.hyper?.weightDecay ?? DEFAULTS.weightDecay,
     decayBiases: a['decay-biases'] ?? (saved.hyper ? legacyHyper(saved.hyper).decayBiases : DEFAULTS.decayBiases),
   };
 }
+
+/**
+ * The learning rate a run gets without --lr: the paper's 0.01, but 0.005 for `tiny`, whose 16-unit fc layers
+ * under dropout throw its loss away at 0.01 after about 2,000 steps of its synthetic data (steady over 10,000 at 0.005).
+ */
+export function defaultLr(preset: string | undefined): number {
+  return preset === 'tiny' ? TINY_LR : DEFAULTS.lr;
+}
+const TINY_LR = 0.005;
 
 /** When a run checkpoints and evaluates: the command line's (0 included), else (with --resume) the run's plan, else the defaults. */
 export function runCadence(

@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worke
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { givenCacheDir, openTrainingData } from '../training-data.js';
-import { checkResumeArgs, checkResumedClasses, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
+import { checkResumeArgs, checkResumedClasses, pinnedCheckpoint, resumeTarget, setAsideLater, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
@@ -24,6 +24,7 @@ import { DEFAULTS, DEFAULT_PRESET, NORMS_EVERY, checkAddress, checkRunArgs, pars
 import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { surviveLostOutput } from './output-gone.js';
 import { signalExitCode } from '../signal-exit.js';
+import path from 'node:path';
 import readline from 'node:readline';
 import { stopBeforeTraining } from './early-stop.js';
 import { errorWords } from '../error-words.js';
@@ -61,6 +62,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...securityOptions,
       }) as never,
   handler: async (a) => {
+    // --resume RUN_DIR, or one of its checkpoints (resumeTarget): from here on the run folder
+    if (a.resume !== undefined) a.resume = resumeTarget(a.resume);
     // a run still training is said to be so before its checkpoints are read
     if (a.resume !== undefined) checkNotInUse(a.resume);
     const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
@@ -85,12 +88,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
 
     // ---- what this run is: the command line, or for --resume the checkpoint's run state where the command line is silent
     const resumed = a.resume !== undefined ? loadResume(a.resume, spec, info) : null;
+    // resumed from a chosen earlier checkpoint: the later ones (an abandoned course) are set aside, not taken over later
+    if (resumed && pinnedCheckpoint(a.resume!) !== undefined) setAsideLater(a.resume!, resumed.step, info);
     const saved: SavedRun = resumed?.saved ?? {};
     const plan = saved.plan ?? {};
     if (resumed) checkResumeArgs(a, a.resume!, resumed);
     const batch = a.batch ?? saved.batch ?? DEFAULTS.batch;
     const seed = a.seed ?? resumed?.seed ?? DEFAULTS.seed;
-    const hyper = runHyper(a, saved);
+    const hyper = runHyper(a, saved, spec.name);
     let schedule: LrSchedule | null = null;
     if (a['lr-schedule'] !== undefined) {
       const sspec = parseLrSchedule(a['lr-schedule'], hyper.lr);
@@ -334,8 +339,18 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       await data.close().catch(() => {});
       if (e instanceof DivergedError) {
         const last = recovery?.checkpoint;
-        const kept = last ? `; the latest checkpoint is ${last}` : checkpoints ? '; no checkpoint was written yet' : '';
-        logFailure(log, { event: 'failed', step: e.step, error: e.message, checkpoint: last ?? null });
+        // the checkpoint to go on from: the latest written while the loss was calm (a later one may hold weights
+        // already thrown off), resumed by its file name
+        const calm = c.lastCalmCheckpoint();
+        const lower = `--lr ${Number((c.hyperOf(Math.max(0, e.step)).lr / 2).toPrecision(3))}`;
+        const kept = calm
+          ? `; the last checkpoint written before the loss rose is ${calm}${last && path.resolve(last) !== path.resolve(calm) ? ` (not the latest, ${path.basename(last)})` : ''}: resume with --resume ${calm} ${lower}`
+          : last
+            ? `; every checkpoint of this run was written after the loss rose (the latest is ${last}): start again with a lower --lr`
+            : checkpoints
+              ? '; no checkpoint was written yet'
+              : '';
+        logFailure(log, { event: 'failed', step: e.step, error: e.message, checkpoint: last ?? null, resume_from: calm });
         process.stderr.write(`alexnet coordinator: ${e.message}${kept}\n`);
         c.close();
         process.exit(1);

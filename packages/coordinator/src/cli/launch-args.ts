@@ -4,7 +4,7 @@
  */
 import { DEFAULTS, viewsPerImage, type RunArgs } from './options.js';
 import { recoveryArgv, type RecoveryArgs } from './recovery-options.js';
-import { newestVerified } from '../resume.js';
+import { newestVerified, pinnedCheckpoint } from '../resume.js';
 
 export interface ChildArgsInput extends RunArgs, RecoveryArgs {
   backend: string;
@@ -56,7 +56,8 @@ export function childArgs(a: ChildArgsInput, preset: string, securityArgs: reado
     ...opt('checkpoint-every', a['checkpoint-every']),
     ...opt('checkpoint-minutes', a['checkpoint-minutes']),
     ...opt('keep', a.keep),
-    ...opt('resume', a.resume),
+    // a checkpoint chosen by file goes on as that file (the coordinator resumes from it, not the newest)
+    ...opt('resume', a.resume !== undefined ? (pinnedCheckpoint(a.resume) ?? a.resume) : undefined),
     ...opt('stop-after', a['stop-after']),
     ...opt('micro-batches', a['micro-batches']),
     ...opt('norms-every', a['norms-every']),

@@ -9,7 +9,7 @@ import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, parseDuration, runOptions, type RunArgs } from './options.js';
-import { checkResumedClasses, checkRunFiles, resolvePreset } from '../resume.js';
+import { checkResumedClasses, checkRunFiles, resolvePreset, resumeTarget } from '../resume.js';
 import { classNamesOfData } from '../trained-model.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
@@ -69,6 +69,8 @@ export const launchCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     // the run goes on when nobody reads its output any more (the terminal closed, `| tee` killed): RUN_DIR keeps it
     surviveLostOutput();
+    // --resume RUN_DIR, or one of its checkpoints (resumeTarget): from here on the run folder
+    if (a.resume !== undefined) a.resume = resumeTarget(a.resume);
     // a run still training is said to be so before its checkpoints are read
     if (a.resume !== undefined) checkNotInUse(a.resume);
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;

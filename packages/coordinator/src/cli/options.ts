@@ -19,7 +19,7 @@ export const runOptions = {
   epochs: { type: 'number', describe: 'train this many epochs: ceil(training images / batch) steps each (synthetic data: 1024 images an epoch)' },
   batch: { type: 'number', describe: 'images per step (both towers see all of them; default 16)' },
   seed: { type: 'number', describe: 'run seed: initial weights, dropout masks, data order and augmentation derive from it (default 1)' },
-  lr: { type: 'number', describe: 'learning rate (paper: 0.01; default 0.01)' },
+  lr: { type: 'number', describe: "learning rate (default: the paper's 0.01; 0.005 for the tiny preset)" },
   'lr-schedule': { type: 'string', describe: 'divide the learning rate by 10 at given epochs ("steps:30,60,80") or when the epoch-end top-1 error stops improving ("plateau[:PATIENCE[:MIN_DELTA]]", at most 3 times); default: constant' },
   momentum: { type: 'number', describe: 'SGD momentum (paper: 0.9; default 0.9)' },
   'weight-decay': { type: 'number', describe: 'weight decay (paper: 0.0005; default 0.0005)' },
@@ -51,7 +51,7 @@ export const runOptions = {
       `with --run-dir: also write a checkpoint after the first step that ends M minutes or more after the last one (or the run's start), so that a crash or a killed job loses at most about M minutes (default ${CHECKPOINT_MINUTES}, or the resumed run's; 0: by steps and epochs only)`,
   },
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
-  resume: { type: 'string', describe: "continue the run in RUN_DIR from its newest checkpoint that verifies (damaged ones are passed over and set aside, and said): both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it)" },
+  resume: { type: 'string', describe: "continue the run in RUN_DIR from its newest checkpoint that verifies (damaged ones are passed over and set aside, and said): both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it); or from one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors (the later ones are moved aside)" },
   overwrite: { type: 'boolean', describe: "start a new run in a --run-dir that holds another run's checkpoints, removing them, its metrics.jsonl, run.json and logs (without it such a directory is refused: --resume continues that run)" },
   'micro-batches': {
     type: 'string',

@@ -1,0 +1,44 @@
+/**
+ * `--resume RUN_DIR/checkpoints/step-N.safetensors`: a run goes on from one of its earlier checkpoints (a diverged
+ * run, from before its loss rose), the later ones moved aside, and it computes what the first course computed.
+ */
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { listCheckpoints } from '@alexnet-mp/core';
+import { alexnet } from './helpers.js';
+
+const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
+const steps = (dir: string) =>
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"event":"step"'))
+    .map((l) => JSON.parse(l) as { step: number; loss: number });
+
+test('a run resumed from an earlier checkpoint file goes on from that step with the losses it had, the later checkpoints set aside', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-resume-file-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const first = alexnet([...common, '--steps', '5', '--checkpoint-every', '1', '--run-dir', dir]);
+  t.is((await first.exited).code, 0, first.output());
+  const ck = path.join(dir, 'checkpoints');
+  t.deepEqual(listCheckpoints(ck).map((f) => path.basename(f)), ['step-000000003.safetensors', 'step-000000004.safetensors', 'step-000000005.safetensors']);
+  const firstLosses = steps(dir);
+
+  const again = alexnet([...common, '--resume', path.join(ck, 'step-000000003.safetensors'), '--steps', '4']);
+  t.is((await again.exited).code, 0, again.output());
+  const moved = /resuming from step 3: the 2 later checkpoints \(steps 4, 5\) moved to (\S+)$/m.exec(again.stderr.join('\n'));
+  t.truthy(moved, again.output());
+  t.deepEqual(fs.readdirSync(moved![1]!).sort(), ['step-000000004.safetensors', 'step-000000005.safetensors'], 'kept, not deleted');
+  t.deepEqual(listCheckpoints(ck).map((f) => path.basename(f)), ['step-000000003.safetensors', 'step-000000004.safetensors']);
+  // step 3 again: the loss the first course had (the resume is exact)
+  const second = steps(dir).slice(firstLosses.length);
+  t.deepEqual(second.map((s) => s.step), [3]);
+  t.is(second[0]!.loss, firstLosses.find((s) => s.step === 3)!.loss);
+
+  // a file that is not one of a run's checkpoints: one line
+  const notOne = alexnet([...common, '--resume', path.join(dir, 'metrics.jsonl')]);
+  t.is((await notOne.exited).code, 2);
+  t.deepEqual(notOne.stderr, [`alexnet: --resume ${path.join(dir, 'metrics.jsonl')} is a file: give a run folder (its newest checkpoint) or one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors`]);
+});
