@@ -173,3 +173,24 @@ test('bad input in the middle of a run is refused (INVALID_ARGUMENT, malformed, 
   t.log(`losses with bad calls ${[...before, ...after].map((l) => l.toFixed(6)).join(' ')}; without ${reference.map((l) => l.toFixed(6)).join(' ')}`);
   t.deepEqual([...before, ...after], reference, 'the bad calls changed nothing');
 });
+
+test("a worker whose --peer does not answer: the run is refused naming that worker's --peer, not reported as a lost worker", async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--peer', '127.0.0.1:1', '--connect-timeout', '2']), startWorker(t, 1)]);
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(tiny, 1) });
+  t.teardown(() => c.close());
+  const e = await t.throwsAsync(c.start());
+  t.regex(String(e?.message), /^worker 0 \(tower 0\) at \S+ could not reach its peer: peer at 127\.0\.0\.1:1 did not answer: .*; check worker 0's --peer \(without it, the address of worker 1 in --workers must reach it from worker 0's machine\)$/);
+  t.is(e?.name, 'UserError');
+});
+
+test('a coordinator with a token warns about workers that check none (their handshake says what they check)', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
+  const said: string[] = [];
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(tiny, 1), security: { token: 'a-token-of-at-least-16-chars' }, info: (l) => said.push(l) });
+  t.teardown(() => c.close());
+  await c.start();
+  t.deepEqual(
+    said.filter((l) => l.startsWith('warning:')),
+    [0, 1].map((i) => `warning: worker ${i} (tower ${i}) at ${[w0, w1][i]!.address} checks no token or certificate: anyone who reaches ${[w0, w1][i]!.address} can drive it (start it with --token-file FILE, the same token as here, or --tls DIR)`),
+  );
+});

@@ -313,6 +313,8 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     [['export', '--run', emptyRun, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],
     [['export', '--run', runDir, '--out', path.join(dir, 'no-such-folder', 'm.safetensors')], /^alexnet: --out .*: the folder .*no-such-folder does not exist$/],
     [['export', '--run', runDir, '--out', dir], /^alexnet: --out .* is a folder: give a file name/],
+    // a run's checkpoint (it holds the momentum a resume needs) is never replaced by a model file
+    [['export', '--run', runDir, '--out', checkpoint], /^alexnet: --out .*step-000000003\.safetensors is a training checkpoint \(weights and momentum, what --resume reads\): write the model file elsewhere/],
     // the shipped run keeps its exported model, not its checkpoints: the message names the model
     [['inspect', 'kernels', '--run', 'training/cifar10'], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: --model models\/cifar10\.safetensors\)$/],
     [['inspect', 'kernels', '--run', emptyRun], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],

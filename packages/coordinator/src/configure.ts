@@ -34,6 +34,10 @@ export async function configureWorkers(c: ConfigureTarget, timeoutMs: number): P
           });
         return await retryWhileBusy(configure, timeoutMs);
       } catch (e) {
+        // the worker answered, its peer did not: not a lost worker but an address to fix
+        if (isServiceError(e) && /^peer at \S+ did not answer/.test(e.details)) {
+          throw new UserError(`${c.label(t)} could not reach its peer: ${e.details}; check worker ${t}'s --peer (without it, the address of worker ${1 - t} in --workers must reach it from worker ${t}'s machine)`);
+        }
         if (isLostWorker(e)) throw new WorkerFailure(`${c.label(t)} was lost while being configured: ${describeError(e)}`, t, true);
         throw new UserError(`${c.label(t)} could not be configured: ${isServiceError(e) ? e.details : describeError(e)}`);
       }

@@ -12,6 +12,7 @@ import {
   identityDifferences,
   isServiceError,
   unreachableHint,
+  certificateFailure,
   type HandshakeReply,
   type ModelIdentity,
   type Security,
@@ -46,9 +47,29 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
   const request = { model: h.identity, tower: t, peer_address: h.workers[1 - t]!, run_id: h.runId };
   let reply: HandshakeReply;
   const started = performance.now();
+  // while the handshake waits for the worker to come up, a quick look every 1.5 s: a connection refused for its
+  // certificates is said at once, not after --connect-timeout (no retry makes it work)
+  let waiting = true;
+  const certificates = (async (): Promise<never> => {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1500));
+      if (!waiting) return new Promise<never>(() => {});
+      const why = await c.status({ timeoutMs: 1000 }).then(
+        () => null,
+        (e: unknown) => (isServiceError(e) && e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details) ? e : null),
+      );
+      if (why && waiting) throw why;
+    }
+  })();
+  certificates.catch(() => {}); // raced below
   try {
-    reply = await c.handshake({ ...request, take_over: h.takeOver }, { timeoutMs: h.timeoutMs, waitForReady: true });
+    reply = await Promise.race([c.handshake({ ...request, take_over: h.takeOver }, { timeoutMs: h.timeoutMs, waitForReady: true }), certificates]);
+    waiting = false;
   } catch (e) {
+    waiting = false;
+    if (isServiceError(e) && e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
+      throw new UserError(`${h.label}: its TLS certificate was not accepted (${describeError(e)}): ${unreachableHint(e.details, h.security, h.workers[t])}`);
+    }
     if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${h.label} refused the handshake: ${e.details}`);
     if (isServiceError(e) && e.code === grpc.status.UNAUTHENTICATED) throw new UserError(`${h.label} refused us: ${e.details}`);
     if (isServiceError(e) && e.code === grpc.status.UNIMPLEMENTED) {
@@ -59,7 +80,10 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
       // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
       if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake(request, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
       if (!isServiceError(e)) throw e;
-      throw new UserError(`no worker answered at ${h.workers[t]} in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, h.security)}`);
+      if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
+        throw new UserError(`${h.label}: its TLS certificate was not accepted (${describeError(e)}): ${unreachableHint(e.details, h.security, h.workers[t])}`);
+      }
+      throw new UserError(`no worker answered at ${h.workers[t]} in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, h.security, h.workers[t])}`);
     }
     throw e;
   }
@@ -75,6 +99,10 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
     throw new UserError(`evaluation batch ${h.evalMaxBatch} is more than ${h.label} accepts (it was started with --max-batch ${reply.max_batch})`);
   }
   h.info(`${h.label}: ${reply.model.preset} (${reply.model.model_hash.slice(0, 12)}), ${reply.backend}, ${describeWorkerDevice(reply)}, pid ${reply.pid} on ${reply.hostname}`);
+  // this side sends a token the worker does not check: the run is not as protected as it looks from here
+  if (h.security?.token && reply.authentication === 'none') {
+    h.info(`warning: ${h.label} checks no token or certificate: anyone who reaches ${h.workers[t]} can drive it (start it with --token-file FILE, the same token as here, or --tls DIR)`);
+  }
   return reply;
 }
 

@@ -361,7 +361,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     // a stop asked for and done (130/143; 0 when the run ended on its own meanwhile); any other exit is a failure, below
     if (graceful !== null && ended === 'coord' && [0, 129, 130, 143].includes(coord.exit!.code ?? -1)) return gracefulEnd(graceful);
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {
-      say(stoppedEarly ? 'run stopped at its time limit (--stop-after; --resume continues it); stopping the workers' : 'run finished; stopping the workers');
+      say(stoppedEarly ? `run stopped at its time limit (--stop-after${o.runDir ? `; alexnet launch --resume ${o.runDir} continues it` : ': without --run-dir nothing was kept to continue from'}); stopping the workers` : 'run finished; stopping the workers');
       return { code: 0, pids: pids() };
     }
     // something failed: give a dying worker a moment to be seen, it is the likely cause

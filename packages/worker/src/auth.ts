@@ -39,6 +39,12 @@ export interface Security {
   readonly token?: string;
 }
 
+/** What a server with `s` checks of its callers, as HandshakeReply.authentication says it. */
+export function authenticationOf(s: Security | undefined): 'none' | 'token' | 'tls' | 'tls+token' {
+  if (s?.tls && s.token) return 'tls+token';
+  return s?.tls ? 'tls' : s?.token ? 'token' : 'none';
+}
+
 /** Metadata key of the token (value "Bearer TOKEN"). */
 export const TOKEN_METADATA_KEY = 'authorization';
 export const MIN_TOKEN_LENGTH = 16;
@@ -162,11 +168,19 @@ function quietIpServerNameWarning(): void {
 }
 
 /** A hint for a caller that could not reach a server: what in the credentials may be wrong. */
-export function unreachableHint(details: string, s: Security | undefined): string {
+export function unreachableHint(details: string, s: Security | undefined, address?: string): string {
+  if (/ERR_TLS_CERT_ALTNAME_INVALID|altnames/i.test(details)) {
+    const host = address ? ` ${address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')}` : '';
+    return `the worker's certificate does not name the host${host} it was reached at: make the certificates with alexnet certs --hosts listing it, or reach the worker by a name they list`;
+  }
+  if (/unable to verify|self.signed|UNABLE_TO_VERIFY|unknown ca|bad certificate|certificate signature/i.test(details)) return "the certificates are not of one CA: give both sides certificates of the same alexnet certs run (its ca.pem)";
   if (/certificate|SSL|TLS|self.signed|wrong version|handshake/i.test(details)) return 'the TLS handshake failed: are both sides started with --tls and certificates of the same CA (alexnet certs)?';
   if (!s?.tls) return 'if it was started with --tls, give --tls here too';
   return 'if it was started without --tls, it cannot answer a TLS connection';
 }
+
+/** A connection refused for its certificates: no retry makes it work (the handshake stops waiting at once). */
+export const certificateFailure = (details: string): boolean => /ERR_TLS_CERT_ALTNAME_INVALID|altnames|unable to verify|self.signed|UNABLE_TO_VERIFY|unknown ca|bad certificate|certificate signature|certificate has expired/i.test(details);
 
 // ---------------------------------------------------------------- servers
 

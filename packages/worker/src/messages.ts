@@ -86,6 +86,8 @@ export interface HandshakeReply {
   features: string[];
   /** Null on webasm and cpu, and from workers older than the field (proto-loader leaves an unset message null). */
   adapter?: WebGPUAdapterMsg | null;
+  /** What the worker checks of its callers ("none", "token", "tls", "tls+token"); "" from older workers. */
+  authentication?: string;
 }
 
 export interface ConfigureRequest {

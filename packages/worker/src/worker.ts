@@ -77,6 +77,7 @@ import { evalPhase, stepPhase } from './exchange.js';
 import type { OpenConnections } from './connection-limits.js';
 import { checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { adapterMsg } from './adapter-report.js';
+import { authenticationOf } from './auth.js';
 
 /** Run ids remembered from handshakes (the oldest forgotten first). */
 const MAX_HANDSHAKEN = 64;
@@ -225,6 +226,7 @@ export class TowerWorker implements PeerSide {
       pid: process.pid,
       features: this.features,
       adapter: adapterMsg(this.device.adapter),
+      authentication: authenticationOf(this.o.security),
     };
   });
 

@@ -1,6 +1,6 @@
 /** `alexnet coordinator`: drives two workers through a training run and logs metrics as JSON lines. */
 import type { CommandModule } from 'yargs';
-import { LrSchedule, getPreset, parseLrSchedule } from '@alexnet-mp/core';
+import { LrSchedule, getPreset, latestCheckpoint, parseLrSchedule } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
@@ -137,10 +137,22 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     }
     // with a run folder: after the last step, when stopped early, at epoch ends (when epochs are counted) and every --checkpoint-every steps
     const checkpoints = runDir !== undefined;
-    const askedToKeep = checkpointEvery > 0 ? `--checkpoint-every ${checkpointEvery}` : (a['checkpoint-minutes'] ?? 0) > 0 ? `--checkpoint-minutes ${a['checkpoint-minutes']}` : null;
+    const askedToKeep =
+      checkpointEvery > 0
+        ? `--checkpoint-every ${checkpointEvery}`
+        : (a['checkpoint-minutes'] ?? 0) > 0
+          ? `--checkpoint-minutes ${a['checkpoint-minutes']}`
+          : a['stop-after'] !== undefined
+            ? `--stop-after ${a['stop-after']}`
+            : null;
     if (!checkpoints && (askedToKeep !== null || data.real || epochs !== undefined)) {
       // options that keep something, or training worth keeping, with nowhere to keep it
-      const why = askedToKeep !== null ? `${askedToKeep} writes nothing` : 'its weights and metrics are gone when it ends';
+      const why =
+        askedToKeep === null
+          ? 'its weights and metrics are gone when it ends'
+          : askedToKeep.startsWith('--stop-after')
+            ? `${askedToKeep} stops it with nothing kept to continue from`
+            : `${askedToKeep} writes nothing`;
       info(`warning: this run has no --run-dir: ${why} (give --run-dir DIR for checkpoints, metrics.jsonl and --resume)`);
     }
     const startStep = resumed?.step ?? 0;
@@ -356,8 +368,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         process.exit(1);
       }
       if (e instanceof WorkerFailure) {
-        logFailure(log, { event: 'failed', tower: e.tower, error: e.message });
-        process.stderr.write(`alexnet coordinator: ${e.message}\n`);
+        const last = runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null;
+        logFailure(log, { event: 'failed', tower: e.tower, error: e.message, checkpoint: last });
+        // started by hand (launch says its own): what goes on from here
+        const next = a['exit-with-stdin'] ? '' : last ? `; the last checkpoint is ${last}: start the worker again, then alexnet coordinator --resume ${runDir} with the same --workers continues from it` : runDir !== undefined ? '; no checkpoint was written yet' : '';
+        process.stderr.write(`alexnet coordinator: ${e.message}${next}\n`);
         c.close();
         process.exit(1);
       }

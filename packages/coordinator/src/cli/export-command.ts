@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.js';
 import type { CommandModule } from 'yargs';
-import { firstFew } from '@alexnet-mp/core';
+import { CHECKPOINT_FORMAT, firstFew, stepOfFile } from '@alexnet-mp/core';
 import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
 
@@ -44,6 +44,8 @@ export const exportCommand: CommandModule<object, Args> = {
       const ext = path.extname(a.out);
       throw new UserError(`--out ${a.out}: a model file is safetensors; name it ${ext ? a.out.slice(0, -ext.length) : a.out}.safetensors (NumPy, PyTorch and TensorFlow read it with the safetensors package: docs/models.md)`);
     }
+    // a run's checkpoint (with the momentum a resume needs) is never replaced by a model file
+    if (isRunCheckpoint(a.out)) throw new UserError(`--out ${a.out} is a training checkpoint (weights and momentum, what --resume reads): write the model file elsewhere, e.g. --out ${path.basename(path.resolve(a.run))}.safetensors`);
     const model = TrainedModel.openRun(a.run, { step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet export: ${l}\n`) });
     const bytes = await model.encode();
     writeModelFile(a.out, bytes);
@@ -55,3 +57,25 @@ export const exportCommand: CommandModule<object, Args> = {
     );
   },
 };
+
+/** Whether `file` is one of a run's training checkpoints: by its place and name, or by the format its header names. */
+function isRunCheckpoint(file: string): boolean {
+  if (path.basename(path.dirname(path.resolve(file))) === 'checkpoints' && stepOfFile(file) !== null) return true;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const len = Buffer.alloc(8);
+      if (fs.readSync(fd, len, 0, 8, 0) < 8) return false;
+      const n = Number(len.readBigUInt64LE(0));
+      if (n > 1 << 24) return false;
+      const head = Buffer.alloc(n);
+      fs.readSync(fd, head, 0, n, 8);
+      const meta = (JSON.parse(head.toString('utf8')) as { __metadata__?: { format?: string } }).__metadata__;
+      return meta?.format === CHECKPOINT_FORMAT;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}

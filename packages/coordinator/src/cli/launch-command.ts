@@ -1,6 +1,6 @@
 /** `alexnet launch`: the two workers and the coordinator on this machine, in one command. */
 import type { CommandModule } from 'yargs';
-import { getPreset, surveyAdapters } from '@alexnet-mp/core';
+import { getPreset, presetNames, surveyAdapters } from '@alexnet-mp/core';
 import { colocatedThreads, planCpus, planDevices, threadsLine, workerNodeFlags } from '../launch-devices.js';
 import { launch } from '../launch.js';
 import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
@@ -78,7 +78,14 @@ export const launchCommand: CommandModule<object, Args> = {
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
     const { nothingToDo, saved } = checkRunFiles(a, getPreset(preset));
     // a resumed run on another data set: its classes listed (nothing decoded) and compared before anything starts
-    if (saved !== null && a.data !== undefined) checkResumedClasses(saved, await classNamesOfData(a.data), a.data);
+    const dataClasses = a.data !== undefined ? await classNamesOfData(a.data) : null;
+    if (saved !== null && a.data !== undefined) checkResumedClasses(saved, dataClasses, a.data);
+    // more classes than the preset has outputs: refused as the coordinator would, with the presets that have enough
+    const outputs = getPreset(preset).classes;
+    if (dataClasses !== null && dataClasses.length > outputs) {
+      const enough = presetNames.filter((p) => getPreset(p).classes >= dataClasses.length);
+      throw new UserError(`--data ${a.data} has ${dataClasses.length} classes but preset ${preset} has ${outputs} outputs${enough.length > 0 ? `: give --preset ${enough.join(' or ')}` : ''}`);
+    }
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
