@@ -1,7 +1,9 @@
 /** The command line's own behaviour: `--version`, and one line (not the help text) for an unknown flag. */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { alexnetBin } from '@alexnet-mp/coordinator';
 
 const run = (...args: string[]) => spawnSync(process.execPath, [alexnetBin, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -119,4 +121,17 @@ test("params --model: the file's own line, then its preset's table; a missing fi
   t.is(other.status, 2);
   t.is(other.stderr, "alexnet: --preset paper: models/cifar10.safetensors is a model of preset cifar; leave out --preset (the table is the file's)\n");
   t.is(run('params', '--model', 'models/cifar10.safetensors', '--preset', 'cifar').status, 0);
+});
+
+test('a token file other users can read is warned about once, with the chmod that mends it; one of mode 600 is not', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'alexnet-token-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const open = path.join(dir, 'open');
+  writeFileSync(open, 'a-token-of-the-cluster-1234\n', { mode: 0o644 });
+  chmodSync(open, 0o644);
+  const r = run('launch', '--token-file', open, '--steps', '0');
+  t.is(r.status, 0, r.stderr);
+  t.deepEqual(r.stderr.trim().split('\n'), [`alexnet: warning: the token file ${open} can be read by other users (mode 644): chmod 600 ${open}`, '[launch] nothing to do: --steps 0']);
+  chmodSync(open, 0o600);
+  t.deepEqual(run('launch', '--token-file', open, '--steps', '0').stderr.trim().split('\n'), ['[launch] nothing to do: --steps 0']);
 });

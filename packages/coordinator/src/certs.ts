@@ -72,8 +72,9 @@ export function checkCertName(name: string): string {
 
 export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   const x509 = await x509lib();
-  const hosts = [...(o.hosts ?? DEFAULT_CERT_HOSTS)];
-  const names = (o.names ?? DEFAULT_CERT_NAMES).map(checkCertName);
+  // each host once: a name given twice would be listed twice in every certificate
+  const hosts = [...new Set(o.hosts ?? DEFAULT_CERT_HOSTS)];
+  const names = [...new Set((o.names ?? DEFAULT_CERT_NAMES).map(checkCertName))];
   if (names.length === 0) throw new Error('no certificate names');
   if (new Set(names).size !== names.length) throw new Error(`a certificate name is given twice: ${names.join(',')}`);
   if (names.includes('ca')) throw new Error('"ca" is the CA\'s file name: choose another certificate name');

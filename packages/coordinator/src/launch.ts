@@ -264,9 +264,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   for (const s of signals) process.on(s, onSignal);
 
   const coordinatorFailure = (c: Child): string =>
-    `the coordinator (pid ${c.pid}) ${c.describeExit()}${c.stderrTail.length ? `; its last stderr lines:\n${c.stderrTail.slice(-4).map((l) => `    ${l}`).join('\n')}` : ''}`;
+    `the coordinator (pid ${c.pid}) ${c.describeExit()}${c.stderrTail.some((l) => l.trim() !== '') ? `; its last stderr lines:\n${c.stderrTail.filter((l) => l.trim() !== '').slice(-4).map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)'}`;
   const workerFailure = (w: Child): string => {
-    const tail = w.stderrTail.length ? `; its last stderr lines:\n${w.stderrTail.map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)';
+    const tail = w.stderrTail.some((l) => l.trim() !== '') ? `; its last stderr lines:\n${w.stderrTail.filter((l) => l.trim() !== '').map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)';
     return `${w.name} (tower ${w.name.slice(-1)}, pid ${w.pid}) ${w.describeExit()}${tail}`;
   };
 

@@ -139,7 +139,8 @@ export interface RunReport {
 export function readRunEvents(runDir: string): Event[] {
   const file = path.join(runDir, 'metrics.jsonl');
   if (!fs.existsSync(runDir)) throw new UserError(`${runDir}: no such run folder`);
-  if (!fs.existsSync(file)) throw new UserError(`${runDir} has no metrics.jsonl: is it a run folder (--run-dir)?`);
+  if (!fs.statSync(runDir).isDirectory()) throw new UserError(`${runDir} is a file: give a run folder (--run-dir of a run)`);
+  if (!fs.existsSync(file)) throw new UserError(`${runDir} has no metrics.jsonl: not a run folder (--run-dir of a run), or its run has not started`);
   const events: Event[] = [];
   // line by line (a log of a long run passes the longest string Node makes, 512 MiB); a line that is not JSON is
   // an error unless it is the last one: a run being written (or killed mid-line) may leave it torn

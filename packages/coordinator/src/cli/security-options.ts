@@ -28,11 +28,30 @@ export interface SecurityArgs {
   token?: string;
 }
 
+/** Token files already warned about in this process. */
+const warned = new Set<string>();
+
+/** A token file other users can read gives the run away: said once (its mode, and the chmod that mends it). */
+function warnIfOthersRead(file: string): void {
+  try {
+    const st = fs.statSync(file);
+    const mode = st.mode & 0o777;
+    if (!st.isFile() || (mode & 0o077) === 0 || warned.has(file)) return;
+    warned.add(file);
+    process.stderr.write(`alexnet: warning: the token file ${file} can be read by other users (mode ${mode.toString(8)}): chmod 600 ${file}\n`);
+  } catch {
+    // a missing file is said by readTokenFile
+  }
+}
+
 /** The token from --token-file, --token or $ALEXNET_TOKEN (in that order; two of the options at once is a mistake), or none. */
 export function tokenFrom(a: SecurityArgs, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (a['token-file'] !== undefined && a.token !== undefined) throw new UserError('give --token-file or --token, not both');
   try {
-    if (a['token-file'] !== undefined) return readTokenFile(a['token-file']);
+    if (a['token-file'] !== undefined) {
+      warnIfOthersRead(a['token-file']);
+      return readTokenFile(a['token-file']);
+    }
     if (a.token !== undefined) return checkToken(a.token, '--token');
     const e = env[TOKEN_ENV];
     if (e !== undefined && e !== '') return checkToken(e, TOKEN_ENV);

@@ -67,6 +67,7 @@ export async function openDashboard(o: OpenDashboardOptions): Promise<Dashboard>
     throw listenError(o.host, o.port, e);
   }
   o.info(`dashboard at ${url}`);
+  if (server.exposure) o.info(server.exposure);
   return {
     url,
     feed,

@@ -129,7 +129,8 @@ export interface RunDashboard {
 
 export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashboard> {
   const metrics = path.join(o.runDir, 'metrics.jsonl');
-  if (!fs.existsSync(o.runDir) || !fs.statSync(o.runDir).isDirectory()) throw new UserError(`${o.runDir}: no such run folder`);
+  if (!fs.existsSync(o.runDir)) throw new UserError(`${o.runDir}: no such run folder`);
+  if (!fs.statSync(o.runDir).isDirectory()) throw new UserError(`${o.runDir} is a file: give a run folder (--run-dir of a run)`);
   if (!fs.existsSync(metrics)) throw new UserError(`${o.runDir} has no metrics.jsonl: not a run folder (--run-dir of a run), or its run has not started`);
   const feed = new DashboardFeed();
   let spec: ModelSpec | null = null;
@@ -175,6 +176,7 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
   let url: string;
   try {
     url = await server.start();
+    if (server.exposure) o.info(server.exposure);
   } catch (e) {
     clearInterval(follow);
     await latest.close();

@@ -18,6 +18,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -118,7 +119,15 @@ export class DashboardServer {
   get url(): string {
     const a = this.server.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host === '0.0.0.0' || host === '[::]' ? 'localhost' : host}:${a.port}/`;
+    // every interface: the machine's name, which another machine can use (localhost would be its own)
+    return `http://${host === '0.0.0.0' || host === '[::]' ? os.hostname() : host}:${a.port}/`;
+  }
+
+  /** A warning when the page is served beyond this machine (no authentication guards it), else null. */
+  get exposure(): string | null {
+    const a = this.server.address() as AddressInfo;
+    if (/^127\.|^::1$|^::ffff:127\./.test(a.address)) return null;
+    return `warning: the dashboard at ${this.url} is served to every machine that reaches port ${a.port} here, without authentication (the run's curves, kernels and test images): give --ui-host 127.0.0.1 to keep it to this machine`;
   }
 
   async close(): Promise<void> {
@@ -143,7 +152,7 @@ export class DashboardServer {
     let m: RegExpExecArray | null;
     if ((m = /^\/api\/kernels\/([01])\.png$/.exec(p))) {
       const k = images?.kernels(Number(m[1]));
-      if (!k) throw new HttpError(404, 'no kernels yet: they are fetched from the workers while a page watches');
+      if (!k) throw new HttpError(404, this.o.workers ? 'no kernels yet: they are fetched from the workers while a page watches' : 'no kernels: the run folder has no checkpoint yet');
       return this.png(res, k);
     }
     if (p === '/api/test-images') return this.json(res, { images: images?.testImages ?? [], layers: images?.layers ?? [] });
@@ -152,7 +161,9 @@ export class DashboardServer {
       return this.send(res, 200, 'image/png', await images!.testImagePng(i));
     }
     if ((m = /^\/api\/activations\/([01])\.png$/.exec(p))) {
-      const i = this.testImage(Number(url.searchParams.get('image') ?? 'NaN'));
+      const given = url.searchParams.get('image');
+      if (given === null || !/^\d+$/.test(given)) throw new HttpError(400, `give ?image=N, the index of a test image (GET /api/test-images lists them)${given === null ? '' : `, not "${given}"`}`);
+      const i = this.testImage(Number(given));
       const layer = url.searchParams.get('layer') ?? '';
       if (!images!.layers.includes(layer)) throw new HttpError(400, `layer "${layer}": one of ${images!.layers.join(', ')}`);
       return this.png(res, await images!.activations(Number(m[1]), i, layer));
