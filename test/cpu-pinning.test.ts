@@ -39,7 +39,7 @@ linux('a CPU this process may not use, or a malformed list, is one line and exit
   for (const [cpus, message] of [
     ['4096', /^alexnet: --cpus 4096: this process may run on CPUs? [\d,-]+ only \(not 4096\)$/],
     ['1-x', /^alexnet: --cpus 1-x: give CPU numbers and ranges separated by commas, e\.g\. 0-3 or 0,2$/],
-    ['0 --cpus 0', /^alexnet: --cpus given 2 times: give one list, e\.g\. --cpus 0-3 or --cpus 0,2$/],
+    ['0 --cpus 0', /^alexnet: --cpus is given twice \(0 and 0\): give it once$/],
   ] as const) {
     const p = alexnet(['worker', '--tower', '0', '--port', '0', '--cpus', ...cpus.split(' --cpus ').flatMap((c, i) => (i === 0 ? [c] : ['--cpus', c]))]);
     const { code } = await p.exited;
