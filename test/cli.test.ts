@@ -129,9 +129,12 @@ test('a token file other users can read is warned about once, with the chmod tha
   const open = path.join(dir, 'open');
   writeFileSync(open, 'a-token-of-the-cluster-1234\n', { mode: 0o644 });
   chmodSync(open, 0o644);
-  const r = run('launch', '--token-file', open, '--steps', '0');
-  t.is(r.status, 0, r.stderr);
-  t.deepEqual(r.stderr.trim().split('\n'), [`alexnet: warning: the token file ${open} can be read by other users (mode 644): chmod 600 ${open}`, '[launch] nothing to do: --steps 0']);
+  // a coordinator reads its token before it looks for its workers (none here)
+  const coordinator = () => run('coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--token-file', open, '--connect-timeout', '1');
+  const r = coordinator();
+  t.is(r.status, 2, r.stderr);
+  t.deepEqual(r.stderr.split('\n').filter((l) => /warning/.test(l)), [`alexnet: warning: the token file ${open} can be read by other users (mode 644): chmod 600 ${open}`]);
+  t.regex(r.stderr, /authentication: a shared token/);
   chmodSync(open, 0o600);
-  t.deepEqual(run('launch', '--token-file', open, '--steps', '0').stderr.trim().split('\n'), ['[launch] nothing to do: --steps 0']);
+  t.notRegex(coordinator().stderr, /warning/);
 });
