@@ -65,6 +65,11 @@ export function resumeTarget(resume: string): string {
   return runDir;
 }
 
+/** Forgets the checkpoint `--resume` chose in `runDir`: it resumes from its newest again. */
+export function unpinCheckpoint(runDir: string): void {
+  pinned.delete(path.resolve(runDir));
+}
+
 /** The checkpoint file `--resume` chose in `runDir` (resumeTarget), or undefined for its newest. */
 export function pinnedCheckpoint(runDir: string): string | undefined {
   const step = pinned.get(path.resolve(runDir));

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError } from '@alexnet-mp/core';
-import { resumedData, runCadence, runHyper, savedDataOf } from '../src/resume.js';
+import { defaultLr, pinnedCheckpoint, resumeTarget, resumedData, runCadence, runHyper, savedDataOf, unpinCheckpoint } from '../src/resume.js';
 
 function tempDir(t: { teardown(f: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-resume-data-'));
@@ -70,4 +70,24 @@ test("a resumed run keeps its checkpoint and evaluation cadence unless told, and
   t.is(off.checkpointMinutes, 0, '--checkpoint-minutes 0 with --resume: none by time');
   t.is(off.evalEvery, 0, '--eval-every 0 with --resume: evaluations at epoch ends only');
   t.is(runCadence({ 'eval-batches': 2, keep: 5 }, plan, 64).evalBatches, 2);
+});
+
+test('--resume names a run folder or one of its checkpoints; a chosen checkpoint is remembered for its folder until forgotten (a requeued job)', (t) => {
+  const dir = tempDir(t);
+  const ck = path.join(dir, 'run', 'checkpoints');
+  fs.mkdirSync(ck, { recursive: true });
+  const file = path.join(ck, 'step-000000040.safetensors');
+  fs.writeFileSync(file, 'x');
+  t.is(resumeTarget(path.join(dir, 'run')), path.join(dir, 'run'));
+  t.is(pinnedCheckpoint(path.join(dir, 'run')), undefined, 'a folder: its newest checkpoint');
+  t.is(resumeTarget(file), path.join(dir, 'run'));
+  t.is(pinnedCheckpoint(path.join(dir, 'run')), file);
+  unpinCheckpoint(path.join(dir, 'run'));
+  t.is(pinnedCheckpoint(path.join(dir, 'run')), undefined);
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'x');
+  t.throws(() => resumeTarget(path.join(dir, 'notes.txt')), { message: /notes\.txt is a file: give a run folder \(its newest checkpoint\) or one of its checkpoints/ });
+  t.is(defaultLr('tiny'), 0.005);
+  t.is(defaultLr('paper'), 0.01);
+  t.is(runHyper({}, {}, 'tiny').lr, 0.005);
+  t.is(runHyper({}, { hyper: { lr: 0.02, momentum: 0.9, weightDecay: 0.0005 } }, 'tiny').lr, 0.02, "a resumed run keeps its own");
 });

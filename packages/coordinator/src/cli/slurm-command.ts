@@ -16,7 +16,7 @@ import { launchSecurityOptions, tokenFrom, type SecurityArgs } from './security-
 import { childArgs } from './launch-args.js';
 import { serveOnFirstSignal, serveWorker, workerCommand, type WorkerArgs, type WorkerHooks } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
-import { resolvePreset, resumeTarget } from '../resume.js';
+import { pinnedCheckpoint, resolvePreset, resumeTarget, unpinCheckpoint } from '../resume.js';
 import { cpuWorkerArgs } from '../launch-devices.js';
 import { SlurmSetupError, roleName, slurmTask, type SlurmTask } from '../slurm/env.js';
 import { chooseGpu } from '../slurm/gpu.js';
@@ -60,6 +60,12 @@ export const slurmCommand: CommandModule<object, Args> = {
       throw e instanceof SlurmSetupError ? new UserError(e.message) : e;
     }
     if (a.resume !== undefined) a.resume = resumeTarget(a.resume);
+    // a requeued job goes on from its newest checkpoint: the one its script names was where its first run started
+    const chosen = a.resume !== undefined && task.restartCount > 0 ? pinnedCheckpoint(a.resume) : undefined;
+    if (chosen !== undefined) {
+      unpinCheckpoint(a.resume!);
+      process.stderr.write(`alexnet slurm: requeued: resuming from the newest checkpoint of ${a.resume}, not ${chosen} (where the job's first run started)\n`);
+    }
     const runDir = a['run-dir'] ?? a.resume;
     if (runDir === undefined) throw new UserError('give --run-dir DIR (or --resume DIR), a folder every node of the job sees: the tasks meet there, and the checkpoints a requeued job resumes from are kept there');
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
