@@ -6,8 +6,8 @@
 #   npm ci && bash bench/gpu-bench.sh run
 #
 # on a machine with a GPU, its Vulkan driver and Node.js 20, from the project root. The output goes to
-# bench/results/gpu-NAME-YYYY-MM-DD.txt (NAME from nvidia-smi, e.g. h200; under $OUT/bench/results when OUT
-# is set) and the tests' whole log to ${OUT:-.}/ava-webgpu.log. PyTorch is timed when python3 (or
+# bench/results/gpu-NAME-YYYY-MM-DD.txt (NAME the GPU's model from nvidia-smi, e.g. h200; -2, -3 for later runs
+# the same day; under $OUT/bench/results when OUT is set) and the tests' whole log to ${OUT:-.}/ava-webgpu.log. PyTorch is timed when python3 (or
 # ALEXNET_PYTHON) imports torch.
 #
 # A GPU machine without Node.js or the Vulkan loader: `bash bench/gpu-bench.sh pack` here (after npm ci) puts
@@ -160,10 +160,18 @@ case "${1:-}" in
     if [ -n "${SMOKE:-}" ]; then OUT=${OUT:-/tmp/gpu-bench}; else OUT=${OUT:-.}; fi
     export OUT
     mkdir -p "$OUT/bench/results"
-    # the GPU's name for the file: "NVIDIA H200" -> h200, "NVIDIA H100 80GB HBM3" -> h100
-    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | sed -E 's/^NVIDIA //; s/ .*//' | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9-')
+    # the GPU's model for the file: "NVIDIA H200" -> h200, "NVIDIA H100 80GB HBM3" -> h100, "NVIDIA GeForce
+    # RTX 4090" -> rtx-4090, "Tesla V100-SXM2-16GB" -> v100: vendor and brand words dropped, then the first word
+    # with a digit (after a word without one, such as RTX, joined to it), cut at its first '-'
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr 'A-Z' 'a-z' |
+      awk '{ out = ""; for (i = 1; i <= NF; i++) { w = $i; if (w ~ /^(nvidia|geforce|tesla|quadro|amd|radeon|intel)$/) continue;
+             sub(/-.*/, "", w); if (w ~ /[0-9]/) { out = out (out == "" ? "" : "-") w; break } else out = out (out == "" ? "" : "-") w } print out }' |
+      tr -cd 'a-z0-9-')
     results="$OUT/bench/results/gpu-${gpu:-webgpu}-$(date -u +%F).txt"
     [ -z "${SMOKE:-}" ] || results="$OUT/bench/results/gpu-smoke-$(date -u +%F).txt"
+    # a second run the same day keeps the first's file
+    n=2; base=${results%.txt}
+    while [ -e "$results" ]; do results="$base-$n.txt"; n=$((n + 1)); done
     export -f inner
     if [ -s "$pack/enter.sh" ] && [ -z "${NO_DEVICE:-}" ]; then
       # the packed Node.js, Vulkan loader and node_modules (pack, above)

@@ -83,6 +83,7 @@ for (const [args, line] of [
   [['launch', '--momentum', '5'], "alexnet: --momentum must be below 1 (the paper's is 0.9), got 5"],
   [['launch', '--steps', '3', '--steps', '5'], 'alexnet: --steps is given twice (3 and 5): give it once'],
   [['predict', '--top=1', '--top', '2', 'x.jpg'], 'alexnet: --top is given twice (1 and 2): give it once'],
+  [['predict', '--json', 'a.jpg', '--json', 'b.jpg'], 'alexnet: --json is given twice: give it once'],
   [['--versoin'], 'alexnet: unknown option --versoin (did you mean --version?); --help lists them'],
   [['--', 'summary'], 'alexnet: name a command before --: alexnet --help lists them'],
   [['summary', '-run'], 'alexnet: unknown option -r, unknown option -u, unknown option -n; --help lists them; a file or folder named -run is written ./-run (or after --)'],

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { listCheckpoints } from '@alexnet-mp/core';
+import { readCheckpointHeader } from '@alexnet-mp/coordinator';
 import { alexnet } from './helpers.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
@@ -36,6 +37,22 @@ test('a run resumed from an earlier checkpoint file goes on from that step with 
   const second = steps(dir).slice(firstLosses.length);
   t.deepEqual(second.map((s) => s.step), [3]);
   t.is(second[0]!.loss, firstLosses.find((s) => s.step === 3)!.loss);
+
+  // the checkpoints say whether the loss was calm when they were written (a restarted coordinator reads it)
+  t.is((readCheckpointHeader(path.join(ck, 'step-000000004.safetensors')).state.extra as { loss_calm?: boolean }).loss_calm, true);
+
+  // a command line refused (another batch): nothing is moved aside
+  const refused = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '16', '--resume', path.join(ck, 'step-000000003.safetensors'), '--steps', '4']);
+  t.is((await refused.exited).code, 2, refused.output());
+  t.deepEqual(listCheckpoints(ck).map((f) => path.basename(f)), ['step-000000003.safetensors', 'step-000000004.safetensors']);
+
+  // a fork into another folder (--run-dir) leaves the original run's checkpoints where they are
+  const fork = path.join(dir, 'fork');
+  const forked = alexnet([...common, '--resume', path.join(ck, 'step-000000003.safetensors'), '--run-dir', fork, '--steps', '5']);
+  t.is((await forked.exited).code, 0, forked.output());
+  t.notRegex(forked.output(), /moved to/);
+  t.deepEqual(listCheckpoints(ck).map((f) => path.basename(f)), ['step-000000003.safetensors', 'step-000000004.safetensors']);
+  t.deepEqual(listCheckpoints(path.join(fork, 'checkpoints')).map((f) => path.basename(f)), ['step-000000004.safetensors', 'step-000000005.safetensors'], "the run's --checkpoint-every 1 goes on");
 
   // a file that is not one of a run's checkpoints: one line
   const notOne = alexnet([...common, '--resume', path.join(dir, 'metrics.jsonl')]);

@@ -28,6 +28,7 @@ import { BetweenStepTasks } from './between-steps.js';
 import { dueAfter } from './run-schedule.js';
 import { batchOf, runLoop, type RunLoopHost } from './run-loop.js';
 import { DivergedError, LossWatch, RUN_AWAY_FACTOR, checkLoss, checkParams } from './divergence.js';
+import { readCheckpointHeader } from './resume.js';
 import { MicroBatchChoice } from './micro-batches.js';
 import { handshakeBoth } from './handshake.js';
 import { stepMetrics, workerStepMetrics } from './step-metrics.js';
@@ -185,8 +186,8 @@ export class Coordinator {
     // never a checkpoint of diverged weights: the previous one stays the latest
     checkParams(params, step);
     if (this.lossWatch.runningAway) throw new DivergedError(`the loss has run away over the last steps before step ${step} (above ${RUN_AWAY_FACTOR} times that of guessing): training diverged; no checkpoint written of these weights`, step - 1);
-    this.lossWatch.noteCheckpoint(step);
-    const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue, byTime });
+    const calm = this.lossWatch.noteCheckpoint(step);
+    const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue, byTime, calm });
     return this.checkpoints.write(step, bytes, byTime);
   }
 
@@ -198,7 +199,17 @@ export class Coordinator {
     if (!this.o.checkpoint) return null;
     const files = listCheckpoints(this.o.checkpoint.dir);
     const steps = files.map((f) => stepOfFile(f)).filter((s): s is number => s !== null);
-    const step = this.lossWatch.lastCalm(steps);
+    // one written before this process (a restarted coordinator) says in its header whether the loss was calm
+    const kept = (s: number): boolean | undefined => {
+      const f = files.find((x) => stepOfFile(x) === s);
+      try {
+        const c = f ? (readCheckpointHeader(f).state.extra as { loss_calm?: boolean } | undefined)?.loss_calm : undefined;
+        return typeof c === 'boolean' ? c : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const step = this.lossWatch.lastCalm(steps, kept);
     return step === null ? null : (files.find((f) => stepOfFile(f) === step) ?? null);
   }
 

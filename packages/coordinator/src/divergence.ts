@@ -96,16 +96,21 @@ export class LossWatch {
     return last.length === 3 && last.every((s) => s.loss > this.limit);
   }
 
-  /** Notes whether a checkpoint written now holds weights from calm training. */
-  noteCheckpoint(step: number): void {
+  /** Notes whether a checkpoint written now holds weights from calm training, and returns it (the checkpoint keeps it). */
+  noteCheckpoint(step: number): boolean {
     const losses = this.recent.slice(-CALM_WINDOW).map((s) => s.loss).sort((a, b) => a - b);
     const median = losses.length > 0 ? losses[Math.floor(losses.length / 2)]! : 0;
-    this.calm.set(step, median < (2 * this.limit) / RUN_AWAY_FACTOR);
+    const calm = median < (2 * this.limit) / RUN_AWAY_FACTOR;
+    this.calm.set(step, calm);
+    return calm;
   }
 
-  /** Of `steps` (checkpoints on disk), the latest written in calm training by this run (or before it: not noted), or null. */
-  lastCalm(steps: readonly number[]): number | null {
-    const ok = steps.filter((s) => this.calm.get(s) !== false);
+  /**
+   * Of `steps` (checkpoints on disk), the latest written in calm training, or null: as this process noted it, else
+   * as the checkpoint says (`kept(step)`: its loss_calm, undefined for one written before the mark existed: calm).
+   */
+  lastCalm(steps: readonly number[], kept: (step: number) => boolean | undefined = () => undefined): number | null {
+    const ok = steps.filter((s) => (this.calm.get(s) ?? kept(s)) !== false);
     return ok.length > 0 ? Math.max(...ok) : null;
   }
 }

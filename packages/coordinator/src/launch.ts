@@ -170,6 +170,8 @@ export interface LaunchResult {
 
 /** Starts everything, waits for the run to end or fail, stops everything; resolves with the exit code to use. */
 export async function launch(o: LaunchOptions): Promise<LaunchResult> {
+  // a failure the run's log holds from before this launch is not this launch's
+  const startedAt = Date.now();
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
   const err = o.err ?? ((l: string) => process.stderr.write(l + '\n'));
   if (o.runDir) makeDir(o.runDir, 'the run directory');
@@ -317,7 +319,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
           });
           say(coordinatorFailure(coord));
           if ('refused' in plan) {
-            say(`not restarting the coordinator: ${plan.refused}; ${resumeHint(o.runDir)}`);
+            say(`not restarting the coordinator: ${plan.refused}; ${resumeHint(o.runDir, startedAt)}`);
             return { code: 1, pids: pids() };
           }
           say(`restarting the coordinator from ${plan.from} (restart ${restarts + 1} of ${o.maxRestarts})`);
@@ -351,7 +353,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         if (up === 'exited') say(workerFailure(again));
         else if (up === 'coord') say(`the coordinator ${coord.describeExit()} ${waited} after ${again.name} was restarted, before it was listening`);
         else say(`${again.name} did not start listening again within ${waited}`);
-        say(`stopping the run: ${again.name} could not be restarted${o.runDir ? `; ${resumeHint(o.runDir)}` : ''}`);
+        say(`stopping the run: ${again.name} could not be restarted${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
         return { code: 1, pids: pids() };
       }
       firstWorkerExit = Promise.race(workers.map((w) => w.exited.then(() => w)));
@@ -369,10 +371,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const dead = workers.filter((w) => !w.alive());
     if (dead.length > 0) {
       for (const w of dead) say(`${workerFailure(w)}`);
-      say(`stopping the run: ${dead.map((w) => w.name).join(' and ')} died${o.runDir ? `; ${resumeHint(o.runDir)}` : ''}`);
+      say(`stopping the run: ${dead.map((w) => w.name).join(' and ')} died${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
       return { code: 1, pids: pids() };
     }
-    say(`the coordinator ${coord.describeExit()}${o.runDir ? `; ${resumeHint(o.runDir)}` : ''}`);
+    say(`the coordinator ${coord.describeExit()}${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
     return { code: coord.exit!.code && coord.exit!.code > 0 ? coord.exit!.code : 1, pids: pids() };
   } catch (e) {
     if (e instanceof LaunchFailure) {
@@ -390,9 +392,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
 }
 
 /** What a run that ended badly can continue from: its last checkpoint and the command. */
-function resumeHint(runDir: string): string {
+function resumeHint(runDir: string, since: number): string {
   // a diverged run: the coordinator named the checkpoint from before the loss rose (its last line), not the latest
-  const failed = lastFailedEvent(runDir);
+  const failed = lastFailedEvent(runDir, since);
   if (failed && 'resume_from' in failed) {
     return failed.resume_from ? `it diverged: alexnet launch --resume ${failed.resume_from} with a lower --lr continues from the last checkpoint before its loss rose` : 'it diverged before any checkpoint of calm training: start again with a lower --lr';
   }
@@ -401,8 +403,8 @@ function resumeHint(runDir: string): string {
   return last ? `its last checkpoint is step ${step}: alexnet launch --resume ${runDir} continues from it` : 'it wrote no checkpoint';
 }
 
-/** The run's last metrics event when it is a `failed` one (read from the end of RUN_DIR/metrics.jsonl), else null. */
-function lastFailedEvent(runDir: string): { resume_from?: string | null } | null {
+/** The run's last metrics event when it is a `failed` one written since `since` (ms; read from the end of RUN_DIR/metrics.jsonl), else null. */
+function lastFailedEvent(runDir: string, since: number): { resume_from?: string | null } | null {
   try {
     const fd = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'r');
     try {
@@ -411,8 +413,8 @@ function lastFailedEvent(runDir: string): { resume_from?: string | null } | null
       const buf = Buffer.alloc(n);
       fs.readSync(fd, buf, 0, n, size - n);
       const line = buf.toString('utf8').trimEnd().split('\n').at(-1) ?? '';
-      const e = JSON.parse(line) as { event?: string; resume_from?: string | null };
-      return e.event === 'failed' ? e : null;
+      const e = JSON.parse(line) as { event?: string; resume_from?: string | null; time?: string };
+      return e.event === 'failed' && e.time !== undefined && Date.parse(e.time) >= since ? e : null;
     } finally {
       fs.closeSync(fd);
     }

@@ -57,13 +57,31 @@ export function resumeTarget(resume: string): string {
   }
   if (st.isDirectory()) return resume;
   const step = stepOfFile(resume);
-  const runDir = path.dirname(path.dirname(resume));
-  if (step === null || path.basename(path.dirname(resume)) !== 'checkpoints') {
+  // resolved: a name typed inside checkpoints/ (step-000000100.safetensors) has its run folder above
+  const abs = path.resolve(resume);
+  const above = path.dirname(path.dirname(abs));
+  const runDir = path.isAbsolute(resume) ? above : path.relative(process.cwd(), above) || '.';
+  if (step === null || path.basename(path.dirname(abs)) !== 'checkpoints') {
     throw new UserError(`--resume ${resume} is a file: give a run folder (its newest checkpoint) or one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors`);
   }
   pinned.set(path.resolve(runDir), step);
   return runDir;
 }
+
+/** Where setAsideLater notes the step a course was resumed from (RUN_DIR/checkpoints/resumed-from). */
+const resumedFromFile = (runDir: string) => path.join(checkpointDir(runDir), 'resumed-from');
+
+/** Whether a course resumed from `step` of `runDir` has begun (setAsideLater noted it). */
+export function courseBegunFrom(runDir: string, step: number): boolean {
+  try {
+    return Number(fs.readFileSync(resumedFromFile(runDir), 'utf8').trim()) === step;
+  } catch {
+    return false;
+  }
+}
+
+/** The step of the checkpoint `--resume` chose in `runDir`, or undefined. */
+export const pinnedStep = (runDir: string): number | undefined => pinned.get(path.resolve(runDir));
 
 /** Forgets the checkpoint `--resume` chose in `runDir`: it resumes from its newest again. */
 export function unpinCheckpoint(runDir: string): void {
@@ -82,6 +100,8 @@ export function pinnedCheckpoint(runDir: string): string | undefined {
  * RUN_DIR/checkpoints/set-aside-<time>/ (kept, not deleted) and said.
  */
 export function setAsideLater(runDir: string, step: number, info: (line: string) => void): void {
+  // the course from `step` has begun: a requeued Slurm job continues it rather than starting it again
+  fs.writeFileSync(resumedFromFile(runDir), `${step}\n`);
   const later = listCheckpoints(checkpointDir(runDir)).filter((f) => (stepOfFile(f) ?? -1) > step);
   if (later.length === 0) return;
   const dir = path.join(checkpointDir(runDir), `set-aside-${new Date().toISOString().replace(/[:.]/g, '-')}`);

@@ -18,6 +18,8 @@ export interface RunCheckpointState {
   readonly evalDue: boolean;
   /** Written for the time alone (`--checkpoint-minutes`): the next checkpoint replaces it, also in a resumed run. */
   readonly byTime?: boolean;
+  /** Whether the loss was calm when it was written (divergence.ts LossWatch): a diverged run resumes from a calm one. */
+  readonly calm?: boolean;
 }
 
 export function encodeRunCheckpoint(o: CoordinatorOptions, params: [TowerParams, TowerParams], s: RunCheckpointState): Buffer {
@@ -37,6 +39,7 @@ export function encodeRunCheckpoint(o: CoordinatorOptions, params: [TowerParams,
       data: { position: s.step * o.batch, epoch: s.epoch, steps_per_epoch: o.stepsPerEpoch ?? null, order_seed: o.seed, source: o.source.description },
       eval_due: s.evalDue,
       ...(s.byTime ? { by_time: true } : {}),
+      ...(s.calm === undefined ? {} : { loss_calm: s.calm }),
       ...(o.checkpoint?.extra?.() ?? {}),
     },
   });

@@ -246,6 +246,8 @@ export class TrainedModel {
    */
   dataCacheDir(): string | undefined {
     if (this.o.cacheDir !== undefined) return this.o.cacheDir;
+    // ALEXNET_CACHE_DIR is given too (the default cache folder reads it)
+    if (process.env.ALEXNET_CACHE_DIR) return undefined;
     const own = this.saved.cache_dir;
     return typeof own === 'string' && fs.existsSync(own) ? own : undefined;
   }

@@ -112,7 +112,7 @@ test('alexnet summary prints the report of a run folder; a missing folder, or on
 
   for (const [where, why] of [
     [path.join(dir, 'nope'), /^alexnet: .*nope: no such run folder$/],
-    [os.tmpdir(), /^alexnet: .* has no metrics\.jsonl: is it a run folder \(--run-dir\)\?$/],
+    [os.tmpdir(), /^alexnet: .* has no metrics\.jsonl: not a run folder \(--run-dir of a run\), or its run has not started$/],
   ] as const) {
     const bad = spawnSync(process.execPath, [alexnetBin, 'summary', where], { encoding: 'utf8' });
     t.is(bad.status, 2);

@@ -24,6 +24,7 @@ import { DEFAULTS, DEFAULT_PRESET, NORMS_EVERY, checkAddress, checkRunArgs, pars
 import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { surviveLostOutput } from './output-gone.js';
 import { signalExitCode } from '../signal-exit.js';
+import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { stopBeforeTraining } from './early-stop.js';
@@ -88,8 +89,6 @@ export const coordinatorCommand: CommandModule<object, Args> = {
 
     // ---- what this run is: the command line, or for --resume the checkpoint's run state where the command line is silent
     const resumed = a.resume !== undefined ? loadResume(a.resume, spec, info) : null;
-    // resumed from a chosen earlier checkpoint: the later ones (an abandoned course) are set aside, not taken over later
-    if (resumed && pinnedCheckpoint(a.resume!) !== undefined) setAsideLater(a.resume!, resumed.step, info);
     const saved: SavedRun = resumed?.saved ?? {};
     const plan = saved.plan ?? {};
     if (resumed) checkResumeArgs(a, a.resume!, resumed);
@@ -115,7 +114,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
     // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
     const early = stopBeforeTraining(a['exit-with-stdin'], info);
-    const data = await openTrainingData({ data: dataName, spec, seed, cacheDir: a['cache-dir'], info });
+    // the cache folder: the command line's, else (resumed) the one the run was given, when it is still there
+    const cacheDir = a['cache-dir'] ?? (saved.cache_dir && fs.existsSync(saved.cache_dir) && !process.env.ALEXNET_CACHE_DIR ? saved.cache_dir : undefined);
+    const data = await openTrainingData({ data: dataName, spec, seed, cacheDir, info });
     if (resumed) checkResumedClasses(saved, data.classes ? [...data.classes] : null, dataName);
     if (evalViews !== 'centre' && !data.real) throw new UserError(`--eval-views ${evalViews} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
     const stepsPerEpoch = Math.ceil(data.imagesPerEpoch / batch);
@@ -193,7 +194,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
               // the class names in label order: `alexnet export` writes them into the model file
               class_names: data.classes ? [...data.classes] : null,
               // where its data was decoded, when not the default: evaluate, features and inspect --run read it there
-              cache_dir: givenCacheDir(a['cache-dir']),
+              cache_dir: givenCacheDir(cacheDir),
               plan: { steps: targetSteps, epochs: epochs ?? null, checkpoint_every: checkpointEvery, checkpoint_minutes: checkpointMinutes, keep, eval_every: evalEvery, eval_batch: evalBatch, eval_batches: evalBatches ?? null, eval_views: evalViews },
             }),
           }
@@ -266,6 +267,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     let recovery: Recovery | null = null;
     try {
       await c.start();
+      // resumed from a chosen earlier checkpoint into its own folder: the later ones (an abandoned course) are set
+      // aside, not taken over by a later --resume; only now, with the whole run checked and both workers configured
+      if (resumed && pinnedCheckpoint(a.resume!) !== undefined && path.resolve(runDir!) === path.resolve(a.resume!)) setAsideLater(a.resume!, resumed.step, info);
       if (a['inspect-port'] !== undefined) {
         // the tool is let in with the credentials this coordinator uses: said with the address, so the line works as printed
         const credentials = a.tls !== undefined ? `--tls ${a.tls}` : a['token-file'] !== undefined ? `--token-file ${a['token-file']}` : security ? `(with this run's token: --token-file FILE or $${TOKEN_ENV})` : '';

@@ -9,6 +9,7 @@ import { unknownOptionLine, type KnownOptions } from './unknown-option.js';
 /** The options of the command being parsed, as yargs' `getOptions()` gives them (types included). */
 export interface ParsedOptions extends KnownOptions {
   array?: string[];
+  boolean?: string[];
   number?: string[];
   string?: string[];
   choices?: Record<string, unknown>;
@@ -57,6 +58,7 @@ export function givenTwiceLine(known: ParsedOptions, argv: readonly string[]): s
   for (const name of Object.keys(known.key)) canonical.set(name, name);
   for (const [name, aliases] of Object.entries(known.alias ?? {})) for (const a of aliases) canonical.set(a, name);
   const many = new Set((known.array ?? []).flatMap((n) => [n, camel(n)]));
+  const flags = new Set((known.boolean ?? []).flatMap((n) => [n, camel(n)]));
   const seen = new Map<string, { typed: string; values: string[] }>();
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
@@ -66,7 +68,8 @@ export function givenTwiceLine(known: ParsedOptions, argv: readonly string[]): s
     const name = canonical.get(m[1]!) ?? canonical.get(camel(m[1]!));
     if (name === undefined || many.has(name) || name === 'help' || name === 'version') continue;
     const next = argv[i + 1];
-    const value = m[2] ?? (next !== undefined && !next.startsWith('-') ? next : '');
+    // a flag (--json) takes no word after it: that is the next operand
+    const value = m[2] ?? (!flags.has(name) && next !== undefined && !next.startsWith('-') ? next : '');
     const entry = seen.get(name) ?? { typed: word.replace(/=.*$/s, ''), values: [] };
     entry.values.push(value);
     seen.set(name, entry);

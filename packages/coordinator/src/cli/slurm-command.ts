@@ -16,7 +16,7 @@ import { launchSecurityOptions, tokenFrom, type SecurityArgs } from './security-
 import { childArgs } from './launch-args.js';
 import { serveOnFirstSignal, serveWorker, workerCommand, type WorkerArgs, type WorkerHooks } from './worker-command.js';
 import { coordinatorCommand } from './coordinator-command.js';
-import { pinnedCheckpoint, resolvePreset, resumeTarget, unpinCheckpoint } from '../resume.js';
+import { courseBegunFrom, pinnedCheckpoint, pinnedStep, resolvePreset, resumeTarget, unpinCheckpoint } from '../resume.js';
 import { cpuWorkerArgs } from '../launch-devices.js';
 import { SlurmSetupError, roleName, slurmTask, type SlurmTask } from '../slurm/env.js';
 import { chooseGpu } from '../slurm/gpu.js';
@@ -60,9 +60,10 @@ export const slurmCommand: CommandModule<object, Args> = {
       throw e instanceof SlurmSetupError ? new UserError(e.message) : e;
     }
     if (a.resume !== undefined) a.resume = resumeTarget(a.resume);
-    // a requeued job goes on from its newest checkpoint: the one its script names was where its first run started
+    // a requeued job goes on from its newest checkpoint once the course from the one its script names has begun
+    // (its first run set the later ones aside); requeued before that, it starts from the named one again
     const chosen = a.resume !== undefined && task.restartCount > 0 ? pinnedCheckpoint(a.resume) : undefined;
-    if (chosen !== undefined) {
+    if (chosen !== undefined && courseBegunFrom(a.resume!, pinnedStep(a.resume!)!)) {
       unpinCheckpoint(a.resume!);
       process.stderr.write(`alexnet slurm: requeued: resuming from the newest checkpoint of ${a.resume}, not ${chosen} (where the job's first run started)\n`);
     }

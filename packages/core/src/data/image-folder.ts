@@ -20,6 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { DataError, type WarningSink } from './errors.js';
 import { LABEL_FILES, readLabelFile } from './label-file.js';
 import { firstFew } from '../in-words.js';
+import { fsReason } from '../fs-errors.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png'] as const;
 
@@ -113,10 +114,19 @@ const noImages = (abs: string, classFolders: number) => `image folder ${abs} has
 
 /** A training split's class names in label order (its class folders, as listImageSplit orders them), nothing else read. */
 export function classFolderNames(dir: string): string[] {
-  return readdirSync(resolve(dir), { withFileTypes: true })
+  return readable(resolve(dir), () => readdirSync(resolve(dir), { withFileTypes: true }))
     .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
     .map((e) => e.name)
     .sort(byCodePoint);
+}
+
+/** `read()` of folder `abs`, its failure a DataError in words ("cannot read image folder X: permission denied"). */
+function readable<T>(abs: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    throw new DataError(abs, `cannot read image folder ${abs}: ${fsReason(e)}`, { cause: e });
+  }
 }
 
 /**
@@ -126,11 +136,11 @@ export function classFolderNames(dir: string): string[] {
  */
 export function checkTrainSplitQuickly(dir: string): void {
   const abs = resolve(dir);
-  const entries = readdirSync(abs, { withFileTypes: true });
+  const entries = readable(abs, () => readdirSync(abs, { withFileTypes: true }));
   const classes = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
   if (classes.length === 0) throw new DataError(abs, noClassFolders(abs, entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).length));
   for (const c of classes) {
-    const d = opendirSync(join(abs, c));
+    const d = readable(join(abs, c), () => opendirSync(join(abs, c)));
     try {
       for (let e = d.readSync(); e !== null; e = d.readSync()) if ((e.isFile() || e.isSymbolicLink()) && isImageName(e.name)) return;
     } finally {
