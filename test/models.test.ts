@@ -67,11 +67,19 @@ function setUpRun(): Promise<{ runDir: string; data: string; image: string; cach
 test("a run's checkpoint keeps the --cache-dir it was given: evaluate --run reads the data there, not under the default", async (t) => {
   const { runDir, cache } = await setUpRun();
   t.is(TrainedModel.openRun(runDir).dataCacheDir(), cache);
+  // the default cache folder moved elsewhere ($XDG_CACHE_HOME/alexnet-mp), no folder given
   const otherDefault = tempDir('alexnet-models-default-cache-');
-  const r = await finished(alexnet(['evaluate', '--run', runDir, '--backend', 'webasm'], { env: { ...process.env, ALEXNET_CACHE_DIR: otherDefault } }));
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: otherDefault };
+  delete env.ALEXNET_CACHE_DIR;
+  const r = await finished(alexnet(['evaluate', '--run', runDir, '--backend', 'webasm'], { env }));
   t.is(r.code, 0, r.err.join('\n'));
   t.regex(r.out[0]!, /^top-1 error [\d.]+%, loss [\d.]+ on 4 held-out images/);
   t.deepEqual(fs.readdirSync(otherDefault), [], 'nothing decoded under the default cache folder');
+  // ALEXNET_CACHE_DIR is a folder given: it wins over the run's
+  const given = tempDir('alexnet-models-given-cache-');
+  const g = await finished(alexnet(['evaluate', '--run', runDir, '--backend', 'webasm'], { env: { ...env, ALEXNET_CACHE_DIR: given } }));
+  t.is(g.code, 0, g.err.join('\n'));
+  t.true(fs.readdirSync(path.join(given, 'decoded')).some((f) => f.endsWith('.u8')), 'decoded into the folder given');
   // given --cache-dir wins
   t.is(TrainedModel.openRun(runDir, { cacheDir: otherDefault }).dataCacheDir(), otherDefault);
 });

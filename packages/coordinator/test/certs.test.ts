@@ -78,7 +78,7 @@ test('a certificate of another CA, a key of another certificate, a missing file:
 test('the token comes from --token-file, --token or the environment; launch makes one when none is given', (t) => {
   const dir = tmp(t);
   const file = path.join(dir, 'token');
-  fs.writeFileSync(file, 'a-token-of-the-cluster-1234\n');
+  fs.writeFileSync(file, 'a-token-of-the-cluster-1234\n', { mode: 0o600 });
   t.is(tokenFrom({ 'token-file': file }, {}), 'a-token-of-the-cluster-1234', 'first line, without its newline');
   t.is(tokenFrom({}, { [TOKEN_ENV]: 'from-the-environment-5678' }), 'from-the-environment-5678');
   t.is(tokenFrom({ token: 'given-on-the-command-line' }, { [TOKEN_ENV]: 'from-the-environment-5678' }), 'given-on-the-command-line', 'an option before the environment');
