@@ -69,7 +69,7 @@ withDriver(needsDriver('an index with no adapter is refused in one line listing 
 });
 
 withDriver(needsDriver('on webgpu the worker names its adapter, a software one as software, in its first log line, the handshake and Status'), async (t) => {
-  const { p, address } = await startWorker(t, 0, ['--backend', 'webgpu', '--device', '0']);
+  const { p, address } = await startWorker(t, 0, ['--device', '0'], 'webgpu');
   t.regex(p.stdout.find((l) => l.includes(': preset ')) ?? p.output(), /preset tiny, webgpu on adapter 0 '[^']+' \([^)]*; a software adapter: it runs on the CPU\), pid/);
   const reply = await handshake(address);
   t.is(reply.backend, 'webgpu');
