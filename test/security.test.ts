@@ -84,7 +84,7 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   const [otherCa, plain] = await Promise.all([coordinate(addresses, ['--tls', b]), coordinate(addresses, [])]);
   t.is(otherCa.code, 2, otherCa.err);
   // a certificate of another CA is said at once (no retry makes it work), not after --connect-timeout
-  t.regex(otherCa.err, /worker 0 \(tower 0\) at 127\.0\.0\.1:\d+: its TLS certificate was not accepted \(UNAVAILABLE: [^)]*\): the certificates are not of one CA: give both sides certificates of the same alexnet certs run/);
+  t.regex(otherCa.err, /worker 0 \(tower 0\) at 127\.0\.0\.1:\d+: the TLS handshake with it failed on a certificate \(UNAVAILABLE: [^)]*\): the certificates are not of one CA: give both sides certificates of the same alexnet certs run/);
   t.is(plain.code, 2, plain.err);
   t.regex(plain.err, /if it was started with --tls, give --tls here too/);
   for (const r of [otherCa, plain]) t.notRegex(r.err, /internal error|\n\s+at /);

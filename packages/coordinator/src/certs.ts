@@ -76,7 +76,6 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   const hosts = [...new Set(o.hosts ?? DEFAULT_CERT_HOSTS)];
   const names = [...new Set((o.names ?? DEFAULT_CERT_NAMES).map(checkCertName))];
   if (names.length === 0) throw new Error('no certificate names');
-  if (new Set(names).size !== names.length) throw new Error(`a certificate name is given twice: ${names.join(',')}`);
   if (names.includes('ca')) throw new Error('"ca" is the CA\'s file name: choose another certificate name');
   for (const h of hosts) if (!(net.isIP(h) || /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h))) throw new Error(`host "${h}" is neither an IP address nor a DNS name`);
   const days = o.days ?? 365;

@@ -14,6 +14,8 @@ export interface ConfigureTarget {
   readonly runId: string;
   /** The micro-batches each step is cut into, as configured (micro-batches.ts). */
   readonly microBatches: number;
+  /** Configured before in this run (a restart after a lost worker): the peer addresses have worked, so a peer that does not answer is lost, not misaddressed. */
+  readonly restart: boolean;
   /** "worker t (tower t) at ADDRESS", for messages. */
   label(t: number): string;
 }
@@ -36,6 +38,7 @@ export async function configureWorkers(c: ConfigureTarget, timeoutMs: number): P
       } catch (e) {
         // the worker answered, its peer did not: not a lost worker but an address to fix
         if (isServiceError(e) && /^peer at \S+ did not answer/.test(e.details)) {
+          if (c.restart) throw new WorkerFailure(`${c.label(1 - t)} was lost while being configured: ${c.label(t)} could not reach it: ${e.details}`, 1 - t, true);
           throw new UserError(`${c.label(t)} could not reach its peer: ${e.details}; check worker ${t}'s --peer (without it, the address of worker ${1 - t} in --workers must reach it from worker ${t}'s machine)`);
         }
         if (isLostWorker(e)) throw new WorkerFailure(`${c.label(t)} was lost while being configured: ${describeError(e)}`, t, true);

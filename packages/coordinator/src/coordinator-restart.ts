@@ -26,6 +26,11 @@ export interface RestartInput {
   readonly checkpointStep: number | null;
   /** Seconds left of the run's --stop-after (null: none given). */
   readonly stopAfterLeftS: number | null;
+  /**
+   * The step of the checkpoint `--resume RUN_DIR/checkpoints/step-N` chose, while the course from it has not begun
+   * (the later checkpoints, of the course it leaves, not yet set aside); null otherwise.
+   */
+  readonly pinnedStep?: number | null;
 }
 
 export type RestartPlan = { readonly args: string[]; readonly from: string } | { readonly refused: string };
@@ -40,11 +45,18 @@ const REPLACED = new Set(['--run-dir', '--resume', '--stop-after']);
 export function restartPlan(i: RestartInput): RestartPlan {
   if (i.stopAfterLeftS !== null && i.stopAfterLeftS < 1) return { refused: 'its --stop-after time is up' };
   const stopAfter = i.stopAfterLeftS !== null ? [`--stop-after=${Math.ceil(i.stopAfterLeftS)}s`] : [];
-  if (i.checkpointStep === null) {
+  const pinned = i.pinnedStep ?? null;
+  if (i.checkpointStep === null || pinned !== null) {
     // nothing of this run to resume yet: the command line as first given (a run forked with --resume OTHER
-    // --run-dir NEW starts again from OTHER's checkpoint, a new run from step 0)
+    // --run-dir NEW starts again from OTHER's checkpoint, a new run from step 0); so too a run resumed from a
+    // chosen checkpoint before its course began (the newest is of the course it leaves)
     const first = i.args.filter((a, k) => !(a.startsWith('--stop-after=') || a === '--stop-after' || i.args[k - 1] === '--stop-after'));
-    const from = first.some((a) => a === '--resume' || a.startsWith('--resume=')) ? 'the checkpoint it was started from (no checkpoint of this run yet)' : 'step 0 (no checkpoint of this run yet)';
+    const from =
+      pinned !== null
+        ? `the checkpoint it was resumed from, step ${pinned} (not the newest, step ${i.checkpointStep}, of the course it leaves)`
+        : first.some((a) => a === '--resume' || a.startsWith('--resume='))
+          ? 'the checkpoint it was started from (no checkpoint of this run yet)'
+          : 'step 0 (no checkpoint of this run yet)';
     return { args: [...first, ...stopAfter], from };
   }
   const args: string[] = [];

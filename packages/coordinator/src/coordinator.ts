@@ -131,7 +131,7 @@ export class Coordinator {
       (t) => this.label(t),
       o.timeoutOption ?? '--connect-timeout',
     );
-    const target = { clients: this.clients, o: this.o, runId: this.runId, microBatches: this.microBatches.configured, label: (t: number) => this.label(t) };
+    const target = { clients: this.clients, o: this.o, runId: this.runId, microBatches: this.microBatches.configured, restart: this.configured !== null, label: (t: number) => this.label(t) };
     const configured = await configureWorkers(target, timeoutMs);
     this.configured = configured;
     for (const t of [0, 1]) this.info(`${this.label(t)}: configured, ${configured[t]!.parameters} parameters, peer ${configured[t]!.peer_address}`);

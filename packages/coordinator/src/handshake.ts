@@ -47,6 +47,9 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
   const request = { model: h.identity, tower: t, peer_address: h.workers[1 - t]!, run_id: h.runId };
   let reply: HandshakeReply;
   const started = performance.now();
+  // either side may have refused the other's certificate: said without a direction
+  const certificatesRefused = (e: grpc.ServiceError) =>
+    new UserError(`${h.label}: the TLS handshake with it failed on a certificate (${describeError(e)}): ${unreachableHint(e.details, h.security, h.workers[t])}`);
   // while the handshake waits for the worker to come up, a quick look every 1.5 s: a connection refused for its
   // certificates is said at once, not after --connect-timeout (no retry makes it work)
   let waiting = true;
@@ -67,9 +70,7 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
     waiting = false;
   } catch (e) {
     waiting = false;
-    if (isServiceError(e) && e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
-      throw new UserError(`${h.label}: its TLS certificate was not accepted (${describeError(e)}): ${unreachableHint(e.details, h.security, h.workers[t])}`);
-    }
+    if (isServiceError(e) && e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) throw certificatesRefused(e);
     if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${h.label} refused the handshake: ${e.details}`);
     if (isServiceError(e) && e.code === grpc.status.UNAUTHENTICATED) throw new UserError(`${h.label} refused us: ${e.details}`);
     if (isServiceError(e) && e.code === grpc.status.UNIMPLEMENTED) {
@@ -80,9 +81,7 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
       // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
       if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake(request, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
       if (!isServiceError(e)) throw e;
-      if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
-        throw new UserError(`${h.label}: its TLS certificate was not accepted (${describeError(e)}): ${unreachableHint(e.details, h.security, h.workers[t])}`);
-      }
+      if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) throw certificatesRefused(e);
       throw new UserError(`no worker answered at ${h.workers[t]} in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, h.security, h.workers[t])}`);
     }
     throw e;

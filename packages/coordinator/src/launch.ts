@@ -32,6 +32,8 @@ import { cpuWorkerArgs } from './launch-devices.js';
 import { signalExitCode } from './signal-exit.js';
 import { crashed, restartPlan } from './coordinator-restart.js';
 import { diskFull, fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
+import { lastLineOf } from './run-files.js';
+import { courseBegunFrom, pinnedStep } from './resume.js';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
 
@@ -266,10 +268,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   for (const s of signals) process.on(s, onSignal);
 
   const coordinatorFailure = (c: Child): string =>
-    `the coordinator (pid ${c.pid}) ${c.describeExit()}${c.stderrTail.some((l) => l.trim() !== '') ? `; its last stderr lines:\n${c.stderrTail.filter((l) => l.trim() !== '').slice(-4).map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)'}`;
+    `the coordinator (pid ${c.pid}) ${c.describeExit()}${stderrLines(c, 4)}`;
   const workerFailure = (w: Child): string => {
-    const tail = w.stderrTail.some((l) => l.trim() !== '') ? `; its last stderr lines:\n${w.stderrTail.filter((l) => l.trim() !== '').map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)';
-    return `${w.name} (tower ${w.name.slice(-1)}, pid ${w.pid}) ${w.describeExit()}${tail}`;
+    return `${w.name} (tower ${w.name.slice(-1)}, pid ${w.pid}) ${w.describeExit()}${stderrLines(w)}`;
   };
 
   try {
@@ -316,6 +317,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
             runDir: o.runDir,
             checkpointStep: last ? stepOfFile(last) : null,
             stopAfterLeftS: o.stopAfterS === undefined ? null : o.stopAfterS - (performance.now() - coordStartedAt) / 1000,
+            pinnedStep: pinnedNotBegun(o.runDir),
           });
           say(coordinatorFailure(coord));
           if ('refused' in plan) {
@@ -403,24 +405,27 @@ function resumeHint(runDir: string, since: number): string {
   return last ? `its last checkpoint is step ${step}: alexnet launch --resume ${runDir} continues from it` : 'it wrote no checkpoint';
 }
 
-/** The run's last metrics event when it is a `failed` one written since `since` (ms; read from the end of RUN_DIR/metrics.jsonl), else null. */
+/** The step `--resume RUN_DIR/checkpoints/step-N` chose while its course has not begun (resume.ts), else null. */
+function pinnedNotBegun(runDir: string): number | null {
+  const step = pinnedStep(runDir);
+  return step !== undefined && !courseBegunFrom(runDir, step) ? step : null;
+}
+
+/** The run's last metrics event when it is a `failed` one written since `since` (ms), else null. */
 function lastFailedEvent(runDir: string, since: number): { resume_from?: string | null } | null {
+  const line = lastLineOf(path.join(runDir, 'metrics.jsonl'));
   try {
-    const fd = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const n = Math.min(size, 16384);
-      const buf = Buffer.alloc(n);
-      fs.readSync(fd, buf, 0, n, size - n);
-      const line = buf.toString('utf8').trimEnd().split('\n').at(-1) ?? '';
-      const e = JSON.parse(line) as { event?: string; resume_from?: string | null; time?: string };
-      return e.event === 'failed' && e.time !== undefined && Date.parse(e.time) >= since ? e : null;
-    } finally {
-      fs.closeSync(fd);
-    }
+    const e = JSON.parse(line ?? 'null') as { event?: string; resume_from?: string | null; time?: string } | null;
+    return e?.event === 'failed' && e.time !== undefined && Date.parse(e.time) >= since ? e : null;
   } catch {
-    return null;
+    return null; // a torn last line: no failed event was written whole
   }
+}
+
+/** A child's last non-empty stderr lines (at most `most`), indented under the line that names it. */
+function stderrLines(c: Child, most = Infinity): string {
+  const lines = c.stderrTail.filter((l) => l.trim() !== '');
+  return lines.length > 0 ? `; its last stderr lines:\n${lines.slice(-Math.min(most, lines.length)).map((l) => `    ${l}`).join('\n')}` : ' (nothing on stderr)';
 }
 
 class LaunchFailure extends Error {

@@ -11,6 +11,7 @@ import { CheckpointError, firstFew, decodeCheckpoint, fileError, getPreset, late
 import { sourceNames } from './batch-source.js';
 import { CHECKPOINT_MINUTES, DEFAULTS, type RunArgs } from './cli/options.js';
 import { UserError } from './cli/errors.js';
+import { checkViewsOfData } from './training-data.js';
 
 /** What the coordinator keeps in a checkpoint's run state (`extra`). */
 export interface SavedRun {
@@ -53,6 +54,12 @@ export function resumeTarget(resume: string): string {
   try {
     st = fs.statSync(resume);
   } catch {
+    // a checkpoint that is not there (pruned by --keep, a step mistyped): said with the steps the run has
+    const abs = path.resolve(resume);
+    if (/\.safetensors$/i.test(resume) || path.basename(path.dirname(abs)) === 'checkpoints') {
+      const steps = listCheckpoints(path.dirname(abs)).map((f) => stepOfFile(f));
+      throw new UserError(`--resume ${resume}: no such checkpoint${steps.length > 0 ? `; ${path.dirname(resume)} has step${steps.length === 1 ? '' : 's'} ${firstFew(steps.map(String), 8)}` : fs.existsSync(path.dirname(abs)) ? `; ${path.dirname(resume)} has none` : ''}`);
+    }
     return resume; // said by latestOf: no such run directory
   }
   if (st.isDirectory()) return resume;
@@ -118,8 +125,18 @@ export function latestOf(runDir: string): string {
   return file;
 }
 
-/** The run state in a checkpoint's header, without reading its tensors (safetensors: 8-byte length, JSON header); a damaged CheckpointError when it cannot be read. */
+/** The run state in a checkpoint's header, without reading its tensors; a damaged CheckpointError when it cannot be read. */
 export function readCheckpointHeader(file: string): { preset?: string; state: RunState & { extra?: SavedRun } } {
+  const meta = readCheckpointMetadata(file);
+  try {
+    return { preset: meta.preset, state: JSON.parse(meta.state ?? 'null') as RunState & { extra?: SavedRun } };
+  } catch (e) {
+    throw new CheckpointError(`${file} is damaged: its run state does not parse (${(e as Error).message})`, true);
+  }
+}
+
+/** A safetensors file's metadata map, without reading its tensors (8-byte length, JSON header); a damaged CheckpointError when it cannot be read. */
+export function readCheckpointMetadata(file: string): Record<string, string> {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -135,8 +152,7 @@ export function readCheckpointHeader(file: string): { preset?: string; state: Ru
     if (!(n > 0 && 8 + n <= size)) throw new CheckpointError(`${file} is damaged: its header of ${n} bytes runs past the end of the file (${size} bytes): truncated, or the header length is damaged`, true);
     const head = Buffer.alloc(n);
     fs.readSync(fd, head, 0, n, 8);
-    const meta = (JSON.parse(head.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
-    return { preset: meta.preset, state: JSON.parse(meta.state ?? 'null') as RunState & { extra?: SavedRun } };
+    return (JSON.parse(head.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`${file} is damaged: its header does not parse (${(e as Error).message})`, true);
@@ -311,26 +327,19 @@ export function checkResumeArgs(a: Pick<RunArgs, 'batch' | 'seed'>, resume: stri
 export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume' | 'steps' | 'epochs' | 'eval-views'>, spec: ModelSpec): { nothingToDo: string | null; saved: SavedRun | null } {
   if (a.data !== undefined && !NOT_A_FOLDER.has(a.data)) checkDataLayout(a.data);
   if (a.resume === undefined) {
-    checkViewsOfData(a['eval-views'], a.data ?? 'synthetic');
+    checkViewsOfData(a['eval-views'], !isGenerated(a.data ?? 'synthetic'));
     return { nothingToDo: a.steps === 0 ? '--steps 0' : null, saved: null };
   }
   const r = newestVerified(a.resume, spec);
   checkResumeArgs(a, a.resume, r);
   const fromRun = a.data === undefined ? resumedData(r.saved) : undefined;
-  checkViewsOfData(a['eval-views'], a.data ?? fromRun?.data ?? 'synthetic');
+  checkViewsOfData(a['eval-views'], !isGenerated(a.data ?? fromRun?.data ?? 'synthetic'));
   // --steps counts from the run's start; without --steps or --epochs the run's own target, when it counts steps
   const plan = r.saved.plan ?? {};
   const target = a.steps ?? (a.epochs === undefined && (plan.epochs ?? null) === null ? plan.steps : undefined);
   if (target === undefined || r.step < target) return { nothingToDo: null, saved: r.saved };
   const why = a.steps !== undefined ? `--steps ${a.steps} counts from its start (give more to train on)` : `its plan was ${target} steps (give --steps to train on)`;
   return { nothingToDo: `the run in ${a.resume} is at step ${r.step}, and ${why}`, saved: r.saved };
-}
-
-/** `--eval-views ten` takes patches of a larger image: generated data has none (refused as the coordinator would). */
-function checkViewsOfData(views: 'centre' | 'ten' | undefined, data: string): void {
-  if (views === 'ten' && (sourceNames as readonly string[]).includes(data)) {
-    throw new UserError(`--eval-views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
-  }
 }
 
 /**
@@ -346,3 +355,6 @@ export function checkResumedClasses(saved: SavedRun, classes: readonly string[] 
   const what = (c: readonly string[] | null) => (c === null ? 'generated (synthetic) images' : `${c.length} classes (${firstFew(c, 4)})`);
   throw new UserError(`--data ${data}: the run was trained on ${what(had)}, this data set has ${what(classes)}: resume it on the data it was trained on, or start a new run`);
 }
+
+/** Whether a --data name is generated images (synthetic) rather than a data set. */
+const isGenerated = (data: string): boolean => (sourceNames as readonly string[]).includes(data);

@@ -40,6 +40,26 @@ export function repairTornTail(file: string): number {
   }
 }
 
+/** The last non-empty line of a text file, read from its end (at most `maxBytes`); null when the file is absent or empty. */
+export function lastLineOf(file: string, maxBytes = 64 * 1024): string | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const n = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(n);
+    fs.readSync(fd, buf, 0, n, size - n);
+    const line = buf.toString('utf8').trimEnd().split('\n').at(-1) ?? '';
+    return line === '' ? null : line;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Replaces `file` with `data` atomically (core's replaceFile); a failure is one clear line. */
 export function writeFileAtomic(file: string, data: string): void {
   try {

@@ -32,6 +32,7 @@ import {
 import { DEFAULT_INPUT_MEAN } from '@alexnet-mp/worker';
 import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from './resume.js';
 import { sourceNames } from './batch-source.js';
+import { runCacheDir } from './training-data.js';
 import { UserError } from './cli/errors.js';
 
 /** The model shipped with the repository: `alexnet predict`'s default. */
@@ -245,11 +246,7 @@ export class TrainedModel {
    * with --cache-dir elsewhere is not decoded again under the default), else the default.
    */
   dataCacheDir(): string | undefined {
-    if (this.o.cacheDir !== undefined) return this.o.cacheDir;
-    // ALEXNET_CACHE_DIR is given too (the default cache folder reads it)
-    if (process.env.ALEXNET_CACHE_DIR) return undefined;
-    const own = this.saved.cache_dir;
-    return typeof own === 'string' && fs.existsSync(own) ? own : undefined;
+    return runCacheDir(this.o.cacheDir, this.saved.cache_dir);
   }
 
   /** The run's data as its checkpoint describes it (a model file: as its metadata says). */

@@ -5,6 +5,7 @@
  * FolderSource is loaded only for real data, so that a synthetic run never
  * loads the image decoders.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelSpec } from '@alexnet-mp/core';
 import { SyntheticSource, type BatchSource } from './batch-source.js';
@@ -58,6 +59,11 @@ export interface OpenDataOptions {
  * The held-out split of data set `data` for a trained model (its preset and seed), for evaluate, features and
  * inspect; `info` says when the data's classes are not the model's own (scored by index: TrainedModel.classMismatch).
  */
+/** `--eval-views ten` takes patches of a larger image: generated (synthetic) data has none. */
+export function checkViewsOfData(views: EvalViews | undefined, real: boolean): void {
+  if (views === 'ten' && !real) throw new UserError('--eval-views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from');
+}
+
 export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
   const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir: cacheDir ?? model.dataCacheDir(), info, heldOutOnly: true });
   const mismatch = model.classMismatch(opened.classes);
@@ -73,7 +79,7 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
       real: false,
       imagesPerEpoch: SYNTHETIC_EPOCH_IMAGES,
       heldOut: (batchSize, batches = 4, views = 'centre') => {
-        if (views !== 'centre') throw new UserError(`--eval-views ${views} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
+        checkViewsOfData(views, false);
         return heldOutSet('synthetic', o.spec, o.seed, batchSize, batches);
       },
       heldOutSubset: (batchSize, images) => {
@@ -102,6 +108,17 @@ export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData
     },
     close: () => source.close(),
   };
+}
+
+/**
+ * Where a run's data cache is read (a resumed run, evaluate, export): `flag` (--cache-dir) when given; else the
+ * default's when ALEXNET_CACHE_DIR is set (the default reads it); else the folder the run was given, `saved`,
+ * while it is still there (a run trained with --cache-dir elsewhere is not decoded again under the default).
+ */
+export function runCacheDir(flag: string | undefined, saved: unknown, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (flag !== undefined) return flag;
+  if (env.ALEXNET_CACHE_DIR) return undefined;
+  return typeof saved === 'string' && fs.existsSync(saved) ? saved : undefined;
 }
 
 /** The cache folder a run was given (--cache-dir, else ALEXNET_CACHE_DIR), absolute, for its checkpoints; null for the default. */

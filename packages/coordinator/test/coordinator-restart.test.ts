@@ -32,3 +32,12 @@ test('started again before any checkpoint: from step 0 in the same folder; not a
   const forked = restartPlan({ args: ['--resume=/runs/old', '--run-dir=/runs/new', '--stop-after=2h', '--steps=90'], runDir: '/runs/new', checkpointStep: null, stopAfterLeftS: 7000 });
   t.deepEqual(forked, { args: ['--resume=/runs/old', '--run-dir=/runs/new', '--steps=90', '--stop-after=7000s'], from: 'the checkpoint it was started from (no checkpoint of this run yet)' });
 });
+
+test('resumed from a chosen earlier checkpoint and crashed before its course began: from that checkpoint again, not the newest of the course it leaves', (t) => {
+  const file = '/runs/a/checkpoints/step-000000300.safetensors';
+  const plan = restartPlan({ args: ['--resume', file, '--lr=0.005'], runDir: '/runs/a', checkpointStep: 900, stopAfterLeftS: null, pinnedStep: 300 });
+  t.deepEqual(plan, { args: ['--resume', file, '--lr=0.005'], from: 'the checkpoint it was resumed from, step 300 (not the newest, step 900, of the course it leaves)' });
+  // once the course began (the later checkpoints set aside), the newest is the new course's
+  const begun = restartPlan({ args: ['--resume', file, '--lr=0.005'], runDir: '/runs/a', checkpointStep: 400, stopAfterLeftS: null, pinnedStep: null });
+  t.deepEqual(begun, { args: ['--lr=0.005', '--resume=/runs/a'], from: 'its last checkpoint, step 400' });
+});

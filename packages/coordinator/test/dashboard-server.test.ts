@@ -262,3 +262,22 @@ test('server: a viewer that stops reading its event stream is dropped once 1 MiB
   await new Promise((r) => setTimeout(r, 100));
   t.true(awake() > before, 'the reading viewer still gets events');
 });
+
+test('server on a run folder: kernels asked for before they are read say so; without a checkpoint, that there is none', async (t) => {
+  class NotReadYet extends StandInImages {
+    override kernels(): StepImage | null {
+      return null;
+    }
+  }
+  for (const [images, said] of [
+    [new NotReadYet(), 'no kernels yet: they are being read from the latest checkpoint'],
+    [undefined, 'no kernels: the run folder has no checkpoint yet'],
+  ] as const) {
+    const server = new DashboardServer({ host: '127.0.0.1', port: 0, feed: new DashboardFeed(), images });
+    const url = await server.start();
+    t.teardown(() => server.close());
+    const res = await get(`${url}api/kernels/0.png`);
+    t.is(res.status, 404);
+    t.regex(res.body.toString(), new RegExp(said));
+  }
+});

@@ -51,6 +51,7 @@ test('an option that takes a value, given none, is named', (t) => {
   t.is(missingValueLine(opts, ['launch', '--batch']), '--batch needs a value');
   t.is(missingValueLine(opts, ['launch', '-b', '--data', 'x']), '-b needs a value');
   t.is(missingValueLine(opts, ['launch', '--data', '-odd-folder']), "--data needs a value (one that starts with '-' is written --data=-odd-folder)");
+  t.is(missingValueLine(opts, ['launch', '--data', '--', '-odd-folder']), "--data needs a value (one that starts with '-' is written --data=-NAME)", 'after --, an operand');
   t.is(missingValueLine(opts, ['launch', '--lr', '-.5']), undefined, 'a negative number without its 0 is a value');
   t.is(missingValueLine({ ...opts, string: ['run-dir'] }, ['launch', '--runDir']), '--runDir needs a value', 'the camelCase spelling yargs also takes');
   t.is(missingValueLine(opts, ['launch', '--data']), '--data needs a value');

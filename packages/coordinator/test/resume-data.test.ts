@@ -86,6 +86,9 @@ test('--resume names a run folder or one of its checkpoints; a chosen checkpoint
   t.is(pinnedCheckpoint(path.join(dir, 'run')), undefined);
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'x');
   t.throws(() => resumeTarget(path.join(dir, 'notes.txt')), { message: /notes\.txt is a file: give a run folder \(its newest checkpoint\) or one of its checkpoints/ });
+  // a checkpoint that is not there (pruned, mistyped): said as such, with the steps there are
+  t.throws(() => resumeTarget(path.join(ck, 'step-500.safetensors')), { message: `--resume ${path.join(ck, 'step-500.safetensors')}: no such checkpoint; ${ck} has step 40` });
+  t.throws(() => resumeTarget(path.join(dir, 'gone', 'checkpoints', 'step-000000001.safetensors')), { message: /: no such checkpoint$/ });
   t.is(defaultLr('tiny'), 0.005);
   t.is(defaultLr('paper'), 0.01);
   t.is(runHyper({}, {}, 'tiny').lr, 0.005);

@@ -216,8 +216,11 @@ test('the room a cache needs is checked before decoding; progress lines give the
   otherWriter(join(dir, 'old.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
   const takenUp = otherWriter(join(dir, 'x.u8'), 500, { host: 'elsewhere', pid: 1 }, { written: 300, closed: true });
   // the one the decoding takes up is not named
-  const named = t.throws(() => checkCacheRoom('d', 1000, 16, join(dir, 'x.u8'), 1e9, 1e6, takenUp), { instanceOf: DataError });
+  const named = t.throws(() => checkCacheRoom('d', 1000, 16, join(dir, 'x.u8'), 1e9, 1e6, [takenUp]), { instanceOf: DataError });
   t.regex(named.message, /; there, 234\.5 kB are taken by 1 unfinished decoding that no process is writing \(old\.u8\.partial-elsewhere-1-abc123\): remove those of folders or sizes you no longer use$/);
+  // two splits checked together: neither one's own unfinished decoding is named
+  const both = t.throws(() => checkCacheRoom('d', 1000, 16, join(dir, 'x.u8'), 1e9, 1e6, [takenUp, join(dir, 'old.u8.partial-elsewhere-1-abc123')]), { instanceOf: DataError });
+  t.false(both.message.includes('unfinished'), both.message);
   t.notThrows(() => checkCacheRoom('d', 10, 16, '/c/x.u8', 1e6, null), 'unknown free space: no refusal');
   t.is(decodeProgressLine(120_000, 1_281_167, 120_000, 141), '120000 of 1281167 (9%), 851 images/s, about 23 min left');
   t.is(decodeProgressLine(700_000, 1_281_167, 100_000, 100), '700000 of 1281167 (54%), 1000 images/s, about 10 min left');

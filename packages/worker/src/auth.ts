@@ -173,6 +173,7 @@ export function unreachableHint(details: string, s: Security | undefined, addres
     const host = address ? ` ${address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')}` : '';
     return `the worker's certificate does not name the host${host} it was reached at: make the certificates with alexnet certs --hosts listing it, or reach the worker by a name they list`;
   }
+  if (/certificate has expired|CERT_HAS_EXPIRED/i.test(details)) return 'a certificate has expired: make them again with alexnet certs (--days sets how long they last) and give them to all three processes';
   if (/unable to verify|self.signed|UNABLE_TO_VERIFY|unknown ca|bad certificate|certificate signature/i.test(details)) return "the certificates are not of one CA: give both sides certificates of the same alexnet certs run (its ca.pem)";
   if (/certificate|SSL|TLS|self.signed|wrong version|handshake/i.test(details)) return 'the TLS handshake failed: are both sides started with --tls and certificates of the same CA (alexnet certs)?';
   if (!s?.tls) return 'if it was started with --tls, give --tls here too';

@@ -4,7 +4,7 @@ import { LrSchedule, getPreset, latestCheckpoint, parseLrSchedule } from '@alexn
 import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
-import { givenCacheDir, openTrainingData } from '../training-data.js';
+import { checkViewsOfData, givenCacheDir, openTrainingData, runCacheDir } from '../training-data.js';
 import { checkResumeArgs, checkResumedClasses, pinnedCheckpoint, resumeTarget, setAsideLater, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
@@ -24,10 +24,10 @@ import { DEFAULTS, DEFAULT_PRESET, NORMS_EVERY, checkAddress, checkRunArgs, pars
 import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { surviveLostOutput } from './output-gone.js';
 import { signalExitCode } from '../signal-exit.js';
-import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { stopBeforeTraining } from './early-stop.js';
+import { checkDataForRun } from './data-check.js';
 import { errorWords } from '../error-words.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
@@ -113,12 +113,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const dataName = a.data ?? fromRun?.data ?? 'synthetic';
     if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
     // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
+    await checkDataForRun(a.data, resumed ? saved : null, spec.name);
     const early = stopBeforeTraining(a['exit-with-stdin'], info);
     // the cache folder: the command line's, else (resumed) the one the run was given, when it is still there
-    const cacheDir = a['cache-dir'] ?? (saved.cache_dir && fs.existsSync(saved.cache_dir) && !process.env.ALEXNET_CACHE_DIR ? saved.cache_dir : undefined);
+    const cacheDir = runCacheDir(a['cache-dir'], saved.cache_dir);
     const data = await openTrainingData({ data: dataName, spec, seed, cacheDir, info });
-    if (resumed) checkResumedClasses(saved, data.classes ? [...data.classes] : null, dataName);
-    if (evalViews !== 'centre' && !data.real) throw new UserError(`--eval-views ${evalViews} needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
+    // the run's own data (no --data) checked once open: its folder may have changed since
+    if (resumed && a.data === undefined) checkResumedClasses(saved, data.classes ? [...data.classes] : null, dataName);
+    checkViewsOfData(evalViews, data.real);
     const stepsPerEpoch = Math.ceil(data.imagesPerEpoch / batch);
     // epochs exist for real data, and for synthetic data when asked for (--epochs or a schedule by epochs)
     const useEpochs = data.real || epochs !== undefined || schedule !== null;

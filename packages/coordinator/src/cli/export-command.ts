@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.js';
 import type { CommandModule } from 'yargs';
-import { CHECKPOINT_FORMAT, firstFew, stepOfFile } from '@alexnet-mp/core';
+import { CHECKPOINT_FORMAT, bytesInWords, firstFew, stepOfFile } from '@alexnet-mp/core';
 import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
+import { readCheckpointMetadata } from '../resume.js';
 
-const size = (bytes: number): string => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`);
 
 interface Args {
   run: string;
@@ -52,7 +52,7 @@ export const exportCommand: CommandModule<object, Args> = {
     const names = await model.classNames();
     const mean = await model.inputMean();
     process.stdout.write(
-      `${a.out}: preset ${model.spec.name}, step ${model.step} of ${a.run}${model.runId ? ` (run ${model.runId})` : ''}, ${size(fs.statSync(a.out).size)}, ` +
+      `${a.out}: preset ${model.spec.name}, step ${model.step} of ${a.run}${model.runId ? ` (run ${model.runId})` : ''}, ${bytesInWords(fs.statSync(a.out).size)}, ` +
         `${names.length} classes (${firstFew(names, 4)}), input (pixel - [${mean.map((m) => m.toFixed(2)).join(', ')}]) / ${model.spec.inputScale}\n`,
     );
   },
@@ -62,20 +62,8 @@ export const exportCommand: CommandModule<object, Args> = {
 function isRunCheckpoint(file: string): boolean {
   if (path.basename(path.dirname(path.resolve(file))) === 'checkpoints' && stepOfFile(file) !== null) return true;
   try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const len = Buffer.alloc(8);
-      if (fs.readSync(fd, len, 0, 8, 0) < 8) return false;
-      const n = Number(len.readBigUInt64LE(0));
-      if (n > 1 << 24) return false;
-      const head = Buffer.alloc(n);
-      fs.readSync(fd, head, 0, n, 8);
-      const meta = (JSON.parse(head.toString('utf8')) as { __metadata__?: { format?: string } }).__metadata__;
-      return meta?.format === CHECKPOINT_FORMAT;
-    } finally {
-      fs.closeSync(fd);
-    }
+    return readCheckpointMetadata(file).format === CHECKPOINT_FORMAT;
   } catch {
-    return false;
+    return false; // absent, or not a safetensors file: nothing a resume would miss
   }
 }

@@ -35,6 +35,8 @@ export function missingValueLine(known: ParsedOptions, argv: readonly string[]):
     if (m[2] === '=') return `${word.slice(0, -1)} needs a value`;
     const next = argv[i + 1];
     if (next === undefined) return `${word} needs a value`;
+    // `--` ends the options: whatever follows is an operand, not this option's value
+    if (next === '--') return `${word} needs a value (one that starts with '-' is written ${word}=-NAME)`;
     if (next.startsWith('-') && !/^-\.?\d|^-$/.test(next)) {
       // another option, or a value that starts with '-' (a folder named so)
       const bare = next.replace(/^--?(no-)?/, '').replace(/=.*$/s, '');

@@ -1,6 +1,6 @@
 /** `alexnet launch`: the two workers and the coordinator on this machine, in one command. */
 import type { CommandModule } from 'yargs';
-import { getPreset, presetNames, surveyAdapters } from '@alexnet-mp/core';
+import { getPreset, surveyAdapters } from '@alexnet-mp/core';
 import { colocatedThreads, planCpus, planDevices, threadsLine, workerNodeFlags } from '../launch-devices.js';
 import { launch } from '../launch.js';
 import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
@@ -9,8 +9,8 @@ import { checkPortFree } from './port-check.js';
 import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityArgs } from './security-options.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, parseDuration, runOptions, type RunArgs } from './options.js';
-import { checkResumedClasses, checkRunFiles, resolvePreset, resumeTarget } from '../resume.js';
-import { classNamesOfData } from '../trained-model.js';
+import { checkRunFiles, resolvePreset, resumeTarget } from '../resume.js';
+import { checkDataForRun } from './data-check.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
@@ -77,15 +77,8 @@ export const launchCommand: CommandModule<object, Args> = {
     checkRunArgs(a);
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
     const { nothingToDo, saved } = checkRunFiles(a, getPreset(preset));
-    // a resumed run on another data set: its classes listed (nothing decoded) and compared before anything starts
-    const dataClasses = a.data !== undefined ? await classNamesOfData(a.data) : null;
-    if (saved !== null && a.data !== undefined) checkResumedClasses(saved, dataClasses, a.data);
-    // more classes than the preset has outputs: refused as the coordinator would, with the presets that have enough
-    const outputs = getPreset(preset).classes;
-    if (dataClasses !== null && dataClasses.length > outputs) {
-      const enough = presetNames.filter((p) => getPreset(p).classes >= dataClasses.length);
-      throw new UserError(`--data ${a.data} has ${dataClasses.length} classes but preset ${preset} has ${outputs} outputs${enough.length > 0 ? `: give --preset ${enough.join(' or ')}` : ''}`);
-    }
+    // a resumed run on another data set, or more classes than the preset has outputs: its classes listed (nothing decoded) and refused before anything starts
+    await checkDataForRun(a.data, saved, preset);
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);

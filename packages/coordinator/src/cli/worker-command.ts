@@ -130,7 +130,6 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
     );
   }
   // pinned before the device starts its kernel threads, which inherit the affinity (cpu-affinity.ts)
-  if (Array.isArray(a.cpus)) throw new UserError(`--cpus given ${a.cpus.length} times: give one list, e.g. --cpus 0-3 or --cpus 0,2`);
   const cpus = a.cpus === undefined ? null : parseCpuList(String(a.cpus));
   if (cpus) pinThisProcess(cpus);
   const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);

@@ -12,7 +12,7 @@ import { getPreset, latestCheckpoint, stepOfFile, type ModelSpec, type Requested
 import { checkpointDir } from '../resume.js';
 import { CheckpointSource } from '../inspect/source.js';
 import type { ActivationsAt, KernelsAt } from '../inspect/live.js';
-import { openTrainingData } from '../training-data.js';
+import { openHeldOutFor } from '../training-data.js';
 import { DashboardFeed } from './feed.js';
 import { LiveImages } from './live-images.js';
 import { listenError, testBatch } from './open.js';
@@ -162,7 +162,7 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
     const dataName = first.model.dataName();
     if (dataName !== null) {
       try {
-        const data = await openTrainingData({ data: dataName, spec: first.spec, seed: first.seed, cacheDir: o.cacheDir, info: o.info, heldOutOnly: true });
+        const data = await openHeldOutFor(first.model, dataName, o.cacheDir, o.info);
         test = await testBatch(data, o.info);
         await data.close();
       } catch (e) {

@@ -159,7 +159,7 @@ export function statsOf(set: DecodedSet): ChannelStats {
 }
 
 /** Refuses, before decoding, a cache that the disk has no room for (`need`: what is still to write; `free`: statfs's, unless given). */
-export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path)), takenUp: string | null = null): void {
+export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path)), takenUp: readonly string[] = []): void {
   if (free !== null && need > free) {
     // unfinished decodings nobody writes (of a folder since changed, another size, the other split, or more of this one): said, they may be the room
     const stray = strayPartials(dirname(path), takenUp);
@@ -175,12 +175,12 @@ export function checkCacheRoom(dir: string, n: number, size: number, path: strin
  * Two splits still to decode (ILSVRC's training and val): the room for both checked before the first starts, not
  * the second's after hours of the first. One still to decode: its own check (ensureCache) says it.
  */
-async function checkRoomForSplits(what: string, listings: readonly SplitListing[], size: number, cacheDir: string): Promise<void> {
+function checkRoomForSplits(what: string, splits: readonly { listing: SplitListing; path: string }[], size: number): void {
   const pending: { path: string; n: number; need: number; partial: string | null }[] = [];
-  for (const listing of listings) {
-    const path = await cachePathFor(cacheDir, listing, size);
-    if (existsSync(path)) continue;
+  for (const { listing, path } of splits) {
     const n = listing.items.length;
+    // done, or being decoded by another process now (ensureCache waits for it; its file already takes its room)
+    if (existsSync(path) || liveWriter(path, n, size)) continue;
     const left = leftoverProgress(path, n, size);
     pending.push({ path, n, need: cacheFileBytes(n, size) - (left?.written ?? 0) * 3 * size * size, partial: left?.partial ?? null });
   }
@@ -188,7 +188,7 @@ async function checkRoomForSplits(what: string, listings: readonly SplitListing[
   makeCacheDir(dirname(pending[0]!.path));
   const need = pending.reduce((a, p) => a + p.need, 0);
   const n = pending.reduce((a, p) => a + p.n, 0);
-  checkCacheRoom(what, n, size, pending[0]!.path, need, undefined, pending[0]!.partial);
+  checkCacheRoom(what, n, size, pending[0]!.path, need, undefined, pending.flatMap((p) => (p.partial ? [p.partial] : [])));
 }
 
 /** "120000 of 1281167 (9%), 850 images/s, about 23 min left": `fresh` images decoded in `seconds` by this process. */
@@ -233,13 +233,13 @@ async function waitForOtherWriter(path: string, listing: SplitListing, size: num
 
 async function ensureCache(
   listing: SplitListing,
+  path: string,
   size: number,
   cacheDir: string,
   withStats: boolean,
   o: OpenDatasetOptions,
   onWarning: WarningSink,
 ): Promise<{ path: string; count: number; stats: ChannelStats | null; files: string[] }> {
-  const path = await cachePathFor(cacheDir, listing, size);
   // the files the cache holds, in its order: the listing's, less those it could not read
   const filesOf = (skipped: readonly DataWarning[]) => {
     const gone = new Set(skipped.map((w) => w.path));
@@ -261,13 +261,13 @@ async function ensureCache(
   }
   // another process decoding this very cache now (a sweep's runs started together, evaluate beside a run): its
   // cache is waited for rather than decoded twice; should it stop, its file is taken up below
-  if (await waitForOtherWriter(path, listing, size, o)) return ensureCache(listing, size, cacheDir, withStats, o, onWarning);
+  if (await waitForOtherWriter(path, listing, size, o)) return ensureCache(listing, path, size, cacheDir, withStats, o, onWarning);
   // a cache folder that cannot be made, or without room for the images, is said before any decoding
   makeCacheDir(dirname(path));
   const n = listing.items.length;
   const left = leftoverProgress(path, n, size);
   const bytes = cacheFileBytes(n, size);
-  checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size, undefined, left?.partial ?? null);
+  checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size, undefined, left?.partial ? [left.partial] : []);
   o.log?.(
     left
       ? `decoding ${n} images of ${listing.dir} at ${size}x${size} into ${path} (${bytesInWords(bytes)}), going on from image ${left.done}, where an interrupted decoding stopped`
@@ -309,7 +309,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
   const f = await listImageFolder(root, { onWarning });
   checkClassCount(root, f.train.classes.length, o.maxClasses);
   if (o.heldOutOnly && f.heldOut) {
-    const held = await ensureCache(f.heldOut, o.size, cacheDir, true, o, onWarning);
+    const held = await ensureCache(f.heldOut, await cachePathFor(cacheDir, f.heldOut, o.size), o.size, cacheDir, true, o, onWarning);
     return {
       kind: 'image-folder',
       root,
@@ -326,9 +326,12 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
       warnings,
     };
   }
-  if (f.heldOut) await checkRoomForSplits(`${root}'s training and ${f.heldOutName} splits`, [f.train, f.heldOut], o.size, cacheDir);
-  const train = await ensureCache(f.train, o.size, cacheDir, true, o, onWarning);
-  const held = f.heldOut ? await ensureCache(f.heldOut, o.size, cacheDir, false, o, onWarning) : null;
+  // each cache's name hashes its images' sizes and times (a stat of every file): made once here
+  const trainPath = await cachePathFor(cacheDir, f.train, o.size);
+  const heldPath = f.heldOut ? await cachePathFor(cacheDir, f.heldOut, o.size) : null;
+  if (f.heldOut && heldPath) checkRoomForSplits(`${root}'s training and ${f.heldOutName} splits`, [{ listing: f.train, path: trainPath }, { listing: f.heldOut, path: heldPath }], o.size);
+  const train = await ensureCache(f.train, trainPath, o.size, cacheDir, true, o, onWarning);
+  const held = f.heldOut && heldPath ? await ensureCache(f.heldOut, heldPath, o.size, cacheDir, false, o, onWarning) : null;
   return {
     kind: 'image-folder',
     root,

@@ -79,7 +79,7 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DataError(abs, `image folder ${abs} does not exist: ${expected(abs)}`);
     if (code === 'ENOTDIR') throw new DataError(abs, `${abs} is not a folder: ${expected(abs)}`);
-    throw new DataError(abs, `cannot read image folder ${abs}: ${(e as Error).message}`, { cause: e });
+    throw unreadable(abs, e);
   }
   const found = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byCodePoint);
   const loose = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).map((e) => e.name);
@@ -97,7 +97,7 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
     if (label === undefined) {
       throw new DataError(join(abs, name), `class folder ${join(abs, name)} is not among the training split's ${classes.length} classes`);
     }
-    const files = (await readdir(join(abs, name), { withFileTypes: true }))
+    const files = (await readdir(join(abs, name), { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(join(abs, name), e, 'class folder'))))
       .filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name))
       .map((e) => e.name)
       .sort(byCodePoint);
@@ -125,9 +125,12 @@ function readable<T>(abs: string, read: () => T): T {
   try {
     return read();
   } catch (e) {
-    throw new DataError(abs, `cannot read image folder ${abs}: ${fsReason(e)}`, { cause: e });
+    throw unreadable(abs, e);
   }
 }
+
+/** A folder that cannot be listed, in words: "cannot read class folder X: permission denied". */
+const unreadable = (abs: string, e: unknown, what = 'image folder') => new DataError(abs, `cannot read ${what} ${abs}: ${fsReason(e)}`, { cause: e });
 
 /**
  * A quick look at a training split before anything is started (`alexnet launch`): it has class folders and

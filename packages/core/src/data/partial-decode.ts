@@ -284,7 +284,7 @@ export function removeAbandoned(cachePath: string): void {
  * takes up), with their bytes: named when the disk is short of room (of a folder since changed, another size, the
  * other split, or further leftovers of this cache).
  */
-export function strayPartials(dir: string, except: string | null): { files: string[]; bytes: number } {
+export function strayPartials(dir: string, except: readonly string[] = []): { files: string[]; bytes: number } {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -294,7 +294,7 @@ export function strayPartials(dir: string, except: string | null): { files: stri
   const files: string[] = [];
   let bytes = 0;
   for (const n of names) {
-    if (!/\.u8\.partial-/.test(n) || n.includes('.json') || join(dir, n) === except) continue;
+    if (!/\.u8\.partial-/.test(n) || n.includes('.json') || except.includes(join(dir, n))) continue;
     const journal = readJournal(join(dir, `${n}.json`));
     if (journal !== null && !abandoned(journal, join(dir, `${n}.json`))) continue;
     try {
