@@ -2,7 +2,7 @@
 import test from 'ava';
 import { commandOf, failureLine, missingValueLine, notANumberLine } from '../src/cli/failure-line.js';
 
-const usages = ['launch', 'summary <run>', 'predict <images..>', 'inspect', 'inspect kernels', 'verify <target>'];
+const usages = ['launch', 'summary <run>', 'predict <images..>', 'inspect', 'inspect kernels', 'verify <target>', 'compare <a> <b>'];
 const known = { key: { batch: true, b: true, lr: true, preset: true, help: true } };
 
 test('the command named is the longest usage the command line starts with', (t) => {
@@ -23,6 +23,7 @@ test("each of yargs' reports is one line naming the option as typed and the help
   t.is(line('Missing required arguments: run, out', ['launch']), '--run and --out are required; alexnet launch --help says more');
   t.is(line('Missing argument value: lr', ['launch']), '--lr needs a value; alexnet launch --help says more');
   t.is(line('Not enough non-option arguments: got 0, need at least 1', ['verify']), 'missing <target> (usage: alexnet verify <target> [options]); alexnet verify --help says more');
+  t.is(line('Not enough non-option arguments: got 1, need at least 2', ['compare', 'a.safetensors']), 'missing <b> (usage: alexnet compare <a> <b> [options]); alexnet compare --help says more', 'the first one given');
   t.is(line('Too many non-option arguments: got 3, maximum of 1', ['verify', 'a', 'b', 'c']), '3 arguments where the command takes 1 (usage: alexnet verify <target> [options]); alexnet verify --help says more');
   t.is(line('Arguments run and model are mutually exclusive', ['inspect', 'kernels']), '--run and --model cannot be given together');
   t.is(line('Missing dependent arguments:\n step -> run', ['inspect', 'kernels']), '--step needs --run; alexnet inspect kernels --help says more');

@@ -130,8 +130,10 @@ export function failureLine(msg: string | null | undefined, known: KnownOptions,
     const names = r[1]!.split(/,\s*/).map(flag);
     return `${both(names)} ${names.length === 1 ? 'needs a value' : 'need values'}; ${help} says more`;
   }
-  if (/^Not enough non-option arguments/.test(m)) {
-    const wanted = (cmd?.usage.split(' ').filter((w) => /^[<[]/.test(w)) ?? []).join(' ');
+  if ((r = /^Not enough non-option arguments: got (\d+)/.exec(m)) || /^Not enough non-option arguments/.test(m)) {
+    // those given are the first ones: only the rest are missing ("compare A": <b>)
+    const given = r ? Number(r[1]) : 0;
+    const wanted = (cmd?.usage.split(' ').filter((w) => /^</.test(w)).slice(given) ?? []).join(' ');
     return `missing ${wanted || 'arguments'} (${usage}); ${help} says more`;
   }
   if ((r = /^Too many non-option arguments: got (\d+), maximum of (\d+)/.exec(m))) {
