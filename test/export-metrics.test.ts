@@ -187,8 +187,13 @@ test('export-metrics: errors are one line and exit 2', async (t) => {
     r = await run([dir, ...out]);
     t.is(r.code, 2, out.join(' '));
     t.is(r.err.length, 1);
-    t.regex(r.err[0]!, /^alexnet: cannot (write|make)/);
+    t.regex(r.err[0]!, /^alexnet: (cannot (write|make)|--csv \S+: \S+ is not a folder)/);
   }
+  // the run's own metrics.jsonl is not written over with the CSV
+  r = await run([dir, '--csv', path.join(dir, 'metrics.jsonl')]);
+  t.is(r.code, 2);
+  t.regex(r.err.join('\n'), /^alexnet: --csv \S+metrics\.jsonl is the metrics\.jsonl of the run in \S+: write it elsewhere, e\.g\. --csv metrics\.csv$/);
+  t.regex(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'), /"event":"run"/);
   r = await run([dir]);
   t.is(r.code, 2);
   t.regex(r.err.join('\n'), /--tensorboard DIR or --csv FILE/);

@@ -231,6 +231,19 @@ test('predict classifies the files it can read and names each other one, exit 2;
   t.deepEqual(noRun.err, ['alexnet: --step picks a checkpoint of a run: give it with --run RUN_DIR']);
 });
 
+test('a run on synthetic images keeps its own class names (class N) and mean (128) when --data names a data set for the held-out images', async (t) => {
+  const { data, cache } = await setUpRun();
+  const runDir = tempDir('alexnet-models-synthetic-');
+  const p = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '4', '--steps', '2', '--checkpoint-every', '1', '--run-dir', runDir]);
+  const r = await finished(p);
+  t.is(r.code, 0, p.output());
+  const out = path.join(tempDir('alexnet-models-synthetic-out-'), 'm.safetensors');
+  const ex = await finished(alexnet(['export', '--run', runDir, '--data', data, '--cache-dir', cache, '--out', out]));
+  t.is(ex.code, 0, ex.err.join('\n'));
+  t.regex(ex.out.join('\n'), /, 4 classes \(class 0, class 1, class 2, class 3\), input \(pixel - \[128\.00, 128\.00, 128\.00\]\) \/ 64$/);
+  t.false(ex.err.some((l) => /decoding/.test(l)), `nothing decoded for a mean: ${ex.err.join(' | ')}`);
+});
+
 test('the class names of a data set are read by listing it (checkpoints written before runs saved them)', async (t) => {
   const { data } = await setUpRun();
   t.deepEqual(await classNamesOfData(data), ['blue', 'green', 'red', 'yellow']);
@@ -322,7 +335,7 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     [['export', '--run', runDir, '--out', path.join(dir, 'no-such-folder', 'm.safetensors')], /^alexnet: --out .*: the folder .*no-such-folder does not exist$/],
     [['export', '--run', runDir, '--out', dir], /^alexnet: --out .* is a folder: give a file name/],
     // a run's checkpoint (it holds the momentum a resume needs) is never replaced by a model file
-    [['export', '--run', runDir, '--out', checkpoint], /^alexnet: --out .*step-000000003\.safetensors is a training checkpoint \(weights and momentum, what --resume reads\): write the model file elsewhere/],
+    [['export', '--run', runDir, '--out', checkpoint], /^alexnet: --out .*step-000000003\.safetensors is a training checkpoint \(weights and momentum, what --resume reads\): write it elsewhere, e.g. --out \S+\.safetensors/],
     // the shipped run keeps its exported model, not its checkpoints: the message names the model
     [['inspect', 'kernels', '--run', 'training/cifar10'], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: --model models\/cifar10\.safetensors\)$/],
     [['inspect', 'kernels', '--run', emptyRun], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],

@@ -75,6 +75,21 @@ test.serial('a run folder served alone: its steps and evaluations, lines appende
   t.deepEqual(d.feed.snapshot().evals.map((e) => e.step), [2, 4, 4, 6]);
 });
 
+test.serial('a damaged latest checkpoint is said and passed over: the pictures come from the one before it, the curves as ever', async (t) => {
+  const runDir = await tinyRun(4);
+  const latest = path.join(runDir, 'checkpoints', 'step-000000004.safetensors');
+  const bytes = fs.readFileSync(latest);
+  bytes[bytes.length - 10] ^= 0xff;
+  fs.writeFileSync(latest, bytes);
+  const said: string[] = [];
+  const d = await openRunDashboard({ runDir, host: '127.0.0.1', port: 0, refreshS: 0.2, followMs: 100, backend: 'webasm', info: (l) => said.push(l) });
+  t.teardown(() => d.close());
+  t.true(said.some((l) => /^the pictures: .*step-000000004\.safetensors is damaged/.test(l)), said.join(' | '));
+  t.true(said.includes('the pictures come from step-000000002.safetensors, the newest checkpoint that reads'), said.join(' | '));
+  const snap = (await (await fetch(`${d.url}api/snapshot`)).json()) as { steps: unknown[] };
+  t.is(snap.steps.length, 4);
+});
+
 test('a folder that is not a run, a missing one: one line, exit 2', async (t) => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-rundash-empty-'));
   dirs.push(empty);

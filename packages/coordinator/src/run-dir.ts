@@ -14,9 +14,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileError, listCheckpoints, makeDir, processAlive, removeStrayTemporaries } from '@alexnet-mp/core';
+import { CHECKPOINT_FORMAT, fileError, listCheckpoints, makeDir, processAlive, removeStrayTemporaries, stepOfFile } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
-import { checkpointDir, readCheckpointHeader } from './resume.js';
+import { checkpointDir, readCheckpointHeader, readCheckpointMetadata } from './resume.js';
 
 export const LOCK_NAME = 'run.lock';
 
@@ -128,6 +128,26 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
 
 /** The files of a run in its directory that --overwrite removes. */
 const RUN_FILES = ['metrics.jsonl', 'run.json', 'worker0.log', 'worker1.log', 'coord.log'];
+
+/**
+ * What `file` is when it is one of a run's own files, which no output of another command may replace: a training
+ * checkpoint (by its place and name, or by the format its header names), or a run folder's metrics.jsonl,
+ * run.json, logs or lock. Null for any other file.
+ */
+export function runFileKind(file: string): string | null {
+  const abs = path.resolve(file);
+  const dir = path.dirname(abs);
+  const name = path.basename(abs);
+  if (path.basename(dir) === 'checkpoints' && stepOfFile(abs) !== null) return 'a training checkpoint (weights and momentum, what --resume reads)';
+  const isRunFolder = ['metrics.jsonl', 'run.json', 'checkpoints'].some((f) => fs.existsSync(path.join(dir, f)));
+  if (isRunFolder && [...RUN_FILES, 'launch.log', LOCK_NAME].includes(name)) return `the ${name} of the run in ${path.dirname(file) || '.'}`;
+  try {
+    if (readCheckpointMetadata(abs).format === CHECKPOINT_FORMAT) return 'a training checkpoint (weights and momentum, what --resume reads)';
+  } catch {
+    /* absent, or not a safetensors file */
+  }
+  return null;
+}
 
 /**
  * Readies a run directory for a run: makes it, takes its lock, removes stray temporary files, and refuses a

@@ -34,6 +34,7 @@ import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from 
 import { sourceNames } from './batch-source.js';
 import { runCacheDir } from './training-data.js';
 import { UserError } from './cli/errors.js';
+import { runFileKind } from './run-dir.js';
 
 /** The model shipped with the repository: `alexnet predict`'s default. */
 export const DEFAULT_MODEL_FILE = fileURLToPath(new URL('../../../models/cifar10.safetensors', import.meta.url));
@@ -97,9 +98,12 @@ export class TrainedModel {
     private readonly o: TrainedModelOptions,
     readonly runDir?: string,
   ) {
-    this.names = fromFile ? [...fromFile.classes] : saved.class_names ? classNamesFor(spec, saved.class_names) : null;
+    // a run on generated (synthetic) images recorded its names as null (older checkpoints have none at all): its
+    // own are `class N` and its mean 128, whatever data set --data names for the held-out images
+    const synthetic = !fromFile && saved.class_names === null;
+    this.names = fromFile ? [...fromFile.classes] : saved.class_names ? classNamesFor(spec, saved.class_names) : synthetic ? classNamesFor(spec, null) : null;
     this.ownNames = this.names;
-    this.mean = fromFile ? [...fromFile.inputMean] : saved.input_mean && saved.input_mean.length > 0 ? [...saved.input_mean] : null;
+    this.mean = fromFile ? [...fromFile.inputMean] : saved.input_mean && saved.input_mean.length > 0 ? [...saved.input_mean] : synthetic ? DEFAULT_INPUT_MEAN.slice(0, spec.inputChannels) : null;
   }
 
   /** A model file (`alexnet export`'s); a UserError or CheckpointError, one line, when it is missing or not one. */
@@ -297,9 +301,12 @@ export function writeModelFile(out: string, bytes: Uint8Array): void {
   }
 }
 
-/** Refuses an --out (or `option`) that cannot be written before any work is done: a missing or read-only folder, a folder as the path. */
+/** Refuses an --out (or `option`) that cannot be written before any work is done: a missing or read-only folder, a folder as the path, a run's own file. */
 export function checkWritable(out: string, option = '--out', example = 'model.safetensors'): void {
   const dir = path.dirname(path.resolve(out));
+  // a run's own file (a checkpoint, its metrics, run.json, a log) is never replaced by another command's output
+  const kind = runFileKind(out);
+  if (kind !== null) throw new UserError(`${option} ${out} is ${kind}: write it elsewhere, e.g. ${option} ${example}`);
   if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`${option} ${out} is a folder: give a file name, e.g. ${path.join(out, example)}`);
   if (!fs.existsSync(dir)) throw new UserError(`${option} ${out}: the folder ${dir} does not exist`);
   if (!fs.statSync(dir).isDirectory()) throw new UserError(`${option} ${out}: ${dir} is not a folder`);

@@ -8,10 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.js';
 import type { CommandModule } from 'yargs';
-import { CHECKPOINT_FORMAT, bytesInWords, firstFew, stepOfFile } from '@alexnet-mp/core';
+import { bytesInWords, firstFew } from '@alexnet-mp/core';
 import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
-import { readCheckpointMetadata } from '../resume.js';
 
 
 interface Args {
@@ -38,14 +37,13 @@ export const exportCommand: CommandModule<object, Args> = {
       .example('$0 predict cat.jpg --model c10.safetensors', 'then use it') as never,
   handler: async (a) => {
     checkRunStep(a.step, a.run);
-    checkWritable(a.out);
+    // a run's checkpoint (with the momentum a resume needs) is never replaced by a model file
+    checkWritable(a.out, '--out', `${path.basename(path.resolve(a.run))}.safetensors`);
     // the file is safetensors whatever its name: another extension would promise a format it is not
     if (!/\.safetensors$/i.test(a.out)) {
       const ext = path.extname(a.out);
       throw new UserError(`--out ${a.out}: a model file is safetensors; name it ${ext ? a.out.slice(0, -ext.length) : a.out}.safetensors (NumPy, PyTorch and TensorFlow read it with the safetensors package: docs/models.md)`);
     }
-    // a run's checkpoint (with the momentum a resume needs) is never replaced by a model file
-    if (isRunCheckpoint(a.out)) throw new UserError(`--out ${a.out} is a training checkpoint (weights and momentum, what --resume reads): write the model file elsewhere, e.g. --out ${path.basename(path.resolve(a.run))}.safetensors`);
     const model = TrainedModel.openRun(a.run, { step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet export: ${l}\n`) });
     const bytes = await model.encode();
     writeModelFile(a.out, bytes);
@@ -57,13 +55,3 @@ export const exportCommand: CommandModule<object, Args> = {
     );
   },
 };
-
-/** Whether `file` is one of a run's training checkpoints: by its place and name, or by the format its header names. */
-function isRunCheckpoint(file: string): boolean {
-  if (path.basename(path.dirname(path.resolve(file))) === 'checkpoints' && stepOfFile(file) !== null) return true;
-  try {
-    return readCheckpointMetadata(file).format === CHECKPOINT_FORMAT;
-  } catch {
-    return false; // absent, or not a safetensors file: nothing a resume would miss
-  }
-}

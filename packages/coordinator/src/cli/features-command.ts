@@ -56,7 +56,8 @@ export const featuresCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     if (!a.out.endsWith('.npy')) throw new UserError(`--out ${a.out}: give a file name ending in .npy (its labels go beside it, in ${path.basename(companionFiles(a.out + '.npy').labels)})`);
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
-    checkWritable(a.out, '--out', 'features.npy');
+    // the rows and the files beside them (FILE.labels.npy, FILE.files.txt, FILE.json)
+    for (const f of [a.out, ...Object.values(companionFiles(a.out))]) checkWritable(f, '--out', 'features.npy');
     const info = (l: string) => process.stderr.write(`alexnet features: ${l}\n`);
     const model = openModel({ ...a, views: 'centre' }, { data: a.data, cacheDir: a['cache-dir'], info });
     const layout = featureLayout(model, a.layer);

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { getPreset, latestCheckpoint, stepOfFile, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
+import { CheckpointError, getPreset, latestCheckpoint, listCheckpoints, stepOfFile, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
 import { checkpointDir } from '../resume.js';
 import { CheckpointSource } from '../inspect/source.js';
 import type { ActivationsAt, KernelsAt } from '../inspect/live.js';
@@ -76,8 +76,20 @@ class LatestCheckpoint {
     const latest = latestCheckpoint(checkpointDir(this.runDir));
     if (latest !== this.file) {
       await this.source?.close();
-      this.source = latest ? CheckpointSource.open(this.runDir, { backend: this.o.backend, data: this.o.data, cacheDir: this.o.cacheDir }) : null;
+      this.source = null;
       this.file = latest;
+      // newest first: a damaged checkpoint is said and passed over for the one before it (the curves go on regardless)
+      const files = listCheckpoints(checkpointDir(this.runDir)).reverse();
+      for (const f of files) {
+        try {
+          this.source = CheckpointSource.open(this.runDir, { backend: this.o.backend, data: this.o.data, cacheDir: this.o.cacheDir, step: stepOfFile(f) ?? undefined });
+          if (f !== latest) this.o.info(`the pictures come from ${path.basename(f)}, the newest checkpoint that reads`);
+          break;
+        } catch (e) {
+          if (!(e instanceof CheckpointError)) throw e;
+          this.o.info(`the pictures: ${e.message}`);
+        }
+      }
     }
     return this.source;
   }
