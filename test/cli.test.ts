@@ -73,6 +73,8 @@ for (const [args, line] of [
   [['inspect'], 'alexnet: name what to inspect: kernels, activations, predictions or neighbours; alexnet inspect --help says more'],
   [['features'], 'alexnet: --out is required; alexnet features --help says more'],
   [['compare'], 'alexnet: missing <a> <b> (usage: alexnet compare <a> <b> [options]); alexnet compare --help says more'],
+  [['compare', 'runs/a'], 'alexnet: missing <b> (usage: alexnet compare <a> <b> [options]); alexnet compare --help says more'],
+  [['launch', '--run-dir', '', '--steps', '3'], 'alexnet: --run-dir needs a value'],
   [['dashboard'], 'alexnet: missing <run> (usage: alexnet dashboard <run> [options]); alexnet dashboard --help says more'],
   [['launch', '--batch', 'abc'], 'alexnet: --batch abc: give a number'],
   [['launch', '--lr=fast'], 'alexnet: --lr fast: give a number'],
@@ -138,4 +140,11 @@ test('a token file other users can read is warned about once, with the chmod tha
   t.regex(r.stderr, /authentication: a shared token/);
   chmodSync(open, 0o600);
   t.notRegex(coordinator().stderr, /warning/);
+});
+
+test("inspect neighbours' help lists only what it takes: not --coordinator nor the credentials a coordinator asks for", (t) => {
+  const r = run('inspect', 'neighbours', '--help');
+  t.is(r.status, 0, r.stderr);
+  t.notRegex(r.stdout, /^ {2,8}--(coordinator|tls|token-file|token) /m);
+  t.regex(r.stdout, /^ {2,8}--features /m);
 });

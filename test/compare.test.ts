@@ -69,6 +69,10 @@ test("compare a run's checkpoint of step 1 with its folder (the latest, step 3):
   t.regex(text.stdout[0]!, /^A: .*step-000000001/);
   t.is(text.stdout.filter((l) => /^(conv|fc)\d +(weight|bias) +[01] /.test(l)).length, c.tensors.length);
   t.regex(text.output(), /conv1's colour score .*\n {2}tower 0: A 0\.\d{3}, B 0\.\d{3}/);
+  // a run's checkpoints/ folder reads as its run folder (the latest checkpoint)
+  const folder = alexnet(['compare', dir, path.join(dir, 'checkpoints'), '--json']);
+  t.is((await folder.exited).code, 0, folder.output());
+  t.regex((JSON.parse(folder.stdout[0]!) as ModelComparison).b, /step-000000003\.safetensors \(preset tiny, step 3 of run /);
 });
 
 test('a model against itself differs by nothing; two presets, or a path that is not there, are one line', async (t) => {

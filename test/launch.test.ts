@@ -69,7 +69,7 @@ test('with --max-restarts 0, a worker killed mid-run ends the run: launch names 
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 });
 
-test('a busy --ui-port or --inspect-port is one line before any worker starts', async (t) => {
+test('a busy --ui-port, --inspect-port or worker port, or one port for both workers, is one line before any worker starts', async (t) => {
   const busy = net.createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   t.teardown(() => busy.close());
@@ -80,4 +80,12 @@ test('a busy --ui-port or --inspect-port is one line before any worker starts', 
     t.deepEqual(p.stderr, [`alexnet: ${option} ${port}: cannot listen on 127.0.0.1:${port}: the port is in use (${option} 0 picks a free one)`]);
     t.deepEqual(p.stdout, [], 'no worker was started');
   }
+  // a worker port: busy, or the same for both workers
+  const w = alexnet([...common, '--ports', `${port},0`]);
+  t.is((await w.exited).code, 2, w.output());
+  t.deepEqual(w.stderr, [`alexnet: --ports ${port}: cannot listen on 127.0.0.1:${port}: the port is in use (--ports 0 picks a free one)`]);
+  t.deepEqual(w.stdout, [], 'no worker was started');
+  const same = alexnet([...common, '--ports', '5000,5000']);
+  t.is((await same.exited).code, 2, same.output());
+  t.deepEqual(same.stderr, ['alexnet: --ports 5000,5000 gives both workers port 5000: give two ports (0: the OS picks a free one)']);
 });

@@ -136,11 +136,18 @@ export interface RunReport {
 }
 
 /** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
-export function readRunEvents(runDir: string): Event[] {
+/** A run folder's metrics.jsonl, refused in one line when the folder or the file is missing or not what it should be. */
+export function runMetricsFile(runDir: string): string {
   const file = path.join(runDir, 'metrics.jsonl');
   if (!fs.existsSync(runDir)) throw new UserError(`${runDir}: no such run folder`);
   if (!fs.statSync(runDir).isDirectory()) throw new UserError(`${runDir} is a file: give a run folder (--run-dir of a run)`);
   if (!fs.existsSync(file)) throw new UserError(`${runDir} has no metrics.jsonl: not a run folder (--run-dir of a run), or its run has not started`);
+  if (!fs.statSync(file).isFile()) throw new UserError(`${file} is not a file: a run folder's metrics.jsonl is the run's log, one JSON line an event`);
+  return file;
+}
+
+export function readRunEvents(runDir: string): Event[] {
+  const file = runMetricsFile(runDir);
   const events: Event[] = [];
   // line by line (a log of a long run passes the longest string Node makes, 512 MiB); a line that is not JSON is
   // an error unless it is the last one: a run being written (or killed mid-line) may leave it torn

@@ -127,6 +127,8 @@ export class TrainedModel {
     const named = o.named ?? `--run ${runDir}`;
     if (!fs.existsSync(runDir)) throw new UserError(`${named}: no such run directory`);
     if (!fs.statSync(runDir).isDirectory()) throw new UserError(`${named} is not a folder: give a run folder (--run-dir of the run; a model file goes with --model)`);
+    // a run's checkpoints/ folder given for the run: the run folder above it
+    if (path.basename(path.resolve(runDir)) === 'checkpoints' && !fs.existsSync(checkpointDir(runDir))) return TrainedModel.openRun(path.dirname(runDir), o);
     const all = listCheckpoints(checkpointDir(runDir));
     if (all.length === 0) throw new UserError(`${named}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir)})`);
     let file = all[all.length - 1]!;

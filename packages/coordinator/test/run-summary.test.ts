@@ -110,9 +110,11 @@ test('alexnet summary prints the report of a run folder; a missing folder, or on
   const json = spawnSync(process.execPath, [alexnetBin, 'summary', dir, '--json'], { encoding: 'utf8' });
   t.is((JSON.parse(json.stdout) as { stepsDone: number }).stepsDone, 9);
 
+  fs.mkdirSync(path.join(dir, 'odd', 'metrics.jsonl'), { recursive: true });
   for (const [where, why] of [
     [path.join(dir, 'nope'), /^alexnet: .*nope: no such run folder$/],
     [os.tmpdir(), /^alexnet: .* has no metrics\.jsonl: not a run folder \(--run-dir of a run\), or its run has not started$/],
+    [path.join(dir, 'odd'), /^alexnet: .*odd\/metrics\.jsonl is not a file: a run folder's metrics\.jsonl is the run's log, one JSON line an event$/],
   ] as const) {
     const bad = spawnSync(process.execPath, [alexnetBin, 'summary', where], { encoding: 'utf8' });
     t.is(bad.status, 2);

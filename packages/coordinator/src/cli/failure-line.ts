@@ -34,7 +34,7 @@ export function missingValueLine(known: ParsedOptions, argv: readonly string[]):
     if (!m || /^-\d/.test(word) || !takesValue.has(m[1]!)) continue;
     if (m[2] === '=') return `${word.slice(0, -1)} needs a value`;
     const next = argv[i + 1];
-    if (next === undefined) return `${word} needs a value`;
+    if (next === undefined || next === '') return `${word} needs a value`;
     // `--` ends the options: whatever follows is an operand, not this option's value
     if (next === '--') return `${word} needs a value (one that starts with '-' is written ${word}=-NAME)`;
     if (next.startsWith('-') && !/^-\.?\d|^-$/.test(next)) {

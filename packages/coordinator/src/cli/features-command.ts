@@ -48,11 +48,11 @@ export const featuresCommand: CommandModule<object, Args> = {
         data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to run: cifar10 or a folder (default: a run's own; a model file needs it)" },
         layer: { type: 'string', default: 'fc7', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (conv and fc layers after their ReLU)' },
         out: { type: 'string', demandOption: true, describe: 'the features file, FILE.npy: float32 [images, values]; beside it FILE.labels.npy (int32 [images]) and, for a folder data set, FILE.files.txt' },
-        limit: { type: 'number', describe: 'the first N images of the split only (default all)' },
+        limit: { type: 'number', describe: 'N images spread evenly over the held-out split (default all)' },
         'cache-dir': { type: 'string', describe: 'the data cache folder (as for training)' },
       })
       .example('$0 features --data cifar10 --out fc7.npy', "the shipped CIFAR-10 model's fc7 for the 10,000 test images")
-      .example('$0 features --run runs/c10 --layer pool5 --limit 1000 --out pool5.npy', "a run's latest checkpoint, pool5, the first 1,000 held-out images") as never,
+      .example('$0 features --run runs/c10 --layer pool5 --limit 1000 --out pool5.npy', "a run's latest checkpoint, pool5, 1,000 held-out images spread over the split") as never,
   handler: async (a) => {
     if (!a.out.endsWith('.npy')) throw new UserError(`--out ${a.out}: give a file name ending in .npy (its labels go beside it, in ${path.basename(companionFiles(a.out + '.npy').labels)})`);
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
@@ -75,7 +75,7 @@ export const featuresCommand: CommandModule<object, Args> = {
       let said = t0;
       const { count } = data.heldOutSubset(64, a.limit ?? Infinity);
       const bytes = count * layout.dim * 4;
-      info(`${a.layer} of ${count} held-out images${a.limit !== undefined && count === a.limit ? ' (spread over the split)' : ''}: ${count} x ${layout.dim} floats, ${bytesInWords(bytes)}`);
+      info(`${a.layer} of ${count} held-out images${a.limit !== undefined && count === a.limit && data.real ? ' (spread over the split)' : ''}: ${count} x ${layout.dim} floats, ${bytesInWords(bytes)}`);
       checkRoom(a.out, bytes);
       for await (const b of featureBatches(model, data, { layer: a.layer, backend: a.backend as RequestedBackend, limit: a.limit })) {
         writer.append(b.rows);

@@ -217,6 +217,14 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
       limit: { type: 'number', describe: 'search N held-out images spread evenly over the split (default all)' },
       features: { type: 'string', describe: "search the rows of `alexnet features --out F.npy` (checked to be this layer, model and data set) instead of running every held-out image through the model: a query in seconds" },
     })
+      // every held-out image runs through the model in this process: not a running coordinator's (nor its credentials)
+      .hide('coordinator')
+      .hide('tls')
+      .hide('tls-ca')
+      .hide('tls-cert')
+      .hide('tls-key')
+      .hide('token-file')
+      .hide('token')
       .example('$0 inspect neighbours --data cifar10 --index 3000', "the shipped model's 8 nearest test images to test image 3000 in fc7")
       .example('$0 inspect neighbours --run runs/c10 --image cat.jpg --count 16', "a run's 16 nearest held-out images to cat.jpg") as never,
   handler: async (a) => {

@@ -92,6 +92,9 @@ export const launchCommand: CommandModule<object, Args> = {
     await checkPortFree(a['inspect-host'], a['inspect-port'], '--inspect-port');
     const ports = a.ports.split(',').map((s) => Number(s.trim()));
     if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--ports must be two ports 0..65535 separated by a comma, got "${a.ports}"`);
+    if (ports[0] === ports[1] && ports[0] !== 0) throw new UserError(`--ports ${a.ports} gives both workers port ${ports[0]}: give two ports (0: the OS picks a free one)`);
+    // a port another program holds: said now, before any process starts
+    for (const p of ports) await checkPortFree(a.host, p, '--ports');
     // the children authenticate each other: a shared token (random per launch unless given), and mutual TLS with --tls DIR
     const security = launchSecurity(a);
     const { workerArgs, coordinatorArgs: runArgs, batch, maxBatch } = childArgs(a, preset, security.args);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { CheckpointError, getPreset, latestCheckpoint, listCheckpoints, stepOfFile, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
 import { checkpointDir } from '../resume.js';
+import { runMetricsFile } from '../run-summary.js';
 import { CheckpointSource } from '../inspect/source.js';
 import type { ActivationsAt, KernelsAt } from '../inspect/live.js';
 import { openHeldOutFor } from '../training-data.js';
@@ -140,10 +141,7 @@ export interface RunDashboard {
 }
 
 export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashboard> {
-  const metrics = path.join(o.runDir, 'metrics.jsonl');
-  if (!fs.existsSync(o.runDir)) throw new UserError(`${o.runDir}: no such run folder`);
-  if (!fs.statSync(o.runDir).isDirectory()) throw new UserError(`${o.runDir} is a file: give a run folder (--run-dir of a run)`);
-  if (!fs.existsSync(metrics)) throw new UserError(`${o.runDir} has no metrics.jsonl: not a run folder (--run-dir of a run), or its run has not started`);
+  const metrics = runMetricsFile(o.runDir);
   const feed = new DashboardFeed();
   let spec: ModelSpec | null = null;
   let bad = 0;
