@@ -27,8 +27,8 @@ test('runScalars: old step lines (accuracy top1/top5) read as error; a resumed s
   const { steps, tags } = runScalars(dir);
   t.deepEqual(tags, ['train/loss', 'train/top1_error', 'train/top5_error', 'train/learning_rate']);
   t.deepEqual(steps.map((s) => [s.step, s.wallTime, Object.fromEntries(s.values)]), [
-    [0, Date.parse('2026-12-04T00:00:00Z') / 1000 + 1, { 'train/loss': 2, 'train/top1_error': 0.75, 'train/top5_error': 0.25, 'train/learning_rate': 0.1 }],
-    [1, Date.parse('2026-12-04T01:00:00Z') / 1000 + 2, { 'train/loss': 1.25, 'train/top1_error': 0.375, 'train/top5_error': 0.125, 'train/learning_rate': 0.1 }],
+    [1, Date.parse('2026-12-04T00:00:00Z') / 1000 + 1, { 'train/loss': 2, 'train/top1_error': 0.75, 'train/top5_error': 0.25, 'train/learning_rate': 0.1 }],
+    [2, Date.parse('2026-12-04T01:00:00Z') / 1000 + 2, { 'train/loss': 1.25, 'train/top1_error': 0.375, 'train/top5_error': 0.125, 'train/learning_rate': 0.1 }],
   ]);
 });
 
@@ -106,7 +106,8 @@ test('export-metrics: a tiny run as a TensorBoard event file and a CSV', async (
   t.is(code, 0, launch.output());
 
   const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
-  const steps = new Map(lines.filter((e) => e.event === 'step').map((e) => [e.step as number, e]));
+  // numbered by the steps done: a step line's index + 1, an evaluation's own (the steps before it)
+  const steps = new Map(lines.filter((e) => e.event === 'step').map((e) => [(e.step as number) + 1, e]));
   const evals = new Map(lines.filter((e) => e.event === 'eval').map((e) => [e.step as number, e]));
   t.is(steps.size, 5);
   t.true(evals.size >= 2);

@@ -163,6 +163,8 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
   for (const ext of ['.npy', '.labels.npy', '.files.txt']) fs.copyFileSync(path.join(dir, `f${ext}`), path.join(dir, `other${ext}`));
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'f.json'), 'utf8'));
   fs.writeFileSync(path.join(dir, 'other.json'), JSON.stringify({ ...meta, model: 'another model', weights: '0123456789abcdef' }));
+  fs.writeFileSync(path.join(dir, 'lone.npy'), 'x');
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'x');
   const cases: [string[], RegExp][] = [
     [['features', '--data', data, '--out', path.join(dir, 'x.txt')], /^alexnet: --out \S+x\.txt: give a file name ending in \.npy/],
     [['features', '--data', data, '--out', path.join(dir, 'x.npy'), '--layer', 'fc9'], /^alexnet: no layer "fc9" in preset cifar/],
@@ -171,7 +173,9 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data], /^alexnet: give the query as --image FILE or --index N/],
     [['inspect', 'neighbours', '--coordinator', '127.0.0.1:1', '--index', '0'], /^alexnet: inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE/],
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '20', '--backend', 'webasm'], /^alexnet: --index 20: the held-out split has 20 images \(0 to 19\)$/],
-    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'none.npy')], /^alexnet: --features \S+none\.npy: \S+none\.json is missing \(what the rows are\); make the files again with alexnet features --out /],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'none.npy')], /^alexnet: --features \S+none\.npy: no such file \(alexnet features --out F\.npy writes one\)$/],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'lone.npy')], /^alexnet: --features \S+lone\.npy: \S+lone\.json is missing \(what the rows are\); make the files again with alexnet features --out /],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'notes.txt')], /^alexnet: --features \S+notes\.txt: not a features file: give the F\.npy that alexnet features --out F\.npy wrote/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.npy'), '--limit', '3'], /^alexnet: --limit with --features: the file's rows are searched/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.npy'), '--layer', 'fc6', '--backend', 'webasm'], /^alexnet: --features \S+f\.npy: its rows are fc7, not fc6: give --layer fc7, or make them again/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'other.npy'), '--backend', 'webasm'], /^alexnet: --features \S+other\.npy: its rows come from another model \(weights 0123456789abcdef\), not from models\/cifar10\.safetensors .*\(weights [0-9a-f]{16}\): make them again/],

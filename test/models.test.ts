@@ -242,6 +242,10 @@ test('a run on synthetic images keeps its own class names (class N) and mean (12
   t.is(ex.code, 0, ex.err.join('\n'));
   t.regex(ex.out.join('\n'), /, 4 classes \(class 0, class 1, class 2, class 3\), input \(pixel - \[128\.00, 128\.00, 128\.00\]\) \/ 64$/);
   t.false(ex.err.some((l) => /decoding/.test(l)), `nothing decoded for a mean: ${ex.err.join(' | ')}`);
+  // its own held-out images are generated: ten views of them are refused, naming evaluate's option
+  const ten = await finished(alexnet(['evaluate', '--run', runDir, '--views', 'ten', '--backend', 'webasm']));
+  t.is(ten.code, 2);
+  t.deepEqual(ten.err.filter((l) => l.startsWith('alexnet: ')), ['alexnet: --views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from']);
 });
 
 test('the class names of a data set are read by listing it (checkpoints written before runs saved them)', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * TensorBoard itself reads what `alexnet export-metrics --tensorboard` writes: its EventAccumulator (the reader
  * behind TensorBoard's scalar dashboard) loads the event file of a tiny run and finds every scalar at the
- * steps of metrics.jsonl. TensorBoard comes from PyPI into a private virtual environment under .cache/ (once);
+ * steps done of metrics.jsonl (a step line's index + 1). TensorBoard comes from PyPI into a private virtual environment under .cache/ (once);
  * where neither it nor PyPI is reachable, the test is skipped and says why (the file format is checked
  * without TensorBoard by export-metrics.test.ts).
  */
@@ -58,7 +58,8 @@ print(json.dumps({tag: [[e.step, e.value] for e in ea.Scalars(tag)] for tag in e
   t.is(steps.length, 6);
   t.deepEqual(
     scalars['train/loss']!.map(([s]) => s),
-    steps.map((e) => e.step),
+    steps.map((e) => e.step! + 1),
+    'numbered by the steps done',
   );
   for (const [i, [, v]] of scalars['train/loss']!.entries()) t.is(v, Math.fround(steps[i]!.loss!), `train/loss at step ${i}`);
   for (const tag of ['train/top1_error', 'train/top5_error', 'train/learning_rate', 'train/images_per_s', 'train/exchange_share/tower0', 'train/exchange_share/tower1']) t.is(scalars[tag]?.length, 6, tag);

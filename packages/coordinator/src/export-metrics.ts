@@ -122,7 +122,7 @@ const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFi
 
 /**
  * The scalars of a run folder's metrics.jsonl, one entry per step that logged a training step or an
- * evaluation, in step order. A resumed run's later sessions replace what an earlier one logged at the same step.
+ * evaluation, in step order, numbered by the steps done (an evaluation after step N and that step share row N). A resumed run's later sessions replace what an earlier one logged at the same step.
  */
 export function runScalars(runDir: string): { steps: StepScalars[]; tags: string[] } {
   const events = readRunEvents(runDir) as unknown as { event: string; [k: string]: unknown }[];
@@ -138,8 +138,10 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
       continue;
     }
     if (e.event !== 'step' && e.event !== 'eval') continue;
-    const step = e.step;
-    if (!finite(step)) continue;
+    if (!finite(e.step)) continue;
+    // steps done, as the dashboard and summary count them: a step line's `step` is its 0-based index (the step
+    // that makes 100 steps done, with its norms "after step 100", is step 99 there); an evaluation's, the steps before it
+    const step = e.event === 'step' ? e.step + 1 : e.step;
     if (finite(e.ms)) clock += e.ms / 1000;
     const values = new Map<string, number>();
     if (e.event === 'step') {

@@ -11,7 +11,7 @@ import { CheckpointError, firstFew, decodeCheckpoint, fileError, getPreset, late
 import { sourceNames } from './batch-source.js';
 import { CHECKPOINT_MINUTES, DEFAULTS, type RunArgs } from './cli/options.js';
 import { UserError } from './cli/errors.js';
-import { checkViewsOfData } from './training-data.js';
+import { checkViewsOfData, isGeneratedData } from './training-data.js';
 
 /** What the coordinator keeps in a checkpoint's run state (`extra`). */
 export interface SavedRun {
@@ -327,13 +327,13 @@ export function checkResumeArgs(a: Pick<RunArgs, 'batch' | 'seed'>, resume: stri
 export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resume' | 'steps' | 'epochs' | 'eval-views'>, spec: ModelSpec): { nothingToDo: string | null; saved: SavedRun | null } {
   if (a.data !== undefined && !NOT_A_FOLDER.has(a.data)) checkDataLayout(a.data);
   if (a.resume === undefined) {
-    checkViewsOfData(a['eval-views'], !isGenerated(a.data ?? 'synthetic'));
+    checkViewsOfData(a['eval-views'], !isGeneratedData(a.data ?? 'synthetic'));
     return { nothingToDo: a.steps === 0 ? '--steps 0' : null, saved: null };
   }
   const r = newestVerified(a.resume, spec);
   checkResumeArgs(a, a.resume, r);
   const fromRun = a.data === undefined ? resumedData(r.saved) : undefined;
-  checkViewsOfData(a['eval-views'], !isGenerated(a.data ?? fromRun?.data ?? 'synthetic'));
+  checkViewsOfData(a['eval-views'], !isGeneratedData(a.data ?? fromRun?.data ?? 'synthetic'));
   // --steps counts from the run's start; without --steps or --epochs the run's own target, when it counts steps
   const plan = r.saved.plan ?? {};
   const target = a.steps ?? (a.epochs === undefined && (plan.epochs ?? null) === null ? plan.steps : undefined);
@@ -355,6 +355,3 @@ export function checkResumedClasses(saved: SavedRun, classes: readonly string[] 
   const what = (c: readonly string[] | null) => (c === null ? 'generated (synthetic) images' : `${c.length} classes (${firstFew(c, 4)})`);
   throw new UserError(`--data ${data}: the run was trained on ${what(had)}, this data set has ${what(classes)}: resume it on the data it was trained on, or start a new run`);
 }
-
-/** Whether a --data name is generated images (synthetic) rather than a data set. */
-const isGenerated = (data: string): boolean => (sourceNames as readonly string[]).includes(data);

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelSpec } from '@alexnet-mp/core';
-import { SyntheticSource, type BatchSource } from './batch-source.js';
+import { SyntheticSource, sourceNames, type BatchSource } from './batch-source.js';
 import { heldOutSet, type EvalSet } from './evaluation.js';
 import { UserError } from './cli/errors.js';
 import type { TrainedModel } from './trained-model.js';
@@ -59,10 +59,13 @@ export interface OpenDataOptions {
  * The held-out split of data set `data` for a trained model (its preset and seed), for evaluate, features and
  * inspect; `info` says when the data's classes are not the model's own (scored by index: TrainedModel.classMismatch).
  */
-/** `--eval-views ten` takes patches of a larger image: generated (synthetic) data has none. */
-export function checkViewsOfData(views: EvalViews | undefined, real: boolean): void {
-  if (views === 'ten' && !real) throw new UserError('--eval-views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from');
+/** Ten views (`--eval-views ten`, evaluate's `--views ten`) take patches of a larger image: generated (synthetic) data has none. */
+export function checkViewsOfData(views: EvalViews | undefined, real: boolean, option = '--eval-views'): void {
+  if (views === 'ten' && !real) throw new UserError(`${option} ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
 }
+
+/** Whether a --data name is generated images (synthetic) rather than a data set. */
+export const isGeneratedData = (data: string): boolean => (sourceNames as readonly string[]).includes(data);
 
 export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
   const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir: cacheDir ?? model.dataCacheDir(), info, heldOutOnly: true });

@@ -10,7 +10,7 @@ import { fileError, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { checkWritable } from '../trained-model.js';
-import { openHeldOutFor } from '../training-data.js';
+import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
 
 interface Args extends ModelArgs {
@@ -76,6 +76,7 @@ async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: nu
   const dataName = model.dataName();
   if (dataName === null) throw new UserError('evaluate --model needs --data (cifar10 or a folder): the held-out images to evaluate on; a model file keeps no data set');
   const views = a.views === 'ten' ? 'ten' : 'centre';
+  checkViewsOfData(views, !isGeneratedData(dataName), '--views');
   const data = await openHeldOutFor(model, dataName, a['cache-dir'], info);
   let last = performance.now();
   try {

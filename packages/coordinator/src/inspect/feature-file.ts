@@ -58,6 +58,10 @@ export class FeatureFile {
 
   /** Opens F.npy and its companions; a UserError naming the file that is missing or does not fit. */
   static open(file: string): FeatureFile {
+    // the rows file itself first: missing, or not what alexnet features writes (F.npy), said as such
+    if (!fs.existsSync(file)) throw new UserError(`--features ${file}: no such file (alexnet features --out F.npy writes one)`);
+    if (fs.statSync(file).isDirectory()) throw new UserError(`--features ${file} is a folder: give the F.npy that alexnet features --out F.npy wrote`);
+    if (!file.endsWith('.npy')) throw new UserError(`--features ${file}: not a features file: give the F.npy that alexnet features --out F.npy wrote (its companions F.json and F.labels.npy beside it)`);
     const c = companionFiles(file);
     const read = (f: string, what: string): Buffer => {
       try {
