@@ -188,7 +188,7 @@ test('export-metrics: errors are one line and exit 2', async (t) => {
     r = await run([dir, ...out]);
     t.is(r.code, 2, out.join(' '));
     t.is(r.err.length, 1);
-    t.regex(r.err[0]!, /^alexnet: (cannot (write|make)|--csv \S+: \S+ is not a folder)/);
+    t.regex(r.err[0]!, /^alexnet: cannot (write|make)/);
   }
   // the run's own metrics.jsonl is not written over with the CSV
   r = await run([dir, '--csv', path.join(dir, 'metrics.jsonl')]);

@@ -88,6 +88,27 @@ test.serial('a damaged latest checkpoint is said and passed over: the pictures c
   t.true(said.includes('the pictures come from step-000000002.safetensors, the newest checkpoint that reads'), said.join(' | '));
   const snap = (await (await fetch(`${d.url}api/snapshot`)).json()) as { steps: unknown[] };
   t.is(snap.steps.length, 4);
+  // while a page watches: the kernels of step 2, fetched once, not again at every refresh (0.2 s here)
+  const kernels: number[] = [];
+  const off = d.feed.subscribe((e: FeedEvent) => {
+    if (e.type === 'kernels') kernels.push(e.step);
+  });
+  t.teardown(off);
+  const events = new AbortController();
+  const reading = (async () => {
+    const r = await fetch(`${d.url}api/events`, { signal: events.signal });
+    const reader = r.body!.getReader();
+    for (;;) if ((await reader.read()).done) return;
+  })().catch(() => {});
+  t.teardown(async () => {
+    events.abort();
+    await reading;
+  });
+  await until('the kernels of step 2', () => kernels.length >= 2);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.deepEqual(kernels, [2, 2], 'one fetch a tower');
+  const png = await fetch(`${d.url}api/kernels/0.png`);
+  t.is(png.headers.get('x-alexnet-step'), '2');
 });
 
 test('a folder that is not a run, a missing one: one line, exit 2', async (t) => {

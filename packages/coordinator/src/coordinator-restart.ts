@@ -53,7 +53,7 @@ export function restartPlan(i: RestartInput): RestartPlan {
     const first = i.args.filter((a, k) => !(a.startsWith('--stop-after=') || a === '--stop-after' || i.args[k - 1] === '--stop-after'));
     const from =
       pinned !== null
-        ? `the checkpoint it was resumed from, step ${pinned} (not the newest, step ${i.checkpointStep}, of the course it leaves)`
+        ? `the checkpoint it was resumed from, step ${pinned}${i.checkpointStep !== null && i.checkpointStep > pinned ? ` (not the newest, step ${i.checkpointStep}, of the course it leaves)` : ''}`
         : first.some((a) => a === '--resume' || a.startsWith('--resume='))
           ? 'the checkpoint it was started from (no checkpoint of this run yet)'
           : 'step 0 (no checkpoint of this run yet)';

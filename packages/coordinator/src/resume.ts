@@ -56,6 +56,14 @@ export function resumeTarget(resume: string): string {
   } catch {
     // a checkpoint that is not there (pruned by --keep, a step mistyped): said with the steps the run has
     const abs = path.resolve(resume);
+    // a requeued Slurm job whose chosen checkpoint --keep has since pruned: its course has begun, so the run
+    // goes on from its newest (the caller unpins it), as it would with the file still there
+    const step = stepOfFile(abs);
+    const run = path.dirname(path.dirname(abs));
+    if (step !== null && path.basename(path.dirname(abs)) === 'checkpoints' && courseBegunFrom(run, step)) {
+      pinned.set(path.resolve(run), step);
+      return path.isAbsolute(resume) ? run : path.relative(process.cwd(), run) || '.';
+    }
     if (/\.safetensors$/i.test(resume) || path.basename(path.dirname(abs)) === 'checkpoints') {
       const steps = listCheckpoints(path.dirname(abs)).map((f) => stepOfFile(f));
       throw new UserError(`--resume ${resume}: no such checkpoint${steps.length > 0 ? `; ${path.dirname(resume)} has step${steps.length === 1 ? '' : 's'} ${firstFew(steps.map(String), 8)}` : fs.existsSync(path.dirname(abs)) ? `; ${path.dirname(resume)} has none` : ''}`);
@@ -85,6 +93,14 @@ export function courseBegunFrom(runDir: string, step: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A new course from a chosen checkpoint is starting in `runDir`: a mark left by an earlier course (perhaps from
+ * the same step) is removed, so that until setAsideLater marks this one, its course counts as not begun.
+ */
+export function forgetCourse(runDir: string): void {
+  fs.rmSync(resumedFromFile(runDir), { force: true });
 }
 
 /** The step of the checkpoint `--resume` chose in `runDir`, or undefined. */

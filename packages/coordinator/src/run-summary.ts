@@ -135,7 +135,6 @@ export interface RunReport {
   readonly norms: { readonly step: number; readonly layers: readonly { readonly layer: string; readonly ratio: number }[] } | null;
 }
 
-/** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
 /** A run folder's metrics.jsonl, refused in one line when the folder or the file is missing or not what it should be. */
 export function runMetricsFile(runDir: string): string {
   const file = path.join(runDir, 'metrics.jsonl');
@@ -146,6 +145,7 @@ export function runMetricsFile(runDir: string): string {
   return file;
 }
 
+/** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
 export function readRunEvents(runDir: string): Event[] {
   const file = runMetricsFile(runDir);
   const events: Event[] = [];

@@ -128,7 +128,7 @@ export class TrainedModel {
     if (!fs.existsSync(runDir)) throw new UserError(`${named}: no such run directory`);
     if (!fs.statSync(runDir).isDirectory()) throw new UserError(`${named} is not a folder: give a run folder (--run-dir of the run; a model file goes with --model)`);
     // a run's checkpoints/ folder given for the run: the run folder above it
-    if (path.basename(path.resolve(runDir)) === 'checkpoints' && !fs.existsSync(checkpointDir(runDir))) return TrainedModel.openRun(path.dirname(runDir), o);
+    if (path.basename(path.resolve(runDir)) === 'checkpoints' && !fs.existsSync(checkpointDir(runDir))) return TrainedModel.openRun(path.dirname(runDir), { ...o, named });
     const all = listCheckpoints(checkpointDir(runDir));
     if (all.length === 0) throw new UserError(`${named}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir)})`);
     let file = all[all.length - 1]!;
@@ -303,12 +303,16 @@ export function writeModelFile(out: string, bytes: Uint8Array): void {
   }
 }
 
+/** Refuses an output that is a run's own file (a checkpoint, its metrics, run.json, a log): no other command's output replaces it. */
+export function checkNotRunFile(out: string, option = '--out', example = 'model.safetensors', named = `${option} ${out}`): void {
+  const kind = runFileKind(out);
+  if (kind !== null) throw new UserError(`${named} is ${kind}: write it elsewhere, e.g. ${option} ${example}`);
+}
+
 /** Refuses an --out (or `option`) that cannot be written before any work is done: a missing or read-only folder, a folder as the path, a run's own file. */
 export function checkWritable(out: string, option = '--out', example = 'model.safetensors'): void {
   const dir = path.dirname(path.resolve(out));
-  // a run's own file (a checkpoint, its metrics, run.json, a log) is never replaced by another command's output
-  const kind = runFileKind(out);
-  if (kind !== null) throw new UserError(`${option} ${out} is ${kind}: write it elsewhere, e.g. ${option} ${example}`);
+  checkNotRunFile(out, option, example);
   if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`${option} ${out} is a folder: give a file name, e.g. ${path.join(out, example)}`);
   if (!fs.existsSync(dir)) throw new UserError(`${option} ${out}: the folder ${dir} does not exist`);
   if (!fs.statSync(dir).isDirectory()) throw new UserError(`${option} ${out}: ${dir} is not a folder`);

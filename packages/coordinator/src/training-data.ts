@@ -55,10 +55,6 @@ export interface OpenDataOptions {
   readonly heldOutOnly?: boolean;
 }
 
-/**
- * The held-out split of data set `data` for a trained model (its preset and seed), for evaluate, features and
- * inspect; `info` says when the data's classes are not the model's own (scored by index: TrainedModel.classMismatch).
- */
 /** Ten views (`--eval-views ten`, evaluate's `--views ten`) take patches of a larger image: generated (synthetic) data has none. */
 export function checkViewsOfData(views: EvalViews | undefined, real: boolean, option = '--eval-views'): void {
   if (views === 'ten' && !real) throw new UserError(`${option} ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from`);
@@ -67,6 +63,10 @@ export function checkViewsOfData(views: EvalViews | undefined, real: boolean, op
 /** Whether a --data name is generated images (synthetic) rather than a data set. */
 export const isGeneratedData = (data: string): boolean => (sourceNames as readonly string[]).includes(data);
 
+/**
+ * The held-out split of data set `data` for a trained model (its preset and seed), for evaluate, features and
+ * inspect; `info` says when the data's classes are not the model's own (scored by index: TrainedModel.classMismatch).
+ */
 export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
   const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir: cacheDir ?? model.dataCacheDir(), info, heldOutOnly: true });
   const mismatch = model.classMismatch(opened.classes);

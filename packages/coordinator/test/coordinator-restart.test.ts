@@ -37,6 +37,7 @@ test('resumed from a chosen earlier checkpoint and crashed before its course beg
   const file = '/runs/a/checkpoints/step-000000300.safetensors';
   const plan = restartPlan({ args: ['--resume', file, '--lr=0.005'], runDir: '/runs/a', checkpointStep: 900, stopAfterLeftS: null, pinnedStep: 300 });
   t.deepEqual(plan, { args: ['--resume', file, '--lr=0.005'], from: 'the checkpoint it was resumed from, step 300 (not the newest, step 900, of the course it leaves)' });
+  t.is((restartPlan({ args: ['--resume', file], runDir: '/runs/a', checkpointStep: 300, stopAfterLeftS: null, pinnedStep: 300 }) as { from: string }).from, 'the checkpoint it was resumed from, step 300', 'the newest itself: no course to leave');
   // once the course began (the later checkpoints set aside), the newest is the new course's
   const begun = restartPlan({ args: ['--resume', file, '--lr=0.005'], runDir: '/runs/a', checkpointStep: 400, stopAfterLeftS: null, pinnedStep: null });
   t.deepEqual(begun, { args: ['--lr=0.005', '--resume=/runs/a'], from: 'its last checkpoint, step 400' });

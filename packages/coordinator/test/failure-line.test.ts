@@ -59,7 +59,8 @@ test('an option that takes a value, given none, is named', (t) => {
   t.is(missingValueLine(opts, ['launch', '--data', '', '--batch', '8']), '--data needs a value', "an empty word (--data '')");
   t.is(missingValueLine(opts, ['launch', '--data', '-3s']), "--data needs a value (one that starts with '-' is written --data=-3s)", 'a dash word that is not a number');
   t.is(missingValueLine(opts, ['launch', '--batch', '-3']), undefined, 'a negative number is a value (its check says what is wrong with it)');
-  t.is(missingValueLine(opts, ['launch', '--batch', '-1.5e3']), undefined);
+  t.is(missingValueLine(opts, ['launch', '--batch', '-0.5']), undefined);
+  t.is(missingValueLine(opts, ['launch', '--batch', '-1.5e3']), "--batch needs a value (one that starts with '-' is written --batch=-1.5e3)", 'no exponent in what yargs reads as a negative number');
   t.is(missingValueLine(opts, ['launch', '--preset', '--batch', '8']), '--preset needs a value');
   t.is(missingValueLine(opts, ['launch', '--batch=']), '--batch needs a value');
   t.is(missingValueLine(opts, ['launch', '--lr', '-1', '--batch', '8', '--data', 'x', '--preset', 'tiny']), undefined, 'a negative number is a value');

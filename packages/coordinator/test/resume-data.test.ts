@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError } from '@alexnet-mp/core';
-import { defaultLr, pinnedCheckpoint, resumeTarget, resumedData, runCadence, runHyper, savedDataOf, unpinCheckpoint } from '../src/resume.js';
+import { courseBegunFrom, defaultLr, forgetCourse, pinnedCheckpoint, resumeTarget, resumedData, runCadence, runHyper, savedDataOf, unpinCheckpoint } from '../src/resume.js';
 
 function tempDir(t: { teardown(f: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-resume-data-'));
@@ -89,6 +89,15 @@ test('--resume names a run folder or one of its checkpoints; a chosen checkpoint
   // a checkpoint that is not there (pruned, mistyped): said as such, with the steps there are
   t.throws(() => resumeTarget(path.join(ck, 'step-500.safetensors')), { message: `--resume ${path.join(ck, 'step-500.safetensors')}: no such checkpoint; ${ck} has step 40` });
   t.throws(() => resumeTarget(path.join(dir, 'gone', 'checkpoints', 'step-000000001.safetensors')), { message: /: no such checkpoint$/ });
+  // a course from step 30 has begun (its mark) and --keep pruned step 30 since: a requeued job's --resume of it is the run folder
+  fs.writeFileSync(path.join(ck, 'resumed-from'), '30\n');
+  t.is(resumeTarget(path.join(ck, 'step-000000030.safetensors')), path.join(dir, 'run'));
+  t.true(courseBegunFrom(path.join(dir, 'run'), 30));
+  unpinCheckpoint(path.join(dir, 'run'));
+  // a new course from a chosen checkpoint forgets an earlier course's mark
+  forgetCourse(path.join(dir, 'run'));
+  t.false(courseBegunFrom(path.join(dir, 'run'), 30));
+  t.throws(() => resumeTarget(path.join(ck, 'step-000000030.safetensors')), { message: /: no such checkpoint; / });
   t.is(defaultLr('tiny'), 0.005);
   t.is(defaultLr('paper'), 0.01);
   t.is(runHyper({}, {}, 'tiny').lr, 0.005);

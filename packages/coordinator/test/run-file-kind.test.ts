@@ -4,6 +4,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CHECKPOINT_FORMAT } from '@alexnet-mp/core';
 import { runFileKind } from '../src/run-dir.js';
 import { checkWritable } from '../src/trained-model.js';
 
@@ -19,6 +20,13 @@ test("a run's checkpoints, metrics, run.json, logs and lock are its own; files b
   t.is(runFileKind(path.join(run, 'wrong.jsonl')), null, 'a new file of another name in the run folder');
   t.is(runFileKind(path.join(dir, 'metrics.jsonl')), null, 'a metrics.jsonl outside a run folder');
   t.is(runFileKind(path.join(dir, 'notes.txt')), null);
+  // a checkpoint outside checkpoints/ (copied, or set aside): by the format its header names
+  const header = Buffer.from(JSON.stringify({ __metadata__: { format: CHECKPOINT_FORMAT } }));
+  const copied = path.join(dir, 'backup.safetensors');
+  fs.writeFileSync(copied, Buffer.concat([Buffer.from(new BigUint64Array([BigInt(header.length)]).buffer), header]));
+  t.regex(runFileKind(copied) ?? '', /^a training checkpoint/);
+  fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([Buffer.from(new BigUint64Array([2n]).buffer), Buffer.from('{}')]));
+  t.is(runFileKind(path.join(dir, 'model.safetensors')), null, 'another safetensors file (a model file, written again by export)');
   const e = t.throws(() => checkWritable(ckpt, '--wrong', 'wrong.jsonl'));
   t.is(e?.message, `--wrong ${ckpt} is a training checkpoint (weights and momentum, what --resume reads): write it elsewhere, e.g. --wrong wrong.jsonl`);
   t.notThrows(() => checkWritable(path.join(run, 'wrong.jsonl'), '--wrong', 'wrong.jsonl'));

@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worke
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { checkViewsOfData, givenCacheDir, openTrainingData, runCacheDir } from '../training-data.js';
-import { checkResumeArgs, checkResumedClasses, pinnedCheckpoint, resumeTarget, setAsideLater, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
+import { checkResumeArgs, checkResumedClasses, forgetCourse, pinnedCheckpoint, resumeTarget, setAsideLater, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
@@ -65,6 +65,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     // --resume RUN_DIR, or one of its checkpoints (resumeTarget): from here on the run folder
     if (a.resume !== undefined) a.resume = resumeTarget(a.resume);
+    // a course from a chosen checkpoint in its own folder starts here: an earlier course's mark goes (setAsideLater marks this one)
+    if (a.resume !== undefined && pinnedCheckpoint(a.resume) !== undefined && (a['run-dir'] === undefined || path.resolve(a['run-dir']) === path.resolve(a.resume))) forgetCourse(a.resume);
     // a run still training is said to be so before its checkpoints are read
     if (a.resume !== undefined) checkNotInUse(a.resume);
     const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
@@ -112,8 +114,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (fromRun?.note) info(fromRun.note);
     const dataName = a.data ?? fromRun?.data ?? 'synthetic';
     if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
-    // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
     await checkDataForRun(a.data, resumed ? saved : null, spec.name);
+    // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
     const early = stopBeforeTraining(a['exit-with-stdin'], info);
     // the cache folder: the command line's, else (resumed) the one the run was given, when it is still there
     const cacheDir = runCacheDir(a['cache-dir'], saved.cache_dir);

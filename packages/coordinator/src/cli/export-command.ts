@@ -38,7 +38,9 @@ export const exportCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     checkRunStep(a.step, a.run);
     // a run's checkpoint (with the momentum a resume needs) is never replaced by a model file
-    checkWritable(a.out, '--out', `${path.basename(path.resolve(a.run))}.safetensors`);
+    // the example name is the run's (its folder's, when given as RUN_DIR/checkpoints)
+    const run = path.resolve(a.run);
+    checkWritable(a.out, '--out', `${path.basename(path.basename(run) === 'checkpoints' ? path.dirname(run) : run)}.safetensors`);
     // the file is safetensors whatever its name: another extension would promise a format it is not
     if (!/\.safetensors$/i.test(a.out)) {
       const ext = path.extname(a.out);

@@ -1,6 +1,6 @@
 /** `alexnet export-metrics RUN_DIR (--tensorboard DIR | --csv FILE)`: a run's metrics.jsonl as a TensorBoard event file or a CSV. */
 import type { CommandModule } from 'yargs';
-import { checkWritable } from '../trained-model.js';
+import { checkNotRunFile } from '../trained-model.js';
 import { UserError } from './errors.js';
 import { writeCsv, writeTensorBoard } from '../export-metrics.js';
 
@@ -22,7 +22,8 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
       .example('$0 export-metrics runs/c10 --csv c10.csv', 'a header row, then one row per step') as never,
   handler: (a) => {
     if (a.tensorboard === undefined && a.csv === undefined) throw new UserError('export-metrics: name an output, --tensorboard DIR or --csv FILE');
-    if (a.csv !== undefined) checkWritable(a.csv, '--csv', 'metrics.csv');
+    // written with a plain write (a pipe such as /dev/stdout works): only a run's own file is refused
+    if (a.csv !== undefined) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
     if (a.tensorboard !== undefined) process.stdout.write(`wrote ${writeTensorBoard(a.run, a.tensorboard)}\n`);
     if (a.csv !== undefined) process.stdout.write(`wrote ${writeCsv(a.run, a.csv)} rows to ${a.csv}\n`);
   },

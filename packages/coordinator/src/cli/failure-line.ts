@@ -37,8 +37,9 @@ export function missingValueLine(known: ParsedOptions, argv: readonly string[]):
     if (next === undefined || next === '') return `${word} needs a value`;
     // `--` ends the options: whatever follows is an operand, not this option's value
     if (next === '--') return `${word} needs a value (one that starts with '-' is written ${word}=-NAME)`;
-    // a negative number is a value (yargs reads it as one); '-3s' is not a number: yargs splits it into flags
-    if (next.startsWith('-') && !/^-(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$|^-$/i.test(next)) {
+    // a negative number as yargs-parser reads one (-3, -0.5, -.5) is a value; any other dash word ('-3s', '-1e3')
+    // yargs splits into flags
+    if (next.startsWith('-') && !/^-([0-9]+(\.[0-9]+)?|\.[0-9]+)$|^-$/.test(next)) {
       // another option, or a value that starts with '-' (a folder named so)
       const bare = next.replace(/^--?(no-)?/, '').replace(/=.*$/s, '');
       const isKey = (n: string) => n in known.key || camel(n) in known.key;

@@ -11,7 +11,7 @@ import { bytesInWords, freeBytes, type RequestedBackend } from '@alexnet-mp/core
 import { UserError } from './errors.js';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { positiveInt } from './options.js';
-import { checkWritable } from '../trained-model.js';
+import { checkNotRunFile, checkWritable } from '../trained-model.js';
 import { openHeldOutFor, type TrainingData } from '../training-data.js';
 import { featureBatches, featureLayout } from '../features.js';
 import { NpyRowWriter, encodeNpy } from '../npy.js';
@@ -57,7 +57,8 @@ export const featuresCommand: CommandModule<object, Args> = {
     if (!a.out.endsWith('.npy')) throw new UserError(`--out ${a.out}: give a file name ending in .npy (its labels go beside it, in ${path.basename(companionFiles(a.out + '.npy').labels)})`);
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
     // the rows and the files beside them (FILE.labels.npy, FILE.files.txt, FILE.json)
-    for (const f of [a.out, ...Object.values(companionFiles(a.out))]) checkWritable(f, '--out', 'features.npy');
+    checkWritable(a.out, '--out', 'features.npy');
+    for (const f of Object.values(companionFiles(a.out))) checkNotRunFile(f, '--out', 'features.npy', `--out ${a.out}: its companion ${f}`);
     const info = (l: string) => process.stderr.write(`alexnet features: ${l}\n`);
     const model = openModel({ ...a, views: 'centre' }, { data: a.data, cacheDir: a['cache-dir'], info });
     const layout = featureLayout(model, a.layer);

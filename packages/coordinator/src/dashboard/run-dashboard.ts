@@ -95,9 +95,13 @@ class LatestCheckpoint {
     return this.source;
   }
 
-  /** The step of the newest checkpoint on disk (-1: none): the pictures are fetched again once it moves on. */
+  /**
+   * The step the pictures are of (-1: none): the newest checkpoint on disk, or, once that one has been tried, the
+   * step of the checkpoint opened for it (an older one when it is damaged); they are fetched again once it moves on.
+   */
   get step(): number {
     const f = latestCheckpoint(checkpointDir(this.runDir));
+    if (f !== null && f === this.file && this.source) return this.source.step;
     return f ? (stepOfFile(f) ?? -1) : -1;
   }
 

@@ -179,7 +179,7 @@ function checkRoomForSplits(what: string, splits: readonly { listing: SplitListi
   const pending: { path: string; n: number; need: number; partial: string | null }[] = [];
   for (const { listing, path } of splits) {
     const n = listing.items.length;
-    // done, or being decoded by another process now (ensureCache waits for it; its file already takes its room)
+    // done, or being decoded by another process now (ensureCache waits for it rather than decoding it here)
     if (existsSync(path) || liveWriter(path, n, size)) continue;
     const left = leftoverProgress(path, n, size);
     pending.push({ path, n, need: cacheFileBytes(n, size) - (left?.written ?? 0) * 3 * size * size, partial: left?.partial ?? null });
