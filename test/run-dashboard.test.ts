@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import test from 'ava';
-import { openRunDashboard } from '../packages/coordinator/src/dashboard/run-dashboard.js';
+import test, { type ExecutionContext } from 'ava';
+import { openRunDashboard, type RunDashboard } from '../packages/coordinator/src/dashboard/run-dashboard.js';
 import type { FeedEvent } from '../packages/coordinator/src/dashboard/feed.js';
 import { alexnet } from './helpers.js';
 
@@ -33,6 +33,30 @@ const until = async (what: string, f: () => boolean | Promise<boolean>, ms = 30_
   }
 };
 
+/**
+ * A page watching the dashboard: its event stream open and read for as long as the test runs (a response left
+ * unread may be collected and its connection closed, which the server takes as the page gone); the kernels
+ * published meanwhile, in order.
+ */
+function watchKernels(t: ExecutionContext, d: RunDashboard): { tower: number; step: number }[] {
+  const kernels: { tower: number; step: number }[] = [];
+  const off = d.feed.subscribe((e: FeedEvent) => {
+    if (e.type === 'kernels') kernels.push({ tower: e.tower, step: e.step });
+  });
+  t.teardown(off);
+  const events = new AbortController();
+  const reading = (async () => {
+    const r = await fetch(`${d.url}api/events`, { signal: events.signal });
+    const reader = r.body!.getReader();
+    for (;;) if ((await reader.read()).done) return;
+  })().catch(() => {});
+  t.teardown(async () => {
+    events.abort();
+    await reading;
+  });
+  return kernels;
+}
+
 test.serial('a run folder served alone: its steps and evaluations, lines appended later, the kernels of its latest checkpoint and of the next one', async (t) => {
   const runDir = await tinyRun(4);
   const said: string[] = [];
@@ -45,23 +69,7 @@ test.serial('a run folder served alone: its steps and evaluations, lines appende
   t.deepEqual(snap.evals.map((e) => e.step), [2, 4]);
 
   // the kernels: fetched while a page watches (its event stream open), from the checkpoint of step 4
-  const kernels: { tower: number; step: number }[] = [];
-  const off = d.feed.subscribe((e: FeedEvent) => {
-    if (e.type === 'kernels') kernels.push({ tower: e.tower, step: e.step });
-  });
-  t.teardown(off);
-  // a page watching: its event stream open and read for as long as the test runs (a response left unread may be
-  // collected and its connection closed, which the server takes as the page gone)
-  const events = new AbortController();
-  const reading = (async () => {
-    const r = await fetch(`${d.url}api/events`, { signal: events.signal });
-    const reader = r.body!.getReader();
-    for (;;) if ((await reader.read()).done) return;
-  })().catch(() => {});
-  t.teardown(async () => {
-    events.abort();
-    await reading;
-  });
+  const kernels = watchKernels(t, d);
   await until('the kernels of step 4', () => kernels.filter((k) => k.step === 4).length === 2);
   const png = await fetch(`${d.url}api/kernels/1.png`);
   t.is(png.status, 200);
@@ -89,24 +97,10 @@ test.serial('a damaged latest checkpoint is said and passed over: the pictures c
   const snap = (await (await fetch(`${d.url}api/snapshot`)).json()) as { steps: unknown[] };
   t.is(snap.steps.length, 4);
   // while a page watches: the kernels of step 2, fetched once, not again at every refresh (0.2 s here)
-  const kernels: number[] = [];
-  const off = d.feed.subscribe((e: FeedEvent) => {
-    if (e.type === 'kernels') kernels.push(e.step);
-  });
-  t.teardown(off);
-  const events = new AbortController();
-  const reading = (async () => {
-    const r = await fetch(`${d.url}api/events`, { signal: events.signal });
-    const reader = r.body!.getReader();
-    for (;;) if ((await reader.read()).done) return;
-  })().catch(() => {});
-  t.teardown(async () => {
-    events.abort();
-    await reading;
-  });
+  const kernels = watchKernels(t, d);
   await until('the kernels of step 2', () => kernels.length >= 2);
   await new Promise((r) => setTimeout(r, 1500));
-  t.deepEqual(kernels, [2, 2], 'one fetch a tower');
+  t.deepEqual(kernels.map((k) => k.step), [2, 2], 'one fetch a tower');
   const png = await fetch(`${d.url}api/kernels/0.png`);
   t.is(png.headers.get('x-alexnet-step'), '2');
 });
