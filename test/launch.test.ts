@@ -69,6 +69,27 @@ test('with --max-restarts 0, a worker killed mid-run ends the run: launch names 
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 });
 
+test('a hung worker (its process stopped) is killed and started again: the run goes on from its checkpoint and finishes', async (t) => {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-hung-'));
+  t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
+  const p = alexnet([...common, '--steps', '30', '--checkpoint-every', '5', '--step-deadline', '3', '--wait-for-workers', '60', '--max-restarts', '1', '--run-dir', runDir]);
+  t.teardown(() => {
+    if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
+  });
+  await p.waitFor(/"event":"checkpoint"/, 120_000);
+  const pids = childPids(p.stderr);
+  process.kill(pids.worker0!, 'SIGSTOP');
+  const { code } = await p.exited;
+  const err = p.stderr.join('\n');
+  t.is(code, 0, p.output());
+  t.regex(err, new RegExp(`\\[launch\\] worker0 \\(pid ${pids.worker0}\\) does not answer though its process lives \\(hung\\): killing it, to start it again`));
+  t.regex(err, /\[launch\] restarting worker0 on \S+ \(restart 1 of 1\)/);
+  t.false(alive(pids.worker0!), 'the hung process is gone');
+  const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; tower?: number; pid?: number; steps?: number });
+  t.like(events.find((e) => e.event === 'worker_lost'), { tower: 0, pid: pids.worker0 });
+  t.like(events.at(-1), { event: 'done', steps: 30 });
+});
+
 test('a busy --ui-port, --inspect-port or worker port, or one port for both workers, is one line before any worker starts', async (t) => {
   const busy = net.createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));

@@ -198,8 +198,11 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let progress: Progress | null = null;
   /** The coordinator's checkpoints so far (its step lines' checkpoint events): a checkpoint after a restart starts the count of restarts again. */
   let checkpointsSeen = 0;
+  /** The workers now running (a restarted one replaces its tower's): a hung one is killed to be started again. */
+  let workersNow: Child[] = [];
   const onLine = (c: Child, line: string, stream: 'out' | 'err') => {
     if (c.name === 'coord' && stream === 'out' && line.startsWith('{"event":"checkpoint"')) checkpointsSeen++;
+    if (c.name === 'coord' && stream === 'out' && line.startsWith('{"event":"worker_lost"')) killIfHung(line);
     if (barWanted && c.name === 'coord' && stream === 'out' && line.startsWith('{"event":')) {
       try {
         const m = JSON.parse(line) as { event: string; steps?: number; start_step?: number; batch?: number };
@@ -220,6 +223,20 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (ui) (progress ? (l: string) => progress!.note(l) : err)(`[launch] dashboard: ${ui[1]}`);
     const inspect = c.name === 'coord' ? /: inspection service \(alexnet\.v1\.Coordinator\) at (\S+): /.exec(line) : null;
     if (inspect) (progress ? (l: string) => progress!.note(l) : err)(`[launch] inspection service: ${inspect[1]} (alexnet inspect kernels|activations|predictions --coordinator ${inspect[1]}${o.toolArgs?.length ? ` ${o.toolArgs.join(' ')}` : ''})`);
+  };
+  // the coordinator lost a worker whose process still lives (stopped, deadlocked, its device hung): it would never
+  // answer again, so it is killed, and restarted below like a worker that died
+  const killIfHung = (line: string) => {
+    let e: { tower?: number; pid?: number | null };
+    try {
+      e = JSON.parse(line) as { tower?: number; pid?: number | null };
+    } catch {
+      return;
+    }
+    const w = e.tower === 0 || e.tower === 1 ? workersNow[e.tower] : undefined;
+    if (!w || !w.alive() || e.pid == null || w.pid !== e.pid) return;
+    (progress ? (l: string) => progress!.note(l) : err)(`[launch] ${w.name} (pid ${w.pid}) does not answer though its process lives (hung): killing it, to start it again`);
+    w.proc.kill('SIGKILL');
   };
   const deviceArgs = (t: number): string[] => [...(o.devices ? ['--device', String(o.devices[t])] : []), ...cpuWorkerArgs(t, null, o.cpus ?? null)];
   const start = (name: Name, args: string[]): Child => {
@@ -275,9 +292,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
 
   try {
     // ---- workers
-    const workers = ([0, 1] as const).map((t) =>
+    const workers = (workersNow = ([0, 1] as const).map((t) =>
       start(`worker${t}` as Name, ['worker', '--tower', String(t), '--host', o.host, '--port', String(o.ports[t]), ...deviceArgs(t), ...o.workerArgs]),
-    );
+    ));
     const addresses = await Promise.race([
       Promise.all(workers.map((w) => new Promise<string>((resolve) => listening.set(w.name, resolve)))),
       Promise.race(workers.map((w) => w.exited.then(() => w))).then((w) => {

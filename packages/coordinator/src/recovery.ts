@@ -27,6 +27,16 @@ export interface RecoveryOptions {
   readonly info: (line: string) => void;
   /** Told of each restart before it happens (a metrics line). */
   readonly onRestart?: (e: RestartEvent) => void;
+  /** Told of a lost worker before waiting for it (a metrics line: launch kills a worker whose process still lives, to restart it). */
+  readonly onLost?: (e: LostEvent) => void;
+}
+
+export interface LostEvent {
+  event: 'worker_lost';
+  tower: number;
+  /** The lost worker's process as its handshake said (null: not known). */
+  pid: number | null;
+  reason: string;
 }
 
 export interface RestartEvent {
@@ -123,6 +133,7 @@ export class Recovery {
       this.restarts++;
       this.o.info(`${e.message}`);
       this.o.info(`restart ${this.restarts} of ${this.o.maxRestarts}: step abandoned; waiting for both workers`);
+      this.o.onLost?.({ event: 'worker_lost', tower: e.tower, pid: this.c.handshakes?.[e.tower]?.pid ?? null, reason: e.message });
       try {
         const t0 = performance.now();
         await this.waitForWorkers();

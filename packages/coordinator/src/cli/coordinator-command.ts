@@ -326,6 +326,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         resumedFrom: resumed?.file,
         info: (l) => progress.note(l),
         onRestart: (e) => log.write(e),
+        onLost: (e) => log.write(e),
       });
       const steps = await recovery.run(
         targetSteps,
