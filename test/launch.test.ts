@@ -64,6 +64,10 @@ test('with --max-restarts 0, a worker killed mid-run ends the run: launch names 
   const err = p.stderr.join('\n');
   t.regex(err, /\[launch\] worker1 \(tower 1, pid \d+\) killed by signal SIGKILL/);
   t.regex(err, /stopping the run: worker1 died/);
+  // the run's log says it failed, naming the worker, not that it was stopped
+  const runEvents = p.stdout.filter((l) => l.startsWith('[coord] {')).map((l) => JSON.parse(l.slice(8)) as { event: string; error?: string });
+  t.like(runEvents.at(-1), { event: 'failed' });
+  t.regex(runEvents.at(-1)?.error ?? '', /worker 1 \(tower 1\)/);
   t.notRegex(err, /internal error|\n\s+at /, 'no stack trace');
   t.true(took < 20_000, 'no hang');
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);

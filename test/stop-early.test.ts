@@ -162,6 +162,8 @@ test.serial('a second Ctrl-C stops every process at once, without waiting for th
   const checkpoints = path.join(dir, 'checkpoints');
   t.deepEqual(fs.existsSync(checkpoints) ? fs.readdirSync(checkpoints) : [], [], 'no checkpoint written');
   t.notRegex(p.output(), /stopped \(SIGINT\) after step \d+ of 100000; checkpoint/);
+  // the coordinator says that it stopped at once, and what the run can go on from
+  t.regex(p.output(), /\[coord\] alexnet coordinator: (SIGINT|stdin closed): stopped at once, the step in progress abandoned; no checkpoint was written/);
   const pids = childPids(p.stderr);
   t.deepEqual(Object.keys(pids).sort(), ['coord', 'worker0', 'worker1']);
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);

@@ -389,6 +389,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     await Promise.race([firstWorkerExit, new Promise((r) => setTimeout(r, 500))]);
     const dead = workers.filter((w) => !w.alive());
     if (dead.length > 0) {
+      // the coordinator sees the lost worker too and ends the run itself, its `failed` event naming the worker
+      // (closing its stdin first would record a stop instead); a few seconds at most
+      if (coord.alive()) await Promise.race([coord.exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
       for (const w of dead) say(`${workerFailure(w)}`);
       say(`stopping the run: ${dead.map((w) => w.name).join(' and ')} died${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
       return { code: 1, pids: pids() };

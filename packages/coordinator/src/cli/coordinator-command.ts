@@ -226,6 +226,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const stop = (why: string, code: number) => {
       progress.stop();
       c.cancel();
+      // said in words too (the JSON line may go only to RUN_DIR/metrics.jsonl): what the run can continue from
+      const last = runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null;
+      info(`${why}: stopped at once, the step in progress abandoned; ${last ? `the last checkpoint is ${path.basename(last)}: alexnet launch --resume ${runDir} continues from it` : runDir !== undefined ? 'no checkpoint was written' : 'nothing was kept (no --run-dir)'}`);
       log.write({ event: 'stopped', reason: why });
       c.close();
       process.exit(code);
