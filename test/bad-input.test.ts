@@ -5,6 +5,7 @@
  * without the bad calls (same workers, configured again with the same seed).
  */
 import test from 'ava';
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { tiny, towerParamLayers, type SgdHyper } from '@alexnet-mp/core';
 import {
@@ -181,6 +182,18 @@ test("a worker whose --peer does not answer: the run is refused naming that work
   const e = await t.throwsAsync(c.start());
   t.regex(String(e?.message), /^worker 0 \(tower 0\) at \S+ could not reach its peer: peer at 127\.0\.0\.1:1 did not answer: .*; check worker 0's --peer \(without it, the address of worker 1 in --workers must reach it from worker 0's machine\)$/);
   t.is(e?.name, 'UserError');
+});
+
+test("a worker whose --peer is its own address: the refusal says so, not that both workers are one tower", async (t) => {
+  const free = net.createServer();
+  await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+  const port = (free.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => free.close(() => r()));
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--port', String(port), '--peer', `127.0.0.1:${port}`]), startWorker(t, 1)]);
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(tiny, 1) });
+  t.teardown(() => c.close());
+  const e = await t.throwsAsync(c.start());
+  t.regex(String(e?.message), /a worker of tower 0 said hello to this worker, of tower 0: its --peer points at this worker's address \(give each worker the other's\), or both workers are tower 0/);
 });
 
 test('a coordinator with a token warns about workers that check none (their handshake says what they check)', async (t) => {

@@ -85,11 +85,11 @@ export function alexnet(args: string[], o: { netns?: string; nodeArgs?: readonly
 }
 
 /**
- * Starts `alexnet worker` on a free port (webasm unless told, failing on any fallback); killed when the test ends
+ * Starts `alexnet worker` on a free port (unless `extra` gives --port; webasm unless told, failing on any fallback); killed when the test ends
  * (or, given a function instead of a test, when that function's callback is called).
  */
 export async function startWorker(t: ExecutionContext | ((cleanup: () => Promise<void>) => void), tower: 0 | 1, extra: string[] = [], backend: 'webasm' | 'webgpu' = 'webasm'): Promise<{ p: Proc; address: string }> {
-  const p = alexnet(['worker', '--tower', String(tower), '--port', '0', '--backend', backend, '--on-fallback', 'throw', ...extra]);
+  const p = alexnet(['worker', '--tower', String(tower), ...(extra.includes('--port') ? [] : ['--port', '0']), '--backend', backend, '--on-fallback', 'throw', ...extra]);
   const register = typeof t === 'function' ? t : (f: () => Promise<void>) => t.teardown(f);
   register(async () => {
     if (p.proc.exitCode === null && p.proc.signalCode === null) {

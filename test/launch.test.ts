@@ -73,6 +73,17 @@ test('with --max-restarts 0, a worker killed mid-run ends the run: launch names 
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 });
 
+test('a coordinator killed under launch without --run-dir is not restarted, and launch says why', async (t) => {
+  const p = alexnet([...common, '--steps', '100000']);
+  t.teardown(() => {
+    if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
+  });
+  await p.waitFor(/"event":"step","step":2,/, 120_000);
+  process.kill(childPids(p.stderr).coord!, 'SIGKILL');
+  t.is((await p.exited).code, 1, p.output());
+  t.regex(p.stderr.join('\n'), /\[launch\] the coordinator killed by signal SIGKILL; not restarted: without --run-dir it wrote no checkpoint to go on from/);
+});
+
 test('a hung worker (its process stopped) is killed and started again: the run goes on from its checkpoint and finishes', async (t) => {
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-hung-'));
   t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));

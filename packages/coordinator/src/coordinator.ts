@@ -279,7 +279,7 @@ export class Coordinator {
     const kind = `eval/${n}`;
     const timeoutMs = this.deadlines.next(kind);
     const te = performance.now();
-    const replies: EvaluateReply[] = await this.onBoth(`evaluation ${evaluation} (after step ${this.stepsDone})`, (t, signal) => this.clients[t]!.evaluate(req, { signal, timeoutMs }));
+    const replies: EvaluateReply[] = await this.onBoth(`evaluation batch ${evaluation} (after step ${this.stepsDone})`, (t, signal) => this.clients[t]!.evaluate(req, { signal, timeoutMs }));
     this.deadlines.observe(kind, performance.now() - te);
     this.evaluationsDone++;
     return evalBatchResult(evaluation, n, classes, b.labels, replies);

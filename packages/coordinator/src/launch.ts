@@ -396,7 +396,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       say(`stopping the run: ${dead.map((w) => w.name).join(' and ')} died${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
       return { code: 1, pids: pids() };
     }
-    say(`the coordinator ${coord.describeExit()}${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
+    const notRestarted = crashed(coord.exit) && (o.maxRestarts ?? 0) > 0 ? '; not restarted: without --run-dir it wrote no checkpoint to go on from' : '';
+    say(`the coordinator ${coord.describeExit()}${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : notRestarted}`);
     return { code: coord.exit!.code && coord.exit!.code > 0 ? coord.exit!.code : 1, pids: pids() };
   } catch (e) {
     if (e instanceof LaunchFailure) {

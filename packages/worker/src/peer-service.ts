@@ -55,7 +55,7 @@ export function peerService(w: PeerSide) {
   return {
     Hello: unaryHandler<PeerHello, PeerHello>(async (req) => {
       const diffs = identityDifferences(req.model, w.identity, `tower ${req.tower}`, `tower ${w.tower}`);
-      if (req.tower !== w.other) diffs.push(`both workers are tower ${w.tower}: start one with --tower 0 and the other with --tower 1`);
+      if (req.tower !== w.other) diffs.push(`a worker of tower ${req.tower} said hello to this worker, of tower ${w.tower}: its --peer points at this worker's address (give each worker the other's), or both workers are tower ${w.tower} (start one with --tower 0 and the other with --tower 1)`);
       if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
       // the run id is what Exchange asks for: echoed only to a peer that knows it already
       return { model: w.identity, tower: w.tower, run_id: w.knowsRun(req.run_id) ? req.run_id : '', features: w.features };

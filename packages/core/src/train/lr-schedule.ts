@@ -64,7 +64,7 @@ export function parseLrSchedule(text: string, base: number): LrScheduleSpec {
     const patience = a === undefined ? 2 : Number(a);
     const minDelta = b === undefined ? 0.001 : Number(b);
     if (!Number.isInteger(patience) || patience < 1 || !(minDelta >= 0) || text.split(':').length > 3) {
-      throw new Error(`--lr-schedule plateau[:PATIENCE[:MIN_DELTA]]: PATIENCE is a whole number of evaluations >= 1 (default 2) and MIN_DELTA a loss change >= 0 (default 0.001), got "${text}"`);
+      throw new Error(`--lr-schedule plateau[:PATIENCE[:MIN_DELTA]]: PATIENCE is a whole number of evaluations >= 1 (default 2) and MIN_DELTA a drop of the top-1 error >= 0 (default 0.001), got "${text}"`);
     }
     return { kind: 'plateau', base, patience, minDelta, maxDrops: 3 };
   }
