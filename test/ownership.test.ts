@@ -6,6 +6,9 @@
  * told --insecure; a coordinator started before its workers waits for them (--connect-timeout).
  */
 import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { tiny, type SgdHyper } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, modelIdentity, protocol, unary, type PeerHello, type StatusReply } from '@alexnet-mp/worker';
@@ -129,4 +132,22 @@ test('a flood of idle connections is capped and the silent ones are closed; the 
   const st = await unary<object, StatusReply>(client, 'Status', {}, { timeoutMs: 5000 });
   t.is(st.state, 'IDLE');
   t.regex(p.output(), /refused a connection from 127\.0\.0\.1:\d+: (more than 64 connections open|nothing sent within 10 s); closed/);
+});
+
+test('a coordinator whose workers another run took over (--take-over) says where to go on, not to restart a worker that is alive', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-taken-over-'));
+  t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
+  const first = alexnet(['coordinator', '--workers', `${w0.address},${w1.address}`, '--preset', 'tiny', '--batch', String(B), '--steps', '100000', '--checkpoint-every', '2', '--run-dir', runDir]);
+  t.teardown(() => {
+    if (first.proc.exitCode === null) first.proc.kill('SIGKILL');
+  });
+  await first.waitFor(/"event":"checkpoint"/, 120_000);
+  const second = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: B, seed: 5, hyper, source: new SyntheticSource(tiny, 5), takeOver: true });
+  t.teardown(() => second.close());
+  await second.start();
+  t.is((await first.exited).code, 1, first.output());
+  const line = first.stderr.find((l) => / was replaced by run /.test(l)) ?? '';
+  t.regex(line, /: alexnet coordinator --resume \S+ continues from it on workers that are free \(these now serve the run that took them over\)$/, first.output());
+  t.notRegex(line, /start the worker again/);
 });

@@ -383,7 +383,12 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         const last = runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null;
         logFailure(log, { event: 'failed', tower: e.tower, error: e.message, checkpoint: last });
         // started by hand (launch says its own): what goes on from here
-        const next = a['exit-with-stdin'] ? '' : last ? `; the last checkpoint is ${last}: start the worker again, then alexnet coordinator --resume ${runDir} with the same --workers continues from it` : runDir !== undefined ? '; no checkpoint was written yet' : '';
+        // a worker another coordinator took over (--take-over) is alive and busy with that run: not to be started again
+        const takenOver = / was replaced by run /.test(e.message);
+        const resume = takenOver
+          ? `alexnet coordinator --resume ${runDir} continues from it on workers that are free (these now serve the run that took them over)`
+          : `start the worker again, then alexnet coordinator --resume ${runDir} with the same --workers continues from it`;
+        const next = a['exit-with-stdin'] ? '' : last ? `; the last checkpoint is ${last}: ${resume}` : runDir !== undefined ? '; no checkpoint was written yet' : '';
         process.stderr.write(`alexnet coordinator: ${e.message}${next}\n`);
         c.close();
         process.exit(1);
