@@ -36,7 +36,17 @@ export interface RestartInput {
 export type RestartPlan = { readonly args: string[]; readonly from: string } | { readonly refused: string };
 
 /** Options whose value names the run or its time limit: the restarted coordinator gets its own. */
-const REPLACED = new Set(['--run-dir', '--resume', '--stop-after']);
+const REPLACED = new Set(['--run-dir', '--resume', '--stop-after', '--stop-after-given']);
+
+/** The value of option `name` in `args` (`--name=V` or `--name V`), the last one given; undefined when absent. */
+function valueOf(args: readonly string[], name: string): string | undefined {
+  let v: string | undefined;
+  for (let k = 0; k < args.length; k++) {
+    if (args[k]!.startsWith(`${name}=`)) v = args[k]!.slice(name.length + 1);
+    else if (args[k] === name && k + 1 < args.length) v = args[k + 1];
+  }
+  return v;
+}
 
 /**
  * The command line of the coordinator started again: the first one's, resuming RUN_DIR from its last
@@ -44,13 +54,15 @@ const REPLACED = new Set(['--run-dir', '--resume', '--stop-after']);
  */
 export function restartPlan(i: RestartInput): RestartPlan {
   if (i.stopAfterLeftS !== null && i.stopAfterLeftS < 1) return { refused: 'its --stop-after time is up' };
-  const stopAfter = i.stopAfterLeftS !== null ? [`--stop-after=${Math.ceil(i.stopAfterLeftS)}s`] : [];
+  // the time left, and (for the run's messages) the --stop-after first given
+  const given = valueOf(i.args, '--stop-after-given') ?? valueOf(i.args, '--stop-after');
+  const stopAfter = i.stopAfterLeftS !== null ? [`--stop-after=${Math.ceil(i.stopAfterLeftS)}s`, ...(given !== undefined ? [`--stop-after-given=${given}`] : [])] : [];
   const pinned = i.pinnedStep ?? null;
   if (i.checkpointStep === null || pinned !== null) {
     // nothing of this run to resume yet: the command line as first given (a run forked with --resume OTHER
     // --run-dir NEW starts again from OTHER's checkpoint, a new run from step 0); so too a run resumed from a
     // chosen checkpoint before its course began (the newest is of the course it leaves)
-    const first = i.args.filter((a, k) => !(a.startsWith('--stop-after=') || a === '--stop-after' || i.args[k - 1] === '--stop-after'));
+    const first = i.args.filter((a, k) => !['--stop-after', '--stop-after-given'].some((n) => a.startsWith(`${n}=`) || a === n || i.args[k - 1] === n));
     const from =
       pinned !== null
         ? `the checkpoint it was resumed from, step ${pinned}${i.checkpointStep !== null && i.checkpointStep > pinned ? ` (not the newest, step ${i.checkpointStep}, of the course it leaves)` : ''}`

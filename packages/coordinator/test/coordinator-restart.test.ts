@@ -16,9 +16,12 @@ test('started again: the same options, resuming the run folder from its checkpoi
   const args = ['--preset', 'tiny', '--steps=30', '--run-dir=/runs/a', '--checkpoint-every=5', '--stop-after=2h', '--max-restarts', '3'];
   const plan = restartPlan({ args, runDir: '/runs/a', checkpointStep: 10, stopAfterLeftS: 3599.2 });
   t.deepEqual(plan, {
-    args: ['--preset', 'tiny', '--steps=30', '--checkpoint-every=5', '--max-restarts', '3', '--resume=/runs/a', '--stop-after=3600s'],
+    args: ['--preset', 'tiny', '--steps=30', '--checkpoint-every=5', '--max-restarts', '3', '--resume=/runs/a', '--stop-after=3600s', '--stop-after-given=2h'],
     from: 'its last checkpoint, step 10',
   });
+  // restarted again: the time left then, the --stop-after first given still named in the run's messages
+  const twice = restartPlan({ args: (plan as { args: string[] }).args, runDir: '/runs/a', checkpointStep: 20, stopAfterLeftS: 1800 });
+  t.deepEqual('args' in twice && twice.args.slice(-3), ['--resume=/runs/a', '--stop-after=1800s', '--stop-after-given=2h']);
   // a run launched with --resume (two words or one): the same folder, once
   const again = restartPlan({ args: ['--resume', '/runs/b', '--steps=9'], runDir: '/runs/b', checkpointStep: 4, stopAfterLeftS: null });
   t.deepEqual('args' in again && again.args, ['--steps=9', '--resume=/runs/b']);
@@ -30,7 +33,7 @@ test('started again before any checkpoint: from step 0 in the same folder; not a
   t.deepEqual(restartPlan({ args: ['--run-dir=/r', '--stop-after=60'], runDir: '/r', checkpointStep: 3, stopAfterLeftS: 0.4 }), { refused: 'its --stop-after time is up' });
   // a run forked from another's checkpoint (--resume OTHER --run-dir NEW) that wrote none yet: from OTHER's again, not from scratch
   const forked = restartPlan({ args: ['--resume=/runs/old', '--run-dir=/runs/new', '--stop-after=2h', '--steps=90'], runDir: '/runs/new', checkpointStep: null, stopAfterLeftS: 7000 });
-  t.deepEqual(forked, { args: ['--resume=/runs/old', '--run-dir=/runs/new', '--steps=90', '--stop-after=7000s'], from: 'the checkpoint it was started from (no checkpoint of this run yet)' });
+  t.deepEqual(forked, { args: ['--resume=/runs/old', '--run-dir=/runs/new', '--steps=90', '--stop-after=7000s', '--stop-after-given=2h'], from: 'the checkpoint it was started from (no checkpoint of this run yet)' });
 });
 
 test('resumed from a chosen earlier checkpoint and crashed before its course began: from that checkpoint again, not the newest of the course it leaves', (t) => {

@@ -60,6 +60,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...recoveryOptions,
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (used by launch)' },
+        'stop-after-given': { type: 'string', hidden: true, describe: "the --stop-after the run was given, for its messages (launch, restarting a crashed coordinator, gives the time left as --stop-after)" },
         ...securityOptions,
       }) as never,
   handler: async (a) => {
@@ -258,7 +259,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     // nobody reads the output any more (the terminal closed, `| tee` killed): the run goes on, its lines in RUN_DIR
     surviveLostOutput();
     const stopAfterS = a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : null;
-    if (stopAfterS !== null) setTimeout(() => c.requestStop(`--stop-after ${a['stop-after']}`), stopAfterS * 1000).unref();
+    if (stopAfterS !== null) setTimeout(() => c.requestStop(`--stop-after ${a['stop-after-given'] ?? a['stop-after']}`), stopAfterS * 1000).unref();
     if (a['exit-with-stdin']) {
       process.stdin.on('end', () => stop('stdin closed', 1));
       // launch passes on a signal it got as the line "stop SIGNAL": one request however many copies of the signal
