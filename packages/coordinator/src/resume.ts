@@ -50,36 +50,34 @@ const pinned = new Map<string, number>();
  * newestVerified. A UserError for a file that is not a run's checkpoint.
  */
 export function resumeTarget(resume: string): string {
+  const abs = path.resolve(resume);
+  const step = stepOfFile(abs);
+  const inCheckpoints = path.basename(path.dirname(abs)) === 'checkpoints';
+  // a checkpoint's run folder is the one above checkpoints/, said as the user wrote it (a relative path stays relative)
+  const above = path.dirname(path.dirname(abs));
+  const runDir = path.isAbsolute(resume) ? above : path.relative(process.cwd(), above) || '.';
   let st: fs.Stats;
   try {
     st = fs.statSync(resume);
   } catch {
-    // a checkpoint that is not there (pruned by --keep, a step mistyped): said with the steps the run has
-    const abs = path.resolve(resume);
     // a requeued Slurm job whose chosen checkpoint --keep has since pruned: its course has begun, so the run
     // goes on from its newest (the caller unpins it), as it would with the file still there
-    const step = stepOfFile(abs);
-    const run = path.dirname(path.dirname(abs));
-    if (step !== null && path.basename(path.dirname(abs)) === 'checkpoints' && courseBegunFrom(run, step)) {
-      pinned.set(path.resolve(run), step);
-      return path.isAbsolute(resume) ? run : path.relative(process.cwd(), run) || '.';
+    if (step !== null && inCheckpoints && courseBegunFrom(above, step)) {
+      pinned.set(above, step);
+      return runDir;
     }
-    if (/\.safetensors$/i.test(resume) || path.basename(path.dirname(abs)) === 'checkpoints') {
+    // a checkpoint that is not there (pruned by --keep, a step mistyped): said with the steps the run has
+    if (/\.safetensors$/i.test(resume) || inCheckpoints) {
       const steps = listCheckpoints(path.dirname(abs)).map((f) => stepOfFile(f));
       throw new UserError(`--resume ${resume}: no such checkpoint${steps.length > 0 ? `; ${path.dirname(resume)} has step${steps.length === 1 ? '' : 's'} ${firstFew(steps.map(String), 8)}` : fs.existsSync(path.dirname(abs)) ? `; ${path.dirname(resume)} has none` : ''}`);
     }
     return resume; // said by latestOf: no such run directory
   }
   if (st.isDirectory()) return resume;
-  const step = stepOfFile(resume);
-  // resolved: a name typed inside checkpoints/ (step-000000100.safetensors) has its run folder above
-  const abs = path.resolve(resume);
-  const above = path.dirname(path.dirname(abs));
-  const runDir = path.isAbsolute(resume) ? above : path.relative(process.cwd(), above) || '.';
-  if (step === null || path.basename(path.dirname(abs)) !== 'checkpoints') {
+  if (step === null || !inCheckpoints) {
     throw new UserError(`--resume ${resume} is a file: give a run folder (its newest checkpoint) or one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors`);
   }
-  pinned.set(path.resolve(runDir), step);
+  pinned.set(above, step);
   return runDir;
 }
 

@@ -135,14 +135,15 @@ const RUN_FILES = ['metrics.jsonl', 'run.json', 'worker0.log', 'worker1.log', 'c
  * run.json, logs or lock. Null for any other file.
  */
 export function runFileKind(file: string): string | null {
+  const A_CHECKPOINT = 'a training checkpoint (weights and momentum, what --resume reads)';
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
   const name = path.basename(abs);
-  if (path.basename(dir) === 'checkpoints' && stepOfFile(abs) !== null) return 'a training checkpoint (weights and momentum, what --resume reads)';
+  if (path.basename(dir) === 'checkpoints' && stepOfFile(abs) !== null) return A_CHECKPOINT;
   const isRunFolder = ['metrics.jsonl', 'run.json', 'checkpoints'].some((f) => fs.existsSync(path.join(dir, f)));
   if (isRunFolder && [...RUN_FILES, 'launch.log', LOCK_NAME].includes(name)) return `the ${name} of the run in ${path.dirname(file) || '.'}`;
   try {
-    if (readCheckpointMetadata(abs).format === CHECKPOINT_FORMAT) return 'a training checkpoint (weights and momentum, what --resume reads)';
+    if (readCheckpointMetadata(abs).format === CHECKPOINT_FORMAT) return A_CHECKPOINT;
   } catch {
     /* absent, or not a safetensors file */
   }

@@ -66,8 +66,10 @@ export const coordinatorCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     // --resume RUN_DIR, or one of its checkpoints (resumeTarget): from here on the run folder
     if (a.resume !== undefined) a.resume = resumeTarget(a.resume);
-    // a course from a chosen checkpoint in its own folder starts here: an earlier course's mark goes (setAsideLater marks this one)
-    if (a.resume !== undefined && pinnedCheckpoint(a.resume) !== undefined && (a['run-dir'] === undefined || path.resolve(a['run-dir']) === path.resolve(a.resume))) forgetCourse(a.resume);
+    // a course from a chosen checkpoint, in that run's own folder, starts here: an earlier course's mark goes now,
+    // and once both workers are configured the later checkpoints (the course it leaves) are set aside and it is marked
+    const newCourse = a.resume !== undefined && pinnedCheckpoint(a.resume) !== undefined && path.resolve(a['run-dir'] ?? a.resume) === path.resolve(a.resume);
+    if (newCourse) forgetCourse(a.resume!);
     // a run still training is said to be so before its checkpoints are read
     if (a.resume !== undefined) checkNotInUse(a.resume);
     const spec = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET));
@@ -277,7 +279,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       await c.start();
       // resumed from a chosen earlier checkpoint into its own folder: the later ones (an abandoned course) are set
       // aside, not taken over by a later --resume; only now, with the whole run checked and both workers configured
-      if (resumed && pinnedCheckpoint(a.resume!) !== undefined && path.resolve(runDir!) === path.resolve(a.resume!)) setAsideLater(a.resume!, resumed.step, info);
+      if (resumed && newCourse) setAsideLater(a.resume!, resumed.step, info);
       if (a['inspect-port'] !== undefined) {
         // the tool is let in with the credentials this coordinator uses: said with the address, so the line works as printed
         const credentials = a.tls !== undefined ? `--tls ${a.tls}` : a['token-file'] !== undefined ? `--token-file ${a['token-file']}` : security ? `(with this run's token: --token-file FILE or $${TOKEN_ENV})` : '';
