@@ -87,7 +87,7 @@ test('a coordinator killed under launch without --run-dir is not restarted, and 
 test('a coordinator restarted under launch keeps the time limit: it stops at the --stop-after first given, named as given', async (t) => {
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-stop-after-'));
   t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
-  const p = alexnet([...common, '--steps', '100000', '--checkpoint-every', '5', '--stop-after', '12s', '--run-dir', runDir]);
+  const p = alexnet([...common, '--steps', '100000', '--checkpoint-every', '5', '--stop-after', '40s', '--run-dir', runDir]);
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
   });
@@ -96,7 +96,7 @@ test('a coordinator restarted under launch keeps the time limit: it stops at the
   t.is((await p.exited).code, 0, p.output());
   t.regex(p.stderr.join('\n'), /\[launch\] restarting the coordinator from its last checkpoint, step \d+/);
   const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; reason?: string });
-  t.like(events.filter((e) => e.event === 'stopped').at(-1), { reason: '--stop-after 12s' });
+  t.like(events.filter((e) => e.event === 'stopped').at(-1), { reason: '--stop-after 40s' });
 });
 
 test('a hung worker (its process stopped) is killed and started again: the run goes on from its checkpoint and finishes', async (t) => {
