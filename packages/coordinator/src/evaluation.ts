@@ -77,7 +77,7 @@ export interface EvalSummary {
   step: number;
   /** Mean cross-entropy over the images. */
   loss: number;
-  /** Share of images whose label is not the top-1 / not in the top 5 (ties count as correct). */
+  /** Share of images whose label is not the top-1 / not in the top 5 (a tie ranks the lower class index first: metrics.ts topKCorrect). */
   top1_error: number;
   top5_error: number;
   images: number;
