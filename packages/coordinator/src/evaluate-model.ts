@@ -120,10 +120,19 @@ export function formatEvaluation(r: EvaluationReport): string {
     const taken = worst < 0 ? '-' : `${r.per_class[worst]!.name} (${pct(row[worst]! / c.images)})`;
     out.push(`| ${c.name} | ${c.images} | ${pct(c.top1_error)} | ${taken} |`);
   }
+  // a column for every class with images or predicted for some image: each row then adds up to its images
+  // (a data set with fewer classes than the model has its images taken for classes it has no folder of)
+  const predicted = (k: number) => r.confusion.some((row) => row[k]! > 0);
+  const columns = r.per_class.filter((c) => c.images > 0 || predicted(c.class));
+  const sameAsRows = columns.length === shown.length;
   out.push('');
-  out.push('confusion matrix (a row per true class, a column per predicted class, in the order above; image counts):');
+  out.push(
+    sameAsRows
+      ? 'confusion matrix (a row per true class, a column per predicted class, in the order above; image counts):'
+      : `confusion matrix (a row per true class, in the order above; a column per predicted class: ${columns.map((c) => c.name).join(', ')}; image counts):`,
+  );
   const width = Math.max(3, ...r.confusion.flat().map((x) => String(x).length));
   const label = Math.max(...shown.map((c) => c.name.length));
-  for (const c of shown) out.push(`${c.name.padEnd(label)}  ${shown.map((k) => String(r.confusion[c.class]![k.class]).padStart(width)).join(' ')}`);
+  for (const c of shown) out.push(`${c.name.padEnd(label)}  ${columns.map((k) => String(r.confusion[c.class]![k.class]).padStart(width)).join(' ')}`);
   return out.join('\n') + '\n';
 }
