@@ -32,6 +32,33 @@ test('runScalars: old step lines (accuracy top1/top5) read as error; a resumed s
   ]);
 });
 
+test('runScalars: what a session logged past the checkpoint the next session or a restart went back to is dropped', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-metrics-rewind-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const step = (i: number, loss: number) => ({ event: 'step', step: i, lr: 0.1, loss, top1_error: 0.5, top5_error: 0, ms: 1000 });
+  const lines = [
+    { event: 'run', started: '2026-12-04T00:00:00Z', start_step: 0 },
+    ...[0, 1, 2, 3, 4, 5].map((i) => step(i, 10 + i)),
+    { event: 'eval', step: 4, loss: 5, top1_error: 0.4, top5_error: 0 },
+    { event: 'eval', step: 6, loss: 6, top1_error: 0.4, top5_error: 0 },
+    // killed after 6 steps; resumed from the checkpoint after 4, it stops after 5
+    { event: 'run', started: '2026-12-04T01:00:00Z', start_step: 4 },
+    step(4, 20),
+    // a lost worker: back to the checkpoint after 4 steps again
+    { event: 'restart', from_step: 4 },
+    step(4, 30),
+  ];
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const { steps } = runScalars(dir);
+  t.deepEqual(steps.map((s) => [s.step, s.values.get('train/loss'), s.values.get('eval/loss')]), [
+    [1, 10, undefined],
+    [2, 11, undefined],
+    [3, 12, undefined],
+    [4, 13, 5],
+    [5, 30, undefined],
+  ]);
+});
+
 test('runScalars: a step line with layer_norms gives each layer\'s update/weight ratio and weight norm, both towers together', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-metrics-norms-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

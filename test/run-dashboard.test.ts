@@ -79,8 +79,8 @@ test.serial('a run folder served alone: its steps and evaluations, lines appende
   await tinyRun(6, [], runDir);
   await until('steps 5 and 6 followed', () => d.feed.snapshot().steps.length === 6);
   await until('the kernels of step 6', () => kernels.some((k) => k.step === 6)).catch((e: Error) => { throw new Error(`${e.message}; said: ${said.join(' | ')}; kernels ${JSON.stringify(kernels)}`); });
-  // (the resumed run evaluates step 4 again: its checkpoint was written before that evaluation)
-  t.deepEqual(d.feed.snapshot().evals.map((e) => e.step), [2, 4, 4, 6]);
+  // (the resumed run evaluates step 4 again, its checkpoint written before that evaluation: one point a step)
+  t.deepEqual(d.feed.snapshot().evals.map((e) => e.step), [2, 4, 6]);
 });
 
 test.serial('a damaged latest checkpoint is said and passed over: the pictures come from the one before it, the curves as ever', async (t) => {

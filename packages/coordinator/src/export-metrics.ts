@@ -13,6 +13,7 @@ import { crc32c, fsReason, makeDir } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 import { readRunEvents } from './run-summary.js';
 import { layerNormTotals } from './layer-norms.js';
+import { rewoundTo } from './run-rewind.js';
 import type { LayerNormsRow } from './coordinator-types.js';
 
 // ---------------------------------------------------------------- CRC-32C (core's)
@@ -122,7 +123,9 @@ const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFi
 
 /**
  * The scalars of a run folder's metrics.jsonl, one entry per step that logged a training step or an
- * evaluation, in step order, numbered by the steps done (an evaluation after step N and that step share row N). A resumed run's later sessions replace what an earlier one logged at the same step.
+ * evaluation, in step order, numbered by the steps done (an evaluation after step N and that step share row N). What a
+ * session logged past the checkpoint a later session or a restart went back to is dropped (run-rewind.ts): each
+ * step has the values of the session that kept it.
  */
 export function runScalars(runDir: string): { steps: StepScalars[]; tags: string[] } {
   const events = readRunEvents(runDir) as unknown as { event: string; [k: string]: unknown }[];
@@ -132,6 +135,11 @@ export function runScalars(runDir: string): { steps: StepScalars[]; tags: string
   /** Layers with norms, in the order first seen. */
   const layers: string[] = [];
   for (const e of events) {
+    const to = rewoundTo(e);
+    if (to !== null) {
+      // a resumed session or a restart after a lost worker went back to a checkpoint: what came after it is done again
+      for (const k of [...byStep.keys()]) if (k > to) byStep.delete(k);
+    }
     if (e.event === 'run') {
       const started = typeof e.started === 'string' ? Date.parse(e.started) : NaN;
       clock = Number.isFinite(started) ? started / 1000 : clock;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { UserError } from './cli/errors.js';
 import { median, presetNames, getPreset } from '@alexnet-mp/core';
 import { layerNormTotals } from './layer-norms.js';
+import { rewoundTo } from './run-rewind.js';
 import { errorWords, pct, topFiveMeaningful } from './error-words.js';
 import type { LayerNormsRow } from './coordinator-types.js';
 
@@ -250,7 +251,8 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     if (e.event === 'run') {
       close();
       cur = { run: e as RunEvent, steps: [], evals: [], end: null, seconds: null };
-      abandonFrom(cur.run.start_step);
+      const to = rewoundTo(e);
+      if (to !== null) abandonFrom(to);
     } else if (e.event === 'step') {
       const s = e as StepEvent;
       steps.set(s.step, s);
@@ -263,7 +265,8 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
       cur?.evals.push(v);
     } else if (e.event === 'restart') {
       // after a lost worker the run went back to its last checkpoint
-      abandonFrom(Number(e.from_step));
+      const to = rewoundTo(e);
+      if (to !== null) abandonFrom(to);
     } else if (cur && e.event === 'done') {
       cur.seconds = Number(e.elapsed_s);
       cur.end ??= 'done';

@@ -46,6 +46,37 @@ test('feed: steps become chart points (x = steps done), evaluations and notes ke
   t.deepEqual(seen.map((e) => e.type), ['run', 'step', 'step', 'eval', 'note']);
 });
 
+test('feed: a resumed session or a restart goes back to its checkpoint: the points past it are dropped, the stream told', (t) => {
+  const feed = new DashboardFeed();
+  const seen: FeedEvent[] = [];
+  feed.subscribe((e) => seen.push(e));
+  feed.record({ event: 'run', run_id: 'r', steps: 8, start_step: 0 });
+  for (let i = 0; i < 6; i++) feed.record(stepEvent(i, 3 - i * 0.1));
+  feed.record({ event: 'eval', step: 4, loss: 1.9, top1_error: 0.6, top5_error: 0.1, images: 32 });
+  feed.record({ event: 'eval', step: 6, loss: 1.8, top1_error: 0.5, top5_error: 0.1, images: 32 });
+  // the session was killed after 6 steps; the next goes on from its checkpoint after 4
+  feed.record({ event: 'run', run_id: 'r2', steps: 8, start_step: 4 });
+  t.deepEqual(feed.snapshot().steps.map((p) => p.step), [1, 2, 3, 4]);
+  t.deepEqual(feed.snapshot().evals.map((p) => p.step), [4], "the evaluation of the checkpoint's weights stays");
+  t.deepEqual(seen.slice(-2), [{ type: 'rewind', to: 4 }, { type: 'run', run: { event: 'run', run_id: 'r2', steps: 8, start_step: 4 } }]);
+  // its checkpoint was written before that evaluation: done again, it replaces the first
+  feed.record({ event: 'eval', step: 4, loss: 1.85, top1_error: 0.6, top5_error: 0.1, images: 32 });
+  t.deepEqual(feed.snapshot().evals.map((p) => [p.step, p.loss]), [[4, 1.85]]);
+  feed.record(stepEvent(4, 1));
+  feed.record(stepEvent(5, 0.9));
+  feed.record(stepEvent(6, 0.8));
+  // a lost worker: back to the checkpoint after 5 steps
+  feed.record({ event: 'restart', restart: 1, max_restarts: 3, reason: 'x', tower: 1, from_step: 5, checkpoint: 'c', waited_s: 1 });
+  feed.record(stepEvent(5, 0.7));
+  const s = feed.snapshot();
+  t.deepEqual(s.steps.map((p) => [p.step, p.loss]), [[1, 3], [2, 2.9], [3, 2.8], [4, 2.7], [5, 1], [6, 0.7]]);
+  t.is(s.notes.at(-1)?.event, 'restart');
+  // a session that starts where the log ends drops nothing and says nothing
+  const before = seen.length;
+  feed.record({ event: 'run', run_id: 'r3', steps: 8, start_step: 6 });
+  t.deepEqual(seen.slice(before).map((e) => e.type), ['run']);
+});
+
 test('feed: a long history keeps every 2^k-th step and stays under its limit', (t) => {
   const feed = new DashboardFeed(100);
   for (let i = 0; i < 1000; i++) feed.record(stepEvent(i, 1));

@@ -6,6 +6,7 @@
  */
 import type { StepMetrics, WorkerStepMetrics } from '../coordinator.js';
 import { layerNormTotals, type LayerNormsTotal } from '../layer-norms.js';
+import { rewoundTo } from '../run-rewind.js';
 import type { CrossingTraffic } from '@alexnet-mp/worker';
 
 /** One training step as the charts plot it; `step` is the steps done after it (1 for the first). */
@@ -48,6 +49,8 @@ export type FeedEvent =
   | { type: 'step'; point: StepPoint; last: LastStep }
   | { type: 'eval'; point: EvalPoint }
   | { type: 'norms'; point: NormsPoint }
+  /** The run went back to a checkpoint after `to` steps (a resumed session, a restart): the points past it are dropped. */
+  | { type: 'rewind'; to: number }
   | { type: 'note'; event: Record<string, unknown> }
   /** A tower's conv1 kernels were fetched after `step` steps; `colour`: their mean colour share (inspect/colour.ts), null unless RGB. */
   | { type: 'kernels'; tower: number; step: number; colour: number | null }
@@ -71,7 +74,7 @@ export const MAX_POINTS = 20_000;
 export class DashboardFeed {
   private run: Record<string, unknown> | null = null;
   private steps: StepPoint[] = [];
-  private readonly evals: EvalPoint[] = [];
+  private evals: EvalPoint[] = [];
   private norms: NormsPoint[] = [];
   private readonly notes: Record<string, unknown>[] = [];
   private last: LastStep | null = null;
@@ -83,6 +86,8 @@ export class DashboardFeed {
   /** An event as the coordinator writes it to the metrics log. */
   record(event: object): void {
     const e = event as { event?: unknown } & Record<string, unknown>;
+    const to = rewoundTo(e);
+    if (to !== null) this.rewind(to);
     switch (e.event) {
       case 'run':
         this.run = e;
@@ -106,7 +111,8 @@ export class DashboardFeed {
       }
       case 'eval': {
         const point: EvalPoint = { step: Number(e.step), loss: Number(e.loss), top1_error: Number(e.top1_error), top5_error: Number(e.top5_error), images: Number(e.images) };
-        this.evals.push(point);
+        // one point per step: an evaluation done again (a resumed run whose checkpoint was written before it) replaces the first
+        this.evals = [...this.evals.filter((p) => p.step !== point.step), point];
         this.publish({ type: 'eval', point });
         return;
       }
@@ -115,6 +121,16 @@ export class DashboardFeed {
         this.notes.push(e);
         this.publish({ type: 'note', event: e });
     }
+  }
+
+  /** Drops the points past `to` steps done, which the run does again (run-rewind.ts), and tells the subscribers. */
+  private rewind(to: number): void {
+    const past = (p: { step: number }) => p.step > to;
+    if (!this.steps.some(past) && !this.evals.some(past) && !this.norms.some(past)) return;
+    this.steps = this.steps.filter((p) => !past(p));
+    this.evals = this.evals.filter((p) => !past(p));
+    this.norms = this.norms.filter((p) => !past(p));
+    this.publish({ type: 'rewind', to });
   }
 
   private keep(p: StepPoint): void {

@@ -417,11 +417,22 @@ function connect() {
     redraw();
   });
   es.addEventListener('eval', (m) => {
-    state.evals.push(JSON.parse(m.data).point);
+    const point = JSON.parse(m.data).point;
+    // one point per step: an evaluation done again replaces the first
+    state.evals = [...state.evals.filter((p) => p.step !== point.step), point];
     redraw();
   });
   es.addEventListener('norms', (m) => {
     state.norms.push(JSON.parse(m.data).point);
+    redraw();
+  });
+  // the run went back to a checkpoint (a resumed session, a restart after a lost worker): the points past it are done again
+  es.addEventListener('rewind', (m) => {
+    const to = JSON.parse(m.data).to;
+    const kept = (p) => p.step <= to;
+    state.steps = state.steps.filter(kept);
+    state.evals = state.evals.filter(kept);
+    state.norms = state.norms.filter(kept);
     redraw();
   });
   es.addEventListener('note', (m) => note(JSON.parse(m.data).event));
