@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import protobuf from 'protobufjs';
+import { spawn } from 'node:child_process';
 import { alexnet } from './helpers.js';
+import { alexnetBin } from '@alexnet-mp/coordinator';
 import { crc32c } from '@alexnet-mp/core';
 import { runScalars } from '../packages/coordinator/src/export-metrics.js';
 
@@ -225,4 +227,29 @@ test('export-metrics: errors are one line and exit 2', async (t) => {
   r = await run([dir]);
   t.is(r.code, 2);
   t.regex(r.err.join('\n'), /--tensorboard DIR or --csv FILE/);
+});
+
+test('--csv /dev/stdout: the CSV alone on stdout (the row count on stderr); a reader that stops early ends the command quietly, status 141', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-metrics-stdout-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const lines = [JSON.stringify({ event: 'run', started: '2026-12-04T00:00:00Z', start_step: 0 })];
+  // enough rows that the CSV outlasts a pipe's buffer: the reader is gone while it is written
+  for (let i = 0; i < 20_000; i++) lines.push(JSON.stringify({ event: 'step', step: i, lr: 0.1, loss: 1 + i, top1_error: 0.5, top5_error: 0, ms: 10 }));
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
+  const whole = alexnet(['export-metrics', dir, '--csv', '/dev/stdout']);
+  t.is((await whole.exited).code, 0, whole.output());
+  t.is(whole.stdout.length, 20_001, 'a header and a row per step, nothing else');
+  t.true(whole.stdout.every((l) => /^(step|\d+),/.test(l)));
+  t.deepEqual(whole.stderr, ['wrote 20000 rows to /dev/stdout']);
+  for (const args of [['export-metrics', dir, '--csv', '/dev/stdout'], ['summary', dir, '--per', '1']]) {
+    const p = spawn(process.execPath, [alexnetBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // the first bytes read, then the pipe closed, as `| head -1` does
+    await new Promise<void>((resolve) => p.stdout.once('data', () => resolve()));
+    p.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => p.on('exit', (c) => resolve(c)));
+    t.is(code, 141, args.join(' '));
+    t.is(err, '', 'no stack trace, no message');
+  }
 });

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32c, fsReason, makeDir } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
+import { isOutputGone } from './cli/output-gone.js';
 import { readRunEvents } from './run-summary.js';
 import { layerNormTotals } from './layer-norms.js';
 import { rewoundTo } from './run-rewind.js';
@@ -221,6 +222,8 @@ function writeOrFail(file: string, data: string | Buffer, what: string): void {
   try {
     fs.writeFileSync(file, data);
   } catch (err) {
+    // `--csv /dev/stdout | head`: the reader is gone, not the file unwritable (the command ends quietly)
+    if (isOutputGone(err)) throw err;
     throw new UserError(`cannot write ${what} ${file}: ${fsReason(err)}`);
   }
 }
@@ -234,9 +237,15 @@ export function writeTensorBoard(runDir: string, dir: string): string {
   return file;
 }
 
+/** The CSV of a run folder and its number of rows. */
+export function runCsv(runDir: string): { text: string; rows: number } {
+  const { steps, tags } = runScalars(runDir);
+  return { text: csvText(steps, tags), rows: steps.length };
+}
+
 /** Writes the CSV; returns the number of rows. */
 export function writeCsv(runDir: string, file: string): number {
-  const { steps, tags } = runScalars(runDir);
-  writeOrFail(file, csvText(steps, tags), 'the CSV file');
-  return steps.length;
+  const { text, rows } = runCsv(runDir);
+  writeOrFail(file, text, 'the CSV file');
+  return rows;
 }

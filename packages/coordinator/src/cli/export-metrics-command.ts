@@ -2,7 +2,8 @@
 import type { CommandModule } from 'yargs';
 import { checkNotRunFile } from '../trained-model.js';
 import { UserError } from './errors.js';
-import { writeCsv, writeTensorBoard } from '../export-metrics.js';
+import { isStdout } from './output-gone.js';
+import { runCsv, writeCsv, writeTensorBoard } from '../export-metrics.js';
 
 interface Args {
   run: string;
@@ -17,7 +18,7 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
     y
       .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run)' })
       .option('tensorboard', { type: 'string', describe: 'write an event file (events.out.tfevents.TIME.HOST) into this folder, for `tensorboard --logdir`' })
-      .option('csv', { type: 'string', describe: 'write one row per step to this CSV file' })
+      .option('csv', { type: 'string', describe: 'write one row per step to this CSV file (/dev/stdout: the CSV alone on stdout)' })
       .example('$0 export-metrics runs/c10 --tensorboard tb/c10', 'then: tensorboard --logdir tb')
       .example('$0 export-metrics runs/c10 --csv c10.csv', 'a header row, then one row per step') as never,
   handler: (a) => {
@@ -25,6 +26,14 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
     // written with a plain write (a pipe such as /dev/stdout works): only a run's own file is refused
     if (a.csv !== undefined) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
     if (a.tensorboard !== undefined) process.stdout.write(`wrote ${writeTensorBoard(a.run, a.tensorboard)}\n`);
-    if (a.csv !== undefined) process.stdout.write(`wrote ${writeCsv(a.run, a.csv)} rows to ${a.csv}\n`);
+    if (a.csv !== undefined && (a.csv === '/dev/stdout' || isStdout(a.csv))) {
+      // `--csv /dev/stdout` (or the file stdout goes to): the CSV alone on stdout, written through it (a socket, as
+      // a parent process may give, cannot be opened by name), the count on stderr
+      const { text, rows } = runCsv(a.run);
+      // the count once the CSV is out (a reader gone first ends the command: output-gone.ts)
+      process.stdout.write(text, (err) => {
+        if (!err) process.stderr.write(`wrote ${rows} rows to ${a.csv}\n`);
+      });
+    } else if (a.csv !== undefined) process.stdout.write(`wrote ${writeCsv(a.run, a.csv)} rows to ${a.csv}\n`);
   },
 };

@@ -22,8 +22,11 @@ import { optionsOf } from './unknown-option.js';
 import { failureLine, givenTwiceLine, missingValueLine, notANumberLine, type ParsedOptions } from './failure-line.js';
 import { packageVersion } from './version.js';
 import { operandsAfterDashes } from './operands.js';
+import { endQuietlyOnLostOutput } from './output-gone.js';
 
 process.on('unhandledRejection', reportAndExit);
+// `alexnet summary RUN | head`: a reader gone ends a command quietly (training commands keep going: output-gone.ts)
+endQuietlyOnLostOutput();
 
 const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, evaluateCommand, featuresCommand, compareCommand, dashboardCommand, exportCommand, verifyCommand, certsCommand];
 /** Every command's usage ("summary <run>", "inspect kernels"), for the one-line reports of failure-line.ts. */

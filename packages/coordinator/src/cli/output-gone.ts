@@ -1,14 +1,59 @@
 /**
- * Training outlives its terminal: when whatever reads this process's output goes away (the terminal closed, an
+ * What a command does when its output goes. Short commands (predict, summary, inspect ...) piped into `| head`
+ * end quietly when the reader is gone, as Unix tools do (exit status 141, 128 + SIGPIPE), instead of printing a
+ * stack trace. Training outlives its terminal: when whatever reads this process's output goes away (the terminal closed, an
  * SSH session dropped, `| tee log` killed, `| head`), writing to stdout or stderr fails with EPIPE or EIO. Node
  * throws that as an unhandled 'error' event, which would end a run of days without its checkpoint. The long-running
  * commands (launch, coordinator, worker) keep going instead: the run directory has every line that matters
  * (metrics.jsonl, the processes' logs), and later writes to the lost stream are dropped.
  */
+import fs from 'node:fs';
+
 const GONE = new Set(['EPIPE', 'EIO', 'ECONNRESET', 'ERR_STREAM_DESTROYED']);
+
+/** The exit status of a command whose reader went away: 128 + SIGPIPE, as a Unix tool killed by it. */
+export const OUTPUT_GONE_STATUS = 141;
+
+/** Whether an error is a lost reader (a closed pipe, a gone terminal). */
+export function isOutputGone(e: unknown): boolean {
+  return GONE.has((e as NodeJS.ErrnoException | null)?.code ?? '');
+}
+
+function endQuietly(e: NodeJS.ErrnoException): void {
+  if (!isOutputGone(e)) {
+    // not a lost reader: as Node would have it
+    process.nextTick(() => {
+      throw e;
+    });
+    return;
+  }
+  process.exit(OUTPUT_GONE_STATUS);
+}
+
+/** Every command's default (cli/main.ts): a lost reader of stdout or stderr ends the command quietly with status 141. */
+export function endQuietlyOnLostOutput(): void {
+  process.stdout.on('error', endQuietly);
+  process.stderr.on('error', endQuietly);
+}
+
+/**
+ * Whether `file` is where this process's stdout goes (`/dev/stdout`, or the file stdout is redirected to): a
+ * command writing its output there says what it wrote on stderr, so that the output stays whole.
+ */
+export function isStdout(file: string): boolean {
+  try {
+    const a = fs.statSync(file);
+    const b = fs.fstatSync(1);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
 
 /** Keeps the process running when stdout or stderr loses its reader; `onGone` is told once, with the stream's name and the error's code. */
 export function surviveLostOutput(onGone: (stream: 'stdout' | 'stderr', code: string) => void = () => {}): void {
+  process.stdout.off('error', endQuietly);
+  process.stderr.off('error', endQuietly);
   let told = false;
   for (const [name, s] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
     s.on('error', (e: NodeJS.ErrnoException) => {
