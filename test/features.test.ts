@@ -169,6 +169,7 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
     [['features', '--data', data, '--out', path.join(dir, 'x.txt')], /^alexnet: --out \S+x\.txt: give a file name ending in \.npy/],
     [['features', '--data', data, '--out', path.join(dir, 'x.npy'), '--layer', 'fc9'], /^alexnet: no layer "fc9" in preset cifar/],
     [['features', '--data', data, '--out', path.join(dir, 'nope', 'x.npy')], /^alexnet: --out \S+: the folder \S+nope does not exist$/],
+    [['features', '--data', data, '--out', path.join(dir, 'f.labels.npy')], /^alexnet: --out \S+f\.labels\.npy is the labels file of the features in \S+f\.npy: write it elsewhere, e\.g\. --out \S+features\.npy$/],
     [['features', '--model', DEFAULT_MODEL_FILE, '--out', path.join(dir, 'x.npy')], /^alexnet: features --model needs --data/],
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data], /^alexnet: give the query as --image FILE or --index N/],
     [['inspect', 'neighbours', '--coordinator', '127.0.0.1:1', '--index', '0'], /^alexnet: inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE/],

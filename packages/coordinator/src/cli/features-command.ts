@@ -48,7 +48,7 @@ export const featuresCommand: CommandModule<object, Args> = {
         data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to run: cifar10 or a folder (default: a run's own; a model file needs it)" },
         layer: { type: 'string', default: 'fc7', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (conv and fc layers after their ReLU)' },
         out: { type: 'string', demandOption: true, describe: 'the features file, FILE.npy: float32 [images, values]; beside it FILE.labels.npy (int32 [images]) and, for a folder data set, FILE.files.txt' },
-        limit: { type: 'number', describe: 'N images spread evenly over the held-out split (default all)' },
+        limit: { type: 'number', describe: 'N images spread evenly over the held-out split of a real data set (synthetic data: the first N; default all)' },
         'cache-dir': { type: 'string', describe: 'the data cache folder (as for training)' },
       })
       .example('$0 features --data cifar10 --out fc7.npy', "the shipped CIFAR-10 model's fc7 for the 10,000 test images")
@@ -58,6 +58,9 @@ export const featuresCommand: CommandModule<object, Args> = {
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
     // the rows and the files beside them (FILE.labels.npy, FILE.files.txt, FILE.json)
     checkWritable(a.out, '--out', 'features.npy');
+    // x.labels.npy beside an x.npy is that features file's labels: written over, they would no longer match its rows
+    const owner = a.out.replace(/\.labels\.npy$/, '.npy');
+    if (owner !== a.out && fs.existsSync(owner)) throw new UserError(`--out ${a.out} is the labels file of the features in ${owner}: write it elsewhere, e.g. --out ${path.join(path.dirname(a.out), 'features.npy')}`);
     for (const f of Object.values(companionFiles(a.out))) checkNotRunFile(f, '--out', 'features.npy', `--out ${a.out}: its companion ${f}`);
     const info = (l: string) => process.stderr.write(`alexnet features: ${l}\n`);
     const model = openModel({ ...a, views: 'centre' }, { data: a.data, cacheDir: a['cache-dir'], info });
