@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileError } from '@alexnet-mp/core';
+import { removeOnSignal } from './temp-files.js';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
 
@@ -63,6 +64,8 @@ export class NpyRowWriter {
   private rows = 0;
   private readonly rowLength: number;
   private readonly tmp: string;
+  /** Stops removing the temporary file on a signal (temp-files.ts). */
+  private readonly kept: () => void;
 
   constructor(
     readonly file: string,
@@ -70,10 +73,13 @@ export class NpyRowWriter {
   ) {
     this.rowLength = rowShape.reduce((a, b) => a * b, 1);
     this.tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+    this.kept = removeOnSignal(this.tmp);
     try {
       this.fd = fs.openSync(this.tmp, 'w');
       fs.writeSync(this.fd, Buffer.alloc(STREAM_HEADER, 0x20));
     } catch (e) {
+      this.kept();
+      fs.rmSync(this.tmp, { force: true });
       throw fileError('write', file, e);
     }
   }
@@ -102,6 +108,7 @@ export class NpyRowWriter {
       this.abandon();
       throw fileError('write', this.file, e);
     }
+    this.kept();
     return shape;
   }
 
@@ -113,6 +120,7 @@ export class NpyRowWriter {
       // already closed
     }
     fs.rmSync(this.tmp, { force: true });
+    this.kept();
   }
 }
 

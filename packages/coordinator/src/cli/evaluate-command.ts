@@ -10,6 +10,7 @@ import { fileError, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { checkWritable } from '../trained-model.js';
+import { removeOnSignal } from '../temp-files.js';
 import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
 
@@ -43,6 +44,8 @@ export const evaluateCommand: CommandModule<object, Args> = {
     // is said at once) and renamed to it at the end: an evaluation that fails leaves --wrong as it was
     const tmp = a.wrong !== undefined ? path.join(path.dirname(a.wrong), `.${path.basename(a.wrong)}.${process.pid}.tmp`) : null;
     const wrong = tmp !== null ? openForWriting(tmp, a.wrong!) : null;
+    // a signal (Ctrl-C) ends the process without the finally below: the temporary file goes with it (temp-files.ts)
+    const kept = tmp !== null ? removeOnSignal(tmp) : () => {};
     const info = (l: string) => process.stderr.write(`alexnet evaluate: ${l}\n`);
     let done = false;
     try {
@@ -58,6 +61,7 @@ export const evaluateCommand: CommandModule<object, Args> = {
           throw fileError('write', a.wrong!, e);
         }
       } else if (tmp !== null) fs.rmSync(tmp, { force: true });
+      kept();
     }
   },
 };

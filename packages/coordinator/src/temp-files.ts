@@ -1,0 +1,34 @@
+/**
+ * The temporary files of a short command (features' rows, evaluate's --wrong list), written beside their
+ * target and renamed onto it at the end, are removed when the command is stopped by a signal (Ctrl-C,
+ * SIGTERM, SIGHUP): a signal ends a process without running its `finally` blocks, and features' rows can
+ * run to gigabytes. The handlers are there only while such a file is: the signal then ends the process as
+ * it would have (its default action, re-raised), with the files gone. Not for the training processes,
+ * which stop on a signal at a step's end with a checkpoint (their own handlers).
+ */
+import fs from 'node:fs';
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const live = new Set<string>();
+
+function onSignal(signal: NodeJS.Signals): void {
+  for (const f of live) fs.rmSync(f, { force: true });
+  live.clear();
+  unlisten();
+  // the signal's own ending (exit status 128 + its number, as the shell sees it)
+  process.kill(process.pid, signal);
+}
+
+function unlisten(): void {
+  for (const s of SIGNALS) process.off(s, onSignal);
+}
+
+/** Removes `file` if a signal stops the process before the returned function is called (the file renamed or removed). */
+export function removeOnSignal(file: string): () => void {
+  if (live.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
+  live.add(file);
+  return () => {
+    live.delete(file);
+    if (live.size === 0) unlisten();
+  };
+}

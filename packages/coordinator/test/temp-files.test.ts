@@ -1,0 +1,54 @@
+/** temp-files.ts: a short command's temporary files go when a signal stops it; the signal still ends the process as its own. */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const module = fileURLToPath(new URL('../src/temp-files.ts', import.meta.url));
+
+/** A process that makes `files`, has them removed on a signal (keeping the ones named in `kept` once made), says "ready" and waits. */
+function child(files: string[], kept: string[]) {
+  const code = `
+    import fs from 'node:fs';
+    const { removeOnSignal } = await import(${JSON.stringify(module)});
+    const files = ${JSON.stringify(files)};
+    const kept = new Set(${JSON.stringify(kept)});
+    for (const f of files) {
+      fs.writeFileSync(f, 'partial');
+      const keep = removeOnSignal(f);
+      if (kept.has(f)) keep();
+    }
+    process.stdout.write('ready\\n');
+    setInterval(() => {}, 1000);
+  `;
+  const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = new Promise<void>((resolve) => p.stdout.once('data', () => resolve()));
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal })));
+  return { p, ready, ended };
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  test(`${signal}: the temporary files are removed and the process ends by ${signal}; a file no longer temporary stays`, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-temp-files-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const [a, b, c] = ['.a.npy.1.tmp', '.b.jsonl.1.tmp', 'c.npy'].map((n) => path.join(dir, n));
+    const { p, ready, ended } = child([a!, b!, c!], [c!]);
+    await ready;
+    p.kill(signal);
+    t.deepEqual(await ended, { code: null, signal });
+    t.deepEqual(fs.readdirSync(dir), ['c.npy']);
+  });
+}
+
+test('a file kept (renamed into place) before the signal stays; the signal ends the process as its own', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-temp-files-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const a = path.join(dir, 'a.npy');
+  const { p, ready, ended } = child([a], [a]);
+  await ready;
+  p.kill('SIGINT');
+  t.deepEqual(await ended, { code: null, signal: 'SIGINT' });
+  t.true(fs.existsSync(a));
+});
