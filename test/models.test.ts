@@ -429,9 +429,14 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   const o = await finished(alexnet(['evaluate', '--data', other, '--backend', 'webasm'], { env }));
   t.is(o.code, 0, o.err.join('\n'));
   t.true(o.err.some((l) => l === "alexnet evaluate: warning: the data set's classes are not the model's (class 0 is n01440764 there, airplane in the model; the data's n01440764, n02102040, the model's airplane, automobile, bird, ...): each image is scored as the model's class of the same index"), o.err.join('\n'));
+  // synthetic gratings are not a CIFAR-10 model's classes either
+  const g = await finished(alexnet(['evaluate', '--data', 'synthetic', '--backend', 'webasm'], { env }));
+  t.is(g.code, 0, g.err.join('\n'));
+  t.true(g.err.some((l) => l === "alexnet evaluate: warning: synthetic images (gratings) are not the model's classes (airplane, automobile, bird, ...): each image is scored as the model's class of the same index"), g.err.join('\n'));
   // mistakes: one line each
   for (const [args, want] of [
-    [['evaluate'], /^alexnet: evaluate --model needs --data \(cifar10 or a folder\)/],
+    [['evaluate'], /^alexnet: evaluate needs --data \(cifar10 or a folder\): the held-out images to evaluate on; the shipped model, models\/cifar10\.safetensors, keeps no data set \(--run RUN_DIR takes the run's own\)$/],
+    [['evaluate', '--model', DEFAULT_MODEL_FILE], /^alexnet: evaluate --model needs --data \(cifar10 or a folder\)/],
     [['evaluate', '--data', data, '--wrong', dir], /^alexnet: --wrong \S+ is a folder: give a file name/],
     // a file that cannot be opened (/proc takes no new files, even from root) is said before anything is decoded
     [['evaluate', '--data', data, '--wrong', '/proc/wrong.jsonl'], /^alexnet: cannot write \/proc\/wrong\.jsonl: /],

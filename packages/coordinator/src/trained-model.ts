@@ -215,14 +215,18 @@ export class TrainedModel {
   /**
    * A warning when a data set's classes (`dataClasses`, in label order) are not the model's own names: its images
    * are then scored against the model's classes of the same index (a model of one data set evaluated on another's
-   * folder), which the numbers do not say. Null when they agree, or either has no names.
+   * folder), which the numbers do not say; `generated`: the data is synthetic images, of classes `class N`. Null
+   * when they agree, or either has no names.
    */
-  classMismatch(dataClasses: readonly string[] | undefined): string | null {
+  classMismatch(dataClasses: readonly string[] | undefined, generated = false): string | null {
     const own = this.ownNames;
-    if (!own || !dataClasses || dataClasses.length === 0) return null;
-    const differ = dataClasses.findIndex((c, i) => own[i] !== c);
+    // generated images (synthetic gratings) have classes named `class N` only: a model of a real data set is told apart
+    const data = generated ? classNamesFor(this.spec, null) : dataClasses;
+    if (!own || !data || data.length === 0) return null;
+    const differ = data.findIndex((c, i) => own[i] !== c);
     if (differ < 0) return null;
-    return `warning: the data set's classes are not the model's (class ${differ} is ${dataClasses[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${firstFew(dataClasses)}, the model's ${firstFew(own)}): each image is scored as the model's class of the same index`;
+    if (generated) return `warning: synthetic images (gratings) are not the model's classes (${firstFew(own)}): each image is scored as the model's class of the same index`;
+    return `warning: the data set's classes are not the model's (class ${differ} is ${data[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${firstFew(data)}, the model's ${firstFew(own)}): each image is scored as the model's class of the same index`;
   }
 
   /** One name per output, in output order (`class N` where the data set has none). */

@@ -69,7 +69,7 @@ export const isGeneratedData = (data: string): boolean => (sourceNames as readon
  */
 export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
   const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir: cacheDir ?? model.dataCacheDir(), info, heldOutOnly: true });
-  const mismatch = model.classMismatch(opened.classes);
+  const mismatch = model.classMismatch(opened.classes, isGeneratedData(data));
   if (mismatch) info?.(mismatch);
   return opened;
 }

@@ -7,8 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { fileError, type RequestedBackend } from '@alexnet-mp/core';
-import { UserError } from './errors.js';
-import { modelOptions, openModel, type ModelArgs } from './model-options.js';
+import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { checkWritable } from '../trained-model.js';
 import { removeOnSignal } from '../temp-files.js';
 import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
@@ -78,7 +77,7 @@ function openForWriting(tmp: string, file: string): number {
 async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: number | null): Promise<void> {
   const model = openModel(a, { data: a.data, cacheDir: a['cache-dir'], info });
   const dataName = model.dataName();
-  if (dataName === null) throw new UserError('evaluate --model needs --data (cifar10 or a folder): the held-out images to evaluate on; a model file keeps no data set');
+  if (dataName === null) throw needsDataError('evaluate', 'the held-out images to evaluate on', a.model);
   const views = a.views === 'ten' ? 'ten' : 'centre';
   checkViewsOfData(views, !isGeneratedData(dataName), '--views');
   const data = await openHeldOutFor(model, dataName, a['cache-dir'], info);

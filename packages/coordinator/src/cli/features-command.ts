@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { bytesInWords, freeBytes, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
-import { modelOptions, openModel, type ModelArgs } from './model-options.js';
+import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { positiveInt } from './options.js';
 import { checkNotRunFile, checkWritable } from '../trained-model.js';
 import { openHeldOutFor, type TrainingData } from '../training-data.js';
@@ -66,7 +66,7 @@ export const featuresCommand: CommandModule<object, Args> = {
     const model = openModel({ ...a, views: 'centre' }, { data: a.data, cacheDir: a['cache-dir'], info });
     const layout = featureLayout(model, a.layer);
     const dataName = model.dataName();
-    if (dataName === null) throw new UserError('features --model needs --data (cifar10 or a folder): the held-out images to run; a model file keeps no data set');
+    if (dataName === null) throw needsDataError('features', 'the held-out images to run', a.model);
     // opened before anything is decoded or computed: a file that cannot be written is said at once
     const writer = new NpyRowWriter(a.out, [layout.dim]);
     const labels: number[] = [];

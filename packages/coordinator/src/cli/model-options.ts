@@ -27,3 +27,13 @@ export function openModel(a: ModelArgs, o: TrainedModelOptions): TrainedModel {
   checkRunStep(a.step, a.run);
   return a.run !== undefined ? TrainedModel.openRun(a.run, { ...o, step: a.step }) : TrainedModel.openFile(a.model ?? shownPath(DEFAULT_MODEL_FILE), o);
 }
+
+/**
+ * The refusal of a model file without --data: a model file keeps no data set. `what`: what the images are
+ * for ("the held-out images to evaluate on"). Without --model, the file is the shipped one, and said so.
+ */
+export function needsDataError(command: string, what: string, model: string | undefined): UserError {
+  return model !== undefined
+    ? new UserError(`${command} --model needs --data (cifar10 or a folder): ${what}; a model file keeps no data set`)
+    : new UserError(`${command} needs --data (cifar10 or a folder): ${what}; the shipped model, ${shownPath(DEFAULT_MODEL_FILE)}, keeps no data set (--run RUN_DIR takes the run's own)`);
+}
