@@ -269,8 +269,12 @@ export function resumedData(saved: SavedRun, cwd = process.cwd()): { data: strin
   if (saved.data_path !== undefined && fs.existsSync(saved.data_path)) {
     return { data: saved.data_path, note: `the run's data ${name} is not there from ${cwd}: using ${saved.data_path}, where it was when the run was checkpointed` };
   }
+  // one place named once: the folder as given resolves here to where it was (an absolute path, the same directory)
+  if (saved.data_path !== undefined && path.resolve(cwd, name) === saved.data_path) {
+    throw new CheckpointError(`the run was trained on ${saved.data_path}, which is not there any more: give --data with the same images`);
+  }
   const where = saved.data_path !== undefined ? `${saved.data_path} when the run was checkpointed` : 'relative to the directory the run was started in';
-  throw new CheckpointError(`the run was trained on ${name} (${where}), which is not there from ${cwd}: resume from that directory, or give --data with the same images`);
+  throw new CheckpointError(`the run was trained on ${name} (${where}), which is not there from ${cwd}: run the command from the directory the run was started in, or give --data with the same images`);
 }
 
 /**

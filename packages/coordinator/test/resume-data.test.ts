@@ -37,7 +37,10 @@ test('a relative folder is used as given where it resolves, else where it was, e
   // gone from both places: one sentence that says what to do
   fs.rmSync(data, { recursive: true });
   const e = t.throws(() => resumedData(saved, elsewhere), { instanceOf: CheckpointError });
-  t.regex(e!.message, /trained on \.\.\/data\/c10 \(.*data\/c10 when the run was checkpointed\), which is not there from .*: resume from that directory, or give --data/);
+  t.regex(e!.message, /trained on \.\.\/data\/c10 \(.*data\/c10 when the run was checkpointed\), which is not there from .*: run the command from the directory the run was started in, or give --data/);
+  // from the directory it was started in, or given as an absolute path: the one place, named once
+  t.is(t.throws(() => resumedData(saved, repo))!.message, `the run was trained on ${data}, which is not there any more: give --data with the same images`);
+  t.is(t.throws(() => resumedData(savedDataOf(data, repo), elsewhere))!.message, `the run was trained on ${data}, which is not there any more: give --data with the same images`);
   // checkpoints written before data_path was saved: the relative name alone
   t.throws(() => resumedData({ data_name: '../data/c10' }, elsewhere), { message: /relative to the directory the run was started in/ });
 });
