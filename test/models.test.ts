@@ -343,6 +343,7 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     // the shipped run keeps its exported model, not its checkpoints: the message names the model
     [['inspect', 'kernels', '--run', 'training/cifar10'], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: --model models\/cifar10\.safetensors\)$/],
     [['inspect', 'kernels', '--run', emptyRun], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],
+    [['verify', 'training/cifar10'], /^alexnet: training\/cifar10: no checkpoint in training\/cifar10 \(step-NNNNNNNNN\.safetensors\); this finished run keeps its model instead: alexnet verify models\/cifar10\.safetensors$/],
     [['export', '--run', runDir, '--out', path.join(dir, 'weights.npz')], /^alexnet: --out \S+weights\.npz: a model file is safetensors; name it \S+weights\.safetensors \(NumPy, PyTorch and TensorFlow read it/],
     [['export', '--run', runDir, '--out', path.join(text, 'm.safetensors')], /^alexnet: --out .*: .*notes\.jpg is not a folder$/],
   ];

@@ -48,9 +48,9 @@ export function shownPath(file: string): string {
 /**
  * Why a run folder may have no checkpoint: a finished run whose checkpoints were replaced by its exported model
  * (the shipped CIFAR-10 run and models/cifar10.safetensors: named when the model came from this run), or a run
- * that wrote none.
+ * that wrote none. `give`: how the command takes the model file (`--model F`), `giveAny` the same in words.
  */
-function noCheckpointHint(runDir: string): string {
+export function noCheckpointHint(runDir: string, give = (file: string) => `--model ${file}`, giveAny = 'give that file with --model'): string {
   let runId: string | undefined;
   try {
     runId = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: string }).run_id;
@@ -59,11 +59,11 @@ function noCheckpointHint(runDir: string): string {
   }
   try {
     const shipped = decodeSafetensors(fs.readFileSync(DEFAULT_MODEL_FILE)).metadata.run_id;
-    if (runId !== undefined && shipped === runId) return `this finished run keeps its model instead: --model ${shownPath(DEFAULT_MODEL_FILE)}`;
+    if (runId !== undefined && shipped === runId) return `this finished run keeps its model instead: ${give(shownPath(DEFAULT_MODEL_FILE))}`;
   } catch {
     // no shipped model here: the general hint
   }
-  return 'a finished run may keep only the model exported from it (alexnet export): give that file with --model';
+  return `a finished run may keep only the model exported from it (alexnet export): ${giveAny}`;
 }
 
 /** What the coordinator keeps in a checkpoint that a trained model needs. */

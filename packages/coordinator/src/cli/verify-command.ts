@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { listCheckpoints, verifyFile, type FileVerdict } from '@alexnet-mp/core';
 import { checkpointDir } from '../resume.js';
+import { noCheckpointHint } from '../trained-model.js';
 import { UserError } from './errors.js';
 
 interface Args {
@@ -23,7 +24,11 @@ export function filesToVerify(target: string): { files: string[]; aside: string[
   const dir = fs.existsSync(checkpointDir(target)) ? checkpointDir(target) : target;
   const aside = fs.readdirSync(dir).filter((f) => /^step-\d{9}\.safetensors\.damaged$/.test(f)).map((f) => path.join(dir, f));
   const files = listCheckpoints(dir);
-  if (files.length === 0) throw new UserError(`${target}: no checkpoint in ${dir} (step-NNNNNNNNN.safetensors)${aside.length ? `; ${aside.length} set aside as damaged` : ''}`);
+  if (files.length === 0) {
+    // a run folder: why it may have none (a finished run keeps its exported model instead)
+    const hint = fs.existsSync(path.join(target, 'run.json')) || fs.existsSync(path.join(target, 'metrics.jsonl')) ? `; ${noCheckpointHint(target, (f) => `alexnet verify ${f}`, 'verify that file')}` : '';
+    throw new UserError(`${target}: no checkpoint in ${dir} (step-NNNNNNNNN.safetensors)${aside.length ? `; ${aside.length} set aside as damaged` : ''}${hint}`);
+  }
   return { files, aside };
 }
 
