@@ -36,7 +36,7 @@ export interface BatchMakerOptions {
   readonly augment: AugmentConfig;
   /** Training-set statistics: the PCA noise's eigenvectors and values, and the mean of the float output. */
   readonly stats: ChannelStats | null;
-  /** Float output: (pixel + shift - mean) / scale. Default 64, the workers' scale. */
+  /** Float output: (pixel + shift - mean) / scale. Default 64, the cifar and tiny presets' input scale: pass the preset's inputScale (the paper preset's is 1). */
   readonly scale?: number;
   /** Float output's mean; default stats.mean, or 128 per channel without statistics. */
   readonly mean?: readonly number[];

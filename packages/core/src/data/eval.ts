@@ -81,7 +81,7 @@ export function evalBatchU8(set: DecodedSet, start: number, count: number, crop:
   return { images, labels, views: V };
 }
 
-/** evalBatchU8 as float32: (pixel - mean) / scale. */
+/** evalBatchU8 as float32: (pixel - mean) / scale (default 64, the cifar and tiny presets' input scale; the paper preset's is 1). */
 export function evalBatchF32(set: DecodedSet, start: number, count: number, crop: number, mode: ViewMode, mean: readonly number[], scale = 64): EvalBatch {
   const views = viewsFor(mode, set.size, crop);
   const V = views.length;
