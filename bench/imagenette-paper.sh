@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The paper preset end to end on ../shared/datasets/imagenette-mini (224x224 crops of 256x256
-# images, 10 classes) on this machine's CPU: two steps of 4 images, an evaluation, a checkpoint,
-# then --resume with only --steps 3 (and the cache) for a third step on the same data. Writes
-# bench/results/imagenette-paper-cpu.txt. Takes 4 to 6 minutes on 2 cores.
+# The paper preset end to end on an image folder (IMAGENETTE, default ../shared/datasets/imagenette-mini:
+# 224x224 crops of 256x256 images, 10 classes, train/ and val/) on this machine's CPU: two steps of 4
+# images, an evaluation, a checkpoint, then --resume with only --steps 3 (and the cache) for a third
+# step on the same data. Writes bench/results/imagenette-paper-cpu.txt. Takes 4 to 6 minutes on 2 cores.
 #   bash bench/imagenette-paper.sh
+#   IMAGENETTE=path/to/folder bash bench/imagenette-paper.sh
 # lr 0.001: the paper's 0.01 is for batches of 128; with 4 images a step it diverges.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=bench/results/imagenette-paper-cpu.txt
+data=${IMAGENETTE:-../shared/datasets/imagenette-mini}
+if [ ! -d "$data" ]; then
+  echo "imagenette-paper: no image folder at $data: set IMAGENETTE to a folder with train/ and val/ class folders" >&2
+  exit 2
+fi
 run=$(mktemp -d /tmp/alexnet-imagenette-XXXXXX)
 cache=${ALEXNET_CACHE_DIR:-/tmp/alexnet-cache}
 : > "$out"
@@ -17,7 +23,7 @@ step() {
   echo "rc=${PIPESTATUS[0]}" >> "$out"
   echo >> "$out"
 }
-step launch --preset paper --backend webasm --data ../shared/datasets/imagenette-mini --cache-dir "$cache" \
+step launch --preset paper --backend webasm --data "$data" --cache-dir "$cache" \
   --batch 4 --lr 0.001 --steps 2 --eval-batch 10 --eval-batches 1 --run-dir "$run"
 step launch --resume "$run" --cache-dir "$cache" --steps 3
 rm -rf "$run"
