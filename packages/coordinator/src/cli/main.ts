@@ -1,22 +1,6 @@
 /** The one `alexnet` command line: every sub-command with its help text. */
-import yargs from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { paramsCommand } from './params-command.js';
-import { inspectCommand, inspectSubcommands } from './inspect-command.js';
-import { workerCommand } from './worker-command.js';
-import { coordinatorCommand } from './coordinator-command.js';
-import { launchCommand } from './launch-command.js';
-import { slurmCommand } from './slurm-command.js';
-import { certsCommand } from './certs-command.js';
-import { summaryCommand } from './summary-command.js';
-import { exportMetricsCommand } from './export-metrics-command.js';
-import { exportCommand } from './export-command.js';
-import { predictCommand } from './predict-command.js';
-import { evaluateCommand } from './evaluate-command.js';
-import { featuresCommand } from './features-command.js';
-import { compareCommand } from './compare-command.js';
-import { dashboardCommand } from './dashboard-command.js';
-import { verifyCommand } from './verify-command.js';
 import { UserError, reportAndExit } from './errors.js';
 import { optionsOf } from './unknown-option.js';
 import { failureLine, givenTwiceLine, missingValueLine, notANumberLine, type ParsedOptions } from './failure-line.js';
@@ -28,35 +12,66 @@ process.on('unhandledRejection', reportAndExit);
 // `alexnet summary RUN | head`: a reader gone ends a command quietly (training commands keep going: output-gone.ts)
 endQuietlyOnLostOutput();
 
-const commands = [launchCommand, workerCommand, coordinatorCommand, slurmCommand, paramsCommand, inspectCommand, summaryCommand, exportMetricsCommand, predictCommand, evaluateCommand, featuresCommand, compareCommand, dashboardCommand, exportCommand, verifyCommand, certsCommand];
-/** Every command's usage ("summary <run>", "inspect kernels"), for the one-line reports of failure-line.ts. */
-const usages = [...commands, ...inspectSubcommands.map((c) => ({ command: `inspect ${String(c.command)}` }))].map((c) => String(c.command));
+/** A loaded command: its usage strings ("summary <run>", with inspect's sub-commands) and how it joins the parser. */
+interface Loaded {
+  usages: string[];
+  register(y: Argv): void;
+}
+
+/** Each module types its own options: the command is kept behind `register`. */
+function loaded<A>(command: CommandModule<object, A>, more: string[] = []): Loaded {
+  return { usages: [String(command.command), ...more], register: (y) => void y.command(command) };
+}
+
+/**
+ * Each command's module, loaded when the command line names it: a command pays only for what it uses (the
+ * kernels, gRPC, the data pipeline), not for every command's. In the order `alexnet --help` lists them;
+ * `usages`: the command's usage strings beyond its own (inspect's sub-commands), for failure-line.ts.
+ */
+const COMMANDS: Record<string, () => Promise<Loaded>> = {
+  launch: async () => loaded((await import('./launch-command.js')).launchCommand),
+  worker: async () => loaded((await import('./worker-command.js')).workerCommand),
+  coordinator: async () => loaded((await import('./coordinator-command.js')).coordinatorCommand),
+  slurm: async () => loaded((await import('./slurm-command.js')).slurmCommand),
+  params: async () => loaded((await import('./params-command.js')).paramsCommand),
+  inspect: async () => {
+    const m = await import('./inspect-command.js');
+    return loaded(m.inspectCommand, m.inspectSubcommands.map((c) => `inspect ${String(c.command)}`));
+  },
+  summary: async () => loaded((await import('./summary-command.js')).summaryCommand),
+  'export-metrics': async () => loaded((await import('./export-metrics-command.js')).exportMetricsCommand),
+  predict: async () => loaded((await import('./predict-command.js')).predictCommand),
+  evaluate: async () => loaded((await import('./evaluate-command.js')).evaluateCommand),
+  features: async () => loaded((await import('./features-command.js')).featuresCommand),
+  compare: async () => loaded((await import('./compare-command.js')).compareCommand),
+  dashboard: async () => loaded((await import('./dashboard-command.js')).dashboardCommand),
+  export: async () => loaded((await import('./export-command.js')).exportCommand),
+  verify: async () => loaded((await import('./verify-command.js')).verifyCommand),
+  certs: async () => loaded((await import('./certs-command.js')).certsCommand),
+};
+
+/** The commands to load: the one the line names, or every one (the list of commands, a mistyped name, no name). */
+async function commandsFor(argv: readonly string[]): Promise<Loaded[]> {
+  const named = argv[0];
+  if (named !== undefined && Object.hasOwn(COMMANDS, named)) return [await COMMANDS[named]!()];
+  // `alexnet --version` needs none
+  if (argv.length === 1 && argv[0] === '--version') return [];
+  return Promise.all(Object.values(COMMANDS).map((load) => load()));
+}
 
 try {
   // the command line as typed, for the one-line reports; yargs gets the words after `--` as positionals
   const argv = hideBin(process.argv);
   const operands = operandsAfterDashes(argv);
   if (argv[0] === '--') throw new UserError('name a command before --: alexnet --help lists them');
+  const commands = await commandsFor(argv);
+  /** Every loaded command's usage ("summary <run>", "inspect kernels"), for the one-line reports of failure-line.ts. */
+  const usages = commands.flatMap((c) => c.usages);
   const cli = yargs(operands.argv);
+  for (const c of commands) c.register(cli);
   await cli
     .scriptName('alexnet')
     .usage('$0 <command> [options]\n\nAlexNet trained as in the 2012 paper: two towers on two devices, gpu.js kernels, gRPC between them.')
-    .command(launchCommand)
-    .command(workerCommand)
-    .command(coordinatorCommand)
-    .command(slurmCommand)
-    .command(paramsCommand)
-    .command(inspectCommand)
-    .command(summaryCommand)
-    .command(exportMetricsCommand)
-    .command(predictCommand)
-    .command(evaluateCommand)
-    .command(featuresCommand)
-    .command(compareCommand)
-    .command(dashboardCommand)
-    .command(exportCommand)
-    .command(verifyCommand)
-    .command(certsCommand)
     .middleware((parsed) => {
       operands.restoreAll(parsed);
       const known = optionsOf(cli) as ParsedOptions;
