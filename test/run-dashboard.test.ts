@@ -105,6 +105,34 @@ test.serial('a damaged latest checkpoint is said and passed over: the pictures c
   t.is(png.headers.get('x-alexnet-step'), '2');
 });
 
+test.serial('a run folder opened before its first checkpoint: the curves, then, once one is written, its kernels, test images and feature maps', async (t) => {
+  const runDir = await tinyRun(4);
+  // as if the run had not reached its first checkpoint yet
+  const kept = path.join(runDir, 'checkpoints.kept');
+  fs.renameSync(path.join(runDir, 'checkpoints'), kept);
+  fs.mkdirSync(path.join(runDir, 'checkpoints'));
+  const said: string[] = [];
+  const d = await openRunDashboard({ runDir, host: '127.0.0.1', port: 0, refreshS: 0.2, followMs: 100, backend: 'webasm', info: (l) => said.push(l) });
+  t.teardown(() => d.close());
+  t.true(said.some((l) => /has no checkpoint yet: the curves until one is written \(looked for every 0\.2 s while a page is open\)/.test(l)), said.join(' | '));
+  const kernels = watchKernels(t, d);
+  const none = await fetch(`${d.url}api/kernels/0.png`);
+  t.is(none.status, 404);
+  t.regex(await none.text(), /no checkpoint yet/);
+  t.deepEqual(await (await fetch(`${d.url}api/test-images`)).json(), { images: [], layers: [] });
+  await new Promise((r) => setTimeout(r, 600));
+  t.deepEqual(kernels, [], 'nothing before a checkpoint');
+  // the checkpoint of step 4 is written
+  fs.renameSync(path.join(kept, 'step-000000004.safetensors'), path.join(runDir, 'checkpoints', 'step-000000004.safetensors'));
+  await until('the kernels of step 4', () => kernels.length >= 2);
+  t.deepEqual(kernels.map((k) => k.step), [4, 4]);
+  const listed = (await (await fetch(`${d.url}api/test-images`)).json()) as { images: unknown[]; layers: string[] };
+  t.true(listed.images.length > 0 && listed.layers.includes('conv1'), JSON.stringify(listed));
+  const maps = await fetch(`${d.url}api/activations/0.png?image=0&layer=conv1`);
+  t.is(maps.status, 200);
+  t.is(maps.headers.get('x-alexnet-step'), '4');
+});
+
 test('a folder that is not a run, a missing one: one line, exit 2', async (t) => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-rundash-empty-'));
   dirs.push(empty);

@@ -17,7 +17,7 @@ import { openHeldOutFor } from '../training-data.js';
 import { DashboardFeed } from './feed.js';
 import { LiveImages } from './live-images.js';
 import { listenError, testBatch } from './open.js';
-import { DashboardServer } from './server.js';
+import { DashboardServer, type DashboardImages, type StepImage } from './server.js';
 import { UserError } from '../cli/errors.js';
 
 /** metrics.jsonl, from the first byte and then as it grows: each whole line to `onLine`. */
@@ -123,6 +123,72 @@ class LatestCheckpoint {
   }
 }
 
+/**
+ * The pictures of a run folder that has no checkpoint yet: none, and a look for the first checkpoint every
+ * `everyMs` while a page watches; from then on those of the checkpoint (LiveImages), the page told by the
+ * kernels' event.
+ */
+export class FirstCheckpointImages implements DashboardImages {
+  private live: DashboardImages | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private looking: Promise<void> | null = null;
+  private watched = false;
+
+  constructor(
+    private readonly open: () => Promise<DashboardImages | null>,
+    private readonly everyMs: number,
+  ) {}
+
+  get why(): string | null {
+    return this.live ? (this.live.why ?? null) : 'no kernels: the run folder has no checkpoint yet';
+  }
+  kernels(tower: number): StepImage | null {
+    return this.live?.kernels(tower) ?? null;
+  }
+  get testImages(): readonly { index: number; label: number }[] {
+    return this.live?.testImages ?? [];
+  }
+  get layers(): readonly string[] {
+    return this.live?.layers ?? [];
+  }
+  testImagePng(index: number): Promise<Uint8Array> {
+    if (!this.live) throw new UserError('no test images before the first checkpoint');
+    return this.live.testImagePng(index);
+  }
+  activations(tower: number, index: number, layer: string): Promise<StepImage> {
+    if (!this.live) throw new UserError('no feature maps before the first checkpoint');
+    return this.live.activations(tower, index, layer);
+  }
+
+  watching(on: boolean): void {
+    this.watched = on;
+    if (this.live) return this.live.watching(on);
+    if (on && !this.timer) {
+      void this.look();
+      this.timer = setInterval(() => void this.look(), this.everyMs);
+      this.timer.unref();
+    } else if (!on) this.stop();
+  }
+
+  /** Looks for the first checkpoint (one look at a time); once there, its pictures, watched if a page watches. */
+  look(): Promise<void> {
+    this.looking ??= this.open()
+      .then((live) => {
+        if (!live || this.live) return;
+        this.live = live;
+        this.stop();
+        if (this.watched) live.watching(true);
+      })
+      .finally(() => (this.looking = null));
+    return this.looking;
+  }
+
+  private stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
 export interface RunDashboardOptions {
   readonly runDir: string;
   readonly host: string;
@@ -167,11 +233,9 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
   const follow = setInterval(() => follower.poll(), o.followMs ?? 1000);
   follow.unref();
 
-  // the pictures: from the latest checkpoint, when the run has one
+  // the pictures: from the latest checkpoint, once the run has one
   const latest = new LatestCheckpoint(o.runDir, { backend: o.backend ?? 'auto', data: o.data, cacheDir: o.cacheDir, info: o.info });
-  let images: LiveImages | undefined;
-  const first = await latest.current();
-  if (first) {
+  const imagesOf = async (first: CheckpointSource): Promise<LiveImages> => {
     let test = null;
     const dataName = first.model.dataName();
     if (dataName !== null) {
@@ -183,8 +247,20 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
         o.info(`no test images for the feature maps: ${(e as Error).message}`);
       }
     }
-    images = new LiveImages({ inspector: latest, stepsDone: () => latest.step, spec: first.spec, feed, testBatch: test, refreshMs: o.refreshS * 1000, info: o.info });
-  } else o.info(`${o.runDir} has no checkpoint yet: the curves only (kernels and feature maps come from a checkpoint)`);
+    return new LiveImages({ inspector: latest, stepsDone: () => latest.step, spec: first.spec, feed, testBatch: test, refreshMs: o.refreshS * 1000, info: o.info });
+  };
+  const first = await latest.current();
+  let images: DashboardImages;
+  if (first) images = await imagesOf(first);
+  else {
+    o.info(`${o.runDir} has no checkpoint yet: the curves until one is written (looked for every ${o.refreshS} s while a page is open), then its kernels and feature maps`);
+    images = new FirstCheckpointImages(async () => {
+      const c = await latest.current();
+      if (!c) return null;
+      o.info(`${path.basename(latestCheckpoint(checkpointDir(o.runDir)) ?? '')}: the kernels and feature maps from now on`);
+      return imagesOf(c);
+    }, o.refreshS * 1000);
+  }
 
   const server = new DashboardServer({ host: o.host, port: o.port, feed, images });
   let url: string;
@@ -201,7 +277,7 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
     feed,
     close: async () => {
       clearInterval(follow);
-      images?.watching(false);
+      images.watching(false);
       await server.close();
       await latest.close();
     },

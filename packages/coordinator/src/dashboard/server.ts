@@ -49,6 +49,8 @@ export interface DashboardImages {
   activations(tower: number, index: number, layer: string): Promise<StepImage>;
   /** Called when the first page starts watching and when the last stops (the kernels refresh only while watched). */
   watching(on: boolean): void;
+  /** Why there are no kernels, where these images know better than the server (a run folder without a checkpoint yet). */
+  readonly why?: string | null;
 }
 
 export interface DashboardOptions {
@@ -152,7 +154,7 @@ export class DashboardServer {
     let m: RegExpExecArray | null;
     if ((m = /^\/api\/kernels\/([01])\.png$/.exec(p))) {
       const k = images?.kernels(Number(m[1]));
-      if (!k) throw new HttpError(404, this.o.workers ? 'no kernels yet: they are fetched from the workers while a page watches' : images ? 'no kernels yet: they are being read from the latest checkpoint' : 'no kernels: the run folder has no checkpoint yet');
+      if (!k) throw new HttpError(404, images?.why ?? (this.o.workers ? 'no kernels yet: they are fetched from the workers while a page watches' : images ? 'no kernels yet: they are being read from the latest checkpoint' : 'no kernels: the run folder has no checkpoint yet'));
       return this.png(res, k);
     }
     if (p === '/api/test-images') return this.json(res, { images: images?.testImages ?? [], layers: images?.layers ?? [] });

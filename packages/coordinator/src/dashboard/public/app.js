@@ -22,6 +22,7 @@ const state = {
   workers: [null, null], // each worker's last status that answered, shown (as stopped) once the run ends
   kernelStep: [null, null],
   image: null, // chosen test image index
+  mapsReady: false, // the test images are shown (a run folder's come with its first checkpoint)
 };
 
 // ---- formatting
@@ -349,9 +350,10 @@ async function initMaps() {
   sel.replaceChildren(...layers.map((l) => el('option', { value: l }, l)));
   sel.onchange = () => state.image !== null && showMaps();
   if (images.length === 0) {
-    $('#maps-note').textContent = 'no test images in this run';
+    $('#maps-note').textContent = layers.length === 0 ? 'no test images yet: they come with the first checkpoint' : 'no test images in this run';
     return;
   }
+  state.mapsReady = true;
   const box = $('#test-images');
   box.replaceChildren(
     ...images.map((t) => {
@@ -442,6 +444,8 @@ function connect() {
   es.addEventListener('kernels', (m) => {
     const e = JSON.parse(m.data);
     refreshKernels(e.tower, e.step, e.colour);
+    // a run folder's first checkpoint: its test images and layers are there now too
+    if (!state.mapsReady) initMaps().catch((err) => ($('#maps-note').textContent = `test images: ${err.message}`));
   });
 }
 
