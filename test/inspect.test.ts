@@ -130,6 +130,11 @@ test.serial('`alexnet inspect` writes PNGs of the expected sizes whose towers di
   const want = predictionsSize(3, tiny.inputSize * Math.floor(128 / tiny.inputSize));
   const meta = await sharp(pout).metadata();
   t.deepEqual([meta.width, meta.height], [want.width, want.height]);
+  // more than the run evaluates at once: one line saying its limit and why
+  const most = f.coordinator.maxEvalBatch;
+  const over = alexnet(['inspect', 'predictions', '--coordinator', f.service.address, '--count', String(most + 1), '--out', pout]);
+  t.is((await over.exited).code, 2, over.output());
+  t.regex(over.stderr.join('\n'), new RegExp(`^alexnet: .*--count ${most + 1}: this run evaluates at most ${most} images at once \\(its batch or --eval-batch, which sizes its messages\\): give --count ${most} or less$`, 'm'));
 });
 
 test.serial('`alexnet inspect activations --npy --json`: the maps as NumPy float32 [tower, map, h, w] and each tower\'s statistics, those of the checkpoint\'s forward pass', async (t) => {

@@ -179,7 +179,7 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
   describe: 'held-out images with their top-5 predictions (as cuda-convnet shownet --show-preds)',
   builder: (y) =>
     commonOptions(y, true)
-      .options({ count: { type: 'number', default: 8, describe: `how many held-out images (evenly spaced over the split; at most ${MAX_PREDICTIONS})` } })
+      .options({ count: { type: 'number', default: 8, describe: `how many held-out images (evenly spaced over the split; at most ${MAX_PREDICTIONS}; with --coordinator, at most the run's evaluation batch)` } })
       .example('$0 inspect predictions --run runs/c10', "8 of the run's held-out images with its top-5 guesses")
       .example('$0 inspect predictions --data cifar10 --count 32', "32 CIFAR-10 test images with the shipped model's guesses") as never,
   handler: (a) => {

@@ -122,7 +122,8 @@ export class LiveInspector {
   predictions(count: number): Promise<PredictionsAt> {
     const h = this.heldOut;
     if (!h) throw new UserError('this run has no held-out images to predict (its data has no val/ or test/ split)');
-    if (!Number.isInteger(count) || count < 1 || count > this.coordinator.maxEvalBatch) throw new UserError(`--count must be 1..${this.coordinator.maxEvalBatch}, got ${count}`);
+    const most = this.coordinator.maxEvalBatch;
+    if (!Number.isInteger(count) || count < 1 || count > most) throw new UserError(`--count ${count}: this run evaluates at most ${most} images at once (its batch or --eval-batch, which sizes its messages): give --count ${most} or less`);
     return this.serial(async () => {
       const b = await h.examples(count);
       const c = this.coordinator;
