@@ -178,6 +178,7 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'lone.npy')], /^alexnet: --features \S+lone\.npy: \S+lone\.json is missing \(what the rows are\); make the files again with alexnet features --out /],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'notes.txt')], /^alexnet: --features \S+notes\.txt: not a features file: give the F\.npy that alexnet features --out F\.npy wrote/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.npy'), '--limit', '3'], /^alexnet: --limit with --features: the file's rows are searched/],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--limit', '1', '--backend', 'webasm'], /^alexnet: --limit 1: no held-out image to search but the query itself: give --limit 2 or more$/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.npy'), '--layer', 'fc6', '--backend', 'webasm'], /^alexnet: --features \S+f\.npy: its rows are fc7, not fc6: give --layer fc7, or make them again/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'other.npy'), '--backend', 'webasm'], /^alexnet: --features \S+other\.npy: its rows come from another model \(weights 0123456789abcdef\), not from models\/cifar10\.safetensors .*\(weights [0-9a-f]{16}\): make them again/],
   ];

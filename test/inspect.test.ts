@@ -164,6 +164,15 @@ test.serial('`alexnet inspect activations --npy --json`: the maps as NumPy float
   t.is((await q.exited).code, 0, q.output());
   t.regex(q.output(), /^ {2}tower 0: 4 units: min -?[\d.e-]+, mean -?[\d.e-]+, std [\d.e-]+, max -?[\d.e-]+; \d+\.\d% zeros; \d of 4 units all zero$/m);
   t.regex(q.output(), /fc8\.npy: the values, float32 \[1, 4\] \(tower, unit\)/);
+  t.regex(q.output(), /: fc8 of \S+ after step \d+, tower 0 \(tower 1 does not compute it\), one scale for all its maps, \d+x\d+ pixels$/m);
+  // without --out: named after the image's folder and name, in the run's inspect/ folder
+  const named = alexnet(['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'conv1', '--backend', 'webasm']);
+  t.is((await named.exited).code, 0, named.output());
+  const stem = `${path.basename(path.dirname(path.resolve(f.image)))}-${path.basename(f.image).replace(/\.[^.]*$/, '')}`;
+  const written = /^(\S+\.png): conv1 of /m.exec(named.output())?.[1] ?? '';
+  t.is(path.dirname(written), path.join(f.runDir, 'inspect'));
+  t.regex(path.basename(written), new RegExp(`^activations-conv1-${stem}-step\\d+\\.png$`));
+  t.true(fs.existsSync(written));
   t.deepEqual(decodeNpy(fs.readFileSync(path.join(f.runDir, 'fc8.npy'))).shape, [1, 4]);
 });
 
@@ -180,6 +189,7 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     [['inspect', 'kernels', '--run', f.runDir, '--model', f.image], /^alexnet: give only one of --run RUN_DIR \(a checkpoint\), --model FILE \(a model file\) or --coordinator HOST:PORT/],
     [['inspect', 'kernels', '--model', f.image, '--step', '1'], /^alexnet: --step picks a checkpoint of a run: give it with --run RUN_DIR$/],
     [['inspect', 'kernels', '--coordinator', '127.0.0.1:1'], /^alexnet: no coordinator answered at 127\.0\.0\.1:1 /],
+    [['inspect', 'predictions', '--coordinator', f.service.address, '--data', f.runDir], /^alexnet: --data is for --run or --model: a running coordinator shows its own run's held-out images$/],
     [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--npy', path.join(f.runDir, 'maps.txt')], /^alexnet: --npy .*maps\.txt: give a file name ending in \.npy$/],
     [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.image, 'k.png')], /^alexnet: cannot make the folder of .*image\.png\/k\.png .*image\.png is a file, not a folder$/],
   ];

@@ -140,6 +140,7 @@ test('a folder that is not a run, a missing one: one line, exit 2', async (t) =>
     [['dashboard', path.join(empty, 'none')], /^alexnet: \S+none: no such run folder$/],
     [['dashboard', empty], /^alexnet: \S+ has no metrics\.jsonl: not a run folder/],
     [['dashboard', empty, '--ui-port', '70000'], /^alexnet: --ui-port must be a port 0\.\.65535/],
+    [['dashboard', empty, '--data', path.join(empty, 'no-data')], /^alexnet: data folder \S+no-data does not exist: expected an image folder/],
   ] as [string[], RegExp][]) {
     const p = alexnet(args);
     t.is((await p.exited).code, 2, p.output());

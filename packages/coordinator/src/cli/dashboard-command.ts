@@ -5,7 +5,9 @@
  */
 import type { CommandModule } from 'yargs';
 import { backendChoices, type RequestedBackend } from '@alexnet-mp/core';
+import { checkDataLayout } from '@alexnet-mp/core/data';
 import { openRunDashboard } from '../dashboard/run-dashboard.js';
+import { isGeneratedData } from '../training-data.js';
 import { checkUiArgs, uiOptions } from './ui-options.js';
 
 interface Args {
@@ -36,6 +38,8 @@ export const dashboardCommand: CommandModule<object, Args> = {
       .example('$0 dashboard training/cifar10 --ui-port 0', "the shipped CIFAR-10 run's curves on a free port") as never,
   handler: async (a) => {
     checkUiArgs(a);
+    // a --data given that is not there is said before anything is served (the run's own, moved, is said and passed over)
+    if (a.data !== undefined && !isGeneratedData(a.data)) checkDataLayout(a.data);
     const info = (l: string) => process.stderr.write(`alexnet dashboard: ${l}\n`);
     const d = await openRunDashboard({ runDir: a.run, host: a['ui-host'], port: a['ui-port'], refreshS: a['ui-refresh'], backend: a.backend as RequestedBackend, data: a.data, cacheDir: a['cache-dir'], info });
     process.stdout.write(`alexnet dashboard: ${a.run} at ${d.url} (Ctrl-C stops it)\n`);

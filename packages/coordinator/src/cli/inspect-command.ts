@@ -36,14 +36,14 @@ interface CommonArgs extends SecurityArgs {
 }
 
 /** The options every inspect command has; `heldOut`: it reads a data set's held-out images (predictions, neighbours). */
-const commonOptions = (y: Argv, heldOut = false) =>
+const commonOptions = (y: Argv, heldOut = false, columns = 16) =>
   y.options({
     run: { type: 'string', describe: "a run directory: its latest checkpoint (RUN_DIR/checkpoints) unless --step, both towers computed in this process" },
     step: { type: 'number', describe: 'with --run: the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
     model: { type: 'string', describe: 'a model file (alexnet export; none of --run, --model and --coordinator: the shipped models/cifar10.safetensors), both towers computed in this process' },
     coordinator: { type: 'string', describe: "a running coordinator's inspection address HOST:PORT (alexnet coordinator --inspect-port; launch prints it): asks the workers, between two training steps" },
     out: { type: 'string', describe: 'the PNG to write, a name ending in .png (default: RUN_DIR/inspect/... with --run, ./inspect/... otherwise)' },
-    columns: { type: 'number', describe: 'tiles a row (default 16, or fewer)' },
+    columns: { type: 'number', describe: `tiles a row (default ${columns}, or fewer)` },
     backend: { choices: backendChoices, default: 'auto', describe: 'with --run or --model: the gpu.js mode of the forward passes' },
     ...(heldOut
       ? {
@@ -55,6 +55,16 @@ const commonOptions = (y: Argv, heldOut = false) =>
     ...securityOptions,
   } as const);
 
+/**
+ * An image file's part of a default picture name: its folder and name without extension (`cat-0000` for
+ * test/cat/0000.jpg), so that images of the same name in two folders do not write one file.
+ */
+function imageStem(image: string): string {
+  const name = path.basename(image).replace(/\.[^.]*$/, '');
+  const folder = path.basename(path.dirname(path.resolve(image)));
+  return path.dirname(image) === '.' || folder === '' ? name : `${folder}-${name}`;
+}
+
 /** The source named by --run, --model or --coordinator (exactly one). */
 async function openSource(a: CommonArgs): Promise<InspectSource> {
   const given = [a.run, a.model, a.coordinator].filter((x) => x !== undefined).length;
@@ -64,6 +74,9 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   if (a.out !== undefined && !/\.png$/i.test(a.out)) throw new UserError(`--out ${a.out}: give a file name ending in .png (the picture is a PNG)`);
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
   checkRunStep(a.step, a.run);
+  if (a.coordinator !== undefined && (a.data !== undefined || a['cache-dir'] !== undefined)) {
+    throw new UserError(`${a.data !== undefined ? '--data' : '--cache-dir'} is for --run or --model: a running coordinator shows its own run's held-out images`);
+  }
   const o = { backend: a.backend as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
   if (a.run !== undefined) return CheckpointSource.open(a.run, o);
   if (a.model !== undefined) return CheckpointSource.openModel(a.model, o);
@@ -145,8 +158,7 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
       const images = await imageInput(a.image, s.spec);
       const act = await s.activations(images, a.layer);
       const raster = activationPicture(s.spec, a.layer, act, 1, 0, { columns: a.columns, scale: a.scale });
-      const base = path.basename(a.image).replace(/\.[^.]*$/, '');
-      const file = await writePng(outFile(a, `activations-${a.layer}-${base}-step${act.step}.png`), raster);
+      const file = await writePng(outFile(a, `activations-${a.layer}-${imageStem(a.image)}-step${act.step}.png`), raster);
       const [C, H, W] = mapShape(s.spec, a.layer).shape;
       const computed = act.towers.flatMap((x, t) => (x ? [{ tower: t, values: x }] : []));
       const stats = computed.map(({ tower, values }) => ({ tower, ...mapStats(values, C, H * W) }));
@@ -159,7 +171,8 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
         return;
       }
       const towers = computed.map((c) => `tower ${c.tower}`);
-      say(`${file}: ${a.layer} of ${a.image} after step ${act.step}, ${towers.join(' above ')}${towers.length < 2 ? ' (tower 1 does not compute it)' : ''}, ${a.scale === 'shared' ? 'one scale for both towers' : 'each map scaled on its own'}, ${raster.width}x${raster.height} pixels`);
+      const scaleWords = a.scale === 'each' ? 'each map scaled on its own' : towers.length < 2 ? 'one scale for all its maps' : 'one scale for both towers';
+      say(`${file}: ${a.layer} of ${a.image} after step ${act.step}, ${towers.join(' above ')}${towers.length < 2 ? ' (tower 1 does not compute it)' : ''}, ${scaleWords}, ${raster.width}x${raster.height} pixels`);
       say(`from ${s.description}`);
       for (const st of stats) say(`  tower ${st.tower}: ${C} ${H * W > 1 ? `maps ${H}x${W}` : 'units'}: ${describeStats(st)}`);
       if (npy) say(`${npy}: the values, float32 [${shape.join(', ')}] (${shape.length === 4 ? 'tower, map, height, width' : 'tower, unit'})`);
@@ -178,7 +191,7 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
   command: 'predictions',
   describe: 'held-out images with their top-5 predictions (as cuda-convnet shownet --show-preds)',
   builder: (y) =>
-    commonOptions(y, true)
+    commonOptions(y, true, 4)
       .options({ count: { type: 'number', default: 8, describe: `how many held-out images (evenly spaced over the split; at most ${MAX_PREDICTIONS}; with --coordinator, at most the run's evaluation batch)` } })
       .example('$0 inspect predictions --run runs/c10', "8 of the run's held-out images with its top-5 guesses")
       .example('$0 inspect predictions --data cifar10 --count 32', "32 CIFAR-10 test images with the shipped model's guesses") as never,
@@ -209,11 +222,11 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
   aliases: ['neighbors'],
   describe: "the held-out images nearest to an image in a layer's space (Euclidean, both towers' values; the paper's Figure 4 on fc7), as one PNG and a list",
   builder: (y) =>
-    commonOptions(y, true).options({
+    commonOptions(y, true, 9).options({
       image: { type: 'string', describe: 'the query: an image file (decoded and cut to the centre view as evaluation images are). The model: --run, --model, else the shipped CIFAR-10 model' },
       index: { type: 'number', describe: 'the query: held-out image N (0-based, in the split\'s order, as evaluate --wrong numbers them); it is not its own neighbour' },
       layer: { type: 'string', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (default fc7, or the layer of --features)' },
-      count: { type: 'number', default: 8, describe: 'neighbours to show' },
+      count: { type: 'number', default: 8, describe: 'neighbours to show (at most 64)' },
       limit: { type: 'number', describe: 'search N held-out images spread evenly over the split (default all)' },
       features: { type: 'string', describe: "search the rows of `alexnet features --out F.npy` (checked to be this layer, model and data set) instead of running every held-out image through the model: a query in seconds" },
     })
@@ -259,12 +272,13 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
         const t0 = performance.now();
         const search = { query, exclude: a.index, count: a.count, limit: a.limit };
         const { neighbours, searched } = file ? await nearestInFile(file, data, search) : await nearestHeldOut(model, data, extractor, search);
+        if (neighbours.length === 0) throw new UserError(`--limit ${a.limit}: no held-out image to search but the query itself: give --limit 2 or more`);
         const queryName = a.image ?? `held-out image ${a.index}${files?.[a.index!] ? ` (${files[a.index!]})` : ''}`;
         const tiles: Captioned[] = [
           { image: tileOf(q.image, S), lines: ['query', q.label === null ? path.basename(a.image!) : nameOf(q.label), a.index !== undefined ? `#${a.index}` : ''], framed: true },
           ...neighbours.map((n, k) => ({ image: tileOf(n.image, S), lines: [`${k + 1}. ${nameOf(n.label)}`, `distance ${n.distance.toPrecision(3)}`, `#${n.index}`] })),
         ];
-        const base = a.image !== undefined ? path.basename(a.image).replace(/\.[^.]*$/, '') : `heldout${a.index}`;
+        const base = a.image !== undefined ? imageStem(a.image) : `heldout${a.index}`;
         const out = await writePng(outFile(a, `neighbours-${layer}-${base}-step${s.step}.png`), await captionedTilesPng(tiles, a.columns ?? 9));
         const { dim } = extractor.layout;
         const where = file ? ` (the rows of ${file.file})` : '';
@@ -298,6 +312,6 @@ export const inspectCommand: CommandModule = {
       .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer conv2', "each tower's conv2 maps for cat.jpg")
       .example('$0 inspect neighbours --data cifar10 --index 3000', "the shipped model's 8 nearest test images to test image 3000 in fc7")
       .example('$0 inspect neighbours --data cifar10 --index 3000 --features fc7.npy', 'the same, searching the rows that alexnet features --out fc7.npy wrote: seconds instead of a pass over the test set')
-      .example('$0 inspect kernels --coordinator 127.0.0.1:50070', 'the same, live from a running coordinator'),
+      .example('$0 inspect kernels --coordinator 127.0.0.1:50070 --token-file runs/c10/token', 'the same, live from a running coordinator (the address and token file launch prints)'),
   handler: () => {},
 };

@@ -137,6 +137,7 @@ export class FirstCheckpointImages implements DashboardImages {
   constructor(
     private readonly open: () => Promise<DashboardImages | null>,
     private readonly everyMs: number,
+    private readonly info: (line: string) => void = () => {},
   ) {}
 
   get why(): string | null {
@@ -179,6 +180,8 @@ export class FirstCheckpointImages implements DashboardImages {
         this.stop();
         if (this.watched) live.watching(true);
       })
+      // said, and looked for again at the next look
+      .catch((e: unknown) => this.info(`the pictures: ${e instanceof Error ? e.message : String(e)}`))
       .finally(() => (this.looking = null));
     return this.looking;
   }
@@ -259,7 +262,7 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
       if (!c) return null;
       o.info(`${path.basename(latestCheckpoint(checkpointDir(o.runDir)) ?? '')}: the kernels and feature maps from now on`);
       return imagesOf(c);
-    }, o.refreshS * 1000);
+    }, o.refreshS * 1000, o.info);
   }
 
   const server = new DashboardServer({ host: o.host, port: o.port, feed, images });
