@@ -9,6 +9,7 @@ import { checkDataLayout } from '@alexnet-mp/core/data';
 import { openRunDashboard } from '../dashboard/run-dashboard.js';
 import { isGeneratedData } from '../training-data.js';
 import { checkUiArgs, uiOptions } from './ui-options.js';
+import { surviveLostOutput } from './output-gone.js';
 
 interface Args {
   run: string;
@@ -38,6 +39,8 @@ export const dashboardCommand: CommandModule<object, Args> = {
       .example('$0 dashboard training/cifar10 --ui-port 0', "the shipped CIFAR-10 run's curves on a free port") as never,
   handler: async (a) => {
     checkUiArgs(a);
+    // it serves until stopped: a terminal or pipe gone does not end it (its pages still read it)
+    surviveLostOutput();
     // a --data given that is not there is said before anything is served (the run's own, moved, is said and passed over)
     if (a.data !== undefined && !isGeneratedData(a.data)) checkDataLayout(a.data);
     const info = (l: string) => process.stderr.write(`alexnet dashboard: ${l}\n`);

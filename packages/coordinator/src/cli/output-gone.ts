@@ -1,11 +1,12 @@
 /**
  * What a command does when its output goes. Short commands (predict, summary, inspect ...) piped into `| head`
  * end quietly when the reader is gone, as Unix tools do (exit status 141, 128 + SIGPIPE), instead of printing a
- * stack trace. Training outlives its terminal: when whatever reads this process's output goes away (the terminal closed, an
- * SSH session dropped, `| tee log` killed, `| head`), writing to stdout or stderr fails with EPIPE or EIO. Node
- * throws that as an unhandled 'error' event, which would end a run of days without its checkpoint. The long-running
- * commands (launch, coordinator, worker) keep going instead: the run directory has every line that matters
- * (metrics.jsonl, the processes' logs), and later writes to the lost stream are dropped.
+ * stack trace. Training outlives its terminal: when whatever reads this process's output goes away (the
+ * terminal closed, an SSH session dropped, `| tee log` killed), writing to stdout or stderr fails with EPIPE
+ * or EIO, which Node throws as an unhandled 'error' event that would end a run of days without its
+ * checkpoint. The long-running commands (launch, coordinator, worker, and dashboard, which serves its pages)
+ * keep going instead: the run directory has every line that matters (metrics.jsonl, the processes' logs),
+ * and later writes to the lost stream are dropped.
  */
 import fs from 'node:fs';
 
