@@ -241,6 +241,14 @@ test('--csv /dev/stdout: the CSV alone on stdout (the row count on stderr); a re
   t.is(whole.stdout.length, 20_001, 'a header and a row per step, nothing else');
   t.true(whole.stdout.every((l) => /^(step|\d+),/.test(l)));
   t.deepEqual(whole.stderr, ['wrote 20000 rows to /dev/stdout']);
+  // with an event file too: still the CSV alone on stdout, both lines of what was written on stderr
+  const tb = path.join(dir, 'tb');
+  const both = alexnet(['export-metrics', dir, '--tensorboard', tb, '--csv', '/dev/stdout']);
+  t.is((await both.exited).code, 0, both.output());
+  t.is(both.stdout.length, 20_001);
+  t.true(both.stdout.every((l) => /^(step|\d+),/.test(l)));
+  t.is(both.stderr.length, 2);
+  t.regex(both.stderr[0]!, /^wrote \S+events\.out\.tfevents\./);
   for (const args of [['export-metrics', dir, '--csv', '/dev/stdout'], ['summary', dir, '--per', '1']]) {
     const p = spawn(process.execPath, [alexnetBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';

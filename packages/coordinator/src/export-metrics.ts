@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32c, fsReason, makeDir } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
-import { isOutputGone } from './cli/output-gone.js';
 import { readRunEvents } from './run-summary.js';
 import { layerNormTotals } from './layer-norms.js';
 import { rewoundTo } from './run-rewind.js';
@@ -222,8 +221,6 @@ function writeOrFail(file: string, data: string | Buffer, what: string): void {
   try {
     fs.writeFileSync(file, data);
   } catch (err) {
-    // `--csv /dev/stdout | head`: the reader is gone, not the file unwritable (the command ends quietly)
-    if (isOutputGone(err)) throw err;
     throw new UserError(`cannot write ${what} ${file}: ${fsReason(err)}`);
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The temporary files of a short command (features' rows, evaluate's --wrong list), written beside their
  * target and renamed onto it at the end, are removed when the command is stopped by a signal (Ctrl-C,
- * SIGTERM, SIGHUP): a signal ends a process without running its `finally` blocks, and features' rows can
- * run to gigabytes. The handlers are there only while such a file is: the signal then ends the process as
+ * SIGTERM, SIGHUP) or exits before that end (process.exit: its output's reader gone): neither runs its
+ * `finally` blocks, and features' rows can run to gigabytes. The handlers are there only while such a file is: the signal then ends the process as
  * it would have (its default action, re-raised), with the files gone. Not for the training processes,
  * which stop on a signal at a step's end with a checkpoint (their own handlers).
  */
@@ -11,9 +11,13 @@ import fs from 'node:fs';
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const live = new Set<string>();
 
-function onSignal(signal: NodeJS.Signals): void {
+function removeAll(): void {
   for (const f of live) fs.rmSync(f, { force: true });
   live.clear();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  removeAll();
   unlisten();
   // the signal's own ending (exit status 128 + its number, as the shell sees it)
   process.kill(process.pid, signal);
@@ -21,11 +25,18 @@ function onSignal(signal: NodeJS.Signals): void {
 
 function unlisten(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
+  process.off('exit', removeAll);
 }
 
-/** Removes `file` if a signal stops the process before the returned function is called (the file renamed or removed). */
+/**
+ * Removes `file` if a signal stops the process, or it exits (process.exit: a reader of its output gone, an
+ * error reported), before the returned function is called (the file renamed or removed).
+ */
 export function removeOnSignal(file: string): () => void {
-  if (live.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
+  if (live.size === 0) {
+    for (const s of SIGNALS) process.on(s, onSignal);
+    process.on('exit', removeAll);
+  }
   live.add(file);
   return () => {
     live.delete(file);

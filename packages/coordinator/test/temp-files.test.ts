@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const module = fileURLToPath(new URL('../src/temp-files.ts', import.meta.url));
 
 /** A process that makes `files`, has them removed on a signal (keeping the ones named in `kept` once made), says "ready" and waits. */
-function child(files: string[], kept: string[]) {
+function child(files: string[], kept: string[], exitCode: number | null = null) {
   const code = `
     import fs from 'node:fs';
     const { removeOnSignal } = await import(${JSON.stringify(module)});
@@ -21,7 +21,7 @@ function child(files: string[], kept: string[]) {
       if (kept.has(f)) keep();
     }
     process.stdout.write('ready\\n');
-    setInterval(() => {}, 1000);
+    ${exitCode === null ? 'setInterval(() => {}, 1000);' : `setTimeout(() => process.exit(${exitCode}), 100);`}
   `;
   const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise<void>((resolve) => p.stdout.once('data', () => resolve()));
@@ -51,4 +51,13 @@ test('a file kept (renamed into place) before the signal stays; the signal ends 
   p.kill('SIGINT');
   t.deepEqual(await ended, { code: null, signal: 'SIGINT' });
   t.true(fs.existsSync(a));
+});
+
+test('an exit before the file is kept (process.exit: a reader of the output gone) removes it too', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-temp-files-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const [a, b] = ['.a.npy.1.tmp', 'b.npy'].map((n) => path.join(dir, n));
+  const { ended } = child([a!, b!], [b!], 141);
+  t.deepEqual(await ended, { code: 141, signal: null });
+  t.deepEqual(fs.readdirSync(dir), ['b.npy']);
 });

@@ -2,8 +2,6 @@
  * Errors that are the user's to fix: printed as one clear line, never as a
  * stack trace. Anything else is a bug and keeps its stack.
  */
-import { OUTPUT_GONE_STATUS, isOutputGone } from './output-gone.js';
-
 export class UserError extends Error {
   constructor(message: string) {
     super(message);
@@ -14,8 +12,6 @@ export class UserError extends Error {
 const userErrorNames = new Set(['UserError', 'NoWebGPUError', 'AdapterIndexError', 'AdapterChoiceError', 'BackendFallbackError', 'ArrayTooLargeError', 'DataError', 'CheckpointError', 'FileError', 'EnvSettingError', 'CpuAffinityError']);
 
 export function reportAndExit(err: unknown): never {
-  // the reader of the output went away (`| head`): nothing to say, to no one
-  if (isOutputGone(err)) process.exit(OUTPUT_GONE_STATUS);
   if (err instanceof Error && (userErrorNames.has(err.name) || /^unknown preset/.test(err.message))) {
     process.stderr.write(`alexnet: ${err.message}\n`);
     process.exit(2);

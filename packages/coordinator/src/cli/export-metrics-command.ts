@@ -25,8 +25,10 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
     if (a.tensorboard === undefined && a.csv === undefined) throw new UserError('export-metrics: name an output, --tensorboard DIR or --csv FILE');
     // written with a plain write (a pipe such as /dev/stdout works): only a run's own file is refused
     if (a.csv !== undefined) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
-    if (a.tensorboard !== undefined) process.stdout.write(`wrote ${writeTensorBoard(a.run, a.tensorboard)}\n`);
-    if (a.csv !== undefined && (a.csv === '/dev/stdout' || isStdout(a.csv))) {
+    const csvToStdout = a.csv !== undefined && (a.csv === '/dev/stdout' || isStdout(a.csv));
+    // with the CSV on stdout, what was written is said on stderr
+    if (a.tensorboard !== undefined) (csvToStdout ? process.stderr : process.stdout).write(`wrote ${writeTensorBoard(a.run, a.tensorboard)}\n`);
+    if (csvToStdout) {
       // `--csv /dev/stdout` (or the file stdout goes to): the CSV alone on stdout, written through it (a socket, as
       // a parent process may give, cannot be opened by name), the count on stderr
       const { text, rows } = runCsv(a.run);

@@ -272,7 +272,15 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
         const t0 = performance.now();
         const search = { query, exclude: a.index, count: a.count, limit: a.limit };
         const { neighbours, searched } = file ? await nearestInFile(file, data, search) : await nearestHeldOut(model, data, extractor, search);
-        if (neighbours.length === 0) throw new UserError(`--limit ${a.limit}: no held-out image to search but the query itself: give --limit 2 or more`);
+        if (neighbours.length === 0) {
+          throw new UserError(
+            a.limit !== undefined
+              ? `--limit ${a.limit}: no held-out image to search but the query itself: give --limit 2 or more`
+              : file
+                ? `--features ${file.file} has no row but the query's: make it again with more images (alexnet features --limit N, N of 2 or more)`
+                : 'the held-out split has no image but the query itself: nothing to search',
+          );
+        }
         const queryName = a.image ?? `held-out image ${a.index}${files?.[a.index!] ? ` (${files[a.index!]})` : ''}`;
         const tiles: Captioned[] = [
           { image: tileOf(q.image, S), lines: ['query', q.label === null ? path.basename(a.image!) : nameOf(q.label), a.index !== undefined ? `#${a.index}` : ''], framed: true },

@@ -13,13 +13,12 @@ import fs from 'node:fs';
 const GONE = new Set(['EPIPE', 'EIO', 'ECONNRESET', 'ERR_STREAM_DESTROYED']);
 
 /** The exit status of a command whose reader went away: 128 + SIGPIPE, as a Unix tool killed by it. */
-export const OUTPUT_GONE_STATUS = 141;
+const OUTPUT_GONE_STATUS = 141;
 
-/** Whether an error is a lost reader (a closed pipe, a gone terminal). */
-export function isOutputGone(e: unknown): boolean {
-  return GONE.has((e as NodeJS.ErrnoException | null)?.code ?? '');
-}
+/** Whether an error of stdout or stderr is a lost reader (a closed pipe, a gone terminal). */
+const isOutputGone = (e: NodeJS.ErrnoException): boolean => GONE.has(e.code ?? '');
 
+/** stdout's or stderr's own error (only theirs: a file's EIO is the file's, said as such). */
 function endQuietly(e: NodeJS.ErrnoException): void {
   if (!isOutputGone(e)) {
     // not a lost reader: as Node would have it
@@ -28,6 +27,7 @@ function endQuietly(e: NodeJS.ErrnoException): void {
     });
     return;
   }
+  // temporary files go with the process (temp-files.ts removes them on exit)
   process.exit(OUTPUT_GONE_STATUS);
 }
 
@@ -58,7 +58,7 @@ export function surviveLostOutput(onGone: (stream: 'stdout' | 'stderr', code: st
   let told = false;
   for (const [name, s] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
     s.on('error', (e: NodeJS.ErrnoException) => {
-      if (!GONE.has(e.code ?? '')) {
+      if (!isOutputGone(e)) {
         // not a lost reader: as Node would have it
         process.nextTick(() => {
           throw e;

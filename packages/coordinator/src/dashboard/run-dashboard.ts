@@ -66,18 +66,22 @@ export class LineFollower {
 class LatestCheckpoint {
   private source: CheckpointSource | null = null;
   private file: string | null = null;
+  private closed = false;
 
   constructor(
     private readonly runDir: string,
     private readonly o: { backend: RequestedBackend; data?: string; cacheDir?: string; info: (l: string) => void },
   ) {}
 
-  /** The source of the latest checkpoint (null when the run has none). */
+  /** The source of the latest checkpoint (null when the run has none, or once closed). */
   async current(): Promise<CheckpointSource | null> {
+    // a look still running when the dashboard closes opens nothing more
+    if (this.closed) return null;
     const latest = latestCheckpoint(checkpointDir(this.runDir));
     if (latest !== this.file) {
       await this.source?.close();
       this.source = null;
+      if (this.closed) return null;
       this.file = latest;
       // newest first: a damaged checkpoint is said and passed over for the one before it (the curves go on regardless)
       const files = listCheckpoints(checkpointDir(this.runDir)).reverse();
@@ -118,6 +122,7 @@ class LatestCheckpoint {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.source?.close();
     this.source = null;
   }

@@ -22,7 +22,8 @@ const state = {
   workers: [null, null], // each worker's last status that answered, shown (as stopped) once the run ends
   kernelStep: [null, null],
   image: null, // chosen test image index
-  mapsReady: false, // the test images are shown (a run folder's come with its first checkpoint)
+  mapsWaiting: false, // no test images yet: a run folder's come with its first checkpoint
+  mapsLoading: null, // the test images being asked for
 };
 
 // ---- formatting
@@ -343,17 +344,26 @@ function refreshKernels(tower, step, colour) {
   if (state.image !== null && tower === 1) showMaps();
 }
 
+/** initMaps, one at a time (the page's first load and a kernels event may ask at once). */
+function loadMaps() {
+  state.mapsLoading ??= initMaps()
+    .catch((e) => ($('#maps-note').textContent = `test images: ${e.message}`))
+    .finally(() => (state.mapsLoading = null));
+  return state.mapsLoading;
+}
+
 async function initMaps() {
   const r = await fetch('/api/test-images');
   const { images, layers } = await r.json();
   const sel = $('#map-layer');
   sel.replaceChildren(...layers.map((l) => el('option', { value: l }, l)));
   sel.onchange = () => state.image !== null && showMaps();
+  // no layers yet: a run folder before its first checkpoint (the next kernels event asks again)
+  state.mapsWaiting = layers.length === 0;
   if (images.length === 0) {
     $('#maps-note').textContent = layers.length === 0 ? 'no test images yet: they come with the first checkpoint' : 'no test images in this run';
     return;
   }
-  state.mapsReady = true;
   const box = $('#test-images');
   box.replaceChildren(
     ...images.map((t) => {
@@ -445,7 +455,7 @@ function connect() {
     const e = JSON.parse(m.data);
     refreshKernels(e.tower, e.step, e.colour);
     // a run folder's first checkpoint: its test images and layers are there now too
-    if (!state.mapsReady) initMaps().catch((err) => ($('#maps-note').textContent = `test images: ${err.message}`));
+    if (state.mapsWaiting) loadMaps();
   });
 }
 
@@ -453,5 +463,5 @@ window.addEventListener('DOMContentLoaded', () => {
   initCharts();
   initWorkers();
   connect();
-  initMaps().catch((e) => ($('#maps-note').textContent = `test images: ${e.message}`));
+  loadMaps();
 });
