@@ -89,6 +89,34 @@ test('a directory holding another run\'s checkpoints is refused (one line, exit 
   t.false(fs.existsSync(path.join(dir, 'run.lock')));
 });
 
+test("a directory holding another run's log of steps but no checkpoint (the shipped run's, a run killed before its first) is refused unless --overwrite", async (t) => {
+  const dir = tempDir(t);
+  fs.copyFileSync(path.join('training', 'cifar10', 'metrics.jsonl'), path.join(dir, 'metrics.jsonl'));
+  fs.copyFileSync(path.join('training', 'cifar10', 'run.json'), path.join(dir, 'run.json'));
+  const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
+  const again = alexnet([...common, '--steps', '2', '--run-dir', dir]);
+  t.is((await again.exited).code, 2, again.output());
+  t.deepEqual(own(again), [
+    `alexnet: ${dir} holds another run's log (${dir}/metrics.jsonl, run 20261130T232934Z-e69840) but no checkpoint to continue it from: start over with --overwrite (its log goes), or give another --run-dir`,
+  ]);
+  t.is(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'), lines, 'the log untouched');
+  // nothing to resume either: said why, and what to do
+  const resume = alexnet([...common, '--resume', dir]);
+  t.is((await resume.exited).code, 2, resume.output());
+  t.deepEqual(own(resume), [
+    `alexnet: --resume ${dir}: no checkpoint in ${dir}/checkpoints (the run 20261130T232934Z-e69840 ended before its first checkpoint, or keeps only a model exported from it, which holds no momentum to go on from: start a new run, with --run-dir ${dir} --overwrite or another folder)`,
+  ]);
+  const over = alexnet([...common, '--steps', '2', '--run-dir', dir, '--overwrite']);
+  t.is((await over.exited).code, 0, over.output());
+  t.regex(over.output(), /--overwrite: removed the previous run's logs from \S+ \(it had no checkpoint\)/);
+  t.is(events(dir).filter((e) => e.event === 'run').length, 1, 'metrics.jsonl of the new run alone');
+  // a log without steps (a run that failed before its first) is no history to keep: a new run starts there
+  const failed = tempDir(t);
+  fs.writeFileSync(path.join(failed, 'metrics.jsonl'), JSON.stringify({ event: 'run', run_id: 'x', start_step: 0 }) + '\n' + JSON.stringify({ event: 'failed', error: 'e' }) + '\n');
+  const retry = alexnet([...common, '--steps', '2', '--run-dir', failed]);
+  t.is((await retry.exited).code, 0, retry.output());
+});
+
 test('the lock: a second launch on a directory in use is refused naming the holder; a lock left by a dead process is broken, and said', async (t) => {
   const dir = tempDir(t);
   const running = alexnet([...common, '--steps', '100000', '--checkpoint-every', '1000', '--run-dir', dir]);

@@ -110,8 +110,15 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
  * said, with the option that bounds it); everything wrong with either is said at once, in one UserError.
  */
 export async function handshakeBoth(clients: readonly [WorkerClient, WorkerClient], h: Omit<HandshakeContext, 'tower' | 'label'>, label: (t: number) => string, timeoutOption: string): Promise<[HandshakeReply, HandshakeReply]> {
-  const hs = await saidIfSlow(Promise.allSettled(([0, 1] as const).map((t) => handshakeWorker(clients[t], { ...h, tower: t, label: label(t) }))), () =>
-    h.info(`waiting for the workers at ${h.workers.join(' and ')} to answer (up to ${(h.timeoutMs / 1000).toFixed(0)} s: ${timeoutOption})`),
+  // the wait names only the workers still silent (one that answered is said already)
+  const answered = [false, false];
+  const hs = await saidIfSlow(
+    Promise.allSettled(([0, 1] as const).map((t) => handshakeWorker(clients[t], { ...h, tower: t, label: label(t) }).finally(() => (answered[t] = true)))),
+    () => {
+      const silent = h.workers.filter((_, t) => !answered[t]);
+      if (silent.length === 0) return;
+      h.info(`waiting for the worker${silent.length === 1 ? '' : 's'} at ${silent.join(' and ')} to answer (up to ${(h.timeoutMs / 1000).toFixed(0)} s: ${timeoutOption})`);
+    },
   );
   const refused = hs.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   if (refused.length > 0) {

@@ -135,8 +135,19 @@ export function setAsideLater(runDir: string, step: number, info: (line: string)
 export function latestOf(runDir: string): string {
   if (!fs.existsSync(runDir)) throw new CheckpointError(`--resume ${runDir}: no such run directory`);
   const file = latestCheckpoint(checkpointDir(runDir));
-  if (!file) throw new CheckpointError(`--resume ${runDir}: no checkpoint in ${checkpointDir(runDir)} (runs write them with --run-dir and --checkpoint-every or --epochs)`);
+  if (!file) throw new CheckpointError(`--resume ${runDir}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointToResume(runDir)})`);
   return file;
+}
+
+/** Why a run folder has no checkpoint to resume, and what to do instead. */
+function noCheckpointToResume(runDir: string): string {
+  let id: unknown;
+  try {
+    id = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: unknown }).run_id;
+  } catch {
+    return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
+  }
+  return `the run${typeof id === 'string' ? ` ${id}` : ''} ended before its first checkpoint, or keeps only a model exported from it, which holds no momentum to go on from: start a new run, with --run-dir ${runDir} --overwrite or another folder`;
 }
 
 /** The run state in a checkpoint's header, without reading its tensors; a damaged CheckpointError when it cannot be read. */

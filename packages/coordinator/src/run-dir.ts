@@ -126,6 +126,39 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
   return { file, release };
 }
 
+/** A later attempt of a requeued Slurm job: the log of its earlier attempts in the run folder is its own. */
+const isSlurmRequeue = (env: NodeJS.ProcessEnv = process.env): boolean => env.SLURM_JOB_ID !== undefined && Number(env.SLURM_RESTART_COUNT ?? '0') > 0;
+
+/** Whether a metrics.jsonl logs training steps (a run that failed before its first step logged none: not worth keeping). */
+function logsSteps(file: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    // the first step line follows the run line: the head of the file says
+    const head = Buffer.alloc(256 << 10);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    return head.subarray(0, n).includes('"event":"step"');
+  } catch {
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** `, run ID` from a run folder's run.json, or '' when it has none that reads. */
+function runIdOf(runDir: string): string {
+  try {
+    const id = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: unknown }).run_id;
+    return typeof id === 'string' ? `, run ${id}` : '';
+  } catch {
+    return '';
+  }
+}
+
 /** The files of a run in its directory that --overwrite removes. */
 const RUN_FILES = ['metrics.jsonl', 'run.json', 'worker0.log', 'worker1.log', 'coord.log'];
 
@@ -152,7 +185,8 @@ export function runFileKind(file: string): string | null {
 
 /**
  * Readies a run directory for a run: makes it, takes its lock, removes stray temporary files, and refuses a
- * directory holding another run's checkpoints unless resuming it or --overwrite (then clears it). Every
+ * directory holding another run's checkpoints unless resuming it or --overwrite (then clears it), or another
+ * run's log of steps without a checkpoint unless --overwrite (or a requeued Slurm job's own earlier attempt). Every
  * failure is one line: a FileError naming the path and why, or a UserError.
  */
 export function prepareRunDir(o: RunDirOptions): RunDirLock | null {
@@ -179,6 +213,17 @@ export function prepareRunDir(o: RunDirOptions): RunDirLock | null {
       const gone = [...theirs, ...RUN_FILES.map((f) => path.join(o.runDir, f)).filter((f) => fs.existsSync(f))];
       for (const f of gone) fs.rmSync(f, { force: true });
       o.info(`--overwrite: removed the previous run's ${theirs.length} checkpoint${theirs.length === 1 ? '' : 's'} and its logs from ${o.runDir}`);
+    } else if (!resumesThis && theirs.length === 0 && lock !== null && !isSlurmRequeue()) {
+      // another run's log of steps without a checkpoint (killed before its first, or a finished run that keeps only
+      // its exported model): a new run would append its sessions to that run's history
+      const log = path.join(o.runDir, 'metrics.jsonl');
+      if (logsSteps(log)) {
+        if (!o.overwrite) {
+          throw new UserError(`${o.runDir} holds another run's log (${log}${runIdOf(o.runDir)}) but no checkpoint to continue it from: start over with --overwrite (its log goes), or give another --run-dir`);
+        }
+        for (const f of RUN_FILES.map((f) => path.join(o.runDir, f)).filter((f) => fs.existsSync(f))) fs.rmSync(f, { force: true });
+        o.info(`--overwrite: removed the previous run's logs from ${o.runDir} (it had no checkpoint)`);
+      }
     }
     return lock;
   } catch (e) {

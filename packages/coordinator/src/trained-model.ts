@@ -55,7 +55,7 @@ export function noCheckpointHint(runDir: string, give = (file: string) => `--mod
   try {
     runId = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: string }).run_id;
   } catch {
-    return 'runs write them with --run-dir and --checkpoint-every or --epochs';
+    return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
   }
   try {
     const shipped = decodeSafetensors(fs.readFileSync(DEFAULT_MODEL_FILE)).metadata.run_id;

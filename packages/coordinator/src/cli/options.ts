@@ -52,7 +52,7 @@ export const runOptions = {
   },
   keep: { type: 'number', describe: 'checkpoints kept, the latest ones (default 3, or the resumed run\'s)' },
   resume: { type: 'string', describe: "continue the run in RUN_DIR from its newest checkpoint that verifies (damaged ones are passed over and set aside, and said): both workers' weights and momentum, the step, the data order, the schedule (--run-dir defaults to it); or from one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors (the later ones are moved aside)" },
-  overwrite: { type: 'boolean', describe: "start a new run in a --run-dir that holds another run's checkpoints, removing them, its metrics.jsonl, run.json and logs (without it such a directory is refused: --resume continues that run)" },
+  overwrite: { type: 'boolean', describe: "start a new run in a --run-dir that holds another run's checkpoints or its log of steps, removing them, its metrics.jsonl, run.json and logs (without it such a directory is refused: --resume continues a run from its checkpoint)" },
   'micro-batches': {
     type: 'string',
     describe:
