@@ -17,6 +17,7 @@ import path from 'node:path';
 import { CHECKPOINT_FORMAT, fileError, listCheckpoints, makeDir, processAlive, removeStrayTemporaries, stepOfFile } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 import { checkpointDir, readCheckpointHeader, readCheckpointMetadata } from './resume.js';
+import { headOf } from './run-files.js';
 
 export const LOCK_NAME = 'run.lock';
 
@@ -131,22 +132,8 @@ const isSlurmRequeue = (env: NodeJS.ProcessEnv = process.env): boolean => env.SL
 
 /** Whether a metrics.jsonl logs training steps (a run that failed before its first step logged none: not worth keeping). */
 function logsSteps(file: string): boolean {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch {
-    return false;
-  }
-  try {
-    // the first step line follows the run line: the head of the file says
-    const head = Buffer.alloc(256 << 10);
-    const n = fs.readSync(fd, head, 0, head.length, 0);
-    return head.subarray(0, n).includes('"event":"step"');
-  } catch {
-    return false;
-  } finally {
-    fs.closeSync(fd);
-  }
+  // the first step line follows the run line: the head of the file says
+  return headOf(file, 256 << 10)?.includes('"event":"step"') ?? false;
 }
 
 /** `, run ID` from a run folder's run.json, or '' when it has none that reads. */

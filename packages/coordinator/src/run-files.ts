@@ -40,6 +40,21 @@ export function repairTornTail(file: string): number {
   }
 }
 
+/** The first `maxBytes` of a file (fewer when it is shorter); null when it cannot be read. */
+export function headOf(file: string, maxBytes = 64 * 1024): Buffer | null {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(maxBytes);
+      return buf.subarray(0, fs.readSync(fd, buf, 0, maxBytes, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
 /** The last non-empty line of a text file, read from its end (at most `maxBytes`); null when the file is absent or empty. */
 export function lastLineOf(file: string, maxBytes = 64 * 1024): string | null {
   let fd: number;
