@@ -104,6 +104,13 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
       }
       const h = readHolder(file);
       if (h && h.host === me.host && h.pid === process.ppid && processAlive(h.pid)) return null;
+      // our own pid, though this process has not taken it: an earlier process of the same pid (a container's pid
+      // 1 restarted in its pod) that died without removing it
+      if (h && h.host === me.host && h.pid === process.pid) {
+        info(`${file}: held by an earlier process with this one's pid (${h.pid}, ${h.command}, since ${h.since}), which is gone: lock broken`);
+        fs.rmSync(file, { force: true });
+        continue;
+      }
       const earlierAttempt = h !== null && isEarlierAttempt(h, me);
       if (h && ((h.host === me.host && !processAlive(h.pid)) || earlierAttempt)) {
         const who = earlierAttempt ? `attempt ${h.slurmAttempt} of Slurm job ${h.slurmJob}, on ${h.host}` : `pid ${h.pid}`;

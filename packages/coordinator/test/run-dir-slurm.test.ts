@@ -34,3 +34,19 @@ test.serial('a later attempt of the same Slurm job breaks the lock of an earlier
   lock!.release();
   t.false(fs.existsSync(file));
 });
+
+test.serial("a lock of this host with this process's own pid (a container's pid 1 restarted in its pod) is an earlier process's: broken, and said", (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lock-pid-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'run.lock');
+  delete process.env.SLURM_JOB_ID;
+  fs.writeFileSync(file, JSON.stringify({ host: os.hostname(), pid: process.pid, since: '2026-12-04T00:00:00Z', command: 'alexnet coordinator' }));
+  const said: string[] = [];
+  const lock = lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l));
+  t.truthy(lock);
+  t.regex(said.at(-1)!, new RegExp(`held by an earlier process with this one's pid \\(${process.pid}, alexnet coordinator, since 2026-12-04T00:00:00Z\\), which is gone: lock broken`));
+  t.like(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>, { pid: process.pid });
+  t.not((JSON.parse(fs.readFileSync(file, 'utf8')) as { since: string }).since, '2026-12-04T00:00:00Z', 'the lock is this process’s now');
+  lock!.release();
+  t.false(fs.existsSync(file));
+});

@@ -198,7 +198,8 @@ export class TowerWorker implements PeerSide {
       diffs.push(`tower differs (the coordinator expects tower ${req.tower} at this address, this worker is tower ${this.tower}; list the tower 0 worker first in --workers)`);
     }
     if (diffs.length > 0) {
-      this.log(`refused handshake for run ${req.run_id}: ${diffs.join('; ')}`);
+      // the preset and hash are the caller's words: control characters escaped, so that they cannot forge a log line
+      this.log(`refused handshake for run ${req.run_id}: ${diffs.join('; ').replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1))}`);
       throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
     }
     const holder = this.leaseHolder(req.run_id);

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import yargs, { type CommandModule } from 'yargs';
 import { getPreset, surveyAdapters } from '@alexnet-mp/core';
+import { formatAddress } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 import { failureLine } from './failure-line.js';
 import { optionsOf } from './unknown-option.js';
@@ -95,7 +96,8 @@ export const slurmCommand: CommandModule<object, Args> = {
 function securityArgs(a: SecurityArgs, dir: string): string[] {
   const tls = a.tls !== undefined ? ['--tls', a.tls] : [];
   if (a['token-file'] !== undefined) return [...tls, '--token-file', a['token-file']];
-  if (a.token !== undefined) return [...tls, '--token', a.token];
+  // one word: a token that starts with '-' (base64url) is not read as flags
+  if (a.token !== undefined) return [...tls, `--token=${a.token}`];
   // ALEXNET_TOKEN: each process reads it from the environment srun passes on
   if (tokenFrom({}) !== undefined) return tls;
   return [...tls, '--token-file', jobTokenFile(dir)];
@@ -111,7 +113,8 @@ async function workerTask(a: Args, task: SlurmTask, tower: 0 | 1, dir: string, w
     restartedBy: 'the example batch scripts of examples/slurm requeue the job, up to ALEXNET_GPU_REQUEUES times; it resumes from the latest checkpoint',
     onListening: (address, stop) => {
       const host = a.host === '0.0.0.0' || a.host === '::' ? os.hostname() : a.host;
-      const announced = `${host}:${address.slice(address.lastIndexOf(':') + 1)}`;
+      // an IPv6 host in brackets, as --workers takes it
+      const announced = formatAddress({ host, port: Number(address.slice(address.lastIndexOf(':') + 1)) });
       writeAtomic(path.join(dir, `worker${tower}`), announced + '\n', 0o644);
       say(`announced ${announced}`);
       // the run is over when the coordinator has exited
