@@ -11,6 +11,7 @@ import { CheckpointError, firstFew, decodeCheckpoint, fileError, getPreset, late
 import { sourceNames } from './batch-source.js';
 import { CHECKPOINT_MINUTES, DEFAULTS, type RunArgs } from './cli/options.js';
 import { UserError } from './cli/errors.js';
+import { readRunJson } from './run-files.js';
 import { checkViewsOfData, isGeneratedData } from './training-data.js';
 
 /** What the coordinator keeps in a checkpoint's run state (`extra`). */
@@ -141,13 +142,9 @@ export function latestOf(runDir: string): string {
 
 /** Why a run folder has no checkpoint to resume, and what to do instead. */
 function noCheckpointToResume(runDir: string): string {
-  let id: unknown;
-  try {
-    id = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: unknown }).run_id;
-  } catch {
-    return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
-  }
-  return `the run${typeof id === 'string' ? ` ${id}` : ''} ended before its first checkpoint, or keeps only a model exported from it, which holds no momentum to go on from: start a new run, with --run-dir ${runDir} --overwrite or another folder`;
+  const run = readRunJson(runDir);
+  if (run === null) return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
+  return `the run${run.runId !== undefined ? ` ${run.runId}` : ''} ended before its first checkpoint, or keeps only a model exported from it, which holds no momentum to go on from: start a new run, with --run-dir ${runDir} --overwrite or another folder`;
 }
 
 /** The run state in a checkpoint's header, without reading its tensors; a damaged CheckpointError when it cannot be read. */

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { CHECKPOINT_FORMAT, fileError, listCheckpoints, makeDir, processAlive, removeStrayTemporaries, stepOfFile } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 import { checkpointDir, readCheckpointHeader, readCheckpointMetadata } from './resume.js';
-import { headOf } from './run-files.js';
+import { headOf, readRunJson } from './run-files.js';
 
 export const LOCK_NAME = 'run.lock';
 
@@ -145,12 +145,8 @@ function logsSteps(file: string): boolean {
 
 /** `, run ID` from a run folder's run.json, or '' when it has none that reads. */
 function runIdOf(runDir: string): string {
-  try {
-    const id = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: unknown }).run_id;
-    return typeof id === 'string' ? `, run ${id}` : '';
-  } catch {
-    return '';
-  }
+  const id = readRunJson(runDir)?.runId;
+  return id !== undefined ? `, run ${id}` : '';
 }
 
 /** The files of a run in its directory that --overwrite removes. */

@@ -6,6 +6,7 @@
  * when the file is opened again. Checkpoints have their own atomic writer (core).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { diskFull, fsReason, replaceFile } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 
@@ -37,6 +38,16 @@ export function repairTornTail(file: string): number {
     return size;
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** A run folder's run.json, as far as its readers need it: the run id (undefined when it records none); null when there is no run.json that reads. */
+export function readRunJson(runDir: string): { runId: string | undefined } | null {
+  try {
+    const id = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: unknown }).run_id;
+    return { runId: typeof id === 'string' ? id : undefined };
+  } catch {
+    return null;
   }
 }
 

@@ -34,6 +34,7 @@ import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from 
 import { sourceNames } from './batch-source.js';
 import { runCacheDir } from './training-data.js';
 import { UserError } from './cli/errors.js';
+import { readRunJson } from './run-files.js';
 import { runFileKind } from './run-dir.js';
 
 /** The model shipped with the repository: `alexnet predict`'s default. */
@@ -51,12 +52,9 @@ export function shownPath(file: string): string {
  * that wrote none. `give`: how the command takes the model file (`--model F`), `giveAny` the same in words.
  */
 export function noCheckpointHint(runDir: string, give = (file: string) => `--model ${file}`, giveAny = 'give that file with --model'): string {
-  let runId: string | undefined;
-  try {
-    runId = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: string }).run_id;
-  } catch {
-    return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
-  }
+  const run = readRunJson(runDir);
+  if (run === null) return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
+  const runId = run.runId;
   try {
     const shipped = decodeSafetensors(fs.readFileSync(DEFAULT_MODEL_FILE)).metadata.run_id;
     if (runId !== undefined && shipped === runId) return `this finished run keeps its model instead: ${give(shownPath(DEFAULT_MODEL_FILE))}`;
