@@ -22,15 +22,15 @@ function rssMiB(pid: number): number {
 }
 
 /**
- * Offers a SetParameters stream of up to `count` messages made by `make(i)` (made as the stream pulls them) and
- * says how it ended: the gRPC error, how long it took, and how many messages the stream pulled.
+ * Offers a SetParameters stream of up to `count` messages made by `make(i)` (made as the stream pulls them), each
+ * naming run `runId`, and says how it ended: the gRPC error, how long it took, and how many messages the stream pulled.
  */
-async function offer(client: WorkerClient, count: number, make: (i: number) => ParameterTensor): Promise<{ error: grpc.ServiceError | null; ms: number; pulled: number }> {
+async function offer(client: WorkerClient, runId: string, count: number, make: (i: number) => ParameterTensor): Promise<{ error: grpc.ServiceError | null; ms: number; pulled: number }> {
   let pulled = 0;
   function* msgs(): Generator<ParameterTensor> {
     for (let i = 0; i < count; i++) {
       pulled++;
-      yield make(i);
+      yield { ...make(i), run_id: runId };
     }
   }
   const t0 = performance.now();
@@ -62,7 +62,7 @@ test('SetParameters on an unconfigured worker: refused at once, without reading 
   t.teardown(() => client.close());
   await client.status(); // connected
   const before = rssMiB(w.p.proc.pid!);
-  const r = await offer(client, 2400, () => big('conv1'));
+  const r = await offer(client, 'a-run', 2400, () => big('conv1'));
   const after = rssMiB(w.p.proc.pid!);
   t.is(r.error?.code, grpc.status.FAILED_PRECONDITION, String(r.error));
   t.regex(r.error!.details, /not configured: call Configure first/);
@@ -77,7 +77,7 @@ test('SetParameters on a configured worker: a misshapen stream of 1.2 GB and one
   const { c, pids } = await configured(t);
   const client = c.clients[1];
   const before = rssMiB(pids[1]);
-  const misshapen = await offer(client, 2400, () => big('conv1'));
+  const misshapen = await offer(client, c.runId, 2400, () => big('conv1'));
   t.is(misshapen.error?.code, grpc.status.INVALID_ARGUMENT, String(misshapen.error));
   t.regex(misshapen.error!.details, /^conv1\.w: tensor shape \[131072\] where \[\d+,3,\d+,\d+\] was expected$/);
   t.true(misshapen.ms < 5000 && misshapen.pulled < 200, `refused after ${misshapen.pulled} messages, ${misshapen.ms.toFixed(0)} ms`);
@@ -88,13 +88,13 @@ test('SetParameters on a configured worker: a misshapen stream of 1.2 GB and one
     const p = own.get(l.name)!;
     for (const kind of ['w', 'b', 'vw', 'vb'] as const) whole.push({ layer: l.name, kind, tensor: { shape: kind.endsWith('w') ? [...l.shape] : [l.shape[0]!], data: Buffer.from(p[kind]!.buffer) }, step: 0 });
   }
-  const longer = await offer(client, 100_000, (i) => whole[i % whole.length]!);
+  const longer = await offer(client, c.runId, 100_000, (i) => whole[i % whole.length]!);
   t.is(longer.error?.code, grpc.status.INVALID_ARGUMENT);
   t.regex(longer.error!.details, /^conv1\.w: a second conv1\.w tensor in one stream$/);
   // small messages: the client's buffers and the flow-control window hold a few thousand before the refusal reaches it
   t.true(longer.pulled < 10_000 && longer.ms < 5000, `refused after ${longer.pulled} of 100,000 messages, ${longer.ms.toFixed(0)} ms`);
   // chunks out of order, and values that are not finite: refused by the message that has them
-  const gap = await offer(client, 2, (i) => ({ layer: 'conv1', kind: 'w', tensor: { shape: [1, ...towerParamLayers(spec, 1)[0]!.shape.slice(1)], data: Buffer.from(own.get('conv1')!.w.slice(0, own.get('conv1')!.w.length / towerParamLayers(spec, 1)[0]!.shape[0]!).buffer) }, step: 0, row_offset: i * 2, total_rows: towerParamLayers(spec, 1)[0]!.shape[0]! }));
+  const gap = await offer(client, c.runId, 2, (i) => ({ layer: 'conv1', kind: 'w', tensor: { shape: [1, ...towerParamLayers(spec, 1)[0]!.shape.slice(1)], data: Buffer.from(own.get('conv1')!.w.slice(0, own.get('conv1')!.w.length / towerParamLayers(spec, 1)[0]!.shape[0]!).buffer) }, step: 0, row_offset: i * 2, total_rows: towerParamLayers(spec, 1)[0]!.shape[0]! }));
   t.regex(String(gap.error?.details), /^conv1\.w: a chunk at row 2 where row 1 was next/);
   const after = rssMiB(pids[1]);
   t.true(after - before < 64, `worker RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MiB`);
@@ -104,12 +104,31 @@ test('SetParameters on a configured worker: a misshapen stream of 1.2 GB and one
   t.is((await c.step(await new SyntheticSource(spec, 3).batch(0, 4))).step, 0);
 });
 
+test("a tower's parameters go to and come from only the run that configured it: another run id, or none, is refused and changes nothing", async (t) => {
+  const { c } = await configured(t);
+  const client = c.clients[0];
+  const own = await client.parameters(true);
+  for (const runId of ['20261206T000000Z-someone-else', '']) {
+    const read = await t.throwsAsync(collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: true, run_id: runId }));
+    t.is((read as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
+    t.regex((read as grpc.ServiceError).details, runId ? /^run 20261206T000000Z-someone-else is not the configured run \d{8}T\d{6}Z-…$/ : /^GetParameters names no run: send the configured run's id \(run_id\)$/);
+    const shapes = new Map(towerParamLayers(spec, 0).map((l) => [l.name, [...l.shape]]));
+    const zeros = new Map([...own].map(([k, p]) => [k, { w: p.w.map(() => 0), b: p.b.map(() => 0), vw: p.w.map(() => 0), vb: p.b.map(() => 0) }]));
+    const write = await t.throwsAsync(client.setParameters(zeros, shapes, 5, { runId }));
+    t.is((write as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
+    t.regex((write as grpc.ServiceError).details, runId ? /^run 20261206T000000Z-someone-else is not the configured run / : /^SetParameters names no run/);
+  }
+  // the configured run still reads its own parameters, unchanged, and steps from step 0
+  t.deepEqual(await client.parameters(true), own);
+  t.is((await c.step(await new SyntheticSource(spec, 3).batch(0, 4))).step, 0);
+});
+
 test('GetParameters in chunks of at most max_chunk_bytes (whole rows) puts back together exactly; SetParameters takes chunks and GetParameters returns them', async (t) => {
   const { c } = await configured(t);
   for (const tw of [0, 1] as const) {
     const client = c.clients[tw];
     const whole = await client.parameters(true);
-    const msgs = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: true, max_chunk_bytes: 200 });
+    const msgs = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: true, max_chunk_bytes: 200, run_id: c.runId });
     const layers = towerParamLayers(spec, tw);
     t.true(msgs.length > layers.length * 4, `${msgs.length} messages for ${layers.length * 4} tensors`);
     for (const m of msgs) {
@@ -120,16 +139,16 @@ test('GetParameters in chunks of at most max_chunk_bytes (whole rows) puts back 
     const back = assembleParameters(msgs);
     for (const [layer, p] of whole) for (const kind of ['w', 'b', 'vw', 'vb'] as const) t.deepEqual(back.get(layer)?.get(kind), p[kind], `tower ${tw} ${layer}.${kind}`);
     // by default no tensor of tiny is over the chunk size: one message each, whole, as older workers send them
-    const plain = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: true });
+    const plain = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: true, run_id: c.runId });
     t.is(plain.length, layers.length * 4);
     t.true(plain.every((m) => m.row_offset === 0 && m.tensor.data.length <= DEFAULT_CHUNK_BYTES));
   }
   // a resumed run's parameters sent in chunks of 200 bytes, read back in chunks of 100 (the first run lets the workers go: Release)
+  const scaled = new Map([...(await c.clients[0].parameters(true))].map(([k, p]) => [k, { w: p.w.map((x) => x * 2), b: p.b.map((x) => x + 1), vw: p.w.map((x) => x / 3), vb: p.b.map((x) => -x) }]));
   await c.release();
   const d = new Coordinator({ spec, workers: c.o.workers, batch: 4, seed: 5, hyper, source: new SyntheticSource(spec, 5) });
   t.teardown(() => d.close());
   await d.start();
-  const scaled = new Map([...(await c.clients[0].parameters(true))].map(([k, p]) => [k, { w: p.w.map((x) => x * 2), b: p.b.map((x) => x + 1), vw: p.w.map((x) => x / 3), vb: p.b.map((x) => -x) }]));
   const shapes = new Map(towerParamLayers(spec, 0).map((l) => [l.name, [...l.shape]]));
   const reply = await d.clients[0].setParameters(scaled, shapes, 9, { chunkBytes: 200 });
   t.deepEqual({ step: reply.step, tensors: reply.tensors }, { step: 9, tensors: shapes.size * 4 });
@@ -148,7 +167,7 @@ test('paper preset: fc6 weights (72 MiB on a tower) reach a client with gRPC def
   // a client as any gRPC library makes it: default options, 4 MiB receive limit
   const plain = new (protocol().Worker)(w0.address, grpc.credentials.createInsecure());
   t.teardown(() => plain.close());
-  const msgs = await collectStream<GetParametersRequest, ParameterTensor>(plain, 'GetParameters', { include_momentum: false, layers: ['fc6'] });
+  const msgs = await collectStream<GetParametersRequest, ParameterTensor>(plain, 'GetParameters', { include_momentum: false, layers: ['fc6'], run_id: c.runId });
   const fc6 = towerParamLayers(paper, 0).find((l) => l.name === 'fc6')!;
   const w = assembleParameters(msgs).get('fc6')!.get('w')!;
   t.is(w.length, fc6.shape.reduce((a, b) => a * b, 1));

@@ -280,7 +280,7 @@ test('a run on two workers: every tensor sent (crossings, logits, activations wh
   // parameters: whole and in chunks of at most 100 bytes
   for (const [tw, w] of workers.entries()) {
     for (const max_chunk_bytes of [0, 100]) {
-      const msgs = await collectStream<GetParametersRequest, ParameterTensor>(w.client, 'GetParameters', { include_momentum: true, max_chunk_bytes });
+      const msgs = await collectStream<GetParametersRequest, ParameterTensor>(w.client, 'GetParameters', { include_momentum: true, max_chunk_bytes, run_id: runId });
       for (const m of msgs) {
         const l = towerParamLayers(spec, tw as 0 | 1).find((x) => x.name === m.layer)!;
         const [out, inC, kh, kw] = l.shape;

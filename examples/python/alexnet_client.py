@@ -161,7 +161,7 @@ def main():
                 tensors = {}
                 next_row = {}
                 messages = 0
-                for m in w.GetParameters(worker_pb2.GetParametersRequest(include_momentum=False, max_chunk_bytes=a.max_chunk_bytes), **call):
+                for m in w.GetParameters(worker_pb2.GetParametersRequest(run_id=run_id, include_momentum=False, max_chunk_bytes=a.max_chunk_bytes), **call):
                     messages += 1
                     key = f'{m.layer}.{m.kind}'
                     # a tensor over the chunk size comes as chunks of whole rows, in order: append them

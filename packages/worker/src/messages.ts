@@ -202,6 +202,8 @@ export interface ParameterTensor {
   row_offset?: number;
   /** The whole tensor's first dimension; 0 from older workers (the message is the whole tensor). */
   total_rows?: number;
+  /** SetParameters: the configured run (every message); empty from GetParameters. */
+  run_id?: string;
 }
 
 export interface GetParametersRequest {
@@ -210,6 +212,8 @@ export interface GetParametersRequest {
   layers?: string[];
   /** The most tensor data in one message; 0 or absent: 1 MiB (chunks.ts). */
   max_chunk_bytes?: number;
+  /** The configured run: parameters go only to it. */
+  run_id: string;
 }
 
 export interface GetActivationsRequest {

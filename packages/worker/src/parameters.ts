@@ -10,9 +10,18 @@ import { stepPhase } from './exchange.js';
 import { ChunkError, DEFAULT_CHUNK_BYTES, ParameterAssembly, tensorChunks } from './chunks.js';
 import { RpcError } from './rpc.js';
 import { checkFinite } from './validate.js';
-import type { Run, WorkerContext } from './run.js';
+import { redactRunId, type Run, type WorkerContext } from './run.js';
 
 const KINDS = ['w', 'b', 'vw', 'vb'] as const;
+
+/**
+ * A worker's parameters go to, and come from, only the run that configured it: GetParameters and each
+ * SetParameters message name it, as Step does (FAILED_PRECONDITION otherwise, the configured run's id hidden).
+ */
+export function checkParametersRun(run: Run, runId: string | undefined, what: 'GetParameters' | 'SetParameters'): void {
+  if (!runId) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${what} names no run: send the configured run's id (run_id)`);
+  if (runId !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${runId.slice(0, 128)} is not the configured run ${redactRunId(run.id)}`);
+}
 
 /** Writes run's parameters of `req.layers` (all when empty), and their momentum with `include_momentum`, at the step reached. */
 export async function streamParameters(w: WorkerContext, run: Run, req: GetParametersRequest, write: (m: ParameterTensor) => Promise<void>): Promise<void> {
@@ -92,7 +101,7 @@ export interface SettableWorker extends WorkerContext {
 
 /**
  * One SetParameters call: refused before a message is read when the worker is unconfigured or busy, each
- * message taken by a ParameterIntake, and at the end the run's tower replaced by one with the checkpoint's
+ * message checked to name the configured run and taken by a ParameterIntake, and at the end the run's tower replaced by one with the checkpoint's
  * parameters and momentum and its step counter set, only if the run is still the same, READY, with no step
  * or evaluation done.
  */
@@ -111,7 +120,7 @@ export function parameterSetter(w: SettableWorker): { take(m: ParameterTensor): 
   const intake = new ParameterIntake(w);
   return {
     take: (m) => {
-      settable();
+      checkParametersRun(settable(), m.run_id, 'SetParameters');
       intake.take(m);
     },
     finish: async () => {

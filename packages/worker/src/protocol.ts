@@ -29,9 +29,11 @@ export const PROTOCOL_VERSION = 1;
  * - "micro-batches": StepRequest.micro_batches, ConfigureRequest.micro_batches, ExchangeRequest.micro_batch
  *   and micro_batches, ExchangeAck.micro_batch (a step cut into micro-batches whose crossings overlap the compute);
  * - "queued-steps": Worker.Step for the step after the one running is held until that one ends (not refused as
- *   busy), and Peer tensors of the step after the current one are taken (the peer may start it first).
+ *   busy), and Peer tensors of the step after the current one are taken (the peer may start it first);
+ * - "parameters-run-id": GetParametersRequest.run_id and ParameterTensor.run_id (SetParameters) are checked
+ *   against the configured run (an older worker sends its parameters to anyone and takes them from anyone).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream', 'micro-batches', 'queued-steps'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream', 'micro-batches', 'queued-steps', 'parameters-run-id'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));

@@ -201,13 +201,36 @@ export function unaryHandler<Req, Res>(f: (req: Req, call: grpc.ServerUnaryCall<
   };
 }
 
-/** A server-streaming handler from an async function that writes to the call (waiting for drain) and returns. */
+/**
+ * A server-streaming handler from an async function that writes to the call (waiting for drain) and returns.
+ * Once the caller cancels (or goes), `write` rejects with CANCELLED, also while it waits for a drain that will
+ * never come: the handler stops and lets go of what it was sending instead of waiting forever.
+ */
 export function streamHandler<Req, Res>(f: (req: Req, write: (m: Res) => Promise<void>, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>): grpc.handleServerStreamingCall<Req, Res> {
   return (call) => {
+    const gone = () => new RpcError(grpc.status.CANCELLED, 'the caller cancelled the call');
     const write = (m: Res) =>
-      new Promise<void>((resolve) => {
-        if (call.write(m)) resolve();
-        else call.once('drain', () => resolve());
+      new Promise<void>((resolve, reject) => {
+        if (call.cancelled || call.destroyed) {
+          reject(gone());
+          return;
+        }
+        if (call.write(m)) {
+          resolve();
+          return;
+        }
+        const settle = (cancelled: boolean) => {
+          call.off('drain', onDrain);
+          call.off('cancelled', onCancel);
+          call.off('close', onCancel);
+          if (cancelled) reject(gone());
+          else resolve();
+        };
+        const onDrain = () => settle(false);
+        const onCancel = () => settle(true);
+        call.once('drain', onDrain);
+        call.once('cancelled', onCancel);
+        call.once('close', onCancel);
       });
     f(call.request, write, call).then(
       () => call.end(),

@@ -68,7 +68,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_EXCHANGE_TIMEOUT_MS, DEFAULT_LEASE_
 import { runStep } from './step.js';
 import { checkStepMicroBatches } from './pipeline.js';
 import { runActivations, runEvaluation } from './evaluation.js';
-import { parameterSetter, streamParameters } from './parameters.js';
+import { checkParametersRun, parameterSetter, streamParameters } from './parameters.js';
 import { statusReply } from './status.js';
 import { DEFAULT_CHUNK_BYTES, activationChunks } from './chunks.js';
 import { RpcError, clientStreamHandler, streamHandler, unaryHandler } from './rpc.js';
@@ -334,6 +334,7 @@ export class TowerWorker implements PeerSide {
   getParameters = streamHandler<GetParametersRequest, ParameterTensor>(async (req, write) => {
     const run = this.run;
     if (!run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: no parameters yet');
+    checkParametersRun(run, req.run_id, 'GetParameters');
     if (this.activity.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
     await streamParameters(this, run, req, write);
   });

@@ -65,8 +65,8 @@ export interface PredictionsAt {
 type LiveCoordinator = Pick<Coordinator, 'runId' | 'betweenSteps' | 'clients' | 'stepsCompleted' | 'asEvaluation' | 'evaluateBatch' | 'maxEvalBatch'>;
 
 /** One layer's weights and biases from one worker (GetParameters limited to that layer). */
-export async function layerParameters(client: WorkerClient, layer: string): Promise<{ w: Float32Array; b: Float32Array }> {
-  const msgs = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: false, layers: [layer] });
+export async function layerParameters(client: WorkerClient, runId: string, layer: string): Promise<{ w: Float32Array; b: Float32Array }> {
+  const msgs = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: false, layers: [layer], run_id: runId });
   const got = assembleParameters(msgs).get(layer);
   const w = got?.get('w');
   const b = got?.get('b');
@@ -93,7 +93,7 @@ export class LiveInspector {
     return this.serial(() =>
       c.betweenSteps(async () => {
         const step = c.stepsCompleted;
-        const [t0, t1] = await Promise.all(c.clients.map((client) => layerParameters(client, layer)));
+        const [t0, t1] = await Promise.all(c.clients.map((client) => layerParameters(client, c.runId, layer)));
         return { step, towers: [{ ...t0!, shape }, { ...t1!, shape }] as [LayerKernels, LayerKernels] };
       }),
     );
