@@ -3,7 +3,7 @@
  * opens, the rendezvous folder and token, and the one-line refusals outside a three-task step.
  */
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import type { AdapterInfo } from '@alexnet-mp/core';
 import { alexnetBin } from '../src/launch.js';
 import { parseGpuList, slurmTask } from '../src/slurm/env.js';
 import { chooseGpu } from '../src/slurm/gpu.js';
+import { overwriteOfAttempt } from '../src/cli/slurm-command.js';
 import { RendezvousError, jobTokenFile, removeEndedAttempts, rendezvousDir, waitForEntries, writeAtomic, writeExit } from '../src/slurm/rendezvous.js';
 
 const step = (procid: number, more: Record<string, string> = {}): NodeJS.ProcessEnv => ({ SLURM_PROCID: String(procid), SLURM_NTASKS: '3', SLURM_JOB_ID: '42', SLURM_STEP_ID: '0', SLURM_LOCALID: String(procid), SLURMD_NODENAME: 'gpu07', SLURM_STEP_NODELIST: 'gpu07', ...more });
@@ -109,4 +110,50 @@ test('alexnet slurm outside a job step, or without a run folder: one line, exit 
   const noDir = run(step(2), []);
   t.is(noDir.status, 2, noDir.stderr);
   t.regex(noDir.stderr, /^alexnet: give --run-dir DIR \(or --resume DIR\), a folder every node of the job sees/);
+});
+
+test('--overwrite is the first attempt\'s: a requeued attempt drops it and says so', (t) => {
+  t.deepEqual(overwriteOfAttempt(undefined, 0), { overwrite: false, note: null });
+  t.deepEqual(overwriteOfAttempt(true, 0), { overwrite: true, note: null });
+  const requeued = overwriteOfAttempt(true, 2);
+  t.false(requeued.overwrite);
+  t.regex(requeued.note!, /^requeued \(2x\): --overwrite applied to the job's first run only/);
+});
+
+/** The three tasks of a job step as local processes (the environment srun gives each), to the end; each one's exit code and output. */
+async function jobStep(job: string, args: string[]): Promise<{ status: number | null; out: string }[]> {
+  return Promise.all(
+    [0, 1, 2].map(
+      (procid) =>
+        new Promise<{ status: number | null; out: string }>((resolve) => {
+          const p = spawn(process.execPath, [alexnetBin, 'slurm', '--host', '127.0.0.1', '--backend', 'webasm', '--threads', '1', ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...step(procid, { SLURM_JOB_ID: job }) } });
+          let out = '';
+          p.stdout.on('data', (d: Buffer) => (out += d));
+          p.stderr.on('data', (d: Buffer) => (out += d));
+          const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
+          p.on('close', (status) => {
+            clearTimeout(timer);
+            resolve({ status, out });
+          });
+        }),
+    ),
+  );
+}
+
+test("alexnet slurm --overwrite starts over in a run folder that holds another run's checkpoints; without it the job ends in one line", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-slurm-overwrite-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = ['--run-dir', dir, '--preset', 'tiny', '--steps', '2', '--batch', '4', '--checkpoint-every', '1', '--eval-every', '0'];
+  const first = await jobStep('50', run);
+  t.deepEqual(first.map((r) => r.status), [0, 0, 0], first.map((r) => r.out).join('\n---\n'));
+  const firstRun = (JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { run_id: string }).run_id;
+  // another job into the same folder: the coordinator refuses, and the workers end with it
+  const refused = await jobStep('51', run);
+  t.is(refused[2]!.status, 2, refused[2]!.out);
+  t.regex(refused[2]!.out, /holds another run's checkpoints .*start over with --overwrite/);
+  t.deepEqual(refused.slice(0, 2).map((r) => r.status), [0, 0], refused.map((r) => r.out).join('\n---\n'));
+  const again = await jobStep('52', [...run, '--overwrite']);
+  t.deepEqual(again.map((r) => r.status), [0, 0, 0], again.map((r) => r.out).join('\n---\n'));
+  t.regex(again[2]!.out, /--overwrite: removed the previous run's 2 checkpoints/);
+  t.not((JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { run_id: string }).run_id, firstRun);
 });

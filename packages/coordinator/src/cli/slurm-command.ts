@@ -68,6 +68,9 @@ export const slurmCommand: CommandModule<object, Args> = {
       unpinCheckpoint(a.resume!);
       process.stderr.write(`alexnet slurm: requeued: resuming from the newest checkpoint of ${a.resume}, not ${chosen} (where the job's first run started)\n`);
     }
+    const overwrite = overwriteOfAttempt(a.overwrite, task.restartCount);
+    a.overwrite = overwrite.overwrite;
+    if (overwrite.note) process.stderr.write(`alexnet slurm: ${overwrite.note}\n`);
     const runDir = a['run-dir'] ?? a.resume;
     if (runDir === undefined) throw new UserError('give --run-dir DIR (or --resume DIR), a folder every node of the job sees: the tasks meet there, and the checkpoints a requeued job resumes from are kept there');
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
@@ -82,7 +85,9 @@ export const slurmCommand: CommandModule<object, Args> = {
     for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(sig, () => process.listenerCount(sig) === 1 && process.exit(code));
     const say = (line: string) => process.stderr.write(`alexnet slurm: task ${task.procid} (${name}) on ${task.node}: ${line}\n`);
     say(`job ${task.jobId}${task.restartCount > 0 ? ` (requeued ${task.restartCount}x)` : ''}, step ${task.stepId} on ${task.nodelist ?? task.node}; CPUs ${task.cpus ?? 'unknown'}; rendezvous in ${dir}`);
-    const { workerArgs, coordinatorArgs } = childArgs(a, preset, securityArgs(a, dir));
+    const { workerArgs, coordinatorArgs: runArgs } = childArgs(a, preset, securityArgs(a, dir));
+    // launch's child arguments leave --overwrite out (a coordinator it restarts resumes); here it runs once an attempt
+    const coordinatorArgs = a.overwrite ? [...runArgs, '--overwrite'] : runArgs;
     try {
       if (task.role.kind === 'worker') await workerTask(a, task, task.role.tower, dir, workerArgs, say);
       else await coordinatorTask(a, dir, coordinatorArgs, say);
@@ -91,6 +96,16 @@ export const slurmCommand: CommandModule<object, Args> = {
     }
   },
 };
+
+/**
+ * --overwrite is the job's first attempt's: it starts the run over in its folder. A requeued attempt goes on
+ * from what the first wrote (the example scripts resume it), so there it is dropped, and said.
+ */
+export function overwriteOfAttempt(overwrite: boolean | undefined, restartCount: number): { overwrite: boolean; note: string | null } {
+  if (!overwrite) return { overwrite: false, note: null };
+  if (restartCount === 0) return { overwrite: true, note: null };
+  return { overwrite: false, note: `requeued (${restartCount}x): --overwrite applied to the job's first run only; this one goes on from what that run wrote` };
+}
 
 /** The credentials options of all three: --tls DIR and the user's token if given, else the attempt's random token. */
 function securityArgs(a: SecurityArgs, dir: string): string[] {
