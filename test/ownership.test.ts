@@ -80,6 +80,19 @@ test('a worker beyond loopback without --tls or a token refuses to start unless 
   t.regex(p.output(), /warning: listening on 0\.0\.0\.0 without authentication \(--insecure\)/);
 });
 
+test("a coordinator's inspection service beyond loopback without --tls or a token is refused unless given --inspect-insecure", async (t) => {
+  const refused = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'tiny', '--inspect-port', '0', '--inspect-host', '0.0.0.0']);
+  const { code } = await refused.exited;
+  t.is(code, 2, refused.output());
+  t.regex(refused.output(), /--inspect-host 0\.0\.0\.0 without authentication: .*--token-file FILE.*--tls DIR.*or --inspect-insecure/);
+  t.is(refused.output().trim().split('\n').length, 1, 'one line');
+
+  const [w0, w1] = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
+  const accepted = alexnet(['coordinator', '--workers', `${w0.address},${w1.address}`, '--preset', 'tiny', '--batch', String(B), '--steps', '1', '--inspect-port', '0', '--inspect-host', '0.0.0.0', '--inspect-insecure']);
+  t.is((await accepted.exited).code, 0, accepted.output());
+  t.regex(accepted.output(), /warning: inspection served on 0\.0\.0\.0 without authentication \(--inspect-insecure\)/);
+});
+
 test('a coordinator started before its workers waits for them within --connect-timeout', async (t) => {
   // two free ports, known before the workers exist
   const probe = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);

@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { tiny } from '@alexnet-mp/core';
 import { ExchangeStream, maxMessageBytes, protocol, randomToken, unary, type ExchangeRequest, type StatusReply } from '@alexnet-mp/worker';
 import { identityFiles, makeCerts } from '@alexnet-mp/coordinator';
+import { InspectClient } from '../packages/coordinator/src/inspect/client.js';
 import { alexnet, startWorker } from './helpers.js';
 
 const B = 4;
@@ -179,6 +180,13 @@ test.serial("launch gives its three processes a random token by default (in thei
   t.regex(without.stderr.join('\n'), /^alexnet: the coordinator at \S+ refused us: no token/);
   t.is((await withToken.exited).code, 0, withToken.output());
   t.true(fs.existsSync(path.join(runDir, 'k.png')));
+  // ListWorkers, even with the token, gives the run id with its random part hidden (the whole id drives the workers)
+  const client = new InspectClient(address, { token: fs.readFileSync(tokenFile, 'utf8').trim() });
+  t.teardown(() => client.close());
+  const runId = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id: string }).run_id;
+  const listed = await client.listWorkers(10_000);
+  t.is(listed.run_id, runId.replace(/-[^-]+$/, '-…'));
+  t.not(listed.run_id, runId);
 
   await p.waitFor(/"event":"step","step":1,/);
   p.proc.kill('SIGTERM');

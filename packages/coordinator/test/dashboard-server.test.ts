@@ -58,7 +58,7 @@ test('feed: a resumed session or a restart goes back to its checkpoint: the poin
   feed.record({ event: 'run', run_id: 'r2', steps: 8, start_step: 4 });
   t.deepEqual(feed.snapshot().steps.map((p) => p.step), [1, 2, 3, 4]);
   t.deepEqual(feed.snapshot().evals.map((p) => p.step), [4], "the evaluation of the checkpoint's weights stays");
-  t.deepEqual(seen.slice(-2), [{ type: 'rewind', to: 4 }, { type: 'run', run: { event: 'run', run_id: 'r2', steps: 8, start_step: 4 } }]);
+  t.deepEqual(seen.slice(-2), [{ type: 'rewind', to: 4 }, { type: 'run', run: { event: 'run', run_id: '…', steps: 8, start_step: 4 } }]);
   // its checkpoint was written before that evaluation: done again, it replaces the first
   feed.record({ event: 'eval', step: 4, loss: 1.85, top1_error: 0.6, top5_error: 0.1, images: 32 });
   t.deepEqual(feed.snapshot().evals.map((p) => [p.step, p.loss]), [[4, 1.85]]);
@@ -180,7 +180,7 @@ test('server: the page and uPlot from this machine only, the API, the event stre
   const url = await server.start();
   t.teardown(() => server.close());
   t.regex(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-  feed.record({ event: 'run', run_id: 'r1', steps: 10 });
+  feed.record({ event: 'run', run_id: '20261206T120000Z-5f3a9c', steps: 10 });
   feed.record(stepEvent(0, 3));
 
   // the page refers to nothing outside this server, and says so to the browser
@@ -201,7 +201,7 @@ test('server: the page and uPlot from this machine only, the API, the event stre
   t.regex((await get(`${url}vendor/uPlot.iife.min.js`)).body.toString(), /uPlot/);
 
   const snap = JSON.parse((await get(`${url}api/snapshot`)).body.toString()) as { run: { run_id: string }; steps: unknown[] };
-  t.is(snap.run.run_id, 'r1');
+  t.is(snap.run.run_id, '20261206T120000Z-…', 'the run id with its random part hidden');
   t.is(snap.steps.length, 1);
   const workers = JSON.parse((await get(`${url}api/workers`)).body.toString()) as WorkerView[];
   t.deepEqual(workers.map((w) => w.backend), ['webasm', 'webasm']);

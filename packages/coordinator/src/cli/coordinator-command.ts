@@ -16,7 +16,7 @@ import { Recovery } from '../recovery.js';
 import { DivergedError } from '../divergence.js';
 import { checkUiArgs, uiOptions, type UiArgs } from './ui-options.js';
 import { openDashboard, type Dashboard } from '../dashboard/open.js';
-import { checkInspectServeArgs, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
+import { checkInspectExposure, checkInspectServeArgs, inspectInsecureOption, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 import { openInspectService } from '../inspect/open.js';
 import type { InspectService } from '../inspect/service.js';
 import { checkMessageFits } from './batch-fit.js';
@@ -35,6 +35,7 @@ interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServe
   'run-id'?: string;
   'connect-timeout': number;
   'take-over': boolean;
+  'inspect-insecure': boolean;
   'protocol-version': number;
   'exit-with-stdin': boolean;
 }
@@ -54,6 +55,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...runOptions,
         ...uiOptions,
         ...inspectServeOptions,
+        ...inspectInsecureOption,
         'run-id': { type: 'string', describe: 'name of the run (default: time and a random suffix)' },
         'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for the workers to answer the handshake (they may still be starting)' },
         'take-over': { type: 'boolean', default: false, describe: "take the workers even if another coordinator's run holds them (that run then fails at its next step)" },
@@ -84,9 +86,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (workers[0] === workers[1]) throw new UserError(`--workers names ${workers[0]} twice: the two towers need two workers`);
     if (!(a['connect-timeout'] > 0)) throw new UserError('--connect-timeout must be > 0 seconds');
     const security = securityFrom(a, 'coordinator');
+    const exposed = checkInspectExposure(a, security !== undefined);
     const deadlines = checkRecoveryArgs(a);
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
     if (security) info(`authentication: ${describeSecurity(security)}`);
+    if (exposed) info(exposed);
 
     // ---- the run directory: made, locked for this run (or under launch's lock), refused when it holds another run's checkpoints (run-dir.ts)
     const runDir = a['run-dir'] ?? a.resume;

@@ -1,5 +1,6 @@
 /** The inspection service's options, on `alexnet coordinator` (which serves it) and `alexnet launch` (which passes them on). */
 import type { Options } from 'yargs';
+import { isLoopback } from '@alexnet-mp/worker';
 import { UserError } from './errors.js';
 
 export const inspectServeOptions = {
@@ -21,6 +22,28 @@ export function checkInspectServeArgs(a: InspectServeArgs): void {
   const p = a['inspect-port'];
   if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new UserError(`--inspect-port must be a port 0..65535 (0: a free one), got ${p}`);
   if (!a['inspect-host'] || a['inspect-host'].trim() === '') throw new UserError('--inspect-host needs an address, e.g. 127.0.0.1');
+}
+
+/** `coordinator` only (launch always has credentials: its random token at least). */
+export const inspectInsecureOption = {
+  'inspect-insecure': {
+    type: 'boolean',
+    default: false,
+    describe: "serve inspection beyond loopback (--inspect-host) without --tls or a token: anyone who reaches the port can read the run's kernels, feature maps and predictions",
+  },
+} satisfies Record<string, Options>;
+
+/**
+ * The inspection service beyond loopback without credentials is refused (as a worker's --host is), unless
+ * --inspect-insecure accepts it: anyone who reaches the port could read the run. Accepted so, the warning to print.
+ */
+export function checkInspectExposure(a: InspectServeArgs & { 'inspect-insecure'?: boolean }, hasCredentials: boolean): string | null {
+  if (a['inspect-port'] === undefined || hasCredentials || isLoopback(a['inspect-host'])) return null;
+  if (a['inspect-insecure']) return `warning: inspection served on ${a['inspect-host']} without authentication (--inspect-insecure): anyone who reaches its port can read this run`;
+  throw new UserError(
+    `--inspect-host ${a['inspect-host']} without authentication: anyone who reaches the port could read this run's kernels, feature maps and predictions. ` +
+      'Give --token-file FILE (the workers\' token) or --tls DIR (`alexnet certs`), or --inspect-insecure to accept that',
+  );
 }
 
 /** The options as `launch` passes them to the coordinator (none without --inspect-port). */

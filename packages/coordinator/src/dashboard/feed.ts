@@ -7,7 +7,7 @@
 import type { StepMetrics, WorkerStepMetrics } from '../coordinator.js';
 import { layerNormTotals, type LayerNormsTotal } from '../layer-norms.js';
 import { rewoundTo } from '../run-rewind.js';
-import type { CrossingTraffic } from '@alexnet-mp/worker';
+import { redactRunId, type CrossingTraffic } from '@alexnet-mp/worker';
 
 /** One training step as the charts plot it; `step` is the steps done after it (1 for the first). */
 export interface StepPoint {
@@ -85,7 +85,9 @@ export class DashboardFeed {
 
   /** An event as the coordinator writes it to the metrics log. */
   record(event: object): void {
-    const e = event as { event?: unknown } & Record<string, unknown>;
+    const raw = event as { event?: unknown } & Record<string, unknown>;
+    // the page shows the run id with its random part hidden, as a worker's Status gives it (the whole id drives workers)
+    const e = typeof raw.run_id === 'string' ? { ...raw, run_id: redactRunId(raw.run_id) } : raw;
     const to = rewoundTo(e);
     if (to !== null) this.rewind(to);
     switch (e.event) {

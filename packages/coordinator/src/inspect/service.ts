@@ -8,6 +8,7 @@ import {
   RefusalLog,
   RpcError,
   describeError,
+  redactRunId,
   listenSecurely,
   serverInterceptors,
   encodeTensor,
@@ -75,7 +76,8 @@ export async function startInspectService(o: InspectServiceOptions): Promise<Ins
           }
         }),
       );
-      return { run_id: c.runId, model: c.identity, steps_done: c.stepsCompleted, workers, input_mean: [...o.inputMean], data: o.data };
+      // the run id with its random part hidden, as a worker's Status gives it: it is what a worker's Step asks for
+      return { run_id: redactRunId(c.runId), model: c.identity, steps_done: c.stepsCompleted, workers, input_mean: [...o.inputMean], data: o.data };
     }),
     GetKernels: unaryHandler<{ layer: string }, GetKernelsReply>((req) =>
       answer(async () => {
