@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { alexnetBin } from '@alexnet-mp/coordinator';
+import { LOCK_OWNER_ENV } from '../packages/coordinator/src/run-dir.js';
 
 const dir = fileURLToPath(new URL('../examples/k8s/', import.meta.url));
 
@@ -69,6 +70,8 @@ interface Container {
   args: string[];
   ports: Map<string, number>;
   mounts: string[];
+  /** Each environment variable: its value, or `fieldRef:PATH` for one from the downward API. */
+  env: Map<string, string>;
 }
 
 /** A pod template's containers and volumes, checked field by field. */
@@ -97,7 +100,14 @@ function podSpec(template: unknown, where: string): { labels: Obj; containers: C
     }
     const mounts = arr(co.volumeMounts ?? [], `${w}.volumeMounts`).map((m) => str(obj(m, `${w}.volumeMounts`).name, `${w}.volumeMounts.name`));
     for (const m of mounts) if (!volumes.has(m)) throw new Error(`${w}: mounts volume ${m}, which the pod does not have`);
-    return { name: str(co.name, `${w}.name`), image: str(co.image, `${w}.image`), args: [...arr(co.command ?? [], `${w}.command`), ...arr(co.args ?? [], `${w}.args`)].map((a) => str(a, `${w}.args`)), ports, mounts };
+    const env = new Map<string, string>();
+    for (const e of arr(co.env ?? [], `${w}.env`)) {
+      const eo = obj(e, `${w}.env`);
+      const name = str(eo.name, `${w}.env.name`);
+      if (eo.valueFrom !== undefined) env.set(name, `fieldRef:${str(obj(obj(eo.valueFrom, `${w}.env.${name}.valueFrom`).fieldRef, `${w}.env.${name}.valueFrom.fieldRef`).fieldPath, `${w}.env.${name}.fieldPath`)}`);
+      else env.set(name, str(eo.value, `${w}.env.${name}.value`));
+    }
+    return { name: str(co.name, `${w}.name`), image: str(co.image, `${w}.image`), args: [...arr(co.command ?? [], `${w}.command`), ...arr(co.args ?? [], `${w}.args`)].map((a) => str(a, `${w}.args`)), ports, mounts, env };
   });
   const init = arr(spec.initContainers ?? [], `${where}.spec.initContainers`).map((c, i) => {
     const co = obj(c, `${where}.spec.initContainers[${i}]`);
@@ -160,6 +170,8 @@ test('the Kubernetes examples: each manifest well-formed, and the Service, State
     t.is(argv[argv.indexOf('--port') + 1], String(port));
   }
   const coordLine = jobPod.containers[0]!.args.at(-1)!;
+  // the Job's uid names the run folder's lock: the Job's next pod, on another node, takes it over
+  t.is(jobPod.containers[0]!.env.get(LOCK_OWNER_ENV), "fieldRef:metadata.labels['controller-uid']");
   const runs = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-k8s-'));
   t.teardown(() => fs.rmSync(runs, { recursive: true, force: true }));
   const first = shellArgv(coordLine, {}, [['/runs', runs]]);

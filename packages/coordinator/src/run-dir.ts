@@ -3,8 +3,10 @@
  *
  * - A lock file, RUN_DIR/run.lock, names the process that holds the directory (host, pid, since when). It is
  *   made whole or not at all (written beside it, then hard-linked into place, which fails when one exists).
- *   A lock whose holder is gone (same host, that pid no longer alive) is broken, and said; a lock of a live
- *   process, or of another host, is a refusal naming it. The coordinator that `alexnet launch` starts works
+ *   A lock whose holder is gone (same host, that pid no longer alive) is broken, and said; so is one of an
+ *   earlier incarnation of the run on another host (a requeued Slurm job's earlier attempt, a process of the same
+ *   ALEXNET_LOCK_OWNER: a Kubernetes Job's earlier pod); a lock of a live process, or of another host, is a
+ *   refusal naming it. The coordinator that `alexnet launch` starts works
  *   under its launcher's lock (the holder is its parent process).
  * - A new run in a directory that holds another run's checkpoints is refused unless it resumes that run
  *   (--resume) or starts over (--overwrite: those checkpoints, metrics.jsonl, run.json and the logs go).
@@ -29,11 +31,24 @@ export interface LockHolder {
   /** Under Slurm: the job and its attempt (SLURM_JOB_ID, SLURM_RESTART_COUNT); a requeued job keeps its id. */
   readonly slurmJob?: string;
   readonly slurmAttempt?: string;
+  /**
+   * ALEXNET_LOCK_OWNER: what the run belongs to when it may come back on another host (a Kubernetes Job's uid,
+   * from the downward API): one of its later processes on another host takes the lock over.
+   */
+  readonly owner?: string;
 }
 
-/** This process's Slurm job and attempt, when it runs in one. */
-function slurmOf(env: NodeJS.ProcessEnv = process.env): { slurmJob?: string; slurmAttempt?: string } {
-  return env.SLURM_JOB_ID ? { slurmJob: env.SLURM_JOB_ID, slurmAttempt: env.SLURM_RESTART_COUNT ?? '0' } : {};
+/** The environment variable naming what a run directory's lock belongs to beyond this process (LockHolder.owner). */
+export const LOCK_OWNER_ENV = 'ALEXNET_LOCK_OWNER';
+
+type Succession = Pick<LockHolder, 'slurmJob' | 'slurmAttempt' | 'owner'>;
+
+/** This process's Slurm job and attempt, when it runs in one, and its ALEXNET_LOCK_OWNER when set. */
+function successionOf(env: NodeJS.ProcessEnv = process.env): Succession {
+  return {
+    ...(env.SLURM_JOB_ID ? { slurmJob: env.SLURM_JOB_ID, slurmAttempt: env.SLURM_RESTART_COUNT ?? '0' } : {}),
+    ...(env[LOCK_OWNER_ENV] ? { owner: env[LOCK_OWNER_ENV] } : {}),
+  };
 }
 
 export interface RunDirOptions {
@@ -73,13 +88,21 @@ const inUse = (runDir: string, file: string, h: LockHolder) =>
 export function checkNotInUse(runDir: string): void {
   const file = path.join(runDir, LOCK_NAME);
   const h = readHolder(file);
-  const me = { host: os.hostname(), ...slurmOf() };
-  if (h && h.host === me.host && h.pid !== process.pid && h.pid !== process.ppid && processAlive(h.pid) && !isEarlierAttempt(h, me)) throw inUse(runDir, file, h);
+  const me = { host: os.hostname(), ...successionOf() };
+  if (h && h.host === me.host && h.pid !== process.pid && h.pid !== process.ppid && processAlive(h.pid) && earlierIncarnation(h, me) === null) throw inUse(runDir, file, h);
 }
 
-/** A requeued Slurm job (the same job, a later attempt, maybe on another node): Slurm ended the earlier attempt first. */
-const isEarlierAttempt = (h: LockHolder, me: { slurmJob?: string; slurmAttempt?: string }): boolean =>
-  h.slurmJob !== undefined && h.slurmJob === me.slurmJob && h.slurmAttempt !== me.slurmAttempt;
+/**
+ * Whether the holder is an earlier incarnation of this run that its scheduler has ended, on whichever host, and
+ * in words which: a requeued Slurm job (the same job, a later attempt: Slurm ended the earlier attempt first), or
+ * a process of the same ALEXNET_LOCK_OWNER on another host (a Kubernetes Job's next pod: the Job runs one at a
+ * time). Null when it is not.
+ */
+function earlierIncarnation(h: LockHolder, me: Succession & { host: string }): string | null {
+  if (h.slurmJob !== undefined && h.slurmJob === me.slurmJob && h.slurmAttempt !== me.slurmAttempt) return `attempt ${h.slurmAttempt} of Slurm job ${h.slurmJob}, on ${h.host}`;
+  if (h.owner !== undefined && h.owner === me.owner && h.host !== me.host) return `an earlier process of ${LOCK_OWNER_ENV} ${h.owner}, on ${h.host}`;
+  return null;
+}
 
 /**
  * Takes RUN_DIR's lock for this process (see the top of the file); a UserError naming the holder when another
@@ -87,7 +110,7 @@ const isEarlierAttempt = (h: LockHolder, me: { slurmJob?: string; slurmAttempt?:
  */
 export function lockRunDir(runDir: string, command: string, info: (line: string) => void): RunDirLock | null {
   const file = path.join(runDir, LOCK_NAME);
-  const me: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command, ...slurmOf() };
+  const me: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command, ...successionOf() };
   const tmp = path.join(runDir, `.${LOCK_NAME}.${process.pid}.tmp`);
   try {
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
@@ -111,9 +134,9 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         fs.rmSync(file, { force: true });
         continue;
       }
-      const earlierAttempt = h !== null && isEarlierAttempt(h, me);
-      if (h && ((h.host === me.host && !processAlive(h.pid)) || earlierAttempt)) {
-        const who = earlierAttempt ? `attempt ${h.slurmAttempt} of Slurm job ${h.slurmJob}, on ${h.host}` : `pid ${h.pid}`;
+      const earlier = h !== null ? earlierIncarnation(h, me) : null;
+      if (h && ((h.host === me.host && !processAlive(h.pid)) || earlier !== null)) {
+        const who = earlier ?? `pid ${h.pid}`;
         info(`${file}: the run that held it (${who}, ${h.command}, since ${h.since}) is gone: lock broken`);
         fs.rmSync(file, { force: true });
         continue;
@@ -136,6 +159,12 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
 
 /** A later attempt of a requeued Slurm job: the log of its earlier attempts in the run folder is its own. */
 const isSlurmRequeue = (env: NodeJS.ProcessEnv = process.env): boolean => env.SLURM_JOB_ID !== undefined && Number(env.SLURM_RESTART_COUNT ?? '0') > 0;
+
+/** Whether the run folder's run was this process's own ALEXNET_LOCK_OWNER (a Kubernetes Job's earlier pod or container). */
+const isSameOwner = (runDir: string, env: NodeJS.ProcessEnv = process.env): boolean => {
+  const owner = env[LOCK_OWNER_ENV];
+  return owner !== undefined && owner !== '' && readRunJson(runDir)?.lockOwner === owner;
+};
 
 /** Whether a metrics.jsonl logs training steps (a run that failed before its first step logged none: not worth keeping). */
 function logsSteps(file: string): boolean {
@@ -176,7 +205,8 @@ export function runFileKind(file: string): string | null {
 /**
  * Readies a run directory for a run: makes it, takes its lock, removes stray temporary files, and refuses a
  * directory holding another run's checkpoints unless resuming it or --overwrite (then clears it), or another
- * run's log of steps without a checkpoint unless --overwrite (or a requeued Slurm job's own earlier attempt). Every
+ * run's log of steps without a checkpoint unless --overwrite (or a requeued Slurm job's own earlier attempt, or an
+ * earlier process of the same ALEXNET_LOCK_OWNER). Every
  * failure is one line: a FileError naming the path and why, or a UserError.
  */
 export function prepareRunDir(o: RunDirOptions): RunDirLock | null {
@@ -203,7 +233,7 @@ export function prepareRunDir(o: RunDirOptions): RunDirLock | null {
       const gone = [...theirs, ...RUN_FILES.map((f) => path.join(o.runDir, f)).filter((f) => fs.existsSync(f))];
       for (const f of gone) fs.rmSync(f, { force: true });
       o.info(`--overwrite: removed the previous run's ${theirs.length} checkpoint${theirs.length === 1 ? '' : 's'} and its logs from ${o.runDir}`);
-    } else if (!resumesThis && theirs.length === 0 && lock !== null && !isSlurmRequeue()) {
+    } else if (!resumesThis && theirs.length === 0 && lock !== null && !isSlurmRequeue() && !isSameOwner(o.runDir)) {
       // another run's log of steps without a checkpoint (killed before its first, or a finished run that keeps only
       // its exported model): a new run would append its sessions to that run's history
       const log = path.join(o.runDir, 'metrics.jsonl');

@@ -41,11 +41,14 @@ export function repairTornTail(file: string): number {
   }
 }
 
-/** A run folder's run.json, as far as its readers need it: the run id (undefined when it records none); null when there is no run.json that reads. */
-export function readRunJson(runDir: string): { runId: string | undefined } | null {
+/**
+ * A run folder's run.json, as far as its readers need it: the run id and the ALEXNET_LOCK_OWNER it ran under (each
+ * undefined when it records none); null when there is no run.json that reads.
+ */
+export function readRunJson(runDir: string): { runId: string | undefined; lockOwner: string | undefined } | null {
   try {
-    const id = (JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: unknown }).run_id;
-    return { runId: typeof id === 'string' ? id : undefined };
+    const run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { run_id?: unknown; lock_owner?: unknown };
+    return { runId: typeof run.run_id === 'string' ? run.run_id : undefined, lockOwner: typeof run.lock_owner === 'string' ? run.lock_owner : undefined };
   } catch {
     return null;
   }

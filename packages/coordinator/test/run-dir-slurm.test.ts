@@ -1,9 +1,13 @@
-/** The run directory's lock under Slurm: a requeued job (same job id, a later attempt) takes over its own earlier attempt's lock, on any node. */
+/**
+ * The run directory's lock under a scheduler: a requeued Slurm job (same job id, a later attempt) takes over its own
+ * earlier attempt's lock, on any node, and so does a later process of the same ALEXNET_LOCK_OWNER (a Kubernetes Job's
+ * next pod) on another host; either goes on in a folder whose log of steps is its own earlier incarnation's.
+ */
 import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lockRunDir } from '../src/run-dir.js';
+import { lockRunDir, prepareRunDir } from '../src/run-dir.js';
 
 const lockOf = (job: string, attempt: string) => ({ host: 'gpu99', pid: 1, since: '2026-12-04T00:00:00Z', command: 'alexnet slurm', slurmJob: job, slurmAttempt: attempt });
 
@@ -49,4 +53,41 @@ test.serial("a lock of this host with this process's own pid (a container's pid 
   t.not((JSON.parse(fs.readFileSync(file, 'utf8')) as { since: string }).since, '2026-12-04T00:00:00Z', 'the lock is this process’s now');
   lock!.release();
   t.false(fs.existsSync(file));
+});
+
+test.serial('a later process of the same ALEXNET_LOCK_OWNER on another host breaks the lock and goes on after its log; another owner, or none, is refused', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lock-owner-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => delete process.env.ALEXNET_LOCK_OWNER);
+  delete process.env.SLURM_JOB_ID;
+  delete process.env.SLURM_RESTART_COUNT;
+  const file = path.join(dir, 'run.lock');
+  const said: string[] = [];
+  // the Job's first pod, on another node, lost before its first checkpoint: its lock, run.json and a log of steps
+  const podLock = (owner?: string) => JSON.stringify({ host: 'alexnet-coordinator-x7k2p', pid: 1, since: '2026-12-06T00:00:00Z', command: 'alexnet coordinator', ...(owner ? { owner } : {}) });
+  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ event: 'run', run_id: '20261206T000000Z-aaaaaa', lock_owner: 'job-uid-1' }));
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), JSON.stringify({ event: 'run', run_id: '20261206T000000Z-aaaaaa', start_step: 0 }) + '\n' + JSON.stringify({ event: 'step', step: 0, loss: 2.3 }) + '\n');
+
+  // no owner here, or another: a lock of another host is never broken on a guess
+  fs.writeFileSync(file, podLock('job-uid-1'));
+  t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l)), { message: /is in use by another run: alexnet coordinator, pid 1 on alexnet-coordinator-x7k2p/ });
+  process.env.ALEXNET_LOCK_OWNER = 'job-uid-2';
+  t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l)), { message: /is in use by another run/ });
+  // the same owner, but the lock recorded none (an older build): refused too
+  process.env.ALEXNET_LOCK_OWNER = 'job-uid-1';
+  fs.writeFileSync(file, podLock());
+  t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l)), { message: /is in use by another run/ });
+
+  // the same owner: the lock is taken over, and the earlier pod's log of steps is no other run's
+  fs.writeFileSync(file, podLock('job-uid-1'));
+  const lock = prepareRunDir({ runDir: dir, command: 'alexnet coordinator', info: (l) => said.push(l) });
+  t.truthy(lock);
+  t.true(said.some((l) => /the run that held it \(an earlier process of ALEXNET_LOCK_OWNER job-uid-1, on alexnet-coordinator-x7k2p, alexnet coordinator, since .*\) is gone: lock broken/.test(l)), said.join('\n'));
+  t.like(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>, { pid: process.pid, owner: 'job-uid-1' });
+  lock!.release();
+
+  // another owner's log of steps without a checkpoint is another run's: refused
+  process.env.ALEXNET_LOCK_OWNER = 'job-uid-2';
+  t.throws(() => prepareRunDir({ runDir: dir, command: 'alexnet coordinator', info: (l) => said.push(l) }), { message: /holds another run's log .* but no checkpoint/ });
+  t.false(fs.existsSync(file), 'the refusal leaves no lock');
 });

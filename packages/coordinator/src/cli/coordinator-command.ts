@@ -8,7 +8,7 @@ import { checkViewsOfData, givenCacheDir, openTrainingData, runCacheDir } from '
 import { checkResumeArgs, checkResumedClasses, forgetCourse, pinnedCheckpoint, resumeTarget, setAsideLater, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
-import { checkNotInUse, prepareRunDir } from '../run-dir.js';
+import { LOCK_OWNER_ENV, checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
@@ -311,6 +311,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         workers: c.handshakes!.map((h, t) => ({ tower: t, address: workers[t], backend: h.backend, device: h.device, adapter: h.adapter?.name ?? null, host: h.hostname, pid: h.pid })),
         crossings: c.configured![0].crossings,
         started: new Date().toISOString(),
+        // what the run folder belongs to beyond this process (run-dir.ts): its next pod goes on in the folder
+        ...(process.env[LOCK_OWNER_ENV] ? { lock_owner: process.env[LOCK_OWNER_ENV] } : {}),
       };
       log.writeRunFile(runEvent);
       log.write(runEvent);
