@@ -337,7 +337,20 @@ export class TowerWorker implements PeerSide {
     checkParametersRun(run, req.run_id, 'GetParameters');
     if (this.activity.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
     await streamParameters(this, run, req, write);
+    // every layer with its momentum: what a checkpoint reads
+    if (req.include_momentum && (req.layers ?? []).length === 0) this.checkpointReads++;
   });
+
+  /** GetParameters calls that sent the whole tower with its momentum (a checkpoint's read), since the worker started. */
+  checkpointReads = 0;
+
+  /**
+   * What keeps this worker from stopping without loss, in words: the run that holds its lease (configured, not
+   * released, its coordinator's connection open or its last call within the lease); null when nothing does.
+   */
+  heldBy(): string | null {
+    return leaseRefusal({ run: this.run, runId: '', state: this.activity.state, leaseMs: this.leaseMs, connections: this.connections });
+  }
 
   /**
    * A resumed run: this tower's parameters and momentum, and the step counter, from a checkpoint

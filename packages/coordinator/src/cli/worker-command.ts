@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import * as grpc from '@grpc/grpc-js';
 import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEVICE_LOST_EXIT_CODE, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker } from '@alexnet-mp/worker';
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEVICE_LOST_EXIT_CODE, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker, type TowerWorker } from '@alexnet-mp/worker';
 import { formatCpuList, parseCpuList, pinThisProcess } from '../cpu-affinity.js';
 import { UserError } from './errors.js';
 import { checkMessageFits } from './batch-fit.js';
@@ -30,6 +30,7 @@ export interface WorkerArgs extends SecurityArgs {
   insecure: boolean;
   'protocol-version': number;
   'exit-with-stdin': boolean;
+  drain: boolean;
 }
 
 export const workerCommand: CommandModule<object, WorkerArgs> = {
@@ -78,6 +79,12 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
         },
         'connect-timeout': { type: 'number', default: 30, describe: 'seconds Configure waits for the peer worker to answer (it may still be starting)' },
         lease: { type: 'number', default: DEFAULT_LEASE_MS / 1000, describe: "seconds a run keeps this worker after its last call: another coordinator's run is refused meanwhile (unless it gives --take-over)" },
+        drain: {
+          type: 'boolean',
+          default: false,
+          describe:
+            'on the first SIGTERM (or SIGINT, SIGHUP) while a run holds this worker, serve on until the run lets it go or a checkpoint has read its parameters, so that nothing is lost (a Kubernetes eviction of a node with the coordinator); a second signal stops it at once',
+        },
         insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it; a first SIGINT, SIGTERM or SIGHUP then waits for it)' },
@@ -106,6 +113,36 @@ export function serveOnFirstSignal(say: (line: string) => void): NonNullable<Wor
   return (sig, stop) => {
     if (++signals > 1) return stop(`${sig} again`);
     say(`${sig}: serving until the coordinator ends the run after the step in progress (${sig} again: stop at once)`);
+  };
+}
+
+/**
+ * A worker that drains (--drain): the first signal stops it at once only when no run holds it; otherwise it serves
+ * on until the run lets it go (its coordinator released it, went, or its lease lapsed) or a checkpoint has read its
+ * parameters and momentum (the coordinator resumes from that checkpoint once the worker is back). A second signal
+ * stops it at once.
+ */
+export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'checkpointReads'>, say: (line: string) => void, pollMs = 250): NonNullable<WorkerHooks['onSignal']> {
+  let signals = 0;
+  let poll: NodeJS.Timeout | undefined;
+  return (sig, stop) => {
+    if (++signals > 1) {
+      clearInterval(poll);
+      return stop(`${sig} again`);
+    }
+    const held = worker.heldBy();
+    if (held === null) return stop(sig);
+    const reads = worker.checkpointReads;
+    say(`${sig}: draining: serving until the run lets this worker go or a checkpoint has read its parameters (${held}; ${sig} again: stop at once)`);
+    poll = setInterval(() => {
+      if (worker.heldBy() === null) {
+        clearInterval(poll);
+        stop(`${sig}, drained: the run let this worker go`);
+      } else if (worker.checkpointReads > reads) {
+        clearInterval(poll);
+        stop(`${sig}, drained: a checkpoint has this tower's parameters`);
+      }
+    }, pollMs);
   };
 }
 
@@ -183,7 +220,8 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   };
   // under launch (--exit-with-stdin) a signal to this worker is most likely one to the whole run (pkill, a service
   // manager stopping the group): it serves on until launch closes its stdin. Started by hand, a signal stops it.
-  const onSignal = hooks.onSignal ?? (a['exit-with-stdin'] ? serveOnFirstSignal(log) : (sig: string, stopNow: (why: string) => void) => stopNow(sig));
+  // with --drain, a signal while a run holds it waits until nothing is lost
+  const onSignal = hooks.onSignal ?? (a['exit-with-stdin'] ? serveOnFirstSignal(log) : a.drain ? drainOnFirstSignal(r.worker, log) : (sig: string, stopNow: (why: string) => void) => stopNow(sig));
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig, stop));
   // nobody reads the output any more (the terminal closed): the worker goes on
   surviveLostOutput();
