@@ -91,13 +91,18 @@ test('the rendezvous folder: one per attempt (mode 700), one token for all tasks
   await t.throwsAsync(waitForEntries(first, ['worker9'], 5000, () => 'worker 1 exited', 20), { instanceOf: RendezvousError, message: 'worker 1 exited' });
   await t.throwsAsync(waitForEntries(first, ['worker9'], 100, () => null, 20), { message: /worker9 did not appear in .*42\.0\.0 within 0 s: .*shared storage/ });
 
-  // the requeued attempt removes the first once its coordinator has exited
+  // another job's attempt is removed once its coordinator has exited; this job's earlier attempt (Slurm ended it
+  // before the requeue) even without an exit code (a lost node, a killed coordinator)
+  const other = rendezvousDir(runDir, { jobId: '41', restartCount: 0, stepId: '0' });
+  fs.writeFileSync(path.join(runDir, 'slurm', 'gpu-lost'), '41 0 2026-12-06T00:00:00Z worker1 gpu07\n');
   const second = rendezvousDir(runDir, { jobId: '42', restartCount: 1, stepId: '0' });
   removeEndedAttempts(runDir, second);
-  t.true(fs.existsSync(first), 'an attempt whose coordinator has not exited is kept');
-  writeExit(first, 'coordinator', 143);
+  t.false(fs.existsSync(first), "this job's earlier attempt is removed");
+  t.true(fs.existsSync(other), "another job's attempt whose coordinator has not exited is kept");
+  t.true(fs.existsSync(path.join(runDir, 'slurm', 'gpu-lost')), 'a file of the folder is left alone');
+  writeExit(other, 'coordinator', 143);
   removeEndedAttempts(runDir, second);
-  t.false(fs.existsSync(first));
+  t.false(fs.existsSync(other));
   t.true(fs.existsSync(second));
 });
 

@@ -78,12 +78,23 @@ export function writeExit(dir: string, role: string, code: number): void {
   }
 }
 
-/** Removes the folders of earlier attempts that have ended (their coordinator wrote its exit code). */
+/**
+ * Removes the folders of attempts that have ended: those whose coordinator wrote its exit code, and the earlier
+ * attempts of this job (a lower restart count: Slurm ended them before requeueing the job, even where a lost node
+ * or a killed coordinator wrote no exit code). Another job's folder without an exit code is kept: that job may
+ * still run.
+ */
 export function removeEndedAttempts(runDir: string, current: string): void {
   const parent = path.join(runDir, 'slurm');
+  const mine = /^(.+)\.(\d+)\.([^.]+)$/.exec(path.basename(current));
   for (const name of fs.readdirSync(parent)) {
     const dir = path.join(parent, name);
-    if (dir === current || !fs.existsSync(path.join(dir, 'coordinator.exit'))) continue;
+    if (dir === current) continue;
+    const theirs = /^(.+)\.(\d+)\.([^.]+)$/.exec(name);
+    const earlierOfThisJob = mine !== null && theirs !== null && theirs[1] === mine[1] && Number(theirs[2]) < Number(mine[2]);
+    if (!earlierOfThisJob && !fs.existsSync(path.join(dir, 'coordinator.exit'))) continue;
+    // not an attempt's folder at all (gpu-lost, a file the user put there): left alone
+    if (theirs === null || !fs.statSync(dir).isDirectory()) continue;
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
