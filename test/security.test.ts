@@ -5,12 +5,13 @@
  * wrong token) are refused, on the Worker and the Peer service, and logged.
  */
 import test, { type ExecutionContext } from 'ava';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { tiny } from '@alexnet-mp/core';
-import { ExchangeStream, maxMessageBytes, protocol, randomToken, unary, type ExchangeRequest, type StatusReply } from '@alexnet-mp/worker';
+import { ExchangeStream, loadTlsIdentity, maxMessageBytes, protocol, randomToken, unary, type ExchangeRequest, type StatusReply } from '@alexnet-mp/worker';
 import { identityFiles, makeCerts } from '@alexnet-mp/coordinator';
 import { InspectClient } from '../packages/coordinator/src/inspect/client.js';
 import { alexnet, startWorker } from './helpers.js';
@@ -196,4 +197,57 @@ test.serial("launch gives its three processes a random token by default (in thei
   t.regex(p.output(), /\[worker1\] alexnet worker 1: authentication: a shared token/);
   t.regex(p.output(), /\[worker0\] alexnet worker 0: refused Worker\.Status from 127\.0\.0\.1:\d+: no token/);
   t.regex(p.output(), /\[coord\] alexnet coordinator: refused Coordinator\.ListWorkers from 127\.0\.0\.1:\d+: no token/);
+});
+
+/**
+ * A root CA, an intermediate CA it signed, and a leaf for localhost signed by the intermediate (ECDSA P-256, with
+ * openssl): the files an organisation's PKI hands out. Null where openssl is missing.
+ */
+function intermediateChain(dir: string): { root: string; intermediate: string; leaf: string; chain: string; key: string; bundle: string } | null {
+  const sh = (script: string) => spawnSync('/bin/sh', ['-c', script], { cwd: dir, encoding: 'utf8' });
+  if (sh('openssl version').status !== 0) return null;
+  const ca = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n';
+  const leaf = 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n';
+  fs.writeFileSync(path.join(dir, 'ca.ext'), ca);
+  fs.writeFileSync(path.join(dir, 'leaf.ext'), leaf);
+  const key = (name: string) => `openssl ecparam -name prime256v1 -genkey -noout -out ${name}.key`;
+  const r = sh(
+    [
+      key('root'),
+      `openssl req -x509 -new -key root.key -out root.pem -days 2 -subj /CN=test-root -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign`,
+      key('int'),
+      'openssl req -new -key int.key -out int.csr -subj /CN=test-intermediate',
+      'openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -CAcreateserial -out int.pem -days 2 -extfile ca.ext',
+      key('leaf'),
+      'openssl req -new -key leaf.key -out leaf.csr -subj /CN=test-leaf',
+      'openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext',
+      'cat leaf.pem int.pem > chain.pem',
+      'cat int.pem root.pem > bundle.pem',
+    ].join(' && '),
+  );
+  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+  const f = (n: string) => path.join(dir, n);
+  return { root: f('root.pem'), intermediate: f('int.pem'), leaf: f('leaf.pem'), chain: f('chain.pem'), key: f('leaf.key'), bundle: f('bundle.pem') };
+}
+
+test.serial('certificates signed by an intermediate CA: a chain file, or a CA bundle, is taken, and a run trains over TLS with it', async (t) => {
+  const dir = tmpDir(t, 'alexnet-chain-');
+  const pki = intermediateChain(dir);
+  if (!pki) {
+    t.log('no openssl here: the chain is not tested');
+    t.pass();
+    return;
+  }
+  // the leaf followed by its intermediate, trusting the root; or the leaf alone, trusting a bundle of both CAs
+  t.is(loadTlsIdentity({ ca: pki.root, cert: pki.chain, key: pki.key }).name, 'test-leaf');
+  t.is(loadTlsIdentity({ ca: pki.bundle, cert: pki.leaf, key: pki.key }).name, 'test-leaf');
+  // the leaf alone, trusting the root alone: its chain is incomplete, said so
+  t.throws(() => loadTlsIdentity({ ca: pki.root, cert: pki.leaf, key: pki.key }), { message: /leaf\.pem \(CN=test-leaf\) is not signed by the CA in .*root\.pem \(CN=test-root\)$/ });
+
+  const tls = ['--tls-ca', pki.root, '--tls-cert', pki.chain, '--tls-key', pki.key, '--max-batch', String(B)];
+  const [w0, w1] = await Promise.all([startWorker(t, 0, tls), startWorker(t, 1, tls)]);
+  t.regex(w0.p.output(), /authentication: mutual TLS as test-leaf/);
+  const ok = await coordinate([w0.address, w1.address], tls.slice(0, 6));
+  t.is(ok.code, 0, ok.err);
+  t.regex(ok.out, /"event":"done"/);
 });

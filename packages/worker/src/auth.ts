@@ -101,19 +101,41 @@ export function loadTlsIdentity(files: { ca: string; cert: string; key: string }
     }
   };
   const [ca, cert, key] = [read(files.ca, 'CA certificate'), read(files.cert, 'certificate'), read(files.key, 'private key')];
-  const parse = (pem: Buffer, f: string) => {
+  // a file may hold several certificates: a CA bundle, or this process's certificate followed by the intermediate
+  // CAs that signed it (a chain, which TLS sends along)
+  const parseAll = (pem: Buffer, f: string): crypto.X509Certificate[] => {
+    const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
     try {
-      return new crypto.X509Certificate(pem);
+      if (blocks.length === 0) return [new crypto.X509Certificate(pem)];
+      return blocks.map((b) => new crypto.X509Certificate(b));
     } catch (e) {
       throw new CredentialsError(`${f} is not a PEM certificate: ${(e as Error).message}`);
     }
   };
-  const caCert = parse(ca, files.ca);
-  const own = parse(cert, files.cert);
-  if (!own.checkIssued(caCert) || !own.verify(caCert.publicKey)) throw new CredentialsError(`${files.cert} (${own.subject.replace(/\n/g, ', ')}) is not signed by the CA in ${files.ca} (${caCert.subject.replace(/\n/g, ', ')})`);
+  const anchors = parseAll(ca, files.ca);
+  const [own, ...intermediates] = parseAll(cert, files.cert) as [crypto.X509Certificate, ...crypto.X509Certificate[]];
+  const subject = (c: crypto.X509Certificate) => c.subject.replace(/\n/g, ', ');
   const now = Date.now();
-  for (const [c, f] of [[caCert, files.ca], [own, files.cert]] as const) {
+  const checkValid = (c: crypto.X509Certificate, f: string) => {
     if (now < Date.parse(c.validFrom) || now > Date.parse(c.validTo)) throw new CredentialsError(`${f} is valid from ${c.validFrom} to ${c.validTo}, not now: make new certificates`);
+  };
+  checkValid(own, files.cert);
+  // up the chain: this certificate, the intermediates that signed it (in either file), to a CA of the CA file
+  const signedBy = (c: crypto.X509Certificate, by: crypto.X509Certificate) => c.checkIssued(by) && c.verify(by.publicKey);
+  let link = own;
+  for (let depth = 0; ; depth++) {
+    const anchor = anchors.find((a) => signedBy(link, a));
+    if (anchor) {
+      checkValid(anchor, files.ca);
+      break;
+    }
+    const next = depth < 8 ? [...intermediates, ...anchors].find((c) => c !== link && signedBy(link, c)) : undefined;
+    if (!next) {
+      const cas = anchors.map(subject).join('; ');
+      throw new CredentialsError(`${files.cert} (${subject(own)}) is not signed by the CA in ${files.ca} (${cas})${link === own ? '' : `: its chain ends at ${subject(link)}, which no CA there signed`}`);
+    }
+    checkValid(next, intermediates.includes(next) ? files.cert : files.ca);
+    link = next;
   }
   let privateKey: crypto.KeyObject;
   try {
