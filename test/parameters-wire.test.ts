@@ -104,17 +104,23 @@ test('SetParameters on a configured worker: a misshapen stream of 1.2 GB and one
   t.is((await c.step(await new SyntheticSource(spec, 3).batch(0, 4))).step, 0);
 });
 
-test("a tower's parameters go to and come from only the run that configured it: another run id, or none, is refused and changes nothing", async (t) => {
+test("a tower's parameters go to and come from only the run that configured it: another run id, or none from another connection, is refused and changes nothing", async (t) => {
   const { c } = await configured(t);
   const client = c.clients[0];
   const own = await client.parameters(true);
-  for (const runId of ['20261206T000000Z-someone-else', '']) {
-    const read = await t.throwsAsync(collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: true, run_id: runId }));
+  // a coordinator older than feature "parameters-run-id" names no run: taken on the connection that configured the run
+  const older = await collectStream<GetParametersRequest, ParameterTensor>(client.client, 'GetParameters', { include_momentum: true, run_id: '' });
+  t.is(older.length, towerParamLayers(spec, 0).length * 4);
+  const { WorkerClient } = await import('@alexnet-mp/worker');
+  const stranger = new WorkerClient(c.o.workers[0], 8 << 20);
+  t.teardown(() => stranger.close());
+  for (const [who, runId] of [[client, '20261206T000000Z-someone-else'], [stranger, '20261206T000000Z-someone-else'], [stranger, '']] as const) {
+    const read = await t.throwsAsync(collectStream<GetParametersRequest, ParameterTensor>(who.client, 'GetParameters', { include_momentum: true, run_id: runId }));
     t.is((read as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
-    t.regex((read as grpc.ServiceError).details, runId ? /^run 20261206T000000Z-someone-else is not the configured run \d{8}T\d{6}Z-…$/ : /^GetParameters names no run: send the configured run's id \(run_id\)$/);
+    t.regex((read as grpc.ServiceError).details, runId ? /^run 20261206T000000Z-someone-else is not the configured run \d{8}T\d{6}Z-…$/ : /^GetParameters names no run: send the configured run's id \(run_id; a coordinator older than this worker sends none: update it\)$/);
     const shapes = new Map(towerParamLayers(spec, 0).map((l) => [l.name, [...l.shape]]));
     const zeros = new Map([...own].map(([k, p]) => [k, { w: p.w.map(() => 0), b: p.b.map(() => 0), vw: p.w.map(() => 0), vb: p.b.map(() => 0) }]));
-    const write = await t.throwsAsync(client.setParameters(zeros, shapes, 5, { runId }));
+    const write = await t.throwsAsync(who.setParameters(zeros, shapes, 5, { runId }));
     t.is((write as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
     t.regex((write as grpc.ServiceError).details, runId ? /^run 20261206T000000Z-someone-else is not the configured run / : /^SetParameters names no run/);
   }

@@ -17,9 +17,14 @@ const KINDS = ['w', 'b', 'vw', 'vb'] as const;
 /**
  * A worker's parameters go to, and come from, only the run that configured it: GetParameters and each
  * SetParameters message name it, as Step does (FAILED_PRECONDITION otherwise, the configured run's id hidden).
+ * A request naming no run (a coordinator older than feature "parameters-run-id") is taken only on the
+ * connection that configured the run (`from`, the caller's address, is the run's holder).
  */
-export function checkParametersRun(run: Run, runId: string | undefined, what: 'GetParameters' | 'SetParameters'): void {
-  if (!runId) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${what} names no run: send the configured run's id (run_id)`);
+export function checkParametersRun(run: Run, runId: string | undefined, what: 'GetParameters' | 'SetParameters', from: string): void {
+  if (!runId) {
+    if (run.holder !== undefined && from === run.holder) return;
+    throw new RpcError(grpc.status.FAILED_PRECONDITION, `${what} names no run: send the configured run's id (run_id; a coordinator older than this worker sends none: update it)`);
+  }
   if (runId !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${runId.slice(0, 128)} is not the configured run ${redactRunId(run.id)}`);
 }
 
@@ -105,7 +110,7 @@ export interface SettableWorker extends WorkerContext {
  * parameters and momentum and its step counter set, only if the run is still the same, READY, with no step
  * or evaluation done.
  */
-export function parameterSetter(w: SettableWorker): { take(m: ParameterTensor): void; finish(): Promise<SetParametersReply> } {
+export function parameterSetter(w: SettableWorker, from: string): { take(m: ParameterTensor): void; finish(): Promise<SetParametersReply> } {
   const run = w.current().run;
   const settable = (): Run => {
     const now = w.current();
@@ -120,7 +125,7 @@ export function parameterSetter(w: SettableWorker): { take(m: ParameterTensor): 
   const intake = new ParameterIntake(w);
   return {
     take: (m) => {
-      checkParametersRun(settable(), m.run_id, 'SetParameters');
+      checkParametersRun(settable(), m.run_id, 'SetParameters', from);
       intake.take(m);
     },
     finish: async () => {

@@ -331,10 +331,10 @@ export class TowerWorker implements PeerSide {
     statusReply({ identity: this.identity, tower: this.tower, device: this.device, deviceIndex: this.deviceIndex, state: this.activity.state, run: this.run, lastError: this.activity.lastError, peer: this.o.peer, points: this.points, started: this.started }),
   );
 
-  getParameters = streamHandler<GetParametersRequest, ParameterTensor>(async (req, write) => {
+  getParameters = streamHandler<GetParametersRequest, ParameterTensor>(async (req, write, call) => {
     const run = this.run;
     if (!run) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: no parameters yet');
-    checkParametersRun(run, req.run_id, 'GetParameters');
+    checkParametersRun(run, req.run_id, 'GetParameters', call.getPeer());
     if (this.activity.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
     await streamParameters(this, run, req, write);
     // every layer with its momentum: what a checkpoint reads
@@ -356,7 +356,7 @@ export class TowerWorker implements PeerSide {
    * A resumed run: this tower's parameters and momentum, and the step counter, from a checkpoint
    * (parameters.ts parameterSetter). Only right after Configure (no step or evaluation yet).
    */
-  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>(() => parameterSetter(this));
+  setParameters = clientStreamHandler<ParameterTensor, SetParametersReply>((call) => parameterSetter(this, call.getPeer()));
 
   /** The configured run and the state now (parameters.ts checks them while parameters arrive). */
   current(): { run: Run | null; state: WorkerState } {
