@@ -171,7 +171,7 @@ test('the Kubernetes examples: each manifest well-formed, and the Service, State
   }
   const coordLine = jobPod.containers[0]!.args.at(-1)!;
   // the Job's uid names the run folder's lock: the Job's next pod, on another node, takes it over
-  t.is(jobPod.containers[0]!.env.get(LOCK_OWNER_ENV), "fieldRef:metadata.labels['controller-uid']");
+  t.is(jobPod.containers[0]!.env.get(LOCK_OWNER_ENV), "fieldRef:metadata.labels['batch.kubernetes.io/controller-uid']");
   const runs = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-k8s-'));
   t.teardown(() => fs.rmSync(runs, { recursive: true, force: true }));
   const first = shellArgv(coordLine, {}, [['/runs', runs]]);

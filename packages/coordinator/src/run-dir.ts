@@ -89,19 +89,35 @@ export function checkNotInUse(runDir: string): void {
   const file = path.join(runDir, LOCK_NAME);
   const h = readHolder(file);
   const me = { host: os.hostname(), ...successionOf() };
-  if (h && h.host === me.host && h.pid !== process.pid && h.pid !== process.ppid && processAlive(h.pid) && earlierIncarnation(h, me) === null) throw inUse(runDir, file, h);
+  if (h && h.host === me.host && h.pid !== process.pid && h.pid !== process.ppid && processAlive(h.pid) && earlierIncarnation(h, me, lockAgeMs(file)) === null) throw inUse(runDir, file, h);
 }
 
+/** A held lock is renewed (its file's time set to now) this often... */
+export const LOCK_RENEW_MS = 10_000;
+/** ...and one of another host not renewed for this long is taken as its holder's being gone (ALEXNET_LOCK_OWNER). */
+export const LOCK_STALE_MS = 60_000;
+
 /**
- * Whether the holder is an earlier incarnation of this run that its scheduler has ended, on whichever host, and
- * in words which: a requeued Slurm job (the same job, a later attempt: Slurm ended the earlier attempt first), or
- * a process of the same ALEXNET_LOCK_OWNER on another host (a Kubernetes Job's next pod: the Job runs one at a
- * time). Null when it is not.
+ * Whether the holder is an earlier incarnation of this run that is gone, on whichever host, and in words which: a
+ * requeued Slurm job (the same job, a later attempt: Slurm ended the earlier attempt first), or a process of the
+ * same ALEXNET_LOCK_OWNER on another host whose lock has not been renewed for LOCK_STALE_MS (a Kubernetes Job's
+ * next pod, after a lost node; a pod still terminating renews it, and keeps it). Null when it is not.
  */
-function earlierIncarnation(h: LockHolder, me: Succession & { host: string }): string | null {
+function earlierIncarnation(h: LockHolder, me: Succession & { host: string }, lockAgeMs: number): string | null {
   if (h.slurmJob !== undefined && h.slurmJob === me.slurmJob && h.slurmAttempt !== me.slurmAttempt) return `attempt ${h.slurmAttempt} of Slurm job ${h.slurmJob}, on ${h.host}`;
-  if (h.owner !== undefined && h.owner === me.owner && h.host !== me.host) return `an earlier process of ${LOCK_OWNER_ENV} ${h.owner}, on ${h.host}`;
+  if (h.owner !== undefined && h.owner === me.owner && h.host !== me.host && lockAgeMs >= LOCK_STALE_MS) {
+    return `an earlier process of ${LOCK_OWNER_ENV} ${h.owner}, on ${h.host}, its lock not renewed for ${(lockAgeMs / 1000).toFixed(0)} s`;
+  }
   return null;
+}
+
+/** How long ago the lock file was last renewed (its modification time); 0 when that cannot be read. */
+function lockAgeMs(file: string): number {
+  try {
+    return Math.max(0, Date.now() - fs.statSync(file).mtimeMs);
+  } catch {
+    return 0;
+  }
 }
 
 /**
@@ -134,12 +150,19 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         fs.rmSync(file, { force: true });
         continue;
       }
-      const earlier = h !== null ? earlierIncarnation(h, me) : null;
+      const earlier = h !== null ? earlierIncarnation(h, me, lockAgeMs(file)) : null;
       if (h && ((h.host === me.host && !processAlive(h.pid)) || earlier !== null)) {
         const who = earlier ?? `pid ${h.pid}`;
         info(`${file}: the run that held it (${who}, ${h.command}, since ${h.since}) is gone: lock broken`);
         fs.rmSync(file, { force: true });
         continue;
+      }
+      if (h?.owner !== undefined && h.owner === me.owner && h.host !== me.host) {
+        // the same owner's earlier process, still renewing its lock: a pod still terminating (its checkpoint) or
+        // a partitioned node; refused now, taken once the lock has gone unrenewed for LOCK_STALE_MS
+        throw new UserError(
+          `${runDir} is in use by an earlier process of ${LOCK_OWNER_ENV} ${h.owner}: ${h.command}, pid ${h.pid} on ${h.host}, since ${h.since}, its lock renewed ${(lockAgeMs(file) / 1000).toFixed(0)} s ago (${file}; it is taken over once not renewed for ${LOCK_STALE_MS / 1000} s)`,
+        );
       }
       if (h) throw inUse(runDir, file, h);
       throw new UserError(`${runDir} is locked by ${file}, which does not say who holds it: remove it if no run uses ${runDir}`);
@@ -147,11 +170,29 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
   } finally {
     fs.rmSync(tmp, { force: true });
   }
+  // this lock, not one a later holder made after taking it over (both may be pid 1 of their containers)
+  const mine = () => {
+    const h = readHolder(file);
+    return h !== null && h.host === me.host && h.pid === me.pid && h.since === me.since;
+  };
+  // renewed while held, so that the same owner's next process elsewhere can tell a gone holder from a live one
+  const renewal = setInterval(() => {
+    try {
+      if (mine()) {
+        const now = new Date();
+        fs.utimesSync(file, now, now);
+      }
+    } catch {
+      // the run folder unreachable for a moment: the next renewal tries again
+    }
+  }, LOCK_RENEW_MS);
+  renewal.unref();
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
-    if (readHolder(file)?.pid === process.pid) fs.rmSync(file, { force: true });
+    clearInterval(renewal);
+    if (mine()) fs.rmSync(file, { force: true });
   };
   process.on('exit', release);
   return { file, release };

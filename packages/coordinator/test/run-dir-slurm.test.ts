@@ -7,7 +7,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lockRunDir, prepareRunDir } from '../src/run-dir.js';
+import { LOCK_RENEW_MS, lockRunDir, prepareRunDir } from '../src/run-dir.js';
 
 const lockOf = (job: string, attempt: string) => ({ host: 'gpu99', pid: 1, since: '2026-12-04T00:00:00Z', command: 'alexnet slurm', slurmJob: job, slurmAttempt: attempt });
 
@@ -55,7 +55,7 @@ test.serial("a lock of this host with this process's own pid (a container's pid 
   t.false(fs.existsSync(file));
 });
 
-test.serial('a later process of the same ALEXNET_LOCK_OWNER on another host breaks the lock and goes on after its log; another owner, or none, is refused', (t) => {
+test.serial('a later process of the same ALEXNET_LOCK_OWNER on another host breaks a lock not renewed for a minute and goes on after its log; a renewed one, another owner, or none, is refused', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lock-owner-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   t.teardown(() => delete process.env.ALEXNET_LOCK_OWNER);
@@ -78,16 +78,44 @@ test.serial('a later process of the same ALEXNET_LOCK_OWNER on another host brea
   fs.writeFileSync(file, podLock());
   t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l)), { message: /is in use by another run/ });
 
-  // the same owner: the lock is taken over, and the earlier pod's log of steps is no other run's
+  // the same owner, its lock renewed just now (a pod still terminating, writing its checkpoint): refused, saying when it is taken
   fs.writeFileSync(file, podLock('job-uid-1'));
+  t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l)), {
+    message: /is in use by an earlier process of ALEXNET_LOCK_OWNER job-uid-1: alexnet coordinator, pid 1 on alexnet-coordinator-x7k2p, since .*, its lock renewed 0 s ago .*taken over once not renewed for 60 s/,
+  });
+  // not renewed for two minutes (its node lost): taken over, and the earlier pod's log of steps is no other run's
+  const old = new Date(Date.now() - 120_000);
+  fs.utimesSync(file, old, old);
   const lock = prepareRunDir({ runDir: dir, command: 'alexnet coordinator', info: (l) => said.push(l) });
   t.truthy(lock);
-  t.true(said.some((l) => /the run that held it \(an earlier process of ALEXNET_LOCK_OWNER job-uid-1, on alexnet-coordinator-x7k2p, alexnet coordinator, since .*\) is gone: lock broken/.test(l)), said.join('\n'));
+  t.true(said.some((l) => /the run that held it \(an earlier process of ALEXNET_LOCK_OWNER job-uid-1, on alexnet-coordinator-x7k2p, its lock not renewed for 120 s, alexnet coordinator, since .*\) is gone: lock broken/.test(l)), said.join('\n'));
   t.like(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>, { pid: process.pid, owner: 'job-uid-1' });
   lock!.release();
+  t.false(fs.existsSync(file));
+
+  // a lock this process took, then taken over by a later holder with the same pid (pid 1 of another pod): not removed on release
+  const again = lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l))!;
+  const theirs = JSON.stringify({ host: 'alexnet-coordinator-q9w8e', pid: process.pid, since: '2026-12-06T01:00:00Z', command: 'alexnet coordinator', owner: 'job-uid-1' });
+  fs.writeFileSync(file, theirs);
+  again.release();
+  t.is(fs.readFileSync(file, 'utf8'), theirs, 'the later holder keeps its lock');
+  fs.rmSync(file);
 
   // another owner's log of steps without a checkpoint is another run's: refused
   process.env.ALEXNET_LOCK_OWNER = 'job-uid-2';
   t.throws(() => prepareRunDir({ runDir: dir, command: 'alexnet coordinator', info: (l) => said.push(l) }), { message: /holds another run's log .* but no checkpoint/ });
   t.false(fs.existsSync(file), 'the refusal leaves no lock');
+});
+
+test.serial('a held lock is renewed every 10 s: its file time moves on while the run holds it', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lock-renew-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  delete process.env.SLURM_JOB_ID;
+  const lock = lockRunDir(dir, 'alexnet coordinator', () => {})!;
+  t.teardown(() => lock.release());
+  const old = new Date(Date.now() - 300_000);
+  fs.utimesSync(lock.file, old, old);
+  await new Promise((r) => setTimeout(r, LOCK_RENEW_MS + 1000));
+  const age = Date.now() - fs.statSync(lock.file).mtimeMs;
+  t.true(age < LOCK_RENEW_MS + 1000, `renewed ${(age / 1000).toFixed(1)} s ago`);
 });
