@@ -26,8 +26,8 @@ test('a draining worker serves on after SIGTERM until a checkpoint has read its 
   const source = new SyntheticSource(tiny, 3);
   await c.step(await source.batch(0, B));
   w0.p.proc.kill('SIGTERM');
-  await w0.p.waitFor(/SIGTERM: draining: serving until the run lets this worker go or a checkpoint has read its parameters/);
-  // it still trains: the step in progress, and the ones until the checkpoint, are not lost
+  await w0.p.waitFor(/SIGTERM: draining: serving until a checkpoint has read this tower's parameters or the run lets this worker go, for 120 s at most/);
+  // it still trains (its step replies ask the coordinator for a checkpoint: test/faults.test.ts)
   t.is((await c.step(await source.batch(1, B))).step, 1);
   t.is(w0.p.proc.exitCode, null, 'still serving');
   // parameters without momentum (inspection) are no checkpoint
@@ -44,6 +44,16 @@ test('a draining worker serves on after SIGTERM until a checkpoint has read its 
   await c.release();
   t.is((await w1.p.exited).code, 0, w1.p.output());
   t.regex(w1.p.output(), /stopping \(SIGTERM, drained: the run let this worker go\)/);
+});
+
+test('a draining worker whose checkpoint does not come within --drain-timeout stops anyway, saying what is lost', async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--drain', '--drain-timeout', '1']), startWorker(t, 1)]);
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: B, seed: 3, hyper, source: new SyntheticSource(tiny, 3) });
+  t.teardown(() => c.close());
+  await c.start();
+  w0.p.proc.kill('SIGTERM');
+  t.is((await w0.p.exited).code, 0, w0.p.output());
+  t.regex(w0.p.output(), /stopping \(SIGTERM, drained: no checkpoint within --drain-timeout 1 s: the steps since the last one are lost\)/);
 });
 
 test('a second signal stops a draining worker at once', async (t) => {

@@ -253,6 +253,32 @@ test.serial('separately started: the coordinator waits for a killed worker to co
   await sameLossesAsReference(t, dir);
 });
 
+test.serial('a worker asked to stop with --drain: its coordinator writes a checkpoint after the step, the worker goes once it is written, and the run continues from it when the worker is back, losing no step', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', '8', '--drain']), startWorker(t, 1, ['--max-batch', '8'])]);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '1000', '--run-dir', dir, '--wait-for-workers', '60']);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(8), 120_000);
+  w0.p.proc.kill('SIGTERM');
+  await w0.p.waitFor(/SIGTERM: draining: serving until a checkpoint has read this tower's parameters/);
+  const asked = await c.waitFor(/worker 0 \(tower 0\) at \S+ is draining \(asked to stop\): a checkpoint after step (\d+), which it waits for before it goes/, 20_000);
+  t.is((await w0.p.exited).code, 0, w0.p.output());
+  t.regex(w0.p.output(), /stopping \(SIGTERM, drained: a checkpoint has this tower's parameters\)/);
+  // the operator (a StatefulSet) starts it again on the same address
+  const port = w0.address.slice(w0.address.lastIndexOf(':') + 1);
+  const again = alexnet(['worker', '--tower', '0', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, again);
+  const { code } = await c.exited;
+  t.is(code, 0, c.output());
+  const restarts = events(dir).filter((e) => e.event === 'restart');
+  t.is(restarts.length, 1, c.output());
+  // the checkpoint asked for, not the start of the run: no step is lost (the one after it may be done twice)
+  const checkpointed = events(dir).filter((e) => e.event === 'checkpoint').map((e) => e.step);
+  t.true(checkpointed.includes(restarts[0]!.from_step), `resumed from step ${restarts[0]!.from_step}; checkpoints ${checkpointed.join(', ')}`);
+  t.true(restarts[0]!.from_step! >= Number(asked[1]), `resumed from step ${restarts[0]!.from_step}, drained after step ${asked[1]}`);
+  await sameLossesAsReference(t, dir);
+});
+
 test.serial('separately started: a worker that does not come back within --wait-for-workers ends the run, naming it', async (t) => {
   const [w0, w1] = await twoWorkers(t);
   const c = coordinator([w0.address, w1.address], ['--wait-for-workers', '3'], 100_000);

@@ -65,6 +65,10 @@ export class Coordinator {
   /** The tasks that need the workers between steps (between-steps.ts). */
   private readonly tasks: BetweenStepTasks;
   private stopRequest: string | null = null;
+  /** Why a checkpoint is wanted after the current step beyond the schedule (a worker draining), or null. */
+  private checkpointAsked: string | null = null;
+  /** The towers whose draining has been said (once each). */
+  private readonly drainSaid = new Set<number>();
   /** Set when `run` ended before its steps were done because of requestStop: why, and after which step. */
   stoppedEarly: { reason: string; step: number } | null = null;
   /** The largest evaluation batch the message size limits allow. */
@@ -188,7 +192,9 @@ export class Coordinator {
     if (this.lossWatch.runningAway) throw new DivergedError(`the loss has run away over the last steps before step ${step} (above ${RUN_AWAY_FACTOR} times that of guessing): training diverged; no checkpoint written of these weights`, step - 1);
     const calm = this.lossWatch.noteCheckpoint(step);
     const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue, byTime, calm });
-    return this.checkpoints.write(step, bytes, byTime);
+    const file = this.checkpoints.write(step, bytes, byTime);
+    this.checkpointAsked = null;
+    return file;
   }
 
   /**
@@ -255,6 +261,7 @@ export class Coordinator {
       t0 = Math.max(t0, performance.now());
     }
     const replies: StepReply[] = await replying;
+    this.noteDraining(replies, step);
     const ms = performance.now() - t0;
     this.deadlines.observe('step', ms);
     const r0 = replies[0]!;
@@ -265,6 +272,24 @@ export class Coordinator {
     const workers = workerStepMetrics(replies);
     this.microBatches.observe({ ms, workers });
     return stepMetrics(step, hyper.lr, micro, ms, replies, workers);
+  }
+
+  /**
+   * A worker asked to stop (worker --drain) says so in its step replies: a checkpoint after this step (when the
+   * run writes checkpoints), which is what the worker waits for before it goes; the run then waits for it to come
+   * back (recovery.ts) and continues from that checkpoint.
+   */
+  private noteDraining(replies: readonly StepReply[], step: number): void {
+    for (const [t, r] of replies.entries()) {
+      if (!r.draining || this.drainSaid.has(t)) continue;
+      this.drainSaid.add(t);
+      if (this.o.checkpoint) {
+        this.checkpointAsked ??= `${this.label(t)} is draining`;
+        this.info(`${this.label(t)} is draining (asked to stop): a checkpoint after step ${step + 1}, which it waits for before it goes`);
+      } else {
+        this.info(`${this.label(t)} is draining (asked to stop), and this run writes no checkpoints (no --run-dir): what it trained is lost when it goes`);
+      }
+    }
   }
 
   /**
@@ -337,6 +362,9 @@ export class Coordinator {
         get stopRequest() {
           return c.stopRequest;
         },
+        get checkpointAsked() {
+          return c.checkpointAsked;
+        },
         sendStep: (step, b, previous) => {
           if (previous) this.queuedCount++;
           return this.stepAt(step, b, previous);
@@ -373,7 +401,7 @@ export class Coordinator {
    * happen between the two (a checkpoint, an evaluation, a task, a stop).
    */
   private queueingAfter(done: number): boolean {
-    if (this.o.queueSteps === false || this.stopRequest !== null || this.tasks.pending || !this.microBatches.settled) return false;
+    if (this.o.queueSteps === false || this.stopRequest !== null || this.checkpointAsked !== null || this.tasks.pending || !this.microBatches.settled) return false;
     if (!this.handshakes?.every((h) => h.features.includes('queued-steps'))) return false;
     const due = dueAfter(this.o, done, false, this.sinceCheckpointMs());
     return !due.checkpoint && !due.evaluation;

@@ -17,6 +17,8 @@ export interface RunLoopHost {
   readonly stepsDone: number;
   /** Why the run is asked to stop (requestStop), or null. */
   readonly stopRequest: string | null;
+  /** Why a checkpoint is wanted after the current step beyond the schedule (a worker draining), or null. */
+  readonly checkpointAsked: string | null;
   /**
    * Sends step `step` with batch `b` to both workers and resolves with its metrics when both answered.
    * `previous`: the step still running that this one is queued behind (it fails if that one fails).
@@ -134,9 +136,9 @@ export async function runLoop(
       const done = host.stepsDone;
       const due = dueAfter(host.o, done, i === steps - 1, host.sinceCheckpointMs());
       // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
-      if (due.checkpoint) {
+      if (due.checkpoint || (ck && host.checkpointAsked !== null)) {
         // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
-        const written = await host.writeCheckpoint(due.evaluation, due.byTimeOnly);
+        const written = await host.writeCheckpoint(due.evaluation, due.checkpoint && due.byTimeOnly);
         checkpointed = done;
         o.onCheckpoint?.(written, done);
       }

@@ -17,6 +17,8 @@ interface Options {
   readonly queueing?: boolean;
   /** The batch the source fails to make. */
   readonly sourceFailsAt?: number;
+  /** A worker's reply to this step says it is draining: a checkpoint is asked for after it. */
+  readonly drainAt?: number;
   /** Checkpoints by time: every this many (fake) ms, each step taking `stepMs` of them. */
   readonly checkpointMs?: number;
   readonly stepMs?: number;
@@ -26,6 +28,7 @@ function fakeHost(o: Options) {
   const events: string[] = [];
   let stepsDone = 0;
   let stopRequest: string | null = null;
+  let checkpointAsked: string | null = null;
   // a fake clock: each step advances it by stepMs
   let clock = 0;
   let checkpointedAt = 0;
@@ -49,6 +52,9 @@ function fakeHost(o: Options) {
     get stopRequest() {
       return stopRequest;
     },
+    get checkpointAsked() {
+      return checkpointAsked;
+    },
     async sendStep(step, b, previous) {
       if ((b.images as Uint8Array)[0] !== step) throw new Error(`step ${step} got the batch of step ${(b.images as Uint8Array)[0]}`);
       events.push(previous ? `queue ${step}` : `send ${step}`);
@@ -57,16 +63,18 @@ function fakeHost(o: Options) {
       await new Promise((r) => setTimeout(r, 2));
       if (step === o.failAt) throw new Error(`step ${step} failed`);
       stepsDone = step + 1;
+      if (step === o.drainAt) checkpointAsked = 'worker 1 is draining';
       clock += o.stepMs ?? 0;
       return { step } as unknown as StepMetrics;
     },
     queueingAfter(done) {
-      if (o.queueing === false || stopRequest !== null) return false;
+      if (o.queueing === false || stopRequest !== null || checkpointAsked !== null) return false;
       return !(o.checkpointEvery && done % o.checkpointEvery === 0) && !(o.evalEvery && done % o.evalEvery === 0);
     },
     async writeCheckpoint() {
       events.push(`checkpoint ${stepsDone}`);
       checkpointedAt = clock;
+      checkpointAsked = null;
       return `ckpt-${stepsDone}`;
     },
     async evaluateAfterStep() {
@@ -95,6 +103,16 @@ test('a checkpoint or an evaluation due after a step: the next step waits for it
   const { host, events, first } = fakeHost({ checkpointEvery: 2, evalEvery: 3 });
   await runLoop(host, 6, first(), () => {}, {});
   t.deepEqual(events, ['send 0', 'queue 1', 'checkpoint 2', 'send 2', 'eval 3', 'send 3', 'checkpoint 4', 'send 4', 'queue 5', 'checkpoint 6', 'eval 6']);
+});
+
+test('a worker draining after a step: a checkpoint after it (the step queued behind it first), then the steps go on', async (t) => {
+  const { host, events, first } = fakeHost({ checkpointEvery: 100, drainAt: 2 });
+  await runLoop(host, 7, first(), () => {}, {});
+  t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'queue 3', 'checkpoint 4', 'send 4', 'queue 5', 'queue 6', 'checkpoint 7']);
+  // a run that writes no checkpoints writes none for it either
+  const none = fakeHost({ drainAt: 1 });
+  await runLoop(none.host, 3, none.first(), () => {}, {});
+  t.false(none.events.some((e) => e.startsWith('checkpoint')));
 });
 
 test('without queueing every step is sent after the one before answered', async (t) => {

@@ -142,6 +142,8 @@ export interface StepReply {
   rss_bytes?: number;
   /** With StepRequest.layer_norms: each layer with parameters on this tower (absent from older workers). */
   layer_norms?: LayerNorms[];
+  /** The worker is asked to stop and waits for a checkpoint of its parameters (feature "drain"; absent from older workers). */
+  draining?: boolean;
 }
 
 export interface EvaluateRequest {

@@ -31,9 +31,10 @@ export const PROTOCOL_VERSION = 1;
  * - "queued-steps": Worker.Step for the step after the one running is held until that one ends (not refused as
  *   busy), and Peer tensors of the step after the current one are taken (the peer may start it first);
  * - "parameters-run-id": GetParametersRequest.run_id and ParameterTensor.run_id (SetParameters) are checked
- *   against the configured run (an older worker sends its parameters to anyone and takes them from anyone).
+ *   against the configured run (an older worker sends its parameters to anyone and takes them from anyone);
+ * - "drain": StepReply.draining (the worker is asked to stop and waits for a checkpoint of its parameters).
  */
-export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream', 'micro-batches', 'queued-steps', 'parameters-run-id'] as const;
+export const FEATURES = ['evaluate', 'set-parameters', 'activations', 'no-bias-decay', 'parameter-chunks', 'activation-chunks', 'lease', 'exchange-stream', 'micro-batches', 'queued-steps', 'parameters-run-id', 'drain'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export const protoRoot = fileURLToPath(new URL('../../../proto', import.meta.url));

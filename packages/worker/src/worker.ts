@@ -281,7 +281,9 @@ export class TowerWorker implements PeerSide {
     if (this.activity.state === 'STEPPING' && req.step === run.stepsDone + 1) await this.activity.afterCurrentStep(run, req.step, call, () => this.run);
     this.activity.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
-    return this.activity.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => runStep(this, run, req, signal));
+    const reply = await this.activity.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => runStep(this, run, req, signal));
+    // asked to stop (worker --drain): the coordinator checkpoints after this step, and this worker goes after that
+    return this.draining ? { ...reply, draining: true } : reply;
   });
 
   evaluate = unaryHandler<EvaluateRequest, EvaluateReply>(async (req, call) => {
@@ -343,6 +345,9 @@ export class TowerWorker implements PeerSide {
 
   /** GetParameters calls that sent the whole tower with its momentum (a checkpoint's read), since the worker started. */
   checkpointReads = 0;
+
+  /** Asked to stop (worker --drain): every step reply says so from now on (StepReply.draining). */
+  draining = false;
 
   /**
    * What keeps this worker from stopping without loss, in words: the run that holds its lease (configured, not

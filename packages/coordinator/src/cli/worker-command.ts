@@ -31,6 +31,7 @@ export interface WorkerArgs extends SecurityArgs {
   'protocol-version': number;
   'exit-with-stdin': boolean;
   drain: boolean;
+  'drain-timeout': number;
 }
 
 export const workerCommand: CommandModule<object, WorkerArgs> = {
@@ -83,8 +84,9 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
           type: 'boolean',
           default: false,
           describe:
-            'on the first SIGTERM (or SIGINT, SIGHUP) while a run holds this worker, serve on until the run lets it go or a checkpoint has read its parameters, so that nothing is lost (a Kubernetes eviction of a node with the coordinator); a second signal stops it at once',
+            "on the first SIGTERM (or SIGINT, SIGHUP) while a run holds this worker, ask its coordinator for a checkpoint (the step replies say the worker is draining) and serve on until that checkpoint has read this tower's parameters or the run lets the worker go (at most --drain-timeout), so that an eviction loses no step; a second signal stops it at once",
         },
+        'drain-timeout': { type: 'number', default: 120, describe: 'seconds a draining worker (--drain) waits for its checkpoint before it stops anyway' },
         insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it; a first SIGINT, SIGTERM or SIGHUP then waits for it)' },
@@ -117,12 +119,13 @@ export function serveOnFirstSignal(say: (line: string) => void): NonNullable<Wor
 }
 
 /**
- * A worker that drains (--drain): the first signal stops it at once only when no run holds it; otherwise it serves
- * on until the run lets it go (its coordinator released it, went, or its lease lapsed) or a checkpoint has read its
- * parameters and momentum (the coordinator resumes from that checkpoint once the worker is back). A second signal
- * stops it at once.
+ * A worker that drains (--drain): the first signal stops it at once only when no run holds it; otherwise its step
+ * replies say it is draining, so that the coordinator writes a checkpoint after the step, and it serves on until the
+ * run lets it go (its coordinator released it, went, or its lease lapsed), a checkpoint has read its parameters
+ * and momentum (the coordinator resumes from that checkpoint once the worker is back), or `timeoutMs` has passed.
+ * A second signal stops it at once.
  */
-export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'checkpointReads'>, say: (line: string) => void, pollMs = 250): NonNullable<WorkerHooks['onSignal']> {
+export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'checkpointReads' | 'draining'>, say: (line: string) => void, timeoutMs: number, pollMs = 250): NonNullable<WorkerHooks['onSignal']> {
   let signals = 0;
   let poll: NodeJS.Timeout | undefined;
   return (sig, stop) => {
@@ -133,15 +136,14 @@ export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'checkpo
     const held = worker.heldBy();
     if (held === null) return stop(sig);
     const reads = worker.checkpointReads;
-    say(`${sig}: draining: serving until the run lets this worker go or a checkpoint has read its parameters (${held}; ${sig} again: stop at once)`);
+    const until = performance.now() + timeoutMs;
+    worker.draining = true;
+    say(`${sig}: draining: serving until a checkpoint has read this tower's parameters or the run lets this worker go, for ${(timeoutMs / 1000).toFixed(0)} s at most (${held}; ${sig} again: stop at once)`);
     poll = setInterval(() => {
-      if (worker.heldBy() === null) {
-        clearInterval(poll);
-        stop(`${sig}, drained: the run let this worker go`);
-      } else if (worker.checkpointReads > reads) {
-        clearInterval(poll);
-        stop(`${sig}, drained: a checkpoint has this tower's parameters`);
-      }
+      const why = worker.heldBy() === null ? 'the run let this worker go' : worker.checkpointReads > reads ? "a checkpoint has this tower's parameters" : performance.now() >= until ? `no checkpoint within --drain-timeout ${(timeoutMs / 1000).toFixed(0)} s: the steps since the last one are lost` : null;
+      if (why === null) return;
+      clearInterval(poll);
+      stop(`${sig}, drained: ${why}`);
     }, pollMs);
   };
 }
@@ -158,6 +160,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   if (!(a['exchange-timeout'] > 0)) throw new UserError(`--exchange-timeout must be > 0 seconds`);
   if (!(a['connect-timeout'] > 0)) throw new UserError(`--connect-timeout must be > 0 seconds`);
   if (!(a.lease > 0)) throw new UserError(`--lease must be > 0 seconds`);
+  if (!(a['drain-timeout'] > 0)) throw new UserError(`--drain-timeout must be > 0 seconds`);
   const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
   const tower = a.tower as TowerIndex;
   const security = securityFrom(a, `worker${tower}`);
@@ -221,7 +224,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   // under launch (--exit-with-stdin) a signal to this worker is most likely one to the whole run (pkill, a service
   // manager stopping the group): it serves on until launch closes its stdin. Started by hand, a signal stops it.
   // with --drain, a signal while a run holds it waits until nothing is lost
-  const onSignal = hooks.onSignal ?? (a['exit-with-stdin'] ? serveOnFirstSignal(log) : a.drain ? drainOnFirstSignal(r.worker, log) : (sig: string, stopNow: (why: string) => void) => stopNow(sig));
+  const onSignal = hooks.onSignal ?? (a['exit-with-stdin'] ? serveOnFirstSignal(log) : a.drain ? drainOnFirstSignal(r.worker, log, a['drain-timeout'] * 1000) : (sig: string, stopNow: (why: string) => void) => stopNow(sig));
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig, stop));
   // nobody reads the output any more (the terminal closed): the worker goes on
   surviveLostOutput();
