@@ -100,6 +100,16 @@ async function twoWorkers(t: ExecutionContext): Promise<[{ p: Proc; address: str
   return Promise.all([startWorker(t, 0, ['--max-batch', '8']), startWorker(t, 1, ['--max-batch', '8'])]);
 }
 
+/** Worker 0 started again on `address` (as an operator would), the coordinator `c` run to its end (exit 0): the run's restart events. */
+async function backOnItsAddress(t: ExecutionContext, address: string, c: Proc, dir: string): Promise<Event[]> {
+  const port = address.slice(address.lastIndexOf(':') + 1);
+  const again = alexnet(['worker', '--tower', '0', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, again);
+  const { code } = await c.exited;
+  t.is(code, 0, c.output());
+  return events(dir).filter((e) => e.event === 'restart');
+}
+
 const coordinator = (workers: readonly string[], extra: string[], steps = STEPS): Proc => alexnet(['coordinator', '--workers', workers.join(','), ...run(steps), ...extra]);
 
 test.serial('a worker killed mid-step is noticed at once, the survivor is told to abandon the step, and with --max-restarts 0 the run ends naming it', async (t) => {
@@ -242,12 +252,7 @@ test.serial('separately started: the coordinator waits for a killed worker to co
   w0.p.proc.kill('SIGKILL');
   await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\)/, 20_000);
   // the operator starts it again on the same port
-  const port = w0.address.slice(w0.address.lastIndexOf(':') + 1);
-  const again = alexnet(['worker', '--tower', '0', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
-  killOnTeardown(t, again);
-  const { code } = await c.exited;
-  t.is(code, 0, c.output());
-  const restarts = events(dir).filter((e) => e.event === 'restart');
+  const restarts = await backOnItsAddress(t, w0.address, c, dir);
   t.is(restarts.length, 1);
   t.true([10, 15].includes(restarts[0]!.from_step!), `resumed from step ${restarts[0]!.from_step}`);
   await sameLossesAsReference(t, dir);
@@ -265,12 +270,7 @@ test.serial('a worker asked to stop with --drain: its coordinator writes a check
   t.is((await w0.p.exited).code, 0, w0.p.output());
   t.regex(w0.p.output(), /stopping \(SIGTERM, drained: a checkpoint has this tower's parameters\)/);
   // the operator (a StatefulSet) starts it again on the same address
-  const port = w0.address.slice(w0.address.lastIndexOf(':') + 1);
-  const again = alexnet(['worker', '--tower', '0', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
-  killOnTeardown(t, again);
-  const { code } = await c.exited;
-  t.is(code, 0, c.output());
-  const restarts = events(dir).filter((e) => e.event === 'restart');
+  const restarts = await backOnItsAddress(t, w0.address, c, dir);
   t.is(restarts.length, 1, c.output());
   // the checkpoint asked for, not the start of the run: no step is lost (the one after it may be done twice)
   const checkpointed = events(dir).filter((e) => e.event === 'checkpoint').map((e) => e.step);
