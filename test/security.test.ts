@@ -201,9 +201,10 @@ test.serial("launch gives its three processes a random token by default (in thei
 
 /**
  * A root CA, an intermediate CA it signed, and a leaf for localhost signed by the intermediate (ECDSA P-256, with
- * openssl): the files an organisation's PKI hands out. Null where openssl is missing.
+ * openssl): the files an organisation's PKI hands out; and a certificate signed by that leaf (no CA), with its chain.
+ * Null where openssl is missing.
  */
-function intermediateChain(dir: string): { root: string; intermediate: string; leaf: string; chain: string; key: string; bundle: string } | null {
+function intermediateChain(dir: string): { root: string; intermediate: string; leaf: string; chain: string; key: string; bundle: string; viaLeaf: string; viaLeafKey: string } | null {
   const sh = (script: string) => spawnSync('/bin/sh', ['-c', script], { cwd: dir, encoding: 'utf8' });
   if (sh('openssl version').status !== 0) return null;
   const ca = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n';
@@ -222,12 +223,16 @@ function intermediateChain(dir: string): { root: string; intermediate: string; l
       'openssl req -new -key leaf.key -out leaf.csr -subj /CN=test-leaf',
       'openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext',
       'cat leaf.pem int.pem > chain.pem',
+      key('via-leaf'),
+      'openssl req -new -key via-leaf.key -out via-leaf.csr -subj /CN=test-via-leaf',
+      'openssl x509 -req -in via-leaf.csr -CA leaf.pem -CAkey leaf.key -CAcreateserial -out via-leaf-only.pem -days 2 -extfile leaf.ext',
+      'cat via-leaf-only.pem leaf.pem int.pem > via-leaf.pem',
       'cat int.pem root.pem > bundle.pem',
     ].join(' && '),
   );
   if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
   const f = (n: string) => path.join(dir, n);
-  return { root: f('root.pem'), intermediate: f('int.pem'), leaf: f('leaf.pem'), chain: f('chain.pem'), key: f('leaf.key'), bundle: f('bundle.pem') };
+  return { root: f('root.pem'), intermediate: f('int.pem'), leaf: f('leaf.pem'), chain: f('chain.pem'), key: f('leaf.key'), bundle: f('bundle.pem'), viaLeaf: f('via-leaf.pem'), viaLeafKey: f('via-leaf.key') };
 }
 
 test.serial('certificates signed by an intermediate CA: a chain file, or a CA bundle, is taken, and a run trains over TLS with it', async (t) => {
@@ -243,6 +248,8 @@ test.serial('certificates signed by an intermediate CA: a chain file, or a CA bu
   t.is(loadTlsIdentity({ ca: pki.bundle, cert: pki.leaf, key: pki.key }).name, 'test-leaf');
   // the leaf alone, trusting the root alone: its chain is incomplete, said so
   t.throws(() => loadTlsIdentity({ ca: pki.root, cert: pki.leaf, key: pki.key }), { message: /leaf\.pem \(CN=test-leaf\) is not signed by the CA in .*root\.pem \(CN=test-root\)$/ });
+  // a chain through a certificate that is no CA (a leaf signing another): refused, as TLS would
+  t.throws(() => loadTlsIdentity({ ca: pki.root, cert: pki.viaLeaf, key: pki.viaLeafKey }), { message: /via-leaf\.pem \(CN=test-via-leaf\) is not signed by the CA in .*root\.pem/ });
 
   const tls = ['--tls-ca', pki.root, '--tls-cert', pki.chain, '--tls-key', pki.key, '--max-batch', String(B)];
   const [w0, w1] = await Promise.all([startWorker(t, 0, tls), startWorker(t, 1, tls)]);

@@ -121,7 +121,8 @@ export function loadTlsIdentity(files: { ca: string; cert: string; key: string }
   };
   checkValid(own, files.cert);
   // up the chain: this certificate, the intermediates that signed it (in either file), to a CA of the CA file
-  const signedBy = (c: crypto.X509Certificate, by: crypto.X509Certificate) => c.checkIssued(by) && c.verify(by.publicKey);
+  // a signer must be a CA (basicConstraints CA:TRUE), as TLS checks at the handshake
+  const signedBy = (c: crypto.X509Certificate, by: crypto.X509Certificate) => by.ca && c.checkIssued(by) && c.verify(by.publicKey);
   let link = own;
   for (let depth = 0; ; depth++) {
     const anchor = anchors.find((a) => signedBy(link, a));
