@@ -8,6 +8,23 @@
 GPU_REQUEUES=${ALEXNET_GPU_REQUEUES:-3}
 [[ $GPU_REQUEUES =~ ^[0-9]+$ ]] || { echo "ALEXNET_GPU_REQUEUES=$GPU_REQUEUES: give a whole number of requeues (0: none)" >&2; exit 2; }
 
+# whether the training options ask to start over in the run folder (--overwrite, --overwrite=true): the job's first
+# attempt does, a requeue never does, and a resubmission would again
+wants_overwrite() {
+  local a
+  for a in "${TRAIN[@]}"; do [[ $a == --overwrite || $a == --overwrite=true ]] && return 0; done
+  return 1
+}
+
+# how to continue the run by hand
+again() {
+  if wants_overwrite; then
+    echo "sbatch this script again without --overwrite in its training options to continue from the latest checkpoint (with it, the run starts over)"
+  else
+    echo "sbatch this script again to continue from the latest checkpoint"
+  fi
+}
+
 after_step() {
   local rc=$1 attempt lost="" f worker node n
   # 75 in a worker's exit file: that worker lost its GPU (a driver reset, an Xid error) and the step was ended
@@ -29,10 +46,10 @@ after_step() {
     if [ "$n" -le "$GPU_REQUEUES" ]; then
       echo "$(date -Is) GPU lost on $lost: requeueing job $SLURM_JOB_ID to continue from the latest checkpoint (requeue $n of at most $GPU_REQUEUES)"
       if scontrol requeue "$SLURM_JOB_ID"; then sleep 600; else
-        echo "$(date -Is) scontrol requeue $SLURM_JOB_ID failed (submitted with --no-requeue?): sbatch this script again to continue from the latest checkpoint"
+        echo "$(date -Is) scontrol requeue $SLURM_JOB_ID failed (submitted with --no-requeue?): $(again)"
       fi
     else
-      echo "$(date -Is) GPU lost on $lost: not requeueing job $SLURM_JOB_ID again ($n of its runs lost a GPU; ALEXNET_GPU_REQUEUES=$GPU_REQUEUES); check those GPUs (nvidia-smi, Xid lines in dmesg), then sbatch this script again to continue from the latest checkpoint"
+      echo "$(date -Is) GPU lost on $lost: not requeueing job $SLURM_JOB_ID again ($n of its runs lost a GPU; ALEXNET_GPU_REQUEUES=$GPU_REQUEUES); check those GPUs (nvidia-smi, Xid lines in dmesg), then $(again)"
     fi
     exit 75
   fi

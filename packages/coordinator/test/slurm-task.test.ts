@@ -162,3 +162,15 @@ test("alexnet slurm --overwrite starts over in a run folder that holds another r
   t.regex(again[2]!.out, /--overwrite: removed the previous run's 2 checkpoints/);
   t.not((JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { run_id: string }).run_id, firstRun);
 });
+
+test("the batch scripts' --overwrite: found among the training options in either spelling, and the advice to resubmit says to drop it", (t) => {
+  const afterStep = path.join(path.dirname(alexnetBin), '..', 'examples', 'slurm', 'after-step.sh');
+  const ask = (train: string) => spawnSync('bash', ['-c', `TRAIN=(${train}); source "${afterStep}"; if wants_overwrite; then echo overwrite; else echo keep; fi; again`], { encoding: 'utf8' });
+  for (const [train, want] of [['--preset tiny --overwrite', 'overwrite'], ['--overwrite=true --preset tiny', 'overwrite'], ['--preset tiny', 'keep'], ['--run-dir runs/--overwrite', 'keep']] as const) {
+    const r = ask(train);
+    t.is(r.status, 0, r.stderr);
+    const [said, advice] = r.stdout.trim().split('\n');
+    t.is(said, want, train);
+    t.is(advice, want === 'overwrite' ? 'sbatch this script again without --overwrite in its training options to continue from the latest checkpoint (with it, the run starts over)' : 'sbatch this script again to continue from the latest checkpoint', train);
+  }
+});
