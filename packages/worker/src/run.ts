@@ -28,10 +28,15 @@ export interface WorkerContext {
   readonly log: (line: string) => void;
 }
 
-/** A run id with its random part hidden ("20261204T120000Z-…"): what strangers may read (Status, refusals). */
+/**
+ * A run id with its random part hidden ("20261204T120000Z-…"): what strangers may read (Status, refusals). An id
+ * of another form (--run-id NAME) keeps its first third, at most 8 characters ("cifa…" for cifar-baseline), so
+ * that runs can be told apart without giving the id away.
+ */
 export function redactRunId(id: string): string {
   const m = /^(\d{8}T\d{6}Z)-/.exec(id);
-  return m ? `${m[1]}-…` : id === '' ? '' : '…';
+  if (m) return `${m[1]}-…`;
+  return id === '' ? '' : `${id.slice(0, Math.min(8, Math.floor(id.length / 3)))}…`;
 }
 
 export interface Run {
