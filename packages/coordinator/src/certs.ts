@@ -76,7 +76,10 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   const hosts = [...new Set(o.hosts ?? DEFAULT_CERT_HOSTS)];
   const names = [...new Set((o.names ?? DEFAULT_CERT_NAMES).map(checkCertName))];
   if (names.length === 0) throw new Error('no certificate names');
-  if (names.includes('ca')) throw new Error('"ca" is the CA\'s file name: choose another certificate name');
+  // NAME.pem and NAME-key.pem of every name, and the CA's ca.pem and ca-key.pem: no file may be two of them
+  if (names.includes('ca') || names.includes('ca-key')) throw new Error(`"${names.includes('ca') ? 'ca' : 'ca-key'}" is a CA file's name (ca.pem, ca-key.pem): choose another certificate name`);
+  const keyOfAnother = names.find((n) => n.endsWith('-key') && names.includes(n.slice(0, -'-key'.length)));
+  if (keyOfAnother) throw new Error(`"${keyOfAnother}" is the name of ${keyOfAnother.slice(0, -'-key'.length)}'s key file (${keyOfAnother}.pem): choose another certificate name`);
   for (const h of hosts) if (!(net.isIP(h) || /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h))) throw new Error(`host "${h}" is neither an IP address nor a DNS name`);
   const days = o.days ?? 365;
   if (hosts.length === 0) throw new Error('--hosts names no host: give the DNS names and IP addresses the processes are reached at');

@@ -56,7 +56,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...uiOptions,
         ...inspectServeOptions,
         ...inspectInsecureOption,
-        'run-id': { type: 'string', describe: 'name of the run (default: time and a random suffix)' },
+        'run-id': { type: 'string', describe: 'name of the run: 1..128 printable ASCII characters without spaces (default: time and a random suffix)' },
         'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for the workers to answer the handshake (they may still be starting)' },
         'take-over': { type: 'boolean', default: false, describe: "take the workers even if another coordinator's run holds them (that run then fails at its next step)" },
         ...recoveryOptions,
@@ -85,6 +85,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const workers = [checkAddress(list[0]!, 'workers'), checkAddress(list[1]!, 'workers')] as const;
     if (workers[0] === workers[1]) throw new UserError(`--workers names ${workers[0]} twice: the two towers need two workers`);
     if (!(a['connect-timeout'] > 0)) throw new UserError('--connect-timeout must be > 0 seconds');
+    // the workers' rule (it goes into their log lines), checked here before any worker is asked
+    if (a['run-id'] !== undefined && !/^[\x21-\x7e]{1,128}$/.test(String(a['run-id']))) throw new UserError(`--run-id ${JSON.stringify(String(a['run-id']).slice(0, 140))}: give 1..128 printable ASCII characters without spaces`);
     const security = securityFrom(a, 'coordinator');
     const exposed = checkInspectExposure(a, security !== undefined);
     const deadlines = checkRecoveryArgs(a);
