@@ -14,6 +14,7 @@ import { layerNormTotals } from './layer-norms.js';
 import { rewoundTo } from './run-rewind.js';
 import { errorWords, pct, topFiveMeaningful } from './error-words.js';
 import type { LayerNormsRow } from './coordinator-types.js';
+import { LeftOut, eventProblem } from './metrics-events.js';
 
 interface RunEvent {
   event: 'run';
@@ -146,10 +147,14 @@ export function runMetricsFile(runDir: string): string {
   return file;
 }
 
-/** Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. */
-export function readRunEvents(runDir: string): Event[] {
+/**
+ * Reads RUN_DIR/metrics.jsonl; a UserError when there is none or it holds no run. A line that is JSON but no event
+ * the readers can use (metrics-events.ts) is left out, and `warn` told once which.
+ */
+export function readRunEvents(runDir: string, warn: (line: string) => void = (l) => process.stderr.write(`alexnet: ${l}\n`)): Event[] {
   const file = runMetricsFile(runDir);
   const events: Event[] = [];
+  const left = new LeftOut();
   // line by line (a log of a long run passes the longest string Node makes, 512 MiB); a line that is not JSON is
   // an error unless it is the last one: a run being written (or killed mid-line) may leave it torn
   let torn: number | null = null;
@@ -158,12 +163,19 @@ export function readRunEvents(runDir: string): Event[] {
     n++;
     if (line.trim() === '') continue;
     if (torn !== null) throw new UserError(`${file}, line ${torn}: not JSON`);
+    let e: unknown;
     try {
-      events.push(JSON.parse(line) as Event);
+      e = JSON.parse(line);
     } catch {
       torn = n;
+      continue;
     }
+    const why = eventProblem(e);
+    if (why === null) events.push(e as Event);
+    else left.add(n, why);
   }
+  const said = left.describe(file);
+  if (said) warn(said);
   if (!events.some((e) => e.event === 'run')) throw new UserError(`${file} holds no run (no "run" line)`);
   return events;
 }
@@ -223,6 +235,9 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
   const sessions: Session[] = [];
   // every step and evaluation logged, in the order they ran (abandoned ones too: they still time this machine)
   const timeline: StepEvent[] = [];
+  // the steps that time the pace: each session's first step (its kernels compiled, its data opened) left out
+  const paced: StepEvent[] = [];
+  let sessionFirst = false;
   const evalTimeline: EvalEvent[] = [];
   let cur: { run: RunEvent; steps: StepEvent[]; evals: EvalEvent[]; end: string | null; seconds: number | null } | null = null;
   const close = () => {
@@ -251,12 +266,15 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     if (e.event === 'run') {
       close();
       cur = { run: e as RunEvent, steps: [], evals: [], end: null, seconds: null };
+      sessionFirst = true;
       const to = rewoundTo(e);
       if (to !== null) abandonFrom(to);
     } else if (e.event === 'step') {
       const s = e as StepEvent;
       steps.set(s.step, s);
       timeline.push(s);
+      if (!sessionFirst) paced.push(s);
+      sessionFirst = false;
       cur?.steps.push(s);
     } else if (e.event === 'eval') {
       const v = e as EvalEvent;
@@ -307,7 +325,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     seconds: sessions.reduce((s, x) => s + x.seconds, 0),
     rows,
     lastEval: allEvals[allEvals.length - 1] ?? null,
-    remaining: remainingOf(stepsDone, last.steps, spe, last.eval, timeline, evalTimeline),
+    remaining: remainingOf(stepsDone, last.steps, spe, last.eval, paced.length > 0 ? paced : timeline, evalTimeline),
     lastCheckpoint: events.reduce<number | null>((at, e) => (e.event === 'checkpoint' && typeof e.step === 'number' ? e.step : at), null),
     restarts: events.filter((e) => e.event === 'restart').length,
     norms: lastNorms(ordered),
@@ -365,7 +383,8 @@ export function formatRunReport(r: RunReport): string {
   const out: string[] = [];
   // a run counted in epochs says them; one counted in steps (--steps, even on data with epochs) says steps
   const epochs = r.stepsPerEpoch && r.epochs ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : ' steps';
-  out.push(`preset ${r.preset}, batch ${r.batch}; ${r.data}`);
+  // a run line written by another tool may lack them
+  out.push(`preset ${r.preset ?? 'not said'}, batch ${r.batch ?? 'not said'}; ${r.data ?? 'data not said'}`);
   out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${plural(r.sessions.length, 'session')}${byBackend(r.sessions)}`);
   const left = r.remaining;
   if (left) {

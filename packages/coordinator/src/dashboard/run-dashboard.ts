@@ -11,6 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { CheckpointError, getPreset, latestCheckpoint, listCheckpoints, stepOfFile, type ModelSpec, type RequestedBackend } from '@alexnet-mp/core';
 import { checkpointDir } from '../resume.js';
 import { runMetricsFile } from '../run-summary.js';
+import { LeftOut, eventProblem } from '../metrics-events.js';
 import { CheckpointSource } from '../inspect/source.js';
 import type { ActivationsAt, KernelsAt } from '../inspect/live.js';
 import { openHeldOutFor } from '../training-data.js';
@@ -222,14 +223,21 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
   const metrics = runMetricsFile(o.runDir);
   const feed = new DashboardFeed();
   let spec: ModelSpec | null = null;
-  let bad = 0;
+  const left = new LeftOut();
+  let n = 0;
   const follower = new LineFollower(metrics, (line) => {
+    n++;
     let e: { event?: string; preset?: string };
     try {
       e = JSON.parse(line) as typeof e;
     } catch {
       // a torn last line, cut off when the run folder is opened again
-      bad++;
+      left.add(n, 'not JSON');
+      return;
+    }
+    const why = eventProblem(e);
+    if (why !== null) {
+      left.add(n, why);
       return;
     }
     if (e.event === 'run' && spec === null && typeof e.preset === 'string') spec = getPreset(e.preset);
@@ -237,7 +245,8 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
   });
   follower.poll();
   if (!feed.started || spec === null) throw new UserError(`${metrics} holds no run (no "run" line)`);
-  if (bad > 0) o.info(`${bad} line(s) of ${metrics} are not JSON: left out`);
+  const said = left.describe(metrics);
+  if (said) o.info(said);
   const follow = setInterval(() => follower.poll(), o.followMs ?? 1000);
   follow.unref();
 
