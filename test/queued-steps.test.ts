@@ -169,3 +169,26 @@ async function waitForState(client: Coordinator['clients'][0], state: string): P
   }
   throw new Error(`the worker never reached ${state}`);
 }
+
+test.serial("a queued step is never timed shorter than the workers' own time for it, however busy the coordinator was when it ended", async (t) => {
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)]), startWorker(t, 1, ['--max-batch', String(B)])]);
+  const inner = new SyntheticSource(tiny, SEED);
+  // the batch of step 2 takes this thread for 1.5 s, made while step 1 runs queued behind step 0: both end meanwhile
+  const busy: BatchSource = {
+    description: inner.description,
+    batch: async (step, n) => {
+      const b = await inner.batch(step, n);
+      if (step === 2) for (const until = Date.now() + 1500; Date.now() < until; );
+      return b;
+    },
+  } as BatchSource;
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: B, seed: SEED, hyper, source: busy, queueSteps: true });
+  t.teardown(() => c.close());
+  await c.start();
+  const steps = await c.run(5, () => {});
+  t.true(c.stepsQueued > 0, 'steps were queued');
+  for (const m of steps) {
+    const own = Math.max(...m.workers.map((w) => w.total_ms));
+    t.true(m.ms >= own, `step ${m.step}: ${m.ms.toFixed(2)} ms, the workers took ${own.toFixed(2)} ms`);
+  }
+});
