@@ -107,10 +107,13 @@ test.serial('a damaged latest checkpoint is said and passed over: the pictures c
 
 test.serial('a run folder opened before its first checkpoint: the curves, then, once one is written, its kernels, test images and feature maps', async (t) => {
   const runDir = await tinyRun(4);
-  // as if the run had not reached its first checkpoint yet
+  // as if the run had not reached its first checkpoint yet (still training: no done line)
   const kept = path.join(runDir, 'checkpoints.kept');
   fs.renameSync(path.join(runDir, 'checkpoints'), kept);
   fs.mkdirSync(path.join(runDir, 'checkpoints'));
+  const metrics = path.join(runDir, 'metrics.jsonl');
+  const logged = fs.readFileSync(metrics, 'utf8');
+  fs.writeFileSync(metrics, logged.split('\n').filter((l) => !l.includes('"event":"done"')).join('\n'));
   const said: string[] = [];
   const d = await openRunDashboard({ runDir, host: '127.0.0.1', port: 0, refreshS: 0.2, followMs: 100, backend: 'webasm', info: (l) => said.push(l) });
   t.teardown(() => d.close());
@@ -131,6 +134,43 @@ test.serial('a run folder opened before its first checkpoint: the curves, then, 
   const maps = await fetch(`${d.url}api/activations/0.png?image=0&layer=conv1`);
   t.is(maps.status, 200);
   t.is(maps.headers.get('x-alexnet-step'), '4');
+});
+
+test.serial('a finished run that keeps no checkpoint is said to be so (the curves only), not to be waiting for its first', async (t) => {
+  const runDir = await tinyRun(2);
+  fs.rmSync(path.join(runDir, 'checkpoints'), { recursive: true });
+  const said: string[] = [];
+  const d = await openRunDashboard({ runDir, host: '127.0.0.1', port: 0, refreshS: 0.2, followMs: 100, backend: 'webasm', info: (l) => said.push(l) });
+  t.teardown(() => d.close());
+  t.true(said.some((l) => /has no checkpoint, and its run has ended \(a finished run may keep only the model exported from it\): the curves only/.test(l)), said.join(' | '));
+  t.false(said.some((l) => /no checkpoint yet/.test(l)));
+});
+
+test.serial("a run whose data folder has moved: the curves and kernels are served, the feature maps' test images said to be missing", async (t) => {
+  // a tiny data set of four classes, a few CIFAR-10 images each
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-rundash-data-'));
+  dirs.push(data);
+  const cifar = path.resolve('../shared/datasets/cifar10');
+  for (const split of ['train', 'test']) {
+    for (const c of ['airplane', 'automobile', 'bird', 'cat']) {
+      fs.mkdirSync(path.join(data, split, c), { recursive: true });
+      for (const f of fs.readdirSync(path.join(cifar, split, c)).sort().slice(0, 6)) fs.copyFileSync(path.join(cifar, split, c, f), path.join(data, split, c, f));
+    }
+  }
+  const runDir = await tinyRun(2, ['--data', data]);
+  fs.renameSync(data, `${data}.moved`);
+  dirs.push(`${data}.moved`);
+  const said: string[] = [];
+  const d = await openRunDashboard({ runDir, host: '127.0.0.1', port: 0, refreshS: 0.2, followMs: 100, backend: 'webasm', info: (l) => said.push(l) });
+  t.teardown(() => d.close());
+  t.true(said.some((l) => l.startsWith(`no test images for the feature maps: the run was trained on ${data}, which is not there any more: give --data with the same images`)), said.join(' | '));
+  const snap = (await (await fetch(`${d.url}api/snapshot`)).json()) as { steps: unknown[] };
+  t.is(snap.steps.length, 2);
+  // while a page watches: the kernels of the latest checkpoint
+  const kernels = watchKernels(t, d);
+  await until('the kernels of step 2', () => kernels.length >= 2);
+  const png = await fetch(`${d.url}api/kernels/0.png`);
+  t.is(png.status, 200);
 });
 
 test('a folder that is not a run, a missing one: one line, exit 2', async (t) => {

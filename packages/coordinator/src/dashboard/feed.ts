@@ -93,6 +93,7 @@ export class DashboardFeed {
     switch (e.event) {
       case 'run':
         this.run = e;
+        this.sessionEnded = false;
         this.publish({ type: 'run', run: e });
         return;
       case 'step': {
@@ -120,6 +121,7 @@ export class DashboardFeed {
       }
       default:
         if (typeof e.event !== 'string') return;
+        if (e.event === 'done' || e.event === 'stopped' || e.event === 'failed') this.sessionEnded = true;
         this.notes.push(e);
         this.publish({ type: 'note', event: e });
     }
@@ -161,6 +163,13 @@ export class DashboardFeed {
   /** Whether the run has begun (its 'run' event: the workers are configured). */
   get started(): boolean {
     return this.run !== null;
+  }
+
+  private sessionEnded = false;
+
+  /** Whether the run's latest session has ended (a done, stopped or failed line after its run line). */
+  get ended(): boolean {
+    return this.sessionEnded;
   }
 
   get watchers(): number {

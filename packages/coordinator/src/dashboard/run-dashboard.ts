@@ -254,15 +254,16 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
   const latest = new LatestCheckpoint(o.runDir, { backend: o.backend ?? 'auto', data: o.data, cacheDir: o.cacheDir, info: o.info });
   const imagesOf = async (first: CheckpointSource): Promise<LiveImages> => {
     let test = null;
-    const dataName = first.model.dataName();
-    if (dataName !== null) {
-      try {
+    try {
+      // the run's own data, moved or not there from here: the kernels and curves go on without the feature maps
+      const dataName = first.model.dataName();
+      if (dataName !== null) {
         const data = await openHeldOutFor(first.model, dataName, o.cacheDir, o.info);
         test = await testBatch(data, o.info);
         await data.close();
-      } catch (e) {
-        o.info(`no test images for the feature maps: ${(e as Error).message}`);
       }
+    } catch (e) {
+      o.info(`no test images for the feature maps: ${(e as Error).message}`);
     }
     return new LiveImages({ inspector: latest, stepsDone: () => latest.step, spec: first.spec, feed, testBatch: test, refreshMs: o.refreshS * 1000, info: o.info });
   };
@@ -270,7 +271,11 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
   let images: DashboardImages;
   if (first) images = await imagesOf(first);
   else {
-    o.info(`${o.runDir} has no checkpoint yet: the curves until one is written (looked for every ${o.refreshS} s while a page is open), then its kernels and feature maps`);
+    o.info(
+      feed.ended
+        ? `${o.runDir} has no checkpoint, and its run has ended (a finished run may keep only the model exported from it): the curves only, unless a resumed session writes one (looked for every ${o.refreshS} s while a page is open)`
+        : `${o.runDir} has no checkpoint yet: the curves until one is written (looked for every ${o.refreshS} s while a page is open), then its kernels and feature maps`,
+    );
     images = new FirstCheckpointImages(async () => {
       const c = await latest.current();
       if (!c) return null;
