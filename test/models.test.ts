@@ -319,6 +319,11 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   const checkpoint = latestCheckpoint(checkpointDir(runDir))!;
   const emptyRun = path.join(dir, 'empty-run');
   fs.mkdirSync(emptyRun);
+  // a run still training that has not written its first checkpoint: its run.json and a log of steps, no end
+  const midRun = path.join(dir, 'mid-run');
+  fs.mkdirSync(midRun);
+  fs.writeFileSync(path.join(midRun, 'run.json'), JSON.stringify({ event: 'run', run_id: '20261206T000000Z-aaaaaa', preset: 'tiny', batch: 4 }));
+  fs.writeFileSync(path.join(midRun, 'metrics.jsonl'), [{ event: 'run', run_id: '20261206T000000Z-aaaaaa', preset: 'tiny', batch: 4, start_step: 0 }, { event: 'step', step: 0, loss: 1.4, lr: 0.01, ms: 10 }].map((e) => JSON.stringify(e)).join('\n') + '\n');
   const image = path.join(cifarTest, 'cat', '0000.jpg');
 
   const cases: [string[], RegExp][] = [
@@ -344,6 +349,12 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     [['inspect', 'kernels', '--run', 'training/cifar10'], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: --model models\/cifar10\.safetensors\)$/],
     [['inspect', 'kernels', '--run', emptyRun], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],
     [['verify', 'training/cifar10'], /^alexnet: training\/cifar10: no checkpoint in training\/cifar10 \(step-NNNNNNNNN\.safetensors\); this finished run keeps its model instead: alexnet verify models\/cifar10\.safetensors$/],
+    // each command names the model file the way it takes one
+    [['export', '--run', 'training/cifar10', '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: its model is models\/cifar10\.safetensors, exported already\)$/],
+    [['compare', DEFAULT_MODEL_FILE, 'training/cifar10'], /^alexnet: training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: compare models\/cifar10\.safetensors in its place\)$/],
+    // a run still training is not called finished
+    [['verify', midRun], /^alexnet: \S+mid-run: no checkpoint in \S+ \(step-NNNNNNNNN\.safetensors\); its run has written none yet, or was stopped before its first: a run writes one every --checkpoint-every steps and at its end$/],
+    [['export', '--run', midRun, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run \S+mid-run: no checkpoint in \S+ \(its run has written none yet/],
     [['export', '--run', runDir, '--out', path.join(dir, 'weights.npz')], /^alexnet: --out \S+weights\.npz: a model file is safetensors; name it \S+weights\.safetensors \(NumPy, PyTorch and TensorFlow read it/],
     [['export', '--run', runDir, '--out', path.join(text, 'm.safetensors')], /^alexnet: --out .*: .*notes\.jpg is not a folder$/],
   ];

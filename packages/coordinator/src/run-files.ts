@@ -102,3 +102,28 @@ export function writeFileAtomic(file: string, data: string): void {
 export function runDirError(file: string, e: unknown): UserError {
   return new UserError(`cannot write ${file}: ${fsReason(e)}${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`);
 }
+
+/**
+ * Whether a run folder's latest session has ended, from the last 256 KiB of its metrics.jsonl: a done, stopped or
+ * failed line after the last run line (true), none there (false: still training, or killed), or no log (null).
+ */
+export function lastSessionEnded(runDir: string): boolean | null {
+  const file = path.join(runDir, 'metrics.jsonl');
+  let text: string;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const n = Math.min(size, 256 << 10);
+      const buf = Buffer.alloc(n);
+      fs.readSync(fd, buf, 0, n, size - n);
+      text = buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+  const lastEnd = Math.max(...['"event":"done"', '"event":"stopped"', '"event":"failed"'].map((m) => text.lastIndexOf(m)));
+  return lastEnd >= 0 && lastEnd > text.lastIndexOf('"event":"run"');
+}

@@ -34,7 +34,7 @@ import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from 
 import { sourceNames } from './batch-source.js';
 import { runCacheDir } from './training-data.js';
 import { UserError } from './cli/errors.js';
-import { readRunJson } from './run-files.js';
+import { lastSessionEnded, readRunJson } from './run-files.js';
 import { runFileKind } from './run-dir.js';
 
 /** The model shipped with the repository: `alexnet predict`'s default. */
@@ -46,14 +46,27 @@ export function shownPath(file: string): string {
   return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
 }
 
+/** How a command takes a model file instead of a run folder, for the hint of a run without checkpoints. */
+export interface ModelFileHint {
+  /** The model file named (`--model F`). */
+  readonly give: (file: string) => string;
+  /** The same in words, for a file not named. */
+  readonly giveAny: string;
+}
+
+/** predict, inspect, evaluate, features: --model. */
+export const MODEL_OPTION_HINT: ModelFileHint = { give: (file) => `--model ${file}`, giveAny: 'give that file with --model' };
+
 /**
- * Why a run folder may have no checkpoint: a finished run whose checkpoints were replaced by its exported model
- * (the shipped CIFAR-10 run and models/cifar10.safetensors: named when the model came from this run), or a run
- * that wrote none. `give`: how the command takes the model file (`--model F`), `giveAny` the same in words.
+ * Why a run folder may have no checkpoint: a run still training that has written none yet, a finished run whose
+ * checkpoints were replaced by its exported model (the shipped CIFAR-10 run and models/cifar10.safetensors: named
+ * when the model came from this run), or a run that wrote none. `hint`: how the command takes a model file.
  */
-export function noCheckpointHint(runDir: string, give = (file: string) => `--model ${file}`, giveAny = 'give that file with --model'): string {
+export function noCheckpointHint(runDir: string, hint: ModelFileHint = MODEL_OPTION_HINT): string {
   const run = readRunJson(runDir);
   if (run === null) return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
+  if (lastSessionEnded(runDir) === false) return 'its run has written none yet, or was stopped before its first: a run writes one every --checkpoint-every steps and at its end';
+  const { give, giveAny } = hint;
   const runId = run.runId;
   try {
     const shipped = decodeSafetensors(fs.readFileSync(DEFAULT_MODEL_FILE)).metadata.run_id;
@@ -120,7 +133,7 @@ export class TrainedModel {
   }
 
   /** A run folder's checkpoint: the latest, or that of `step`; a UserError, one line, when there is none. */
-  static openRun(runDir: string, o: TrainedModelOptions & { step?: number; named?: string } = {}): TrainedModel {
+  static openRun(runDir: string, o: TrainedModelOptions & { step?: number; named?: string; modelHint?: ModelFileHint } = {}): TrainedModel {
     // how the messages name the folder: as the option that gave it, or (compare's operands) as typed
     const named = o.named ?? `--run ${runDir}`;
     if (!fs.existsSync(runDir)) throw new UserError(`${named}: no such run directory`);
@@ -128,7 +141,7 @@ export class TrainedModel {
     // a run's checkpoints/ folder given for the run: the run folder above it
     if (path.basename(path.resolve(runDir)) === 'checkpoints' && !fs.existsSync(checkpointDir(runDir))) return TrainedModel.openRun(path.dirname(runDir), { ...o, named });
     const all = listCheckpoints(checkpointDir(runDir));
-    if (all.length === 0) throw new UserError(`${named}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir)})`);
+    if (all.length === 0) throw new UserError(`${named}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir, o.modelHint)})`);
     let file = all[all.length - 1]!;
     if (o.step !== undefined) {
       const want = `step-${String(o.step).padStart(9, '0')}.safetensors`;

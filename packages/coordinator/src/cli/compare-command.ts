@@ -24,7 +24,7 @@ export function openAny(what: string): TrainedModel {
   } catch {
     throw new UserError(`${what}: no such file or folder`);
   }
-  if (isDir) return TrainedModel.openRun(what, { named: what });
+  if (isDir) return TrainedModel.openRun(what, { named: what, modelHint: { give: (f) => `compare ${f} in its place`, giveAny: 'compare that file in its place' } });
   const m = /^step-(\d+)\.safetensors$/.exec(path.basename(what));
   if (m && path.basename(path.dirname(what)) === 'checkpoints') return TrainedModel.openRun(path.dirname(path.dirname(what)), { step: Number(m[1]), named: path.dirname(path.dirname(what)) });
   try {

@@ -46,7 +46,14 @@ export const exportCommand: CommandModule<object, Args> = {
       const ext = path.extname(a.out);
       throw new UserError(`--out ${a.out}: a model file is safetensors; name it ${ext ? a.out.slice(0, -ext.length) : a.out}.safetensors (NumPy, PyTorch and TensorFlow read it with the safetensors package: docs/models.md)`);
     }
-    const model = TrainedModel.openRun(a.run, { step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l) => process.stderr.write(`alexnet export: ${l}\n`) });
+    const model = TrainedModel.openRun(a.run, {
+      step: a.step,
+      data: a.data,
+      cacheDir: a['cache-dir'],
+      info: (l) => process.stderr.write(`alexnet export: ${l}\n`),
+      // a model exported already is the file export would write
+      modelHint: { give: (f) => `its model is ${f}, exported already`, giveAny: 'that file is its export already' },
+    });
     const bytes = await model.encode();
     writeModelFile(a.out, bytes);
     const names = await model.classNames();

@@ -26,7 +26,7 @@ export function filesToVerify(target: string): { files: string[]; aside: string[
   const files = listCheckpoints(dir);
   if (files.length === 0) {
     // a run folder: why it may have none (a finished run keeps its exported model instead)
-    const hint = fs.existsSync(path.join(target, 'run.json')) || fs.existsSync(path.join(target, 'metrics.jsonl')) ? `; ${noCheckpointHint(target, (f) => `alexnet verify ${f}`, 'verify that file')}` : '';
+    const hint = fs.existsSync(path.join(target, 'run.json')) || fs.existsSync(path.join(target, 'metrics.jsonl')) ? `; ${noCheckpointHint(target, { give: (f) => `alexnet verify ${f}`, giveAny: 'verify that file' })}` : '';
     throw new UserError(`${target}: no checkpoint in ${dir} (step-NNNNNNNNN.safetensors)${aside.length ? `; ${aside.length} set aside as damaged` : ''}${hint}`);
   }
   return { files, aside };
