@@ -183,13 +183,14 @@ test('what the coordinator would refuse once the workers are up is said before a
   t.deepEqual(none.stderr, ['[launch] nothing to do: --steps 0']);
 });
 
-test('options that keep something, without --run-dir, are warned about: the run still trains', async (t) => {
-  const p = alexnet([...common, '--steps', '2', '--checkpoint-every', '1']);
+test('options that keep something, without --run-dir, and evaluation options without an evaluation are warned about: the run still trains', async (t) => {
+  const p = alexnet([...common, '--steps', '2', '--checkpoint-every', '1', '--eval-batch', '7', '--eval-batches', '2']);
   t.is((await p.exited).code, 0, p.output());
   t.regex(p.output(), /alexnet coordinator: warning: this run has no --run-dir: --checkpoint-every 1 writes nothing \(give --run-dir DIR for checkpoints, metrics\.jsonl and --resume\)/);
+  t.regex(p.output(), /alexnet coordinator: warning: --eval-batch, --eval-batches have nothing to do: this run does no evaluation \(give --eval-every N, or --epochs on a data set with a held-out split\)/);
   const plain = alexnet([...common, '--steps', '2']);
   t.is((await plain.exited).code, 0, plain.output());
-  t.notRegex(plain.output(), /no --run-dir/, 'a short run on synthetic data is not warned about');
+  t.notRegex(plain.output(), /no --run-dir|nothing to do/, 'a short run on synthetic data is not warned about');
 });
 
 test('checkpoints by wall time: --checkpoint-minutes writes one after the first step past the interval; the run folder records the interval', async (t) => {

@@ -149,6 +149,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         info(`no evaluation: ${(e as Error).message}`);
       }
     }
+    // options of an evaluation given to a run that has none: said, not silently dropped
+    if (evalSet === null) {
+      const unused = (['eval-batch', 'eval-batches', 'eval-views'] as const).filter((k) => a[k] !== undefined).map((k) => `--${k}`);
+      if (unused.length > 0) info(`warning: ${unused.join(', ')} ${unused.length === 1 ? 'has' : 'have'} nothing to do: this run does no evaluation (give --eval-every N, or --epochs on a data set with a held-out split)`);
+    }
     // with a run folder: after the last step, when stopped early, at epoch ends (when epochs are counted) and every --checkpoint-every steps
     const checkpoints = runDir !== undefined;
     const askedToKeep =
