@@ -95,6 +95,7 @@ for (const [args, line] of [
   [['export', '--run', '-run', '--out', 'x.safetensors'], "alexnet: --run needs a value (one that starts with '-' is written --run=-run)"],
   [['certs', '--out', '/nonexistent-alexnet-certs', '--names', 'ca-key,worker0'], 'alexnet: "ca-key" is a CA file\'s name (ca.pem, ca-key.pem): choose another certificate name'],
   [['certs', '--out', '/nonexistent-alexnet-certs', '--names', 'coordinator-key,coordinator'], 'alexnet: "coordinator-key" is the name of coordinator\'s key file (coordinator-key.pem): choose another certificate name'],
+  [['inspect', 'kernels', '--coordinator', '127.0.0.1:1', '--backend', 'cpu'], "alexnet: --backend is for --run or --model: a running coordinator's workers compute on their own devices"],
   [['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--run-id', 'a b'], 'alexnet: --run-id "a b": give 1..128 printable ASCII characters without spaces'],
   [['certs', '--out', '/nonexistent-alexnet-certs', '--add-names'], 'alexnet: --add-names signs with the CA in /nonexistent-alexnet-certs, which has no ca.pem or ca-key.pem: make the CA first (alexnet certs --out /nonexistent-alexnet-certs) or give the folder that holds it'],
 ] as const) {

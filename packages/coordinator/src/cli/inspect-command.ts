@@ -30,7 +30,8 @@ interface CommonArgs extends SecurityArgs {
   coordinator?: string;
   out?: string;
   columns?: number;
-  backend: string;
+  /** Not given: auto (told apart so that --coordinator can refuse it). */
+  backend?: string;
   data?: string;
   'cache-dir'?: string;
 }
@@ -44,7 +45,7 @@ const commonOptions = (y: Argv, heldOut = false, columns = 16) =>
     coordinator: { type: 'string', describe: "a running coordinator's inspection address HOST:PORT (alexnet coordinator --inspect-port; launch prints it): asks the workers, between two training steps" },
     out: { type: 'string', describe: 'the PNG to write, a name ending in .png (default: RUN_DIR/inspect/... with --run, ./inspect/... otherwise)' },
     columns: { type: 'number', describe: `tiles a row (default ${columns}, or fewer)` },
-    backend: { choices: backendChoices, default: 'auto', describe: 'with --run or --model: the gpu.js mode of the forward passes' },
+    backend: { choices: backendChoices, describe: 'with --run or --model: the gpu.js mode of the forward passes (default auto)' },
     ...(heldOut
       ? {
           data: { type: 'string', describe: "with --run or --model: the data set whose held-out images to use (default: the run's own; a model file needs it)" },
@@ -77,7 +78,8 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   if (a.coordinator !== undefined && (a.data !== undefined || a['cache-dir'] !== undefined)) {
     throw new UserError(`${a.data !== undefined ? '--data' : '--cache-dir'} is for --run or --model: a running coordinator shows its own run's held-out images`);
   }
-  const o = { backend: a.backend as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
+  if (a.coordinator !== undefined && a.backend !== undefined) throw new UserError(`--backend is for --run or --model: a running coordinator's workers compute on their own devices`);
+  const o = { backend: (a.backend ?? 'auto') as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
   if (a.run !== undefined) return CheckpointSource.open(a.run, o);
   if (a.model !== undefined) return CheckpointSource.openModel(a.model, o);
   return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator'), info: o.info });
@@ -260,7 +262,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
       file?.checkModel(model, layer);
       const info = (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`);
       const data = await openHeldOutFor(model, dataName, a['cache-dir'], info);
-      const extractor = await FeatureExtractor.create(model, layer, a.backend as RequestedBackend);
+      const extractor = await FeatureExtractor.create(model, layer, (a.backend ?? 'auto') as RequestedBackend);
       try {
         const S = s.spec.inputSize;
         const names = await model.classNames();
