@@ -51,3 +51,15 @@ test('a folder with fewer classes than the preset has outputs is said to take th
   for (let c = 2; c < 5; c++) writeFile(path.join(root, 'train', `c${c}`, '0.png'), await gradientImage(16, 16, [100, 100, 100], 'png'));
   await t.throwsAsync(FolderSource.open({ data: root, spec: getPreset('tiny'), seed: 1, cacheDir: path.join(root, 'cache2') }), { message: /has 5 classes but preset tiny has 4 outputs/ });
 });
+
+test('a folder of one class is warned about: every image has the same label', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-one-class-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  writeFile(path.join(root, 'train', 'cat', '0.png'), await gradientImage(16, 16, [250, 40, 40], 'png'));
+  writeFile(path.join(root, 'val', 'cat', '0.png'), await gradientImage(16, 16, [250, 40, 40], 'png'));
+  const said: string[] = [];
+  const src = await FolderSource.open({ data: root, spec: getPreset('tiny'), seed: 1, cacheDir: path.join(root, 'cache'), info: (l) => said.push(l) });
+  t.teardown(() => src.close());
+  t.true(said.includes(`warning: ${root} has 1 class (cat): every image has the same label, so there is nothing to tell apart; give a folder of two or more class folders`), said.join('\n'));
+  t.regex(src.dataset.description, /, 1 class, decoded at 16x16/);
+});

@@ -313,7 +313,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
     return {
       kind: 'image-folder',
       root,
-      description: `image folder ${root}: ${held.count} ${f.heldOutName} images (its held-out split only), ${f.train.classes.length} classes${labelsFrom(f)}, decoded at ${o.size}x${o.size}`,
+      description: `image folder ${root}: ${held.count} ${f.heldOutName} images (its held-out split only), ${f.train.classes.length} class${f.train.classes.length === 1 ? '' : 'es'}${labelsFrom(f)}, decoded at ${o.size}x${o.size}`,
       classes: f.train.classes,
       storedSize: o.size,
       train: { kind: 'cache', path: held.path },
@@ -335,7 +335,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
   return {
     kind: 'image-folder',
     root,
-    description: `image folder ${root}: ${train.count} training${held ? ` and ${held.count} ${f.heldOutName}` : ''} images, ${f.train.classes.length} classes${labelsFrom(f)}, decoded at ${o.size}x${o.size}`,
+    description: `image folder ${root}: ${train.count} training${held ? ` and ${held.count} ${f.heldOutName}` : ''} images, ${f.train.classes.length} class${f.train.classes.length === 1 ? '' : 'es'}${labelsFrom(f)}, decoded at ${o.size}x${o.size}`,
     classes: f.train.classes,
     storedSize: o.size,
     train: { kind: 'cache', path: train.path },
