@@ -33,7 +33,8 @@ export interface EvaluationReport {
   readonly top5_error: number;
   readonly classes: readonly string[];
   /** Per class: its images and their top-1 error. */
-  readonly per_class: { readonly class: number; readonly name: string; readonly images: number; readonly top1_error: number }[];
+  /** `top1_error` null for a class with no images (nothing to be wrong about). */
+  readonly per_class: { readonly class: number; readonly name: string; readonly images: number; readonly top1_error: number | null }[];
   /** confusion[true class][predicted class]: image counts. */
   readonly confusion: number[][];
 }
@@ -91,10 +92,7 @@ export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData
     }
     if (images === 0) throw new UserError('the held-out split has no images');
     const correct = confusion.reduce((a, row, c) => a + row[c]!, 0);
-    const perClass = confusion.map((row, c) => {
-      const count = row.reduce((a, x) => a + x, 0);
-      return { class: c, name: nameOf(c), images: count, top1_error: count > 0 ? 1 - row[c]! / count : 0 };
-    });
+    const perClass = perClassOf(confusion, nameOf);
     return {
       report: { images, views, loss: loss / images, top1_error: 1 - correct / images, top5_error: 1 - top5 / images, classes: names.slice(0, C), per_class: perClass, confusion },
       modes: trainer.executedModes(),
@@ -104,6 +102,13 @@ export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData
   }
 }
 
+/** Each class's images and top-1 error from the confusion matrix (label rows, prediction columns); null error for a class without images. */
+export function perClassOf(confusion: readonly (readonly number[])[], nameOf: (c: number) => string): EvaluationReport['per_class'] {
+  return confusion.map((row, c) => {
+    const count = row.reduce((a, x) => a + x, 0);
+    return { class: c, name: nameOf(c), images: count, top1_error: count > 0 ? 1 - row[c]! / count : null };
+  });
+}
 
 /** The report as text: the totals, a table per class (with what it is most often taken for) and the confusion matrix. */
 export function formatEvaluation(r: EvaluationReport): string {
@@ -118,7 +123,7 @@ export function formatEvaluation(r: EvaluationReport): string {
     let worst = -1;
     for (let k = 0; k < row.length; k++) if (k !== c.class && row[k]! > 0 && (worst < 0 || row[k]! > row[worst]!)) worst = k;
     const taken = worst < 0 ? '-' : `${r.per_class[worst]!.name} (${pct(row[worst]! / c.images)})`;
-    out.push(`| ${c.name} | ${c.images} | ${pct(c.top1_error)} | ${taken} |`);
+    out.push(`| ${c.name} | ${c.images} | ${pct(c.top1_error!)} | ${taken} |`);
   }
   // a column for every class with images or predicted for some image: each row then adds up to its images
   // (a data set with fewer classes than the model has its images taken for classes it has no folder of)

@@ -1,14 +1,11 @@
 /** evaluate-model.ts formatEvaluation: the per-class table and the confusion matrix as text. */
 import test from 'ava';
-import { formatEvaluation, type EvaluationReport } from '../src/evaluate-model.js';
+import { formatEvaluation, perClassOf, type EvaluationReport } from '../src/evaluate-model.js';
 
 const names = ['airplane', 'automobile', 'bird', 'cat', 'dog'];
 
 function report(confusion: number[][]): EvaluationReport {
-  const per_class = names.map((name, c) => {
-    const images = confusion[c]!.reduce((a, x) => a + x, 0);
-    return { class: c, name, images, top1_error: images > 0 ? 1 - confusion[c]![c]! / images : 0 };
-  });
+  const per_class = perClassOf(confusion, (c) => names[c]!);
   const images = per_class.reduce((a, c) => a + c.images, 0);
   const correct = confusion.reduce((a, row, c) => a + row[c]!, 0);
   return { images, views: 'centre', loss: 2, top1_error: 1 - correct / images, top5_error: 0, classes: names, per_class, confusion };
@@ -41,4 +38,11 @@ test('images taken for a class that has none get that class as a column: the mat
     ['bird', '0', '0', '0', '0', '4'],
   ]);
   for (const [c, row] of rows.entries()) t.is(row.slice(1).reduce((a, x) => a + Number(x), 0), report([[0, 0, 0, 4, 0], [0, 0, 0, 1, 3], [0, 0, 0, 0, 4], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]).per_class[c]!.images);
+});
+
+test('per class: the images of each label and their top-1 error; a class without images has none (null), not 0', (t) => {
+  t.deepEqual(perClassOf([[3, 1], [0, 0]], (c) => names[c]!), [
+    { class: 0, name: 'airplane', images: 4, top1_error: 0.25 },
+    { class: 1, name: 'automobile', images: 0, top1_error: null },
+  ]);
 });
