@@ -138,6 +138,8 @@ export class Coordinator {
     const target = { clients: this.clients, o: this.o, runId: this.runId, microBatches: this.microBatches.configured, restart: this.configured !== null, label: (t: number) => this.label(t) };
     const configured = await configureWorkers(target, timeoutMs);
     this.configured = configured;
+    // workers configured again (a restart): one that drains now is another process, said and checkpointed for anew
+    this.drainSaid.clear();
     for (const t of [0, 1]) this.info(`${this.label(t)}: configured, ${configured[t]!.parameters} parameters, peer ${configured[t]!.peer_address}`);
     const r = from;
     if (r) {
