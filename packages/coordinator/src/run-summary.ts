@@ -361,6 +361,9 @@ function remainingOf(done: number, planned: number, spe: number | null, ev: RunE
   return { steps, stepMs, pacedOn: recent.length, evaluations, evalMs, seconds: (steps * stepMs + evaluations * evalMs) / 1000 };
 }
 
+/** An evaluation's loss as the report prints it: a line with none (an overflow logged as null) says so. */
+const lossText = (loss: number | null | undefined): string => (typeof loss === 'number' && Number.isFinite(loss) ? loss.toFixed(3) : 'not finite');
+
 const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -394,7 +397,7 @@ export function formatRunReport(r: RunReport): string {
   // steps logged past the last checkpoint (a run killed since) are done again by --resume
   const since = r.lastCheckpoint !== null && r.lastCheckpoint < r.stepsDone ? ` (steps ${r.lastCheckpoint}-${r.stepsDone - 1} were logged after it: --resume does them again)` : '';
   if (r.lastCheckpoint !== null || r.restarts > 0) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : 'no checkpoint'}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
-  if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${r.lastEval.loss.toFixed(3)}, ${errorWords(r.lastEval.top1_error, r.lastEval.top5_error, classes)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
+  if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${lossText(r.lastEval.loss)}, ${errorWords(r.lastEval.top1_error, r.lastEval.top5_error, classes)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   if (r.norms) out.push(`update / weight after step ${r.norms.step}: ${r.norms.layers.map((l) => `${l.layer} ${l.ratio.toExponential(1)}`).join(', ')}`);
   out.push('');
   // the workers' memory, where the step lines carry it (builds since 2026-12-05)
@@ -411,7 +414,7 @@ export function formatRunReport(r: RunReport): string {
   out.push(`| steps | ${r.stepsPerEpoch ? 'epoch | ' : ''}lr | mean training loss | training top-1 error | held-out loss, top-1${five ? ' / top-5' : ''} error |`);
   out.push(`|---|${r.stepsPerEpoch ? '---|' : ''}---|---|---|---|`);
   for (const row of r.rows) {
-    const ev = row.evals.map((v) => `${v.loss.toFixed(3)}, ${pct(v.top1_error)}${five ? ` / ${pct(v.top5_error)}` : ''} (step ${v.step}, ${v.images} images)`).join('; ');
+    const ev = row.evals.map((v) => `${lossText(v.loss)}, ${pct(v.top1_error)}${five ? ` / ${pct(v.top5_error)}` : ''} (step ${v.step}, ${v.images} images)`).join('; ');
     out.push(`| ${row.from}-${row.to - 1} | ${row.epoch !== null ? `${row.epoch} | ` : ''}${row.lr} | ${row.loss.toFixed(3)} | ${pct(row.top1Error)} | ${ev} |`);
   }
   return out.join('\n') + '\n';

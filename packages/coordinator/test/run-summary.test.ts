@@ -181,15 +181,17 @@ test('lines that are JSON but no event the readers can use are left out, said in
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-bad-events-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'metrics.jsonl');
-  const lines = [run(0, 'a'), step(0, 1.5, 0.5), null, { event: 'step' }, { event: 'eval', step: 3 }, [1, 2], { no: 'event' }, step(1, 1.2, 0.5), { event: 'step', step: 2, loss: 'high' }, { event: 'note', anything: true }];
+  const lines = [run(0, 'a'), step(0, 1.5, 0.5), null, { event: 'step' }, { event: 'eval', step: 3 }, [1, 2], { no: 'event' }, step(1, 1.2, 0.5), { event: 'step', step: 2, loss: 'high' }, { event: 'note', anything: true }, { ...ev(2, 0.5, 0.1), loss: null }];
   fs.writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   const said: string[] = [];
   const events = readRunEvents(dir, (l) => said.push(l));
-  t.deepEqual(events.map((e) => e.event), ['run', 'step', 'step', 'note']);
-  t.deepEqual(said, [`6 lines of ${file} left out (line 3: not a JSON object; line 4: a step line whose step is not a step number; line 5: an eval line whose loss is not a number; 3 more)`]);
+  t.deepEqual(events.map((e) => e.event), ['run', 'step', 'step', 'note', 'eval']);
+  t.deepEqual(said, [`6 lines of ${file} left out (line 3: not a JSON object; line 4: a step line whose step is not a step number; line 5: an eval line whose top1_error is not a number; 3 more)`]);
   const report = formatRunReport(summariseRun(events));
   t.regex(report, /preset cifar, batch 8/);
   t.notRegex(report, /undefined|NaN/);
+  // an evaluation whose loss overflowed (logged as null) keeps its errors
+  t.regex(report, /^last evaluation: after step 2, loss not finite, top-1 error 50\.0%/m);
   // a run line another tool wrote without the usual fields reads as not said, not as "undefined"
   t.regex(formatRunReport(summariseRun([{ event: 'run', start_step: 0 }, step(0, 1, 0.5)] as never)), /^preset not said, batch not said; data not said$/m);
 });
