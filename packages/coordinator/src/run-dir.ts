@@ -13,6 +13,7 @@
  * - Temporary files left by a writer killed mid-write are removed at the start.
  * - The directory is made with a bounded number of attempts (core's makeDir), and every file error is one line.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,14 +121,31 @@ function lockAgeMs(file: string): number {
   }
 }
 
+/** How long a process waits for the same owner's earlier process on another host to let go of the lock (a pod still terminating). */
+export const OWNER_WAIT_MS = 300_000;
+
+export interface LockOptions {
+  /** How long to wait for the same ALEXNET_LOCK_OWNER's earlier process on another host (default OWNER_WAIT_MS; 0: refuse at once). */
+  readonly ownerWaitMs?: number;
+  /** The lock was taken over while held (this process went unrenewed too long: paused, or its storage hung); default: say so and exit 1. */
+  readonly onLost?: (by: LockHolder) => void;
+}
+
+/** Sleeps this thread (the lock is taken before anything else runs). */
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 /**
  * Takes RUN_DIR's lock for this process (see the top of the file); a UserError naming the holder when another
  * live process has it. Returns null when this process works under its parent's lock (launch's coordinator).
  */
-export function lockRunDir(runDir: string, command: string, info: (line: string) => void): RunDirLock | null {
+export function lockRunDir(runDir: string, command: string, info: (line: string) => void, lo: LockOptions = {}): RunDirLock | null {
   const file = path.join(runDir, LOCK_NAME);
   const me: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command, ...successionOf() };
-  const tmp = path.join(runDir, `.${LOCK_NAME}.${process.pid}.tmp`);
+  // its own name on shared storage (containers of several hosts may all be pid 1), and not one the stray-file
+  // cleanup of another process starting in the folder takes for a killed writer's (it ends in -HEX, not a pid)
+  const tmp = path.join(runDir, `.${LOCK_NAME}.${process.pid}.${me.host}-${randomBytes(4).toString('hex')}.tmp`);
+  const waitUntil = performance.now() + (lo.ownerWaitMs ?? OWNER_WAIT_MS);
+  let waitSaid = false;
   try {
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
   } catch (e) {
@@ -159,7 +177,14 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
       }
       if (h?.owner !== undefined && h.owner === me.owner && h.host !== me.host) {
         // the same owner's earlier process, still renewing its lock: a pod still terminating (its checkpoint) or
-        // a partitioned node; refused now, taken once the lock has gone unrenewed for LOCK_STALE_MS
+        // a partitioned node; waited for until it lets go or its lock goes unrenewed for LOCK_STALE_MS
+        if (performance.now() < waitUntil) {
+          if (!waitSaid) info(`${file}: held by an earlier process of ${LOCK_OWNER_ENV} ${h.owner} (${h.command}, pid ${h.pid} on ${h.host}, its lock renewed ${(lockAgeMs(file) / 1000).toFixed(0)} s ago): waiting for it to end (taken over once not renewed for ${LOCK_STALE_MS / 1000} s; at most ${((lo.ownerWaitMs ?? OWNER_WAIT_MS) / 1000).toFixed(0)} s)`);
+          waitSaid = true;
+          sleepSync(Math.min(2000, Math.max(1, waitUntil - performance.now())));
+          attempt = -1;
+          continue;
+        }
         throw new UserError(
           `${runDir} is in use by an earlier process of ${LOCK_OWNER_ENV} ${h.owner}: ${h.command}, pid ${h.pid} on ${h.host}, since ${h.since}, its lock renewed ${(lockAgeMs(file) / 1000).toFixed(0)} s ago (${file}; it is taken over once not renewed for ${LOCK_STALE_MS / 1000} s)`,
         );
@@ -176,11 +201,22 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
     return h !== null && h.host === me.host && h.pid === me.pid && h.since === me.since;
   };
   // renewed while held, so that the same owner's next process elsewhere can tell a gone holder from a live one
+  const lost = lo.onLost ?? ((by: LockHolder) => {
+    process.stderr.write(`alexnet: ${file} was taken over by ${by.command}, pid ${by.pid} on ${by.host} (this process's lock went unrenewed for ${LOCK_STALE_MS / 1000} s: was it paused, or its storage hung?): stopping, so that two runs do not write one folder\n`);
+    process.exit(1);
+  });
   const renewal = setInterval(() => {
     try {
       if (mine()) {
         const now = new Date();
         fs.utimesSync(file, now, now);
+        return;
+      }
+      const other = readHolder(file);
+      if (other !== null) {
+        clearInterval(renewal);
+        released = true;
+        lost(other);
       }
     } catch {
       // the run folder unreachable for a moment: the next renewal tries again

@@ -78,9 +78,10 @@ test.serial('a later process of the same ALEXNET_LOCK_OWNER on another host brea
   fs.writeFileSync(file, podLock());
   t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l)), { message: /is in use by another run/ });
 
-  // the same owner, its lock renewed just now (a pod still terminating, writing its checkpoint): refused, saying when it is taken
+  // the same owner, its lock renewed just now (a pod still terminating, writing its checkpoint): waited for, then
+  // (here at once) refused, saying when it is taken
   fs.writeFileSync(file, podLock('job-uid-1'));
-  t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l)), {
+  t.throws(() => lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l), { ownerWaitMs: 0 }), {
     message: /is in use by an earlier process of ALEXNET_LOCK_OWNER job-uid-1: alexnet coordinator, pid 1 on alexnet-coordinator-x7k2p, since .*, its lock renewed 0 s ago .*taken over once not renewed for 60 s/,
   });
   // not renewed for two minutes (its node lost): taken over, and the earlier pod's log of steps is no other run's
@@ -107,15 +108,46 @@ test.serial('a later process of the same ALEXNET_LOCK_OWNER on another host brea
   t.false(fs.existsSync(file), 'the refusal leaves no lock');
 });
 
-test.serial('a held lock is renewed every 10 s: its file time moves on while the run holds it', async (t) => {
+test.serial('a held lock is renewed every 10 s; one taken over meanwhile (this process paused past a minute) is said to be lost', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lock-renew-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   delete process.env.SLURM_JOB_ID;
-  const lock = lockRunDir(dir, 'alexnet coordinator', () => {})!;
+  const lostTo: string[] = [];
+  const lock = lockRunDir(dir, 'alexnet coordinator', () => {}, { onLost: (by) => lostTo.push(by.host) })!;
   t.teardown(() => lock.release());
   const old = new Date(Date.now() - 300_000);
   fs.utimesSync(lock.file, old, old);
   await new Promise((r) => setTimeout(r, LOCK_RENEW_MS + 1000));
   const age = Date.now() - fs.statSync(lock.file).mtimeMs;
   t.true(age < LOCK_RENEW_MS + 1000, `renewed ${(age / 1000).toFixed(1)} s ago`);
+  t.deepEqual(lostTo, []);
+  // the same owner's next pod took it over while this process was paused
+  const theirs = JSON.stringify({ host: 'alexnet-coordinator-next', pid: 1, since: '2026-12-06T02:00:00Z', command: 'alexnet coordinator' });
+  fs.writeFileSync(lock.file, theirs);
+  await new Promise((r) => setTimeout(r, LOCK_RENEW_MS + 1000));
+  t.deepEqual(lostTo, ['alexnet-coordinator-next']);
+  lock.release();
+  t.is(fs.readFileSync(lock.file, 'utf8'), theirs, 'their lock stays');
+});
+
+test.serial("the same owner's earlier process still renewing its lock is waited for, and its lock taken once unrenewed for a minute", (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lock-wait-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => delete process.env.ALEXNET_LOCK_OWNER);
+  delete process.env.SLURM_JOB_ID;
+  process.env.ALEXNET_LOCK_OWNER = 'job-uid-7';
+  const file = path.join(dir, 'run.lock');
+  fs.writeFileSync(file, JSON.stringify({ host: 'alexnet-coordinator-old', pid: 1, since: '2026-12-06T00:00:00Z', command: 'alexnet coordinator', owner: 'job-uid-7' }));
+  // renewed 57 s ago: stale 3 s from now
+  const renewed = new Date(Date.now() - 57_000);
+  fs.utimesSync(file, renewed, renewed);
+  const said: string[] = [];
+  const t0 = Date.now();
+  const lock = lockRunDir(dir, 'alexnet coordinator', (l) => said.push(l), { ownerWaitMs: 20_000 })!;
+  t.teardown(() => lock.release());
+  const waited = Date.now() - t0;
+  t.true(waited >= 2500 && waited < 15_000, `waited ${waited} ms`);
+  t.regex(said[0]!, /held by an earlier process of ALEXNET_LOCK_OWNER job-uid-7 \(alexnet coordinator, pid 1 on alexnet-coordinator-old, its lock renewed 57 s ago\): waiting for it to end \(taken over once not renewed for 60 s; at most 20 s\)/);
+  t.regex(said.at(-1)!, /is gone: lock broken/);
+  t.false(fs.readdirSync(dir).some((f) => f.endsWith('.tmp')), 'no temporary file left');
 });
