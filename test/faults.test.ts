@@ -265,10 +265,10 @@ test.serial('a worker asked to stop with --drain: its coordinator writes a check
   killOnTeardown(t, c);
   await c.waitFor(stepLine(8), 120_000);
   w0.p.proc.kill('SIGTERM');
-  await w0.p.waitFor(/SIGTERM: draining: serving until a checkpoint has read this tower's parameters/);
+  await w0.p.waitFor(/SIGTERM: draining: serving until a checkpoint with this tower's parameters is written/);
   const asked = await c.waitFor(/worker 0 \(tower 0\) at \S+ is draining \(asked to stop\): a checkpoint after step (\d+), which it waits for before it goes/, 20_000);
   t.is((await w0.p.exited).code, 0, w0.p.output());
-  t.regex(w0.p.output(), /stopping \(SIGTERM, drained: a checkpoint has this tower's parameters\)/);
+  t.regex(w0.p.output(), /stopping \(SIGTERM, drained: a checkpoint with this tower's parameters is written\)/);
   // the operator (a StatefulSet) starts it again on the same address
   const restarts = await backOnItsAddress(t, w0.address, c, dir);
   t.is(restarts.length, 1, c.output());

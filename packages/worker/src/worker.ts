@@ -281,6 +281,7 @@ export class TowerWorker implements PeerSide {
     if (this.activity.state === 'STEPPING' && req.step === run.stepsDone + 1) await this.activity.afterCurrentStep(run, req.step, call, () => this.run);
     this.activity.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `step ${req.step} out of order: this worker is at step ${run.stepsDone}`);
+    this.checkDrained(run, req.step);
     const reply = await this.activity.guarded(run, stepPhase(req.step), 'STEPPING', call, (signal) => runStep(this, run, req, signal));
     // asked to stop (worker --drain): the coordinator checkpoints after this step, and this worker goes after that
     return this.draining ? { ...reply, draining: true } : reply;
@@ -288,6 +289,7 @@ export class TowerWorker implements PeerSide {
 
   evaluate = unaryHandler<EvaluateRequest, EvaluateReply>(async (req, call) => {
     const { run, n } = this.checkEvaluation(req, call.getPeer());
+    this.checkDrained(run, req.step);
     checkLabels(this.o.spec, req.labels, n, 'Evaluate', true);
     return this.activity.guarded(run, evalPhase(req.evaluation), 'EVALUATING', call, (signal) => runEvaluation(this, run, req, n, signal));
   });
@@ -340,14 +342,34 @@ export class TowerWorker implements PeerSide {
     if (this.activity.busy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${this.activity.state === 'STEPPING' ? 'a step' : 'an evaluation'} is running; ask between steps`);
     await streamParameters(this, run, req, write);
     // every layer with its momentum: what a checkpoint reads
-    if (req.include_momentum && (req.layers ?? []).length === 0) this.checkpointReads++;
+    if (req.include_momentum && (req.layers ?? []).length === 0) this.checkpointRead = { run: run.id, step: run.stepsDone };
   });
 
-  /** GetParameters calls that sent the whole tower with its momentum (a checkpoint's read), since the worker started. */
-  checkpointReads = 0;
+  /** The last GetParameters that sent the whole tower with its momentum (a checkpoint's read): of which run, after how many steps. */
+  private checkpointRead: { run: string; step: number } | null = null;
 
   /** Asked to stop (worker --drain): every step reply says so from now on (StepReply.draining). */
   draining = false;
+
+  /** A draining worker's parameters are in a checkpoint that is written: it may stop now (worker-command's drain). */
+  drained = false;
+
+  /** Called (once the refusal is on its way) when the worker is drained: the worker command stops it at once. */
+  onDrained: (() => void) | null = null;
+
+  /**
+   * A draining worker's next Step or Evaluate after a checkpoint read its parameters: the coordinator sends it once
+   * that checkpoint is written, so the worker refuses it (UNAVAILABLE: the coordinator waits for it to come back and
+   * continues from that checkpoint) and is drained.
+   */
+  private checkDrained(run: Run, step: number): void {
+    const read = this.checkpointRead;
+    if (!this.draining || read === null || read.run !== run.id || step < read.step) return;
+    this.drained = true;
+    // stopped right after this refusal goes out (a graceful shutdown lets it finish), before the coordinator calls again
+    setImmediate(() => this.onDrained?.());
+    throw new RpcError(grpc.status.UNAVAILABLE, `worker ${this.tower} is draining (asked to stop): the checkpoint after step ${read.step} has its parameters, and it stops now`);
+  }
 
   /**
    * What keeps this worker from stopping without loss, in words: the run that holds its lease (configured, not

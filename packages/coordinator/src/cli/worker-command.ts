@@ -84,7 +84,7 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
           type: 'boolean',
           default: false,
           describe:
-            "on the first SIGTERM (or SIGINT, SIGHUP) while a run holds this worker, ask its coordinator for a checkpoint (the step replies say the worker is draining) and serve on until that checkpoint has read this tower's parameters or the run lets the worker go (at most --drain-timeout), so that an eviction loses no step; a second signal stops it at once",
+            "on the first SIGTERM (or SIGINT, SIGHUP) while a run holds this worker, ask its coordinator for a checkpoint (the step replies say the worker is draining) and serve on until that checkpoint with this tower's parameters is written or the run lets the worker go (at most --drain-timeout), so that an eviction loses no step; a second signal stops it at once",
         },
         'drain-timeout': { type: 'number', default: 120, describe: 'seconds a draining worker (--drain) waits for its checkpoint before it stops anyway' },
         insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
@@ -121,11 +121,12 @@ export function serveOnFirstSignal(say: (line: string) => void): NonNullable<Wor
 /**
  * A worker that drains (--drain): the first signal stops it at once only when no run holds it; otherwise its step
  * replies say it is draining, so that the coordinator writes a checkpoint after the step, and it serves on until the
- * run lets it go (its coordinator released it, went, or its lease lapsed), a checkpoint has read its parameters
- * and momentum (the coordinator resumes from that checkpoint once the worker is back), or `timeoutMs` has passed.
+ * run lets it go (its coordinator released it, went, or its lease lapsed), a checkpoint with its parameters and
+ * momentum is written (the coordinator's next call after the read says so; it resumes from that checkpoint once the
+ * worker is back), or `timeoutMs` has passed.
  * A second signal stops it at once.
  */
-export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'checkpointReads' | 'draining'>, say: (line: string) => void, timeoutMs: number, pollMs = 250): NonNullable<WorkerHooks['onSignal']> {
+export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'drained' | 'draining' | 'onDrained'>, say: (line: string) => void, timeoutMs: number, pollMs = 250): NonNullable<WorkerHooks['onSignal']> {
   let signals = 0;
   let poll: NodeJS.Timeout | undefined;
   return (sig, stop) => {
@@ -135,15 +136,18 @@ export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'checkpo
     }
     const held = worker.heldBy();
     if (held === null) return stop(sig);
-    const reads = worker.checkpointReads;
     const until = performance.now() + timeoutMs;
     worker.draining = true;
-    say(`${sig}: draining: serving until a checkpoint has read this tower's parameters or the run lets this worker go, for ${(timeoutMs / 1000).toFixed(0)} s at most (${held}; ${sig} again: stop at once)`);
-    poll = setInterval(() => {
-      const why = worker.heldBy() === null ? 'the run let this worker go' : worker.checkpointReads > reads ? "a checkpoint has this tower's parameters" : performance.now() >= until ? `no checkpoint within --drain-timeout ${(timeoutMs / 1000).toFixed(0)} s: the steps since the last one are lost` : null;
-      if (why === null) return;
+    say(`${sig}: draining: serving until a checkpoint with this tower's parameters is written or the run lets this worker go, for ${(timeoutMs / 1000).toFixed(0)} s at most (${held}; ${sig} again: stop at once)`);
+    const drained = (why: string) => {
       clearInterval(poll);
       stop(`${sig}, drained: ${why}`);
+    };
+    // at once, not at the next poll: the coordinator told so calls again within milliseconds
+    worker.onDrained = () => drained("a checkpoint with this tower's parameters is written");
+    poll = setInterval(() => {
+      const why = worker.heldBy() === null ? 'the run let this worker go' : performance.now() >= until ? `no checkpoint within --drain-timeout ${(timeoutMs / 1000).toFixed(0)} s: the steps since the last one are lost` : null;
+      if (why !== null) drained(why);
     }, pollMs);
   };
 }
