@@ -264,9 +264,9 @@ export class Coordinator {
     }
     const replies: StepReply[] = await replying;
     this.noteDraining(replies, step);
-    // a queued step's time counts from the step before's replies as this process saw them: a coordinator busy
-    // just then would see its replies already there, so no step is shorter than the workers' own time for it
-    const ms = Math.max(performance.now() - t0, ...replies.map((r) => r.timing?.total_ms ?? 0));
+    // a queued step's time counts from the step before's replies as this process saw them (a coordinator busy just
+    // then sees its replies already there: the rates take the workers' own time as the floor, step-metrics.ts)
+    const ms = performance.now() - t0;
     this.deadlines.observe('step', ms);
     const r0 = replies[0]!;
     // a diverged step ends the run before anything counts it (its update already made the weights non-finite)

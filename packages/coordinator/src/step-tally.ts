@@ -44,7 +44,9 @@ export class StepTally {
     const w1 = m.workers[1];
     // a log of older workers has no hidden time
     const row: Record<Column, number> = {
-      ms: m.ms,
+      // as the step line's rate: no step shorter than the workers' own time for it (a queued step whose replies
+      // were already there when the coordinator looked measures near 0)
+      ms: Math.max(m.ms, ...m.workers.map((w) => w.total_ms)),
       loss: m.loss,
       top1: m.top1_error,
       total0: w0?.total_ms ?? 0,
