@@ -42,10 +42,6 @@ export class LeftOut {
     this.lines.push({ line, why });
   }
 
-  get count(): number {
-    return this.lines.length;
-  }
-
   /** "3 lines of FILE left out (line 4: not JSON; line 9: a step line whose loss is not a number; ...)", or null. */
   describe(file: string): string | null {
     if (this.lines.length === 0) return null;

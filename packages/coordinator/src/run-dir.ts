@@ -160,6 +160,8 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw fileError('take the lock', file, e);
       }
       const h = readHolder(file);
+      // how long ago the holder last renewed it (read once: the decisions and messages below agree)
+      const age = lockAgeMs(file);
       if (h && h.host === me.host && h.pid === process.ppid && processAlive(h.pid)) return null;
       // our own pid, though this process has not taken it: an earlier process of the same pid (a container's pid
       // 1 restarted in its pod) that died without removing it
@@ -168,7 +170,7 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         fs.rmSync(file, { force: true });
         continue;
       }
-      const earlier = h !== null ? earlierIncarnation(h, me, lockAgeMs(file)) : null;
+      const earlier = h !== null ? earlierIncarnation(h, me, age) : null;
       if (h && ((h.host === me.host && !processAlive(h.pid)) || earlier !== null)) {
         const who = earlier ?? `pid ${h.pid}`;
         info(`${file}: the run that held it (${who}, ${h.command}, since ${h.since}) is gone: lock broken`);
@@ -179,14 +181,14 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         // the same owner's earlier process, still renewing its lock: a pod still terminating (its checkpoint) or
         // a partitioned node; waited for until it lets go or its lock goes unrenewed for LOCK_STALE_MS
         if (performance.now() < waitUntil) {
-          if (!waitSaid) info(`${file}: held by an earlier process of ${LOCK_OWNER_ENV} ${h.owner} (${h.command}, pid ${h.pid} on ${h.host}, its lock renewed ${(lockAgeMs(file) / 1000).toFixed(0)} s ago): waiting for it to end (taken over once not renewed for ${LOCK_STALE_MS / 1000} s; at most ${((lo.ownerWaitMs ?? OWNER_WAIT_MS) / 1000).toFixed(0)} s)`);
+          if (!waitSaid) info(`${file}: held by an earlier process of ${LOCK_OWNER_ENV} ${h.owner} (${h.command}, pid ${h.pid} on ${h.host}, its lock renewed ${(age / 1000).toFixed(0)} s ago): waiting for it to end (taken over once not renewed for ${LOCK_STALE_MS / 1000} s; at most ${((lo.ownerWaitMs ?? OWNER_WAIT_MS) / 1000).toFixed(0)} s)`);
           waitSaid = true;
           sleepSync(Math.min(2000, Math.max(1, waitUntil - performance.now())));
           attempt = -1;
           continue;
         }
         throw new UserError(
-          `${runDir} is in use by an earlier process of ${LOCK_OWNER_ENV} ${h.owner}: ${h.command}, pid ${h.pid} on ${h.host}, since ${h.since}, its lock renewed ${(lockAgeMs(file) / 1000).toFixed(0)} s ago (${file}; it is taken over once not renewed for ${LOCK_STALE_MS / 1000} s)`,
+          `${runDir} is in use by an earlier process of ${LOCK_OWNER_ENV} ${h.owner}: ${h.command}, pid ${h.pid} on ${h.host}, since ${h.since}, its lock renewed ${(age / 1000).toFixed(0)} s ago (${file}; it is taken over once not renewed for ${LOCK_STALE_MS / 1000} s)`,
         );
       }
       if (h) throw inUse(runDir, file, h);

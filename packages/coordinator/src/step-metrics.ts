@@ -2,6 +2,12 @@
 import { trafficTotals, type EvaluateReply, type StepReply } from '@alexnet-mp/worker';
 import type { LayerNormsRow, StepMetrics, WorkerStepMetrics } from './coordinator-types.js';
 
+/**
+ * The time a step's rates count: what the coordinator measured, but never less than the workers' own time for it (a
+ * queued step whose replies were already there when the coordinator looked measures near 0).
+ */
+export const paceMs = (ms: number, workers: readonly Pick<WorkerStepMetrics, 'total_ms'>[]): number => Math.max(ms, ...workers.map((w) => w.total_ms));
+
 /** Each worker's times and traffic in one step, from its StepReply. */
 export function workerStepMetrics(replies: readonly StepReply[]): WorkerStepMetrics[] {
   return replies.map((r) => {
@@ -38,7 +44,7 @@ export function stepMetrics(step: number, lr: number, microBatches: number, ms: 
     ms,
     // a queued step's replies may have waited while the coordinator took the previous step's: `ms` (the time
     // between the two, whose sum is the run's) then reads short, never the workers' own time on the step
-    images_per_s: (r0.batch / Math.max(ms, ...workers.map((w) => w.total_ms))) * 1000,
+    images_per_s: (r0.batch / paceMs(ms, workers)) * 1000,
     crossing_bytes: workers[0]!.sent_bytes + workers[1]!.sent_bytes,
     workers,
     traffic: replies.map((r) => r.traffic),

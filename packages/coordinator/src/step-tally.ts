@@ -6,6 +6,7 @@
  */
 import { median } from '@alexnet-mp/core';
 import type { StepMetrics } from './coordinator-types.js';
+import { paceMs } from './step-metrics.js';
 import type { EvalMetrics } from './evaluation.js';
 import type { RunSummary } from './metrics-log.js';
 
@@ -44,9 +45,8 @@ export class StepTally {
     const w1 = m.workers[1];
     // a log of older workers has no hidden time
     const row: Record<Column, number> = {
-      // as the step line's rate: no step shorter than the workers' own time for it (a queued step whose replies
-      // were already there when the coordinator looked measures near 0)
-      ms: Math.max(m.ms, ...m.workers.map((w) => w.total_ms)),
+      // as the step line's rate (a queued step whose replies were already there when the coordinator looked measures near 0)
+      ms: paceMs(m.ms, m.workers),
       loss: m.loss,
       top1: m.top1_error,
       total0: w0?.total_ms ?? 0,

@@ -10,7 +10,7 @@ import { stepPhase } from './exchange.js';
 import { ChunkError, DEFAULT_CHUNK_BYTES, ParameterAssembly, tensorChunks } from './chunks.js';
 import { RpcError } from './rpc.js';
 import { checkFinite } from './validate.js';
-import { redactRunId, type Run, type WorkerContext } from './run.js';
+import { notTheConfiguredRun, type Run, type WorkerContext } from './run.js';
 
 const KINDS = ['w', 'b', 'vw', 'vb'] as const;
 
@@ -25,7 +25,7 @@ export function checkParametersRun(run: Run, runId: string | undefined, what: 'G
     if (run.holder !== undefined && from === run.holder) return;
     throw new RpcError(grpc.status.FAILED_PRECONDITION, `${what} names no run: send the configured run's id (run_id; a coordinator older than this worker sends none: update it)`);
   }
-  if (runId !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${runId.slice(0, 128)} is not the configured run ${redactRunId(run.id)}`);
+  if (runId !== run.id) throw notTheConfiguredRun(runId, run);
 }
 
 /** Writes run's parameters of `req.layers` (all when empty), and their momentum with `include_momentum`, at the step reached. */

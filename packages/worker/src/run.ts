@@ -10,6 +10,7 @@ import { clientChannelOptions } from './channel-options.js';
 import { ExchangeStream } from './exchange-stream.js';
 import { secureClient, type Security } from './auth.js';
 import type { InputNormalisation } from './images.js';
+import { RpcError } from './rpc.js';
 
 /** The worker's fixed facts, as its step, exchange and evaluation code reads them. */
 export interface WorkerContext {
@@ -37,6 +38,11 @@ export function redactRunId(id: string): string {
   const m = /^(\d{8}T\d{6}Z)-/.exec(id);
   if (m) return `${m[1]}-…`;
   return id === '' ? '' : `${id.slice(0, Math.min(8, Math.floor(id.length / 3)))}…`;
+}
+
+/** The refusal of a request naming run `runId` where `run` is configured (the configured one's id hidden). */
+export function notTheConfiguredRun(runId: string, run: Pick<Run, 'id'>): RpcError {
+  return new RpcError(grpc.status.FAILED_PRECONDITION, `run ${runId.slice(0, 128)} is not the configured run ${redactRunId(run.id)}`);
 }
 
 export interface Run {

@@ -17,8 +17,10 @@ const invalid = (message: string) => new RpcError(grpc.status.INVALID_ARGUMENT, 
 export const quoted = (s: string, max = 80): string => JSON.stringify(s.length > max ? `${s.slice(0, max)}...` : s);
 
 /** Run ids appear in logs and file names: 1..128 printable ASCII characters, no spaces. */
+export const isRunId = (id: string): boolean => /^[\x21-\x7e]{1,128}$/.test(id);
+
 export function checkRunId(id: string, what: string): void {
-  if (!/^[\x21-\x7e]{1,128}$/.test(id)) throw invalid(`${what}: run id ${quoted(id)} is not 1..128 printable ASCII characters without spaces`);
+  if (!isRunId(id)) throw invalid(`${what}: run id ${quoted(id)} is not 1..128 printable ASCII characters without spaces`);
 }
 
 /** Bytes of uint8 images [C][N][H][W] of the preset. */

@@ -60,7 +60,7 @@ import {
   type StepRequest,
   type WorkerState,
 } from './protocol.js';
-import { PeerLink, newRun, redactRunId, touch, type Run } from './run.js';
+import { PeerLink, newRun, notTheConfiguredRun, redactRunId, touch, type Run } from './run.js';
 import { checkConfigure } from './configure-checks.js';
 import { helloPeer, type PeerSide } from './peer-service.js';
 import { leaseRefusal } from './lease.js';
@@ -271,7 +271,7 @@ export class TowerWorker implements PeerSide {
   step = unaryHandler<StepRequest, StepReply>(async (req, call) => {
     const run = this.run;
     if (!run || this.activity.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
-    if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
+    if (req.run_id !== run.id) throw notTheConfiguredRun(req.run_id, run);
     touch(run, call.getPeer());
     checkStepImages(this.o.spec, run.batch, req.images);
     checkLabels(this.o.spec, req.labels, run.batch, 'Step');
@@ -298,7 +298,7 @@ export class TowerWorker implements PeerSide {
   private checkEvaluation(req: { run_id: string; step: number; evaluation: number; images: Uint8Array }, from: string): { run: Run; n: number } {
     const run = this.run;
     if (!run || this.activity.state === 'IDLE') throw new RpcError(grpc.status.FAILED_PRECONDITION, 'not configured: call Configure first');
-    if (req.run_id !== run.id) throw new RpcError(grpc.status.FAILED_PRECONDITION, `run ${req.run_id} is not the configured run ${redactRunId(run.id)}`);
+    if (req.run_id !== run.id) throw notTheConfiguredRun(req.run_id, run);
     touch(run, from);
     this.activity.checkIdle(run);
     if (req.step !== run.stepsDone) throw new RpcError(grpc.status.FAILED_PRECONDITION, `evaluation after step ${req.step} asked of a worker that has done ${run.stepsDone} steps`);

@@ -1,7 +1,7 @@
 /** `alexnet coordinator`: drives two workers through a training run and logs metrics as JSON lines. */
 import type { CommandModule } from 'yargs';
 import { LrSchedule, getPreset, latestCheckpoint, parseLrSchedule } from '@alexnet-mp/core';
-import { PROTOCOL_VERSION, describeSecurity, modelHash } from '@alexnet-mp/worker';
+import { PROTOCOL_VERSION, describeSecurity, isRunId, modelHash } from '@alexnet-mp/worker';
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { checkViewsOfData, givenCacheDir, openTrainingData, runCacheDir } from '../training-data.js';
@@ -86,7 +86,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (workers[0] === workers[1]) throw new UserError(`--workers names ${workers[0]} twice: the two towers need two workers`);
     if (!(a['connect-timeout'] > 0)) throw new UserError('--connect-timeout must be > 0 seconds');
     // the workers' rule (it goes into their log lines), checked here before any worker is asked
-    if (a['run-id'] !== undefined && !/^[\x21-\x7e]{1,128}$/.test(String(a['run-id']))) throw new UserError(`--run-id ${JSON.stringify(String(a['run-id']).slice(0, 140))}: give 1..128 printable ASCII characters without spaces`);
+    if (a['run-id'] !== undefined && !isRunId(String(a['run-id']))) throw new UserError(`--run-id ${JSON.stringify(String(a['run-id']).slice(0, 140))}: give 1..128 printable ASCII characters without spaces`);
     const security = securityFrom(a, 'coordinator');
     const exposed = checkInspectExposure(a, security !== undefined);
     const deadlines = checkRecoveryArgs(a);
