@@ -61,6 +61,8 @@ export interface TwoWorkerOptions {
   pinCpus?: boolean;
   /** Each step sent while the one before runs (default true; CoordinatorOptions.queueSteps). */
   queueSteps?: boolean;
+  /** Each worker writes its crossings' timeline to PREFIX.tower0.jsonl and PREFIX.tower1.jsonl (worker --trace-crossings). */
+  traceCrossings?: string;
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -85,7 +87,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
   try {
     const addresses = await Promise.all(
       ([0, 1] as const).map((t) => {
-        const proc = spawn(process.execPath, [...nodeFlags, alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...cpuWorkerArgs(t, threads, cpuPlan.cpus), '--exit-with-stdin'], {
+        const proc = spawn(process.execPath, [...nodeFlags, alexnetBin, 'worker', '--tower', String(t), '--port', '0', '--preset', spec.name, '--backend', backend, '--max-batch', String(B), ...cpuWorkerArgs(t, threads, cpuPlan.cpus), ...(opts.traceCrossings === undefined ? [] : ['--trace-crossings', `${opts.traceCrossings}.tower${t}.jsonl`]), '--exit-with-stdin'], {
           stdio: ['pipe', 'pipe', opts.workerStderr ?? 'inherit'],
         });
         procs.push(proc);

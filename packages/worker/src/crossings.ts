@@ -10,6 +10,7 @@ import { Traffic, describePhase, mailKey, type Phase } from './exchange.js';
 import { WHOLE, describeMicroBatch, phaseKey, type Crossings, type MicroBatch, type Run, type WorkerContext } from './run.js';
 import { microBatchProblem } from '@alexnet-mp/core';
 import { peerRequestSerializer } from './aligned-exchange.js';
+import { crossingKey } from './crossing-trace.js';
 
 /**
  * Checks a peer's tensor (point, direction, shape for `batch` images), counts it and leaves it in the mailbox.
@@ -35,6 +36,7 @@ export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: 
     throw new RpcError(grpc.status.INVALID_ARGUMENT, `${point} ${dir.toLowerCase()}: ${(e as Error).message}`);
   }
   trafficOf(w, run, phase).received(point, dir, tensor.data.byteLength);
+  if (phase.kind === 'step') w.trace?.noteArrived(run.id, phase.n, crossingKey(point, dir, micro.index));
   try {
     run.mailbox.put(mailKey(phase, point, dir, micro.index), x);
   } catch (e) {
@@ -97,6 +99,9 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
   let failNow: (e: unknown) => void = () => {};
   /** Exchanges whose peer tensor has not arrived yet: a wait for one blocks until a message comes. */
   const awaitingPeer = new WeakSet<Promise<unknown>>();
+  /** --trace-crossings (steps only): each exchange's crossing, for the spans waited for it. */
+  const trace = phase.kind === 'step' ? w.trace : null;
+  const traced = new WeakMap<Promise<unknown>, string>();
   const failed = new Promise<never>((_, reject) => {
     failNow = reject;
   });
@@ -108,7 +113,9 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     const n = batch / micro.count;
     const part = describeMicroBatch(micro);
     let acked: Promise<void> = Promise.resolve();
+    const tkey = trace ? crossingKey(point, dir, micro.index) : null;
     if (send) {
+      if (tkey !== null) trace!.noteSent(run.id, phase.n, tkey);
       let onWritten: () => void = () => {};
       const written = new Promise<void>((resolve) => {
         onWritten = resolve;
@@ -134,6 +141,7 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
       );
     }
     const exchange = Promise.race([Promise.all(jobs).then(() => got), failed]);
+    if (tkey !== null) traced.set(exchange, tkey);
     tick();
     inFlight++;
     const settled = () => {
@@ -163,7 +171,9 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
       if (peerPending) await letTensorsLeave();
       return x;
     } finally {
-      blockedMs += performance.now() - ts;
+      const te = performance.now();
+      trace?.noteWaited(run.id, phase.n, traced.get(exchange) ?? 'acks', ts, te);
+      blockedMs += te - ts;
       tick();
       blocked--;
     }

@@ -16,3 +16,4 @@ export { DEFAULT_CHUNK_BYTES, ChunkError, ParameterAssembly, activationChunks, a
 export * from './auth.js';
 export * from './validate.js';
 export { adapterMsg, adapterFromMsg, describeDevice, describeThreads, describeWorkerDevice } from './adapter-report.js';
+export { crossingWaits, readCrossingTrace, type CrossingWait, type StepTrace, type TowerWaits } from './crossing-trace.js';

@@ -11,6 +11,7 @@ import { ExchangeStream } from './exchange-stream.js';
 import { secureClient, type Security } from './auth.js';
 import type { InputNormalisation } from './images.js';
 import { RpcError } from './rpc.js';
+import type { CrossingTrace } from './crossing-trace.js';
 
 /** The worker's fixed facts, as its step, exchange and evaluation code reads them. */
 export interface WorkerContext {
@@ -27,6 +28,8 @@ export interface WorkerContext {
   readonly exchangeTimeoutMs: number;
   readonly maxBatch: number;
   readonly log: (line: string) => void;
+  /** `--trace-crossings`: each step's crossings timed to a file; null: not traced. */
+  readonly trace: CrossingTrace | null;
 }
 
 /**

@@ -86,7 +86,9 @@ export async function runStep(w: WorkerContext, run: Run, req: StepRequest, sign
   run.mailbox.dropBefore(stepPhase(run.stepsDone));
   run.total.add(traffic);
   run.lastTraffic = traffic;
-  const total = performance.now() - t0 - normsMs;
+  const tEnd = performance.now();
+  w.trace?.endStep(run.id, step, t0, tEnd);
+  const total = tEnd - t0 - normsMs;
   run.lastTiming = { total_ms: total, compute_ms: total - x.exchangeMs - updateMs, exchange_ms: x.exchangeMs, update_ms: updateMs, exchange_hidden_ms: x.exchangeHiddenMs };
   return {
     step,

@@ -42,6 +42,8 @@ export interface WorkerOptions {
    * DEVICE_LOST_EXIT_CODE here); without it the worker stays up, FAILED, and refuses Configure.
    */
   readonly onDeviceLost?: (loss: DeviceLoss) => void;
+  /** `--trace-crossings FILE`: each step's crossing timeline, one JSON line a step (crossing-trace.ts). */
+  readonly traceCrossings?: string;
 }
 
 /** The worker command's exit code when its GPU device is lost (EX_TEMPFAIL: starting it again may work). */

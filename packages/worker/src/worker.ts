@@ -78,6 +78,7 @@ import type { OpenConnections } from './connection-limits.js';
 import { checkHyper, checkLabels, checkRunId, checkStepImages } from './validate.js';
 import { adapterMsg } from './adapter-report.js';
 import { authenticationOf } from './auth.js';
+import { CrossingTrace } from './crossing-trace.js';
 
 /** Run ids remembered from handshakes (the oldest forgotten first). */
 const MAX_HANDSHAKEN = 64;
@@ -101,6 +102,7 @@ export class TowerWorker implements PeerSide {
   readonly leaseMs: number;
   readonly connectTimeoutMs: number;
   readonly log: (line: string) => void;
+  readonly trace: CrossingTrace | null;
 
   constructor(
     readonly o: WorkerOptions,
@@ -114,6 +116,7 @@ export class TowerWorker implements PeerSide {
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
     this.connectTimeoutMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.log = o.log ?? (() => {});
+    this.trace = o.traceCrossings === undefined ? null : new CrossingTrace(o.traceCrossings, o.tower, this.log);
     this.activity = new Activity(o.tower, this.log);
     this.segments = segmentModel(o.spec);
     this.points = this.segments.filter((s) => s.crossing !== null).map((s) => s.crossing!);
@@ -428,6 +431,7 @@ export class TowerWorker implements PeerSide {
   /** Ends the run (if any) and releases the device. */
   shutdown(): void {
     this.dropRun(new Error('the worker is shutting down'));
+    this.trace?.close();
     this.device.destroy();
   }
 }

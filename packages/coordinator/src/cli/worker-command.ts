@@ -1,7 +1,8 @@
 /** `alexnet worker`: one tower on one device, serving alexnet.v1 Worker and Peer over gRPC. */
 import type { CommandModule } from 'yargs';
+import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
+import { fsReason, getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEVICE_LOST_EXIT_CODE, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker, type TowerWorker } from '@alexnet-mp/worker';
 import { formatCpuList, parseCpuList, pinThisProcess } from '../cpu-affinity.js';
 import { UserError } from './errors.js';
@@ -32,6 +33,7 @@ export interface WorkerArgs extends SecurityArgs {
   'exit-with-stdin': boolean;
   drain: boolean;
   'drain-timeout': number;
+  'trace-crossings'?: string;
 }
 
 export const workerCommand: CommandModule<object, WorkerArgs> = {
@@ -87,6 +89,12 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
             "on the first SIGTERM (or SIGINT, SIGHUP) while a run holds this worker, ask its coordinator for a checkpoint (the step replies say the worker is draining) and serve on until that checkpoint with this tower's parameters is written or the run lets the worker go (at most --drain-timeout), so that an eviction loses no step; a second signal stops it at once",
         },
         'drain-timeout': { type: 'number', default: 120, describe: 'seconds a draining worker (--drain) waits for its checkpoint before it stops anyway' },
+        'trace-crossings': {
+          type: 'string',
+          describe:
+            'write each step\'s crossing timeline to FILE, one JSON line a step (when each tensor was sent and the peer\'s arrived, the waits, the garbage collector\'s pauses): ' +
+            'a diagnostic of where the exchange wait goes; `node --import tsx bench/crossing-waits.ts` runs two traced workers and splits their waits',
+        },
         insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it; a first SIGINT, SIGTERM or SIGHUP then waits for it)' },
@@ -167,6 +175,15 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   if (!(a['drain-timeout'] > 0)) throw new UserError(`--drain-timeout must be > 0 seconds`);
   const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
   const tower = a.tower as TowerIndex;
+  const traceCrossings = a['trace-crossings'];
+  if (traceCrossings !== undefined) {
+    if (String(traceCrossings).trim() === '') throw new UserError('--trace-crossings needs a file name');
+    try {
+      fs.writeFileSync(traceCrossings, '');
+    } catch (e) {
+      throw new UserError(`--trace-crossings: cannot write ${traceCrossings}: ${fsReason(e)}`);
+    }
+  }
   const security = securityFrom(a, `worker${tower}`);
   if (!security && !isLoopback(a.host) && !a.insecure) {
     throw new UserError(
@@ -201,6 +218,7 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
       security,
       // its parameters and momentum on the GPU are gone: exit (the connections close at once), so that the
       // coordinator restarts the run from its last checkpoint once this worker is started again
+      traceCrossings,
       onDeviceLost: () => {
         log(`exiting with code ${DEVICE_LOST_EXIT_CODE} so that it can be started again (${hooks.restartedBy ?? 'alexnet launch restarts it, up to --max-restarts; the coordinator resumes from the latest checkpoint'})`);
         process.exit(DEVICE_LOST_EXIT_CODE);

@@ -1,0 +1,67 @@
+/**
+ * `node --import tsx bench/crossing-waits.ts [--preset tiny] [--batch 64] [--iters 150] [--micro-batches 1] [--keep DIR]`
+ *
+ * Where the two workers' exchange wait goes: runs the two-worker bench (bench/two-workers.ts: two `alexnet worker`
+ * processes on loopback, the coordinator in this process, synthetic data) with `worker --trace-crossings`, then
+ * lays the two traces side by side (one host, one clock; packages/worker/src/crossing-trace.ts) and prints, per
+ * worker and crossing, the milliseconds a step it waited: before the peer sent the tensor it waited for (the peer
+ * not there yet: computing more, started later, paused) and after (the tensor travelling to it and being read),
+ * and how much of the waiting the peer spent in its garbage collector. `--keep DIR` keeps the two trace files.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { backendChoices, getPreset, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
+import { crossingWaits, readCrossingTrace, type TowerWaits } from '@alexnet-mp/worker';
+import { parseMicroBatches } from '@alexnet-mp/coordinator';
+import { describeTwoWorkers, runTwoWorkers } from './two-workers.js';
+
+const argv = await yargs(hideBin(process.argv))
+  .usage('node --import tsx bench/crossing-waits.ts [options]\n\nThe two-worker run with each crossing timed: where each worker\'s exchange wait goes.')
+  .option('preset', { choices: presetNames, default: 'tiny' as const, describe: 'model preset' })
+  .option('backend', { choices: backendChoices, default: 'webasm' as RequestedBackend, describe: 'gpu.js mode of both workers' })
+  .option('batch', { type: 'number', default: 64, describe: 'images per step' })
+  .option('iters', { type: 'number', default: 150, describe: 'timed steps' })
+  .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first (kernels compile on the first)' })
+  .option('micro-batches', { type: 'string', default: '1', describe: 'micro-batches a step: N, or auto' })
+  .option('keep', { type: 'string', describe: 'keep the two trace files in this folder (default: a temporary folder, removed)' })
+  .strict()
+  .help()
+  .parseAsync();
+
+const spec = getPreset(argv.preset);
+const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+const dir = argv.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-crossing-waits-'));
+fs.mkdirSync(dir, { recursive: true });
+const prefix = path.join(dir, `crossings-${spec.name}-b${argv.batch}`);
+try {
+  const log = (s: string) => process.stdout.write(`${s}\n`);
+  log(`preset ${spec.name}, batch ${argv.batch}, backend ${argv.backend}, ${os.availableParallelism()} CPU cores; ${argv.warmup} warm-up + ${argv.iters} traced steps`);
+  const run = await runTwoWorkers({ spec, backend: argv.backend, batch: argv.batch, warmup: argv.warmup, iters: argv.iters, hyper, microBatches: parseMicroBatches(argv['micro-batches'], argv.batch), traceCrossings: prefix });
+  log(describeTwoWorkers(run));
+  const waits = crossingWaits([readCrossingTrace(`${prefix}.tower0.jsonl`), readCrossingTrace(`${prefix}.tower1.jsonl`)], argv.warmup);
+  for (const w of waits) log(describeWaits(w));
+  if (argv.keep) log(`traces: ${prefix}.tower0.jsonl, ${prefix}.tower1.jsonl`);
+} finally {
+  if (!argv.keep) fs.rmSync(dir, { recursive: true, force: true });
+}
+process.exit(0);
+
+function describeWaits(w: TowerWaits): string {
+  const pct = (ms: number) => `${((100 * ms) / w.medianStepMs).toFixed(0)}%`;
+  const before = w.crossings.reduce((s, c) => s + c.beforePeerSentMs, 0);
+  const after = w.crossings.reduce((s, c) => s + c.afterPeerSentMs, 0);
+  const gc = w.crossings.reduce((s, c) => s + c.peerGcMs, 0);
+  const rows = w.crossings.map((c) =>
+    c.sendsOnly
+      ? `    ${c.crossing.padEnd(15)} sends only`
+      : `    ${c.crossing.padEnd(15)} waited ${c.waitedMs.toFixed(2)} ms: ${c.beforePeerSentMs.toFixed(2)} before the peer sent, ${c.afterPeerSentMs.toFixed(2)} after; the peer in its garbage collector ${c.peerGcMs.toFixed(2)}`,
+  );
+  return [
+    `tower ${w.tower}: ${w.steps} steps, median ${w.medianStepMs.toFixed(1)} ms; waited ${w.waitedMs.toFixed(2)} ms a step (${pct(w.waitedMs)} of the median step): ` +
+      `${before.toFixed(2)} ms before the peer sent (${pct(before)}), ${after.toFixed(2)} ms after (${pct(after)}), the peer in its garbage collector ${gc.toFixed(2)} ms of it; its own garbage collector ${w.gcMs.toFixed(2)} ms a step`,
+    ...rows,
+  ].join('\n');
+}
