@@ -93,6 +93,25 @@ test("a coordinator's inspection service beyond loopback without --tls or a toke
   t.regex(accepted.output(), /warning: inspection served on 0\.0\.0\.0 without authentication \(--inspect-insecure\)/);
 });
 
+test('a dashboard beyond loopback is refused in one line unless given --ui-insecure, on every command that serves one', async (t) => {
+  for (const args of [
+    ['dashboard', 'training/cifar10', '--ui-port', '8080', '--ui-host', '0.0.0.0'],
+    ['launch', '--preset', 'tiny', '--steps', '1', '--ui-port', '0', '--ui-host', '0.0.0.0'],
+    ['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'tiny', '--ui-port', '0', '--ui-host', '0.0.0.0'],
+  ]) {
+    const refused = alexnet(args);
+    const { code } = await refused.exited;
+    t.is(code, 2, refused.output());
+    t.regex(refused.output(), /--ui-host 0\.0\.0\.0: the dashboard has no authentication, .*(ssh -L 8080:127\.0\.0\.1:8080 THIS-HOST|ssh -L PORT:127\.0\.0\.1:PORT THIS-HOST, PORT the one printed)\), or give --ui-insecure/, args[0]);
+    t.is(refused.output().trim().split('\n').length, 1, `${args[0]}: one line`);
+    t.false(refused.output().includes('listening on'), `${args[0]}: no worker started`);
+  }
+  const accepted = alexnet(['dashboard', 'training/cifar10', '--ui-port', '0', '--ui-host', '0.0.0.0', '--ui-insecure']);
+  t.teardown(() => void accepted.proc.kill('SIGKILL'));
+  await accepted.waitFor(/alexnet dashboard: training\/cifar10 at http:\/\//);
+  t.regex(accepted.output(), /warning: the dashboard at .* is served to every machine that reaches port \d+ here, without authentication/);
+});
+
 test('a coordinator started before its workers waits for them within --connect-timeout', async (t) => {
   // two free ports, known before the workers exist
   const probe = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);

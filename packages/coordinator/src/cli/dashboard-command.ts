@@ -15,6 +15,7 @@ interface Args {
   run: string;
   'ui-port': number;
   'ui-host': string;
+  'ui-insecure': boolean;
   'ui-refresh': number;
   backend: string;
   data?: string;
@@ -30,6 +31,7 @@ export const dashboardCommand: CommandModule<object, Args> = {
       .options({
         'ui-port': { ...uiOptions['ui-port'], default: 8080, describe: 'the port to serve the dashboard on; 0: a free port the OS picks. The URL is printed' },
         'ui-host': uiOptions['ui-host'],
+        'ui-insecure': uiOptions['ui-insecure'],
         'ui-refresh': { ...uiOptions['ui-refresh'], describe: 'seconds between looks for a newer checkpoint (its kernels) while a page is open' },
         backend: { choices: backendChoices, default: 'auto', describe: 'the gpu.js mode of the feature maps' },
         data: { type: 'string', describe: "the data set of the feature maps' test images (default: the run's own)" },
