@@ -97,3 +97,12 @@ export class StepTally {
     };
   }
 }
+
+/**
+ * A note for the closing line when the workers waited on each other much of steps that short: the crossings'
+ * latency, not their bytes, is most of such a step (docs/performance.md, "Where the wait goes").
+ */
+export function shortStepsNote(medianStepMs: number, exchangeShare: readonly number[]): string {
+  if (!(medianStepMs < 100) || !(Math.max(...exchangeShare) >= 0.25)) return '';
+  return ` (steps of ${medianStepMs.toFixed(0)} ms spend their wait mostly on the crossings' latency, not their bytes: a larger --batch or model waits a smaller share)`;
+}

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { StepMetrics } from '../src/coordinator.js';
 import { MetricsLog, summarise } from '../src/metrics-log.js';
-import { StepTally } from '../src/step-tally.js';
+import { StepTally, shortStepsNote } from '../src/step-tally.js';
 
 test("a step line carries the per-crossing traffic the first time and when it changes; observers get every event whole", (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-metrics-'));
@@ -98,4 +98,11 @@ test('the tally of a run of many steps keeps numbers, not metrics objects; a res
   const big = new StepTally();
   for (let s = 0; s < 100_000; s++) big.add(step(s, 5 + (s % 3), 1));
   t.is(big.summary(1).median_step_ms, 6);
+});
+
+test('the closing line notes that short steps wait mostly on the crossings\' latency, only when they do', (t) => {
+  t.regex(shortStepsNote(34, [0.45, 0.4]), /^ \(steps of 34 ms spend their wait mostly on the crossings' latency, not their bytes: a larger --batch or model waits a smaller share\)$/);
+  t.is(shortStepsNote(34, [0.1, 0.2]), '');
+  t.is(shortStepsNote(1200, [0.4, 0.4]), '');
+  t.is(shortStepsNote(Number.NaN, [0.4, 0.4]), '');
 });

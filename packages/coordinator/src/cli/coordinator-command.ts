@@ -29,6 +29,7 @@ import readline from 'node:readline';
 import { stopBeforeTraining } from './early-stop.js';
 import { checkDataForRun } from './data-check.js';
 import { errorWords } from '../error-words.js';
+import { shortStepsNote } from '../step-tally.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   workers: string;
@@ -371,7 +372,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             `${done.micro_batches} micro-batch${done.micro_batches === 1 ? '' : 'es'} a step, ` +
             `loss ${done.loss_last!.toFixed(3)} and top-1 error ${(100 * done.top1_error_last!).toFixed(0)}% over the last ${Math.min(10, steps.count)} steps, ` +
             `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time ` +
-            `(${done.exchange_hidden_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} more hidden behind compute), on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run`,
+            `(${done.exchange_hidden_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} more hidden behind compute), on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run` +
+            shortStepsNote(done.median_step_ms, done.exchange_share),
         );
       } else if (resumed && !c.stoppedEarly) info(`nothing to do: the run is at step ${startStep} of ${targetSteps}`);
     } catch (e) {
@@ -432,3 +434,4 @@ function logFailure(log: MetricsLog, event: object): void {
     // nothing more to do
   }
 }
+
