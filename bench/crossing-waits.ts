@@ -41,7 +41,7 @@ try {
   log(`preset ${spec.name}, batch ${argv.batch}, backend ${argv.backend}, ${os.availableParallelism()} CPU cores; ${argv.warmup} warm-up + ${argv.iters} traced steps`);
   const run = await runTwoWorkers({ spec, backend: argv.backend, batch: argv.batch, warmup: argv.warmup, iters: argv.iters, hyper, microBatches: parseMicroBatches(argv['micro-batches'], argv.batch), traceCrossings: prefix });
   log(describeTwoWorkers(run));
-  const waits = crossingWaits([readCrossingTrace(`${prefix}.tower0.jsonl`), readCrossingTrace(`${prefix}.tower1.jsonl`)], argv.warmup);
+  const waits = crossingWaits([readCrossingTrace(`${prefix}.tower0.jsonl`), readCrossingTrace(`${prefix}.tower1.jsonl`)], run.firstTimedStep);
   for (const w of waits) log(describeWaits(w));
   if (argv.keep) log(`traces: ${prefix}.tower0.jsonl, ${prefix}.tower1.jsonl`);
 } finally {
@@ -50,18 +50,18 @@ try {
 process.exit(0);
 
 function describeWaits(w: TowerWaits): string {
-  const pct = (ms: number) => `${((100 * ms) / w.medianStepMs).toFixed(0)}%`;
-  const before = w.crossings.reduce((s, c) => s + c.beforePeerSentMs, 0);
-  const after = w.crossings.reduce((s, c) => s + c.afterPeerSentMs, 0);
-  const gc = w.crossings.reduce((s, c) => s + c.peerGcMs, 0);
-  const rows = w.crossings.map((c) =>
-    c.sendsOnly
-      ? `    ${c.crossing.padEnd(15)} sends only`
-      : `    ${c.crossing.padEnd(15)} waited ${c.waitedMs.toFixed(2)} ms: ${c.beforePeerSentMs.toFixed(2)} before the peer sent, ${c.afterPeerSentMs.toFixed(2)} after; the peer in its garbage collector ${c.peerGcMs.toFixed(2)}`,
-  );
+  const ms = (x: number) => `${x.toFixed(2)} ms`;
+  const pct = (x: number) => `${((100 * x) / w.medianStepMs).toFixed(0)}%`;
+  const rows = w.crossings.map((c) => {
+    const name = `    ${c.crossing.padEnd(15)} `;
+    if (c.kind === 'acks') return `${name}waited ${ms(c.waitedMs)} for the peer's acknowledgements`;
+    if (c.kind === 'sends') return `${name}sends only: waited ${ms(c.waitedMs)} for its own tensors to leave`;
+    return `${name}waited ${ms(c.waitedMs)}: ${ms(c.beforePeerSentMs)} before the peer sent, ${ms(c.afterPeerSentMs)} after; the peer in its garbage collector ${ms(c.peerGcMs)}`;
+  });
   return [
-    `tower ${w.tower}: ${w.steps} steps, median ${w.medianStepMs.toFixed(1)} ms; waited ${w.waitedMs.toFixed(2)} ms a step (${pct(w.waitedMs)} of the median step): ` +
-      `${before.toFixed(2)} ms before the peer sent (${pct(before)}), ${after.toFixed(2)} ms after (${pct(after)}), the peer in its garbage collector ${gc.toFixed(2)} ms of it; its own garbage collector ${w.gcMs.toFixed(2)} ms a step`,
+    `tower ${w.tower}: ${w.steps} steps, median ${w.medianStepMs.toFixed(1)} ms; waited ${ms(w.waitedMs)} a step (${pct(w.waitedMs)} of the median step): ` +
+      `${ms(w.beforePeerSentMs)} before the peer sent (${pct(w.beforePeerSentMs)}), ${ms(w.afterPeerSentMs)} after (${pct(w.afterPeerSentMs)}), ${ms(w.ownSendsMs)} on its own sends and the acknowledgements (${pct(w.ownSendsMs)}); ` +
+      `the peer in its garbage collector ${ms(w.peerGcMs)} of it; its own garbage collector ${ms(w.gcMs)} a step`,
     ...rows,
   ].join('\n');
 }

@@ -40,6 +40,8 @@ export interface TwoWorkerResult {
   pinnedTo: readonly [string, string] | null;
   /** Whether the steps were queued (each sent while the one before ran). */
   queueSteps: boolean;
+  /** The number of the first timed step (after the untimed ones of 'auto' and the warm-up). */
+  firstTimedStep: number;
 }
 
 export interface TwoWorkerOptions {
@@ -139,6 +141,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
       nodeFlags,
       pinnedTo: cpuPlan.cpus,
       queueSteps: opts.queueSteps ?? true,
+      firstTimedStep: first + warmup,
     };
   } finally {
     coordinator?.close();

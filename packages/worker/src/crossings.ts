@@ -36,12 +36,12 @@ export function acceptCrossing(w: WorkerContext, run: Run, phase: Phase, point: 
     throw new RpcError(grpc.status.INVALID_ARGUMENT, `${point} ${dir.toLowerCase()}: ${(e as Error).message}`);
   }
   trafficOf(w, run, phase).received(point, dir, tensor.data.byteLength);
-  if (phase.kind === 'step') w.trace?.noteArrived(run.id, phase.n, crossingKey(point, dir, micro.index));
   try {
     run.mailbox.put(mailKey(phase, point, dir, micro.index), x);
   } catch (e) {
     throw new RpcError(grpc.status.FAILED_PRECONDITION, (e as Error).message);
   }
+  if (phase.kind === 'step') w.trace?.noteArrived(run.id, phase.n, crossingKey(point, dir, micro.index));
 }
 
 /** What tower t takes from its peer: everything but tower 0's fc7 (forward) and tower 1's d(fc7) slice sent by tower 1 (backward). */
@@ -158,8 +158,8 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     }
     return exchange;
   };
-  /** Waits for an exchange started before, the time blocked counted. */
-  const wait = async <T>(exchange: Promise<T>): Promise<T> => {
+  /** Waits for an exchange started before, the time blocked counted (`label`: --trace-crossings' name of a wait for no one crossing). */
+  const wait = async <T>(exchange: Promise<T>, label = 'sends'): Promise<T> => {
     const ts = performance.now();
     tick();
     blocked++;
@@ -172,7 +172,7 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
       return x;
     } finally {
       const te = performance.now();
-      trace?.noteWaited(run.id, phase.n, traced.get(exchange) ?? 'acks', ts, te);
+      trace?.noteWaited(run.id, phase.n, traced.get(exchange) ?? label, ts, te);
       blockedMs += te - ts;
       tick();
       blocked--;
@@ -204,7 +204,7 @@ export function openCrossings(w: WorkerContext, run: Run, phase: Phase, batch: n
     crossDuring,
     begin,
     wait,
-    acked: () => wait(Promise.all(unacked)).then(() => {}),
+    acked: () => wait(Promise.all(unacked), 'acks').then(() => {}),
     get exchangeMs() {
       return blockedMs;
     },

@@ -59,6 +59,7 @@ async function forwardSegments(w: WorkerContext, tw: Tower, images: Float32Array
 export async function runStep(w: WorkerContext, run: Run, req: StepRequest, signal: AbortSignal): Promise<StepReply> {
   const t0 = performance.now();
   const step = req.step;
+  w.trace?.beginStep(run.id, step);
   const phase = stepPhase(step);
   const traffic = trafficOf(w, run, phase);
   const x = openCrossings(w, run, phase, run.batch, traffic, signal);

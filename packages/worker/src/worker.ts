@@ -425,6 +425,8 @@ export class TowerWorker implements PeerSide {
     run.mailbox.close(reason);
     run.peer.close();
     this.run = null;
+    // the steps not traced to the end are not the next run's (nor this run's, configured again)
+    this.trace?.forget();
     this.activity.state = 'IDLE';
   }
 

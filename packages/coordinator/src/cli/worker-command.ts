@@ -175,15 +175,6 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   if (!(a['drain-timeout'] > 0)) throw new UserError(`--drain-timeout must be > 0 seconds`);
   const peer = a.peer === undefined ? undefined : checkAddress(a.peer, 'peer');
   const tower = a.tower as TowerIndex;
-  const traceCrossings = a['trace-crossings'];
-  if (traceCrossings !== undefined) {
-    if (String(traceCrossings).trim() === '') throw new UserError('--trace-crossings needs a file name');
-    try {
-      fs.writeFileSync(traceCrossings, '');
-    } catch (e) {
-      throw new UserError(`--trace-crossings: cannot write ${traceCrossings}: ${fsReason(e)}`);
-    }
-  }
   const security = securityFrom(a, `worker${tower}`);
   if (!security && !isLoopback(a.host) && !a.insecure) {
     throw new UserError(
@@ -193,6 +184,16 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   // pinned before the device starts its kernel threads, which inherit the affinity (cpu-affinity.ts)
   const cpus = a.cpus === undefined ? null : parseCpuList(String(a.cpus));
   if (cpus) pinThisProcess(cpus);
+  // after the other options' checks, as it empties the file: a start refused for them leaves an earlier trace as it was
+  const traceCrossings = a['trace-crossings'];
+  if (traceCrossings !== undefined) {
+    if (String(traceCrossings).trim() === '') throw new UserError('--trace-crossings needs a file name');
+    try {
+      fs.writeFileSync(traceCrossings, '');
+    } catch (e) {
+      throw new UserError(`--trace-crossings: cannot write ${traceCrossings}: ${fsReason(e)}`);
+    }
+  }
   const log = (line: string) => process.stdout.write(`alexnet worker ${tower}: ${line}\n`);
   let running;
   // grpc-js logs a failed bind on its own; the error below says it better
