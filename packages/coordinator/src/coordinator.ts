@@ -65,8 +65,8 @@ export class Coordinator {
   /** The tasks that need the workers between steps (between-steps.ts). */
   private readonly tasks: BetweenStepTasks;
   private stopRequest: string | null = null;
-  /** Why a checkpoint is wanted after the current step beyond the schedule (a worker draining), or null. */
-  private checkpointAsked: string | null = null;
+  /** Whether a checkpoint is wanted after the current step beyond the schedule (a worker draining: noteDraining says so). */
+  private checkpointAsked = false;
   /** The towers whose draining has been said (once each). */
   private readonly drainSaid = new Set<number>();
   /** Set when `run` ended before its steps were done because of requestStop: why, and after which step. */
@@ -195,7 +195,7 @@ export class Coordinator {
     const calm = this.lossWatch.noteCheckpoint(step);
     const bytes = encodeRunCheckpoint(this.o, params, { runId: this.runId, step, lr: this.hyperOf(step).lr, epoch: this.epochOf(step), evalDue, byTime, calm });
     const file = this.checkpoints.write(step, bytes, byTime);
-    this.checkpointAsked = null;
+    this.checkpointAsked = false;
     return file;
   }
 
@@ -288,7 +288,7 @@ export class Coordinator {
       if (!r.draining || this.drainSaid.has(t)) continue;
       this.drainSaid.add(t);
       if (this.o.checkpoint) {
-        this.checkpointAsked ??= `${this.label(t)} is draining`;
+        this.checkpointAsked = true;
         this.info(`${this.label(t)} is draining (asked to stop): a checkpoint after step ${step + 1}, which it waits for before it goes`);
       } else {
         this.info(`${this.label(t)} is draining (asked to stop), and this run writes no checkpoints (no --run-dir): what it trained is lost when it goes`);
@@ -405,7 +405,7 @@ export class Coordinator {
    * happen between the two (a checkpoint, an evaluation, a task, a stop).
    */
   private queueingAfter(done: number): boolean {
-    if (this.o.queueSteps === false || this.stopRequest !== null || this.checkpointAsked !== null || this.tasks.pending || !this.microBatches.settled) return false;
+    if (this.o.queueSteps === false || this.stopRequest !== null || this.checkpointAsked || this.tasks.pending || !this.microBatches.settled) return false;
     if (!this.handshakes?.every((h) => h.features.includes('queued-steps'))) return false;
     const due = dueAfter(this.o, done, false, this.sinceCheckpointMs());
     return !due.checkpoint && !due.evaluation;

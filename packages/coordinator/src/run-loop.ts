@@ -17,8 +17,8 @@ export interface RunLoopHost {
   readonly stepsDone: number;
   /** Why the run is asked to stop (requestStop), or null. */
   readonly stopRequest: string | null;
-  /** Why a checkpoint is wanted after the current step beyond the schedule (a worker draining), or null. */
-  readonly checkpointAsked: string | null;
+  /** Whether a checkpoint is wanted after the current step beyond the schedule (a worker draining). */
+  readonly checkpointAsked: boolean;
   /**
    * Sends step `step` with batch `b` to both workers and resolves with its metrics when both answered.
    * `previous`: the step still running that this one is queued behind (it fails if that one fails).
@@ -136,7 +136,7 @@ export async function runLoop(
       const done = host.stepsDone;
       const due = dueAfter(host.o, done, i === steps - 1, host.sinceCheckpointMs());
       // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
-      if (due.checkpoint || (ck && host.checkpointAsked !== null)) {
+      if (due.checkpoint || (ck && host.checkpointAsked)) {
         // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)
         const written = await host.writeCheckpoint(due.evaluation, due.checkpoint && due.byTimeOnly);
         checkpointed = done;

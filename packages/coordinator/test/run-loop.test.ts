@@ -28,7 +28,7 @@ function fakeHost(o: Options) {
   const events: string[] = [];
   let stepsDone = 0;
   let stopRequest: string | null = null;
-  let checkpointAsked: string | null = null;
+  let checkpointAsked = false;
   // a fake clock: each step advances it by stepMs
   let clock = 0;
   let checkpointedAt = 0;
@@ -63,18 +63,18 @@ function fakeHost(o: Options) {
       await new Promise((r) => setTimeout(r, 2));
       if (step === o.failAt) throw new Error(`step ${step} failed`);
       stepsDone = step + 1;
-      if (step === o.drainAt) checkpointAsked = 'worker 1 is draining';
+      if (step === o.drainAt) checkpointAsked = true;
       clock += o.stepMs ?? 0;
       return { step } as unknown as StepMetrics;
     },
     queueingAfter(done) {
-      if (o.queueing === false || stopRequest !== null || checkpointAsked !== null) return false;
+      if (o.queueing === false || stopRequest !== null || checkpointAsked) return false;
       return !(o.checkpointEvery && done % o.checkpointEvery === 0) && !(o.evalEvery && done % o.evalEvery === 0);
     },
     async writeCheckpoint() {
       events.push(`checkpoint ${stepsDone}`);
       checkpointedAt = clock;
-      checkpointAsked = null;
+      checkpointAsked = false;
       return `ckpt-${stepsDone}`;
     },
     async evaluateAfterStep() {

@@ -95,7 +95,7 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
   for (const name of found) {
     const label = index.get(name);
     if (label === undefined) {
-      throw new DataError(join(abs, name), `class folder ${join(abs, name)} is not among the training split's ${classes.length} classes`);
+      throw new DataError(join(abs, name), `class folder ${join(abs, name)} is not among the training split's ${classes.length === 1 ? 'one class' : `${classes.length} classes`}`);
     }
     const files = (await readdir(join(abs, name), { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(join(abs, name), e, 'class folder'))))
       .filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name))

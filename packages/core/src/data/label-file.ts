@@ -69,7 +69,7 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
       if (n < classes.length) return n;
       throw new DataError(path, `${path}:${at}: class number ${n} is past the training split's ${classes.length} classes (numbers count from 0 in the class folders' sorted order)`);
     }
-    throw new DataError(path, `${path}:${at}: class "${word.slice(0, 40)}" is not among the training split's ${classes.length} class folders (nor a class number below ${classes.length})`);
+    throw new DataError(path, `${path}:${at}: class "${word.slice(0, 40)}" is not among the training split's ${classes.length === 1 ? 'one class folder (nor the class number 0)' : `${classes.length} class folders (nor a class number below ${classes.length})`}`);
   };
   /** A file's lines: every class word it was given, with its line (resolved when an image asks). */
   type Entry = { word: string; at: number }[];
