@@ -103,6 +103,9 @@ export function runDirError(file: string, e: unknown): UserError {
   return new UserError(`cannot write ${file}: ${fsReason(e)}${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`);
 }
 
+/** The events of metrics.jsonl that end a session (the dashboard's feed reads a session's end from them too). */
+export const SESSION_END_EVENTS: readonly string[] = ['done', 'stopped', 'failed'];
+
 /**
  * Whether a run folder's latest session has ended, from the last 256 KiB of its metrics.jsonl: a done, stopped or
  * failed line after the last run line (true), none there (false: still training, or killed), or no log (null).
@@ -124,6 +127,6 @@ export function lastSessionEnded(runDir: string): boolean | null {
   } catch {
     return null;
   }
-  const lastEnd = Math.max(...['"event":"done"', '"event":"stopped"', '"event":"failed"'].map((m) => text.lastIndexOf(m)));
+  const lastEnd = Math.max(...SESSION_END_EVENTS.map((e) => text.lastIndexOf(`"event":"${e}"`)));
   return lastEnd >= 0 && lastEnd > text.lastIndexOf('"event":"run"');
 }

@@ -7,6 +7,7 @@
 import type { StepMetrics, WorkerStepMetrics } from '../coordinator.js';
 import { layerNormTotals, type LayerNormsTotal } from '../layer-norms.js';
 import { rewoundTo } from '../run-rewind.js';
+import { SESSION_END_EVENTS } from '../run-files.js';
 import { redactRunId, type CrossingTraffic } from '@alexnet-mp/worker';
 
 /** One training step as the charts plot it; `step` is the steps done after it (1 for the first). */
@@ -121,7 +122,7 @@ export class DashboardFeed {
       }
       default:
         if (typeof e.event !== 'string') return;
-        if (e.event === 'done' || e.event === 'stopped' || e.event === 'failed') this.sessionEnded = true;
+        if (SESSION_END_EVENTS.includes(e.event)) this.sessionEnded = true;
         this.notes.push(e);
         this.publish({ type: 'note', event: e });
     }
