@@ -246,6 +246,12 @@ test('a run on synthetic images keeps its own class names (class N) and mean (12
   const ten = await finished(alexnet(['evaluate', '--run', runDir, '--views', 'ten', '--backend', 'webasm']));
   t.is(ten.code, 2);
   t.deepEqual(ten.err.filter((l) => l.startsWith('alexnet: ')), ['alexnet: --views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from']);
+  // four classes: every label is among the top 5, so there is no top-5 error to give
+  const json = await finished(alexnet(['evaluate', '--run', runDir, '--backend', 'webasm', '--json']));
+  t.is(json.code, 0, json.err.join('\n'));
+  const report = JSON.parse(json.out.join('\n')) as { top1_error: number; top5_error: number | null };
+  t.true(report.top1_error >= 0 && report.top1_error <= 1);
+  t.is(report.top5_error, null);
 });
 
 test('the class names of a data set are read by listing it (checkpoints written before runs saved them)', async (t) => {
@@ -460,10 +466,18 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   }
   // an evaluation that fails leaves an earlier --wrong file as it was
   const kept = path.join(dir, 'kept.jsonl');
-  fs.writeFileSync(kept, 'earlier\n');
+  const earlier = '{"index":3,"label":1}\n';
+  fs.writeFileSync(kept, earlier);
   const failed = await finished(alexnet(['evaluate', '--wrong', kept], { env }));
   t.is(failed.code, 2);
-  t.is(fs.readFileSync(kept, 'utf8'), 'earlier\n');
+  t.is(fs.readFileSync(kept, 'utf8'), earlier);
+  // a model (or an image) given as --wrong by mistake is not replaced
+  const model = path.join(dir, 'copy.safetensors');
+  fs.copyFileSync(DEFAULT_MODEL_FILE, model);
+  const refused = await finished(alexnet(['evaluate', '--data', data, '--model', model, '--wrong', model], { env }));
+  t.is(refused.code, 2);
+  t.regex(refused.err.join('\n'), /^alexnet: --wrong \S+copy\.safetensors exists and is not a list of misclassified images \(JSON lines\): it would be replaced/);
+  t.is(fs.statSync(model).size, fs.statSync(DEFAULT_MODEL_FILE).size);
   t.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
 });
 

@@ -11,7 +11,7 @@ import { topK } from './inspect/predictions.js';
 import type { TrainedModel } from './trained-model.js';
 import type { TrainingData } from './training-data.js';
 import { UserError } from './cli/errors.js';
-import { errorWords, pct } from './error-words.js';
+import { errorWords, pct, topFiveMeaningful } from './error-words.js';
 
 /** A held-out image the model got wrong at top-1. */
 export interface Misclassified {
@@ -30,7 +30,8 @@ export interface EvaluationReport {
   /** Mean cross-entropy of the (view-averaged) softmax. */
   readonly loss: number;
   readonly top1_error: number;
-  readonly top5_error: number;
+  /** null for a model of five classes or fewer (every label is among its top 5). */
+  readonly top5_error: number | null;
   readonly classes: readonly string[];
   /** Per class: its images and their top-1 error. */
   /** `top1_error` null for a class with no images (nothing to be wrong about). */
@@ -94,7 +95,7 @@ export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData
     const correct = confusion.reduce((a, row, c) => a + row[c]!, 0);
     const perClass = perClassOf(confusion, nameOf);
     return {
-      report: { images, views, loss: loss / images, top1_error: 1 - correct / images, top5_error: 1 - top5 / images, classes: names.slice(0, C), per_class: perClass, confusion },
+      report: { images, views, loss: loss / images, top1_error: 1 - correct / images, top5_error: topFiveMeaningful(C) ? 1 - top5 / images : null, classes: names.slice(0, C), per_class: perClass, confusion },
       modes: trainer.executedModes(),
     };
   } finally {
@@ -113,7 +114,7 @@ export function perClassOf(confusion: readonly (readonly number[])[], nameOf: (c
 /** The report as text: the totals, a table per class (with what it is most often taken for) and the confusion matrix. */
 export function formatEvaluation(r: EvaluationReport): string {
   const out: string[] = [];
-  out.push(`${errorWords(r.top1_error, r.top5_error, r.classes.length)}, loss ${r.loss.toFixed(3)} on ${r.images} held-out images (${r.views === 'ten' ? "ten patches each, softmax averaged" : 'centre crops'})`);
+  out.push(`${errorWords(r.top1_error, r.top5_error ?? 0, r.classes.length)}, loss ${r.loss.toFixed(3)} on ${r.images} held-out images (${r.views === 'ten' ? "ten patches each, softmax averaged" : 'centre crops'})`);
   out.push('');
   out.push('| class | images | top-1 error | most often taken for |');
   out.push('|---|---|---|---|');

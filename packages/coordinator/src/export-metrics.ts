@@ -6,7 +6,7 @@
  * few dozen lines of varint and length-delimited writing, need no .proto file shipped or parsed at
  * run time, and keep the byte layout visible next to the framing it goes into.
  */
-import fs from 'node:fs';
+import { readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { crc32c, fsReason, makeDir } from '@alexnet-mp/core';
@@ -15,6 +15,7 @@ import { readRunEvents } from './run-summary.js';
 import { layerNormTotals } from './layer-norms.js';
 import { rewoundTo } from './run-rewind.js';
 import type { LayerNormsRow } from './coordinator-types.js';
+import { writeWhole } from './temp-files.js';
 
 // ---------------------------------------------------------------- CRC-32C (core's)
 
@@ -219,19 +220,28 @@ export function csvText(steps: readonly StepScalars[], tags: readonly string[]):
 
 function writeOrFail(file: string, data: string | Buffer, what: string): void {
   try {
-    fs.writeFileSync(file, data);
+    writeWhole(file, data);
   } catch (err) {
     throw new UserError(`cannot write ${what} ${file}: ${fsReason(err)}`);
   }
 }
 
-/** Writes the TensorBoard event file into `dir` (made if missing); returns its path. */
-export function writeTensorBoard(runDir: string, dir: string): string {
+/**
+ * Writes the TensorBoard event file into `dir` (made if missing); returns its path and the event files that were
+ * in `dir` already (TensorBoard reads them all as one run: the same steps twice when one is an earlier export).
+ */
+export function writeTensorBoard(runDir: string, dir: string): { file: string; others: string[] } {
   const { steps, tags } = runScalars(runDir);
   makeDir(dir);
   const file = path.join(dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${os.hostname()}`);
+  let others: string[] = [];
+  try {
+    others = readdirSync(dir).filter((f) => f.startsWith('events.out.tfevents.') && path.join(dir, f) !== file);
+  } catch {
+    // listed only to warn
+  }
   writeOrFail(file, eventFileBytes(steps, tags), 'the event file');
-  return file;
+  return { file, others };
 }
 
 /** The CSV of a run folder and its number of rows. */

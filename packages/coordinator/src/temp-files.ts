@@ -7,6 +7,8 @@
  * which stop on a signal at a step's end with a checkpoint (their own handlers).
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { replaceFile } from '@alexnet-mp/core';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const live = new Set<string>();
@@ -42,4 +44,28 @@ export function removeOnSignal(file: string): () => void {
     live.delete(file);
     if (live.size === 0) unlisten();
   };
+}
+
+/**
+ * Writes a short command's output file whole (a picture, a CSV, an event file): into a temporary file beside it,
+ * renamed onto it once complete, so that a failed write (a full disk) leaves the file as it was, never a part
+ * of one. Something other than a regular file (`--csv /dev/stdout`, a pipe) is written to directly.
+ */
+export function writeWhole(file: string, data: string | Uint8Array): void {
+  let special = false;
+  try {
+    special = !fs.statSync(file).isFile();
+  } catch {
+    // not there yet
+  }
+  if (special) {
+    fs.writeFileSync(file, data);
+    return;
+  }
+  const kept = removeOnSignal(path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`));
+  try {
+    replaceFile(file, data);
+  } finally {
+    kept();
+  }
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { fileError, type RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
-import { checkWritable } from '../trained-model.js';
+import { checkReplaceable, checkWritable } from '../trained-model.js';
 import { removeOnSignal } from '../temp-files.js';
 import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
@@ -38,7 +38,11 @@ export const evaluateCommand: CommandModule<object, Args> = {
       .example('$0 evaluate --data cifar10', 'the shipped CIFAR-10 model on the 10,000 test images')
       .example('$0 evaluate --run runs/c10 --views ten --wrong wrong.jsonl', "a run's latest checkpoint, ten patches, the misclassified images listed") as never,
   handler: async (a) => {
-    if (a.wrong !== undefined) checkWritable(a.wrong, '--wrong', 'wrong.jsonl');
+    if (a.wrong !== undefined) {
+      checkWritable(a.wrong, '--wrong', 'wrong.jsonl');
+      // a list this command wrote before may be replaced; a model, an image or anything else given by mistake not
+      checkReplaceable(a.wrong, '--wrong', 'a list of misclassified images (JSON lines)', (head) => head.toString('latin1').startsWith('{"index":'));
+    }
     // a temporary file beside it, opened before anything is decoded or computed (a file that cannot be written
     // is said at once) and renamed to it at the end: an evaluation that fails leaves --wrong as it was
     const tmp = a.wrong !== undefined ? path.join(path.dirname(a.wrong), `.${path.basename(a.wrong)}.${process.pid}.tmp`) : null;
@@ -87,7 +91,16 @@ async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: nu
     const { report, modes } = await evaluateModel(model, data, {
       views,
       backend: a.backend as RequestedBackend,
-      onWrong: wrong === null ? undefined : (m) => fs.writeSync(wrong, JSON.stringify(m) + '\n'),
+      onWrong:
+        wrong === null
+          ? undefined
+          : (m) => {
+              try {
+                fs.writeSync(wrong, JSON.stringify(m) + '\n');
+              } catch (e) {
+                throw fileError('write', a.wrong!, e);
+              }
+            },
       onProgress: (done, total) => {
         if (performance.now() - last < 10_000) return;
         last = performance.now();

@@ -27,7 +27,15 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
     if (a.csv !== undefined) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
     const csvToStdout = a.csv !== undefined && (a.csv === '/dev/stdout' || isStdout(a.csv));
     // with the CSV on stdout, what was written is said on stderr
-    if (a.tensorboard !== undefined) (csvToStdout ? process.stderr : process.stdout).write(`wrote ${writeTensorBoard(a.run, a.tensorboard)}\n`);
+    if (a.tensorboard !== undefined) {
+      const { file, others } = writeTensorBoard(a.run, a.tensorboard);
+      (csvToStdout ? process.stderr : process.stdout).write(`wrote ${file}\n`);
+      if (others.length > 0) {
+        process.stderr.write(
+          `alexnet export-metrics: warning: ${a.tensorboard} holds ${others.length === 1 ? 'another event file' : `${others.length} other event files`} (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''}): TensorBoard shows them as one run, the steps of an earlier export twice; remove ${others.length === 1 ? 'it' : 'them'} or give each export a folder of its own\n`,
+        );
+      }
+    }
     if (csvToStdout) {
       // `--csv /dev/stdout` (or the file stdout goes to): the CSV alone on stdout, written through it (a socket, as
       // a parent process may give, cannot be opened by name), the count on stderr

@@ -2,11 +2,11 @@
  * Rasters to PNG files, and uint8 network inputs to rasters, with sharp
  * (libvips; already the data pipeline's decoder).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { fileError, makeDir } from '@alexnet-mp/core';
 import type { Raster } from './grid.js';
+import { writeWhole } from '../temp-files.js';
 
 /** PNG bytes of an RGB raster. */
 export function encodePng(r: Raster): Promise<Buffer> {
@@ -24,7 +24,7 @@ export async function writePng(file: string, r: Raster | Buffer): Promise<string
 export function writeOutput(file: string, bytes: Buffer): string {
   makeDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
   try {
-    fs.writeFileSync(file, bytes);
+    writeWhole(file, bytes);
   } catch (e) {
     throw fileError('write', file, e);
   }
