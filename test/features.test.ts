@@ -176,6 +176,7 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '20', '--backend', 'webasm'], /^alexnet: --index 20: the held-out split has 20 images \(0 to 19\)$/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'none.npy')], /^alexnet: --features \S+none\.npy: no such file \(alexnet features --out F\.npy writes one\)$/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'lone.npy')], /^alexnet: --features \S+lone\.npy: \S+lone\.json is missing \(what the rows are\); make the files again with alexnet features --out /],
+    [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.labels.npy')], /^alexnet: --features \S+f\.labels\.npy is the labels file of the features in \S+f\.npy: give that one$/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'notes.txt')], /^alexnet: --features \S+notes\.txt: not a features file: give the F\.npy that alexnet features --out F\.npy wrote/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--features', path.join(dir, 'f.npy'), '--limit', '3'], /^alexnet: --limit with --features: the file's rows are searched/],
     [['inspect', 'neighbours', '--data', data, '--index', '0', '--limit', '1', '--backend', 'webasm'], /^alexnet: --limit 1: no held-out image to search but the query itself: give --limit 2 or more$/],

@@ -303,6 +303,10 @@ test('inspect --model reads a model file: kernels, an image\'s feature maps; pre
   const p = await finished(alexnet(['inspect', 'predictions', '--model', DEFAULT_MODEL_FILE, '--backend', 'webasm']));
   t.is(p.code, 2);
   t.deepEqual(p.err, ['alexnet: inspect predictions --model needs --data (cifar10 or a folder): the held-out images to show; a model file keeps no data set']);
+  // without --model the shipped model is taken: said as such, not as an option given
+  const d = await finished(alexnet(['inspect', 'predictions', '--backend', 'webasm']));
+  t.is(d.code, 2);
+  t.deepEqual(d.err, ["alexnet: inspect predictions needs --data (cifar10 or a folder): the held-out images to show; the shipped model, models/cifar10.safetensors, keeps no data set (--run RUN_DIR takes the run's own)"]);
   const both = await finished(alexnet(['inspect', 'kernels', '--model', DEFAULT_MODEL_FILE, '--run', dir]));
   t.is(both.code, 2);
   t.is(both.err.length, 1);
@@ -363,6 +367,10 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     [['export', '--run', midRun, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run \S+mid-run: no checkpoint in \S+ \(its run has written none yet/],
     [['export', '--run', runDir, '--out', path.join(dir, 'weights.npz')], /^alexnet: --out \S+weights\.npz: a model file is safetensors; name it \S+weights\.safetensors \(NumPy, PyTorch and TensorFlow read it/],
     [['export', '--run', runDir, '--out', path.join(text, 'm.safetensors')], /^alexnet: --out .*: .*notes\.jpg is not a folder$/],
+    // a file for --run: each command says how it takes a model file
+    [['export', '--run', DEFAULT_MODEL_FILE, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run \S+cifar10\.safetensors is not a folder: give a run folder \(--run-dir of the run; for a model file, that file is its export already\)$/],
+    [['predict', image, '--run', text], /^alexnet: --run \S+notes\.jpg is not a folder: give a run folder \(--run-dir of the run; for a model file, give that file with --model\)$/],
+    [['params', '--model', checkpoint], /^alexnet: --model \S+step-000000003\.safetensors is a training checkpoint, not a model file: make one of its run with alexnet export --run RUN_DIR, or give the run's --preset$/],
   ];
   for (const [args, want] of cases) {
     const r = await finished(alexnet(args));
@@ -373,6 +381,10 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     t.deepEqual(r.out, [], `${label}: nothing on stdout`);
   }
   t.false(fs.existsSync(path.join(dir, 'm.safetensors')), 'nothing written by a refused export');
+  // one of a run's checkpoints given for --run: that run, at that checkpoint's step
+  const at = await finished(alexnet(['inspect', 'kernels', '--run', checkpoint, '--out', path.join(dir, 'k.png'), '--backend', 'webasm']));
+  t.is(at.code, 0, at.err.join('\n'));
+  t.regex(at.out[0]!, /k\.png: conv1 after step 3,/);
 });
 
 test('decodeModel refuses a model of another preset when one is expected', (t) => {

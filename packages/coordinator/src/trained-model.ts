@@ -24,6 +24,7 @@ import {
   getPreset,
   listCheckpoints,
   replaceFile,
+  stepOfFile,
   type ModelInfo,
   type ModelSpec,
   type TowerParams,
@@ -137,7 +138,14 @@ export class TrainedModel {
     // how the messages name the folder: as the option that gave it, or (compare's operands) as typed
     const named = o.named ?? `--run ${runDir}`;
     if (!fs.existsSync(runDir)) throw new UserError(`${named}: no such run directory`);
-    if (!fs.statSync(runDir).isDirectory()) throw new UserError(`${named} is not a folder: give a run folder (--run-dir of the run; a model file goes with --model)`);
+    if (!fs.statSync(runDir).isDirectory()) {
+      // one of a run's checkpoints (RUN/checkpoints/step-N.safetensors): that run, at that step
+      const step = stepOfFile(runDir);
+      const dir = path.dirname(path.resolve(runDir));
+      if (step !== null && path.basename(dir) === 'checkpoints' && o.step === undefined) return TrainedModel.openRun(path.dirname(dir), { ...o, step, named });
+      const hint = o.modelHint ?? MODEL_OPTION_HINT;
+      throw new UserError(`${named} is not a folder: give a run folder (--run-dir of the run; for a model file, ${hint.giveAny})`);
+    }
     // a run's checkpoints/ folder given for the run: the run folder above it
     if (path.basename(path.resolve(runDir)) === 'checkpoints' && !fs.existsSync(checkpointDir(runDir))) return TrainedModel.openRun(path.dirname(runDir), { ...o, named });
     const all = listCheckpoints(checkpointDir(runDir));

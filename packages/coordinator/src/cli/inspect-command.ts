@@ -14,6 +14,7 @@ import { openHeldOutFor } from '../training-data.js';
 import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
+import { needsDataError } from './model-options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { CheckpointSource, LiveSource, type InspectSource } from '../inspect/source.js';
 import { imageInput } from '../inspect/image-input.js';
@@ -79,7 +80,7 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
     throw new UserError(`${a.data !== undefined ? '--data' : '--cache-dir'} is for --run or --model: a running coordinator shows its own run's held-out images`);
   }
   if (a.coordinator !== undefined && a.backend !== undefined) throw new UserError(`--backend is for --run or --model: a running coordinator's workers compute on their own devices`);
-  const o = { backend: (a.backend ?? 'auto') as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`) };
+  const o = { backend: (a.backend ?? 'auto') as RequestedBackend, step: a.step, data: a.data, cacheDir: a['cache-dir'], info: (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`), modelGiven: given > 0 };
   if (a.run !== undefined) return CheckpointSource.open(a.run, o);
   if (a.model !== undefined) return CheckpointSource.openModel(a.model, o);
   return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator'), info: o.info });
@@ -257,7 +258,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
       const model = s.model;
       mapShape(s.spec, layer);
       const dataName = model.dataName();
-      if (dataName === null) throw new UserError('inspect neighbours --model needs --data (cifar10 or a folder): the held-out images to search; a model file keeps no data set');
+      if (dataName === null) throw needsDataError('inspect neighbours', 'the held-out images to search', s.modelGiven ? model.file : undefined);
       // the rows' layer and weights before any image is decoded
       file?.checkModel(model, layer);
       const info = (l: string) => process.stderr.write(`alexnet inspect: ${l}\n`);

@@ -26,7 +26,16 @@ export const paramsCommand: CommandModule<object, Args> = {
       .example('$0 params --model models/cifar10.safetensors', "the shipped model's layers") as never,
   handler: (a) => {
     if (a.model !== undefined) {
-      const m = TrainedModel.openFile(a.model);
+      let m: TrainedModel;
+      try {
+        m = TrainedModel.openFile(a.model);
+      } catch (e) {
+        // params has no --run: say what it does take
+        if (e instanceof Error && /is a training checkpoint, not a model file/.test(e.message)) {
+          throw new UserError(`--model ${a.model} is a training checkpoint, not a model file: make one of its run with alexnet export --run RUN_DIR, or give the run's --preset`);
+        }
+        throw e;
+      }
       if (a.preset !== undefined && a.preset !== m.spec.name) throw new UserError(`--preset ${a.preset}: ${a.model} is a model of preset ${m.spec.name}; leave out --preset (the table is the file's)`);
       if (!a.json) process.stdout.write(`${m.description}\n`);
       process.stdout.write(paramsReport(m.spec, a.json));

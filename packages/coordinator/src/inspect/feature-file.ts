@@ -62,6 +62,8 @@ export class FeatureFile {
     if (!fs.existsSync(file)) throw new UserError(`--features ${file}: no such file (alexnet features --out F.npy writes one)`);
     if (fs.statSync(file).isDirectory()) throw new UserError(`--features ${file} is a folder: give the F.npy that alexnet features --out F.npy wrote`);
     if (!file.endsWith('.npy')) throw new UserError(`--features ${file}: not a features file: give the F.npy that alexnet features --out F.npy wrote (its companions F.json and F.labels.npy beside it)`);
+    // the labels companion given for the rows: name the rows file
+    if (file.endsWith('.labels.npy')) throw new UserError(`--features ${file} is the labels file of the features in ${file.slice(0, -'.labels.npy'.length)}.npy: give that one`);
     const c = companionFiles(file);
     const read = (f: string, what: string): Buffer => {
       try {

@@ -10,6 +10,7 @@ import { normaliseImages, type Security } from '@alexnet-mp/worker';
 import { TrainedModel } from '../trained-model.js';
 import { openHeldOutFor } from '../training-data.js';
 import { UserError } from '../cli/errors.js';
+import { needsDataError } from '../cli/model-options.js';
 import { kernelShape, mapShape } from './layers.js';
 import type { ActivationsAt, KernelsAt, LayerKernels, PredictionsAt } from './live.js';
 import { InspectClient } from './client.js';
@@ -35,6 +36,8 @@ export interface CheckpointSourceOptions {
   readonly step?: number;
   /** The data set for predictions and the input mean (default: the run's, from the checkpoint). */
   readonly data?: string;
+  /** Whether --model (or --run) was given: false for the shipped model taken by default, as messages say. */
+  readonly modelGiven?: boolean;
   readonly cacheDir?: string;
   readonly info?: (line: string) => void;
 }
@@ -50,6 +53,11 @@ export class CheckpointSource implements InspectSource {
 
   get spec(): ModelSpec {
     return this.model.spec;
+  }
+
+  /** Whether the model was named (--model, --run), not the shipped one taken by default. */
+  get modelGiven(): boolean {
+    return this.o.modelGiven !== false;
   }
 
   get file(): string {
@@ -108,7 +116,7 @@ export class CheckpointSource implements InspectSource {
   async predictions(count: number): Promise<PredictionsAt> {
     if (!Number.isInteger(count) || count < 1) throw new UserError(`--count must be an integer >= 1, got ${count}`);
     const dataName = this.model.dataName();
-    if (dataName === null) throw new UserError(`inspect predictions --model needs --data (cifar10 or a folder): the held-out images to show; a model file keeps no data set`);
+    if (dataName === null) throw needsDataError('inspect predictions', 'the held-out images to show', this.modelGiven ? this.model.file : undefined);
     const data = await openHeldOutFor(this.model, dataName, this.o.cacheDir, this.o.info);
     try {
       let batch: { images: Uint8Array; labels: Uint32Array } | null = null;
