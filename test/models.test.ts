@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import test from 'ava';
 import {
   GroupedTrainer,
@@ -335,8 +336,24 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   fs.writeFileSync(path.join(midRun, 'run.json'), JSON.stringify({ event: 'run', run_id: '20261206T000000Z-aaaaaa', preset: 'tiny', batch: 4 }));
   fs.writeFileSync(path.join(midRun, 'metrics.jsonl'), [{ event: 'run', run_id: '20261206T000000Z-aaaaaa', preset: 'tiny', batch: 4, start_step: 0 }, { event: 'step', step: 0, loss: 1.4, lr: 0.01, ms: 10 }].map((e) => JSON.stringify(e)).join('\n') + '\n');
   const image = path.join(cifarTest, 'cat', '0000.jpg');
+  // a PNG whose header says 20000 x 20000 pixels (no image data to speak of): past what the decoder takes
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body) >>> 0);
+    return Buffer.concat([head, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(20000, 0);
+  ihdr.writeUInt32BE(20000, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  const huge = writeFile(path.join(tempDir('alexnet-models-huge-'), 'huge.png'), Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))), chunk('IEND', Buffer.alloc(0))]));
 
   const cases: [string[], RegExp][] = [
+    [['predict', huge], /^alexnet: \S+huge\.png: too large to read \(over 268 million pixels, 16,384 x 16,384; scale it down first\)$/],
     [['predict', path.join(dir, 'missing.jpg')], /^alexnet: .*missing\.jpg: no such file$/],
     [['predict', text], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
     // a folder: its image files (here only notes.jpg, which is not an image)

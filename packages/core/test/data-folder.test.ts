@@ -257,3 +257,12 @@ test('images beside the class folders of a training split are said, not silently
   const held = await openDataset(join(root, 'data'), { size: 32, cacheDir, heldOutOnly: true });
   t.is(held.heldOutCount, 12);
 });
+
+test('only the held-out split wanted (evaluate, features, inspect) of a folder without one: refused before the training split is decoded', async (t) => {
+  const root = tempDir(t);
+  for (let i = 0; i < 4; i++) writeFile(join(root, 'data', 'train', i % 2 ? 'a' : 'b', `${i}.png`), await gradientImage(16, 16, [i, 2 * i, 3], 'png'));
+  const cacheDir = join(root, 'cache');
+  const e = await t.throwsAsync(openDataset(join(root, 'data'), { size: 16, cacheDir, heldOutOnly: true }), { instanceOf: DataError });
+  t.is(e.message, `${join(root, 'data')} has no held-out split (val/ or test/) to evaluate on`);
+  t.deepEqual(existsSync(join(cacheDir, 'decoded')) ? readdirSync(join(cacheDir, 'decoded')) : [], [], 'nothing decoded');
+});

@@ -308,6 +308,8 @@ function labelsFrom(f: FolderSplits): string {
 async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOptions, warnings: DataWarning[], onWarning: WarningSink): Promise<Dataset> {
   const f = await listImageFolder(root, { onWarning });
   checkClassCount(root, f.train.classes.length, o.maxClasses);
+  // only the held-out split is wanted, and there is none: said before the training split is decoded for nothing
+  if (o.heldOutOnly && !f.heldOut) throw new DataError(root, `${root} has no held-out split (val/ or test/) to evaluate on`);
   if (o.heldOutOnly && f.heldOut) {
     const held = await ensureCache(f.heldOut, await cachePathFor(cacheDir, f.heldOut, o.size), o.size, cacheDir, true, o, onWarning);
     return {
