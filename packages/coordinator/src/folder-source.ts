@@ -104,7 +104,7 @@ export class FolderSource implements BatchSource {
       a.pad > 0 ? `random ${a.crop}x${a.crop} crops of the ${a.pad}-pixel zero-padded ${a.storedSize}x${a.storedSize}` : `random ${a.crop}x${a.crop} crops of ${a.storedSize}x${a.storedSize}`;
     this.description =
       `${dataset.description}; ${geometry}${a.flip ? ', flips' : ''}${a.pcaStd > 0 ? `, PCA colour noise (std ${a.pcaStd})` : ''}, seed ${seed}` +
-      (dataset.warnings.length > 0 ? `; ${dataset.warnings.length} ${dataset.warnings.length === 1 ? 'problem' : 'problems'} (files skipped)` : '');
+      (dataset.warnings.length > 0 ? `; ${dataset.warnings.length} ${dataset.warnings.length === 1 ? 'problem' : 'problems'} (said when it was opened)` : '');
   }
 
   static async open(o: FolderSourceOptions): Promise<FolderSource> {
@@ -127,7 +127,7 @@ export class FolderSource implements BatchSource {
     });
     if (!o.onWarning && warnings.length > 0) {
       const shown = warnings.slice(0, 5).map((w) => `${w.path}: ${w.message}`);
-      o.info?.(`${warnings.length} problem(s) in ${o.data}, files skipped:\n  ${shown.join('\n  ')}${warnings.length > 5 ? `\n  ... and ${warnings.length - 5} more` : ''}`);
+      o.info?.(`${warnings.length} ${warnings.length === 1 ? 'problem' : 'problems'} in ${o.data}:\n  ${shown.join('\n  ')}${warnings.length > 5 ? `\n  ... and ${warnings.length - 5} more` : ''}`);
     }
     if (dataset.classes.length > spec.classes) {
       throw new DataError(dataset.root, `${dataset.root} has ${dataset.classes.length} classes but preset ${spec.name} has ${spec.classes} outputs`);
