@@ -49,12 +49,15 @@ export function removeOnSignal(file: string): () => void {
 /**
  * Writes a short command's output file whole (a picture, a CSV, an event file): into a temporary file beside it,
  * renamed onto it once complete, so that a failed write (a full disk) leaves the file as it was, never a part
- * of one. Something other than a regular file (`--csv /dev/stdout`, a pipe) is written to directly.
+ * of one. Something other than a regular file (`--csv /dev/stdout`, a pipe) is written to directly; a symbolic
+ * link's target is replaced, not the link.
  */
-export function writeWhole(file: string, data: string | Uint8Array): void {
+export function writeWhole(given: string, data: string | Uint8Array): void {
   let special = false;
+  let file = given;
   try {
-    special = !fs.statSync(file).isFile();
+    special = !fs.statSync(given).isFile();
+    file = fs.realpathSync(given);
   } catch {
     // not there yet
   }

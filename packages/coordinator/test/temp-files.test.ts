@@ -61,3 +61,22 @@ test('an exit before the file is kept (process.exit: a reader of the output gone
   t.deepEqual(await ended, { code: 141, signal: null });
   t.deepEqual(fs.readdirSync(dir), ['b.npy']);
 });
+
+test('writeWhole replaces a file whole, a symbolic link\'s target rather than the link, writes to a device directly, and leaves no temporary file', async (t) => {
+  const { writeWhole } = (await import(module)) as typeof import('../src/temp-files.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-write-whole-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'a.csv');
+  fs.writeFileSync(file, 'old\n');
+  writeWhole(file, 'new\n');
+  t.is(fs.readFileSync(file, 'utf8'), 'new\n');
+  const link = path.join(dir, 'link.csv');
+  fs.symlinkSync(file, link);
+  writeWhole(link, 'through the link\n');
+  t.true(fs.lstatSync(link).isSymbolicLink());
+  t.is(fs.readFileSync(file, 'utf8'), 'through the link\n');
+  writeWhole('/dev/null', 'nothing\n');
+  // a folder that is not there: the error is thrown, nothing is left
+  t.throws(() => writeWhole(path.join(dir, 'none', 'b.csv'), 'x'), { code: 'ENOENT' });
+  t.deepEqual(fs.readdirSync(dir).sort(), ['a.csv', 'link.csv']);
+});
