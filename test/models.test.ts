@@ -353,7 +353,7 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   const huge = writeFile(path.join(tempDir('alexnet-models-huge-'), 'huge.png'), Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))), chunk('IEND', Buffer.alloc(0))]));
 
   const cases: [string[], RegExp][] = [
-    [['predict', huge], /^alexnet: \S+huge\.png: too large to read \(over 268 million pixels, 16,384 x 16,384; scale it down first\)$/],
+    [['predict', huge], /^alexnet: \S+huge\.png: too large to read \(over 268 million pixels, 16,383 x 16,383; scale it down first\)$/],
     [['predict', path.join(dir, 'missing.jpg')], /^alexnet: .*missing\.jpg: no such file$/],
     [['predict', text], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
     // a folder: its image files (here only notes.jpg, which is not an image)
@@ -387,7 +387,7 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     // a file for --run: each command says how it takes a model file
     [['export', '--run', DEFAULT_MODEL_FILE, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run \S+cifar10\.safetensors is not a folder: give a run folder \(--run-dir of the run; for a model file, that file is its export already\)$/],
     [['predict', image, '--run', text], /^alexnet: --run \S+notes\.jpg is not a folder: give a run folder \(--run-dir of the run; for a model file, give that file with --model\)$/],
-    [['params', '--model', checkpoint], /^alexnet: --model \S+step-000000003\.safetensors is a training checkpoint, not a model file: make one of its run with alexnet export --run RUN_DIR, or give the run's --preset$/],
+    [['params', '--model', checkpoint], /^alexnet: --model \S+step-000000003\.safetensors is a training checkpoint, not a model file: make a model file of it with alexnet export --run RUN_DIR, or give the run's --preset$/],
   ];
   for (const [args, want] of cases) {
     const r = await finished(alexnet(args));

@@ -49,26 +49,52 @@ export function removeOnSignal(file: string): () => void {
 /**
  * Writes a short command's output file whole (a picture, a CSV, an event file): into a temporary file beside it,
  * renamed onto it once complete, so that a failed write (a full disk) leaves the file as it was, never a part
- * of one. Something other than a regular file (`--csv /dev/stdout`, a pipe) is written to directly; a symbolic
- * link's target is replaced, not the link.
+ * of one, with the mode the file had. Something other than a regular file (`--csv /dev/stdout`, a pipe) is
+ * written to directly; a symbolic link's target is replaced, not the link. (The write is synchronous: a signal
+ * during it ends the process as it would have, which may leave the temporary file .NAME.PID.tmp beside it.)
  */
 export function writeWhole(given: string, data: string | Uint8Array): void {
-  let special = false;
-  let file = given;
-  try {
-    special = !fs.statSync(given).isFile();
-    file = fs.realpathSync(given);
-  } catch {
-    // not there yet
-  }
-  if (special) {
-    fs.writeFileSync(file, data);
+  const target = outputTarget(given);
+  if (target.special) {
+    const fd = standardStream(target.file);
+    // this process's own stdout or stderr through its descriptor (redirected to a file, a second opening would
+    // write over what the command printed); anything else at its end
+    if (fd !== null) fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    else fs.writeFileSync(target.file, data, { flag: 'a' });
     return;
   }
-  const kept = removeOnSignal(path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`));
+  replaceFile(target.file, data);
+  if (target.mode !== null) fs.chmodSync(target.file, target.mode);
+}
+
+/** 1 or 2 for an output named /dev/stdout or /dev/stderr (or /proc/self/fd/1, 2, /dev/fd/1, 2): this process's own; else null. */
+export function standardStream(file: string): 1 | 2 | null {
+  const m = /^\/(?:dev\/(?:std(out|err)|fd\/([12]))|proc\/self\/fd\/([12]))$/.exec(path.resolve(file));
+  if (!m) return null;
+  return m[1] === 'out' || m[2] === '1' || m[3] === '1' ? 1 : 2;
+}
+
+/**
+ * Where an output named `given` goes: its symbolic link's target when it has one; whether it is to be written to
+ * directly rather than replaced (a device, a pipe, anything named under /dev or /proc: /dev/stdout is a regular
+ * file when the output is redirected to one, which must not be replaced); the permission bits of an existing
+ * file (kept).
+ */
+export function outputTarget(given: string): { file: string; special: boolean; mode: number | null } {
+  const direct = { file: given, special: true, mode: null };
+  if (/^\/(dev|proc)\//.test(path.resolve(given))) return direct;
+  let st: fs.Stats;
   try {
-    replaceFile(file, data);
-  } finally {
-    kept();
+    st = fs.statSync(given);
+  } catch {
+    return { file: given, special: false, mode: null };
+  }
+  // a folder is no output: the caller's checks say so
+  if (st.isDirectory()) return { file: given, special: false, mode: null };
+  if (!st.isFile()) return direct;
+  try {
+    return { file: fs.realpathSync(given), special: false, mode: st.mode & 0o7777 };
+  } catch {
+    return direct;
   }
 }

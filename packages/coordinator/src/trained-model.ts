@@ -142,7 +142,10 @@ export class TrainedModel {
       // one of a run's checkpoints (RUN/checkpoints/step-N.safetensors): that run, at that step
       const step = stepOfFile(runDir);
       const dir = path.dirname(path.resolve(runDir));
-      if (step !== null && path.basename(dir) === 'checkpoints' && o.step === undefined) return TrainedModel.openRun(path.dirname(dir), { ...o, step, named });
+      if (step !== null && path.basename(dir) === 'checkpoints') {
+        if (o.step !== undefined) throw new UserError(`${named} is one of its run's checkpoints (step ${step}): give --step or that file, not both`);
+        return TrainedModel.openRun(path.dirname(dir), { ...o, step, named });
+      }
       const hint = o.modelHint ?? MODEL_OPTION_HINT;
       throw new UserError(`${named} is not a folder: give a run folder (--run-dir of the run; for a model file, ${hint.giveAny})`);
     }
@@ -340,6 +343,8 @@ export function checkNotRunFile(out: string, option = '--out', example = 'model.
 export function checkReplaceable(out: string, option: string, what: string, looksLike: (head: Buffer) => boolean): void {
   let head: Buffer;
   try {
+    // a device or a pipe is written to, not replaced (and opening a pipe to read would wait for a writer)
+    if (!fs.statSync(out).isFile()) return;
     const fd = fs.openSync(out, 'r');
     try {
       head = Buffer.alloc(64);

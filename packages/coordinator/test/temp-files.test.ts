@@ -80,3 +80,18 @@ test('writeWhole replaces a file whole, a symbolic link\'s target rather than th
   t.throws(() => writeWhole(path.join(dir, 'none', 'b.csv'), 'x'), { code: 'ENOENT' });
   t.deepEqual(fs.readdirSync(dir).sort(), ['a.csv', 'link.csv']);
 });
+
+test('an output named under /dev or /proc is written to, never replaced; this process\'s stdout and stderr by their descriptors', async (t) => {
+  const { outputTarget, standardStream, writeWhole } = (await import(module)) as typeof import('../src/temp-files.js');
+  for (const f of ['/dev/stdout', '/dev/null', '/proc/self/fd/1']) t.true(outputTarget(f).special, f);
+  t.deepEqual([standardStream('/dev/stdout'), standardStream('/dev/fd/2'), standardStream('/proc/self/fd/1'), standardStream('/dev/null'), standardStream('out.csv')], [1, 2, 1, null, null]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-output-target-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'a.csv');
+  fs.writeFileSync(file, 'x', { mode: 0o600 });
+  t.deepEqual(outputTarget(file), { file: fs.realpathSync(file), special: false, mode: 0o600 });
+  t.deepEqual(outputTarget(path.join(dir, 'new.csv')), { file: path.join(dir, 'new.csv'), special: false, mode: null });
+  // a file replaced keeps its permissions
+  writeWhole(file, 'y');
+  t.is(fs.statSync(file).mode & 0o777, 0o600);
+});

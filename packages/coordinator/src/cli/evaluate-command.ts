@@ -9,7 +9,7 @@ import type { CommandModule } from 'yargs';
 import { fileError, type RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { checkReplaceable, checkWritable } from '../trained-model.js';
-import { removeOnSignal } from '../temp-files.js';
+import { outputTarget, removeOnSignal, standardStream } from '../temp-files.js';
 import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
 
@@ -38,15 +38,18 @@ export const evaluateCommand: CommandModule<object, Args> = {
       .example('$0 evaluate --data cifar10', 'the shipped CIFAR-10 model on the 10,000 test images')
       .example('$0 evaluate --run runs/c10 --views ten --wrong wrong.jsonl', "a run's latest checkpoint, ten patches, the misclassified images listed") as never,
   handler: async (a) => {
-    if (a.wrong !== undefined) {
+    if (a.wrong !== undefined && !outputTarget(a.wrong).special) {
       checkWritable(a.wrong, '--wrong', 'wrong.jsonl');
       // a list this command wrote before may be replaced; a model, an image or anything else given by mistake not
       checkReplaceable(a.wrong, '--wrong', 'a list of misclassified images (JSON lines)', (head) => head.toString('latin1').startsWith('{"index":'));
     }
-    // a temporary file beside it, opened before anything is decoded or computed (a file that cannot be written
-    // is said at once) and renamed to it at the end: an evaluation that fails leaves --wrong as it was
-    const tmp = a.wrong !== undefined ? path.join(path.dirname(a.wrong), `.${path.basename(a.wrong)}.${process.pid}.tmp`) : null;
-    const wrong = tmp !== null ? openForWriting(tmp, a.wrong!) : null;
+    // a temporary file beside it (beside a link's target), opened before anything is decoded or computed (a file
+    // that cannot be written is said at once) and renamed to it at the end: an evaluation that fails leaves --wrong
+    // as it was. A device or a pipe (--wrong /dev/stdout) is written to as the evaluation goes
+    const target = a.wrong !== undefined ? outputTarget(a.wrong) : null;
+    const tmp = target !== null && !target.special ? path.join(path.dirname(target.file), `.${path.basename(target.file)}.${process.pid}.tmp`) : null;
+    const own = target !== null && tmp === null ? standardStream(target.file) : null;
+    const wrong = target === null ? null : (own ?? openForWriting(tmp ?? target.file, a.wrong!, tmp === null));
     // a signal (Ctrl-C) ends the process without the finally below: the temporary file goes with it (temp-files.ts)
     const kept = tmp !== null ? removeOnSignal(tmp) : () => {};
     const info = (l: string) => process.stderr.write(`alexnet evaluate: ${l}\n`);
@@ -55,10 +58,11 @@ export const evaluateCommand: CommandModule<object, Args> = {
       await evaluateCommandBody(a, info, wrong);
       done = true;
     } finally {
-      if (wrong !== null) fs.closeSync(wrong);
+      if (wrong !== null && own === null) fs.closeSync(wrong);
       if (tmp !== null && done) {
         try {
-          fs.renameSync(tmp, a.wrong!);
+          fs.renameSync(tmp, target!.file);
+          if (target!.mode !== null) fs.chmodSync(target!.file, target!.mode);
         } catch (e) {
           fs.rmSync(tmp, { force: true });
           throw fileError('write', a.wrong!, e);
@@ -69,9 +73,10 @@ export const evaluateCommand: CommandModule<object, Args> = {
   },
 };
 
-function openForWriting(tmp: string, file: string): number {
+/** `append`: a device or a pipe (/dev/stdout), written at its end as the evaluation goes, never truncated. */
+function openForWriting(tmp: string, file: string, append = false): number {
   try {
-    return fs.openSync(tmp, 'w');
+    return fs.openSync(tmp, append ? 'a' : 'w');
   } catch (e) {
     throw fileError('write', file, e);
   }

@@ -32,7 +32,7 @@ export const paramsCommand: CommandModule<object, Args> = {
       } catch (e) {
         // params has no --run: say what it does take
         if (e instanceof Error && /is a training checkpoint, not a model file/.test(e.message)) {
-          throw new UserError(`--model ${a.model} is a training checkpoint, not a model file: make one of its run with alexnet export --run RUN_DIR, or give the run's --preset`);
+          throw new UserError(`--model ${a.model} is a training checkpoint, not a model file: make a model file of it with alexnet export --run RUN_DIR, or give the run's --preset`);
         }
         throw e;
       }
