@@ -7,8 +7,7 @@
  */
 
 import fs from 'node:fs';
-import path from 'node:path';
-import { fileError } from '@alexnet-mp/core';
+import { fileError, tempBeside } from '@alexnet-mp/core';
 import { removeOnSignal } from './temp-files.js';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
@@ -72,7 +71,7 @@ export class NpyRowWriter {
     private readonly rowShape: readonly number[],
   ) {
     this.rowLength = rowShape.reduce((a, b) => a * b, 1);
-    this.tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+    this.tmp = tempBeside(file);
     this.kept = removeOnSignal(this.tmp);
     try {
       this.fd = fs.openSync(this.tmp, 'w');

@@ -4,9 +4,8 @@
  * and with `--wrong FILE` every misclassified image as a JSON line. See docs/models.md.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { fileError, type RequestedBackend } from '@alexnet-mp/core';
+import { fileError, tempBeside, type RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { checkReplaceable, checkWritable } from '../trained-model.js';
 import { outputTarget, removeOnSignal, standardStream } from '../temp-files.js';
@@ -38,16 +37,16 @@ export const evaluateCommand: CommandModule<object, Args> = {
       .example('$0 evaluate --data cifar10', 'the shipped CIFAR-10 model on the 10,000 test images')
       .example('$0 evaluate --run runs/c10 --views ten --wrong wrong.jsonl', "a run's latest checkpoint, ten patches, the misclassified images listed") as never,
   handler: async (a) => {
-    if (a.wrong !== undefined && !outputTarget(a.wrong).special) {
-      checkWritable(a.wrong, '--wrong', 'wrong.jsonl');
-      // a list this command wrote before may be replaced; a model, an image or anything else given by mistake not
-      checkReplaceable(a.wrong, '--wrong', 'a list of misclassified images (JSON lines)', (head) => head.toString('latin1').startsWith('{"index":'));
-    }
     // a temporary file beside it (beside a link's target), opened before anything is decoded or computed (a file
     // that cannot be written is said at once) and renamed to it at the end: an evaluation that fails leaves --wrong
     // as it was. A device or a pipe (--wrong /dev/stdout) is written to as the evaluation goes
     const target = a.wrong !== undefined ? outputTarget(a.wrong) : null;
-    const tmp = target !== null && !target.special ? path.join(path.dirname(target.file), `.${path.basename(target.file)}.${process.pid}.tmp`) : null;
+    if (target !== null && !target.special) {
+      checkWritable(a.wrong!, '--wrong', 'wrong.jsonl');
+      // a list this command wrote before may be replaced; a model, an image or anything else given by mistake not
+      checkReplaceable(a.wrong!, '--wrong', 'a list of misclassified images (JSON lines)', (head) => head.toString('latin1').startsWith('{"index":'));
+    }
+    const tmp = target !== null && !target.special ? tempBeside(target.file) : null;
     const own = target !== null && tmp === null ? standardStream(target.file) : null;
     const wrong = target === null ? null : (own ?? openForWriting(tmp ?? target.file, a.wrong!, tmp === null));
     // a signal (Ctrl-C) ends the process without the finally below: the temporary file goes with it (temp-files.ts)

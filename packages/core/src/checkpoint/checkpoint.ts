@@ -168,13 +168,18 @@ export function decodeCheckpoint(spec: ModelSpec, buf: Buffer, where = 'checkpoi
 
 const NAME = /^step-(\d{9})\.safetensors$/;
 
+/** The temporary file a writer of `file` fills before renaming it into place: .NAME.PID.tmp beside it (what the stray-file cleanup below recognises). */
+export function tempBeside(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+}
+
 /**
  * Replaces `file` with `data` atomically: a temporary file beside it (.NAME.PID.tmp), fsync, rename. Readers
  * (and a crash) see the old file or the new one, never a part; on failure the temporary file is removed and
  * the error thrown.
  */
 export function replaceFile(file: string, data: string | Uint8Array): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const tmp = tempBeside(file);
   try {
     const fd = fs.openSync(tmp, 'w');
     try {
