@@ -185,11 +185,22 @@ test("a worker whose --peer does not answer: the run is refused naming that work
 });
 
 test("a worker whose --peer is its own address: the refusal says so, not that both workers are one tower", async (t) => {
-  const free = net.createServer();
-  await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
-  const port = (free.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => free.close(() => r()));
-  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--port', String(port), '--peer', `127.0.0.1:${port}`]), startWorker(t, 1)]);
+  // the worker must know its own port before it listens: a port found free can be taken by another test's process
+  // before this worker binds it, so a port found in use is tried again with another
+  const selfPeered = async (tries: number): Promise<Awaited<ReturnType<typeof startWorker>>> => {
+    const free = net.createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const port = (free.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => free.close(() => r()));
+    try {
+      return await startWorker(t, 0, ['--port', String(port), '--peer', `127.0.0.1:${port}`]);
+    } catch (e) {
+      if (tries > 1 && /the port is in use/.test(String((e as Error).message))) return selfPeered(tries - 1);
+      throw e;
+    }
+  };
+  const w0 = await selfPeered(5);
+  const w1 = await startWorker(t, 1);
   const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(tiny, 1) });
   t.teardown(() => c.close());
   const e = await t.throwsAsync(c.start());
