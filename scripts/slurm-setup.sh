@@ -72,9 +72,11 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
   [ "$(id -u)" = 0 ] || fail "slurm-wlm and munge are not installed, and installing them needs root (apt-get install slurm-wlm munge)"
   command -v apt-get >/dev/null || fail "slurm-wlm and munge are not installed and there is no apt-get here to install them"
   export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends slurm-wlm munge >"$dir/apt.log" 2>&1; then
-    apt-get update >>"$dir/apt.log" 2>&1 || true
-    apt-get install -y --no-install-recommends slurm-wlm munge >>"$dir/apt.log" 2>&1 || { log_tail "$dir/apt.log"; fail "apt-get install slurm-wlm munge failed (log: $dir/apt.log)"; }
+  # another install may hold the package lock (the tests install python3-grpcio at the same time): wait for it
+  apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+  if ! apt_get install -y --no-install-recommends slurm-wlm munge >"$dir/apt.log" 2>&1; then
+    apt_get update >>"$dir/apt.log" 2>&1 || true
+    apt_get install -y --no-install-recommends slurm-wlm munge >>"$dir/apt.log" 2>&1 || { log_tail "$dir/apt.log"; fail "apt-get install slurm-wlm munge failed (log: $dir/apt.log)"; }
   fi
 fi
 [ "$(id -u)" = 0 ] || fail "the daemons run as root here (SlurmUser=root): run as root"

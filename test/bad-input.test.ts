@@ -5,7 +5,6 @@
  * without the bad calls (same workers, configured again with the same seed).
  */
 import test from 'ava';
-import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { tiny, towerParamLayers, type SgdHyper } from '@alexnet-mp/core';
 import {
@@ -23,6 +22,7 @@ import {
 } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource } from '@alexnet-mp/coordinator';
 import { startWorker } from './helpers.js';
+import { reservedPort } from './ports.js';
 
 const B = 4;
 const SEED = 11;
@@ -185,13 +185,10 @@ test("a worker whose --peer does not answer: the run is refused naming that work
 });
 
 test("a worker whose --peer is its own address: the refusal says so, not that both workers are one tower", async (t) => {
-  // the worker must know its own port before it listens: a port found free can be taken by another test's process
-  // before this worker binds it, so a port found in use is tried again with another
+  // the worker must know its own port before it listens: one from below the ephemeral range (test/ports.ts), tried
+  // again with another should something have bound it meanwhile
   const selfPeered = async (tries: number): Promise<Awaited<ReturnType<typeof startWorker>>> => {
-    const free = net.createServer();
-    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
-    const port = (free.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => free.close(() => r()));
+    const port = await reservedPort();
     try {
       return await startWorker(t, 0, ['--port', String(port), '--peer', `127.0.0.1:${port}`]);
     } catch (e) {

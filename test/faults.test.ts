@@ -13,6 +13,7 @@ import { decodeCheckpoint, encodeCheckpoint, getPreset, initTowerParams, listChe
 import { WorkerClient } from '@alexnet-mp/worker';
 import { firstNonFinite } from '../packages/coordinator/src/divergence.js';
 import { alexnet, alive, startWorker, type Proc } from './helpers.js';
+import { reservedPort } from './ports.js';
 
 const spec = getPreset('tiny');
 const STEPS = 30;
@@ -96,9 +97,21 @@ function killOnTeardown(t: ExecutionContext, p: Proc): void {
 const stepLine = (n: number) => new RegExp(`"event":"step","step":${n},`);
 const noTempFiles = (dir: string): string[] => (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => /\.tmp$/.test(f));
 
-async function twoWorkers(t: ExecutionContext): Promise<[{ p: Proc; address: string }, { p: Proc; address: string }]> {
-  return Promise.all([startWorker(t, 0, ['--max-batch', '8']), startWorker(t, 1, ['--max-batch', '8'])]);
+/** Two workers on ports from below the ephemeral range (test/ports.ts): a worker killed here is started again on its port. */
+async function twoWorkers(t: ExecutionContext, extra0: string[] = []): Promise<[{ p: Proc; address: string }, { p: Proc; address: string }]> {
+  const [p0, p1] = await twoPorts();
+  return Promise.all([startWorker(t, 0, ['--max-batch', '8', '--port', String(p0), ...extra0]), startWorker(t, 1, ['--max-batch', '8', '--port', String(p1)])]);
 }
+
+async function twoPorts(): Promise<[number, number]> {
+  const p0 = await reservedPort();
+  let p1 = await reservedPort();
+  while (p1 === p0) p1 = await reservedPort();
+  return [p0, p1];
+}
+
+/** launch's --ports for a run whose workers are killed and started again on their ports by launch. */
+const launchPorts = async () => ['--ports', (await twoPorts()).join(',')];
 
 /** Worker 0 started again on `address` (as an operator would), the coordinator `c` run to its end (exit 0): the run's restart events. */
 async function backOnItsAddress(t: ExecutionContext, address: string, c: Proc, dir: string): Promise<Event[]> {
@@ -150,12 +163,14 @@ test.serial('a hung worker (SIGSTOP) runs past the step deadline: the run ends w
   t.log(`the coordinator gave up ${took} ms after the worker stopped`);
   t.is(code, 1, c.output());
   t.regex(c.stderr.join('\n'), /failed at step \d+: DEADLINE_EXCEEDED/);
-  t.true(took < 10_000, 'within the 2 s deadline and some slack');
+  // the deadline is the larger of 2 s and ten times the slowest step (twice that for a queued step): on a loaded
+  // machine a few seconds more; the point is that it is not the exchange's 10-minute timeout
+  t.true(took < 60_000, 'within the step deadline, not the exchange timeout');
 });
 
 test.serial('launch restarts a killed worker and the run resumes from its last checkpoint: every loss equals the uninterrupted run', async (t) => {
   const dir = tempDir(t);
-  const p = alexnet([...launchArgs, '--checkpoint-every', '5', '--run-dir', dir]);
+  const p = alexnet([...launchArgs, ...(await launchPorts()), '--checkpoint-every', '5', '--run-dir', dir]);
   killOnTeardown(t, p);
   await p.waitFor(stepLine(12), 120_000);
   const first = childPids(p.stderr).get('worker1')![0]!;
@@ -179,7 +194,7 @@ test.serial('launch restarts a killed worker and the run resumes from its last c
 
 test.serial('--max-restarts counts restarts in a row: with 1, a run survives a second lost worker once it wrote a checkpoint after the first', async (t) => {
   const dir = tempDir(t);
-  const p = alexnet([...launchArgs, '--checkpoint-every', '5', '--max-restarts', '1', '--run-dir', dir]);
+  const p = alexnet([...launchArgs, ...(await launchPorts()), '--checkpoint-every', '5', '--max-restarts', '1', '--run-dir', dir]);
   killOnTeardown(t, p);
   await p.waitFor(stepLine(7), 120_000);
   process.kill(childPids(p.stderr).get('worker1')![0]!, 'SIGKILL');
@@ -197,7 +212,7 @@ test.serial('--max-restarts counts restarts in a row: with 1, a run survives a s
 
 test.serial('launch: a worker killed before the first checkpoint restarts the run from step 0, and says so', async (t) => {
   const dir = tempDir(t);
-  const p = alexnet([...launchArgs, '--run-dir', dir]);
+  const p = alexnet([...launchArgs, ...(await launchPorts()), '--run-dir', dir]);
   killOnTeardown(t, p);
   await p.waitFor(stepLine(3), 120_000);
   process.kill(childPids(p.stderr).get('worker0')![0]!, 'SIGKILL');
@@ -260,7 +275,7 @@ test.serial('separately started: the coordinator waits for a killed worker to co
 
 test.serial('a worker asked to stop with --drain: its coordinator writes a checkpoint after the step, the worker goes once it is written, and the run continues from it when the worker is back, losing no step', async (t) => {
   const dir = tempDir(t);
-  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', '8', '--drain']), startWorker(t, 1, ['--max-batch', '8'])]);
+  const [w0, w1] = await twoWorkers(t, ['--drain']);
   const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '1000', '--run-dir', dir, '--wait-for-workers', '60']);
   killOnTeardown(t, c);
   await c.waitFor(stepLine(8), 120_000);

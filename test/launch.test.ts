@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { alexnet, alive, childPids } from './helpers.js';
+import { reservedPort } from './ports.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
 
@@ -87,7 +88,9 @@ test('a coordinator killed under launch without --run-dir is not restarted, and 
 test('a coordinator restarted under launch keeps the time limit: it stops at the --stop-after first given, named as given', async (t) => {
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-stop-after-'));
   t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
-  const p = alexnet([...common, '--steps', '100000', '--checkpoint-every', '5', '--stop-after', '40s', '--run-dir', runDir]);
+  // the time limit counts from the coordinator's start: 60 s leave a loaded machine time to reach the first
+  // checkpoint with more than a second to spare (a restart with less is refused)
+  const p = alexnet([...common, '--steps', '100000', '--checkpoint-every', '5', '--stop-after', '60s', '--run-dir', runDir]);
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
   });
@@ -96,13 +99,16 @@ test('a coordinator restarted under launch keeps the time limit: it stops at the
   t.is((await p.exited).code, 0, p.output());
   t.regex(p.stderr.join('\n'), /\[launch\] restarting the coordinator from its last checkpoint, step \d+/);
   const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; reason?: string });
-  t.like(events.filter((e) => e.event === 'stopped').at(-1), { reason: '--stop-after 40s' });
+  t.like(events.filter((e) => e.event === 'stopped').at(-1), { reason: '--stop-after 60s' });
 });
 
 test('a hung worker (its process stopped) is killed and started again: the run goes on from its checkpoint and finishes', async (t) => {
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-hung-'));
   t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
-  const p = alexnet([...common, '--steps', '30', '--checkpoint-every', '5', '--step-deadline', '3', '--wait-for-workers', '60', '--max-restarts', '1', '--run-dir', runDir]);
+  // ports from below the ephemeral range (test/ports.ts): launch starts the killed worker again on its port
+  const ports = [await reservedPort(), await reservedPort()];
+  if (ports[0] === ports[1]) ports[1] = ports[0]! + 1;
+  const p = alexnet([...common, '--ports', ports.join(','), '--steps', '30', '--checkpoint-every', '5', '--step-deadline', '3', '--wait-for-workers', '60', '--max-restarts', '1', '--run-dir', runDir]);
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
   });

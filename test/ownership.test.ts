@@ -14,12 +14,13 @@ import { tiny, type SgdHyper } from '@alexnet-mp/core';
 import { PROTOCOL_VERSION, modelIdentity, protocol, unary, type PeerHello, type StatusReply } from '@alexnet-mp/worker';
 import { Coordinator, SyntheticSource, UserError } from '@alexnet-mp/coordinator';
 import { alexnet, startWorker } from './helpers.js';
+import { reservedPort } from './ports.js';
 
 const B = 4;
 const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
 
 test('a second coordinator is refused while the first run holds the workers; --take-over, Release and a lapsed lease let it in', async (t) => {
-  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B), '--lease', '3']), startWorker(t, 1, ['--max-batch', String(B), '--lease', '3'])]);
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B), '--lease', '10']), startWorker(t, 1, ['--max-batch', String(B), '--lease', '10'])]);
   const workers = [w0.address, w1.address] as const;
   const source = new SyntheticSource(tiny, 5);
   const make = (takeOver = false) => {
@@ -35,7 +36,7 @@ test('a second coordinator is refused while the first run holds the workers; --t
   const second = make();
   const e = await t.throwsAsync(second.start());
   t.true(e instanceof UserError, String(e));
-  t.regex(e!.message, /refused the handshake: this worker belongs to run \d{8}T\d{6}Z-… \(1 steps done; its last call was \d+ s ago\); its lease lapses 3 s after its last call; give the coordinator --take-over/);
+  t.regex(e!.message, /refused the handshake: this worker belongs to run \d{8}T\d{6}Z-… \(1 steps done; its last call was \d+ s ago\); its lease lapses 10 s after its last call; give the coordinator --take-over/);
   t.false(e!.message.includes(first.runId), 'the refusal does not reveal the run id');
   t.log(e!.message.split('\n')[0]);
 
@@ -61,8 +62,9 @@ test('a second coordinator is refused while the first run holds the workers; --t
   await afterRelease.start();
   t.is((await afterRelease.step(await source.batch(0, B))).loss, loss, 'the same seed and batch give the same loss');
 
-  // a lapsed lease (3 s without a call): let in without --take-over
-  await new Promise((r) => setTimeout(r, 3500));
+  // a lapsed lease (10 s without a call): let in without --take-over (10 s, not less: on a loaded machine the
+  // refusal above must still find the first run's lease held)
+  await new Promise((r) => setTimeout(r, 10_500));
   const afterLapse = make();
   await afterLapse.start();
   t.is((await afterLapse.step(await source.batch(0, B))).loss, loss);
@@ -113,13 +115,10 @@ test('a dashboard beyond loopback is refused in one line unless given --ui-insec
 });
 
 test('a coordinator started before its workers waits for them within --connect-timeout', async (t) => {
-  // two free ports, known before the workers exist
-  const probe = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);
-  const ports = probe.map((w) => w.address.slice(w.address.lastIndexOf(':') + 1));
-  for (const w of probe) {
-    w.p.proc.kill('SIGKILL');
-    await w.p.exited;
-  }
+  // two free ports, known before the workers exist: from below the ephemeral range (test/ports.ts), where no
+  // other process's listen(0) or connection takes them meanwhile
+  const ports = [String(await reservedPort()), String(await reservedPort())];
+  if (ports[0] === ports[1]) ports[1] = String(Number(ports[0]) + 1);
   const coord = alexnet(['coordinator', '--workers', ports.map((p) => `127.0.0.1:${p}`).join(','), '--connect-timeout', '60', '--steps', '2', '--batch', String(B), '--preset', 'tiny']);
   t.teardown(() => coord.proc.kill('SIGKILL'));
   await new Promise((r) => setTimeout(r, 3000));

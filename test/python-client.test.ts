@@ -35,10 +35,11 @@ function findPython(): { python: string } | { why: string } {
   if (process.getuid?.() !== 0) return { why: 'no python3 with grpcio and grpcio-tools, and not root to apt-get install python3-grpcio python3-grpc-tools' };
   if (spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status !== 0) return { why: 'no python3 with grpcio and grpcio-tools, and no apt-get to install them' };
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-grpcio', 'python3-grpc-tools'], { env, encoding: 'utf8', timeout: 600_000 });
+  // the Slurm tests may be installing at the same time: wait for the package lock rather than fail on it
+  const install = () => spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '--no-install-recommends', 'python3-grpcio', 'python3-grpc-tools'], { env, encoding: 'utf8', timeout: 600_000 });
   let r = install();
   if (r.status !== 0) {
-    spawnSync('apt-get', ['update'], { env, stdio: 'ignore', timeout: 300_000 });
+    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'update'], { env, stdio: 'ignore', timeout: 300_000 });
     r = install();
   }
   if (r.status !== 0) return { why: `apt-get install python3-grpcio python3-grpc-tools failed (exit ${r.status}): ${`${r.stderr}${r.stdout}`.trim().split('\n').slice(-3).join(' / ')}` };

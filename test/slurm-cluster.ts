@@ -8,11 +8,11 @@ import type { ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { alive } from './helpers.js';
+import { reservedPort } from './ports.js';
 
 export const repo = fileURLToPath(new URL('..', import.meta.url));
 const setupScript = path.join(repo, 'scripts', 'slurm-setup.sh');
@@ -47,17 +47,6 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeout
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const tail = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').slice(-40).join('\n') : '(no output file)');
@@ -85,7 +74,10 @@ export class SlurmCluster {
 
   static async start(): Promise<SlurmCluster> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-slurm-'));
-    const [ctld, slurmd] = [await freePort(), await freePort()];
+    // from below the ephemeral range (test/ports.ts): the daemons bind them seconds later (minutes, after an install)
+    const ctld = await reservedPort();
+    let slurmd = await reservedPort();
+    while (slurmd === ctld) slurmd = await reservedPort();
     // the batch script's own default, whatever this shell has
     const { ALEXNET_GPU_REQUEUES: _, ...env } = process.env;
     const c = new SlurmCluster(dir, { ...env, SLURMCTLD_PORT: String(ctld), SLURMD_PORT: String(slurmd), SLURM_CONF: path.join(dir, 'cluster', 'slurm.conf') });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import { CIFAR10_MD5, CIFAR10_URL, DataError, defaultCacheDir, downloadFile, ensureCifar10, loadCifarFiles, cifarBinaryFiles, openDataset } from '../src/data/index.js';
 import { tempDir, writeCifarFolder } from './data-fixtures.js';
+import { reservedPort } from '../../../test/ports.js';
 
 /** A small cifar-10-binary.tar.gz (cifar-10-batches-bin/ with 4 images per batch) and its MD5. */
 async function smallArchive(dir: string): Promise<{ bytes: Buffer; md5: string; train: ReturnType<typeof writeCifarFolder>['train'] }> {
@@ -151,12 +152,9 @@ test('a partial file left by an earlier run is resumed; a server that ignores Ra
 
 test('offline: a clear DataError saying how to pass a local folder instead', async (t) => {
   const dir = tempDir(t);
-  // a port nobody listens on: bind one, note it, close it
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise<void>((r) => probe.close(() => r()));
-  const closedUrl = `http://127.0.0.1:${port}/cifar-10-binary.tar.gz`;
+  // a port nobody listens on, from below the ephemeral range (a port freed after listen(0) may be taken again
+  // meanwhile; fetch refuses the well-known ones as "bad port")
+  const closedUrl = `http://127.0.0.1:${await reservedPort()}/cifar-10-binary.tar.gz`;
   const { url } = await serve(t, (_req, res) => res.writeHead(404).end());
   const e = await t.throwsAsync(ensureCifar10({ cacheDir: dir, url: closedUrl, md5: CIFAR10_MD5, attempts: 2 }), { instanceOf: DataError });
   t.regex(e.message, /cannot download http:\/\/127\.0\.0\.1:\d+\/.*ECONNREFUSED.*offline.*--data \/path\/to\/cifar-10-batches-bin.*image folder/s);
