@@ -113,6 +113,43 @@ test('alexnet alone lists the commands', (t) => {
   t.regex(r.stderr, /Commands:[\s\S]*alexnet launch[\s\S]*alexnet: name a command/);
 });
 
+test('--help lists every command with the usage and description its module registers (from command-list.ts: no module loaded for the list)', async (t) => {
+  const { COMMAND_LIST, INSPECT_SUBCOMMANDS } = await import('../packages/coordinator/src/cli/command-list.js');
+  const modules: Record<string, { command?: unknown; describe?: unknown }> = {
+    launch: (await import('../packages/coordinator/src/cli/launch-command.js')).launchCommand,
+    worker: (await import('../packages/coordinator/src/cli/worker-command.js')).workerCommand,
+    coordinator: (await import('../packages/coordinator/src/cli/coordinator-command.js')).coordinatorCommand,
+    slurm: (await import('../packages/coordinator/src/cli/slurm-command.js')).slurmCommand,
+    params: (await import('../packages/coordinator/src/cli/params-command.js')).paramsCommand,
+    inspect: (await import('../packages/coordinator/src/cli/inspect-command.js')).inspectCommand,
+    summary: (await import('../packages/coordinator/src/cli/summary-command.js')).summaryCommand,
+    'export-metrics': (await import('../packages/coordinator/src/cli/export-metrics-command.js')).exportMetricsCommand,
+    predict: (await import('../packages/coordinator/src/cli/predict-command.js')).predictCommand,
+    evaluate: (await import('../packages/coordinator/src/cli/evaluate-command.js')).evaluateCommand,
+    features: (await import('../packages/coordinator/src/cli/features-command.js')).featuresCommand,
+    compare: (await import('../packages/coordinator/src/cli/compare-command.js')).compareCommand,
+    dashboard: (await import('../packages/coordinator/src/cli/dashboard-command.js')).dashboardCommand,
+    export: (await import('../packages/coordinator/src/cli/export-command.js')).exportCommand,
+    verify: (await import('../packages/coordinator/src/cli/verify-command.js')).verifyCommand,
+    certs: (await import('../packages/coordinator/src/cli/certs-command.js')).certsCommand,
+  };
+  t.deepEqual(Object.keys(COMMAND_LIST).sort(), Object.keys(modules).sort());
+  for (const [name, listed] of Object.entries(COMMAND_LIST)) t.like(modules[name], listed, name);
+  const { inspectSubcommands } = await import('../packages/coordinator/src/cli/inspect-command.js');
+  t.deepEqual(inspectSubcommands.map((c) => c.command), [...INSPECT_SUBCOMMANDS]);
+  const r = run('--help');
+  t.is(r.status, 0, r.stderr);
+  for (const { command, describe } of Object.values(COMMAND_LIST)) {
+    t.true(r.stdout.includes(`alexnet ${command}`), command);
+    // yargs wraps the description over lines: compared without the line breaks and indentation
+    t.true(r.stdout.replace(/\s+/g, ' ').includes(describe.slice(0, 60)), describe);
+  }
+  // a command named after an option still runs as itself (every module is loaded then)
+  const late = run('--preset', 'tiny', 'params');
+  t.is(late.status, 0, late.stderr);
+  t.regex(late.stdout, /conv1/);
+});
+
 test("params --model: the file's own line, then its preset's table; a missing file is one line", (t) => {
   const r = run('params', '--model', 'models/cifar10.safetensors');
   t.is(r.status, 0, r.stderr);

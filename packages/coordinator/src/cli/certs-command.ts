@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { DEFAULT_CERT_HOSTS, DEFAULT_CERT_NAMES, makeCerts } from '../certs.js';
 import { UserError } from './errors.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
   out: string;
@@ -15,8 +16,7 @@ interface Args {
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
 
 export const certsCommand: CommandModule<object, Args> = {
-  command: 'certs',
-  describe: 'make a local CA and a certificate for each process of a cluster (mutual TLS: --tls DIR)',
+  ...COMMAND_LIST['certs'],
   builder: (y) =>
     y
       .usage(

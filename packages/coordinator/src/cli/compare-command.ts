@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 import { TrainedModel } from '../trained-model.js';
 import { compareModels, formatComparison } from '../compare-models.js';
 import { UserError } from './errors.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
   a: string;
@@ -39,8 +40,7 @@ export function openAny(what: string): TrainedModel {
 }
 
 export const compareCommand: CommandModule<object, Args> = {
-  command: 'compare <a> <b>',
-  describe: "how two models of one preset differ, tensor by tensor on each tower: the norms of each and of their difference, the relative change and the cosine; conv1's colour scores",
+  ...COMMAND_LIST['compare'],
   builder: (y) =>
     y
       .positional('a', { type: 'string', demandOption: true, describe: 'a model file, a run folder (its latest checkpoint) or a checkpoint file (RUN_DIR/checkpoints/step-N.safetensors)' })

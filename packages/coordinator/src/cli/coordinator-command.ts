@@ -30,6 +30,7 @@ import { stopBeforeTraining } from './early-stop.js';
 import { checkDataForRun } from './data-check.js';
 import { errorWords } from '../error-words.js';
 import { shortStepsNote } from '../step-tally.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   workers: string;
@@ -42,8 +43,7 @@ interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServe
 }
 
 export const coordinatorCommand: CommandModule<object, Args> = {
-  command: 'coordinator',
-  describe: 'run training on two workers: handshake, configure, then send every step its batch and log metrics',
+  ...COMMAND_LIST['coordinator'],
   builder: (y) =>
     y
       .usage(

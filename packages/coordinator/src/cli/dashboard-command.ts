@@ -10,6 +10,7 @@ import { openRunDashboard } from '../dashboard/run-dashboard.js';
 import { isGeneratedData } from '../training-data.js';
 import { checkUiArgs, uiOptions } from './ui-options.js';
 import { surviveLostOutput } from './output-gone.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
   run: string;
@@ -23,8 +24,7 @@ interface Args {
 }
 
 export const dashboardCommand: CommandModule<object, Args> = {
-  command: 'dashboard <run>',
-  describe: "the dashboard of a run folder, finished or still training (started with or without --ui-port): its curves from metrics.jsonl as they grow, the kernels and feature maps of its latest checkpoint",
+  ...COMMAND_LIST['dashboard'],
   builder: (y) =>
     y
       .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run)' })

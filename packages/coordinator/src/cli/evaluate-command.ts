@@ -11,6 +11,7 @@ import { checkReplaceable, checkWritable } from '../trained-model.js';
 import { outputTarget, removeOnSignal, standardStream } from '../temp-files.js';
 import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends ModelArgs {
   data?: string;
@@ -21,10 +22,7 @@ interface Args extends ModelArgs {
 
 
 export const evaluateCommand: CommandModule<object, Args> = {
-  command: 'evaluate',
-  describe:
-    "a trained model (a model file or a run's checkpoint) on a data set's whole held-out split: top-1 and top-5 error and loss, the error of each class, " +
-    'the confusion matrix, and every misclassified image (--wrong). Both towers run in this one process: no worker is started',
+  ...COMMAND_LIST['evaluate'],
   builder: (y) =>
     y
       .options({

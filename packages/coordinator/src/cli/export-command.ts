@@ -11,6 +11,7 @@ import type { CommandModule } from 'yargs';
 import { bytesInWords, firstFew } from '@alexnet-mp/core';
 import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
+import { COMMAND_LIST } from './command-list.js';
 
 
 interface Args {
@@ -22,8 +23,7 @@ interface Args {
 }
 
 export const exportCommand: CommandModule<object, Args> = {
-  command: 'export',
-  describe: "a run's checkpoint as a model file to use on its own (alexnet predict --model, PyTorch): weights only, no momentum, with the class names and input normalisation (docs/models.md)",
+  ...COMMAND_LIST['export'],
   builder: (y) =>
     y
       .options({

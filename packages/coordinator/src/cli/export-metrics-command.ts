@@ -4,6 +4,7 @@ import { checkNotRunFile } from '../trained-model.js';
 import { UserError } from './errors.js';
 import { isStdout } from './output-gone.js';
 import { runCsv, writeCsv, writeTensorBoard } from '../export-metrics.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
   run: string;
@@ -12,8 +13,7 @@ interface Args {
 }
 
 export const exportMetricsCommand: CommandModule<object, Args> = {
-  command: 'export-metrics <run>',
-  describe: "a run folder's metrics (training loss and error, held-out evaluations, learning rate, images/s, each tower's exchange share) as a TensorBoard event file or a CSV",
+  ...COMMAND_LIST['export-metrics'],
   builder: (y) =>
     y
       .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run)' })

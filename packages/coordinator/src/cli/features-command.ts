@@ -17,6 +17,7 @@ import { featureBatches, featureLayout } from '../features.js';
 import { NpyRowWriter, encodeNpy } from '../npy.js';
 import { writeOutput } from '../inspect/png.js';
 import { FEATURES_FORMAT, companionFiles, type FeatureFileMeta } from '../inspect/feature-file.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends Omit<ModelArgs, 'views'> {
   data?: string;
@@ -34,10 +35,7 @@ function checkRoom(out: string, bytes: number): void {
 
 
 export const featuresCommand: CommandModule<object, Args> = {
-  command: 'features',
-  describe:
-    "a layer's output for every image of a data set's held-out split, as NumPy arrays (a row per image, both towers' values; its labels; its files): " +
-    'for linear probes, t-SNE or nearest neighbours. Both towers run in this one process: no worker is started',
+  ...COMMAND_LIST['features'],
   builder: (y) =>
     y
       .options({

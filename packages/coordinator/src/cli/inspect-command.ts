@@ -23,6 +23,7 @@ import { writeOutput, writePng } from '../inspect/png.js';
 import { mapShape } from '../inspect/layers.js';
 import { describeStats, mapStats } from '../inspect/stats.js';
 import { encodeNpy } from '../npy.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface CommonArgs extends SecurityArgs {
   run?: string;
@@ -309,8 +310,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
 export const inspectSubcommands = [kernelsCommand, activationsCommand, predictionsCommand, neighboursCommand] as const;
 
 export const inspectCommand: CommandModule = {
-  command: 'inspect',
-  describe: "pictures of each tower: its kernels, an image's feature maps, predictions on held-out images (from a checkpoint, a model file or a running coordinator), an image's nearest neighbours in a layer's space",
+  ...COMMAND_LIST['inspect'],
   builder: (y) =>
     y
       .command(kernelsCommand)

@@ -16,6 +16,7 @@ import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 import { surviveLostOutput } from './output-gone.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
   backend: string;
@@ -27,8 +28,7 @@ interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServe
 }
 
 export const launchCommand: CommandModule<object, Args> = {
-  command: 'launch',
-  describe: 'train on this machine: start both workers and the coordinator as child processes (the main command)',
+  ...COMMAND_LIST['launch'],
   builder: (y) =>
     y
       .usage(

@@ -7,6 +7,7 @@ import { failureLine, givenTwiceLine, missingValueLine, notANumberLine, type Par
 import { packageVersion } from './version.js';
 import { operandsAfterDashes } from './operands.js';
 import { endQuietlyOnLostOutput } from './output-gone.js';
+import { COMMAND_LIST, INSPECT_SUBCOMMANDS, type CommandName } from './command-list.js';
 
 process.on('unhandledRejection', reportAndExit);
 // `alexnet summary RUN | head`: a reader gone ends a command quietly (training commands keep going: output-gone.ts)
@@ -28,7 +29,7 @@ function loaded<A>(command: CommandModule<object, A>, more: string[] = []): Load
  * kernels, gRPC, the data pipeline), not for every command's. In the order `alexnet --help` lists them;
  * `usages`: the command's usage strings beyond its own (inspect's sub-commands), for failure-line.ts.
  */
-const COMMANDS: Record<string, () => Promise<Loaded>> = {
+const COMMANDS: Record<CommandName, () => Promise<Loaded>> = {
   launch: async () => loaded((await import('./launch-command.js')).launchCommand),
   worker: async () => loaded((await import('./worker-command.js')).workerCommand),
   coordinator: async () => loaded((await import('./coordinator-command.js')).coordinatorCommand),
@@ -50,13 +51,31 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
   certs: async () => loaded((await import('./certs-command.js')).certsCommand),
 };
 
-/** The commands to load: the one the line names, or every one (the list of commands, a mistyped name, no name). */
+/**
+ * The commands to load: the one the line names; every one when a command's name comes after an option
+ * (`alexnet --preset tiny launch`); else none, each listed by its usage and description alone (the list of
+ * commands, a mistyped name, no name: `alexnet --help` answers without loading the kernels or gRPC).
+ */
 async function commandsFor(argv: readonly string[]): Promise<Loaded[]> {
   const named = argv[0];
-  if (named !== undefined && Object.hasOwn(COMMANDS, named)) return [await COMMANDS[named]!()];
-  // `alexnet --version` needs none
-  if (argv.length === 1 && argv[0] === '--version') return [];
-  return Promise.all(Object.values(COMMANDS).map((load) => load()));
+  if (named !== undefined && isCommand(named)) return [await COMMANDS[named]()];
+  if (argv.some(isCommand)) return Promise.all(Object.values(COMMANDS).map((load) => load()));
+  return (Object.keys(COMMANDS) as CommandName[]).map(listed);
+}
+
+const isCommand = (w: string): w is CommandName => Object.hasOwn(COMMANDS, w);
+
+/** A command as `alexnet --help` lists it, its module not loaded (commandsFor: only when the line names no command). */
+function listed(name: CommandName): Loaded {
+  const { command, describe } = COMMAND_LIST[name];
+  const more = name === 'inspect' ? INSPECT_SUBCOMMANDS.map((c) => `inspect ${c}`) : [];
+  return {
+    usages: [command, ...more],
+    register: (y) =>
+      void y.command(command, describe, {}, () => {
+        throw new Error(`the ${name} command was listed but not loaded`);
+      }),
+  };
 }
 
 try {

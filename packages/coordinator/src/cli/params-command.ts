@@ -7,6 +7,7 @@ import type { CommandModule } from 'yargs';
 import { countParameters, forwardMacs, getPreset, layerTable, modelHash, presetNames, type ModelSpec } from '@alexnet-mp/core';
 import { TrainedModel } from '../trained-model.js';
 import { UserError } from './errors.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
   preset?: string;
@@ -15,8 +16,7 @@ interface Args {
 }
 
 export const paramsCommand: CommandModule<object, Args> = {
-  command: 'params',
-  describe: "a preset's layers as a table (kernel, stride, padding, which towers each reads, its shapes on one tower, parameters and multiply-adds), the totals and the model hash",
+  ...COMMAND_LIST['params'],
   builder: (y) =>
     y
       .option('preset', { choices: presetNames, describe: 'model preset (default paper; with --model, the file\'s)' })

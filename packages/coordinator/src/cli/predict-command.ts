@@ -10,6 +10,7 @@ import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { UserError } from './errors.js';
 import { formatPrediction, predictImages } from '../predict.js';
 import { expandImageArgs } from '../image-args.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends ModelArgs {
   images: string[];
@@ -20,10 +21,7 @@ interface Args extends ModelArgs {
 
 
 export const predictCommand: CommandModule<object, Args> = {
-  command: 'predict <images..>',
-  describe:
-    "the top-5 classes of image files (JPEG, PNG; any size: resized and centre-cropped as evaluation does; a folder: the images under it) with their probabilities, from a model file or a run's checkpoint. " +
-    'Both towers run in this one process (as the one-process trainer runs them): no worker is started',
+  ...COMMAND_LIST['predict'],
   builder: (y) =>
     y
       .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files, or folders: the .jpg, .jpeg and .png files under them, sorted (after `--`, names that start with a dash)' })

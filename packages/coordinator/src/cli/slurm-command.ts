@@ -22,6 +22,7 @@ import { cpuWorkerArgs } from '../launch-devices.js';
 import { SlurmSetupError, roleName, slurmTask, type SlurmTask } from '../slurm/env.js';
 import { chooseGpu } from '../slurm/gpu.js';
 import { RendezvousError, jobTokenFile, readEntry, removeEndedAttempts, rendezvousDir, waitForEntries, writeAtomic, writeExit } from '../slurm/rendezvous.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends RunArgs, RecoveryArgs, SecurityArgs {
   backend: string;
@@ -32,8 +33,7 @@ interface Args extends RunArgs, RecoveryArgs, SecurityArgs {
 }
 
 export const slurmCommand: CommandModule<object, Args> = {
-  command: 'slurm',
-  describe: 'one task of a Slurm job step of three (srun --ntasks=3): task 0 runs worker 0, task 1 worker 1, task 2 the coordinator',
+  ...COMMAND_LIST['slurm'],
   builder: (y) =>
     y
       .usage(

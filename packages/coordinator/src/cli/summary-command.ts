@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { formatRunReport, readRunEvents, summariseRun } from '../run-summary.js';
 import { positiveInt } from './options.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
   run: string;
@@ -10,8 +11,7 @@ interface Args {
 }
 
 export const summaryCommand: CommandModule<object, Args> = {
-  command: 'summary <run>',
-  describe: "a run folder's progress: its sessions (launch, --resume) with their wall time, the time the rest should take at its recent pace, and a table per epoch of training loss and error and the held-out evaluations",
+  ...COMMAND_LIST['summary'],
   builder: (y) =>
     y
       .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run)' })

@@ -6,6 +6,7 @@ import { listCheckpoints, verifyFile, type FileVerdict } from '@alexnet-mp/core'
 import { checkpointDir } from '../resume.js';
 import { noCheckpointHint } from '../trained-model.js';
 import { UserError } from './errors.js';
+import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
   target: string;
@@ -42,8 +43,7 @@ export function verdictLine(v: FileVerdict): string {
 }
 
 export const verifyCommand: CommandModule<object, Args> = {
-  command: 'verify <target>',
-  describe: "check a run's checkpoints (or one checkpoint or model file): each one's step and whether it is sound (checksums of its header and every tensor, structure, finite values)",
+  ...COMMAND_LIST['verify'],
   builder: (y) =>
     y
       .positional('target', { type: 'string', demandOption: true, describe: 'a run folder (--run-dir of the run), its checkpoints/ folder, or one .safetensors file' })

@@ -11,6 +11,7 @@ import { DEFAULT_PRESET, backendOption, checkAddress, checkThreads, fallbackOpti
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
 import { surviveLostOutput } from './output-gone.js';
 import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
+import { COMMAND_LIST } from './command-list.js';
 
 export interface WorkerArgs extends SecurityArgs {
   port: number;
@@ -37,8 +38,7 @@ export interface WorkerArgs extends SecurityArgs {
 }
 
 export const workerCommand: CommandModule<object, WorkerArgs> = {
-  command: 'worker',
-  describe: 'run one tower on one device as a gRPC server (start two: --tower 0 and --tower 1)',
+  ...COMMAND_LIST['worker'],
   builder: (y) =>
     y
       .usage(
