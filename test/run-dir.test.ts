@@ -150,10 +150,16 @@ test('the lock: a second launch on a directory in use is refused naming the hold
   t.regex(resumed.output(), new RegExp(`run\\.lock: the run that held it \\(pid ${deadPid}, alexnet launch, since 2026-01-01T00:00:00Z\\) is gone: lock broken`));
 });
 
-test('what the coordinator would refuse once the workers are up is said before any process starts: a resumed run\'s batch, seed, preset or classes, a data folder missing or without images, ten views of generated images', async (t) => {
+test('what the coordinator would refuse once the workers are up is said before any process starts: a resumed run\'s batch, seed, preset or classes, a data folder missing or without images, ten views of generated images, evaluations of a folder without a held-out split', async (t) => {
   const dir = tempDir(t);
   const first = alexnet([...common, '--steps', '2', '--run-dir', dir]);
   t.is((await first.exited).code, 0, first.output());
+  // an image folder without val/ or test/: a CIFAR-10 JPEG a class
+  const noHeldOut = path.join(dir, 'no-held-out');
+  for (const c of ['cat', 'dog']) {
+    fs.mkdirSync(path.join(noHeldOut, 'train', c), { recursive: true });
+    fs.copyFileSync(path.resolve('../shared/datasets/cifar10/test', c, '0000.jpg'), path.join(noHeldOut, 'train', c, '0000.jpg'));
+  }
   for (const [args, line] of [
     [['launch', '--backend', 'webasm', '--resume', dir, '--batch', '16'], `alexnet: --batch 16: the run in ${dir} has batch 8 (the data order depends on it); leave --batch out`],
     [['launch', '--backend', 'webasm', '--resume', dir, '--seed', '7'], `alexnet: --seed 7: the run in ${dir} has seed 1; leave --seed out`],
@@ -162,6 +168,9 @@ test('what the coordinator would refuse once the workers are up is said before a
     [[...common, '--data', path.join(dir, 'checkpoints')], `alexnet: ${dir}/checkpoints is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`],
     [[...common, '--data', path.join(dir, 'metrics.jsonl')], `alexnet: ${dir}/metrics.jsonl is not a folder: expected an image folder or the CIFAR-10 binary folder`],
     [[...common, '--eval-views', 'ten'], 'alexnet: --eval-views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from'],
+    // evaluations of a folder without a held-out split: refused before its training split is decoded
+    [[...common, '--data', noHeldOut, '--eval-every', '5'], `alexnet: --eval-every 5: --data ${noHeldOut} has no held-out split (val/ or test/) to evaluate on: add one, or leave --eval-every out`],
+    [[...common, '--data', noHeldOut, '--epochs', '1', '--lr-schedule', 'plateau'], `alexnet: --lr-schedule plateau: --data ${noHeldOut} has no held-out split (val/ or test/) to evaluate on: add one, or leave --lr-schedule out`],
     // the run was trained on synthetic images: CIFAR-10's classes are not its outputs' meaning
     [['launch', '--backend', 'webasm', '--resume', dir, '--data', 'cifar10'], 'alexnet: --data cifar10: the run was trained on generated (synthetic) images, this data set has 10 classes (airplane, automobile, bird, cat, ...): resume it on the data it was trained on, or start a new run'],
   ] as const) {

@@ -27,7 +27,7 @@ import { signalExitCode } from '../signal-exit.js';
 import path from 'node:path';
 import readline from 'node:readline';
 import { stopBeforeTraining } from './early-stop.js';
-import { checkDataForRun } from './data-check.js';
+import { checkDataForRun, evaluationsAsked } from './data-check.js';
 import { errorWords } from '../error-words.js';
 import { shortStepsNote } from '../step-tally.js';
 import { COMMAND_LIST } from './command-list.js';
@@ -124,7 +124,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (fromRun?.note) info(fromRun.note);
     const dataName = a.data ?? fromRun?.data ?? 'synthetic';
     if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
-    await checkDataForRun(a.data, resumed ? saved : null, spec.name);
+    await checkDataForRun(a.data, resumed ? saved : null, spec.name, evaluationsAsked(a));
     // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
     const early = stopBeforeTraining(a['exit-with-stdin'], info);
     // the cache folder: the command line's, else (resumed) the one the run was given, when it is still there

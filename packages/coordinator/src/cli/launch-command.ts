@@ -10,7 +10,7 @@ import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityAr
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, parseDuration, runOptions, type RunArgs } from './options.js';
 import { checkRunFiles, resolvePreset, resumeTarget } from '../resume.js';
-import { checkDataForRun } from './data-check.js';
+import { checkDataForRun, evaluationsAsked } from './data-check.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
@@ -78,7 +78,7 @@ export const launchCommand: CommandModule<object, Args> = {
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
     const { nothingToDo, saved } = checkRunFiles(a, getPreset(preset));
     // a resumed run on another data set, or more classes than the preset has outputs: its classes listed (nothing decoded) and refused before anything starts
-    await checkDataForRun(a.data, saved, preset);
+    await checkDataForRun(a.data, saved, preset, evaluationsAsked(a));
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
