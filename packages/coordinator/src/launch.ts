@@ -278,6 +278,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     }
     signalled = s;
     say(`${s}: stopping all processes`);
+    // the coordinator records the signal as the reason it stopped (it sees its stdin close next)
+    if (coordinator?.alive()) coordinator.proc.stdin?.write(`now ${s}\n`);
     wakeOnSignal();
   };
   // SIGHUP: the terminal closed (a dropped SSH session): the run ends as for SIGTERM, with its checkpoint

@@ -277,13 +277,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     if (a['exit-with-stdin']) {
       process.stdin.on('end', () => stop('stdin closed', 1));
       // launch passes on a signal it got as the line "stop SIGNAL": one request however many copies of the signal
-      // arrive (pkill, a service manager stopping the group: this process got it too); a later signal of its own stops at once
+      // arrive (pkill, a service manager stopping the group: this process got it too); a later signal of its own stops at once.
+      // "now SIGNAL": launch's second signal, which stops everything at once (recorded as that signal, not as stdin closing)
       readline.createInterface({ input: process.stdin }).on('line', (line) => {
-        const m = /^stop (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
+        const m = /^(stop|now) (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
         if (!m) return;
-        const sig = m[1] as 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+        const sig = m[2] as 'SIGINT' | 'SIGTERM' | 'SIGHUP';
         // never counted as this process's own signal: the same signal may reach it too, before or after this line
-        if (!endRun(sig)) stop(sig, signalExitCode(sig));
+        if (m[1] === 'now' || !endRun(sig)) stop(sig, signalExitCode(sig));
       });
     }
     let recovery: Recovery | null = null;

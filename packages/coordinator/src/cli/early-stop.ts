@@ -1,6 +1,6 @@
 /**
  * Signals before training starts. Opening the data may decode a folder into the cache for minutes (ILSVRC-2012's
- * training set: most of an hour); a signal then, or launch's "stop SIGNAL" line on stdin, stops the coordinator at
+ * training set: hours on a few cores); a signal then, or launch's "stop SIGNAL" line on stdin, stops the coordinator at
  * once, and the decoding's progress is kept for the next run (core's data/partial-decode.ts); so does stdin closing
  * when launch started it (launch killed outright: nothing outlives it). The coordinator
  * command replaces these handlers with its own when training is about to start.
@@ -24,7 +24,8 @@ export function stopBeforeTraining(withStdin: boolean, info: (line: string) => v
   const lines = withStdin ? readline.createInterface({ input: process.stdin }) : null;
   let disposed = false;
   lines?.on('line', (line) => {
-    const m = /^stop (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
+    // launch's "stop SIGNAL" (its first signal) and "now SIGNAL" (its second) both stop at once before training
+    const m = /^(?:stop|now) (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
     if (m) stop(m[1]!, signalExitCode(m[1] as StopSignal));
   });
   // stdin closed: launch is gone (killed outright); no process outlives it, as later in the run
