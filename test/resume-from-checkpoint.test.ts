@@ -54,6 +54,11 @@ test('a run resumed from an earlier checkpoint file goes on from that step with 
   t.deepEqual(listCheckpoints(ck).map((f) => path.basename(f)), ['step-000000003.safetensors', 'step-000000004.safetensors']);
   t.deepEqual(listCheckpoints(path.join(fork, 'checkpoints')).map((f) => path.basename(f)), ['step-000000004.safetensors', 'step-000000005.safetensors'], "the run's --checkpoint-every 1 goes on");
 
+  // the run's checkpoints/ folder stands for the run folder
+  const byFolder = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--resume', ck, '--steps', '4']);
+  t.is((await byFolder.exited).code, 0, byFolder.output());
+  t.deepEqual(byFolder.stderr, [`[launch] nothing to do: the run in ${dir} is at step 4, and --steps 4 counts from its start (give more to train on)`]);
+
   // a file that is not one of a run's checkpoints: one line
   const notOne = alexnet([...common, '--resume', path.join(dir, 'metrics.jsonl')]);
   t.is((await notOne.exited).code, 2);

@@ -46,7 +46,7 @@ export const checkpointDir = (runDir: string) => path.join(runDir, 'checkpoints'
 const pinned = new Map<string, number>();
 
 /**
- * What `--resume` names: a run folder, or one of its checkpoints (an earlier one than the newest: a run that
+ * What `--resume` names: a run folder (or its checkpoints/ folder), or one of its checkpoints (an earlier one than the newest: a run that
  * diverged goes on from before its loss rose). Returns the run folder; a checkpoint file is remembered for
  * newestVerified. A UserError for a file that is not a run's checkpoint.
  */
@@ -74,7 +74,14 @@ export function resumeTarget(resume: string): string {
     }
     return resume; // said by latestOf: no such run directory
   }
-  if (st.isDirectory()) return resume;
+  if (st.isDirectory()) {
+    // a run's checkpoints/ folder: the run folder above it (as verify takes either)
+    if (path.basename(abs) === 'checkpoints' && !fs.existsSync(path.join(abs, 'checkpoints'))) {
+      const run = path.dirname(abs);
+      return path.isAbsolute(resume) ? run : path.relative(process.cwd(), run) || '.';
+    }
+    return resume;
+  }
   if (step === null || !inCheckpoints) {
     throw new UserError(`--resume ${resume} is a file: give a run folder (its newest checkpoint) or one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors`);
   }
