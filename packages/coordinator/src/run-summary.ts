@@ -102,14 +102,18 @@ export interface Row {
 /** What is left of the planned steps, timed at the run's recent pace. */
 export interface Remaining {
   readonly steps: number;
-  /** Median step time of the last PACE_STEPS steps logged (this machine's pace of late, whichever session). */
-  readonly stepMs: number;
+  /**
+   * Median step time of the last PACE_STEPS steps logged (this machine's pace of late, whichever session), each
+   * session's first left out; null when those are the only ones (their time is mostly start-up: no estimate yet).
+   */
+  readonly stepMs: number | null;
   readonly pacedOn: number;
   /** Evaluations still to come: at epoch ends, every `--eval-every` steps and after the last step, as the coordinator runs them (0 for runs without evaluation). */
   readonly evaluations: number;
   /** Mean time of the last evaluations logged (up to 3); 0 when none was timed. */
   readonly evalMs: number;
-  readonly seconds: number;
+  /** null with stepMs. */
+  readonly seconds: number | null;
 }
 
 const PACE_STEPS = 500;
@@ -325,7 +329,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     seconds: sessions.reduce((s, x) => s + x.seconds, 0),
     rows,
     lastEval: allEvals[allEvals.length - 1] ?? null,
-    remaining: remainingOf(stepsDone, last.steps, spe, last.eval, paced.length > 0 ? paced : timeline, evalTimeline),
+    remaining: remainingOf(stepsDone, last.steps, spe, last.eval, paced, evalTimeline),
     lastCheckpoint: events.reduce<number | null>((at, e) => (e.event === 'checkpoint' && typeof e.step === 'number' ? e.step : at), null),
     restarts: events.filter((e) => e.event === 'restart').length,
     norms: lastNorms(ordered),
@@ -349,16 +353,16 @@ function evaluationsLeft(done: number, planned: number, spe: number | null, ever
   return n;
 }
 
-function remainingOf(done: number, planned: number, spe: number | null, ev: RunEvent['eval'], timeline: StepEvent[], evalTimeline: EvalEvent[]): Remaining | null {
+function remainingOf(done: number, planned: number, spe: number | null, ev: RunEvent['eval'], paced: StepEvent[], evalTimeline: EvalEvent[]): Remaining | null {
   const steps = planned - done;
-  if (steps <= 0 || timeline.length === 0) return null;
-  const recent = timeline.slice(-PACE_STEPS).map((s) => s.ms);
-  const stepMs = median(recent);
+  if (steps <= 0) return null;
+  const recent = paced.slice(-PACE_STEPS).map((s) => s.ms);
+  const stepMs = recent.length > 0 ? median(recent) : null;
   // logs from before the run line said its evaluation: epoch ends when the run has epochs
   const evaluations = ev === null ? 0 : ev === undefined ? (spe ? Math.floor(planned / spe) - Math.floor(done / spe) : 0) : evaluationsLeft(done, planned, spe, ev.every);
   const lastEvals = evalTimeline.slice(-3);
   const evalMs = lastEvals.length ? mean(lastEvals.map((v) => v.ms!)) : 0;
-  return { steps, stepMs, pacedOn: recent.length, evaluations, evalMs, seconds: (steps * stepMs + evaluations * evalMs) / 1000 };
+  return { steps, stepMs, pacedOn: recent.length, evaluations, evalMs, seconds: stepMs === null ? null : (steps * stepMs + evaluations * evalMs) / 1000 };
 }
 
 /** An evaluation's loss as the report prints it: a line with none (an overflow logged as null) says so. */
@@ -392,7 +396,8 @@ export function formatRunReport(r: RunReport): string {
   const left = r.remaining;
   if (left) {
     const evals = left.evaluations > 0 ? ` and ${plural(left.evaluations, 'evaluation')}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';
-    out.push(`remaining: ${left.steps} steps at ${(left.stepMs / 1000).toFixed(2)} s a step (median of the last ${left.pacedOn})${evals}: about ${hours(left.seconds)}`);
+    if (left.stepMs === null || left.seconds === null) out.push(`remaining: ${left.steps} steps${evals}; no estimate yet (the steps logged are each session's first, whose time is mostly start-up)`);
+    else out.push(`remaining: ${left.steps} steps at ${(left.stepMs / 1000).toFixed(2)} s a step (median of the last ${left.pacedOn})${evals}: about ${hours(left.seconds)}`);
   }
   // steps logged past the last checkpoint (a run killed since) are done again by --resume
   const since = r.lastCheckpoint !== null && r.lastCheckpoint < r.stepsDone ? ` (steps ${r.lastCheckpoint}-${r.stepsDone - 1} were logged after it: --resume does them again)` : '';

@@ -72,6 +72,10 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   t.is(summariseRun([{ ...run(0, 'a'), eval: { every: 0 }, steps: 10 }, ...fourDone] as never).remaining!.evaluations, 2, 'after steps 8 and 10 (the last)');
   t.is(summariseRun([{ ...run(0, 'a'), eval: null }, ...fourDone] as never).remaining!.evaluations, 0, 'a run without evaluation');
   t.is(summariseRun([run(0, 'a'), ...Array.from({ length: 12 }, (_, s) => step(s, 1, 1))] as never).remaining, null, 'all planned steps done');
+  // only a session's first step logged (its time mostly start-up): the steps left, no estimate
+  const firstOnly = summariseRun([run(0, 'a'), { ...step(0, 1, 1), ms: 3350 }] as never);
+  t.like(firstOnly.remaining, { steps: 11, stepMs: null, pacedOn: 0, seconds: null });
+  t.regex(formatRunReport(firstOnly), /^remaining: 11 steps and 3 evaluations \(not yet timed\); no estimate yet \(the steps logged are each session's first, whose time is mostly start-up\)$/m);
   // a session resumed from an earlier checkpoint than its predecessor reached: the steps after it do not count
   const cut = summariseRun([run(0, 'a'), ...[0, 1, 2, 3, 4, 5].map((s) => step(s, 2, 0.5)), ev(4, 0.5, 0.1), run(2, 'b'), step(2, 1, 1)] as never);
   t.is(cut.stepsDone, 3);
