@@ -126,7 +126,7 @@ test('a hung worker (its process stopped) is killed and started again: the run g
   t.like(events.at(-1), { event: 'done', steps: 30 });
 });
 
-test('a busy --ui-port, --inspect-port or worker port, or one port for both workers, is one line before any worker starts', async (t) => {
+test('a busy --ui-port, --inspect-port or worker port, one port for both workers, a host that does not resolve or is not this machine\'s, is one line before any worker starts', async (t) => {
   const busy = net.createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   t.teardown(() => busy.close());
@@ -145,4 +145,15 @@ test('a busy --ui-port, --inspect-port or worker port, or one port for both work
   const same = alexnet([...common, '--ports', '5000,5000']);
   t.is((await same.exited).code, 2, same.output());
   t.deepEqual(same.stderr, ['alexnet: --ports 5000,5000 gives both workers port 5000: give two ports (0: the OS picks a free one)']);
+  // port 0 too: a host name that does not resolve, an address not of this machine (".invalid" never resolves: RFC 6761)
+  for (const [args, line] of [
+    [['--ui-port', '0', '--ui-host', 'nosuch.invalid', '--ui-insecure'], 'alexnet: --ui-port 0: cannot listen on nosuch.invalid:0: the name nosuch.invalid does not resolve'],
+    [['--inspect-port', '0', '--inspect-host', 'nosuch.invalid'], 'alexnet: --inspect-port 0: cannot listen on nosuch.invalid:0: the name nosuch.invalid does not resolve'],
+    [['--host', '192.0.2.1'], 'alexnet: --ports 0: cannot listen on 192.0.2.1:0: no such address on this machine'],
+  ] as const) {
+    const bad = alexnet([...common, ...args]);
+    t.is((await bad.exited).code, 2, bad.output());
+    t.deepEqual(bad.stderr, [line]);
+    t.deepEqual(bad.stdout, [], 'no worker was started');
+  }
 });
