@@ -38,6 +38,7 @@ async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{
   t.true(performance.now() - at < 10_000, 'stopped without finishing the decoding');
   t.is(r1.code, 130, first.output());
   t.true(first.stderr.some((l) => l.endsWith('SIGINT before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)')), first.output());
+  t.true(first.stderr.includes('[launch] SIGINT: training has not started: the coordinator stops now (the images decoded so far are kept for the next run)'), first.output());
   for (const [name, pid] of Object.entries(childPids(first.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
   t.false(fs.readdirSync(decoded).some((f) => f.endsWith('.u8')), 'no finished cache');
   // left closed: the next run takes it up wherever it runs (another container, another machine)

@@ -200,8 +200,11 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let checkpointsSeen = 0;
   /** The workers now running (a restarted one replaces its tower's): a hung one is killed to be started again. */
   let workersNow: Child[] = [];
+  /** The coordinator that has begun training (its run line printed): before, a signal stops it at once (early-stop.ts). */
+  let training: Child | null = null;
   const onLine = (c: Child, line: string, stream: 'out' | 'err') => {
     if (c.name === 'coord' && stream === 'out' && line.startsWith('{"event":"checkpoint"')) checkpointsSeen++;
+    if (c.name === 'coord' && stream === 'out' && line.startsWith('{"event":"run"')) training = c;
     if (c.name === 'coord' && stream === 'out' && line.startsWith('{"event":"worker_lost"')) killIfHung(line);
     if (barWanted && c.name === 'coord' && stream === 'out' && line.startsWith('{"event":')) {
       try {
@@ -270,7 +273,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (signalled) return;
     if (graceful === null && coordinator?.alive()) {
       graceful = s;
-      say(`${s}: the coordinator ends the run after the step in progress (with a checkpoint when it writes them); ${s} again stops all processes at once`);
+      if (training === coordinator) say(`${s}: the coordinator ends the run after the step in progress (with a checkpoint when it writes them); ${s} again stops all processes at once`);
+      else say(`${s}: training has not started: the coordinator stops now (the images decoded so far are kept for the next run)`);
       // asked on its stdin rather than by a signal: a coordinator that got the same signal itself (pkill, a service
       // manager stopping the whole group) counts it once, not as a second signal that stops it at once
       coordinator.proc.stdin?.write(`stop ${s}\n`);
