@@ -144,6 +144,10 @@ test.serial('a finished run that keeps no checkpoint is said to be so (the curve
   t.teardown(() => d.close());
   t.true(said.some((l) => /has no checkpoint, and its run has ended \(a finished run may keep only the model exported from it\): the curves only/.test(l)), said.join(' | '));
   t.false(said.some((l) => /no checkpoint yet/.test(l)));
+  // the kernels asked for anyway: the same said, not that one is yet to come
+  const png = await fetch(`${d.url}api/kernels/0.png`);
+  t.is(png.status, 404);
+  t.regex(await png.text(), /^no kernels: the run has ended without a checkpoint in its folder \(a finished run may keep only the model exported from it\)/);
 });
 
 test.serial("a run whose data folder has moved: the curves and kernels are served, the feature maps' test images said to be missing", async (t) => {

@@ -144,10 +144,13 @@ export class FirstCheckpointImages implements DashboardImages {
     private readonly open: () => Promise<DashboardImages | null>,
     private readonly everyMs: number,
     private readonly info: (line: string) => void = () => {},
+    /** Whether the run has ended (its log's last session closed): then it may never write a checkpoint. */
+    private readonly ended: () => boolean = () => false,
   ) {}
 
   get why(): string | null {
-    return this.live ? (this.live.why ?? null) : 'no kernels: the run folder has no checkpoint yet';
+    if (this.live) return this.live.why ?? null;
+    return this.ended() ? 'no kernels: the run has ended without a checkpoint in its folder (a finished run may keep only the model exported from it)' : 'no kernels: the run folder has no checkpoint yet';
   }
   kernels(tower: number): StepImage | null {
     return this.live?.kernels(tower) ?? null;
@@ -281,7 +284,7 @@ export async function openRunDashboard(o: RunDashboardOptions): Promise<RunDashb
       if (!c) return null;
       o.info(`${path.basename(latestCheckpoint(checkpointDir(o.runDir)) ?? '')}: the kernels and feature maps from now on`);
       return imagesOf(c);
-    }, o.refreshS * 1000, o.info);
+    }, o.refreshS * 1000, o.info, () => feed.ended);
   }
 
   const server = new DashboardServer({ host: o.host, port: o.port, feed, images });
