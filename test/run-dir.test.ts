@@ -192,7 +192,7 @@ test('what the coordinator would refuse once the workers are up is said before a
   t.deepEqual(none.stderr, ['[launch] nothing to do: --steps 0']);
 });
 
-test('options that keep something, without --run-dir, and evaluation options without an evaluation are warned about: the run still trains', async (t) => {
+test('options that keep something, without --run-dir, evaluation options without an evaluation and a schedule\'s drops past the run\'s end are warned about: the run still trains', async (t) => {
   const p = alexnet([...common, '--steps', '2', '--checkpoint-every', '1', '--eval-batch', '7', '--eval-batches', '2']);
   t.is((await p.exited).code, 0, p.output());
   t.regex(p.output(), /alexnet coordinator: warning: this run has no --run-dir: --checkpoint-every 1 writes nothing \(give --run-dir DIR for checkpoints, metrics\.jsonl and --resume\)/);
@@ -200,6 +200,10 @@ test('options that keep something, without --run-dir, and evaluation options wit
   const plain = alexnet([...common, '--steps', '2']);
   t.is((await plain.exited).code, 0, plain.output());
   t.notRegex(plain.output(), /no --run-dir|nothing to do/, 'a short run on synthetic data is not warned about');
+  // a schedule's drop at an epoch the run does not reach (synthetic data: 1024 images an epoch, 2 steps of 512)
+  const late = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '512', '--epochs', '2', '--lr-schedule', 'steps:1,5']);
+  t.is((await late.exited).code, 0, late.output());
+  t.regex(late.output(), /alexnet coordinator: warning: --lr-schedule: the run ends at step 4 \(2 epochs of 2 steps\): the rate's drop at epoch 5 never comes/);
 });
 
 test('checkpoints by wall time: --checkpoint-minutes writes one after the first step past the interval; the run folder records the interval', async (t) => {

@@ -140,6 +140,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const total = Math.min(cap ?? Infinity, epochs !== undefined ? epochs * stepsPerEpoch : Infinity);
     const targetSteps = Number.isFinite(total) ? total : DEFAULTS.steps;
     if (schedule?.spec.kind === 'plateau' && !(evalEvery > 0 || useEpochs)) throw new UserError('--lr-schedule plateau needs evaluations: give --epochs');
+    // drops at epochs the run does not reach: said, not silently never done
+    if (schedule?.spec.kind === 'steps') {
+      const late = schedule.spec.epochs.filter((e) => e * stepsPerEpoch >= targetSteps);
+      if (late.length > 0) info(`warning: --lr-schedule: the run ends at step ${targetSteps} (${(targetSteps / stepsPerEpoch).toFixed(2).replace(/\.?0+$/, '')} epochs of ${stepsPerEpoch} steps): the rate's drop${late.length === 1 ? '' : 's'} at epoch ${late.join(', ')} never ${late.length === 1 ? 'comes' : 'come'}`);
+    }
     let evalSet: EvalSet | null = null;
     if (evalEvery > 0 || epochs !== undefined || (data.real && evalBatches !== undefined)) {
       try {
