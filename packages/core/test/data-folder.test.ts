@@ -1,6 +1,6 @@
 /** Image folders: listing, decoding (grayscale, CMYK, PNG), corrupt files skipped and reported, missing and empty folders. */
 import test from 'ava';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
@@ -9,6 +9,7 @@ import {
   checkDataLayout,
   classFolderNames,
   decodeImage,
+  decodeToCache,
   listImageFolder,
   listImageSplit,
   openCacheFile,
@@ -265,4 +266,129 @@ test('only the held-out split wanted (evaluate, features, inspect) of a folder w
   const e = await t.throwsAsync(openDataset(join(root, 'data'), { size: 16, cacheDir, heldOutOnly: true }), { instanceOf: DataError });
   t.is(e.message, `${join(root, 'data')} has no held-out split (val/ or test/) to evaluate on`);
   t.deepEqual(existsSync(join(cacheDir, 'decoded')) ? readdirSync(join(cacheDir, 'decoded')) : [], [], 'nothing decoded');
+});
+
+/**
+ * DIR/train/<class> and DIR/val/<class> with the classes in `linked` as symbolic links to folders elsewhere (under
+ * `root`/elsewhere), the others real folders: the same images either way (three classes, two images each in train/,
+ * one in val/).
+ */
+async function linkedClassesFolder(root: string, name: string, linked: readonly string[]): Promise<string> {
+  const dir = join(root, name);
+  const classes = ['cat', 'Dog', 'ant'];
+  for (const [k, c] of classes.entries()) {
+    for (const split of ['train', 'val'] as const) {
+      const home = linked.includes(c) ? join(root, 'elsewhere', name, split, c) : join(dir, split, c);
+      const n = split === 'train' ? 2 : 1;
+      for (let i = 0; i < n; i++) writeFile(join(home, `${i}.png`), await gradientImage(12, 12, [40 * k, 20 * i, 200], 'png'));
+      if (linked.includes(c)) {
+        mkdirSync(join(dir, split), { recursive: true });
+        symlinkSync(home, join(dir, split, c));
+      }
+    }
+  }
+  return dir;
+}
+
+test('class folders that are symbolic links to folders are classes, in the same order as real folders', async (t) => {
+  const root = tempDir(t);
+  const real = await linkedClassesFolder(root, 'real', []);
+  const mixed = await linkedClassesFolder(root, 'mixed', ['cat', 'ant']);
+  const linked = await linkedClassesFolder(root, 'linked', ['cat', 'Dog', 'ant']);
+  const relative = (f: Awaited<ReturnType<typeof listImageFolder>>) => ({
+    classes: f.train.classes,
+    train: f.train.items.map((i) => [i.path.slice(f.root.length), i.label]),
+    val: f.heldOut!.items.map((i) => [i.path.slice(f.root.length), i.label]),
+  });
+  const want = relative(await listImageFolder(real));
+  t.deepEqual(want.classes, ['Dog', 'ant', 'cat']);
+  t.is(want.train.length, 6);
+  for (const dir of [mixed, linked]) {
+    const warnings: DataWarning[] = [];
+    t.deepEqual(relative(await listImageFolder(dir, { onWarning: (w) => warnings.push(w) })), want, dir);
+    t.deepEqual(warnings, [], dir);
+    t.deepEqual(classFolderNames(join(dir, 'train')), want.classes, dir);
+    t.notThrows(() => checkDataLayout(dir), dir);
+  }
+  // all of them links: launch's quick look and the whole path (decoded, labelled as the real folders are)
+  const cache = tempDir(t);
+  const d = await openDataset(linked, { size: 8, cacheDir: cache });
+  const r = await openDataset(real, { size: 8, cacheDir: cache });
+  t.deepEqual([d.trainCount, d.heldOutCount, d.classes], [6, 3, ['Dog', 'ant', 'cat']]);
+  const [a, b] = [openSet(d.train), openSet(r.train)];
+  t.deepEqual([...a.labels], [...b.labels]);
+  for (let i = 0; i < a.count; i++) t.deepEqual(a.image(i), b.image(i));
+});
+
+test('a split folder that is a symbolic link, and a link to a file beside the class folders', async (t) => {
+  const root = tempDir(t);
+  const real = await linkedClassesFolder(root, 'real', []);
+  const dir = join(root, 'data');
+  mkdirSync(dir);
+  symlinkSync(join(real, 'train'), join(dir, 'train'));
+  symlinkSync(join(real, 'val'), join(dir, 'val'));
+  writeFile(join(root, 'notes.txt'), 'x');
+  symlinkSync(join(root, 'notes.txt'), join(real, 'train', 'README'));
+  const f = await listImageFolder(dir);
+  t.is(f.heldOutName, 'val');
+  t.deepEqual(f.train.classes, ['Dog', 'ant', 'cat'], 'a link to a file is no class, and is passed over as a file is');
+  t.is(f.heldOut!.items.length, 3);
+  t.notThrows(() => checkDataLayout(dir));
+});
+
+test('a dangling or looping symbolic link where a class folder could be: one line naming it, in every listing', async (t) => {
+  const root = tempDir(t);
+  const dir = await linkedClassesFolder(root, 'data', ['cat']);
+  const link = join(dir, 'train', 'bird');
+  symlinkSync(join(root, 'gone', 'bird'), link);
+  const message = `${link} is a symbolic link to ${join(root, 'gone', 'bird')}, which does not exist: mend or remove it (in ${join(dir, 'train')}, a folder or a link to one is a class folder)`;
+  const e = await t.throwsAsync(listImageFolder(dir), { instanceOf: DataError });
+  t.is(e.message, message);
+  t.is(e.path, link);
+  t.throws(() => checkDataLayout(dir), { instanceOf: DataError, message });
+  t.throws(() => classFolderNames(join(dir, 'train')), { instanceOf: DataError, message });
+
+  // a link to itself: a loop
+  rmSync(link);
+  symlinkSync(link, link);
+  const loop = await t.throwsAsync(listImageFolder(dir), { instanceOf: DataError });
+  t.is(loop.message, `${link} is a symbolic link to ${link} that loops (too many symbolic links): mend or remove it (in ${join(dir, 'train')}, a folder or a link to one is a class folder)`);
+
+  // every class folder a dangling link: still said as such, not "no class folders"
+  const gone = join(root, 'gone-all');
+  mkdirSync(join(gone, 'train'), { recursive: true });
+  symlinkSync(join(root, 'nowhere'), join(gone, 'train', 'a'));
+  t.throws(() => checkDataLayout(gone), { instanceOf: DataError, message: /train\/a is a symbolic link to .*nowhere, which does not exist/ });
+
+  // a dangling link with an image's name is an image (as a link to an image is): skipped with a warning where it is decoded
+  rmSync(link);
+  symlinkSync(join(root, 'gone.jpg'), join(dir, 'train', 'cat', '9.jpg'));
+  const warnings: DataWarning[] = [];
+  const d = await openDataset(dir, { size: 8, cacheDir: tempDir(t), onWarning: (w) => warnings.push(w) });
+  t.is(d.trainCount, 6);
+  t.deepEqual(warnings.map((w) => w.path), [join(dir, 'train', 'cat', '9.jpg')]);
+});
+
+test.serial('a truncated image among many decoded at once is reported with its own reason, as decoding it alone gives, never "Unknown error"', async (t) => {
+  // libvips keeps one error buffer per process, cleared as each decoding ends: among 8 decodings in flight a
+  // failure's reason was lost ("Unknown error") in about one run of five. Serial: no other test's sharp calls
+  // clear that buffer meanwhile (in a launch the decoding worker is the process's only user of sharp while it runs)
+  const root = tempDir(t);
+  const cat = join(cifarDir, 'train', 'cat');
+  const good = readdirSync(cat).sort().slice(0, 100);
+  for (const f of good) copyFileSync(join(cat, f), join(root, f));
+  const jpg = readFileSync(join(cat, good[20]!));
+  // cut in the image data (a header cut fails at once, before the race), and one not an image at all
+  const bad = [writeFile(join(root, '0030a.jpg'), jpg.subarray(0, jpg.length - 80)), writeFile(join(root, '0060a.jpg'), jpg.subarray(0, jpg.length - 120)), writeFile(join(root, '0090a.jpg'), 'not a JPEG')];
+  const alone = new Map<string, string>();
+  for (const b of bad) alone.set(b, `${((await decodeImage(b, 8).catch((e: Error) => e)) as Error).message.split('\n')[0]!.replace(/:\s*$/, '')} (skipped)`);
+  t.notRegex([...alone.values()].join('\n'), /Unknown error/);
+  const items = readdirSync(root).sort().map((f) => ({ path: join(root, f), label: 0 }));
+  const cache = tempDir(t);
+  for (let run = 0; run < 8; run++) {
+    const warnings: DataWarning[] = [];
+    const r = await decodeToCache({ items, classes: ['cat'], size: 8, path: join(cache, `${run}.u8`), source: root, onWarning: (w) => warnings.push(w) });
+    t.is(r.header.count, 100);
+    t.deepEqual(warnings, bad.map((b) => ({ path: b, message: alone.get(b) })), `run ${run}`);
+  }
 });

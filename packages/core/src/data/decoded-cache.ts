@@ -323,6 +323,24 @@ export interface DecodeOptions {
   onOpened?: (partial: string) => void;
 }
 
+/** The first line of sharp's message, without a dangling colon ("Input file has corrupt header: " with nothing after). */
+const firstLine = (e: Error) => (e.message.split('\n')[0] ?? '').trim().replace(/:$/, '').trim();
+
+/**
+ * Why an image could not be decoded ("VipsJpeg: premature end of JPEG image"), or null when sharp's message says
+ * nothing of it ("Unknown error", "Input file has corrupt header: " and nothing after).
+ */
+function reasonOf(e: Error): string | null {
+  const line = firstLine(e);
+  return line === '' || /^unknown error$/i.test(line) || /^input file has corrupt header$/i.test(line) ? null : line;
+}
+
+/** What a skipped image's warning says of it: its reason, else what little sharp said. */
+function skipMessage(e: Error): string {
+  const line = firstLine(e);
+  return `${reasonOf(e) ?? (line === '' || /^unknown error$/i.test(line) ? 'cannot be decoded (libvips gave no reason)' : line)} (skipped)`;
+}
+
 /** How often a decoding writes its journal: at most this much decoding is done again after a crash. */
 const JOURNAL_MS = 5_000;
 
@@ -407,8 +425,9 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   let lastJournal = performance.now();
   const inFlight = Math.max(1, o.concurrency ?? 8);
   const pending: Promise<Uint8Array | Error>[] = [];
+  const decode = (i: number) => decodeImage(o.items[i]!.path, o.size).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   const start = (i: number) => {
-    pending[i] = decodeImage(o.items[i]!.path, o.size).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    pending[i] = decode(i);
   };
   try {
     // at once: the file is found (and taken up, or cleared away) whatever happens next
@@ -416,11 +435,21 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
     o.onOpened?.(writer.tmp);
     for (let i = first; i < Math.min(first + inFlight, o.items.length); i++) start(i);
     for (let i = first; i < o.items.length; i++) {
-      const r = await pending[i]!;
+      let r = await pending[i]!;
       delete pending[i];
+      if (r instanceof Error) {
+        // libvips keeps one error buffer for the whole process, and each decoding that ends clears it: among
+        // concurrent decodings a failure's reason can be lost ("Unknown error") or be another file's. Decoded
+        // again alone (the others in flight ended first, none started meanwhile), the reason is its own; tried
+        // up to 3 times while it says none (sharp used elsewhere in the process at the same time can still clear it).
+        const together = r;
+        await Promise.all(pending.filter(Boolean));
+        for (let k = 0; k < 3 && (k === 0 || (r instanceof Error && !reasonOf(r))); k++) r = await decode(i);
+        if (r instanceof Error && !reasonOf(r) && reasonOf(together)) r = together;
+      }
       if (i + inFlight < o.items.length) start(i + inFlight);
       if (r instanceof Error) {
-        const w = { path: o.items[i]!.path, message: `${r.message.split('\n')[0]} (skipped)` };
+        const w = { path: o.items[i]!.path, message: skipMessage(r) };
         skipped.push(w);
         o.onWarning?.(w);
       } else {

@@ -10,11 +10,18 @@
  * within a class; extensions are matched case-insensitively (ImageNet's files
  * end in `.JPEG`); hidden files and other extensions are ignored.
  *
+ * Symbolic links are followed: a link to a folder is a class folder, as a
+ * folder is, and a link to an image an image. A class folder's own subfolders
+ * are not read (no recursion, so a link that loops back cannot either); a link
+ * where a class folder could be that leads nowhere (dangling, a loop) is refused
+ * in one line rather than a class silently left out (which would renumber the
+ * classes after it).
+ *
  * The held-out split may instead be one flat folder of images with a labels
  * file (ILSVRC-2012's validation set: `val/ILSVRC2012_val_*.JPEG` and Kaggle's
  * `LOC_val_solution.csv`): label-file.ts.
  */
-import { opendirSync, readdirSync } from 'node:fs';
+import { opendirSync, readdirSync, readlinkSync, statSync, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { DataError, type WarningSink } from './errors.js';
@@ -81,8 +88,8 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
     if (code === 'ENOTDIR') throw new DataError(abs, `${abs} is not a folder: ${expected(abs)}`);
     throw unreadable(abs, e);
   }
-  const found = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byCodePoint);
-  const loose = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).map((e) => e.name);
+  const targets = new Map(await Promise.all(entries.filter(followed).map(async (e) => [e.name, await stat(join(abs, e.name)).then(linkTarget, (error: unknown) => ({ error }))] as const)));
+  const { classes: found, loose } = sortEntries(abs, entries, (name) => targets.get(name));
   if (found.length === 0) {
     if (opts.classes && loose.length > 0) return listFlatSplit(abs, loose, opts.classes);
     throw new DataError(abs, noClassFolders(abs, loose.length));
@@ -114,10 +121,70 @@ const noImages = (abs: string, classFolders: number) => `image folder ${abs} has
 
 /** A training split's class names in label order (its class folders, as listImageSplit orders them), nothing else read. */
 export function classFolderNames(dir: string): string[] {
-  return readable(resolve(dir), () => readdirSync(resolve(dir), { withFileTypes: true }))
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-    .map((e) => e.name)
-    .sort(byCodePoint);
+  const abs = resolve(dir);
+  return sortEntriesSync(abs, readable(abs, () => readdirSync(abs, { withFileTypes: true }))).classes;
+}
+
+/** A symbolic link, not hidden: what it leads to is looked at (a folder is a class folder, an image file a loose image). */
+const followed = (e: Dirent) => e.isSymbolicLink() && !e.name.startsWith('.');
+
+/** What a followed link leads to: a folder or not, or stat's error (dangling, a loop, no permission). */
+type LinkTarget = { readonly dir: boolean } | { readonly error: unknown };
+const linkTarget = (s: { isDirectory(): boolean }): LinkTarget => ({ dir: s.isDirectory() });
+
+/**
+ * The entries of a split's folder `abs` sorted out: its class folders (folders and links to folders, not hidden;
+ * sorted, in label order) and its loose images (files, and links to files, with an image's name: a link that
+ * leads nowhere with an image's name is one too, and is skipped with a warning where it is decoded, as an
+ * unreadable image is). `target(name)` is what stat (following the link) gave for each followed entry. A link
+ * that leads nowhere, and has no image's name, is refused: it may be a class folder, and leaving it out would
+ * renumber the classes after it.
+ */
+function sortEntries(abs: string, entries: readonly Dirent[], target: (name: string) => LinkTarget | undefined): { classes: string[]; loose: string[] } {
+  const classes: string[] = [];
+  const loose: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isDirectory()) classes.push(e.name);
+    else if (e.isFile()) {
+      if (isImageName(e.name)) loose.push(e.name);
+    } else if (e.isSymbolicLink()) {
+      const t = target(e.name) ?? { error: new Error('not looked at') };
+      if ('dir' in t && t.dir) classes.push(e.name);
+      else if (isImageName(e.name)) loose.push(e.name);
+      else if ('error' in t) throw brokenLink(join(abs, e.name), t.error);
+    }
+  }
+  return { classes: classes.sort(byCodePoint), loose };
+}
+
+/** sortEntries with the links followed here and now (synchronously). */
+function sortEntriesSync(abs: string, entries: readonly Dirent[]): { classes: string[]; loose: string[] } {
+  return sortEntries(abs, entries, (name) => {
+    try {
+      return linkTarget(statSync(join(abs, name)));
+    } catch (error) {
+      return { error };
+    }
+  });
+}
+
+/** A link where a class folder could be that leads nowhere, in one line: "X is a symbolic link to Y, which does not exist: ...". */
+function brokenLink(path: string, e: unknown): DataError {
+  let to = '';
+  try {
+    to = ` to ${readlinkSync(path)}`;
+  } catch {
+    // gone since, or unreadable: said without its target
+  }
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const what =
+    code === 'ENOENT' || code === 'ENOTDIR'
+      ? `${path} is a symbolic link${to}, which does not exist`
+      : code === 'ELOOP'
+        ? `${path} is a symbolic link${to} that loops (too many symbolic links)`
+        : `cannot follow the symbolic link ${path}${to}: ${fsReason(e)}`;
+  return new DataError(path, `${what}: mend or remove it (in ${dirname(path)}, a folder or a link to one is a class folder)`, { cause: e });
 }
 
 /** `read()` of folder `abs`, its failure a DataError in words ("cannot read image folder X: permission denied"). */
@@ -139,9 +206,8 @@ const unreadable = (abs: string, e: unknown, what = 'image folder') => new DataE
  */
 export function checkTrainSplitQuickly(dir: string): void {
   const abs = resolve(dir);
-  const entries = readable(abs, () => readdirSync(abs, { withFileTypes: true }));
-  const classes = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
-  if (classes.length === 0) throw new DataError(abs, noClassFolders(abs, entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name)).length));
+  const { classes, loose } = sortEntriesSync(abs, readable(abs, () => readdirSync(abs, { withFileTypes: true })));
+  if (classes.length === 0) throw new DataError(abs, noClassFolders(abs, loose.length));
   for (const c of classes) {
     const d = readable(join(abs, c), () => opendirSync(join(abs, c)));
     try {
