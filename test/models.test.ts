@@ -212,6 +212,17 @@ test('predict classifies the files it can read and names each other one, exit 2;
   const inFolder = lines[2]!.top as { class: number; p: number }[];
   t.deepEqual(inFolder.map((g) => g.class), alone1.top.map((g) => g.class));
   for (const [k, g] of inFolder.entries()) t.true(Math.abs(g.p - alone1.top[k]!.p) < 1e-5, `${g.p} vs ${alone1.top[k]!.p}`);
+  // links in a folder: one to an image is that image; one to a folder is left out (no loops), one leading nowhere said
+  const linked = path.join(dir, 'linked');
+  fs.mkdirSync(linked);
+  fs.symlinkSync(path.join(val, 'red', '0.png'), path.join(linked, 'a.png'));
+  fs.symlinkSync(val, path.join(linked, 'b-folder'));
+  fs.symlinkSync(path.join(dir, 'gone.png'), path.join(linked, 'c.png'));
+  const viaLinks = await finished(alexnet(['predict', linked, '--run', runDir, '--backend', 'webasm', '--json']));
+  const linkLines = viaLinks.out.map((l) => JSON.parse(l) as { image: string; top?: { class: number }[]; error?: string });
+  t.deepEqual(linkLines.map((l) => l.image), [path.join(linked, 'a.png'), path.join(linked, 'c.png')], viaLinks.err.join('\n'));
+  t.deepEqual(linkLines[0]!.top!.map((g) => g.class), alone1.top.map((g) => g.class));
+  t.regex(linkLines[1]!.error!, /c\.png: no such file/);
 
   // --step: the checkpoint of that step instead of the latest (the weights differ after a step of training)
   const step1 = await finished(alexnet(['predict', image, '--run', runDir, '--step', '1', '--backend', 'webasm', '--json']));

@@ -1,7 +1,8 @@
 /**
  * The image arguments of `alexnet predict`: a file stays as it is (a missing or unreadable one is reported
  * by the decoder, in its place); a folder becomes the image files under it (.jpg, .jpeg, .png, any depth,
- * sorted by path; hidden files and folders, and symbolic links to folders, left out), or one line saying it
+ * sorted by path; links to image files taken as the files; hidden files and folders, and symbolic links to
+ * folders, left out), or one line saying it
  * holds none.
  */
 import fs from 'node:fs';
@@ -11,7 +12,15 @@ import { fsReason } from '@alexnet-mp/core';
 
 export type ImageArg = { readonly file: string } | { readonly folder: string; readonly error: string };
 
-/** The image files under `dir`, sorted by path. */
+const linksToFolder = (p: string): boolean => {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false; // leads nowhere (dangling, a loop): taken as a file the decoder reports
+  }
+};
+
+/** The image files under `dir` (links to image files too), sorted by path. */
 export function imagesUnder(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
@@ -20,7 +29,8 @@ export function imagesUnder(dir: string): string[] {
       const p = path.join(d, e.name);
       if (e.name.startsWith('.')) continue;
       if (e.isDirectory()) walk(p);
-      else if (e.isFile() && isImageName(e.name)) out.push(p);
+      // a link to an image counts as the image (one that leads nowhere too: the decoder says so in its place)
+      else if ((e.isFile() || (e.isSymbolicLink() && !linksToFolder(p))) && isImageName(e.name)) out.push(p);
     }
   };
   walk(dir);
