@@ -107,6 +107,73 @@ for (const [args, line] of [
   });
 }
 
+// a number is written in decimal: what JavaScript's Number() also reads (0x10 as 16, Infinity, " " as 0) is refused
+for (const [args, line] of [
+  [['launch', '--steps', '0x10'], 'alexnet: --steps 0x10: give a decimal number'],
+  [['launch', '--steps=0b1'], 'alexnet: --steps 0b1: give a decimal number'],
+  [['launch', '--batch', '0o20'], 'alexnet: --batch 0o20: give a decimal number'],
+  [['launch', '--seed', '0XDEADBEEF'], 'alexnet: --seed 0XDEADBEEF: give a decimal number'],
+  [['launch', '--evalEvery', '0x10'], 'alexnet: --eval-every 0x10: give a decimal number'],
+  [['launch', '--steps', 'Infinity'], 'alexnet: --steps Infinity: give a number'],
+  [['launch', '--lr', 'NaN'], 'alexnet: --lr NaN: give a number'],
+  [['launch', '--lr', '1e400'], 'alexnet: --lr 1e400: give a finite number'],
+  [['launch', '--steps', ' '], 'alexnet: --steps " ": give a number'],
+  [['launch', '--steps', ' 16 '], 'alexnet: --steps " 16 ": give a number'],
+  [['launch', '--steps='], 'alexnet: --steps needs a value'],
+  [['launch', '--steps', '3', '--batch', '0x10'], 'alexnet: --batch 0x10: give a decimal number'],
+  // yargs reads --no-NAME of a number option as 0
+  [['launch', '--no-steps'], 'alexnet: --no-steps: --steps takes a number, not on or off'],
+  [['worker', '--tower', '0', '--port', '0x1f90'], 'alexnet: --port 0x1f90: give a decimal number'],
+  [['predict', '--top', '0x2', 'x.jpg'], 'alexnet: --top 0x2: give a decimal number'],
+  [['certs', '--out', '/nonexistent-alexnet-certs', '--days', 'Infinity'], 'alexnet: --days Infinity: give a number'],
+] as const) {
+  test(`a number not written in decimal is one line naming it, exit 2: alexnet ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2, r.stderr);
+    t.is(r.stdout, '');
+    t.is(r.stderr, `${line}\n`);
+  });
+}
+
+test('a decimal number is taken with a sign, a point or an exponent (--lr 1e-4): alexnet launch with nothing to train', (t) => {
+  const r = run('launch', '--steps', '0', '--lr', '1e-4', '--weight-decay', '5E-4', '--momentum', '.9', '--seed', '+3', '--checkpoint-minutes', '0.5', '--batch', '16.0', '--eval-every=-0');
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stderr, '[launch] nothing to do: --steps 0\n');
+});
+
+// a flag given twice, in either form, is refused as any option given twice is (the last would win without a word)
+for (const [args, line] of [
+  [['params', '--json', '--json'], 'alexnet: --json is given twice: give it once'],
+  [['params', '--json', '--no-json'], 'alexnet: --json is given twice (--json and --no-json): give it once'],
+  [['params', '--no-json', '--json'], 'alexnet: --json is given twice (--no-json and --json): give it once'],
+  [['params', '--no-json', '--no-json'], 'alexnet: --no-json is given twice: give it once'],
+  [['params', '--json=true', '--no-json'], 'alexnet: --json is given twice (--json=true and --no-json): give it once'],
+  [['params', '--json', 'false', '--json'], 'alexnet: --json is given twice (--json false and --json): give it once'],
+  [['launch', '--decay-biases', '--no-decay-biases'], 'alexnet: --decay-biases is given twice (--decay-biases and --no-decay-biases): give it once'],
+  [['launch', '--no-queue-steps', '--queue-steps'], 'alexnet: --queue-steps is given twice (--no-queue-steps and --queue-steps): give it once'],
+  // the camelCase spelling yargs also takes is the same option
+  [['launch', '--decayBiases', '--no-decay-biases'], 'alexnet: --decay-biases is given twice (--decayBiases and --no-decay-biases): give it once'],
+  [['launch', '--eval-every', '1', '--evalEvery', '2'], 'alexnet: --eval-every is given twice (1 and 2): give it once'],
+] as const) {
+  test(`a flag given twice is one line naming it, exit 2: alexnet ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2, r.stderr);
+    t.is(r.stdout, '');
+    t.is(r.stderr, `${line}\n`);
+  });
+}
+
+test('a flag given once, in either form, is taken; an alias is the option itself; an option that takes several values may come again', async (t) => {
+  t.is(run('params', '--no-json').status, 0);
+  t.is(run('params', '--json', 'false').status, 0);
+  const { givenTwiceLine } = await import('../packages/coordinator/src/cli/failure-line.js');
+  const known = { key: { names: true, n: true, force: true, f: true }, array: ['names'], boolean: ['force', 'f'], alias: { names: ['n'], force: ['f'] } };
+  t.is(givenTwiceLine(known, ['--names', 'a', '--names', 'b', '-n', 'c']), undefined);
+  t.is(givenTwiceLine(known, ['--force', '-f']), '--force is given twice (--force and -f): give it once');
+  t.is(givenTwiceLine(known, ['-f', '--no-force']), '--force is given twice (-f and --no-force): give it once');
+  t.is(givenTwiceLine(known, ['-f', '-f']), '-f is given twice: give it once');
+});
+
 test('alexnet alone lists the commands', (t) => {
   const r = run();
   t.is(r.status, 2);

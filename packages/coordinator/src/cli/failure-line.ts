@@ -1,6 +1,7 @@
 /**
  * yargs reports a command line it cannot take (an unknown command or flag, a value outside an option's
- * choices, a missing argument) below the whole help text, and reads a number option given a word as NaN.
+ * choices, a missing argument) below the whole help text, reads a number option given a word as NaN (and 0x10
+ * as 16), and takes an option given twice as two values (a flag: the last one).
  * This turns each report into one line that names what is wrong as it was typed and where the help is;
  * only a missing command (`alexnet` alone) keeps the list of commands.
  */
@@ -16,6 +17,12 @@ export interface ParsedOptions extends KnownOptions {
   alias?: Record<string, string[]>;
 }
 
+/** An option's name in camelCase, as yargs also takes it (--evalEvery for --eval-every). */
+const camel = (n: string): string => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** An option as it is typed: `-b`, `--batch`. */
+const flag = (name: string): string => (name.length === 1 ? `-${name}` : `--${name}`);
+
 /**
  * The line for an option that takes a value given without one, as the last word or before another flag
  * ("--batch needs a value"): yargs drops a number option's missing value (the default then applies without a
@@ -23,7 +30,6 @@ export interface ParsedOptions extends KnownOptions {
  */
 export function missingValueLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
   const takesValue = new Set<string>();
-  const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   for (const name of [...(known.number ?? []), ...(known.string ?? []), ...Object.keys(known.choices ?? {})]) {
     for (const n of [name, ...(known.alias?.[name] ?? [])]) takesValue.add(n).add(camel(n));
   }
@@ -52,35 +58,74 @@ export function missingValueLine(known: ParsedOptions, argv: readonly string[]):
 }
 
 /**
+ * Every spelling yargs takes for an option, to the option's own name: its name, its aliases (the longest of
+ * them names the option: --help for -h) and the camelCase of each (--evalEvery for --eval-every).
+ */
+function spellings(known: ParsedOptions): Map<string, string> {
+  const own = new Map<string, string>();
+  const lists = [Object.keys(known.key), known.array, known.boolean, known.number, known.string, Object.keys(known.choices ?? {})];
+  for (const list of lists) for (const name of list ?? []) own.set(name, name);
+  for (const [name, aliases] of Object.entries(known.alias ?? {})) {
+    const group = [name, ...aliases];
+    const main = group.find((n) => n.length > 1) ?? name;
+    for (const n of group) own.set(n, main);
+  }
+  for (const [n, main] of [...own]) if (!own.has(camel(n))) own.set(camel(n), main);
+  return own;
+}
+
+/**
+ * The option a word of the command line names, by its own name: `--steps`, `--steps=3`, `-b`, `--evalEvery`,
+ * and `--no-json` (negated); undefined for an operand, a negative number, a group of short flags (`-xyz`) or
+ * an unknown option.
+ */
+function optionOf(word: string, names: ReadonlyMap<string, string>): { name: string; value: string | undefined; negated: boolean } | undefined {
+  const m = /^(--?)([^=]+)(?:=(.*))?$/s.exec(word);
+  if (!m || /^-\d/.test(word) || (m[1] === '-' && m[2]!.length > 1)) return undefined;
+  const name = names.get(m[2]!);
+  if (name !== undefined) return { name, value: m[3], negated: false };
+  // yargs reads --no-NAME as NAME false (without a value: `--no-json=true` is no negation)
+  const negated = m[1] === '--' && m[3] === undefined ? /^no-(.+)$/s.exec(m[2]!) : null;
+  const bare = negated ? names.get(negated[1]!) : undefined;
+  return bare === undefined ? undefined : { name: bare, value: undefined, negated: true };
+}
+
+/**
  * The line for an option given twice ("--steps is given twice (3 and 5): give it once"): yargs would make an
- * array of the two values and the option's check then names them as one ("got 3,5"). Options that take
- * several values (`--micro-batches 1 2 4`) may come again; a word after `--` is no option.
+ * array of the two values and the option's check then names them as one ("got 3,5"); a flag given twice,
+ * in either form (`--json --no-json`), would be the last one said without a word. Each spelling of an option
+ * (an alias, the camelCase) is the option. Options that take several values may come again; a word after
+ * `--` is no option.
  */
 export function givenTwiceLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
-  const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const canonical = new Map<string, string>();
-  for (const name of Object.keys(known.key)) canonical.set(name, name);
-  for (const [name, aliases] of Object.entries(known.alias ?? {})) for (const a of aliases) canonical.set(a, name);
-  const many = new Set((known.array ?? []).flatMap((n) => [n, camel(n)]));
-  const flags = new Set((known.boolean ?? []).flatMap((n) => [n, camel(n)]));
-  const seen = new Map<string, { typed: string; values: string[] }>();
+  const names = spellings(known);
+  const own = (list: string[] | undefined) => new Set((list ?? []).map((n) => names.get(n) ?? n));
+  const many = own(known.array);
+  const flags = own(known.boolean);
+  const seen = new Map<string, { typed: string; values: string[]; words: string[] }>();
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
     if (word === '--') break;
-    const m = /^--?([^=]+)(?:=(.*))?$/s.exec(word);
-    if (!m || /^-\d/.test(word) || (word.startsWith('-') && !word.startsWith('--') && m[1]!.length > 1)) continue;
-    const name = canonical.get(m[1]!) ?? canonical.get(camel(m[1]!));
-    if (name === undefined || many.has(name) || name === 'help' || name === 'version') continue;
+    const o = optionOf(word, names);
+    if (o === undefined || many.has(o.name) || o.name === 'help' || o.name === 'version') continue;
+    const isFlag = flags.has(o.name);
+    // --no-steps: not a flag's other form (notANumberLine names it)
+    if (o.negated && !isFlag) continue;
     const next = argv[i + 1];
-    // a flag (--json) takes no word after it: that is the next operand
-    const value = m[2] ?? (!flags.has(name) && next !== undefined && !next.startsWith('-') ? next : '');
-    const entry = seen.get(name) ?? { typed: word.replace(/=.*$/s, ''), values: [] };
+    // a flag (--json) takes no word after it but true or false (as yargs reads it): any other is the next operand
+    const value = o.value ?? (isFlag ? (next === 'true' || next === 'false' ? next : '') : next !== undefined && !next.startsWith('-') ? next : '');
+    const entry = seen.get(o.name) ?? { typed: word.replace(/=.*$/s, ''), values: [], words: [] };
     entry.values.push(value);
-    seen.set(name, entry);
-    if (entry.values.length === 2) {
-      const values = entry.values.filter((v) => v !== '');
-      return `${entry.typed} is given twice${values.length === 2 ? ` (${values[0]} and ${values[1]})` : ''}: give it once`;
+    entry.words.push(o.value === undefined && value !== '' ? `${word} ${value}` : word);
+    seen.set(o.name, entry);
+    if (entry.values.length < 2) continue;
+    if (isFlag) {
+      // a flag said twice the same way is named as typed; said two ways, by its own name and both words as typed
+      const [a, b] = entry.words as [string, string];
+      return a === b ? `${entry.typed} is given twice: give it once` : `${flag(o.name)} is given twice (${a} and ${b}): give it once`;
     }
+    const values = entry.values.filter((v) => v !== '');
+    return `${entry.typed} is given twice${values.length === 2 ? ` (${values[0]} and ${values[1]})` : ''}: give it once`;
   }
   return undefined;
 }
@@ -96,7 +141,6 @@ export function commandOf(argv: readonly string[], usages: readonly string[]): {
 }
 
 const unquote = (s: string): string => s.trim().replace(/^"(.*)"$/s, '$1');
-const flag = (name: string): string => (name.length === 1 ? `-${name}` : `--${name}`);
 const both = (xs: string[]): string => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
 
 /**
@@ -146,21 +190,56 @@ export function failureLine(msg: string | null | undefined, known: KnownOptions,
   return `${m.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')}; ${help} says more`;
 }
 
+/** A number as it is written for a person: digits with an optional sign, decimal point and exponent (16, -0.5, .5, 1e-4). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** A word yargs takes as the value of the option before it (a negative number is one: `--lr -0.5`). */
+const isValueWord = (w: string): boolean => !w.startsWith('-') || /^-([0-9]+(\.[0-9]+)?|\.[0-9]+)$/.test(w);
+
+/** A value as typed, quoted when it would not show on the line (empty, or with spaces). */
+const shown = (v: string): string => (v === '' || /[\s\x00-\x1f\x7f]/.test(v) ? JSON.stringify(v) : v);
+
 /**
- * The line for a number option given something that is not a number (yargs makes it NaN: "got NaN" would
- * say nothing), naming the value as typed: "--batch abc: give a number"; undefined when every number is one.
+ * What is wrong with `word` as the value of a number option ("give a number"); undefined for a decimal
+ * number. yargs reads a number option's value with JavaScript's Number(), which also takes 0x10, 0b1 and
+ * 0o7, Infinity, and "" or " " (as 0): none is a number as anyone writes one on a command line.
+ */
+function numberProblem(word: string): string | undefined {
+  if (DECIMAL.test(word)) return Number.isFinite(Number(word)) ? undefined : 'give a finite number';
+  return /^[+-]?0[xob]/i.test(word) ? 'give a decimal number' : 'give a number';
+}
+
+/**
+ * The line for a number option given something that is not a decimal number (yargs makes a word NaN, "got
+ * NaN" would say nothing; it reads 0x10 as 16 and `--no-steps` as 0), naming the value as typed: "--batch
+ * abc: give a number", "--steps 0x10: give a decimal number"; undefined when every number is one.
  */
 export function notANumberLine(parsed: Record<string, unknown>, known: ParsedOptions, argv: readonly string[]): string | undefined {
+  const names = spellings(known);
+  const numbers = new Set((known.number ?? []).map((n) => names.get(n) ?? n));
+  // each value typed for a number option (--name WORD or --name=WORD, an alias or the camelCase spelling)
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--') break;
+    const o = optionOf(word, names);
+    if (o === undefined || !numbers.has(o.name)) continue;
+    if (o.negated) return `${word}: ${flag(o.name)} takes a number, not on or off`;
+    let value = o.value;
+    if (value === undefined) {
+      const next = argv[i + 1];
+      // no value (missingValueLine names it)
+      if (next === undefined || !isValueWord(next)) continue;
+      value = next;
+      i++;
+    }
+    const problem = numberProblem(value);
+    if (problem) return `${flag(o.name)} ${shown(value)}: ${problem}`;
+  }
+  // a NaN whose word was not found above
   for (const name of known.number ?? []) {
     const v = parsed[name];
     const values = Array.isArray(v) ? v : [v];
-    if (!values.some((x) => typeof x === 'number' && Number.isNaN(x))) continue;
-    // the word typed for it (--name WORD or --name=WORD, or an alias) that is not a number
-    const flags = [name, ...(known.alias?.[name] ?? [])].map(flag);
-    const typed = argv
-      .flatMap((w, i) => flags.flatMap((f) => (w === f ? [argv[i + 1] ?? ''] : w.startsWith(`${f}=`) ? [w.slice(f.length + 1)] : [])))
-      .find((v) => v !== '' && Number.isNaN(Number(v)));
-    return `${flag(name)}${typed === undefined ? '' : ` ${typed}`}: give a number`;
+    if (values.some((x) => typeof x === 'number' && Number.isNaN(x))) return `${flag(names.get(name) ?? name)}: give a number`;
   }
   return undefined;
 }
