@@ -101,6 +101,10 @@ test('a flat held-out folder: the labels file is looked for in it first; without
   writeFile(join(root, 'val', 'v2.jpg'), jpg);
   const none = await t.throwsAsync(listImageFolder(root), { instanceOf: DataError });
   t.regex(none.message, /val holds 2 images and no class folders: give their classes in .*val\/labels\.csv .*LOC_val_solution\.csv.*val\/<class>\//);
+  // the devkit's ground truth beside them (under its own name, so not read as a labels file): said why it will not do
+  writeFile(join(root, 'ILSVRC2012_validation_ground_truth.txt'), '1\n0\n');
+  const devkit = await t.throwsAsync(listImageFolder(root), { instanceOf: DataError });
+  t.regex(devkit.message, /val holds 2 images and no class folders: .*ILSVRC2012_validation_ground_truth\.txt \(the ImageNet devkit's ground truth\) cannot give their classes, its numbers follow the devkit's own class order, not the sorted class folders; give their classes in /);
 
   writeFile(join(root, 'val.txt'), 'v1.jpg 0\n');
   const missing = await t.throwsAsync(listImageFolder(root), { instanceOf: DataError });

@@ -223,6 +223,9 @@ export function checkTrainSplitQuickly(dir: string): void {
  * A held-out split of loose images (`names`, in `abs`), their classes from the first labels file found in
  * `abs`, then in the data folder above it; every image must have one.
  */
+/** The ImageNet devkit's validation labels: one number a line, in the devkit's own class order (not usable as a labels file). */
+const DEVKIT_GROUND_TRUTH = 'ILSVRC2012_validation_ground_truth.txt';
+
 async function listFlatSplit(abs: string, names: readonly string[], classes: readonly string[]): Promise<SplitListing> {
   const places = [abs, dirname(abs)].flatMap((d) => LABEL_FILES.map((f) => join(d, f)));
   let labelPath: string | undefined;
@@ -233,9 +236,12 @@ async function listFlatSplit(abs: string, names: readonly string[], classes: rea
     }
   }
   if (!labelPath) {
+    // the ImageNet devkit's ground truth beside them: numbers in the devkit's own class order, not the folders'
+    let devkit: string | undefined;
+    for (const p of [abs, dirname(abs)].map((d) => join(d, DEVKIT_GROUND_TRUTH))) if (!devkit && (await isFile(p))) devkit = p;
     throw new DataError(
       abs,
-      `${abs} holds ${names.length} images and no class folders: give their classes in ${join(abs, 'labels.csv')} (a line "FILE CLASS" each, CLASS a training class folder's name) ` +
+      `${abs} holds ${names.length} images and no class folders: ${devkit ? `${devkit} (the ImageNet devkit's ground truth) cannot give their classes, its numbers follow the devkit's own class order, not the sorted class folders; ` : ''}give their classes in ${join(abs, 'labels.csv')} (a line "FILE CLASS" each, CLASS a training class folder's name) ` +
         `or put Kaggle's LOC_val_solution.csv in ${abs} or ${dirname(abs)}, or sort the images into ${abs}/<class>/`,
     );
   }

@@ -1,6 +1,6 @@
 /**
  * A decoding into the cache that was cut short goes on where it stopped. ILSVRC-2012's training set decodes
- * into about 250 GB for the paper preset, for most of an hour: a Ctrl-C, a crash or a full disk should not
+ * into about 250 GB for the paper preset, for hours: a Ctrl-C, a crash or a full disk should not
  * cost it all.
  *
  * While decoding, a process writes the cache file under a name of its own, `<cache>.partial-<host>-<pid>-<tag>`,
