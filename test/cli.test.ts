@@ -135,6 +135,21 @@ for (const [args, line] of [
   });
 }
 
+// yargs reads --no-NAME of an option that takes a value as false: a stack trace or an odd refusal later
+for (const [args, line] of [
+  [['launch', '--no-data'], 'alexnet: --no-data: --data takes a value, not on or off'],
+  [['launch', '--no-run-dir', '--steps', '1'], 'alexnet: --no-run-dir: --run-dir takes a value, not on or off'],
+  [['params', '--no-preset'], 'alexnet: --no-preset: --preset takes a value, not on or off'],
+  [['predict', '--no-model', 'x.jpg'], 'alexnet: --no-model: --model takes a value, not on or off'],
+] as const) {
+  test(`--no-NAME of an option that takes a value is one line, exit 2: alexnet ${args.join(' ')}`, (t) => {
+    const r = run(...args);
+    t.is(r.status, 2, r.stderr);
+    t.is(r.stdout, '');
+    t.is(r.stderr, `${line}\n`);
+  });
+}
+
 test('a decimal number is taken with a sign, a point or an exponent (--lr 1e-4): alexnet launch with nothing to train', (t) => {
   const r = run('launch', '--steps', '0', '--lr', '1e-4', '--weight-decay', '5E-4', '--momentum', '.9', '--seed', '+3', '--checkpoint-minutes', '0.5', '--batch', '16.0', '--eval-every=-0');
   t.is(r.status, 0, r.stderr);

@@ -190,6 +190,24 @@ export function failureLine(msg: string | null | undefined, known: KnownOptions,
   return `${m.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')}; ${help} says more`;
 }
 
+/**
+ * The line for `--no-NAME` of an option that takes a value ("--no-data: --data takes a value, not on or off"):
+ * yargs would set it to false, which no such option means (a number option: notANumberLine says it is one).
+ */
+export function negatedValueLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
+  const names = spellings(known);
+  const own = (list: string[] | undefined) => new Set((list ?? []).map((n) => names.get(n) ?? n));
+  const flags = own(known.boolean);
+  const numbers = own(known.number);
+  for (const word of argv) {
+    if (word === '--') break;
+    const o = optionOf(word, names);
+    if (o === undefined || !o.negated || flags.has(o.name) || numbers.has(o.name)) continue;
+    return `${word}: ${flag(o.name)} takes a value, not on or off`;
+  }
+  return undefined;
+}
+
 /** A number as it is written for a person: digits with an optional sign, decimal point and exponent (16, -0.5, .5, 1e-4). */
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 

@@ -3,7 +3,7 @@ import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError, reportAndExit } from './errors.js';
 import { optionsOf } from './unknown-option.js';
-import { failureLine, givenTwiceLine, missingValueLine, notANumberLine, type ParsedOptions } from './failure-line.js';
+import { failureLine, givenTwiceLine, missingValueLine, negatedValueLine, notANumberLine, type ParsedOptions } from './failure-line.js';
 import { packageVersion } from './version.js';
 import { operandsAfterDashes } from './operands.js';
 import { endQuietlyOnLostOutput } from './output-gone.js';
@@ -94,7 +94,7 @@ try {
     .middleware((parsed) => {
       operands.restoreAll(parsed);
       const known = optionsOf(cli) as ParsedOptions;
-      const line = missingValueLine(known, argv) ?? givenTwiceLine(known, argv) ?? notANumberLine(parsed, known, argv);
+      const line = missingValueLine(known, argv) ?? givenTwiceLine(known, argv) ?? notANumberLine(parsed, known, argv) ?? negatedValueLine(known, argv);
       if (line) throw new UserError(line);
     }, true)
     .demandCommand(1, 'name a command (see the list above)')
