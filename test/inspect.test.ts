@@ -114,6 +114,17 @@ test.serial('`alexnet inspect` writes PNGs of the expected sizes whose towers di
   const [k0, k1] = await halves(out, g.height);
   t.false(Buffer.from(k0).equals(Buffer.from(k1)));
 
+  // --run given a checkpoint file, or the checkpoints folder: without --out, the picture goes to RUN_DIR/inspect
+  const ck = path.join(f.runDir, 'checkpoints');
+  const file = fs.readdirSync(ck).filter((n) => n.endsWith('.safetensors')).sort()[0]!;
+  const byFile = alexnet(['inspect', 'kernels', '--run', path.join(ck, file), '--backend', 'webasm']);
+  t.is((await byFile.exited).code, 0, byFile.output());
+  const byFolder = alexnet(['inspect', 'kernels', '--run', ck, '--backend', 'webasm']);
+  t.is((await byFolder.exited).code, 0, byFolder.output());
+  const made = fs.readdirSync(path.join(f.runDir, 'inspect'));
+  t.true(made.includes(`kernels-conv1-step${Number(/\d+/.exec(file)![0])}.png`), made.join(' '));
+  t.false(fs.existsSync(path.join(ck, 'inspect')), 'nothing written inside checkpoints/');
+
   const aout = path.join(f.runDir, 'a.png');
   const q = alexnet(['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'conv2', '--out', aout, '--backend', 'webasm']);
   t.is((await q.exited).code, 0, q.output());

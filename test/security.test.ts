@@ -92,8 +92,10 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   for (const r of [otherCa, plain]) t.notRegex(r.err, /internal error|\n\s+at /);
 
   // launch --tls: all three processes with their own certificates, and launch's token
-  const launched = alexnet(['launch', '--tls', a, '--steps', '3', '--batch', String(B)]);
+  const launched = alexnet(['launch', '--tls', a, '--steps', '3', '--batch', String(B), '--inspect-port', '0']);
   t.is((await launched.exited).code, 0, launched.output());
+  // its inspection service asks for both: the coordinator's line names the TLS folder and the token
+  t.regex(launched.output(), /\[coord\] alexnet coordinator: inspection service \(alexnet\.v1\.Coordinator\) at \S+: alexnet inspect kernels --coordinator \S+ --tls \S+ \(with this run's token: --token-file FILE or \$ALEXNET_TOKEN\)/);
   t.regex(launched.output(), /\[worker1\] alexnet worker 1: authentication: mutual TLS as worker1 and a shared token/);
   t.regex(launched.output(), /\[coord\] alexnet coordinator: authentication: mutual TLS as coordinator and a shared token/);
   t.regex(launched.output(), /"event":"done"/);

@@ -300,7 +300,10 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (resumed && newCourse) setAsideLater(a.resume!, resumed.step, info);
       if (a['inspect-port'] !== undefined) {
         // the tool is let in with the credentials this coordinator uses: said with the address, so the line works as printed
-        const credentials = a.tls !== undefined ? `--tls ${a.tls}` : a['token-file'] !== undefined ? `--token-file ${a['token-file']}` : security ? `(with this run's token: --token-file FILE or $${TOKEN_ENV})` : '';
+        // every credential the service asks for: the TLS files and the token (launch gives both: a token of its own beside --tls)
+        const tlsArgs = a.tls !== undefined ? `--tls ${a.tls}` : security?.tls ? '(with --tls-ca, --tls-cert and --tls-key as here)' : '';
+        const tokenArgs = a['token-file'] !== undefined ? `--token-file ${a['token-file']}` : security?.token ? `(with this run's token: --token-file FILE or $${TOKEN_ENV})` : '';
+        const credentials = [tlsArgs, tokenArgs].filter((x) => x !== '').join(' ');
         inspection = await openInspectService({ coordinator: c, spec, data, dataName, host: a['inspect-host'], port: a['inspect-port'], info: (l) => progress.note(l), credentials });
       }
       const runEvent = {

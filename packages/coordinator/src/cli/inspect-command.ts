@@ -87,8 +87,18 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   return LiveSource.open(checkAddress(a.coordinator!, 'coordinator'), { security: securityFrom(a, 'coordinator'), info: o.info });
 }
 
-/** --out, or a file named for what it shows under RUN_DIR/inspect (or ./inspect with --model or --coordinator). */
-const outFile = (a: CommonArgs, name: string): string => a.out ?? path.join(a.run ?? '.', 'inspect', name);
+/**
+ * --out, or a file named for what it shows under RUN_DIR/inspect (or ./inspect with --model or --coordinator);
+ * --run RUN_DIR/checkpoints or one of its checkpoints is RUN_DIR here too.
+ */
+const outFile = (a: CommonArgs, name: string): string => a.out ?? path.join(a.run !== undefined ? runFolderOf(a.run) : '.', 'inspect', name);
+
+function runFolderOf(run: string): string {
+  const up = (p: string) => path.dirname(p.replace(/[/\\]+$/, ''));
+  if (/\.safetensors$/i.test(run) && path.basename(up(run)) === 'checkpoints') return up(up(run));
+  if (path.basename(run.replace(/[/\\]+$/, '')) === 'checkpoints') return up(run);
+  return run;
+}
 
 async function withSource(a: CommonArgs, f: (s: InspectSource) => Promise<void>): Promise<void> {
   const s = await openSource(a);
