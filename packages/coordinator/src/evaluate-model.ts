@@ -48,7 +48,8 @@ export interface EvaluateOptions {
   /** Each misclassified image, as it is found. */
   readonly onWrong?: (m: Misclassified) => void;
   /** Images done so far, after each pass. */
-  readonly onProgress?: (done: number, total: number) => void;
+  /** `total`: the split's images, when known beforehand (generated data: not). */
+  readonly onProgress?: (done: number, total: number | undefined) => void;
 }
 
 export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData, 'heldOut' | 'heldOutFiles'>, o: EvaluateOptions = {}): Promise<{ report: EvaluationReport; modes: string[] }> {
@@ -89,7 +90,7 @@ export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData
         }
       }
       images += n;
-      o.onProgress?.(images, total ?? images);
+      o.onProgress?.(images, total);
     }
     if (images === 0) throw new UserError('the held-out split has no images');
     const correct = confusion.reduce((a, row, c) => a + row[c]!, 0);

@@ -106,7 +106,7 @@ async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: nu
       onProgress: (done, total) => {
         if (performance.now() - last < 10_000) return;
         last = performance.now();
-        info(`${done} of ${total} images`);
+        info(total === undefined ? `${done} images so far` : `${done} of ${total} images`);
       },
     });
     info(`${model.description} on ${dataName}, ${report.images} images in ${((performance.now() - t0) / 1000).toFixed(1)} s; both towers in this process (${modes.join(', ')})`);
