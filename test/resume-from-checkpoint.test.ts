@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { listCheckpoints } from '@alexnet-mp/core';
 import { readCheckpointHeader } from '@alexnet-mp/coordinator';
-import { alexnet } from './helpers.js';
+import { alexnet, tempDir } from './helpers.js';
 
 const common = ['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '8'];
 const steps = (dir: string) =>
@@ -63,4 +63,29 @@ test('a run resumed from an earlier checkpoint file goes on from that step with 
   const notOne = alexnet([...common, '--resume', path.join(dir, 'metrics.jsonl')]);
   t.is((await notOne.exited).code, 2);
   t.deepEqual(notOne.stderr, [`alexnet: --resume ${path.join(dir, 'metrics.jsonl')} is a file: give a run folder (its newest checkpoint) or one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors`]);
+});
+
+test("another run's checkpoint in a run folder (copied or renamed there) is refused by --resume, naming what gives it away", async (t) => {
+  const dir = tempDir(t);
+  const [mine, other] = [path.join(dir, 'mine'), path.join(dir, 'other')];
+  for (const [run, seed, steps] of [[mine, '1', '2'], [other, '2', '3']] as const) {
+    const p = alexnet([...common, '--seed', seed, '--steps', steps, '--run-dir', run]);
+    t.is((await p.exited).code, 0, p.output());
+  }
+  const theirs = path.join(other, 'checkpoints', 'step-000000003.safetensors');
+  const ck = path.join(mine, 'checkpoints');
+  // under its own name: the seed is not the run's
+  fs.copyFileSync(theirs, path.join(ck, 'step-000000003.safetensors'));
+  const bySeed = alexnet([...common, '--resume', mine, '--steps', '5']);
+  t.is((await bySeed.exited).code, 2, bySeed.output());
+  t.deepEqual(bySeed.stderr, [`alexnet: cannot resume from ${ck}/step-000000003.safetensors: its seed is 2, the run's (run.json) 1: not this run's checkpoint (copied or renamed from another run?); move it out of ${ck}`]);
+  // renamed: its name says another step than it holds
+  fs.renameSync(path.join(ck, 'step-000000003.safetensors'), path.join(ck, 'step-000000005.safetensors'));
+  const byName = alexnet([...common, '--resume', mine, '--steps', '6']);
+  t.is((await byName.exited).code, 2, byName.output());
+  t.deepEqual(byName.stderr, [`alexnet: cannot resume from ${ck}/step-000000005.safetensors: it holds step 3, its name says step 5: not this run's checkpoint (copied or renamed from another run?); move it out of ${ck}`]);
+  // moved out, the run resumes from its own
+  fs.rmSync(path.join(ck, 'step-000000005.safetensors'));
+  const own = alexnet([...common, '--resume', mine, '--steps', '3']);
+  t.is((await own.exited).code, 0, own.output());
 });

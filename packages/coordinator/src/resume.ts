@@ -223,6 +223,8 @@ export function newestVerified(runDir: string, spec?: ModelSpec): Resumed {
       const hit = verified.get(file);
       if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size && (!spec || spec.name === hit.preset)) return { ...hit.r, skipped };
       const head = readCheckpointHeader(file);
+      const foreign = notThisRuns(runDir, file, head);
+      if (foreign !== null) throw new CheckpointError(`cannot resume from ${file}: ${foreign}: not this run's checkpoint (copied or renamed from another run?); move it out of ${path.dirname(file)}`);
       if (spec && head.preset !== undefined && head.preset !== spec.name) {
         throw new CheckpointError(`cannot resume from ${file}: it is a checkpoint of preset "${head.preset}", this run is preset "${spec.name}" (give --preset ${head.preset})`);
       }
@@ -237,6 +239,25 @@ export function newestVerified(runDir: string, spec?: ModelSpec): Resumed {
     }
   }
   throw new CheckpointError(`--resume ${runDir}: none of its ${all.length} checkpoint${all.length === 1 ? '' : 's'} verifies (${skipped.map((x) => x.why).join('; ')})`);
+}
+
+/**
+ * Why a checkpoint in a run folder cannot be the run's own, or null: its name's step is not the step it holds,
+ * or its preset, seed or batch are not the run's (run.json: its last session's run line; a resumed run keeps
+ * all three). A run folder without a run.json that reads is checked by the name alone.
+ */
+function notThisRuns(runDir: string, file: string, head: ReturnType<typeof readCheckpointHeader>): string | null {
+  const named = stepOfFile(file);
+  const held = head.state?.step;
+  if (named !== null && typeof held === 'number' && named !== held) return `it holds step ${held}, its name says step ${named}`;
+  let run: { preset?: unknown; seed?: unknown; batch?: unknown };
+  try {
+    run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as typeof run;
+  } catch {
+    return null;
+  }
+  const differs = (what: string, mine: unknown, its: unknown) => (mine !== undefined && its !== undefined && mine !== its ? `its ${what} is ${JSON.stringify(its)}, the run's (run.json) ${JSON.stringify(mine)}` : null);
+  return differs('preset', run.preset, head.preset) ?? differs('seed', run.seed, head.state?.seed) ?? differs('batch', run.batch, head.state?.extra?.batch);
 }
 
 /**
