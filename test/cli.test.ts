@@ -150,6 +150,18 @@ for (const [args, line] of [
   });
 }
 
+test('a folder that cannot be made is one line, exit 2, never a loop: certs --out and a Slurm task\'s --run-dir under /proc or under a file', (t) => {
+  for (const [args, env, line] of [
+    [['certs', '--out', '/proc/alexnet-x'], {}, 'alexnet: cannot make the certificates folder /proc/alexnet-x: no such file or folder (ENOENT)'],
+    [['certs', '--out', '/etc/hostname/certs'], {}, 'alexnet: cannot make the certificates folder /etc/hostname/certs: a part of the path is a file, not a folder (ENOTDIR)'],
+    [['slurm', '--run-dir', '/proc/alexnet-x'], { SLURM_PROCID: '2', SLURM_NTASKS: '3', SLURM_STEP_NUM_TASKS: '3', SLURM_JOB_ID: '99', SLURM_STEP_ID: '0' }, 'alexnet: cannot make the run directory /proc/alexnet-x: no such file or folder (ENOENT)'],
+  ] as const) {
+    const r = spawnSync(process.execPath, [alexnetBin, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+    t.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.is(r.stderr, `${line}\n`);
+  }
+});
+
 test('a decimal number is taken with a sign, a point or an exponent (--lr 1e-4): alexnet launch with nothing to train', (t) => {
   const r = run('launch', '--steps', '0', '--lr', '1e-4', '--weight-decay', '5E-4', '--momentum', '.9', '--seed', '+3', '--checkpoint-minutes', '0.5', '--batch', '16.0', '--eval-every=-0');
   t.is(r.status, 0, r.stderr);

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type * as X509 from '@peculiar/x509';
+import { fileError, makeDir } from '@alexnet-mp/core';
 
 type CryptoKey = webcrypto.CryptoKey;
 
@@ -92,7 +93,7 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
     const missing = [caFile, caKeyFile].filter((f) => !fs.existsSync(f));
     if (missing.length > 0) throw new Error(`--add-names signs with the CA in ${o.out}, which has no ${missing.map((f) => path.basename(f)).join(' or ')}: make the CA first (alexnet certs --out ${o.out}) or give the folder that holds it`);
   }
-  fs.mkdirSync(o.out, { recursive: true });
+  makeDir(o.out, 'the certificates folder');
   const written = [...(o.reuseCa ? [] : [caFile, caKeyFile]), ...names.flatMap((n) => [identityFiles(o.out, n).cert, identityFiles(o.out, n).key])];
   if (!o.force) {
     const there = written.filter((f) => fs.existsSync(f));
@@ -128,7 +129,7 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
     });
     caKey = keys.privateKey;
     writePrivate(caKeyFile, await pemKey(x509, caKey));
-    fs.writeFileSync(caFile, ca.toString('pem') + '\n');
+    writePublic(caFile, ca.toString('pem') + '\n');
   }
 
   const sans = hosts.map((h) => (net.isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }));
@@ -154,16 +155,30 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
     });
     const f = identityFiles(o.out, name);
     writePrivate(f.key, await pemKey(x509, keys.privateKey));
-    fs.writeFileSync(f.cert, cert.toString('pem') + '\n');
+    writePublic(f.cert, cert.toString('pem') + '\n');
     files.push({ name, cert: f.cert, key: f.key });
   }
   return { ca: caFile, caKey: caKeyFile, files };
 }
 
-/** A private key: readable by its owner only, written whole (temporary file, then renamed). */
+/** A private key: readable by its owner only, written whole (temporary file, then renamed); a failure in one line naming the file. */
 function writePrivate(file: string, pem: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, pem + '\n', { mode: 0o600 });
-  fs.chmodSync(tmp, 0o600);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, pem + '\n', { mode: 0o600 });
+    fs.chmodSync(tmp, 0o600);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw fileError('write', file, e);
+  }
+}
+
+/** A certificate (public), its failure in one line naming the file. */
+function writePublic(file: string, text: string): void {
+  try {
+    fs.writeFileSync(file, text);
+  } catch (e) {
+    throw fileError('write', file, e);
+  }
 }

@@ -14,6 +14,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileError, makeDir } from '@alexnet-mp/core';
 import { randomToken } from '@alexnet-mp/worker';
 import type { SlurmTask } from './env.js';
 
@@ -21,12 +22,17 @@ export const attemptName = (t: Pick<SlurmTask, 'jobId' | 'restartCount' | 'stepI
 
 /** The rendezvous folder of this attempt, created (mode 700) if missing. */
 export function rendezvousDir(runDir: string, t: Pick<SlurmTask, 'jobId' | 'restartCount' | 'stepId'>): string {
-  fs.mkdirSync(runDir, { recursive: true });
+  // core's makeDir: a folder that cannot be made (under /proc, a read-only disk, a file in the way) is one line, never a loop
+  makeDir(runDir, 'the run directory');
   const parent = path.join(runDir, 'slurm');
-  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   const dir = path.join(parent, attemptName(t));
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(dir, 0o700);
+  makeDir(dir, 'the rendezvous folder');
+  try {
+    fs.chmodSync(parent, 0o700);
+    fs.chmodSync(dir, 0o700);
+  } catch (e) {
+    throw fileError('make private (mode 700)', dir, e);
+  }
   return dir;
 }
 
