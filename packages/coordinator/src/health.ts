@@ -36,6 +36,11 @@ export class CallDeadlines {
 
   /** The deadline, in ms from now, for the next call of `kind`. */
   next(kind: string): number {
+    // at most Node's longest timer (2^31 - 1 ms): a longer deadline would fire at once
+    return Math.min(2 ** 31 - 1, this.unbounded(kind));
+  }
+
+  private unbounded(kind: string): number {
     if (!this.seen.has(kind)) return Math.max(this.o.firstMs, this.o.floorMs);
     const s = this.slowest.get(kind);
     if (s === undefined) return this.o.floorMs;

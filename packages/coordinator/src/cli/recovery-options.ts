@@ -27,11 +27,16 @@ export interface RecoveryArgs {
   'step-deadline': number;
 }
 
+/** The longest --wait-for-workers and --step-deadline, in seconds (under Node's longest timer). */
+const MAX_SECONDS = 2_000_000;
+
 /** Checks the options; returns the deadlines they give. */
 export function checkRecoveryArgs(a: RecoveryArgs): DeadlineOptions {
   if (!Number.isInteger(a['max-restarts']) || a['max-restarts'] < 0) throw new UserError(`--max-restarts must be an integer >= 0, got ${a['max-restarts']}`);
-  if (!(a['wait-for-workers'] > 0)) throw new UserError(`--wait-for-workers must be > 0 seconds, got ${a['wait-for-workers']}`);
-  if (!(a['step-deadline'] > 0)) throw new UserError(`--step-deadline must be > 0 seconds, got ${a['step-deadline']}`);
+  // Node's timers hold at most 2^31 - 1 ms (24.8 days): a longer one fires at once
+  for (const k of ['wait-for-workers', 'step-deadline'] as const) {
+    if (!(a[k] > 0) || a[k] > MAX_SECONDS) throw new UserError(`--${k} must be > 0 and at most ${MAX_SECONDS} seconds (23 days), got ${a[k]}`);
+  }
   const floorMs = a['step-deadline'] * 1000;
   return { ...DEFAULT_DEADLINES, floorMs, firstMs: Math.max(DEFAULT_DEADLINES.firstMs, floorMs) };
 }
