@@ -146,6 +146,18 @@ test.serial('the example batch script refuses a value of ALEXNET_GPU_REQUEUES th
   t.notRegex(output, /alexnet slurm: task/, 'no task started');
 });
 
+test.serial('a job step whose task fails (a training option refused) ends the job as failed: the others ended by srun (143) do not requeue it', async (t) => {
+  const { id, out } = await c().submit(t, 'bad-option', `${TRAIN} --lr-schedule bogus`);
+  // a requeued job waits in the queue (pending, restarts 1): that, or its end
+  const end = await c().waitJob(id, 'ended or requeued', (j) => ENDED.has(j.state) || j.restarts > 0, JOB_TIMEOUT_MS, out);
+  const output = fs.readFileSync(out, 'utf8');
+  t.is(end.restarts, 0, output);
+  t.is(end.state, 'FAILED', output);
+  t.regex(output, /--lr-schedule must be/);
+  t.notRegex(output, /: requeueing job/);
+  t.regex(output, /not requeueing job \d+; the job fails/);
+});
+
 test.serial('the daemons stop and leave nothing running', async (t) => {
   t.deepEqual(Object.keys(c().daemonPids).sort(), ['munged', 'slurmctld', 'slurmd']);
   const r = await c().stop();

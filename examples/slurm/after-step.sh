@@ -55,9 +55,22 @@ after_step() {
   fi
   # 143: the coordinator ended the run on SIGTERM with a checkpoint; from --signal, near the time limit, the job
   # goes back in the queue to continue. (scancel and scontrol requeue signal the script too, which then ends here.)
+  # srun gives 143 too when a task failed and --kill-on-bad-exit ended the others: then the job fails, as
+  # requeueing would fail the same way again. Requeued only when the coordinator's exit file says 143 and no
+  # task's says anything but 0 or 143.
   if [ "$rc" -eq 143 ]; then
-    echo "$(date -Is) stopped with a checkpoint before the time limit: requeueing job $SLURM_JOB_ID"
-    scontrol requeue "$SLURM_JOB_ID" && sleep 600
+    local stopped="" failed="" code
+    for f in "$attempt".*/coordinator.exit; do [ "$(cat "$f" 2>/dev/null)" = 143 ] && stopped=1; done
+    for f in "$attempt".*/worker0.exit "$attempt".*/worker1.exit "$attempt".*/coordinator.exit; do
+      code=$(cat "$f" 2>/dev/null) || continue
+      case "$code" in 0 | 143) ;; *) failed="${failed:+$failed, }$(basename "$f" .exit) exited with $code" ;; esac
+    done
+    if [ -n "$stopped" ] && [ -z "$failed" ]; then
+      echo "$(date -Is) stopped with a checkpoint before the time limit: requeueing job $SLURM_JOB_ID"
+      scontrol requeue "$SLURM_JOB_ID" && sleep 600
+    else
+      echo "$(date -Is) the job step ended with 143, but ${failed:-the coordinator did not stop the run with a checkpoint (its exit file under $RUN_DIR/slurm says no 143)}: not requeueing job $SLURM_JOB_ID; the job fails (its output above says why)"
+    fi
   fi
   exit "$rc"
 }
