@@ -294,6 +294,25 @@ test.serial('a worker asked to stop with --drain: its coordinator writes a check
   await sameLossesAsReference(t, dir);
 });
 
+test.serial('a coordinator asked to stop (SIGTERM) that loses a worker meanwhile ends at once, not after --wait-for-workers', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '600'], 100_000);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(6), 120_000);
+  // a service manager stopping everything: the coordinator's SIGTERM, and a worker that goes at once
+  const at = Date.now();
+  c.proc.kill('SIGTERM');
+  w1.p.proc.kill('SIGKILL');
+  const { code } = await c.exited;
+  const took = Date.now() - at;
+  t.log(`the coordinator exited ${took} ms after the SIGTERM, code ${code}`);
+  t.true(took < 60_000, c.output());
+  t.notRegex(c.output(), /waiting for worker \d \(tower \d\) at \S+ to come back/);
+  // it either ended the run with its checkpoint before the loss showed, or says why it did not wait
+  t.true(code === 143 || /not waited for: the run was asked to stop, SIGTERM/.test(c.output()), c.output());
+});
+
 test.serial('separately started: a worker that does not come back within --wait-for-workers ends the run, naming it', async (t) => {
   const [w0, w1] = await twoWorkers(t);
   const c = coordinator([w0.address, w1.address], ['--wait-for-workers', '3'], 100_000);

@@ -460,6 +460,11 @@ export class Coordinator {
     this.stopRequest ??= reason;
   }
 
+  /** Why the run was asked to stop (requestStop), or null. */
+  get stopRequested(): string | null {
+    return this.stopRequest;
+  }
+
   /** Cancels a step in flight (the workers abort it). */
   cancel(): void {
     this.both.cancel();

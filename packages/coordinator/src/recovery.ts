@@ -126,6 +126,12 @@ export class Recovery {
     let e = failure;
     for (;;) {
       if (!(e instanceof WorkerFailure && e.lost)) throw e;
+      // a run asked to stop (SIGTERM from a service manager, a pod's shutdown) does not wait minutes for a worker
+      // that went with it: it ends now, from its last checkpoint
+      if (this.c.stopRequested !== null) {
+        e.message += ` (not waited for: the run was asked to stop, ${this.c.stopRequested})`;
+        throw e;
+      }
       if (this.restarts >= this.o.maxRestarts) {
         if (this.o.maxRestarts > 0) e.message += ` (after ${this.restarts} restart${this.restarts === 1 ? '' : 's'}, the --max-restarts)`;
         throw e;
