@@ -132,14 +132,15 @@ export class Recovery {
         e.message += ` (not waited for: the run was asked to stop, ${this.c.stopRequested})`;
         throw e;
       }
+      const lost = await this.blameTheHungOne(e);
       if (this.restarts >= this.o.maxRestarts) {
-        if (this.o.maxRestarts > 0) e.message += ` (after ${this.restarts} restart${this.restarts === 1 ? '' : 's'}, the --max-restarts)`;
-        throw e;
+        if (this.o.maxRestarts > 0) lost.message += ` (after ${this.restarts} restart${this.restarts === 1 ? '' : 's'}, the --max-restarts)`;
+        throw lost;
       }
       this.restarts++;
-      this.o.info(`${e.message}`);
+      this.o.info(`${lost.message}`);
       this.o.info(`restart ${this.restarts} of ${this.o.maxRestarts}: step abandoned; waiting for both workers`);
-      this.o.onLost?.({ event: 'worker_lost', tower: e.tower, pid: this.c.handshakes?.[e.tower]?.pid ?? null, reason: e.message });
+      this.o.onLost?.({ event: 'worker_lost', tower: lost.tower, pid: this.c.handshakes?.[lost.tower]?.pid ?? null, reason: lost.message });
       try {
         const t0 = performance.now();
         await this.waitForWorkers();
@@ -150,8 +151,8 @@ export class Recovery {
           event: 'restart',
           restart: this.restarts,
           max_restarts: this.o.maxRestarts,
-          reason: e.message,
-          tower: e.tower,
+          reason: lost.message,
+          tower: lost.tower,
           from_step: step,
           checkpoint: this.lastCheckpoint,
           waited_s: (performance.now() - t0) / 1000,
@@ -163,6 +164,26 @@ export class Recovery {
         e = e2;
       }
     }
+  }
+
+  /**
+   * A step that ran past its deadline fails on both workers, the healthy one waiting for its hung peer: the
+   * failure names whichever call failed first. Both are asked for their status (2 s each): when the one named
+   * answers and the other does not, the other is the lost one (launch kills and restarts the worker named).
+   */
+  private async blameTheHungOne(e: WorkerFailure): Promise<WorkerFailure> {
+    if (!/DEADLINE_EXCEEDED|did not answer within/.test(e.message)) return e;
+    const answers = await Promise.all(
+      [0, 1].map((t) =>
+        this.c.clients[t]!.status({ timeoutMs: 2000 }).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    const other = 1 - e.tower;
+    if (!answers[e.tower] || answers[other]) return e;
+    return new WorkerFailure(`worker ${other} (tower ${other}) at ${this.c.o.workers[other]} does not answer (hung?): worker ${e.tower}'s step ran past its deadline waiting for it (${e.message})`, other, true);
   }
 
   /** Asks both workers for their status until both answer; a WorkerFailure (not lost) after waitMs. */
