@@ -265,6 +265,18 @@ test('a token file other users can read is warned about once, with the chmod tha
   t.notRegex(coordinator().stderr, /warning/);
 });
 
+test('a TLS private key other users can read is warned about, with the chmod that mends it', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'alexnet-tls-key-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.is(run('certs', '--out', dir).status, 0);
+  const key = path.join(dir, 'coordinator-key.pem');
+  const coordinator = () => run('coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--tls', dir, '--connect-timeout', '1');
+  t.notRegex(coordinator().stderr, /warning/, 'certs writes keys of mode 600');
+  chmodSync(key, 0o644);
+  const r = coordinator();
+  t.deepEqual(r.stderr.split('\n').filter((l) => /warning/.test(l)), [`alexnet: warning: the private key ${key} can be read by other users (mode 644): chmod 600 ${key}`]);
+});
+
 test("inspect neighbours' help lists only what it takes: not --coordinator nor the credentials a coordinator asks for", (t) => {
   const r = run('inspect', 'neighbours', '--help');
   t.is(r.status, 0, r.stderr);

@@ -31,16 +31,16 @@ export interface SecurityArgs {
 /** Token files already warned about in this process. */
 const warned = new Set<string>();
 
-/** A token file other users can read gives the run away: said once (its mode, and the chmod that mends it). */
-function warnIfOthersRead(file: string): void {
+/** A token file or a private key other users can read gives the run away: said once (its mode, and the chmod that mends it). */
+function warnIfOthersRead(file: string, what = 'the token file'): void {
   try {
     const st = fs.statSync(file);
     const mode = st.mode & 0o777;
     if (!st.isFile() || (mode & 0o077) === 0 || warned.has(file)) return;
     warned.add(file);
-    process.stderr.write(`alexnet: warning: the token file ${file} can be read by other users (mode ${mode.toString(8)}): chmod 600 ${file}\n`);
+    process.stderr.write(`alexnet: warning: ${what} ${file} can be read by other users (mode ${mode.toString(8)}): chmod 600 ${file}\n`);
   } catch {
-    // a missing file is said by readTokenFile
+    // a missing file is said where it is read
   }
 }
 
@@ -76,6 +76,7 @@ export function securityFrom(a: SecurityArgs, name: string, env: NodeJS.ProcessE
     const cert = a['tls-cert'] ?? dir?.cert;
     const key = a['tls-key'] ?? dir?.key;
     if (!ca || !cert || !key) throw new UserError('mutual TLS needs --tls DIR, or all three of --tls-ca, --tls-cert and --tls-key');
+    warnIfOthersRead(key, 'the private key');
     try {
       tls = loadTlsIdentity({ ca, cert, key });
     } catch (err) {
