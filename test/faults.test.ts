@@ -316,6 +316,18 @@ test.serial('a coordinator asked to stop (SIGTERM) that loses a worker meanwhile
   t.true(code === 143 || /not waited for: the run was asked to stop, SIGTERM/.test(c.output()), c.output());
 });
 
+test.serial('separately started: a coordinator stopped with Ctrl-C names the command that continues its run, the coordinator with its workers', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const workers = `${w0.address},${w1.address}`;
+  const c = coordinator([w0.address, w1.address], ['--run-dir', dir], 100_000);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(3), 120_000);
+  c.proc.kill('SIGINT');
+  t.is((await c.exited).code, 130, c.output());
+  t.regex(c.output(), new RegExp(`stopped \\(SIGINT\\) after step \\d+ of 100000; checkpoint \\S+: \`alexnet coordinator --resume ${dir} --workers ${workers}\` continues the run`));
+});
+
 test.serial('separately started: a worker that does not come back within --wait-for-workers ends the run, naming it', async (t) => {
   const [w0, w1] = await twoWorkers(t);
   const c = coordinator([w0.address, w1.address], ['--wait-for-workers', '3'], 100_000);

@@ -243,12 +243,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       dashboard = await openDashboard({ host: a['ui-host'], port: a['ui-port'], refreshS: a['ui-refresh'], coordinator: c, spec, data, info: (l) => progress.note(l) });
       log.observe((e) => dashboard!.feed.record(e));
     }
+    // the command that continues the run: launch's own under launch (which gives --exit-with-stdin), else this one with its workers
+    const continueCommand = a['exit-with-stdin'] ? `alexnet launch --resume ${runDir}` : `alexnet coordinator --resume ${runDir} --workers ${a.workers}`;
     const stop = (why: string, code: number) => {
       progress.stop();
       c.cancel();
       // said in words too (the JSON line may go only to RUN_DIR/metrics.jsonl): what the run can continue from
       const last = runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null;
-      info(`${why}: stopped at once, the step in progress abandoned; ${last ? `the last checkpoint is ${path.basename(last)}: alexnet launch --resume ${runDir} continues from it` : runDir !== undefined ? 'no checkpoint was written' : 'nothing was kept (no --run-dir)'}`);
+      info(`${why}: stopped at once, the step in progress abandoned; ${last ? `the last checkpoint is ${path.basename(last)}: ${continueCommand} continues from it` : runDir !== undefined ? 'no checkpoint was written' : 'nothing was kept (no --run-dir)'}`);
       log.write({ event: 'stopped', reason: why });
       c.close();
       process.exit(code);
@@ -370,7 +372,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         const ckpt = checkpoints ? recovery.checkpoint : null;
         log.write({ event: 'stopped', reason: c.stoppedEarly.reason, step: c.stoppedEarly.step, checkpoint: ckpt });
         const kept = steps.count === 0 ? '; no step was done, nothing new to keep' : ckpt ? `; checkpoint ${ckpt}` : '; no checkpoint (give --run-dir to keep one)';
-        const resume = ckpt ? `: \`alexnet launch --resume ${runDir}\` (or coordinator --resume) continues the run` : '';
+        const resume = ckpt ? `: \`${continueCommand}\` continues the run` : '';
         info(`stopped (${c.stoppedEarly.reason}) after step ${c.stoppedEarly.step} of ${targetSteps}${kept}${resume}`);
       }
       const done = { ...steps.summary(performance.now() - t0, evals), data_wait_share: c.dataWaitShare };
