@@ -8,6 +8,7 @@
  * expected sizes whose towers differ; mistakes are one line.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -189,7 +190,13 @@ test.serial('`alexnet inspect activations --npy --json`: the maps as NumPy float
 
 test.serial('a bad layer, a missing run directory or image, no coordinator: one line each, exit code 2', async (t) => {
   const f = await setUp();
+  // a port where something listens that is no inspection service (a TLS one, a web server): said so, not "nothing there"
+  const other = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+  t.teardown(() => other.close());
+  const otherAddress = `127.0.0.1:${(other.address() as net.AddressInfo).port}`;
   const cases: [string[], RegExp][] = [
+    [['inspect', 'kernels', '--coordinator', otherAddress], /^alexnet: something listens at 127\.0\.0\.1:\d+ but does not answer as an inspection service \(.*\): it may serve TLS: give --tls DIR/],
     [['inspect', 'kernels', '--run', path.join(f.runDir, 'nope')], /^alexnet: --run .*nope: no such run directory$/],
     [['inspect', 'kernels', '--run', f.runDir, '--layer', 'pool1'], /^alexnet: layer pool1 has no kernels: kernels are drawn for the conv layers, conv1, conv2, conv3, conv4, conv5$/],
     [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'conv9'], /^alexnet: no layer "conv9" in preset tiny: choose one of conv1, relu1, /],

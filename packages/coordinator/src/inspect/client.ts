@@ -16,6 +16,7 @@ import {
   type ListWorkersReply,
   type Security,
 } from '@alexnet-mp/worker';
+import net from 'node:net';
 import { UserError } from '../cli/errors.js';
 import type { ActivationsAt, KernelsAt, LayerKernels, PredictionsAt } from './live.js';
 
@@ -26,14 +27,19 @@ export class InspectClient {
   private readonly client: grpc.Client;
 
   /** `security`: the coordinator's credentials (its --tls or token), when it asks for them. */
-  constructor(readonly address: string, security?: Security) {
+  constructor(readonly address: string, private readonly security?: Security) {
     this.client = secureClient(protocol().Coordinator, address, security, { ...sizeLimitOptions(CLIENT_LIMIT_BYTES), ...flowControlOptions });
   }
 
   /** A service error as one line for the user (a refusal's message as it is). */
-  private explain(e: unknown): Error {
+  private async explain(e: unknown): Promise<Error> {
     if (isServiceError(e)) {
       if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+        // something listening there that does not answer gRPC as this client speaks it: TLS against plain, or another service
+        if (await listening(this.address)) {
+          const tls = this.security?.tls ? 'it may not serve TLS (then leave --tls out)' : 'it may serve TLS: give --tls DIR, the coordinator\'s certificates folder';
+          return new UserError(`something listens at ${this.address} but does not answer as an inspection service (${describeError(e)}): ${tls}; or it is another port of the run (the dashboard's, a worker's): alexnet launch prints the inspection service's`);
+        }
         return new UserError(`no coordinator answered at ${this.address} (${describeError(e)}): start it with --inspect-port (alexnet launch prints the address)`);
       }
       if (e.code === grpc.status.UNAUTHENTICATED) return new UserError(`the coordinator at ${this.address} refused us: ${e.details} (alexnet launch says which --token-file to give)`);
@@ -47,7 +53,7 @@ export class InspectClient {
     try {
       return await unary<Req, Res>(this.client, method, req, { timeoutMs, waitForReady: timeoutMs !== undefined });
     } catch (e) {
-      throw this.explain(e);
+      throw await this.explain(e);
     }
   }
 
@@ -83,4 +89,21 @@ export class InspectClient {
   close(): void {
     this.client.close();
   }
+}
+
+/** Whether a TCP connection to HOST:PORT opens within a second. */
+function listening(address: string): Promise<boolean> {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(address.slice(at + 1));
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
 }
