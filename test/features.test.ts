@@ -104,6 +104,12 @@ test('inspect neighbours: the nearest held-out rows to the query\'s, nearest fir
   t.regex(viaFile.out[0]!, /in fc7 \(1024 values, both towers; Euclidean\), of 19 searched \(the rows of \S+fc7n\.npy\) in /);
   t.deepEqual(viaFile.out.filter((l) => /^ {2}\d\./.test(l)), n.out.filter((l) => /^ {2}\d\./.test(l)));
   t.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'fc7n.json'), 'utf8')).held_out, Array.from({ length: 20 }, (_, j) => j));
+  // the data folder reached through a symbolic link: the same images, the same search
+  const linked = path.join(dir, 'data-link');
+  fs.symlinkSync(path.resolve(data), linked);
+  const viaLink = await finished(alexnet(['inspect', 'neighbours', '--data', linked, '--index', '6', '--count', '4', '--features', out, '--out', png, '--backend', 'webasm'], { env }));
+  t.is(viaLink.code, 0, viaLink.err.join('\n'));
+  t.deepEqual(viaLink.out.filter((l) => /^ {2}\d\./.test(l)).map((l) => l.replace(/\S*data-link\S*/g, '').replace(/\S*\/data\S*/g, '')), viaFile.out.filter((l) => /^ {2}\d\./.test(l)).map((l) => l.replace(/\S*data-link\S*/g, '').replace(/\S*\/data\S*/g, '')));
   // a file of --limit rows: only those are searched, each named by its place in the split
   const p5 = path.join(dir, 'pool5-spread.npy');
   t.is((await finished(alexnet(['features', '--data', data, '--layer', 'pool5', '--limit', '5', '--out', p5, '--backend', 'webasm'], { env }))).code, 0);

@@ -130,7 +130,9 @@ export class FeatureFile {
     const { meta, file } = this;
     const again = this.again(layer);
     if (heldOutFiles && this.files) {
-      const bad = this.files.findIndex((f, r) => heldOutFiles[meta.held_out[r]!] !== f);
+      // the same file reached by another path (the data folder through a symbolic link) is the same image
+      const same = (a: string | undefined, b: string) => a === b || (a !== undefined && realPath(a) === realPath(b));
+      const bad = this.files.findIndex((f, r) => !same(heldOutFiles[meta.held_out[r]!], f));
       if (bad >= 0) throw new UserError(`--features ${file}: row ${bad} is ${this.files[bad]}, which is not held-out image ${meta.held_out[bad]} of ${dataName}: ${again}`);
     } else if (path.resolve(meta.data) !== path.resolve(dataName) && meta.data !== dataName) {
       throw new UserError(`--features ${file}: its rows are of ${meta.data}, not ${dataName}: ${again}`);
@@ -155,5 +157,14 @@ export class FeatureFile {
     } finally {
       fs.closeSync(fd);
     }
+  }
+}
+
+/** A file's real path (links resolved), or the path as given when it cannot be resolved (gone since). */
+function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
   }
 }
