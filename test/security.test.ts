@@ -90,6 +90,11 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   t.is(plain.code, 2, plain.err);
   t.regex(plain.err, /if it was started with --tls, give --tls here too/);
   for (const r of [otherCa, plain]) t.notRegex(r.err, /internal error|\n\s+at /);
+  // a TLS coordinator and workers started without TLS: they answer, not in TLS, and that is what is said
+  const [p0, p1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(B)]), startWorker(t, 1, ['--max-batch', String(B)])]);
+  const tlsToPlain = await coordinate([p0.address, p1.address], ['--tls', a]);
+  t.is(tlsToPlain.code, 2, tlsToPlain.err);
+  t.regex(tlsToPlain.err, /worker 0 \(tower 0\) at \S+: a server answers at 127\.0\.0\.1:\d+ but not as this coordinator connects \(UNAVAILABLE: SSL routines: wrong version number\): it was started without --tls: give both sides --tls, or neither/);
 
   // launch --tls: all three processes with their own certificates, and launch's token
   const launched = alexnet(['launch', '--tls', a, '--steps', '3', '--batch', String(B), '--inspect-port', '0']);

@@ -82,6 +82,10 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
       if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake(request, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
       if (!isServiceError(e)) throw e;
       if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) throw certificatesRefused(e);
+      // something answered but not in TLS as asked (or in TLS where plain was): the worker runs, its --tls differs
+      if (/wrong version number|packet length too long|http request|unknown protocol/i.test(e.details)) {
+        throw new UserError(`${h.label}: a server answers at ${h.workers[t]} but not as this coordinator connects (${describeError(e)}): ${h.security?.tls ? 'it was started without --tls: give both sides --tls, or neither' : 'it may have been started with --tls: give --tls here too'}`);
+      }
       throw new UserError(`no worker answered at ${h.workers[t]} in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, h.security, h.workers[t])}`);
     }
     throw e;

@@ -28,7 +28,13 @@ export function tidyDetails(details: string): string {
     .replace(/\s*Resolution note:.*$/s, '')
     .replace(/^No connection established\. Last error: (?:Error: )?/, '')
     .replace(/^(Deadline exceeded after [\d.]+s),.*$/s, '$1')
-    .replace(/\.$/, '');
+    // OpenSSL's reasons ("802C...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:FILE:LINE:",
+    // a line break after): the library and the reason, on one line
+    .replace(/[0-9A-F]{8,}:error:[0-9A-F]+:([^:\n]+):[^:\n]*:([^:\n]+):[^\s]*/g, '$1: $2')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
+    .replace(/\.$/, '')
+    .trimEnd();
 }
 
 /** "UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:1" for a gRPC error, the message for anything else. */
