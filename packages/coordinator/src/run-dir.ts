@@ -146,9 +146,14 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
   const tmp = path.join(runDir, `.${LOCK_NAME}.${process.pid}.${me.host}-${randomBytes(4).toString('hex')}.tmp`);
   const waitUntil = performance.now() + (lo.ownerWaitMs ?? OWNER_WAIT_MS);
   let waitSaid = false;
+  // under launch (its lock): nothing to write, not even on a full disk
+  const parents = readHolder(file);
+  if (parents && parents.host === me.host && parents.pid === process.ppid && processAlive(parents.pid)) return null;
   try {
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
   } catch (e) {
+    // made but not written (a full disk): not left behind
+    fs.rmSync(tmp, { force: true });
     throw fileError('write the lock file', file, e);
   }
   try {

@@ -7,6 +7,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { LOCK_RENEW_MS, lockRunDir, prepareRunDir } from '../src/run-dir.js';
 
 const lockOf = (job: string, attempt: string) => ({ host: 'gpu99', pid: 1, since: '2026-12-04T00:00:00Z', command: 'alexnet slurm', slurmJob: job, slurmAttempt: attempt });
@@ -150,4 +151,32 @@ test.serial("the same owner's earlier process still renewing its lock is waited 
   t.regex(said[0]!, /held by an earlier process of ALEXNET_LOCK_OWNER job-uid-7 \(alexnet coordinator, pid 1 on alexnet-coordinator-old, its lock renewed 57 s ago\): waiting for it to end \(taken over once not renewed for 60 s; at most 20 s\)/);
   t.regex(said.at(-1)!, /is gone: lock broken/);
   t.false(fs.readdirSync(dir).some((f) => f.endsWith('.tmp')), 'no temporary file left');
+});
+
+test.serial('a lock that cannot be written (a full disk) leaves no temporary file; a process under its parent\'s lock writes nothing', (t) => {
+  if (process.getuid?.() !== 0) return t.pass('mounting a full tmpfs needs root');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-lock-full-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', dir]).status === 0;
+  t.teardown(() => {
+    if (mounted) spawnSync('umount', ['-l', dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  if (!mounted) return t.pass('mount is not allowed here');
+  // the parent's lock (as launch holds it for its coordinator), then the disk filled
+  fs.writeFileSync(path.join(dir, 'run.lock'), JSON.stringify({ host: os.hostname(), pid: process.ppid, since: new Date().toISOString(), command: 'alexnet launch' }) + '\n');
+  let n = 0;
+  const fill = () => {
+    try {
+      for (;;) fs.writeFileSync(path.join(dir, `fill-${n++}`), Buffer.alloc(512));
+    } catch {
+      // full
+    }
+  };
+  fill();
+  t.is(lockRunDir(dir, 'alexnet coordinator', () => {}), null, "under its parent's lock: taken as held, nothing written");
+  // no lock there: this process must write its own, and cannot
+  fs.rmSync(path.join(dir, 'run.lock'));
+  fill();
+  t.throws(() => lockRunDir(dir, 'alexnet coordinator', () => {}), { message: /cannot write the lock file .*run\.lock: no space left on the device \(ENOSPC\)/ });
+  t.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
 });
