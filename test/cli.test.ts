@@ -265,6 +265,12 @@ test('a token file other users can read is warned about once, with the chmod tha
   t.notRegex(coordinator().stderr, /warning/);
 });
 
+test('inspect with options but no sub-command says to name one, not that its options are unknown', (t) => {
+  const r = run('inspect', '--out', 'x.png');
+  t.is(r.status, 2);
+  t.is(r.stderr, 'alexnet: name what to inspect before its options: alexnet inspect kernels|activations|predictions|neighbours --out x.png; alexnet inspect --help says more\n');
+});
+
 test('a TLS private key other users can read is warned about, with the chmod that mends it', (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'alexnet-tls-key-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

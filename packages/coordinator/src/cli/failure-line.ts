@@ -160,6 +160,10 @@ export function failureLine(msg: string | null | undefined, known: KnownOptions,
   }
   // no command: an unknown flag typed at the top (`alexnet --versoin`) is named; else the list of commands says more
   if (!cmd && /^name a command/.test(m)) return unknownOptionLine(m, known, argv);
+  // `alexnet inspect --out x.png`: the sub-command's options are not inspect's own; what is missing is the sub-command
+  if (cmd?.name === 'inspect' && typedWord?.startsWith('-') && /^name what to inspect/.test(m)) {
+    return `name what to inspect before its options: alexnet inspect kernels|activations|predictions|neighbours ${argv.slice(1).join(' ')}; ${help} says more`;
+  }
   const unknown = unknownOptionLine(m, known, argv);
   if (unknown) return unknown;
   const usage = cmd ? `usage: alexnet ${cmd.usage} [options]` : 'usage: alexnet <command> [options]';
