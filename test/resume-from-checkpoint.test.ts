@@ -84,6 +84,10 @@ test("another run's checkpoint in a run folder (copied or renamed there) is refu
   const byName = alexnet([...common, '--resume', mine, '--steps', '6']);
   t.is((await byName.exited).code, 2, byName.output());
   t.deepEqual(byName.stderr, [`alexnet: cannot resume from ${ck}/step-000000005.safetensors: it holds step 3, its name says step 5: not this run's checkpoint (copied or renamed from another run?); move it out of ${ck}`]);
+  // the commands that read a run's checkpoint (export, predict, evaluate, inspect) use it, as asked, but say so
+  const exported = alexnet(['export', '--run', mine, '--out', path.join(dir, 'm.safetensors')]);
+  t.is((await exported.exited).code, 0, exported.output());
+  t.regex(exported.output(), /warning: \S+step-000000005\.safetensors: it holds step 3, its name says step 5: not this run's own checkpoint \(copied or renamed from another run\?\)/);
   // moved out, the run resumes from its own
   fs.rmSync(path.join(ck, 'step-000000005.safetensors'));
   const own = alexnet([...common, '--resume', mine, '--steps', '3']);

@@ -246,7 +246,7 @@ export function newestVerified(runDir: string, spec?: ModelSpec): Resumed {
  * or its preset, seed or batch are not the run's (run.json: its last session's run line; a resumed run keeps
  * all three). A run folder without a run.json that reads is checked by the name alone.
  */
-function notThisRuns(runDir: string, file: string, head: ReturnType<typeof readCheckpointHeader>): string | null {
+export function notThisRuns(runDir: string, file: string, head: ReturnType<typeof readCheckpointHeader>): string | null {
   const named = stepOfFile(file);
   const held = head.state?.step;
   if (named !== null && typeof held === 'number' && named !== held) return `it holds step ${held}, its name says step ${named}`;

@@ -31,7 +31,7 @@ import {
   unverifiedNote,
 } from '@alexnet-mp/core';
 import { DEFAULT_INPUT_MEAN } from '@alexnet-mp/worker';
-import { checkpointDir, readCheckpointHeader, resumedData, type SavedRun } from './resume.js';
+import { checkpointDir, notThisRuns, readCheckpointHeader, resumedData, type SavedRun } from './resume.js';
 import { sourceNames } from './batch-source.js';
 import { runCacheDir } from './training-data.js';
 import { UserError } from './cli/errors.js';
@@ -166,8 +166,12 @@ export class TrainedModel {
     let decoded: ReturnType<typeof decodeCheckpoint>;
     let spec: ModelSpec;
     try {
-      const preset = readCheckpointHeader(file).preset;
+      const head = readCheckpointHeader(file);
+      const preset = head.preset;
       if (preset === undefined) throw new CheckpointError(`${file} does not say its preset`);
+      // another run's checkpoint in this run's folder (copied or renamed there): used, as asked, but said
+      const foreign = notThisRuns(runDir, file, head);
+      if (foreign !== null) o.info?.(`warning: ${file}: ${foreign}: not this run's own checkpoint (copied or renamed from another run?)`);
       spec = getPreset(preset);
       decoded = decodeCheckpoint(spec, fs.readFileSync(file), file);
     } catch (e) {
