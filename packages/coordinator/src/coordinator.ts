@@ -247,7 +247,7 @@ export class Coordinator {
     const h = this.hyperOf(step);
     const hyper = { lr: h.lr, momentum: h.momentum, weight_decay: h.weightDecay, no_bias_decay: h.decayBiases !== true };
     // a queued step's deadline covers the step it waits for too
-    const timeoutMs = Math.min(2 ** 31 - 1, this.deadlines.next('step') * (previous ? 2 : 1));
+    const timeoutMs = this.deadlines.next('step', previous ? 2 : 1);
     const micro = this.microBatches.next;
     // every --norms-every steps (after the N-th, 2N-th, ... step of the run) the workers read their layers' norms too
     const normsEvery = this.o.normsEvery ?? 0;

@@ -34,10 +34,10 @@ export class CallDeadlines {
 
   constructor(readonly o: DeadlineOptions = DEFAULT_DEADLINES) {}
 
-  /** The deadline, in ms from now, for the next call of `kind`. */
-  next(kind: string): number {
+  /** The deadline, in ms from now, for the next call of `kind` (`calls`: one that waits for that many, a queued step's 2). */
+  next(kind: string, calls = 1): number {
     // at most Node's longest timer (2^31 - 1 ms): a longer deadline would fire at once
-    return Math.min(2 ** 31 - 1, this.unbounded(kind));
+    return Math.min(2 ** 31 - 1, calls * this.unbounded(kind));
   }
 
   private unbounded(kind: string): number {

@@ -39,6 +39,30 @@ export interface SavedRun {
 
 export const checkpointDir = (runDir: string) => path.join(runDir, 'checkpoints');
 
+/** The folder `abs` (a resolved path) as `typed` was said: a relative path stays relative. */
+const saidAs = (typed: string, abs: string): string => (path.isAbsolute(typed) ? abs : path.relative(process.cwd(), abs) || '.');
+
+/**
+ * The run and step of one of a run's checkpoints by the layout RUN/checkpoints/step-N.safetensors (the run
+ * said as `file` was); null for any other path. Reads nothing: the file need not exist.
+ */
+export function runOfCheckpointFile(file: string): { runDir: string; step: number } | null {
+  const abs = path.resolve(file);
+  const step = stepOfFile(abs);
+  if (step === null || path.basename(path.dirname(abs)) !== 'checkpoints') return null;
+  return { runDir: saidAs(file, path.dirname(path.dirname(abs))), step };
+}
+
+/**
+ * The run above a run's checkpoints/ folder (said as `dir` was); null for any other folder, and for a folder
+ * named checkpoints that holds a checkpoints/ folder itself (a run folder so named).
+ */
+export function runOfCheckpointsFolder(dir: string): string | null {
+  const abs = path.resolve(dir);
+  if (path.basename(abs) !== 'checkpoints' || fs.existsSync(path.join(abs, 'checkpoints'))) return null;
+  return saidAs(dir, path.dirname(abs));
+}
+
 /**
  * Checkpoints chosen by file (`--resume RUN_DIR/checkpoints/step-N.safetensors`), by their run folder: that run
  * resumes from step N (newestVerified reads that file alone), not from its newest checkpoint.
@@ -52,41 +76,32 @@ const pinned = new Map<string, number>();
  */
 export function resumeTarget(resume: string): string {
   const abs = path.resolve(resume);
-  const step = stepOfFile(abs);
-  const inCheckpoints = path.basename(path.dirname(abs)) === 'checkpoints';
-  // a checkpoint's run folder is the one above checkpoints/, said as the user wrote it (a relative path stays relative)
-  const above = path.dirname(path.dirname(abs));
-  const runDir = path.isAbsolute(resume) ? above : path.relative(process.cwd(), above) || '.';
+  // one of a run's checkpoints: its run folder, as the user wrote it
+  const checkpoint = runOfCheckpointFile(resume);
   let st: fs.Stats;
   try {
     st = fs.statSync(resume);
   } catch {
     // a requeued Slurm job whose chosen checkpoint --keep has since pruned: its course has begun, so the run
     // goes on from its newest (the caller unpins it), as it would with the file still there
-    if (step !== null && inCheckpoints && courseBegunFrom(above, step)) {
-      pinned.set(above, step);
-      return runDir;
+    if (checkpoint !== null && courseBegunFrom(checkpoint.runDir, checkpoint.step)) {
+      pinned.set(path.resolve(checkpoint.runDir), checkpoint.step);
+      return checkpoint.runDir;
     }
     // a checkpoint that is not there (pruned by --keep, a step mistyped): said with the steps the run has
-    if (/\.safetensors$/i.test(resume) || inCheckpoints) {
+    if (/\.safetensors$/i.test(resume) || path.basename(path.dirname(abs)) === 'checkpoints') {
       const steps = listCheckpoints(path.dirname(abs)).map((f) => stepOfFile(f));
       throw new UserError(`--resume ${resume}: no such checkpoint${steps.length > 0 ? `; ${path.dirname(resume)} has step${steps.length === 1 ? '' : 's'} ${firstFew(steps.map(String), 8)}` : fs.existsSync(path.dirname(abs)) ? `; ${path.dirname(resume)} has none` : ''}`);
     }
     return resume; // said by latestOf: no such run directory
   }
-  if (st.isDirectory()) {
-    // a run's checkpoints/ folder: the run folder above it (as verify takes either)
-    if (path.basename(abs) === 'checkpoints' && !fs.existsSync(path.join(abs, 'checkpoints'))) {
-      const run = path.dirname(abs);
-      return path.isAbsolute(resume) ? run : path.relative(process.cwd(), run) || '.';
-    }
-    return resume;
-  }
-  if (step === null || !inCheckpoints) {
+  // a run's checkpoints/ folder: the run folder above it (as verify takes either)
+  if (st.isDirectory()) return runOfCheckpointsFolder(resume) ?? resume;
+  if (checkpoint === null) {
     throw new UserError(`--resume ${resume} is a file: give a run folder (its newest checkpoint) or one of its checkpoints, RUN_DIR/checkpoints/step-N.safetensors`);
   }
-  pinned.set(above, step);
-  return runDir;
+  pinned.set(path.resolve(checkpoint.runDir), checkpoint.step);
+  return checkpoint.runDir;
 }
 
 /** Where setAsideLater notes the step a course was resumed from (RUN_DIR/checkpoints/resumed-from). */

@@ -24,14 +24,13 @@ import {
   getPreset,
   listCheckpoints,
   replaceFile,
-  stepOfFile,
   type ModelInfo,
   type ModelSpec,
   type TowerParams,
   unverifiedNote,
 } from '@alexnet-mp/core';
 import { DEFAULT_INPUT_MEAN } from '@alexnet-mp/worker';
-import { checkpointDir, notThisRuns, readCheckpointHeader, resumedData, type SavedRun } from './resume.js';
+import { checkpointDir, notThisRuns, readCheckpointHeader, resumedData, runOfCheckpointFile, runOfCheckpointsFolder, type SavedRun } from './resume.js';
 import { sourceNames } from './batch-source.js';
 import { runCacheDir } from './training-data.js';
 import { UserError } from './cli/errors.js';
@@ -140,17 +139,17 @@ export class TrainedModel {
     if (!fs.existsSync(runDir)) throw new UserError(`${named}: no such run directory`);
     if (!fs.statSync(runDir).isDirectory()) {
       // one of a run's checkpoints (RUN/checkpoints/step-N.safetensors): that run, at that step
-      const step = stepOfFile(runDir);
-      const dir = path.dirname(path.resolve(runDir));
-      if (step !== null && path.basename(dir) === 'checkpoints') {
-        if (o.step !== undefined) throw new UserError(`${named} is one of its run's checkpoints (step ${step}): give --step or that file, not both`);
-        return TrainedModel.openRun(path.dirname(dir), { ...o, step, named });
+      const checkpoint = runOfCheckpointFile(runDir);
+      if (checkpoint !== null) {
+        if (o.step !== undefined) throw new UserError(`${named} is one of its run's checkpoints (step ${checkpoint.step}): give --step or that file, not both`);
+        return TrainedModel.openRun(checkpoint.runDir, { ...o, step: checkpoint.step, named });
       }
       const hint = o.modelHint ?? MODEL_OPTION_HINT;
       throw new UserError(`${named} is not a folder: give a run folder (--run-dir of the run; for a model file, ${hint.giveAny})`);
     }
     // a run's checkpoints/ folder given for the run: the run folder above it
-    if (path.basename(path.resolve(runDir)) === 'checkpoints' && !fs.existsSync(checkpointDir(runDir))) return TrainedModel.openRun(path.dirname(runDir), { ...o, named });
+    const above = runOfCheckpointsFolder(runDir);
+    if (above !== null) return TrainedModel.openRun(above, { ...o, named });
     const all = listCheckpoints(checkpointDir(runDir));
     if (all.length === 0) throw new UserError(`${named}: no checkpoint in ${checkpointDir(runDir)} (${noCheckpointHint(runDir, o.modelHint)})`);
     let file = all[all.length - 1]!;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError } from '@alexnet-mp/core';
-import { courseBegunFrom, defaultLr, forgetCourse, pinnedCheckpoint, resumeTarget, resumedData, runCadence, runHyper, savedDataOf, unpinCheckpoint } from '../src/resume.js';
+import { courseBegunFrom, defaultLr, forgetCourse, pinnedCheckpoint, resumeTarget, resumedData, runCadence, runHyper, runOfCheckpointFile, runOfCheckpointsFolder, savedDataOf, unpinCheckpoint } from '../src/resume.js';
 
 function tempDir(t: { teardown(f: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-resume-data-'));
@@ -105,4 +105,21 @@ test('--resume names a run folder or one of its checkpoints; a chosen checkpoint
   t.is(defaultLr('paper'), 0.01);
   t.is(runHyper({}, {}, 'tiny').lr, 0.005);
   t.is(runHyper({}, { hyper: { lr: 0.02, momentum: 0.9, weightDecay: 0.0005 } }, 'tiny').lr, 0.02, "a resumed run keeps its own");
+});
+
+test('the run of a checkpoint file or of a checkpoints/ folder, said as the path was given', (t) => {
+  const dir = tempDir(t);
+  const ck = path.join(dir, 'run', 'checkpoints');
+  fs.mkdirSync(ck, { recursive: true });
+  t.deepEqual(runOfCheckpointFile(path.join(ck, 'step-000000040.safetensors')), { runDir: path.join(dir, 'run'), step: 40 }, 'need not exist');
+  const rel = path.relative(process.cwd(), path.join(ck, 'step-000000007.safetensors'));
+  t.deepEqual(runOfCheckpointFile(rel), { runDir: path.relative(process.cwd(), path.join(dir, 'run')), step: 7 }, 'relative stays relative');
+  t.is(runOfCheckpointFile(path.join(ck, 'notes.safetensors')), null, 'not a step file');
+  t.is(runOfCheckpointFile(path.join(dir, 'run', 'step-000000040.safetensors')), null, 'not in checkpoints/');
+  t.is(runOfCheckpointsFolder(ck), path.join(dir, 'run'));
+  t.is(runOfCheckpointsFolder(`${ck}${path.sep}`), path.join(dir, 'run'), 'a trailing separator');
+  t.is(runOfCheckpointsFolder(path.join(dir, 'run')), null);
+  // a run folder named checkpoints (it has checkpoints/ of its own) is that run
+  fs.mkdirSync(path.join(dir, 'checkpoints', 'checkpoints'), { recursive: true });
+  t.is(runOfCheckpointsFolder(path.join(dir, 'checkpoints')), null);
 });

@@ -4,9 +4,8 @@
  * run's or outnumber the preset's outputs; evaluations asked of an image folder without a held-out split are
  * refused too (the coordinator would refuse them once its training split is decoded: hours, for ImageNet).
  */
-import { getPreset, presetNames } from '@alexnet-mp/core';
-import { CIFAR10_DOWNLOAD, checkDataLayout, findCifarBinaryDir } from '@alexnet-mp/core/data';
-import { statSync } from 'node:fs';
+import { getPreset, parseLrSchedule, presetNames, type LrScheduleSpec } from '@alexnet-mp/core';
+import { CIFAR10_DOWNLOAD, checkDataLayout, findCifarBinaryDir, heldOutSplitOf } from '@alexnet-mp/core/data';
 import path from 'node:path';
 import { checkResumedClasses, type SavedRun } from '../resume.js';
 import { isGeneratedData } from '../training-data.js';
@@ -21,7 +20,7 @@ export async function checkDataForRun(data: string | undefined, saved: SavedRun 
   if (data === undefined) return;
   // a folder that is missing or not a data set is said in core's words (what it expected there) first
   if (!isGeneratedData(data)) checkDataLayout(data);
-  if (evaluations !== undefined && !hasHeldOutSplit(data)) {
+  if (evaluations !== undefined && !(await hasHeldOutSplit(data))) {
     throw new UserError(`${evaluations}: --data ${data} has no held-out split (val/ or test/) to evaluate on: add one, or leave ${evaluations.split(' ')[0]} out`);
   }
   const classes = await classNamesOfData(data);
@@ -34,16 +33,25 @@ export async function checkDataForRun(data: string | undefined, saved: SavedRun 
 }
 
 /** Whether a data set has a held-out split: generated data and CIFAR-10 always; an image folder with val/ or test/ (as core's image-folder.ts decides). */
-function hasHeldOutSplit(data: string): boolean {
+async function hasHeldOutSplit(data: string): Promise<boolean> {
   if (isGeneratedData(data) || data === CIFAR10_DOWNLOAD) return true;
   const abs = path.resolve(data);
-  if (findCifarBinaryDir(abs)) return true;
-  return ['val', 'test'].some((split) => statSync(path.join(abs, split), { throwIfNoEntry: false })?.isDirectory() ?? false);
+  return findCifarBinaryDir(abs) !== null || (await heldOutSplitOf(abs)) !== null;
 }
 
 /** The option of a command line that asks for held-out evaluations (checkDataForRun's `evaluations`), if any. */
 export function evaluationsAsked(a: { 'eval-every'?: number; 'lr-schedule'?: string }): string | undefined {
   if ((a['eval-every'] ?? 0) > 0) return `--eval-every ${a['eval-every']}`;
-  if (a['lr-schedule']?.trim().startsWith('plateau')) return `--lr-schedule ${a['lr-schedule']}`;
+  const schedule = a['lr-schedule'];
+  if (schedule !== undefined && scheduleKind(schedule) === 'plateau') return `--lr-schedule ${schedule}`;
   return undefined;
+}
+
+/** The kind of an --lr-schedule as core reads it; undefined for one it refuses (its own check says why). */
+function scheduleKind(text: string): LrScheduleSpec['kind'] | undefined {
+  try {
+    return parseLrSchedule(text, 1).kind;
+  } catch {
+    return undefined;
+  }
 }

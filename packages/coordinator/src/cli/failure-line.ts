@@ -74,6 +74,9 @@ function spellings(known: ParsedOptions): Map<string, string> {
   return own;
 }
 
+/** The own names (spellings' values) of the options in `list` (an option type's list of getOptions()). */
+const ownNames = (names: ReadonlyMap<string, string>, list: readonly string[] | undefined): Set<string> => new Set((list ?? []).map((n) => names.get(n) ?? n));
+
 /**
  * The option a word of the command line names, by its own name: `--steps`, `--steps=3`, `-b`, `--evalEvery`,
  * and `--no-json` (negated); undefined for an operand, a negative number, a group of short flags (`-xyz`) or
@@ -99,9 +102,8 @@ function optionOf(word: string, names: ReadonlyMap<string, string>): { name: str
  */
 export function givenTwiceLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
   const names = spellings(known);
-  const own = (list: string[] | undefined) => new Set((list ?? []).map((n) => names.get(n) ?? n));
-  const many = own(known.array);
-  const flags = own(known.boolean);
+  const many = ownNames(names, known.array);
+  const flags = ownNames(names, known.boolean);
   const seen = new Map<string, { typed: string; values: string[]; words: string[] }>();
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
@@ -109,7 +111,7 @@ export function givenTwiceLine(known: ParsedOptions, argv: readonly string[]): s
     const o = optionOf(word, names);
     if (o === undefined || many.has(o.name) || o.name === 'help' || o.name === 'version') continue;
     const isFlag = flags.has(o.name);
-    // --no-steps: not a flag's other form (notANumberLine names it)
+    // --no-steps: not a flag's other form (negatedValueLine names it)
     if (o.negated && !isFlag) continue;
     const next = argv[i + 1];
     // a flag (--json) takes no word after it but true or false (as yargs reads it): any other is the next operand
@@ -195,19 +197,19 @@ export function failureLine(msg: string | null | undefined, known: KnownOptions,
 }
 
 /**
- * The line for `--no-NAME` of an option that takes a value ("--no-data: --data takes a value, not on or off"):
- * yargs would set it to false, which no such option means (a number option: notANumberLine says it is one).
+ * The line for `--no-NAME` of an option that takes a value ("--no-data: --data takes a value, not on or off",
+ * "--no-steps: --steps takes a number, ..."): yargs would set it to false (a number option's to 0), which no
+ * such option means.
  */
 export function negatedValueLine(known: ParsedOptions, argv: readonly string[]): string | undefined {
   const names = spellings(known);
-  const own = (list: string[] | undefined) => new Set((list ?? []).map((n) => names.get(n) ?? n));
-  const flags = own(known.boolean);
-  const numbers = own(known.number);
+  const flags = ownNames(names, known.boolean);
+  const numbers = ownNames(names, known.number);
   for (const word of argv) {
     if (word === '--') break;
     const o = optionOf(word, names);
-    if (o === undefined || !o.negated || flags.has(o.name) || numbers.has(o.name)) continue;
-    return `${word}: ${flag(o.name)} takes a value, not on or off`;
+    if (o === undefined || !o.negated || flags.has(o.name)) continue;
+    return `${word}: ${flag(o.name)} takes ${numbers.has(o.name) ? 'a number' : 'a value'}, not on or off`;
   }
   return undefined;
 }
@@ -233,19 +235,19 @@ function numberProblem(word: string): string | undefined {
 
 /**
  * The line for a number option given something that is not a decimal number (yargs makes a word NaN, "got
- * NaN" would say nothing; it reads 0x10 as 16 and `--no-steps` as 0), naming the value as typed: "--batch
+ * NaN" would say nothing; it reads 0x10 as 16), naming the value as typed: "--batch
  * abc: give a number", "--steps 0x10: give a decimal number"; undefined when every number is one.
  */
 export function notANumberLine(parsed: Record<string, unknown>, known: ParsedOptions, argv: readonly string[]): string | undefined {
   const names = spellings(known);
-  const numbers = new Set((known.number ?? []).map((n) => names.get(n) ?? n));
+  const numbers = ownNames(names, known.number);
   // each value typed for a number option (--name WORD or --name=WORD, an alias or the camelCase spelling)
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
     if (word === '--') break;
     const o = optionOf(word, names);
-    if (o === undefined || !numbers.has(o.name)) continue;
-    if (o.negated) return `${word}: ${flag(o.name)} takes a number, not on or off`;
+    // --no-steps: negatedValueLine names it
+    if (o === undefined || o.negated || !numbers.has(o.name)) continue;
     let value = o.value;
     if (value === undefined) {
       const next = argv[i + 1];

@@ -12,6 +12,7 @@ import { captionedTilesPng, heldOutImages, nearestHeldOut, nearestInFile, tileOf
 import { FeatureFile } from '../inspect/feature-file.js';
 import { openHeldOutFor } from '../training-data.js';
 import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
+import { runOfCheckpointFile, runOfCheckpointsFolder } from '../resume.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
 import { needsDataError } from './model-options.js';
@@ -93,12 +94,8 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
  */
 const outFile = (a: CommonArgs, name: string): string => a.out ?? path.join(a.run !== undefined ? runFolderOf(a.run) : '.', 'inspect', name);
 
-function runFolderOf(run: string): string {
-  const up = (p: string) => path.dirname(p.replace(/[/\\]+$/, ''));
-  if (/\.safetensors$/i.test(run) && path.basename(up(run)) === 'checkpoints') return up(up(run));
-  if (path.basename(run.replace(/[/\\]+$/, '')) === 'checkpoints') return up(run);
-  return run;
-}
+/** The run folder of --run: itself, or the run of the checkpoint or checkpoints/ folder it names. */
+const runFolderOf = (run: string): string => runOfCheckpointFile(run)?.runDir ?? runOfCheckpointsFolder(run) ?? run;
 
 async function withSource(a: CommonArgs, f: (s: InspectSource) => Promise<void>): Promise<void> {
   const s = await openSource(a);

@@ -94,7 +94,7 @@ try {
     .middleware((parsed) => {
       operands.restoreAll(parsed);
       const known = optionsOf(cli) as ParsedOptions;
-      const line = missingValueLine(known, argv) ?? givenTwiceLine(known, argv) ?? notANumberLine(parsed, known, argv) ?? negatedValueLine(known, argv);
+      const line = missingValueLine(known, argv) ?? givenTwiceLine(known, argv) ?? negatedValueLine(known, argv) ?? notANumberLine(parsed, known, argv);
       if (line) throw new UserError(line);
     }, true)
     .demandCommand(1, 'name a command (see the list above)')

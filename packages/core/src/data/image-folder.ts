@@ -272,6 +272,11 @@ export async function isImageFolderRoot(dir: string): Promise<boolean> {
   return isDir(join(dir, 'train'));
 }
 
+/** The held-out split of an image-folder data set: `DIR/val`, else `DIR/test`; null when it has neither folder. */
+export async function heldOutSplitOf(dir: string): Promise<'val' | 'test' | null> {
+  return (await isDir(join(dir, 'val'))) ? 'val' : (await isDir(join(dir, 'test'))) ? 'test' : null;
+}
+
 /** Lists `DIR/train` and the held-out split (`DIR/val`, else `DIR/test`). */
 export async function listImageFolder(root: string, opts: { onWarning?: WarningSink } = {}): Promise<FolderSplits> {
   const abs = resolve(root);
@@ -280,7 +285,7 @@ export async function listImageFolder(root: string, opts: { onWarning?: WarningS
     throw new DataError(join(abs, 'train'), `data folder ${abs} has no train/ folder: expected ${abs}/train/<class>/*.jpg|jpeg|png and ${abs}/val/ or ${abs}/test/`);
   }
   const train = await listImageSplit(join(abs, 'train'), opts);
-  const heldOutName = (await isDir(join(abs, 'val'))) ? 'val' : (await isDir(join(abs, 'test'))) ? 'test' : null;
+  const heldOutName = await heldOutSplitOf(abs);
   if (heldOutName === null) opts.onWarning?.({ path: abs, message: 'no val/ or test/ folder: no held-out split' });
   const heldOut = heldOutName ? await listImageSplit(join(abs, heldOutName), { classes: train.classes, onWarning: opts.onWarning }) : null;
   return { root: abs, train, heldOut, heldOutName };
