@@ -328,6 +328,27 @@ test.serial('separately started: a coordinator stopped with Ctrl-C names the com
   t.regex(c.output(), new RegExp(`stopped \\(SIGINT\\) after step \\d+ of 100000; checkpoint \\S+: \`alexnet coordinator --resume ${dir} --workers ${workers}\` continues the run`));
 });
 
+test.serial('separately started: a worker started again with the other --tower is said, and waited for as not back until the right one comes', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '90']);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(8), 120_000);
+  w0.p.proc.kill('SIGKILL');
+  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back/, 20_000);
+  // the operator starts tower 1's worker on tower 0's address by mistake
+  const port = w0.address.slice(w0.address.lastIndexOf(':') + 1);
+  const wrong = alexnet(['worker', '--tower', '1', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, wrong);
+  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\): the worker there is tower 1: restart it with --tower 0/, 30_000);
+  t.is(c.proc.exitCode, null, 'the run goes on waiting');
+  wrong.proc.kill('SIGKILL');
+  await wrong.exited;
+  const restarts = await backOnItsAddress(t, w0.address, c, dir);
+  t.is(restarts.length, 1);
+  t.notRegex(c.output(), /refused the handshake|internal error|\n\s+at /);
+});
+
 test.serial('separately started: a worker that does not come back within --wait-for-workers ends the run, naming it', async (t) => {
   const [w0, w1] = await twoWorkers(t);
   const c = coordinator([w0.address, w1.address], ['--wait-for-workers', '3'], 100_000);

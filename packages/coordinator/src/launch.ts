@@ -31,8 +31,8 @@ import { withMallocTuning } from './malloc-tuning.js';
 import { cpuWorkerArgs } from './launch-devices.js';
 import { signalExitCode } from './signal-exit.js';
 import { crashed, restartPlan } from './coordinator-restart.js';
-import { diskFull, fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
-import { lastLineOf } from './run-files.js';
+import { fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
+import { fullDiskAdvice, lastLineOf } from './run-files.js';
 import { courseBegunFrom, pinnedStep } from './resume.js';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
@@ -188,7 +188,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   // the first log file that cannot be written stops the run (exit code 2)
   let onLogError: (file: string, e: Error) => void = () => {};
   const logFailed = new Promise<never>((_, reject) => {
-    onLogError = (file, e) => reject(new LaunchFailure(`${fileError('write', file, e).message}: stopping the run${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`, 2));
+    onLogError = (file, e) => reject(new LaunchFailure(`${fileError('write', file, e).message}: stopping the run${fullDiskAdvice(e, path.dirname(file))}`, 2));
   });
   logFailed.catch(() => {});
   const children: Child[] = [];

@@ -186,7 +186,11 @@ export class Recovery {
     return new WorkerFailure(`worker ${other} (tower ${other}) at ${this.c.o.workers[other]} does not answer (hung?): worker ${e.tower}'s step ran past its deadline waiting for it (${e.message})`, other, true);
   }
 
-  /** Asks both workers for their status until both answer; a WorkerFailure (not lost) after waitMs. */
+  /**
+   * Asks both workers for their status until both answer, each as its own tower (a worker restarted by hand
+   * with the other --tower is said, and waited for as one that has not come back); a WorkerFailure (not lost)
+   * after waitMs.
+   */
   private async waitForWorkers(): Promise<void> {
     const until = performance.now() + this.o.waitMs;
     const answered = [false, false];
@@ -196,7 +200,8 @@ export class Recovery {
         [0, 1].map(async (t) => {
           if (answered[t]) return;
           try {
-            await this.c.clients[t]!.status({ timeoutMs: 2000 });
+            const { tower } = await this.c.clients[t]!.status({ timeoutMs: 2000 });
+            if (tower !== t) throw new Error(`the worker there is tower ${tower}: restart it with --tower ${t}`);
             answered[t] = true;
           } catch (err) {
             const left = until - performance.now();

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CIFAR10_DOWNLOAD, checkDataLayout } from '@alexnet-mp/core/data';
-import { CheckpointError, firstFew, decodeCheckpoint, fileError, getPreset, latestCheckpoint, legacyHyper, listCheckpoints, stepOfFile, unverifiedNote, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
+import { CheckpointError, firstFew, decodeCheckpoint, fileError, getPreset, latestCheckpoint, legacyHyper, listCheckpoints, readMetadataOnly, stepOfFile, unverifiedNote, type LrScheduleSpec, type LrScheduleState, type ModelSpec, type RunState, type SgdHyper, type TowerParams } from '@alexnet-mp/core';
 import { sourceNames } from './batch-source.js';
 import { CHECKPOINT_MINUTES, DEFAULTS, type RunArgs } from './cli/options.js';
 import { UserError } from './cli/errors.js';
@@ -179,31 +179,8 @@ export function readCheckpointHeader(file: string): { preset?: string; state: Ru
   }
 }
 
-/** A safetensors file's metadata map, without reading its tensors (8-byte length, JSON header); a damaged CheckpointError when it cannot be read. */
-export function readCheckpointMetadata(file: string): Record<string, string> {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new CheckpointError(fileError('read', file, e).message, true);
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size === 0) throw new CheckpointError(`${file} is damaged: the file is empty`, true);
-    const len = Buffer.alloc(8);
-    if (fs.readSync(fd, len, 0, 8, 0) < 8) throw new CheckpointError(`${file} is damaged: the file is ${size} bytes, too short for a safetensors header: truncated?`, true);
-    const n = Number(len.readBigUInt64LE(0));
-    if (!(n > 0 && 8 + n <= size)) throw new CheckpointError(`${file} is damaged: its header of ${n} bytes runs past the end of the file (${size} bytes): truncated, or the header length is damaged`, true);
-    const head = Buffer.alloc(n);
-    fs.readSync(fd, head, 0, n, 8);
-    return (JSON.parse(head.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
-  } catch (e) {
-    if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(`${file} is damaged: its header does not parse (${(e as Error).message})`, true);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+/** A safetensors file's metadata map, without reading its tensors; a damaged CheckpointError when its header cannot be read. */
+export const readCheckpointMetadata = (file: string): Record<string, string> => readMetadataOnly(file);
 
 export interface Resumed {
   readonly file: string;

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { diskFull, fsReason, replaceFile } from '@alexnet-mp/core';
+import { diskFull, fsReason, listCheckpoints, replaceFile } from '@alexnet-mp/core';
 import { UserError } from './cli/errors.js';
 
 /** Cuts a JSON-lines file back to its last complete line; returns the bytes dropped (0 when it was whole or absent). */
@@ -100,7 +100,22 @@ export function writeFileAtomic(file: string, data: string): void {
 
 /** A failed write into the run directory as one clear line (a full disk is the usual cause). */
 export function runDirError(file: string, e: unknown): UserError {
-  return new UserError(`cannot write ${file}: ${fsReason(e)}${diskFull(e) ? ' (the checkpoints already written are intact; free space, then --resume)' : ''}`);
+  return new UserError(`cannot write ${file}: ${fsReason(e)}${fullDiskAdvice(e, path.dirname(file))}`);
+}
+
+/**
+ * What to do after a write into the run folder `runDir` failed, when a full disk failed it (else ''): free
+ * space, then --resume where the run has a checkpoint to go on from, else start the run again.
+ */
+export function fullDiskAdvice(e: unknown, runDir: string): string {
+  if (!diskFull(e)) return '';
+  let checkpoints = 0;
+  try {
+    checkpoints = listCheckpoints(path.join(runDir, 'checkpoints')).length;
+  } catch {
+    // no checkpoints/ folder, or one that cannot be listed: nothing to resume from
+  }
+  return checkpoints > 0 ? ' (the checkpoints already written are intact; free space, then --resume)' : ' (the run has no checkpoint yet: free space, then start it again)';
 }
 
 /** The events of metrics.jsonl that end a session (the dashboard's feed reads a session's end from them too). */

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { StepMetrics } from '../src/coordinator.js';
 import { MetricsLog, summarise } from '../src/metrics-log.js';
+import { runDirError } from '../src/run-files.js';
 import { StepTally, shortStepsNote } from '../src/step-tally.js';
 
 test("a step line carries the per-crossing traffic the first time and when it changes; observers get every event whole", (t) => {
@@ -105,4 +106,17 @@ test('the closing line notes that short steps wait mostly on the crossings\' lat
   t.is(shortStepsNote(34, [0.1, 0.2]), '');
   t.is(shortStepsNote(1200, [0.4, 0.4]), '');
   t.is(shortStepsNote(Number.NaN, [0.4, 0.4]), '');
+});
+
+test('a full disk is said with what to do: --resume where the run has a checkpoint, else start it again', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-full-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  const file = path.join(dir, 'metrics.jsonl');
+  t.regex(runDirError(file, full).message, /no space left .*\(the run has no checkpoint yet: free space, then start it again\)$/);
+  fs.mkdirSync(path.join(dir, 'checkpoints'));
+  fs.writeFileSync(path.join(dir, 'checkpoints', 'step-000000004.safetensors'), 'x');
+  t.regex(runDirError(file, full).message, /\(the checkpoints already written are intact; free space, then --resume\)$/);
+  const readOnly = Object.assign(new Error('EROFS: read-only file system, write'), { code: 'EROFS' });
+  t.notRegex(runDirError(file, readOnly).message, /free space/);
 });

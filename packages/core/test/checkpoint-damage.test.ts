@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32c } from '../src/crc32c.js';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../src/checkpoint/safetensors.js';
-import { CheckpointError, decodeCheckpoint, encodeCheckpoint, listCheckpoints, removeStrayTemporaries, unverifiedNote, writeCheckpointFile } from '../src/checkpoint/checkpoint.js';
+import { CheckpointError, decodeCheckpoint, encodeCheckpoint, listCheckpoints, readMetadataOnly, readVerified, removeStrayTemporaries, unverifiedNote, writeCheckpointFile } from '../src/checkpoint/checkpoint.js';
 import { decodeModel, encodeModel } from '../src/checkpoint/model-file.js';
 import { verifyFile } from '../src/checkpoint/verify.js';
 import { FileError, makeDir } from '../src/fs-errors.js';
@@ -105,6 +105,30 @@ test('an empty file and files truncated at several points say so', (t) => {
   damaged(t, good.subarray(0, (headerEnd + good.length) >> 1), /run past the end of the file .*truncated\?/, 'half the data');
   damaged(t, good.subarray(0, good.length - 1), /run past the end of the file/, 'one byte short');
   damaged(t, Buffer.concat([good, Buffer.from('xx')]), /2 bytes past the end of its data/, 'two bytes too many');
+});
+
+test('reading the header alone says what a whole read says of a file whose header is bad, a text file included', (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'step-000000012.safetensors');
+  fs.writeFileSync(file, good);
+  t.is(readMetadataOnly(file).preset, 'tiny');
+  const cases: [string, Buffer][] = [
+    ['empty', Buffer.alloc(0)],
+    ['5 bytes', good.subarray(0, 5)],
+    ['the length alone', good.subarray(0, 8)],
+    ['half the header', good.subarray(0, headerEnd >> 1)],
+    ['a text file', Buffer.from('notes about this run, not a checkpoint\n')],
+    ['a header that does not parse', Buffer.concat([good.subarray(0, 9), Buffer.from('x'.repeat(headerEnd - 9)), good.subarray(headerEnd)])],
+  ];
+  for (const [what, bytes] of cases) {
+    fs.writeFileSync(file, bytes);
+    const whole = t.throws(() => readVerified(bytes, file), { instanceOf: CheckpointError }, what);
+    const head = t.throws(() => readMetadataOnly(file), { instanceOf: CheckpointError }, what);
+    t.is(head?.message, whole?.message, what);
+    t.true(head?.damaged, what);
+  }
+  t.regex(t.throws(() => readMetadataOnly(file + '.gone'))?.message ?? '', /cannot read .*\.gone/);
 });
 
 test('a planted 3e38, NaN or infinity is damage, reported as such: caught by the checksum, or without one by the values', (t) => {

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { ModelSpec } from '../model/spec.js';
 import type { TowerParams } from '../model/params.js';
 import { towerParamLayers } from '../model/params.js';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, unsoundValue, type DecodedSafetensors, type NamedTensor } from './safetensors.js';
+import { decodeSafetensors, encodeSafetensors, HEADER_START_BYTES, headerLength, parseHeader, rawMetadata, SafetensorsError, unsoundValue, type DecodedSafetensors, type NamedTensor } from './safetensors.js';
 import { torchPlan } from './pytorch-names.js';
 import { modelHash } from '../model/hash.js';
 import { fileError, makeDir } from '../fs-errors.js';
@@ -39,16 +39,47 @@ export class CheckpointError extends Error {
  * a checksum, or holds a non-finite or absurd value.
  */
 export function readVerified(buf: Buffer, where: string, kind = 'checkpoint'): DecodedSafetensors {
-  let d: DecodedSafetensors;
+  const d = asCheckpointError(() => decodeSafetensors(buf), where, kind);
+  const bad = unsoundValue(d.tensors.values());
+  if (bad) throw new CheckpointError(`${where} is damaged: ${bad}, which no trained model holds`, true);
+  return d;
+}
+
+/** `read()`, a SafetensorsError from it said as a damaged CheckpointError naming `where` (or "is not a KIND"). */
+function asCheckpointError<T>(read: () => T, where: string, kind: string): T {
   try {
-    d = decodeSafetensors(buf);
+    return read();
   } catch (e) {
     if (e instanceof SafetensorsError) throw new CheckpointError(e.notSafetensors ? `${where} is not a ${kind} (not safetensors: ${e.message})` : `${where} is damaged: ${e.message}`, true);
     throw e;
   }
-  const bad = unsoundValue(d.tensors.values());
-  if (bad) throw new CheckpointError(`${where} is damaged: ${bad}, which no trained model holds`, true);
-  return d;
+}
+
+/**
+ * A checkpoint or model file's metadata as written (checksum entries included), from its header alone (its
+ * tensors are not read, nor its checksums checked: readVerified does that); a damaged CheckpointError, in
+ * readVerified's words, when the header cannot be read.
+ */
+export function readMetadataOnly(file: string, kind = 'checkpoint'): Record<string, string> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new CheckpointError(fileError('read', file, e).message, true);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const start = Buffer.alloc(HEADER_START_BYTES);
+    fs.readSync(fd, start, 0, HEADER_START_BYTES, 0);
+    return asCheckpointError(() => {
+      const n = headerLength(start, size);
+      const head = Buffer.alloc(n);
+      fs.readSync(fd, head, 0, n, 8);
+      return rawMetadata(parseHeader(head));
+    }, file, kind);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 const saidUnverified = new Set<string>();

@@ -119,27 +119,52 @@ export interface DecodedSafetensors {
   readonly checksums: 'verified' | 'absent';
 }
 
+/** The bytes of a file's start that headerLength reads: the header's length and the header's first byte. */
+export const HEADER_START_BYTES = 9;
+
+/**
+ * The length of a safetensors file's JSON header, from the file's first HEADER_START_BYTES bytes (all of them,
+ * for a shorter file) and its size; a SafetensorsError when the file is empty, too short for a header, does not
+ * start like a safetensors file (another kind of file: notSafetensors), or its header runs past its end.
+ */
+export function headerLength(start: Buffer, size: number): number {
+  if (size === 0) throw new SafetensorsError('the file is empty');
+  if (size < 8) throw new SafetensorsError(`the file is ${size} bytes, too short for a safetensors header: truncated?`);
+  if (size > 8 && start[8] !== 0x7b) throw new SafetensorsError('it does not start like one (an 8-byte header length, then a JSON header)', true);
+  const n = Number(start.readBigUInt64LE(0));
+  if (8 + n > size) throw new SafetensorsError(`its header of ${n} bytes runs past the end of the file (${size} bytes): truncated, or the header length is damaged`);
+  return n;
+}
+
+/** A safetensors header's JSON object from its bytes; a SafetensorsError when it does not parse or is no object. */
+export function parseHeader(bytes: Buffer): Record<string, unknown> {
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new SafetensorsError(`its header does not parse (${(e as Error).message}): the header is damaged`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError('its header is not a JSON object: the header is damaged');
+  return header;
+}
+
+/** A header's metadata as written (checksum entries included); a SafetensorsError when it is not a map of strings. */
+export function rawMetadata(header: Record<string, unknown>): Record<string, string> {
+  const rawMeta = header.__metadata__ ?? {};
+  if (rawMeta === null || typeof rawMeta !== 'object' || !Object.values(rawMeta).every((v) => typeof v === 'string')) {
+    throw new SafetensorsError('its metadata is not a map of strings: the header is damaged');
+  }
+  return rawMeta as Record<string, string>;
+}
+
 /**
  * Reads a safetensors file, checking its structure and, when it has them, its checksums; a SafetensorsError
  * saying what is wrong (empty, truncated, a header that does not parse, a damaged header or tensor) otherwise.
  */
 export function decodeSafetensors(buf: Buffer): DecodedSafetensors {
-  if (buf.length === 0) throw new SafetensorsError('the file is empty');
-  if (buf.length < 8) throw new SafetensorsError(`the file is ${buf.length} bytes, too short for a safetensors header: truncated?`);
-  if (buf.length > 8 && buf[8] !== 0x7b) throw new SafetensorsError('it does not start like one (an 8-byte header length, then a JSON header)', true);
-  const n = Number(buf.readBigUInt64LE(0));
-  if (8 + n > buf.length) throw new SafetensorsError(`its header of ${n} bytes runs past the end of the file (${buf.length} bytes): truncated, or the header length is damaged`);
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new SafetensorsError(`its header does not parse (${(e as Error).message}): the header is damaged`);
-  }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError('its header is not a JSON object: the header is damaged');
-  const rawMeta = header.__metadata__ ?? {};
-  if (rawMeta === null || typeof rawMeta !== 'object' || !Object.values(rawMeta).every((v) => typeof v === 'string')) {
-    throw new SafetensorsError('its metadata is not a map of strings: the header is damaged');
-  }
+  const n = headerLength(buf, buf.length);
+  const header = parseHeader(buf.subarray(8, 8 + n));
+  const rawMeta = rawMetadata(header);
   const { [TENSOR_CRCS]: tensorCrcText, [HEADER_CRC]: headerCrcText, ...metadata } = rawMeta as Record<string, string>;
   let crcs: Record<string, string> | null = null;
   if (headerCrcText !== undefined || tensorCrcText !== undefined) {
