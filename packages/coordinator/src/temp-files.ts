@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { replaceFile } from '@alexnet-mp/core';
+import { replaceFile, tempBeside } from '@alexnet-mp/core';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const live = new Set<string>();
@@ -50,8 +50,9 @@ export function removeOnSignal(file: string): () => void {
  * Writes a short command's output file whole (a picture, a CSV, an event file): into a temporary file beside it,
  * renamed onto it once complete, so that a failed write (a full disk) leaves the file as it was, never a part
  * of one, with the mode the file had. Something other than a regular file (`--csv /dev/stdout`, a pipe) is
- * written to directly; a symbolic link's target is replaced, not the link. (The write is synchronous: a signal
- * during it ends the process as it would have, which may leave the temporary file .NAME.PID.tmp beside it.)
+ * written to directly; a symbolic link's target is replaced, not the link. A signal during the write ends the
+ * process once the write is done (the handlers of removeOnSignal, there while it lasts), with its temporary
+ * file .NAME.PID.tmp renamed or removed.
  */
 export function writeWhole(given: string, data: string | Uint8Array): void {
   const target = outputTarget(given);
@@ -63,8 +64,13 @@ export function writeWhole(given: string, data: string | Uint8Array): void {
     else fs.writeFileSync(target.file, data, { flag: 'a' });
     return;
   }
-  replaceFile(target.file, data);
-  if (target.mode !== null) fs.chmodSync(target.file, target.mode);
+  const done = removeOnSignal(tempBeside(target.file));
+  try {
+    replaceFile(target.file, data);
+    if (target.mode !== null) fs.chmodSync(target.file, target.mode);
+  } finally {
+    done();
+  }
 }
 
 /** 1 or 2 for an output named /dev/stdout or /dev/stderr (or /proc/self/fd/1, 2, /dev/fd/1, 2): this process's own; else null. */

@@ -95,3 +95,31 @@ test('an output named under /dev or /proc is written to, never replaced; this pr
   writeWhole(file, 'y');
   t.is(fs.statSync(file).mode & 0o777, 0o600);
 });
+
+test('a signal while writeWhole writes ends the process once the file is whole (or not at all): never a temporary file left', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-write-signal-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'big.npy');
+  const size = 48 << 20;
+  // writes of 48 MiB, one after another: a signal is almost surely sent during one of them
+  const code = `
+    const { writeWhole } = await import(${JSON.stringify(module)});
+    const data = new Uint8Array(${size}).fill(7);
+    process.stdout.write('ready\\n');
+    for (let i = 0; i < 40; i++) {
+      writeWhole(${JSON.stringify(file)}, data);
+      await new Promise((r) => setImmediate(r));
+    }
+  `;
+  for (let round = 0; round < 3; round++) {
+    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => p.on('exit', (c, s) => resolve({ code: c, signal: s })));
+    await new Promise<void>((resolve) => p.stdout.once('data', () => resolve()));
+    await new Promise((r) => setTimeout(r, 150 + 40 * round));
+    p.kill('SIGINT');
+    const end = await ended;
+    t.true(end.signal === 'SIGINT' || end.code === 0, JSON.stringify(end));
+    t.deepEqual(fs.readdirSync(dir), ['big.npy'], `round ${round}: ${JSON.stringify(end)}`);
+    t.is(fs.statSync(file).size, size);
+  }
+});
