@@ -9,6 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { replaceFile, tempBeside } from '@alexnet-mp/core';
+import { standardStream } from './cli/output-gone.js';
+
+export { standardStream };
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const live = new Set<string>();
@@ -71,13 +74,6 @@ export function writeWhole(given: string, data: string | Uint8Array): void {
   } finally {
     done();
   }
-}
-
-/** 1 or 2 for an output named /dev/stdout or /dev/stderr (or /proc/self/fd/1, 2, /dev/fd/1, 2): this process's own; else null. */
-export function standardStream(file: string): 1 | 2 | null {
-  const m = /^\/(?:dev\/(?:std(out|err)|fd\/([12]))|proc\/self\/fd\/([12]))$/.exec(path.resolve(file));
-  if (!m) return null;
-  return m[1] === 'out' || m[2] === '1' || m[3] === '1' ? 1 : 2;
 }
 
 /**

@@ -25,7 +25,7 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
     if (a.tensorboard === undefined && a.csv === undefined) throw new UserError('export-metrics: name an output, --tensorboard DIR or --csv FILE');
     // written with a plain write (a pipe such as /dev/stdout works): only a run's own file is refused
     if (a.csv !== undefined) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
-    const csvToStdout = a.csv !== undefined && (a.csv === '/dev/stdout' || isStdout(a.csv));
+    const csvToStdout = a.csv !== undefined && isStdout(a.csv);
     // with the CSV on stdout, what was written is said on stderr
     if (a.tensorboard !== undefined) {
       const { file, others } = writeTensorBoard(a.run, a.tensorboard);

@@ -9,6 +9,7 @@
  * and later writes to the lost stream are dropped.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 
 const GONE = new Set(['EPIPE', 'EIO', 'ECONNRESET', 'ERR_STREAM_DESTROYED']);
 
@@ -37,11 +38,19 @@ export function endQuietlyOnLostOutput(): void {
   process.stderr.on('error', endQuietly);
 }
 
+/** 1 or 2 for an output named /dev/stdout or /dev/stderr (or /proc/self/fd/1, 2, /dev/fd/1, 2): this process's own; else null. */
+export function standardStream(file: string): 1 | 2 | null {
+  const m = /^\/(?:dev\/(?:std(out|err)|fd\/([12]))|proc\/self\/fd\/([12]))$/.exec(path.resolve(file));
+  if (!m) return null;
+  return m[1] === 'out' || m[2] === '1' || m[3] === '1' ? 1 : 2;
+}
+
 /**
- * Whether `file` is where this process's stdout goes (`/dev/stdout`, or the file stdout is redirected to): a
- * command writing its output there says what it wrote on stderr, so that the output stays whole.
+ * Whether `file` is where this process's stdout goes (`/dev/stdout` and its other names, or the file stdout is
+ * redirected to): a command writing its output there says what it wrote on stderr, so that the output stays whole.
  */
 export function isStdout(file: string): boolean {
+  if (standardStream(file) === 1) return true;
   try {
     const a = fs.statSync(file);
     const b = fs.fstatSync(1);
