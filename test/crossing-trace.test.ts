@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { tiny, type SgdHyper } from '@alexnet-mp/core';
 import { crossingWaits, readCrossingTrace, type StepTrace } from '@alexnet-mp/worker';
@@ -118,4 +119,18 @@ test('a --trace-crossings file that cannot be written is refused in one line bef
   t.regex(p.output(), /--trace-crossings: cannot write .*no-such-folder.*trace\.jsonl/);
   t.notRegex(p.output(), /at .*\.(ts|js):\d+/);
   t.false(p.output().includes('listening on'));
+});
+
+test('a worker that cannot start (its port taken) leaves an earlier --trace-crossings file as it was', async (t) => {
+  const file = path.join(tempDir(t), 'trace.jsonl');
+  fs.writeFileSync(file, 'an earlier trace\n');
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as net.AddressInfo).port;
+  const p = alexnet(['worker', '--tower', '0', '--host', '127.0.0.1', '--port', String(port), '--trace-crossings', file]);
+  const { code } = await p.exited;
+  t.is(code, 2, p.output());
+  t.regex(p.output(), /in use/);
+  t.is(fs.readFileSync(file, 'utf8'), 'an earlier trace\n');
 });

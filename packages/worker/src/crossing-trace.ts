@@ -60,15 +60,15 @@ export class CrossingTrace {
   private readonly records = new Map<string, StepRecord>();
   private gc: [number, number][] = [];
   private readonly observer: PerformanceObserver;
-  private fd: number | null;
+  /** The trace file, opened (emptied) at the first step traced: a worker that does not start leaves an earlier trace as it was; null once it failed or closed. */
+  private fd: number | null | undefined = undefined;
 
-  /** Starts `file` empty and keeps it open; throws (a user error to the caller) when it cannot be written. */
+  /** Traces into `file` (the caller checks beforehand that it can be written: worker-command.ts). */
   constructor(
     readonly file: string,
     readonly tower: number,
     private readonly log: (line: string) => void,
   ) {
-    this.fd = fs.openSync(file, 'w');
     this.observer = new PerformanceObserver((list) => {
       // a worker left without steps keeps the last few thousand pauses only
       if (this.gc.length > 4096) this.gc.splice(0, 2048);
@@ -124,6 +124,14 @@ export class CrossingTrace {
     }
     const gc = this.gc;
     this.gc = [];
+    if (this.fd === undefined) {
+      try {
+        this.fd = fs.openSync(this.file, 'w');
+      } catch (e) {
+        this.fd = null;
+        this.log(`--trace-crossings: cannot write ${this.file} (${(e as Error).message}): no trace, training goes on`);
+      }
+    }
     if (this.fd === null) return;
     const runKey = crc32c(Buffer.from(runId, 'utf8')).toString(16).padStart(8, '0');
     const line: StepTrace = { run: redactRunId(runId), runKey, step, tower: this.tower, begin: performance.timeOrigin + begin, end: performance.timeOrigin + end, ...r, gc };
@@ -136,7 +144,10 @@ export class CrossingTrace {
   }
 
   private closeFile(): void {
-    if (this.fd === null) return;
+    if (this.fd === null || this.fd === undefined) {
+      this.fd = null;
+      return;
+    }
     try {
       fs.closeSync(this.fd);
     } catch {

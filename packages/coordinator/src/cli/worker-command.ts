@@ -184,12 +184,13 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   // pinned before the device starts its kernel threads, which inherit the affinity (cpu-affinity.ts)
   const cpus = a.cpus === undefined ? null : parseCpuList(String(a.cpus));
   if (cpus) pinThisProcess(cpus);
-  // after the other options' checks, as it empties the file: a start refused for them leaves an earlier trace as it was
+  // whether the trace can be written, said now in one line (opened to append: the worker's CrossingTrace empties it
+  // once the worker starts, so a start refused leaves an earlier trace as it was)
   const traceCrossings = a['trace-crossings'];
   if (traceCrossings !== undefined) {
     if (String(traceCrossings).trim() === '') throw new UserError('--trace-crossings needs a file name');
     try {
-      fs.writeFileSync(traceCrossings, '');
+      fs.closeSync(fs.openSync(traceCrossings, 'a'));
     } catch (e) {
       throw new UserError(`--trace-crossings: cannot write ${traceCrossings}: ${fsReason(e)}`);
     }
