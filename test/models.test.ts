@@ -487,6 +487,24 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   const o = await finished(alexnet(['evaluate', '--data', other, '--backend', 'webasm'], { env }));
   t.is(o.code, 0, o.err.join('\n'));
   t.true(o.err.some((l) => l === "alexnet evaluate: warning: the data set's classes are not the model's (class 0 is n01440764 there, airplane in the model; the data's n01440764, n02102040, the model's airplane, automobile, bird, ...): each image is scored as the model's class of the same index"), o.err.join('\n'));
+  // a folder of a few of the model's classes, in another order: each scored as the model's class of its name
+  const few = path.join(dir, 'few');
+  for (const c of ['truck', 'cat']) {
+    writeFile(path.join(few, 'train', c, '0.png'), fs.readFileSync(path.join(data, 'train', c, '0.png')));
+    for (const k of [0, 1]) writeFile(path.join(few, 'test', c, `${k}.png`), fs.readFileSync(path.join(data, 'test', c, `${k}.png`)));
+  }
+  const fewWrong = path.join(dir, 'few-wrong.jsonl');
+  const f = await finished(alexnet(['evaluate', '--data', few, '--backend', 'webasm', '--json', '--wrong', fewWrong], { env }));
+  t.is(f.code, 0, f.err.join('\n'));
+  t.true(f.err.includes(`alexnet evaluate: ${few}'s 2 classes are among the model's 10: each image is scored as the model's class of its name (cat: class 0 in the data, 3 in the model; truck: class 1 in the data, 9 in the model)`), f.err.join('\n'));
+  t.false(f.err.some((l) => /warning: the data set's classes|take the first 2/.test(l)), f.err.join('\n'));
+  const rf = JSON.parse(f.out.join('\n')) as typeof r;
+  t.deepEqual(rf.per_class.filter((c) => c.images > 0).map((c) => [c.name, c.images]), [['cat', 2], ['truck', 2]]);
+  // the same images missed as in the whole folder, with the model's labels
+  const missed = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { file: string; label: number });
+  const fewMisses = missed(fewWrong);
+  t.deepEqual(fewMisses.map((m) => path.relative(few, m.file)).sort(), listed.filter((m) => /[/\\](cat|truck)[/\\]/.test(m.file)).map((m) => path.relative(data, m.file)).sort());
+  for (const m of fewMisses) t.is(m.label, m.file.includes(`${path.sep}cat${path.sep}`) ? 3 : 9);
   // synthetic gratings are not a CIFAR-10 model's classes either
   const g = await finished(alexnet(['evaluate', '--data', 'synthetic', '--backend', 'webasm'], { env }));
   t.is(g.code, 0, g.err.join('\n'));

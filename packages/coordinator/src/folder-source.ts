@@ -132,7 +132,10 @@ export class FolderSource implements BatchSource {
     if (dataset.classes.length > spec.classes) {
       throw new DataError(dataset.root, `${dataset.root} has ${dataset.classes.length} classes but preset ${spec.name} has ${spec.classes} outputs`);
     }
-    if (dataset.classes.length === 1) {
+    // what the labels of training are (a trained model's held-out use says how its classes meet the data's: openHeldOutFor)
+    if (o.heldOutOnly) {
+      // nothing to say here
+    } else if (dataset.classes.length === 1) {
       o.info?.(`warning: ${o.data} has 1 class (${dataset.classes[0]}): every image has the same label, so there is nothing to tell apart; give a folder of two or more class folders`);
     } else if (dataset.classes.length < spec.classes) {
       o.info?.(`${o.data} has ${dataset.classes.length} classes: they take the first ${dataset.classes.length} of preset ${spec.name}'s ${spec.classes} outputs (the others are never a label)`);

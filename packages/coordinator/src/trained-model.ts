@@ -254,6 +254,18 @@ export class TrainedModel {
     return `warning: the data set's classes are not the model's (class ${differ} is ${data[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${firstFew(data)}, the model's ${firstFew(own)}): each image is scored as the model's class of the same index`;
   }
 
+  /**
+   * For a data set whose classes are all among the model's own names, but not as its first ones in its order (a
+   * few of its classes, or another order): the model's output of each data class, by name. Null otherwise (the
+   * same classes, a class the model does not have, or a model without names).
+   */
+  classOutputsByName(dataClasses: readonly string[] | undefined): number[] | null {
+    const own = this.ownNames;
+    if (!own || !dataClasses || dataClasses.length === 0 || dataClasses.every((c, i) => own[i] === c)) return null;
+    const outputs = dataClasses.map((c) => own.indexOf(c));
+    return outputs.every((k) => k >= 0 && k < this.spec.classes) ? outputs : null;
+  }
+
   /** One name per output, in output order (`class N` where the data set has none). */
   async classNames(): Promise<string[]> {
     this.names ??= classNamesFor(this.spec, await classNamesOfData(this.dataName() ?? 'synthetic'));

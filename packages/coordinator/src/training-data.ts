@@ -65,13 +65,40 @@ export const isGeneratedData = (data: string): boolean => (sourceNames as readon
 
 /**
  * The held-out split of data set `data` for a trained model (its preset and seed), for evaluate, features and
- * inspect; `info` says when the data's classes are not the model's own (scored by index: TrainedModel.classMismatch).
+ * inspect. A data set whose classes are all among the model's own (a few of them, or in another order) has its
+ * labels made the model's outputs of the same names, and says so; `info` says when its classes are not the
+ * model's (scored by index: TrainedModel.classMismatch).
  */
 export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
   const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir: cacheDir ?? model.dataCacheDir(), info, heldOutOnly: true });
+  const outputs = isGeneratedData(data) ? null : model.classOutputsByName(opened.classes);
+  if (outputs !== null) {
+    const classes = opened.classes!;
+    const moved = classes.map((c, i) => [c, i, outputs[i]!] as const).filter(([, i, k]) => i !== k);
+    info?.(`${data}'s ${classes.length} classes are among the model's ${model.spec.classes}: each image is scored as the model's class of its name (${moved.slice(0, 3).map(([c, i, k]) => `${c}: class ${i} in the data, ${k} in the model`).join('; ')}${moved.length > 3 ? '; ...' : ''})`);
+    return { ...relabelled(opened, outputs), classes: await model.classNames() };
+  }
   const mismatch = model.classMismatch(opened.classes, isGeneratedData(data));
   if (mismatch) info?.(mismatch);
   return opened;
+}
+
+/** The held-out split with each label l made outputs[l] (an object literal's set: its other properties kept; `classes` is the caller's to set). */
+function relabelled(d: TrainingData, outputs: readonly number[]): TrainingData {
+  const relabel = <S extends EvalSet>(set: S): S => ({
+    ...set,
+    async *batches() {
+      for await (const b of set.batches()) yield { images: b.images, labels: Uint32Array.from(b.labels, (l) => outputs[l]!) };
+    },
+  });
+  return {
+    ...d,
+    heldOut: (batchSize, batches, views) => relabel(d.heldOut(batchSize, batches, views)),
+    heldOutSubset: (batchSize, images) => {
+      const s = d.heldOutSubset(batchSize, images);
+      return { ...s, set: relabel(s.set) };
+    },
+  };
 }
 
 export async function openTrainingData(o: OpenDataOptions): Promise<TrainingData> {
