@@ -123,6 +123,10 @@ for (const [args, line] of [
   [['launch', '--steps', '3', '--batch', '0x10'], 'alexnet: --batch 0x10: give a decimal number'],
   // yargs reads --no-NAME of a number option as 0
   [['launch', '--no-steps'], 'alexnet: --no-steps: --steps takes a number, not on or off'],
+  // an option's name in capitals is no option (yargs matches names as written); the lower-case one is suggested
+  [['summary', 'runs/x', '--JSON'], 'alexnet: unknown option --JSON (did you mean --json?); --help lists them'],
+  [['export', '--run', 'runs/x', '--OUT', 'x.safetensors'], 'alexnet: unknown option --OUT (did you mean --out?); --help lists them'],
+  [['launch', '--Steps', '5'], 'alexnet: unknown option --Steps (did you mean --steps?); --help lists them'],
   [['worker', '--tower', '0', '--port', '0x1f90'], 'alexnet: --port 0x1f90: give a decimal number'],
   [['predict', '--top', '0x2', 'x.jpg'], 'alexnet: --top 0x2: give a decimal number'],
   [['certs', '--out', '/nonexistent-alexnet-certs', '--days', 'Infinity'], 'alexnet: --days Infinity: give a number'],

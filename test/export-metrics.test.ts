@@ -213,11 +213,17 @@ test('export-metrics: errors are one line and exit 2', async (t) => {
   t.regex(r.err.join('\n'), /^alexnet: .*no metrics\.jsonl/);
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), JSON.stringify({ event: 'run', started: '2026-12-04T00:00:00Z' }) + '\n' + JSON.stringify({ event: 'step', step: 0, loss: 1, ms: 10 }) + '\n');
   fs.writeFileSync(path.join(dir, 'file'), '');
-  for (const out of [['--csv', path.join(dir, 'file', 'a.csv')], ['--tensorboard', path.join(dir, 'file', 'tb')]]) {
+  for (const [out, want] of [
+    [['--csv', path.join(dir, 'file', 'a.csv')], /^alexnet: --csv \S+a\.csv: \S+file is not a folder$/],
+    [['--tensorboard', path.join(dir, 'file', 'tb')], /^alexnet: cannot make/],
+    // a name ending in a separator is a folder's, there or not
+    [['--csv', `${dir}${path.sep}`], /^alexnet: --csv \S+ is a folder: give a file name, e\.g\. \S+metrics\.csv$/],
+    [['--csv', path.join(dir, 'nodir') + path.sep], /^alexnet: --csv \S+nodir\/ names a folder \(it ends with \/\), which does not exist: give a file name, e\.g\. metrics\.csv$/],
+  ] as [string[], RegExp][]) {
     r = await run([dir, ...out]);
     t.is(r.code, 2, out.join(' '));
     t.is(r.err.length, 1);
-    t.regex(r.err[0]!, /^alexnet: cannot (write|make)/);
+    t.regex(r.err[0]!, want);
   }
   // the run's own metrics.jsonl is not written over with the CSV
   r = await run([dir, '--csv', path.join(dir, 'metrics.jsonl')]);
@@ -227,6 +233,12 @@ test('export-metrics: errors are one line and exit 2', async (t) => {
   r = await run([dir]);
   t.is(r.code, 2);
   t.regex(r.err.join('\n'), /--tensorboard DIR or --csv FILE/);
+  // a run that logged no step yet: the CSV is written (its header) and that is said
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), JSON.stringify({ event: 'run', started: '2026-12-04T00:00:00Z' }) + '\n' + JSON.stringify({ event: 'stopped', reason: 'SIGINT' }) + '\n');
+  r = await run([dir, '--csv', path.join(dir, 'empty.csv')]);
+  t.is(r.code, 0);
+  t.deepEqual(r.err, [`alexnet export-metrics: warning: ${dir} has logged no training step yet: the CSV is its header alone`]);
+  t.is(fs.readFileSync(path.join(dir, 'empty.csv'), 'utf8').trim().split('\n').length, 1);
 });
 
 test('--csv /dev/stdout: the CSV alone on stdout (the row count on stderr); a reader that stops early ends the command quietly, status 141', async (t) => {

@@ -4,6 +4,7 @@
  * loads to the same logits as the checkpoint; `alexnet predict` classifies image files with the shipped
  * CIFAR-10 model or any other; `alexnet inspect --model` reads a model file; mistakes are one line, exit 2.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -346,6 +347,14 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   fs.mkdirSync(midRun);
   fs.writeFileSync(path.join(midRun, 'run.json'), JSON.stringify({ event: 'run', run_id: '20261206T000000Z-aaaaaa', preset: 'tiny', batch: 4 }));
   fs.writeFileSync(path.join(midRun, 'metrics.jsonl'), [{ event: 'run', run_id: '20261206T000000Z-aaaaaa', preset: 'tiny', batch: 4, start_step: 0 }, { event: 'step', step: 0, loss: 1.4, lr: 0.01, ms: 10 }].map((e) => JSON.stringify(e)).join('\n') + '\n');
+  // a run stopped before its first checkpoint
+  const stoppedRun = path.join(dir, 'stopped-run');
+  fs.mkdirSync(stoppedRun);
+  fs.writeFileSync(path.join(stoppedRun, 'run.json'), JSON.stringify({ event: 'run', run_id: '20261206T000000Z-bbbbbb', preset: 'tiny', batch: 4 }));
+  fs.writeFileSync(path.join(stoppedRun, 'metrics.jsonl'), [{ event: 'run', run_id: '20261206T000000Z-bbbbbb', preset: 'tiny', batch: 4, start_step: 0 }, { event: 'stopped', reason: 'SIGINT' }].map((e) => JSON.stringify(e)).join('\n') + '\n');
+  // a pipe, which a read would wait on for ever
+  const fifo = path.join(dir, 'pipe.safetensors');
+  execFileSync('mkfifo', [fifo]);
   const image = path.join(cifarTest, 'cat', '0000.jpg');
   // a PNG whose header says 20000 x 20000 pixels (no image data to speak of): past what the decoder takes
   const chunk = (type: string, data: Buffer) => {
@@ -386,13 +395,17 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     // the shipped run keeps its exported model, not its checkpoints: the message names the model
     [['inspect', 'kernels', '--run', 'training/cifar10'], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: --model models\/cifar10\.safetensors\)$/],
     [['inspect', 'kernels', '--run', emptyRun], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],
-    [['verify', 'training/cifar10'], /^alexnet: training\/cifar10: no checkpoint in training\/cifar10 \(step-NNNNNNNNN\.safetensors\); this finished run keeps its model instead: alexnet verify models\/cifar10\.safetensors$/],
+    [['verify', 'training/cifar10'], /^alexnet: training\/cifar10: no checkpoint in training\/cifar10\/checkpoints \(step-NNNNNNNNN\.safetensors\); this finished run keeps its model instead: alexnet verify models\/cifar10\.safetensors$/],
     // each command names the model file the way it takes one
     [['export', '--run', 'training/cifar10', '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: its model is models\/cifar10\.safetensors, exported already\)$/],
     [['compare', DEFAULT_MODEL_FILE, 'training/cifar10'], /^alexnet: training\/cifar10: no checkpoint in \S+ \(this finished run keeps its model instead: compare models\/cifar10\.safetensors in its place\)$/],
     // a run still training is not called finished
     [['verify', midRun], /^alexnet: \S+mid-run: no checkpoint in \S+ \(step-NNNNNNNNN\.safetensors\); its run has written none yet, or was stopped before its first: a run writes one every --checkpoint-every steps and at its end$/],
     [['export', '--run', midRun, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run \S+mid-run: no checkpoint in \S+ \(its run has written none yet/],
+    [['export', '--run', stoppedRun, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run \S+stopped-run: no checkpoint in \S+stopped-run\/checkpoints \(its run stopped before its first: a run writes one every --checkpoint-every steps and at its end\)$/],
+    // a device or a pipe for a model: one line at once, never a wait
+    [['predict', image, '--model', fifo], /^alexnet: --model \S+pipe\.safetensors: it is not a regular file but a device, a pipe or a socket \(ENOTFILE\)$/],
+    [['compare', '/dev/zero', DEFAULT_MODEL_FILE], /^alexnet: \/dev\/zero: it is not a regular file but a device, a pipe or a socket \(ENOTFILE\)$/],
     [['export', '--run', runDir, '--out', path.join(dir, 'weights.npz')], /^alexnet: --out \S+weights\.npz: a model file is safetensors; name it \S+weights\.safetensors \(NumPy, PyTorch and TensorFlow read it/],
     [['export', '--run', runDir, '--out', path.join(text, 'm.safetensors')], /^alexnet: --out .*: .*notes\.jpg is not a folder$/],
     // a file for --run: each command says how it takes a model file
@@ -409,6 +422,10 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     t.deepEqual(r.out, [], `${label}: nothing on stdout`);
   }
   t.false(fs.existsSync(path.join(dir, 'm.safetensors')), 'nothing written by a refused export');
+  // verify: a verdict for the pipe, not a wait
+  const v = await finished(alexnet(['verify', fifo]));
+  t.not(v.code, 0);
+  t.regex(v.out.join('\n'), /FAILED: cannot read \S+pipe\.safetensors: it is not a regular file but a device, a pipe or a socket \(ENOTFILE\)/);
   // one of a run's checkpoints given for --run: that run, at that checkpoint's step
   const at = await finished(alexnet(['inspect', 'kernels', '--run', checkpoint, '--out', path.join(dir, 'k.png'), '--backend', 'webasm']));
   t.is(at.code, 0, at.err.join('\n'));

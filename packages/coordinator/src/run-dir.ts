@@ -275,7 +275,7 @@ export function runFileKind(file: string): string | null {
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
   const name = path.basename(abs);
-  if (path.basename(dir) === 'checkpoints' && stepOfFile(abs) !== null) return A_CHECKPOINT;
+  if (path.basename(dir) === 'checkpoints' && stepOfFile(abs) !== null) return fs.existsSync(abs) ? A_CHECKPOINT : "a training checkpoint's name in a run's checkpoints folder (what --resume would read)";
   const isRunFolder = ['metrics.jsonl', 'run.json', 'checkpoints'].some((f) => fs.existsSync(path.join(dir, f)));
   if (isRunFolder && [...RUN_FILES, 'launch.log', LOCK_NAME].includes(name)) return `the ${name} of the run in ${path.dirname(file) || '.'}`;
   try {

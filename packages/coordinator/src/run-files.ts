@@ -122,10 +122,10 @@ export function fullDiskAdvice(e: unknown, runDir: string): string {
 export const SESSION_END_EVENTS: readonly string[] = ['done', 'stopped', 'failed'];
 
 /**
- * Whether a run folder's latest session has ended, from the last 256 KiB of its metrics.jsonl: a done, stopped or
- * failed line after the last run line (true), none there (false: still training, or killed), or no log (null).
+ * How a run folder's latest session ended, from the last 256 KiB of its metrics.jsonl: the done, stopped or
+ * failed line after the last run line; 'running' when there is none (still training, or killed); null: no log.
  */
-export function lastSessionEnded(runDir: string): boolean | null {
+export function lastSessionEnd(runDir: string): 'done' | 'stopped' | 'failed' | 'running' | null {
   const file = path.join(runDir, 'metrics.jsonl');
   let text: string;
   try {
@@ -142,6 +142,13 @@ export function lastSessionEnded(runDir: string): boolean | null {
   } catch {
     return null;
   }
-  const lastEnd = Math.max(...SESSION_END_EVENTS.map((e) => text.lastIndexOf(`"event":"${e}"`)));
-  return lastEnd >= 0 && lastEnd > text.lastIndexOf('"event":"run"');
+  const ends = SESSION_END_EVENTS.map((e) => [e, text.lastIndexOf(`"event":"${e}"`)] as const);
+  const [event, at] = ends.reduce((a, b) => (b[1] > a[1] ? b : a));
+  return at >= 0 && at > text.lastIndexOf('"event":"run"') ? (event as 'done' | 'stopped' | 'failed') : 'running';
+}
+
+/** Whether a run folder's latest session has ended (lastSessionEnd: done, stopped or failed); null: no log. */
+export function lastSessionEnded(runDir: string): boolean | null {
+  const end = lastSessionEnd(runDir);
+  return end === null ? null : end !== 'running';
 }

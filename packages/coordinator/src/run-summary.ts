@@ -70,7 +70,7 @@ export interface Session {
   readonly toStep: number;
   /** Wall time of the session's training (its "done" line), or the sum of its steps and evaluations when it has none. */
   readonly seconds: number;
-  /** How it ended: "done", "stopped: REASON", "failed" or "running or killed" (no last line). */
+  /** How it ended: "done", "stopped: REASON", "failed", "killed" (a later session followed; "killed; steps A-B done again" when it redid them) or "running or killed" (the last, with no end line). */
   readonly end: string;
   /**
    * Median step time of the session's first and of its last SESSION_PACE_STEPS steps (the same steps when it
@@ -296,6 +296,13 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     else if (cur && e.event === 'failed') cur.end = 'failed';
   }
   close();
+  // a session that a later one followed without an end line of its own was killed (or lost its machine)
+  for (let i = 0; i + 1 < sessions.length; i++) {
+    const s = sessions[i]!;
+    const next = sessions[i + 1]!;
+    if (s.end !== 'running or killed') continue;
+    sessions[i] = { ...s, end: `killed${next.fromStep < s.toStep ? `; steps ${next.fromStep}-${s.toStep - 1} done again` : ''}` };
+  }
   const spe = last.steps_per_epoch;
   const width = per ?? spe ?? 100;
   const ordered = [...steps.values()].sort((a, b) => a.step - b.step);

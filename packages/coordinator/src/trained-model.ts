@@ -22,6 +22,7 @@ import {
   firstFew,
   fsReason,
   getPreset,
+  readRegularFile,
   listCheckpoints,
   replaceFile,
   type ModelInfo,
@@ -34,7 +35,7 @@ import { checkpointDir, notThisRuns, readCheckpointHeader, resumedData, runOfChe
 import { sourceNames } from './batch-source.js';
 import { runCacheDir } from './training-data.js';
 import { UserError } from './cli/errors.js';
-import { lastSessionEnded, readRunJson } from './run-files.js';
+import { lastSessionEnd, readRunJson } from './run-files.js';
 import { runFileKind } from './run-dir.js';
 
 /** The model shipped with the repository: `alexnet predict`'s default. */
@@ -52,6 +53,8 @@ export interface ModelFileHint {
   readonly give: (file: string) => string;
   /** The same in words, for a file not named. */
   readonly giveAny: string;
+  /** How to read another checkpoint of the run than its latest (default: `--step N reads another`). */
+  readonly anotherStep?: (runDir: string) => string;
 }
 
 /** predict, inspect, evaluate, features: --model. */
@@ -65,7 +68,9 @@ export const MODEL_OPTION_HINT: ModelFileHint = { give: (file) => `--model ${fil
 export function noCheckpointHint(runDir: string, hint: ModelFileHint = MODEL_OPTION_HINT): string {
   const run = readRunJson(runDir);
   if (run === null) return 'runs write them into RUN_DIR/checkpoints when given --run-dir, at their end and every --checkpoint-every steps';
-  if (lastSessionEnded(runDir) === false) return 'its run has written none yet, or was stopped before its first: a run writes one every --checkpoint-every steps and at its end';
+  const end = lastSessionEnd(runDir);
+  if (end === 'running') return 'its run has written none yet, or was stopped before its first: a run writes one every --checkpoint-every steps and at its end';
+  if (end === 'stopped' || end === 'failed') return `its run ${end} before its first: a run writes one every --checkpoint-every steps and at its end`;
   const { give, giveAny } = hint;
   const runId = run.runId;
   try {
@@ -118,13 +123,15 @@ export class TrainedModel {
   }
 
   /** A model file (`alexnet export`'s); a UserError or CheckpointError, one line, when it is missing or not one. */
-  static openFile(file: string, o: TrainedModelOptions = {}): TrainedModel {
+  static openFile(file: string, o: TrainedModelOptions & { named?: string } = {}): TrainedModel {
+    // how the messages name the file: as the option that gave it, or (compare's operands) as typed
+    const named = o.named ?? `--model ${file}`;
     let buf: Buffer;
     try {
-      buf = fs.readFileSync(file);
+      buf = readRegularFile(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new UserError(code === 'ENOENT' ? `--model ${file}: no such file` : code === 'EISDIR' ? `--model ${file} is a folder: give a model file (.safetensors; a run folder goes with --run)` : `--model ${file}: ${(e as Error).message}`);
+      throw new UserError(code === 'ENOENT' ? `${named}: no such file` : code === 'EISDIR' ? `${named} is a folder: give a model file (.safetensors; a run folder goes with --run)` : `${named}: ${fsReason(e)}`);
     }
     const { spec, params, info, checksums } = decodeModel(buf, file);
     const note = unverifiedNote(file, checksums);
@@ -161,7 +168,7 @@ export class TrainedModel {
       file = found;
     }
     // a damaged checkpoint is named with what is wrong; the others of the run may be sound
-    const others = o.step === undefined && all.length > 1 ? ` (alexnet verify ${runDir} checks them all; --step N reads another)` : '';
+    const others = o.step === undefined && all.length > 1 ? ` (alexnet verify ${runDir} checks them all; ${o.modelHint?.anotherStep?.(runDir) ?? '--step N reads another'})` : '';
     let decoded: ReturnType<typeof decodeCheckpoint>;
     let spec: ModelSpec;
     try {
@@ -172,7 +179,7 @@ export class TrainedModel {
       const foreign = notThisRuns(runDir, file, head);
       if (foreign !== null) o.info?.(`warning: ${file}: ${foreign}: not this run's own checkpoint (copied or renamed from another run?)`);
       spec = getPreset(preset);
-      decoded = decodeCheckpoint(spec, fs.readFileSync(file), file);
+      decoded = decodeCheckpoint(spec, readRegularFile(file), file);
     } catch (e) {
       if (e instanceof CheckpointError && e.damaged) throw new CheckpointError(`${e.message}${others}`, true);
       throw e;
@@ -378,6 +385,8 @@ export function checkWritable(out: string, option = '--out', example = 'model.sa
   const dir = path.dirname(path.resolve(out));
   checkNotRunFile(out, option, example);
   if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`${option} ${out} is a folder: give a file name, e.g. ${path.join(out, example)}`);
+  // `runs/x/`: a folder's name, though no folder is there
+  if (/[\\/]$/.test(out)) throw new UserError(`${option} ${out} names a folder (it ends with ${out.at(-1)}), which does not exist: give a file name, e.g. ${example}`);
   if (!fs.existsSync(dir)) throw new UserError(`${option} ${out}: the folder ${dir} does not exist`);
   if (!fs.statSync(dir).isDirectory()) throw new UserError(`${option} ${out}: ${dir} is not a folder`);
   try {

@@ -38,7 +38,7 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   t.deepEqual(
     r.sessions.map((s) => [s.runId, s.fromStep, s.toStep, s.seconds, s.end]),
     [
-      ['a', 0, 6, (6 * 500 + 250) / 1000, 'running or killed'],
+      ['a', 0, 6, (6 * 500 + 250) / 1000, 'killed; steps 4-5 done again'],
       ['b', 4, 9, 7.5, 'stopped: SIGINT'],
     ],
   );
@@ -160,7 +160,7 @@ test('the sessions table shows each worker\'s resident memory over its first and
   t.is(r.sessions[1]!.memory, null);
   const md = formatRunReport(r);
   t.regex(md, /\| worker memory, first \/ last 50 steps \| ended \|$/m);
-  t.regex(md, /^\| 1 \| .* \| tower 0 2000 \/ 2100 MiB, tower 1 1900 \/ 1900 MiB \| running or killed \|$/m);
+  t.regex(md, /^\| 1 \| .* \| tower 0 2000 \/ 2100 MiB, tower 1 1900 \/ 1900 MiB \| killed \|$/m);
   t.regex(md, /^\| 2 \| .* \|  \| running or killed \|$/m);
   // logs without it keep the table as it was
   t.notRegex(formatRunReport(summariseRun(events as never)), /worker memory/);

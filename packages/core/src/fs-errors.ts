@@ -32,6 +32,7 @@ const REASONS: Record<string, string> = {
   ENAMETOOLONG: 'the name is too long',
   ELOOP: 'too many symbolic links',
   EFBIG: 'the file is too large',
+  ENOTFILE: 'it is not a regular file but a device, a pipe or a socket',
 };
 
 /** The reason of a file system error in words (its code in brackets), or its message. */
@@ -39,6 +40,22 @@ export function fsReason(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (code && REASONS[code]) return `${REASONS[code]} (${code})`;
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Throws, as fs would (an error with a code: ENOENT, or ENOTFILE, this module's, for a device, a pipe or a
+ * socket, which a read would wait on or never finish), unless `file` is a regular file or a folder (whose read
+ * fails on its own, EISDIR). For the files a command reads whole, named by a user: `/dev/zero`, a FIFO.
+ */
+export function checkRegularFile(file: string): void {
+  const st = fs.statSync(file);
+  if (!st.isFile() && !st.isDirectory()) throw Object.assign(new Error(`${file}: not a regular file`), { code: 'ENOTFILE', path: file });
+}
+
+/** A regular file's bytes (readFileSync after checkRegularFile): never a wait on a pipe or an endless device. */
+export function readRegularFile(file: string): Buffer {
+  checkRegularFile(file);
+  return fs.readFileSync(file);
 }
 
 /** Whether the error is a full disk or an exhausted quota. */

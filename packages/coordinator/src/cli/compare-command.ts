@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { TrainedModel } from '../trained-model.js';
+import { runOfCheckpointFile } from '../resume.js';
 import { compareModels, formatComparison } from '../compare-models.js';
 import { UserError } from './errors.js';
 import { COMMAND_LIST } from './command-list.js';
@@ -25,11 +26,14 @@ export function openAny(what: string): TrainedModel {
   } catch {
     throw new UserError(`${what}: no such file or folder`);
   }
-  if (isDir) return TrainedModel.openRun(what, { named: what, modelHint: { give: (f) => `compare ${f} in its place`, giveAny: 'compare that file in its place' } });
-  const m = /^step-(\d+)\.safetensors$/.exec(path.basename(what));
-  if (m && path.basename(path.dirname(what)) === 'checkpoints') return TrainedModel.openRun(path.dirname(path.dirname(what)), { step: Number(m[1]), named: path.dirname(path.dirname(what)) });
+  if (isDir) {
+    const anotherStep = (run: string) => `compare ${path.join(run, 'checkpoints', 'step-N.safetensors')} for another`;
+    return TrainedModel.openRun(what, { named: what, modelHint: { give: (f) => `compare ${f} in its place`, giveAny: 'compare that file in its place', anotherStep } });
+  }
+  const checkpoint = runOfCheckpointFile(what);
+  if (checkpoint !== null) return TrainedModel.openRun(checkpoint.runDir, { step: checkpoint.step, named: checkpoint.runDir });
   try {
-    return TrainedModel.openFile(what);
+    return TrainedModel.openFile(what, { named: what });
   } catch (e) {
     // a checkpoint moved out of its run's checkpoints/ folder: say what compare takes
     if (e instanceof Error && /is a training checkpoint, not a model file/.test(e.message)) {

@@ -1,6 +1,7 @@
 /** `alexnet export-metrics RUN_DIR (--tensorboard DIR | --csv FILE)`: a run's metrics.jsonl as a TensorBoard event file or a CSV. */
 import type { CommandModule } from 'yargs';
-import { checkNotRunFile } from '../trained-model.js';
+import { checkNotRunFile, checkWritable } from '../trained-model.js';
+import { outputTarget } from '../temp-files.js';
 import { UserError } from './errors.js';
 import { isStdout } from './output-gone.js';
 import { runCsv, writeCsv, writeTensorBoard } from '../export-metrics.js';
@@ -23,8 +24,12 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
       .example('$0 export-metrics runs/c10 --csv c10.csv', 'a header row, then one row per step') as never,
   handler: (a) => {
     if (a.tensorboard === undefined && a.csv === undefined) throw new UserError('export-metrics: name an output, --tensorboard DIR or --csv FILE');
-    // written with a plain write (a pipe such as /dev/stdout works): only a run's own file is refused
-    if (a.csv !== undefined) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
+    // refused before anything is read: a run's own file, a folder, a missing or read-only folder (a device or a pipe,
+    // /dev/stdout, is written to as it is)
+    if (a.csv !== undefined) {
+      if (outputTarget(a.csv).special) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
+      else checkWritable(a.csv, '--csv', 'metrics.csv');
+    }
     const csvToStdout = a.csv !== undefined && isStdout(a.csv);
     // with the CSV on stdout, what was written is said on stderr
     if (a.tensorboard !== undefined) {
@@ -43,7 +48,17 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
       // the count once the CSV is out (a reader gone first ends the command: output-gone.ts)
       process.stdout.write(text, (err) => {
         if (!err) process.stderr.write(`wrote ${rows} rows to ${a.csv}\n`);
+        if (!err && rows === 0) noStepsWarning(a.run);
       });
-    } else if (a.csv !== undefined) process.stdout.write(`wrote ${writeCsv(a.run, a.csv)} rows to ${a.csv}\n`);
+    } else if (a.csv !== undefined) {
+      const rows = writeCsv(a.run, a.csv);
+      process.stdout.write(`wrote ${rows} rows to ${a.csv}\n`);
+      if (rows === 0) noStepsWarning(a.run);
+    }
   },
 };
+
+/** A run folder that has logged no step yet (stopped before its first, or just started): an export of it is a header alone. */
+function noStepsWarning(run: string): void {
+  process.stderr.write(`alexnet export-metrics: warning: ${run} has logged no training step yet: the CSV is its header alone\n`);
+}

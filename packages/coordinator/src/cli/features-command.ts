@@ -52,7 +52,11 @@ export const featuresCommand: CommandModule<object, Args> = {
       .example('$0 features --data cifar10 --out fc7.npy', "the shipped CIFAR-10 model's fc7 for the 10,000 test images")
       .example('$0 features --run runs/c10 --layer pool5 --limit 1000 --out pool5.npy', "a run's latest checkpoint, pool5, 1,000 held-out images spread over the split") as never,
   handler: async (a) => {
-    if (!a.out.endsWith('.npy')) throw new UserError(`--out ${a.out}: give a file name ending in .npy (its labels go beside it, in ${path.basename(companionFiles(a.out + '.npy').labels)})`);
+    if (!a.out.endsWith('.npy')) {
+      // features.npy in a folder named; else the name given with .npy for its extension
+      const suggested = /[\\/]$/.test(a.out) || a.out === '' ? path.join(a.out, 'features.npy') : `${a.out.replace(/(?<=[^/\\.])\.[^./\\]*$/, '')}.npy`;
+      throw new UserError(`--out ${a.out}: give a file name ending in .npy, e.g. --out ${suggested} (its labels go beside it, in ${path.basename(companionFiles(suggested).labels)})`);
+    }
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
     // the rows and the files beside them (FILE.labels.npy, FILE.files.txt, FILE.json)
     checkWritable(a.out, '--out', 'features.npy');

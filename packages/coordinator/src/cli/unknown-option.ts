@@ -27,7 +27,9 @@ export function editDistance(a: string, b: string): number {
 }
 
 /** The valid long flag closest to `name` (typed without dashes), when close enough to be a likely misspelling. */
-export function closestOption(name: string, known: KnownOptions): string | undefined {
+export function closestOption(typed: string, known: KnownOptions): string | undefined {
+  // --JSON is most likely --json: compared without case
+  const name = typed.toLowerCase();
   const bare = name.replace(/^no-/, '');
   if (bare.length < 2) return undefined;
   let best: { name: string; distance: number } | undefined;
@@ -43,7 +45,8 @@ export function closestOption(name: string, known: KnownOptions): string | undef
 
 /** Whether `name` (as typed after the dashes, camelCase allowed) is one of the known options. */
 function isKnown(name: string, known: KnownOptions): boolean {
-  const kebab = name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+  // --evalEvery is --eval-every; --JSON or --Steps is no option (yargs matches names as written)
+  const kebab = name.replace(/([a-z0-9])([A-Z])/g, (_, a: string, b: string) => `${a}-${b.toLowerCase()}`);
   return [name, kebab].some((n) => n in known.key || (n.startsWith('no-') && n.slice(3) in known.key));
 }
 

@@ -22,12 +22,14 @@ export function filesToVerify(target: string): { files: string[]; aside: string[
     throw new UserError(`${target}: no such file or folder`);
   }
   if (!st.isDirectory()) return { files: [target], aside: [] };
-  const dir = fs.existsSync(checkpointDir(target)) ? checkpointDir(target) : target;
-  const aside = fs.readdirSync(dir).filter((f) => /^step-\d{9}\.safetensors\.damaged$/.test(f)).map((f) => path.join(dir, f));
+  // a run folder's checkpoints are in its checkpoints/ (said so even before it has one)
+  const isRun = fs.existsSync(path.join(target, 'run.json')) || fs.existsSync(path.join(target, 'metrics.jsonl'));
+  const dir = fs.existsSync(checkpointDir(target)) || isRun ? checkpointDir(target) : target;
+  const aside = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter((f) => /^step-\d{9}\.safetensors\.damaged$/.test(f)).map((f) => path.join(dir, f));
   const files = listCheckpoints(dir);
   if (files.length === 0) {
     // a run folder: why it may have none (a finished run keeps its exported model instead)
-    const hint = fs.existsSync(path.join(target, 'run.json')) || fs.existsSync(path.join(target, 'metrics.jsonl')) ? `; ${noCheckpointHint(target, { give: (f) => `alexnet verify ${f}`, giveAny: 'verify that file' })}` : '';
+    const hint = isRun ? `; ${noCheckpointHint(target, { give: (f) => `alexnet verify ${f}`, giveAny: 'verify that file' })}` : '';
     throw new UserError(`${target}: no checkpoint in ${dir} (step-NNNNNNNNN.safetensors)${aside.length ? `; ${aside.length} set aside as damaged` : ''}${hint}`);
   }
   return { files, aside };

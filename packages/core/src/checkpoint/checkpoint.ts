@@ -18,7 +18,7 @@ import { towerParamLayers } from '../model/params.js';
 import { decodeSafetensors, encodeSafetensors, HEADER_START_BYTES, headerLength, parseHeader, rawMetadata, SafetensorsError, unsoundValue, type DecodedSafetensors, type NamedTensor } from './safetensors.js';
 import { torchPlan } from './pytorch-names.js';
 import { modelHash } from '../model/hash.js';
-import { fileError, makeDir } from '../fs-errors.js';
+import { checkRegularFile, fileError, makeDir } from '../fs-errors.js';
 
 /**
  * A checkpoint or model file that cannot be used, said in one line. `damaged`: the file itself is bad (empty,
@@ -63,6 +63,8 @@ function asCheckpointError<T>(read: () => T, where: string, kind: string): T {
 export function readMetadataOnly(file: string, kind = 'checkpoint'): Record<string, string> {
   let fd: number;
   try {
+    // a pipe's open would wait for a writer
+    checkRegularFile(file);
     fd = fs.openSync(file, 'r');
   } catch (e) {
     throw new CheckpointError(fileError('read', file, e).message, true);

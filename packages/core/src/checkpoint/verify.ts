@@ -3,11 +3,10 @@
  * (structure, checksums, values: checkpoint.ts's readVerified) and those of its kind (the preset's tensors
  * and shapes, the run state or the model's metadata).
  */
-import fs from 'node:fs';
 import { getPreset, presetNames } from '../model/presets.js';
 import { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, readVerified } from './checkpoint.js';
 import { decodeModel, MODEL_FORMAT } from './model-file.js';
-import { fileError } from '../fs-errors.js';
+import { fileError, readRegularFile } from '../fs-errors.js';
 
 export interface FileVerdict {
   readonly file: string;
@@ -24,7 +23,7 @@ export interface FileVerdict {
 export function verifyFile(file: string): FileVerdict {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readRegularFile(file);
   } catch (e) {
     return { file, state: 'failed', problem: fileError('read', file, e).message };
   }
