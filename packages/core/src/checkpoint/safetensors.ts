@@ -129,7 +129,11 @@ export const HEADER_START_BYTES = 9;
  */
 export function headerLength(start: Buffer, size: number): number {
   if (size === 0) throw new SafetensorsError('the file is empty');
-  if (size < 8) throw new SafetensorsError(`the file is ${size} bytes, too short for a safetensors header: truncated?`);
+  if (size < 8) {
+    // a few bytes of text (a note, a word) are another kind of file; other bytes may be a header's length cut short
+    const text = start.subarray(0, size).every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127));
+    throw text ? new SafetensorsError(`it is ${size} bytes of text`, true) : new SafetensorsError(`the file is ${size} bytes, too short for a safetensors header: truncated?`);
+  }
   if (size > 8 && start[8] !== 0x7b) throw new SafetensorsError('it does not start like one (an 8-byte header length, then a JSON header)', true);
   const n = Number(start.readBigUInt64LE(0));
   if (8 + n > size) throw new SafetensorsError(`its header of ${n} bytes runs past the end of the file (${size} bytes): truncated, or the header length is damaged`);
