@@ -12,13 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import { median, presetNames } from '@alexnet-mp/core';
 import { colocatedThreads, cpuWorkerArgs, planCpus, readRunEvents, stepTimesMs, withMallocTuning, workerNodeFlags } from '@alexnet-mp/coordinator';
 import { addNetem, startRelay, threeHosts } from './netns.js';
 // the process runner the tests use (test/helpers.ts): output kept, lines awaited, `ip netns exec` when asked
 import { alexnet, type Proc } from '../test/helpers.js';
 
-const argv = await yargs(hideBin(process.argv))
+const argv = await benchArgs(yargs(hideBin(process.argv)), { batch: 'count', steps: 2, delay: 'ms' })
   .usage('node --import tsx bench/across-hosts.ts [options]\n\nThe two-worker run across three network namespaces with latency, next to loopback (needs root).')
   .option('preset', { choices: presetNames, default: 'cifar' as const })
   .option('batch', { type: 'number', default: 64 })

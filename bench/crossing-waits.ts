@@ -13,12 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import { backendChoices, getPreset, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { crossingWaits, readCrossingTrace, type TowerWaits } from '@alexnet-mp/worker';
 import { parseMicroBatches } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers } from './two-workers.js';
 
-const argv = await yargs(hideBin(process.argv))
+const argv = await benchArgs(yargs(hideBin(process.argv)), { batch: 'count', iters: 'count', warmup: 'count0' })
   .usage('node --import tsx bench/crossing-waits.ts [options]\n\nThe two-worker run with each crossing timed: where each worker\'s exchange wait goes.')
   .option('preset', { choices: presetNames, default: 'tiny' as const, describe: 'model preset' })
   .option('backend', { choices: backendChoices, default: 'webasm' as RequestedBackend, describe: 'gpu.js mode of both workers' })

@@ -16,13 +16,14 @@
 import os from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import { GroupedTrainer, backendChoices, getPreset, median, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { inputNormalisation, normaliseImages } from '@alexnet-mp/worker';
 import { SyntheticSource, checkThreads, mallocDescription, parseMicroBatches } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers, type TwoWorkerResult } from './two-workers.js';
 
-const argv = await yargs(hideBin(process.argv))
-  .usage('node --import tsx bench/distributed.ts [options]\n\nImages/s of the two-worker run (two processes, gRPC on loopback) next to the one-process trainer.')
+const argv = await benchArgs(yargs(hideBin(process.argv)), { batch: 'count', iters: 'count', warmup: 'count0', 'worker-threads': 'count' })
+  .usage('npm run bench -- --distributed [options]\n\nImages/s of the two-worker run (two processes, gRPC on loopback) next to the one-process trainer.')
   .option('preset', { choices: presetNames, default: 'cifar' as const, describe: 'model preset' })
   .option('backend', { choices: backendChoices, default: 'webasm' as RequestedBackend, describe: 'gpu.js mode of both workers and the one-process trainer' })
   .option('batch', { type: 'number', default: 32, describe: 'images per step' })

@@ -6,11 +6,12 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import { Device, getPreset, median, planModel, presetNames } from '@alexnet-mp/core';
 import { Gemm, gemmShape } from '../packages/core/src/kernels/gemm.js';
 import { filled } from './conv-share.js';
 
-const argv = await yargs(hideBin(process.argv))
+const argv = await benchArgs(yargs(hideBin(process.argv)), { batch: 'count' })
   .usage('node --import tsx bench/gemm.ts [options]\n\nTimes one conv layer\'s three GEMMs on webasm.')
   .option('preset', { choices: presetNames, default: 'cifar' as const })
   .option('batch', { type: 'number', default: 64 })

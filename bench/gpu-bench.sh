@@ -44,6 +44,14 @@ pack=.device
 inner() {
   # runs on the machine that measures, from the project root, Node.js and node_modules in place
   local budget=${BUDGET_S:-450} start left
+  # nothing to measure without a WebGPU adapter (a GPU and its Vulkan driver, or the software one): said, exit 3
+  if ! timeout 60 node --import tsx --input-type=module -e "
+      const { installWebGPU } = await import('./packages/core/src/device.ts');
+      const a = (await installWebGPU()) ? await navigator.gpu.requestAdapter() : null;
+      process.exit(a ? 0 : 3);" >/dev/null 2>&1; then
+    echo "gpu-bench.sh: no WebGPU adapter answers here (a GPU with its Vulkan driver; without one, SMOKE=1 on the software adapter of scripts/lavapipe.sh): nothing measured" >&2
+    return 3
+  fi
   start=$(date +%s)
   left() { echo $(( start + budget - $(date +%s) )); }
   # part NAME SECONDS COMMAND...: runs COMMAND under the smaller of SECONDS and the time left
@@ -179,11 +187,15 @@ case "${1:-}" in
         [ -s "$f" ] || { echo "missing $f: copy all of .device/ that pack made" >&2; exit 2; }
       done
       bash "$pack/enter.sh" bash -c '. bench/gpu-env.sh; inner' 2>&1 | tee "$results"
+      rc=${PIPESTATUS[0]}
     else
       command -v node >/dev/null && [ -d node_modules ] || { echo "run needs Node.js and node_modules here (npm ci), or the .device/ that pack makes" >&2; exit 2; }
       # NVIDIA's headless Vulkan driver unless a driver is named already
       bash -c '[ -n "${VK_DRIVER_FILES:-}" ] || . bench/gpu-env.sh; inner' 2>&1 | tee "$results"
+      rc=${PIPESTATUS[0]}
     fi
+    # no adapter: no results file
+    if [ "$rc" = 3 ]; then rm -f "$results"; exit 2; fi
     echo "written: $results"
     ;;
   *)

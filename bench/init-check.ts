@@ -9,11 +9,12 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import { GroupedTrainer, getPreset, type ModelSpec } from '@alexnet-mp/core';
 import { normaliseImages } from '@alexnet-mp/worker';
 import { FolderSource } from '../packages/coordinator/src/folder-source.js';
 
-const argv = await yargs(hideBin(process.argv))
+const argv = await benchArgs(yargs(hideBin(process.argv)), { steps: 'count', batch: 'count' })
   .usage('$0 [--data DIR] [--steps N] [--batch N]: gradient sizes and fitting one batch, paper init vs the cifar preset')
   .option('data', { type: 'string', default: '../shared/datasets/cifar10', describe: 'CIFAR-10 image folder or binary folder' })
   .option('steps', { type: 'number', default: 25 })

@@ -10,10 +10,11 @@
 import os from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import { Device } from '@alexnet-mp/core';
 import { Kernel, type KernelThis } from '../packages/core/src/kernels/kernel-runner.js';
 
-const argv = await yargs(hideBin(process.argv))
+const argv = await benchArgs(yargs(hideBin(process.argv)), { threads: 2, chains: 'count' })
   .option('threads', { type: 'number', default: 2, describe: 'worker threads of the pool (2 or more)' })
   .option('cells', { type: 'array', number: true, default: [4096, 16384, 262144], describe: 'output sizes, floats' })
   .option('chains', { type: 'number', default: 100, describe: 'timed chains of 150 calls per size and setting' })

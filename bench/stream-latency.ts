@@ -19,6 +19,7 @@ import { fork } from 'node:child_process';
 import net from 'node:net';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import { allowedCpus, pinThisProcess } from '../packages/coordinator/src/cpu-affinity.js';
 import { ExchangeStream, decodeTensor, flowControlOptions, protocol, type ExchangeAck, type ExchangeRequest } from '@alexnet-mp/worker';
 
@@ -32,7 +33,9 @@ const busy = (ms: number) => {
 
 if (process.argv[2] === '--receiver') {
   // the receiver: acknowledges every tensor at once and reports when it arrived and was read as floats, as a
-  // worker reads a crossing tensor (in place when aligned, else copied; the send time rides in run_id)
+  // worker reads a crossing tensor (in place when aligned, else copied; the send time rides in run_id); it ends
+  // with the sender (its channel closes however the sender ends, a crash included)
+  process.on('disconnect', () => process.exit(0));
   if (process.argv[3]) pinThisProcess([Number(process.argv[3])]);
   const server = new grpc.Server(options);
   server.addService(protocol().Peer.service, {
@@ -75,7 +78,7 @@ if (process.argv[2] === '--receiver') {
   });
   server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => tcp.listen(0, '127.0.0.1', () => process.send!({ port, tcpPort: (tcp.address() as net.AddressInfo).port })));
 } else {
-  const argv = await yargs(hideBin(process.argv))
+  const argv = await benchArgs(yargs(hideBin(process.argv)), { count: 'count', busy: 'ms', bytes: 4 })
     .usage('node --import tsx bench/stream-latency.ts [options]\n\nThe time a tensor on the exchange stream takes to reach an idle peer while the sender computes.')
     .option('count', { type: 'number', default: 500, describe: 'tensors sent (the first 20, or a quarter when fewer than 80, warm up and are not counted)' })
     .option('busy', { type: 'number', default: 2, describe: 'ms the sender computes after each send' })
@@ -87,9 +90,15 @@ if (process.argv[2] === '--receiver') {
     .help()
     .parseAsync();
   const cpus = allowedCpus() ?? [];
-  if (argv.pin && cpus.length < 2) throw new Error('--pin needs two CPUs');
-  // the receiver first: it would inherit this process's CPU
+  const refuse = (line: string) => {
+    process.stderr.write(`stream-latency.ts: ${line}\n`);
+    process.exit(2);
+  };
+  if (argv.bytes % 4 !== 0) refuse(`--bytes ${argv.bytes}: give a multiple of 4 (the tensor's floats)`);
+  if (argv.pin && cpus.length < 2) refuse('--pin needs two CPUs');
+  // the receiver first: it would inherit this process's CPU; it goes with this process, however this one ends
   const receiver = fork(new URL(import.meta.url).pathname, ['--receiver', argv.pin ? String(cpus[1]) : ''], { execArgv: process.execArgv });
+  process.on('exit', () => receiver.kill());
   if (argv.pin) pinThisProcess([cpus[0]!]);
   const { port, tcpPort } = await new Promise<{ port: number; tcpPort: number }>((resolve) => receiver.once('message', resolve));
   const arrivals: number[] = [];

@@ -14,6 +14,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { benchArgs } from './cli-args.js';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { readdirSync } from 'node:fs';
@@ -28,8 +29,8 @@ const peerChoices = ['tfjs', 'tfjs-wasm', 'tfjs-webgpu', 'torch', 'none'] as con
 type PeerName = Exclude<(typeof peerChoices)[number], 'tfjs' | 'none'>;
 const peerTitle: Record<PeerName, string> = { 'tfjs-wasm': 'TensorFlow.js wasm', 'tfjs-webgpu': 'TensorFlow.js WebGPU', torch: 'PyTorch' };
 
-const argv = await yargs(hideBin(process.argv))
-  .usage('npm run bench -- [options]\n\nTimes one training step of alexnet-mp and of its peers (TensorFlow.js, PyTorch) in one run.')
+const argv = await benchArgs(yargs(hideBin(process.argv)), { batch: 'count', iters: 'count', warmup: 'count0', 'peer-iters': 'count', 'peer-warmup': 'count0', 'peer-threads': 'count' })
+  .usage('npm run bench -- [options]\n\nTimes one training step of alexnet-mp and of its peers (TensorFlow.js, PyTorch) in one run.\n\nnpm run bench -- --distributed [options]: the two-worker run next to the one-process trainer instead (its options: npm run bench -- --distributed --help).')
   .option('preset', { choices: presetNames, default: 'cifar' as const, describe: 'model preset' })
   .option('backend', { choices: backendChoices, default: 'webasm' as RequestedBackend, describe: 'gpu.js mode (auto: webgpu if an adapter answers, else webasm)' })
   .option('batch', { type: 'number', default: 64, describe: 'images per step' })

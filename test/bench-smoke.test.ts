@@ -71,3 +71,32 @@ test('bench/stream-latency.ts: a large tensor on the exchange stream (aligned, a
     t.true(rate >= 2000 / (median + 0.005) - 1 && rate <= 2000 / Math.max(median - 0.005, 1e-9) + 1, `${rate} MB/s at a median of ${median} ms`);
   }
 });
+
+test('the benchmarks say a bad command line in one line, exit 2, before anything runs: counts and sizes checked, unknown options and choices named', async (t) => {
+  const run = async (args: string[]) => {
+    try {
+      await promisify(execFile)(process.execPath, ['--import', 'tsx', ...args], { timeout: 60_000 });
+      return { code: 0, stderr: '' };
+    } catch (e) {
+      const err = e as { code: number; stderr: string };
+      return { code: err.code, stderr: err.stderr };
+    }
+  };
+  for (const [args, want] of [
+    [['bench/main.ts', '--iters', '0', '--preset', 'tiny'], 'main.ts: --iters 0: give a whole number of 1 or more; --help lists the options'],
+    [['bench/main.ts', '--batch', '-4'], 'main.ts: --batch -4: give a whole number of 1 or more; --help lists the options'],
+    [['bench/main.ts', '--warmup', '-1'], 'main.ts: --warmup -1: give a whole number of 0 or more; --help lists the options'],
+    [['bench/main.ts', '--distributed', '--iters', 'abc'], 'main.ts: --iters abc: give a whole number of 1 or more; --help lists the options'],
+    [['bench/main.ts', '--preset', 'huge'], 'main.ts: --preset huge: choose paper, cifar, tiny; --help lists the options'],
+    [['bench/main.ts', '--bogus'], 'main.ts: unknown option --bogus; --help lists the options'],
+    [['bench/crossing-waits.ts', '--batch', '2.5'], 'crossing-waits.ts: --batch 2.5: give a whole number of 1 or more; --help lists the options'],
+    [['bench/across-hosts.ts', '--steps', '1'], 'across-hosts.ts: --steps 1: give a whole number of 2 or more; --help lists the options'],
+    [['bench/kernel-launch.ts', '--threads', '1'], 'kernel-launch.ts: --threads 1: give a whole number of 2 or more; --help lists the options'],
+    [['bench/stream-latency.ts', '--bytes', '6'], "stream-latency.ts: --bytes 6: give a multiple of 4 (the tensor's floats)"],
+    [['bench/stream-latency.ts', '--count', '0'], 'stream-latency.ts: --count 0: give a whole number of 1 or more; --help lists the options'],
+  ] as [string[], string][]) {
+    const r = await run(args);
+    t.is(r.code, 2, args.join(' '));
+    t.is(r.stderr.trim(), want, args.join(' '));
+  }
+});
