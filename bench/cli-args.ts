@@ -35,10 +35,31 @@ export function numberProblem(name: string, v: unknown, rule: NumberRule, argv: 
   return bad === undefined ? undefined : `--${name} ${Number.isNaN(bad) ? (typedValue(name, argv) ?? 'NaN') : String(bad)}: give ${wants(rule)}`;
 }
 
+/** Errors that say what to change (no GPU, a data folder, a batch too large for webgpu, a kernel that fell back): said in one line. */
+const USER_ERRORS = new Set(['NoWebGPUError', 'ArrayTooLargeError', 'BackendFallbackError', 'UserError', 'DataError', 'EnvSettingError', 'FileError']);
+
+/** The benchmark's name as the user typed it (`npm run bench` runs main.ts). */
+const scriptName = (): string => (process.env.npm_lifecycle_event === 'bench' ? 'bench' : path.basename(process.argv[1] ?? 'bench'));
+
+let userErrorsSaid = false;
+/** From now on, an error of USER_ERRORS that ends the benchmark is one line, exit 2 (any other keeps its stack). */
+export function sayUserErrors(): void {
+  if (userErrorsSaid) return;
+  userErrorsSaid = true;
+  process.on('uncaughtException', (e) => {
+    if (e instanceof Error && USER_ERRORS.has(e.name)) {
+      process.stderr.write(`${scriptName()}: ${e.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  });
+}
+
 /** `y` with each option of `rules` checked, and every failure of the command line said in one line, exit 2. */
 export function benchArgs<T>(y: Argv<T>, rules: Record<string, NumberRule>): Argv<T> {
-  // `npm run bench` runs main.ts: named as the user typed it
-  const script = process.env.npm_lifecycle_event === 'bench' ? 'bench' : path.basename(process.argv[1] ?? 'bench');
+  sayUserErrors();
+  const script = scriptName();
   const argv = process.argv.slice(2);
   return y
     .version(false)
@@ -52,6 +73,7 @@ export function benchArgs<T>(y: Argv<T>, rules: Record<string, NumberRule>): Arg
     .fail((msg, err) => {
       const line = (msg || err?.message || 'bad command line')
         .replace(/^Unknown arguments?: (.*)$/s, (_, names: string) => `unknown option ${names.split(/,\s*/).map((n) => (n.length === 1 ? `-${n}` : `--${n}`)).join(', ')}`)
+        .replace(/^Not enough non-option arguments.*$/s, 'an argument is missing (the usage is on --help)')
         .replace(/^Invalid values?:\s*Argument: (\S+), Given: "?([^"]*)"?, Choices: (.*)$/s, (_, name: string, given: string, list: string) => `--${name} ${given}: choose ${list.replace(/"/g, '')}`);
       process.stderr.write(`${script}: ${line}; --help lists the options\n`);
       process.exit(2);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { benchArgs } from './cli-args.js';
-import { backendChoices, getPreset, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
+import { backendChoices, getPreset, makeDir, presetNames, type RequestedBackend, type SgdHyper } from '@alexnet-mp/core';
 import { crossingWaits, readCrossingTrace, type TowerWaits } from '@alexnet-mp/worker';
 import { parseMicroBatches } from '@alexnet-mp/coordinator';
 import { describeTwoWorkers, runTwoWorkers } from './two-workers.js';
@@ -35,7 +35,7 @@ const argv = await benchArgs(yargs(hideBin(process.argv)), { batch: 'count', ite
 const spec = getPreset(argv.preset);
 const hyper: SgdHyper = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
 const dir = argv.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-crossing-waits-'));
-fs.mkdirSync(dir, { recursive: true });
+makeDir(dir, 'the --keep folder');
 const prefix = path.join(dir, `crossings-${spec.name}-b${argv.batch}`);
 try {
   const log = (s: string) => process.stdout.write(`${s}\n`);
@@ -52,7 +52,8 @@ process.exit(0);
 
 function describeWaits(w: TowerWaits): string {
   const ms = (x: number) => `${x.toFixed(2)} ms`;
-  const pct = (x: number) => `${((100 * x) / w.medianStepMs).toFixed(0)}%`;
+  // of the mean step: a mean wait a step over the mean step is its share of all the steps' time, as the line above counts it
+  const pct = (x: number) => `${((100 * x) / w.meanStepMs).toFixed(0)}%`;
   const rows = w.crossings.map((c) => {
     const name = `    ${c.crossing.padEnd(15)} `;
     if (c.kind === 'acks') return `${name}waited ${ms(c.waitedMs)} for the peer's acknowledgements`;
@@ -60,7 +61,7 @@ function describeWaits(w: TowerWaits): string {
     return `${name}waited ${ms(c.waitedMs)}: ${ms(c.beforePeerSentMs)} before the peer sent, ${ms(c.afterPeerSentMs)} after; the peer in its garbage collector ${ms(c.peerGcMs)}`;
   });
   return [
-    `tower ${w.tower}: ${w.steps} steps, median ${w.medianStepMs.toFixed(1)} ms; waited ${ms(w.waitedMs)} a step (${pct(w.waitedMs)} of the median step): ` +
+    `tower ${w.tower}: ${w.steps} steps, median ${w.medianStepMs.toFixed(1)} ms, mean ${w.meanStepMs.toFixed(1)} ms; waited ${ms(w.waitedMs)} a step (${pct(w.waitedMs)} of the mean step): ` +
       `${ms(w.beforePeerSentMs)} before the peer sent (${pct(w.beforePeerSentMs)}), ${ms(w.afterPeerSentMs)} after (${pct(w.afterPeerSentMs)}), ${ms(w.ownSendsMs)} on its own sends and the acknowledgements (${pct(w.ownSendsMs)}); ` +
       `the peer in its garbage collector ${ms(w.peerGcMs)} of it; its own garbage collector ${ms(w.gcMs)} a step`,
     ...rows,

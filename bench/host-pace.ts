@@ -6,30 +6,31 @@
 //   node --import tsx bench/host-pace.ts training/cifar10 [--minutes 60] [--every 60]
 import fs from 'node:fs';
 import path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { median } from '@alexnet-mp/core';
+import { benchArgs } from './cli-args.js';
 
-const args = process.argv.slice(2);
-const runDir = args.find((a) => !a.startsWith('--'));
-const opt = (name: string, dflt: number): number => {
-  const i = args.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(args[i + 1]) : dflt;
-  if (!(v > 0)) {
-    console.error(`--${name} must be a positive number of ${name === 'minutes' ? 'minutes' : 'seconds'}`);
-    process.exit(2);
-  }
-  return v;
-};
-if (runDir === undefined || args.includes('--help')) {
-  console.error('usage: node --import tsx bench/host-pace.ts RUN_DIR [--minutes 60] [--every 60]');
-  process.exit(runDir ? 0 : 2);
-}
+const argv = await benchArgs(yargs(hideBin(process.argv)), { minutes: 'ms', every: 'ms' })
+  .usage('node --import tsx bench/host-pace.ts RUN_DIR [options]\n\nA run\'s step time against the host\'s memory bandwidth, sampled while it trains.')
+  .command('$0 <run>', false)
+  .positional('run', { type: 'string', demandOption: true, describe: 'the run folder (its metrics.jsonl)' })
+  .option('minutes', { type: 'number', default: 60, describe: 'how long to sample' })
+  .option('every', { type: 'number', default: 60, describe: 'seconds between samples' })
+  .strict()
+  .help()
+  .parseAsync();
+const runDir = argv.run as string;
 const metrics = path.join(runDir, 'metrics.jsonl');
 if (!fs.existsSync(metrics)) {
-  console.error(`${metrics}: no such file (is ${runDir} a run folder that is training?)`);
+  console.error(`host-pace.ts: ${metrics}: no such file (is ${runDir} a run folder that is training?)`);
   process.exit(2);
 }
-const minutes = opt('minutes', 60);
-const every = opt('every', 60);
+const { minutes, every } = argv;
+if (!(minutes > 0) || !(every > 0)) {
+  console.error('host-pace.ts: --minutes and --every take a number above 0');
+  process.exit(2);
+}
 
 const src = new Float32Array(16 << 20);
 const dst = new Float32Array(16 << 20);

@@ -7,6 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { Device, dawnPollingFromEnv } from '@alexnet-mp/core';
 import { Gemm, gemmShape } from '../packages/core/src/kernels/gemm.js';
+import { sayUserErrors } from './cli-args.js';
+
+// no WebGPU adapter, a setting refused: one line
+sayUserErrors();
 
 /** The main thread's user + system CPU time, ms (clock ticks of 10 ms). */
 const mainThreadCpuMs = () => {

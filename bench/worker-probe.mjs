@@ -5,16 +5,34 @@
 // threads for S seconds too; NOWORKERS=1 skips them. The inspector is closed again at the end.
 // How the CIFAR-10 run's slowdown was measured (README, "Known problems"):
 //   node --experimental-websocket bench/worker-probe.mjs $(pgrep -f 'alexnet.mjs worker --tower 0') 20
+const usage = 'usage: node --experimental-websocket bench/worker-probe.mjs PID [PROFILE_SECONDS [INSPECTOR_PORT]]';
+const refuse = (line) => {
+  process.stderr.write(`worker-probe.mjs: ${line}\n`);
+  process.exit(2);
+};
+if (process.argv[2] === '--help' || process.argv[2] === '-h') {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
+// Node.js 20 has WebSocket behind a flag (22 has it by default)
+if (typeof WebSocket === 'undefined') refuse(`this Node.js (${process.version}) has no WebSocket: run it with node --experimental-websocket (${usage})`);
 const pid = Number(process.argv[2]);
 const profileS = Number(process.argv[3] ?? 0);
 const port = Number(process.argv[4] ?? 9229);
-process.kill(pid, 'SIGUSR1');
+if (!Number.isInteger(pid) || pid <= 0) refuse(`give the process id of a running worker (${usage})`);
+if (!(profileS >= 0)) refuse(`PROFILE_SECONDS ${process.argv[3]}: give a number of 0 or more`);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) refuse(`INSPECTOR_PORT ${process.argv[4]}: give a port number`);
+try {
+  process.kill(pid, 'SIGUSR1');
+} catch (e) {
+  refuse(`cannot signal process ${pid}: ${e.code === 'ESRCH' ? 'no such process' : e.message}`);
+}
 let list;
 for (let i = 0; i < 50; i++) {
   await new Promise((r) => setTimeout(r, 200));
   try { list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json(); break; } catch {}
 }
-if (!list) throw new Error(`no inspector answered on port ${port} (is ${pid} a node process of this user?)`);
+if (!list) refuse(`no inspector answered on port ${port} (is ${pid} a node process of this user?)`);
 const ws = new WebSocket(list[0].webSocketDebuggerUrl);
 await new Promise((r) => ws.addEventListener('open', r));
 let id = 0;

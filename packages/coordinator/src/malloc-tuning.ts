@@ -10,14 +10,17 @@
  * before, 6-9 ms after). The price: a process keeps its high-water mark of memory until it exits.
  *
  * The variable is read by glibc when a process starts, so it is set for child processes (launch,
- * the benchmarks); ALEXNET_MALLOC_TUNING=0 leaves the environment alone. Elsewhere than glibc it is
+ * the benchmarks); ALEXNET_MALLOC_TUNING=0 (or off) leaves the environment alone. Elsewhere than glibc it is
  * ignored.
  */
 export const MALLOC_TUNABLES: readonly string[] = ['glibc.malloc.mmap_max=0', 'glibc.malloc.trim_threshold=4294967295'];
 
+/** ALEXNET_MALLOC_TUNING=0 (or off, false, no): glibc's defaults. */
+const tuningOff = (env: NodeJS.ProcessEnv): boolean => ['0', 'off', 'false', 'no'].includes((env.ALEXNET_MALLOC_TUNING ?? '').trim().toLowerCase());
+
 /** `env` with MALLOC_TUNABLES added to GLIBC_TUNABLES (a setting already there for the same key is kept). */
 export function withMallocTuning(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  if (env.ALEXNET_MALLOC_TUNING === '0') return env;
+  if (tuningOff(env)) return env;
   const given = (env.GLIBC_TUNABLES ?? '').split(':').filter((s) => s !== '');
   const keys = new Set(given.map((s) => s.split('=')[0]));
   const added = MALLOC_TUNABLES.filter((s) => !keys.has(s.split('=')[0]));
@@ -31,6 +34,6 @@ export function mallocTuned(env: NodeJS.ProcessEnv = process.env): boolean {
 
 /** One phrase for benchmark output: which malloc settings this process runs with. */
 export function mallocDescription(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.ALEXNET_MALLOC_TUNING === '0') return `glibc malloc defaults (ALEXNET_MALLOC_TUNING=0)${env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${env.GLIBC_TUNABLES}` : ''}`;
+  if (tuningOff(env)) return `glibc malloc defaults (ALEXNET_MALLOC_TUNING=${env.ALEXNET_MALLOC_TUNING})${env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${env.GLIBC_TUNABLES}` : ''}`;
   return mallocTuned(env) ? `GLIBC_TUNABLES=${env.GLIBC_TUNABLES}` : 'glibc malloc defaults';
 }

@@ -24,3 +24,12 @@ test('a process started with them runs (glibc accepts the settings)', (t) => {
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout.trim(), String((1 << 24) - 1));
 });
+
+test('ALEXNET_MALLOC_TUNING=off (or false, no, 0) leaves glibc its defaults, as 0 does', (t) => {
+  for (const v of ['0', 'off', 'OFF', 'false', 'no']) {
+    const env = { ALEXNET_MALLOC_TUNING: v };
+    t.is(withMallocTuning(env), env, v);
+    t.true(mallocDescription(env).startsWith(`glibc malloc defaults (ALEXNET_MALLOC_TUNING=${v})`), v);
+  }
+  t.regex(withMallocTuning({ ALEXNET_MALLOC_TUNING: '1' }).GLIBC_TUNABLES ?? '', /mmap_max=0/);
+});

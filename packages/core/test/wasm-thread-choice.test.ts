@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { GPU } from 'gpu.js';
-import { EnvSettingError } from '../src/env-setting-error.js';
+import { EnvSettingError, envSwitchOn } from '../src/env-setting-error.js';
 import { wasmThreadChoice } from '../src/kernels/kernel-runner.js';
 
 interface WasmKernel {
@@ -245,4 +245,12 @@ test.serial('ALEXNET_WASM_THREAD_CHOICE: measure by default, size for comparison
   t.is(wasmThreadChoice({ ALEXNET_WASM_THREAD_CHOICE: 'measure' }), 'measure');
   const e = t.throws(() => wasmThreadChoice({ ALEXNET_WASM_THREAD_CHOICE: 'fast' }), { instanceOf: EnvSettingError });
   t.is(e?.message, 'ALEXNET_WASM_THREAD_CHOICE=fast: give measure (the default) or size');
+});
+
+test('an on/off setting (ALEXNET_POOL_PER_KERNEL) takes 1/on/true/yes and 0/off/false/no; anything else is refused, naming it', (t) => {
+  for (const v of ['1', 'on', 'TRUE', 'yes']) t.true(envSwitchOn('ALEXNET_POOL_PER_KERNEL', false, { ALEXNET_POOL_PER_KERNEL: v }), v);
+  for (const v of ['0', 'off', 'False', 'no']) t.false(envSwitchOn('ALEXNET_POOL_PER_KERNEL', true, { ALEXNET_POOL_PER_KERNEL: v }), v);
+  t.false(envSwitchOn('ALEXNET_POOL_PER_KERNEL', false, {}));
+  t.true(envSwitchOn('ALEXNET_POOL_PER_KERNEL', true, { ALEXNET_POOL_PER_KERNEL: '' }));
+  t.throws(() => envSwitchOn('ALEXNET_POOL_PER_KERNEL', false, { ALEXNET_POOL_PER_KERNEL: 'maybe' }), { instanceOf: EnvSettingError, message: 'ALEXNET_POOL_PER_KERNEL=maybe: give 1 (on) or 0 (off)' });
 });

@@ -182,6 +182,8 @@ export interface TowerWaits {
   tower: number;
   steps: number;
   medianStepMs: number;
+  /** The mean step (the waits below are means a step: their share of it is their share of all the steps' time). */
+  meanStepMs: number;
   waitedMs: number;
   /** Of `waitedMs`, before and after the peer sent the tensors waited for (the crossings where this worker takes one). */
   beforePeerSentMs: number;
@@ -256,6 +258,7 @@ export function crossingWaits(traces: readonly [readonly StepTrace[], readonly S
       tower: t,
       steps: steps.length,
       medianStepMs: durations.length ? median(durations) : 0,
+      meanStepMs: durations.length ? durations.reduce((a, b) => a + b, 0) / durations.length : 0,
       waitedMs: total((c) => c.waitedMs),
       beforePeerSentMs: total((c) => c.beforePeerSentMs),
       afterPeerSentMs: total((c) => c.afterPeerSentMs),

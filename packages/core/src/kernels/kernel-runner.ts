@@ -8,7 +8,7 @@ import type { Device, DeviceTensor, ResidentTensor } from '../device.js';
 import { flattenResult, installFlatOutput } from './flat-output.js';
 import { reuseOutputOf } from './reused-output.js';
 import { profiled } from './kernel-profile.js';
-import { EnvSettingError } from '../env-setting-error.js';
+import { EnvSettingError, envSwitchOn } from '../env-setting-error.js';
 
 /** What a kernel body sees as `this`. */
 export interface KernelThis {
@@ -127,7 +127,7 @@ export class Kernel {
       strictIntegers: device.mode === 'webgpu' || device.mode === 'webasm',
       // webasm: every kernel's threaded runs go to one pool of worker threads (our gpu.js patch), not
       // a pool per kernel: a tower has some eighty kernels, a worker process had hundreds of threads
-      sharedWorkerPool: process.env.ALEXNET_POOL_PER_KERNEL !== '1',
+      sharedWorkerPool: !envSwitchOn('ALEXNET_POOL_PER_KERNEL', false),
       // webasm: Device.threads 1 runs every kernel on the calling thread (the patch's poolSize 0), N a pool of N,
       // none a thread per core this process may run on (gpu.js alone would count every core of the machine),
       // the calling thread where that is one (a worker thread would only add the hand-over)
