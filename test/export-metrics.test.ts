@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import protobuf from 'protobufjs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { alexnet } from './helpers.js';
 import { alexnetBin } from '@alexnet-mp/coordinator';
 import { crc32c } from '@alexnet-mp/core';
@@ -272,4 +272,23 @@ test('--csv /dev/stdout: the CSV alone on stdout (the row count on stderr); a re
     t.is(code, 141, args.join(' '));
     t.is(err, '', 'no stack trace, no message');
   }
+});
+
+test('a full disk: the event file is one line, exit 2, and the folder made for it is not left behind empty', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.fail('this test mounts a tmpfs and needs root (CI runs as root)');
+    return;
+  }
+  const disk = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-export-full-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12k', 'tmpfs', disk], { stdio: 'pipe' });
+  t.teardown(() => {
+    execFileSync('umount', [disk]);
+    fs.rmSync(disk, { recursive: true, force: true });
+  });
+  fs.writeFileSync(path.join(disk, 'fill'), Buffer.alloc(8000));
+  const p = alexnet(['export-metrics', 'training/cifar10', '--tensorboard', path.join(disk, 'tb')]);
+  const { code } = await p.exited;
+  t.is(code, 2);
+  t.regex(p.stderr.join('\n'), /^alexnet: cannot write the event file \S+: no space left on the device \(ENOSPC\)$/);
+  t.deepEqual(fs.readdirSync(disk), ['fill']);
 });

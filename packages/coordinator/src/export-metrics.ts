@@ -6,7 +6,7 @@
  * few dozen lines of varint and length-delimited writing, need no .proto file shipped or parsed at
  * run time, and keep the byte layout visible next to the framing it goes into.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { crc32c, fsReason, makeDir } from '@alexnet-mp/core';
@@ -232,6 +232,7 @@ function writeOrFail(file: string, data: string | Buffer, what: string): void {
  */
 export function writeTensorBoard(runDir: string, dir: string): { file: string; others: string[] } {
   const { steps, tags } = runScalars(runDir);
+  const made = !existsSync(dir);
   makeDir(dir);
   const file = path.join(dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${os.hostname()}`);
   let others: string[] = [];
@@ -240,7 +241,19 @@ export function writeTensorBoard(runDir: string, dir: string): { file: string; o
   } catch {
     // listed only to warn
   }
-  writeOrFail(file, eventFileBytes(steps, tags), 'the event file');
+  try {
+    writeOrFail(file, eventFileBytes(steps, tags), 'the event file');
+  } catch (e) {
+    // a folder made for it and left empty (a full disk) goes with the failed write
+    if (made) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // not empty after all: kept
+      }
+    }
+    throw e;
+  }
   return { file, others };
 }
 
