@@ -27,7 +27,11 @@ test("a run's checkpoints, metrics, run.json, logs and lock are its own; files b
   t.regex(runFileKind(copied) ?? '', /^a training checkpoint/);
   fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([Buffer.from(new BigUint64Array([2n]).buffer), Buffer.from('{}')]));
   t.is(runFileKind(path.join(dir, 'model.safetensors')), null, 'another safetensors file (a model file, written again by export)');
+  // a checkpoint's name, not written yet: said as a name
   const e = t.throws(() => checkWritable(ckpt, '--wrong', 'wrong.jsonl'));
-  t.is(e?.message, `--wrong ${ckpt} is a training checkpoint (weights and momentum, what --resume reads): write it elsewhere, e.g. --wrong wrong.jsonl`);
+  t.is(e?.message, `--wrong ${ckpt} is a training checkpoint's name in a run's checkpoints folder (what --resume would read): write it elsewhere, e.g. --wrong wrong.jsonl`);
+  fs.writeFileSync(ckpt, 'x');
+  const there = t.throws(() => checkWritable(ckpt, '--wrong', 'wrong.jsonl'));
+  t.is(there?.message, `--wrong ${ckpt} is a training checkpoint (weights and momentum, what --resume reads): write it elsewhere, e.g. --wrong wrong.jsonl`);
   t.notThrows(() => checkWritable(path.join(run, 'wrong.jsonl'), '--wrong', 'wrong.jsonl'));
 });
