@@ -3,6 +3,13 @@
 // (packages/coordinator/src/malloc-tuning.ts), to see what fresh pages cost on this machine:
 //   node bench/fresh-pages.mjs
 //   GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295 node bench/fresh-pages.mjs
+// no options: --help says so, anything else is refused
+const args = process.argv.slice(2);
+if (args.length > 0) {
+  const help = args.includes('--help') || args.includes('-h');
+  (help ? process.stdout : process.stderr).write(`${help ? '' : `fresh-pages.mjs: takes no options (${args.join(' ')}); `}usage: [GLIBC_TUNABLES=...] node bench/fresh-pages.mjs: the time to copy 13 M floats into a new array\n`);
+  process.exit(help ? 0 : 2);
+}
 const n = 13_000_000;
 const src = new Float32Array(n).fill(1);
 const ms = [];
