@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { Argv } from 'yargs';
+import { checkEnvSettings } from '@alexnet-mp/core';
 
 /** 'count': a whole number >= 1 (steps, batch, iterations); 'count0': >= 0 (warm-up steps); 'ms': a number >= 0; N: a whole number >= N. */
 export type NumberRule = 'count' | 'count0' | 'ms' | number;
@@ -59,6 +60,8 @@ export function sayUserErrors(): void {
 /** `y` with each option of `rules` checked, and every failure of the command line said in one line, exit 2. */
 export function benchArgs<T>(y: Argv<T>, rules: Record<string, NumberRule>): Argv<T> {
   sayUserErrors();
+  // an ALEXNET_* setting the kernels would refuse: said before anything runs
+  checkEnvSettings();
   const script = scriptName();
   const argv = process.argv.slice(2);
   return y

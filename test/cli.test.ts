@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { alexnetBin } from '@alexnet-mp/coordinator';
+import { alexnet } from './helpers.js';
 
 const run = (...args: string[]) => spawnSync(process.execPath, [alexnetBin, ...args], { encoding: 'utf8', timeout: 60_000 });
 
@@ -292,4 +293,18 @@ test("inspect neighbours' help lists only what it takes: not --coordinator nor t
   t.is(r.status, 0, r.stderr);
   t.notRegex(r.stdout, /^ {2,8}--(coordinator|tls(-\w+)?|token(-file)?) /m);
   t.regex(r.stdout, /^ {2,8}--features /m);
+});
+
+test('an ALEXNET_* setting the kernels would refuse at the first step is refused when a worker or launch starts, in one line', async (t) => {
+  for (const [args, env, want] of [
+    [['worker', '--tower', '0', '--port', '0'], { ALEXNET_POOL_PER_KERNEL: 'maybe' }, 'alexnet: ALEXNET_POOL_PER_KERNEL=maybe: give 1 (on) or 0 (off)'],
+    [['worker', '--tower', '1', '--port', '0'], { ALEXNET_WASM_THREAD_CHOICE: 'fast' }, 'alexnet: ALEXNET_WASM_THREAD_CHOICE=fast: give measure (the default) or size'],
+    [['launch', '--steps', '1'], { ALEXNET_WEBGPU_GEMM: 'fast' }, 'alexnet: ALEXNET_WEBGPU_GEMM=fast: expected rows, quad or scalar'],
+    [['launch', '--steps', '1'], { ALEXNET_DAWN_POLL: 'sometimes' }, 'alexnet: ALEXNET_DAWN_POLL=sometimes: give paced (the default) or spin'],
+  ] as [string[], Record<string, string>, string][]) {
+    const p = alexnet(args, { env: { ...process.env, ...env } });
+    const { code } = await p.exited;
+    t.is(code, 2, args.join(' '));
+    t.deepEqual(p.stderr, [want], args.join(' '));
+  }
 });

@@ -38,3 +38,4 @@ export * from './fs-errors.js';
 export * from './process-alive.js';
 export * from './in-words.js';
 export * from './checkpoint/verify.js';
+export * from './env-settings.js';

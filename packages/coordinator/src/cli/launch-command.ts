@@ -1,6 +1,6 @@
 /** `alexnet launch`: the two workers and the coordinator on this machine, in one command. */
 import type { CommandModule } from 'yargs';
-import { getPreset, surveyAdapters } from '@alexnet-mp/core';
+import { checkEnvSettings, getPreset, surveyAdapters } from '@alexnet-mp/core';
 import { colocatedThreads, planCpus, planDevices, threadsLine, workerNodeFlags } from '../launch-devices.js';
 import { launch } from '../launch.js';
 import { checkMemoryFits, checkMessageFits } from './batch-fit.js';
@@ -75,6 +75,8 @@ export const launchCommand: CommandModule<object, Args> = {
     if (a.resume !== undefined) checkNotInUse(a.resume);
     const preset = getPreset(resolvePreset(a.preset, a.resume, DEFAULT_PRESET)).name;
     checkRunArgs(a);
+    // an ALEXNET_* setting the workers' kernels would refuse at the first step
+    checkEnvSettings();
     // what the coordinator would refuse once the workers are up (no data folder, a resumed run's batch, seed or preset)
     const { nothingToDo, saved } = checkRunFiles(a, getPreset(preset));
     // a resumed run on another data set, or more classes than the preset has outputs: its classes listed (nothing decoded) and refused before anything starts

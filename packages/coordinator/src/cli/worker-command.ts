@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { fsReason, getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
+import { checkEnvSettings, fsReason, getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEVICE_LOST_EXIT_CODE, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker, type TowerWorker } from '@alexnet-mp/worker';
 import { formatCpuList, parseCpuList, pinThisProcess } from '../cpu-affinity.js';
 import { UserError } from './errors.js';
@@ -181,6 +181,8 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
       `--host ${a.host} without authentication: anyone who reaches the port could drive this worker. Give --token-file FILE (the same token to the peer and the coordinator) or --tls DIR (\`alexnet certs\`), or --insecure to accept that`,
     );
   }
+  // an ALEXNET_* setting its kernels would refuse at the first step: refused now
+  checkEnvSettings();
   // pinned before the device starts its kernel threads, which inherit the affinity (cpu-affinity.ts)
   const cpus = a.cpus === undefined ? null : parseCpuList(String(a.cpus));
   if (cpus) pinThisProcess(cpus);
