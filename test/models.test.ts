@@ -522,6 +522,12 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   const fewMisses = missed(fewWrong);
   t.deepEqual(fewMisses.map((m) => path.relative(few, m.file)).sort(), listed.filter((m) => /[/\\](cat|truck)[/\\]/.test(m.file)).map((m) => path.relative(data, m.file)).sort());
   for (const m of fewMisses) t.is(m.label, m.file.includes(`${path.sep}cat${path.sep}`) ? 3 : 9);
+  // --backend webgpu without an adapter: said before the folder is decoded
+  const noGpuCache = path.join(dir, 'no-gpu-cache');
+  const noGpu = await finished(alexnet(['evaluate', '--data', few, '--backend', 'webgpu', '--cache-dir', noGpuCache], { env: { ...env, VK_DRIVER_FILES: path.join(dir, 'no-such-icd.json') } }));
+  t.is(noGpu.code, 2, noGpu.err.join('\n'));
+  t.regex(noGpu.err.join('\n'), /^alexnet: no WebGPU adapter answered \(.*\); use --backend webasm on machines without a GPU$/);
+  t.false(fs.existsSync(noGpuCache), 'nothing decoded');
   // synthetic gratings are not a CIFAR-10 model's classes either
   const g = await finished(alexnet(['evaluate', '--data', 'synthetic', '--backend', 'webasm'], { env }));
   t.is(g.code, 0, g.err.join('\n'));

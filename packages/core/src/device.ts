@@ -70,6 +70,17 @@ function findWebGPU(device: number | undefined): Promise<WebGPUFound> {
   return f;
 }
 
+/**
+ * Throws now what Device.create(requested) would throw later for want of an adapter (NoWebGPUError, or the
+ * adapter index's error): a command checks before long work, such as decoding a data set. The adapter found
+ * is kept for Device.create. Nothing to check for webasm, cpu or auto (auto falls back to webasm).
+ */
+export async function checkBackendAvailable(requested: RequestedBackend, device?: number): Promise<void> {
+  if (requested !== 'webgpu') return;
+  const f = await findWebGPU(device);
+  if ('none' in f) throw new NoWebGPUError(f.none);
+}
+
 async function lookForWebGPU(device: number | undefined): Promise<WebGPUFound> {
   if (!vulkanLoaderFindable()) return { none: `Dawn needs the Vulkan loader, ${VULKAN_LOADER}, and the dynamic linker has none` };
   let list: ListedAdapter[];

@@ -379,9 +379,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       log.write(done);
       if (steps.count > 0) {
         info(
-          `done: ${done.steps} steps in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
+          `done: ${done.steps} step${done.steps === 1 ? '' : 's'} in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
             `${done.micro_batches} micro-batch${done.micro_batches === 1 ? '' : 'es'} a step, ` +
-            `loss ${done.loss_last!.toFixed(3)} and top-1 error ${(100 * done.top1_error_last!).toFixed(0)}% over the last ${Math.min(10, steps.count)} steps, ` +
+            `loss ${done.loss_last!.toFixed(3)} and top-1 error ${(100 * done.top1_error_last!).toFixed(0)}% over the last ${Math.min(10, steps.count) === 1 ? 'step' : `${Math.min(10, steps.count)} steps`}, ` +
             `waiting on the exchange ${done.exchange_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} of the workers' step time ` +
             `(${done.exchange_hidden_share.map((x) => `${(100 * x).toFixed(0)}%`).join(' / ')} more hidden behind compute), on the data ${(100 * done.data_wait_share).toFixed(0)}% of the run` +
             shortStepsNote(done.median_step_ms, done.exchange_share),

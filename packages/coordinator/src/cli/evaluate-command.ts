@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { fileError, tempBeside, type RequestedBackend } from '@alexnet-mp/core';
+import { checkBackendAvailable, fileError, tempBeside, type RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { checkReplaceable, checkWritable } from '../trained-model.js';
 import { outputTarget, removeOnSignal, standardStream } from '../temp-files.js';
@@ -86,6 +86,8 @@ async function evaluateCommandBody(a: Args, info: (l: string) => void, wrong: nu
   if (dataName === null) throw needsDataError('evaluate', 'the held-out images to evaluate on', a.model);
   const views = a.views === 'ten' ? 'ten' : 'centre';
   checkViewsOfData(views, !isGeneratedData(dataName), '--views');
+  // no GPU for --backend webgpu: said before the data set is decoded (hours, for ImageNet)
+  await checkBackendAvailable(a.backend as RequestedBackend);
   const data = await openHeldOutFor(model, dataName, a['cache-dir'], info);
   let last = performance.now();
   try {

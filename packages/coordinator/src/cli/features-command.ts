@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { bytesInWords, freeBytes, type RequestedBackend } from '@alexnet-mp/core';
+import { bytesInWords, checkBackendAvailable, freeBytes, type RequestedBackend } from '@alexnet-mp/core';
 import { UserError } from './errors.js';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { positiveInt } from './options.js';
@@ -69,6 +69,8 @@ export const featuresCommand: CommandModule<object, Args> = {
     const layout = featureLayout(model, a.layer);
     const dataName = model.dataName();
     if (dataName === null) throw needsDataError('features', 'the held-out images to run', a.model);
+    // no GPU for --backend webgpu: said before the data set is decoded
+    await checkBackendAvailable(a.backend as RequestedBackend);
     // opened before anything is decoded or computed: a file that cannot be written is said at once
     const writer = new NpyRowWriter(a.out, [layout.dim]);
     const labels: number[] = [];
