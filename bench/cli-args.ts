@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { checkEnvSettings } from '@alexnet-mp/core';
+import { isUserError } from '@alexnet-mp/coordinator';
 
 /** 'count': a whole number >= 1 (steps, batch, iterations); 'count0': >= 0 (warm-up steps); 'ms': a number >= 0; N: a whole number >= N. */
 export type NumberRule = 'count' | 'count0' | 'ms' | number;
@@ -36,19 +37,16 @@ export function numberProblem(name: string, v: unknown, rule: NumberRule, argv: 
   return bad === undefined ? undefined : `--${name} ${Number.isNaN(bad) ? (typedValue(name, argv) ?? 'NaN') : String(bad)}: give ${wants(rule)}`;
 }
 
-/** Errors that say what to change (no GPU, a data folder, a batch too large for webgpu, a kernel that fell back): said in one line. */
-const USER_ERRORS = new Set(['NoWebGPUError', 'ArrayTooLargeError', 'BackendFallbackError', 'UserError', 'DataError', 'EnvSettingError', 'FileError']);
-
 /** The benchmark's name as the user typed it (`npm run bench` runs main.ts). */
 const scriptName = (): string => (process.env.npm_lifecycle_event === 'bench' ? 'bench' : path.basename(process.argv[1] ?? 'bench'));
 
 let userErrorsSaid = false;
-/** From now on, an error of USER_ERRORS that ends the benchmark is one line, exit 2 (any other keeps its stack). */
+/** From now on, a user's error (the alexnet command's isUserError) that ends the benchmark is one line, exit 2 (any other keeps its stack). */
 export function sayUserErrors(): void {
   if (userErrorsSaid) return;
   userErrorsSaid = true;
-  process.on('uncaughtException', (e) => {
-    if (e instanceof Error && USER_ERRORS.has(e.name)) {
+  process.on('uncaughtException', (e: unknown) => {
+    if (isUserError(e)) {
       process.stderr.write(`${scriptName()}: ${e.message}\n`);
       process.exit(2);
     }

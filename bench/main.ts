@@ -4,7 +4,7 @@
  * against the one-process run (bench/distributed.ts). `--help` on either.
  */
 import { spawnSync } from 'node:child_process';
-import { mallocTuned, withMallocTuning } from '@alexnet-mp/coordinator';
+import { isUserError, mallocTuned, withMallocTuning } from '@alexnet-mp/coordinator';
 
 // glibc reads its malloc settings at start-up: run again with those the training processes get (launch),
 // so that the numbers are the ones a run sees; ALEXNET_MALLOC_TUNING=0 measures glibc's defaults
@@ -12,9 +12,6 @@ if (!mallocTuned()) {
   const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: withMallocTuning(process.env) });
   process.exit(r.status ?? 1);
 }
-
-// errors that say what to change (no GPU, a batch too large for webgpu, a kernel that fell back): one line, no stack
-const userErrors = new Set(['NoWebGPUError', 'ArrayTooLargeError', 'BackendFallbackError', 'UserError', 'DataError', 'EnvSettingError']);
 
 try {
   const i = process.argv.indexOf('--distributed');
@@ -25,7 +22,8 @@ try {
     await import('./train-step.js');
   }
 } catch (e) {
-  if (e instanceof Error && userErrors.has(e.name)) {
+  // errors that say what to change (no GPU, a batch too large for webgpu, a kernel that fell back): one line, no stack
+  if (isUserError(e)) {
     process.stderr.write(`bench: ${e.message}\n`);
     process.exit(2);
   }

@@ -1,5 +1,5 @@
 /** @alexnet-mp/coordinator: the command line, the coordinator of a two-worker run, batch sources, and the local launcher. */
-export { UserError } from './cli/errors.js';
+export { UserError, isUserError } from './cli/errors.js';
 export { checkThreads, parseMicroBatches } from './cli/options.js';
 export { Coordinator, WorkerFailure, newRunId, type CoordinatorOptions, type StepMetrics, type WorkerStepMetrics } from './coordinator.js';
 export { SyntheticSource, createSource, sourceNames, type BatchSource, type U8Batch, type SourceName } from './batch-source.js';

@@ -11,8 +11,13 @@ export class UserError extends Error {
 
 const userErrorNames = new Set(['UserError', 'NoWebGPUError', 'AdapterIndexError', 'AdapterChoiceError', 'BackendFallbackError', 'ArrayTooLargeError', 'DataError', 'CheckpointError', 'FileError', 'EnvSettingError', 'CpuAffinityError']);
 
+/** Whether `err` is the user's to fix (said in one line), not a bug (said with its stack). */
+export function isUserError(err: unknown): err is Error {
+  return err instanceof Error && (userErrorNames.has(err.name) || /^unknown preset/.test(err.message));
+}
+
 export function reportAndExit(err: unknown): never {
-  if (err instanceof Error && (userErrorNames.has(err.name) || /^unknown preset/.test(err.message))) {
+  if (isUserError(err)) {
     process.stderr.write(`alexnet: ${err.message}\n`);
     process.exit(2);
   }
