@@ -461,7 +461,7 @@ test('inspect predictions of a model file decodes only the held-out split of a f
   t.notRegex([...q.out, ...q.err].join('\n'), /decoding/);
 });
 
-test('evaluate: a model on a folder held-out split gives the error, per class and as a confusion matrix, as predict classifies each image; --wrong lists the misses with their files', async (t) => {
+test('evaluate: a model on a folder held-out split gives the error, per class and as a confusion matrix, as predict classifies each image; --wrong lists the misses with their files; a folder without train/ (its test/ split or its class folders alone) scores the same', async (t) => {
   const dir = tempDir('alexnet-models-evaluate-');
   const data = path.join(dir, 'data');
   const names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
@@ -522,6 +522,25 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   const fewMisses = missed(fewWrong);
   t.deepEqual(fewMisses.map((m) => path.relative(few, m.file)).sort(), listed.filter((m) => /[/\\](cat|truck)[/\\]/.test(m.file)).map((m) => path.relative(data, m.file)).sort());
   for (const m of fewMisses) t.is(m.label, m.file.includes(`${path.sep}cat${path.sep}`) ? 3 : 9);
+  // no train/ folder: the test/ split alone, and its class folders given directly, score the same images the same
+  const onlyTest = path.join(dir, 'only-test');
+  fs.cpSync(path.join(few, 'test'), path.join(onlyTest, 'test'), { recursive: true });
+  for (const folder of [onlyTest, path.join(onlyTest, 'test')]) {
+    const w = path.join(dir, 'only-test-wrong.jsonl');
+    const o2 = await finished(alexnet(['evaluate', '--data', folder, '--backend', 'webasm', '--json', '--wrong', w], { env }));
+    t.is(o2.code, 0, o2.err.join('\n'));
+    t.deepEqual((JSON.parse(o2.out.join('\n')) as typeof r).per_class.filter((c) => c.images > 0).map((c) => [c.name, c.images, c.top1_error]), rf.per_class.filter((c) => c.images > 0).map((c) => [c.name, c.images, c.top1_error]), folder);
+    t.deepEqual(missed(w).map((m) => [path.relative(onlyTest, m.file).replace(/^test[/\\]/, ''), m.label]).sort(), fewMisses.map((m) => [path.relative(path.join(few, 'test'), m.file), m.label]).sort());
+  }
+  // loose images without train/ to name their classes, and a folder of nothing: one line each
+  writeFile(path.join(dir, 'loose', 'val', '0.png'), fs.readFileSync(path.join(data, 'test', 'cat', '0.png')));
+  const loose = await finished(alexnet(['evaluate', '--data', path.join(dir, 'loose'), '--backend', 'webasm'], { env }));
+  t.is(loose.code, 2, loose.err.join('\n'));
+  t.regex(loose.err.join('\n'), /^alexnet: \S+val holds 1 images and no class folders, and \S+loose has no train\/ folder to name their classes: sort them into \S+val\/<class>\/ \(the model's class names\), or give the data set's folder with its train\/$/);
+  fs.mkdirSync(path.join(dir, 'empty'));
+  const empty = await finished(alexnet(['evaluate', '--data', path.join(dir, 'empty'), '--backend', 'webasm'], { env }));
+  t.is(empty.code, 2, empty.err.join('\n'));
+  t.regex(empty.err.join('\n'), /^alexnet: \S+empty has no train\/, val\/ or test\/ folder and no class folders: expected \S+empty\/<class>\/\*\.jpg\|jpeg\|png \(or \S+empty\/val\/<class>\/\.\.\.\) to evaluate on, or the CIFAR-10 binary folder$/);
   // --backend webgpu without an adapter: said before the folder is decoded
   const noGpuCache = path.join(dir, 'no-gpu-cache');
   const noGpu = await finished(alexnet(['evaluate', '--data', few, '--backend', 'webgpu', '--cache-dir', noGpuCache], { env: { ...env, VK_DRIVER_FILES: path.join(dir, 'no-such-icd.json') } }));

@@ -190,7 +190,7 @@ export class FolderSource implements BatchSource {
     const make = (start: number, count: number): Promise<U8Batch> => (spaced ? spacedBatch(thread, start, count, images, d.heldOutCount, crop, mode) : thread.evalU8(start, count, crop, mode));
     const how = mode === 'ten' ? `ten ${crop}x${crop} patches each (corners, centre, flipped; softmax averaged)` : `centre ${crop}x${crop} crops`;
     return {
-      description: `${images} ${d.heldOutName} images of ${d.root}${spaced ? ' (evenly spaced)' : ''}, ${how}, batches of ${batchSize}`,
+      description: `${images}${d.heldOutName ? ` ${d.heldOutName}` : ''} images of ${d.root}${spaced ? ' (evenly spaced)' : ''}, ${how}, batches of ${batchSize}`,
       maxBatch: batchSize * views,
       views,
       images,

@@ -27,7 +27,7 @@ export const evaluateCommand: CommandModule<object, Args> = {
     y
       .options({
         ...modelOptions,
-        data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to evaluate on: cifar10 or a folder (default: a run's own; a model file needs it)" },
+        data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to evaluate on: cifar10 or a folder (with no train/ folder: its val/ or test/, or its own class folders; default: a run's own; a model file needs it)" },
         json: { type: 'boolean', default: false, describe: 'the report as one JSON object: images, loss, top1_error, top5_error, classes, per_class, confusion' },
         wrong: { type: 'string', describe: 'write every misclassified image to this file, a JSON line each: {"index", "file", "label", "name", "top": [{"class", "name", "p"}, ...]}' },
         'cache-dir': { type: 'string', describe: 'the data cache folder (as for training)' },

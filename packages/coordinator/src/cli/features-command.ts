@@ -43,7 +43,7 @@ export const featuresCommand: CommandModule<object, Args> = {
         run: modelOptions.run,
         step: modelOptions.step,
         backend: modelOptions.backend,
-        data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to run: cifar10 or a folder (default: a run's own; a model file needs it)" },
+        data: { type: 'string', describe: "the data set whose held-out split (val/ or test/) to run: cifar10 or a folder (with no train/ folder: its val/ or test/, or its own class folders; default: a run's own; a model file needs it)" },
         layer: { type: 'string', default: 'fc7', describe: 'any layer of the preset: conv1, relu1, lrn1, pool1, ... fc8 (conv and fc layers after their ReLU)' },
         out: { type: 'string', demandOption: true, describe: 'the features file, FILE.npy: float32 [images, values]; beside it FILE.labels.npy (int32 [images]) and, for a folder data set, FILE.files.txt' },
         limit: { type: 'number', describe: 'N images spread evenly over the held-out split of a real data set (synthetic data: the first N; default all)' },

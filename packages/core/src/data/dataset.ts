@@ -18,7 +18,7 @@ import { STALE_MS, leftoverProgress, liveWriter, msFromEnv, removeAbandoned, str
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
 import { buildDecodedCache, cacheFileBytes, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
-import { checkTrainSplitQuickly, isImageFolderRoot, listImageFolder, type FolderSplits, type SplitListing } from './image-folder.js';
+import { checkTrainSplitQuickly, isImageFolderRoot, listHeldOutWithoutTrain, listImageFolder, type FolderSplits, type SplitListing } from './image-folder.js';
 import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import type { SetRef } from './set-ref.js';
 import type { DecodedSet } from './decoded-set.js';
@@ -109,7 +109,32 @@ export async function openDataset(data: string, o: OpenDatasetOptions): Promise<
   const bin = findCifarBinaryDir(abs);
   if (bin) return openCifarBinary(bin, cacheDir, warnings, bin, o.maxClasses);
   if (await isImageFolderRoot(abs)) return openImageFolder(abs, cacheDir, o, warnings, onWarning);
+  // a trained model's images to score need no training split: val/ or test/, or the class folders themselves
+  if (o.heldOutOnly) return openHeldOutWithoutTrain(abs, cacheDir, o, warnings, onWarning);
   throw new DataError(abs, neitherKind(abs));
+}
+
+/** openImageFolder's held-out-only case for a folder without train/ (image-folder.ts listHeldOutWithoutTrain). */
+async function openHeldOutWithoutTrain(root: string, cacheDir: string, o: OpenDatasetOptions, warnings: DataWarning[], onWarning: WarningSink): Promise<Dataset> {
+  const { listing, name } = await listHeldOutWithoutTrain(root, { onWarning });
+  checkClassCount(listing.dir, listing.classes.length, o.maxClasses);
+  const held = await ensureCache(listing, await cachePathFor(cacheDir, listing, o.size), o.size, cacheDir, true, o, onWarning);
+  const classes = `${listing.classes.length} class${listing.classes.length === 1 ? '' : 'es'}`;
+  return {
+    kind: 'image-folder',
+    root,
+    description: `image folder ${root}: ${held.count} ${name ? `${name} images (no train/ folder)` : `images in ${classes} folders`}, ${name ? `${classes}, ` : ''}decoded at ${o.size}x${o.size}`,
+    classes: listing.classes,
+    storedSize: o.size,
+    train: { kind: 'cache', path: held.path },
+    trainCount: held.count,
+    heldOut: { kind: 'cache', path: held.path },
+    heldOutName: name,
+    heldOutCount: held.count,
+    heldOutFiles: held.files,
+    stats: held.stats!,
+    warnings,
+  };
 }
 
 /** A data set with more classes than the model has outputs: refused (before anything is decoded). */

@@ -277,6 +277,29 @@ export async function heldOutSplitOf(dir: string): Promise<'val' | 'test' | null
   return (await isDir(join(dir, 'val'))) ? 'val' : (await isDir(join(dir, 'test'))) ? 'test' : null;
 }
 
+/**
+ * The images to score a trained model on, in a folder without `train/` (evaluate, features, inspect): its `val/`,
+ * else its `test/`, else the folder itself; each must hold class folders (a split of one folder with a labels file
+ * needs `train/` beside it for its class names). The classes are the split's own class folders: the model's
+ * class names say which of its outputs each one is. `name` is the split's folder name, null for the folder itself.
+ */
+export async function listHeldOutWithoutTrain(root: string, opts: { onWarning?: WarningSink } = {}): Promise<{ listing: SplitListing; name: 'val' | 'test' | null }> {
+  const abs = resolve(root);
+  const name = await heldOutSplitOf(abs);
+  const dir = name ? join(abs, name) : abs;
+  const entries = await readdir(dir, { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(dir, e)));
+  const { classes, loose } = sortEntriesSync(dir, entries);
+  if (classes.length === 0) {
+    throw new DataError(
+      dir,
+      loose.length > 0
+        ? `${dir} holds ${loose.length} images and no class folders, and ${abs} has no train/ folder to name their classes: sort them into ${dir}/<class>/ (the model's class names), or give the data set's folder with its train/`
+        : `${abs} has no train/, val/ or test/ folder and no class folders: expected ${abs}/<class>/*.jpg|jpeg|png (or ${abs}/val/<class>/...) to evaluate on, or the CIFAR-10 binary folder`,
+    );
+  }
+  return { listing: await listImageSplit(dir, opts), name };
+}
+
 /** Lists `DIR/train` and the held-out split (`DIR/val`, else `DIR/test`). */
 export async function listImageFolder(root: string, opts: { onWarning?: WarningSink } = {}): Promise<FolderSplits> {
   const abs = resolve(root);
