@@ -157,6 +157,7 @@ test.serial('`alexnet inspect activations --npy --json`: the maps as NumPy float
   const want = await ck.activations(await imageInput(f.image, tiny), 'conv2');
   const [C, H, W] = mapShape(tiny, 'conv2').shape;
   const npy = path.join(f.runDir, 'out', 'conv2.npy');
+  fs.mkdirSync(path.dirname(npy), { recursive: true });
   const p = alexnet(['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--layer', 'conv2', '--npy', npy, '--json', '--out', path.join(f.runDir, 'a2.png'), '--backend', 'webasm']);
   t.is((await p.exited).code, 0, p.output());
   t.is(p.stdout.length, 1, 'one JSON line');
@@ -209,7 +210,10 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     [['inspect', 'kernels', '--coordinator', '127.0.0.1:1'], /^alexnet: no coordinator answered at 127\.0\.0\.1:1 /],
     [['inspect', 'predictions', '--coordinator', f.service.address, '--data', f.runDir], /^alexnet: --data is for --run or --model: a running coordinator shows its own run's held-out images$/],
     [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--npy', path.join(f.runDir, 'maps.txt')], /^alexnet: --npy .*maps\.txt: give a file name ending in \.npy$/],
-    [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.image, 'k.png')], /^alexnet: cannot make the folder of .*image\.png\/k\.png .*image\.png is a file, not a folder$/],
+    [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.image, 'k.png')], /^alexnet: --out .*image\.png\/k\.png: .*image\.png is not a folder$/],
+    // a folder that is not there is refused (not made), as export and features refuse one
+    [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.runDir, 'no-such', 'k.png')], /^alexnet: --out .*no-such\/k\.png: the folder .*no-such does not exist$/],
+    [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--npy', path.join(f.runDir, 'no-such', 'maps.npy')], /^alexnet: --npy .*no-such\/maps\.npy: the folder .*no-such does not exist$/],
   ];
   for (const [args, re] of cases) {
     const p = alexnet(args);

@@ -6,12 +6,12 @@
  */
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { backendChoices, concatFloats, makeDir, type RequestedBackend } from '@alexnet-mp/core';
+import { backendChoices, concatFloats, type RequestedBackend } from '@alexnet-mp/core';
 import { FeatureExtractor } from '../features.js';
 import { captionedTilesPng, heldOutImages, nearestHeldOut, nearestInFile, tileOf, type Captioned } from '../inspect/neighbours.js';
 import { FeatureFile } from '../inspect/feature-file.js';
 import { openHeldOutFor } from '../training-data.js';
-import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
+import { DEFAULT_MODEL_FILE, checkWritable, shownPath } from '../trained-model.js';
 import { runOfCheckpointFile, runOfCheckpointsFolder } from '../resume.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
@@ -76,6 +76,8 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   // as predict, evaluate and features: none of them is the shipped model
   if (given === 0) a = { ...a, model: shownPath(DEFAULT_MODEL_FILE) };
   if (a.out !== undefined && !/\.png$/i.test(a.out)) throw new UserError(`--out ${a.out}: give a file name ending in .png (the picture is a PNG)`);
+  // a missing folder is refused, as export and features refuse one (the default ./inspect/ is made)
+  if (a.out !== undefined) checkWritable(a.out, '--out', 'picture.png');
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
   checkRunStep(a.step, a.run);
   if (a.coordinator !== undefined && (a.data !== undefined || a['cache-dir'] !== undefined)) {
@@ -163,8 +165,8 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
       .example('$0 inspect activations --run runs/c10 --image cat.jpg --layer fc7 --npy fc7.npy', 'fc7 of a run, its values for NumPy too') as never,
   handler: (a) => {
     if (a.npy !== undefined && !a.npy.endsWith('.npy')) throw new UserError(`--npy ${a.npy}: give a file name ending in .npy`);
-    // its folder made (or said to be impossible) before anything is computed
-    if (a.npy !== undefined) makeDir(path.dirname(path.resolve(a.npy)), `the folder of ${a.npy}`);
+    // said before anything is computed: a missing folder is refused, as --out's
+    if (a.npy !== undefined) checkWritable(a.npy, '--npy', 'maps.npy');
     return withSource(a, async (s) => {
       const images = await imageInput(a.image, s.spec);
       const act = await s.activations(images, a.layer);
