@@ -97,7 +97,7 @@ export async function evaluateModel(model: TrainedModel, data: Pick<TrainingData
     const perClass = perClassOf(confusion, nameOf);
     return {
       report: { images, views, loss: loss / images, top1_error: 1 - correct / images, top5_error: topFiveMeaningful(C) ? 1 - top5 / images : null, classes: names.slice(0, C), per_class: perClass, confusion },
-      modes: trainer.executedModes(),
+      modes: trainer.executedOn(),
     };
   } finally {
     trainer.destroy();

@@ -82,10 +82,6 @@ export class FeatureExtractor {
     return rows;
   }
 
-  executedModes(): string[] {
-    return this.trainer.executedModes();
-  }
-
   destroy(): void {
     this.trainer.destroy();
   }

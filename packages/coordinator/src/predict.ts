@@ -92,7 +92,7 @@ export async function predictImages(model: TrainedModel, files: readonly string[
     }
     const read = predictions.values();
     const results = files.map((_, i) => unreadable.get(i) ?? read.next().value!);
-    return { results, modes: trainer.executedModes() };
+    return { results, modes: trainer.executedOn() };
   } finally {
     trainer.destroy();
   }

@@ -6,6 +6,7 @@
  * fastest way to debug the model.
  */
 import { Device, type DeviceTensor, type FallbackPolicy, type RequestedBackend } from '../device.js';
+import { describeAdapter } from '../adapters.js';
 import type { ModelSpec, TowerIndex } from '../model/spec.js';
 import { initTowerParams, type TowerParams } from '../model/params.js';
 import { Tower, type StepContext } from '../tower/tower.js';
@@ -71,6 +72,12 @@ export class GroupedTrainer {
   /** Which gpu.js modes the kernels of both towers ran in. */
   executedModes(): string[] {
     return [...new Set([...this.devices[0].executed.values(), ...this.devices[1].executed.values()])];
+  }
+
+  /** executedModes in words for a user, webgpu with the adapter it ran on ("webgpu on adapter 0 'NVIDIA H200' (...)"). */
+  executedOn(): string[] {
+    const adapter = this.devices[0].adapter;
+    return this.executedModes().map((m) => (m === 'webgpu' && adapter ? `webgpu on ${describeAdapter(adapter)}` : m));
   }
 
   /** Both towers' host parameters: current on webasm and cpu; on webgpu call syncParams() first. */
