@@ -233,6 +233,20 @@ test('export-metrics: errors are one line and exit 2', async (t) => {
   r = await run([dir]);
   t.is(r.code, 2);
   t.regex(r.err.join('\n'), /--tensorboard DIR or --csv FILE/);
+  // an existing file of another kind (a model, an image reached through a link) is refused, left as it was; a CSV
+  // of metrics written before is replaced
+  const image = path.join(dir, 'photo.jpg');
+  fs.writeFileSync(image, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46]));
+  fs.symlinkSync(image, path.join(dir, 'link.csv'));
+  fs.writeFileSync(path.join(dir, 'm.safetensors'), Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{}')]));
+  for (const name of ['link.csv', 'm.safetensors']) {
+    r = await run([dir, '--csv', path.join(dir, name)]);
+    t.is(r.code, 2, name);
+    t.deepEqual(r.err, [`alexnet: --csv ${path.join(dir, name)} exists and is not a CSV of a run's metrics (export-metrics --csv): it would be replaced. Give a new file name (or remove that file first)`]);
+  }
+  t.is(fs.readFileSync(image).length, 10, 'the image behind the link is untouched');
+  t.true(fs.lstatSync(path.join(dir, 'link.csv')).isSymbolicLink());
+  for (let k = 0; k < 2; k++) t.is((await run([dir, '--csv', path.join(dir, 'again.csv')])).code, 0, 'its own CSV is replaced');
   // a run that logged no step yet: the CSV is written (its header) and that is said
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), JSON.stringify({ event: 'run', started: '2026-12-04T00:00:00Z' }) + '\n' + JSON.stringify({ event: 'stopped', reason: 'SIGINT' }) + '\n');
   r = await run([dir, '--csv', path.join(dir, 'empty.csv')]);

@@ -55,6 +55,8 @@ test('features: a float32 row per held-out image (both towers\' fc7), its labels
   const labels = decodeNpy(fs.readFileSync(path.join(dir, 'fc7.labels.npy')));
   t.true(labels.values instanceof Int32Array);
   t.deepEqual([...labels.values], NAMES.flatMap((_, i) => [i, i]));
+  // the labels' names, for NumPy users without the model at hand
+  t.deepEqual((JSON.parse(fs.readFileSync(path.join(dir, 'fc7.json'), 'utf8')) as { classes: string[] }).classes, NAMES);
   const files = fs.readFileSync(path.join(dir, 'fc7.files.txt'), 'utf8').trimEnd().split('\n');
   t.deepEqual(files, NAMES.flatMap((c) => [0, 1].map((k) => path.join(data, 'test', c, `${k}.png`))));
   // image 7 (cat/1.png) alone through inspect activations: the same 2 x 512 values
@@ -177,6 +179,11 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
     [['features', '--data', data, '--out', path.join(dir, 'nope', 'x.npy')], /^alexnet: --out \S+: the folder \S+nope does not exist$/],
     [['features', '--data', data, '--out', path.join(dir, 'f.labels.npy')], /^alexnet: --out \S+f\.labels\.npy is the labels file of the features in \S+f\.npy: write it elsewhere, e\.g\. --out \S+features\.npy$/],
     [['features', '--model', DEFAULT_MODEL_FILE, '--out', path.join(dir, 'x.npy')], /^alexnet: features --model needs --data/],
+    // a file of another kind under a .npy name is not replaced
+    [['features', '--data', data, '--out', path.join(dir, 'lone.npy')], /^alexnet: --out \S+lone\.npy exists and is not a NumPy \.npy file: it would be replaced\. Give a new file name \(or remove that file first\)$/],
+    // inspect activations --npy does not replace a features file's rows or labels (their description would no longer fit)
+    [['inspect', 'activations', '--image', path.join(data, 'test', 'cat', '0.png'), '--layer', 'fc7', '--npy', path.join(dir, 'f.npy')], /^alexnet: --npy \S+f\.npy is the rows of the features described in \S+f\.json: write it elsewhere, e\.g\. --npy maps\.npy \(alexnet features --out \S+f\.npy makes them again\)$/],
+    [['inspect', 'activations', '--image', path.join(data, 'test', 'cat', '0.png'), '--layer', 'fc7', '--npy', path.join(dir, 'f.labels.npy')], /^alexnet: --npy \S+f\.labels\.npy is the labels file of the features in \S+f\.npy: write it elsewhere, e\.g\. --npy maps\.npy$/],
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data], /^alexnet: give the query as --image FILE or --index N/],
     [['inspect', 'neighbours', '--coordinator', '127.0.0.1:1', '--index', '0'], /^alexnet: inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE/],
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '20', '--backend', 'webasm'], /^alexnet: --index 20: the held-out split has 20 images \(0 to 19\)$/],
@@ -197,4 +204,5 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
     t.regex(lines[0] ?? '', re);
   }
   t.false(fs.existsSync(path.join(dir, 'x.npy')), 'no features file left by a refused run');
+  t.deepEqual(decodeNpy(fs.readFileSync(path.join(dir, 'f.npy'))).shape, [3, 1024], 'the features refused as --npy are as they were');
 });

@@ -196,6 +196,8 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
   await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
   t.teardown(() => other.close());
   const otherAddress = `127.0.0.1:${(other.address() as net.AddressInfo).port}`;
+  // files of another kind where a picture or values would go
+  for (const name of ['notes.png', 'notes.npy']) fs.writeFileSync(path.join(f.runDir, name), 'notes, not a picture\n');
   const cases: [string[], RegExp][] = [
     [['inspect', 'kernels', '--coordinator', otherAddress], /^alexnet: something listens at 127\.0\.0\.1:\d+ but does not answer as an inspection service \(.*\): it may serve TLS: give --tls DIR/],
     [['inspect', 'kernels', '--run', path.join(f.runDir, 'nope')], /^alexnet: --run .*nope: no such run directory$/],
@@ -214,6 +216,9 @@ test.serial('a bad layer, a missing run directory or image, no coordinator: one 
     // a folder that is not there is refused (not made), as export and features refuse one
     [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.runDir, 'no-such', 'k.png')], /^alexnet: --out .*no-such\/k\.png: the folder .*no-such does not exist$/],
     [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--npy', path.join(f.runDir, 'no-such', 'maps.npy')], /^alexnet: --npy .*no-such\/maps\.npy: the folder .*no-such does not exist$/],
+    // an existing file of another kind is not replaced by the picture or the values
+    [['inspect', 'kernels', '--run', f.runDir, '--out', path.join(f.runDir, 'notes.png')], /^alexnet: --out .*notes\.png exists and is not a PNG picture: it would be replaced\. Give a new file name \(or remove that file first\)$/],
+    [['inspect', 'activations', '--run', f.runDir, '--image', f.image, '--npy', path.join(f.runDir, 'notes.npy')], /^alexnet: --npy .*notes\.npy exists and is not a NumPy \.npy file: it would be replaced/],
   ];
   for (const [args, re] of cases) {
     const p = alexnet(args);

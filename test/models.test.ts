@@ -356,6 +356,10 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   const fifo = path.join(dir, 'pipe.safetensors');
   execFileSync('mkfifo', [fifo]);
   const image = path.join(cifarTest, 'cat', '0000.jpg');
+  // a copy: an output a mistake might replace is never the shared data set's own file
+  const imageCopy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-models-copy-')), 'photo.jpg');
+  t.teardown(() => fs.rmSync(path.dirname(imageCopy), { recursive: true, force: true }));
+  fs.copyFileSync(image, imageCopy);
   // a PNG whose header says 20000 x 20000 pixels (no image data to speak of): past what the decoder takes
   const chunk = (type: string, data: Buffer) => {
     const body = Buffer.concat([Buffer.from(type), data]);
@@ -372,9 +376,11 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   ihdr[9] = 2;
   const huge = writeFile(path.join(tempDir('alexnet-models-huge-'), 'huge.png'), Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))), chunk('IEND', Buffer.alloc(0))]));
 
+  const emptyImage = writeFile(path.join(tempDir('alexnet-models-empty-'), 'empty.jpg'), Buffer.alloc(0));
   const cases: [string[], RegExp][] = [
     [['predict', huge], /^alexnet: \S+huge\.png: too large to read \(over 268 million pixels, 16,383 x 16,383; scale it down first\)$/],
     [['predict', path.join(dir, 'missing.jpg')], /^alexnet: .*missing\.jpg: no such file$/],
+    [['predict', emptyImage], /^alexnet: .*empty\.jpg: the file is empty \(0 bytes\), not an image$/],
     [['predict', text], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
     // a folder: its image files (here only notes.jpg, which is not an image)
     [['predict', dir], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
@@ -390,6 +396,8 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     [['export', '--run', emptyRun, '--out', path.join(dir, 'm.safetensors')], /^alexnet: --run .*empty-run: no checkpoint in .*checkpoints \(runs write them/],
     [['export', '--run', runDir, '--out', path.join(dir, 'no-such-folder', 'm.safetensors')], /^alexnet: --out .*: the folder .*no-such-folder does not exist$/],
     [['export', '--run', runDir, '--out', dir], /^alexnet: --out .* is a folder: give a file name/],
+    // an image given as the model file to write is not replaced
+    [['export', '--run', runDir, '--out', imageCopy], /^alexnet: --out .*photo\.jpg exists and is not a model file \(\.safetensors\): it would be replaced\. Give a new file name \(or remove that file first\)$/],
     // a run's checkpoint (it holds the momentum a resume needs) is never replaced by a model file
     [['export', '--run', runDir, '--out', checkpoint], /^alexnet: --out .*step-000000003\.safetensors is a training checkpoint \(weights and momentum, what --resume reads\): write it elsewhere, e.g. --out \S+\.safetensors/],
     // the shipped run keeps its exported model, not its checkpoints: the message names the model

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { checkBackendAvailable, fileError, tempBeside, type RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
-import { checkReplaceable, checkWritable } from '../trained-model.js';
+import { checkWritable } from '../trained-model.js';
+import { checkOutputKind } from '../output-kinds.js';
 import { outputTarget, removeOnSignal, standardStream } from '../temp-files.js';
 import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
@@ -42,7 +43,7 @@ export const evaluateCommand: CommandModule<object, Args> = {
     if (target !== null && !target.special) {
       checkWritable(a.wrong!, '--wrong', 'wrong.jsonl');
       // a list this command wrote before may be replaced; a model, an image or anything else given by mistake not
-      checkReplaceable(a.wrong!, '--wrong', 'a list of misclassified images (JSON lines)', (head) => head.toString('latin1').startsWith('{"index":'));
+      checkOutputKind(a.wrong!, '--wrong', 'wrongList');
     }
     const tmp = target !== null && !target.special ? tempBeside(target.file) : null;
     const own = target !== null && tmp === null ? standardStream(target.file) : null;

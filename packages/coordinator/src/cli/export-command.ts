@@ -11,6 +11,7 @@ import type { CommandModule } from 'yargs';
 import { bytesInWords, firstFew } from '@alexnet-mp/core';
 import { checkRunStep } from './options.js';
 import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
+import { checkOutputKind } from '../output-kinds.js';
 import { COMMAND_LIST } from './command-list.js';
 
 
@@ -41,6 +42,7 @@ export const exportCommand: CommandModule<object, Args> = {
     // the example name is the run's (its folder's, when given as RUN_DIR/checkpoints)
     const run = path.resolve(a.run);
     checkWritable(a.out, '--out', `${path.basename(path.basename(run) === 'checkpoints' ? path.dirname(run) : run)}.safetensors`);
+    checkOutputKind(a.out, '--out', 'model');
     // the file is safetensors whatever its name: another extension would promise a format it is not
     if (!/\.safetensors$/i.test(a.out)) {
       const ext = path.extname(a.out);

@@ -12,6 +12,7 @@ import { UserError } from './errors.js';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { positiveInt } from './options.js';
 import { checkNotRunFile, checkWritable } from '../trained-model.js';
+import { checkOutputKind } from '../output-kinds.js';
 import { openHeldOutFor, type TrainingData } from '../training-data.js';
 import { featureBatches, featureLayout } from '../features.js';
 import { NpyRowWriter, encodeNpy } from '../npy.js';
@@ -60,6 +61,7 @@ export const featuresCommand: CommandModule<object, Args> = {
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
     // the rows and the files beside them (FILE.labels.npy, FILE.files.txt, FILE.json)
     checkWritable(a.out, '--out', 'features.npy');
+    checkOutputKind(a.out, '--out', 'npy');
     // x.labels.npy beside an x.npy is that features file's labels: written over, they would no longer match its rows
     const owner = a.out.replace(/\.labels\.npy$/, '.npy');
     if (owner !== a.out && fs.existsSync(owner)) throw new UserError(`--out ${a.out} is the labels file of the features in ${owner}: write it elsewhere, e.g. --out ${path.join(path.dirname(a.out), 'features.npy')}`);
@@ -106,7 +108,7 @@ export const featuresCommand: CommandModule<object, Args> = {
       // a companion of an earlier run on another data set would name the wrong images
       else fs.rmSync(filesFile, { force: true });
       // what the rows are, for inspect neighbours --features (and people)
-      const meta: FeatureFileMeta = { format: FEATURES_FORMAT, version: 1, layer: a.layer, rows: shape[0]!, dim: layout.dim, model: model.description, weights: model.weightsDigest(), data: dataName, held_out: indices };
+      const meta: FeatureFileMeta = { format: FEATURES_FORMAT, version: 1, layer: a.layer, rows: shape[0]!, dim: layout.dim, model: model.description, weights: model.weightsDigest(), data: dataName, held_out: indices, classes: data.classes ? [...data.classes] : null };
       writeOutput(metaFile, Buffer.from(JSON.stringify(meta) + '\n'));
       const towers = layout.towers.length === 2 ? "tower 0's then tower 1's" : "tower 0's (tower 1 does not compute it)";
       const [C, H, W] = layout.map;

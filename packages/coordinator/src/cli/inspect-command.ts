@@ -12,6 +12,7 @@ import { captionedTilesPng, heldOutImages, nearestHeldOut, nearestInFile, tileOf
 import { FeatureFile } from '../inspect/feature-file.js';
 import { openHeldOutFor } from '../training-data.js';
 import { DEFAULT_MODEL_FILE, checkWritable, shownPath } from '../trained-model.js';
+import { checkNotFeaturesFile, checkOutputKind } from '../output-kinds.js';
 import { runOfCheckpointFile, runOfCheckpointsFolder } from '../resume.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
@@ -77,7 +78,10 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   if (given === 0) a = { ...a, model: shownPath(DEFAULT_MODEL_FILE) };
   if (a.out !== undefined && !/\.png$/i.test(a.out)) throw new UserError(`--out ${a.out}: give a file name ending in .png (the picture is a PNG)`);
   // a missing folder is refused, as export and features refuse one (the default ./inspect/ is made)
-  if (a.out !== undefined) checkWritable(a.out, '--out', 'picture.png');
+  if (a.out !== undefined) {
+    checkWritable(a.out, '--out', 'picture.png');
+    checkOutputKind(a.out, '--out', 'png');
+  }
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
   checkRunStep(a.step, a.run);
   if (a.coordinator !== undefined && (a.data !== undefined || a['cache-dir'] !== undefined)) {
@@ -166,7 +170,11 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
   handler: (a) => {
     if (a.npy !== undefined && !a.npy.endsWith('.npy')) throw new UserError(`--npy ${a.npy}: give a file name ending in .npy`);
     // said before anything is computed: a missing folder is refused, as --out's
-    if (a.npy !== undefined) checkWritable(a.npy, '--npy', 'maps.npy');
+    if (a.npy !== undefined) {
+      checkWritable(a.npy, '--npy', 'maps.npy');
+      checkOutputKind(a.npy, '--npy', 'npy');
+      checkNotFeaturesFile(a.npy, '--npy', 'maps.npy');
+    }
     return withSource(a, async (s) => {
       const images = await imageInput(a.image, s.spec);
       const act = await s.activations(images, a.layer);

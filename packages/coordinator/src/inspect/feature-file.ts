@@ -28,6 +28,8 @@ export interface FeatureFileMeta {
   readonly data: string;
   /** Each row's place in the held-out split. */
   readonly held_out: readonly number[];
+  /** The name of each label in F.labels.npy (label l is classes[l]); null for generated images; absent in files of older builds. */
+  readonly classes?: readonly string[] | null;
 }
 
 /** FILE.npy's companions: FILE.labels.npy, FILE.files.txt and FILE.json. */

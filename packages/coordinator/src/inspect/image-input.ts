@@ -15,7 +15,10 @@ import { UserError } from '../cli/errors.js';
 export async function imageInput(file: string, spec: ModelSpec, views: ViewMode = 'centre', option: string | null = '--image'): Promise<Uint8Array> {
   const named = option ? `${option} ${file}` : file;
   if (!fs.existsSync(file)) throw new UserError(`${named}: no such file`);
-  if (fs.statSync(file).isDirectory()) throw new UserError(`${named} is a folder, not an image file`);
+  const st = fs.statSync(file);
+  if (st.isDirectory()) throw new UserError(`${named} is a folder, not an image file`);
+  // (a pipe or a device has no size to go by: the decoder says what it reads)
+  if (st.isFile() && st.size === 0) throw new UserError(`${named}: the file is empty (0 bytes), not an image`);
   if (spec.inputChannels !== 3) throw new UserError(`preset ${spec.name} takes ${spec.inputChannels} input channels; image files are RGB`);
   const { storedSize } = augmentFor(spec.inputSize);
   let img: Uint8Array;
