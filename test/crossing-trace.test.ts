@@ -119,11 +119,19 @@ test('a --trace-crossings file that cannot be written is refused in one line bef
   t.regex(p.output(), /--trace-crossings: cannot write .*no-such-folder.*trace\.jsonl/);
   t.notRegex(p.output(), /at .*\.(ts|js):\d+/);
   t.false(p.output().includes('listening on'));
+  // a file of another kind (a run's metrics, a model) given by mistake is not emptied
+  const metrics = path.join(tempDir(t), 'metrics.jsonl');
+  fs.writeFileSync(metrics, '{"event":"run"}\n');
+  const q = alexnet(['worker', '--tower', '0', '--port', '0', '--trace-crossings', metrics]);
+  t.is((await q.exited).code, 2);
+  t.regex(q.output(), /^alexnet: --trace-crossings \S+metrics\.jsonl exists and is not a crossing trace \(worker --trace-crossings\): it would be replaced\. Give a new file name \(or remove that file first\)$/m);
+  t.is(fs.readFileSync(metrics, 'utf8'), '{"event":"run"}\n');
 });
 
 test('a worker that cannot start (its port taken) leaves an earlier --trace-crossings file as it was', async (t) => {
   const file = path.join(tempDir(t), 'trace.jsonl');
-  fs.writeFileSync(file, 'an earlier trace\n');
+  const earlier = '{"run":"earlier","step":0}\n';
+  fs.writeFileSync(file, earlier);
   const taken = net.createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   t.teardown(() => taken.close());
@@ -132,5 +140,5 @@ test('a worker that cannot start (its port taken) leaves an earlier --trace-cros
   const { code } = await p.exited;
   t.is(code, 2, p.output());
   t.regex(p.output(), /in use/);
-  t.is(fs.readFileSync(file, 'utf8'), 'an earlier trace\n');
+  t.is(fs.readFileSync(file, 'utf8'), earlier);
 });

@@ -20,6 +20,8 @@ export const outputKinds = {
   metricsCsv: { what: "a CSV of a run's metrics (export-metrics --csv)", looksLike: (head: Buffer) => head.toString('latin1').startsWith('step,wall_time,') },
   // evaluate --wrong's JSON lines
   wrongList: { what: 'a list of misclassified images (JSON lines)', looksLike: (head: Buffer) => head.toString('latin1').startsWith('{"index":') },
+  // worker --trace-crossings' JSON lines (packages/worker/src/crossing-trace.ts)
+  crossingTrace: { what: 'a crossing trace (worker --trace-crossings)', looksLike: (head: Buffer) => head.toString('latin1').startsWith('{"run":') },
   // an 8-byte header length, then the JSON header
   model: { what: 'a model file (.safetensors)', looksLike: (head: Buffer) => head.length > 8 && head[8] === 0x7b },
 } as const;

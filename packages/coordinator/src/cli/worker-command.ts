@@ -12,6 +12,7 @@ import { securityFrom, securityOptions, type SecurityArgs } from './security-opt
 import { surviveLostOutput } from './output-gone.js';
 import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
 import { COMMAND_LIST } from './command-list.js';
+import { checkOutputKind } from '../output-kinds.js';
 
 export interface WorkerArgs extends SecurityArgs {
   port: number;
@@ -191,6 +192,8 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   const traceCrossings = a['trace-crossings'];
   if (traceCrossings !== undefined) {
     if (String(traceCrossings).trim() === '') throw new UserError('--trace-crossings needs a file name');
+    // emptied at the first step: a file of another kind given by mistake (a checkpoint, a run's metrics) is refused now
+    checkOutputKind(traceCrossings, '--trace-crossings', 'crossingTrace');
     try {
       fs.closeSync(fs.openSync(traceCrossings, 'a'));
     } catch (e) {
