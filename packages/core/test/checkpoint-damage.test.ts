@@ -181,6 +181,12 @@ test('verifyFile: a verdict per file, never an exception for a bad one', (t) => 
   t.like(verifyFile(old), { kind: 'checkpoint', step: 12, state: 'unverified' });
   const v = verifyFile(bad);
   t.is(v.state, 'failed');
+  // a tensor damaged, the header intact: what the file is, as its header says
+  t.like(v, { kind: 'checkpoint', step: 12, preset: 'tiny' });
+  // a header that does not read: nothing said of it
+  const noHeader = path.join(dir, 'no-header.safetensors');
+  fs.writeFileSync(noHeader, flipped(good, 8));
+  t.like(verifyFile(noHeader), { kind: undefined, step: undefined, state: 'failed' });
   t.regex(v.problem!, /bad\.safetensors is damaged: tensor momentum\.\S+ does not match its checksum/);
   t.regex(verifyFile(path.join(dir, 'missing')).problem!, /cannot read .*missing: no such file or folder \(ENOENT\)/);
 });

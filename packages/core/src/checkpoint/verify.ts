@@ -4,7 +4,7 @@
  * and shapes, the run state or the model's metadata).
  */
 import { getPreset, presetNames } from '../model/presets.js';
-import { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, readVerified } from './checkpoint.js';
+import { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, readMetadataOnly, readVerified } from './checkpoint.js';
 import { decodeModel, MODEL_FORMAT } from './model-file.js';
 import { fileError, readRegularFile } from '../fs-errors.js';
 
@@ -41,7 +41,26 @@ export function verifyFile(file: string): FileVerdict {
     }
     throw new CheckpointError(`${file} is neither an alexnet-mp checkpoint nor a model file (its metadata says format ${JSON.stringify(metadata.format ?? null)})`);
   } catch (e) {
-    if (e instanceof CheckpointError) return { file, state: 'failed', problem: e.message };
+    if (e instanceof CheckpointError) return { file, ...whatTheHeaderSays(file), state: 'failed', problem: e.message };
     throw e;
   }
+}
+
+/** A damaged file's kind, preset and step as its header says them, when the header itself reads (a tensor's bytes damaged). */
+function whatTheHeaderSays(file: string): Pick<FileVerdict, 'kind' | 'preset' | 'step'> {
+  let m: Record<string, string>;
+  try {
+    m = readMetadataOnly(file);
+  } catch {
+    return {};
+  }
+  const kind = m.format === CHECKPOINT_FORMAT ? 'checkpoint' : m.format === MODEL_FORMAT ? 'model' : undefined;
+  if (kind === undefined) return {};
+  let step: unknown;
+  try {
+    step = kind === 'checkpoint' ? (JSON.parse(m.state ?? '') as { step?: unknown }).step : Number(m.step);
+  } catch {
+    step = undefined;
+  }
+  return { kind, ...(m.preset ? { preset: m.preset } : {}), ...(Number.isSafeInteger(step) && (step as number) >= 0 ? { step: step as number } : {}) };
 }
