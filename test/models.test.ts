@@ -540,11 +540,30 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
     t.deepEqual((JSON.parse(o2.out.join('\n')) as typeof r).per_class.filter((c) => c.images > 0).map((c) => [c.name, c.images, c.top1_error]), rf.per_class.filter((c) => c.images > 0).map((c) => [c.name, c.images, c.top1_error]), folder);
     t.deepEqual(missed(w).map((m) => [path.relative(onlyTest, m.file).replace(/^test[/\\]/, ''), m.label]).sort(), fewMisses.map((m) => [path.relative(path.join(few, 'test'), m.file), m.label]).sort());
   }
+  // features takes such a folder too, its labels the model's classes by name
+  const feats = path.join(dir, 'only-test.npy');
+  const fo = await finished(alexnet(['features', '--data', onlyTest, '--out', feats, '--backend', 'webasm'], { env }));
+  t.is(fo.code, 0, fo.err.join('\n'));
+  t.deepEqual(fs.readFileSync(feats.replace(/\.npy$/, '.files.txt'), 'utf8').trim().split('\n').map((f) => path.relative(onlyTest, f)), ['cat', 'cat', 'truck', 'truck'].map((c, k) => path.join('test', c, `${k % 2}.png`)));
+  t.deepEqual([...new Int32Array(new Uint8Array(fs.readFileSync(feats.replace(/\.npy$/, '.labels.npy'))).slice(-16).buffer)], [3, 3, 9, 9]);
   // loose images without train/ to name their classes, and a folder of nothing: one line each
   writeFile(path.join(dir, 'loose', 'val', '0.png'), fs.readFileSync(path.join(data, 'test', 'cat', '0.png')));
   const loose = await finished(alexnet(['evaluate', '--data', path.join(dir, 'loose'), '--backend', 'webasm'], { env }));
   t.is(loose.code, 2, loose.err.join('\n'));
-  t.regex(loose.err.join('\n'), /^alexnet: \S+val holds 1 images and no class folders, and \S+loose has no train\/ folder to name their classes: sort them into \S+val\/<class>\/ \(the model's class names\), or give the data set's folder with its train\/$/);
+  t.regex(loose.err.join('\n'), /^alexnet: \S+val holds 1 image and no class folders, and \S+loose has no train\/ folder to name their classes: sort them into \S+val\/<class>\/ \(the model's class names\), or give the data set's folder with its train\/$/);
+  // without train/ a folder is matched by name only: one not among the model's classes is refused, not scored by index
+  fs.cpSync(path.join(few, 'test', 'cat'), path.join(dir, 'misnamed', 'Cat'), { recursive: true });
+  const misnamed = await finished(alexnet(['evaluate', '--data', path.join(dir, 'misnamed'), '--backend', 'webasm'], { env }));
+  t.is(misnamed.code, 2, misnamed.err.join('\n'));
+  t.regex(misnamed.err.join('\n'), /^alexnet: \S+misnamed: class folder Cat is not among the model's classes; without a train\/ folder the folders are matched to the model's classes by name: name each after one of airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck$/);
+  // a data set's training split is not evaluated as if held out
+  const trainSplit = await finished(alexnet(['evaluate', '--data', path.join(few, 'train'), '--backend', 'webasm'], { env }));
+  t.is(trainSplit.code, 2, trainSplit.err.join('\n'));
+  t.regex(trainSplit.err.join('\n'), /^alexnet: \S+few\/train is the training split of \S+few: give \S+few \(its test\/ split is evaluated\), or a folder of held-out images$/);
+  fs.mkdirSync(path.join(dir, 'empty-val', 'val'), { recursive: true });
+  const emptyVal = await finished(alexnet(['evaluate', '--data', path.join(dir, 'empty-val'), '--backend', 'webasm'], { env }));
+  t.is(emptyVal.code, 2, emptyVal.err.join('\n'));
+  t.regex(emptyVal.err.join('\n'), /^alexnet: \S+empty-val\/val has no class folders: expected \S+val\/<class>\/\*\.jpg\|jpeg\|png \(the model's class names\) to evaluate on$/);
   fs.mkdirSync(path.join(dir, 'empty'));
   const empty = await finished(alexnet(['evaluate', '--data', path.join(dir, 'empty'), '--backend', 'webasm'], { env }));
   t.is(empty.code, 2, empty.err.join('\n'));

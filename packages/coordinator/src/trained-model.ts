@@ -266,6 +266,21 @@ export class TrainedModel {
    * few of its classes, or another order): the model's output of each data class, by name. Null otherwise (the
    * same classes, a class the model does not have, or a model without names).
    */
+  /**
+   * A folder without train/ (`data`) has its classes in its own folders' order: each must be one of the model's
+   * classes by name (by index they would pair with the model's classes at random), and the model must keep names.
+   */
+  checkSplitClasses(data: string, dataClasses: readonly string[]): void {
+    const own = this.ownNames?.slice(0, this.spec.classes);
+    if (!own) throw new UserError(`${data} has no train/ folder, and the model keeps no class names to match its class folders to: give the data set's folder with its train/ (whose class order the model was trained in)`);
+    const notOwn = dataClasses.filter((c) => !own.includes(c));
+    if (notOwn.length > 0) {
+      throw new UserError(
+        `${data}: class folder${notOwn.length === 1 ? '' : 's'} ${firstFew(notOwn)} ${notOwn.length === 1 ? 'is' : 'are'} not among the model's classes; without a train/ folder the folders are matched to the model's classes by name: name each after one of ${firstFew(own, 10)}`,
+      );
+    }
+  }
+
   classOutputsByName(dataClasses: readonly string[] | undefined): number[] | null {
     const own = this.ownNames;
     if (!own || !dataClasses || dataClasses.length === 0 || dataClasses.every((c, i) => own[i] === c)) return null;

@@ -30,6 +30,7 @@ export interface TrainingData {
   readonly imagesPerEpoch: number;
   /** Class names in class order (real data; synthetic data has none). */
   readonly classes?: readonly string[];
+
   /** An image folder's held-out files in the split's order (heldOut's images are these, in order). */
   readonly heldOutFiles?: readonly string[];
   /**
@@ -70,6 +71,9 @@ export const isGeneratedData = (data: string): boolean => (sourceNames as readon
  * model's (scored by index: TrainedModel.classMismatch).
  */
 export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir: string | undefined, info?: (line: string) => void): Promise<TrainingData> {
+  // a folder without train/ is matched to the model's classes by its folders' names: checked before it is decoded
+  const ownClasses = await classFoldersWithoutTrain(data);
+  if (ownClasses) model.checkSplitClasses(data, ownClasses);
   const opened = await openTrainingData({ data, spec: model.spec, seed: model.seed, cacheDir: cacheDir ?? model.dataCacheDir(), info, heldOutOnly: true });
   const outputs = isGeneratedData(data) ? null : model.classOutputsByName(opened.classes);
   if (outputs !== null) {
@@ -81,6 +85,20 @@ export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir
   const mismatch = model.classMismatch(opened.classes, isGeneratedData(data));
   if (mismatch) info?.(mismatch);
   return opened;
+}
+
+/** The class folders of an image folder without train/ (core listHeldOutWithoutTrain's), by listing; null for any other data (or none there: opening it says why). */
+async function classFoldersWithoutTrain(data: string): Promise<string[] | null> {
+  if (isGeneratedData(data)) return null;
+  const { CIFAR10_DOWNLOAD, classFolderNames, findCifarBinaryDir, heldOutFolderWithoutTrain, isImageFolderRoot } = await import('@alexnet-mp/core/data');
+  if (data === CIFAR10_DOWNLOAD) return null;
+  try {
+    if (!fs.statSync(data).isDirectory() || findCifarBinaryDir(path.resolve(data)) || (await isImageFolderRoot(data))) return null;
+    const classes = classFolderNames((await heldOutFolderWithoutTrain(data)).dir);
+    return classes.length > 0 ? classes : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The held-out split with each label l made outputs[l] (an object literal's set: its other properties kept; `classes` is the caller's to set). */

@@ -40,6 +40,7 @@ export interface Dataset {
   readonly heldOutFiles?: readonly string[];
   /** The training split's colour statistics (mean, covariance, PCA). */
   readonly stats: ChannelStats;
+
   /** Files skipped (unreadable, truncated) and other problems survived. */
   readonly warnings: readonly DataWarning[];
 }
@@ -123,7 +124,7 @@ async function openHeldOutWithoutTrain(root: string, cacheDir: string, o: OpenDa
   return {
     kind: 'image-folder',
     root,
-    description: `image folder ${root}: ${held.count} ${name ? `${name} images (no train/ folder)` : `images in ${classes} folders`}, ${name ? `${classes}, ` : ''}decoded at ${o.size}x${o.size}`,
+    description: `image folder ${root}: ${held.count} ${name ? `${name} images (no train/ folder)` : `images in ${listing.classes.length} class folder${listing.classes.length === 1 ? '' : 's'}`}, ${name ? `${classes}, ` : ''}decoded at ${o.size}x${o.size}`,
     classes: listing.classes,
     storedSize: o.size,
     train: { kind: 'cache', path: held.path },

@@ -23,7 +23,7 @@
  */
 import { opendirSync, readdirSync, readlinkSync, statSync, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { DataError, type WarningSink } from './errors.js';
 import { LABEL_FILES, readLabelFile } from './label-file.js';
 import { firstFew } from '../in-words.js';
@@ -285,19 +285,33 @@ export async function heldOutSplitOf(dir: string): Promise<'val' | 'test' | null
  */
 export async function listHeldOutWithoutTrain(root: string, opts: { onWarning?: WarningSink } = {}): Promise<{ listing: SplitListing; name: 'val' | 'test' | null }> {
   const abs = resolve(root);
-  const name = await heldOutSplitOf(abs);
-  const dir = name ? join(abs, name) : abs;
+  // a data set's training split given for its held-out one: its images were trained on
+  const parent = dirname(abs);
+  if (basename(abs) === 'train' && ((await heldOutSplitOf(parent)) !== null)) {
+    throw new DataError(abs, `${abs} is the training split of ${parent}: give ${parent} (its ${(await heldOutSplitOf(parent))!}/ split is evaluated), or a folder of held-out images`);
+  }
+  const { dir, name } = await heldOutFolderWithoutTrain(abs);
   const entries = await readdir(dir, { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(dir, e)));
   const { classes, loose } = sortEntriesSync(dir, entries);
   if (classes.length === 0) {
+    const images = loose.length === 1 ? '1 image' : `${loose.length} images`;
     throw new DataError(
       dir,
       loose.length > 0
-        ? `${dir} holds ${loose.length} images and no class folders, and ${abs} has no train/ folder to name their classes: sort them into ${dir}/<class>/ (the model's class names), or give the data set's folder with its train/`
-        : `${abs} has no train/, val/ or test/ folder and no class folders: expected ${abs}/<class>/*.jpg|jpeg|png (or ${abs}/val/<class>/...) to evaluate on, or the CIFAR-10 binary folder`,
+        ? `${dir} holds ${images} and no class folders, and ${abs} has no train/ folder to name their classes: sort them into ${dir}/<class>/ (the model's class names), or give the data set's folder with its train/`
+        : name
+          ? `${dir} has no class folders: expected ${dir}/<class>/*.jpg|jpeg|png (the model's class names) to evaluate on`
+          : `${abs} has no train/, val/ or test/ folder and no class folders: expected ${abs}/<class>/*.jpg|jpeg|png (or ${abs}/val/<class>/...) to evaluate on, or the CIFAR-10 binary folder`,
     );
   }
   return { listing: await listImageSplit(dir, opts), name };
+}
+
+/** Where listHeldOutWithoutTrain looks in a folder without train/: its val/, else its test/, else itself. */
+export async function heldOutFolderWithoutTrain(root: string): Promise<{ dir: string; name: 'val' | 'test' | null }> {
+  const abs = resolve(root);
+  const name = await heldOutSplitOf(abs);
+  return { dir: name ? join(abs, name) : abs, name };
 }
 
 /** Lists `DIR/train` and the held-out split (`DIR/val`, else `DIR/test`). */
