@@ -173,17 +173,19 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
   fs.writeFileSync(path.join(dir, 'other.json'), JSON.stringify({ ...meta, model: 'another model', weights: '0123456789abcdef' }));
   fs.writeFileSync(path.join(dir, 'lone.npy'), 'x');
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'x');
+  fs.writeFileSync(path.join(dir, 'mine.json'), '{"mine": 1}\n');
   const cases: [string[], RegExp][] = [
     [['features', '--data', data, '--out', path.join(dir, 'x.txt')], /^alexnet: --out \S+x\.txt: give a file name ending in \.npy/],
     [['features', '--data', data, '--out', path.join(dir, 'x.npy'), '--layer', 'fc9'], /^alexnet: no layer "fc9" in preset cifar/],
     [['features', '--data', data, '--out', path.join(dir, 'nope', 'x.npy')], /^alexnet: --out \S+: the folder \S+nope does not exist$/],
     [['features', '--data', data, '--out', path.join(dir, 'f.labels.npy')], /^alexnet: --out \S+f\.labels\.npy is the labels file of the features in \S+f\.npy: write it elsewhere, e\.g\. --out \S+features\.npy$/],
     [['features', '--model', DEFAULT_MODEL_FILE, '--out', path.join(dir, 'x.npy')], /^alexnet: features --model needs --data/],
-    // a file of another kind under a .npy name is not replaced
+    // a file of another kind under a .npy name is not replaced, nor a user's own file where a companion would go
+    [['features', '--data', data, '--out', path.join(dir, 'mine.npy')], /^alexnet: --out \S+mine\.npy: \S+mine\.json exists and is not the description of an earlier alexnet features --out \S+mine\.npy: it would be replaced\. Give another --out \(or remove that file first\)$/],
     [['features', '--data', data, '--out', path.join(dir, 'lone.npy')], /^alexnet: --out \S+lone\.npy exists and is not a NumPy \.npy file: it would be replaced\. Give a new file name \(or remove that file first\)$/],
     // inspect activations --npy does not replace a features file's rows or labels (their description would no longer fit)
-    [['inspect', 'activations', '--image', path.join(data, 'test', 'cat', '0.png'), '--layer', 'fc7', '--npy', path.join(dir, 'f.npy')], /^alexnet: --npy \S+f\.npy is the rows of the features described in \S+f\.json: write it elsewhere, e\.g\. --npy maps\.npy \(alexnet features --out \S+f\.npy makes them again\)$/],
-    [['inspect', 'activations', '--image', path.join(data, 'test', 'cat', '0.png'), '--layer', 'fc7', '--npy', path.join(dir, 'f.labels.npy')], /^alexnet: --npy \S+f\.labels\.npy is the labels file of the features in \S+f\.npy: write it elsewhere, e\.g\. --npy maps\.npy$/],
+    [['inspect', 'activations', '--image', path.join(data, 'test', 'cat', '0.png'), '--layer', 'fc7', '--npy', path.join(dir, 'f.npy')], /^alexnet: --npy \S+f\.npy is the rows of the features described in \S+f\.json: write it elsewhere, e\.g\. --npy maps\.npy, or remove \S+f\.npy, \S+f\.labels\.npy and \S+f\.json first to replace them$/],
+    [['inspect', 'activations', '--image', path.join(data, 'test', 'cat', '0.png'), '--layer', 'fc7', '--npy', path.join(dir, 'f.labels.npy')], /^alexnet: --npy \S+f\.labels\.npy is the labels file of the features in \S+f\.npy: write it elsewhere, e\.g\. --npy maps\.npy, or remove \S+f\.npy and its companions first to replace them$/],
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data], /^alexnet: give the query as --image FILE or --index N/],
     [['inspect', 'neighbours', '--coordinator', '127.0.0.1:1', '--index', '0'], /^alexnet: inspect neighbours runs every held-out image through the model in this process: give --run RUN_DIR or --model FILE/],
     [['inspect', 'neighbours', '--model', DEFAULT_MODEL_FILE, '--data', data, '--index', '20', '--backend', 'webasm'], /^alexnet: --index 20: the held-out split has 20 images \(0 to 19\)$/],
@@ -205,4 +207,7 @@ test('features and neighbours: mistakes are one line, exit 2', async (t) => {
   }
   t.false(fs.existsSync(path.join(dir, 'x.npy')), 'no features file left by a refused run');
   t.deepEqual(decodeNpy(fs.readFileSync(path.join(dir, 'f.npy'))).shape, [3, 1024], 'the features refused as --npy are as they were');
+  t.deepEqual(decodeNpy(fs.readFileSync(path.join(dir, 'f.labels.npy'))).shape, [3]);
+  t.is(fs.readFileSync(path.join(dir, 'lone.npy'), 'utf8'), 'x');
+  t.is(fs.readFileSync(path.join(dir, 'mine.json'), 'utf8'), '{"mine": 1}\n');
 });

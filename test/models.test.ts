@@ -430,6 +430,7 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
     t.deepEqual(r.out, [], `${label}: nothing on stdout`);
   }
   t.false(fs.existsSync(path.join(dir, 'm.safetensors')), 'nothing written by a refused export');
+  t.deepEqual(fs.readFileSync(imageCopy), fs.readFileSync(image), 'the image refused as --out is as it was');
   // verify: a verdict for the pipe, not a wait
   const v = await finished(alexnet(['verify', fifo]));
   t.not(v.code, 0);

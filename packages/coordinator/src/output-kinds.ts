@@ -1,18 +1,18 @@
 /**
  * What each command's output file is, told from its first bytes, so that an existing file of another kind given
  * as an output by mistake (a model, an image, a data set's file reached through a link) is refused instead of
- * replaced (trained-model.ts checkReplaceable), and the files of `alexnet features` are not replaced one by one by
- * another command (the others would then describe rows that are gone).
+ * replaced, and the files of `alexnet features` are not replaced one by one by another command (the others would
+ * then describe rows that are gone).
  */
 import fs from 'node:fs';
-import { checkReplaceable } from './trained-model.js';
+import { checkWritable } from './trained-model.js';
 import { UserError } from './cli/errors.js';
-import { FEATURES_FORMAT, companionFiles } from './inspect/feature-file.js';
+import { companionFiles, isFeaturesRows, labelsOwner } from './inspect/feature-file.js';
 
 const NPY_MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** The first bytes of each kind (a file shorter than its mark is another kind). */
+/** The first bytes of each kind (`size`: the whole file's; a file shorter than its mark is another kind). */
 export const outputKinds = {
   npy: { what: 'a NumPy .npy file', looksLike: (head: Buffer) => head.subarray(0, NPY_MAGIC.length).equals(NPY_MAGIC) },
   png: { what: 'a PNG picture', looksLike: (head: Buffer) => head.subarray(0, PNG_SIGNATURE.length).equals(PNG_SIGNATURE) },
@@ -22,24 +22,42 @@ export const outputKinds = {
   wrongList: { what: 'a list of misclassified images (JSON lines)', looksLike: (head: Buffer) => head.toString('latin1').startsWith('{"index":') },
   // worker --trace-crossings' JSON lines (packages/worker/src/crossing-trace.ts)
   crossingTrace: { what: 'a crossing trace (worker --trace-crossings)', looksLike: (head: Buffer) => head.toString('latin1').startsWith('{"run":') },
-  // an 8-byte header length, then the JSON header
-  model: { what: 'a model file (.safetensors)', looksLike: (head: Buffer) => head.length > 8 && head[8] === 0x7b },
-} as const;
+  // safetensors: a little-endian u64 header length that fits in the file, then the JSON header
+  model: { what: 'a model file (.safetensors)', looksLike: (head: Buffer, size: number) => head.length > 8 && head[8] === 0x7b && 8 + Number(head.readBigUInt64LE(0)) <= size },
+} as const satisfies Record<string, { what: string; looksLike: (head: Buffer, size: number) => boolean }>;
 
-/** Refuses to replace an existing `out` that is not of `kind` (an empty file, or none, is fine). */
-export function checkOutputKind(out: string, option: string, kind: keyof typeof outputKinds): void {
+export type OutputKind = keyof typeof outputKinds;
+
+/**
+ * Refuses to replace an existing `out` that is not of `kind` (a model, an image, a data file given as a command's
+ * list or picture by mistake), read from its first bytes. An empty file, or none, is fine; a device or a pipe is
+ * written to, not replaced.
+ */
+export function checkOutputKind(out: string, option: string, kind: OutputKind): void {
   const k = outputKinds[kind];
-  checkReplaceable(out, option, k.what, k.looksLike);
+  let head: Buffer;
+  let size: number;
+  try {
+    const st = fs.statSync(out);
+    if (!st.isFile()) return;
+    size = st.size;
+    const fd = fs.openSync(out, 'r');
+    try {
+      head = Buffer.alloc(64);
+      head = head.subarray(0, fs.readSync(fd, head, 0, 64, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return; // not there (or not readable: the write says so)
+  }
+  if (head.length > 0 && !k.looksLike(head, size)) throw new UserError(`${option} ${out} exists and is not ${k.what}: it would be replaced. Give a new file name (or remove that file first)`);
 }
 
-/** Whether `file` is the rows of `alexnet features` (its F.json beside it says so). */
-function isFeaturesRows(file: string): boolean {
-  try {
-    const meta = JSON.parse(fs.readFileSync(companionFiles(file).meta, 'utf8')) as { format?: unknown };
-    return meta.format === FEATURES_FORMAT;
-  } catch {
-    return false;
-  }
+/** An output file: writable (trained-model.ts checkWritable) and, where a file is there, of `kind` (checkOutputKind). */
+export function checkOutputFile(out: string, option: string, example: string, kind: OutputKind): void {
+  checkWritable(out, option, example);
+  checkOutputKind(out, option, kind);
 }
 
 /**
@@ -47,9 +65,30 @@ function isFeaturesRows(file: string): boolean {
  * (F.labels.npy beside such an F.npy): `alexnet features --out F.npy` writes them again, all together.
  */
 export function checkNotFeaturesFile(out: string, option: string, example: string): void {
-  if (out.endsWith('.npy') && !out.endsWith('.labels.npy') && isFeaturesRows(out)) {
-    throw new UserError(`${option} ${out} is the rows of the features described in ${companionFiles(out).meta}: write it elsewhere, e.g. ${option} ${example} (alexnet features --out ${out} makes them again)`);
+  const replace = (files: string) => `write it elsewhere, e.g. ${option} ${example}, or remove ${files} first to replace them`;
+  if (isFeaturesRows(out)) {
+    const c = companionFiles(out);
+    throw new UserError(`${option} ${out} is the rows of the features described in ${c.meta}: ${replace(`${out}, ${c.labels} and ${c.meta}`)}`);
   }
-  const owner = out.replace(/\.labels\.npy$/, '.npy');
-  if (owner !== out && isFeaturesRows(owner)) throw new UserError(`${option} ${out} is the labels file of the features in ${owner}: write it elsewhere, e.g. ${option} ${example}`);
+  const owner = labelsOwner(out);
+  if (owner !== null && isFeaturesRows(owner)) throw new UserError(`${option} ${out} is the labels file of the features in ${owner}: ${replace(`${owner} and its companions`)}`);
+}
+
+/**
+ * `alexnet features --out F.npy`: F.npy and the companions it writes beside it (F.labels.npy, F.files.txt, F.json)
+ * replace only an earlier features run's files (or nothing): a file of another kind under one of those names (a
+ * user's own F.json or F.files.txt) is refused. F.labels.npy beside an existing F.npy is that file's labels.
+ */
+export function checkFeaturesOutput(out: string, example: string): void {
+  checkOutputFile(out, '--out', example, 'npy');
+  const owner = labelsOwner(out);
+  if (owner !== null && fs.existsSync(owner)) throw new UserError(`--out ${out} is the labels file of the features in ${owner}: write it elsewhere, e.g. --out ${example}`);
+  const c = companionFiles(out);
+  checkOutputKind(c.labels, `--out ${out}: its labels file`, 'npy');
+  // F.json and F.files.txt: an earlier features run's (its F.json says so), or none
+  for (const f of [c.meta, c.files]) {
+    if (fs.existsSync(f) && !isFeaturesRows(out)) {
+      throw new UserError(`--out ${out}: ${f} exists and is not ${f === c.meta ? 'the description' : 'the file list'} of an earlier alexnet features --out ${out}: it would be replaced. Give another --out (or remove that file first)`);
+    }
+  }
 }

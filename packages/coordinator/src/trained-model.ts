@@ -372,29 +372,6 @@ export function checkNotRunFile(out: string, option = '--out', example = 'model.
   if (kind !== null) throw new UserError(`${named} is ${kind}: write it elsewhere, e.g. ${option} ${example}`);
 }
 
-/**
- * Refuses to replace an existing file that is not of the kind this output writes (a model, an image, a data file
- * given as a command's list or picture by mistake): `looksLike` reads the file's first bytes. An empty file may be
- * replaced.
- */
-export function checkReplaceable(out: string, option: string, what: string, looksLike: (head: Buffer) => boolean): void {
-  let head: Buffer;
-  try {
-    // a device or a pipe is written to, not replaced (and opening a pipe to read would wait for a writer)
-    if (!fs.statSync(out).isFile()) return;
-    const fd = fs.openSync(out, 'r');
-    try {
-      head = Buffer.alloc(64);
-      head = head.subarray(0, fs.readSync(fd, head, 0, 64, 0));
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return; // not there (or not readable: the write says so)
-  }
-  if (head.length > 0 && !looksLike(head)) throw new UserError(`${option} ${out} exists and is not ${what}: it would be replaced. Give a new file name (or remove that file first)`);
-}
-
 /** Refuses an --out (or `option`) that cannot be written before any work is done: a missing or read-only folder, a folder as the path, a run's own file. */
 export function checkWritable(out: string, option = '--out', example = 'model.safetensors'): void {
   const dir = path.dirname(path.resolve(out));

@@ -7,8 +7,7 @@ import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { checkBackendAvailable, fileError, tempBeside, type RequestedBackend } from '@alexnet-mp/core';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
-import { checkWritable } from '../trained-model.js';
-import { checkOutputKind } from '../output-kinds.js';
+import { checkOutputFile } from '../output-kinds.js';
 import { outputTarget, removeOnSignal, standardStream } from '../temp-files.js';
 import { checkViewsOfData, isGeneratedData, openHeldOutFor } from '../training-data.js';
 import { evaluateModel, formatEvaluation } from '../evaluate-model.js';
@@ -41,9 +40,8 @@ export const evaluateCommand: CommandModule<object, Args> = {
     // as it was. A device or a pipe (--wrong /dev/stdout) is written to as the evaluation goes
     const target = a.wrong !== undefined ? outputTarget(a.wrong) : null;
     if (target !== null && !target.special) {
-      checkWritable(a.wrong!, '--wrong', 'wrong.jsonl');
       // a list this command wrote before may be replaced; a model, an image or anything else given by mistake not
-      checkOutputKind(a.wrong!, '--wrong', 'wrongList');
+      checkOutputFile(a.wrong!, '--wrong', 'wrong.jsonl', 'wrongList');
     }
     const tmp = target !== null && !target.special ? tempBeside(target.file) : null;
     const own = target !== null && tmp === null ? standardStream(target.file) : null;

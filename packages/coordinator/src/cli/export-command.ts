@@ -10,8 +10,8 @@ import { UserError } from './errors.js';
 import type { CommandModule } from 'yargs';
 import { bytesInWords, firstFew } from '@alexnet-mp/core';
 import { checkRunStep } from './options.js';
-import { checkWritable, TrainedModel, writeModelFile } from '../trained-model.js';
-import { checkOutputKind } from '../output-kinds.js';
+import { TrainedModel, writeModelFile } from '../trained-model.js';
+import { checkOutputFile } from '../output-kinds.js';
 import { COMMAND_LIST } from './command-list.js';
 
 
@@ -41,8 +41,7 @@ export const exportCommand: CommandModule<object, Args> = {
     // a run's checkpoint (with the momentum a resume needs) is never replaced by a model file
     // the example name is the run's (its folder's, when given as RUN_DIR/checkpoints)
     const run = path.resolve(a.run);
-    checkWritable(a.out, '--out', `${path.basename(path.basename(run) === 'checkpoints' ? path.dirname(run) : run)}.safetensors`);
-    checkOutputKind(a.out, '--out', 'model');
+    checkOutputFile(a.out, '--out', `${path.basename(path.basename(run) === 'checkpoints' ? path.dirname(run) : run)}.safetensors`, 'model');
     // the file is safetensors whatever its name: another extension would promise a format it is not
     if (!/\.safetensors$/i.test(a.out)) {
       const ext = path.extname(a.out);

@@ -1,7 +1,7 @@
 /** `alexnet export-metrics RUN_DIR (--tensorboard DIR | --csv FILE)`: a run's metrics.jsonl as a TensorBoard event file or a CSV. */
 import type { CommandModule } from 'yargs';
-import { checkNotRunFile, checkWritable } from '../trained-model.js';
-import { checkOutputKind } from '../output-kinds.js';
+import { checkNotRunFile } from '../trained-model.js';
+import { checkOutputFile } from '../output-kinds.js';
 import { outputTarget } from '../temp-files.js';
 import { UserError } from './errors.js';
 import { isStdout } from './output-gone.js';
@@ -30,9 +30,8 @@ export const exportMetricsCommand: CommandModule<object, Args> = {
     if (a.csv !== undefined) {
       if (outputTarget(a.csv).special) checkNotRunFile(a.csv, '--csv', 'metrics.csv');
       else {
-        checkWritable(a.csv, '--csv', 'metrics.csv');
         // a model, an image or a data set's file given by mistake (a link is followed): refused, not replaced
-        checkOutputKind(a.csv, '--csv', 'metricsCsv');
+        checkOutputFile(a.csv, '--csv', 'metrics.csv', 'metricsCsv');
       }
     }
     const csvToStdout = a.csv !== undefined && isStdout(a.csv);

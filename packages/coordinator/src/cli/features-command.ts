@@ -11,8 +11,8 @@ import { bytesInWords, checkBackendAvailable, freeBytes, type RequestedBackend }
 import { UserError } from './errors.js';
 import { modelOptions, needsDataError, openModel, type ModelArgs } from './model-options.js';
 import { positiveInt } from './options.js';
-import { checkNotRunFile, checkWritable } from '../trained-model.js';
-import { checkOutputKind } from '../output-kinds.js';
+import { checkNotRunFile } from '../trained-model.js';
+import { checkFeaturesOutput } from '../output-kinds.js';
 import { openHeldOutFor, type TrainingData } from '../training-data.js';
 import { featureBatches, featureLayout } from '../features.js';
 import { NpyRowWriter, encodeNpy } from '../npy.js';
@@ -60,11 +60,8 @@ export const featuresCommand: CommandModule<object, Args> = {
     }
     if (a.limit !== undefined) positiveInt(a.limit, 'limit');
     // the rows and the files beside them (FILE.labels.npy, FILE.files.txt, FILE.json)
-    checkWritable(a.out, '--out', 'features.npy');
-    checkOutputKind(a.out, '--out', 'npy');
-    // x.labels.npy beside an x.npy is that features file's labels: written over, they would no longer match its rows
-    const owner = a.out.replace(/\.labels\.npy$/, '.npy');
-    if (owner !== a.out && fs.existsSync(owner)) throw new UserError(`--out ${a.out} is the labels file of the features in ${owner}: write it elsewhere, e.g. --out ${path.join(path.dirname(a.out), 'features.npy')}`);
+    // its companions too: only an earlier features run's files are replaced (x.labels.npy beside an x.npy is that file's labels)
+    checkFeaturesOutput(a.out, path.join(path.dirname(a.out), 'features.npy'));
     for (const f of Object.values(companionFiles(a.out))) checkNotRunFile(f, '--out', 'features.npy', `--out ${a.out}: its companion ${f}`);
     const info = (l: string) => process.stderr.write(`alexnet features: ${l}\n`);
     const model = openModel({ ...a, views: 'centre' }, { data: a.data, cacheDir: a['cache-dir'], info });

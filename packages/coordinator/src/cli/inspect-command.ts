@@ -11,8 +11,8 @@ import { FeatureExtractor } from '../features.js';
 import { captionedTilesPng, heldOutImages, nearestHeldOut, nearestInFile, tileOf, type Captioned } from '../inspect/neighbours.js';
 import { FeatureFile } from '../inspect/feature-file.js';
 import { openHeldOutFor } from '../training-data.js';
-import { DEFAULT_MODEL_FILE, checkWritable, shownPath } from '../trained-model.js';
-import { checkNotFeaturesFile, checkOutputKind } from '../output-kinds.js';
+import { DEFAULT_MODEL_FILE, shownPath } from '../trained-model.js';
+import { checkNotFeaturesFile, checkOutputFile } from '../output-kinds.js';
 import { runOfCheckpointFile, runOfCheckpointsFolder } from '../resume.js';
 import { UserError } from './errors.js';
 import { checkAddress, checkRunStep, positiveInt } from './options.js';
@@ -79,8 +79,7 @@ async function openSource(a: CommonArgs): Promise<InspectSource> {
   if (a.out !== undefined && !/\.png$/i.test(a.out)) throw new UserError(`--out ${a.out}: give a file name ending in .png (the picture is a PNG)`);
   // a missing folder is refused, as export and features refuse one (the default ./inspect/ is made)
   if (a.out !== undefined) {
-    checkWritable(a.out, '--out', 'picture.png');
-    checkOutputKind(a.out, '--out', 'png');
+    checkOutputFile(a.out, '--out', 'picture.png', 'png');
   }
   if (a.columns !== undefined) positiveInt(a.columns, 'columns');
   checkRunStep(a.step, a.run);
@@ -171,8 +170,7 @@ const activationsCommand: CommandModule<object, ActivationArgs> = {
     if (a.npy !== undefined && !a.npy.endsWith('.npy')) throw new UserError(`--npy ${a.npy}: give a file name ending in .npy`);
     // said before anything is computed: a missing folder is refused, as --out's
     if (a.npy !== undefined) {
-      checkWritable(a.npy, '--npy', 'maps.npy');
-      checkOutputKind(a.npy, '--npy', 'npy');
+      checkOutputFile(a.npy, '--npy', 'maps.npy', 'npy');
       checkNotFeaturesFile(a.npy, '--npy', 'maps.npy');
     }
     return withSource(a, async (s) => {

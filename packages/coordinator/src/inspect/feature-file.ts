@@ -38,6 +38,20 @@ export const companionFiles = (out: string) => {
   return { labels: `${stem}.labels.npy`, files: `${stem}.files.txt`, meta: `${stem}.json` };
 };
 
+/** F.npy when `file` is named as a features file's labels (F.labels.npy), else null. */
+export const labelsOwner = (file: string): string | null => (file.endsWith('.labels.npy') ? `${file.slice(0, -'.labels.npy'.length)}.npy` : null);
+
+/** Whether `file` is the rows of `alexnet features` (its F.json beside it says so). */
+export function isFeaturesRows(file: string): boolean {
+  if (!file.endsWith('.npy')) return false;
+  try {
+    const meta = JSON.parse(fs.readFileSync(companionFiles(file).meta, 'utf8')) as { format?: unknown };
+    return meta.format === FEATURES_FORMAT;
+  } catch {
+    return false;
+  }
+}
+
 /** A batch of rows read from the file. */
 export interface RowBatch {
   readonly n: number;
@@ -65,7 +79,8 @@ export class FeatureFile {
     if (fs.statSync(file).isDirectory()) throw new UserError(`--features ${file} is a folder: give the F.npy that alexnet features --out F.npy wrote`);
     if (!file.endsWith('.npy')) throw new UserError(`--features ${file}: not a features file: give the F.npy that alexnet features --out F.npy wrote (its companions F.json and F.labels.npy beside it)`);
     // the labels companion given for the rows: name the rows file
-    if (file.endsWith('.labels.npy')) throw new UserError(`--features ${file} is the labels file of the features in ${file.slice(0, -'.labels.npy'.length)}.npy: give that one`);
+    const owner = labelsOwner(file);
+    if (owner !== null) throw new UserError(`--features ${file} is the labels file of the features in ${owner}: give that one`);
     const c = companionFiles(file);
     const read = (f: string, what: string): Buffer => {
       try {
