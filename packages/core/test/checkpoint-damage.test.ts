@@ -187,6 +187,16 @@ test('verifyFile: a verdict per file, never an exception for a bad one', (t) => 
   const noHeader = path.join(dir, 'no-header.safetensors');
   fs.writeFileSync(noHeader, flipped(good, 8));
   t.like(verifyFile(noHeader), { kind: undefined, step: undefined, state: 'failed' });
+  // a header that still parses but does not match its checksum (a letter of the preset changed): nothing said of it either
+  const renamed = Buffer.from(good);
+  const at = renamed.indexOf('"preset":"tiny"');
+  t.true(at > 0 && at < 8 + Number(renamed.readBigUInt64LE(0)));
+  renamed.write('T', at + '"preset":"'.length);
+  const changed = path.join(dir, 'changed-header.safetensors');
+  fs.writeFileSync(changed, renamed);
+  const vc = verifyFile(changed);
+  t.like(vc, { kind: undefined, step: undefined, preset: undefined, state: 'failed' });
+  t.regex(vc.problem!, /header does not match its checksum/);
   t.regex(v.problem!, /bad\.safetensors is damaged: tensor momentum\.\S+ does not match its checksum/);
   t.regex(verifyFile(path.join(dir, 'missing')).problem!, /cannot read .*missing: no such file or folder \(ENOENT\)/);
 });

@@ -86,7 +86,8 @@ const parseJson = <T>(text: string | undefined, what: string, where: string): T 
   }
 };
 
-const optionalInt = (s: string | undefined): number | undefined => (s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined);
+/** A metadata value that is a whole number ("42"), else undefined. */
+export const optionalInt = (s: string | undefined): number | undefined => (s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined);
 
 /**
  * Reads a model file: its preset (from the file; `expect`, when given, must be the same), the weights of

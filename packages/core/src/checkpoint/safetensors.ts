@@ -162,6 +162,21 @@ export function rawMetadata(header: Record<string, unknown>): Record<string, str
 }
 
 /**
+ * The metadata of a file whose header reads and matches its checksum, whatever its tensors hold (what a file
+ * with a damaged tensor still says of itself); null when the header does not read, has no checksum or does not
+ * match it.
+ */
+export function checkedHeaderMetadata(buf: Buffer): Record<string, string> | null {
+  try {
+    const header = parseHeader(buf.subarray(8, 8 + headerLength(buf, buf.length)));
+    const meta = rawMetadata(header);
+    return meta[HEADER_CRC] !== undefined && headerCrc(header) === meta[HEADER_CRC] ? meta : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Reads a safetensors file, checking its structure and, when it has them, its checksums; a SafetensorsError
  * saying what is wrong (empty, truncated, a header that does not parse, a damaged header or tensor) otherwise.
  */

@@ -4,8 +4,9 @@
  * and shapes, the run state or the model's metadata).
  */
 import { getPreset, presetNames } from '../model/presets.js';
-import { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, readMetadataOnly, readVerified } from './checkpoint.js';
-import { decodeModel, MODEL_FORMAT } from './model-file.js';
+import { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, readVerified } from './checkpoint.js';
+import { checkedHeaderMetadata } from './safetensors.js';
+import { decodeModel, MODEL_FORMAT, optionalInt } from './model-file.js';
 import { fileError, readRegularFile } from '../fs-errors.js';
 
 export interface FileVerdict {
@@ -41,26 +42,25 @@ export function verifyFile(file: string): FileVerdict {
     }
     throw new CheckpointError(`${file} is neither an alexnet-mp checkpoint nor a model file (its metadata says format ${JSON.stringify(metadata.format ?? null)})`);
   } catch (e) {
-    if (e instanceof CheckpointError) return { file, ...whatTheHeaderSays(file), state: 'failed', problem: e.message };
+    if (e instanceof CheckpointError) return { file, ...whatTheHeaderSays(buf), state: 'failed', problem: e.message };
     throw e;
   }
 }
 
-/** A damaged file's kind, preset and step as its header says them, when the header itself reads (a tensor's bytes damaged). */
-function whatTheHeaderSays(file: string): Pick<FileVerdict, 'kind' | 'preset' | 'step'> {
-  let m: Record<string, string>;
-  try {
-    m = readMetadataOnly(file);
-  } catch {
-    return {};
+/** A damaged file's kind, preset and step as its header says them, when the header reads and matches its checksum (a tensor's bytes damaged). */
+function whatTheHeaderSays(buf: Buffer): Pick<FileVerdict, 'kind' | 'preset' | 'step'> {
+  const m = checkedHeaderMetadata(buf);
+  const kind = m?.format === CHECKPOINT_FORMAT ? 'checkpoint' : m?.format === MODEL_FORMAT ? 'model' : undefined;
+  if (!m || kind === undefined) return {};
+  let step: number | undefined;
+  if (kind === 'model') step = optionalInt(m.step);
+  else {
+    try {
+      const s = (JSON.parse(m.state ?? '') as { step?: unknown }).step;
+      step = Number.isSafeInteger(s) && (s as number) >= 0 ? (s as number) : undefined;
+    } catch {
+      step = undefined;
+    }
   }
-  const kind = m.format === CHECKPOINT_FORMAT ? 'checkpoint' : m.format === MODEL_FORMAT ? 'model' : undefined;
-  if (kind === undefined) return {};
-  let step: unknown;
-  try {
-    step = kind === 'checkpoint' ? (JSON.parse(m.state ?? '') as { step?: unknown }).step : Number(m.step);
-  } catch {
-    step = undefined;
-  }
-  return { kind, ...(m.preset ? { preset: m.preset } : {}), ...(Number.isSafeInteger(step) && (step as number) >= 0 ? { step: step as number } : {}) };
+  return { kind, ...(m.preset ? { preset: m.preset } : {}), ...(step !== undefined ? { step } : {}) };
 }
