@@ -111,7 +111,7 @@ withDriver(needsDriver('two adapters of one name: the second is refused in one l
   t.regex(layered.err[0]!, /^alexnet: --device 1: adapters 0 and 1 are both named '[^']+' and Dawn opens an adapter by name only; the driver gives no PCI address for '[^']+' \(VK_EXT_pci_bus_info\), so Mesa's device-select layer cannot tell them apart either; run each worker where only its GPU is visible/);
 });
 
-withDriver(needsDriver('predict on webgpu names the adapter it ran on (evaluate says it alike)'), (t) => {
+withDriver(needsDriver('predict on webgpu names the adapter it ran on'), (t) => {
   const image = join(mkdtempSync(join(tmpdir(), 'alexnet-predict-adapter-')), 'grey.png');
   t.teardown(() => rmSync(dirname(image), { recursive: true, force: true }));
   // a 1x1 grey PNG: predict resizes it to the model's input

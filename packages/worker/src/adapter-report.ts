@@ -1,6 +1,6 @@
 /** The adapter a worker's device runs on, as the wire carries it and as its log, the coordinator and the dashboard say it. */
 import os from 'node:os';
-import { describeAdapter, type AdapterInfo, type BackendMode } from '@alexnet-mp/core';
+import { describeAdapter, describeMode, type AdapterInfo, type BackendMode } from '@alexnet-mp/core';
 import type { WebGPUAdapterMsg } from './protocol.js';
 
 export function adapterMsg(a: AdapterInfo | null): WebGPUAdapterMsg | null {
@@ -19,7 +19,7 @@ export function adapterFromMsg(m: WebGPUAdapterMsg): AdapterInfo {
  * "webasm, no adapter (device 1 ignored on webasm: it runs on this machine's CPU cores)".
  */
 export function describeDevice(mode: BackendMode, adapter: AdapterInfo | null, requested?: number, note?: string | null): string {
-  if (mode === 'webgpu' && adapter) return `webgpu on ${describeAdapter(adapter)}`;
+  if (mode === 'webgpu' && adapter) return describeMode(mode, adapter);
   const ignored = requested !== undefined && mode !== 'webgpu' ? ` (device ${requested} ignored on ${mode}: it runs on this machine's CPU cores)` : '';
   return `${mode}, no adapter${ignored}${note ? ` (${note})` : ''}`;
 }

@@ -52,7 +52,7 @@ const commonOptions = (y: Argv, heldOut = false, columns = 16) =>
     backend: { choices: backendChoices, describe: 'with --run or --model: the gpu.js mode of the forward passes (default auto)' },
     ...(heldOut
       ? {
-          data: { type: 'string', describe: "with --run or --model: the data set whose held-out images to use (default: the run's own; a model file needs it)" },
+          data: { type: 'string', describe: "with --run or --model: the data set whose held-out images to use (a folder without train/: its val/ or test/, or its own class folders; default: the run's own; a model file needs it)" },
           'cache-dir': { type: 'string', describe: 'with --run or --model: the data cache folder (as for training)' },
         }
       : {}),

@@ -27,7 +27,7 @@ export interface OpenDashboardOptions {
   /** The run's inspector, when the coordinator has one already (its calls are then queued with the dashboard's). */
   readonly inspector?: LiveInspector;
   readonly spec: ModelSpec;
-  /** Where the feature maps' test images come from: the first held-out batch (none without a held-out split). */
+  /** Where the feature maps' test images come from: one held-out batch (none without a held-out split). */
   readonly data: Pick<TrainingData, 'heldOut'>;
   readonly info: (line: string) => void;
 }
@@ -39,7 +39,7 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-/** The first held-out images, or null (with a note) when the data has no held-out split. */
+/** One batch of held-out images (real data's spread over the split, synthetic data's first), or null (with a note) when the data has no held-out split. */
 export async function testBatch(data: Pick<TrainingData, 'heldOut'>, info: (line: string) => void): Promise<U8Batch | null> {
   try {
     for await (const b of data.heldOut(MAX_TEST_IMAGES, 1, 'centre').batches()) return b;

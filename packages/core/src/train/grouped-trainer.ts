@@ -6,7 +6,7 @@
  * fastest way to debug the model.
  */
 import { Device, type DeviceTensor, type FallbackPolicy, type RequestedBackend } from '../device.js';
-import { describeAdapter } from '../adapters.js';
+import { describeMode } from '../adapters.js';
 import type { ModelSpec, TowerIndex } from '../model/spec.js';
 import { initTowerParams, type TowerParams } from '../model/params.js';
 import { Tower, type StepContext } from '../tower/tower.js';
@@ -76,8 +76,7 @@ export class GroupedTrainer {
 
   /** executedModes in words for a user, webgpu with the adapter it ran on ("webgpu on adapter 0 'NVIDIA H200' (...)"). */
   executedOn(): string[] {
-    const adapter = this.devices[0].adapter;
-    return this.executedModes().map((m) => (m === 'webgpu' && adapter ? `webgpu on ${describeAdapter(adapter)}` : m));
+    return this.executedModes().map((m) => describeMode(m, this.devices[0].adapter));
   }
 
   /** Both towers' host parameters: current on webasm and cpu; on webgpu call syncParams() first. */
