@@ -34,14 +34,18 @@ export type OutputKind = keyof typeof outputKinds;
  * written to, not replaced.
  */
 export function checkOutputKind(out: string, option: string, kind: OutputKind): void {
-  const k = outputKinds[kind];
+  if (isOfKind(out, kind) === false) throw new UserError(`${option} ${out} exists and is not ${outputKinds[kind].what}: it would be replaced. Give a new file name (or remove that file first)`);
+}
+
+/** Whether the regular file `file` is of `kind` by its first bytes; null when there is none, it is empty, not a regular file or not readable. */
+function isOfKind(file: string, kind: OutputKind): boolean | null {
   let head: Buffer;
   let size: number;
   try {
-    const st = fs.statSync(out);
-    if (!st.isFile()) return;
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size === 0) return null;
     size = st.size;
-    const fd = fs.openSync(out, 'r');
+    const fd = fs.openSync(file, 'r');
     try {
       head = Buffer.alloc(64);
       head = head.subarray(0, fs.readSync(fd, head, 0, 64, 0));
@@ -49,9 +53,9 @@ export function checkOutputKind(out: string, option: string, kind: OutputKind): 
       fs.closeSync(fd);
     }
   } catch {
-    return; // not there (or not readable: the write says so)
+    return null; // not there (or not readable: the write says so)
   }
-  if (head.length > 0 && !k.looksLike(head, size)) throw new UserError(`${option} ${out} exists and is not ${k.what}: it would be replaced. Give a new file name (or remove that file first)`);
+  return outputKinds[kind].looksLike(head, size);
 }
 
 /** An output file: writable (trained-model.ts checkWritable) and, where a file is there, of `kind` (checkOutputKind). */
@@ -85,10 +89,11 @@ export function checkFeaturesOutput(out: string, example: string): void {
   if (owner !== null && fs.existsSync(owner)) throw new UserError(`--out ${out} is the labels file of the features in ${owner}: write it elsewhere, e.g. --out ${example}`);
   const c = companionFiles(out);
   checkOutputKind(c.labels, `--out ${out}: its labels file`, 'npy');
-  // F.json and F.files.txt: an earlier features run's (its F.json says so), or none
-  for (const f of [c.meta, c.files]) {
-    if (fs.existsSync(f) && !isFeaturesRows(out)) {
-      throw new UserError(`--out ${out}: ${f} exists and is not ${f === c.meta ? 'the description' : 'the file list'} of an earlier alexnet features --out ${out}: it would be replaced. Give another --out (or remove that file first)`);
-    }
-  }
+  // F.json: an earlier features run's description, or none; F.files.txt: beside an earlier run's rows (whose
+  // description a run stopped while writing its files may have left out), or none
+  const refuse = (f: string, what: string) => {
+    throw new UserError(`--out ${out}: ${f} exists and is not ${what} of an earlier alexnet features --out ${out}: it would be replaced. Give another --out (or remove that file first)`);
+  };
+  if (fs.existsSync(c.meta) && !isFeaturesRows(out)) refuse(c.meta, 'the description');
+  if (fs.existsSync(c.files) && !isFeaturesRows(out) && isOfKind(out, 'npy') !== true) refuse(c.files, 'the file list');
 }
