@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper preset end to end on an image folder (IMAGENETTE, default ../shared/datasets/imagenette-mini:
+# The paper preset end to end on an image folder (IMAGENETTE, required:
 # 224x224 crops of 256x256 images, 10 classes, train/ and val/) on this machine's CPU: two steps of 4
 # images, an evaluation, a checkpoint, then --resume with only --steps 3 (and the cache) for a third
 # step on the same data. Writes bench/results/imagenette-paper-cpu.txt. Takes 4 to 6 minutes on 2 cores.
@@ -9,9 +9,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=bench/results/imagenette-paper-cpu.txt
-data=${IMAGENETTE:-../shared/datasets/imagenette-mini}
-if [ ! -d "$data" ]; then
-  echo "imagenette-paper: no image folder at $data: set IMAGENETTE to a folder with train/ and val/ class folders" >&2
+data=${IMAGENETTE:-}
+if [ -z "$data" ] || [ ! -d "$data" ]; then
+  echo "imagenette-paper: ${data:+no image folder at $data: }set IMAGENETTE to a folder with train/ and val/ class folders (e.g. a few images per class of Imagenette)" >&2
   exit 2
 fi
 run=$(mktemp -d /tmp/alexnet-imagenette-XXXXXX)

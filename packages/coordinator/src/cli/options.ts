@@ -30,7 +30,7 @@ export const runOptions = {
   'eval-every': {
     type: 'number',
     describe:
-      'evaluate every N steps, at the end of each epoch and after the last step (default 0, or the resumed run\'s; 0: only at epoch ends and after the last step with --epochs, else never): the held-out batches through both workers, forward only, no dropout; ' +
+      'evaluate every N steps, at the end of each epoch and after the last step (default 0, or the resumed run\'s; 0: only at epoch ends and after the last step with --epochs or, on real data, --eval-batches, else never): the held-out batches through both workers, forward only, no dropout; ' +
       'logs {"event":"eval", step, loss, top1_error, top5_error, images}. Held out: the data set\'s val/ or test/ split (centre crops, or ten patches with --eval-views ten); for --data synthetic the same generator with a seed derived from --seed',
   },
   'eval-batch': { type: 'number', describe: 'images per evaluation batch (default: --batch; may differ from it)' },

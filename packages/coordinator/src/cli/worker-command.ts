@@ -65,7 +65,7 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
           type: 'number',
           describe:
             'webasm: the threads each kernel runs on; 1 runs them on the worker\'s own thread, N on N worker threads (default: one per core). ' +
-            'Two workers sharing a machine\'s cores each take half of them (launch gives them that; on 2 cores, 1 each was fastest). webgpu and cpu ignore it',
+            'Two workers sharing a machine\'s cores each take half of them (launch gives them that; on 2 cores, 1 each is fastest: docs/performance.md). webgpu and cpu ignore it',
         },
         cpus: {
           type: 'string',
