@@ -262,11 +262,6 @@ export class TrainedModel {
   }
 
   /**
-   * For a data set whose classes are all among the model's own names, but not as its first ones in its order (a
-   * few of its classes, or another order): the model's output of each data class, by name. Null otherwise (the
-   * same classes, a class the model does not have, or a model without names).
-   */
-  /**
    * A folder without train/ (`data`) has its classes in its own folders' order: each must be one of the model's
    * classes by name (by index they would pair with the model's classes at random), and the model must keep names.
    */
@@ -281,6 +276,11 @@ export class TrainedModel {
     }
   }
 
+  /**
+   * For a data set whose classes are all among the model's own names, but not as its first ones in its order (a
+   * few of its classes, or another order): the model's output of each data class, by name. Null otherwise (the
+   * same classes, a class the model does not have, or a model without names).
+   */
   classOutputsByName(dataClasses: readonly string[] | undefined): number[] | null {
     const own = this.ownNames;
     if (!own || !dataClasses || dataClasses.length === 0 || dataClasses.every((c, i) => own[i] === c)) return null;

@@ -30,7 +30,6 @@ export interface TrainingData {
   readonly imagesPerEpoch: number;
   /** Class names in class order (real data; synthetic data has none). */
   readonly classes?: readonly string[];
-
   /** An image folder's held-out files in the split's order (heldOut's images are these, in order). */
   readonly heldOutFiles?: readonly string[];
   /**

@@ -113,13 +113,13 @@ export function isSoftwareAdapter(info: { readonly isFallbackAdapter?: boolean; 
  * "adapter 1 'NVIDIA H200' (nvidia hopper, vulkan)"; a software one says so:
  * "adapter 0 'llvmpipe (LLVM 15.0.6, 256 bits)' (mesa, vulkan; a software adapter: it runs on the CPU)".
  */
-/** Where kernels of gpu.js mode `mode` run, in words: "webgpu on adapter 0 'NAME' (...)" with an adapter, else the mode. */
-export function describeMode(mode: string, adapter: AdapterInfo | null): string {
-  return mode === 'webgpu' && adapter ? `webgpu on ${describeAdapter(adapter)}` : mode;
-}
-
 export function describeAdapter(a: AdapterInfo): string {
   const what = [a.vendor, a.software ? '' : a.architecture].filter(Boolean).join(' ') || 'vendor not given';
   const where = a.pci ? `, PCI ${a.pci}` : '';
   return `adapter ${a.index} '${a.name}' (${what}, ${a.backend}${where}${a.software ? '; a software adapter: it runs on the CPU' : ''})`;
+}
+
+/** Where kernels of gpu.js mode `mode` run, in words: "webgpu on adapter 0 'NAME' (...)" with an adapter, else the mode. */
+export function describeMode(mode: string, adapter: AdapterInfo | null): string {
+  return mode === 'webgpu' && adapter ? `webgpu on ${describeAdapter(adapter)}` : mode;
 }

@@ -40,7 +40,6 @@ export interface Dataset {
   readonly heldOutFiles?: readonly string[];
   /** The training split's colour statistics (mean, covariance, PCA). */
   readonly stats: ChannelStats;
-
   /** Files skipped (unreadable, truncated) and other problems survived. */
   readonly warnings: readonly DataWarning[];
 }

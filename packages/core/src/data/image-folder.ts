@@ -77,7 +77,10 @@ const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * Lists one split (`DIR/train`, say). With `classes` given (the training
  * split's), labels follow that list and an unknown class folder is an error.
  */
-export async function listImageSplit(dir: string, opts: { classes?: readonly string[]; onWarning?: WarningSink } = {}): Promise<SplitListing> {
+export async function listImageSplit(
+  dir: string,
+  opts: { classes?: readonly string[]; onWarning?: WarningSink; noClassFolders?: (loose: number) => string } = {},
+): Promise<SplitListing> {
   const abs = resolve(dir);
   let entries;
   try {
@@ -92,7 +95,7 @@ export async function listImageSplit(dir: string, opts: { classes?: readonly str
   const { classes: found, loose } = sortEntries(abs, entries, (name) => targets.get(name));
   if (found.length === 0) {
     if (opts.classes && loose.length > 0) return listFlatSplit(abs, loose, opts.classes);
-    throw new DataError(abs, noClassFolders(abs, loose.length));
+    throw new DataError(abs, (opts.noClassFolders ?? ((n) => noClassFolders(abs, n)))(loose.length));
   }
   // images beside the class folders belong to no class: said, not silently dropped
   if (loose.length > 0) opts.onWarning?.({ path: abs, message: `${loose.length === 1 ? '1 image' : `${loose.length} images`} (${firstFew(loose, 3)}) ${loose.length === 1 ? 'lies' : 'lie'} beside the class folders, in no class: not used` });
@@ -287,24 +290,17 @@ export async function listHeldOutWithoutTrain(root: string, opts: { onWarning?: 
   const abs = resolve(root);
   // a data set's training split given for its held-out one: its images were trained on
   const parent = dirname(abs);
-  if (basename(abs) === 'train' && ((await heldOutSplitOf(parent)) !== null)) {
-    throw new DataError(abs, `${abs} is the training split of ${parent}: give ${parent} (its ${(await heldOutSplitOf(parent))!}/ split is evaluated), or a folder of held-out images`);
-  }
+  const parentSplit = basename(abs) === 'train' ? await heldOutSplitOf(parent) : null;
+  if (parentSplit !== null) throw new DataError(abs, `${abs} is the training split of ${parent}: give ${parent} (its ${parentSplit}/ split is evaluated), or a folder of held-out images`);
   const { dir, name } = await heldOutFolderWithoutTrain(abs);
-  const entries = await readdir(dir, { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(dir, e)));
-  const { classes, loose } = sortEntriesSync(dir, entries);
-  if (classes.length === 0) {
-    const images = loose.length === 1 ? '1 image' : `${loose.length} images`;
-    throw new DataError(
-      dir,
-      loose.length > 0
-        ? `${dir} holds ${images} and no class folders, and ${abs} has no train/ folder to name their classes: sort them into ${dir}/<class>/ (the model's class names), or give the data set's folder with its train/`
-        : name
-          ? `${dir} has no class folders: expected ${dir}/<class>/*.jpg|jpeg|png (the model's class names) to evaluate on`
-          : `${abs} has no train/, val/ or test/ folder and no class folders: expected ${abs}/<class>/*.jpg|jpeg|png (or ${abs}/val/<class>/...) to evaluate on, or the CIFAR-10 binary folder`,
-    );
-  }
-  return { listing: await listImageSplit(dir, opts), name };
+  // no classes given: loose images there are refused (nothing names their classes), with what to do instead
+  const noClassFolders = (loose: number) =>
+    loose > 0
+      ? `${dir} holds ${loose === 1 ? '1 image' : `${loose} images`} and no class folders, and ${abs} has no train/ folder to name their classes: sort them into ${dir}/<class>/ (the model's class names), or give the data set's folder with its train/`
+      : name
+        ? `${dir} has no class folders: expected ${dir}/<class>/*.jpg|jpeg|png (the model's class names) to evaluate on`
+        : `${abs} has no train/, val/ or test/ folder and no class folders: expected ${abs}/<class>/*.jpg|jpeg|png (or ${abs}/val/<class>/...) to evaluate on, or the CIFAR-10 binary folder`;
+  return { listing: await listImageSplit(dir, { ...opts, noClassFolders }), name };
 }
 
 /** Where listHeldOutWithoutTrain looks in a folder without train/: its val/, else its test/, else itself. */
