@@ -293,7 +293,8 @@ test.serial('a worker asked to stop with --drain: its coordinator writes a check
   // the checkpoint asked for, not the start of the run: no step is lost (the one after it may be done twice)
   const checkpointed = events(dir).filter((e) => e.event === 'checkpoint').map((e) => e.step);
   t.true(checkpointed.includes(restarts[0]!.from_step), `resumed from step ${restarts[0]!.from_step}; checkpoints ${checkpointed.join(', ')}`);
-  t.true(restarts[0]!.from_step! >= Number(asked[1]), `resumed from step ${restarts[0]!.from_step}, drained after step ${asked[1]}`);
+  // the step the coordinator named is the checkpoint's (a step queued behind the one whose reply said so comes first)
+  t.is(restarts[0]!.from_step, Number(asked[1]), `resumed from step ${restarts[0]!.from_step}, drained after step ${asked[1]}`);
   await sameLossesAsReference(t, dir);
 });
 
@@ -347,6 +348,44 @@ test.serial('separately started: a worker started again with the other --tower i
   const restarts = await backOnItsAddress(t, w0.address, c, dir);
   t.is(restarts.length, 1);
   t.notRegex(c.output(), /refused the handshake|internal error|\n\s+at /);
+});
+
+test.serial('separately started: a worker started again with another preset is said and waited for; one that stays wrong ends the run with its refusal, a failed event and the command that continues', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '90']);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(8), 120_000);
+  w1.p.proc.kill('SIGKILL');
+  await c.waitFor(/waiting for worker 1 \(tower 1\) at \S+ to come back/, 20_000);
+  // the operator starts tower 1 again with the wrong preset
+  const port = w1.address.slice(w1.address.lastIndexOf(':') + 1);
+  const wrong = alexnet(['worker', '--tower', '1', '--port', port, '--preset', 'cifar', '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, wrong);
+  await c.waitFor(/worker 1 \(tower 1\) at \S+ refused the handshake: preset differs \(coordinator: tiny, worker: cifar\): waiting for a worker that matches the run \(\d+ s left of --wait-for-workers\)/, 60_000);
+  t.is(c.proc.exitCode, null, 'the run goes on waiting');
+  wrong.proc.kill('SIGKILL');
+  await wrong.exited;
+  const again = alexnet(['worker', '--tower', '1', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, again);
+  t.is((await c.exited).code, 0, c.output());
+  t.is(events(dir).filter((e) => e.event === 'restart').length, 1);
+
+  // the same mistake not mended within --wait-for-workers: the run ends, saying why and how to go on
+  const dir2 = tempDir(t);
+  const c2 = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir2, '--wait-for-workers', '6']);
+  killOnTeardown(t, c2);
+  await c2.waitFor(stepLine(8), 120_000);
+  again.proc.kill('SIGKILL');
+  await again.exited;
+  const wrong2 = alexnet(['worker', '--tower', '1', '--port', port, '--preset', 'cifar', '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, wrong2);
+  const { code } = await c2.exited;
+  t.is(code, 1, c2.output());
+  t.regex(c2.stderr.join('\n'), /refused the handshake: preset differs \(coordinator: tiny, worker: cifar\) \(still so after 6 s of --wait-for-workers\)/);
+  t.regex(c2.stderr.join('\n'), /--resume/);
+  t.true(events(dir2).some((e) => e.event === 'failed'), 'a failed event closes the metrics');
+  t.notRegex(c2.output(), /internal error|\n\s+at /);
 });
 
 test.serial('separately started: a worker that does not come back within --wait-for-workers ends the run, naming it', async (t) => {

@@ -26,7 +26,7 @@ test('workers of another preset, another protocol version or in the wrong order 
 
   const swapped = await coordinate([ok1.address, ok0.address]);
   t.is(swapped.code, 2, swapped.err);
-  t.regex(swapped.err, /worker 0 \(tower 0\) at \S+ refused the handshake: tower differs \(the coordinator expects tower 0 at this address, this worker is tower 1; list the tower 0 worker first in --workers\)/);
+  t.regex(swapped.err, /worker 0 \(tower 0\) at \S+ refused the handshake: tower differs \(the coordinator expects tower 0 at this address, this worker is tower 1: list the tower 0 worker first in --workers, or start this one with --tower 0 if the other is tower 1 too\)/);
   t.regex(swapped.err, /and worker 1 \(tower 1\) at \S+ refused the handshake: tower differs \(the coordinator expects tower 1 at this address, this worker is tower 0/);
 
   // a coordinator of another protocol version is refused the same way

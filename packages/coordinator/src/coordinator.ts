@@ -67,6 +67,8 @@ export class Coordinator {
   private stopRequest: string | null = null;
   /** Whether a checkpoint is wanted after the current step beyond the schedule (a worker draining: noteDraining says so). */
   private checkpointAsked = false;
+  /** The last step sent to the workers (a queued one runs after the step in progress): a drain's checkpoint comes after it. */
+  private lastSentStep = -1;
   /** The towers whose draining has been said (once each). */
   private readonly drainSaid = new Set<number>();
   /** Set when `run` ended before its steps were done because of requestStop: why, and after which step. */
@@ -289,7 +291,8 @@ export class Coordinator {
       this.drainSaid.add(t);
       if (this.o.checkpoint) {
         this.checkpointAsked = true;
-        this.info(`${this.label(t)} is draining (asked to stop): a checkpoint after step ${step + 1}, which it waits for before it goes`);
+        // after the step queued behind this one, when there is one (the run loop checkpoints once no step is queued)
+        this.info(`${this.label(t)} is draining (asked to stop): a checkpoint after step ${Math.max(step, this.lastSentStep) + 1}, which it waits for before it goes`);
       } else {
         this.info(`${this.label(t)} is draining (asked to stop), and this run writes no checkpoints (no --run-dir): what it trained is lost when it goes`);
       }
@@ -371,6 +374,7 @@ export class Coordinator {
         },
         sendStep: (step, b, previous) => {
           if (previous) this.queuedCount++;
+          this.lastSentStep = step;
           return this.stepAt(step, b, previous);
         },
         queueingAfter: (done) => this.queueingAfter(done),

@@ -420,9 +420,24 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     (progress as Progress | null)?.stop();
     await stopAll();
     for (const s of signals) process.off(s, onSignal);
-    say(`all processes stopped (${children.map((c) => `${c.name} ${c.describeExit()}`).join(', ')})`);
+    say(`all processes stopped (${describeEnds(children)})`);
     launchLog?.end();
   }
+}
+
+/**
+ * How each process ended, the last of each name (the one stopped now), with how its earlier runs ended when it was
+ * restarted: "worker1 exited with code 0 (restarted after: killed by signal SIGKILL)".
+ */
+export function describeEnds(children: readonly { name: string; describeExit(): string }[]): string {
+  const last = new Map<string, { describeExit(): string }>();
+  const earlier = new Map<string, string[]>();
+  for (const c of children) {
+    const before = last.get(c.name);
+    if (before) earlier.set(c.name, [...(earlier.get(c.name) ?? []), before.describeExit()]);
+    last.set(c.name, c);
+  }
+  return [...last].map(([name, c]) => `${name} ${c.describeExit()}${earlier.has(name) ? ` (restarted after: ${earlier.get(name)!.join(', then ')})` : ''}`).join(', ');
 }
 
 /** What a run that ended badly can continue from: its last checkpoint and the command. */

@@ -16,6 +16,7 @@ import { WorkerFailure, type Coordinator, type ResumePoint, type StepMetrics } f
 import type { EvalMetrics } from './evaluation.js';
 import type { SavedRun } from './resume.js';
 import { StepTally } from './step-tally.js';
+import { UserError } from './cli/errors.js';
 
 export interface RecoveryOptions {
   /** Restarts allowed in the run (0: a lost worker ends it, as before). */
@@ -143,7 +144,8 @@ export class Recovery {
       this.o.onLost?.({ event: 'worker_lost', tower: lost.tower, pid: this.c.handshakes?.[lost.tower]?.pid ?? null, reason: lost.message });
       try {
         const t0 = performance.now();
-        await this.waitForWorkers();
+        const until = t0 + this.o.waitMs;
+        await this.waitForWorkers(until);
         const from = this.load();
         const step = from?.step ?? 0;
         this.restartedAt = step;
@@ -158,10 +160,30 @@ export class Recovery {
           waited_s: (performance.now() - t0) / 1000,
         });
         this.o.info(from ? `resuming from ${this.lastCheckpoint} (step ${step})` : 'no checkpoint of this run yet: restarting the run from step 0');
-        await this.c.start({ from, timeoutMs: this.o.waitMs, timeoutOption: '--wait-for-workers' });
+        await this.startAgain(from, until, lost.tower);
         return step;
       } catch (e2) {
         e = e2;
+      }
+    }
+  }
+
+  /**
+   * Handshakes and configures both workers again. A worker restarted unlike the run (another preset or build, a
+   * smaller --max-batch) refuses the handshake: that is said and waited for, as a worker not back yet is, until
+   * `until`; then a WorkerFailure (not lost) of tower `tower`, the one restarted, ends the run with the refusal.
+   */
+  private async startAgain(from: ResumePoint | null, until: number, tower: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.c.start({ from, timeoutMs: Math.max(1000, until - performance.now()), timeoutOption: '--wait-for-workers' });
+        return;
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        const left = until - performance.now();
+        if (left <= 0) throw new WorkerFailure(`${e.message} (still so after ${(this.o.waitMs / 1000).toFixed(0)} s of --wait-for-workers)`, tower);
+        this.o.info(`${e.message}: waiting for a worker that matches the run (${(left / 1000).toFixed(0)} s left of --wait-for-workers)`);
+        await sleep(Math.min(5000, left));
       }
     }
   }
@@ -189,10 +211,9 @@ export class Recovery {
   /**
    * Asks both workers for their status until both answer, each as its own tower (a worker restarted by hand
    * with the other --tower is said, and waited for as one that has not come back); a WorkerFailure (not lost)
-   * after waitMs.
+   * at `until`.
    */
-  private async waitForWorkers(): Promise<void> {
-    const until = performance.now() + this.o.waitMs;
+  private async waitForWorkers(until: number): Promise<void> {
     const answered = [false, false];
     let lastSaid = -Infinity;
     for (let wait = 250; ; wait = Math.min(5000, wait * 2)) {

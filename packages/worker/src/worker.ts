@@ -198,7 +198,7 @@ export class TowerWorker implements PeerSide {
     checkRunId(req.run_id, 'Handshake');
     const diffs = identityDifferences(req.model, this.identity, 'coordinator', 'worker');
     if (req.tower !== this.tower) {
-      diffs.push(`tower differs (the coordinator expects tower ${req.tower} at this address, this worker is tower ${this.tower}; list the tower 0 worker first in --workers)`);
+      diffs.push(`tower differs (the coordinator expects tower ${req.tower} at this address, this worker is tower ${this.tower}: list the tower 0 worker first in --workers, or start this one with --tower ${req.tower} if the other is tower ${this.tower} too)`);
     }
     if (diffs.length > 0) {
       // the preset and hash are the caller's words: control characters escaped, so that they cannot forge a log line
