@@ -192,6 +192,21 @@ test('what the coordinator would refuse once the workers are up is said before a
   t.deepEqual(none.stderr, ['[launch] nothing to do: --steps 0']);
 });
 
+test('a resumed run trained by epochs and already at its epochs: nothing to do, said before any process starts, and nothing added to its metrics', async (t) => {
+  const dir = tempDir(t);
+  // synthetic data: 1024 images an epoch, 16 steps of 64
+  const first = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '64', '--epochs', '1', '--run-dir', dir]);
+  t.is((await first.exited).code, 0, first.output());
+  const before = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
+  const finished = alexnet(['launch', '--backend', 'webasm', '--resume', dir]);
+  t.is((await finished.exited).code, 0, finished.output());
+  t.deepEqual(finished.stderr, [`[launch] nothing to do: the run in ${dir} is at step 16, and its plan was 1 epoch, 16 steps (give --epochs or --steps to train on)`]);
+  const fewer = alexnet(['launch', '--backend', 'webasm', '--resume', dir, '--epochs', '1']);
+  t.is((await fewer.exited).code, 0, fewer.output());
+  t.deepEqual(fewer.stderr, [`[launch] nothing to do: the run in ${dir} is at step 16, and --epochs 1 counts from its start (16 steps of 16 an epoch; give more to train on)`]);
+  t.is(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'), before, 'no session added');
+});
+
 test('options that keep something, without --run-dir, evaluation options without an evaluation and a schedule\'s drops past the run\'s end are warned about: the run still trains', async (t) => {
   const p = alexnet([...common, '--steps', '2', '--checkpoint-every', '1', '--eval-batch', '7', '--eval-batches', '2']);
   t.is((await p.exited).code, 0, p.output());

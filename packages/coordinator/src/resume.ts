@@ -380,12 +380,28 @@ export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resu
   checkResumeArgs(a, a.resume, r);
   const fromRun = a.data === undefined ? resumedData(r.saved) : undefined;
   checkViewsOfData(a['eval-views'], !isGeneratedData(a.data ?? fromRun?.data ?? 'synthetic'));
-  // --steps counts from the run's start; without --steps or --epochs the run's own target, when it counts steps
-  const plan = r.saved.plan ?? {};
-  const target = a.steps ?? (a.epochs === undefined && (plan.epochs ?? null) === null ? plan.steps : undefined);
+  const { target, why } = resumedStepTarget(a, r.saved);
   if (target === undefined || r.step < target) return { nothingToDo: null, saved: r.saved };
-  const why = a.steps !== undefined ? `--steps ${a.steps} counts from its start (give more to train on)` : `its plan was ${target} steps (give --steps to train on)`;
   return { nothingToDo: `the run in ${a.resume} is at step ${r.step}, and ${why}`, saved: r.saved };
+}
+
+/**
+ * The step a resumed run trains to, as far as its files tell, and why: --steps counts from the run's start;
+ * --epochs too, in the run's epochs (its steps an epoch, on its own data: another --data may have another
+ * count, left to the coordinator); without either, the run's own plan. Undefined when the files do not tell.
+ */
+function resumedStepTarget(a: Pick<RunArgs, 'steps' | 'epochs' | 'data'>, saved: SavedRun): { target?: number; why?: string } {
+  if (a.steps !== undefined) return { target: a.steps, why: `--steps ${a.steps} counts from its start (give more to train on)` };
+  const plan = saved.plan ?? {};
+  const spe = a.data === undefined ? (saved.data?.steps_per_epoch ?? null) : null;
+  if (a.epochs !== undefined) {
+    if (spe === null) return {};
+    const target = a.epochs * spe;
+    return { target, why: `--epochs ${a.epochs} counts from its start (${target} steps of ${spe} an epoch; give more to train on)` };
+  }
+  if ((plan.epochs ?? null) === null) return plan.steps === undefined ? {} : { target: plan.steps, why: `its plan was ${plan.steps} steps (give --steps to train on)` };
+  if (plan.steps === undefined) return {};
+  return { target: plan.steps, why: `its plan was ${plan.epochs} epoch${plan.epochs === 1 ? '' : 's'}, ${plan.steps} steps (give --epochs or --steps to train on)` };
 }
 
 /**

@@ -135,6 +135,16 @@ export async function runLoop(
       if (queued) continue;
       const done = host.stepsDone;
       const due = dueAfter(host.o, done, i === steps - 1, host.sinceCheckpointMs());
+      if (host.stopRequest !== null && i < steps - 1) {
+        // asked to stop while the step ran: its checkpoint at once (at the top of the loop), and an evaluation due
+        // now is left to the resumed run, the checkpoint saying it is due, rather than run before the stop
+        if (ck && checkpointed !== done) {
+          const written = await host.writeCheckpoint(due.evaluation);
+          checkpointed = done;
+          o.onCheckpoint?.(written, done);
+        }
+        continue;
+      }
       // the checkpoint first: a worker lost during the evaluation costs the evaluation, not the steps since the last checkpoint
       if (due.checkpoint || (ck && host.checkpointAsked)) {
         // written whether or not a caller listens (`o.onCheckpoint?.(await ...)` would skip the write)

@@ -71,8 +71,8 @@ function fakeHost(o: Options) {
       if (o.queueing === false || stopRequest !== null || checkpointAsked) return false;
       return !(o.checkpointEvery && done % o.checkpointEvery === 0) && !(o.evalEvery && done % o.evalEvery === 0);
     },
-    async writeCheckpoint() {
-      events.push(`checkpoint ${stepsDone}`);
+    async writeCheckpoint(evalDue) {
+      events.push(`checkpoint ${stepsDone}${evalDue ? ' (evaluation due)' : ''}`);
       checkpointedAt = clock;
       checkpointAsked = false;
       return `ckpt-${stepsDone}`;
@@ -102,7 +102,7 @@ test('each step but the first goes out queued behind the one before when nothing
 test('a checkpoint or an evaluation due after a step: the next step waits for it and is sent after it', async (t) => {
   const { host, events, first } = fakeHost({ checkpointEvery: 2, evalEvery: 3 });
   await runLoop(host, 6, first(), () => {}, {});
-  t.deepEqual(events, ['send 0', 'queue 1', 'checkpoint 2', 'send 2', 'eval 3', 'send 3', 'checkpoint 4', 'send 4', 'queue 5', 'checkpoint 6', 'eval 6']);
+  t.deepEqual(events, ['send 0', 'queue 1', 'checkpoint 2', 'send 2', 'eval 3', 'send 3', 'checkpoint 4', 'send 4', 'queue 5', 'checkpoint 6 (evaluation due)', 'eval 6']);
 });
 
 test('a worker draining after a step: a checkpoint after it (the step queued behind it first), then the steps go on', async (t) => {
@@ -127,6 +127,18 @@ test('a stop asked for during a step ends the loop after it (and the step queued
   t.deepEqual(r.stopped, { reason: 'test', step: 3 });
   t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'checkpoint 3']);
   t.is(r.steps.length, 3);
+});
+
+test('a stop asked for during a step after which an evaluation is due: the checkpoint at once, saying the evaluation is due (the resumed run does it), not the evaluation first', async (t) => {
+  const { host, events, first } = fakeHost({ checkpointEvery: 100, evalEvery: 3, stopAt: 2 });
+  const r = await runLoop(host, 10, first(), () => {}, {});
+  t.deepEqual(r.stopped, { reason: 'test', step: 3 });
+  t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'checkpoint 3 (evaluation due)']);
+  // the run's last step: its evaluation is the run's result, done before the loop ends
+  const last = fakeHost({ checkpointEvery: 100, evalEvery: 3, stopAt: 2 });
+  const r2 = await runLoop(last.host, 3, last.first(), () => {}, {});
+  t.is(r2.stopped, null);
+  t.deepEqual(last.events, ['send 0', 'queue 1', 'queue 2', 'checkpoint 3 (evaluation due)', 'eval 3']);
 });
 
 test('a failed step cancels the step queued behind it and fails the loop', async (t) => {
