@@ -117,3 +117,38 @@ test('launch --eval-views ten: the workers take ten views per evaluation image; 
   t.is((await s.exited).code, 2, s.output());
   t.regex(s.output(), /--eval-views ten needs real data/);
 });
+
+test('a held-out evaluation under way says how far it is, every evalProgressMs', async (t) => {
+  const root = await imageFolder(t);
+  const cache = tempDir(t, 'alexnet-cache-');
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', '8']), startWorker(t, 1, ['--max-batch', '8'])]);
+  const data = await openTrainingData({ data: root, spec: tiny, seed: 3, cacheDir: cache });
+  t.teardown(() => data.close());
+  const held = data.heldOut(2);
+  // each batch a little late, as a large test set's decoding would be
+  const set = {
+    ...held,
+    async *batches() {
+      for await (const b of held.batches()) {
+        await new Promise((r) => setTimeout(r, 60));
+        yield b;
+      }
+    },
+  };
+  const lines: string[] = [];
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }, source: data.source, eval: { every: 1, set }, evalProgressMs: 50, info: (l) => lines.push(l) });
+  t.teardown(() => c.close());
+  await c.start();
+  const m = await c.evaluateHeldOut();
+  t.is(m.images, 8);
+  const said = lines.filter((l) => /^evaluation after step 0: \d+ images sent to the workers, \d+ s$/.test(l));
+  t.true(said.length >= 2, lines.join('\n'));
+  const counts = said.map((l) => Number(/: (\d+) images/.exec(l)![1]));
+  t.deepEqual([...counts].sort((a, b) => a - b), counts, 'counts only grow');
+  t.true(counts.every((n) => n <= 8));
+  // none once it is done
+  const after = lines.length;
+  await new Promise((r) => setTimeout(r, 150));
+  t.is(lines.length, after);
+});
+

@@ -19,6 +19,8 @@ export interface CoordinatorOptions {
    * each epoch (with `stepsPerEpoch`), and after the last step.
    */
   readonly eval?: { readonly every: number; readonly set: EvalSet };
+  /** How often a held-out evaluation under way says how far it is through `info` (default EVAL_PROGRESS_MS). */
+  readonly evalProgressMs?: number;
   /** Steps in one epoch (epoch e is steps e*stepsPerEpoch ..): where the schedule's epochs, the epoch-end evaluations and checkpoints fall. */
   readonly stepsPerEpoch?: number;
   /** The learning rate of each step by its epoch (default: hyper.lr throughout); a plateau schedule is told the top-1 error of each epoch-end evaluation. */

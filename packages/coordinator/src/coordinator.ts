@@ -39,6 +39,9 @@ import { CheckpointFiles } from './checkpoint-files.js';
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
 import { newRunId, type CoordinatorOptions, type ResumePoint, type StepMetrics } from './coordinator-types.js';
 
+/** How often a held-out evaluation under way says how far it is (the info lines). */
+export const EVAL_PROGRESS_MS = 15_000;
+
 export class Coordinator {
   readonly runId: string;
   readonly identity: ModelIdentity;
@@ -330,8 +333,24 @@ export class Coordinator {
   async evaluateHeldOut(): Promise<EvalMetrics> {
     if (!this.o.eval) throw new Error('no evaluation set: give the eval option');
     const views = this.o.eval.set.views ?? 1;
-    const { logits: _l, labels: _b, ...summary } = await this.evaluate(this.o.eval.set.batches(), { logits: false, views });
-    return views > 1 ? { event: 'eval', ...summary, views } : { event: 'eval', ...summary };
+    // a long evaluation (a whole test set) says how far it is every EVAL_PROGRESS_MS, rather than a silent pause
+    let scored = 0;
+    const set = this.o.eval.set;
+    async function* counted(): AsyncIterable<U8Batch> {
+      for await (const b of set.batches()) {
+        yield b;
+        scored += b.labels.length;
+      }
+    }
+    const t0 = performance.now();
+    const step = this.stepsDone;
+    const progress = this.o.info ? setInterval(() => this.info(`evaluation after step ${step}: ${scored} images sent to the workers, ${((performance.now() - t0) / 1000).toFixed(0)} s`), this.o.evalProgressMs ?? EVAL_PROGRESS_MS) : undefined;
+    try {
+      const { logits: _l, labels: _b, ...summary } = await this.evaluate(counted(), { logits: false, views });
+      return views > 1 ? { event: 'eval', ...summary, views } : { event: 'eval', ...summary };
+    } finally {
+      clearInterval(progress);
+    }
   }
 
   /**
