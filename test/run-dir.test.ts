@@ -219,6 +219,13 @@ test('options that keep something, without --run-dir, evaluation options without
   const late = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '512', '--epochs', '2', '--lr-schedule', 'steps:1,5']);
   t.is((await late.exited).code, 0, late.output());
   t.regex(late.output(), /alexnet coordinator: warning: --lr-schedule: the run ends at step 4 \(2 epochs of 2 steps\): the rate's drop at epoch 5 never comes/);
+  // a plateau schedule in a run too short for its patience; one long enough is not warned about
+  const short = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '512', '--epochs', '2', '--lr-schedule', 'plateau']);
+  t.is((await short.exited).code, 0, short.output());
+  t.regex(short.output(), /alexnet coordinator: warning: --lr-schedule plateau: the run ends at step 4 \(2 epochs of 2 steps\): the rate drops only after 3 epoch-end evaluations \(the first, then 2 without improvement\) with epochs still to train, so it never drops in this run/);
+  const enough = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '512', '--epochs', '3', '--lr-schedule', 'plateau:1']);
+  t.is((await enough.exited).code, 0, enough.output());
+  t.notRegex(enough.output(), /never drops/);
 });
 
 test('checkpoints by wall time: --checkpoint-minutes writes one after the first step past the interval; the run folder records the interval', async (t) => {

@@ -337,7 +337,8 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     rows,
     lastEval: allEvals[allEvals.length - 1] ?? null,
     remaining: remainingOf(stepsDone, last.steps, spe, last.eval, paced, evalTimeline),
-    lastCheckpoint: events.reduce<number | null>((at, e) => (e.event === 'checkpoint' && typeof e.step === 'number' ? e.step : at), null),
+    // a stop's checkpoint is logged as a checkpoint line too; a log that has only the stopped line's says it there
+    lastCheckpoint: events.reduce<number | null>((at, e) => ((e.event === 'checkpoint' || (e.event === 'stopped' && typeof (e as { checkpoint?: unknown }).checkpoint === 'string')) && typeof e.step === 'number' ? e.step : at), null),
     restarts: events.filter((e) => e.event === 'restart').length,
     norms: lastNorms(ordered),
   };
@@ -408,7 +409,9 @@ export function formatRunReport(r: RunReport): string {
   }
   // steps logged past the last checkpoint (a run killed since) are done again by --resume
   const since = r.lastCheckpoint !== null && r.lastCheckpoint < r.stepsDone ? ` (steps ${r.lastCheckpoint}-${r.stepsDone - 1} were logged after it: --resume does them again)` : '';
-  if (r.lastCheckpoint !== null || r.restarts > 0) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : 'no checkpoint'}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
+  // none at all: the steps logged are not kept anywhere
+  const none = r.stepsDone > 0 ? `no checkpoint: nothing of the ${plural(r.stepsDone, 'step')} logged is kept (--resume has nothing to continue from: start the run again)` : 'no checkpoint';
+  if (r.lastCheckpoint !== null || r.restarts > 0 || r.stepsDone > 0) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : none}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${lossText(r.lastEval.loss)}, ${errorWords(r.lastEval.top1_error, r.lastEval.top5_error, classes)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   if (r.norms) out.push(`update / weight after step ${r.norms.step}: ${r.norms.layers.map((l) => `${l.layer} ${l.ratio.toExponential(1)}`).join(', ')}`);
   out.push('');

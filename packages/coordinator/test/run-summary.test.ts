@@ -208,7 +208,13 @@ test('the last checkpoint and the restarts: steps logged after the checkpoint ar
   t.regex(formatRunReport(r), /^last checkpoint: step 4 \(steps 4-6 were logged after it: --resume does them again\); 1 restart after a lost worker$/m);
   const clean = summariseRun([run(0, 'b'), ...[0, 1].map((s) => step(s, 1, 0.5)), { event: 'checkpoint', step: 2, file: 'y' }] as never);
   t.regex(formatRunReport(clean), /^last checkpoint: step 2$/m);
-  t.notRegex(formatRunReport(summariseRun([run(0, 'c'), step(0, 1, 0.5)] as never)), /checkpoint|restart/);
+  // none written (a run stopped twice at once, or killed, before its first): nothing is kept, and the report says so
+  const none = formatRunReport(summariseRun([run(0, 'c'), step(0, 1, 0.5), step(1, 1, 0.5)] as never));
+  t.regex(none, /^no checkpoint: nothing of the 2 steps logged is kept \(--resume has nothing to continue from: start the run again\)$/m);
+  t.notRegex(none, /restart/);
+  // a log with the stop's checkpoint on its stopped line only
+  const stopped = summariseRun([run(0, 'd'), ...[0, 1, 2].map((s) => step(s, 1, 0.5)), { event: 'stopped', reason: 'SIGINT', step: 3, checkpoint: 'z' }] as never);
+  t.is(stopped.lastCheckpoint, 3);
 });
 
 test("the last layer-norms reading: each layer's update/weight ratio over both towers, after its step", (t) => {

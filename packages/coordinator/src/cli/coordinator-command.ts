@@ -143,7 +143,13 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     // drops at epochs the run does not reach: said, not silently never done
     if (schedule?.spec.kind === 'steps') {
       const late = schedule.spec.epochs.filter((e) => e * stepsPerEpoch >= targetSteps);
-      if (late.length > 0) info(`warning: --lr-schedule: the run ends at step ${targetSteps} (${(targetSteps / stepsPerEpoch).toFixed(2).replace(/\.?0+$/, '')} epochs of ${stepsPerEpoch} steps): the rate's drop${late.length === 1 ? '' : 's'} at epoch ${late.join(', ')} never ${late.length === 1 ? 'comes' : 'come'}`);
+      if (late.length > 0) info(`warning: --lr-schedule: the run ends at step ${targetSteps} (${epochsOf(targetSteps, stepsPerEpoch)}): the rate's drop${late.length === 1 ? '' : 's'} at epoch ${late.join(', ')} never ${late.length === 1 ? 'comes' : 'come'}`);
+    }
+    // a plateau schedule drops the rate after `patience` epoch-end evaluations that do not improve on the first
+    // one's best, for the epochs after: a run with fewer epoch ends before its last step never sees a drop
+    if (schedule?.spec.kind === 'plateau' && Math.floor((targetSteps - 1) / stepsPerEpoch) < schedule.spec.patience + 1) {
+      const p = schedule.spec.patience;
+      info(`warning: --lr-schedule plateau: the run ends at step ${targetSteps} (${epochsOf(targetSteps, stepsPerEpoch)}): the rate drops only after ${p + 1} epoch-end evaluations (the first, then ${p} without improvement) with epochs still to train, so it never drops in this run`);
     }
     let evalSet: EvalSet | null = null;
     if (evalEvery > 0 || epochs !== undefined || (data.real && evalBatches !== undefined)) {
@@ -446,3 +452,8 @@ function logFailure(log: MetricsLog, event: object): void {
   }
 }
 
+/** "2.5 epochs of 64 steps": a step count in epochs, for the schedule's warnings. */
+function epochsOf(steps: number, stepsPerEpoch: number): string {
+  const n = (steps / stepsPerEpoch).toFixed(2).replace(/\.?0+$/, '');
+  return `${n} epoch${n === '1' ? '' : 's'} of ${stepsPerEpoch} steps`;
+}
