@@ -132,6 +132,9 @@ test.serial("SIGTERM to the step before the time limit (what --signal=TERM@120 s
     t.is(r.code, 0, `scancel --signal=TERM: ${r.stderr}`);
   });
   t.regex(output, new RegExp(`^2: alexnet coordinator: stopped \\(SIGTERM\\) after step \\d+ of ${STEPS}; checkpoint `, 'm'));
+  // what continues it is a new job step, not a coordinator against workers that went with this one
+  t.regex(output, /^2: alexnet coordinator: stopped \(SIGTERM\) after step \d+ of \d+; checkpoint \S+: `srun --ntasks=3 alexnet slurm --resume \S+` continues the run$/m);
+  t.notRegex(output, /alexnet coordinator --resume \S+ --workers/);
   t.regex(output, /^srun: error: \S+: task 2: Exited with exit code 143$/m);
   t.regex(output, /stopped with a checkpoint before the time limit: requeueing job \d+$/m);
 });

@@ -40,6 +40,7 @@ interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServe
   'inspect-insecure': boolean;
   'protocol-version': number;
   'exit-with-stdin': boolean;
+  'continue-with'?: string;
 }
 
 export const coordinatorCommand: CommandModule<object, Args> = {
@@ -63,6 +64,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         ...recoveryOptions,
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
         'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (used by launch)' },
+        'continue-with': { type: 'string', hidden: true, describe: 'the command that continues this run, in what it says when it stops or fails (used by slurm: its run goes on in a new job step)' },
         'stop-after-given': { type: 'string', hidden: true, describe: "the --stop-after the run was given, for its messages (launch, restarting a crashed coordinator, gives the time left as --stop-after)" },
         ...securityOptions,
       }) as never,
@@ -250,7 +252,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       log.observe((e) => dashboard!.feed.record(e));
     }
     // the command that continues the run: launch's own under launch (which gives --exit-with-stdin), else this one with its workers
-    const continueCommand = a['exit-with-stdin'] ? `alexnet launch --resume ${runDir}` : `alexnet coordinator --resume ${runDir} --workers ${a.workers}`;
+    const continueCommand = a['continue-with'] ?? (a['exit-with-stdin'] ? `alexnet launch --resume ${runDir}` : `alexnet coordinator --resume ${runDir} --workers ${a.workers}`);
     const stop = (why: string, code: number) => {
       progress.stop();
       c.cancel();
@@ -420,9 +422,11 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         // started by hand (launch says its own): what goes on from here
         // a worker another coordinator took over (--take-over) is alive and busy with that run: not to be started again
         const takenOver = / was replaced by run /.test(e.message);
-        const resume = takenOver
-          ? `alexnet coordinator --resume ${runDir} continues from it on workers that are free (these now serve the run that took them over)`
-          : `start the worker again, then alexnet coordinator --resume ${runDir} with the same --workers continues from it`;
+        const resume = a['continue-with'] !== undefined
+          ? `${a['continue-with']} (a new job step: sbatch the job script again) continues from it`
+          : takenOver
+            ? `alexnet coordinator --resume ${runDir} continues from it on workers that are free (these now serve the run that took them over)`
+            : `start the worker again, then alexnet coordinator --resume ${runDir} with the same --workers continues from it`;
         const next = a['exit-with-stdin'] ? '' : last ? `; the last checkpoint is ${last}: ${resume}` : runDir !== undefined ? '; no checkpoint was written yet' : '';
         process.stderr.write(`alexnet coordinator: ${e.message}${next}\n`);
         c.close();

@@ -159,7 +159,9 @@ async function coordinatorTask(a: Args, dir: string, coordinatorArgs: string[], 
   const addresses = await waitForEntries(dir, ['worker0', 'worker1'], a['rendezvous-timeout'] * 1000, failedWorker);
   for (const w of addresses) checkAddress(w, 'workers');
   say(`workers at ${addresses.join(' and ')}`);
-  await runCommand(coordinatorCommand, ['coordinator', '--workers', addresses.join(','), ...coordinatorArgs]);
+  // its workers go with this job step: the run goes on in another (the example scripts requeue a job stopped by its time limit)
+  const runDir = a['run-dir'] ?? a.resume!;
+  await runCommand(coordinatorCommand, ['coordinator', '--workers', addresses.join(','), ...coordinatorArgs, '--continue-with', `srun --ntasks=3 alexnet slurm --resume ${runDir}`]);
 }
 
 /** Runs one of the CLI's commands in this process with `argv`, as `alexnet ARGV` would. */
