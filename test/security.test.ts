@@ -110,6 +110,19 @@ test.serial('mutual TLS: a run works; a client without a certificate, with anoth
   const st = await unary<object, StatusReply>(member, 'Status', {}, call);
   t.is(st.state, 'READY', 'the refused connections left the worker as the run left it');
   t.is(st.steps_done, 2);
+
+  // inspecting a live run with another CA's certificates: said as a certificate failure, not as a missing --tls
+  const live = alexnet(['coordinator', '--workers', addresses.join(','), '--preset', 'tiny', '--steps', '100000', '--batch', String(B), '--tls', a, '--inspect-port', '0']);
+  t.teardown(() => {
+    if (live.proc.exitCode === null) live.proc.kill('SIGKILL');
+  });
+  const at = (await live.waitFor(/inspection service \(alexnet\.v1\.Coordinator\) at (\S+):/))[1]!;
+  const wrongCa = alexnet(['inspect', 'kernels', '--coordinator', at, '--tls', b, '--out', path.join(dir, 'k.png')]);
+  t.is((await wrongCa.exited).code, 2, wrongCa.output());
+  t.regex(wrongCa.stderr.join('\n'), /^alexnet: the TLS handshake with the coordinator at \S+ failed on a certificate \(UNAVAILABLE: [^)]*\): the certificates are not of one CA/m);
+  t.notRegex(wrongCa.output(), /leave --tls out|up to 10 s/, 'said at once, and not as a missing or extra --tls');
+  live.proc.kill('SIGTERM');
+  await live.exited;
 });
 
 test.serial('shared token: a run works; a call without the token or with a wrong one is refused (UNAUTHENTICATED) and logged with who and which call', async (t) => {

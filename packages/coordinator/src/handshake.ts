@@ -13,6 +13,7 @@ import {
   isServiceError,
   unreachableHint,
   certificateFailure,
+  failFastOnCertificates,
   type HandshakeReply,
   type ModelIdentity,
   type Security,
@@ -22,6 +23,7 @@ import { UserError } from './cli/errors.js';
 import { unmetNeed, type RunNeeds } from './worker-features.js';
 import type { MicroBatchChoice } from './micro-batches.js';
 import { saidIfSlow } from './said-if-slow.js';
+import { listening } from './listening.js';
 
 export interface HandshakeContext {
   readonly tower: number;
@@ -50,26 +52,10 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
   // either side may have refused the other's certificate: said without a direction
   const certificatesRefused = (e: grpc.ServiceError) =>
     new UserError(`${h.label}: the TLS handshake with it failed on a certificate (${describeError(e)}): ${unreachableHint(e.details, h.security, h.workers[t])}`);
-  // while the handshake waits for the worker to come up, a quick look every 1.5 s: a connection refused for its
-  // certificates is said at once, not after --connect-timeout (no retry makes it work)
-  let waiting = true;
-  const certificates = (async (): Promise<never> => {
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 1500));
-      if (!waiting) return new Promise<never>(() => {});
-      const why = await c.status({ timeoutMs: 1000 }).then(
-        () => null,
-        (e: unknown) => (isServiceError(e) && e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details) ? e : null),
-      );
-      if (why && waiting) throw why;
-    }
-  })();
-  certificates.catch(() => {}); // raced below
   try {
-    reply = await Promise.race([c.handshake({ ...request, take_over: h.takeOver }, { timeoutMs: h.timeoutMs, waitForReady: true }), certificates]);
-    waiting = false;
+    // waiting for the worker to come up: a connection refused for its certificates is said at once
+    reply = await failFastOnCertificates(c.handshake({ ...request, take_over: h.takeOver }, { timeoutMs: h.timeoutMs, waitForReady: true }), () => c.status({ timeoutMs: 1000 }));
   } catch (e) {
-    waiting = false;
     if (isServiceError(e) && e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) throw certificatesRefused(e);
     if (isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION) throw new UserError(`${h.label} refused the handshake: ${e.details}`);
     if (isServiceError(e) && e.code === grpc.status.UNAUTHENTICATED) throw new UserError(`${h.label} refused us: ${e.details}`);
@@ -86,7 +72,12 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
       if (/wrong version number|packet length too long|http request|unknown protocol/i.test(e.details)) {
         throw new UserError(`${h.label}: a server answers at ${h.workers[t]} but not as this coordinator connects (${describeError(e)}): ${h.security?.tls ? 'it was started without --tls: give both sides --tls, or neither' : 'it may have been started with --tls: give --tls here too'}`);
       }
-      throw new UserError(`no worker answered at ${h.workers[t]} in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)}): start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, h.security, h.workers[t])}`);
+      const within = `in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)})`;
+      if (/Name resolution failed|ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(e.details)) throw new UserError(`no worker answered at ${h.workers[t]} ${within}: the host name does not resolve here; check the address in --workers`);
+      if (/Protocol error|http2|PROTOCOL_ERROR|Received HTTP status/i.test(e.details)) throw new UserError(`a server answers at ${h.workers[t]} but not as an alexnet worker (${describeError(e)}): is the port in --workers another service's?`);
+      // connected, never answered: a worker stopped (SIGSTOP, a debugger) or hung, or something that accepts and stays silent
+      if (e.code === grpc.status.DEADLINE_EXCEEDED && (await listening(h.workers[t]!))) throw new UserError(`nothing answered at ${h.workers[t]} ${within}: a process there accepts connections but does not answer (a stopped or hung worker?); start the worker again, or check the address in --workers`);
+      throw new UserError(`no worker answered at ${h.workers[t]} ${within}: start it with \`alexnet worker --tower ${t} --port ...\`; ${unreachableHint(e.details, h.security, h.workers[t])}`);
     }
     throw e;
   }

@@ -206,6 +206,32 @@ export function unreachableHint(details: string, s: Security | undefined, addres
 /** A connection refused for its certificates: no retry makes it work (the handshake stops waiting at once). */
 export const certificateFailure = (details: string): boolean => /ERR_TLS_CERT_ALTNAME_INVALID|altnames|unable to verify|self.signed|UNABLE_TO_VERIFY|unknown ca|bad certificate|certificate signature|certificate has expired/i.test(details);
 
+/**
+ * `call`, made waiting for the server to come up (waitForReady), raced against `quick` (the same server asked
+ * without waiting) every 1.5 s: a connection refused for its certificates rejects at once with that error
+ * (UNAVAILABLE), rather than after the whole wait, since no retry makes it work.
+ */
+export async function failFastOnCertificates<T>(call: Promise<T>, quick: () => Promise<unknown>): Promise<T> {
+  let waiting = true;
+  const certificates = (async (): Promise<never> => {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1500).unref());
+      if (!waiting) return new Promise<never>(() => {});
+      const why = await quick().then(
+        () => null,
+        (e: unknown) => (e instanceof Error && (e as grpc.ServiceError).code === grpc.status.UNAVAILABLE && certificateFailure((e as grpc.ServiceError).details ?? '') ? e : null),
+      );
+      if (why && waiting) throw why;
+    }
+  })();
+  certificates.catch(() => {}); // raced below
+  try {
+    return await Promise.race([call, certificates]);
+  } finally {
+    waiting = false;
+  }
+}
+
 // ---------------------------------------------------------------- servers
 
 /**

@@ -10,6 +10,7 @@ import { evalPhase, stepPhase } from './exchange.js';
 import { exchangeStreamHandler } from './exchange-stream.js';
 import { acceptCrossing } from './crossings.js';
 import type { PeerLink, Run, WorkerContext } from './run.js';
+import { certificateFailure, failFastOnCertificates, unreachableHint, type Security } from './auth.js';
 
 /** What the Peer service needs of its worker. */
 export interface PeerSide extends WorkerContext {
@@ -26,17 +27,50 @@ export interface PeerSide extends WorkerContext {
 
 /** Configure's Hello to the peer: it must be the other tower of the same model; its features say how to send to it. */
 export async function helloPeer(w: PeerSide & { readonly connectTimeoutMs: number }, peer: PeerLink, runId: string): Promise<void> {
+  const hello = { model: w.identity, tower: w.tower, run_id: runId };
   let reply: PeerHello;
   try {
-    reply = await unary<PeerHello, PeerHello>(peer.client, 'Hello', { model: w.identity, tower: w.tower, run_id: runId }, { timeoutMs: w.connectTimeoutMs, waitForReady: true });
+    // waiting for the peer to come up: a connection refused for its certificates is said at once
+    reply = await failFastOnCertificates(unary<PeerHello, PeerHello>(peer.client, 'Hello', hello, { timeoutMs: w.connectTimeoutMs, waitForReady: true }), () => quickHello(peer, hello).then((e) => (e ? Promise.reject(e) : null)));
   } catch (e) {
-    const code = isServiceError(e) && e.code === grpc.status.FAILED_PRECONDITION ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE;
-    throw new RpcError(code, `peer at ${peer.address} ${code === grpc.status.FAILED_PRECONDITION ? 'refused us' : 'did not answer'}: ${describeError(e)}`);
+    // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
+    const cause = isServiceError(e) && e.code === grpc.status.DEADLINE_EXCEEDED ? ((await quickHello(peer, hello)) ?? e) : e;
+    throw peerUnreachable(peer.address, cause, peer.security);
   }
   const diffs = identityDifferences(w.identity, reply.model, `tower ${w.tower}`, `peer tower ${reply.tower}`);
   if (reply.tower !== w.other) diffs.push(`the peer at ${peer.address} is tower ${reply.tower}, not tower ${w.other}`);
   if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${peer.address}: ${diffs.join('; ')}`);
   peer.useFeatures(reply.features ?? [], w.takesStream);
+}
+
+/** A Hello that does not wait for the channel: the connection's failure (UNAVAILABLE), or null when it answered or failed otherwise. */
+async function quickHello(peer: PeerLink, hello: PeerHello): Promise<grpc.ServiceError | null> {
+  return unary<PeerHello, PeerHello>(peer.client, 'Hello', hello, { timeoutMs: 1000 }).then(
+    () => null,
+    (e: unknown) => (isServiceError(e) && e.code === grpc.status.UNAVAILABLE ? e : null),
+  );
+}
+
+/**
+ * Why the peer could not be greeted, in words: it refused us (another model or tower: FAILED_PRECONDITION; its
+ * token or certificates: said as a refusal), the TLS handshake failed on a certificate, nothing listens there, a
+ * server answers but not as this worker connects (TLS on one side only), or nothing answered in time.
+ */
+export function peerUnreachable(address: string, e: unknown, security: Security | undefined): RpcError {
+  const why = describeError(e);
+  if (!isServiceError(e)) return new RpcError(grpc.status.UNAVAILABLE, `peer at ${address} did not answer: ${why}`);
+  if (e.code === grpc.status.FAILED_PRECONDITION) return new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${address} refused us: ${why}`);
+  if (e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED) {
+    return new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${address} refused us (${why}): give both workers the same --token-file (and the same certificates' CA)`);
+  }
+  if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
+    return new RpcError(grpc.status.FAILED_PRECONDITION, `the TLS handshake with the peer at ${address} failed on a certificate (${why}): ${unreachableHint(e.details, security, address)}`);
+  }
+  if (e.code === grpc.status.UNAVAILABLE && /wrong version number|packet length too long|http request|unknown protocol/i.test(e.details)) {
+    return new RpcError(grpc.status.FAILED_PRECONDITION, `a server answers at ${address} but not as this worker connects (${why}): ${security?.tls ? 'it was started without --tls: give both workers --tls, or neither' : 'it may have been started with --tls: give this worker --tls too'}`);
+  }
+  if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED/.test(e.details)) return new RpcError(grpc.status.UNAVAILABLE, `nothing listens at the peer's address ${address} (${why})`);
+  return new RpcError(grpc.status.UNAVAILABLE, `peer at ${address} did not answer: ${why}`);
 }
 
 /** The Peer service's handlers (server.ts registers them). */

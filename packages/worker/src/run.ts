@@ -138,7 +138,7 @@ export class PeerLink {
   stream: ExchangeStream | null = null;
   /** The peer's features, from its Hello reply (empty from an older worker). */
   features: readonly string[] = [];
-  constructor(readonly address: string, limitBytes: number, security: Security | undefined) {
+  constructor(readonly address: string, limitBytes: number, readonly security: Security | undefined) {
     this.client = secureClient(protocol().Peer, address, security, clientChannelOptions(limitBytes));
   }
   /** The peer's features, from its Hello reply: streams the step tensors when both ends can. */

@@ -15,9 +15,12 @@ import {
   type InspectActivationsRequest,
   type ListWorkersReply,
   type Security,
+  certificateFailure,
+  failFastOnCertificates,
+  unreachableHint,
 } from '@alexnet-mp/worker';
-import net from 'node:net';
 import { UserError } from '../cli/errors.js';
+import { listening } from '../listening.js';
 import type { ActivationsAt, KernelsAt, LayerKernels, PredictionsAt } from './live.js';
 
 /** Replies carry a layer's kernels or maps, or a few images: far below this (paper conv3: 1.8 MB a tower). */
@@ -32,9 +35,22 @@ export class InspectClient {
   }
 
   /** A service error as one line for the user (a refusal's message as it is). */
-  private async explain(e: unknown): Promise<Error> {
+  private async explain(failure: unknown): Promise<Error> {
+    let e = failure;
     if (isServiceError(e)) {
       if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+        // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
+        if (e.code === grpc.status.DEADLINE_EXCEEDED) {
+          e = await unary(this.client, 'ListWorkers', {}, { timeoutMs: 1000 }).then(
+            () => e,
+            (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e),
+          );
+        }
+        if (!isServiceError(e)) return e as Error;
+        // TLS on both sides, the certificates not of one CA (or not naming the host): no retry makes it work
+        if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
+          return new UserError(`the TLS handshake with the coordinator at ${this.address} failed on a certificate (${describeError(e)}): ${unreachableHint(e.details, this.security, this.address).replace("the worker's certificate", "the coordinator's certificate")}`);
+        }
         // something listening there that does not answer gRPC as this client speaks it: TLS against plain, or another service
         if (await listening(this.address)) {
           const tls = this.security?.tls ? 'it may not serve TLS (then leave --tls out)' : 'it may serve TLS: give --tls DIR, the coordinator\'s certificates folder';
@@ -51,7 +67,9 @@ export class InspectClient {
 
   private async call<Req, Res>(method: string, req: Req, timeoutMs?: number): Promise<Res> {
     try {
-      return await unary<Req, Res>(this.client, method, req, { timeoutMs, waitForReady: timeoutMs !== undefined });
+      const call = unary<Req, Res>(this.client, method, req, { timeoutMs, waitForReady: timeoutMs !== undefined });
+      // waiting for the coordinator to come up: a connection refused for its certificates is said at once
+      return await (timeoutMs === undefined ? call : failFastOnCertificates(call, () => unary(this.client, 'ListWorkers', {}, { timeoutMs: 1000 })));
     } catch (e) {
       throw await this.explain(e);
     }
@@ -91,19 +109,3 @@ export class InspectClient {
   }
 }
 
-/** Whether a TCP connection to HOST:PORT opens within a second. */
-function listening(address: string): Promise<boolean> {
-  const at = address.lastIndexOf(':');
-  const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(address.slice(at + 1));
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1000, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
