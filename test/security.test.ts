@@ -216,6 +216,10 @@ test.serial("launch gives its three processes a random token by default (in thei
   t.regex(p.output(), /\[worker0\] alexnet worker 0: authentication: a shared token/);
   t.regex(p.output(), /\[worker1\] alexnet worker 1: authentication: a shared token/);
   t.regex(p.output(), /\[worker0\] alexnet worker 0: refused Worker\.Status from 127\.0\.0\.1:\d+: no token/);
+  // the workers' logs (RUN_DIR/worker0.log, a terminal others may see) name the run with its random part hidden
+  const workerLines = p.output().split('\n').filter((l) => l.startsWith('[worker'));
+  t.true(workerLines.some((l) => l.includes(`configured for run ${runId.replace(/-[^-]+$/, '-…')}`)), workerLines.join('\n'));
+  t.false(workerLines.some((l) => l.includes(runId)), 'no worker line has the whole run id');
   t.regex(p.output(), /\[coord\] alexnet coordinator: refused Coordinator\.ListWorkers from 127\.0\.0\.1:\d+: no token/);
 });
 

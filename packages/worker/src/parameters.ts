@@ -10,7 +10,7 @@ import { stepPhase } from './exchange.js';
 import { ChunkError, DEFAULT_CHUNK_BYTES, ParameterAssembly, tensorChunks } from './chunks.js';
 import { RpcError } from './rpc.js';
 import { checkFinite } from './validate.js';
-import { notTheConfiguredRun, type Run, type WorkerContext } from './run.js';
+import { notTheConfiguredRun, redactRunId, type Run, type WorkerContext } from './run.js';
 
 const KINDS = ['w', 'b', 'vw', 'vb'] as const;
 
@@ -137,7 +137,7 @@ export function parameterSetter(w: SettableWorker, from: string): { take(m: Para
       r.tower = new Tower(w.device, w.spec, w.tower, r.batch, params);
       r.stepsDone = step;
       r.mailbox.dropBefore(stepPhase(r.stepsDone));
-      w.log(`run ${r.id}: parameters and momentum set from the coordinator (${params.size * 4} tensors in ${intake.messages} messages), continuing at step ${r.stepsDone}`);
+      w.log(`run ${redactRunId(r.id)}: parameters and momentum set from the coordinator (${params.size * 4} tensors in ${intake.messages} messages), continuing at step ${r.stepsDone}`);
       return { tower: w.tower, step: r.stepsDone, tensors: params.size * 4 };
     },
   };

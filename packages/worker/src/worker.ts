@@ -202,7 +202,7 @@ export class TowerWorker implements PeerSide {
     }
     if (diffs.length > 0) {
       // the preset and hash are the caller's words: control characters escaped, so that they cannot forge a log line
-      this.log(`refused handshake for run ${req.run_id}: ${diffs.join('; ').replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1))}`);
+      this.log(`refused handshake for run ${redactRunId(req.run_id)}: ${diffs.join('; ').replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1))}`);
       throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
     }
     const holder = this.leaseHolder(req.run_id);
@@ -261,7 +261,7 @@ export class TowerWorker implements PeerSide {
     this.activity.ready();
     let parameters = 0;
     for (const p of params.values()) parameters += p.w.length + p.b.length;
-    this.log(`configured for run ${req.run_id}: batch ${req.batch}, seed ${req.seed}, ${parameters} parameters, input (u8 - [${mean.map((m) => m.toFixed(1)).join(', ')}]) / ${this.o.spec.inputScale}, peer ${peerAddress}`);
+    this.log(`configured for run ${redactRunId(req.run_id)}: batch ${req.batch}, seed ${req.seed}, ${parameters} parameters, input (u8 - [${mean.map((m) => m.toFixed(1)).join(', ')}]) / ${this.o.spec.inputScale}, peer ${peerAddress}`);
     return {
       tower: this.tower,
       parameters,
