@@ -222,6 +222,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         // not ours: printed as it is
       }
     }
+    // the coordinator's progress in words (it has no terminal): launch's own bar says the same
+    if (progress && c.name === 'coord' && /^alexnet coordinator: step \d+ of \d+: /.test(line)) return;
     if (progress) progress.note(`[${c.name}] ${line}`);
     else (stream === 'out' ? out : err)(`[${c.name}] ${line}`);
     const m = / listening on (\S+)$/.exec(line);

@@ -23,6 +23,21 @@ export interface ProgressOptions {
   readonly bar?: boolean;
   /** Where the bar is drawn (default stderr). */
   readonly stream?: NodeJS.WritableStream;
+  /** Without a bar: a line in words through `info` at most this often (default PROGRESS_WORDS_MS; 0: none). */
+  readonly wordsEveryMs?: number;
+  /** The clock, in ms (tests). */
+  readonly now?: () => number;
+}
+
+/** Without a bar (piped, a file, launch's children), where the run stands is said in words at most this often. */
+export const PROGRESS_WORDS_MS = 30_000;
+
+/** "1h 05m", "4m 10s", "12s": a remaining time. */
+export function shortDuration(s: number): string {
+  const t = Math.max(0, Math.round(s));
+  if (t >= 3600) return `${Math.floor(t / 3600)}h ${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
+  if (t >= 60) return `${Math.floor(t / 60)}m ${String(t % 60).padStart(2, '0')}s`;
+  return `${t}s`;
 }
 
 /** Whether this process shows a progress bar (and then keeps the JSON lines off the terminal). */
@@ -33,8 +48,13 @@ export class Progress {
   private readonly bar: cliProgress.SingleBar | null = null;
   private stopped = false;
   private losses: number[] = [];
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  private lastWordsAt: number;
 
   constructor(private readonly o: ProgressOptions) {
+    this.now = o.now ?? (() => performance.now());
+    this.startedAt = this.lastWordsAt = this.now();
     if (o.bar ?? progressBarWanted()) {
       this.multi = new cliProgress.MultiBar(
         {
@@ -52,13 +72,27 @@ export class Progress {
     }
   }
 
-  /** After each step: the bar moves (the loss shown is the mean of the last 10 steps). */
+  /**
+   * After each step: the bar moves (the loss shown is the mean of the last 10 steps); without a bar, a line in
+   * words every `wordsEveryMs`: "step 120 of 5000: 45.2 images/s, loss 1.234 (the last 10 steps), about 2h 10m left".
+   */
   step(m: StepMetrics): void {
-    if (!this.bar) return;
     this.losses.push(m.loss);
     if (this.losses.length > 10) this.losses.shift();
     const loss = this.losses.reduce((a, b) => a + b, 0) / this.losses.length;
-    this.bar.update(m.step + 1, { ips: m.images_per_s.toFixed(1), loss: loss.toFixed(3) });
+    if (this.bar) {
+      this.bar.update(m.step + 1, { ips: m.images_per_s.toFixed(1), loss: loss.toFixed(3) });
+      return;
+    }
+    const every = this.o.wordsEveryMs ?? PROGRESS_WORDS_MS;
+    const now = this.now();
+    if (every <= 0 || now - this.lastWordsAt < every) return;
+    this.lastWordsAt = now;
+    const done = m.step + 1;
+    // the pace of this session so far (start-up included: the estimate errs long at first)
+    const perStep = (now - this.startedAt) / 1000 / Math.max(1, done - this.o.start);
+    const left = done < this.o.total ? `, about ${shortDuration(perStep * (this.o.total - done))} left` : '';
+    this.o.info(`step ${done} of ${this.o.total}: ${m.images_per_s.toFixed(1)} images/s, loss ${loss.toFixed(3)} (the last ${this.losses.length} step${this.losses.length === 1 ? '' : 's'})${left}`);
   }
 
   /** A line for a person: above the bar, or through `info`. */
