@@ -70,7 +70,7 @@ export interface Session {
   readonly toStep: number;
   /** Wall time of the session's training (its "done" line), or the sum of its steps and evaluations when it has none. */
   readonly seconds: number;
-  /** How it ended: "done", "stopped: REASON", "failed", "killed" (a later session followed; "killed; steps A-B done again" when it redid them) or "running or killed" (the last, with no end line). */
+  /** How it ended: "done", "stopped: REASON", "failed", "killed" (a later session followed; "killed; steps A-B done again" when it redid them) or "running or killed" (the last, with no end line); an ended one a later session resumed from an earlier step says which of its steps were done again. */
   readonly end: string;
   /**
    * Median step time of the session's first and of its last SESSION_PACE_STEPS steps (the same steps when it
@@ -300,8 +300,9 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
   for (let i = 0; i + 1 < sessions.length; i++) {
     const s = sessions[i]!;
     const next = sessions[i + 1]!;
-    if (s.end !== 'running or killed') continue;
-    sessions[i] = { ...s, end: `killed${next.fromStep < s.toStep ? `; steps ${next.fromStep}-${s.toStep - 1} done again` : ''}` };
+    if (s.end === 'running or killed') sessions[i] = { ...s, end: `killed${next.fromStep < s.toStep ? `; steps ${next.fromStep}-${s.toStep - 1} done again` : ''}` };
+    // one that ended, resumed later from an earlier checkpoint (--resume RUN_DIR/checkpoints/step-N): its last steps were discarded
+    else if (next.fromStep < s.toStep) sessions[i] = { ...s, end: `${s.end}; steps ${next.fromStep}-${s.toStep - 1} done again (the next session resumed from step ${next.fromStep})` };
   }
   const spe = last.steps_per_epoch;
   const width = per ?? spe ?? 100;

@@ -229,3 +229,17 @@ test("the last layer-norms reading: each layer's update/weight ratio over both t
   t.regex(formatRunReport(r), /^update \/ weight after step 4: conv1 1\.0e-3, fc8 1\.0e-2$/m);
   t.is(summariseRun([run(0, 'a'), step(0, 1, 0.5)] as never).norms, null);
 });
+
+test('a session that ended and was then resumed from an earlier checkpoint says which of its steps the next one did again', (t) => {
+  const events = [
+    run(0, 'a'),
+    ...[0, 1, 2, 3, 4, 5].map((s) => step(s, 1, 0.5)),
+    { event: 'done', steps: 6, elapsed_s: 3 },
+    run(3, 'b'),
+    ...[3, 4, 5, 6].map((s) => step(s, 1, 0.5)),
+    { event: 'done', steps: 4, elapsed_s: 2 },
+  ];
+  const r = summariseRun(events as never);
+  t.deepEqual(r.sessions.map((s) => s.end), ['done; steps 3-5 done again (the next session resumed from step 3)', 'done']);
+});
+
