@@ -185,6 +185,16 @@ test("a worker whose --peer does not answer: the run is refused naming that work
   t.is(e?.name, 'UserError');
 });
 
+test("a worker whose --peer reaches another worker of the right tower (an idle one, not in --workers): refused at Configure naming that --peer, not a failed first step retried", async (t) => {
+  const stray = await startWorker(t, 1);
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--peer', stray.address]), startWorker(t, 1)]);
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 1, hyper, source: new SyntheticSource(tiny, 1) });
+  t.teardown(() => c.close());
+  const e = await t.throwsAsync(c.start());
+  t.is(e?.name, 'UserError');
+  t.is(e?.message, `worker 0 (tower 0) at ${w0.address} reaches another tower 1 worker at its peer address ${stray.address} than worker 1 (tower 1) at ${w1.address}: check worker 0's --peer (it must reach the worker at ${w1.address} in --workers)`);
+});
+
 test("a worker whose --peer is its own address: the refusal says so, not that both workers are one tower", async (t) => {
   // the worker must know its own port before it listens: one from below the ephemeral range (test/ports.ts), tried
   // again with another should something have bound it meanwhile

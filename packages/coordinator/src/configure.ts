@@ -3,7 +3,7 @@
  * with) and, for a resumed run, giving them the checkpoint's parameters and momentum (SetParameters).
  */
 import { towerParamLayers, type TowerParams } from '@alexnet-mp/core';
-import { describeError, isServiceError, type ConfigureReply, type WorkerClient } from '@alexnet-mp/worker';
+import { describeError, isServiceError, type ConfigureReply, type HandshakeReply, type WorkerClient } from '@alexnet-mp/worker';
 import { UserError } from './cli/errors.js';
 import { isLostWorker, retryWhileBusy } from './health.js';
 import { WorkerFailure, type CoordinatorOptions } from './coordinator-types.js';
@@ -46,6 +46,21 @@ export async function configureWorkers(c: ConfigureTarget, timeoutMs: number): P
       }
     }),
   )) as [ConfigureReply, ConfigureReply];
+}
+
+/**
+ * Whether each worker's peer is the coordinator's other worker: the instance that answered a worker's Peer.Hello
+ * against the one that answered the coordinator's handshake at the other --workers address. A worker whose --peer
+ * reaches another worker of the right tower (an idle one) would pass Configure and fail its first step; said here
+ * in one line instead. Workers older than the instance ids ("") are not compared.
+ */
+export function checkPeersReached(handshakes: readonly HandshakeReply[], configured: readonly ConfigureReply[], workers: readonly string[], label: (t: number) => string): void {
+  for (const t of [0, 1]) {
+    const reached = configured[t]!.peer_instance ?? '';
+    const other = handshakes[1 - t]!.instance ?? '';
+    if (reached === '' || other === '' || reached === other) continue;
+    throw new UserError(`${label(t)} reaches another tower ${1 - t} worker at its peer address ${configured[t]!.peer_address} than ${label(1 - t)}: check worker ${t}'s --peer (it must reach the worker at ${workers[1 - t]} in --workers)`);
+  }
 }
 
 /** Gives both workers a checkpoint's parameters and momentum, to continue after `step`. */

@@ -33,7 +33,7 @@ import { MicroBatchChoice } from './micro-batches.js';
 import { handshakeBoth } from './handshake.js';
 import { stepMetrics, workerStepMetrics } from './step-metrics.js';
 import { encodeRunCheckpoint, pullParameters } from './run-checkpoint.js';
-import { configureWorkers, resumeWorkers } from './configure.js';
+import { checkPeersReached, configureWorkers, resumeWorkers } from './configure.js';
 import { CheckpointFiles } from './checkpoint-files.js';
 
 export { newRunId, WorkerFailure, type CoordinatorOptions, type ResumePoint, type StepMetrics, type WorkerStepMetrics } from './coordinator-types.js';
@@ -142,6 +142,7 @@ export class Coordinator {
     );
     const target = { clients: this.clients, o: this.o, runId: this.runId, microBatches: this.microBatches.configured, restart: this.configured !== null, label: (t: number) => this.label(t) };
     const configured = await configureWorkers(target, timeoutMs);
+    checkPeersReached(this.handshakes, configured, this.o.workers, (t) => this.label(t));
     this.configured = configured;
     // workers configured again (a restart): one that drains now is another process, said and checkpointed for anew
     this.drainSaid.clear();

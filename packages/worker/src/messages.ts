@@ -88,6 +88,8 @@ export interface HandshakeReply {
   adapter?: WebGPUAdapterMsg | null;
   /** What the worker checks of its callers ("none", "token", "tls", "tls+token"); "" from older workers. */
   authentication?: string;
+  /** A random id of the worker process ("" from older workers): ConfigureReply.peer_instance is compared with it. */
+  instance?: string;
 }
 
 export interface ConfigureRequest {
@@ -106,6 +108,8 @@ export interface ConfigureReply {
   parameters: number;
   peer_address: string;
   crossings: { point: string; floats: number }[];
+  /** The instance of the peer that answered this worker's Hello ("" from older workers or peers). */
+  peer_instance?: string;
 }
 
 export interface StepRequest {
@@ -306,6 +310,8 @@ export interface PeerHello {
   run_id: string;
   /** Reply only: the callee's features (empty from older workers). */
   features?: string[];
+  /** Reply only: the callee's instance ("" from older workers). */
+  instance?: string;
 }
 
 export type Direction = 'FORWARD' | 'BACKWARD';

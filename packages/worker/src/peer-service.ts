@@ -17,6 +17,8 @@ export interface PeerSide extends WorkerContext {
   readonly identity: ModelIdentity;
   /** What the worker serves of the additions within alexnet.v1. */
   readonly features: string[];
+  /** A random id of this worker process (Peer.Hello's reply carries it). */
+  readonly instance: string;
   /** false: the worker takes tensors by Exchange only (as older builds do). */
   readonly takesStream: boolean;
   /** Whether `runId` is the configured run. */
@@ -41,6 +43,7 @@ export async function helloPeer(w: PeerSide & { readonly connectTimeoutMs: numbe
   if (reply.tower !== w.other) diffs.push(`the peer at ${peer.address} is tower ${reply.tower}, not tower ${w.other}`);
   if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${peer.address}: ${diffs.join('; ')}`);
   peer.useFeatures(reply.features ?? [], w.takesStream);
+  peer.instance = reply.instance ?? '';
 }
 
 /** A Hello that does not wait for the channel: the connection's failure (UNAVAILABLE), or null when it answered or failed otherwise. */
@@ -92,7 +95,7 @@ export function peerService(w: PeerSide) {
       if (req.tower !== w.other) diffs.push(`a worker of tower ${req.tower} said hello to this worker, of tower ${w.tower}: its --peer points at this worker's address (give each worker the other's), or both workers are tower ${w.tower} (start one with --tower 0 and the other with --tower 1)`);
       if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));
       // the run id is what Exchange asks for: echoed only to a peer that knows it already
-      return { model: w.identity, tower: w.tower, run_id: w.knowsRun(req.run_id) ? req.run_id : '', features: w.features };
+      return { model: w.identity, tower: w.tower, run_id: w.knowsRun(req.run_id) ? req.run_id : '', features: w.features, instance: w.instance };
     }),
     Exchange: unaryHandler<ExchangeRequest, object>(async (req) => {
       acceptStepTensor(req);

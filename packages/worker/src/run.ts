@@ -138,6 +138,8 @@ export class PeerLink {
   stream: ExchangeStream | null = null;
   /** The peer's features, from its Hello reply (empty from an older worker). */
   features: readonly string[] = [];
+  /** The peer's instance, from its Hello reply ("" from an older worker). */
+  instance = '';
   constructor(readonly address: string, limitBytes: number, readonly security: Security | undefined) {
     this.client = secureClient(protocol().Peer, address, security, clientChannelOptions(limitBytes));
   }

@@ -20,6 +20,7 @@
  * One step or evaluation runs at a time, a failure leaving the worker FAILED until the next Configure
  * (activity.ts).
  */
+import crypto from 'node:crypto';
 import os from 'node:os';
 import type { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
@@ -164,6 +165,9 @@ export class TowerWorker implements PeerSide {
     return this.run !== null && this.run.id === runId;
   }
 
+  /** A random id of this process, in its Handshake and Peer.Hello replies: tells the coordinator whom a worker's --peer reaches. */
+  readonly instance = crypto.randomBytes(8).toString('hex');
+
   /** What this worker serves of the additions within alexnet.v1 (HandshakeReply.features, PeerHello.features). */
   get features(): string[] {
     return FEATURES.filter((f) => f !== 'exchange-stream' || this.o.exchangeStream !== false);
@@ -231,6 +235,7 @@ export class TowerWorker implements PeerSide {
       features: this.features,
       adapter: adapterMsg(this.device.adapter),
       authentication: authenticationOf(this.o.security),
+      instance: this.instance,
     };
   });
 
@@ -267,6 +272,7 @@ export class TowerWorker implements PeerSide {
       parameters,
       peer_address: peerAddress,
       crossings: this.points.map((point) => ({ point, floats: crossingShape(this.o.spec, point, req.batch).reduce((a, b) => a * b, 1) })),
+      peer_instance: peer.instance,
     };
   });
 
