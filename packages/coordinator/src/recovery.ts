@@ -181,6 +181,7 @@ export class Recovery {
       } catch (e) {
         if (!(e instanceof UserError)) throw e;
         const left = until - performance.now();
+        if (this.c.stopRequested !== null) throw new WorkerFailure(`${e.message} (not waited for: the run was asked to stop, ${this.c.stopRequested})`, tower);
         if (left <= 0) throw new WorkerFailure(`${e.message} (still so after ${(this.o.waitMs / 1000).toFixed(0)} s of --wait-for-workers)`, tower);
         this.o.info(`${e.message}: waiting for a worker that matches the run (${(left / 1000).toFixed(0)} s left of --wait-for-workers)`);
         await sleep(Math.min(5000, left));
