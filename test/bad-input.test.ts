@@ -181,7 +181,7 @@ test("a worker whose --peer does not answer: the run is refused naming that work
   t.teardown(() => c.close());
   const e = await t.throwsAsync(c.start());
   // the wait ran out; one quick call says why (connection refused), rather than a bare deadline
-  t.regex(String(e?.message), /^worker 0 \(tower 0\) at \S+ could not reach its peer: nothing listens at the peer's address 127\.0\.0\.1:1 \(.*ECONNREFUSED.*\); check worker 0's --peer \(without it, the address of worker 1 in --workers must reach it from worker 0's machine\)$/);
+  t.regex(String(e?.message), /^worker 0 \(tower 0\) at \S+ could not reach its peer: peer at 127\.0\.0\.1:1 did not answer: nothing listens there \(.*ECONNREFUSED.*\); check worker 0's --peer \(without it, the address of worker 1 in --workers must reach it from worker 0's machine\)$/);
   t.is(e?.name, 'UserError');
 });
 

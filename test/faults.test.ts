@@ -373,7 +373,7 @@ test.serial('separately started: a worker started again with another preset is s
 
   // the same mistake not mended within --wait-for-workers: the run ends, saying why and how to go on
   const dir2 = tempDir(t);
-  const c2 = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir2, '--wait-for-workers', '6']);
+  const c2 = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir2, '--wait-for-workers', '20']);
   killOnTeardown(t, c2);
   await c2.waitFor(stepLine(8), 120_000);
   again.proc.kill('SIGKILL');
@@ -382,7 +382,7 @@ test.serial('separately started: a worker started again with another preset is s
   killOnTeardown(t, wrong2);
   const { code } = await c2.exited;
   t.is(code, 1, c2.output());
-  t.regex(c2.stderr.join('\n'), /refused the handshake: preset differs \(coordinator: tiny, worker: cifar\) \(still so after 6 s of --wait-for-workers\)/);
+  t.regex(c2.stderr.join('\n'), /refused the handshake: preset differs \(coordinator: tiny, worker: cifar\) \(still so after 20 s of --wait-for-workers\)/);
   t.regex(c2.stderr.join('\n'), /--resume/);
   t.true(events(dir2).some((e) => e.event === 'failed'), 'a failed event closes the metrics');
   t.notRegex(c2.output(), /internal error|\n\s+at /);

@@ -37,7 +37,7 @@ export async function configureWorkers(c: ConfigureTarget, timeoutMs: number): P
         return await retryWhileBusy(configure, timeoutMs);
       } catch (e) {
         // the worker answered, its peer did not: not a lost worker but an address to fix
-        if (isServiceError(e) && /^(peer at \S+ did not answer|nothing listens at the peer's address)/.test(e.details)) {
+        if (isServiceError(e) && /^peer at \S+ did not answer/.test(e.details)) {
           if (c.restart) throw new WorkerFailure(`${c.label(1 - t)} was lost while being configured: ${c.label(t)} could not reach it: ${e.details}`, 1 - t, true);
           throw new UserError(`${c.label(t)} could not reach its peer: ${e.details}; check worker ${t}'s --peer (without it, the address of worker ${1 - t} in --workers must reach it from worker ${t}'s machine)`);
         }

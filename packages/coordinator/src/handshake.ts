@@ -42,6 +42,8 @@ export interface HandshakeContext {
   readonly microBatches: MicroBatchChoice;
   readonly info: (line: string) => void;
   readonly timeoutMs: number;
+  /** The option that set timeoutMs, for the messages (default --connect-timeout; a restart's is --wait-for-workers). */
+  readonly timeoutOption?: string;
 }
 
 export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Promise<HandshakeReply> {
@@ -72,7 +74,7 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
       if (/wrong version number|packet length too long|http request|unknown protocol/i.test(e.details)) {
         throw new UserError(`${h.label}: a server answers at ${h.workers[t]} but not as this coordinator connects (${describeError(e)}): ${h.security?.tls ? 'it was started without --tls: give both sides --tls, or neither' : 'it may have been started with --tls: give --tls here too'}`);
       }
-      const within = `in ${waited} s (--connect-timeout ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)})`;
+      const within = `in ${waited} s (${h.timeoutOption ?? '--connect-timeout'} ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)})`;
       if (/Name resolution failed|ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(e.details)) throw new UserError(`no worker answered at ${h.workers[t]} ${within}: the host name does not resolve here; check the address in --workers`);
       if (/Protocol error|http2|PROTOCOL_ERROR|Received HTTP status/i.test(e.details)) throw new UserError(`a server answers at ${h.workers[t]} but not as an alexnet worker (${describeError(e)}): is the port in --workers another service's?`);
       // connected, never answered: a worker stopped (SIGSTOP, a debugger) or hung, or something that accepts and stays silent
@@ -108,7 +110,7 @@ export async function handshakeBoth(clients: readonly [WorkerClient, WorkerClien
   // the wait names only the workers still silent (one that answered is said already)
   const answered = [false, false];
   const hs = await saidIfSlow(
-    Promise.allSettled(([0, 1] as const).map((t) => handshakeWorker(clients[t], { ...h, tower: t, label: label(t) }).finally(() => (answered[t] = true)))),
+    Promise.allSettled(([0, 1] as const).map((t) => handshakeWorker(clients[t], { ...h, tower: t, label: label(t), timeoutOption }).finally(() => (answered[t] = true)))),
     () => {
       const silent = h.workers.filter((_, t) => !answered[t]);
       if (silent.length === 0) return;

@@ -176,7 +176,7 @@ export class Recovery {
   private async startAgain(from: ResumePoint | null, until: number, tower: number): Promise<void> {
     for (;;) {
       try {
-        await this.c.start({ from, timeoutMs: Math.max(1000, until - performance.now()), timeoutOption: '--wait-for-workers' });
+        await this.c.start({ from, timeoutMs: this.o.waitMs, timeoutOption: '--wait-for-workers' });
         return;
       } catch (e) {
         if (!(e instanceof UserError)) throw e;

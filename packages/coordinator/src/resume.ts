@@ -400,7 +400,8 @@ function resumedStepTarget(a: Pick<RunArgs, 'steps' | 'epochs' | 'data'>, saved:
     return { target, why: `--epochs ${a.epochs} counts from its start (${target} steps of ${spe} an epoch; give more to train on)` };
   }
   if ((plan.epochs ?? null) === null) return plan.steps === undefined ? {} : { target: plan.steps, why: `its plan was ${plan.steps} steps (give --steps to train on)` };
-  if (plan.steps === undefined) return {};
+  // epochs of another --data may have another count of steps: left to the coordinator
+  if (plan.steps === undefined || a.data !== undefined) return {};
   return { target: plan.steps, why: `its plan was ${plan.epochs} epoch${plan.epochs === 1 ? '' : 's'}, ${plan.steps} steps (give --epochs or --steps to train on)` };
 }
 

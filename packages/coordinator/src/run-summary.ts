@@ -411,8 +411,10 @@ export function formatRunReport(r: RunReport): string {
   // steps logged past the last checkpoint (a run killed since) are done again by --resume
   const since = r.lastCheckpoint !== null && r.lastCheckpoint < r.stepsDone ? ` (steps ${r.lastCheckpoint}-${r.stepsDone - 1} were logged after it: --resume does them again)` : '';
   // none at all: the steps logged are not kept anywhere
-  const none = r.stepsDone > 0 ? `no checkpoint: nothing of the ${plural(r.stepsDone, 'step')} logged is kept (--resume has nothing to continue from: start the run again)` : 'no checkpoint';
-  if (r.lastCheckpoint !== null || r.restarts > 0 || r.stepsDone > 0) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : none}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
+  // (a run begun from another folder's checkpoint can go on from that one: only one begun at step 0 is said lost)
+  const begun = r.sessions[0]?.fromStep ?? 0;
+  const none = r.stepsDone > 0 && begun === 0 ? `no checkpoint: nothing of the ${plural(r.stepsDone, 'step')} logged is kept (--resume has nothing to continue from: start the run again)` : 'no checkpoint in this folder';
+  if (r.lastCheckpoint !== null || r.restarts > 0 || (r.stepsDone > 0 && begun === 0)) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${since}` : none}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${lossText(r.lastEval.loss)}, ${errorWords(r.lastEval.top1_error, r.lastEval.top5_error, classes)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   if (r.norms) out.push(`update / weight after step ${r.norms.step}: ${r.norms.layers.map((l) => `${l.layer} ${l.ratio.toExponential(1)}`).join(', ')}`);
   out.push('');

@@ -215,6 +215,8 @@ test('the last checkpoint and the restarts: steps logged after the checkpoint ar
   // a log with the stop's checkpoint on its stopped line only
   const stopped = summariseRun([run(0, 'd'), ...[0, 1, 2].map((s) => step(s, 1, 0.5)), { event: 'stopped', reason: 'SIGINT', step: 3, checkpoint: 'z' }] as never);
   t.is(stopped.lastCheckpoint, 3);
+  // a run begun in this folder from another's checkpoint (--resume Y --run-dir X): that checkpoint still continues it
+  t.notRegex(formatRunReport(summariseRun([run(4, 'e'), step(4, 1, 0.5), step(5, 1, 0.5)] as never)), /nothing of the|no checkpoint/);
 });
 
 test("the last layer-norms reading: each layer's update/weight ratio over both towers, after its step", (t) => {

@@ -72,7 +72,8 @@ export function peerUnreachable(address: string, e: unknown, security: Security 
   if (e.code === grpc.status.UNAVAILABLE && /wrong version number|packet length too long|http request|unknown protocol/i.test(e.details)) {
     return new RpcError(grpc.status.FAILED_PRECONDITION, `a server answers at ${address} but not as this worker connects (${why}): ${security?.tls ? 'it was started without --tls: give both workers --tls, or neither' : 'it may have been started with --tls: give this worker --tls too'}`);
   }
-  if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED/.test(e.details)) return new RpcError(grpc.status.UNAVAILABLE, `nothing listens at the peer's address ${address} (${why})`);
+  // the prefix "peer at ADDRESS did not answer" is what coordinators read as a peer not reached (configure.ts)
+  if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED/.test(e.details)) return new RpcError(grpc.status.UNAVAILABLE, `peer at ${address} did not answer: nothing listens there (${why})`);
   return new RpcError(grpc.status.UNAVAILABLE, `peer at ${address} did not answer: ${why}`);
 }
 

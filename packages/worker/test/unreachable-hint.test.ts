@@ -25,7 +25,7 @@ test("a worker that cannot greet its peer says why: nothing listening, a certifi
   const at = '127.0.0.1:5001';
   const refused = peerUnreachable(at, err(grpc.status.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:5001'), undefined);
   t.is(refused.code, grpc.status.UNAVAILABLE, 'a peer not (yet) there: lost while restarting, or an address to fix');
-  t.regex(refused.message, /^nothing listens at the peer's address 127\.0\.0\.1:5001 \(UNAVAILABLE: .*ECONNREFUSED/);
+  t.regex(refused.message, /^peer at 127\.0\.0\.1:5001 did not answer: nothing listens there \(UNAVAILABLE: .*ECONNREFUSED/);
   const otherCa = peerUnreachable(at, err(grpc.status.UNAVAILABLE, 'No connection established. Last error: self-signed certificate in certificate chain'), tls);
   t.is(otherCa.code, grpc.status.FAILED_PRECONDITION, 'no retry makes it work');
   t.regex(otherCa.message, /^the TLS handshake with the peer at 127\.0\.0\.1:5001 failed on a certificate \(.*\): the certificates are not of one CA/);

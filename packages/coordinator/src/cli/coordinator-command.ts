@@ -198,6 +198,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     }
 
     const microBatches = parseMicroBatches(a['micro-batches'] ?? '1', batch);
+    // the coordinator's lines go above the progress bar once it is up (below), not through it
+    let notes: (line: string) => void = info;
     const c = new Coordinator({
       spec,
       workers,
@@ -238,13 +240,14 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       security,
       deadlines,
       protocolVersion: a['protocol-version'],
-      info,
+      info: (l) => notes(l),
     });
     // with a progress bar on the terminal the JSON lines go to RUN_DIR/metrics.jsonl only
     const bar = progressBarWanted();
     if (bar && runDir === undefined) info('the metrics (JSON lines) go to RUN_DIR/metrics.jsonl: give --run-dir to keep them');
     const log = new MetricsLog(runDir, bar ? () => {} : undefined);
     const progress = new Progress({ total: targetSteps, start: startStep, batch, info, bar });
+    notes = (l) => progress.note(l);
     let dashboard: Dashboard | null = null;
     let inspection: InspectService | null = null;
     if (a['ui-port'] !== undefined) {
@@ -272,7 +275,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (stopCode === 0) {
         stopCode = signalExitCode(sig);
         c.requestStop(sig);
-        progress.note(`${sig}: ending the run after the step in progress (and the one queued behind it, already on the workers; and the evaluation, if one is due)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
+        progress.note(`${sig}: ending the run after the step in progress (and the one queued behind it, already on the workers; an evaluation due after it is left to the resumed run)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
       }
       return true;
     };
@@ -423,7 +426,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         // a worker another coordinator took over (--take-over) is alive and busy with that run: not to be started again
         const takenOver = / was replaced by run /.test(e.message);
         const resume = a['continue-with'] !== undefined
-          ? `${a['continue-with']} (a new job step: sbatch the job script again) continues from it`
+          ? `${a['continue-with']} continues from it, in a new job step (sbatch the job script again)`
           : takenOver
             ? `alexnet coordinator --resume ${runDir} continues from it on workers that are free (these now serve the run that took them over)`
             : `start the worker again, then alexnet coordinator --resume ${runDir} with the same --workers continues from it`;
