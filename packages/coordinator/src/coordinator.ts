@@ -119,6 +119,7 @@ export class Coordinator {
     this.evaluationsDone = 0;
     this.stepsDone = 0;
     this.queuedCount = 0;
+    this.lastSentStep = -1;
     this.evalPending = from?.evalDue === true;
     this.checkpoints?.continueFrom(from?.file ?? null, from?.byTime === true);
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
