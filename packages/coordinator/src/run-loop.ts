@@ -139,7 +139,8 @@ export async function runLoop(
         // asked to stop while the step ran: its checkpoint at once (at the top of the loop), and an evaluation due
         // now is left to the resumed run, the checkpoint saying it is due, rather than run before the stop
         if (ck && checkpointed !== done) {
-          const written = await host.writeCheckpoint(due.evaluation);
+          // one due for the time alone anyway is still written as such (its successor replaces it)
+          const written = await host.writeCheckpoint(due.evaluation, due.checkpoint && due.byTimeOnly);
           checkpointed = done;
           o.onCheckpoint?.(written, done);
         }

@@ -26,6 +26,8 @@ interface Options {
 
 function fakeHost(o: Options) {
   const events: string[] = [];
+  /** The checkpoints written for the time alone (their successor replaces them). */
+  const byTimeAt: number[] = [];
   let stepsDone = 0;
   let stopRequest: string | null = null;
   let checkpointAsked = false;
@@ -71,8 +73,9 @@ function fakeHost(o: Options) {
       if (o.queueing === false || stopRequest !== null || checkpointAsked) return false;
       return !(o.checkpointEvery && done % o.checkpointEvery === 0) && !(o.evalEvery && done % o.evalEvery === 0);
     },
-    async writeCheckpoint(evalDue) {
+    async writeCheckpoint(evalDue, byTime) {
       events.push(`checkpoint ${stepsDone}${evalDue ? ' (evaluation due)' : ''}`);
+      if (byTime) byTimeAt.push(stepsDone);
       checkpointedAt = clock;
       checkpointAsked = false;
       return `ckpt-${stepsDone}`;
@@ -87,7 +90,7 @@ function fakeHost(o: Options) {
     dataWaited() {},
     sinceCheckpointMs: () => clock - checkpointedAt,
   };
-  return { host, events, first: () => host.o.source.batch(0, 1) };
+  return { host, events, byTimeAt, first: () => host.o.source.batch(0, 1) };
 }
 
 test('each step but the first goes out queued behind the one before when nothing falls between them', async (t) => {
@@ -139,6 +142,14 @@ test('a stop asked for during a step after which an evaluation is due: the check
   const r2 = await runLoop(last.host, 3, last.first(), () => {}, {});
   t.is(r2.stopped, null);
   t.deepEqual(last.events, ['send 0', 'queue 1', 'queue 2', 'checkpoint 3 (evaluation due)', 'eval 3']);
+});
+
+test('a stop asked for during a step after which a checkpoint for the time alone is due: that one checkpoint, still marked as for the time alone', async (t) => {
+  const { host, events, byTimeAt, first } = fakeHost({ checkpointMs: 1000, stepMs: 400, queueing: false, stopAt: 2 });
+  const r = await runLoop(host, 8, first(), () => {}, {});
+  t.deepEqual(r.stopped, { reason: 'test', step: 3 });
+  t.deepEqual(events, ['send 0', 'send 1', 'send 2', 'checkpoint 3']);
+  t.deepEqual(byTimeAt, [3]);
 });
 
 test('a failed step cancels the step queued behind it and fails the loop', async (t) => {
