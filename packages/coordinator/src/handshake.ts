@@ -14,6 +14,8 @@ import {
   unreachableHint,
   certificateFailure,
   failFastOnCertificates,
+  connectionFailure,
+  tlsMismatch,
   type HandshakeReply,
   type ModelIdentity,
   type Security,
@@ -67,11 +69,11 @@ export async function handshakeWorker(c: WorkerClient, h: HandshakeContext): Pro
     if (isServiceError(e) && (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.UNAVAILABLE)) {
       const waited = ((performance.now() - started) / 1000).toFixed(1);
       // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
-      if (e.code === grpc.status.DEADLINE_EXCEEDED) e = await c.handshake(request, { timeoutMs: 1000 }).then(() => e, (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e));
+      e = await connectionFailure(e, () => c.handshake(request, { timeoutMs: 1000 }));
       if (!isServiceError(e)) throw e;
       if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) throw certificatesRefused(e);
       // something answered but not in TLS as asked (or in TLS where plain was): the worker runs, its --tls differs
-      if (/wrong version number|packet length too long|http request|unknown protocol/i.test(e.details)) {
+      if (tlsMismatch(e.details)) {
         throw new UserError(`${h.label}: a server answers at ${h.workers[t]} but not as this coordinator connects (${describeError(e)}): ${h.security?.tls ? 'it was started without --tls: give both sides --tls, or neither' : 'it may have been started with --tls: give --tls here too'}`);
       }
       const within = `in ${waited} s (${h.timeoutOption ?? '--connect-timeout'} ${(h.timeoutMs / 1000).toFixed(0)}; ${describeError(e)})`;

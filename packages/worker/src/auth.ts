@@ -21,6 +21,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { formatAddress } from './protocol.js';
+import { isServiceError } from './rpc.js';
 import { DEFAULT_CONNECTION_LIMITS, capConnections, injectWhenItSpeaks, type ConnectionLimits, type OpenConnections } from './connection-limits.js';
 import { fsReason } from '@alexnet-mp/core';
 
@@ -190,11 +191,11 @@ function quietIpServerNameWarning(): void {
   }) as typeof process.emitWarning;
 }
 
-/** A hint for a caller that could not reach a server: what in the credentials may be wrong. */
-export function unreachableHint(details: string, s: Security | undefined, address?: string): string {
+/** A hint for a caller that could not reach a server (`server`: what it is, for the words): what in the credentials may be wrong. */
+export function unreachableHint(details: string, s: Security | undefined, address?: string, server = 'worker'): string {
   if (/ERR_TLS_CERT_ALTNAME_INVALID|altnames/i.test(details)) {
     const host = address ? ` ${address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')}` : '';
-    return `the worker's certificate does not name the host${host} it was reached at: make the certificates with alexnet certs --hosts listing it, or reach the worker by a name they list`;
+    return `the ${server}'s certificate does not name the host${host} it was reached at: make the certificates with alexnet certs --hosts listing it, or reach the ${server} by a name they list`;
   }
   if (/certificate has expired|CERT_HAS_EXPIRED/i.test(details)) return 'a certificate has expired: make them again with alexnet certs (--days sets how long they last) and give them to all three processes';
   if (/unable to verify|self.signed|UNABLE_TO_VERIFY|unknown ca|bad certificate|certificate signature/i.test(details)) return "the certificates are not of one CA: give both sides certificates of the same alexnet certs run (its ca.pem)";
@@ -205,6 +206,22 @@ export function unreachableHint(details: string, s: Security | undefined, addres
 
 /** A connection refused for its certificates: no retry makes it work (the handshake stops waiting at once). */
 export const certificateFailure = (details: string): boolean => /ERR_TLS_CERT_ALTNAME_INVALID|altnames|unable to verify|self.signed|UNABLE_TO_VERIFY|unknown ca|bad certificate|certificate signature|certificate has expired/i.test(details);
+
+/** TLS on one side only: something answered, but not in TLS as the caller spoke it (or in TLS where the caller did not). */
+export const tlsMismatch = (details: string): boolean => /wrong version number|packet length too long|http request|unknown protocol/i.test(details);
+
+/**
+ * Why a call made waiting for the server to come up (waitForReady) failed: a deadline hides what the connection
+ * met, so after DEADLINE_EXCEEDED `quick` (the same server asked without waiting) says it (refused, TLS, ...) when
+ * it fails UNAVAILABLE; any other failure is its own reason.
+ */
+export async function connectionFailure(e: unknown, quick: () => Promise<unknown>): Promise<unknown> {
+  if (!isServiceError(e) || e.code !== grpc.status.DEADLINE_EXCEEDED) return e;
+  return quick().then(
+    () => e,
+    (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e),
+  );
+}
 
 /**
  * `call`, made waiting for the server to come up (waitForReady), raced against `quick` (the same server asked
@@ -219,7 +236,7 @@ export async function failFastOnCertificates<T>(call: Promise<T>, quick: () => P
       if (!waiting) return new Promise<never>(() => {});
       const why = await quick().then(
         () => null,
-        (e: unknown) => (e instanceof Error && (e as grpc.ServiceError).code === grpc.status.UNAVAILABLE && certificateFailure((e as grpc.ServiceError).details ?? '') ? e : null),
+        (e: unknown) => (isServiceError(e) && e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details) ? e : null),
       );
       if (why && waiting) throw why;
     }

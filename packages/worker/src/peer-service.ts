@@ -10,7 +10,7 @@ import { evalPhase, stepPhase } from './exchange.js';
 import { exchangeStreamHandler } from './exchange-stream.js';
 import { acceptCrossing } from './crossings.js';
 import type { PeerLink, Run, WorkerContext } from './run.js';
-import { certificateFailure, failFastOnCertificates, unreachableHint, type Security } from './auth.js';
+import { certificateFailure, connectionFailure, failFastOnCertificates, tlsMismatch, unreachableHint, type Security } from './auth.js';
 
 /** What the Peer service needs of its worker. */
 export interface PeerSide extends WorkerContext {
@@ -30,28 +30,20 @@ export interface PeerSide extends WorkerContext {
 /** Configure's Hello to the peer: it must be the other tower of the same model; its features say how to send to it. */
 export async function helloPeer(w: PeerSide & { readonly connectTimeoutMs: number }, peer: PeerLink, runId: string): Promise<void> {
   const hello = { model: w.identity, tower: w.tower, run_id: runId };
+  // the same Hello without waiting for the channel: what the connection meets (a certificate refused, ...)
+  const quick = () => unary<PeerHello, PeerHello>(peer.client, 'Hello', hello, { timeoutMs: 1000 });
   let reply: PeerHello;
   try {
     // waiting for the peer to come up: a connection refused for its certificates is said at once
-    reply = await failFastOnCertificates(unary<PeerHello, PeerHello>(peer.client, 'Hello', hello, { timeoutMs: w.connectTimeoutMs, waitForReady: true }), () => quickHello(peer, hello).then((e) => (e ? Promise.reject(e) : null)));
+    reply = await failFastOnCertificates(unary<PeerHello, PeerHello>(peer.client, 'Hello', hello, { timeoutMs: w.connectTimeoutMs, waitForReady: true }), quick);
   } catch (e) {
-    // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
-    const cause = isServiceError(e) && e.code === grpc.status.DEADLINE_EXCEEDED ? ((await quickHello(peer, hello)) ?? e) : e;
-    throw peerUnreachable(peer.address, cause, peer.security);
+    throw peerUnreachable(peer.address, await connectionFailure(e, quick), peer.security);
   }
   const diffs = identityDifferences(w.identity, reply.model, `tower ${w.tower}`, `peer tower ${reply.tower}`);
   if (reply.tower !== w.other) diffs.push(`the peer at ${peer.address} is tower ${reply.tower}, not tower ${w.other}`);
   if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, `peer at ${peer.address}: ${diffs.join('; ')}`);
   peer.useFeatures(reply.features ?? [], w.takesStream);
   peer.instance = reply.instance ?? '';
-}
-
-/** A Hello that does not wait for the channel: the connection's failure (UNAVAILABLE), or null when it answered or failed otherwise. */
-async function quickHello(peer: PeerLink, hello: PeerHello): Promise<grpc.ServiceError | null> {
-  return unary<PeerHello, PeerHello>(peer.client, 'Hello', hello, { timeoutMs: 1000 }).then(
-    () => null,
-    (e: unknown) => (isServiceError(e) && e.code === grpc.status.UNAVAILABLE ? e : null),
-  );
 }
 
 /**
@@ -69,7 +61,7 @@ export function peerUnreachable(address: string, e: unknown, security: Security 
   if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
     return new RpcError(grpc.status.FAILED_PRECONDITION, `the TLS handshake with the peer at ${address} failed on a certificate (${why}): ${unreachableHint(e.details, security, address)}`);
   }
-  if (e.code === grpc.status.UNAVAILABLE && /wrong version number|packet length too long|http request|unknown protocol/i.test(e.details)) {
+  if (e.code === grpc.status.UNAVAILABLE && tlsMismatch(e.details)) {
     return new RpcError(grpc.status.FAILED_PRECONDITION, `a server answers at ${address} but not as this worker connects (${why}): ${security?.tls ? 'it was started without --tls: give both workers --tls, or neither' : 'it may have been started with --tls: give this worker --tls too'}`);
   }
   // the prefix "peer at ADDRESS did not answer" is what coordinators read as a peer not reached (configure.ts)

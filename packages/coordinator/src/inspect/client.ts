@@ -16,6 +16,7 @@ import {
   type ListWorkersReply,
   type Security,
   certificateFailure,
+  connectionFailure,
   failFastOnCertificates,
   unreachableHint,
 } from '@alexnet-mp/worker';
@@ -40,16 +41,11 @@ export class InspectClient {
     if (isServiceError(e)) {
       if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
         // waiting for the channel hides why it never connected: one quick call without waiting says (refused, TLS, ...)
-        if (e.code === grpc.status.DEADLINE_EXCEEDED) {
-          e = await unary(this.client, 'ListWorkers', {}, { timeoutMs: 1000 }).then(
-            () => e,
-            (again: unknown) => (isServiceError(again) && again.code === grpc.status.UNAVAILABLE ? again : e),
-          );
-        }
+        e = await connectionFailure(e, () => this.quickListWorkers());
         if (!isServiceError(e)) return e as Error;
         // TLS on both sides, the certificates not of one CA (or not naming the host): no retry makes it work
         if (e.code === grpc.status.UNAVAILABLE && certificateFailure(e.details)) {
-          return new UserError(`the TLS handshake with the coordinator at ${this.address} failed on a certificate (${describeError(e)}): ${unreachableHint(e.details, this.security, this.address).replace("the worker's certificate", "the coordinator's certificate")}`);
+          return new UserError(`the TLS handshake with the coordinator at ${this.address} failed on a certificate (${describeError(e)}): ${unreachableHint(e.details, this.security, this.address, 'coordinator')}`);
         }
         // something listening there that does not answer gRPC as this client speaks it: TLS against plain, or another service
         if (await listening(this.address)) {
@@ -65,11 +61,16 @@ export class InspectClient {
     return e instanceof Error ? e : new Error(String(e));
   }
 
+  /** ListWorkers without waiting for the channel: what the connection meets (a certificate refused, ...). */
+  private quickListWorkers(): Promise<ListWorkersReply> {
+    return unary(this.client, 'ListWorkers', {}, { timeoutMs: 1000 });
+  }
+
   private async call<Req, Res>(method: string, req: Req, timeoutMs?: number): Promise<Res> {
     try {
       const call = unary<Req, Res>(this.client, method, req, { timeoutMs, waitForReady: timeoutMs !== undefined });
       // waiting for the coordinator to come up: a connection refused for its certificates is said at once
-      return await (timeoutMs === undefined ? call : failFastOnCertificates(call, () => unary(this.client, 'ListWorkers', {}, { timeoutMs: 1000 })));
+      return await (timeoutMs === undefined ? call : failFastOnCertificates(call, () => this.quickListWorkers()));
     } catch (e) {
       throw await this.explain(e);
     }
