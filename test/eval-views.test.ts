@@ -4,7 +4,7 @@
  * the same evaluation computed here from the raw per-view logits; and through `launch`, whose workers'
  * --max-batch must cover ten views per evaluation image.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,22 +31,30 @@ async function imageFolder(t: { teardown(f: () => void): void }): Promise<string
   return root;
 }
 
+const HYPER = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 };
+
+/** Two workers taking batches of up to `maxBatch` images, and the image folder above opened as the run's data. */
+async function workersAndFolder(t: ExecutionContext, maxBatch: number) {
+  const root = await imageFolder(t);
+  const cache = tempDir(t, 'alexnet-cache-');
+  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', String(maxBatch)]), startWorker(t, 1, ['--max-batch', String(maxBatch)])]);
+  const data = await openTrainingData({ data: root, spec: tiny, seed: 3, cacheDir: cache });
+  t.teardown(() => data.close());
+  return { w0, w1, data };
+}
+
 async function first<T>(it: AsyncIterable<T>): Promise<T[]> {
   for await (const x of it) return [x];
   return [];
 }
 
 test('ten views: loss, top-1 and top-5 error from the softmax averaged over each image\'s ten patches', async (t) => {
-  const root = await imageFolder(t);
-  const cache = tempDir(t, 'alexnet-cache-');
-  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', '30']), startWorker(t, 1, ['--max-batch', '30'])]);
-  const data = await openTrainingData({ data: root, spec: tiny, seed: 3, cacheDir: cache });
-  t.teardown(() => data.close());
+  const { w0, w1, data } = await workersAndFolder(t, 30);
   // 8 val images in batches of 3 (the last one 2): 30, 30 and 20 views sent
   const set = data.heldOut(3, undefined, 'ten');
   t.is(set.views, 10);
   t.is(set.maxBatch, 30);
-  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }, source: data.source, eval: { every: 1, set } });
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: HYPER, source: data.source, eval: { every: 1, set } });
   t.teardown(() => c.close());
   await c.start();
   const m = await c.evaluateHeldOut();
@@ -88,7 +96,7 @@ test('ten views: loss, top-1 and top-5 error from the softmax averaged over each
   }
 
   // centre crops: the same images, no views on the line
-  const centre = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }, source: data.source, eval: { every: 1, set: data.heldOut(3) } });
+  const centre = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: HYPER, source: data.source, eval: { every: 1, set: data.heldOut(3) } });
   t.teardown(() => centre.close());
   await c.release();
   c.close();
@@ -119,11 +127,7 @@ test('launch --eval-views ten: the workers take ten views per evaluation image; 
 });
 
 test('a held-out evaluation under way says how far it is, every evalProgressMs', async (t) => {
-  const root = await imageFolder(t);
-  const cache = tempDir(t, 'alexnet-cache-');
-  const [w0, w1] = await Promise.all([startWorker(t, 0, ['--max-batch', '8']), startWorker(t, 1, ['--max-batch', '8'])]);
-  const data = await openTrainingData({ data: root, spec: tiny, seed: 3, cacheDir: cache });
-  t.teardown(() => data.close());
+  const { w0, w1, data } = await workersAndFolder(t, 8);
   const held = data.heldOut(2);
   // each batch a little late, as a large test set's decoding would be
   const set = {
@@ -136,7 +140,7 @@ test('a held-out evaluation under way says how far it is, every evalProgressMs',
     },
   };
   const lines: string[] = [];
-  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }, source: data.source, eval: { every: 1, set }, evalProgressMs: 50, info: (l) => lines.push(l) });
+  const c = new Coordinator({ spec: tiny, workers: [w0.address, w1.address], batch: 4, seed: 3, hyper: HYPER, source: data.source, eval: { every: 1, set }, evalProgressMs: 50, info: (l) => lines.push(l) });
   t.teardown(() => c.close());
   await c.start();
   const m = await c.evaluateHeldOut();

@@ -123,6 +123,25 @@ async function backOnItsAddress(t: ExecutionContext, address: string, c: Proc, d
   return events(dir).filter((e) => e.event === 'restart');
 }
 
+/**
+ * A run on two workers (checkpoints every 5 steps, --wait-for-workers 90) whose worker `lost` is killed after step
+ * 8 and started again on its port with `args` (a mistake: another --tower, another --preset).
+ */
+async function restartedWrongly(t: ExecutionContext, lost: 0 | 1, args: string[]) {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '90']);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(8), 120_000);
+  const gone = [w0, w1][lost]!;
+  gone.p.proc.kill('SIGKILL');
+  await c.waitFor(new RegExp(`waiting for worker ${lost} \\(tower ${lost}\\) at \\S+ to come back`), 20_000);
+  const port = gone.address.slice(gone.address.lastIndexOf(':') + 1);
+  const wrong = alexnet(['worker', ...args, '--port', port, '--backend', 'webasm', '--max-batch', '8']);
+  killOnTeardown(t, wrong);
+  return { dir, c, w0, w1, port, wrong };
+}
+
 const coordinator = (workers: readonly string[], extra: string[], steps = STEPS): Proc => alexnet(['coordinator', '--workers', workers.join(','), ...run(steps), ...extra]);
 
 test.serial('a worker killed mid-step is noticed at once, the survivor is told to abandon the step, and with --max-restarts 0 the run ends naming it', async (t) => {
@@ -330,17 +349,8 @@ test.serial('separately started: a coordinator stopped with Ctrl-C names the com
 });
 
 test.serial('separately started: a worker started again with the other --tower is said, and waited for as not back until the right one comes', async (t) => {
-  const dir = tempDir(t);
-  const [w0, w1] = await twoWorkers(t);
-  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '90']);
-  killOnTeardown(t, c);
-  await c.waitFor(stepLine(8), 120_000);
-  w0.p.proc.kill('SIGKILL');
-  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back/, 20_000);
   // the operator starts tower 1's worker on tower 0's address by mistake
-  const port = w0.address.slice(w0.address.lastIndexOf(':') + 1);
-  const wrong = alexnet(['worker', '--tower', '1', '--port', port, '--backend', 'webasm', '--max-batch', '8']);
-  killOnTeardown(t, wrong);
+  const { dir, c, w0, wrong } = await restartedWrongly(t, 0, ['--tower', '1']);
   await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\): the worker there is tower 1: restart it with --tower 0/, 30_000);
   t.is(c.proc.exitCode, null, 'the run goes on waiting');
   wrong.proc.kill('SIGKILL');
@@ -351,17 +361,8 @@ test.serial('separately started: a worker started again with the other --tower i
 });
 
 test.serial('separately started: a worker started again with another preset is said and waited for; one that stays wrong ends the run with its refusal, a failed event and the command that continues', async (t) => {
-  const dir = tempDir(t);
-  const [w0, w1] = await twoWorkers(t);
-  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '90']);
-  killOnTeardown(t, c);
-  await c.waitFor(stepLine(8), 120_000);
-  w1.p.proc.kill('SIGKILL');
-  await c.waitFor(/waiting for worker 1 \(tower 1\) at \S+ to come back/, 20_000);
   // the operator starts tower 1 again with the wrong preset
-  const port = w1.address.slice(w1.address.lastIndexOf(':') + 1);
-  const wrong = alexnet(['worker', '--tower', '1', '--port', port, '--preset', 'cifar', '--backend', 'webasm', '--max-batch', '8']);
-  killOnTeardown(t, wrong);
+  const { dir, c, w0, w1, port, wrong } = await restartedWrongly(t, 1, ['--tower', '1', '--preset', 'cifar']);
   await c.waitFor(/worker 1 \(tower 1\) at \S+ refused the handshake: preset differs \(coordinator: tiny, worker: cifar\): waiting for a worker that matches the run \(\d+ s left of --wait-for-workers\)/, 60_000);
   t.is(c.proc.exitCode, null, 'the run goes on waiting');
   wrong.proc.kill('SIGKILL');
