@@ -146,15 +146,20 @@ test('a flood of idle connections is capped and the silent ones are closed; the 
     sockets.push(s);
   }
   t.teardown(() => sockets.forEach((s) => s.destroy()));
-  await new Promise((r) => setTimeout(r, 1500));
+  // the cap closes the extra connections as they arrive: wait until it has (well before the 10 s of silence)
+  const capDeadline = Date.now() + 8000;
+  while (closedByWorker < 200 - 64 - 2 && Date.now() < capDeadline) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 200));
   const during = await fds();
   t.log(`worker fds: ${before} before, ${during} with 200 silent connections open against it, ${closedByWorker} closed at once`);
   t.true(during - before <= 64 + 2, `at most 64 connections kept (${during - before} more fds)`);
   t.true(closedByWorker >= 200 - 64 - 2, `the rest closed at once (${closedByWorker})`);
   // the silent ones go after 10 s
-  await new Promise((r) => setTimeout(r, 10_500));
+  const silentDeadline = Date.now() + 15_000;
+  while (closedByWorker < 200 && Date.now() < silentDeadline) await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 200));
   const after = await fds();
-  t.log(`worker fds ${after} after 12 s; ${closedByWorker} of 200 connections closed by the worker`);
+  t.log(`worker fds ${after} after the silent ones' 10 s; ${closedByWorker} of 200 connections closed by the worker`);
   t.is(closedByWorker, 200, 'every silent connection closed');
   t.true(after <= before + 2, `fds back to ${before} (${after})`);
   // and the worker answers
