@@ -37,7 +37,7 @@ import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
-import { claimPartial, closeJournal, msFromEnv, partialPath, removeAbandoned, removePartial, writeJournal, type JournalState } from './partial-decode.js';
+import { claimPartial, closeJournal, msFromEnv, newJournalGate, partialPath, removeAbandoned, removePartial, shutJournalGate, writeJournal, writeUnlessClosed, type JournalState } from './partial-decode.js';
 
 const MAGIC = 'AXNDEC01';
 const IMAGES_OFFSET = 4096;
@@ -321,6 +321,8 @@ export interface DecodeOptions {
   onResume?: (done: number) => void;
   /** Called when the partial file is open (its journal written): the file being written, under its own name. */
   onOpened?: (partial: string) => void;
+  /** Shared with the thread's process, which shuts it before it closes the journal (partial-decode.ts newJournalGate). */
+  journalGate?: Int32Array;
 }
 
 /** The first line of sharp's message, without a dangling colon ("Input file has corrupt header: " with nothing after). */
@@ -417,8 +419,7 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
       throw e;
     }
     const st = state();
-    writeJournal(writer.tmp, st);
-    lastGood = st;
+    if (writeUnlessClosed(o.journalGate, () => writeJournal(writer.tmp, st))) lastGood = st;
   };
   // how often: ALEXNET_DECODE_JOURNAL_MS (tests), else JOURNAL_MS
   const every = msFromEnv('ALEXNET_DECODE_JOURNAL_MS', JOURNAL_MS);
@@ -487,7 +488,7 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
       try {
         // left for the next decoding, whichever process runs it: what the last journal counted, whose images are on
         // the disk (after a failed flush another one may report success on pages that were lost)
-        writeJournal(writer.tmp, { ...good, closed: true });
+        writeUnlessClosed(o.journalGate, () => writeJournal(writer.tmp, { ...good, closed: true }));
       } catch {
         /* a full disk: the last journal written stands */
       }
@@ -500,8 +501,8 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
   }
 }
 
-/** The partial files this process's decoding threads are writing now (for closeActiveDecodings). */
-const active = new Set<string>();
+/** The partial files this process's decoding threads are writing now, with their journal gates (for closeActiveDecodings). */
+const active = new Map<string, Int32Array>();
 
 /**
  * Marks the journal of every decoding this process is running closed, its file left for the next decoding
@@ -509,12 +510,18 @@ const active = new Set<string>();
  * left open would be taken up on this machine only, or after 10 minutes).
  */
 export function closeActiveDecodings(): void {
-  for (const partial of active) closeJournal(partial);
+  for (const [partial, gate] of active) {
+    // a journal the thread is writing now is let finish, and none after: the close is the last word
+    shutJournalGate(gate);
+    closeJournal(partial);
+  }
 }
 
 /** decodeToCache in a worker thread; progress and warnings come back as they happen. */
 export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
-  const { onWarning, onProgress, onResume, onOpened, ...data } = o;
+  const { onWarning, onProgress, onResume, onOpened, ...rest } = o;
+  const journalGate = newJournalGate();
+  const data = { ...rest, journalGate };
   const w = startWorker(new URL('./decode-worker.ts', import.meta.url), data);
   let partial: string | null = null;
   const forget = () => partial !== null && active.delete(partial);
@@ -523,7 +530,7 @@ export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
     w.on('message', (m: { type: string; [k: string]: unknown }) => {
       if (m.type === 'opened') {
         partial = m.partial as string;
-        active.add(partial);
+        active.set(partial, journalGate);
         onOpened?.(partial);
       } else if (m.type === 'warning') onWarning?.(m.warning as DataWarning);
       else if (m.type === 'progress') onProgress?.(m.progress as DecodeProgress);

@@ -245,6 +245,41 @@ export function writeJournal(partial: string, state: JournalState): void {
 }
 
 /**
+ * A decoding thread's journal writes against its process closing the journal (closeJournal before an exit on a
+ * signal), in one shared Int32: FREE, WRITING (a write under way), CLOSED (no more writes). Without it a thread's
+ * write could land after the close and leave the journal open.
+ */
+const FREE = 0;
+const WRITING = 1;
+const CLOSED = 2;
+
+export function newJournalGate(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4));
+}
+
+/** The decoding thread's side: writes unless its process closed the journal; whether it wrote. */
+export function writeUnlessClosed(gate: Int32Array | undefined, write: () => void): boolean {
+  if (!gate) {
+    write();
+    return true;
+  }
+  if (Atomics.compareExchange(gate, 0, FREE, WRITING) !== FREE) return false;
+  try {
+    write();
+  } finally {
+    Atomics.store(gate, 0, FREE);
+    Atomics.notify(gate, 0);
+  }
+  return true;
+}
+
+/** The process's side: waits for a write under way to end (`timeoutMs` at most), then lets no more through. */
+export function shutJournalGate(gate: Int32Array, timeoutMs = 5000): void {
+  const until = performance.now() + timeoutMs;
+  while (Atomics.compareExchange(gate, 0, FREE, CLOSED) === WRITING && performance.now() < until) Atomics.wait(gate, 0, WRITING, 50);
+}
+
+/**
  * Marks the journal of `partial` closed, as it stands (its images on the disk): left for the next decoding, whichever
  * process runs it. Quiet when it cannot (the journal is the last one written either way).
  */
