@@ -132,6 +132,33 @@ test('a run whose output nobody reads any more (the reader of its pipe gone) tra
   t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), /run finished; stopping the workers/);
 });
 
+test('launch killed outright (SIGKILL): the coordinator ends the run after the step in progress with a checkpoint, the workers serve it, then all three exit; --resume continues', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '100000', '--run-dir', dir]);
+  await p.waitFor(/"event":"step","step":3,/, 120_000);
+  const pids = childPids(p.stderr);
+  t.is(Object.keys(pids).length, 3, p.output());
+  p.proc.kill('SIGKILL');
+  await p.exited;
+  // its children outlive it only to end the run: gone within the step and the checkpoint
+  const deadline = Date.now() + 60_000;
+  while (Object.values(pids).some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+  const ev = events(dir);
+  const stopped = ev.find((e) => e.event === 'stopped');
+  t.truthy(stopped, JSON.stringify(ev.slice(-3)));
+  t.is(stopped!.reason, 'the launcher is gone (stdin closed)');
+  const n = stopped!.step!;
+  t.true(n >= 4);
+  t.is(n, ev.filter((e) => e.event === 'step').length, 'every step logged is in the checkpoint');
+  // written with both workers' parameters: they served after the launcher was gone (their lines went with it)
+  t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(n)]);
+  // the run goes on from that checkpoint
+  const q = alexnet([...common, '--steps', String(n + 2), '--resume', dir]);
+  t.is((await q.exited).code, 0, q.output());
+  t.deepEqual(events(dir).filter((e) => e.event === 'step').map((e) => e.step).slice(-2), [n, n + 1], "steps counted from 0: the two after the checkpoint");
+});
+
 test('a coordinator killed under launch with --max-restarts 0: launch names the last checkpoint and the command that continues from it', async (t) => {
   const dir = tempDir(t);
   const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '3', '--max-restarts', '0', '--run-dir', dir]);

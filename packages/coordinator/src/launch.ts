@@ -14,8 +14,10 @@
  *   the run after the step in progress with a checkpoint (the workers stay up
  *   to give their parameters), then everything stops; a second stops every
  *   child at once. The children run in their own process group, so a
- *   terminal's Ctrl-C reaches the launcher only. Children also exit when their
- *   stdin closes, so none outlives a launcher that is killed outright.
+ *   terminal's Ctrl-C reaches the launcher only. A launcher killed outright
+ *   closes their stdin without its "quit" line: the coordinator ends the run
+ *   after the step in progress with a checkpoint, the workers serve until it
+ *   lets them go, and then all exit, so none outlives it for long.
  * - A coordinator killed by a signal it does not handle (the out-of-memory killer, a crash) is started
  *   again with --resume RUN_DIR, counted with the workers' restarts (coordinator-restart.ts).
  * - The launcher exits only after every child has exited.
@@ -143,13 +145,14 @@ class Child {
   }
 
   /**
-   * Its stdin closed (a child of launch stops when it closes: --exit-with-stdin), SIGTERM after 2 s (a worker
+   * The line "quit" and its stdin closed (a child of launch stops then: --exit-with-stdin), SIGTERM after 2 s (a worker
    * takes its first signal as a stop of the whole run, and serves until its stdin closes), SIGKILL after
    * `graceMs`; resolves when the process has exited.
    */
   async stop(graceMs: number): Promise<Exit> {
     if (this.exit) return this.exit;
-    this.proc.stdin?.end();
+    // "quit" first: stdin closing alone tells a child that the launcher was killed, which it outlives to save the run
+    this.proc.stdin?.end('quit\n');
     const term = setTimeout(() => {
       if (!this.exit) this.proc.kill('SIGTERM');
     }, Math.min(2000, graceMs / 2));

@@ -293,11 +293,23 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const stopAfterS = a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : null;
     if (stopAfterS !== null) setTimeout(() => c.requestStop(`--stop-after ${a['stop-after-given'] ?? a['stop-after']}`), stopAfterS * 1000).unref();
     if (a['exit-with-stdin']) {
-      process.stdin.on('end', () => stop('stdin closed', 1));
+      // launch stops this process at once by the line "quit" and then closing stdin (a failure it stops the run for);
+      // stdin closing alone: the launcher was killed outright. The run then ends as for a first signal, after the step
+      // in progress with its checkpoint (the workers serve until it lets them go: worker-command.ts stopWhenReleased)
+      let quit = false;
+      process.stdin.on('end', () => {
+        if (quit) return stop('stdin closed', 1);
+        if (stopCode !== 0) return;
+        if (!c.isRunning || recovery?.recovering) return stop('stdin closed', 1);
+        stopCode = 1;
+        c.requestStop('the launcher is gone (stdin closed)');
+        progress.note(`stdin closed without a word from launch (the launcher is gone): ending the run after the step in progress${checkpoints ? ', with a checkpoint' : ''}; ${continueCommand} continues it`);
+      });
       // launch passes on a signal it got as the line "stop SIGNAL": one request however many copies of the signal
       // arrive (pkill, a service manager stopping the group: this process got it too); a later signal of its own stops at once.
       // "now SIGNAL": launch's second signal, which stops everything at once (recorded as that signal, not as stdin closing)
       readline.createInterface({ input: process.stdin }).on('line', (line) => {
+        if (line.trim() === 'quit') quit = true;
         const m = /^(stop|now) (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
         if (!m) return;
         const sig = m[2] as 'SIGINT' | 'SIGTERM' | 'SIGHUP';

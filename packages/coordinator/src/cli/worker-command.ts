@@ -1,6 +1,7 @@
 /** `alexnet worker`: one tower on one device, serving alexnet.v1 Worker and Peer over gRPC. */
 import type { CommandModule } from 'yargs';
 import fs from 'node:fs';
+import readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { checkEnvSettings, fsReason, getPreset, presetNames, type RequestedBackend, type TowerIndex } from '@alexnet-mp/core';
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEVICE_LOST_EXIT_CODE, PROTOCOL_VERSION, describeDevice, describeThreads, describeSecurity, isLoopback, startWorker, type TowerWorker } from '@alexnet-mp/worker';
@@ -161,6 +162,29 @@ export function drainOnFirstSignal(worker: Pick<TowerWorker, 'heldBy' | 'drained
   };
 }
 
+/** How long a worker whose launcher is gone serves its run at most (a step and a checkpoint at the paper preset on CPUs). */
+export const LAUNCHER_GONE_MS = 10 * 60_000;
+
+/**
+ * Under launch, stdin closed without launch's "quit" line first: the launcher was killed outright (SIGKILL, the
+ * out-of-memory killer). The coordinator sees the same and ends the run after the step in progress with a checkpoint
+ * that needs this worker's parameters, so the worker serves until the run lets it go (released, its coordinator gone,
+ * or its lease lapsed), `timeoutMs` at most; a worker no run holds stops at once.
+ */
+export function stopWhenReleased(worker: Pick<TowerWorker, 'heldBy'>, say: (line: string) => void, stop: (why: string) => void, timeoutMs = LAUNCHER_GONE_MS, pollMs = 250): void {
+  const held = worker.heldBy();
+  if (held === null) return stop('stdin closed');
+  const s = `${(timeoutMs / 1000).toFixed(0)} s`;
+  say(`stdin closed without a word from launch (the launcher is gone): serving until the run lets this worker go (its coordinator ends the run after the step in progress, with a checkpoint), ${s} at most (${held})`);
+  const until = performance.now() + timeoutMs;
+  const poll = setInterval(() => {
+    const why = worker.heldBy() === null ? 'the run let this worker go' : performance.now() >= until ? `the run still held it after ${s}` : null;
+    if (why === null) return;
+    clearInterval(poll);
+    stop(`stdin closed, ${why}`);
+  }, pollMs);
+}
+
 /** The worker command's work: checks the options, starts the worker, stops it on SIGINT/SIGTERM/SIGHUP (or as `hooks.onSignal` says). */
 export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promise<void> {
   const spec = getPreset(a.preset);
@@ -258,9 +282,20 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
   // nobody reads the output any more (the terminal closed): the worker goes on
   surviveLostOutput();
   if (a['exit-with-stdin']) {
-    process.stdin.on('end', () => stop('stdin closed'));
-    process.stdin.on('error', () => stop('stdin closed'));
-    process.stdin.resume();
+    // launch stops this worker by the line "quit" and then closing stdin; stdin closing alone: the launcher is gone
+    let quit = false;
+    readline.createInterface({ input: process.stdin }).on('line', (line) => {
+      if (line.trim() === 'quit') quit = true;
+    });
+    let closed = false;
+    const stdinClosed = () => {
+      if (closed) return;
+      closed = true;
+      if (quit) stop('stdin closed');
+      else stopWhenReleased(r.worker, log, stop);
+    };
+    process.stdin.on('end', stdinClosed);
+    process.stdin.on('error', stdinClosed);
   }
   const d = r.worker.device;
   const threads = describeThreads(d.mode, d.threads, a.threads);
