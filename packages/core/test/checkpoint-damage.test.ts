@@ -17,7 +17,13 @@ import { FileError, makeDir } from '../src/fs-errors.js';
 import { initTowerParams } from '../src/model/params.js';
 import { tiny } from '../src/model/presets.js';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-damage-'));
+const made: string[] = [];
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-damage-'));
+  made.push(d);
+  return d;
+};
+test.after.always(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 const params = () => [initTowerParams(tiny, 0, 5), initTowerParams(tiny, 1, 5)] as [ReturnType<typeof initTowerParams>, ReturnType<typeof initTowerParams>];
 const good = encodeCheckpoint(tiny, params(), { step: 12, seed: 5, preset: 'tiny', extra: { batch: 8 } });
 const headerEnd = 8 + Number(good.readBigUInt64LE(0));

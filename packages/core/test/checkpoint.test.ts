@@ -10,7 +10,13 @@ import { cifar, paper, tiny } from '../src/model/presets.js';
 import { syntheticBatch } from './synthetic.js';
 import { randomArray, testBackend } from './helpers.js';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-ckpt-'));
+const made: string[] = [];
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-ckpt-'));
+  made.push(d);
+  return d;
+};
+test.after.always(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 test('safetensors round trip keeps names, shapes, values and metadata; a truncated file is a clear error', (t) => {
   const a = { name: 'a.weight', shape: [2, 3], data: randomArray(6, 1) };
