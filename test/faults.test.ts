@@ -336,6 +336,23 @@ test.serial('a coordinator asked to stop (SIGTERM) that loses a worker meanwhile
   t.true(code === 143 || /not waited for: the run was asked to stop, SIGTERM/.test(c.output()), c.output());
 });
 
+test.serial('a run whose --stop-after time comes while it waits for a lost worker ends then, not after --wait-for-workers', async (t) => {
+  const dir = tempDir(t);
+  const [w0, w1] = await twoWorkers(t);
+  const started = Date.now();
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '600', '--stop-after', '20s'], 100_000);
+  killOnTeardown(t, c);
+  await c.waitFor(stepLine(6), 120_000);
+  w1.p.proc.kill('SIGKILL');
+  await c.waitFor(/waiting for both workers/, 20_000);
+  const { code } = await c.exited;
+  const took = (Date.now() - started) / 1000;
+  t.log(`the coordinator exited ${took.toFixed(1)} s after it started, code ${code}`);
+  t.true(took < 45, c.output());
+  t.regex(c.output(), /worker 1 \(tower 1\) at \S+ is not back \(not waited for: the run was asked to stop, --stop-after 20s\)/);
+  t.not(code, 0, 'the run did not reach its time limit whole: its last checkpoint is where it goes on');
+});
+
 test.serial('separately started: a coordinator stopped with Ctrl-C names the command that continues its run, the coordinator with its workers', async (t) => {
   const dir = tempDir(t);
   const [w0, w1] = await twoWorkers(t);

@@ -184,7 +184,7 @@ export class Recovery {
         if (this.c.stopRequested !== null) throw new WorkerFailure(`${e.message} (not waited for: the run was asked to stop, ${this.c.stopRequested})`, tower);
         if (left <= 0) throw new WorkerFailure(`${e.message} (still so after ${(this.o.waitMs / 1000).toFixed(0)} s of --wait-for-workers)`, tower);
         this.o.info(`${e.message}: waiting for a worker that matches the run (${(left / 1000).toFixed(0)} s left of --wait-for-workers)`);
-        await sleep(Math.min(5000, left));
+        await this.sleepUnlessStopped(Math.min(5000, left));
       }
     }
   }
@@ -242,8 +242,20 @@ export class Recovery {
         }),
       );
       if (answered[0] && answered[1]) return;
-      await sleep(wait);
+      // a stop asked for while waiting (--stop-after's time is up): the run ends now, from its last checkpoint
+      const stop = this.c.stopRequested;
+      if (stop !== null) {
+        const t = answered[0] ? 1 : 0;
+        throw new WorkerFailure(`worker ${t} (tower ${t}) at ${this.c.o.workers[t]} is not back (not waited for: the run was asked to stop, ${stop})`, t);
+      }
+      await this.sleepUnlessStopped(wait);
     }
+  }
+
+  /** Sleeps `ms`, or less when the run is asked to stop meanwhile (looked at every 250 ms). */
+  private async sleepUnlessStopped(ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    for (let left = ms; left > 0 && this.c.stopRequested === null; left = until - performance.now()) await sleep(Math.min(250, left));
   }
 
   /** The last checkpoint of this run, decoded; null when there is none (step 0). */
