@@ -275,7 +275,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       if (stopCode === 0) {
         stopCode = signalExitCode(sig);
         c.requestStop(sig);
-        progress.note(`${sig}: ending the run after the step in progress (and the one queued behind it, already on the workers; an evaluation due after it is left to the resumed run)${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
+        progress.note(`${sig}: ending the run after the step in progress (and the one queued behind it, already on the workers; an evaluation due after it is ${checkpoints ? 'left to the resumed run' : 'not done'})${checkpoints ? ', with a checkpoint' : ''} (${sig} again: stop at once${checkpoints ? ', losing the steps since the last checkpoint' : ''})`);
       }
       return true;
     };
