@@ -24,6 +24,11 @@ const tmp = () => {
   return d;
 };
 test.after.always(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const writeTo = (name: string, buf: Buffer): string => {
+  const f = path.join(tmp(), name);
+  fs.writeFileSync(f, buf);
+  return f;
+};
 const params = () => [initTowerParams(tiny, 0, 5), initTowerParams(tiny, 1, 5)] as [ReturnType<typeof initTowerParams>, ReturnType<typeof initTowerParams>];
 const good = encodeCheckpoint(tiny, params(), { step: 12, seed: 5, preset: 'tiny', extra: { batch: 8 } });
 const headerEnd = 8 + Number(good.readBigUInt64LE(0));
@@ -160,7 +165,7 @@ test('a file written before checksums still loads, unverified, and says so once'
   t.is(checksums, 'absent');
   t.is(state.step, 12);
   t.deepEqual(Array.from(p[0].get('conv1')!.w), Array.from(decodeCheckpoint(tiny, good).params[0].get('conv1')!.w));
-  t.regex(unverifiedNote('runs/x/step-12', checksums) ?? '', /^runs\/x\/step-12 has no checksums \(written by an older version\): read without verifying it$/);
+  t.regex(unverifiedNote('runs/x/step-12', checksums) ?? '', /^runs\/x\/step-12 has no checksums \(written by an older version or another program\): read without verifying it$/);
   t.is(unverifiedNote('runs/x/step-12', checksums), null, 'said once');
   t.is(unverifiedNote('runs/x/step-13', 'verified'), null);
 });
@@ -173,6 +178,55 @@ test('model files are verified the same way', (t) => {
   t.regex(e?.message ?? '', /^m\.safetensors is damaged: tensor features\.0\.weight does not match its checksum/);
   t.throws(() => decodeModel(Buffer.from('GIF89a not a model at all'), 'x.gif'), { message: /^x\.gif is not a model file \(not safetensors: / });
   t.throws(() => decodeSafetensors(Buffer.alloc(0)), { instanceOf: SafetensorsError, message: 'the file is empty' });
+});
+
+/**
+ * A safetensors file saved again by another writer, as Python's `save_file(load_file(f), f2, metadata)` does: the
+ * metadata first, the tensors in another order (here: by name, backwards), their bytes moved with them;
+ * `edit` changes the header's JSON object before it is written.
+ */
+function savedAgain(buf: Buffer, edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>) => void = () => {}): Buffer {
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const data = buf.subarray(8 + n);
+  const names = Object.keys(header).filter((k) => k !== '__metadata__').sort().reverse();
+  const out: Record<string, unknown> = { __metadata__: header.__metadata__ };
+  const parts: Buffer[] = [];
+  let offset = 0;
+  for (const name of names) {
+    const [a, b] = header[name]!.data_offsets;
+    parts.push(data.subarray(a, b));
+    out[name] = { dtype: header[name]!.dtype, shape: header[name]!.shape, data_offsets: [offset, offset + b - a] };
+    offset += b - a;
+  }
+  edit(out as Parameters<typeof edit>[0]);
+  const json = Buffer.from(JSON.stringify(out), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json, ...parts]);
+}
+
+test('a model or checkpoint saved again by another safetensors writer (its tensors in another order) still verifies; one changed on purpose says how to read it; another dtype cannot be read, not damaged', (t) => {
+  const model = encodeModel(tiny, params(), { classes: ['a', 'b', 'c', 'd'], inputMean: [128, 128, 128] });
+  const again = savedAgain(model);
+  t.notDeepEqual(again.subarray(0, 64), model.subarray(0, 64), 'another header');
+  const read = decodeModel(again, 'm');
+  t.is(read.checksums, 'verified');
+  t.deepEqual(read.params, decodeModel(model, 'm').params);
+  t.like(verifyFile(writeTo('again.safetensors', again)), { kind: 'model', state: 'ok' });
+  const cp = decodeCheckpoint(tiny, savedAgain(good), 'c');
+  t.is(cp.state.step, 12);
+  // a tensor's bytes damaged after the move: still named
+  const hEnd = 8 + Number(again.readBigUInt64LE(0));
+  t.throws(() => decodeModel(flipped(again, hEnd + 10), 'm.safetensors'), { instanceOf: CheckpointError, message: /^m\.safetensors is damaged: tensor \S+ does not match its checksum/ });
+  // the class names changed with the checksums kept: what to do about it
+  const renamed = savedAgain(model, (h) => ((h.__metadata__ as Record<string, string>).classes = JSON.stringify(['w', 'x', 'y', 'z'])));
+  t.throws(() => decodeModel(renamed, 'm.safetensors'), {
+    message: 'm.safetensors is damaged: its header does not match its checksum: the header (or metadata) is damaged, or was changed by another program (a file changed on purpose reads once its crc32c_header and crc32c_tensors metadata entries are removed)',
+  });
+  // a tensor in float16: not damage
+  const half = savedAgain(model, (h) => ((h['features.0.bias'] as { dtype: string }).dtype = 'F16'));
+  t.throws(() => decodeModel(half, 'm.safetensors'), { instanceOf: CheckpointError, message: /^m\.safetensors cannot be read: tensor features\.0\.bias: dtype F16, only F32 is read \(save the tensors as float32\)$/ });
 });
 
 test('verifyFile: a verdict per file, never an exception for a bad one', (t) => {

@@ -40,7 +40,7 @@ export function verdictLine(v: FileVerdict): string {
   // a file that cannot be read says its step by its name
   const byName = /^step-(\d{9})\.safetensors/.exec(path.basename(v.file));
   const step = v.step !== undefined ? `step ${v.step}` : byName ? `step ${Number(byName[1])}` : 'step ?';
-  const state = v.state === 'ok' ? 'ok' : v.state === 'unverified' ? 'ok, no checksums (written by an older version: structure and values checked)' : `FAILED: ${v.problem}`;
+  const state = v.state === 'ok' ? 'ok' : v.state === 'unverified' ? 'ok, no checksums (written by an older version or another program: structure and values checked)' : `FAILED: ${v.problem}`;
   return `${path.basename(v.file)}  ${v.kind ?? (byName ? 'checkpoint' : 'file')}  ${step}  ${state}`;
 }
 

@@ -50,7 +50,7 @@ function asCheckpointError<T>(read: () => T, where: string, kind: string): T {
   try {
     return read();
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(e.notSafetensors ? `${where} is not a ${kind} (not safetensors: ${e.message})` : `${where} is damaged: ${e.message}`, true);
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.notSafetensors ? `${where} is not a ${kind} (not safetensors: ${e.message})` : e.unsupported ? `${where} cannot be read: ${e.message}` : `${where} is damaged: ${e.message}`, true);
     throw e;
   }
 }
@@ -90,7 +90,7 @@ const saidUnverified = new Set<string>();
 export function unverifiedNote(file: string, checksums: DecodedSafetensors['checksums']): string | null {
   if (checksums !== 'absent' || saidUnverified.has(file)) return null;
   saidUnverified.add(file);
-  return `${file} has no checksums (written by an older version): read without verifying it`;
+  return `${file} has no checksums (written by an older version or another program): read without verifying it`;
 }
 
 /**

@@ -26,8 +26,11 @@ export interface NamedTensor {
 }
 
 export class SafetensorsError extends Error {
-  /** `notSafetensors`: the file does not even start like a safetensors file (another kind of file). */
-  constructor(message: string, readonly notSafetensors = false) {
+  /**
+   * `notSafetensors`: the file does not even start like a safetensors file (another kind of file); `unsupported`: a
+   * sound file this reader does not read (a dtype other than F32).
+   */
+  constructor(message: string, readonly notSafetensors = false, readonly unsupported = false) {
     super(message);
     this.name = 'SafetensorsError';
   }
@@ -54,6 +57,35 @@ const headerCrc = (header: Record<string, unknown>): string => {
   delete meta[HEADER_CRC];
   return crc32cHex(Buffer.from(canonicalJson({ ...header, __metadata__: meta }), 'utf8'));
 };
+
+/**
+ * Whether a header matches its checksum `want`: as it stands, or with its tensors laid out again in the order
+ * its writer here laid them (the order of the tensor checksums): another safetensors writer (Python's
+ * `save_file`) that saves the same tensors and metadata again orders the tensors its own way, which moves their
+ * byte ranges and nothing else; each tensor's bytes are still checked against its own checksum.
+ */
+function headerMatches(header: Record<string, unknown>, want: string): boolean {
+  if (headerCrc(header) === want) return true;
+  const meta = header.__metadata__ as Record<string, string> | undefined;
+  let order: string[];
+  try {
+    order = Object.keys(JSON.parse(meta?.[TENSOR_CRCS] ?? '') as Record<string, string>);
+  } catch {
+    return false;
+  }
+  const names = Object.keys(header).filter((k) => k !== '__metadata__');
+  if (order.length !== names.length || !order.every((k) => k in header)) return false;
+  const relaid: Record<string, unknown> = { __metadata__: meta };
+  let offset = 0;
+  for (const name of order) {
+    const e = header[name] as Partial<TensorEntry> | null;
+    if (e === null || typeof e !== 'object' || !Array.isArray(e.shape) || !e.shape.every(isCount)) return false;
+    const bytes = 4 * e.shape.reduce((a, b) => a * b, 1);
+    relaid[name] = { ...e, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  return headerCrc(relaid) === want;
+}
 
 const bytesOf = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
@@ -119,6 +151,11 @@ export interface DecodedSafetensors {
   readonly checksums: 'verified' | 'absent';
 }
 
+/** The safetensors dtypes other than F32: a tensor of one is sound, and not read here. */
+const OTHER_DTYPES = new Set(['F16', 'BF16', 'F64', 'F8_E4M3', 'F8_E5M2', 'I8', 'I16', 'I32', 'I64', 'U8', 'U16', 'U32', 'U64', 'BOOL']);
+
+const unsupportedDtype = (name: string, dtype: string) => new SafetensorsError(`tensor ${name}: dtype ${dtype}, only F32 is read (save the tensors as float32)`, false, true);
+
 /** The bytes of a file's start that headerLength reads: the header's length and the header's first byte. */
 export const HEADER_START_BYTES = 9;
 
@@ -170,7 +207,7 @@ export function checkedHeaderMetadata(buf: Buffer): Record<string, string> | nul
   try {
     const header = parseHeader(buf.subarray(8, 8 + headerLength(buf, buf.length)));
     const meta = rawMetadata(header);
-    return meta[HEADER_CRC] !== undefined && headerCrc(header) === meta[HEADER_CRC] ? meta : null;
+    return meta[HEADER_CRC] !== undefined && headerMatches(header, meta[HEADER_CRC]) ? meta : null;
   } catch {
     return null;
   }
@@ -185,9 +222,17 @@ export function decodeSafetensors(buf: Buffer): DecodedSafetensors {
   const header = parseHeader(buf.subarray(8, 8 + n));
   const rawMeta = rawMetadata(header);
   const { [TENSOR_CRCS]: tensorCrcText, [HEADER_CRC]: headerCrcText, ...metadata } = rawMeta as Record<string, string>;
+  // a sound file of another dtype (a model saved in float16) is said as such before its checksums, which its
+  // conversion changed; no single damaged bit turns "F32" into one of these
+  for (const [name, entry] of Object.entries(header)) {
+    const dtype = (entry as { dtype?: unknown } | null)?.dtype;
+    if (name !== '__metadata__' && typeof dtype === 'string' && dtype !== 'F32' && OTHER_DTYPES.has(dtype)) throw unsupportedDtype(name, dtype);
+  }
   let crcs: Record<string, string> | null = null;
   if (headerCrcText !== undefined || tensorCrcText !== undefined) {
-    if (headerCrcText === undefined || headerCrc(header) !== headerCrcText) throw new SafetensorsError('its header does not match its checksum: the header (or metadata) is damaged');
+    if (headerCrcText === undefined || !headerMatches(header, headerCrcText)) {
+      throw new SafetensorsError(`its header does not match its checksum: the header (or metadata) is damaged, or was changed by another program (a file changed on purpose reads once its ${HEADER_CRC} and ${TENSOR_CRCS} metadata entries are removed)`);
+    }
     try {
       crcs = JSON.parse(tensorCrcText ?? '') as Record<string, string>;
     } catch {
@@ -200,7 +245,7 @@ export function decodeSafetensors(buf: Buffer): DecodedSafetensors {
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const e = checkEntry(name, entry);
-    if (e.dtype !== 'F32') throw new SafetensorsError(`tensor ${name}: dtype ${e.dtype}, only F32 is read`);
+    if (e.dtype !== 'F32') throw OTHER_DTYPES.has(e.dtype) ? unsupportedDtype(name, e.dtype) : new SafetensorsError(`tensor ${name}: dtype ${JSON.stringify(e.dtype)} is no safetensors dtype: the header is damaged`);
     const [a, b] = e.data_offsets;
     if (base + b > buf.length) throw new SafetensorsError(`tensor ${name}: its bytes [${a}, ${b}) run past the end of the file (${buf.length - base} bytes of data): truncated?`);
     if (b < a || b - a !== 4 * e.shape.reduce((x, y) => x * y, 1)) throw new SafetensorsError(`tensor ${name}: its byte range [${a}, ${b}) does not fit its shape [${e.shape.join(', ')}]`);
