@@ -377,11 +377,14 @@ test('bad input is one line and exit 2: missing or non-image files, files that a
   const huge = writeFile(path.join(tempDir('alexnet-models-huge-'), 'huge.png'), Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(10))), chunk('IEND', Buffer.alloc(0))]));
 
   const emptyImage = writeFile(path.join(tempDir('alexnet-models-empty-'), 'empty.jpg'), Buffer.alloc(0));
+  // a PNG cut off after its signature: sharp says "Input file has corrupt header: " and nothing after
+  const cutShort = writeFile(path.join(tempDir('alexnet-models-cut-'), 'cut.png'), Buffer.from([137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13]));
   const cases: [string[], RegExp][] = [
     [['predict', huge], /^alexnet: \S+huge\.png: too large to read \(over 268 million pixels, 16,383 x 16,383; scale it down first\)$/],
     [['predict', path.join(dir, 'missing.jpg')], /^alexnet: .*missing\.jpg: no such file$/],
     [['predict', emptyImage], /^alexnet: .*empty\.jpg: the file is empty \(0 bytes\), not an image$/],
     [['predict', text], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
+    [['predict', cutShort], /^alexnet: .*cut\.png: not an image this build can read \(Input file has corrupt header\)$/],
     // a folder: its image files (here only notes.jpg, which is not an image)
     [['predict', dir], /^alexnet: .*notes\.jpg: not an image this build can read \(.+\)$/],
     [['predict', image, '--model', path.join(dir, 'nope.safetensors')], /^alexnet: --model .*nope\.safetensors: no such file$/],

@@ -301,7 +301,7 @@ test('server on a run folder: kernels asked for before they are read say so; wit
     }
   }
   for (const [images, said] of [
-    [new NotReadYet(), 'no kernels yet: they are being read from the latest checkpoint'],
+    [new NotReadYet(), 'no kernels yet: they are read from the latest checkpoint while a page watches \\(open the dashboard, or GET /api/events\\)'],
     [undefined, 'no kernels: the run folder has no checkpoint yet'],
   ] as const) {
     const server = new DashboardServer({ host: '127.0.0.1', port: 0, feed: new DashboardFeed(), images });

@@ -110,9 +110,11 @@ test('alexnet summary prints the report of a run folder; a missing folder, or on
   t.is(readRunEvents(dir).length, events.length);
   const ok = spawnSync(process.execPath, [alexnetBin, 'summary', dir], { encoding: 'utf8' });
   t.is(ok.status, 0, ok.stderr);
-  t.is(ok.stdout, formatRunReport(summariseRun(events as never)));
+  // the folder has none of the checkpoints its log names: said beside the last one
+  t.is(ok.stdout, formatRunReport({ ...summariseRun(events as never), latestKept: null }));
+  t.regex(ok.stdout, /^last checkpoint: step 9 \(no longer in the folder: no checkpoint is kept/m);
   const json = spawnSync(process.execPath, [alexnetBin, 'summary', dir, '--json'], { encoding: 'utf8' });
-  t.is((JSON.parse(json.stdout) as { stepsDone: number }).stepsDone, 9);
+  t.like(JSON.parse(json.stdout), { stepsDone: 9, lastCheckpoint: 9, latestKept: null });
 
   fs.mkdirSync(path.join(dir, 'odd', 'metrics.jsonl'), { recursive: true });
   for (const [where, why] of [
@@ -208,6 +210,10 @@ test('the last checkpoint and the restarts: steps logged after the checkpoint ar
   t.regex(formatRunReport(r), /^last checkpoint: step 4 \(steps 4-6 were logged after it: --resume does them again\); 1 restart after a lost worker$/m);
   const clean = summariseRun([run(0, 'b'), ...[0, 1].map((s) => step(s, 1, 0.5)), { event: 'checkpoint', step: 2, file: 'y' }] as never);
   t.regex(formatRunReport(clean), /^last checkpoint: step 2$/m);
+  // the folder looked at (summary RUN_DIR): checkpoints taken out since (a finished run keeps its exported model)
+  t.regex(formatRunReport({ ...clean, latestKept: 2 }), /^last checkpoint: step 2$/m);
+  t.regex(formatRunReport({ ...clean, latestKept: null }), /^last checkpoint: step 2 \(no longer in the folder: no checkpoint is kept, --resume has nothing to continue from\)$/m);
+  t.regex(formatRunReport({ ...r, latestKept: 2 }), /^last checkpoint: step 4 \(no longer in the folder: the latest kept is step 2, which --resume continues from\); 1 restart after a lost worker$/m);
   // none written (a run stopped twice at once, or killed, before its first): nothing is kept, and the report says so
   const none = formatRunReport(summariseRun([run(0, 'c'), step(0, 1, 0.5), step(1, 1, 0.5)] as never));
   t.regex(none, /^no checkpoint: nothing of the 2 steps logged is kept \(--resume has nothing to continue from: start the run again\)$/m);

@@ -2,6 +2,8 @@
 import type { CommandModule } from 'yargs';
 import { formatRunReport, readRunEvents, summariseRun } from '../run-summary.js';
 import { positiveInt } from './options.js';
+import { latestCheckpoint, stepOfFile } from '@alexnet-mp/core';
+import { checkpointDir } from '../resume.js';
 import { COMMAND_LIST } from './command-list.js';
 
 interface Args {
@@ -20,7 +22,9 @@ export const summaryCommand: CommandModule<object, Args> = {
       .example('$0 summary runs/c10', 'Markdown: sessions and one row per epoch') as never,
   handler: (a) => {
     if (a.per !== undefined) positiveInt(a.per, 'per');
-    const report = summariseRun(readRunEvents(a.run), a.per);
+    // which checkpoints the folder still has (a finished run's may have been taken out once its model was exported)
+    const kept = latestCheckpoint(checkpointDir(a.run));
+    const report = { ...summariseRun(readRunEvents(a.run), a.per), latestKept: kept === null ? null : stepOfFile(kept) };
     process.stdout.write(a.json ? JSON.stringify(report) + '\n' : formatRunReport(report));
   },
 };

@@ -154,7 +154,7 @@ export class DashboardServer {
     let m: RegExpExecArray | null;
     if ((m = /^\/api\/kernels\/([01])\.png$/.exec(p))) {
       const k = images?.kernels(Number(m[1]));
-      if (!k) throw new HttpError(404, images?.why ?? (this.o.workers ? 'no kernels yet: they are fetched from the workers while a page watches' : images ? 'no kernels yet: they are being read from the latest checkpoint' : 'no kernels: the run folder has no checkpoint yet'));
+      if (!k) throw new HttpError(404, images?.why ?? (this.o.workers ? 'no kernels yet: they are fetched from the workers while a page watches' : images ? `no kernels yet: they are read from the latest checkpoint ${this.viewers > 0 ? 'now' : 'while a page watches (open the dashboard, or GET /api/events)'}` : 'no kernels: the run folder has no checkpoint yet'));
       return this.png(res, k);
     }
     if (p === '/api/test-images') return this.json(res, { images: images?.testImages ?? [], layers: images?.layers ?? [] });

@@ -25,7 +25,8 @@ export async function imageInput(file: string, spec: ModelSpec, views: ViewMode 
   try {
     img = await decodeImage(file, storedSize);
   } catch (e) {
-    const why = (e as Error).message.split('\n')[0] ?? '';
+    // sharp's first line, without a dangling colon ("Input file has corrupt header: " with nothing after)
+    const why = (e as Error).message.split('\n')[0]?.trim().replace(/:$/, '').trim() || 'the decoder gave no reason';
     // sharp's guard against decompression bombs: 0x3FFF squared, 268,402,689 pixels (16,383 x 16,383), at most
     if (/exceeds pixel limit/i.test(why)) throw new UserError(`${named}: too large to read (over 268 million pixels, 16,383 x 16,383; scale it down first)`);
     throw new UserError(`${named}: not an image this build can read (${why})`);
