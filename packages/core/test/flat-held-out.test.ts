@@ -50,6 +50,21 @@ test('labels files: each mistake is a DataError naming the file and line; a clas
   t.regex(badFor('a.jpg n01440764\na.jpg 0\na.jpg n02102040\n', 'a.jpg'), /^L:3: a\.jpg is given class n02102040 here and n01440764 on line 1/);
   // two files of one stem, one class by name and by number: the stem names it
   t.is(parseLabelFile('x.jpg n01440764\nx.png 0\n', 'L', classes).labelOf('x.JPEG'), 0);
+  // lines naming a file without its extension that disagree: the lines named, as for whole names (Kaggle's ids)
+  t.regex(badFor('ImageId,PredictionString\nv1,n01440764 1 2 3 4\nv1,n02102040 1 2 3 4\n', 'v1.JPEG'), /^L:3: v1\.JPEG is given class n02102040 here and n01440764 on line 2/);
+  t.regex(badFor('v1 0\nv1 2\n', 'v1.png'), /^L:2: v1\.png is given class n02979186 here and n01440764 on line 1/);
+  // class folders named by numbers that are not their sorted places: a file of numbers does not say which it means
+  const numbered = ['1', '2', '3'];
+  const mixed = 'a.jpg 0\nb.jpg 1\nc.jpg 2\n';
+  t.throws(() => parseLabelFile(mixed, 'L', numbered).labelOf('b.jpg'), {
+    instanceOf: DataError,
+    message: /^L:2: class "1" is both a class folder's name and a class number, which count from 0 in the folders' sorted order \(number 1 is folder "2"\); not every line names a class folder/,
+  });
+  // read as names when every class word names a folder, as numbers where none of them is a folder's name
+  const named = parseLabelFile('a.jpg 1\nb.jpg 2\nc.jpg 3\n', 'L', numbered);
+  t.deepEqual(['a.jpg', 'b.jpg', 'c.jpg'].map((f) => named.labelOf(f)), [0, 1, 2]);
+  const counted = parseLabelFile('a.jpg 0\nb.jpg 1\n', 'L', ['10', '11']);
+  t.deepEqual(['a.jpg', 'b.jpg'].map((f) => counted.labelOf(f)), [0, 1]);
   t.regex(bad('a.jpg 0\nlonely\n'), /^L:2: expected "FILE CLASS", got "lonely"/);
   t.regex(bad('ImageId,PredictionString\nno-comma\n'), /^L:2: expected "ImageId,WNID \.\.\."/);
   // the devkit's ground truth: numbers in another class order, refused with what to use

@@ -63,23 +63,36 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
    */
   const classOf = (word: string, at: number): number | undefined => {
     const named = index.get(word);
-    if (named !== undefined) return named;
+    // a file whose every class word is a folder's name means the names, even where they are numbers too
+    if (named !== undefined && allNames) return named;
     if (/^\d+$/.test(word)) {
       const n = Number(word);
+      // class folders named by numbers that are not their place in the sorted order ("1", "2", "3"; "0".."10"):
+      // a file of numbers, some of them folder names, does not say which it means
+      if (named !== undefined && named !== n) {
+        throw new DataError(
+          path,
+          `${path}:${at}: class "${word}" is both a class folder's name and a class number, which count from 0 in the folders' sorted order (number ${word} is ${n < classes.length ? `folder "${classes[n]}"` : 'past the classes'}); ` +
+            `not every line names a class folder, so the file does not say which it means: write each class as its folder's name, or give the class folders names that are not numbers`,
+        );
+      }
       if (n < classes.length) return n;
       throw new DataError(path, `${path}:${at}: class number ${n} is past the training split's ${classes.length} classes (numbers count from 0 in the class folders' sorted order)`);
     }
+    if (named !== undefined) return named;
     throw new DataError(path, `${path}:${at}: class "${word.slice(0, 40)}" is not among the training split's ${classes.length === 1 ? 'one class folder (nor the class number 0)' : `${classes.length} class folders (nor a class number below ${classes.length})`}`);
   };
   /** A file's lines: every class word it was given, with its line (resolved when an image asks). */
-  type Entry = { word: string; at: number }[];
+  type Entry = { word: string; at: number; file: string }[];
   const byName = new Map<string, Entry>();
   const byStem = new Map<string, Entry>();
-  const add = (map: Map<string, Entry>, key: string, word: string, at: number) => {
+  const add = (map: Map<string, Entry>, key: string, word: string, at: number, file: string) => {
     const e = map.get(key) ?? [];
-    e.push({ word, at });
+    e.push({ word, at, file });
     map.set(key, e);
   };
+  /** Every line's class word (for allNames: set once every line is read, before any class is resolved). */
+  const words: string[] = [];
   content.forEach(({ line, at }, k) => {
     if (kaggle && k === 0) return;
     let file: string;
@@ -97,9 +110,11 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
       // a first line naming no class is a header ("file,label")
       if (k === 0 && !index.has(word) && !/^\d+$/.test(word)) return;
     }
-    add(byName, file, word, at);
-    add(byStem, stem(file), word, at);
+    add(byName, file, word, at, file);
+    add(byStem, stem(file), word, at, file);
+    words.push(word);
   });
+  const allNames = words.every((w) => index.has(w));
   /** The class of a file's lines: all of them must agree (by name or number); `name` for the message. */
   const resolve = (name: string, e: Entry): number => {
     const first = classOf(e[0]!.word, e[0]!.at)!;
@@ -118,6 +133,9 @@ export function parseLabelFile(text: string, path: string, classes: readonly str
       // by its name without extension: two files of one stem with different classes (x.jpg, x.png) name neither
       const s = byStem.get(stem(name));
       if (s === undefined) return undefined;
+      // lines that name it without its extension (Kaggle's ids, "ID CLASS" lists): they must agree, as whole names' lines do
+      const bare = s.filter((x) => x.file === stem(name));
+      if (bare.length > 0) return resolve(name, bare);
       const classesOf = new Set(s.map((x) => classOf(x.word, x.at)));
       return classesOf.size === 1 ? [...classesOf][0] : undefined;
     },
