@@ -116,7 +116,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       const same = saved.lr_schedule && JSON.stringify(saved.lr_schedule.spec) === JSON.stringify(sspec);
       schedule = new LrSchedule(sspec, same ? saved.lr_schedule!.state : undefined);
     } else if (saved.lr_schedule) schedule = new LrSchedule({ ...saved.lr_schedule.spec, base: hyper.lr }, saved.lr_schedule.state);
-    const epochs = a.epochs ?? plan.epochs ?? undefined;
+    // a resumed run's planned epochs, unless --steps is given alone: it overrides the plan, epochs included
+    const epochs = a.epochs ?? (a.steps !== undefined ? undefined : (plan.epochs ?? undefined));
     const { checkpointEvery, checkpointMinutes, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
     checkMessageFits(spec, batch, '--batch');
 
