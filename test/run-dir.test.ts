@@ -164,8 +164,8 @@ test('what the coordinator would refuse once the workers are up is said before a
     [['launch', '--backend', 'webasm', '--resume', dir, '--batch', '16'], `alexnet: --batch 16: the run in ${dir} has batch 8 (the data order depends on it); leave --batch out`],
     [['launch', '--backend', 'webasm', '--resume', dir, '--seed', '7'], `alexnet: --seed 7: the run in ${dir} has seed 1; leave --seed out`],
     [['launch', '--backend', 'webasm', '--resume', dir, '--preset', 'cifar'], `alexnet: cannot resume from ${dir}/checkpoints/step-000000002.safetensors: it is a checkpoint of preset "tiny", this run is preset "cifar" (give --preset tiny)`],
-    [[...common, '--data', path.join(dir, 'no-such-data')], `alexnet: data folder ${dir}/no-such-data does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`],
-    [[...common, '--data', path.join(dir, 'checkpoints')], `alexnet: ${dir}/checkpoints is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`],
+    [[...common, '--data', path.join(dir, 'no-such-data')], `alexnet: data folder ${dir}/no-such-data does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png|webp|tif|gif, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`],
+    [[...common, '--data', path.join(dir, 'checkpoints')], `alexnet: ${dir}/checkpoints is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png|webp|tif|gif, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`],
     [[...common, '--data', path.join(dir, 'metrics.jsonl')], `alexnet: ${dir}/metrics.jsonl is not a folder: expected an image folder or the CIFAR-10 binary folder`],
     [[...common, '--eval-views', 'ten'], 'alexnet: --eval-views ten needs real data (--data cifar10|DIR): synthetic images have no larger image to take patches from'],
     // evaluations of a folder without a held-out split: refused before its training split is decoded

@@ -240,6 +240,37 @@ test('images beside the class folders of a training split are said, not silently
   t.deepEqual(warnings, [{ path: join(root, 'train'), message: '1 image (stray.jpg) lies beside the class folders, in no class: not used' }]);
 });
 
+test('WebP, TIFF and GIF images are read as JPEG and PNG are; images in subfolders and of formats not read (.bmp) are said, not passed over', async (t) => {
+  const root = tempDir(t);
+  const png = await gradientImage(12, 8, [200, 100, 50], 'png');
+  writeFile(join(root, 'train', 'a', '0.webp'), await sharp(png).webp({ lossless: true }).toBuffer());
+  writeFile(join(root, 'train', 'a', '1.TIF'), await sharp(png).tiff({ compression: 'lzw' }).toBuffer());
+  writeFile(join(root, 'train', 'a', '2.gif'), await sharp(png).gif().toBuffer());
+  writeFile(join(root, 'train', 'a', '3.png'), png);
+  writeFile(join(root, 'train', 'a', 'old.bmp'), 'BM');
+  writeFile(join(root, 'train', 'a', 'notes.txt'), 'not an image: not mentioned');
+  writeFile(join(root, 'train', 'b', '2020', 'jan', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  writeFile(join(root, 'train', 'b', '2020', 'feb', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  writeFile(join(root, 'train', 'b', 'top.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  writeFile(join(root, 'train', 'c', 'deep', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  const warnings: DataWarning[] = [];
+  const split = await listImageSplit(join(root, 'train'), { onWarning: (w) => warnings.push(w) });
+  t.deepEqual(
+    split.items.map((i) => [i.path.slice(root.length + 7), i.label]),
+    [['a/0.webp', 0], ['a/1.TIF', 0], ['a/2.gif', 0], ['a/3.png', 0], ['b/top.jpg', 1]],
+  );
+  t.deepEqual(warnings, [
+    { path: join(root, 'train', 'a'), message: 'not read: 1 .bmp file (only the image files directly in a class folder are)' },
+    { path: join(root, 'train', 'b'), message: 'not read: 1 subfolder (only the image files directly in a class folder are)' },
+    { path: join(root, 'train', 'c'), message: 'class folder has no images (.jpg .jpeg .png .webp .tif .tiff .gif); not read: 1 subfolder (only the image files directly in a class folder are)' },
+  ]);
+  // each format decodes to the same picture as the PNG (lossless WebP and TIFF exactly; GIF's palette nearly)
+  const decoded = await Promise.all(split.items.slice(0, 4).map((i) => decodeImage(i.path, 8)));
+  t.deepEqual(decoded[0], decoded[3]);
+  t.deepEqual(decoded[1], decoded[3]);
+  t.true(decoded[2]!.every((v, k) => Math.abs(v - decoded[3]![k]!) <= 16), 'GIF within its palette');
+});
+
 // mounting a small tmpfs needs root (CI runs as root)
 (process.getuid?.() === 0 ? test : test.skip)('training and held-out splits that fit the cache disk one by one but not together: refused before either is decoded', async (t) => {
   const { execFileSync } = await import('node:child_process');

@@ -6,7 +6,7 @@
  *
  *   cifar10                     the official binary archive, downloaded into the cache folder
  *   DIR with data_batch_1.bin   CIFAR-10's binary batches (also DIR/cifar-10-batches-bin/)
- *   DIR with train/             an image folder: train/<class>/*.jpg|jpeg|png, val/ or test/
+ *   DIR with train/             an image folder: train/<class>/*.jpg|jpeg|png|webp|tif|gif, val/ or test/
  */
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
@@ -69,7 +69,7 @@ export const CIFAR10_DOWNLOAD = 'cifar10';
 export function checkDataPath(data: string): string {
   const abs = resolve(data);
   if (!existsSync(abs)) {
-    throw new DataError(abs, `data folder ${abs} does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`);
+    throw new DataError(abs, `data folder ${abs} does not exist: expected an image folder (train/<class>/*.jpg|jpeg|png|webp|tif|gif, and val/ or test/), the CIFAR-10 binary folder (data_batch_1.bin ... test_batch.bin), or "cifar10"`);
   }
   return abs;
 }
@@ -91,7 +91,7 @@ export function checkDataLayout(data: string): void {
 }
 
 const notAFolder = (abs: string) => `${abs} is not a folder: expected an image folder or the CIFAR-10 binary folder`;
-const neitherKind = (abs: string) => `${abs} is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`;
+const neitherKind = (abs: string) => `${abs} is neither an image folder (no train/ folder: expected train/<class>/*.jpg|jpeg|png|webp|tif|gif, and val/ or test/) nor the CIFAR-10 binary folder (no data_batch_1.bin)`;
 
 export async function openDataset(data: string, o: OpenDatasetOptions): Promise<Dataset> {
   const cacheDir = resolve(o.cacheDir ?? defaultCacheDir());

@@ -1,7 +1,7 @@
 /**
  * Image folders in the ImageNet layout:
  *
- *   DIR/train/<class>/*.jpg|jpeg|png
+ *   DIR/train/<class>/*.jpg|jpeg|png|webp|tif|gif
  *   DIR/val/<class>/...        (or DIR/test/<class>/... when there is no val/)
  *
  * The class index is the position of the class folder's name in the sorted
@@ -23,13 +23,34 @@
  */
 import { opendirSync, readdirSync, readlinkSync, statSync, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { DataError, type WarningSink } from './errors.js';
 import { LABEL_FILES, readLabelFile } from './label-file.js';
 import { firstFew } from '../in-words.js';
 import { fsReason } from '../fs-errors.js';
 
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png'] as const;
+/** The image files read: the formats this build's decoder (sharp, libvips) reads, bar SVG (a drawing, not a photo). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif'] as const;
+
+/** Image files of formats the decoder does not read: said when a class folder has them, not passed over in silence. */
+const UNREAD_IMAGE_EXTENSIONS = ['.bmp', '.heic', '.heif', '.avif', '.jxl', '.jp2', '.ppm', '.pgm', '.pbm', '.ico', '.svg', '.dng', '.cr2', '.nef', '.arw'];
+
+/** What of a class folder is not read, in words ("3 .bmp files, 2 subfolders"), or '' when nothing is. */
+function unreadInClassFolder(entries: readonly Dirent[]): string {
+  const byExt = new Map<string, number>();
+  let folders = 0;
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isDirectory()) folders++;
+    else {
+      const ext = extname(e.name).toLowerCase();
+      if (UNREAD_IMAGE_EXTENSIONS.includes(ext)) byExt.set(ext, (byExt.get(ext) ?? 0) + 1);
+    }
+  }
+  const parts = [...byExt].map(([ext, n]) => `${n} ${ext} file${n === 1 ? '' : 's'}`);
+  if (folders > 0) parts.push(`${folders} subfolder${folders === 1 ? '' : 's'}`);
+  return parts.join(', ');
+}
 
 export interface ImageItem {
   readonly path: string;
@@ -54,9 +75,9 @@ export interface FolderSplits {
   readonly heldOutName: 'val' | 'test' | null;
 }
 
-const expected = (dir: string) => `expected ${dir}/<class>/*.jpg|jpeg|png`;
+const expected = (dir: string) => `expected ${dir}/<class>/*.jpg|jpeg|png|webp|tif|gif`;
 
-/** A file name the image folders take (.jpg, .jpeg, .png, any case; not a hidden file). */
+/** A file name the image folders take (IMAGE_EXTENSIONS, any case; not a hidden file). */
 export function isImageName(name: string): boolean {
   if (name.startsWith('.')) return false;
   const lower = name.toLowerCase();
@@ -107,11 +128,15 @@ export async function listImageSplit(
     if (label === undefined) {
       throw new DataError(join(abs, name), `class folder ${join(abs, name)} is not among the training split's ${classes.length === 1 ? 'one class' : `${classes.length} classes`}`);
     }
-    const files = (await readdir(join(abs, name), { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(join(abs, name), e, 'class folder'))))
+    const inFolder = await readdir(join(abs, name), { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(join(abs, name), e, 'class folder')));
+    const files = inFolder
       .filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name))
       .map((e) => e.name)
       .sort(byCodePoint);
-    if (files.length === 0) opts.onWarning?.({ path: join(abs, name), message: 'class folder has no .jpg/.jpeg/.png images' });
+    // images in subfolders or of formats not read: said, not passed over in silence
+    const unread = unreadInClassFolder(inFolder);
+    if (files.length === 0) opts.onWarning?.({ path: join(abs, name), message: `class folder has no images (${IMAGE_EXTENSIONS.join(' ')})${unread ? `; not read: ${unread} (only the image files directly in a class folder are)` : ''}` });
+    else if (unread) opts.onWarning?.({ path: join(abs, name), message: `not read: ${unread} (only the image files directly in a class folder are)` });
     for (const f of files) items.push({ path: join(abs, name, f), label });
   }
   if (items.length === 0) throw new DataError(abs, noImages(abs, found.length));
@@ -298,8 +323,8 @@ export async function listHeldOutWithoutTrain(root: string, opts: { onWarning?: 
     loose > 0
       ? `${dir} holds ${loose === 1 ? '1 image' : `${loose} images`} and no class folders, and ${abs} has no train/ folder to name their classes: sort them into ${dir}/<class>/ (the model's class names), or give the data set's folder with its train/`
       : name
-        ? `${dir} has no class folders: expected ${dir}/<class>/*.jpg|jpeg|png (the model's class names) to evaluate on`
-        : `${abs} has no train/, val/ or test/ folder and no class folders: expected ${abs}/<class>/*.jpg|jpeg|png (or ${abs}/val/<class>/...) to evaluate on, or the CIFAR-10 binary folder`;
+        ? `${dir} has no class folders: expected ${dir}/<class>/*.jpg|jpeg|png|webp|tif|gif (the model's class names) to evaluate on`
+        : `${abs} has no train/, val/ or test/ folder and no class folders: expected ${abs}/<class>/*.jpg|jpeg|png|webp|tif|gif (or ${abs}/val/<class>/...) to evaluate on, or the CIFAR-10 binary folder`;
   return { listing: await listImageSplit(dir, { ...opts, noClassFolders }), name };
 }
 
@@ -313,9 +338,9 @@ export async function heldOutFolderWithoutTrain(root: string): Promise<{ dir: st
 /** Lists `DIR/train` and the held-out split (`DIR/val`, else `DIR/test`). */
 export async function listImageFolder(root: string, opts: { onWarning?: WarningSink } = {}): Promise<FolderSplits> {
   const abs = resolve(root);
-  if (!(await isDir(abs))) throw new DataError(abs, `data folder ${abs} does not exist: expected ${abs}/train/<class>/*.jpg|jpeg|png and ${abs}/val/ or ${abs}/test/`);
+  if (!(await isDir(abs))) throw new DataError(abs, `data folder ${abs} does not exist: expected ${abs}/train/<class>/*.jpg|jpeg|png|webp|tif|gif and ${abs}/val/ or ${abs}/test/`);
   if (!(await isDir(join(abs, 'train')))) {
-    throw new DataError(join(abs, 'train'), `data folder ${abs} has no train/ folder: expected ${abs}/train/<class>/*.jpg|jpeg|png and ${abs}/val/ or ${abs}/test/`);
+    throw new DataError(join(abs, 'train'), `data folder ${abs} has no train/ folder: expected ${abs}/train/<class>/*.jpg|jpeg|png|webp|tif|gif and ${abs}/val/ or ${abs}/test/`);
   }
   const train = await listImageSplit(join(abs, 'train'), opts);
   const heldOutName = await heldOutSplitOf(abs);
