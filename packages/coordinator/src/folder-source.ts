@@ -85,6 +85,22 @@ async function spacedBatch(thread: BatchThread, start: number, count: number, im
   return { images: out, labels };
 }
 
+/**
+ * A data set's problems in a few lines: a class never trained on first (every image of it skipped), then the
+ * others, five of them named, the rest counted by what is wrong with them.
+ */
+export function problemsInWords(warnings: readonly DataWarning[], data: string): string {
+  const classWide = (w: DataWarning) => / is never trained on$/.test(w.message);
+  const ordered = [...warnings.filter(classWide), ...warnings.filter((w) => !classWide(w))];
+  const shown = ordered.slice(0, 5).map((w) => `${w.path}: ${w.message}`);
+  const rest = ordered.slice(5);
+  const byWhat = new Map<string, number>();
+  for (const w of rest) byWhat.set(w.message, (byWhat.get(w.message) ?? 0) + 1);
+  const kinds = [...byWhat].sort((a, b) => b[1] - a[1]);
+  const counted = kinds.slice(0, 3).map(([m, n]) => `${n} "${m}"`).join('; ') + (kinds.length > 3 ? `; ${kinds.slice(3).reduce((a, [, n]) => a + n, 0)} of other kinds` : '');
+  return `${warnings.length} ${warnings.length === 1 ? 'problem' : 'problems'} in ${data}:\n  ${shown.join('\n  ')}${rest.length > 0 ? `\n  ... and ${rest.length} more: ${counted}` : ''}`;
+}
+
 export class FolderSource implements BatchSource {
   readonly description: string;
   readonly inputMean: readonly number[];
@@ -125,10 +141,7 @@ export class FolderSource implements BatchSource {
         o.onWarning?.(w);
       },
     });
-    if (!o.onWarning && warnings.length > 0) {
-      const shown = warnings.slice(0, 5).map((w) => `${w.path}: ${w.message}`);
-      o.info?.(`${warnings.length} ${warnings.length === 1 ? 'problem' : 'problems'} in ${o.data}:\n  ${shown.join('\n  ')}${warnings.length > 5 ? `\n  ... and ${warnings.length - 5} more` : ''}`);
-    }
+    if (!o.onWarning && warnings.length > 0) o.info?.(problemsInWords(warnings, o.data));
     if (dataset.classes.length > spec.classes) {
       throw new DataError(dataset.root, `${dataset.root} has ${dataset.classes.length} classes but preset ${spec.name} has ${spec.classes} outputs`);
     }

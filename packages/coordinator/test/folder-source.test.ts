@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getPreset } from '@alexnet-mp/core';
 import { gradientImage, writeFile } from '../../core/test/data-fixtures.js';
-import { FolderSource } from '../src/folder-source.js';
+import { FolderSource, problemsInWords } from '../src/folder-source.js';
 
 test('a limited held-out evaluation takes evenly spaced images of the split, not the first class only', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-heldout-'));
@@ -62,4 +62,27 @@ test('a folder of one class is warned about: every image has the same label', as
   t.teardown(() => src.close());
   t.true(said.includes(`warning: ${root} has 1 class (cat): every image has the same label, so there is nothing to tell apart; give a folder of two or more class folders`), said.join('\n'));
   t.regex(src.dataset.description, /, 1 class, decoded at 16x16/);
+});
+
+test('a data set\'s problems: a class never trained on first, five named, the rest counted by what is wrong', (t) => {
+  const bad = (i: number, m = 'VipsJpeg: premature end of JPEG image (skipped)') => ({ path: `/d/train/a/${i}.jpg`, message: m });
+  const warnings = [
+    ...Array.from({ length: 8 }, (_, i) => bad(i)),
+    bad(8, 'Input file contains unsupported image format (skipped)'),
+    { path: '/d/train/cat', message: "none of the class's 9 training images could be read: class cat is never trained on" },
+  ];
+  t.is(
+    problemsInWords(warnings, '/d'),
+    [
+      '10 problems in /d:',
+      "  /d/train/cat: none of the class's 9 training images could be read: class cat is never trained on",
+      ...[0, 1, 2, 3].map((i) => `  /d/train/a/${i}.jpg: VipsJpeg: premature end of JPEG image (skipped)`),
+      '  ... and 5 more: 4 "VipsJpeg: premature end of JPEG image (skipped)"; 1 "Input file contains unsupported image format (skipped)"',
+    ].join('\n'),
+  );
+  t.is(problemsInWords([bad(0)], '/d'), '1 problem in /d:\n  /d/train/a/0.jpg: VipsJpeg: premature end of JPEG image (skipped)');
+  const many = ['a', 'b', 'c', 'd', 'e'].flatMap((k) => Array.from({ length: 2 }, (_, i) => bad(i, `${k} (skipped)`)));
+  t.regex(problemsInWords(many, '/d'), /\.\.\. and 5 more: 2 "d \(skipped\)"; 2 "e \(skipped\)"; 1 "c \(skipped\)"$/);
+  const kinds = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'].map((k, i) => bad(i, `${k} (skipped)`));
+  t.regex(problemsInWords(kinds, '/d'), /\.\.\. and 4 more: 1 "f \(skipped\)"; 1 "g \(skipped\)"; 1 "h \(skipped\)"; 1 of other kinds$/);
 });

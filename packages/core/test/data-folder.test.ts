@@ -423,3 +423,21 @@ test.serial('a truncated image among many decoded at once is reported with its o
     t.deepEqual(warnings, bad.map((b) => ({ path: b, message: alone.get(b) })), `run ${run}`);
   }
 });
+
+test('a training class whose every image is skipped is said to be never trained on', async (t) => {
+  const root = tempDir(t);
+  writeFile(join(root, 'data', 'train', 'a', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  for (let i = 0; i < 3; i++) writeFile(join(root, 'data', 'train', 'b', `${i}.jpg`), 'not a JPEG');
+  writeFile(join(root, 'data', 'train', 'c', '0.jpg'), await gradientImage(8, 8, [3, 2, 1], 'jpeg'));
+  writeFile(join(root, 'data', 'train', 'c', '1.jpg'), 'not a JPEG either');
+  const warnings: DataWarning[] = [];
+  const d = await openDataset(join(root, 'data'), { size: 8, cacheDir: join(root, 'cache'), onWarning: (w) => warnings.push(w) });
+  t.is(d.trainCount, 2);
+  const classWide = warnings.filter((w) => /never trained on/.test(w.message));
+  t.deepEqual(classWide, [{ path: join(root, 'data', 'train', 'b'), message: "none of the class's 3 training images could be read: class b is never trained on" }]);
+  t.is(warnings.filter((w) => w.message.endsWith('(skipped)')).length, 4, 'and each unreadable image');
+  // the cache reused: said again
+  const again: DataWarning[] = [];
+  await openDataset(join(root, 'data'), { size: 8, cacheDir: join(root, 'cache'), onWarning: (w) => again.push(w) });
+  t.deepEqual(again.filter((w) => /never trained on/.test(w.message)), classWide);
+});

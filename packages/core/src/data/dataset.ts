@@ -330,6 +330,23 @@ function labelsFrom(f: FolderSplits): string {
   return file ? `, the ${f.heldOutName} images' classes from ${relative(f.root, file)}` : '';
 }
 
+/**
+ * A training class whose every image was skipped (none could be read) is never trained on: said once, beside the
+ * images' own problems, which may be far down their list.
+ */
+function warnUnreadClasses(train: SplitListing, kept: readonly string[], onWarning: WarningSink): void {
+  const keptSet = new Set(kept);
+  const listed = new Array<number>(train.classes.length).fill(0);
+  const read = new Array<number>(train.classes.length).fill(0);
+  for (const it of train.items) {
+    listed[it.label]!++;
+    if (keptSet.has(it.path)) read[it.label]!++;
+  }
+  listed.forEach((n, c) => {
+    if (n > 0 && read[c] === 0) onWarning({ path: join(train.dir, train.classes[c]!), message: `none of the class's ${n} training image${n === 1 ? '' : 's'} could be read: class ${train.classes[c]} is never trained on` });
+  });
+}
+
 async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOptions, warnings: DataWarning[], onWarning: WarningSink): Promise<Dataset> {
   const f = await listImageFolder(root, { onWarning });
   checkClassCount(root, f.train.classes.length, o.maxClasses);
@@ -358,6 +375,7 @@ async function openImageFolder(root: string, cacheDir: string, o: OpenDatasetOpt
   const heldPath = f.heldOut ? await cachePathFor(cacheDir, f.heldOut, o.size) : null;
   if (f.heldOut && heldPath) checkRoomForSplits(`${root}'s training and ${f.heldOutName} splits`, [{ listing: f.train, path: trainPath }, { listing: f.heldOut, path: heldPath }], o.size);
   const train = await ensureCache(f.train, trainPath, o.size, cacheDir, true, o, onWarning);
+  warnUnreadClasses(f.train, train.files, onWarning);
   const held = f.heldOut && heldPath ? await ensureCache(f.heldOut, heldPath, o.size, cacheDir, false, o, onWarning) : null;
   return {
     kind: 'image-folder',
