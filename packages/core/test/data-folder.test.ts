@@ -441,3 +441,26 @@ test('a training class whose every image is skipped is said to be never trained 
   await openDataset(join(root, 'data'), { size: 8, cacheDir: join(root, 'cache'), onWarning: (w) => again.push(w) });
   t.deepEqual(again.filter((w) => /never trained on/.test(w.message)), classWide);
 });
+
+test('a folder whose images changed: its cache from before is removed when the new one is decoded; a folder of the same name elsewhere keeps its own', async (t) => {
+  const root = tempDir(t);
+  const cacheDir = join(root, 'cache');
+  for (const where of ['one', 'two']) {
+    for (const c of ['a', 'b']) writeFile(join(root, where, 'data', 'train', c, '0.png'), await gradientImage(8, 8, [c === 'a' ? 10 : 200, 20, 30], 'png'));
+  }
+  const caches = () => readdirSync(join(cacheDir, 'decoded')).filter((f) => f.endsWith('.u8')).sort();
+  await openDataset(join(root, 'one', 'data'), { size: 8, cacheDir });
+  await openDataset(join(root, 'two', 'data'), { size: 8, cacheDir });
+  const before = caches();
+  t.is(before.length, 2, 'one cache a folder (same names, other hashes)');
+  // an image of the first folder changes: its cache no longer matches
+  writeFile(join(root, 'one', 'data', 'train', 'a', '1.png'), await gradientImage(8, 8, [90, 90, 90], 'png'));
+  const log: string[] = [];
+  const d = await openDataset(join(root, 'one', 'data'), { size: 8, cacheDir, log: (l) => log.push(l) });
+  t.is(d.trainCount, 3);
+  const after = caches();
+  t.is(after.length, 2, 'the old cache of the changed folder gone, the other folder\'s kept');
+  t.is(after.filter((f) => before.includes(f)).length, 1);
+  t.false(readdirSync(join(cacheDir, 'decoded')).some((f) => f.endsWith('.stats.json') && !after.some((c) => f.startsWith(c))), 'its statistics file too');
+  t.true(log.some((l) => new RegExp(`^removed the cache of ${join(root, 'one', 'data', 'train')} at 8x8 decoded before its images changed \\(`).test(l)), log.join('\n'));
+});

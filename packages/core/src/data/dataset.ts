@@ -9,14 +9,14 @@
  *   DIR with train/             an image folder: train/<class>/*.jpg|jpeg|png|webp|tif|gif, val/ or test/
  */
 import { createHash } from 'node:crypto';
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
 import { freeBytes } from '../fs-errors.js';
 import { bytesInWords, firstFew } from '../in-words.js';
 import { STALE_MS, leftoverProgress, liveWriter, msFromEnv, removeAbandoned, strayPartials, thisHost } from './partial-decode.js';
 import { CIFAR_PIXELS, CIFAR_SIZE, cifarBinaryFiles, cifarClassNames, findCifarBinaryDir, loadCifarFiles } from './cifar-binary.js';
-import { buildDecodedCache, cacheFileBytes, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, writeStatsFile } from './decoded-cache.js';
+import { buildDecodedCache, cacheFileBytes, cachePathFor, openCacheFile, readCacheHeader, readStatsFile, statsPathFor, supersededCaches, writeStatsFile } from './decoded-cache.js';
 import { defaultCacheDir, ensureCifar10, type Cifar10Options } from './download.js';
 import { checkTrainSplitQuickly, isImageFolderRoot, listHeldOutWithoutTrain, listImageFolder, type FolderSplits, type SplitListing } from './image-folder.js';
 import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
@@ -289,6 +289,8 @@ async function ensureCache(
   if (await waitForOtherWriter(path, listing, size, o)) return ensureCache(listing, path, size, cacheDir, withStats, o, onWarning);
   // a cache folder that cannot be made, or without room for the images, is said before any decoding
   makeCacheDir(dirname(path));
+  // the caches of this folder decoded before its images changed: of no more use, and maybe the room needed
+  removeSuperseded(path, listing, size, o);
   const n = listing.items.length;
   const left = leftoverProgress(path, n, size);
   const bytes = cacheFileBytes(n, size);
@@ -322,6 +324,22 @@ async function ensureCache(
   const s = (performance.now() - t0) / 1000;
   o.log?.(`decoded ${r.header.count} images of ${listing.dir} in ${s.toFixed(1)} s (${((n - from) / s).toFixed(0)} images/s${from > 0 ? `, going on from image ${from}` : ''}), ${r.header.skipped.length} skipped`);
   return { path, count: r.header.count, stats: r.stats, files: filesOf(r.header.skipped) };
+}
+
+/** Removes the caches of the listing's folder at `size` superseded by `path` (supersededCaches), saying so. */
+function removeSuperseded(path: string, listing: SplitListing, size: number, o: OpenDatasetOptions): void {
+  const source = listing.dir;
+  const old = supersededCaches(path, source, listing.classes);
+  const removed = old.files.filter((f) => {
+    try {
+      rmSync(f);
+      rmSync(statsPathFor(f), { force: true });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (removed.length > 0) o.log?.(`removed ${removed.length === 1 ? 'the cache' : `${removed.length} caches`} of ${source} at ${size}x${size} decoded before its images changed (${bytesInWords(old.bytes)}: ${firstFew(removed.map((f) => basename(f)))})`);
 }
 
 /** ", the val images' classes from FILE" for a flat held-out folder, else nothing. */

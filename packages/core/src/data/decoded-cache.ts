@@ -37,7 +37,7 @@ import { ChannelStatsAccumulator, type ChannelStats } from './stats.js';
 import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
-import { claimPartial, closeJournal, msFromEnv, newJournalGate, partialPath, removeAbandoned, removePartial, shutJournalGate, writeJournal, writeUnlessClosed, type JournalState } from './partial-decode.js';
+import { claimPartial, closeJournal, filesWithBytes, msFromEnv, newJournalGate, partialPath, removeAbandoned, removePartial, shutJournalGate, writeJournal, writeUnlessClosed, type JournalState } from './partial-decode.js';
 
 const MAGIC = 'AXNDEC01';
 const IMAGES_OFFSET = 4096;
@@ -269,6 +269,26 @@ export function openCacheFile(path: string, memoryLimit = 1 << 30): DecodedSet {
 
 export function statsPathFor(cachePath: string): string {
   return `${cachePath}.stats.json`;
+}
+
+/**
+ * Finished caches of the folder `source` at the size of `cachePath`, with the same `classes`, other than that one:
+ * decoded before the folder's images changed (the name's hash covers its files' names, sizes and times), of no more use. Found by
+ * their name's folder part and their header's source folder (two folders of one name elsewhere keep theirs).
+ */
+export function supersededCaches(cachePath: string, source: string, classes: readonly string[]): { files: string[]; bytes: number } {
+  const name = basename(cachePath);
+  const prefix = name.slice(0, name.lastIndexOf('-') + 1);
+  return filesWithBytes(dirname(cachePath), (n) => {
+    if (n === name || !n.startsWith(prefix) || !/^[0-9a-f]{16}\.u8$/.test(n.slice(prefix.length))) return false;
+    try {
+      const h = readCacheHeader(join(dirname(cachePath), n));
+      // the same folder listed with other classes (a model's, to evaluate on) is another use of it, kept
+      return h.source === source && h.classes.length === classes.length && h.classes.every((c, i) => c === classes[i]);
+    } catch {
+      return false; // another version's, or damaged: left alone
+    }
+  });
 }
 
 export function readStatsFile(path: string): ChannelStats | null {

@@ -320,6 +320,15 @@ export function removeAbandoned(cachePath: string): void {
  * other split, or further leftovers of this cache).
  */
 export function strayPartials(dir: string, except: readonly string[] = []): { files: string[]; bytes: number } {
+  return filesWithBytes(dir, (n) => {
+    if (!/\.u8\.partial-/.test(n) || n.includes('.json') || except.includes(join(dir, n))) return false;
+    const journal = readJournal(join(dir, `${n}.json`));
+    return journal === null || abandoned(journal, join(dir, `${n}.json`));
+  });
+}
+
+/** The files of folder `dir` whose names `keep` takes, with their bytes in all; none when the folder does not read. */
+export function filesWithBytes(dir: string, keep: (name: string) => boolean): { files: string[]; bytes: number } {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -329,9 +338,7 @@ export function strayPartials(dir: string, except: readonly string[] = []): { fi
   const files: string[] = [];
   let bytes = 0;
   for (const n of names) {
-    if (!/\.u8\.partial-/.test(n) || n.includes('.json') || except.includes(join(dir, n))) continue;
-    const journal = readJournal(join(dir, `${n}.json`));
-    if (journal !== null && !abandoned(journal, join(dir, `${n}.json`))) continue;
+    if (!keep(n)) continue;
     try {
       bytes += statSync(join(dir, n)).size;
       files.push(join(dir, n));
