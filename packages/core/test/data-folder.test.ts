@@ -176,6 +176,25 @@ test('an unreadable or truncated file is skipped and reported with its path, nev
   t.deepEqual(again, seen);
 });
 
+test('an empty file and links to nothing or in a loop are said as such when skipped, not as a decoder\'s puzzle', async (t) => {
+  const root = tempDir(t);
+  writeFile(join(root, 'train', 'a', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  writeFile(join(root, 'train', 'a', 'empty.jpg'), Buffer.alloc(0));
+  symlinkSync(join(root, 'nowhere.jpg'), join(root, 'train', 'a', 'dangling.jpg'));
+  symlinkSync(join(root, 'train', 'a', 'loop2.jpg'), join(root, 'train', 'a', 'loop1.jpg'));
+  symlinkSync(join(root, 'train', 'a', 'loop1.jpg'), join(root, 'train', 'a', 'loop2.jpg'));
+  const warnings: DataWarning[] = [];
+  const split = await listImageSplit(join(root, 'train'), { onWarning: (w) => warnings.push(w) });
+  await buildDecodedCache({ items: split.items, classes: split.classes, size: 8, path: join(root, 'x.u8'), source: split.dir, onWarning: (w) => warnings.push(w) });
+  const said = Object.fromEntries(warnings.map((w) => [w.path.slice(root.length + 9), w.message]));
+  t.deepEqual(said, {
+    'dangling.jpg': 'a symbolic link to nothing, or the file is gone (skipped)',
+    'empty.jpg': 'the file is empty (0 bytes) (skipped)',
+    'loop1.jpg': 'a symbolic link in a loop (skipped)',
+    'loop2.jpg': 'a symbolic link in a loop (skipped)',
+  });
+});
+
 test('missing and empty folders are DataErrors naming the path and what is expected', async (t) => {
   const root = tempDir(t);
   const missing = join(root, 'nope');

@@ -357,10 +357,21 @@ function reasonOf(e: Error): string | null {
   return line === '' || /^unknown error$/i.test(line) || /^input file has corrupt header$/i.test(line) ? null : line;
 }
 
-/** What a skipped image's warning says of it: its reason, else what little sharp said. */
-function skipMessage(e: Error): string {
+/** What a skipped image's warning says of it: what the file is (empty, a link to nothing), else its reason, else what little sharp said. */
+function skipMessage(e: Error, path: string): string {
   const line = firstLine(e);
-  return `${reasonOf(e) ?? (line === '' || /^unknown error$/i.test(line) ? 'cannot be decoded (libvips gave no reason)' : line)} (skipped)`;
+  return `${fileTrouble(path) ?? reasonOf(e) ?? (line === '' || /^unknown error$/i.test(line) ? 'cannot be decoded (libvips gave no reason)' : line)} (skipped)`;
+}
+
+/** Why a file that did not decode is no image before any decoder looks at it, in words; null when it is a file with bytes. */
+function fileTrouble(path: string): string | null {
+  try {
+    if (statSync(path).size === 0) return 'the file is empty (0 bytes)';
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ELOOP' ? 'a symbolic link in a loop' : code === 'ENOENT' ? 'a symbolic link to nothing, or the file is gone' : null;
+  }
 }
 
 /** How often a decoding writes its journal: at most this much decoding is done again after a crash. */
@@ -470,7 +481,7 @@ export async function decodeToCache(o: DecodeOptions): Promise<DecodeResult> {
       }
       if (i + inFlight < o.items.length) start(i + inFlight);
       if (r instanceof Error) {
-        const w = { path: o.items[i]!.path, message: skipMessage(r) };
+        const w = { path: o.items[i]!.path, message: skipMessage(r, o.items[i]!.path) };
         skipped.push(w);
         o.onWarning?.(w);
       } else {
