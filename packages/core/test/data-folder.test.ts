@@ -224,7 +224,12 @@ test('missing and empty folders are DataErrors naming the path and what is expec
   writeFile(join(root, 'mismatch', 'train', 'a', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
   writeFile(join(root, 'mismatch', 'val', 'z', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
   const e6 = await t.throwsAsync(listImageFolder(join(root, 'mismatch')), { instanceOf: DataError });
-  t.regex(e6.message, /not among the training split's one class$/);
+  t.regex(e6.message, /not among the training split's one class \(a\)$/);
+  // the same name in another Unicode normalisation (NFD, as macOS writes it): said so
+  writeFile(join(root, 'nfd', 'train', 'ch\u00e9vre', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  writeFile(join(root, 'nfd', 'val', 'che\u0301vre', '0.jpg'), await gradientImage(8, 8, [1, 2, 3], 'jpeg'));
+  const e8 = await t.throwsAsync(listImageFolder(join(root, 'nfd')), { instanceOf: DataError });
+  t.regex(e8.message, /: its name differs from the training class folder "ch\u00e9vre" only in how its accented letters are encoded \(Unicode NFC against NFD\); rename one of them to match the other$/);
 
   // every file unreadable: an error, not an empty cache
   writeFile(join(root, 'allbad', 'train', 'a', '0.jpg'), 'garbage');

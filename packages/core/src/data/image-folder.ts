@@ -126,7 +126,10 @@ export async function listImageSplit(
   for (const name of found) {
     const label = index.get(name);
     if (label === undefined) {
-      throw new DataError(join(abs, name), `class folder ${join(abs, name)} is not among the training split's ${classes.length === 1 ? 'one class' : `${classes.length} classes`}`);
+      // a name that only looks the same (another Unicode normalisation: macOS writes NFD) is named as such
+      const lookalike = classes.find((c) => c.normalize('NFC') === name.normalize('NFC'));
+      const why = lookalike !== undefined ? `: its name differs from the training class folder "${lookalike}" only in how its accented letters are encoded (Unicode NFC against NFD); rename one of them to match the other` : ` (${firstFew(classes, 5)})`;
+      throw new DataError(join(abs, name), `class folder ${join(abs, name)} is not among the training split's ${classes.length === 1 ? 'one class' : `${classes.length} classes`}${why}`);
     }
     const inFolder = await readdir(join(abs, name), { withFileTypes: true }).catch((e: unknown) => Promise.reject(unreadable(join(abs, name), e, 'class folder')));
     const files = inFolder
