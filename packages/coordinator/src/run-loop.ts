@@ -78,6 +78,8 @@ export async function runLoop(
   let checkpointed = -1;
   /** The step sent while the one before it ran (queued steps), not yet counted. */
   let queued: Promise<StepMetrics> | null = null;
+  /** The queued step's number. */
+  let queuedAt = -1;
   try {
     for (let i = 0; i < steps; i++) {
       if (o.signal?.aborted) throw o.signal.reason;
@@ -90,7 +92,9 @@ export async function runLoop(
         }
         return { steps: all, stopped: { reason: host.stopRequest, step: host.stepsDone } };
       }
-      const at = host.stepsDone;
+      // the queued step's number as sent, not the host's count, which that step's own reply may already have moved
+      // on (both replies in before this turn: a coordinator that stalled while the workers ran two short steps)
+      const at = queued ? queuedAt : host.stepsDone;
       let stepping: Promise<StepMetrics>;
       if (queued) {
         stepping = queued;
@@ -123,6 +127,7 @@ export async function runLoop(
         // asked again: a stop, a task or the step's failure may have come while the batch was made
         if (b && !failed && host.queueingAfter(at + 1)) {
           queued = host.sendStep(at + 1, b, stepping);
+          queuedAt = at + 1;
           queued.catch(() => {}); // awaited in the next pass of the loop
           await turnOfTheLoop();
           next = i + 2 < steps ? batchFor(at + 2) : null;

@@ -22,6 +22,11 @@ interface Options {
   /** Checkpoints by time: every this many (fake) ms, each step taking `stepMs` of them. */
   readonly checkpointMs?: number;
   readonly stepMs?: number;
+  /**
+   * Steps that end at once: a step sent alone within the turn of the event loop it was sent in, a queued one as
+   * soon as the step before it ended (both replies in before the loop looks again: a coordinator that stalled).
+   */
+  readonly instant?: boolean;
 }
 
 function fakeHost(o: Options) {
@@ -62,7 +67,8 @@ function fakeHost(o: Options) {
       events.push(previous ? `queue ${step}` : `send ${step}`);
       if (step === o.stopAt) stopRequest = 'test';
       if (previous && (await previous.then(() => false, () => true))) throw new Error(`step ${step} abandoned`);
-      await new Promise((r) => setTimeout(r, 2));
+      if (!o.instant) await new Promise((r) => setTimeout(r, 2));
+      else if (!previous) await new Promise((r) => setImmediate(r));
       if (step === o.failAt) throw new Error(`step ${step} failed`);
       stepsDone = step + 1;
       if (step === o.drainAt) checkpointAsked = true;
@@ -100,6 +106,14 @@ test('each step but the first goes out queued behind the one before when nothing
   t.deepEqual(seen, [0, 1, 2, 3, 4]);
   t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'queue 3', 'queue 4']);
   t.is(r.stopped, null);
+});
+
+test('a queued step that has already ended when the loop comes back to it keeps its number (the batches stay with their steps)', async (t) => {
+  const { host, events, first } = fakeHost({ instant: true, checkpointEvery: 4 });
+  const seen: number[] = [];
+  await runLoop(host, 9, first(), (m) => seen.push(m.step), {});
+  t.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  t.deepEqual(events, ['send 0', 'queue 1', 'queue 2', 'queue 3', 'checkpoint 4', 'send 4', 'queue 5', 'queue 6', 'queue 7', 'checkpoint 8', 'send 8', 'checkpoint 9']);
 });
 
 test('a checkpoint or an evaluation due after a step: the next step waits for it and is sent after it', async (t) => {
