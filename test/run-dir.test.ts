@@ -150,7 +150,7 @@ test('the lock: a second launch on a directory in use is refused naming the hold
   t.regex(resumed.output(), new RegExp(`run\\.lock: the run that held it \\(pid ${deadPid}, alexnet launch, since 2026-01-01T00:00:00Z\\) is gone: lock broken`));
 });
 
-test('what the coordinator would refuse once the workers are up is said before any process starts: a resumed run\'s batch, seed, preset or classes, a data folder missing or without images, ten views of generated images, evaluations of a folder without a held-out split', async (t) => {
+test('what the coordinator would refuse once the workers are up is said before any process starts: a resumed run\'s batch, seed, preset or classes, a data folder missing or without images, ten views of generated images, evaluations of a folder without a held-out split, a cache folder that is a file', async (t) => {
   const dir = tempDir(t);
   const first = alexnet([...common, '--steps', '2', '--run-dir', dir]);
   t.is((await first.exited).code, 0, first.output());
@@ -171,6 +171,8 @@ test('what the coordinator would refuse once the workers are up is said before a
     // evaluations of a folder without a held-out split: refused before its training split is decoded
     [[...common, '--data', noHeldOut, '--eval-every', '5'], `alexnet: --eval-every 5: --data ${noHeldOut} has no held-out split (val/ or test/) to evaluate on: add one, or leave --eval-every out`],
     [[...common, '--data', noHeldOut, '--epochs', '1', '--lr-schedule', 'plateau'], `alexnet: --lr-schedule plateau: --data ${noHeldOut} has no held-out split (val/ or test/) to evaluate on: add one, or leave --lr-schedule out`],
+    // a cache folder that is a file: the coordinator could not decode into it
+    [[...common, '--data', noHeldOut, '--cache-dir', path.join(dir, 'metrics.jsonl')], `alexnet: cannot make the cache folder ${dir}/metrics.jsonl: ${dir}/metrics.jsonl is a file, not a folder; set --cache-dir (or ALEXNET_CACHE_DIR) to a writable folder`],
     // the run was trained on synthetic images: CIFAR-10's classes are not its outputs' meaning
     [['launch', '--backend', 'webasm', '--resume', dir, '--data', 'cifar10'], 'alexnet: --data cifar10: the run was trained on generated (synthetic) images, this data set has 10 classes (airplane, automobile, bird, cat, ...): resume it on the data it was trained on, or start a new run'],
   ] as const) {

@@ -5,7 +5,7 @@
  * refused too (the coordinator would refuse them once its training split is decoded: hours, for ImageNet).
  */
 import { getPreset, parseLrSchedule, presetNames, type LrScheduleSpec } from '@alexnet-mp/core';
-import { CIFAR10_DOWNLOAD, checkDataLayout, findCifarBinaryDir, heldOutSplitOf } from '@alexnet-mp/core/data';
+import { CIFAR10_DOWNLOAD, checkDataLayout, defaultCacheDir, findCifarBinaryDir, heldOutSplitOf, makeCacheDir } from '@alexnet-mp/core/data';
 import path from 'node:path';
 import { checkResumedClasses, type SavedRun } from '../resume.js';
 import { isGeneratedData } from '../training-data.js';
@@ -30,6 +30,16 @@ export async function checkDataForRun(data: string | undefined, saved: SavedRun 
     const enough = presetNames.filter((p) => getPreset(p).classes >= classes.length);
     throw new UserError(`--data ${data} has ${classes.length} classes but preset ${preset} has ${outputs} outputs${enough.length > 0 ? `: give --preset ${enough.join(' or ')}` : ''}`);
   }
+}
+
+/**
+ * The cache folder real data is decoded (or CIFAR-10 downloaded) into can be made: a file there, or a path under
+ * a file or in /proc, is refused in the coordinator's words before launch starts anything (made when missing, as
+ * the coordinator would).
+ */
+export function checkCacheFolder(data: string | undefined, cacheDir: string | undefined): void {
+  if (data === undefined || isGeneratedData(data)) return;
+  makeCacheDir(cacheDir ?? defaultCacheDir());
 }
 
 /** Whether a data set has a held-out split: generated data and CIFAR-10 always; an image folder with val/ or test/ (as core's image-folder.ts decides). */

@@ -10,7 +10,7 @@ import { launchSecurity, launchSecurityOptions, toolCredentials, type SecurityAr
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
 import { DEFAULT_PRESET, backendOption, checkRunArgs, checkThreads, fallbackOption, parseDuration, runOptions, type RunArgs } from './options.js';
 import { checkRunFiles, resolvePreset, resumeTarget } from '../resume.js';
-import { checkDataForRun, evaluationsAsked } from './data-check.js';
+import { checkCacheFolder, checkDataForRun, evaluationsAsked } from './data-check.js';
 import { checkNotInUse, prepareRunDir } from '../run-dir.js';
 import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
@@ -81,6 +81,7 @@ export const launchCommand: CommandModule<object, Args> = {
     const { nothingToDo, saved } = checkRunFiles(a, getPreset(preset));
     // a resumed run on another data set, or more classes than the preset has outputs: its classes listed (nothing decoded) and refused before anything starts
     await checkDataForRun(a.data, saved, preset, evaluationsAsked(a));
+    checkCacheFolder(a.data, a['cache-dir']);
     checkRecoveryArgs(a);
     checkUiArgs(a);
     checkInspectServeArgs(a);
