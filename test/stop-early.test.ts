@@ -151,7 +151,12 @@ test('launch killed outright (SIGKILL): the coordinator ends the run after the s
   const n = stopped!.step!;
   t.true(n >= 4);
   t.is(n, ev.filter((e) => e.event === 'step').length, 'every step logged is in the checkpoint');
-  // written with both workers' parameters: they served after the launcher was gone (their lines went with it)
+  // the coordinator's lines after the launcher was gone are kept where launch kept the others
+  const coordLog = fs.readFileSync(path.join(dir, 'coord.log'), 'utf8');
+  t.regex(coordLog, /stdin closed without a word from launch \(the launcher is gone\): ending the run after the step in progress, with a checkpoint; alexnet launch --resume \S+ continues it/);
+  t.regex(coordLog, new RegExp(`stopped \\(the launcher is gone \\(stdin closed\\)\\) after step ${n} of 100000`));
+  t.notRegex(coordLog, /^\{"event":"step"/m, 'the step lines are in metrics.jsonl only');
+  // written with both workers' parameters: they served after the launcher was gone (the workers' lines went with it)
   t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(n)]);
   // the run goes on from that checkpoint
   const q = alexnet([...common, '--steps', String(n + 2), '--resume', dir]);

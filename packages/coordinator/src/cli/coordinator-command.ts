@@ -22,7 +22,7 @@ import type { InspectService } from '../inspect/service.js';
 import { checkMessageFits } from './batch-fit.js';
 import { DEFAULTS, DEFAULT_PRESET, NORMS_EVERY, checkAddress, checkRunArgs, parseDuration, parseMicroBatches, runOptions, type RunArgs } from './options.js';
 import { TOKEN_ENV, securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
-import { surviveLostOutput } from './output-gone.js';
+import { surviveLostOutput, writeOutputTo } from './output-gone.js';
 import { signalExitCode } from '../signal-exit.js';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -303,6 +303,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         if (stopCode !== 0) return;
         if (!c.isRunning || recovery?.recovering) return stop('stdin closed', 1);
         stopCode = 1;
+        // its lines from now on go where launch kept them
+        if (runDir !== undefined) writeOutputTo(path.join(runDir, 'coord.log'));
         c.requestStop('the launcher is gone (stdin closed)');
         progress.note(`stdin closed without a word from launch (the launcher is gone): ending the run after the step in progress${checkpoints ? ', with a checkpoint' : ''}; ${continueCommand} continues it`);
       });

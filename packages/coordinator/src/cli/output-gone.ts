@@ -80,3 +80,34 @@ export function surviveLostOutput(onGone: (stream: 'stdout' | 'stderr', code: st
     });
   }
 }
+
+/**
+ * From now on this process's output lines are appended to `file` (RUN_DIR/coord.log) instead of its stdout and
+ * stderr, whose reader, launch, is gone: the lines that say how the run ended are kept where launch kept the
+ * others. Step lines are left out, as launch leaves them out (metrics.jsonl has them). Quiet when it cannot.
+ */
+export function writeOutputTo(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'a');
+  } catch {
+    return;
+  }
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown) => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      const kept = text
+        .split(/(?<=\n)/)
+        .filter((l) => !l.startsWith('{"event":"step"'))
+        .join('');
+      try {
+        if (kept !== '') fs.writeSync(fd, kept);
+      } catch {
+        /* a full disk: the lines go, the run's end does not wait for them */
+      }
+      const done = typeof encoding === 'function' ? encoding : callback;
+      if (typeof done === 'function') (done as () => void)();
+      return true;
+    }) as typeof stream.write;
+  }
+}
