@@ -194,7 +194,7 @@ test('what the coordinator would refuse once the workers are up is said before a
   t.deepEqual(none.stderr, ['[launch] nothing to do: --steps 0']);
 });
 
-test('a resumed run trained by epochs and already at its epochs: nothing to do, said before any process starts, and nothing added to its metrics; --steps alone trains on past them', async (t) => {
+test('a resumed run trained by epochs and already at its epochs: nothing to do, said before any process starts, and nothing added to its metrics; --steps alone past them is refused', async (t) => {
   const dir = tempDir(t);
   // synthetic data: 1024 images an epoch, 16 steps of 64
   const first = alexnet(['launch', '--preset', 'tiny', '--backend', 'webasm', '--batch', '64', '--epochs', '1', '--run-dir', dir]);
@@ -207,12 +207,11 @@ test('a resumed run trained by epochs and already at its epochs: nothing to do, 
   t.is((await fewer.exited).code, 0, fewer.output());
   t.deepEqual(fewer.stderr, [`[launch] nothing to do: the run in ${dir} is at step 16, and --epochs 1 counts from its start (16 steps of 16 an epoch; give more to train on)`]);
   t.is(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'), before, 'no session added');
-  // --steps alone overrides the plan, its epochs included: the run trains on to that step
+  // --steps alone past the planned epochs: refused before anything starts, saying the --epochs that reaches it
   const further = alexnet(['launch', '--backend', 'webasm', '--resume', dir, '--steps', '18']);
-  t.is((await further.exited).code, 0, further.output());
-  t.regex(further.output(), /resuming from \S+step-000000016\.safetensors: step 16 \(epoch 1\), 2 more to step 18/);
-  const steps = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number }).filter((e) => e.event === 'step');
-  t.deepEqual(steps.slice(-2).map((e) => e.step), [16, 17]);
+  t.is((await further.exited).code, 2, further.output());
+  t.deepEqual(further.stderr, ['alexnet: --steps 18: the run\'s plan of 1 epoch (16 steps each) ends it at step 16: give --epochs 2 as well to train on to step 18']);
+  t.is(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'), before, 'no session added');
 });
 
 test('options that keep something, without --run-dir, evaluation options without an evaluation and a schedule\'s drops past the run\'s end are warned about: the run still trains', async (t) => {

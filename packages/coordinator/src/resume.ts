@@ -391,9 +391,12 @@ export function checkRunFiles(a: Pick<RunArgs, 'batch' | 'seed' | 'data' | 'resu
  * count, left to the coordinator); without either, the run's own plan. Undefined when the files do not tell.
  */
 function resumedStepTarget(a: Pick<RunArgs, 'steps' | 'epochs' | 'data'>, saved: SavedRun): { target?: number; why?: string } {
-  if (a.steps !== undefined) return { target: a.steps, why: `--steps ${a.steps} counts from its start (give more to train on)` };
   const plan = saved.plan ?? {};
   const spe = a.data === undefined ? (saved.data?.steps_per_epoch ?? null) : null;
+  if (a.steps !== undefined) {
+    if (a.epochs === undefined && (plan.epochs ?? null) !== null && spe !== null) checkStepsWithinEpochs(a.steps, plan.epochs!, spe);
+    return { target: a.steps, why: `--steps ${a.steps} counts from its start (give more to train on)` };
+  }
   if (a.epochs !== undefined) {
     if (spe === null) return {};
     const target = a.epochs * spe;
@@ -403,6 +406,17 @@ function resumedStepTarget(a: Pick<RunArgs, 'steps' | 'epochs' | 'data'>, saved:
   // epochs of another --data may have another count of steps: left to the coordinator
   if (plan.steps === undefined || a.data !== undefined) return {};
   return { target: plan.steps, why: `its plan was ${plan.epochs} epoch${plan.epochs === 1 ? '' : 's'}, ${plan.steps} steps (give --epochs or --steps to train on)` };
+}
+
+/**
+ * `--steps` given alone to a resumed run planned in epochs: a step past the plan's last epoch would never come
+ * (the plan's epochs end the run first), so it is refused, saying the --epochs that reaches it.
+ */
+export function checkStepsWithinEpochs(steps: number, epochs: number, stepsPerEpoch: number): void {
+  const end = epochs * stepsPerEpoch;
+  if (steps <= end) return;
+  const need = Math.ceil(steps / stepsPerEpoch);
+  throw new UserError(`--steps ${steps}: the run's plan of ${epochs} epoch${epochs === 1 ? '' : 's'} (${stepsPerEpoch} steps each) ends it at step ${end}: give --epochs ${need} as well to train on to step ${steps}`);
 }
 
 /**

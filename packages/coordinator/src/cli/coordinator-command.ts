@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION, describeSecurity, isRunId, modelHash } from '@alexnet
 import { Coordinator, WorkerFailure } from '../coordinator.js';
 import type { EvalMetrics, EvalSet } from '../evaluation.js';
 import { checkViewsOfData, givenCacheDir, openTrainingData, runCacheDir } from '../training-data.js';
-import { checkResumeArgs, checkResumedClasses, forgetCourse, pinnedCheckpoint, resumeTarget, setAsideLater, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
+import { checkResumeArgs, checkStepsWithinEpochs, checkResumedClasses, forgetCourse, pinnedCheckpoint, resumeTarget, setAsideLater, checkpointDir, loadResume, resolvePreset, resumedData, runCadence, runHyper, savedDataOf, type SavedRun } from '../resume.js';
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
 import { LOCK_OWNER_ENV, checkNotInUse, prepareRunDir } from '../run-dir.js';
@@ -116,8 +116,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       const same = saved.lr_schedule && JSON.stringify(saved.lr_schedule.spec) === JSON.stringify(sspec);
       schedule = new LrSchedule(sspec, same ? saved.lr_schedule!.state : undefined);
     } else if (saved.lr_schedule) schedule = new LrSchedule({ ...saved.lr_schedule.spec, base: hyper.lr }, saved.lr_schedule.state);
-    // a resumed run's planned epochs, unless --steps is given alone: it overrides the plan, epochs included
-    const epochs = a.epochs ?? (a.steps !== undefined ? undefined : (plan.epochs ?? undefined));
+    const epochs = a.epochs ?? plan.epochs ?? undefined;
     const { checkpointEvery, checkpointMinutes, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
     checkMessageFits(spec, batch, '--batch');
 
@@ -142,6 +141,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const cap = a.steps ?? (epochs === undefined ? plan.steps : undefined);
     const total = Math.min(cap ?? Infinity, epochs !== undefined ? epochs * stepsPerEpoch : Infinity);
     const targetSteps = Number.isFinite(total) ? total : DEFAULTS.steps;
+    // --steps alone past the epochs a resumed run planned: refused, not capped at the plan's end in silence
+    if (resumed && a.steps !== undefined && a.epochs === undefined && epochs !== undefined) checkStepsWithinEpochs(a.steps, epochs, stepsPerEpoch);
     if (schedule?.spec.kind === 'plateau' && !(evalEvery > 0 || useEpochs)) throw new UserError('--lr-schedule plateau needs evaluations: give --epochs');
     // drops at epochs the run does not reach: said, not silently never done
     if (schedule?.spec.kind === 'steps') {
