@@ -8,6 +8,7 @@ import {
   buildDecodedCache,
   checkDataLayout,
   classFolderNames,
+  checkCacheRoom,
   decodeImage,
   decodeToCache,
   listImageFolder,
@@ -15,6 +16,8 @@ import {
   openCacheFile,
   openDataset,
   openSet,
+  readCacheHeader,
+  supersededCaches,
   type DataWarning,
 } from '../src/data/index.js';
 import { gradientImage, sharedDatasets, tempDir, writeFile } from './data-fixtures.js';
@@ -466,7 +469,7 @@ test('a training class whose every image is skipped is said to be never trained 
   t.deepEqual(again.filter((w) => /never trained on/.test(w.message)), classWide);
 });
 
-test('a folder whose images changed: its cache from before is removed when the new one is decoded; a folder of the same name elsewhere keeps its own', async (t) => {
+test('a folder whose images changed: its cache from before is named (it may still be open in a run begun before), not removed; a folder of the same name elsewhere is not named', async (t) => {
   const root = tempDir(t);
   const cacheDir = join(root, 'cache');
   for (const where of ['one', 'two']) {
@@ -474,17 +477,24 @@ test('a folder whose images changed: its cache from before is removed when the n
   }
   const caches = () => readdirSync(join(cacheDir, 'decoded')).filter((f) => f.endsWith('.u8')).sort();
   await openDataset(join(root, 'one', 'data'), { size: 8, cacheDir });
-  await openDataset(join(root, 'two', 'data'), { size: 8, cacheDir });
+  const log2: string[] = [];
+  await openDataset(join(root, 'two', 'data'), { size: 8, cacheDir, log: (l) => log2.push(l) });
+  t.false(log2.some((l) => /decoded before its images changed/.test(l)), 'another folder of the same name: not named');
   const before = caches();
   t.is(before.length, 2, 'one cache a folder (same names, other hashes)');
-  // an image of the first folder changes: its cache no longer matches
+  // an image of the first folder changes: its cache no longer matches; reached through a link this time
   writeFile(join(root, 'one', 'data', 'train', 'a', '1.png'), await gradientImage(8, 8, [90, 90, 90], 'png'));
+  symlinkSync(join(root, 'one'), join(root, 'link'));
   const log: string[] = [];
-  const d = await openDataset(join(root, 'one', 'data'), { size: 8, cacheDir, log: (l) => log.push(l) });
+  const d = await openDataset(join(root, 'link', 'data'), { size: 8, cacheDir, log: (l) => log.push(l) });
   t.is(d.trainCount, 3);
-  const after = caches();
-  t.is(after.length, 2, 'the old cache of the changed folder gone, the other folder\'s kept');
-  t.is(after.filter((f) => before.includes(f)).length, 1);
-  t.false(readdirSync(join(cacheDir, 'decoded')).some((f) => f.endsWith('.stats.json') && !after.some((c) => f.startsWith(c))), 'its statistics file too');
-  t.true(log.some((l) => new RegExp(`^removed the cache of ${join(root, 'one', 'data', 'train')} at 8x8 decoded before its images changed \\(`).test(l)), log.join('\n'));
+  t.is(caches().length, 3, 'kept');
+  const old = before.find((f) => f.startsWith('data-train-8px-') && readCacheHeader(join(cacheDir, 'decoded', f)).source === join(root, 'one', 'data', 'train'))!;
+  t.true(
+    log.some((l) => l === `a cache of ${join(root, 'link', 'data', 'train')} at 8x8 decoded before its images changed takes ${(l.match(/takes (\S+ \S+) /) ?? [])[1]} (${old}): remove it once no run uses it`),
+    log.join('\n'),
+  );
+  // and where the disk has no room for the new one, the refusal names it
+  const e = t.throws(() => checkCacheRoom(join(root, 'one', 'data', 'train'), 3, 8, join(cacheDir, 'decoded', 'data-train-8px-0000000000000000.u8'), 1e9, 1e6, [], supersededCaches(join(cacheDir, 'decoded', 'data-train-8px-0000000000000000.u8'), join(root, 'one', 'data', 'train'), ['a', 'b'])));
+  t.regex(e?.message ?? '', /; 2 caches of .* at 8x8 decoded before its images changed take .*: remove them if no run uses them$/);
 });

@@ -9,7 +9,7 @@
  *   DIR with train/             an image folder: train/<class>/*.jpg|jpeg|png|webp|tif|gif, val/ or test/
  */
 import { createHash } from 'node:crypto';
-import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DataError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
 import { freeBytes } from '../fs-errors.js';
@@ -184,14 +184,15 @@ export function statsOf(set: DecodedSet): ChannelStats {
 }
 
 /** Refuses, before decoding, a cache that the disk has no room for (`need`: what is still to write; `free`: statfs's, unless given). */
-export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path)), takenUp: readonly string[] = []): void {
+export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path)), takenUp: readonly string[] = [], superseded: { files: string[]; bytes: number } = { files: [], bytes: 0 }): void {
   if (free !== null && need > free) {
+    const earlier = superseded.files.length > 0 ? `; ${supersededInWords(superseded, dir, size)}: remove ${superseded.files.length === 1 ? 'it' : 'them'} if no run uses ${superseded.files.length === 1 ? 'it' : 'them'}` : '';
     // unfinished decodings nobody writes (of a folder since changed, another size, the other split, or more of this one): said, they may be the room
     const stray = strayPartials(dirname(path), takenUp);
     const strays = stray.files.length > 0 ? `; there, ${bytesInWords(stray.bytes)} are taken by ${stray.files.length} unfinished decoding${stray.files.length > 1 ? 's' : ''} that no process is writing (${firstFew(stray.files.map((f) => basename(f)))}): remove those of folders or sizes you no longer use` : '';
     throw new DataError(
       dirname(path),
-      `decoding the ${n} images of ${dir} at ${size}x${size} needs ${bytesInWords(need)} in ${dirname(path)}, which has ${bytesInWords(free)} free: free space, or set --cache-dir (or ALEXNET_CACHE_DIR) to a folder on a larger disk${strays}`,
+      `decoding the ${n} images of ${dir} at ${size}x${size} needs ${bytesInWords(need)} in ${dirname(path)}, which has ${bytesInWords(free)} free: free space, or set --cache-dir (or ALEXNET_CACHE_DIR) to a folder on a larger disk${earlier}${strays}`,
     );
   }
 }
@@ -290,11 +291,15 @@ async function ensureCache(
   // a cache folder that cannot be made, or without room for the images, is said before any decoding
   makeCacheDir(dirname(path));
   // the caches of this folder decoded before its images changed: of no more use, and maybe the room needed
-  removeSuperseded(path, listing, size, o);
+  // the caches of this folder decoded before its images changed: of no more use to a new run, maybe the room needed,
+  // but perhaps still open in a run begun before the change (it opens its held-out cache at its first evaluation):
+  // named, not removed
+  const superseded = supersededCaches(path, listing.dir, listing.classes);
   const n = listing.items.length;
   const left = leftoverProgress(path, n, size);
   const bytes = cacheFileBytes(n, size);
-  checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size, undefined, left?.partial ? [left.partial] : []);
+  checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size, undefined, left?.partial ? [left.partial] : [], superseded);
+  if (superseded.files.length > 0) o.log?.(`${supersededInWords(superseded, listing.dir, size)}: remove ${superseded.files.length === 1 ? 'it' : 'them'} once no run uses ${superseded.files.length === 1 ? 'it' : 'them'}`);
   o.log?.(
     left
       ? `decoding ${n} images of ${listing.dir} at ${size}x${size} into ${path} (${bytesInWords(bytes)}), going on from image ${left.done}, where an interrupted decoding stopped`
@@ -326,20 +331,10 @@ async function ensureCache(
   return { path, count: r.header.count, stats: r.stats, files: filesOf(r.header.skipped) };
 }
 
-/** Removes the caches of the listing's folder at `size` superseded by `path` (supersededCaches), saying so. */
-function removeSuperseded(path: string, listing: SplitListing, size: number, o: OpenDatasetOptions): void {
-  const source = listing.dir;
-  const old = supersededCaches(path, source, listing.classes);
-  const removed = old.files.filter((f) => {
-    try {
-      rmSync(f);
-      rmSync(statsPathFor(f), { force: true });
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  if (removed.length > 0) o.log?.(`removed ${removed.length === 1 ? 'the cache' : `${removed.length} caches`} of ${source} at ${size}x${size} decoded before its images changed (${bytesInWords(old.bytes)}: ${firstFew(removed.map((f) => basename(f)))})`);
+/** Caches a folder's images superseded (supersededCaches), in words. */
+function supersededInWords(old: { files: string[]; bytes: number }, source: string, size: number): string {
+  const n = old.files.length;
+  return `${n === 1 ? 'a cache' : `${n} caches`} of ${source} at ${size}x${size} decoded before its images changed ${n === 1 ? 'takes' : 'take'} ${bytesInWords(old.bytes)} (${firstFew(old.files.map((f) => basename(f)))})`;
 }
 
 /** ", the val images' classes from FILE" for a flat held-out folder, else nothing. */

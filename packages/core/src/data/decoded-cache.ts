@@ -28,7 +28,7 @@
  * memory instead.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, statSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, realpathSync, statSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { DataError, cacheError, makeCacheDir, type DataWarning, type WarningSink } from './errors.js';
@@ -271,6 +271,18 @@ export function statsPathFor(cachePath: string): string {
   return `${cachePath}.stats.json`;
 }
 
+/** Whether two spellings of a folder are the same folder (real paths, as the cache's name hashes it). */
+function sameFolder(a: string, b: string): boolean {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  return a === b || real(a) === real(b);
+}
+
 /**
  * Finished caches of the folder `source` at the size of `cachePath`, with the same `classes`, other than that one:
  * decoded before the folder's images changed (the name's hash covers its files' names, sizes and times), of no more use. Found by
@@ -284,7 +296,7 @@ export function supersededCaches(cachePath: string, source: string, classes: rea
     try {
       const h = readCacheHeader(join(dirname(cachePath), n));
       // the same folder listed with other classes (a model's, to evaluate on) is another use of it, kept
-      return h.source === source && h.classes.length === classes.length && h.classes.every((c, i) => c === classes[i]);
+      return sameFolder(h.source, source) && h.classes.length === classes.length && h.classes.every((c, i) => c === classes[i]);
     } catch {
       return false; // another version's, or damaged: left alone
     }
