@@ -420,7 +420,8 @@ export function formatRunReport(r: RunReport): string {
   const begun = r.sessions[0]?.fromStep ?? 0;
   const none = r.stepsDone > 0 && begun === 0 ? `no checkpoint: nothing of the ${plural(r.stepsDone, 'step')} logged is kept (--resume has nothing to continue from: start the run again)` : 'no checkpoint in this folder';
   // the checkpoints taken out of the folder since (a finished run keeps its exported model instead)
-  const gone = r.latestKept === undefined || r.lastCheckpoint === null || r.latestKept === r.lastCheckpoint ? '' : r.latestKept === null ? ' (no longer in the folder: no checkpoint is kept, --resume has nothing to continue from)' : ` (no longer in the folder: the latest kept is step ${r.latestKept}, which --resume continues from)`;
+  // (a later one than the log names: written, its line lost with a killed process; nothing gone)
+  const gone = r.latestKept === undefined || r.lastCheckpoint === null || (r.latestKept !== null && r.latestKept >= r.lastCheckpoint) ? '' : r.latestKept === null ? ' (no longer in the folder: no checkpoint is kept, --resume has nothing to continue from)' : ` (no longer in the folder: the latest kept is step ${r.latestKept}, which --resume continues from)`;
   if (r.lastCheckpoint !== null || r.restarts > 0 || (r.stepsDone > 0 && begun === 0)) out.push(`${r.lastCheckpoint !== null ? `last checkpoint: step ${r.lastCheckpoint}${gone || since}` : none}${r.restarts > 0 ? `; ${plural(r.restarts, 'restart')} after a lost worker` : ''}`);
   if (r.lastEval) out.push(`last evaluation: after step ${r.lastEval.step}, loss ${lossText(r.lastEval.loss)}, ${errorWords(r.lastEval.top1_error, r.lastEval.top5_error, classes)} on ${r.lastEval.images} held-out images${r.lastEval.views ? ` (${r.lastEval.views} views each)` : ''}`);
   if (r.norms) out.push(`update / weight after step ${r.norms.step}: ${r.norms.layers.map((l) => `${l.layer} ${l.ratio.toExponential(1)}`).join(', ')}`);

@@ -212,6 +212,8 @@ test('the last checkpoint and the restarts: steps logged after the checkpoint ar
   t.regex(formatRunReport(clean), /^last checkpoint: step 2$/m);
   // the folder looked at (summary RUN_DIR): checkpoints taken out since (a finished run keeps its exported model)
   t.regex(formatRunReport({ ...clean, latestKept: 2 }), /^last checkpoint: step 2$/m);
+  // a later one in the folder than the log names (its line lost with a killed process): nothing is gone
+  t.regex(formatRunReport({ ...r, latestKept: 6 }), /^last checkpoint: step 4 \(steps 4-6 were logged after it: --resume does them again\); 1 restart after a lost worker$/m);
   t.regex(formatRunReport({ ...clean, latestKept: null }), /^last checkpoint: step 2 \(no longer in the folder: no checkpoint is kept, --resume has nothing to continue from\)$/m);
   t.regex(formatRunReport({ ...r, latestKept: 2 }), /^last checkpoint: step 4 \(no longer in the folder: the latest kept is step 2, which --resume continues from\); 1 restart after a lost worker$/m);
   // none written (a run stopped twice at once, or killed, before its first): nothing is kept, and the report says so

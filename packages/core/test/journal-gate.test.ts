@@ -3,7 +3,7 @@
  * (partial-decode.ts newJournalGate): a write under way is let finish, none after, so the close is the last word.
  */
 import test from 'ava';
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../src/data/threads.js';
 import { newJournalGate, shutJournalGate, writeUnlessClosed } from '../src/data/partial-decode.js';
 
 test('writes go through until the gate is shut, none after', (t) => {
@@ -19,24 +19,42 @@ test('writes go through until the gate is shut, none after', (t) => {
   t.deepEqual(wrote, [1, 2, 4]);
 });
 
-test('a write under way in another thread is waited for before the gate shuts', async (t) => {
+/** writeUnlessClosed in a decoding thread's stead (journal-gate-writer.ts): a write of `holdMs`, then another; the process shuts the gate during the first. */
+async function writerShutDuring(holdMs: number, timeoutMs: number): Promise<{ waited: number; gate: Int32Array; result: { first: boolean; second: boolean } }> {
   const gate = newJournalGate();
-  // another thread takes the gate as writeUnlessClosed does and holds it 300 ms, as a slow journal write would
-  const w = new Worker(
-    `const { workerData, parentPort } = require('node:worker_threads');
-     const g = workerData;
-     Atomics.compareExchange(g, 0, 0, 1);
-     parentPort.postMessage('writing');
-     const until = Date.now() + 300; while (Date.now() < until) {}
-     Atomics.store(g, 0, 0); Atomics.notify(g, 0);`,
-    { eval: true, workerData: gate },
-  );
-  await new Promise<void>((resolve) => w.once('message', () => resolve()));
+  const w = startWorker(new URL('./journal-gate-writer.ts', import.meta.url), { gate, holdMs });
+  const messages: unknown[] = [];
+  let wake: () => void = () => {};
+  w.on('message', (m) => {
+    messages.push(m);
+    wake();
+  });
+  const next = () => new Promise<unknown>((resolve) => {
+    if (messages.length > 0) return resolve(messages.shift());
+    wake = () => resolve(messages.shift());
+  });
+  {
+    const m = await next();
+    if (m !== 'writing') throw new Error(`unexpected ${String(m)}`);
+  }
   const started = performance.now();
-  shutJournalGate(gate);
+  shutJournalGate(gate, timeoutMs);
   const waited = performance.now() - started;
-  t.true(waited >= 150, `waited ${waited.toFixed(0)} ms for the write under way`);
-  t.is(Atomics.load(gate, 0), 2, 'shut');
-  t.false(writeUnlessClosed(gate, () => t.fail('a write after the gate shut')));
+  const result = (await next()) as { first: boolean; second: boolean };
   await w.terminate();
+  return { waited, gate, result };
+}
+
+test('a write under way in the decoding thread is waited for before the gate shuts, and none goes through after', async (t) => {
+  const { waited, gate, result } = await writerShutDuring(300, 5000);
+  t.true(waited >= 150, `waited ${waited.toFixed(0)} ms for the write under way`);
+  t.deepEqual(result, { first: true, second: false });
+  t.is(Atomics.load(gate, 0), 2, 'shut');
+});
+
+test('a write slower than the wait: the gate is shut anyway, and stays shut when that write ends', async (t) => {
+  const { waited, gate, result } = await writerShutDuring(600, 100);
+  t.true(waited < 500, `gave up after ${waited.toFixed(0)} ms`);
+  t.deepEqual(result, { first: true, second: false }, 'the slow write went through; the one after it did not');
+  t.is(Atomics.load(gate, 0), 2, 'still shut');
 });

@@ -267,16 +267,26 @@ export function writeUnlessClosed(gate: Int32Array | undefined, write: () => voi
   try {
     write();
   } finally {
-    Atomics.store(gate, 0, FREE);
+    // freed only if still this write's: a gate shut meanwhile (shutJournalGate gave up waiting) stays shut
+    Atomics.compareExchange(gate, 0, WRITING, FREE);
     Atomics.notify(gate, 0);
   }
   return true;
 }
 
-/** The process's side: waits for a write under way to end (`timeoutMs` at most), then lets no more through. */
+/**
+ * The process's side: waits for a write under way to end (`timeoutMs` at most: a write that takes longer, on a slow
+ * network disk, may still land after the close), then lets no more through.
+ */
 export function shutJournalGate(gate: Int32Array, timeoutMs = 5000): void {
   const until = performance.now() + timeoutMs;
-  while (Atomics.compareExchange(gate, 0, FREE, CLOSED) === WRITING && performance.now() < until) Atomics.wait(gate, 0, WRITING, 50);
+  while (Atomics.compareExchange(gate, 0, FREE, CLOSED) === WRITING) {
+    if (performance.now() >= until) {
+      Atomics.store(gate, 0, CLOSED);
+      return;
+    }
+    Atomics.wait(gate, 0, WRITING, 50);
+  }
 }
 
 /**
