@@ -145,7 +145,7 @@ export async function runTwoWorkers(opts: TwoWorkerOptions): Promise<TwoWorkerRe
     };
   } finally {
     coordinator?.close();
-    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => (p.on('exit', r), p.stdin?.end())))));
+    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => (p.on('exit', r), p.stdin?.end('quit\n'))))));
     process.off('exit', killAll);
   }
 }

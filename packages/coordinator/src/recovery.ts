@@ -246,7 +246,8 @@ export class Recovery {
       const stop = this.c.stopRequested;
       if (stop !== null) {
         const t = answered[0] ? 1 : 0;
-        throw new WorkerFailure(`worker ${t} (tower ${t}) at ${this.c.o.workers[t]} is not back (not waited for: the run was asked to stop, ${stop})`, t);
+        const who = answered[0] || answered[1] ? `worker ${t} (tower ${t}) at ${this.c.o.workers[t]} is` : `workers 0 and 1 at ${this.c.o.workers.join(' and ')} are`;
+        throw new WorkerFailure(`${who} not back (not waited for: the run was asked to stop, ${stop})`, t);
       }
       await this.sleepUnlessStopped(wait);
     }

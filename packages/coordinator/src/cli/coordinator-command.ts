@@ -307,7 +307,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         // its lines from now on go where launch kept them
         if (runDir !== undefined) writeOutputTo(path.join(runDir, 'coord.log'));
         c.requestStop('the launcher is gone (stdin closed)');
-        progress.note(`stdin closed without a word from launch (the launcher is gone): ending the run after the step in progress${checkpoints ? ', with a checkpoint' : ''}; ${continueCommand} continues it`);
+        progress.note(`stdin closed without a word from launch (the launcher is gone): ending the run after the step in progress${checkpoints ? `, with a checkpoint; ${continueCommand} continues it` : ' (nothing is kept: no --run-dir)'}`);
       });
       // launch passes on a signal it got as the line "stop SIGNAL": one request however many copies of the signal
       // arrive (pkill, a service manager stopping the group: this process got it too); a later signal of its own stops at once.

@@ -2,7 +2,7 @@
  * Signals before training starts. Opening the data may decode a folder into the cache for minutes (ILSVRC-2012's
  * training set: hours on a few cores); a signal then, or launch's "stop SIGNAL" line on stdin, stops the coordinator at
  * once, and the decoding's progress is kept for the next run (core's data/partial-decode.ts); so does stdin closing
- * when launch started it (launch killed outright: nothing outlives it). The coordinator
+ * when launch started it (launch killed outright: before training there is no step to end, so it stops at once). The coordinator
  * command replaces these handlers with its own when training is about to start.
  */
 import readline from 'node:readline';
@@ -28,7 +28,7 @@ export function stopBeforeTraining(withStdin: boolean, info: (line: string) => v
     const m = /^(?:stop|now) (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
     if (m) stop(m[1]!, signalExitCode(m[1] as StopSignal));
   });
-  // stdin closed: launch is gone (killed outright); no process outlives it, as later in the run
+  // stdin closed: launch is gone (killed outright): before training nothing is lost by stopping at once
   lines?.on('close', () => {
     if (!disposed) stop('stdin closed', 1);
   });

@@ -99,7 +99,7 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
         },
         insecure: { type: 'boolean', default: false, describe: 'listen beyond loopback (--host) without --tls or a token: anyone who reaches the port can drive this worker and join its run' },
         'protocol-version': { type: 'number', default: PROTOCOL_VERSION, hidden: true, describe: 'speak as if this protocol version (for testing the refusal)' },
-        'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin closes (launch uses it so no worker outlives it; a first SIGINT, SIGTERM or SIGHUP then waits for it)' },
+        'exit-with-stdin': { type: 'boolean', default: false, hidden: true, describe: 'exit when stdin says "quit" and closes; stdin closing alone (the launcher gone): serve until the run lets this worker go, then exit (launch uses it so no worker outlives it for long; a first SIGINT, SIGTERM or SIGHUP then waits for it)' },
         ...securityOptions,
       }) as never,
   handler: (a) => serveWorker(a),
