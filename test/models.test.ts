@@ -567,11 +567,11 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   fs.mkdirSync(path.join(dir, 'empty-val', 'val'), { recursive: true });
   const emptyVal = await finished(alexnet(['evaluate', '--data', path.join(dir, 'empty-val'), '--backend', 'webasm'], { env }));
   t.is(emptyVal.code, 2, emptyVal.err.join('\n'));
-  t.regex(emptyVal.err.join('\n'), /^alexnet: \S+empty-val\/val has no class folders: expected \S+val\/<class>\/\*\.jpg\|jpeg\|png \(the model's class names\) to evaluate on$/);
+  t.regex(emptyVal.err.join('\n'), /^alexnet: \S+empty-val\/val has no class folders: expected \S+val\/<class>\/\*\.jpg\|jpeg\|png\|webp\|tif\|gif \(the model's class names\) to evaluate on$/);
   fs.mkdirSync(path.join(dir, 'empty'));
   const empty = await finished(alexnet(['evaluate', '--data', path.join(dir, 'empty'), '--backend', 'webasm'], { env }));
   t.is(empty.code, 2, empty.err.join('\n'));
-  t.regex(empty.err.join('\n'), /^alexnet: \S+empty has no train\/, val\/ or test\/ folder and no class folders: expected \S+empty\/<class>\/\*\.jpg\|jpeg\|png \(or \S+empty\/val\/<class>\/\.\.\.\) to evaluate on, or the CIFAR-10 binary folder$/);
+  t.regex(empty.err.join('\n'), /^alexnet: \S+empty has no train\/, val\/ or test\/ folder and no class folders: expected \S+empty\/<class>\/\*\.jpg\|jpeg\|png\|webp\|tif\|gif \(or \S+empty\/val\/<class>\/\.\.\.\) to evaluate on, or the CIFAR-10 binary folder$/);
   // --backend webgpu without an adapter: said before the folder is decoded
   const noGpuCache = path.join(dir, 'no-gpu-cache');
   const noGpu = await finished(alexnet(['evaluate', '--data', few, '--backend', 'webgpu', '--cache-dir', noGpuCache], { env: { ...env, VK_DRIVER_FILES: path.join(dir, 'no-such-icd.json') } }));
