@@ -4,9 +4,9 @@
  * files written before checksums existed still load, said once. Also the checksum itself, pruning by step,
  * the removal of stray temporary files and the bounded mkdir.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { tempDir } from './data-fixtures.js';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { crc32c } from '../src/crc32c.js';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../src/checkpoint/safetensors.js';
@@ -17,15 +17,9 @@ import { FileError, makeDir } from '../src/fs-errors.js';
 import { initTowerParams } from '../src/model/params.js';
 import { tiny } from '../src/model/presets.js';
 
-const made: string[] = [];
-const tmp = () => {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-damage-'));
-  made.push(d);
-  return d;
-};
-test.after.always(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-const writeTo = (name: string, buf: Buffer): string => {
-  const f = path.join(tmp(), name);
+const tmp = (t: ExecutionContext) => tempDir(t, 'alexnet-damage-');
+const writeTo = (t: ExecutionContext, name: string, buf: Buffer): string => {
+  const f = path.join(tmp(t), name);
   fs.writeFileSync(f, buf);
   return f;
 };
@@ -119,7 +113,7 @@ test('an empty file and files truncated at several points say so', (t) => {
 });
 
 test('reading the header alone says what a whole read says of a file whose header is bad, a text file included', (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'step-000000012.safetensors');
   fs.writeFileSync(file, good);
@@ -213,7 +207,7 @@ test('a model or checkpoint saved again by another safetensors writer (its tenso
   const read = decodeModel(again, 'm');
   t.is(read.checksums, 'verified');
   t.deepEqual(read.params, decodeModel(model, 'm').params);
-  t.like(verifyFile(writeTo('again.safetensors', again)), { kind: 'model', state: 'ok' });
+  t.like(verifyFile(writeTo(t, 'again.safetensors', again)), { kind: 'model', state: 'ok' });
   const cp = decodeCheckpoint(tiny, savedAgain(good), 'c');
   t.is(cp.state.step, 12);
   // a tensor's bytes damaged after the move: still named
@@ -230,7 +224,7 @@ test('a model or checkpoint saved again by another safetensors writer (its tenso
 });
 
 test('verifyFile: a verdict per file, never an exception for a bad one', (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   const ok = path.join(dir, 'ok.safetensors');
   const old = path.join(dir, 'old.safetensors');
   const bad = path.join(dir, 'bad.safetensors');
@@ -262,7 +256,7 @@ test('verifyFile: a verdict per file, never an exception for a bad one', (t) => 
 });
 
 test('pruning keeps the last K up to the step written: never the file just written, never a later step', (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   for (const s of [10, 20, 30, 90]) writeCheckpointFile(dir, s, Buffer.from(`ckpt ${s}`), 10);
   // a run back at step 40 (resumed from 30) with --keep 1: 10, 20 and 30 go; 40 (its own) and 90 (not its step) stay
   writeCheckpointFile(dir, 40, Buffer.from('ckpt 40'), 1);
@@ -272,7 +266,7 @@ test('pruning keeps the last K up to the step written: never the file just writt
 });
 
 test('stray temporary files of writers killed mid-write are removed; nothing else is', (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   const names = ['.step-000000010.safetensors.4242.tmp', '.run.json.77.tmp', 'step-000000010.safetensors', 'notes.tmp', '.hidden'];
   for (const n of names) fs.writeFileSync(path.join(dir, n), 'x');
   t.deepEqual(removeStrayTemporaries(dir).sort(), ['.run.json.77.tmp', '.step-000000010.safetensors.4242.tmp']);
@@ -281,7 +275,7 @@ test('stray temporary files of writers killed mid-write are removed; nothing els
 });
 
 test('makeDir: made one folder at a time; under /proc, under a file it is one FileError, at once', (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   makeDir(path.join(dir, 'a', 'b', 'c'));
   t.true(fs.statSync(path.join(dir, 'a', 'b', 'c')).isDirectory());
   makeDir(path.join(dir, 'a'), 'the run directory');

@@ -1,6 +1,6 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { tempDir } from './data-fixtures.js';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../src/checkpoint/safetensors.js';
 import { torchPlan } from '../src/checkpoint/pytorch-names.js';
@@ -10,13 +10,7 @@ import { cifar, paper, tiny } from '../src/model/presets.js';
 import { syntheticBatch } from './synthetic.js';
 import { randomArray, testBackend } from './helpers.js';
 
-const made: string[] = [];
-const tmp = () => {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-ckpt-'));
-  made.push(d);
-  return d;
-};
-test.after.always(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmp = (t: ExecutionContext) => tempDir(t, 'alexnet-ckpt-');
 
 test('safetensors round trip keeps names, shapes, values and metadata; a truncated file is a clear error', (t) => {
   const a = { name: 'a.weight', shape: [2, 3], data: randomArray(6, 1) };
@@ -46,7 +40,7 @@ test("checkpoint tensors are named and shaped like a PyTorch AlexNet with groups
 });
 
 test('checkpoint files are written atomically and only the last K are kept; a failed write keeps the previous one', (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   for (let s = 1; s <= 5; s++) writeCheckpointFile(dir, s * 10, Buffer.from(`ckpt ${s}`), 3);
   t.deepEqual(listCheckpoints(dir).map((f) => path.basename(f)), ['step-000000030.safetensors', 'step-000000040.safetensors', 'step-000000050.safetensors']);
   t.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
@@ -67,7 +61,7 @@ test('a run resumed from a checkpoint gives the same losses and weights as the r
   const first = await GroupedTrainer.create({ spec: tiny, backend: testBackend, batch: 8, seed: 9, hyper });
   const got: number[] = [];
   for (const b of batches.slice(0, 3)) got.push((await first.trainStep(b)).loss);
-  const dir = tmp();
+  const dir = tmp(t);
   const file = writeCheckpointFile(dir, first.step, await first.checkpoint({ epoch: 0 }));
   first.destroy();
   t.is(latestCheckpoint(dir), file);
