@@ -186,7 +186,7 @@ export function statsOf(set: DecodedSet): ChannelStats {
 /** Refuses, before decoding, a cache that the disk has no room for (`need`: what is still to write; `free`: statfs's, unless given). */
 export function checkCacheRoom(dir: string, n: number, size: number, path: string, need: number, free = freeBytes(dirname(path)), takenUp: readonly string[] = [], superseded: { files: string[]; bytes: number } = { files: [], bytes: 0 }): void {
   if (free !== null && need > free) {
-    const earlier = superseded.files.length > 0 ? `; ${supersededInWords(superseded, dir, size)}: remove ${superseded.files.length === 1 ? 'it' : 'them'} if no run uses ${superseded.files.length === 1 ? 'it' : 'them'}` : '';
+    const earlier = superseded.files.length > 0 ? `; ${supersededInWords(superseded, dir, size, 'if')}` : '';
     // unfinished decodings nobody writes (of a folder since changed, another size, the other split, or more of this one): said, they may be the room
     const stray = strayPartials(dirname(path), takenUp);
     const strays = stray.files.length > 0 ? `; there, ${bytesInWords(stray.bytes)} are taken by ${stray.files.length} unfinished decoding${stray.files.length > 1 ? 's' : ''} that no process is writing (${firstFew(stray.files.map((f) => basename(f)))}): remove those of folders or sizes you no longer use` : '';
@@ -290,7 +290,6 @@ async function ensureCache(
   if (await waitForOtherWriter(path, listing, size, o)) return ensureCache(listing, path, size, cacheDir, withStats, o, onWarning);
   // a cache folder that cannot be made, or without room for the images, is said before any decoding
   makeCacheDir(dirname(path));
-  // the caches of this folder decoded before its images changed: of no more use, and maybe the room needed
   // the caches of this folder decoded before its images changed: of no more use to a new run, maybe the room needed,
   // but perhaps still open in a run begun before the change (it opens its held-out cache at its first evaluation):
   // named, not removed
@@ -299,7 +298,7 @@ async function ensureCache(
   const left = leftoverProgress(path, n, size);
   const bytes = cacheFileBytes(n, size);
   checkCacheRoom(listing.dir, n, size, path, bytes - (left?.written ?? 0) * 3 * size * size, undefined, left?.partial ? [left.partial] : [], superseded);
-  if (superseded.files.length > 0) o.log?.(`${supersededInWords(superseded, listing.dir, size)}: remove ${superseded.files.length === 1 ? 'it' : 'them'} once no run uses ${superseded.files.length === 1 ? 'it' : 'them'}`);
+  if (superseded.files.length > 0) o.log?.(supersededInWords(superseded, listing.dir, size, 'once'));
   o.log?.(
     left
       ? `decoding ${n} images of ${listing.dir} at ${size}x${size} into ${path} (${bytesInWords(bytes)}), going on from image ${left.done}, where an interrupted decoding stopped`
@@ -331,10 +330,11 @@ async function ensureCache(
   return { path, count: r.header.count, stats: r.stats, files: filesOf(r.header.skipped) };
 }
 
-/** Caches a folder's images superseded (supersededCaches), in words. */
-function supersededInWords(old: { files: string[]; bytes: number }, source: string, size: number): string {
+/** Caches a folder's images superseded (supersededCaches), in words, with when to remove them ("once" or "if" no run uses them). */
+function supersededInWords(old: { files: string[]; bytes: number }, source: string, size: number, when: 'once' | 'if'): string {
   const n = old.files.length;
-  return `${n === 1 ? 'a cache' : `${n} caches`} of ${source} at ${size}x${size} decoded before its images changed ${n === 1 ? 'takes' : 'take'} ${bytesInWords(old.bytes)} (${firstFew(old.files.map((f) => basename(f)))})`;
+  const it = n === 1 ? 'it' : 'them';
+  return `${n === 1 ? 'a cache' : `${n} caches`} of ${source} at ${size}x${size} decoded before its images changed ${n === 1 ? 'takes' : 'take'} ${bytesInWords(old.bytes)} (${firstFew(old.files.map((f) => basename(f)))}): remove ${it} ${when} no run uses ${it}`;
 }
 
 /** ", the val images' classes from FILE" for a flat held-out folder, else nothing. */
