@@ -22,7 +22,8 @@ test('writes go through until the gate is shut, none after', (t) => {
 /** writeUnlessClosed in a decoding thread's stead (journal-gate-writer.ts): a write of `holdMs`, then another; the process shuts the gate during the first. */
 async function writerShutDuring(holdMs: number, timeoutMs: number): Promise<{ shutAt: number; gate: Int32Array; result: { first: boolean; second: boolean; endedAt: number } }> {
   const gate = newJournalGate();
-  const w = startWorker(new URL('./journal-gate-writer.ts', import.meta.url), { gate, holdMs });
+  const shutting = new Int32Array(new SharedArrayBuffer(4));
+  const w = startWorker(new URL('./journal-gate-writer.ts', import.meta.url), { gate, holdMs, shutting });
   const messages: unknown[] = [];
   let wake: () => void = () => {};
   w.on('message', (m) => {
@@ -37,6 +38,8 @@ async function writerShutDuring(holdMs: number, timeoutMs: number): Promise<{ sh
     const m = await next();
     if (m !== 'writing') throw new Error(`unexpected ${String(m)}`);
   }
+  Atomics.store(shutting, 0, 1);
+  Atomics.notify(shutting, 0);
   shutJournalGate(gate, timeoutMs);
   const shutAt = Date.now();
   const result = (await next()) as { first: boolean; second: boolean; endedAt: number };

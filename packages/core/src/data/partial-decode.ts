@@ -252,6 +252,8 @@ export function writeJournal(partial: string, state: JournalState): void {
 const FREE = 0;
 const WRITING = 1;
 const CLOSED = 2;
+/** A write under way that the process is waiting for: the writer shuts the gate as it ends. */
+const CLOSING = 3;
 
 export function newJournalGate(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(4));
@@ -267,8 +269,9 @@ export function writeUnlessClosed(gate: Int32Array | undefined, write: () => voi
   try {
     write();
   } finally {
-    // freed only if still this write's: a gate shut meanwhile (shutJournalGate gave up waiting) stays shut
-    Atomics.compareExchange(gate, 0, WRITING, FREE);
+    // freed only if nobody is shutting it; one the process waits for is shut here, so that no later write takes it
+    // first; one shut meanwhile (shutJournalGate gave up waiting) stays shut
+    if (Atomics.compareExchange(gate, 0, WRITING, FREE) !== WRITING) Atomics.compareExchange(gate, 0, CLOSING, CLOSED);
     Atomics.notify(gate, 0);
   }
   return true;
@@ -280,12 +283,16 @@ export function writeUnlessClosed(gate: Int32Array | undefined, write: () => voi
  */
 export function shutJournalGate(gate: Int32Array, timeoutMs = 5000): void {
   const until = performance.now() + timeoutMs;
-  while (Atomics.compareExchange(gate, 0, FREE, CLOSED) === WRITING) {
+  for (;;) {
+    const was = Atomics.compareExchange(gate, 0, FREE, CLOSED);
+    if (was === FREE || was === CLOSED) return;
+    // a write under way: it shuts the gate as it ends
+    Atomics.compareExchange(gate, 0, WRITING, CLOSING);
     if (performance.now() >= until) {
       Atomics.store(gate, 0, CLOSED);
       return;
     }
-    Atomics.wait(gate, 0, WRITING, 50);
+    Atomics.wait(gate, 0, CLOSING, 50);
   }
 }
 
