@@ -346,8 +346,9 @@ export async function listImageFolder(root: string, opts: { onWarning?: WarningS
     throw new DataError(join(abs, 'train'), `data folder ${abs} has no train/ folder: expected ${abs}/train/<class>/*.jpg|jpeg|png|webp|tif|gif and ${abs}/val/ or ${abs}/test/`);
   }
   const train = await listImageSplit(join(abs, 'train'), opts);
+  // no held-out split is not a problem of the folder: whoever needs one says so (the coordinator's "no
+  // evaluation", evaluate's refusal), once
   const heldOutName = await heldOutSplitOf(abs);
-  if (heldOutName === null) opts.onWarning?.({ path: abs, message: 'no val/ or test/ folder: no held-out split' });
   const heldOut = heldOutName ? await listImageSplit(join(abs, heldOutName), { classes: train.classes, onWarning: opts.onWarning }) : null;
   return { root: abs, train, heldOut, heldOutName };
 }
