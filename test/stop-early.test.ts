@@ -156,8 +156,14 @@ test('launch killed outright (SIGKILL): the coordinator ends the run after the s
   t.regex(coordLog, /stdin closed without a word from launch \(the launcher is gone\): ending the run after the step in progress, with a checkpoint; alexnet launch --resume \S+ continues it/);
   t.regex(coordLog, new RegExp(`stopped \\(the launcher is gone \\(stdin closed\\)\\) after step ${n} of 100000`));
   t.notRegex(coordLog, /^\{"event":"step"/m, 'the step lines are in metrics.jsonl only');
-  // written with both workers' parameters: they served after the launcher was gone (the workers' lines went with it)
+  // written with both workers' parameters: they served after the launcher was gone
   t.deepEqual(fs.readdirSync(path.join(dir, 'checkpoints')), [checkpointName(n)]);
+  // and their lines from then on went where launch kept the others
+  for (const tower of [0, 1]) {
+    const workerLog = fs.readFileSync(path.join(dir, `worker${tower}.log`), 'utf8');
+    t.regex(workerLog, new RegExp(`alexnet worker ${tower}: stdin closed without a word from launch \\(the launcher is gone\\): serving until the run lets this worker go`), `worker${tower}.log`);
+    t.regex(workerLog, new RegExp(`alexnet worker ${tower}: stopping \\(stdin closed, `), `worker${tower}.log`);
+  }
   // the run goes on from that checkpoint
   const q = alexnet([...common, '--steps', String(n + 2), '--resume', dir]);
   t.is((await q.exited).code, 0, q.output());

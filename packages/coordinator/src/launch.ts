@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
 import { cpuWorkerArgs } from './launch-devices.js';
 import { signalExitCode } from './signal-exit.js';
+import { LAUNCH_LOG_ENV } from './cli/output-gone.js';
 import { crashed, restartPlan } from './coordinator-restart.js';
 import { fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
 import { fullDiskAdvice, lastLineOf } from './run-files.js';
@@ -256,7 +257,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const nodeArgs = name === 'coord' ? [] : (o.workerNodeArgs ?? []);
     // detached: a process group of its own, out of reach of the terminal's Ctrl-C (the launcher decides who stops when)
     // with glibc's malloc reusing big freed blocks rather than faulting in fresh pages each kernel call (malloc-tuning.ts)
-    const proc = spawn(process.execPath, [...nodeArgs, alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: withMallocTuning({ ...process.env, ...o.env }), detached: true });
+    // a worker told where launch keeps its lines writes them there itself once launch is gone (worker-command.ts)
+    const logEnv = name !== 'coord' && o.runDir !== undefined ? { [LAUNCH_LOG_ENV]: path.resolve(o.runDir, `${name}.log`) } : {};
+    const proc = spawn(process.execPath, [...nodeArgs, alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: withMallocTuning({ ...process.env, ...o.env, ...logEnv }), detached: true });
     const c = new Child(name, proc, o, onLine, onLogError);
     children.push(c);
     say(`${name}: pid ${c.pid}`);

@@ -81,8 +81,11 @@ export function surviveLostOutput(onGone: (stream: 'stdout' | 'stderr', code: st
   }
 }
 
+/** The environment variable by which launch tells a worker the file it keeps that worker's lines in (RUN_DIR/workerN.log). */
+export const LAUNCH_LOG_ENV = 'ALEXNET_LAUNCH_LOG';
+
 /**
- * From now on this process's output lines are appended to `file` (RUN_DIR/coord.log) instead of its stdout and
+ * From now on this process's output lines are appended to `file` (RUN_DIR/coord.log, RUN_DIR/workerN.log) instead of its stdout and
  * stderr, whose reader, launch, is gone: the lines that say how the run ended are kept where launch kept the
  * others. Step lines are left out, as launch leaves them out (metrics.jsonl has them). Quiet when it cannot.
  */

@@ -10,7 +10,7 @@ import { UserError } from './errors.js';
 import { checkMessageFits } from './batch-fit.js';
 import { DEFAULT_PRESET, backendOption, checkAddress, checkThreads, fallbackOption, positiveInt } from './options.js';
 import { securityFrom, securityOptions, type SecurityArgs } from './security-options.js';
-import { surviveLostOutput } from './output-gone.js';
+import { LAUNCH_LOG_ENV, surviveLostOutput, writeOutputTo } from './output-gone.js';
 import { MALLOC_TUNABLES, mallocTuned } from '../malloc-tuning.js';
 import { COMMAND_LIST } from './command-list.js';
 import { checkOutputKind } from '../output-kinds.js';
@@ -291,8 +291,11 @@ export async function serveWorker(a: WorkerArgs, hooks: WorkerHooks = {}): Promi
     const stdinClosed = () => {
       if (closed) return;
       closed = true;
-      if (quit) stop('stdin closed');
-      else stopWhenReleased(r.worker, log, stop);
+      if (quit) return stop('stdin closed');
+      // its lines from now on go where launch kept them (RUN_DIR/workerN.log, when the run has a folder)
+      const launchLog = process.env[LAUNCH_LOG_ENV];
+      if (launchLog) writeOutputTo(launchLog);
+      stopWhenReleased(r.worker, log, stop);
     };
     process.stdin.on('end', stdinClosed);
     process.stdin.on('error', stdinClosed);
