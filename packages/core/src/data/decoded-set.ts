@@ -2,7 +2,7 @@
  * A decoded split: `count` images of `size` x `size` RGB pixels, uint8, each
  * stored CHW ([3][size][size]), with a class index per image. Held in memory
  * (CIFAR-10's binary batches, small caches) or read from a decoded cache file
- * (decoded-cache.ts) image by image.
+ * (cache-file.ts) image by image.
  */
 import { resizeAreaChw } from './decode.js';
 

@@ -14,6 +14,7 @@ export * from './partial-decode.js';
 export * from './decode.js';
 export * from './decoded-set.js';
 export * from './cifar-binary.js';
+export * from './cache-file.js';
 export * from './decoded-cache.js';
 export * from './download.js';
 export * from './stats.js';

@@ -4,7 +4,7 @@
  * the reference, not the pixels.
  */
 import { CIFAR10_CLASSES, loadCifarFiles } from './cifar-binary.js';
-import { openCacheFile } from './decoded-cache.js';
+import { openCacheFile } from './cache-file.js';
 import { ResizedSet, type DecodedSet } from './decoded-set.js';
 
 export type SetRef =
