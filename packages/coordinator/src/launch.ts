@@ -24,24 +24,21 @@
  */
 import { Progress, progressBarWanted } from './progress.js';
 import type { StepMetrics } from './coordinator.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { withMallocTuning } from './malloc-tuning.js';
 import { cpuWorkerArgs } from './launch-devices.js';
 import { signalExitCode } from './signal-exit.js';
 import { LAUNCH_LOG_ENV } from './cli/output-gone.js';
 import { crashed, restartPlan } from './coordinator-restart.js';
+import { Child, type Name } from './launch-child.js';
 import { fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
 import { fullDiskAdvice, lastLineOf } from './run-files.js';
 import { courseBegunFrom, pinnedStep } from './resume.js';
 
 export const alexnetBin = fileURLToPath(new URL('../../../bin/alexnet.mjs', import.meta.url));
-
-/** Dawn's note, printed by its native code when it opens the software adapter (lavapipe), on each of two limits. */
-const DAWN_LIMIT_NOTE = /^Warning: maxDynamic\w+PerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
 
 export interface LaunchOptions {
   /** Arguments of each worker (without --tower/--port/--host/--device/--cpus, which the launcher adds). */
@@ -77,102 +74,6 @@ export interface LaunchOptions {
   readonly err?: (line: string) => void;
 }
 
-type Name = 'worker0' | 'worker1' | 'coord';
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-class Child {
-  readonly stderrTail: string[] = [];
-  exit: Exit | null = null;
-  readonly exited: Promise<Exit>;
-  private log: fs.WriteStream | null;
-
-  constructor(
-    readonly name: Name,
-    readonly proc: ChildProcess,
-    o: LaunchOptions,
-    onLine: (child: Child, line: string, stream: 'out' | 'err') => void,
-    onLogError: (file: string, e: Error) => void,
-  ) {
-    const logFile = o.runDir ? path.join(o.runDir, `${name}.log`) : null;
-    this.log = logFile ? fs.createWriteStream(logFile, { flags: 'a' }) : null;
-    // a log that cannot be written (a full disk, a read-only mount) ends the run with one line, never a crash
-    this.log?.on('error', (e) => {
-      this.log = null;
-      onLogError(logFile!, e);
-    });
-    this.exited = new Promise<Exit>((resolve) => {
-      // 'close' comes after 'exit' once the child's output is all read, so its last lines print first
-      proc.on('close', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      });
-      proc.on('error', (e) => {
-        // spawn failed: no 'exit' will follow
-        this.stderrTail.push(e.message);
-        if (!this.exit) {
-          this.exit = { code: 127, signal: null };
-          resolve(this.exit);
-        }
-      });
-    });
-    for (const [stream, s] of [['out', proc.stdout], ['err', proc.stderr]] as const) {
-      if (!s) continue;
-      readline.createInterface({ input: s, crlfDelay: Infinity }).on('line', (line) => {
-        // Dawn's notes on the software adapter's limits (nothing to act on; docs/known-problems.md): not passed on
-        if (DAWN_LIMIT_NOTE.test(line)) return;
-        // the coordinator's step lines are in RUN_DIR/metrics.jsonl already: coord.log keeps the rest (half the bytes of a run)
-        if (!(stream === 'out' && name === 'coord' && line.startsWith('{"event":"step"'))) this.log?.write(line + '\n');
-        if (stream === 'err') {
-          this.stderrTail.push(line);
-          if (this.stderrTail.length > 12) this.stderrTail.shift();
-        }
-        onLine(this, line, stream);
-      });
-    }
-    // a closed pipe when the child dies must not crash the launcher
-    proc.stdin?.on('error', () => {});
-  }
-
-  get pid(): number {
-    return this.proc.pid ?? -1;
-  }
-
-  alive(): boolean {
-    return this.exit === null;
-  }
-
-  /**
-   * The line "quit" and its stdin closed (a child of launch stops then: --exit-with-stdin), SIGTERM after 2 s (a worker
-   * takes its first signal as a stop of the whole run, and serves until its stdin closes), SIGKILL after
-   * `graceMs`; resolves when the process has exited.
-   */
-  async stop(graceMs: number): Promise<Exit> {
-    if (this.exit) return this.exit;
-    // "quit" first: stdin closing alone tells a child that the launcher was killed, which it outlives to save the run
-    this.proc.stdin?.end('quit\n');
-    const term = setTimeout(() => {
-      if (!this.exit) this.proc.kill('SIGTERM');
-    }, Math.min(2000, graceMs / 2));
-    const timer = setTimeout(() => {
-      if (!this.exit) this.proc.kill('SIGKILL');
-    }, graceMs);
-    const e = await this.exited;
-    clearTimeout(term);
-    clearTimeout(timer);
-    this.log?.end();
-    return e;
-  }
-
-  describeExit(): string {
-    const e = this.exit;
-    if (!e) return 'still running';
-    return e.signal ? `killed by signal ${e.signal}` : `exited with code ${e.code}`;
-  }
-}
 
 export interface LaunchResult {
   readonly code: number;
@@ -260,7 +161,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     // a worker told where launch keeps its lines writes them there itself once launch is gone (worker-command.ts)
     const logEnv = name !== 'coord' && o.runDir !== undefined ? { [LAUNCH_LOG_ENV]: path.resolve(o.runDir, `${name}.log`) } : {};
     const proc = spawn(process.execPath, [...nodeArgs, alexnetBin, ...args, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'pipe'], env: withMallocTuning({ ...process.env, ...o.env, ...logEnv }), detached: true });
-    const c = new Child(name, proc, o, onLine, onLogError);
+    const c = new Child(name, proc, o.runDir, onLine, onLogError);
     children.push(c);
     say(`${name}: pid ${c.pid}`);
     return c;
