@@ -38,7 +38,7 @@ async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{
   t.true(performance.now() - at < 10_000, 'stopped without finishing the decoding');
   t.is(r1.code, 130, first.output());
   t.true(first.stderr.some((l) => l.endsWith('SIGINT before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)')), first.output());
-  t.true(first.stderr.includes('[launch] SIGINT: training has not started: the coordinator stops now (the images decoded so far are kept for the next run)'), first.output());
+  t.true(first.stderr.includes('[launch] SIGINT: training has not started: the coordinator stops now (a decoding under way keeps the images it decoded for the next run)'), first.output());
   for (const [name, pid] of Object.entries(childPids(first.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
   t.false(fs.readdirSync(decoded).some((f) => f.endsWith('.u8')), 'no finished cache');
   // left closed: the next run takes it up wherever it runs (another container, another machine)
@@ -61,9 +61,17 @@ async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{
 
 (fs.existsSync(cifarFolder) ? test : test.skip)('a coordinator started by launch whose stdin closes while the data decodes (launch killed outright) stops at once', async (t) => {
   const cache = tempDir(t);
-  // stdin is /dev/null here: closed from the start, as when launch is gone
-  const p = alexnet(['coordinator', '--exit-with-stdin', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cache]);
+  const env = { ...process.env, ALEXNET_DECODE_JOURNAL_MS: '200' };
+  // stdin a pipe, as launch gives it: closed once the decoding is under way, as when launch is killed then
+  const p = alexnet(['coordinator', '--exit-with-stdin', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cache], { env, stdin: 'pipe' });
+  await p.waitFor(/decoding 50000 images of .*cifar10\/train at 32x32/);
+  await journal(path.join(cache, 'decoded'));
+  p.proc.stdin!.end();
   const { code } = await p.exited;
   t.is(code, 1, p.output());
   t.true(p.stderr.some((l) => l.endsWith('stdin closed before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)')), p.output());
+  // stdin closed from the start (/dev/null): stopped before anything was decoded, and said so without the images
+  const q = alexnet(['coordinator', '--exit-with-stdin', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', tempDir(t)]);
+  t.is((await q.exited).code, 1, q.output());
+  t.true(q.stderr.some((l) => l.endsWith('stdin closed before training started: stopping')), q.output());
 });

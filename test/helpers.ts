@@ -24,11 +24,11 @@ export interface Proc {
 /**
  * Runs `node bin/alexnet.mjs ...args`, or with `netns` inside that network namespace (`ip netns exec`, as
  * root); `nodeArgs`: Node.js flags before the script, `env`: the process's environment (default: this one's),
- * `cwd`: its working folder (default: this one's).
+ * `cwd`: its working folder (default: this one's), `stdin`: `pipe` to write to it or close it (default: none).
  */
-export function alexnet(args: string[], o: { netns?: string; nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+export function alexnet(args: string[], o: { netns?: string; nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv; cwd?: string; stdin?: 'ignore' | 'pipe' } = {}): Proc {
   const argv = [process.execPath, ...(o.nodeArgs ?? []), alexnetBin, ...args];
-  const opts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env, cwd: o.cwd };
+  const opts = { stdio: [o.stdin ?? 'ignore', 'pipe', 'pipe'] as ['ignore' | 'pipe', 'pipe', 'pipe'], env: o.env ?? process.env, cwd: o.cwd };
   const proc = o.netns ? spawn('ip', ['netns', 'exec', o.netns, ...argv], opts) : spawn(argv[0]!, argv.slice(1), opts);
   const stdout: string[] = [];
   const stderr: string[] = [];

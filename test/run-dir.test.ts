@@ -205,7 +205,7 @@ test('a resumed run trained by epochs and already at its epochs: nothing to do, 
   t.deepEqual(finished.stderr, [`[launch] nothing to do: the run in ${dir} is at step 16, and its plan was 1 epoch, 16 steps (give --epochs or --steps to train on)`]);
   const fewer = alexnet(['launch', '--backend', 'webasm', '--resume', dir, '--epochs', '1']);
   t.is((await fewer.exited).code, 0, fewer.output());
-  t.deepEqual(fewer.stderr, [`[launch] nothing to do: the run in ${dir} is at step 16, and --epochs 1 counts from its start (16 steps of 16 an epoch; give more to train on)`]);
+  t.deepEqual(fewer.stderr, [`[launch] nothing to do: the run in ${dir} is at step 16, and --epochs 1 counts from its start (to step 16: 1 epoch of 16 steps; give more to train on)`]);
   t.is(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'), before, 'no session added');
   // --steps alone past the planned epochs: refused before anything starts, saying the --epochs that reaches it
   const further = alexnet(['launch', '--backend', 'webasm', '--resume', dir, '--steps', '18']);

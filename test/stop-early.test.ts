@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { alexnetBin } from '@alexnet-mp/coordinator';
 import { alexnet, alive, childPids } from './helpers.js';
 
@@ -168,6 +168,78 @@ test('launch killed outright (SIGKILL): the coordinator ends the run after the s
   const q = alexnet([...common, '--steps', String(n + 2), '--resume', dir]);
   t.is((await q.exited).code, 0, q.output());
   t.deepEqual(events(dir).filter((e) => e.event === 'step').map((e) => e.step).slice(-2), [n, n + 1], "steps counted from 0: the two after the checkpoint");
+});
+
+test('a session stopped before training began leaves nothing in the run\'s record: summary still ends the last session as it ended', async (t) => {
+  const dir = tempDir(t);
+  await launchOk(t, ['--batch', '8', '--steps', '2', '--run-dir', dir]);
+  const before = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
+  // a coordinator resuming it on workers that are not there: stopped while it connects, before its run line
+  const c = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--resume', dir, '--steps', '4']);
+  await c.waitFor(/resuming from /, 60_000);
+  c.proc.kill('SIGINT');
+  t.is((await c.exited).code, 130, c.output());
+  t.regex(c.output(), /alexnet coordinator: SIGINT: stopped before training began; the last checkpoint is step-000000002\.safetensors: /);
+  t.is(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'), before, 'no stopped line that would read as the end of the session before');
+  const s = alexnet(['summary', dir, '--json']);
+  t.is((await s.exited).code, 0, s.output());
+  const sessions = (JSON.parse(s.stdout.join('\n')) as { sessions: { end: string }[] }).sessions;
+  t.deepEqual(sessions.map((x) => x.end), ['done']);
+});
+
+/** Whether `chattr +i` makes a file here immutable (ext4 as root: appends to an open file then fail with EPERM). */
+function canMakeImmutable(): boolean {
+  const f = path.join(os.tmpdir(), `alexnet-chattr-probe-${process.pid}`);
+  try {
+    fs.writeFileSync(f, '');
+    if (spawnSync('chattr', ['+i', f]).status !== 0) return false;
+    spawnSync('chattr', ['-i', f]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(f, { force: true });
+  }
+}
+
+(canMakeImmutable() ? test : test.skip)('a log launch cannot write during training: the run ends after the step in progress with a checkpoint, the reason recorded, exit 2', async (t) => {
+  const dir = tempDir(t);
+  const coordLog = path.join(dir, 'coord.log');
+  t.teardown(() => spawnSync('chattr', ['-i', coordLog]));
+  // the checkpoint lines of every 4th step are what launch writes into coord.log during training
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '4', '--run-dir', dir]);
+  await p.waitFor(/"event":"step","step":1,/, 120_000);
+  t.is(spawnSync('chattr', ['+i', coordLog]).status, 0);
+  t.is((await p.exited).code, 2, p.output());
+  spawnSync('chattr', ['-i', coordLog]);
+  const why = `cannot write ${coordLog}: operation not permitted (EPERM)`;
+  t.true(p.stderr.includes(`[launch] ${why}: the coordinator ends the run after the step in progress (with a checkpoint when it writes them)`), p.output());
+  const ev = events(dir);
+  const stopped = ev.find((e) => e.event === 'stopped');
+  t.truthy(stopped, JSON.stringify(ev.slice(-3)));
+  t.is(stopped!.reason, why);
+  const n = stopped!.step!;
+  t.is(n, ev.filter((e) => e.event === 'step').length, 'every step logged is in the checkpoint');
+  t.true(fs.readdirSync(path.join(dir, 'checkpoints')).includes(checkpointName(n)));
+  t.regex(p.output(), new RegExp(`\\[launch\\] the coordinator ended the run \\(exited with code 2\\): ${why.replace(/[()]/g, '\\$&')}; stopping the workers; its last checkpoint is step ${n}: alexnet launch --resume \\S+ continues from it`));
+  for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
+});
+
+test('a checkpoint that cannot be written ends the session as failed in the run\'s record', async (t) => {
+  const dir = tempDir(t);
+  const p = alexnet([...common, '--batch', '8', '--steps', '100000', '--checkpoint-every', '100000', '--run-dir', dir]);
+  await p.waitFor(/"event":"step","step":2,/, 120_000);
+  // checkpoints/ becomes a file: the checkpoint of the stop cannot be written
+  fs.rmSync(path.join(dir, 'checkpoints'), { recursive: true, force: true });
+  fs.writeFileSync(path.join(dir, 'checkpoints'), 'not a folder');
+  p.proc.kill('SIGINT');
+  t.is((await p.exited).code, 2, p.output());
+  const last = events(dir).at(-1) as Event & { error?: string };
+  t.is(last.event, 'failed', JSON.stringify(last));
+  t.regex(last.error ?? '', /checkpoint/);
+  const s = alexnet(['summary', dir, '--json']);
+  t.is((await s.exited).code, 0, s.output());
+  t.deepEqual((JSON.parse(s.stdout.join('\n')) as { sessions: { end: string }[] }).sessions.map((x) => x.end), ['failed']);
 });
 
 test('a coordinator killed under launch with --max-restarts 0: launch names the last checkpoint and the command that continues from it', async (t) => {

@@ -70,6 +70,8 @@ export interface LaunchOptions {
   readonly stopAfterS?: number;
   /** A progress bar on stderr fed by the coordinator's step lines instead of printing them (default: when stdout and stderr are terminals and out/err are not given). */
   readonly bar?: boolean;
+  /** Called once launch's own signal handlers are there (the caller's earlier ones can go then: launch-command.ts). */
+  readonly onSignalsTaken?: () => void;
   readonly out?: (line: string) => void;
   readonly err?: (line: string) => void;
 }
@@ -95,12 +97,26 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     err(`[launch] ${l}`);
   };
   for (const l of o.deviceLines ?? []) say(l);
-  // the first log file that cannot be written stops the run (exit code 2)
-  let onLogError: (file: string, e: Error) => void = () => {};
-  const logFailed = new Promise<never>((_, reject) => {
-    onLogError = (file, e) => reject(new LaunchFailure(`${fileError('write', file, e).message}: stopping the run${fullDiskAdvice(e, path.dirname(file))}`, 2));
-  });
+  // the first log file that cannot be written stops the run (exit code 2): during training the coordinator ends it
+  // after the step in progress, with a checkpoint where one can be written (its own files are not launch's logs);
+  // before, everything stops at once
+  let logTrouble: string | null = null;
+  let failLog: (e: LaunchFailure) => void = () => {};
+  const logFailed = new Promise<never>((_, reject) => (failLog = reject));
   logFailed.catch(() => {});
+  const onLogError = (file: string, e: Error): void => {
+    const what = fileError('write', file, e).message;
+    const advice = fullDiskAdvice(e, path.dirname(file));
+    if (logTrouble !== null) return;
+    if (training !== null && training === coordinator && training.alive() && graceful === null && signalled === null) {
+      logTrouble = `${what}${advice}`;
+      say(`${what}: the coordinator ends the run after the step in progress${o.runDir ? ' (with a checkpoint when it writes them)' : ''}`);
+      // the reason goes into the run's own record (its stopped event), where summary finds it
+      training.proc.stdin?.write(`end ${what}\n`);
+      return;
+    }
+    failLog(new LaunchFailure(`${what}: stopping the run${advice}`, 2));
+  };
   const children: Child[] = [];
   const listening = new Map<Name, (address: string) => void>();
   // on a terminal, a progress bar fed by the coordinator's step lines (which stay in RUN_DIR/metrics.jsonl); other lines print above it
@@ -188,7 +204,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (graceful === null && coordinator?.alive()) {
       graceful = s;
       if (training === coordinator) say(`${s}: the coordinator ends the run after the step in progress (with a checkpoint when it writes them); ${s} again stops all processes at once`);
-      else say(`${s}: training has not started: the coordinator stops now (the images decoded so far are kept for the next run)`);
+      else say(`${s}: training has not started: the coordinator stops now (a decoding under way keeps the images it decoded for the next run)`);
       // asked on its stdin rather than by a signal: a coordinator that got the same signal itself (pkill, a service
       // manager stopping the whole group) counts it once, not as a second signal that stops it at once
       coordinator.proc.stdin?.write(`stop ${s}\n`);
@@ -203,6 +219,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   // SIGHUP: the terminal closed (a dropped SSH session): the run ends as for SIGTERM, with its checkpoint
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, onSignal);
+  o.onSignalsTaken?.();
 
   const coordinatorFailure = (c: Child): string =>
     `the coordinator (pid ${c.pid}) ${c.describeExit()}${stderrLines(c, 4)}`;
@@ -299,6 +316,11 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     }
     (progress as Progress | null)?.stop();
     if (ended === 'signal') return bySignal(signalled!);
+    // the run ended for a log launch could not write (above)
+    if (logTrouble !== null && ended === 'coord') {
+      say(`the coordinator ended the run (${coord.describeExit()}): ${logTrouble}; stopping the workers${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
+      return { code: 2, pids: pids() };
+    }
     // a stop asked for and done (130/143; 0 when the run ended on its own meanwhile); any other exit is a failure, below
     if (graceful !== null && ended === 'coord' && [0, 129, 130, 143].includes(coord.exit!.code ?? -1)) return gracefulEnd(graceful);
     if (ended === 'coord' && coord.exit!.code === 0 && workers.every((w) => w.alive())) {

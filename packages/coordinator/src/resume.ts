@@ -400,7 +400,7 @@ function resumedStepTarget(a: Pick<RunArgs, 'steps' | 'epochs' | 'data'>, saved:
   if (a.epochs !== undefined) {
     if (spe === null) return {};
     const target = a.epochs * spe;
-    return { target, why: `--epochs ${a.epochs} counts from its start (${target} steps of ${spe} an epoch; give more to train on)` };
+    return { target, why: `--epochs ${a.epochs} counts from its start (to step ${target}: ${a.epochs} epoch${a.epochs === 1 ? '' : 's'} of ${spe} steps; give more to train on)` };
   }
   if ((plan.epochs ?? null) === null) return plan.steps === undefined ? {} : { target: plan.steps, why: `its plan was ${plan.steps} steps (give --steps to train on)` };
   // epochs of another --data may have another count of steps: left to the coordinator

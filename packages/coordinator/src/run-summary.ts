@@ -330,6 +330,12 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
   }
   const allEvals = [...evals.values()].sort((a, b) => a.step - b.step);
   const stepsDone = ordered.length ? ordered[ordered.length - 1]!.step + 1 : last.start_step;
+  // a stop's checkpoint is logged as a checkpoint line too; a log that has only the stopped line's says it there
+  const lastCheckpoint = events.reduce<number | null>((at, e) => ((e.event === 'checkpoint' || (e.event === 'stopped' && typeof (e as { checkpoint?: unknown }).checkpoint === 'string')) && typeof e.step === 'number' ? e.step : at), null);
+  // a last session that failed or stopped goes on (--resume) from its last checkpoint: the steps logged after it
+  // are still to do (one still running goes on from where it is)
+  const ended = /^(failed|stopped)/.test(sessions[sessions.length - 1]?.end ?? '');
+  const resumesAt = ended && lastCheckpoint !== null && lastCheckpoint < stepsDone ? lastCheckpoint : stepsDone;
   return {
     preset: last.preset,
     data: last.data,
@@ -342,9 +348,8 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     seconds: sessions.reduce((s, x) => s + x.seconds, 0),
     rows,
     lastEval: allEvals[allEvals.length - 1] ?? null,
-    remaining: remainingOf(stepsDone, last.steps, spe, last.eval, paced, evalTimeline),
-    // a stop's checkpoint is logged as a checkpoint line too; a log that has only the stopped line's says it there
-    lastCheckpoint: events.reduce<number | null>((at, e) => ((e.event === 'checkpoint' || (e.event === 'stopped' && typeof (e as { checkpoint?: unknown }).checkpoint === 'string')) && typeof e.step === 'number' ? e.step : at), null),
+    remaining: remainingOf(resumesAt, last.steps, spe, last.eval, paced, evalTimeline),
+    lastCheckpoint,
     restarts: events.filter((e) => e.event === 'restart').length,
     norms: lastNorms(ordered),
   };
@@ -406,7 +411,9 @@ export function formatRunReport(r: RunReport): string {
   const epochs = r.stepsPerEpoch && r.epochs ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : ' steps';
   // a run line written by another tool may lack them
   out.push(`preset ${r.preset ?? 'not said'}, batch ${r.batch ?? 'not said'}; ${r.data ?? 'data not said'}`);
-  out.push(`steps done: ${r.stepsDone} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${plural(r.sessions.length, 'session')}${byBackend(r.sessions)}`);
+  // steps logged after the checkpoint a failed or stopped run goes on from are not kept
+  const kept = r.remaining && r.lastCheckpoint !== null && r.remaining.steps > r.plannedSteps - r.stepsDone ? ` (${r.lastCheckpoint} kept in the last checkpoint)` : '';
+  out.push(`steps done: ${r.stepsDone}${kept} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${plural(r.sessions.length, 'session')}${byBackend(r.sessions)}`);
   const left = r.remaining;
   if (left) {
     const evals = left.evaluations > 0 ? ` and ${plural(left.evaluations, 'evaluation')}${left.evalMs > 0 ? ` of ${hours(left.evalMs / 1000)}` : ' (not yet timed)'}` : '';

@@ -85,6 +85,16 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   const restarted = summariseRun([run(0, 'a'), ...[0, 1, 2, 3].map((s) => step(s, 2, 0.5)), { event: 'restart', from_step: 2 }, step(2, 1, 1), { event: 'failed', error: 'x' }] as never);
   t.is(restarted.stepsDone, 3);
   t.is(restarted.sessions[0]!.end, 'failed');
+  // a run that failed after its last checkpoint goes on from that checkpoint: the steps after it are still to do
+  const failedLate = summariseRun([run(0, 'a'), ...[0, 1, 2, 3, 4, 5, 6].map((s) => step(s, 2, 0.5)), { event: 'checkpoint', step: 4, file: 'x' }, { event: 'failed', error: 'x' }] as never);
+  t.is(failedLate.stepsDone, 7);
+  t.is(failedLate.remaining!.steps, 12 - 4);
+  t.regex(formatRunReport(failedLate), /^steps done: 7 \(4 kept in the last checkpoint\) of 12 \(1\.75 of 3 epochs\);/m);
+  t.regex(formatRunReport(failedLate), /^remaining: 8 steps /m);
+  // one still running goes on from where it is
+  const running = summariseRun([run(0, 'a'), ...[0, 1, 2, 3, 4, 5, 6].map((s) => step(s, 2, 0.5)), { event: 'checkpoint', step: 4, file: 'x' }] as never);
+  t.is(running.remaining!.steps, 12 - 7);
+  t.regex(formatRunReport(running), /^steps done: 7 of 12 /m);
   // a session's pace: the medians of its first and last 50 steps (a slowdown shows; fewer steps: the same ones)
   const slowing = summariseRun([run(0, 'a'), ...Array.from({ length: 120 }, (_, s) => ({ ...step(s, 1, 1), ms: s < 50 ? 3000 + s : s < 70 ? 9000 : 4000 + s }))] as never);
   t.deepEqual(slowing.sessions[0]!.pace, { firstMs: 3024.5, lastMs: 4094.5 });

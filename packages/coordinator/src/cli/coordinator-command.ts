@@ -94,6 +94,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const exposed = checkInspectExposure(a, security !== undefined);
     const deadlines = checkRecoveryArgs(a);
     const info = (line: string) => process.stderr.write(`alexnet coordinator: ${line}\n`);
+    // a signal from here until training starts (the run folder locked, the data opened: a first decoding can take
+    // long) stops at once, what was decoded kept (early-stop.ts)
+    const early = stopBeforeTraining(a['exit-with-stdin'], info);
     if (security) info(`authentication: ${describeSecurity(security)}`);
     if (exposed) info(exposed);
 
@@ -127,8 +130,6 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const dataName = a.data ?? fromRun?.data ?? 'synthetic';
     if (resumed && a.data !== undefined && savedData !== undefined && a.data !== savedData) info(`--data ${a.data}: the run so far was trained on ${savedData}`);
     await checkDataForRun(a.data, resumed ? saved : null, spec.name, evaluationsAsked(a));
-    // a signal while the data opens (a first decoding can take long) stops at once, what was decoded kept
-    const early = stopBeforeTraining(a['exit-with-stdin'], info);
     // the cache folder: the command line's, else (resumed) the one the run was given, when it is still there
     const cacheDir = runCacheDir(a['cache-dir'], saved.cache_dir);
     const data = await openTrainingData({ data: dataName, spec, seed, cacheDir, info });
@@ -257,14 +258,19 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       log.observe((e) => dashboard!.feed.record(e));
     }
     // the command that continues the run: launch's own under launch (which gives --exit-with-stdin), else this one with its workers
+    /** This process wrote its run line: its session is in the run's record, and so is how it ends. */
+    let runLogged = false;
     const continueCommand = a['continue-with'] ?? (a['exit-with-stdin'] ? `alexnet launch --resume ${runDir}` : `alexnet coordinator --resume ${runDir} --workers ${a.workers}`);
     const stop = (why: string, code: number) => {
       progress.stop();
       c.cancel();
       // said in words too (the JSON line may go only to RUN_DIR/metrics.jsonl): what the run can continue from
       const last = runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null;
-      info(`${why}: stopped at once, the step in progress abandoned; ${last ? `the last checkpoint is ${path.basename(last)}: ${continueCommand} continues from it` : runDir !== undefined ? 'no checkpoint was written' : 'nothing was kept (no --run-dir)'}`);
-      log.write({ event: 'stopped', reason: why });
+      const how = !runLogged ? 'stopped before training began' : recovery?.recovering ? 'stopped at once' : 'stopped at once, the step in progress abandoned';
+      info(`${why}: ${how}; ${last ? `the last checkpoint is ${path.basename(last)}: ${continueCommand} continues from it` : runDir !== undefined ? 'no checkpoint was written' : 'nothing was kept (no --run-dir)'}`);
+      // a session that never began training (no run line of its own) leaves nothing in the run's record: its
+      // stopped line would read as the end of the session before it
+      if (runLogged) log.write({ event: 'stopped', reason: why });
       c.close();
       process.exit(code);
     };
@@ -288,8 +294,9 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       stop(sig, signalExitCode(sig));
     };
     // SIGHUP, the terminal closed: as SIGTERM (a run is not lost with an SSH session)
-    early.dispose();
+    // its own handlers first, then the early ones go: a signal pending meanwhile reaches these (early-stop.ts)
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig));
+    early.dispose();
     // nobody reads the output any more (the terminal closed, `| tee` killed): the run goes on, its lines in RUN_DIR
     surviveLostOutput();
     const stopAfterS = a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : null;
@@ -314,6 +321,17 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       // "now SIGNAL": launch's second signal, which stops everything at once (recorded as that signal, not as stdin closing)
       readline.createInterface({ input: process.stdin }).on('line', (line) => {
         if (line.trim() === 'quit') quit = true;
+        // "end REASON": launch cannot go on (a log it cannot write): the run ends after the step in progress, with
+        // a checkpoint, the reason recorded; exit code 2
+        const end = /^end (.+)$/.exec(line.trim());
+        if (end) {
+          if (stopCode !== 0) return;
+          if (!c.isRunning || recovery?.recovering) return stop(end[1]!, 2);
+          stopCode = 2;
+          c.requestStop(end[1]!);
+          progress.note(`${end[1]}: ending the run after the step in progress${checkpoints ? `, with a checkpoint; ${continueCommand} continues it` : ''}`);
+          return;
+        }
         const m = /^(stop|now) (SIGINT|SIGTERM|SIGHUP)$/.exec(line.trim());
         if (!m) return;
         const sig = m[2] as 'SIGINT' | 'SIGTERM' | 'SIGHUP';
@@ -362,6 +380,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       };
       log.writeRunFile(runEvent);
       log.write(runEvent);
+      runLogged = true;
       const t0 = performance.now();
       const evals: EvalMetrics[] = [];
       const onEval = (m: EvalMetrics) => {
@@ -451,6 +470,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
         c.close();
         process.exit(1);
       }
+      // any other failure of a session that began (a checkpoint that cannot be written, ...): in its record too
+      if (runLogged) logFailure(log, { event: 'failed', error: e instanceof Error ? e.message : String(e), checkpoint: runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null });
       c.close();
       throw e;
     }

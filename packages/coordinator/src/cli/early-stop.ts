@@ -2,8 +2,10 @@
  * Signals before training starts. Opening the data may decode a folder into the cache for minutes (ILSVRC-2012's
  * training set: hours on a few cores); a signal then, or launch's "stop SIGNAL" line on stdin, stops the coordinator at
  * once, and the decoding's progress is kept for the next run (core's data/partial-decode.ts); so does stdin closing
- * when launch started it (launch killed outright: before training there is no step to end, so it stops at once). The coordinator
- * command replaces these handlers with its own when training is about to start.
+ * when launch started it (launch killed outright: before training there is no step to end, so it stops at once). They are
+ * there from the command's first checks (a process that dies of a signal would leave its run folder's lock behind); the
+ * coordinator command replaces them with its own when training is about to start, its own added first: a signal
+ * that comes as they change hands is not lost (Node drops a pending signal whose last listener went).
  */
 import readline from 'node:readline';
 import { closeActiveDecodings } from '@alexnet-mp/core/data';
@@ -15,8 +17,8 @@ const SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 export function stopBeforeTraining(withStdin: boolean, info: (line: string) => void): { dispose(): void } {
   const stop = (why: string, code: number) => {
     // a decoding in progress: its journal marked closed, the file free for the next run wherever it runs
-    closeActiveDecodings();
-    info(`${why} before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)`);
+    const decoding = closeActiveDecodings() > 0;
+    info(`${why} before training started: stopping${decoding ? ' (images decoded into the cache so far are kept: the next run goes on from them)' : ''}`);
     process.exit(code);
   };
   const handlers = SIGNALS.map((sig) => [sig, () => stop(sig, signalExitCode(sig))] as const);
@@ -37,6 +39,30 @@ export function stopBeforeTraining(withStdin: boolean, info: (line: string) => v
       disposed = true;
       for (const [sig, h] of handlers) process.off(sig, h);
       lines?.close();
+    },
+  };
+}
+
+/**
+ * launch's signals before it starts its processes (the checks, the run folder locked, the look at the GPUs): a
+ * signal stops it at once, saying so, its exit hooks run (the run folder's lock goes). `dispose` once launch's own
+ * handlers are there (after them: a signal pending meanwhile is not lost).
+ */
+export function stopBeforeStart(say: (line: string) => void): { dispose(): void } {
+  const handlers = SIGNALS.map(
+    (sig) =>
+      [
+        sig,
+        () => {
+          say(`${sig} before any process started: stopping`);
+          process.exit(signalExitCode(sig));
+        },
+      ] as const,
+  );
+  for (const [sig, h] of handlers) process.on(sig, h);
+  return {
+    dispose() {
+      for (const [sig, h] of handlers) process.off(sig, h);
     },
   };
 }

@@ -16,6 +16,7 @@ import { childArgs } from './launch-args.js';
 import { checkUiArgs, uiArgsToForward, uiOptions, type UiArgs } from './ui-options.js';
 import { checkInspectServeArgs, inspectArgsToForward, inspectServeOptions, type InspectServeArgs } from './inspect-options.js';
 import { surviveLostOutput } from './output-gone.js';
+import { stopBeforeStart } from './early-stop.js';
 import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends RunArgs, RecoveryArgs, UiArgs, SecurityArgs, InspectServeArgs {
@@ -69,6 +70,8 @@ export const launchCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     // the run goes on when nobody reads its output any more (the terminal closed, `| tee` killed): RUN_DIR keeps it
     surviveLostOutput();
+    // a signal before the processes start stops at once, saying so, the run folder's lock removed (early-stop.ts)
+    const early = stopBeforeStart((l) => process.stderr.write(`[launch] ${l}\n`));
     // --resume RUN_DIR, or one of its checkpoints (resumeTarget): from here on the run folder
     if (a.resume !== undefined) a.resume = resumeTarget(a.resume);
     // a run still training is said to be so before its checkpoints are read
@@ -133,6 +136,7 @@ export const launchCommand: CommandModule<object, Args> = {
       stopAfterS: a['stop-after'] !== undefined ? parseDuration(a['stop-after'], 'stop-after') : undefined,
       env: security.env,
       toolArgs: tool?.args,
+      onSignalsTaken: () => early.dispose(),
     });
     tool?.cleanup();
     process.exit(r.code);

@@ -271,9 +271,9 @@ export function removeStrayTemporaries(dir: string): string[] {
   return stray;
 }
 
-/** Checkpoint files in DIR, oldest first. */
+/** Checkpoint files in DIR, oldest first (none when DIR is not there, or is not a folder). */
 export function listCheckpoints(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
+  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return [];
   return fs
     .readdirSync(dir)
     .filter((f) => NAME.test(f))

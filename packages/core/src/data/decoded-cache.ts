@@ -306,14 +306,15 @@ const active = new Map<string, Int32Array>();
 /**
  * Marks the journal of every decoding this process is running closed, its file left for the next decoding
  * whichever process runs it: for a process about to exit on a signal (the decoding threads die with it; a journal
- * left open would be taken up on this machine only, or after 10 minutes).
+ * left open would be taken up on this machine only, or after 10 minutes). Returns how many there were.
  */
-export function closeActiveDecodings(): void {
+export function closeActiveDecodings(): number {
   for (const [partial, gate] of active) {
     // a journal the thread is writing now is let finish, and none after: the close is the last word
     shutJournalGate(gate);
     closeJournal(partial);
   }
+  return active.size;
 }
 
 /** decodeToCache in a worker thread; progress and warnings come back as they happen. */
