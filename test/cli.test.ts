@@ -89,7 +89,7 @@ for (const [args, line] of [
   [['predict', '--json', 'a.jpg', '--json', 'b.jpg'], 'alexnet: --json is given twice: give it once'],
   [['--versoin'], 'alexnet: unknown option --versoin (did you mean --version?); --help lists them'],
   [['--', 'summary'], 'alexnet: name a command before --: alexnet --help lists them'],
-  [['summary', '-run'], 'alexnet: unknown option -r, unknown option -u, unknown option -n; --help lists them; a file or folder named -run is written ./-run (or after --)'],
+  [['summary', '-run'], 'alexnet: unknown options -run; --help lists them; a file or folder named -run is written ./-run (or after --)'],
   // after `--`, a word that starts with a dash is the command's operand
   [['summary', '--', '-run'], 'alexnet: -run: no such run folder'],
   [['verify', '--', '-nope'], 'alexnet: -nope: no such file or folder'],

@@ -97,7 +97,8 @@ export async function startWorker(t: ExecutionContext | ((cleanup: () => Promise
       await p.exited;
     }
   });
-  const m = await p.waitFor(/listening on (\S+)$/);
+  // a worker starts in a few seconds; a loaded machine (CI on 2 cores) has taken over a minute
+  const m = await p.waitFor(/listening on (\S+)$/, 150_000);
   return { p, address: m[1]! };
 }
 

@@ -206,7 +206,7 @@ test('predict classifies the files it can read and names each other one, exit 2;
   t.is(folder.code, 2, folder.err.join('\n'));
   const lines = folder.out.map((l) => JSON.parse(l) as { image: string; top?: unknown; error?: string });
   t.deepEqual(lines.map((l) => l.image), [...['blue', 'green', 'red', 'yellow'].map((c) => path.join(val, c, '0.png')), empty]);
-  t.is(lines[4]!.error, `${empty}: a folder with no image files (.jpg, .jpeg, .png) in it or below`);
+  t.is(lines[4]!.error, `${empty}: a folder with no image files (.jpg, .jpeg, .png, .webp, .tif, .tiff, .gif) in it or below`);
   const one = await finished(alexnet(['predict', path.join(val, 'red', '0.png'), '--run', runDir, '--backend', 'webasm', '--json']));
   // alone or in a batch of four: the same classes, the probabilities to float32 rounding
   const alone1 = JSON.parse(one.out[0]!) as { top: { class: number; p: number }[] };
@@ -563,7 +563,7 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   // a data set's training split is not evaluated as if held out
   const trainSplit = await finished(alexnet(['evaluate', '--data', path.join(few, 'train'), '--backend', 'webasm'], { env }));
   t.is(trainSplit.code, 2, trainSplit.err.join('\n'));
-  t.regex(trainSplit.err.join('\n'), /^alexnet: \S+few\/train is the training split of \S+few: give \S+few \(its test\/ split is evaluated\), or a folder of held-out images$/);
+  t.regex(trainSplit.err.join('\n'), /^alexnet: \S+few\/train is the training split of \S+few: give \S+few \(its test\/ split is the held-out one\), or a folder of held-out images$/);
   fs.mkdirSync(path.join(dir, 'empty-val', 'val'), { recursive: true });
   const emptyVal = await finished(alexnet(['evaluate', '--data', path.join(dir, 'empty-val'), '--backend', 'webasm'], { env }));
   t.is(emptyVal.code, 2, emptyVal.err.join('\n'));

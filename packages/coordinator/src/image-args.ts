@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { isImageName } from '@alexnet-mp/core/data';
+import { IMAGE_EXTENSIONS, isImageName } from '@alexnet-mp/core/data';
 import { fsReason } from '@alexnet-mp/core';
 
 export type ImageArg = { readonly file: string } | { readonly folder: string; readonly error: string };
@@ -52,6 +52,6 @@ export function expandImageArgs(args: readonly string[]): ImageArg[] {
     } catch (e) {
       return [{ folder: a, error: `${a}: cannot list the folder (${fsReason(e)})` }];
     }
-    return files.length > 0 ? files.map((file) => ({ file })) : [{ folder: a, error: `${a}: a folder with no image files (.jpg, .jpeg, .png) in it or below` }];
+    return files.length > 0 ? files.map((file) => ({ file })) : [{ folder: a, error: `${a}: a folder with no image files (${IMAGE_EXTENSIONS.join(', ')}) in it or below` }];
   });
 }

@@ -46,6 +46,15 @@ test('feed: steps become chart points (x = steps done), evaluations and notes ke
   t.deepEqual(seen.map((e) => e.type), ['run', 'step', 'step', 'eval', 'note']);
 });
 
+test('feed: the held-out top-5 error of a model of five classes or fewer is no point (every image is in its top 5)', (t) => {
+  for (const [preset, top5] of [['tiny', null], ['cifar', 0.1], ['a-preset-of-another-build', 0.1]] as const) {
+    const feed = new DashboardFeed();
+    feed.record({ event: 'run', run_id: 'r', steps: 3, preset });
+    feed.record({ event: 'eval', step: 2, loss: 1.9, top1_error: 0.6, top5_error: 0.1, images: 32 });
+    t.is(feed.snapshot().evals[0]!.top5_error, top5, preset);
+  }
+});
+
 test('feed: a resumed session or a restart goes back to its checkpoint: the points past it are dropped, the stream told', (t) => {
   const feed = new DashboardFeed();
   const seen: FeedEvent[] = [];

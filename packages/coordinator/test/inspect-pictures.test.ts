@@ -10,6 +10,7 @@ import { colourScore, kernelColourShare } from '../src/inspect/colour.js';
 import { featureMapGrid, featureTiles, gridSize, kernelGrid, kernelTiles, parseInputSelection, tileGrid } from '../src/inspect/grid.js';
 import { encodePng, inputRaster } from '../src/inspect/png.js';
 import { predictionsPng, predictionsSize, softmaxColumn, topK } from '../src/inspect/predictions.js';
+import { dataStem } from '../src/cli/inspect-command.js';
 
 const K = 5;
 const P = K * K;
@@ -150,4 +151,12 @@ test('predictions picture: size, softmax and top-5', async (t) => {
   let dark = 0;
   for (let y = 8 + 64; y < info.height; y++) for (let x = 0; x < want.cellWidth; x++) if (at(x, y)[0]! < 100) dark++;
   t.true(dark > 100);
+});
+
+test("default picture names carry --data's folder name, so that two data sets' pictures of one model are two files", (t) => {
+  t.is(dataStem(undefined), '-');
+  t.is(dataStem('/data/pets'), '-pets-');
+  t.is(dataStem('/data/pets/'), '-pets-');
+  t.is(dataStem('cifar10'), '-cifar10-');
+  t.is(dataStem('/data/my photos'), '-my_photos-');
 });

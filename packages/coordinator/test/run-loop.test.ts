@@ -67,8 +67,12 @@ function fakeHost(o: Options) {
       events.push(previous ? `queue ${step}` : `send ${step}`);
       if (step === o.stopAt) stopRequest = 'test';
       if (previous && (await previous.then(() => false, () => true))) throw new Error(`step ${step} abandoned`);
-      if (!o.instant) await new Promise((r) => setTimeout(r, 2));
-      else if (!previous) await new Promise((r) => setImmediate(r));
+      if (!o.instant) {
+        // the step ends once the loop has queued the one after it, or (nothing to queue) 50 ms on: never before the
+        // loop had its turn to queue, however loaded the machine (a 2 ms step raced it under load)
+        const until = performance.now() + 50;
+        while (!events.includes(`queue ${step + 1}`) && performance.now() < until) await new Promise((r) => setTimeout(r, 1));
+      } else if (!previous) await new Promise((r) => setImmediate(r));
       if (step === o.failAt) throw new Error(`step ${step} failed`);
       stepsDone = step + 1;
       if (step === o.drainAt) checkpointAsked = true;

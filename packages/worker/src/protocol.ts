@@ -192,12 +192,12 @@ export interface Address {
   port: number;
 }
 
-/** Parses HOST:PORT (IPv6 as [addr]:port); throws with a message fit for a user. */
+/** Parses HOST:PORT (IPv6 as [addr]:port), an address to connect to (port 1..65535); throws with a message fit for a user. */
 export function parseAddress(s: string, what = 'address'): Address {
   const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d+)$/.exec(s.trim());
   if (!m) throw new Error(`${what} "${s}" is not HOST:PORT`);
   const port = Number(m[3]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${what} "${s}": port must be 0..65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${what} "${s}": port must be 1..65535`);
   return { host: m[1] ?? m[2]!, port };
 }
 

@@ -44,7 +44,7 @@ export const COMMAND_LIST = {
   predict: {
     command: 'predict <images..>',
     describe:
-      "the top-5 classes of image files (JPEG, PNG; any size: resized and centre-cropped as evaluation does; a folder: the images under it) with their probabilities, from a model file or a run's checkpoint. " +
+      "the top-5 classes of image files (JPEG, PNG, WebP, TIFF, GIF; any size: resized and centre-cropped as evaluation does; a folder: the images under it) with their probabilities, from a model file or a run's checkpoint. " +
       'Both towers run in this one process (as the one-process trainer runs them): no worker is started',
   },
   evaluate: {

@@ -30,7 +30,7 @@ export const exportCommand: CommandModule<object, Args> = {
       .options({
         run: { type: 'string', demandOption: true, describe: 'the run folder (--run-dir of the run): its latest checkpoint unless --step' },
         step: { type: 'number', describe: 'the checkpoint of this step (one the run kept: RUN_DIR/checkpoints/step-N)' },
-        out: { type: 'string', demandOption: true, describe: 'the model file to write (.safetensors); replaced whole if it exists' },
+        out: { type: 'string', demandOption: true, describe: 'the model file to write (.safetensors); an existing model file is replaced whole (any other file is refused)' },
         data: { type: 'string', describe: "where the run's data is, when its checkpoint predates saving the class names and input mean and the data has moved" },
         'cache-dir': { type: 'string', describe: 'the data cache folder (as for training), for such older checkpoints' },
       })

@@ -109,7 +109,7 @@ export const featuresCommand: CommandModule<object, Args> = {
       writeOutput(metaFile, Buffer.from(JSON.stringify(meta) + '\n'));
       const towers = layout.towers.length === 2 ? "tower 0's then tower 1's" : "tower 0's (tower 1 does not compute it)";
       const [C, H, W] = layout.map;
-      info(`${model.description}, ${a.layer} of ${labels.length} held-out images of ${dataName} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      info(`${model.description}, ${a.layer} of ${labels.length} held-out images of ${dataName === 'synthetic' ? 'the synthetic data' : dataName} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       process.stdout.write(
         `${a.out}: float32 [${shape.join(', ')}], a row per image: ${towers} ${C}${H * W > 1 ? ` maps ${H}x${W}` : ' units'}\n` +
           `${labelsFile}: int32 [${labels.length}], the class of each row\n` +

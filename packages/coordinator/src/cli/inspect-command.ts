@@ -52,8 +52,8 @@ const commonOptions = (y: Argv, heldOut = false, columns = 16) =>
     backend: { choices: backendChoices, describe: 'with --run or --model: the gpu.js mode of the forward passes (default auto)' },
     ...(heldOut
       ? {
-          data: { type: 'string', describe: "with --run or --model: the data set whose held-out images to use (a folder without train/: its val/ or test/, or its own class folders; default: the run's own; a model file needs it)" },
-          'cache-dir': { type: 'string', describe: 'with --run or --model: the data cache folder (as for training)' },
+          data: { type: 'string', describe: "with --run or --model (or neither: the shipped model): the data set whose held-out images to use (a folder without train/: its val/ or test/, or its own class folders; default: the run's own; a model file needs it)" },
+          'cache-dir': { type: 'string', describe: 'with --run or --model (or neither): the data cache folder (as for training)' },
         }
       : {}),
     // with --coordinator: the credentials it asks for (its own: --tls DIR takes DIR/coordinator.pem)
@@ -68,6 +68,13 @@ function imageStem(image: string): string {
   const name = path.basename(image).replace(/\.[^.]*$/, '');
   const folder = path.basename(path.dirname(path.resolve(image)));
   return path.dirname(image) === '.' || folder === '' ? name : `${folder}-${name}`;
+}
+
+/** `--data`'s part of a default picture name (`-pets-` for --data ~/pets), so that two data sets' pictures of one model do not write one file; '-' without --data. */
+export function dataStem(data: string | undefined): string {
+  if (data === undefined) return '-';
+  const name = path.basename(path.resolve(data)).replace(/[^A-Za-z0-9._-]+/g, '_');
+  return name === '' ? '-' : `-${name}-`;
 }
 
 /** The source named by --run, --model or --coordinator (exactly one). */
@@ -220,7 +227,7 @@ const predictionsCommand: CommandModule<object, PredictionArgs> = {
     return withSource(a, async (s) => {
       const p = await s.predictions(a.count);
       const png = await predictionsPicture(s.spec, p, a.columns);
-      const file = await writePng(outFile(a, `predictions-step${p.step}.png`), png);
+      const file = await writePng(outFile(a, `predictions${dataStem(a.data)}step${p.step}.png`), png);
       say(`${file}: ${p.labels.length} held-out images after step ${p.step} with their top-5 predictions`);
       say(`from ${s.description}`);
     });
@@ -305,7 +312,7 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
           { image: tileOf(q.image, S), lines: ['query', q.label === null ? path.basename(a.image!) : nameOf(q.label), a.index !== undefined ? `#${a.index}` : ''], framed: true },
           ...neighbours.map((n, k) => ({ image: tileOf(n.image, S), lines: [`${k + 1}. ${nameOf(n.label)}`, `distance ${n.distance.toPrecision(3)}`, `#${n.index}`] })),
         ];
-        const base = a.image !== undefined ? imageStem(a.image) : `heldout${a.index}`;
+        const base = a.image !== undefined ? imageStem(a.image) : `heldout${a.index}${dataStem(a.data).slice(0, -1)}`;
         const out = await writePng(outFile(a, `neighbours-${layer}-${base}-step${s.step}.png`), await captionedTilesPng(tiles, a.columns ?? 9));
         const { dim } = extractor.layout;
         const where = file ? ` (the rows of ${file.file})` : '';

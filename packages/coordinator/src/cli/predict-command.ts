@@ -10,6 +10,7 @@ import { modelOptions, openModel, type ModelArgs } from './model-options.js';
 import { UserError } from './errors.js';
 import { formatPrediction, predictImages } from '../predict.js';
 import { expandImageArgs } from '../image-args.js';
+import { IMAGE_EXTENSIONS } from '@alexnet-mp/core/data';
 import { COMMAND_LIST } from './command-list.js';
 
 interface Args extends ModelArgs {
@@ -24,7 +25,7 @@ export const predictCommand: CommandModule<object, Args> = {
   ...COMMAND_LIST['predict'],
   builder: (y) =>
     y
-      .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image files, or folders: the .jpg, .jpeg and .png files under them, sorted (after `--`, names that start with a dash)' })
+      .positional('images', { type: 'string', array: true, demandOption: true, describe: `image files, or folders: the ${IMAGE_EXTENSIONS.slice(0, -1).join(', ')} and ${IMAGE_EXTENSIONS.at(-1)} files under them, sorted (after \`--\`, names that start with a dash)` })
       .options({
         ...modelOptions,
         top: { type: 'number', default: 5, describe: "classes given per image, most probable first (a number above the model's classes gives them all)" },

@@ -76,12 +76,17 @@ export function unknownOptionLine(msg: string | null | undefined, known: KnownOp
   if (/^Did you mean /.test(msg ?? '')) return undefined;
   const flags = unknownFlags(argv, known);
   if (flags.length > 0) {
-    const parts = flags.map((typed) => {
-      const suggestion = closestOption(typed.replace(/^--?/, ''), known);
-      return `unknown option ${typed}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
-    });
-    // a word after one dash whose letters are not all options is more likely a name that starts with '-'
+    // a word after one dash whose letters are not all options is more likely a name that starts with '-': said as
+    // one word, not letter by letter
     const word = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((a) => /^-[^-\d].+/.test(a) && !/=/.test(a) && [...a.slice(1)].some((l) => flags.includes(`-${l}`)));
+    const inWord = new Set(word ? [...word.slice(1)].map((l) => `-${l}`) : []);
+    const parts = flags
+      .filter((typed) => !inWord.has(typed))
+      .map((typed) => {
+        const suggestion = closestOption(typed.replace(/^--?/, ''), known);
+        return `unknown option ${typed}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
+      });
+    if (word) parts.push(`unknown options ${word}`);
     const name = word ? `; a file or folder named ${word} is written ./${word} (or after --)` : '';
     return `${parts.join(', ')}; --help lists them${name}`;
   }

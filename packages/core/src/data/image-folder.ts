@@ -319,7 +319,7 @@ export async function listHeldOutWithoutTrain(root: string, opts: { onWarning?: 
   // a data set's training split given for its held-out one: its images were trained on
   const parent = dirname(abs);
   const parentSplit = basename(abs) === 'train' ? await heldOutSplitOf(parent) : null;
-  if (parentSplit !== null) throw new DataError(abs, `${abs} is the training split of ${parent}: give ${parent} (its ${parentSplit}/ split is evaluated), or a folder of held-out images`);
+  if (parentSplit !== null) throw new DataError(abs, `${abs} is the training split of ${parent}: give ${parent} (its ${parentSplit}/ split is the held-out one), or a folder of held-out images`);
   const { dir, name } = await heldOutFolderWithoutTrain(abs);
   // no classes given: loose images there are refused (nothing names their classes), with what to do instead
   const noClassFolders = (loose: number) =>
