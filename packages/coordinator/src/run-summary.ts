@@ -91,7 +91,10 @@ export interface Row {
   readonly from: number;
   readonly to: number;
   readonly epoch: number | null;
+  /** The learning rate of the row's last step. */
   readonly lr: number;
+  /** The learning rate of its first step, where it differs (a schedule's drop, or --lr changed on resume, within the row). */
+  readonly lrFrom?: number;
   readonly loss: number;
   /** Training top-1 error: the share of the rows' training images misclassified (before each step's update). */
   readonly top1Error: number;
@@ -323,6 +326,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
       to: chunk[chunk.length - 1]!.step + 1,
       epoch: spe ? Math.floor(from / spe) : null,
       lr: chunk[chunk.length - 1]!.lr,
+      ...(chunk[0]!.lr !== chunk[chunk.length - 1]!.lr ? { lrFrom: chunk[0]!.lr } : {}),
       loss: mean(chunk.map((m) => m.loss)),
       top1Error: mean(chunk.map(stepError)),
       evals: [...evals.values()].filter((v) => v.step > from && v.step <= to).sort((a, b) => a.step - b.step),
@@ -448,7 +452,7 @@ export function formatRunReport(r: RunReport): string {
   out.push(`|---|${r.stepsPerEpoch ? '---|' : ''}---|---|---|---|`);
   for (const row of r.rows) {
     const ev = row.evals.map((v) => `${lossText(v.loss)}, ${pct(v.top1_error)}${five ? ` / ${pct(v.top5_error)}` : ''} (step ${v.step}, ${v.images} images)`).join('; ');
-    out.push(`| ${row.from}-${row.to - 1} | ${row.epoch !== null ? `${row.epoch} | ` : ''}${row.lr} | ${row.loss.toFixed(3)} | ${pct(row.top1Error)} | ${ev} |`);
+    out.push(`| ${row.from}-${row.to - 1} | ${row.epoch !== null ? `${row.epoch} | ` : ''}${row.lrFrom !== undefined ? `${row.lrFrom} to ${row.lr}` : row.lr} | ${row.loss.toFixed(3)} | ${pct(row.top1Error)} | ${ev} |`);
   }
   return out.join('\n') + '\n';
 }

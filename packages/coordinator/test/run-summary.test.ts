@@ -44,6 +44,9 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   );
   t.is(r.seconds, 3.25 + 7.5);
   t.deepEqual(r.rows.map((x) => [x.from, x.to, x.epoch, x.lr]), [[0, 4, 0, 0.01], [4, 8, 1, 0.001], [8, 9, 2, 0.01]]);
+  // the rate changed within epoch 1 (its last step at 0.001): the row says both
+  t.deepEqual(r.rows.map((x) => x.lrFrom), [undefined, 0.01, undefined]);
+  t.regex(formatRunReport(r), /^\| 4-7 \| 1 \| 0\.01 to 0\.001 \| /m);
   t.is(r.rows[0]!.loss, (2 + 1.9 + 1.8 + 1.7) / 4);
   t.is(r.rows[0]!.top1Error, 0.75);
   // steps 4 and 5 are session b's (loss 1.5), not the abandoned ones (loss 9)
