@@ -437,6 +437,7 @@ test.serial('the coordinator killed mid-run and started again with --resume cont
   t.is(code, 0, c2.output());
   const evs = events(dir);
   t.deepEqual(evs.filter((e) => e.event === 'repaired').map((e) => e.dropped_bytes), [torn.length]);
+  t.true(c2.stderr.includes(`alexnet coordinator: ${path.join(dir, 'metrics.jsonl')} ended in a torn line (${torn.length} bytes: a process stopped while writing it): cut off, and a repaired line written`), c2.output());
   t.is(evs.filter((e) => e.event === 'run').length, 2);
   await sameLossesAsReference(t, dir);
   t.deepEqual(noTempFiles(dir), []);

@@ -12,14 +12,21 @@ export class MetricsLog {
   private readonly observers: ((event: object) => void)[] = [];
   private lastTraffic: string | null = null;
 
-  constructor(readonly runDir: string | undefined, private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {
+  constructor(
+    readonly runDir: string | undefined,
+    private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+    info: (line: string) => void = () => {},
+  ) {
     if (runDir) {
       makeDir(runDir, 'the run directory');
       this.file = path.join(runDir, 'metrics.jsonl');
       try {
         // a run killed in the middle of a line (or a full disk) left it torn: cut it off, say so
         const dropped = repairTornTail(this.file);
-        if (dropped > 0) fs.appendFileSync(this.file, JSON.stringify({ event: 'repaired', file: 'metrics.jsonl', dropped_bytes: dropped, time: new Date().toISOString() }) + '\n');
+        if (dropped > 0) {
+          fs.appendFileSync(this.file, JSON.stringify({ event: 'repaired', file: 'metrics.jsonl', dropped_bytes: dropped, time: new Date().toISOString() }) + '\n');
+          info(`${this.file} ended in a torn line (${dropped} bytes: a process stopped while writing it): cut off, and a repaired line written`);
+        }
       } catch (e) {
         throw runDirError(this.file, e);
       }

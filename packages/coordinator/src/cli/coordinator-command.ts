@@ -248,7 +248,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     // with a progress bar on the terminal the JSON lines go to RUN_DIR/metrics.jsonl only
     const bar = progressBarWanted();
     if (bar && runDir === undefined) info('the metrics (JSON lines) go to RUN_DIR/metrics.jsonl: give --run-dir to keep them');
-    const log = new MetricsLog(runDir, bar ? () => {} : undefined);
+    const log = new MetricsLog(runDir, bar ? () => {} : undefined, info);
     const progress = new Progress({ total: targetSteps, start: startStep, batch, info, bar });
     notes = (l) => progress.note(l);
     let dashboard: Dashboard | null = null;
