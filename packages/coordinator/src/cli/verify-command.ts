@@ -39,9 +39,9 @@ export function filesToVerify(target: string): { files: string[]; aside: string[
 export function verdictLine(v: FileVerdict): string {
   // a file that cannot be read says its step by its name
   const byName = /^step-(\d{9})\.safetensors/.exec(path.basename(v.file));
-  const step = v.step !== undefined ? `step ${v.step}` : byName ? `step ${Number(byName[1])}` : 'step ?';
+  const step = v.step !== undefined ? `step ${v.step}` : byName ? `step ${Number(byName[1])}` : 'step not read';
   const state = v.state === 'ok' ? 'ok' : v.state === 'unverified' ? 'ok, no checksums (written by an older version or another program: structure and values checked)' : `FAILED: ${v.problem}`;
-  return `${path.basename(v.file)}  ${v.kind ?? (byName ? 'checkpoint' : 'file')}  ${step}  ${state}`;
+  return `${path.basename(v.file)}  ${v.kind ?? (byName ? 'checkpoint' : 'model or checkpoint')}  ${step}  ${state}`;
 }
 
 export const verifyCommand: CommandModule<object, Args> = {
