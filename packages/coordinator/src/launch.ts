@@ -108,8 +108,13 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const what = fileError('write', file, e).message;
     const advice = fullDiskAdvice(e, path.dirname(file));
     if (logTrouble !== null) return;
-    if (training !== null && training === coordinator && training.alive() && graceful === null && signalled === null) {
+    if (training !== null && training === coordinator && training.alive() && signalled === null) {
       logTrouble = `${what}${advice}`;
+      // a run already ending (a first signal) is let end as it was: its checkpoint is what the stop is for
+      if (graceful !== null) {
+        say(`${what}: the run is ending already`);
+        return;
+      }
       say(`${what}: the coordinator ends the run after the step in progress${o.runDir ? ' (with a checkpoint when it writes them)' : ''}`);
       // the reason goes into the run's own record (its stopped event), where summary finds it
       training.proc.stdin?.write(`end ${what}\n`);
@@ -261,7 +266,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       ended = await Promise.race([coord.exited.then(() => 'coord' as const), firstWorkerExit.then(() => 'worker' as const), signalSeen.then(() => 'signal' as const), logFailed]);
       if (restarts > 0 && checkpointsSeen > checkpointsAtRestart) restarts = 0;
       checkpointsAtRestart = checkpointsSeen;
-      if (ended === 'coord' && crashed(coord.exit) && graceful === null && o.runDir !== undefined && restarts < (o.maxRestarts ?? 0)) {
+      // a run that is ending (a signal, a log that cannot be written) is not started again
+      if (ended === 'coord' && crashed(coord.exit) && graceful === null && logTrouble === null && o.runDir !== undefined && restarts < (o.maxRestarts ?? 0)) {
         // killed from outside or crashed: its workers are alive (a dead one is the likelier cause: not this case)
         await Promise.race([firstWorkerExit, new Promise((r) => setTimeout(r, 500))]);
         if (workers.every((w) => w.alive())) {
@@ -284,7 +290,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
           continue;
         }
       }
-      if (ended !== 'worker' || restarts >= (o.maxRestarts ?? 0) || !coord.alive()) break;
+      if (ended !== 'worker' || restarts >= (o.maxRestarts ?? 0) || !coord.alive() || logTrouble !== null) break;
       // a lost worker: the same tower again on the same address; the coordinator waits for it and resumes (recovery.ts)
       const w = await firstWorkerExit;
       const t = workers.indexOf(w);
@@ -317,7 +323,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     (progress as Progress | null)?.stop();
     if (ended === 'signal') return bySignal(signalled!);
     // the run ended for a log launch could not write (above)
-    if (logTrouble !== null && ended === 'coord') {
+    if (logTrouble !== null) {
+      // however it ended (a worker lost meanwhile: the coordinator ends the run for that too, in seconds)
+      if (coord.alive()) await Promise.race([coord.exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      for (const w of workers.filter((x) => !x.alive())) say(workerFailure(w));
       say(`the coordinator ended the run (${coord.describeExit()}): ${logTrouble}; stopping the workers${o.runDir ? `; ${resumeHint(o.runDir, startedAt)}` : ''}`);
       return { code: 2, pids: pids() };
     }

@@ -250,6 +250,8 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
   // the steps that time the pace: each session's first step (its kernels compiled, its data opened) left out
   const paced: StepEvent[] = [];
   let sessionFirst = false;
+  /** The checkpoint a resume would go on from, as the log tells it: a checkpoint line, a session's start, a restart's; null: none. */
+  let resumable: number | null = null;
   const evalTimeline: EvalEvent[] = [];
   let cur: { run: RunEvent; steps: StepEvent[]; evals: EvalEvent[]; end: string | null; seconds: number | null } | null = null;
   const close = () => {
@@ -275,12 +277,16 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     for (const k of [...evals.keys()]) if (k > from) evals.delete(k);
   };
   for (const e of events) {
+    if ((e.event === 'checkpoint' || (e.event === 'stopped' && typeof (e as { checkpoint?: unknown }).checkpoint === 'string')) && typeof e.step === 'number') resumable = e.step;
     if (e.event === 'run') {
       close();
       cur = { run: e as RunEvent, steps: [], evals: [], end: null, seconds: null };
       sessionFirst = true;
       const to = rewoundTo(e);
       if (to !== null) abandonFrom(to);
+      // begun from a checkpoint (the later ones set aside), or from nothing
+      const from = (e as RunEvent).start_step;
+      resumable = typeof from === 'number' && from > 0 ? from : null;
     } else if (e.event === 'step') {
       const s = e as StepEvent;
       steps.set(s.step, s);
@@ -296,7 +302,10 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     } else if (e.event === 'restart') {
       // after a lost worker the run went back to its last checkpoint
       const to = rewoundTo(e);
-      if (to !== null) abandonFrom(to);
+      if (to !== null) {
+        abandonFrom(to);
+        resumable = to > 0 ? to : null;
+      }
     } else if (cur && e.event === 'done') {
       cur.seconds = Number(e.elapsed_s);
       cur.end ??= 'done';
@@ -339,7 +348,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
   // a last session that failed or stopped goes on (--resume) from its last checkpoint: the steps logged after it
   // are still to do (one still running goes on from where it is)
   const ended = /^(failed|stopped)/.test(sessions[sessions.length - 1]?.end ?? '');
-  const resumesAt = ended && lastCheckpoint !== null && lastCheckpoint < stepsDone ? lastCheckpoint : stepsDone;
+  const resumesAt = ended && resumable !== null && resumable < stepsDone ? resumable : stepsDone;
   return {
     preset: last.preset,
     data: last.data,
@@ -416,7 +425,7 @@ export function formatRunReport(r: RunReport): string {
   // a run line written by another tool may lack them
   out.push(`preset ${r.preset ?? 'not said'}, batch ${r.batch ?? 'not said'}; ${r.data ?? 'data not said'}`);
   // steps logged after the checkpoint a failed or stopped run goes on from are not kept
-  const kept = r.remaining && r.lastCheckpoint !== null && r.remaining.steps > r.plannedSteps - r.stepsDone ? ` (${r.lastCheckpoint} kept in the last checkpoint)` : '';
+  const kept = r.remaining && r.remaining.steps > r.plannedSteps - r.stepsDone ? ` (${r.plannedSteps - r.remaining.steps} kept in the last checkpoint)` : '';
   out.push(`steps done: ${r.stepsDone}${kept} of ${r.plannedSteps}${epochs}; training wall time ${hours(r.seconds)} in ${plural(r.sessions.length, 'session')}${byBackend(r.sessions)}`);
   const left = r.remaining;
   if (left) {

@@ -94,6 +94,12 @@ test('sessions, the steps done, and one row per epoch: after a resume, only the 
   t.is(failedLate.remaining!.steps, 12 - 4);
   t.regex(formatRunReport(failedLate), /^steps done: 7 \(4 kept in the last checkpoint\) of 12 \(1\.75 of 3 epochs\);/m);
   t.regex(formatRunReport(failedLate), /^remaining: 8 steps /m);
+  // resumed from an earlier checkpoint (the later one set aside), then failed: it goes on from the one it resumed from
+  const setAside = summariseRun([run(0, 'a'), ...[0, 1, 2, 3, 4, 5, 6].map((s) => step(s, 2, 0.5)), { event: 'checkpoint', step: 2, file: 'x' }, { event: 'checkpoint', step: 6, file: 'y' }, { event: 'stopped', reason: 'SIGINT', step: 7, checkpoint: 'z' }, run(2, 'b'), step(2, 1, 1), step(3, 1, 1), { event: 'failed', error: 'x' }] as never);
+  t.is(setAside.stepsDone, 4);
+  t.is(setAside.remaining!.steps, 12 - 2);
+  t.is(setAside.sessions[0]!.end.startsWith('stopped: SIGINT'), true);
+  t.regex(formatRunReport(setAside), /^steps done: 4 \(2 kept in the last checkpoint\) of 12 /m);
   // one still running goes on from where it is
   const running = summariseRun([run(0, 'a'), ...[0, 1, 2, 3, 4, 5, 6].map((s) => step(s, 2, 0.5)), { event: 'checkpoint', step: 4, file: 'x' }] as never);
   t.is(running.remaining!.steps, 12 - 7);

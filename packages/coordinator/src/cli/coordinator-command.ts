@@ -260,17 +260,19 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     // the command that continues the run: launch's own under launch (which gives --exit-with-stdin), else this one with its workers
     /** This process wrote its run line: its session is in the run's record, and so is how it ends. */
     let runLogged = false;
+    /** Its end line (done, failed) is written: a signal in the cleanup after it adds no other. */
+    let endLogged = false;
     const continueCommand = a['continue-with'] ?? (a['exit-with-stdin'] ? `alexnet launch --resume ${runDir}` : `alexnet coordinator --resume ${runDir} --workers ${a.workers}`);
     const stop = (why: string, code: number) => {
       progress.stop();
       c.cancel();
       // said in words too (the JSON line may go only to RUN_DIR/metrics.jsonl): what the run can continue from
       const last = runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null;
-      const how = !runLogged ? 'stopped before training began' : recovery?.recovering ? 'stopped at once' : 'stopped at once, the step in progress abandoned';
+      const how = !runLogged ? 'stopped before training began' : endLogged ? 'stopped as the run was ending' : recovery?.recovering ? 'stopped at once' : 'stopped at once, the step in progress abandoned';
       info(`${why}: ${how}; ${last ? `the last checkpoint is ${path.basename(last)}: ${continueCommand} continues from it` : runDir !== undefined ? 'no checkpoint was written' : 'nothing was kept (no --run-dir)'}`);
       // a session that never began training (no run line of its own) leaves nothing in the run's record: its
       // stopped line would read as the end of the session before it
-      if (runLogged) log.write({ event: 'stopped', reason: why });
+      if (runLogged && !endLogged) log.write({ event: 'stopped', reason: why });
       c.close();
       process.exit(code);
     };
@@ -423,6 +425,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       }
       const done = { ...steps.summary(performance.now() - t0, evals), data_wait_share: c.dataWaitShare };
       log.write(done);
+      endLogged = true;
       if (steps.count > 0) {
         info(
           `done: ${done.steps} step${done.steps === 1 ? '' : 's'} in ${done.elapsed_s.toFixed(1)} s, ${done.images_per_s.toFixed(1)} images/s (median step ${done.median_step_ms.toFixed(0)} ms), ` +
@@ -435,6 +438,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       } else if (resumed && !c.stoppedEarly) info(`nothing to do: the run is at step ${startStep} of ${targetSteps}`);
     } catch (e) {
       progress.stop();
+      // the failure line is written below: a signal while the data closes must not write a stopped line first
+      if (runLogged) endLogged = true;
       await data.close().catch(() => {});
       if (e instanceof DivergedError) {
         const last = recovery?.checkpoint;
@@ -456,7 +461,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       }
       if (e instanceof WorkerFailure) {
         const last = runDir !== undefined ? latestCheckpoint(checkpointDir(runDir)) : null;
-        logFailure(log, { event: 'failed', tower: e.tower, error: e.message, checkpoint: last });
+        // a worker lost before training began (while it was configured): no session of this process to end
+        if (runLogged) logFailure(log, { event: 'failed', tower: e.tower, error: e.message, checkpoint: last });
         // started by hand (launch says its own): what goes on from here
         // a worker another coordinator took over (--take-over) is alive and busy with that run: not to be started again
         const takenOver = / was replaced by run /.test(e.message);

@@ -123,5 +123,15 @@ export function toolCredentials(a: SecurityArgs, launched: { env: Record<string,
   const file = path.join(dir, 'token');
   fs.writeFileSync(file, launched.env[TOKEN_ENV] + '\n', { mode: 0o600 });
   fs.chmodSync(file, 0o600);
-  return { args: [...args, '--token-file', file], cleanup: () => (runDir === undefined ? fs.rmSync(dir, { recursive: true, force: true }) : undefined) };
+  if (runDir !== undefined) return { args: [...args, '--token-file', file], cleanup: () => {} };
+  // a temporary folder with a secret in it: gone however launch exits (process.exit on an early signal, an error)
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  process.on('exit', remove);
+  return {
+    args: [...args, '--token-file', file],
+    cleanup: () => {
+      process.off('exit', remove);
+      remove();
+    },
+  };
 }
