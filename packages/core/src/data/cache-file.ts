@@ -28,7 +28,8 @@ const IMAGES_OFFSET = 4096;
 export function cacheFileBytes(n: number, size: number): number {
   return IMAGES_OFFSET + n * (3 * size * size + 4) + 65_536;
 }
-export const VERSION = 1;
+/** The cache file format this build writes and reads (its header says which it is; part of the cache name's hash). */
+export const CACHE_VERSION = 1;
 
 export interface CacheHeader {
   readonly version: number;
@@ -124,7 +125,7 @@ export class CacheWriter {
     const labelsOffset = this.offset;
     writeAll(this.fd, new Uint8Array(labels.buffer), labelsOffset);
     const header: CacheHeader = {
-      version: VERSION,
+      version: CACHE_VERSION,
       count: labels.length,
       size: this.size,
       classes: this.classes,
@@ -187,7 +188,7 @@ export function readCacheHeader(path: string): CacheHeader {
     } catch {
       throw new DataError(path, `${path} is damaged (its header does not read): remove it, and it is decoded again`);
     }
-    if (h.version !== VERSION) throw new DataError(path, `${path}: decoded cache version ${h.version}, this program reads version ${VERSION}`);
+    if (h.version !== CACHE_VERSION) throw new DataError(path, `${path}: decoded cache version ${h.version}, this program reads version ${CACHE_VERSION}`);
     return h;
   } finally {
     closeSync(fd);

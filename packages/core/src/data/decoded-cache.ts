@@ -21,7 +21,7 @@ import { decodeImage } from './decode.js';
 import type { ImageItem, SplitListing } from './image-folder.js';
 import { startWorker } from './threads.js';
 import { claimPartial, closeJournal, filesWithBytes, msFromEnv, newJournalGate, removeAbandoned, removePartial, shutJournalGate, writeJournal, writeUnlessClosed, type JournalState } from './partial-decode.js';
-import { CacheWriter, ShortPartialError, VERSION, readCacheHeader, type CacheHeader } from './cache-file.js';
+import { CacheWriter, ShortPartialError, CACHE_VERSION, readCacheHeader, type CacheHeader } from './cache-file.js';
 
 export function statsPathFor(cachePath: string): string {
   return `${cachePath}.stats.json`;
@@ -369,7 +369,7 @@ export function buildDecodedCache(o: DecodeOptions): Promise<DecodeResult> {
 export async function cachePathFor(cacheDir: string, listing: SplitListing, size: number): Promise<string> {
   const real = await realpath(listing.dir).catch(() => listing.dir);
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: VERSION, size, dir: real, classes: listing.classes }));
+  h.update(JSON.stringify({ v: CACHE_VERSION, size, dir: real, classes: listing.classes }));
   const STAT_BATCH = 256;
   for (let i = 0; i < listing.items.length; i += STAT_BATCH) {
     const part = listing.items.slice(i, i + STAT_BATCH);
