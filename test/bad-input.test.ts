@@ -141,6 +141,8 @@ test('bad input in the middle of a run is refused (INVALID_ARGUMENT, malformed, 
     [workers[1], '/alexnet.v1.Peer/EvalExchange', overlongVarint, grpc.status.INTERNAL, /Error deserializing request/],
     [workers[0], '/alexnet.v1.Worker/Step', lenientString, grpc.status.FAILED_PRECONDITION, /run A is not the configured run/],
     [workers[1], '/alexnet.v1.Peer/Exchange', lenientString, grpc.status.FAILED_PRECONDITION, /not configured for run A/],
+    // an empty message: every field at its default, the model identity absent
+    [workers[1], '/alexnet.v1.Peer/Hello', Buffer.alloc(0), grpc.status.INVALID_ARGUMENT, /Peer\.Hello without the caller's model/],
   ];
   for (const [address, path, bytes, code, re] of cases) await refused(t, `malformed ${path} [${[...bytes].map((x) => x.toString(16)).join(' ')}]`, rawCall(address, path, bytes), code, re);
 

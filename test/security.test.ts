@@ -142,6 +142,7 @@ test.serial('shared token: a run works; a call without the token or with a wrong
   t.regex(none.err, /worker 0 \(tower 0\) at \S+ refused us: no token: this server takes calls with the shared token of its run only/);
   t.is(wrong.code, 2, wrong.err);
   t.regex(wrong.err, /refused us: wrong token/);
+  t.regex(wrong.err, /^alexnet: warning: --token is visible to every user of this machine in the process list \(ps\): give --token-file FILE \(mode 600\) or \$ALEXNET_TOKEN instead$/m);
   for (const r of [none, wrong]) {
     t.notRegex(r.err, /internal error|\n\s+at /);
     t.false(r.out.includes('"event":"step"'), 'no step ran');

@@ -201,7 +201,9 @@ export function unreachableHint(details: string, s: Security | undefined, addres
   if (/unable to verify|self.signed|UNABLE_TO_VERIFY|unknown ca|bad certificate|certificate signature/i.test(details)) return "the certificates are not of one CA: give both sides certificates of the same alexnet certs run (its ca.pem)";
   if (/certificate|SSL|TLS|self.signed|wrong version|handshake/i.test(details)) return 'the TLS handshake failed: are both sides started with --tls and certificates of the same CA (alexnet certs)?';
   if (!s?.tls) return 'if it was started with --tls, give --tls here too';
-  return 'if it was started without --tls, it cannot answer a TLS connection';
+  // nothing more in the details (grpc-js says only "Failed to connect"): a server started without --tls, or one that
+  // refused this process's certificate (another CA: its own log names the reason)
+  return `if it was started without --tls, it cannot answer a TLS connection; if with --tls, it may have refused this process's certificate (not of its CA): its log says why`;
 }
 
 /** A connection refused for its certificates: no retry makes it work (the handshake stops waiting at once). */

@@ -84,6 +84,7 @@ export function peerService(w: PeerSide) {
   };
   return {
     Hello: unaryHandler<PeerHello, PeerHello>(async (req) => {
+      if (!req.model) throw new RpcError(grpc.status.INVALID_ARGUMENT, "Peer.Hello without the caller's model (a worker of this program sends its preset, model hash and protocol version)");
       const diffs = identityDifferences(req.model, w.identity, `tower ${req.tower}`, `tower ${w.tower}`);
       if (req.tower !== w.other) diffs.push(`a worker of tower ${req.tower} said hello to this worker, of tower ${w.tower}: its --peer points at this worker's address (give each worker the other's), or both workers are tower ${w.tower} (start one with --tower 0 and the other with --tower 1)`);
       if (diffs.length > 0) throw new RpcError(grpc.status.FAILED_PRECONDITION, diffs.join('; '));

@@ -52,7 +52,13 @@ export function tokenFrom(a: SecurityArgs, env: NodeJS.ProcessEnv = process.env)
       warnIfOthersRead(a['token-file']);
       return readTokenFile(a['token-file']);
     }
-    if (a.token !== undefined) return checkToken(a.token, '--token');
+    if (a.token !== undefined) {
+      const token = checkToken(a.token, '--token');
+      // as the option's help says: the process list shows it to every user of the machine
+      if (!warned.has('--token')) process.stderr.write(`alexnet: warning: --token is visible to every user of this machine in the process list (ps): give --token-file FILE (mode 600) or $${TOKEN_ENV} instead\n`);
+      warned.add('--token');
+      return token;
+    }
     const e = env[TOKEN_ENV];
     if (e !== undefined && e !== '') return checkToken(e, TOKEN_ENV);
   } catch (err) {

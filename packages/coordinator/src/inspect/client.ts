@@ -50,7 +50,7 @@ export class InspectClient {
         // something listening there that does not answer gRPC as this client speaks it: TLS against plain, or another service
         if (await listening(this.address)) {
           const tls = this.security?.tls ? 'it may not serve TLS (then leave --tls out)' : 'it may serve TLS: give --tls DIR, the coordinator\'s certificates folder';
-          return new UserError(`something listens at ${this.address} but does not answer as an inspection service (${describeError(e)}): ${tls}; or it is another port of the run (the dashboard's, a worker's): alexnet launch prints the inspection service's`);
+          return new UserError(`something listens at ${this.address} but does not answer as an inspection service (${describeError(e)}): ${tls}; or it is another port of the run (the dashboard's, a worker's): alexnet launch prints the inspection service's address`);
         }
         return new UserError(`no coordinator answered at ${this.address} (${describeError(e)}): start it with --inspect-port (alexnet launch prints the address)`);
       }
