@@ -81,7 +81,11 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   if (names.includes('ca') || names.includes('ca-key')) throw new Error(`"${names.includes('ca') ? 'ca' : 'ca-key'}" is a CA file's name (ca.pem, ca-key.pem): choose another certificate name`);
   const keyOfAnother = names.find((n) => n.endsWith('-key') && names.includes(n.slice(0, -'-key'.length)));
   if (keyOfAnother) throw new Error(`"${keyOfAnother}" is the name of ${keyOfAnother.slice(0, -'-key'.length)}'s key file (${keyOfAnother}.pem): choose another certificate name`);
-  for (const h of hosts) if (!(net.isIP(h) || /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h))) throw new Error(`host "${h}" is neither an IP address nor a DNS name`);
+  for (const h of hosts) {
+    if (!(net.isIP(h) || /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h))) throw new Error(`host "${h}" is neither an IP address nor a DNS name`);
+    // digits and dots only is a mistyped address, not a name (no DNS name ends in a number part; it would never match)
+    if (!net.isIP(h) && /^[0-9.]+$/.test(h)) throw new Error(`host "${h}" is not an IPv4 address (four numbers 0-255 separated by dots)`);
+  }
   const days = o.days ?? 365;
   if (hosts.length === 0) throw new Error('--hosts names no host: give the DNS names and IP addresses the processes are reached at');
   if (!(Number.isInteger(days) && days >= 1)) throw new Error(`--days ${days}: give an integer >= 1`);
@@ -91,7 +95,12 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   // signing with the CA already there: a folder without it is refused before anything is made
   if (o.reuseCa) {
     const missing = [caFile, caKeyFile].filter((f) => !fs.existsSync(f));
-    if (missing.length > 0) throw new Error(`--add-names signs with the CA in ${o.out}, which has no ${missing.map((f) => path.basename(f)).join(' or ')}: make the CA first (alexnet certs --out ${o.out}) or give the folder that holds it`);
+    if (missing.length > 0) {
+      // a folder that has the CA's certificate but not its key is a copy given to a machine: making a CA there would
+      // replace the cluster's
+      const advice = fs.existsSync(caFile) ? `give the folder that holds the cluster's ca-key.pem (where alexnet certs made the CA)` : `make the CA first (alexnet certs --out ${o.out}) or give the folder that holds it`;
+      throw new Error(`--add-names signs with the CA in ${o.out}, which has no ${missing.map((f) => path.basename(f)).join(' or ')}: ${advice}`);
+    }
   }
   makeDir(o.out, 'the certificates folder');
   const written = [...(o.reuseCa ? [] : [caFile, caKeyFile]), ...names.flatMap((n) => [identityFiles(o.out, n).cert, identityFiles(o.out, n).key])];

@@ -49,6 +49,12 @@ test('existing files are not overwritten without force; more names can be signed
   await makeCerts({ out, force: true });
   t.not(fs.readFileSync(path.join(out, 'ca.pem'), 'utf8'), caBefore, 'force makes a new CA');
   await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), hosts: ['bad host'] }), { message: /host "bad host" is neither an IP address nor a DNS name/ });
+  await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), hosts: ['localhost', '10.0.0.256'] }), { message: 'host "10.0.0.256" is not an IPv4 address (four numbers 0-255 separated by dots)' });
+  // a copy of the CA's certificate without its key (a machine's folder): --add-names points to the CA's folder, not to making a new CA
+  const copy = path.join(tmp(t), 'machine');
+  fs.mkdirSync(copy);
+  fs.copyFileSync(path.join(out, 'ca.pem'), path.join(copy, 'ca.pem'));
+  await t.throwsAsync(makeCerts({ out: copy, names: ['x1'], reuseCa: true }), { message: `--add-names signs with the CA in ${copy}, which has no ca-key.pem: give the folder that holds the cluster's ca-key.pem (where alexnet certs made the CA)` });
   await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), names: ['../evil'] }), { message: /certificate name "\.\.\/evil"/ });
   await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), hosts: [] }), { message: '--hosts names no host: give the DNS names and IP addresses the processes are reached at' });
   await t.throwsAsync(makeCerts({ out: path.join(out, 'x'), days: 0 }), { message: '--days 0: give an integer >= 1' });
