@@ -82,13 +82,14 @@ export function securityFrom(a: SecurityArgs, name: string, env: NodeJS.ProcessE
     const cert = a['tls-cert'] ?? dir?.cert;
     const key = a['tls-key'] ?? dir?.key;
     if (!ca || !cert || !key) throw new UserError('mutual TLS needs --tls DIR, or all three of --tls-ca, --tls-cert and --tls-key');
-    warnIfOthersRead(key, 'the private key');
     try {
       tls = loadTlsIdentity({ ca, cert, key });
     } catch (err) {
       if (err instanceof CredentialsError) throw new UserError(err.message);
       throw err;
     }
+    // once it is known to be a key (a certificate given for it is refused above, without advice on its mode)
+    warnIfOthersRead(key, 'the private key');
   }
   if (!tls && !token) return undefined;
   return { ...(tls ? { tls } : {}), ...(token ? { token } : {}) };
