@@ -105,9 +105,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const logFailed = new Promise<never>((_, reject) => (failLog = reject));
   logFailed.catch(() => {});
   const onLogError = (file: string, e: Error): void => {
+    if (logTrouble !== null) return;
     const what = fileError('write', file, e).message;
     const advice = fullDiskAdvice(e, path.dirname(file));
-    if (logTrouble !== null) return;
     if (training !== null && training === coordinator && training.alive() && signalled === null) {
       logTrouble = `${what}${advice}`;
       // a run already ending (a first signal) is let end as it was: its checkpoint is what the stop is for

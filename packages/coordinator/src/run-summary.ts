@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import { UserError } from './cli/errors.js';
-import { median, presetNames, getPreset } from '@alexnet-mp/core';
+import { median } from '@alexnet-mp/core';
 import { layerNormTotals } from './layer-norms.js';
 import { rewoundTo } from './run-rewind.js';
-import { errorWords, pct, topFiveMeaningful } from './error-words.js';
+import { classesOfPreset, errorWords, pct, topFiveMeaningful } from './error-words.js';
 import type { LayerNormsRow } from './coordinator-types.js';
 import { LeftOut, eventProblem } from './metrics-events.js';
 
@@ -238,6 +238,15 @@ function sessionMemory(steps: readonly StepEvent[]): Session['memory'] {
     .map(([tower, mib]) => ({ tower, firstMiB: median(mib.slice(0, SESSION_PACE_STEPS)), lastMiB: median(mib.slice(-SESSION_PACE_STEPS)) }));
 }
 
+/**
+ * The step of the checkpoint event `e` says was written, else null: a checkpoint line, or a stopped line with its
+ * checkpoint (a stop's checkpoint is logged as a checkpoint line too; a log that has only the stopped line's says it there).
+ */
+function checkpointStepOf(e: Event): number | null {
+  const written = e.event === 'checkpoint' || (e.event === 'stopped' && typeof (e as { checkpoint?: unknown }).checkpoint === 'string');
+  return written && typeof e.step === 'number' ? e.step : null;
+}
+
 /** The report of a run's events; rows of `per` steps (default: an epoch, or 100 steps when the run has no epochs). */
 export function summariseRun(events: readonly Event[], per?: number): RunReport {
   const runs = events.filter((e): e is RunEvent => e.event === 'run');
@@ -277,7 +286,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
     for (const k of [...evals.keys()]) if (k > from) evals.delete(k);
   };
   for (const e of events) {
-    if ((e.event === 'checkpoint' || (e.event === 'stopped' && typeof (e as { checkpoint?: unknown }).checkpoint === 'string')) && typeof e.step === 'number') resumable = e.step;
+    resumable = checkpointStepOf(e) ?? resumable;
     if (e.event === 'run') {
       close();
       cur = { run: e as RunEvent, steps: [], evals: [], end: null, seconds: null };
@@ -343,8 +352,7 @@ export function summariseRun(events: readonly Event[], per?: number): RunReport 
   }
   const allEvals = [...evals.values()].sort((a, b) => a.step - b.step);
   const stepsDone = ordered.length ? ordered[ordered.length - 1]!.step + 1 : last.start_step;
-  // a stop's checkpoint is logged as a checkpoint line too; a log that has only the stopped line's says it there
-  const lastCheckpoint = events.reduce<number | null>((at, e) => ((e.event === 'checkpoint' || (e.event === 'stopped' && typeof (e as { checkpoint?: unknown }).checkpoint === 'string')) && typeof e.step === 'number' ? e.step : at), null);
+  const lastCheckpoint = events.reduce<number | null>((at, e) => checkpointStepOf(e) ?? at, null);
   // a last session that failed or stopped goes on (--resume) from its last checkpoint: the steps logged after it
   // are still to do (one still running goes on from where it is)
   const ended = /^(failed|stopped)/.test(sessions[sessions.length - 1]?.end ?? '');
@@ -417,8 +425,7 @@ function byBackend(list: readonly Session[]): string {
 
 /** The report as Markdown: a few lines, the sessions and the table. */
 export function formatRunReport(r: RunReport): string {
-  // a run's classes are its preset's; a preset this build does not know is read as having more than five
-  const classes = (presetNames as readonly string[]).includes(r.preset) ? getPreset(r.preset).classes : Infinity;
+  const classes = classesOfPreset(r.preset);
   const out: string[] = [];
   // a run counted in epochs says them; one counted in steps (--steps, even on data with epochs) says steps
   const epochs = r.stepsPerEpoch && r.epochs ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : ' steps';

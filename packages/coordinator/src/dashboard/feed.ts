@@ -9,7 +9,7 @@ import { layerNormTotals, type LayerNormsTotal } from '../layer-norms.js';
 import { rewoundTo } from '../run-rewind.js';
 import { SESSION_END_EVENTS } from '../run-files.js';
 import { redactRunId, type CrossingTraffic } from '@alexnet-mp/worker';
-import { getPreset, presetNames } from '@alexnet-mp/core';
+import { classesOfPreset, topFiveMeaningful } from '../error-words.js';
 
 /** One training step as the charts plot it; `step` is the steps done after it (1 for the first). */
 export interface StepPoint {
@@ -116,10 +116,8 @@ export class DashboardFeed {
         return;
       }
       case 'eval': {
-        // the run's preset names its classes (one this build does not know: taken to have more than five)
-        const preset = String(this.run?.preset);
-        const fewClasses = (presetNames as readonly string[]).includes(preset) && getPreset(preset).classes <= 5;
-        const point: EvalPoint = { step: Number(e.step), loss: Number(e.loss), top1_error: Number(e.top1_error), top5_error: fewClasses ? null : Number(e.top5_error), images: Number(e.images) };
+        const meaningful = topFiveMeaningful(classesOfPreset(this.run?.preset as string | undefined));
+        const point: EvalPoint = { step: Number(e.step), loss: Number(e.loss), top1_error: Number(e.top1_error), top5_error: meaningful ? Number(e.top5_error) : null, images: Number(e.images) };
         // one point per step: an evaluation done again (a resumed run whose checkpoint was written before it) replaces the first
         this.evals = [...this.evals.filter((p) => p.step !== point.step), point];
         this.publish({ type: 'eval', point });
