@@ -149,7 +149,7 @@ test.serial('the example batch script refuses a value of ALEXNET_GPU_REQUEUES th
   t.notRegex(output, /alexnet slurm: task/, 'no task started');
 });
 
-test.serial('a job step whose task fails (a training option refused) ends the job as failed: the others ended by srun (143) do not requeue it', async (t) => {
+test.serial('a job step whose task fails (a training option refused) ends the job as failed, not requeued, whether srun ended the others (143) or every task failed by itself', async (t) => {
   const { id, out } = await c().submit(t, 'bad-option', `${TRAIN} --lr-schedule bogus`);
   // a requeued job waits in the queue (pending, restarts 1): that, or its end
   const end = await c().waitJob(id, 'ended or requeued', (j) => ENDED.has(j.state) || j.restarts > 0, JOB_TIMEOUT_MS, out);

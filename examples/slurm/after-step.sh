@@ -71,6 +71,9 @@ after_step() {
     else
       echo "$(date -Is) the job step ended with 143, but ${failed:-the coordinator did not stop the run with a checkpoint (its exit file under $RUN_DIR/slurm says no 143)}: not requeueing job $SLURM_JOB_ID; the job fails (its output above says why)"
     fi
+  elif [ "$rc" -ne 0 ]; then
+    # every task failed by itself (all three refused an option at once), or srun could not start the step
+    echo "$(date -Is) the job step ended with $rc: not requeueing job $SLURM_JOB_ID; the job fails (its output above says why)"
   fi
   exit "$rc"
 }
