@@ -187,6 +187,25 @@ test('a session stopped before training began leaves nothing in the run\'s recor
   t.deepEqual(sessions.map((x) => x.end), ['done']);
 });
 
+test("a coordinator waiting for its ALEXNET_LOCK_OWNER's earlier process (on another host, still renewing the run folder's lock) stops at once on SIGTERM, the holder's lock untouched", async (t) => {
+  const dir = tempDir(t);
+  const lockFile = path.join(dir, 'run.lock');
+  const theirs = JSON.stringify({ host: 'alexnet-coordinator-old', pid: 1, since: '2026-12-07T00:00:00Z', command: 'alexnet coordinator', owner: 'job-uid-9' }) + '\n';
+  fs.writeFileSync(lockFile, theirs);
+  const c = alexnet(['coordinator', '--workers', '127.0.0.1:1,127.0.0.1:2', '--preset', 'tiny', '--run-dir', dir], { env: { ...process.env, ALEXNET_LOCK_OWNER: 'job-uid-9' } });
+  await c.waitFor(/held by an earlier process of ALEXNET_LOCK_OWNER job-uid-9 \(alexnet coordinator, pid 1 on alexnet-coordinator-old, its lock renewed \d+ s ago\): waiting for it to end/, 60_000);
+  // renewed as a live holder would: the wait goes on (until the signal)
+  const now = new Date();
+  fs.utimesSync(lockFile, now, now);
+  const at = performance.now();
+  c.proc.kill('SIGTERM');
+  t.is((await c.exited).code, 143, c.output());
+  t.true(performance.now() - at < 5000, `stopped ${(performance.now() - at).toFixed(0)} ms after the signal`);
+  t.true(c.stderr.includes('alexnet coordinator: SIGTERM before training started: stopping'), c.output());
+  t.is(fs.readFileSync(lockFile, 'utf8'), theirs, "the holder's lock is as it was");
+  t.deepEqual(fs.readdirSync(dir), ['run.lock'], 'no temporary lock file left');
+});
+
 /** Whether `chattr +i` makes a file here immutable (ext4 as root: appends to an open file then fail with EPERM). */
 function canMakeImmutable(): boolean {
   const f = path.join(os.tmpdir(), `alexnet-chattr-probe-${process.pid}`);

@@ -131,14 +131,14 @@ export interface LockOptions {
   readonly onLost?: (by: LockHolder) => void;
 }
 
-/** Sleeps this thread (the lock is taken before anything else runs). */
-const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+/** Waits without holding the event loop: a signal meanwhile is handled (it stops the command at once, early-stop.ts). */
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Takes RUN_DIR's lock for this process (see the top of the file); a UserError naming the holder when another
- * live process has it. Returns null when this process works under its parent's lock (launch's coordinator).
+ * live process has it. Null when this process works under its parent's lock (launch's coordinator).
  */
-export function lockRunDir(runDir: string, command: string, info: (line: string) => void, lo: LockOptions = {}): RunDirLock | null {
+export async function lockRunDir(runDir: string, command: string, info: (line: string) => void, lo: LockOptions = {}): Promise<RunDirLock | null> {
   const file = path.join(runDir, LOCK_NAME);
   const me: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command, ...successionOf() };
   // its own name on shared storage (containers of several hosts may all be pid 1), and not one the stray-file
@@ -149,13 +149,16 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
   // under launch (its lock): nothing to write, not even on a full disk
   const parents = readHolder(file);
   if (parents && parents.host === me.host && parents.pid === process.ppid && processAlive(parents.pid)) return null;
+  // not left behind by a process that exits meanwhile (a signal while it waits for the lock's holder)
+  const dropTmp = () => fs.rmSync(tmp, { force: true });
   try {
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
   } catch (e) {
     // made but not written (a full disk): not left behind
-    fs.rmSync(tmp, { force: true });
+    dropTmp();
     throw fileError('write the lock file', file, e);
   }
+  process.on('exit', dropTmp);
   try {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -188,7 +191,7 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
         if (performance.now() < waitUntil) {
           if (!waitSaid) info(`${file}: held by an earlier process of ${LOCK_OWNER_ENV} ${h.owner} (${h.command}, pid ${h.pid} on ${h.host}, its lock renewed ${(age / 1000).toFixed(0)} s ago): waiting for it to end (taken over once not renewed for ${LOCK_STALE_MS / 1000} s; at most ${((lo.ownerWaitMs ?? OWNER_WAIT_MS) / 1000).toFixed(0)} s)`);
           waitSaid = true;
-          sleepSync(Math.min(2000, Math.max(1, waitUntil - performance.now())));
+          await sleep(Math.min(2000, Math.max(1, waitUntil - performance.now())));
           attempt = -1;
           continue;
         }
@@ -200,7 +203,8 @@ export function lockRunDir(runDir: string, command: string, info: (line: string)
       throw new UserError(`${runDir} is locked by ${file}, which does not say who holds it: remove it if no run uses ${runDir}`);
     }
   } finally {
-    fs.rmSync(tmp, { force: true });
+    process.off('exit', dropTmp);
+    dropTmp();
   }
   // this lock, not one a later holder made after taking it over (both may be pid 1 of their containers)
   const mine = () => {
@@ -293,9 +297,9 @@ export function runFileKind(file: string): string | null {
  * earlier process of the same ALEXNET_LOCK_OWNER). Every
  * failure is one line: a FileError naming the path and why, or a UserError.
  */
-export function prepareRunDir(o: RunDirOptions): RunDirLock | null {
+export async function prepareRunDir(o: RunDirOptions): Promise<RunDirLock | null> {
   makeDir(o.runDir, 'the run directory');
-  const lock = lockRunDir(o.runDir, o.command, o.info);
+  const lock = await lockRunDir(o.runDir, o.command, o.info);
   try {
     const ckDir = checkpointDir(o.runDir);
     const stray = [...removeStrayTemporaries(o.runDir), ...removeStrayTemporaries(ckDir)];

@@ -102,7 +102,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
 
     // ---- the run directory: made, locked for this run (or under launch's lock), refused when it holds another run's checkpoints (run-dir.ts)
     const runDir = a['run-dir'] ?? a.resume;
-    if (runDir !== undefined) prepareRunDir({ runDir, resume: a.resume, overwrite: a.overwrite, command: 'alexnet coordinator', info });
+    if (runDir !== undefined) await prepareRunDir({ runDir, resume: a.resume, overwrite: a.overwrite, command: 'alexnet coordinator', info });
 
     // ---- what this run is: the command line, or for --resume the checkpoint's run state where the command line is silent
     const resumed = a.resume !== undefined ? loadResume(a.resume, spec, info) : null;

@@ -108,7 +108,7 @@ export const launchCommand: CommandModule<object, Args> = {
     const coordinatorArgs = [...runArgs, ...uiArgsToForward(a), ...inspectArgsToForward(a)];
     // the run directory: made and locked for this launch (its coordinator works under the lock), refused when it holds another run's checkpoints (run-dir.ts)
     const runDir = a['run-dir'] ?? a.resume;
-    if (runDir !== undefined) prepareRunDir({ runDir, resume: a.resume, overwrite: a.overwrite, command: 'alexnet launch', info: (l) => process.stderr.write(`[launch] ${l}\n`) });
+    if (runDir !== undefined) await prepareRunDir({ runDir, resume: a.resume, overwrite: a.overwrite, command: 'alexnet launch', info: (l) => process.stderr.write(`[launch] ${l}\n`) });
     // with the inspection service, `alexnet inspect --coordinator` needs the run's credentials: launch says which
     const tool = a['inspect-port'] !== undefined ? toolCredentials(a, security, a['run-dir'] ?? a.resume) : null;
     // one GPU per worker where the host has two; both on the one GPU otherwise (launch-devices.ts)
