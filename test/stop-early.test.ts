@@ -200,7 +200,7 @@ test("a coordinator waiting for its ALEXNET_LOCK_OWNER's earlier process (on ano
   const at = performance.now();
   c.proc.kill('SIGTERM');
   t.is((await c.exited).code, 143, c.output());
-  t.true(performance.now() - at < 5000, `stopped ${(performance.now() - at).toFixed(0)} ms after the signal`);
+  t.true(performance.now() - at < 10_000, `stopped ${(performance.now() - at).toFixed(0)} ms after the signal`);
   t.true(c.stderr.includes('alexnet coordinator: SIGTERM before training started: stopping'), c.output());
   t.is(fs.readFileSync(lockFile, 'utf8'), theirs, "the holder's lock is as it was");
   t.deepEqual(fs.readdirSync(dir), ['run.lock'], 'no temporary lock file left');
