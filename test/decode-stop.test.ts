@@ -30,12 +30,13 @@ async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{
   // journals every 0.2 s instead of 5 s: the test need not wait
   const env = { ...process.env, ALEXNET_DECODE_JOURNAL_MS: '200' };
   const first = alexnet(['launch', '--preset', 'cifar', '--data', cifarFolder, '--cache-dir', cache, '--steps', '1', '--batch', '8'], { env });
-  await first.waitFor(/decoding 50000 images of .*cifar10\/train at 32x32 into .* \(153\.9 MB, once; an interrupted decoding goes on where it stopped\)$/);
+  await first.waitFor(/decoding 50000 images of .*cifar10\/train at 32x32 into .* \(153\.9 MB, once; an interrupted decoding goes on where it stopped\)$/, 150_000);
   const j1 = await journal(decoded);
   const at = performance.now();
   first.proc.kill('SIGINT');
   const r1 = await first.exited;
-  t.true(performance.now() - at < 10_000, 'stopped without finishing the decoding');
+  // launch's whole stop (it waits for its workers too) within seconds, the decoding unfinished (below)
+  t.true(performance.now() - at < 30_000, 'stopped without finishing the decoding');
   t.is(r1.code, 130, first.output());
   t.true(first.stderr.some((l) => l.endsWith('SIGINT before training started: stopping (images decoded into the cache so far are kept: the next run goes on from them)')), first.output());
   t.true(first.stderr.includes('[launch] SIGINT: training has not started: the coordinator stops now (a decoding under way keeps the images it decoded for the next run)'), first.output());

@@ -124,18 +124,18 @@ async function backOnItsAddress(t: ExecutionContext, address: string, c: Proc, d
 }
 
 /**
- * A run on two workers (checkpoints every 5 steps, --wait-for-workers 90) whose worker `lost` is killed after step
+ * A run on two workers (checkpoints every 5 steps, --wait-for-workers 180: a restarted worker may take minutes to listen on a loaded machine) whose worker `lost` is killed after step
  * 8 and started again on its port with `args` (a mistake: another --tower, another --preset).
  */
 async function restartedWrongly(t: ExecutionContext, lost: 0 | 1, args: string[]) {
   const dir = tempDir(t);
   const [w0, w1] = await twoWorkers(t);
-  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '90']);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '180']);
   killOnTeardown(t, c);
   await c.waitFor(stepLine(8), 120_000);
   const gone = [w0, w1][lost]!;
   gone.p.proc.kill('SIGKILL');
-  await c.waitFor(new RegExp(`waiting for worker ${lost} \\(tower ${lost}\\) at \\S+ to come back`), 20_000);
+  await c.waitFor(new RegExp(`waiting for worker ${lost} \\(tower ${lost}\\) at \\S+ to come back`), 60_000);
   const port = gone.address.slice(gone.address.lastIndexOf(':') + 1);
   const wrong = alexnet(['worker', ...args, '--port', port, '--backend', 'webasm', '--max-batch', '8']);
   killOnTeardown(t, wrong);
@@ -155,7 +155,8 @@ test.serial('a worker killed mid-step is noticed at once, the survivor is told t
   const took = Date.now() - killedAt;
   t.log(`the coordinator exited ${took} ms after the kill`);
   t.is(code, 1, c.output());
-  t.true(took < 5000, 'noticed within seconds');
+  // seconds, not the exchange's deadline of minutes (a loaded machine adds a few)
+  t.true(took < 20_000, 'noticed within seconds');
   t.regex(c.stderr.join('\n'), /worker [01] \(tower [01]\) at \S+ failed at step \d+: UNAVAILABLE/);
   t.notRegex(c.output(), /internal error|\n\s+at /, 'no stack trace');
   // the survivor: its step was cancelled (or failed sending to its dead peer), it is not waiting for its peer any more
@@ -283,22 +284,26 @@ test.serial('launch: a coordinator killed before the run\'s first checkpoint sta
 test.serial('separately started: the coordinator waits for a killed worker to come back on its address, then resumes from the last checkpoint', async (t) => {
   const dir = tempDir(t);
   const [w0, w1] = await twoWorkers(t);
-  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '60']);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir, '--wait-for-workers', '180']);
   killOnTeardown(t, c);
   await c.waitFor(stepLine(12), 120_000);
   w0.p.proc.kill('SIGKILL');
-  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\)/, 20_000);
+  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\)/, 60_000);
   // the operator starts it again on the same port
   const restarts = await backOnItsAddress(t, w0.address, c, dir);
   t.is(restarts.length, 1);
-  t.true([10, 15].includes(restarts[0]!.from_step!), `resumed from step ${restarts[0]!.from_step}`);
+  // from the checkpoint written last before the failure (step 10, or a later one when the kill came late)
+  const evs = events(dir);
+  const before = evs.slice(0, evs.findIndex((e) => e.event === 'restart')).filter((e) => e.event === 'checkpoint');
+  t.true(restarts[0]!.from_step! >= 10, `resumed from step ${restarts[0]!.from_step}`);
+  t.is(restarts[0]!.from_step, before.at(-1)!.step);
   await sameLossesAsReference(t, dir);
 });
 
 test.serial('a worker asked to stop with --drain: its coordinator writes a checkpoint after the step, the worker goes once it is written, and the run continues from it when the worker is back, losing no step', async (t) => {
   const dir = tempDir(t);
   const [w0, w1] = await twoWorkers(t, ['--drain']);
-  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '1000', '--run-dir', dir, '--wait-for-workers', '60']);
+  const c = coordinator([w0.address, w1.address], ['--checkpoint-every', '1000', '--run-dir', dir, '--wait-for-workers', '180']);
   killOnTeardown(t, c);
   await c.waitFor(stepLine(8), 120_000);
   w0.p.proc.kill('SIGTERM');
@@ -368,7 +373,7 @@ test.serial('separately started: a coordinator stopped with Ctrl-C names the com
 test.serial('separately started: a worker started again with the other --tower is said, and waited for as not back until the right one comes', async (t) => {
   // the operator starts tower 1's worker on tower 0's address by mistake
   const { dir, c, w0, wrong } = await restartedWrongly(t, 0, ['--tower', '1']);
-  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\): the worker there is tower 1: restart it with --tower 0/, 30_000);
+  await c.waitFor(/waiting for worker 0 \(tower 0\) at \S+ to come back \(\d+ s left of --wait-for-workers\): the worker there is tower 1: restart it with --tower 0/, 150_000);
   t.is(c.proc.exitCode, null, 'the run goes on waiting');
   wrong.proc.kill('SIGKILL');
   await wrong.exited;
@@ -380,7 +385,7 @@ test.serial('separately started: a worker started again with the other --tower i
 test.serial('separately started: a worker started again with another preset is said and waited for; one that stays wrong ends the run with its refusal, a failed event and the command that continues', async (t) => {
   // the operator starts tower 1 again with the wrong preset
   const { dir, c, w0, w1, port, wrong } = await restartedWrongly(t, 1, ['--tower', '1', '--preset', 'cifar']);
-  await c.waitFor(/worker 1 \(tower 1\) at \S+ refused the handshake: preset differs \(coordinator: tiny, worker: cifar\): waiting for a worker that matches the run \(\d+ s left of --wait-for-workers\)/, 60_000);
+  await c.waitFor(/worker 1 \(tower 1\) at \S+ refused the handshake: preset differs \(coordinator: tiny, worker: cifar\): waiting for a worker that matches the run \(\d+ s left of --wait-for-workers\)/, 150_000);
   t.is(c.proc.exitCode, null, 'the run goes on waiting');
   wrong.proc.kill('SIGKILL');
   await wrong.exited;
@@ -391,7 +396,7 @@ test.serial('separately started: a worker started again with another preset is s
 
   // the same mistake not mended within --wait-for-workers: the run ends, saying why and how to go on
   const dir2 = tempDir(t);
-  const c2 = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir2, '--wait-for-workers', '20']);
+  const c2 = coordinator([w0.address, w1.address], ['--checkpoint-every', '5', '--run-dir', dir2, '--wait-for-workers', '60']);
   killOnTeardown(t, c2);
   await c2.waitFor(stepLine(8), 120_000);
   again.proc.kill('SIGKILL');
@@ -400,7 +405,7 @@ test.serial('separately started: a worker started again with another preset is s
   killOnTeardown(t, wrong2);
   const { code } = await c2.exited;
   t.is(code, 1, c2.output());
-  t.regex(c2.stderr.join('\n'), /refused the handshake: preset differs \(coordinator: tiny, worker: cifar\) \(still so after 20 s of --wait-for-workers\)/);
+  t.regex(c2.stderr.join('\n'), /refused the handshake: preset differs \(coordinator: tiny, worker: cifar\) \(still so after 60 s of --wait-for-workers\)/);
   t.regex(c2.stderr.join('\n'), /--resume/);
   t.true(events(dir2).some((e) => e.event === 'failed'), 'a failed event closes the metrics');
   t.notRegex(c2.output(), /internal error|\n\s+at /);
@@ -426,7 +431,11 @@ test.serial('the coordinator killed mid-run and started again with --resume cont
   await c1.waitFor(stepLine(12), 120_000);
   c1.proc.kill('SIGKILL');
   await c1.exited;
-  t.deepEqual(noTempFiles(dir), [], 'no temporary file left by the kill');
+  // a kill that came while a checkpoint was being written leaves that one's temporary file (nothing can stop it):
+  // the next run removes it and says so; any other would be a leak
+  const left = noTempFiles(dir);
+  const checkpointTemp = new RegExp(`(^|/)\\.step-\\d+\\.safetensors\\.${c1.proc.pid}\\.tmp$`);
+  t.true(left.length <= 1 && left.every((f) => checkpointTemp.test(f)), `temporary files left by the kill: ${left.join(', ')}`);
   // as if the kill had come in the middle of a line
   const torn = '{"event":"step","step":13,"lr":0.01,"lo';
   fs.appendFileSync(path.join(dir, 'metrics.jsonl'), torn);
@@ -439,6 +448,7 @@ test.serial('the coordinator killed mid-run and started again with --resume cont
   t.deepEqual(evs.filter((e) => e.event === 'repaired').map((e) => e.dropped_bytes), [torn.length]);
   t.true(c2.stderr.includes(`alexnet coordinator: ${path.join(dir, 'metrics.jsonl')} ended in a torn line (${torn.length} bytes: a process stopped while writing it): cut off, and a repaired line written`), c2.output());
   t.is(evs.filter((e) => e.event === 'run').length, 2);
+  if (left.length > 0) t.regex(c2.output(), /removed 1 temporary file left by a run killed mid-write/);
   await sameLossesAsReference(t, dir);
   t.deepEqual(noTempFiles(dir), []);
 });

@@ -119,7 +119,7 @@ test('a coordinator started before its workers waits for them within --connect-t
   // other process's listen(0) or connection takes them meanwhile
   const ports = [String(await reservedPort()), String(await reservedPort())];
   if (ports[0] === ports[1]) ports[1] = String(Number(ports[0]) + 1);
-  const coord = alexnet(['coordinator', '--workers', ports.map((p) => `127.0.0.1:${p}`).join(','), '--connect-timeout', '60', '--steps', '2', '--batch', String(B), '--preset', 'tiny']);
+  const coord = alexnet(['coordinator', '--workers', ports.map((p) => `127.0.0.1:${p}`).join(','), '--connect-timeout', '180', '--steps', '2', '--batch', String(B), '--preset', 'tiny']);
   t.teardown(() => coord.proc.kill('SIGKILL'));
   await new Promise((r) => setTimeout(r, 3000));
   t.is(coord.proc.exitCode, null, `the coordinator waits: ${coord.output()}`);

@@ -175,7 +175,7 @@ test.serial("launch gives its three processes a random token by default (in thei
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGTERM');
   });
-  const m = await p.waitFor(/\[worker0\] .* listening on (\S+)$/);
+  const m = await p.waitFor(/\[worker0\] .* listening on (\S+)$/, 150_000);
   const pid = Number((await p.waitFor(/\[launch\] worker0: pid (\d+)/))[1]);
   const worker = new (protocol().Worker)(m[1]!, grpc.credentials.createInsecure());
   t.teardown(() => worker.close());

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { runEvents, alive } from './helpers.js';
 import { ENDED, JOB_TIMEOUT_MS, SBATCH_HERE, SlurmCluster, repo, run, sleep, tail, workersGone } from './slurm-cluster.js';
 
-const STEPS = 60;
+// long enough that an interruption sent at step 5 (through slurmctld and slurmd) lands well before the end
+const STEPS = 200;
 const TRAIN = `--preset tiny --backend webasm --batch 8 --steps ${STEPS}`;
 
 let cluster: SlurmCluster | null = null;
@@ -89,10 +90,13 @@ async function interrupted(t: ExecutionContext, name: string, interrupt: (id: st
   // well into the run, long before its end (read as text: the line being written may be incomplete)
   const until = Date.now() + JOB_TIMEOUT_MS;
   const metrics = path.join(runDir, 'metrics.jsonl');
-  while (!(fs.existsSync(metrics) && /"event":"step","step":([5-9]|\d\d+),/.test(fs.readFileSync(metrics, 'utf8')))) {
+  for (let look = 0; !(fs.existsSync(metrics) && /"event":"step","step":([5-9]|\d\d+),/.test(fs.readFileSync(metrics, 'utf8'))); look++) {
     if (Date.now() > until) throw new Error(`job ${id} logged no step 5 within ${JOB_TIMEOUT_MS / 1000} s:\n${tail(out)}`);
-    const j = await c().jobInfo(id);
-    if (j && ENDED.has(j.state)) throw new Error(`job ${id} ended (${j.state}) before step 5:\n${tail(out)}`);
+    // the job's state every 2 s (scontrol takes a while on a loaded machine): the log every 0.1 s
+    if (look % 20 === 0) {
+      const j = await c().jobInfo(id);
+      if (j && ENDED.has(j.state)) throw new Error(`job ${id} ended (${j.state}) before step 5:\n${tail(out)}`);
+    }
     await sleep(100);
   }
   await interrupt(id);

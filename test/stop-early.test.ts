@@ -54,6 +54,8 @@ async function stopWith(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM' | 'SIG
   // the launcher's own lines are kept in the run folder, with their times
   t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${signal}: the coordinator ends the run`, 'm'));
   t.regex(p.output(), /\[launch\] all processes stopped/);
+  // its last line too: written before launch exits
+  t.regex(fs.readFileSync(path.join(dir, 'launch.log'), 'utf8'), /Z all processes stopped \([^\n]*\)\n$/);
   for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 
   const ev = events(dir);

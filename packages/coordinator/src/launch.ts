@@ -361,7 +361,18 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     await stopAll();
     for (const s of signals) process.off(s, onSignal);
     say(`all processes stopped (${describeEnds(children)})`);
-    launchLog?.end();
+    // on the disk before the caller exits (its process.exit would drop what the stream still holds); a log on
+    // storage that hangs is given 5 s
+    const log = launchLog;
+    if (log) {
+      await new Promise<void>((resolve) => {
+        const giveUp = setTimeout(resolve, 5000);
+        log.end(() => {
+          clearTimeout(giveUp);
+          resolve();
+        });
+      });
+    }
   }
 }
 
