@@ -17,8 +17,9 @@ const SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 export function stopBeforeTraining(withStdin: boolean, info: (line: string) => void): { dispose(): void } {
   const stop = (why: string, code: number) => {
     // a decoding in progress: its journal marked closed, the file free for the next run wherever it runs
-    const decoding = closeActiveDecodings() > 0;
-    info(`${why} before training started: stopping${decoding ? ' (images decoded into the cache so far are kept: the next run goes on from them)' : ''}`);
+    const { decodings, kept } = closeActiveDecodings();
+    const decoding = decodings === 0 ? '' : kept > 0 ? ` (${kept} image${kept === 1 ? '' : 's'} decoded into the cache ${kept === 1 ? 'is' : 'are'} kept: the next run goes on from ${kept === 1 ? 'it' : 'them'})` : ' (the decoding had recorded no image yet: the next run starts it again)';
+    info(`${why} before training started: stopping${decoding}`);
     process.exit(code);
   };
   const handlers = SIGNALS.map((sig) => [sig, () => stop(sig, signalExitCode(sig))] as const);

@@ -306,15 +306,18 @@ const active = new Map<string, Int32Array>();
 /**
  * Marks the journal of every decoding this process is running closed, its file left for the next decoding
  * whichever process runs it: for a process about to exit on a signal (the decoding threads die with it; a journal
- * left open would be taken up on this machine only, or after 10 minutes). Returns how many there were.
+ * left open would be taken up on this machine only, or after 10 minutes). Returns how many decodings there were
+ * and how many images their journals keep for the next one (those recorded by the last journal: it is written
+ * every few seconds, so one stopped in its first seconds keeps none).
  */
-export function closeActiveDecodings(): number {
+export function closeActiveDecodings(): { decodings: number; kept: number } {
+  let kept = 0;
   for (const [partial, gate] of active) {
     // a journal the thread is writing now is let finish, and none after: the close is the last word
     shutJournalGate(gate);
-    closeJournal(partial);
+    kept += closeJournal(partial);
   }
-  return active.size;
+  return { decodings: active.size, kept };
 }
 
 /** decodeToCache in a worker thread; progress and warnings come back as they happen. */

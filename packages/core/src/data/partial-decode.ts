@@ -298,17 +298,19 @@ export function shutJournalGate(gate: Int32Array, timeoutMs = 5000): void {
 
 /**
  * Marks the journal of `partial` closed, as it stands (its images on the disk): left for the next decoding, whichever
- * process runs it. Quiet when it cannot (the journal is the last one written either way).
+ * process runs it. Quiet when it cannot (the journal is the last one written either way). Returns how many images
+ * the journal counts (what the next decoding goes on from), 0 when there is none.
  */
-export function closeJournal(partial: string): void {
+export function closeJournal(partial: string): number {
   const j = readJournal(journalPath(partial));
-  if (!j) return;
+  if (!j) return 0;
   try {
     // a temporary file of its own: the decoding thread may be writing its journal at the same time
     storeJournal(partial, { ...j, closed: true }, journalFiles(partial)[2]!);
   } catch {
     /* the open journal stands */
   }
+  return j.done;
 }
 
 export function removePartial(partial: string): void {
