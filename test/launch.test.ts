@@ -70,7 +70,8 @@ test('with --max-restarts 0, a worker killed mid-run ends the run: launch names 
   t.like(runEvents.at(-1), { event: 'failed' });
   t.regex(runEvents.at(-1)?.error ?? '', /worker 1 \(tower 1\)/);
   t.notRegex(err, /internal error|\n\s+at /, 'no stack trace');
-  t.true(took < 20_000, 'no hang');
+  // seconds (launch gives the coordinator 10 s to end the run, then stops the workers), not a hang
+  t.true(took < 60_000, 'no hang');
   for (const [name, pid] of Object.entries(pids)) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 });
 
@@ -89,8 +90,8 @@ test('a coordinator restarted under launch keeps the time limit: it stops at the
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'alexnet-launch-stop-after-'));
   t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }));
   // the time limit counts from the coordinator's start: 60 s leave a loaded machine time to reach the first
-  // checkpoint with more than a second to spare (a restart with less is refused)
-  const p = alexnet([...common, '--steps', '100000', '--checkpoint-every', '5', '--stop-after', '60s', '--run-dir', runDir]);
+  // checkpoint (after the first step) with more than a second to spare (a restart with less is refused)
+  const p = alexnet([...common, '--steps', '100000', '--checkpoint-every', '1', '--stop-after', '60s', '--run-dir', runDir]);
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
   });
@@ -108,7 +109,7 @@ test('a hung worker (its process stopped) is killed and started again: the run g
   // ports from below the ephemeral range (test/ports.ts): launch starts the killed worker again on its port
   const ports = [await reservedPort(), await reservedPort()];
   if (ports[0] === ports[1]) ports[1] = ports[0]! + 1;
-  const p = alexnet([...common, '--ports', ports.join(','), '--steps', '30', '--checkpoint-every', '5', '--step-deadline', '3', '--wait-for-workers', '60', '--max-restarts', '1', '--run-dir', runDir]);
+  const p = alexnet([...common, '--ports', ports.join(','), '--steps', '30', '--checkpoint-every', '5', '--step-deadline', '10', '--wait-for-workers', '300', '--max-restarts', '1', '--run-dir', runDir]);
   t.teardown(() => {
     if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
   });

@@ -13,6 +13,21 @@ const DAWN_LIMIT_NOTE = /^Warning: maxDynamic\w+PerPipelineLayout artificially r
 
 export type Name = 'worker0' | 'worker1' | 'coord';
 
+/**
+ * Ends a log and waits until what it holds is on the disk (launch's process.exit would drop the lines a stream still
+ * holds), 5 s at most (a log on storage that hangs).
+ */
+export function endLog(log: fs.WriteStream | null): Promise<void> {
+  if (!log) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const giveUp = setTimeout(resolve, 5000);
+    log.end(() => {
+      clearTimeout(giveUp);
+      resolve();
+    });
+  });
+}
+
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -82,23 +97,27 @@ export class Child {
   /**
    * The line "quit" and its stdin closed (a child of launch stops then: --exit-with-stdin), SIGTERM after 2 s (a worker
    * takes its first signal as a stop of the whole run, and serves until its stdin closes), SIGKILL after
-   * `graceMs`; resolves when the process has exited.
+   * `graceMs`; resolves when the process has exited and its last lines are in its log.
    */
   async stop(graceMs: number): Promise<Exit> {
-    if (this.exit) return this.exit;
-    // "quit" first: stdin closing alone tells a child that the launcher was killed, which it outlives to save the run
-    this.proc.stdin?.end('quit\n');
-    const term = setTimeout(() => {
-      if (!this.exit) this.proc.kill('SIGTERM');
-    }, Math.min(2000, graceMs / 2));
-    const timer = setTimeout(() => {
-      if (!this.exit) this.proc.kill('SIGKILL');
-    }, graceMs);
-    const e = await this.exited;
-    clearTimeout(term);
-    clearTimeout(timer);
-    this.log?.end();
-    return e;
+    if (!this.exit) {
+      // "quit" first: stdin closing alone tells a child that the launcher was killed, which it outlives to save the run
+      this.proc.stdin?.end('quit\n');
+      const term = setTimeout(() => {
+        if (!this.exit) this.proc.kill('SIGTERM');
+      }, Math.min(2000, graceMs / 2));
+      const timer = setTimeout(() => {
+        if (!this.exit) this.proc.kill('SIGKILL');
+      }, graceMs);
+      await this.exited;
+      clearTimeout(term);
+      clearTimeout(timer);
+    }
+    // a process that ended by itself too (a restarted one's earlier run): its log ended once
+    const log = this.log;
+    this.log = null;
+    await endLog(log);
+    return this.exit!;
   }
 
   describeExit(): string {

@@ -33,7 +33,7 @@ import { cpuWorkerArgs } from './launch-devices.js';
 import { signalExitCode } from './signal-exit.js';
 import { LAUNCH_LOG_ENV } from './cli/output-gone.js';
 import { crashed, restartPlan } from './coordinator-restart.js';
-import { Child, type Name } from './launch-child.js';
+import { Child, endLog, type Name } from './launch-child.js';
 import { fileError, latestCheckpoint, makeDir, stepOfFile } from '@alexnet-mp/core';
 import { fullDiskAdvice, lastLineOf } from './run-files.js';
 import { courseBegunFrom, pinnedStep } from './resume.js';
@@ -361,18 +361,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     await stopAll();
     for (const s of signals) process.off(s, onSignal);
     say(`all processes stopped (${describeEnds(children)})`);
-    // on the disk before the caller exits (its process.exit would drop what the stream still holds); a log on
-    // storage that hangs is given 5 s
-    const log = launchLog;
-    if (log) {
-      await new Promise<void>((resolve) => {
-        const giveUp = setTimeout(resolve, 5000);
-        log.end(() => {
-          clearTimeout(giveUp);
-          resolve();
-        });
-      });
-    }
+    // on the disk before the caller exits
+    await endLog(launchLog);
   }
 }
 

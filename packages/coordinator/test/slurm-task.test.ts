@@ -135,7 +135,7 @@ async function jobStep(job: string, args: string[]): Promise<{ status: number | 
           let out = '';
           p.stdout.on('data', (d: Buffer) => (out += d));
           p.stderr.on('data', (d: Buffer) => (out += d));
-          const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
+          const timer = setTimeout(() => p.kill('SIGKILL'), 300_000);
           p.on('close', (status) => {
             clearTimeout(timer);
             resolve({ status, out });

@@ -282,7 +282,7 @@ test('makeDir: made one folder at a time; under /proc, under a file it is one Fi
   fs.writeFileSync(path.join(dir, 'f'), 'x');
   const t0 = Date.now();
   t.throws(() => makeDir('/proc/alexnet-x/y', 'the run directory'), { instanceOf: FileError, message: /^cannot make the run directory \/proc\/alexnet-x\/y: no such file or folder \(ENOENT\)$/ });
-  t.true(Date.now() - t0 < 2000, 'no endless retry');
+  t.true(Date.now() - t0 < 30_000, 'no endless retry');
   t.throws(() => makeDir(path.join(dir, 'f', 'x')), { instanceOf: FileError, message: /f\/x: a part of the path is a file, not a folder \(ENOTDIR\)$/ });
   t.throws(() => makeDir(path.join(dir, 'f')), { instanceOf: FileError, message: /f is a file, not a folder$/ });
 });
