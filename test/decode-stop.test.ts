@@ -43,7 +43,7 @@ async function journal(dir: string, pid?: number, timeoutMs = 30_000): Promise<{
   t.truthy(said1, first.output());
   const kept1 = Number(said1![1]);
   t.true(kept1 >= j1.done, `${kept1} kept, ${j1.done} recorded before the stop`);
-  t.true(first.stderr.includes('[launch] SIGINT: training has not started: the coordinator stops now (a decoding under way keeps the images it decoded for the next run)'), first.output());
+  t.true(first.stderr.includes('[launch] SIGINT: training has not started: the coordinator stops now (a decoding under way keeps the images its journal recorded for the next run: the coordinator says how many)'), first.output());
   for (const [name, pid] of Object.entries(childPids(first.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
   t.false(fs.readdirSync(decoded).some((f) => f.endsWith('.u8')), 'no finished cache');
   // left closed: the next run takes it up wherever it runs (another container, another machine)

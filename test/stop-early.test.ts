@@ -189,7 +189,7 @@ test('a session stopped before training began leaves nothing in the run\'s recor
   t.deepEqual(sessions.map((x) => x.end), ['done']);
 });
 
-test("a coordinator waiting for its ALEXNET_LOCK_OWNER's earlier process (on another host, still renewing the run folder's lock) stops at once on SIGTERM, the holder's lock untouched", async (t) => {
+test("a coordinator or launch waiting for its ALEXNET_LOCK_OWNER's earlier process (on another host, still renewing the run folder's lock) stops at once on a signal, the holder's lock untouched", async (t) => {
   const dir = tempDir(t);
   const lockFile = path.join(dir, 'run.lock');
   const theirs = JSON.stringify({ host: 'alexnet-coordinator-old', pid: 1, since: '2026-12-07T00:00:00Z', command: 'alexnet coordinator', owner: 'job-uid-9' }) + '\n';
@@ -204,6 +204,18 @@ test("a coordinator waiting for its ALEXNET_LOCK_OWNER's earlier process (on ano
   t.is((await c.exited).code, 143, c.output());
   t.true(performance.now() - at < 10_000, `stopped ${(performance.now() - at).toFixed(0)} ms after the signal`);
   t.true(c.stderr.includes('alexnet coordinator: SIGTERM before training started: stopping'), c.output());
+  t.is(fs.readFileSync(lockFile, 'utf8'), theirs, "the holder's lock is as it was");
+  t.deepEqual(fs.readdirSync(dir), ['run.lock'], 'no temporary lock file left');
+
+  // launch waits the same way (the lock renewed again), and a Ctrl-C then stops it before it started any process
+  const again = new Date();
+  fs.utimesSync(lockFile, again, again);
+  const l = alexnet([...common, '--batch', '8', '--steps', '2', '--run-dir', dir], { env: { ...process.env, ALEXNET_LOCK_OWNER: 'job-uid-9' } });
+  await l.waitFor(/^\[launch\] \S+run\.lock: held by an earlier process of ALEXNET_LOCK_OWNER job-uid-9 .*: waiting for it to end/, 60_000);
+  l.proc.kill('SIGINT');
+  t.is((await l.exited).code, 130, l.output());
+  t.true(l.stderr.includes('[launch] SIGINT before any process started: stopping'), l.output());
+  t.notRegex(l.output(), /\[launch\] worker0: pid/, 'no process started');
   t.is(fs.readFileSync(lockFile, 'utf8'), theirs, "the holder's lock is as it was");
   t.deepEqual(fs.readdirSync(dir), ['run.lock'], 'no temporary lock file left');
 });

@@ -209,7 +209,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     if (graceful === null && coordinator?.alive()) {
       graceful = s;
       if (training === coordinator) say(`${s}: the coordinator ends the run after the step in progress (with a checkpoint when it writes them); ${s} again stops all processes at once`);
-      else say(`${s}: training has not started: the coordinator stops now (a decoding under way keeps the images it decoded for the next run)`);
+      else say(`${s}: training has not started: the coordinator stops now (a decoding under way keeps the images its journal recorded for the next run: the coordinator says how many)`);
       // asked on its stdin rather than by a signal: a coordinator that got the same signal itself (pkill, a service
       // manager stopping the whole group) counts it once, not as a second signal that stops it at once
       coordinator.proc.stdin?.write(`stop ${s}\n`);
