@@ -42,6 +42,11 @@ function tempDir(t: ExecutionContext, prefix = 'alexnet-faults-'): string {
 /** Every line of RUN_DIR/metrics.jsonl, parsed (a line that does not parse fails the test). */
 const events = (runDir: string): Event[] => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Event);
 
+/** The checkpoint event logged last before the first restart: what that restart must continue from. */
+function checkpointBeforeRestart(evs: readonly Event[]): Event | undefined {
+  return evs.slice(0, evs.findIndex((e) => e.event === 'restart')).filter((e) => e.event === 'checkpoint').at(-1);
+}
+
 /** Step -> loss, the last time each step was logged (after a restart the steps from the checkpoint on are done again). */
 function lossesByStep(evs: Event[]): Map<number, number> {
   const m = new Map<number, number>();
@@ -207,9 +212,9 @@ test.serial('launch restarts a killed worker and the run resumes from its last c
   const restarts = evs.filter((e) => e.event === 'restart');
   t.is(restarts.length, 1);
   // it continued from the checkpoint written last before the failure
-  const before = evs.slice(0, evs.indexOf(restarts[0]!)).filter((e) => e.event === 'checkpoint');
-  t.is(restarts[0]!.from_step, before[before.length - 1]!.step);
-  t.is(restarts[0]!.checkpoint, before[before.length - 1]!.file);
+  const before = checkpointBeforeRestart(evs);
+  t.is(restarts[0]!.from_step, before?.step);
+  t.is(restarts[0]!.checkpoint, before?.file);
   t.log(`killed after step 12; resumed from step ${restarts[0]!.from_step}`);
   await sameLossesAsReference(t, dir);
   for (const [name, pids] of childPids(p.stderr)) for (const pid of pids) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
@@ -293,10 +298,8 @@ test.serial('separately started: the coordinator waits for a killed worker to co
   const restarts = await backOnItsAddress(t, w0.address, c, dir);
   t.is(restarts.length, 1);
   // from the checkpoint written last before the failure (step 10, or a later one when the kill came late)
-  const evs = events(dir);
-  const before = evs.slice(0, evs.findIndex((e) => e.event === 'restart')).filter((e) => e.event === 'checkpoint');
   t.true(restarts[0]!.from_step! >= 10, `resumed from step ${restarts[0]!.from_step}`);
-  t.is(restarts[0]!.from_step, before.at(-1)!.step);
+  t.is(restarts[0]!.from_step, checkpointBeforeRestart(events(dir))?.step);
   await sameLossesAsReference(t, dir);
 });
 
