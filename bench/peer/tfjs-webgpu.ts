@@ -18,7 +18,8 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelSpec } from '../../packages/core/src/model/spec.js';
-import { installWebGPU, vulkanLoaderFindable } from '../../packages/core/src/device.js';
+import { installWebGPU } from '../../packages/core/src/device.js';
+import { whyNoVulkan } from '../../packages/core/src/vulkan-presence.js';
 import { MODEL_DESCRIPTION, TFJS_VERSION, registerGradients, timeTfjsSteps, type PeerResult } from './tfjs-model.js';
 
 const require = createRequire(import.meta.url);
@@ -34,9 +35,10 @@ export interface TfjsWebGPUPeerOptions {
 /** The adapter tfjs's backend got, in words (vendor, architecture, device, description). */
 let adapterName = '';
 
-/** Why the WebGPU peer cannot run here (no Vulkan loader, no adapter), or null when it can. */
+/** Why the WebGPU peer cannot run here (no Vulkan loader or driver, no adapter), or null when it can. */
 export async function whyNoTfjsWebGPU(): Promise<string | null> {
-  if (!vulkanLoaderFindable()) return 'Dawn needs the Vulkan loader, libvulkan.so.1, and the dynamic linker has none';
+  const noVulkan = whyNoVulkan();
+  if (noVulkan !== null) return noVulkan;
   if (!(await installWebGPU())) return 'navigator.gpu.requestAdapter() returned null';
   return null;
 }

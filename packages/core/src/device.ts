@@ -4,12 +4,11 @@
  * kernel uses something a backend lacks, and this project never runs slower
  * than asked without saying so.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { GPU } from 'gpu.js';
 import { describeAdapter, routeTo, type AdapterInfo, type ListedAdapter } from './adapters.js';
 import { installAdapter, installedAdapter, listAdapters, openAdapter, type OpenedAdapter } from './webgpu-adapter.js';
 import { profiled, type QueueDrain } from './kernels/kernel-profile.js';
+import { whyNoVulkan } from './vulkan-presence.js';
 import { drainQueue, gpuDeviceLost, setWebgpuBatch, takeGpuErrors, watchGpuErrors, webgpuBatchFromEnv, type DeviceLoss } from './webgpu-context.js';
 
 export type BackendMode = 'webgpu' | 'webasm' | 'cpu';
@@ -30,27 +29,8 @@ export class NoWebGPUError extends Error {
   }
 }
 
-const VULKAN_LOADER = 'libvulkan.so.1';
 /** The largest array one webasm or cpu kernel addresses exactly: gpu.js's index arithmetic there is float32. */
 const CPU_INDEX_FLOATS = 2 ** 24;
-const SYSTEM_LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib'];
-
-/**
- * Whether the dynamic linker can find the Vulkan loader, which Dawn needs on Linux. Without one,
- * Dawn writes a native warning with a source location to stderr when asked for an adapter, so
- * `auto` does not ask: on such a machine the answer (no adapter) is known beforehand.
- */
-export function vulkanLoaderFindable(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): boolean {
-  if (platform !== 'linux') return true;
-  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...SYSTEM_LIBRARY_DIRS];
-  if (dirs.some((d) => existsSync(join(d, VULKAN_LOADER)))) return true;
-  try {
-    // the linker's cache names every library ldconfig found, wherever it lies
-    return readFileSync('/etc/ld.so.cache').includes(VULKAN_LOADER);
-  } catch {
-    return false;
-  }
-}
 
 type WebGPUFound = { readonly opened: OpenedAdapter } | { readonly none: string };
 const found = new Map<string, Promise<WebGPUFound>>();
@@ -82,7 +62,9 @@ export async function checkBackendAvailable(requested: RequestedBackend, device?
 }
 
 async function lookForWebGPU(device: number | undefined): Promise<WebGPUFound> {
-  if (!vulkanLoaderFindable()) return { none: `Dawn needs the Vulkan loader, ${VULKAN_LOADER}, and the dynamic linker has none` };
+  // where Dawn would find no Vulkan driver it is not asked (it would print native warnings first)
+  const noVulkan = whyNoVulkan();
+  if (noVulkan !== null) return { none: noVulkan };
   let list: ListedAdapter[];
   try {
     list = await listAdapters();

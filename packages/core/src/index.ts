@@ -1,5 +1,6 @@
 /** @alexnet-mp/core: devices, kernels, the model as data, the tower runtime and the one-process trainer. */
 export * from './device.js';
+export * from './vulkan-presence.js';
 export * from './adapters.js';
 export { surveyAdapters } from './adapter-survey.js';
 export * from './random.js';

@@ -1,10 +1,11 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Device, BackendFallbackError, NoWebGPUError, vulkanLoaderFindable } from '../src/device.js';
+import { Device, BackendFallbackError } from '../src/device.js';
+import { vulkanDriverManifests, vulkanLoaderFindable, whyNoVulkan } from '../src/vulkan-presence.js';
 import { AdapterIndexError, describeAdapter } from '../src/adapters.js';
 import { surveyAdapters } from '../src/adapter-survey.js';
 import { Gemm, gemmShape } from '../src/kernels/gemm.js';
@@ -148,18 +149,47 @@ test('the Vulkan loader is looked for where the dynamic linker looks', (t) => {
   rmSync(dir, { recursive: true });
 });
 
-test('auto on a machine without a Vulkan loader picks webasm without Dawn printing a native warning', async (t) => {
+test('the Vulkan driver manifests are looked for where the Vulkan loader looks: VK_DRIVER_FILES alone when set, else the XDG and system vulkan/icd.d folders', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'alexnet-icd-'));
+  const data = join(dir, 'data', 'vulkan', 'icd.d');
+  const config = join(dir, 'home', '.config', 'vulkan', 'icd.d');
+  mkdirSync(data, { recursive: true });
+  mkdirSync(config, { recursive: true });
+  writeFileSync(join(data, 'lvp_icd.x86_64.json'), '{}');
+  writeFileSync(join(data, 'README'), '');
+  writeFileSync(join(config, 'nvidia_icd.json'), '{}');
+  const none = join(dir, 'none');
+  // the defaults: XDG_DATA_DIRS's and HOME's .config folders (the system folders may add more on this machine)
+  const found = vulkanDriverManifests({ HOME: join(dir, 'home'), XDG_DATA_DIRS: join(dir, 'data') });
+  t.true(found.includes(join(data, 'lvp_icd.x86_64.json')));
+  t.true(found.includes(join(config, 'nvidia_icd.json')));
+  t.false(found.some((f) => f.endsWith('README')), 'only .json files are manifests');
+  // VK_DRIVER_FILES (a file or a folder) replaces every default place; VK_ICD_FILENAMES is its older name
+  t.deepEqual(vulkanDriverManifests({ HOME: join(dir, 'home'), VK_DRIVER_FILES: join(data, 'lvp_icd.x86_64.json') }), [join(data, 'lvp_icd.x86_64.json')]);
+  t.deepEqual(vulkanDriverManifests({ HOME: join(dir, 'home'), VK_ICD_FILENAMES: `${none}:${config}` }), [join(config, 'nvidia_icd.json')]);
+  t.deepEqual(vulkanDriverManifests({ VK_DRIVER_FILES: none, VK_ADD_DRIVER_FILES: data }), [], 'VK_ADD_DRIVER_FILES is not read when VK_DRIVER_FILES is set');
+  t.true(vulkanDriverManifests({ HOME: none, XDG_DATA_DIRS: none, VK_ADD_DRIVER_FILES: data }).includes(join(data, 'lvp_icd.x86_64.json')));
+  // the reason given when there is none
   if (vulkanLoaderFindable()) {
-    t.pass('this machine has a Vulkan loader: auto asks Dawn for an adapter');
-    return;
+    t.is(whyNoVulkan({ VK_DRIVER_FILES: none }, 'linux'), `the Vulkan loader finds no driver: VK_DRIVER_FILES names ${none}, and no manifest is there`);
+    t.is(whyNoVulkan({ VK_DRIVER_FILES: data }, 'linux'), null);
   }
+  t.is(whyNoVulkan({ VK_DRIVER_FILES: none }, 'darwin'), null, 'Dawn needs no Vulkan off Linux');
+  rmSync(dir, { recursive: true });
+});
+
+test('auto on a machine where Dawn would find no Vulkan driver picks webasm without Dawn printing a native warning; webgpu says why', async (t) => {
+  // VK_DRIVER_FILES naming nothing: the loader would find no driver (or, on a machine without one, no loader)
   const device = fileURLToPath(new URL('../src/device.ts', import.meta.url));
   const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
-    `import { Device } from ${JSON.stringify(device)}; const d = await Device.create('auto'); console.log(d.mode); d.destroy();`], { encoding: 'utf8' });
+    `import { Device } from ${JSON.stringify(device)}; const d = await Device.create('auto'); console.log(d.mode); d.destroy();
+     try { await Device.create('webgpu'); } catch (e) { console.log(e.message); }`],
+    { encoding: 'utf8', env: { ...process.env, VK_DRIVER_FILES: '/nonexistent/alexnet-icd.json' } });
   t.is(child.status, 0, child.stderr);
-  t.is(child.stdout.trim(), 'webasm');
-  t.notRegex(child.stderr, /Vulkan/);
-  await t.throwsAsync(() => Device.create('webgpu'), { instanceOf: NoWebGPUError, message: /Vulkan loader, libvulkan\.so\.1.*--backend webasm/ });
+  const [mode, refusal] = child.stdout.trim().split('\n');
+  t.is(mode, 'webasm');
+  t.regex(refusal ?? '', /^no WebGPU adapter answered \((the Vulkan loader finds no driver: VK_DRIVER_FILES names \/nonexistent\/alexnet-icd\.json, and no manifest is there|Dawn needs the Vulkan loader, libvulkan\.so\.1, and the dynamic linker has none)\); use --backend webasm/);
+  t.notRegex(child.stderr, /Vulkan|vkCreateInstance/);
 });
 
 test("webasm's pool of kernel threads: --threads N gives N, 1 the calling thread, none a thread per CPU this process may use, or the calling thread where it may use one", async (t) => {
