@@ -423,12 +423,21 @@ function byBackend(list: readonly Session[]): string {
   return ` (${[...per].map(([backend, b]) => `${backend}: ${hours(b.seconds)} in ${plural(b.sessions, 'session')}`).join(', ')})`;
 }
 
+/** Epochs done, with two decimals, or two significant digits below 0.01 (a few steps of a large data set). */
+const epochCount = (e: number): string => (e === 0 || e >= 0.01 ? e.toFixed(2) : e.toPrecision(2));
+
 /** The report as Markdown: a few lines, the sessions and the table. */
 export function formatRunReport(r: RunReport): string {
   const classes = classesOfPreset(r.preset);
   const out: string[] = [];
-  // a run counted in epochs says them; one counted in steps (--steps, even on data with epochs) says steps
-  const epochs = r.stepsPerEpoch && r.epochs ? ` (${(r.stepsDone / r.stepsPerEpoch).toFixed(2)} of ${(r.plannedSteps / r.stepsPerEpoch).toFixed(0)} epochs)` : ' steps';
+  // a run counted in epochs says them; one counted in steps (--steps, even on data with epochs) says steps;
+  // --epochs capped by --steps says both (the cap may be a small part of an epoch)
+  const spe = r.stepsPerEpoch;
+  const epochs = !spe || !r.epochs
+    ? ' steps'
+    : r.plannedSteps < r.epochs * spe
+      ? ` (${epochCount(r.stepsDone / spe)} epochs; --steps ${r.plannedSteps} caps the ${r.epochs} asked for)`
+      : ` (${epochCount(r.stepsDone / spe)} of ${(r.plannedSteps / spe).toFixed(0)} epochs)`;
   // a run line written by another tool may lack them
   out.push(`preset ${r.preset ?? 'not said'}, batch ${r.batch ?? 'not said'}; ${r.data ?? 'data not said'}`);
   // steps logged after the checkpoint a failed or stopped run goes on from are not kept

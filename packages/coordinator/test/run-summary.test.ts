@@ -147,7 +147,7 @@ test('alexnet summary prints the report of a run folder; a missing folder, or on
   }
 });
 
-test('a run counted in steps says steps, not "0.00 of 0 epochs", even on data with epochs (--steps on CIFAR-10 or an image folder)', (t) => {
+test('a run counted in steps says steps, not "0.00 of 0 epochs", even on data with epochs (--steps on CIFAR-10 or an image folder); --epochs capped by --steps says both', (t) => {
   const five = Array.from({ length: 5 }, (_, s) => step(s, 1, 0.5));
   // --steps 5 on data of 3125 steps an epoch: the run line has epochs null and the data's steps_per_epoch
   const onData = formatRunReport(summariseRun([{ ...run(0, 'a'), steps: 5, epochs: null, steps_per_epoch: 3125, eval: null }, ...five] as never));
@@ -158,6 +158,10 @@ test('a run counted in steps says steps, not "0.00 of 0 epochs", even on data wi
   t.regex(synthetic, /^steps done: 5 of 5 steps; training wall time /m);
   // a run counted in epochs still says them
   t.regex(formatRunReport(summariseRun([run(0, 'a'), ...five] as never)), /^steps done: 5 of 12 \(1\.25 of 3 epochs\);/m);
+  // --epochs 20 capped by --steps 5 on data of 3125 steps an epoch: both said, the fraction readable
+  const capped = formatRunReport(summariseRun([{ ...run(0, 'a'), steps: 5, epochs: 20, steps_per_epoch: 3125, eval: null }, ...five] as never));
+  t.regex(capped, /^steps done: 5 of 5 \(0\.0016 epochs; --steps 5 caps the 20 asked for\); training wall time /m);
+  t.notRegex(capped, /of 0 epochs/);
 });
 
 test('step lines say the training top-1 error (top1_error); an old log\'s step lines, with top1 the accuracy, read the same', (t) => {
