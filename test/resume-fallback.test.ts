@@ -2,7 +2,7 @@
  * Damaged checkpoints as a user meets them (issue 20): `alexnet verify` names each one's state, `--resume`
  * passes over damaged ones to the newest that verifies (saying which and how many steps that loses), a run
  * with none that verifies is one line and exit 2, and the checkpoint of a step is written before its
- * evaluation, which a run resumed from it does first. Tiny preset, a few steps.
+ * evaluation, which a run resumed from it does first unless the run's log has it. Tiny preset, a few steps.
  */
 import test from 'ava';
 import fs from 'node:fs';
@@ -37,7 +37,7 @@ async function sixSteps(t: import('ava').ExecutionContext): Promise<string> {
   return dir;
 }
 
-test('verify names each checkpoint\'s step and state; --resume passes over damaged ones (a flipped bit, a planted 3e38) to the newest that verifies, says what it loses, and does the evaluation that step was due first', async (t) => {
+test('verify names each checkpoint\'s step and state; --resume passes over damaged ones (a flipped bit, a planted 3e38) to the newest that verifies, says what it loses, and does not repeat the evaluation of that step the log has', async (t) => {
   const dir = await sixSteps(t);
   // the checkpoint of a step comes before its evaluation, and says that evaluation is due
   const first = events(dir).filter((e) => e.event === 'checkpoint' || e.event === 'eval').map((e) => `${e.event} ${e.step}`);
@@ -66,18 +66,38 @@ test('verify names each checkpoint\'s step and state; --resume passes over damag
   t.regex(out, /step-000000006\.safetensors is damaged: tensor momentum\.\S+ does not match its checksum .*: set aside as step-000000006\.safetensors\.damaged/);
   t.regex(out, /step-000000004\.safetensors is damaged: .*3\.00e\+38.*: set aside as step-000000004\.safetensors\.damaged/);
   t.regex(out, /resuming from \S+step-000000002\.safetensors \(step 2\), the newest checkpoint that verifies: 4 steps since it \(to step 6\) are lost and done again/);
-  // the resumed session: step 2's evaluation first (its checkpoint was written before it), then steps 3..8
+  // the resumed session: steps 3..8; step 2's checkpoint said its evaluation was due, and the log has it (the first session did it)
+  t.regex(out, /the evaluation after step 2 is in \S+metrics\.jsonl already: not done again/);
   const ev = events(dir);
   const session = ev.slice(ev.map((e) => e.event).lastIndexOf('run'));
   t.is(session[0]!.start_step, 2);
   t.deepEqual(
     session.filter((e) => e.event !== 'done').slice(1).map((e) => `${e.event} ${e.step}`),
-    ['eval 2', 'step 2', 'step 3', 'checkpoint 4', 'eval 4', 'step 4', 'step 5', 'checkpoint 6', 'eval 6', 'step 6', 'step 7', 'checkpoint 8', 'eval 8'],
+    ['step 2', 'step 3', 'checkpoint 4', 'eval 4', 'step 4', 'step 5', 'checkpoint 6', 'eval 6', 'step 6', 'step 7', 'checkpoint 8', 'eval 8'],
   );
   const after = alexnet(['verify', dir]);
   t.is((await after.exited).code, 0, after.output());
   t.deepEqual(after.stdout.map((l) => l.replace(/ +/g, ' ')), ['step-000000004.safetensors checkpoint step 4 ok', 'step-000000006.safetensors checkpoint step 6 ok', 'step-000000008.safetensors checkpoint step 8 ok']);
   t.regex(after.stderr.join('\n'), /2 checkpoints set aside as damaged by --resume, not checked: step-000000004\.safetensors\.damaged, step-000000006\.safetensors\.damaged/);
+});
+
+test('a run stopped during the evaluation that follows a checkpoint (the log has the checkpoint, not the evaluation): --resume does that evaluation first', async (t) => {
+  const dir = await sixSteps(t);
+  // as if killed during the evaluation after step 6: its eval line, and what follows it, never written
+  const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n');
+  const lastEval = lines.map((l) => l.startsWith('{"event":"eval"')).lastIndexOf(true);
+  t.regex(lines[lastEval]!, /"step":6/);
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.slice(0, lastEval).join('\n') + '\n');
+  const r = alexnet([...common, '--resume', dir, '--steps', '8']);
+  t.is((await r.exited).code, 0, r.output());
+  t.notRegex(r.output(), /not done again/);
+  const ev = events(dir);
+  const session = ev.slice(ev.map((e) => e.event).lastIndexOf('run'));
+  t.is(session[0]!.start_step, 6);
+  t.deepEqual(
+    session.filter((e) => e.event !== 'done').slice(1).map((e) => `${e.event} ${e.step}`),
+    ['eval 6', 'step 6', 'step 7', 'checkpoint 8', 'eval 8'],
+  );
 });
 
 test('no checkpoint that verifies (empty, truncated in the header, truncated in the data): --resume, export and predict are one line each, exit 2', async (t) => {

@@ -150,6 +150,21 @@ test('a plateau schedule is fed the epoch-end evaluations, drops the rate, and i
   t.deepEqual(head.state.extra!.hyper, { lr: 0.02, momentum: 0.9, weightDecay: 0.0005, decayBiases: false });
 });
 
+test('a run resumed from an epoch-end checkpoint whose evaluation its log has: not evaluated again, and that evaluation still feeds the plateau schedule (the rates equal the run done in one go)', async (t) => {
+  const dir = tempDir(t);
+  // the first session ends at step 16, epoch 2's end: checkpoint 16 (its schedule state from before the evaluation), then evaluation 16
+  await launchOk(t, ['--batch', '128', '--epochs', '3', '--steps', '16', '--lr', '0.02', '--lr-schedule', 'plateau:1:1', '--eval-batches', '1', '--run-dir', dir]);
+  t.is(readCheckpointHeader(path.join(dir, 'checkpoints', 'step-000000016.safetensors')).state.extra!.lr_schedule!.state.drops, 0);
+  const p = alexnet([...common, '--resume', dir, '--steps', '24']);
+  t.is((await p.exited).code, 0, p.output());
+  t.regex(p.output(), /the evaluation after step 16 is in \S+metrics\.jsonl already: not done again/);
+  const ev = events(dir);
+  t.deepEqual(ev.filter((e) => e.event === 'eval').map((e) => e.step), [8, 16, 24]);
+  // as in one go (the test above): 16 steps at 0.02, 8 at 0.002, the second drop after evaluation 24
+  t.deepEqual(ev.filter((e) => e.event === 'step').map((e) => e.lr), [...Array<number>(16).fill(0.02), ...Array<number>(8).fill(0.002)]);
+  t.deepEqual(ev.filter((e) => e.event === 'lr').map((e) => [e.step, e.lr]).slice(-2), [[16, 0.002], [24, 0.0002]]);
+});
+
 test('SetParameters: the weights, momentum and step set on the workers are what GetParameters returns; refused after a step or with a tensor missing', async (t) => {
   const spec = getPreset('tiny');
   const [w0, w1] = await Promise.all([startWorker(t, 0), startWorker(t, 1)]);

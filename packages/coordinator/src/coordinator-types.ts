@@ -75,6 +75,11 @@ export interface ResumePoint {
   readonly schedule?: LrScheduleState;
   /** The evaluation due after this step was not done when the checkpoint was written (it is written first): `run` does it before its first step. */
   readonly evalDue?: boolean;
+  /**
+   * That evaluation was done after all (the run stopped after it: its log has it): `run` does not repeat it, and
+   * its top-1 error feeds the learning-rate schedule at an epoch's end, as it did (the checkpoint's schedule state is from before it).
+   */
+  readonly evalLogged?: { readonly top1Error: number };
   /** The checkpoint file it was read from, and whether that checkpoint was written for the time alone (the next checkpoint replaces it). */
   readonly file?: string;
   readonly byTime?: boolean;

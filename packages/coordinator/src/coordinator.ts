@@ -59,8 +59,9 @@ export class Coordinator {
   /** The training loss watched for running away (divergence.ts). */
   private readonly lossWatch: LossWatch;
   private evaluationsDone = 0;
-  /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue). */
+  /** The evaluation of the step resumed from is still to do (ResumePoint.evalDue), or was done and logged (evalLogged). */
   private evalPending = false;
+  private evalLogged: { readonly top1Error: number } | null = null;
   /** The calls on both workers, and those in flight (two steps when one is queued behind the other). */
   private readonly both: BothWorkers;
   /** Inside `run` (between-step tasks wait for the current step). */
@@ -121,6 +122,7 @@ export class Coordinator {
     this.queuedCount = 0;
     this.lastSentStep = -1;
     this.evalPending = from?.evalDue === true;
+    this.evalLogged = from?.evalLogged ?? null;
     this.checkpoints?.continueFrom(from?.file ?? null, from?.byTime === true);
     if (this.o.schedule) this.o.schedule.state = { ...(from?.schedule ?? this.initialSchedule!) };
     this.handshakes = await handshakeBoth(
@@ -378,9 +380,13 @@ export class Coordinator {
     try {
       // a task begun outside `run` finishes first (tasks from now on wait for the first step)
       await this.tasks.settled;
-      // resumed from a checkpoint written before its evaluation: that evaluation first
-      if (this.evalPending && this.o.eval && steps > 0) await this.evaluateAfterStep(o);
+      // resumed from a checkpoint written before its evaluation: that evaluation first, unless the log has it
+      if (this.evalPending && this.o.eval && steps > 0) {
+        if (this.evalLogged) this.afterEvaluation(this.stepsDone, this.evalLogged.top1Error, o);
+        else await this.evaluateAfterStep(o);
+      }
       this.evalPending = false;
+      this.evalLogged = null;
       const c = this;
       const host: RunLoopHost = {
         o: this.o,
@@ -441,8 +447,13 @@ export class Coordinator {
     const done = this.stepsDone;
     const e = await this.evaluateHeldOut();
     o.onEval?.(e);
+    this.afterEvaluation(done, e.top1_error, o);
+  }
+
+  /** An evaluation after step `done` ended with `top1Error`: at an epoch's end it feeds a plateau schedule (which may drop the rate). */
+  private afterEvaluation(done: number, top1Error: number, o: { onLrDrop?: (lr: number, epoch: number) => void }): void {
     const epochEnd = this.o.stepsPerEpoch !== undefined && done % this.o.stepsPerEpoch === 0;
-    if (epochEnd && this.o.schedule?.observe(e.top1_error)) o.onLrDrop?.(this.hyperOf(done).lr, this.epochOf(done));
+    if (epochEnd && this.o.schedule?.observe(top1Error)) o.onLrDrop?.(this.hyperOf(done).lr, this.epochOf(done));
   }
 
   /**

@@ -14,7 +14,8 @@ import { decodeCheckpoint, type LrScheduleState, type TowerParams } from '@alexn
 import { describeError } from '@alexnet-mp/worker';
 import { WorkerFailure, type Coordinator, type ResumePoint, type StepMetrics } from './coordinator.js';
 import type { EvalMetrics } from './evaluation.js';
-import type { SavedRun } from './resume.js';
+import { runOfCheckpointFile, type SavedRun } from './resume.js';
+import { evaluationLoggedAfter } from './run-files.js';
 import { StepTally } from './step-tally.js';
 import { UserError } from './cli/errors.js';
 
@@ -268,6 +269,9 @@ export class Recovery {
     const sch = this.c.o.schedule;
     // the schedule's state as it was at that step, when it is the same schedule
     const schedule: LrScheduleState | undefined = sch && saved.lr_schedule && JSON.stringify(saved.lr_schedule.spec) === JSON.stringify(sch.spec) ? saved.lr_schedule.state : undefined;
-    return { params: params as [TowerParams, TowerParams], step: state.step, schedule, evalDue: saved.eval_due === true, file, byTime: saved.by_time === true };
+    // an evaluation that followed the checkpoint (logged in its run's metrics.jsonl) is not done again
+    const run = saved.eval_due === true ? runOfCheckpointFile(file) : null;
+    const evalLogged = run !== null ? evaluationLoggedAfter(run.runDir, file, state.step) : null;
+    return { params: params as [TowerParams, TowerParams], step: state.step, schedule, evalDue: saved.eval_due === true, evalLogged: evalLogged ?? undefined, file, byTime: saved.by_time === true };
   }
 }

@@ -152,3 +152,51 @@ export function lastSessionEnded(runDir: string): boolean | null {
   const end = lastSessionEnd(runDir);
   return end === null ? null : end !== 'running';
 }
+
+/**
+ * The evaluation of `step` the run folder's metrics.jsonl has after the last checkpoint line of `checkpoint`
+ * (the same file name at that step), as its top-1 error: a checkpoint is written before the evaluation that
+ * follows it and says the evaluation is still due, so a run resumed from it would evaluate again what was
+ * evaluated already. Reads the log back from its end (a long run's log is large; the checkpoint line is usually
+ * near the end); null when there is no log, no such checkpoint line, or no such evaluation after it.
+ */
+export function evaluationLoggedAfter(runDir: string, checkpoint: string, step: number): { readonly top1Error: number } | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'r');
+  } catch {
+    return null;
+  }
+  const name = path.basename(checkpoint);
+  try {
+    const size = fs.fstatSync(fd).size;
+    let evaluated: { readonly top1Error: number } | null = null; // the earliest after the lines read so far
+    let rest = Buffer.alloc(0); // the start of the line cut by the last chunk read, completed by the next one back
+    const chunk = Buffer.alloc(Math.min(size, 1 << 20));
+    for (let end = size; end > 0; ) {
+      const start = Math.max(0, end - chunk.length);
+      const n = fs.readSync(fd, chunk, 0, end - start, start);
+      const text = Buffer.concat([chunk.subarray(0, n), rest]);
+      const cut = start > 0 ? text.indexOf(0x0a) : -1;
+      rest = cut >= 0 ? Buffer.from(text.subarray(0, cut)) : Buffer.alloc(0);
+      const lines = text.subarray(cut + 1).toString('utf8').split('\n');
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const line = lines[i]!;
+        if (!line.startsWith('{"event":"eval"') && !line.startsWith('{"event":"checkpoint"')) continue;
+        let e: { event?: unknown; step?: unknown; file?: unknown; top1_error?: unknown };
+        try {
+          e = JSON.parse(line) as typeof e;
+        } catch {
+          continue; // a torn line
+        }
+        if (e.step !== step) continue;
+        if (e.event === 'eval') evaluated = typeof e.top1_error === 'number' ? { top1Error: e.top1_error } : evaluated;
+        else if (typeof e.file === 'string' && path.basename(e.file) === name) return evaluated;
+      }
+      end = start;
+    }
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

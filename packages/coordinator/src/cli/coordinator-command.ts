@@ -9,6 +9,7 @@ import { checkResumeArgs, checkStepsWithinEpochs, checkResumedClasses, forgetCou
 import { Progress, progressBarWanted } from '../progress.js';
 import { MetricsLog } from '../metrics-log.js';
 import { LOCK_OWNER_ENV, checkNotInUse, prepareRunDir } from '../run-dir.js';
+import { evaluationLoggedAfter } from '../run-files.js';
 import { UserError } from './errors.js';
 import { checkPortFree } from './port-check.js';
 import { checkRecoveryArgs, recoveryOptions, type RecoveryArgs } from './recovery-options.js';
@@ -120,6 +121,8 @@ export const coordinatorCommand: CommandModule<object, Args> = {
       schedule = new LrSchedule(sspec, same ? saved.lr_schedule!.state : undefined);
     } else if (saved.lr_schedule) schedule = new LrSchedule({ ...saved.lr_schedule.spec, base: hyper.lr }, saved.lr_schedule.state);
     const epochs = a.epochs ?? plan.epochs ?? undefined;
+    // the checkpoint was written before its evaluation: the evaluation is still due unless the log has it
+    const evalLogged = resumed?.saved.eval_due === true ? evaluationLoggedAfter(a.resume!, resumed.file, resumed.step) : null;
     const { checkpointEvery, checkpointMinutes, keep, evalEvery, evalBatch, evalBatches, evalViews } = runCadence(a, plan, batch);
     checkMessageFits(spec, batch, '--batch');
 
@@ -194,6 +197,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
     const startStep = resumed?.step ?? 0;
     const stepsToRun = Math.max(0, targetSteps - startStep);
     if (resumed) info(`resuming from ${resumed.file}: step ${startStep} (epoch ${Math.floor(startStep / stepsPerEpoch)}), ${stepsToRun} more to step ${targetSteps}`);
+    if (resumed && evalLogged) info(`the evaluation after step ${resumed.step} is in ${path.join(a.resume!, 'metrics.jsonl')} already: not done again`);
     // the same classes, another number of images (a subset, a copy with images added): the epochs are this data's from here
     const hadPerEpoch = saved.data?.steps_per_epoch;
     if (resumed && useEpochs && typeof hadPerEpoch === 'number' && hadPerEpoch !== stepsPerEpoch) {
@@ -236,7 +240,7 @@ export const coordinatorCommand: CommandModule<object, Args> = {
             }),
           }
         : undefined,
-      resume: resumed ? { params: resumed.params, step: resumed.step, evalDue: resumed.saved.eval_due === true, file: resumed.file, byTime: resumed.saved.by_time === true } : undefined,
+      resume: resumed ? { params: resumed.params, step: resumed.step, evalDue: resumed.saved.eval_due === true, evalLogged: evalLogged ?? undefined, file: resumed.file, byTime: resumed.saved.by_time === true } : undefined,
       runId: a['run-id'],
       connectTimeoutMs: a['connect-timeout'] * 1000,
       takeOver: a['take-over'],
