@@ -358,13 +358,14 @@ test('a run directory that cannot be made is one line naming it and why, exit 2,
 
 test("a log file launch cannot write ends the run: one line naming it, exit 2, no process left", async (t) => {
   const dir = tempDir(t);
-  // worker0.log is a folder: the launcher's log writer fails to open it
-  fs.mkdirSync(path.join(dir, 'worker0.log'));
+  // worker0.log a link to a folder that does not exist: the launcher's log writer fails to open it (a folder of
+  // that name is refused before anything starts: the run folder parts test)
+  fs.symlinkSync(path.join(dir, 'no-such-folder', 'worker0.log'), path.join(dir, 'worker0.log'));
   const p = alexnet([...common, '--steps', '1', '--run-dir', dir]);
   const { code } = await p.exited;
   t.is(code, 2, p.output());
   noStack(t, p);
-  t.true(p.stderr.some((l) => l === `[launch] cannot write ${dir}/worker0.log: it is a folder (EISDIR): stopping the run`), p.output());
+  t.true(p.stderr.some((l) => new RegExp(`^\\[launch\\] cannot write ${dir}/worker0\\.log: .*\\(ENOENT\\): stopping the run$`).test(l)), p.output());
   for (const [name, pid] of Object.entries(childPids(p.stderr))) t.false(alive(pid), `${name} (pid ${pid}) is gone`);
 });
 
@@ -390,4 +391,31 @@ const cifarFolder = path.resolve('../shared/datasets/cifar10');
     noStack(t, p);
   }
   if (mnt) t.deepEqual(fs.readdirSync(path.join(mnt, 'cache', 'decoded')), [], 'nothing written');
+});
+
+test('run folder parts of the wrong kind (a file named checkpoints, a folder named metrics.jsonl or like a checkpoint): launch refuses before any process starts, the commands that read a run say it in one line', async (t) => {
+  const dir = tempDir(t);
+  const ckFile = path.join(dir, 'a');
+  fs.mkdirSync(ckFile);
+  fs.writeFileSync(path.join(ckFile, 'checkpoints'), 'x');
+  const logFolder = path.join(dir, 'b');
+  fs.mkdirSync(path.join(logFolder, 'metrics.jsonl'), { recursive: true });
+  const ckFolder = path.join(dir, 'c');
+  fs.mkdirSync(path.join(ckFolder, 'checkpoints', 'step-000000001.safetensors'), { recursive: true });
+  const aFile = path.join(dir, 'afile.txt');
+  fs.writeFileSync(aFile, 'x');
+  for (const [args, line] of [
+    [[...common, '--run-dir', ckFile], `alexnet: ${ckFile}/checkpoints is a file, not a folder: the run writes its checkpoints there; move the file away, or give another --run-dir`],
+    [[...common, '--run-dir', ckFile, '--overwrite'], `alexnet: ${ckFile}/checkpoints is a file, not a folder: the run writes its checkpoints there; move the file away, or give another --run-dir`],
+    [[...common, '--run-dir', logFolder], `alexnet: ${logFolder}/metrics.jsonl is a folder: the run writes its metrics.jsonl file there; move the folder away, or give another --run-dir`],
+    [['export', '--run', ckFolder, '--out', path.join(dir, 'm.safetensors')], `alexnet: cannot read ${ckFolder}/checkpoints/step-000000001.safetensors: it is a folder (EISDIR)`],
+    [['summary', aFile], `alexnet: ${aFile} is a file: give a run folder (--run-dir of a run)`],
+    [['verify', ckFile], `alexnet: ${ckFile}: its checkpoints is a file, not the folder of its checkpoints`],
+    [['params', '--model', dir], `alexnet: --model ${dir} is a folder: give a model file (.safetensors; a run's model file comes from alexnet export --run RUN_DIR, or give the run's --preset)`],
+  ] as const) {
+    const p = alexnet([...args]);
+    t.is((await p.exited).code, 2, p.output());
+    t.deepEqual(p.stderr, [line], `${args.join(' ')}: one line, no process started`);
+  }
+  t.deepEqual(fs.readdirSync(ckFile), ['checkpoints'], 'launch wrote nothing there');
 });

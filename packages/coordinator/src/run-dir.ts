@@ -297,11 +297,28 @@ export function runFileKind(file: string): string | null {
  * earlier process of the same ALEXNET_LOCK_OWNER). Every
  * failure is one line: a FileError naming the path and why, or a UserError.
  */
+/**
+ * The run folder's parts are of the kind the run writes: checkpoints/ a folder, its logs and run.json files.
+ * Found otherwise (a file named checkpoints, a folder named metrics.jsonl), the run is refused before it
+ * starts, rather than failing at its first checkpoint or log line after hours of training.
+ */
+function checkRunFolderParts(runDir: string): void {
+  const kindOf = (p: string) => fs.statSync(p, { throwIfNoEntry: false });
+  if (kindOf(checkpointDir(runDir))?.isDirectory() === false) {
+    throw new UserError(`${checkpointDir(runDir)} is a file, not a folder: the run writes its checkpoints there; move the file away, or give another --run-dir`);
+  }
+  for (const f of RUN_FILES) {
+    const p = path.join(runDir, f);
+    if (kindOf(p)?.isDirectory()) throw new UserError(`${p} is a folder: the run writes its ${f} file there; move the folder away, or give another --run-dir`);
+  }
+}
+
 export async function prepareRunDir(o: RunDirOptions): Promise<RunDirLock | null> {
   makeDir(o.runDir, 'the run directory');
   const lock = await lockRunDir(o.runDir, o.command, o.info);
   try {
     const ckDir = checkpointDir(o.runDir);
+    checkRunFolderParts(o.runDir);
     const stray = [...removeStrayTemporaries(o.runDir), ...removeStrayTemporaries(ckDir)];
     if (stray.length > 0) o.info(`removed ${stray.length} temporary file${stray.length === 1 ? '' : 's'} left by a run killed mid-write (${stray.join(', ')})`);
     const resumesThis = o.resume !== undefined && path.resolve(o.resume) === path.resolve(o.runDir);

@@ -69,7 +69,7 @@ export function headOf(file: string, maxBytes = 64 * 1024): Buffer | null {
   }
 }
 
-/** The last non-empty line of a text file, read from its end (at most `maxBytes`); null when the file is absent or empty. */
+/** The last non-empty line of a text file, read from its end (at most `maxBytes`); null when the file is absent, empty or not a file that reads. */
 export function lastLineOf(file: string, maxBytes = 64 * 1024): string | null {
   let fd: number;
   try {
@@ -84,6 +84,8 @@ export function lastLineOf(file: string, maxBytes = 64 * 1024): string | null {
     fs.readSync(fd, buf, 0, n, size - n);
     const line = buf.toString('utf8').trimEnd().split('\n').at(-1) ?? '';
     return line === '' ? null : line;
+  } catch {
+    return null; // not a file that reads (a folder of that name)
   } finally {
     fs.closeSync(fd);
   }

@@ -123,7 +123,7 @@ export class TrainedModel {
   }
 
   /** A model file (`alexnet export`'s); a UserError or CheckpointError, one line, when it is missing or not one. */
-  static openFile(file: string, o: TrainedModelOptions & { named?: string } = {}): TrainedModel {
+  static openFile(file: string, o: TrainedModelOptions & { named?: string; folderHint?: string } = {}): TrainedModel {
     // how the messages name the file: as the option that gave it, or (compare's operands) as typed
     const named = o.named ?? `--model ${file}`;
     let buf: Buffer;
@@ -131,7 +131,7 @@ export class TrainedModel {
       buf = readRegularFile(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new UserError(code === 'ENOENT' ? `${named}: no such file` : code === 'EISDIR' ? `${named} is a folder: give a model file (.safetensors; a run folder goes with --run)` : `${named}: ${fsReason(e)}`);
+      throw new UserError(code === 'ENOENT' ? `${named}: no such file` : code === 'EISDIR' ? `${named} is a folder: give a model file (.safetensors; ${o.folderHint ?? 'a run folder goes with --run'})` : `${named}: ${fsReason(e)}`);
     }
     const { spec, params, info, checksums } = decodeModel(buf, file);
     const note = unverifiedNote(file, checksums);

@@ -28,7 +28,7 @@ export const paramsCommand: CommandModule<object, Args> = {
     if (a.model !== undefined) {
       let m: TrainedModel;
       try {
-        m = TrainedModel.openFile(a.model);
+        m = TrainedModel.openFile(a.model, { folderHint: "a run's model file comes from alexnet export --run RUN_DIR, or give the run's --preset" });
       } catch (e) {
         // params has no --run: say what it does take
         if (e instanceof Error && /is a training checkpoint, not a model file/.test(e.message)) {

@@ -25,6 +25,7 @@ export function filesToVerify(target: string): { files: string[]; aside: string[
   // a run folder's checkpoints are in its checkpoints/ (said so even before it has one)
   const isRun = fs.existsSync(path.join(target, 'run.json')) || fs.existsSync(path.join(target, 'metrics.jsonl'));
   const dir = fs.existsSync(checkpointDir(target)) || isRun ? checkpointDir(target) : target;
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`${target}: its ${path.basename(dir)} is a file, not the folder of its checkpoints`);
   const aside = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter((f) => /^step-\d{9}\.safetensors\.damaged$/.test(f)).map((f) => path.join(dir, f));
   const files = listCheckpoints(dir);
   if (files.length === 0) {

@@ -69,6 +69,11 @@ export function readMetadataOnly(file: string, kind = 'checkpoint'): Record<stri
   } catch (e) {
     throw new CheckpointError(fileError('read', file, e).message, true);
   }
+  // a folder opens, and fails at the first read
+  if (fs.fstatSync(fd).isDirectory()) {
+    fs.closeSync(fd);
+    throw new CheckpointError(fileError('read', file, Object.assign(new Error('EISDIR'), { code: 'EISDIR' })).message, true);
+  }
   try {
     const size = fs.fstatSync(fd).size;
     const start = Buffer.alloc(HEADER_START_BYTES);
@@ -273,7 +278,13 @@ export function removeStrayTemporaries(dir: string): string[] {
 
 /** Checkpoint files in DIR, oldest first (none when DIR is not there, or is not a folder). */
 export function listCheckpoints(dir: string): string[] {
-  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return [];
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(dir, { throwIfNoEntry: false });
+  } catch {
+    return []; // a part of the path is a file (ENOTDIR)
+  }
+  if (!st?.isDirectory()) return [];
   return fs
     .readdirSync(dir)
     .filter((f) => NAME.test(f))
