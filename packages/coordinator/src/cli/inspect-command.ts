@@ -119,6 +119,8 @@ async function withSource(a: CommonArgs, f: (s: InspectSource) => Promise<void>)
 }
 
 const say = (line: string) => process.stdout.write(line + '\n');
+/** How often a long search (every held-out image through the model) says how far it is. */
+const PROGRESS_MS = 10_000;
 
 interface KernelArgs extends CommonArgs {
   layer: string;
@@ -297,7 +299,14 @@ const neighboursCommand: CommandModule<object, NeighbourArgs> = {
         const query = await extractor.rows(q.image, 1);
         const t0 = performance.now();
         const search = { query, exclude: a.index, count: a.count, limit: a.limit };
-        const { neighbours, searched } = file ? await nearestInFile(file, data, search) : await nearestHeldOut(model, data, extractor, search);
+        // every held-out image goes through the model (minutes for a test set on CPUs): how far, every 10 s
+        let said = t0;
+        const progress = (n: number) => {
+          if (performance.now() - said < PROGRESS_MS) return;
+          said = performance.now();
+          info(`${n} held-out images through ${layer} so far, ${((said - t0) / 1000).toFixed(0)} s (alexnet features --out F.npy once, then --features F.npy, searches them in a second)`);
+        };
+        const { neighbours, searched } = file ? await nearestInFile(file, data, search) : await nearestHeldOut(model, data, extractor, search, progress);
         if (neighbours.length === 0) {
           throw new UserError(
             a.limit !== undefined

@@ -36,11 +36,15 @@ interface SearchBatch extends RowBatch {
   readonly images?: Uint8Array;
 }
 
-/** The `count` rows nearest to the query, nearest first (ties: the earlier image first); the rows searched. */
-async function nearestRows(batches: AsyncIterable<SearchBatch>, dim: number, s: NeighbourSearch): Promise<{ found: (Omit<Neighbour, 'image'> & { image?: Uint8Array })[]; searched: number }> {
+/**
+ * The `count` rows nearest to the query, nearest first (ties: the earlier image first); the rows searched.
+ * `onBatch` hears the images searched so far after each batch.
+ */
+export async function nearestRows(batches: AsyncIterable<SearchBatch>, dim: number, s: NeighbourSearch, onBatch?: (searched: number) => void): Promise<{ found: (Omit<Neighbour, 'image'> & { image?: Uint8Array })[]; searched: number }> {
   let best: (Omit<Neighbour, 'image'> & { image?: Uint8Array })[] = [];
   let searched = 0;
   for await (const b of batches) {
+    onBatch?.(searched);
     for (let j = 0; j < b.n; j++) {
       const index = b.indices[j]!;
       if (index === s.exclude) continue;
@@ -55,10 +59,13 @@ async function nearestRows(batches: AsyncIterable<SearchBatch>, dim: number, s: 
   return { found: best, searched };
 }
 
-/** The `count` nearest held-out images to the query, nearest first (ties: the earlier image first), every held-out image run through the model; the images searched. */
-export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingData, 'heldOutSubset'>, extractor: FeatureExtractor, s: NeighbourSearch): Promise<{ neighbours: Neighbour[]; searched: number }> {
+/**
+ * The `count` nearest held-out images to the query, nearest first (ties: the earlier image first), every held-out
+ * image run through the model; the images searched. `onBatch` hears how many were run through so far, a batch at a time.
+ */
+export async function nearestHeldOut(model: TrainedModel, data: Pick<TrainingData, 'heldOutSubset'>, extractor: FeatureExtractor, s: NeighbourSearch, onBatch?: (searched: number) => void): Promise<{ neighbours: Neighbour[]; searched: number }> {
   const { dim, layer } = extractor.layout;
-  const { found, searched } = await nearestRows(featureBatches(model, data, { layer, limit: s.limit }, extractor), dim, s);
+  const { found, searched } = await nearestRows(featureBatches(model, data, { layer, limit: s.limit }, extractor), dim, s, onBatch);
   return { neighbours: found.map((n) => ({ ...n, image: n.image! })), searched };
 }
 
