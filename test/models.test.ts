@@ -515,7 +515,7 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   }
   const o = await finished(alexnet(['evaluate', '--data', other, '--backend', 'webasm'], { env }));
   t.is(o.code, 0, o.err.join('\n'));
-  t.true(o.err.some((l) => l === "alexnet evaluate: warning: the data set's classes are not the model's (class 0 is n01440764 there, airplane in the model; the data's n01440764, n02102040, the model's airplane, automobile, bird, ...): each image is scored as the model's class of the same index"), o.err.join('\n'));
+  t.true(o.err.some((l) => l === "alexnet evaluate: warning: the data set's classes are not the model's (class 0 is n01440764 there, airplane in the model; the data's n01440764, n02102040, the model's airplane, automobile, bird, ...): each image is taken as the model's class of the same index"), o.err.join('\n'));
   // a folder of a few of the model's classes, in another order: each scored as the model's class of its name
   const few = path.join(dir, 'few');
   for (const c of ['truck', 'cat']) {
@@ -525,7 +525,7 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   const fewWrong = path.join(dir, 'few-wrong.jsonl');
   const f = await finished(alexnet(['evaluate', '--data', few, '--backend', 'webasm', '--json', '--wrong', fewWrong], { env }));
   t.is(f.code, 0, f.err.join('\n'));
-  t.true(f.err.includes(`alexnet evaluate: ${few}'s 2 classes are among the model's 10: each image is scored as the model's class of its name (cat: class 0 in the data, 3 in the model; truck: class 1 in the data, 9 in the model)`), f.err.join('\n'));
+  t.true(f.err.includes(`alexnet evaluate: ${few}'s 2 classes are among the model's 10: each image is taken as the model's class of its name (cat: class 0 in the data, 3 in the model; truck: class 1 in the data, 9 in the model)`), f.err.join('\n'));
   t.false(f.err.some((l) => /warning: the data set's classes|take the first 2/.test(l)), f.err.join('\n'));
   const rf = JSON.parse(f.out.join('\n')) as typeof r;
   t.deepEqual(rf.per_class.filter((c) => c.images > 0).map((c) => [c.name, c.images]), [['cat', 2], ['truck', 2]]);
@@ -581,7 +581,7 @@ test('evaluate: a model on a folder held-out split gives the error, per class an
   // synthetic gratings are not a CIFAR-10 model's classes either
   const g = await finished(alexnet(['evaluate', '--data', 'synthetic', '--backend', 'webasm'], { env }));
   t.is(g.code, 0, g.err.join('\n'));
-  t.true(g.err.some((l) => l === "alexnet evaluate: warning: synthetic images (gratings) are not the model's classes (airplane, automobile, bird, ...): each image is scored as the model's class of the same index"), g.err.join('\n'));
+  t.true(g.err.some((l) => l === "alexnet evaluate: warning: synthetic images (gratings) are not the model's classes (airplane, automobile, bird, ...): each image is taken as the model's class of the same index"), g.err.join('\n'));
   // mistakes: one line each
   for (const [args, want] of [
     [['evaluate'], /^alexnet: evaluate needs --data \(cifar10 or a folder\): the held-out images to evaluate on; the shipped model, models\/cifar10\.safetensors, keeps no data set \(--run RUN_DIR takes the run's own\)$/],

@@ -106,7 +106,9 @@ export async function makeCerts(o: CertsOptions): Promise<CertsResult> {
   const written = [...(o.reuseCa ? [] : [caFile, caKeyFile]), ...names.flatMap((n) => [identityFiles(o.out, n).cert, identityFiles(o.out, n).key])];
   if (!o.force) {
     const there = written.filter((f) => fs.existsSync(f));
-    if (there.length) throw new Error(`${there.join(', ')} already exist${there.length === 1 ? 's' : ''}: give --force to replace, or another --out`);
+    // with --add-names, --out is the folder of the CA: only other --names can go there
+    const elsewhere = o.reuseCa ? 'or other --names' : 'or another --out';
+    if (there.length) throw new Error(`${there.join(', ')} already exist${there.length === 1 ? 's' : ''}: give --force to replace, ${elsewhere}`);
   }
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(Date.now() + days * DAY_MS);

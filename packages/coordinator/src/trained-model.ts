@@ -257,8 +257,8 @@ export class TrainedModel {
     if (!own || !data || data.length === 0) return null;
     const differ = data.findIndex((c, i) => own[i] !== c);
     if (differ < 0) return null;
-    if (generated) return `warning: synthetic images (gratings) are not the model's classes (${firstFew(own)}): each image is scored as the model's class of the same index`;
-    return `warning: the data set's classes are not the model's (class ${differ} is ${data[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${firstFew(data)}, the model's ${firstFew(own)}): each image is scored as the model's class of the same index`;
+    if (generated) return `warning: synthetic images (gratings) are not the model's classes (${firstFew(own)}): each image is taken as the model's class of the same index`;
+    return `warning: the data set's classes are not the model's (class ${differ} is ${data[differ]} there, ${own[differ] ?? 'none'} in the model; the data's ${firstFew(data)}, the model's ${firstFew(own)}): each image is taken as the model's class of the same index`;
   }
 
   /**

@@ -78,7 +78,7 @@ export async function openHeldOutFor(model: TrainedModel, data: string, cacheDir
   if (outputs !== null) {
     const classes = opened.classes!;
     const moved = classes.map((c, i) => [c, i, outputs[i]!] as const).filter(([, i, k]) => i !== k);
-    info?.(`${data}'s ${classes.length} classes are among the model's ${model.spec.classes}: each image is scored as the model's class of its name (${moved.slice(0, 3).map(([c, i, k]) => `${c}: class ${i} in the data, ${k} in the model`).join('; ')}${moved.length > 3 ? '; ...' : ''})`);
+    info?.(`${data}'s ${classes.length} classes are among the model's ${model.spec.classes}: each image is taken as the model's class of its name (${moved.slice(0, 3).map(([c, i, k]) => `${c}: class ${i} in the data, ${k} in the model`).join('; ')}${moved.length > 3 ? '; ...' : ''})`);
     return { ...relabelled(opened, outputs), classes: await model.classNames() };
   }
   const mismatch = model.classMismatch(opened.classes, isGeneratedData(data));

@@ -44,6 +44,8 @@ test('existing files are not overwritten without force; more names can be signed
   const caBefore = fs.readFileSync(path.join(out, 'ca.pem'), 'utf8');
   await t.throwsAsync(makeCerts({ out }), { message: /ca\.pem, .* already exist: give --force to replace, or another --out/ });
   await makeCerts({ out, names: ['worker0b'], reuseCa: true });
+  // a name added already: with --add-names the folder is the CA's, so the way out is other names, not another --out
+  await t.throwsAsync(makeCerts({ out, names: ['worker0b'], reuseCa: true }), { message: /worker0b\.pem, .* already exist: give --force to replace, or other --names$/ });
   t.is(fs.readFileSync(path.join(out, 'ca.pem'), 'utf8'), caBefore, 'the CA is kept');
   t.is(loadTlsIdentity(identityFiles(out, 'worker0b')).name, 'worker0b');
   await makeCerts({ out, force: true });
