@@ -291,13 +291,6 @@ export function runFileKind(file: string): string | null {
 }
 
 /**
- * Readies a run directory for a run: makes it, takes its lock, removes stray temporary files, and refuses a
- * directory holding another run's checkpoints unless resuming it or --overwrite (then clears it), or another
- * run's log of steps without a checkpoint unless --overwrite (or a requeued Slurm job's own earlier attempt, or an
- * earlier process of the same ALEXNET_LOCK_OWNER). Every
- * failure is one line: a FileError naming the path and why, or a UserError.
- */
-/**
  * The run folder's parts are of the kind the run writes: checkpoints/ a folder, its logs and run.json files.
  * Found otherwise (a file named checkpoints, a folder named metrics.jsonl), the run is refused before it
  * starts, rather than failing at its first checkpoint or log line after hours of training.
@@ -313,6 +306,14 @@ function checkRunFolderParts(runDir: string): void {
   }
 }
 
+/**
+ * Readies a run directory for a run: makes it, takes its lock, checks its parts are of the kind the run writes
+ * (checkRunFolderParts), removes stray temporary files, and refuses a
+ * directory holding another run's checkpoints unless resuming it or --overwrite (then clears it), or another
+ * run's log of steps without a checkpoint unless --overwrite (or a requeued Slurm job's own earlier attempt, or an
+ * earlier process of the same ALEXNET_LOCK_OWNER). Every
+ * failure is one line: a FileError naming the path and why, or a UserError.
+ */
 export async function prepareRunDir(o: RunDirOptions): Promise<RunDirLock | null> {
   makeDir(o.runDir, 'the run directory');
   const lock = await lockRunDir(o.runDir, o.command, o.info);
